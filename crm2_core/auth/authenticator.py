@@ -1,0 +1,155 @@
+"""Who is calling: bearer JWT, API key, then any ``crm2_authenticate`` backend."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import inspect
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm2_core.auth.models import ApiKey, RolePermission
+from crm2_core.auth.tokens import TokenService
+from crm2_core.db import utcnow
+from crm2_core.errors import Unauthorized
+from crm2_hookspecs import Principal
+
+API_KEY_PREFIX = "crm2_"
+_NO_PRINCIPAL = object()
+
+
+def hash_secret(value: str) -> str:
+    """SHA-256 for high-entropy secrets (API keys, refresh tokens); passwords use argon2id."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class RoleCache:
+    """role → permissions, reloaded every ``ttl`` seconds (roles change rarely, requests often)."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], ttl: float) -> None:
+        self._session_factory = session_factory
+        self._ttl = ttl
+        self._permissions: dict[str, frozenset[str]] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def _load(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._loaded_at < self._ttl:
+                return
+            async with self._session_factory() as session:
+                rows = (await session.execute(select(RolePermission))).scalars().all()
+            grouped: dict[str, set[str]] = {}
+            for row in rows:
+                grouped.setdefault(row.role_name, set()).add(row.permission)
+            self._permissions = {role: frozenset(perms) for role, perms in grouped.items()}
+            self._loaded_at = time.monotonic()
+
+    async def permissions(self, roles: Iterable[str]) -> frozenset[str]:
+        if time.monotonic() - self._loaded_at >= self._ttl:
+            await self._load()
+        result: set[str] = set()
+        for role in roles:
+            result |= self._permissions.get(role, frozenset())
+        return frozenset(result)
+
+
+class Authenticator:
+    def __init__(self, context: Any, tokens: TokenService, roles: RoleCache) -> None:
+        self.context = context
+        self.tokens = tokens
+        self.roles = roles
+
+    async def from_scope(self, scope: Mapping[str, Any]) -> Principal | None:
+        """Authenticate an ASGI request once; later calls in the same request reuse the answer."""
+        state = scope.get("state")
+        if isinstance(state, dict) and "principal" in state:
+            cached = state["principal"]
+            return None if cached is _NO_PRINCIPAL else cached
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        principal = await self.from_headers(headers)
+        if isinstance(state, dict):
+            state["principal"] = _NO_PRINCIPAL if principal is None else principal
+        return principal
+
+    async def from_headers(self, headers: Mapping[str, str]) -> Principal | None:
+        authorization = headers.get("authorization")
+        if authorization:
+            scheme, _, credential = authorization.partition(" ")
+            credential = credential.strip()
+            if scheme.lower() == "bearer" and credential:
+                if credential.startswith(API_KEY_PREFIX):
+                    return await self.from_api_key(credential)
+                return await self.from_access_token(credential)
+        api_key = headers.get("x-api-key")
+        if api_key:
+            return await self.from_api_key(api_key.strip())
+        result = self.context.plugins.pm.hook.crm2_authenticate(
+            headers=headers, context=self.context
+        )
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            if authorization:
+                raise Unauthorized("unsupported Authorization scheme; use Bearer")
+            return None
+        return await self.with_permissions(result)
+
+    async def with_permissions(self, principal: Principal) -> Principal:
+        granted = await self.roles.permissions(principal.roles)
+        return Principal(
+            id=principal.id,
+            kind=principal.kind,
+            roles=principal.roles,
+            permissions=principal.permissions | granted,
+            name=principal.name,
+            attributes=principal.attributes,
+        )
+
+    async def from_access_token(self, token: str) -> Principal:
+        claims = self.tokens.decode_access(token)
+        return Principal(
+            id=claims.subject,
+            kind="user",
+            roles=claims.roles,
+            permissions=await self.roles.permissions(claims.roles),
+            name=str(claims.raw.get("email", "")),
+        )
+
+    async def from_api_key(self, key: str) -> Principal:
+        parts = key.split("_")
+        if len(parts) != 3 or parts[0] + "_" != API_KEY_PREFIX:
+            raise Unauthorized("malformed API key")
+        now = utcnow()
+        async with self.context.session_factory() as session:
+            row = (await session.execute(select(ApiKey).where(ApiKey.prefix == parts[1]))).scalar()
+            if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
+                raise Unauthorized("unknown API key")
+            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+                raise Unauthorized("this API key is revoked or expired")
+            if row.last_used_at is None or row.last_used_at < now - timedelta(minutes=1):
+                await session.execute(
+                    update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+                )
+                await session.commit()
+        roles = frozenset({row.role_name})
+        return Principal(
+            id=uuid.UUID(str(row.id)),
+            kind="api_key",
+            roles=roles,
+            permissions=await self.roles.permissions(roles),
+            name=row.name,
+            attributes={"created_by": row.created_by},
+        )

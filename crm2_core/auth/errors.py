@@ -1,0 +1,53 @@
+"""Auth errors, each with its HTTP status."""
+
+from __future__ import annotations
+
+from crm2_core.errors import Conflict, NotFound, Unauthorized, Unprocessable
+
+
+class InvalidCredentials(Unauthorized):
+    slug, title = "invalid-credentials", "Wrong e-mail or password"
+
+
+class InvalidRefreshToken(Unauthorized):
+    slug, title = "invalid-refresh-token", "Refresh token invalid, expired or revoked"
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    slug, title = "refresh-token-reused", "Refresh token already used: the session is revoked"
+
+
+class UserNotFound(NotFound):
+    slug, title = "user-not-found", "User not found"
+
+
+class RoleNotFound(NotFound):
+    slug, title = "role-not-found", "Role not found"
+
+
+class ApiKeyNotFound(NotFound):
+    slug, title = "api-key-not-found", "API key not found"
+
+
+class EmailTaken(Conflict):
+    slug, title = "email-taken", "A user with this e-mail exists"
+
+
+class RoleExists(Conflict):
+    slug, title = "role-exists", "A role with this name exists"
+
+
+class RoleInUse(Conflict):
+    slug, title = "role-in-use", "The role is still assigned"
+
+
+class BuiltinRole(Conflict):
+    slug, title = "builtin-role", "Built-in roles cannot be deleted"
+
+
+class UnknownRole(Unprocessable):
+    slug, title = "unknown-role", "Unknown role"
+
+
+class UnknownPermission(Unprocessable):
+    slug, title = "unknown-permission", "Unknown permission"

@@ -1,0 +1,82 @@
+"""The auth default plugin: manifest and hooks, the only wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from crm2_core.auth.authenticator import Authenticator, RoleCache
+from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.models import MODELS
+from crm2_core.auth.passwords import Passwords
+from crm2_core.auth.service import AuthService
+from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
+from crm2_core.auth.tokens import TokenService
+from crm2_core.context import AppContext
+from crm2_core.migrate import environment_dir
+from crm2_hookspecs import Permission, PluginManifest, hookimpl
+
+manifest = PluginManifest(
+    name="auth",
+    title="Authentication and authorization",
+    depends=("core",),
+    settings=AuthSettings,
+    description="Users, roles, permissions, JWT access and refresh tokens, API keys.",
+)
+
+
+@hookimpl
+def crm2_models() -> Sequence[type]:
+    return MODELS
+
+
+@hookimpl
+def crm2_migrations() -> Path:
+    return environment_dir() / "versions" / "auth"
+
+
+@hookimpl
+def crm2_permissions() -> Sequence[Permission]:
+    return [
+        Permission("auth:users", "Create, change and delete users"),
+        Permission("auth:roles", "Create, change and delete roles"),
+        Permission("auth:api_keys", "Create and revoke API keys"),
+    ]
+
+
+@hookimpl
+def crm2_configure(context: AppContext) -> None:
+    settings: AuthSettings = context.plugin_settings("auth")
+    tokens = TokenService(settings, context.settings.env)
+    throttle: LoginThrottle = (
+        RedisThrottle(context.redis, context.settings.redis_prefix)
+        if context.redis is not None
+        else MemoryThrottle()
+    )
+    roles = RoleCache(context.session_factory, settings.role_cache_seconds)
+    context.state["auth"] = AuthService(settings, tokens, Passwords(settings), throttle, roles)
+    context.state["authenticator"] = Authenticator(context, tokens, roles)
+
+
+@hookimpl
+def crm2_routers() -> Sequence[APIRouter]:
+    from crm2_core.auth.routes import router
+
+    return [router]
+
+
+@hookimpl
+def crm2_startup(context: AppContext) -> Awaitable[None]:
+    return sync_permissions(context)
+
+
+async def sync_permissions(context: AppContext) -> None:
+    """Record every enabled plugin's permissions and the built-in roles."""
+    declared: list[tuple[str, Any]] = context.plugins.collect("crm2_permissions")
+    service: AuthService = context.state["auth"]
+    async with context.session_factory() as session:
+        await service.sync_permissions(session, declared)
+        await session.commit()

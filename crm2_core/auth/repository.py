@@ -1,0 +1,164 @@
+"""Every auth query."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.auth.models import (
+    ApiKey,
+    PermissionRecord,
+    RefreshToken,
+    Role,
+    RolePermission,
+    User,
+    UserRole,
+)
+from crm2_core.http.pagination import OrderKey, PageParams, paginate
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return (await session.execute(select(User).where(User.email == email.lower()))).scalar()
+
+
+async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id, populate_existing=True)
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def list_users(session: AsyncSession, page: PageParams) -> tuple[list[User], str | None]:
+    keys = [OrderKey(User.created_at), OrderKey(User.id)]
+    return await paginate(session, select(User), keys, page)
+
+
+async def roles_of(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    ids = list(user_ids)
+    result: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+    if not ids:
+        return result
+    rows = await session.execute(
+        select(UserRole.user_id, UserRole.role_name)
+        .where(UserRole.user_id.in_(ids))
+        .order_by(UserRole.role_name)
+    )
+    for user_id, role in rows:
+        result[user_id].append(role)
+    return result
+
+
+async def set_roles(session: AsyncSession, user_id: uuid.UUID, roles: Iterable[str]) -> None:
+    await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
+    session.add_all([UserRole(user_id=user_id, role_name=r) for r in sorted(set(roles))])
+    await session.flush()
+
+
+async def existing_roles(session: AsyncSession, names: Iterable[str]) -> set[str]:
+    wanted = set(names)
+    if not wanted:
+        return set()
+    rows = await session.execute(select(Role.name).where(Role.name.in_(wanted)))
+    return set(rows.scalars())
+
+
+async def role(session: AsyncSession, name: str) -> Role | None:
+    return await session.get(Role, name, populate_existing=True)
+
+
+async def list_roles(session: AsyncSession) -> list[Role]:
+    return list((await session.execute(select(Role).order_by(Role.name))).scalars())
+
+
+async def permissions_of_roles(session: AsyncSession, names: Iterable[str]) -> dict[str, list[str]]:
+    wanted = list(names)
+    result: dict[str, list[str]] = {n: [] for n in wanted}
+    rows = await session.execute(
+        select(RolePermission.role_name, RolePermission.permission)
+        .where(RolePermission.role_name.in_(wanted))
+        .order_by(RolePermission.permission)
+    )
+    for role_name, permission in rows:
+        result[role_name].append(permission)
+    return result
+
+
+async def set_role_permissions(
+    session: AsyncSession, name: str, permissions: Iterable[str]
+) -> None:
+    await session.execute(delete(RolePermission).where(RolePermission.role_name == name))
+    session.add_all(
+        [RolePermission(role_name=name, permission=p) for p in sorted(set(permissions))]
+    )
+    await session.flush()
+
+
+async def role_in_use(session: AsyncSession, name: str) -> bool:
+    users = await session.execute(
+        select(UserRole.user_id).where(UserRole.role_name == name).limit(1)
+    )
+    keys = await session.execute(
+        select(ApiKey.id).where(ApiKey.role_name == name, ApiKey.revoked_at.is_(None)).limit(1)
+    )
+    return users.first() is not None or keys.first() is not None
+
+
+async def known_permissions(session: AsyncSession) -> dict[str, PermissionRecord]:
+    rows = await session.execute(select(PermissionRecord))
+    return {p.name: p for p in rows.scalars()}
+
+
+async def list_permissions(session: AsyncSession) -> list[PermissionRecord]:
+    rows = await session.execute(select(PermissionRecord).order_by(PermissionRecord.name))
+    return list(rows.scalars())
+
+
+async def refresh_by_hash(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar()
+
+
+async def spend_refresh(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:
+    """Mark a refresh token used, only if nobody did first: the single-use guarantee."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[ApiKey], str | None]:
+    keys = [OrderKey(ApiKey.created_at), OrderKey(ApiKey.id)]
+    return await paginate(session, select(ApiKey), keys, page)
+
+
+async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    return await session.get(ApiKey, key_id, populate_existing=True)

@@ -1,0 +1,259 @@
+"""``/api/v1/auth``: sessions, the current user, and the admin endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.auth import repository as repo
+from crm2_core.auth.deps import CurrentPrincipal, require
+from crm2_core.auth.errors import RefreshTokenReused, UserNotFound
+from crm2_core.auth.models import ApiKey, Role, User
+from crm2_core.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    LoginRequest,
+    Me,
+    PermissionPublic,
+    RefreshRequest,
+    RoleCreate,
+    RolePublic,
+    RoleUpdate,
+    TokenPair,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
+from crm2_core.auth.service import AuthService
+from crm2_core.errors import Forbidden
+from crm2_core.http.deps import ContextDep, SessionDep
+from crm2_core.http.etag import IfMatchDep, etag_for
+from crm2_core.http.pagination import Page, PageDep
+from crm2_hookspecs import Principal
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def auth_service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.context.state["auth"]
+    return service
+
+
+ServiceDep = Annotated[AuthService, Depends(auth_service)]
+UsersAdmin = Annotated[Principal, Depends(require("auth:users"))]
+RolesAdmin = Annotated[Principal, Depends(require("auth:roles"))]
+ApiKeysAdmin = Annotated[Principal, Depends(require("auth:api_keys"))]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _user_public(session: AsyncSession, user: User) -> UserPublic:
+    roles = (await repo.roles_of(session, [user.id]))[user.id]
+    return UserPublic.model_validate({**user.model_dump(), "roles": roles})
+
+
+async def _role_public(session: AsyncSession, role: Role) -> RolePublic:
+    permissions = (await repo.permissions_of_roles(session, [role.name]))[role.name]
+    return RolePublic.model_validate({**role.model_dump(), "permissions": permissions})
+
+
+def _api_key_public(row: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic.model_validate({**row.model_dump(), "role": row.role_name})
+
+
+# -- sessions -------------------------------------------------------------------------
+
+
+@router.post("/login", response_model=TokenPair)
+async def login(
+    body: LoginRequest, request: Request, session: SessionDep, service: ServiceDep
+) -> TokenPair:
+    """Exchange e-mail and password for an access token and a refresh token."""
+    return await service.login(session, body.email, body.password, _client_ip(request))
+
+
+@router.post("/refresh", response_model=TokenPair)
+async def refresh(body: RefreshRequest, context: ContextDep, service: ServiceDep) -> TokenPair:
+    """Rotate a refresh token: the old one is spent, a new pair is returned."""
+    async with context.session_factory() as session:
+        try:
+            pair = await service.refresh(session, body.refresh_token)
+        except RefreshTokenReused:
+            await session.commit()  # keep the family's revocation, then refuse
+            raise
+        await session.commit()
+        return pair
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep) -> Response:
+    """Revoke a refresh token and every token rotated from the same login."""
+    await service.logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me", response_model=Me)
+async def me(principal: CurrentPrincipal, session: SessionDep) -> Me:
+    """The signed-in user with their roles and effective permissions."""
+    if principal.kind != "user":
+        raise Forbidden("/auth/me describes users; this credential is an API key")
+    user = await repo.user_by_id(session, principal.id)
+    if user is None or not user.is_active:
+        raise UserNotFound("the signed-in user no longer exists")
+    public = await _user_public(session, user)
+    return Me.model_validate({**public.model_dump(), "permissions": sorted(principal.permissions)})
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=Page[UserPublic])
+async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Page[UserPublic]:
+    """Users, oldest first, cursor-paginated."""
+    rows, cursor = await repo.list_users(session, page)
+    roles = await repo.roles_of(session, [u.id for u in rows])
+    items = [UserPublic.model_validate({**u.model_dump(), "roles": roles[u.id]}) for u in rows]
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+async def create_user(
+    body: UserCreate, _: UsersAdmin, session: SessionDep, service: ServiceDep, response: Response
+) -> UserPublic:
+    """Create a user with roles (default: viewer)."""
+    user = await service.create_user(session, body)
+    response.headers["ETag"] = etag_for(user.version)
+    response.headers["Location"] = f"/api/v1/auth/users/{user.id}"
+    return await _user_public(session, user)
+
+
+@router.get("/users/{user_id}", response_model=UserPublic)
+async def get_user(
+    user_id: uuid.UUID, _: UsersAdmin, session: SessionDep, service: ServiceDep, response: Response
+) -> UserPublic:
+    """One user; the ETag header is what a later PATCH sends as If-Match."""
+    user = await service.get_user(session, user_id)
+    response.headers["ETag"] = etag_for(user.version)
+    return await _user_public(session, user)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+async def update_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    if_match: IfMatchDep,
+    _: UsersAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
+) -> UserPublic:
+    """Change a user's name, password, roles or active flag (If-Match required)."""
+    user = await service.update_user(session, user_id, if_match, body)
+    response.headers["ETag"] = etag_for(user.version)
+    return await _user_public(session, user)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(
+    user_id: uuid.UUID, principal: UsersAdmin, session: SessionDep, service: ServiceDep
+) -> Response:
+    """Delete a user and their sessions."""
+    if principal.kind == "user" and principal.id == user_id:
+        raise Forbidden("you cannot delete yourself")
+    await service.delete_user(session, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- roles and permissions --------------------------------------------------------
+
+
+@router.get("/roles", response_model=list[RolePublic])
+async def list_roles(_: RolesAdmin, session: SessionDep) -> list[RolePublic]:
+    """Every role with its permissions."""
+    return [await _role_public(session, r) for r in await repo.list_roles(session)]
+
+
+@router.post("/roles", response_model=RolePublic, status_code=status.HTTP_201_CREATED)
+async def create_role(
+    body: RoleCreate, _: RolesAdmin, session: SessionDep, service: ServiceDep, response: Response
+) -> RolePublic:
+    """Create a role from declared permissions."""
+    role = await service.create_role(session, body)
+    response.headers["ETag"] = etag_for(role.version)
+    return await _role_public(session, role)
+
+
+@router.get("/roles/{name}", response_model=RolePublic)
+async def get_role(
+    name: str, _: RolesAdmin, session: SessionDep, service: ServiceDep, response: Response
+) -> RolePublic:
+    """One role with its permissions."""
+    role = await service.get_role(session, name)
+    response.headers["ETag"] = etag_for(role.version)
+    return await _role_public(session, role)
+
+
+@router.patch("/roles/{name}", response_model=RolePublic)
+async def update_role(
+    name: str,
+    body: RoleUpdate,
+    if_match: IfMatchDep,
+    _: RolesAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
+) -> RolePublic:
+    """Change a role's description or permission set (If-Match required)."""
+    role = await service.update_role(session, name, if_match, body)
+    response.headers["ETag"] = etag_for(role.version)
+    return await _role_public(session, role)
+
+
+@router.delete("/roles/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_role(
+    name: str, _: RolesAdmin, session: SessionDep, service: ServiceDep
+) -> Response:
+    """Delete an unused, non-built-in role."""
+    await service.delete_role(session, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/permissions", response_model=list[PermissionPublic])
+async def list_permissions(_: RolesAdmin, session: SessionDep) -> list[PermissionPublic]:
+    """Every permission the installed plugins declared."""
+    return [PermissionPublic.model_validate(p) for p in await repo.list_permissions(session)]
+
+
+# -- API keys ---------------------------------------------------------------------
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyPublic])
+async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> Page[ApiKeyPublic]:
+    """API keys (never the keys themselves)."""
+    rows, cursor = await repo.list_api_keys(session, page)
+    return Page(items=[_api_key_public(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    body: ApiKeyCreate, principal: ApiKeysAdmin, session: SessionDep, service: ServiceDep
+) -> ApiKeyCreated:
+    """Create an API key scoped to one role; the key is in this response only."""
+    creator = principal.id if principal.kind == "user" else None
+    row, key = await service.create_api_key(session, body, creator)
+    return ApiKeyCreated.model_validate({**_api_key_public(row).model_dump(), "key": key})
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(
+    key_id: uuid.UUID, _: ApiKeysAdmin, session: SessionDep, service: ServiceDep
+) -> Response:
+    """Revoke an API key at once."""
+    await service.revoke_api_key(session, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,122 @@
+"""Auth request and response bodies (never the table models themselves)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field, field_validator
+
+from crm2_core.schemas import RequestModel, ResponseModel
+
+ROLE_NAME = r"^[a-z][a-z0-9_-]{1,63}$"
+
+
+class LoginRequest(RequestModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshRequest(RequestModel):
+    refresh_token: str = Field(min_length=16, max_length=512)
+
+
+class TokenPair(ResponseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserPublic(ResponseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+    roles: list[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class Me(UserPublic):
+    permissions: list[str]
+
+
+class _Password(RequestModel):
+    @field_validator("password", check_fields=False)
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class UserCreate(_Password):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=10, max_length=1024)
+    full_name: str = Field("", max_length=200)
+    roles: list[str] = Field(default_factory=lambda: ["viewer"], max_length=20)
+    is_active: bool = True
+
+
+class UserUpdate(_Password):
+    full_name: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, min_length=10, max_length=1024)
+    roles: list[str] | None = Field(None, max_length=20)
+    is_active: bool | None = None
+
+
+class RolePublic(ResponseModel):
+    name: str
+    description: str
+    builtin: bool
+    permissions: list[str]
+    version: int
+
+
+class RoleCreate(RequestModel):
+    name: str = Field(pattern=ROLE_NAME)
+    description: str = Field("", max_length=500)
+    permissions: list[str] = Field(default_factory=list, max_length=500)
+
+
+class RoleUpdate(RequestModel):
+    description: str | None = Field(None, max_length=500)
+    permissions: list[str] | None = Field(None, max_length=500)
+
+
+class PermissionPublic(ResponseModel):
+    name: str
+    description: str
+    plugin: str
+
+
+class ApiKeyCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(pattern=ROLE_NAME)
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a timezone (e.g. 2027-01-01T00:00:00Z)")
+        return value
+
+
+class ApiKeyPublic(ResponseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+    created_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="the key itself: shown this once, stored only as a hash")

@@ -1,0 +1,309 @@
+"""Auth business rules: login, refresh rotation, users, roles, API keys. Never commits."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.auth import repository as repo
+from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
+from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.errors import (
+    ApiKeyNotFound,
+    BuiltinRole,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    RoleExists,
+    RoleInUse,
+    RoleNotFound,
+    UnknownPermission,
+    UnknownRole,
+    UserNotFound,
+)
+from crm2_core.auth.models import ApiKey, PermissionRecord, RefreshToken, Role, User
+from crm2_core.auth.passwords import Passwords
+from crm2_core.auth.schemas import (
+    ApiKeyCreate,
+    RoleCreate,
+    RoleUpdate,
+    TokenPair,
+    UserCreate,
+    UserUpdate,
+)
+from crm2_core.auth.throttle import LoginThrottle
+from crm2_core.auth.tokens import TokenService
+from crm2_core.db import utcnow
+from crm2_core.errors import TooManyRequests
+from crm2_core.http.etag import check_version, update_versioned
+from crm2_hookspecs import BUILTIN_ROLES, Permission
+
+log = logging.getLogger(__name__)
+
+ROLE_DESCRIPTIONS = {
+    "admin": "Everything, including users, roles and plugins",
+    "manager": "Sees and edits everyone's records",
+    "agent": "Sees and edits the records they own",
+    "viewer": "Reads everything, writes nothing",
+}
+
+
+@dataclass
+class AuthService:
+    settings: AuthSettings
+    tokens: TokenService
+    passwords: Passwords
+    throttle: LoginThrottle
+    roles: RoleCache
+
+    # -- sessions ---------------------------------------------------------------
+
+    async def login(self, session: AsyncSession, email: str, password: str, ip: str) -> TokenPair:
+        email = email.strip().lower()
+        s = self.settings
+        for key, limit in (
+            (f"account:{email}", s.login_max_failures_per_account),
+            (f"ip:{ip}", s.login_max_failures_per_ip),
+        ):
+            wait = await self.throttle.hit(key, limit, s.login_window_seconds)
+            if wait:
+                raise TooManyRequests("too many failed logins; try again later", retry_after=wait)
+        user = await repo.user_by_email(session, email)
+        ok = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok or not user.is_active:
+            raise InvalidCredentials("wrong e-mail or password")
+        await self.throttle.reset(f"account:{email}")
+        if self.passwords.needs_rehash(user.password_hash):
+            user.password_hash = await self.passwords.hash(password)
+        roles = (await repo.roles_of(session, [user.id]))[user.id]
+        return await self._issue(session, user, frozenset(roles), family_id=uuid.uuid4())
+
+    async def _issue(
+        self, session: AsyncSession, user: User, roles: frozenset[str], family_id: uuid.UUID
+    ) -> TokenPair:
+        refresh = secrets.token_urlsafe(32)
+        now = utcnow()
+        session.add(
+            RefreshToken(
+                family_id=family_id,
+                user_id=user.id,
+                token_hash=hash_secret(refresh),
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.settings.refresh_ttl_seconds),
+            )
+        )
+        await session.flush()
+        return TokenPair(
+            access_token=self.tokens.issue_access(user.id, roles),
+            refresh_token=refresh,
+            expires_in=self.settings.access_ttl_seconds,
+        )
+
+    async def refresh(self, session: AsyncSession, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token. A spent one coming back revokes its whole family.
+
+        On ``RefreshTokenReused`` the caller must still commit: the revocation is the point.
+        """
+        now = utcnow()
+        row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise InvalidRefreshToken("the refresh token is invalid, expired or revoked")
+        if row.used_at is not None or not await repo.spend_refresh(session, row.id, now):
+            await repo.revoke_family(session, row.family_id, now)
+            log.warning(
+                "refresh token reuse for user %s: family %s revoked", row.user_id, row.family_id
+            )
+            raise RefreshTokenReused("this refresh token was already used; sign in again")
+        user = await repo.user_by_id(session, row.user_id)
+        if user is None or not user.is_active:
+            raise InvalidRefreshToken("the account is disabled")
+        roles = (await repo.roles_of(session, [user.id]))[user.id]
+        return await self._issue(session, user, frozenset(roles), family_id=row.family_id)
+
+    async def logout(self, session: AsyncSession, refresh_token: str) -> None:
+        row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
+        if row is not None:
+            await repo.revoke_family(session, row.family_id, utcnow())
+
+    # -- users ------------------------------------------------------------------
+
+    async def _check_roles(self, session: AsyncSession, roles: Iterable[str]) -> list[str]:
+        wanted = sorted(set(roles))
+        missing = set(wanted) - await repo.existing_roles(session, wanted)
+        if missing:
+            raise UnknownRole(f"unknown role(s): {', '.join(sorted(missing))}")
+        return wanted
+
+    async def create_user(self, session: AsyncSession, data: UserCreate) -> User:
+        email = str(data.email).lower()
+        if await repo.user_by_email(session, email) is not None:
+            raise EmailTaken(f"a user with e-mail {email} exists")
+        roles = await self._check_roles(session, data.roles)
+        user = User(
+            email=email,
+            full_name=data.full_name,
+            is_active=data.is_active,
+            password_hash=await self.passwords.hash(data.password),
+        )
+        session.add(user)
+        await session.flush()
+        await repo.set_roles(session, user.id, roles)
+        return user
+
+    async def get_user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
+        user = await repo.user_by_id(session, user_id)
+        if user is None:
+            raise UserNotFound(f"no user {user_id}")
+        return user
+
+    async def update_user(
+        self, session: AsyncSession, user_id: uuid.UUID, if_match: str, data: UserUpdate
+    ) -> User:
+        user = await self.get_user(session, user_id)
+        version = check_version(if_match, user.version)
+        values: dict[str, object] = {"updated_at": utcnow()}
+        if data.full_name is not None:
+            values["full_name"] = data.full_name
+        if data.is_active is not None:
+            values["is_active"] = data.is_active
+        if data.password is not None:
+            values["password_hash"] = await self.passwords.hash(data.password)
+        roles = await self._check_roles(session, data.roles) if data.roles is not None else None
+        await update_versioned(session, User, User.id == user_id, version, values)
+        if roles is not None:
+            await repo.set_roles(session, user_id, roles)
+        if data.is_active is False or data.password is not None or roles is not None:
+            await repo.revoke_user_tokens(session, user_id, utcnow())
+        return await self.get_user(session, user_id)
+
+    async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        user = await self.get_user(session, user_id)
+        await session.delete(user)
+        await session.flush()
+
+    # -- roles and permissions ---------------------------------------------------
+
+    async def _check_permissions(self, session: AsyncSession, names: Iterable[str]) -> list[str]:
+        wanted = sorted(set(names))
+        known = await repo.known_permissions(session)
+        unknown = [p for p in wanted if p != "*" and p not in known]
+        if unknown:
+            raise UnknownPermission(f"unknown permission(s): {', '.join(unknown)}")
+        return wanted
+
+    async def get_role(self, session: AsyncSession, name: str) -> Role:
+        role = await repo.role(session, name)
+        if role is None:
+            raise RoleNotFound(f"no role {name!r}")
+        return role
+
+    async def create_role(self, session: AsyncSession, data: RoleCreate) -> Role:
+        if await repo.role(session, data.name) is not None:
+            raise RoleExists(f"role {data.name!r} exists")
+        permissions = await self._check_permissions(session, data.permissions)
+        role = Role(name=data.name, description=data.description)
+        session.add(role)
+        await session.flush()
+        await repo.set_role_permissions(session, role.name, permissions)
+        self.roles.invalidate()
+        return role
+
+    async def update_role(
+        self, session: AsyncSession, name: str, if_match: str, data: RoleUpdate
+    ) -> Role:
+        role = await self.get_role(session, name)
+        version = check_version(if_match, role.version)
+        values: dict[str, object] = {"updated_at": utcnow()}
+        if data.description is not None:
+            values["description"] = data.description
+        permissions = (
+            await self._check_permissions(session, data.permissions)
+            if data.permissions is not None
+            else None
+        )
+        await update_versioned(session, Role, Role.name == name, version, values)
+        if permissions is not None:
+            await repo.set_role_permissions(session, name, permissions)
+        self.roles.invalidate()
+        return await self.get_role(session, name)
+
+    async def delete_role(self, session: AsyncSession, name: str) -> None:
+        role = await self.get_role(session, name)
+        if role.builtin:
+            raise BuiltinRole(f"{name} is a built-in role")
+        if await repo.role_in_use(session, name):
+            raise RoleInUse(f"role {name!r} is assigned to users or API keys; unassign it first")
+        await session.delete(role)
+        await session.flush()
+        self.roles.invalidate()
+
+    async def sync_permissions(
+        self, session: AsyncSession, declared: Sequence[tuple[str, Permission]]
+    ) -> None:
+        """Create the built-in roles and record declared permissions.
+
+        A permission's default grants are applied only the first time it is
+        seen, so an administrator's later changes to a role stick.
+        """
+        existing_roles = await repo.existing_roles(session, BUILTIN_ROLES)
+        for name in BUILTIN_ROLES:
+            if name not in existing_roles:
+                session.add(Role(name=name, description=ROLE_DESCRIPTIONS[name], builtin=True))
+        await session.flush()
+        if "admin" not in existing_roles:
+            await repo.set_role_permissions(session, "admin", ["*"])
+        known = await repo.known_permissions(session)
+        grants = await repo.permissions_of_roles(session, BUILTIN_ROLES)
+        changed: set[str] = set()
+        for plugin, permission in declared:
+            if permission.name in known:
+                continue
+            session.add(
+                PermissionRecord(
+                    name=permission.name, description=permission.description, plugin=plugin
+                )
+            )
+            for role in permission.default_roles:
+                if role in grants and role != "admin":
+                    grants[role].append(permission.name)
+                    changed.add(role)
+            known[permission.name] = PermissionRecord(name=permission.name, plugin=plugin)
+        await session.flush()
+        for role in sorted(changed):
+            await repo.set_role_permissions(session, role, grants[role])
+        self.roles.invalidate()
+
+    # -- API keys -----------------------------------------------------------------
+
+    async def create_api_key(
+        self, session: AsyncSession, data: ApiKeyCreate, created_by: uuid.UUID | None
+    ) -> tuple[ApiKey, str]:
+        await self._check_roles(session, [data.role])
+        prefix = secrets.token_hex(4)
+        key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
+        row = ApiKey(
+            name=data.name,
+            prefix=prefix,
+            key_hash=hash_secret(key),
+            role_name=data.role,
+            created_by=created_by,
+            expires_at=data.expires_at,
+        )
+        session.add(row)
+        await session.flush()
+        return row, key
+
+    async def revoke_api_key(self, session: AsyncSession, key_id: uuid.UUID) -> None:
+        row = await repo.api_key(session, key_id)
+        if row is None:
+            raise ApiKeyNotFound(f"no API key {key_id}")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        await session.flush()

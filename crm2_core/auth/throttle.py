@@ -1,0 +1,70 @@
+"""Login throttling per account and per IP: Redis when configured, in-process otherwise.
+
+Each attempt takes a slot *before* the password is checked, atomically, so
+that concurrent guesses cannot overshoot the limit; a successful login gives
+the account's slots back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class LoginThrottle(Protocol):
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int:
+        """Count one attempt; return 0 when it may proceed, else seconds until the window ends."""
+        ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class MemoryThrottle:
+    """Fixed-window counters in this process, bounded in size."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, float]] = {}
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int:
+        now = time.monotonic()
+        count, ends = self._windows.get(key, (0, 0.0))
+        if ends <= now:
+            if len(self._windows) >= self.MAX_KEYS:
+                self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+            count, ends = 0, now + window_seconds
+        if count >= limit:
+            return int(ends - now) + 1
+        self._windows[key] = (count + 1, ends)
+        return 0
+
+    async def reset(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+
+class RedisThrottle:
+    """The same fixed window in Redis, shared by every crm2 process."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix + "login:"
+
+    def _key(self, key: str) -> str:
+        return self._prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int:
+        name = self._key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            count, _, ttl = (
+                await pipe.incr(name).expire(name, window_seconds, nx=True).ttl(name).execute()
+            )
+        if int(count) > limit:
+            return max(int(ttl), 1)
+        return 0
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(self._key(key))

@@ -1,0 +1,137 @@
+"""JWT access tokens: one pinned algorithm, required claims, ``kid`` key rotation."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from crm2_core.auth.config import EXAMPLE_JWT_SECRET, HMAC_ALGORITHMS, AuthSettings
+from crm2_core.db import utcnow
+from crm2_core.errors import ConfigurationError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "typ", "jti"]
+MIN_HMAC_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject: uuid.UUID
+    roles: frozenset[str]
+    token_id: str
+    raw: dict[str, Any]
+
+
+class TokenService:
+    """Issues and verifies access tokens (and other short-lived typed tokens)."""
+
+    def __init__(self, settings: AuthSettings, environment: str) -> None:
+        self.settings = settings
+        self.algorithm = settings.jwt_algorithm
+        self.kid = settings.jwt_key_id
+        self._signing_key, self._verify_keys = self._load_keys(settings, environment)
+
+    @staticmethod
+    def _load_keys(settings: AuthSettings, environment: str) -> tuple[Any, dict[str, Any]]:
+        if settings.jwt_algorithm in HMAC_ALGORITHMS:
+            secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+            if environment == "development":
+                if not secret:
+                    log.warning(
+                        "CRM2_AUTH_JWT_SECRET is unset: using a random per-process "
+                        "secret (development only; tokens end with the process)"
+                    )
+                    secret = secrets.token_urlsafe(48)
+            elif not secret or secret == EXAMPLE_JWT_SECRET:
+                raise ConfigurationError(
+                    "auth: CRM2_AUTH_JWT_SECRET is unset or still the env.example value; "
+                    "outside development set it to 32+ random bytes "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            elif len(secret.encode()) < MIN_HMAC_KEY_BYTES:
+                raise ConfigurationError(
+                    f"auth: CRM2_AUTH_JWT_SECRET is {len(secret.encode())} bytes; "
+                    f"{settings.jwt_algorithm} needs at least {MIN_HMAC_KEY_BYTES}: set a longer secret"
+                )
+            return secret, {settings.jwt_key_id: secret}
+        assert settings.jwt_private_key_file is not None
+        try:
+            private = serialization.load_pem_private_key(
+                settings.jwt_private_key_file.read_bytes(), password=None
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"auth: cannot load CRM2_AUTH_JWT_PRIVATE_KEY_FILE ({exc}): point it at a PEM key"
+            ) from exc
+        verify: dict[str, Any] = {}
+        if settings.jwt_public_keys_dir is not None:
+            for pem in sorted(Path(settings.jwt_public_keys_dir).glob("*.pem")):
+                verify[pem.stem] = serialization.load_pem_public_key(pem.read_bytes())
+        verify[settings.jwt_key_id] = private.public_key()
+        return private, verify
+
+    def encode(self, subject: str, token_type: str, ttl_seconds: int, **claims: Any) -> str:
+        now = utcnow()
+        payload = {
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(seconds=ttl_seconds),
+            "jti": uuid.uuid4().hex,
+            "typ": token_type,
+            **claims,
+        }
+        return jwt.encode(
+            payload, self._signing_key, algorithm=self.algorithm, headers={"kid": self.kid}
+        )
+
+    def decode(self, token: str, token_type: str) -> dict[str, Any]:
+        """Verify signature, algorithm, issuer, audience, times and type; else 401."""
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._verify_keys.get(str(header.get("kid")))
+            if key is None:
+                raise Unauthorized("token signed with an unknown key id")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[self.algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.leeway_seconds,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        if claims.get("typ") != token_type:
+            raise Unauthorized(
+                f"a {claims.get('typ')} token cannot be used as a {token_type} token"
+            )
+        return claims
+
+    def issue_access(self, user_id: uuid.UUID, roles: frozenset[str]) -> str:
+        return self.encode(
+            str(user_id), "access", self.settings.access_ttl_seconds, roles=sorted(roles)
+        )
+
+    def decode_access(self, token: str) -> AccessClaims:
+        claims = self.decode(token, "access")
+        try:
+            subject = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthorized("invalid token: sub is not a user id") from exc
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("invalid token: roles claim malformed")
+        return AccessClaims(subject, frozenset(roles), str(claims["jti"]), claims)

@@ -1,0 +1,254 @@
+"""The core's commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crm2_core import migrate as migrations
+from crm2_core.cli.main import cli, fail, load_context, run_async
+from crm2_core.context import AppContext
+from crm2_core.errors import ConfigurationError, Crm2Error
+
+console = Console()
+
+
+async def _with_context(context: AppContext, work: Any) -> Any:
+    try:
+        return await work
+    finally:
+        await context.engine.dispose()
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--migrate/--no-migrate",
+    default=False,
+    show_default=True,
+    help="apply pending migrations before serving",
+)
+def serve(host: str, port: int, migrate: bool) -> None:
+    """Run the HTTP API (and, with the in-process broker, the event handlers)."""
+    import uvicorn
+
+    from crm2_core.cli.bootstrap import ensure_first_admin
+    from crm2_core.http.app import create_app
+
+    context = load_context()
+
+    async def prepare() -> None:
+        if migrate:
+            await migrations.upgrade(context.engine, context.plugins)
+        await ensure_first_admin(context, console)
+
+    try:
+        run_async(_with_context(context, prepare()))
+    except ConfigurationError as exc:
+        fail(str(exc))
+    app = create_app(context=context)
+    console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        app, host=host, port=port, log_level=context.settings.log_level.lower(), proxy_headers=True
+    )
+
+
+# -- migrations -----------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--plugin", default=None, help="only this plugin's branch")
+@click.pass_context
+def migrate(ctx: click.Context, plugin: str | None) -> None:
+    """Upgrade the core, then the enabled plugins in dependency order."""
+    ctx.obj = plugin
+    if ctx.invoked_subcommand is not None:
+        return
+    context = load_context()
+    try:
+        run_async(
+            _with_context(context, migrations.upgrade(context.engine, context.plugins, plugin))
+        )
+    except ConfigurationError as exc:
+        fail(str(exc))
+    console.print(
+        "migrations applied: "
+        + ", ".join(
+            s.plugin
+            for s in migrations.migration_sources(context.plugins)
+            if plugin is None or s.plugin == plugin
+        )
+    )
+
+
+@migrate.command()
+@click.argument("revision", default="base")
+@click.pass_obj
+def downgrade(plugin: str | None, revision: str) -> None:
+    """Downgrade one plugin (--plugin) to REVISION, or everything to base."""
+    context = load_context()
+    try:
+        run_async(
+            _with_context(
+                context, migrations.downgrade(context.engine, context.plugins, plugin, revision)
+            )
+        )
+    except ConfigurationError as exc:
+        fail(str(exc))
+    console.print(f"downgraded {plugin or 'every plugin'} to {revision}")
+
+
+@migrate.command()
+@click.pass_obj
+def current(plugin: str | None) -> None:
+    """Each branch's applied revision and head."""
+    context = load_context()
+    states = run_async(
+        _with_context(context, migrations.states(context.engine, context.plugins, plugin))
+    )
+    table = Table("plugin", "current", "head", "state")
+    for s in states:
+        table.add_row(
+            s.plugin,
+            ",".join(s.current) or "-",
+            ",".join(s.heads) or "-",
+            "up to date" if s.up_to_date else "pending",
+        )
+    console.print(table)
+
+
+@migrate.command()
+@click.pass_obj
+def history(plugin: str | None) -> None:
+    """Every revision of each branch, newest first."""
+    context = load_context()
+    table = Table("plugin", "revision", "message")
+    for row in migrations.history(context.plugins, plugin):
+        table.add_row(*row)
+    console.print(table)
+
+
+@cli.command()
+@click.argument("plugin")
+@click.option("-m", "--message", required=True, help="what the revision does")
+def makemigrations(plugin: str, message: str) -> None:
+    """Autogenerate a revision into PLUGIN's own migrations folder."""
+    context = load_context()
+    try:
+        path = run_async(
+            _with_context(context, migrations.make_migration(context.plugins, plugin, message))
+        )
+    except ConfigurationError as exc:
+        fail(str(exc))
+    console.print(f"created {path}" if path else f"no changes in {plugin}'s models")
+
+
+# -- plugins --------------------------------------------------------------------------
+
+
+@cli.group()
+def plugins() -> None:
+    """Installed plugins."""
+
+
+@plugins.command("list")
+def plugins_list() -> None:
+    """Name, version, enabled, dependencies and status of every installed plugin."""
+    context = load_context()
+    table = Table("name", "version", "enabled", "depends", "status", "title")
+    for row in context.plugins.statuses():
+        table.add_row(
+            row.name,
+            row.version,
+            "yes" if row.enabled else "no",
+            ",".join(row.depends) or "-",
+            row.status,
+            row.title,
+        )
+    console.print(table)
+    run_async(context.engine.dispose())
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="prompted for when not given")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("viewer",),
+    show_default=True,
+    help="admin, manager, agent, viewer or a custom role; repeatable",
+)
+@click.option("--name", "full_name", default="")
+def users_create(email: str, password: str | None, roles: tuple[str, ...], full_name: str) -> None:
+    """Create a user."""
+    from pydantic import ValidationError
+
+    from crm2_core.auth.plugin import sync_permissions
+    from crm2_core.auth.schemas import UserCreate
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = UserCreate(email=email, password=password, roles=list(roles), full_name=full_name)
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return
+    context = load_context()
+
+    async def create() -> str:
+        await sync_permissions(context)
+        async with context.session_factory() as session:
+            user = await context.state["auth"].create_user(session, data)
+            await session.commit()
+            return str(user.id)
+
+    try:
+        user_id = run_async(_with_context(context, create()))
+    except Crm2Error as exc:
+        fail(exc.detail)
+    console.print(f"created user {email} ({user_id}) with roles {', '.join(roles)}")
+
+
+# -- seed -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name")
+def seed(name: str) -> None:
+    """Load the data set NAME (demo, load, …) through every plugin that provides it."""
+    import inspect
+
+    context = load_context()
+
+    async def load() -> list[str]:
+        from crm2_core.auth.plugin import sync_permissions
+
+        await sync_permissions(context)
+        loaded = []
+        for plugin, result in context.plugins.call("crm2_seed", name=name, context=context):
+            if inspect.isawaitable(result):
+                await result
+            loaded.append(plugin)
+        return loaded
+
+    loaded = run_async(_with_context(context, load()))
+    if not loaded:
+        fail(f"no enabled plugin provides a data set called {name!r}")
+    console.print(f"seeded {name}: {', '.join(loaded)}")

@@ -1,0 +1,114 @@
+"""Error classes that carry their HTTP status; rendered once as RFC 9457 problem+json.
+
+Services raise these (never ``HTTPException``) so that workers and the CLI can
+call them too. A plugin subclasses them: ``class DealClosed(Conflict)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_TYPE_BASE = "urn:crm2:problem:"
+
+
+class Crm2Error(Exception):
+    """Base of every error crm2 turns into a problem response."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.slug
+
+
+class BadRequest(Crm2Error):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class InvalidCursor(BadRequest):
+    slug, title = "invalid-cursor", "Invalid pagination cursor"
+
+
+class Unauthorized(Crm2Error):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extensions)
+
+
+class Forbidden(Crm2Error):
+    status, slug, title = 403, "forbidden", "Permission denied"
+
+
+class NotFound(Crm2Error):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(Crm2Error):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(Crm2Error):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyInFlight(Conflict):
+    slug, title = "idempotency-in-flight", "A request with this Idempotency-Key is still running"
+
+
+class PreconditionFailed(Crm2Error):
+    status, slug, title = 412, "precondition-failed", "The resource has changed (stale If-Match)"
+
+
+class PayloadTooLarge(Crm2Error):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(Crm2Error):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(Crm2Error):
+    status, slug, title = 422, "unprocessable", "The request cannot be processed"
+
+
+class ValidationFailed(Unprocessable):
+    slug, title = "validation-error", "The request is invalid"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused with a different request"
+
+
+class PreconditionRequired(Crm2Error):
+    status, slug, title = 428, "precondition-required", "If-Match header required"
+
+
+class TooManyRequests(Crm2Error):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, **extensions)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(Crm2Error):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class ConfigurationError(Exception):
+    """A setting or plugin that stops start-up; the message names the fix."""

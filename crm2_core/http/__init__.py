@@ -1,0 +1,1 @@
+"""The HTTP shell: the app factory and the conventions every plugin's routes share."""

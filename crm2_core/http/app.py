@@ -1,0 +1,123 @@
+"""``create_app(settings)``: the one FastAPI application, assembled from plugins."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from crm2_core import __version__
+from crm2_core.context import AppContext, build_context
+from crm2_core.errors import ConfigurationError
+from crm2_core.http.docs import install_docs
+from crm2_core.http.idempotency import IdempotencyMiddleware
+from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
+from crm2_core.http.problems import install_problem_handlers
+from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_app_context(
+    settings: Settings,
+    *,
+    extra_plugins: tuple[object, ...] = (),
+    plugin_settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AppContext:
+    """Plugins, database, Redis and every plugin's services: what the app, CLI and worker share."""
+    registry = build_plugin_manager(
+        settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
+    )
+    context = build_context(settings, registry)
+    _check_permission_names(registry)
+    for _name, _ in registry.call("crm2_configure", context=context):
+        pass
+    return context
+
+
+def _check_permission_names(registry: PluginRegistry) -> None:
+    for plugin, permission in registry.collect("crm2_permissions"):
+        if not permission.name.startswith(f"{plugin}:"):
+            raise ConfigurationError(
+                f"{plugin} declares permission {permission.name!r}; a plugin's permissions "
+                f"start with its name: rename it to {plugin}:…"
+            )
+
+
+def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
+    for plugin_name, router in registry.collect("crm2_routers", context=context):
+        if not isinstance(router, APIRouter):
+            raise ConfigurationError(
+                f"{plugin_name}: crm2_routers returned {type(router).__name__}; return APIRouter objects"
+            )
+        if not registry.get(plugin_name).builtin:
+            prefix = f"/api/v1/{plugin_name}"
+            for route in router.routes:
+                path = getattr(route, "path", "")
+                if path != prefix and not path.startswith(prefix + "/"):
+                    raise ConfigurationError(
+                        f"{plugin_name} serves {path}, outside its prefix {prefix}: "
+                        f"use APIRouter(prefix={prefix!r})"
+                    )
+        app.include_router(router)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extra_plugins: tuple[object, ...] = (),
+    plugin_settings: Mapping[str, Mapping[str, Any]] | None = None,
+    context: AppContext | None = None,
+) -> FastAPI:
+    """Build the application; raises ``ConfigurationError`` naming the fix when it cannot."""
+    if context is None:
+        context = build_app_context(
+            settings or Settings(), extra_plugins=extra_plugins, plugin_settings=plugin_settings
+        )
+    registry = context.plugins
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await registry.acall("crm2_startup", context=context)
+            yield
+        finally:
+            await registry.acall("crm2_shutdown", reverse=True, context=context)
+            await context.aclose()
+
+    app = FastAPI(
+        title="crm2",
+        version=__version__,
+        summary="A plugin-based CRM. Errors are RFC 9457 application/problem+json.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_problem_handlers(app)
+    install_docs(app)
+    _mount(app, registry, context)
+    _use_route_names_as_operation_ids(app)
+    # Outermost first: request id, then the bounded body read, then idempotency.
+    app.add_middleware(IdempotencyMiddleware, context=context)
+    app.add_middleware(BodyMiddleware, max_body_bytes=context.settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _use_route_names_as_operation_ids(app: FastAPI) -> None:
+    """Short, stable operationIds (``auth_login``) for generated frontend clients."""
+    seen: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            tag = str(route.tags[0]) if route.tags else "core"
+            operation_id = f"{tag}_{route.name}"
+            if operation_id in seen:
+                operation_id = f"{operation_id}_{len(seen)}"
+            seen.add(operation_id)
+            route.operation_id = operation_id

@@ -1,0 +1,156 @@
+"""Pure ASGI middleware: request ids, the body-size limit and the content-type gate."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from crm2_core.errors import PROBLEM_TYPE_BASE, PayloadTooLarge, UnsupportedMediaType
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+ACCEPTED_MEDIA_TYPES = (
+    "application/json",
+    "multipart/form-data",
+    "application/x-www-form-urlencoded",
+    "text/csv",
+)
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def send_problem(
+    send: Send, status: int, slug: str, title: str, detail: str, request_id: str | None = None
+) -> None:
+    body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    if request_id:
+        body["request_id"] = request_id
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestIdMiddleware:
+    """Takes a safe ``X-Request-ID`` or makes one, and echoes it on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = header(scope, b"x-request-id")
+        request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _accepted(media_type: str) -> bool:
+    return media_type in ACCEPTED_MEDIA_TYPES or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class BodyMiddleware:
+    """Reads the body once, refusing it past the limit (413) or in a type no route takes (415).
+
+    Starlette has no body limit of its own; reading here, bounded, also lets
+    the idempotency layer hash the exact bytes the route will see.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send, request_id)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send, request_id)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body:
+            media_type = _media_type(header(scope, b"content-type"))
+            if not _accepted(media_type):
+                await send_problem(
+                    send,
+                    415,
+                    UnsupportedMediaType.slug,
+                    UnsupportedMediaType.title,
+                    f"Content-Type {media_type or '(none)'} is not accepted; send application/json",
+                    request_id,
+                )
+                return
+        scope.setdefault("state", {})["body"] = body
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, request_id: str | None) -> None:
+        await send_problem(
+            send,
+            413,
+            PayloadTooLarge.slug,
+            PayloadTooLarge.title,
+            f"the request body exceeds {self.max_body_bytes} bytes",
+            request_id,
+        )

@@ -1,0 +1,123 @@
+"""Cursor (keyset) pagination: stable order, ``limit`` capped, opaque ``next_cursor``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from crm2_core.errors import InvalidCursor
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list endpoint: ``{"items": [...], "next_cursor": "..." | null}``."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+
+
+def page_params(
+    request: Request,
+    limit: Annotated[
+        int, Query(ge=1, description="items per page (capped by the server)")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="next_cursor of the previous page")
+    ] = None,
+) -> PageParams:
+    cap: int = request.app.state.context.settings.page_max_limit
+    return PageParams(limit=min(limit, cap), cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {"u": str(value)}
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, raw),) = value.items()
+        if tag == "t":
+            return datetime.fromisoformat(raw)
+        if tag == "u":
+            return uuid.UUID(raw)
+        if tag == "d":
+            return Decimal(raw)
+    return value
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([_encode_value(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = [_decode_value(v) for v in json.loads(raw)]
+    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        raise InvalidCursor("the cursor is not one this server issued") from exc
+    if not isinstance(values, list) or len(values) != width:
+        raise InvalidCursor("the cursor does not fit this list's ordering")
+    return values
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ordering column; the last key of an ordering must be unique (the id)."""
+
+    column: InstrumentedAttribute[Any]
+    descending: bool = False
+
+
+def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
+    clauses = []
+    for i, key in enumerate(keys):
+        equal = [k.column == v for k, v in zip(keys[:i], values[:i], strict=True)]
+        beyond = key.column < values[i] if key.descending else key.column > values[i]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
+
+
+async def paginate(
+    session: AsyncSession, stmt: Select[Any], keys: Sequence[OrderKey], params: PageParams
+) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor."""
+    if params.cursor:
+        stmt = stmt.where(_after(keys, decode_cursor(params.cursor, len(keys))))
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    rows = list((await session.execute(stmt.order_by(*order).limit(params.limit + 1))).scalars())
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    last = rows[-1]
+    return rows, encode_cursor([getattr(last, k.column.key) for k in keys])

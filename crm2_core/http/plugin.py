@@ -1,0 +1,66 @@
+"""The ``core`` default plugin: health, the plugin listing, the core's own tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from crm2_core.auth.deps import require
+from crm2_core.http.deps import ContextDep
+from crm2_core.http.health import router as health_router
+from crm2_core.http.models import MODELS
+from crm2_core.migrate import environment_dir
+from crm2_core.plugins.manager import PluginStatus
+from crm2_core.schemas import ResponseModel
+from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
+
+manifest = PluginManifest(
+    name="core",
+    title="crm2 core",
+    description="The HTTP shell: health, problem+json, pagination, idempotency, plugin listing.",
+)
+
+plugins_router = APIRouter(prefix="/api/v1", tags=["plugins"])
+PluginsAdmin = Annotated[Principal, Depends(require("core:plugins"))]
+
+
+class PluginInfo(ResponseModel):
+    name: str
+    title: str
+    version: str
+    enabled: bool
+    builtin: bool
+    depends: list[str]
+    status: str
+
+
+@plugins_router.get("/plugins", response_model=list[PluginInfo])
+async def list_plugins(_: PluginsAdmin, context: ContextDep) -> list[PluginInfo]:
+    """Installed plugins: version, whether enabled, dependencies and status."""
+    rows: list[PluginStatus] = context.plugins.statuses()
+    return [
+        PluginInfo.model_validate({**row.__dict__, "depends": list(row.depends)}) for row in rows
+    ]
+
+
+@hookimpl
+def crm2_models() -> Sequence[type]:
+    return MODELS
+
+
+@hookimpl
+def crm2_migrations() -> Path:
+    return environment_dir() / "versions" / "core"
+
+
+@hookimpl
+def crm2_permissions() -> Sequence[Permission]:
+    return [Permission("core:plugins", "See installed plugins and their status")]
+
+
+@hookimpl
+def crm2_routers() -> Sequence[APIRouter]:
+    return [health_router, plugins_router]

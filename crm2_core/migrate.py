@@ -1,0 +1,201 @@
+"""Running Alembic per plugin: one branch and one version table each.
+
+The core migrates first, then the enabled plugins in dependency order, so a
+plugin's foreign keys into its dependencies always find their tables. Disabling
+a plugin leaves its tables and version table untouched and never blocks
+upgrading the others.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm2_core.db.engine import create_engine
+from crm2_core.errors import ConfigurationError
+from crm2_core.plugins import PluginRegistry
+from crm2_core.settings import Settings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def environment_dir() -> Path:
+    """The Alembic environment: inside the wheel, or at the top of a source checkout."""
+    for candidate in (PACKAGE_DIR / "migrations", PACKAGE_DIR.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigurationError("crm2-core's migrations folder is missing: reinstall crm2-core")
+
+
+@dataclass(frozen=True)
+class MigrationSource:
+    plugin: str
+    versions_dir: Path
+
+    @property
+    def version_table(self) -> str:
+        return f"alembic_version_{self.plugin}"
+
+
+@dataclass(frozen=True)
+class BranchState:
+    plugin: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+
+def migration_sources(registry: PluginRegistry) -> list[MigrationSource]:
+    """The enabled plugins that ship migrations, dependencies first."""
+    sources = []
+    for name, path in registry.call("crm2_migrations"):
+        versions = Path(path)
+        if not versions.is_dir():
+            raise ConfigurationError(
+                f"{name}: crm2_migrations returned {versions}, which is not a folder: "
+                "return the plugin's migrations/versions folder"
+            )
+        sources.append(MigrationSource(name, versions))
+    return sources
+
+
+def _pick(sources: list[MigrationSource], plugin: str | None) -> list[MigrationSource]:
+    if plugin is None:
+        return sources
+    chosen = [s for s in sources if s.plugin == plugin]
+    if not chosen:
+        names = ", ".join(s.plugin for s in sources)
+        raise ConfigurationError(
+            f"no enabled plugin {plugin!r} with migrations (have: {names}): "
+            f"enable it in CRM2_PLUGINS or check the name"
+        )
+    return chosen
+
+
+def alembic_config(source: MigrationSource, connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(environment_dir()))
+    cfg.set_main_option("version_locations", str(source.versions_dir))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option(
+        "file_template",
+        "%%(year)d-%%(month).2d-%%(day).2d-%%(hour).2d%%(minute).2d_"
+        + source.plugin
+        + "_%%(slug)s",
+    )
+    cfg.set_main_option("truncate_slug_length", "40")
+    cfg.attributes["crm2_plugin"] = source.plugin
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+async def _run(
+    engine: AsyncEngine, source: MigrationSource, action: Callable[[Config], Any]
+) -> Any:
+    async with engine.begin() as conn:
+
+        def run(sync_conn: Connection) -> Any:
+            return action(alembic_config(source, sync_conn))
+
+        return await conn.run_sync(run)
+
+
+async def upgrade(
+    engine: AsyncEngine,
+    registry: PluginRegistry,
+    plugin: str | None = None,
+    revision: str = "heads",
+) -> None:
+    for source in _pick(migration_sources(registry), plugin):
+        await _run(engine, source, lambda cfg: command.upgrade(cfg, revision))
+
+
+async def downgrade(
+    engine: AsyncEngine, registry: PluginRegistry, plugin: str | None = None, revision: str = "base"
+) -> None:
+    if plugin is None and revision != "base":
+        raise ConfigurationError("downgrading to a revision needs --plugin NAME")
+    for source in reversed(_pick(migration_sources(registry), plugin)):
+        await _run(engine, source, lambda cfg: command.downgrade(cfg, revision))
+
+
+async def states(
+    engine: AsyncEngine, registry: PluginRegistry, plugin: str | None = None
+) -> list[BranchState]:
+    result = []
+    for source in _pick(migration_sources(registry), plugin):
+        heads = ScriptDirectory.from_config(alembic_config(source)).get_heads()
+
+        def current(sync_conn: Connection, source: MigrationSource = source) -> tuple[str, ...]:
+            ctx = MigrationContext.configure(
+                sync_conn, opts={"version_table": source.version_table}
+            )
+            return tuple(ctx.get_current_heads())
+
+        async with engine.connect() as conn:
+            now = await conn.run_sync(current)
+        result.append(BranchState(source.plugin, now, tuple(heads)))
+    return result
+
+
+def history(registry: PluginRegistry, plugin: str | None = None) -> list[tuple[str, str, str]]:
+    """``(plugin, revision, message)`` newest first per plugin."""
+    rows = []
+    for source in _pick(migration_sources(registry), plugin):
+        script = ScriptDirectory.from_config(alembic_config(source))
+        for rev in script.walk_revisions():
+            rows.append((source.plugin, rev.revision, rev.doc or ""))
+    return rows
+
+
+async def make_migration(registry: PluginRegistry, plugin: str, message: str) -> Path | None:
+    """Autogenerate a revision for ``plugin`` against a scratch SQLite database.
+
+    The scratch database is migrated to the current heads of the core and the
+    plugin's dependencies first, so the new revision holds only what changed
+    in this plugin's models. Returns the new file, or ``None`` when nothing changed.
+    """
+    sources = migration_sources(registry)
+    target = _pick(sources, plugin)[0]
+    for _name, models in registry.call("crm2_models"):
+        list(models)  # importing the classes is what registers their tables
+    with tempfile.TemporaryDirectory(prefix="crm2-makemigrations-") as tmp:
+        engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{tmp}/scratch.db"))
+        try:
+            for source in sources:
+                await _run(engine, source, lambda cfg: command.upgrade(cfg, "heads"))
+                if source == target:
+                    break
+            script = ScriptDirectory.from_config(alembic_config(target))
+            first = not script.get_heads()
+
+            def generate(cfg: Config) -> Any:
+                cfg.attributes["skip_empty"] = True
+                return command.revision(
+                    cfg,
+                    message=message,
+                    autogenerate=True,
+                    branch_label=plugin if first else None,
+                    version_path=str(target.versions_dir),
+                )
+
+            created = await _run(engine, target, generate)
+        finally:
+            await engine.dispose()
+    if created is None:
+        return None
+    scripts = created if isinstance(created, list) else [created]
+    return Path(scripts[0].path) if scripts and scripts[0] is not None else None

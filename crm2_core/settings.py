@@ -1,0 +1,81 @@
+"""The core's settings, read from ``CRM2_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    """Every core setting; ``env.example`` lists each one (a test keeps them in step)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRM2_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Environment = Field(
+        "development",
+        description="development, test or production; only development allows demo secrets",
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./crm2.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    database_pool_size: int = Field(
+        10, ge=1, le=200, description="connections kept per process (PostgreSQL)"
+    )
+    redis_url: str | None = Field(
+        None, description="redis://… for login throttling and fan-out; unset = in-process"
+    )
+    redis_prefix: str = Field("crm2:", description="prefix of every Redis key crm2 writes")
+    plugins: str | None = Field(
+        None, description="comma-separated plugins to enable; unset = every installed plugin"
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body accepted, in bytes (413 above)"
+    )
+    page_max_limit: int = Field(
+        200, ge=1, le=10_000, description="largest page a list endpoint returns"
+    )
+    idempotency_ttl_seconds: int = Field(
+        86_400, ge=3600, description="how long Idempotency-Key responses are kept"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    admin_email: str | None = Field(
+        None, description="first admin created by `crm2 serve` when there are no users"
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="its password; generated and printed once when unset (development)"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def enabled_plugins(self) -> list[str] | None:
+        """The ``CRM2_PLUGINS`` allow-list, or ``None`` for every installed plugin."""
+        if self.plugins is None:
+            return None
+        return [name.strip() for name in self.plugins.split(",") if name.strip()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,30 @@
+"""crm2's plugin contract: markers, hook specifications and the records they carry."""
+
+from __future__ import annotations
+
+from crm2_hookspecs.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
+from crm2_hookspecs.records import (
+    BUILTIN_ROLES,
+    Crm2Context,
+    HealthCheck,
+    Permission,
+    PluginManifest,
+    Principal,
+    ScheduledJob,
+)
+from crm2_hookspecs.spec import Crm2Spec
+
+__all__ = [
+    "BUILTIN_ROLES",
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "Crm2Context",
+    "Crm2Spec",
+    "HealthCheck",
+    "Permission",
+    "PluginManifest",
+    "Principal",
+    "ScheduledJob",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,125 @@
+"""The small typed records that travel through crm2's hooks.
+
+They depend on nothing but the standard library, so that a plugin can be
+type-checked against the contract without installing crm2-core's stack.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+PERMISSION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)+$")
+BUILTIN_ROLES = ("admin", "manager", "agent", "viewer")
+
+
+@dataclass(frozen=True)
+class PluginManifest:
+    """What a plugin declares about itself; the module-level ``manifest`` of its entry point.
+
+    :param name: the plugin's one name: entry point, route prefix ``/api/v1/<name>``,
+        settings prefix ``CRM2_<NAME>_``, permission prefix ``<name>:``, table prefix.
+    :param title: a human title for listings.
+    :param requires_core: a PEP 440 specifier the running crm2-core version must satisfy.
+    :param depends: names of the plugins this one needs; they start and migrate first.
+    :param settings: a pydantic-settings ``BaseSettings`` subclass with
+        ``env_prefix="CRM2_<NAME>_"``, validated before any hook runs.
+    :param version: leave ``None`` to take the installed distribution's version.
+    :param hookspecs: classes or modules holding ``@hookspec`` functions this plugin
+        adds so that other plugins can extend it.
+    """
+
+    name: str
+    title: str
+    requires_core: str = ">=0.1,<1"
+    depends: tuple[str, ...] = ()
+    settings: type | None = None
+    version: str | None = None
+    hookspecs: tuple[object, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not PLUGIN_NAME_PATTERN.match(self.name):
+            raise ValueError(f"plugin name {self.name!r} must match {PLUGIN_NAME_PATTERN.pattern}")
+        if isinstance(self.depends, str):
+            raise TypeError(f"{self.name}: depends must be a tuple of names, not a string")
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A permission string a plugin declares, with the built-in roles it proposes to grant it to.
+
+    Default grants are applied once, the first time the permission is seen;
+    afterwards administrators own the role's permission set.
+    """
+
+    name: str
+    description: str
+    default_roles: tuple[str, ...] = ("admin",)
+
+    def __post_init__(self) -> None:
+        if not PERMISSION_PATTERN.match(self.name):
+            raise ValueError(f"permission {self.name!r} must look like 'plugin:action'")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, an API key, or whatever a ``crm2_authenticate`` backend returns.
+
+    ``permissions`` is the effective set; ``"*"`` means every permission.
+    """
+
+    id: uuid.UUID
+    kind: Literal["user", "api_key"] | str
+    roles: frozenset[str]
+    permissions: frozenset[str] = frozenset()
+    name: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def has_permission(self, permission: str) -> bool:
+        return "*" in self.permissions or permission in self.permissions
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A readiness probe: ``check`` raises (or returns ``False``) when the dependency is down."""
+
+    name: str
+    check: Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A periodic job a plugin asks the core to run every ``interval_seconds``.
+
+    ``run`` receives the application context and must be safe to run twice.
+    """
+
+    name: str
+    interval_seconds: int
+    run: Callable[[Crm2Context], Awaitable[None]]
+
+
+@runtime_checkable
+class Crm2Context(Protocol):
+    """The running application as hooks see it (implemented by ``crm2_core.context.AppContext``).
+
+    ``settings`` is the core's settings object, ``session_factory`` an SQLAlchemy
+    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``.
+    """
+
+    settings: Any
+    session_factory: Any
+    redis: Any
+
+    def plugin_settings(self, name: str) -> Any:
+        """The validated settings object of the plugin called ``name``."""
+        ...
+
+    def is_enabled(self, name: str) -> bool:
+        """Whether the plugin called ``name`` is enabled in this deployment."""
+        ...

@@ -1,0 +1,225 @@
+"""The hooks crm2-core calls, in the style of pytest's ``hookspec.py``.
+
+Every hook is named ``crm2_*``. Implementations may accept fewer arguments
+than the spec names, so a spec can grow a parameter without breaking plugins.
+pluggy itself is synchronous: a hook that needs I/O returns an awaitable and
+the core awaits it. The core calls every hook in dependency order (a plugin
+after the plugins it depends on); shutdown runs in reverse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from crm2_hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from crm2_hookspecs.records import (
+        Crm2Context,
+        HealthCheck,
+        Permission,
+        Principal,
+        ScheduledJob,
+    )
+
+
+class Crm2Spec:
+    """The hook specifications; registered by ``crm2_core.plugins.build_plugin_manager``."""
+
+    # -- registration ---------------------------------------------------------
+
+    @hookspec
+    def crm2_models(self) -> Sequence[type]:
+        """Return the SQLModel table classes this plugin owns.
+
+        Every table must live in the shared ``SQLModel.metadata``, be named with
+        the plugin's prefix (``deals_deal``) and carry
+        ``__table_args__ = {"info": {"plugin": "<name>"}}`` so that
+        ``crm2 makemigrations <name>`` sees only this plugin's tables.
+
+        :returns: the table classes.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_routers(self, context: Crm2Context) -> Sequence[Any]:
+        """Return the FastAPI ``APIRouter`` objects this plugin serves.
+
+        Every path must start with ``/api/v1/<name>``; the core refuses to start
+        otherwise. Routes declare their authorization as dependencies.
+
+        :param context: the running application.
+        :returns: the routers, mounted in the order given.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_migrations(self) -> str | os.PathLike[str]:
+        """Return the folder holding this plugin's Alembic revisions.
+
+        The revisions form one linear branch labelled with the plugin's name and
+        are recorded in their own version table ``alembic_version_<name>``.
+
+        :returns: a path to the ``versions`` folder.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_permissions(self) -> Sequence[Permission]:
+        """Return the permissions this plugin checks, with the roles it proposes by default.
+
+        Names start with the plugin's name (``deals:read``).
+
+        :returns: the permissions.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_event_types(self) -> Sequence[type]:
+        """Return the event classes this plugin emits: its public, versioned contract.
+
+        :returns: the event classes.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_event_handlers(self, context: Crm2Context) -> Sequence[Any]:
+        """Return the handlers this plugin runs when events arrive.
+
+        :param context: the running application.
+        :returns: handler registrations.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_sse_channels(self, context: Crm2Context) -> Sequence[Any]:
+        """Return the live channels served at ``/api/v1/streams/<channel>``.
+
+        :param context: the running application.
+        :returns: channel declarations.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_scheduled_jobs(self, context: Crm2Context) -> Sequence[ScheduledJob]:
+        """Return the periodic jobs this plugin needs.
+
+        :param context: the running application.
+        :returns: the jobs; each must be safe to run twice.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_cli(self, cli: Any) -> None:
+        """Add commands to the ``crm2`` command line.
+
+        :param cli: the root ``click.Group``; add a group named after the plugin.
+        """
+
+    @hookspec
+    def crm2_seed(self, name: str, context: Crm2Context) -> Awaitable[None] | None:
+        """Load the named data set (``demo``, ``load``) for this plugin.
+
+        Called in dependency order, so a plugin may read what its
+        dependencies seeded.
+
+        :param name: the data set asked for on ``crm2 seed <name>``.
+        :param context: the running application.
+        :returns: an awaitable that loads the data, or ``None`` when this plugin
+            has nothing for that data set.
+        """
+
+    @hookspec
+    def crm2_health_checks(self, context: Crm2Context) -> Sequence[HealthCheck]:
+        """Return readiness probes reported by ``/readyz``.
+
+        :param context: the running application.
+        :returns: the probes.
+        """
+        raise NotImplementedError
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @hookspec
+    def crm2_configure(self, context: Crm2Context) -> None:
+        """Build this plugin's services when the application is assembled, before routers.
+
+        Check settings that depend on each other or on the core's (raise
+        ``crm2_core.errors.ConfigurationError`` to stop start-up with a message
+        that names the fix) and keep long-lived objects in ``context.state``.
+        No I/O here: it runs for the CLI as well as the server.
+
+        :param context: the application being assembled.
+        """
+
+    @hookspec
+    def crm2_startup(self, context: Crm2Context) -> Awaitable[None] | None:
+        """Called once when the application starts, after its dependencies' startups.
+
+        :param context: the running application.
+        :returns: optionally an awaitable the core awaits.
+        """
+
+    @hookspec
+    def crm2_shutdown(self, context: Crm2Context) -> Awaitable[None] | None:
+        """Called once when the application stops, before its dependencies' shutdowns.
+
+        :param context: the running application.
+        :returns: optionally an awaitable the core awaits.
+        """
+
+    @hookspec
+    def crm2_worker_boot(self, context: Crm2Context) -> Awaitable[None] | None:
+        """Called once in each ``crm2 worker`` process before it takes messages.
+
+        :param context: the worker's application context.
+        :returns: optionally an awaitable the core awaits.
+        """
+
+    # -- decisions ------------------------------------------------------------
+
+    @hookspec(firstresult=True)
+    def crm2_authenticate(
+        self, headers: Mapping[str, str], context: Crm2Context
+    ) -> Awaitable[Principal | None] | None:
+        """Authenticate a request the built-in bearer and API-key schemes do not recognise.
+
+        ``firstresult``: the first implementation that returns something other
+        than ``None`` decides. Return ``None`` synchronously when the request is
+        not yours; return an awaitable resolving to the ``Principal`` (or to
+        ``None`` to refuse it) when it is.
+
+        :param headers: the request headers, lower-cased names.
+        :param context: the running application.
+        """
+
+    @hookspec
+    def crm2_check_permission(
+        self, principal: Principal, permission: str, resource: object | None
+    ) -> bool | None:
+        """Veto a permission the principal's roles grant.
+
+        Any ``False`` denies; ``None`` or ``True`` leaves the decision to the roles.
+
+        :param principal: who is asking.
+        :param permission: the permission string being checked.
+        :param resource: the record concerned, when the check is about one.
+        """
+
+    @hookspec(firstresult=True)
+    def crm2_resolve_entity(
+        self, kind: str, id: str, principal: Principal | None, context: Crm2Context
+    ) -> Awaitable[Mapping[str, Any] | None] | None:
+        """Look up a record of another plugin without importing it.
+
+        ``firstresult``: the plugin owning ``kind`` (``deals.deal``) answers.
+
+        :param kind: ``<plugin>.<entity>``.
+        :param id: the record's id.
+        :param principal: whose visibility applies, or ``None`` for the system.
+        :param context: the running application.
+        :returns: ``None`` when the kind is not yours, else an awaitable of the
+            record as a mapping (or ``None`` when it does not exist or is hidden).
+        """
