@@ -1,0 +1,19 @@
+"""crm2's testing kit: the fixtures our own tests use, shipped to plugin authors.
+
+Installed as a pytest plugin (entry point ``pytest11``), so in any project
+with crm2-core installed a test can write::
+
+    @pytest.mark.crm2_plugins("deals")
+    async def test_something(crm2):
+        admin = await crm2.login("admin")
+        response = await crm2.client.get("/api/v1/deals/deals", headers=admin)
+
+See docs/plugins/testing.md.
+"""
+
+from __future__ import annotations
+
+from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp
+from crm2_core.testing.databases import TestDatabase
+
+__all__ = ["TEST_JWT_SECRET", "Crm2TestApp", "TestDatabase"]

@@ -1,0 +1,85 @@
+"""A crm2 application built for one test: chosen plugins, migrated database, logged-in users."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from crm2_core import migrate
+from crm2_core.auth.schemas import UserCreate
+from crm2_core.auth.service import AuthService
+from crm2_core.context import AppContext
+from crm2_core.http.app import build_app_context, create_app
+from crm2_core.settings import Settings
+
+TEST_JWT_SECRET = "crm2-test-secret-not-for-production-0123456789"
+TEST_PASSWORD = "correct horse battery staple"
+
+
+class Crm2TestApp:
+    """The running app, an HTTP client wired to it in-process, and helpers to sign in."""
+
+    def __init__(self, app: FastAPI, context: AppContext, lifespan: LifespanManager) -> None:
+        self.app = app
+        self.context = context
+        self._lifespan = lifespan
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lifespan.app, client=("127.0.0.1", 40000)),
+            base_url="http://crm2.test",
+        )
+
+    @property
+    def auth(self) -> AuthService:
+        service: AuthService = self.context.state["auth"]
+        return service
+
+    async def create_user(self, *roles: str, email: str | None = None,
+                          password: str = TEST_PASSWORD) -> uuid.UUID:
+        """Create a user with ``roles`` directly through the auth service."""
+        data = UserCreate(
+            email=email or f"{'-'.join(roles) or 'nobody'}-{uuid.uuid4().hex[:8]}@example.com",
+            password=password,
+            roles=list(roles),
+        )
+        async with self.context.session_factory() as session:
+            user = await self.auth.create_user(session, data)
+            await session.commit()
+            return user.id
+
+    async def login(self, *roles: str, email: str | None = None) -> dict[str, str]:
+        """Create a user with ``roles`` (default admin), log in over HTTP, return auth headers."""
+        roles = roles or ("admin",)
+        email = email or f"{'-'.join(roles)}-{uuid.uuid4().hex[:8]}@example.com"
+        await self.create_user(*roles, email=email)
+        response = await self.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+
+async def start_test_app(
+    settings: Settings,
+    *,
+    extra_plugins: Sequence[object] = (),
+    plugin_settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Crm2TestApp:
+    overrides: dict[str, dict[str, Any]] = {"auth": {"jwt_secret": TEST_JWT_SECRET}}
+    for name, values in (plugin_settings or {}).items():
+        overrides.setdefault(name, {}).update(values)
+    context = build_app_context(settings, extra_plugins=tuple(extra_plugins),
+                                plugin_settings=overrides)
+    await migrate.upgrade(context.engine, context.plugins)
+    app = create_app(context=context)
+    lifespan = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
+    await lifespan.__aenter__()
+    return Crm2TestApp(app, context, lifespan)

@@ -1,0 +1,159 @@
+"""pytest fixtures for crm2 and its plugins (auto-loaded through the ``pytest11`` entry point).
+
+- ``crm2_database``: the run's database, once per backend (``--crm2-db sqlite,postgresql``);
+  tests that use it run once per backend, ids ``[sqlite]`` / ``[postgresql]``.
+- ``crm2_settings``: core settings pointing at it, plugins from ``@pytest.mark.crm2_plugins``.
+- ``crm2_app_factory``: ``await make(plugins=..., extra_plugins=..., **settings)`` → ``Crm2TestApp``.
+- ``crm2``: the app for the test's marker, started, emptied afterwards.
+- ``crm2_redis_url``: the machine's Redis with a key prefix of this test's own, cleaned up.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from crm2_core.settings import Settings
+from crm2_core.testing.app import Crm2TestApp, start_test_app
+from crm2_core.testing.databases import (
+    DEFAULT_POSTGRES_URL,
+    TestDatabase,
+    create_postgres_database,
+    drop_postgres_database,
+    empty_tables,
+    sqlite_database,
+)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crm2")
+    group.addoption("--crm2-db", default=os.environ.get("CRM2_TEST_DATABASES", "sqlite"),
+                    help="comma list of backends database tests run on: sqlite,postgresql")
+    group.addoption("--crm2-postgres-url",
+                    default=os.environ.get("CRM2_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+                    help="PostgreSQL server (and maintenance database) to create test databases on")
+    group.addoption("--crm2-redis-url",
+                    default=os.environ.get("CRM2_TEST_REDIS_URL", DEFAULT_REDIS_URL))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "crm2_plugins(*names): the plugins the test's crm2 app enables"
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    names = [b.strip() for b in str(config.getoption("--crm2-db")).split(",") if b.strip()]
+    unknown = set(names) - {"sqlite", "postgresql"}
+    if unknown:
+        raise pytest.UsageError(f"--crm2-db: unknown backend(s) {sorted(unknown)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "crm2_database" in metafunc.fixturenames:
+        metafunc.parametrize("crm2_database", _backends(metafunc.config), indirect=True,
+                             scope="session")
+
+
+@pytest.fixture(scope="session")
+def crm2_database(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield sqlite_database(tmp_path_factory.mktemp("crm2-sqlite"))
+        return
+    admin_url = str(request.config.getoption("--crm2-postgres-url"))
+    database = create_postgres_database(admin_url)
+    try:
+        yield database
+    finally:
+        drop_postgres_database(admin_url, database)
+
+
+def _marker_plugins(request: pytest.FixtureRequest) -> str:
+    marker = request.node.get_closest_marker("crm2_plugins")
+    return ",".join(marker.args) if marker else ""
+
+
+@pytest.fixture
+def crm2_settings(request: pytest.FixtureRequest, crm2_database: TestDatabase) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        env="test",
+        database_url=crm2_database.url,
+        plugins=_marker_plugins(request),
+        redis_url=None,
+        redis_prefix=f"crm2test:{uuid.uuid4().hex[:8]}:",
+    )
+
+
+AppFactory = Callable[..., Awaitable[Crm2TestApp]]
+
+
+@pytest.fixture
+async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]:
+    started: list[Crm2TestApp] = []
+
+    async def make(
+        *,
+        plugins: list[str] | None = None,
+        extra_plugins: tuple[object, ...] = (),
+        plugin_settings: dict[str, dict[str, Any]] | None = None,
+        **overrides: Any,
+    ) -> Crm2TestApp:
+        values = crm2_settings.model_dump()
+        values.update(overrides)
+        if plugins is not None:
+            values["plugins"] = ",".join(plugins)
+        elif extra_plugins and not values.get("plugins"):
+            values["plugins"] = ",".join(
+                getattr(p, "manifest").name for p in extra_plugins  # noqa: B009
+            )
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        app = await start_test_app(settings, extra_plugins=extra_plugins,
+                                   plugin_settings=plugin_settings)
+        started.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in started:
+            await app.aclose()
+        if started:
+            from crm2_core.db.engine import create_engine
+
+            engine = create_engine(crm2_settings)
+            try:
+                await empty_tables(engine)
+            finally:
+                await engine.dispose()
+
+
+@pytest.fixture
+async def crm2(crm2_app_factory: AppFactory) -> Crm2TestApp:
+    return await crm2_app_factory()
+
+
+@pytest.fixture
+async def crm2_redis_url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
+    """``(url, prefix)`` on the machine's Redis; every key under the prefix is deleted afterwards."""
+    from redis.asyncio import Redis
+
+    url = str(request.config.getoption("--crm2-redis-url"))
+    prefix = f"crm2test:{uuid.uuid4().hex[:12]}:"
+    yield url, prefix
+    redis = Redis.from_url(url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=prefix + "*", count=500)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()

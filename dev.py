@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""The two commands of a fresh clone, needing only Python 3.11 and pip.
+
+    python3 dev.py run    install into .venv and run crm2 on http://127.0.0.1:8000
+    python3 dev.py test   install the test tools into .venv and run the whole suite
+
+Everything installs into ./.venv from the project's own pyproject files:
+crm2-hookspecs, crm2-core and every plugin under plugins/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+
+
+def plugin_dirs() -> list[Path]:
+    return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
+
+
+def install(extras: str) -> None:
+    """pip install -e the project (skipped when nothing it depends on changed)."""
+    if sys.version_info < (3, 11):
+        sys.exit("crm2 needs Python 3.11 or newer")
+    if not PYTHON.exists():
+        venv.create(VENV, with_pip=True)
+    targets = [ROOT / "hookspecs", ROOT, *plugin_dirs()]
+    stamp_source = extras + "".join((t / "pyproject.toml").read_text() for t in targets)
+    stamp = hashlib.sha256(stamp_source.encode()).hexdigest()
+    marker = VENV / ".crm2-installed"
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    args = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    for target in targets:
+        spec = f"{target}[{extras}]" if extras and target == ROOT else str(target)
+        args += ["-e", spec]
+    subprocess.run(args, check=True)
+    marker.write_text(stamp)
+
+
+def run(argv: list[str]) -> int:
+    install("")
+    os.environ.setdefault("CRM2_DATABASE_URL", f"sqlite+aiosqlite:///{ROOT / 'crm2.db'}")
+    command = [str(BIN / "crm2"), "serve", "--migrate", "--host", "127.0.0.1", "--port", "8000",
+               *argv]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def test(argv: list[str]) -> int:
+    install("test")
+    databases = os.environ.get("CRM2_TEST_DATABASES", "sqlite,postgresql")
+    command = [str(PYTHON), "-m", "pytest", "--crm2-db", databases, *argv]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    handler = run if sys.argv[1] == "run" else test
+    return handler(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
