@@ -44,6 +44,21 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         86_400, ge=3600, description="how long Idempotency-Key responses are kept"
     )
+    broker_url: str = Field(
+        "memory://",
+        description="memory:// (handlers run inside crm2 serve), amqp://… (RabbitMQ) or redis://…",
+    )
+    broker_queue_prefix: str = Field(
+        "crm2", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$", description="prefix of broker queue names"
+    )
+    relay_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often the relay looks for unsent events when idle"
+    )
+    relay_batch_size: int = Field(200, ge=1, le=10_000, description="events the relay moves per batch")
+    events_retention_days: int = Field(30, ge=1, description="how long the event log keeps events")
+    handler_concurrency: int = Field(
+        4, ge=1, le=64, description="handlers run at once by the in-process (memory://) broker"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     admin_email: str | None = Field(
         None, description="first admin created by `crm2 serve` when there are no users"
@@ -75,6 +90,13 @@ class Settings(BaseSettings):
         if self.plugins is None:
             return None
         return [name.strip() for name in self.plugins.split(",") if name.strip()]
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must start with memory://, amqp://, amqps://, redis:// or rediss://")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

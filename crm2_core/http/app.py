@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from crm2_core import __version__
 from crm2_core.context import AppContext, build_context
 from crm2_core.errors import ConfigurationError
+from crm2_core.events.bus import build_bus
 from crm2_core.http.docs import install_docs
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
@@ -37,6 +38,7 @@ def build_app_context(
     _check_permission_names(registry)
     for _name, _ in registry.call("crm2_configure", context=context):
         pass
+    context.state["events"] = build_bus(context)
     return context
 
 
@@ -83,10 +85,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        bus = context.state["events"]
         try:
             await registry.acall("crm2_startup", context=context)
+            await bus.start()
             yield
         finally:
+            await bus.close()
             await registry.acall("crm2_shutdown", reverse=True, context=context)
             await context.aclose()
 

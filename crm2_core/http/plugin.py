@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends
 from crm2_core.auth.deps import require
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.health import router as health_router
+from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.models import MODELS
 from crm2_core.migrate import environment_dir
 from crm2_core.plugins.manager import PluginStatus
@@ -48,7 +49,7 @@ async def list_plugins(_: PluginsAdmin, context: ContextDep) -> list[PluginInfo]
 
 @hookimpl
 def crm2_models() -> Sequence[type]:
-    return MODELS
+    return [*MODELS, *EVENT_MODELS]
 
 
 @hookimpl

@@ -6,11 +6,13 @@ from crm2_hookspecs.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, ho
 from crm2_hookspecs.records import (
     BUILTIN_ROLES,
     Crm2Context,
+    EventHandler,
     HealthCheck,
     Permission,
     PluginManifest,
     Principal,
     ScheduledJob,
+    SseChannel,
 )
 from crm2_hookspecs.spec import Crm2Spec
 
@@ -20,11 +22,13 @@ __all__ = [
     "PROJECT_NAME",
     "Crm2Context",
     "Crm2Spec",
+    "EventHandler",
     "HealthCheck",
     "Permission",
     "PluginManifest",
     "Principal",
     "ScheduledJob",
+    "SseChannel",
     "hookimpl",
     "hookspec",
 ]

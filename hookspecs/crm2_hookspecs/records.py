@@ -104,6 +104,52 @@ class ScheduledJob:
     run: Callable[[Crm2Context], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class EventHandler:
+    """What a plugin runs when events of ``event_types`` arrive (``crm2_event_handlers``).
+
+    ``handle(session, event, context)`` is awaited inside a transaction of its
+    own, in which the core also records that this handler applied this event:
+    a redelivery changes nothing. It must not commit. Raising retries the event
+    with exponential backoff up to ``max_retries``; then it goes to the
+    dead-letter store (``crm2 events dead-letters``).
+
+    :param name: unique within the plugin; the handler's id is ``<plugin>.<name>``.
+    :param event_types: the event type names it wants (``"deals.deal.won"``).
+    """
+
+    name: str
+    event_types: tuple[str, ...]
+    handle: Callable[[Any, Any, Any], Awaitable[None]]
+    max_retries: int = 5
+    min_backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 300.0
+    time_limit_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class SseChannel:
+    """A live stream served at ``/api/v1/streams/<name>`` (``crm2_sse_channels``).
+
+    :param event_types: the event types it carries; a name ending in ``.*``
+        matches by prefix (``"deals.*"``).
+    :param permission: the permission a subscriber needs.
+    :param can_see: ``await can_see(principal, event, context)`` decides per
+        event whether this subscriber may receive it (record-level rules).
+    """
+
+    name: str
+    event_types: tuple[str, ...]
+    permission: str
+    can_see: Callable[[Principal, Any, Any], Awaitable[bool]] | None = None
+
+    def matches(self, event_type: str) -> bool:
+        return any(
+            event_type.startswith(pattern[:-1]) if pattern.endswith(".*") else event_type == pattern
+            for pattern in self.event_types
+        )
+
+
 @runtime_checkable
 class Crm2Context(Protocol):
     """The running application as hooks see it (implemented by ``crm2_core.context.AppContext``).

@@ -1,0 +1,9 @@
+"""Events: typed event classes, the outbox, the relay and the durable log."""
+
+from __future__ import annotations
+
+from crm2_core.events.envelope import SYSTEM, Actor, Envelope
+from crm2_core.events.outbox import publish
+from crm2_core.events.types import EventData, EventTypeRegistry
+
+__all__ = ["SYSTEM", "Actor", "Envelope", "EventData", "EventTypeRegistry", "publish"]

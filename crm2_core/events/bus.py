@@ -1,0 +1,189 @@
+"""The event bus of one process: types, handlers, the broker and the relay loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import delete, event
+from sqlalchemy.orm import Session
+
+from crm2_core.db import utcnow
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.handlers import HandlerRegistry, RegisteredHandler
+from crm2_core.events.models import AppliedEvent, EventRecord
+from crm2_core.events.relay import relay_batch
+from crm2_core.events.types import EventTypeRegistry
+from crm2_hookspecs import EventHandler
+
+log = logging.getLogger(__name__)
+PENDING_FLAG = "crm2_events_pending"
+WAKE_KEY = "crm2_relay_wake"
+MAX_RELAY_BACKOFF_SECONDS = 30.0
+
+
+class Broker(Protocol):
+    async def start(self) -> None: ...
+
+    async def deliver(self, events: Sequence[Envelope]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+Listener = Callable[[Sequence[Envelope]], Awaitable[None]]
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay_after_commit(session: Session) -> None:
+    if session.info.pop(PENDING_FLAG, False):
+        wake = session.info.get(WAKE_KEY)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_FLAG, None)
+
+
+def collect_types(registry: Any) -> EventTypeRegistry:
+    types = EventTypeRegistry()
+    for plugin, classes in registry.call("crm2_event_types"):
+        types.register(plugin, classes)
+    return types
+
+
+def collect_handlers(registry: Any, context: Any) -> HandlerRegistry:
+    handlers: list[RegisteredHandler] = []
+    for plugin, spec in registry.collect("crm2_event_handlers", context=context):
+        if not isinstance(spec, EventHandler):
+            from crm2_core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"{plugin}: crm2_event_handlers returned {spec!r}; return EventHandler records"
+            )
+        handlers.append(RegisteredHandler(f"{plugin}.{spec.name}", plugin, spec))
+    return HandlerRegistry(handlers)
+
+
+class EventBus:
+    def __init__(
+        self, context: Any, types: EventTypeRegistry, handlers: HandlerRegistry, broker: Broker
+    ) -> None:
+        self.context = context
+        self.types = types
+        self.handlers = handlers
+        self.broker = broker
+        self.listeners: list[Listener] = []
+        self._wake = asyncio.Event()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        context.session_factory.kw.setdefault("info", {})[WAKE_KEY] = self.wake
+
+    def wake(self) -> None:
+        """Ask the relay to run now (called after a commit that wrote events)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def start(self, *, relay: bool = True) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        await self.broker.start()
+        if relay:
+            self._relay_task = asyncio.create_task(self._relay_forever(), name="crm2-relay")
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        if self._relay_task is not None:
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({self._relay_task}, timeout=grace_seconds)
+            if not done:
+                self._relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._relay_task
+            self._relay_task = None
+        await self.broker.close()
+        self._loop = None
+
+    async def _sink(self, events: Sequence[Envelope]) -> None:
+        await self.broker.deliver(events)
+        for listener in self.listeners:
+            try:
+                await listener(events)
+            except Exception:  # a live stream must never hold up the log
+                log.exception("event listener failed")
+
+    async def relay_once(self) -> int:
+        settings = self.context.settings
+        return await relay_batch(
+            self.context.session_factory, self._sink, settings.relay_batch_size
+        )
+
+    async def _relay_forever(self) -> None:
+        settings = self.context.settings
+        backoff = settings.relay_interval_seconds
+        last_sweep = utcnow() - timedelta(days=1)
+        while not self._stopping:
+            try:
+                moved = await self.relay_once()
+                backoff = settings.relay_interval_seconds
+                if utcnow() - last_sweep > timedelta(hours=1):
+                    await self.sweep()
+                    last_sweep = utcnow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("relay could not forward events (%s); retrying in %.1fs", exc, backoff)
+                moved = 0
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_RELAY_BACKOFF_SECONDS)
+                continue
+            if moved >= settings.relay_batch_size or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), settings.relay_interval_seconds)
+            self._wake.clear()
+
+    async def sweep(self) -> None:
+        """Drop relayed events (and their applied records) past the retention."""
+        cutoff = utcnow() - timedelta(days=self.context.settings.events_retention_days)
+        async with self.context.session_factory() as session:
+            await session.execute(delete(AppliedEvent).where(AppliedEvent.applied_at < cutoff))
+            await session.execute(
+                delete(EventRecord).where(
+                    EventRecord.relayed_at.is_not(None), EventRecord.occurred_at < cutoff
+                )
+            )
+            await session.commit()
+
+
+def build_bus(context: Any) -> EventBus:
+    """The bus for ``context``; ``memory://`` runs handlers in this process."""
+    from crm2_core.events.memory_broker import MemoryBroker
+
+    types = collect_types(context.plugins)
+    handlers = collect_handlers(context.plugins, context)
+    url = context.settings.broker_url
+    broker: Broker
+    if url.startswith("memory://"):
+        broker = MemoryBroker(context, handlers, context.settings.handler_concurrency)
+    else:
+        from crm2_core.events.dramatiq_broker import DramatiqBroker
+
+        broker = DramatiqBroker(context, handlers, url, context.settings.broker_queue_prefix)
+    return EventBus(context, types, handlers, broker)

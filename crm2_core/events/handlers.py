@@ -1,0 +1,149 @@
+"""Applying one event to one handler: at-least-once delivery, exactly-once effect.
+
+The handler runs in a transaction of its own in which the core records
+``(handler, event)``; a redelivered event finds the record and changes nothing.
+Per subject, a handler applies events in log order: if an earlier event of the
+same record (of a type it handles) is neither applied nor dead-lettered, this
+one waits (``OutOfOrder`` → retried with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback as tb
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord
+from crm2_hookspecs import EventHandler
+
+log = logging.getLogger(__name__)
+Outcome = Literal["applied", "duplicate"]
+
+
+class OutOfOrder(Exception):
+    """An earlier event of the same subject has not been applied by this handler yet."""
+
+
+@dataclass(frozen=True)
+class RegisteredHandler:
+    id: str  # <plugin>.<name>
+    plugin: str
+    spec: EventHandler
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in self.spec.event_types
+
+
+class HandlerRegistry:
+    def __init__(self, handlers: Iterable[RegisteredHandler]) -> None:
+        self.handlers = {h.id: h for h in handlers}
+
+    def for_event(self, event_type: str) -> list[RegisteredHandler]:
+        return [h for h in self.handlers.values() if h.wants(event_type)]
+
+    def get(self, handler_id: str) -> RegisteredHandler | None:
+        return self.handlers.get(handler_id)
+
+    @property
+    def plugins(self) -> list[str]:
+        return sorted({h.plugin for h in self.handlers.values()})
+
+
+async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Outcome:
+    """Run ``handler`` on ``event`` once; raise to have it retried."""
+    assert event.position is not None, "only relayed events are handled"
+    async with context.session_factory() as session:
+        done = await session.get(AppliedEvent, (handler.id, event.id))
+        if done is not None:
+            return "duplicate"
+        earlier = (
+            select(EventRecord.id)
+            .where(
+                EventRecord.subject == event.subject,
+                EventRecord.type.in_(handler.spec.event_types),
+                EventRecord.position < event.position,
+                ~exists().where(
+                    and_(
+                        AppliedEvent.handler == handler.id, AppliedEvent.event_id == EventRecord.id
+                    )
+                ),
+                ~exists().where(
+                    and_(DeadLetter.handler == handler.id, DeadLetter.event_id == EventRecord.id)
+                ),
+            )
+            .limit(1)
+        )
+        if (await session.execute(earlier)).first() is not None:
+            raise OutOfOrder(f"{handler.id}: an earlier event of {event.subject} is pending")
+        session.add(
+            AppliedEvent(
+                handler=handler.id,
+                event_id=event.id,
+                subject=event.subject,
+                position=event.position,
+            )
+        )
+        try:
+            await session.flush()  # claims the pair; a concurrent delivery waits here, then fails
+        except IntegrityError:
+            await session.rollback()
+            return "duplicate"
+        await asyncio.wait_for(
+            handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
+        )
+        await session.commit()
+    return "applied"
+
+
+async def apply_or_dead_letter(
+    context: Any, handler: RegisteredHandler, event: Envelope, attempt: int
+) -> Outcome | None:
+    """``apply``; on failure log it, and after the last retry store a dead letter.
+
+    Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
+    """
+    try:
+        return await apply(context, handler, event)
+    except Exception as exc:
+        log.error(
+            "handler %s failed on event %s (%s) attempt %d: %s",
+            handler.id,
+            event.id,
+            event.type,
+            attempt + 1,
+            exc,
+            exc_info=True,
+        )
+        if attempt < handler.spec.max_retries:
+            raise
+        async with context.session_factory() as session:
+            session.add(
+                DeadLetter(
+                    handler=handler.id,
+                    event_id=event.id,
+                    position=event.position or 0,
+                    attempts=attempt + 1,
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                    traceback="".join(tb.format_exception(exc)),
+                )
+            )
+            await session.commit()
+        log.error(
+            "handler %s gave up on event %s after %d attempts: dead-lettered",
+            handler.id,
+            event.id,
+            attempt + 1,
+        )
+        return None
+
+
+def backoff_seconds(handler: RegisteredHandler, attempt: int) -> float:
+    delay = handler.spec.min_backoff_seconds * (2**attempt)
+    return float(min(delay, handler.spec.max_backoff_seconds))

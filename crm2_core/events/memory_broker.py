@@ -1,0 +1,155 @@
+"""The embedded broker: handlers run inside ``crm2 serve``, no server needed.
+
+Durability comes from the log, not from memory: each handler has a cursor
+(where it joined), and at start every relayed event after it that the handler
+has neither applied nor dead-lettered is queued again. So a process that dies
+with work in its queue loses nothing; it redoes it when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.handlers import (
+    HandlerRegistry,
+    RegisteredHandler,
+    apply_or_dead_letter,
+    backoff_seconds,
+)
+from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+
+log = logging.getLogger(__name__)
+Job = tuple[RegisteredHandler, Envelope, int]
+
+
+class MemoryBroker:
+    def __init__(self, context: Any, handlers: HandlerRegistry, concurrency: int = 4) -> None:
+        self.context = context
+        self.handlers = handlers
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._stopping = False
+        await register_cursors(self.context, self.handlers)
+        for job in await pending_jobs(self.context, self.handlers):
+            self._queue.put_nowait(job)
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"crm2-handlers-{i}")
+            for i in range(self.concurrency)
+        ]
+
+    async def deliver(self, events: Sequence[Envelope]) -> None:
+        for event in events:
+            for handler in self.handlers.for_event(event.type):
+                self._queue.put_nowait((handler, event, 0))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every queued and retrying job is done (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._timers or not self._queue.empty() or self._queue._unfinished_tasks:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Let handlers that are running finish (cancelling a query mid-flight can
+        wedge its connection), then stop; queued work is redone at next start."""
+        self._stopping = True
+        for task in self._timers:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_seconds):
+                while self._busy:
+                    await asyncio.sleep(0.01)
+        for task in [*self._tasks, *self._timers]:
+            task.cancel()
+        for task in [*self._tasks, *self._timers]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks, self._timers = [], set()
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            handler, event, attempt = await self._queue.get()
+            self._busy += 1
+            try:
+                await apply_or_dead_letter(self.context, handler, event, attempt)
+            except Exception:
+                if not self._stopping:
+                    self._retry_later(
+                        (handler, event, attempt + 1), backoff_seconds(handler, attempt)
+                    )
+            finally:
+                self._busy -= 1
+                self._queue.task_done()
+
+    def _retry_later(self, job: Job, delay: float) -> None:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._queue.put_nowait(job)
+
+        task = asyncio.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+
+async def register_cursors(context: Any, handlers: HandlerRegistry) -> None:
+    """A handler seen for the first time starts at the current end of the log."""
+    async with context.session_factory() as session:
+        known = set((await session.execute(select(HandlerCursor.handler))).scalars())
+        new = [h for h in handlers.handlers if h not in known]
+        if not new:
+            return
+        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
+        session.add_all([HandlerCursor(handler=h, start_position=top) for h in new])
+        await session.commit()
+
+
+async def pending_jobs(context: Any, handlers: HandlerRegistry, limit: int = 10_000) -> list[Job]:
+    """Relayed events each handler has neither applied nor dead-lettered, in log order."""
+    jobs: list[Job] = []
+    async with context.session_factory() as session:
+        for handler in handlers.handlers.values():
+            start = (
+                select(HandlerCursor.start_position)
+                .where(HandlerCursor.handler == handler.id)
+                .scalar_subquery()
+            )
+            stmt = (
+                select(EventRecord)
+                .where(
+                    EventRecord.type.in_(handler.spec.event_types),
+                    EventRecord.position.is_not(None),
+                    EventRecord.position > start,
+                    ~exists().where(
+                        and_(
+                            AppliedEvent.handler == handler.id,
+                            AppliedEvent.event_id == EventRecord.id,
+                        )
+                    ),
+                    ~exists().where(
+                        and_(
+                            DeadLetter.handler == handler.id,
+                            DeadLetter.event_id == EventRecord.id,
+                            DeadLetter.retried_at.is_(None),
+                        )
+                    ),
+                )
+                .order_by(EventRecord.position)
+                .limit(limit)
+            )
+            rows = (await session.execute(stmt)).scalars()
+            jobs.extend((handler, Envelope.from_record(r), 0) for r in rows)
+    if jobs:
+        log.info("re-queued %d event deliveries left undone by an earlier process", len(jobs))
+    return jobs

@@ -1,0 +1,79 @@
+"""The relay: committed outbox rows → positions in the log → the broker and the live streams.
+
+Positions are given under a lock held until commit (a PostgreSQL advisory
+transaction lock; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway), so
+they become visible strictly in increasing order: a stream that has seen
+position N can never later find an N-1 it missed. Several relays may run: the
+one that does not get the lock returns at once and tries again on its next tick.
+
+The batch is handed to ``sink`` *before* the rows are marked relayed: if the
+process dies in between, the batch is sent again (duplicates are absorbed by
+the handlers' applied-event records), never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm2_core.db import utcnow
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.models import EventRecord
+
+RELAY_LOCK_KEY = 0x63726D32  # "crm2"
+Sink = Callable[[Sequence[Envelope]], Awaitable[None]]
+
+
+async def _take_lock(session: AsyncSession) -> bool:
+    if session.bind.dialect.name != "postgresql":
+        return True
+    taken = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY}
+    )
+    return bool(taken.scalar())
+
+
+async def relay_batch(
+    session_factory: async_sessionmaker[AsyncSession], sink: Sink, batch_size: int = 200
+) -> int:
+    """Forward one batch of unrelayed events in write order; return how many were forwarded."""
+    async with session_factory() as session:
+        if not await _take_lock(session):
+            return 0
+        stmt = (
+            select(EventRecord)
+            .where(EventRecord.relayed_at.is_(None))
+            .order_by(EventRecord.sequence)
+            .limit(batch_size)
+        )
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list((await session.execute(stmt)).scalars())
+        if not rows:
+            return 0
+        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
+        now = utcnow()
+        for offset, row in enumerate(rows, start=1):
+            row.position = top + offset
+        await sink([Envelope.from_record(row) for row in rows])
+        for row in rows:
+            row.relayed_at = now
+        await session.commit()
+        return len(rows)
+
+
+async def read_log(
+    session: AsyncSession, after_position: int, limit: int = 500, types: Sequence[str] | None = None
+) -> list[Envelope]:
+    """Relayed events after ``after_position`` in order: what a resuming stream replays."""
+    stmt = (
+        select(EventRecord)
+        .where(EventRecord.position > after_position)
+        .order_by(EventRecord.position)
+        .limit(limit)
+    )
+    if types:
+        stmt = stmt.where(EventRecord.type.in_(list(types)))
+    return [Envelope.from_record(r) for r in (await session.execute(stmt)).scalars()]

@@ -1,0 +1,102 @@
+"""A throw-away plugin for event-bus tests: emits ``probe.item.created``, counts its effects."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from crm2_core.auth import CurrentPrincipal
+from crm2_core.errors import Unprocessable
+from crm2_core.events import Envelope, EventData, publish
+from crm2_core.http.deps import SessionDep
+from crm2_hookspecs import EventHandler, PluginManifest, hookimpl
+
+manifest = PluginManifest(name="probe", title="Event bus probe")
+
+# Handler behaviour knobs, set by tests: fail the first N attempts per event.
+FAILURES: dict[str, int] = {}
+ATTEMPTS: Counter[str] = Counter()
+
+
+class ProbeEffect(SQLModel, table=True):
+    __tablename__ = "probe_effect"
+    __table_args__ = {"info": {"plugin": "probe"}}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    event_id: uuid.UUID = Field(index=True)
+    subject: str = Field(max_length=128)
+    n: int
+
+
+class ItemCreated(EventData, type="probe.item.created", version=1):
+    n: int
+
+
+class ItemIn(BaseModel):
+    n: int
+    subject: str | None = None
+
+
+router = APIRouter(prefix="/api/v1/probe")
+
+
+@router.post("/items", status_code=201)
+async def create_item(
+    body: ItemIn, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Publish one event; a negative n fails after publishing (the event must roll back)."""
+    subject = body.subject or str(uuid.uuid4())
+    row = publish(session, ItemCreated(n=body.n), subject=subject, actor=principal)
+    if body.n < 0:
+        raise Unprocessable("negative n")
+    return {"event_id": str(row.id), "subject": subject}
+
+
+async def record_effect(session: AsyncSession, event: Envelope, context: Any) -> None:
+    key = str(event.id)
+    ATTEMPTS[key] += 1
+    if ATTEMPTS[key] <= FAILURES.get(key, FAILURES.get("*", 0)):
+        raise RuntimeError(f"probe failure {ATTEMPTS[key]} for {key}")
+    session.add(ProbeEffect(event_id=event.id, subject=event.subject, n=event.data["n"]))
+
+
+@hookimpl
+def crm2_models() -> Sequence[type]:
+    return [ProbeEffect]
+
+
+@hookimpl
+def crm2_migrations() -> Path:
+    return Path(__file__).parent / "probe_migrations" / "versions"
+
+
+@hookimpl
+def crm2_event_types() -> Sequence[type]:
+    return [ItemCreated]
+
+
+@hookimpl
+def crm2_event_handlers() -> Sequence[EventHandler]:
+    return [
+        EventHandler(
+            name="record",
+            event_types=("probe.item.created",),
+            handle=record_effect,
+            max_retries=2,
+            min_backoff_seconds=0.05,
+            max_backoff_seconds=0.2,
+        )
+    ]
+
+
+@hookimpl
+def crm2_routers() -> Sequence[APIRouter]:
+    return [router]

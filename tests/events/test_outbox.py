@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import probe_plugin
+from helpers import dead_letters, effects, event_rows, wait_for
+
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.handlers import apply_or_dead_letter
+from crm2_core.events.relay import relay_batch
+from crm2_core.testing import Crm2TestApp
+
+
+async def _probe(factory) -> Crm2TestApp:  # type: ignore[no-untyped-def]
+    return await factory(extra_plugins=(probe_plugin,))
+
+
+async def test_committed_event_is_relayed_and_handled_once(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    response = await app.client.post("/api/v1/probe/items", json={"n": 7}, headers=headers)
+    assert response.status_code == 201, response.text
+    event_id = uuid.UUID(response.json()["event_id"])
+
+    async def handled() -> bool:
+        return await effects(app, event_id) == 1
+
+    await wait_for(handled)
+    (row,) = await event_rows(app)
+    assert row.position == 1 and row.relayed_at is not None
+    assert row.type == "probe.item.created" and row.data == {"n": 7}
+    assert row.actor_kind == "user"
+
+
+async def test_rolled_back_request_leaves_no_event(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    response = await app.client.post("/api/v1/probe/items", json={"n": -1}, headers=headers)
+    assert response.status_code == 422
+    assert await event_rows(app) == []
+
+
+async def test_positions_follow_relay_order_without_gaps(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    await asyncio.gather(
+        *(app.client.post("/api/v1/probe/items", json={"n": i}, headers=headers) for i in range(15))
+    )
+
+    async def all_relayed() -> bool:
+        rows = await event_rows(app)
+        return len(rows) == 15 and all(r.position is not None for r in rows)
+
+    await wait_for(all_relayed)
+    positions = sorted(r.position for r in await event_rows(app) if r.position is not None)
+    assert positions == list(range(1, 16))
+
+
+async def test_failing_handler_is_retried_then_applied_once(crm2_app_factory) -> None:
+    probe_plugin.FAILURES["*"] = 2  # max_retries is 2: the third attempt succeeds
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    response = await app.client.post("/api/v1/probe/items", json={"n": 1}, headers=headers)
+    event_id = uuid.UUID(response.json()["event_id"])
+
+    async def handled() -> bool:
+        return await effects(app, event_id) == 1
+
+    await wait_for(handled)
+    assert probe_plugin.ATTEMPTS[str(event_id)] == 3
+    assert await dead_letters(app) == []
+
+
+async def test_handler_out_of_retries_is_dead_lettered(crm2_app_factory) -> None:
+    probe_plugin.FAILURES["*"] = 99
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    response = await app.client.post("/api/v1/probe/items", json={"n": 1}, headers=headers)
+    event_id = uuid.UUID(response.json()["event_id"])
+
+    async def dead() -> bool:
+        return len(await dead_letters(app)) == 1
+
+    await wait_for(dead)
+    (letter,) = await dead_letters(app)
+    assert letter.event_id == event_id and letter.handler == "probe.record"
+    assert letter.attempts == 3 and "probe failure 3" in letter.error
+    assert "Traceback" in letter.traceback
+    assert await effects(app) == 0
+
+
+async def test_same_event_delivered_concurrently_has_one_effect(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    response = await app.client.post("/api/v1/probe/items", json={"n": 3}, headers=headers)
+    event_id = uuid.UUID(response.json()["event_id"])
+
+    async def handled() -> bool:
+        return await effects(app, event_id) == 1
+
+    await wait_for(handled)
+    (row,) = await event_rows(app)
+    envelope = Envelope.from_record(row)
+    bus = app.context.state["events"]
+    (handler,) = bus.handlers.for_event("probe.item.created")
+    for copies in (1, 2, 3):
+        outcomes = await asyncio.gather(
+            *(apply_or_dead_letter(app.context, handler, envelope, 0) for _ in range(copies))
+        )
+        assert set(outcomes) == {"duplicate"}
+    sent, duplicates = 1 + 1 + 2 + 3, await effects(app, event_id) - 1
+    print(f"\nsame event delivered {sent} times: effects=1 duplicate_effects={duplicates}")
+    assert duplicates == 0
+
+
+async def test_events_relayed_but_not_handled_are_redone_at_start(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    bus = app.context.state["events"]
+    await bus.close()  # this process "dies" after relaying, before handling
+
+    async with app.context.session_factory() as session:
+        from crm2_core.events import publish
+
+        for n in range(5):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=f"s{n}")
+        await session.commit()
+
+    async def lose(_events) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    assert await relay_batch(app.context.session_factory, lose) == 5
+    assert await effects(app) == 0
+
+    restarted = await _probe(crm2_app_factory)
+
+    async def all_done() -> bool:
+        return await effects(restarted) == 5
+
+    await wait_for(all_done)
