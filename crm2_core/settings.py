@@ -49,12 +49,16 @@ class Settings(BaseSettings):
         description="memory:// (handlers run inside crm2 serve), amqp://… (RabbitMQ) or redis://…",
     )
     broker_queue_prefix: str = Field(
-        "crm2", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$", description="prefix of broker queue names"
+        "crm2",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$",
+        description="prefix of broker queue names",
     )
     relay_interval_seconds: float = Field(
         1.0, gt=0, le=60, description="how often the relay looks for unsent events when idle"
     )
-    relay_batch_size: int = Field(200, ge=1, le=10_000, description="events the relay moves per batch")
+    relay_batch_size: int = Field(
+        200, ge=1, le=10_000, description="events the relay moves per batch"
+    )
     events_retention_days: int = Field(30, ge=1, description="how long the event log keeps events")
     handler_concurrency: int = Field(
         4, ge=1, le=64, description="handlers run at once by the in-process (memory://) broker"

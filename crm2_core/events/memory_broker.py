@@ -55,6 +55,9 @@ class MemoryBroker:
             for handler in self.handlers.for_event(event.type):
                 self._queue.put_nowait((handler, event, 0))
 
+    async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None:
+        self._queue.put_nowait((handler, event, 0))
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued and retrying job is done (tests, shutdown)."""
         async with asyncio.timeout(timeout):

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from crm2_core.auth.deps import require
+from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.health import router as health_router
-from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.models import MODELS
 from crm2_core.migrate import environment_dir
 from crm2_core.plugins.manager import PluginStatus

@@ -1,0 +1,105 @@
+"""``crm2 worker`` and ``crm2 events …``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import click
+from rich.table import Table
+from sqlalchemy import select
+
+from crm2_core.cli.commands import _with_context, console
+from crm2_core.cli.main import cli, fail, load_context, run_async
+from crm2_core.db import utcnow
+from crm2_core.errors import ConfigurationError
+
+
+@cli.command()
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+def worker(processes: int, threads: int) -> None:
+    """Run the enabled plugins' event handlers from the broker (amqp:// or redis://)."""
+    from crm2_core.events.worker import run_processes, run_worker
+
+    if processes > 1:
+        load_context()  # fail here, once, on a bad configuration
+        run_processes(processes, threads)
+        return
+    try:
+        run_worker(load_context(), threads)
+    except ConfigurationError as exc:
+        fail(str(exc))
+
+
+@cli.group()
+def events() -> None:
+    """The event log: schemas and dead letters."""
+
+
+@events.command()
+def schema() -> None:
+    """Print the AsyncAPI 3.0 document of every enabled event type and SSE channel."""
+    from crm2_core.events.asyncapi import asyncapi_document
+
+    context = load_context()
+    click.echo(json.dumps(asyncapi_document(context), indent=2))
+    run_async(context.engine.dispose())
+
+
+@events.command("dead-letters")
+@click.option("--retry", "retry_id", default=None, help="replay one dead letter by id")
+@click.option("--all", "retry_all", is_flag=True, help="replay every dead letter not yet replayed")
+def dead_letters(retry_id: str | None, retry_all: bool) -> None:
+    """List dead letters with their error, or replay them (--retry ID | --all)."""
+    from crm2_core.events.envelope import Envelope
+    from crm2_core.events.models import DeadLetter, EventRecord
+
+    context = load_context()
+    bus = context.state["events"]
+
+    async def work() -> list[DeadLetter]:
+        async with context.session_factory() as session:
+            stmt = select(DeadLetter).where(DeadLetter.retried_at.is_(None))
+            if retry_id is not None:
+                try:
+                    stmt = stmt.where(DeadLetter.id == uuid.UUID(retry_id))
+                except ValueError:
+                    fail(f"{retry_id!r} is not a dead-letter id")
+            letters = list((await session.execute(stmt.order_by(DeadLetter.created_at))).scalars())
+            if not (retry_id or retry_all):
+                return letters
+            for letter in letters:
+                row = (
+                    await session.execute(
+                        select(EventRecord).where(EventRecord.id == letter.event_id)
+                    )
+                ).scalar()
+                handler = bus.handlers.get(letter.handler)
+                if row is None or handler is None:
+                    console.print(f"skip {letter.id}: event or handler no longer exists")
+                    continue
+                await bus.broker.start()
+                await bus.broker.deliver_to(handler, Envelope.from_record(row))
+                letter.retried_at = utcnow()
+            await session.commit()
+            if hasattr(bus.broker, "drain"):
+                await bus.broker.drain(timeout=60)
+            await bus.broker.close()
+            return letters
+
+    letters = run_async(_with_context(context, work()))
+    if retry_id or retry_all:
+        console.print(f"replayed {len(letters)} dead letter(s)")
+        return
+    table = Table("id", "handler", "event", "attempts", "when", "error")
+    for letter in letters:
+        table.add_row(
+            str(letter.id),
+            letter.handler,
+            str(letter.event_id),
+            str(letter.attempts),
+            letter.created_at.isoformat(timespec="seconds"),
+            letter.error[:80],
+        )
+    console.print(table)

@@ -1,0 +1,97 @@
+"""``crm2 worker``: run the enabled plugins' handlers from the RabbitMQ or Redis broker.
+
+Each process builds the same context as ``crm2 serve`` (so the dramatiq broker
+is set and the actors declared before anything else), calls the plugins'
+``crm2_worker_boot`` hooks, then runs a dramatiq ``Worker``. A relay runs in
+the worker too, on dramatiq's event-loop thread, so events that handlers
+publish leave promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import threading
+from typing import Any
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+
+from crm2_core.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(context: Any, threads: int, stop: threading.Event | None = None) -> None:
+    """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set)."""
+    from crm2_core.events.dramatiq_broker import DramatiqBroker
+
+    bus = context.state["events"]
+    if not isinstance(bus.broker, DramatiqBroker):
+        raise ConfigurationError(
+            "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
+            "handlers already run inside crm2 serve"
+        )
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    worker = dramatiq.Worker(bus.broker.broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    loop_thread = get_event_loop_thread()
+    assert loop_thread is not None, "the AsyncIO middleware starts the event loop thread"
+
+    async def boot() -> None:
+        await context.plugins.acall("crm2_worker_boot", context=context)
+        await bus.start(relay=True)
+
+    loop_thread.run_coroutine(boot())
+    log.info(
+        "crm2 worker ready: queues %s",
+        ", ".join(sorted(bus.broker.queue_name(p) for p in bus.handlers.plugins))
+        or "(no handlers)",
+    )
+    try:
+        stop.wait()
+    finally:
+        log.info("crm2 worker stopping")
+        worker.stop()
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None and loop_thread.loop.is_running():
+            asyncio.run_coroutine_threadsafe(_close(context), loop_thread.loop).result(30)
+
+
+async def _close(context: Any) -> None:
+    await context.state["events"].close()
+    await context.aclose()
+
+
+def _child(threads: int) -> None:
+    from crm2_core.http.app import build_app_context
+    from crm2_core.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run_worker(build_app_context(Settings()), threads)
+
+
+def run_processes(processes: int, threads: int) -> None:
+    """``--processes N``: N spawned children, each a whole worker; signals stop them all."""
+    ctx = multiprocessing.get_context("spawn")
+    children = [
+        ctx.Process(target=_child, args=(threads,), name=f"crm2-worker-{i}")
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                child.terminate()
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for child in children:
+        child.join()

@@ -1,0 +1,81 @@
+"""Real RabbitMQ and Redis brokers for tests: unique queue names, cleaned up afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pika
+import redis
+
+from crm2_core.testing import TEST_JWT_SECRET
+
+RABBITMQ_URL = os.environ.get("CRM2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+REDIS_URL = os.environ.get("CRM2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+WORKER = Path(__file__).parent / "worker_main.py"
+
+
+def broker_url(kind: str) -> str:
+    return RABBITMQ_URL if kind == "amqp" else REDIS_URL
+
+
+def cleanup(kind: str, prefix: str, plugins: tuple[str, ...] = ("probe",)) -> None:
+    if kind == "amqp":
+        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        try:
+            channel = connection.channel()
+            for plugin in plugins:
+                for suffix in ("", ".DQ", ".XQ"):
+                    channel.queue_delete(queue=f"{prefix}.{plugin}{suffix}")
+        finally:
+            connection.close()
+    else:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}-dramatiq*", count=500))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@contextmanager
+def worker_process(
+    database_url: str, kind: str, prefix: str, failures: int = 0
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "CRM2_ENV": "test",
+        "CRM2_DATABASE_URL": database_url,
+        "CRM2_BROKER_URL": broker_url(kind),
+        "CRM2_BROKER_QUEUE_PREFIX": prefix,
+        "CRM2_PLUGINS": "probe",
+        "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), str(failures)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def unique_prefix() -> str:
+    return f"crm2test_{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,27 @@
+"""Run a crm2 worker with the probe plugin (tests start this as a subprocess).
+
+The same code path as ``crm2 worker``; only plugin discovery differs, since the
+probe plugin is not an installed distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import probe_plugin  # noqa: E402
+
+from crm2_core.events.worker import run_worker  # noqa: E402
+from crm2_core.http.app import build_app_context  # noqa: E402
+from crm2_core.settings import Settings  # noqa: E402
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    failures = sys.argv[1] if len(sys.argv) > 1 else ""
+    if failures:
+        probe_plugin.FAILURES["*"] = int(failures)
+    context = build_app_context(Settings(_env_file=None), extra_plugins=(probe_plugin,))  # type: ignore[call-arg]
+    run_worker(context, threads=2)
