@@ -120,8 +120,7 @@ class EventBus:
         await self.broker.close()
         self._loop = None
 
-    async def _sink(self, events: Sequence[Envelope]) -> None:
-        await self.broker.deliver(events)
+    async def _notify(self, events: Sequence[Envelope]) -> None:
         for listener in self.listeners:
             try:
                 await listener(events)
@@ -131,7 +130,10 @@ class EventBus:
     async def relay_once(self) -> int:
         settings = self.context.settings
         return await relay_batch(
-            self.context.session_factory, self._sink, settings.relay_batch_size
+            self.context.session_factory,
+            self.broker.deliver,
+            settings.relay_batch_size,
+            after_commit=self._notify,
         )
 
     async def _relay_forever(self) -> None:

@@ -36,9 +36,17 @@ async def _take_lock(session: AsyncSession) -> bool:
 
 
 async def relay_batch(
-    session_factory: async_sessionmaker[AsyncSession], sink: Sink, batch_size: int = 200
+    session_factory: async_sessionmaker[AsyncSession],
+    sink: Sink,
+    batch_size: int = 200,
+    after_commit: Sink | None = None,
 ) -> int:
-    """Forward one batch of unrelayed events in write order; return how many were forwarded."""
+    """Forward one batch of unrelayed events in write order; return how many were forwarded.
+
+    ``sink`` (the broker) runs inside the claiming transaction; ``after_commit``
+    (the live streams) once the positions are committed and readable from the
+    log, so a stream never announces a position a resuming client cannot replay.
+    """
     async with session_factory() as session:
         if not await _take_lock(session):
             return 0
@@ -57,11 +65,14 @@ async def relay_batch(
         now = utcnow()
         for offset, row in enumerate(rows, start=1):
             row.position = top + offset
-        await sink([Envelope.from_record(row) for row in rows])
+        envelopes = [Envelope.from_record(row) for row in rows]
+        await sink(envelopes)
         for row in rows:
             row.relayed_at = now
         await session.commit()
-        return len(rows)
+    if after_commit is not None:
+        await after_commit(envelopes)
+    return len(rows)
 
 
 async def read_log(

@@ -43,9 +43,22 @@ def cleanup(kind: str, prefix: str, plugins: tuple[str, ...] = ("probe",)) -> No
         client.close()
 
 
+def ready_messages(queue: str) -> int:
+    """Messages waiting in a RabbitMQ queue (not counting those a consumer holds)."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        declared = connection.channel().queue_declare(queue=queue, passive=True)
+        return int(declared.method.message_count)
+    except pika.exceptions.ChannelClosedByBroker:
+        return -1  # not declared yet: nothing was published to it
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 @contextmanager
 def worker_process(
-    database_url: str, kind: str, prefix: str, failures: int = 0
+    database_url: str, kind: str, prefix: str, failures: int = 0, slow_seconds: float = 0.0
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
@@ -58,7 +71,7 @@ def worker_process(
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
     process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(failures)],
+        [sys.executable, str(WORKER), str(failures), str(slow_seconds)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -23,5 +23,7 @@ if __name__ == "__main__":
     failures = sys.argv[1] if len(sys.argv) > 1 else ""
     if failures:
         probe_plugin.FAILURES["*"] = int(failures)
+    if len(sys.argv) > 2:
+        probe_plugin.SLOW_SECONDS[0] = float(sys.argv[2])
     context = build_app_context(Settings(_env_file=None), extra_plugins=(probe_plugin,))  # type: ignore[call-arg]
     run_worker(context, threads=2)
