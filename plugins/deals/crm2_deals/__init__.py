@@ -1,0 +1,1 @@
+"""crm2-deals: clients, pipelines, deals, insurance policies and activities."""

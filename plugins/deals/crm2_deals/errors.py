@@ -1,0 +1,61 @@
+"""Deals errors, each with its HTTP status."""
+
+from __future__ import annotations
+
+from crm2_core.errors import Conflict, NotFound, Unprocessable
+
+
+class ClientNotFound(NotFound):
+    slug, title = "deals-client-not-found", "Client not found"
+
+
+class ContactNotFound(NotFound):
+    slug, title = "deals-contact-not-found", "Contact not found"
+
+
+class PipelineNotFound(NotFound):
+    slug, title = "deals-pipeline-not-found", "Pipeline not found"
+
+
+class StageNotFound(NotFound):
+    slug, title = "deals-stage-not-found", "Stage not found"
+
+
+class DealNotFound(NotFound):
+    slug, title = "deals-deal-not-found", "Deal not found"
+
+
+class PolicyNotFound(NotFound):
+    slug, title = "deals-policy-not-found", "Policy not found"
+
+
+class ActivityNotFound(NotFound):
+    slug, title = "deals-activity-not-found", "Activity not found"
+
+
+class DuplicateClient(Conflict):
+    slug, title = "deals-duplicate-client", "A client with this e-mail or tax id exists"
+
+
+class StageNotInPipeline(Unprocessable):
+    slug, title = "deals-stage-not-in-pipeline", "The stage belongs to another pipeline"
+
+
+class LostReasonRequired(Unprocessable):
+    slug, title = "deals-lost-reason-required", "A lost deal needs a lost reason"
+
+
+class InvalidMoney(Unprocessable):
+    slug, title = "deals-invalid-money", "Invalid amount for the currency"
+
+
+class PolicyNumberTaken(Conflict):
+    slug, title = "deals-policy-number-taken", "This insurer already has a policy with this number"
+
+
+class InvalidPolicyTransition(Conflict):
+    slug, title = "deals-invalid-policy-transition", "The policy cannot change to that status"
+
+
+class InUse(Conflict):
+    slug, title = "deals-in-use", "The record is still referenced"

@@ -1,0 +1,145 @@
+"""The events the deals plugin emits: its public, versioned contract.
+
+Subjects: a client's, deal's or policy's id. Money travels as a decimal string.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from crm2_core.events import EventData
+
+
+class ClientCreated(EventData, type="deals.client.created", version=1):
+    """A client was created."""
+
+    name: str
+    kind: str
+    owner_id: uuid.UUID
+
+
+class ClientUpdated(EventData, type="deals.client.updated", version=1):
+    """A client's fields changed; ``changed`` names them."""
+
+    changed: list[str]
+    owner_id: uuid.UUID
+
+
+class ClientArchived(EventData, type="deals.client.archived", version=1):
+    """A client was archived."""
+
+    owner_id: uuid.UUID
+
+
+class DealCreated(EventData, type="deals.deal.created", version=1):
+    """A deal was created."""
+
+    title: str
+    client_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID
+    value: str
+    currency: str
+    owner_id: uuid.UUID
+
+
+class DealUpdated(EventData, type="deals.deal.updated", version=1):
+    """A deal's fields changed; ``changed`` names them."""
+
+    changed: list[str]
+    owner_id: uuid.UUID
+
+
+class DealStageChanged(EventData, type="deals.deal.stage_changed", version=1):
+    """A deal moved to another stage of its pipeline."""
+
+    from_stage_id: uuid.UUID
+    to_stage_id: uuid.UUID
+    status: str
+    owner_id: uuid.UUID
+
+
+class DealWon(EventData, type="deals.deal.won", version=1):
+    """A deal reached a won stage."""
+
+    value: str
+    currency: str
+    client_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
+class DealLost(EventData, type="deals.deal.lost", version=1):
+    """A deal reached a lost stage."""
+
+    lost_reason: str
+    client_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
+class PolicyCreated(EventData, type="deals.policy.created", version=1):
+    """A policy was recorded."""
+
+    number: str
+    insurer: str
+    client_id: uuid.UUID
+    premium: str
+    currency: str
+    payment_frequency: str
+    start_date: date
+    end_date: date
+    renewal_of: uuid.UUID | None
+    owner_id: uuid.UUID
+
+
+class PolicyActivated(EventData, type="deals.policy.activated", version=1):
+    """A policy became active (issued)."""
+
+    client_id: uuid.UUID
+    premium: str
+    currency: str
+    payment_frequency: str
+    start_date: date
+    end_date: date
+    owner_id: uuid.UUID
+
+
+class PolicyCancelled(EventData, type="deals.policy.cancelled", version=1):
+    """A policy was cancelled."""
+
+    client_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
+class PolicyExpired(EventData, type="deals.policy.expired", version=1):
+    """A policy passed its end date."""
+
+    client_id: uuid.UUID
+    end_date: date
+    owner_id: uuid.UUID
+
+
+class PolicyRenewalDue(EventData, type="deals.policy.renewal_due", version=1):
+    """A policy ends within the renewal notice period."""
+
+    client_id: uuid.UUID
+    end_date: date
+    days_left: int
+    owner_id: uuid.UUID
+
+
+EVENT_TYPES: list[type[EventData]] = [
+    ClientCreated,
+    ClientUpdated,
+    ClientArchived,
+    DealCreated,
+    DealUpdated,
+    DealStageChanged,
+    DealWon,
+    DealLost,
+    PolicyCreated,
+    PolicyActivated,
+    PolicyCancelled,
+    PolicyExpired,
+    PolicyRenewalDue,
+]

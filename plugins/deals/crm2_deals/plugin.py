@@ -1,0 +1,69 @@
+"""The deals plugin: manifest and hooks, the only wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from crm2_deals.config import DealsSettings
+from crm2_hookspecs import Permission, PluginManifest, hookimpl
+
+manifest = PluginManifest(
+    name="deals",
+    title="Deals",
+    requires_core=">=0.1,<1",
+    settings=DealsSettings,
+    description="Clients, contacts, pipelines, deals, insurance policies and activities.",
+)
+
+EVERYONE = ("admin", "manager", "agent", "viewer")
+EDITORS = ("admin", "manager", "agent")
+
+
+@hookimpl
+def crm2_models() -> Sequence[type]:
+    from crm2_deals.models import MODELS
+
+    return MODELS
+
+
+@hookimpl
+def crm2_migrations() -> Path:
+    return Path(__file__).parent / "migrations" / "versions"
+
+
+@hookimpl
+def crm2_permissions() -> Sequence[Permission]:
+    return [
+        Permission("deals:read", "Read clients, deals, policies and activities", EVERYONE),
+        Permission(
+            "deals:write", "Create and change clients, deals, policies, activities", EDITORS
+        ),
+        Permission(
+            "deals:delete", "Delete clients, deals, policies and activities", ("admin", "manager")
+        ),
+        Permission("deals:export", "Export clients and deals as CSV", ("admin", "manager")),
+        Permission("deals:import", "Import clients from CSV", ("admin", "manager")),
+        Permission("deals:admin", "Manage pipelines, stages and lost reasons", ("admin",)),
+        Permission(
+            "deals:all_records",
+            "See and edit every owner's records, not only one's own",
+            ("admin", "manager", "viewer"),
+        ),
+    ]
+
+
+@hookimpl
+def crm2_routers() -> Sequence[APIRouter]:
+    from crm2_deals.routes import routers
+
+    return routers()
+
+
+@hookimpl
+def crm2_event_types() -> Sequence[type]:
+    from crm2_deals.events import EVENT_TYPES
+
+    return EVENT_TYPES

@@ -1,0 +1,1 @@
+"""repository of the deals plugin, one module per entity."""

@@ -1,0 +1,1 @@
+"""schemas of the deals plugin, one module per entity."""

@@ -1,0 +1,1 @@
+"""service of the deals plugin, one module per entity."""
