@@ -64,6 +64,9 @@ class RoleCache:
         return frozenset(result)
 
 
+PRINCIPAL_SCOPE_KEY = "crm2.principal"
+
+
 class Authenticator:
     def __init__(self, context: Any, tokens: TokenService, roles: RoleCache) -> None:
         self.context = context
@@ -72,16 +75,18 @@ class Authenticator:
 
     async def from_scope(self, scope: Mapping[str, Any]) -> Principal | None:
         """Authenticate an ASGI request once; later calls in the same request reuse the answer."""
-        state = scope.get("state")
-        if isinstance(state, dict) and "principal" in state:
-            cached = state["principal"]
+        # Cached in the request's own scope, not in scope["state"]: that dict is
+        # the lifespan state, which asgi-lifespan (the test kit) shares between
+        # requests instead of copying it per request as uvicorn does.
+        cached = scope.get(PRINCIPAL_SCOPE_KEY)
+        if cached is not None:
             return None if cached is _NO_PRINCIPAL else cached
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
         principal = await self.from_headers(headers)
-        if isinstance(state, dict):
-            state["principal"] = _NO_PRINCIPAL if principal is None else principal
+        if isinstance(scope, dict):
+            scope[PRINCIPAL_SCOPE_KEY] = _NO_PRINCIPAL if principal is None else principal
         return principal
 
     async def from_headers(self, headers: Mapping[str, str]) -> Principal | None:

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -56,6 +56,8 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 def _encode_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"t": value.isoformat()}
+    if isinstance(value, date):  # after datetime, which is a date too
+        return {"D": value.isoformat()}
     if isinstance(value, uuid.UUID):
         return {"u": str(value)}
     if isinstance(value, Decimal):
@@ -68,6 +70,8 @@ def _decode_value(value: Any) -> Any:
         ((tag, raw),) = value.items()
         if tag == "t":
             return datetime.fromisoformat(raw)
+        if tag == "D":
+            return date.fromisoformat(raw)
         if tag == "u":
             return uuid.UUID(raw)
         if tag == "d":

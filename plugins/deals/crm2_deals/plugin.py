@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 
 from crm2_deals.config import DealsSettings
-from crm2_hookspecs import Permission, PluginManifest, hookimpl
+from crm2_hookspecs import (
+    Crm2Context,
+    Permission,
+    PluginManifest,
+    ScheduledJob,
+    SseChannel,
+    hookimpl,
+)
 
 manifest = PluginManifest(
     name="deals",
@@ -67,3 +75,32 @@ def crm2_event_types() -> Sequence[type]:
     from crm2_deals.events import EVENT_TYPES
 
     return EVENT_TYPES
+
+
+@hookimpl
+def crm2_scheduled_jobs() -> Sequence[ScheduledJob]:
+    from crm2_deals.jobs import scheduled_jobs
+
+    return scheduled_jobs()
+
+
+@hookimpl
+def crm2_sse_channels() -> Sequence[SseChannel]:
+    from crm2_deals.stream import channels
+
+    return channels()
+
+
+@hookimpl
+def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
+    from crm2_deals.seeds import seed
+
+    result: Awaitable[None] | None = seed(name, context)
+    return result
+
+
+@hookimpl
+def crm2_cli(cli: Any) -> None:
+    from crm2_deals.cli import register
+
+    register(cli)

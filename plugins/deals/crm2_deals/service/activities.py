@@ -1,4 +1,10 @@
-"""Activities: notes, calls, meetings, e-mails, and the system entries other services write."""
+"""Activities: notes, calls, meetings, e-mails, and the system entries other services write.
+
+Who owns an activity: the owner of the most specific record it is about (the
+policy, else the deal, else the client) at the time it is written, whoever
+writes it. So a manager's note on an agent's deal lands in that agent's
+timeline, and an agent sees exactly the activities of the records they own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,25 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_deals.models import Activity
+from crm2_core.db import utcnow
+from crm2_core.errors import Conflict, Unprocessable
+from crm2_core.http.etag import check_version, update_versioned
+from crm2_core.http.pagination import PageParams
+from crm2_deals.errors import ActivityNotFound, ClientNotFound
+from crm2_deals.models import Activity, Deal, Policy
+from crm2_deals.repository import activities as repo
+from crm2_deals.repository import policies as policy_repo
+from crm2_deals.schemas.activities import ActivityCreate, ActivityFilters, ActivityUpdate
+from crm2_deals.visibility import Visibility
+from crm2_hookspecs import Principal
+
+
+class ActivityLinkInvalid(Unprocessable):
+    slug, title = "deals-activity-link-invalid", "The activity's client, deal or policy do not fit"
+
+
+class SystemActivityReadOnly(Conflict):
+    slug, title = "deals-system-activity-read-only", "System entries cannot be changed"
 
 
 def add_system_activity(
@@ -32,3 +56,109 @@ def add_system_activity(
     )
     session.add(row)
     return row
+
+
+async def _links(
+    session: AsyncSession, vis: Visibility, data: ActivityCreate
+) -> tuple[uuid.UUID, uuid.UUID, Deal | None, Policy | None]:
+    """``(client id, owner id, deal, policy)``; 422 unless every link is visible and fits."""
+    policy = deal = None
+    if data.policy_id is not None:
+        policy = await policy_repo.get(session, vis, data.policy_id)
+        if policy is None:
+            raise ActivityLinkInvalid(f"no policy {data.policy_id}")
+    if data.deal_id is not None:
+        deal = await policy_repo.visible_deal(session, vis, data.deal_id)
+        if deal is None:
+            raise ActivityLinkInvalid(f"no deal {data.deal_id}")
+    client_id = data.client_id or (policy.client_id if policy else None)
+    client_id = client_id or (deal.client_id if deal else None)
+    assert client_id is not None  # the schema asks for at least one link
+    client = await policy_repo.visible_client(session, vis, client_id)
+    if client is None:
+        raise ActivityLinkInvalid(f"no client {client_id}")
+    if deal is not None and deal.client_id != client.id:
+        raise ActivityLinkInvalid("the deal belongs to another client")
+    if policy is not None and policy.client_id != client.id:
+        raise ActivityLinkInvalid("the policy belongs to another client")
+    if deal and policy and policy.deal_id is not None and policy.deal_id != deal.id:
+        raise ActivityLinkInvalid("the policy belongs to another deal")
+    owner = policy.owner_id if policy else deal.owner_id if deal else client.owner_id
+    return client.id, owner, deal, policy
+
+
+async def create_activity(
+    session: AsyncSession, principal: Principal, data: ActivityCreate
+) -> Activity:
+    client_id, owner_id, deal, policy = await _links(session, Visibility.of(principal), data)
+    row = Activity(
+        kind=data.kind,
+        client_id=client_id,
+        deal_id=deal.id if deal else None,
+        policy_id=policy.id if policy else None,
+        author_id=principal.id,
+        owner_id=owner_id,
+        subject=data.subject,
+        body=data.body,
+        occurred_at=data.occurred_at or utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_activity(
+    session: AsyncSession, principal: Principal, activity_id: uuid.UUID
+) -> Activity:
+    row = await repo.get(session, Visibility.of(principal), activity_id)
+    if row is None:
+        raise ActivityNotFound(f"no activity {activity_id}")
+    return row
+
+
+async def update_activity(
+    session: AsyncSession,
+    principal: Principal,
+    activity_id: uuid.UUID,
+    if_match: str,
+    data: ActivityUpdate,
+) -> Activity:
+    row = await get_activity(session, principal, activity_id)
+    version = check_version(if_match, row.version)
+    if row.kind == "system":
+        raise SystemActivityReadOnly("system entries record what happened; they are not edited")
+    values: dict[str, object] = data.model_dump(exclude_unset=True)
+    values["updated_at"] = utcnow()
+    await update_versioned(session, Activity, Activity.id == activity_id, version, values)
+    return await get_activity(session, principal, activity_id)
+
+
+async def delete_activity(
+    session: AsyncSession, principal: Principal, activity_id: uuid.UUID, if_match: str | None
+) -> None:
+    row = await get_activity(session, principal, activity_id)
+    if if_match is not None:
+        check_version(if_match, row.version)
+    if row.kind == "system":
+        raise SystemActivityReadOnly("system entries record what happened; they are not deleted")
+    await repo.delete_one(session, activity_id)
+
+
+async def list_activities(
+    session: AsyncSession, principal: Principal, filters: ActivityFilters, page: PageParams
+) -> tuple[list[Activity], str | None]:
+    return await repo.list_activities(session, Visibility.of(principal), filters, page)
+
+
+async def client_timeline(
+    session: AsyncSession,
+    principal: Principal,
+    client_id: uuid.UUID,
+    kinds: tuple[str, ...],
+    page: PageParams,
+) -> tuple[list[Activity], str | None]:
+    """404 unless the client is visible; then its visible entries, newest first."""
+    vis = Visibility.of(principal)
+    if await policy_repo.visible_client(session, vis, client_id) is None:
+        raise ClientNotFound(f"no client {client_id}")
+    return await repo.timeline(session, vis, client_id, kinds, page)

@@ -1,0 +1,155 @@
+"""Every query on pipelines, stages and lost reasons, and the pipeline summary aggregate.
+
+Pipelines are shared by everyone; the summary counts only the deals the caller may see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.http.pagination import OrderKey, PageParams
+from crm2_deals.models import Deal, LostReason, Pipeline, Stage
+from crm2_deals.repository.clients import keyset_page
+from crm2_deals.visibility import Visibility
+
+# The default pipeline first, then by name.
+PIPELINE_ORDER = [
+    OrderKey(Pipeline.is_default, descending=True),
+    OrderKey(Pipeline.name),
+    OrderKey(Pipeline.id),
+]
+
+
+async def list_pipelines(
+    session: AsyncSession, page: PageParams
+) -> tuple[list[Pipeline], str | None]:
+    return await keyset_page(session, select(Pipeline), PIPELINE_ORDER, page)
+
+
+async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline | None:
+    return await session.get(Pipeline, pipeline_id)
+
+
+async def default_pipeline(session: AsyncSession) -> Pipeline | None:
+    order = [k.column.desc() if k.descending else k.column.asc() for k in PIPELINE_ORDER]
+    stmt = select(Pipeline).order_by(*order).limit(1)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def pipeline_by_name(session: AsyncSession, name: str) -> Pipeline | None:
+    stmt = select(Pipeline).where(func.lower(Pipeline.name) == name.lower())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def clear_default(session: AsyncSession, keep: uuid.UUID) -> None:
+    """Only one default pipeline: unset the flag everywhere but on ``keep``."""
+    await session.execute(
+        update(Pipeline)
+        .where(Pipeline.id != keep, Pipeline.is_default.is_(True))
+        .values(is_default=False, version=Pipeline.version + 1)
+    )
+
+
+async def stages_of(
+    session: AsyncSession, pipeline_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Stage]]:
+    """Each pipeline's stages ordered by position."""
+    wanted = list(pipeline_ids)
+    out: dict[uuid.UUID, list[Stage]] = {p: [] for p in wanted}
+    if not wanted:
+        return out
+    stmt = select(Stage).where(Stage.pipeline_id.in_(wanted)).order_by(Stage.position)
+    for stage in (await session.execute(stmt)).scalars():
+        out[stage.pipeline_id].append(stage)
+    return out
+
+
+async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
+    return await session.get(Stage, stage_id)
+
+
+async def first_open_stage(session: AsyncSession, pipeline_id: uuid.UUID) -> Stage | None:
+    stmt = (
+        select(Stage)
+        .where(Stage.pipeline_id == pipeline_id, Stage.kind == "open")
+        .order_by(Stage.position)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    wanted = list(stage_ids)
+    if not wanted:
+        return set()
+    stmt = select(Deal.stage_id).where(Deal.stage_id.in_(wanted)).distinct()
+    return set((await session.execute(stmt)).scalars())
+
+
+async def pipeline_in_use(session: AsyncSession, pipeline_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(Deal.pipeline_id == pipeline_id))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def delete_stages(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> None:
+    wanted = list(stage_ids)
+    if wanted:
+        await session.execute(delete(Stage).where(Stage.id.in_(wanted)))
+
+
+async def update_stage(session: AsyncSession, stage_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await session.execute(update(Stage).where(Stage.id == stage_id).values(**values))
+
+
+async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
+    await session.execute(delete(Pipeline).where(Pipeline.id == pipeline_id))
+
+
+# -- lost reasons ----------------------------------------------------------------------
+
+
+async def list_lost_reasons(session: AsyncSession, include_inactive: bool) -> list[LostReason]:
+    stmt = select(LostReason).order_by(LostReason.name, LostReason.id)
+    if not include_inactive:
+        stmt = stmt.where(LostReason.active.is_(True))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def lost_reason_by_name(session: AsyncSession, name: str) -> LostReason | None:
+    stmt = select(LostReason).where(func.lower(LostReason.name) == name.lower())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_lost_reason(session: AsyncSession, reason_id: uuid.UUID) -> LostReason | None:
+    return await session.get(LostReason, reason_id)
+
+
+# -- summary ---------------------------------------------------------------------------
+
+
+async def stage_totals(
+    session: AsyncSession, visibility: Visibility, pipeline_id: uuid.UUID, by_owner: bool
+) -> list[tuple[uuid.UUID, str, uuid.UUID | None, int, int]]:
+    """``(stage, currency, owner or None, count, sum of value_minor)`` in one GROUP BY."""
+    owner = Deal.owner_id if by_owner else None
+    columns: list[Any] = [Deal.stage_id, Deal.currency]
+    if owner is not None:
+        columns.append(owner)
+    stmt = (
+        select(*columns, func.count(), func.sum(Deal.value_minor))
+        .where(Deal.pipeline_id == pipeline_id, visibility.where(Deal.owner_id))
+        .group_by(*columns)
+    )
+    out: list[tuple[uuid.UUID, str, uuid.UUID | None, int, int]] = []
+    for row in (await session.execute(stmt)).all():
+        if owner is not None:
+            stage_id, currency, owner_id, count, total = row
+        else:
+            (stage_id, currency, count, total), owner_id = row, None
+        out.append((stage_id, currency, owner_id, int(count), int(total or 0)))
+    return out

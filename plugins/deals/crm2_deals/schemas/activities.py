@@ -1,0 +1,79 @@
+"""Activity request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from crm2_core.schemas import RequestModel, ResponseModel
+
+# "system" entries exist too, but only services write them.
+UserActivityKind = Literal["note", "call", "meeting", "email"]
+ActivityKind = Literal["note", "call", "meeting", "email", "system"]
+
+
+class ActivityCreate(RequestModel):
+    """A note, call, meeting or e-mail on a client, optionally on one of its deals or policies.
+
+    ``client_id`` may be left out when a deal or policy is given: it is theirs.
+    """
+
+    kind: UserActivityKind
+    client_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    policy_id: uuid.UUID | None = None
+    subject: str = Field("", max_length=300)
+    body: str = Field("", max_length=20_000)
+    occurred_at: AwareDatetime | None = Field(None, description="when it happened; default now")
+
+    @model_validator(mode="after")
+    def _linked(self) -> ActivityCreate:
+        if self.client_id is None and self.deal_id is None and self.policy_id is None:
+            raise ValueError("an activity needs a client_id, deal_id or policy_id")
+        return self
+
+
+class ActivityUpdate(RequestModel):
+    kind: UserActivityKind | None = None
+    subject: str | None = Field(None, max_length=300)
+    body: str | None = Field(None, max_length=20_000)
+    occurred_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> ActivityUpdate:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class ActivityPublic(ResponseModel):
+    id: uuid.UUID
+    kind: ActivityKind
+    client_id: uuid.UUID
+    deal_id: uuid.UUID | None
+    policy_id: uuid.UUID | None
+    author_id: uuid.UUID | None
+    owner_id: uuid.UUID
+    subject: str
+    body: str
+    occurred_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class ActivityFilters:
+    """The list's query parameters; every one optional, all combined with AND."""
+
+    client: uuid.UUID | None = None
+    deal: uuid.UUID | None = None
+    policy: uuid.UUID | None = None
+    owner: uuid.UUID | None = None
+    kind: tuple[str, ...] = ()
+    updated_since: datetime | None = None

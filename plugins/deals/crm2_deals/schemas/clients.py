@@ -1,0 +1,156 @@
+"""Request and response bodies for clients, contacts and the client CSV import."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from crm2_core.schemas import RequestModel, ResponseModel
+
+ClientKind = Literal["person", "company"]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def clean_emails(values: list[str]) -> list[str]:
+    """Lower-cased, stripped, de-duplicated (order kept); a malformed address is an error."""
+    out: list[str] = []
+    for raw in values:
+        email = raw.strip().lower()
+        if not email:
+            continue
+        if len(email) > 320 or not _EMAIL.match(email):
+            raise ValueError(f"{raw!r} is not an e-mail address")
+        if email not in out:
+            out.append(email)
+    return out
+
+
+def clean_list(values: list[str], max_length: int = 100) -> list[str]:
+    """Stripped, empty entries dropped, de-duplicated (order kept)."""
+    out: list[str] = []
+    for raw in values:
+        value = raw.strip()
+        if len(value) > max_length:
+            raise ValueError(f"{value[:20]!r}… is longer than {max_length} characters")
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+def clean_tax_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+class _ClientFields(RequestModel):
+    @field_validator("emails", mode="after", check_fields=False)
+    @classmethod
+    def _emails(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else clean_emails(value)
+
+    @field_validator("phones", mode="after", check_fields=False)
+    @classmethod
+    def _phones(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else clean_list(value, 64)
+
+    @field_validator("tags", mode="after", check_fields=False)
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else clean_list(value, 64)
+
+    @field_validator("tax_id", mode="after", check_fields=False)
+    @classmethod
+    def _tax_id(cls, value: str | None) -> str | None:
+        return clean_tax_id(value)
+
+
+class ClientCreate(_ClientFields):
+    kind: ClientKind
+    name: str = Field(min_length=1, max_length=300)
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    phones: list[str] = Field(default_factory=list, max_length=20)
+    tax_id: str | None = Field(default=None, max_length=64)
+    address: str = Field(default="", max_length=1000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    owner_id: uuid.UUID | None = Field(default=None, description="default: the caller")
+
+
+class ClientUpdate(_ClientFields):
+    """Only the fields sent change; ``{"archived": true}`` archives the client."""
+
+    kind: ClientKind | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    emails: list[str] | None = Field(default=None, max_length=20)
+    phones: list[str] | None = Field(default=None, max_length=20)
+    tax_id: str | None = Field(default=None, max_length=64)
+    address: str | None = Field(default=None, max_length=1000)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    owner_id: uuid.UUID | None = None
+    archived: bool | None = None
+
+
+class ClientPublic(ResponseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    emails: list[str]
+    phones: list[str]
+    tax_id: str | None
+    address: str
+    tags: list[str]
+    owner_id: uuid.UUID
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ContactCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=300)
+    position: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        cleaned = clean_emails([value]) if value else []
+        return cleaned[0] if cleaned else None
+
+
+class ContactUpdate(ContactCreate):
+    name: str | None = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
+    position: str | None = Field(default=None, max_length=200)  # type: ignore[assignment]
+
+
+class ContactPublic(ResponseModel):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    name: str
+    position: str
+    email: str | None
+    phone: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ImportRowError(BaseModel):
+    row: int = Field(description="the spreadsheet row: the header is row 1")
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """What an import did (or, for a dry run or a refused file, would have done)."""
+
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    errors: list[ImportRowError] = Field(default_factory=list)
+    dry_run: bool = False
+    applied: bool = Field(False, description="whether the changes were written")

@@ -1,0 +1,85 @@
+"""Request and response bodies for deals, stage moves and the stage history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import Field, field_validator
+
+from crm2_core.money import Amount, check_currency
+from crm2_core.schemas import RequestModel, ResponseModel
+
+
+class _Currency(RequestModel):
+    @field_validator("currency", mode="after", check_fields=False)
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return None if value is None else check_currency(value)
+
+
+class DealCreate(_Currency):
+    title: str = Field(min_length=1, max_length=300)
+    client_id: uuid.UUID
+    pipeline_id: uuid.UUID | None = Field(None, description="default: the stage's, or the default")
+    stage_id: uuid.UUID | None = Field(None, description="default: the pipeline's first open stage")
+    value: Amount | None = Field(None, description='a decimal string such as "1234.50"; default 0')
+    currency: str | None = Field(None, description="ISO 4217; default CRM2_DEALS_DEFAULT_CURRENCY")
+    owner_id: uuid.UUID | None = Field(None, description="default: the caller")
+    source: str = Field("", max_length=200)
+    expected_close_date: date | None = None
+    lost_reason_id: uuid.UUID | None = Field(None, description="when created in a lost stage")
+    lost_reason: str | None = Field(None, max_length=1000)
+
+
+class DealUpdate(_Currency):
+    """Only the fields sent change; the stage changes through ``POST …/move``."""
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    client_id: uuid.UUID | None = None
+    value: Amount | None = None
+    currency: str | None = None
+    owner_id: uuid.UUID | None = None
+    source: str | None = Field(None, max_length=200)
+    expected_close_date: date | None = None
+    lost_reason_id: uuid.UUID | None = Field(None, description="only on a lost deal")
+    lost_reason: str | None = Field(None, max_length=1000, description="only on a lost deal")
+
+
+class DealMove(RequestModel):
+    """Move to another stage of the deal's pipeline; a lost stage needs a reason."""
+
+    stage_id: uuid.UUID
+    lost_reason_id: uuid.UUID | None = Field(None, description="one of GET …/lost-reasons")
+    lost_reason: str | None = Field(None, max_length=1000, description="free text")
+
+
+class DealPublic(ResponseModel):
+    id: uuid.UUID
+    title: str
+    client_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID
+    status: str
+    value: Amount
+    currency: str
+    owner_id: uuid.UUID
+    source: str
+    expected_close_date: date | None
+    lost_reason_id: uuid.UUID | None
+    lost_reason: str | None
+    closed_at: datetime | None
+    stage_entered_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class StageMovePublic(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    from_stage_id: uuid.UUID | None
+    to_stage_id: uuid.UUID
+    moved_by: uuid.UUID | None
+    moved_at: datetime
+    seconds_in_previous: int | None

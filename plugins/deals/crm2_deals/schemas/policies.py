@@ -1,0 +1,162 @@
+"""Policy request and response bodies; the premium travels as a decimal string."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from crm2_core.money import Amount, check_currency, from_minor, to_minor
+from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_deals.models import Policy
+
+PaymentFrequency = Literal["annual", "semi_annual", "quarterly", "monthly"]
+PolicyStatus = Literal["draft", "active", "expired", "cancelled"]
+POLICY_SORTS = ("updated_at", "created_at", "start_date", "end_date", "number")
+
+
+def _check_money(premium: Decimal | None, currency: str | None) -> None:
+    if premium is None or currency is None:
+        return
+    if premium < 0:
+        raise ValueError("premium must not be negative")
+    to_minor(premium, currency)  # more decimals than the currency has → ValueError → 422
+
+
+class PolicyCreate(RequestModel):
+    """A new policy; it starts as a draft unless recorded as already ``active``."""
+
+    number: str = Field(min_length=1, max_length=100)
+    insurer: str = Field(min_length=1, max_length=200)
+    client_id: uuid.UUID
+    deal_id: uuid.UUID | None = None
+    product: str = Field(min_length=1, max_length=200)
+    premium: Amount
+    currency: str = Field(min_length=3, max_length=3)
+    payment_frequency: PaymentFrequency = "annual"
+    start_date: date
+    end_date: date
+    status: Literal["draft", "active"] = "draft"
+    renewal_of: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = Field(
+        None, description="defaults to the client's owner; only managers may name another"
+    )
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: object) -> object:
+        return check_currency(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyCreate:
+        if self.end_date <= self.start_date:
+            raise ValueError("end_date must be after start_date")
+        _check_money(self.premium, self.currency)
+        return self
+
+
+class PolicyUpdate(RequestModel):
+    """Fields to change; the status changes only through activate / cancel / the expiry job."""
+
+    number: str | None = Field(None, min_length=1, max_length=100)
+    insurer: str | None = Field(None, min_length=1, max_length=200)
+    deal_id: uuid.UUID | None = None
+    product: str | None = Field(None, min_length=1, max_length=200)
+    premium: Amount | None = None
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    payment_frequency: PaymentFrequency | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    owner_id: uuid.UUID | None = None
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: object) -> object:
+        return check_currency(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyUpdate:
+        for name in self.model_fields_set - {"deal_id"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if self.start_date and self.end_date and self.end_date <= self.start_date:
+            raise ValueError("end_date must be after start_date")
+        _check_money(self.premium, self.currency)
+        return self
+
+
+class PolicyCancel(RequestModel):
+    reason: str = Field("", max_length=2000)
+
+
+class PolicyRenew(RequestModel):
+    """Overrides for the draft renewal; by default it copies the policy, shifted by its term."""
+
+    number: str | None = Field(None, min_length=1, max_length=100)
+    premium: Amount | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+class PolicyPublic(ResponseModel):
+    id: uuid.UUID
+    number: str
+    client_id: uuid.UUID
+    deal_id: uuid.UUID | None
+    insurer: str
+    product: str
+    premium: Amount
+    currency: str
+    payment_frequency: PaymentFrequency
+    start_date: date
+    end_date: date
+    status: PolicyStatus
+    renewal_of: uuid.UUID | None
+    renewal_notified_on: date | None
+    owner_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, row: Policy) -> PolicyPublic:
+        return cls(
+            id=row.id,
+            number=row.number,
+            client_id=row.client_id,
+            deal_id=row.deal_id,
+            insurer=row.insurer,
+            product=row.product,
+            premium=from_minor(row.premium_minor, row.currency),
+            currency=row.currency,
+            payment_frequency=row.payment_frequency,  # type: ignore[arg-type]
+            start_date=row.start_date,
+            end_date=row.end_date,
+            status=row.status,  # type: ignore[arg-type]
+            renewal_of=row.renewal_of,
+            renewal_notified_on=row.renewal_notified_on,
+            owner_id=row.owner_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+
+@dataclass(frozen=True)
+class PolicyFilters:
+    """The list's query parameters; every one optional, all combined with AND."""
+
+    owner: uuid.UUID | None = None
+    client: uuid.UUID | None = None
+    deal: uuid.UUID | None = None
+    status: tuple[str, ...] = ()
+    insurer: str | None = None
+    end_before: date | None = None
+    end_after: date | None = None
+    updated_since: datetime | None = None
+    q: str | None = None
+    sort: str = "-updated_at"

@@ -1,0 +1,375 @@
+"""Clients and contacts: ownership, the duplicate check, archiving; emits client events."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm2_core.db import utcnow
+from crm2_core.errors import Forbidden, Unprocessable
+from crm2_core.events import publish
+from crm2_core.http.etag import check_version, update_versioned
+from crm2_core.http.pagination import PageParams
+from crm2_deals import csv_io
+from crm2_deals.errors import ClientNotFound, ContactNotFound, DuplicateClient, InUse
+from crm2_deals.events import ClientArchived, ClientCreated, ClientUpdated
+from crm2_deals.models import Client, Contact
+from crm2_deals.repository import clients as repo
+from crm2_deals.schemas.clients import (
+    ClientCreate,
+    ClientUpdate,
+    ContactCreate,
+    ContactUpdate,
+    ImportReport,
+    ImportRowError,
+)
+from crm2_deals.visibility import Visibility
+from crm2_hookspecs import Principal
+
+_NOT_DIGITS = re.compile(r"\D")
+# Fields a client update may set, and the ones that may be set to null.
+CLIENT_FIELDS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags", "owner_id")
+NULLABLE = {"tax_id"}
+EXPORT_PAGE_SIZE = 1000
+
+
+def default_owner(principal: Principal) -> uuid.UUID:
+    """The user a new record belongs to: the caller, or the user who created the API key."""
+    creator = principal.attributes.get("created_by") if principal.kind == "api_key" else None
+    return creator if isinstance(creator, uuid.UUID) else principal.id
+
+
+async def resolve_owner(
+    session: AsyncSession, principal: Principal, requested: uuid.UUID | None
+) -> uuid.UUID:
+    """The owner to store: an agent only assigns to themselves; the user must exist."""
+    owner = requested or default_owner(principal)
+    if not Visibility.of(principal).allows(owner):
+        raise Forbidden("you can only assign records to yourself")
+    if not await repo.user_exists(session, owner):
+        raise Unprocessable(f"owner {owner} is not an active user")
+    return owner
+
+
+def search_text_for(name: str, emails: Sequence[str], phones: Sequence[str]) -> str:
+    """What ``q`` searches: lower-cased name, e-mails and phones (also digits only)."""
+    digits = [_NOT_DIGITS.sub("", p) for p in phones]
+    return " ".join([name, *emails, *phones, *[d for d in digits if d]]).lower()
+
+
+async def check_duplicates(
+    session: AsyncSession,
+    visibility: Visibility,
+    emails: Sequence[str],
+    tax_id: str | None,
+    exclude: uuid.UUID | None = None,
+) -> None:
+    """409 when another client holds one of the e-mails or the tax id; name it if visible."""
+    matches = await repo.clients_matching(session, emails, tax_id, exclude)
+    if not matches:
+        return
+    visible = [c for c in matches if visibility.allows(c.owner_id)]
+    if not visible:
+        raise DuplicateClient(
+            "a client of another owner already has this e-mail or tax id; "
+            "send ?force=true to create it anyway"
+        )
+    first = visible[0]
+    raise DuplicateClient(
+        f"client {first.name!r} already has this e-mail or tax id; "
+        "send ?force=true to create it anyway",
+        existing={"id": str(first.id), "name": first.name},
+    )
+
+
+async def get_client(session: AsyncSession, visibility: Visibility, client_id: uuid.UUID) -> Client:
+    client = await repo.get_client(session, visibility, client_id)
+    if client is None:
+        raise ClientNotFound(f"no client {client_id}")
+    return client
+
+
+async def create_client(
+    session: AsyncSession, principal: Principal, data: ClientCreate, *, force: bool = False
+) -> Client:
+    visibility = Visibility.of(principal)
+    owner = await resolve_owner(session, principal, data.owner_id)
+    if not force:
+        await check_duplicates(session, visibility, data.emails, data.tax_id)
+    client = Client(
+        kind=data.kind,
+        name=data.name,
+        emails=data.emails,
+        phones=data.phones,
+        tax_id=data.tax_id,
+        address=data.address,
+        tags=data.tags,
+        owner_id=owner,
+        search_text=search_text_for(data.name, data.emails, data.phones),
+    )
+    session.add(client)
+    await session.flush()
+    await repo.set_emails(session, client.id, data.emails)
+    event = ClientCreated(name=client.name, kind=client.kind, owner_id=owner)
+    publish(session, event, subject=client.id, actor=principal)
+    return client
+
+
+async def update_client(
+    session: AsyncSession,
+    principal: Principal,
+    client_id: uuid.UUID,
+    if_match: str,
+    data: ClientUpdate,
+    *,
+    force: bool = False,
+) -> Client:
+    visibility = Visibility.of(principal)
+    client = await get_client(session, visibility, client_id)
+    check_version(if_match, client.version)
+    sent = data.model_dump(exclude_unset=True)
+    values = {
+        k: v
+        for k, v in sent.items()
+        if k in (*CLIENT_FIELDS, "archived") and (v is not None or k in NULLABLE)
+    }
+    if "owner_id" in values:
+        values["owner_id"] = await resolve_owner(session, principal, values["owner_id"])
+    if not force and ("emails" in values or "tax_id" in values):
+        new_emails = [e for e in values.get("emails", []) if e not in client.emails]
+        new_tax = values.get("tax_id") if values.get("tax_id") != client.tax_id else None
+        await check_duplicates(session, visibility, new_emails, new_tax, exclude=client.id)
+    return await write_update(session, principal, client, values)
+
+
+async def write_update(
+    session: AsyncSession, principal: Principal, client: Client, values: dict[str, Any]
+) -> Client:
+    """Apply the fields that differ (one version bump) and emit updated and/or archived."""
+    changed = {k: v for k, v in values.items() if getattr(client, k) != v}
+    if not changed:
+        return client
+    if {"name", "emails", "phones"} & changed.keys():
+        changed["search_text"] = search_text_for(
+            changed.get("name", client.name),
+            changed.get("emails", client.emails),
+            changed.get("phones", client.phones),
+        )
+    await update_versioned(
+        session, Client, Client.id == client.id, client.version, {**changed, "updated_at": utcnow()}
+    )
+    if "emails" in changed:
+        await repo.set_emails(session, client.id, changed["emails"])
+    await session.refresh(client)
+    flag = changed.pop("archived", None)
+    names = sorted(k for k in changed if k != "search_text")
+    if flag is False:
+        names = sorted([*names, "archived"])
+    if names:
+        event = ClientUpdated(changed=names, owner_id=client.owner_id)
+        publish(session, event, subject=client.id, actor=principal)
+    if flag is True:
+        publish(
+            session, ClientArchived(owner_id=client.owner_id), subject=client.id, actor=principal
+        )
+    return client
+
+
+async def delete_client(session: AsyncSession, principal: Principal, client_id: uuid.UUID) -> None:
+    client = await get_client(session, Visibility.of(principal), client_id)
+    if await repo.client_in_use(session, client.id):
+        raise InUse("the client has deals or policies; archive it instead")
+    await repo.delete_client(session, client.id)
+
+
+# -- contacts --------------------------------------------------------------------------
+
+
+async def get_contact(
+    session: AsyncSession, visibility: Visibility, contact_id: uuid.UUID
+) -> Contact:
+    contact = await repo.get_contact(session, visibility, contact_id)
+    if contact is None:
+        raise ContactNotFound(f"no contact {contact_id}")
+    return contact
+
+
+async def create_contact(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, data: ContactCreate
+) -> Contact:
+    client = await get_client(session, Visibility.of(principal), client_id)
+    contact = Contact(client_id=client.id, **data.model_dump())
+    session.add(contact)
+    await session.flush()
+    return contact
+
+
+async def update_contact(
+    session: AsyncSession,
+    principal: Principal,
+    contact_id: uuid.UUID,
+    if_match: str,
+    data: ContactUpdate,
+) -> Contact:
+    contact = await get_contact(session, Visibility.of(principal), contact_id)
+    check_version(if_match, contact.version)
+    sent = data.model_dump(exclude_unset=True)
+    values = {k: v for k, v in sent.items() if v is not None or k in {"email", "phone"}}
+    values = {k: v for k, v in values.items() if getattr(contact, k) != v}
+    if values:
+        await update_versioned(
+            session,
+            Contact,
+            Contact.id == contact.id,
+            contact.version,
+            {**values, "updated_at": utcnow()},
+        )
+        await session.refresh(contact)
+    return contact
+
+
+async def delete_contact(
+    session: AsyncSession, principal: Principal, contact_id: uuid.UUID
+) -> None:
+    contact = await get_contact(session, Visibility.of(principal), contact_id)
+    await repo.delete_contact(session, contact.id)
+
+
+# -- CSV import and export -------------------------------------------------------------
+
+
+def _row_client(values: dict[str, str]) -> ClientCreate:
+    """A CSV row as a validated ``ClientCreate`` (without the owner)."""
+    return ClientCreate(
+        kind=values.get("kind", "").lower() or "person",  # type: ignore[arg-type]
+        name=values.get("name", ""),
+        emails=csv_io.split_list(values.get("emails", "")),
+        phones=csv_io.split_list(values.get("phones", "")),
+        tax_id=values.get("tax_id") or None,
+        address=values.get("address", ""),
+        tags=csv_io.split_list(values.get("tags", "")),
+    )
+
+
+def _merge(
+    client: Client, row: ClientCreate, owner: uuid.UUID | None, kind_given: bool
+) -> dict[str, Any]:
+    """An upsert keeps what the client has and adds what the row brings."""
+    values: dict[str, Any] = {"name": row.name}
+    if kind_given:
+        values["kind"] = row.kind
+    values["emails"] = [*client.emails, *[e for e in row.emails if e not in client.emails]]
+    values["phones"] = [*client.phones, *[p for p in row.phones if p not in client.phones]]
+    values["tags"] = [*client.tags, *[t for t in row.tags if t not in client.tags]]
+    if row.tax_id:
+        values["tax_id"] = row.tax_id
+    if row.address:
+        values["address"] = row.address
+    if owner is not None:
+        values["owner_id"] = owner
+    return values
+
+
+async def _import_row(
+    session: AsyncSession,
+    principal: Principal,
+    values: dict[str, str],
+    owners: dict[str, uuid.UUID],
+) -> str:
+    """Create, update or skip one row; raise ``ValueError`` with the reason to reject it."""
+    try:
+        row = _row_client(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{where}: {first['msg']}") from exc
+    owner: uuid.UUID | None = None
+    if values.get("owner_email"):
+        owner = owners.get(values["owner_email"].lower())
+        if owner is None:
+            raise ValueError(f"owner_email {values['owner_email']!r} is not a user")
+        if not Visibility.of(principal).allows(owner):
+            raise ValueError("you can only import clients you own")
+    matches = await repo.clients_matching(session, row.emails, row.tax_id)
+    if len({c.id for c in matches}) > 1:
+        names = ", ".join(repr(c.name) for c in matches[:3])
+        raise ValueError(f"the e-mails and tax id match several clients: {names}")
+    if not matches:
+        data = row.model_copy(update={"owner_id": owner})
+        await create_client(session, principal, data, force=True)
+        return "created"
+    client = matches[0]
+    if not Visibility.of(principal).allows(client.owner_id):
+        raise ValueError("the row matches a client of another owner")
+    before = client.version
+    changes = _merge(client, row, owner, kind_given=bool(values.get("kind")))
+    await write_update(session, principal, client, changes)
+    return "updated" if client.version != before else "skipped"
+
+
+async def import_clients(
+    session: AsyncSession,
+    principal: Principal,
+    rows: Sequence[tuple[int, dict[str, str]]],
+    *,
+    dry_run: bool,
+    partial: bool,
+) -> ImportReport:
+    """Upsert by e-mail or tax id inside a savepoint, kept only when the report allows it."""
+    report = ImportReport(dry_run=dry_run)
+    wanted = {v["owner_email"] for _, v in rows if v.get("owner_email")}
+    owners = await repo.user_ids_by_email(session, wanted)
+    savepoint = await session.begin_nested()
+    for number, values in rows:
+        try:
+            outcome = await _import_row(session, principal, values, owners)
+        except ValueError as exc:
+            report.errors.append(ImportRowError(row=number, reason=str(exc)))
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    if dry_run or (report.errors and not partial):
+        await savepoint.rollback()
+    else:
+        await savepoint.commit()
+        report.applied = True
+    return report
+
+
+async def export_clients(
+    session_factory: async_sessionmaker[AsyncSession],
+    visibility: Visibility,
+    filters: repo.ClientFilters,
+    sort: str,
+) -> AsyncIterator[str]:
+    """The list as CSV chunks, one keyset page at a time, each page in a short session."""
+    yield csv_io.render([csv_io.CLIENT_EXPORT_COLUMNS])
+    cursor: str | None = None
+    while True:
+        async with session_factory() as session:
+            page = PageParams(limit=EXPORT_PAGE_SIZE, cursor=cursor)
+            rows, cursor = await repo.list_clients(session, visibility, filters, sort, page)
+            owners = await repo.user_emails(session, {c.owner_id for c in rows})
+        yield csv_io.render(
+            [
+                c.id,
+                c.kind,
+                c.name,
+                c.emails,
+                c.phones,
+                c.tax_id,
+                c.address,
+                c.tags,
+                owners.get(c.owner_id),
+                c.archived,
+                c.created_at,
+                c.updated_at,
+            ]
+            for c in rows
+        )
+        if cursor is None:
+            return

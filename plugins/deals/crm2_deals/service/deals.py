@@ -1,0 +1,323 @@
+"""Deals: money checks, stages and status, moves with history; emits deal events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm2_core.db import utcnow
+from crm2_core.errors import Unprocessable
+from crm2_core.events import publish
+from crm2_core.http.etag import check_version, update_versioned
+from crm2_core.http.pagination import PageParams
+from crm2_core.money import from_minor, to_minor
+from crm2_deals import csv_io
+from crm2_deals.errors import (
+    DealNotFound,
+    InvalidMoney,
+    LostReasonRequired,
+    PipelineNotFound,
+    StageNotFound,
+    StageNotInPipeline,
+)
+from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
+from crm2_deals.models import Deal, Stage, StageMove
+from crm2_deals.repository import clients as clients_repo
+from crm2_deals.repository import deals as repo
+from crm2_deals.repository import pipelines as pipelines_repo
+from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
+from crm2_deals.service.activities import add_system_activity
+from crm2_deals.service.clients import default_owner, get_client, resolve_owner
+from crm2_deals.visibility import Visibility
+from crm2_hookspecs import Principal
+
+EXPORT_PAGE_SIZE = 1000
+
+
+def public(deal: Deal) -> DealPublic:
+    return DealPublic.model_validate(
+        {**deal.model_dump(), "value": from_minor(deal.value_minor, deal.currency)}
+    )
+
+
+def minor_units(value: Decimal, currency: str) -> int:
+    """The stored integer; 422 for a negative amount or more decimals than the currency has."""
+    if value < 0:
+        raise InvalidMoney("a deal value cannot be negative")
+    try:
+        return to_minor(value, currency)
+    except ValueError as exc:
+        raise InvalidMoney(str(exc)) from exc
+
+
+async def get_deal(session: AsyncSession, visibility: Visibility, deal_id: uuid.UUID) -> Deal:
+    deal = await repo.get_deal(session, visibility, deal_id)
+    if deal is None:
+        raise DealNotFound(f"no deal {deal_id}")
+    return deal
+
+
+async def _stage_for(
+    session: AsyncSession, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+) -> Stage:
+    """The stage a new deal starts in: given, or the first open stage of the pipeline."""
+    if stage_id is not None:
+        stage = await pipelines_repo.get_stage(session, stage_id)
+        if stage is None:
+            raise StageNotFound(f"no stage {stage_id}")
+        if pipeline_id is not None and stage.pipeline_id != pipeline_id:
+            raise StageNotInPipeline(f"stage {stage.name!r} is not in pipeline {pipeline_id}")
+        return stage
+    pipeline = (
+        await pipelines_repo.get_pipeline(session, pipeline_id)
+        if pipeline_id is not None
+        else await pipelines_repo.default_pipeline(session)
+    )
+    if pipeline is None:
+        raise PipelineNotFound(f"no pipeline {pipeline_id}" if pipeline_id else "no pipelines")
+    first = await pipelines_repo.first_open_stage(session, pipeline.id)
+    if first is None:
+        raise StageNotFound(f"pipeline {pipeline.name!r} has no open stage")
+    return first
+
+
+async def _lost_reason(
+    session: AsyncSession, reason_id: uuid.UUID | None, text: str | None
+) -> tuple[uuid.UUID | None, str]:
+    """A managed reason and/or free text; the stored text is the free text or the reason's name."""
+    text = (text or "").strip()
+    if reason_id is not None:
+        reason = await pipelines_repo.get_lost_reason(session, reason_id)
+        if reason is None or not reason.active:
+            raise LostReasonRequired(f"{reason_id} is not one of the active lost reasons")
+        return reason.id, text or reason.name
+    if not text:
+        raise LostReasonRequired("send lost_reason_id (GET …/lost-reasons) or lost_reason text")
+    return None, text
+
+
+def _closing(kind: str, now: datetime) -> dict[str, Any]:
+    """Status and closing fields a stage of ``kind`` implies."""
+    values: dict[str, Any] = {"status": kind, "closed_at": None if kind == "open" else now}
+    if kind != "lost":
+        values.update(lost_reason=None, lost_reason_id=None)
+    return values
+
+
+async def create_deal(
+    session: AsyncSession, principal: Principal, data: DealCreate, default_currency: str
+) -> Deal:
+    visibility = Visibility.of(principal)
+    client = await get_client(session, visibility, data.client_id)
+    owner = await resolve_owner(session, principal, data.owner_id)
+    currency = data.currency or default_currency
+    value_minor = minor_units(data.value if data.value is not None else Decimal(0), currency)
+    stage = await _stage_for(session, data.pipeline_id, data.stage_id)
+    now = utcnow()
+    values = _closing(stage.kind, now)
+    if stage.kind == "lost":
+        reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
+        values.update(lost_reason_id=reason_id, lost_reason=text)
+    deal = Deal(
+        title=data.title,
+        client_id=client.id,
+        pipeline_id=stage.pipeline_id,
+        stage_id=stage.id,
+        value_minor=value_minor,
+        currency=currency,
+        owner_id=owner,
+        source=data.source,
+        expected_close_date=data.expected_close_date,
+        stage_entered_at=now,
+        **values,
+    )
+    session.add(deal)
+    await session.flush()
+    session.add(
+        StageMove(
+            deal_id=deal.id, to_stage_id=stage.id, moved_by=default_owner(principal), moved_at=now
+        )
+    )
+    value = str(from_minor(value_minor, currency))
+    created = DealCreated(
+        title=deal.title,
+        client_id=client.id,
+        pipeline_id=deal.pipeline_id,
+        stage_id=stage.id,
+        value=value,
+        currency=currency,
+        owner_id=owner,
+    )
+    publish(session, created, subject=deal.id, actor=principal)
+    _publish_closed(session, principal, deal)
+    return deal
+
+
+def _publish_closed(session: AsyncSession, principal: Principal, deal: Deal) -> None:
+    if deal.status == "won":
+        value = str(from_minor(deal.value_minor, deal.currency))
+        won = DealWon(
+            value=value, currency=deal.currency, client_id=deal.client_id, owner_id=deal.owner_id
+        )
+        publish(session, won, subject=deal.id, actor=principal)
+    elif deal.status == "lost":
+        lost = DealLost(
+            lost_reason=deal.lost_reason or "", client_id=deal.client_id, owner_id=deal.owner_id
+        )
+        publish(session, lost, subject=deal.id, actor=principal)
+
+
+async def update_deal(
+    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, if_match: str, data: DealUpdate
+) -> Deal:
+    visibility = Visibility.of(principal)
+    deal = await get_deal(session, visibility, deal_id)
+    check_version(if_match, deal.version)
+    sent = data.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {k: sent[k] for k in ("title", "source") if sent.get(k) is not None}
+    if "expected_close_date" in sent:
+        values["expected_close_date"] = sent["expected_close_date"]
+    if sent.get("client_id") is not None:
+        values["client_id"] = (await get_client(session, visibility, sent["client_id"])).id
+    if sent.get("owner_id") is not None:
+        values["owner_id"] = await resolve_owner(session, principal, sent["owner_id"])
+    if sent.get("value") is not None or sent.get("currency") is not None:
+        currency = sent.get("currency") or deal.currency
+        amount = (
+            data.value if data.value is not None else from_minor(deal.value_minor, deal.currency)
+        )
+        values.update(currency=currency, value_minor=minor_units(amount, currency))
+    if "lost_reason" in sent or "lost_reason_id" in sent:
+        if deal.status != "lost":
+            raise Unprocessable("only a lost deal has a lost reason")
+        reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
+        values.update(lost_reason_id=reason_id, lost_reason=text)
+    changed = {k: v for k, v in values.items() if getattr(deal, k) != v}
+    if not changed:
+        return deal
+    await update_versioned(
+        session, Deal, Deal.id == deal.id, deal.version, {**changed, "updated_at": utcnow()}
+    )
+    await session.refresh(deal)
+    names = sorted("value" if k == "value_minor" else k for k in changed)
+    event = DealUpdated(changed=names, owner_id=deal.owner_id)
+    publish(session, event, subject=deal.id, actor=principal)
+    return deal
+
+
+async def move_deal(
+    session: AsyncSession,
+    principal: Principal,
+    deal_id: uuid.UUID,
+    if_match: str | None,
+    data: DealMove,
+) -> Deal:
+    """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
+    deal = await get_deal(session, Visibility.of(principal), deal_id)
+    if if_match is not None:
+        check_version(if_match, deal.version)
+    target = await pipelines_repo.get_stage(session, data.stage_id)
+    if target is None:
+        raise StageNotFound(f"no stage {data.stage_id}")
+    if target.pipeline_id != deal.pipeline_id:
+        raise StageNotInPipeline(f"stage {target.name!r} belongs to another pipeline")
+    if target.id == deal.stage_id:
+        return deal
+    source = await pipelines_repo.get_stage(session, deal.stage_id)
+    now = utcnow()
+    values = _closing(target.kind, now)
+    if target.kind == "lost":
+        reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
+        values.update(lost_reason_id=reason_id, lost_reason=text)
+    if target.kind == deal.status and target.kind != "open":
+        values["closed_at"] = deal.closed_at  # won → another won stage: still closed then
+    values.update(stage_id=target.id, stage_entered_at=now, updated_at=now)
+    await update_versioned(session, Deal, Deal.id == deal.id, deal.version, values)
+    seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
+    from_id, from_name = deal.stage_id, source.name if source else "?"
+    await session.refresh(deal)
+    session.add(
+        StageMove(
+            deal_id=deal.id,
+            from_stage_id=from_id,
+            to_stage_id=target.id,
+            moved_by=default_owner(principal),
+            moved_at=now,
+            seconds_in_previous=seconds,
+        )
+    )
+    subject = f"Moved from {from_name} to {target.name}"
+    if deal.status == "won":
+        subject = f"Deal won ({subject.lower()})"
+    elif deal.status == "lost":
+        subject = f"Deal lost: {deal.lost_reason} ({subject.lower()})"
+    add_system_activity(
+        session, client_id=deal.client_id, owner_id=deal.owner_id, subject=subject, deal_id=deal.id
+    )
+    changed = DealStageChanged(
+        from_stage_id=from_id, to_stage_id=target.id, status=deal.status, owner_id=deal.owner_id
+    )
+    publish(session, changed, subject=deal.id, actor=principal)
+    _publish_closed(session, principal, deal)
+    return deal
+
+
+async def delete_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID) -> None:
+    deal = await get_deal(session, Visibility.of(principal), deal_id)
+    await repo.delete_deal(session, deal.id)
+
+
+def value_bounds(
+    currency: str | None, value_min: Decimal | None, value_max: Decimal | None
+) -> tuple[int | None, int | None]:
+    """A value range compares amounts of one currency: it needs ``currency``."""
+    if value_min is None and value_max is None:
+        return None, None
+    if currency is None:
+        raise Unprocessable("value_min/value_max need a currency parameter")
+
+    def bound(value: Decimal | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            return to_minor(value, currency)
+        except ValueError as exc:
+            raise InvalidMoney(str(exc)) from exc
+
+    return bound(value_min), bound(value_max)
+
+
+async def export_deals(
+    session_factory: async_sessionmaker[AsyncSession],
+    visibility: Visibility,
+    filters: repo.DealFilters,
+    sort: str,
+) -> AsyncIterator[str]:
+    """The list as CSV chunks, one keyset page at a time, each page in a short session."""
+    yield csv_io.render([csv_io.DEAL_EXPORT_COLUMNS])
+    async with session_factory() as session:
+        stages, pipelines = await repo.stage_and_pipeline_names(session)
+    cursor: str | None = None
+    while True:
+        async with session_factory() as session:
+            page = PageParams(limit=EXPORT_PAGE_SIZE, cursor=cursor)
+            rows, cursor = await repo.list_deals(session, visibility, filters, sort, page)
+            clients = await repo.client_names(session, {d.client_id for d in rows})
+            owners = await clients_repo.user_emails(session, {d.owner_id for d in rows})
+        yield csv_io.render(
+            [
+                d.id, d.title, d.client_id, clients.get(d.client_id),
+                pipelines.get(d.pipeline_id), stages.get(d.stage_id), d.status,
+                from_minor(d.value_minor, d.currency), d.currency, owners.get(d.owner_id),
+                d.source, d.expected_close_date, d.lost_reason, d.closed_at,
+                d.created_at, d.updated_at,
+            ]
+            for d in rows
+        )  # fmt: skip
+        if cursor is None:
+            return

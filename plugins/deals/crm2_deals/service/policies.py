@@ -1,0 +1,366 @@
+"""Policies: numbering per insurer, status transitions, renewals; every change announced."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.db import utcnow
+from crm2_core.errors import Conflict, Forbidden, PreconditionFailed, Unprocessable
+from crm2_core.events import publish
+from crm2_core.http.etag import check_version, update_versioned
+from crm2_core.http.pagination import PageParams
+from crm2_core.money import from_minor, to_minor
+from crm2_deals.errors import (
+    InvalidMoney,
+    InvalidPolicyTransition,
+    PolicyNotFound,
+    PolicyNumberTaken,
+)
+from crm2_deals.events import PolicyActivated, PolicyCancelled, PolicyCreated
+from crm2_deals.models import Client, Policy
+from crm2_deals.repository import policies as repo
+from crm2_deals.schemas.policies import (
+    PolicyCreate,
+    PolicyFilters,
+    PolicyRenew,
+    PolicyUpdate,
+)
+from crm2_deals.service.activities import add_system_activity
+from crm2_deals.visibility import Visibility
+from crm2_hookspecs import Principal
+
+
+class PolicyLinkInvalid(Unprocessable):
+    slug, title = "deals-policy-link-invalid", "The policy's client, deal or renewal do not fit"
+
+
+class PolicyDatesInvalid(Unprocessable):
+    slug, title = "deals-policy-dates-invalid", "end_date must be after start_date"
+
+
+class UnknownOwner(Unprocessable):
+    slug, title = "deals-unknown-owner", "No such user to own the record"
+
+
+class RenewalExists(Conflict):
+    slug, title = "deals-renewal-exists", "The policy already has an open renewal"
+
+
+def _minor(premium: Decimal, currency: str) -> int:
+    if premium < 0:
+        raise InvalidMoney("a premium cannot be negative")
+    try:
+        return to_minor(premium, currency)
+    except ValueError as exc:
+        raise InvalidMoney(str(exc)) from exc
+
+
+def _taken(policy_number: str, insurer: str) -> PolicyNumberTaken:
+    return PolicyNumberTaken(f"{insurer} already has a policy numbered {policy_number}")
+
+
+async def _flush(session: AsyncSession, number: str, insurer: str) -> None:
+    """Flush; the unique (insurer, number) constraint settles a race the pre-check lost."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "number" in str(exc.orig):
+            raise _taken(number, insurer) from exc
+        raise
+
+
+async def resolve_owner(
+    session: AsyncSession, principal: Principal, requested: uuid.UUID | None, default: uuid.UUID
+) -> uuid.UUID:
+    """The owner a new or changed record gets; only ``deals:all_records`` may name another user."""
+    if requested is None or requested == default:
+        return default
+    vis = Visibility.of(principal)
+    if vis.owner_id is not None and requested != vis.owner_id:
+        raise Forbidden("only managers assign records to other users")
+    if not await repo.user_exists(session, requested):
+        raise UnknownOwner(f"no user {requested}")
+    return requested
+
+
+async def _client(session: AsyncSession, vis: Visibility, client_id: uuid.UUID) -> Client:
+    client = await repo.visible_client(session, vis, client_id)
+    if client is None:
+        raise PolicyLinkInvalid(f"no client {client_id}")
+    return client
+
+
+async def _check_deal(
+    session: AsyncSession, vis: Visibility, deal_id: uuid.UUID | None, client_id: uuid.UUID
+) -> None:
+    if deal_id is None:
+        return
+    deal = await repo.visible_deal(session, vis, deal_id)
+    if deal is None:
+        raise PolicyLinkInvalid(f"no deal {deal_id}")
+    if deal.client_id != client_id:
+        raise PolicyLinkInvalid("the deal belongs to another client")
+
+
+def _announce_created(session: AsyncSession, row: Policy, principal: Principal | None) -> None:
+    premium = format(from_minor(row.premium_minor, row.currency), "f")
+    event = PolicyCreated(
+        number=row.number,
+        insurer=row.insurer,
+        client_id=row.client_id,
+        premium=premium,
+        currency=row.currency,
+        payment_frequency=row.payment_frequency,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        renewal_of=row.renewal_of,
+        owner_id=row.owner_id,
+    )
+    publish(session, event, subject=row.id, actor=principal)
+
+
+def _announce_activated(session: AsyncSession, row: Policy, principal: Principal | None) -> None:
+    premium = format(from_minor(row.premium_minor, row.currency), "f")
+    event = PolicyActivated(
+        client_id=row.client_id,
+        premium=premium,
+        currency=row.currency,
+        payment_frequency=row.payment_frequency,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        owner_id=row.owner_id,
+    )
+    publish(session, event, subject=row.id, actor=principal)
+    add_system_activity(
+        session,
+        client_id=row.client_id,
+        owner_id=row.owner_id,
+        deal_id=row.deal_id,
+        policy_id=row.id,
+        subject="Policy issued",
+        body=(
+            f"{row.insurer} {row.number} ({row.product}): {premium} {row.currency} "
+            f"{row.payment_frequency.replace('_', '-')}, {row.start_date} to {row.end_date}"
+        ),
+    )
+
+
+async def create_policy(session: AsyncSession, principal: Principal, data: PolicyCreate) -> Policy:
+    vis = Visibility.of(principal)
+    client = await _client(session, vis, data.client_id)
+    await _check_deal(session, vis, data.deal_id, client.id)
+    if data.renewal_of is not None:
+        renewed = await repo.get(session, vis, data.renewal_of)
+        if renewed is None or renewed.client_id != client.id:
+            raise PolicyLinkInvalid("renewal_of must name a policy of the same client")
+    owner = await resolve_owner(session, principal, data.owner_id, client.owner_id)
+    if await repo.number_taken(session, data.insurer, data.number):
+        raise _taken(data.number, data.insurer)
+    row = Policy(
+        number=data.number,
+        insurer=data.insurer,
+        client_id=client.id,
+        deal_id=data.deal_id,
+        product=data.product,
+        premium_minor=_minor(data.premium, data.currency),
+        currency=data.currency,
+        payment_frequency=data.payment_frequency,
+        start_date=data.start_date,
+        end_date=data.end_date,
+        status=data.status,
+        renewal_of=data.renewal_of,
+        owner_id=owner,
+    )
+    session.add(row)
+    await _flush(session, row.number, row.insurer)
+    _announce_created(session, row, principal)
+    if row.status == "active":
+        _announce_activated(session, row, principal)
+    return row
+
+
+async def get_policy(session: AsyncSession, principal: Principal, policy_id: uuid.UUID) -> Policy:
+    row = await repo.get(session, Visibility.of(principal), policy_id)
+    if row is None:
+        raise PolicyNotFound(f"no policy {policy_id}")
+    return row
+
+
+async def list_policies(
+    session: AsyncSession, principal: Principal, filters: PolicyFilters, page: PageParams
+) -> tuple[list[Policy], str | None]:
+    return await repo.list_policies(session, Visibility.of(principal), filters, page)
+
+
+async def update_policy(
+    session: AsyncSession,
+    principal: Principal,
+    policy_id: uuid.UUID,
+    if_match: str,
+    data: PolicyUpdate,
+) -> Policy:
+    vis = Visibility.of(principal)
+    row = await get_policy(session, principal, policy_id)
+    version = check_version(if_match, row.version)
+    changes = data.model_dump(exclude_unset=True)
+    values: dict[str, object] = {
+        k: v
+        for k, v in changes.items()
+        if k in ("number", "insurer", "product", "payment_frequency")
+    }
+    number, insurer = changes.get("number", row.number), changes.get("insurer", row.insurer)
+    if (number, insurer) != (row.number, row.insurer) and await repo.number_taken(
+        session, insurer, number, exclude=row.id
+    ):
+        raise _taken(number, insurer)
+    if "deal_id" in changes:
+        await _check_deal(session, vis, data.deal_id, row.client_id)
+        values["deal_id"] = data.deal_id
+    start, end = changes.get("start_date", row.start_date), changes.get("end_date", row.end_date)
+    if end <= start:
+        raise PolicyDatesInvalid(f"end_date {end} is not after start_date {start}")
+    values.update(start_date=start, end_date=end)
+    if end != row.end_date:
+        values["renewal_notified_on"] = None  # a new end date deserves its own notice
+    if "premium" in changes or "currency" in changes:
+        currency = changes.get("currency", row.currency)
+        premium = changes.get("premium", from_minor(row.premium_minor, row.currency))
+        values.update(premium_minor=_minor(premium, currency), currency=currency)
+    if "owner_id" in changes:
+        values["owner_id"] = await resolve_owner(session, principal, data.owner_id, row.owner_id)
+    values["updated_at"] = utcnow()
+    try:
+        await update_versioned(session, Policy, Policy.id == row.id, version, values)
+    except IntegrityError as exc:
+        raise _taken(number, insurer) from exc
+    return await get_policy(session, principal, policy_id)
+
+
+async def _transition(
+    session: AsyncSession,
+    principal: Principal,
+    policy_id: uuid.UUID,
+    if_match: str | None,
+    allowed: tuple[str, ...],
+    to_status: str,
+) -> Policy:
+    row = await get_policy(session, principal, policy_id)
+    if if_match is not None:
+        check_version(if_match, row.version)
+    if row.status not in allowed:
+        raise InvalidPolicyTransition(f"a {row.status} policy cannot become {to_status}")
+    if not await repo.change_status(session, row.id, row.version, allowed, to_status):
+        raise PreconditionFailed("the policy changed while you were updating it; read it again")
+    return await get_policy(session, principal, policy_id)
+
+
+async def activate_policy(
+    session: AsyncSession, principal: Principal, policy_id: uuid.UUID, if_match: str | None
+) -> Policy:
+    """draft → active: the policy is issued."""
+    row = await _transition(session, principal, policy_id, if_match, ("draft",), "active")
+    _announce_activated(session, row, principal)
+    return row
+
+
+async def cancel_policy(
+    session: AsyncSession,
+    principal: Principal,
+    policy_id: uuid.UUID,
+    if_match: str | None,
+    reason: str = "",
+) -> Policy:
+    """draft | active → cancelled."""
+    row = await _transition(
+        session, principal, policy_id, if_match, ("draft", "active"), "cancelled"
+    )
+    event = PolicyCancelled(client_id=row.client_id, owner_id=row.owner_id)
+    publish(session, event, subject=row.id, actor=principal)
+    add_system_activity(
+        session,
+        client_id=row.client_id,
+        owner_id=row.owner_id,
+        deal_id=row.deal_id,
+        policy_id=row.id,
+        subject="Policy cancelled",
+        body=f"{row.insurer} {row.number}" + (f": {reason}" if reason else ""),
+    )
+    return row
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus ``months`` calendar months, clamped to the month's last day."""
+    total = day.month - 1 + months
+    year, month = day.year + total // 12, total % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def next_term(start: date, end: date) -> tuple[date, date]:
+    """The term after ``start`` to ``end``: whole months when the term is, else the same days."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months > 0 and add_months(start, months) == end:
+        return end, add_months(end, months)
+    return end, end + (end - start)
+
+
+async def _free_number(session: AsyncSession, insurer: str, number: str) -> str:
+    for k in range(1, 100):
+        candidate = f"{number}-R{k}"
+        if not await repo.number_taken(session, insurer, candidate):
+            return candidate
+    raise _taken(f"{number}-R…", insurer)
+
+
+async def renew_policy(
+    session: AsyncSession, principal: Principal, policy_id: uuid.UUID, data: PolicyRenew
+) -> Policy:
+    """A draft renewal of an active or expired policy, for the next term."""
+    old = await get_policy(session, principal, policy_id)
+    if old.status not in ("active", "expired"):
+        raise InvalidPolicyTransition(f"a {old.status} policy cannot be renewed")
+    if await repo.open_renewal_exists(session, old.id):
+        raise RenewalExists(f"policy {old.number} already has a draft or active renewal")
+    start, end = next_term(old.start_date, old.end_date)
+    start, end = data.start_date or start, data.end_date or end
+    if end <= start:
+        raise PolicyDatesInvalid(f"end_date {end} is not after start_date {start}")
+    number = data.number or await _free_number(session, old.insurer, old.number)
+    if await repo.number_taken(session, old.insurer, number):
+        raise _taken(number, old.insurer)
+    premium_minor = (
+        old.premium_minor if data.premium is None else _minor(data.premium, old.currency)
+    )
+    row = Policy(
+        number=number,
+        insurer=old.insurer,
+        client_id=old.client_id,
+        deal_id=old.deal_id,
+        product=old.product,
+        premium_minor=premium_minor,
+        currency=old.currency,
+        payment_frequency=old.payment_frequency,
+        start_date=start,
+        end_date=end,
+        status="draft",
+        renewal_of=old.id,
+        owner_id=old.owner_id,
+    )
+    session.add(row)
+    await _flush(session, row.number, row.insurer)
+    _announce_created(session, row, principal)
+    return row
+
+
+async def delete_policy(
+    session: AsyncSession, principal: Principal, policy_id: uuid.UUID, if_match: str | None
+) -> None:
+    row = await get_policy(session, principal, policy_id)
+    if if_match is not None:
+        check_version(if_match, row.version)
+    await repo.delete_one(session, row.id)

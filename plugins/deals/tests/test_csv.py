@@ -1,0 +1,166 @@
+"""CSV: streamed exports with the list's filters and visibility; the client import report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from conftest import API, Deals, User
+from crm2_deals.models import Client
+from crm2_deals.service import clients as clients_service
+from crm2_deals.service import deals as deals_service
+from sqlalchemy import func, select
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def _import(deals: Deals, user: User, content: str, **params: str) -> Any:
+    files = {"file": ("clients.csv", content.encode(), "text/csv")}
+    return await deals.client.post(
+        f"{API}/clients/import", params=params, files=files, headers=user.headers
+    )
+
+
+async def _client_count(deals: Deals) -> int:
+    async with deals.app.context.session_factory() as session:
+        return int((await session.execute(select(func.count()).select_from(Client))).scalar_one())
+
+
+async def test_client_export_streams_pages_with_filters(deals: Deals, monkeypatch: Any) -> None:
+    monkeypatch.setattr(clients_service, "EXPORT_PAGE_SIZE", 2)
+    admin = await deals.user("admin")
+    for i in range(5):
+        await deals.create_client(
+            admin.headers, name=f"VIP {i}", tags=["vip"], emails=[f"v{i}@x.io"]
+        )
+    await deals.create_client(admin.headers, name="=HYPERLINK(1)", phones=["+39 06 1"])
+    response = await deals.client.get(
+        f"{API}/clients/export", params={"tag": "vip", "sort": "name"}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"].startswith('attachment; filename="clients-')
+    rows = _rows(response.text)
+    assert [r["name"] for r in rows] == [f"VIP {i}" for i in range(5)]
+    assert rows[0]["emails"] == "v0@x.io" and rows[0]["owner_email"] == admin.email
+    everything = _rows(
+        (await deals.client.get(f"{API}/clients/export", headers=admin.headers)).text
+    )
+    formula = next(r for r in everything if "HYPERLINK" in r["name"])
+    assert formula["name"] == "'=HYPERLINK(1)" and formula["phones"] == "+39 06 1"
+
+
+async def test_deal_export_with_filters(deals: Deals, monkeypatch: Any) -> None:
+    monkeypatch.setattr(deals_service, "EXPORT_PAGE_SIZE", 1)
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers, name="Acme")
+    pipeline = await deals.pipeline(admin.headers)
+    won = deals.stage(pipeline, "Won")["id"]
+    await deals.create_deal(admin.headers, client["id"], title="A", value="0.10", stage_id=won)
+    await deals.create_deal(admin.headers, client["id"], title="B", value="2.00", stage_id=won)
+    await deals.create_deal(admin.headers, client["id"], title="Open one")
+    response = await deals.client.get(
+        f"{API}/deals/export", params={"status": "won", "sort": "title"}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    rows = _rows(response.text)
+    assert [(r["title"], r["value"], r["stage"], r["client_name"]) for r in rows] == [
+        ("A", "0.10", "Won", "Acme"),
+        ("B", "2.00", "Won", "Acme"),
+    ]
+    assert rows[0]["pipeline"] == "New business" and rows[0]["currency"] == "EUR"
+
+
+async def test_export_needs_deals_export(deals: Deals) -> None:
+    agent = await deals.user("agent")
+    for path in ("clients", "deals"):
+        response = await deals.client.get(f"{API}/{path}/export", headers=agent.headers)
+        assert response.status_code == 403
+
+
+IMPORT = """kind,name,emails,phones,tax_id,address,tags,owner_email
+person,Anna Rossi,anna@r.example;ANNA@work.example,+39 06 1,,Rome,vip;retail,
+company,Beta SpA,info@beta.example,,IT123,,b2b,
+"""
+
+
+async def test_import_dry_run_writes_nothing(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    response = await _import(deals, admin, IMPORT, dry_run="true")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "created": 2, "updated": 0, "skipped": 0, "errors": [], "dry_run": True, "applied": False,
+    }  # fmt: skip
+    assert await _client_count(deals) == 0
+    assert await deals.events() == []
+
+
+async def test_import_creates_then_upserts(deals: Deals) -> None:
+    admin, manager = await deals.user("admin"), await deals.user("manager")
+    first = (await _import(deals, admin, IMPORT)).json()
+    assert (first["created"], first["applied"]) == (2, True)
+    listed = await deals.client.get(f"{API}/clients", params={"q": "anna"}, headers=admin.headers)
+    anna = listed.json()["items"][0]
+    assert anna["emails"] == ["anna@r.example", "anna@work.example"]
+    assert anna["tags"] == ["vip", "retail"] and anna["owner_id"] == str(admin.id)
+    again = f"""name,emails,tax_id,tags,owner_email
+Anna Rossi,anna@work.example,,vip,
+Beta S.p.A.,,IT123,,{manager.email}
+Beta S.p.A.,,IT123,,
+"""
+    second = (await _import(deals, admin, again)).json()
+    assert (second["created"], second["updated"], second["skipped"]) == (0, 1, 2)
+    beta = await deals.client.get(f"{API}/clients", params={"q": "beta"}, headers=admin.headers)
+    (item,) = beta.json()["items"]
+    assert (item["name"], item["owner_id"], item["kind"]) == (
+        "Beta S.p.A.",
+        str(manager.id),
+        "company",
+    )
+    assert await _client_count(deals) == 2
+    assert len(await deals.events("deals.client.created")) == 2
+
+
+async def test_import_with_errors_writes_nothing_unless_partial(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    bad = (
+        IMPORT + "robot,R2,,,,,,\nperson,,no-name@x.example,,,,,\nperson,Z,,,,,,nobody@x.example\n"
+    )
+    refused = (await _import(deals, admin, bad)).json()
+    assert refused["applied"] is False and refused["created"] == 2
+    assert [e["row"] for e in refused["errors"]] == [4, 5, 6]
+    assert "kind" in refused["errors"][0]["reason"]
+    assert "nobody@x.example" in refused["errors"][2]["reason"]
+    assert await _client_count(deals) == 0
+    partial = (await _import(deals, admin, bad, partial="true")).json()
+    assert partial["applied"] is True and len(partial["errors"]) == 3
+    assert await _client_count(deals) == 2
+
+
+async def test_import_file_level_errors(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    no_name = await _import(deals, admin, "kind,emails\nperson,a@b.example\n")
+    assert no_name.status_code == 422
+    binary = await deals.client.post(
+        f"{API}/clients/import",
+        files={"file": ("x.csv", b"\xff\xfe\x00bad", "text/csv")},
+        headers=admin.headers,
+    )
+    assert binary.status_code == 422
+    deals.app.context.plugin_settings("deals").import_max_rows = 1
+    too_many = await _import(deals, admin, IMPORT)
+    assert too_many.status_code == 422 and "more than 1 rows" in too_many.json()["detail"]
+    agent = await deals.user("agent")
+    assert (await _import(deals, agent, IMPORT)).status_code == 403
+
+
+async def test_export_can_be_imported_again(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    await _import(deals, admin, IMPORT)
+    exported = (await deals.client.get(f"{API}/clients/export", headers=admin.headers)).text
+    report = (await _import(deals, admin, exported)).json()
+    assert (report["created"], report["updated"], report["skipped"]) == (0, 0, 2)
+    assert report["errors"] == []

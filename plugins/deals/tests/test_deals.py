@@ -1,0 +1,194 @@
+"""Deals: defaults, CRUD, filters, sorting, pagination, idempotent create, events."""
+
+from __future__ import annotations
+
+from conftest import API, Deals
+
+
+async def test_create_defaults_to_default_pipeline_first_open_stage(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    pipeline = await deals.pipeline(admin.headers)
+    deal = await deals.create_deal(admin.headers, client["id"], title="Fleet insurance")
+    assert deal["pipeline_id"] == pipeline["id"]
+    assert deal["stage_id"] == deals.stage(pipeline, "Lead")["id"]
+    assert deal["status"] == "open" and deal["closed_at"] is None
+    assert deal["value"] == "100.00" and deal["currency"] == "EUR"
+    assert deal["owner_id"] == str(admin.id)
+    renewals = await deals.pipeline(admin.headers, "Renewals")
+    other = await deals.create_deal(admin.headers, client["id"], pipeline_id=renewals["id"])
+    assert other["stage_id"] == deals.stage(renewals, "Renewal due")["id"]
+    by_stage = await deals.create_deal(
+        admin.headers, client["id"], stage_id=deals.stage(renewals, "Quoted")["id"]
+    )
+    assert by_stage["pipeline_id"] == renewals["id"]
+
+
+async def test_stage_of_another_pipeline_is_422(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    default = await deals.pipeline(admin.headers)
+    renewals = await deals.pipeline(admin.headers, "Renewals")
+    body = {
+        "title": "X",
+        "client_id": client["id"],
+        "value": "1.00",
+        "currency": "EUR",
+        "pipeline_id": default["id"],
+        "stage_id": deals.stage(renewals, "Quoted")["id"],
+    }
+    response = await deals.client.post(f"{API}/deals", json=body, headers=admin.headers)
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("deals-stage-not-in-pipeline")
+
+
+async def test_created_in_won_stage_is_closed_and_lost_needs_reason(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    pipeline = await deals.pipeline(admin.headers)
+    won = await deals.create_deal(
+        admin.headers, client["id"], stage_id=deals.stage(pipeline, "Won")["id"]
+    )
+    assert won["status"] == "won" and won["closed_at"] is not None
+    body = {
+        "title": "L",
+        "client_id": client["id"],
+        "stage_id": deals.stage(pipeline, "Lost")["id"],
+    }
+    refused = await deals.client.post(f"{API}/deals", json=body, headers=admin.headers)
+    assert refused.status_code == 422
+    lost = await deals.create_deal(
+        admin.headers, client["id"], stage_id=body["stage_id"], lost_reason="Went quiet"
+    )
+    assert (lost["status"], lost["lost_reason"]) == ("lost", "Went quiet")
+
+
+async def test_get_patch_delete(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    other = await deals.create_client(admin.headers)
+    deal = await deals.create_deal(admin.headers, client["id"])
+    url = f"{API}/deals/{deal['id']}"
+    got = await deals.client.get(url, headers=admin.headers)
+    assert got.status_code == 200 and got.headers["etag"] == '"v1"'
+    assert (
+        await deals.client.patch(url, json={"title": "T"}, headers=admin.headers)
+    ).status_code == 428
+    patched = await deals.client.patch(
+        url,
+        json={
+            "title": "Renamed",
+            "client_id": other["id"],
+            "value": "250.50",
+            "expected_close_date": "2027-03-31",
+            "source": "referral",
+        },
+        headers={**admin.headers, "If-Match": '"v1"'},
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["title"], body["client_id"], body["value"]) == ("Renamed", other["id"], "250.50")
+    assert body["expected_close_date"] == "2027-03-31" and patched.headers["etag"] == '"v2"'
+    stale = await deals.client.patch(
+        url, json={"title": "Late"}, headers={**admin.headers, "If-Match": '"v1"'}
+    )
+    assert stale.status_code == 412
+    stage_via_patch = await deals.client.patch(
+        url, json={"stage_id": deal["stage_id"]}, headers={**admin.headers, "If-Match": '"v2"'}
+    )
+    assert stage_via_patch.status_code == 422
+    reason_on_open = await deals.client.patch(
+        url, json={"lost_reason": "x"}, headers={**admin.headers, "If-Match": '"v2"'}
+    )
+    assert reason_on_open.status_code == 422
+    assert (await deals.client.delete(url, headers=admin.headers)).status_code == 204
+    assert (await deals.client.get(url, headers=admin.headers)).status_code == 404
+
+
+async def test_list_filters_sort_and_pages(deals: Deals) -> None:
+    admin, agent = await deals.user("admin"), await deals.user("agent")
+    client = await deals.create_client(admin.headers)
+    pipeline = await deals.pipeline(admin.headers)
+    renewals = await deals.pipeline(admin.headers, "Renewals")
+    small = await deals.create_deal(admin.headers, client["id"], title="Small car", value="10.00")
+    big = await deals.create_deal(
+        admin.headers, client["id"], title="Big fleet", value="5000.00",
+        expected_close_date="2027-01-15", stage_id=deals.stage(pipeline, "Proposal")["id"],
+    )  # fmt: skip
+    usd = await deals.create_deal(admin.headers, client["id"], title="US", currency="USD")
+    renewal = await deals.create_deal(
+        admin.headers, client["id"], title="Renewal", pipeline_id=renewals["id"],
+        owner_id=str(agent.id),
+    )  # fmt: skip
+    won = await deals.create_deal(
+        admin.headers, client["id"], title="Won one", stage_id=deals.stage(pipeline, "Won")["id"]
+    )
+    other_client = await deals.create_client(admin.headers)
+    elsewhere = await deals.create_deal(admin.headers, other_client["id"], title="Elsewhere")
+
+    async def ids(**params: str) -> set[str]:
+        response = await deals.client.get(f"{API}/deals", params=params, headers=admin.headers)
+        assert response.status_code == 200, response.text
+        return {d["id"] for d in response.json()["items"]}
+
+    assert await ids(status="won") == {won["id"]}
+    assert await ids(pipeline=renewals["id"]) == {renewal["id"]}
+    assert await ids(stage=deals.stage(pipeline, "Proposal")["id"]) == {big["id"]}
+    assert await ids(owner=str(agent.id)) == {renewal["id"]}
+    assert await ids(client=other_client["id"]) == {elsewhere["id"]}
+    assert await ids(q="FLEET") == {big["id"]}
+    assert await ids(currency="usd") == {usd["id"]}
+    assert await ids(currency="EUR", value_min="100", value_max="5000.00") == {
+        big["id"], renewal["id"], won["id"], elsewhere["id"],
+    }  # fmt: skip
+    assert await ids(currency="EUR", value_max="99.99") == {small["id"]}
+    assert await ids(expected_close_from="2027-01-01", expected_close_to="2027-01-31") == {
+        big["id"]
+    }
+    no_currency = await deals.client.get(
+        f"{API}/deals", params={"value_min": "1"}, headers=admin.headers
+    )
+    assert no_currency.status_code == 422
+    too_precise = await deals.client.get(
+        f"{API}/deals", params={"value_min": "1.001", "currency": "EUR"}, headers=admin.headers
+    )
+    assert too_precise.status_code == 422
+
+    values: list[str] = []
+    cursor = None
+    while True:
+        params = {"sort": "-value", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await deals.client.get(f"{API}/deals", params=params, headers=admin.headers)).json()
+        values += [d["value"] for d in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert values[0] == "5000.00" and len(values) == 6
+
+
+async def test_idempotent_replay_creates_one_deal(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    body = {"title": "Once", "client_id": client["id"], "value": "1.00", "currency": "EUR"}
+    headers = {**admin.headers, "Idempotency-Key": "deal-once"}
+    first = await deals.client.post(f"{API}/deals", json=body, headers=headers)
+    second = await deals.client.post(f"{API}/deals", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    listed = await deals.client.get(f"{API}/deals", headers=admin.headers)
+    assert len(listed.json()["items"]) == 1
+    assert len(await deals.events("deals.deal.created")) == 1
+
+
+async def test_deal_events(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    deal = await deals.create_deal(admin.headers, client["id"], value="12.30")
+    await deals.client.patch(
+        f"{API}/deals/{deal['id']}",
+        json={"value": "15.00", "title": "Bigger"},
+        headers={**admin.headers, "If-Match": '"v1"'},
+    )
+    rows = [e for e in await deals.events() if e.subject == deal["id"]]
+    assert [e.type for e in rows] == ["deals.deal.created", "deals.deal.updated"]
+    assert rows[0].data["value"] == "12.30" and rows[0].data["client_id"] == client["id"]
+    assert rows[1].data["changed"] == ["title", "value"]
