@@ -19,6 +19,7 @@ from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def build_app_context(
     for _name, _ in registry.call("crm2_configure", context=context):
         pass
     context.state["events"] = build_bus(context)
+    context.state["scheduler"] = Scheduler(context)
     return context
 
 
@@ -85,12 +87,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        bus = context.state["events"]
+        bus, scheduler = context.state["events"], context.state["scheduler"]
         try:
             await registry.acall("crm2_startup", context=context)
             await bus.start()
+            if context.settings.scheduler_enabled:
+                await scheduler.start()
             yield
         finally:
+            await scheduler.close()
             await bus.close()
             await registry.acall("crm2_shutdown", reverse=True, context=context)
             await context.aclose()
