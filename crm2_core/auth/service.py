@@ -7,8 +7,9 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth import repository as repo
@@ -80,14 +81,21 @@ class AuthService:
         if user is None or not ok or not user.is_active:
             raise InvalidCredentials("wrong e-mail or password")
         await self.throttle.reset(f"account:{email}")
+        await self.throttle.release(f"ip:{ip}")
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = await self.passwords.hash(password)
         roles = (await repo.roles_of(session, [user.id]))[user.id]
         return await self._issue(session, user, frozenset(roles), family_id=uuid.uuid4())
 
     async def _issue(
-        self, session: AsyncSession, user: User, roles: frozenset[str], family_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        user: User,
+        roles: frozenset[str],
+        family_id: uuid.UUID,
+        expires_at: datetime | None = None,
     ) -> TokenPair:
+        """A new pair; a rotated refresh token keeps its family's end (the TTL spans the login)."""
         refresh = secrets.token_urlsafe(32)
         now = utcnow()
         session.add(
@@ -96,7 +104,7 @@ class AuthService:
                 user_id=user.id,
                 token_hash=hash_secret(refresh),
                 issued_at=now,
-                expires_at=now + timedelta(seconds=self.settings.refresh_ttl_seconds),
+                expires_at=expires_at or now + timedelta(seconds=self.settings.refresh_ttl_seconds),
             )
         )
         await session.flush()
@@ -125,7 +133,9 @@ class AuthService:
         if user is None or not user.is_active:
             raise InvalidRefreshToken("the account is disabled")
         roles = (await repo.roles_of(session, [user.id]))[user.id]
-        return await self._issue(session, user, frozenset(roles), family_id=row.family_id)
+        return await self._issue(
+            session, user, frozenset(roles), family_id=row.family_id, expires_at=row.expires_at
+        )
 
     async def logout(self, session: AsyncSession, refresh_token: str) -> None:
         row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
@@ -153,7 +163,10 @@ class AuthService:
             password_hash=await self.passwords.hash(data.password),
         )
         session.add(user)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent request took the address first
+            raise EmailTaken(f"a user with e-mail {email} exists") from exc
         await repo.set_roles(session, user.id, roles)
         return user
 
@@ -210,7 +223,10 @@ class AuthService:
         permissions = await self._check_permissions(session, data.permissions)
         role = Role(name=data.name, description=data.description)
         session.add(role)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent request created it first
+            raise RoleExists(f"role {data.name!r} exists") from exc
         await repo.set_role_permissions(session, role.name, permissions)
         self.roles.invalidate()
         return role

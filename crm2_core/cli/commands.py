@@ -47,6 +47,16 @@ def serve(host: str, port: int, migrate: bool) -> None:
     async def prepare() -> None:
         if migrate:
             await migrations.upgrade(context.engine, context.plugins)
+        pending = [
+            s.plugin
+            for s in await migrations.states(context.engine, context.plugins)
+            if not s.up_to_date
+        ]
+        if pending:
+            raise ConfigurationError(
+                f"the database is not migrated (pending: {', '.join(pending)}): run "
+                "`crm2 migrate` first, or start with `crm2 serve --migrate`"
+            )
         await ensure_first_admin(context, console)
 
     try:

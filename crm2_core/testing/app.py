@@ -38,8 +38,9 @@ class Crm2TestApp:
         service: AuthService = self.context.state["auth"]
         return service
 
-    async def create_user(self, *roles: str, email: str | None = None,
-                          password: str = TEST_PASSWORD) -> uuid.UUID:
+    async def create_user(
+        self, *roles: str, email: str | None = None, password: str = TEST_PASSWORD
+    ) -> uuid.UUID:
         """Create a user with ``roles`` directly through the auth service."""
         data = UserCreate(
             email=email or f"{'-'.join(roles) or 'nobody'}-{uuid.uuid4().hex[:8]}@example.com",
@@ -76,8 +77,9 @@ async def start_test_app(
     overrides: dict[str, dict[str, Any]] = {"auth": {"jwt_secret": TEST_JWT_SECRET}}
     for name, values in (plugin_settings or {}).items():
         overrides.setdefault(name, {}).update(values)
-    context = build_app_context(settings, extra_plugins=tuple(extra_plugins),
-                                plugin_settings=overrides)
+    context = build_app_context(
+        settings, extra_plugins=tuple(extra_plugins), plugin_settings=overrides
+    )
     await migrate.upgrade(context.engine, context.plugins)
     app = create_app(context=context)
     lifespan = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)

@@ -67,17 +67,20 @@ async def empty_tables(engine: AsyncEngine) -> None:
     """Delete every row of every table but the migration bookkeeping, between tests."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            rows = await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-            ))
+            rows = await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            )
             tables = [r[0] for r in rows if not r[0].startswith("alembic_version")]
             if tables:
                 quoted = ", ".join(f'"{t}"' for t in tables)
                 await conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
         else:
-            rows = await conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            ))
+            rows = await conn.execute(
+                text(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            )
             tables = [r[0] for r in rows if not r[0].startswith("alembic_version")]
             await conn.execute(text("PRAGMA defer_foreign_keys = ON"))
             for table in tables:

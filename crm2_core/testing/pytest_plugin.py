@@ -3,7 +3,7 @@
 - ``crm2_database``: the run's database, once per backend (``--crm2-db sqlite,postgresql``);
   tests that use it run once per backend, ids ``[sqlite]`` / ``[postgresql]``.
 - ``crm2_settings``: core settings pointing at it, plugins from ``@pytest.mark.crm2_plugins``.
-- ``crm2_app_factory``: ``await make(plugins=..., extra_plugins=..., **settings)`` → ``Crm2TestApp``.
+- ``crm2_app_factory``: ``await make(plugins=, extra_plugins=, **settings)`` → ``Crm2TestApp``.
 - ``crm2``: the app for the test's marker, started, emptied afterwards.
 - ``crm2_redis_url``: the machine's Redis with a key prefix of this test's own, cleaned up.
 """
@@ -33,13 +33,19 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("crm2")
-    group.addoption("--crm2-db", default=os.environ.get("CRM2_TEST_DATABASES", "sqlite"),
-                    help="comma list of backends database tests run on: sqlite,postgresql")
-    group.addoption("--crm2-postgres-url",
-                    default=os.environ.get("CRM2_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                    help="PostgreSQL server (and maintenance database) to create test databases on")
-    group.addoption("--crm2-redis-url",
-                    default=os.environ.get("CRM2_TEST_REDIS_URL", DEFAULT_REDIS_URL))
+    group.addoption(
+        "--crm2-db",
+        default=os.environ.get("CRM2_TEST_DATABASES", "sqlite"),
+        help="comma list of backends database tests run on: sqlite,postgresql",
+    )
+    group.addoption(
+        "--crm2-postgres-url",
+        default=os.environ.get("CRM2_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="PostgreSQL server (and maintenance database) to create test databases on",
+    )
+    group.addoption(
+        "--crm2-redis-url", default=os.environ.get("CRM2_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,13 +64,15 @@ def _backends(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "crm2_database" in metafunc.fixturenames:
-        metafunc.parametrize("crm2_database", _backends(metafunc.config), indirect=True,
-                             scope="session")
+        metafunc.parametrize(
+            "crm2_database", _backends(metafunc.config), indirect=True, scope="session"
+        )
 
 
 @pytest.fixture(scope="session")
-def crm2_database(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+def crm2_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestDatabase]:
     backend = getattr(request, "param", "sqlite")
     if backend == "sqlite":
         yield sqlite_database(tmp_path_factory.mktemp("crm2-sqlite"))
@@ -113,12 +121,11 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
         if plugins is not None:
             values["plugins"] = ",".join(plugins)
         elif extra_plugins and not values.get("plugins"):
-            values["plugins"] = ",".join(
-                getattr(p, "manifest").name for p in extra_plugins  # noqa: B009
-            )
+            values["plugins"] = ",".join(p.manifest.name for p in extra_plugins)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        app = await start_test_app(settings, extra_plugins=extra_plugins,
-                                   plugin_settings=plugin_settings)
+        app = await start_test_app(
+            settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
+        )
         started.append(app)
         return app
 
@@ -144,7 +151,7 @@ async def crm2(crm2_app_factory: AppFactory) -> Crm2TestApp:
 
 @pytest.fixture
 async def crm2_redis_url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
-    """``(url, prefix)`` on the machine's Redis; every key under the prefix is deleted afterwards."""
+    """``(url, prefix)`` on the machine's Redis; keys under the prefix are deleted afterwards."""
     from redis.asyncio import Redis
 
     url = str(request.config.getoption("--crm2-redis-url"))
