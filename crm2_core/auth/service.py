@@ -21,6 +21,7 @@ from crm2_core.auth.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
+    LastAdmin,
     RefreshTokenReused,
     RoleExists,
     RoleInUse,
@@ -189,6 +190,9 @@ class AuthService:
         if data.password is not None:
             values["password_hash"] = await self.passwords.hash(data.password)
         roles = await self._check_roles(session, data.roles) if data.roles is not None else None
+        loses_admin = data.is_active is False or (roles is not None and "admin" not in roles)
+        if loses_admin:
+            await self._keep_an_admin(session, user_id)
         await update_versioned(session, User, User.id == user_id, version, values)
         if roles is not None:
             await repo.set_roles(session, user_id, roles)
@@ -196,8 +200,15 @@ class AuthService:
             await repo.revoke_user_tokens(session, user_id, utcnow())
         return await self.get_user(session, user_id)
 
+    async def _keep_an_admin(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """Refuse to leave the installation without an active admin."""
+        current = (await repo.roles_of(session, [user_id]))[user_id]
+        if "admin" in current and await repo.other_active_admins(session, user_id) == 0:
+            raise LastAdmin("this is the last active admin; make another admin first")
+
     async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         user = await self.get_user(session, user_id)
+        await self._keep_an_admin(session, user_id)
         await session.delete(user)
         await session.flush()
 

@@ -383,3 +383,42 @@ async def test_removed_default_grant_is_not_restored_on_restart(crm2_app_factory
     assert "gadgets:export" not in after["permissions"]
     declared = {p["name"] for p in (await restarted.client.get(PERMISSIONS, headers=admin)).json()}
     assert "gadgets:export" in declared
+
+
+async def _me_id(crm2: Crm2TestApp, headers: dict[str, str]) -> str:
+    return str((await crm2.client.get(ME, headers=headers)).json()["id"])
+
+
+async def test_last_active_admin_cannot_be_deactivated_or_demoted(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    user_id = await _me_id(crm2, admin)
+    etag = (await crm2.client.get(f"{USERS}/{user_id}", headers=admin)).headers["ETag"]
+    for change in ({"is_active": False}, {"roles": ["manager"]}):
+        response = await crm2.client.patch(
+            f"{USERS}/{user_id}", json=change, headers={**admin, "If-Match": etag}
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["type"].endswith("last-admin")
+
+
+async def test_an_admin_can_be_demoted_while_another_remains(crm2: Crm2TestApp) -> None:
+    first = await crm2.login("admin")
+    await crm2.login("admin")
+    user_id = await _me_id(crm2, first)
+    etag = (await crm2.client.get(f"{USERS}/{user_id}", headers=first)).headers["ETag"]
+    response = await crm2.client.patch(
+        f"{USERS}/{user_id}", json={"roles": ["manager"]}, headers={**first, "If-Match": etag}
+    )
+    assert response.status_code == 200
+    assert response.json()["roles"] == ["manager"]
+
+
+async def test_password_is_taken_exactly_as_typed(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    body = {"email": "spaces@example.com", "password": "  padded secret  ", "roles": ["viewer"]}
+    assert (await crm2.client.post(USERS, json=body, headers=admin)).status_code == 201
+    login = "/api/v1/auth/login"
+    exact = {"email": "spaces@example.com", "password": "  padded secret  "}
+    trimmed = {"email": "spaces@example.com", "password": "padded secret"}
+    assert (await crm2.client.post(login, json=exact)).status_code == 200
+    assert (await crm2.client.post(login, json=trimmed)).status_code == 401
