@@ -84,7 +84,7 @@ def dead_letters(retry_id: str | None, retry_all: bool) -> None:
                 letter.retried_at = utcnow()
             await session.commit()
             if hasattr(bus.broker, "drain"):
-                await bus.broker.drain(timeout=60)
+                await bus.broker.drain(within=60)
             await bus.broker.close()
             return letters
 

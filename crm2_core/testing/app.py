@@ -64,14 +64,14 @@ class Crm2TestApp:
         response.raise_for_status()
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
-    async def settle_events(self, timeout: float = 10.0) -> None:
+    async def settle_events(self, within: float = 10.0) -> None:
         """Relay every committed event and wait for the in-process handlers to finish."""
         from sqlalchemy import func, select
 
         from crm2_core.events.models import EventRecord
 
         bus = self.context.state["events"]
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 await bus.relay_once()
                 async with self.context.session_factory() as session:
@@ -85,7 +85,7 @@ class Crm2TestApp:
                 await asyncio.sleep(0.01)
             drain = getattr(bus.broker, "drain", None)
             if drain is not None:
-                await drain(timeout)
+                await drain(within)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -172,3 +172,33 @@ async def test_handler_applies_a_subjects_events_in_log_order(crm2_app_factory) 
         applied = [a.event_id for a in rows.scalars()]
     assert applied == [older.id, newer.id]
     assert probe_plugin.ATTEMPTS[str(older.id)] == 2
+
+
+async def test_retention_sweep_keeps_positions_growing(crm2_app_factory) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from crm2_core.db import utcnow
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    bus = app.context.state["events"]
+    async with app.context.session_factory() as session:
+        for n in range(3):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=f"old{n}")
+        await session.commit()
+    await app.settle_events()
+    async with app.context.session_factory() as session:
+        await session.execute(
+            update(EventRecord).values(occurred_at=utcnow() - timedelta(days=400))
+        )
+        await session.commit()
+    await bus.sweep()
+    assert [r.position for r in await event_rows(app)] == [3]  # the newest always stays
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=9), subject="new")
+        await session.commit()
+    await app.settle_events()
+    assert [r.position for r in await event_rows(app)] == [3, 4]
