@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     handler_concurrency: int = Field(
         4, ge=1, le=64, description="handlers run at once by the in-process (memory://) broker"
     )
+    sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=300, description="seconds between heartbeat comments on SSE streams"
+    )
+    sse_token_ttl_seconds: int = Field(
+        60, ge=5, le=3600, description="lifetime of a stream token (POST /api/v1/streams/token)"
+    )
+    sse_queue_size: int = Field(
+        1000, ge=1, le=100_000, description="events a stream may fall behind before it is cut"
+    )
+    sse_max_connection_seconds: float = Field(
+        3600.0, gt=0, description="an SSE connection is ended (to reconnect) after this long"
+    )
+    scheduler_enabled: bool = Field(
+        True, description="run the plugins' scheduled jobs in this process (one run per due job)"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     admin_email: str | None = Field(
         None, description="first admin created by `crm2 serve` when there are no users"

@@ -51,3 +51,7 @@ class UnknownRole(Unprocessable):
 
 class UnknownPermission(Unprocessable):
     slug, title = "unknown-permission", "Unknown permission"
+
+
+class LastAdmin(Conflict):
+    slug, title = "last-admin", "The last active admin cannot be removed"

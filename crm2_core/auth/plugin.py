@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy import text
 
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
@@ -18,6 +19,8 @@ from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AppContext
 from crm2_core.migrate import environment_dir
 from crm2_hookspecs import Permission, PluginManifest, hookimpl
+
+SYNC_LOCK = 0x63726D34
 
 manifest = PluginManifest(
     name="auth",
@@ -78,5 +81,8 @@ async def sync_permissions(context: AppContext) -> None:
     declared: list[tuple[str, Any]] = context.plugins.collect("crm2_permissions")
     service: AuthService = context.state["auth"]
     async with context.session_factory() as session:
+        if session.bind.dialect.name == "postgresql":
+            # Processes starting together take turns; SQLite's BEGIN IMMEDIATE already does.
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
         await service.sync_permissions(session, declared)
         await session.commit()

@@ -162,3 +162,13 @@ async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[A
 
 async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     return await session.get(ApiKey, key_id, populate_existing=True)
+
+
+async def other_active_admins(session: AsyncSession, user_id: uuid.UUID) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(UserRole)
+        .join(User, User.id == UserRole.user_id)
+        .where(UserRole.role_name == "admin", User.is_active.is_(True), User.id != user_id)
+    )
+    return int((await session.execute(stmt)).scalar_one())

@@ -100,14 +100,20 @@ async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep)
 
 @router.get("/me", response_model=Me)
 async def me(principal: CurrentPrincipal, session: SessionDep) -> Me:
-    """The signed-in user with their roles and effective permissions."""
+    """The signed-in user with their roles and effective permissions.
+
+    ``"*"`` (admin) is listed together with every permission it stands for.
+    """
     if principal.kind != "user":
         raise Forbidden("/auth/me describes users; this credential is an API key")
     user = await repo.user_by_id(session, principal.id)
     if user is None or not user.is_active:
         raise UserNotFound("the signed-in user no longer exists")
     public = await _user_public(session, user)
-    return Me.model_validate({**public.model_dump(), "permissions": sorted(principal.permissions)})
+    permissions = set(principal.permissions)
+    if "*" in permissions:  # spell "everything" out, so a UI can check one name at a time
+        permissions |= set(await repo.known_permissions(session))
+    return Me.model_validate({**public.model_dump(), "permissions": sorted(permissions)})
 
 
 # -- users ----------------------------------------------------------------------------

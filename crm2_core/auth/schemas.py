@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from crm2_core.schemas import RequestModel, ResponseModel
 
 ROLE_NAME = r"^[a-z][a-z0-9_-]{1,63}$"
+# Passwords are taken exactly as typed: request models strip other strings.
+Password = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
 class LoginRequest(RequestModel):
     email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password = Field(min_length=1, max_length=1024)
 
 
 class RefreshRequest(RequestModel):
@@ -55,7 +57,7 @@ class _Password(RequestModel):
 
 class UserCreate(_Password):
     email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=10, max_length=1024)
+    password: Password = Field(min_length=10, max_length=1024)
     full_name: str = Field("", max_length=200)
     roles: list[str] = Field(default_factory=lambda: ["viewer"], max_length=20)
     is_active: bool = True
@@ -63,7 +65,7 @@ class UserCreate(_Password):
 
 class UserUpdate(_Password):
     full_name: str | None = Field(None, max_length=200)
-    password: str | None = Field(None, min_length=10, max_length=1024)
+    password: Password | None = Field(None, min_length=10, max_length=1024)
     roles: list[str] | None = Field(None, max_length=20)
     is_active: bool | None = None
 

@@ -7,8 +7,9 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth import repository as repo
@@ -20,6 +21,7 @@ from crm2_core.auth.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
+    LastAdmin,
     RefreshTokenReused,
     RoleExists,
     RoleInUse,
@@ -80,14 +82,21 @@ class AuthService:
         if user is None or not ok or not user.is_active:
             raise InvalidCredentials("wrong e-mail or password")
         await self.throttle.reset(f"account:{email}")
+        await self.throttle.release(f"ip:{ip}")
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = await self.passwords.hash(password)
         roles = (await repo.roles_of(session, [user.id]))[user.id]
         return await self._issue(session, user, frozenset(roles), family_id=uuid.uuid4())
 
     async def _issue(
-        self, session: AsyncSession, user: User, roles: frozenset[str], family_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        user: User,
+        roles: frozenset[str],
+        family_id: uuid.UUID,
+        expires_at: datetime | None = None,
     ) -> TokenPair:
+        """A new pair; a rotated refresh token keeps its family's end (the TTL spans the login)."""
         refresh = secrets.token_urlsafe(32)
         now = utcnow()
         session.add(
@@ -96,7 +105,7 @@ class AuthService:
                 user_id=user.id,
                 token_hash=hash_secret(refresh),
                 issued_at=now,
-                expires_at=now + timedelta(seconds=self.settings.refresh_ttl_seconds),
+                expires_at=expires_at or now + timedelta(seconds=self.settings.refresh_ttl_seconds),
             )
         )
         await session.flush()
@@ -125,7 +134,9 @@ class AuthService:
         if user is None or not user.is_active:
             raise InvalidRefreshToken("the account is disabled")
         roles = (await repo.roles_of(session, [user.id]))[user.id]
-        return await self._issue(session, user, frozenset(roles), family_id=row.family_id)
+        return await self._issue(
+            session, user, frozenset(roles), family_id=row.family_id, expires_at=row.expires_at
+        )
 
     async def logout(self, session: AsyncSession, refresh_token: str) -> None:
         row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
@@ -153,7 +164,10 @@ class AuthService:
             password_hash=await self.passwords.hash(data.password),
         )
         session.add(user)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent request took the address first
+            raise EmailTaken(f"a user with e-mail {email} exists") from exc
         await repo.set_roles(session, user.id, roles)
         return user
 
@@ -176,6 +190,9 @@ class AuthService:
         if data.password is not None:
             values["password_hash"] = await self.passwords.hash(data.password)
         roles = await self._check_roles(session, data.roles) if data.roles is not None else None
+        loses_admin = data.is_active is False or (roles is not None and "admin" not in roles)
+        if loses_admin:
+            await self._keep_an_admin(session, user_id)
         await update_versioned(session, User, User.id == user_id, version, values)
         if roles is not None:
             await repo.set_roles(session, user_id, roles)
@@ -183,8 +200,15 @@ class AuthService:
             await repo.revoke_user_tokens(session, user_id, utcnow())
         return await self.get_user(session, user_id)
 
+    async def _keep_an_admin(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """Refuse to leave the installation without an active admin."""
+        current = (await repo.roles_of(session, [user_id]))[user_id]
+        if "admin" in current and await repo.other_active_admins(session, user_id) == 0:
+            raise LastAdmin("this is the last active admin; make another admin first")
+
     async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         user = await self.get_user(session, user_id)
+        await self._keep_an_admin(session, user_id)
         await session.delete(user)
         await session.flush()
 
@@ -210,7 +234,10 @@ class AuthService:
         permissions = await self._check_permissions(session, data.permissions)
         role = Role(name=data.name, description=data.description)
         session.add(role)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent request created it first
+            raise RoleExists(f"role {data.name!r} exists") from exc
         await repo.set_role_permissions(session, role.name, permissions)
         self.roles.invalidate()
         return role

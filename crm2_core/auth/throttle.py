@@ -2,7 +2,8 @@
 
 Each attempt takes a slot *before* the password is checked, atomically, so
 that concurrent guesses cannot overshoot the limit; a successful login gives
-the account's slots back.
+the account's slots back and returns its own slot to the IP's count (the IP
+limit counts failures, not a busy office signing in).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ class LoginThrottle(Protocol):
         """Count one attempt; return 0 when it may proceed, else seconds until the window ends."""
         ...
 
-    async def reset(self, key: str) -> None: ...
+    async def reset(self, key: str) -> None:
+        """Forget every attempt counted under ``key``."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """Give back one slot taken by ``hit`` (the attempt turned out to succeed)."""
+        ...
 
 
 class MemoryThrottle:
@@ -45,9 +52,20 @@ class MemoryThrottle:
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
 
+    async def release(self, key: str) -> None:
+        count, ends = self._windows.get(key, (0, 0.0))
+        if count > 0 and ends > time.monotonic():
+            self._windows[key] = (count - 1, ends)
+
 
 class RedisThrottle:
     """The same fixed window in Redis, shared by every crm2 process."""
+
+    # Decrement only a live, positive counter: never create a key without a TTL.
+    _RELEASE = (
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v and tonumber(v) > 0 then return redis.call('DECR', KEYS[1]) end return 0"
+    )
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
@@ -68,3 +86,6 @@ class RedisThrottle:
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._key(key))
+
+    async def release(self, key: str) -> None:
+        await self._redis.eval(self._RELEASE, 1, self._key(key))  # type: ignore[misc]

@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from crm2_core.auth.config import EXAMPLE_JWT_SECRET, HMAC_ALGORITHMS, AuthSettings
 from crm2_core.db import utcnow
@@ -21,6 +22,25 @@ log = logging.getLogger(__name__)
 
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "typ", "jti"]
 MIN_HMAC_KEY_BYTES = 32
+EC_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+
+
+def _check_key_type(algorithm: str, key: Any, source: str) -> None:
+    """Refuse at start-up a key that cannot sign or verify ``algorithm`` (else: 500 at login)."""
+    if algorithm.startswith("RS"):
+        ok = isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+        wanted = "an RSA key"
+    else:
+        curve = EC_CURVES[algorithm]
+        ok = isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and (
+            isinstance(key.curve, curve)
+        )
+        wanted = f"an EC key on curve {curve.name}"
+    if not ok:
+        raise ConfigurationError(
+            f"auth: {source} holds a {type(key).__name__.lstrip('_')}, but "
+            f"CRM2_AUTH_JWT_ALGORITHM={algorithm} needs {wanted}: fix the key or the algorithm"
+        )
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,8 @@ class TokenService:
             elif len(secret.encode()) < MIN_HMAC_KEY_BYTES:
                 raise ConfigurationError(
                     f"auth: CRM2_AUTH_JWT_SECRET is {len(secret.encode())} bytes; "
-                    f"{settings.jwt_algorithm} needs at least {MIN_HMAC_KEY_BYTES}: set a longer secret"
+                    f"{settings.jwt_algorithm} needs at least {MIN_HMAC_KEY_BYTES}: "
+                    "set a longer secret"
                 )
             return secret, {settings.jwt_key_id: secret}
         assert settings.jwt_private_key_file is not None
@@ -72,10 +93,19 @@ class TokenService:
             raise ConfigurationError(
                 f"auth: cannot load CRM2_AUTH_JWT_PRIVATE_KEY_FILE ({exc}): point it at a PEM key"
             ) from exc
+        _check_key_type(settings.jwt_algorithm, private, "CRM2_AUTH_JWT_PRIVATE_KEY_FILE")
         verify: dict[str, Any] = {}
         if settings.jwt_public_keys_dir is not None:
             for pem in sorted(Path(settings.jwt_public_keys_dir).glob("*.pem")):
-                verify[pem.stem] = serialization.load_pem_public_key(pem.read_bytes())
+                try:
+                    public = serialization.load_pem_public_key(pem.read_bytes())
+                except (OSError, ValueError) as exc:
+                    raise ConfigurationError(
+                        f"auth: cannot load public key {pem.name} in "
+                        f"CRM2_AUTH_JWT_PUBLIC_KEYS_DIR ({exc}): keep only PEM public keys there"
+                    ) from exc
+                _check_key_type(settings.jwt_algorithm, public, f"public key {pem.name}")
+                verify[pem.stem] = public
         verify[settings.jwt_key_id] = private.public_key()
         return private, verify
 

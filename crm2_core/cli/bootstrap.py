@@ -5,21 +5,31 @@ from __future__ import annotations
 import logging
 import secrets
 
+from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy import text
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.plugin import sync_permissions
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.context import AppContext
+from crm2_core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
+BOOTSTRAP_LOCK = 0x63726D33
 
 
 async def ensure_first_admin(context: AppContext, console: Console) -> None:
     await sync_permissions(context)
     settings = context.settings
     async with context.session_factory() as session:
+        if session.bind.dialect.name == "postgresql":
+            # Several `crm2 serve` processes may start at once on a fresh database:
+            # one creates the admin, the others wait here and then find it.
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK}
+            )
         if await repo.count_users(session) > 0:
             return
         email = settings.admin_email or DEFAULT_ADMIN_EMAIL
@@ -33,9 +43,15 @@ async def ensure_first_admin(context: AppContext, console: Console) -> None:
                 "or run `crm2 users create --role admin`"
             )
             return
-        data = UserCreate(
-            email=email, password=password, roles=["admin"], full_name="Administrator"
-        )
+        try:
+            data = UserCreate(
+                email=email, password=password, roles=["admin"], full_name="Administrator"
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"CRM2_ADMIN_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigurationError(f"cannot create the first admin: {problems}") from None
         await context.state["auth"].create_user(session, data)
         await session.commit()
     if generated:

@@ -47,6 +47,16 @@ def serve(host: str, port: int, migrate: bool) -> None:
     async def prepare() -> None:
         if migrate:
             await migrations.upgrade(context.engine, context.plugins)
+        pending = [
+            s.plugin
+            for s in await migrations.states(context.engine, context.plugins)
+            if not s.up_to_date
+        ]
+        if pending:
+            raise ConfigurationError(
+                f"the database is not migrated (pending: {', '.join(pending)}): run "
+                "`crm2 migrate` first, or start with `crm2 serve --migrate`"
+            )
         await ensure_first_admin(context, console)
 
     try:
@@ -110,9 +120,12 @@ def downgrade(plugin: str | None, revision: str) -> None:
 def current(plugin: str | None) -> None:
     """Each branch's applied revision and head."""
     context = load_context()
-    states = run_async(
-        _with_context(context, migrations.states(context.engine, context.plugins, plugin))
-    )
+    try:
+        states = run_async(
+            _with_context(context, migrations.states(context.engine, context.plugins, plugin))
+        )
+    except ConfigurationError as exc:
+        fail(str(exc))
     table = Table("plugin", "current", "head", "state")
     for s in states:
         table.add_row(
@@ -129,8 +142,14 @@ def current(plugin: str | None) -> None:
 def history(plugin: str | None) -> None:
     """Every revision of each branch, newest first."""
     context = load_context()
+    try:
+        rows = migrations.history(context.plugins, plugin)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    finally:
+        run_async(context.engine.dispose())
     table = Table("plugin", "revision", "message")
-    for row in migrations.history(context.plugins, plugin):
+    for row in rows:
         table.add_row(*row)
     console.print(table)
 

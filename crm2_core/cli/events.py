@@ -84,7 +84,7 @@ def dead_letters(retry_id: str | None, retry_all: bool) -> None:
                 letter.retried_at = utcnow()
             await session.commit()
             if hasattr(bus.broker, "drain"):
-                await bus.broker.drain(timeout=60)
+                await bus.broker.drain(within=60)
             await bus.broker.close()
             return letters
 
@@ -103,3 +103,35 @@ def dead_letters(retry_id: str | None, retry_all: bool) -> None:
             letter.error[:80],
         )
     console.print(table)
+
+
+@cli.group()
+def jobs() -> None:
+    """The plugins' scheduled jobs."""
+
+
+@jobs.command("list")
+def jobs_list() -> None:
+    """Every scheduled job and its interval."""
+    from crm2_core.scheduler import collect_jobs
+
+    context = load_context()
+    table = Table("job", "every (s)")
+    for name, job in collect_jobs(context).items():
+        table.add_row(name, str(job.interval_seconds))
+    console.print(table)
+    run_async(context.engine.dispose())
+
+
+@jobs.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """Run the job NAME (``<plugin>.<job>``) now, whether or not it is due."""
+    from crm2_core.scheduler import collect_jobs, run_job
+
+    context = load_context()
+    found = collect_jobs(context)
+    if name not in found:
+        fail(f"no job {name!r}; `crm2 jobs list` shows them")
+    run_async(_with_context(context, run_job(context, name, found[name])))
+    console.print(f"ran {name}")

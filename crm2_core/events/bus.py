@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from crm2_core.db import utcnow
@@ -166,9 +166,14 @@ class EventBus:
         cutoff = utcnow() - timedelta(days=self.context.settings.events_retention_days)
         async with self.context.session_factory() as session:
             await session.execute(delete(AppliedEvent).where(AppliedEvent.applied_at < cutoff))
+            newest = select(func.max(EventRecord.position)).scalar_subquery()
+            # The newest relayed event always stays: positions continue from it, so a
+            # client's Last-Event-ID never points past the log after a quiet month.
             await session.execute(
                 delete(EventRecord).where(
-                    EventRecord.relayed_at.is_not(None), EventRecord.occurred_at < cutoff
+                    EventRecord.relayed_at.is_not(None),
+                    EventRecord.occurred_at < cutoff,
+                    EventRecord.position < newest,
                 )
             )
             await session.commit()

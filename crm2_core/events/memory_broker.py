@@ -38,6 +38,8 @@ class MemoryBroker:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.Task[None]] = set()
         self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._stopping = False
 
     async def start(self) -> None:
@@ -58,11 +60,14 @@ class MemoryBroker:
     async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None:
         self._queue.put_nowait((handler, event, 0))
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait until every queued and retrying job is done (tests, shutdown)."""
-        async with asyncio.timeout(timeout):
-            while self._timers or not self._queue.empty() or self._queue._unfinished_tasks:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
+    async def drain(self, within: float = 10.0) -> None:
+        """Wait until every queued and retrying job is done (tests, the CLI)."""
+        async with asyncio.timeout(within):
+            while True:
+                await self._queue.join()
+                if not self._timers:
+                    return
+                await asyncio.wait(set(self._timers))
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Let handlers that are running finish (cancelling a query mid-flight can
@@ -71,9 +76,7 @@ class MemoryBroker:
         for task in self._timers:
             task.cancel()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace_seconds):
-                while self._busy:
-                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
         for task in [*self._tasks, *self._timers]:
             task.cancel()
         for task in [*self._tasks, *self._timers]:
@@ -85,6 +88,7 @@ class MemoryBroker:
         while not self._stopping:
             handler, event, attempt = await self._queue.get()
             self._busy += 1
+            self._idle.clear()
             try:
                 await apply_or_dead_letter(self.context, handler, event, attempt)
             except Exception:
@@ -94,6 +98,8 @@ class MemoryBroker:
                     )
             finally:
                 self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
                 self._queue.task_done()
 
     def _retry_later(self, job: Job, delay: float) -> None:

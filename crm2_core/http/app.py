@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp
 
 from crm2_core import __version__
 from crm2_core.context import AppContext, build_context
@@ -19,6 +20,7 @@ from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def build_app_context(
     for _name, _ in registry.call("crm2_configure", context=context):
         pass
     context.state["events"] = build_bus(context)
+    context.state["scheduler"] = Scheduler(context)
     return context
 
 
@@ -55,7 +58,8 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
     for plugin_name, router in registry.collect("crm2_routers", context=context):
         if not isinstance(router, APIRouter):
             raise ConfigurationError(
-                f"{plugin_name}: crm2_routers returned {type(router).__name__}; return APIRouter objects"
+                f"{plugin_name}: crm2_routers returned {type(router).__name__}; "
+                "return APIRouter objects"
             )
         if not registry.get(plugin_name).builtin:
             prefix = f"/api/v1/{plugin_name}"
@@ -67,6 +71,17 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
                         f"use APIRouter(prefix={prefix!r})"
                     )
         app.include_router(router)
+
+
+class Crm2App(FastAPI):
+    """FastAPI with the request-id middleware outside Starlette's ``ServerErrorMiddleware``.
+
+    ``add_middleware`` always lands inside it, so a 500 rendered there would go
+    out without the ``X-Request-ID`` the client needs to report it.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack())
 
 
 def create_app(
@@ -85,17 +100,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        bus = context.state["events"]
+        bus, scheduler = context.state["events"], context.state["scheduler"]
         try:
             await registry.acall("crm2_startup", context=context)
             await bus.start()
+            if context.settings.scheduler_enabled:
+                await scheduler.start()
             yield
         finally:
+            await scheduler.close()
             await bus.close()
             await registry.acall("crm2_shutdown", reverse=True, context=context)
             await context.aclose()
 
-    app = FastAPI(
+    app = Crm2App(
         title="crm2",
         version=__version__,
         summary="A plugin-based CRM. Errors are RFC 9457 application/problem+json.",
@@ -108,10 +126,9 @@ def create_app(
     install_docs(app)
     _mount(app, registry, context)
     _use_route_names_as_operation_ids(app)
-    # Outermost first: request id, then the bounded body read, then idempotency.
+    # Outermost first: request id (see Crm2App), the bounded body read, then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
     app.add_middleware(BodyMiddleware, max_body_bytes=context.settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 

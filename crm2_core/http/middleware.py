@@ -65,7 +65,10 @@ class RequestIdMiddleware:
             return
         given = header(scope, b"x-request-id")
         request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        # The request's own copy of the lifespan state (the ASGI spec asks servers for a
+        # copy; some test harnesses hand every request the same dict): the principal,
+        # body and request id cached in it must never leak into another request.
+        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

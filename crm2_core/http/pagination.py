@@ -69,7 +69,10 @@ def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         ((tag, raw),) = value.items()
         if tag == "t":
-            return datetime.fromisoformat(raw)
+            moment = datetime.fromisoformat(raw)
+            if moment.tzinfo is None:  # crm2 only ever stores and issues aware times
+                raise ValueError("naive datetime in cursor")
+            return moment
         if tag == "D":
             return date.fromisoformat(raw)
         if tag == "u":
@@ -88,7 +91,7 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = [_decode_value(v) for v in json.loads(raw)]
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidCursor("the cursor is not one this server issued") from exc
     if not isinstance(values, list) or len(values) != width:
         raise InvalidCursor("the cursor does not fit this list's ordering")
@@ -101,6 +104,27 @@ class OrderKey:
 
     column: InstrumentedAttribute[Any]
     descending: bool = False
+
+
+def _fits(value: Any, expected: type) -> bool:
+    if value is None:
+        return True
+    if expected is bool or isinstance(value, bool):
+        return expected is bool and isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float)
+    return isinstance(value, expected)
+
+
+def _check_types(keys: Sequence[OrderKey], values: Sequence[Any]) -> None:
+    """A forged cursor must be a 400, not a database error on a value of the wrong type."""
+    for key, value in zip(keys, values, strict=True):
+        try:
+            expected = key.column.type.python_type
+        except NotImplementedError:
+            continue
+        if not _fits(value, expected):
+            raise InvalidCursor("the cursor does not fit this list's ordering")
 
 
 def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
@@ -117,7 +141,9 @@ async def paginate(
 ) -> tuple[list[Any], str | None]:
     """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor."""
     if params.cursor:
-        stmt = stmt.where(_after(keys, decode_cursor(params.cursor, len(keys))))
+        values = decode_cursor(params.cursor, len(keys))
+        _check_types(keys, values)
+        stmt = stmt.where(_after(keys, values))
     order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
     rows = list((await session.execute(stmt.order_by(*order).limit(params.limit + 1))).scalars())
     if len(rows) <= params.limit:

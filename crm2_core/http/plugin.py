@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from crm2_core.auth.deps import require
+from crm2_core.context import AppContext
 from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.health import router as health_router
@@ -16,6 +17,9 @@ from crm2_core.http.models import MODELS
 from crm2_core.migrate import environment_dir
 from crm2_core.plugins.manager import PluginStatus
 from crm2_core.schemas import ResponseModel
+from crm2_core.streams import Streams, attach_publisher
+from crm2_core.streams.routes import asyncapi_router
+from crm2_core.streams.routes import router as streams_router
 from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
 
 manifest = PluginManifest(
@@ -49,7 +53,9 @@ async def list_plugins(_: PluginsAdmin, context: ContextDep) -> list[PluginInfo]
 
 @hookimpl
 def crm2_models() -> Sequence[type]:
-    return [*MODELS, *EVENT_MODELS]
+    from crm2_core.scheduler import JobRun
+
+    return [*MODELS, *EVENT_MODELS, JobRun]
 
 
 @hookimpl
@@ -64,4 +70,24 @@ def crm2_permissions() -> Sequence[Permission]:
 
 @hookimpl
 def crm2_routers() -> Sequence[APIRouter]:
-    return [health_router, plugins_router]
+    return [health_router, plugins_router, streams_router, asyncapi_router]
+
+
+@hookimpl
+def crm2_configure(context: AppContext) -> None:
+    context.state["streams"] = Streams(context)
+
+
+@hookimpl
+def crm2_startup(context: AppContext) -> Awaitable[None]:
+    return context.state["streams"].start()
+
+
+@hookimpl
+def crm2_shutdown(context: AppContext) -> Awaitable[None]:
+    return context.state["streams"].close()
+
+
+@hookimpl
+def crm2_worker_boot(context: AppContext) -> None:
+    attach_publisher(context)

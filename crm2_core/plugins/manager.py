@@ -178,12 +178,26 @@ def build_plugin_manager(
             raise ConfigurationError(
                 f"{plugin.name}: {exc}: fix the hook implementation's signature"
             ) from exc
+    _check_pending(pm)
+    installed_all = {p.name: p for p in builtin} | installed
+    return PluginRegistry(pm, installed_all, ordered, validated)
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """``pm.check_pending()``, but naming the plugin and the hook instead of an object repr."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
+        owner = pm.get_name(exc.plugin) or "a plugin"
+        unknown = sorted(
+            name
+            for name, caller in vars(pm.hook).items()
+            if not name.startswith("_")
+            and not caller.has_spec()
+            and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+        )
         raise ConfigurationError(
-            f"{exc.plugin_name or 'a plugin'}: {exc}: a @hookimpl has no matching hookspec; "
-            f"check the hook's spelling against docs/plugins/hooks.md"
+            f"{owner} implements {', '.join(unknown) or 'a hook'}, which no hookspec defines: "
+            "check the spelling against docs/plugins/hooks.md (a plugin's own hooks need "
+            "its manifest.hookspecs)"
         ) from exc
-    installed_all = {p.name: p for p in builtin} | installed
-    return PluginRegistry(pm, installed_all, ordered, validated)

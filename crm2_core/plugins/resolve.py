@@ -104,6 +104,6 @@ def _describe_cycle(graph: dict[str, set[str]]) -> str:
     while True:
         node = sorted(graph[node])[0]
         if node in path:
-            cycle = path[path.index(node) :] + [node]
+            cycle = [*path[path.index(node) :], node]
             return " -> ".join(cycle)
         path.append(node)

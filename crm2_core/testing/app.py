@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,6 +63,29 @@ class Crm2TestApp:
         )
         response.raise_for_status()
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def settle_events(self, within: float = 10.0) -> None:
+        """Relay every committed event and wait for the in-process handlers to finish."""
+        from sqlalchemy import func, select
+
+        from crm2_core.events.models import EventRecord
+
+        bus = self.context.state["events"]
+        async with asyncio.timeout(within):
+            while True:
+                await bus.relay_once()
+                async with self.context.session_factory() as session:
+                    waiting = await session.execute(
+                        select(func.count())
+                        .select_from(EventRecord)
+                        .where(EventRecord.relayed_at.is_(None))
+                    )
+                    if waiting.scalar_one() == 0:
+                        break
+                await asyncio.sleep(0.01)
+            drain = getattr(bus.broker, "drain", None)
+            if drain is not None:
+                await drain(within)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -77,7 +77,8 @@ async def empty_tables(engine: AsyncEngine) -> None:
         else:
             rows = await conn.execute(
                 text(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
                 )
             )
             tables = [r[0] for r in rows if not r[0].startswith("alembic_version")]

@@ -3,7 +3,7 @@
 - ``crm2_database``: the run's database, once per backend (``--crm2-db sqlite,postgresql``);
   tests that use it run once per backend, ids ``[sqlite]`` / ``[postgresql]``.
 - ``crm2_settings``: core settings pointing at it, plugins from ``@pytest.mark.crm2_plugins``.
-- ``crm2_app_factory``: ``await make(plugins=..., extra_plugins=..., **settings)`` → ``Crm2TestApp``.
+- ``crm2_app_factory``: ``await make(plugins=, extra_plugins=, **settings)`` → ``Crm2TestApp``.
 - ``crm2``: the app for the test's marker, started, emptied afterwards.
 - ``crm2_redis_url``: the machine's Redis with a key prefix of this test's own, cleaned up.
 """
@@ -121,10 +121,7 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
         if plugins is not None:
             values["plugins"] = ",".join(plugins)
         elif extra_plugins and not values.get("plugins"):
-            values["plugins"] = ",".join(
-                getattr(p, "manifest").name
-                for p in extra_plugins  # noqa: B009
-            )
+            values["plugins"] = ",".join(p.manifest.name for p in extra_plugins)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         app = await start_test_app(
             settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
@@ -154,7 +151,7 @@ async def crm2(crm2_app_factory: AppFactory) -> Crm2TestApp:
 
 @pytest.fixture
 async def crm2_redis_url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
-    """``(url, prefix)`` on the machine's Redis; every key under the prefix is deleted afterwards."""
+    """``(url, prefix)`` on the machine's Redis; keys under the prefix are deleted afterwards."""
     from redis.asyncio import Redis
 
     url = str(request.config.getoption("--crm2-redis-url"))

@@ -155,12 +155,15 @@ class Crm2Context(Protocol):
     """The running application as hooks see it (implemented by ``crm2_core.context.AppContext``).
 
     ``settings`` is the core's settings object, ``session_factory`` an SQLAlchemy
-    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``.
+    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``, and
+    ``state`` a dict where ``crm2_configure`` keeps a plugin's long-lived services
+    (under the plugin's name).
     """
 
     settings: Any
     session_factory: Any
     redis: Any
+    state: dict[str, Any]
 
     def plugin_settings(self, name: str) -> Any:
         """The validated settings object of the plugin called ``name``."""

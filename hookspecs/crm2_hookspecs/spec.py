@@ -18,10 +18,12 @@ from crm2_hookspecs.markers import hookspec
 if TYPE_CHECKING:
     from crm2_hookspecs.records import (
         Crm2Context,
+        EventHandler,
         HealthCheck,
         Permission,
         Principal,
         ScheduledJob,
+        SseChannel,
     )
 
 
@@ -80,25 +82,34 @@ class Crm2Spec:
     def crm2_event_types(self) -> Sequence[type]:
         """Return the event classes this plugin emits: its public, versioned contract.
 
+        Subclasses of ``crm2_core.events.EventData`` declared with
+        ``type="<plugin>.<entity>.<verb>"`` and ``version=N``.
+
         :returns: the event classes.
         """
         raise NotImplementedError
 
     @hookspec
-    def crm2_event_handlers(self, context: Crm2Context) -> Sequence[Any]:
-        """Return the handlers this plugin runs when events arrive.
+    def crm2_event_handlers(self, context: Crm2Context) -> Sequence[EventHandler]:
+        """Return the handlers this plugin runs when other plugins' events arrive.
+
+        Each runs in a transaction of its own in which the core records that it
+        applied the event, so a redelivery changes nothing; it must not commit.
 
         :param context: the running application.
-        :returns: handler registrations.
+        :returns: ``EventHandler`` records; a handler's id is ``<plugin>.<name>``.
         """
         raise NotImplementedError
 
     @hookspec
-    def crm2_sse_channels(self, context: Crm2Context) -> Sequence[Any]:
+    def crm2_sse_channels(self, context: Crm2Context) -> Sequence[SseChannel]:
         """Return the live channels served at ``/api/v1/streams/<channel>``.
 
+        The channel's ``can_see`` decides, per event and subscriber, whether
+        the subscriber may receive it (record-level rules).
+
         :param context: the running application.
-        :returns: channel declarations.
+        :returns: ``SseChannel`` records.
         """
         raise NotImplementedError
 

@@ -12,8 +12,8 @@ from crm2_core.events.models import DeadLetter, EventRecord
 from crm2_core.testing import Crm2TestApp
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")

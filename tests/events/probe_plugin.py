@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -17,13 +18,17 @@ from crm2_core.auth import CurrentPrincipal
 from crm2_core.errors import Unprocessable
 from crm2_core.events import Envelope, EventData, publish
 from crm2_core.http.deps import SessionDep
-from crm2_hookspecs import EventHandler, PluginManifest, hookimpl
+from crm2_hookspecs import EventHandler, Permission, PluginManifest, Principal, SseChannel, hookimpl
 
 manifest = PluginManifest(name="probe", title="Event bus probe")
 
 # Handler behaviour knobs, set by tests: fail the first N attempts per event.
 FAILURES: dict[str, int] = {}
 ATTEMPTS: Counter[str] = Counter()
+# Events with n >= 1000 make the handler sleep this long (worker-kill tests).
+SLOW_SECONDS: list[float] = [0.0]
+# Stream tests: role -> seconds the channel's can_see takes for that role (a slow consumer).
+SEE_DELAY: dict[str, float] = {}
 
 
 class ProbeEffect(SQLModel, table=True):
@@ -65,6 +70,8 @@ async def record_effect(session: AsyncSession, event: Envelope, context: Any) ->
     ATTEMPTS[key] += 1
     if ATTEMPTS[key] <= FAILURES.get(key, FAILURES.get("*", 0)):
         raise RuntimeError(f"probe failure {ATTEMPTS[key]} for {key}")
+    if event.data["n"] >= 1000 and SLOW_SECONDS[0]:
+        await asyncio.sleep(SLOW_SECONDS[0])
     session.add(ProbeEffect(event_id=event.id, subject=event.subject, n=event.data["n"]))
 
 
@@ -100,3 +107,29 @@ def crm2_event_handlers() -> Sequence[EventHandler]:
 @hookimpl
 def crm2_routers() -> Sequence[APIRouter]:
     return [router]
+
+
+@hookimpl
+def crm2_permissions() -> Sequence[Permission]:
+    return [
+        Permission(
+            "probe:read", "Receive the probe stream", ("admin", "manager", "agent", "viewer")
+        ),
+        Permission("probe:audit", "Receive the probe audit stream"),
+    ]
+
+
+async def can_see(principal: Principal, event: Envelope, context: Any) -> bool:
+    """Agents never see events with an odd ``n`` (a record-level rule to test filtering)."""
+    delay = max((SEE_DELAY.get(role, 0.0) for role in principal.roles), default=0.0)
+    if delay:
+        await asyncio.sleep(delay)
+    return not ("agent" in principal.roles and event.data.get("n", 0) % 2 == 1)
+
+
+@hookimpl
+def crm2_sse_channels() -> Sequence[SseChannel]:
+    return [
+        SseChannel("probe", ("probe.item.created",), "probe:read", can_see),
+        SseChannel("probe_audit", ("probe.*",), "probe:audit"),
+    ]

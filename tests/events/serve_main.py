@@ -12,12 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import probe_plugin  # noqa: E402
-import uvicorn  # noqa: E402
+import probe_plugin
+import uvicorn
 
-from crm2_core.http.app import build_app_context, create_app  # noqa: E402
-from crm2_core.settings import Settings  # noqa: E402
-
+from crm2_core.http.app import build_app_context, create_app
+from crm2_core.settings import Settings
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)

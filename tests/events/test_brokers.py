@@ -35,7 +35,7 @@ async def test_handler_runs_in_worker_for_committed_event(
             async def all_handled() -> bool:
                 return await effects(app) == 5
 
-            await wait_for(all_handled, timeout=30)
+            await wait_for(all_handled, within=30)
         for event_id in ids:
             assert await effects(app, event_id) == 1
     finally:

@@ -20,12 +20,12 @@ import httpx
 import probe_plugin
 from brokers import RABBITMQ_URL, cleanup, ready_messages, unique_prefix, worker_process
 from helpers import effects, event_rows, wait_for
+from probe_plugin import ProbeEffect
 from sqlalchemy import func, select
 from tcp_proxy import TcpProxy
 
 from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, TestDatabase
 from crm2_core.testing.app import TEST_PASSWORD
-from probe_plugin import ProbeEffect
 
 SERVE = Path(__file__).parent / "serve_main.py"
 
@@ -53,8 +53,8 @@ def serve_process(database_url: str, port: int, *extra: str) -> subprocess.Popen
     )
 
 
-async def wait_healthy(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(port: int, within: float = 30) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
         while True:
             try:
@@ -129,7 +129,7 @@ async def test_api_killed_between_commit_and_relay_loses_nothing(
         async def all_delivered() -> bool:
             return len(await effect_counts(app)) == len(sent)
 
-        await wait_for(all_delivered, timeout=30)
+        await wait_for(all_delivered, within=30)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
@@ -159,7 +159,7 @@ async def test_worker_killed_mid_handler_is_redelivered_once(
             async def taken_by_worker() -> bool:
                 return await asyncio.to_thread(ready_messages, f"{prefix}.probe") == 0
 
-            await wait_for(taken_by_worker, timeout=30)
+            await wait_for(taken_by_worker, within=30)
             await asyncio.sleep(1.5)  # inside the (30 s) handler by now
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
@@ -169,7 +169,7 @@ async def test_worker_killed_mid_handler_is_redelivered_once(
             async def redone() -> bool:
                 return await effects(app) == 1
 
-            await wait_for(redone, timeout=30)
+            await wait_for(redone, within=30)
         lost, duplicates = report("worker SIGKILL mid-handler", sent, await effect_counts(app))
         assert (lost, duplicates) == (0, 0)
     finally:
@@ -214,7 +214,7 @@ async def test_broker_unreachable_writes_continue_and_outbox_drains(
             async def drained() -> bool:
                 return len(await effect_counts(app)) == len(sent)
 
-            await wait_for(drained, timeout=45)
+            await wait_for(drained, within=45)
         lost, duplicates = report("broker cut while writing", sent, await effect_counts(app))
         assert (lost, duplicates) == (0, 0)
     finally:

@@ -138,3 +138,67 @@ async def test_events_relayed_but_not_handled_are_redone_at_start(crm2_app_facto
         return await effects(restarted) == 5
 
     await wait_for(all_done)
+
+
+async def test_settle_events_waits_for_relay_and_handlers(crm2_app_factory) -> None:
+    app = await _probe(crm2_app_factory)
+    headers = await app.login("agent")
+    for n in range(3):
+        await app.client.post("/api/v1/probe/items", json={"n": n}, headers=headers)
+    await app.settle_events()
+    assert await effects(app) == 3
+
+
+async def test_handler_applies_a_subjects_events_in_log_order(crm2_app_factory) -> None:
+    from probe_plugin import ItemCreated
+    from sqlalchemy import select
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import AppliedEvent
+
+    app = await _probe(crm2_app_factory)
+    async with app.context.session_factory() as session:
+        older = publish(session, ItemCreated(n=1), subject="same")
+        newer = publish(session, ItemCreated(n=2), subject="same")
+        probe_plugin.FAILURES[str(older.id)] = 1  # the older event fails its first attempt
+        await session.commit()
+
+    async def both() -> bool:
+        return await effects(app) == 2
+
+    await wait_for(both)
+    async with app.context.session_factory() as session:
+        rows = await session.execute(select(AppliedEvent).order_by(AppliedEvent.applied_at))
+        applied = [a.event_id for a in rows.scalars()]
+    assert applied == [older.id, newer.id]
+    assert probe_plugin.ATTEMPTS[str(older.id)] == 2
+
+
+async def test_retention_sweep_keeps_positions_growing(crm2_app_factory) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from crm2_core.db import utcnow
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    bus = app.context.state["events"]
+    async with app.context.session_factory() as session:
+        for n in range(3):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=f"old{n}")
+        await session.commit()
+    await app.settle_events()
+    async with app.context.session_factory() as session:
+        await session.execute(
+            update(EventRecord).values(occurred_at=utcnow() - timedelta(days=400))
+        )
+        await session.commit()
+    await bus.sweep()
+    assert [r.position for r in await event_rows(app)] == [3]  # the newest always stays
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=9), subject="new")
+        await session.commit()
+    await app.settle_events()
+    assert [r.position for r in await event_rows(app)] == [3, 4]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import probe_plugin  # noqa: E402
+import probe_plugin
 
-from crm2_core.events.worker import run_worker  # noqa: E402
-from crm2_core.http.app import build_app_context  # noqa: E402
-from crm2_core.settings import Settings  # noqa: E402
+from crm2_core.events.worker import run_worker
+from crm2_core.http.app import build_app_context
+from crm2_core.settings import Settings
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

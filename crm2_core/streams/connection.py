@@ -1,0 +1,165 @@
+"""One SSE connection: resume from the log, then live events, each checked for this principal.
+
+The order is what makes a resume exact. The connection subscribes to the
+hub *first* (events from then on are buffered), learns the highest position
+the hub had dispatched (``mark``), replays the committed log after
+``Last-Event-ID`` until the log has caught up with ``mark`` (an event the
+relay handed to the hub just before its commit may take a moment), then
+sends the buffer, skipping every position it has already passed. Positions
+are strictly increasing and committed in order, so ``position > last`` is
+the whole de-duplication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from sse_starlette import ServerSentEvent
+
+from crm2_core.events.envelope import Envelope
+from crm2_core.streams.channels import RegisteredChannel
+from crm2_core.streams.hub import SHUTDOWN, Subscription
+from crm2_core.streams.service import Streams
+from crm2_hookspecs import Principal
+
+log = logging.getLogger(__name__)
+
+RETRY_MILLISECONDS = 3000  # EventSource's reconnection delay, sent as ``retry:``
+REPLAY_PAGE = 500
+CATCH_UP_WAIT_SECONDS = 10.0
+LIFETIME = "lifetime"
+ERROR = "error"
+
+
+def event_message(envelope: Envelope) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=envelope.model_dump_json(), event=envelope.type, id=str(envelope.position)
+    )
+
+
+def opening_message(position: int) -> ServerSentEvent:
+    """The first message: where the stream starts, so a client can resume before any event."""
+    return ServerSentEvent(
+        data=json.dumps({"position": position}),
+        event="connected",
+        id=str(position),
+        retry=RETRY_MILLISECONDS,
+    )
+
+
+def closing_message(reason: str) -> ServerSentEvent:
+    """The last message of a stream the server ends: the client reconnects and resumes."""
+    return ServerSentEvent(
+        data=json.dumps({"reason": reason}), event="reconnect", retry=RETRY_MILLISECONDS
+    )
+
+
+async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
+    await shutdown.wait()
+    subscription.close(SHUTDOWN)
+
+
+class Connection:
+    def __init__(
+        self,
+        streams: Streams,
+        channel: RegisteredChannel,
+        principal: Principal,
+        last_event_id: int | None,
+    ) -> None:
+        self.streams = streams
+        self.context = streams.context
+        self.channel = channel
+        self.principal = principal
+        self.resume_from = last_event_id
+        self.last = 0  # the highest position passed (sent or hidden)
+        loop = asyncio.get_running_loop()
+        self._time = loop.time
+        self.deadline = self._time() + self.context.settings.sse_max_connection_seconds
+
+    async def events(self, shutdown: anyio.Event | None = None) -> AsyncIterator[ServerSentEvent]:
+        """The messages of this connection; ``shutdown`` set → a farewell, then the end."""
+        subscription, mark = self.streams.hub.subscribe(
+            self.channel.channel, self.context.settings.sse_queue_size
+        )
+        watcher = None
+        if shutdown is not None:
+            watcher = asyncio.create_task(_close_on(shutdown, subscription))
+        try:
+            async for message in self._run(subscription, mark):
+                yield message
+        except Exception:
+            log.exception("stream %s failed", self.channel.name)
+            yield closing_message(ERROR)
+        finally:
+            self.streams.hub.unsubscribe(subscription)
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _run(
+        self, subscription: Subscription, mark: int | None
+    ) -> AsyncIterator[ServerSentEvent]:
+        top = await self.streams.source.top()
+        self.last = top if self.resume_from is None else self.resume_from
+        yield opening_message(self.last)
+        async for message in self._replay(subscription, top, mark):
+            yield message
+        async for message in self._live(subscription):
+            yield message
+
+    async def _replay(
+        self, subscription: Subscription, top: int, mark: int | None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The log after ``self.last``, until it has caught up with what the hub dispatched."""
+        types = self.streams.event_types(self.channel)
+        give_up = self._time() + CATCH_UP_WAIT_SECONDS
+        cursor = self.last
+        while True:
+            # ``top`` was read before these pages: they cover every position up to it.
+            page_full = bool(types)
+            while page_full:
+                page = await self.streams.source.read(cursor, REPLAY_PAGE, types)
+                for envelope in page:
+                    cursor = envelope.position or cursor
+                    message = await self._message(envelope)
+                    if message is not None:
+                        yield message
+                page_full = len(page) == REPLAY_PAGE
+                if subscription.closed is not None or self._time() > self.deadline:
+                    return  # the live phase sends the closing message
+            if mark is None or top >= mark:
+                return
+            if self._time() > give_up:
+                subscription.close(ERROR)
+                return
+            await asyncio.sleep(0.05)
+            top = await self.streams.source.top()
+
+    async def _live(self, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+        while True:
+            remaining = self.deadline - self._time()
+            if remaining <= 0:
+                yield closing_message(LIFETIME)
+                return
+            envelope = await subscription.next(wait_seconds=remaining)
+            if envelope is None:
+                if subscription.closed is not None:
+                    yield closing_message(subscription.closed)
+                    return
+                continue
+            message = await self._message(envelope)
+            if message is not None:
+                yield message
+
+    async def _message(self, envelope: Envelope) -> ServerSentEvent | None:
+        position = envelope.position
+        if position is None or position <= self.last:
+            return None
+        self.last = position
+        if not await self.channel.can_see(self.principal, envelope, self.context):
+            return None
+        return event_message(envelope)

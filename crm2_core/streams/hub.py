@@ -1,0 +1,234 @@
+"""The per-process fan-out of relayed events to the open SSE connections.
+
+Every connection holds a :class:`Subscription`: a bounded buffer of the
+events of its channel. The hub never waits for a connection: when a
+subscription's buffer would grow past its limit the subscription is closed
+(the connection then ends with a retry hint and the client resumes from the
+log with ``Last-Event-ID``), so a slow client never slows the others.
+
+The hub is fed in log order (the relay's listener, or the Redis subscription
+when several processes serve streams) and keeps the highest position it has
+seen. Positions are contiguous, so a hole means events this process never
+heard of (relayed by a worker, or a pub/sub message lost while Redis was
+away): they are read back from the committed log before the newer ones go
+out. A periodic :meth:`Hub.catch_up` does the same when nothing new arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from crm2_core.events.envelope import Envelope
+from crm2_hookspecs import SseChannel
+
+log = logging.getLogger(__name__)
+
+# A hole larger than this is not read back: every subscription is closed instead
+# and each connection resumes from the log on its own.
+MAX_BACKFILL = 1000
+
+OVERFLOW = "slow-consumer"
+SHUTDOWN = "shutdown"
+RESYNC = "resync"
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """How the hub reads the committed log: its top position, and events after one."""
+
+    top: Callable[[], Awaitable[int]]
+    # read(after, limit, types=None): events after a position, in order
+    read: Callable[..., Awaitable[list[Envelope]]]
+
+
+class Subscription:
+    """One connection's buffer of events of its channel, bounded to ``limit`` pending events."""
+
+    def __init__(self, channel: SseChannel, limit: int) -> None:
+        self.channel = channel
+        self.limit = limit
+        self.closed: str | None = None
+        self._items: deque[Envelope] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, events: Sequence[Envelope]) -> None:
+        """Buffer ``events``; close instead when that would pass the limit.
+
+        A batch larger than the limit is still taken into an empty buffer: a
+        connection that keeps up is never cut off for one large relay batch.
+        """
+        if self.closed is not None:
+            return
+        if self._items and len(self._items) + len(events) > self.limit:
+            self.close(OVERFLOW)
+            return
+        self._items.extend(events)
+        self._ready.set()
+
+    def close(self, reason: str) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._items.clear()
+        self._ready.set()
+
+    async def next(self, *, wait_seconds: float) -> Envelope | None:
+        """The next buffered event; ``None`` when closed or after ``wait_seconds``."""
+        if not self._items and self.closed is None:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), max(wait_seconds, 0))
+        if self.closed is not None or not self._items:
+            return None
+        return self._items.popleft()
+
+
+class Hub:
+    def __init__(self, source: LogSource, poll_seconds: float) -> None:
+        self.source = source
+        self.poll_seconds = poll_seconds
+        self.last_position: int | None = None
+        self.closed = False
+        self._subscriptions: set[Subscription] = set()
+        self._lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._subscriptions)
+
+    def subscribe(self, channel: SseChannel, limit: int) -> tuple[Subscription, int | None]:
+        """Register a connection; return it with the highest position dispatched so far.
+
+        Everything after that position reaches the subscription; everything up
+        to it is (or will shortly be) in the committed log. Await :meth:`ready`
+        first, so that the position is known.
+        """
+        subscription = Subscription(channel, limit)
+        if self.closed:
+            subscription.close(SHUTDOWN)
+        else:
+            self._subscriptions.add(subscription)
+        return subscription, self.last_position
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        """Dispatch a batch in log order, reading back any hole before it."""
+        async with self._lock:
+            fresh = [
+                e
+                for e in events
+                if e.position is not None
+                and (self.last_position is None or e.position > self.last_position)
+            ]
+            if not fresh:
+                return
+            first = fresh[0].position
+            assert first is not None
+            hole = self.last_position is not None and first > self.last_position + 1
+            if hole and not await self._backfill(self.last_position or 0, first - 1):
+                return
+            self._dispatch(fresh)
+
+    async def catch_up(self) -> None:
+        """Dispatch committed events this hub has not seen (relayed elsewhere or lost)."""
+        async with self._lock:
+            top = await self.source.top()
+            if self.last_position is None or not self._subscriptions:
+                self.last_position = max(self.last_position or 0, top)
+            elif top > self.last_position:
+                await self._backfill(self.last_position, top)
+
+    async def _backfill(self, after: int, until: int) -> bool:
+        """Dispatch the committed events in ``(after, until]``; ``False`` if it resynced instead."""
+        if not self._subscriptions:
+            self.last_position = max(self.last_position or 0, until)
+            return True
+        if until - after > MAX_BACKFILL:
+            log.warning(
+                "streams missed %d events; closing %d connections to resume from the log",
+                until - after,
+                len(self._subscriptions),
+            )
+            self._close_all(RESYNC)
+            self.last_position = until
+            return False
+        missing = [
+            e
+            for e in await self.source.read(after, until - after)
+            if e.position is not None and e.position <= until
+        ]
+        if missing:
+            self._dispatch(missing)
+        self.last_position = max(self.last_position or 0, until)
+        return True
+
+    def _dispatch(self, events: Sequence[Envelope]) -> None:
+        by_channel: dict[str, list[Envelope]] = {}
+        for subscription in list(self._subscriptions):
+            channel = subscription.channel
+            if channel.name not in by_channel:
+                by_channel[channel.name] = [e for e in events if channel.matches(e.type)]
+            matching = by_channel[channel.name]
+            if matching:
+                subscription.offer(matching)
+            if subscription.closed is not None:
+                self._subscriptions.discard(subscription)
+        last = events[-1].position
+        if last is not None:
+            self.last_position = max(self.last_position or 0, last)
+
+    def _close_all(self, reason: str) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.close(reason)
+        self._subscriptions.clear()
+
+    async def ready(self) -> None:
+        """Learn the log's top position if not known yet (before the first subscription)."""
+        if self.last_position is None:
+            await self.catch_up()
+
+    async def start(self) -> None:
+        self.closed = False
+        self._stop = asyncio.Event()
+        try:
+            await self.ready()
+        except Exception as exc:  # the first connection retries; start-up must not fail on it
+            log.warning("streams could not read the event log at start (%s)", exc)
+        self._poll_task = asyncio.create_task(self._poll_forever(), name="crm2-streams-catch-up")
+
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """End every stream (their connections close with a retry hint) and stop polling.
+
+        The poll is let finish its query rather than cancelled in the middle of
+        it: a connection cancelled mid-transaction may never be given back.
+        """
+        self.closed = True
+        self._stop.set()
+        self._close_all(SHUTDOWN)
+        task, self._poll_task = self._poll_task, None
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=grace_seconds)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _poll_forever(self) -> None:
+        while not self.closed:
+            try:
+                await self.catch_up()
+            except Exception as exc:
+                log.warning("streams could not read the event log (%s)", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.poll_seconds)

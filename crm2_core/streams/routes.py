@@ -1,0 +1,140 @@
+"""``GET /api/v1/streams/{channel}``, ``POST /api/v1/streams/token`` and ``/asyncapi.json``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sse_starlette import EventSourceResponse
+
+from crm2_core.auth import CurrentPrincipal, has_permission
+from crm2_core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
+from crm2_core.events.asyncapi import asyncapi_document
+from crm2_core.http.deps import ContextDep
+from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.streams.channels import RegisteredChannel, get_channel
+from crm2_core.streams.connection import Connection
+from crm2_core.streams.service import Streams
+from crm2_core.streams.tokens import issue_stream_token, principal_from_stream_token
+from crm2_hookspecs import Principal
+
+router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
+asyncapi_router = APIRouter()
+
+SEND_TIMEOUT_SECONDS = 30.0  # a client that takes no bytes for this long is dropped
+SHUTDOWN_GRACE_SECONDS = 2.0  # at shutdown, time for each stream's farewell message
+
+
+class SseResponse(EventSourceResponse):
+    media_type = "text/event-stream"
+
+
+class StreamTokenRequest(RequestModel):
+    channel: str = Field(max_length=64, description="the channel the token opens")
+
+
+class StreamToken(ResponseModel):
+    token: str
+    expires_in: int
+
+
+def _streams(context: Any) -> Streams:
+    streams: Streams = context.state["streams"]
+    return streams
+
+
+def _check_permission(request: Request, principal: Principal, channel: RegisteredChannel) -> None:
+    if not has_permission(request, principal, channel.permission):
+        raise Forbidden(f"stream {channel.name} needs the {channel.permission} permission")
+
+
+def _last_event_id(header: str | None, query: int | None) -> int | None:
+    if header is None or not header.strip():
+        return query
+    try:
+        value = int(header.strip())
+    except ValueError:
+        raise BadRequest("Last-Event-ID must be an event id this server sent") from None
+    if value < 0:
+        raise BadRequest("Last-Event-ID must not be negative")
+    return value
+
+
+@router.post("/token", response_model=StreamToken)
+async def create_stream_token(
+    body: StreamTokenRequest, request: Request, principal: CurrentPrincipal, context: ContextDep
+) -> StreamToken:
+    """A short-lived token opening one channel, for clients that cannot send headers.
+
+    A browser ``EventSource`` passes it as ``?token=``; it works for no other
+    endpoint and only for the channel named here.
+    """
+    channel = get_channel(_streams(context).channels, body.channel)
+    _check_permission(request, principal, channel)
+    return StreamToken(
+        token=issue_stream_token(context, principal, channel.name),
+        expires_in=context.settings.sse_token_ttl_seconds,
+    )
+
+
+@router.get(
+    "/{channel}",
+    response_class=SseResponse,
+    responses={200: {"description": "Server-Sent Events; see /asyncapi.json"}},
+)
+async def stream(
+    channel: str,
+    request: Request,
+    context: ContextDep,
+    token: Annotated[
+        str | None, Query(description="a stream token from POST /api/v1/streams/token")
+    ] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, description="resume after this id (when the header is unset)")
+    ] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> SseResponse:
+    """Live events of one channel: ``id:`` log position, ``event:`` type, ``data:`` envelope.
+
+    Authenticate with ``Authorization: Bearer`` (access token or API key) or
+    ``?token=``. ``Last-Event-ID`` (or ``?last_event_id=``) replays what was
+    missed from the log first. Heartbeat comments keep proxies from timing
+    out; the server ends a stream with an ``event: reconnect`` message and a
+    ``retry:`` hint when its lifetime is over, when the client falls too far
+    behind, or at shutdown.
+    """
+    streams = _streams(context)
+    registered = get_channel(streams.channels, channel)
+    principal: Principal | None
+    if token is not None:
+        principal = await principal_from_stream_token(context, token, registered.name)
+    else:
+        principal = await context.state["authenticator"].from_scope(request.scope)
+    if principal is None:
+        raise Unauthorized(
+            "send Authorization: Bearer <access token or API key>, or ?token=<stream token>"
+        )
+    _check_permission(request, principal, registered)
+    resume = _last_event_id(last_event_id_header, last_event_id)
+    try:
+        await streams.hub.ready()
+    except Exception as exc:
+        raise ServiceUnavailable("the event log cannot be read; retry shortly") from exc
+    connection = Connection(streams, registered, principal, resume)
+    shutdown = anyio.Event()  # set by sse-starlette when the server is stopping
+    return SseResponse(
+        connection.events(shutdown),
+        ping=context.settings.sse_heartbeat_seconds,
+        send_timeout=SEND_TIMEOUT_SECONDS,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+@asyncapi_router.get("/asyncapi.json", include_in_schema=False)
+async def asyncapi(context: ContextDep) -> JSONResponse:
+    """AsyncAPI 3.0 document of every enabled event type and stream channel."""
+    return JSONResponse(asyncapi_document(context))

@@ -1,0 +1,103 @@
+"""The streams of one ``crm2 serve`` process: channels, the hub and how it is fed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.models import EventRecord
+from crm2_core.events.relay import read_log
+from crm2_core.streams.channels import RegisteredChannel, collect_channels
+from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
+from crm2_core.streams.hub import Hub, LogSource
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a database read to its end even if the caller is cancelled (a client went away).
+
+    A session cancelled in the middle of a query may never give its connection
+    back; on SQLite that connection would keep the database locked.
+    """
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return await asyncio.shield(task)
+
+
+def log_source(context: Any) -> LogSource:
+    async def _top() -> int:
+        async with context.session_factory() as session:
+            top = (await session.execute(select(func.max(EventRecord.position)))).scalar()
+            return int(top or 0)
+
+    async def _read(after: int, limit: int, types: Sequence[str] | None) -> list[Envelope]:
+        async with context.session_factory() as session:
+            return await read_log(session, after, limit, types)
+
+    async def top() -> int:
+        return await _uncancelled(_top())
+
+    async def read(after: int, limit: int, types: Sequence[str] | None = None) -> list[Envelope]:
+        return await _uncancelled(_read(after, limit, types))
+
+    return LogSource(top=top, read=read)
+
+
+class Streams:
+    """Kept in ``context.state["streams"]``; started and closed with the application."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.source = log_source(context)
+        self.hub = Hub(self.source, context.settings.relay_interval_seconds)
+        self.channels: dict[str, RegisteredChannel] = {}
+        self._listener: Any = None
+        self._subscriber: RedisSubscriber | None = None
+
+    def event_types(self, channel: RegisteredChannel) -> list[str]:
+        bus = self.context.state["events"]
+        return channel.event_types([cls.event_type for cls in bus.types.all()])
+
+    async def start(self) -> None:
+        self.channels = collect_channels(self.context)
+        bus = self.context.state["events"]
+        redis = self.context.redis
+        await self.hub.start()
+        if redis is not None:
+            self._listener = RedisPublisher(redis, self.context.settings.redis_prefix)
+            self._subscriber = RedisSubscriber(redis, self.context.settings.redis_prefix, self.hub)
+            await self._subscriber.start()
+        else:
+            self._listener = self._feed_local_hub
+        bus.listeners.append(self._listener)
+
+    async def _feed_local_hub(self, events: Sequence[Envelope]) -> None:
+        await self.hub.publish(events)
+
+    async def close(self) -> None:
+        bus = self.context.state.get("events")
+        if bus is not None and self._listener in bus.listeners:
+            bus.listeners.remove(self._listener)
+        self._listener = None
+        await self.hub.close()
+        if self._subscriber is not None:
+            await self._subscriber.close()
+            self._subscriber = None
+
+
+def attach_publisher(context: Any) -> None:
+    """In a process that relays but serves no streams (``crm2 worker``): publish to Redis.
+
+    Without Redis there is nothing to do: the serving processes find the
+    events in the log on their next poll.
+    """
+    if context.redis is not None:
+        bus = context.state["events"]
+        bus.listeners.append(RedisPublisher(context.redis, context.settings.redis_prefix))

@@ -1,0 +1,54 @@
+"""Stream tokens: short-lived JWTs (``typ`` ``stream``) bound to one user and one channel.
+
+A browser ``EventSource`` cannot send an ``Authorization`` header, so it
+passes a stream token as ``?token=``. The token only opens the stream of the
+channel it names: the ``typ`` check makes every other endpoint refuse it, and
+its short life limits what a leaked URL (access logs, history) gives away.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from crm2_core.errors import Unauthorized
+from crm2_hookspecs import Principal
+
+STREAM_TOKEN_TYPE = "stream"
+
+
+def issue_stream_token(context: Any, principal: Principal, channel: str) -> str:
+    tokens = context.state["auth"].tokens
+    return str(
+        tokens.encode(
+            str(principal.id),
+            STREAM_TOKEN_TYPE,
+            context.settings.sse_token_ttl_seconds,
+            channel=channel,
+            kind=principal.kind,
+            roles=sorted(principal.roles),
+        )
+    )
+
+
+async def principal_from_stream_token(context: Any, token: str, channel: str) -> Principal:
+    """The principal a stream token names, with its roles' current permissions; else 401."""
+    claims = context.state["auth"].tokens.decode(token, STREAM_TOKEN_TYPE)
+    if claims.get("channel") != channel:
+        raise Unauthorized(
+            f"this stream token is for channel {claims.get('channel')!r}, not {channel!r}"
+        )
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized("invalid token: roles claim malformed")
+    try:
+        subject = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise Unauthorized("invalid token: sub is not an id") from exc
+    authenticator = context.state["authenticator"]
+    return Principal(
+        id=subject,
+        kind=str(claims.get("kind", "user")),
+        roles=frozenset(roles),
+        permissions=await authenticator.roles.permissions(roles),
+    )

@@ -1,0 +1,1 @@
+"""crm2-hello: the smallest complete crm2 plugin (greetings)."""

@@ -1,0 +1,158 @@
+"""API keys: scoped to a role, shown once, stored hashed, revocable, expiring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from crm2_core.auth.models import ApiKey
+from crm2_core.testing import Crm2TestApp
+
+KEYS, USERS, ROLES = "/api/v1/auth/api-keys", "/api/v1/auth/users", "/api/v1/auth/roles"
+
+
+@pytest.fixture
+async def admin(crm2: Crm2TestApp) -> dict[str, str]:
+    return await crm2.login("admin")
+
+
+async def create_key(
+    crm2: Crm2TestApp, admin: dict[str, str], role: str = "viewer", **extra: Any
+) -> Any:
+    body = {"name": "warehouse sync", "role": role, **extra}
+    response = await crm2.client.post(KEYS, json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_created_key_is_in_the_response_once(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    created = await create_key(crm2, admin)
+    assert created["key"].startswith("crm2_")
+    assert created["role"] == "viewer"
+    assert created["prefix"] in created["key"]
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "key" not in listed[0]
+    assert created["key"] not in str(listed)
+
+
+async def test_key_authenticates_as_bearer(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin, role="admin")
+    response = await crm2.client.get(USERS, headers=bearer(created["key"]))
+    assert response.status_code == 200, response.text
+
+
+async def test_key_authenticates_with_x_api_key(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin, role="admin")
+    response = await crm2.client.get(USERS, headers={"X-API-Key": created["key"]})
+    assert response.status_code == 200, response.text
+
+
+async def test_key_has_its_roles_permissions_only(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin, role="viewer")
+    response = await crm2.client.get(USERS, headers=bearer(created["key"]))
+    assert response.status_code == 403, response.text
+
+
+async def test_key_gets_a_custom_roles_permissions(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    await crm2.client.post(
+        ROLES, json={"name": "user-sync", "permissions": ["auth:users"]}, headers=admin
+    )
+    created = await create_key(crm2, admin, role="user-sync")
+    assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == 200
+    assert (await crm2.client.get(KEYS, headers=bearer(created["key"]))).status_code == 403
+
+
+async def test_key_on_me_is_403_not_a_user(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin)
+    response = await crm2.client.get("/api/v1/auth/me", headers=bearer(created["key"]))
+    assert response.status_code == 403
+
+
+async def test_revoked_key_is_401(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin, role="admin")
+    assert (await crm2.client.delete(f"{KEYS}/{created['id']}", headers=admin)).status_code == 204
+    response = await crm2.client.get(USERS, headers=bearer(created["key"]))
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert listed[0]["revoked_at"] is not None
+
+
+async def test_expired_key_is_401(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin, role="admin")
+    async with crm2.context.session_factory() as session:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == created["prefix"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == 401
+
+
+async def test_key_with_future_expiry_works(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    created = await create_key(crm2, admin, role="admin", expires_at=expires)
+    assert created["expires_at"] is not None
+    assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == 200
+
+
+async def test_naive_expiry_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    body = {"name": "x", "role": "viewer", "expires_at": "2030-01-01T00:00:00"}
+    assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 422
+
+
+async def test_key_is_stored_only_hashed(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    created = await create_key(crm2, admin)
+    async with crm2.context.session_factory() as session:
+        row = (await session.execute(select(ApiKey))).scalar_one()
+    assert row.key_hash != created["key"]
+    assert len(row.key_hash) == 64
+    secret_part = created["key"].split("_")[2]
+    assert secret_part not in row.key_hash and secret_part not in row.prefix
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda k: k[:-1] + ("A" if k[-1] != "A" else "B"), id="wrong-secret"),
+        pytest.param(lambda k: "crm2_ffffffff_" + k.split("_")[2], id="unknown-prefix"),
+        pytest.param(lambda k: k + "_extra", id="malformed"),
+    ],
+)
+async def test_wrong_key_is_401(crm2: Crm2TestApp, admin: dict[str, str], mangle: Any) -> None:
+    created = await create_key(crm2, admin, role="admin")
+    response = await crm2.client.get(USERS, headers={"X-API-Key": mangle(created["key"])})
+    assert response.status_code == 401
+
+
+async def test_unknown_role_for_key_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    response = await crm2.client.post(KEYS, json={"name": "x", "role": "wizard"}, headers=admin)
+    assert response.status_code == 422
+
+
+async def test_non_admin_gets_403_on_api_keys(crm2: Crm2TestApp) -> None:
+    headers = await crm2.login("manager")
+    assert (await crm2.client.get(KEYS, headers=headers)).status_code == 403
+    response = await crm2.client.post(KEYS, json={"name": "x", "role": "admin"}, headers=headers)
+    assert response.status_code == 403
+
+
+async def test_role_of_a_live_key_cannot_be_deleted(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    await crm2.client.post(ROLES, json={"name": "sync"}, headers=admin)
+    await create_key(crm2, admin, role="sync")
+    assert (await crm2.client.delete(f"{ROLES}/sync", headers=admin)).status_code == 409

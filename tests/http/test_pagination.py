@@ -1,0 +1,98 @@
+"""Cursor pagination on ``/api/v1/auth/users``: every row once, stable order, limit capped."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+
+from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.pytest_plugin import AppFactory
+
+USERS = "/api/v1/auth/users"
+
+
+async def walk(crm2: Crm2TestApp, headers: dict[str, str], limit: int) -> list[str]:
+    ids: list[str] = []
+    cursor: str | None = None
+    for _ in range(50):
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        response = await crm2.client.get(USERS, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= limit
+        ids.extend(item["id"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+    raise AssertionError("pagination did not end")
+
+
+async def test_paging_returns_every_row_once_in_stable_order(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    created = [await crm2.create_user("viewer") for _ in range(7)]
+
+    first_walk = await walk(crm2, admin, limit=3)
+    second_walk = await walk(crm2, admin, limit=3)
+
+    assert len(first_walk) == len(set(first_walk)) == 8  # the admin and the seven
+    assert {str(user_id) for user_id in created} <= set(first_walk)
+    assert first_walk == second_walk
+    assert first_walk[1:] == [str(user_id) for user_id in created]  # oldest first
+
+
+async def test_limit_above_the_maximum_is_capped(crm2_app_factory: AppFactory) -> None:
+    crm2 = await crm2_app_factory(page_max_limit=2)
+    admin = await crm2.login("admin")
+    for _ in range(2):
+        await crm2.create_user("viewer")
+
+    response = await crm2.client.get(USERS, params={"limit": 500}, headers=admin)
+
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 2
+    assert response.json()["next_cursor"] is not None
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor!",
+        _b64("not json"),
+        _b64('{"a": 1}'),
+        _b64("[1, 2, 3]"),
+        _b64('[1, "x"]'),
+        _b64(f'[{{"u": 5}}, {{"u": "{uuid.uuid4()}"}}]'),
+        _b64(f'[{{"t": "yesterday"}}, {{"u": "{uuid.uuid4()}"}}]'),
+        _b64('[{"t": "2024-01-01T00:00:00+00:00"}, {"u": "not-a-uuid"}]'),
+        _b64(f'[{{"t": "2024-01-01T00:00:00"}}, {{"u": "{uuid.uuid4()}"}}]'),
+    ],
+    ids=[
+        "garbage",
+        "not-json",
+        "object",
+        "too-wide",
+        "wrong-types",
+        "bad-tag-value",
+        "bad-date",
+        "bad-uuid",
+        "naive-date",
+    ],
+)
+async def test_cursor_the_server_did_not_issue_is_400_problem(
+    crm2: Crm2TestApp, cursor: str
+) -> None:
+    admin = await crm2.login("admin")
+
+    response = await crm2.client.get(USERS, params={"cursor": cursor}, headers=admin)
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:crm2:problem:invalid-cursor"

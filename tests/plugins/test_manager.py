@@ -1,0 +1,198 @@
+"""The plugin manager on its own: selection, ordering, checks (no database, no HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm2_core.errors import ConfigurationError
+from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.settings import Settings
+from crm2_hookspecs import PluginManifest, hookimpl, hookspec
+
+
+def plain(name: str, *depends: str, requires_core: str = ">=0.1,<1") -> Any:
+    class Plugin:
+        manifest = PluginManifest(
+            name=name, title=name.title(), depends=depends, requires_core=requires_core
+        )
+
+    return Plugin()
+
+
+def build(plugins: str, *extra: object, **kwargs: Any) -> PluginRegistry:
+    settings = Settings(_env_file=None, plugins=plugins)  # type: ignore[call-arg]
+    return build_plugin_manager(settings, extra_plugins=extra, **kwargs)
+
+
+def test_dependencies_of_an_enabled_plugin_are_enabled_first() -> None:
+    registry = build("bravo", plain("alpha"), plain("bravo", "alpha"))
+
+    assert registry.names == ["core", "auth", "alpha", "bravo"]
+
+
+def test_plugins_not_in_the_allow_list_stay_disabled() -> None:
+    registry = build("alpha", plain("alpha"), plain("bravo"))
+
+    assert registry.is_enabled("alpha")
+    assert not registry.is_enabled("bravo")
+    assert {s.name: s.status for s in registry.statuses()}["bravo"] == "disabled"
+
+
+def test_diamond_dependencies_are_ordered_dependencies_first() -> None:
+    # Alphabetical order is the opposite of dependency order here.
+    registry = build(
+        "delta",
+        plain("delta", "bravo", "charlie"),
+        plain("charlie", "zulu"),
+        plain("bravo", "zulu"),
+        plain("zulu"),
+    )
+
+    assert registry.names == ["core", "auth", "zulu", "bravo", "charlie", "delta"]
+
+
+def test_dependency_cycle_is_refused_naming_the_cycle() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build(
+            "alpha", plain("alpha", "bravo"), plain("bravo", "charlie"), plain("charlie", "alpha")
+        )
+
+    assert "dependency cycle: alpha -> bravo -> charlie -> alpha" in str(error.value)
+
+
+def test_missing_dependency_names_the_plugin_and_the_fix() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build("payments", plain("payments", "deals"))
+
+    assert str(error.value) == (
+        "payments depends on deals, which is not installed: pip install crm2-deals "
+        "or remove payments from CRM2_PLUGINS"
+    )
+
+
+def test_unknown_name_in_crm2_plugins_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build("alpha,nonexistent", plain("alpha"))
+
+    message = str(error.value)
+    assert message.startswith("CRM2_PLUGINS names 'nonexistent', which is not installed")
+    assert "pip install crm2-nonexistent or remove nonexistent from CRM2_PLUGINS" in message
+
+
+def test_unsatisfied_requires_core_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build("future", plain("future", requires_core=">=99"))
+
+    message = str(error.value)
+    assert message.startswith("future ")
+    assert "requires crm2-core >=99" in message
+    assert "remove future from CRM2_PLUGINS" in message
+
+
+class RetrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM2_RETRIER_")
+
+    attempts: int = 3
+
+
+class WrongPrefixSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETRIER_")
+
+    attempts: int = 3
+
+
+def with_settings(name: str, settings: type) -> Any:
+    class Plugin:
+        manifest = PluginManifest(name=name, title=name, settings=settings)
+
+    return Plugin()
+
+
+def test_plugin_settings_are_read_from_their_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM2_RETRIER_ATTEMPTS", "7")
+
+    registry = build("retrier", with_settings("retrier", RetrySettings))
+
+    assert registry.settings_for("retrier").attempts == 7
+
+
+def test_invalid_plugin_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM2_RETRIER_ATTEMPTS", "abc")
+
+    with pytest.raises(ConfigurationError) as error:
+        build("retrier", with_settings("retrier", RetrySettings))
+
+    message = str(error.value)
+    assert message.startswith("retrier settings are invalid")
+    assert "CRM2_RETRIER_ATTEMPTS" in message
+
+
+def test_settings_model_with_the_wrong_env_prefix_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build("retrier", with_settings("retrier", WrongPrefixSettings))
+
+    message = str(error.value)
+    assert "env_prefix 'RETRIER_'" in message
+    assert "env_prefix='CRM2_RETRIER_'" in message
+
+
+class Misspelt:
+    manifest = PluginManifest(name="typo", title="Typo")
+
+    @hookimpl
+    def crm2_routrs(self) -> list[object]:
+        return []
+
+
+def test_misspelt_hookimpl_is_refused_by_check_pending() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        build("typo", Misspelt())
+
+    message = str(error.value)
+    assert message.startswith("typo implements crm2_routrs, which no hookspec defines")
+    assert "docs/plugins/hooks.md" in message
+
+
+class GreeterSpec:
+    @hookspec
+    def greeter_greetings(self, name: str) -> str:  # type: ignore[empty-body]
+        """Return a greeting for ``name``."""
+
+
+class Greeter:
+    manifest = PluginManifest(name="greeter", title="Greeter", hookspecs=(GreeterSpec,))
+
+    @hookimpl
+    def greeter_greetings(self, name: str) -> str:
+        return f"hello {name}"
+
+
+class French:
+    manifest = PluginManifest(name="french", title="French", depends=("greeter",))
+
+    @hookimpl
+    def greeter_greetings(self, name: str) -> str:
+        return f"bonjour {name}"
+
+
+def test_a_plugin_can_add_hookspecs_that_other_plugins_implement() -> None:
+    registry = build("french", Greeter(), French())
+
+    results = list(registry.call("greeter_greetings", name="ada"))
+
+    assert results == [("greeter", "hello ada"), ("french", "bonjour ada")]
+
+
+def test_implementing_a_plugin_hook_without_its_plugin_is_refused() -> None:
+    class Orphan:
+        manifest = PluginManifest(name="orphan", title="Orphan")
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> str:
+            return name
+
+    with pytest.raises(ConfigurationError, match="orphan implements greeter_greetings"):
+        build("orphan", Greeter(), Orphan())

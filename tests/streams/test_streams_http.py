@@ -1,0 +1,218 @@
+"""GET /api/v1/streams/{channel}: messages, authentication, authorization, lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+from conftest import ProbeFactory, Serve
+from sse_helpers import EventStream, event_ids, post_item
+
+from crm2_core.testing.app import TEST_PASSWORD
+
+
+async def _stream_token(client: httpx.AsyncClient, headers: dict[str, str], channel: str) -> str:
+    response = await client.post(
+        "/api/v1/streams/token", json={"channel": channel}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expires_in"] == 60
+    return str(body["token"])
+
+
+async def test_stream_sends_position_type_and_envelope(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app()
+    server = await serve(app)
+    headers = await app.login("admin")
+    url = f"{server.url}/api/v1/streams/probe"
+    async with sse.stream("GET", url, headers=headers) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = EventStream(response)
+        hello = await stream.next()
+        assert hello.event == "connected" and hello.retry == 3000
+        assert hello.json() == {"position": int(hello.id or -1)}
+        event_id = await post_item(app, headers, 7)
+        message = await stream.next()
+    envelope = message.json()
+    assert message.event == "probe.item.created"
+    assert message.id == str(envelope["position"]) and int(message.id) > int(hello.id or 0)
+    assert envelope["id"] == str(event_id) and envelope["type"] == "probe.item.created"
+    assert envelope["version"] == 1 and envelope["data"] == {"n": 7}
+    assert envelope["actor"]["kind"] == "user"
+
+
+async def test_stream_without_credentials_is_401(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    response = await app.client.get("/api/v1/streams/probe")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_stream_without_the_channel_permission_is_403(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("agent")  # probe:audit is granted to admins only
+    response = await app.client.get("/api/v1/streams/probe_audit", headers=headers)
+    assert response.status_code == 403
+    assert "probe:audit" in response.json()["detail"]
+
+
+async def test_user_without_roles_is_refused_the_stream(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    email = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+    await app.create_user(email=email)
+    login = await app.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    response = await app.client.get("/api/v1/streams/probe", headers=headers)
+    assert response.status_code == 403
+
+
+async def test_unknown_channel_is_404(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("admin")
+    response = await app.client.get("/api/v1/streams/nope", headers=headers)
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:crm2:problem:unknown-stream-channel"
+
+
+async def test_malformed_last_event_id_is_400(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = {**await app.login("admin"), "Last-Event-ID": "yesterday"}
+    response = await app.client.get("/api/v1/streams/probe", headers=headers)
+    assert response.status_code == 400
+
+
+async def test_stream_token_needs_the_channel_permission(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("agent")
+    response = await app.client.post(
+        "/api/v1/streams/token", json={"channel": "probe_audit"}, headers=headers
+    )
+    assert response.status_code == 403
+
+
+async def test_stream_token_opens_its_channel(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app()
+    server = await serve(app)
+    headers = await app.login("agent")
+    token = await _stream_token(app.client, headers, "probe")
+    url = f"{server.url}/api/v1/streams/probe"
+    async with sse.stream("GET", url, params={"token": token}) as response:
+        stream = EventStream(response)
+        assert (await stream.next()).event == "connected"
+        event_id = await post_item(app, headers, 2)
+        message = await stream.next()
+    assert message.json()["id"] == str(event_id)
+
+
+async def test_stream_token_is_bound_to_its_channel(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("admin")  # may read both channels
+    token = await _stream_token(app.client, headers, "probe")
+    response = await app.client.get("/api/v1/streams/probe_audit", params={"token": token})
+    assert response.status_code == 401
+    assert "channel" in response.json()["detail"]
+
+
+async def test_stream_token_is_not_an_access_token(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("admin")
+    token = await _stream_token(app.client, headers, "probe")
+    response = await app.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+async def test_access_token_is_not_a_stream_token(probe_app: ProbeFactory) -> None:
+    app = await probe_app()
+    headers = await app.login("admin")
+    access = headers["Authorization"].removeprefix("Bearer ")
+    response = await app.client.get("/api/v1/streams/probe", params={"token": access})
+    assert response.status_code == 401
+
+
+async def test_agent_receives_only_the_events_it_may_see(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app()
+    server = await serve(app)
+    admin = await app.login("admin")
+    agent = await app.login("agent")
+    url = f"{server.url}/api/v1/streams/probe"
+    async with (
+        sse.stream("GET", url, headers=admin) as admin_response,
+        sse.stream("GET", url, headers=agent) as agent_response,
+    ):
+        admin_stream, agent_stream = EventStream(admin_response), EventStream(agent_response)
+        for stream in (admin_stream, agent_stream):
+            assert (await stream.next()).event == "connected"
+        sent = [await post_item(app, admin, n) for n in range(1, 7)]
+        seen_by_admin, seen_by_agent = await asyncio.gather(
+            admin_stream.collect(lambda got: len(got) == 6),
+            agent_stream.collect(lambda got: got[-1].json()["data"]["n"] == 6),
+        )
+    assert event_ids(seen_by_admin) == sent
+    assert [m.json()["data"]["n"] for m in seen_by_agent] == [2, 4, 6]
+
+
+async def test_heartbeat_comments_keep_the_stream_alive(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app(sse_heartbeat_seconds=0.2)
+    server = await serve(app)
+    headers = await app.login("viewer")
+    pings = 0
+    async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
+        stream = EventStream(r)
+        while pings < 3:
+            message = await stream.next(within=2)
+            pings += sum(c.startswith("ping") for c in message.comments)
+    assert pings == 3
+
+
+async def test_connection_lifetime_is_capped_with_a_retry_hint(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app(sse_max_connection_seconds=0.5)
+    server = await serve(app)
+    headers = await app.login("viewer")
+    async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
+        received = await EventStream(r).collect(lambda got: False, within=5)
+    hello, last = received  # the stream ended by itself
+    assert hello.event == "connected"
+    assert last.event == "reconnect" and last.json() == {"reason": "lifetime"}
+    assert last.retry == 3000 and last.id is None
+
+
+async def test_shutdown_ends_open_streams(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app()
+    server = await serve(app)
+    headers = await app.login("viewer")
+    async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
+        stream = EventStream(r)
+        assert (await stream.next()).event == "connected"
+        await app.context.state["streams"].close()
+        received = await stream.collect(lambda got: False, within=5)
+    assert [m.json() for m in received] == [{"reason": "shutdown"}]
+
+
+async def test_asyncapi_document_lists_events_and_stream_channels(
+    probe_app: ProbeFactory,
+) -> None:
+    app = await probe_app()
+    response = await app.client.get("/asyncapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["asyncapi"] == "3.0.0"
+    assert "probe.item.created.v1" in document["components"]["messages"]
+    stream = document["channels"]["stream.probe"]
+    assert stream["address"] == "/api/v1/streams/probe"
+    assert "probe.item.created.v1" in stream["messages"]
