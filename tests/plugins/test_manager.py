@@ -65,11 +65,11 @@ def test_dependency_cycle_is_refused_naming_the_cycle() -> None:
 
 def test_missing_dependency_names_the_plugin_and_the_fix() -> None:
     with pytest.raises(ConfigurationError) as error:
-        build("payments", plain("payments", "deals"))
+        build("invoicing", plain("invoicing", "ledger"))
 
     assert str(error.value) == (
-        "payments depends on deals, which is not installed: pip install crm2-deals "
-        "or remove payments from CRM2_PLUGINS"
+        "invoicing depends on ledger, which is not installed: pip install crm2-ledger "
+        "or remove invoicing from CRM2_PLUGINS"
     )
 
 

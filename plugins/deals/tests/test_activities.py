@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from conftest import API, Deals
+from deals_kit import API, Deals
 from factories import make_activity, make_client, make_deal, make_policy
 
 from crm2_core.db import utcnow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from conftest import API, Deals
 from crm2_deals.models import Client, ClientEmail
+from deals_kit import API, Deals
 from sqlalchemy import select
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import API, Deals
+from deals_kit import API, Deals
 
 
 async def test_contact_crud(deals: Deals) -> None:

@@ -6,10 +6,10 @@ import csv
 import io
 from typing import Any
 
-from conftest import API, Deals, User
 from crm2_deals.models import Client
 from crm2_deals.service import clients as clients_service
 from crm2_deals.service import deals as deals_service
+from deals_kit import API, Deals, User
 from sqlalchemy import func, select
 
 

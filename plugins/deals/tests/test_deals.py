@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import API, Deals
+from deals_kit import API, Deals
 
 
 async def test_create_defaults_to_default_pipeline_first_open_stage(deals: Deals) -> None:

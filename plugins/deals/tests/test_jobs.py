@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import API, Deals
 from crm2_deals.jobs import run_policy_maintenance
 from crm2_deals.models import Activity, Policy
+from deals_kit import API, Deals
 from factories import events_of, get_row, make_client, make_policy, rows
 
 from crm2_core.cli.main import build_cli
@@ -97,7 +97,7 @@ async def test_concurrent_runs_announce_each_policy_once(deals: Deals) -> None:
 
 
 async def test_the_notice_period_comes_from_the_settings(crm2_app_factory: object) -> None:
-    from conftest import seed_defaults
+    from deals_kit import seed_defaults
 
     app = await crm2_app_factory(  # type: ignore[operator]
         plugins=["deals"], plugin_settings={"deals": {"renewal_notice_days": 7}}

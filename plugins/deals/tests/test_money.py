@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import API, Deals
 from crm2_deals.models import Deal
+from deals_kit import API, Deals
 
 ROUND_TRIPS = [
     ("12345678901.23", "EUR", 1234567890123),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from conftest import API, Deals, User
 from crm2_deals.models import Activity
+from deals_kit import API, Deals, User
 from sqlalchemy import select
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import API, Deals
+from deals_kit import API, Deals
 
 STAGES = [
     {"name": "Call", "probability": 20},

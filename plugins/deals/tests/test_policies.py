@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from conftest import API, Deals
 from crm2_deals.models import Activity, Policy
+from deals_kit import API, Deals
 from factories import events_of, make_client, make_deal, make_policy, rows
 
 POLICIES = f"{API}/policies"

@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import API, Deals
 from crm2_deals.models import Client, Pipeline, Stage
 from crm2_deals.seed_load import seed_load
+from deals_kit import API, Deals
 from factories import rows
 from sqlalchemy import event, text
 

@@ -7,10 +7,10 @@ import io
 from datetime import timedelta
 
 import pytest
-from conftest import API, Deals
 from crm2_deals.models import Activity, Client, ClientEmail, Contact, Deal, Policy, StageMove
 from crm2_deals.seed_load import seed_load
 from crm2_deals.seeds import DEMO_AGENTS, DEMO_MANAGER, seed_demo
+from deals_kit import API, Deals
 from factories import rows
 from rich.console import Console
 from sqlalchemy import func, select

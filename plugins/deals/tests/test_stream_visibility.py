@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from conftest import API, Deals
 from crm2_deals.stream import can_see, channels
+from deals_kit import API, Deals
 from factories import events_of, make_client
 
 from crm2_core.events import Envelope

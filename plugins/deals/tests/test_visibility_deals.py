@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from conftest import API, Deals
+from deals_kit import API, Deals
 
 
 async def test_agent_gets_404_on_another_agents_records(deals: Deals) -> None:

@@ -1,0 +1,119 @@
+"""Shared fixtures of the deals suite: an app with the plugin, its default data, signed-in users.
+
+The core's kit empties every table after a test, including the rows the data
+migration wrote, so ``deals`` puts the default pipelines and lost reasons back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from crm2_deals.models import LostReason, Pipeline, Stage
+from sqlalchemy import func, select
+
+from crm2_core.events.models import EventRecord
+from crm2_core.testing import Crm2TestApp
+
+API = "/api/v1/deals"
+_VERSIONS = Path(__file__).parents[1] / "crm2_deals" / "migrations" / "versions"
+
+
+def _default_data() -> ModuleType:
+    """The data migration itself: one source for the default pipelines and lost reasons."""
+    path = next(_VERSIONS.glob("*_deals_default_pipelines.py"))
+    spec = importlib.util.spec_from_file_location("deals_default_pipelines", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def seed_defaults(app: Crm2TestApp) -> None:
+    """Create the default pipelines and lost reasons unless they exist."""
+    data = _default_data()
+    async with app.context.session_factory() as session:
+        if (await session.execute(select(func.count()).select_from(Pipeline))).scalar_one():
+            return
+        for name, (is_default, steps) in data.PIPELINES.items():
+            pipeline = Pipeline(name=name, is_default=is_default)
+            session.add(pipeline)
+            for position, (stage_name, probability, kind) in enumerate(steps):
+                session.add(
+                    Stage(
+                        pipeline_id=pipeline.id,
+                        name=stage_name,
+                        probability=probability,
+                        kind=kind,
+                        position=position,
+                    )
+                )
+        session.add_all(LostReason(name=n) for n in data.LOST_REASONS)
+        await session.commit()
+
+
+@dataclass
+class User:
+    """A signed-in test user: ``headers`` authenticate, ``id`` is what ``owner_id`` holds."""
+
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+
+
+class Deals:
+    """The app plus the few helpers every deals test needs."""
+
+    def __init__(self, app: Crm2TestApp) -> None:
+        self.app = app
+        self.client = app.client
+
+    async def user(self, *roles: str) -> User:
+        email = f"{'-'.join(roles) or 'admin'}-{uuid.uuid4().hex[:8]}@example.com"
+        headers = await self.app.login(*roles, email=email)
+        me = (await self.client.get("/api/v1/auth/me", headers=headers)).json()
+        return User(id=uuid.UUID(me["id"]), email=email, headers=headers)
+
+    async def pipeline(self, headers: dict[str, str], name: str = "New business") -> Any:
+        """A pipeline (with its stages) by name; ``stage(p, "Won")`` finds a stage in it."""
+        items = (await self.client.get(f"{API}/pipelines", headers=headers)).json()["items"]
+        return next(p for p in items if p["name"] == name)
+
+    @staticmethod
+    def stage(pipeline: dict[str, Any], name: str) -> dict[str, Any]:
+        stage: dict[str, Any] = next(s for s in pipeline["stages"] if s["name"] == name)
+        return stage
+
+    async def create_client(self, headers: dict[str, str], **fields: Any) -> Any:
+        body = {"kind": "person", "name": f"Client {uuid.uuid4().hex[:6]}", **fields}
+        response = await self.client.post(f"{API}/clients", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def create_deal(self, headers: dict[str, str], client_id: str, **fields: Any) -> Any:
+        body = {"title": "Deal", "client_id": client_id, "value": "100.00", "currency": "EUR"}
+        body.update(fields)
+        response = await self.client.post(f"{API}/deals", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def events(self, type_: str | None = None) -> list[EventRecord]:
+        """Committed ``core_event`` rows, oldest first (optionally of one type)."""
+        async with self.app.context.session_factory() as session:
+            stmt = select(EventRecord).order_by(EventRecord.sequence)
+            if type_ is not None:
+                stmt = stmt.where(EventRecord.type == type_)
+            return list((await session.execute(stmt)).scalars())
+
+
+@pytest.fixture
+async def deals(crm2_app_factory: Any) -> Deals:
+    """An app with only the core and this plugin, default pipelines in place."""
+    app: Crm2TestApp = await crm2_app_factory(plugins=["deals"])
+    await seed_defaults(app)
+    return Deals(app)
