@@ -16,5 +16,7 @@ class DealsSettings(BaseSettings):
         50_000, ge=1, description="largest client CSV import accepted, in rows"
     )
     default_currency: str = Field(
-        "EUR", pattern=r"^[A-Z]{3}$", description="currency of the demo data"
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="currency of a deal or policy created without one, and of the demo data",
     )
