@@ -55,6 +55,7 @@ def _check_permission_names(registry: PluginRegistry) -> None:
 
 
 def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
+    seen_operations: set[str] = set()
     for plugin_name, router in registry.collect("crm2_routers", context=context):
         if not isinstance(router, APIRouter):
             raise ConfigurationError(
@@ -70,6 +71,7 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
                         f"{plugin_name} serves {path}, outside its prefix {prefix}: "
                         f"use APIRouter(prefix={prefix!r})"
                     )
+        _name_operations(router, seen_operations)
         app.include_router(router)
 
 
@@ -125,21 +127,19 @@ def create_app(
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)
-    _use_route_names_as_operation_ids(app)
     # Outermost first: request id (see Crm2App), the bounded body read, then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
     app.add_middleware(BodyMiddleware, max_body_bytes=context.settings.max_body_bytes)
     return app
 
 
-def _use_route_names_as_operation_ids(app: FastAPI) -> None:
+def _name_operations(router: APIRouter, seen: set[str]) -> None:
     """Short, stable operationIds (``auth_login``) for generated frontend clients."""
-    seen: set[str] = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute):
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.operation_id is None:
             tag = str(route.tags[0]) if route.tags else "core"
             operation_id = f"{tag}_{route.name}"
-            if operation_id in seen:
-                operation_id = f"{operation_id}_{len(seen)}"
+            while operation_id in seen:
+                operation_id += "_"
             seen.add(operation_id)
             route.operation_id = operation_id
