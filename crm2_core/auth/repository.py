@@ -29,6 +29,16 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
 
 
+async def count_active_admins(session: AsyncSession) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(UserRole)
+        .join(User, User.id == UserRole.user_id)
+        .where(UserRole.role_name == "admin", User.is_active.is_(True))
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
 async def count_users(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
 

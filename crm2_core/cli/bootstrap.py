@@ -1,4 +1,8 @@
-"""The first admin: from CRM2_ADMIN_EMAIL / CRM2_ADMIN_PASSWORD, or generated and printed once."""
+"""The first admin: from CRM2_ADMIN_EMAIL / CRM2_ADMIN_PASSWORD, or generated and printed once.
+
+Made whenever no active admin exists (not only on an empty user table), so that
+a data set seeded before the first start (demo agents, say) still gets one.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +34,16 @@ async def ensure_first_admin(context: AppContext, console: Console) -> None:
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK}
             )
-        if await repo.count_users(session) > 0:
+        if await repo.count_active_admins(session) > 0:
             return
         email = settings.admin_email or DEFAULT_ADMIN_EMAIL
+        if await repo.user_by_email(session, email) is not None:
+            log.warning(
+                "no active admin, and %s exists without the admin role: grant it with "
+                "PATCH /api/v1/auth/users/{id} or `crm2 users create` another",
+                email,
+            )
+            return
         if settings.admin_password is not None:
             password, generated = settings.admin_password.get_secret_value(), False
         elif settings.env == "development":
