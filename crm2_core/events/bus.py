@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, exists, func, select
 from sqlalchemy.orm import Session
 
 from crm2_core.db import utcnow
@@ -165,7 +165,6 @@ class EventBus:
         """Drop relayed events (and their applied records) past the retention."""
         cutoff = utcnow() - timedelta(days=self.context.settings.events_retention_days)
         async with self.context.session_factory() as session:
-            await session.execute(delete(AppliedEvent).where(AppliedEvent.applied_at < cutoff))
             newest = select(func.max(EventRecord.position)).scalar_subquery()
             # The newest relayed event always stays: positions continue from it, so a
             # client's Last-Event-ID never points past the log after a quiet month.
@@ -175,6 +174,11 @@ class EventBus:
                     EventRecord.occurred_at < cutoff,
                     EventRecord.position < newest,
                 )
+            )
+            # Applied-records go with their events, never before: the newest event stays,
+            # and its record is what keeps the next event of that subject in order.
+            await session.execute(
+                delete(AppliedEvent).where(~exists().where(EventRecord.id == AppliedEvent.event_id))
             )
             await session.commit()
 

@@ -79,7 +79,9 @@ class DramatiqBroker:
         )
 
     async def start(self) -> None:
-        return None
+        from crm2_core.events.memory_broker import register_cursors
+
+        await register_cursors(self.context, self.handlers)
 
     async def deliver(self, events: Sequence[Envelope]) -> None:
         messages = []

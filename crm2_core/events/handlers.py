@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord
+from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_hookspecs import EventHandler
 
 log = logging.getLogger(__name__)
@@ -56,19 +56,50 @@ class HandlerRegistry:
         return sorted({h.plugin for h in self.handlers.values()})
 
 
+# The broker gets a batch before the relay commits its positions (so nothing is
+# lost); a handler that is faster than that commit waits for it this long.
+POSITION_WAIT_SECONDS = 5.0
+
+
+async def _wait_for_committed_position(context: Any, event: Envelope) -> None:
+    """Until the relay's commit is visible, earlier events' positions are not: the order
+    check below would see a hole where an older event of the same subject sits."""
+    deadline = asyncio.get_running_loop().time() + POSITION_WAIT_SECONDS
+    while True:
+        async with context.session_factory() as session:
+            committed = (
+                await session.execute(
+                    select(EventRecord.position).where(EventRecord.id == event.id)
+                )
+            ).scalar()
+        if committed == event.position:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise OutOfOrder(f"event {event.id}: its position is not committed yet")
+        await asyncio.sleep(0.02)
+
+
 async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Outcome:
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
+    await _wait_for_committed_position(context, event)
     async with context.session_factory() as session:
         done = await session.get(AppliedEvent, (handler.id, event.id))
         if done is not None:
             return "duplicate"
+        joined_at = (
+            select(HandlerCursor.start_position)
+            .where(HandlerCursor.handler == handler.id)
+            .scalar_subquery()
+        )
         earlier = (
             select(EventRecord.id)
             .where(
                 EventRecord.subject == event.subject,
                 EventRecord.type.in_(handler.spec.event_types),
                 EventRecord.position < event.position,
+                # only what the handler was ever meant to see: after it joined the log
+                EventRecord.position > func.coalesce(joined_at, 0),
                 ~exists().where(
                     and_(
                         AppliedEvent.handler == handler.id, AppliedEvent.event_id == EventRecord.id

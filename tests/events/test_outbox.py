@@ -203,3 +203,82 @@ async def test_retention_sweep_keeps_positions_growing(crm2_app_factory) -> None
         await session.commit()
     assert await bus.relay_once() == 1
     assert [r.position for r in await event_rows(app)] == [3, 4]
+
+
+async def test_a_handler_joining_late_is_not_held_up_by_history(crm2_app_factory) -> None:
+    from sqlalchemy import delete, func, select, update
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import AppliedEvent, EventRecord, HandlerCursor
+
+    app = await _probe(crm2_app_factory)
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=1), subject="same")
+        await session.commit()
+    await app.settle_events()
+    # As if probe.record had been installed only now: it never applied the old event.
+    async with app.context.session_factory() as session:
+        top = (await session.execute(select(func.max(EventRecord.position)))).scalar()
+        await session.execute(update(HandlerCursor).values(start_position=top))
+        await session.execute(delete(AppliedEvent))
+        publish(session, probe_plugin.ItemCreated(n=2), subject="same")
+        await session.commit()
+    await app.settle_events()
+    assert await effects(app) == 2
+    assert await dead_letters(app) == []
+
+
+async def test_a_handler_waits_for_the_relay_to_commit_the_position(crm2_app_factory) -> None:
+    from sqlalchemy import update
+
+    from crm2_core.db import utcnow
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    bus = app.context.state["events"]
+    await bus.close()
+    async with app.context.session_factory() as session:
+        row = publish(session, probe_plugin.ItemCreated(n=5), subject="late")
+        await session.commit()
+    handed_over = Envelope.from_record(row).model_copy(update={"position": 1})
+    (handler,) = bus.handlers.for_event("probe.item.created")
+    task = asyncio.create_task(apply_or_dead_letter(app.context, handler, handed_over, 0))
+    await asyncio.sleep(0.2)  # the broker already has it; the relay has not committed yet
+    assert not task.done()
+    async with app.context.session_factory() as session:
+        await session.execute(
+            update(EventRecord)
+            .where(EventRecord.id == row.id)
+            .values(position=1, relayed_at=utcnow())
+        )
+        await session.commit()
+    assert await task == "applied"
+
+
+async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from crm2_core.db import utcnow
+    from crm2_core.events import publish
+    from crm2_core.events.models import AppliedEvent, EventRecord
+
+    app = await _probe(crm2_app_factory)
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=1), subject="kept")
+        await session.commit()
+    await app.settle_events()
+    old = utcnow() - timedelta(days=400)
+    async with app.context.session_factory() as session:
+        await session.execute(update(EventRecord).values(occurred_at=old))
+        await session.execute(update(AppliedEvent).values(applied_at=old))
+        await session.commit()
+    await app.context.state["events"].sweep()
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=2), subject="kept")
+        await session.commit()
+    await app.settle_events()
+    assert await effects(app) == 2
+    assert await dead_letters(app) == []

@@ -158,3 +158,28 @@ async def test_list_filters_newest_first(deals: Deals) -> None:
     assert await ids(kind="call") == [str(old.id)]
     assert await ids(kind=["call", "note"], limit=1) == [str(other.id)]
     assert await ids(updated_since=(now + timedelta(hours=1)).isoformat()) == []
+
+
+async def test_reassigned_records_take_their_activities_along(deals: Deals) -> None:
+    first, second = await deals.user("agent"), await deals.user("agent")
+    manager = await deals.user("manager")
+    client = await make_client(deals.app, first.id)
+    deal = await make_deal(deals.app, client, owner_id=first.id)
+    on_client = await make_activity(deals.app, client, owner_id=first.id, subject="client note")
+    on_deal = await make_activity(
+        deals.app, client, deal_id=deal.id, owner_id=first.id, subject="deal note"
+    )
+    for path in (f"{API}/clients/{client.id}", f"{API}/deals/{deal.id}"):
+        etag = (await deals.client.get(path, headers=manager.headers)).headers["etag"]
+        r = await deals.client.patch(
+            path, json={"owner_id": str(second.id)}, headers={**manager.headers, "If-Match": etag}
+        )
+        assert r.status_code == 200, r.text
+    for activity in (on_client, on_deal):
+        url = f"{ACTIVITIES}/{activity.id}"
+        assert (await deals.client.get(url, headers=first.headers)).status_code == 404
+        assert (await deals.client.get(url, headers=second.headers)).status_code == 200
+    r = await deals.client.get(f"{ACTIVITIES}?client={client.id}", headers=first.headers)
+    assert r.json()["items"] == []
+    timeline = await deals.client.get(f"{API}/clients/{client.id}/timeline", headers=second.headers)
+    assert {a["subject"] for a in timeline.json()["items"]} >= {"client note", "deal note"}

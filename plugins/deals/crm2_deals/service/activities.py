@@ -162,3 +162,35 @@ async def client_timeline(
     if await policy_repo.visible_client(session, vis, client_id) is None:
         raise ClientNotFound(f"no client {client_id}")
     return await repo.timeline(session, vis, client_id, kinds, page)
+
+
+async def follow_owner(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    *,
+    client_id: uuid.UUID | None = None,
+    deal_id: uuid.UUID | None = None,
+    policy_id: uuid.UUID | None = None,
+) -> None:
+    """Hand a reassigned record's activities to its new owner.
+
+    An activity belongs to the owner of the most specific record it is about
+    (policy, else deal, else client); without this, the previous owner would keep
+    seeing the notes of a record they can no longer open, and the new owner none.
+    """
+    from sqlalchemy import update
+
+    stmt = update(Activity).values(owner_id=owner_id)
+    if policy_id is not None:
+        stmt = stmt.where(Activity.policy_id == policy_id)
+    elif deal_id is not None:
+        stmt = stmt.where(Activity.deal_id == deal_id, Activity.policy_id.is_(None))
+    elif client_id is not None:
+        stmt = stmt.where(
+            Activity.client_id == client_id,
+            Activity.deal_id.is_(None),
+            Activity.policy_id.is_(None),
+        )
+    else:
+        raise ValueError("follow_owner needs a client, deal or policy id")
+    await session.execute(stmt.execution_options(synchronize_session=False))

@@ -28,6 +28,7 @@ from crm2_deals.schemas.clients import (
     ImportReport,
     ImportRowError,
 )
+from crm2_deals.service.activities import follow_owner
 from crm2_deals.visibility import Visibility
 from crm2_hookspecs import Principal
 
@@ -144,6 +145,8 @@ async def update_client(
         new_emails = [e for e in values.get("emails", []) if e not in client.emails]
         new_tax = values.get("tax_id") if values.get("tax_id") != client.tax_id else None
         await check_duplicates(session, visibility, new_emails, new_tax, exclude=client.id)
+    if values.get("owner_id", client.owner_id) != client.owner_id:
+        await follow_owner(session, values["owner_id"], client_id=client.id)
     return await write_update(session, principal, client, values)
 
 

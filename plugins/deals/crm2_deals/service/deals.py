@@ -31,7 +31,7 @@ from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
-from crm2_deals.service.activities import add_system_activity
+from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.service.clients import default_owner, get_client, resolve_owner
 from crm2_deals.visibility import Visibility
 from crm2_hookspecs import Principal
@@ -186,6 +186,8 @@ async def update_deal(
         values["client_id"] = (await get_client(session, visibility, sent["client_id"])).id
     if sent.get("owner_id") is not None:
         values["owner_id"] = await resolve_owner(session, principal, sent["owner_id"])
+        if values["owner_id"] != deal.owner_id:
+            await follow_owner(session, values["owner_id"], deal_id=deal.id)
     if sent.get("value") is not None or sent.get("currency") is not None:
         currency = sent.get("currency") or deal.currency
         amount = (

@@ -31,7 +31,7 @@ from crm2_deals.schemas.policies import (
     PolicyRenew,
     PolicyUpdate,
 )
-from crm2_deals.service.activities import add_system_activity
+from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.visibility import Visibility
 from crm2_hookspecs import Principal
 
@@ -234,6 +234,8 @@ async def update_policy(
         values.update(premium_minor=_minor(premium, currency), currency=currency)
     if "owner_id" in changes:
         values["owner_id"] = await resolve_owner(session, principal, data.owner_id, row.owner_id)
+        if values["owner_id"] != row.owner_id:
+            await follow_owner(session, values["owner_id"], policy_id=row.id)
     values["updated_at"] = utcnow()
     try:
         await update_versioned(session, Policy, Policy.id == row.id, version, values)
@@ -294,6 +296,9 @@ async def cancel_policy(
     return row
 
 
+NUMBER_MAX_LENGTH = 100  # deals_policy.number
+
+
 def add_months(day: date, months: int) -> date:
     """``day`` plus ``months`` calendar months, clamped to the month's last day."""
     total = day.month - 1 + months
@@ -311,7 +316,8 @@ def next_term(start: date, end: date) -> tuple[date, date]:
 
 async def _free_number(session: AsyncSession, insurer: str, number: str) -> str:
     for k in range(1, 100):
-        candidate = f"{number}-R{k}"
+        suffix = f"-R{k}"
+        candidate = number[: NUMBER_MAX_LENGTH - len(suffix)] + suffix
         if not await repo.number_taken(session, insurer, candidate):
             return candidate
     raise _taken(f"{number}-R…", insurer)
@@ -326,7 +332,10 @@ async def renew_policy(
         raise InvalidPolicyTransition(f"a {old.status} policy cannot be renewed")
     if await repo.open_renewal_exists(session, old.id):
         raise RenewalExists(f"policy {old.number} already has a draft or active renewal")
-    start, end = next_term(old.start_date, old.end_date)
+    try:
+        start, end = next_term(old.start_date, old.end_date)
+    except (ValueError, OverflowError) as exc:
+        raise PolicyDatesInvalid("the next term would end past the year 9999") from exc
     start, end = data.start_date or start, data.end_date or end
     if end <= start:
         raise PolicyDatesInvalid(f"end_date {end} is not after start_date {start}")
