@@ -30,7 +30,12 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; crm2 stores timezone-aware UTC times only")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            # Within a day of year 1 or 9999 in another zone: there is no earlier or
+            # later instant to store or compare with, so take the extreme itself.
+            value = (datetime.max if value.year > 1 else datetime.min).replace(tzinfo=UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

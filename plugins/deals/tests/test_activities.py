@@ -183,3 +183,15 @@ async def test_reassigned_records_take_their_activities_along(deals: Deals) -> N
     assert r.json()["items"] == []
     timeline = await deals.client.get(f"{API}/clients/{client.id}/timeline", headers=second.headers)
     assert {a["subject"] for a in timeline.json()["items"]} >= {"client note", "deal note"}
+
+
+async def test_extreme_updated_since_is_not_a_server_error(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    for path in ("clients", "deals", "policies", "activities"):
+        r = await deals.client.get(
+            f"{API}/{path}",
+            params={"updated_since": "9999-12-31T23:59:59-23:00"},
+            headers=admin.headers,
+        )
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["items"] == []
