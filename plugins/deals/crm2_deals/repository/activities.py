@@ -7,9 +7,8 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.pagination import OrderKey, PageParams
+from crm2_core.http.pagination import OrderKey, PageParams, paginate
 from crm2_deals.models import Activity
-from crm2_deals.repository.policies import page_of
 from crm2_deals.schemas.activities import ActivityFilters
 from crm2_deals.visibility import Visibility
 
@@ -42,7 +41,7 @@ async def list_activities(
         stmt = stmt.where(Activity.kind.in_(filters.kind))
     if filters.updated_since is not None:
         stmt = stmt.where(Activity.updated_at >= filters.updated_since)
-    return await page_of(session, stmt, NEWEST_FIRST, page)
+    return await paginate(session, stmt, NEWEST_FIRST, page)
 
 
 async def timeline(
@@ -56,7 +55,7 @@ async def timeline(
     stmt = select(Activity).where(Activity.client_id == client_id, vis.where(Activity.owner_id))
     if kinds:
         stmt = stmt.where(Activity.kind.in_(kinds))
-    return await page_of(session, stmt, NEWEST_FIRST, page)
+    return await paginate(session, stmt, NEWEST_FIRST, page)
 
 
 async def delete_one(session: AsyncSession, activity_id: uuid.UUID) -> None:

@@ -6,19 +6,13 @@ Also the list helpers the other repositories share: sort keys and cursor checks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Date,
-    DateTime,
-    Integer,
     Select,
-    String,
-    Uuid,
     cast,
     column,
     delete,
@@ -30,58 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import TypeEngine
 
 from crm2_core.auth.models import User
-from crm2_core.errors import InvalidCursor
-from crm2_core.http.pagination import OrderKey, PageParams, decode_cursor, paginate
+from crm2_core.http.pagination import OrderKey, PageParams, paginate, sort_order
 from crm2_deals.models import Client, ClientEmail, Contact, Deal, Policy
 from crm2_deals.visibility import Visibility
 
 # -- shared list helpers ---------------------------------------------------------------
-
-
-def order_keys(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[OrderKey]:
-    """``"-updated_at"`` → keys on (updated_at desc, id desc): the id makes the order total."""
-    descending = sort.startswith("-")
-    return [
-        OrderKey(columns[sort.removeprefix("-")], descending),
-        OrderKey(id_column, descending),
-    ]
-
-
-_CURSOR_TYPES: list[tuple[type[TypeEngine[Any]], type]] = [
-    (DateTime, datetime),
-    (Date, date),
-    (Boolean, bool),
-    (Integer, int),
-    (Uuid, uuid.UUID),
-    (String, str),
-]
-
-
-def _python_type(column: Any) -> type | None:
-    sql_type = column.type
-    sql_type = getattr(sql_type, "impl_instance", sql_type)  # a TypeDecorator's real type
-    return next((py for sql, py in _CURSOR_TYPES if isinstance(sql_type, sql)), None)
-
-
-def check_cursor(page: PageParams, keys: Sequence[OrderKey]) -> None:
-    """A cursor issued for another sort is a 400, not a type error inside the database."""
-    if not page.cursor:
-        return
-    for key, value in zip(keys, decode_cursor(page.cursor, len(keys)), strict=True):
-        expected = _python_type(key.column)
-        wrong = expected is not None and not isinstance(value, expected)
-        if wrong or (expected is int and isinstance(value, bool)):
-            raise InvalidCursor("the cursor belongs to another sort order of this list")
-
-
-async def keyset_page(
-    session: AsyncSession, stmt: Select[Any], keys: Sequence[OrderKey], page: PageParams
-) -> tuple[list[Any], str | None]:
-    check_cursor(page, keys)
-    return await paginate(session, stmt, keys, page)
 
 
 def json_list_contains(session: AsyncSession, json_column: Any, value: str) -> Any:
@@ -135,8 +84,8 @@ async def list_clients(
     sort: str,
     page: PageParams,
 ) -> tuple[list[Client], str | None]:
-    keys = order_keys(sort, CLIENT_SORTS, Client.id)
-    return await keyset_page(session, client_select(session, visibility, filters), keys, page)
+    keys = sort_order(sort, CLIENT_SORTS, Client.id)
+    return await paginate(session, client_select(session, visibility, filters), keys, page)
 
 
 async def get_client(
@@ -221,7 +170,7 @@ async def list_contacts(
     """The contacts of a client the caller already proved they can see."""
     stmt = select(Contact).where(Contact.client_id == client_id)
     keys = [OrderKey(Contact.created_at), OrderKey(Contact.id)]
-    return await keyset_page(session, stmt, keys, page)
+    return await paginate(session, stmt, keys, page)
 
 
 async def get_contact(

@@ -11,9 +11,8 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.pagination import OrderKey, PageParams
+from crm2_core.http.pagination import OrderKey, PageParams, paginate, sort_order
 from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
-from crm2_deals.repository.clients import keyset_page, order_keys
 from crm2_deals.visibility import Visibility
 
 DEAL_SORTS: dict[str, Any] = {
@@ -77,8 +76,8 @@ async def list_deals(
     sort: str,
     page: PageParams,
 ) -> tuple[list[Deal], str | None]:
-    keys = order_keys(sort, DEAL_SORTS, Deal.id)
-    return await keyset_page(session, deal_select(visibility, filters), keys, page)
+    keys = sort_order(sort, DEAL_SORTS, Deal.id)
+    return await paginate(session, deal_select(visibility, filters), keys, page)
 
 
 async def get_deal(
@@ -98,7 +97,7 @@ async def history(
     """The stage moves of a deal the caller already proved they can see, oldest first."""
     stmt = select(StageMove).where(StageMove.deal_id == deal_id)
     keys = [OrderKey(StageMove.moved_at), OrderKey(StageMove.id)]
-    return await keyset_page(session, stmt, keys, page)
+    return await paginate(session, stmt, keys, page)
 
 
 # -- names for the CSV export ----------------------------------------------------------

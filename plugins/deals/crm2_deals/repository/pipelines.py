@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.pagination import OrderKey, PageParams
+from crm2_core.http.pagination import OrderKey, PageParams, paginate
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
-from crm2_deals.repository.clients import keyset_page
 from crm2_deals.visibility import Visibility
 
 # The default pipeline first, then by name.
@@ -28,7 +27,7 @@ PIPELINE_ORDER = [
 async def list_pipelines(
     session: AsyncSession, page: PageParams
 ) -> tuple[list[Pipeline], str | None]:
-    return await keyset_page(session, select(Pipeline), PIPELINE_ORDER, page)
+    return await paginate(session, select(Pipeline), PIPELINE_ORDER, page)
 
 
 async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline | None:

@@ -6,44 +6,22 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, String, TypeDecorator, delete, func, or_, select, update
+from sqlalchemy import Row, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db import utcnow
-from crm2_core.errors import InvalidCursor
-from crm2_core.http.pagination import OrderKey, PageParams, decode_cursor, paginate
+from crm2_core.http.pagination import PageParams, paginate, sort_order
 from crm2_deals.models import Client, Deal, Policy
 from crm2_deals.schemas.policies import POLICY_SORTS, PolicyFilters
 from crm2_deals.visibility import Visibility
+
+POLICY_COLUMNS = {name: getattr(Policy, name) for name in POLICY_SORTS}
 
 
 def like_pattern(text: str) -> str:
     """``%text%`` with LIKE's wildcards escaped (used with ``escape="\\\\"``)."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def sort_keys(sort: str, model: Any, allowed: tuple[str, ...]) -> list[OrderKey]:
-    """``"-end_date"`` → keys on (end_date desc, id desc); unknown names were refused earlier."""
-    descending = sort.startswith("-")
-    name = sort.lstrip("-")
-    if name not in allowed:
-        raise ValueError(f"unknown sort {sort!r}")
-    return [OrderKey(getattr(model, name), descending), OrderKey(model.id, descending)]
-
-
-async def page_of(
-    session: AsyncSession, stmt: Any, keys: list[OrderKey], page: PageParams
-) -> tuple[list[Any], str | None]:
-    """``paginate``, but a cursor issued for another sort is a 400, not a database error."""
-    if page.cursor:
-        for key, value in zip(keys, decode_cursor(page.cursor, len(keys)), strict=True):
-            column_type = key.column.type
-            base = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
-            kind = str if isinstance(base, String) else base.python_type
-            if not isinstance(value, kind):
-                raise InvalidCursor("the cursor belongs to another sort order of this list")
-    return await paginate(session, stmt, keys, page)
 
 
 # -- the records a policy (or an activity) links to ------------------------------------
@@ -125,8 +103,8 @@ async def list_policies(
                 func.lower(Policy.insurer).like(pattern, escape="\\"),
             )
         )
-    keys = sort_keys(filters.sort, Policy, POLICY_SORTS)
-    return await page_of(session, stmt, keys, page)
+    keys = sort_order(filters.sort, POLICY_COLUMNS, Policy.id)
+    return await paginate(session, stmt, keys, page)
 
 
 async def change_status(
