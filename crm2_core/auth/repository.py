@@ -29,18 +29,17 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
 
 
-async def count_active_admins(session: AsyncSession) -> int:
+async def count_active_admins(session: AsyncSession, excluding: uuid.UUID | None = None) -> int:
+    """Active users holding the admin role (other than ``excluding``)."""
     stmt = (
         select(func.count())
         .select_from(UserRole)
         .join(User, User.id == UserRole.user_id)
         .where(UserRole.role_name == "admin", User.is_active.is_(True))
     )
+    if excluding is not None:
+        stmt = stmt.where(User.id != excluding)
     return int((await session.execute(stmt)).scalar_one())
-
-
-async def count_users(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
 
 
 async def list_users(session: AsyncSession, page: PageParams) -> tuple[list[User], str | None]:
@@ -172,13 +171,3 @@ async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[A
 
 async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     return await session.get(ApiKey, key_id, populate_existing=True)
-
-
-async def other_active_admins(session: AsyncSession, user_id: uuid.UUID) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(UserRole)
-        .join(User, User.id == UserRole.user_id)
-        .where(UserRole.role_name == "admin", User.is_active.is_(True), User.id != user_id)
-    )
-    return int((await session.execute(stmt)).scalar_one())

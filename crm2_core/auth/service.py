@@ -203,7 +203,7 @@ class AuthService:
     async def _keep_an_admin(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         """Refuse to leave the installation without an active admin."""
         current = (await repo.roles_of(session, [user_id]))[user_id]
-        if "admin" in current and await repo.other_active_admins(session, user_id) == 0:
+        if "admin" in current and await repo.count_active_admins(session, excluding=user_id) == 0:
             raise LastAdmin("this is the last active admin; make another admin first")
 
     async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> None:
