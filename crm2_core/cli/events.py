@@ -7,11 +7,9 @@ import uuid
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
 from crm2_core.cli.commands import _with_context, console
 from crm2_core.cli.main import cli, fail, load_context, run_async
-from crm2_core.db import utcnow
 from crm2_core.errors import ConfigurationError
 
 
@@ -52,57 +50,29 @@ def schema() -> None:
 @click.option("--all", "retry_all", is_flag=True, help="replay every dead letter not yet replayed")
 def dead_letters(retry_id: str | None, retry_all: bool) -> None:
     """List dead letters with their error, or replay them (--retry ID | --all)."""
-    from crm2_core.events.envelope import Envelope
-    from crm2_core.events.models import DeadLetter, EventRecord
+    from crm2_core.events import dead_letters as letters
 
+    letter_id = None
+    if retry_id is not None:
+        try:
+            letter_id = uuid.UUID(retry_id)
+        except ValueError:
+            fail(f"{retry_id!r} is not a dead-letter id")
     context = load_context()
-    bus = context.state["events"]
-
-    async def work() -> list[DeadLetter]:
-        async with context.session_factory() as session:
-            stmt = select(DeadLetter).where(DeadLetter.retried_at.is_(None))
-            if retry_id is not None:
-                try:
-                    stmt = stmt.where(DeadLetter.id == uuid.UUID(retry_id))
-                except ValueError:
-                    fail(f"{retry_id!r} is not a dead-letter id")
-            letters = list((await session.execute(stmt.order_by(DeadLetter.created_at))).scalars())
-            if not (retry_id or retry_all):
-                return letters
-            for letter in letters:
-                row = (
-                    await session.execute(
-                        select(EventRecord).where(EventRecord.id == letter.event_id)
-                    )
-                ).scalar()
-                handler = bus.handlers.get(letter.handler)
-                if row is None or handler is None:
-                    console.print(f"skip {letter.id}: event or handler no longer exists")
-                    continue
-                await bus.broker.start()
-                await bus.broker.deliver_to(handler, Envelope.from_record(row))
-                letter.retried_at = utcnow()
-            await session.commit()
-            if hasattr(bus.broker, "drain"):
-                await bus.broker.drain(within=60)
-            await bus.broker.close()
-            return letters
-
-    letters = run_async(_with_context(context, work()))
     if retry_id or retry_all:
-        console.print(f"replayed {len(letters)} dead letter(s)")
+        count = run_async(_with_context(context, letters.replay(context, letter_id)))
+        console.print(f"replayed {count} dead letter(s)")
         return
-    table = Table("id", "handler", "event", "attempts", "when", "error")
-    for letter in letters:
-        table.add_row(
-            str(letter.id),
-            letter.handler,
-            str(letter.event_id),
-            str(letter.attempts),
-            letter.created_at.isoformat(timespec="seconds"),
-            letter.error[:80],
+    rows = run_async(_with_context(context, letters.pending(context)))
+    # One block per letter rather than a table: ids must stay whole to be copied
+    # into --retry, and errors are long.
+    for letter in rows:
+        click.echo(
+            f"{letter.id}  {letter.handler}  event {letter.event_id}  "
+            f"attempts {letter.attempts}  {letter.created_at.isoformat(timespec='seconds')}"
         )
-    console.print(table)
+        click.echo(f"    {letter.error}")
+    click.echo(f"{len(rows)} dead letter(s) waiting")
 
 
 @cli.group()

@@ -19,7 +19,12 @@ import dramatiq
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.handlers import HandlerRegistry, apply_or_dead_letter
+from crm2_core.events.handlers import (
+    HandlerRegistry,
+    RegisteredHandler,
+    apply_or_dead_letter,
+    register_cursors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,29 +84,35 @@ class DramatiqBroker:
         )
 
     async def start(self) -> None:
-        from crm2_core.events.memory_broker import register_cursors
-
         await register_cursors(self.context, self.handlers)
 
-    async def deliver(self, events: Sequence[Envelope]) -> None:
-        messages = []
-        for event in events:
-            payload = event.model_dump(mode="json")
-            for handler in self.handlers.for_event(event.type):
-                actor = self.actors[handler.plugin]
-                spec = handler.spec
-                messages.append(
-                    actor.message_with_options(
-                        args=(handler.id, payload),
-                        max_retries=spec.max_retries,
-                        min_backoff=int(spec.min_backoff_seconds * 1000),
-                        max_backoff=int(spec.max_backoff_seconds * 1000),
-                    )
-                )
+    def _message(self, handler: RegisteredHandler, event: Envelope) -> dramatiq.Message[Any]:
+        spec = handler.spec
+        return self.actors[handler.plugin].message_with_options(
+            args=(handler.id, event.model_dump(mode="json")),
+            max_retries=spec.max_retries,
+            min_backoff=int(spec.min_backoff_seconds * 1000),
+            max_backoff=int(spec.max_backoff_seconds * 1000),
+        )
+
+    async def _send(self, messages: list[dramatiq.Message[Any]]) -> None:
         if messages:
             await asyncio.get_running_loop().run_in_executor(
                 self._sender, self._enqueue_all, messages
             )
+
+    async def deliver(self, events: Sequence[Envelope]) -> None:
+        await self._send(
+            [
+                self._message(handler, event)
+                for event in events
+                for handler in self.handlers.for_event(event.type)
+            ]
+        )
+
+    async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None:
+        """One event to one handler (a dead letter being replayed)."""
+        await self._send([self._message(handler, event)])
 
     def _enqueue_all(self, messages: list[dramatiq.Message[Any]]) -> None:
         for message in messages:

@@ -178,3 +178,22 @@ async def apply_or_dead_letter(
 def backoff_seconds(handler: RegisteredHandler, attempt: int) -> float:
     delay = handler.spec.min_backoff_seconds * (2**attempt)
     return float(min(delay, handler.spec.max_backoff_seconds))
+
+
+async def register_cursors(context: Any, handlers: HandlerRegistry) -> None:
+    """A handler seen for the first time starts at the current end of the log.
+
+    Several processes may start at once: whoever inserts first wins, the others'
+    duplicate inserts are dropped.
+    """
+    async with context.session_factory() as session:
+        known = set((await session.execute(select(HandlerCursor.handler))).scalars())
+        new = [h for h in handlers.handlers if h not in known]
+        if not new:
+            return
+        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
+        session.add_all([HandlerCursor(handler=h, start_position=top) for h in new])
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()

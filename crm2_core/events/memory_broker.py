@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import (
@@ -22,6 +22,7 @@ from crm2_core.events.handlers import (
     RegisteredHandler,
     apply_or_dead_letter,
     backoff_seconds,
+    register_cursors,
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 
@@ -110,18 +111,6 @@ class MemoryBroker:
         task = asyncio.create_task(later())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
-
-
-async def register_cursors(context: Any, handlers: HandlerRegistry) -> None:
-    """A handler seen for the first time starts at the current end of the log."""
-    async with context.session_factory() as session:
-        known = set((await session.execute(select(HandlerCursor.handler))).scalars())
-        new = [h for h in handlers.handlers if h not in known]
-        if not new:
-            return
-        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
-        session.add_all([HandlerCursor(handler=h, start_position=top) for h in new])
-        await session.commit()
 
 
 async def pending_jobs(context: Any, handlers: HandlerRegistry, limit: int = 10_000) -> list[Job]:
