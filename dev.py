@@ -3,6 +3,7 @@
 
     python3 dev.py run    install into .venv and run crm2 on http://127.0.0.1:8000
     python3 dev.py test   install the test tools into .venv and run the whole suite
+    python3 dev.py bench  install the benchmark tools and run bench/run.py [--quick] [--only 1,3b]
 
 Everything installs into ./.venv from the project's own pyproject files:
 crm2-hookspecs, crm2-core and every plugin under plugins/.
@@ -29,7 +30,7 @@ def plugin_dirs() -> list[Path]:
 
 def install(extras: str) -> None:
     """pip install -e the project (skipped when nothing it depends on changed)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is
         sys.exit("crm2 needs Python 3.11 or newer")
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
@@ -50,8 +51,16 @@ def install(extras: str) -> None:
 def run(argv: list[str]) -> int:
     install("")
     os.environ.setdefault("CRM2_DATABASE_URL", f"sqlite+aiosqlite:///{ROOT / 'crm2.db'}")
-    command = [str(BIN / "crm2"), "serve", "--migrate", "--host", "127.0.0.1", "--port", "8000",
-               *argv]
+    command = [
+        str(BIN / "crm2"),
+        "serve",
+        "--migrate",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        *argv,
+    ]
     return subprocess.call(command, cwd=ROOT)
 
 
@@ -62,12 +71,19 @@ def test(argv: list[str]) -> int:
     return subprocess.call(command, cwd=ROOT)
 
 
+def bench(argv: list[str]) -> int:
+    install("bench")
+    return subprocess.call([str(PYTHON), str(ROOT / "bench" / "run.py"), *argv], cwd=ROOT)
+
+
+COMMANDS = {"run": run, "test": test, "bench": bench}
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(__doc__)
         return 2
-    handler = run if sys.argv[1] == "run" else test
-    return handler(sys.argv[2:])
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

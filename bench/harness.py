@@ -1,0 +1,426 @@
+"""Shared pieces of the benchmark harness: processes, load runs, the crm2 environment, metrics.
+
+Scenario modules (``bench/scenarios/sN_*.py``) import from here; ``bench/run.py``
+runs them. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PYTHON = sys.executable
+CRM2 = str(Path(PYTHON).with_name("crm2"))
+LOAD = str(BENCH / "load.py")
+BASELINES = BENCH / "baselines"
+HOST = "127.0.0.1"
+USER_EMAIL = "bench@example.com"
+USER_PASSWORD = "Bench-password-0123456789"
+JWT_SECRET = "bench-only-jwt-secret-0123456789abcdef"  # 32+ bytes, development only
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Profile:
+    rounds: int
+    warmup: int
+    closed_s: float
+    open_s: float
+    connections: int
+    quick: bool = False  # scenarios also shrink their data sets and counts
+
+
+FULL = Profile(rounds=5, warmup=1, closed_s=8.0, open_s=5.0, connections=32)
+QUICK = Profile(rounds=2, warmup=1, closed_s=2.0, open_s=1.5, connections=32, quick=True)
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (psutil is not a dependency)."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        data = Path(f"/proc/{pid}/stat").read_text()
+        fields = data[data.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+class Server:
+    """A server process on 127.0.0.1, its output in a log file; always stopped."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name, self.cmd, self.env, self.workdir = name, cmd, env, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{name}-{time.monotonic_ns()}.log"
+        self.started_at = 0.0
+
+    def start(self) -> Server:
+        self.started_at = time.perf_counter()
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def wait_ready(self, url: str, timeout: float = 30.0, interval: float = 0.005) -> float:
+        """Poll ``url`` until it answers 200; the seconds since ``start()``."""
+        deadline = time.perf_counter() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while time.perf_counter() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+                try:
+                    if client.get(url).status_code == 200:
+                        return time.perf_counter() - self.started_at
+                except httpx.HTTPError:
+                    pass
+                time.sleep(interval)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def run_load(mode: str, url: str, duration: float, **opts: Any) -> dict[str, Any]:
+    cmd = [PYTHON, LOAD, mode, "--url", url, "--duration", str(duration)]
+    for key, value in opts.items():
+        if key == "headers":
+            for name, val in value.items():
+                cmd += ["--header", f"{name}: {val}"]
+        else:
+            cmd += [f"--{key}", str(value)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True)
+    return json.loads(done.stdout)
+
+
+def measure_http(server: Server, mode: str, url: str, duration: float, **opts: Any) -> dict:
+    before = cpu_seconds(server.pid)
+    out = run_load(mode, url, duration, **opts)
+    used = cpu_seconds(server.pid) - before
+    out["server_cpu_s"] = used
+    out["cpu_ms_per_req"] = used / out["ok"] * 1000 if out["ok"] else None
+    return out
+
+
+# -- the crm2 environment -------------------------------------------------------------
+
+
+PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+RUN_ID = f"{os.getpid()}_{int(time.time())}"
+
+
+def pg_dsn(database: str) -> str:
+    """``BENCH_PG_DSN`` with another database name (asyncpg / psycopg style URL)."""
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def pg_admin(sql: str) -> None:
+    """One statement on the maintenance database (CREATE/DROP DATABASE), autocommit."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+class Crm2Env:
+    """One crm2 deployment for the benchmarks: a database migrated by ``crm2 migrate``
+    with one admin user, settings in ``env``, and a temporary working directory.
+
+    ``database="postgresql"`` (the default) creates ``crm2_bench_<run>_<name>`` on
+    ``BENCH_PG_DSN`` and drops it in ``close()``; ``"sqlite"`` uses a file in ``workdir``.
+    Redis keys are prefixed ``crm2bench:<run>:`` and broker queues ``crm2bench_<run>``,
+    both removed by ``close()`` where the scenario used them.
+    """
+
+    def __init__(
+        self, workdir: Path, name: str = "main", database: str = "postgresql",
+        **settings: str,
+    ) -> None:  # fmt: skip
+        self.workdir = workdir
+        self.name = name
+        self.database = database
+        self.pg_name = f"crm2_bench_{RUN_ID}_{name}" if database == "postgresql" else None
+        if self.pg_name:
+            url = "postgresql+asyncpg://" + pg_dsn(self.pg_name).split("://", 1)[1]
+        else:
+            url = f"sqlite+aiosqlite:///{workdir / f'crm2-{name}.db'}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_")}
+        env.update(
+            CRM2_ENV="development",
+            CRM2_DATABASE_URL=url,
+            CRM2_AUTH_JWT_SECRET=JWT_SECRET,
+            CRM2_LOG_LEVEL="WARNING",
+            CRM2_BROKER_URL="memory://",
+            CRM2_REDIS_PREFIX=f"crm2bench:{RUN_ID}:{name}:",
+            CRM2_BROKER_QUEUE_PREFIX=f"crm2bench_{RUN_ID}_{name}",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        env.update({k: v for k, v in settings.items()})
+        self.env = env
+        self._ready = False
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        assert self.pg_name, "not a PostgreSQL environment"
+        return pg_dsn(self.pg_name)
+
+    def crm2(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [CRM2, *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode:
+            raise RuntimeError(f"crm2 {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def prepare(self) -> Crm2Env:
+        if not self._ready:
+            if self.pg_name:
+                pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}"')
+                pg_admin(f'CREATE DATABASE "{self.pg_name}"')
+            self.crm2("migrate")
+            self.crm2(
+                "users", "create", "--email", USER_EMAIL, "--password", USER_PASSWORD,
+                "--role", "admin",
+            )  # fmt: skip
+            self._ready = True
+        return self
+
+    def close(self) -> None:
+        if self.pg_name and self._ready:
+            pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+        self._ready = False
+        prefix = self.env["CRM2_REDIS_PREFIX"]
+        try:
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        except Exception as exc:  # Redis down: nothing of ours can be there either
+            log(f"redis clean-up skipped: {exc}")
+
+    def serve(self, port: int, **extra_env: str) -> Server:
+        env = dict(self.env, **extra_env)
+        return Server(f"crm2-{self.name}", [CRM2, "serve", "--host", HOST, "--port", str(port)],
+                      env, self.workdir)  # fmt: skip
+
+    def login(self, base_url: str, email: str = USER_EMAIL, password: str = USER_PASSWORD) -> str:
+        """An access token for ``email`` from the running server at ``base_url``."""
+        answer = httpx.post(
+            f"{base_url}/api/v1/auth/login",
+            json={"email": email, "password": password},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def route_count(self) -> int:
+        code = (
+            f"import sys; sys.path.insert(0, {str(BASELINES)!r});"
+            "from bare_fastapi import count_routes;"
+            "from crm2_core.http.app import create_app;"
+            "print(count_routes(create_app().routes))"
+        )
+        done = subprocess.run([PYTHON, "-c", code], env=self.env, cwd=self.workdir,
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return int(done.stdout.strip().splitlines()[-1])
+
+
+class Envs:
+    """The crm2 environments of one run, made on first use and all closed at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._made: dict[str, Crm2Env] = {}
+
+    def get(self, name: str = "main", database: str = "postgresql", **settings: str) -> Crm2Env:
+        if name not in self._made:
+            self._made[name] = Crm2Env(self.workdir, name, database, **settings)
+        return self._made[name].prepare()
+
+    def close(self) -> None:
+        for env in self._made.values():
+            try:
+                env.close()
+            except Exception as exc:
+                log(f"clean-up of {env.name} failed: {exc}")
+
+
+# -- results --------------------------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    scenario: str
+    name: str
+    unit: str
+    higher_is_better: bool
+    target_ratio: float | None = None  # >= when higher is better, else <=
+    target_crm2_max: float | None = None  # absolute ceiling on crm2's median
+    crm2: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+
+    def add(self, crm2: float | None, baseline: float | None) -> None:
+        if crm2 is not None and baseline is not None:
+            self.crm2.append(crm2)
+            self.baseline.append(baseline)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.crm2, self.baseline, strict=True) if b]
+
+    def target_text(self) -> str:
+        parts = []
+        if self.target_ratio is not None:
+            parts.append(f"{'≥' if self.higher_is_better else '≤'} {self.target_ratio:g}x")
+        if self.target_crm2_max is not None:
+            parts.append(f"≤ {self.target_crm2_max:g} {self.unit}")
+        return " and ".join(parts) or "—"
+
+    def met(self) -> bool | None:
+        if self.target_ratio is None and self.target_crm2_max is None:
+            return None
+        if not self.ratios:
+            return False
+        ratio = statistics.median(self.ratios)
+        ok = True
+        if self.target_ratio is not None:
+            if self.higher_is_better:
+                ok &= ratio >= self.target_ratio
+            else:
+                ok &= ratio <= self.target_ratio
+        if self.target_crm2_max is not None:
+            ok &= statistics.median(self.crm2) <= self.target_crm2_max
+        return ok
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.ratios
+        return {
+            "scenario": self.scenario,
+            "metric": self.name,
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            "crm2": self.crm2,
+            "baseline": self.baseline,
+            "ratios": r,
+            "crm2_median": statistics.median(self.crm2) if self.crm2 else None,
+            "baseline_median": statistics.median(self.baseline) if self.baseline else None,
+            "ratio_median": statistics.median(r) if r else None,
+            "ratio_min": min(r) if r else None,
+            "ratio_max": max(r) if r else None,
+            "target": self.target_text(),
+            "met": self.met(),
+        }
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def markdown(metrics: list[Metric], errors: dict[str, str]) -> str:
+    rows = [
+        "| scenario | metric | crm2 | baseline | ratio median [min-max] | target | met? |",
+        "|---|---|---:|---:|---|---|---|",
+    ]
+    for m in metrics:
+        d = m.as_dict()
+        ratio = (
+            f"{d['ratio_median']:.2f} [{d['ratio_min']:.2f}-{d['ratio_max']:.2f}]"
+            if d["ratio_median"] is not None
+            else "—"
+        )
+        met = {True: "yes", False: "**no**", None: "—"}[d["met"]]
+        rows.append(
+            f"| {m.scenario} | {m.name} ({m.unit}) | {_fmt(d['crm2_median'])} | "
+            f"{_fmt(d['baseline_median'])} | {ratio} | {d['target']} | {met} |"
+        )
+    for scenario, error in errors.items():
+        rows.append(f"| {scenario} | crashed: {error.splitlines()[-1][:80]} | | | | | |")
+    return "\n".join(rows)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rounds(profile: Profile) -> list[tuple[int, bool]]:
+    """(round number, measured?) — warm-up rounds first."""
+    total = profile.warmup + profile.rounds
+    return [(i, i >= profile.warmup) for i in range(total)]

@@ -1,0 +1,17 @@
+"""The benchmark scenarios, by the issue's numbers; each is ``(Envs, Profile) -> [Metric]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness import Envs, Metric, Profile
+
+from scenarios.s1_read import scenario_1
+from scenarios.s7_startup import scenario_7
+
+Scenario = Callable[[Envs, Profile], list[Metric]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "1": scenario_1,
+    "7": scenario_7,
+}

@@ -1,0 +1,107 @@
+"""Scenario 1: an authenticated GET of a small JSON resource through the full app.
+
+Baseline: a bare Starlette route answering the exact bytes crm2 answered. The crm2
+side runs every installed plugin on PostgreSQL. ``compare_get`` is shared with
+scenario 9 (the same request with and without the Redis rate limiter).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from harness import (
+    BASELINES,
+    HOST,
+    PYTHON,
+    Envs,
+    Metric,
+    Profile,
+    Server,
+    free_port,
+    log,
+    measure_http,
+    rounds,
+)  # fmt: skip
+
+S1_PATH = "/api/v1/auth/me"
+
+
+def compare_get(
+    label: str,
+    variants: dict[str, tuple[Server, str]],
+    path: str,
+    headers: dict[str, str],
+    profile: Profile,
+    rps: Metric,
+    cpu: Metric,
+    p50: Metric,
+    p99: Metric,
+) -> None:
+    """Interleave closed-loop (req/s, CPU/req, p50) and open-loop (p99) runs of one GET.
+
+    ``variants`` holds exactly two entries, crm2 side first and baseline second.
+    The open-loop rate is half the crm2 side's warm-up req/s, so neither saturates.
+    """
+    (a_name, _), (b_name, _) = variants.items()
+    open_rate: float | None = None
+    for number, measured in rounds(profile):
+        got: dict[str, dict[str, Any]] = {}
+        for variant, (server, url) in variants.items():  # A B, every round
+            closed = measure_http(server, "closed", url + path, profile.closed_s,
+                                  connections=profile.connections, client="raw",
+                                  headers=headers)  # fmt: skip
+            if open_rate is None:
+                open_rate = max(10.0, round(closed["rps"] * 0.5))
+                p99.name = f"p99 open-loop @{open_rate:g}/s"
+            opened = measure_http(server, "open", url + path, profile.open_s, rate=open_rate,
+                                  connections=64, client="httpx", headers=headers)  # fmt: skip
+            got[variant] = {"closed": closed, "open": opened}
+            log(f"{label} round {number} {variant}: {closed['rps']:.0f} req/s, "
+                f"{closed['cpu_ms_per_req'] or 0:.2f} ms CPU/req, "
+                f"errors {closed['errors'] + opened['errors']} {closed['statuses']}")  # fmt: skip
+        if not measured:
+            continue
+        a, b = got[a_name], got[b_name]
+        rps.add(a["closed"]["rps"], b["closed"]["rps"])
+        cpu.add(a["closed"]["cpu_ms_per_req"], b["closed"]["cpu_ms_per_req"])
+        p50.add(a["closed"]["latency"]["p50_ms"], b["closed"]["latency"]["p50_ms"])
+        p99.add(a["open"]["latency"]["p99_ms"], b["open"]["latency"]["p99_ms"])
+
+
+def read_metrics(name: str, target_ratio: float) -> tuple[Metric, Metric, Metric, Metric]:
+    return (
+        Metric(name, "req/s", "req/s", True, target_ratio=target_ratio),
+        Metric(name, "server CPU/req", "ms", False),
+        Metric(name, "p50 closed-loop", "ms", False),
+        Metric(name, "p99 open-loop", "ms", False),
+    )
+
+
+def scenario_1(envs: Envs, profile: Profile) -> list[Metric]:
+    """Authenticated GET of a small JSON resource vs bare Starlette with the same bytes."""
+    metrics = read_metrics(f"1 auth GET {S1_PATH}", 0.55)
+    crm2 = envs.get()
+    app_port = free_port()
+    with crm2.serve(app_port) as app:
+        app_url = f"http://{HOST}:{app_port}"
+        app.wait_ready(f"{app_url}/healthz")
+        headers = {"Authorization": f"Bearer {crm2.login(app_url)}"}
+        me = httpx.get(f"{app_url}{S1_PATH}", headers=headers, timeout=10)
+        me.raise_for_status()
+        body_file = crm2.workdir / "s1-body.json"
+        body_file.write_bytes(me.content)
+
+        env = dict(os.environ, BENCH_BODY_FILE=str(body_file), BENCH_PATH=S1_PATH)
+        port = free_port()
+        cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_starlette:app",
+               "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        with Server("bare_starlette", cmd, env, crm2.workdir) as bare:
+            bare_url = f"http://{HOST}:{port}"
+            bare.wait_ready(f"{bare_url}/healthz")
+            if httpx.get(f"{bare_url}{S1_PATH}", timeout=10).content != me.content:
+                raise RuntimeError("the baseline does not answer the same bytes")
+            variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
+            compare_get("s1", variants, S1_PATH, headers, profile, *metrics)
+    return list(metrics)
