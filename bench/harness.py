@@ -217,7 +217,6 @@ class Crm2Env:
             CRM2_BROKER_URL="memory://",
             CRM2_REDIS_PREFIX=f"crm2bench:{RUN_ID}:{name}:",
             CRM2_BROKER_QUEUE_PREFIX=f"crm2bench_{RUN_ID}_{name}",
-            PYTHONDONTWRITEBYTECODE="1",
         )
         env.update({k: v for k, v in settings.items()})
         self.env = env

@@ -8,7 +8,11 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm2_core.db.engine import create_engine, create_session_factory
+from crm2_core.db.engine import (
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
 from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
@@ -21,6 +25,8 @@ class AppContext:
     plugins: PluginRegistry
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    # safe requests' sessions (no BEGIN/COMMIT on PostgreSQL); None: use session_factory
+    read_session_factory: async_sessionmaker[AsyncSession] | None = None
     redis: Redis | None = None
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -44,5 +50,6 @@ def build_context(settings: Settings, plugins: PluginRegistry) -> AppContext:
         plugins=plugins,
         engine=engine,
         session_factory=create_session_factory(engine),
+        read_session_factory=create_read_session_factory(engine, settings),
         redis=redis,
     )

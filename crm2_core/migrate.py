@@ -23,18 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm2_core.db.engine import create_engine
 from crm2_core.errors import ConfigurationError
+from crm2_core.migration_paths import environment_dir
 from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def environment_dir() -> Path:
-    """The Alembic environment: inside the wheel, or at the top of a source checkout."""
-    for candidate in (PACKAGE_DIR / "migrations", PACKAGE_DIR.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise ConfigurationError("crm2-core's migrations folder is missing: reinstall crm2-core")
 
 
 @dataclass(frozen=True)

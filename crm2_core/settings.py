@@ -26,10 +26,27 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
     )
     database_pool_size: int = Field(
-        10, ge=1, le=200, description="connections kept per process (PostgreSQL)"
+        10,
+        ge=1,
+        le=200,
+        description="connections per process (PostgreSQL); requests beyond it wait for one",
+    )
+    database_pre_ping: bool = Field(
+        False,
+        description="test each pooled PostgreSQL connection before use (3 extra round trips "
+        "per request); off: a dropped connection fails one request, then the pool refreshes",
     )
     redis_url: str | None = Field(
         None, description="redis://… for login throttling and fan-out; unset = in-process"
+    )
+    rate_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        description="requests per minute per user, API key or anonymous client IP "
+        "(0 = no limit); shared by every process through Redis when CRM2_REDIS_URL is set",
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="requests allowed at once before the rate applies (0 = one minute's)"
     )
     redis_prefix: str = Field("crm2:", description="prefix of every Redis key crm2 writes")
     plugins: str | None = Field(

@@ -8,10 +8,12 @@ from harness import Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1
 from scenarios.s7_startup import scenario_7
+from scenarios.s9_ratelimit import scenario_9
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
     "7": scenario_7,
+    "9": scenario_9,
 }

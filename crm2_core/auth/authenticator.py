@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm2_core.auth.models import ApiKey, RolePermission
+from crm2_core.auth.models import ApiKey, PermissionRecord, RolePermission
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
 from crm2_core.errors import Unauthorized
@@ -31,12 +31,14 @@ def hash_secret(value: str) -> str:
 
 
 class RoleCache:
-    """role → permissions, reloaded every ``ttl`` seconds (roles change rarely, requests often)."""
+    """role → permissions and the known permission names, reloaded every ``ttl`` seconds
+    (roles change rarely, requests often)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], ttl: float) -> None:
         self._session_factory = session_factory
         self._ttl = ttl
         self._permissions: dict[str, frozenset[str]] = {}
+        self._known: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -49,10 +51,12 @@ class RoleCache:
                 return
             async with self._session_factory() as session:
                 rows = (await session.execute(select(RolePermission))).scalars().all()
+                known = (await session.execute(select(PermissionRecord.name))).scalars().all()
             grouped: dict[str, set[str]] = {}
             for row in rows:
                 grouped.setdefault(row.role_name, set()).add(row.permission)
             self._permissions = {role: frozenset(perms) for role, perms in grouped.items()}
+            self._known = frozenset(known)
             self._loaded_at = time.monotonic()
 
     async def permissions(self, roles: Iterable[str]) -> frozenset[str]:
@@ -62,6 +66,15 @@ class RoleCache:
         for role in roles:
             result |= self._permissions.get(role, frozenset())
         return frozenset(result)
+
+    def known(self) -> frozenset[str]:
+        """Every declared permission name, as of the last load.
+
+        Never loads: callers hold a request's connection, and waiting for a second one
+        from a pool their peers have exhausted would deadlock. Authenticating the
+        request has just refreshed the cache anyway.
+        """
+        return self._known
 
 
 PRINCIPAL_SCOPE_KEY = "crm2.principal"

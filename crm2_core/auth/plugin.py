@@ -17,7 +17,7 @@ from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AppContext
-from crm2_core.migrate import environment_dir
+from crm2_core.migration_paths import environment_dir
 from crm2_hookspecs import Permission, PluginManifest, hookimpl
 
 SYNC_LOCK = 0x63726D34

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,35 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
+
+
+_PUBLIC_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.created_at,
+    User.updated_at,
+    User.version,
+)
+
+
+async def public_user(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """A user's public fields with ``roles``, in one query: the path every page load takes."""
+    rows = (
+        await session.execute(
+            select(*_PUBLIC_USER_COLUMNS, UserRole.role_name)
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .where(User.id == user_id)
+            .order_by(UserRole.role_name)
+        )
+    ).all()
+    if not rows:
+        return None
+    user = dict(rows[0]._mapping)
+    user.pop("role_name")
+    user["roles"] = [row.role_name for row in rows if row.role_name is not None]
+    return user
 
 
 async def count_active_admins(session: AsyncSession, excluding: uuid.UUID | None = None) -> int:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth import repository as repo
-from crm2_core.auth.deps import CurrentPrincipal, require
+from crm2_core.auth.deps import CurrentPrincipal, authenticator_of, require
 from crm2_core.auth.errors import RefreshTokenReused, UserNotFound
 from crm2_core.auth.models import ApiKey, Role, User
 from crm2_core.auth.schemas import (
@@ -38,7 +38,7 @@ from crm2_hookspecs import Principal
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-def auth_service(request: Request) -> AuthService:
+async def auth_service(request: Request) -> AuthService:
     service: AuthService = request.app.state.context.state["auth"]
     return service
 
@@ -99,21 +99,20 @@ async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep)
 
 
 @router.get("/me", response_model=Me)
-async def me(principal: CurrentPrincipal, session: SessionDep) -> Me:
+async def me(principal: CurrentPrincipal, session: SessionDep, request: Request) -> Me:
     """The signed-in user with their roles and effective permissions.
 
     ``"*"`` (admin) is listed together with every permission it stands for.
     """
     if principal.kind != "user":
         raise Forbidden("/auth/me describes users; this credential is an API key")
-    user = await repo.user_by_id(session, principal.id)
-    if user is None or not user.is_active:
+    user = await repo.public_user(session, principal.id)
+    if user is None or not user["is_active"]:
         raise UserNotFound("the signed-in user no longer exists")
-    public = await _user_public(session, user)
     permissions = set(principal.permissions)
     if "*" in permissions:  # spell "everything" out, so a UI can check one name at a time
-        permissions |= set(await repo.known_permissions(session))
-    return Me.model_validate({**public.model_dump(), "permissions": sorted(permissions)})
+        permissions |= authenticator_of(request).roles.known()
+    return Me.model_validate({**user, "permissions": sorted(permissions)})
 
 
 # -- users ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crm2_core import migrate as migrations
 from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError, Crm2Error
@@ -39,6 +38,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     """Run the HTTP API (and, with the in-process broker, the event handlers)."""
     import uvicorn
 
+    from crm2_core import migrate as migrations  # Alembic: only when needed
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
 
@@ -64,6 +64,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     except ConfigurationError as exc:
         fail(str(exc))
     app = create_app(context=context)
+    app.state.freeze_gc = True
     console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         app, host=host, port=port, log_level=context.settings.log_level.lower(), proxy_headers=True
@@ -78,6 +79,8 @@ def serve(host: str, port: int, migrate: bool) -> None:
 @click.pass_context
 def migrate(ctx: click.Context, plugin: str | None) -> None:
     """Upgrade the core, then the enabled plugins in dependency order."""
+    from crm2_core import migrate as migrations  # Alembic: only when needed
+
     ctx.obj = plugin
     if ctx.invoked_subcommand is not None:
         return
@@ -103,6 +106,8 @@ def migrate(ctx: click.Context, plugin: str | None) -> None:
 @click.pass_obj
 def downgrade(plugin: str | None, revision: str) -> None:
     """Downgrade one plugin (--plugin) to REVISION, or everything to base."""
+    from crm2_core import migrate as migrations  # Alembic: only when needed
+
     context = load_context()
     try:
         run_async(
@@ -119,6 +124,8 @@ def downgrade(plugin: str | None, revision: str) -> None:
 @click.pass_obj
 def current(plugin: str | None) -> None:
     """Each branch's applied revision and head."""
+    from crm2_core import migrate as migrations  # Alembic: only when needed
+
     context = load_context()
     try:
         states = run_async(
@@ -141,6 +148,8 @@ def current(plugin: str | None) -> None:
 @click.pass_obj
 def history(plugin: str | None) -> None:
     """Every revision of each branch, newest first."""
+    from crm2_core import migrate as migrations  # Alembic: only when needed
+
     context = load_context()
     try:
         rows = migrations.history(context.plugins, plugin)
@@ -159,6 +168,8 @@ def history(plugin: str | None) -> None:
 @click.option("-m", "--message", required=True, help="what the revision does")
 def makemigrations(plugin: str, message: str) -> None:
     """Autogenerate a revision into PLUGIN's own migrations folder."""
+    from crm2_core import migrate as migrations  # Alembic: only when needed
+
     context = load_context()
     try:
         path = run_async(

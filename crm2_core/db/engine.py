@@ -21,8 +21,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No overflow: overflow connections are closed on return whenever the pool is
+        # full, so a busy process would open and close a connection per request.
+        # Requests beyond the pool wait for a connection instead.
+        max_overflow=0,
+        # asyncpg's ping is BEGIN; SELECT; ROLLBACK: three round trips on every checkout.
+        # Without it a connection the server dropped fails one request, and SQLAlchemy
+        # then refreshes the whole pool (it recognises disconnect errors).
+        pool_pre_ping=settings.database_pre_ping,
     )
 
 
@@ -50,3 +56,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_session_factory(
+    engine: AsyncEngine, settings: Settings
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for safe requests (GET, HEAD, OPTIONS).
+
+    On PostgreSQL they run without BEGIN/COMMIT: under READ COMMITTED every statement
+    sees the same snapshot on its own as it would inside a transaction, and a read
+    saves two of its three round trips. SQLite keeps its transactions (the driver
+    serialises access there anyway).
+    """
+    if settings.is_sqlite:
+        return create_session_factory(engine)
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)

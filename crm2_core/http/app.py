@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from crm2_core.http.docs import install_docs
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
+from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
@@ -101,13 +103,19 @@ def create_app(
     registry = context.plugins
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
         bus, scheduler = context.state["events"], context.state["scheduler"]
         try:
             await registry.acall("crm2_startup", context=context)
             await bus.start()
             if context.settings.scheduler_enabled:
                 await scheduler.start()
+            if getattr(running.state, "freeze_gc", False):
+                # Everything built so far (routes, models, plugins) lives as long as the
+                # process: keep it out of the cyclic GC's full collections, which would
+                # rescan it all and stall requests. Only for a serving process: a test
+                # process builds many apps, and frozen cycles are never collected.
+                gc.freeze()
             yield
         finally:
             await scheduler.close()
@@ -127,9 +135,13 @@ def create_app(
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)
-    # Outermost first: request id (see Crm2App), the bounded body read, then idempotency.
+    # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
+    # then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
     app.add_middleware(BodyMiddleware, max_body_bytes=context.settings.max_body_bytes)
+    limiter = build_rate_limiter(context.settings, context.redis)
+    if limiter is not None:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, context=context)
     return app
 
 

@@ -11,14 +11,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
 
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a thread hand-off on every request.
+async def get_context(request: Request) -> AppContext:
+    return context_of(request)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit when the route returns, roll back when it raises."""
-    async with get_context(request).session_factory() as session:
+    """The request owns the transaction: commit when the route returns, roll back when it raises.
+
+    Safe methods get a session without a transaction on PostgreSQL (see
+    ``create_read_session_factory``): a GET must not write.
+    """
+    context = context_of(request)
+    factory = context.session_factory
+    if request.method in SAFE_METHODS and context.read_session_factory is not None:
+        factory = context.read_session_factory
+    async with factory() as session:
         try:
             yield session
         except BaseException:

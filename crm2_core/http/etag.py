@@ -26,7 +26,7 @@ def version_from_if_match(if_match: str) -> int | None:
     raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag this server issued")
 
 
-def require_if_match(request: Request) -> str:
+async def require_if_match(request: Request) -> str:
     value = request.headers.get("if-match")
     if not value:
         raise PreconditionRequired(

@@ -34,7 +34,13 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 async def send_problem(
-    send: Send, status: int, slug: str, title: str, detail: str, request_id: str | None = None
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    request_id: str | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
     if request_id:
@@ -47,6 +53,7 @@ async def send_problem(
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
             ],
         }
     )

@@ -49,7 +49,7 @@ class PageParams:
     cursor: str | None
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[
         int, Query(ge=1, description="items per page (capped by the server)")

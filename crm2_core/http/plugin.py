@@ -14,7 +14,7 @@ from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.health import router as health_router
 from crm2_core.http.models import MODELS
-from crm2_core.migrate import environment_dir
+from crm2_core.migration_paths import environment_dir
 from crm2_core.plugins.manager import PluginStatus
 from crm2_core.schemas import ResponseModel
 from crm2_core.streams import Streams, attach_publisher

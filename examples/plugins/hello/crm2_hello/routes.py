@@ -19,7 +19,7 @@ from crm2_hookspecs import Principal
 router = APIRouter(prefix="/api/v1/hello", tags=["hello"])
 
 
-def hello_service(request: Request) -> HelloService:
+async def hello_service(request: Request) -> HelloService:
     service: HelloService = request.app.state.context.state["hello"]
     return service
 
