@@ -31,7 +31,7 @@ DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
 KindsQuery = Annotated[list[ActivityKind] | None, Query(description="repeatable")]
 
 
-def activity_filters(
+async def activity_filters(
     client: Annotated[uuid.UUID | None, Query(description="client id")] = None,
     deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
     policy: Annotated[uuid.UUID | None, Query(description="policy id")] = None,

@@ -50,7 +50,7 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def client_filters(
+async def client_filters(
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     q: Annotated[str | None, Query(max_length=200, description="in name, e-mails, phones")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,

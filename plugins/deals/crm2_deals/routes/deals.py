@@ -42,7 +42,7 @@ Money = Annotated[
 ]
 
 
-def deal_filters(
+async def deal_filters(
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     stage: uuid.UUID | None = None,
     status: Literal["open", "won", "lost"] | None = None,

@@ -40,7 +40,7 @@ PolicySort = Literal[
 ]  # fmt: skip
 
 
-def policy_filters(
+async def policy_filters(
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     client: Annotated[uuid.UUID | None, Query(description="client id")] = None,
     deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
