@@ -7,11 +7,13 @@ from collections.abc import Callable
 from harness import Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1
+from scenarios.s2_create import scenario_2
 from scenarios.s7_startup import scenario_7
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
+    "2": scenario_2,
     "7": scenario_7,
 }
