@@ -8,6 +8,7 @@ from harness import Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1
 from scenarios.s2_create import scenario_2
+from scenarios.s3_list import scenario_3, scenario_3b
 from scenarios.s7_startup import scenario_7
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
@@ -15,5 +16,7 @@ Scenario = Callable[[Envs, Profile], list[Metric]]
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
     "2": scenario_2,
+    "3": scenario_3,
+    "3b": scenario_3b,
     "7": scenario_7,
 }
