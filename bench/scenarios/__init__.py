@@ -10,6 +10,7 @@ from scenarios.s1_read import scenario_1
 from scenarios.s2_create import scenario_2
 from scenarios.s3_list import scenario_3, scenario_3b
 from scenarios.s7_startup import scenario_7
+from scenarios.s8_seed_load import scenario_8
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -19,4 +20,5 @@ SCENARIOS: dict[str, Scenario] = {
     "3": scenario_3,
     "3b": scenario_3b,
     "7": scenario_7,
+    "8": scenario_8,
 }
