@@ -42,17 +42,18 @@ COLUMNS = (
 )
 SELECT = ", ".join(f"deals_deal.{c.strip()}" for c in COLUMNS.split(","))
 
-# What crm2 sent (SQLAlchemy log, PostgreSQL 15, asyncpg) for
-# GET /api/v1/deals/deals?status=open&limit=50 and the same with a cursor:
+# What crm2 sends (SQLAlchemy engine log, PostgreSQL 15, asyncpg) for
+# GET /api/v1/deals/deals?status=open&limit=50 and the same with a cursor. The cursor
+# condition is a row-value comparison since crm2_core.http.pagination._after uses one
+# (it was `updated_at < $2 OR updated_at = $3 AND id < $4`, linear in the page depth).
 LIST_FIRST = (
     f"SELECT {SELECT} \nFROM deals_deal \nWHERE deals_deal.status = $1::VARCHAR "
     "ORDER BY deals_deal.updated_at DESC, deals_deal.id DESC \n LIMIT $2::INTEGER"
 )
-LIST_AFTER = os.environ.get("BENCH_LIST_AFTER_SQL") or (
+LIST_AFTER = (
     f"SELECT {SELECT} \nFROM deals_deal \nWHERE deals_deal.status = $1::VARCHAR AND "
-    "(deals_deal.updated_at < $2::TIMESTAMP WITH TIME ZONE OR deals_deal.updated_at = "
-    "$3::TIMESTAMP WITH TIME ZONE AND deals_deal.id < $4::UUID) "
-    "ORDER BY deals_deal.updated_at DESC, deals_deal.id DESC \n LIMIT $5::INTEGER"
+    "(deals_deal.updated_at, deals_deal.id) < ($2::TIMESTAMP WITH TIME ZONE, $3::UUID) "
+    "ORDER BY deals_deal.updated_at DESC, deals_deal.id DESC \n LIMIT $4::INTEGER"
 )
 INSERT = (
     f"INSERT INTO deals_deal ({COLUMNS}) VALUES "
@@ -91,7 +92,7 @@ async def list_deals(request: Request) -> Response:
     async with POOL["pool"].acquire() as conn:
         if cursor:
             moment, ident = decode_cursor(cursor)
-            rows = await conn.fetch(LIST_AFTER, status, moment, moment, ident, limit + 1)
+            rows = await conn.fetch(LIST_AFTER, status, moment, ident, limit + 1)
         else:
             rows = await conn.fetch(LIST_FIRST, status, limit + 1)
     next_cursor = None

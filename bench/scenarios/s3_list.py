@@ -141,7 +141,7 @@ def scenario_3b(envs: Envs, profile: Profile) -> list[Metric]:
             "raw p1": (bare, page_url(urls[2]), {}),
             "raw deep": (bare, page_url(urls[2], deep_cursor), {}),
         }
-        duration = max(1.0, profile.closed_s / 2)
+        duration = max(1.0, profile.closed_s / 4)  # 5 runs a round: keep 3b short
         for number, measured in profile_rounds(profile):
             p50: dict[str, float] = {}
             for name, (server, url, hdrs) in runs.items():
