@@ -34,7 +34,7 @@ PAGE = 50
 
 def sizes(profile: Profile) -> tuple[int, int, int]:
     """(small table, large table, deep page): 100k, 1M, 2,000 for the full run."""
-    return (20_000, 100_000, 500) if profile.quick else (100_000, 1_000_000, 2_000)
+    return (10_000, 50_000, 300) if profile.quick else (100_000, 1_000_000, 2_000)
 
 
 def large_env(envs: Envs, profile: Profile) -> Crm2Env:

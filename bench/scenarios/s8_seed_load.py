@@ -42,7 +42,7 @@ def _check_count(env: Crm2Env, deals: int) -> None:
 
 def scenario_8(envs: Envs, profile: Profile) -> list[Metric]:
     """Deals per second: ``crm2 seed load`` vs a bare asyncpg COPY of the same rows."""
-    deals = 20_000 if profile.quick else 100_000
+    deals = 10_000 if profile.quick else 100_000
     clients = deals // 10
     env = envs.get("s8")
     label = f"8 seed load {deals:,} deals (+{clients:,} clients)"
