@@ -8,6 +8,10 @@ Two modes, both bounded by ``--duration`` and printing one JSON object on stdout
 * ``closed``: ``--connections`` concurrent keep-alive connections, each sending the
   next request as soon as the previous answer arrived; reports the maximum req/s.
 
+Requests are ``GET`` unless ``--method POST`` (or PUT/PATCH/DELETE) is given, with
+the bytes of ``--body-file`` as a JSON body (``--content-type`` to change that); every
+request of a run sends the same body.
+
 Two clients: ``httpx`` (an ``httpx.AsyncClient``) and ``raw`` (pre-encoded HTTP/1.1
 keep-alive requests over asyncio streams). ``raw`` costs far less CPU per request,
 so on a small machine it is the one that can saturate a one-worker server; use it
@@ -29,6 +33,8 @@ import math
 import sys
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 # -- histogram ------------------------------------------------------------------------
@@ -78,7 +84,7 @@ class LogHistogram:
 
 
 class RawConnection:
-    """One HTTP/1.1 keep-alive connection sending a pre-encoded GET."""
+    """One HTTP/1.1 keep-alive connection sending one pre-encoded request again and again."""
 
     def __init__(self, host: str, port: int, request: bytes) -> None:
         self.host, self.port, self.request = host, port, request
@@ -118,15 +124,25 @@ class RawConnection:
         self.reader = self.writer = None
 
 
-def _raw_request(url: str, headers: dict[str, str]) -> tuple[str, int, bytes]:
+def _raw_request(
+    url: str, headers: dict[str, str], method: str = "GET", body: bytes | None = None
+) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host}:{port}", "Accept: */*"]
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Accept: */*"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
-    return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return host, port, head + (body or b"")
+
+
+def _send(client: Any, args: argparse.Namespace) -> Any:
+    """One httpx request of the run (``client.request`` with the run's method and body)."""
+    return client.request(args.method, args.url, content=args.body)
 
 
 class Result:
@@ -154,7 +170,7 @@ async def _closed(args: argparse.Namespace, headers: dict[str, str]) -> tuple[Re
     deadline = start + args.duration
 
     if args.client == "raw":
-        host, port, request = _raw_request(args.url, headers)
+        host, port, request = _raw_request(args.url, headers, args.method, args.body)
 
         async def worker() -> None:
             conn = RawConnection(host, port, request)
@@ -181,7 +197,7 @@ async def _closed(args: argparse.Namespace, headers: dict[str, str]) -> tuple[Re
                 while time.perf_counter() < deadline:
                     sent = time.perf_counter()
                     try:
-                        status: int | None = (await client.get(args.url)).status_code
+                        status: int | None = (await _send(client, args)).status_code
                     except httpx.HTTPError:
                         status = None
                     result.record(sent, status)
@@ -200,7 +216,7 @@ async def _open(args: argparse.Namespace, headers: dict[str, str]) -> tuple[Resu
 
         async def one(intended: float) -> None:
             try:
-                status: int | None = (await client.get(args.url)).status_code
+                status: int | None = (await _send(client, args)).status_code
             except httpx.HTTPError:
                 status = None
             result.record(intended, status)
@@ -234,13 +250,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=["httpx", "raw"], default="httpx")
     parser.add_argument("--header", action="append", default=[], help="'Name: value'")
     parser.add_argument("--grace", type=float, default=5.0, help="open mode: drain timeout")
+    parser.add_argument(
+        "--method", default="GET", choices=["GET", "POST", "PUT", "PATCH", "DELETE"]
+    )
+    parser.add_argument("--body-file", help="request body (sent with every request)")
+    parser.add_argument("--content-type", default="application/json", help="of --body-file")
     args = parser.parse_args(argv)
+    args.body = Path(args.body_file).read_bytes() if args.body_file else None
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost"):
         parser.error("the load generator only targets 127.0.0.1")
     if args.mode == "open" and args.client != "httpx":
         parser.error("open mode uses the httpx client")
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
+    if args.body is not None:
+        headers.setdefault("Content-Type", args.content_type)
 
     runner = _open if args.mode == "open" else _closed
     result, elapsed = asyncio.run(runner(args, headers))
@@ -248,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": args.mode,
         "client": args.client,
         "url": args.url,
+        "method": args.method,
         "duration_s": elapsed,
         "target_rate": args.rate if args.mode == "open" else None,
         "connections": args.connections,

@@ -7,13 +7,20 @@ from collections.abc import Callable
 from harness import Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1
+from scenarios.s2_create import scenario_2
+from scenarios.s3_list import scenario_3, scenario_3b
 from scenarios.s7_startup import scenario_7
+from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
+    "2": scenario_2,
+    "3": scenario_3,
+    "3b": scenario_3b,
     "7": scenario_7,
+    "8": scenario_8,
     "9": scenario_9,
 }

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from crm2_core.auth.models import User
+from crm2_core.http.pagination import OrderKey, _after
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.pytest_plugin import AppFactory
 
@@ -42,6 +47,44 @@ async def test_paging_returns_every_row_once_in_stable_order(crm2: Crm2TestApp) 
     assert {str(user_id) for user_id in created} <= set(first_walk)
     assert first_walk == second_walk
     assert first_walk[1:] == [str(user_id) for user_id in created]  # oldest first
+
+
+async def test_paging_through_equal_sort_values_falls_back_on_the_id(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    created = [await crm2.create_user("viewer") for _ in range(6)]
+    same = datetime(2024, 1, 1, tzinfo=UTC)
+    async with crm2.context.session_factory() as session:
+        await session.execute(update(User).where(User.id.in_(created)).values(created_at=same))
+        await session.commit()
+
+    walked = await walk(crm2, admin, limit=2)
+
+    assert len(walked) == len(set(walked)) == 7
+    # the admin was created after 2024: the six tied rows come first, by id
+    assert walked[:6] == sorted(str(user_id) for user_id in created)
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])
+def test_keys_in_one_direction_are_one_row_value_comparison(dialect: object) -> None:
+    """An index range condition on PostgreSQL, so a deep page costs what page 1 does."""
+    moment, ident = datetime(2024, 1, 1, tzinfo=UTC), uuid.uuid4()
+
+    descending = [OrderKey(User.created_at, True), OrderKey(User.id, True)]
+    ascending = [OrderKey(User.created_at), OrderKey(User.id)]
+    down = str(_after(descending, [moment, ident]).compile(dialect=dialect))
+    up = str(_after(ascending, [moment, ident]).compile(dialect=dialect))
+
+    assert down.startswith("(auth_user.created_at, auth_user.id) < (")
+    assert up.startswith("(auth_user.created_at, auth_user.id) > (")
+    assert " OR " not in down + up
+
+
+def test_mixed_directions_keep_the_or_expansion() -> None:
+    keys = [OrderKey(User.created_at, True), OrderKey(User.id)]
+
+    sql = str(_after(keys, [datetime(2024, 1, 1, tzinfo=UTC), uuid.uuid4()]).compile())
+
+    assert " OR " in sql
 
 
 async def test_limit_above_the_maximum_is_capped(crm2_app_factory: AppFactory) -> None:

@@ -84,3 +84,14 @@ async def test_main_deal_lists_use_indexes_at_100k_rows(deals: Deals) -> None:
                 plans["owner, page 2"] = await plan_of(deals, statement, parameters)
     scans = {name: plan for name, plan in plans.items() if "Seq Scan on deals_deal" in plan}
     assert not scans, "\n\n".join(f"{name}:\n{plan}" for name, plan in scans.items())
+
+    # A later page starts the index scan at the cursor (an Index Cond on the row value)
+    # instead of reading and filtering out every row before it: page 2,000 costs what
+    # page 2 does.
+    first, _ = await captured_sql(deals, admin.headers, {"limit": 50, "status": "open"})
+    later = {"limit": 50, "status": "open", "cursor": first["next_cursor"]}
+    _, queries = await captured_sql(deals, admin.headers, later)
+    plan = await plan_of(deals, *queries[-1])
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("ROW(updated_at, id) <" in line for line in conditions), plan
+    assert "Filter" not in plan, plan
