@@ -7,11 +7,15 @@ from collections.abc import Callable
 from harness import Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1
+from scenarios.s5_sse_fanout import scenario_5
+from scenarios.s6_sse_memory import scenario_6
 from scenarios.s7_startup import scenario_7
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
+    "5": scenario_5,
+    "6": scenario_6,
     "7": scenario_7,
 }
