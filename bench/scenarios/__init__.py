@@ -9,6 +9,8 @@ from harness import Envs, Metric, Profile
 from scenarios.s1_read import scenario_1
 from scenarios.s2_create import scenario_2
 from scenarios.s3_list import scenario_3, scenario_3b
+from scenarios.s5_sse_fanout import scenario_5
+from scenarios.s6_sse_memory import scenario_6
 from scenarios.s7_startup import scenario_7
 from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
@@ -20,6 +22,8 @@ SCENARIOS: dict[str, Scenario] = {
     "2": scenario_2,
     "3": scenario_3,
     "3b": scenario_3b,
+    "5": scenario_5,
+    "6": scenario_6,
     "7": scenario_7,
     "8": scenario_8,
     "9": scenario_9,

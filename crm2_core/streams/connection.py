@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
-
-import anyio
-from sse_starlette import ServerSentEvent
+from datetime import UTC, datetime
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.streams.channels import RegisteredChannel
-from crm2_core.streams.hub import SHUTDOWN, Subscription
+from crm2_core.streams.hub import Subscription
+from crm2_core.streams.response import encode_message
 from crm2_core.streams.service import Streams
 from crm2_hookspecs import Principal
 
@@ -33,17 +33,31 @@ REPLAY_PAGE = 500
 CATCH_UP_WAIT_SECONDS = 10.0
 LIFETIME = "lifetime"
 ERROR = "error"
+DISCONNECTED = "disconnected"  # the client went away: nothing more is sent
+
+# The hub hands the same Envelope object to every subscription: its message is
+# encoded once, not once per connection (the envelopes of the last few batches).
+_ENCODED: OrderedDict[int, tuple[Envelope, bytes]] = OrderedDict()
+_ENCODED_KEEP = 512
 
 
-def event_message(envelope: Envelope) -> ServerSentEvent:
-    return ServerSentEvent(
+def event_message(envelope: Envelope) -> bytes:
+    key = id(envelope)
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is envelope:
+        return hit[1]
+    message = encode_message(
         data=envelope.model_dump_json(), event=envelope.type, id=str(envelope.position)
     )
+    _ENCODED[key] = (envelope, message)
+    if len(_ENCODED) > _ENCODED_KEEP:
+        _ENCODED.popitem(last=False)
+    return message
 
 
-def opening_message(position: int) -> ServerSentEvent:
+def opening_message(position: int) -> bytes:
     """The first message: where the stream starts, so a client can resume before any event."""
-    return ServerSentEvent(
+    return encode_message(
         data=json.dumps({"position": position}),
         event="connected",
         id=str(position),
@@ -51,16 +65,16 @@ def opening_message(position: int) -> ServerSentEvent:
     )
 
 
-def closing_message(reason: str) -> ServerSentEvent:
+def closing_message(reason: str) -> bytes:
     """The last message of a stream the server ends: the client reconnects and resumes."""
-    return ServerSentEvent(
+    return encode_message(
         data=json.dumps({"reason": reason}), event="reconnect", retry=RETRY_MILLISECONDS
     )
 
 
-async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
-    await shutdown.wait()
-    subscription.close(SHUTDOWN)
+def heartbeat_message() -> bytes:
+    """A comment line: ignored by EventSource, keeps proxies from timing the stream out."""
+    return encode_message(comment=f"ping - {datetime.now(UTC)}")
 
 
 class Connection:
@@ -80,15 +94,25 @@ class Connection:
         loop = asyncio.get_running_loop()
         self._time = loop.time
         self.deadline = self._time() + self.context.settings.sse_max_connection_seconds
+        self.heartbeat = self.context.settings.sse_heartbeat_seconds
+        self.gone = False
+        self._subscription: Subscription | None = None
 
-    async def events(self, shutdown: anyio.Event | None = None) -> AsyncIterator[ServerSentEvent]:
-        """The messages of this connection; ``shutdown`` set → a farewell, then the end."""
+    def disconnect(self) -> None:
+        """The client went away: end the stream (its subscription) at once."""
+        self.gone = True
+        if self._subscription is not None:
+            self._subscription.close(DISCONNECTED)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The messages of this connection, heartbeats included; ends with a farewell
+        when the hub closes the subscription (shutdown, slow consumer, resync)."""
         subscription, mark = self.streams.hub.subscribe(
             self.channel.channel, self.context.settings.sse_queue_size
         )
-        watcher = None
-        if shutdown is not None:
-            watcher = asyncio.create_task(_close_on(shutdown, subscription))
+        self._subscription = subscription
+        if self.gone:
+            subscription.close(DISCONNECTED)
         try:
             async for message in self._run(subscription, mark):
                 yield message
@@ -97,12 +121,8 @@ class Connection:
             yield closing_message(ERROR)
         finally:
             self.streams.hub.unsubscribe(subscription)
-            if watcher is not None:
-                watcher.cancel()
 
-    async def _run(
-        self, subscription: Subscription, mark: int | None
-    ) -> AsyncIterator[ServerSentEvent]:
+    async def _run(self, subscription: Subscription, mark: int | None) -> AsyncIterator[bytes]:
         top = await self.streams.source.top()
         self.last = top if self.resume_from is None else self.resume_from
         yield opening_message(self.last)
@@ -113,7 +133,7 @@ class Connection:
 
     async def _replay(
         self, subscription: Subscription, top: int, mark: int | None
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> AsyncIterator[bytes]:
         """The log after ``self.last``, until it has caught up with what the hub dispatched."""
         types = self.streams.event_types(self.channel)
         give_up = self._time() + CATCH_UP_WAIT_SECONDS
@@ -139,14 +159,22 @@ class Connection:
             await asyncio.sleep(0.05)
             top = await self.streams.source.top()
 
-    async def _live(self, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+    async def _live(self, subscription: Subscription) -> AsyncIterator[bytes]:
+        next_ping = self._time() + self.heartbeat
         while True:
-            remaining = self.deadline - self._time()
+            now = self._time()
+            remaining = self.deadline - now
             if remaining <= 0:
                 yield closing_message(LIFETIME)
                 return
-            envelope = await subscription.next(wait_seconds=remaining)
+            if now >= next_ping and subscription.closed is None:
+                yield heartbeat_message()
+                next_ping = now + self.heartbeat
+                continue
+            envelope = await subscription.next(wait_seconds=min(remaining, next_ping - now))
             if envelope is None:
+                if subscription.closed == DISCONNECTED:
+                    return
                 if subscription.closed is not None:
                     yield closing_message(subscription.closed)
                     return
@@ -155,7 +183,7 @@ class Connection:
             if message is not None:
                 yield message
 
-    async def _message(self, envelope: Envelope) -> ServerSentEvent | None:
+    async def _message(self, envelope: Envelope) -> bytes | None:
         position = envelope.position
         if position is None or position <= self.last:
             return None

@@ -46,18 +46,28 @@ class LogSource:
     read: Callable[..., Awaitable[list[Envelope]]]
 
 
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
-    """One connection's buffer of events of its channel, bounded to ``limit`` pending events."""
+    """One connection's buffer of events of its channel, bounded to ``limit`` pending events.
+
+    Thousands are idle at once, so an idle one holds no buffer and no event
+    object: a waiting :meth:`next` parks on one future, woken by :meth:`offer`,
+    :meth:`close` or its timer.
+    """
 
     def __init__(self, channel: SseChannel, limit: int) -> None:
         self.channel = channel
         self.limit = limit
         self.closed: str | None = None
-        self._items: deque[Envelope] = deque()
-        self._ready = asyncio.Event()
+        self._items: deque[Envelope] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
 
     def offer(self, events: Sequence[Envelope]) -> None:
         """Buffer ``events``; close instead when that would pass the limit.
@@ -70,21 +80,33 @@ class Subscription:
         if self._items and len(self._items) + len(events) > self.limit:
             self.close(OVERFLOW)
             return
-        self._items.extend(events)
-        self._ready.set()
+        if self._items is None:
+            self._items = deque(events)
+        else:
+            self._items.extend(events)
+        self._wake()
 
     def close(self, reason: str) -> None:
         if self.closed is None:
             self.closed = reason
-            self._items.clear()
-        self._ready.set()
+            self._items = None
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _release(self._waiter)
 
     async def next(self, *, wait_seconds: float) -> Envelope | None:
         """The next buffered event; ``None`` when closed or after ``wait_seconds``."""
-        if not self._items and self.closed is None:
-            self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), max(wait_seconds, 0))
+        if not self._items and self.closed is None and wait_seconds > 0:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(wait_seconds, _release, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self.closed is not None or not self._items:
             return None
         return self._items.popleft()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sse_starlette import EventSourceResponse
 
 from crm2_core.auth import CurrentPrincipal, has_permission
 from crm2_core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
@@ -17,6 +15,7 @@ from crm2_core.http.deps import ContextDep
 from crm2_core.schemas import RequestModel, ResponseModel
 from crm2_core.streams.channels import RegisteredChannel, get_channel
 from crm2_core.streams.connection import Connection
+from crm2_core.streams.response import SseResponse
 from crm2_core.streams.service import Streams
 from crm2_core.streams.tokens import issue_stream_token, principal_from_stream_token
 from crm2_hookspecs import Principal
@@ -25,11 +24,6 @@ router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
 asyncapi_router = APIRouter()
 
 SEND_TIMEOUT_SECONDS = 30.0  # a client that takes no bytes for this long is dropped
-SHUTDOWN_GRACE_SECONDS = 2.0  # at shutdown, time for each stream's farewell message
-
-
-class SseResponse(EventSourceResponse):
-    media_type = "text/event-stream"
 
 
 class StreamTokenRequest(RequestModel):
@@ -124,13 +118,10 @@ async def stream(
     except Exception as exc:
         raise ServiceUnavailable("the event log cannot be read; retry shortly") from exc
     connection = Connection(streams, registered, principal, resume)
-    shutdown = anyio.Event()  # set by sse-starlette when the server is stopping
     return SseResponse(
-        connection.events(shutdown),
-        ping=context.settings.sse_heartbeat_seconds,
+        connection.events(),
+        on_disconnect=connection.disconnect,
         send_timeout=SEND_TIMEOUT_SECONDS,
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 

@@ -15,6 +15,7 @@ from crm2_core.events.relay import read_log
 from crm2_core.streams.channels import RegisteredChannel, collect_channels
 from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
 from crm2_core.streams.hub import Hub, LogSource
+from crm2_core.streams.response import ShutdownWatcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +61,9 @@ class Streams:
         self.channels: dict[str, RegisteredChannel] = {}
         self._listener: Any = None
         self._subscriber: RedisSubscriber | None = None
+        # uvicorn waits for open connections before the lifespan shutdown: the
+        # streams must end as soon as it starts stopping, not after.
+        self._shutdown = ShutdownWatcher(self.hub.close)
 
     def event_types(self, channel: RegisteredChannel) -> list[str]:
         bus = self.context.state["events"]
@@ -70,6 +74,7 @@ class Streams:
         bus = self.context.state["events"]
         redis = self.context.redis
         await self.hub.start()
+        self._shutdown.start()
         if redis is not None:
             self._listener = RedisPublisher(redis, self.context.settings.redis_prefix)
             self._subscriber = RedisSubscriber(redis, self.context.settings.redis_prefix, self.hub)
@@ -86,6 +91,7 @@ class Streams:
         if bus is not None and self._listener in bus.listeners:
             bus.listeners.remove(self._listener)
         self._listener = None
+        await self._shutdown.close()
         await self.hub.close()
         if self._subscriber is not None:
             await self._subscriber.close()

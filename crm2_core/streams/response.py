@@ -1,0 +1,148 @@
+"""The SSE wire format and a lean streaming response: one extra task per open stream.
+
+An open stream is mostly idle, and a process holds thousands of them, so what
+each one keeps alive matters more than anything it does. sse-starlette's
+``EventSourceResponse`` runs an anyio task group of four tasks per stream (data,
+heartbeat, shutdown watcher, disconnect listener), each with its own events,
+cancel scopes and lock: about half of an idle stream's memory (bench scenario 6).
+Here the stream's own task sends what the connection's generator yields
+(heartbeats are yielded by the generator too, between events), one small task
+waits for the client's disconnect, and shutdown is one watcher per process
+(:class:`ShutdownWatcher`) that closes every subscription through the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+SEP = "\r\n"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encode_message(
+    *,
+    data: str | None = None,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+    comment: str | None = None,
+) -> bytes:
+    """One SSE message (fields in the order browsers expect), ending with a blank line."""
+    lines = []
+    if comment is not None:
+        lines += [f": {part}" for part in _LINE_BREAK.split(comment)]
+    if id is not None:
+        lines.append("id: " + _LINE_BREAK.sub("", id))
+    if event is not None:
+        lines.append("event: " + _LINE_BREAK.sub("", event))
+    if data is not None:
+        lines += [f"data: {part}" for part in _LINE_BREAK.split(data)]
+    if retry is not None:
+        lines.append(f"retry: {int(retry)}")
+    return (SEP.join(lines) + SEP + SEP).encode()
+
+
+class SseResponse(Response):
+    """Streams the bytes ``body`` yields; ``on_disconnect`` runs when the client goes away.
+
+    ``on_disconnect`` must make ``body`` end soon (the connection closes its
+    subscription). A send that the client does not take within ``send_timeout``
+    seconds ends the stream with :class:`TimeoutError`.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        on_disconnect: Callable[[], None],
+        send_timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.body_iterator = body
+        self.on_disconnect = on_disconnect
+        self.send_timeout = send_timeout
+        self.status_code = 200
+        self.background = None
+        self.init_headers(
+            {
+                "Cache-Control": "no-store",
+                "Connection": "keep-alive",
+                "X-Accel-Buffering": "no",
+                **(headers or {}),
+            }
+        )
+
+    async def _listen_for_disconnect(self, receive: Receive) -> None:
+        with contextlib.suppress(Exception):  # a server that fails here: treat as gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        self.on_disconnect()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        listener = asyncio.create_task(self._listen_for_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if scope.get("method", "GET").upper() == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            async for chunk in self.body_iterator:
+                async with asyncio.timeout(self.send_timeout):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            listener.cancel()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _uvicorn_should_exit() -> bool:
+    """Whether the uvicorn server running this process is stopping.
+
+    uvicorn installs its own ``handle_exit`` as the SIGTERM/SIGINT handler while it
+    serves; its ``should_exit`` turns true on the first signal and only then does
+    it wait for open connections, which is why streams must end by themselves.
+    """
+    handler: Any = signal.getsignal(signal.SIGTERM)
+    server = getattr(handler, "__self__", None)
+    return bool(getattr(server, "should_exit", False))
+
+
+class ShutdownWatcher:
+    """One task per process: when the server starts stopping, ``on_exit`` runs once."""
+
+    def __init__(self, on_exit: Callable[[], Awaitable[None]], poll_seconds: float = 0.25) -> None:
+        self.on_exit = on_exit
+        self.poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="crm2-streams-shutdown-watch")
+
+    async def _run(self) -> None:
+        while not _uvicorn_should_exit():  # noqa: ASYNC110 - a flag set by a signal handler
+            await asyncio.sleep(self.poll_seconds)
+        try:
+            await self.on_exit()
+        except Exception:
+            log.exception("streams: closing the open streams at shutdown failed")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
