@@ -58,13 +58,18 @@ def ready_messages(queue: str) -> int:
 
 @contextmanager
 def worker_process(
-    database_url: str, kind: str, prefix: str, failures: int = 0, slow_seconds: float = 0.0
+    database_url: str,
+    kind: str,
+    prefix: str,
+    failures: int = 0,
+    slow_seconds: float = 0.0,
+    url: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "CRM2_ENV": "test",
         "CRM2_DATABASE_URL": database_url,
-        "CRM2_BROKER_URL": broker_url(kind),
+        "CRM2_BROKER_URL": url or broker_url(kind),
         "CRM2_BROKER_QUEUE_PREFIX": prefix,
         "CRM2_PLUGINS": "probe",
         "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,

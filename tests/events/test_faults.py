@@ -202,7 +202,9 @@ async def test_broker_unreachable_writes_continue_and_outbox_drains(
                 assert response.status_code == 201, response.text
                 sent.add(uuid.UUID(response.json()["event_id"]))
 
-        with worker_process(crm2_database.url, "amqp", prefix):
+        # The worker relays too: it must reach the broker through the same proxy, or
+        # it would relay what the API process cannot.
+        with worker_process(crm2_database.url, "amqp", prefix, url=proxied):
             await write(5)
             await proxy.cut()
             await write(15)  # the broker is unreachable: writes still succeed
