@@ -325,6 +325,41 @@ async def test_handler_gives_up_waiting_for_a_relay_that_never_commits(
     assert await effects(app) == 0
 
 
+async def test_relay_waits_for_a_briefly_locked_row_and_keeps_write_order(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """A handler's key-share lock on an unrelayed row (its relay rolled back) must not
+    make the next relay skip that row and give later rows earlier positions."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    from sqlalchemy import select
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    await app.context.state["events"].close()
+    async with app.context.session_factory() as session:
+        rows = [publish(session, probe_plugin.ItemCreated(n=n), subject="same") for n in range(3)]
+        await session.commit()
+
+    async def sink(_events) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    async with app.context.session_factory() as handler_check:
+        await handler_check.execute(
+            select(EventRecord.position)
+            .where(EventRecord.id == rows[0].id)
+            .with_for_update(read=True, key_share=True)
+        )
+        relay = asyncio.create_task(relay_batch(app.context.session_factory, sink))
+        await asyncio.sleep(0.3)
+        assert not relay.done(), "the relay went past a locked row"
+    assert await asyncio.wait_for(relay, 5) == 3
+    positions = [r.position for r in await event_rows(app)]  # in write (sequence) order
+    assert positions == [1, 2, 3]
+
+
 async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) -> None:
     from datetime import timedelta
 
