@@ -221,6 +221,7 @@ class Crm2Env:
         env.update({k: v for k, v in settings.items()})
         self.env = env
         self._ready = False
+        self._created = False
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -245,6 +246,7 @@ class Crm2Env:
             if self.pg_name:
                 pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}"')
                 pg_admin(f'CREATE DATABASE "{self.pg_name}"')
+                self._created = True  # dropped by close() even if migrate fails below
             self.crm2("migrate")
             self.crm2(
                 "users", "create", "--email", USER_EMAIL, "--password", USER_PASSWORD,
@@ -254,9 +256,9 @@ class Crm2Env:
         return self
 
     def close(self) -> None:
-        if self.pg_name and self._ready:
+        if self.pg_name and (self._ready or self._created):
             pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-        self._ready = False
+        self._ready = self._created = False
         prefix = self.env["CRM2_REDIS_PREFIX"]
         try:
             import redis

@@ -9,6 +9,7 @@ from harness import Envs, Metric, Profile
 from scenarios.s1_read import scenario_1
 from scenarios.s2_create import scenario_2
 from scenarios.s3_list import scenario_3, scenario_3b
+from scenarios.s4_events import scenario_4, scenario_4b
 from scenarios.s5_sse_fanout import scenario_5
 from scenarios.s6_sse_memory import scenario_6
 from scenarios.s7_startup import scenario_7
@@ -22,6 +23,8 @@ SCENARIOS: dict[str, Scenario] = {
     "2": scenario_2,
     "3": scenario_3,
     "3b": scenario_3b,
+    "4": scenario_4,
+    "4b": scenario_4b,
     "5": scenario_5,
     "6": scenario_6,
     "7": scenario_7,

@@ -10,6 +10,7 @@ handler's last retry the actor stores a dead letter itself and acks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +37,9 @@ def make_dramatiq_broker(url: str, queue_prefix: str) -> dramatiq.Broker:
         # Publisher confirms: a broker restart must not lose what we were told was sent.
         broker: dramatiq.Broker = RabbitmqBroker(url=url, confirm_delivery=True)
     elif url.startswith(("redis://", "rediss://")):
-        from dramatiq.brokers.redis import RedisBroker
+        from crm2_core.events.redis_doorbell import DoorbellRedisBroker
 
-        broker = RedisBroker(url=url, namespace=f"{queue_prefix}-dramatiq")
+        broker = DoorbellRedisBroker(url=url, namespace=f"{queue_prefix}-dramatiq")
     else:
         raise ValueError(f"unsupported broker URL {url!r}")
     broker.add_middleware(AsyncIO())
@@ -115,8 +116,10 @@ class DramatiqBroker:
         await self._send([self._message(handler, event)])
 
     def _enqueue_all(self, messages: list[dramatiq.Message[Any]]) -> None:
-        for message in messages:
-            self.broker.enqueue(message)
+        ring_once = getattr(self.broker, "ring_once", None)  # Redis: one wake-up per batch
+        with ring_once() if ring_once is not None else contextlib.nullcontext():
+            for message in messages:
+                self.broker.enqueue(message)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._sender, self.broker.close)

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
@@ -59,24 +60,41 @@ class HandlerRegistry:
 # The broker gets a batch before the relay commits its positions (so nothing is
 # lost); a handler that is faster than that commit waits for it this long.
 POSITION_WAIT_SECONDS = 5.0
+# How often to look again where the relay's commit cannot be waited for (SQLite, or
+# a relay that rolled back and will send the event again with another position).
+POSITION_POLL_SECONDS = 0.02
+
+
+async def _committed_position(session: AsyncSession, event: Envelope, wait_s: float) -> Any:
+    """The event's committed position; on PostgreSQL, first wait (at most ``wait_s``)
+    for the relay that holds the row ``FOR UPDATE`` to commit.
+
+    A ``FOR KEY SHARE`` lock conflicts only with that ``FOR UPDATE``: the query returns
+    the moment the relay commits, with the committed row, instead of polling for it.
+    """
+    stmt = select(EventRecord.position).where(EventRecord.id == event.id)
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text(f"SET LOCAL lock_timeout = {max(1, int(wait_s * 1000))}"))
+        stmt = stmt.with_for_update(read=True, key_share=True)
+    try:
+        return (await session.execute(stmt)).scalar()
+    except DBAPIError:  # lock_timeout: the relay still holds the row
+        return None
 
 
 async def _wait_for_committed_position(context: Any, event: Envelope) -> None:
     """Until the relay's commit is visible, earlier events' positions are not: the order
     check below would see a hole where an older event of the same subject sits."""
-    deadline = asyncio.get_running_loop().time() + POSITION_WAIT_SECONDS
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + POSITION_WAIT_SECONDS
     while True:
         async with context.session_factory() as session:
-            committed = (
-                await session.execute(
-                    select(EventRecord.position).where(EventRecord.id == event.id)
-                )
-            ).scalar()
+            committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
             return
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() > deadline:
             raise OutOfOrder(f"event {event.id}: its position is not committed yet")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(POSITION_POLL_SECONDS)
 
 
 async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Outcome:

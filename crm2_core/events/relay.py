@@ -57,7 +57,11 @@ async def relay_batch(
             .limit(batch_size)
         )
         if session.bind.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
+            # Wait for, never skip, a row someone holds: the advisory lock already keeps
+            # other relays out, and skipping a row would give it a later position than
+            # rows written after it. (A handler checking a position key-share locks the
+            # row for a moment; see handlers._committed_position.)
+            stmt = stmt.with_for_update()
         rows = list((await session.execute(stmt)).scalars())
         if not rows:
             return 0

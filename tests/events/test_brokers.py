@@ -40,3 +40,74 @@ async def test_handler_runs_in_worker_for_committed_event(
             assert await effects(app, event_id) == 1
     finally:
         cleanup(kind, prefix)
+
+
+def _doorbell_broker(prefix: str):  # type: ignore[no-untyped-def]
+    from crm2_core.events.dramatiq_broker import make_dramatiq_broker
+
+    broker = make_dramatiq_broker(broker_url("redis"), prefix)
+    broker.declare_queue(f"{prefix}.probe")
+    return broker
+
+
+def test_redis_consumer_idle_wait_ends_when_a_message_is_enqueued() -> None:
+    """dramatiq's idle Redis consumer sleeps up to the worker timeout between polls; the
+    doorbell ends that wait as soon as something is enqueued."""
+    import threading
+    import time
+
+    import dramatiq
+
+    prefix = unique_prefix()
+    broker = _doorbell_broker(prefix)
+    queue = f"{prefix}.probe"
+    consumer = broker.consume(queue, prefetch=1, timeout=5000)  # polls up to 5 s apart
+    got: list[float] = []
+
+    def consume() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = next(consumer)
+            if message is not None:
+                got.append(time.monotonic())
+                consumer.ack(message)
+                return
+
+    thread = threading.Thread(target=consume)
+    try:
+        thread.start()
+        time.sleep(2.5)  # idle long enough for the poll period to reach seconds
+        sent = time.monotonic()
+        broker.enqueue(dramatiq.Message(queue, "probe", (), {}, {}))
+        thread.join(10)
+        assert got, "the message never arrived"
+        assert got[0] - sent < 0.5, f"woke after {got[0] - sent:.3f} s"
+    finally:
+        thread.join(10)
+        consumer.close()
+        broker.close()
+        cleanup("redis", prefix)
+
+
+def test_redis_doorbell_rings_once_per_batch_and_keeps_one_token() -> None:
+    import dramatiq
+
+    prefix = unique_prefix()
+    broker = _doorbell_broker(prefix)
+    queue = f"{prefix}.probe"
+    bell = broker.bell_key(queue)
+    rings: list[set[str]] = []
+    ring = broker.ring
+    broker.ring = lambda queues: (rings.append(set(queues)), ring(queues))  # type: ignore[method-assign]
+    try:
+        with broker.ring_once():
+            for _ in range(5):
+                broker.enqueue(dramatiq.Message(queue, "probe", (), {}, {}))
+        assert rings == [{queue}]
+        for _ in range(3):
+            broker.enqueue(dramatiq.Message(queue, "probe", (), {}, {}))
+        assert len(rings) == 4
+        assert broker.client.llen(bell) == 1
+    finally:
+        broker.close()
+        cleanup("redis", prefix)

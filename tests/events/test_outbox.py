@@ -4,12 +4,13 @@ import asyncio
 import uuid
 
 import probe_plugin
+import pytest
 from helpers import dead_letters, effects, event_rows, wait_for
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import apply_or_dead_letter
 from crm2_core.events.relay import relay_batch
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import Crm2TestApp, TestDatabase
 
 
 async def _probe(factory) -> Crm2TestApp:  # type: ignore[no-untyped-def]
@@ -254,6 +255,109 @@ async def test_a_handler_waits_for_the_relay_to_commit_the_position(crm2_app_fac
         )
         await session.commit()
     assert await task == "applied"
+
+
+async def _hand_over_while_relay_holds_the_row(
+    app: Crm2TestApp, hold_seconds: float
+) -> tuple[asyncio.Task, float]:  # type: ignore[type-arg]
+    """An event handed to its handler while a "relay" transaction holds its row FOR UPDATE
+    with the position set, committing after ``hold_seconds``; (the handler's task, the
+    loop time of that commit)."""
+    from sqlalchemy import select
+
+    from crm2_core.db import utcnow
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    bus = app.context.state["events"]
+    await bus.close()
+    async with app.context.session_factory() as session:
+        row = publish(session, probe_plugin.ItemCreated(n=6), subject="held")
+        await session.commit()
+    loop = asyncio.get_running_loop()
+    async with app.context.session_factory() as relay:
+        held = (
+            await relay.execute(
+                select(EventRecord).where(EventRecord.id == row.id).with_for_update()
+            )
+        ).scalar_one()
+        held.position, held.relayed_at = 1, utcnow()
+        await relay.flush()
+        handed_over = Envelope.from_record(held)
+        (handler,) = bus.handlers.for_event("probe.item.created")
+        task = asyncio.create_task(apply_or_dead_letter(app.context, handler, handed_over, 0))
+        await asyncio.sleep(hold_seconds)
+        await relay.commit()
+        committed_at = loop.time()
+    return task, committed_at
+
+
+async def test_handler_wakes_when_the_relay_commits_not_on_a_poll(
+    crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the handler waits on the relay's row lock, so it does not depend on
+    the poll interval (made absurdly long here) to see the committed position."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite polls)")
+    from crm2_core.events import handlers
+
+    monkeypatch.setattr(handlers, "POSITION_POLL_SECONDS", 30.0)
+    app = await _probe(crm2_app_factory)
+    task, committed_at = await _hand_over_while_relay_holds_the_row(app, 0.3)
+    assert await asyncio.wait_for(task, 5) == "applied"
+    assert asyncio.get_running_loop().time() - committed_at < 2.0
+    assert await effects(app) == 1
+
+
+async def test_handler_gives_up_waiting_for_a_relay_that_never_commits(
+    crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait on the relay's lock is bounded by POSITION_WAIT_SECONDS: then it is retried."""
+    from crm2_core.events import handlers
+
+    if crm2_database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite polls)")
+    monkeypatch.setattr(handlers, "POSITION_WAIT_SECONDS", 0.3)
+    app = await _probe(crm2_app_factory)
+    task, _ = await _hand_over_while_relay_holds_the_row(app, 1.5)
+    with pytest.raises(handlers.OutOfOrder):
+        await asyncio.wait_for(task, 5)
+    assert await effects(app) == 0
+
+
+async def test_relay_waits_for_a_briefly_locked_row_and_keeps_write_order(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """A handler's key-share lock on an unrelayed row (its relay rolled back) must not
+    make the next relay skip that row and give later rows earlier positions."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    from sqlalchemy import select
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    await app.context.state["events"].close()
+    async with app.context.session_factory() as session:
+        rows = [publish(session, probe_plugin.ItemCreated(n=n), subject="same") for n in range(3)]
+        await session.commit()
+
+    async def sink(_events) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    async with app.context.session_factory() as handler_check:
+        await handler_check.execute(
+            select(EventRecord.position)
+            .where(EventRecord.id == rows[0].id)
+            .with_for_update(read=True, key_share=True)
+        )
+        relay = asyncio.create_task(relay_batch(app.context.session_factory, sink))
+        await asyncio.sleep(0.3)
+        assert not relay.done(), "the relay went past a locked row"
+    assert await asyncio.wait_for(relay, 5) == 3
+    positions = [r.position for r in await event_rows(app)]  # in write (sequence) order
+    assert positions == [1, 2, 3]
 
 
 async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) -> None:
