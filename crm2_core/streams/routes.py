@@ -77,7 +77,8 @@ async def create_stream_token(
 @router.get(
     "/{channel}",
     response_class=SseResponse,
-    responses={200: {"description": "Server-Sent Events; see /asyncapi.json"}},
+    status_code=200,  # SseResponse's __init__ has no status_code for OpenAPI to read
+    response_description="Server-Sent Events; see /asyncapi.json",
 )
 async def stream(
     channel: str,
