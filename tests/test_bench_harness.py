@@ -1,0 +1,71 @@
+"""The benchmark suite's own arithmetic and wiring (no timings: bench/ is not a test).
+
+Running the scenarios takes minutes and real services (``python3 dev.py bench --quick``);
+this keeps what can rot silently — imports, the scenario list, ratios, percentiles —
+checked on every test run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+ISSUE_SCENARIOS = ["1", "2", "3", "3b", "4", "4b", "5", "6", "7", "8", "9"]
+
+
+@pytest.fixture(scope="module")
+def bench_modules() -> object:
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in ("harness", "load", "scenarios")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_every_scenario_of_the_issue_is_registered_in_order(bench_modules: dict) -> None:
+    assert list(bench_modules["scenarios"].SCENARIOS) == ISSUE_SCENARIOS
+
+
+def test_metric_reports_the_median_ratio_with_min_and_max(bench_modules: dict) -> None:
+    metric = bench_modules["harness"].Metric("1", "req/s", "req/s", True, target_ratio=0.5)
+    for crm2, baseline in [(50, 100), (60, 100), (30, 100)]:
+        metric.add(crm2, baseline)
+    metric.add(None, 100)  # a round without a reading is left out, not counted as 0
+    report = metric.as_dict()
+    assert report["ratios"] == [0.5, 0.6, 0.3]
+    assert (report["ratio_median"], report["ratio_min"], report["ratio_max"]) == (0.5, 0.3, 0.6)
+    assert report["met"] is True
+
+
+def test_lower_is_better_targets_and_absolute_ceilings(bench_modules: dict) -> None:
+    metric = bench_modules["harness"].Metric(
+        "7", "start-up", "s", False, target_ratio=2.0, target_crm2_max=3.0
+    )
+    metric.add(1.0, 0.4)  # 2.5x: over the ratio target
+    assert metric.met() is False
+    metric = bench_modules["harness"].Metric(
+        "7", "start-up", "s", False, target_ratio=2.0, target_crm2_max=0.5
+    )
+    metric.add(0.6, 0.4)  # 1.5x, but over the absolute ceiling
+    assert metric.met() is False
+    empty = bench_modules["harness"].Metric("7", "start-up", "s", False, target_ratio=2.0)
+    assert empty.met() is False  # no reading never passes
+
+
+def test_interleaved_rounds_put_the_warm_up_first(bench_modules: dict) -> None:
+    harness = bench_modules["harness"]
+    assert harness.rounds(harness.FULL)[: harness.FULL.warmup] == [(0, False)]
+    assert [measured for _, measured in harness.rounds(harness.FULL)].count(True) >= 5
+
+
+def test_histogram_percentiles_are_within_its_bucket_width(bench_modules: dict) -> None:
+    histogram = bench_modules["load"].LogHistogram()
+    for ms in range(1, 1001):  # 1 ms … 1 s, uniform
+        histogram.record(ms / 1000)
+    for p, expected_ms in [(50, 500), (99, 990)]:
+        assert histogram.percentile(p) == pytest.approx(expected_ms, rel=0.02)
+    assert histogram.summary()["count"] == 1000
