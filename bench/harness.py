@@ -218,7 +218,7 @@ class Crm2Env:
             CRM2_REDIS_PREFIX=f"crm2bench:{RUN_ID}:{name}:",
             CRM2_BROKER_QUEUE_PREFIX=f"crm2bench_{RUN_ID}_{name}",
         )
-        env.update({k: v for k, v in settings.items()})
+        env.update(settings)
         self.env = env
         self._ready = False
         self._created = False

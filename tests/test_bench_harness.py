@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,7 +20,7 @@ ISSUE_SCENARIOS = ["1", "2", "3", "3b", "4", "4b", "5", "6", "7", "8", "9"]
 
 
 @pytest.fixture(scope="module")
-def bench_modules() -> object:
+def bench_modules() -> Iterator[dict[str, ModuleType]]:
     sys.path.insert(0, str(BENCH))
     try:
         yield {name: importlib.import_module(name) for name in ("harness", "load", "scenarios")}
