@@ -33,6 +33,7 @@ from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.problems import problem_responses
 from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -70,7 +71,7 @@ def _api_key_public(row: ApiKey) -> ApiKeyPublic:
 # -- sessions -------------------------------------------------------------------------
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, responses=problem_responses(401))
 async def login(
     body: LoginRequest, request: Request, session: SessionDep, service: ServiceDep
 ) -> TokenPair:
@@ -78,7 +79,7 @@ async def login(
     return await service.login(session, body.email, body.password, _client_ip(request))
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=problem_responses(401))
 async def refresh(body: RefreshRequest, context: ContextDep, service: ServiceDep) -> TokenPair:
     """Rotate a refresh token: the old one is spent, a new pair is returned."""
     async with context.session_factory() as session:
@@ -91,7 +92,7 @@ async def refresh(body: RefreshRequest, context: ContextDep, service: ServiceDep
         return pair
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
 async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep) -> Response:
     """Revoke a refresh token and every token rotated from the same login."""
     await service.logout(session, body.refresh_token)

@@ -58,6 +58,7 @@ class IdempotencyMiddleware:
                 BadRequest.title,
                 "Idempotency-Key must be 1-255 visible ASCII characters",
                 request_id,
+                instance=scope.get("path"),
             )
             return
         principal = await self._principal(scope)
@@ -69,7 +70,15 @@ class IdempotencyMiddleware:
         try:
             stored = await self._claim(owner, key, fingerprint)
         except Crm2Error as exc:
-            await send_problem(send, exc.status, exc.slug, exc.title, exc.detail, request_id)
+            await send_problem(
+                send,
+                exc.status,
+                exc.slug,
+                exc.title,
+                exc.detail,
+                request_id,
+                instance=scope.get("path"),
+            )
             return
         if stored is not None:
             await self._replay(send, stored)

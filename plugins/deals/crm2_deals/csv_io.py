@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm2_core.errors import Unprocessable
+from crm2_core.schemas import unstorable_text
 
 CLIENT_IMPORT_COLUMNS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags")
 CLIENT_EXPORT_COLUMNS = (
@@ -128,6 +129,10 @@ def parse_rows(content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]
                 for k, v in record.items()
                 if isinstance(k, str) and isinstance(v, str)
             }
+            for column, value in values.items():
+                reason = unstorable_text(value)
+                if reason:
+                    raise CsvFileInvalid(f"row {number}, column {column}: {reason}")
             if any(values.values()):
                 rows.append((number, values))
     except csv.Error as exc:

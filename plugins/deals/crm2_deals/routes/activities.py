@@ -6,12 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import AwareDatetime
 
 from crm2_core.auth import require
 from crm2_core.http.deps import SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.schemas import AwareIsoDateTime
 from crm2_deals.models import Activity
 from crm2_deals.schemas.activities import (
     ActivityCreate,
@@ -37,7 +37,9 @@ async def activity_filters(
     policy: Annotated[uuid.UUID | None, Query(description="policy id")] = None,
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     kind: KindsQuery = None,
-    updated_since: Annotated[AwareDatetime | None, Query(description="changed at or after")] = None,
+    updated_since: Annotated[
+        AwareIsoDateTime | None, Query(description="changed at or after")
+    ] = None,
 ) -> ActivityFilters:
     return ActivityFilters(
         client=client,

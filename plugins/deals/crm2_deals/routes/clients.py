@@ -13,6 +13,7 @@ from crm2_core.auth import require
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.schemas import IsoDateTime
 from crm2_deals import csv_io
 from crm2_deals.repository import clients as repo
 from crm2_deals.schemas.clients import (
@@ -56,7 +57,7 @@ async def client_filters(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     kind: ClientKind | None = None,
     archived: Annotated[bool | None, Query(description="omit for both")] = None,
-    updated_since: datetime | None = None,
+    updated_since: IsoDateTime | None = None,
 ) -> repo.ClientFilters:
     return repo.ClientFilters(
         owner=owner,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import AwareDatetime
 
 from crm2_core.auth import require
 from crm2_core.http.deps import SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.schemas import AwareIsoDateTime, IsoDate
 from crm2_deals.models import Policy
 from crm2_deals.schemas.policies import (
     PolicyCancel,
@@ -46,9 +45,11 @@ async def policy_filters(
     deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
     status: Annotated[list[PolicyStatus] | None, Query(description="repeatable")] = None,
     insurer: Annotated[str | None, Query(max_length=200, description="exact insurer")] = None,
-    end_before: Annotated[date | None, Query(description="end_date on or before")] = None,
-    end_after: Annotated[date | None, Query(description="end_date on or after")] = None,
-    updated_since: Annotated[AwareDatetime | None, Query(description="changed at or after")] = None,
+    end_before: Annotated[IsoDate | None, Query(description="end_date on or before")] = None,
+    end_after: Annotated[IsoDate | None, Query(description="end_date on or after")] = None,
+    updated_since: Annotated[
+        AwareIsoDateTime | None, Query(description="changed at or after")
+    ] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="number, insurer")
     ] = None,
