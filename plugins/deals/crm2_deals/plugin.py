@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from crm2_hookspecs import (
     Crm2Context,
     Permission,
     PluginManifest,
+    Principal,
     ScheduledJob,
     SseChannel,
     hookimpl,
@@ -89,6 +90,17 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
     from crm2_deals.stream import channels
 
     return channels()
+
+
+@hookimpl
+def crm2_resolve_entity(
+    kind: str, id: str, principal: Principal | None, context: Crm2Context
+) -> Awaitable[Mapping[str, Any] | None] | None:
+    if not kind.startswith("deals."):
+        return None
+    from crm2_deals.links import RESOLVER
+
+    return RESOLVER(kind, id, principal, context)
 
 
 @hookimpl
