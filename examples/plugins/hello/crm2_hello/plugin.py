@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from crm2_hello.config import HelloSettings
-from crm2_hookspecs import Crm2Context, Permission, PluginManifest, hookimpl
+from crm2_hookspecs import Permission, PluginManifest, hookimpl
 
 manifest = PluginManifest(
     name="hello",
@@ -48,14 +48,6 @@ def crm2_permissions() -> Sequence[Permission]:
             default_roles=("admin", "manager", "agent"),
         ),
     ]
-
-
-@hookimpl
-def crm2_configure(context: Crm2Context) -> None:
-    from crm2_hello.service import HelloService
-
-    settings: HelloSettings = context.plugin_settings("hello")
-    context.state["hello"] = HelloService(settings)
 
 
 @hookimpl
