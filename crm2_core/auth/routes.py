@@ -33,6 +33,7 @@ from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.security import NO_STORE
 from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -72,15 +73,23 @@ def _api_key_public(row: ApiKey) -> ApiKeyPublic:
 
 @router.post("/login", response_model=TokenPair)
 async def login(
-    body: LoginRequest, request: Request, session: SessionDep, service: ServiceDep
+    body: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> TokenPair:
     """Exchange e-mail and password for an access token and a refresh token."""
+    response.headers.update(NO_STORE)
     return await service.login(session, body.email, body.password, _client_ip(request))
 
 
 @router.post("/refresh", response_model=TokenPair)
-async def refresh(body: RefreshRequest, context: ContextDep, service: ServiceDep) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, context: ContextDep, service: ServiceDep, response: Response
+) -> TokenPair:
     """Rotate a refresh token: the old one is spent, a new pair is returned."""
+    response.headers.update(NO_STORE)
     async with context.session_factory() as session:
         try:
             pair = await service.refresh(session, body.refresh_token)
@@ -268,12 +277,17 @@ async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
 async def create_api_key(
-    body: ApiKeyCreate, principal: ApiKeysAdmin, session: SessionDep, service: ServiceDep
+    body: ApiKeyCreate,
+    principal: ApiKeysAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> ApiKeyCreated:
     """Create an API key scoped to one role whose permissions you hold; the key is shown once.
 
     The key is revoked when its creator is deleted, deactivated or loses the right to create it.
     """
+    response.headers.update(NO_STORE)
     row, key = await service.create_api_key(session, body, principal)
     return ApiKeyCreated.model_validate({**_api_key_public(row).model_dump(), "key": key})
 

@@ -185,3 +185,22 @@ async def test_admin_grants_anything_and_changes_own_roles(
     headers = {**admin, "If-Match": await etag_of(crm2, url, admin)}
     response = await crm2.client.patch(url, json={"roles": ["admin", "viewer"]}, headers=headers)
     assert response.status_code == 200, response.text
+
+
+# -- item 14: a disabled plugin's permissions are not shown ---------------------------------
+
+
+async def test_disabled_plugins_permissions_are_not_listed(crm2_app_factory: Any) -> None:
+    with_deals = await crm2_app_factory(plugins=["deals"])
+    manager = await with_deals.login("manager")
+    assert any(p.startswith("deals:") for p in (await me_of(with_deals, manager))["permissions"])
+    without = await crm2_app_factory(plugins=[])
+    manager = await without.login("manager")
+    admin = await without.login("admin")
+    assert not any(p.startswith("deals:") for p in (await me_of(without, manager))["permissions"])
+    everything = (await me_of(without, admin))["permissions"]
+    assert "auth:users" in everything and not any(p.startswith("deals:") for p in everything)
+    listed = await without.client.get("/api/v1/auth/permissions", headers=admin)
+    assert listed.status_code == 200
+    names = [p["name"] for p in listed.json()]
+    assert "auth:users" in names and not any(n.startswith("deals:") for n in names)
