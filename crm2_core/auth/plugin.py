@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AppContext
 from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import Permission, PluginManifest, hookimpl
+from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
 
 SYNC_LOCK = 0x63726D34
 
@@ -112,6 +112,18 @@ def crm2_routers() -> Sequence[APIRouter]:
 def crm2_startup(context: AppContext) -> Awaitable[None]:
     context.state["auth"].tokens.warn_if_ephemeral()
     return sync_permissions(context)
+
+
+@hookimpl
+def crm2_resolve_entity(
+    kind: str, id: str, principal: Principal | None, context: AppContext
+) -> Awaitable[Mapping[str, Any] | None] | None:
+    """``auth.user``: the user other plugins link to (``crm2_core.kit.links``)."""
+    if kind != "auth.user":
+        return None
+    from crm2_core.kit.owners import resolve_user
+
+    return resolve_user(context, id, principal)
 
 
 async def sync_permissions(context: AppContext) -> None:
