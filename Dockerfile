@@ -36,7 +36,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index /wheels/*.whl
-RUN crm2 console openapi --output /openapi.json
+RUN crm2 openapi --all-plugins --output /openapi.json
 
 # -- console: the static Next.js build (type-checked against that API) --------------------
 FROM node:20-slim AS console

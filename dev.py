@@ -107,7 +107,7 @@ def build_console() -> bool:
     npm_install(npm)
     openapi = FRONTEND / "openapi.json"
     subprocess.run(
-        [str(BIN / "crm2"), "console", "openapi", "--output", str(openapi)],
+        [str(BIN / "crm2"), "openapi", "--all-plugins", "--output", str(openapi)],
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.errors import ConfigurationError
+from crm2_core.api import ConfigurationError
 
 
 class BadConsoleView(ConfigurationError):

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Request
 
 from crm2_console.schemas import ConsoleManifest
 from crm2_console.service import manifest_for
-from crm2_core.auth.deps import CurrentPrincipal, has_permission
-from crm2_core.http.deps import ContextDep
+from crm2_core.api import ContextDep, CurrentPrincipal, has_permission
 
 router = APIRouter(prefix="/api/v1/console", tags=["console"])
 

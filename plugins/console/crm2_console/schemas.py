@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.schemas import ResponseModel
+from crm2_core.api import ResponseModel
 
 
 class ConsolePlugin(ResponseModel):

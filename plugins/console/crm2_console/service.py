@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from crm2_console.errors import BadConsoleView
 from crm2_console.schemas import ConsoleManifest, ConsolePlugin, ConsoleViewPublic
-from crm2_core.context import AppContext
+from crm2_core.api import AppContext
 from crm2_hookspecs import ConsoleView
 
 
