@@ -41,6 +41,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     from crm2_core import migrate as migrations  # Alembic: only when needed
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
+    from crm2_core.observability.logs import uvicorn_log_config
 
     context = load_context()
 
@@ -67,7 +68,12 @@ def serve(host: str, port: int, migrate: bool) -> None:
     app.state.freeze_gc = True
     console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
-        app, host=host, port=port, log_level=context.settings.log_level.lower(), proxy_headers=True
+        app,
+        host=host,
+        port=port,
+        log_level=context.settings.log_level.lower(),
+        log_config=uvicorn_log_config(),  # through crm2's handler: JSON lines, redaction
+        proxy_headers=True,
     )
 
 

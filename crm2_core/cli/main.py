@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -39,11 +38,13 @@ def load_context() -> AppContext:
 )
 @click.version_option(package_name="crm2-core", prog_name="crm2")
 def cli() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from crm2_core.observability.logs import configure_from_environment
+
+    configure_from_environment()
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, events  # noqa: F401  (registers the core commands)
+    from crm2_core.cli import commands, doctor, events  # noqa: F401  (registers the commands)
     from crm2_core.plugins import build_plugin_manager
 
     try:

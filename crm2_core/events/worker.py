@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from typing import Any
@@ -22,6 +23,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from crm2_core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
+METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
 
 
 def run_worker(context: Any, threads: int, stop: threading.Event | None = None) -> None:
@@ -68,11 +70,15 @@ async def _close(context: Any) -> None:
     await context.aclose()
 
 
-def _child(threads: int) -> None:
+def _child(threads: int, index: int) -> None:
     from crm2_core.http.app import build_app_context
+    from crm2_core.observability.logs import configure_from_environment
     from crm2_core.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_from_environment()
+    base_port = int(os.environ.get(METRICS_PORT_VARIABLE) or 0)
+    if base_port:  # each child its own metrics port: the base port, the next one, …
+        os.environ[METRICS_PORT_VARIABLE] = str(base_port + index)
     run_worker(build_app_context(Settings()), threads)
 
 
@@ -80,7 +86,7 @@ def run_processes(processes: int, threads: int) -> None:
     """``--processes N``: N spawned children, each a whole worker; signals stop them all."""
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_child, args=(threads,), name=f"crm2-worker-{i}")
+        ctx.Process(target=_child, args=(threads, i), name=f"crm2-worker-{i}")
         for i in range(processes)
     ]
     for child in children:

@@ -21,6 +21,7 @@ from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
+from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
@@ -85,7 +86,10 @@ class Crm2App(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack())
+        # Observability (log fields, metrics, the request's span) right inside the request
+        # id, for the same reason: a 500 is counted and logged with its id.
+        inner = ObservabilityMiddleware(super().build_middleware_stack(), self.state.context)
+        return RequestIdMiddleware(inner)
 
 
 def create_app(
