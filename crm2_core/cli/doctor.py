@@ -21,11 +21,8 @@ def doctor(as_json: bool) -> None:
 
     Exits 0 when nothing failed (warnings allowed), 1 otherwise.
     """
-    import logging
-
     from crm2_core.observability import doctor as checks
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are not findings
     context = load_context()
 
     async def run() -> list[checks.Finding]:
