@@ -19,7 +19,7 @@ from infra_helpers import (
 
 COMPOSE = INFRA / "docker-compose.yml"
 CRM2_SERVICES = ("migrate", "api", "worker")
-# The compose file's own variables (replicas, ports, image tag) and the services' images'.
+# The compose file's own variables (replicas, port, image tag), not crm2 settings.
 NOT_CRM2_SETTINGS = {
     "CRM2_API_REPLICAS",
     "CRM2_WORKER_REPLICAS",
