@@ -10,6 +10,7 @@ one waits (``OutOfOrder`` → retried with backoff).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback as tb
@@ -161,7 +162,13 @@ async def apply_or_dead_letter(
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
     """
-    with handler_context(handler.plugin, handler.id, str(event.id)):
+    tracing = getattr(context, "state", {}).get("tracing")
+    span = (
+        tracing.handler_span(handler.id, event, attempt)
+        if tracing is not None
+        else contextlib.nullcontext()
+    )
+    with handler_context(handler.plugin, handler.id, str(event.id)), span:
         started = time.perf_counter()
         outcome: str = "failed"
         try:
