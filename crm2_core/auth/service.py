@@ -16,6 +16,7 @@ from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
 from crm2_core.auth.config import AuthSettings
 from crm2_core.auth.credentials import CredentialsCache, after_commit
+from crm2_core.auth.delays import LoginDelays
 from crm2_core.auth.errors import (
     ApiKeyNotFound,
     BuiltinRole,
@@ -49,7 +50,7 @@ from crm2_core.db import utcnow
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import TooManyRequests
 from crm2_core.events.outbox import publish
-from crm2_core.http.etag import check_version
+from crm2_core.http.etag import check_version, etag_for
 from crm2_hookspecs import BUILTIN_ROLES, Permission, Principal
 
 log = logging.getLogger(__name__)
@@ -70,24 +71,29 @@ class AuthService:
     throttle: LoginThrottle
     roles: RoleCache
     credentials: CredentialsCache
+    delays: LoginDelays
 
     # -- sessions ---------------------------------------------------------------
 
     async def login(self, session: AsyncSession, email: str, password: str, ip: str) -> TokenPair:
         email = email.strip().lower()
         s = self.settings
-        for key, limit in (
-            (f"account:{email}", s.login_max_failures_per_account),
-            (f"ip:{ip}", s.login_max_failures_per_ip),
-        ):
-            wait = await self.throttle.hit(key, limit, s.login_window_seconds)
-            if wait:
-                raise TooManyRequests("too many failed logins; try again later", retry_after=wait)
+        wait = await self.throttle.hit(
+            f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds
+        )
+        if wait:
+            raise TooManyRequests("too many failed logins from this address", retry_after=wait)
+        wait = await self.delays.take(email, ip)
+        if wait:
+            raise TooManyRequests(
+                f"too many failed logins on this account from this address; wait {wait} s",
+                retry_after=wait,
+            )
         user = await repo.user_by_email(session, email)
         ok = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
             raise InvalidCredentials("wrong e-mail or password")
-        await self.throttle.reset(f"account:{email}")
+        await self.delays.succeeded(session, email, ip)
         await self.throttle.release(f"ip:{ip}")
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = await self.passwords.hash(password)
@@ -259,6 +265,14 @@ class AuthService:
             if "roles" in reasons or "active" in reasons:
                 await self.revoke_ungrantable_keys(session, actor)
         return await self.get_user(session, user_id)
+
+    async def set_password(self, session: AsyncSession, email: str, data: UserUpdate) -> bool:
+        """The operator's reset (``crm2 users set-password``); ``False``: no such user."""
+        user = await repo.user_by_email(session, email)
+        if user is None:
+            return False
+        await self.update_user(session, user.id, etag_for(user.version), data)
+        return True
 
     def _credentials_changed(
         self,
