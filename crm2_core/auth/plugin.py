@@ -73,7 +73,7 @@ def crm2_configure(context: AppContext) -> None:
     )
     delays = LoginDelays(context.session_factory, settings)
     context.state["auth"] = AuthService(
-        settings, tokens, Passwords(settings), throttle, roles, credentials, delays
+        settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
     )
     enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
     context.state["authenticator"] = Authenticator(context, tokens, roles, credentials, enabled)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,18 +25,22 @@ from crm2_core.auth.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     LastAdmin,
+    PrivilegeEscalation,
     RefreshTokenReused,
     RoleExists,
     RoleInUse,
     RoleNotFound,
     UnknownPermission,
     UnknownRole,
+    UnknownUser,
     UserNotFound,
+    UserOwnsRecords,
 )
 from crm2_core.auth.events import ApiKeysRevoked, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import ApiKey, PermissionRecord, RefreshToken, Role, User
+from crm2_core.auth.ownership import owns_records, reassign, user_references
 from crm2_core.auth.passwords import Passwords
-from crm2_core.auth.privileges import EVERYTHING, PrivilegeEscalation, missing, require_covered
+from crm2_core.auth.privileges import EVERYTHING, missing, require_covered
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
     RoleCreate,
@@ -72,6 +77,8 @@ class AuthService:
     roles: RoleCache
     credentials: CredentialsCache
     delays: LoginDelays
+    # the running application: which plugins are enabled, and their hooks (ownership)
+    context: Any = None
 
     # -- sessions ---------------------------------------------------------------
 
@@ -296,15 +303,43 @@ class AuthService:
     async def delete_user(
         self, session: AsyncSession, user_id: uuid.UUID, actor: Principal | None = None
     ) -> None:
+        """Delete a user who owns nothing (409 ``user-owns-records`` naming what, else)."""
         user = await self.get_user(session, user_id)
         await self._require_over(session, actor, user_id, "deleting this user")
         await self._keep_an_admin(session, user_id)
+        if self.context is not None:
+            references = await user_references(self.context, session, user_id)
+            if references:
+                raise owns_records(user_id, references)
         await self._revoke_keys(
             session, await repo.live_api_keys_created_by(session, user_id), "creator-deleted"
         )
         self._credentials_changed(session, user_id, None, "deleted", actor)
         await session.delete(user)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a table of a disabled plugin still points at the user
+            raise UserOwnsRecords(
+                f"user {user_id} still owns records of a plugin that is not enabled; "
+                "enable it and hand them over (POST …/reassign), then delete"
+            ) from exc
+
+    async def reassign_user(
+        self,
+        session: AsyncSession,
+        from_user: uuid.UUID,
+        to_user: uuid.UUID,
+        actor: Principal | None = None,
+    ) -> dict[str, int]:
+        """Hand every record ``from_user`` owns to ``to_user`` (an active user)."""
+        await self.get_user(session, from_user)
+        await self._require_over(session, actor, from_user, "handing over this user's records")
+        target = await repo.user_by_id(session, to_user)
+        if target is None or not target.is_active:
+            raise UnknownUser(f"{to_user} is not an active user")
+        if to_user == from_user:
+            raise UnknownUser("hand the records to another user")
+        return await reassign(self.context, session, from_user, to_user, actor)
 
     # -- keys that outlived their creator's rights --------------------------------
 
