@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from crm2_core.auth.deps import CurrentPrincipal, has_permission, require
 from crm2_core.auth.models import User
+from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
+    ConfigurationError,
     Conflict,
     Crm2Error,
     Forbidden,
@@ -82,7 +84,9 @@ __all__ = [
     "SYSTEM",
     "Actor",
     "Amount",
+    "AppContext",
     "BadRequest",
+    "ConfigurationError",
     "Conflict",
     "ContextDep",
     "Crm2Error",

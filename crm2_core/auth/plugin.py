@@ -25,7 +25,14 @@ from crm2_core.context import AppContext
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import Permission, PluginManifest, Principal, ScheduledJob, hookimpl
+from crm2_hookspecs import (
+    ConsoleView,
+    Permission,
+    PluginManifest,
+    Principal,
+    ScheduledJob,
+    hookimpl,
+)
 
 SYNC_LOCK = 0x63726D34
 
@@ -54,6 +61,37 @@ def crm2_permissions() -> Sequence[Permission]:
         Permission("auth:users", "Create, change and delete users"),
         Permission("auth:roles", "Create, change and delete roles"),
         Permission("auth:api_keys", "Create and revoke API keys"),
+    ]
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    """The admin section of the web console: users and roles (shown to those who manage them)."""
+    return [
+        ConsoleView(
+            key="auth.users",
+            title="Users",
+            titles={"ru": "Пользователи"},
+            list_path="/api/v1/auth/users",
+            permission="auth:users",
+            item_schema="UserPublic",
+            create_schema="UserCreate",
+            columns=("email", "full_name", "roles", "is_active", "created_at"),
+            form=("email", "full_name", "password", "roles"),
+            order=900,
+        ),
+        ConsoleView(
+            key="auth.roles",
+            title="Roles",
+            titles={"ru": "Роли"},
+            list_path="/api/v1/auth/roles",
+            permission="auth:roles",
+            item_schema="RolePublic",
+            create_schema="RoleCreate",
+            columns=("name", "description", "permissions", "builtin"),
+            form=("name", "description", "permissions"),
+            order=910,
+        ),
     ]
 
 

@@ -96,7 +96,7 @@ def cli() -> None:
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, events  # noqa: F401  (registers the core commands)
+    from crm2_core.cli import commands, events, openapi  # noqa: F401  (registers the core commands)
     from crm2_core.plugins import build_plugin_manager
 
     try:

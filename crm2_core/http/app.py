@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm2_core import __version__
 from crm2_core.context import AppContext, build_context
@@ -140,6 +140,7 @@ def create_app(
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)
+    _install_web_root(app, registry, context)
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
     # then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
@@ -148,6 +149,28 @@ def create_app(
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, context=context)
     return app
+
+
+def _install_web_root(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
+    """Hand requests no route matched, outside ``/api/``, to the ``crm2_web_root`` app.
+
+    Starlette's router calls ``default`` only after every route failed to match
+    (a path matched with another method is a 405 before that), so the site can
+    never shadow an API route; ``/api/…`` keeps the core's problem+json 404.
+    """
+    site = next((app_ for _, app_ in registry.call("crm2_web_root", context=context)), None)
+    if site is None:
+        return
+    api_default = app.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path == "/api" or path.startswith("/api/"):
+            await api_default(scope, receive, send)
+        else:
+            await site(scope, receive, send)
+
+    app.router.default = default
 
 
 def _name_operations(router: APIRouter, seen: set[str]) -> None:
