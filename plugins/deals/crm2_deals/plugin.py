@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,13 @@ def crm2_cli(cli: Any) -> None:
     from crm2_deals.cli import register
 
     register(cli)
+
+
+@hookimpl
+def crm2_reassign_user(
+    from_user: uuid.UUID, to_user: uuid.UUID, session: Any, actor: Principal | None
+) -> Awaitable[Mapping[str, int]]:
+    """Clients, deals, policies and activities go to the new owner (``reassign.py``)."""
+    from crm2_deals.reassign import reassign_owner
+
+    return reassign_owner(session, from_user, to_user, actor)
