@@ -33,6 +33,10 @@ class InvalidRecurrence(Unprocessable):
     slug, title = "tasks-invalid-recurrence", "The recurrence rule is not usable"
 
 
+class InvalidPolicy(Unprocessable):
+    slug, title = "tasks-invalid-sla-policy", "The SLA policy is not usable"
+
+
 class InvalidRule(Unprocessable):
     slug, title = "tasks-invalid-rule", "The automation rule is not usable"
 
