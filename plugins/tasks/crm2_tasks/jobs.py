@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from crm2_core.db import utcnow
 from crm2_hookspecs import ScheduledJob
+from crm2_tasks import clock
 from crm2_tasks.service import reminders, sla
 
 
 async def run_timers(context: Any, now: datetime | None = None) -> dict[str, int]:
-    now = now or utcnow()
+    now = now or clock.now(context)
     fired = await reminders.fire_due(context, now)
     counts = await sla.check_timers(context, now)
     return {"reminders": fired, **counts}

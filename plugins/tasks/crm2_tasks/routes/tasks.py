@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep
 from crm2_core.http.pagination import Page, PageDep, PageParams
+from crm2_tasks import clock
 from crm2_tasks.calendar import zone
 from crm2_tasks.kit_compat import (
     CsvColumns,
@@ -49,6 +49,7 @@ OptionalIfMatch = Annotated[
 
 
 async def task_filters(
+    context: ContextDep,
     assignee: Annotated[uuid.UUID | None, Query(description="assignee's user id")] = None,
     unassigned: bool = False,
     creator: uuid.UUID | None = None,
@@ -74,7 +75,7 @@ async def task_filters(
         priority=priority,
         due_from=as_utc(due_from),
         due_to=as_utc(due_to),
-        overdue_at=utcnow() if overdue else None,
+        overdue_at=clock.now(context) if overdue else None,
         link_kind=link_kind,
         link_id=link_id,
         tag=tag,
@@ -85,18 +86,22 @@ async def task_filters(
 FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
 
 
-def _page(rows: list[Task], cursor: str | None) -> Page[TaskPublic]:
-    now = utcnow()
+def _page(rows: list[Task], cursor: str | None, now: datetime) -> Page[TaskPublic]:
     return Page(items=[service.public(t, now) for t in rows], next_cursor=cursor)
 
 
 @router.get("/tasks", response_model=Page[TaskPublic])
 async def list_tasks(
-    principal: TasksRead, session: SessionDep, page: PageDep, filters: FiltersDep, sort: SortDep
+    principal: TasksRead,
+    session: SessionDep,
+    context: ContextDep,
+    page: PageDep,
+    filters: FiltersDep,
+    sort: SortDep,
 ) -> Page[TaskPublic]:
     """Tasks the caller may see (assigned to or created by them, or all with tasks:all_records)."""
     rows, cursor = await repo.list_tasks(session, TaskVisibility.of(principal), filters, sort, page)
-    return _page(rows, cursor)
+    return _page(rows, cursor, clock.now(context))
 
 
 @router.post("/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
@@ -123,9 +128,9 @@ async def task_view(
     context: ContextDep,
     page: PageDep,
 ) -> Page[TaskPublic]:
-    """ "mine": my open tasks by due date; "overdue": open and past due; "due-today": open and
-    due before the end of today (CRM2_TASKS_TIMEZONE), overdue ones first."""
-    now = utcnow()
+    """Views: "mine" (my open tasks by due date), "overdue" (open and past due), "due-today"
+    (open and due before the end of today in CRM2_TASKS_TIMEZONE, overdue ones first)."""
+    now = clock.now(context)
     if view == "mine":
         filters = repo.TaskFilters(assignee=acting_user(principal), is_open=True)
     elif view == "overdue":
@@ -138,7 +143,7 @@ async def task_view(
     rows, cursor = await repo.list_tasks(
         session, TaskVisibility.of(principal), filters, "due", page
     )
-    return _page(rows, cursor)
+    return _page(rows, cursor, now)
 
 
 EXPORT_COLUMNS = CsvColumns(

@@ -16,9 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
 from crm2_core.http.etag import check_version
-from crm2_tasks import automation
+from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
 from crm2_tasks.errors import InvalidRule, RuleNotFound
 from crm2_tasks.kit_compat import is_active_user
@@ -150,7 +149,7 @@ async def apply_rules(
 ) -> list[uuid.UUID]:
     """Create the tasks the enabled rules for this event ask for; returns their ids."""
     created: list[uuid.UUID] = []
-    now = utcnow()
+    now = clock.now(context)
     for rule in await repo.rules_for(session, str(envelope.get("type"))):
         try:
             conditions = [Condition.parse(raw) for raw in rule.conditions]

@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
 from crm2_hookspecs import Principal
-from crm2_tasks import ical
+from crm2_tasks import clock, ical
 from crm2_tasks.errors import FeedNotFound
 from crm2_tasks.kit_compat import acting_user, is_active_user
 from crm2_tasks.repository import feed as repo
@@ -41,7 +40,7 @@ async def render_feed(session: AsyncSession, context: Any, token: str) -> str:
     user_id = await repo.user_for_token(session, _hash(token))
     if user_id is None or not await is_active_user(session, user_id):
         raise FeedNotFound("no calendar feed with this token")
-    now = utcnow()
+    now = clock.now(context)
     days_back: int = context.plugin_settings("tasks").feed_days_back
     tasks = await repo.feed_tasks(session, user_id, now - timedelta(days=days_back))
     items = [

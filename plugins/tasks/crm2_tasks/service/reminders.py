@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
 from crm2_core.events import publish
+from crm2_tasks import clock
 from crm2_tasks.events import TaskReminderDue
 from crm2_tasks.models import Task
 from crm2_tasks.repository import timers as repo
@@ -39,7 +39,7 @@ async def fire_due(context: Any, now: datetime | None = None) -> int:
     Safe to run twice, late or in several processes at once: each reminder is
     claimed by a conditional UPDATE and its event commits with the claim.
     """
-    now = now or utcnow()
+    now = now or clock.now(context)
     batch: int = context.plugin_settings("tasks").timer_batch
     fired = 0
     while True:

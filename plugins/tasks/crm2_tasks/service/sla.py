@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
 from crm2_core.events import publish
-from crm2_tasks import sla
+from crm2_tasks import clock, sla
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
 from crm2_tasks.kit_compat import is_active_user
 from crm2_tasks.models import SlaPolicy, SlaTimer, Task
@@ -115,7 +114,7 @@ def _identity(task: Task) -> dict[str, Any]:
 
 async def check_timers(context: Any, now: datetime | None = None) -> dict[str, int]:
     """Emit due warnings and breaches, each exactly once; escalate breaches."""
-    now = now or utcnow()
+    now = now or clock.now(context)
     batch: int = context.plugin_settings("tasks").timer_batch
     counts = {"warnings": 0, "breaches": 0}
     while True:

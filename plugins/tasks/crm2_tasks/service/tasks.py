@@ -16,7 +16,7 @@ from crm2_core.db import utcnow
 from crm2_core.events import publish
 from crm2_core.http.etag import check_version
 from crm2_hookspecs import Principal
-from crm2_tasks import recurrence
+from crm2_tasks import clock, recurrence
 from crm2_tasks.errors import (
     InvalidAssignee,
     InvalidLink,
@@ -100,7 +100,7 @@ async def new_task(
 
     The one way in for users, automation rules, recurring series and seeds.
     """
-    now = now or utcnow()
+    now = now or clock.now(context)
     task = Task(**values)
     task.is_open = task.status in OPEN_STATUSES
     task.due_key = task.due_at or NO_DUE
@@ -236,7 +236,7 @@ async def _apply(
     next_task_id: uuid.UUID | None = None,
 ) -> Task:
     """Write ``values`` (one version bump) and everything a change implies."""
-    now = utcnow()
+    now = clock.now(context)
     old_status = task.status
     new_status = values.get("status", old_status)
     if new_status == "done" and old_status != "done":
@@ -352,7 +352,7 @@ async def complete_task(
     version = check_version(if_match, task.version) if if_match else task.version
     if not task.is_open:
         raise InvalidTransition(f"the task is already {task.status}")
-    now = utcnow()
+    now = clock.now(context)
     old = task.status
     values = {"status": "done", "is_open": False, "completed_at": now}
     await repo.update_task(session, task, values, version)
@@ -375,7 +375,7 @@ async def reopen_task(
     version = check_version(if_match, task.version) if if_match else task.version
     if task.is_open:
         raise InvalidTransition(f"the task is {task.status}, not done or cancelled")
-    now = utcnow()
+    now = clock.now(context)
     old = task.status
     values = {"status": "todo", "is_open": True, "completed_at": None}
     await repo.update_task(session, task, values, version)
