@@ -78,7 +78,12 @@ async def check_assignee(session: AsyncSession, assignee: uuid.UUID | None) -> N
 
 
 async def check_link(context: Any, principal: Principal | None, link: EntityLink) -> None:
-    """The linked record must exist and be visible to the caller (``crm2_resolve_entity``)."""
+    """The linked record must exist and be visible to the caller (``crm2_resolve_entity``).
+
+    Call it before the request's session runs its first statement: the owning
+    plugin answers in a session of its own, and on SQLite (every transaction is
+    ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
+    """
     found = await resolve_entity(context, link.kind, link.id, principal)
     if found is None:
         raise InvalidLink(f"no {link.kind} {link.id} that you can see")
@@ -138,11 +143,11 @@ def _template(task_values: dict[str, Any]) -> dict[str, Any]:
 async def create_task(
     session: AsyncSession, context: Any, principal: Principal, data: TaskCreate
 ) -> Task:
+    if data.link is not None:  # first: see check_link
+        await check_link(context, principal, data.link)
     me = acting_user(principal)
     assignee = data.assignee_id or me
     await check_assignee(session, assignee)
-    if data.link is not None:
-        await check_link(context, principal, data.link)
     values: dict[str, Any] = {
         "title": data.title,
         "description": data.description,
@@ -209,6 +214,8 @@ async def update_task(
     data: TaskUpdate,
 ) -> Task:
     """Change fields; on a recurring task ``scope=following`` also changes the series."""
+    if data.link is not None and not data.unlink:  # before the first statement: see check_link
+        await check_link(context, principal, data.link)
     task = await get_task(session, TaskVisibility.of(principal), task_id)
     version = check_version(if_match, task.version)
     if not task.is_open:
@@ -218,8 +225,6 @@ async def update_task(
     if data.link is not None and data.unlink:
         raise InvalidLink("send link or unlink, not both")
     values = _changes(task, data)
-    if "link_kind" in values and data.link is not None:
-        await check_link(context, principal, data.link)
     if data.scope == "following":
         await _change_series(session, context, task, data, values)
     return await _apply(session, context, principal, task, version, values)
