@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from crm2_core.db import utcnow
+from crm2_core.api import utcnow
 
 
 def now(context: Any) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from crm2_core.events import EventData
+from crm2_core.api import EventData
 
 
 class _TaskEvent(EventData):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, ForeignKey, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from crm2_core.db import UtcDateTime, new_id, utcnow
+from crm2_core.api import UtcDateTime, new_id, utcnow
 
 INFO = {"plugin": "tasks"}
 STATUSES = ("todo", "in_progress", "waiting", "done", "cancelled")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import column, func, select, table
 
-from crm2_core.db import utcnow
+from crm2_core.api import utcnow
 from crm2_tasks.models import Task
 from crm2_tasks.service.tasks import new_task
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import or_, true
 
+from crm2_core.api import acting_user
 from crm2_hookspecs import Principal
-from crm2_tasks.kit_compat import acting_user
 
 ALL_RECORDS = "tasks:all_records"
 

@@ -1,26 +1,25 @@
-"""The plugin's migrations: round-trip on SQLite and PostgreSQL, and no drift from the models."""
+"""The plugin's migrations with only the core and tasks: round-trip, and no drift from the models.
+
+Through the ``crm2`` command line, as an operator runs them, on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-from crm2_core import migrate
-from crm2_core.db.engine import create_engine
-from crm2_core.plugins import PluginRegistry, build_plugin_manager
-from crm2_core.settings import Settings
-from crm2_core.testing.databases import (
-    TestDatabase,
-    create_postgres_database,
-    drop_postgres_database,
-)
+from crm2_core.testing import TEST_JWT_SECRET, TestDatabase, build_cli
+from crm2_core.testing.databases import create_postgres_database, drop_postgres_database
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -42,58 +41,62 @@ def tasks_fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[T
         drop_postgres_database(admin_url, database)
 
 
-@pytest.fixture
-async def engine(tasks_fresh_db: TestDatabase) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(_env_file=None, database_url=tasks_fresh_db.url))  # type: ignore[call-arg]
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+def crm2(db: TestDatabase, *args: str) -> str:
+    env = {
+        "CRM2_DATABASE_URL": db.url,
+        "CRM2_PLUGINS": "tasks",
+        "CRM2_ENV": "test",
+        "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
+    }
+    result = CliRunner().invoke(build_cli(), list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
-def tasks_only() -> PluginRegistry:
-    return build_plugin_manager(Settings(_env_file=None, plugins="tasks"))  # type: ignore[call-arg]
+def inspect_db(db: TestDatabase, work: Any) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(db.url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
-async def tables(engine: AsyncEngine) -> set[str]:
-    async with engine.connect() as conn:
-        return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+def tasks_tables(db: TestDatabase) -> set[str]:
+    names = inspect_db(db, lambda sync: inspect(sync).get_table_names())
+    return {n for n in names if n.startswith(("tasks_", "deals_"))}
 
 
-async def test_upgrade_downgrade_upgrade_with_only_tasks(engine: AsyncEngine) -> None:
-    registry = tasks_only()
-    await migrate.upgrade(engine, registry)
-    created = {t for t in await tables(engine) if t.startswith("tasks_")}
+def test_upgrade_downgrade_upgrade_with_only_tasks(tasks_fresh_db: TestDatabase) -> None:
+    crm2(tasks_fresh_db, "migrate")
+    created = tasks_tables(tasks_fresh_db)
     assert {"tasks_task", "tasks_reminder", "tasks_sla_timer", "tasks_rule"} <= created
-    assert not any(t.startswith("deals_") for t in await tables(engine))
-    async with engine.connect() as conn:
-        keys = (await conn.execute(text("SELECT builtin_key FROM tasks_rule"))).scalars().all()
+    assert not any(t.startswith("deals_") for t in created)  # tasks needs no deals
+    keys = inspect_db(
+        tasks_fresh_db,
+        lambda sync: sync.execute(text("SELECT builtin_key FROM tasks_rule")).scalars().all(),
+    )
     assert sorted(keys) == ["deals-follow-up", "deals-policy-renewal"]
-    await migrate.downgrade(engine, registry, plugin="tasks")
-    assert not any(t.startswith("tasks_") for t in await tables(engine))
-    await migrate.upgrade(engine, registry)
-    assert created <= await tables(engine)
-    assert all(state.up_to_date for state in await migrate.states(engine, registry))
+    crm2(tasks_fresh_db, "migrate", "--plugin", "tasks", "downgrade", "base")
+    assert tasks_tables(tasks_fresh_db) == set()
+    crm2(tasks_fresh_db, "migrate")
+    assert tasks_tables(tasks_fresh_db) == created
+    assert "pending" not in crm2(tasks_fresh_db, "migrate", "current")
 
 
-async def test_the_migrations_match_the_models(engine: AsyncEngine) -> None:
-    await migrate.upgrade(engine, tasks_only())
+def test_the_migrations_match_the_models(tasks_fresh_db: TestDatabase) -> None:
+    crm2(tasks_fresh_db, "migrate")
+    import crm2_tasks.models  # noqa: F401  (the tables join the shared metadata)
 
-    def diff(sync_conn: object) -> list[object]:
-        context = MigrationContext.configure(
-            sync_conn,  # type: ignore[arg-type]
-            opts={
-                "include_object": lambda obj, name, kind, reflected, compare_to: (
-                    (kind != "table" or str(name).startswith("tasks_"))
-                    and not (
-                        kind != "table"
-                        and not str(getattr(obj, "table", obj).name).startswith("tasks_")
-                    )
-                ),
-            },
-        )
+    def ours(obj: Any, name: Any, kind: str, reflected: bool, compare_to: Any) -> bool:
+        table = obj if kind == "table" else getattr(obj, "table", None)
+        return table is None or str(table.name).startswith("tasks_")
+
+    def diff(sync: Any) -> list[Any]:
+        context = MigrationContext.configure(sync, opts={"include_object": ours})
         return list(compare_metadata(context, SQLModel.metadata))
 
-    async with engine.connect() as conn:
-        changes = await conn.run_sync(diff)
-    assert changes == []
+    assert inspect_db(tasks_fresh_db, diff) == []

@@ -8,7 +8,7 @@ from typing import Any
 from crm2_tasks.visibility import can_see
 from tasks_kit import API, Tasks
 
-from crm2_core.events import Envelope
+from crm2_core.api import Envelope
 from crm2_hookspecs import Principal
 
 
@@ -65,7 +65,7 @@ async def test_an_agent_cannot_link_to_a_task_they_cannot_see(tasks: Tasks) -> N
         f"{API}/tasks", json={"title": "sub", "link": link}, headers=stranger.headers
     )
     assert refused.status_code == 422
-    assert refused.json()["type"].endswith("tasks-invalid-link")
+    assert refused.json()["type"].endswith("link-invalid")
     allowed = await tasks.create(owner, title="sub", link=link)
     assert allowed["link"] == link
 

@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 from sqlalchemy import column, exists, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.http.etag import update_versioned
-from crm2_core.http.pagination import OrderKey, PageParams, paginate
+from crm2_core.api import PageParams, Repository, Sorts, Visibility
+from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task
 
 M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
@@ -22,15 +21,31 @@ _user = table("auth_user", column("id"), column("is_active"))
 _user_role = table("auth_user_role", column("user_id"), column("role_name"))
 
 
+def _by_name(model: Any) -> Sorts:
+    return Sorts({"name": model.name}, id_column=model.id, default="name")
+
+
+CALENDARS = Repository(Calendar, CalendarNotFound, sorts=_by_name(Calendar), noun="calendar")
+POLICIES = Repository(SlaPolicy, SlaPolicyNotFound, sorts=_by_name(SlaPolicy), noun="SLA policy")
+RULES = Repository(AutomationRule, RuleNotFound, sorts=_by_name(AutomationRule), noun="rule")
+_REPOSITORIES: dict[type, Repository[Any]] = {
+    Calendar: CALENDARS,
+    SlaPolicy: POLICIES,
+    AutomationRule: RULES,
+}
+ADMIN = Visibility.system()  # admin tables have no owner
+
+
 async def get(session: AsyncSession, model: type[M], row_id: uuid.UUID) -> M | None:
-    return await session.get(model, row_id, populate_existing=True)
+    row: M | None = await _REPOSITORIES[model].get(session, ADMIN, row_id)
+    return row
 
 
 async def page(
     session: AsyncSession, model: type[M], params: PageParams
 ) -> tuple[list[M], str | None]:
-    keys = [OrderKey(model.name), OrderKey(model.id)]  # type: ignore[arg-type]
-    return await paginate(session, select(model), keys, params)
+    repository = _REPOSITORIES[model]
+    return await repository.page(session, repository.visible(ADMIN), params)
 
 
 async def all_rows(session: AsyncSession, model: type[M]) -> list[M]:
@@ -47,10 +62,9 @@ async def name_taken(
 async def update(
     session: AsyncSession, row: M, values: Mapping[str, Any], expected_version: int
 ) -> None:
-    model = type(row)
-    written = {**values, "updated_at": utcnow()}
-    await update_versioned(session, model, model.id == row.id, expected_version, written)
-    await session.refresh(row)
+    await _REPOSITORIES[type(row)].update(
+        session, row, values, expected_version=expected_version, only_changed=False
+    )
 
 
 async def calendar_in_use(session: AsyncSession, calendar_id: uuid.UUID) -> bool:

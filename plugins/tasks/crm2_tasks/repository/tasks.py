@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.http.etag import update_versioned
-from crm2_core.http.pagination import PageParams, paginate
-from crm2_tasks.kit_compat import Sorts, contains_text, eq, json_list_contains, where_all
+from crm2_core.api import (
+    PageParams,
+    Repository,
+    Sorts,
+    contains_text,
+    eq,
+    json_list_contains,
+    utcnow,
+    where_all,
+)
+from crm2_tasks.errors import TaskNotFound
 from crm2_tasks.models import Series, Task
 from crm2_tasks.visibility import TaskVisibility
 
@@ -28,6 +35,16 @@ TASK_SORTS = Sorts(
     id_column=Task.id,
     default="due",
 )
+
+
+class TaskRepository(Repository[Task]):
+    """The kit's repository with tasks' own rule: visible to assignee and creator."""
+
+    def visible(self, visibility: Any) -> Select[Any]:
+        return select(Task).where(visibility.where(Task))
+
+
+TASKS = TaskRepository(Task, TaskNotFound, sorts=TASK_SORTS, noun="task")
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,7 @@ class TaskFilters:
 
 
 def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Select[Any]:
-    stmt = select(Task).where(visibility.where(Task))
+    stmt = TASKS.visible(visibility)
     return where_all(
         stmt,
         eq(Task.assignee_id, f.assignee),
@@ -75,18 +92,13 @@ async def list_tasks(
     page: PageParams,
 ) -> tuple[list[Task], str | None]:
     stmt = task_select(session, visibility, filters)
-    return await paginate(session, stmt, TASK_SORTS.keys(sort), page)
+    return await TASKS.page(session, stmt, page, sort=sort)
 
 
 async def get_task(
     session: AsyncSession, visibility: TaskVisibility, task_id: uuid.UUID
 ) -> Task | None:
-    stmt = (
-        select(Task)
-        .where(Task.id == task_id, visibility.where(Task))
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await TASKS.get(session, visibility, task_id)  # type: ignore[arg-type]
 
 
 async def add(session: AsyncSession, row: Any) -> Any:
@@ -99,13 +111,11 @@ async def update_task(
     session: AsyncSession, task: Task, values: Mapping[str, Any], expected_version: int
 ) -> None:
     """One versioned write (412 when someone else wrote first); ``task`` is refreshed."""
-    written = {**values, "updated_at": utcnow()}
-    await update_versioned(session, Task, Task.id == task.id, expected_version, written)
-    await session.refresh(task)
+    await TASKS.update(session, task, values, expected_version=expected_version, only_changed=False)
 
 
 async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> None:
-    await session.execute(delete(Task).where(Task.id == task_id))
+    await TASKS.delete(session, task_id)
 
 
 async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: datetime) -> bool:

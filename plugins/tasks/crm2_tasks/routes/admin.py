@@ -6,10 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep
-from crm2_core.http.pagination import Page, PageDep
-from crm2_tasks.kit_compat import created, present
+from crm2_core.api import ContextDep, IfMatchDep, Page, PageDep, SessionDep, created, present
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.routes.deps import TasksAdmin

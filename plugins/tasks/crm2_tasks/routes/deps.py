@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from crm2_core.auth import require
+from crm2_core.api import require
 from crm2_hookspecs import Principal
 
 TasksRead = Annotated[Principal, Depends(require("tasks:read"))]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from crm2_core.http.deps import ContextDep, SessionDep
+from crm2_core.api import ContextDep, SessionDep
 from crm2_tasks.routes.deps import TasksRead
 from crm2_tasks.schemas.tasks import FeedPublic
 from crm2_tasks.service import feed as service

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep
-from crm2_core.http.pagination import Page, PageDep, PageParams
-from crm2_tasks import clock
-from crm2_tasks.calendar import zone
-from crm2_tasks.kit_compat import (
+from crm2_core.api import (
+    ContextDep,
     CsvColumns,
+    IfMatchDep,
+    Page,
+    PageDep,
+    PageParams,
+    SessionDep,
     acting_user,
     as_utc,
     created,
@@ -24,6 +25,8 @@ from crm2_tasks.kit_compat import (
     export_pages,
     present,
 )
+from crm2_tasks import clock
+from crm2_tasks.calendar import zone
 from crm2_tasks.models import Task
 from crm2_tasks.repository import tasks as repo
 from crm2_tasks.repository import timers as timers_repo

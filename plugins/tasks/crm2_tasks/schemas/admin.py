@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel
 from crm2_tasks.schemas.tasks import Priority, Tag, Zone
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]

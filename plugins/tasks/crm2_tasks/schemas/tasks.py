@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import EntityLink, RequestModel, ResponseModel
 
 Priority = Literal["low", "normal", "high", "urgent"]
 OpenStatus = Literal["todo", "in_progress", "waiting"]
@@ -19,18 +19,8 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*
 Tags = Annotated[list[Tag], Field(max_length=20)]
 # minutes before the due time; up to a year
 Reminders = Annotated[list[Annotated[int, Field(ge=0, le=525_600)]], Field(max_length=10)]
-EntityKind = Annotated[
-    str, Field(min_length=3, max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-]
 Rule = Annotated[str, Field(min_length=6, max_length=500, description="an RFC 5545 RRULE")]
 Zone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
-
-
-class EntityLink(RequestModel):
-    """A link to a record of any plugin: ``{"kind": "deals.deal", "id": "…"}``."""
-
-    kind: EntityKind
-    id: uuid.UUID
 
 
 class ChecklistItemIn(RequestModel):

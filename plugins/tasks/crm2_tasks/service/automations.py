@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.etag import check_version
+from crm2_core.api import check_version, is_active_user
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
 from crm2_tasks.errors import InvalidRule, RuleNotFound
-from crm2_tasks.kit_compat import is_active_user
 from crm2_tasks.models import AutomationRule
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository import tasks as task_repo

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.etag import check_version
+from crm2_core.api import check_version
 from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar
 from crm2_tasks.models import Calendar

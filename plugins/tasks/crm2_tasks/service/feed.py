@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.api import acting_user, is_active_user
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, ical
 from crm2_tasks.errors import FeedNotFound
-from crm2_tasks.kit_compat import acting_user, is_active_user
 from crm2_tasks.repository import feed as repo
 
 PATH = "/api/v1/tasks/feed/{token}.ics"

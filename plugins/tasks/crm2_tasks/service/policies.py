@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.etag import check_version
+from crm2_core.api import check_version, is_active_user
 from crm2_tasks.errors import InvalidAssignee, InvalidPolicy, SlaPolicyNotFound
-from crm2_tasks.kit_compat import is_active_user
 from crm2_tasks.models import SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository.tasks import add

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.events import publish
+from crm2_core.api import publish
 from crm2_tasks import clock
 from crm2_tasks.events import TaskReminderDue
 from crm2_tasks.models import Task

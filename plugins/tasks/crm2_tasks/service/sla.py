@@ -11,10 +11,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.events import publish
+from crm2_core.api import is_active_user, publish
 from crm2_tasks import clock, sla
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
-from crm2_tasks.kit_compat import is_active_user
 from crm2_tasks.models import SlaPolicy, SlaTimer, Task
 from crm2_tasks.repository import admin as admin_repo
 from crm2_tasks.repository import tasks as task_repo

@@ -12,9 +12,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.events import publish
-from crm2_core.http.etag import check_version
+from crm2_core.api import (
+    EntityLink,
+    acting_user,
+    check_version,
+    is_active_user,
+    publish,
+    require_entity,
+    utcnow,
+)
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, recurrence
 from crm2_tasks.errors import (
@@ -31,11 +37,10 @@ from crm2_tasks.events import (
     TaskReopened,
     TaskUpdated,
 )
-from crm2_tasks.kit_compat import acting_user, is_active_user, resolve_entity
 from crm2_tasks.models import NO_DUE, OPEN_STATUSES, Series, Task
 from crm2_tasks.recurrence import RecurrenceError, validate
 from crm2_tasks.repository import tasks as repo
-from crm2_tasks.schemas.tasks import EntityLink, TaskAssign, TaskCreate, TaskPublic, TaskUpdate
+from crm2_tasks.schemas.tasks import TaskAssign, TaskCreate, TaskPublic, TaskUpdate
 from crm2_tasks.service import reminders, sla
 from crm2_tasks.visibility import TaskVisibility
 
@@ -84,9 +89,7 @@ async def check_link(context: Any, principal: Principal | None, link: EntityLink
     plugin answers in a session of its own, and on SQLite (every transaction is
     ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
     """
-    found = await resolve_entity(context, link.kind, link.id, principal)
-    if found is None:
-        raise InvalidLink(f"no {link.kind} {link.id} that you can see")
+    await require_entity(context, link, principal)
 
 
 def _timezone(context: Any, requested: str | None) -> str:
