@@ -3,7 +3,7 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
-import { cellText, coerce, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -73,7 +73,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
         <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
           {view.filters.map((name) => (
             <label key={name} className="field">
-              <span>{name}</span>
+              <span>{fieldLabel(name)}</span>
               <input name={name} defaultValue={filters[name] ?? ""} />
             </label>
           ))}
@@ -87,7 +87,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
             <tr>
               {view.columns.map((c) => (
                 <th key={c} scope="col">
-                  {c}
+                  {fieldLabel(c)}
                 </th>
               ))}
             </tr>
@@ -279,7 +279,7 @@ function Field({ field, error, initial }: { field: FormField; error?: string; in
   return (
     <div className="field">
       <label htmlFor={id}>
-        {field.name}
+        {fieldLabel(field.name)}
         {field.required && " *"}
         {field.kind === "list" && <small className="muted"> (a, b, c)</small>}
       </label>
