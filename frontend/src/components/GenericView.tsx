@@ -94,11 +94,15 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
           </thead>
           <tbody>
             {items.map((item, index) => (
-              <tr key={String(item.id ?? item.name ?? index)}>
+              <tr key={String(item[view.id_field] ?? index)}>
                 {view.columns.map((c, i) => (
                   <td key={c}>
-                    {i === 0 && canEdit && typeof item.id === "string" ? (
-                      <button type="button" className="link" onClick={() => setEditing(String(item.id))}>
+                    {i === 0 && canEdit && typeof item[view.id_field] === "string" ? (
+                      <button
+                        type="button"
+                        className="link"
+                        onClick={() => setEditing(String(item[view.id_field]))}
+                      >
                         {show(c, item[c]) || "—"}
                       </button>
                     ) : (
