@@ -125,6 +125,19 @@ test("moving a deal on the board moves it on a second signed-in browser within a
   await a.page.getByTestId("deal-stage").filter({ hasText: target }).waitFor();
   await a.page.getByRole("heading", { name: "Stage history" }).waitFor();
   await shot(a.page, "deal");
+
+  // a lost stage asks why before the move is sent
+  await a.page.goto(`${BASE}/deals/`);
+  const lost = a.page.locator('section.column[data-stage="Lost"]');
+  const again = a.page.locator(`article[data-deal="${dealId}"]`);
+  await again.getByLabel(`Move to: ${title}`).selectOption({ label: "Lost" });
+  const why = a.page.getByRole("form", { name: "Why was it lost?" });
+  await why.getByLabel("Why was it lost?").fill("Chose a cheaper broker");
+  const lostMove = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
+  await why.getByRole("button", { name: "Save" }).click();
+  assert.equal((await lostMove).status(), 200);
+  await lost.locator(`article[data-deal="${dealId}"]`).waitFor();
+  await b.page.locator(`section.column[data-stage="Lost"] article[data-deal="${dealId}"]`).waitFor();
   assert.deepEqual(a.problems, []);
   assert.deepEqual(b.problems, []);
   await a.context.close();
@@ -147,15 +160,15 @@ test("after a network drop the board says reconnecting, then resumes without mis
     const card = columns.nth(1).locator("article.deal-card").first();
     await card.waitFor();
     const dealId = await card.getAttribute("data-deal");
-    const title = await card.locator(".deal-title").innerText();
     const target = await columns.nth(2).getAttribute("data-stage");
     await b.page.locator(`article[data-deal="${dealId}"]`).waitFor();
 
     proxy.cut();
     await status.filter({ hasText: "Reconnecting" }).waitFor({ timeout: 5_000 });
     await shot(b.page, "board-reconnecting");
+    // this time by drag and drop onto the target column
     const moved = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
-    await card.getByLabel(`Move to: ${title}`).selectOption({ label: target });
+    await card.dragTo(columns.nth(2), { sourcePosition: { x: 4, y: 4 }, targetPosition: { x: 20, y: 10 } });
     assert.equal((await moved).status(), 200);
     const stale = b.page.locator(`section.column[data-stage="${target}"] article[data-deal="${dealId}"]`);
     assert.equal(await stale.count(), 0, "B cannot know of the move while cut off");
