@@ -46,7 +46,8 @@ def install(extras: str) -> None:
     targets = [ROOT / "hookspecs", ROOT, *plugin_dirs()]
     stamp_source = extras + "".join((t / "pyproject.toml").read_text() for t in targets)
     stamp = hashlib.sha256(stamp_source.encode()).hexdigest()
-    marker = VENV / ".crm2-installed"
+    # One stamp per extras set: `run` (no extras) and `test` must not undo each other's.
+    marker = VENV / f".crm2-installed-{extras or 'base'}"
     if marker.exists() and marker.read_text() == stamp:
         return
     args = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

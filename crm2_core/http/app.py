@@ -17,10 +17,13 @@ from crm2_core.context import AppContext, build_context
 from crm2_core.errors import ConfigurationError
 from crm2_core.events.bus import build_bus
 from crm2_core.http.docs import install_docs
+from crm2_core.http.forwarded import ForwardedMiddleware, parse_networks
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
+from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
@@ -78,14 +81,20 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
 
 
 class Crm2App(FastAPI):
-    """FastAPI with the request-id middleware outside Starlette's ``ServerErrorMiddleware``.
+    """FastAPI with the request-id and security-header middleware outside Starlette's
+    ``ServerErrorMiddleware``.
 
     ``add_middleware`` always lands inside it, so a 500 rendered there would go
-    out without the ``X-Request-ID`` the client needs to report it.
+    out without the ``X-Request-ID`` the client needs to report it (or the headers).
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack())
+        inner = SecurityHeadersMiddleware(super().build_middleware_stack())
+        # Observability (log fields, metrics, the request's span) outside it too, for the
+        # same reason: a 500 is counted and logged with its id.
+        inner = ObservabilityMiddleware(inner, self.state.context)
+        networks = parse_networks(self.state.context.settings.trusted_proxies)
+        return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
 
 
 def create_app(

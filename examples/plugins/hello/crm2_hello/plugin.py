@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from crm2_hello.config import HelloSettings
-from crm2_hookspecs import ConsoleView, Crm2Context, Permission, PluginManifest, hookimpl
+from crm2_hookspecs import ConsoleView, Permission, PluginManifest, hookimpl
 
 manifest = PluginManifest(
     name="hello",
@@ -70,14 +70,6 @@ def crm2_console_views() -> Sequence[ConsoleView]:
             order=50,
         )
     ]
-
-
-@hookimpl
-def crm2_configure(context: Crm2Context) -> None:
-    from crm2_hello.service import HelloService
-
-    settings: HelloSettings = context.plugin_settings("hello")
-    context.state["hello"] = HelloService(settings)
 
 
 @hookimpl
