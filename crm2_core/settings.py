@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         86_400, ge=3600, description="how long Idempotency-Key responses are kept"
     )
+    idempotency_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="how long a repeated Idempotency-Key waits for the first request (409 after)",
+    )
     broker_url: str = Field(
         "memory://",
         description="memory:// (handlers run inside crm2 serve), amqp://… (RabbitMQ) or redis://…",
