@@ -54,3 +54,20 @@ async def test_demo_without_deals_still_gives_agents_tasks(tasks: Tasks) -> None
     mine = await tasks.client.get("/api/v1/tasks/views/mine", headers=agent.headers)
     assert len(mine.json()["items"]) == 8
     assert all(t["link"] is None for t in mine.json()["items"])
+
+
+async def test_the_load_data_set_serves_my_open_tasks_by_due_date(tasks: Tasks) -> None:
+    from crm2_tasks.seed_load import agent_email, seed_load
+
+    result = await seed_load(tasks.app.context, tasks=600, agents=3, password="load-pass-123456")
+    assert result == {"agents": 3, "tasks": 600}
+    login = await tasks.client.post(
+        "/api/v1/auth/login", json={"email": agent_email(1), "password": "load-pass-123456"}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    page = (await tasks.client.get("/api/v1/tasks/views/mine?limit=50", headers=headers)).json()
+    items = page["items"]
+    assert len(items) == 50 and page["next_cursor"]
+    assert all(t["status"] in ("todo", "in_progress", "waiting") for t in items)
+    dues = [t["due_at"] for t in items if t["due_at"]]
+    assert dues == sorted(dues)
