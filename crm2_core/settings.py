@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         0, ge=0, description="requests allowed at once before the rate applies (0 = one minute's)"
     )
     redis_prefix: str = Field("crm2:", description="prefix of every Redis key crm2 writes")
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated proxy addresses or networks whose X-Forwarded-For is "
+        "believed (e.g. 10.0.0.0/8); empty = none, the connection's address is the client's",
+    )
     plugins: str | None = Field(
         None, description="comma-separated plugins to enable; unset = every installed plugin"
     )
@@ -60,6 +65,12 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_seconds: int = Field(
         86_400, ge=3600, description="how long Idempotency-Key responses are kept"
+    )
+    idempotency_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="how long a repeated Idempotency-Key waits for the first request (409 after)",
     )
     broker_url: str = Field(
         "memory://",
@@ -96,6 +107,11 @@ class Settings(BaseSettings):
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (one readable line) or json (one object per line, with request id, "
+        "principal, plugin, event and handler)",
+    )
     admin_email: str | None = Field(
         None, description="first admin created by `crm2 serve` when there are no users"
     )
@@ -119,6 +135,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        from crm2_core.http.forwarded import parse_networks
+
+        parse_networks(value)
+        return value
 
     @property
     def enabled_plugins(self) -> list[str] | None:

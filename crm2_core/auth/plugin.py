@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +13,26 @@ from sqlalchemy import text
 
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.credentials import CredentialsCache
+from crm2_core.auth.delays import LoginDelays
+from crm2_core.auth.events import EVENT_TYPES, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import MODELS
 from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AppContext
+from crm2_core.db import utcnow
+from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import Permission, PluginManifest, hookimpl
+from crm2_hookspecs import (
+    ConsoleView,
+    Permission,
+    PluginManifest,
+    Principal,
+    ScheduledJob,
+    hookimpl,
+)
 
 SYNC_LOCK = 0x63726D34
 
@@ -51,6 +65,44 @@ def crm2_permissions() -> Sequence[Permission]:
 
 
 @hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    """The admin section of the web console: users and roles (shown to those who manage them)."""
+    return [
+        ConsoleView(
+            key="auth.users",
+            title="Users",
+            titles={"ru": "Пользователи"},
+            list_path="/api/v1/auth/users",
+            item_path="/api/v1/auth/users/{id}",
+            permission="auth:users",
+            item_schema="UserPublic",
+            create_schema="UserCreate",
+            update_schema="UserUpdate",
+            edit=("full_name", "roles", "is_active"),
+            columns=("email", "full_name", "roles", "is_active", "created_at"),
+            form=("email", "full_name", "password", "roles"),
+            order=900,
+        ),
+        ConsoleView(
+            key="auth.roles",
+            title="Roles",
+            titles={"ru": "Роли"},
+            list_path="/api/v1/auth/roles",
+            item_path="/api/v1/auth/roles/{id}",
+            id_field="name",
+            permission="auth:roles",
+            item_schema="RolePublic",
+            create_schema="RoleCreate",
+            update_schema="RoleUpdate",
+            edit=("description", "permissions"),
+            columns=("name", "description", "permissions", "builtin"),
+            form=("name", "description", "permissions"),
+            order=910,
+        ),
+    ]
+
+
+@hookimpl
 def crm2_configure(context: AppContext) -> None:
     settings: AuthSettings = context.plugin_settings("auth")
     tokens = TokenService(settings, context.settings.env)
@@ -60,8 +112,54 @@ def crm2_configure(context: AppContext) -> None:
         else MemoryThrottle()
     )
     roles = RoleCache(context.session_factory, settings.role_cache_seconds)
-    context.state["auth"] = AuthService(settings, tokens, Passwords(settings), throttle, roles)
-    context.state["authenticator"] = Authenticator(context, tokens, roles)
+    credentials = CredentialsCache(
+        context.read_session_factory or context.session_factory,
+        settings.credentials_cache_seconds,
+    )
+    delays = LoginDelays(context.session_factory, settings)
+    context.state["auth"] = AuthService(
+        settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
+    )
+    enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
+    context.state["authenticator"] = Authenticator(context, tokens, roles, credentials, enabled)
+    streams = context.state.get("streams")
+    if streams is not None:  # every relayed event this process hears of
+        streams.hub.taps.append(forget_on_events(roles, credentials))
+
+
+def forget_on_events(
+    roles: RoleCache, credentials: CredentialsCache
+) -> Callable[[Sequence[Envelope]], None]:
+    """Drop cached credentials and roles when another process changed them."""
+
+    def tap(events: Sequence[Envelope]) -> None:
+        for event in events:
+            if event.type == UserCredentialsChanged.event_type:
+                try:
+                    credentials.invalidate(uuid.UUID(str(event.data.get("user_id"))))
+                except ValueError:
+                    credentials.clear()
+            elif event.type == RoleChanged.event_type:
+                roles.invalidate()
+
+    return tap
+
+
+@hookimpl
+def crm2_event_types() -> Sequence[type]:
+    return EVENT_TYPES
+
+
+@hookimpl
+def crm2_scheduled_jobs() -> Sequence[ScheduledJob]:
+    return [ScheduledJob(name="forget_login_failures", interval_seconds=3600, run=_forget)]
+
+
+async def _forget(context: Any) -> None:
+    """Drop streaks of failed logins older than the window: they no longer delay anyone."""
+    service: AuthService = context.state["auth"]
+    window = timedelta(seconds=service.settings.login_window_seconds)
+    await service.delays.sweep(utcnow() - window)
 
 
 @hookimpl
@@ -73,7 +171,20 @@ def crm2_routers() -> Sequence[APIRouter]:
 
 @hookimpl
 def crm2_startup(context: AppContext) -> Awaitable[None]:
+    context.state["auth"].tokens.warn_if_ephemeral()
     return sync_permissions(context)
+
+
+@hookimpl
+def crm2_resolve_entity(
+    kind: str, id: str, principal: Principal | None, context: AppContext
+) -> Awaitable[Mapping[str, Any] | None] | None:
+    """``auth.user``: the user other plugins link to (``crm2_core.kit.links``)."""
+    if kind != "auth.user":
+        return None
+    from crm2_core.kit.owners import resolve_user
+
+    return resolve_user(context, id, principal)
 
 
 async def sync_permissions(context: AppContext) -> None:

@@ -122,10 +122,21 @@ class Hub:
         self._lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # Called with every batch this process dispatches, subscribers or not: how
+        # other core services (auth's caches) hear of events relayed anywhere.
+        self.taps: list[Callable[[Sequence[Envelope]], None]] = []
 
     @property
     def subscriptions(self) -> int:
         return len(self._subscriptions)
+
+    def channel_counts(self) -> dict[str, int]:
+        """Open subscriptions by channel name (the ``crm2_sse_connections`` metric)."""
+        counts: dict[str, int] = {}
+        for subscription in self._subscriptions:
+            name = subscription.channel.name
+            counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def subscribe(self, channel: SseChannel, limit: int) -> tuple[Subscription, int | None]:
         """Register a connection; return it with the highest position dispatched so far.
@@ -196,6 +207,11 @@ class Hub:
         return True
 
     def _dispatch(self, events: Sequence[Envelope]) -> None:
+        for tap in self.taps:
+            try:
+                tap(events)
+            except Exception:  # a tap must never hold up the streams
+                log.exception("streams: an event tap failed")
         by_channel: dict[str, list[Envelope]] = {}
         for subscription in list(self._subscriptions):
             channel = subscription.channel

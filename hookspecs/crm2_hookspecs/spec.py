@@ -10,6 +10,7 @@ after the plugins it depends on); shutdown runs in reverse.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from crm2_hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
     from crm2_hookspecs.records import (
+        ConsoleView,
         Crm2Context,
         EventHandler,
         HealthCheck,
@@ -151,6 +153,33 @@ class Crm2Spec:
         """
         raise NotImplementedError
 
+    @hookspec
+    def crm2_console_views(self, context: Crm2Context) -> Sequence[ConsoleView]:
+        """Return the sections this plugin adds to the web console.
+
+        The console (the ``console`` plugin) lists them at
+        ``GET /api/v1/console/views``, keeping those whose ``permission`` the
+        signed-in user holds, and renders each one generically from the
+        plugin's list endpoint and OpenAPI schemas: no console rebuild needed.
+
+        :param context: the running application.
+        :returns: ``ConsoleView`` records; each key starts with the plugin's name.
+        """
+        raise NotImplementedError
+
+    @hookspec(firstresult=True)
+    def crm2_web_root(self, context: Crm2Context) -> Any:
+        """Return an ASGI app that answers the requests no route matched, outside ``/api/``.
+
+        ``firstresult``: one plugin serves the site (the console's static
+        files at ``/``). Unmatched paths under ``/api/`` stay the core's
+        problem+json 404, and a path a route matches with another method stays
+        a 405.
+
+        :param context: the running application.
+        :returns: an ASGI application, or ``None`` to leave the web root alone.
+        """
+
     # -- lifecycle ------------------------------------------------------------
 
     @hookspec
@@ -233,4 +262,29 @@ class Crm2Spec:
         :param context: the running application.
         :returns: ``None`` when the kind is not yours, else an awaitable of the
             record as a mapping (or ``None`` when it does not exist or is hidden).
+        """
+
+    @hookspec
+    def crm2_reassign_user(
+        self,
+        from_user: uuid.UUID,
+        to_user: uuid.UUID,
+        session: Any,
+        actor: Principal | None,
+        context: Crm2Context,
+    ) -> Awaitable[Mapping[str, int]] | Mapping[str, int] | None:
+        """Hand every record ``from_user`` owns in this plugin to ``to_user``.
+
+        Called by ``POST /api/v1/auth/users/{id}/reassign`` (a user who owns
+        records cannot be deleted). Apply your own rules: bump versions, publish
+        your events through ``session`` (the request's transaction; never commit).
+        Records you leave behind are named in the endpoint's 409.
+
+        :param from_user: the user whose records move.
+        :param to_user: an active user who takes them over.
+        :param session: the request's ``AsyncSession``.
+        :param actor: who asked, or ``None`` for the system.
+        :param context: the running application.
+        :returns: records moved by table name (or an awaitable of it); ``None``
+            when the plugin owns nothing of users.
         """

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from crm2_core.schemas import RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 
 
 class GreetingCreate(RequestModel):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from crm2_core.schemas import RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 
 # "system" entries exist too, but only services write them.
 UserActivityKind = Literal["note", "call", "meeting", "email"]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from crm2_core.schemas import Clearable, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 
 ClientKind = Literal["person", "company"]
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

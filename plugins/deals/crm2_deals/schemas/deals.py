@@ -8,8 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from crm2_core.money import Amount, Currency
-from crm2_core.schemas import Clearable, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import Amount, Clearable, Currency, RequestModel, ResponseModel, UpdateModel
 
 
 class DealCreate(RequestModel):

@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from crm2_core.money import Amount
-from crm2_core.schemas import Int32, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import Amount, Int32, RequestModel, ResponseModel, UpdateModel
 
 StageKind = Literal["open", "won", "lost"]
 

@@ -10,13 +10,21 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from crm2_core.money import Amount, Currency, from_minor, to_minor
-from crm2_core.schemas import Clearable, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import (
+    Amount,
+    Clearable,
+    Currency,
+    RequestModel,
+    ResponseModel,
+    UpdateModel,
+    from_minor,
+    to_minor,
+)
 from crm2_deals.models import Policy
 
 PaymentFrequency = Literal["annual", "semi_annual", "quarterly", "monthly"]
 PolicyStatus = Literal["draft", "active", "expired", "cancelled"]
-POLICY_SORTS = ("updated_at", "created_at", "start_date", "end_date", "number")
+SORT_FIELDS = ("updated_at", "created_at", "start_date", "end_date", "number")
 
 
 def _check_money(premium: Decimal | None, currency: str | None) -> None:

@@ -1,0 +1,298 @@
+"use client";
+
+import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
+import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { formatDateTime } from "@/lib/i18n";
+import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+interface PageBody {
+  items: Record<string, unknown>[];
+  next_cursor?: string | null;
+}
+
+function asPage(body: unknown): PageBody {
+  if (Array.isArray(body)) return { items: body as Record<string, unknown>[], next_cursor: null };
+  return body as PageBody;
+}
+
+function useOpenApi() {
+  return useQuery({
+    queryKey: ["openapi"],
+    queryFn: async () => (await (await fetch(new URL("/openapi.json", origin))).json()) as OpenApiDoc,
+    staleTime: Infinity,
+  });
+}
+
+/** Any plugin's section, from its ConsoleView: filters, a cursor-paged list, a create form. */
+export function GenericView({ view }: { view: ConsoleViewPublic }) {
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const [filters, setFilters] = useState<Record<string, string>>({});
+  const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState<string | null>(null);
+  const queryKey = [view.stream || view.plugin, "view", view.key, filters];
+  const list = useInfiniteQuery({
+    queryKey,
+    queryFn: async ({ pageParam }) =>
+      asPage(await getJson(view.list_path, { ...filters, limit: "50", ...(pageParam ? { cursor: pageParam } : {}) })),
+    initialPageParam: "",
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+  const items = list.data?.pages.flatMap((p) => p.items) ?? [];
+  const canEdit = view.item_path !== "" && view.edit.length > 0;
+
+  function applyFilters(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setFilters(Object.fromEntries(view.filters.map((f) => [f, String(form.get(f) ?? "")])));
+  }
+
+  const show = (column: string, value: unknown) =>
+    typeof value === "string" && /_at$/.test(column) && value ? formatDateTime(locale, value) : cellText(value);
+
+  return (
+    <section className="stack" data-view={view.key}>
+      <div className="row">
+        <h1>{viewTitle(view, locale)}</h1>
+        <span className="spacer" />
+        {view.form.length > 0 && (
+          <button type="button" onClick={() => setCreating((c) => !c)}>
+            {t("list.create")}
+          </button>
+        )}
+      </div>
+      {creating && <CreateForm view={view} onDone={() => setCreating(false)} />}
+      {editing && (
+        <EditForm key={editing} view={view} id={editing} onDone={() => setEditing(null)} />
+      )}
+      {view.filters.length > 0 && (
+        <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
+          {view.filters.map((name) => (
+            <label key={name} className="field">
+              <span>{fieldLabel(name)}</span>
+              <input name={name} defaultValue={filters[name] ?? ""} />
+            </label>
+          ))}
+          <button type="submit">{t("list.filter")}</button>
+        </form>
+      )}
+      {list.isError && <p className="error">{list.error.message}</p>}
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              {view.columns.map((c) => (
+                <th key={c} scope="col">
+                  {fieldLabel(c)}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((item, index) => (
+              <tr key={String(item[view.id_field] ?? index)}>
+                {view.columns.map((c, i) => (
+                  <td key={c}>
+                    {i === 0 && canEdit && typeof item[view.id_field] === "string" ? (
+                      <button
+                        type="button"
+                        className="link"
+                        onClick={() => setEditing(String(item[view.id_field]))}
+                      >
+                        {show(c, item[c]) || "—"}
+                      </button>
+                    ) : (
+                      show(c, item[c])
+                    )}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {list.isPending && <p>{t("loading")}</p>}
+      {list.isSuccess && items.length === 0 && <p className="muted">{t("list.empty")}</p>}
+      {list.hasNextPage && (
+        <button type="button" className="ghost" onClick={() => void list.fetchNextPage()}>
+          {t("list.more")}
+        </button>
+      )}
+    </section>
+  );
+}
+
+function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => void }) {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const openapi = useOpenApi();
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [message, setMessage] = useState("");
+  if (!openapi.data) return <p>{t("loading")}</p>;
+  const fields = formFields(openapi.data, view.create_schema, view.form);
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const body: Record<string, unknown> = {};
+    for (const field of fields) {
+      const raw = field.kind === "boolean" ? form.get(field.name) === "on" : String(form.get(field.name) ?? "");
+      const value = coerce(field, raw);
+      if (value !== undefined) body[field.name] = value;
+    }
+    setErrors({});
+    setMessage("");
+    try {
+      await sendJson("POST", view.list_path, body, { "Idempotency-Key": crypto.randomUUID() });
+      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
+      onDone();
+    } catch (err) {
+      if (err instanceof ProblemError) {
+        setErrors(err.fieldErrors());
+        setMessage(err.detail || err.title);
+      } else setMessage(t("error.generic"));
+    }
+  }
+
+  return (
+    <form className="card stack" onSubmit={submit} aria-label={t("list.create")} noValidate>
+      {fields.map((field) => (
+        <Field key={field.name} field={field} error={errors[field.name]} />
+      ))}
+      {message && (
+        <p className="error" role="alert">
+          {message}
+        </p>
+      )}
+      <div className="row">
+        <button type="submit">{t("form.save")}</button>
+        <button type="button" className="ghost" onClick={onDone}>
+          {t("form.cancel")}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** Edit a record with If-Match: a 412 says someone else changed it meanwhile. */
+function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; onDone: () => void }) {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const openapi = useOpenApi();
+  const path = view.item_path.replace("{id}", encodeURIComponent(id));
+  const record = useQuery({
+    queryKey: [view.stream || view.plugin, "record", view.key, id],
+    queryFn: async () => {
+      const response = await session.fetch(new Request(new URL(path, origin)));
+      if (!response.ok) throw await ProblemError.from(response);
+      return { etag: response.headers.get("ETag") ?? "", body: (await response.json()) as Record<string, unknown> };
+    },
+    staleTime: Infinity,
+  });
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [message, setMessage] = useState("");
+  if (!openapi.data || !record.data) return <p>{t("loading")}</p>;
+  const fields = formFields(openapi.data, view.update_schema, view.edit);
+  const { etag, body: current } = record.data;
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const body: Record<string, unknown> = {};
+    for (const field of fields) {
+      const raw = field.kind === "boolean" ? form.get(field.name) === "on" : String(form.get(field.name) ?? "");
+      const value = coerce(field, raw);
+      if (value !== undefined) body[field.name] = value;
+    }
+    setErrors({});
+    setMessage("");
+    try {
+      await sendJson("PATCH", path, body, { "If-Match": etag });
+      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+      onDone();
+    } catch (err) {
+      if (err instanceof ProblemError && err.status === 412) setMessage(t("error.conflict"));
+      else if (err instanceof ProblemError) {
+        setErrors(err.fieldErrors());
+        setMessage(err.detail || err.title);
+      } else setMessage(t("error.generic"));
+    }
+  }
+
+  return (
+    <form className="card stack" onSubmit={submit} aria-label={t("form.edit")} noValidate>
+      {fields.map((field) => (
+        <Field key={field.name} field={field} error={errors[field.name]} initial={current[field.name]} />
+      ))}
+      {message && (
+        <p className="error" role="alert">
+          {message}
+        </p>
+      )}
+      <div className="row">
+        <button type="submit">{t("form.save")}</button>
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => {
+            void record.refetch();
+            setMessage("");
+          }}
+        >
+          {t("form.reload")}
+        </button>
+        <button type="button" className="ghost" onClick={onDone}>
+          {t("form.cancel")}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Field({ field, error, initial }: { field: FormField; error?: string; initial?: unknown }) {
+  const id = `field-${field.name}`;
+  const start = initial === undefined || initial === null ? "" : cellText(initial);
+  const common = {
+    id,
+    name: field.name,
+    "aria-invalid": error ? true : undefined,
+    "aria-describedby": error ? `${id}-error` : undefined,
+  };
+  let input;
+  if (field.kind === "enum") {
+    input = (
+      <select {...common} defaultValue={start}>
+        <option value="">—</option>
+        {field.options.map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+      </select>
+    );
+  } else if (field.kind === "boolean") {
+    input = <input {...common} type="checkbox" defaultChecked={initial === true} />;
+  } else if (field.kind === "textarea") {
+    input = <textarea {...common} maxLength={field.maxLength} defaultValue={start} />;
+  } else {
+    const type = { number: "text", date: "date", datetime: "datetime-local" }[field.kind as string] ?? "text";
+    input = <input {...common} type={type} maxLength={field.maxLength} defaultValue={start} />;
+  }
+  return (
+    <div className="field">
+      <label htmlFor={id}>
+        {fieldLabel(field.name)}
+        {field.required && " *"}
+        {field.kind === "list" && <small className="muted"> (a, b, c)</small>}
+      </label>
+      {input}
+      {error && (
+        <span id={`${id}-error`} className="error">
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
