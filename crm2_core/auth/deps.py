@@ -13,7 +13,7 @@ from crm2_hookspecs import Principal
 
 
 def authenticator_of(request: Request) -> Authenticator:
-    authenticator: Authenticator = request.app.state.context.state["authenticator"]
+    authenticator: Authenticator = request.app.state.context.authenticator
     return authenticator
 
 

@@ -16,7 +16,7 @@ from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
-from crm2_core.context import AppContext
+from crm2_core.context import AUTH, AUTHENTICATOR, AppContext
 from crm2_core.migration_paths import environment_dir
 from crm2_hookspecs import Permission, PluginManifest, hookimpl
 
@@ -60,8 +60,8 @@ def crm2_configure(context: AppContext) -> None:
         else MemoryThrottle()
     )
     roles = RoleCache(context.session_factory, settings.role_cache_seconds)
-    context.state["auth"] = AuthService(settings, tokens, Passwords(settings), throttle, roles)
-    context.state["authenticator"] = Authenticator(context, tokens, roles)
+    context.provide(AUTH, AuthService(settings, tokens, Passwords(settings), throttle, roles))
+    context.provide(AUTHENTICATOR, Authenticator(context, tokens, roles))
 
 
 @hookimpl
@@ -79,9 +79,9 @@ def crm2_startup(context: AppContext) -> Awaitable[None]:
 async def sync_permissions(context: AppContext) -> None:
     """Record every enabled plugin's permissions and the built-in roles."""
     declared: list[tuple[str, Any]] = context.plugins.collect("crm2_permissions")
-    service: AuthService = context.state["auth"]
+    service: AuthService = context.auth
     async with context.session_factory() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             # Processes starting together take turns; SQLite's BEGIN IMMEDIATE already does.
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
         await service.sync_permissions(session, declared)

@@ -245,7 +245,7 @@ def users_create(email: str, password: str | None, roles: tuple[str, ...], full_
     async def create() -> str:
         await sync_permissions(context)
         async with context.session_factory() as session:
-            user = await context.state["auth"].create_user(session, data)
+            user = await context.auth.create_user(session, data)
             await session.commit()
             return str(user.id)
 

@@ -7,10 +7,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, event, exists, func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
@@ -19,6 +20,11 @@ from crm2_core.events.models import AppliedEvent, EventRecord
 from crm2_core.events.relay import relay_batch
 from crm2_core.events.types import EventTypeRegistry
 from crm2_hookspecs import EventHandler
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+    from crm2_core.plugins import PluginRegistry
+
 
 log = logging.getLogger(__name__)
 PENDING_FLAG = "crm2_events_pending"
@@ -30,6 +36,8 @@ class Broker(Protocol):
     async def start(self) -> None: ...
 
     async def deliver(self, events: Sequence[Envelope]) -> None: ...
+
+    async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -50,14 +58,14 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(PENDING_FLAG, None)
 
 
-def collect_types(registry: Any) -> EventTypeRegistry:
+def collect_types(registry: PluginRegistry) -> EventTypeRegistry:
     types = EventTypeRegistry()
     for plugin, classes in registry.call("crm2_event_types"):
         types.register(plugin, classes)
     return types
 
 
-def collect_handlers(registry: Any, context: Any) -> HandlerRegistry:
+def collect_handlers(registry: PluginRegistry, context: AppContext) -> HandlerRegistry:
     handlers: list[RegisteredHandler] = []
     for plugin, spec in registry.collect("crm2_event_handlers", context=context):
         if not isinstance(spec, EventHandler):
@@ -72,7 +80,11 @@ def collect_handlers(registry: Any, context: Any) -> HandlerRegistry:
 
 class EventBus:
     def __init__(
-        self, context: Any, types: EventTypeRegistry, handlers: HandlerRegistry, broker: Broker
+        self,
+        context: AppContext,
+        types: EventTypeRegistry,
+        handlers: HandlerRegistry,
+        broker: Broker,
     ) -> None:
         self.context = context
         self.types = types
@@ -165,25 +177,27 @@ class EventBus:
         """Drop relayed events (and their applied records) past the retention."""
         cutoff = utcnow() - timedelta(days=self.context.settings.events_retention_days)
         async with self.context.session_factory() as session:
-            newest = select(func.max(EventRecord.position)).scalar_subquery()
+            newest = select(func.max(col(EventRecord.position))).scalar_subquery()
             # The newest relayed event always stays: positions continue from it, so a
             # client's Last-Event-ID never points past the log after a quiet month.
             await session.execute(
                 delete(EventRecord).where(
-                    EventRecord.relayed_at.is_not(None),
-                    EventRecord.occurred_at < cutoff,
-                    EventRecord.position < newest,
+                    col(EventRecord.relayed_at).is_not(None),
+                    col(EventRecord.occurred_at) < cutoff,
+                    col(EventRecord.position) < newest,
                 )
             )
             # Applied-records go with their events, never before: the newest event stays,
             # and its record is what keeps the next event of that subject in order.
             await session.execute(
-                delete(AppliedEvent).where(~exists().where(EventRecord.id == AppliedEvent.event_id))
+                delete(AppliedEvent).where(
+                    ~exists().where(col(EventRecord.id) == col(AppliedEvent.event_id))
+                )
             )
             await session.commit()
 
 
-def build_bus(context: Any) -> EventBus:
+def build_bus(context: AppContext) -> EventBus:
     """The bus for ``context``; ``memory://`` runs handlers in this process."""
     from crm2_core.events.memory_broker import MemoryBroker
 

@@ -14,21 +14,25 @@ import logging
 import multiprocessing
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 
 from crm2_core.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
 log = logging.getLogger(__name__)
 
 
-def run_worker(context: Any, threads: int, stop: threading.Event | None = None) -> None:
+def run_worker(context: AppContext, threads: int, stop: threading.Event | None = None) -> None:
     """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set)."""
     from crm2_core.events.dramatiq_broker import DramatiqBroker
 
-    bus = context.state["events"]
+    bus = context.events
     if not isinstance(bus.broker, DramatiqBroker):
         raise ConfigurationError(
             "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
@@ -63,8 +67,8 @@ def run_worker(context: Any, threads: int, stop: threading.Event | None = None) 
             asyncio.run_coroutine_threadsafe(_close(context), loop_thread.loop).result(30)
 
 
-async def _close(context: Any) -> None:
-    await context.state["events"].close()
+async def _close(context: AppContext) -> None:
+    await context.events.close()
     await context.aclose()
 
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from crm2_core import __version__
-from crm2_core.context import AppContext, build_context
+from crm2_core.context import EVENTS, SCHEDULER, AppContext, build_context
 from crm2_core.errors import ConfigurationError
 from crm2_core.events.bus import build_bus
 from crm2_core.http.docs import install_docs
@@ -42,8 +42,8 @@ def build_app_context(
     _check_permission_names(registry)
     for _name, _ in registry.call("crm2_configure", context=context):
         pass
-    context.state["events"] = build_bus(context)
-    context.state["scheduler"] = Scheduler(context)
+    context.provide(EVENTS, build_bus(context))
+    context.provide(SCHEDULER, Scheduler(context))
     return context
 
 
@@ -104,7 +104,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        bus, scheduler = context.state["events"], context.state["scheduler"]
+        bus, scheduler = context.events, context.scheduler
         try:
             await registry.acall("crm2_startup", context=context)
             await bus.start()

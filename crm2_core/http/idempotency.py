@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
-from crm2_core.context import AppContext
+from crm2_core.context import AUTHENTICATOR, AppContext
 from crm2_core.db import utcnow
 from crm2_core.errors import (
     BadRequest,
@@ -77,7 +78,7 @@ class IdempotencyMiddleware:
         await self._run_and_store(scope, receive, send, owner, key)
 
     async def _principal(self, scope: Scope) -> Principal | None:
-        authenticator = self.context.state.get("authenticator")
+        authenticator = self.context.find(AUTHENTICATOR)
         if authenticator is None:
             return None
         try:
@@ -142,9 +143,9 @@ class IdempotencyMiddleware:
             taken = await session.execute(
                 update(IdempotencyRecord)
                 .where(
-                    IdempotencyRecord.scope == owner,
-                    IdempotencyRecord.key == key,
-                    IdempotencyRecord.locked_at == row.locked_at,
+                    col(IdempotencyRecord.scope) == owner,
+                    col(IdempotencyRecord.key) == key,
+                    col(IdempotencyRecord.locked_at) == row.locked_at,
                 )
                 .values(locked_at=now)
             )
@@ -159,7 +160,7 @@ class IdempotencyMiddleware:
             return
         async with self.context.session_factory() as session:
             await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+                delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
 
@@ -202,7 +203,7 @@ class IdempotencyMiddleware:
     async def _finish(
         self, owner: str, key: str, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> None:
-        where = (IdempotencyRecord.scope == owner, IdempotencyRecord.key == key)
+        where = (col(IdempotencyRecord.scope) == owner, col(IdempotencyRecord.key) == key)
         values: dict[str, Any] = {
             "state": "done",
             "response_status": status,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
@@ -29,7 +29,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import Mapped, QueryableAttribute
 from sqlalchemy.types import TypeEngine
 
 from crm2_core.errors import InvalidCursor
@@ -116,8 +116,13 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
 class OrderKey:
     """One ordering column; the last key of an ordering must be unique (the id)."""
 
-    column: InstrumentedAttribute[Any]
+    column: Mapped[Any]  # sqlmodel.col(Model.field)
     descending: bool = False
+
+    @property
+    def attribute(self) -> QueryableAttribute[Any]:
+        """The column as SQLAlchemy's class attribute: its SQL type and its name."""
+        return cast(QueryableAttribute[Any], self.column)
 
 
 # What a cursor value must be for a column of each SQL type (TypeDecorators are
@@ -177,7 +182,7 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
     if len({key.descending for key in keys}) == 1:
         row = tuple_(*(key.column for key in keys))
         bound = tuple_(
-            *(literal(value, key.column.type) for key, value in zip(keys, values, strict=True))
+            *(literal(value, key.attribute.type) for key, value in zip(keys, values, strict=True))
         )
         return row < bound if keys[0].descending else row > bound
     clauses = []
@@ -202,4 +207,4 @@ async def paginate(
         return rows, None
     rows = rows[: params.limit]
     last = rows[-1]
-    return rows, encode_cursor([getattr(last, k.column.key) for k in keys])
+    return rows, encode_cursor([getattr(last, k.attribute.key) for k in keys])

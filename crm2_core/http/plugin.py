@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from crm2_core.auth.deps import require
-from crm2_core.context import AppContext
+from crm2_core.context import STREAMS, AppContext
 from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.deps import ContextDep
+from crm2_core.http.health import builtin_checks
 from crm2_core.http.health import router as health_router
 from crm2_core.http.models import MODELS
 from crm2_core.migration_paths import environment_dir
@@ -20,7 +21,7 @@ from crm2_core.schemas import ResponseModel
 from crm2_core.streams import Streams, attach_publisher
 from crm2_core.streams.routes import asyncapi_router
 from crm2_core.streams.routes import router as streams_router
-from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
+from crm2_hookspecs import HealthCheck, Permission, PluginManifest, Principal, hookimpl
 
 manifest = PluginManifest(
     name="core",
@@ -74,18 +75,23 @@ def crm2_routers() -> Sequence[APIRouter]:
 
 
 @hookimpl
+def crm2_health_checks(context: AppContext) -> Sequence[HealthCheck]:
+    return builtin_checks(context)
+
+
+@hookimpl
 def crm2_configure(context: AppContext) -> None:
-    context.state["streams"] = Streams(context)
+    context.provide(STREAMS, Streams(context))
 
 
 @hookimpl
 def crm2_startup(context: AppContext) -> Awaitable[None]:
-    return context.state["streams"].start()
+    return context.streams.start()
 
 
 @hookimpl
 def crm2_shutdown(context: AppContext) -> Awaitable[None]:
-    return context.state["streams"].close()
+    return context.streams.close()
 
 
 @hookimpl

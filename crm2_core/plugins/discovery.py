@@ -39,7 +39,7 @@ def _from_object(
     entry_name: str | None,
 ) -> InstalledPlugin:
     manifest = _manifest_of(obj)
-    label = entry_name or getattr(obj, "__name__", repr(obj))
+    label = entry_name or str(getattr(obj, "__name__", repr(obj)))
     if manifest is None:
         return InstalledPlugin(
             name=entry_name or label,

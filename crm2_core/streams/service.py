@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select
 
+from crm2_core.context import EVENTS
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord
 from crm2_core.events.relay import read_log
@@ -16,6 +17,10 @@ from crm2_core.streams.channels import RegisteredChannel, collect_channels
 from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
 from crm2_core.streams.hub import Hub, LogSource
 from crm2_core.streams.response import ShutdownWatcher
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +37,7 @@ async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.shield(task)
 
 
-def log_source(context: Any) -> LogSource:
+def log_source(context: AppContext) -> LogSource:
     async def _top() -> int:
         async with context.session_factory() as session:
             top = (await session.execute(select(func.max(EventRecord.position)))).scalar()
@@ -52,9 +57,9 @@ def log_source(context: Any) -> LogSource:
 
 
 class Streams:
-    """Kept in ``context.state["streams"]``; started and closed with the application."""
+    """Kept in ``context.streams``; started and closed with the application."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
         self.source = log_source(context)
         self.hub = Hub(self.source, context.settings.relay_interval_seconds)
@@ -66,12 +71,12 @@ class Streams:
         self._shutdown = ShutdownWatcher(self.hub.close)
 
     def event_types(self, channel: RegisteredChannel) -> list[str]:
-        bus = self.context.state["events"]
+        bus = self.context.events
         return channel.event_types([cls.event_type for cls in bus.types.all()])
 
     async def start(self) -> None:
         self.channels = collect_channels(self.context)
-        bus = self.context.state["events"]
+        bus = self.context.events
         redis = self.context.redis
         await self.hub.start()
         self._shutdown.start()
@@ -87,7 +92,7 @@ class Streams:
         await self.hub.publish(events)
 
     async def close(self) -> None:
-        bus = self.context.state.get("events")
+        bus = self.context.find(EVENTS)
         if bus is not None and self._listener in bus.listeners:
             bus.listeners.remove(self._listener)
         self._listener = None
@@ -98,12 +103,12 @@ class Streams:
             self._subscriber = None
 
 
-def attach_publisher(context: Any) -> None:
+def attach_publisher(context: AppContext) -> None:
     """In a process that relays but serves no streams (``crm2 worker``): publish to Redis.
 
     Without Redis there is nothing to do: the serving processes find the
     events in the log on their next poll.
     """
     if context.redis is not None:
-        bus = context.state["events"]
+        bus = context.events
         bus.listeners.append(RedisPublisher(context.redis, context.settings.redis_prefix))

@@ -9,16 +9,19 @@ its short life limits what a leaked URL (access logs, history) gives away.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crm2_core.errors import Unauthorized
 from crm2_hookspecs import Principal
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 STREAM_TOKEN_TYPE = "stream"
 
 
-def issue_stream_token(context: Any, principal: Principal, channel: str) -> str:
-    tokens = context.state["auth"].tokens
+def issue_stream_token(context: AppContext, principal: Principal, channel: str) -> str:
+    tokens = context.auth.tokens
     return str(
         tokens.encode(
             str(principal.id),
@@ -31,9 +34,9 @@ def issue_stream_token(context: Any, principal: Principal, channel: str) -> str:
     )
 
 
-async def principal_from_stream_token(context: Any, token: str, channel: str) -> Principal:
+async def principal_from_stream_token(context: AppContext, token: str, channel: str) -> Principal:
     """The principal a stream token names, with its roles' current permissions; else 401."""
-    claims = context.state["auth"].tokens.decode(token, STREAM_TOKEN_TYPE)
+    claims = context.auth.tokens.decode(token, STREAM_TOKEN_TYPE)
     if claims.get("channel") != channel:
         raise Unauthorized(
             f"this stream token is for channel {claims.get('channel')!r}, not {channel!r}"
@@ -45,7 +48,7 @@ async def principal_from_stream_token(context: Any, token: str, channel: str) ->
         subject = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized("invalid token: sub is not an id") from exc
-    authenticator = context.state["authenticator"]
+    authenticator = context.authenticator
     return Principal(
         id=subject,
         kind=str(claims.get("kind", "user")),

@@ -36,7 +36,7 @@ class Crm2TestApp:
 
     @property
     def auth(self) -> AuthService:
-        service: AuthService = self.context.state["auth"]
+        service: AuthService = self.context.auth
         return service
 
     async def create_user(
@@ -67,10 +67,11 @@ class Crm2TestApp:
     async def settle_events(self, within: float = 10.0) -> None:
         """Relay every committed event and wait for the in-process handlers to finish."""
         from sqlalchemy import func, select
+        from sqlmodel import col
 
         from crm2_core.events.models import EventRecord
 
-        bus = self.context.state["events"]
+        bus = self.context.events
         async with asyncio.timeout(within):
             while True:
                 await bus.relay_once()
@@ -78,7 +79,7 @@ class Crm2TestApp:
                     waiting = await session.execute(
                         select(func.count())
                         .select_from(EventRecord)
-                        .where(EventRecord.relayed_at.is_(None))
+                        .where(col(EventRecord.relayed_at).is_(None))
                     )
                     if waiting.scalar_one() == 0:
                         break

@@ -23,7 +23,7 @@ if __name__ == "__main__":
     port = int(sys.argv[1])
     context = build_app_context(Settings(_env_file=None), extra_plugins=(probe_plugin,))  # type: ignore[call-arg]
     if "--no-relay" in sys.argv:
-        bus = context.state["events"]
+        bus = context.events
         start = bus.start
 
         async def start_without_relay(*, relay: bool = True) -> None:

@@ -35,7 +35,7 @@ async def test_an_idle_stream_costs_two_tasks_and_a_gone_client_is_unsubscribed(
     app = await probe_app()
     server = await serve(app)
     headers = await app.login("admin")
-    hub = app.context.state["streams"].hub
+    hub = app.context.streams.hub
     url = f"{server.url}/api/v1/streams/probe"
     before = len(asyncio.all_tasks())
     async with contextlib.AsyncExitStack() as stack:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 T = TypeVar("T")
 
@@ -56,7 +60,7 @@ def register(cli: click.Group) -> None:
         from crm2_core.auth.plugin import sync_permissions
         from crm2_deals.seed_load import seed_load as load
 
-        async def work(context: Any) -> dict[str, int]:
+        async def work(context: AppContext) -> dict[str, int]:
             await sync_permissions(context)  # the built-in roles, on a database never served
             return await load(context, clients=clients, deals=deal_count)
 

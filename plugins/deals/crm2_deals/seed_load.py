@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
 from sqlalchemy import insert, select
@@ -24,12 +24,16 @@ from crm2_core.auth.schemas import UserCreate
 from crm2_deals.models import Client, ClientEmail, Deal, LostReason, Stage
 from crm2_deals.seed_data import FIRST_NAMES, LAST_NAMES, PRODUCTS, SOURCES
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
 CHUNK = 10_000
 LOAD_AGENTS = 10
 
 
 async def load_owners(
-    context: Any, session: AsyncSession, count: int = LOAD_AGENTS
+    context: AppContext, session: AsyncSession, count: int = LOAD_AGENTS
 ) -> list[uuid.UUID]:
     """The ``load-agent-NN`` users, created when missing (one random password, never shown)."""
     from crm2_core.auth.models import User
@@ -43,7 +47,7 @@ async def load_owners(
             data = UserCreate(
                 email=email, password=password, full_name="Load agent", roles=["agent"]
             )
-            found[email] = (await context.state["auth"].create_user(session, data)).id
+            found[email] = (await context.auth.create_user(session, data)).id
     await session.commit()
     return [found[e] for e in emails]
 
@@ -139,7 +143,7 @@ async def _chunked(
 
 
 async def seed_load(
-    context: Any,
+    context: AppContext,
     *,
     clients: int,
     deals: int,

@@ -14,7 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from sqlalchemy import select
@@ -47,6 +47,10 @@ from crm2_deals.seed_data import (
     STREETS,
 )
 from crm2_deals.service.clients import search_text_for
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 DEMO_MANAGER = "demo-manager@example.com"
 DEMO_AGENTS = tuple(f"demo-agent{i}@example.com" for i in (1, 2, 3))
@@ -274,9 +278,9 @@ async def _user_id(session: AsyncSession, email: str) -> uuid.UUID | None:
     return (await session.execute(select(User.id).where(User.email == email))).scalar()
 
 
-async def _demo_users(context: Any, session: AsyncSession, password: str) -> list[uuid.UUID]:
+async def _demo_users(context: AppContext, session: AsyncSession, password: str) -> list[uuid.UUID]:
     """The manager first, then the agents."""
-    auth = context.state["auth"]
+    auth = context.auth
     people = [(DEMO_MANAGER, "Dana Demo", "manager")] + [
         (email, f"Agent {email[10]} Demo", "agent") for email in DEMO_AGENTS
     ]
@@ -303,7 +307,7 @@ def _policy_plan(rng: random.Random, today: date) -> list[tuple[str, date]]:
 
 
 async def seed_demo(
-    context: Any, *, console: Console | None = None, seed: int = 20261125
+    context: AppContext, *, console: Console | None = None, seed: int = 20261125
 ) -> DemoCounts | None:
     """Load the demo; ``None`` when it is there already."""
     console = console or Console()
@@ -362,7 +366,7 @@ async def seed_demo(
     return b.counts
 
 
-def seed(name: str, context: Any) -> Any:
+def seed(name: str, context: AppContext) -> Any:
     """``crm2_seed``: ``demo``, or ``load`` sized by CRM2_SEED_CLIENTS and CRM2_SEED_DEALS."""
     if name == "demo":
         return seed_demo(context)

@@ -55,7 +55,7 @@ def crm2_configure(context: Crm2Context) -> None:
     from crm2_hello.service import HelloService
 
     settings: HelloSettings = context.plugin_settings("hello")
-    context.state["hello"] = HelloService(settings)
+    context.provide(HelloService, HelloService(settings))
 
 
 @hookimpl

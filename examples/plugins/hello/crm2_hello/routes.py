@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from crm2_core.auth.deps import require
-from crm2_core.http.deps import SessionDep
+from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_hello.schemas import GreetingCreate, GreetingPublic, GreetingUpdate
@@ -19,9 +19,8 @@ from crm2_hookspecs import Principal
 router = APIRouter(prefix="/api/v1/hello", tags=["hello"])
 
 
-async def hello_service(request: Request) -> HelloService:
-    service: HelloService = request.app.state.context.state["hello"]
-    return service
+async def hello_service(context: ContextDep) -> HelloService:
+    return context.get(HelloService)
 
 
 ServiceDep = Annotated[HelloService, Depends(hello_service)]

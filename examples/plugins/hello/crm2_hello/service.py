@@ -17,7 +17,7 @@ from crm2_hookspecs import Principal
 
 
 class HelloService:
-    """Built once per application by ``crm2_configure`` and kept in ``context.state["hello"]``."""
+    """Built once per application by ``crm2_configure`` and kept on the context under its class."""
 
     def __init__(self, settings: HelloSettings) -> None:
         self.settings = settings
