@@ -22,55 +22,6 @@ async def _with_context(context: AppContext, work: Any) -> Any:
         await context.engine.dispose()
 
 
-# -- serve ------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
-    "--migrate/--no-migrate",
-    default=False,
-    show_default=True,
-    help="apply pending migrations before serving",
-)
-def serve(host: str, port: int, migrate: bool) -> None:
-    """Run the HTTP API (and, with the in-process broker, the event handlers)."""
-    import uvicorn
-
-    from crm2_core import migrate as migrations  # Alembic: only when needed
-    from crm2_core.cli.bootstrap import ensure_first_admin
-    from crm2_core.http.app import create_app
-
-    context = load_context()
-
-    async def prepare() -> None:
-        if migrate:
-            await migrations.upgrade(context.engine, context.plugins)
-        pending = [
-            s.plugin
-            for s in await migrations.states(context.engine, context.plugins)
-            if not s.up_to_date
-        ]
-        if pending:
-            raise ConfigurationError(
-                f"the database is not migrated (pending: {', '.join(pending)}): run "
-                "`crm2 migrate` first, or start with `crm2 serve --migrate`"
-            )
-        await ensure_first_admin(context, console)
-
-    try:
-        run_async(_with_context(context, prepare()))
-    except ConfigurationError as exc:
-        fail(str(exc))
-    app = create_app(context=context)
-    app.state.freeze_gc = True
-    console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        app, host=host, port=port, log_level=context.settings.log_level.lower(), proxy_headers=True
-    )
-
-
 # -- migrations -----------------------------------------------------------------------
 
 

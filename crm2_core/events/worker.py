@@ -73,7 +73,7 @@ async def _close(context: AppContext) -> None:
 
 
 def _child(threads: int) -> None:
-    from crm2_core.http.app import build_app_context
+    from crm2_core.bootstrap import build_app_context
     from crm2_core.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

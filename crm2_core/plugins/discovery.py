@@ -9,7 +9,13 @@ from types import ModuleType
 
 from crm2_hookspecs import ENTRY_POINT_GROUP, PluginManifest
 
-BUILTIN_MODULES = ("crm2_core.http.plugin", "crm2_core.auth.plugin")
+# The core's own features, registered as plugins through the same hooks, in this order.
+BUILTIN_MODULES = (
+    "crm2_core.http.plugin",
+    "crm2_core.events.plugin",
+    "crm2_core.auth.plugin",
+    "crm2_core.streams.plugin",
+)
 
 
 @dataclass

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from crm2_core import migrate
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.auth.service import AuthService
+from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
-from crm2_core.http.app import build_app_context, create_app
+from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
 
 TEST_JWT_SECRET = "crm2-test-secret-not-for-production-0123456789"

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import probe_plugin
 import uvicorn
 
-from crm2_core.http.app import build_app_context, create_app
+from crm2_core.bootstrap import build_app_context
+from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
 
 if __name__ == "__main__":
