@@ -23,11 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CALLING_METHODS = {"call", "collect", "acall", "first"}
 # Hooks specified ahead of their first user. Each entry names who adds it; the
 # tests below fail once it is no longer pending, so the entry cannot outlive it.
-PENDING_CALLERS: dict[str, str] = {
-    "crm2_resolve_entity": "the resource kit's link field calls it (issue 10, section 3)",
-}
+PENDING_CALLERS: dict[str, str] = {}
 PENDING_IMPLEMENTATIONS: dict[str, str] = {
-    "crm2_resolve_entity": "deals and the core's auth.user answer it (issue 10, section 3)",
     # Extension points for plugins not written yet; until then only the test
     # plugins of tests/plugins and tests/events implement them.
     "crm2_authenticate": "an extra auth backend (none shipped; tests/plugins has one)",

@@ -2,7 +2,9 @@
 
     crm2_hookspecs  -> the standard library and pluggy only
     crm2_core       -> crm2_hookspecs, never a plugin
-    crm2_<plugin>   -> crm2_core, crm2_hookspecs, itself, and the plugins its manifest depends on
+    crm2_<plugin>   -> crm2_core.api, crm2_hookspecs, itself, and the plugins it depends on
+                       (its tests: also crm2_core.testing; its migrations: also crm2_core.db.types,
+                       which Alembic's autogenerate writes for the column types)
     inside a plugin:   routes -> service -> repository -> models
 
 Every package under ``plugins/*/`` and ``examples/plugins/*/`` is checked, so a
@@ -195,6 +197,50 @@ def layer_violations(root: Path) -> list[str]:
     return problems
 
 
+# The core modules a plugin may import: the public API, and what its tests and
+# generated migrations need.
+PUBLIC_API = "crm2_core.api"
+TEST_API = "crm2_core.testing"
+MIGRATION_API = "crm2_core.db.types"
+
+
+def _allowed_core_import(target: str, room: str) -> bool:
+    def within(module: str) -> bool:
+        return target == module or target.startswith(module + ".")
+
+    if target == PUBLIC_API:
+        return True
+    if room == "tests" and (within(TEST_API) or target == PUBLIC_API):
+        return True
+    return room == "migrations" and within(MIGRATION_API)
+
+
+def public_api_violations(root: Path) -> list[str]:
+    """Plugins import the core only through ``crm2_core.api`` (see docs/plugins/authoring.md)."""
+    problems: list[str] = []
+    for pattern in ("plugins/*", "examples/plugins/*"):
+        for plugin_dir in sorted(root.glob(pattern)):
+            for package_dir in [*sorted(plugin_dir.glob("crm2_*")), plugin_dir / "tests"]:
+                if not package_dir.is_dir():
+                    continue
+                for imp in imports_under(plugin_dir, package_dir):
+                    if _top(imp.target) != "crm2_core":
+                        continue
+                    parts = imp.file.relative_to(plugin_dir).parts
+                    room = (
+                        "tests"
+                        if parts[0] == "tests"
+                        else ("migrations" if "migrations" in parts else "code")
+                    )
+                    if not _allowed_core_import(imp.target, room):
+                        problems.append(  # one line per import statement
+                            f"{imp.where(root)}: imports {imp.target}; a plugin imports the "
+                            f"core through {PUBLIC_API} only"
+                            + (f" (tests also {TEST_API})" if room == "tests" else "")
+                        )
+    return list(dict.fromkeys(problems))
+
+
 # -- the tests -------------------------------------------------------------------------
 
 
@@ -210,6 +256,11 @@ def test_hookspecs_import_only_stdlib_and_pluggy() -> None:
 
 def test_plugins_import_only_the_contract_and_declared_dependencies() -> None:
     problems = plugin_dependency_violations(ROOT)
+    assert not problems, "\n".join(problems)
+
+
+def test_plugins_import_the_core_only_through_its_public_api() -> None:
+    problems = public_api_violations(ROOT)
     assert not problems, "\n".join(problems)
 
 
@@ -279,3 +330,26 @@ def test_checker_flags_the_core_importing_a_plugin(tmp_path: Path) -> None:
 
     assert len(problems) == 1
     assert "crm2_deals" in problems[0]
+
+
+def test_checker_flags_a_plugin_importing_a_core_module_outside_the_public_api(
+    tmp_path: Path,
+) -> None:
+    deals = _fake_plugin(tmp_path, "deals")
+    _write(
+        deals,
+        "service.py",
+        "from crm2_core.api import publish\nfrom crm2_core.auth.models import User\n",
+    )
+    _write(deals, "migrations/versions/a.py", "import crm2_core.db.types\n")
+    _write(
+        deals.parent,
+        "tests/test_x.py",
+        "from crm2_core.testing import Crm2TestApp\nimport crm2_core.events\n",
+    )
+
+    problems = public_api_violations(tmp_path)
+
+    assert len(problems) == 2
+    assert "crm2_core.auth.models" in problems[0]
+    assert "crm2_core.events" in problems[1]

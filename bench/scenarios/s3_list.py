@@ -48,14 +48,15 @@ def page_url(base_url: str, cursor: str | None = None) -> str:
 
 def cursor_for_page(env: Crm2Env, page: int) -> str:
     """The cursor crm2 issues with page ``page - 1`` (its last row, in crm2's encoding)."""
-    from crm2_core.http.pagination import encode_cursor
+    from crm2_core.db.pagination import encode_cursor
 
     query = ("SELECT updated_at, id FROM deals_deal WHERE status = 'open' "
              "ORDER BY updated_at DESC, id DESC OFFSET $1 LIMIT 1")  # fmt: skip
     rows = sql(env.asyncpg_dsn, query, (page - 1) * PAGE - 1)
     if not rows:
         raise RuntimeError(f"the table has no page {page}")
-    return encode_cursor([rows[0]["updated_at"], rows[0]["id"]])
+    scope = "deals_deal.updated_at:desc,deals_deal.id:desc"  # cursor_scope of the list's keys
+    return encode_cursor([rows[0]["updated_at"], rows[0]["id"]], scope)
 
 
 def fetch_page(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:

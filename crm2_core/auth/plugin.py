@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AUTH, AUTHENTICATOR, AppContext
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import Permission, PluginManifest, hookimpl
+from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
 
 SYNC_LOCK = 0x63726D34
 
@@ -74,6 +74,18 @@ def crm2_routers() -> Sequence[APIRouter]:
 @hookimpl
 def crm2_startup(context: AppContext) -> Awaitable[None]:
     return sync_permissions(context)
+
+
+@hookimpl
+def crm2_resolve_entity(
+    kind: str, id: str, principal: Principal | None, context: AppContext
+) -> Awaitable[Mapping[str, Any] | None] | None:
+    """``auth.user``: the user other plugins link to (``crm2_core.kit.links``)."""
+    if kind != "auth.user":
+        return None
+    from crm2_core.auth.entities import resolve_user
+
+    return resolve_user(context, id, principal)
 
 
 async def sync_permissions(context: AppContext) -> None:

@@ -20,7 +20,7 @@ from crm2_core.auth.models import (
     User,
     UserRole,
 )
-from crm2_core.http.pagination import OrderKey, PageParams, paginate
+from crm2_core.db.pagination import OrderKey, PageParams, paginate
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

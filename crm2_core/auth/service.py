@@ -43,8 +43,9 @@ from crm2_core.auth.schemas import (
 from crm2_core.auth.throttle import LoginThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
+from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import TooManyRequests
-from crm2_core.http.etag import check_version, update_versioned
+from crm2_core.http.etag import check_version
 from crm2_hookspecs import BUILTIN_ROLES, Permission
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,17 @@ See docs/plugins/testing.md.
 
 from __future__ import annotations
 
+from typing import Any
+
+from crm2_core.events.models import EventRecord
 from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp
 from crm2_core.testing.databases import TestDatabase
 
-__all__ = ["TEST_JWT_SECRET", "Crm2TestApp", "TestDatabase"]
+__all__ = ["TEST_JWT_SECRET", "Crm2TestApp", "EventRecord", "TestDatabase", "build_cli"]
+
+
+def build_cli() -> Any:
+    """The ``crm2`` command group with every plugin's commands (for CliRunner tests)."""
+    from crm2_core.cli.main import build_cli as build
+
+    return build()

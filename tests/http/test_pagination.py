@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crm2_core.auth.models import User
-from crm2_core.http.pagination import OrderKey, _after
+from crm2_core.db.pagination import OrderKey, _after
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.pytest_plugin import AppFactory
 

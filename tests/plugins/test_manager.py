@@ -13,6 +13,9 @@ from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.settings import Settings
 from crm2_hookspecs import PluginManifest, hookimpl, hookspec
 
+# The core's default plugins, always first, in this order.
+BUILTIN = ["core", "events", "auth", "streams"]
+
 
 def plain(name: str, *depends: str, requires_core: str = ">=0.1,<1") -> Any:
     class Plugin:
@@ -31,7 +34,7 @@ def build(plugins: str, *extra: object, **kwargs: Any) -> PluginRegistry:
 def test_dependencies_of_an_enabled_plugin_are_enabled_first() -> None:
     registry = build("bravo", plain("alpha"), plain("bravo", "alpha"))
 
-    assert registry.names == ["core", "auth", "alpha", "bravo"]
+    assert registry.names == [*BUILTIN, "alpha", "bravo"]
 
 
 def test_plugins_not_in_the_allow_list_stay_disabled() -> None:
@@ -52,7 +55,7 @@ def test_diamond_dependencies_are_ordered_dependencies_first() -> None:
         plain("zulu"),
     )
 
-    assert registry.names == ["core", "auth", "zulu", "bravo", "charlie", "delta"]
+    assert registry.names == [*BUILTIN, "zulu", "bravo", "charlie", "delta"]
 
 
 def test_dependency_cycle_is_refused_naming_the_cycle() -> None:

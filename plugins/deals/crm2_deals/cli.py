@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from crm2_core.context import AppContext
-
-
-T = TypeVar("T")
-
-
-def _run(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Build the context from the environment, run ``work(context)``, dispose of the engine."""
-    from crm2_core.cli.main import load_context, run_async
-
-    context = load_context()
-
-    async def main() -> T:
-        try:
-            return await work(context)
-        finally:
-            await context.engine.dispose()
-
-    return run_async(main())
+from crm2_core.api import AppContext, run_with_context
 
 
 def register(cli: click.Group) -> None:
@@ -47,7 +26,7 @@ def register(cli: click.Group) -> None:
         from crm2_deals.jobs import run_policy_maintenance
 
         day = today.date() if today else None
-        result = _run(lambda context: run_policy_maintenance(context, day))
+        result = run_with_context(lambda context: run_policy_maintenance(context, day))
         click.echo(f"policies expired: {result['expired']}, renewal_due: {result['renewal_due']}")
 
     @deals.command("seed-load")
@@ -57,12 +36,11 @@ def register(cli: click.Group) -> None:
     )
     def seed_load(clients: int, deal_count: int) -> None:
         """Generate a large data set fast (COPY on PostgreSQL), with a progress bar."""
-        from crm2_core.auth.plugin import sync_permissions
         from crm2_deals.seed_load import seed_load as load
 
         async def work(context: AppContext) -> dict[str, int]:
-            await sync_permissions(context)  # the built-in roles, on a database never served
             return await load(context, clients=clients, deals=deal_count)
 
-        result = _run(work)
+        # sync_roles: the built-in roles, on a database never served
+        result = run_with_context(work, sync_roles=True)
         click.echo(f"loaded {result['clients']} clients and {result['deals']} deals")

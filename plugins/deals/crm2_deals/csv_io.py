@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from crm2_core.errors import Unprocessable
+from crm2_core.api import Unprocessable
 
 CLIENT_IMPORT_COLUMNS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags")
 CLIENT_EXPORT_COLUMNS = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.errors import Conflict, NotFound, Unprocessable
+from crm2_core.api import Conflict, NotFound, Unprocessable
 
 
 class ClientNotFound(NotFound):

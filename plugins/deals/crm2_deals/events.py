@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from crm2_core.events import EventData
+from crm2_core.api import EventData
 
 
 class ClientCreated(EventData, type="deals.client.created", version=1):

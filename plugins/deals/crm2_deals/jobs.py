@@ -11,15 +11,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from crm2_core.db import utcnow
-from crm2_core.events import publish
+from crm2_core.api import publish, utcnow
 from crm2_deals.events import PolicyExpired, PolicyRenewalDue
 from crm2_deals.repository import policies as repo
 from crm2_deals.service.activities import add_system_activity
 from crm2_hookspecs import ScheduledJob
 
 if TYPE_CHECKING:
-    from crm2_core.context import AppContext
+    from crm2_core.api import AppContext
 
 BATCH = 500
 

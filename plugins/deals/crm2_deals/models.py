@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from crm2_core.db import UtcDateTime, new_id, utcnow
+from crm2_core.api import UtcDateTime, new_id, utcnow
 
 INFO = {"plugin": "deals"}
 

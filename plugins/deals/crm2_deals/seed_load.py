@@ -14,19 +14,15 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.progress import Progress
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.auth.schemas import UserCreate
+from crm2_core.api import AppContext, create_user
 from crm2_deals.models import Client, ClientEmail, Deal, LostReason, Stage
 from crm2_deals.seed_data import FIRST_NAMES, LAST_NAMES, PRODUCTS, SOURCES
-
-if TYPE_CHECKING:
-    from crm2_core.context import AppContext
-
 
 CHUNK = 10_000
 LOAD_AGENTS = 10
@@ -36,7 +32,7 @@ async def load_owners(
     context: AppContext, session: AsyncSession, count: int = LOAD_AGENTS
 ) -> list[uuid.UUID]:
     """The ``load-agent-NN`` users, created when missing (one random password, never shown)."""
-    from crm2_core.auth.models import User
+    from crm2_core.api import User
 
     emails = [f"load-agent-{i:02d}@example.com" for i in range(1, count + 1)]
     rows = await session.execute(select(User.email, User.id).where(User.email.in_(emails)))
@@ -44,10 +40,14 @@ async def load_owners(
     password = secrets.token_urlsafe(16)
     for email in emails:
         if email not in found:
-            data = UserCreate(
-                email=email, password=password, full_name="Load agent", roles=["agent"]
+            found[email] = await create_user(
+                context,
+                session,
+                email=email,
+                password=password,
+                full_name="Load agent",
+                roles=["agent"],
             )
-            found[email] = (await context.auth.create_user(session, data)).id
     await session.commit()
     return [found[e] for e in emails]
 

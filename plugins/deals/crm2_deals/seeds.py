@@ -14,14 +14,13 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.auth.schemas import UserCreate
-from crm2_core.db import utcnow
+from crm2_core.api import AppContext, create_user, utcnow
 from crm2_deals.models import (
     Activity,
     Client,
@@ -47,10 +46,6 @@ from crm2_deals.seed_data import (
     STREETS,
 )
 from crm2_deals.service.clients import search_text_for
-
-if TYPE_CHECKING:
-    from crm2_core.context import AppContext
-
 
 DEMO_MANAGER = "demo-manager@example.com"
 DEMO_AGENTS = tuple(f"demo-agent{i}@example.com" for i in (1, 2, 3))
@@ -273,21 +268,23 @@ ORDER = (Client, ClientEmail, Contact, Deal, StageMove, Policy, Activity)
 
 
 async def _user_id(session: AsyncSession, email: str) -> uuid.UUID | None:
-    from crm2_core.auth.models import User
+    from crm2_core.api import User
 
     return (await session.execute(select(User.id).where(User.email == email))).scalar()
 
 
 async def _demo_users(context: AppContext, session: AsyncSession, password: str) -> list[uuid.UUID]:
     """The manager first, then the agents."""
-    auth = context.auth
     people = [(DEMO_MANAGER, "Dana Demo", "manager")] + [
         (email, f"Agent {email[10]} Demo", "agent") for email in DEMO_AGENTS
     ]
     ids = []
     for email, name, role in people:
-        data = UserCreate(email=email, password=password, full_name=name, roles=[role])
-        ids.append((await auth.create_user(session, data)).id)
+        ids.append(
+            await create_user(
+                context, session, email=email, password=password, full_name=name, roles=[role]
+            )
+        )
     return ids
 
 

@@ -17,8 +17,7 @@ import pytest
 from crm2_deals.models import LostReason, Pipeline, Stage
 from sqlalchemy import func, select
 
-from crm2_core.events.models import EventRecord
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import Crm2TestApp, EventRecord
 
 API = "/api/v1/deals"
 _VERSIONS = Path(__file__).parents[1] / "crm2_deals" / "migrations" / "versions"

@@ -9,9 +9,8 @@ from typing import Any
 from crm2_deals.models import Activity, Client, Deal, Pipeline, Policy, Stage
 from sqlalchemy import select
 
-from crm2_core.db import utcnow
-from crm2_core.events.models import EventRecord
-from crm2_core.testing import Crm2TestApp
+from crm2_core.api import utcnow
+from crm2_core.testing import Crm2TestApp, EventRecord
 
 
 async def _add(app: Crm2TestApp, row: Any) -> Any:

@@ -13,8 +13,7 @@ from crm2_deals.models import Activity, Policy
 from deals_kit import API, Deals
 from factories import events_of, get_row, make_client, make_policy, rows
 
-from crm2_core.cli.main import build_cli
-from crm2_core.testing import TEST_JWT_SECRET
+from crm2_core.testing import TEST_JWT_SECRET, build_cli
 
 TODAY = date(2027, 3, 15)
 

@@ -16,7 +16,7 @@ from deals_kit import API, Deals
 from factories import rows
 from sqlalchemy import event, text
 
-from crm2_core.db import utcnow
+from crm2_core.api import utcnow
 
 DEALS = 100_000
 

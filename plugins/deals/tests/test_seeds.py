@@ -15,7 +15,7 @@ from factories import rows
 from rich.console import Console
 from sqlalchemy import func, select
 
-from crm2_core.db import utcnow
+from crm2_core.api import utcnow
 
 
 async def count(deals: Deals, model: object, *where: object) -> int:

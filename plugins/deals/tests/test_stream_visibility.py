@@ -9,7 +9,7 @@ from crm2_deals.stream import can_see, channels
 from deals_kit import API, Deals
 from factories import events_of, make_client
 
-from crm2_core.events import Envelope
+from crm2_core.api import Envelope
 from crm2_hookspecs import Principal, SseChannel
 
 AGENT = uuid.uuid4()

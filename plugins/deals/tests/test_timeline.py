@@ -8,7 +8,7 @@ from typing import Any
 from deals_kit import API, Deals
 from factories import make_activity, make_client, make_deal, make_policy
 
-from crm2_core.db import utcnow
+from crm2_core.api import utcnow
 
 
 def timeline(client_id: Any) -> str:

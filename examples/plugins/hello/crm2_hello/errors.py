@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.errors import NotFound
+from crm2_core.api import NotFound
 
 
 class GreetingNotFound(NotFound):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from crm2_core.db import UtcDateTime, new_id, utcnow
+from crm2_core.api import UtcDateTime, new_id, utcnow
 
 
 class Greeting(SQLModel, table=True):

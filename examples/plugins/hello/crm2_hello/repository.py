@@ -7,8 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.etag import update_versioned
-from crm2_core.http.pagination import OrderKey, PageParams, paginate
+from crm2_core.api import OrderKey, PageParams, paginate, update_versioned
 from crm2_hello.models import Greeting
 
 

@@ -7,10 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from crm2_core.auth.deps import require
-from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.api import (
+    ContextDep,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    etag_for,
+    require,
+)
 from crm2_hello.schemas import GreetingCreate, GreetingPublic, GreetingUpdate
 from crm2_hello.service import HelloService
 from crm2_hookspecs import Principal

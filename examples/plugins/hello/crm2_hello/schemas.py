@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel
 
 
 class GreetingCreate(RequestModel):

@@ -6,8 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.etag import check_version
-from crm2_core.http.pagination import PageParams
+from crm2_core.api import PageParams, check_version
 from crm2_hello import repository as repo
 from crm2_hello.config import HelloSettings
 from crm2_hello.errors import GreetingNotFound

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.pagination import OrderKey, PageParams, paginate
+from crm2_core.api import OrderKey, PageParams, paginate
 from crm2_deals.models import Activity
 from crm2_deals.schemas.activities import ActivityFilters
 from crm2_deals.visibility import Visibility

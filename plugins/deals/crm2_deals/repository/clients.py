@@ -25,8 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.auth.models import User
-from crm2_core.http.pagination import OrderKey, PageParams, paginate, sort_order
+from crm2_core.api import OrderKey, PageParams, User, paginate, sort_order
 from crm2_deals.models import Client, ClientEmail, Contact, Deal, Policy
 from crm2_deals.visibility import Visibility
 

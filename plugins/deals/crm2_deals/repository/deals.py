@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.http.pagination import OrderKey, PageParams, paginate, sort_order
+from crm2_core.api import OrderKey, PageParams, paginate, sort_order
 from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
 from crm2_deals.visibility import Visibility
 

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import Row, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.http.pagination import PageParams, paginate, sort_order
+from crm2_core.api import PageParams, paginate, sort_order, utcnow
 from crm2_deals.models import Client, Deal, Policy
 from crm2_deals.schemas.policies import POLICY_SORTS, PolicyFilters
 from crm2_deals.visibility import Visibility
@@ -40,7 +39,7 @@ async def visible_deal(session: AsyncSession, vis: Visibility, deal_id: uuid.UUI
 
 
 async def user_exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    from crm2_core.auth.models import User
+    from crm2_core.api import User
 
     stmt = select(User.id).where(User.id == user_id)
     return (await session.execute(stmt)).first() is not None

@@ -9,10 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from crm2_core.auth import require
-from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.api import ContextDep, IfMatchDep, Page, PageDep, SessionDep, etag_for, require
 from crm2_deals import csv_io
 from crm2_deals.repository import clients as repo
 from crm2_deals.schemas.clients import (

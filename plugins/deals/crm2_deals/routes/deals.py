@@ -10,11 +10,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from crm2_core.auth import require
-from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
-from crm2_core.money import check_currency
+from crm2_core.api import (
+    ContextDep,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    check_currency,
+    etag_for,
+    require,
+)
 from crm2_deals.models import Deal
 from crm2_deals.repository import deals as repo
 from crm2_deals.routes.clients import as_utc

@@ -8,10 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.auth import require
-from crm2_core.http.deps import SessionDep
-from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, etag_for, require
 from crm2_deals.models import Pipeline
 from crm2_deals.repository import pipelines as repo
 from crm2_deals.schemas.pipelines import (

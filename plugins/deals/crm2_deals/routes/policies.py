@@ -9,10 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AwareDatetime
 
-from crm2_core.auth import require
-from crm2_core.http.deps import SessionDep
-from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, etag_for, require
 from crm2_deals.models import Policy
 from crm2_deals.schemas.policies import (
     PolicyCancel,

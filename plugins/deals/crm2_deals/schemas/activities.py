@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel
 
 # "system" entries exist too, but only services write them.
 UserActivityKind = Literal["note", "call", "meeting", "email"]

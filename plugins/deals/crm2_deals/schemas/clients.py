@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel
 
 ClientKind = Literal["person", "company"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -7,8 +7,7 @@ from datetime import date, datetime
 
 from pydantic import Field, field_validator
 
-from crm2_core.money import Amount, check_currency
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import Amount, RequestModel, ResponseModel, check_currency
 
 
 class _Currency(RequestModel):

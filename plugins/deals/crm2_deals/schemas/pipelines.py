@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from crm2_core.money import Amount
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import Amount, RequestModel, ResponseModel
 
 StageKind = Literal["open", "won", "lost"]
 

@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crm2_core.money import Amount, check_currency, from_minor, to_minor
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.api import Amount, RequestModel, ResponseModel, check_currency, from_minor, to_minor
 from crm2_deals.models import Policy
 
 PaymentFrequency = Literal["annual", "semi_annual", "quarterly", "monthly"]

@@ -12,10 +12,14 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.errors import Conflict, Unprocessable
-from crm2_core.http.etag import check_version, update_versioned
-from crm2_core.http.pagination import PageParams
+from crm2_core.api import (
+    Conflict,
+    PageParams,
+    Unprocessable,
+    check_version,
+    update_versioned,
+    utcnow,
+)
 from crm2_deals.errors import ActivityNotFound, ClientNotFound
 from crm2_deals.models import Activity, Deal, Policy
 from crm2_deals.repository import activities as repo

@@ -10,11 +10,15 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm2_core.db import utcnow
-from crm2_core.errors import Forbidden, Unprocessable
-from crm2_core.events import publish
-from crm2_core.http.etag import check_version, update_versioned
-from crm2_core.http.pagination import PageParams
+from crm2_core.api import (
+    Forbidden,
+    PageParams,
+    Unprocessable,
+    check_version,
+    publish,
+    update_versioned,
+    utcnow,
+)
 from crm2_deals import csv_io
 from crm2_deals.errors import ClientNotFound, ContactNotFound, DuplicateClient, InUse
 from crm2_deals.events import ClientArchived, ClientCreated, ClientUpdated

@@ -9,10 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.errors import Conflict
-from crm2_core.http.etag import check_version, update_versioned
-from crm2_core.money import exponent, from_minor
+from crm2_core.api import Conflict, check_version, exponent, from_minor, update_versioned, utcnow
 from crm2_deals.errors import InUse, PipelineNotFound, StageNotInPipeline
 from crm2_deals.models import LostReason, Pipeline, Stage
 from crm2_deals.repository import pipelines as repo

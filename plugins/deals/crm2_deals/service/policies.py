@@ -10,12 +10,19 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db import utcnow
-from crm2_core.errors import Conflict, Forbidden, PreconditionFailed, Unprocessable
-from crm2_core.events import publish
-from crm2_core.http.etag import check_version, update_versioned
-from crm2_core.http.pagination import PageParams
-from crm2_core.money import from_minor, to_minor
+from crm2_core.api import (
+    Conflict,
+    Forbidden,
+    PageParams,
+    PreconditionFailed,
+    Unprocessable,
+    check_version,
+    from_minor,
+    publish,
+    to_minor,
+    update_versioned,
+    utcnow,
+)
 from crm2_deals.errors import (
     InvalidMoney,
     InvalidPolicyTransition,

@@ -1,0 +1,165 @@
+"""The public API for plugin authors: everything a plugin may import from ``crm2_core``.
+
+A plugin (``plugins/*``, ``examples/plugins/*``) imports ``crm2_core.api`` and
+nothing else from the core (``tests/test_public_api.py`` enforces it); its tests
+also use ``crm2_core.testing``. Names here are the contract: they keep working
+when the core's modules move. docs/plugins/authoring.md explains each group.
+"""
+
+from __future__ import annotations
+
+from crm2_core.auth.deps import CurrentPrincipal, has_permission, require
+from crm2_core.auth.models import User
+from crm2_core.context import AppContext
+from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
+from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
+from crm2_core.db.versioned import update_versioned
+from crm2_core.errors import (
+    BadRequest,
+    Conflict,
+    Crm2Error,
+    Forbidden,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unprocessable,
+)
+from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish
+from crm2_core.http.deps import ContextDep, SessionDep
+from crm2_core.http.etag import IfMatchDep, check_version, etag_for
+from crm2_core.http.pagination import Page, PageDep
+from crm2_core.kit.cli import run_with_context
+from crm2_core.kit.csv import (
+    CsvColumns,
+    cell,
+    csv_response,
+    export_pages,
+    render,
+    safe_cell,
+    split_list,
+    unguard,
+)
+from crm2_core.kit.filters import (
+    as_utc,
+    at_least,
+    at_most,
+    contains_text,
+    eq,
+    json_list_contains,
+    like_pattern,
+    one_of,
+    where_all,
+)
+from crm2_core.kit.http import created, present
+from crm2_core.kit.links import (
+    EntityKind,
+    EntityLink,
+    EntityResolver,
+    LinkInvalid,
+    require_entity,
+    resolve_entity,
+)
+from crm2_core.kit.owners import (
+    OwnerForbidden,
+    OwnerNotActive,
+    create_user,
+    is_active_user,
+    resolve_owner,
+    user_emails,
+    user_ids_by_email,
+)
+from crm2_core.kit.repository import Repository
+from crm2_core.kit.sorting import Sorts
+from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
+from crm2_core.money import Amount, check_currency, exponent, from_minor, to_minor
+from crm2_core.schemas import RequestModel, ResponseModel
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "NAMING_CONVENTION",
+    "SYSTEM",
+    "Actor",
+    "Amount",
+    "AppContext",
+    "BadRequest",
+    "Conflict",
+    "ContextDep",
+    "Crm2Error",
+    "CsvColumns",
+    "CurrentPrincipal",
+    "EntityKind",
+    "EntityLink",
+    "EntityResolver",
+    "Envelope",
+    "EventData",
+    "Forbidden",
+    "IfMatchDep",
+    "InvalidCursor",
+    "LinkInvalid",
+    "NotFound",
+    "OrderKey",
+    "OwnerForbidden",
+    "OwnerNotActive",
+    "Page",
+    "PageDep",
+    "PageParams",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "RecordRules",
+    "Repository",
+    "RequestModel",
+    "ResponseModel",
+    "ServiceUnavailable",
+    "SessionDep",
+    "Sorts",
+    "TooManyRequests",
+    "Unprocessable",
+    "User",
+    "UtcDateTime",
+    "Visibility",
+    "acting_user",
+    "as_utc",
+    "at_least",
+    "at_most",
+    "cell",
+    "check_currency",
+    "check_version",
+    "contains_text",
+    "create_user",
+    "created",
+    "csv_response",
+    "eq",
+    "etag_for",
+    "exponent",
+    "export_pages",
+    "from_minor",
+    "has_permission",
+    "is_active_user",
+    "json_list_contains",
+    "like_pattern",
+    "metadata",
+    "new_id",
+    "one_of",
+    "paginate",
+    "present",
+    "publish",
+    "render",
+    "require",
+    "require_entity",
+    "resolve_entity",
+    "resolve_owner",
+    "run_with_context",
+    "safe_cell",
+    "sort_order",
+    "split_list",
+    "to_minor",
+    "unguard",
+    "update_versioned",
+    "user_emails",
+    "user_ids_by_email",
+    "utcnow",
+    "where_all",
+]

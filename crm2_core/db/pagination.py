@@ -1,0 +1,265 @@
+"""Keyset pagination: a stable order, a capped page, and a cursor bound to its list.
+
+A cursor is ``base64url(json([tag, [values…]]))``. ``tag`` is a digest of the
+list's ordering (table, columns, directions) and of the values, so a cursor
+issued for another list or another sort, or edited by hand, is a 400
+``invalid-cursor`` rather than a silently wrong page. The values are checked
+against the column types (an integer beyond the column, a string with a NUL,
+a non-finite decimal) before they reach SQL, so no cursor makes a 500.
+
+The tag is a digest, not a keyed signature: forging one only moves a reader to
+another position in a list whose rows the query already restricts to what the
+reader may see.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    Select,
+    SmallInteger,
+    String,
+    Uuid,
+    and_,
+    literal,
+    or_,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from crm2_core.errors import InvalidCursor
+
+DEFAULT_LIMIT = 50
+_TAG_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """What a list was asked for: at most ``limit`` rows after ``cursor``."""
+
+    limit: int
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ordering column; the last key of an ordering must be unique (the id)."""
+
+    column: Any  # an ORM attribute (InstrumentedAttribute) or a Column
+    descending: bool = False
+
+
+def sort_order(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[OrderKey]:
+    """``"-updated_at"`` → keys (updated_at desc, id desc): the id makes the order total.
+
+    ``sort`` must be one of ``columns`` (optionally prefixed with ``-``); check it
+    where the request is parsed so an unknown name is a 422 (``kit.Sorts`` does).
+    """
+    descending = sort.startswith("-")
+    return [
+        OrderKey(columns[sort.removeprefix("-")], descending),
+        OrderKey(id_column, descending),
+    ]
+
+
+# -- the cursor's text ---------------------------------------------------------------------
+
+
+def cursor_scope(keys: Sequence[OrderKey]) -> str:
+    """The identity of an ordering: ``deals_deal.updated_at:desc,deals_deal.id:desc``."""
+    parts = []
+    for key in keys:
+        table = getattr(key.column, "table", None)
+        name = getattr(key.column, "key", None) or getattr(key.column, "name", "?")
+        where = f"{getattr(table, 'name', '?')}.{name}"
+        parts.append(f"{where}:{'desc' if key.descending else 'asc'}")
+    return ",".join(parts)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, date):  # after datetime, which is a date too
+        return {"D": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {"u": str(value)}
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise ValueError("a cursor value is a scalar or one tagged value")
+        ((tag, raw),) = value.items()
+        if not isinstance(raw, str):
+            raise ValueError("a tagged cursor value is text")
+        if tag == "t":
+            moment = datetime.fromisoformat(raw)
+            if moment.tzinfo is None:  # crm2 only ever stores and issues aware times
+                raise ValueError("naive datetime in cursor")
+            return moment
+        if tag == "D":
+            return date.fromisoformat(raw)
+        if tag == "u":
+            return uuid.UUID(raw)
+        if tag == "d":
+            return Decimal(raw)
+        raise ValueError(f"unknown cursor tag {tag!r}")
+    if isinstance(value, list):
+        raise ValueError("a cursor value is not a list")
+    return value
+
+
+def _tag(scope: str, body: str) -> str:
+    digest = hashlib.sha256(f"crm2-cursor\n{scope}\n{body}".encode()).hexdigest()
+    return digest[:_TAG_LENGTH]
+
+
+def encode_cursor(values: Sequence[Any], scope: str) -> str:
+    """The cursor for the row holding ``values``, in the ordering named by ``scope``."""
+    body = json.dumps([_encode_value(v) for v in values], separators=(",", ":"))
+    raw = json.dumps([_tag(scope, body), json.loads(body)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, scope: str, width: int) -> list[Any]:
+    """The values of a cursor this server issued for the ordering ``scope``; else 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        outer = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("the cursor is not one this server issued") from exc
+    if not (
+        isinstance(outer, list)
+        and len(outer) == 2
+        and isinstance(outer[0], str)
+        and isinstance(outer[1], list)
+    ):
+        raise InvalidCursor("the cursor is not one this server issued")
+    tag, encoded = outer
+    body = json.dumps(encoded, separators=(",", ":"))
+    if tag != _tag(scope, body):
+        raise InvalidCursor("the cursor belongs to another list or sort order; start again")
+    if len(encoded) != width:
+        raise InvalidCursor("the cursor does not fit this list's ordering")
+    try:
+        return [_decode_value(v) for v in encoded]
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
+        raise InvalidCursor("the cursor is not one this server issued") from exc
+
+
+# -- the values' types and bounds ----------------------------------------------------------
+
+# What a cursor value must be for a column of each SQL type (TypeDecorators are
+# judged by their underlying type; sqlmodel's AutoString is a String).
+_CURSOR_TYPES: list[tuple[type[TypeEngine[Any]], type]] = [
+    (DateTime, datetime),
+    (Date, date),
+    (Boolean, bool),
+    (Integer, int),
+    (Uuid, uuid.UUID),
+    (Numeric, Decimal),
+    (String, str),
+]
+_INT_BOUNDS: list[tuple[type[TypeEngine[Any]], int]] = [
+    (SmallInteger, 2**15),
+    (BigInteger, 2**63),
+    (Integer, 2**31),
+]
+
+
+def _sql_type(column: Any) -> Any:
+    sql_type = column.type
+    return getattr(sql_type, "impl_instance", sql_type)
+
+
+def _check_value(column: Any, value: Any) -> None:
+    sql_type = _sql_type(column)
+    expected = next((py for sql, py in _CURSOR_TYPES if isinstance(sql_type, sql)), None)
+    if expected is None:
+        raise InvalidCursor("this list cannot be paged by cursor on that column")
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise InvalidCursor("the cursor does not fit this list's ordering")
+    if isinstance(value, int) and not isinstance(value, bool):
+        bound = next(b for sql, b in _INT_BOUNDS if isinstance(sql_type, sql))
+        if not -bound <= value < bound:
+            raise InvalidCursor("a cursor value is out of range")
+    elif isinstance(value, Decimal):
+        if not value.is_finite() or abs(value.adjusted()) > 30:
+            raise InvalidCursor("a cursor value is out of range")
+    elif isinstance(value, str) and "\x00" in value:
+        raise InvalidCursor("a cursor value holds a NUL character")
+
+
+def _check_values(keys: Sequence[OrderKey], values: Sequence[Any]) -> None:
+    """A forged cursor is a 400, not a database error. Cursor values are never NULL."""
+    for key, value in zip(keys, values, strict=True):
+        if value is None:
+            raise InvalidCursor("the cursor does not fit this list's ordering")
+        _check_value(key.column, value)
+
+
+# -- the query -----------------------------------------------------------------------------
+
+
+def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
+    """The rows after ``values`` in the order of ``keys``.
+
+    When every key runs the same way (a sort column and the id always do), this is one
+    row-value comparison, ``(updated_at, id) < (:t, :id)``: PostgreSQL takes it as a
+    range condition on an index over those columns and starts the scan at the cursor,
+    so a deep page costs what the first one does. The equivalent OR-expansion
+    (``updated_at < :t OR updated_at = :t AND id < :id``) is only a filter on an index
+    scan that starts at the top of the list: every row before the cursor is read and
+    thrown away, and page 2,000 of a million rows took ~200 ms instead of ~0.5 ms.
+    Mixed directions keep the OR-expansion.
+    """
+    if len({key.descending for key in keys}) == 1:
+        row = tuple_(*(key.column for key in keys))
+        bound = tuple_(
+            *(literal(value, key.column.type) for key, value in zip(keys, values, strict=True))
+        )
+        return row < bound if keys[0].descending else row > bound
+    clauses = []
+    for i, key in enumerate(keys):
+        equal = [k.column == v for k, v in zip(keys[:i], values[:i], strict=True)]
+        beyond = key.column < values[i] if key.descending else key.column > values[i]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
+
+
+async def paginate(
+    session: AsyncSession, stmt: Select[Any], keys: Sequence[OrderKey], params: PageParams
+) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor."""
+    scope = cursor_scope(keys)
+    if params.cursor:
+        values = decode_cursor(params.cursor, scope, len(keys))
+        _check_values(keys, values)
+        stmt = stmt.where(_after(keys, values))
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    rows = list((await session.execute(stmt.order_by(*order).limit(params.limit + 1))).scalars())
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    last = rows[-1]
+    return rows, encode_cursor([getattr(last, k.column.key) for k in keys], scope)

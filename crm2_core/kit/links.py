@@ -1,0 +1,101 @@
+"""Links to other plugins' records, through ``crm2_resolve_entity`` (never an import).
+
+The answering side: a plugin's ``crm2_resolve_entity`` returns
+``EntityResolver(rules, {"deals.client": clients.resolver(summary), …})(kind, id,
+principal, context)``. The asking side: a request schema holds an ``EntityLink``
+(``{"kind": "deals.deal", "id": "…"}``) and the service calls ``require_entity``
+with the caller, so a link to a record the caller may not see is refused like a
+missing one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.errors import Unprocessable
+from crm2_core.kit.visibility import RecordRules, Visibility
+from crm2_core.schemas import RequestModel
+from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+EntityKind = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
+        description="<plugin>.<entity>, e.g. deals.client",
+    ),
+]
+Resolve = Callable[[AsyncSession, Visibility, uuid.UUID], Awaitable[Mapping[str, Any] | None]]
+
+
+class EntityLink(RequestModel):
+    """A link to a record of any plugin: ``{"kind": "deals.deal", "id": "…"}``."""
+
+    kind: EntityKind
+    id: uuid.UUID
+
+
+class LinkInvalid(Unprocessable):
+    slug, title = "link-invalid", "The linked record does not exist or is not visible to you"
+
+
+class EntityResolver:
+    """The body of a plugin's ``crm2_resolve_entity`` hook."""
+
+    def __init__(self, rules: RecordRules | None, kinds: Mapping[str, Resolve]) -> None:
+        self.rules = rules
+        self.kinds = dict(kinds)
+
+    def __call__(
+        self, kind: str, id: str, principal: Principal | None, context: AppContext
+    ) -> Awaitable[Mapping[str, Any] | None] | None:
+        resolve = self.kinds.get(kind)
+        if resolve is None:
+            return None  # not ours: pluggy asks the next plugin
+        return self._run(resolve, id, principal, context)
+
+    async def _run(
+        self, resolve: Resolve, id: str, principal: Principal | None, context: AppContext
+    ) -> Mapping[str, Any] | None:
+        try:
+            ident = uuid.UUID(str(id))
+        except ValueError:
+            return None
+        if self.rules is not None:
+            visibility = self.rules.visibility(principal)
+        else:
+            visibility = Visibility.system()
+        async with context.session_factory() as session:
+            return await resolve(session, visibility, ident)
+
+
+async def resolve_entity(
+    context: AppContext, kind: str, id: uuid.UUID | str, principal: Principal | None
+) -> Mapping[str, Any] | None:
+    """The record ``kind``/``id`` as its plugin shows it to ``principal``; ``None`` if absent,
+    hidden, or no enabled plugin answers for ``kind``."""
+    hook = context.plugins.pm.hook.crm2_resolve_entity
+    answer = hook(kind=kind, id=str(id), principal=principal, context=context)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer if isinstance(answer, Mapping) else None
+
+
+async def require_entity(
+    context: AppContext, link: EntityLink, principal: Principal | None
+) -> Mapping[str, Any]:
+    """:func:`resolve_entity`, or 422 ``link-invalid`` naming the link."""
+    found = await resolve_entity(context, link.kind, link.id, principal)
+    if found is None:
+        raise LinkInvalid(f"no {link.kind} {link.id} that you can see")
+    return found

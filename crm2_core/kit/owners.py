@@ -1,0 +1,96 @@
+"""Who may own a record: one rule for every plugin (the owner check used to drift).
+
+An owner is a core user. The default owner is the caller (or the creator of the
+API key); a caller who sees only their own records assigns only to themselves
+(403); the owner must be an active user (422).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.auth.models import User
+from crm2_core.errors import Forbidden, Unprocessable
+from crm2_core.kit.visibility import Visibility, acting_user
+from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
+class OwnerForbidden(Forbidden):
+    slug, title = "owner-forbidden", "You can only assign records to yourself"
+
+
+class OwnerNotActive(Unprocessable):
+    slug, title = "owner-not-active", "The owner must be an active user"
+
+
+async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(col(User.id) == user_id, col(User.is_active).is_(True)))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def resolve_owner(
+    session: AsyncSession,
+    principal: Principal,
+    visibility: Visibility,
+    requested: uuid.UUID | None,
+    *,
+    default: uuid.UUID | None = None,
+    current: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """The owner to store: ``requested``, else ``default``, else the acting user.
+
+    ``current`` is the record's owner today: keeping it needs no check.
+    """
+    owner = requested or default or acting_user(principal)
+    if current is not None and owner == current:
+        return owner
+    if not visibility.allows(owner):
+        raise OwnerForbidden("you can only assign records to yourself")
+    if not await is_active_user(session, owner):
+        raise OwnerNotActive(f"owner {owner} is not an active user")
+    return owner
+
+
+async def user_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> dict[str, uuid.UUID]:
+    """Lower-cased e-mail → user id, for the e-mails that are users."""
+    wanted = {e.lower() for e in emails}
+    if not wanted:
+        return {}
+    stmt = select(func.lower(User.email), col(User.id)).where(func.lower(User.email).in_(wanted))
+    return {email: user_id for email, user_id in (await session.execute(stmt)).all()}
+
+
+async def user_emails(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """User id → e-mail (for exports)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    stmt = select(col(User.id), col(User.email)).where(col(User.id).in_(wanted))
+    return {user_id: email for user_id, email in (await session.execute(stmt)).all()}
+
+
+async def create_user(
+    context: AppContext,
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    roles: Iterable[str] = (),
+) -> uuid.UUID:
+    """Create a core user through the auth service (seeds and load data sets)."""
+    from crm2_core.auth.schemas import UserCreate
+
+    data = UserCreate(email=email, password=password, full_name=full_name, roles=list(roles))
+    user = await context.auth.create_user(session, data)
+    user_id: uuid.UUID = user.id
+    return user_id

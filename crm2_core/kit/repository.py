@@ -1,0 +1,149 @@
+"""One repository base: get-visible-or-404, insert, versioned update, delete, keyset lists.
+
+A plugin's repository module makes one ``Repository`` per entity and adds only
+its domain queries::
+
+    clients = Repository(Client, ClientNotFound, owner=Client.owner_id, sorts=CLIENT_SORTS)
+
+Every read takes a ``Visibility`` and applies it in SQL; another owner's id is
+the same 404 as a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.db.pagination import OrderKey, PageParams, paginate
+from crm2_core.db.types import utcnow
+from crm2_core.db.versioned import update_versioned
+from crm2_core.errors import NotFound
+from crm2_core.kit.sorting import Sorts
+from crm2_core.kit.visibility import Visibility
+
+M = TypeVar("M")
+Summary = Callable[[Any], Mapping[str, Any]]
+
+
+class Repository(Generic[M]):
+    """The generic queries of one table with an ``id``, a ``version`` and (maybe) an owner.
+
+    ``owner`` is the owner column the visibility applies to; ``join`` is for an
+    entity visible through another (a contact through its client): ``(table, on)``.
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        not_found: type[NotFound],
+        *,
+        owner: Any | None = None,
+        join: tuple[Any, Any] | None = None,
+        sorts: Sorts | None = None,
+        noun: str | None = None,
+    ) -> None:
+        self.model = model
+        self.not_found = not_found
+        self.owner = owner
+        self.join = join
+        self.sorts = sorts
+        self.noun = noun or model.__name__.lower()
+        self.id_column: Any = getattr(model, "id")  # noqa: B009 - typed as Any on purpose
+        self._has_updated_at = hasattr(model, "updated_at")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def visible(self, visibility: Visibility) -> Select[Any]:
+        """``SELECT`` of the rows ``visibility`` may see."""
+        stmt = select(self.model)
+        if self.join is not None:
+            stmt = stmt.join(*self.join)
+        if self.owner is not None:
+            stmt = stmt.where(visibility.where(self.owner))
+        return stmt
+
+    async def get(self, session: AsyncSession, visibility: Visibility, id: uuid.UUID) -> M | None:
+        stmt = (
+            self.visible(visibility)
+            .where(self.id_column == id)
+            .execution_options(populate_existing=True)
+        )
+        row: M | None = (await session.execute(stmt)).scalar_one_or_none()
+        return row
+
+    async def get_or_404(self, session: AsyncSession, visibility: Visibility, id: uuid.UUID) -> M:
+        row = await self.get(session, visibility, id)
+        if row is None:
+            raise self.not_found(f"no {self.noun} {id}")
+        return row
+
+    async def page(
+        self,
+        session: AsyncSession,
+        stmt: Select[Any],
+        page: PageParams,
+        *,
+        sort: str | None = None,
+        keys: list[OrderKey] | None = None,
+    ) -> tuple[list[M], str | None]:
+        """One keyset page of ``stmt`` in the declared sort (or explicit ``keys``)."""
+        if keys is None:
+            if self.sorts is None:
+                raise TypeError(f"{self.noun}: give keys or declare sorts")
+            keys = self.sorts.keys(sort)
+        return await paginate(session, stmt, keys, page)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def add(self, session: AsyncSession, row: M) -> M:
+        """Insert and flush, so the id and defaults are there."""
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def update(
+        self,
+        session: AsyncSession,
+        row: M,
+        values: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        only_changed: bool = True,
+    ) -> dict[str, Any]:
+        """Write ``values`` with one version bump (412 if someone else wrote first).
+
+        Returns what changed (nothing written when nothing did); ``row`` is refreshed.
+        """
+        changed = dict(values)
+        if only_changed:
+            changed = {k: v for k, v in changed.items() if getattr(row, k) != v}
+        if not changed:
+            return {}
+        written = dict(changed)
+        if self._has_updated_at and "updated_at" not in written:
+            written["updated_at"] = utcnow()
+        version = getattr(row, "version") if expected_version is None else expected_version  # noqa: B009
+        row_id = getattr(row, "id")  # noqa: B009
+        await update_versioned(session, self.model, self.id_column == row_id, version, written)
+        await session.refresh(row)
+        return changed
+
+    async def delete(self, session: AsyncSession, id: uuid.UUID) -> None:
+        await session.execute(delete(self.model).where(self.id_column == id))
+
+    # -- crm2_resolve_entity -----------------------------------------------------------
+
+    def resolver(self, summary: Summary) -> Callable[[AsyncSession, Visibility, uuid.UUID], Any]:
+        """An ``EntityResolver`` entry: the visible row as ``summary(row)``, else ``None``."""
+
+        async def resolve(
+            session: AsyncSession, visibility: Visibility, id: uuid.UUID
+        ) -> Mapping[str, Any] | None:
+            row = await self.get(session, visibility, id)
+            return None if row is None else summary(row)
+
+        return resolve

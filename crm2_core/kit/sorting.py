@@ -1,0 +1,48 @@
+"""Sort orders declared once: the query parameter's allowed values come from the same table."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+
+from crm2_core.db.pagination import OrderKey, sort_order
+
+
+class Sorts:
+    """``Sorts({"name": Client.name, …}, id_column=Client.id, default="-updated_at")``.
+
+    ``keys(sort)`` is the keyset ordering (the id last); ``dependency`` is a FastAPI
+    dependency reading ``?sort=`` whose OpenAPI enum is exactly the declared names,
+    each ascending or with ``-`` for descending.
+    """
+
+    def __init__(self, columns: Mapping[str, Any], *, id_column: Any, default: str) -> None:
+        self.columns = dict(columns)
+        self.id_column = id_column
+        self.values = tuple(v for name in self.columns for v in (name, f"-{name}"))
+        if default not in self.values:
+            raise ValueError(f"default sort {default!r} is not one of {self.values}")
+        self.default = default
+        self.dependency = self._dependency()
+
+    def keys(self, sort: str | None = None) -> list[OrderKey]:
+        return sort_order(sort or self.default, self.columns, self.id_column)
+
+    def _dependency(self) -> Any:
+        async def sort_parameter(sort: str) -> str:
+            return sort
+
+        annotation = Annotated[
+            Literal[self.values],  # type: ignore[name-defined]
+            Query(description="a field, '-' for descending"),
+        ]
+        parameter = inspect.Parameter(
+            "sort", inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=annotation
+        )
+        sort_parameter.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [parameter], return_annotation=str
+        )
+        return sort_parameter

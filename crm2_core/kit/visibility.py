@@ -1,0 +1,74 @@
+"""Record-level visibility: who sees which rows, one rule for queries and live streams.
+
+A plugin declares its rule once (``RecordRules("deals:all_records")``). Holders
+of that permission see every record; anyone else sees the records they own (an
+API key acts for the user who created it). Repositories take the resulting
+``Visibility`` and apply it in SQL, so get (404), list, export, counts and the
+SSE ``can_see`` agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import true
+
+from crm2_hookspecs import Principal
+
+
+def acting_user(principal: Principal) -> uuid.UUID:
+    """The user a principal acts for: the caller, or the user who created the API key."""
+    creator = principal.attributes.get("created_by") if principal.kind == "api_key" else None
+    return creator if isinstance(creator, uuid.UUID) else principal.id
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """``owner_id is None`` means every record; otherwise only that owner's."""
+
+    owner_id: uuid.UUID | None
+
+    @classmethod
+    def system(cls) -> Visibility:
+        """Jobs, handlers and seeds: every record."""
+        return cls(owner_id=None)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.owner_id is None
+
+    def where(self, owner_column: Any) -> Any:
+        """A WHERE clause on an ``owner_id`` column (``TRUE`` when unrestricted)."""
+        return true() if self.owner_id is None else owner_column == self.owner_id
+
+    def allows(self, owner_id: uuid.UUID | None) -> bool:
+        return self.owner_id is None or self.owner_id == owner_id
+
+
+def _event_data(event: Any) -> Mapping[str, Any]:
+    data = event.get("data") if isinstance(event, Mapping) else getattr(event, "data", None)
+    return data if isinstance(data, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """A plugin's visibility rule: ``all_records`` is the permission that lifts it."""
+
+    all_records: str
+
+    def visibility(self, principal: Principal | None) -> Visibility:
+        """``None`` is the system (jobs, handlers): every record."""
+        if principal is None or principal.has_permission(self.all_records):
+            return Visibility.system()
+        return Visibility(owner_id=acting_user(principal))
+
+    async def can_see(self, principal: Principal, event: Any, context: Any = None) -> bool:
+        """An ``SseChannel.can_see``: events carry ``owner_id`` in their data, so no query."""
+        visibility = self.visibility(principal)
+        if visibility.owner_id is None:
+            return True
+        owner = _event_data(event).get("owner_id")
+        return owner is not None and str(owner) == str(visibility.owner_id)
