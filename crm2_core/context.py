@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -9,6 +10,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm2_core.db.engine import (
+    AppSession,
+    app_session_class,
     create_engine,
     create_read_session_factory,
     create_session_factory,
@@ -48,6 +51,8 @@ AUTHENTICATOR: ServiceKey[Authenticator] = ServiceKey("authenticator")
 EVENTS: ServiceKey[EventBus] = ServiceKey("events")
 SCHEDULER: ServiceKey[Scheduler] = ServiceKey("scheduler")
 STREAMS: ServiceKey[Streams] = ServiceKey("streams")
+# Whether the server serving this application is stopping (crm2_core.http.server).
+SERVER_STOPPING: ServiceKey[Callable[[], bool]] = ServiceKey("server_stopping")
 
 
 def _label(key: type[Any] | ServiceKey[Any]) -> str:
@@ -70,6 +75,8 @@ class AppContext:
     # safe requests' sessions (no BEGIN/COMMIT on PostgreSQL); None: use session_factory
     read_session_factory: async_sessionmaker[AsyncSession] | None = None
     redis: Redis | None = None
+    # this application's session class: session events listen here, not process-wide
+    session_class: type[AppSession] = field(default_factory=app_session_class)
     _services: dict[object, object] = field(default_factory=dict, repr=False)
 
     def plugin_settings(self, name: str) -> Any:
@@ -126,6 +133,9 @@ class AppContext:
         return self.get(STREAMS)
 
     async def aclose(self) -> None:
+        bus = self.find(EVENTS)
+        if bus is not None:
+            bus.detach()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -134,11 +144,13 @@ class AppContext:
 def build_context(settings: Settings, plugins: PluginRegistry) -> AppContext:
     engine = create_engine(settings)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    session_class = app_session_class()
     return AppContext(
         settings=settings,
         plugins=plugins,
         engine=engine,
-        session_factory=create_session_factory(engine),
-        read_session_factory=create_read_session_factory(engine, settings),
+        session_factory=create_session_factory(engine, session_class),
+        read_session_factory=create_read_session_factory(engine, settings, session_class),
         redis=redis,
+        session_class=session_class,
     )

@@ -24,11 +24,10 @@ from crm2_core.errors import ConfigurationError
 )
 def serve(host: str, port: int, migrate: bool) -> None:
     """Run the HTTP API (and, with the in-process broker, the event handlers)."""
-    import uvicorn
-
     from crm2_core import migrate as migrations  # Alembic: only when needed
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
+    from crm2_core.http.server import run_server
 
     context = load_context()
 
@@ -54,6 +53,6 @@ def serve(host: str, port: int, migrate: bool) -> None:
     app = create_app(context=context)
     app.state.freeze_gc = True
     console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
+    run_server(
         app, host=host, port=port, log_level=context.settings.log_level.lower(), proxy_headers=True
     )

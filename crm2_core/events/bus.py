@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-PENDING_FLAG = "crm2_events_pending"
-WAKE_KEY = "crm2_relay_wake"
+PENDING_FLAG = "crm2_events_pending"  # set by publish() in session.info
 MAX_RELAY_BACKOFF_SECONDS = 30.0
 
 
@@ -43,19 +42,6 @@ class Broker(Protocol):
 
 
 Listener = Callable[[Sequence[Envelope]], Awaitable[None]]
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_relay_after_commit(session: Session) -> None:
-    if session.info.pop(PENDING_FLAG, False):
-        wake = session.info.get(WAKE_KEY)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(PENDING_FLAG, None)
 
 
 def collect_types(registry: PluginRegistry) -> EventTypeRegistry:
@@ -95,7 +81,28 @@ class EventBus:
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        context.session_factory.kw.setdefault("info", {})[WAKE_KEY] = self.wake
+        # The application's own session class (crm2_core.db.engine.AppSession): a commit
+        # that wrote events wakes this bus only, never another app's in the same process.
+        self._session_class = context.session_class
+        event.listen(self._session_class, "after_commit", self._after_commit)
+        event.listen(self._session_class, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(PENDING_FLAG, False):
+            self.wake()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(PENDING_FLAG, None)
+
+    def detach(self) -> None:
+        """Stop listening to the application's commits (the context is closing)."""
+        for name, listener in (
+            ("after_commit", self._after_commit),
+            ("after_rollback", self._after_rollback),
+        ):
+            if event.contains(self._session_class, name, listener):
+                event.remove(self._session_class, name, listener)
 
     def wake(self) -> None:
         """Ask the relay to run now (called after a commit that wrote events)."""

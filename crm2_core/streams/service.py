@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select
 
-from crm2_core.context import EVENTS
+from crm2_core.context import EVENTS, SERVER_STOPPING
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord
 from crm2_core.events.relay import read_log
 from crm2_core.streams.channels import RegisteredChannel, collect_channels
 from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
 from crm2_core.streams.hub import Hub, LogSource
+from crm2_core.streams.messages import EncodedMessages
 from crm2_core.streams.response import ShutdownWatcher
 
 if TYPE_CHECKING:
@@ -63,12 +64,13 @@ class Streams:
         self.context = context
         self.source = log_source(context)
         self.hub = Hub(self.source, context.settings.relay_interval_seconds)
+        self.messages = EncodedMessages()
         self.channels: dict[str, RegisteredChannel] = {}
         self._listener: Any = None
         self._subscriber: RedisSubscriber | None = None
         # uvicorn waits for open connections before the lifespan shutdown: the
         # streams must end as soon as it starts stopping, not after.
-        self._shutdown = ShutdownWatcher(self.hub.close)
+        self._shutdown = ShutdownWatcher(self.hub.close, lambda: context.find(SERVER_STOPPING))
 
     def event_types(self, channel: RegisteredChannel) -> list[str]:
         bus = self.context.events

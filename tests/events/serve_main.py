@@ -13,10 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import probe_plugin
-import uvicorn
 
 from crm2_core.bootstrap import build_app_context
 from crm2_core.http.app import create_app
+from crm2_core.http.server import run_server
 from crm2_core.settings import Settings
 
 if __name__ == "__main__":
@@ -31,4 +31,4 @@ if __name__ == "__main__":
             await start(relay=False)
 
         bus.start = start_without_relay
-    uvicorn.run(create_app(context=context), host="127.0.0.1", port=port, log_level="warning")
+    run_server(create_app(context=context), host="127.0.0.1", port=port, log_level="warning")

@@ -16,8 +16,8 @@ import httpx
 from conftest import ProbeFactory, Serve
 from sse_helpers import EventStream, post_item
 
-from crm2_core.streams.connection import event_message
 from crm2_core.streams.hub import Subscription
+from crm2_core.streams.messages import EncodedMessages
 
 STREAMS = 5
 
@@ -63,10 +63,28 @@ async def test_an_event_is_encoded_once_for_every_connection() -> None:
         def model_dump_json(self) -> str:
             return '{"n": 1}'
 
-    envelope = Envelope()
-    first = event_message(envelope)  # type: ignore[arg-type]
+    messages = EncodedMessages()
+    first = messages(Envelope())  # type: ignore[arg-type]
     assert first == b'id: 7\r\nevent: probe.item.created\r\ndata: {"n": 1}\r\n\r\n'
-    assert event_message(envelope) is first  # type: ignore[arg-type]
+    # the same position from the log (another object) is the same message, encoded once
+    assert messages(Envelope()) is first  # type: ignore[arg-type]
+
+
+async def test_two_applications_keep_their_encoded_messages_apart() -> None:
+    class Envelope:
+        type, position = "probe.item.created", 7
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def model_dump_json(self) -> str:
+            return f'{{"n": {self.n}}}'
+
+    one, other = EncodedMessages(), EncodedMessages()
+
+    assert b'{"n": 1}' in one(Envelope(1))  # type: ignore[arg-type]
+    # position 7 of another application's log is another event
+    assert b'{"n": 2}' in other(Envelope(2))  # type: ignore[arg-type]
 
 
 async def test_an_idle_subscription_holds_no_buffer_and_wakes_on_offer() -> None:
