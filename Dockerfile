@@ -10,6 +10,8 @@
 #   docker run --rm -p 8000:8000 --env-file .env crm2
 #
 # infra/docker-compose.yml and infra/k8s/ run it scaled out.
+# The web console (frontend/) is built in a Node stage against this image's own
+# /openapi.json and served by the console plugin from /app/console.
 
 # -- build: a wheel for each local distribution and for every dependency ---------------
 FROM python:3.11-slim AS build
@@ -28,6 +30,24 @@ RUN set -eu; \
     done; \
     pip wheel --wheel-dir /wheels ./hookspecs . $plugins
 
+# -- openapi: the API the console's typed client is generated from ------------------------
+FROM python:3.11-slim AS openapi
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index /wheels/*.whl
+RUN crm2 openapi --all-plugins --output /openapi.json
+
+# -- console: the static Next.js build (type-checked against that API) --------------------
+FROM node:20-slim AS console
+ENV NEXT_TELEMETRY_DISABLED=1
+WORKDIR /frontend
+COPY frontend/package.json frontend/package-lock.json frontend/.npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+COPY --from=openapi /openapi.json ./openapi.json
+RUN npm run gen:api && npm run build
+
 # -- runtime: the wheels installed, no source tree, no build tools, not root -----------
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -39,6 +59,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 RUN groupadd --system --gid 10001 crm2 \
     && useradd --system --uid 10001 --gid crm2 --home-dir /app --create-home crm2
 WORKDIR /app
+COPY --from=console /frontend/out /app/console
+ENV CRM2_CONSOLE_DIST_DIR=/app/console
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 EXPOSE 8000

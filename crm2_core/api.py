@@ -16,6 +16,7 @@ from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginat
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
+    ConfigurationError,
     Conflict,
     Crm2Error,
     Forbidden,
@@ -85,6 +86,7 @@ __all__ = [
     "Amount",
     "AppContext",
     "BadRequest",
+    "ConfigurationError",
     "Conflict",
     "ContextDep",
     "Crm2Error",

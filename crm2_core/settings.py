@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         0, ge=0, description="requests allowed at once before the rate applies (0 = one minute's)"
     )
     redis_prefix: str = Field("crm2:", description="prefix of every Redis key crm2 writes")
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated proxy addresses or networks whose X-Forwarded-For is "
+        "believed (e.g. 10.0.0.0/8); empty = none, the connection's address is the client's",
+    )
     plugins: str | None = Field(
         None, description="comma-separated plugins to enable; unset = every installed plugin"
     )
@@ -119,6 +124,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        from crm2_core.networks import parse_networks
+
+        parse_networks(value)
+        return value
 
     @property
     def enabled_plugins(self) -> list[str] | None:

@@ -4,7 +4,7 @@ A package may import its own layer and the layers below it, never one above.
 The core's default plugins sit above the HTTP shell they build on (auth, then
 streams); the app context and its bootstrap sit below everything that runs,
 so the CLI and ``crm2 worker`` build the application without the web layer
-(only ``crm2 serve`` imports ``crm2_core.http.app``).
+(only ``crm2 serve`` and ``crm2 openapi`` import ``crm2_core.http.app``).
 
 Imports inside functions count; imports under ``if TYPE_CHECKING:`` do not
 (they never run: annotations may name any layer).
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. "(root)" is crm2_core/__init__.py (the version).
 LAYERS: list[set[str]] = [
-    {"(root)", "errors", "settings", "schemas", "money", "migration_paths", "db"},
+    {"(root)", "errors", "networks", "settings", "schemas", "money", "migration_paths", "db"},
     {"plugins"},
     {"context"},
     {"bootstrap", "migrate"},
@@ -37,6 +37,7 @@ NO_WEB = {"cli", "events", "bootstrap", "context", "plugins", "scheduler", "migr
 WEB_ENTRY = {
     ("crm2_core.cli.serve", "crm2_core.http.app"),
     ("crm2_core.cli.serve", "crm2_core.http.server"),
+    ("crm2_core.cli.openapi", "crm2_core.http.app"),  # the OpenAPI document of the app
 }
 
 

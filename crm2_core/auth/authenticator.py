@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from crm2_core.auth.credentials import CredentialsCache
 from crm2_core.auth.models import ApiKey, PermissionRecord, RolePermission
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
@@ -86,10 +87,21 @@ PRINCIPAL_SCOPE_KEY = "crm2.principal"
 
 
 class Authenticator:
-    def __init__(self, context: AppContext, tokens: TokenService, roles: RoleCache) -> None:
+    def __init__(
+        self,
+        context: AppContext,
+        tokens: TokenService,
+        roles: RoleCache,
+        credentials: CredentialsCache,
+        enabled_permissions: frozenset[str] = frozenset(),
+    ) -> None:
         self.context = context
         self.tokens = tokens
         self.roles = roles
+        self.credentials = credentials
+        # What the enabled plugins declare: a disabled plugin's grants stay in the
+        # database but are never shown (``/auth/me``).
+        self.enabled_permissions = enabled_permissions
 
     async def from_scope(self, scope: Mapping[str, Any]) -> Principal | None:
         """Authenticate an ASGI request once; later calls in the same request reuse the answer."""
@@ -143,13 +155,23 @@ class Authenticator:
 
     async def from_access_token(self, token: str) -> Principal:
         claims = self.tokens.decode_access(token)
+        await self.check_credentials(claims.subject, claims.credentials_version)
         return Principal(
             id=claims.subject,
             kind="user",
             roles=claims.roles,
             permissions=await self.roles.permissions(claims.roles),
             name=str(claims.raw.get("email", "")),
+            attributes={"credentials_version": claims.credentials_version},
         )
+
+    async def check_credentials(self, user_id: uuid.UUID, version: int) -> None:
+        """401 unless the user exists, is active and the token's version is the current one."""
+        current = await self.credentials.get(user_id)
+        if current is None or not current.active or current.version != version:
+            raise Unauthorized(
+                "this token's account was changed, disabled or deleted; sign in again"
+            )
 
     async def from_api_key(self, key: str) -> Principal:
         parts = key.split("_")

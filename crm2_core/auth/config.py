@@ -57,7 +57,18 @@ class AuthSettings(BaseSettings):
     )
     login_window_seconds: int = Field(900, ge=1, description="the throttle's window")
     role_cache_seconds: float = Field(
-        5.0, ge=0, le=300, description="how long a process caches role → permissions"
+        5.0,
+        ge=0,
+        le=300,
+        description="how long a process caches role → permissions at most "
+        "(changes reach every process at once through the auth.role.changed event)",
+    )
+    credentials_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="how long a process trusts its cached copy of a user's credentials "
+        "version at most (changes reach every process at once through an event)",
     )
 
     @model_validator(mode="after")

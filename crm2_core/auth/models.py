@@ -26,6 +26,9 @@ class User(SQLModel, table=True):
     full_name: str = Field(default="", max_length=200)
     password_hash: str = Field(max_length=255)
     is_active: bool = True
+    # Raised whenever roles, the active flag or the password change: access tokens
+    # carry the value they were issued with and stop working once it moves on.
+    credentials_version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     version: int = 1
@@ -108,6 +111,10 @@ class ApiKey(SQLModel, table=True):
     )
     created_by: uuid.UUID | None = Field(
         default=None, foreign_key="auth_user.id", ondelete="SET NULL"
+    )
+    # The key that created this one, if a key did: revoking a key revokes its offspring.
+    created_by_key: uuid.UUID | None = Field(
+        default=None, foreign_key="auth_api_key.id", ondelete="SET NULL", index=True
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

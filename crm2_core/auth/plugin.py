@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,17 @@ from sqlalchemy import text
 
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.credentials import CredentialsCache
+from crm2_core.auth.events import EVENT_TYPES, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import MODELS
 from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
-from crm2_core.context import AUTH, AUTHENTICATOR, AppContext
+from crm2_core.context import AUTH, AUTHENTICATOR, STREAMS, AppContext
+from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
+from crm2_hookspecs import ConsoleView, Permission, PluginManifest, Principal, hookimpl
 
 SYNC_LOCK = 0x63726D34
 
@@ -51,6 +55,37 @@ def crm2_permissions() -> Sequence[Permission]:
 
 
 @hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    """The admin section of the web console: users and roles (shown to those who manage them)."""
+    return [
+        ConsoleView(
+            key="auth.users",
+            title="Users",
+            titles={"ru": "Пользователи"},
+            list_path="/api/v1/auth/users",
+            permission="auth:users",
+            item_schema="UserPublic",
+            create_schema="UserCreate",
+            columns=("email", "full_name", "roles", "is_active", "created_at"),
+            form=("email", "full_name", "password", "roles"),
+            order=900,
+        ),
+        ConsoleView(
+            key="auth.roles",
+            title="Roles",
+            titles={"ru": "Роли"},
+            list_path="/api/v1/auth/roles",
+            permission="auth:roles",
+            item_schema="RolePublic",
+            create_schema="RoleCreate",
+            columns=("name", "description", "permissions", "builtin"),
+            form=("name", "description", "permissions"),
+            order=910,
+        ),
+    ]
+
+
+@hookimpl
 def crm2_configure(context: AppContext) -> None:
     settings: AuthSettings = context.plugin_settings("auth")
     tokens = TokenService(settings, context.settings.env)
@@ -60,8 +95,38 @@ def crm2_configure(context: AppContext) -> None:
         else MemoryThrottle()
     )
     roles = RoleCache(context.session_factory, settings.role_cache_seconds)
-    context.provide(AUTH, AuthService(settings, tokens, Passwords(settings), throttle, roles))
-    context.provide(AUTHENTICATOR, Authenticator(context, tokens, roles))
+    credentials = CredentialsCache(
+        context.read_session_factory or context.session_factory,
+        settings.credentials_cache_seconds,
+    )
+    context.provide(
+        AUTH, AuthService(settings, tokens, Passwords(settings), throttle, roles, credentials)
+    )
+    enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
+    context.provide(AUTHENTICATOR, Authenticator(context, tokens, roles, credentials, enabled))
+
+
+def forget_on_events(
+    roles: RoleCache, credentials: CredentialsCache
+) -> Callable[[Sequence[Envelope]], None]:
+    """Drop cached credentials and roles when another process changed them."""
+
+    def tap(events: Sequence[Envelope]) -> None:
+        for event in events:
+            if event.type == UserCredentialsChanged.event_type:
+                try:
+                    credentials.invalidate(uuid.UUID(str(event.data.get("user_id"))))
+                except ValueError:
+                    credentials.clear()
+            elif event.type == RoleChanged.event_type:
+                roles.invalidate()
+
+    return tap
+
+
+@hookimpl
+def crm2_event_types() -> Sequence[type]:
+    return EVENT_TYPES
 
 
 @hookimpl
@@ -73,6 +138,13 @@ def crm2_routers() -> Sequence[APIRouter]:
 
 @hookimpl
 def crm2_startup(context: AppContext) -> Awaitable[None]:
+    context.auth.tokens.warn_if_ephemeral()
+    # The streams plugin (configured after auth, which it depends on) feeds its hub
+    # every relayed event this process hears of: watch for credential and role changes.
+    streams = context.find(STREAMS)
+    if streams is not None:
+        authenticator = context.authenticator
+        streams.hub.taps.append(forget_on_events(authenticator.roles, authenticator.credentials))
     return sync_permissions(context)
 
 

@@ -20,6 +20,7 @@ from crm2_core.auth.models import (
     User,
     UserRole,
 )
+from crm2_core.db import utcnow
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
 
 
@@ -204,3 +205,50 @@ async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[A
 
 async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     return await session.get(ApiKey, key_id, populate_existing=True)
+
+
+def _live_keys(now: datetime) -> Any:
+    return select(ApiKey).where(
+        col(ApiKey.revoked_at).is_(None),
+        (col(ApiKey.expires_at).is_(None)) | (col(ApiKey.expires_at) > now),
+    )
+
+
+async def live_api_keys(session: AsyncSession) -> list[ApiKey]:
+    """Every key neither revoked nor expired."""
+    return list((await session.execute(_live_keys(utcnow()))).scalars())
+
+
+async def live_api_keys_created_by(session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
+    stmt = _live_keys(utcnow()).where(col(ApiKey.created_by) == user_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def live_api_keys_made_by_keys(
+    session: AsyncSession, key_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    ids = list(key_ids)
+    if not ids:
+        return set()
+    stmt = select(col(ApiKey.id)).where(
+        col(ApiKey.revoked_at).is_(None), col(ApiKey.created_by_key).in_(ids)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+async def revoke_api_keys(
+    session: AsyncSession, key_ids: Iterable[uuid.UUID], now: datetime
+) -> None:
+    await session.execute(
+        update(ApiKey)
+        .where(col(ApiKey.id).in_(list(key_ids)), col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def active_user_ids(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    stmt = select(col(User.id)).where(col(User.id).in_(ids), col(User.is_active).is_(True))
+    return set((await session.execute(stmt)).scalars())

@@ -33,6 +33,7 @@ from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.security import NO_STORE
 from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -72,15 +73,23 @@ def _api_key_public(row: ApiKey) -> ApiKeyPublic:
 
 @router.post("/login", response_model=TokenPair)
 async def login(
-    body: LoginRequest, request: Request, session: SessionDep, service: ServiceDep
+    body: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> TokenPair:
     """Exchange e-mail and password for an access token and a refresh token."""
+    response.headers.update(NO_STORE)
     return await service.login(session, body.email, body.password, _client_ip(request))
 
 
 @router.post("/refresh", response_model=TokenPair)
-async def refresh(body: RefreshRequest, context: ContextDep, service: ServiceDep) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, context: ContextDep, service: ServiceDep, response: Response
+) -> TokenPair:
     """Rotate a refresh token: the old one is spent, a new pair is returned."""
+    response.headers.update(NO_STORE)
     async with context.session_factory() as session:
         try:
             pair = await service.refresh(session, body.refresh_token)
@@ -109,9 +118,11 @@ async def me(principal: CurrentPrincipal, session: SessionDep, request: Request)
     user = await repo.public_user(session, principal.id)
     if user is None or not user["is_active"]:
         raise UserNotFound("the signed-in user no longer exists")
-    permissions = set(principal.permissions)
+    enabled = authenticator_of(request).enabled_permissions
+    # A disabled plugin's grants stay in its roles, but mean nothing while it is off.
+    permissions = {p for p in principal.permissions if p == "*" or p in enabled}
     if "*" in permissions:  # spell "everything" out, so a UI can check one name at a time
-        permissions |= authenticator_of(request).roles.known()
+        permissions |= enabled
     return Me.model_validate({**user, "permissions": sorted(permissions)})
 
 
@@ -129,10 +140,14 @@ async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Page[
 
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
 async def create_user(
-    body: UserCreate, _: UsersAdmin, session: SessionDep, service: ServiceDep, response: Response
+    body: UserCreate,
+    actor: UsersAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> UserPublic:
-    """Create a user with roles (default: viewer)."""
-    user = await service.create_user(session, body)
+    """Create a user with roles (default: viewer) whose permissions you hold yourself."""
+    user = await service.create_user(session, body, actor)
     response.headers["ETag"] = etag_for(user.version)
     response.headers["Location"] = f"/api/v1/auth/users/{user.id}"
     return await _user_public(session, user)
@@ -153,13 +168,18 @@ async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
     if_match: IfMatchDep,
-    _: UsersAdmin,
+    actor: UsersAdmin,
     session: SessionDep,
     service: ServiceDep,
     response: Response,
 ) -> UserPublic:
-    """Change a user's name, password, roles or active flag (If-Match required)."""
-    user = await service.update_user(session, user_id, if_match, body)
+    """Change a user's name, password, roles or active flag (If-Match required).
+
+    Only a user whose permissions you hold yourself; your own roles and an admin
+    need the admin role. Roles, active flag and password changes end the user's
+    tokens at once.
+    """
+    user = await service.update_user(session, user_id, if_match, body, actor)
     response.headers["ETag"] = etag_for(user.version)
     return await _user_public(session, user)
 
@@ -171,7 +191,7 @@ async def delete_user(
     """Delete a user and their sessions."""
     if principal.kind == "user" and principal.id == user_id:
         raise Forbidden("you cannot delete yourself")
-    await service.delete_user(session, user_id)
+    await service.delete_user(session, user_id, principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -186,10 +206,14 @@ async def list_roles(_: RolesAdmin, session: SessionDep) -> list[RolePublic]:
 
 @router.post("/roles", response_model=RolePublic, status_code=status.HTTP_201_CREATED)
 async def create_role(
-    body: RoleCreate, _: RolesAdmin, session: SessionDep, service: ServiceDep, response: Response
+    body: RoleCreate,
+    actor: RolesAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> RolePublic:
-    """Create a role from declared permissions."""
-    role = await service.create_role(session, body)
+    """Create a role from declared permissions you hold yourself."""
+    role = await service.create_role(session, body, actor)
     response.headers["ETag"] = etag_for(role.version)
     return await _role_public(session, role)
 
@@ -209,30 +233,36 @@ async def update_role(
     name: str,
     body: RoleUpdate,
     if_match: IfMatchDep,
-    _: RolesAdmin,
+    actor: RolesAdmin,
     session: SessionDep,
     service: ServiceDep,
     response: Response,
 ) -> RolePublic:
-    """Change a role's description or permission set (If-Match required)."""
-    role = await service.update_role(session, name, if_match, body)
+    """Change a role's description or permission set (If-Match required; only within yours)."""
+    role = await service.update_role(session, name, if_match, body, actor)
     response.headers["ETag"] = etag_for(role.version)
     return await _role_public(session, role)
 
 
 @router.delete("/roles/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_role(
-    name: str, _: RolesAdmin, session: SessionDep, service: ServiceDep
+    name: str, actor: RolesAdmin, session: SessionDep, service: ServiceDep
 ) -> Response:
     """Delete an unused, non-built-in role."""
-    await service.delete_role(session, name)
+    await service.delete_role(session, name, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/permissions", response_model=list[PermissionPublic])
-async def list_permissions(_: RolesAdmin, session: SessionDep) -> list[PermissionPublic]:
-    """Every permission the installed plugins declared."""
-    return [PermissionPublic.model_validate(p) for p in await repo.list_permissions(session)]
+async def list_permissions(
+    _: RolesAdmin, session: SessionDep, context: ContextDep
+) -> list[PermissionPublic]:
+    """Every permission the enabled plugins declare."""
+    return [
+        PermissionPublic.model_validate(p)
+        for p in await repo.list_permissions(session)
+        if context.is_enabled(p.plugin)
+    ]
 
 
 # -- API keys ---------------------------------------------------------------------
@@ -247,11 +277,18 @@ async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
 async def create_api_key(
-    body: ApiKeyCreate, principal: ApiKeysAdmin, session: SessionDep, service: ServiceDep
+    body: ApiKeyCreate,
+    principal: ApiKeysAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> ApiKeyCreated:
-    """Create an API key scoped to one role; the key is in this response only."""
-    creator = principal.id if principal.kind == "user" else None
-    row, key = await service.create_api_key(session, body, creator)
+    """Create an API key scoped to one role whose permissions you hold; the key is shown once.
+
+    The key is revoked when its creator is deleted, deactivated or loses the right to create it.
+    """
+    response.headers.update(NO_STORE)
+    row, key = await service.create_api_key(session, body, principal)
     return ApiKeyCreated.model_validate({**_api_key_public(row).model_dump(), "key": key})
 
 

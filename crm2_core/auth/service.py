@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
 from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.credentials import CredentialsCache, after_commit
 from crm2_core.auth.errors import (
     ApiKeyNotFound,
     BuiltinRole,
@@ -30,8 +32,10 @@ from crm2_core.auth.errors import (
     UnknownRole,
     UserNotFound,
 )
+from crm2_core.auth.events import ApiKeysRevoked, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import ApiKey, PermissionRecord, RefreshToken, Role, User
 from crm2_core.auth.passwords import Passwords
+from crm2_core.auth.privileges import EVERYTHING, PrivilegeEscalation, missing, require_covered
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
     RoleCreate,
@@ -45,8 +49,9 @@ from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import TooManyRequests
+from crm2_core.events.outbox import publish
 from crm2_core.http.etag import check_version
-from crm2_hookspecs import BUILTIN_ROLES, Permission
+from crm2_hookspecs import BUILTIN_ROLES, Permission, Principal
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class AuthService:
     passwords: Passwords
     throttle: LoginThrottle
     roles: RoleCache
+    credentials: CredentialsCache
 
     # -- sessions ---------------------------------------------------------------
 
@@ -111,7 +117,7 @@ class AuthService:
         )
         await session.flush()
         return TokenPair(
-            access_token=self.tokens.issue_access(user.id, roles),
+            access_token=self.tokens.issue_access(user.id, roles, user.credentials_version),
             refresh_token=refresh,
             expires_in=self.settings.access_ttl_seconds,
         )
@@ -153,11 +159,28 @@ class AuthService:
             raise UnknownRole(f"unknown role(s): {', '.join(sorted(missing))}")
         return wanted
 
-    async def create_user(self, session: AsyncSession, data: UserCreate) -> User:
+    async def _permissions_of(self, session: AsyncSession, roles: Iterable[str]) -> set[str]:
+        """The union of the permissions the roles grant, as stored (not the cache)."""
+        grants = await repo.permissions_of_roles(session, roles)
+        return {p for perms in grants.values() for p in perms}
+
+    async def _require_grantable(
+        self, session: AsyncSession, actor: Principal | None, roles: Iterable[str]
+    ) -> None:
+        if actor is None:  # the system itself: the CLI, the first admin
+            return
+        for role in sorted(set(roles)):
+            wanted = await self._permissions_of(session, [role])
+            require_covered(actor.permissions, wanted, f"granting role {role!r}")
+
+    async def create_user(
+        self, session: AsyncSession, data: UserCreate, actor: Principal | None = None
+    ) -> User:
         email = str(data.email).lower()
         if await repo.user_by_email(session, email) is not None:
             raise EmailTaken(f"a user with e-mail {email} exists")
         roles = await self._check_roles(session, data.roles)
+        await self._require_grantable(session, actor, roles)
         user = User(
             email=email,
             full_name=data.full_name,
@@ -178,28 +201,78 @@ class AuthService:
             raise UserNotFound(f"no user {user_id}")
         return user
 
+    async def _require_over(
+        self, session: AsyncSession, actor: Principal | None, user_id: uuid.UUID, what: str
+    ) -> list[str]:
+        """The user's roles, once ``actor`` is shown to hold everything the user holds."""
+        roles = (await repo.roles_of(session, [user_id]))[user_id]
+        if actor is not None:
+            require_covered(actor.permissions, await self._permissions_of(session, roles), what)
+        return roles
+
     async def update_user(
-        self, session: AsyncSession, user_id: uuid.UUID, if_match: str, data: UserUpdate
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        if_match: str,
+        data: UserUpdate,
+        actor: Principal | None = None,
     ) -> User:
         user = await self.get_user(session, user_id)
         version = check_version(if_match, user.version)
+        current = await self._require_over(session, actor, user_id, "changing this user")
         values: dict[str, object] = {"updated_at": utcnow()}
+        reasons: list[str] = []
         if data.full_name is not None:
             values["full_name"] = data.full_name
-        if data.is_active is not None:
+        if data.is_active is not None and data.is_active != user.is_active:
             values["is_active"] = data.is_active
+            reasons.append("active")
         if data.password is not None:
             values["password_hash"] = await self.passwords.hash(data.password)
+            reasons.append("password")
         roles = await self._check_roles(session, data.roles) if data.roles is not None else None
+        if roles is not None and roles != sorted(current):
+            if (
+                actor is not None
+                and actor.kind == "user"
+                and actor.id == user_id
+                and EVERYTHING not in actor.permissions
+            ):
+                raise PrivilegeEscalation("changing your own roles needs the admin role")
+            await self._require_grantable(session, actor, set(roles) - set(current))
+            reasons.append("roles")
+        else:
+            roles = None
         loses_admin = data.is_active is False or (roles is not None and "admin" not in roles)
         if loses_admin:
             await self._keep_an_admin(session, user_id)
-        await update_versioned(session, User, User.id == user_id, version, values)
+        if reasons:
+            values["credentials_version"] = user.credentials_version + 1
+        await update_versioned(session, User, col(User.id) == user_id, version, values)
         if roles is not None:
             await repo.set_roles(session, user_id, roles)
-        if data.is_active is False or data.password is not None or roles is not None:
+        if reasons:
             await repo.revoke_user_tokens(session, user_id, utcnow())
+            self._credentials_changed(
+                session, user_id, user.credentials_version + 1, ",".join(reasons), actor
+            )
+            if "roles" in reasons or "active" in reasons:
+                await self.revoke_ungrantable_keys(session, actor)
         return await self.get_user(session, user_id)
+
+    def _credentials_changed(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        version: int | None,
+        reason: str,
+        actor: Principal | None,
+    ) -> None:
+        """Tell every process (by event) and this one (after commit) to forget the old ones."""
+        event = UserCredentialsChanged(user_id=user_id, credentials_version=version, reason=reason)
+        publish(session, event, subject=user_id, actor=actor)
+        after_commit(session, lambda: self.credentials.invalidate(user_id))
 
     async def _keep_an_admin(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         """Refuse to leave the installation without an active admin."""
@@ -207,11 +280,70 @@ class AuthService:
         if "admin" in current and await repo.count_active_admins(session, excluding=user_id) == 0:
             raise LastAdmin("this is the last active admin; make another admin first")
 
-    async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+    async def delete_user(
+        self, session: AsyncSession, user_id: uuid.UUID, actor: Principal | None = None
+    ) -> None:
         user = await self.get_user(session, user_id)
+        await self._require_over(session, actor, user_id, "deleting this user")
         await self._keep_an_admin(session, user_id)
+        await self._revoke_keys(
+            session, await repo.live_api_keys_created_by(session, user_id), "creator-deleted"
+        )
+        self._credentials_changed(session, user_id, None, "deleted", actor)
         await session.delete(user)
         await session.flush()
+
+    # -- keys that outlived their creator's rights --------------------------------
+
+    async def revoke_ungrantable_keys(
+        self, session: AsyncSession, actor: Principal | None = None
+    ) -> list[uuid.UUID]:
+        """Revoke every live API key its creator could no longer create today.
+
+        A key stands only while its creator is active, holds ``auth:api_keys`` and
+        holds every permission of the key's role. Keys are few; all are checked.
+        """
+        keys = await repo.live_api_keys(session)
+        creators = {k.created_by for k in keys if k.created_by is not None}
+        if not creators:
+            return []
+        active = await repo.active_user_ids(session, creators)
+        creator_roles = await repo.roles_of(session, creators)
+        names = {r for rs in creator_roles.values() for r in rs} | {k.role_name for k in keys}
+        grants = await repo.permissions_of_roles(session, names)
+        doomed: list[ApiKey] = []
+        for key in keys:
+            if key.created_by is None:
+                continue
+            held = frozenset(p for r in creator_roles.get(key.created_by, []) for p in grants[r])
+            may_create = EVERYTHING in held or "auth:api_keys" in held
+            if (
+                key.created_by not in active
+                or not may_create
+                or missing(held, grants[key.role_name])
+            ):
+                doomed.append(key)
+        return await self._revoke_keys(session, doomed, "creator-lost-the-right")
+
+    async def _revoke_keys(
+        self, session: AsyncSession, keys: Sequence[ApiKey], reason: str
+    ) -> list[uuid.UUID]:
+        """Revoke ``keys`` and every live key made with them, in one event."""
+        ids = {k.id for k in keys}
+        frontier = set(ids)
+        while frontier:
+            children = await repo.live_api_keys_made_by_keys(session, frontier)
+            frontier = {c for c in children if c not in ids}
+            ids |= frontier
+        if not ids:
+            return []
+        await repo.revoke_api_keys(session, ids, utcnow())
+        publish(
+            session,
+            ApiKeysRevoked(key_ids=sorted(ids), reason=reason),
+            subject=sorted(ids)[0],
+        )
+        return sorted(ids)
 
     # -- roles and permissions ---------------------------------------------------
 
@@ -229,10 +361,20 @@ class AuthService:
             raise RoleNotFound(f"no role {name!r}")
         return role
 
-    async def create_role(self, session: AsyncSession, data: RoleCreate) -> Role:
+    def _role_changed(
+        self, session: AsyncSession, name: str, actor: Principal | None, deleted: bool = False
+    ) -> None:
+        publish(session, RoleChanged(name=name, deleted=deleted), subject=name, actor=actor)
+        after_commit(session, self.roles.invalidate)
+
+    async def create_role(
+        self, session: AsyncSession, data: RoleCreate, actor: Principal | None = None
+    ) -> Role:
         if await repo.role(session, data.name) is not None:
             raise RoleExists(f"role {data.name!r} exists")
         permissions = await self._check_permissions(session, data.permissions)
+        if actor is not None:
+            require_covered(actor.permissions, permissions, f"creating role {data.name!r}")
         role = Role(name=data.name, description=data.description)
         session.add(role)
         try:
@@ -240,14 +382,22 @@ class AuthService:
         except IntegrityError as exc:  # a concurrent request created it first
             raise RoleExists(f"role {data.name!r} exists") from exc
         await repo.set_role_permissions(session, role.name, permissions)
-        self.roles.invalidate()
+        self._role_changed(session, role.name, actor)
         return role
 
     async def update_role(
-        self, session: AsyncSession, name: str, if_match: str, data: RoleUpdate
+        self,
+        session: AsyncSession,
+        name: str,
+        if_match: str,
+        data: RoleUpdate,
+        actor: Principal | None = None,
     ) -> Role:
         role = await self.get_role(session, name)
         version = check_version(if_match, role.version)
+        if actor is not None:
+            held = await self._permissions_of(session, [name])
+            require_covered(actor.permissions, held, f"changing role {name!r}")
         values: dict[str, object] = {"updated_at": utcnow()}
         if data.description is not None:
             values["description"] = data.description
@@ -256,21 +406,29 @@ class AuthService:
             if data.permissions is not None
             else None
         )
-        await update_versioned(session, Role, Role.name == name, version, values)
+        if permissions is not None and actor is not None:
+            require_covered(actor.permissions, permissions, f"changing role {name!r}")
+        await update_versioned(session, Role, col(Role.name) == name, version, values)
         if permissions is not None:
             await repo.set_role_permissions(session, name, permissions)
-        self.roles.invalidate()
+            self._role_changed(session, name, actor)
+            await self.revoke_ungrantable_keys(session, actor)
         return await self.get_role(session, name)
 
-    async def delete_role(self, session: AsyncSession, name: str) -> None:
+    async def delete_role(
+        self, session: AsyncSession, name: str, actor: Principal | None = None
+    ) -> None:
         role = await self.get_role(session, name)
+        if actor is not None:
+            held = await self._permissions_of(session, [name])
+            require_covered(actor.permissions, held, f"deleting role {name!r}")
         if role.builtin:
             raise BuiltinRole(f"{name} is a built-in role")
         if await repo.role_in_use(session, name):
             raise RoleInUse(f"role {name!r} is assigned to users or API keys; unassign it first")
         await session.delete(role)
         await session.flush()
-        self.roles.invalidate()
+        self._role_changed(session, name, actor, deleted=True)
 
     async def sync_permissions(
         self, session: AsyncSession, declared: Sequence[tuple[str, Permission]]
@@ -311,9 +469,16 @@ class AuthService:
     # -- API keys -----------------------------------------------------------------
 
     async def create_api_key(
-        self, session: AsyncSession, data: ApiKeyCreate, created_by: uuid.UUID | None
+        self, session: AsyncSession, data: ApiKeyCreate, actor: Principal | None = None
     ) -> tuple[ApiKey, str]:
         await self._check_roles(session, [data.role])
+        await self._require_grantable(session, actor, [data.role])
+        created_by, created_by_key = None, None
+        if actor is not None and actor.kind == "user":
+            created_by = actor.id
+        elif actor is not None and actor.kind == "api_key":
+            # A key made by a key stands on the same person's authority, and goes with it.
+            created_by, created_by_key = actor.attributes.get("created_by"), actor.id
         prefix = secrets.token_hex(4)
         key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
         row = ApiKey(
@@ -322,6 +487,7 @@ class AuthService:
             key_hash=hash_secret(key),
             role_name=data.role,
             created_by=created_by,
+            created_by_key=created_by_key,
             expires_at=data.expires_at,
         )
         session.add(row)
@@ -329,9 +495,8 @@ class AuthService:
         return row, key
 
     async def revoke_api_key(self, session: AsyncSession, key_id: uuid.UUID) -> None:
+        """Revoke the key and every key made with it."""
         row = await repo.api_key(session, key_id)
         if row is None:
             raise ApiKeyNotFound(f"no API key {key_id}")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-        await session.flush()
+        await self._revoke_keys(session, [row], "revoked")

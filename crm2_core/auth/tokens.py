@@ -48,6 +48,7 @@ class AccessClaims:
     subject: uuid.UUID
     roles: frozenset[str]
     token_id: str
+    credentials_version: int
     raw: dict[str, Any]
 
 
@@ -58,18 +59,24 @@ class TokenService:
         self.settings = settings
         self.algorithm = settings.jwt_algorithm
         self.kid = settings.jwt_key_id
+        # A random per-process secret (development without CRM2_AUTH_JWT_SECRET): the
+        # serving process says so once at start-up (see ``warn_if_ephemeral``), the CLI not.
+        self.ephemeral = False
         self._signing_key, self._verify_keys = self._load_keys(settings, environment)
 
-    @staticmethod
-    def _load_keys(settings: AuthSettings, environment: str) -> tuple[Any, dict[str, Any]]:
+    def warn_if_ephemeral(self) -> None:
+        if self.ephemeral:
+            log.warning(
+                "CRM2_AUTH_JWT_SECRET is unset: using a random per-process "
+                "secret (development only; tokens end with the process)"
+            )
+
+    def _load_keys(self, settings: AuthSettings, environment: str) -> tuple[Any, dict[str, Any]]:
         if settings.jwt_algorithm in HMAC_ALGORITHMS:
             secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
             if environment == "development":
                 if not secret:
-                    log.warning(
-                        "CRM2_AUTH_JWT_SECRET is unset: using a random per-process "
-                        "secret (development only; tokens end with the process)"
-                    )
+                    self.ephemeral = True
                     secret = secrets.token_urlsafe(48)
             elif not secret or secret == EXAMPLE_JWT_SECRET:
                 raise ConfigurationError(
@@ -142,17 +149,30 @@ class TokenService:
                 leeway=self.settings.leeway_seconds,
                 options={"require": REQUIRED_CLAIMS},
             )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired; refresh it or sign in again") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthorized("the token is not valid yet") from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from exc
+            # Which check failed stays in the server's log: the library's wording helps
+            # whoever forges tokens more than whoever holds a real one.
+            log.info("refused a %s token: %s", token_type, exc)
+            raise Unauthorized("invalid token") from exc
         if claims.get("typ") != token_type:
             raise Unauthorized(
                 f"a {claims.get('typ')} token cannot be used as a {token_type} token"
             )
         return claims
 
-    def issue_access(self, user_id: uuid.UUID, roles: frozenset[str]) -> str:
+    def issue_access(
+        self, user_id: uuid.UUID, roles: frozenset[str], credentials_version: int
+    ) -> str:
         return self.encode(
-            str(user_id), "access", self.settings.access_ttl_seconds, roles=sorted(roles)
+            str(user_id),
+            "access",
+            self.settings.access_ttl_seconds,
+            roles=sorted(roles),
+            cv=credentials_version,
         )
 
     def decode_access(self, token: str) -> AccessClaims:
@@ -164,4 +184,7 @@ class TokenService:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid token: roles claim malformed")
-        return AccessClaims(subject, frozenset(roles), str(claims["jti"]), claims)
+        version = claims.get("cv")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthorized("invalid token: sign in again")
+        return AccessClaims(subject, frozenset(roles), str(claims["jti"]), version, claims)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
@@ -29,21 +32,71 @@ def load_context() -> AppContext:
     from crm2_core.bootstrap import build_app_context
 
     try:
-        return build_app_context(Settings())
+        settings = Settings()
+        say_which_sqlite_file(settings)
+        return build_app_context(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file ``CRM2_DATABASE_URL`` names, when it names a file."""
+    if not settings.is_sqlite:
+        return None
+    path = make_url(settings.database_url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def say_which_sqlite_file(settings: Settings) -> None:
+    """A relative path is relative to wherever the command runs: say where that is."""
+    path = sqlite_file(settings)
+    if path is not None and not path.is_absolute():
+        click.echo(f"crm2: SQLite database {path.resolve()} ({path} from here)", err=True)
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "no such table" in text or (
+        type(exc.orig).__name__ in {"UndefinedTableError", "UndefinedTable"}
+        or ("relation" in text and "does not exist" in text)
+    )
+
+
+class Crm2Group(click.Group):
+    """Turns the one error a new user meets first (no tables yet) into one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            if not _missing_table(exc):
+                raise
+            where = ""
+            try:
+                path = sqlite_file(Settings())
+                where = f" ({path.resolve()})" if path is not None else ""
+            except Exception:  # the message matters more than the path
+                pass
+            raise click.ClickException(
+                f"the database{where} is not migrated: run `crm2 migrate` first"
+            ) from None
+
+
 @click.group(
-    help="crm2: a plugin-based CRM. Settings come from CRM2_* variables (see env.example)."
+    cls=Crm2Group,
+    help="crm2: a plugin-based CRM. Settings come from CRM2_* variables (see env.example).",
 )
 @click.version_option(package_name="crm2-core", prog_name="crm2")
 def cli() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic tells its context and each revision at INFO: noise on every command.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, events, serve  # noqa: F401  (registers the core commands)
+    from crm2_core.cli import commands, events, openapi, serve  # noqa: F401  (the core commands)
     from crm2_core.plugins import build_plugin_manager
 
     try:

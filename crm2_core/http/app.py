@@ -10,17 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm2_core import __version__
 from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
 from crm2_core.http.docs import install_docs
+from crm2_core.http.forwarded import ForwardedMiddleware
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
+from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.networks import parse_networks
 from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
@@ -49,14 +52,17 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
 
 
 class Crm2App(FastAPI):
-    """FastAPI with the request-id middleware outside Starlette's ``ServerErrorMiddleware``.
+    """FastAPI with the request-id and security-header middleware outside Starlette's
+    ``ServerErrorMiddleware``.
 
     ``add_middleware`` always lands inside it, so a 500 rendered there would go
-    out without the ``X-Request-ID`` the client needs to report it.
+    out without the ``X-Request-ID`` the client needs to report it (or the headers).
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack())
+        inner = SecurityHeadersMiddleware(super().build_middleware_stack())
+        networks = parse_networks(self.state.context.settings.trusted_proxies)
+        return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
 
 
 def create_app(
@@ -102,6 +108,7 @@ def create_app(
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)
+    _install_web_root(app, registry, context)
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
     # then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
@@ -110,6 +117,28 @@ def create_app(
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, context=context)
     return app
+
+
+def _install_web_root(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
+    """Hand requests no route matched, outside ``/api/``, to the ``crm2_web_root`` app.
+
+    Starlette's router calls ``default`` only after every route failed to match
+    (a path matched with another method is a 405 before that), so the site can
+    never shadow an API route; ``/api/…`` keeps the core's problem+json 404.
+    """
+    site = registry.first("crm2_web_root", context=context)
+    if site is None:
+        return
+    api_default = app.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path == "/api" or path.startswith("/api/"):
+            await api_default(scope, receive, send)
+        else:
+            await site(scope, receive, send)
+
+    app.router.default = default
 
 
 def _name_operations(router: APIRouter, seen: set[str]) -> None:

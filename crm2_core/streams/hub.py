@@ -122,6 +122,9 @@ class Hub:
         self._lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # Called with every batch this process dispatches, subscribers or not: how
+        # other core services (auth's caches) hear of events relayed anywhere.
+        self.taps: list[Callable[[Sequence[Envelope]], None]] = []
 
     @property
     def subscriptions(self) -> int:
@@ -196,6 +199,11 @@ class Hub:
         return True
 
     def _dispatch(self, events: Sequence[Envelope]) -> None:
+        for tap in self.taps:
+            try:
+                tap(events)
+            except Exception:  # a tap must never hold up the streams
+                log.exception("streams: an event tap failed")
         by_channel: dict[str, list[Envelope]] = {}
         for subscription in list(self._subscriptions):
             channel = subscription.channel

@@ -73,7 +73,12 @@ async def create_stream_token(
     channel = get_channel(_streams(context).channels, body.channel)
     _check_permission(request, principal, channel)
     return StreamToken(
-        token=issue_stream_token(context, principal, channel.name),
+        token=issue_stream_token(
+            context,
+            principal,
+            channel.name,
+            principal.attributes.get("credentials_version") if principal.kind == "user" else None,
+        ),
         expires_in=context.settings.sse_token_ttl_seconds,
     )
 

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
 STREAM_TOKEN_TYPE = "stream"
 
 
-def issue_stream_token(context: AppContext, principal: Principal, channel: str) -> str:
+def issue_stream_token(
+    context: AppContext, principal: Principal, channel: str, credentials_version: int | None = None
+) -> str:
+    """``credentials_version``: a user's, so that the token dies with the user's rights."""
     tokens = context.auth.tokens
+    extra = {} if credentials_version is None else {"cv": credentials_version}
     return str(
         tokens.encode(
             str(principal.id),
@@ -30,6 +34,7 @@ def issue_stream_token(context: AppContext, principal: Principal, channel: str) 
             channel=channel,
             kind=principal.kind,
             roles=sorted(principal.roles),
+            **extra,
         )
     )
 
@@ -49,9 +54,15 @@ async def principal_from_stream_token(context: AppContext, token: str, channel: 
     except ValueError as exc:
         raise Unauthorized("invalid token: sub is not an id") from exc
     authenticator = context.authenticator
+    kind = str(claims.get("kind", "user"))
+    version = claims.get("cv")
+    if version is not None:  # a signed-in user's: dies with the user's rights
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthorized("invalid token: ask for a new stream token")
+        await authenticator.check_credentials(subject, version)
     return Principal(
         id=subject,
-        kind=str(claims.get("kind", "user")),
+        kind=kind,
         roles=frozenset(roles),
         permissions=await authenticator.roles.permissions(roles),
     )

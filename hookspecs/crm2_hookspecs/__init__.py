@@ -5,6 +5,7 @@ from __future__ import annotations
 from crm2_hookspecs.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
 from crm2_hookspecs.records import (
     BUILTIN_ROLES,
+    ConsoleView,
     Crm2Context,
     EventHandler,
     HealthCheck,
@@ -20,6 +21,7 @@ __all__ = [
     "BUILTIN_ROLES",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
+    "ConsoleView",
     "Crm2Context",
     "Crm2Spec",
     "EventHandler",

@@ -181,3 +181,44 @@ class Crm2Context(Protocol):
     def is_enabled(self, name: str) -> bool:
         """Whether the plugin called ``name`` is enabled in this deployment."""
         ...
+
+
+@dataclass(frozen=True)
+class ConsoleView:
+    """One section a plugin adds to the web console, rendered without rebuilding the console.
+
+    ``list_path`` is a cursor-paginated list endpoint of the plugin (it answers
+    ``{"items": [...], "next_cursor": ...}``); ``item_schema`` and
+    ``create_schema`` name components of ``/openapi.json`` (``ClientPublic``,
+    ``ClientCreate``), from which the console takes field types and limits.
+    ``columns`` are item fields shown in the list, ``filters`` query parameters
+    of the list endpoint offered as inputs, ``form`` the fields of the create
+    form (empty: no create form). ``screen`` names a screen the console has
+    built in (``deals.board``); a console that does not know it renders the
+    generic list. ``titles`` translates ``title`` by locale (``{"ru": "…"}``).
+    """
+
+    key: str
+    title: str
+    list_path: str
+    permission: str
+    item_schema: str = ""
+    create_schema: str = ""
+    columns: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    form: tuple[str, ...] = ()
+    screen: str = ""
+    stream: str = ""
+    order: int = 100
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not CONSOLE_VIEW_KEY.match(self.key):
+            raise ValueError(f"console view key {self.key!r} must look like 'plugin.view'")
+        if not self.list_path.startswith("/api/v1/"):
+            raise ValueError(f"console view {self.key!r}: list_path must start with /api/v1/")
+        if not PERMISSION_PATTERN.match(self.permission):
+            raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
+
+
+CONSOLE_VIEW_KEY = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.-]*$")

@@ -17,6 +17,7 @@ from crm2_hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
     from crm2_hookspecs.records import (
+        ConsoleView,
         Crm2Context,
         EventHandler,
         HealthCheck,
@@ -150,6 +151,33 @@ class Crm2Spec:
         :returns: the probes.
         """
         raise NotImplementedError
+
+    @hookspec
+    def crm2_console_views(self, context: Crm2Context) -> Sequence[ConsoleView]:
+        """Return the sections this plugin adds to the web console.
+
+        The console (the ``console`` plugin) lists them at
+        ``GET /api/v1/console/views``, keeping those whose ``permission`` the
+        signed-in user holds, and renders each one generically from the
+        plugin's list endpoint and OpenAPI schemas: no console rebuild needed.
+
+        :param context: the running application.
+        :returns: ``ConsoleView`` records; each key starts with the plugin's name.
+        """
+        raise NotImplementedError
+
+    @hookspec(firstresult=True)
+    def crm2_web_root(self, context: Crm2Context) -> Any:
+        """Return an ASGI app that answers the requests no route matched, outside ``/api/``.
+
+        ``firstresult``: one plugin serves the site (the console's static
+        files at ``/``). Unmatched paths under ``/api/`` stay the core's
+        problem+json 404, and a path a route matches with another method stays
+        a 405.
+
+        :param context: the running application.
+        :returns: an ASGI application, or ``None`` to leave the web root alone.
+        """
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def claims(user_id: uuid.UUID, **changes: Any) -> dict[str, Any]:
         "jti": uuid.uuid4().hex,
         "typ": "access",
         "roles": ["agent"],
+        "cv": 1,  # the user's credentials version
     }
     payload.update(changes)
     return {k: v for k, v in payload.items() if v is not None}

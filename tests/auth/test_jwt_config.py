@@ -61,6 +61,7 @@ def access_claims(user_id: uuid.UUID) -> dict[str, Any]:
         "jti": uuid.uuid4().hex,
         "typ": "access",
         "roles": ["agent"],
+        "cv": 1,
     }
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from crm2_deals.config import DealsSettings
 from crm2_hookspecs import (
+    ConsoleView,
     Crm2Context,
     Permission,
     PluginManifest,
@@ -97,6 +98,13 @@ def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
 
     result: Awaitable[None] | None = seed(name, context)
     return result
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    from crm2_deals.console import VIEWS
+
+    return VIEWS
 
 
 @hookimpl

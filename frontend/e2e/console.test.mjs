@@ -1,0 +1,131 @@
+// End-to-end: Debian's Chromium (driven by playwright-core) against a real `crm2 serve`.
+// plugins/console/tests/test_browser.py starts the server, seeds it and runs this file:
+//   CRM2_E2E_BASE_URL, CRM2_E2E_EMAIL, CRM2_E2E_PASSWORD, CRM2_E2E_CHROMIUM, CRM2_E2E_SHOTS
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
+const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
+const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
+const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
+const TIMEOUT = 15_000;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh browser profile with a page that records CSP violations and page errors. */
+async function openPage() {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy|Refused to/i.test(message.text())) {
+      problems.push(`csp: ${message.text()}`);
+    }
+  });
+  return { context, page, problems };
+}
+
+async function signIn(page) {
+  await page.goto(`${BASE}/login/`);
+  await page.getByLabel("E-mail").fill(EMAIL);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${BASE}/`);
+}
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+test("a wrong password keeps the user on the sign-in page with a message", async () => {
+  const { context, page, problems } = await openPage();
+  await page.goto(`${BASE}/login/`);
+  await page.getByLabel("E-mail").fill(EMAIL);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "Wrong e-mail or password" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/login/");
+  await shot(page, "signin-error");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("sign in shows the enabled plugins' sections, under a strict CSP, in English and Russian", async () => {
+  const { context, page, problems } = await openPage();
+  await signIn(page);
+  const nav = page.getByRole("navigation", { name: "sections" });
+  for (const name of ["Deals", "Clients", "Policies", "Activity"]) {
+    await nav.getByRole("link", { name, exact: true }).waitFor();
+  }
+  await shot(page, "home");
+  await page.getByLabel("Language").selectOption("ru");
+  await nav.getByRole("link", { name: "Сделки", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Выйти" }).waitFor();
+  await page.getByLabel("Язык").selectOption("en");
+  await nav.getByRole("link", { name: "Clients", exact: true }).click();
+  await page.locator('section[data-view="deals.clients"] tbody tr').first().waitFor();
+  await shot(page, "clients");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("moving a deal on the board moves it on a second signed-in browser within a second", async () => {
+  const a = await openPage();
+  const b = await openPage();
+  await signIn(a.page);
+  await signIn(b.page);
+  await a.page.goto(`${BASE}/deals/`);
+  await b.page.goto(`${BASE}/deals/`);
+  await b.page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
+
+  const columns = a.page.locator('[data-testid="board"] section.column');
+  await columns.first().locator("article.deal-card").first().waitFor();
+  const card = columns.first().locator("article.deal-card").first();
+  const dealId = await card.getAttribute("data-deal");
+  const title = await card.locator(".deal-title").innerText();
+  const target = await columns.nth(1).getAttribute("data-stage");
+  assert.ok(dealId && target);
+  await b.page.locator(`article[data-deal="${dealId}"]`).waitFor();
+  await shot(a.page, "board");
+
+  const moved = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
+  await card.getByLabel(`Move to: ${title}`).selectOption({ label: target });
+  const response = await moved;
+  assert.equal(response.status(), 200);
+  const movedAt = Date.now();
+  await a.page.locator(`section.column[data-stage="${target}"] article[data-deal="${dealId}"]`).waitFor();
+  await b.page
+    .locator(`section.column[data-stage="${target}"] article[data-deal="${dealId}"]`)
+    .waitFor({ timeout: 5_000 });
+  const latency = Date.now() - movedAt;
+  console.log(`live update reached the second browser ${latency} ms after the move answered`);
+  assert.ok(latency < 1_000, `the second browser saw the move after ${latency} ms`);
+  await shot(b.page, "board-live");
+
+  await a.page.locator(`article[data-deal="${dealId}"] .deal-title`).click();
+  await a.page.getByTestId("deal-stage").filter({ hasText: target }).waitFor();
+  await a.page.getByRole("heading", { name: "Stage history" }).waitFor();
+  await shot(a.page, "deal");
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
+});

@@ -1,0 +1,98 @@
+"use client";
+
+import Link from "next/link";
+import { useSearchParams } from "next/navigation";
+import { Suspense } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { api, ok } from "@/api/client";
+import { Shell } from "@/components/Shell";
+import { formatDateTime, formatMoney } from "@/lib/i18n";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+function DealDetail() {
+  const id = useSearchParams().get("id") ?? "";
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const deal = useQuery({
+    queryKey: ["deals", "deal", id],
+    queryFn: async () =>
+      ok(await api.GET("/api/v1/deals/deals/{deal_id}", { params: { path: { deal_id: id } } })),
+    enabled: id !== "",
+  });
+  const history = useQuery({
+    queryKey: ["deals", "deal", id, "history"],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/v1/deals/deals/{deal_id}/history", {
+          params: { path: { deal_id: id }, query: { limit: 100 } },
+        }),
+      ),
+    enabled: id !== "",
+  });
+  const activities = useQuery({
+    queryKey: ["deals", "deal", id, "activities"],
+    queryFn: async () =>
+      ok(await api.GET("/api/v1/deals/activities", { params: { query: { deal: id, limit: 100 } } })),
+    enabled: id !== "",
+  });
+  const pipeline = useQuery({
+    queryKey: ["deals", "pipeline", deal.data?.pipeline_id],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/v1/deals/pipelines/{pipeline_id}", {
+          params: { path: { pipeline_id: deal.data!.pipeline_id } },
+        }),
+      ),
+    enabled: deal.data !== undefined,
+  });
+  const stageName = (stageId: string | null | undefined) =>
+    pipeline.data?.stages.find((s) => s.id === stageId)?.name ?? "—";
+
+  if (deal.isError) return <p className="error">{deal.error.message}</p>;
+  if (!deal.data) return <p>{t("loading")}</p>;
+  const d = deal.data;
+  return (
+    <section className="stack">
+      <Link href="/deals/">← {t("deal.back")}</Link>
+      <h1>{d.title}</h1>
+      <dl className="props">
+        <dt>{t("deal.value")}</dt>
+        <dd>{formatMoney(locale, d.value, d.currency)}</dd>
+        <dt>{t("deal.stage")}</dt>
+        <dd data-testid="deal-stage">{stageName(d.stage_id)}</dd>
+        <dt>{t("deal.status")}</dt>
+        <dd>{d.status}</dd>
+      </dl>
+      <h2>{t("deal.history")}</h2>
+      <ol className="timeline">
+        {history.data?.items.map((move) => (
+          <li key={move.id}>
+            <time>{formatDateTime(locale, move.moved_at)}</time> {stageName(move.from_stage_id)} →{" "}
+            {stageName(move.to_stage_id)}
+          </li>
+        ))}
+      </ol>
+      <h2>{t("deal.activities")}</h2>
+      <ol className="timeline">
+        {activities.data?.items.map((a) => (
+          <li key={a.id}>
+            <time>{formatDateTime(locale, a.occurred_at)}</time> <strong>{a.kind}</strong> {a.subject}
+            {a.body && <p className="muted">{a.body}</p>}
+          </li>
+        ))}
+        {activities.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+      </ol>
+    </section>
+  );
+}
+
+export default function DealPage() {
+  return (
+    <Shell>
+      <Suspense>
+        <DealDetail />
+      </Suspense>
+    </Shell>
+  );
+}

@@ -1,0 +1,12 @@
+"use client";
+
+import { Board } from "@/components/Board";
+import { Shell } from "@/components/Shell";
+
+export default function DealsPage() {
+  return (
+    <Shell>
+      <Board />
+    </Shell>
+  );
+}

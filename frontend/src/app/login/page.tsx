@@ -1,0 +1,57 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState, type FormEvent } from "react";
+import { session } from "@/api/client";
+import { useT } from "@/lib/useT";
+
+export default function LoginPage() {
+  const t = useT();
+  const router = useRouter();
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setBusy(true);
+    setError("");
+    try {
+      const response = await session.login(String(form.get("email")), String(form.get("password")));
+      if (response.ok) {
+        router.replace("/");
+        return;
+      }
+      const problem = (await response.json().catch(() => ({}))) as { detail?: string };
+      setError(response.status === 401 ? t("signin.failed") : (problem.detail ?? t("error.generic")));
+    } catch {
+      setError(t("error.generic"));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="signin">
+      <form onSubmit={submit} className="card stack" aria-labelledby="signin-title">
+        <h1 id="signin-title">{t("signin.title")}</h1>
+        <label className="field">
+          <span>{t("signin.email")}</span>
+          <input name="email" type="email" autoComplete="username" required />
+        </label>
+        <label className="field">
+          <span>{t("signin.password")}</span>
+          <input name="password" type="password" autoComplete="current-password" required />
+        </label>
+        {error && (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          {t("signin.submit")}
+        </button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,38 @@
+"use client";
+
+import Link from "next/link";
+import { Shell } from "@/components/Shell";
+import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+function Home() {
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const me = useMe();
+  const views = useViews();
+  return (
+    <section className="stack">
+      <h1>{t("home.welcome", { name: me.data?.full_name || me.data?.email || "" })}</h1>
+      <h2>{t("home.sections")}</h2>
+      <ul className="tiles">
+        {views.data?.views.map((view) => (
+          <li key={view.key}>
+            <Link className="card tile" href={viewHref(view)}>
+              <strong>{viewTitle(view, locale)}</strong>
+              <small>{view.plugin}</small>
+            </Link>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export default function HomePage() {
+  return (
+    <Shell>
+      <Home />
+    </Shell>
+  );
+}

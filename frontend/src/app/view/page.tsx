@@ -1,0 +1,28 @@
+"use client";
+
+import { useSearchParams } from "next/navigation";
+import { Suspense } from "react";
+import { GenericView } from "@/components/GenericView";
+import { Shell } from "@/components/Shell";
+import { useViews } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+
+function ViewByKey() {
+  const key = useSearchParams().get("key") ?? "";
+  const t = useT();
+  const views = useViews();
+  if (!views.data) return <p>{t("loading")}</p>;
+  const view = views.data.views.find((v) => v.key === key);
+  if (!view) return <p className="error">{t("list.empty")}</p>;
+  return <GenericView key={view.key} view={view} />;
+}
+
+export default function ViewPage() {
+  return (
+    <Shell>
+      <Suspense>
+        <ViewByKey />
+      </Suspense>
+    </Shell>
+  );
+}

@@ -1,0 +1,93 @@
+"use client";
+
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useEffect, useMemo, useSyncExternalStore, type ReactNode } from "react";
+import { session } from "@/api/client";
+import { useLiveStreams } from "@/lib/useLive";
+import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+import { authStore } from "@/store/auth";
+import { useUi, type Locale } from "@/store/ui";
+
+function useSignedIn(): boolean | null {
+  return useSyncExternalStore(
+    authStore.subscribe,
+    () => authStore.getState().tokens !== null,
+    () => null,
+  );
+}
+
+const NO_TYPES = {};
+
+/** The frame of every signed-in page: navigation from the enabled plugins' views, live status. */
+export function Shell({ children }: { children: ReactNode }) {
+  const signedIn = useSignedIn();
+  const router = useRouter();
+  useEffect(() => {
+    if (signedIn === false) router.replace("/login/");
+  }, [signedIn, router]);
+  if (!signedIn) return null;
+  return <SignedInShell>{children}</SignedInShell>;
+}
+
+function SignedInShell({ children }: { children: ReactNode }) {
+  const t = useT();
+  const me = useMe();
+  const views = useViews();
+  const { locale, live, setLocale, toggleTheme } = useUi();
+  const channels = useMemo(
+    () => [...new Set((views.data?.views ?? []).map((v) => v.stream).filter(Boolean))].sort(),
+    [views.data],
+  );
+  useLiveStreams(channels, NO_TYPES);
+
+  return (
+    <div className="shell">
+      <header className="topbar">
+        <Link href="/" className="brand">
+          crm2
+        </Link>
+        <span className={`live live-${live}`} role="status" data-testid="live-status">
+          {t(`live.${live}`)}
+        </span>
+        <span className="spacer" />
+        <label className="inline">
+          <span className="visually-hidden">{t("language")}</span>
+          <select
+            value={locale}
+            onChange={(e) => setLocale(e.target.value as Locale)}
+            aria-label={t("language")}
+          >
+            <option value="en">English</option>
+            <option value="ru">Русский</option>
+          </select>
+        </label>
+        <button type="button" className="ghost" onClick={toggleTheme} aria-label={t("theme.toggle")}>
+          ◐
+        </button>
+        <Link href="/profile/" className="who">
+          {me.data?.full_name || me.data?.email}
+        </Link>
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => {
+            void session.logout();
+          }}
+        >
+          {t("signout")}
+        </button>
+      </header>
+      <nav className="sidebar" aria-label="sections">
+        <Link href="/">{t("nav.home")}</Link>
+        {views.data?.views.map((view) => (
+          <Link key={view.key} href={viewHref(view)} data-view={view.key}>
+            {viewTitle(view, locale)}
+          </Link>
+        ))}
+      </nav>
+      <main className="content">{children}</main>
+    </div>
+  );
+}

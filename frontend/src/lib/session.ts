@@ -1,0 +1,120 @@
+import type { AuthStore, Tokens } from "@/store/auth";
+import { withLock } from "@/lib/lock";
+
+type Fetch = (input: Request) => Promise<Response>;
+
+interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+}
+
+/** Refresh this long before the access token expires, so requests rarely meet a 401. */
+const EARLY_MS = 15_000;
+
+/**
+ * Signs requests with the access token and keeps the session alive.
+ *
+ * A request that meets a 401 refreshes once and is retried, so the user never sees
+ * an expiry. Refreshes are serialised across tabs: inside the lock the stored tokens
+ * are read again, and when another tab already rotated them they are simply used.
+ */
+export class Session {
+  constructor(
+    private readonly store: AuthStore,
+    private readonly baseUrl: string,
+    private readonly send: Fetch = (request) => fetch(request),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get tokens(): Tokens | null {
+    return this.store.getState().tokens;
+  }
+
+  async login(email: string, password: string): Promise<Response> {
+    const response = await this.send(
+      this.json("/api/v1/auth/login", { email, password }),
+    );
+    if (response.ok) this.store.getState().setTokens(this.toTokens(await response.clone().json()));
+    return response;
+  }
+
+  async logout(): Promise<void> {
+    const tokens = this.tokens;
+    this.store.getState().setTokens(null);
+    if (tokens) {
+      await this.send(this.json("/api/v1/auth/logout", { refresh_token: tokens.refreshToken })).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  /** A valid access token, refreshing first when it is about to expire; null when signed out. */
+  async accessToken(): Promise<string | null> {
+    const tokens = this.tokens;
+    if (!tokens) return null;
+    if (tokens.expiresAt - this.now() > EARLY_MS) return tokens.accessToken;
+    return (await this.refresh(tokens.refreshToken))?.accessToken ?? null;
+  }
+
+  /** The `fetch` given to openapi-fetch: signs, refreshes on 401, retries once. */
+  readonly fetch = async (request: Request): Promise<Response> => {
+    const retry = request.clone();
+    const token = await this.accessToken();
+    const response = await this.send(this.sign(request, token));
+    const spent = this.tokens?.refreshToken;
+    if (response.status !== 401 || !token || !spent) return response;
+    const fresh = await this.refresh(spent, token);
+    if (!fresh) return response;
+    return this.send(this.sign(retry, fresh.accessToken));
+  };
+
+  /**
+   * Rotate the refresh token unless another tab (or call) already did.
+   * `staleAccess` is the access token that was refused: if the stored one differs,
+   * someone refreshed meanwhile.
+   */
+  async refresh(spentRefresh: string, staleAccess?: string): Promise<Tokens | null> {
+    return withLock("crm2.refresh", async () => {
+      await this.store.persist.rehydrate(); // what other tabs wrote
+      const current = this.tokens;
+      if (!current) return null;
+      const rotatedElsewhere =
+        current.refreshToken !== spentRefresh ||
+        (staleAccess !== undefined && current.accessToken !== staleAccess);
+      if (rotatedElsewhere && current.expiresAt - this.now() > EARLY_MS) return current;
+      const response = await this.send(
+        this.json("/api/v1/auth/refresh", { refresh_token: current.refreshToken }),
+      );
+      if (!response.ok) {
+        if (response.status === 401 || response.status === 403) this.store.getState().setTokens(null);
+        return null;
+      }
+      const tokens = this.toTokens((await response.json()) as TokenPair);
+      this.store.getState().setTokens(tokens);
+      return tokens;
+    });
+  }
+
+  private sign(request: Request, token: string | null): Request {
+    const signed = new Request(request);
+    if (token) signed.headers.set("Authorization", `Bearer ${token}`);
+    return signed;
+  }
+
+  private json(path: string, body: unknown): Request {
+    return new Request(new URL(path, this.baseUrl), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
+  private toTokens(pair: TokenPair): Tokens {
+    return {
+      accessToken: pair.access_token,
+      refreshToken: pair.refresh_token,
+      expiresAt: this.now() + pair.expires_in * 1000,
+    };
+  }
+}

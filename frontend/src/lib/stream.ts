@@ -1,0 +1,120 @@
+/**
+ * One crm2 SSE channel (docs/streams.md): a fresh stream token per connection,
+ * resume from the last event id after any drop, and a status the UI shows.
+ */
+export type StreamStatus = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface Envelope {
+  id: string;
+  type: string;
+  version: number;
+  occurred_at: string;
+  subject: string;
+  data: Record<string, unknown>;
+  position: number;
+}
+
+export interface EventSourceLike {
+  onopen: ((this: EventSourceLike, ev: Event) => unknown) | null;
+  onerror: ((this: EventSourceLike, ev: Event) => unknown) | null;
+  addEventListener(type: string, listener: (message: MessageEvent) => void): void;
+  close(): void;
+}
+
+export interface StreamOptions {
+  channel: string;
+  /** Types to listen to (`onmessage` never fires for named SSE events). */
+  types: string[];
+  onEvent: (event: Envelope) => void;
+  onStatus?: (status: StreamStatus) => void;
+  /** POST /api/v1/streams/token for this channel; resolves to the token. */
+  streamToken: (channel: string) => Promise<string>;
+  origin: string;
+  openSource?: (url: string) => EventSourceLike;
+  schedule?: (run: () => void, ms: number) => unknown;
+  random?: () => number;
+}
+
+const MAX_DELAY_MS = 30_000;
+
+export class LiveStream {
+  lastEventId: string | null = null;
+  status: StreamStatus = "connecting";
+  private source: EventSourceLike | null = null;
+  private delay = 1000;
+  private stopped = false;
+
+  constructor(private readonly options: StreamOptions) {}
+
+  start(): this {
+    void this.open();
+    return this;
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.source?.close();
+    this.source = null;
+    this.setStatus("closed");
+  }
+
+  /** The URL of the next connection: the channel, the token, and where to resume. */
+  url(token: string): string {
+    const url = new URL(`/api/v1/streams/${this.options.channel}`, this.options.origin);
+    url.searchParams.set("token", token);
+    if (this.lastEventId !== null) url.searchParams.set("last_event_id", this.lastEventId);
+    return url.toString();
+  }
+
+  private async open(): Promise<void> {
+    if (this.stopped) return;
+    let token: string;
+    try {
+      token = await this.options.streamToken(this.options.channel);
+    } catch {
+      this.retry(this.delay);
+      return;
+    }
+    if (this.stopped) return;
+    const open = this.options.openSource ?? ((url: string) => new EventSource(url) as EventSourceLike);
+    const source = open(this.url(token));
+    this.source = source;
+    source.onopen = () => {
+      this.delay = 1000;
+    };
+    source.addEventListener("connected", (message) => {
+      this.lastEventId = message.lastEventId;
+      this.setStatus("live");
+    });
+    for (const type of this.options.types) {
+      source.addEventListener(type, (message) => {
+        this.lastEventId = message.lastEventId;
+        this.options.onEvent(JSON.parse(String(message.data)) as Envelope);
+      });
+    }
+    source.addEventListener("reconnect", () => this.reopen(source, 0));
+    source.onerror = () => this.reopen(source, this.delay);
+  }
+
+  private reopen(source: EventSourceLike, delay: number): void {
+    source.close();
+    if (this.source !== source) return;
+    this.source = null;
+    this.retry(delay);
+  }
+
+  private retry(delay: number): void {
+    if (this.stopped) return;
+    this.setStatus("reconnecting");
+    this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
+    const schedule = this.options.schedule ?? ((run, ms) => setTimeout(run, ms));
+    const jitter = (this.options.random ?? Math.random)() * 500;
+    schedule(() => void this.open(), delay + jitter);
+  }
+
+  private setStatus(status: StreamStatus): void {
+    if (this.status === status) return;
+    this.status = status;
+    this.options.onStatus?.(status);
+  }
+}

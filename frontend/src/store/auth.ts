@@ -1,0 +1,40 @@
+import { createStore } from "zustand/vanilla";
+import { createJSONStorage, persist } from "zustand/middleware";
+
+/** The signed-in session's tokens; persisted so that a reload or a second tab stays signed in. */
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+  /** epoch milliseconds at which the access token expires */
+  expiresAt: number;
+}
+
+export interface AuthState {
+  tokens: Tokens | null;
+  setTokens: (tokens: Tokens | null) => void;
+}
+
+export type AuthStore = ReturnType<typeof createAuthStore>;
+
+const memory = new Map<string, string>();
+const memoryStorage = {
+  getItem: (key: string) => memory.get(key) ?? null,
+  setItem: (key: string, value: string) => void memory.set(key, value),
+  removeItem: (key: string) => void memory.delete(key),
+};
+
+export function createAuthStore(storage: Pick<Storage, "getItem" | "setItem" | "removeItem">) {
+  return createStore<AuthState>()(
+    persist(
+      (set) => ({
+        tokens: null,
+        setTokens: (tokens) => set({ tokens }),
+      }),
+      { name: "crm2.auth", storage: createJSONStorage(() => storage) },
+    ),
+  );
+}
+
+export const authStore = createAuthStore(
+  typeof window !== "undefined" ? window.localStorage : memoryStorage,
+);

@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { Session } from "@/lib/session";
+import { createAuthStore } from "@/store/auth";
+
+const BASE = "http://crm2.test";
+
+function memoryStorage() {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k: string) => data.get(k) ?? null,
+    setItem: (k: string, v: string) => void data.set(k, v),
+    removeItem: (k: string) => void data.delete(k),
+  };
+}
+
+/** A fake crm2: access tokens "a1", "a2"…; refresh tokens rotate and a reused one is refused. */
+function fakeServer() {
+  let generation = 1;
+  const spent = new Set<string>();
+  const calls: string[] = [];
+  const send = async (request: Request): Promise<Response> => {
+    const path = new URL(request.url).pathname;
+    calls.push(`${request.method} ${path} ${request.headers.get("Authorization") ?? ""}`.trim());
+    if (path === "/api/v1/auth/login" || path === "/api/v1/auth/refresh") {
+      if (path.endsWith("refresh")) {
+        const { refresh_token } = (await request.json()) as { refresh_token: string };
+        if (spent.has(refresh_token) || refresh_token !== `r${generation}`) {
+          return new Response(JSON.stringify({ title: "reused" }), { status: 401 });
+        }
+        spent.add(refresh_token);
+        generation += 1;
+      }
+      return Response.json({
+        access_token: `a${generation}`,
+        refresh_token: `r${generation}`,
+        token_type: "bearer",
+        expires_in: 900,
+      });
+    }
+    const current = `Bearer a${generation}`;
+    return request.headers.get("Authorization") === current
+      ? Response.json({ ok: true })
+      : new Response("{}", { status: 401 });
+  };
+  return { send, calls };
+}
+
+describe("Session", () => {
+  it("signs requests with the access token after login", async () => {
+    const server = fakeServer();
+    const store = createAuthStore(memoryStorage());
+    const session = new Session(store, BASE, server.send);
+    expect((await session.login("a@b.c", "pw")).ok).toBe(true);
+    const response = await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(response.status).toBe(200);
+    expect(server.calls.at(-1)).toBe("GET /api/v1/auth/me Bearer a1");
+  });
+
+  it("refreshes on a 401 and retries the request once, without a visible logout", async () => {
+    const server = fakeServer();
+    const store = createAuthStore(memoryStorage());
+    const session = new Session(store, BASE, server.send);
+    await session.login("a@b.c", "pw");
+    // the server rotated elsewhere: our access token is now refused, our refresh token valid
+    store.getState().setTokens({ ...store.getState().tokens!, accessToken: "stale" });
+    const response = await session.fetch(new Request(`${BASE}/api/v1/deals/deals`));
+    expect(response.status).toBe(200);
+    expect(store.getState().tokens?.refreshToken).toBe("r2");
+    expect(server.calls.filter((c) => c.includes("/refresh"))).toHaveLength(1);
+  });
+
+  it("refreshes ahead of expiry, so the request itself never meets a 401", async () => {
+    const server = fakeServer();
+    let now = 1_000_000;
+    const store = createAuthStore(memoryStorage());
+    const session = new Session(store, BASE, server.send, () => now);
+    await session.login("a@b.c", "pw");
+    now += 900_000 - 5_000; // five seconds left
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(server.calls.map((c) => c.split(" ")[1])).toEqual([
+      "/api/v1/auth/login",
+      "/api/v1/auth/refresh",
+      "/api/v1/auth/me",
+    ]);
+    expect(server.calls.at(-1)).toContain("Bearer a2");
+  });
+
+  it("serialises concurrent refreshes: one rotation serves every waiting request", async () => {
+    const server = fakeServer();
+    const store = createAuthStore(memoryStorage());
+    const session = new Session(store, BASE, server.send);
+    await session.login("a@b.c", "pw");
+    store.getState().setTokens({ ...store.getState().tokens!, accessToken: "stale" });
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => session.fetch(new Request(`${BASE}/api/v1/auth/me`))),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    // a second rotation with the spent token would have revoked the family (401 → signed out)
+    expect(server.calls.filter((c) => c.includes("/refresh"))).toHaveLength(1);
+    expect(store.getState().tokens).not.toBeNull();
+  });
+
+  it("uses tokens another tab rotated instead of spending the old refresh token", async () => {
+    const server = fakeServer();
+    const shared = memoryStorage();
+    const tabA = createAuthStore(shared);
+    const tabB = createAuthStore(shared);
+    const a = new Session(tabA, BASE, server.send);
+    const b = new Session(tabB, BASE, server.send);
+    await a.login("a@b.c", "pw");
+    await tabB.persist.rehydrate();
+    tabA.getState().setTokens({ ...tabA.getState().tokens!, accessToken: "stale" });
+    await a.fetch(new Request(`${BASE}/api/v1/auth/me`)); // tab A rotates to r2
+    // tab B still holds a1/r1 in memory: a1 is refused now, and spending r1 would revoke
+    const response = await b.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(response.status).toBe(200);
+    expect(server.calls.filter((c) => c.includes("/refresh"))).toHaveLength(1);
+    expect(tabB.getState().tokens?.refreshToken).toBe("r2");
+  });
+
+  it("signs out when the refresh token is refused", async () => {
+    const server = fakeServer();
+    const store = createAuthStore(memoryStorage());
+    const session = new Session(store, BASE, server.send);
+    await session.login("a@b.c", "pw");
+    store.getState().setTokens({ accessToken: "stale", refreshToken: "r-unknown", expiresAt: Date.now() + 60_000 });
+    const response = await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(response.status).toBe(401);
+    expect(store.getState().tokens).toBeNull();
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { LiveStream, type EventSourceLike, type StreamStatus } from "@/lib/stream";
+
+class FakeSource implements EventSourceLike {
+  onopen: EventSourceLike["onopen"] = null;
+  onerror: EventSourceLike["onerror"] = null;
+  listeners = new Map<string, ((m: MessageEvent) => void)[]>();
+  closed = false;
+  constructor(readonly url: string) {}
+  addEventListener(type: string, listener: (m: MessageEvent) => void) {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+  }
+  emit(type: string, id: string, data: unknown) {
+    const message = new MessageEvent(type, { data: JSON.stringify(data), lastEventId: id });
+    for (const l of this.listeners.get(type) ?? []) l(message);
+  }
+  fail() {
+    this.onerror?.call(this, new Event("error"));
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+function harness() {
+  const sources: FakeSource[] = [];
+  const timers: (() => void)[] = [];
+  const statuses: StreamStatus[] = [];
+  const events: string[] = [];
+  let tokens = 0;
+  const stream = new LiveStream({
+    channel: "deals",
+    types: ["deals.deal.stage_changed"],
+    onEvent: (e) => events.push(`${e.position}:${e.subject}`),
+    onStatus: (s) => statuses.push(s),
+    streamToken: async () => `t${++tokens}`,
+    origin: "http://crm2.test",
+    openSource: (url) => {
+      const source = new FakeSource(url);
+      sources.push(source);
+      return source;
+    },
+    schedule: (run) => timers.push(run),
+    random: () => 0,
+  });
+  const flush = () => new Promise((r) => setTimeout(r, 0));
+  return { stream, sources, timers, statuses, events, flush };
+}
+
+describe("LiveStream", () => {
+  it("opens with a fresh stream token and reports live on the connected message", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    expect(h.sources).toHaveLength(1);
+    expect(h.sources[0]!.url).toBe("http://crm2.test/api/v1/streams/deals?token=t1");
+    h.sources[0]!.emit("connected", "41", { position: 41 });
+    expect(h.statuses).toEqual(["live"]);
+  });
+
+  it("delivers named events and resumes after a drop from the last id with a new token", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    const first = h.sources[0]!;
+    first.emit("connected", "41", { position: 41 });
+    first.emit("deals.deal.stage_changed", "42", { position: 42, subject: "d1", data: {} });
+    first.fail();
+    expect(first.closed).toBe(true);
+    expect(h.statuses.at(-1)).toBe("reconnecting");
+    h.timers.shift()!();
+    await h.flush();
+    expect(h.sources[1]!.url).toBe("http://crm2.test/api/v1/streams/deals?token=t2&last_event_id=42");
+    h.sources[1]!.emit("connected", "42", { position: 42 });
+    expect(h.statuses.at(-1)).toBe("live");
+    expect(h.events).toEqual(["42:d1"]);
+  });
+
+  it("reconnects at once when the server says reconnect, resuming from the connected position", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    h.sources[0]!.emit("connected", "7", { position: 7 });
+    h.sources[0]!.emit("reconnect", "", { reason: "lifetime" });
+    h.timers.shift()!();
+    await h.flush();
+    expect(h.sources[1]!.url).toContain("last_event_id=7");
+  });
+
+  it("stops for good on close: no reconnect after a late error", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    const source = h.sources[0]!;
+    h.stream.close();
+    source.fail();
+    expect(h.timers).toHaveLength(0);
+    expect(h.statuses.at(-1)).toBe("closed");
+  });
+});

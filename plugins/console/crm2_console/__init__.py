@@ -1,0 +1,1 @@
+"""crm2 console: the web console's static files at ``/`` and ``GET /api/v1/console/views``."""

@@ -1,0 +1,33 @@
+"""What ``GET /api/v1/console/views`` answers."""
+
+from __future__ import annotations
+
+from crm2_core.api import ResponseModel
+
+
+class ConsolePlugin(ResponseModel):
+    name: str
+    title: str
+    version: str
+
+
+class ConsoleViewPublic(ResponseModel):
+    key: str
+    plugin: str
+    title: str
+    titles: dict[str, str]
+    list_path: str
+    permission: str
+    item_schema: str
+    create_schema: str
+    columns: list[str]
+    filters: list[str]
+    form: list[str]
+    screen: str
+    stream: str
+    order: int
+
+
+class ConsoleManifest(ResponseModel):
+    plugins: list[ConsolePlugin]
+    views: list[ConsoleViewPublic]

@@ -1,0 +1,58 @@
+"""The console in a real browser: Debian's Chromium, driven by playwright-core, against a real
+``crm2 serve`` with the demo data. The scenarios are frontend/e2e/console.test.mjs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from console_e2e import CHROMIUM, FRONTEND, browser_missing, crm2, running_server
+
+SECRET = "console-e2e-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def server_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_")}
+    env |= {
+        "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
+        "CRM2_AUTH_JWT_SECRET": SECRET,
+    }
+    crm2(env, "migrate")
+    crm2(env, "seed", "demo")
+    return env
+
+
+def test_console_in_chromium(server_env: dict[str, str], tmp_path: Path) -> None:
+    reason = browser_missing()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+    email, password = "e2e.manager@example.com", "e2e-manager-password"
+    crm2(server_env, "users", "create", "--email", email, "--password", password,
+         "--role", "manager", "--name", "Maria Manager")  # fmt: skip
+    shots = Path(os.environ.get("CRM2_E2E_SHOTS", FRONTEND / ".e2e-artifacts"))
+    with running_server(server_env, tmp_path / "serve.log") as base:
+        env = {
+            **os.environ,
+            "CRM2_E2E_BASE_URL": base,
+            "CRM2_E2E_EMAIL": email,
+            "CRM2_E2E_PASSWORD": password,
+            "CRM2_E2E_CHROMIUM": str(CHROMIUM),
+            "CRM2_E2E_SHOTS": str(shots),
+        }
+        done = subprocess.run(
+            ["node", "--test", "--test-reporter=spec", "--test-concurrency=1", "e2e/"],
+            cwd=FRONTEND,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    print(done.stdout)
+    assert done.returncode == 0, f"browser tests failed:\n{done.stdout}\n{done.stderr}"
+    passed = re.search(r"\bpass (\d+)", done.stdout)
+    assert passed and int(passed.group(1)) >= 3, f"no scenario ran:\n{done.stdout}"
+    assert re.search(r"\bfail 0\b", done.stdout) and not re.search(r"\bskipped [1-9]", done.stdout)

@@ -1,0 +1,133 @@
+"""``GET /api/v1/console/views`` and the web root inside the real app: the console shows
+only enabled plugins' sections the user may open, third-party ones included."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from crm2_console.errors import BadConsoleView
+
+from crm2_core.testing.pytest_plugin import AppFactory
+from crm2_hookspecs import ConsoleView, Permission, PluginManifest, hookimpl
+
+
+class Notes:
+    """A third-party plugin the console has never heard of."""
+
+    manifest = PluginManifest(name="notes", title="Notes")
+
+    @hookimpl
+    def crm2_permissions(self) -> Sequence[Permission]:
+        return [Permission("notes:read", "Read notes", ("admin", "manager"))]
+
+    @hookimpl
+    def crm2_console_views(self) -> Sequence[ConsoleView]:
+        return [
+            ConsoleView(
+                key="notes.all",
+                title="Notes",
+                titles={"ru": "Заметки"},
+                list_path="/api/v1/notes/notes",
+                permission="notes:read",
+                columns=("text",),
+                form=("text",),
+            )
+        ]
+
+
+class Broken:
+    manifest = PluginManifest(name="broken", title="Broken")
+
+    @hookimpl
+    def crm2_console_views(self) -> Sequence[object]:
+        return [{"key": "broken.x"}]
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> dict[str, dict[str, str]]:
+    (tmp_path / "index.html").write_text("<!doctype html><title>crm2 console</title>")
+    return {"console": {"dist_dir": str(tmp_path)}}
+
+
+async def test_the_views_of_enabled_plugins_that_the_user_may_open(
+    crm2_app_factory: AppFactory,
+) -> None:
+    crm2 = await crm2_app_factory(plugins=["console", "deals", "notes"], extra_plugins=(Notes(),))
+
+    agent = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("agent"))
+    manager = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("manager"))
+    admin = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("admin"))
+
+    assert agent.status_code == 200
+    keys = {role: [v["key"] for v in r.json()["views"]] for role, r in
+            (("agent", agent), ("manager", manager), ("admin", admin))}  # fmt: skip
+    assert keys["agent"] == ["deals.board", "deals.clients", "deals.policies", "deals.activities"]
+    assert keys["manager"] == keys["agent"] + ["notes.all"]
+    assert keys["admin"] == keys["manager"] + ["auth.users", "auth.roles"]
+    notes = manager.json()["views"][-1]
+    assert notes["plugin"] == "notes" and notes["titles"] == {"ru": "Заметки"}
+    assert {"console", "deals", "notes"} <= {p["name"] for p in admin.json()["plugins"]}
+
+
+async def test_a_disabled_plugin_has_no_section(crm2_app_factory: AppFactory) -> None:
+    crm2 = await crm2_app_factory(plugins=["console", "notes"], extra_plugins=(Notes(),))
+
+    body = (await crm2.client.get("/api/v1/console/views", headers=await crm2.login())).json()
+
+    assert not [v for v in body["views"] if v["plugin"] == "deals"]
+    assert "deals" not in {p["name"] for p in body["plugins"]}
+
+
+async def test_views_need_a_signed_in_user(crm2_app_factory: AppFactory) -> None:
+    crm2 = await crm2_app_factory(plugins=["console"])
+    response = await crm2.client.get("/api/v1/console/views")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_plugin_returning_something_else_stops_start_up(
+    crm2_app_factory: AppFactory,
+) -> None:
+    with pytest.raises(BadConsoleView, match="broken returned"):
+        await crm2_app_factory(plugins=["console", "broken"], extra_plugins=(Broken(),))
+
+
+async def test_the_console_serves_the_web_root_and_leaves_the_api_alone(
+    crm2_app_factory: AppFactory, build: dict[str, dict[str, str]]
+) -> None:
+    crm2 = await crm2_app_factory(plugins=["console"], plugin_settings=build)
+
+    page = await crm2.client.get("/")
+    unknown_api = await crm2.client.get("/api/v1/nothing-here")
+    wrong_method = await crm2.client.delete("/api/v1/auth/login")
+    health = await crm2.client.get("/healthz")
+
+    assert page.status_code == 200 and b"crm2 console" in page.content
+    assert page.headers["cache-control"] == "no-cache"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert unknown_api.status_code == 404
+    assert unknown_api.headers["content-type"] == "application/problem+json"
+    assert wrong_method.status_code == 405
+    assert health.status_code == 200 and health.headers["content-type"] == "application/json"
+
+
+async def test_switched_off_the_web_root_is_the_api_404(
+    crm2_app_factory: AppFactory, build: dict[str, dict[str, str]]
+) -> None:
+    crm2 = await crm2_app_factory(plugins=["deals"])
+
+    page = await crm2.client.get("/")
+    views = await crm2.client.get("/api/v1/console/views", headers=await crm2.login())
+
+    assert page.status_code == 404
+    assert page.headers["content-type"] == "application/problem+json"
+    assert views.status_code == 404
+
+
+def test_a_view_key_must_name_its_plugin_and_paths_the_api() -> None:
+    with pytest.raises(ValueError, match=r"plugin\.view"):
+        ConsoleView(key="Notes", title="x", list_path="/api/v1/notes", permission="notes:read")
+    with pytest.raises(ValueError, match="list_path"):
+        ConsoleView(key="notes.all", title="x", list_path="/notes", permission="notes:read")

@@ -1,0 +1,208 @@
+"""Credentials die with the account: demoted, deactivated or deleted users' tokens and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from crm2_core.testing import Crm2TestApp
+
+USERS, ROLES, KEYS, ME, PLUGINS = (
+    "/api/v1/auth/users",
+    "/api/v1/auth/roles",
+    "/api/v1/auth/api-keys",
+    "/api/v1/auth/me",
+    "/api/v1/plugins",
+)
+
+
+@pytest.fixture
+async def admin(crm2: Crm2TestApp) -> dict[str, str]:
+    return await crm2.login("admin")
+
+
+async def user_id_of(crm2: Crm2TestApp, headers: dict[str, str]) -> str:
+    response = await crm2.client.get(ME, headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def patch_user(
+    crm2: Crm2TestApp, admin: dict[str, str], user_id: str, body: dict[str, Any]
+) -> None:
+    url = f"{USERS}/{user_id}"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    response = await crm2.client.patch(url, json=body, headers={**admin, "If-Match": etag})
+    assert response.status_code == 200, response.text
+
+
+async def make_key(
+    crm2: Crm2TestApp, headers: dict[str, str], role: str = "admin"
+) -> dict[str, str]:
+    response = await crm2.client.post(KEYS, json={"name": "k", "role": role}, headers=headers)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['key']}"}
+
+
+def assert_401(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@contextmanager
+def counting_queries(crm2: Crm2TestApp) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's own transaction control
+            statements.append(statement)
+
+    engine = crm2.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+# -- access tokens ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change", [{"roles": ["viewer"]}, {"is_active": False}, {"password": "another long one"}]
+)
+async def test_old_access_token_stops_working_at_once(
+    crm2: Crm2TestApp, admin: dict[str, str], change: dict[str, Any]
+) -> None:
+    demoted = await crm2.login("admin")
+    assert (await crm2.client.get(USERS, headers=demoted)).status_code == 200
+    await patch_user(crm2, admin, await user_id_of(crm2, demoted), change)
+    assert_401(await crm2.client.get(USERS, headers=demoted))
+    assert_401(await crm2.client.get(ME, headers=demoted))
+
+
+async def test_deleted_users_access_token_stops_working(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    gone = await crm2.login("admin")
+    user_id = await user_id_of(crm2, gone)
+    assert (await crm2.client.delete(f"{USERS}/{user_id}", headers=admin)).status_code == 204
+    assert_401(await crm2.client.get(USERS, headers=gone))
+
+
+async def test_renaming_a_user_keeps_their_token(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    renamed = await crm2.login("agent")
+    await patch_user(crm2, admin, await user_id_of(crm2, renamed), {"full_name": "New Name"})
+    assert (await crm2.client.get(ME, headers=renamed)).status_code == 200
+
+
+async def test_signing_in_again_after_a_demotion_gives_the_new_rights(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    email = f"demoted-{uuid.uuid4().hex[:6]}@example.com"
+    demoted = await crm2.login("admin", email=email)
+    await patch_user(crm2, admin, await user_id_of(crm2, demoted), {"roles": ["viewer"]})
+    body = {"email": email, "password": "correct horse battery staple"}
+    fresh = (await crm2.client.post("/api/v1/auth/login", json=body)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {fresh}"}
+    assert (await crm2.client.get(ME, headers=headers)).json()["roles"] == ["viewer"]
+    assert (await crm2.client.get(USERS, headers=headers)).status_code == 403
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", [{"roles": ["viewer"]}, {"is_active": False}, None])
+async def test_keys_die_when_their_creator_loses_the_right(
+    crm2: Crm2TestApp, admin: dict[str, str], change: dict[str, Any] | None
+) -> None:
+    creator = await crm2.login("admin")
+    key = await make_key(crm2, creator)
+    child = await make_key(crm2, key, role="viewer")  # a key made by that key
+    assert (await crm2.client.get(USERS, headers=key)).status_code == 200
+    creator_id = await user_id_of(crm2, creator)
+    if change is None:
+        assert (await crm2.client.delete(f"{USERS}/{creator_id}", headers=admin)).status_code == 204
+    else:
+        await patch_user(crm2, admin, creator_id, change)
+    assert_401(await crm2.client.get(USERS, headers=key))
+    assert_401(await crm2.client.get(ME, headers=child))
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert listed and all(k["revoked_at"] is not None for k in listed)
+
+
+async def test_keys_die_when_the_creators_role_loses_api_keys(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    body = {"name": "integrator", "permissions": ["auth:api_keys", "core:plugins"]}
+    assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    integrator = await crm2.login("integrator")
+    key = await make_key(crm2, integrator, role="integrator")
+    assert (await crm2.client.get(PLUGINS, headers=key)).status_code == 200
+    etag = (await crm2.client.get(f"{ROLES}/integrator", headers=admin)).headers["etag"]
+    response = await crm2.client.patch(
+        f"{ROLES}/integrator",
+        json={"permissions": ["core:plugins"]},
+        headers={**admin, "If-Match": etag},
+    )
+    assert response.status_code == 200, response.text
+    assert_401(await crm2.client.get(PLUGINS, headers=key))
+
+
+async def test_revoking_a_key_revokes_the_keys_it_made(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    parent = await make_key(crm2, admin)
+    child = await make_key(crm2, parent, role="viewer")
+    parent_id = next(
+        k["id"]
+        for k in (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+        if k["role"] == "admin"
+    )
+    assert (await crm2.client.delete(f"{KEYS}/{parent_id}", headers=admin)).status_code == 204
+    assert_401(await crm2.client.get(ME, headers=child))
+
+
+# -- the hot path ---------------------------------------------------------------------------
+
+
+async def test_authenticated_get_runs_no_query_once_warm(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    assert (await crm2.client.get(PLUGINS, headers=admin)).status_code == 200  # warms the caches
+    with counting_queries(crm2) as statements:
+        for _ in range(20):
+            assert (await crm2.client.get(PLUGINS, headers=admin)).status_code == 200
+    assert statements == []
+    crm2.context.auth.credentials.clear()
+    with counting_queries(crm2) as statements:
+        assert (await crm2.client.get(PLUGINS, headers=admin)).status_code == 200
+    assert len(statements) == 1, statements  # the one credentials read
+
+
+async def test_another_process_refuses_the_token_as_soon_as_the_event_arrives(
+    crm2_app_factory: Any, crm2_redis_url: tuple[str, str]
+) -> None:
+    """Two serving processes on one database and one Redis: the change is made on one,
+    the old token is refused on the other within the event's delivery, not the cache TTL."""
+    url, prefix = crm2_redis_url
+    # a cache TTL far beyond the test: only the event can make the other process forget
+    slow = {"auth": {"credentials_cache_seconds": 3600}}
+    first = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    second = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    admin = await first.login("admin")
+    demoted = await first.login("admin")
+    assert (await second.client.get(USERS, headers=demoted)).status_code == 200  # cached there
+    await patch_user(first, admin, await user_id_of(first, demoted), {"roles": ["viewer"]})
+    started = time.monotonic()
+    while (await second.client.get(USERS, headers=demoted)).status_code == 200:
+        assert time.monotonic() - started < 5, "the other process never heard of the change"
+        await asyncio.sleep(0.02)
+    assert_401(await second.client.get(USERS, headers=demoted))

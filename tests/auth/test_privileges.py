@@ -1,0 +1,206 @@
+"""Nobody grants what they do not hold: each auth:* permission tried as an outsider would."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from crm2_core.testing import Crm2TestApp
+
+USERS, ROLES, KEYS, ME = (
+    "/api/v1/auth/users",
+    "/api/v1/auth/roles",
+    "/api/v1/auth/api-keys",
+    "/api/v1/auth/me",
+)
+PASSWORD = "correct horse battery staple"
+ESCALATION = "urn:crm2:problem:privilege-escalation"
+# deals gives the built-in manager and viewer roles permissions an outsider lacks
+pytestmark = pytest.mark.crm2_plugins("deals")
+
+
+@pytest.fixture
+async def admin(crm2: Crm2TestApp) -> dict[str, str]:
+    return await crm2.login("admin")
+
+
+async def holder_of(crm2: Crm2TestApp, admin: dict[str, str], *permissions: str) -> dict[str, str]:
+    """A user whose only role grants exactly ``permissions``; their auth headers."""
+    name = "only-" + uuid.uuid4().hex[:8]
+    body = {"name": name, "permissions": list(permissions)}
+    response = await crm2.client.post(ROLES, json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return await crm2.login(name)
+
+
+def assert_escalation(response: Any) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == ESCALATION
+
+
+async def me_of(crm2: Crm2TestApp, headers: dict[str, str]) -> dict[str, Any]:
+    response = await crm2.client.get(ME, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def etag_of(crm2: Crm2TestApp, url: str, headers: dict[str, str]) -> str:
+    response = await crm2.client.get(url, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.headers["etag"]
+
+
+# -- auth:api_keys ----------------------------------------------------------------------
+
+
+async def test_api_keys_holder_cannot_mint_an_admin_key(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    keys_only = await holder_of(crm2, admin, "auth:api_keys")
+    for role in ("admin", "manager", "viewer"):
+        body = {"name": "escalate", "role": role}
+        assert_escalation(await crm2.client.post(KEYS, json=body, headers=keys_only))
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert listed == []
+
+
+async def test_api_keys_holder_may_mint_a_key_of_their_own_role(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    keys_only = await holder_of(crm2, admin, "auth:api_keys")
+    role = (await me_of(crm2, keys_only))["roles"][0]
+    response = await crm2.client.post(KEYS, json={"name": "same", "role": role}, headers=keys_only)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_key_cannot_mint_a_stronger_key(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
+    keys_only = await holder_of(crm2, admin, "auth:api_keys")
+    role = (await me_of(crm2, keys_only))["roles"][0]
+    created = await crm2.client.post(KEYS, json={"name": "k", "role": role}, headers=keys_only)
+    key_headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    body = {"name": "escalate", "role": "admin"}
+    assert_escalation(await crm2.client.post(KEYS, json=body, headers=key_headers))
+
+
+# -- auth:users -------------------------------------------------------------------------
+
+
+async def test_users_holder_cannot_make_themselves_admin(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    users_only = await holder_of(crm2, admin, "auth:users")
+    me = await me_of(crm2, users_only)
+    url = f"{USERS}/{me['id']}"
+    headers = {**users_only, "If-Match": await etag_of(crm2, url, users_only)}
+    assert_escalation(await crm2.client.patch(url, json={"roles": ["admin"]}, headers=headers))
+    # not even a role below their own: their own roles need the admin role
+    assert_escalation(await crm2.client.patch(url, json={"roles": ["viewer"]}, headers=headers))
+    assert (await me_of(crm2, users_only))["roles"] == me["roles"]
+
+
+async def test_users_holder_cannot_reset_an_admins_password(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    users_only = await holder_of(crm2, admin, "auth:users")
+    admin_id = (await me_of(crm2, admin))["id"]
+    url = f"{USERS}/{admin_id}"
+    headers = {**users_only, "If-Match": await etag_of(crm2, url, users_only)}
+    for change in ({"password": "taken over by them"}, {"is_active": False}):
+        assert_escalation(await crm2.client.patch(url, json=change, headers=headers))
+    assert_escalation(await crm2.client.delete(url, headers=users_only))
+    assert (await crm2.client.get(ME, headers=admin)).status_code == 200
+
+
+async def test_users_holder_cannot_create_an_admin(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    users_only = await holder_of(crm2, admin, "auth:users")
+    body = {"email": "mine@example.com", "password": PASSWORD, "roles": ["admin"]}
+    assert_escalation(await crm2.client.post(USERS, json=body, headers=users_only))
+    body["roles"] = ["manager"]  # manager holds deals permissions this caller does not
+    assert_escalation(await crm2.client.post(USERS, json=body, headers=users_only))
+
+
+async def test_users_holder_manages_users_within_their_own_rights(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    users_only = await holder_of(crm2, admin, "auth:users")
+    role = (await me_of(crm2, users_only))["roles"][0]
+    body = {"email": "peer@example.com", "password": PASSWORD, "roles": [role]}
+    created = await crm2.client.post(USERS, json=body, headers=users_only)
+    assert created.status_code == 201, created.text
+    url = f"{USERS}/{created.json()['id']}"
+    headers = {**users_only, "If-Match": created.headers["etag"]}
+    changed = await crm2.client.patch(
+        url, json={"password": "a new long password"}, headers=headers
+    )
+    assert changed.status_code == 200, changed.text
+
+
+# -- auth:roles -------------------------------------------------------------------------
+
+
+async def test_roles_holder_cannot_grant_their_role_everything(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    roles_only = await holder_of(crm2, admin, "auth:roles")
+    role = (await me_of(crm2, roles_only))["roles"][0]
+    url = f"{ROLES}/{role}"
+    headers = {**roles_only, "If-Match": await etag_of(crm2, url, roles_only)}
+    for permissions in (["*"], ["auth:roles", "auth:users"], ["auth:roles", "core:plugins"]):
+        body = {"permissions": permissions}
+        assert_escalation(await crm2.client.patch(url, json=body, headers=headers))
+    assert (await me_of(crm2, roles_only))["permissions"] == ["auth:roles"]
+
+
+async def test_roles_holder_cannot_create_a_stronger_role_or_touch_admin(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    roles_only = await holder_of(crm2, admin, "auth:roles")
+    body = {"name": "sidekick", "permissions": ["auth:users"]}
+    assert_escalation(await crm2.client.post(ROLES, json=body, headers=roles_only))
+    url = f"{ROLES}/admin"
+    headers = {**roles_only, "If-Match": await etag_of(crm2, url, roles_only)}
+    body = {"permissions": ["auth:roles"]}
+    assert_escalation(await crm2.client.patch(url, json=body, headers=headers))
+    weaker = {"name": "helper", "permissions": ["auth:roles"]}
+    assert (await crm2.client.post(ROLES, json=weaker, headers=roles_only)).status_code == 201
+
+
+# -- the full admin -----------------------------------------------------------------------
+
+
+async def test_admin_grants_anything_and_changes_own_roles(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    await crm2.create_user("admin")  # another admin, so that this one may step down
+    body = {"name": "root", "role": "admin"}
+    assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 201
+    me = await me_of(crm2, admin)
+    url = f"{USERS}/{me['id']}"
+    headers = {**admin, "If-Match": await etag_of(crm2, url, admin)}
+    response = await crm2.client.patch(url, json={"roles": ["admin", "viewer"]}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+# -- item 14: a disabled plugin's permissions are not shown ---------------------------------
+
+
+async def test_disabled_plugins_permissions_are_not_listed(crm2_app_factory: Any) -> None:
+    with_deals = await crm2_app_factory(plugins=["deals"])
+    manager = await with_deals.login("manager")
+    assert any(p.startswith("deals:") for p in (await me_of(with_deals, manager))["permissions"])
+    without = await crm2_app_factory(plugins=[])
+    manager = await without.login("manager")
+    admin = await without.login("admin")
+    assert not any(p.startswith("deals:") for p in (await me_of(without, manager))["permissions"])
+    everything = (await me_of(without, admin))["permissions"]
+    assert "auth:users" in everything and not any(p.startswith("deals:") for p in everything)
+    listed = await without.client.get("/api/v1/auth/permissions", headers=admin)
+    assert listed.status_code == 200
+    names = [p["name"] for p in listed.json()]
+    assert "auth:users" in names and not any(n.startswith("deals:") for n in names)
