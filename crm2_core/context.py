@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from crm2_core.auth.authenticator import Authenticator
     from crm2_core.auth.service import AuthService
     from crm2_core.events.bus import EventBus
+    from crm2_core.observability.metrics import Metrics
+    from crm2_core.observability.tracing import Tracing
     from crm2_core.scheduler import Scheduler
     from crm2_core.streams.service import Streams
 
@@ -51,6 +53,10 @@ AUTHENTICATOR: ServiceKey[Authenticator] = ServiceKey("authenticator")
 EVENTS: ServiceKey[EventBus] = ServiceKey("events")
 SCHEDULER: ServiceKey[Scheduler] = ServiceKey("scheduler")
 STREAMS: ServiceKey[Streams] = ServiceKey("streams")
+# Observability (crm2_core.observability), present only when enabled.
+METRICS: ServiceKey[Metrics] = ServiceKey("metrics")
+METRICS_SERVER: ServiceKey[Any] = ServiceKey("metrics_server")  # the worker's /metrics server
+TRACING: ServiceKey[Tracing] = ServiceKey("tracing")
 # Whether the server serving this application is stopping (crm2_core.http.server).
 SERVER_STOPPING: ServiceKey[Callable[[], bool]] = ServiceKey("server_stopping")
 

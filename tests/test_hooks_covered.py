@@ -33,7 +33,6 @@ PENDING_IMPLEMENTATIONS: dict[str, str] = {
     # plugins of tests/plugins and tests/events implement them.
     "crm2_authenticate": "an extra auth backend (none shipped; tests/plugins has one)",
     "crm2_check_permission": "a veto (none shipped; tests/plugins has one)",
-    "crm2_event_handlers": "the first shipped plugin that reacts to another's events",
 }
 
 

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"(root)", "errors", "networks", "settings", "schemas", "money", "migration_paths", "db"},
     {"plugins"},
     {"context"},
+    {"observability"},  # logs, metrics, tracing: what every layer above reports through
     {"bootstrap", "migrate"},
     {"scheduler"},
     {"events"},
@@ -30,8 +31,28 @@ LAYERS: list[set[str]] = [
     {"auth"},
     {"streams"},
     # the command line, the resource kit and the public API plugins import, the test kit
-    {"cli", "kit", "api", "testing"},
+    {"cli", "kit", "api", "testing", "observability_app"},
 ]
+# crm2_core.observability holds modules of two layers: the instruments (logs, metrics,
+# tracing) that the events and HTTP layers report through, and what serves or wires
+# them (its default plugins, /metrics, crm2 doctor). Its HTTP middleware is part of
+# the HTTP shell.
+OBSERVABILITY_MODULES = {
+    "middleware": "http",
+    "routes": "observability_app",
+    "doctor": "observability_app",
+    "metrics_plugin": "observability_app",
+    "tracing_plugin": "observability_app",
+    "worker": "observability_app",
+}
+# Known upward imports, each with what removes it. The tests fail once one is gone,
+# so an entry cannot outlive its reason.
+PENDING_EDGES: dict[tuple[str, str], str] = {
+    ("crm2_core.observability.metrics", "crm2_core.events.models"): (
+        "the metrics read the outbox and dead-letter tables themselves; the events "
+        "package should report those gauges through a hook or the bus instead"
+    ),
+}
 # Packages that must not reach the web layer, and the one module that may.
 NO_WEB = {"cli", "events", "bootstrap", "context", "plugins", "scheduler", "migrate"}
 WEB_ENTRY = {
@@ -53,12 +74,14 @@ def _runtime_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
 
 def _package(module: str) -> str:
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "observability":
+        return OBSERVABILITY_MODULES.get(parts[2], "observability")
     return parts[1] if len(parts) > 1 else "(root)"
 
 
 def core_imports(source_root: Path) -> list[tuple[str, str]]:
     """``(importing module, imported module)`` for every runtime import inside crm2_core."""
-    found = []
+    found: list[tuple[str, str]] = []
     for file in sorted((source_root / "crm2_core").rglob("*.py")):
         parts = list(file.relative_to(source_root).with_suffix("").parts)
         if parts[-1] == "__init__":
@@ -79,7 +102,11 @@ def core_imports(source_root: Path) -> list[tuple[str, str]]:
                     ]
             else:
                 continue
-            found += [(module, t) for t in targets if t.split(".")[0] == "crm2_core"]
+            found += [
+                (module, t)
+                for t in targets
+                if t.split(".")[0] == "crm2_core" and (module, t) not in PENDING_EDGES
+            ]
     return found
 
 
@@ -142,6 +169,14 @@ def test_no_import_cycles_between_core_packages() -> None:
 def test_core_packages_import_only_their_layer_and_below() -> None:
     problems = layer_violations(ROOT)
     assert not problems, "\n".join(problems)
+
+
+def test_pending_edges_still_exist() -> None:
+    """Drop an entry of PENDING_EDGES once its import is gone."""
+    for (importer, imported), reason in PENDING_EDGES.items():
+        file = ROOT / (importer.replace(".", "/") + ".py")
+        source = file.read_text() if file.exists() else ""
+        assert imported in source, f"{importer} no longer imports {imported} ({reason})"
 
 
 def test_cli_and_worker_build_the_application_without_the_web_layer() -> None:

@@ -32,6 +32,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
     from crm2_core.http.server import bind_server
+    from crm2_core.observability.logs import uvicorn_log_config
 
     context = load_context()
     # The port first: a one-time admin password printed by a process that then
@@ -66,6 +67,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
         host=host,
         port=port,
         log_level=context.settings.log_level.lower(),
+        log_config=uvicorn_log_config(),  # through crm2's handler: JSON lines, redaction
         # X-Forwarded-For is read by the app, from CRM2_TRUSTED_PROXIES only: uvicorn's
         # own handling would believe any local process (it trusts 127.0.0.1).
         proxy_headers=False,

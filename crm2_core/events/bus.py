@@ -13,6 +13,7 @@ from sqlalchemy import delete, event, exists, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, RegisteredHandler
@@ -148,9 +149,11 @@ class EventBus:
 
     async def relay_once(self) -> int:
         settings = self.context.settings
+        tracing = self.context.find(TRACING)
+        sink = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
         return await relay_batch(
             self.context.session_factory,
-            self.broker.deliver,
+            sink or self.broker.deliver,
             settings.relay_batch_size,
             after_commit=self._notify,
         )

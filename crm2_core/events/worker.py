@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
@@ -23,13 +25,38 @@ from crm2_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
+    from crm2_core.events.dramatiq_broker import DramatiqBroker
 
 
 log = logging.getLogger(__name__)
+METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
 
 
-def run_worker(context: AppContext, threads: int, stop: threading.Event | None = None) -> None:
-    """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set)."""
+def worker_queues(context: AppContext, plugins: Sequence[str] = ()) -> list[str]:
+    """The queues to consume: every plugin's with handlers, or only ``plugins``' ones."""
+    bus = context.events
+    with_handlers = bus.handlers.plugins
+    unknown = [p for p in plugins if p not in with_handlers]
+    if unknown:
+        raise ConfigurationError(
+            f"--plugin {', '.join(unknown)}: no enabled plugin of that name has event "
+            f"handlers (plugins with a queue: {', '.join(with_handlers) or 'none'})"
+        )
+    broker = cast("DramatiqBroker", bus.broker)  # run_worker refuses the in-process broker
+    return sorted(broker.queue_name(p) for p in (plugins or with_handlers))
+
+
+def run_worker(
+    context: AppContext,
+    threads: int,
+    stop: threading.Event | None = None,
+    plugins: Sequence[str] = (),
+) -> None:
+    """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set).
+
+    ``plugins``: consume only these plugins' queues (a Deployment per queue scales
+    one plugin's handlers apart from the others'); empty = every queue.
+    """
     from crm2_core.events.dramatiq_broker import DramatiqBroker
 
     bus = context.events
@@ -38,11 +65,17 @@ def run_worker(context: AppContext, threads: int, stop: threading.Event | None =
             "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
             "handlers already run inside crm2 serve"
         )
+    queues = worker_queues(context, plugins)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    worker = dramatiq.Worker(bus.broker.broker, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(
+        bus.broker.broker,
+        queues=set(queues) if plugins else None,
+        worker_threads=threads,
+        worker_timeout=100,
+    )
     worker.start()
     loop_thread = get_event_loop_thread()
     assert loop_thread is not None, "the AsyncIO middleware starts the event loop thread"
@@ -54,8 +87,7 @@ def run_worker(context: AppContext, threads: int, stop: threading.Event | None =
     loop_thread.run_coroutine(boot())
     log.info(
         "crm2 worker ready: queues %s",
-        ", ".join(sorted(bus.broker.queue_name(p) for p in bus.handlers.plugins))
-        or "(no handlers)",
+        ", ".join(queues) or "(no handlers)",
     )
     try:
         stop.wait()
@@ -72,19 +104,23 @@ async def _close(context: AppContext) -> None:
     await context.aclose()
 
 
-def _child(threads: int) -> None:
+def _child(threads: int, index: int, plugins: Sequence[str]) -> None:
     from crm2_core.bootstrap import build_app_context
+    from crm2_core.observability.logs import configure_from_environment
     from crm2_core.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_worker(build_app_context(Settings()), threads)
+    configure_from_environment()
+    base_port = int(os.environ.get(METRICS_PORT_VARIABLE) or 0)
+    if base_port:  # each child its own metrics port: the base port, the next one, …
+        os.environ[METRICS_PORT_VARIABLE] = str(base_port + index)
+    run_worker(build_app_context(Settings()), threads, plugins=plugins)
 
 
-def run_processes(processes: int, threads: int) -> None:
+def run_processes(processes: int, threads: int, plugins: Sequence[str] = ()) -> None:
     """``--processes N``: N spawned children, each a whole worker; signals stop them all."""
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_child, args=(threads,), name=f"crm2-worker-{i}")
+        ctx.Process(target=_child, args=(threads, i, tuple(plugins)), name=f"crm2-worker-{i}")
         for i in range(processes)
     ]
     for child in children:

@@ -15,6 +15,8 @@ BUILTIN_MODULES = (
     "crm2_core.events.plugin",
     "crm2_core.auth.plugin",
     "crm2_core.streams.plugin",
+    "crm2_core.observability.metrics_plugin",
+    "crm2_core.observability.tracing_plugin",
 )
 
 

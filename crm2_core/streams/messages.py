@@ -10,7 +10,10 @@ from crm2_core.streams.response import encode_message
 
 def event_message(envelope: Envelope) -> bytes:
     return encode_message(
-        data=envelope.model_dump_json(), event=envelope.type, id=str(envelope.position)
+        # the trace context is for crm2's own processes, not for subscribers
+        data=envelope.model_dump_json(exclude={"trace_context"}),
+        event=envelope.type,
+        id=str(envelope.position),
     )
 
 

@@ -60,7 +60,7 @@ async def test_an_event_is_encoded_once_for_every_connection() -> None:
     class Envelope:  # the encoder only reads these fields
         type, position = "probe.item.created", 7
 
-        def model_dump_json(self) -> str:
+        def model_dump_json(self, **_: object) -> str:
             return '{"n": 1}'
 
     messages = EncodedMessages()
@@ -77,7 +77,7 @@ async def test_two_applications_keep_their_encoded_messages_apart() -> None:
         def __init__(self, n: int) -> None:
             self.n = n
 
-        def model_dump_json(self) -> str:
+        def model_dump_json(self, **_: object) -> str:
             return f'{{"n": {self.n}}}'
 
     one, other = EncodedMessages(), EncodedMessages()
