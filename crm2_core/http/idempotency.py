@@ -20,7 +20,7 @@ import json
 import logging
 import re
 
-from crm2_core.context import AppContext
+from crm2_core.context import AUTHENTICATOR, AppContext
 from crm2_core.errors import BadRequest, Crm2Error
 from crm2_core.http.idempotency_tx import (
     IDEMPOTENCY_STATE,
@@ -74,7 +74,7 @@ class IdempotencyMiddleware:
             await pending.close()
 
     async def _principal(self, scope: Scope) -> Principal | None:
-        authenticator = self.context.state.get("authenticator")
+        authenticator = self.context.find(AUTHENTICATOR)
         if authenticator is None:
             return None
         try:

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.context import AppContext
 from crm2_core.db import utcnow
@@ -91,7 +92,7 @@ class IdempotentRequest:
         if not self.route_returned:
             await self.session.rollback()
             return
-        where = (IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+        where = (col(IdempotencyRecord.scope) == self.owner, col(IdempotencyRecord.key) == self.key)
         if status < 400:
             await self.session.execute(
                 update(IdempotencyRecord)
@@ -156,7 +157,10 @@ class IdempotentRequest:
             row = (
                 await session.execute(
                     select(IdempotencyRecord)
-                    .where(IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+                    .where(
+                        col(IdempotencyRecord.scope) == self.owner,
+                        col(IdempotencyRecord.key) == self.key,
+                    )
                     .execution_options(populate_existing=True)
                 )
             ).scalar_one_or_none()
@@ -201,7 +205,7 @@ class IdempotentRequest:
             return
         async with self.context.session_factory() as session:
             await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+                delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 from sqlalchemy import func, inspect, select, text
+from sqlmodel import col
 
 from crm2_core.db import utcnow
 
@@ -112,7 +113,7 @@ async def check_redis(context: Any) -> list[Finding]:
 
 
 def _queues(context: Any) -> list[str]:
-    bus = context.state["events"]
+    bus = context.events
     prefix = context.settings.broker_queue_prefix
     return [f"{prefix}.{plugin}" for plugin in bus.handlers.plugins]
 
@@ -195,16 +196,16 @@ async def check_events(context: Any) -> list[Finding]:
     async with context.session_factory() as session:
         backlog, oldest = (
             await session.execute(
-                select(func.count(), func.min(EventRecord.occurred_at)).where(
-                    EventRecord.relayed_at.is_(None)
+                select(func.count(), func.min(col(EventRecord.occurred_at))).where(
+                    col(EventRecord.relayed_at).is_(None)
                 )
             )
         ).one()
         letters = (
             await session.execute(
-                select(DeadLetter.handler, func.count())
-                .where(DeadLetter.retried_at.is_(None))
-                .group_by(DeadLetter.handler)
+                select(col(DeadLetter.handler), func.count())
+                .where(col(DeadLetter.retried_at).is_(None))
+                .group_by(col(DeadLetter.handler))
             )
         ).all()
     lag = 0.0 if oldest is None else (utcnow() - _aware(oldest)).total_seconds()

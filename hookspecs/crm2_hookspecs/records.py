@@ -10,11 +10,12 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 PERMISSION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)+$")
 BUILTIN_ROLES = ("admin", "manager", "agent", "viewer")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,23 @@ class Crm2Context(Protocol):
     """The running application as hooks see it (implemented by ``crm2_core.context.AppContext``).
 
     ``settings`` is the core's settings object, ``session_factory`` an SQLAlchemy
-    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``, and
-    ``state`` a dict where ``crm2_configure`` keeps a plugin's long-lived services
-    (under the plugin's name).
+    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``.
+    ``crm2_configure`` keeps a plugin's long-lived services with
+    ``context.provide(HelloService, service)``; hooks and routes read them back,
+    typed, with ``context.get(HelloService)``.
     """
 
     settings: Any
     session_factory: Any
     redis: Any
-    state: dict[str, Any]
+
+    def provide(self, key: type[_T], service: _T) -> None:
+        """Keep ``service`` for the application's life under its class ``key`` (once per key)."""
+        ...
+
+    def get(self, key: type[_T]) -> _T:
+        """The service kept under ``key``; ``LookupError`` when nobody provided it."""
+        ...
 
     def plugin_settings(self, name: str) -> Any:
         """The validated settings object of the plugin called ``name``."""

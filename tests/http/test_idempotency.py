@@ -116,7 +116,7 @@ class SlowUsers:
             body: dict[str, Any], context: ContextDep, session: SessionDep
         ) -> dict[str, Any]:
             self.calls += 1
-            user = await context.state["auth"].create_user(session, UserCreate(**body))
+            user = await context.auth.create_user(session, UserCreate(**body))
             await session.flush()
             if self.fail_first and self.calls == 1:
                 raise RuntimeError("fails after writing")
