@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (one readable line) or json (one object per line, with request id, "
+        "principal, plugin, event and handler)",
+    )
     admin_email: str | None = Field(
         None, description="first admin created by `crm2 serve` when there are no users"
     )

@@ -1,0 +1,1 @@
+"""The tasks plugin: tasks, reminders, recurrence, SLA timers and automations."""

@@ -1,0 +1,146 @@
+"""Automation rules as data: conditions on an event envelope and templated task fields.
+
+Pure functions over the envelope's JSON form (``id``, ``type``, ``subject``,
+``actor``, ``data``, ``occurred_at``). Nothing here knows another plugin: a
+rule names fields by path (``data.client_name``) and the event decides what
+is there.
+
+- conditions: ``[{"field": "data.value", "op": "gt", "value": "1000"}]``, all must hold;
+- templates: ``"Call {data.client_name}"``; ``{subject}``, ``{actor.id}``, …;
+- ``due_in``: ``"1 business day"``, ``"4 business hours"``, ``"2 days"``, ``"30 minutes"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists")
+FIELD_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|[0-9]+)){0,5}$")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+DUE_IN = re.compile(
+    r"^\s*(?P<n>\d{1,4})\s+(?P<business>business\s+)?(?P<unit>minute|hour|day|week)s?\s*$"
+)
+MISSING = object()
+
+
+class RuleError(ValueError):
+    """A rule that cannot be stored or applied as written."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any = None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Condition:
+        field, op = raw.get("field"), raw.get("op", "eq")
+        if not isinstance(field, str) or not FIELD_PATTERN.match(field):
+            raise RuleError(f"condition field {field!r} is not a path such as data.status")
+        if op not in OPERATORS:
+            raise RuleError(f"condition op {op!r} is not one of {', '.join(OPERATORS)}")
+        if op in ("in", "not_in") and not isinstance(raw.get("value"), list):
+            raise RuleError(f"condition op {op!r} needs a list value")
+        return cls(field=field, op=op, value=raw.get("value"))
+
+
+@dataclass(frozen=True)
+class DueIn:
+    amount: int
+    unit: str  # minutes | hours | days
+    business: bool
+
+    @classmethod
+    def parse(cls, text: str) -> DueIn:
+        match = DUE_IN.match(text.lower()) if isinstance(text, str) else None
+        if match is None:
+            raise RuleError(
+                f"due_in {text!r}: write e.g. '1 business day', '4 business hours', '2 days'"
+            )
+        amount, unit = int(match["n"]), match["unit"]
+        if unit == "week":
+            amount, unit = amount * (5 if match["business"] else 7), "day"
+        return cls(amount=amount, unit=unit + "s", business=bool(match["business"]))
+
+
+def lookup(envelope: Mapping[str, Any], path: str) -> Any:
+    """The value at ``data.client.name``; ``MISSING`` when any step is absent."""
+    current: Any = envelope
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return MISSING
+    return current
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    left, right = _number(actual), _number(expected)
+    if left is not None and right is not None:
+        a, b = left, right
+    elif isinstance(actual, str) and isinstance(expected, str):
+        a, b = actual, expected  # ISO dates and times compare as text
+    else:
+        return False
+    return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]
+
+
+def holds(condition: Condition, envelope: Mapping[str, Any]) -> bool:
+    actual = lookup(envelope, condition.field)
+    op, expected = condition.op, condition.value
+    if op == "exists":
+        present = actual is not MISSING and actual is not None
+        return present if expected in (None, True) else not present
+    if actual is MISSING:
+        return False
+    if op == "eq":
+        return bool(actual == expected or str(actual) == str(expected))
+    if op == "ne":
+        return not (actual == expected or str(actual) == str(expected))
+    if op in ("in", "not_in"):
+        inside = any(actual == v or str(actual) == str(v) for v in expected)
+        return inside if op == "in" else not inside
+    if op == "contains":
+        if isinstance(actual, list):
+            return expected in actual
+        return isinstance(actual, str) and str(expected).lower() in actual.lower()
+    return _compare(actual, op, expected)
+
+
+def matches(conditions: Sequence[Condition], envelope: Mapping[str, Any]) -> bool:
+    return all(holds(c, envelope) for c in conditions)
+
+
+def check_template(template: str) -> None:
+    """Refuse a template whose placeholders are not field paths (at save time)."""
+    for name in PLACEHOLDER.findall(template):
+        if not FIELD_PATTERN.match(name):
+            raise RuleError(f"template placeholder {{{name}}} is not a path such as data.title")
+    if PLACEHOLDER.sub("", template).count("{") or PLACEHOLDER.sub("", template).count("}"):
+        raise RuleError(f"template {template!r} has an unmatched brace")
+
+
+def render(template: str, envelope: Mapping[str, Any]) -> str:
+    """Fill ``{path}`` placeholders from the envelope; a missing value renders empty."""
+
+    def fill(match: re.Match[str]) -> str:
+        value = lookup(envelope, match.group(1))
+        return "" if value is MISSING or value is None else str(value)
+
+    return PLACEHOLDER.sub(fill, template)

@@ -1,0 +1,93 @@
+"""The events the tasks plugin emits: its public, versioned contract.
+
+Subject: the task's id. Every event carries ``assignee_id`` and ``creator_id``
+so that the ``tasks`` stream decides who may see it without a database read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from crm2_core.api import EventData
+
+
+class _TaskEvent(EventData):
+    title: str
+    assignee_id: uuid.UUID | None
+    creator_id: uuid.UUID | None
+
+
+class TaskCreated(_TaskEvent, type="tasks.task.created", version=1):
+    """A task was created (by a user, an automation rule or a recurring series)."""
+
+    status: str
+    priority: str
+    due_at: datetime | None
+    link_kind: str | None
+    link_id: str | None
+    series_id: uuid.UUID | None
+    automation_rule_id: uuid.UUID | None
+
+
+class TaskUpdated(_TaskEvent, type="tasks.task.updated", version=1):
+    """A task's fields changed; ``changed`` names them."""
+
+    changed: list[str]
+
+
+class TaskAssigned(_TaskEvent, type="tasks.task.assigned", version=1):
+    """A task got another assignee (by a user or an SLA escalation)."""
+
+    previous_assignee_id: uuid.UUID | None
+    reason: str  # "manual" | "sla_escalation"
+
+
+class TaskCompleted(_TaskEvent, type="tasks.task.completed", version=1):
+    """A task was done; ``next_task_id`` is the next occurrence of its series, if any."""
+
+    completed_at: datetime
+    next_task_id: uuid.UUID | None
+
+
+class TaskReopened(_TaskEvent, type="tasks.task.reopened", version=1):
+    """A done or cancelled task is open again."""
+
+    status: str
+
+
+class TaskReminderDue(_TaskEvent, type="tasks.task.reminder_due", version=1):
+    """A reminder's time came: ``minutes_before`` the task's ``due_at``."""
+
+    due_at: datetime
+    minutes_before: int
+    remind_at: datetime
+
+
+class SlaWarning(_TaskEvent, type="tasks.sla.warning", version=1):
+    """A share of an SLA target passed (``timer``: response | resolution)."""
+
+    timer: str
+    policy_id: uuid.UUID
+    due_at: datetime
+
+
+class SlaBreached(_TaskEvent, type="tasks.sla.breached", version=1):
+    """An SLA target passed; ``escalation`` says what was done about it."""
+
+    timer: str
+    policy_id: uuid.UUID
+    due_at: datetime
+    escalation: list[str]
+
+
+EVENT_TYPES: list[type[EventData]] = [
+    TaskCreated,
+    TaskUpdated,
+    TaskAssigned,
+    TaskCompleted,
+    TaskReopened,
+    TaskReminderDue,
+    SlaWarning,
+    SlaBreached,
+]

@@ -1,0 +1,26 @@
+"""What tasks does when other plugins' events arrive: apply the automation rules.
+
+Tasks imports no other plugin. Its one handler subscribes to every event type
+the enabled plugins declare (except tasks' own), and the rules stored in the
+database decide what an event does. With deals disabled its events simply
+never arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm2_hookspecs import EventHandler
+from crm2_tasks.service.automations import apply_rules, declared_event_types
+
+
+async def _apply(session: Any, event: Any, context: Any) -> None:
+    envelope = event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
+    await apply_rules(session, context, envelope, event.id)
+
+
+def handlers(context: Any) -> list[EventHandler]:
+    types = tuple(sorted(t for t in declared_event_types(context) if not t.startswith("tasks.")))
+    if not types:
+        return []
+    return [EventHandler(name="automations", event_types=types, handle=_apply, max_retries=8)]

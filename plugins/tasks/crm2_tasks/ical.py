@@ -1,0 +1,85 @@
+"""A minimal RFC 5545 writer for the per-user task feed: one VEVENT per task with a due time.
+
+Calendar applications show VEVENTs everywhere (VTODO support is patchy), so a
+task is a 15-minute event at its due time. Text is escaped (``\\``, ``;``,
+``,``, newlines) and lines are folded at 75 octets, as the RFC asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+PRODID = "-//crm2//tasks//EN"
+EVENT_LENGTH = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    uid: str
+    title: str
+    description: str
+    due_at: datetime
+    updated_at: datetime
+    done: bool
+    url: str = ""
+
+
+def escape(text: str) -> str:
+    return (
+        text.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def fold(line: str) -> str:
+    """Lines longer than 75 octets continue on the next line after a space."""
+    raw = line.encode()
+    if len(raw) <= 75:
+        return line
+    parts, current = [], b""
+    for char in line:
+        encoded = char.encode()
+        limit = 75 if not parts else 74  # continuation lines start with a space
+        if len(current) + len(encoded) > limit:
+            parts.append(current.decode())
+            current = b""
+        current += encoded
+    parts.append(current.decode())
+    return "\r\n ".join(parts)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def calendar(name: str, items: Iterable[FeedItem], now: datetime) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        f"X-WR-CALNAME:{escape(name)}",
+    ]
+    for item in items:
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{item.uid}",
+            f"DTSTAMP:{stamp(now)}",
+            f"LAST-MODIFIED:{stamp(item.updated_at)}",
+            f"DTSTART:{stamp(item.due_at)}",
+            f"DTEND:{stamp(item.due_at + EVENT_LENGTH)}",
+            f"SUMMARY:{escape(('✓ ' if item.done else '') + item.title)}",
+        ]
+        if item.description:
+            lines.append(f"DESCRIPTION:{escape(item.description)}")
+        if item.url:
+            lines.append(f"URL:{item.url}")
+        lines += ["TRANSP:TRANSPARENT", "END:VEVENT"]
+    lines.append("END:VCALENDAR")
+    return "".join(fold(line) + "\r\n" for line in lines)

@@ -1,0 +1,124 @@
+"""RFC 5545 recurrence rules (RRULE) for repeating tasks, evaluated with python-dateutil.
+
+A series has a rule, a start (the first occurrence's due time) and a time zone:
+occurrences keep their local wall time across DST changes ("every Monday at
+09:00 in Europe/Berlin" is 08:00 UTC in summer and 07:00 UTC in winter),
+because dateutil builds each occurrence from the zone-aware start's fields.
+
+Only the rule part is accepted from clients (``FREQ=WEEKLY;BYDAY=MO,TH``); the
+start comes from the task. Frequencies below a day are refused: a task that
+repeats every minute is a job, not a task.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from dateutil.rrule import rrule, rrulestr
+
+from crm2_tasks.calendar import CalendarError, zone
+
+ALLOWED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# A rule must give its first occurrence within this window, else it is refused:
+# it bounds the work dateutil does for a rule that (almost) never matches.
+PROBE_WINDOW = timedelta(days=366 * 5)
+RULE_PATTERN = re.compile(r"^[A-Z]+=[A-Za-z0-9,+\-:]+(;[A-Z]+=[A-Za-z0-9,+\-:]+)*$")
+MAX_RULE_LENGTH = 500
+
+
+class RecurrenceError(ValueError):
+    """A rule that cannot be used; the service turns it into a 422."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """A rule evaluated from ``start`` (aware) in ``timezone``."""
+
+    rule: str
+    start: datetime
+    timezone: str
+
+    def _rrule(self) -> rrule:
+        tz = zone(self.timezone)
+        local_start = self.start.astimezone(tz)
+        parsed = rrulestr(self.rule, dtstart=local_start)
+        if not isinstance(parsed, rrule):  # an RRULE line only, never an rruleset
+            raise RecurrenceError("give one RRULE")
+        return parsed
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first occurrence strictly after ``moment`` (UTC); ``None`` once the series ended."""
+        found = self._rrule().after(moment.astimezone(UTC), inc=False)
+        return None if found is None else _utc(found)
+
+    def first(self) -> datetime | None:
+        """The first occurrence at or after the start (the start itself when it matches)."""
+        found = self._rrule().after(self.start.astimezone(UTC), inc=True)
+        return None if found is None else _utc(found)
+
+    def count_before(self, moment: datetime) -> int:
+        """How many occurrences fall before ``moment`` (to carry a COUNT across a split)."""
+        bounded = self._rrule().replace(count=None, until=moment.astimezone(UTC))
+        return sum(1 for occurrence in bounded if occurrence < moment)
+
+    def ended_before(self, moment: datetime) -> str:
+        """This rule ended just before ``moment``: UNTIL set, COUNT dropped (RFC 5545 split)."""
+        until = (moment.astimezone(UTC) - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
+        parts = [p for p in self.rule.split(";") if not p.startswith(("UNTIL=", "COUNT="))]
+        return ";".join([*parts, f"UNTIL={until}"])
+
+    def remaining_rule(self, moment: datetime) -> str:
+        """The rule for a series that continues this one from ``moment`` on.
+
+        COUNT is reduced by the occurrences before ``moment``; UNTIL carries over.
+        """
+        parts = self.rule.split(";")
+        count = next((p for p in parts if p.startswith("COUNT=")), None)
+        if count is None:
+            return self.rule
+        left = max(int(count.removeprefix("COUNT=")) - self.count_before(moment), 1)
+        return ";".join(f"COUNT={left}" if p == count else p for p in parts)
+
+
+def normalise_rule(rule: str) -> str:
+    """Upper-case, strip an ``RRULE:`` prefix and whitespace; refuse what is not an RRULE."""
+    text = rule.strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[6:]
+    text = text.upper()
+    if not text or len(text) > MAX_RULE_LENGTH or not RULE_PATTERN.match(text):
+        raise RecurrenceError(f"{rule!r} is not an RRULE such as FREQ=WEEKLY;BYDAY=MO")
+    return text
+
+
+def validate(rule: str, start: datetime, timezone: str) -> Series:
+    """A usable series, or ``RecurrenceError`` saying why not."""
+    text = normalise_rule(rule)
+    fields = dict(part.split("=", 1) for part in text.split(";"))
+    if "DTSTART" in fields:
+        raise RecurrenceError("leave DTSTART out: a series starts at the task's due time")
+    if fields.get("FREQ") not in ALLOWED_FREQUENCIES:
+        raise RecurrenceError(f"FREQ must be one of {', '.join(ALLOWED_FREQUENCIES)}")
+    if "COUNT" in fields and "UNTIL" in fields:
+        raise RecurrenceError("give COUNT or UNTIL, not both (RFC 5545)")
+    if "UNTIL" in fields and not fields["UNTIL"].endswith("Z"):
+        raise RecurrenceError("UNTIL must be a UTC time such as 20271231T000000Z")
+    if start.tzinfo is None:
+        raise RecurrenceError("a series starts at an aware time")
+    try:
+        series = Series(text, start, timezone)
+        probe = series._rrule().replace(count=None, until=start.astimezone(UTC) + PROBE_WINDOW)
+        first = next(iter(probe), None)
+    except CalendarError as exc:
+        raise RecurrenceError(str(exc)) from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RecurrenceError(f"{rule!r}: {exc}") from exc
+    if first is None:
+        raise RecurrenceError("the rule gives no occurrence within five years of the start")
+    return series
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)

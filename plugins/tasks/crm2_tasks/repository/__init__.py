@@ -1,0 +1,1 @@
+"""Repository of the tasks plugin, one module per concern."""

@@ -1,0 +1,105 @@
+"""Calendars, SLA policies and automation rules: small admin-managed tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import column, exists, func, or_, select, table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import PageParams, Repository, Sorts, Visibility
+from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
+from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task
+
+M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
+
+# The core's user-role table, named (not imported): escalating to a role picks
+# one of its active users. Plugins point at core tables by name (STYLE.md).
+_user = table("auth_user", column("id"), column("is_active"))
+_user_role = table("auth_user_role", column("user_id"), column("role_name"))
+
+
+def _by_name(model: Any) -> Sorts:
+    return Sorts({"name": model.name}, id_column=model.id, default="name")
+
+
+CALENDARS = Repository(Calendar, CalendarNotFound, sorts=_by_name(Calendar), noun="calendar")
+POLICIES = Repository(SlaPolicy, SlaPolicyNotFound, sorts=_by_name(SlaPolicy), noun="SLA policy")
+RULES = Repository(AutomationRule, RuleNotFound, sorts=_by_name(AutomationRule), noun="rule")
+_REPOSITORIES: dict[type, Repository[Any]] = {
+    Calendar: CALENDARS,
+    SlaPolicy: POLICIES,
+    AutomationRule: RULES,
+}
+ADMIN = Visibility.system()  # admin tables have no owner
+
+
+async def get(session: AsyncSession, model: type[M], row_id: uuid.UUID) -> M | None:
+    row: M | None = await _REPOSITORIES[model].get(session, ADMIN, row_id)
+    return row
+
+
+async def page(
+    session: AsyncSession, model: type[M], params: PageParams
+) -> tuple[list[M], str | None]:
+    repository = _REPOSITORIES[model]
+    return await repository.page(session, repository.visible(ADMIN), params)
+
+
+async def all_rows(session: AsyncSession, model: type[M]) -> list[M]:
+    return list((await session.execute(select(model).order_by(model.name))).scalars())
+
+
+async def name_taken(
+    session: AsyncSession, model: type[M], name: str, other_than: uuid.UUID | None = None
+) -> bool:
+    stmt = select(exists().where(func.lower(model.name) == name.lower(), model.id != other_than))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def update(
+    session: AsyncSession, row: M, values: Mapping[str, Any], expected_version: int
+) -> None:
+    await _REPOSITORIES[type(row)].update(
+        session, row, values, expected_version=expected_version, only_changed=False
+    )
+
+
+async def calendar_in_use(session: AsyncSession, calendar_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(SlaPolicy.calendar_id == calendar_id))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def rules_for(session: AsyncSession, event_type: str) -> Sequence[AutomationRule]:
+    stmt = (
+        select(AutomationRule)
+        .where(AutomationRule.on_event == event_type, AutomationRule.enabled.is_(True))  # type: ignore[attr-defined]
+        .order_by(AutomationRule.name)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def rule_by_key(session: AsyncSession, key: str) -> AutomationRule | None:
+    stmt = select(AutomationRule).where(AutomationRule.builtin_key == key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def least_busy_with_role(session: AsyncSession, role: str) -> uuid.UUID | None:
+    """The active user holding ``role`` with the fewest open tasks (ties: lowest id)."""
+    open_tasks = (
+        select(func.count())
+        .select_from(Task)
+        .where(Task.assignee_id == _user.c.id, Task.is_open.is_(True))  # type: ignore[attr-defined]
+        .scalar_subquery()
+    )
+    stmt = (
+        select(_user.c.id)
+        .join(_user_role, _user_role.c.user_id == _user.c.id)
+        .where(_user_role.c.role_name == role, or_(_user.c.is_active.is_(True)))
+        .order_by(open_tasks, _user.c.id)
+        .limit(1)
+    )
+    found = (await session.execute(stmt)).scalar()
+    return found if isinstance(found, uuid.UUID) or found is None else uuid.UUID(str(found))

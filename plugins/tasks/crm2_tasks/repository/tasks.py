@@ -1,0 +1,146 @@
+"""Every query on tasks, with the visibility rule applied."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    PageParams,
+    Repository,
+    Sorts,
+    contains_text,
+    eq,
+    json_list_contains,
+    utcnow,
+    where_all,
+)
+from crm2_tasks.errors import TaskNotFound
+from crm2_tasks.models import Series, Task
+from crm2_tasks.visibility import TaskVisibility
+
+TASK_SORTS = Sorts(
+    {
+        "due": Task.due_key,
+        "created_at": Task.created_at,
+        "updated_at": Task.updated_at,
+        "title": Task.title,
+    },
+    id_column=Task.id,
+    default="due",
+)
+
+
+class TaskRepository(Repository[Task]):
+    """The kit's repository with tasks' own rule: visible to assignee and creator."""
+
+    def visible(self, visibility: Any) -> Select[Any]:
+        return select(Task).where(visibility.where(Task))
+
+
+TASKS = TaskRepository(Task, TaskNotFound, sorts=TASK_SORTS, noun="task")
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    assignee: uuid.UUID | None = None
+    unassigned: bool = False
+    creator: uuid.UUID | None = None
+    statuses: tuple[str, ...] = ()
+    is_open: bool | None = None
+    priority: str | None = None
+    due_from: datetime | None = None
+    due_to: datetime | None = None
+    overdue_at: datetime | None = None  # open and due before this instant
+    link_kind: str | None = None
+    link_id: str | None = None
+    tag: str | None = None
+    q: str | None = None
+
+
+def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Select[Any]:
+    stmt = TASKS.visible(visibility)
+    return where_all(
+        stmt,
+        eq(Task.assignee_id, f.assignee),
+        Task.assignee_id.is_(None) if f.unassigned else None,  # type: ignore[union-attr]
+        eq(Task.creator_id, f.creator),
+        Task.status.in_(f.statuses) if f.statuses else None,  # type: ignore[attr-defined]
+        eq(Task.is_open, f.is_open),
+        eq(Task.priority, f.priority),
+        Task.due_key >= f.due_from if f.due_from else None,
+        Task.due_key <= f.due_to if f.due_to else None,
+        (Task.is_open.is_(True) & (Task.due_key < f.overdue_at)) if f.overdue_at else None,  # type: ignore[attr-defined]
+        eq(Task.link_kind, f.link_kind),
+        eq(Task.link_id, f.link_id),
+        json_list_contains(session, Task.tags, f.tag),
+        contains_text(f.q, Task.search_text),
+    )
+
+
+async def list_tasks(
+    session: AsyncSession,
+    visibility: TaskVisibility,
+    filters: TaskFilters,
+    sort: str,
+    page: PageParams,
+) -> tuple[list[Task], str | None]:
+    stmt = task_select(session, visibility, filters)
+    return await TASKS.page(session, stmt, page, sort=sort)
+
+
+async def get_task(
+    session: AsyncSession, visibility: TaskVisibility, task_id: uuid.UUID
+) -> Task | None:
+    return await TASKS.get(session, visibility, task_id)  # type: ignore[arg-type]
+
+
+async def add(session: AsyncSession, row: Any) -> Any:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_task(
+    session: AsyncSession, task: Task, values: Mapping[str, Any], expected_version: int
+) -> None:
+    """One versioned write (412 when someone else wrote first); ``task`` is refreshed."""
+    await TASKS.update(session, task, values, expected_version=expected_version, only_changed=False)
+
+
+async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> None:
+    await TASKS.delete(session, task_id)
+
+
+async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: datetime) -> bool:
+    stmt = select(Task.id).where(Task.series_id == series_id, Task.occurrence_at == at)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def get_series(session: AsyncSession, series_id: uuid.UUID) -> Series | None:
+    return await session.get(Series, series_id, populate_existing=True)
+
+
+async def update_series(
+    session: AsyncSession, series_id: uuid.UUID, values: Mapping[str, Any]
+) -> None:
+    await session.execute(
+        update(Series)
+        .where(Series.id == series_id)
+        .values(**values, updated_at=utcnow(), version=Series.version + 1)
+    )
+
+
+async def tasks_for_rule_event(
+    session: AsyncSession, rule_id: uuid.UUID, event_id: uuid.UUID
+) -> Sequence[uuid.UUID]:
+    stmt = select(Task.id).where(
+        Task.automation_rule_id == rule_id, Task.source_event_id == event_id
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -1,0 +1,142 @@
+"""Reminders and SLA timers: the rows the scheduler claims.
+
+A claim is a conditional UPDATE (``… WHERE fired_at IS NULL``) whose row count
+says whether this transaction won: on PostgreSQL a second claimer blocks on the
+row lock, re-reads the condition after the winner commits and updates nothing;
+on SQLite writers are serialised. The event is published in the same
+transaction, so an event exists exactly when the claim committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_tasks.models import Reminder, SlaTimer, Task
+
+# -- reminders -----------------------------------------------------------------------
+
+
+async def replace_reminders(
+    session: AsyncSession, task_id: uuid.UUID, items: Iterable[tuple[int, datetime]]
+) -> None:
+    """Drop the task's unfired reminders and arm ``(minutes_before, remind_at)`` instead."""
+    await disarm_reminders(session, task_id)
+    for minutes, at in items:
+        session.add(Reminder(task_id=task_id, minutes_before=minutes, remind_at=at))
+
+
+async def disarm_reminders(session: AsyncSession, task_id: uuid.UUID) -> None:
+    await session.execute(
+        delete(Reminder).where(Reminder.task_id == task_id, Reminder.fired_at.is_(None))  # type: ignore[union-attr]
+    )
+
+
+async def fired_reminders(session: AsyncSession, task_id: uuid.UUID) -> set[tuple[int, datetime]]:
+    stmt = select(Reminder.minutes_before, Reminder.remind_at).where(
+        Reminder.task_id == task_id,
+        Reminder.fired_at.is_not(None),  # type: ignore[union-attr]
+    )
+    return {(m, at) for m, at in (await session.execute(stmt)).all()}
+
+
+async def due_reminders(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[tuple[Reminder, Task]]:
+    stmt = (
+        select(Reminder, Task)
+        .join(Task, Task.id == Reminder.task_id)
+        .where(Reminder.fired_at.is_(None), Reminder.remind_at <= now)  # type: ignore[union-attr]
+        .order_by(Reminder.remind_at, Reminder.id)
+        .limit(limit)
+    )
+    return [(r, t) for r, t in (await session.execute(stmt)).all()]
+
+
+async def claim_reminder(session: AsyncSession, reminder_id: uuid.UUID, now: datetime) -> bool:
+    result = await session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.fired_at.is_(None))  # type: ignore[union-attr]
+        .values(fired_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+# -- SLA timers ----------------------------------------------------------------------
+
+
+async def timers_of(session: AsyncSession, task_id: uuid.UUID) -> list[SlaTimer]:
+    stmt = (
+        select(SlaTimer)
+        .where(SlaTimer.task_id == task_id)
+        .order_by(SlaTimer.kind)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def set_timer(session: AsyncSession, timer_id: uuid.UUID, values: Mapping[str, Any]) -> None:
+    await session.execute(
+        update(SlaTimer)
+        .where(SlaTimer.id == timer_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _running() -> tuple[Any, ...]:
+    return (
+        SlaTimer.stopped_at.is_(None),  # type: ignore[union-attr]
+        SlaTimer.paused_since.is_(None),  # type: ignore[union-attr]
+    )
+
+
+async def due_warnings(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[tuple[SlaTimer, Task]]:
+    stmt = (
+        select(SlaTimer, Task)
+        .join(Task, Task.id == SlaTimer.task_id)
+        .where(
+            *_running(),
+            SlaTimer.warned_at.is_(None),  # type: ignore[union-attr]
+            SlaTimer.breached_at.is_(None),  # type: ignore[union-attr]
+            SlaTimer.warn_at <= now,  # type: ignore[operator]
+        )
+        .order_by(SlaTimer.warn_at, SlaTimer.id)
+        .limit(limit)
+    )
+    return [(s, t) for s, t in (await session.execute(stmt)).all()]
+
+
+async def due_breaches(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[tuple[SlaTimer, Task]]:
+    stmt = (
+        select(SlaTimer, Task)
+        .join(Task, Task.id == SlaTimer.task_id)
+        .where(*_running(), SlaTimer.breached_at.is_(None), SlaTimer.due_at <= now)  # type: ignore[union-attr]
+        .order_by(SlaTimer.due_at, SlaTimer.id)
+        .limit(limit)
+    )
+    return [(s, t) for s, t in (await session.execute(stmt)).all()]
+
+
+async def claim_timer(
+    session: AsyncSession, timer_id: uuid.UUID, column: str, now: datetime
+) -> bool:
+    """Set ``warned_at`` or ``breached_at`` if still unset and the timer still runs."""
+    target = getattr(SlaTimer, column)
+    result = await session.execute(
+        update(SlaTimer)
+        .where(SlaTimer.id == timer_id, target.is_(None), *_running())
+        .values({column: now})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

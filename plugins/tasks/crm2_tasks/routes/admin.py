@@ -1,0 +1,183 @@
+"""Admin routes: business calendars, SLA policies and automation rules."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from crm2_core.api import ContextDep, IfMatchDep, Page, PageDep, SessionDep, created, present
+from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy
+from crm2_tasks.repository import admin as repo
+from crm2_tasks.routes.deps import TasksAdmin
+from crm2_tasks.schemas.admin import (
+    CalendarCreate,
+    CalendarPublic,
+    CalendarUpdate,
+    RuleCreate,
+    RulePublic,
+    RuleUpdate,
+    SlaPolicyCreate,
+    SlaPolicyPublic,
+    SlaPolicyUpdate,
+)
+from crm2_tasks.service import automations, calendars, policies
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks admin"])
+BASE = "/api/v1/tasks"
+
+
+def _no_content() -> Response:
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- calendars ---------------------------------------------------------------------------
+
+
+@router.get("/calendars", response_model=Page[CalendarPublic])
+async def list_calendars(_: TasksAdmin, session: SessionDep, page: PageDep) -> Page[CalendarPublic]:
+    """Business calendars by name."""
+    rows, cursor = await repo.page(session, Calendar, page)
+    return Page(items=[CalendarPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/calendars", response_model=CalendarPublic, status_code=status.HTTP_201_CREATED)
+async def create_calendar(
+    body: CalendarCreate, _: TasksAdmin, session: SessionDep, response: Response
+) -> CalendarPublic:
+    """A calendar: working hours per weekday in a time zone, and holidays."""
+    row = await calendars.create_calendar(session, body)
+    return created(response, f"{BASE}/calendars/{row.id}", CalendarPublic.model_validate(row))
+
+
+@router.get("/calendars/{calendar_id}", response_model=CalendarPublic)
+async def get_calendar(
+    calendar_id: uuid.UUID, _: TasksAdmin, session: SessionDep, response: Response
+) -> CalendarPublic:
+    """One calendar."""
+    row = await calendars.get_calendar(session, calendar_id)
+    return present(response, CalendarPublic.model_validate(row))
+
+
+@router.patch("/calendars/{calendar_id}", response_model=CalendarPublic)
+async def update_calendar(
+    calendar_id: uuid.UUID,
+    body: CalendarUpdate,
+    if_match: IfMatchDep,
+    _: TasksAdmin,
+    session: SessionDep,
+    response: Response,
+) -> CalendarPublic:
+    """Change a calendar (If-Match required); running SLA timers keep their deadlines."""
+    row = await calendars.update_calendar(session, calendar_id, if_match, body)
+    return present(response, CalendarPublic.model_validate(row))
+
+
+@router.delete("/calendars/{calendar_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_calendar(calendar_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
+    """Delete a calendar no SLA policy uses (409 otherwise)."""
+    await calendars.delete_calendar(session, calendar_id)
+    return _no_content()
+
+
+# -- SLA policies ------------------------------------------------------------------------
+
+
+@router.get("/sla-policies", response_model=Page[SlaPolicyPublic])
+async def list_policies(_: TasksAdmin, session: SessionDep, page: PageDep) -> Page[SlaPolicyPublic]:
+    """SLA policies by name."""
+    rows, cursor = await repo.page(session, SlaPolicy, page)
+    return Page(items=[SlaPolicyPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/sla-policies", response_model=SlaPolicyPublic, status_code=status.HTTP_201_CREATED)
+async def create_policy(
+    body: SlaPolicyCreate, _: TasksAdmin, session: SessionDep, response: Response
+) -> SlaPolicyPublic:
+    """A policy: response / resolution targets for a priority and/or tag, and escalation."""
+    row = await policies.create_policy(session, body)
+    return created(response, f"{BASE}/sla-policies/{row.id}", SlaPolicyPublic.model_validate(row))
+
+
+@router.get("/sla-policies/{policy_id}", response_model=SlaPolicyPublic)
+async def get_policy(
+    policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep, response: Response
+) -> SlaPolicyPublic:
+    """One SLA policy."""
+    row = await policies.get_policy(session, policy_id)
+    return present(response, SlaPolicyPublic.model_validate(row))
+
+
+@router.patch("/sla-policies/{policy_id}", response_model=SlaPolicyPublic)
+async def update_policy(
+    policy_id: uuid.UUID,
+    body: SlaPolicyUpdate,
+    if_match: IfMatchDep,
+    _: TasksAdmin,
+    session: SessionDep,
+    response: Response,
+) -> SlaPolicyPublic:
+    """Change a policy (If-Match required); applies to tasks created afterwards."""
+    row = await policies.update_policy(session, policy_id, if_match, body)
+    return present(response, SlaPolicyPublic.model_validate(row))
+
+
+@router.delete("/sla-policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_policy(policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
+    """Delete a policy and the timers it started (deactivate it to keep them)."""
+    await policies.delete_policy(session, policy_id)
+    return _no_content()
+
+
+# -- automation rules --------------------------------------------------------------------
+
+
+@router.get("/rules", response_model=Page[RulePublic])
+async def list_rules(
+    _: TasksAdmin, session: SessionDep, context: ContextDep, page: PageDep
+) -> Page[RulePublic]:
+    """Automation rules by name; ``active`` is false when no enabled plugin emits ``on``."""
+    rows, cursor = await repo.page(session, AutomationRule, page)
+    declared = automations.declared_event_types(context)
+    return Page(items=[automations.public(r, declared) for r in rows], next_cursor=cursor)
+
+
+@router.post("/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
+async def create_rule(
+    body: RuleCreate, _: TasksAdmin, session: SessionDep, context: ContextDep, response: Response
+) -> RulePublic:
+    """A rule: on an event type, when conditions hold, create a task from templates."""
+    row = await automations.create_rule(session, body)
+    public = automations.public(row, automations.declared_event_types(context))
+    return created(response, f"{BASE}/rules/{row.id}", public)
+
+
+@router.get("/rules/{rule_id}", response_model=RulePublic)
+async def get_rule(
+    rule_id: uuid.UUID, _: TasksAdmin, session: SessionDep, context: ContextDep, response: Response
+) -> RulePublic:
+    """One automation rule."""
+    row = await automations.get_rule(session, rule_id)
+    return present(response, automations.public(row, automations.declared_event_types(context)))
+
+
+@router.patch("/rules/{rule_id}", response_model=RulePublic)
+async def update_rule(
+    rule_id: uuid.UUID,
+    body: RuleUpdate,
+    if_match: IfMatchDep,
+    _: TasksAdmin,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> RulePublic:
+    """Change a rule, e.g. switch a shipped one on with {"enabled": true} (If-Match required)."""
+    row = await automations.update_rule(session, rule_id, if_match, body)
+    return present(response, automations.public(row, automations.declared_event_types(context)))
+
+
+@router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(rule_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
+    """Delete a rule; the tasks it created stay."""
+    await automations.delete_rule(session, rule_id)
+    return _no_content()

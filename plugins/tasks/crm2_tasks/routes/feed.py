@@ -1,0 +1,40 @@
+"""The per-user iCalendar feed: create / revoke with a login, read with the secret token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from crm2_core.api import ContextDep, SessionDep
+from crm2_tasks.routes.deps import TasksRead
+from crm2_tasks.schemas.tasks import FeedPublic
+from crm2_tasks.service import feed as service
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks feed"])
+
+
+@router.post("/feed", response_model=FeedPublic, status_code=status.HTTP_201_CREATED)
+async def create_feed(principal: TasksRead, session: SessionDep) -> FeedPublic:
+    """A new secret feed address for the caller's tasks; the previous address stops working."""
+    return FeedPublic(url=await service.new_feed(session, principal))
+
+
+@router.delete("/feed", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_feed(principal: TasksRead, session: SessionDep) -> Response:
+    """Revoke the caller's feed address."""
+    await service.revoke_feed(session, principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/feed/{token}.ics", response_class=Response)
+async def read_feed(
+    token: Annotated[str, Path(max_length=100)], session: SessionDep, context: ContextDep
+) -> Response:
+    """The caller's assigned tasks with a due time as iCalendar (no login: the token is the key)."""
+    body = await service.render_feed(session, context, token)
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300"},
+    )

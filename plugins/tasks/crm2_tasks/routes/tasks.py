@@ -1,0 +1,271 @@
+"""`/api/v1/tasks/tasks` routes: CRUD, status verbs, views, SLA timers and the CSV export."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    ContextDep,
+    CsvColumns,
+    IfMatchDep,
+    Page,
+    PageDep,
+    PageParams,
+    SessionDep,
+    acting_user,
+    as_utc,
+    created,
+    csv_response,
+    export_pages,
+    present,
+)
+from crm2_tasks import clock
+from crm2_tasks.calendar import zone
+from crm2_tasks.models import Task
+from crm2_tasks.repository import tasks as repo
+from crm2_tasks.repository import timers as timers_repo
+from crm2_tasks.routes.deps import TasksDelete, TasksExport, TasksRead, TasksWrite
+from crm2_tasks.schemas.tasks import (
+    Priority,
+    SlaTimerPublic,
+    Status,
+    Tag,
+    TaskAssign,
+    TaskCreate,
+    TaskPublic,
+    TaskUpdate,
+)
+from crm2_tasks.service import tasks as service
+from crm2_tasks.visibility import TaskVisibility
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+SortDep = Annotated[str, Depends(repo.TASK_SORTS.dependency)]
+OptionalIfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
+]
+
+
+async def task_filters(
+    context: ContextDep,
+    assignee: Annotated[uuid.UUID | None, Query(description="assignee's user id")] = None,
+    unassigned: bool = False,
+    creator: uuid.UUID | None = None,
+    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
+    open: Annotated[bool | None, Query(description="todo, in_progress or waiting")] = None,
+    priority: Priority | None = None,
+    due_from: datetime | None = None,
+    due_to: datetime | None = None,
+    overdue: Annotated[bool, Query(description="open and due before now")] = False,
+    link_kind: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    ] = None,
+    link_id: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Tag | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="in title and description")] = None,
+) -> repo.TaskFilters:
+    return repo.TaskFilters(
+        assignee=assignee,
+        unassigned=unassigned,
+        creator=creator,
+        statuses=tuple(status or ()),
+        is_open=open,
+        priority=priority,
+        due_from=as_utc(due_from),
+        due_to=as_utc(due_to),
+        overdue_at=clock.now(context) if overdue else None,
+        link_kind=link_kind,
+        link_id=link_id,
+        tag=tag,
+        q=q,
+    )
+
+
+FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
+
+
+def _page(rows: list[Task], cursor: str | None, now: datetime) -> Page[TaskPublic]:
+    return Page(items=[service.public(t, now) for t in rows], next_cursor=cursor)
+
+
+@router.get("/tasks", response_model=Page[TaskPublic])
+async def list_tasks(
+    principal: TasksRead,
+    session: SessionDep,
+    context: ContextDep,
+    page: PageDep,
+    filters: FiltersDep,
+    sort: SortDep,
+) -> Page[TaskPublic]:
+    """Tasks the caller may see (assigned to or created by them, or all with tasks:all_records)."""
+    rows, cursor = await repo.list_tasks(session, TaskVisibility.of(principal), filters, sort, page)
+    return _page(rows, cursor, clock.now(context))
+
+
+@router.post("/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
+async def create_task(
+    body: TaskCreate,
+    principal: TasksWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> TaskPublic:
+    """Create a task (assigned to the caller unless given); honours Idempotency-Key."""
+    task = await service.create_task(session, context, principal, body)
+    return created(response, f"/api/v1/tasks/tasks/{task.id}", service.public(task))
+
+
+View = Literal["mine", "overdue", "due-today"]
+
+
+@router.get("/views/{view}", response_model=Page[TaskPublic])
+async def task_view(
+    view: View,
+    principal: TasksRead,
+    session: SessionDep,
+    context: ContextDep,
+    page: PageDep,
+) -> Page[TaskPublic]:
+    """Views: "mine" (my open tasks by due date), "overdue" (open and past due), "due-today"
+    (open and due before the end of today in CRM2_TASKS_TIMEZONE, overdue ones first)."""
+    now = clock.now(context)
+    if view == "mine":
+        filters = repo.TaskFilters(assignee=acting_user(principal), is_open=True)
+    elif view == "overdue":
+        filters = repo.TaskFilters(overdue_at=now)
+    else:
+        tz = zone(context.plugin_settings("tasks").timezone)
+        local = now.astimezone(tz)
+        end = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        filters = repo.TaskFilters(is_open=True, due_to=end - timedelta(microseconds=1))
+    rows, cursor = await repo.list_tasks(
+        session, TaskVisibility.of(principal), filters, "due", page
+    )
+    return _page(rows, cursor, now)
+
+
+EXPORT_COLUMNS = CsvColumns(
+    (
+        "id",
+        "title",
+        "status",
+        "priority",
+        "assignee_id",
+        "creator_id",
+        "due_at",
+        "tags",
+        "link_kind",
+        "link_id",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    ),
+    version=1,
+)
+
+
+@router.get("/tasks/export", response_class=StreamingResponse)
+async def export_tasks(
+    principal: TasksExport, context: ContextDep, filters: FiltersDep, sort: SortDep
+) -> StreamingResponse:
+    """The task list as CSV (same filters and visibility as the list), streamed."""
+    visibility = TaskVisibility.of(principal)
+
+    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Task], str | None]:
+        return await repo.list_tasks(session, visibility, filters, sort, page)
+
+    async def rows(session: AsyncSession, items: list[Task]) -> list[list[object]]:
+        return [[getattr(t, name) for name in EXPORT_COLUMNS.names] for t in items]
+
+    chunks = export_pages(context.session_factory, EXPORT_COLUMNS, fetch, rows)
+    return csv_response(chunks, "tasks", EXPORT_COLUMNS)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskPublic)
+async def get_task(
+    task_id: uuid.UUID, principal: TasksRead, session: SessionDep, response: Response
+) -> TaskPublic:
+    """One task; its ETag is what a PATCH sends as If-Match."""
+    task = await service.get_task(session, TaskVisibility.of(principal), task_id)
+    return present(response, service.public(task))
+
+
+@router.patch("/tasks/{task_id}", response_model=TaskPublic)
+async def update_task(
+    task_id: uuid.UUID,
+    body: TaskUpdate,
+    if_match: IfMatchDep,
+    principal: TasksWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> TaskPublic:
+    """Change fields (If-Match required); on a recurring task scope=this|following."""
+    task = await service.update_task(session, context, principal, task_id, if_match, body)
+    return present(response, service.public(task))
+
+
+@router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_task(task_id: uuid.UUID, principal: TasksDelete, session: SessionDep) -> Response:
+    """Delete a task with its reminders and SLA timers."""
+    await service.delete_task(session, principal, task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskPublic)
+async def complete_task(
+    task_id: uuid.UUID,
+    principal: TasksWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+    if_match: OptionalIfMatch = None,
+) -> TaskPublic:
+    """Mark done; a recurring task's next occurrence is created (Link header: rel=next)."""
+    task, next_id = await service.complete_task(session, context, principal, task_id, if_match)
+    if next_id is not None:
+        response.headers["Link"] = f'</api/v1/tasks/tasks/{next_id}>; rel="next"'
+    return present(response, service.public(task))
+
+
+@router.post("/tasks/{task_id}/reopen", response_model=TaskPublic)
+async def reopen_task(
+    task_id: uuid.UUID,
+    principal: TasksWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+    if_match: OptionalIfMatch = None,
+) -> TaskPublic:
+    """A done or cancelled task back to todo; its SLA clock runs on."""
+    task = await service.reopen_task(session, context, principal, task_id, if_match)
+    return present(response, service.public(task))
+
+
+@router.post("/tasks/{task_id}/assign", response_model=TaskPublic)
+async def assign_task(
+    task_id: uuid.UUID,
+    body: TaskAssign,
+    principal: TasksWrite,
+    session: SessionDep,
+    response: Response,
+    if_match: OptionalIfMatch = None,
+) -> TaskPublic:
+    """Give the task to another active user (null: unassigned)."""
+    task = await service.assign_task(session, principal, task_id, if_match, body)
+    return present(response, service.public(task))
+
+
+@router.get("/tasks/{task_id}/sla", response_model=list[SlaTimerPublic])
+async def task_sla(
+    task_id: uuid.UUID, principal: TasksRead, session: SessionDep
+) -> list[SlaTimerPublic]:
+    """The task's SLA timers (response, resolution) with their deadlines."""
+    task = await service.get_task(session, TaskVisibility.of(principal), task_id)
+    timers = await timers_repo.timers_of(session, task.id)
+    return [SlaTimerPublic.model_validate(t) for t in timers]

@@ -1,0 +1,1 @@
+"""Schemas of the tasks plugin, one module per concern."""

@@ -1,0 +1,1 @@
+"""Service of the tasks plugin, one module per concern."""

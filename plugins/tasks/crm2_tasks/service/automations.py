@@ -1,0 +1,180 @@
+"""Automation rules: admins store them as data; events of other plugins apply them.
+
+A rule is active when it is enabled and an enabled plugin declares its event
+type; a rule for an unknown type is stored and reported inactive. Applying a
+rule to an event creates at most one task per (rule, event): the core records
+that the handler applied the event, and a unique key on the task
+(``automation_rule_id``, ``source_event_id``) holds even if that record were lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import check_version, is_active_user
+from crm2_tasks import automation, clock
+from crm2_tasks.automation import Condition, DueIn, RuleError
+from crm2_tasks.errors import InvalidRule, RuleNotFound
+from crm2_tasks.models import AutomationRule
+from crm2_tasks.repository import admin as repo
+from crm2_tasks.repository import tasks as task_repo
+from crm2_tasks.schemas.admin import RuleCreate, RulePublic, RuleUpdate
+from crm2_tasks.service.calendars import default_calendar
+from crm2_tasks.service.tasks import new_task
+
+
+def declared_event_types(context: Any) -> set[str]:
+    """Every event type the enabled plugins declare (``crm2_event_types``)."""
+    return {
+        cls.event_type
+        for _plugin, classes in context.plugins.call("crm2_event_types")
+        for cls in classes
+    }
+
+
+def public(rule: AutomationRule, declared: Iterable[str]) -> RulePublic:
+    return RulePublic.model_validate(
+        {
+            **rule.model_dump(),
+            "on": rule.on_event,
+            "when": rule.conditions,
+            "create_task": rule.action,
+            "active": rule.enabled and rule.on_event in set(declared),
+        }
+    )
+
+
+def _check(on: str, when: list[dict[str, Any]], action: dict[str, Any]) -> None:
+    if on.startswith("tasks."):
+        raise InvalidRule("rules react to other plugins' events, not to tasks' own")
+    try:
+        for raw in when:
+            Condition.parse(raw)
+        for key in ("title", "description", "assignee"):
+            if action.get(key):
+                automation.check_template(action[key])
+        if action.get("link"):
+            automation.check_template(action["link"]["id"])
+        if action.get("due_in"):
+            DueIn.parse(action["due_in"])
+    except RuleError as exc:
+        raise InvalidRule(str(exc)) from exc
+
+
+async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> AutomationRule:
+    rule = await repo.get(session, AutomationRule, rule_id)
+    if rule is None:
+        raise RuleNotFound(f"no automation rule {rule_id}")
+    return rule
+
+
+async def create_rule(session: AsyncSession, data: RuleCreate) -> AutomationRule:
+    when = [c.model_dump() for c in data.when]
+    action = data.create_task.model_dump()
+    _check(data.on, when, action)
+    if await repo.name_taken(session, AutomationRule, data.name):
+        raise InvalidRule(f"a rule is already called {data.name!r}")
+    rule = AutomationRule(
+        name=data.name, on_event=data.on, conditions=when, action=action, enabled=data.enabled
+    )
+    added: AutomationRule = await task_repo.add(session, rule)
+    return added
+
+
+async def update_rule(
+    session: AsyncSession, rule_id: uuid.UUID, if_match: str, data: RuleUpdate
+) -> AutomationRule:
+    rule = await get_rule(session, rule_id)
+    version = check_version(if_match, rule.version)
+    sent = data.model_dump(exclude_unset=True, exclude_none=True)
+    values: dict[str, Any] = {}
+    if "name" in sent:
+        if await repo.name_taken(session, AutomationRule, sent["name"], rule.id):
+            raise InvalidRule(f"a rule is already called {sent['name']!r}")
+        values["name"] = sent["name"]
+    if "on" in sent:
+        values["on_event"] = sent["on"]
+    if "when" in sent:
+        values["conditions"] = sent["when"]
+    if "create_task" in sent:
+        values["action"] = sent["create_task"]
+    if "enabled" in sent:
+        values["enabled"] = sent["enabled"]
+    _check(
+        values.get("on_event", rule.on_event),
+        values.get("conditions", rule.conditions),
+        values.get("action", rule.action),
+    )
+    if values:
+        await repo.update(session, rule, values, version)
+    return rule
+
+
+async def delete_rule(session: AsyncSession, rule_id: uuid.UUID) -> None:
+    await session.delete(await get_rule(session, rule_id))
+
+
+# -- applying rules to events -----------------------------------------------------------
+
+
+def due_at(context: Any, spec: str | None, now: datetime) -> datetime | None:
+    if not spec:
+        return None
+    due = DueIn.parse(spec)
+    if due.business:
+        return default_calendar(context).add_business(now, due.amount, due.unit)
+    return now + timedelta(**{due.unit: due.amount})
+
+
+async def _assignee(
+    session: AsyncSession, template: str | None, envelope: Mapping[str, Any]
+) -> uuid.UUID | None:
+    if not template:
+        return None
+    try:
+        user_id = uuid.UUID(automation.render(template, envelope).strip())
+    except ValueError:
+        return None
+    return user_id if await is_active_user(session, user_id) else None
+
+
+async def apply_rules(
+    session: AsyncSession, context: Any, envelope: Mapping[str, Any], event_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Create the tasks the enabled rules for this event ask for; returns their ids."""
+    created: list[uuid.UUID] = []
+    now = clock.now(context)
+    for rule in await repo.rules_for(session, str(envelope.get("type"))):
+        try:
+            conditions = [Condition.parse(raw) for raw in rule.conditions]
+        except RuleError:
+            continue  # stored before a stricter check; skip rather than block the event
+        if not automation.matches(conditions, envelope):
+            continue
+        if await task_repo.tasks_for_rule_event(session, rule.id, event_id):
+            continue
+        action = rule.action
+        link = action.get("link") or None
+        link_id = automation.render(link["id"], envelope).strip() if link else ""
+        values: dict[str, Any] = {
+            "title": automation.render(action["title"], envelope)[:300] or rule.name,
+            "description": automation.render(action.get("description") or "", envelope),
+            "priority": action.get("priority") or "normal",
+            "tags": list(action.get("tags") or []),
+            "assignee_id": await _assignee(session, action.get("assignee"), envelope),
+            "creator_id": None,
+            "due_at": due_at(context, action.get("due_in"), now),
+            "link_kind": link["kind"] if link and link_id else None,
+            "link_id": link_id[:64] if link and link_id else None,
+            "automation_rule_id": rule.id,
+            "source_event_id": event_id,
+            "status": "todo",
+        }
+        task = await new_task(session, context, actor=None, values=values, now=now)
+        created.append(task.id)
+    return created

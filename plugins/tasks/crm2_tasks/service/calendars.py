@@ -1,0 +1,89 @@
+"""Business calendars: stored ones, the built-in default, and their admin rules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import check_version
+from crm2_tasks.calendar import BusinessCalendar, CalendarError
+from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar
+from crm2_tasks.models import Calendar
+from crm2_tasks.repository import admin as repo
+from crm2_tasks.repository.tasks import add
+from crm2_tasks.schemas.admin import CalendarCreate, CalendarUpdate
+
+
+def default_calendar(context: Any) -> BusinessCalendar:
+    """Monday to Friday 09:00-17:00 in ``CRM2_TASKS_TIMEZONE``."""
+    return BusinessCalendar.standard(context.plugin_settings("tasks").timezone)
+
+
+def as_business(row: Calendar) -> BusinessCalendar:
+    return BusinessCalendar.from_spec(row.timezone, row.hours, row.holidays)
+
+
+async def business_calendar(
+    session: AsyncSession, context: Any, calendar_id: uuid.UUID | None
+) -> BusinessCalendar:
+    """The stored calendar, or the default when none is named (or it was deleted)."""
+    if calendar_id is not None:
+        row = await repo.get(session, Calendar, calendar_id)
+        if row is not None:
+            return as_business(row)
+    return default_calendar(context)
+
+
+def _checked(timezone: str, hours: dict[str, Any], holidays: list[Any]) -> dict[str, Any]:
+    spec = {"timezone": timezone, "hours": {d: [list(p) for p in v] for d, v in hours.items()}}
+    spec["holidays"] = sorted({str(d) for d in holidays})
+    try:
+        BusinessCalendar.from_spec(spec["timezone"], spec["hours"], spec["holidays"])
+    except CalendarError as exc:
+        raise InvalidCalendar(str(exc)) from exc
+    return spec
+
+
+async def get_calendar(session: AsyncSession, calendar_id: uuid.UUID) -> Calendar:
+    row = await repo.get(session, Calendar, calendar_id)
+    if row is None:
+        raise CalendarNotFound(f"no calendar {calendar_id}")
+    return row
+
+
+async def create_calendar(session: AsyncSession, data: CalendarCreate) -> Calendar:
+    if await repo.name_taken(session, Calendar, data.name):
+        raise InvalidCalendar(f"a calendar is already called {data.name!r}")
+    spec = _checked(data.timezone, data.hours, data.holidays)
+    row: Calendar = await add(session, Calendar(name=data.name, **spec))
+    return row
+
+
+async def update_calendar(
+    session: AsyncSession, calendar_id: uuid.UUID, if_match: str, data: CalendarUpdate
+) -> Calendar:
+    row = await get_calendar(session, calendar_id)
+    version = check_version(if_match, row.version)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "name" in changes and await repo.name_taken(session, Calendar, changes["name"], row.id):
+        raise InvalidCalendar(f"a calendar is already called {changes['name']!r}")
+    spec = _checked(
+        changes.get("timezone", row.timezone),
+        changes.get("hours", row.hours),
+        changes.get("holidays", row.holidays),
+    )
+    values = {k: v for k, v in spec.items() if k in changes}
+    if "name" in changes:
+        values["name"] = changes["name"]
+    if values:
+        await repo.update(session, row, values, version)
+    return row
+
+
+async def delete_calendar(session: AsyncSession, calendar_id: uuid.UUID) -> None:
+    row = await get_calendar(session, calendar_id)
+    if await repo.calendar_in_use(session, row.id):
+        raise CalendarInUse("an SLA policy uses this calendar: change the policy first")
+    await session.delete(row)

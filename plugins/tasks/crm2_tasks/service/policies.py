@@ -1,0 +1,63 @@
+"""SLA policies (admin): targets per priority and tag on a calendar, and what a breach does."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import check_version, is_active_user
+from crm2_tasks.errors import InvalidAssignee, InvalidPolicy, SlaPolicyNotFound
+from crm2_tasks.models import SlaPolicy
+from crm2_tasks.repository import admin as repo
+from crm2_tasks.repository.tasks import add
+from crm2_tasks.schemas.admin import SlaPolicyCreate, SlaPolicyUpdate
+from crm2_tasks.service.calendars import get_calendar
+
+
+async def get_policy(session: AsyncSession, policy_id: uuid.UUID) -> SlaPolicy:
+    row = await repo.get(session, SlaPolicy, policy_id)
+    if row is None:
+        raise SlaPolicyNotFound(f"no SLA policy {policy_id}")
+    return row
+
+
+async def _check(session: AsyncSession, values: dict[str, Any]) -> None:
+    if not values.get("response_minutes") and not values.get("resolution_minutes"):
+        raise InvalidPolicy("give response_minutes, resolution_minutes or both")
+    if values.get("calendar_id") is not None:
+        await get_calendar(session, values["calendar_id"])
+    user = values.get("escalate_to_user_id")
+    if user is not None and not await is_active_user(session, user):
+        raise InvalidAssignee(f"escalate_to_user_id {user} is not an active user")
+
+
+async def create_policy(session: AsyncSession, data: SlaPolicyCreate) -> SlaPolicy:
+    values = data.model_dump()
+    await _check(session, values)
+    if await repo.name_taken(session, SlaPolicy, data.name):
+        raise InvalidPolicy(f"a policy is already called {data.name!r}")
+    row: SlaPolicy = await add(session, SlaPolicy(**values))
+    return row
+
+
+async def update_policy(
+    session: AsyncSession, policy_id: uuid.UUID, if_match: str, data: SlaPolicyUpdate
+) -> SlaPolicy:
+    row = await get_policy(session, policy_id)
+    version = check_version(if_match, row.version)
+    sent = data.model_dump(exclude_unset=True)
+    merged = {**row.model_dump(), **sent}
+    await _check(session, merged)
+    if "name" in sent and await repo.name_taken(session, SlaPolicy, sent["name"], row.id):
+        raise InvalidPolicy(f"a policy is already called {sent['name']!r}")
+    values = {k: v for k, v in sent.items() if getattr(row, k) != v}
+    if values:
+        await repo.update(session, row, values, version)
+    return row
+
+
+async def delete_policy(session: AsyncSession, policy_id: uuid.UUID) -> None:
+    """Deleting a policy stops the timers it started (they go with it)."""
+    await session.delete(await get_policy(session, policy_id))

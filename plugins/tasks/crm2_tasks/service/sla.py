@@ -1,0 +1,187 @@
+"""SLA timers of tasks: started on creation, paused while waiting, warned and breached once.
+
+Timers change in the task's own transaction (status changes) or in the
+scheduler's claims (``repository.timers``), never elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import is_active_user, publish
+from crm2_tasks import clock, sla
+from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
+from crm2_tasks.models import SlaPolicy, SlaTimer, Task
+from crm2_tasks.repository import admin as admin_repo
+from crm2_tasks.repository import tasks as task_repo
+from crm2_tasks.repository import timers as repo
+from crm2_tasks.service.calendars import business_calendar
+
+CLOSED = ("done", "cancelled")
+
+
+async def start_timers(session: AsyncSession, context: Any, task: Task, now: datetime) -> None:
+    """Pick the task's policy (most specific active one) and start its timers."""
+    policies = await admin_repo.all_rows(session, SlaPolicy)
+    policy = sla.choose_policy(policies, task.priority, task.tags)
+    if policy is None:
+        return
+    calendar = await business_calendar(session, context, policy.calendar_id)
+    share = policy.warning_share or context.plugin_settings("tasks").sla_warning_share
+    targets = {"response": policy.response_minutes, "resolution": policy.resolution_minutes}
+    if task.status != "todo":
+        targets["response"] = None  # created already moving: responded at once
+    for kind, minutes in targets.items():
+        if not minutes:
+            continue
+        target = timedelta(minutes=minutes)
+        plan = sla.plan(calendar, now, target, share)
+        session.add(
+            SlaTimer(
+                task_id=task.id,
+                policy_id=policy.id,
+                calendar_id=policy.calendar_id,
+                kind=kind,
+                started_at=now,
+                target_seconds=int(target.total_seconds()),
+                warning_share=share,
+                warn_at=plan.warn_at,
+                due_at=plan.due_at,
+            )
+        )
+
+
+async def _replan(
+    session: AsyncSession, context: Any, timer: SlaTimer, paused: timedelta
+) -> dict[str, Any]:
+    calendar = await business_calendar(session, context, timer.calendar_id)
+    plan = sla.plan(
+        calendar,
+        timer.started_at,
+        timedelta(seconds=timer.target_seconds),
+        timer.warning_share,
+        paused,
+    )
+    return {"warn_at": plan.warn_at, "due_at": plan.due_at}
+
+
+async def on_status(
+    session: AsyncSession, context: Any, task: Task, old: str, new: str, now: datetime
+) -> None:
+    """Stop, pause or resume the task's timers for a status change ``old`` → ``new``."""
+    if old == new:
+        return
+    for timer in await repo.timers_of(session, task.id):
+        values: dict[str, Any] = {}
+        if timer.kind == "response":
+            if old == "todo" and timer.stopped_at is None:
+                values["stopped_at"] = now
+        elif new in CLOSED and timer.stopped_at is None:
+            if timer.paused_since is not None:  # closed while waiting: the pause ends here
+                values.update(await _resume(session, context, timer, timer.paused_since, now))
+            values["stopped_at"] = now
+        elif old in CLOSED and timer.stopped_at is not None:
+            # reopened: the closed spell counts like a pause, the clock runs on
+            values.update(await _resume(session, context, timer, timer.stopped_at, now))
+            values["stopped_at"] = None
+            if new == "waiting":
+                values["paused_since"] = now
+        elif new == "waiting" and timer.paused_since is None and timer.stopped_at is None:
+            values["paused_since"] = now
+        elif old == "waiting" and timer.paused_since is not None:
+            values.update(await _resume(session, context, timer, timer.paused_since, now))
+        if values:
+            await repo.set_timer(session, timer.id, values)
+
+
+async def _resume(
+    session: AsyncSession, context: Any, timer: SlaTimer, since: datetime, now: datetime
+) -> dict[str, Any]:
+    calendar = await business_calendar(session, context, timer.calendar_id)
+    paused = sla.paused_after_resume(calendar, timedelta(seconds=timer.paused_seconds), since, now)
+    values = await _replan(session, context, timer, paused)
+    values.update(paused_seconds=int(paused.total_seconds()), paused_since=None)
+    return values
+
+
+def _identity(task: Task) -> dict[str, Any]:
+    return {"title": task.title, "assignee_id": task.assignee_id, "creator_id": task.creator_id}
+
+
+async def check_timers(context: Any, now: datetime | None = None) -> dict[str, int]:
+    """Emit due warnings and breaches, each exactly once; escalate breaches."""
+    now = now or clock.now(context)
+    batch: int = context.plugin_settings("tasks").timer_batch
+    counts = {"warnings": 0, "breaches": 0}
+    while True:
+        async with context.session_factory() as session:
+            rows = await repo.due_warnings(session, now, batch)
+            for timer, task in rows:
+                if await repo.claim_timer(session, timer.id, "warned_at", now):
+                    event = SlaWarning(
+                        timer=timer.kind,
+                        policy_id=timer.policy_id,
+                        due_at=timer.due_at,
+                        **_identity(task),
+                    )
+                    publish(session, event, subject=task.id)
+                    counts["warnings"] += 1
+            await session.commit()
+        if len(rows) < batch:
+            break
+    while True:
+        async with context.session_factory() as session:
+            rows = await repo.due_breaches(session, now, batch)
+            for timer, task in rows:
+                if await repo.claim_timer(session, timer.id, "breached_at", now):
+                    await _breach(session, context, timer, task, now)
+                    counts["breaches"] += 1
+            await session.commit()
+        if len(rows) < batch:
+            break
+    return counts
+
+
+async def _breach(
+    session: AsyncSession, context: Any, timer: SlaTimer, task: Task, now: datetime
+) -> None:
+    policy = await admin_repo.get(session, SlaPolicy, timer.policy_id)
+    previous = task.assignee_id
+    values: dict[str, Any] = {}
+    done: list[str] = []
+    if policy is not None and task.is_open:
+        target = policy.escalate_to_user_id
+        if target is not None and not await is_active_user(session, target):
+            target = None
+        if target is None and policy.escalate_to_role:
+            target = await admin_repo.least_busy_with_role(session, policy.escalate_to_role)
+        if target is not None and target != previous:
+            values["assignee_id"] = target
+            done.append(f"reassigned:{target}")
+        if policy.escalate_raise_priority and sla.raised(task.priority) != task.priority:
+            values["priority"] = sla.raised(task.priority)
+            done.append(f"priority:{values['priority']}")
+    if values:
+        # the escalation wins over a concurrent edit: no If-Match, but a version bump
+        await task_repo.update_task(session, task, values, task.version)
+    publish(
+        session,
+        SlaBreached(
+            timer=timer.kind,
+            policy_id=timer.policy_id,
+            due_at=timer.due_at,
+            escalation=done,
+            **_identity(task),
+        ),
+        subject=task.id,
+    )
+    if "assignee_id" in values:
+        assigned = TaskAssigned(
+            previous_assignee_id=previous, reason="sla_escalation", **_identity(task)
+        )
+        publish(session, assigned, subject=task.id)
+    if "priority" in values:
+        publish(session, TaskUpdated(changed=["priority"], **_identity(task)), subject=task.id)

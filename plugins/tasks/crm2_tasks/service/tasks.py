@@ -1,0 +1,419 @@
+"""Tasks: create, edit, assign, complete and reopen; recurrence; links; emits task events.
+
+Services take the principal and decide; they never commit (the request or the
+worker message does, with the events in the outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    EntityLink,
+    acting_user,
+    check_version,
+    is_active_user,
+    publish,
+    require_entity,
+    utcnow,
+)
+from crm2_hookspecs import Principal
+from crm2_tasks import clock, recurrence
+from crm2_tasks.errors import (
+    InvalidAssignee,
+    InvalidLink,
+    InvalidRecurrence,
+    InvalidTransition,
+    TaskNotFound,
+)
+from crm2_tasks.events import (
+    TaskAssigned,
+    TaskCompleted,
+    TaskCreated,
+    TaskReopened,
+    TaskUpdated,
+)
+from crm2_tasks.models import NO_DUE, OPEN_STATUSES, Series, Task
+from crm2_tasks.recurrence import RecurrenceError, validate
+from crm2_tasks.repository import tasks as repo
+from crm2_tasks.schemas.tasks import TaskAssign, TaskCreate, TaskPublic, TaskUpdate
+from crm2_tasks.service import reminders, sla
+from crm2_tasks.visibility import TaskVisibility
+
+CLOSED = ("done", "cancelled")
+# the fields a series' template carries to its next occurrences
+TEMPLATE_FIELDS = ("title", "description", "priority", "tags", "checklist", "reminders")
+
+
+def public(task: Task, now: datetime | None = None) -> TaskPublic:
+    now = now or utcnow()
+    link = {"kind": task.link_kind, "id": task.link_id} if task.link_kind else None
+    return TaskPublic.model_validate(
+        {
+            **task.model_dump(),
+            "link": link,
+            "overdue": bool(task.is_open and task.due_at is not None and task.due_at < now),
+        }
+    )
+
+
+def _identity(task: Task) -> dict[str, Any]:
+    return {"title": task.title, "assignee_id": task.assignee_id, "creator_id": task.creator_id}
+
+
+def _search_text(title: str, description: str) -> str:
+    return f"{title}\n{description}".lower()
+
+
+async def get_task(session: AsyncSession, visibility: TaskVisibility, task_id: uuid.UUID) -> Task:
+    task = await repo.get_task(session, visibility, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task {task_id}")
+    return task
+
+
+async def check_assignee(session: AsyncSession, assignee: uuid.UUID | None) -> None:
+    """Any active user may be given a task (the creator keeps seeing it)."""
+    if assignee is not None and not await is_active_user(session, assignee):
+        raise InvalidAssignee(f"{assignee} is not an active user")
+
+
+async def check_link(context: Any, principal: Principal | None, link: EntityLink) -> None:
+    """The linked record must exist and be visible to the caller (``crm2_resolve_entity``).
+
+    Call it before the request's session runs its first statement: the owning
+    plugin answers in a session of its own, and on SQLite (every transaction is
+    ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
+    """
+    await require_entity(context, link, principal)
+
+
+def _timezone(context: Any, requested: str | None) -> str:
+    return requested or context.plugin_settings("tasks").timezone
+
+
+async def new_task(
+    session: AsyncSession,
+    context: Any,
+    *,
+    actor: Principal | None,
+    values: dict[str, Any],
+    now: datetime | None = None,
+) -> Task:
+    """Insert a task with its reminders and SLA timers and publish ``tasks.task.created``.
+
+    The one way in for users, automation rules, recurring series and seeds.
+    """
+    now = now or clock.now(context)
+    task = Task(**values)
+    task.is_open = task.status in OPEN_STATUSES
+    task.due_key = task.due_at or NO_DUE
+    task.search_text = _search_text(task.title, task.description)
+    await repo.add(session, task)
+    await reminders.arm(session, task, now)
+    await sla.start_timers(session, context, task, now)
+    created = TaskCreated(
+        status=task.status,
+        priority=task.priority,
+        due_at=task.due_at,
+        link_kind=task.link_kind,
+        link_id=task.link_id,
+        series_id=task.series_id,
+        automation_rule_id=task.automation_rule_id,
+        **_identity(task),
+    )
+    publish(session, created, subject=task.id, actor=actor)
+    return task
+
+
+def _template(task_values: dict[str, Any]) -> dict[str, Any]:
+    template = {k: task_values[k] for k in TEMPLATE_FIELDS if k in task_values}
+    template["checklist"] = [
+        {"text": item["text"], "done": False} for item in template.get("checklist", [])
+    ]
+    for key in ("assignee_id", "creator_id"):
+        value = task_values.get(key)
+        template[key] = str(value) if value is not None else None
+    template["link_kind"] = task_values.get("link_kind")
+    template["link_id"] = task_values.get("link_id")
+    return template
+
+
+async def create_task(
+    session: AsyncSession, context: Any, principal: Principal, data: TaskCreate
+) -> Task:
+    if data.link is not None:  # first: see check_link
+        await check_link(context, principal, data.link)
+    me = acting_user(principal)
+    assignee = data.assignee_id or me
+    await check_assignee(session, assignee)
+    values: dict[str, Any] = {
+        "title": data.title,
+        "description": data.description,
+        "status": data.status,
+        "priority": data.priority,
+        "assignee_id": assignee,
+        "creator_id": me,
+        "due_at": data.due_at,
+        "tags": list(data.tags),
+        "checklist": [item.model_dump() for item in data.checklist],
+        "reminders": list(data.reminders),
+        "link_kind": data.link.kind if data.link else None,
+        "link_id": str(data.link.id) if data.link else None,
+    }
+    if data.recurrence is not None:
+        if data.due_at is None:
+            raise InvalidRecurrence("a recurring task needs due_at: the first occurrence")
+        timezone = _timezone(context, data.timezone)
+        series = _series(data.recurrence, data.due_at, timezone)
+        row = Series(
+            rule=series.rule, timezone=timezone, start_at=data.due_at, template=_template(values)
+        )
+        await repo.add(session, row)
+        values.update(series_id=row.id, occurrence_at=data.due_at)
+    return await new_task(session, context, actor=principal, values=values)
+
+
+def _series(rule: str, start: datetime, timezone: str) -> Any:
+    try:
+        return validate(rule, start, timezone)
+    except RecurrenceError as exc:
+        raise InvalidRecurrence(str(exc)) from exc
+
+
+# -- edits ----------------------------------------------------------------------------
+
+
+def _changes(task: Task, data: TaskUpdate) -> dict[str, Any]:
+    sent = data.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {}
+    for field in ("title", "description", "priority", "status", "tags", "reminders", "due_at"):
+        if field in sent and sent[field] is not None and sent[field] != getattr(task, field):
+            values[field] = sent[field]
+    if data.checklist is not None:
+        checklist = [item.model_dump() for item in data.checklist]
+        if checklist != task.checklist:
+            values["checklist"] = checklist
+    if data.unlink and task.link_kind is not None:
+        values.update(link_kind=None, link_id=None)
+    elif data.link is not None and (data.link.kind, str(data.link.id)) != (
+        task.link_kind,
+        task.link_id,
+    ):
+        values.update(link_kind=data.link.kind, link_id=str(data.link.id))
+    return values
+
+
+async def update_task(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    task_id: uuid.UUID,
+    if_match: str,
+    data: TaskUpdate,
+) -> Task:
+    """Change fields; on a recurring task ``scope=following`` also changes the series."""
+    if data.link is not None and not data.unlink:  # before the first statement: see check_link
+        await check_link(context, principal, data.link)
+    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    version = check_version(if_match, task.version)
+    if not task.is_open:
+        raise InvalidTransition(f"the task is {task.status}: reopen it first")
+    if data.recurrence is not None and data.scope != "following":
+        raise InvalidRecurrence("change the recurrence with scope=following")
+    if data.link is not None and data.unlink:
+        raise InvalidLink("send link or unlink, not both")
+    values = _changes(task, data)
+    if data.scope == "following":
+        await _change_series(session, context, task, data, values)
+    return await _apply(session, context, principal, task, version, values)
+
+
+async def _apply(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal | None,
+    task: Task,
+    version: int,
+    values: dict[str, Any],
+    *,
+    next_task_id: uuid.UUID | None = None,
+) -> Task:
+    """Write ``values`` (one version bump) and everything a change implies."""
+    now = clock.now(context)
+    old_status = task.status
+    new_status = values.get("status", old_status)
+    if new_status == "done" and old_status != "done":
+        raise InvalidTransition("complete a task with POST …/complete")
+    if old_status in CLOSED and new_status in CLOSED and new_status != old_status:
+        raise InvalidTransition(f"the task is {old_status}: reopen it first")
+    if "title" in values or "description" in values:
+        values["search_text"] = _search_text(
+            values.get("title", task.title), values.get("description", task.description)
+        )
+    if "due_at" in values:
+        values["due_key"] = values["due_at"] or NO_DUE
+    if new_status != old_status:
+        values["is_open"] = new_status in OPEN_STATUSES
+    if not values:
+        return task
+    await repo.update_task(session, task, values, version)
+    if {"due_at", "reminders", "status"} & values.keys():
+        await reminders.arm(session, task, now)
+    if new_status != old_status:
+        await sla.on_status(session, context, task, old_status, new_status, now)
+    changed = sorted(k for k in values if k not in ("search_text", "due_key", "is_open"))
+    publish(
+        session, TaskUpdated(changed=changed, **_identity(task)), subject=task.id, actor=principal
+    )
+    if new_status == "cancelled" and old_status != "cancelled":
+        await _advance_series(session, context, task)
+    return task
+
+
+async def _change_series(
+    session: AsyncSession, context: Any, task: Task, data: TaskUpdate, values: dict[str, Any]
+) -> None:
+    """ "This and following": the task starts a series of its own (RFC 5545 THISANDFUTURE)."""
+    timezone = context.plugin_settings("tasks").timezone
+    series = await repo.get_series(session, task.series_id) if task.series_id else None
+    occurrence = task.occurrence_at or task.due_at
+    start = values.get("due_at", occurrence)
+    if start is None:
+        raise InvalidRecurrence("a recurring task needs due_at")
+    if series is None:
+        if data.recurrence is None:
+            raise InvalidRecurrence("the task does not repeat: send recurrence to make it")
+        rule = _series(data.recurrence, start, timezone).rule
+    else:
+        timezone = series.timezone
+        current = recurrence.Series(series.rule, series.start_at, series.timezone)
+        rule = data.recurrence or current.remaining_rule(occurrence)
+        rule = _series(rule, start, timezone).rule
+    merged = {**task.model_dump(), **values}
+    template = _template(merged)
+    if series is not None and series.start_at == occurrence:
+        await repo.update_series(
+            session, series.id, {"rule": rule, "start_at": start, "template": template}
+        )
+        values["occurrence_at"] = start
+        return
+    if series is not None:
+        ended = recurrence.Series(series.rule, series.start_at, series.timezone).ended_before(
+            occurrence
+        )
+        await repo.update_series(session, series.id, {"rule": ended})
+    row = Series(rule=rule, timezone=timezone, start_at=start, template=template)
+    await repo.add(session, row)
+    values.update(series_id=row.id, occurrence_at=start)
+
+
+async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uuid.UUID | None:
+    """Create the series' next occurrence after this one (once: one task per occurrence)."""
+    if task.series_id is None or task.occurrence_at is None:
+        return None
+    series = await repo.get_series(session, task.series_id)
+    if series is None:
+        return None
+    upcoming = recurrence.Series(series.rule, series.start_at, series.timezone).next_after(
+        task.occurrence_at
+    )
+    if upcoming is None or await repo.occurrence_exists(session, series.id, upcoming):
+        return None
+    template = dict(series.template)
+    values: dict[str, Any] = {k: template[k] for k in TEMPLATE_FIELDS if k in template}
+    for key in ("assignee_id", "creator_id"):
+        raw = template.get(key)
+        values[key] = uuid.UUID(raw) if raw else None
+    if values["assignee_id"] is not None and not await is_active_user(
+        session, values["assignee_id"]
+    ):
+        values["assignee_id"] = None  # the assignee left: the next one waits for someone
+    values.update(
+        link_kind=template.get("link_kind"),
+        link_id=template.get("link_id"),
+        due_at=upcoming,
+        occurrence_at=upcoming,
+        series_id=series.id,
+        status="todo",
+    )
+    created = await new_task(session, context, actor=None, values=values)
+    return created.id
+
+
+# -- status verbs ---------------------------------------------------------------------
+
+
+async def complete_task(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    task_id: uuid.UUID,
+    if_match: str | None,
+) -> tuple[Task, uuid.UUID | None]:
+    """Done; a recurring task's next occurrence is created in the same transaction."""
+    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    version = check_version(if_match, task.version) if if_match else task.version
+    if not task.is_open:
+        raise InvalidTransition(f"the task is already {task.status}")
+    now = clock.now(context)
+    old = task.status
+    values = {"status": "done", "is_open": False, "completed_at": now}
+    await repo.update_task(session, task, values, version)
+    await reminders.arm(session, task, now)
+    await sla.on_status(session, context, task, old, "done", now)
+    next_id = await _advance_series(session, context, task)
+    completed = TaskCompleted(completed_at=now, next_task_id=next_id, **_identity(task))
+    publish(session, completed, subject=task.id, actor=principal)
+    return task, next_id
+
+
+async def reopen_task(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    task_id: uuid.UUID,
+    if_match: str | None,
+) -> Task:
+    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    version = check_version(if_match, task.version) if if_match else task.version
+    if task.is_open:
+        raise InvalidTransition(f"the task is {task.status}, not done or cancelled")
+    now = clock.now(context)
+    old = task.status
+    values = {"status": "todo", "is_open": True, "completed_at": None}
+    await repo.update_task(session, task, values, version)
+    await reminders.arm(session, task, now)
+    await sla.on_status(session, context, task, old, "todo", now)
+    publish(
+        session, TaskReopened(status="todo", **_identity(task)), subject=task.id, actor=principal
+    )
+    return task
+
+
+async def assign_task(
+    session: AsyncSession,
+    principal: Principal,
+    task_id: uuid.UUID,
+    if_match: str | None,
+    data: TaskAssign,
+) -> Task:
+    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    version = check_version(if_match, task.version) if if_match else task.version
+    if data.assignee_id == task.assignee_id:
+        return task
+    await check_assignee(session, data.assignee_id)
+    previous = task.assignee_id
+    await repo.update_task(session, task, {"assignee_id": data.assignee_id}, version)
+    event = TaskAssigned(previous_assignee_id=previous, reason="manual", **_identity(task))
+    publish(session, event, subject=task.id, actor=principal)
+    return task
+
+
+async def delete_task(session: AsyncSession, principal: Principal, task_id: uuid.UUID) -> None:
+    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    await repo.delete_task(session, task.id)

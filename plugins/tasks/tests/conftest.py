@@ -1,0 +1,5 @@
+"""Fixtures for the tasks tests; the helpers live in tasks_kit.py."""
+
+from __future__ import annotations
+
+from tasks_kit import tasks  # noqa: F401  (the fixture)

@@ -1,0 +1,96 @@
+"""Shared fixtures of the tasks suite: an app with the plugin, signed-in users, helpers.
+
+Test modules import from ``tasks_kit`` (never from ``conftest``: several test
+folders have one, and only one of them can be the ``conftest`` module).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from crm2_tasks.models import AutomationRule
+from sqlalchemy import select
+
+from crm2_core.testing import Crm2TestApp, EventRecord
+
+API = "/api/v1/tasks"
+_VERSIONS = Path(__file__).parents[1] / "crm2_tasks" / "migrations" / "versions"
+
+
+def shipped_rules_migration() -> ModuleType:
+    """The data migration itself: one source for the shipped automation rules."""
+    path = next(_VERSIONS.glob("*_tasks_shipped_automation_rules.py"))
+    spec = importlib.util.spec_from_file_location("tasks_shipped_rules", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def seed_shipped_rules(app: Crm2TestApp) -> None:
+    """Put the shipped rules back (the test kit empties every table after each test)."""
+    data = shipped_rules_migration()
+    async with app.context.session_factory() as session:
+        for rule in data.SHIPPED_RULES:
+            found = await session.execute(
+                select(AutomationRule).where(AutomationRule.builtin_key == rule["builtin_key"])
+            )
+            if found.scalar_one_or_none() is None:
+                session.add(AutomationRule(**rule, id=data.IDS[rule["builtin_key"]], enabled=False))
+        await session.commit()
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+
+
+class Tasks:
+    """The app plus the helpers every tasks test needs."""
+
+    def __init__(self, app: Crm2TestApp) -> None:
+        self.app = app
+        self.client = app.client
+
+    async def user(self, *roles: str) -> User:
+        email = f"{'-'.join(roles) or 'admin'}-{uuid.uuid4().hex[:8]}@example.com"
+        headers = await self.app.login(*roles, email=email)
+        me = (await self.client.get("/api/v1/auth/me", headers=headers)).json()
+        return User(id=uuid.UUID(me["id"]), email=email, headers=headers)
+
+    async def create(self, user: User, **fields: Any) -> dict[str, Any]:
+        body = {"title": f"Task {uuid.uuid4().hex[:6]}", **fields}
+        response = await self.client.post(f"{API}/tasks", json=body, headers=user.headers)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def get(self, user: User, task_id: str) -> Any:
+        return await self.client.get(f"{API}/tasks/{task_id}", headers=user.headers)
+
+    async def patch(self, user: User, task: dict[str, Any], **fields: Any) -> Any:
+        headers = {**user.headers, "If-Match": f'"v{task["version"]}"'}
+        return await self.client.patch(f"{API}/tasks/{task['id']}", json=fields, headers=headers)
+
+    async def events(self, type_: str | None = None) -> list[EventRecord]:
+        async with self.app.context.session_factory() as session:
+            stmt = select(EventRecord).order_by(EventRecord.sequence)
+            if type_ is not None:
+                stmt = stmt.where(EventRecord.type == type_)
+            return list((await session.execute(stmt)).scalars())
+
+
+@pytest.fixture
+async def tasks(crm2_app_factory: Any) -> Tasks:
+    """An app with only the core and this plugin."""
+    app: Crm2TestApp = await crm2_app_factory(plugins=["tasks"])
+    await seed_shipped_rules(app)
+    return Tasks(app)

@@ -1,0 +1,153 @@
+"""Automation rules as data, applied to other plugins' events: one task per (rule, event)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from crm2_tasks.clock import set_clock
+from crm2_tasks.models import Task
+from sqlalchemy import column, delete, select, table
+from tasks_kit import API, Tasks, User, seed_shipped_rules
+
+from crm2_core.api import Envelope, EventData, publish
+from crm2_core.testing import EventRecord
+from crm2_hookspecs import PluginManifest, hookimpl
+
+FRIDAY_4PM = datetime(2026, 3, 27, 16, 0, tzinfo=UTC)
+
+
+class OrderPlaced(EventData, type="shop.order.placed", version=1):
+    customer: str
+    total: str
+    owner_id: uuid.UUID
+
+
+class ShopPlugin:
+    """A stand-in for any other plugin: it only declares an event type."""
+
+    manifest = PluginManifest(name="shop", title="Shop")
+
+    @hookimpl
+    def crm2_event_types(self) -> Sequence[type]:
+        return [OrderPlaced]
+
+
+async def shop_app(crm2_app_factory: Any) -> Tasks:
+    app = await crm2_app_factory(plugins=["tasks", "shop"], extra_plugins=(ShopPlugin(),))
+    set_clock(app.context, lambda: FRIDAY_4PM)
+    return Tasks(app)
+
+
+RULE = {
+    "name": "Call big buyers",
+    "on": "shop.order.placed",
+    "when": [{"field": "data.total", "op": "gte", "value": 1000}],
+    "create_task": {
+        "title": "Call {data.customer}",
+        "assignee": "{data.owner_id}",
+        "due_in": "1 business day",
+        "priority": "high",
+        "link": {"kind": "shop.order", "id": "{subject}"},
+    },
+}
+
+
+async def place_order(tasks: Tasks, owner: User, total: str) -> uuid.UUID:
+    order = uuid.uuid4()
+    async with tasks.app.context.session_factory() as session:
+        event = OrderPlaced(customer="Anna Berg", total=total, owner_id=owner.id)
+        publish(session, event, subject=order)
+        await session.commit()
+    await tasks.app.settle_events()
+    return order
+
+
+async def test_a_matching_event_creates_one_task_from_the_templates(crm2_app_factory: Any) -> None:
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["active"] is True
+    order = await place_order(tasks, agent, "1500.00")
+    await place_order(tasks, agent, "99.00")  # the condition does not hold
+    mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert len(mine) == 1
+    (task,) = mine
+    assert task["title"] == "Call Anna Berg" and task["priority"] == "high"
+    assert task["link"] == {"kind": "shop.order", "id": str(order)}
+    assert task["due_at"] == "2026-03-30T16:00:00Z"  # Friday 16:00 + 1 business day
+    assert task["creator_id"] is None and task["automation_rule_id"] == created.json()["id"]
+
+
+async def test_triple_redelivery_creates_one_task(crm2_app_factory: Any) -> None:
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    assert (
+        await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    ).status_code == 201
+    await place_order(tasks, agent, "5000")
+    async with tasks.app.context.session_factory() as session:
+        record = (
+            await session.execute(
+                select(EventRecord).where(EventRecord.type == "shop.order.placed")
+            )
+        ).scalar_one()
+    envelope = Envelope.from_record(record)
+    broker = tasks.app.context.state["events"].broker
+    for _ in range(2):  # the broker delivers the same event twice more
+        await broker.deliver([envelope])
+        await tasks.app.settle_events()
+    # even with the core's applied-event record lost, the rule's own key holds
+    async with tasks.app.context.session_factory() as session:
+        await session.execute(delete(table("core_applied_event", column("event_id"))))
+        await session.commit()
+    await broker.deliver([envelope])
+    await tasks.app.settle_events()
+    async with tasks.app.context.session_factory() as session:
+        rows = (await session.execute(select(Task))).scalars().all()
+    assert len(rows) == 1
+
+
+async def test_rules_for_events_nobody_emits_are_stored_but_inactive(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    response = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert response.status_code == 201 and response.json()["active"] is False
+    listed = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
+    shipped = {r["builtin_key"]: r for r in listed if r["builtin_key"]}
+    assert set(shipped) == {"deals-follow-up", "deals-policy-renewal"}
+    assert all(not r["enabled"] and not r["active"] for r in shipped.values())
+
+
+async def test_switching_a_shipped_rule_on(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    await seed_shipped_rules(tasks.app)
+    listed = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
+    rule = next(r for r in listed if r["builtin_key"] == "deals-follow-up")
+    headers = {**admin.headers, "If-Match": f'"v{rule["version"]}"'}
+    on = await tasks.client.patch(
+        f"{API}/rules/{rule['id']}", json={"enabled": True}, headers=headers
+    )
+    assert on.status_code == 200 and on.json()["enabled"] is True
+    assert on.json()["active"] is False  # deals is not enabled in this app
+
+
+async def test_bad_rules_are_refused(tasks: Tasks) -> None:
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    bad = [
+        {**RULE, "on": "tasks.task.created"},  # a loop
+        {**RULE, "on": "not-an-event"},
+        {**RULE, "when": [{"field": "data.__class__", "op": "eq", "value": 1}]},
+        {**RULE, "when": [{"field": "data.x", "op": "matches", "value": 1}]},
+        {**RULE, "create_task": {**RULE["create_task"], "title": "Call {data.customer!r}"}},
+        {**RULE, "create_task": {**RULE["create_task"], "due_in": "soonish"}},
+        {**RULE, "create_task": {**RULE["create_task"], "link": {"kind": "x", "id": "1"}}},
+    ]
+    for body in bad:
+        response = await tasks.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 422, (body, response.text)
+    assert (
+        await tasks.client.post(f"{API}/rules", json=RULE, headers=agent.headers)
+    ).status_code == 403

@@ -1,0 +1,45 @@
+"""The per-user iCalendar feed: secret, revocable, only the user's assigned tasks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crm2_tasks.ical import fold
+from tasks_kit import API, Tasks
+
+
+async def test_the_feed_lists_my_tasks_and_stops_when_revoked(tasks: Tasks) -> None:
+    me, other = await tasks.user("agent"), await tasks.user("agent")
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    mine = await tasks.create(me, title="Call; Anna, today", due_at=due.isoformat())
+    await tasks.create(other, title="Not mine", due_at=due.isoformat())
+    await tasks.create(me, title="No due date")
+    created = await tasks.client.post(f"{API}/feed", headers=me.headers)
+    assert created.status_code == 201
+    url = created.json()["url"]
+    feed = await tasks.client.get(url)  # no login: the token is the key
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+    body = feed.text
+    assert body.startswith("BEGIN:VCALENDAR\r\n") and body.endswith("END:VCALENDAR\r\n")
+    assert f"UID:{mine['id']}@crm2-tasks" in body
+    assert "SUMMARY:Call\\; Anna\\, today" in body
+    assert "Not mine" not in body and "No due date" not in body
+    assert f"DTSTART:{due.strftime('%Y%m%dT%H%M%SZ')}" in body
+    rotated = (await tasks.client.post(f"{API}/feed", headers=me.headers)).json()["url"]
+    assert (await tasks.client.get(url)).status_code == 404  # the old address stopped
+    assert (await tasks.client.delete(f"{API}/feed", headers=me.headers)).status_code == 204
+    assert (await tasks.client.get(rotated)).status_code == 404
+    assert (await tasks.client.delete(f"{API}/feed", headers=me.headers)).status_code == 404
+
+
+async def test_a_guessed_token_is_404(tasks: Tasks) -> None:
+    assert (await tasks.client.get(f"{API}/feed/guess.ics")).status_code == 404
+    assert (await tasks.client.get(f"{API}/feed/{'x' * 500}.ics")).status_code in (404, 422)
+
+
+def test_long_lines_are_folded_at_75_octets() -> None:
+    line = "SUMMARY:" + "ä" * 100
+    folded = fold(line)
+    parts = folded.split("\r\n")
+    assert all(len(p.encode()) <= 75 for p in parts)
+    assert "".join(p.removeprefix(" ") for p in parts) == line

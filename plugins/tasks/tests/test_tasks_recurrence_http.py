@@ -1,0 +1,129 @@
+"""Recurring tasks over HTTP: completing creates the next; "this one" and "this and following"."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from crm2_tasks.clock import set_clock
+from crm2_tasks.models import Series
+from sqlalchemy import select
+from tasks_kit import API, Tasks, User
+
+START = "2026-03-23T09:00:00+01:00"  # Monday, Berlin winter time
+
+
+async def weekly(tasks: Tasks, agent: User, **fields: Any) -> dict[str, Any]:
+    set_clock(tasks.app.context, lambda: datetime(2026, 3, 20, tzinfo=UTC))
+    body = {
+        "title": "Weekly report",
+        "due_at": START,
+        "recurrence": "FREQ=WEEKLY;BYDAY=MO",
+        "timezone": "Europe/Berlin",
+        "checklist": [{"text": "numbers"}],
+        **fields,
+    }
+    return await tasks.create(agent, **body)
+
+
+async def complete(tasks: Tasks, agent: User, task: dict[str, Any]) -> Any:
+    return await tasks.client.post(f"{API}/tasks/{task['id']}/complete", headers=agent.headers)
+
+
+async def test_completing_creates_the_next_occurrence_at_the_same_local_time(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    done = await complete(tasks, agent, first)
+    assert done.status_code == 200
+    next_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    nxt = (await tasks.get(agent, next_id)).json()
+    assert nxt["due_at"] == "2026-03-30T07:00:00Z"  # 09:00 CEST after the DST change
+    assert nxt["series_id"] == first["series_id"] and nxt["status"] == "todo"
+    assert nxt["checklist"] == [{"text": "numbers", "done": False}]
+    completed = (await tasks.events("tasks.task.completed"))[-1]
+    assert completed.data["next_task_id"] == next_id
+
+
+async def test_reopening_and_completing_again_creates_no_second_occurrence(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    assert (await complete(tasks, agent, first)).status_code == 200
+    assert (
+        await tasks.client.post(f"{API}/tasks/{first['id']}/reopen", headers=agent.headers)
+    ).status_code == 200
+    again = await complete(tasks, agent, first)
+    assert again.status_code == 200 and "Link" not in again.headers
+    listed = await tasks.client.get(f"{API}/tasks", headers=agent.headers)
+    assert len(listed.json()["items"]) == 2
+
+
+async def test_this_one_changes_only_this_occurrence(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    edited = await tasks.patch(agent, first, title="Report (short week)", scope="this")
+    assert edited.status_code == 200
+    done = await complete(tasks, agent, edited.json())
+    nxt = (await tasks.get(agent, done.headers["Link"].split(">")[0].split("/")[-1])).json()
+    assert nxt["title"] == "Weekly report"
+
+
+async def test_this_and_following_splits_the_series(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    done = await complete(tasks, agent, first)
+    second = (await tasks.get(agent, done.headers["Link"].split(">")[0].split("/")[-1])).json()
+    changed = await tasks.patch(
+        agent, second, title="Daily stand-up notes", recurrence="FREQ=DAILY", scope="following"
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["series_id"] != first["series_id"]
+    third = await complete(tasks, agent, changed.json())
+    nxt = (await tasks.get(agent, third.headers["Link"].split(">")[0].split("/")[-1])).json()
+    assert nxt["title"] == "Daily stand-up notes"
+    assert nxt["due_at"] == "2026-03-31T07:00:00Z"
+    async with tasks.app.context.session_factory() as session:
+        old = await session.get(Series, uuid.UUID(first["series_id"]))
+        assert old is not None and old.rule == "FREQ=WEEKLY;BYDAY=MO;UNTIL=20260330T065959Z"
+        count = len(list((await session.execute(select(Series))).scalars()))
+        assert count == 2
+
+
+async def test_following_on_the_first_occurrence_changes_the_series_in_place(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    changed = await tasks.patch(agent, first, priority="high", scope="following")
+    assert changed.json()["series_id"] == first["series_id"]
+    done = await complete(tasks, agent, changed.json())
+    nxt = (await tasks.get(agent, done.headers["Link"].split(">")[0].split("/")[-1])).json()
+    assert nxt["priority"] == "high"
+
+
+async def test_cancelling_an_occurrence_moves_the_series_on(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    cancelled = await tasks.patch(agent, first, status="cancelled")
+    assert cancelled.status_code == 200
+    listed = await tasks.client.get(
+        f"{API}/tasks", params={"status": "todo"}, headers=agent.headers
+    )
+    assert [t["due_at"] for t in listed.json()["items"]] == ["2026-03-30T07:00:00Z"]
+
+
+async def test_a_count_ends_the_series(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent, recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=2")
+    done = await complete(tasks, agent, first)
+    second_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    last = await tasks.client.post(f"{API}/tasks/{second_id}/complete", headers=agent.headers)
+    assert last.status_code == 200 and "Link" not in last.headers
+
+
+async def test_recurrence_edits_need_scope_following(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    response = await tasks.patch(agent, first, recurrence="FREQ=DAILY")
+    assert response.status_code == 422
+    plain = await tasks.create(agent)
+    response = await tasks.patch(agent, plain, title="x", scope="following")
+    assert response.status_code == 422

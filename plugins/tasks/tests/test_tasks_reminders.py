@@ -1,0 +1,88 @@
+"""Reminders fire ``tasks.task.reminder_due`` exactly once: on time, late, twice, concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm2_tasks.clock import set_clock
+from crm2_tasks.jobs import run_timers
+from tasks_kit import API, Tasks
+
+T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
+
+
+def at(app: Any, moment: datetime) -> None:
+    set_clock(app.context, lambda: moment)
+
+
+async def test_each_reminder_fires_once_on_time_and_when_the_scheduler_is_late(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(
+        agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[30, 60]
+    )
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, T0 + timedelta(minutes=59)))["reminders"] == 0
+    assert (await run_timers(ctx, T0 + timedelta(minutes=61)))["reminders"] == 1
+    assert (await run_timers(ctx, T0 + timedelta(minutes=61)))["reminders"] == 0  # run twice
+    assert (await run_timers(ctx, T0 + timedelta(hours=5)))["reminders"] == 1  # late
+    assert (await run_timers(ctx, T0 + timedelta(hours=6)))["reminders"] == 0
+    events = await tasks.events("tasks.task.reminder_due")
+    assert [(e.subject, e.data["minutes_before"]) for e in events] == [
+        (task["id"], 60),
+        (task["id"], 30),
+    ]
+    assert events[0].data["assignee_id"] == str(agent.id)
+
+
+async def test_moving_the_due_time_rearms_but_a_fired_reminder_never_repeats(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, T0 + timedelta(hours=1, minutes=1)))["reminders"] == 1
+    edited = await tasks.patch(agent, task, title="renamed")  # same due: nothing re-armed
+    assert edited.status_code == 200
+    assert (await run_timers(ctx, T0 + timedelta(hours=1, minutes=2)))["reminders"] == 0
+    moved = await tasks.patch(agent, edited.json(), due_at=(T0 + timedelta(days=1)).isoformat())
+    assert moved.status_code == 200
+    assert (await run_timers(ctx, T0 + timedelta(hours=22)))["reminders"] == 0
+    assert (await run_timers(ctx, T0 + timedelta(hours=23, minutes=1)))["reminders"] == 1
+
+
+async def test_a_done_task_reminds_nobody(tasks: Tasks) -> None:
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    done = await tasks.client.post(f"{API}/tasks/{task['id']}/complete", headers=agent.headers)
+    assert done.status_code == 200
+    assert (await run_timers(tasks.app.context, T0 + timedelta(hours=3)))["reminders"] == 0
+
+
+async def test_two_schedulers_at_once_fire_each_reminder_once(
+    tasks: Tasks, crm2_app_factory: Any
+) -> None:
+    """Two application contexts (two engines, as two processes have) race on the same rows."""
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    count = 40
+    for i in range(count):
+        await tasks.create(
+            agent, due_at=(T0 + timedelta(hours=1, minutes=i)).isoformat(), reminders=[45]
+        )
+    other = await crm2_app_factory(plugins=["tasks"])
+    late = T0 + timedelta(hours=3)
+    results = await asyncio.gather(
+        run_timers(tasks.app.context, late),
+        run_timers(other.context, late),
+        run_timers(tasks.app.context, late),
+    )
+    assert sum(r["reminders"] for r in results) == count
+    events = await tasks.events("tasks.task.reminder_due")
+    assert len(events) == count and len({e.subject for e in events}) == count

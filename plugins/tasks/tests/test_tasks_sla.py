@@ -1,0 +1,148 @@
+"""SLA timers: warning and breach exactly once, escalation, the clock paused while waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm2_tasks.clock import set_clock
+from crm2_tasks.jobs import run_timers
+from tasks_kit import API, Tasks, User
+
+MONDAY = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)  # the built-in calendar: Mon-Fri 09-17 UTC
+
+
+def at(app: Any, moment: datetime) -> None:
+    set_clock(app.context, lambda: moment)
+
+
+async def policy(tasks: Tasks, admin: User, **fields: Any) -> dict[str, Any]:
+    body = {"name": f"policy {len(fields)} {fields.get('priority')}", **fields}
+    response = await tasks.client.post(f"{API}/sla-policies", json=body, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_response_warning_and_breach_fire_once_and_escalate(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent, lead = (
+        await tasks.user("admin"),
+        await tasks.user("agent"),
+        await tasks.user("manager"),
+    )
+    await policy(
+        tasks,
+        admin,
+        priority="high",
+        response_minutes=60,
+        warning_share=0.5,
+        escalate_to_user_id=str(lead.id),
+        escalate_raise_priority=True,
+    )
+    task = await tasks.create(agent, priority="high")
+    ctx = tasks.app.context
+    assert await run_timers(ctx, MONDAY + timedelta(minutes=29)) == {
+        "reminders": 0,
+        "warnings": 0,
+        "breaches": 0,
+    }
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=31)))["warnings"] == 1
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=32)))["warnings"] == 0
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=61)))["breaches"] == 1
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=5)))["breaches"] == 0
+    escalated = (await tasks.get(admin, task["id"])).json()
+    assert escalated["assignee_id"] == str(lead.id) and escalated["priority"] == "urgent"
+    breached = await tasks.events("tasks.sla.breached")
+    assert len(breached) == 1 and breached[0].data["timer"] == "response"
+    assert breached[0].data["escalation"] == [f"reassigned:{lead.id}", "priority:urgent"]
+    assigned = await tasks.events("tasks.task.assigned")
+    assert assigned[-1].data["reason"] == "sla_escalation"
+
+
+async def test_responding_in_time_stops_the_response_timer(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, response_minutes=60)
+    task = await tasks.create(agent)
+    at(tasks.app, MONDAY + timedelta(minutes=10))
+    assert (await tasks.patch(agent, task, status="in_progress")).status_code == 200
+    assert await run_timers(tasks.app.context, MONDAY + timedelta(days=3)) == {
+        "reminders": 0,
+        "warnings": 0,
+        "breaches": 0,
+    }
+
+
+async def test_the_resolution_clock_pauses_while_waiting_in_business_time(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, resolution_minutes=8 * 60, warning_share=0.9)
+    task = await tasks.create(agent, status="in_progress")
+    ctx = tasks.app.context
+    at(tasks.app, MONDAY + timedelta(hours=2))  # Monday 11:00
+    waiting = await tasks.patch(agent, task, status="waiting")
+    assert waiting.status_code == 200
+    # Monday 17:30: the unpaused deadline (17:00) passed, but the clock stands still
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=8, minutes=30)))["breaches"] == 0
+    at(tasks.app, MONDAY + timedelta(days=1, hours=2))  # Tuesday 11:00
+    assert (await tasks.patch(agent, waiting.json(), status="in_progress")).status_code == 200
+    timers = (await tasks.client.get(f"{API}/tasks/{task['id']}/sla", headers=agent.headers)).json()
+    (resolution,) = timers
+    # paused 11-17 Monday and 09-11 Tuesday: 8 business hours, so due Tuesday 17:00
+    assert resolution["paused_seconds"] == 8 * 3600
+    assert resolution["due_at"] == "2026-03-24T17:00:00Z"
+    assert (await run_timers(ctx, MONDAY + timedelta(days=1, hours=7, minutes=59)))["breaches"] == 0
+    assert (await run_timers(ctx, MONDAY + timedelta(days=1, hours=8, minutes=1)))["breaches"] == 1
+
+
+async def test_done_in_time_never_breaches(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, resolution_minutes=60)
+    task = await tasks.create(agent)
+    assert (
+        await tasks.client.post(f"{API}/tasks/{task['id']}/complete", headers=agent.headers)
+    ).status_code == 200
+    assert (await run_timers(tasks.app.context, MONDAY + timedelta(days=2)))["breaches"] == 0
+
+
+async def test_concurrent_schedulers_breach_once(tasks: Tasks, crm2_app_factory: Any) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, response_minutes=30, escalate_raise_priority=True)
+    for _ in range(15):
+        await tasks.create(agent, priority="low")
+    other = await crm2_app_factory(plugins=["tasks"])
+    late = MONDAY + timedelta(hours=2)
+    results = await asyncio.gather(
+        run_timers(tasks.app.context, late), run_timers(other.context, late)
+    )
+    assert sum(r["breaches"] for r in results) == 15
+    assert sum(r["warnings"] for r in results) == 15
+    assert len(await tasks.events("tasks.sla.breached")) == 15
+    listed = await tasks.client.get(
+        f"{API}/tasks", params={"priority": "normal"}, headers=admin.headers
+    )
+    assert len(listed.json()["items"]) == 15  # raised exactly one level, once
+
+
+async def test_policy_input_is_checked(tasks: Tasks) -> None:
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    for body in (
+        {"name": "none"},
+        {"name": "bad share", "response_minutes": 5, "warning_share": 1.5},
+        {
+            "name": "bad calendar",
+            "response_minutes": 5,
+            "calendar_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        },
+        {"name": "bad priority", "response_minutes": 5, "priority": "asap"},
+    ):
+        response = await tasks.client.post(f"{API}/sla-policies", json=body, headers=admin.headers)
+        assert response.status_code in (404, 422), (body, response.text)
+    denied = await tasks.client.post(
+        f"{API}/sla-policies", json={"name": "x", "response_minutes": 5}, headers=agent.headers
+    )
+    assert denied.status_code == 403

@@ -1,0 +1,106 @@
+"""Tasks next to deals: deals' events drive the shipped rules, links resolve through deals.
+
+Tasks imports nothing of deals: the events arrive through the bus and the links
+are checked with ``crm2_resolve_entity``, with the caller's visibility.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from crm2_tasks.clock import set_clock
+from tasks_kit import API, Tasks, User, seed_shipped_rules
+
+DEALS = "/api/v1/deals"
+MONDAY_10 = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def both(crm2_app_factory: Any) -> Tasks:
+    app = await crm2_app_factory(plugins=["deals", "tasks"])
+    await seed_shipped_rules(app)
+    set_clock(app.context, lambda: MONDAY_10)
+    return Tasks(app)
+
+
+async def a_deal(tasks: Tasks, admin: User, owner: User) -> dict[str, Any]:
+    client = tasks.client
+    pipelines = (await client.get(f"{DEALS}/pipelines", headers=admin.headers)).json()["items"]
+    if not pipelines:
+        body = {"name": "Sales", "is_default": True, "stages": [{"name": "New", "probability": 10}]}
+        made = await client.post(f"{DEALS}/pipelines", json=body, headers=admin.headers)
+        assert made.status_code == 201, made.text
+    person = await client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Anna Berg"}, headers=owner.headers
+    )
+    assert person.status_code == 201, person.text
+    deal = await client.post(
+        f"{DEALS}/deals",
+        json={"title": "Fleet cover", "client_id": person.json()["id"], "value": "900.00"},
+        headers=owner.headers,
+    )
+    assert deal.status_code == 201, deal.text
+    result: dict[str, Any] = deal.json()
+    return result
+
+
+async def enable(tasks: Tasks, admin: User, key: str) -> dict[str, Any]:
+    rules = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
+    rule = next(r for r in rules if r["builtin_key"] == key)
+    assert rule["active"] is False  # shipped switched off
+    headers = {**admin.headers, "If-Match": f'"v{rule["version"]}"'}
+    on = await tasks.client.patch(
+        f"{API}/rules/{rule['id']}", json={"enabled": True}, headers=headers
+    )
+    assert on.status_code == 200 and on.json()["active"] is True
+    result: dict[str, Any] = on.json()
+    return result
+
+
+async def test_a_new_deal_gets_a_follow_up_task_for_its_owner(both: Tasks) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    await enable(both, admin, "deals-follow-up")
+    deal = await a_deal(both, admin, agent)
+    await both.app.settle_events()
+    mine = (await both.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert len(mine) == 1
+    (task,) = mine
+    assert task["title"] == "Follow up: Fleet cover"
+    assert task["link"] == {"kind": "deals.deal", "id": deal["id"]}
+    assert task["due_at"] == "2026-03-24T10:00:00Z"  # one business day
+    await both.app.settle_events()  # nothing more arrives later
+    again = (await both.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert len(again) == 1
+
+
+async def test_without_the_rule_switched_on_deals_events_create_nothing(both: Tasks) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    await a_deal(both, admin, agent)
+    await both.app.settle_events()
+    assert (await both.client.get(f"{API}/tasks", headers=admin.headers)).json()["items"] == []
+
+
+async def test_links_to_deals_records_follow_the_callers_visibility(both: Tasks) -> None:
+    admin, owner, stranger = (
+        await both.user("admin"),
+        await both.user("agent"),
+        await both.user("agent"),
+    )
+    deal = await a_deal(both, admin, owner)
+    link = {"kind": "deals.deal", "id": deal["id"]}
+    mine = await both.client.post(
+        f"{API}/tasks", json={"title": "Call", "link": link}, headers=owner.headers
+    )
+    assert mine.status_code == 201, mine.text
+    theirs = await both.client.post(
+        f"{API}/tasks", json={"title": "Peek", "link": link}, headers=stranger.headers
+    )
+    assert theirs.status_code == 422  # the same answer as for a deal that does not exist
+    by_link = await both.client.get(
+        f"{API}/tasks",
+        params={"link_kind": "deals.deal", "link_id": deal["id"]},
+        headers=admin.headers,
+    )
+    assert [t["id"] for t in by_link.json()["items"]] == [mine.json()["id"]]
