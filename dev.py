@@ -190,8 +190,15 @@ def test(argv: list[str]) -> int:
     else:
         os.environ["CRM2_E2E_UNAVAILABLE"] = "Node.js/npm not found: the console is not built"
     databases = os.environ.get("CRM2_TEST_DATABASES", "sqlite,postgresql")
-    command = [str(PYTHON), "-m", "pytest", "--crm2-db", databases, *argv]
+    command = [str(PYTHON), "-m", "pytest", "--crm2-db", databases, *workers(argv), *argv]
     return subprocess.call(command, cwd=ROOT)
+
+
+def workers(argv: list[str]) -> list[str]:
+    """One pytest-xdist worker per core, unless the caller chose (-n 0, -p no:xdist)."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist")) or arg == "no:xdist" for arg in argv):
+        return []
+    return ["-n", str(os.cpu_count() or 1)]
 
 
 def bench(argv: list[str]) -> int:

@@ -94,7 +94,7 @@ class IdempotentRequest:
             return
         where = (col(IdempotencyRecord.scope) == self.owner, col(IdempotencyRecord.key) == self.key)
         if status < 400:
-            await self.session.execute(
+            stored = await self.session.execute(
                 update(IdempotencyRecord)
                 .where(*where)
                 .values(
@@ -104,6 +104,8 @@ class IdempotentRequest:
                     response_body=body,
                 )
             )
+            if stored.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError("the claimed Idempotency-Key row is gone; nothing is kept")
         else:
             # The route answered an error itself: its writes commit as they would
             # without a key, and the key stays free for a corrected retry.
