@@ -176,7 +176,7 @@ async def check_broker(context: Any) -> list[Finding]:
                 Finding(
                     f"queue {queue}",
                     "warn",
-                    "not declared yet: start a crm2 worker (or run crm2 broker setup)",
+                    "not declared yet: start a crm2 worker (it declares its queues)",
                 )
             )
             continue

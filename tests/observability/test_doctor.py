@@ -156,9 +156,10 @@ async def test_a_version_table_of_an_unknown_plugin_is_reported(crm2_settings, m
         async with migrated.context.engine.begin() as conn:
             await conn.execute(text("DROP TABLE alembic_version_payments"))
 
-    plugin_set = [f for f in findings if f.check == "plugin set"]
-    assert [f.status for f in plugin_set] == ["warn"]
-    assert "payments has tables here but is not installed" in plugin_set[0].detail
+    # (other tests of the run may have left deals' tables too: disabled here, also a warning)
+    payments = [f for f in findings if f.check == "plugin set" and "payments" in f.detail]
+    assert [f.status for f in payments] == ["warn"]
+    assert "payments has tables here but is not installed" in payments[0].detail
 
 
 async def test_a_demo_secret_fails_outside_development(crm2_settings, migrated) -> None:
