@@ -198,7 +198,11 @@ class ConsoleView:
     and ``edit`` its fields are edited with ``PATCH`` and ``If-Match``.
     ``screen`` names a screen the console has built in (``deals.board``); a
     console that does not know it renders the generic list. ``stream`` is the
-    SSE channel whose events refresh the view. ``titles`` translates ``title``
+    SSE channel whose events refresh the view. ``create_path`` is where the
+    create form posts (default ``list_path``, for lists such as "my tasks" that
+    are views of another collection). ``actions`` name bodiless ``POST``
+    endpoints under ``item_path`` (``complete`` → ``…/{id}/complete``), offered
+    as a button on every row. ``titles`` translates ``title``
     by locale (``{"ru": "…"}``).
     """
 
@@ -213,6 +217,8 @@ class ConsoleView:
     form: tuple[str, ...] = ()
     item_path: str = ""
     id_field: str = "id"
+    create_path: str = ""
+    actions: tuple[str, ...] = ()
     update_schema: str = ""
     edit: tuple[str, ...] = ()
     screen: str = ""
@@ -229,6 +235,10 @@ class ConsoleView:
             not self.item_path.startswith("/api/v1/") or "{id}" not in self.item_path
         ):
             raise ValueError(f"console view {self.key!r}: item_path needs /api/v1/… and {{id}}")
+        if self.actions and not self.item_path:
+            raise ValueError(f"console view {self.key!r}: actions need an item_path")
+        if self.create_path and not self.create_path.startswith("/api/v1/"):
+            raise ValueError(f"console view {self.key!r}: create_path must start with /api/v1/")
         if not PERMISSION_PATTERN.match(self.permission):
             raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
 

@@ -37,6 +37,8 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
                     "filters": list(view.filters),
                     "form": list(view.form),
                     "edit": list(view.edit),
+                    "actions": list(view.actions),
+                    "create_path": view.create_path or view.list_path,
                 }
             )
         )
