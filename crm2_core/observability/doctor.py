@@ -316,7 +316,9 @@ async def check_secrets(context: Any) -> list[Finding]:
 
 
 def _repo_env_example() -> Path:
-    return Path(__file__).resolve().parents[2] / "env.example"
+    """The wheel's copy (crm2_core/env.example), else the source tree's."""
+    packaged = Path(__file__).resolve().parents[1] / "env.example"
+    return packaged if packaged.is_file() else Path(__file__).resolve().parents[2] / "env.example"
 
 
 async def check_plugin_health(context: Any) -> list[Finding]:
