@@ -185,11 +185,12 @@ class ConsoleView:
     ``columns`` are item fields shown in the list, ``filters`` query parameters
     of the list endpoint offered as inputs, ``form`` the fields of the create
     form (empty: no create form). ``item_path`` (``/api/v1/x/things/{id}``)
-    opens a record; with ``update_schema`` and ``edit`` its fields are edited
-    with ``PATCH`` and ``If-Match``. ``screen`` names a screen the console has
-    built in (``deals.board``); a console that does not know it renders the
-    generic list. ``stream`` is the SSE channel whose events refresh the view.
-    ``titles`` translates ``title`` by locale (``{"ru": "…"}``).
+    opens a record (``{id}`` is the item's ``id_field``); with ``update_schema``
+    and ``edit`` its fields are edited with ``PATCH`` and ``If-Match``.
+    ``screen`` names a screen the console has built in (``deals.board``); a
+    console that does not know it renders the generic list. ``stream`` is the
+    SSE channel whose events refresh the view. ``titles`` translates ``title``
+    by locale (``{"ru": "…"}``).
     """
 
     key: str
@@ -202,6 +203,7 @@ class ConsoleView:
     filters: tuple[str, ...] = ()
     form: tuple[str, ...] = ()
     item_path: str = ""
+    id_field: str = "id"
     update_schema: str = ""
     edit: tuple[str, ...] = ()
     screen: str = ""

@@ -214,3 +214,32 @@ async def test_unlock_lets_the_address_try_again_at_once(make_app: MakeApp) -> N
     assert_429(await attempt(app, PASSWORD))
     assert await app.auth.delays.unlock(EMAIL) == 1
     assert (await attempt(app, PASSWORD)).status_code == 200
+
+
+async def test_the_hourly_job_forgets_streaks_older_than_the_window(crm2: Crm2TestApp) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from crm2_core.auth.models import LoginFailure
+    from crm2_core.db import utcnow
+    from crm2_core.scheduler import collect_jobs, run_job
+
+    old = utcnow() - timedelta(hours=2)
+    async with crm2.context.session_factory() as session:
+        session.add(
+            LoginFailure(
+                account="old@example.com",
+                address="a",
+                failures=5,
+                last_failure_at=old,
+                blocked_until=old,
+            )
+        )
+        session.add(LoginFailure(account="new@example.com", address="a", failures=5))
+        await session.commit()
+    jobs = collect_jobs(crm2.context)
+    await run_job(crm2.context, "auth.forget_login_failures", jobs["auth.forget_login_failures"])
+    async with crm2.context.session_factory() as session:
+        left = (await session.execute(select(LoginFailure.account))).scalars().all()
+    assert left == ["new@example.com"]

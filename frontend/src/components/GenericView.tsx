@@ -3,7 +3,7 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
-import { cellText, coerce, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -73,7 +73,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
         <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
           {view.filters.map((name) => (
             <label key={name} className="field">
-              <span>{name}</span>
+              <span>{fieldLabel(name)}</span>
               <input name={name} defaultValue={filters[name] ?? ""} />
             </label>
           ))}
@@ -87,18 +87,22 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
             <tr>
               {view.columns.map((c) => (
                 <th key={c} scope="col">
-                  {c}
+                  {fieldLabel(c)}
                 </th>
               ))}
             </tr>
           </thead>
           <tbody>
             {items.map((item, index) => (
-              <tr key={String(item.id ?? item.name ?? index)}>
+              <tr key={String(item[view.id_field] ?? index)}>
                 {view.columns.map((c, i) => (
                   <td key={c}>
-                    {i === 0 && canEdit && typeof item.id === "string" ? (
-                      <button type="button" className="link" onClick={() => setEditing(String(item.id))}>
+                    {i === 0 && canEdit && typeof item[view.id_field] === "string" ? (
+                      <button
+                        type="button"
+                        className="link"
+                        onClick={() => setEditing(String(item[view.id_field]))}
+                      >
                         {show(c, item[c]) || "—"}
                       </button>
                     ) : (
@@ -279,7 +283,7 @@ function Field({ field, error, initial }: { field: FormField; error?: string; in
   return (
     <div className="field">
       <label htmlFor={id}>
-        {field.name}
+        {fieldLabel(field.name)}
         {field.required && " *"}
         {field.kind === "list" && <small className="muted"> (a, b, c)</small>}
       </label>

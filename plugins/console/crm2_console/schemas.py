@@ -24,6 +24,7 @@ class ConsoleViewPublic(ResponseModel):
     filters: list[str]
     form: list[str]
     item_path: str
+    id_field: str
     update_schema: str
     edit: list[str]
     screen: str

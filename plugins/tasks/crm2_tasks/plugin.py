@@ -115,3 +115,10 @@ def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
     from crm2_tasks.seeds import seed
 
     return seed(name, context)
+
+
+@hookimpl
+def crm2_cli(cli: Any) -> None:
+    from crm2_tasks.cli import register
+
+    register(cli)

@@ -37,10 +37,17 @@ GENERIC = [
 ]
 
 
-def seed(name: str, context: Any) -> Awaitable[None] | None:
-    if name != "demo":
-        return None
-    return _demo(context)
+def seed(name: str, context: Any) -> Awaitable[Any] | None:
+    """``demo``, or ``load`` sized by CRM2_SEED_TASKS (as deals reads CRM2_SEED_DEALS)."""
+    if name == "demo":
+        return _demo(context)
+    if name == "load":
+        import os
+
+        from crm2_tasks.seed_load import seed_load
+
+        return seed_load(context, tasks=int(os.environ.get("CRM2_SEED_TASKS", "10000")))
+    return None
 
 
 async def _agents(session: Any) -> list[uuid.UUID]:
