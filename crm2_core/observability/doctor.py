@@ -99,9 +99,12 @@ async def check_plugin_set(context: Any) -> list[Finding]:
             detail = f"{plugin} has tables here but is not installed on this machine"
         findings.append(Finding("plugin set", "warn", detail))
     if not findings:
-        findings.append(
-            Finding("plugin set", "ok", f"{len(with_migrations)} plugins match the database")
+        detail = (
+            f"{len(with_migrations)} plugins match the database"
+            if recorded
+            else "no plugin has migrated this database yet"
         )
+        findings.append(Finding("plugin set", "ok", detail))
     return findings
 
 
@@ -110,6 +113,17 @@ async def check_redis(context: Any) -> list[Finding]:
         return [Finding("redis", "ok", "not configured (in-process throttling and fan-out)")]
     await context.redis.ping()
     return [Finding("redis", "ok", "PING answered")]
+
+
+def make_url_safe(url: str) -> str:
+    """The broker URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    scheme, _, rest = url.partition("://")
+    try:
+        return scheme + "://" + make_url(f"x://{rest}").render_as_string()[4:]
+    except Exception:
+        return scheme + "://…"
 
 
 def _queues(context: Any) -> list[str]:
@@ -166,10 +180,15 @@ async def check_broker(context: Any) -> list[Finding]:
     if url.startswith("memory://"):
         return [Finding("broker", "ok", "in-process (memory://): handlers run in crm2 serve")]
     queues = _queues(context)
-    if url.startswith(("amqp://", "amqps://")):
-        counts = await asyncio.to_thread(_rabbitmq_counts, url, queues)
-    else:
-        counts = await _redis_broker_counts(url, context.settings.broker_queue_prefix, queues)
+    try:
+        if url.startswith(("amqp://", "amqps://")):
+            counts = await asyncio.to_thread(_rabbitmq_counts, url, queues)
+        else:
+            counts = await _redis_broker_counts(url, context.settings.broker_queue_prefix, queues)
+    except Exception as exc:
+        where = make_url_safe(url)
+        reason = str(exc) or "no connection"
+        return [Finding("broker", "fail", f"{where}: {type(exc).__name__}: {reason}"[:300])]
     findings = [Finding("broker", "ok", f"{url.split('://')[0]} reachable")]
     for queue, found in counts.items():
         if found is None:
@@ -298,7 +317,9 @@ async def check_secrets(context: Any) -> list[Finding]:
 
 
 def _repo_env_example() -> Path:
-    return Path(__file__).resolve().parents[2] / "env.example"
+    """The wheel's copy (crm2_core/env.example), else the source tree's."""
+    packaged = Path(__file__).resolve().parents[1] / "env.example"
+    return packaged if packaged.is_file() else Path(__file__).resolve().parents[2] / "env.example"
 
 
 async def check_plugin_health(context: Any) -> list[Finding]:
