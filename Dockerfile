@@ -19,7 +19,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY . .
-# One `pip wheel` for all local distributions, so that crm2-core's requirement on
+# One `pip wheel` for all local distributions (crm2-core with its metrics and tracing
+# extras), so that crm2-core's requirement on
 # crm2-hookspecs (and a plugin's on another plugin) resolves to the copy built here.
 # $plugins is split into words on purpose.
 # hadolint ignore=SC2086
@@ -28,7 +29,7 @@ RUN set -eu; \
     for dir in plugins/*/; do \
         if [ -f "${dir}pyproject.toml" ]; then plugins="$plugins ./${dir%/}"; fi; \
     done; \
-    pip wheel --wheel-dir /wheels ./hookspecs . $plugins
+    pip wheel --wheel-dir /wheels ./hookspecs ".[metrics,tracing]" $plugins
 
 # -- openapi: the API the console's typed client is generated from ------------------------
 FROM python:3.11-slim AS openapi

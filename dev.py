@@ -107,12 +107,14 @@ def build_console() -> bool:
     _node, npm = tools
     npm_install(npm)
     openapi = FRONTEND / "openapi.json"
-    subprocess.run(
+    made = subprocess.run(
         [str(BIN / "crm2"), "openapi", "--all-plugins", "--output", str(openapi)],
         cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
+    if made.returncode != 0:
+        sys.exit(f"console: crm2 openapi failed:\n{made.stdout}{made.stderr}")
     stamp = _digest([FRONTEND / name for name in CONSOLE_SOURCES], openapi.read_bytes())
     marker = CONSOLE_STATIC / ".crm2-built"
     if marker.exists() and marker.read_text() == stamp:

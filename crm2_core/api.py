@@ -72,7 +72,9 @@ from crm2_core.kit.owners import (
     user_emails,
     user_ids_by_email,
 )
+from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
+from crm2_core.kit.routes import Permissions, record_routes
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
 from crm2_core.money import Amount, check_currency, exponent, from_minor, to_minor
@@ -108,9 +110,11 @@ __all__ = [
     "Page",
     "PageDep",
     "PageParams",
+    "Permissions",
     "PreconditionFailed",
     "PreconditionRequired",
     "RecordRules",
+    "Records",
     "Repository",
     "RequestModel",
     "ResponseModel",
@@ -148,6 +152,7 @@ __all__ = [
     "paginate",
     "present",
     "publish",
+    "record_routes",
     "render",
     "require",
     "require_entity",

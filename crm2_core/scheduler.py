@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
 from crm2_core.db import UtcDateTime, utcnow
+from crm2_core.observability.metrics import record_job
 from crm2_hookspecs import ScheduledJob
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ async def run_job(context: Any, name: str, job: ScheduledJob) -> None:
         await asyncio.wait_for(job.run(context), timeout=max(job.interval_seconds, 60))
     except Exception:
         log.exception("scheduled job %s failed", name)
+        record_job(context, name, ok=False)
         return
+    record_job(context, name, ok=True)
     log.info("scheduled job %s done in %.1fs", name, (utcnow() - started).total_seconds())
 
 

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         86_400, ge=3600, description="how long Idempotency-Key responses are kept"
     )
+    idempotency_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="how long a repeated Idempotency-Key waits for the first request (409 after)",
+    )
     broker_url: str = Field(
         "memory://",
         description="memory:// (handlers run inside crm2 serve), amqp://… (RabbitMQ) or redis://…",
@@ -101,6 +107,11 @@ class Settings(BaseSettings):
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (one readable line) or json (one object per line, with request id, "
+        "principal, plugin, event and handler)",
+    )
     admin_email: str | None = Field(
         None, description="first admin created by `crm2 serve` when there are no users"
     )

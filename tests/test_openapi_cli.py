@@ -1,4 +1,4 @@
-"""``crm2 openapi``: the document the console's typed client is generated from."""
+"""``crm2 openapi``: the API document without serving (the console's typed client)."""
 
 from __future__ import annotations
 

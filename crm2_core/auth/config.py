@@ -49,13 +49,27 @@ class AuthSettings(BaseSettings):
         OWASP_MIN_TIME_COST, ge=OWASP_MIN_TIME_COST, description="argon2id iterations"
     )
     argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes")
-    login_max_failures_per_account: int = Field(
-        10, ge=1, le=100, description="failed logins per account per window before 429"
+    login_free_failures: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="failed logins on one account from one address before each next "
+        "attempt from there waits (1 s, doubling)",
+    )
+    login_delay_max_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="the longest wait between attempts on one account from one address",
     )
     login_max_failures_per_ip: int = Field(
         50, ge=1, description="failed logins per client IP per window before 429"
     )
-    login_window_seconds: int = Field(900, ge=1, description="the throttle's window")
+    login_window_seconds: int = Field(
+        900,
+        ge=1,
+        description="the per-address window, and how long a streak of failures is remembered",
+    )
     role_cache_seconds: float = Field(
         5.0,
         ge=0,

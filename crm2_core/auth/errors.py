@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from crm2_core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 
 
 class InvalidCredentials(Unauthorized):
@@ -49,9 +49,21 @@ class UnknownRole(Unprocessable):
     slug, title = "unknown-role", "Unknown role"
 
 
+class UnknownUser(Unprocessable):
+    slug, title = "unknown-user", "Not an active user"
+
+
 class UnknownPermission(Unprocessable):
     slug, title = "unknown-permission", "Unknown permission"
 
 
 class LastAdmin(Conflict):
     slug, title = "last-admin", "The last active admin cannot be removed"
+
+
+class PrivilegeEscalation(Forbidden):
+    slug, title = "privilege-escalation", "You cannot grant or touch more than you hold"
+
+
+class UserOwnsRecords(Conflict):
+    slug, title = "user-owns-records", "The user still owns records"

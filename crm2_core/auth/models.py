@@ -122,6 +122,19 @@ class ApiKey(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins on one account from one address: the progressive delay's memory."""
+
+    __tablename__ = "auth_login_failure"
+    __table_args__ = PLUGIN
+
+    account: str = Field(primary_key=True, max_length=320)
+    address: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    last_failure_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    blocked_until: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
 MODELS: list[type[SQLModel]] = [
     User,
     Role,
@@ -130,4 +143,5 @@ MODELS: list[type[SQLModel]] = [
     UserRole,
     RefreshToken,
     ApiKey,
+    LoginFailure,
 ]

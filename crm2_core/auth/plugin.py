@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
 from crm2_core.auth.credentials import CredentialsCache
+from crm2_core.auth.delays import LoginDelays
 from crm2_core.auth.events import EVENT_TYPES, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import MODELS
 from crm2_core.auth.passwords import Passwords
@@ -20,9 +22,17 @@ from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AppContext
+from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
-from crm2_hookspecs import ConsoleView, Permission, PluginManifest, Principal, hookimpl
+from crm2_hookspecs import (
+    ConsoleView,
+    Permission,
+    PluginManifest,
+    Principal,
+    ScheduledJob,
+    hookimpl,
+)
 
 SYNC_LOCK = 0x63726D34
 
@@ -63,9 +73,12 @@ def crm2_console_views() -> Sequence[ConsoleView]:
             title="Users",
             titles={"ru": "Пользователи"},
             list_path="/api/v1/auth/users",
+            item_path="/api/v1/auth/users/{id}",
             permission="auth:users",
             item_schema="UserPublic",
             create_schema="UserCreate",
+            update_schema="UserUpdate",
+            edit=("full_name", "roles", "is_active"),
             columns=("email", "full_name", "roles", "is_active", "created_at"),
             form=("email", "full_name", "password", "roles"),
             order=900,
@@ -75,9 +88,13 @@ def crm2_console_views() -> Sequence[ConsoleView]:
             title="Roles",
             titles={"ru": "Роли"},
             list_path="/api/v1/auth/roles",
+            item_path="/api/v1/auth/roles/{id}",
+            id_field="name",
             permission="auth:roles",
             item_schema="RolePublic",
             create_schema="RoleCreate",
+            update_schema="RoleUpdate",
+            edit=("description", "permissions"),
             columns=("name", "description", "permissions", "builtin"),
             form=("name", "description", "permissions"),
             order=910,
@@ -99,8 +116,9 @@ def crm2_configure(context: AppContext) -> None:
         context.read_session_factory or context.session_factory,
         settings.credentials_cache_seconds,
     )
+    delays = LoginDelays(context.session_factory, settings)
     context.state["auth"] = AuthService(
-        settings, tokens, Passwords(settings), throttle, roles, credentials
+        settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
     )
     enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
     context.state["authenticator"] = Authenticator(context, tokens, roles, credentials, enabled)
@@ -130,6 +148,18 @@ def forget_on_events(
 @hookimpl
 def crm2_event_types() -> Sequence[type]:
     return EVENT_TYPES
+
+
+@hookimpl
+def crm2_scheduled_jobs() -> Sequence[ScheduledJob]:
+    return [ScheduledJob(name="forget_login_failures", interval_seconds=3600, run=_forget)]
+
+
+async def _forget(context: Any) -> None:
+    """Drop streaks of failed logins older than the window: they no longer delay anyone."""
+    service: AuthService = context.state["auth"]
+    window = timedelta(seconds=service.settings.login_window_seconds)
+    await service.delays.sweep(utcnow() - window)
 
 
 @hookimpl

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from crm2_core.errors import Forbidden
+from crm2_core.auth.errors import PrivilegeEscalation
 
 EVERYTHING = "*"
-
-
-class PrivilegeEscalation(Forbidden):
-    slug, title = "privilege-escalation", "You cannot grant or touch more than you hold"
 
 
 def missing(held: frozenset[str], wanted: Iterable[str]) -> list[str]:

@@ -19,6 +19,8 @@ from crm2_core.auth.schemas import (
     LoginRequest,
     Me,
     PermissionPublic,
+    ReassignRequest,
+    ReassignResult,
     RefreshRequest,
     RoleCreate,
     RolePublic,
@@ -184,11 +186,24 @@ async def update_user(
     return await _user_public(session, user)
 
 
+@router.post("/users/{user_id}/reassign", response_model=ReassignResult)
+async def reassign_user(
+    user_id: uuid.UUID,
+    body: ReassignRequest,
+    actor: UsersAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+) -> ReassignResult:
+    """Hand every record the user owns, in every enabled plugin, to another active user."""
+    moved = await service.reassign_user(session, user_id, body.to, actor)
+    return ReassignResult(moved=moved)
+
+
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_user(
     user_id: uuid.UUID, principal: UsersAdmin, session: SessionDep, service: ServiceDep
 ) -> Response:
-    """Delete a user and their sessions."""
+    """Delete a user and their sessions; 409 ``user-owns-records`` names what they still own."""
     if principal.kind == "user" and principal.id == user_id:
         raise Forbidden("you cannot delete yourself")
     await service.delete_user(session, user_id, principal)

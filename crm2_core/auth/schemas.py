@@ -122,3 +122,11 @@ class ApiKeyPublic(ResponseModel):
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="the key itself: shown this once, stored only as a hash")
+
+
+class ReassignRequest(RequestModel):
+    to: uuid.UUID = Field(description="the active user who takes the records over")
+
+
+class ReassignResult(ResponseModel):
+    moved: dict[str, int] = Field(description="records handed over, by table")

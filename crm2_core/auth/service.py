@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
 from crm2_core.auth.config import AuthSettings
 from crm2_core.auth.credentials import CredentialsCache, after_commit
+from crm2_core.auth.delays import LoginDelays
 from crm2_core.auth.errors import (
     ApiKeyNotFound,
     BuiltinRole,
@@ -23,18 +25,22 @@ from crm2_core.auth.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     LastAdmin,
+    PrivilegeEscalation,
     RefreshTokenReused,
     RoleExists,
     RoleInUse,
     RoleNotFound,
     UnknownPermission,
     UnknownRole,
+    UnknownUser,
     UserNotFound,
+    UserOwnsRecords,
 )
 from crm2_core.auth.events import ApiKeysRevoked, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import ApiKey, PermissionRecord, RefreshToken, Role, User
+from crm2_core.auth.ownership import owns_records, reassign, user_references
 from crm2_core.auth.passwords import Passwords
-from crm2_core.auth.privileges import EVERYTHING, PrivilegeEscalation, missing, require_covered
+from crm2_core.auth.privileges import EVERYTHING, missing, require_covered
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
     RoleCreate,
@@ -49,7 +55,7 @@ from crm2_core.db import utcnow
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import TooManyRequests
 from crm2_core.events.outbox import publish
-from crm2_core.http.etag import check_version
+from crm2_core.http.etag import check_version, etag_for
 from crm2_hookspecs import BUILTIN_ROLES, Permission, Principal
 
 log = logging.getLogger(__name__)
@@ -70,24 +76,31 @@ class AuthService:
     throttle: LoginThrottle
     roles: RoleCache
     credentials: CredentialsCache
+    delays: LoginDelays
+    # the running application: which plugins are enabled, and their hooks (ownership)
+    context: Any = None
 
     # -- sessions ---------------------------------------------------------------
 
     async def login(self, session: AsyncSession, email: str, password: str, ip: str) -> TokenPair:
         email = email.strip().lower()
         s = self.settings
-        for key, limit in (
-            (f"account:{email}", s.login_max_failures_per_account),
-            (f"ip:{ip}", s.login_max_failures_per_ip),
-        ):
-            wait = await self.throttle.hit(key, limit, s.login_window_seconds)
-            if wait:
-                raise TooManyRequests("too many failed logins; try again later", retry_after=wait)
+        wait = await self.throttle.hit(
+            f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds
+        )
+        if wait:
+            raise TooManyRequests("too many failed logins from this address", retry_after=wait)
+        wait = await self.delays.take(email, ip)
+        if wait:
+            raise TooManyRequests(
+                f"too many failed logins on this account from this address; wait {wait} s",
+                retry_after=wait,
+            )
         user = await repo.user_by_email(session, email)
         ok = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
             raise InvalidCredentials("wrong e-mail or password")
-        await self.throttle.reset(f"account:{email}")
+        await self.delays.succeeded(session, email, ip)
         await self.throttle.release(f"ip:{ip}")
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = await self.passwords.hash(password)
@@ -260,6 +273,14 @@ class AuthService:
                 await self.revoke_ungrantable_keys(session, actor)
         return await self.get_user(session, user_id)
 
+    async def set_password(self, session: AsyncSession, email: str, data: UserUpdate) -> bool:
+        """The operator's reset (``crm2 users set-password``); ``False``: no such user."""
+        user = await repo.user_by_email(session, email)
+        if user is None:
+            return False
+        await self.update_user(session, user.id, etag_for(user.version), data)
+        return True
+
     def _credentials_changed(
         self,
         session: AsyncSession,
@@ -282,15 +303,43 @@ class AuthService:
     async def delete_user(
         self, session: AsyncSession, user_id: uuid.UUID, actor: Principal | None = None
     ) -> None:
+        """Delete a user who owns nothing (409 ``user-owns-records`` naming what, else)."""
         user = await self.get_user(session, user_id)
         await self._require_over(session, actor, user_id, "deleting this user")
         await self._keep_an_admin(session, user_id)
+        if self.context is not None:
+            references = await user_references(self.context, session, user_id)
+            if references:
+                raise owns_records(user_id, references)
         await self._revoke_keys(
             session, await repo.live_api_keys_created_by(session, user_id), "creator-deleted"
         )
         self._credentials_changed(session, user_id, None, "deleted", actor)
         await session.delete(user)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a table of a disabled plugin still points at the user
+            raise UserOwnsRecords(
+                f"user {user_id} still owns records of a plugin that is not enabled; "
+                "enable it and hand them over (POST …/reassign), then delete"
+            ) from exc
+
+    async def reassign_user(
+        self,
+        session: AsyncSession,
+        from_user: uuid.UUID,
+        to_user: uuid.UUID,
+        actor: Principal | None = None,
+    ) -> dict[str, int]:
+        """Hand every record ``from_user`` owns to ``to_user`` (an active user)."""
+        await self.get_user(session, from_user)
+        await self._require_over(session, actor, from_user, "handing over this user's records")
+        target = await repo.user_by_id(session, to_user)
+        if target is None or not target.is_active:
+            raise UnknownUser(f"{to_user} is not an active user")
+        if to_user == from_user:
+            raise UnknownUser("hand the records to another user")
+        return await reassign(self.context, session, from_user, to_user, actor)
 
     # -- keys that outlived their creator's rights --------------------------------
 

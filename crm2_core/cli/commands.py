@@ -42,6 +42,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     from crm2_core import migrate as migrations  # Alembic: only when needed
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
+    from crm2_core.observability.logs import uvicorn_log_config
 
     context = load_context()
     # The port first: a one-time admin password printed by a process that then
@@ -76,6 +77,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
         host=host,
         port=port,
         log_level=context.settings.log_level.lower(),
+        log_config=uvicorn_log_config(),  # through crm2's handler: JSON lines, redaction
         # X-Forwarded-For is read by the app, from CRM2_TRUSTED_PROXIES only: uvicorn's
         # own handling would believe any local process (it trusts 127.0.0.1).
         proxy_headers=False,
@@ -288,6 +290,52 @@ def users_create(email: str, password: str | None, roles: tuple[str, ...], full_
     except Crm2Error as exc:
         fail(exc.detail)
     console.print(f"created user {email} ({user_id}) with roles {', '.join(roles)}")
+
+
+@users.command("unlock")
+@click.argument("email")
+def users_unlock(email: str) -> None:
+    """Forget EMAIL's failed logins, so that no address waits before signing in as it."""
+    context = load_context()
+    account = email.strip().lower()
+    count = run_async(_with_context(context, context.state["auth"].delays.unlock(account)))
+    console.print(f"unlocked {account} ({count} address(es) had failed logins)")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", default=None, help="prompted for when not given")
+def users_set_password(email: str, password: str | None) -> None:
+    """Set EMAIL's password; their sessions and access tokens end at once."""
+    from pydantic import ValidationError
+
+    from crm2_core.auth.schemas import UserUpdate
+
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = UserUpdate(password=password)
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    context = load_context()
+    account = email.strip().lower()
+
+    async def change() -> bool:
+        service = context.state["auth"]
+        async with context.session_factory() as session:
+            found = await service.set_password(session, account, data)
+            await session.commit()
+        if found:
+            await service.delays.unlock(account)
+        return bool(found)
+
+    try:
+        found = run_async(_with_context(context, change()))
+    except Crm2Error as exc:
+        fail(exc.detail)
+    if not found:
+        fail(f"no user {account}")
+    console.print(f"password of {account} set; their sessions were ended")
 
 
 # -- seed -----------------------------------------------------------------------------

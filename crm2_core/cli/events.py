@@ -16,16 +16,26 @@ from crm2_core.errors import ConfigurationError
 @cli.command()
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
-def worker(processes: int, threads: int) -> None:
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    help="consume only this plugin's queue (repeatable); default: every plugin's",
+)
+def worker(processes: int, threads: int, plugins: tuple[str, ...]) -> None:
     """Run the enabled plugins' event handlers from the broker (amqp:// or redis://)."""
-    from crm2_core.events.worker import run_processes, run_worker
+    from crm2_core.events.worker import run_processes, run_worker, worker_queues
 
     if processes > 1:
-        load_context()  # fail here, once, on a bad configuration
-        run_processes(processes, threads)
+        context = load_context()  # fail here, once, on a bad configuration
+        try:
+            worker_queues(context, plugins)
+        except ConfigurationError as exc:
+            fail(str(exc))
+        run_processes(processes, threads, plugins)
         return
     try:
-        run_worker(load_context(), threads)
+        run_worker(load_context(), threads, plugins=plugins)
     except ConfigurationError as exc:
         fail(str(exc))
 

@@ -90,13 +90,15 @@ class Crm2Group(click.Group):
 )
 @click.version_option(package_name="crm2-core", prog_name="crm2")
 def cli() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from crm2_core.observability.logs import configure_from_environment
+
+    configure_from_environment()
     # Alembic tells its context and each revision at INFO: noise on every command.
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, events, openapi  # noqa: F401  (registers the core commands)
+    from crm2_core.cli import commands, doctor, events, openapi  # noqa: F401  (registers them)
     from crm2_core.plugins import build_plugin_manager
 
     try:

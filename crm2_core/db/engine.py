@@ -14,6 +14,11 @@ from sqlalchemy.ext.asyncio import (
 
 from crm2_core.settings import Settings
 
+# Connection execution option: seconds to wait for SQLite's write lock when this
+# transaction begins, instead of the connection's 30 s (see ``_on_begin``).
+LOCK_WAIT_OPTION = "crm2_lock_wait_seconds"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
@@ -44,12 +49,22 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        wait = connection.get_execution_options().get(LOCK_WAIT_OPTION)
+        if wait is None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # A bounded wait for this one transaction (an Idempotency-Key claim), then
+        # the connection's usual timeout again: the pragma outlives the transaction.
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={max(1, int(wait * 1000))}")
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     return engine
 

@@ -129,9 +129,11 @@ class EventBus:
 
     async def relay_once(self) -> int:
         settings = self.context.settings
+        tracing = self.context.state.get("tracing")
+        sink = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
         return await relay_batch(
             self.context.session_factory,
-            self.broker.deliver,
+            sink or self.broker.deliver,
             settings.relay_batch_size,
             after_commit=self._notify,
         )

@@ -37,6 +37,8 @@ class Envelope(BaseModel):
     subject: str
     data: dict[str, Any]
     position: int | None = None
+    # W3C traceparent of the publishing span, when traces are recorded
+    trace_context: str | None = None
 
     @classmethod
     def from_record(cls, row: EventRecord) -> Envelope:
@@ -49,4 +51,5 @@ class Envelope(BaseModel):
             subject=row.subject,
             data=row.data,
             position=row.position,
+            trace_context=row.trace_context,
         )

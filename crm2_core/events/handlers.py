@@ -10,7 +10,9 @@ one waits (``OutOfOrder`` → retried with backoff).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.observability.logs import handler_context
+from crm2_core.observability.metrics import record_handler
 from crm2_hookspecs import EventHandler
 
 log = logging.getLogger(__name__)
@@ -158,6 +162,26 @@ async def apply_or_dead_letter(
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
     """
+    tracing = getattr(context, "state", {}).get("tracing")
+    span = (
+        tracing.handler_span(handler.id, event, attempt)
+        if tracing is not None
+        else contextlib.nullcontext()
+    )
+    with handler_context(handler.plugin, handler.id, str(event.id)), span:
+        started = time.perf_counter()
+        outcome: str = "failed"
+        try:
+            result = await _apply_or_dead_letter(context, handler, event, attempt)
+            outcome = result or "dead_lettered"
+            return result
+        finally:
+            record_handler(context, handler.id, outcome, time.perf_counter() - started)
+
+
+async def _apply_or_dead_letter(
+    context: Any, handler: RegisteredHandler, event: Envelope, attempt: int
+) -> Outcome | None:
     try:
         return await apply(context, handler, event)
     except Exception as exc:

@@ -53,6 +53,9 @@ class EventRecord(SQLModel, table=True):
     relayed_at: datetime | None = Field(
         default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
+    # W3C traceparent of the span that published it (CRM2_TRACING_ENABLED), so the
+    # relay and the handlers continue the request's trace.
+    trace_context: str | None = Field(default=None, max_length=128)
 
 
 class AppliedEvent(SQLModel, table=True):

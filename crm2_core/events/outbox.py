@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.events.envelope import SYSTEM, Actor
 from crm2_core.events.models import EventRecord
 from crm2_core.events.types import EventData
+from crm2_core.observability.propagation import current_traceparent
 from crm2_hookspecs import Principal
 
 
@@ -36,6 +37,7 @@ def publish(
         actor_id=who.id,
         subject=str(subject),
         data=event.model_dump(mode="json"),
+        trace_context=current_traceparent(),
     )
     session.add(row)
     session.sync_session.info["crm2_events_pending"] = True  # wakes the relay after commit

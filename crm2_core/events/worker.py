@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
@@ -22,10 +24,33 @@ from dramatiq.asyncio import get_event_loop_thread
 from crm2_core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
+METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
 
 
-def run_worker(context: Any, threads: int, stop: threading.Event | None = None) -> None:
-    """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set)."""
+def worker_queues(context: Any, plugins: Sequence[str] = ()) -> list[str]:
+    """The queues to consume: every plugin's with handlers, or only ``plugins``' ones."""
+    bus = context.state["events"]
+    with_handlers = bus.handlers.plugins
+    unknown = [p for p in plugins if p not in with_handlers]
+    if unknown:
+        raise ConfigurationError(
+            f"--plugin {', '.join(unknown)}: no enabled plugin of that name has event "
+            f"handlers (plugins with a queue: {', '.join(with_handlers) or 'none'})"
+        )
+    return sorted(bus.broker.queue_name(p) for p in (plugins or with_handlers))
+
+
+def run_worker(
+    context: Any,
+    threads: int,
+    stop: threading.Event | None = None,
+    plugins: Sequence[str] = (),
+) -> None:
+    """Serve handler messages until SIGINT/SIGTERM (or ``stop`` is set).
+
+    ``plugins``: consume only these plugins' queues (a Deployment per queue scales
+    one plugin's handlers apart from the others'); empty = every queue.
+    """
     from crm2_core.events.dramatiq_broker import DramatiqBroker
 
     bus = context.state["events"]
@@ -34,11 +59,17 @@ def run_worker(context: Any, threads: int, stop: threading.Event | None = None) 
             "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
             "handlers already run inside crm2 serve"
         )
+    queues = worker_queues(context, plugins)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    worker = dramatiq.Worker(bus.broker.broker, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(
+        bus.broker.broker,
+        queues=set(queues) if plugins else None,
+        worker_threads=threads,
+        worker_timeout=100,
+    )
     worker.start()
     loop_thread = get_event_loop_thread()
     assert loop_thread is not None, "the AsyncIO middleware starts the event loop thread"
@@ -50,8 +81,7 @@ def run_worker(context: Any, threads: int, stop: threading.Event | None = None) 
     loop_thread.run_coroutine(boot())
     log.info(
         "crm2 worker ready: queues %s",
-        ", ".join(sorted(bus.broker.queue_name(p) for p in bus.handlers.plugins))
-        or "(no handlers)",
+        ", ".join(queues) or "(no handlers)",
     )
     try:
         stop.wait()
@@ -68,19 +98,23 @@ async def _close(context: Any) -> None:
     await context.aclose()
 
 
-def _child(threads: int) -> None:
+def _child(threads: int, index: int, plugins: Sequence[str]) -> None:
     from crm2_core.http.app import build_app_context
+    from crm2_core.observability.logs import configure_from_environment
     from crm2_core.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_worker(build_app_context(Settings()), threads)
+    configure_from_environment()
+    base_port = int(os.environ.get(METRICS_PORT_VARIABLE) or 0)
+    if base_port:  # each child its own metrics port: the base port, the next one, …
+        os.environ[METRICS_PORT_VARIABLE] = str(base_port + index)
+    run_worker(build_app_context(Settings()), threads, plugins=plugins)
 
 
-def run_processes(processes: int, threads: int) -> None:
+def run_processes(processes: int, threads: int, plugins: Sequence[str] = ()) -> None:
     """``--processes N``: N spawned children, each a whole worker; signals stop them all."""
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_child, args=(threads,), name=f"crm2-worker-{i}")
+        ctx.Process(target=_child, args=(threads, i, tuple(plugins)), name=f"crm2-worker-{i}")
         for i in range(processes)
     ]
     for child in children:

@@ -23,6 +23,7 @@ from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
 from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.scheduler import Scheduler
 from crm2_core.settings import Settings
@@ -89,6 +90,9 @@ class Crm2App(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = SecurityHeadersMiddleware(super().build_middleware_stack())
+        # Observability (log fields, metrics, the request's span) outside it too, for the
+        # same reason: a 500 is counted and logged with its id.
+        inner = ObservabilityMiddleware(inner, self.state.context)
         networks = parse_networks(self.state.context.settings.trusted_proxies)
         return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.context import AppContext
+from crm2_core.http.idempotency_tx import IDEMPOTENCY_STATE, IdempotentRequest
 
 
 def context_of(request: Request) -> AppContext:
@@ -29,8 +30,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request owns the transaction: commit when the route returns, roll back when it raises.
 
     Safe methods get a session without a transaction on PostgreSQL (see
-    ``create_read_session_factory``): a GET must not write.
+    ``create_read_session_factory``): a GET must not write. A POST with an
+    ``Idempotency-Key`` gets the transaction that claimed the key; the middleware
+    commits it together with the stored response (``idempotency_tx``).
     """
+    pending: IdempotentRequest | None = request.scope.get("state", {}).get(IDEMPOTENCY_STATE)
+    if pending is not None:
+        session = await pending.begin()
+        try:
+            yield session
+        except BaseException:
+            await pending.rollback()
+            raise
+        else:
+            # Constraint errors still surface here, inside the route's error handling.
+            await session.flush()
+            pending.route_returned = True
+        return
     context = context_of(request)
     factory = context.session_factory
     if request.method in SAFE_METHODS and context.read_session_factory is not None:

@@ -36,8 +36,13 @@ async def require_if_match(request: Request) -> str:
 IfMatchDep = Annotated[str, Depends(require_if_match)]
 
 
-def check_version(if_match: str, current_version: int) -> int:
-    """Raise 412 unless ``if_match`` names ``current_version``; return the version to expect."""
+def check_version(if_match: str | None, current_version: int) -> int:
+    """Raise 412 unless ``if_match`` names ``current_version``; return the version to expect.
+
+    ``None`` (an optional If-Match that was not sent) checks nothing.
+    """
+    if if_match is None:
+        return current_version
     expected = version_from_if_match(if_match)
     if expected is not None and expected != current_version:
         raise PreconditionFailed(

@@ -1,9 +1,16 @@
 """``Idempotency-Key`` on POST: one effect per key, the stored response replayed.
 
 Same key and same request → the stored response (``Idempotent-Replayed: true``);
-same key, other request → 422; the first still running → 409. Keys are scoped
-per principal and kept ``CRM2_IDEMPOTENCY_TTL_SECONDS``. Anonymous requests
-(login) are passed through: there is no one to scope a key to.
+same key, other request → 422; the first still running → the repeat waits for it
+(``CRM2_IDEMPOTENCY_WAIT_SECONDS``), then replays its response, or answers 409.
+Keys are scoped per principal and kept ``CRM2_IDEMPOTENCY_TTL_SECONDS``.
+Anonymous requests (login) are passed through: there is no one to scope a key to.
+
+The key lives in the request's own transaction (``SessionDep``, see
+``IdempotentRequest``): claimed by its first write, completed with the response
+by its last, committed before a byte of the response is sent. So a crash leaves
+either nothing (no effect, no key) or both (the effect and its stored response),
+never an effect whose retry would run it again.
 """
 
 from __future__ import annotations
@@ -12,29 +19,23 @@ import hashlib
 import json
 import logging
 import re
-from datetime import timedelta
-from typing import Any
-
-from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
 
 from crm2_core.context import AppContext
-from crm2_core.db import utcnow
-from crm2_core.errors import (
-    BadRequest,
-    Crm2Error,
-    IdempotencyInFlight,
-    IdempotencyKeyReused,
+from crm2_core.errors import BadRequest, Crm2Error
+from crm2_core.http.idempotency_tx import (
+    IDEMPOTENCY_STATE,
+    IdempotentRequest,
+    StoredResponse,
 )
 from crm2_core.http.middleware import ASGIApp, Message, Receive, Scope, Send, header, send_problem
 from crm2_core.http.models import IdempotencyRecord
 from crm2_hookspecs import Principal
 
+__all__ = ["IdempotencyMiddleware", "IdempotentRequest", "StoredResponse"]
+
 log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-# A request that died without storing its response frees its key after this.
-IN_FLIGHT_TIMEOUT = timedelta(seconds=60)
 REPLAYED_HEADERS = {"content-type", "location", "etag"}
 
 
@@ -42,7 +43,6 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, context: AppContext) -> None:
         self.app = app
         self.context = context
-        self._inserts = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -64,17 +64,14 @@ class IdempotencyMiddleware:
         if principal is None:
             await self.app(scope, receive, send)
             return
-        owner = f"{principal.kind}:{principal.id}"
-        fingerprint = self._fingerprint(scope)
+        pending = IdempotentRequest(
+            self.context, f"{principal.kind}:{principal.id}", key, self._fingerprint(scope)
+        )
+        scope.setdefault("state", {})[IDEMPOTENCY_STATE] = pending
         try:
-            stored = await self._claim(owner, key, fingerprint)
-        except Crm2Error as exc:
-            await send_problem(send, exc.status, exc.slug, exc.title, exc.detail, request_id)
-            return
-        if stored is not None:
-            await self._replay(send, stored)
-            return
-        await self._run_and_store(scope, receive, send, owner, key)
+            await self._run(scope, receive, send, pending, request_id)
+        finally:
+            await pending.close()
 
     async def _principal(self, scope: Scope) -> Principal | None:
         authenticator = self.context.state.get("authenticator")
@@ -99,121 +96,65 @@ class IdempotencyMiddleware:
         digest.update(scope.get("state", {}).get("body", b""))
         return digest.hexdigest()
 
-    async def _claim(self, owner: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
-        """Insert an in-progress row, or return the finished one to replay."""
-        now = utcnow()
-        async with self.context.session_factory() as session:
-            row = await session.get(IdempotencyRecord, (owner, key))
-            if row is not None and row.expires_at <= now:
-                await session.delete(row)
-                await session.flush()
-                row = None
-            if row is None:
-                session.add(
-                    IdempotencyRecord(
-                        scope=owner,
-                        key=key,
-                        fingerprint=fingerprint,
-                        state="in_progress",
-                        locked_at=now,
-                        expires_at=now
-                        + timedelta(seconds=self.context.settings.idempotency_ttl_seconds),
-                    )
-                )
-                try:
-                    await session.commit()
-                except IntegrityError:
-                    await session.rollback()
-                    raise IdempotencyInFlight(
-                        "another request with this Idempotency-Key is running; retry later"
-                    ) from None
-                await self._maybe_sweep()
-                return None
-            if row.fingerprint != fingerprint:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for a different request; use a new key"
-                )
-            if row.state == "done":
-                return row
-            if row.locked_at > now - IN_FLIGHT_TIMEOUT:
-                raise IdempotencyInFlight(
-                    "a request with this Idempotency-Key is still running; retry later"
-                )
-            taken = await session.execute(
-                update(IdempotencyRecord)
-                .where(
-                    IdempotencyRecord.scope == owner,
-                    IdempotencyRecord.key == key,
-                    IdempotencyRecord.locked_at == row.locked_at,
-                )
-                .values(locked_at=now)
-            )
-            await session.commit()
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
-                raise IdempotencyInFlight("a request with this Idempotency-Key is still running")
-            return None
-
-    async def _maybe_sweep(self) -> None:
-        self._inserts += 1
-        if self._inserts % 500:
-            return
-        async with self.context.session_factory() as session:
-            await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
-            )
-            await session.commit()
-
-    @staticmethod
-    async def _replay(send: Send, row: IdempotencyRecord) -> None:
-        headers = [(k.encode(), v.encode()) for k, v in json.loads(row.response_headers or "[]")]
-        headers.append((b"idempotent-replayed", b"true"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": row.response_status or 200,
-                "headers": headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": row.response_body or b""})
-
-    async def _run_and_store(
-        self, scope: Scope, receive: Receive, send: Send, owner: str, key: str
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        pending: IdempotentRequest,
+        request_id: str | None,
     ) -> None:
-        status = 500
-        kept_headers: list[tuple[str, str]] = []
-        body = bytearray()
+        # The response is held back until the transaction that stores it has
+        # committed: a client that has seen it can rely on a replay.
+        messages: list[Message] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.decode().lower() in REPLAYED_HEADERS:
-                        kept_headers.append((name.decode().lower(), value.decode()))
-            elif message["type"] == "http.response.body":
-                body.extend(message.get("body", b""))
-            await send(message)
+        async def hold(message: Message) -> None:
+            messages.append(message)
 
         try:
-            await self.app(scope, receive, capture)
-        finally:
-            await self._finish(owner, key, status, kept_headers, bytes(body))
+            await self.app(scope, receive, hold)
+        except StoredResponse as stored:
+            await _replay(send, stored.record)
+            return
+        status, headers, body = _response_of(messages)
+        try:
+            await pending.finish(status, headers, body)
+        except Exception:
+            log.exception("could not commit the request with Idempotency-Key %r", pending.key)
+            await send_problem(
+                send,
+                500,
+                "internal-error",
+                "Internal server error",
+                "the request could not be saved and changed nothing; retry with the same key",
+                request_id,
+            )
+            return
+        for message in messages:
+            await send(message)
 
-    async def _finish(
-        self, owner: str, key: str, status: int, headers: list[tuple[str, str]], body: bytes
-    ) -> None:
-        where = (IdempotencyRecord.scope == owner, IdempotencyRecord.key == key)
-        values: dict[str, Any] = {
-            "state": "done",
-            "response_status": status,
-            "response_headers": json.dumps(headers),
-            "response_body": body,
-        }
-        async with self.context.session_factory() as session:
-            if status >= 500:
-                # A failure changed nothing (the request's transaction rolled
-                # back): free the key so the client's retry runs for real.
-                await session.execute(delete(IdempotencyRecord).where(*where))
-            else:
-                await session.execute(update(IdempotencyRecord).where(*where).values(**values))
-            await session.commit()
+
+def _response_of(messages: list[Message]) -> tuple[int, list[tuple[str, str]], bytes]:
+    status = 500
+    kept: list[tuple[str, str]] = []
+    body = bytearray()
+    for message in messages:
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            for name, value in message.get("headers", []):
+                if name.decode().lower() in REPLAYED_HEADERS:
+                    kept.append((name.decode().lower(), value.decode()))
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+    return status, kept, bytes(body)
+
+
+async def _replay(send: Send, row: IdempotencyRecord) -> None:
+    body = row.response_body or b""
+    headers = [(k.encode(), v.encode()) for k, v in json.loads(row.response_headers or "[]")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"idempotent-replayed", b"true"))
+    await send(
+        {"type": "http.response.start", "status": row.response_status or 200, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -26,8 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm2_core.errors import Crm2Error, TooManyRequests
 from crm2_core.http.middleware import send_problem
+from crm2_core.observability.metrics import record_rate_limited
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+# probes and the Prometheus scraper: polled by machines, on a schedule of their own
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class RateLimitMiddleware:
             (b"ratelimit-reset", str(max(0, math.ceil(decision.reset_ms / 1000))).encode()),
         ]
         if not decision.allowed:
+            record_rate_limited(self.context)
             retry_after = max(1, math.ceil(decision.retry_after_ms / 1000))
             await send_problem(
                 send,

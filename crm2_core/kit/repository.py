@@ -116,13 +116,15 @@ class Repository(Generic[M]):
     ) -> dict[str, Any]:
         """Write ``values`` with one version bump (412 if someone else wrote first).
 
-        Returns what changed (nothing written when nothing did); ``row`` is refreshed.
+        Returns what changed; with ``only_changed`` (the default) nothing is written when
+        nothing changed, without it the row is written (and its version bumped) anyway.
+        ``row`` is refreshed.
         """
         changed = dict(values)
         if only_changed:
             changed = {k: v for k, v in changed.items() if getattr(row, k) != v}
-        if not changed:
-            return {}
+            if not changed:
+                return {}
         written = dict(changed)
         if self._has_updated_at and "updated_at" not in written:
             written["updated_at"] = utcnow()

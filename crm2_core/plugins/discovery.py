@@ -9,7 +9,12 @@ from types import ModuleType
 
 from crm2_hookspecs import ENTRY_POINT_GROUP, PluginManifest
 
-BUILTIN_MODULES = ("crm2_core.http.plugin", "crm2_core.auth.plugin")
+BUILTIN_MODULES = (
+    "crm2_core.http.plugin",
+    "crm2_core.auth.plugin",
+    "crm2_core.observability.metrics_plugin",
+    "crm2_core.observability.tracing_plugin",
+)
 
 
 @dataclass

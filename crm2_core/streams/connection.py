@@ -47,7 +47,10 @@ def event_message(envelope: Envelope) -> bytes:
     if hit is not None and hit[0] is envelope:
         return hit[1]
     message = encode_message(
-        data=envelope.model_dump_json(), event=envelope.type, id=str(envelope.position)
+        # the trace context is for crm2's own processes, not for subscribers
+        data=envelope.model_dump_json(exclude={"trace_context"}),
+        event=envelope.type,
+        id=str(envelope.position),
     )
     _ENCODED[key] = (envelope, message)
     if len(_ENCODED) > _ENCODED_KEEP:

@@ -130,6 +130,14 @@ class Hub:
     def subscriptions(self) -> int:
         return len(self._subscriptions)
 
+    def channel_counts(self) -> dict[str, int]:
+        """Open subscriptions by channel name (the ``crm2_sse_connections`` metric)."""
+        counts: dict[str, int] = {}
+        for subscription in self._subscriptions:
+            name = subscription.channel.name
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def subscribe(self, channel: SseChannel, limit: int) -> tuple[Subscription, int | None]:
         """Register a connection; return it with the highest position dispatched so far.
 

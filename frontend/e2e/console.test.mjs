@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
+import { startProxy } from "./proxy.mjs";
 
 const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
 const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
@@ -43,12 +44,12 @@ async function openPage() {
   return { context, page, problems };
 }
 
-async function signIn(page) {
-  await page.goto(`${BASE}/login/`);
+async function signIn(page, base = BASE) {
+  await page.goto(`${base}/login/`);
   await page.getByLabel("E-mail").fill(EMAIL);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(`${BASE}/`);
+  await page.waitForURL(`${base}/`);
 }
 
 async function shot(page, name) {
@@ -124,8 +125,61 @@ test("moving a deal on the board moves it on a second signed-in browser within a
   await a.page.getByTestId("deal-stage").filter({ hasText: target }).waitFor();
   await a.page.getByRole("heading", { name: "Stage history" }).waitFor();
   await shot(a.page, "deal");
+
+  // a lost stage asks why before the move is sent
+  await a.page.goto(`${BASE}/deals/`);
+  const lost = a.page.locator('section.column[data-stage="Lost"]');
+  const again = a.page.locator(`article[data-deal="${dealId}"]`);
+  await again.getByLabel(`Move to: ${title}`).selectOption({ label: "Lost" });
+  const why = a.page.getByRole("form", { name: "Why was it lost?" });
+  await why.getByLabel("Why was it lost?").fill("Chose a cheaper broker");
+  const lostMove = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
+  await why.getByRole("button", { name: "Save" }).click();
+  assert.equal((await lostMove).status(), 200);
+  await lost.locator(`article[data-deal="${dealId}"]`).waitFor();
+  await b.page.locator(`section.column[data-stage="Lost"] article[data-deal="${dealId}"]`).waitFor();
   assert.deepEqual(a.problems, []);
   assert.deepEqual(b.problems, []);
   await a.context.close();
   await b.context.close();
+});
+
+test("after a network drop the board says reconnecting, then resumes without missing a move", async () => {
+  const proxy = await startProxy(BASE);
+  const a = await openPage();
+  const b = await openPage(); // B reaches crm2 only through the proxy: its network can be cut
+  try {
+    await signIn(a.page);
+    await signIn(b.page, proxy.url);
+    await a.page.goto(`${BASE}/deals/`);
+    await b.page.goto(`${proxy.url}/deals/`);
+    const status = b.page.getByTestId("live-status");
+    await status.filter({ hasText: "Live" }).waitFor();
+
+    const columns = a.page.locator('[data-testid="board"] section.column');
+    const card = columns.nth(1).locator("article.deal-card").first();
+    await card.waitFor();
+    const dealId = await card.getAttribute("data-deal");
+    const target = await columns.nth(2).getAttribute("data-stage");
+    await b.page.locator(`article[data-deal="${dealId}"]`).waitFor();
+
+    proxy.cut();
+    await status.filter({ hasText: "Reconnecting" }).waitFor({ timeout: 5_000 });
+    await shot(b.page, "board-reconnecting");
+    // this time by drag and drop onto the target column
+    const moved = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
+    await card.dragTo(columns.nth(2), { sourcePosition: { x: 4, y: 4 }, targetPosition: { x: 20, y: 10 } });
+    assert.equal((await moved).status(), 200);
+    const stale = b.page.locator(`section.column[data-stage="${target}"] article[data-deal="${dealId}"]`);
+    assert.equal(await stale.count(), 0, "B cannot know of the move while cut off");
+
+    proxy.restore();
+    await status.filter({ hasText: "Live" }).waitFor({ timeout: 40_000 });
+    await stale.waitFor({ timeout: 5_000 });
+    assert.deepEqual(a.problems, []);
+  } finally {
+    await a.context.close();
+    await b.context.close();
+    await proxy.close();
+  }
 });

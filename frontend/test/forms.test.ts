@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellText, coerce, formFields, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, type OpenApiDoc } from "@/lib/forms";
 import { formatMoney, translate } from "@/lib/i18n";
 
 const doc: OpenApiDoc = {
@@ -45,6 +45,11 @@ describe("generic forms from OpenAPI", () => {
     expect(coerce(seats!, "12")).toBe(12);
     expect(coerce(seats!, "twelve")).toBe("twelve"); // the server's 422 says what is wrong
     expect(coerce(kind!, "company")).toBe("company");
+  });
+
+  it("labels fields readably", () => {
+    expect(fieldLabel("end_date")).toBe("End date");
+    expect(fieldLabel("q")).toBe("Q");
   });
 
   it("shows any JSON value in a cell", () => {

@@ -184,9 +184,13 @@ class ConsoleView:
     ``ClientCreate``), from which the console takes field types and limits.
     ``columns`` are item fields shown in the list, ``filters`` query parameters
     of the list endpoint offered as inputs, ``form`` the fields of the create
-    form (empty: no create form). ``screen`` names a screen the console has
-    built in (``deals.board``); a console that does not know it renders the
-    generic list. ``titles`` translates ``title`` by locale (``{"ru": "…"}``).
+    form (empty: no create form). ``item_path`` (``/api/v1/x/things/{id}``)
+    opens a record (``{id}`` is the item's ``id_field``); with ``update_schema``
+    and ``edit`` its fields are edited with ``PATCH`` and ``If-Match``.
+    ``screen`` names a screen the console has built in (``deals.board``); a
+    console that does not know it renders the generic list. ``stream`` is the
+    SSE channel whose events refresh the view. ``titles`` translates ``title``
+    by locale (``{"ru": "…"}``).
     """
 
     key: str
@@ -198,6 +202,10 @@ class ConsoleView:
     columns: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
     form: tuple[str, ...] = ()
+    item_path: str = ""
+    id_field: str = "id"
+    update_schema: str = ""
+    edit: tuple[str, ...] = ()
     screen: str = ""
     stream: str = ""
     order: int = 100
@@ -208,6 +216,10 @@ class ConsoleView:
             raise ValueError(f"console view key {self.key!r} must look like 'plugin.view'")
         if not self.list_path.startswith("/api/v1/"):
             raise ValueError(f"console view {self.key!r}: list_path must start with /api/v1/")
+        if self.item_path and (
+            not self.item_path.startswith("/api/v1/") or "{id}" not in self.item_path
+        ):
+            raise ValueError(f"console view {self.key!r}: item_path needs /api/v1/… and {{id}}")
         if not PERMISSION_PATTERN.match(self.permission):
             raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
 

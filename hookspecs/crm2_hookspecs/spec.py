@@ -10,6 +10,7 @@ after the plugins it depends on); shutdown runs in reverse.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -261,4 +262,29 @@ class Crm2Spec:
         :param context: the running application.
         :returns: ``None`` when the kind is not yours, else an awaitable of the
             record as a mapping (or ``None`` when it does not exist or is hidden).
+        """
+
+    @hookspec
+    def crm2_reassign_user(
+        self,
+        from_user: uuid.UUID,
+        to_user: uuid.UUID,
+        session: Any,
+        actor: Principal | None,
+        context: Crm2Context,
+    ) -> Awaitable[Mapping[str, int]] | Mapping[str, int] | None:
+        """Hand every record ``from_user`` owns in this plugin to ``to_user``.
+
+        Called by ``POST /api/v1/auth/users/{id}/reassign`` (a user who owns
+        records cannot be deleted). Apply your own rules: bump versions, publish
+        your events through ``session`` (the request's transaction; never commit).
+        Records you leave behind are named in the endpoint's 409.
+
+        :param from_user: the user whose records move.
+        :param to_user: an active user who takes them over.
+        :param session: the request's ``AsyncSession``.
+        :param actor: who asked, or ``None`` for the system.
+        :param context: the running application.
+        :returns: records moved by table name (or an awaitable of it); ``None``
+            when the plugin owns nothing of users.
         """

@@ -184,3 +184,68 @@ def test_users_create_refuses_a_short_password(database: Path) -> None:
     assert result.exit_code != 0
     assert "password" in result.output
     assert user_row(database, "s@example.com") is None
+
+
+# -- crm2 users unlock / set-password --------------------------------------------------------
+
+
+def _failures(database: Path, email: str) -> int:
+    with sqlite3.connect(database) as db:
+        return int(
+            db.execute(
+                "SELECT count(*) FROM auth_login_failure WHERE account = ?", (email,)
+            ).fetchone()[0]
+        )
+
+
+def test_unlock_forgets_the_accounts_failed_logins(database: Path) -> None:
+    with sqlite3.connect(database) as db:
+        for address in ("198.51.100.1", "198.51.100.2"):
+            db.execute(
+                "INSERT INTO auth_login_failure (account, address, failures, last_failure_at, "
+                "blocked_until) VALUES (?, ?, 9, '2099-01-01 00:00:00.000000', "
+                "'2099-01-01 00:00:00.000000')",
+                ("locked@example.com", address),
+            )
+    result = crm2(database, "users", "unlock", "Locked@Example.com")
+    assert result.exit_code == 0, result.output
+    assert "unlocked locked@example.com (2 address(es)" in result.output
+    assert _failures(database, "locked@example.com") == 0
+
+
+def test_set_password_changes_it_and_ends_sessions(database: Path) -> None:
+    assert (
+        crm2(
+            database, "users", "create", "--email", "reset@example.com", "--password", PASSWORD
+        ).exit_code
+        == 0
+    )
+    result = crm2(
+        database,
+        "users",
+        "set-password",
+        "reset@example.com",
+        input="a brand new password\na brand new password\n",
+    )
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(database) as db:
+        password_hash, version = db.execute(
+            "SELECT password_hash, credentials_version FROM auth_user WHERE email = ?",
+            ("reset@example.com",),
+        ).fetchone()
+    assert PasswordHasher().verify(password_hash, "a brand new password")
+    assert version == 2  # access tokens issued before stop working
+
+
+def test_set_password_of_nobody_is_one_clean_line(database: Path) -> None:
+    result = crm2(
+        database, "users", "set-password", "ghost@example.com", "--password", "a brand new password"
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: no user ghost@example.com"
+
+
+def test_set_password_too_short_is_refused(database: Path) -> None:
+    result = crm2(database, "users", "set-password", "x@example.com", "--password", "short")
+    assert result.exit_code == 1
+    assert "at least 10 characters" in result.output

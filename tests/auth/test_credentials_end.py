@@ -116,6 +116,21 @@ async def test_signing_in_again_after_a_demotion_gives_the_new_rights(
     assert (await crm2.client.get(USERS, headers=headers)).status_code == 403
 
 
+async def test_a_role_losing_a_permission_takes_it_from_tokens_at_once(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    body = {"name": "watcher", "permissions": ["core:plugins"]}
+    assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    watcher = await crm2.login("watcher")
+    assert (await crm2.client.get(PLUGINS, headers=watcher)).status_code == 200
+    etag = (await crm2.client.get(f"{ROLES}/watcher", headers=admin)).headers["etag"]
+    response = await crm2.client.patch(
+        f"{ROLES}/watcher", json={"permissions": []}, headers={**admin, "If-Match": etag}
+    )
+    assert response.status_code == 200, response.text
+    assert (await crm2.client.get(PLUGINS, headers=watcher)).status_code == 403
+
+
 # -- API keys -------------------------------------------------------------------------------
 
 

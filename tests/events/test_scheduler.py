@@ -25,6 +25,11 @@ class Nightly:
         return [ScheduledJob(name="sweep", interval_seconds=3600, run=self.run)]
 
 
+def probe_jobs(*results: list[str]) -> list[str]:
+    """The test plugins' jobs among what ticks ran (the core's own jobs run too)."""
+    return [name for r in results for name in r if not name.startswith("auth.")]
+
+
 async def test_due_job_runs_once_across_concurrent_schedulers(crm2_app_factory) -> None:
     plugin = Nightly()
     first = await crm2_app_factory(extra_plugins=(plugin,), scheduler_enabled=False)
@@ -32,16 +37,15 @@ async def test_due_job_runs_once_across_concurrent_schedulers(crm2_app_factory) 
     schedulers = [Scheduler(first.context), Scheduler(second.context)]
     results = await asyncio.gather(*(s.tick() for s in schedulers), *(s.tick() for s in schedulers))
     assert plugin.runs == 1
-    assert sum(len(r) for r in results) == 1
-    assert [name for r in results for name in r] == ["nightly.sweep"]
+    assert probe_jobs(*results) == ["nightly.sweep"]
 
 
 async def test_job_not_due_again_within_its_interval(crm2_app_factory) -> None:
     plugin = Nightly()
     app = await crm2_app_factory(extra_plugins=(plugin,), scheduler_enabled=False)
     scheduler = Scheduler(app.context)
-    assert await scheduler.tick() == ["nightly.sweep"]
-    assert await scheduler.tick() == []
+    assert probe_jobs(await scheduler.tick()) == ["nightly.sweep"]
+    assert probe_jobs(await scheduler.tick()) == []
     assert plugin.runs == 1
 
 
@@ -55,5 +59,5 @@ async def test_failing_job_is_logged_and_does_not_stop_the_scheduler(
             raise RuntimeError("boom")
 
     app = await crm2_app_factory(extra_plugins=(Broken(),), scheduler_enabled=False)
-    assert await Scheduler(app.context).tick() == ["broken.sweep"]
+    assert probe_jobs(await Scheduler(app.context).tick()) == ["broken.sweep"]
     assert "scheduled job broken.sweep failed" in caplog.text

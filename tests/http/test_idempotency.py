@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, status
 
+from crm2_core.auth.schemas import UserCreate
+from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.app import TEST_PASSWORD
 from crm2_core.testing.pytest_plugin import AppFactory
@@ -93,84 +95,126 @@ async def test_invalid_key_is_400_problem(crm2: Crm2TestApp) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
-class Slow:
-    """``POST /api/v1/slow/things`` waits for ``release`` after setting ``entered``."""
+class SlowUsers:
+    """``POST /api/v1/slow/users`` creates a user in the request's transaction, then waits
+    for ``release`` (after setting ``entered``); ``fail_first`` makes the first call raise."""
 
     manifest = PluginManifest(name="slow", title="Slow")
 
-    def __init__(self) -> None:
+    def __init__(self, *, fail_first: bool = False) -> None:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
         self.calls = 0
+        self.fail_first = fail_first
 
     @hookimpl
     def crm2_routers(self) -> Sequence[APIRouter]:
         router = APIRouter(prefix="/api/v1/slow")
 
-        @router.post("/things", status_code=status.HTTP_201_CREATED)
-        async def create_thing() -> dict[str, int]:
+        @router.post("/users", status_code=status.HTTP_201_CREATED)
+        async def create_user(
+            body: dict[str, Any], context: ContextDep, session: SessionDep
+        ) -> dict[str, Any]:
             self.calls += 1
+            user = await context.state["auth"].create_user(session, UserCreate(**body))
+            await session.flush()
+            if self.fail_first and self.calls == 1:
+                raise RuntimeError("fails after writing")
             self.entered.set()
             await self.release.wait()
-            return {"call": self.calls}
+            return {"id": str(user.id), "call": self.calls}
 
         return [router]
 
 
-async def test_same_key_while_the_first_is_running_is_409_problem(
+SLOW_USERS = "/api/v1/slow/users"
+
+
+async def test_duplicate_while_the_first_runs_waits_and_replays_its_response(
     crm2_app_factory: AppFactory,
 ) -> None:
-    slow = Slow()
+    slow = SlowUsers()
     crm2 = await crm2_app_factory(extra_plugins=(slow,))
-    headers = {**(await crm2.login("admin")), "Idempotency-Key": "slow-1"}
-    first = asyncio.create_task(crm2.client.post("/api/v1/slow/things", json={}, headers=headers))
+    admin = await crm2.login("admin")
+    headers = {**admin, "Idempotency-Key": "slow-1"}
+    body = new_user()
+    first = asyncio.create_task(crm2.client.post(SLOW_USERS, json=body, headers=headers))
     try:
         await asyncio.wait_for(slow.entered.wait(), timeout=10)
-
-        second = await crm2.client.post("/api/v1/slow/things", json={}, headers=headers)
+        second = asyncio.create_task(crm2.client.post(SLOW_USERS, json=body, headers=headers))
+        await asyncio.sleep(0.5)
+        waited = not second.done()
     finally:
         slow.release.set()
-        first_response = await first
+    first_response, second_response = await first, await second
+
+    assert waited
+    assert first_response.status_code == 201, first_response.text
+    assert second_response.status_code == 201, second_response.text
+    assert second_response.headers["idempotent-replayed"] == "true"
+    assert second_response.json() == first_response.json()
+    assert slow.calls == 1
+    assert await count_users(crm2, admin, body["email"]) == 1
+
+
+async def test_duplicate_waits_at_most_the_wait_then_is_409_problem(
+    crm2_app_factory: AppFactory,
+) -> None:
+    slow = SlowUsers()
+    crm2 = await crm2_app_factory(extra_plugins=(slow,), idempotency_wait_seconds=0.3)
+    admin = await crm2.login("admin")
+    headers = {**admin, "Idempotency-Key": "slow-2"}
+    body = new_user()
+    first = asyncio.create_task(crm2.client.post(SLOW_USERS, json=body, headers=headers))
+    try:
+        await asyncio.wait_for(slow.entered.wait(), timeout=10)
+        second = await asyncio.wait_for(
+            crm2.client.post(SLOW_USERS, json=body, headers=headers), timeout=10
+        )
+    finally:
+        slow.release.set()
+    first_response = await first
 
     assert second.status_code == 409
     assert second.headers["content-type"] == "application/problem+json"
     assert second.json()["type"] == "urn:crm2:problem:idempotency-in-flight"
     assert first_response.status_code == 201
     assert slow.calls == 1
+    assert await count_users(crm2, admin, body["email"]) == 1
 
 
-class Flaky:
-    """``POST /api/v1/flaky/things`` fails with an unhandled error the first time only."""
-
-    manifest = PluginManifest(name="flaky", title="Flaky")
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    @hookimpl
-    def crm2_routers(self) -> Sequence[APIRouter]:
-        router = APIRouter(prefix="/api/v1/flaky")
-
-        @router.post("/things", status_code=status.HTTP_201_CREATED)
-        async def create_thing() -> dict[str, int]:
-            self.calls += 1
-            if self.calls == 1:
-                raise RuntimeError("first attempt fails")
-            return {"call": self.calls}
-
-        return [router]
-
-
-async def test_server_error_does_not_store_the_key(crm2_app_factory: AppFactory) -> None:
-    flaky = Flaky()
-    crm2 = await crm2_app_factory(extra_plugins=(flaky,))
-    headers = {**(await crm2.login("admin")), "Idempotency-Key": "flaky-1"}
+async def test_server_error_keeps_neither_the_effect_nor_the_key(
+    crm2_app_factory: AppFactory,
+) -> None:
+    slow = SlowUsers(fail_first=True)
+    slow.release.set()
+    crm2 = await crm2_app_factory(extra_plugins=(slow,))
+    admin = await crm2.login("admin")
+    headers = {**admin, "Idempotency-Key": "flaky-1"}
+    body = new_user()
     transport = httpx.ASGITransport(app=crm2.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crm2.test") as client:
-        failed = await client.post("/api/v1/flaky/things", json={}, headers=headers)
-        retried = await client.post("/api/v1/flaky/things", json={}, headers=headers)
+        failed = await client.post(SLOW_USERS, json=body, headers=headers)
+        users_after_failure = await count_users(crm2, admin, body["email"])
+        retried = await client.post(SLOW_USERS, json=body, headers=headers)
 
     assert failed.status_code == 500
-    assert retried.status_code == 201
+    assert users_after_failure == 0
+    assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers
-    assert retried.json() == {"call": 2}
+    assert retried.json()["call"] == 2
+    assert await count_users(crm2, admin, body["email"]) == 1
+
+
+async def test_error_response_is_not_stored_and_the_retry_runs(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    body = new_user()
+    taken = await crm2.client.post(USERS, json=body, headers=admin)
+    assert taken.status_code == 201
+    headers = {**admin, "Idempotency-Key": "conflict-1"}
+
+    first = await crm2.client.post(USERS, json=body, headers=headers)
+    second = await crm2.client.post(USERS, json=body, headers=headers)
+
+    assert first.status_code == second.status_code == 409
+    assert "idempotent-replayed" not in second.headers

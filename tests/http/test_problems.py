@@ -133,7 +133,7 @@ async def test_patch_with_stale_if_match_is_412_problem(crm2: Crm2TestApp) -> No
 
 
 async def test_too_many_failed_logins_is_429_problem(crm2_app_factory: AppFactory) -> None:
-    crm2 = await crm2_app_factory(plugin_settings={"auth": {"login_max_failures_per_account": 2}})
+    crm2 = await crm2_app_factory(plugin_settings={"auth": {"login_free_failures": 2}})
     await crm2.create_user("viewer", email="throttled@example.com")
     wrong = {"email": "throttled@example.com", "password": "wrong password"}
     for _ in range(2):

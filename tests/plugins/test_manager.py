@@ -22,6 +22,13 @@ def plain(name: str, *depends: str, requires_core: str = ">=0.1,<1") -> Any:
     return Plugin()
 
 
+def builtins() -> list[str]:
+    """The default plugins, always enabled and always first."""
+    from crm2_core.plugins.discovery import discover_builtin
+
+    return [p.name for p in discover_builtin()]
+
+
 def build(plugins: str, *extra: object, **kwargs: Any) -> PluginRegistry:
     settings = Settings(_env_file=None, plugins=plugins)  # type: ignore[call-arg]
     return build_plugin_manager(settings, extra_plugins=extra, **kwargs)
@@ -30,7 +37,7 @@ def build(plugins: str, *extra: object, **kwargs: Any) -> PluginRegistry:
 def test_dependencies_of_an_enabled_plugin_are_enabled_first() -> None:
     registry = build("bravo", plain("alpha"), plain("bravo", "alpha"))
 
-    assert registry.names == ["core", "auth", "alpha", "bravo"]
+    assert registry.names == [*builtins(), "alpha", "bravo"]
 
 
 def test_plugins_not_in_the_allow_list_stay_disabled() -> None:
@@ -51,7 +58,7 @@ def test_diamond_dependencies_are_ordered_dependencies_first() -> None:
         plain("zulu"),
     )
 
-    assert registry.names == ["core", "auth", "zulu", "bravo", "charlie", "delta"]
+    assert registry.names == [*builtins(), "zulu", "bravo", "charlie", "delta"]
 
 
 def test_dependency_cycle_is_refused_naming_the_cycle() -> None:

@@ -178,6 +178,7 @@ export function Board() {
                 className="deal-card"
                 draggable
                 data-deal={deal.id}
+                data-owner={deal.owner_id}
                 onDragStart={(e) => e.dataTransfer.setData("text/x-crm2-deal", deal.id)}
               >
                 <Link href={`/deal/?id=${deal.id}`} className="deal-title">

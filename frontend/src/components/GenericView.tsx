@@ -2,8 +2,8 @@
 
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { getJson, origin, ProblemError, sendJson } from "@/api/client";
-import { cellText, coerce, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
+import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -33,6 +33,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
   const locale = useUi((s) => s.locale);
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState<string | null>(null);
   const queryKey = [view.stream || view.plugin, "view", view.key, filters];
   const list = useInfiniteQuery({
     queryKey,
@@ -42,6 +43,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
     getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
   const items = list.data?.pages.flatMap((p) => p.items) ?? [];
+  const canEdit = view.item_path !== "" && view.edit.length > 0;
 
   function applyFilters(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -64,11 +66,14 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
         )}
       </div>
       {creating && <CreateForm view={view} onDone={() => setCreating(false)} />}
+      {editing && (
+        <EditForm key={editing} view={view} id={editing} onDone={() => setEditing(null)} />
+      )}
       {view.filters.length > 0 && (
         <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
           {view.filters.map((name) => (
             <label key={name} className="field">
-              <span>{name}</span>
+              <span>{fieldLabel(name)}</span>
               <input name={name} defaultValue={filters[name] ?? ""} />
             </label>
           ))}
@@ -82,16 +87,28 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
             <tr>
               {view.columns.map((c) => (
                 <th key={c} scope="col">
-                  {c}
+                  {fieldLabel(c)}
                 </th>
               ))}
             </tr>
           </thead>
           <tbody>
             {items.map((item, index) => (
-              <tr key={String(item.id ?? item.name ?? index)}>
-                {view.columns.map((c) => (
-                  <td key={c}>{show(c, item[c])}</td>
+              <tr key={String(item[view.id_field] ?? index)}>
+                {view.columns.map((c, i) => (
+                  <td key={c}>
+                    {i === 0 && canEdit && typeof item[view.id_field] === "string" ? (
+                      <button
+                        type="button"
+                        className="link"
+                        onClick={() => setEditing(String(item[view.id_field]))}
+                      >
+                        {show(c, item[c]) || "—"}
+                      </button>
+                    ) : (
+                      show(c, item[c])
+                    )}
+                  </td>
                 ))}
               </tr>
             ))}
@@ -161,8 +178,84 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
   );
 }
 
-function Field({ field, error }: { field: FormField; error?: string }) {
+/** Edit a record with If-Match: a 412 says someone else changed it meanwhile. */
+function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; onDone: () => void }) {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const openapi = useOpenApi();
+  const path = view.item_path.replace("{id}", encodeURIComponent(id));
+  const record = useQuery({
+    queryKey: [view.stream || view.plugin, "record", view.key, id],
+    queryFn: async () => {
+      const response = await session.fetch(new Request(new URL(path, origin)));
+      if (!response.ok) throw await ProblemError.from(response);
+      return { etag: response.headers.get("ETag") ?? "", body: (await response.json()) as Record<string, unknown> };
+    },
+    staleTime: Infinity,
+  });
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [message, setMessage] = useState("");
+  if (!openapi.data || !record.data) return <p>{t("loading")}</p>;
+  const fields = formFields(openapi.data, view.update_schema, view.edit);
+  const { etag, body: current } = record.data;
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const body: Record<string, unknown> = {};
+    for (const field of fields) {
+      const raw = field.kind === "boolean" ? form.get(field.name) === "on" : String(form.get(field.name) ?? "");
+      const value = coerce(field, raw);
+      if (value !== undefined) body[field.name] = value;
+    }
+    setErrors({});
+    setMessage("");
+    try {
+      await sendJson("PATCH", path, body, { "If-Match": etag });
+      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+      onDone();
+    } catch (err) {
+      if (err instanceof ProblemError && err.status === 412) setMessage(t("error.conflict"));
+      else if (err instanceof ProblemError) {
+        setErrors(err.fieldErrors());
+        setMessage(err.detail || err.title);
+      } else setMessage(t("error.generic"));
+    }
+  }
+
+  return (
+    <form className="card stack" onSubmit={submit} aria-label={t("form.edit")} noValidate>
+      {fields.map((field) => (
+        <Field key={field.name} field={field} error={errors[field.name]} initial={current[field.name]} />
+      ))}
+      {message && (
+        <p className="error" role="alert">
+          {message}
+        </p>
+      )}
+      <div className="row">
+        <button type="submit">{t("form.save")}</button>
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => {
+            void record.refetch();
+            setMessage("");
+          }}
+        >
+          {t("form.reload")}
+        </button>
+        <button type="button" className="ghost" onClick={onDone}>
+          {t("form.cancel")}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Field({ field, error, initial }: { field: FormField; error?: string; initial?: unknown }) {
   const id = `field-${field.name}`;
+  const start = initial === undefined || initial === null ? "" : cellText(initial);
   const common = {
     id,
     name: field.name,
@@ -172,7 +265,7 @@ function Field({ field, error }: { field: FormField; error?: string }) {
   let input;
   if (field.kind === "enum") {
     input = (
-      <select {...common} defaultValue="">
+      <select {...common} defaultValue={start}>
         <option value="">—</option>
         {field.options.map((o) => (
           <option key={o}>{o}</option>
@@ -180,17 +273,17 @@ function Field({ field, error }: { field: FormField; error?: string }) {
       </select>
     );
   } else if (field.kind === "boolean") {
-    input = <input {...common} type="checkbox" />;
+    input = <input {...common} type="checkbox" defaultChecked={initial === true} />;
   } else if (field.kind === "textarea") {
-    input = <textarea {...common} maxLength={field.maxLength} />;
+    input = <textarea {...common} maxLength={field.maxLength} defaultValue={start} />;
   } else {
     const type = { number: "text", date: "date", datetime: "datetime-local" }[field.kind as string] ?? "text";
-    input = <input {...common} type={type} maxLength={field.maxLength} />;
+    input = <input {...common} type={type} maxLength={field.maxLength} defaultValue={start} />;
   }
   return (
     <div className="field">
       <label htmlFor={id}>
-        {field.name}
+        {fieldLabel(field.name)}
         {field.required && " *"}
         {field.kind === "list" && <small className="muted"> (a, b, c)</small>}
       </label>

@@ -66,8 +66,8 @@ function SignedInShell({ children }: { children: ReactNode }) {
         <button type="button" className="ghost" onClick={toggleTheme} aria-label={t("theme.toggle")}>
           ◐
         </button>
-        <Link href="/profile/" className="who">
-          {me.data?.full_name || me.data?.email}
+        <Link href="/profile/" className="who" aria-label={t("profile")}>
+          {me.data ? me.data.full_name || me.data.email : t("profile")}
         </Link>
         <button
           type="button"

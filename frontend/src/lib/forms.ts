@@ -101,3 +101,9 @@ export function cellText(value: unknown): string {
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
+
+/** A readable label from an API field name: `end_date` → "End date". */
+export function fieldLabel(name: string): string {
+  const words = name.replace(/_/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}

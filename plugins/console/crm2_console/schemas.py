@@ -23,6 +23,10 @@ class ConsoleViewPublic(ResponseModel):
     columns: list[str]
     filters: list[str]
     form: list[str]
+    item_path: str
+    id_field: str
+    update_schema: str
+    edit: list[str]
     screen: str
     stream: str
     order: int

@@ -28,6 +28,7 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
                     "columns": list(view.columns),
                     "filters": list(view.filters),
                     "form": list(view.form),
+                    "edit": list(view.edit),
                 }
             )
         )

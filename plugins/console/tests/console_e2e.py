@@ -59,11 +59,12 @@ def crm2(env: dict[str, str], *args: str) -> str:
 
 @contextmanager
 def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``crm2 serve`` on a free loopback port until the block ends; yields its base URL."""
+    """The app (with the example plugin hello) on a free loopback port; yields its base URL."""
     port = free_port()
     with log.open("wb") as out:
+        server = FRONTEND / "e2e" / "serve.py"
         process = subprocess.Popen(
-            [str(CRM2), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(CRM2.parent / "python"), str(server), str(port)],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -63,7 +63,8 @@ async def test_the_views_of_enabled_plugins_that_the_user_may_open(
     assert agent.status_code == 200
     keys = {role: [v["key"] for v in r.json()["views"]] for role, r in
             (("agent", agent), ("manager", manager), ("admin", admin))}  # fmt: skip
-    assert keys["agent"] == ["deals.board", "deals.clients", "deals.policies", "deals.activities"]
+    deals = ["deals.board", "deals.list", "deals.clients", "deals.policies", "deals.activities"]
+    assert keys["agent"] == deals
     assert keys["manager"] == keys["agent"] + ["notes.all"]
     assert keys["admin"] == keys["manager"] + ["auth.users", "auth.roles"]
     notes = manager.json()["views"][-1]

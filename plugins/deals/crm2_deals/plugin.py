@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from crm2_hookspecs import (
     Crm2Context,
     Permission,
     PluginManifest,
+    Principal,
     ScheduledJob,
     SseChannel,
     hookimpl,
@@ -93,6 +95,17 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
 
 
 @hookimpl
+def crm2_resolve_entity(
+    kind: str, id: str, principal: Principal | None, context: Crm2Context
+) -> Awaitable[Mapping[str, Any] | None] | None:
+    if not kind.startswith("deals."):
+        return None
+    from crm2_deals.links import RESOLVER
+
+    return RESOLVER(kind, id, principal, context)
+
+
+@hookimpl
 def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
     from crm2_deals.seeds import seed
 
@@ -112,3 +125,13 @@ def crm2_cli(cli: Any) -> None:
     from crm2_deals.cli import register
 
     register(cli)
+
+
+@hookimpl
+def crm2_reassign_user(
+    from_user: uuid.UUID, to_user: uuid.UUID, session: Any, actor: Principal | None
+) -> Awaitable[Mapping[str, int]]:
+    """Clients, deals, policies and activities go to the new owner (``reassign.py``)."""
+    from crm2_deals.reassign import reassign_owner
+
+    return reassign_owner(session, from_user, to_user, actor)

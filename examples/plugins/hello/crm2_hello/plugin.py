@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from crm2_hello.config import HelloSettings
-from crm2_hookspecs import Crm2Context, Permission, PluginManifest, hookimpl
+from crm2_hookspecs import ConsoleView, Permission, PluginManifest, hookimpl
 
 manifest = PluginManifest(
     name="hello",
@@ -51,11 +51,25 @@ def crm2_permissions() -> Sequence[Permission]:
 
 
 @hookimpl
-def crm2_configure(context: Crm2Context) -> None:
-    from crm2_hello.service import HelloService
-
-    settings: HelloSettings = context.plugin_settings("hello")
-    context.state["hello"] = HelloService(settings)
+def crm2_console_views() -> Sequence[ConsoleView]:
+    """Hello's section in the web console, rendered from these fields and /openapi.json."""
+    return [
+        ConsoleView(
+            key="hello.greetings",
+            title="Greetings",
+            titles={"ru": "Приветствия"},
+            list_path="/api/v1/hello/greetings",
+            item_path="/api/v1/hello/greetings/{id}",
+            permission="hello:read",
+            item_schema="GreetingPublic",
+            create_schema="GreetingCreate",
+            update_schema="GreetingUpdate",
+            columns=("name", "message", "created_at"),
+            form=("name",),
+            edit=("message",),
+            order=50,
+        )
+    ]
 
 
 @hookimpl

@@ -1,36 +1,11 @@
-"""Every query hello runs."""
+"""Every query hello runs: the kit's repository does them all."""
 
 from __future__ import annotations
 
-import uuid
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm2_core.api import OrderKey, PageParams, paginate, update_versioned
+from crm2_core.api import Repository, Sorts
+from crm2_hello.errors import GreetingNotFound
 from crm2_hello.models import Greeting
 
-
-async def add(session: AsyncSession, greeting: Greeting) -> Greeting:
-    session.add(greeting)
-    await session.flush()
-    return greeting
-
-
-async def get(session: AsyncSession, greeting_id: uuid.UUID) -> Greeting | None:
-    return await session.get(Greeting, greeting_id, populate_existing=True)
-
-
-async def page(session: AsyncSession, params: PageParams) -> tuple[list[Greeting], str | None]:
-    # The last key is unique, so the order is stable and the cursor exact.
-    keys = [OrderKey(Greeting.created_at), OrderKey(Greeting.id)]
-    return await paginate(session, select(Greeting), keys, params)
-
-
-async def set_message(
-    session: AsyncSession, greeting_id: uuid.UUID, expected_version: int, message: str
-) -> None:
-    """``UPDATE … WHERE version = :expected``: a concurrent writer that won makes this a 412."""
-    await update_versioned(
-        session, Greeting, Greeting.id == greeting_id, expected_version, {"message": message}
-    )
+# Oldest first; the id (always last) makes the order total, so the cursor is exact.
+SORTS = Sorts({"created_at": Greeting.created_at}, id_column=Greeting.id, default="created_at")
+greetings = Repository(Greeting, GreetingNotFound, sorts=SORTS)

@@ -6,46 +6,39 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import PageParams, check_version
-from crm2_hello import repository as repo
-from crm2_hello.config import HelloSettings
-from crm2_hello.errors import GreetingNotFound
+from crm2_core.api import PageParams, Records, acting_user
 from crm2_hello.models import Greeting
+from crm2_hello.repository import greetings
 from crm2_hello.schemas import GreetingCreate, GreetingUpdate
 from crm2_hookspecs import Principal
 
+# Everyone with hello:read sees every greeting (no record rules).
+GREETINGS = Records(greetings)
+get_greeting = GREETINGS.get
 
-class HelloService:
-    """Built once per application by ``crm2_configure`` and kept in ``context.state["hello"]``."""
 
-    def __init__(self, settings: HelloSettings) -> None:
-        self.settings = settings
+async def create_greeting(
+    session: AsyncSession, principal: Principal, data: GreetingCreate, word: str
+) -> Greeting:
+    greeting = Greeting(
+        name=data.name, message=f"{word}, {data.name}!", owner_id=acting_user(principal)
+    )
+    return await greetings.add(session, greeting)
 
-    async def create(
-        self, session: AsyncSession, principal: Principal, data: GreetingCreate
-    ) -> Greeting:
-        greeting = Greeting(
-            name=data.name,
-            message=f"{self.settings.greeting}, {data.name}!",
-            owner_id=principal.id,
-        )
-        return await repo.add(session, greeting)
 
-    async def get(self, session: AsyncSession, greeting_id: uuid.UUID) -> Greeting:
-        greeting = await repo.get(session, greeting_id)
-        if greeting is None:
-            raise GreetingNotFound(f"no greeting {greeting_id}")
-        return greeting
+async def list_greetings(
+    session: AsyncSession, principal: Principal, page: PageParams
+) -> tuple[list[Greeting], str | None]:
+    return await greetings.page(session, greetings.visible(GREETINGS.visibility(principal)), page)
 
-    async def page(
-        self, session: AsyncSession, params: PageParams
-    ) -> tuple[list[Greeting], str | None]:
-        return await repo.page(session, params)
 
-    async def update(
-        self, session: AsyncSession, greeting_id: uuid.UUID, if_match: str, data: GreetingUpdate
-    ) -> Greeting:
-        current = await self.get(session, greeting_id)
-        expected = check_version(if_match, current.version)  # 412 when stale
-        await repo.set_message(session, greeting_id, expected, data.message)
-        return await self.get(session, greeting_id)
+async def update_greeting(
+    session: AsyncSession,
+    principal: Principal,
+    greeting_id: uuid.UUID,
+    if_match: str,
+    data: GreetingUpdate,
+) -> Greeting:
+    current = await GREETINGS.for_update(session, principal, greeting_id, if_match)  # 412 if stale
+    await greetings.update(session, current, {"message": data.message}, only_changed=False)
+    return current

@@ -1,47 +1,44 @@
-"""Every activity query, each filtered by the caller's ``Visibility``."""
+"""Activity queries beyond the kit's: the list filters and the client timeline."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import OrderKey, PageParams, paginate
+from crm2_core.api import (
+    OrderKey,
+    PageParams,
+    Repository,
+    Visibility,
+    at_least,
+    eq,
+    one_of,
+    where_all,
+)
+from crm2_deals.errors import ActivityNotFound
 from crm2_deals.models import Activity
 from crm2_deals.schemas.activities import ActivityFilters
-from crm2_deals.visibility import Visibility
 
+activities = Repository(Activity, ActivityNotFound, owner=Activity.owner_id)
 # Newest first; the id breaks ties between entries of the same instant.
 NEWEST_FIRST = [OrderKey(Activity.occurred_at, True), OrderKey(Activity.id, True)]
-
-
-async def get(session: AsyncSession, vis: Visibility, activity_id: uuid.UUID) -> Activity | None:
-    stmt = (
-        select(Activity)
-        .where(Activity.id == activity_id, vis.where(Activity.owner_id))
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def list_activities(
     session: AsyncSession, vis: Visibility, filters: ActivityFilters, page: PageParams
 ) -> tuple[list[Activity], str | None]:
-    stmt = select(Activity).where(vis.where(Activity.owner_id))
-    if filters.client is not None:
-        stmt = stmt.where(Activity.client_id == filters.client)
-    if filters.deal is not None:
-        stmt = stmt.where(Activity.deal_id == filters.deal)
-    if filters.policy is not None:
-        stmt = stmt.where(Activity.policy_id == filters.policy)
-    if filters.owner is not None:
-        stmt = stmt.where(Activity.owner_id == filters.owner)
-    if filters.kind:
-        stmt = stmt.where(Activity.kind.in_(filters.kind))
-    if filters.updated_since is not None:
-        stmt = stmt.where(Activity.updated_at >= filters.updated_since)
-    return await paginate(session, stmt, NEWEST_FIRST, page)
+    stmt = where_all(
+        activities.visible(vis),
+        eq(Activity.client_id, filters.client),
+        eq(Activity.deal_id, filters.deal),
+        eq(Activity.policy_id, filters.policy),
+        eq(Activity.owner_id, filters.owner),
+        one_of(Activity.kind, filters.kind),
+        at_least(Activity.updated_at, filters.updated_since),
+    )
+    return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
 
 
 async def timeline(
@@ -52,11 +49,32 @@ async def timeline(
     page: PageParams,
 ) -> tuple[list[Activity], str | None]:
     """The client's entries and its deals' and policies' (every activity carries client_id)."""
-    stmt = select(Activity).where(Activity.client_id == client_id, vis.where(Activity.owner_id))
-    if kinds:
-        stmt = stmt.where(Activity.kind.in_(kinds))
-    return await paginate(session, stmt, NEWEST_FIRST, page)
+    stmt = where_all(
+        activities.visible(vis), Activity.client_id == client_id, one_of(Activity.kind, kinds)
+    )
+    return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
 
 
-async def delete_one(session: AsyncSession, activity_id: uuid.UUID) -> None:
-    await session.execute(delete(Activity).where(Activity.id == activity_id))
+async def reassign(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    *,
+    client_id: uuid.UUID | None = None,
+    deal_id: uuid.UUID | None = None,
+    policy_id: uuid.UUID | None = None,
+) -> None:
+    """Give ``owner_id`` the activities whose most specific record is the one named."""
+    stmt = update(Activity).values(owner_id=owner_id)
+    if policy_id is not None:
+        stmt = stmt.where(Activity.policy_id == policy_id)
+    elif deal_id is not None:
+        stmt = stmt.where(Activity.deal_id == deal_id, Activity.policy_id.is_(None))
+    elif client_id is not None:
+        stmt = stmt.where(
+            Activity.client_id == client_id,
+            Activity.deal_id.is_(None),
+            Activity.policy_id.is_(None),
+        )
+    else:
+        raise ValueError("reassign needs a client, deal or policy id")
+    await session.execute(stmt.execution_options(synchronize_session=False))

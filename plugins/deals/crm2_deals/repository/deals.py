@@ -1,4 +1,4 @@
-"""Every query on deals and their stage history, with the visibility rule applied."""
+"""Deal queries beyond the kit's: filters, stage history, names for the export."""
 
 from __future__ import annotations
 
@@ -8,19 +8,35 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import OrderKey, PageParams, paginate, sort_order
+from crm2_core.api import (
+    OrderKey,
+    PageParams,
+    Repository,
+    Sorts,
+    Visibility,
+    at_least,
+    at_most,
+    eq,
+    paginate,
+    where_all,
+)
+from crm2_deals.errors import DealNotFound
 from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
-from crm2_deals.visibility import Visibility
 
-DEAL_SORTS: dict[str, Any] = {
-    "title": Deal.title,
-    "value": Deal.value_minor,
-    "created_at": Deal.created_at,
-    "updated_at": Deal.updated_at,
-}
+DEAL_SORTS = Sorts(
+    {
+        "title": Deal.title,
+        "value": Deal.value_minor,
+        "created_at": Deal.created_at,
+        "updated_at": Deal.updated_at,
+    },
+    id_column=Deal.id,
+    default="-updated_at",
+)
+deals = Repository(Deal, DealNotFound, owner=Deal.owner_id, sorts=DEAL_SORTS)
 
 
 @dataclass(frozen=True)
@@ -42,53 +58,28 @@ class DealFilters:
 
 
 def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
-    stmt = select(Deal).where(visibility.where(Deal.owner_id))
-    equal = {
-        Deal.owner_id: f.owner,
-        Deal.stage_id: f.stage,
-        Deal.status: f.status,
-        Deal.pipeline_id: f.pipeline,
-        Deal.client_id: f.client,
-        Deal.currency: f.currency,
-    }
-    for column, value in equal.items():
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if f.value_min_minor is not None:
-        stmt = stmt.where(Deal.value_minor >= f.value_min_minor)
-    if f.value_max_minor is not None:
-        stmt = stmt.where(Deal.value_minor <= f.value_max_minor)
-    if f.expected_close_from is not None:
-        stmt = stmt.where(Deal.expected_close_date >= f.expected_close_from)
-    if f.expected_close_to is not None:
-        stmt = stmt.where(Deal.expected_close_date <= f.expected_close_to)
-    if f.updated_since is not None:
-        stmt = stmt.where(Deal.updated_at >= f.updated_since)
-    if f.q:
-        stmt = stmt.where(func.lower(Deal.title).contains(f.q.strip().lower(), autoescape=True))
-    return stmt
+    title = func.lower(Deal.title).contains(f.q.strip().lower(), autoescape=True) if f.q else None
+    return where_all(
+        deals.visible(visibility),
+        eq(Deal.owner_id, f.owner),
+        eq(Deal.stage_id, f.stage),
+        eq(Deal.status, f.status),
+        eq(Deal.pipeline_id, f.pipeline),
+        eq(Deal.client_id, f.client),
+        eq(Deal.currency, f.currency),
+        at_least(Deal.value_minor, f.value_min_minor),
+        at_most(Deal.value_minor, f.value_max_minor),
+        at_least(Deal.expected_close_date, f.expected_close_from),
+        at_most(Deal.expected_close_date, f.expected_close_to),
+        at_least(Deal.updated_at, f.updated_since),
+        title,
+    )
 
 
 async def list_deals(
-    session: AsyncSession,
-    visibility: Visibility,
-    filters: DealFilters,
-    sort: str,
-    page: PageParams,
+    session: AsyncSession, visibility: Visibility, filters: DealFilters, sort: str, page: PageParams
 ) -> tuple[list[Deal], str | None]:
-    keys = sort_order(sort, DEAL_SORTS, Deal.id)
-    return await paginate(session, deal_select(visibility, filters), keys, page)
-
-
-async def get_deal(
-    session: AsyncSession, visibility: Visibility, deal_id: uuid.UUID
-) -> Deal | None:
-    stmt = select(Deal).where(Deal.id == deal_id, visibility.where(Deal.owner_id))
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def delete_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
-    await session.execute(delete(Deal).where(Deal.id == deal_id))
+    return await deals.page(session, deal_select(visibility, filters), page, sort=sort)
 
 
 async def history(
@@ -98,9 +89,6 @@ async def history(
     stmt = select(StageMove).where(StageMove.deal_id == deal_id)
     keys = [OrderKey(StageMove.moved_at), OrderKey(StageMove.id)]
     return await paginate(session, stmt, keys, page)
-
-
-# -- names for the CSV export ----------------------------------------------------------
 
 
 async def stage_and_pipeline_names(

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import OrderKey, PageParams, paginate
+from crm2_core.api import OrderKey, PageParams, Visibility, paginate
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
-from crm2_deals.visibility import Visibility
 
 # The default pipeline first, then by name.
 PIPELINE_ORDER = [

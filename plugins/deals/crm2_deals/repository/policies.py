@@ -1,4 +1,4 @@
-"""Every policy query, each filtered by the caller's ``Visibility``."""
+"""Policy queries beyond the kit's: numbering, renewals, status changes and the daily job."""
 
 from __future__ import annotations
 
@@ -6,55 +6,32 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, delete, func, or_, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import PageParams, paginate, sort_order, utcnow
-from crm2_deals.models import Client, Deal, Policy
-from crm2_deals.schemas.policies import POLICY_SORTS, PolicyFilters
-from crm2_deals.visibility import Visibility
+from crm2_core.api import (
+    PageParams,
+    Repository,
+    Sorts,
+    Visibility,
+    at_least,
+    at_most,
+    contains_text,
+    eq,
+    one_of,
+    utcnow,
+    where_all,
+)
+from crm2_deals.errors import PolicyNotFound
+from crm2_deals.models import Policy
+from crm2_deals.schemas.policies import SORT_FIELDS, PolicyFilters
 
-POLICY_COLUMNS = {name: getattr(Policy, name) for name in POLICY_SORTS}
-
-
-def like_pattern(text: str) -> str:
-    """``%text%`` with LIKE's wildcards escaped (used with ``escape="\\\\"``)."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-# -- the records a policy (or an activity) links to ------------------------------------
-
-
-async def visible_client(
-    session: AsyncSession, vis: Visibility, client_id: uuid.UUID
-) -> Client | None:
-    stmt = select(Client).where(Client.id == client_id, vis.where(Client.owner_id))
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def visible_deal(session: AsyncSession, vis: Visibility, deal_id: uuid.UUID) -> Deal | None:
-    stmt = select(Deal).where(Deal.id == deal_id, vis.where(Deal.owner_id))
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def user_exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    from crm2_core.api import User
-
-    stmt = select(User.id).where(User.id == user_id)
-    return (await session.execute(stmt)).first() is not None
-
-
-# -- policies --------------------------------------------------------------------------
-
-
-async def get(session: AsyncSession, vis: Visibility, policy_id: uuid.UUID) -> Policy | None:
-    stmt = (
-        select(Policy)
-        .where(Policy.id == policy_id, vis.where(Policy.owner_id))
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+POLICY_SORTS = Sorts(
+    {name: getattr(Policy, name) for name in SORT_FIELDS},
+    id_column=Policy.id,
+    default="-updated_at",
+)
+policies = Repository(Policy, PolicyNotFound, owner=Policy.owner_id, sorts=POLICY_SORTS)
 
 
 async def number_taken(
@@ -77,33 +54,19 @@ async def open_renewal_exists(session: AsyncSession, policy_id: uuid.UUID) -> bo
 async def list_policies(
     session: AsyncSession, vis: Visibility, filters: PolicyFilters, page: PageParams
 ) -> tuple[list[Policy], str | None]:
-    stmt = select(Policy).where(vis.where(Policy.owner_id))
-    if filters.owner is not None:
-        stmt = stmt.where(Policy.owner_id == filters.owner)
-    if filters.client is not None:
-        stmt = stmt.where(Policy.client_id == filters.client)
-    if filters.deal is not None:
-        stmt = stmt.where(Policy.deal_id == filters.deal)
-    if filters.status:
-        stmt = stmt.where(Policy.status.in_(filters.status))
-    if filters.insurer is not None:
-        stmt = stmt.where(Policy.insurer == filters.insurer)
-    if filters.end_before is not None:
-        stmt = stmt.where(Policy.end_date <= filters.end_before)
-    if filters.end_after is not None:
-        stmt = stmt.where(Policy.end_date >= filters.end_after)
-    if filters.updated_since is not None:
-        stmt = stmt.where(Policy.updated_at >= filters.updated_since)
-    if filters.q:
-        pattern = like_pattern(filters.q)
-        stmt = stmt.where(
-            or_(
-                func.lower(Policy.number).like(pattern, escape="\\"),
-                func.lower(Policy.insurer).like(pattern, escape="\\"),
-            )
-        )
-    keys = sort_order(filters.sort, POLICY_COLUMNS, Policy.id)
-    return await paginate(session, stmt, keys, page)
+    stmt = where_all(
+        policies.visible(vis),
+        eq(Policy.owner_id, filters.owner),
+        eq(Policy.client_id, filters.client),
+        eq(Policy.deal_id, filters.deal),
+        one_of(Policy.status, filters.status),
+        eq(Policy.insurer, filters.insurer),
+        at_most(Policy.end_date, filters.end_before),
+        at_least(Policy.end_date, filters.end_after),
+        at_least(Policy.updated_at, filters.updated_since),
+        contains_text(filters.q, Policy.number, Policy.insurer),
+    )
+    return await policies.page(session, stmt, page, sort=filters.sort)
 
 
 async def change_status(
@@ -126,10 +89,6 @@ async def change_status(
     )
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def delete_one(session: AsyncSession, policy_id: uuid.UUID) -> None:
-    await session.execute(delete(Policy).where(Policy.id == policy_id))
 
 
 # -- the daily job ---------------------------------------------------------------------

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
-from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, etag_for, require
-from crm2_deals.models import Activity
+from crm2_core.api import Page, PageDep, SessionDep, created, record_routes
+from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite
 from crm2_deals.schemas.activities import (
     ActivityCreate,
     ActivityFilters,
@@ -18,13 +18,9 @@ from crm2_deals.schemas.activities import (
     ActivityUpdate,
 )
 from crm2_deals.service import activities as service
-from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
-DealsRead = Annotated[Principal, Depends(require("deals:read"))]
-DealsWrite = Annotated[Principal, Depends(require("deals:write"))]
-DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
 KindsQuery = Annotated[list[ActivityKind] | None, Query(description="repeatable")]
 
 
@@ -49,12 +45,6 @@ async def activity_filters(
 FiltersDep = Annotated[ActivityFilters, Depends(activity_filters)]
 
 
-def _shaped(row: Activity, response: Response) -> ActivityPublic:
-    public = ActivityPublic.model_validate(row)
-    response.headers["ETag"] = etag_for(public.version)
-    return public
-
-
 @router.get("/activities", response_model=Page[ActivityPublic])
 async def list_activities(
     principal: DealsRead, session: SessionDep, page: PageDep, filters: FiltersDep
@@ -70,42 +60,18 @@ async def create_activity(
 ) -> ActivityPublic:
     """Log a note, call, meeting or e-mail on a client (and one of its deals or policies)."""
     row = await service.create_activity(session, principal, body)
-    response.headers["Location"] = f"/api/v1/deals/activities/{row.id}"
-    return _shaped(row, response)
+    location = f"/api/v1/deals/activities/{row.id}"
+    return created(response, location, ActivityPublic.model_validate(row))
 
 
-@router.get("/activities/{activity_id}", response_model=ActivityPublic)
-async def get_activity(
-    activity_id: uuid.UUID, principal: DealsRead, session: SessionDep, response: Response
-) -> ActivityPublic:
-    """One activity; the ETag header is what a later PATCH sends as If-Match."""
-    return _shaped(await service.get_activity(session, principal, activity_id), response)
-
-
-@router.patch("/activities/{activity_id}", response_model=ActivityPublic)
-async def update_activity(
-    activity_id: uuid.UUID,
-    body: ActivityUpdate,
-    if_match: IfMatchDep,
-    principal: DealsWrite,
-    session: SessionDep,
-    response: Response,
-) -> ActivityPublic:
-    """Change an activity (If-Match required); system entries are read-only (409)."""
-    row = await service.update_activity(session, principal, activity_id, if_match, body)
-    return _shaped(row, response)
-
-
-@router.delete("/activities/{activity_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_activity(
-    activity_id: uuid.UUID,
-    principal: DealsDelete,
-    session: SessionDep,
-    if_match: Annotated[str | None, Header(description="checked when sent")] = None,
-) -> Response:
-    """Delete an activity; system entries stay (409)."""
-    await service.delete_activity(session, principal, activity_id, if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+record_routes(
+    router, "/activities/{activity_id}", ActivityPublic.model_validate,
+    response_model=ActivityPublic, permissions=PERMISSIONS, get=service.get_activity,
+    update=(ActivityUpdate, service.update_activity), delete=service.delete_activity,
+    docs=("One activity; the ETag header is what a later PATCH sends as If-Match.",
+          "Change an activity (If-Match required); system entries are read-only (409).",
+          "Delete an activity; system entries stay (409)."),
+)  # fmt: skip
 
 
 @router.get("/clients/{client_id}/timeline", response_model=Page[ActivityPublic])

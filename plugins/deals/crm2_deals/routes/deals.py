@@ -3,44 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
     ContextDep,
-    IfMatchDep,
     Page,
     PageDep,
     SessionDep,
+    as_utc,
     check_currency,
-    etag_for,
-    require,
+    created,
+    csv_response,
+    present,
+    record_routes,
 )
-from crm2_deals.models import Deal
 from crm2_deals.repository import deals as repo
-from crm2_deals.routes.clients import as_utc
+from crm2_deals.routes.deps import (
+    PERMISSIONS,
+    DealsExport,
+    DealsRead,
+    DealsWrite,
+    OptionalIfMatch,
+)
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate, StageMovePublic
 from crm2_deals.service import deals as service
-from crm2_deals.visibility import Visibility
-from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
-DealsRead = Annotated[Principal, Depends(require("deals:read"))]
-DealsWrite = Annotated[Principal, Depends(require("deals:write"))]
-DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
-DealsExport = Annotated[Principal, Depends(require("deals:export"))]
-DealSort = Annotated[
-    str,
-    Query(
-        pattern=r"^-?(title|value|created_at|updated_at)$",
-        description="a column, '-' for descending",
-    ),
-]
+DealSort = Annotated[str, Depends(repo.DEAL_SORTS.dependency)]
 Money = Annotated[
     str | None,
     Query(pattern=r"^\d{1,15}(\.\d{1,6})?$", description="a decimal string; needs currency"),
@@ -86,22 +81,16 @@ async def deal_filters(
 DealFiltersDep = Annotated[repo.DealFilters, Depends(deal_filters)]
 
 
-def _public(deal: Deal, response: Response) -> DealPublic:
-    response.headers["ETag"] = etag_for(deal.version)
-    return service.public(deal)
-
-
 @router.get("/deals", response_model=Page[DealPublic])
 async def list_deals(
     principal: DealsRead,
     session: SessionDep,
     page: PageDep,
     filters: DealFiltersDep,
-    sort: DealSort = "-updated_at",
+    sort: DealSort,
 ) -> Page[DealPublic]:
     """Deals the caller may see, filtered and sorted, cursor-paginated."""
-    visibility = Visibility.of(principal)
-    rows, cursor = await repo.list_deals(session, visibility, filters, sort, page)
+    rows, cursor = await service.list_deals(session, principal, filters, sort, page)
     return Page(items=[service.public(d) for d in rows], next_cursor=cursor)
 
 
@@ -116,8 +105,7 @@ async def create_deal(
     """Create a deal (default pipeline and its first open stage unless given)."""
     currency: str = context.plugin_settings("deals").default_currency
     deal = await service.create_deal(session, principal, body, currency)
-    response.headers["Location"] = f"/api/v1/deals/deals/{deal.id}"
-    return _public(deal, response)
+    return created(response, f"/api/v1/deals/deals/{deal.id}", service.public(deal))
 
 
 @router.get("/deals/export", response_class=StreamingResponse)
@@ -125,46 +113,21 @@ async def export_deals(
     principal: DealsExport,
     context: ContextDep,
     filters: DealFiltersDep,
-    sort: DealSort = "-updated_at",
+    sort: DealSort,
 ) -> StreamingResponse:
     """The deal list as CSV (same filters as the list), streamed."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    chunks = service.export_deals(context.session_factory, Visibility.of(principal), filters, sort)
-    return StreamingResponse(
-        chunks,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="deals-{stamp}.csv"'},
-    )
+    chunks = service.export_deals(context.session_factory, principal, filters, sort)
+    return csv_response(chunks, "deals", service.DEAL_EXPORT)
 
 
-@router.get("/deals/{deal_id}", response_model=DealPublic)
-async def get_deal(
-    deal_id: uuid.UUID, principal: DealsRead, session: SessionDep, response: Response
-) -> DealPublic:
-    """One deal; its ETag is what a PATCH sends as If-Match."""
-    deal = await service.get_deal(session, Visibility.of(principal), deal_id)
-    return _public(deal, response)
-
-
-@router.patch("/deals/{deal_id}", response_model=DealPublic)
-async def update_deal(
-    deal_id: uuid.UUID,
-    body: DealUpdate,
-    if_match: IfMatchDep,
-    principal: DealsWrite,
-    session: SessionDep,
-    response: Response,
-) -> DealPublic:
-    """Change a deal's fields (If-Match required); stages change through /move."""
-    deal = await service.update_deal(session, principal, deal_id, if_match, body)
-    return _public(deal, response)
-
-
-@router.delete("/deals/{deal_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_deal(deal_id: uuid.UUID, principal: DealsDelete, session: SessionDep) -> Response:
-    """Delete a deal with its history and activities (its policies stay, unlinked)."""
-    await service.delete_deal(session, principal, deal_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+record_routes(
+    router, "/deals/{deal_id}", service.public, response_model=DealPublic,
+    permissions=PERMISSIONS, get=service.get_deal, update=(DealUpdate, service.update_deal),
+    delete=service.delete_deal,
+    docs=("One deal; its ETag is what a PATCH sends as If-Match.",
+          "Change a deal's fields (If-Match required); stages change through /move.",
+          "Delete a deal with its history and activities (its policies stay, unlinked)."),
+)  # fmt: skip
 
 
 @router.post("/deals/{deal_id}/move", response_model=DealPublic)
@@ -174,13 +137,11 @@ async def move_deal(
     principal: DealsWrite,
     session: SessionDep,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(description="optional; when sent, a stale ETag is 412")
-    ] = None,
+    if_match: OptionalIfMatch = None,
 ) -> DealPublic:
     """Move a deal to another stage of its pipeline; a lost stage needs a reason."""
     deal = await service.move_deal(session, principal, deal_id, if_match, body)
-    return _public(deal, response)
+    return present(response, service.public(deal))
 
 
 @router.get("/deals/{deal_id}/history", response_model=Page[StageMovePublic])
@@ -188,6 +149,5 @@ async def deal_history(
     deal_id: uuid.UUID, principal: DealsRead, session: SessionDep, page: PageDep
 ) -> Page[StageMovePublic]:
     """Every stage the deal entered (from, to, by, at, seconds in the previous), oldest first."""
-    deal = await service.get_deal(session, Visibility.of(principal), deal_id)
-    rows, cursor = await repo.history(session, deal.id, page)
+    rows, cursor = await service.history(session, principal, deal_id, page)
     return Page(items=[StageMovePublic.model_validate(m) for m in rows], next_cursor=cursor)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, etag_for, require
+from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, created, present
 from crm2_deals.models import Pipeline
 from crm2_deals.repository import pipelines as repo
+from crm2_deals.routes.deps import DealsAdmin, DealsRead
 from crm2_deals.schemas.pipelines import (
     LostReasonCreate,
     LostReasonPublic,
@@ -20,19 +21,13 @@ from crm2_deals.schemas.pipelines import (
     PipelineUpdate,
 )
 from crm2_deals.service import pipelines as service
-from crm2_deals.visibility import Visibility
-from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
-
-DealsRead = Annotated[Principal, Depends(require("deals:read"))]
-DealsAdmin = Annotated[Principal, Depends(require("deals:admin"))]
 
 
 async def _one(session: AsyncSession, pipeline: Pipeline, response: Response) -> PipelinePublic:
     (public,) = await service.publics(session, [pipeline])
-    response.headers["ETag"] = etag_for(public.version)
-    return public
+    return present(response, public)
 
 
 @router.get("/pipelines", response_model=Page[PipelinePublic])
@@ -48,8 +43,8 @@ async def create_pipeline(
 ) -> PipelinePublic:
     """Create a pipeline with its stages (positions default to the list order)."""
     pipeline = await service.create_pipeline(session, body)
-    response.headers["Location"] = f"/api/v1/deals/pipelines/{pipeline.id}"
-    return await _one(session, pipeline, response)
+    (public,) = await service.publics(session, [pipeline])
+    return created(response, f"/api/v1/deals/pipelines/{pipeline.id}", public)
 
 
 @router.get("/pipelines/{pipeline_id}", response_model=PipelinePublic)
@@ -90,7 +85,7 @@ async def pipeline_summary(
     by_owner: Annotated[bool, Query(description="add a per-owner breakdown")] = False,
 ) -> PipelineSummary:
     """Per stage: deal count, total value and weighted forecast per currency (visible deals)."""
-    return await service.summary(session, Visibility.of(principal), pipeline_id, by_owner)
+    return await service.summary(session, principal, pipeline_id, by_owner)
 
 
 @router.get("/lost-reasons", response_model=Page[LostReasonPublic])

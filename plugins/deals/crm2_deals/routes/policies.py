@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
-from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, etag_for, require
-from crm2_deals.models import Policy
+from crm2_core.api import Page, PageDep, SessionDep, created, present, record_routes
+from crm2_deals.repository import policies as repo
+from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite, OptionalIfMatch
 from crm2_deals.schemas.policies import (
     PolicyCancel,
     PolicyCreate,
@@ -21,23 +22,13 @@ from crm2_deals.schemas.policies import (
     PolicyUpdate,
 )
 from crm2_deals.service import policies as service
-from crm2_hookspecs import Principal
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
-
-DealsRead = Annotated[Principal, Depends(require("deals:read"))]
-DealsWrite = Annotated[Principal, Depends(require("deals:write"))]
-DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
-OptionalIfMatch = Annotated[
-    str | None, Header(description="the ETag of your last read; checked when sent")
-]
-PolicySort = Literal[
-    "updated_at", "-updated_at", "created_at", "-created_at", "start_date", "-start_date",
-    "end_date", "-end_date", "number", "-number",
-]  # fmt: skip
+PolicySort = Annotated[str, Depends(repo.POLICY_SORTS.dependency)]
 
 
 async def policy_filters(
+    sort: PolicySort,
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     client: Annotated[uuid.UUID | None, Query(description="client id")] = None,
     deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
@@ -49,7 +40,6 @@ async def policy_filters(
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="number, insurer")
     ] = None,
-    sort: Annotated[PolicySort, Query(description="a field, '-' for descending")] = "-updated_at",
 ) -> PolicyFilters:
     return PolicyFilters(
         owner=owner,
@@ -68,12 +58,6 @@ async def policy_filters(
 FiltersDep = Annotated[PolicyFilters, Depends(policy_filters)]
 
 
-def _shaped(row: Policy, response: Response) -> PolicyPublic:
-    public = PolicyPublic.of(row)
-    response.headers["ETag"] = etag_for(public.version)
-    return public
-
-
 @router.get("/policies", response_model=Page[PolicyPublic])
 async def list_policies(
     principal: DealsRead, session: SessionDep, page: PageDep, filters: FiltersDep
@@ -89,42 +73,17 @@ async def create_policy(
 ) -> PolicyPublic:
     """Record a policy (a draft unless ``status`` is ``active``); 409 when the number is taken."""
     row = await service.create_policy(session, principal, body)
-    response.headers["Location"] = f"/api/v1/deals/policies/{row.id}"
-    return _shaped(row, response)
+    return created(response, f"/api/v1/deals/policies/{row.id}", PolicyPublic.of(row))
 
 
-@router.get("/policies/{policy_id}", response_model=PolicyPublic)
-async def get_policy(
-    policy_id: uuid.UUID, principal: DealsRead, session: SessionDep, response: Response
-) -> PolicyPublic:
-    """One policy; the ETag header is what a later PATCH sends as If-Match."""
-    return _shaped(await service.get_policy(session, principal, policy_id), response)
-
-
-@router.patch("/policies/{policy_id}", response_model=PolicyPublic)
-async def update_policy(
-    policy_id: uuid.UUID,
-    body: PolicyUpdate,
-    if_match: IfMatchDep,
-    principal: DealsWrite,
-    session: SessionDep,
-    response: Response,
-) -> PolicyPublic:
-    """Change a policy's fields (If-Match required); the status has its own actions."""
-    row = await service.update_policy(session, principal, policy_id, if_match, body)
-    return _shaped(row, response)
-
-
-@router.delete("/policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_policy(
-    policy_id: uuid.UUID,
-    principal: DealsDelete,
-    session: SessionDep,
-    if_match: OptionalIfMatch = None,
-) -> Response:
-    """Delete a policy and its activities."""
-    await service.delete_policy(session, principal, policy_id, if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+record_routes(
+    router, "/policies/{policy_id}", PolicyPublic.of, response_model=PolicyPublic,
+    permissions=PERMISSIONS, get=service.get_policy,
+    update=(PolicyUpdate, service.update_policy), delete=service.delete_policy,
+    docs=("One policy; the ETag header is what a later PATCH sends as If-Match.",
+          "Change a policy's fields (If-Match required); the status has its own actions.",
+          "Delete a policy and its activities."),
+)  # fmt: skip
 
 
 @router.post("/policies/{policy_id}/activate", response_model=PolicyPublic)
@@ -137,7 +96,7 @@ async def activate_policy(
 ) -> PolicyPublic:
     """Issue a draft policy (draft → active); 409 from any other status."""
     row = await service.activate_policy(session, principal, policy_id, if_match)
-    return _shaped(row, response)
+    return present(response, PolicyPublic.of(row))
 
 
 @router.post("/policies/{policy_id}/cancel", response_model=PolicyPublic)
@@ -152,7 +111,7 @@ async def cancel_policy(
     """Cancel a draft or active policy; 409 from any other status."""
     reason = body.reason if body else ""
     row = await service.cancel_policy(session, principal, policy_id, if_match, reason)
-    return _shaped(row, response)
+    return present(response, PolicyPublic.of(row))
 
 
 @router.post(
@@ -167,5 +126,4 @@ async def renew_policy(
 ) -> PolicyPublic:
     """Create the draft renewal of an active or expired policy for its next term."""
     row = await service.renew_policy(session, principal, policy_id, body or PolicyRenew())
-    response.headers["Location"] = f"/api/v1/deals/policies/{row.id}"
-    return _shaped(row, response)
+    return created(response, f"/api/v1/deals/policies/{row.id}", PolicyPublic.of(row))

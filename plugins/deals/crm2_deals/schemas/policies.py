@@ -15,7 +15,7 @@ from crm2_deals.models import Policy
 
 PaymentFrequency = Literal["annual", "semi_annual", "quarterly", "monthly"]
 PolicyStatus = Literal["draft", "active", "expired", "cancelled"]
-POLICY_SORTS = ("updated_at", "created_at", "start_date", "end_date", "number")
+SORT_FIELDS = ("updated_at", "created_at", "start_date", "end_date", "number")
 
 
 def _check_money(premium: Decimal | None, currency: str | None) -> None:

@@ -15,17 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.api import (
     Conflict,
     PageParams,
+    Records,
     Unprocessable,
-    check_version,
-    update_versioned,
+    Visibility,
     utcnow,
 )
-from crm2_deals.errors import ActivityNotFound, ClientNotFound
 from crm2_deals.models import Activity, Deal, Policy
 from crm2_deals.repository import activities as repo
-from crm2_deals.repository import policies as policy_repo
+from crm2_deals.repository import clients as clients_repo
+from crm2_deals.repository import deals as deals_repo
+from crm2_deals.repository import policies as policies_repo
 from crm2_deals.schemas.activities import ActivityCreate, ActivityFilters, ActivityUpdate
-from crm2_deals.visibility import Visibility
+from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 
@@ -68,17 +69,17 @@ async def _links(
     """``(client id, owner id, deal, policy)``; 422 unless every link is visible and fits."""
     policy = deal = None
     if data.policy_id is not None:
-        policy = await policy_repo.get(session, vis, data.policy_id)
+        policy = await policies_repo.policies.get(session, vis, data.policy_id)
         if policy is None:
             raise ActivityLinkInvalid(f"no policy {data.policy_id}")
     if data.deal_id is not None:
-        deal = await policy_repo.visible_deal(session, vis, data.deal_id)
+        deal = await deals_repo.deals.get(session, vis, data.deal_id)
         if deal is None:
             raise ActivityLinkInvalid(f"no deal {data.deal_id}")
     client_id = data.client_id or (policy.client_id if policy else None)
     client_id = client_id or (deal.client_id if deal else None)
     assert client_id is not None  # the schema asks for at least one link
-    client = await policy_repo.visible_client(session, vis, client_id)
+    client = await clients_repo.clients.get(session, vis, client_id)
     if client is None:
         raise ActivityLinkInvalid(f"no client {client_id}")
     if deal is not None and deal.client_id != client.id:
@@ -94,7 +95,7 @@ async def _links(
 async def create_activity(
     session: AsyncSession, principal: Principal, data: ActivityCreate
 ) -> Activity:
-    client_id, owner_id, deal, policy = await _links(session, Visibility.of(principal), data)
+    client_id, owner_id, deal, policy = await _links(session, RULES.visibility(principal), data)
     row = Activity(
         kind=data.kind,
         client_id=client_id,
@@ -106,18 +107,11 @@ async def create_activity(
         body=data.body,
         occurred_at=data.occurred_at or utcnow(),
     )
-    session.add(row)
-    await session.flush()
-    return row
+    return await repo.activities.add(session, row)
 
 
-async def get_activity(
-    session: AsyncSession, principal: Principal, activity_id: uuid.UUID
-) -> Activity:
-    row = await repo.get(session, Visibility.of(principal), activity_id)
-    if row is None:
-        raise ActivityNotFound(f"no activity {activity_id}")
-    return row
+ACTIVITIES = Records(repo.activities, RULES)
+get_activity = ACTIVITIES.get
 
 
 async def update_activity(
@@ -127,31 +121,28 @@ async def update_activity(
     if_match: str,
     data: ActivityUpdate,
 ) -> Activity:
-    row = await get_activity(session, principal, activity_id)
-    version = check_version(if_match, row.version)
+    row = await ACTIVITIES.for_update(session, principal, activity_id, if_match)
+    version = row.version
     if row.kind == "system":
         raise SystemActivityReadOnly("system entries record what happened; they are not edited")
-    values: dict[str, object] = data.model_dump(exclude_unset=True)
-    values["updated_at"] = utcnow()
-    await update_versioned(session, Activity, Activity.id == activity_id, version, values)
-    return await get_activity(session, principal, activity_id)
+    values = data.model_dump(exclude_unset=True)
+    await repo.activities.update(session, row, values, expected_version=version, only_changed=False)
+    return row
 
 
 async def delete_activity(
     session: AsyncSession, principal: Principal, activity_id: uuid.UUID, if_match: str | None
 ) -> None:
-    row = await get_activity(session, principal, activity_id)
-    if if_match is not None:
-        check_version(if_match, row.version)
+    row = await ACTIVITIES.for_update(session, principal, activity_id, if_match)
     if row.kind == "system":
         raise SystemActivityReadOnly("system entries record what happened; they are not deleted")
-    await repo.delete_one(session, activity_id)
+    await repo.activities.delete(session, activity_id)
 
 
 async def list_activities(
     session: AsyncSession, principal: Principal, filters: ActivityFilters, page: PageParams
 ) -> tuple[list[Activity], str | None]:
-    return await repo.list_activities(session, Visibility.of(principal), filters, page)
+    return await repo.list_activities(session, RULES.visibility(principal), filters, page)
 
 
 async def client_timeline(
@@ -162,9 +153,8 @@ async def client_timeline(
     page: PageParams,
 ) -> tuple[list[Activity], str | None]:
     """404 unless the client is visible; then its visible entries, newest first."""
-    vis = Visibility.of(principal)
-    if await policy_repo.visible_client(session, vis, client_id) is None:
-        raise ClientNotFound(f"no client {client_id}")
+    vis = RULES.visibility(principal)
+    await clients_repo.clients.get_or_404(session, vis, client_id)
     return await repo.timeline(session, vis, client_id, kinds, page)
 
 
@@ -182,19 +172,6 @@ async def follow_owner(
     (policy, else deal, else client); without this, the previous owner would keep
     seeing the notes of a record they can no longer open, and the new owner none.
     """
-    from sqlalchemy import update
-
-    stmt = update(Activity).values(owner_id=owner_id)
-    if policy_id is not None:
-        stmt = stmt.where(Activity.policy_id == policy_id)
-    elif deal_id is not None:
-        stmt = stmt.where(Activity.deal_id == deal_id, Activity.policy_id.is_(None))
-    elif client_id is not None:
-        stmt = stmt.where(
-            Activity.client_id == client_id,
-            Activity.deal_id.is_(None),
-            Activity.policy_id.is_(None),
-        )
-    else:
-        raise ValueError("follow_owner needs a client, deal or policy id")
-    await session.execute(stmt.execution_options(synchronize_session=False))
+    await repo.reassign(
+        session, owner_id, client_id=client_id, deal_id=deal_id, policy_id=policy_id
+    )

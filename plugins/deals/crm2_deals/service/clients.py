@@ -11,16 +11,18 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
-    Forbidden,
+    CsvColumns,
     PageParams,
-    Unprocessable,
-    check_version,
+    Records,
+    Visibility,
+    export_pages,
     publish,
-    update_versioned,
-    utcnow,
+    resolve_owner,
+    user_emails,
+    user_ids_by_email,
 )
 from crm2_deals import csv_io
-from crm2_deals.errors import ClientNotFound, ContactNotFound, DuplicateClient, InUse
+from crm2_deals.errors import DuplicateClient, InUse
 from crm2_deals.events import ClientArchived, ClientCreated, ClientUpdated
 from crm2_deals.models import Client, Contact
 from crm2_deals.repository import clients as repo
@@ -33,7 +35,7 @@ from crm2_deals.schemas.clients import (
     ImportRowError,
 )
 from crm2_deals.service.activities import follow_owner
-from crm2_deals.visibility import Visibility
+from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 _NOT_DIGITS = re.compile(r"\D")
@@ -41,24 +43,7 @@ _NOT_DIGITS = re.compile(r"\D")
 CLIENT_FIELDS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags", "owner_id")
 NULLABLE = {"tax_id"}
 EXPORT_PAGE_SIZE = 1000
-
-
-def default_owner(principal: Principal) -> uuid.UUID:
-    """The user a new record belongs to: the caller, or the user who created the API key."""
-    creator = principal.attributes.get("created_by") if principal.kind == "api_key" else None
-    return creator if isinstance(creator, uuid.UUID) else principal.id
-
-
-async def resolve_owner(
-    session: AsyncSession, principal: Principal, requested: uuid.UUID | None
-) -> uuid.UUID:
-    """The owner to store: an agent only assigns to themselves; the user must exist."""
-    owner = requested or default_owner(principal)
-    if not Visibility.of(principal).allows(owner):
-        raise Forbidden("you can only assign records to yourself")
-    if not await repo.user_exists(session, owner):
-        raise Unprocessable(f"owner {owner} is not an active user")
-    return owner
+CLIENT_EXPORT = CsvColumns(csv_io.CLIENT_EXPORT_COLUMNS, version=1)
 
 
 def search_text_for(name: str, emails: Sequence[str], phones: Sequence[str]) -> str:
@@ -92,18 +77,29 @@ async def check_duplicates(
     )
 
 
-async def get_client(session: AsyncSession, visibility: Visibility, client_id: uuid.UUID) -> Client:
-    client = await repo.get_client(session, visibility, client_id)
-    if client is None:
-        raise ClientNotFound(f"no client {client_id}")
-    return client
+CLIENTS = Records(repo.clients, RULES)
+CONTACTS = Records(repo.contacts, RULES)
+get_client = CLIENTS.get
+get_contact = CONTACTS.get
+delete_contact = CONTACTS.delete
+
+
+async def list_clients(
+    session: AsyncSession,
+    principal: Principal,
+    filters: repo.ClientFilters,
+    sort: str,
+    page: PageParams,
+) -> tuple[list[Client], str | None]:
+    visibility = RULES.visibility(principal)
+    return await repo.list_clients(session, visibility, filters, sort, page)
 
 
 async def create_client(
     session: AsyncSession, principal: Principal, data: ClientCreate, *, force: bool = False
 ) -> Client:
-    visibility = Visibility.of(principal)
-    owner = await resolve_owner(session, principal, data.owner_id)
+    visibility = RULES.visibility(principal)
+    owner = await resolve_owner(session, principal, visibility, data.owner_id)
     if not force:
         await check_duplicates(session, visibility, data.emails, data.tax_id)
     client = Client(
@@ -117,8 +113,7 @@ async def create_client(
         owner_id=owner,
         search_text=search_text_for(data.name, data.emails, data.phones),
     )
-    session.add(client)
-    await session.flush()
+    await repo.clients.add(session, client)
     await repo.set_emails(session, client.id, data.emails)
     event = ClientCreated(name=client.name, kind=client.kind, owner_id=owner)
     publish(session, event, subject=client.id, actor=principal)
@@ -134,9 +129,8 @@ async def update_client(
     *,
     force: bool = False,
 ) -> Client:
-    visibility = Visibility.of(principal)
-    client = await get_client(session, visibility, client_id)
-    check_version(if_match, client.version)
+    visibility = RULES.visibility(principal)
+    client = await CLIENTS.for_update(session, principal, client_id, if_match)
     sent = data.model_dump(exclude_unset=True)
     values = {
         k: v
@@ -144,7 +138,9 @@ async def update_client(
         if k in (*CLIENT_FIELDS, "archived") and (v is not None or k in NULLABLE)
     }
     if "owner_id" in values:
-        values["owner_id"] = await resolve_owner(session, principal, values["owner_id"])
+        values["owner_id"] = await resolve_owner(
+            session, principal, visibility, values["owner_id"], current=client.owner_id
+        )
     if not force and ("emails" in values or "tax_id" in values):
         new_emails = [e for e in values.get("emails", []) if e not in client.emails]
         new_tax = values.get("tax_id") if values.get("tax_id") != client.tax_id else None
@@ -159,20 +155,16 @@ async def write_update(
 ) -> Client:
     """Apply the fields that differ (one version bump) and emit updated and/or archived."""
     changed = {k: v for k, v in values.items() if getattr(client, k) != v}
-    if not changed:
-        return client
     if {"name", "emails", "phones"} & changed.keys():
         changed["search_text"] = search_text_for(
             changed.get("name", client.name),
             changed.get("emails", client.emails),
             changed.get("phones", client.phones),
         )
-    await update_versioned(
-        session, Client, Client.id == client.id, client.version, {**changed, "updated_at": utcnow()}
-    )
+    if not await repo.clients.update(session, client, changed):
+        return client
     if "emails" in changed:
         await repo.set_emails(session, client.id, changed["emails"])
-    await session.refresh(client)
     flag = changed.pop("archived", None)
     names = sorted(k for k in changed if k != "search_text")
     if flag is False:
@@ -187,33 +179,30 @@ async def write_update(
     return client
 
 
-async def delete_client(session: AsyncSession, principal: Principal, client_id: uuid.UUID) -> None:
-    client = await get_client(session, Visibility.of(principal), client_id)
+async def delete_client(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, if_match: str | None
+) -> None:
+    client = await CLIENTS.for_update(session, principal, client_id, if_match)
     if await repo.client_in_use(session, client.id):
         raise InUse("the client has deals or policies; archive it instead")
-    await repo.delete_client(session, client.id)
+    await repo.clients.delete(session, client.id)
 
 
 # -- contacts --------------------------------------------------------------------------
 
 
-async def get_contact(
-    session: AsyncSession, visibility: Visibility, contact_id: uuid.UUID
-) -> Contact:
-    contact = await repo.get_contact(session, visibility, contact_id)
-    if contact is None:
-        raise ContactNotFound(f"no contact {contact_id}")
-    return contact
+async def list_contacts(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, page: PageParams
+) -> tuple[list[Contact], str | None]:
+    client = await get_client(session, principal, client_id)
+    return await repo.list_contacts(session, client.id, page)
 
 
 async def create_contact(
     session: AsyncSession, principal: Principal, client_id: uuid.UUID, data: ContactCreate
 ) -> Contact:
-    client = await get_client(session, Visibility.of(principal), client_id)
-    contact = Contact(client_id=client.id, **data.model_dump())
-    session.add(contact)
-    await session.flush()
-    return contact
+    client = await get_client(session, principal, client_id)
+    return await repo.contacts.add(session, Contact(client_id=client.id, **data.model_dump()))
 
 
 async def update_contact(
@@ -223,28 +212,11 @@ async def update_contact(
     if_match: str,
     data: ContactUpdate,
 ) -> Contact:
-    contact = await get_contact(session, Visibility.of(principal), contact_id)
-    check_version(if_match, contact.version)
+    contact = await CONTACTS.for_update(session, principal, contact_id, if_match)
     sent = data.model_dump(exclude_unset=True)
     values = {k: v for k, v in sent.items() if v is not None or k in {"email", "phone"}}
-    values = {k: v for k, v in values.items() if getattr(contact, k) != v}
-    if values:
-        await update_versioned(
-            session,
-            Contact,
-            Contact.id == contact.id,
-            contact.version,
-            {**values, "updated_at": utcnow()},
-        )
-        await session.refresh(contact)
+    await repo.contacts.update(session, contact, values)
     return contact
-
-
-async def delete_contact(
-    session: AsyncSession, principal: Principal, contact_id: uuid.UUID
-) -> None:
-    contact = await get_contact(session, Visibility.of(principal), contact_id)
-    await repo.delete_contact(session, contact.id)
 
 
 # -- CSV import and export -------------------------------------------------------------
@@ -300,7 +272,7 @@ async def _import_row(
         owner = owners.get(values["owner_email"].lower())
         if owner is None:
             raise ValueError(f"owner_email {values['owner_email']!r} is not a user")
-        if not Visibility.of(principal).allows(owner):
+        if not RULES.visibility(principal).allows(owner):
             raise ValueError("you can only import clients you own")
     matches = await repo.clients_matching(session, row.emails, row.tax_id)
     if len({c.id for c in matches}) > 1:
@@ -311,7 +283,7 @@ async def _import_row(
         await create_client(session, principal, data, force=True)
         return "created"
     client = matches[0]
-    if not Visibility.of(principal).allows(client.owner_id):
+    if not RULES.visibility(principal).allows(client.owner_id):
         raise ValueError("the row matches a client of another owner")
     before = client.version
     changes = _merge(client, row, owner, kind_given=bool(values.get("kind")))
@@ -330,7 +302,7 @@ async def import_clients(
     """Upsert by e-mail or tax id inside a savepoint, kept only when the report allows it."""
     report = ImportReport(dry_run=dry_run)
     wanted = {v["owner_email"] for _, v in rows if v.get("owner_email")}
-    owners = await repo.user_ids_by_email(session, wanted)
+    owners = await user_ids_by_email(session, wanted)
     savepoint = await session.begin_nested()
     for number, values in rows:
         try:
@@ -347,36 +319,26 @@ async def import_clients(
     return report
 
 
-async def export_clients(
+def export_clients(
     session_factory: async_sessionmaker[AsyncSession],
-    visibility: Visibility,
+    principal: Principal,
     filters: repo.ClientFilters,
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
-    yield csv_io.render([csv_io.CLIENT_EXPORT_COLUMNS])
-    cursor: str | None = None
-    while True:
-        async with session_factory() as session:
-            page = PageParams(limit=EXPORT_PAGE_SIZE, cursor=cursor)
-            rows, cursor = await repo.list_clients(session, visibility, filters, sort, page)
-            owners = await repo.user_emails(session, {c.owner_id for c in rows})
-        yield csv_io.render(
+    visibility = RULES.visibility(principal)
+
+    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Client], str | None]:
+        return await repo.list_clients(session, visibility, filters, sort, page)
+
+    async def rows(session: AsyncSession, items: list[Client]) -> list[list[Any]]:
+        owners = await user_emails(session, {c.owner_id for c in items})
+        return [
             [
-                c.id,
-                c.kind,
-                c.name,
-                c.emails,
-                c.phones,
-                c.tax_id,
-                c.address,
-                c.tags,
-                owners.get(c.owner_id),
-                c.archived,
-                c.created_at,
-                c.updated_at,
+                c.id, c.kind, c.name, c.emails, c.phones, c.tax_id, c.address, c.tags,
+                owners.get(c.owner_id), c.archived, c.created_at, c.updated_at,
             ]
-            for c in rows
-        )
-        if cursor is None:
-            return
+            for c in items
+        ]  # fmt: skip
+
+    return export_pages(session_factory, CLIENT_EXPORT, fetch, rows, EXPORT_PAGE_SIZE)

@@ -11,18 +11,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
+    CsvColumns,
     PageParams,
+    Records,
     Unprocessable,
-    check_version,
+    acting_user,
+    export_pages,
     from_minor,
     publish,
+    resolve_owner,
     to_minor,
-    update_versioned,
+    user_emails,
     utcnow,
 )
 from crm2_deals import csv_io
 from crm2_deals.errors import (
-    DealNotFound,
     InvalidMoney,
     LostReasonRequired,
     PipelineNotFound,
@@ -36,11 +39,11 @@ from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
-from crm2_deals.service.clients import default_owner, get_client, resolve_owner
-from crm2_deals.visibility import Visibility
+from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 EXPORT_PAGE_SIZE = 1000
+DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 
 
 def public(deal: Deal) -> DealPublic:
@@ -59,11 +62,27 @@ def minor_units(value: Decimal, currency: str) -> int:
         raise InvalidMoney(str(exc)) from exc
 
 
-async def get_deal(session: AsyncSession, visibility: Visibility, deal_id: uuid.UUID) -> Deal:
-    deal = await repo.get_deal(session, visibility, deal_id)
-    if deal is None:
-        raise DealNotFound(f"no deal {deal_id}")
-    return deal
+DEALS = Records(repo.deals, RULES)
+get_deal = DEALS.get
+delete_deal = DEALS.delete
+
+
+async def list_deals(
+    session: AsyncSession,
+    principal: Principal,
+    filters: repo.DealFilters,
+    sort: str,
+    page: PageParams,
+) -> tuple[list[Deal], str | None]:
+    return await repo.list_deals(session, RULES.visibility(principal), filters, sort, page)
+
+
+async def history(
+    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, page: PageParams
+) -> tuple[list[StageMove], str | None]:
+    """404 unless the deal is visible; then its stage moves, oldest first."""
+    deal = await get_deal(session, principal, deal_id)
+    return await repo.history(session, deal.id, page)
 
 
 async def _stage_for(
@@ -116,9 +135,9 @@ def _closing(kind: str, now: datetime) -> dict[str, Any]:
 async def create_deal(
     session: AsyncSession, principal: Principal, data: DealCreate, default_currency: str
 ) -> Deal:
-    visibility = Visibility.of(principal)
-    client = await get_client(session, visibility, data.client_id)
-    owner = await resolve_owner(session, principal, data.owner_id)
+    visibility = RULES.visibility(principal)
+    client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
+    owner = await resolve_owner(session, principal, visibility, data.owner_id)
     currency = data.currency or default_currency
     value_minor = minor_units(data.value if data.value is not None else Decimal(0), currency)
     stage = await _stage_for(session, data.pipeline_id, data.stage_id)
@@ -140,11 +159,10 @@ async def create_deal(
         stage_entered_at=now,
         **values,
     )
-    session.add(deal)
-    await session.flush()
+    await repo.deals.add(session, deal)
     session.add(
         StageMove(
-            deal_id=deal.id, to_stage_id=stage.id, moved_by=default_owner(principal), moved_at=now
+            deal_id=deal.id, to_stage_id=stage.id, moved_by=acting_user(principal), moved_at=now
         )
     )
     value = str(from_minor(value_minor, currency))
@@ -179,17 +197,19 @@ def _publish_closed(session: AsyncSession, principal: Principal, deal: Deal) -> 
 async def update_deal(
     session: AsyncSession, principal: Principal, deal_id: uuid.UUID, if_match: str, data: DealUpdate
 ) -> Deal:
-    visibility = Visibility.of(principal)
-    deal = await get_deal(session, visibility, deal_id)
-    check_version(if_match, deal.version)
+    visibility = RULES.visibility(principal)
+    deal = await DEALS.for_update(session, principal, deal_id, if_match)
     sent = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {k: sent[k] for k in ("title", "source") if sent.get(k) is not None}
     if "expected_close_date" in sent:
         values["expected_close_date"] = sent["expected_close_date"]
     if sent.get("client_id") is not None:
-        values["client_id"] = (await get_client(session, visibility, sent["client_id"])).id
+        client = await clients_repo.clients.get_or_404(session, visibility, sent["client_id"])
+        values["client_id"] = client.id
     if sent.get("owner_id") is not None:
-        values["owner_id"] = await resolve_owner(session, principal, sent["owner_id"])
+        values["owner_id"] = await resolve_owner(
+            session, principal, visibility, sent["owner_id"], current=deal.owner_id
+        )
         if values["owner_id"] != deal.owner_id:
             await follow_owner(session, values["owner_id"], deal_id=deal.id)
     if sent.get("value") is not None or sent.get("currency") is not None:
@@ -203,13 +223,9 @@ async def update_deal(
             raise Unprocessable("only a lost deal has a lost reason")
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
-    changed = {k: v for k, v in values.items() if getattr(deal, k) != v}
+    changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
-    await update_versioned(
-        session, Deal, Deal.id == deal.id, deal.version, {**changed, "updated_at": utcnow()}
-    )
-    await session.refresh(deal)
     names = sorted("value" if k == "value_minor" else k for k in changed)
     event = DealUpdated(changed=names, owner_id=deal.owner_id)
     publish(session, event, subject=deal.id, actor=principal)
@@ -224,9 +240,7 @@ async def move_deal(
     data: DealMove,
 ) -> Deal:
     """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
-    deal = await get_deal(session, Visibility.of(principal), deal_id)
-    if if_match is not None:
-        check_version(if_match, deal.version)
+    deal = await DEALS.for_update(session, principal, deal_id, if_match)
     target = await pipelines_repo.get_stage(session, data.stage_id)
     if target is None:
         raise StageNotFound(f"no stage {data.stage_id}")
@@ -243,16 +257,15 @@ async def move_deal(
     if target.kind == deal.status and target.kind != "open":
         values["closed_at"] = deal.closed_at  # won → another won stage: still closed then
     values.update(stage_id=target.id, stage_entered_at=now, updated_at=now)
-    await update_versioned(session, Deal, Deal.id == deal.id, deal.version, values)
     seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
     from_id, from_name = deal.stage_id, source.name if source else "?"
-    await session.refresh(deal)
+    await repo.deals.update(session, deal, values, only_changed=False)
     session.add(
         StageMove(
             deal_id=deal.id,
             from_stage_id=from_id,
             to_stage_id=target.id,
-            moved_by=default_owner(principal),
+            moved_by=acting_user(principal),
             moved_at=now,
             seconds_in_previous=seconds,
         )
@@ -271,11 +284,6 @@ async def move_deal(
     publish(session, changed, subject=deal.id, actor=principal)
     _publish_closed(session, principal, deal)
     return deal
-
-
-async def delete_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID) -> None:
-    deal = await get_deal(session, Visibility.of(principal), deal_id)
-    await repo.delete_deal(session, deal.id)
 
 
 def value_bounds(
@@ -298,24 +306,26 @@ def value_bounds(
     return bound(value_min), bound(value_max)
 
 
-async def export_deals(
+def export_deals(
     session_factory: async_sessionmaker[AsyncSession],
-    visibility: Visibility,
+    principal: Principal,
     filters: repo.DealFilters,
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
-    yield csv_io.render([csv_io.DEAL_EXPORT_COLUMNS])
-    async with session_factory() as session:
-        stages, pipelines = await repo.stage_and_pipeline_names(session)
-    cursor: str | None = None
-    while True:
-        async with session_factory() as session:
-            page = PageParams(limit=EXPORT_PAGE_SIZE, cursor=cursor)
-            rows, cursor = await repo.list_deals(session, visibility, filters, sort, page)
-            clients = await repo.client_names(session, {d.client_id for d in rows})
-            owners = await clients_repo.user_emails(session, {d.owner_id for d in rows})
-        yield csv_io.render(
+    visibility = RULES.visibility(principal)
+    names: dict[str, dict[uuid.UUID, str]] = {}
+
+    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Deal], str | None]:
+        if not names:
+            names["stages"], names["pipelines"] = await repo.stage_and_pipeline_names(session)
+        return await repo.list_deals(session, visibility, filters, sort, page)
+
+    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
+        clients = await repo.client_names(session, {d.client_id for d in items})
+        owners = await user_emails(session, {d.owner_id for d in items})
+        stages, pipelines = names["stages"], names["pipelines"]
+        return [
             [
                 d.id, d.title, d.client_id, clients.get(d.client_id),
                 pipelines.get(d.pipeline_id), stages.get(d.stage_id), d.status,
@@ -323,7 +333,7 @@ async def export_deals(
                 d.source, d.expected_close_date, d.lost_reason, d.closed_at,
                 d.created_at, d.updated_at,
             ]
-            for d in rows
-        )  # fmt: skip
-        if cursor is None:
-            return
+            for d in items
+        ]  # fmt: skip
+
+    return export_pages(session_factory, DEAL_EXPORT, fetch, rows, EXPORT_PAGE_SIZE)

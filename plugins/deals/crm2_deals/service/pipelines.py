@@ -25,7 +25,8 @@ from crm2_deals.schemas.pipelines import (
     StagePublic,
     StageSummary,
 )
-from crm2_deals.visibility import Visibility
+from crm2_deals.visibility import RULES
+from crm2_hookspecs import Principal
 
 
 async def publics(session: AsyncSession, pipelines: Sequence[Pipeline]) -> list[PipelinePublic]:
@@ -185,12 +186,12 @@ def _weighted(value: Decimal, probability: int, currency: str) -> Decimal:
 
 
 async def summary(
-    session: AsyncSession, visibility: Visibility, pipeline_id: uuid.UUID, by_owner: bool
+    session: AsyncSession, principal: Principal, pipeline_id: uuid.UUID, by_owner: bool
 ) -> PipelineSummary:
     """Per stage: count, total and forecast per currency (and per owner) of the visible deals."""
     pipeline = await get_pipeline(session, pipeline_id)
     stages = (await repo.stages_of(session, [pipeline.id]))[pipeline.id]
-    rows = await repo.stage_totals(session, visibility, pipeline.id, by_owner)
+    rows = await repo.stage_totals(session, RULES.visibility(principal), pipeline.id, by_owner)
     counts: dict[uuid.UUID, int] = defaultdict(int)
     sums: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     owners: dict[uuid.UUID, dict[uuid.UUID, tuple[list[int], dict[str, int]]]] = defaultdict(dict)

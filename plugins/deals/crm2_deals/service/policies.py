@@ -12,25 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     Conflict,
-    Forbidden,
     PageParams,
     PreconditionFailed,
+    Records,
     Unprocessable,
-    check_version,
+    Visibility,
     from_minor,
     publish,
+    resolve_owner,
     to_minor,
-    update_versioned,
-    utcnow,
 )
-from crm2_deals.errors import (
-    InvalidMoney,
-    InvalidPolicyTransition,
-    PolicyNotFound,
-    PolicyNumberTaken,
-)
+from crm2_deals.errors import InvalidMoney, InvalidPolicyTransition, PolicyNumberTaken
 from crm2_deals.events import PolicyActivated, PolicyCancelled, PolicyCreated
 from crm2_deals.models import Client, Policy
+from crm2_deals.repository import clients as clients_repo
+from crm2_deals.repository import deals as deals_repo
 from crm2_deals.repository import policies as repo
 from crm2_deals.schemas.policies import (
     PolicyCreate,
@@ -39,7 +35,7 @@ from crm2_deals.schemas.policies import (
     PolicyUpdate,
 )
 from crm2_deals.service.activities import add_system_activity, follow_owner
-from crm2_deals.visibility import Visibility
+from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 
@@ -49,10 +45,6 @@ class PolicyLinkInvalid(Unprocessable):
 
 class PolicyDatesInvalid(Unprocessable):
     slug, title = "deals-policy-dates-invalid", "end_date must be after start_date"
-
-
-class UnknownOwner(Unprocessable):
-    slug, title = "deals-unknown-owner", "No such user to own the record"
 
 
 class RenewalExists(Conflict):
@@ -72,32 +64,18 @@ def _taken(policy_number: str, insurer: str) -> PolicyNumberTaken:
     return PolicyNumberTaken(f"{insurer} already has a policy numbered {policy_number}")
 
 
-async def _flush(session: AsyncSession, number: str, insurer: str) -> None:
-    """Flush; the unique (insurer, number) constraint settles a race the pre-check lost."""
+async def _insert(session: AsyncSession, row: Policy) -> None:
+    """Insert; the unique (insurer, number) constraint settles a race the pre-check lost."""
     try:
-        await session.flush()
+        await repo.policies.add(session, row)
     except IntegrityError as exc:
         if "number" in str(exc.orig):
-            raise _taken(number, insurer) from exc
+            raise _taken(row.number, row.insurer) from exc
         raise
 
 
-async def resolve_owner(
-    session: AsyncSession, principal: Principal, requested: uuid.UUID | None, default: uuid.UUID
-) -> uuid.UUID:
-    """The owner a new or changed record gets; only ``deals:all_records`` may name another user."""
-    if requested is None or requested == default:
-        return default
-    vis = Visibility.of(principal)
-    if vis.owner_id is not None and requested != vis.owner_id:
-        raise Forbidden("only managers assign records to other users")
-    if not await repo.user_exists(session, requested):
-        raise UnknownOwner(f"no user {requested}")
-    return requested
-
-
 async def _client(session: AsyncSession, vis: Visibility, client_id: uuid.UUID) -> Client:
-    client = await repo.visible_client(session, vis, client_id)
+    client = await clients_repo.clients.get(session, vis, client_id)
     if client is None:
         raise PolicyLinkInvalid(f"no client {client_id}")
     return client
@@ -108,7 +86,7 @@ async def _check_deal(
 ) -> None:
     if deal_id is None:
         return
-    deal = await repo.visible_deal(session, vis, deal_id)
+    deal = await deals_repo.deals.get(session, vis, deal_id)
     if deal is None:
         raise PolicyLinkInvalid(f"no deal {deal_id}")
     if deal.client_id != client_id:
@@ -159,14 +137,14 @@ def _announce_activated(session: AsyncSession, row: Policy, principal: Principal
 
 
 async def create_policy(session: AsyncSession, principal: Principal, data: PolicyCreate) -> Policy:
-    vis = Visibility.of(principal)
+    vis = RULES.visibility(principal)
     client = await _client(session, vis, data.client_id)
     await _check_deal(session, vis, data.deal_id, client.id)
     if data.renewal_of is not None:
-        renewed = await repo.get(session, vis, data.renewal_of)
+        renewed = await repo.policies.get(session, vis, data.renewal_of)
         if renewed is None or renewed.client_id != client.id:
             raise PolicyLinkInvalid("renewal_of must name a policy of the same client")
-    owner = await resolve_owner(session, principal, data.owner_id, client.owner_id)
+    owner = await resolve_owner(session, principal, vis, data.owner_id, default=client.owner_id)
     if await repo.number_taken(session, data.insurer, data.number):
         raise _taken(data.number, data.insurer)
     row = Policy(
@@ -184,25 +162,22 @@ async def create_policy(session: AsyncSession, principal: Principal, data: Polic
         renewal_of=data.renewal_of,
         owner_id=owner,
     )
-    session.add(row)
-    await _flush(session, row.number, row.insurer)
+    await _insert(session, row)
     _announce_created(session, row, principal)
     if row.status == "active":
         _announce_activated(session, row, principal)
     return row
 
 
-async def get_policy(session: AsyncSession, principal: Principal, policy_id: uuid.UUID) -> Policy:
-    row = await repo.get(session, Visibility.of(principal), policy_id)
-    if row is None:
-        raise PolicyNotFound(f"no policy {policy_id}")
-    return row
+POLICIES = Records(repo.policies, RULES)
+get_policy = POLICIES.get
+delete_policy = POLICIES.delete
 
 
 async def list_policies(
     session: AsyncSession, principal: Principal, filters: PolicyFilters, page: PageParams
 ) -> tuple[list[Policy], str | None]:
-    return await repo.list_policies(session, Visibility.of(principal), filters, page)
+    return await repo.list_policies(session, RULES.visibility(principal), filters, page)
 
 
 async def update_policy(
@@ -212,9 +187,9 @@ async def update_policy(
     if_match: str,
     data: PolicyUpdate,
 ) -> Policy:
-    vis = Visibility.of(principal)
-    row = await get_policy(session, principal, policy_id)
-    version = check_version(if_match, row.version)
+    vis = RULES.visibility(principal)
+    row = await POLICIES.for_update(session, principal, policy_id, if_match)
+    version = row.version
     changes = data.model_dump(exclude_unset=True)
     values: dict[str, object] = {
         k: v
@@ -240,15 +215,18 @@ async def update_policy(
         premium = changes.get("premium", from_minor(row.premium_minor, row.currency))
         values.update(premium_minor=_minor(premium, currency), currency=currency)
     if "owner_id" in changes:
-        values["owner_id"] = await resolve_owner(session, principal, data.owner_id, row.owner_id)
+        values["owner_id"] = await resolve_owner(
+            session, principal, vis, data.owner_id, current=row.owner_id
+        )
         if values["owner_id"] != row.owner_id:
             await follow_owner(session, values["owner_id"], policy_id=row.id)
-    values["updated_at"] = utcnow()
     try:
-        await update_versioned(session, Policy, Policy.id == row.id, version, values)
+        await repo.policies.update(
+            session, row, values, expected_version=version, only_changed=False
+        )
     except IntegrityError as exc:
         raise _taken(number, insurer) from exc
-    return await get_policy(session, principal, policy_id)
+    return row
 
 
 async def _transition(
@@ -259,9 +237,7 @@ async def _transition(
     allowed: tuple[str, ...],
     to_status: str,
 ) -> Policy:
-    row = await get_policy(session, principal, policy_id)
-    if if_match is not None:
-        check_version(if_match, row.version)
+    row = await POLICIES.for_update(session, principal, policy_id, if_match)
     if row.status not in allowed:
         raise InvalidPolicyTransition(f"a {row.status} policy cannot become {to_status}")
     if not await repo.change_status(session, row.id, row.version, allowed, to_status):
@@ -367,16 +343,6 @@ async def renew_policy(
         renewal_of=old.id,
         owner_id=old.owner_id,
     )
-    session.add(row)
-    await _flush(session, row.number, row.insurer)
+    await _insert(session, row)
     _announce_created(session, row, principal)
     return row
-
-
-async def delete_policy(
-    session: AsyncSession, principal: Principal, policy_id: uuid.UUID, if_match: str | None
-) -> None:
-    row = await get_policy(session, principal, policy_id)
-    if if_match is not None:
-        check_version(if_match, row.version)
-    await repo.delete_one(session, row.id)

@@ -1,0 +1,184 @@
+// The console with a third-party plugin (examples/plugins/hello, added by e2e_server.py), an
+// agent's view of the board, and accessibility (axe-core) on each screen.
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
+const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
+const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
+const AGENT_EMAIL = process.env.CRM2_E2E_AGENT_EMAIL ?? "";
+const AGENT_PASSWORD = process.env.CRM2_E2E_AGENT_PASSWORD ?? "";
+const TIMEOUT = 15_000;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function signedIn(email, password, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, ...options });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  await page.goto(`${BASE}/login/`);
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${BASE}/`);
+  return { context, page, problems };
+}
+
+async function api(method, path, { token, body, headers = {} } = {}) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: {
+      "Content-Type": "application/json",
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return response;
+}
+
+test("a third-party plugin's section lists, creates and edits its records; a stale edit is refused", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  const nav = page.getByRole("navigation", { name: "sections" });
+  await nav.getByRole("link", { name: "Greetings", exact: true }).click();
+  const view = page.locator('section[data-view="hello.greetings"]');
+  await view.getByRole("heading", { name: "Greetings" }).waitFor();
+
+  // create: the server's 422 lands on its field, then a valid one appears in the list
+  await view.getByRole("button", { name: "Create" }).click();
+  const create = view.getByRole("form", { name: "Create" });
+  await create.getByRole("button", { name: "Save" }).click();
+  await create.locator("#field-name-error").waitFor();
+  assert.equal(await create.locator("#field-name").getAttribute("aria-invalid"), "true");
+  const name = `Ada ${Date.now()}`;
+  await create.locator("#field-name").fill(name);
+  await create.getByRole("button", { name: "Save" }).click();
+  const row = view.locator("tbody tr", { hasText: name });
+  await row.waitFor();
+
+  // edit: someone else changes the greeting between our read and our save
+  await row.getByRole("button", { name }).click();
+  const edit = view.getByRole("form", { name: "Edit" });
+  await edit.locator("#field-message").waitFor();
+  const login = await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json();
+  const list = await (await api("GET", "/api/v1/hello/greetings?limit=200", { token: login.access_token })).json();
+  const greeting = list.items.find((g) => g.name === name);
+  const current = await api("GET", `/api/v1/hello/greetings/${greeting.id}`, { token: login.access_token });
+  const patched = await api("PATCH", `/api/v1/hello/greetings/${greeting.id}`, {
+    token: login.access_token,
+    body: { message: "changed elsewhere" },
+    headers: { "If-Match": current.headers.get("etag") },
+  });
+  assert.equal(patched.status, 200);
+
+  await edit.locator("#field-message").fill("mine");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await edit.getByRole("alert").filter({ hasText: "Someone else changed this record" }).waitFor();
+  await edit.getByRole("button", { name: "Reload" }).click();
+  await page.waitForFunction(
+    () => document.querySelector("#field-message")?.getAttribute("value") === "changed elsewhere" ||
+      document.querySelector("#field-message")?.value === "changed elsewhere",
+  );
+  await edit.locator("#field-message").fill("mine");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await view.locator("tbody tr", { hasText: "mine" }).waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("an agent's board holds only their own deals", async () => {
+  const { context, page } = await signedIn(AGENT_EMAIL, AGENT_PASSWORD);
+  const token = (await (await api("POST", "/api/v1/auth/login", {
+    body: { email: AGENT_EMAIL, password: AGENT_PASSWORD },
+  })).json()).access_token;
+  const me = await (await api("GET", "/api/v1/auth/me", { token })).json();
+  const mine = await (await api("POST", "/api/v1/deals/clients", {
+    token, body: { kind: "person", name: "Agent's own client" },
+  })).json();
+  const created = await api("POST", "/api/v1/deals/deals", {
+    token, body: { title: "Agent's own deal", client_id: mine.id, value: "100.00" },
+  });
+  assert.equal(created.status, 201);
+
+  await page.goto(`${BASE}/deals/`);
+  await page.locator("article.deal-card", { hasText: "Agent's own deal" }).waitFor();
+  // the demo holds 200 deals of other owners on this board's pipelines: none may show
+  const pipelines = page.getByLabel("Pipeline");
+  const values = await pipelines.locator("option").evaluateAll((os) => os.map((o) => o.value));
+  assert.ok(values.length >= 2, "the demo has two pipelines");
+  let cards = 0;
+  for (const [index, value] of values.entries()) {
+    if (index > 0) {
+      const loaded = page.waitForResponse((r) => r.url().includes(`pipeline=${value}`) && r.ok());
+      await pipelines.selectOption(value);
+      await loaded;
+    }
+    await page.locator('[data-testid="board"] section.column').first().waitFor();
+    const owners = await page.locator("article.deal-card").evaluateAll((els) =>
+      els.map((el) => el.getAttribute("data-owner")),
+    );
+    cards += owners.length;
+    assert.deepEqual(owners.filter((owner) => owner !== me.id), [], `pipeline ${value}`);
+  }
+  assert.equal(cards, 1, "the agent's one deal, and nothing of the demo's 200");
+  await context.close();
+});
+
+test("no serious or critical accessibility violations on any screen (axe-core)", async () => {
+  // axe is injected as a script: this one context lets it past the page's CSP
+  const { context, page } = await signedIn(EMAIL, PASSWORD, { bypassCSP: true });
+  const axeSource = require("axe-core").source;
+  const screens = [
+    ["home", "/", ".tiles .tile"],
+    ["board", "/deals/", "article.deal-card"],
+    ["clients", "/view/?key=deals.clients", "tbody tr"],
+    ["greetings", "/view/?key=hello.greetings", "h1"],
+    ["profile", "/profile/", "dl.props"],
+  ];
+  const found = [];
+  for (const [name, path, ready] of screens) {
+    await page.goto(`${BASE}${path}`);
+    await page.locator(ready).first().waitFor();
+    await page.addScriptTag({ content: axeSource });
+    const result = await page.evaluate(async () =>
+      // eslint-disable-next-line no-undef
+      (await axe.run(document, { resultTypes: ["violations"], runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa"] } })).violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        nodes: v.nodes.length,
+      })),
+    );
+    console.log(`axe ${name}: ${result.map((v) => `${v.id} (${v.impact})`).join(", ") || "no violations"}`);
+    for (const v of result) if (v.impact === "serious" || v.impact === "critical") found.push({ screen: name, ...v });
+  }
+  const signin = await browser.newContext({ bypassCSP: true });
+  const login = await signin.newPage();
+  await login.goto(`${BASE}/login/`);
+  await login.getByLabel("E-mail").waitFor();
+  await login.addScriptTag({ content: axeSource });
+  const loginViolations = await login.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    (await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa"] } })).violations.map((v) => ({ id: v.id, impact: v.impact })),
+  );
+  for (const v of loginViolations) if (v.impact === "serious" || v.impact === "critical") found.push({ screen: "signin", ...v });
+  assert.deepEqual(found, []);
+  await signin.close();
+  await context.close();
+});

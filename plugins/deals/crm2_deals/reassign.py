@@ -1,0 +1,52 @@
+"""Handing a user's clients, deals, policies and activities to another user.
+
+Called through ``crm2_reassign_user`` before the user is deleted. Each moved
+row gets a new version (open ETags go stale) and clients and deals publish
+their ``*.updated`` event with ``changed=["owner_id"]``, so the new owner's
+streams and handlers hear of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import publish, utcnow
+from crm2_deals.events import ClientUpdated, DealUpdated
+from crm2_deals.models import Activity, Client, Deal, Policy
+from crm2_hookspecs import Principal
+
+UPDATED_EVENTS: dict[type[Any], type[Any]] = {Client: ClientUpdated, Deal: DealUpdated}
+
+
+async def reassign_owner(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
+) -> dict[str, int]:
+    moved: dict[str, int] = {}
+    now = utcnow()
+    for model in (Client, Deal, Policy, Activity):
+        table: Any = model.__table__  # type: ignore[attr-defined]
+        rows = (
+            await session.execute(
+                update(table)
+                .where(table.c.owner_id == from_user)
+                .values(owner_id=to_user, version=table.c.version + 1, updated_at=now)
+                .returning(table.c.id)
+            )
+        ).scalars()
+        ids = list(rows)
+        event = UPDATED_EVENTS.get(model)
+        if event is not None:
+            for record_id in ids:
+                publish(
+                    session,
+                    event(changed=["owner_id"], owner_id=to_user),
+                    subject=record_id,
+                    actor=actor,
+                )
+        if ids:
+            moved[table.name] = len(ids)
+    return moved
