@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,8 +20,10 @@ from crm2_core.http.docs import install_docs
 from crm2_core.http.forwarded import ForwardedMiddleware
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
+from crm2_core.http.openapi import decorate_openapi
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
+from crm2_core.http.request_guard import guard_request
 from crm2_core.http.security import SecurityHeadersMiddleware
 from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
     seen_operations: set[str] = set()
+    mounted: list[APIRoute] = app.state.crm2_routes
     for plugin_name, router in registry.collect("crm2_routers", context=context):
         if not isinstance(router, APIRouter):
             raise ConfigurationError(
@@ -49,7 +52,10 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
                         f"use APIRouter(prefix={prefix!r})"
                     )
         _name_operations(router, seen_operations)
-        app.include_router(router)
+        # Every plugin route inherits the request guard: unknown query parameters,
+        # NUL in query and path values, a non-JSON body where JSON is read.
+        app.include_router(router, dependencies=[Depends(guard_request)])
+        mounted.extend(r for r in router.routes if isinstance(r, APIRoute))
 
 
 class Crm2App(FastAPI):
@@ -67,6 +73,14 @@ class Crm2App(FastAPI):
         inner = ObservabilityMiddleware(inner, self.state.context)
         networks = parse_networks(self.state.context.settings.trusted_proxies)
         return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus what the core adds to every route (``http/openapi.py``)."""
+        if self.openapi_schema is None:
+            document = super().openapi()
+            decorate_openapi(document, self.state.crm2_routes)
+            self.openapi_schema = document
+        return self.openapi_schema
 
 
 def create_app(
@@ -109,6 +123,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.crm2_routes = []
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)

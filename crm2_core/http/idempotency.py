@@ -58,6 +58,7 @@ class IdempotencyMiddleware:
                 BadRequest.title,
                 "Idempotency-Key must be 1-255 visible ASCII characters",
                 request_id,
+                instance=scope.get("path"),
             )
             return
         principal = await self._principal(scope)
@@ -128,6 +129,7 @@ class IdempotencyMiddleware:
                 "Internal server error",
                 "the request could not be saved and changed nothing; retry with the same key",
                 request_id,
+                instance=scope.get("path"),
             )
             return
         for message in messages:

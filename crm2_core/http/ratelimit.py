@@ -179,6 +179,7 @@ class RateLimitMiddleware:
                 f"rate limit reached; retry in {retry_after} s",
                 scope.get("state", {}).get("request_id"),
                 [*headers, (b"retry-after", str(retry_after).encode())],
+                instance=scope.get("path"),
             )
             return
 
