@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm2_core.context import TRACING
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.observability.logs import handler_context
@@ -171,7 +172,7 @@ async def apply_or_dead_letter(
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
     """
-    tracing = getattr(context, "state", {}).get("tracing")
+    tracing = context.find(TRACING)
     span = (
         tracing.handler_span(handler.id, event, attempt)
         if tracing is not None

@@ -88,7 +88,7 @@ async def test_without_tracing_events_carry_no_trace_context(crm2_app_factory) -
     headers = await app.login("admin")
     await app.client.post("/api/v1/probe/items", json={"n": 5}, headers=headers)
 
-    assert "tracing" not in app.context.state
+    assert app.context.find(TRACING) is None
     async with app.context.session_factory() as session:
         row = (await session.execute(EventRecord.__table__.select())).mappings().first()
     assert row["trace_context"] is None
