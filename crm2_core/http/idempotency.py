@@ -22,7 +22,7 @@ import re
 
 from sqlalchemy.exc import DBAPIError
 
-from crm2_core.context import AppContext
+from crm2_core.context import AUTHENTICATOR, AppContext
 from crm2_core.errors import BadRequest, Crm2Error, IdempotencyInFlight
 from crm2_core.http.idempotency_tx import (
     IDEMPOTENCY_STATE,
@@ -61,6 +61,7 @@ class IdempotencyMiddleware:
                 BadRequest.title,
                 "Idempotency-Key must be 1-255 visible ASCII characters",
                 request_id,
+                instance=scope.get("path"),
             )
             return
         principal = await self._principal(scope)
@@ -77,7 +78,7 @@ class IdempotencyMiddleware:
             await pending.close()
 
     async def _principal(self, scope: Scope) -> Principal | None:
-        authenticator = self.context.state.get("authenticator")
+        authenticator = self.context.find(AUTHENTICATOR)
         if authenticator is None:
             return None
         try:
@@ -110,6 +111,7 @@ class IdempotencyMiddleware:
         # The response is held back until the transaction that stores it has
         # committed: a client that has seen it can rely on a replay.
         messages: list[Message] = []
+        path = scope.get("path")
 
         async def hold(message: Message) -> None:
             messages.append(message)
@@ -122,7 +124,9 @@ class IdempotencyMiddleware:
             await _replay(send, stored.record)
             return
         except Crm2Error as exc:  # raised by a claim that ran only in ``finish``
-            await send_problem(send, exc.status, exc.slug, exc.title, exc.detail, request_id)
+            await send_problem(
+                send, exc.status, exc.slug, exc.title, exc.detail, request_id, instance=path
+            )
             return
         except DBAPIError as exc:
             if pending.claimed or not is_lock_wait(exc):
@@ -130,7 +134,9 @@ class IdempotencyMiddleware:
             # SQLite: the route's BEGIN waited ``CRM2_IDEMPOTENCY_WAIT_SECONDS`` for
             # the write lock a duplicate holds.
             busy = IdempotencyInFlight("a request with this Idempotency-Key is still running")
-            await send_problem(send, busy.status, busy.slug, busy.title, busy.detail, request_id)
+            await send_problem(
+                send, busy.status, busy.slug, busy.title, busy.detail, request_id, instance=path
+            )
             return
         for message in messages:
             await send(message)

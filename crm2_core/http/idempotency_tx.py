@@ -23,10 +23,11 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from crm2_core.context import AppContext
 from crm2_core.db import utcnow
@@ -117,7 +118,7 @@ class IdempotentRequest:
             await self.session.rollback()
             return
         await self.session.connection()  # SQLite: begins, and so claims, if not yet
-        where = (IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+        where = (col(IdempotencyRecord.scope) == self.owner, col(IdempotencyRecord.key) == self.key)
         if status < 400:
             stored = await self.session.execute(
                 update(IdempotencyRecord)
@@ -150,7 +151,7 @@ class IdempotentRequest:
         """
         if self.claimed:
             return
-        table = IdempotencyRecord.__table__
+        table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
         where = (table.c.scope == self.owner, table.c.key == self.key)
         now = utcnow()
         found = connection.execute(select(table).where(*where)).mappings().first()
@@ -201,7 +202,10 @@ class IdempotentRequest:
             row = (
                 await session.execute(
                     select(IdempotencyRecord)
-                    .where(IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+                    .where(
+                        col(IdempotencyRecord.scope) == self.owner,
+                        col(IdempotencyRecord.key) == self.key,
+                    )
                     .execution_options(populate_existing=True)
                 )
             ).scalar_one_or_none()
@@ -236,7 +240,7 @@ class IdempotentRequest:
             return
         async with self.context.session_factory() as session:
             await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+                delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
 

@@ -118,7 +118,7 @@ class SlowUsers:
         async def create_user(
             body: dict[str, Any], context: ContextDep, session: SessionDep
         ) -> dict[str, Any]:
-            user = await context.state["auth"].create_user(session, UserCreate(**body))
+            user = await context.auth.create_user(session, UserCreate(**body))
             await session.flush()
             self.calls += 1  # the effect ran (written, not yet committed)
             if self.fail_first and self.calls == 1:
@@ -239,7 +239,7 @@ class AsksFirst:
         ) -> dict[str, Any]:
             async with context.session_factory() as other:
                 await other.execute(select(User.id).limit(1))
-            user = await context.state["auth"].create_user(session, UserCreate(**body))
+            user = await context.auth.create_user(session, UserCreate(**body))
             return {"id": str(user.id)}
 
         return [router]
