@@ -15,6 +15,7 @@ from scenarios.s6_sse_memory import scenario_6
 from scenarios.s7_startup import scenario_7
 from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
+from scenarios.s10_tasks_mine import scenario_10
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -30,4 +31,5 @@ SCENARIOS: dict[str, Scenario] = {
     "7": scenario_7,
     "8": scenario_8,
     "9": scenario_9,
+    "10": scenario_10,
 }

@@ -43,7 +43,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 async def auth_service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.context.state["auth"]
+    service: AuthService = request.app.state.context.auth
     return service
 
 

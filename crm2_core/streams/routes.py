@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +21,10 @@ from crm2_core.streams.response import SseResponse
 from crm2_core.streams.service import Streams
 from crm2_core.streams.tokens import issue_stream_token, principal_from_stream_token
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
 asyncapi_router = APIRouter()
@@ -40,8 +44,8 @@ class StreamToken(ResponseModel):
     expires_in: int
 
 
-def _streams(context: Any) -> Streams:
-    streams: Streams = context.state["streams"]
+def _streams(context: AppContext) -> Streams:
+    streams: Streams = context.streams
     return streams
 
 
@@ -135,7 +139,7 @@ async def stream(
     if token is not None:
         principal = await principal_from_stream_token(context, token, registered.name)
     else:
-        principal = await context.state["authenticator"].from_scope(request.scope)
+        principal = await context.authenticator.from_scope(request.scope)
     if principal is None:
         raise Unauthorized(
             "send Authorization: Bearer <access token or API key>, or ?token=<stream token>"

@@ -24,7 +24,7 @@ async def test_last_event_id_beyond_the_log_is_400(
     headers = await app.login("admin")
     await post_item(app, headers, 1)
     await app.settle_events()
-    top = await app.context.state["streams"].source.top()
+    top = await app.context.streams.source.top()
     assert top >= 1
     caplog.set_level(logging.WARNING)
     for beyond in (top + 1, top + 10_000, 2**63 - 1, 2**70):

@@ -108,7 +108,6 @@ class TaskPublic(ResponseModel):
     reminders: list[int]
     link: LinkPublic | None
     series_id: uuid.UUID | None
-    recurrence: str | None = None
     occurrence_at: datetime | None
     automation_rule_id: uuid.UUID | None
     completed_at: datetime | None

@@ -47,18 +47,28 @@ from crm2_tasks.visibility import TaskVisibility
 CLOSED = ("done", "cancelled")
 # the fields a series' template carries to its next occurrences
 TEMPLATE_FIELDS = ("title", "description", "priority", "tags", "checklist", "reminders")
+ROW_FIELDS = (
+    *(name for name in TaskPublic.model_fields if name not in ("link", "overdue")),
+    "link_kind",
+    "link_id",
+    "is_open",
+)
 
 
 def public(task: Task, now: datetime | None = None) -> TaskPublic:
+    """The response body of a task, validated from the row's loaded values.
+
+    The list endpoints build fifty of these per request: reading the instance's
+    ``__dict__`` instead of ``model_dump()`` makes this 2.5x cheaper (bench 10).
+    """
     now = now or utcnow()
-    link = {"kind": task.link_kind, "id": task.link_id} if task.link_kind else None
-    return TaskPublic.model_validate(
-        {
-            **task.model_dump(),
-            "link": link,
-            "overdue": bool(task.is_open and task.due_at is not None and task.due_at < now),
-        }
-    )
+    state = task.__dict__
+    fields = {name: state[name] if name in state else getattr(task, name) for name in ROW_FIELDS}
+    kind = fields["link_kind"]
+    fields["link"] = {"kind": kind, "id": fields["link_id"]} if kind else None
+    due = fields["due_at"]
+    fields["overdue"] = bool(fields["is_open"] and due is not None and due < now)
+    return TaskPublic.model_validate(fields)
 
 
 def _identity(task: Task) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Scenario 10: "my open tasks, 50 per page" with 1M tasks, crm2 vs raw asyncpg.
+
+``GET /api/v1/tasks/views/mine?limit=50`` as an agent (``task-agent-001``, one of
+200 agents sharing the table, so ~3,750 open tasks of their own): the view agents
+live in all day. The data set comes from ``crm2 tasks seed-load`` (the generator of
+``crm2 seed load``); the baseline (``raw_asyncpg_tasks.py``) sends the same SQL
+through asyncpg behind bare Starlette and must return the same tasks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness import (
+    BASELINES,
+    HOST,
+    PYTHON,
+    Envs,
+    Metric,
+    Profile,
+    Server,
+    free_port,
+    log,
+    measure_http,
+)
+from harness import rounds as profile_rounds
+
+from scenarios.deals_common import execute, sql
+from scenarios.s3_list import fetch_page
+
+MINE_PATH = "/api/v1/tasks/views/mine?limit=50"
+AGENT_EMAIL = "task-agent-001@example.com"
+AGENT_PASSWORD = "bench-task-agent-password"
+AGENTS = 200
+
+
+def size(profile: Profile) -> int:
+    return 50_000 if profile.quick else 1_000_000
+
+
+def scenario_10(envs: Envs, profile: Profile) -> list[Metric]:
+    """Page 1 of an agent's open tasks by due date at 1M tasks: crm2 vs raw asyncpg."""
+    tasks = size(profile)
+    env = envs.get("tasks_large")
+    log(f"seeding tasks_large: {tasks:,} tasks for {AGENTS} agents")
+    env.crm2("tasks", "seed-load", "--tasks", str(tasks), "--agents", str(AGENTS),
+             "--password", AGENT_PASSWORD, timeout=3600)  # fmt: skip
+    execute(env.asyncpg_dsn, "VACUUM ANALYZE tasks_task")
+    (agent,) = sql(env.asyncpg_dsn, "SELECT id FROM auth_user WHERE email = $1", AGENT_EMAIL)
+    label = f"10 my open tasks, 50 per page, {tasks:,} tasks"
+    rps = Metric(label, "req/s", "req/s", True, target_ratio=0.35)
+    cpu = Metric(label, "server CPU/req", "ms", False)
+    p50 = Metric(label, "p50 closed-loop", "ms", False)
+    app_port, base_port = free_port(), free_port()
+    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "raw_asyncpg_tasks:app",
+           "--host", HOST, "--port", str(base_port), "--log-level", "warning"]  # fmt: skip
+    base_env = dict(os.environ, BENCH_DSN=env.asyncpg_dsn, BENCH_USER_ID=str(agent["id"]))
+    with (
+        env.serve(app_port) as app,
+        Server("raw_asyncpg_tasks", cmd, base_env, env.workdir) as bare,
+    ):
+        app_url, bare_url = f"http://{HOST}:{app_port}", f"http://{HOST}:{base_port}"
+        app.wait_ready(f"{app_url}/healthz")
+        bare.wait_ready(f"{bare_url}/healthz")
+        token = env.login(app_url, AGENT_EMAIL, AGENT_PASSWORD)
+        headers = {"Authorization": f"Bearer {token}"}
+        crm2_page = fetch_page(app_url + MINE_PATH, headers)
+        bare_page = fetch_page(bare_url + MINE_PATH)
+        ids = [t["id"] for t in crm2_page["items"]]
+        if ids != [str(t["id"]) for t in bare_page["items"]] or len(ids) != 50:
+            raise RuntimeError("the baseline does not return the tasks crm2 returns")
+        variants = {"crm2": (app, app_url + MINE_PATH), "baseline": (bare, bare_url + MINE_PATH)}
+        for number, measured in profile_rounds(profile):
+            got = {}
+            for variant, (server, url) in variants.items():
+                got[variant] = out = measure_http(server, "closed", url, profile.closed_s,
+                                                  connections=profile.connections,
+                                                  client="raw", headers=headers)  # fmt: skip
+                cpu_ms = out["cpu_ms_per_req"] or 0
+                log(f"s10 round {number} {variant}: {out['rps']:.0f} req/s, "
+                    f"{cpu_ms:.2f} ms CPU/req, errors {out['errors']}")  # fmt: skip
+            if measured:
+                a, b = got["crm2"], got["baseline"]
+                rps.add(a["rps"], b["rps"])
+                cpu.add(a["cpu_ms_per_req"], b["cpu_ms_per_req"])
+                p50.add(a["latency"]["p50_ms"], b["latency"]["p50_ms"])
+    return [rps, cpu, p50]
