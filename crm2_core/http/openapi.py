@@ -25,8 +25,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.params import Form
 from fastapi.routing import APIRoute
 
-from crm2_core.auth.deps import current_principal
 from crm2_core.http.etag import require_if_match
+from crm2_core.http.principal import current_principal
 from crm2_core.http.problems import problem_response
 
 BEARER = "bearer"
