@@ -32,6 +32,7 @@ from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.problems import problem_responses
 from crm2_core.kit.cli import run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
@@ -170,6 +171,7 @@ __all__ = [
     "one_of",
     "paginate",
     "present",
+    "problem_responses",
     "publish",
     "record_routes",
     "render",

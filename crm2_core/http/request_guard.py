@@ -8,6 +8,8 @@
   422 naming the parameter, as it is in a body (``crm2_core.schemas``).
 - A body in another media type where the route reads JSON is a 415, not a 422
   about a "dictionary".
+- An authenticated route authenticates first: no credentials is a 401 before
+  anything the route's own dependencies say (a missing If-Match, say).
 
 Installed by ``create_app`` as a dependency of every mounted router.
 """
@@ -21,6 +23,7 @@ from fastapi.params import Form
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from crm2_core.auth.deps import current_principal
 from crm2_core.errors import BadRequest, UnsupportedMediaType
 from crm2_core.schemas import unstorable_text
 
@@ -43,11 +46,19 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+def _calls(dependant: Dependant) -> set[object]:
+    calls: set[object] = {dependant.call}
+    for sub in dependant.dependencies:
+        calls |= _calls(sub)
+    return calls
+
+
 class _RouteFacts:
-    __slots__ = ("json_body", "query_names")
+    __slots__ = ("json_body", "query_names", "secured")
 
     def __init__(self, route: APIRoute) -> None:
         self.query_names = frozenset(_query_names(route.dependant))
+        self.secured = current_principal in _calls(route.dependant)
         body = route.body_field
         self.json_body = body is not None and not isinstance(body.field_info, Form)
 
@@ -76,6 +87,10 @@ async def guard_request(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     facts = route_facts(route)
+    if facts.secured:
+        # Who is asking comes first: a 401 before any 400/428 about the request itself
+        # (the answer is cached in the scope, the route's own dependency reuses it).
+        await current_principal(request)
     unknown = sorted({name for name in request.query_params if name not in facts.query_names})
     if unknown:
         takes = ", ".join(sorted(facts.query_names)) or "none"

@@ -7,16 +7,18 @@ up to it; a huge one used to reach the database and log a failure.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import ProbeFactory
 from sse_helpers import post_item
+
+from crm2_core.testing import Crm2TestApp
 
 URL = "/api/v1/streams/probe"
 
 
 async def test_last_event_id_beyond_the_log_is_400(
-    probe_app: ProbeFactory, caplog: pytest.LogCaptureFixture
+    probe_app: Callable[..., Awaitable[Crm2TestApp]], caplog: pytest.LogCaptureFixture
 ) -> None:
     app = await probe_app()
     headers = await app.login("admin")

@@ -12,11 +12,15 @@ from pydantic import BaseModel, Field, field_validator
 from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 
 ClientKind = Literal["person", "company"]
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-_EMAIL = re.compile(EMAIL_PATTERN)
+# Whitespace spelled out: Python's, Rust's (pydantic) and JavaScript's ``\s`` differ
+# (\x1c-\x1f, \x85, \ufeff), and the document, the validator and this check must agree.
+_SPACE = r"\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_PART = rf"[^@{_SPACE}]+"
+_ADDRESS = rf"{_PART}@{_PART}\.{_PART}"
+_EMAIL = re.compile(rf"^{_ADDRESS}$")
 # What the document promises, so generated clients send what the server takes: an
 # address (or "", which is skipped), and list items within their column's width.
-EmailItem = Annotated[str, Field(max_length=320, pattern=r"^(|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
+EmailItem = Annotated[str, Field(max_length=320, pattern=rf"^(|{_ADDRESS})$")]
 ListItem = Annotated[str, Field(max_length=64)]
 
 

@@ -14,6 +14,7 @@ from crm2_core.api import (
     ContextDep,
     CsvColumns,
     IfMatchDep,
+    IsoDateTime,
     Page,
     PageDep,
     PageParams,
@@ -59,8 +60,8 @@ async def task_filters(
     status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
     open: Annotated[bool | None, Query(description="todo, in_progress or waiting")] = None,
     priority: Priority | None = None,
-    due_from: datetime | None = None,
-    due_to: datetime | None = None,
+    due_from: IsoDateTime | None = None,
+    due_to: IsoDateTime | None = None,
     overdue: Annotated[bool, Query(description="open and due before now")] = False,
     link_kind: Annotated[
         str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from crm2_core.api import RequestModel, ResponseModel
+from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 from crm2_tasks.schemas.tasks import Priority, Tag, Zone
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -65,16 +65,21 @@ class SlaPolicyCreate(RequestModel):
     active: bool = True
 
 
-class SlaPolicyUpdate(RequestModel):
+class SlaPolicyUpdate(UpdateModel):
+    """Only the fields sent change; ``null`` clears an optional one (``name`` and the flags
+    cannot be null)."""
+
     name: Name | None = None
-    priority: Priority | None = None
-    tag: Tag | None = None
-    calendar_id: uuid.UUID | None = None
-    response_minutes: Minutes | None = None
-    resolution_minutes: Minutes | None = None
-    warning_share: Share | None = None
-    escalate_to_user_id: uuid.UUID | None = None
-    escalate_to_role: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    priority: Annotated[Priority | None, Clearable] = None
+    tag: Annotated[Tag | None, Clearable] = None
+    calendar_id: Annotated[uuid.UUID | None, Clearable] = None
+    response_minutes: Annotated[Minutes | None, Clearable] = None
+    resolution_minutes: Annotated[Minutes | None, Clearable] = None
+    warning_share: Annotated[Share | None, Clearable] = None
+    escalate_to_user_id: Annotated[uuid.UUID | None, Clearable] = None
+    escalate_to_role: Annotated[
+        Annotated[str, Field(min_length=1, max_length=64)] | None, Clearable
+    ] = None
     escalate_raise_priority: bool | None = None
     active: bool | None = None
 

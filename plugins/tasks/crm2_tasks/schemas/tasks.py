@@ -16,9 +16,12 @@ Status = Literal["todo", "in_progress", "waiting", "done", "cancelled"]
 Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$")]
-Tags = Annotated[list[Tag], Field(max_length=20)]
+Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
 # minutes before the due time; up to a year
-Reminders = Annotated[list[Annotated[int, Field(ge=0, le=525_600)]], Field(max_length=10)]
+Reminders = Annotated[
+    list[Annotated[int, Field(ge=0, le=525_600)]],
+    Field(max_length=10, json_schema_extra={"uniqueItems": True}),
+]
 Rule = Annotated[str, Field(min_length=6, max_length=500, description="an RFC 5545 RRULE")]
 Zone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
 
