@@ -2,7 +2,7 @@
 """The two commands of a fresh clone, needing only Python 3.11 and pip.
 
     python3 dev.py run    install into .venv, build the console, run crm2 on http://127.0.0.1:8000
-    python3 dev.py test   install the test tools (and Chromium) and run the whole suite
+    python3 dev.py test   install the test tools (and Chromium); mypy --strict, then the whole suite
     python3 dev.py bench  install the benchmark tools and run bench/run.py [--quick] [--only 1,3b]
 
 Everything installs into ./.venv from the project's own pyproject files:
@@ -172,8 +172,16 @@ def run(argv: list[str]) -> int:
     return subprocess.call(command, cwd=ROOT)
 
 
+def typecheck() -> int:
+    """mypy --strict on what [tool.mypy] in pyproject.toml lists (seconds with its cache)."""
+    return subprocess.call([str(PYTHON), "-m", "mypy"], cwd=ROOT)
+
+
 def test(argv: list[str]) -> int:
     install("test")
+    if typecheck() != 0:
+        print("mypy --strict failed: fix the type errors above before the tests run")
+        return 1
     if build_console():
         missing = ensure_chromium()
         if missing:
@@ -182,8 +190,15 @@ def test(argv: list[str]) -> int:
     else:
         os.environ["CRM2_E2E_UNAVAILABLE"] = "Node.js/npm not found: the console is not built"
     databases = os.environ.get("CRM2_TEST_DATABASES", "sqlite,postgresql")
-    command = [str(PYTHON), "-m", "pytest", "--crm2-db", databases, *argv]
+    command = [str(PYTHON), "-m", "pytest", "--crm2-db", databases, *workers(argv), *argv]
     return subprocess.call(command, cwd=ROOT)
+
+
+def workers(argv: list[str]) -> list[str]:
+    """One pytest-xdist worker per core, unless the caller chose (-n 0, -p no:xdist)."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist")) or arg == "no:xdist" for arg in argv):
+        return []
+    return ["-n", str(os.cpu_count() or 1)]
 
 
 def bench(argv: list[str]) -> int:

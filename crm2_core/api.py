@@ -77,8 +77,19 @@ from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, record_routes
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
-from crm2_core.money import Amount, check_currency, exponent, from_minor, to_minor
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
+from crm2_core.schemas import (
+    AwareIsoDateTime,
+    Clearable,
+    Int32,
+    Int64,
+    IsoDate,
+    IsoDateTime,
+    RequestModel,
+    ResponseModel,
+    UpdateModel,
+    unstorable_text,
+)
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -87,12 +98,15 @@ __all__ = [
     "Actor",
     "Amount",
     "AppContext",
+    "AwareIsoDateTime",
     "BadRequest",
+    "Clearable",
     "ConfigurationError",
     "Conflict",
     "ContextDep",
     "Crm2Error",
     "CsvColumns",
+    "Currency",
     "CurrentPrincipal",
     "EntityKind",
     "EntityLink",
@@ -101,7 +115,11 @@ __all__ = [
     "EventData",
     "Forbidden",
     "IfMatchDep",
+    "Int32",
+    "Int64",
     "InvalidCursor",
+    "IsoDate",
+    "IsoDateTime",
     "LinkInvalid",
     "NotFound",
     "OrderKey",
@@ -123,6 +141,7 @@ __all__ = [
     "Sorts",
     "TooManyRequests",
     "Unprocessable",
+    "UpdateModel",
     "User",
     "UtcDateTime",
     "Visibility",
@@ -164,6 +183,7 @@ __all__ = [
     "split_list",
     "to_minor",
     "unguard",
+    "unstorable_text",
     "update_versioned",
     "user_emails",
     "user_ids_by_email",

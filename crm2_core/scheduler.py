@@ -9,15 +9,19 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from crm2_core.db import UtcDateTime, utcnow
 from crm2_core.observability.metrics import record_job
 from crm2_hookspecs import ScheduledJob
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 NEVER = datetime(1970, 1, 1, tzinfo=utcnow().tzinfo)
@@ -33,14 +37,14 @@ class JobRun(SQLModel, table=True):
     last_started_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
 
 
-def collect_jobs(context: Any) -> dict[str, ScheduledJob]:
+def collect_jobs(context: AppContext) -> dict[str, ScheduledJob]:
     jobs: dict[str, ScheduledJob] = {}
     for plugin, job in context.plugins.collect("crm2_scheduled_jobs", context=context):
         jobs[f"{plugin}.{job.name}"] = job
     return jobs
 
 
-async def claim(context: Any, name: str, interval_seconds: int) -> bool:
+async def claim(context: AppContext, name: str, interval_seconds: int) -> bool:
     """Take this run of ``name`` if it is due and nobody took it first."""
     now = utcnow()
     async with context.session_factory() as session:
@@ -53,8 +57,8 @@ async def claim(context: Any, name: str, interval_seconds: int) -> bool:
         result = await session.execute(
             update(JobRun)
             .where(
-                JobRun.name == name,
-                JobRun.last_started_at <= now - timedelta(seconds=interval_seconds),
+                col(JobRun.name) == name,
+                col(JobRun.last_started_at) <= now - timedelta(seconds=interval_seconds),
             )
             .values(last_started_at=now)
         )
@@ -62,7 +66,7 @@ async def claim(context: Any, name: str, interval_seconds: int) -> bool:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def run_job(context: Any, name: str, job: ScheduledJob) -> None:
+async def run_job(context: AppContext, name: str, job: ScheduledJob) -> None:
     started = utcnow()
     try:
         await asyncio.wait_for(job.run(context), timeout=max(job.interval_seconds, 60))
@@ -75,7 +79,7 @@ async def run_job(context: Any, name: str, job: ScheduledJob) -> None:
 
 
 class Scheduler:
-    def __init__(self, context: Any, check_seconds: float = 30.0) -> None:
+    def __init__(self, context: AppContext, check_seconds: float = 30.0) -> None:
         self.context = context
         self.jobs = collect_jobs(context)
         self.check_seconds = check_seconds

@@ -1,14 +1,194 @@
-"""Base classes for request and response bodies shared by every plugin."""
+"""Base classes for request and response bodies shared by every plugin.
+
+What every request body inherits, so no plugin has to remember it:
+
+- unknown fields are an error (``extra="forbid"``);
+- no string anywhere in it (nested lists and objects included) holds a character
+  PostgreSQL cannot store — NUL, or half of a UTF-16 surrogate pair — so it is a
+  422 naming the field, not a 500 from the driver (SQLite would keep it, and one
+  stored NUL would then break the same query on the other database);
+- no integer lies outside the 64-bit range of the widest column (``Int32`` for
+  an ``INTEGER`` column narrows it), and the OpenAPI document says so, so
+  generated clients and fuzzers send what the server takes;
+- in an ``UpdateModel`` (a PATCH body) an explicit ``null`` is refused unless the
+  field is ``Clearable``: leaving a field out keeps it, ``null`` never silently
+  means "keep" nor clears a required column.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+import types
+from datetime import date, datetime
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FutureDate,
+    NaiveDatetime,
+    PastDate,
+    ValidationInfo,
+    field_validator,
+)
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+"""An integer stored in an ``INTEGER`` column (PostgreSQL's is 32-bit)."""
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer stored in a ``BIGINT`` column; every request integer is at most this."""
+
+_ISO_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    """Pydantic reads ``0.5`` or ``"1700000000"`` as a Unix time; the document says ISO 8601."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date or date-time such as 2026-12-03T10:00:00Z")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 string, not a number")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time given as ISO 8601 (a query parameter, say), never a number."""
+AwareIsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+"""The same, with its timezone required."""
+IsoDate = Annotated[date, BeforeValidator(_iso_only)]
+"""A date given as ISO 8601 (``2026-12-03``), never a number."""
+
+# NUL (PostgreSQL text cannot hold it) and lone surrogates (not encodable as UTF-8;
+# JSON's "\ud800" escape produces one).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (``None`` when it can)."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain the NUL character (\\u0000)"
+    return "must not contain an unpaired UTF-16 surrogate"
+
+
+def check_storable(value: Any, path: str = "") -> None:
+    """Raise ``ValueError`` for a string (or int) inside ``value`` no column can store."""
+    where = f"{path}: " if path else ""
+    if isinstance(value, str):
+        reason = unstorable_text(value)
+        if reason:
+            raise ValueError(where + reason)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(where + "is outside the 64-bit integer range")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_storable(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, path)
+            check_storable(item, f"{path}.{key}" if path else str(key))
+
+
+class _ClearableMarker:
+    def __repr__(self) -> str:
+        return "Clearable"
+
+
+Clearable = _ClearableMarker()
+"""Marks an ``UpdateModel`` field that ``null`` clears: ``Annotated[date | None, Clearable]``."""
+
+
+def _is_clearable(model: type[BaseModel], name: str | None) -> bool:
+    field = model.model_fields.get(name or "")
+    return field is not None and any(m is Clearable for m in field.metadata)
+
+
+def _bound_integers(schema: Any) -> None:
+    """Every integer in the document carries the bounds the server checks."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "integer":
+            if "minimum" not in schema and "exclusiveMinimum" not in schema:
+                schema["minimum"] = INT64_MIN
+            if "maximum" not in schema and "exclusiveMaximum" not in schema:
+                schema["maximum"] = INT64_MAX
+        for item in schema.values():
+            _bound_integers(item)
+    elif isinstance(schema, list):
+        for item in schema:
+            _bound_integers(item)
+
+
+def _request_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    _bound_integers(schema.get("properties", {}))
+
+
+def _update_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """``null`` appears in the document only where the server takes it."""
+    _request_schema(schema, model)
+    for name, prop in schema.get("properties", {}).items():
+        if _is_clearable(model, name):
+            continue
+        branches = prop.get("anyOf")
+        if isinstance(branches, list) and {"type": "null"} in branches:
+            kept = [b for b in branches if b != {"type": "null"}]
+            del prop["anyOf"]
+            if len(kept) == 1:
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+_TEMPORAL = (datetime, date, AwareDatetime, NaiveDatetime, PastDate, FutureDate)
+
+
+def _is_temporal(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, _TEMPORAL):
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_temporal(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_is_temporal(a) for a in get_args(annotation))
+    return False
 
 
 class RequestModel(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_request_schema
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        check_storable(value)
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and value is not None and _is_temporal(field.annotation):
+            _iso_only(value)  # the document says an ISO 8601 string
+        return value
+
+
+class UpdateModel(RequestModel):
+    """A PATCH body: only the fields sent change; ``null`` only where a field is ``Clearable``."""
+
+    model_config = ConfigDict(json_schema_extra=_update_schema)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and not _is_clearable(cls, info.field_name):
+            raise ValueError("must not be null; leave the field out to keep its value")
+        return value
 
 
 class ResponseModel(BaseModel):

@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:
-        from crm2_core.http.forwarded import parse_networks
+        from crm2_core.networks import parse_networks
 
         parse_networks(value)
         return value

@@ -10,10 +10,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from crm2_core.auth.credentials import CredentialsCache
 from crm2_core.auth.models import ApiKey, PermissionRecord, RolePermission
@@ -21,6 +22,10 @@ from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
 from crm2_core.errors import Unauthorized
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 API_KEY_PREFIX = "crm2_"
 _NO_PRINCIPAL = object()
@@ -52,7 +57,7 @@ class RoleCache:
                 return
             async with self._session_factory() as session:
                 rows = (await session.execute(select(RolePermission))).scalars().all()
-                known = (await session.execute(select(PermissionRecord.name))).scalars().all()
+                known = (await session.execute(select(col(PermissionRecord.name)))).scalars().all()
             grouped: dict[str, set[str]] = {}
             for row in rows:
                 grouped.setdefault(row.role_name, set()).add(row.permission)
@@ -84,7 +89,7 @@ PRINCIPAL_SCOPE_KEY = "crm2.principal"
 class Authenticator:
     def __init__(
         self,
-        context: Any,
+        context: AppContext,
         tokens: TokenService,
         roles: RoleCache,
         credentials: CredentialsCache,
@@ -174,14 +179,16 @@ class Authenticator:
             raise Unauthorized("malformed API key")
         now = utcnow()
         async with self.context.session_factory() as session:
-            row = (await session.execute(select(ApiKey).where(ApiKey.prefix == parts[1]))).scalar()
+            row = (
+                await session.execute(select(ApiKey).where(col(ApiKey.prefix) == parts[1]))
+            ).scalar()
             if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
                 raise Unauthorized("unknown API key")
             if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
                 raise Unauthorized("this API key is revoked or expired")
             if row.last_used_at is None or row.last_used_at < now - timedelta(minutes=1):
                 await session.execute(
-                    update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+                    update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
                 )
                 await session.commit()
         roles = frozenset({row.role_name})

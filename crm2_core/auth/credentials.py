@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from crm2_core.auth.models import User
 
@@ -72,7 +73,9 @@ class CredentialsCache:
         async with self._session_factory() as session:
             row = (
                 await session.execute(
-                    select(User.credentials_version, User.is_active).where(User.id == user_id)
+                    select(col(User.credentials_version), col(User.is_active)).where(
+                        col(User.id) == user_id
+                    )
                 )
             ).first()
         self.loads += 1

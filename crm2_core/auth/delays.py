@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from crm2_core.auth.config import AuthSettings
 from crm2_core.auth.models import LoginFailure
@@ -59,9 +60,9 @@ class LoginDelays:
         now = utcnow()
         async with self._session_factory() as session:
             stmt = select(LoginFailure).where(
-                LoginFailure.account == account, LoginFailure.address == address
+                col(LoginFailure.account) == account, col(LoginFailure.address) == address
             )
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update()
             row = (await session.execute(stmt)).scalar()
             if row is not None and row.blocked_until > now:
@@ -83,8 +84,8 @@ class LoginDelays:
         """Forget the streak, in the sign-in's own transaction."""
         await session.execute(
             delete(LoginFailure).where(
-                LoginFailure.account == account,
-                LoginFailure.address == address[:MAX_ADDRESS_LENGTH],
+                col(LoginFailure.account) == account,
+                col(LoginFailure.address) == address[:MAX_ADDRESS_LENGTH],
             )
         )
 
@@ -92,7 +93,7 @@ class LoginDelays:
         """Forget every streak on ``account``; return how many addresses had one."""
         async with self._session_factory() as session:
             result = await session.execute(
-                delete(LoginFailure).where(LoginFailure.account == account)
+                delete(LoginFailure).where(col(LoginFailure.account) == account)
             )
             await session.commit()
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -100,6 +101,6 @@ class LoginDelays:
     async def sweep(self, older_than: datetime) -> None:
         async with self._session_factory() as session:
             await session.execute(
-                delete(LoginFailure).where(LoginFailure.last_failure_at < older_than)
+                delete(LoginFailure).where(col(LoginFailure.last_failure_at) < older_than)
             )
             await session.commit()

@@ -1,51 +1,25 @@
-"""Route dependencies that say who may call: ``CurrentPrincipal`` and ``require(...)``."""
+"""Route dependencies that say who may call: ``CurrentPrincipal`` and ``require(...)``.
+
+They live in the HTTP shell (``crm2_core.http.principal``), which asks the
+authenticator this package provides; re-exported here, where plugins find them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from crm2_core.auth.authenticator import Authenticator
-from crm2_core.errors import Forbidden, Unauthorized
-from crm2_hookspecs import Principal
+from crm2_core.http.deps import context_of
+from crm2_core.http.principal import CurrentPrincipal, current_principal, has_permission, require
+
+__all__ = [
+    "CurrentPrincipal",
+    "authenticator_of",
+    "current_principal",
+    "has_permission",
+    "require",
+]
 
 
 def authenticator_of(request: Request) -> Authenticator:
-    authenticator: Authenticator = request.app.state.context.state["authenticator"]
-    return authenticator
-
-
-async def current_principal(request: Request) -> Principal:
-    principal = await authenticator_of(request).from_scope(request.scope)
-    if principal is None:
-        raise Unauthorized("send Authorization: Bearer <access token> or an API key")
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
-def has_permission(
-    request: Request, principal: Principal, permission: str, resource: object | None = None
-) -> bool:
-    """Roles grant; any ``crm2_check_permission`` returning ``False`` vetoes."""
-    if not principal.has_permission(permission):
-        return False
-    vetoes = request.app.state.context.plugins.pm.hook.crm2_check_permission(
-        principal=principal, permission=permission, resource=resource
-    )
-    return all(vote is not False for vote in vetoes)
-
-
-def require(permission: str) -> Callable[[Request, Principal], Awaitable[Principal]]:
-    """A dependency that returns the principal when it holds ``permission``, else 403."""
-
-    async def dependency(request: Request, principal: CurrentPrincipal) -> Principal:
-        if not has_permission(request, principal, permission):
-            raise Forbidden(f"this needs the {permission} permission")
-        return principal
-
-    dependency.__name__ = f"require_{permission.replace(':', '_')}"
-    return dependency
+    return context_of(request).authenticator

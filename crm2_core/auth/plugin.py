@@ -21,12 +21,13 @@ from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.service import AuthService
 from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
-from crm2_core.context import AppContext
+from crm2_core.context import AUTH, AUTHENTICATOR, STREAMS, AppContext
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
 from crm2_hookspecs import (
     ConsoleView,
+    Crm2Context,
     Permission,
     PluginManifest,
     Principal,
@@ -117,14 +118,14 @@ def crm2_configure(context: AppContext) -> None:
         settings.credentials_cache_seconds,
     )
     delays = LoginDelays(context.session_factory, settings)
-    context.state["auth"] = AuthService(
-        settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
+    context.provide(
+        AUTH,
+        AuthService(
+            settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
+        ),
     )
     enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
-    context.state["authenticator"] = Authenticator(context, tokens, roles, credentials, enabled)
-    streams = context.state.get("streams")
-    if streams is not None:  # every relayed event this process hears of
-        streams.hub.taps.append(forget_on_events(roles, credentials))
+    context.provide(AUTHENTICATOR, Authenticator(context, tokens, roles, credentials, enabled))
 
 
 def forget_on_events(
@@ -155,9 +156,10 @@ def crm2_scheduled_jobs() -> Sequence[ScheduledJob]:
     return [ScheduledJob(name="forget_login_failures", interval_seconds=3600, run=_forget)]
 
 
-async def _forget(context: Any) -> None:
+async def _forget(context: Crm2Context) -> None:
     """Drop streaks of failed logins older than the window: they no longer delay anyone."""
-    service: AuthService = context.state["auth"]
+    assert isinstance(context, AppContext)
+    service = context.auth
     window = timedelta(seconds=service.settings.login_window_seconds)
     await service.delays.sweep(utcnow() - window)
 
@@ -171,7 +173,13 @@ def crm2_routers() -> Sequence[APIRouter]:
 
 @hookimpl
 def crm2_startup(context: AppContext) -> Awaitable[None]:
-    context.state["auth"].tokens.warn_if_ephemeral()
+    context.auth.tokens.warn_if_ephemeral()
+    # The streams plugin (configured after auth, which it depends on) feeds its hub
+    # every relayed event this process hears of: watch for credential and role changes.
+    streams = context.find(STREAMS)
+    if streams is not None:
+        authenticator = context.authenticator
+        streams.hub.taps.append(forget_on_events(authenticator.roles, authenticator.credentials))
     return sync_permissions(context)
 
 
@@ -182,7 +190,7 @@ def crm2_resolve_entity(
     """``auth.user``: the user other plugins link to (``crm2_core.kit.links``)."""
     if kind != "auth.user":
         return None
-    from crm2_core.kit.owners import resolve_user
+    from crm2_core.auth.entities import resolve_user
 
     return resolve_user(context, id, principal)
 
@@ -190,9 +198,9 @@ def crm2_resolve_entity(
 async def sync_permissions(context: AppContext) -> None:
     """Record every enabled plugin's permissions and the built-in roles."""
     declared: list[tuple[str, Any]] = context.plugins.collect("crm2_permissions")
-    service: AuthService = context.state["auth"]
+    service: AuthService = context.auth
     async with context.session_factory() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             # Processes starting together take turns; SQLite's BEGIN IMMEDIATE already does.
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
         await service.sync_permissions(session, declared)

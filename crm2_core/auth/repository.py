@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.auth.models import (
     ApiKey,
@@ -24,7 +25,7 @@ from crm2_core.db.pagination import OrderKey, PageParams, paginate
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
-    return (await session.execute(select(User).where(User.email == email.lower()))).scalar()
+    return (await session.execute(select(User).where(col(User.email) == email.lower()))).scalar()
 
 
 async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -32,13 +33,13 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 _PUBLIC_USER_COLUMNS = (
-    User.id,
-    User.email,
-    User.full_name,
-    User.is_active,
-    User.created_at,
-    User.updated_at,
-    User.version,
+    col(User.id),
+    col(User.email),
+    col(User.full_name),
+    col(User.is_active),
+    col(User.created_at),
+    col(User.updated_at),
+    col(User.version),
 )
 
 
@@ -46,10 +47,10 @@ async def public_user(session: AsyncSession, user_id: uuid.UUID) -> dict[str, An
     """A user's public fields with ``roles``, in one query: the path every page load takes."""
     rows = (
         await session.execute(
-            select(*_PUBLIC_USER_COLUMNS, UserRole.role_name)
-            .outerjoin(UserRole, UserRole.user_id == User.id)
-            .where(User.id == user_id)
-            .order_by(UserRole.role_name)
+            select(*_PUBLIC_USER_COLUMNS, col(UserRole.role_name))
+            .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
+            .where(col(User.id) == user_id)
+            .order_by(col(UserRole.role_name))
         )
     ).all()
     if not rows:
@@ -65,16 +66,16 @@ async def count_active_admins(session: AsyncSession, excluding: uuid.UUID | None
     stmt = (
         select(func.count())
         .select_from(UserRole)
-        .join(User, User.id == UserRole.user_id)
-        .where(UserRole.role_name == "admin", User.is_active.is_(True))
+        .join(User, col(User.id) == col(UserRole.user_id))
+        .where(col(UserRole.role_name) == "admin", col(User.is_active).is_(True))
     )
     if excluding is not None:
-        stmt = stmt.where(User.id != excluding)
+        stmt = stmt.where(col(User.id) != excluding)
     return int((await session.execute(stmt)).scalar_one())
 
 
 async def list_users(session: AsyncSession, page: PageParams) -> tuple[list[User], str | None]:
-    keys = [OrderKey(User.created_at), OrderKey(User.id)]
+    keys = [OrderKey(col(User.created_at)), OrderKey(col(User.id))]
     return await paginate(session, select(User), keys, page)
 
 
@@ -86,9 +87,9 @@ async def roles_of(
     if not ids:
         return result
     rows = await session.execute(
-        select(UserRole.user_id, UserRole.role_name)
-        .where(UserRole.user_id.in_(ids))
-        .order_by(UserRole.role_name)
+        select(col(UserRole.user_id), col(UserRole.role_name))
+        .where(col(UserRole.user_id).in_(ids))
+        .order_by(col(UserRole.role_name))
     )
     for user_id, role in rows:
         result[user_id].append(role)
@@ -96,7 +97,7 @@ async def roles_of(
 
 
 async def set_roles(session: AsyncSession, user_id: uuid.UUID, roles: Iterable[str]) -> None:
-    await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
+    await session.execute(delete(UserRole).where(col(UserRole.user_id) == user_id))
     session.add_all([UserRole(user_id=user_id, role_name=r) for r in sorted(set(roles))])
     await session.flush()
 
@@ -105,7 +106,7 @@ async def existing_roles(session: AsyncSession, names: Iterable[str]) -> set[str
     wanted = set(names)
     if not wanted:
         return set()
-    rows = await session.execute(select(Role.name).where(Role.name.in_(wanted)))
+    rows = await session.execute(select(col(Role.name)).where(col(Role.name).in_(wanted)))
     return set(rows.scalars())
 
 
@@ -114,16 +115,16 @@ async def role(session: AsyncSession, name: str) -> Role | None:
 
 
 async def list_roles(session: AsyncSession) -> list[Role]:
-    return list((await session.execute(select(Role).order_by(Role.name))).scalars())
+    return list((await session.execute(select(Role).order_by(col(Role.name)))).scalars())
 
 
 async def permissions_of_roles(session: AsyncSession, names: Iterable[str]) -> dict[str, list[str]]:
     wanted = list(names)
     result: dict[str, list[str]] = {n: [] for n in wanted}
     rows = await session.execute(
-        select(RolePermission.role_name, RolePermission.permission)
-        .where(RolePermission.role_name.in_(wanted))
-        .order_by(RolePermission.permission)
+        select(col(RolePermission.role_name), col(RolePermission.permission))
+        .where(col(RolePermission.role_name).in_(wanted))
+        .order_by(col(RolePermission.permission))
     )
     for role_name, permission in rows:
         result[role_name].append(permission)
@@ -133,7 +134,7 @@ async def permissions_of_roles(session: AsyncSession, names: Iterable[str]) -> d
 async def set_role_permissions(
     session: AsyncSession, name: str, permissions: Iterable[str]
 ) -> None:
-    await session.execute(delete(RolePermission).where(RolePermission.role_name == name))
+    await session.execute(delete(RolePermission).where(col(RolePermission.role_name) == name))
     session.add_all(
         [RolePermission(role_name=name, permission=p) for p in sorted(set(permissions))]
     )
@@ -142,10 +143,12 @@ async def set_role_permissions(
 
 async def role_in_use(session: AsyncSession, name: str) -> bool:
     users = await session.execute(
-        select(UserRole.user_id).where(UserRole.role_name == name).limit(1)
+        select(col(UserRole.user_id)).where(col(UserRole.role_name) == name).limit(1)
     )
     keys = await session.execute(
-        select(ApiKey.id).where(ApiKey.role_name == name, ApiKey.revoked_at.is_(None)).limit(1)
+        select(col(ApiKey.id))
+        .where(col(ApiKey.role_name) == name, col(ApiKey.revoked_at).is_(None))
+        .limit(1)
     )
     return users.first() is not None or keys.first() is not None
 
@@ -156,12 +159,12 @@ async def known_permissions(session: AsyncSession) -> dict[str, PermissionRecord
 
 
 async def list_permissions(session: AsyncSession) -> list[PermissionRecord]:
-    rows = await session.execute(select(PermissionRecord).order_by(PermissionRecord.name))
+    rows = await session.execute(select(PermissionRecord).order_by(col(PermissionRecord.name)))
     return list(rows.scalars())
 
 
 async def refresh_by_hash(session: AsyncSession, token_hash: str) -> RefreshToken | None:
-    stmt = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+    stmt = select(RefreshToken).where(col(RefreshToken.token_hash) == token_hash)
     return (await session.execute(stmt)).scalar()
 
 
@@ -170,9 +173,9 @@ async def spend_refresh(session: AsyncSession, token_id: uuid.UUID, now: datetim
     result = await session.execute(
         update(RefreshToken)
         .where(
-            RefreshToken.id == token_id,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
+            col(RefreshToken.id) == token_id,
+            col(RefreshToken.used_at).is_(None),
+            col(RefreshToken.revoked_at).is_(None),
         )
         .values(used_at=now)
     )
@@ -182,7 +185,7 @@ async def spend_refresh(session: AsyncSession, token_id: uuid.UUID, now: datetim
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
 
@@ -190,13 +193,13 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dateti
 async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
 
 
 async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[ApiKey], str | None]:
-    keys = [OrderKey(ApiKey.created_at), OrderKey(ApiKey.id)]
+    keys = [OrderKey(col(ApiKey.created_at)), OrderKey(col(ApiKey.id))]
     return await paginate(session, select(ApiKey), keys, page)
 
 
@@ -206,7 +209,8 @@ async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
 
 def _live_keys(now: datetime) -> Any:
     return select(ApiKey).where(
-        ApiKey.revoked_at.is_(None), (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > now)
+        col(ApiKey.revoked_at).is_(None),
+        (col(ApiKey.expires_at).is_(None)) | (col(ApiKey.expires_at) > now),
     )
 
 
@@ -216,7 +220,7 @@ async def live_api_keys(session: AsyncSession) -> list[ApiKey]:
 
 
 async def live_api_keys_created_by(session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
-    stmt = _live_keys(utcnow()).where(ApiKey.created_by == user_id)
+    stmt = _live_keys(utcnow()).where(col(ApiKey.created_by) == user_id)
     return list((await session.execute(stmt)).scalars())
 
 
@@ -226,7 +230,9 @@ async def live_api_keys_made_by_keys(
     ids = list(key_ids)
     if not ids:
         return set()
-    stmt = select(ApiKey.id).where(ApiKey.revoked_at.is_(None), ApiKey.created_by_key.in_(ids))
+    stmt = select(col(ApiKey.id)).where(
+        col(ApiKey.revoked_at).is_(None), col(ApiKey.created_by_key).in_(ids)
+    )
     return set((await session.execute(stmt)).scalars())
 
 
@@ -235,7 +241,7 @@ async def revoke_api_keys(
 ) -> None:
     await session.execute(
         update(ApiKey)
-        .where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+        .where(col(ApiKey.id).in_(list(key_ids)), col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=now)
     )
 
@@ -244,5 +250,5 @@ async def active_user_ids(session: AsyncSession, user_ids: Iterable[uuid.UUID]) 
     ids = list(user_ids)
     if not ids:
         return set()
-    stmt = select(User.id).where(User.id.in_(ids), User.is_active.is_(True))
+    stmt = select(col(User.id)).where(col(User.id).in_(ids), col(User.is_active).is_(True))
     return set((await session.execute(stmt)).scalars())

@@ -35,6 +35,7 @@ from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.problems import problem_responses
 from crm2_core.http.security import NO_STORE
 from crm2_hookspecs import Principal
 
@@ -42,7 +43,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 async def auth_service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.context.state["auth"]
+    service: AuthService = request.app.state.context.auth
     return service
 
 
@@ -73,7 +74,7 @@ def _api_key_public(row: ApiKey) -> ApiKeyPublic:
 # -- sessions -------------------------------------------------------------------------
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, responses=problem_responses(401))
 async def login(
     body: LoginRequest,
     request: Request,
@@ -86,7 +87,7 @@ async def login(
     return await service.login(session, body.email, body.password, _client_ip(request))
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=problem_responses(401))
 async def refresh(
     body: RefreshRequest, context: ContextDep, service: ServiceDep, response: Response
 ) -> TokenPair:
@@ -102,7 +103,7 @@ async def refresh(
         return pair
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
 async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep) -> Response:
     """Revoke a refresh token and every token rotated from the same login."""
     await service.logout(session, body.refresh_token)

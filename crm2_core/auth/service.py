@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
@@ -261,7 +262,7 @@ class AuthService:
             await self._keep_an_admin(session, user_id)
         if reasons:
             values["credentials_version"] = user.credentials_version + 1
-        await update_versioned(session, User, User.id == user_id, version, values)
+        await update_versioned(session, User, col(User.id) == user_id, version, values)
         if roles is not None:
             await repo.set_roles(session, user_id, roles)
         if reasons:
@@ -456,7 +457,7 @@ class AuthService:
         )
         if permissions is not None and actor is not None:
             require_covered(actor.permissions, permissions, f"changing role {name!r}")
-        await update_versioned(session, Role, Role.name == name, version, values)
+        await update_versioned(session, Role, col(Role.name) == name, version, values)
         if permissions is not None:
             await repo.set_role_permissions(session, name, permissions)
             self._role_changed(session, name, actor)

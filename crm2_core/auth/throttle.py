@@ -77,9 +77,10 @@ class RedisThrottle:
     async def hit(self, key: str, limit: int, window_seconds: int) -> int:
         name = self._key(key)
         async with self._redis.pipeline(transaction=True) as pipe:
-            count, _, ttl = (
-                await pipe.incr(name).expire(name, window_seconds, nx=True).ttl(name).execute()
-            )
+            pipe.incr(name)
+            pipe.expire(name, window_seconds, nx=True)
+            pipe.ttl(name)
+            count, _, ttl = await pipe.execute()
         if int(count) > limit:
             return max(int(ttl), 1)
         return 0
@@ -88,4 +89,4 @@ class RedisThrottle:
         await self._redis.delete(self._key(key))
 
     async def release(self, key: str) -> None:
-        await self._redis.eval(self._RELEASE, 1, self._key(key))  # type: ignore[misc]
+        await self._redis.eval(self._RELEASE, 1, self._key(key))

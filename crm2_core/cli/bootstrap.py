@@ -28,7 +28,7 @@ async def ensure_first_admin(context: AppContext, console: Console) -> None:
     await sync_permissions(context)
     settings = context.settings
     async with context.session_factory() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             # Several `crm2 serve` processes may start at once on a fresh database:
             # one creates the admin, the others wait here and then find it.
             await session.execute(
@@ -63,7 +63,7 @@ async def ensure_first_admin(context: AppContext, console: Console) -> None:
                 f"CRM2_ADMIN_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors()
             )
             raise ConfigurationError(f"cannot create the first admin: {problems}") from None
-        await context.state["auth"].create_user(session, data)
+        await context.auth.create_user(session, data)
         await session.commit()
     if generated:
         console.print(

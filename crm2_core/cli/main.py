@@ -29,7 +29,7 @@ def fail(message: str) -> NoReturn:
 
 def load_context() -> AppContext:
     """Settings, plugins and services from the environment; config errors become one clean line."""
-    from crm2_core.http.app import build_app_context
+    from crm2_core.bootstrap import build_app_context
 
     try:
         settings = Settings()
@@ -98,7 +98,7 @@ def cli() -> None:
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, doctor, events, openapi  # noqa: F401  (registers them)
+    from crm2_core.cli import commands, doctor, events, openapi, serve  # noqa: F401  (the core commands)
     from crm2_core.plugins import build_plugin_manager
 
     try:

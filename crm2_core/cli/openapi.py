@@ -27,7 +27,8 @@ from crm2_core.settings import Settings
 )
 def openapi(output: Path, all_plugins: bool) -> None:
     """Write /openapi.json of the enabled (or, with --all-plugins, every installed) plugins."""
-    from crm2_core.http.app import build_app_context, create_app
+    from crm2_core.bootstrap import build_app_context
+    from crm2_core.http.app import create_app
 
     settings = Settings()
     if all_plugins:

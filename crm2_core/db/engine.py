@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from crm2_core.settings import Settings
 
@@ -69,12 +70,26 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+class AppSession(Session):
+    """The sessions of one application. ``app_session_class()`` makes a subclass per
+    application, so session events (the relay's wake-up after commit) are bound to that
+    application and not to every session in the process."""
+
+
+def app_session_class() -> type[AppSession]:
+    return type("AppSession", (AppSession,), {"__module__": __name__})
+
+
+def create_session_factory(
+    engine: AsyncEngine, session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=session_class
+    )
 
 
 def create_read_session_factory(
-    engine: AsyncEngine, settings: Settings
+    engine: AsyncEngine, settings: Settings, session_class: type[Session] = Session
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions for safe requests (GET, HEAD, OPTIONS).
 
@@ -84,6 +99,8 @@ def create_read_session_factory(
     serialises access there anyway).
     """
     if settings.is_sqlite:
-        return create_session_factory(engine)
+        return create_session_factory(engine, session_class)
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        autocommit, expire_on_commit=False, autoflush=False, sync_session_class=session_class
+    )

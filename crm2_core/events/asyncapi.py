@@ -6,11 +6,15 @@ frontend or an integrator can generate code for the events and streams.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm2_core import __version__
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.types import EventData
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 REF = "#/components/schemas/{model}"
 
@@ -19,8 +23,8 @@ def _message_name(cls: type[EventData]) -> str:
     return f"{cls.event_type}.v{cls.event_version}"
 
 
-def asyncapi_document(context: Any) -> dict[str, Any]:
-    bus = context.state["events"]
+def asyncapi_document(context: AppContext) -> dict[str, Any]:
+    bus = context.events
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}

@@ -7,11 +7,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, event, exists, func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
+from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, RegisteredHandler
@@ -20,9 +22,13 @@ from crm2_core.events.relay import relay_batch
 from crm2_core.events.types import EventTypeRegistry
 from crm2_hookspecs import EventHandler
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+    from crm2_core.plugins import PluginRegistry
+
+
 log = logging.getLogger(__name__)
-PENDING_FLAG = "crm2_events_pending"
-WAKE_KEY = "crm2_relay_wake"
+PENDING_FLAG = "crm2_events_pending"  # set by publish() in session.info
 MAX_RELAY_BACKOFF_SECONDS = 30.0
 
 
@@ -31,33 +37,22 @@ class Broker(Protocol):
 
     async def deliver(self, events: Sequence[Envelope]) -> None: ...
 
+    async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None: ...
+
     async def close(self) -> None: ...
 
 
 Listener = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 
-@event.listens_for(Session, "after_commit")
-def _wake_relay_after_commit(session: Session) -> None:
-    if session.info.pop(PENDING_FLAG, False):
-        wake = session.info.get(WAKE_KEY)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(PENDING_FLAG, None)
-
-
-def collect_types(registry: Any) -> EventTypeRegistry:
+def collect_types(registry: PluginRegistry) -> EventTypeRegistry:
     types = EventTypeRegistry()
     for plugin, classes in registry.call("crm2_event_types"):
         types.register(plugin, classes)
     return types
 
 
-def collect_handlers(registry: Any, context: Any) -> HandlerRegistry:
+def collect_handlers(registry: PluginRegistry, context: AppContext) -> HandlerRegistry:
     handlers: list[RegisteredHandler] = []
     for plugin, spec in registry.collect("crm2_event_handlers", context=context):
         if not isinstance(spec, EventHandler):
@@ -72,7 +67,11 @@ def collect_handlers(registry: Any, context: Any) -> HandlerRegistry:
 
 class EventBus:
     def __init__(
-        self, context: Any, types: EventTypeRegistry, handlers: HandlerRegistry, broker: Broker
+        self,
+        context: AppContext,
+        types: EventTypeRegistry,
+        handlers: HandlerRegistry,
+        broker: Broker,
     ) -> None:
         self.context = context
         self.types = types
@@ -83,7 +82,28 @@ class EventBus:
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        context.session_factory.kw.setdefault("info", {})[WAKE_KEY] = self.wake
+        # The application's own session class (crm2_core.db.engine.AppSession): a commit
+        # that wrote events wakes this bus only, never another app's in the same process.
+        self._session_class = context.session_class
+        event.listen(self._session_class, "after_commit", self._after_commit)
+        event.listen(self._session_class, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(PENDING_FLAG, False):
+            self.wake()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(PENDING_FLAG, None)
+
+    def detach(self) -> None:
+        """Stop listening to the application's commits (the context is closing)."""
+        for name, listener in (
+            ("after_commit", self._after_commit),
+            ("after_rollback", self._after_rollback),
+        ):
+            if event.contains(self._session_class, name, listener):
+                event.remove(self._session_class, name, listener)
 
     def wake(self) -> None:
         """Ask the relay to run now (called after a commit that wrote events)."""
@@ -129,7 +149,7 @@ class EventBus:
 
     async def relay_once(self) -> int:
         settings = self.context.settings
-        tracing = self.context.state.get("tracing")
+        tracing = self.context.find(TRACING)
         sink = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
         return await relay_batch(
             self.context.session_factory,
@@ -167,25 +187,27 @@ class EventBus:
         """Drop relayed events (and their applied records) past the retention."""
         cutoff = utcnow() - timedelta(days=self.context.settings.events_retention_days)
         async with self.context.session_factory() as session:
-            newest = select(func.max(EventRecord.position)).scalar_subquery()
+            newest = select(func.max(col(EventRecord.position))).scalar_subquery()
             # The newest relayed event always stays: positions continue from it, so a
             # client's Last-Event-ID never points past the log after a quiet month.
             await session.execute(
                 delete(EventRecord).where(
-                    EventRecord.relayed_at.is_not(None),
-                    EventRecord.occurred_at < cutoff,
-                    EventRecord.position < newest,
+                    col(EventRecord.relayed_at).is_not(None),
+                    col(EventRecord.occurred_at) < cutoff,
+                    col(EventRecord.position) < newest,
                 )
             )
             # Applied-records go with their events, never before: the newest event stays,
             # and its record is what keeps the next event of that subject in order.
             await session.execute(
-                delete(AppliedEvent).where(~exists().where(EventRecord.id == AppliedEvent.event_id))
+                delete(AppliedEvent).where(
+                    ~exists().where(col(EventRecord.id) == col(AppliedEvent.event_id))
+                )
             )
             await session.commit()
 
 
-def build_bus(context: Any) -> EventBus:
+def build_bus(context: AppContext) -> EventBus:
     """The bus for ``context``; ``memory://`` runs handlers in this process."""
     from crm2_core.events.memory_broker import MemoryBroker
 

@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import DeadLetter, EventRecord
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
 log = logging.getLogger(__name__)
 
 
-async def pending(context: Any, letter_id: uuid.UUID | None = None) -> list[DeadLetter]:
+async def pending(context: AppContext, letter_id: uuid.UUID | None = None) -> list[DeadLetter]:
     """Dead letters not yet replayed (or just the one asked for), oldest first."""
-    stmt = select(DeadLetter).where(DeadLetter.retried_at.is_(None))
+    stmt = select(DeadLetter).where(col(DeadLetter.retried_at).is_(None))
     if letter_id is not None:
-        stmt = stmt.where(DeadLetter.id == letter_id)
+        stmt = stmt.where(col(DeadLetter.id) == letter_id)
     async with context.session_factory() as session:
-        return list((await session.execute(stmt.order_by(DeadLetter.created_at))).scalars())
+        return list((await session.execute(stmt.order_by(col(DeadLetter.created_at)))).scalars())
 
 
-async def replay(context: Any, letter_id: uuid.UUID | None = None) -> int:
+async def replay(context: AppContext, letter_id: uuid.UUID | None = None) -> int:
     """Hand dead letters back to their handlers; return how many were replayed.
 
     With ``memory://`` the handlers run here and this waits for them; with a
     real broker the workers take them. A replay that fails again becomes a new
     dead letter.
     """
-    bus = context.state["events"]
+    bus = context.events
     letters = await pending(context, letter_id)
     await bus.broker.start()
     replayed = 0
@@ -40,7 +45,7 @@ async def replay(context: Any, letter_id: uuid.UUID | None = None) -> int:
             async with context.session_factory() as session:
                 row = (
                     await session.execute(
-                        select(EventRecord).where(EventRecord.id == letter.event_id)
+                        select(EventRecord).where(col(EventRecord.id) == letter.event_id)
                     )
                 ).scalar()
                 handler = bus.handlers.get(letter.handler)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import AsyncIO, CurrentMessage
@@ -26,6 +26,10 @@ from crm2_core.events.handlers import (
     apply_or_dead_letter,
     register_cursors,
 )
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ def make_dramatiq_broker(url: str, queue_prefix: str) -> dramatiq.Broker:
 
 class DramatiqBroker:
     def __init__(
-        self, context: Any, handlers: HandlerRegistry, url: str, queue_prefix: str
+        self, context: AppContext, handlers: HandlerRegistry, url: str, queue_prefix: str
     ) -> None:
         self.context = context
         self.handlers = handlers
@@ -76,7 +80,8 @@ class DramatiqBroker:
             attempt = int(message.options.get("retries", 0)) if message else 0
             await apply_or_dead_letter(context, handler, Envelope.model_validate(envelope), attempt)
 
-        return dramatiq.actor(
+        # dramatiq's overloads do not cover an async function with these options
+        return dramatiq.actor(  # type: ignore[call-overload,no-any-return]
             run_handler,
             actor_name=self.queue_name(plugin),
             queue_name=self.queue_name(plugin),

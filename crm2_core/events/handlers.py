@@ -16,17 +16,23 @@ import time
 import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import and_, exists, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from crm2_core.context import TRACING
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.observability.logs import handler_context
 from crm2_core.observability.metrics import record_handler
 from crm2_hookspecs import EventHandler
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 Outcome = Literal["applied", "duplicate"]
@@ -76,8 +82,8 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
     A ``FOR KEY SHARE`` lock conflicts only with that ``FOR UPDATE``: the query returns
     the moment the relay commits, with the committed row, instead of polling for it.
     """
-    stmt = select(EventRecord.position).where(EventRecord.id == event.id)
-    if session.bind.dialect.name == "postgresql":
+    stmt = select(col(EventRecord.position)).where(col(EventRecord.id) == event.id)
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text(f"SET LOCAL lock_timeout = {max(1, int(wait_s * 1000))}"))
         stmt = stmt.with_for_update(read=True, key_share=True)
     try:
@@ -86,7 +92,7 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
         return None
 
 
-async def _wait_for_committed_position(context: Any, event: Envelope) -> None:
+async def _wait_for_committed_position(context: AppContext, event: Envelope) -> None:
     """Until the relay's commit is visible, earlier events' positions are not: the order
     check below would see a hole where an older event of the same subject sits."""
     loop = asyncio.get_running_loop()
@@ -101,7 +107,7 @@ async def _wait_for_committed_position(context: Any, event: Envelope) -> None:
         await asyncio.sleep(POSITION_POLL_SECONDS)
 
 
-async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Outcome:
+async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope) -> Outcome:
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     await _wait_for_committed_position(context, event)
@@ -110,25 +116,29 @@ async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Ou
         if done is not None:
             return "duplicate"
         joined_at = (
-            select(HandlerCursor.start_position)
-            .where(HandlerCursor.handler == handler.id)
+            select(col(HandlerCursor.start_position))
+            .where(col(HandlerCursor.handler) == handler.id)
             .scalar_subquery()
         )
         earlier = (
-            select(EventRecord.id)
+            select(col(EventRecord.id))
             .where(
-                EventRecord.subject == event.subject,
-                EventRecord.type.in_(handler.spec.event_types),
-                EventRecord.position < event.position,
+                col(EventRecord.subject) == event.subject,
+                col(EventRecord.type).in_(handler.spec.event_types),
+                col(EventRecord.position) < event.position,
                 # only what the handler was ever meant to see: after it joined the log
-                EventRecord.position > func.coalesce(joined_at, 0),
+                col(EventRecord.position) > func.coalesce(joined_at, 0),
                 ~exists().where(
                     and_(
-                        AppliedEvent.handler == handler.id, AppliedEvent.event_id == EventRecord.id
+                        col(AppliedEvent.handler) == handler.id,
+                        col(AppliedEvent.event_id) == col(EventRecord.id),
                     )
                 ),
                 ~exists().where(
-                    and_(DeadLetter.handler == handler.id, DeadLetter.event_id == EventRecord.id)
+                    and_(
+                        col(DeadLetter.handler) == handler.id,
+                        col(DeadLetter.event_id) == col(EventRecord.id),
+                    )
                 ),
             )
             .limit(1)
@@ -156,13 +166,13 @@ async def apply(context: Any, handler: RegisteredHandler, event: Envelope) -> Ou
 
 
 async def apply_or_dead_letter(
-    context: Any, handler: RegisteredHandler, event: Envelope, attempt: int
+    context: AppContext, handler: RegisteredHandler, event: Envelope, attempt: int
 ) -> Outcome | None:
     """``apply``; on failure log it, and after the last retry store a dead letter.
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
     """
-    tracing = getattr(context, "state", {}).get("tracing")
+    tracing = context.find(TRACING)
     span = (
         tracing.handler_span(handler.id, event, attempt)
         if tracing is not None
@@ -222,18 +232,18 @@ def backoff_seconds(handler: RegisteredHandler, attempt: int) -> float:
     return float(min(delay, handler.spec.max_backoff_seconds))
 
 
-async def register_cursors(context: Any, handlers: HandlerRegistry) -> None:
+async def register_cursors(context: AppContext, handlers: HandlerRegistry) -> None:
     """A handler seen for the first time starts at the current end of the log.
 
     Several processes may start at once: whoever inserts first wins, the others'
     duplicate inserts are dropped.
     """
     async with context.session_factory() as session:
-        known = set((await session.execute(select(HandlerCursor.handler))).scalars())
+        known = set((await session.execute(select(col(HandlerCursor.handler)))).scalars())
         new = [h for h in handlers.handlers if h not in known]
         if not new:
             return
-        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
+        top = (await session.execute(select(func.max(col(EventRecord.position))))).scalar() or 0
         session.add_all([HandlerCursor(handler=h, start_position=top) for h in new])
         try:
             await session.commit()

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, select
+from sqlmodel import col
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import (
@@ -26,12 +27,18 @@ from crm2_core.events.handlers import (
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
 log = logging.getLogger(__name__)
 Job = tuple[RegisteredHandler, Envelope, int]
 
 
 class MemoryBroker:
-    def __init__(self, context: Any, handlers: HandlerRegistry, concurrency: int = 4) -> None:
+    def __init__(
+        self, context: AppContext, handlers: HandlerRegistry, concurrency: int = 4
+    ) -> None:
         self.context = context
         self.handlers = handlers
         self.concurrency = concurrency
@@ -113,37 +120,39 @@ class MemoryBroker:
         task.add_done_callback(self._timers.discard)
 
 
-async def pending_jobs(context: Any, handlers: HandlerRegistry, limit: int = 10_000) -> list[Job]:
+async def pending_jobs(
+    context: AppContext, handlers: HandlerRegistry, limit: int = 10_000
+) -> list[Job]:
     """Relayed events each handler has neither applied nor dead-lettered, in log order."""
     jobs: list[Job] = []
     async with context.session_factory() as session:
         for handler in handlers.handlers.values():
             start = (
-                select(HandlerCursor.start_position)
-                .where(HandlerCursor.handler == handler.id)
+                select(col(HandlerCursor.start_position))
+                .where(col(HandlerCursor.handler) == handler.id)
                 .scalar_subquery()
             )
             stmt = (
                 select(EventRecord)
                 .where(
-                    EventRecord.type.in_(handler.spec.event_types),
-                    EventRecord.position.is_not(None),
-                    EventRecord.position > start,
+                    col(EventRecord.type).in_(handler.spec.event_types),
+                    col(EventRecord.position).is_not(None),
+                    col(EventRecord.position) > start,
                     ~exists().where(
                         and_(
-                            AppliedEvent.handler == handler.id,
-                            AppliedEvent.event_id == EventRecord.id,
+                            col(AppliedEvent.handler) == handler.id,
+                            col(AppliedEvent.event_id) == col(EventRecord.id),
                         )
                     ),
                     ~exists().where(
                         and_(
-                            DeadLetter.handler == handler.id,
-                            DeadLetter.event_id == EventRecord.id,
-                            DeadLetter.retried_at.is_(None),
+                            col(DeadLetter.handler) == handler.id,
+                            col(DeadLetter.event_id) == col(EventRecord.id),
+                            col(DeadLetter.retried_at).is_(None),
                         )
                     ),
                 )
-                .order_by(EventRecord.position)
+                .order_by(col(EventRecord.position))
                 .limit(limit)
             )
             rows = (await session.execute(stmt)).scalars()

@@ -40,5 +40,6 @@ def publish(
         trace_context=current_traceparent(),
     )
     session.add(row)
-    session.sync_session.info["crm2_events_pending"] = True  # wakes the relay after commit
+    # wakes the application's relay after commit (EventBus._after_commit)
+    session.sync_session.info["crm2_events_pending"] = True
     return row

@@ -29,13 +29,13 @@ class DoorbellRedisConsumer(_RedisConsumer):
     def __init__(self, broker: DoorbellRedisBroker, queue_name: str, prefetch: int, timeout: int):
         # dramatiq's own idle sleep is made 0 ms (compute_backoff caps it at ``timeout``);
         # the wait happens in ``__next__``, on the doorbell, with dramatiq's backoff.
-        super().__init__(broker, queue_name, prefetch, 0)
+        super().__init__(broker, queue_name, prefetch, 0)  # type: ignore[no-untyped-call]
         self.max_wait_ms = timeout
         self.idle_misses = 0
         self.bell = broker.bell_key(queue_name)
 
     def __next__(self) -> Any:
-        message = super().__next__()
+        message = super().__next__()  # type: ignore[no-untyped-call]
         if message is not None:
             self.idle_misses = 0
             return message
@@ -43,13 +43,13 @@ class DoorbellRedisConsumer(_RedisConsumer):
         try:
             self.broker.client.blpop([self.bell], timeout=max(wait_ms, 1) / 1000)
         except redis.ConnectionError as exc:
-            raise ConnectionClosed(exc) from None
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         return None
 
 
 class DoorbellRedisBroker(RedisBroker):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self._batch = threading.local()
 
     @property
@@ -79,7 +79,8 @@ class DoorbellRedisBroker(RedisBroker):
     @contextmanager
     def ring_once(self) -> Iterator[None]:
         """Enqueues in this block (this thread) ring each queue's doorbell once, at the end."""
-        self._batch.queues = pending = set()
+        pending: set[str] = set()
+        self._batch.queues = pending
         try:
             yield
         finally:

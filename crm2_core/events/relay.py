@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
@@ -27,7 +28,7 @@ Sink = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 
 async def _take_lock(session: AsyncSession) -> bool:
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return True
     taken = await session.execute(
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY}
@@ -52,11 +53,11 @@ async def relay_batch(
             return 0
         stmt = (
             select(EventRecord)
-            .where(EventRecord.relayed_at.is_(None))
-            .order_by(EventRecord.sequence)
+            .where(col(EventRecord.relayed_at).is_(None))
+            .order_by(col(EventRecord.sequence))
             .limit(batch_size)
         )
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             # Wait for, never skip, a row someone holds: the advisory lock already keeps
             # other relays out, and skipping a row would give it a later position than
             # rows written after it. (A handler checking a position key-share locks the
@@ -65,7 +66,7 @@ async def relay_batch(
         rows = list((await session.execute(stmt)).scalars())
         if not rows:
             return 0
-        top = (await session.execute(select(func.max(EventRecord.position)))).scalar() or 0
+        top = (await session.execute(select(func.max(col(EventRecord.position))))).scalar() or 0
         now = utcnow()
         for offset, row in enumerate(rows, start=1):
             row.position = top + offset
@@ -85,10 +86,10 @@ async def read_log(
     """Relayed events after ``after_position`` in order: what a resuming stream replays."""
     stmt = (
         select(EventRecord)
-        .where(EventRecord.position > after_position)
-        .order_by(EventRecord.position)
+        .where(col(EventRecord.position) > after_position)
+        .order_by(col(EventRecord.position))
         .limit(limit)
     )
     if types:
-        stmt = stmt.where(EventRecord.type.in_(list(types)))
+        stmt = stmt.where(col(EventRecord.type).in_(list(types)))
     return [Envelope.from_record(r) for r in (await session.execute(stmt)).scalars()]

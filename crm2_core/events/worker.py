@@ -16,20 +16,25 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 
 from crm2_core.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+    from crm2_core.events.dramatiq_broker import DramatiqBroker
+
+
 log = logging.getLogger(__name__)
 METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
 
 
-def worker_queues(context: Any, plugins: Sequence[str] = ()) -> list[str]:
+def worker_queues(context: AppContext, plugins: Sequence[str] = ()) -> list[str]:
     """The queues to consume: every plugin's with handlers, or only ``plugins``' ones."""
-    bus = context.state["events"]
+    bus = context.events
     with_handlers = bus.handlers.plugins
     unknown = [p for p in plugins if p not in with_handlers]
     if unknown:
@@ -37,11 +42,12 @@ def worker_queues(context: Any, plugins: Sequence[str] = ()) -> list[str]:
             f"--plugin {', '.join(unknown)}: no enabled plugin of that name has event "
             f"handlers (plugins with a queue: {', '.join(with_handlers) or 'none'})"
         )
-    return sorted(bus.broker.queue_name(p) for p in (plugins or with_handlers))
+    broker = cast("DramatiqBroker", bus.broker)  # run_worker refuses the in-process broker
+    return sorted(broker.queue_name(p) for p in (plugins or with_handlers))
 
 
 def run_worker(
-    context: Any,
+    context: AppContext,
     threads: int,
     stop: threading.Event | None = None,
     plugins: Sequence[str] = (),
@@ -53,7 +59,7 @@ def run_worker(
     """
     from crm2_core.events.dramatiq_broker import DramatiqBroker
 
-    bus = context.state["events"]
+    bus = context.events
     if not isinstance(bus.broker, DramatiqBroker):
         raise ConfigurationError(
             "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
@@ -93,13 +99,13 @@ def run_worker(
             asyncio.run_coroutine_threadsafe(_close(context), loop_thread.loop).result(30)
 
 
-async def _close(context: Any) -> None:
-    await context.state["events"].close()
+async def _close(context: AppContext) -> None:
+    await context.events.close()
     await context.aclose()
 
 
 def _child(threads: int, index: int, plugins: Sequence[str]) -> None:
-    from crm2_core.http.app import build_app_context
+    from crm2_core.bootstrap import build_app_context
     from crm2_core.observability.logs import configure_from_environment
     from crm2_core.settings import Settings
 

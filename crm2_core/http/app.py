@@ -8,59 +8,34 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm2_core import __version__
-from crm2_core.context import AppContext, build_context
+from crm2_core.bootstrap import build_app_context
+from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
-from crm2_core.events.bus import build_bus
 from crm2_core.http.docs import install_docs
-from crm2_core.http.forwarded import ForwardedMiddleware, parse_networks
+from crm2_core.http.forwarded import ForwardedMiddleware
 from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
+from crm2_core.http.openapi import decorate_openapi
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
+from crm2_core.http.request_guard import guard_request
 from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
-from crm2_core.plugins import PluginRegistry, build_plugin_manager
-from crm2_core.scheduler import Scheduler
+from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def build_app_context(
-    settings: Settings,
-    *,
-    extra_plugins: tuple[object, ...] = (),
-    plugin_settings: Mapping[str, Mapping[str, Any]] | None = None,
-) -> AppContext:
-    """Plugins, database, Redis and every plugin's services: what the app, CLI and worker share."""
-    registry = build_plugin_manager(
-        settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
-    )
-    context = build_context(settings, registry)
-    _check_permission_names(registry)
-    for _name, _ in registry.call("crm2_configure", context=context):
-        pass
-    context.state["events"] = build_bus(context)
-    context.state["scheduler"] = Scheduler(context)
-    return context
-
-
-def _check_permission_names(registry: PluginRegistry) -> None:
-    for plugin, permission in registry.collect("crm2_permissions"):
-        if not permission.name.startswith(f"{plugin}:"):
-            raise ConfigurationError(
-                f"{plugin} declares permission {permission.name!r}; a plugin's permissions "
-                f"start with its name: rename it to {plugin}:…"
-            )
-
-
 def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
     seen_operations: set[str] = set()
+    mounted: list[APIRoute] = app.state.crm2_routes
     for plugin_name, router in registry.collect("crm2_routers", context=context):
         if not isinstance(router, APIRouter):
             raise ConfigurationError(
@@ -77,7 +52,10 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
                         f"use APIRouter(prefix={prefix!r})"
                     )
         _name_operations(router, seen_operations)
-        app.include_router(router)
+        # Every plugin route inherits the request guard: unknown query parameters,
+        # NUL in query and path values, a non-JSON body where JSON is read.
+        app.include_router(router, dependencies=[Depends(guard_request)])
+        mounted.extend(r for r in router.routes if isinstance(r, APIRoute))
 
 
 class Crm2App(FastAPI):
@@ -89,12 +67,20 @@ class Crm2App(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        inner = SecurityHeadersMiddleware(super().build_middleware_stack())
+        inner: ASGIApp = SecurityHeadersMiddleware(super().build_middleware_stack())
         # Observability (log fields, metrics, the request's span) outside it too, for the
         # same reason: a 500 is counted and logged with its id.
         inner = ObservabilityMiddleware(inner, self.state.context)
         networks = parse_networks(self.state.context.settings.trusted_proxies)
         return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus what the core adds to every route (``http/openapi.py``)."""
+        if self.openapi_schema is None:
+            document = super().openapi()
+            decorate_openapi(document, self.state.crm2_routes)
+            self.openapi_schema = document
+        return self.openapi_schema
 
 
 def create_app(
@@ -113,12 +99,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        bus, scheduler = context.state["events"], context.state["scheduler"]
         try:
+            # The events plugin starts the bus and the scheduler after every other
+            # plugin's startup, and stops them before the others' shutdowns.
             await registry.acall("crm2_startup", context=context)
-            await bus.start()
-            if context.settings.scheduler_enabled:
-                await scheduler.start()
             if getattr(running.state, "freeze_gc", False):
                 # Everything built so far (routes, models, plugins) lives as long as the
                 # process: keep it out of the cyclic GC's full collections, which would
@@ -127,8 +111,6 @@ def create_app(
                 gc.freeze()
             yield
         finally:
-            await scheduler.close()
-            await bus.close()
             await registry.acall("crm2_shutdown", reverse=True, context=context)
             await context.aclose()
 
@@ -141,6 +123,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.crm2_routes = []
     install_problem_handlers(app)
     install_docs(app)
     _mount(app, registry, context)
@@ -162,7 +145,7 @@ def _install_web_root(app: FastAPI, registry: PluginRegistry, context: AppContex
     (a path matched with another method is a 405 before that), so the site can
     never shadow an API route; ``/api/…`` keeps the core's problem+json 404.
     """
-    site = next((app_ for _, app_ in registry.call("crm2_web_root", context=context)), None)
+    site = registry.first("crm2_web_root", context=context)
     if site is None:
         return
     api_default = app.router.default

@@ -14,25 +14,12 @@ import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from crm2_core.networks import Network
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(value: str) -> tuple[Network, ...]:
-    """``"10.0.0.0/8, 192.168.1.7"`` → networks; raises ``ValueError`` naming a bad entry."""
-    networks = []
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or network") from None
-    return tuple(networks)
 
 
 def _trusted(address: str, networks: Sequence[Network]) -> bool:

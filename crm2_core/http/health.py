@@ -38,7 +38,7 @@ def builtin_checks(context: AppContext) -> list[HealthCheck]:
 async def _run(check: HealthCheck) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        result = check.check()
+        result: object = check.check()
         if inspect.isawaitable(result):
             result = await asyncio.wait_for(result, CHECK_TIMEOUT_SECONDS)
         ok = result is not False
@@ -64,7 +64,8 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(context: ContextDep) -> JSONResponse:
     """Readiness: 200 when every dependency answers, else 503 naming the failing ones."""
-    checks = builtin_checks(context) + [
+    # The core's own probes (database, Redis) come through the same hook, from the core plugin.
+    checks = [
         check for _plugin, check in context.plugins.collect("crm2_health_checks", context=context)
     ]
     reports = await asyncio.gather(*(_run(c) for c in checks))

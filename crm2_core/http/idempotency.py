@@ -20,12 +20,15 @@ import json
 import logging
 import re
 
-from crm2_core.context import AppContext
-from crm2_core.errors import BadRequest, Crm2Error
+from sqlalchemy.exc import DBAPIError
+
+from crm2_core.context import AUTHENTICATOR, AppContext
+from crm2_core.errors import BadRequest, Crm2Error, IdempotencyInFlight
 from crm2_core.http.idempotency_tx import (
     IDEMPOTENCY_STATE,
     IdempotentRequest,
     StoredResponse,
+    is_lock_wait,
 )
 from crm2_core.http.middleware import ASGIApp, Message, Receive, Scope, Send, header, send_problem
 from crm2_core.http.models import IdempotencyRecord
@@ -58,6 +61,7 @@ class IdempotencyMiddleware:
                 BadRequest.title,
                 "Idempotency-Key must be 1-255 visible ASCII characters",
                 request_id,
+                instance=scope.get("path"),
             )
             return
         principal = await self._principal(scope)
@@ -74,7 +78,7 @@ class IdempotencyMiddleware:
             await pending.close()
 
     async def _principal(self, scope: Scope) -> Principal | None:
-        authenticator = self.context.state.get("authenticator")
+        authenticator = self.context.find(AUTHENTICATOR)
         if authenticator is None:
             return None
         try:
@@ -107,27 +111,31 @@ class IdempotencyMiddleware:
         # The response is held back until the transaction that stores it has
         # committed: a client that has seen it can rely on a replay.
         messages: list[Message] = []
+        path = scope.get("path")
 
         async def hold(message: Message) -> None:
             messages.append(message)
 
         try:
             await self.app(scope, receive, hold)
+            status, headers, body = _response_of(messages)
+            await pending.finish(status, headers, body)
         except StoredResponse as stored:
             await _replay(send, stored.record)
             return
-        status, headers, body = _response_of(messages)
-        try:
-            await pending.finish(status, headers, body)
-        except Exception:
-            log.exception("could not commit the request with Idempotency-Key %r", pending.key)
+        except Crm2Error as exc:  # raised by a claim that ran only in ``finish``
             await send_problem(
-                send,
-                500,
-                "internal-error",
-                "Internal server error",
-                "the request could not be saved and changed nothing; retry with the same key",
-                request_id,
+                send, exc.status, exc.slug, exc.title, exc.detail, request_id, instance=path
+            )
+            return
+        except DBAPIError as exc:
+            if pending.claimed or not is_lock_wait(exc):
+                raise
+            # SQLite: the route's BEGIN waited ``CRM2_IDEMPOTENCY_WAIT_SECONDS`` for
+            # the write lock a duplicate holds.
+            busy = IdempotencyInFlight("a request with this Idempotency-Key is still running")
+            await send_problem(
+                send, busy.status, busy.slug, busy.title, busy.detail, request_id, instance=path
             )
             return
         for message in messages:

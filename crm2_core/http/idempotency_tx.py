@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Connection, Table, delete, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from crm2_core.context import AppContext
 from crm2_core.db import utcnow
@@ -62,18 +64,33 @@ class IdempotentRequest:
         self.session: AsyncSession | None = None
         # True once the route returned and its writes flushed (``SessionDep`` says so).
         self.route_returned = False
+        # True once the key's row is inserted in the session's transaction.
+        self.claimed = False
 
     async def begin(self) -> AsyncSession:
-        """The request's session, its transaction begun by claiming the key."""
+        """The request's session; its transaction claims the key as its first write.
+
+        PostgreSQL claims now. SQLite claims when the route's transaction begins
+        (``after_begin``): a route may first ask other plugins in sessions of their
+        own (``crm2_resolve_entity``), which on SQLite would wait for our write lock.
+        """
         if self.session is not None:
             return self.session
-        session = self.context.session_factory()
+        wait = self.context.settings.idempotency_wait_seconds
+        if self.context.settings.is_sqlite:
+            # Every BEGIN IMMEDIATE of this session waits at most ``wait``.
+            bind = self.context.engine.execution_options(**{LOCK_WAIT_OPTION: wait})
+            session = self.context.session_factory(bind=bind)
+            event.listen(session.sync_session, "after_begin", self._claim_at_begin)
+        else:
+            session = self.context.session_factory()
         session.info[IDEMPOTENCY_STATE] = self.key  # tells logs and tests whose it is
-        try:
-            await self._claim(session)
-        except BaseException:
-            await session.close()
-            raise
+        if not self.context.settings.is_sqlite:
+            try:
+                await self._claim(session)
+            except BaseException:
+                await session.close()
+                raise
         self.session = session
         return session
 
@@ -83,17 +100,27 @@ class IdempotentRequest:
             await self.session.rollback()
 
     async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        """Commit the route's work with its response stored under the key, or keep nothing."""
+        """Commit the route's work with its response stored under the key, or keep nothing.
+
+        May raise what the claim raises (``StoredResponse``, 409, 422) when the route
+        never began its transaction: then it is claimed only now.
+        """
         if self.session is None:
-            if status < 400:
-                await self._store_without_transaction(status, headers, body)
-            return
+            if status >= 400:
+                return
+            # A route without ``SessionDep`` wrote nothing through the request's
+            # transaction: its response is stored afterwards, and concurrent
+            # duplicates of it are not excluded.
+            await self.begin()
+            self.route_returned = True
+        assert self.session is not None
         if not self.route_returned:
             await self.session.rollback()
             return
-        where = (IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+        await self.session.connection()  # SQLite: begins, and so claims, if not yet
+        where = (col(IdempotencyRecord.scope) == self.owner, col(IdempotencyRecord.key) == self.key)
         if status < 400:
-            await self.session.execute(
+            stored = await self.session.execute(
                 update(IdempotencyRecord)
                 .where(*where)
                 .values(
@@ -103,6 +130,8 @@ class IdempotentRequest:
                     response_body=body,
                 )
             )
+            if stored.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError("the claimed Idempotency-Key row is gone; nothing is kept")
         else:
             # The route answered an error itself: its writes commit as they would
             # without a key, and the key stays free for a corrected retry.
@@ -114,20 +143,40 @@ class IdempotentRequest:
         if self.session is not None:
             await self.session.close()
 
-    async def _store_without_transaction(
-        self, status: int, headers: list[tuple[str, str]], body: bytes
-    ) -> None:
-        """A route without ``SessionDep`` ran: store its response afterwards.
+    def _claim_at_begin(self, _session: Session, _transaction: Any, connection: Connection) -> None:
+        """SQLite: the claim as the first statements of the route's transaction.
 
-        Such a route wrote nothing through the request's transaction, so there is
-        nothing to make atomic; a duplicate that ran meanwhile keeps its own answer.
+        BEGIN IMMEDIATE holds the write lock already, so nobody can insert the key
+        between the read and the insert; a duplicate waits at its own BEGIN.
         """
-        try:
-            await self.begin()
-        except (StoredResponse, IdempotencyInFlight, IdempotencyKeyReused):
+        if self.claimed:
             return
-        self.route_returned = True
-        await self.finish(status, headers, body)
+        table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+        where = (table.c.scope == self.owner, table.c.key == self.key)
+        now = utcnow()
+        found = connection.execute(select(table).where(*where)).mappings().first()
+        if found is not None:
+            row = IdempotencyRecord(**found)
+            if row.expires_at <= now or row.state != "done":
+                connection.execute(delete(table).where(*where))
+            elif row.fingerprint != self.fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for a different request; use a new key"
+                )
+            else:
+                raise StoredResponse(row)
+        connection.execute(insert(table).values(**self._claim_values(now)))
+        self.claimed = True
+
+    def _claim_values(self, now: datetime) -> dict[str, Any]:
+        return {
+            "scope": self.owner,
+            "key": self.key,
+            "fingerprint": self.fingerprint,
+            "state": "in_progress",
+            "locked_at": now,
+            "expires_at": now + timedelta(seconds=self.context.settings.idempotency_ttl_seconds),
+        }
 
     async def _claim(self, session: AsyncSession) -> None:
         for _ in range(_CLAIM_ATTEMPTS):
@@ -144,19 +193,19 @@ class IdempotentRequest:
         wait = self.context.settings.idempotency_wait_seconds
         now = utcnow()
         try:
-            # SQLite: BEGIN IMMEDIATE waits for the write lock at most ``wait``.
-            connection = await session.connection(execution_options={LOCK_WAIT_OPTION: wait})
-            postgres = connection.dialect.name == "postgresql"
-            if postgres:
-                # The insert below waits for a duplicate's uncommitted row: bounded.
-                await session.execute(
-                    text("SELECT set_config('lock_timeout', :ms, true)"),
-                    {"ms": f"{max(1, int(wait * 1000))}ms"},
-                )
+            # PostgreSQL only (SQLite claims in ``_claim_at_begin``): the insert below
+            # waits for a duplicate's uncommitted row, at most ``wait``.
+            await session.execute(
+                text("SELECT set_config('lock_timeout', :ms, true)"),
+                {"ms": f"{max(1, int(wait * 1000))}ms"},
+            )
             row = (
                 await session.execute(
                     select(IdempotencyRecord)
-                    .where(IdempotencyRecord.scope == self.owner, IdempotencyRecord.key == self.key)
+                    .where(
+                        col(IdempotencyRecord.scope) == self.owner,
+                        col(IdempotencyRecord.key) == self.key,
+                    )
                     .execution_options(populate_existing=True)
                 )
             ).scalar_one_or_none()
@@ -172,24 +221,14 @@ class IdempotentRequest:
                     )
                 else:
                     raise StoredResponse(row)
-            session.add(
-                IdempotencyRecord(
-                    scope=self.owner,
-                    key=self.key,
-                    fingerprint=self.fingerprint,
-                    state="in_progress",
-                    locked_at=now,
-                    expires_at=now
-                    + timedelta(seconds=self.context.settings.idempotency_ttl_seconds),
-                )
-            )
+            session.add(IdempotencyRecord(**self._claim_values(now)))
             await session.flush()
-            if postgres:
-                await session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+            await session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+            self.claimed = True
         except IntegrityError:
             raise
         except DBAPIError as exc:
-            if not _is_lock_wait(exc):
+            if not is_lock_wait(exc):
                 raise
             await session.rollback()
             raise IdempotencyInFlight(
@@ -201,12 +240,12 @@ class IdempotentRequest:
             return
         async with self.context.session_factory() as session:
             await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+                delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
 
 
-def _is_lock_wait(exc: DBAPIError) -> bool:
+def is_lock_wait(exc: DBAPIError) -> bool:
     orig: Any = exc.orig
     if getattr(orig, "sqlstate", None) == _POSTGRES_LOCK_TIMEOUT:
         return True

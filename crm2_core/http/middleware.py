@@ -41,8 +41,13 @@ async def send_problem(
     detail: str,
     request_id: str | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    instance: str | None = None,
 ) -> None:
+    """A problem+json answer from ASGI middleware, the same shape the exception handlers give."""
     body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
     if request_id:
         body["request_id"] = request_id
     payload = json.dumps(body).encode()
@@ -114,7 +119,7 @@ class BodyMiddleware:
         request_id = scope.get("state", {}).get("request_id")
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, request_id)
+            await self._too_large(send, scope)
             return
         chunks: list[bytes] = []
         size = 0
@@ -126,7 +131,7 @@ class BodyMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send, request_id)
+                await self._too_large(send, scope)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -141,6 +146,7 @@ class BodyMiddleware:
                     UnsupportedMediaType.title,
                     f"Content-Type {media_type or '(none)'} is not accepted; send application/json",
                     request_id,
+                    instance=scope.get("path"),
                 )
                 return
         scope.setdefault("state", {})["body"] = body
@@ -155,12 +161,13 @@ class BodyMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, request_id: str | None) -> None:
+    async def _too_large(self, send: Send, scope: Scope) -> None:
         await send_problem(
             send,
             413,
             PayloadTooLarge.slug,
             PayloadTooLarge.title,
             f"the request body exceeds {self.max_body_bytes} bytes",
-            request_id,
+            scope.get("state", {}).get("request_id"),
+            instance=scope.get("path"),
         )

@@ -1,26 +1,23 @@
-"""The ``core`` default plugin: health, the plugin listing, the core's own tables."""
+"""The ``core`` default plugin, the HTTP shell: health, plugin listing, the core's migrations."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from crm2_core.auth.deps import require
 from crm2_core.context import AppContext
-from crm2_core.events.models import MODELS as EVENT_MODELS
 from crm2_core.http.deps import ContextDep
+from crm2_core.http.health import builtin_checks
 from crm2_core.http.health import router as health_router
 from crm2_core.http.models import MODELS
+from crm2_core.http.principal import require
 from crm2_core.migration_paths import environment_dir
 from crm2_core.plugins.manager import PluginStatus
 from crm2_core.schemas import ResponseModel
-from crm2_core.streams import Streams, attach_publisher
-from crm2_core.streams.routes import asyncapi_router
-from crm2_core.streams.routes import router as streams_router
-from crm2_hookspecs import Permission, PluginManifest, Principal, hookimpl
+from crm2_hookspecs import HealthCheck, Permission, PluginManifest, Principal, hookimpl
 
 manifest = PluginManifest(
     name="core",
@@ -53,9 +50,7 @@ async def list_plugins(_: PluginsAdmin, context: ContextDep) -> list[PluginInfo]
 
 @hookimpl
 def crm2_models() -> Sequence[type]:
-    from crm2_core.scheduler import JobRun
-
-    return [*MODELS, *EVENT_MODELS, JobRun]
+    return MODELS
 
 
 @hookimpl
@@ -70,24 +65,9 @@ def crm2_permissions() -> Sequence[Permission]:
 
 @hookimpl
 def crm2_routers() -> Sequence[APIRouter]:
-    return [health_router, plugins_router, streams_router, asyncapi_router]
+    return [health_router, plugins_router]
 
 
 @hookimpl
-def crm2_configure(context: AppContext) -> None:
-    context.state["streams"] = Streams(context)
-
-
-@hookimpl
-def crm2_startup(context: AppContext) -> Awaitable[None]:
-    return context.state["streams"].start()
-
-
-@hookimpl
-def crm2_shutdown(context: AppContext) -> Awaitable[None]:
-    return context.state["streams"].close()
-
-
-@hookimpl
-def crm2_worker_boot(context: AppContext) -> None:
-    attach_publisher(context)
+def crm2_health_checks(context: AppContext) -> Sequence[HealthCheck]:
+    return builtin_checks(context)

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from crm2_core.errors import (
     PROBLEM_TYPE_BASE,
+    BadRequest,
     Crm2Error,
     MethodNotAllowed,
     NotFound,
@@ -21,6 +22,7 @@ from crm2_core.errors import (
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),
@@ -35,6 +37,38 @@ _STATUS_SLUGS = {
     422: ("unprocessable", "The request cannot be processed"),
     429: ("too-many-requests", "Too many requests"),
 }
+
+
+WHY = {
+    400: "Bad request: an unknown query parameter, malformed JSON, a bad cursor or header",
+    401: "Authentication required or failed",
+    403: "Permission denied",
+    404: "Not found",
+    409: "Conflict with the current state",
+    412: "If-Match names an old version",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "The request is invalid (see errors) or cannot be processed",
+    428: "If-Match required",
+    429: "Too many requests (Retry-After)",
+    503: "A dependency is unavailable; retry later",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's own problem statuses: ``problem_responses(401, 409)``.
+
+    The core documents the statuses every route can give (``http/openapi.py``);
+    a route lists only those its own rules add (401 from a login, say).
+    """
+    return {status: problem_response(status) for status in statuses}
+
+
+def problem_response(status: int) -> dict[str, Any]:
+    return {
+        "description": WHY.get(status, "Problem"),
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+    }
 
 
 class ProblemResponse(JSONResponse):
@@ -80,17 +114,77 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route matches {request.method} {request.url.path}"
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem(exc.status_code, slug, title, detail, request, dict(exc.headers or {}))
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    return problem(exc.status_code, slug, title, detail, request, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method served on the path template that matched, not only the first route's.
+
+    Starlette answers 405 from the first route whose path matched, so ``GET`` and
+    ``PATCH`` declared as two routes would each claim to be the only one. The
+    template is the first that matches, as routing tries them (``/clients/import``
+    before ``/clients/{client_id}``).
+    """
+    path = request.url.path
+    routes = getattr(request.app.state, "crm2_routes", ())
+    template = next((r.path_format for r in routes if r.path_regex.match(path)), None)
+    methods: set[str] = set()
+    for route in routes:
+        if route.path_format == template:
+            methods |= set(route.methods or ())
+    return sorted(methods)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+class MalformedJson(BadRequest):
+    slug, title = "malformed-json", "The body is not valid JSON"
+
+
+def _json_position(document: Any, pos: int) -> tuple[int, int]:
+    """Line and column (1-based) of character ``pos`` in the body FastAPI failed to parse."""
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", "replace")
+    if not isinstance(document, str):
+        return 1, pos + 1
+    line = document.count("\n", 0, pos) + 1
+    column = pos - (document.rfind("\n", 0, pos) + 1) + 1
+    return line, column
+
+
+def _malformed_json(request: Request, exc: RequestValidationError) -> Response | None:
+    for err in exc.errors():
+        if err.get("type") != "json_invalid":
+            continue
+        loc = list(err.get("loc", ()))
+        pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+        line, column = _json_position(exc.body, pos)
+        reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+        return problem(
+            400,
+            MalformedJson.slug,
+            MalformedJson.title,
+            f"{reason} at line {line} column {column}",
+            request,
+            line=line,
+            column=column,
+        )
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    malformed = _malformed_json(request, exc)
+    if malformed is not None:
+        return malformed
     errors = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()

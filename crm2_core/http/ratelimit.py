@@ -19,14 +19,18 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm2_core.context import AUTHENTICATOR
 from crm2_core.errors import Crm2Error, TooManyRequests
 from crm2_core.http.middleware import send_problem
 from crm2_core.observability.metrics import record_rate_limited
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 # probes and the Prometheus scraper: polled by machines, on a schedule of their own
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -112,7 +116,7 @@ return {1, tostring(new_tat), tostring(now)}
 
     async def hit(self, key: str) -> Decision:
         name = self._prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
-        allowed, tat_text, now_text = await self._script(  # type: ignore[misc]
+        allowed, tat_text, now_text = await self._script(
             keys=[name], args=[self.gcra.interval, self.gcra.tolerance]
         )
         tat, now = float(tat_text), float(now_text)
@@ -136,13 +140,13 @@ class RateLimitMiddleware:
     """Counts every HTTP request against its principal's bucket (the client IP's when
     the request carries no valid credential); 429 once the bucket is empty."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, context: Any) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, context: AppContext) -> None:
         self.app = app
         self.limiter = limiter
         self.context = context
 
     async def _key(self, scope: Scope) -> str:
-        authenticator = self.context.state.get("authenticator")
+        authenticator = self.context.find(AUTHENTICATOR)
         principal = None
         if authenticator is not None:
             # A bad credential counts against the client IP (the route answers 401).
@@ -175,6 +179,7 @@ class RateLimitMiddleware:
                 f"rate limit reached; retry in {retry_after} s",
                 scope.get("state", {}).get("request_id"),
                 [*headers, (b"retry-after", str(retry_after).encode())],
+                instance=scope.get("path"),
             )
             return
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,9 @@ from crm2_core.errors import Unprocessable
 from crm2_core.kit.visibility import RecordRules, Visibility
 from crm2_core.schemas import RequestModel
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 EntityKind = Annotated[
     str,
@@ -54,7 +57,7 @@ class EntityResolver:
         self.kinds = dict(kinds)
 
     def __call__(
-        self, kind: str, id: str, principal: Principal | None, context: Any
+        self, kind: str, id: str, principal: Principal | None, context: AppContext
     ) -> Awaitable[Mapping[str, Any] | None] | None:
         resolve = self.kinds.get(kind)
         if resolve is None:
@@ -62,7 +65,7 @@ class EntityResolver:
         return self._run(resolve, id, principal, context)
 
     async def _run(
-        self, resolve: Resolve, id: str, principal: Principal | None, context: Any
+        self, resolve: Resolve, id: str, principal: Principal | None, context: AppContext
     ) -> Mapping[str, Any] | None:
         try:
             ident = uuid.UUID(str(id))
@@ -77,7 +80,7 @@ class EntityResolver:
 
 
 async def resolve_entity(
-    context: Any, kind: str, id: uuid.UUID | str, principal: Principal | None
+    context: AppContext, kind: str, id: uuid.UUID | str, principal: Principal | None
 ) -> Mapping[str, Any] | None:
     """The record ``kind``/``id`` as its plugin shows it to ``principal``; ``None`` if absent,
     hidden, or no enabled plugin answers for ``kind``."""
@@ -89,7 +92,7 @@ async def resolve_entity(
 
 
 async def require_entity(
-    context: Any, link: EntityLink, principal: Principal | None
+    context: AppContext, link: EntityLink, principal: Principal | None
 ) -> Mapping[str, Any]:
     """:func:`resolve_entity`, or 422 ``link-invalid`` naming the link."""
     found = await resolve_entity(context, link.kind, link.id, principal)

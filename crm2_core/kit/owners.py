@@ -8,16 +8,20 @@ API key); a caller who sees only their own records assigns only to themselves
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.auth.models import User
 from crm2_core.errors import Forbidden, Unprocessable
 from crm2_core.kit.visibility import Visibility, acting_user
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 
 class OwnerForbidden(Forbidden):
@@ -29,7 +33,7 @@ class OwnerNotActive(Unprocessable):
 
 
 async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    stmt = select(exists().where(User.id == user_id, User.is_active.is_(True)))
+    stmt = select(exists().where(col(User.id) == user_id, col(User.is_active).is_(True)))
     return bool((await session.execute(stmt)).scalar())
 
 
@@ -61,7 +65,7 @@ async def user_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> dic
     wanted = {e.lower() for e in emails}
     if not wanted:
         return {}
-    stmt = select(func.lower(User.email), User.id).where(func.lower(User.email).in_(wanted))
+    stmt = select(func.lower(User.email), col(User.id)).where(func.lower(User.email).in_(wanted))
     return {email: user_id for email, user_id in (await session.execute(stmt)).all()}
 
 
@@ -70,36 +74,12 @@ async def user_emails(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[u
     wanted = set(ids)
     if not wanted:
         return {}
-    stmt = select(User.id, User.email).where(User.id.in_(wanted))
+    stmt = select(col(User.id), col(User.email)).where(col(User.id).in_(wanted))
     return {user_id: email for user_id, email in (await session.execute(stmt)).all()}
 
 
-async def resolve_user(
-    context: Any, id: str, principal: Principal | None
-) -> Mapping[str, Any] | None:
-    """The ``auth.user`` entity: id, name and whether active; the e-mail for the system,
-    the user themselves and holders of ``auth:users``."""
-    try:
-        user_id = uuid.UUID(str(id))
-    except ValueError:
-        return None
-    async with context.session_factory() as session:
-        user = await session.get(User, user_id)
-    if user is None:
-        return None
-    answer: dict[str, Any] = {
-        "kind": "auth.user",
-        "id": str(user.id),
-        "name": user.full_name or user.email.split("@", 1)[0],
-        "is_active": user.is_active,
-    }
-    if principal is None or principal.id == user.id or principal.has_permission("auth:users"):
-        answer["email"] = user.email
-    return answer
-
-
 async def create_user(
-    context: Any,
+    context: AppContext,
     session: AsyncSession,
     *,
     email: str,
@@ -111,6 +91,6 @@ async def create_user(
     from crm2_core.auth.schemas import UserCreate
 
     data = UserCreate(email=email, password=password, full_name=full_name, roles=list(roles))
-    user = await context.state["auth"].create_user(session, data)
+    user = await context.auth.create_user(session, data)
     user_id: uuid.UUID = user.id
     return user_id

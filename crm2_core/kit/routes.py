@@ -21,7 +21,7 @@ import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel
@@ -92,7 +92,7 @@ def record_routes(
     async def read(
         response: Response, session: AsyncSession, principal: Principal, **ids: Any
     ) -> Any:
-        return present(response, public(await get(session, principal, ids[id_name])))
+        return present(response, cast(Any, public(await get(session, principal, ids[id_name]))))
 
     router.add_api_route(
         path,
@@ -115,7 +115,7 @@ def record_routes(
             **ids: Any,
         ) -> Any:
             row = await change(session, principal, ids[id_name], if_match, body)
-            return present(response, public(row))
+            return present(response, cast(Any, public(row)))
 
         parameters = [
             id_p,

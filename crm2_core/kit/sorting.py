@@ -36,7 +36,7 @@ class Sorts:
             return sort
 
         annotation = Annotated[
-            Literal[self.values],  # type: ignore[valid-type]
+            Literal[self.values],  # type: ignore[name-defined]
             Query(description="a field, '-' for descending"),
         ]
         parameter = inspect.Parameter(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 from sqlalchemy import func, inspect, select, text
+from sqlmodel import col
 
 from crm2_core.db import utcnow
 
@@ -98,9 +99,12 @@ async def check_plugin_set(context: Any) -> list[Finding]:
             detail = f"{plugin} has tables here but is not installed on this machine"
         findings.append(Finding("plugin set", "warn", detail))
     if not findings:
-        findings.append(
-            Finding("plugin set", "ok", f"{len(with_migrations)} plugins match the database")
+        detail = (
+            f"{len(with_migrations)} plugins match the database"
+            if recorded
+            else "no plugin has migrated this database yet"
         )
+        findings.append(Finding("plugin set", "ok", detail))
     return findings
 
 
@@ -111,8 +115,19 @@ async def check_redis(context: Any) -> list[Finding]:
     return [Finding("redis", "ok", "PING answered")]
 
 
+def make_url_safe(url: str) -> str:
+    """The broker URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    scheme, _, rest = url.partition("://")
+    try:
+        return scheme + "://" + make_url(f"x://{rest}").render_as_string()[4:]
+    except Exception:
+        return scheme + "://…"
+
+
 def _queues(context: Any) -> list[str]:
-    bus = context.state["events"]
+    bus = context.events
     prefix = context.settings.broker_queue_prefix
     return [f"{prefix}.{plugin}" for plugin in bus.handlers.plugins]
 
@@ -165,10 +180,15 @@ async def check_broker(context: Any) -> list[Finding]:
     if url.startswith("memory://"):
         return [Finding("broker", "ok", "in-process (memory://): handlers run in crm2 serve")]
     queues = _queues(context)
-    if url.startswith(("amqp://", "amqps://")):
-        counts = await asyncio.to_thread(_rabbitmq_counts, url, queues)
-    else:
-        counts = await _redis_broker_counts(url, context.settings.broker_queue_prefix, queues)
+    try:
+        if url.startswith(("amqp://", "amqps://")):
+            counts = await asyncio.to_thread(_rabbitmq_counts, url, queues)
+        else:
+            counts = await _redis_broker_counts(url, context.settings.broker_queue_prefix, queues)
+    except Exception as exc:
+        where = make_url_safe(url)
+        reason = str(exc) or "no connection"
+        return [Finding("broker", "fail", f"{where}: {type(exc).__name__}: {reason}"[:300])]
     findings = [Finding("broker", "ok", f"{url.split('://')[0]} reachable")]
     for queue, found in counts.items():
         if found is None:
@@ -195,16 +215,16 @@ async def check_events(context: Any) -> list[Finding]:
     async with context.session_factory() as session:
         backlog, oldest = (
             await session.execute(
-                select(func.count(), func.min(EventRecord.occurred_at)).where(
-                    EventRecord.relayed_at.is_(None)
+                select(func.count(), func.min(col(EventRecord.occurred_at))).where(
+                    col(EventRecord.relayed_at).is_(None)
                 )
             )
         ).one()
         letters = (
             await session.execute(
-                select(DeadLetter.handler, func.count())
-                .where(DeadLetter.retried_at.is_(None))
-                .group_by(DeadLetter.handler)
+                select(col(DeadLetter.handler), func.count())
+                .where(col(DeadLetter.retried_at).is_(None))
+                .group_by(col(DeadLetter.handler))
             )
         ).all()
     lag = 0.0 if oldest is None else (utcnow() - _aware(oldest)).total_seconds()
@@ -297,7 +317,9 @@ async def check_secrets(context: Any) -> list[Finding]:
 
 
 def _repo_env_example() -> Path:
-    return Path(__file__).resolve().parents[2] / "env.example"
+    """The wheel's copy (crm2_core/env.example), else the source tree's."""
+    packaged = Path(__file__).resolve().parents[1] / "env.example"
+    return packaged if packaged.is_file() else Path(__file__).resolve().parents[2] / "env.example"
 
 
 async def check_plugin_health(context: Any) -> list[Finding]:

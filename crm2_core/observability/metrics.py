@@ -1,6 +1,6 @@
 """Prometheus metrics of one crm2 process (``crm2-core[metrics]``: prometheus-client).
 
-One ``Metrics`` per application context, in ``context.state["metrics"]``, each
+One ``Metrics`` per application context, on the context (``context.find(METRICS)``), each
 with its own registry: two apps in one process (tests) never share counters.
 Counters and histograms are updated where things happen; state that lives in
 the database (outbox backlog, relay lag, dead letters) or in objects (the
@@ -16,14 +16,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
+from crm2_core.context import EVENTS, METRICS, STREAMS, AppContext
 from crm2_core.db import utcnow
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
-STATE_KEY = "metrics"
 # Request latencies: a 2-core box answers reads in ~2 ms, SSE opens and imports take seconds.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0)
@@ -132,7 +133,7 @@ class Metrics:
             self.db_pool.labels("size").set(size())
             self.db_pool.labels("in_use").set(checked_out())
             self.db_pool.labels("idle").set(idle())
-        streams = self.context.state.get("streams")
+        streams = self.context.find(STREAMS)
         counts = streams.hub.channel_counts() if streams is not None else {}
         self.sse_connections.clear()
         channels = getattr(streams, "channels", None) or {}
@@ -148,16 +149,16 @@ class Metrics:
         async with self.context.session_factory() as session:
             backlog, oldest = (
                 await session.execute(
-                    select(func.count(), func.min(EventRecord.occurred_at)).where(
-                        EventRecord.relayed_at.is_(None)
+                    select(func.count(), func.min(col(EventRecord.occurred_at))).where(
+                        col(EventRecord.relayed_at).is_(None)
                     )
                 )
             ).one()
             letters = (
                 await session.execute(
-                    select(DeadLetter.handler, func.count())
-                    .where(DeadLetter.retried_at.is_(None))
-                    .group_by(DeadLetter.handler)
+                    select(col(DeadLetter.handler), func.count())
+                    .where(col(DeadLetter.retried_at).is_(None))
+                    .group_by(col(DeadLetter.handler))
                 )
             ).all()
         self.outbox_backlog.set(backlog)
@@ -170,7 +171,7 @@ class Metrics:
             self.dead_letters.labels(handler).set(count)
 
     def _handler_ids(self) -> list[str]:
-        bus = self.context.state.get("events")
+        bus = self.context.find(EVENTS)
         return sorted(bus.handlers.handlers) if bus is not None else []
 
     def exposition(self) -> bytes:
@@ -186,8 +187,8 @@ def _aware(moment: Any) -> Any:
 
 
 def metrics_of(context: Any) -> Metrics | None:
-    state = getattr(context, "state", None)
-    return None if state is None else state.get(STATE_KEY)
+    """The application's metrics, or ``None`` (off, or not a crm2 application context)."""
+    return context.find(METRICS) if isinstance(context, AppContext) else None
 
 
 # -- called by instrumented code; no-ops when metrics are off -------------------------------

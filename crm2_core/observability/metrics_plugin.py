@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
-from crm2_core.context import AppContext
+from crm2_core.context import METRICS, AppContext
 from crm2_core.observability.config import MetricsSettings
 from crm2_core.observability.extras import require_extra
 from crm2_hookspecs import Permission, PluginManifest, hookimpl
@@ -33,9 +33,9 @@ def crm2_configure(context: AppContext) -> None:
     if not settings.enabled:
         return
     require_extra("prometheus_client", "metrics", "CRM2_METRICS_ENABLED")
-    from crm2_core.observability.metrics import STATE_KEY, Metrics
+    from crm2_core.observability.metrics import Metrics
 
-    context.state[STATE_KEY] = Metrics(context)
+    context.provide(METRICS, Metrics(context))
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from crm2_core.context import TRACING
 from crm2_core.http.middleware import ASGIApp, Message, Receive, Scope, Send
 from crm2_core.observability.logs import bind_request, unbind_request
 from crm2_core.observability.metrics import metrics_of
@@ -36,7 +37,7 @@ class ObservabilityMiddleware:
         request_id = scope.get("state", {}).get("request_id") or ""
         tokens = bind_request(scope, request_id)
         metrics = metrics_of(self.context)
-        tracer = self.context.state.get("tracing")
+        tracer = self.context.find(TRACING)
         try:
             if metrics is None and tracer is None:
                 await self.app(scope, receive, send)

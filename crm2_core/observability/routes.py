@@ -33,7 +33,7 @@ async def metrics(request: Request, context: ContextDep) -> Response:
     if found is None:
         raise NotFound("metrics are off: set CRM2_METRICS_ENABLED=true")
     if not _from_allowed_network(request, context.plugin_settings("metrics")):
-        authenticator = context.state["authenticator"]
+        authenticator = context.authenticator
         principal = await authenticator.from_scope(request.scope)
         if principal is None:
             raise Unauthorized(

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from crm2_core.context import TRACING, AppContext
 from crm2_core.observability.config import TracingSettings
 from crm2_core.observability.propagation import current_traceparent
 
@@ -40,7 +41,7 @@ def _parent(traceparent: str | None) -> otel_context.Context | None:
 
 
 class Tracing:
-    """Kept in ``context.state["tracing"]`` when ``CRM2_TRACING_ENABLED`` is true."""
+    """Kept on the context (``context.find(TRACING)``) when ``CRM2_TRACING_ENABLED`` is true."""
 
     def __init__(self, settings: TracingSettings) -> None:
         from crm2_core import __version__
@@ -143,5 +144,5 @@ class Tracing:
 
 
 def tracing_of(context: Any) -> Tracing | None:
-    state = getattr(context, "state", None)
-    return None if state is None else state.get("tracing")
+    """The application's tracing, or ``None`` (off, or not a crm2 application context)."""
+    return context.find(TRACING) if isinstance(context, AppContext) else None

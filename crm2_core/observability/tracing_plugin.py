@@ -5,9 +5,7 @@ Off by default (``CRM2_TRACING_ENABLED``); needs the ``crm2-core[tracing]`` extr
 
 from __future__ import annotations
 
-from typing import Any
-
-from crm2_core.context import AppContext
+from crm2_core.context import TRACING, AppContext
 from crm2_core.observability.config import TracingSettings
 from crm2_core.observability.extras import require_extra
 from crm2_hookspecs import PluginManifest, hookimpl
@@ -28,11 +26,11 @@ def crm2_configure(context: AppContext) -> None:
     require_extra("opentelemetry.sdk", "tracing", "CRM2_TRACING_ENABLED")
     from crm2_core.observability.tracing import Tracing
 
-    context.state["tracing"] = Tracing(settings)
+    context.provide(TRACING, Tracing(settings))
 
 
 @hookimpl
 def crm2_shutdown(context: AppContext) -> None:
-    tracing: Any = context.state.get("tracing")
+    tracing = context.find(TRACING)
     if tracing is not None:
         tracing.shutdown()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
+from crm2_core.context import METRICS_SERVER
 from crm2_core.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ class _Refreshing:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterable[Any]:
         self.metrics.collect_process_state()
         return self.metrics.registry.collect()
 
@@ -30,7 +31,7 @@ def serve_worker_metrics(context: Any, metrics: Metrics, host: str, port: int) -
     server, _thread = start_http_server(
         port,
         addr=host,
-        registry=_Refreshing(metrics),  # type: ignore[arg-type]
+        registry=_Refreshing(metrics),
     )
-    context.state["metrics_server"] = server
+    context.provide(METRICS_SERVER, server)
     log.info("worker metrics on http://%s:%d/metrics", host, port)

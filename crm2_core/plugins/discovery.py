@@ -9,9 +9,12 @@ from types import ModuleType
 
 from crm2_hookspecs import ENTRY_POINT_GROUP, PluginManifest
 
+# The core's own features, registered as plugins through the same hooks, in this order.
 BUILTIN_MODULES = (
     "crm2_core.http.plugin",
+    "crm2_core.events.plugin",
     "crm2_core.auth.plugin",
+    "crm2_core.streams.plugin",
     "crm2_core.observability.metrics_plugin",
     "crm2_core.observability.tracing_plugin",
 )
@@ -44,7 +47,7 @@ def _from_object(
     entry_name: str | None,
 ) -> InstalledPlugin:
     manifest = _manifest_of(obj)
-    label = entry_name or getattr(obj, "__name__", repr(obj))
+    label = entry_name or str(getattr(obj, "__name__", repr(obj)))
     if manifest is None:
         return InstalledPlugin(
             name=entry_name or label,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from pydantic import ValidationError
@@ -62,28 +64,53 @@ class PluginRegistry:
             raise KeyError(f"plugin {name!r} is not enabled or has no settings")
         return self._settings[name]
 
-    def _impls(self, hook_name: str, reverse: bool) -> list[pluggy.HookImpl]:
-        caller = getattr(self.pm.hook, hook_name)
-        impls = sorted(
-            caller.get_hookimpls(), key=lambda impl: self._index.get(impl.plugin_name, -1)
-        )
-        return list(reversed(impls)) if reverse else impls
-
     def call(
         self, hook_name: str, *, reverse: bool = False, **kwargs: Any
-    ) -> Iterator[tuple[str, Any]]:
-        """Call a hook in dependency order; yield ``(plugin name, result)`` for non-None results."""
-        for impl in self._impls(hook_name, reverse):
-            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            if result is not None:
-                yield impl.plugin_name, result
+    ) -> list[tuple[str, Any]]:
+        """Call a hook through pluggy; return ``(plugin name, result)`` for non-None results.
+
+        The one calling path: pluggy runs hook wrappers and honours ``tryfirst`` /
+        ``trylast``; among the others, dependencies come first (they are registered
+        last). ``reverse`` runs those others in reverse dependency order (shutdown);
+        wrappers and the ``tryfirst`` / ``trylast`` groups keep their places.
+        """
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        if caller.spec is not None and caller.spec.opts.get("firstresult"):
+            raise TypeError(f"{hook_name} is a firstresult hook: use PluginRegistry.first()")
+        producers: list[str] = []
+        token = _PRODUCERS.set(producers)
+        try:
+            if reverse:
+                impls = _reverse_order(caller.get_hookimpls())
+                # ``_hookexec`` is what ``HookCaller.__call__`` runs (tracing and
+                # monitoring included): the same path, with the plugins' order turned.
+                results = cast(list[Any], caller._hookexec(hook_name, impls, kwargs, False))
+            else:
+                results = cast(list[Any], caller(**kwargs))
+        finally:
+            _PRODUCERS.reset(token)
+        if len(results) != len(producers):
+            raise RuntimeError(
+                f"a hook wrapper of {hook_name} added or removed results; wrappers may only "
+                "change results in place, so that each result keeps its plugin"
+            )
+        return list(zip(producers, results, strict=True))
+
+    def first(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a ``firstresult`` hook through pluggy: the first non-None result, or None."""
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        return caller(**kwargs)
 
     def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Flatten list-returning registration hooks into ``(plugin name, item)`` pairs."""
         return [(name, item) for name, items in self.call(hook_name, **kwargs) for item in items]
 
     async def acall(self, hook_name: str, *, reverse: bool = False, **kwargs: Any) -> None:
-        """Call a lifecycle hook in order, awaiting each awaitable before the next plugin."""
+        """Call a lifecycle hook, then await the awaitables in the order they were returned.
+
+        Each plugin's awaitable finishes before the next plugin's starts, so a
+        plugin's startup sees its dependencies started.
+        """
         for _name, result in self.call(hook_name, reverse=reverse, **kwargs):
             if inspect.isawaitable(result):
                 await result
@@ -111,7 +138,7 @@ class PluginRegistry:
 
 def _validate_settings(plugin: InstalledPlugin, overrides: Mapping[str, Any] | None) -> Any:
     assert plugin.manifest is not None
-    settings_cls = plugin.manifest.settings
+    settings_cls: Any = plugin.manifest.settings
     if settings_cls is None:
         return None
     expected = f"CRM2_{plugin.name.upper()}_"
@@ -168,12 +195,12 @@ def build_plugin_manager(
     for plugin in ordered:
         assert plugin.manifest is not None
         for spec in plugin.manifest.hookspecs:
-            pm.add_hookspecs(spec)
+            pm.add_hookspecs(cast(Any, spec))
     # pluggy calls last-registered first: registering in reverse dependency
     # order makes plain pm.hook calls run dependencies first as well.
     for plugin in reversed(ordered):
         try:
-            pm.register(plugin.module, name=plugin.name)
+            pm.register(_facade(pm, plugin.name, plugin.module), name=plugin.name)
         except pluggy.PluginValidationError as exc:
             raise ConfigurationError(
                 f"{plugin.name}: {exc}: fix the hook implementation's signature"
@@ -181,6 +208,64 @@ def build_plugin_manager(
     _check_pending(pm)
     installed_all = {p.name: p for p in builtin} | installed
     return PluginRegistry(pm, installed_all, ordered, validated)
+
+
+# The plugins whose implementations returned a result, in call order, during one
+# ``PluginRegistry.call`` (pluggy hands back bare results; this keeps their owners).
+_PRODUCERS: ContextVar[list[str]] = ContextVar("crm2_hook_producers")
+
+
+def _attributed(plugin_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)  # keeps the hookimpl marker; pluggy reads the signature through it
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        if result is not None:
+            producers = _PRODUCERS.get(None)
+            if producers is not None:
+                producers.append(plugin_name)
+        return result
+
+    return call
+
+
+class _PluginFacade:
+    """What is registered with pluggy for one plugin: its hook implementations, attributed.
+
+    A non-wrapper implementation notes its plugin's name when it returns a
+    result, so ``PluginRegistry.call`` can pair pluggy's results with plugins.
+    Wrappers (``wrapper=True`` / ``hookwrapper=True``) are registered as they are.
+    """
+
+    def __init__(self, name: str, module: object) -> None:
+        self.__name__ = name
+        self.module = module
+
+    def __repr__(self) -> str:
+        return f"<crm2 plugin {self.__name__!r} ({self.module!r})>"
+
+
+def _facade(pm: pluggy.PluginManager, name: str, module: object) -> _PluginFacade:
+    facade = _PluginFacade(name, module)
+    for attr in dir(module):
+        opts = pm.parse_hookimpl_opts(module, attr)
+        if opts is None:
+            continue
+        function = getattr(module, attr)
+        if not (opts.get("wrapper") or opts.get("hookwrapper")):
+            function = _attributed(name, function)
+        setattr(facade, attr, function)
+    return facade
+
+
+def _reverse_order(impls: list[pluggy.HookImpl]) -> list[pluggy.HookImpl]:
+    """Reverse the plain implementations within their ``trylast`` / plain / ``tryfirst`` groups."""
+    wrappers = [i for i in impls if i.wrapper or i.hookwrapper]
+    plain = [i for i in impls if not (i.wrapper or i.hookwrapper)]
+
+    def group(impl: pluggy.HookImpl) -> int:
+        return 0 if impl.trylast else 2 if impl.tryfirst else 1
+
+    return sorted(reversed(plain), key=group) + wrappers
 
 
 def _check_pending(pm: pluggy.PluginManager) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crm2_core.errors import ConfigurationError, NotFound
 from crm2_core.events.envelope import Envelope
 from crm2_hookspecs import Principal, SseChannel
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class RegisteredChannel:
         """The exact type names among ``known`` this channel carries (to filter the log)."""
         return [t for t in known if self.channel.matches(t)]
 
-    async def can_see(self, principal: Principal, event: Envelope, context: Any) -> bool:
+    async def can_see(self, principal: Principal, event: Envelope, context: AppContext) -> bool:
         """The channel's per-event rule; an error in it hides the event (fail closed)."""
         if self.channel.can_see is None:
             return True
@@ -53,7 +57,7 @@ class RegisteredChannel:
             return False
 
 
-def collect_channels(context: Any) -> dict[str, RegisteredChannel]:
+def collect_channels(context: AppContext) -> dict[str, RegisteredChannel]:
     channels: dict[str, RegisteredChannel] = {}
     for plugin, channel in context.plugins.collect("crm2_sse_channels", context=context):
         if not isinstance(channel, SseChannel):

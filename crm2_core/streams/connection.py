@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -34,28 +33,6 @@ CATCH_UP_WAIT_SECONDS = 10.0
 LIFETIME = "lifetime"
 ERROR = "error"
 DISCONNECTED = "disconnected"  # the client went away: nothing more is sent
-
-# The hub hands the same Envelope object to every subscription: its message is
-# encoded once, not once per connection (the envelopes of the last few batches).
-_ENCODED: OrderedDict[int, tuple[Envelope, bytes]] = OrderedDict()
-_ENCODED_KEEP = 512
-
-
-def event_message(envelope: Envelope) -> bytes:
-    key = id(envelope)
-    hit = _ENCODED.get(key)
-    if hit is not None and hit[0] is envelope:
-        return hit[1]
-    message = encode_message(
-        # the trace context is for crm2's own processes, not for subscribers
-        data=envelope.model_dump_json(exclude={"trace_context"}),
-        event=envelope.type,
-        id=str(envelope.position),
-    )
-    _ENCODED[key] = (envelope, message)
-    if len(_ENCODED) > _ENCODED_KEEP:
-        _ENCODED.popitem(last=False)
-    return message
 
 
 def opening_message(position: int) -> bytes:
@@ -193,4 +170,4 @@ class Connection:
         self.last = position
         if not await self.channel.can_see(self.principal, envelope, self.context):
             return None
-        return event_message(envelope)
+        return self.streams.messages(envelope)

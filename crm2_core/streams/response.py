@@ -17,9 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -109,23 +107,22 @@ class SseResponse(Response):
                 await aclose()
 
 
-def _uvicorn_should_exit() -> bool:
-    """Whether the uvicorn server running this process is stopping.
-
-    uvicorn installs its own ``handle_exit`` as the SIGTERM/SIGINT handler while it
-    serves; its ``should_exit`` turns true on the first signal and only then does
-    it wait for open connections, which is why streams must end by themselves.
-    """
-    handler: Any = signal.getsignal(signal.SIGTERM)
-    server = getattr(handler, "__self__", None)
-    return bool(getattr(server, "should_exit", False))
-
-
 class ShutdownWatcher:
-    """One task per process: when the server starts stopping, ``on_exit`` runs once."""
+    """One task per application: when its server starts stopping, ``on_exit`` runs once.
 
-    def __init__(self, on_exit: Callable[[], Awaitable[None]], poll_seconds: float = 0.25) -> None:
+    ``stopping()`` returns the server's "is stopping" flag reader, or ``None`` while
+    no server is bound (``crm2_core.http.server.bind_server``); it is asked on every
+    poll, so a server bound after the streams started is still seen.
+    """
+
+    def __init__(
+        self,
+        on_exit: Callable[[], Awaitable[None]],
+        stopping: Callable[[], Callable[[], bool] | None],
+        poll_seconds: float = 0.25,
+    ) -> None:
         self.on_exit = on_exit
+        self.stopping = stopping
         self.poll_seconds = poll_seconds
         self._task: asyncio.Task[None] | None = None
 
@@ -133,12 +130,16 @@ class ShutdownWatcher:
         self._task = asyncio.create_task(self._run(), name="crm2-streams-shutdown-watch")
 
     async def _run(self) -> None:
-        while not _uvicorn_should_exit():  # noqa: ASYNC110 - a flag set by a signal handler
+        while not self._server_stopping():  # noqa: ASYNC110 - a flag set by a signal handler
             await asyncio.sleep(self.poll_seconds)
         try:
             await self.on_exit()
         except Exception:
             log.exception("streams: closing the open streams at shutdown failed")
+
+    def _server_stopping(self) -> bool:
+        flag = self.stopping()
+        return flag is not None and flag()
 
     async def close(self) -> None:
         task, self._task = self._task, None

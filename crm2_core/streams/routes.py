@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +13,8 @@ from crm2_core.auth import CurrentPrincipal, has_permission
 from crm2_core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from crm2_core.events.asyncapi import asyncapi_document
 from crm2_core.http.deps import ContextDep
-from crm2_core.schemas import RequestModel, ResponseModel
+from crm2_core.http.problems import problem_responses
+from crm2_core.schemas import INT64_MAX, RequestModel, ResponseModel
 from crm2_core.streams.channels import RegisteredChannel, get_channel
 from crm2_core.streams.connection import Connection
 from crm2_core.streams.response import SseResponse
@@ -20,10 +22,17 @@ from crm2_core.streams.service import Streams
 from crm2_core.streams.tokens import issue_stream_token, principal_from_stream_token
 from crm2_hookspecs import Principal
 
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
 asyncapi_router = APIRouter()
 
 SEND_TIMEOUT_SECONDS = 30.0  # a client that takes no bytes for this long is dropped
+# A position another process has just sent may not be visible here yet: look again
+# this often before calling a Last-Event-ID beyond the log's end.
+END_CHECKS, END_CHECK_SECONDS = 4, 0.1
 
 
 class StreamTokenRequest(RequestModel):
@@ -35,8 +44,8 @@ class StreamToken(ResponseModel):
     expires_in: int
 
 
-def _streams(context: Any) -> Streams:
-    streams: Streams = context.state["streams"]
+def _streams(context: AppContext) -> Streams:
+    streams: Streams = context.streams
     return streams
 
 
@@ -55,6 +64,20 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
     if value < 0:
         raise BadRequest("Last-Event-ID must not be negative")
     return value
+
+
+async def _check_within_log(streams: Streams, resume: int) -> None:
+    """A position past the log's end was never sent: resuming there would drop events."""
+    for attempt in range(END_CHECKS):
+        end = max(await streams.source.top(), streams.hub.last_position or 0)
+        if resume <= end:
+            return
+        if attempt < END_CHECKS - 1:
+            await asyncio.sleep(END_CHECK_SECONDS)
+    raise BadRequest(
+        f"Last-Event-ID {resume} is beyond the end of the event log ({end}): it is not an "
+        "id this server sent; reconnect without it"
+    )
 
 
 @router.post("/token", response_model=StreamToken)
@@ -84,6 +107,9 @@ async def create_stream_token(
     response_class=SseResponse,
     status_code=200,  # SseResponse's __init__ has no status_code for OpenAPI to read
     response_description="Server-Sent Events; see /asyncapi.json",
+    responses=problem_responses(503),
+    # Either credential opens a stream (the route reads them itself).
+    openapi_extra={"security": [{"bearer": []}, {"streamToken": []}]},
 )
 async def stream(
     channel: str,
@@ -93,7 +119,8 @@ async def stream(
         str | None, Query(description="a stream token from POST /api/v1/streams/token")
     ] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="resume after this id (when the header is unset)")
+        int | None,
+        Query(ge=0, le=INT64_MAX, description="resume after this id (when the header is unset)"),
     ] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> SseResponse:
@@ -112,7 +139,7 @@ async def stream(
     if token is not None:
         principal = await principal_from_stream_token(context, token, registered.name)
     else:
-        principal = await context.state["authenticator"].from_scope(request.scope)
+        principal = await context.authenticator.from_scope(request.scope)
     if principal is None:
         raise Unauthorized(
             "send Authorization: Bearer <access token or API key>, or ?token=<stream token>"
@@ -121,6 +148,10 @@ async def stream(
     resume = _last_event_id(last_event_id_header, last_event_id)
     try:
         await streams.hub.ready()
+        if resume is not None:
+            await _check_within_log(streams, resume)
+    except BadRequest:
+        raise
     except Exception as exc:
         raise ServiceUnavailable("the event log cannot be read; retry shortly") from exc
     connection = Connection(streams, registered, principal, resume)

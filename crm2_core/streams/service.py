@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select
 
+from crm2_core.context import EVENTS, SERVER_STOPPING
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord
 from crm2_core.events.relay import read_log
 from crm2_core.streams.channels import RegisteredChannel, collect_channels
 from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
 from crm2_core.streams.hub import Hub, LogSource
+from crm2_core.streams.messages import EncodedMessages
 from crm2_core.streams.response import ShutdownWatcher
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +38,7 @@ async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.shield(task)
 
 
-def log_source(context: Any) -> LogSource:
+def log_source(context: AppContext) -> LogSource:
     async def _top() -> int:
         async with context.session_factory() as session:
             top = (await session.execute(select(func.max(EventRecord.position)))).scalar()
@@ -52,26 +58,27 @@ def log_source(context: Any) -> LogSource:
 
 
 class Streams:
-    """Kept in ``context.state["streams"]``; started and closed with the application."""
+    """Kept in ``context.streams``; started and closed with the application."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
         self.source = log_source(context)
         self.hub = Hub(self.source, context.settings.relay_interval_seconds)
+        self.messages = EncodedMessages()
         self.channels: dict[str, RegisteredChannel] = {}
         self._listener: Any = None
         self._subscriber: RedisSubscriber | None = None
         # uvicorn waits for open connections before the lifespan shutdown: the
         # streams must end as soon as it starts stopping, not after.
-        self._shutdown = ShutdownWatcher(self.hub.close)
+        self._shutdown = ShutdownWatcher(self.hub.close, lambda: context.find(SERVER_STOPPING))
 
     def event_types(self, channel: RegisteredChannel) -> list[str]:
-        bus = self.context.state["events"]
+        bus = self.context.events
         return channel.event_types([cls.event_type for cls in bus.types.all()])
 
     async def start(self) -> None:
         self.channels = collect_channels(self.context)
-        bus = self.context.state["events"]
+        bus = self.context.events
         redis = self.context.redis
         await self.hub.start()
         self._shutdown.start()
@@ -87,7 +94,7 @@ class Streams:
         await self.hub.publish(events)
 
     async def close(self) -> None:
-        bus = self.context.state.get("events")
+        bus = self.context.find(EVENTS)
         if bus is not None and self._listener in bus.listeners:
             bus.listeners.remove(self._listener)
         self._listener = None
@@ -98,12 +105,12 @@ class Streams:
             self._subscriber = None
 
 
-def attach_publisher(context: Any) -> None:
+def attach_publisher(context: AppContext) -> None:
     """In a process that relays but serves no streams (``crm2 worker``): publish to Redis.
 
     Without Redis there is nothing to do: the serving processes find the
     events in the log on their next poll.
     """
     if context.redis is not None:
-        bus = context.state["events"]
+        bus = context.events
         bus.listeners.append(RedisPublisher(context.redis, context.settings.redis_prefix))

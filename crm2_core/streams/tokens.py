@@ -9,19 +9,22 @@ its short life limits what a leaked URL (access logs, history) gives away.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crm2_core.errors import Unauthorized
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 STREAM_TOKEN_TYPE = "stream"
 
 
 def issue_stream_token(
-    context: Any, principal: Principal, channel: str, credentials_version: int | None = None
+    context: AppContext, principal: Principal, channel: str, credentials_version: int | None = None
 ) -> str:
     """``credentials_version``: a user's, so that the token dies with the user's rights."""
-    tokens = context.state["auth"].tokens
+    tokens = context.auth.tokens
     extra = {} if credentials_version is None else {"cv": credentials_version}
     return str(
         tokens.encode(
@@ -36,9 +39,9 @@ def issue_stream_token(
     )
 
 
-async def principal_from_stream_token(context: Any, token: str, channel: str) -> Principal:
+async def principal_from_stream_token(context: AppContext, token: str, channel: str) -> Principal:
     """The principal a stream token names, with its roles' current permissions; else 401."""
-    claims = context.state["auth"].tokens.decode(token, STREAM_TOKEN_TYPE)
+    claims = context.auth.tokens.decode(token, STREAM_TOKEN_TYPE)
     if claims.get("channel") != channel:
         raise Unauthorized(
             f"this stream token is for channel {claims.get('channel')!r}, not {channel!r}"
@@ -50,7 +53,7 @@ async def principal_from_stream_token(context: Any, token: str, channel: str) ->
         subject = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized("invalid token: sub is not an id") from exc
-    authenticator = context.state["authenticator"]
+    authenticator = context.authenticator
     kind = str(claims.get("kind", "user"))
     version = claims.get("cv")
     if version is not None:  # a signed-in user's: dies with the user's rights

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from crm2_core import migrate
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.auth.service import AuthService
+from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
-from crm2_core.http.app import build_app_context, create_app
+from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
 
 TEST_JWT_SECRET = "crm2-test-secret-not-for-production-0123456789"
@@ -36,7 +37,7 @@ class Crm2TestApp:
 
     @property
     def auth(self) -> AuthService:
-        service: AuthService = self.context.state["auth"]
+        service: AuthService = self.context.auth
         return service
 
     async def create_user(
@@ -67,10 +68,11 @@ class Crm2TestApp:
     async def settle_events(self, within: float = 10.0) -> None:
         """Relay every committed event and wait for the in-process handlers to finish."""
         from sqlalchemy import func, select
+        from sqlmodel import col
 
         from crm2_core.events.models import EventRecord
 
-        bus = self.context.state["events"]
+        bus = self.context.events
         async with asyncio.timeout(within):
             while True:
                 await bus.relay_once()
@@ -78,7 +80,7 @@ class Crm2TestApp:
                     waiting = await session.execute(
                         select(func.count())
                         .select_from(EventRecord)
-                        .where(EventRecord.relayed_at.is_(None))
+                        .where(col(EventRecord.relayed_at).is_(None))
                     )
                     if waiting.scalar_one() == 0:
                         break

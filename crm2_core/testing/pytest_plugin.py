@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -93,7 +93,7 @@ def _marker_plugins(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def crm2_settings(request: pytest.FixtureRequest, crm2_database: TestDatabase) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         env="test",
         database_url=crm2_database.url,
         plugins=_marker_plugins(request),
@@ -121,8 +121,8 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
         if plugins is not None:
             values["plugins"] = ",".join(plugins)
         elif extra_plugins and not values.get("plugins"):
-            values["plugins"] = ",".join(p.manifest.name for p in extra_plugins)
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+            values["plugins"] = ",".join(cast(Any, p).manifest.name for p in extra_plugins)
+        settings = Settings(_env_file=None, **values)
         app = await start_test_app(
             settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
         )

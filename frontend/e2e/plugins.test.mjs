@@ -182,3 +182,28 @@ test("no serious or critical accessibility violations on any screen (axe-core)",
   await signin.close();
   await context.close();
 });
+
+test("an overdue task is completed from the Overdue list", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  const token = (await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json())
+    .access_token;
+  const title = `Call back ${Date.now()}`;
+  const created = await api("POST", "/api/v1/tasks/tasks", {
+    token,
+    body: { title, due_at: new Date(Date.now() - 86_400_000).toISOString() },
+  });
+  assert.equal(created.status, 201);
+
+  await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Overdue", exact: true }).click();
+  const view = page.locator('section[data-view="tasks.overdue"]');
+  const row = view.locator("tbody tr", { hasText: title });
+  await row.waitFor();
+  const done = page.waitForResponse((r) => r.url().endsWith("/complete") && r.request().method() === "POST");
+  await row.getByRole("button", { name: `Complete: ${title}` }).click();
+  assert.equal((await done).status(), 200);
+  await row.waitFor({ state: "detached" });
+  const task = await (await api("GET", `/api/v1/tasks/tasks/${(await created.json()).id}`, { token })).json();
+  assert.equal(task.status, "done");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LiveStream, type EventSourceLike, type StreamStatus } from "@/lib/stream";
+import { channelEventTypes, LiveStream, type EventSourceLike, type StreamStatus } from "@/lib/stream";
 
 class FakeSource implements EventSourceLike {
   onopen: EventSourceLike["onopen"] = null;
@@ -96,5 +96,19 @@ describe("LiveStream", () => {
     source.fail();
     expect(h.timers).toHaveLength(0);
     expect(h.statuses.at(-1)).toBe("closed");
+  });
+});
+
+describe("channelEventTypes", () => {
+  it("lists a channel's event types from /asyncapi.json, without versions or repeats", () => {
+    const doc = {
+      channels: {
+        "stream.tasks": {
+          messages: { "tasks.task.created.v1": {}, "tasks.task.created.v2": {}, "tasks.sla.breached.v1": {} },
+        },
+      },
+    };
+    expect(channelEventTypes(doc, "tasks")).toEqual(["tasks.sla.breached", "tasks.task.created"]);
+    expect(channelEventTypes(doc, "nope")).toEqual([]);
   });
 });

@@ -10,11 +10,12 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 PERMISSION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)+$")
 BUILTIN_ROLES = ("admin", "manager", "agent", "viewer")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,23 @@ class Crm2Context(Protocol):
     """The running application as hooks see it (implemented by ``crm2_core.context.AppContext``).
 
     ``settings`` is the core's settings object, ``session_factory`` an SQLAlchemy
-    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``, and
-    ``state`` a dict where ``crm2_configure`` keeps a plugin's long-lived services
-    (under the plugin's name).
+    ``async_sessionmaker``, ``redis`` a ``redis.asyncio.Redis`` or ``None``.
+    ``crm2_configure`` keeps a plugin's long-lived services with
+    ``context.provide(HelloService, service)``; hooks and routes read them back,
+    typed, with ``context.get(HelloService)``.
     """
 
     settings: Any
     session_factory: Any
     redis: Any
-    state: dict[str, Any]
+
+    def provide(self, key: type[_T], service: _T) -> None:
+        """Keep ``service`` for the application's life under its class ``key`` (once per key)."""
+        ...
+
+    def get(self, key: type[_T]) -> _T:
+        """The service kept under ``key``; ``LookupError`` when nobody provided it."""
+        ...
 
     def plugin_settings(self, name: str) -> Any:
         """The validated settings object of the plugin called ``name``."""
@@ -189,7 +198,11 @@ class ConsoleView:
     and ``edit`` its fields are edited with ``PATCH`` and ``If-Match``.
     ``screen`` names a screen the console has built in (``deals.board``); a
     console that does not know it renders the generic list. ``stream`` is the
-    SSE channel whose events refresh the view. ``titles`` translates ``title``
+    SSE channel whose events refresh the view. ``create_path`` is where the
+    create form posts (default ``list_path``, for lists such as "my tasks" that
+    are views of another collection). ``actions`` name bodiless ``POST``
+    endpoints under ``item_path`` (``complete`` → ``…/{id}/complete``), offered
+    as a button on every row. ``titles`` translates ``title``
     by locale (``{"ru": "…"}``).
     """
 
@@ -204,6 +217,8 @@ class ConsoleView:
     form: tuple[str, ...] = ()
     item_path: str = ""
     id_field: str = "id"
+    create_path: str = ""
+    actions: tuple[str, ...] = ()
     update_schema: str = ""
     edit: tuple[str, ...] = ()
     screen: str = ""
@@ -220,6 +235,10 @@ class ConsoleView:
             not self.item_path.startswith("/api/v1/") or "{id}" not in self.item_path
         ):
             raise ValueError(f"console view {self.key!r}: item_path needs /api/v1/… and {{id}}")
+        if self.actions and not self.item_path:
+            raise ValueError(f"console view {self.key!r}: actions need an item_path")
+        if self.create_path and not self.create_path.startswith("/api/v1/"):
+            raise ValueError(f"console view {self.key!r}: create_path must start with /api/v1/")
         if not PERMISSION_PATTERN.match(self.permission):
             raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
 

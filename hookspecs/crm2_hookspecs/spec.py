@@ -188,7 +188,7 @@ class Crm2Spec:
 
         Check settings that depend on each other or on the core's (raise
         ``crm2_core.errors.ConfigurationError`` to stop start-up with a message
-        that names the fix) and keep long-lived objects in ``context.state``.
+        that names the fix) and keep long-lived objects with ``context.provide(TheirClass, obj)``.
         No I/O here: it runs for the CLI as well as the server.
 
         :param context: the application being assembled.

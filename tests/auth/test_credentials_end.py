@@ -196,7 +196,7 @@ async def test_authenticated_get_runs_no_query_once_warm(
         for _ in range(20):
             assert (await crm2.client.get(PLUGINS, headers=admin)).status_code == 200
     assert statements == []
-    crm2.context.state["auth"].credentials.clear()
+    crm2.context.auth.credentials.clear()
     with counting_queries(crm2) as statements:
         assert (await crm2.client.get(PLUGINS, headers=admin)).status_code == 200
     assert len(statements) == 1, statements  # the one credentials read

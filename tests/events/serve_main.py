@@ -13,9 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import probe_plugin
-import uvicorn
 
-from crm2_core.http.app import build_app_context, create_app
+from crm2_core.bootstrap import build_app_context
+from crm2_core.http.app import create_app
+from crm2_core.http.server import run_server
 from crm2_core.settings import Settings
 
 if __name__ == "__main__":
@@ -23,11 +24,11 @@ if __name__ == "__main__":
     port = int(sys.argv[1])
     context = build_app_context(Settings(_env_file=None), extra_plugins=(probe_plugin,))  # type: ignore[call-arg]
     if "--no-relay" in sys.argv:
-        bus = context.state["events"]
+        bus = context.events
         start = bus.start
 
         async def start_without_relay(*, relay: bool = True) -> None:
             await start(relay=False)
 
         bus.start = start_without_relay
-    uvicorn.run(create_app(context=context), host="127.0.0.1", port=port, log_level="warning")
+    run_server(create_app(context=context), host="127.0.0.1", port=port, log_level="warning")

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from helpers import dead_letters, effects, wait_for
 
+from crm2_core.bootstrap import build_app_context
 from crm2_core.cli import commands, events  # noqa: F401  (registers the commands)
 from crm2_core.cli.main import cli
-from crm2_core.http.app import build_app_context
 from crm2_core.testing import TEST_JWT_SECRET
 
 

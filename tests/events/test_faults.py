@@ -89,7 +89,7 @@ def report(name: str, sent: set[uuid.UUID], counts: dict[uuid.UUID, int]) -> tup
 async def _idle_test_app(crm2_app_factory, **settings) -> Crm2TestApp:  # type: ignore[no-untyped-def]
     """An app used only to migrate, create users and read the database: its relay is stopped."""
     app = await crm2_app_factory(extra_plugins=(probe_plugin,), **settings)
-    await app.context.state["events"].close()
+    await app.context.events.close()
     return app
 
 

@@ -103,7 +103,7 @@ async def test_same_event_delivered_concurrently_has_one_effect(crm2_app_factory
     await wait_for(handled)
     (row,) = await event_rows(app)
     envelope = Envelope.from_record(row)
-    bus = app.context.state["events"]
+    bus = app.context.events
     (handler,) = bus.handlers.for_event("probe.item.created")
     for copies in (1, 2, 3):
         outcomes = await asyncio.gather(
@@ -117,7 +117,7 @@ async def test_same_event_delivered_concurrently_has_one_effect(crm2_app_factory
 
 async def test_events_relayed_but_not_handled_are_redone_at_start(crm2_app_factory) -> None:
     app = await _probe(crm2_app_factory)
-    bus = app.context.state["events"]
+    bus = app.context.events
     await bus.close()  # this process "dies" after relaying, before handling
 
     async with app.context.session_factory() as session:
@@ -185,7 +185,7 @@ async def test_retention_sweep_keeps_positions_growing(crm2_app_factory) -> None
     from crm2_core.events.models import EventRecord
 
     app = await _probe(crm2_app_factory)
-    bus = app.context.state["events"]
+    bus = app.context.events
     await bus.close()  # no background relay or sweep: this test decides when each runs
     async with app.context.session_factory() as session:
         for n in range(3):
@@ -237,7 +237,7 @@ async def test_a_handler_waits_for_the_relay_to_commit_the_position(crm2_app_fac
     from crm2_core.events.models import EventRecord
 
     app = await _probe(crm2_app_factory)
-    bus = app.context.state["events"]
+    bus = app.context.events
     await bus.close()
     async with app.context.session_factory() as session:
         row = publish(session, probe_plugin.ItemCreated(n=5), subject="late")
@@ -269,7 +269,7 @@ async def _hand_over_while_relay_holds_the_row(
     from crm2_core.events import publish
     from crm2_core.events.models import EventRecord
 
-    bus = app.context.state["events"]
+    bus = app.context.events
     await bus.close()
     async with app.context.session_factory() as session:
         row = publish(session, probe_plugin.ItemCreated(n=6), subject="held")
@@ -338,7 +338,7 @@ async def test_relay_waits_for_a_briefly_locked_row_and_keeps_write_order(
     from crm2_core.events.models import EventRecord
 
     app = await _probe(crm2_app_factory)
-    await app.context.state["events"].close()
+    await app.context.events.close()
     async with app.context.session_factory() as session:
         rows = [publish(session, probe_plugin.ItemCreated(n=n), subject="same") for n in range(3)]
         await session.commit()
@@ -379,7 +379,7 @@ async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) ->
         await session.execute(update(EventRecord).values(occurred_at=old))
         await session.execute(update(AppliedEvent).values(applied_at=old))
         await session.commit()
-    await app.context.state["events"].sweep()
+    await app.context.events.sweep()
     async with app.context.session_factory() as session:
         publish(session, probe_plugin.ItemCreated(n=2), subject="kept")
         await session.commit()

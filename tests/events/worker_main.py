@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import probe_plugin
 
+from crm2_core.bootstrap import build_app_context
 from crm2_core.events.worker import run_worker
-from crm2_core.http.app import build_app_context
 from crm2_core.settings import Settings
 
 if __name__ == "__main__":

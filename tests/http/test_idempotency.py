@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, status
+from sqlalchemy import select
 
+from crm2_core.auth.models import User
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.testing import Crm2TestApp
@@ -97,7 +99,8 @@ async def test_invalid_key_is_400_problem(crm2: Crm2TestApp) -> None:
 
 class SlowUsers:
     """``POST /api/v1/slow/users`` creates a user in the request's transaction, then waits
-    for ``release`` (after setting ``entered``); ``fail_first`` makes the first call raise."""
+    for ``release`` (after setting ``entered``); ``fail_first`` makes the first call raise.
+    ``calls`` counts the effects written (committed or not)."""
 
     manifest = PluginManifest(name="slow", title="Slow")
 
@@ -115,9 +118,9 @@ class SlowUsers:
         async def create_user(
             body: dict[str, Any], context: ContextDep, session: SessionDep
         ) -> dict[str, Any]:
-            self.calls += 1
-            user = await context.state["auth"].create_user(session, UserCreate(**body))
+            user = await context.auth.create_user(session, UserCreate(**body))
             await session.flush()
+            self.calls += 1  # the effect ran (written, not yet committed)
             if self.fail_first and self.calls == 1:
                 raise RuntimeError("fails after writing")
             self.entered.set()
@@ -218,3 +221,42 @@ async def test_error_response_is_not_stored_and_the_retry_runs(crm2: Crm2TestApp
 
     assert first.status_code == second.status_code == 409
     assert "idempotent-replayed" not in second.headers
+
+
+class AsksFirst:
+    """``POST /api/v1/asks/users`` reads in a session of its own before using the request's
+    (as a route does that resolves a linked record through ``crm2_resolve_entity``)."""
+
+    manifest = PluginManifest(name="asks", title="Asks")
+
+    @hookimpl
+    def crm2_routers(self) -> Sequence[APIRouter]:
+        router = APIRouter(prefix="/api/v1/asks")
+
+        @router.post("/users", status_code=status.HTTP_201_CREATED)
+        async def create_user(
+            body: dict[str, Any], context: ContextDep, session: SessionDep
+        ) -> dict[str, Any]:
+            async with context.session_factory() as other:
+                await other.execute(select(User.id).limit(1))
+            user = await context.auth.create_user(session, UserCreate(**body))
+            return {"id": str(user.id)}
+
+        return [router]
+
+
+async def test_route_reading_in_its_own_session_first_does_not_wait_for_the_key(
+    crm2_app_factory: AppFactory,
+) -> None:
+    crm2 = await crm2_app_factory(extra_plugins=(AsksFirst(),), idempotency_wait_seconds=5)
+    admin = await crm2.login("admin")
+    headers = {**admin, "Idempotency-Key": "asks-1"}
+    body = new_user()
+
+    first = await asyncio.wait_for(
+        crm2.client.post("/api/v1/asks/users", json=body, headers=headers), timeout=4
+    )
+    again = await crm2.client.post("/api/v1/asks/users", json=body, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert again.headers["idempotent-replayed"] == "true"

@@ -12,6 +12,7 @@ import probe_plugin
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crm2_core.context import METRICS_SERVER
 from crm2_core.events.models import DeadLetter
 from crm2_core.testing.app import Crm2TestApp
 
@@ -192,7 +193,7 @@ async def test_a_worker_serves_its_metrics_on_its_own_port(crm2_app_factory) -> 
     metrics.handler_runs.labels("probe.record", "applied").inc()
     port = _free_port()
     serve_worker_metrics(app.context, metrics, "127.0.0.1", port)
-    server = app.context.state["metrics_server"]
+    server = app.context.get(METRICS_SERVER)
     try:
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)

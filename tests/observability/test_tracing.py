@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import probe_plugin
 
+from crm2_core.context import TRACING
 from crm2_core.events.models import EventRecord
 
 TRACING_ON = {"tracing": {"enabled": True}}
 
 
 def spans_by_name(app) -> dict[str, object]:
-    tracing = app.context.state["tracing"]
+    tracing = app.context.get(TRACING)
     return {span.name: span for span in tracing.finished_spans()}
 
 
@@ -76,7 +77,7 @@ async def test_a_failing_handler_span_records_the_error(crm2_app_factory) -> Non
     await app.client.post("/api/v1/probe/items", json={"n": 4}, headers=headers)
     await app.settle_events()
 
-    tracing = app.context.state["tracing"]
+    tracing = app.context.get(TRACING)
     runs = [s for s in tracing.finished_spans() if s.name == "handle probe.record"]
     assert [s.status.status_code.name for s in runs] == ["ERROR", "UNSET"]
     assert [s.attributes["crm2.attempt"] for s in runs] == [1, 2]
@@ -87,7 +88,7 @@ async def test_without_tracing_events_carry_no_trace_context(crm2_app_factory) -
     headers = await app.login("admin")
     await app.client.post("/api/v1/probe/items", json={"n": 5}, headers=headers)
 
-    assert "tracing" not in app.context.state
+    assert app.context.find(TRACING) is None
     async with app.context.session_factory() as session:
         row = (await session.execute(EventRecord.__table__.select())).mappings().first()
     assert row["trace_context"] is None

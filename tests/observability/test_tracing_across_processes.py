@@ -13,6 +13,7 @@ from brokers import broker_url, cleanup, unique_prefix, worker_process
 from helpers import effects, wait_for
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from crm2_core.context import TRACING
 from crm2_core.testing import TestDatabase
 
 Span = dict[str, str]
@@ -124,7 +125,7 @@ async def test_one_trace_from_request_through_rabbitmq_to_the_worker(
             await wait_for(exported, within=15)
     finally:
         cleanup("amqp", prefix)
-    app.context.state["tracing"].provider.force_flush()
+    app.context.get(TRACING).provider.force_flush()
 
     request = by_name("POST /api/v1/probe/items")
     relay = by_name("relay probe.item.created")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from typing import Any, ClassVar
 
 import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -203,3 +204,123 @@ def test_implementing_a_plugin_hook_without_its_plugin_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="orphan implements greeter_greetings"):
         build("orphan", Greeter(), Orphan())
+
+
+class English:
+    manifest = PluginManifest(name="english", title="English", depends=("greeter",))
+
+    @hookimpl(tryfirst=True)
+    def greeter_greetings(self, name: str) -> str:
+        return f"hi {name}"
+
+
+class Shouting:
+    """A new-style wrapper: sees the other plugins' results and may change them in place."""
+
+    manifest = PluginManifest(name="shouting", title="Shouting", depends=("greeter",))
+
+    @hookimpl(wrapper=True)
+    def greeter_greetings(self, name: str) -> Generator[None, list[str], list[str]]:
+        results = yield
+        return [greeting.upper() for greeting in results]
+
+
+class Timing:
+    """An old-style ``hookwrapper``: runs around the call, before and after every plugin."""
+
+    manifest = PluginManifest(name="timing", title="Timing", depends=("greeter",))
+    seen: ClassVar[list[str]] = []
+
+    @hookimpl(hookwrapper=True)
+    def greeter_greetings(self, name: str) -> Generator[None, Any, None]:
+        Timing.seen.append(f"before {name}")
+        outcome = yield
+        Timing.seen.append(f"after {len(outcome.get_result())} results")
+
+
+def test_tryfirst_runs_before_a_dependency_despite_the_dependency_order() -> None:
+    registry = build("english,french", Greeter(), French(), English())
+
+    assert registry.call("greeter_greetings", name="ada") == [
+        ("english", "hi ada"),
+        ("greeter", "hello ada"),
+        ("french", "bonjour ada"),
+    ]
+
+
+def test_tryfirst_keeps_its_place_when_the_order_is_reversed() -> None:
+    registry = build("english,french", Greeter(), French(), English())
+
+    assert [name for name, _ in registry.call("greeter_greetings", reverse=True, name="ada")] == [
+        "english",
+        "french",
+        "greeter",
+    ]
+
+
+def test_trylast_of_a_dependency_runs_after_its_dependents() -> None:
+    class Last:
+        manifest = PluginManifest(name="last", title="Last", hookspecs=(GreeterSpec,))
+
+        @hookimpl(trylast=True)
+        def greeter_greetings(self, name: str) -> str:
+            return f"bye {name}"
+
+    class After:
+        manifest = PluginManifest(name="after", title="After", depends=("last",))
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> str:
+            return f"yo {name}"
+
+    registry = build("after", Last(), After())
+
+    assert registry.call("greeter_greetings", name="ada") == [
+        ("after", "yo ada"),
+        ("last", "bye ada"),
+    ]
+
+
+def test_a_wrapper_changes_the_results_and_each_keeps_its_plugin() -> None:
+    registry = build("shouting,french", Greeter(), French(), Shouting())
+
+    assert registry.call("greeter_greetings", name="ada") == [
+        ("greeter", "HELLO ADA"),
+        ("french", "BONJOUR ADA"),
+    ]
+
+
+def test_an_old_style_hookwrapper_runs_around_the_call() -> None:
+    Timing.seen.clear()
+    registry = build("timing,french", Greeter(), French(), Timing())
+
+    registry.call("greeter_greetings", name="ada")
+    registry.call("greeter_greetings", reverse=True, name="bob")
+
+    assert Timing.seen == ["before ada", "after 2 results", "before bob", "after 2 results"]
+
+
+def test_a_wrapper_that_drops_results_is_refused() -> None:
+    class Dropping:
+        manifest = PluginManifest(name="dropping", title="Dropping", depends=("greeter",))
+
+        @hookimpl(wrapper=True)
+        def greeter_greetings(self, name: str) -> Generator[None, list[str], list[str]]:
+            results = yield
+            return results[:1]
+
+    registry = build("dropping,french", Greeter(), French(), Dropping())
+
+    with pytest.raises(RuntimeError, match="wrapper of greeter_greetings added or removed"):
+        registry.call("greeter_greetings", name="ada")
+
+
+def test_firstresult_hooks_go_through_first() -> None:
+    registry = build("")
+
+    with pytest.raises(TypeError, match="firstresult"):
+        registry.call("crm2_authenticate", headers={}, context=None)
+    assert (
+        registry.first("crm2_resolve_entity", kind="x.y", id="1", principal=None, context=None)
+        is None
+    )

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi import APIRouter
 
+from crm2_core.bootstrap import build_app_context
 from crm2_core.errors import ConfigurationError
-from crm2_core.http.app import build_app_context, create_app
+from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.app import start_test_app

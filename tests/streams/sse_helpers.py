@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from crm2_core.http.server import bind_server
 from crm2_core.testing import Crm2TestApp
 
 
@@ -51,6 +52,7 @@ async def start_server(app: Crm2TestApp) -> RunningServer:
         app.app, lifespan="off", log_level="warning", timeout_graceful_shutdown=3
     )
     server = _Server(config)
+    bind_server(app.app, server)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = time.monotonic() + 10
     while not server.started:

@@ -74,6 +74,6 @@ async def test_event_relayed_by_another_process_reaches_the_stream_through_the_l
             pass
 
         assert await relay_batch(elsewhere, broker) == 1  # the "worker's" relay
-        await app.context.state["streams"].hub.catch_up()  # its next poll tick
+        await app.context.streams.hub.catch_up()  # its next poll tick
         message = await stream.next()
     assert message.json()["id"] == str(row.id)

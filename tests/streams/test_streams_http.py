@@ -199,7 +199,7 @@ async def test_shutdown_ends_open_streams(
     async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
         stream = EventStream(r)
         assert (await stream.next()).event == "connected"
-        await app.context.state["streams"].close()
+        await app.context.streams.close()
         received = await stream.collect(lambda got: False, within=5)
     assert [m.json() for m in received] == [{"reason": "shutdown"}]
 

@@ -16,8 +16,8 @@ import httpx
 from conftest import ProbeFactory, Serve
 from sse_helpers import EventStream, post_item
 
-from crm2_core.streams.connection import event_message
 from crm2_core.streams.hub import Subscription
+from crm2_core.streams.messages import EncodedMessages
 
 STREAMS = 5
 
@@ -35,7 +35,7 @@ async def test_an_idle_stream_costs_two_tasks_and_a_gone_client_is_unsubscribed(
     app = await probe_app()
     server = await serve(app)
     headers = await app.login("admin")
-    hub = app.context.state["streams"].hub
+    hub = app.context.streams.hub
     url = f"{server.url}/api/v1/streams/probe"
     before = len(asyncio.all_tasks())
     async with contextlib.AsyncExitStack() as stack:
@@ -60,13 +60,31 @@ async def test_an_event_is_encoded_once_for_every_connection() -> None:
     class Envelope:  # the encoder only reads these fields
         type, position = "probe.item.created", 7
 
-        def model_dump_json(self) -> str:
+        def model_dump_json(self, **_: object) -> str:
             return '{"n": 1}'
 
-    envelope = Envelope()
-    first = event_message(envelope)  # type: ignore[arg-type]
+    messages = EncodedMessages()
+    first = messages(Envelope())  # type: ignore[arg-type]
     assert first == b'id: 7\r\nevent: probe.item.created\r\ndata: {"n": 1}\r\n\r\n'
-    assert event_message(envelope) is first  # type: ignore[arg-type]
+    # the same position from the log (another object) is the same message, encoded once
+    assert messages(Envelope()) is first  # type: ignore[arg-type]
+
+
+async def test_two_applications_keep_their_encoded_messages_apart() -> None:
+    class Envelope:
+        type, position = "probe.item.created", 7
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def model_dump_json(self, **_: object) -> str:
+            return f'{{"n": {self.n}}}'
+
+    one, other = EncodedMessages(), EncodedMessages()
+
+    assert b'{"n": 1}' in one(Envelope(1))  # type: ignore[arg-type]
+    # position 7 of another application's log is another event
+    assert b'{"n": 2}' in other(Envelope(2))  # type: ignore[arg-type]
 
 
 async def test_an_idle_subscription_holds_no_buffer_and_wakes_on_offer() -> None:

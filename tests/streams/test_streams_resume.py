@@ -117,7 +117,7 @@ async def test_resume_from_the_opening_position_replays_what_came_after(
     headers = await app.login("admin")
     url = f"{server.url}/api/v1/streams/probe"
     before = await post_item(app, headers, 1)
-    source = app.context.state["streams"].source
+    source = app.context.streams.source
 
     async def relayed() -> bool:  # it has its position in the log
         return await source.top() >= 1

@@ -44,6 +44,20 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
   });
   const items = list.data?.pages.flatMap((p) => p.items) ?? [];
   const canEdit = view.item_path !== "" && view.edit.length > 0;
+  const queryClient = useQueryClient();
+  const [actionError, setActionError] = useState("");
+
+  async function act(action: string, id: string) {
+    setActionError("");
+    const path = `${view.item_path.replace("{id}", encodeURIComponent(id))}/${action}`;
+    try {
+      const response = await session.fetch(new Request(new URL(path, origin), { method: "POST" }));
+      if (!response.ok) throw await ProblemError.from(response);
+      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+    } catch (err) {
+      setActionError(err instanceof Error ? err.message : t("error.generic"));
+    }
+  }
 
   function applyFilters(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -81,6 +95,11 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
         </form>
       )}
       {list.isError && <p className="error">{list.error.message}</p>}
+      {actionError && (
+        <p className="error" role="alert">
+          {actionError}
+        </p>
+      )}
       <div className="table-wrap">
         <table>
           <thead>
@@ -90,6 +109,11 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
                   {fieldLabel(c)}
                 </th>
               ))}
+              {view.actions.length > 0 && (
+                <th scope="col">
+                  <span className="visually-hidden">{t("list.actions")}</span>
+                </th>
+              )}
             </tr>
           </thead>
           <tbody>
@@ -110,6 +134,21 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
                     )}
                   </td>
                 ))}
+                {view.actions.length > 0 && (
+                  <td>
+                    {view.actions.map((action) => (
+                      <button
+                        key={action}
+                        type="button"
+                        className="ghost"
+                        aria-label={`${fieldLabel(action)}: ${cellText(item[view.columns[0] ?? view.id_field])}`}
+                        onClick={() => void act(action, String(item[view.id_field]))}
+                      >
+                        {fieldLabel(action)}
+                      </button>
+                    ))}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
@@ -147,7 +186,7 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
     setErrors({});
     setMessage("");
     try {
-      await sendJson("POST", view.list_path, body, { "Idempotency-Key": crypto.randomUUID() });
+      await sendJson("POST", view.create_path, body, { "Idempotency-Key": crypto.randomUUID() });
       await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
       onDone();
     } catch (err) {

@@ -18,8 +18,6 @@ function useSignedIn(): boolean | null {
   );
 }
 
-const NO_TYPES = {};
-
 /** The frame of every signed-in page: navigation from the enabled plugins' views, live status. */
 export function Shell({ children }: { children: ReactNode }) {
   const signedIn = useSignedIn();
@@ -40,7 +38,7 @@ function SignedInShell({ children }: { children: ReactNode }) {
     () => [...new Set((views.data?.views ?? []).map((v) => v.stream).filter(Boolean))].sort(),
     [views.data],
   );
-  useLiveStreams(channels, NO_TYPES);
+  useLiveStreams(channels);
 
   return (
     <div className="shell">

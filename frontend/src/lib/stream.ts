@@ -118,3 +118,16 @@ export class LiveStream {
     this.options.onStatus?.(status);
   }
 }
+
+export interface AsyncApiDoc {
+  channels?: Record<string, { messages?: Record<string, unknown> }>;
+}
+
+/**
+ * The event types a channel carries, from /asyncapi.json (`stream.<channel>` lists its
+ * messages as `<type>.v<version>`): EventSource only delivers named events it listens to.
+ */
+export function channelEventTypes(doc: AsyncApiDoc, channel: string): string[] {
+  const messages = doc.channels?.[`stream.${channel}`]?.messages ?? {};
+  return [...new Set(Object.keys(messages).map((name) => name.replace(/\.v\d+$/, "")))].sort();
+}

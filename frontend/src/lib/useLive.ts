@@ -1,31 +1,11 @@
 "use client";
 
-import { useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { api, ok, origin } from "@/api/client";
 import { applyStageChange, type BoardDeal } from "@/lib/board";
-import { LiveStream, type Envelope, type StreamStatus } from "@/lib/stream";
+import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { useUi } from "@/store/ui";
-
-/** Event types the console reacts to, per channel; any other channel refreshes on its own types. */
-const TYPES: Record<string, string[]> = {
-  deals: [
-    "deals.deal.created",
-    "deals.deal.updated",
-    "deals.deal.stage_changed",
-    "deals.deal.won",
-    "deals.deal.lost",
-    "deals.deal.deleted",
-    "deals.client.created",
-    "deals.client.updated",
-    "deals.client.archived",
-    "deals.policy.created",
-    "deals.policy.activated",
-    "deals.policy.cancelled",
-    "deals.policy.expired",
-    "deals.activity.created",
-  ],
-};
 
 const RANK: Record<StreamStatus, number> = { closed: 0, live: 1, connecting: 2, reconnecting: 3 };
 
@@ -36,15 +16,21 @@ async function streamToken(channel: string): Promise<string> {
 
 /**
  * Keep every list on screen current: one SSE connection per channel the visible
- * sections name. A stage change moves the card at once; every event of a channel
+ * sections name, listening to the event types /asyncapi.json lists for it. A stage change moves the card at once; every event of a channel
  * then refetches that channel's queries (they are keyed by the channel name).
  */
-export function useLiveStreams(channels: string[], eventTypes: Record<string, string[]> = {}) {
+export function useLiveStreams(channels: string[]) {
   const queryClient = useQueryClient();
   const setLive = useUi((s) => s.setLive);
+  const asyncapi = useQuery({
+    queryKey: ["asyncapi"],
+    queryFn: async () => (await (await fetch(new URL("/asyncapi.json", origin))).json()) as AsyncApiDoc,
+    staleTime: Infinity,
+  });
   const key = channels.join(",");
   useEffect(() => {
-    if (!key) return;
+    if (!key || !asyncapi.data) return;
+    const doc = asyncapi.data;
     const statuses = new Map<string, StreamStatus>();
     const report = () => {
       let worst: StreamStatus = "live";
@@ -64,7 +50,7 @@ export function useLiveStreams(channels: string[], eventTypes: Record<string, st
       };
       return new LiveStream({
         channel,
-        types: TYPES[channel] ?? eventTypes[channel] ?? [],
+        types: channelEventTypes(doc, channel),
         onEvent,
         onStatus: (status) => {
           statuses.set(channel, status);
@@ -79,5 +65,5 @@ export function useLiveStreams(channels: string[], eventTypes: Record<string, st
       for (const stream of streams) stream.close();
       setLive("closed");
     };
-  }, [key, queryClient, setLive, eventTypes]);
+  }, [key, queryClient, setLive, asyncapi.data]);
 }

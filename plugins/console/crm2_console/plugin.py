@@ -29,11 +29,11 @@ def crm2_routers() -> Sequence[APIRouter]:
 @hookimpl
 def crm2_configure(context: Crm2Context) -> None:
     """Collect every plugin's views once: a bad one stops start-up, naming the plugin."""
-    from crm2_console.service import collect_views
+    from crm2_console.service import ConsoleViews, collect_views
     from crm2_core.api import AppContext
 
     assert isinstance(context, AppContext)
-    context.state["console_views"] = collect_views(context)
+    context.provide(ConsoleViews, ConsoleViews(collect_views(context)))
 
 
 @hookimpl

@@ -25,6 +25,8 @@ class ConsoleViewPublic(ResponseModel):
     form: list[str]
     item_path: str
     id_field: str
+    create_path: str
+    actions: list[str]
     update_schema: str
     edit: list[str]
     screen: str

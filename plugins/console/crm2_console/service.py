@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from crm2_console.errors import BadConsoleView
 from crm2_console.schemas import ConsoleManifest, ConsolePlugin, ConsoleViewPublic
 from crm2_core.api import AppContext
 from crm2_hookspecs import ConsoleView
+
+
+@dataclass(frozen=True)
+class ConsoleViews:
+    """Every enabled plugin's views, collected once at start-up (kept on the context)."""
+
+    views: list[ConsoleViewPublic]
 
 
 def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
@@ -29,6 +37,8 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
                     "filters": list(view.filters),
                     "form": list(view.form),
                     "edit": list(view.edit),
+                    "actions": list(view.actions),
+                    "create_path": view.create_path or view.list_path,
                 }
             )
         )
@@ -38,7 +48,7 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
 
 def manifest_for(context: AppContext, allowed: Callable[[str], bool]) -> ConsoleManifest:
     """The enabled plugins and the views whose permission ``allowed`` grants."""
-    views: list[ConsoleViewPublic] = context.state["console_views"]
+    views = context.get(ConsoleViews).views
     plugins = [
         ConsolePlugin(name=row.name, title=row.title, version=row.version)
         for row in context.plugins.statuses()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import click
 
-from crm2_core.api import run_with_context
+from crm2_core.api import AppContext, run_with_context
 
 
 def register(cli: click.Group) -> None:
@@ -39,7 +38,7 @@ def register(cli: click.Group) -> None:
         """Generate a large data set fast (COPY on PostgreSQL), with a progress bar."""
         from crm2_deals.seed_load import seed_load as load
 
-        async def work(context: Any) -> dict[str, int]:
+        async def work(context: AppContext) -> dict[str, int]:
             return await load(context, clients=clients, deals=deal_count)
 
         # sync_roles: the built-in roles, on a database never served

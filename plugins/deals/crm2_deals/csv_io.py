@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from crm2_core.api import Unprocessable
+from crm2_core.api import Unprocessable, unstorable_text
 
 CLIENT_IMPORT_COLUMNS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags")
 CLIENT_EXPORT_COLUMNS = (
@@ -128,6 +128,10 @@ def parse_rows(content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]
                 for k, v in record.items()
                 if isinstance(k, str) and isinstance(v, str)
             }
+            for column, value in values.items():
+                reason = unstorable_text(value)
+                if reason:
+                    raise CsvFileInvalid(f"row {number}, column {column}: {reason}")
             if any(values.values()):
                 rows.append((number, values))
     except csv.Error as exc:

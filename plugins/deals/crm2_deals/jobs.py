@@ -9,7 +9,7 @@ announced exactly once whoever gets there first.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crm2_core.api import publish, utcnow
 from crm2_deals.events import PolicyExpired, PolicyRenewalDue
@@ -17,10 +17,13 @@ from crm2_deals.repository import policies as repo
 from crm2_deals.service.activities import add_system_activity
 from crm2_hookspecs import ScheduledJob
 
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
+
 BATCH = 500
 
 
-async def expire_policies(context: Any, today: date) -> int:
+async def expire_policies(context: AppContext, today: date) -> int:
     """Active policies whose end date passed → ``expired``, with event and timeline entry."""
     total = 0
     while True:
@@ -45,7 +48,7 @@ async def expire_policies(context: Any, today: date) -> int:
             return total
 
 
-async def announce_renewals(context: Any, today: date, notice_days: int) -> int:
+async def announce_renewals(context: AppContext, today: date, notice_days: int) -> int:
     """``deals.policy.renewal_due`` once per policy end date, ``notice_days`` ahead."""
     horizon = today + timedelta(days=notice_days)
     total = 0
@@ -66,7 +69,7 @@ async def announce_renewals(context: Any, today: date, notice_days: int) -> int:
             return total
 
 
-async def run_policy_maintenance(context: Any, today: date | None = None) -> dict[str, int]:
+async def run_policy_maintenance(context: AppContext, today: date | None = None) -> dict[str, int]:
     """Expire, then announce renewals; returns how many policies each step changed."""
     today = today or utcnow().date()
     notice_days: int = context.plugin_settings("deals").renewal_notice_days
@@ -75,7 +78,7 @@ async def run_policy_maintenance(context: Any, today: date | None = None) -> dic
     return {"expired": expired, "renewal_due": renewal_due}
 
 
-async def _scheduled(context: Any) -> None:
+async def _scheduled(context: AppContext) -> None:
     await run_policy_maintenance(context)
 
 

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import create_user
+from crm2_core.api import AppContext, create_user
 from crm2_deals.models import Client, ClientEmail, Deal, LostReason, Stage
 from crm2_deals.seed_data import FIRST_NAMES, LAST_NAMES, PRODUCTS, SOURCES
 
@@ -29,7 +29,7 @@ LOAD_AGENTS = 10
 
 
 async def load_owners(
-    context: Any, session: AsyncSession, count: int = LOAD_AGENTS
+    context: AppContext, session: AsyncSession, count: int = LOAD_AGENTS
 ) -> list[uuid.UUID]:
     """The ``load-agent-NN`` users, created when missing (one random password, never shown)."""
     from crm2_core.api import User
@@ -143,7 +143,7 @@ async def _chunked(
 
 
 async def seed_load(
-    context: Any,
+    context: AppContext,
     *,
     clients: int,
     deals: int,

@@ -20,7 +20,7 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import create_user, utcnow
+from crm2_core.api import AppContext, create_user, utcnow
 from crm2_deals.models import (
     Activity,
     Client,
@@ -273,7 +273,7 @@ async def _user_id(session: AsyncSession, email: str) -> uuid.UUID | None:
     return (await session.execute(select(User.id).where(User.email == email))).scalar()
 
 
-async def _demo_users(context: Any, session: AsyncSession, password: str) -> list[uuid.UUID]:
+async def _demo_users(context: AppContext, session: AsyncSession, password: str) -> list[uuid.UUID]:
     """The manager first, then the agents."""
     people = [(DEMO_MANAGER, "Dana Demo", "manager")] + [
         (email, f"Agent {email[10]} Demo", "agent") for email in DEMO_AGENTS
@@ -304,7 +304,7 @@ def _policy_plan(rng: random.Random, today: date) -> list[tuple[str, date]]:
 
 
 async def seed_demo(
-    context: Any, *, console: Console | None = None, seed: int = 20261125
+    context: AppContext, *, console: Console | None = None, seed: int = 20261125
 ) -> DemoCounts | None:
     """Load the demo; ``None`` when it is there already."""
     console = console or Console()
@@ -363,7 +363,7 @@ async def seed_demo(
     return b.counts
 
 
-def seed(name: str, context: Any) -> Any:
+def seed(name: str, context: AppContext) -> Any:
     """``crm2_seed``: ``demo``, or ``load`` sized by CRM2_SEED_CLIENTS and CRM2_SEED_DEALS."""
     if name == "demo":
         return seed_demo(context)

@@ -51,11 +51,28 @@ async def test_bad_money_is_422(deals: Deals) -> None:
     assert (await deals.client.get(f"{API}/deals", headers=admin.headers)).json()["items"] == []
 
 
-async def test_a_json_integer_is_exact_and_accepted(deals: Deals) -> None:
+async def test_a_json_integer_is_refused_like_a_float(deals: Deals) -> None:
+    """An integer would skip the 15-digit check (10**20 reached the database): strings only."""
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
-    deal = await deals.create_deal(admin.headers, client["id"], value=10)
-    assert deal["value"] == "10.00"
+    for value in (10, 10**20, 2**63):
+        body = {"title": "X", "client_id": client["id"], "value": value, "currency": "EUR"}
+        response = await deals.client.post(f"{API}/deals", json=body, headers=admin.headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == ["body", "value"]
+    assert (await deals.client.get(f"{API}/deals", headers=admin.headers)).json()["items"] == []
+
+
+async def test_an_unknown_currency_code_is_422(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    body = {"title": "X", "client_id": client["id"], "value": "1.00", "currency": "XYZ"}
+    response = await deals.client.post(f"{API}/deals", json=body, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "currency"]
+    listed = await deals.client.get(f"{API}/deals?currency=XYZ", headers=admin.headers)
+    assert listed.status_code == 422, listed.text
+    assert listed.json()["errors"][0]["loc"] == ["query", "currency"]
 
 
 async def test_patch_money_checks(deals: Deals) -> None:

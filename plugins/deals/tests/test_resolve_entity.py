@@ -71,7 +71,11 @@ async def test_a_manager_resolves_every_owner_s_records(deals: Deals) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "record_id"),
-    [("deals.client", str(uuid.uuid4())), ("deals.client", "not-a-uuid"), ("deals.nope", "x")],
+    [
+        ("deals.client", "6f1c0c2e-52a8-4a52-9a43-0c9d3f0e7b11"),
+        ("deals.client", "not-a-uuid"),
+        ("deals.nope", "x"),
+    ],
 )
 async def test_unknown_records_and_kinds_resolve_to_none(
     deals: Deals, kind: str, record_id: str

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from crm2_hookspecs import (
+    ConsoleView,
     Crm2Context,
     EventHandler,
     Permission,
@@ -90,6 +91,13 @@ def crm2_scheduled_jobs(context: Crm2Context) -> Sequence[ScheduledJob]:
     from crm2_tasks.jobs import scheduled_jobs
 
     return scheduled_jobs(context)
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    from crm2_tasks.console import VIEWS
+
+    return VIEWS
 
 
 @hookimpl

@@ -96,7 +96,7 @@ async def test_triple_redelivery_creates_one_task(crm2_app_factory: Any) -> None
             )
         ).scalar_one()
     envelope = Envelope.from_record(record)
-    broker = tasks.app.context.state["events"].broker
+    broker = tasks.app.context.events.broker
     for _ in range(2):  # the broker delivers the same event twice more
         await broker.deliver([envelope])
         await tasks.app.settle_events()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from crm2_core.api import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 
 
 class GreetingCreate(RequestModel):
@@ -16,7 +16,7 @@ class GreetingCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100)
 
 
-class GreetingUpdate(RequestModel):
+class GreetingUpdate(UpdateModel):
     """``PATCH /api/v1/hello/greetings/{id}`` with ``If-Match``."""
 
     message: str = Field(min_length=1, max_length=200)

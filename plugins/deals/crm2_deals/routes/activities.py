@@ -6,9 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime
 
-from crm2_core.api import Page, PageDep, SessionDep, created, record_routes
+from crm2_core.api import AwareIsoDateTime, Page, PageDep, SessionDep, created, record_routes
 from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite
 from crm2_deals.schemas.activities import (
     ActivityCreate,
@@ -30,7 +29,9 @@ async def activity_filters(
     policy: Annotated[uuid.UUID | None, Query(description="policy id")] = None,
     owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
     kind: KindsQuery = None,
-    updated_since: Annotated[AwareDatetime | None, Query(description="changed at or after")] = None,
+    updated_since: Annotated[
+        AwareIsoDateTime | None, Query(description="changed at or after")
+    ] = None,
 ) -> ActivityFilters:
     return ActivityFilters(
         client=client,

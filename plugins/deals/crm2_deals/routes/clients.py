@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
@@ -12,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from crm2_core.api import (
     ContextDep,
     IfMatchDep,
+    IsoDateTime,
     Page,
     PageDep,
     SessionDep,
@@ -54,7 +54,7 @@ async def client_filters(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     kind: ClientKind | None = None,
     archived: Annotated[bool | None, Query(description="omit for both")] = None,
-    updated_since: datetime | None = None,
+    updated_since: IsoDateTime | None = None,
 ) -> repo.ClientFilters:
     return repo.ClientFilters(
         owner=owner,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -12,11 +11,13 @@ from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
     ContextDep,
+    Currency,
+    IsoDate,
+    IsoDateTime,
     Page,
     PageDep,
     SessionDep,
     as_utc,
-    check_currency,
     created,
     csv_response,
     present,
@@ -48,17 +49,16 @@ async def deal_filters(
     status: Literal["open", "won", "lost"] | None = None,
     pipeline: uuid.UUID | None = None,
     client: uuid.UUID | None = None,
-    currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
+    currency: Annotated[Currency | None, Query(description="ISO 4217")] = None,
     value_min: Money = None,
     value_max: Money = None,
-    expected_close_from: date | None = None,
-    expected_close_to: date | None = None,
-    updated_since: datetime | None = None,
+    expected_close_from: IsoDate | None = None,
+    expected_close_to: IsoDate | None = None,
+    updated_since: IsoDateTime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="in the title")] = None,
 ) -> repo.DealFilters:
-    code = check_currency(currency) if currency else None
     low, high = service.value_bounds(
-        code,
+        currency,
         Decimal(value_min) if value_min else None,
         Decimal(value_max) if value_max else None,
     )
@@ -68,7 +68,7 @@ async def deal_filters(
         status=status,
         pipeline=pipeline,
         client=client,
-        currency=code,
+        currency=currency,
         value_min_minor=low,
         value_max_minor=high,
         expected_close_from=expected_close_from,

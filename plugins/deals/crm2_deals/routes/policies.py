@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime
 
-from crm2_core.api import Page, PageDep, SessionDep, created, present, record_routes
+from crm2_core.api import (
+    AwareIsoDateTime,
+    IsoDate,
+    Page,
+    PageDep,
+    SessionDep,
+    created,
+    present,
+    record_routes,
+)
 from crm2_deals.repository import policies as repo
 from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite, OptionalIfMatch
 from crm2_deals.schemas.policies import (
@@ -34,9 +41,11 @@ async def policy_filters(
     deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
     status: Annotated[list[PolicyStatus] | None, Query(description="repeatable")] = None,
     insurer: Annotated[str | None, Query(max_length=200, description="exact insurer")] = None,
-    end_before: Annotated[date | None, Query(description="end_date on or before")] = None,
-    end_after: Annotated[date | None, Query(description="end_date on or after")] = None,
-    updated_since: Annotated[AwareDatetime | None, Query(description="changed at or after")] = None,
+    end_before: Annotated[IsoDate | None, Query(description="end_date on or before")] = None,
+    end_after: Annotated[IsoDate | None, Query(description="end_date on or after")] = None,
+    updated_since: Annotated[
+        AwareIsoDateTime | None, Query(description="changed at or after")
+    ] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="number, insurer")
     ] = None,

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from crm2_core.api import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 
 # "system" entries exist too, but only services write them.
 UserActivityKind = Literal["note", "call", "meeting", "email"]
@@ -37,18 +37,11 @@ class ActivityCreate(RequestModel):
         return self
 
 
-class ActivityUpdate(RequestModel):
+class ActivityUpdate(UpdateModel):
     kind: UserActivityKind | None = None
     subject: str | None = Field(None, max_length=300)
     body: str | None = Field(None, max_length=20_000)
     occurred_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> ActivityUpdate:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class ActivityPublic(ResponseModel):

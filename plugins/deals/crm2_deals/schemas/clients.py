@@ -5,14 +5,19 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from crm2_core.api import RequestModel, ResponseModel
+from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 
 ClientKind = Literal["person", "company"]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+# What the document promises, so generated clients send what the server takes: an
+# address (or "", which is skipped), and list items within their column's width.
+EmailItem = Annotated[str, Field(max_length=320, pattern=r"^(|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
+ListItem = Annotated[str, Field(max_length=64)]
 
 
 def clean_emails(values: list[str]) -> list[str]:
@@ -72,24 +77,26 @@ class _ClientFields(RequestModel):
 class ClientCreate(_ClientFields):
     kind: ClientKind
     name: str = Field(min_length=1, max_length=300)
-    emails: list[str] = Field(default_factory=list, max_length=20)
-    phones: list[str] = Field(default_factory=list, max_length=20)
+    emails: list[EmailItem] = Field(default_factory=list, max_length=20)
+    phones: list[ListItem] = Field(default_factory=list, max_length=20)
     tax_id: str | None = Field(default=None, max_length=64)
     address: str = Field(default="", max_length=1000)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[ListItem] = Field(default_factory=list, max_length=50)
     owner_id: uuid.UUID | None = Field(default=None, description="default: the caller")
 
 
-class ClientUpdate(_ClientFields):
+class ClientUpdate(_ClientFields, UpdateModel):
     """Only the fields sent change; ``{"archived": true}`` archives the client."""
+
+    model_config = UpdateModel.model_config
 
     kind: ClientKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=300)
-    emails: list[str] | None = Field(default=None, max_length=20)
-    phones: list[str] | None = Field(default=None, max_length=20)
-    tax_id: str | None = Field(default=None, max_length=64)
+    emails: list[EmailItem] | None = Field(default=None, max_length=20)
+    phones: list[ListItem] | None = Field(default=None, max_length=20)
+    tax_id: Annotated[str | None, Clearable] = Field(default=None, max_length=64)
     address: str | None = Field(default=None, max_length=1000)
-    tags: list[str] | None = Field(default=None, max_length=50)
+    tags: list[ListItem] | None = Field(default=None, max_length=50)
     owner_id: uuid.UUID | None = None
     archived: bool | None = None
 
@@ -113,7 +120,7 @@ class ClientPublic(ResponseModel):
 class ContactCreate(RequestModel):
     name: str = Field(min_length=1, max_length=300)
     position: str = Field(default="", max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    email: EmailItem | None = None
     phone: str | None = Field(default=None, max_length=64)
 
     @field_validator("email", mode="after")
@@ -123,9 +130,16 @@ class ContactCreate(RequestModel):
         return cleaned[0] if cleaned else None
 
 
-class ContactUpdate(ContactCreate):
-    name: str | None = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
-    position: str | None = Field(default=None, max_length=200)  # type: ignore[assignment]
+class ContactUpdate(UpdateModel):
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    position: str | None = Field(default=None, max_length=200)
+    email: Annotated[EmailItem | None, Clearable] = None
+    phone: Annotated[str | None, Clearable] = Field(default=None, max_length=64)
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return ContactCreate._email(value)
 
 
 class ContactPublic(ResponseModel):

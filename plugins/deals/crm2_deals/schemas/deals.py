@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from crm2_core.api import Amount, RequestModel, ResponseModel, check_currency
-
-
-class _Currency(RequestModel):
-    @field_validator("currency", mode="after", check_fields=False)
-    @classmethod
-    def _currency(cls, value: str | None) -> str | None:
-        return None if value is None else check_currency(value)
+from crm2_core.api import Amount, Clearable, Currency, RequestModel, ResponseModel, UpdateModel
 
 
-class DealCreate(_Currency):
+class DealCreate(RequestModel):
     title: str = Field(min_length=1, max_length=300)
     client_id: uuid.UUID
     pipeline_id: uuid.UUID | None = Field(None, description="default: the stage's, or the default")
     stage_id: uuid.UUID | None = Field(None, description="default: the pipeline's first open stage")
     value: Amount | None = Field(None, description='a decimal string such as "1234.50"; default 0')
-    currency: str | None = Field(None, description="ISO 4217; default CRM2_DEALS_DEFAULT_CURRENCY")
+    currency: Currency | None = Field(
+        None, description="ISO 4217; default CRM2_DEALS_DEFAULT_CURRENCY"
+    )
     owner_id: uuid.UUID | None = Field(None, description="default: the caller")
     source: str = Field("", max_length=200)
     expected_close_date: date | None = None
@@ -31,18 +27,22 @@ class DealCreate(_Currency):
     lost_reason: str | None = Field(None, max_length=1000)
 
 
-class DealUpdate(_Currency):
+class DealUpdate(UpdateModel):
     """Only the fields sent change; the stage changes through ``POST …/move``."""
 
     title: str | None = Field(None, min_length=1, max_length=300)
     client_id: uuid.UUID | None = None
     value: Amount | None = None
-    currency: str | None = None
+    currency: Currency | None = None
     owner_id: uuid.UUID | None = None
     source: str | None = Field(None, max_length=200)
-    expected_close_date: date | None = None
-    lost_reason_id: uuid.UUID | None = Field(None, description="only on a lost deal")
-    lost_reason: str | None = Field(None, max_length=1000, description="only on a lost deal")
+    expected_close_date: Annotated[date | None, Clearable] = None
+    lost_reason_id: Annotated[uuid.UUID | None, Clearable] = Field(
+        None, description="only on a lost deal"
+    )
+    lost_reason: Annotated[str | None, Clearable] = Field(
+        None, max_length=1000, description="only on a lost deal"
+    )
 
 
 class DealMove(RequestModel):

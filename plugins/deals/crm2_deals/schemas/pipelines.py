@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from crm2_core.api import Amount, RequestModel, ResponseModel
+from crm2_core.api import Amount, Int32, RequestModel, ResponseModel, UpdateModel
 
 StageKind = Literal["open", "won", "lost"]
 
@@ -20,7 +20,7 @@ class StageIn(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     probability: int = Field(ge=0, le=100)
     kind: StageKind = "open"
-    position: int | None = Field(default=None, ge=0, description="default: its place in the list")
+    position: Int32 | None = Field(default=None, ge=0, description="default: its place in the list")
 
 
 def _ordered(stages: list[StageIn]) -> list[StageIn]:
@@ -53,7 +53,7 @@ class PipelineCreate(RequestModel):
         return self
 
 
-class PipelineUpdate(RequestModel):
+class PipelineUpdate(UpdateModel):
     """``stages``, when sent, is the whole new list: stages left out are removed."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -6,11 +6,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from crm2_core.api import Amount, RequestModel, ResponseModel, check_currency, from_minor, to_minor
+from crm2_core.api import (
+    Amount,
+    Clearable,
+    Currency,
+    RequestModel,
+    ResponseModel,
+    UpdateModel,
+    from_minor,
+    to_minor,
+)
 from crm2_deals.models import Policy
 
 PaymentFrequency = Literal["annual", "semi_annual", "quarterly", "monthly"]
@@ -35,7 +44,7 @@ class PolicyCreate(RequestModel):
     deal_id: uuid.UUID | None = None
     product: str = Field(min_length=1, max_length=200)
     premium: Amount
-    currency: str = Field(min_length=3, max_length=3)
+    currency: Currency
     payment_frequency: PaymentFrequency = "annual"
     start_date: date
     end_date: date
@@ -45,11 +54,6 @@ class PolicyCreate(RequestModel):
         None, description="defaults to the client's owner; only managers may name another"
     )
 
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _currency(cls, value: object) -> object:
-        return check_currency(value) if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _consistent(self) -> PolicyCreate:
         if self.end_date <= self.start_date:
@@ -58,30 +62,22 @@ class PolicyCreate(RequestModel):
         return self
 
 
-class PolicyUpdate(RequestModel):
+class PolicyUpdate(UpdateModel):
     """Fields to change; the status changes only through activate / cancel / the expiry job."""
 
     number: str | None = Field(None, min_length=1, max_length=100)
     insurer: str | None = Field(None, min_length=1, max_length=200)
-    deal_id: uuid.UUID | None = None
+    deal_id: Annotated[uuid.UUID | None, Clearable] = None
     product: str | None = Field(None, min_length=1, max_length=200)
     premium: Amount | None = None
-    currency: str | None = Field(None, min_length=3, max_length=3)
+    currency: Currency | None = None
     payment_frequency: PaymentFrequency | None = None
     start_date: date | None = None
     end_date: date | None = None
     owner_id: uuid.UUID | None = None
 
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _currency(cls, value: object) -> object:
-        return check_currency(value) if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _consistent(self) -> PolicyUpdate:
-        for name in self.model_fields_set - {"deal_id"}:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         if self.start_date and self.end_date and self.end_date <= self.start_date:
             raise ValueError("end_date must be after start_date")
         _check_money(self.premium, self.currency)

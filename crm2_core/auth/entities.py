@@ -1,0 +1,37 @@
+"""The auth plugin's answer to ``crm2_resolve_entity``: the ``auth.user`` other plugins link to."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from crm2_core.auth.models import User
+from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+
+async def resolve_user(
+    context: AppContext, id: str, principal: Principal | None
+) -> Mapping[str, Any] | None:
+    """The ``auth.user`` entity: id, name and whether active; the e-mail for the system,
+    the user themselves and holders of ``auth:users``."""
+    try:
+        user_id = uuid.UUID(str(id))
+    except ValueError:
+        return None
+    async with context.session_factory() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        return None
+    answer: dict[str, Any] = {
+        "kind": "auth.user",
+        "id": str(user.id),
+        "name": user.full_name or user.email.split("@", 1)[0],
+        "is_active": user.is_active,
+    }
+    if principal is None or principal.id == user.id or principal.has_permission("auth:users"):
+        answer["email"] = user.email
+    return answer

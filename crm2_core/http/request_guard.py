@@ -1,0 +1,102 @@
+"""Checks every plugin route inherits, before its own dependencies run.
+
+- A query parameter the route does not declare is a 400 naming it: ``?stauts=won``
+  must not look like a filter that worked. The declared names come from the
+  route's own signature and dependencies (query models included), so a plugin
+  writes nothing for it.
+- A query or path value holding a character no text column can store (NUL) is a
+  422 naming the parameter, as it is in a body (``crm2_core.schemas``).
+- A body in another media type where the route reads JSON is a 415, not a 422
+  about a "dictionary".
+
+Installed by ``create_app`` as a dependency of every mounted router.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Form
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from crm2_core.errors import BadRequest, UnsupportedMediaType
+from crm2_core.schemas import unstorable_text
+
+
+class UnknownQueryParameter(BadRequest):
+    slug, title = "unknown-query-parameter", "Unknown query parameter"
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query names a route and its dependencies declare (a query model's fields too)."""
+    names: set[str] = set()
+    for field in dependant.query_params:
+        model = field.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names.update(f.alias or name for name, f in model.model_fields.items())
+        else:
+            names.add(field.alias)
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+class _RouteFacts:
+    __slots__ = ("json_body", "query_names")
+
+    def __init__(self, route: APIRoute) -> None:
+        self.query_names = frozenset(_query_names(route.dependant))
+        body = route.body_field
+        self.json_body = body is not None and not isinstance(body.field_info, Form)
+
+
+def route_facts(route: APIRoute) -> _RouteFacts:
+    facts: _RouteFacts | None = route.__dict__.get("_crm2_facts")
+    if facts is None:
+        facts = _RouteFacts(route)
+        route.__dict__["_crm2_facts"] = facts
+    return facts
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def guard_request(request: Request) -> None:
+    """The checks above, for the route that matched ``request``."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    facts = route_facts(route)
+    unknown = sorted({name for name in request.query_params if name not in facts.query_names})
+    if unknown:
+        takes = ", ".join(sorted(facts.query_names)) or "none"
+        raise UnknownQueryParameter(
+            f"unknown query parameter {', '.join(unknown)}; this endpoint takes: {takes}",
+            parameters=unknown,
+        )
+    errors = [
+        {"type": "string_unstorable", "loc": (where, name), "msg": reason, "input": value}
+        for where, items in (
+            ("query", request.query_params.multi_items()),
+            ("path", request.path_params.items()),
+        )
+        for name, value in items
+        if isinstance(value, str) and (reason := unstorable_text(value))
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+    if facts.json_body and request.scope.get("state", {}).get("body"):
+        media_type = _media_type(request)
+        if not _is_json(media_type):
+            raise UnsupportedMediaType(
+                f"this endpoint reads application/json, not {media_type or '(no Content-Type)'}"
+            )

@@ -1,0 +1,90 @@
+"""Issue 9 (items 5, 9, 10) in the core: input no route can store or parse is a clear 4xx.
+
+Runs on both databases; on PostgreSQL a NUL once reached the driver (500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.pytest_plugin import AppFactory
+
+LOGIN = "/api/v1/auth/login"
+USERS = "/api/v1/auth/users"
+
+
+def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:crm2:problem:{slug}"
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+async def test_nul_in_the_login_email_is_422_naming_the_field(crm2: Crm2TestApp) -> None:
+    response = await crm2.client.post(
+        LOGIN, json={"email": "admin\u0000@example.com", "password": "whatever"}
+    )
+    body = problem(response, 422, "validation-error")
+    assert body["errors"][0]["loc"] == ["body", "email"]
+    assert "NUL" in body["errors"][0]["msg"]
+
+
+async def test_nul_in_a_list_item_is_422_naming_the_field(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    user = {"email": "n@example.com", "password": "long enough pw", "roles": ["vi\u0000ewer"]}
+    response = await crm2.client.post(USERS, json=user, headers=admin)
+    assert problem(response, 422, "validation-error")["errors"][0]["loc"] == ["body", "roles"]
+
+
+async def test_nul_in_a_path_value_is_422(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    response = await crm2.client.get("/api/v1/auth/roles/ad%00min", headers=admin)
+    assert problem(response, 422, "validation-error")["errors"][0]["loc"] == ["path", "name"]
+
+
+async def test_unknown_query_parameter_on_a_core_route_is_400(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    response = await crm2.client.get(f"{USERS}?limit=5&lmit=5", headers=admin)
+    body = problem(response, 400, "unknown-query-parameter")
+    assert body["parameters"] == ["lmit"] and "limit" in body["detail"]
+    assert (await crm2.client.get(f"{USERS}?limit=5", headers=admin)).status_code == 200
+
+
+async def test_malformed_json_is_400_with_line_and_column(crm2: Crm2TestApp) -> None:
+    response = await crm2.client.post(
+        LOGIN,
+        content=b'{\n  "email": "a@example.com",\n  "password": oops\n}',
+        headers={"content-type": "application/json"},
+    )
+    body = problem(response, 400, "malformed-json")
+    assert (body["line"], body["column"]) == (3, 15)
+    assert "line 3 column 15" in body["detail"]
+
+
+async def test_a_form_body_where_json_is_read_is_415(crm2: Crm2TestApp) -> None:
+    response = await crm2.client.post(
+        LOGIN, data={"email": "a@example.com", "password": "x"}
+    )  # application/x-www-form-urlencoded
+    problem(response, 415, "unsupported-media-type")
+
+
+async def test_middleware_problems_carry_instance(crm2_app_factory: AppFactory) -> None:
+    crm2 = await crm2_app_factory(max_body_bytes=2048)
+    too_large = await crm2.client.post(
+        LOGIN, content=b"x" * 4000, headers={"content-type": "application/json"}
+    )
+    problem(too_large, 413, "payload-too-large")
+    wrong_type = await crm2.client.post(
+        LOGIN, content=b"email", headers={"content-type": "text/plain"}
+    )
+    problem(wrong_type, 415, "unsupported-media-type")
+    admin = await crm2.login("admin")
+    bad_key = await crm2.client.post(
+        USERS, json={}, headers={**admin, "Idempotency-Key": "x" * 256}
+    )
+    problem(bad_key, 400, "bad-request")

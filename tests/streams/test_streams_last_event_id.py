@@ -1,0 +1,39 @@
+"""Issue 9 item 8: a ``Last-Event-ID`` beyond the log's end is refused, not silently kept.
+
+Resuming after a position the log has not reached would drop every live event
+up to it; a huge one used to reach the database and log a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import ProbeFactory
+from sse_helpers import post_item
+
+URL = "/api/v1/streams/probe"
+
+
+async def test_last_event_id_beyond_the_log_is_400(
+    probe_app: ProbeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await probe_app()
+    headers = await app.login("admin")
+    await post_item(app, headers, 1)
+    await app.settle_events()
+    top = await app.context.streams.source.top()
+    assert top >= 1
+    caplog.set_level(logging.WARNING)
+    for beyond in (top + 1, top + 10_000, 2**63 - 1, 2**70):
+        response = await app.client.get(URL, headers={**headers, "Last-Event-ID": str(beyond)})
+        assert response.status_code == 400, (beyond, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"] == "urn:crm2:problem:bad-request"
+        assert "beyond the end of the event log" in body["detail"]
+    by_query = await app.client.get(f"{URL}?last_event_id={top + 5}", headers=headers)
+    assert by_query.status_code == 400, by_query.text
+    huge_query = await app.client.get(f"{URL}?last_event_id={2**70}", headers=headers)
+    assert huge_query.status_code == 422, huge_query.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
