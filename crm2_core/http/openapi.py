@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 from crm2_core.http.etag import require_if_match
 from crm2_core.http.principal import current_principal
 from crm2_core.http.problems import problem_response
+from crm2_core.http.request_guard import authenticator_of
 
 BEARER = "bearer"
 
@@ -72,7 +73,7 @@ def _calls(dependant: Dependant) -> Iterable[Any]:
 class _Facts:
     def __init__(self, route: APIRoute) -> None:
         calls = set(_calls(route.dependant))
-        self.secured = current_principal in calls
+        self.secured = authenticator_of(route.dependant) is not None
         self.if_match = require_if_match in calls
         self.body = route.body_field is not None
         self.json_body = self.body and not isinstance(route.body_field.field_info, Form)  # type: ignore[union-attr]

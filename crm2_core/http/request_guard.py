@@ -16,6 +16,8 @@ Installed by ``create_app`` as a dependency of every mounted router.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +25,8 @@ from fastapi.params import Form
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from crm2_core.auth.deps import current_principal
 from crm2_core.errors import BadRequest, UnsupportedMediaType
+from crm2_core.http.principal import current_principal
 from crm2_core.schemas import unstorable_text
 
 
@@ -46,19 +48,26 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def _calls(dependant: Dependant) -> set[object]:
-    calls: set[object] = {dependant.call}
+Authenticate = Callable[[Request], Awaitable[object]]
+
+
+def authenticator_of(dependant: Dependant) -> Authenticate | None:
+    """``current_principal`` if ``dependant``'s tree uses it (the route is authenticated)."""
+    if dependant.call is current_principal:
+        return current_principal
     for sub in dependant.dependencies:
-        calls |= _calls(sub)
-    return calls
+        found = authenticator_of(sub)
+        if found is not None:
+            return found
+    return None
 
 
 class _RouteFacts:
-    __slots__ = ("json_body", "query_names", "secured")
+    __slots__ = ("authenticate", "json_body", "query_names")
 
     def __init__(self, route: APIRoute) -> None:
         self.query_names = frozenset(_query_names(route.dependant))
-        self.secured = current_principal in _calls(route.dependant)
+        self.authenticate = authenticator_of(route.dependant)
         body = route.body_field
         self.json_body = body is not None and not isinstance(body.field_info, Form)
 
@@ -87,10 +96,10 @@ async def guard_request(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     facts = route_facts(route)
-    if facts.secured:
+    if facts.authenticate is not None:
         # Who is asking comes first: a 401 before any 400/428 about the request itself
         # (the answer is cached in the scope, the route's own dependency reuses it).
-        await current_principal(request)
+        await facts.authenticate(request)
     unknown = sorted({name for name in request.query_params if name not in facts.query_names})
     if unknown:
         takes = ", ".join(sorted(facts.query_names)) or "none"
