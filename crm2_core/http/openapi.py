@@ -26,7 +26,6 @@ from fastapi.params import Form
 from fastapi.routing import APIRoute
 
 from crm2_core.http.etag import require_if_match
-from crm2_core.http.principal import current_principal
 from crm2_core.http.problems import problem_response
 from crm2_core.http.request_guard import authenticator_of
 
