@@ -12,6 +12,11 @@ enabled plugin, then looks again; whatever is still there is named in a 409.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 import inspect
 import uuid
 from dataclasses import dataclass
@@ -40,7 +45,7 @@ class Reference:
         return f"{self.table}.{self.column}"
 
 
-def _columns(context: Any) -> list[tuple[str, Column[Any]]]:
+def _columns(context: AppContext) -> list[tuple[str, Column[Any]]]:
     """(plugin, column) for each enabled table's column that blocks deleting a user."""
     found = []
     for table in SQLModel.metadata.sorted_tables:
@@ -57,7 +62,7 @@ def _columns(context: Any) -> list[tuple[str, Column[Any]]]:
 
 
 async def user_references(
-    context: Any, session: AsyncSession, user_id: uuid.UUID
+    context: AppContext, session: AsyncSession, user_id: uuid.UUID
 ) -> list[Reference]:
     """What still points at ``user_id``, one entry per (table, column) with a count > 0."""
     references = []
@@ -82,7 +87,7 @@ def owns_records(user_id: uuid.UUID, references: list[Reference]) -> UserOwnsRec
 
 
 async def reassign(
-    context: Any,
+    context: AppContext,
     session: AsyncSession,
     from_user: uuid.UUID,
     to_user: uuid.UUID,

@@ -33,7 +33,7 @@ HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.
 class Metrics:
     """The process's metric families; see docs/operators.md for what each one means."""
 
-    def __init__(self, context: Any, role: str = "api") -> None:
+    def __init__(self, context: AppContext, role: str = "api") -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.context = context

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -23,7 +28,7 @@ class _Refreshing:
         return self.metrics.registry.collect()
 
 
-def serve_worker_metrics(context: Any, metrics: Metrics, host: str, port: int) -> None:
+def serve_worker_metrics(context: AppContext, metrics: Metrics, host: str, port: int) -> None:
     """Serve ``/metrics`` of this worker on ``host:port`` from a daemon thread."""
     from prometheus_client import start_http_server
 

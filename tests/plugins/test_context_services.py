@@ -76,3 +76,25 @@ async def test_the_running_app_exposes_the_core_services_typed(crm2: Any) -> Non
     assert isinstance(context.scheduler, Scheduler)
     assert isinstance(context.streams, Streams)
     assert context.authenticator.from_scope is not None
+
+
+def test_no_code_looks_for_the_old_string_keyed_state() -> None:
+    """``getattr(context, "state", …)`` would silently find nothing: services are typed now."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for folder in ("crm2_core", "plugins", "examples"):
+        for file in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text(), filename=str(file))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "getattr"
+                    and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant)
+                    and node.args[1].value == "state"
+                ):
+                    found.append(f"{file.relative_to(root)}:{node.lineno}")
+    assert not found, "use context.find(KEY) / context.get(Class) instead:\n" + "\n".join(found)

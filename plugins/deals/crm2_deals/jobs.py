@@ -9,13 +9,13 @@ announced exactly once whoever gets there first.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from crm2_core.api import publish, utcnow
 from crm2_deals.events import PolicyExpired, PolicyRenewalDue
 from crm2_deals.repository import policies as repo
 from crm2_deals.service.activities import add_system_activity
-from crm2_hookspecs import ScheduledJob
+from crm2_hookspecs import Crm2Context, ScheduledJob
 
 if TYPE_CHECKING:
     from crm2_core.api import AppContext
@@ -78,8 +78,8 @@ async def run_policy_maintenance(context: AppContext, today: date | None = None)
     return {"expired": expired, "renewal_due": renewal_due}
 
 
-async def _scheduled(context: AppContext) -> None:
-    await run_policy_maintenance(context)
+async def _scheduled(context: Crm2Context) -> None:
+    await run_policy_maintenance(cast("AppContext", context))
 
 
 def scheduled_jobs() -> list[ScheduledJob]:

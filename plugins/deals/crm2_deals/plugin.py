@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter
 
@@ -20,6 +20,9 @@ from crm2_hookspecs import (
     SseChannel,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
 
 manifest = PluginManifest(
     name="deals",
@@ -102,14 +105,14 @@ def crm2_resolve_entity(
         return None
     from crm2_deals.links import RESOLVER
 
-    return RESOLVER(kind, id, principal, context)
+    return RESOLVER(kind, id, principal, cast("AppContext", context))
 
 
 @hookimpl
 def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
     from crm2_deals.seeds import seed
 
-    result: Awaitable[None] | None = seed(name, context)
+    result: Awaitable[None] | None = seed(name, cast("AppContext", context))
     return result
 
 

@@ -28,7 +28,7 @@ async def reassign_owner(
     moved: dict[str, int] = {}
     now = utcnow()
     for model in (Client, Deal, Policy, Activity):
-        table: Any = model.__table__  # type: ignore[attr-defined]
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
         rows = (
             await session.execute(
                 update(table)

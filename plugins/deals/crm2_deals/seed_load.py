@@ -19,6 +19,7 @@ from typing import Any
 from rich.progress import Progress
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import AppContext, create_user
 from crm2_deals.models import Client, ClientEmail, Deal, LostReason, Stage
@@ -35,7 +36,9 @@ async def load_owners(
     from crm2_core.api import User
 
     emails = [f"load-agent-{i:02d}@example.com" for i in range(1, count + 1)]
-    rows = await session.execute(select(User.email, User.id).where(User.email.in_(emails)))
+    rows = await session.execute(
+        select(col(User.email), col(User.id)).where(col(User.email).in_(emails))
+    )
     found = {email: user_id for email, user_id in rows.all()}
     password = secrets.token_urlsafe(16)
     for email in emails:
@@ -104,7 +107,7 @@ class _Writer:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.postgres = session.bind.dialect.name == "postgresql"
+        self.postgres = session.get_bind().dialect.name == "postgresql"
 
     async def write(self, model: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import AppContext, create_user, utcnow
 from crm2_deals.models import (
@@ -270,7 +271,7 @@ ORDER = (Client, ClientEmail, Contact, Deal, StageMove, Policy, Activity)
 async def _user_id(session: AsyncSession, email: str) -> uuid.UUID | None:
     from crm2_core.api import User
 
-    return (await session.execute(select(User.id).where(User.email == email))).scalar()
+    return (await session.execute(select(col(User.id)).where(col(User.email) == email))).scalar()
 
 
 async def _demo_users(context: AppContext, session: AsyncSession, password: str) -> list[uuid.UUID]:
@@ -314,7 +315,7 @@ async def seed_demo(
             console.print(f"deals: demo data already loaded ({DEMO_MANAGER} exists); skipped")
             return None
         stages: dict[uuid.UUID, list[Stage]] = {}
-        for stage in (await session.execute(select(Stage).order_by(Stage.position))).scalars():
+        for stage in (await session.execute(select(Stage).order_by(col(Stage.position)))).scalars():
             stages.setdefault(stage.pipeline_id, []).append(stage)
         pipelines = list((await session.execute(select(Pipeline))).scalars())
         if not pipelines or not stages:

@@ -23,7 +23,13 @@ async def test_demo_agents_get_tasks_linked_to_their_deals(crm2_app_factory: Any
     admin = await tasks.user("admin")
     pipelines = await tasks.client.get("/api/v1/deals/pipelines", headers=admin.headers)
     if not pipelines.json()["items"]:  # the test kit empties the data migration's rows
-        body = {"name": "Sales", "is_default": True, "stages": [{"name": "New", "probability": 10}]}
+        stages = [
+            {"name": "New", "probability": 10},
+            {"name": "Offer", "probability": 50},
+            {"name": "Won", "probability": 100, "kind": "won"},
+            {"name": "Lost", "probability": 0, "kind": "lost"},
+        ]  # deals' demo needs an open, a won and a lost stage
+        body = {"name": "Sales", "is_default": True, "stages": stages}
         made = await tasks.client.post("/api/v1/deals/pipelines", json=body, headers=admin.headers)
         assert made.status_code == 201, made.text
     await seed_demo(app)

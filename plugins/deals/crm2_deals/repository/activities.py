@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     OrderKey,
@@ -21,9 +22,9 @@ from crm2_deals.errors import ActivityNotFound
 from crm2_deals.models import Activity
 from crm2_deals.schemas.activities import ActivityFilters
 
-activities = Repository(Activity, ActivityNotFound, owner=Activity.owner_id)
+activities = Repository(Activity, ActivityNotFound, owner=col(Activity.owner_id))
 # Newest first; the id breaks ties between entries of the same instant.
-NEWEST_FIRST = [OrderKey(Activity.occurred_at, True), OrderKey(Activity.id, True)]
+NEWEST_FIRST = [OrderKey(col(Activity.occurred_at), True), OrderKey(col(Activity.id), True)]
 
 
 async def list_activities(
@@ -31,12 +32,12 @@ async def list_activities(
 ) -> tuple[list[Activity], str | None]:
     stmt = where_all(
         activities.visible(vis),
-        eq(Activity.client_id, filters.client),
-        eq(Activity.deal_id, filters.deal),
-        eq(Activity.policy_id, filters.policy),
-        eq(Activity.owner_id, filters.owner),
-        one_of(Activity.kind, filters.kind),
-        at_least(Activity.updated_at, filters.updated_since),
+        eq(col(Activity.client_id), filters.client),
+        eq(col(Activity.deal_id), filters.deal),
+        eq(col(Activity.policy_id), filters.policy),
+        eq(col(Activity.owner_id), filters.owner),
+        one_of(col(Activity.kind), filters.kind),
+        at_least(col(Activity.updated_at), filters.updated_since),
     )
     return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
 
@@ -50,7 +51,9 @@ async def timeline(
 ) -> tuple[list[Activity], str | None]:
     """The client's entries and its deals' and policies' (every activity carries client_id)."""
     stmt = where_all(
-        activities.visible(vis), Activity.client_id == client_id, one_of(Activity.kind, kinds)
+        activities.visible(vis),
+        col(Activity.client_id) == client_id,
+        one_of(col(Activity.kind), kinds),
     )
     return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
 
@@ -66,14 +69,14 @@ async def reassign(
     """Give ``owner_id`` the activities whose most specific record is the one named."""
     stmt = update(Activity).values(owner_id=owner_id)
     if policy_id is not None:
-        stmt = stmt.where(Activity.policy_id == policy_id)
+        stmt = stmt.where(col(Activity.policy_id) == policy_id)
     elif deal_id is not None:
-        stmt = stmt.where(Activity.deal_id == deal_id, Activity.policy_id.is_(None))
+        stmt = stmt.where(col(Activity.deal_id) == deal_id, col(Activity.policy_id).is_(None))
     elif client_id is not None:
         stmt = stmt.where(
-            Activity.client_id == client_id,
-            Activity.deal_id.is_(None),
-            Activity.policy_id.is_(None),
+            col(Activity.client_id) == client_id,
+            col(Activity.deal_id).is_(None),
+            col(Activity.policy_id).is_(None),
         )
     else:
         raise ValueError("reassign needs a client, deal or policy id")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     OrderKey,
@@ -26,14 +27,21 @@ from crm2_deals.errors import ClientNotFound, ContactNotFound
 from crm2_deals.models import Client, ClientEmail, Contact, Deal, Policy
 
 CLIENT_SORTS = Sorts(
-    {"name": Client.name, "created_at": Client.created_at, "updated_at": Client.updated_at},
-    id_column=Client.id,
+    {
+        "name": col(Client.name),
+        "created_at": col(Client.created_at),
+        "updated_at": col(Client.updated_at),
+    },
+    id_column=col(Client.id),
     default="-updated_at",
 )
-clients = Repository(Client, ClientNotFound, owner=Client.owner_id, sorts=CLIENT_SORTS)
+clients = Repository(Client, ClientNotFound, owner=col(Client.owner_id), sorts=CLIENT_SORTS)
 # A contact is visible when its client is.
 contacts = Repository(
-    Contact, ContactNotFound, owner=Client.owner_id, join=(Client, Client.id == Contact.client_id)
+    Contact,
+    ContactNotFound,
+    owner=col(Client.owner_id),
+    join=(Client, col(Client.id) == col(Contact.client_id)),
 )
 
 
@@ -51,12 +59,12 @@ def client_select(session: AsyncSession, visibility: Visibility, f: ClientFilter
     q = f.q.strip().lower() if f.q else None
     return where_all(
         clients.visible(visibility),
-        eq(Client.owner_id, f.owner),
-        Client.search_text.contains(q, autoescape=True) if q else None,
-        json_list_contains(session, Client.tags, f.tag or None),
-        eq(Client.kind, f.kind),
-        eq(Client.archived, f.archived),
-        at_least(Client.updated_at, f.updated_since),
+        eq(col(Client.owner_id), f.owner),
+        col(Client.search_text).contains(q, autoescape=True) if q else None,
+        json_list_contains(session, col(Client.tags), f.tag or None),
+        eq(col(Client.kind), f.kind),
+        eq(col(Client.archived), f.archived),
+        at_least(col(Client.updated_at), f.updated_since),
     )
 
 
@@ -79,24 +87,28 @@ async def clients_matching(
 ) -> list[Client]:
     """Every client (whoever owns it) holding one of ``emails`` or ``tax_id``."""
     wanted = list(emails)
-    clauses = []
+    clauses: list[Any] = []
     if wanted:
         clauses.append(
-            Client.id.in_(select(ClientEmail.client_id).where(ClientEmail.email.in_(wanted)))
+            col(Client.id).in_(
+                select(col(ClientEmail.client_id)).where(col(ClientEmail.email).in_(wanted))
+            )
         )
     if tax_id:
-        clauses.append(Client.tax_id == tax_id)
+        clauses.append(col(Client.tax_id) == tax_id)
     if not clauses:
         return []
     stmt = select(Client).where(or_(*clauses))
     if exclude is not None:
-        stmt = stmt.where(Client.id != exclude)
-    return list((await session.execute(stmt.order_by(Client.created_at, Client.id))).scalars())
+        stmt = stmt.where(col(Client.id) != exclude)
+    return list(
+        (await session.execute(stmt.order_by(col(Client.created_at), col(Client.id)))).scalars()
+    )
 
 
 async def set_emails(session: AsyncSession, client_id: uuid.UUID, emails: Sequence[str]) -> None:
     """Make the client's ``deals_client_email`` rows exactly ``emails``."""
-    await session.execute(delete(ClientEmail).where(ClientEmail.client_id == client_id))
+    await session.execute(delete(ClientEmail).where(col(ClientEmail.client_id) == client_id))
     if emails:
         await session.execute(
             insert(ClientEmail), [{"client_id": client_id, "email": e} for e in emails]
@@ -104,8 +116,8 @@ async def set_emails(session: AsyncSession, client_id: uuid.UUID, emails: Sequen
 
 
 async def client_in_use(session: AsyncSession, client_id: uuid.UUID) -> bool:
-    deals = exists().where(Deal.client_id == client_id)
-    policies = exists().where(Policy.client_id == client_id)
+    deals = exists().where(col(Deal.client_id) == client_id)
+    policies = exists().where(col(Policy.client_id) == client_id)
     return bool((await session.execute(select(deals | policies))).scalar())
 
 
@@ -113,6 +125,6 @@ async def list_contacts(
     session: AsyncSession, client_id: uuid.UUID, page: PageParams
 ) -> tuple[list[Contact], str | None]:
     """The contacts of a client the caller already proved they can see."""
-    stmt = select(Contact).where(Contact.client_id == client_id)
-    keys = [OrderKey(Contact.created_at), OrderKey(Contact.id)]
+    stmt = select(Contact).where(col(Contact.client_id) == client_id)
+    keys = [OrderKey(col(Contact.created_at)), OrderKey(col(Contact.id))]
     return await contacts.page(session, stmt, page, keys=keys)

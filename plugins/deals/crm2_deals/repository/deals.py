@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     OrderKey,
@@ -28,15 +29,15 @@ from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
 
 DEAL_SORTS = Sorts(
     {
-        "title": Deal.title,
-        "value": Deal.value_minor,
-        "created_at": Deal.created_at,
-        "updated_at": Deal.updated_at,
+        "title": col(Deal.title),
+        "value": col(Deal.value_minor),
+        "created_at": col(Deal.created_at),
+        "updated_at": col(Deal.updated_at),
     },
-    id_column=Deal.id,
+    id_column=col(Deal.id),
     default="-updated_at",
 )
-deals = Repository(Deal, DealNotFound, owner=Deal.owner_id, sorts=DEAL_SORTS)
+deals = Repository(Deal, DealNotFound, owner=col(Deal.owner_id), sorts=DEAL_SORTS)
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,22 @@ class DealFilters:
 
 
 def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
-    title = func.lower(Deal.title).contains(f.q.strip().lower(), autoescape=True) if f.q else None
+    title = (
+        func.lower(col(Deal.title)).contains(f.q.strip().lower(), autoescape=True) if f.q else None
+    )
     return where_all(
         deals.visible(visibility),
-        eq(Deal.owner_id, f.owner),
-        eq(Deal.stage_id, f.stage),
-        eq(Deal.status, f.status),
-        eq(Deal.pipeline_id, f.pipeline),
-        eq(Deal.client_id, f.client),
-        eq(Deal.currency, f.currency),
-        at_least(Deal.value_minor, f.value_min_minor),
-        at_most(Deal.value_minor, f.value_max_minor),
-        at_least(Deal.expected_close_date, f.expected_close_from),
-        at_most(Deal.expected_close_date, f.expected_close_to),
-        at_least(Deal.updated_at, f.updated_since),
+        eq(col(Deal.owner_id), f.owner),
+        eq(col(Deal.stage_id), f.stage),
+        eq(col(Deal.status), f.status),
+        eq(col(Deal.pipeline_id), f.pipeline),
+        eq(col(Deal.client_id), f.client),
+        eq(col(Deal.currency), f.currency),
+        at_least(col(Deal.value_minor), f.value_min_minor),
+        at_most(col(Deal.value_minor), f.value_max_minor),
+        at_least(col(Deal.expected_close_date), f.expected_close_from),
+        at_most(col(Deal.expected_close_date), f.expected_close_to),
+        at_least(col(Deal.updated_at), f.updated_since),
         title,
     )
 
@@ -86,16 +89,16 @@ async def history(
     session: AsyncSession, deal_id: uuid.UUID, page: PageParams
 ) -> tuple[list[StageMove], str | None]:
     """The stage moves of a deal the caller already proved they can see, oldest first."""
-    stmt = select(StageMove).where(StageMove.deal_id == deal_id)
-    keys = [OrderKey(StageMove.moved_at), OrderKey(StageMove.id)]
+    stmt = select(StageMove).where(col(StageMove.deal_id) == deal_id)
+    keys = [OrderKey(col(StageMove.moved_at)), OrderKey(col(StageMove.id))]
     return await paginate(session, stmt, keys, page)
 
 
 async def stage_and_pipeline_names(
     session: AsyncSession,
 ) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:
-    stages = await session.execute(select(Stage.id, Stage.name))
-    pipelines = await session.execute(select(Pipeline.id, Pipeline.name))
+    stages = await session.execute(select(col(Stage.id), col(Stage.name)))
+    pipelines = await session.execute(select(col(Pipeline.id), col(Pipeline.name)))
     return {i: n for i, n in stages.all()}, {i: n for i, n in pipelines.all()}
 
 
@@ -103,5 +106,5 @@ async def client_names(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[
     wanted = set(ids)
     if not wanted:
         return {}
-    stmt = select(Client.id, Client.name).where(Client.id.in_(wanted))
+    stmt = select(col(Client.id), col(Client.name)).where(col(Client.id).in_(wanted))
     return {i: n for i, n in (await session.execute(stmt)).all()}

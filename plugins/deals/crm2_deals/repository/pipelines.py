@@ -11,15 +11,16 @@ from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import OrderKey, PageParams, Visibility, paginate
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
 
 # The default pipeline first, then by name.
 PIPELINE_ORDER = [
-    OrderKey(Pipeline.is_default, descending=True),
-    OrderKey(Pipeline.name),
-    OrderKey(Pipeline.id),
+    OrderKey(col(Pipeline.is_default), descending=True),
+    OrderKey(col(Pipeline.name)),
+    OrderKey(col(Pipeline.id)),
 ]
 
 
@@ -40,7 +41,7 @@ async def default_pipeline(session: AsyncSession) -> Pipeline | None:
 
 
 async def pipeline_by_name(session: AsyncSession, name: str) -> Pipeline | None:
-    stmt = select(Pipeline).where(func.lower(Pipeline.name) == name.lower())
+    stmt = select(Pipeline).where(func.lower(col(Pipeline.name)) == name.lower())
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -48,8 +49,8 @@ async def clear_default(session: AsyncSession, keep: uuid.UUID) -> None:
     """Only one default pipeline: unset the flag everywhere but on ``keep``."""
     await session.execute(
         update(Pipeline)
-        .where(Pipeline.id != keep, Pipeline.is_default.is_(True))
-        .values(is_default=False, version=Pipeline.version + 1)
+        .where(col(Pipeline.id) != keep, col(Pipeline.is_default).is_(True))
+        .values(is_default=False, version=col(Pipeline.version) + 1)
     )
 
 
@@ -61,7 +62,7 @@ async def stages_of(
     out: dict[uuid.UUID, list[Stage]] = {p: [] for p in wanted}
     if not wanted:
         return out
-    stmt = select(Stage).where(Stage.pipeline_id.in_(wanted)).order_by(Stage.position)
+    stmt = select(Stage).where(col(Stage.pipeline_id).in_(wanted)).order_by(col(Stage.position))
     for stage in (await session.execute(stmt)).scalars():
         out[stage.pipeline_id].append(stage)
     return out
@@ -74,8 +75,8 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
 async def first_open_stage(session: AsyncSession, pipeline_id: uuid.UUID) -> Stage | None:
     stmt = (
         select(Stage)
-        .where(Stage.pipeline_id == pipeline_id, Stage.kind == "open")
-        .order_by(Stage.position)
+        .where(col(Stage.pipeline_id) == pipeline_id, col(Stage.kind) == "open")
+        .order_by(col(Stage.position))
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -85,41 +86,41 @@ async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -
     wanted = list(stage_ids)
     if not wanted:
         return set()
-    stmt = select(Deal.stage_id).where(Deal.stage_id.in_(wanted)).distinct()
+    stmt = select(col(Deal.stage_id)).where(col(Deal.stage_id).in_(wanted)).distinct()
     return set((await session.execute(stmt)).scalars())
 
 
 async def pipeline_in_use(session: AsyncSession, pipeline_id: uuid.UUID) -> bool:
-    stmt = select(exists().where(Deal.pipeline_id == pipeline_id))
+    stmt = select(exists().where(col(Deal.pipeline_id) == pipeline_id))
     return bool((await session.execute(stmt)).scalar())
 
 
 async def delete_stages(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> None:
     wanted = list(stage_ids)
     if wanted:
-        await session.execute(delete(Stage).where(Stage.id.in_(wanted)))
+        await session.execute(delete(Stage).where(col(Stage.id).in_(wanted)))
 
 
 async def update_stage(session: AsyncSession, stage_id: uuid.UUID, values: dict[str, Any]) -> None:
-    await session.execute(update(Stage).where(Stage.id == stage_id).values(**values))
+    await session.execute(update(Stage).where(col(Stage.id) == stage_id).values(**values))
 
 
 async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
-    await session.execute(delete(Pipeline).where(Pipeline.id == pipeline_id))
+    await session.execute(delete(Pipeline).where(col(Pipeline.id) == pipeline_id))
 
 
 # -- lost reasons ----------------------------------------------------------------------
 
 
 async def list_lost_reasons(session: AsyncSession, include_inactive: bool) -> list[LostReason]:
-    stmt = select(LostReason).order_by(LostReason.name, LostReason.id)
+    stmt = select(LostReason).order_by(col(LostReason.name), col(LostReason.id))
     if not include_inactive:
-        stmt = stmt.where(LostReason.active.is_(True))
+        stmt = stmt.where(col(LostReason.active).is_(True))
     return list((await session.execute(stmt)).scalars())
 
 
 async def lost_reason_by_name(session: AsyncSession, name: str) -> LostReason | None:
-    stmt = select(LostReason).where(func.lower(LostReason.name) == name.lower())
+    stmt = select(LostReason).where(func.lower(col(LostReason.name)) == name.lower())
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -134,20 +135,21 @@ async def stage_totals(
     session: AsyncSession, visibility: Visibility, pipeline_id: uuid.UUID, by_owner: bool
 ) -> list[tuple[uuid.UUID, str, uuid.UUID | None, int, int]]:
     """``(stage, currency, owner or None, count, sum of value_minor)`` in one GROUP BY."""
-    owner = Deal.owner_id if by_owner else None
-    columns: list[Any] = [Deal.stage_id, Deal.currency]
+    owner = col(Deal.owner_id) if by_owner else None
+    columns: list[Any] = [col(Deal.stage_id), col(Deal.currency)]
     if owner is not None:
         columns.append(owner)
     stmt = (
-        select(*columns, func.count(), func.sum(Deal.value_minor))
-        .where(Deal.pipeline_id == pipeline_id, visibility.where(Deal.owner_id))
+        select(*columns, func.count(), func.sum(col(Deal.value_minor)))
+        .where(col(Deal.pipeline_id) == pipeline_id, visibility.where(col(Deal.owner_id)))
         .group_by(*columns)
     )
     out: list[tuple[uuid.UUID, str, uuid.UUID | None, int, int]] = []
     for row in (await session.execute(stmt)).all():
+        values: tuple[Any, ...] = tuple(row)
         if owner is not None:
-            stage_id, currency, owner_id, count, total = row
+            stage_id, currency, owner_id, count, total = values
         else:
-            (stage_id, currency, count, total), owner_id = row, None
+            (stage_id, currency, count, total), owner_id = values, None
         out.append((stage_id, currency, owner_id, int(count), int(total or 0)))
     return out

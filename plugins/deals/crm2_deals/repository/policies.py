@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     PageParams,
@@ -28,25 +29,27 @@ from crm2_deals.schemas.policies import SORT_FIELDS, PolicyFilters
 
 POLICY_SORTS = Sorts(
     {name: getattr(Policy, name) for name in SORT_FIELDS},
-    id_column=Policy.id,
+    id_column=col(Policy.id),
     default="-updated_at",
 )
-policies = Repository(Policy, PolicyNotFound, owner=Policy.owner_id, sorts=POLICY_SORTS)
+policies = Repository(Policy, PolicyNotFound, owner=col(Policy.owner_id), sorts=POLICY_SORTS)
 
 
 async def number_taken(
     session: AsyncSession, insurer: str, number: str, exclude: uuid.UUID | None = None
 ) -> bool:
     """Across every owner: the insurer's numbering is global, whoever may see the other policy."""
-    stmt = select(Policy.id).where(Policy.insurer == insurer, Policy.number == number)
+    stmt = select(col(Policy.id)).where(
+        col(Policy.insurer) == insurer, col(Policy.number) == number
+    )
     if exclude is not None:
-        stmt = stmt.where(Policy.id != exclude)
+        stmt = stmt.where(col(Policy.id) != exclude)
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
 async def open_renewal_exists(session: AsyncSession, policy_id: uuid.UUID) -> bool:
-    stmt = select(Policy.id).where(
-        Policy.renewal_of == policy_id, Policy.status.in_(("draft", "active"))
+    stmt = select(col(Policy.id)).where(
+        col(Policy.renewal_of) == policy_id, col(Policy.status).in_(("draft", "active"))
     )
     return (await session.execute(stmt.limit(1))).first() is not None
 
@@ -56,15 +59,15 @@ async def list_policies(
 ) -> tuple[list[Policy], str | None]:
     stmt = where_all(
         policies.visible(vis),
-        eq(Policy.owner_id, filters.owner),
-        eq(Policy.client_id, filters.client),
-        eq(Policy.deal_id, filters.deal),
-        one_of(Policy.status, filters.status),
-        eq(Policy.insurer, filters.insurer),
-        at_most(Policy.end_date, filters.end_before),
-        at_least(Policy.end_date, filters.end_after),
-        at_least(Policy.updated_at, filters.updated_since),
-        contains_text(filters.q, Policy.number, Policy.insurer),
+        eq(col(Policy.owner_id), filters.owner),
+        eq(col(Policy.client_id), filters.client),
+        eq(col(Policy.deal_id), filters.deal),
+        one_of(col(Policy.status), filters.status),
+        eq(col(Policy.insurer), filters.insurer),
+        at_most(col(Policy.end_date), filters.end_before),
+        at_least(col(Policy.end_date), filters.end_after),
+        at_least(col(Policy.updated_at), filters.updated_since),
+        contains_text(filters.q, col(Policy.number), col(Policy.insurer)),
     )
     return await policies.page(session, stmt, page, sort=filters.sort)
 
@@ -80,11 +83,11 @@ async def change_status(
     stmt = (
         update(Policy)
         .where(
-            Policy.id == policy_id,
-            Policy.version == expected_version,
-            Policy.status.in_(from_statuses),
+            col(Policy.id) == policy_id,
+            col(Policy.version) == expected_version,
+            col(Policy.status).in_(from_statuses),
         )
-        .values(status=to_status, updated_at=utcnow(), version=Policy.version + 1)
+        .values(status=to_status, updated_at=utcnow(), version=col(Policy.version) + 1)
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(stmt)
@@ -93,7 +96,7 @@ async def change_status(
 
 # -- the daily job ---------------------------------------------------------------------
 
-_JOB_COLUMNS = (Policy.id, Policy.client_id, Policy.owner_id, Policy.end_date)
+_JOB_COLUMNS = (col(Policy.id), col(Policy.client_id), col(Policy.owner_id), col(Policy.end_date))
 
 
 async def expire_batch(session: AsyncSession, today: date, limit: int) -> list[Row[Any]]:
@@ -103,19 +106,24 @@ async def expire_batch(session: AsyncSession, today: date, limit: int) -> list[R
     runs at once never both expire (and announce) the same policy.
     """
     candidates = (
-        select(Policy.id)
-        .where(Policy.status == "active", Policy.end_date < today)
+        select(col(Policy.id))
+        .where(col(Policy.status) == "active", col(Policy.end_date) < today)
         .limit(limit)
         .scalar_subquery()
     )
     stmt = (
         update(Policy)
-        .where(Policy.id.in_(candidates), Policy.status == "active", Policy.end_date < today)
-        .values(status="expired", updated_at=utcnow(), version=Policy.version + 1)
+        .where(
+            col(Policy.id).in_(candidates),
+            col(Policy.status) == "active",
+            col(Policy.end_date) < today,
+        )
+        .values(status="expired", updated_at=utcnow(), version=col(Policy.version) + 1)
         .returning(*_JOB_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    return list((await session.execute(stmt)).all())
+    rows: list[Row[Any]] = list((await session.execute(stmt)).all())  # type: ignore[arg-type]
+    return rows
 
 
 async def renewal_due_batch(
@@ -127,17 +135,18 @@ async def renewal_due_batch(
     of ``end_date`` clears the stamp), so a second run the same day finds none.
     """
     due = (
-        Policy.status == "active",
-        Policy.end_date >= today,
-        Policy.end_date <= horizon,
-        Policy.renewal_notified_on.is_(None),  # type: ignore[union-attr]
+        col(Policy.status) == "active",
+        col(Policy.end_date) >= today,
+        col(Policy.end_date) <= horizon,
+        col(Policy.renewal_notified_on).is_(None),
     )
-    candidates = select(Policy.id).where(*due).limit(limit).scalar_subquery()
+    candidates = select(col(Policy.id)).where(*due).limit(limit).scalar_subquery()
     stmt = (
         update(Policy)
-        .where(Policy.id.in_(candidates), *due)
-        .values(renewal_notified_on=today, updated_at=utcnow(), version=Policy.version + 1)
+        .where(col(Policy.id).in_(candidates), *due)
+        .values(renewal_notified_on=today, updated_at=utcnow(), version=col(Policy.version) + 1)
         .returning(*_JOB_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    return list((await session.execute(stmt)).all())
+    rows: list[Row[Any]] = list((await session.execute(stmt)).all())  # type: ignore[arg-type]
+    return rows

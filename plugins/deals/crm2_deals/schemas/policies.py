@@ -128,10 +128,10 @@ class PolicyPublic(ResponseModel):
             product=row.product,
             premium=from_minor(row.premium_minor, row.currency),
             currency=row.currency,
-            payment_frequency=row.payment_frequency,  # type: ignore[arg-type]
+            payment_frequency=row.payment_frequency,
             start_date=row.start_date,
             end_date=row.end_date,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             renewal_of=row.renewal_of,
             renewal_notified_on=row.renewal_notified_on,
             owner_id=row.owner_id,

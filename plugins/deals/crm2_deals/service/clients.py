@@ -225,7 +225,7 @@ async def update_contact(
 def _row_client(values: dict[str, str]) -> ClientCreate:
     """A CSV row as a validated ``ClientCreate`` (without the owner)."""
     return ClientCreate(
-        kind=values.get("kind", "").lower() or "person",  # type: ignore[arg-type]
+        kind=values.get("kind", "").lower() or "person",
         name=values.get("name", ""),
         emails=csv_io.split_list(values.get("emails", "")),
         phones=csv_io.split_list(values.get("phones", "")),

@@ -143,9 +143,9 @@ async def _replace_stages(
         )
     session.add_all(_new_stage(pipeline_id, s) for s in wanted if s.id is None)
     await session.flush()
-    for stage in current.values():
-        if stage.id not in removed:
-            await session.refresh(stage)
+    for row in current.values():
+        if row.id not in removed:
+            await session.refresh(row)
 
 
 async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> None:

@@ -215,11 +215,10 @@ async def update_policy(
         premium = changes.get("premium", from_minor(row.premium_minor, row.currency))
         values.update(premium_minor=_minor(premium, currency), currency=currency)
     if "owner_id" in changes:
-        values["owner_id"] = await resolve_owner(
-            session, principal, vis, data.owner_id, current=row.owner_id
-        )
-        if values["owner_id"] != row.owner_id:
-            await follow_owner(session, values["owner_id"], policy_id=row.id)
+        owner = await resolve_owner(session, principal, vis, data.owner_id, current=row.owner_id)
+        values["owner_id"] = owner
+        if owner != row.owner_id:
+            await follow_owner(session, owner, policy_id=row.id)
     try:
         await repo.policies.update(
             session, row, values, expected_version=version, only_changed=False
