@@ -1,5 +1,6 @@
-"""CSV in and out: the client import file, export rows, and the spreadsheet-formula guard.
+"""CSV in: the client import file, and the column sets of deals' exports.
 
+Cells, the formula guard and list splitting are the kit's (``crm2_core.api``).
 No database here: the services feed rows in and take parsed rows out.
 """
 
@@ -7,13 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
 
-from crm2_core.api import Unprocessable, unstorable_text
+from crm2_core.api import Unprocessable, unguard, unstorable_text
 
 CLIENT_IMPORT_COLUMNS = ("kind", "name", "emails", "phones", "tax_id", "address", "tags")
 CLIENT_EXPORT_COLUMNS = (
@@ -48,56 +44,10 @@ DEAL_EXPORT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-LIST_SEPARATOR = ";"
-# Cells a spreadsheet would run as a formula. A number or phone number (+49 30 …, -12.50) is
-# left alone; anything else starting with one of these gets a leading apostrophe.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBERISH = re.compile(r"^[+-][\d\s().,/-]*$")
 
 
 class CsvFileInvalid(Unprocessable):
     slug, title = "deals-csv-invalid", "The CSV file cannot be read"
-
-
-def safe_cell(value: str) -> str:
-    if value.startswith(_FORMULA_START) and not _NUMBERISH.match(value):
-        return "'" + value
-    return value
-
-
-def unguard(value: str) -> str:
-    """Undo :func:`safe_cell`, so an export can be imported again."""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
-        return value[1:]
-    return value
-
-
-def cell(value: Any) -> str:
-    """One value as CSV text: lists joined by ``;``, dates ISO, money as its decimal string."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, list | tuple):
-        return safe_cell(LIST_SEPARATOR.join(str(v) for v in value))
-    return safe_cell(str(value))
-
-
-def render(rows: Iterable[Sequence[Any]]) -> str:
-    """Rows as CSV text (``\\r\\n`` line ends, as RFC 4180 says)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow([cell(v) for v in row])
-    return buffer.getvalue()
-
-
-def split_list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(LIST_SEPARATOR) if part.strip()]
 
 
 def parse_rows(content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]]:

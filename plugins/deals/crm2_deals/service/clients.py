@@ -18,6 +18,7 @@ from crm2_core.api import (
     export_pages,
     publish,
     resolve_owner,
+    split_list,
     user_emails,
     user_ids_by_email,
 )
@@ -227,11 +228,11 @@ def _row_client(values: dict[str, str]) -> ClientCreate:
     return ClientCreate(
         kind=values.get("kind", "").lower() or "person",
         name=values.get("name", ""),
-        emails=csv_io.split_list(values.get("emails", "")),
-        phones=csv_io.split_list(values.get("phones", "")),
+        emails=split_list(values.get("emails", "")),
+        phones=split_list(values.get("phones", "")),
         tax_id=values.get("tax_id") or None,
         address=values.get("address", ""),
-        tags=csv_io.split_list(values.get("tags", "")),
+        tags=split_list(values.get("tags", "")),
     )
 
 
