@@ -16,10 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 from crm2_core.events.models import EventRecord
-from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp
+from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.databases import TestDatabase
 
-__all__ = ["TEST_JWT_SECRET", "Crm2TestApp", "EventRecord", "TestDatabase", "build_cli"]
+__all__ = [
+    "TEST_JWT_SECRET",
+    "Crm2TestApp",
+    "EventRecord",
+    "SignedInUser",
+    "TestDatabase",
+    "build_cli",
+]
 
 
 def build_cli() -> Any:

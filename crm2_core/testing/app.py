@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,6 +22,15 @@ from crm2_core.settings import Settings
 
 TEST_JWT_SECRET = "crm2-test-secret-not-for-production-0123456789"
 TEST_PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """A test user: ``headers`` authenticate, ``id`` is what owner and assignee fields hold."""
+
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
 
 
 class Crm2TestApp:
@@ -56,14 +66,19 @@ class Crm2TestApp:
 
     async def login(self, *roles: str, email: str | None = None) -> dict[str, str]:
         """Create a user with ``roles`` (default admin), log in over HTTP, return auth headers."""
+        return (await self.user(*roles, email=email)).headers
+
+    async def user(self, *roles: str, email: str | None = None) -> SignedInUser:
+        """Like :meth:`login`, keeping the new user's id and e-mail beside the headers."""
         roles = roles or ("admin",)
         email = email or f"{'-'.join(roles)}-{uuid.uuid4().hex[:8]}@example.com"
-        await self.create_user(*roles, email=email)
+        user_id = await self.create_user(*roles, email=email)
         response = await self.client.post(
             "/api/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
         )
         response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return SignedInUser(id=user_id, email=email, headers=headers)
 
     async def settle_events(self, within: float = 10.0) -> None:
         """Relay every committed event and wait for the in-process handlers to finish."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from crm2_deals.models import LostReason, Pipeline, Stage
 from sqlalchemy import func, select
 
-from crm2_core.testing import Crm2TestApp, EventRecord
+from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
 
 API = "/api/v1/deals"
 _VERSIONS = Path(__file__).parents[1] / "crm2_deals" / "migrations" / "versions"
@@ -56,13 +55,7 @@ async def seed_defaults(app: Crm2TestApp) -> None:
         await session.commit()
 
 
-@dataclass
-class User:
-    """A signed-in test user: ``headers`` authenticate, ``id`` is what ``owner_id`` holds."""
-
-    id: uuid.UUID
-    email: str
-    headers: dict[str, str]
+User = SignedInUser  # the name every test here imports
 
 
 class Deals:
@@ -73,10 +66,7 @@ class Deals:
         self.client = app.client
 
     async def user(self, *roles: str) -> User:
-        email = f"{'-'.join(roles) or 'admin'}-{uuid.uuid4().hex[:8]}@example.com"
-        headers = await self.app.login(*roles, email=email)
-        me = (await self.client.get("/api/v1/auth/me", headers=headers)).json()
-        return User(id=uuid.UUID(me["id"]), email=email, headers=headers)
+        return await self.app.user(*roles)
 
     async def pipeline(self, headers: dict[str, str], name: str = "New business") -> Any:
         """A pipeline (with its stages) by name; ``stage(p, "Won")`` finds a stage in it."""

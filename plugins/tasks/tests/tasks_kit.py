@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from crm2_tasks.models import AutomationRule
 from sqlalchemy import select
 
-from crm2_core.testing import Crm2TestApp, EventRecord
+from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
 
 API = "/api/v1/tasks"
 _VERSIONS = Path(__file__).parents[1] / "crm2_tasks" / "migrations" / "versions"
@@ -46,11 +45,7 @@ async def seed_shipped_rules(app: Crm2TestApp) -> None:
         await session.commit()
 
 
-@dataclass
-class User:
-    id: uuid.UUID
-    email: str
-    headers: dict[str, str]
+User = SignedInUser  # the name every test here imports
 
 
 class Tasks:
@@ -61,10 +56,7 @@ class Tasks:
         self.client = app.client
 
     async def user(self, *roles: str) -> User:
-        email = f"{'-'.join(roles) or 'admin'}-{uuid.uuid4().hex[:8]}@example.com"
-        headers = await self.app.login(*roles, email=email)
-        me = (await self.client.get("/api/v1/auth/me", headers=headers)).json()
-        return User(id=uuid.UUID(me["id"]), email=email, headers=headers)
+        return await self.app.user(*roles)
 
     async def create(self, user: User, **fields: Any) -> dict[str, Any]:
         body = {"title": f"Task {uuid.uuid4().hex[:6]}", **fields}
