@@ -30,7 +30,7 @@ from crm2_core.api import (
     where_all,
 )
 from crm2_payments.errors import PaymentNotFound, ScheduleNotFound
-from crm2_payments.models import OPEN_STATUSES, Allocation, Commission, Payment, Schedule
+from crm2_payments.models import Allocation, Commission, Payment, Schedule
 
 PAYMENT_SORTS = Sorts(
     {
@@ -193,7 +193,7 @@ async def balances(
     """Per currency: (currency, due, paid net, overdue, refunded) of incoming payments."""
     net = Payment.paid_minor - Payment.refunded_minor
     outstanding = Payment.amount_minor - net
-    is_open = Payment.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+    is_open = Payment.status != "cancelled"
     stmt = (
         where_all(
             select(
