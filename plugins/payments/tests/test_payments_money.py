@@ -153,8 +153,12 @@ async def test_over_payment_and_over_refund_are_409_and_change_nothing(payments:
         headers=agent.headers,
     )
     assert no_key.status_code == 400
-    ledger = await payments.client.get(f"{API}/payments/{p['id']}/allocations", headers=agent.headers)
+    ledger = await payments.client.get(
+        f"{API}/payments/{p['id']}/allocations", headers=agent.headers
+    )
     assert [(a["kind"], a["amount"]) for a in ledger.json()] == [
         ("payment", "4.00"), ("payment", "6.00"), ("refund", "10.00")]  # fmt: skip
     types = [e.type for e in await payments.events()]
-    assert types.count("payments.payment.paid") == 2 and types.count("payments.payment.refunded") == 1
+    assert (
+        types.count("payments.payment.paid") == 2 and types.count("payments.payment.refunded") == 1
+    )
