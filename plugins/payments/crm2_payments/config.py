@@ -12,7 +12,7 @@ class PaymentsSettings(BaseSettings):
     webhook_secrets: SecretStr = Field(
         SecretStr(""),
         description="provider webhook secrets, 'provider:whsec_…' separated by commas; several "
-        "per provider are all accepted (rotation); empty: webhooks answer 401",
+        "per provider are all accepted (rotation); empty: webhooks answer 404",
     )
     webhook_tolerance_seconds: int = Field(
         300, ge=30, le=3600, description="how far a webhook's timestamp may be from now, seconds"
