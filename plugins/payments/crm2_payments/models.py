@@ -6,8 +6,9 @@ string of the API). Links to other plugins' records (a policy, a client) are a
 kind and an id as text, never a foreign key: payments does not depend on deals.
 
 The ledger is ``payments_allocation``: every amount received (``payment``),
-paid back (``refund``) or taken back (``reversal``) against a payment, append-only. ``paid_minor`` and
-``refunded_minor`` on the payment are its running sums, moved by conditional
+paid back (``refund``) or taken back (``reversal``) against a payment,
+append-only. ``paid_minor`` and ``refunded_minor`` on the payment are its
+running sums, moved by conditional
 UPDATEs so that ``0 <= paid - refunded <= amount`` and ``refunded <= paid``
 hold under any concurrency.
 """
@@ -135,7 +136,7 @@ class Payment(SQLModel, table=True):
 class Allocation(SQLModel, table=True):
     """One movement of money against a payment: received (``payment``), paid back
     (``refund``), or a receipt taken back because its statement line was unmatched
-    (``reversal``). ``paid = Σ payment − Σ reversal``, ``refunded = Σ refund``."""
+    (``reversal``). ``paid = Σ payment - Σ reversal``, ``refunded = Σ refund``."""
 
     __tablename__ = "payments_allocation"
     __table_args__ = (

@@ -1,4 +1,4 @@
-"""``crm2 seed demo``: schedules, payments, commissions and one reconciliation for the demo policies.
+"""``crm2 seed demo``: schedules, payments, commissions, a reconciliation for the demo policies.
 
 Runs after deals' seed when deals is enabled (plugins seed in dependency order,
 ties by name) and reads deals' policies by table name: payments imports nothing
@@ -18,9 +18,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import column, func, select, table
+from sqlmodel import col
 
 from crm2_core.api import from_minor, utcnow
 from crm2_payments.models import CommissionRule, Payment, Statement
+from crm2_payments.repository import payments as repo
 from crm2_payments.schemas.payments import AllocationCreate
 from crm2_payments.service import payments as payments_service
 from crm2_payments.service import reconciliation
@@ -64,7 +66,7 @@ async def _schedules(session: Any) -> None:
     policies = list((await session.execute(stmt)).mappings())
     today = utcnow().date()
     insurers = sorted({str(p["insurer"]) for p in policies})
-    known = set((await session.execute(select(CommissionRule.insurer))).scalars())
+    known = set((await session.execute(select(col(CommissionRule.insurer)))).scalars())
     for insurer in insurers:
         if insurer not in known:
             session.add(CommissionRule(insurer=insurer, basis_points=1250))
@@ -84,7 +86,9 @@ async def _schedules(session: Any) -> None:
         if schedule is None:
             continue
         rows = (await session.execute(
-            select(Payment).where(Payment.schedule_id == schedule.id).order_by(Payment.instalment)
+            select(Payment)
+            .where(col(Payment.schedule_id) == schedule.id)
+            .order_by(col(Payment.instalment))
         )).scalars().all()  # fmt: skip
         for payment in rows:
             assert payment.due_date is not None
@@ -113,7 +117,7 @@ async def _manual(session: Any) -> None:
     for n, agent in enumerate((await session.execute(stmt)).scalars()):
         for i in range(3):
             external = f"demo-manual-{agent}-{i}"
-            if await payments_service.repo.by_external_id(session, "demo", external):
+            if await repo.by_external_id(session, "demo", external):
                 continue
             payment = Payment(
                 amount_minor=(n + 1) * 10_000 + i * 2_550, currency="EUR",
@@ -127,14 +131,18 @@ async def _manual(session: Any) -> None:
 async def _statement(context: Any) -> None:
     async with context.session_factory() as session:
         done = (
-            select(func.count()).select_from(Statement).where(Statement.filename == DEMO_STATEMENT)
+            select(func.count())
+            .select_from(Statement)
+            .where(col(Statement.filename) == DEMO_STATEMENT)
         )
         if (await session.execute(done)).scalar_one() > 0:
             return
         stmt = (
             select(Payment)
-            .where(Payment.status.in_(("planned", "due")), Payment.direction == "incoming")  # type: ignore[attr-defined]
-            .order_by(Payment.due_date, Payment.id)
+            .where(
+                col(Payment.status).in_(("planned", "due")), col(Payment.direction) == "incoming"
+            )
+            .order_by(col(Payment.due_date), col(Payment.id))
             .limit(2)
         )
         open_payments = list((await session.execute(stmt)).scalars())

@@ -1,4 +1,4 @@
-"""The plugin's migrations with only the core and payments: round-trip, and no drift from the models.
+"""The plugin's migrations with only the core and payments: round-trip, no drift from the models.
 
 Through the ``crm2`` command line, as an operator runs them, on SQLite and PostgreSQL.
 """
@@ -14,7 +14,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 

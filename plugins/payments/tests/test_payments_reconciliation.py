@@ -79,7 +79,9 @@ async def test_a_statement_is_matched_and_a_reupload_adds_nothing(payments: Paym
     assert len(await payments.events("payments.reconciliation.completed")) == 2
 
     agent = await payments.user("agent")
-    assert (await payments.client.get(f"{API}/statements", headers=agent.headers)).status_code == 403
+    assert (
+        await payments.client.get(f"{API}/statements", headers=agent.headers)
+    ).status_code == 403
 
 
 async def test_bad_statements_are_422(payments: Payments) -> None:

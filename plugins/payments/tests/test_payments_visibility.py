@@ -14,8 +14,8 @@ from crm2_hookspecs import Principal
 
 
 async def test_another_agents_payment_is_404_everywhere(payments: Payments) -> None:
-    owner, other, viewer = (
-        await payments.user("agent"), await payments.user("agent"), await payments.user("viewer"))  # fmt: skip
+    owner, other = await payments.user("agent"), await payments.user("agent")
+    viewer = await payments.user("viewer")
     p = await payments.create(owner, amount="30.00", client_id="c-1", payer="=HYPERLINK(1)")
     url = f"{API}/payments/{p['id']}"
     h = other.headers

@@ -17,9 +17,7 @@ from payments_kit import API, Payments
 from sqlalchemy import func, select
 
 OLD_KEY, NEW_KEY = b"old-secret-key-0123456789abcdef!", b"new-secret-key-0123456789abcdef!"
-SECRETS = ",".join(
-    f"acme:whsec_{base64.b64encode(k).decode()}" for k in (NEW_KEY, OLD_KEY)
-)
+SECRETS = ",".join(f"acme:whsec_{base64.b64encode(k).decode()}" for k in (NEW_KEY, OLD_KEY))
 
 
 @pytest.fixture

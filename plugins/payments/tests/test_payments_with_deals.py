@@ -32,7 +32,8 @@ async def a_policy(p: Payments, owner: User, **fields: Any) -> dict[str, Any]:
     )
     assert client.status_code == 201, client.text
     body = {
-        "number": f"P-{uuid.uuid4().hex[:6]}", "insurer": "Allianz", "client_id": client.json()["id"],
+        "number": f"P-{uuid.uuid4().hex[:6]}", "insurer": "Allianz",
+        "client_id": client.json()["id"],
         "product": "Motor", "premium": "1000.00", "currency": "EUR",
         "payment_frequency": "monthly", "start_date": "2026-01-15", "end_date": "2027-01-14",
         **fields,

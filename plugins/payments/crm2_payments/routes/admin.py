@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm2_core.api import (
     IfMatchDep,
@@ -32,8 +33,8 @@ rules = Repository(
     CommissionRule,
     RuleNotFound,
     sorts=Sorts(
-        {"created_at": CommissionRule.created_at},
-        id_column=CommissionRule.id,
+        {"created_at": col(CommissionRule.created_at)},
+        id_column=col(CommissionRule.id),
         default="-created_at",
     ),
     noun="commission rule",
@@ -41,9 +42,11 @@ rules = Repository(
 commissions = Repository(
     Commission,
     RuleNotFound,
-    owner=Commission.owner_id,
+    owner=col(Commission.owner_id),
     sorts=Sorts(
-        {"created_at": Commission.created_at}, id_column=Commission.id, default="-created_at"
+        {"created_at": col(Commission.created_at)},
+        id_column=col(Commission.id),
+        default="-created_at",
     ),
     noun="commission",
 )
@@ -74,7 +77,7 @@ async def list_rules(
     """Commission rules, newest first."""
     stmt = select(CommissionRule)
     if insurer is not None:
-        stmt = stmt.where(CommissionRule.insurer == insurer)
+        stmt = stmt.where(col(CommissionRule.insurer) == insurer)
     rows, cursor = await rules.page(session, stmt, page)
     return Page(items=[rule_public(r) for r in rows], next_cursor=cursor)
 
@@ -132,9 +135,9 @@ async def list_commissions(
     page: PageDep,
     payment_id: uuid.UUID | None = None,
 ) -> Page[CommissionPublic]:
-    """The commission ledger (earned +, reversed −) of the payments the caller may see."""
+    """The commission ledger (earned +, reversed -) of the payments the caller may see."""
     stmt = commissions.visible(RULES.visibility(principal))
     if payment_id is not None:
-        stmt = stmt.where(Commission.payment_id == payment_id)
+        stmt = stmt.where(col(Commission.payment_id) == payment_id)
     rows, cursor = await commissions.page(session, stmt, page)
     return Page(items=[commission_public(c) for c in rows], next_cursor=cursor)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     ContextDep,
@@ -21,6 +22,7 @@ from crm2_core.api import (
     present,
     record_routes,
 )
+from crm2_payments.models import Schedule
 from crm2_payments.repository import payments as repo
 from crm2_payments.routes.deps import (
     PERMISSIONS,
@@ -154,7 +156,7 @@ async def balances(
                 "paid": text(p, c),
                 "overdue": text(o, c),
                 "refunded": text(r, c),
-            }  # fmt: skip
+            }
         )
         for c, d, p, o, r in rows
     ]
@@ -171,7 +173,7 @@ async def list_schedules(
     """Premium schedules (built from deals' policy events) the caller may see."""
     stmt = repo.schedules.visible(service.PAYMENTS.visibility(principal))
     if policy_id is not None:
-        stmt = stmt.where(repo.Schedule.policy_id == policy_id)
+        stmt = stmt.where(col(Schedule.policy_id) == policy_id)
     rows, cursor = await repo.schedules.page(session, stmt, page)
     return Page(items=[schedule_public(s) for s in rows], next_cursor=cursor)
 
@@ -188,7 +190,8 @@ async def get_schedule(
 
 record_routes(
     router, "/payments/{payment_id}", service.public, response_model=PaymentPublic,
-    permissions=PERMISSIONS, get=service.get_payment, update=(PaymentUpdate, service.update_payment),
+    permissions=PERMISSIONS, get=service.get_payment,
+    update=(PaymentUpdate, service.update_payment),
     docs=("One payment; its ETag is what a PATCH or cancel sends as If-Match.",
           "Change a payment (If-Match required); the amount never below what was paid.", ""),
 )  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm2_core.api import (
     ContextDep,
@@ -18,7 +19,7 @@ from crm2_core.api import (
     from_minor,
     present,
 )
-from crm2_payments.errors import InvalidStatement, StatementNotFound
+from crm2_payments.errors import InvalidStatement, LineNotFound, StatementNotFound
 from crm2_payments.models import Statement, StatementLine
 from crm2_payments.routes.deps import MoneyKey, PaymentsReconcile
 from crm2_payments.schemas.admin import LineMatch, LinePublic, LineStatus, StatementPublic
@@ -31,12 +32,21 @@ statements = Repository(
     Statement,
     StatementNotFound,
     sorts=Sorts(
-        {"created_at": Statement.created_at}, id_column=Statement.id, default="-created_at"
+        {"created_at": col(Statement.created_at)},
+        id_column=col(Statement.id),
+        default="-created_at",
     ),
     noun="statement",
 )
-LINE_SORTS = Sorts(
-    {"booked_on": StatementLine.booked_on}, id_column=StatementLine.id, default="booked_on"
+lines = Repository(
+    StatementLine,
+    LineNotFound,
+    sorts=Sorts(
+        {"booked_on": col(StatementLine.booked_on)},
+        id_column=col(StatementLine.id),
+        default="booked_on",
+    ),
+    noun="statement line",
 )
 OptionalIfMatch = Annotated[
     str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
@@ -108,10 +118,10 @@ async def list_lines(
 ) -> Page[LinePublic]:
     """The statement's lines (``status`` filters: matched, unmatched, ambiguous)."""
     await statements.get_or_404(session, RULES.visibility(None), statement_id)
-    stmt = select(StatementLine).where(StatementLine.statement_id == statement_id)
+    stmt = select(StatementLine).where(col(StatementLine.statement_id) == statement_id)
     if status is not None:
-        stmt = stmt.where(StatementLine.status == status)
-    rows, cursor = await statements.page(session, stmt, page, keys=LINE_SORTS.keys())  # type: ignore[arg-type]
+        stmt = stmt.where(col(StatementLine.status) == status)
+    rows, cursor = await lines.page(session, stmt, page)
     return Page(items=[line_public(r) for r in rows], next_cursor=cursor)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_payments.models import Allocation, Commission, CommissionRule, Payment
 from crm2_payments.repository import payments as repo
@@ -25,15 +26,21 @@ async def rule_for(session: AsyncSession, payment: Payment) -> CommissionRule | 
     stmt = (
         select(CommissionRule)
         .where(
-            CommissionRule.insurer == payment.insurer,
-            CommissionRule.active.is_(True),  # type: ignore[attr-defined]
-            or_(CommissionRule.product == payment.product, CommissionRule.product.is_(None)),  # type: ignore[union-attr]
-            or_(CommissionRule.currency.is_(None), CommissionRule.currency == payment.currency),  # type: ignore[union-attr]
+            col(CommissionRule.insurer) == payment.insurer,
+            col(CommissionRule.active).is_(True),
+            or_(
+                col(CommissionRule.product) == payment.product,
+                col(CommissionRule.product).is_(None),
+            ),
+            or_(
+                col(CommissionRule.currency).is_(None),
+                col(CommissionRule.currency) == payment.currency,
+            ),
         )
         .order_by(
-            CommissionRule.product.is_(None),  # type: ignore[union-attr]
-            CommissionRule.created_at.desc(),  # type: ignore[attr-defined]
-            CommissionRule.id,
+            col(CommissionRule.product).is_(None),
+            col(CommissionRule.created_at).desc(),
+            col(CommissionRule.id),
         )
         .limit(1)
     )

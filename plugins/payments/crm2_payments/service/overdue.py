@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from crm2_core.api import publish, utcnow
 from crm2_payments.events import PaymentOverdue
@@ -31,21 +32,21 @@ async def mark_overdue(context: Any, today: date | None = None) -> dict[str, int
     async with context.session_factory() as session:
         due = await session.execute(
             update(Payment)
-            .where(Payment.status == "planned", Payment.due_date <= today)  # type: ignore[operator]
-            .values(status="due", version=Payment.version + 1, updated_at=utcnow())
+            .where(col(Payment.status) == "planned", col(Payment.due_date) <= today)
+            .values(status="due", version=col(Payment.version) + 1, updated_at=utcnow())
         )
         await session.commit()
     became_due = int(getattr(due, "rowcount", 0) or 0)
     while True:
         async with context.session_factory() as session:
             stmt = (
-                select(Payment.id)
+                select(col(Payment.id))
                 .where(
-                    Payment.status.in_(WAITING),  # type: ignore[attr-defined]
-                    Payment.overdue_at.is_(None),  # type: ignore[union-attr]
-                    Payment.due_date < limit,  # type: ignore[operator]
+                    col(Payment.status).in_(WAITING),
+                    col(Payment.overdue_at).is_(None),
+                    col(Payment.due_date) < limit,
                 )
-                .order_by(Payment.due_date, Payment.id)
+                .order_by(col(Payment.due_date), col(Payment.id))
                 .limit(BATCH)
             )
             ids = list((await session.execute(stmt)).scalars())
@@ -56,14 +57,14 @@ async def mark_overdue(context: Any, today: date | None = None) -> dict[str, int
                 claimed = await session.execute(
                     update(Payment)
                     .where(
-                        Payment.id == payment_id,
-                        Payment.overdue_at.is_(None),  # type: ignore[union-attr]
-                        Payment.status.in_(WAITING),  # type: ignore[attr-defined]
+                        col(Payment.id) == payment_id,
+                        col(Payment.overdue_at).is_(None),
+                        col(Payment.status).in_(WAITING),
                     )
                     .values(
                         status="overdue",
                         overdue_at=now,
-                        version=Payment.version + 1,
+                        version=col(Payment.version) + 1,
                         updated_at=now,
                     )
                 )

@@ -59,13 +59,13 @@ def public(p: Payment) -> PaymentPublic:
     net = p.paid_minor - p.refunded_minor
     return PaymentPublic(
         id=p.id,
-        direction=p.direction,  # type: ignore[arg-type]
+        direction=p.direction,
         amount=from_minor(p.amount_minor, p.currency),
         currency=p.currency,
         paid=from_minor(net, p.currency),
         refunded=from_minor(p.refunded_minor, p.currency),
         outstanding=from_minor(0 if p.status == "cancelled" else p.amount_minor - net, p.currency),
-        status=p.status,  # type: ignore[arg-type]
+        status=p.status,
         due_date=p.due_date,
         paid_at=p.paid_at,
         overdue_at=p.overdue_at,
@@ -74,7 +74,7 @@ def public(p: Payment) -> PaymentPublic:
         payee=p.payee,
         reference=p.reference,
         note=p.note,
-        link={"kind": p.link_kind, "id": p.link_id} if p.link_kind and p.link_id else None,  # type: ignore[arg-type]
+        link={"kind": p.link_kind, "id": p.link_id} if p.link_kind and p.link_id else None,
         policy_id=p.policy_id,
         client_id=p.client_id,
         insurer=p.insurer,
@@ -94,7 +94,7 @@ def allocation_public(a: Allocation) -> AllocationPublic:
     return AllocationPublic(
         id=a.id,
         payment_id=a.payment_id,
-        kind=a.kind,  # type: ignore[arg-type]
+        kind=a.kind,
         amount=from_minor(a.amount_minor, a.currency),
         currency=a.currency,
         received_at=a.received_at,
@@ -269,10 +269,11 @@ async def move(
             raise InvalidTransition("the payment is cancelled")
         if kind == "reversal":
             raise InvalidTransition("that much is no longer paid on the payment")
+        outstanding = payment.amount_minor - payment.paid_minor + payment.refunded_minor
         if kind == "payment":
             raise Overpayment(
                 f"{body.amount} {body.currency} exceeds the outstanding "
-                f"{text(payment.amount_minor - payment.paid_minor + payment.refunded_minor, payment.currency)}"
+                f"{text(outstanding, payment.currency)}"
             )
         raise OverRefund(
             f"{body.amount} {body.currency} exceeds the refundable "

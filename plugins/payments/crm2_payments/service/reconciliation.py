@@ -24,10 +24,18 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from crm2_core.api import Conflict, check_version, publish, utcnow
+from crm2_core.api import Conflict, check_version, from_minor, publish, utcnow
 from crm2_hookspecs import Principal
-from crm2_payments.errors import LineAlreadyMatched, LineNotFound, LineNotMatched, PaymentNotFound
+from crm2_payments.errors import (
+    CurrencyMismatch,
+    LineAlreadyMatched,
+    LineNotFound,
+    LineNotMatched,
+    Overpayment,
+    PaymentNotFound,
+)
 from crm2_payments.events import ReconciliationCompleted
 from crm2_payments.models import OPEN_STATUSES, Allocation, Payment, Statement, StatementLine
 from crm2_payments.schemas.payments import AllocationCreate
@@ -35,7 +43,7 @@ from crm2_payments.service import payments as payments_service
 from crm2_payments.service.money import text
 from crm2_payments.service.statements import ParsedLine
 
-OUTSTANDING = Payment.amount_minor - Payment.paid_minor + Payment.refunded_minor
+OUTSTANDING = col(Payment.amount_minor) - col(Payment.paid_minor) + col(Payment.refunded_minor)
 
 
 async def _candidates(
@@ -47,7 +55,7 @@ async def _candidates(
             (
                 await session.execute(
                     select(Allocation)
-                    .where(Allocation.external_id == ref, Allocation.kind == "payment")
+                    .where(col(Allocation.external_id) == ref, col(Allocation.kind) == "payment")
                     .limit(2)
                 )
             )
@@ -60,7 +68,7 @@ async def _candidates(
             (
                 await session.execute(
                     select(Payment)
-                    .where(Payment.external_id == ref, Payment.currency == line.currency)
+                    .where(col(Payment.external_id) == ref, col(Payment.currency) == line.currency)
                     .limit(2)
                 )
             ).scalars()
@@ -72,9 +80,9 @@ async def _candidates(
                 await session.execute(
                     select(Payment)
                     .where(
-                        Payment.reference == ref,
-                        Payment.currency == line.currency,
-                        Payment.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+                        col(Payment.reference) == ref,
+                        col(Payment.currency) == line.currency,
+                        col(Payment.status).in_(OPEN_STATUSES),
                     )
                     .limit(2)
                 )
@@ -85,12 +93,12 @@ async def _candidates(
     stmt = (
         select(Payment)
         .where(
-            Payment.direction == "incoming",
-            Payment.currency == line.currency,
-            Payment.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
-            line.amount_minor == OUTSTANDING,
-            Payment.due_date >= line.booked_on - timedelta(days=window),  # type: ignore[operator]
-            Payment.due_date <= line.booked_on + timedelta(days=window),  # type: ignore[operator]
+            col(Payment.direction) == "incoming",
+            col(Payment.currency) == line.currency,
+            col(Payment.status).in_(OPEN_STATUSES),
+            OUTSTANDING == line.amount_minor,  # noqa: SIM300
+            col(Payment.due_date) >= line.booked_on - timedelta(days=window),
+            col(Payment.due_date) <= line.booked_on + timedelta(days=window),
         )
         .limit(2)
     )
@@ -109,7 +117,7 @@ async def _book(
     if line.amount_minor <= 0 or line.amount_minor > outstanding or payment.status == "cancelled":
         return False
     body = AllocationCreate(
-        amount=payments_service.from_minor(line.amount_minor, line.currency),
+        amount=from_minor(line.amount_minor, line.currency),
         currency=line.currency,
         received_at=None,
         method="bank_transfer",
@@ -158,7 +166,9 @@ async def upload(
     known: set[str] = set()
     for start in range(0, len(prints), 500):
         chunk = prints[start : start + 500]
-        stmt = select(StatementLine.fingerprint).where(StatementLine.fingerprint.in_(chunk))  # type: ignore[attr-defined]
+        stmt = select(col(StatementLine.fingerprint)).where(
+            col(StatementLine.fingerprint).in_(chunk)
+        )
         known.update((await session.execute(stmt)).scalars())
     fresh = [p for p in parsed if p.fingerprint not in known]
     statement = Statement(
@@ -175,7 +185,7 @@ async def upload(
             currency=p.currency,
             reference=p.reference,
             counterparty=p.counterparty,
-        )  # fmt: skip
+        )
         for p in fresh
     ]
     try:
@@ -194,9 +204,9 @@ async def upload(
 
 async def counts_of(session: AsyncSession, statement_id: uuid.UUID) -> dict[str, int]:
     stmt = (
-        select(StatementLine.status, func.count())
-        .where(StatementLine.statement_id == statement_id)
-        .group_by(StatementLine.status)
+        select(col(StatementLine.status), func.count())
+        .where(col(StatementLine.statement_id) == statement_id)
+        .group_by(col(StatementLine.status))
     )
     counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
     counts.update({s: int(n) for s, n in await session.execute(stmt)})
@@ -225,12 +235,11 @@ async def manual_match(
     if payment is None:
         raise PaymentNotFound(f"no payment {payment_id}")
     if payment.currency != line.currency:
-        raise payments_service.CurrencyMismatch(
-            f"the line is in {line.currency}, the payment in {payment.currency}"
-        )
+        raise CurrencyMismatch(f"the line is in {line.currency}, the payment in {payment.currency}")
     if not await _book(session, principal, line, payment, "manual"):
-        raise payments_service.Overpayment(
-            f"the line's {text(line.amount_minor, line.currency)} does not fit the payment's outstanding amount"
+        raise Overpayment(
+            f"the line's {text(line.amount_minor, line.currency)} does not fit "
+            "the payment's outstanding amount"
         )
     await _bump(session, line)
     return line
@@ -252,7 +261,7 @@ async def unmatch(
         payment = await session.get(Payment, line.payment_id, populate_existing=True)
         assert payment is not None
         body = AllocationCreate(
-            amount=payments_service.from_minor(allocation.amount_minor, allocation.currency),
+            amount=from_minor(allocation.amount_minor, allocation.currency),
             currency=allocation.currency,
             method="bank_transfer",
             reference=f"unmatched {line.reference}"[:140],
@@ -274,7 +283,7 @@ async def _bump(session: AsyncSession, line: StatementLine) -> None:
     await session.flush()
     await session.execute(
         update(StatementLine)
-        .where(StatementLine.id == line.id)
-        .values(version=StatementLine.version + 1, updated_at=utcnow())
+        .where(col(StatementLine.id) == line.id)
+        .values(version=col(StatementLine.version) + 1, updated_at=utcnow())
     )
     await session.refresh(line)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import check_currency, publish, utcnow
 from crm2_payments.events import ScheduleCreated
@@ -66,12 +67,12 @@ async def remember_policy(session: AsyncSession, policy_id: str, data: dict[str,
     # an activation handled before this event: give its schedule the insurer now
     await session.execute(
         update(Schedule)
-        .where(Schedule.policy_id == policy_id, Schedule.insurer == "")
+        .where(col(Schedule.policy_id) == policy_id, col(Schedule.insurer) == "")
         .values(insurer=insurer)
     )
     await session.execute(
         update(Payment)
-        .where(Payment.policy_id == policy_id, Payment.insurer == "")
+        .where(col(Payment.policy_id) == policy_id, col(Payment.insurer) == "")
         .values(insurer=insurer)
     )
     await session.flush()
@@ -83,7 +84,7 @@ async def create_schedule(
     """The policy's schedule and instalments; ``None`` if it has one already (or the data is
     unusable, which is logged by the caller as nothing to do)."""
     existing = (
-        await session.execute(select(Schedule).where(Schedule.policy_id == policy_id))
+        await session.execute(select(Schedule).where(col(Schedule.policy_id) == policy_id))
     ).scalar_one_or_none()
     if existing is not None:
         return None
@@ -157,21 +158,21 @@ async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | N
     """Cancel the policy's future instalments with no money on them; how many."""
     today = today or utcnow().date()
     schedule = (
-        await session.execute(select(Schedule).where(Schedule.policy_id == policy_id))
+        await session.execute(select(Schedule).where(col(Schedule.policy_id) == policy_id))
     ).scalar_one_or_none()
     if schedule is None:
         return 0
     if schedule.status != "cancelled":
         await session.execute(
             update(Schedule)
-            .where(Schedule.id == schedule.id)
-            .values(status="cancelled", version=Schedule.version + 1, updated_at=utcnow())
+            .where(col(Schedule.id) == schedule.id)
+            .values(status="cancelled", version=col(Schedule.version) + 1, updated_at=utcnow())
         )
     stmt = select(Payment).where(
-        Payment.schedule_id == schedule.id,
-        Payment.due_date > today,  # type: ignore[operator]
-        Payment.status.in_(("planned", "due")),  # type: ignore[attr-defined]
-        Payment.paid_minor == Payment.refunded_minor,
+        col(Payment.schedule_id) == schedule.id,
+        col(Payment.due_date) > today,
+        col(Payment.status).in_(("planned", "due")),
+        col(Payment.paid_minor) == col(Payment.refunded_minor),
     )
     count = 0
     body = PaymentCancel(reason="policy cancelled")

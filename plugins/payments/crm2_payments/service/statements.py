@@ -50,10 +50,8 @@ def _amount(value: str, currency: str, number: int) -> int:
     if not raw or not _AMOUNT.match(raw):
         raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number")
     comma, point = raw.rfind(","), raw.rfind(".")
-    if comma > point:  # decimal comma: 1.234,56
-        raw = raw.replace(".", "").replace(",", ".")
-    else:
-        raw = raw.replace(",", "")
+    # a decimal comma (1.234,56) when the comma comes last
+    raw = raw.replace(".", "").replace(",", ".") if comma > point else raw.replace(",", "")
     try:
         amount = Decimal(raw)
     except InvalidOperation:

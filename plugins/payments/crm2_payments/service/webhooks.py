@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import Amount, Crm2Error, Currency, RequestModel, Unprocessable
 from crm2_payments.errors import BadSignature, UnknownProvider
@@ -100,14 +101,14 @@ async def _target(session: AsyncSession, provider: str, data: WebhookData) -> Pa
         return await session.get(Payment, data.payment_id, populate_existing=True)
     if data.payment_external_id:
         stmt: Any = select(Payment).where(
-            Payment.provider == provider, Payment.external_id == data.payment_external_id
+            col(Payment.provider) == provider, col(Payment.external_id) == data.payment_external_id
         )
     elif data.reference:
         stmt = (
             select(Payment)
             .where(
-                Payment.reference == data.reference,
-                Payment.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+                col(Payment.reference) == data.reference,
+                col(Payment.status).in_(OPEN_STATUSES),
             )
             .limit(2)
         )
