@@ -95,17 +95,34 @@ def scenario_11a(envs: Envs, profile: Profile) -> list[Metric]:
         app.wait_ready(f"{app_url}/healthz")
         headers = {"Authorization": f"Bearer {env.login(app_url)}"}
         made = httpx.post(
-            f"{app_url}/api/v1/payments/payments", timeout=30,
+            f"{app_url}/api/v1/payments/payments",
+            timeout=30,
             json={"amount": "1000000000000.00", "currency": "EUR", "reference": "bench"},
             headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-        )  # fmt: skip
+        )
         made.raise_for_status()
         payment = made.json()
         path = f"/api/v1/payments/payments/{payment['id']}/allocations"
-        cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "raw_asyncpg_payments:app",
-               "--host", HOST, "--port", str(base_port), "--log-level", "warning"]  # fmt: skip
-        base_env = dict(os.environ, BENCH_DSN=env.asyncpg_dsn, BENCH_PAYMENT_ID=payment["id"],
-                        BENCH_OWNER_ID=payment["owner_id"])  # fmt: skip
+        cmd = [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BASELINES),
+            "raw_asyncpg_payments:app",
+            "--host",
+            HOST,
+            "--port",
+            str(base_port),
+            "--log-level",
+            "warning",
+        ]
+        base_env = dict(
+            os.environ,
+            BENCH_DSN=env.asyncpg_dsn,
+            BENCH_PAYMENT_ID=payment["id"],
+            BENCH_OWNER_ID=payment["owner_id"],
+        )
         with Server("raw_asyncpg_payments", cmd, base_env, env.workdir) as bare:
             bare_url = f"http://{HOST}:{base_port}"
             bare.wait_ready(f"{bare_url}/healthz")
@@ -117,15 +134,20 @@ def scenario_11a(envs: Envs, profile: Profile) -> list[Metric]:
                 got = {}
                 for variant, (server, url, auth) in variants.items():
                     got[variant] = out = _measure(server, url, auth, profile.closed_s)
-                    log(f"s11a round {number} {variant}: {out['rps']:.0f} req/s, "
-                        f"{out['cpu_ms_per_req'] or 0:.2f} ms CPU/req, errors {out['errors']}")  # fmt: skip
+                    log(
+                        f"s11a round {number} {variant}: {out['rps']:.0f} req/s, "
+                        f"{out['cpu_ms_per_req'] or 0:.2f} ms CPU/req, errors {out['errors']}"
+                    )
                 if measured:
                     a, b = got["crm2"], got["baseline"]
                     rps.add(a["rps"], b["rps"])
                     cpu.add(a["cpu_ms_per_req"], b["cpu_ms_per_req"])
                     p50.add(a["p50_ms"], b["p50_ms"])
-        paid = sql(env.asyncpg_dsn, "SELECT paid_minor FROM payments_payment WHERE id = $1",
-                   uuid.UUID(payment["id"]))[0]["paid_minor"]  # fmt: skip
+        paid = sql(
+            env.asyncpg_dsn,
+            "SELECT paid_minor FROM payments_payment WHERE id = $1",
+            uuid.UUID(payment["id"]),
+        )[0]["paid_minor"]
         log(f"s11a: crm2 booked {paid / 100:,.2f} EUR on the bench payment")
     return [rps, cpu, p50]
 
@@ -134,14 +156,52 @@ async def _fill(dsn: str, count: int, owner: uuid.UUID) -> None:
     now = datetime.now(UTC)
     start = date(2026, 1, 1)
     rows = [
-        (uuid.uuid4(), "incoming", 10_000 + i, "EUR", 0, 0, "planned", start + timedelta(days=i % 365),
-         "", "Client " + str(i % 997), "", f"REF-{i}", "", "", "", "manual", owner,
-         now - timedelta(seconds=i), now - timedelta(seconds=i), 1)
+        (
+            uuid.uuid4(),
+            "incoming",
+            10_000 + i,
+            "EUR",
+            0,
+            0,
+            "planned",
+            start + timedelta(days=i % 365),
+            "",
+            "Client " + str(i % 997),
+            "",
+            f"REF-{i}",
+            "",
+            "",
+            "",
+            "manual",
+            owner,
+            now - timedelta(seconds=i),
+            now - timedelta(seconds=i),
+            1,
+        )
         for i in range(count)
-    ]  # fmt: skip
-    columns = ["id", "direction", "amount_minor", "currency", "paid_minor", "refunded_minor",
-               "status", "due_date", "method", "payer", "payee", "reference", "note", "insurer",
-               "product", "provider", "owner_id", "created_at", "updated_at", "version"]  # fmt: skip
+    ]
+    columns = [
+        "id",
+        "direction",
+        "amount_minor",
+        "currency",
+        "paid_minor",
+        "refunded_minor",
+        "status",
+        "due_date",
+        "method",
+        "payer",
+        "payee",
+        "reference",
+        "note",
+        "insurer",
+        "product",
+        "provider",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "version",
+    ]
     conn = await asyncpg.connect(dsn)
     try:
         await conn.copy_records_to_table("payments_payment", records=rows, columns=columns)
@@ -163,8 +223,10 @@ async def _copy_to(dsn: str) -> int:
             "due_date, method, payer, payee, reference, policy_id, client_id, insurer, product, "
             "schedule_id, instalment, provider, external_id, owner_id, created_at, updated_at "
             "FROM payments_payment ORDER BY created_at DESC, id DESC",
-            output=write, format="csv", header=True,
-        )  # fmt: skip
+            output=write,
+            format="csv",
+            header=True,
+        )
     finally:
         await conn.close()
     return len(sink)
@@ -186,8 +248,12 @@ def scenario_11b(envs: Envs, profile: Profile) -> list[Metric]:
         for number, measured in rounds(profile):
             started = time.perf_counter()
             size = 0
-            with httpx.stream("GET", f"{app_url}/api/v1/payments/payments/export.csv",
-                              headers=headers, timeout=600) as answer:  # fmt: skip
+            with httpx.stream(
+                "GET",
+                f"{app_url}/api/v1/payments/payments/export.csv",
+                headers=headers,
+                timeout=600,
+            ) as answer:
                 answer.raise_for_status()
                 lines = 0
                 for chunk in answer.iter_bytes():
@@ -199,8 +265,10 @@ def scenario_11b(envs: Envs, profile: Profile) -> list[Metric]:
             started = time.perf_counter()
             copied = asyncio.run(_copy_to(env.asyncpg_dsn))
             copy_s = time.perf_counter() - started
-            log(f"s11b round {number}: crm2 {crm2_s:.2f} s ({size:,} B), "
-                f"COPY TO {copy_s:.2f} s ({copied:,} B)")  # fmt: skip
+            log(
+                f"s11b round {number}: crm2 {crm2_s:.2f} s ({size:,} B), "
+                f"COPY TO {copy_s:.2f} s ({copied:,} B)"
+            )
             if measured:
                 seconds.add(crm2_s, copy_s)
     return [seconds]

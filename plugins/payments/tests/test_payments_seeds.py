@@ -7,7 +7,6 @@ import inspect
 from typing import Any
 
 import pytest
-
 from crm2_payments.models import Commission, Payment, Schedule, Statement, StatementLine
 from payments_kit import Payments
 from sqlalchemy import func, select
