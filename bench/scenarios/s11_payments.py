@@ -237,7 +237,7 @@ def scenario_11b(envs: Envs, profile: Profile) -> list[Metric]:
     count = 10_000 if profile.quick else 100_000
     label = f"11b export {count:,} payments GET …/payments/export.csv"
     seconds = Metric(label, "time to last byte", "s", False)
-    env = envs.get("payments_export")
+    env = envs.get("payx")
     (admin,) = sql(env.asyncpg_dsn, "SELECT id FROM auth_user LIMIT 1")
     asyncio.run(_fill(env.asyncpg_dsn, count, admin["id"]))
     app_port = free_port()

@@ -43,7 +43,11 @@ async def test_another_agents_payment_is_404_everywhere(payments: Payments) -> N
     found = await resolve_entity(context, "payments.payment", p["id"], _principal(owner))
     assert found is not None and found["amount"] == "30.00"
 
-    # the stream's rule: the event's owner_id, or payments:all_records
+    # the stream: served by the core at /api/v1/streams/payments, payments:read to open it,
+    # and per event the same rule as the list: the event's owner_id, or payments:all_records
+    token = await client.post("/api/v1/streams/token", json={"channel": "payments"}, headers=h)
+    assert token.status_code == 200, token.text
+    assert (await client.get("/api/v1/streams/payments")).status_code == 401
     event = {"data": {"owner_id": str(owner.id)}}
     assert await RULES.can_see(_principal(owner), event)
     assert not await RULES.can_see(principal_other, event)
