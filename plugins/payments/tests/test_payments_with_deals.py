@@ -73,6 +73,9 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
     hidden = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
                                    headers=other.headers)  # fmt: skip
     assert hidden.json()["items"] == []
+    schedule_url = f"{API}/schedules/{instalments[0]['schedule_id']}"
+    assert (await both.client.get(schedule_url, headers=agent.headers)).status_code == 200
+    assert (await both.client.get(schedule_url, headers=other.headers)).status_code == 404
 
     # a redelivered activation (same event, or deals announcing it again) creates nothing
     async with both.app.context.session_factory() as session:
