@@ -42,8 +42,16 @@ DEMO_STATEMENT = "demo-statement.csv"
 
 
 def seed(name: str, context: Any) -> Awaitable[Any] | None:
+    """``demo``, or ``load`` sized by CRM2_SEED_PAYMENTS (as tasks reads CRM2_SEED_TASKS)."""
     if name == "demo":
         return _demo(context)
+    if name == "load":
+        import os
+
+        from crm2_payments.seed_load import seed_load
+
+        count = int(os.environ.get("CRM2_SEED_PAYMENTS", "0"))
+        return seed_load(context, payments=count) if count > 0 else None
     return None
 
 

@@ -72,3 +72,19 @@ async def test_demo_without_deals_gives_agents_payments(payments: Payments) -> N
     assert len(mine.json()["items"]) == 3
     await seed_demo(payments.app)
     assert (await counts(payments.app))["Payment"] == 3
+
+
+async def test_the_load_data_set_is_listed_and_exported(payments: Payments) -> None:
+    from crm2_payments.seed_load import seed_load
+
+    manager = await payments.user("manager")
+    await payments.user("agent")
+    assert await seed_load(payments.app.context, payments=1_200) == {"payments": 1_200}
+    page = await payments.client.get(
+        "/api/v1/payments/payments?limit=100&currency=EUR", headers=manager.headers
+    )
+    assert len(page.json()["items"]) == 100 and page.json()["next_cursor"]
+    export = await payments.client.get(
+        "/api/v1/payments/payments/export.csv", headers=manager.headers
+    )
+    assert export.text.count("\n") == 1_201  # the header and every row, over two pages
