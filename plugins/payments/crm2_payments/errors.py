@@ -50,6 +50,10 @@ class InvalidAmount(Unprocessable):
     slug, title = "payments-invalid-amount", "The amount is not usable"
 
 
+class InvalidRule(Unprocessable):
+    slug, title = "payments-invalid-rule", "The commission rule is not usable"
+
+
 class InvalidStatement(Unprocessable):
     slug, title = "payments-invalid-statement", "The bank statement cannot be read"
 

@@ -70,6 +70,17 @@ async def test_bad_input_is_a_precise_4xx(payments: Payments) -> None:
         assert response.status_code == 422, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
     assert (await payments.client.get(url, headers=agent.headers)).json()["items"] == []
+    admin = await payments.user("admin")
+    rules = f"{API}/commission-rules"
+    for bad in ({"insurer": "X"}, {"insurer": "X", "basis_points": 10, "fixed_amount": "1.00",
+                "currency": "EUR"}, {"insurer": "X", "fixed_amount": "1.00"}):  # fmt: skip
+        refused = await post(rules, json=bad, headers=admin.headers)
+        assert refused.status_code == 422 and refused.json()["type"].endswith(
+            "payments-invalid-rule"
+        )
+    assert (
+        await post(rules, json=body | {"insurer": "X"}, headers=admin.headers)
+    ).status_code == 422
 
 
 async def test_ingestion_by_external_id_is_idempotent(payments: Payments) -> None:

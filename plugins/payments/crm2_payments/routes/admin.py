@@ -21,7 +21,7 @@ from crm2_core.api import (
     from_minor,
     present,
 )
-from crm2_payments.errors import RuleNotFound
+from crm2_payments.errors import InvalidRule, RuleNotFound
 from crm2_payments.models import Commission, CommissionRule
 from crm2_payments.routes.deps import PaymentsAdmin, PaymentsRead
 from crm2_payments.schemas.admin import CommissionPublic, RuleCreate, RulePublic, RuleUpdate
@@ -87,6 +87,10 @@ async def create_rule(
     body: RuleCreate, principal: PaymentsAdmin, session: SessionDep, response: Response
 ) -> RulePublic:
     """A rule: basis points of the premium paid, or a fixed amount once it is paid in full."""
+    if (body.basis_points is None) == (body.fixed_amount is None):
+        raise InvalidRule("give either basis_points or fixed_amount (with its currency)")
+    if body.fixed_amount is not None and body.currency is None:
+        raise InvalidRule("fixed_amount needs its currency")
     fixed = minor(body.fixed_amount, body.currency) if body.fixed_amount and body.currency else None
     row = CommissionRule(
         insurer=body.insurer,

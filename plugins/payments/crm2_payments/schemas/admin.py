@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from crm2_core.api import Amount, Clearable, Currency, RequestModel, ResponseModel, UpdateModel
 
@@ -15,20 +15,15 @@ BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="1 bp = 0.01 %")
 
 
 class RuleCreate(RequestModel):
+    """Either ``basis_points`` or ``fixed_amount`` with its ``currency`` (else 422
+    ``payments-invalid-rule``)."""
+
     insurer: Name
     product: Name | None = Field(None, description="none: every product of the insurer")
     basis_points: BasisPoints | None = None
     fixed_amount: Amount | None = Field(None, description="earned once a premium is paid in full")
     currency: Currency | None = Field(None, description="of fixed_amount")
     active: bool = True
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> RuleCreate:
-        if (self.basis_points is None) == (self.fixed_amount is None):
-            raise ValueError("give either basis_points or fixed_amount (with currency)")
-        if self.fixed_amount is not None and self.currency is None:
-            raise ValueError("fixed_amount needs its currency")
-        return self
 
 
 class RuleUpdate(UpdateModel):
