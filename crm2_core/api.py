@@ -56,6 +56,19 @@ from crm2_core.kit.filters import (
     where_all,
 )
 from crm2_core.kit.http import created, present
+from crm2_core.kit.import_routes import import_routes
+from crm2_core.kit.imports import (
+    CsvFileInvalid,
+    CsvImport,
+    ImportJobNotFound,
+    ImportJobPublic,
+    ImportReport,
+    ImportRowError,
+    RowError,
+    import_now,
+    read_csv,
+    validation_reason,
+)
 from crm2_core.kit.links import (
     EntityKind,
     EntityLink,
@@ -107,6 +120,8 @@ __all__ = [
     "ContextDep",
     "Crm2Error",
     "CsvColumns",
+    "CsvFileInvalid",
+    "CsvImport",
     "Currency",
     "CurrentPrincipal",
     "EntityKind",
@@ -116,6 +131,10 @@ __all__ = [
     "EventData",
     "Forbidden",
     "IfMatchDep",
+    "ImportJobNotFound",
+    "ImportJobPublic",
+    "ImportReport",
+    "ImportRowError",
     "Int32",
     "Int64",
     "InvalidCursor",
@@ -137,6 +156,7 @@ __all__ = [
     "Repository",
     "RequestModel",
     "ResponseModel",
+    "RowError",
     "ServiceUnavailable",
     "SessionDep",
     "Sorts",
@@ -163,6 +183,8 @@ __all__ = [
     "export_pages",
     "from_minor",
     "has_permission",
+    "import_now",
+    "import_routes",
     "is_active_user",
     "json_list_contains",
     "like_pattern",
@@ -173,6 +195,7 @@ __all__ = [
     "present",
     "problem_responses",
     "publish",
+    "read_csv",
     "record_routes",
     "render",
     "require",
@@ -190,5 +213,6 @@ __all__ = [
     "user_emails",
     "user_ids_by_email",
     "utcnow",
+    "validation_reason",
     "where_all",
 ]

@@ -106,6 +106,54 @@ async def clients_matching(
     )
 
 
+class ClientIndex:
+    """The clients holding some e-mails or tax ids, read once for a batch of import rows.
+
+    Rows add the clients they create or change, so a later row of the same batch
+    finds them as the per-row query did.
+    """
+
+    def __init__(self) -> None:
+        self.by_email: dict[str, dict[uuid.UUID, Client]] = {}
+        self.by_tax_id: dict[str, dict[uuid.UUID, Client]] = {}
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, emails: Iterable[str], tax_ids: Iterable[str]
+    ) -> ClientIndex:
+        index = cls()
+        wanted, taxes = list(emails), list(tax_ids)
+        if wanted:
+            stmt = (
+                select(col(ClientEmail.email), Client)
+                .join(Client, col(Client.id) == col(ClientEmail.client_id))
+                .where(col(ClientEmail.email).in_(wanted))
+            )
+            for email, client in (await session.execute(stmt)).all():
+                index.by_email.setdefault(email, {})[client.id] = client
+        if taxes:
+            stmt_tax = select(Client).where(col(Client.tax_id).in_(taxes))
+            for client in (await session.execute(stmt_tax)).scalars():
+                index.add(client, emails=False)
+        return index
+
+    def add(self, client: Client, *, emails: bool = True) -> None:
+        if emails:
+            for email in client.emails:
+                self.by_email.setdefault(email, {})[client.id] = client
+        if client.tax_id:
+            self.by_tax_id.setdefault(client.tax_id, {})[client.id] = client
+
+    def matching(self, emails: Iterable[str], tax_id: str | None) -> list[Client]:
+        """Every client holding one of ``emails`` or ``tax_id``, oldest first."""
+        found: dict[uuid.UUID, Client] = {}
+        for email in emails:
+            found.update(self.by_email.get(email, {}))
+        if tax_id:
+            found.update(self.by_tax_id.get(tax_id, {}))
+        return sorted(found.values(), key=lambda c: (c.created_at, c.id))
+
+
 async def set_emails(session: AsyncSession, client_id: uuid.UUID, emails: Sequence[str]) -> None:
     """Make the client's ``deals_client_email`` rows exactly ``emails``."""
     await session.execute(delete(ClientEmail).where(col(ClientEmail.client_id) == client_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
@@ -18,15 +18,14 @@ from crm2_core.api import (
     as_utc,
     created,
     csv_response,
+    import_routes,
     present,
     record_routes,
 )
-from crm2_deals import csv_io
 from crm2_deals.repository import clients as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
     DealsExport,
-    DealsImport,
     DealsRead,
     DealsWrite,
 )
@@ -38,9 +37,9 @@ from crm2_deals.schemas.clients import (
     ContactCreate,
     ContactPublic,
     ContactUpdate,
-    ImportReport,
 )
 from crm2_deals.service import clients as service
+from crm2_deals.service.client_import import CLIENT_IMPORT
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
@@ -108,21 +107,12 @@ async def export_clients(
     return csv_response(chunks, "clients", service.CLIENT_EXPORT)
 
 
-@router.post("/clients/import", response_model=ImportReport)
-async def import_clients(
-    principal: DealsImport,
-    session: SessionDep,
-    context: ContextDep,
-    file: Annotated[UploadFile, File(description="CSV: " + ",".join(csv_io.CLIENT_IMPORT_COLUMNS))],
-    dry_run: Annotated[bool, Query(description="report only, write nothing")] = False,
-    partial: Annotated[
-        bool, Query(description="write the good rows of a file with errors")
-    ] = False,
-) -> ImportReport:
-    """Upsert clients from CSV by e-mail or tax id; answers a per-row report."""
-    max_rows: int = context.plugin_settings("deals").import_max_rows
-    rows = csv_io.parse_rows(await file.read(), max_rows)
-    return await service.import_clients(session, principal, rows, dry_run=dry_run, partial=partial)
+import_routes(
+    router, "/clients/import", CLIENT_IMPORT, permission="deals:import",
+    max_rows=lambda context: int(context.plugin_settings("deals").import_max_rows),
+    background_rows=lambda context: int(context.plugin_settings("deals").import_background_rows),
+    doc="Upsert clients from CSV by e-mail or tax id; answers a per-row report.",
+)  # fmt: skip
 
 
 record_routes(

@@ -1,4 +1,4 @@
-"""Request and response bodies for clients, contacts and the client CSV import."""
+"""Request and response bodies for clients and contacts (the import report is the kit's)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 
@@ -156,19 +156,3 @@ class ContactPublic(ResponseModel):
     created_at: datetime
     updated_at: datetime
     version: int
-
-
-class ImportRowError(BaseModel):
-    row: int = Field(description="the spreadsheet row: the header is row 1")
-    reason: str
-
-
-class ImportReport(BaseModel):
-    """What an import did (or, for a dry run or a refused file, would have done)."""
-
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    errors: list[ImportRowError] = Field(default_factory=list)
-    dry_run: bool = False
-    applied: bool = Field(False, description="whether the changes were written")
