@@ -28,7 +28,7 @@ from crm2_core.errors import (
     TooManyRequests,
     Unprocessable,
 )
-from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish
+from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
@@ -195,6 +195,7 @@ __all__ = [
     "present",
     "problem_responses",
     "publish",
+    "publish_many",
     "read_csv",
     "record_routes",
     "render",

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
@@ -22,14 +21,15 @@ from crm2_core.api import (
     Visibility,
     acting_user,
     is_active_user,
-    publish,
+    publish_many,
     split_list,
     user_ids_by_email,
 )
 from crm2_deals import csv_io
 from crm2_deals.events import ClientCreated
-from crm2_deals.models import Client, ClientEmail
-from crm2_deals.repository.clients import ClientIndex
+from crm2_deals.models import Client
+from crm2_deals.repository import clients as repo
+from crm2_deals.repository.clients import ClientIndex, NewClient
 from crm2_deals.schemas.clients import ClientCreate
 from crm2_deals.service.clients import search_text_for, write_update
 from crm2_deals.visibility import RULES
@@ -86,7 +86,7 @@ class _Batch:
     index: ClientIndex
     write: bool
     active: dict[uuid.UUID, bool] = field(default_factory=dict)
-    pending: list[Client] = field(default_factory=list)
+    pending: list[NewClient] = field(default_factory=list)
 
     async def owner_of(self, row: ClientRow) -> uuid.UUID | RowError | None:
         if not row.owner_email:
@@ -113,13 +113,16 @@ class _Batch:
             return RowError(f"the e-mails and tax id match several clients: {names}")
         if not matches:
             return await self.create(row, owner or acting_user(self.principal))
-        client = matches[0]
-        if not self.visibility.allows(client.owner_id):
+        match = matches[0]
+        if not self.visibility.allows(match.owner_id):
             return RowError("the row matches a client of another owner")
         if not self.write:
             return "updated"
-        if any(c is client for c in self.pending):
+        if isinstance(match, NewClient):  # created by an earlier row of this batch
             await self.flush()
+            client = await repo.clients.get_or_404(self.session, Visibility.system(), match.id)
+        else:
+            client = match
         before = client.version
         await write_update(self.session, self.principal, client, _merge(client, row, owner))
         self.index.add(client)
@@ -129,27 +132,26 @@ class _Batch:
         if not await self.is_active(owner):
             return RowError(f"owner {owner} is not an active user")
         data = row.data
-        client = Client(
+        client = NewClient(
             kind=data.kind, name=data.name, emails=data.emails, phones=data.phones,
             tax_id=data.tax_id, address=data.address, tags=data.tags, owner_id=owner,
             search_text=search_text_for(data.name, data.emails, data.phones),
         )  # fmt: skip
         self.index.add(client)
         if self.write:
-            self.session.add(client)
             self.pending.append(client)
-            event = ClientCreated(name=client.name, kind=client.kind, owner_id=owner)
-            publish(self.session, event, subject=client.id, actor=self.principal)
         return "created"
 
     async def flush(self) -> None:
-        """Insert the new clients and their e-mail rows."""
+        """Insert the new clients, their e-mail rows and their events."""
         if not self.pending:
             return
-        await self.session.flush()
-        emails = [{"client_id": c.id, "email": e} for c in self.pending for e in c.emails]
-        if emails:
-            await self.session.execute(insert(ClientEmail), emails)
+        await repo.insert_clients(self.session, self.pending)
+        created = [
+            (ClientCreated(name=c.name, kind=c.kind, owner_id=c.owner_id), c.id)
+            for c in self.pending
+        ]
+        await publish_many(self.session, created, actor=self.principal)
         self.pending.clear()
 
 
