@@ -17,9 +17,12 @@ What every request body inherits, so no plugin has to remember it:
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import re
 import types
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -186,9 +189,25 @@ class RequestModel(BaseModel):
 
 
 class UpdateModel(RequestModel):
-    """A PATCH body: only the fields sent change; ``null`` only where a field is ``Clearable``."""
+    """A PATCH body: only the fields sent change; ``null`` only where a field is ``Clearable``.
+
+    ``class ClientUpdate(UpdateModel, partial_of=ClientCreate, clearable=("tax_id",))``
+    takes every field of ``ClientCreate`` with its limits, each optional; fields
+    declared in the class body (or named in ``exclude``) replace or drop them.
+    """
 
     model_config = ConfigDict(json_schema_extra=_update_schema)
+
+    def __init_subclass__(
+        cls,
+        partial_of: type[BaseModel] | None = None,
+        clearable: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        if partial_of is not None:
+            _copy_fields(cls, partial_of, exclude, partial=True, clearable=set(clearable))
+        super().__init_subclass__(**kwargs)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -198,5 +217,59 @@ class UpdateModel(RequestModel):
         return value
 
 
+def _copy_fields(
+    cls: type[BaseModel],
+    source: type[BaseModel],
+    exclude: Iterable[str],
+    *,
+    partial: bool,
+    clearable: set[str] | None = None,
+    include: Iterable[str] | None = None,
+) -> None:
+    """Put ``source``'s fields in front of ``cls``'s own, before pydantic collects them.
+
+    ``partial``: each optional (default ``None``) with its limits kept; otherwise the
+    bare types, required (a response: the record always has them).
+    """
+    own = dict(inspect.get_annotations(cls))
+    skip = set(exclude) | set(own)
+    wanted = None if include is None else set(include)
+    copied: dict[str, Any] = {}
+    for name, field in source.__pydantic_fields__.items():
+        if name in skip or (wanted is not None and name not in wanted):
+            continue
+        if partial:
+            info = copy.copy(field)
+            info.default, info.default_factory = None, None
+            annotation: Any = field.annotation | None  # type: ignore[operator]
+            if clearable and name in clearable:
+                annotation = Annotated[annotation, Clearable]
+            copied[name] = annotation
+            setattr(cls, name, info)
+        else:
+            copied[name] = field.annotation
+            if name in cls.__dict__:
+                delattr(cls, name)
+    cls.__annotations__ = {**copied, **own}
+
+
 class ResponseModel(BaseModel):
+    """A response body, read from a row's attributes.
+
+    ``class ClientPublic(ResponseModel, fields_of=Client, exclude=("search_text",))``
+    takes the table's columns as its fields (``include=`` to name them instead);
+    fields declared in the class body replace them.
+    """
+
     model_config = ConfigDict(from_attributes=True)
+
+    def __init_subclass__(
+        cls,
+        fields_of: type[BaseModel] | None = None,
+        exclude: Iterable[str] = (),
+        include: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if fields_of is not None:
+            _copy_fields(cls, fields_of, exclude, partial=False, include=include)
+        super().__init_subclass__(**kwargs)

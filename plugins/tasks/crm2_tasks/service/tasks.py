@@ -300,7 +300,7 @@ async def _change_series(
     else:
         timezone = series.timezone
         current = recurrence.Series(series.rule, series.start_at, series.timezone)
-        rule = data.recurrence or current.remaining_rule(occurrence)
+        rule = data.recurrence or current.remaining_rule(occurrence or start)
         rule = _series(rule, start, timezone).rule
     merged = {**task.model_dump(), **values}
     template = _template(merged)
@@ -312,7 +312,7 @@ async def _change_series(
         return
     if series is not None:
         ended = recurrence.Series(series.rule, series.start_at, series.timezone).ended_before(
-            occurrence
+            occurrence or start
         )
         await repo.update_series(session, series.id, {"rule": ended})
     row = Series(rule=rule, timezone=timezone, start_at=start, template=template)
