@@ -116,5 +116,5 @@ async def _write(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        col(Task.__tablename__), records=records, columns=columns
+        Task.__tablename__, records=records, columns=columns
     )
