@@ -88,7 +88,7 @@ from crm2_core.kit.owners import (
 )
 from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
-from crm2_core.kit.routes import Permissions, record_routes
+from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
 from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
@@ -174,6 +174,7 @@ __all__ = [
     "check_currency",
     "check_version",
     "contains_text",
+    "create_route",
     "create_user",
     "created",
     "csv_response",
@@ -188,6 +189,7 @@ __all__ = [
     "is_active_user",
     "json_list_contains",
     "like_pattern",
+    "list_route",
     "metadata",
     "new_id",
     "one_of",
