@@ -1,4 +1,4 @@
-"""Baseline for scenario 11a: bare Starlette + an asyncpg pool on crm2's payments tables.
+"""Baseline for scenario 12a: bare Starlette + an asyncpg pool on crm2's payments tables.
 
 ``POST /api/v1/payments/payments/{id}/allocations``: one ``INSERT … RETURNING`` of the
 allocation row crm2 writes for the same JSON body (amount and currency parsed, the

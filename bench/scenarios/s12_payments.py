@@ -1,13 +1,13 @@
 """Scenario 11: the payments plugin's hottest paths, each against a same-run baseline.
 
-11a "record a payment": ``POST /api/v1/payments/payments/{id}/allocations`` with a new
+12a "record a payment": ``POST /api/v1/payments/payments/{id}/allocations`` with a new
 ``Idempotency-Key`` per request (the key claimed and completed, the payment's guarded
 UPDATE, the allocation row, the commission lookup, a ``payments.payment.paid`` outbox
 row, one commit) vs ``raw_asyncpg_payments.py``: one asyncpg INSERT of the same
 allocation row behind bare Starlette. Both are driven by the same closed-loop client
 (httpx, ``CONNECTIONS`` at once, unique keys), interleaved A B per round.
 
-11b "export 100k payments": ``GET /api/v1/payments/payments/export.csv`` read to the
+12b "export 100k payments": ``GET /api/v1/payments/payments/export.csv`` read to the
 end (keyset pages of 1,000, formula-safe cells, money as decimal strings) vs
 PostgreSQL's ``COPY (SELECT …) TO STDOUT WITH CSV`` of the same rows through asyncpg.
 """
@@ -82,9 +82,9 @@ def _measure(server: Server, url: str, headers: dict[str, str], seconds: float) 
     return out
 
 
-def scenario_11a(envs: Envs, profile: Profile) -> list[Metric]:
+def scenario_12a(envs: Envs, profile: Profile) -> list[Metric]:
     """Record a payment (allocation + outbox): crm2's POST vs one raw asyncpg INSERT."""
-    label = "11a record a payment POST …/payments/{id}/allocations"
+    label = "12a record a payment POST …/payments/{id}/allocations"
     rps = Metric(label, "req/s", "req/s", True)
     cpu = Metric(label, "server CPU/req", "ms", False)
     p50 = Metric(label, "p50 closed-loop", "ms", False)
@@ -135,7 +135,7 @@ def scenario_11a(envs: Envs, profile: Profile) -> list[Metric]:
                 for variant, (server, url, auth) in variants.items():
                     got[variant] = out = _measure(server, url, auth, profile.closed_s)
                     log(
-                        f"s11a round {number} {variant}: {out['rps']:.0f} req/s, "
+                        f"s12a round {number} {variant}: {out['rps']:.0f} req/s, "
                         f"{out['cpu_ms_per_req'] or 0:.2f} ms CPU/req, errors {out['errors']}"
                     )
                 if measured:
@@ -148,7 +148,7 @@ def scenario_11a(envs: Envs, profile: Profile) -> list[Metric]:
             "SELECT paid_minor FROM payments_payment WHERE id = $1",
             uuid.UUID(payment["id"]),
         )[0]["paid_minor"]
-        log(f"s11a: crm2 booked {paid / 100:,.2f} EUR on the bench payment")
+        log(f"s12a: crm2 booked {paid / 100:,.2f} EUR on the bench payment")
     return [rps, cpu, p50]
 
 
@@ -232,10 +232,10 @@ async def _copy_to(dsn: str) -> int:
     return len(sink)
 
 
-def scenario_11b(envs: Envs, profile: Profile) -> list[Metric]:
+def scenario_12b(envs: Envs, profile: Profile) -> list[Metric]:
     """Export 100k payments as CSV: crm2's streamed export vs COPY TO."""
     count = 10_000 if profile.quick else 100_000
-    label = f"11b export {count:,} payments GET …/payments/export.csv"
+    label = f"12b export {count:,} payments GET …/payments/export.csv"
     seconds = Metric(label, "time to last byte", "s", False)
     env = envs.get("payx")
     (admin,) = sql(env.asyncpg_dsn, "SELECT id FROM auth_user LIMIT 1")
@@ -266,7 +266,7 @@ def scenario_11b(envs: Envs, profile: Profile) -> list[Metric]:
             copied = asyncio.run(_copy_to(env.asyncpg_dsn))
             copy_s = time.perf_counter() - started
             log(
-                f"s11b round {number}: crm2 {crm2_s:.2f} s ({size:,} B), "
+                f"s12b round {number}: crm2 {crm2_s:.2f} s ({size:,} B), "
                 f"COPY TO {copy_s:.2f} s ({copied:,} B)"
             )
             if measured:
