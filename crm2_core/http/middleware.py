@@ -108,12 +108,23 @@ class BodyMiddleware:
     the idempotency layer hash the exact bytes the route will see.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        streamed: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes that read their body as a stream (file uploads) enforce their own
+        # limit while reading: buffering them here would hold a whole file in memory.
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if self.streamed is not None and self.streamed(scope):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
