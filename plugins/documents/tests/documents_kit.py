@@ -89,9 +89,7 @@ class Docs:
 
     def stored_files(self) -> list[Path]:
         """Every file the local backend holds under a real key (temporary files excluded)."""
-        return sorted(
-            p for p in self.root.rglob("*") if p.is_file() and ".incoming" not in p.parts
-        )
+        return sorted(p for p in self.root.rglob("*") if p.is_file() and ".incoming" not in p.parts)
 
 
 async def make_docs(
