@@ -1,4 +1,4 @@
-"""The plugin's migrations with only the core and documents: round-trip, and no drift from the models.
+"""The plugin's migrations with only the core and documents: round-trip, no drift.
 
 Through the ``crm2`` command line, as an operator runs them, on SQLite and PostgreSQL.
 """
