@@ -1,4 +1,4 @@
-"""docs/plugins/hooks.md and the hookspecs (the core's and the shipped plugins' own) stay in step."""
+"""docs/plugins/hooks.md and the hookspecs (the core's and plugins' own) stay in step."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def crm2_permissions() -> Sequence[Permission]:
 def crm2_configure(context: Crm2Context) -> None:
     from crm2_documents.storage.registry import Storage, build_storage
 
-    context.provide(Storage, build_storage(context))  # type: ignore[attr-defined]
+    context.provide(Storage, build_storage(context))
 
 
 @hookimpl

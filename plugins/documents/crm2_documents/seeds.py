@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy import column, select, table
+from sqlmodel import col
 
 from crm2_documents.models import Document
 from crm2_documents.service.documents import identity
@@ -76,7 +77,9 @@ async def _demo(context: Any) -> None:
     from crm2_documents.events import DocumentCreated
 
     async with context.session_factory() as session:
-        existing = await session.execute(select(Document.id).where(Document.title.like("Demo: %")))  # type: ignore[attr-defined]
+        existing = await session.execute(
+            select(col(Document.id)).where(col(Document.title).like("Demo: %"))
+        )
         if existing.first() is not None:
             return
         for link_kind, link_id, owner, name in await _targets(session, context):

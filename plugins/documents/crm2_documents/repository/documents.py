@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     PageParams,
@@ -25,12 +26,16 @@ from crm2_documents.errors import DocumentNotFound
 from crm2_documents.models import Document, Version
 
 DOCUMENT_SORTS = Sorts(
-    {"updated_at": Document.updated_at, "created_at": Document.created_at, "title": Document.title},
-    id_column=Document.id,
+    {
+        "updated_at": col(Document.updated_at),
+        "created_at": col(Document.created_at),
+        "title": col(Document.title),
+    },
+    id_column=col(Document.id),
     default="-updated_at",
 )
 DOCUMENTS = Repository(
-    Document, DocumentNotFound, owner=Document.owner_id, sorts=DOCUMENT_SORTS, noun="document"
+    Document, DocumentNotFound, owner=col(Document.owner_id), sorts=DOCUMENT_SORTS, noun="document"
 )
 
 
@@ -48,16 +53,18 @@ class DocumentFilters:
 def document_select(
     session: AsyncSession, visibility: Visibility, f: DocumentFilters
 ) -> Select[Any]:
-    deleted = Document.deleted_at.is_not(None) if f.deleted else Document.deleted_at.is_(None)  # type: ignore[union-attr]
+    deleted = (
+        col(Document.deleted_at).is_not(None) if f.deleted else col(Document.deleted_at).is_(None)
+    )
     return where_all(
         DOCUMENTS.visible(visibility),
         deleted,
-        eq(Document.kind, f.kind),
-        eq(Document.link_kind, f.link_kind),
-        eq(Document.link_id, f.link_id),
-        eq(Document.owner_id, f.owner),
-        json_list_contains(session, Document.tags, f.tag),
-        contains_text(f.q, Document.search_text),
+        eq(col(Document.kind), f.kind),
+        eq(col(Document.link_kind), f.link_kind),
+        eq(col(Document.link_id), f.link_id),
+        eq(col(Document.owner_id), f.owner),
+        json_list_contains(session, col(Document.tags), f.tag),
+        contains_text(f.q, col(Document.search_text)),
     )
 
 
@@ -68,12 +75,18 @@ async def list_documents(
 
 
 async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:
-    stmt = select(Version).where(Version.document_id == document_id).order_by(Version.number.desc())  # type: ignore[attr-defined]
+    stmt = (
+        select(Version)
+        .where(col(Version.document_id) == document_id)
+        .order_by(col(Version.number).desc())
+    )
     return list((await session.execute(stmt)).scalars())
 
 
 async def version(session: AsyncSession, document_id: uuid.UUID, number: int) -> Version | None:
-    stmt = select(Version).where(Version.document_id == document_id, Version.number == number)
+    stmt = select(Version).where(
+        col(Version.document_id) == document_id, col(Version.number) == number
+    )
     row: Version | None = (
         await session.execute(stmt.execution_options(populate_existing=True))
     ).scalar_one_or_none()
@@ -91,23 +104,28 @@ async def versions_by_numbers(
         select(Version)
         .join(
             Document,
-            and_(Document.id == Version.document_id, Document.current_version == Version.number),
+            and_(
+                col(Document.id) == col(Version.document_id),
+                col(Document.current_version) == col(Version.number),
+            ),
         )
-        .where(Document.id.in_(ids))
-    )  # type: ignore[attr-defined]
+        .where(col(Document.id).in_(ids))
+    )
     return {v.document_id: v for v in (await session.execute(stmt)).scalars()}
 
 
 async def duplicate_of(session: AsyncSession, document: Document, sha256: str) -> uuid.UUID | None:
     """A live document under the same record (or this document) holding a file with ``sha256``."""
     if document.link_kind is not None:
-        scope = and_(Document.link_kind == document.link_kind, Document.link_id == document.link_id)
+        scope = and_(
+            col(Document.link_kind) == document.link_kind, col(Document.link_id) == document.link_id
+        )
     else:
-        scope = Document.id == document.id
+        scope = col(Document.id) == document.id
     stmt = (
-        select(Document.id)
-        .join(Version, Version.document_id == Document.id)
-        .where(scope, Document.deleted_at.is_(None), Version.sha256 == sha256)  # type: ignore[union-attr]
+        select(col(Document.id))
+        .join(Version, col(Version.document_id) == col(Document.id))
+        .where(scope, col(Document.deleted_at).is_(None), col(Version.sha256) == sha256)
         .limit(1)
     )
     found: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()
@@ -115,8 +133,8 @@ async def duplicate_of(session: AsyncSession, document: Document, sha256: str) -
 
 
 async def next_number(session: AsyncSession, document_id: uuid.UUID) -> int:
-    stmt = select(func.coalesce(func.max(Version.number), 0)).where(
-        Version.document_id == document_id
+    stmt = select(func.coalesce(func.max(col(Version.number)), 0)).where(
+        col(Version.document_id) == document_id
     )
     return int((await session.execute(stmt)).scalar_one()) + 1
 
@@ -124,8 +142,8 @@ async def next_number(session: AsyncSession, document_id: uuid.UUID) -> int:
 async def purgeable(session: AsyncSession, before: datetime, limit: int) -> list[Document]:
     stmt = (
         select(Document)
-        .where(Document.deleted_at.is_not(None), Document.deleted_at < before)  # type: ignore[union-attr,operator]
-        .order_by(Document.deleted_at)
+        .where(col(Document.deleted_at).is_not(None), col(Document.deleted_at) < before)
+        .order_by(col(Document.deleted_at))
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
@@ -135,9 +153,9 @@ async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime)
     """Delete the document if it is still deleted before ``before`` (another run may have won)."""
     result = await session.execute(
         delete(Document).where(
-            Document.id == document_id,
-            Document.deleted_at.is_not(None),  # type: ignore[union-attr]
-            Document.deleted_at < before,  # type: ignore[operator]
+            col(Document.id) == document_id,
+            col(Document.deleted_at).is_not(None),
+            col(Document.deleted_at) < before,
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -146,13 +164,13 @@ async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime)
 async def reassign_owner(
     session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID
 ) -> list[Document]:
-    stmt = select(Document).where(Document.owner_id == from_user)
+    stmt = select(Document).where(col(Document.owner_id) == from_user)
     rows = list((await session.execute(stmt)).scalars())
     if rows:
         await session.execute(
             update(Document)
-            .where(Document.owner_id == from_user)
-            .values(owner_id=to_user, version=Document.version + 1)
+            .where(col(Document.owner_id) == from_user)
+            .values(owner_id=to_user, version=col(Document.version) + 1)
         )
     return rows
 
@@ -161,16 +179,16 @@ async def follow_owner(
     session: AsyncSession, link_kind: str, link_id: str, owner_id: uuid.UUID
 ) -> list[uuid.UUID]:
     """Documents linked to a record whose owner changed take its new owner."""
-    stmt = select(Document.id).where(
-        Document.link_kind == link_kind,
-        Document.link_id == link_id,
-        Document.owner_id.is_distinct_from(owner_id),  # type: ignore[union-attr]
+    stmt = select(col(Document.id)).where(
+        col(Document.link_kind) == link_kind,
+        col(Document.link_id) == link_id,
+        col(Document.owner_id).is_distinct_from(owner_id),
     )
     ids = list((await session.execute(stmt)).scalars())
     if ids:
         await session.execute(
             update(Document)
-            .where(Document.id.in_(ids))  # type: ignore[attr-defined]
-            .values(owner_id=owner_id, version=Document.version + 1)
+            .where(col(Document.id).in_(ids))
+            .values(owner_id=owner_id, version=col(Document.version) + 1)
         )
     return ids

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import publish, utcnow
 from crm2_documents.errors import FileNotReady, UnknownBackend
@@ -50,7 +51,7 @@ async def request(
         return version
     await session.execute(
         update(Version)
-        .where(Version.id == version.id)
+        .where(col(Version.id) == version.id)
         .values(
             state="transferring",
             target_backend=backend,
@@ -73,18 +74,18 @@ async def _claim(context: Any, now: datetime, batch: int) -> list[Version]:
     async with context.session_factory() as session:
         stmt = (
             select(Version)
-            .where(Version.state == "transferring", Version.next_attempt_at <= now)  # type: ignore[operator]
-            .order_by(Version.next_attempt_at)
+            .where(col(Version.state) == "transferring", col(Version.next_attempt_at) <= now)
+            .order_by(col(Version.next_attempt_at))
             .limit(batch)
         )
         for version in list((await session.execute(stmt)).scalars()):
             attempts = version.attempts + 1
             won = await session.execute(
                 update(Version)
-                .where(Version.id == version.id, Version.attempts == version.attempts)
+                .where(col(Version.id) == version.id, col(Version.attempts) == version.attempts)
                 .values(attempts=attempts, next_attempt_at=now + _backoff(attempts))
             )
-            if won.rowcount:  # type: ignore[attr-defined]
+            if won.rowcount:
                 version.attempts = attempts
                 claimed.append(version)
         await session.commit()
@@ -119,10 +120,10 @@ async def _record(context: Any, version: Version, error: str | None, max_attempt
             values = {"last_error": error[:500]}
         result = await session.execute(
             update(Version)
-            .where(Version.id == version.id, Version.state == "transferring")
+            .where(col(Version.id) == version.id, col(Version.state) == "transferring")
             .values(**values)
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not result.rowcount:
             await session.rollback()
             return "gone"
         if document is not None and outcome == "stored":
