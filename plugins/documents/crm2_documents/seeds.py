@@ -8,6 +8,7 @@ Seeding twice adds nothing (documents carry the ``demo`` tag).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,6 +22,11 @@ from crm2_documents.service.versions import store_bytes
 _client = table("deals_client", column("id"), column("name"), column("owner_id"))
 _user = table("auth_user", column("id"), column("is_active"))
 _user_role = table("auth_user_role", column("user_id"), column("role_name"))
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    """Ids read through a bare ``table()`` come back as text on SQLite."""
+    return None if value is None else uuid.UUID(str(value))
 
 
 def seed(name: str, context: Any) -> Awaitable[Any] | None:
@@ -60,7 +66,7 @@ async def _targets(session: Any, context: Any) -> list[tuple[str | None, str | N
     if context.is_enabled("deals"):
         rows = (await session.execute(select(_client).limit(6))).all()
         if rows:
-            return [("deals.client", str(r.id), r.owner_id, r.name) for r in rows]
+            return [("deals.client", str(r.id), _uuid(r.owner_id), r.name) for r in rows]
     admin = (
         await session.execute(
             select(_user.c.id)
@@ -69,7 +75,7 @@ async def _targets(session: Any, context: Any) -> list[tuple[str | None, str | N
             .limit(1)
         )
     ).scalar_one_or_none()
-    return [(None, None, admin, "crm2")] if admin is not None else []
+    return [(None, None, _uuid(admin), "crm2")] if admin is not None else []
 
 
 async def _demo(context: Any) -> None:
