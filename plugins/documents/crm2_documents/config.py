@@ -62,3 +62,37 @@ class DocumentsSettings(BaseSettings):
         ge=5_242_880,
         description="files larger than this go up as S3 multipart uploads (parts of this size)",
     )
+    # -- gdrive -----------------------------------------------------------------------
+    gdrive_client_id: str | None = Field(
+        None, description="OAuth client id of the gdrive backend; unset = no gdrive backend"
+    )
+    gdrive_client_secret: SecretStr | None = Field(
+        None, description="OAuth client secret of the gdrive backend"
+    )
+    gdrive_redirect_url: str = Field(
+        "http://127.0.0.1:8000/api/v1/documents/oauth/gdrive/callback",
+        description="the OAuth callback URL as registered with Google (this API's "
+        "/api/v1/documents/oauth/gdrive/callback)",
+    )
+    gdrive_token_key: SecretStr | None = Field(
+        None,
+        description="key that encrypts the Drive refresh token at rest (any 32+ random "
+        "characters); required with CRM2_DOCUMENTS_GDRIVE_CLIENT_ID",
+    )
+    gdrive_auth_url: str = Field(
+        "https://accounts.google.com/o/oauth2/v2/auth", description="Google's consent page"
+    )
+    gdrive_token_url: str = Field(
+        "https://oauth2.googleapis.com/token", description="Google's OAuth token endpoint"
+    )
+    gdrive_api_url: str = Field(
+        "https://www.googleapis.com", description="base URL of the Drive REST v3 API"
+    )
+    gdrive_folder: str = Field(
+        "crm2-documents", description="name of the Drive folder the backend keeps files in"
+    )
+    gdrive_chunk_bytes: int = Field(
+        8_388_608,
+        ge=262_144,
+        description="resumable upload chunk size (a multiple of 256 KiB), bytes",
+    )

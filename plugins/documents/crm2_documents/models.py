@@ -104,4 +104,23 @@ class Version(SQLModel, table=True):
     uploaded_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
-MODELS: list[type[SQLModel]] = [Kind, Document, Version]
+class Credential(SQLModel, table=True):
+    """A storage backend's OAuth grant (``gdrive``): the refresh token encrypted at rest,
+    and the one consent flow in progress (its state hashed, its PKCE verifier encrypted)."""
+
+    __tablename__ = "documents_credential"
+    __table_args__ = {"info": INFO}
+
+    provider: str = Field(primary_key=True, max_length=32)
+    refresh_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    connected_by: uuid.UUID | None = Field(default=None, sa_column=_user())
+    connected_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    pending_state: str | None = Field(default=None, max_length=64)
+    pending_verifier: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    pending_by: uuid.UUID | None = Field(default=None, sa_column=_user())
+    pending_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+MODELS: list[type[SQLModel]] = [Kind, Document, Version, Credential]

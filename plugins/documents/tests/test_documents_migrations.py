@@ -73,7 +73,12 @@ def documents_tables(db: TestDatabase) -> set[str]:
 def test_upgrade_downgrade_upgrade_with_only_documents(documents_fresh_db: TestDatabase) -> None:
     crm2(documents_fresh_db, "migrate")
     created = documents_tables(documents_fresh_db)
-    assert created == {"documents_kind", "documents_document", "documents_version"}
+    assert created == {
+        "documents_kind",
+        "documents_document",
+        "documents_version",
+        "documents_credential",
+    }
     keys = inspect_db(
         documents_fresh_db,
         lambda sync: sync.execute(text("SELECT key FROM documents_kind")).scalars().all(),

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from crm2_documents.routes import admin, documents, files
+    from crm2_documents.routes import admin, documents, files, oauth
 
-    return [documents.router, files.router, admin.router]
+    return [documents.router, files.router, admin.router, oauth.router]

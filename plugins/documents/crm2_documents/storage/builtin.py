@@ -15,4 +15,10 @@ def builtin_backends(context: Any) -> list[StorageBackend]:
         from crm2_documents.storage.s3 import S3Backend
 
         backends.append(S3Backend.from_settings(settings))
+    if settings.gdrive_client_id:
+        from crm2_documents.gdrive.oauth import cipher
+        from crm2_documents.storage.gdrive import GDriveBackend, StoredGrant
+
+        cipher(settings)  # no token key: stop at start-up, not at the first upload
+        backends.append(GDriveBackend(StoredGrant(context), settings))
     return backends
