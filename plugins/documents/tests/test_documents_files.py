@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 from crm2_documents import signing
+from crm2_documents.stream import channels
+from crm2_hookspecs import Principal
 from documents_kit import API, PDF, PNG, Docs, make_docs
 
 
@@ -153,3 +155,34 @@ async def test_signed_urls(docs: Docs) -> None:
     assert (await docs.client.get(expired)).status_code == 403
     # nobody mints one for a document they cannot read
     assert (await docs.client.post(url, json={}, headers=other.headers)).status_code == 404
+
+
+async def test_uploads_are_streamed_past_the_cores_body_limit(docs: Docs) -> None:
+    """The upload route reads its body as a stream (STREAMED_BODY): CRM2_MAX_BODY_BYTES
+    (1 MiB by default) bounds buffered JSON bodies, not files."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    big = PDF + b"b" * 1_500_000
+    assert (await docs.upload(agent, document["id"], big)).status_code == 201
+    json_body = await docs.client.post(
+        f"{API}/documents", json={"title": "x" * 1_500_000}, headers=agent.headers
+    )
+    assert json_body.status_code == 413
+
+
+async def test_the_stream_shows_a_document_only_to_who_may_see_it(docs: Docs) -> None:
+    [channel] = channels()
+    owner, other, manager = (
+        await docs.user("agent"),
+        await docs.user("agent"),
+        await docs.user("manager"),
+    )
+    await docs.create(owner)
+    [event] = await docs.events("documents.document.created")
+    assert channel.can_see is not None and channel.matches(event.type)
+    for user, expected in ((owner, True), (other, False), (manager, True)):
+        perms = {"documents:all_records"} if user is manager else set()
+        principal = Principal(
+            id=user.id, kind="user", roles=frozenset(), permissions=frozenset(perms)
+        )
+        assert await channel.can_see(principal, {"data": event.data}, None) is expected
