@@ -9,8 +9,9 @@ from pathlib import Path
 
 from crm2_documents import signing
 from crm2_documents.stream import channels
-from crm2_hookspecs import Principal
 from documents_kit import API, PDF, PNG, Docs, make_docs
+
+from crm2_hookspecs import Principal
 
 
 async def test_upload_then_download_with_safe_headers_and_range(docs: Docs) -> None:
