@@ -22,7 +22,14 @@ import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import BadRequest, ConfigurationError, Forbidden, ServiceUnavailable, utcnow
+from crm2_core.api import (
+    BadRequest,
+    ConfigurationError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    utcnow,
+)
 from crm2_documents.models import Credential
 from crm2_hookspecs import Principal
 
@@ -39,7 +46,9 @@ class BadState(BadRequest):
     slug, title = "documents-oauth-bad-state", "The OAuth state is unknown, used or expired"
 
 
-class NotConfigured(ServiceUnavailable):
+class NotConfigured(NotFound):
+    """No gdrive backend in this deployment: its endpoints are as absent as it is."""
+
     slug, title = "documents-gdrive-not-configured", "The gdrive backend is not configured"
 
 

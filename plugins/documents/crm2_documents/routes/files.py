@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from crm2_core.api import STREAMED_BODY, ContextDep, SessionDep, new_id
+from crm2_core.api import STREAMED_BODY, ContextDep, SessionDep, new_id, problem_responses
 from crm2_documents import signing
 from crm2_documents.content import content_disposition
 from crm2_documents.errors import (
@@ -55,6 +55,7 @@ UPLOAD_DOC = {
     response_model=VersionPublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=UPLOAD_DOC,
+    responses=problem_responses(413, 415),
 )
 async def upload_version(
     document_id: uuid.UUID,
@@ -96,19 +97,20 @@ async def upload_version(
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``(start, end_exclusive)`` of a single ``bytes=`` range; ``None`` for the whole file."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
+    """``(start, end_exclusive)`` of a single ``bytes=`` range; ``None`` for the whole file.
+
+    A Range this server does not understand (several ranges, another unit, bad
+    syntax) is ignored, as RFC 9110 allows: the whole file. One that lies outside
+    the file is 416.
+    """
+    match = _RANGE.match(header.strip()) if header else None
     if match is None:
-        if header.strip().startswith("bytes=") and "," in header:
-            return None  # several ranges: answer with the whole file (RFC 9110 allows it)
-        raise RangeNotSatisfiable(
-            f"unsupported Range {header!r}", headers={"Content-Range": f"bytes */{size}"}
-        )
+        return None
     first, last = match.groups()
     if not first and not last:
-        raise RangeNotSatisfiable("empty range", headers={"Content-Range": f"bytes */{size}"})
+        return None
+    if first and last and int(last) < int(first):
+        return None  # invalid syntax (RFC 9110 14.1.1): ignored
     if not first:  # the last N bytes
         start, end = max(size - int(last), 0), size
     else:
@@ -159,7 +161,11 @@ def file_response(
 @router.get(
     "/documents/{document_id}/download",
     response_class=StreamingResponse,
-    responses={206: {"description": "the requested byte range"}, 304: {}, 416: {}},
+    responses={
+        206: {"description": "the requested byte range"},
+        304: {"description": "If-None-Match holds the file's ETag"},
+        **problem_responses(416),
+    },
 )
 async def download(
     document_id: uuid.UUID,
@@ -194,7 +200,11 @@ async def signed_url(
     return SignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
 
-@router.get("/signed/{document_id}/{version_id}", response_class=StreamingResponse)
+@router.get(
+    "/signed/{document_id}/{version_id}",
+    response_class=StreamingResponse,
+    responses={206: {"description": "the requested byte range"}, **problem_responses(403, 416)},
+)
 async def signed_download(
     document_id: uuid.UUID,
     version_id: uuid.UUID,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from crm2_core.api import ContextDep, SessionDep
+from crm2_core.api import ContextDep, SessionDep, problem_responses
 from crm2_documents.gdrive import oauth
 from crm2_documents.routes.deps import DocumentsAdmin
 
@@ -22,7 +22,7 @@ async def gdrive_start(
     return {"url": url, "state": state}
 
 
-@router.get("/oauth/gdrive/callback")
+@router.get("/oauth/gdrive/callback", responses=problem_responses(403))
 async def gdrive_callback(
     context: ContextDep,
     state: Annotated[str, Query(min_length=1, max_length=200)],
