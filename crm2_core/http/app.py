@@ -135,6 +135,7 @@ def create_app(
     app.add_middleware(
         BodyMiddleware,
         max_body_bytes=context.settings.max_body_bytes,
+        max_upload_bytes=context.settings.max_upload_bytes,
         streamed=streamed_routes(app.state.crm2_routes),
     )
     limiter = build_rate_limiter(context.settings, context.redis)

@@ -112,13 +112,20 @@ class BodyMiddleware:
         self,
         app: ASGIApp,
         max_body_bytes: int,
+        max_upload_bytes: int = 0,
         streamed: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        # Routes that read their body as a stream (file uploads) enforce their own
-        # limit while reading: buffering them here would hold a whole file in memory.
+        # a file upload (multipart/form-data, e.g. a CSV import) may be larger
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
+        # Routes that read their body as a stream (documents' uploads) enforce their
+        # own limit while reading: buffering them here would hold a whole file in memory.
         self.streamed = streamed
+
+    def _limit(self, scope: Scope) -> int:
+        media_type = _media_type(header(scope, b"content-type"))
+        return self.max_upload_bytes if media_type == "multipart/form-data" else self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -128,9 +135,10 @@ class BodyMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
+        limit = self._limit(scope)
         declared = header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, scope)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, scope, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -141,8 +149,8 @@ class BodyMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._too_large(send, scope)
+            if size > limit:
+                await self._too_large(send, scope, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -172,13 +180,13 @@ class BodyMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, scope: Scope) -> None:
+    async def _too_large(self, send: Send, scope: Scope, limit: int) -> None:
         await send_problem(
             send,
             413,
             PayloadTooLarge.slug,
             PayloadTooLarge.title,
-            f"the request body exceeds {self.max_body_bytes} bytes",
+            f"the request body exceeds {limit} bytes",
             scope.get("state", {}).get("request_id"),
             instance=scope.get("path"),
         )
