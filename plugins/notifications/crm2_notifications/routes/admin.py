@@ -145,7 +145,7 @@ async def update_webhook(
     context: ContextDep,
     response: Response,
 ) -> WebhookPublic:
-    """Change a subscription; ``rotate_secret`` adds a secret, ``drop_old_secrets`` drops the rest."""
+    """Change a subscription; ``rotate_secret`` adds a signing secret (If-Match required)."""
     row = await webhooks.update(session, context, webhook_id, if_match, body)
     return present(response, WebhookPublic.model_validate(row))
 
