@@ -74,7 +74,7 @@ async def serving(app: Crm2TestApp) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
                 await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:

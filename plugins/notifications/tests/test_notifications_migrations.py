@@ -1,4 +1,4 @@
-"""The plugin's migrations with only the core and notifications: round-trip, no drift from the models.
+"""The migrations with only the core and notifications: round-trip, no drift from the models.
 
 Through the ``crm2`` command line, as an operator runs them, on SQLite and PostgreSQL.
 """
