@@ -7,11 +7,13 @@ Test modules import from ``notifications_kit`` (never from ``conftest``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from typing import Any
 
@@ -39,16 +41,42 @@ class Mailbox:
     logins: list[tuple[str, str]] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.arrived.set()
         return "250 OK"
+
+    def texts(self) -> list[str]:
+        """Each message as subject + text body, decoded."""
+        found = []
+        for message in self.messages:
+            body = message.get_body(("plain",))  # type: ignore[attr-defined]
+            text = body.get_content() if body is not None else ""
+            found.append(f"{message['Subject']}\n{text}")
+        return found
 
 
 @dataclass
 class SmtpServer:
     port: int
     mailbox: Mailbox
+    controller: Any
+
+    async def stop(self) -> None:
+        self.controller.stop()
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """The plugin settings that point the e-mail channel here."""
+        return {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": self.port,
+            "smtp_starttls": False,
+            "smtp_username": "crm2",
+            "smtp_password": "s3cret",
+            "smtp_timeout_seconds": 5,
+            "smtp_from": "crm2 <crm2@example.com>",
+            **extra,
+        }
 
 
 def _authenticator(mailbox: Mailbox) -> Callable[..., Any]:
@@ -64,21 +92,29 @@ def _authenticator(mailbox: Mailbox) -> Callable[..., Any]:
     return check
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @pytest.fixture
 def smtp_server() -> Any:
     mailbox = Mailbox()
     controller = Controller(
         mailbox,
         hostname="127.0.0.1",
-        port=0,
+        port=free_port(),
         authenticator=_authenticator(mailbox),
         auth_require_tls=False,
     )
     controller.start()
     try:
-        yield SmtpServer(port=controller.server.sockets[0].getsockname()[1], mailbox=mailbox)
+        yield SmtpServer(port=controller.port, mailbox=mailbox, controller=controller)
     finally:
-        controller.stop()
+        with contextlib.suppress(Exception):
+            controller.stop()
 
 
 # -- the app ---------------------------------------------------------------------------
@@ -97,6 +133,15 @@ class Notifications:
 
     async def user(self, *roles: str) -> User:
         return await self.app.user(*roles)
+
+    async def settle(self) -> None:
+        """Events, then the events their handlers publish (rules → deliveries queued → sent).
+
+        ``settle_events`` waits for one round; an event a handler publishes is relayed
+        by the app's own relay, maybe after that round ended.
+        """
+        for _ in range(3):
+            await self.app.settle_events()
 
     async def users(self, *roles: str) -> list[User]:
         return [await self.app.user(role) for role in roles]

@@ -14,7 +14,7 @@ async def _two_for(notifications: Notifications, owner: User) -> list[dict[str, 
     await notifications.rule(admin)
     await notifications.ping(admin, title="One", owner_id=owner.id)
     await notifications.ping(admin, title="Two", owner_id=owner.id)
-    await notifications.app.settle_events()
+    await notifications.settle()
     return await notifications.feed(owner)
 
 
@@ -85,13 +85,13 @@ async def test_the_notifications_stream_carries_only_ones_own(notifications: Not
     ):
         await notifications.ping(admin, title="For owner", owner_id=owner.id)
         await notifications.ping(admin, title="For other", owner_id=other.id)
-        await notifications.app.settle_events()
+        await notifications.settle()
         first = await mine.next_event()
         assert first.event == "notifications.notification.created"
         assert first.json()["data"]["title"] == "For owner"
         theirs = await others.next_event()
         assert theirs.json()["data"]["title"] == "For other"
         await notifications.client.post(f"{API}/feed/read-all", headers=owner.headers)
-        await notifications.app.settle_events()
+        await notifications.settle()
         read = await mine.next_event()
         assert read.event == "notifications.feed.read" and read.json()["data"]["unread"] == 0

@@ -21,7 +21,7 @@ async def test_a_matching_event_puts_a_rendered_notification_in_the_owners_feed(
     )
     await notifications.ping(admin, title="Big", value=12, owner_id=owner.id)
     await notifications.ping(admin, title="Small", value=3, owner_id=owner.id)  # condition fails
-    await notifications.app.settle_events()
+    await notifications.settle()
 
     (item,) = await notifications.feed(owner)
     assert item["title"] == "Big for Big" and item["body"] == "value 12"
@@ -38,7 +38,7 @@ async def test_redelivered_event_makes_no_second_notification(notifications: Not
     admin, owner = await notifications.user("admin"), await notifications.user("agent")
     await notifications.rule(admin, channels=["inapp"])
     await notifications.ping(admin, owner_id=owner.id)
-    await notifications.app.settle_events()
+    await notifications.settle()
     async with notifications.context.session_factory() as session:
         record = (
             await session.execute(
@@ -68,7 +68,7 @@ async def test_recipients_by_role_user_list_and_data_field(notifications: Notifi
         recipients={"roles": ["manager"], "users": [str(listed.id)], "data_fields": ["owner_id"]},
     )
     await notifications.ping(admin, owner_id=owner.id)
-    await notifications.app.settle_events()
+    await notifications.settle()
     for user in (manager, listed, owner):
         assert len(await notifications.feed(user)) == 1
     assert await notifications.feed(bystander) == []
@@ -84,7 +84,7 @@ async def test_templates_cannot_run_code(notifications: Notifications) -> None:
         },
     )
     await notifications.ping(admin, owner_id=owner.id)
-    await notifications.app.settle_events()
+    await notifications.settle()
     (item,) = await notifications.feed(owner)
     assert "class" not in item["title"] and len(item["title"]) < 100
     assert "globals" not in item["body"]
@@ -142,6 +142,6 @@ async def test_a_plugins_shipped_rule_is_stored_once_and_works(
     await shipped_rule(notifications.app, enabled=True)
     admin, owner = await notifications.user("admin"), await notifications.user("agent")
     await notifications.ping(admin, title="Kettle", value=2, owner_id=owner.id)
-    await notifications.app.settle_events()
+    await notifications.settle()
     (item,) = await notifications.feed(owner)
     assert item["title"] == "Kettle happened" and item["body"] == "Value 2 for Kettle"
