@@ -130,7 +130,7 @@ async def test_signed_delivery_retry_rotation_and_log(crm2_app_factory: Any) -> 
         (delivery,) = await n.rows(Delivery)
         assert delivery.status == "delivered" and delivery.attempts == 2
 
-        (h1, b1), (h2, b2) = hook.calls
+        (h1, _b1), (h2, b2) = hook.calls
         assert h1["webhook-id"] == h2["webhook-id"] == str(delivery.id)  # same id on a retry
         assert verify(secret, h2, b2) and b'"type":"ping.thing.happened"' in b2
         codes = sorted((a.attempt, a.status_code) for a in await n.rows(DeliveryAttempt))
