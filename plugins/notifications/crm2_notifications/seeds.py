@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy import column, select, table
+from sqlmodel import col
 
 from crm2_notifications.models import Notification
 
@@ -25,7 +26,9 @@ async def _demo(context: Any) -> None:
         have = set(
             (
                 await session.execute(
-                    select(Notification.user_id).where(Notification.event_id == DEMO_EVENT)  # type: ignore[arg-type]
+                    select(col(Notification.user_id)).where(
+                        col(Notification.event_id) == DEMO_EVENT
+                    )
                 )
             ).scalars()
         )

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_REPEAT = 5_000
 MAX_OUTPUT = 20_000

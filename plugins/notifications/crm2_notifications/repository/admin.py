@@ -28,7 +28,7 @@ WEBHOOKS = Repository(Webhook, WebhookNotFound, sorts=_by_name(Webhook), noun="w
 async def name_taken(
     session: AsyncSession, model: type[Rule] | type[Webhook], name: str, other: uuid.UUID | None
 ) -> bool:
-    stmt = select(exists().where(func.lower(model.name) == name.lower(), model.id != other))
+    stmt = select(exists().where(func.lower(model.name) == name.lower(), col(model.id) != other))
     return bool((await session.execute(stmt)).scalar())
 
 

@@ -36,7 +36,7 @@ def feed(visibility: Visibility, unread_only: bool = False) -> Select[Any]:
 
 async def get(session: AsyncSession, visibility: Visibility, id: uuid.UUID) -> Notification:
     stmt = feed(visibility).where(col(Notification.id) == id)
-    row = (await session.execute(stmt)).scalar_one_or_none()
+    row: Notification | None = (await session.execute(stmt)).scalar_one_or_none()
     if row is None:
         raise NotificationNotFound(f"no notification {id}")
     return row

@@ -43,7 +43,7 @@ async def read(session: AsyncSession, context: Any, principal: Principal) -> Pre
         quiet_end=row.quiet_end,
         rules=[
             PreferenceIn(channel=p.channel, event_type=p.event_type, mode=p.mode) for p in prefs
-        ],  # type: ignore[arg-type]
+        ],
         channels=registry(context).names(),
         version=row.version,
     )
