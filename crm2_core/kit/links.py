@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.db.ambient import session_for
 from crm2_core.errors import Unprocessable
 from crm2_core.kit.visibility import RecordRules, Visibility
 from crm2_core.schemas import RequestModel
@@ -75,7 +76,8 @@ class EntityResolver:
             visibility = self.rules.visibility(principal)
         else:
             visibility = Visibility.system()
-        async with context.session_factory() as session:
+        # inside an event handler: its session (a second one would wait for it on SQLite)
+        async with session_for(context.session_factory) as session:
             return await resolve(session, visibility, ident)
 
 
