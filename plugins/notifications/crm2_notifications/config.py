@@ -70,5 +70,6 @@ class NotificationsSettings(BaseSettings):
     webhook_max_redirects: int = Field(3, ge=0, le=10, description="redirects a webhook follows")
     webhook_allow_private_targets: bool = Field(
         False,
-        description="TESTS ONLY: let webhooks reach loopback/private addresses (SSRF guard off)",
+        description="TESTS ONLY: let webhooks reach loopback/private addresses (SSRF guard off); "
+        "ignored with CRM2_ENV=production",
     )

@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -60,6 +61,12 @@ def parse(url: str) -> tuple[str, str, int, str]:
         raise TargetRefused(f"bad port in {url[:100]!r}") from exc
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, parts.hostname, port, path
+
+
+def allow_private(context: Any) -> bool:
+    """The test-only escape hatch; never in production, whatever the setting says."""
+    setting = bool(context.plugin_settings("notifications").webhook_allow_private_targets)
+    return setting and context.settings.env != "production"
 
 
 async def resolve(url: str, *, allow_private: bool = False) -> Target:

@@ -49,9 +49,10 @@ def verify(secret: str, headers: Any, body: bytes) -> bool:
     return any(hmac.compare_digest(expected, sig) for sig in headers["webhook-signature"].split())
 
 
-async def post(url: str, headers: dict[str, str], body: bytes, settings: Any) -> httpx.Response:
+async def post(
+    url: str, headers: dict[str, str], body: bytes, settings: Any, allow: bool = False
+) -> httpx.Response:
     """POST through the guard; redirects followed by hand, each one checked."""
-    allow = settings.webhook_allow_private_targets
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False
     ) as client:
@@ -93,7 +94,9 @@ class WebhookChannel(NotificationChannel):
             "webhook-signature": sign(secrets, msg_id, stamp, body),
         }
         try:
-            response = await post(message.address, headers, body, settings)
+            response = await post(
+                message.address, headers, body, settings, ssrf.allow_private(context)
+            )
         except ssrf.TargetRefused as exc:
             return SendResult.failed(f"refused: {exc}", retry=False)
         except httpx.HTTPError as exc:

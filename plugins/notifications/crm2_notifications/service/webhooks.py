@@ -19,9 +19,8 @@ MAX_SECRETS = 3
 
 
 async def _check_url(context: Any, url: str) -> None:
-    allow = context.plugin_settings("notifications").webhook_allow_private_targets
     try:
-        await ssrf.resolve(url, allow_private=allow)
+        await ssrf.resolve(url, allow_private=ssrf.allow_private(context))
     except ssrf.TargetRefused as exc:
         raise InvalidWebhook(str(exc)) from exc
 
