@@ -149,5 +149,6 @@ async def test_bad_webhook_bodies_are_4xx_or_ignored(with_bot: Notifications) ->
     url = f"{API}/telegram/webhook"
     broken = {**headers, "content-type": "application/json"}
     assert (await with_bot.client.post(url, content=b"{", headers=broken)).status_code == 400
-    for body in ({}, {"update_id": "x"}, {"update_id": 5, "message": "no"}):
+    huge = {"update_id": 2**70, "message": {"chat": {"id": 2**70}, "text": "/start x"}}
+    for body in ({}, {"update_id": "x"}, {"update_id": 5, "message": "no"}, huge):
         assert (await with_bot.client.post(url, json=body, headers=headers)).status_code == 204

@@ -14,7 +14,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,11 @@ from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
 LINKED = "Linked: crm2 notifications will arrive in this chat."
 BAD_CODE = "This link code is unknown, used or expired. Get a new one in crm2."
 HELLO = "Open crm2 → Notifications → Link Telegram, and follow the link it gives you."
+
+
+def _bigint(value: Any) -> TypeGuard[int]:
+    """An int that fits the BIGINT columns (Telegram's ids do; a forged one may not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63
 
 
 def _hash(code: str) -> str:
@@ -109,7 +114,7 @@ async def handle_update(
     """Apply one update; returns ``(chat_id, reply)`` for the bot to send, or ``None``."""
     now = clock.now(context)
     update_id = update_body.get("update_id")
-    if not isinstance(update_id, int) or not await _first_time(session, update_id, now):
+    if not _bigint(update_id) or not await _first_time(session, update_id, now):
         return None
     message = update_body.get("message")
     if not isinstance(message, Mapping):
