@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import SYSTEM, publish
+from crm2_core.api import SYSTEM, new_id, publish
 from crm2_notifications import clock, conditions, quiet, templates
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.inapp import INAPP
@@ -112,69 +112,76 @@ async def _apply_rule(
         if name != INAPP and channel is not None:
             reach[name] = set(await channel.addresses(ids, session, context))
 
-    notifications: list[Notification] = []
-    for user_id in ids:
-        in_feed = INAPP in rule.channels and modes.of(user_id, INAPP, event_type) != OFF
-        notifications.append(
-            Notification(
-                user_id=user_id,
-                rule_id=rule.id,
-                event_id=event_id,
-                event_type=event_type,
-                subject=str(envelope.get("subject") or "")[:100],
-                title=title,
-                body=body,
-                link=link,
-                in_feed=in_feed,
-                created_at=now,
-            )
-        )
-    session.add_all(notifications)
-    await session.flush()
+    # Core inserts of plain rows: a fan-out to thousands must not build an ORM object each
+    subject = str(envelope.get("subject") or "")[:100]
+    notes: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "user_id": user_id,
+            "rule_id": rule.id,
+            "event_id": event_id,
+            "event_type": event_type,
+            "subject": subject,
+            "title": title,
+            "body": body,
+            "link": link,
+            "read_at": None,
+            "created_at": now,
+            "in_feed": INAPP in rule.channels and modes.of(user_id, INAPP, event_type) != OFF,
+        }
+        for user_id in ids
+    ]
+    await session.execute(insert(Notification), notes)
 
-    deliveries: list[Delivery] = []
-    for row in notifications:
-        if row.in_feed:
+    deliveries: list[dict[str, Any]] = []
+    for row in notes:
+        if row["in_feed"]:
             publish(
                 session,
                 NotificationCreated(
-                    user_id=row.user_id,
-                    notification_id=row.id,
-                    title=row.title,
-                    body=row.body,
-                    link=row.link,
+                    user_id=row["user_id"],
+                    notification_id=row["id"],
+                    title=title,
+                    body=body,
+                    link=link,
                     source_event_type=event_type,
                     source_event_id=event_id,
                 ),
-                subject=row.id,
+                subject=row["id"],
                 actor=SYSTEM,
             )
         for name in rule.channels:
-            if name == INAPP or (name in reach and row.user_id not in reach[name]):
+            if name == INAPP or (name in reach and row["user_id"] not in reach[name]):
                 continue
-            mode = modes.of(row.user_id, name, event_type)
+            mode = modes.of(row["user_id"], name, event_type)
             if mode == OFF:
                 continue
-            release = _release(now, user_settings.get(row.user_id), settings.default_timezone)
+            release = _release(now, user_settings.get(row["user_id"]), settings.default_timezone)
             deliveries.append(
-                Delivery(
-                    dedup_key=f"{rule.id}:{event_id}:{row.user_id}:{name}",
-                    channel=name,
-                    notification_id=row.id,
-                    user_id=row.user_id,
-                    event_id=event_id,
-                    event_type=event_type,
-                    status="digest" if mode == DIGEST else "pending",
-                    next_attempt_at=release,
-                    created_at=now,
-                    updated_at=now,
-                )
+                {
+                    "id": new_id(),
+                    "dedup_key": f"{rule.id}:{event_id}:{row['user_id']}:{name}",
+                    "channel": name,
+                    "notification_id": row["id"],
+                    "user_id": row["user_id"],
+                    "webhook_id": None,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "status": "digest" if mode == DIGEST else "pending",
+                    "attempts": 0,
+                    "next_attempt_at": release,
+                    "last_error": None,
+                    "last_status_code": None,
+                    "delivered_at": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-    taken = await _taken(session, [d.dedup_key for d in deliveries])
-    fresh = [d for d in deliveries if d.dedup_key not in taken]
-    session.add_all(fresh)
-    await session.flush()
-    return sum(1 for d in fresh if d.status == "pending")
+    taken = await _taken(session, [d["dedup_key"] for d in deliveries])
+    fresh = [d for d in deliveries if d["dedup_key"] not in taken]
+    if fresh:
+        await session.execute(insert(Delivery), fresh)
+    return sum(1 for d in fresh if d["status"] == "pending")
 
 
 async def _webhooks(
