@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm2_core.api import Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from crm2_core.api import Conflict, Forbidden, NotFound, Unprocessable
 
 
 class NotificationNotFound(NotFound):
@@ -37,5 +37,5 @@ class TelegramSecretInvalid(Forbidden):
     slug, title = "notifications-telegram-secret", "Wrong or missing Telegram secret token"
 
 
-class TelegramOff(ServiceUnavailable):
+class TelegramOff(Conflict):  # a 409: this deployment is not set up for it, retrying won't help
     slug, title = "notifications-telegram-off", "Telegram is not configured"

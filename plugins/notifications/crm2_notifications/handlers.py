@@ -15,6 +15,8 @@ from crm2_hookspecs import EventHandler
 from crm2_notifications.service import delivery, engine
 from crm2_notifications.service.rules import declared_event_types
 
+SEND_AT_ONCE = 20
+
 
 def _envelope(event: Any) -> dict[str, Any]:
     return event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
@@ -26,7 +28,9 @@ async def _rules(session: Any, event: Any, context: Any) -> None:
 
 async def _send(session: Any, event: Any, context: Any) -> None:
     source = uuid.UUID(str(_envelope(event)["data"]["source_event_id"]))
-    await delivery.send_due(context, event_id=source, session=session)
+    # a few at once, in the handler's transaction (within its time limit); a large
+    # fan-out's rest goes out with the deliveries job, one transaction per send
+    await delivery.send_due(context, event_id=source, session=session, limit=SEND_AT_ONCE)
 
 
 def handlers(context: Any) -> list[EventHandler]:

@@ -136,10 +136,15 @@ async def send_due(
     event_id: uuid.UUID | None = None,
     now: datetime | None = None,
     session: AsyncSession | None = None,
+    limit: int | None = None,
 ) -> Counter[str]:
-    """Send every due ``pending`` delivery (of ``event_id`` only, when given)."""
+    """Send every due ``pending`` delivery (of ``event_id`` only, when given), at most ``limit``.
+
+    With ``session`` (an event handler's) every send shares one transaction: keep
+    ``limit`` small there, the ``deliveries`` job sends the rest one transaction each.
+    """
     now = now or clock.now(context)
-    batch = context.plugin_settings("notifications").delivery_batch
+    batch = limit or context.plugin_settings("notifications").delivery_batch
     async with unit(context, session) as db:
         await db.execute(  # claims of a dead worker
             update(Delivery)
