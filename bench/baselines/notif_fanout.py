@@ -1,4 +1,4 @@
-"""Scenario 11's two sides, each run in a fresh process and timed inside it.
+"""Scenario 13's two sides, each run in a fresh process and timed inside it.
 
 ``crm2``: the notifications rules engine applies one ``deals.deal.won`` event to a rule
 whose recipients are the 1,000 users holding the role ``benchfan`` (feed entries plus

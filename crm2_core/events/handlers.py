@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.context import TRACING
-from crm2_core.db.ambient import AMBIENT_SESSION
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.observability.logs import handler_context
@@ -159,13 +158,9 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         except IntegrityError:
             await session.rollback()
             return "duplicate"
-        ambient = AMBIENT_SESSION.set(session)  # resolve_entity inside reads through it
-        try:
-            await asyncio.wait_for(
-                handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
-            )
-        finally:
-            AMBIENT_SESSION.reset(ambient)
+        await asyncio.wait_for(
+            handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
+        )
         await session.commit()
     return "applied"
 

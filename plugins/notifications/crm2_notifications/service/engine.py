@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import SYSTEM, new_id, publish
+from crm2_core.api import SYSTEM, new_id, publish, publish_many
 from crm2_notifications import clock, conditions, quiet, templates
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.inapp import INAPP
@@ -87,7 +87,7 @@ async def _apply_rule(
     envelope: Mapping[str, Any],
     event_id: uuid.UUID,
 ) -> int:
-    found = await recipients.record(context, rule.recipients, envelope)
+    found = await recipients.record(context, rule.recipients, envelope, session)
     wanted = await recipients.resolve(session, rule.recipients, envelope, found)
     wanted -= await feed_repo.exists_for(session, rule.id, event_id)
     persons = await people.active_people(session, wanted)
@@ -133,11 +133,10 @@ async def _apply_rule(
     ]
     await session.execute(insert(Notification), notes)
 
-    deliveries: list[dict[str, Any]] = []
-    for row in notes:
-        if row["in_feed"]:
-            publish(
-                session,
+    await publish_many(
+        session,
+        (
+            (
                 NotificationCreated(
                     user_id=row["user_id"],
                     notification_id=row["id"],
@@ -147,9 +146,15 @@ async def _apply_rule(
                     source_event_type=event_type,
                     source_event_id=event_id,
                 ),
-                subject=row["id"],
-                actor=SYSTEM,
+                row["id"],
             )
+            for row in notes
+            if row["in_feed"]
+        ),
+        actor=SYSTEM,
+    )
+    deliveries: list[dict[str, Any]] = []
+    for row in notes:
         for name in rule.channels:
             if name == INAPP or (name in reach and row["user_id"] not in reach[name]):
                 continue

@@ -34,9 +34,9 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 
 
 async def record(
-    context: Any, spec: Mapping[str, Any], envelope: Mapping[str, Any]
+    context: Any, spec: Mapping[str, Any], envelope: Mapping[str, Any], session: AsyncSession
 ) -> Mapping[str, Any] | None:
-    """The rule's record (as the system sees it), or ``None``."""
+    """The rule's record (as the system sees it, read in the handler's session), or ``None``."""
     link = spec.get("record")
     if not isinstance(link, Mapping) or not link.get("kind"):
         return None
@@ -45,7 +45,7 @@ async def record(
     )
     if _as_uuid(ident.strip()) is None:
         return None
-    return await resolve_entity(context, str(link["kind"]), ident.strip(), None)
+    return await resolve_entity(context, str(link["kind"]), ident.strip(), None, session)
 
 
 async def resolve(
