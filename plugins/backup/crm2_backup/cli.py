@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from crm2_core.api import run_with_context
+from crm2_core.api import Crm2Error
+from crm2_core.api import run_with_context as _run_with_context
+
+T = TypeVar("T")
+
+
+def run_with_context(work: Callable[[Any], Awaitable[T]], *, sync_roles: bool = False) -> T:
+    """The kit's runner, with a refused operation as one line instead of a traceback."""
+    try:
+        return _run_with_context(work, sync_roles=sync_roles)
+    except Crm2Error as exc:
+        raise click.ClickException(f"{exc.title}: {exc.detail or ''}".rstrip(": ")) from None
 
 
 def _progress(label: str) -> Any:
