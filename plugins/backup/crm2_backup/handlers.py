@@ -3,21 +3,18 @@
 They run here, in a worker (or in ``crm2 serve`` with the in-process broker),
 under the handler's time limit (``CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS``), not the
 scheduler's. Each claims its queued row first, so a redelivery does nothing.
+On SQLite the scheduler ran them already (``jobs.tick``): a handler's own
+transaction would hold the database's only write lock for the whole backup.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
 from crm2_backup.config import BackupSettings
-from crm2_backup.service.backup import run_backup
-from crm2_backup.service.retention import prune
-from crm2_backup.service.verify import verify
+from crm2_backup.service.queued import run_queued_backup, run_queued_drill, runs_inline
 from crm2_hookspecs import EventHandler
-
-log = logging.getLogger("crm2.backup")
 
 
 def _data(event: Any) -> dict[str, Any]:
@@ -26,28 +23,18 @@ def _data(event: Any) -> dict[str, Any]:
     return dict(data) if isinstance(data, dict) else {}
 
 
+async def on_set_requested(session: Any, event: Any, context: Any) -> None:
+    if not runs_inline(context):
+        await run_queued_backup(context, uuid.UUID(str(_data(event)["set_id"])))
+
+
+async def on_drill_requested(session: Any, event: Any, context: Any) -> None:
+    if not runs_inline(context):
+        await run_queued_drill(context, uuid.UUID(str(_data(event)["run_id"])))
+
+
 def handlers(context: Any) -> list[EventHandler]:
     settings: BackupSettings = context.plugin_settings("backup")
-
-    async def on_set_requested(session: Any, event: Any, ctx: Any) -> None:
-        set_id = uuid.UUID(str(_data(event)["set_id"]))
-        try:
-            made = await run_backup(ctx, set_id=set_id)
-        except Exception:
-            # recorded as a failed set and announced (backup.set.failed); no retry
-            # of a half-written set: the next due time makes a new one
-            log.exception("backup: scheduled set %s failed", set_id)
-            return
-        if made is not None:
-            await prune(ctx)
-
-    async def on_drill_requested(session: Any, event: Any, ctx: Any) -> None:
-        run_id = uuid.UUID(str(_data(event)["run_id"]))
-        try:
-            await verify(ctx, run_id=run_id)
-        except Exception:
-            log.exception("backup: scheduled drill %s could not run", run_id)
-
     limit = float(settings.command_timeout_seconds)
     return [
         EventHandler(

@@ -16,6 +16,7 @@ from crm2_backup.config import BackupSettings
 from crm2_backup.cron import Cron
 from crm2_backup.repository import drill_due_key_taken, set_due_key_taken
 from crm2_backup.service.backup import request_backup
+from crm2_backup.service.queued import run_queued_backup, run_queued_drill, runs_inline
 from crm2_backup.service.verify import request_drill
 from crm2_core.api import utcnow
 from crm2_hookspecs import ScheduledJob
@@ -36,7 +37,9 @@ async def tick(context: Any, now: datetime | None = None) -> dict[str, Any]:
     """Queue what is due at ``now``: a backup, a drill. Safe to run twice, in any process.
 
     The work itself runs in a worker's handler (``handlers.py``): the scheduler's
-    time limit is for quick jobs, a backup may take an hour.
+    time limit is for quick jobs, a backup may take an hour. On SQLite (one
+    process, and a handler's open transaction holds the only write lock) it
+    runs here instead.
     """
     settings: BackupSettings = context.plugin_settings("backup")
     now = now or utcnow()
@@ -47,12 +50,16 @@ async def tick(context: Any, now: datetime | None = None) -> dict[str, Any]:
             taken = await set_due_key_taken(session, backup_key)
         if not taken and (set_id := await request_backup(context, backup_key)) is not None:
             queued["backup"] = str(set_id)
+            if runs_inline(context):
+                await run_queued_backup(context, set_id)
     drill_key = due(settings.verify_schedule, now)
     if drill_key is not None:
         async with context.session_factory() as session:
             taken = await drill_due_key_taken(session, drill_key)
         if not taken and (run_id := await request_drill(context, drill_key)) is not None:
             queued["drill"] = str(run_id)
+            if runs_inline(context):
+                await run_queued_drill(context, run_id)
     return queued
 
 
