@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from crm2_hookspecs import PROJECT_NAME, Crm2Spec
+from crm2_hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, Crm2Spec
 
 HOOKS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
 HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
@@ -15,13 +16,22 @@ HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
 NEXT_HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
 
 
-def _spec_hooks() -> dict[str, object]:
-    """Every function of ``Crm2Spec`` that carries the ``@hookspec`` marker."""
+def _marked(spec: object) -> dict[str, object]:
     return {
         name: function
-        for name, function in vars(Crm2Spec).items()
+        for name, function in vars(spec).items()
         if callable(function) and hasattr(function, f"{PROJECT_NAME}_spec")
     }
+
+
+def _spec_hooks() -> dict[str, object]:
+    """Every ``@hookspec`` function of ``Crm2Spec`` and of the shipped plugins' manifests."""
+    hooks = _marked(Crm2Spec)
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        manifest = getattr(entry_point.load(), "manifest", None)
+        for spec in getattr(manifest, "hookspecs", ()):
+            hooks.update(_marked(spec))
+    return hooks
 
 
 def _sections() -> dict[str, str]:

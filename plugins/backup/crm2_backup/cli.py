@@ -92,7 +92,12 @@ def register(cli: click.Group) -> None:
     @backup.command("restore")
     @click.argument("set_id", type=click.UUID)
     @click.option("--target", "target_name", required=True, help="postgres, sqlite, redis, …")
-    @click.option("--to", "to", required=True, help="where to: a database URL or name, a file, a key prefix, a vhost")
+    @click.option(
+        "--to",
+        "to",
+        required=True,
+        help="where to: a database URL or name, a file, a key prefix, a vhost",
+    )
     @click.option("--dry-run", is_flag=True, help="check everything, write nothing")
     def restore(set_id: uuid.UUID, target_name: str, to: str, dry_run: bool) -> None:
         """Restore one target of SET_ID into TO (never over crm2's running database)."""
@@ -102,7 +107,10 @@ def register(cli: click.Group) -> None:
             return await run_restore(context, set_id, target_name, to, dry_run=dry_run)
 
         report = run_with_context(work)
-        click.echo(("dry run: " if dry_run else "restored: ") + ", ".join(f"{k}={v}" for k, v in report.items()))
+        click.echo(
+            ("dry run: " if dry_run else "restored: ")
+            + ", ".join(f"{k}={v}" for k, v in report.items())
+        )
 
     @backup.command("prune")
     def prune() -> None:
@@ -129,6 +137,7 @@ def _drill_line(drill: Any) -> str:
     if drill.ok:
         return (
             f"drill {drill.id} of set {drill.set_id}: ok; RTO {drill.rto_seconds:.1f} s, "
-            f"RPO {drill.rpo_seconds:.0f} s; " + ", ".join(f"{t}: {r.get('drill')}" for t, r in drill.results.items())
+            f"RPO {drill.rpo_seconds:.0f} s; "
+            + ", ".join(f"{t}: {r.get('drill')}" for t, r in drill.results.items())
         )
     return f"drill {drill.id} of set {drill.set_id}: FAILED: {drill.error}"

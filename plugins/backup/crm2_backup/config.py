@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from crm2_backup.cron import CronError, Cron
+from crm2_backup.cron import Cron, CronError
 
 
 class BackupSettings(BaseSettings):

@@ -59,7 +59,16 @@ class Cron:
             raise CronError(f"a cron expression has 5 fields, {text!r} has {len(parts)}")
         fields = [_field(p, *_RANGES[i]) for i, p in enumerate(parts)]
         fields[4] = frozenset(d % 7 for d in fields[4])  # 7 is Sunday too
-        return cls(*fields, any_day=parts[2] == "*", any_weekday=parts[4] == "*")
+        minutes, hours, days, months, weekdays = fields
+        return cls(
+            minutes,
+            hours,
+            days,
+            months,
+            weekdays,
+            any_day=parts[2] == "*",
+            any_weekday=parts[4] == "*",
+        )
 
     def matches(self, at: datetime) -> bool:
         return (
@@ -69,7 +78,9 @@ class Cron:
             and self._day_ok(at)
         )
 
-    def previous(self, now: datetime, *, within: timedelta = timedelta(days=400)) -> datetime | None:
+    def previous(
+        self, now: datetime, *, within: timedelta = timedelta(days=400)
+    ) -> datetime | None:
         """The latest due minute at or before ``now`` (``None`` if none within ``within``)."""
         at = now.replace(second=0, microsecond=0)
         floor = at - within

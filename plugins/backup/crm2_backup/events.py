@@ -14,7 +14,7 @@ from crm2_core.api import EventData
 
 
 class SetRequested(EventData, type="backup.set.requested", version=1):
-    """The schedule asked for a backup; a worker's handler makes it (no time limit of the scheduler)."""
+    """The schedule asked for a backup; a worker's handler makes it (not the scheduler)."""
 
     set_id: uuid.UUID
     due_key: str
@@ -74,4 +74,9 @@ class SetPruned(EventData, type="backup.set.pruned", version=1):
 EVENT_TYPES: list[type[EventData]] = [
     SetRequested,
     DrillRequested,
-    SetCompleted, SetFailed, SetVerified, SetVerifyFailed, SetPruned]
+    SetCompleted,
+    SetFailed,
+    SetVerified,
+    SetVerifyFailed,
+    SetPruned,
+]

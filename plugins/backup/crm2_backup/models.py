@@ -58,7 +58,9 @@ class BackupArtifact(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     set_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("backup_set.id", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=Column(
+            ForeignKey("backup_set.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     target: str = Field(max_length=64)
     filename: str = Field(max_length=200)
@@ -90,14 +92,19 @@ class BackupRun(SQLModel, table=True):
 
 
 class RestoreDrill(SQLModel, table=True):
-    """A set restored into scratch targets and compared: RTO (its duration) and RPO (the set's age)."""
+    """A set restored into scratch targets and compared.
+
+    RTO is the drill's duration, RPO the age of the set when it was proven.
+    """
 
     __tablename__ = "backup_drill"
     __table_args__ = (Index(None, "started_at", "id"), {"info": INFO})
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     set_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("backup_set.id", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=Column(
+            ForeignKey("backup_set.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     ok: bool = False
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_backup.errors import DrillNotFound, SetNotFound
 from crm2_backup.models import BackupArtifact, BackupRun, BackupSet, RestoreDrill
@@ -26,7 +27,9 @@ async def get_set(session: AsyncSession, set_id: uuid.UUID) -> BackupSet:
 
 async def artifacts(session: AsyncSession, set_id: uuid.UUID) -> list[BackupArtifact]:
     rows = await session.execute(
-        select(BackupArtifact).where(BackupArtifact.set_id == set_id).order_by(BackupArtifact.target)
+        select(BackupArtifact)
+        .where(col(BackupArtifact.set_id) == set_id)
+        .order_by(col(BackupArtifact.target))
     )
     return list(rows.scalars())
 
@@ -34,21 +37,21 @@ async def artifacts(session: AsyncSession, set_id: uuid.UUID) -> list[BackupArti
 async def page_sets(
     session: AsyncSession, page: PageParams, status: str | None
 ) -> tuple[list[BackupSet], str | None]:
-    stmt: Select[Any] = where_all(select(BackupSet), eq(BackupSet.status, status))
+    stmt: Select[Any] = where_all(select(BackupSet), eq(col(BackupSet.status), status))
     return await paginate(session, stmt, _newest(BackupSet), page)
 
 
 async def page_runs(
     session: AsyncSession, page: PageParams, kind: str | None
 ) -> tuple[list[BackupRun], str | None]:
-    stmt: Select[Any] = where_all(select(BackupRun), eq(BackupRun.kind, kind))
+    stmt: Select[Any] = where_all(select(BackupRun), eq(col(BackupRun.kind), kind))
     return await paginate(session, stmt, _newest(BackupRun), page)
 
 
 async def page_drills(
     session: AsyncSession, page: PageParams, set_id: uuid.UUID | None
 ) -> tuple[list[RestoreDrill], str | None]:
-    stmt: Select[Any] = where_all(select(RestoreDrill), eq(RestoreDrill.set_id, set_id))
+    stmt: Select[Any] = where_all(select(RestoreDrill), eq(col(RestoreDrill.set_id), set_id))
     return await paginate(session, stmt, _newest(RestoreDrill), page)
 
 
@@ -61,7 +64,9 @@ async def get_drill(session: AsyncSession, drill_id: uuid.UUID) -> RestoreDrill:
 
 async def completed_sets(session: AsyncSession) -> list[BackupSet]:
     rows = await session.execute(
-        select(BackupSet).where(BackupSet.status == "completed").order_by(BackupSet.started_at.desc())
+        select(BackupSet)
+        .where(col(BackupSet.status) == "completed")
+        .order_by(col(BackupSet.started_at).desc())
     )
     return list(rows.scalars())
 
@@ -69,8 +74,8 @@ async def completed_sets(session: AsyncSession) -> list[BackupSet]:
 async def latest_completed(session: AsyncSession) -> BackupSet | None:
     row = await session.execute(
         select(BackupSet)
-        .where(BackupSet.status == "completed")
-        .order_by(BackupSet.started_at.desc(), BackupSet.id.desc())
+        .where(col(BackupSet.status) == "completed")
+        .order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc())
         .limit(1)
     )
     return row.scalar_one_or_none()
@@ -79,8 +84,8 @@ async def latest_completed(session: AsyncSession) -> BackupSet | None:
 async def latest_verified(session: AsyncSession) -> BackupSet | None:
     row = await session.execute(
         select(BackupSet)
-        .where(BackupSet.status == "completed", BackupSet.verify_ok.is_(True))  # type: ignore[union-attr]
-        .order_by(BackupSet.started_at.desc(), BackupSet.id.desc())
+        .where(col(BackupSet.status) == "completed", col(BackupSet.verify_ok).is_(True))
+        .order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc())
         .limit(1)
     )
     return row.scalar_one_or_none()
@@ -88,18 +93,20 @@ async def latest_verified(session: AsyncSession) -> BackupSet | None:
 
 async def latest_drill(session: AsyncSession) -> RestoreDrill | None:
     row = await session.execute(
-        select(RestoreDrill).order_by(RestoreDrill.started_at.desc(), RestoreDrill.id.desc()).limit(1)
+        select(RestoreDrill)
+        .order_by(col(RestoreDrill.started_at).desc(), col(RestoreDrill.id).desc())
+        .limit(1)
     )
     return row.scalar_one_or_none()
 
 
 async def set_due_key_taken(session: AsyncSession, due_key: str) -> bool:
-    row = await session.execute(select(BackupSet.id).where(BackupSet.due_key == due_key))
+    row = await session.execute(select(col(BackupSet.id)).where(col(BackupSet.due_key) == due_key))
     return row.first() is not None
 
 
 async def drill_due_key_taken(session: AsyncSession, due_key: str) -> bool:
-    row = await session.execute(select(BackupRun.id).where(BackupRun.due_key == due_key))
+    row = await session.execute(select(col(BackupRun.id)).where(col(BackupRun.due_key) == due_key))
     return row.first() is not None
 
 
@@ -107,8 +114,13 @@ async def claim_set(session: AsyncSession, set_id: uuid.UUID) -> bool:
     """queued → running, once: a redelivered request finds it taken."""
     result = await session.execute(
         update(BackupSet)
-        .where(BackupSet.id == set_id, BackupSet.status == "queued")
-        .values(status="running", started_at=utcnow(), updated_at=utcnow(), version=BackupSet.version + 1)
+        .where(col(BackupSet.id) == set_id, col(BackupSet.status) == "queued")
+        .values(
+            status="running",
+            started_at=utcnow(),
+            updated_at=utcnow(),
+            version=col(BackupSet.version) + 1,
+        )
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -116,7 +128,7 @@ async def claim_set(session: AsyncSession, set_id: uuid.UUID) -> bool:
 async def claim_run(session: AsyncSession, run_id: uuid.UUID) -> BackupRun | None:
     result = await session.execute(
         update(BackupRun)
-        .where(BackupRun.id == run_id, BackupRun.status == "queued")
+        .where(col(BackupRun.id) == run_id, col(BackupRun.status) == "queued")
         .values(status="running", started_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -129,7 +141,7 @@ async def finish_run(
 ) -> None:
     await session.execute(
         update(BackupRun)
-        .where(BackupRun.id == run_id)
+        .where(col(BackupRun.id) == run_id)
         .values(status=status, finished_at=utcnow(), detail=detail, error=error[:4000])
     )
 
@@ -137,14 +149,16 @@ async def finish_run(
 async def update_set(session: AsyncSession, set_id: uuid.UUID, **values: Any) -> None:
     await session.execute(
         update(BackupSet)
-        .where(BackupSet.id == set_id)
-        .values(**values, updated_at=utcnow(), version=BackupSet.version + 1)
+        .where(col(BackupSet.id) == set_id)
+        .values(**values, updated_at=utcnow(), version=col(BackupSet.version) + 1)
     )
 
 
 async def backup_run_id(session: AsyncSession, set_id: uuid.UUID) -> uuid.UUID:
     found = await session.execute(
-        select(BackupRun.id).where(BackupRun.set_id == set_id, BackupRun.kind == "backup")
+        select(col(BackupRun.id)).where(
+            col(BackupRun.set_id) == set_id, col(BackupRun.kind) == "backup"
+        )
     )
     run_id: uuid.UUID = found.scalar_one()
     return run_id

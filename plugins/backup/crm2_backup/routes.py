@@ -37,7 +37,16 @@ from crm2_backup.schemas import (
 from crm2_backup.service import retention
 from crm2_backup.service.backup import run_backup
 from crm2_backup.service.verify import verify
-from crm2_core.api import ContextDep, Page, PageDep, SessionDep, acting_user, created, require, utcnow
+from crm2_core.api import (
+    ContextDep,
+    Page,
+    PageDep,
+    SessionDep,
+    acting_user,
+    created,
+    require,
+    utcnow,
+)
 from crm2_hookspecs import Principal
 
 BackupRead = Annotated[Principal, Depends(require("backup:read"))]
@@ -50,12 +59,17 @@ BASE = "/api/v1/backup"
 async def _detail(session: SessionDep, set_id: uuid.UUID) -> SetDetail:
     row = await get_set(session, set_id)
     items = [ArtifactPublic.model_validate(a) for a in await artifacts(session, set_id)]
-    return SetDetail.model_validate({**SetPublic.model_validate(row).model_dump(), "manifest": row.manifest, "artifacts": items})
+    return SetDetail.model_validate(
+        {**SetPublic.model_validate(row).model_dump(), "manifest": row.manifest, "artifacts": items}
+    )
 
 
 @router.get("/sets", response_model=Page[SetPublic])
 async def list_sets(
-    _: BackupRead, session: SessionDep, page: PageDep, status_: Annotated[SetStatus | None, Query(alias="status")] = None
+    _: BackupRead,
+    session: SessionDep,
+    page: PageDep,
+    status_: Annotated[SetStatus | None, Query(alias="status")] = None,
 ) -> Page[SetPublic]:
     """Backup sets, newest first."""
     rows, cursor = await page_sets(session, page, status_)
@@ -63,7 +77,9 @@ async def list_sets(
 
 
 @router.post("/sets", response_model=SetDetail, status_code=status.HTTP_201_CREATED)
-async def create_set(principal: BackupRun, context: ContextDep, session: SessionDep, response: Response) -> SetDetail:
+async def create_set(
+    principal: BackupRun, context: ContextDep, session: SessionDep, response: Response
+) -> SetDetail:
     """Back up every chosen target now; answers when the set is written (or failed: 503)."""
     row = await run_backup(context, trigger="manual", actor_id=acting_user(principal))
     assert row is not None  # a new set is never taken by someone else
@@ -126,7 +142,11 @@ async def list_targets(_: BackupRead, context: ContextDep) -> list[TargetPublic]
     wanted = context.plugin_settings("backup").target_names()
     rows = []
     for plugin, target in context.plugins.collect("crm2_backup_targets", context=context):
-        rows.append(TargetPublic(name=target.name, plugin=plugin, chosen=wanted is None or target.name in wanted))
+        rows.append(
+            TargetPublic(
+                name=target.name, plugin=plugin, chosen=wanted is None or target.name in wanted
+            )
+        )
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The ``backup`` live channel: every ``backup.*`` event, for holders of ``backup:read`` (admins)."""
+"""The ``backup`` live channel: every ``backup.*`` event, for ``backup:read`` holders (admins)."""
 
 from __future__ import annotations
 

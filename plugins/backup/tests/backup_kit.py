@@ -33,7 +33,9 @@ def backup_settings(folder: Path, **extra: Any) -> dict[str, Any]:
 async def event_types(app: Crm2TestApp, prefix: str = "backup.") -> list[str]:
     async with app.context.session_factory() as session:
         rows = await session.execute(
-            select(EventRecord.type).where(EventRecord.type.startswith(prefix)).order_by(EventRecord.sequence)  # type: ignore[attr-defined]
+            select(EventRecord.type)
+            .where(EventRecord.type.startswith(prefix))
+            .order_by(EventRecord.sequence)  # type: ignore[attr-defined]
         )
         return list(rows.scalars())
 

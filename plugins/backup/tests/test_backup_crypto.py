@@ -48,7 +48,9 @@ def _damaged(tmp_path: Path, damage: str) -> tuple[bytes, Path]:
         data = data[: crypto.HEADER.size + 2 * frame]
     elif damage == "swap":  # chunks 0 and 1 exchanged
         start = crypto.HEADER.size
-        data[start : start + 2 * frame] = data[start + frame : start + 2 * frame] + data[start : start + frame]
+        data[start : start + 2 * frame] = (
+            data[start + frame : start + 2 * frame] + data[start : start + frame]
+        )
     elif damage == "append":
         data += data[crypto.HEADER.size : crypto.HEADER.size + frame]
     sealed.write_bytes(bytes(data))

@@ -23,9 +23,9 @@ NOW = datetime(2026, 12, 3, 3, 7, tzinfo=UTC)
 
 def test_cron_finds_the_latest_due_time() -> None:
     assert Cron.parse("0 3 * * *").previous(NOW) == NOW.replace(minute=0)
-    assert Cron.parse("*/15 * * * 1-5").previous(datetime(2026, 12, 6, 16, 5, tzinfo=UTC)) == datetime(
-        2026, 12, 4, 23, 45, tzinfo=UTC
-    )
+    assert Cron.parse("*/15 * * * 1-5").previous(
+        datetime(2026, 12, 6, 16, 5, tzinfo=UTC)
+    ) == datetime(2026, 12, 4, 23, 45, tzinfo=UTC)
     assert Cron.parse("0 0 1 * *").previous(NOW) == datetime(2026, 12, 1, tzinfo=UTC)
     for bad in ("* * *", "61 * * * *", "*/0 * * * *", "a b c d e"):
         with pytest.raises(CronError):
@@ -42,7 +42,12 @@ def test_retention_over_a_simulated_year_keeps_exactly_gfs() -> None:
     last = sets[-1].started_at.date()  # 2026-12-31, a Thursday
     daily = {last - timedelta(days=d) for d in range(7)}
     # the newest set of each of the 4 newest ISO weeks: the week's Sunday, or the last day
-    weekly = {last, datetime(2026, 12, 27).date(), datetime(2026, 12, 20).date(), datetime(2026, 12, 13).date()}
+    weekly = {
+        last,
+        datetime(2026, 12, 27).date(),
+        datetime(2026, 12, 20).date(),
+        datetime(2026, 12, 13).date(),
+    }
     monthly = {(datetime(2026, m + 1, 1) - timedelta(days=1)).date() for m in range(1, 12)} | {last}
     assert kept == daily | weekly | monthly
     # Dec 25-31 daily; weekly adds Dec 20 and 13 (Dec 27 and 31 are daily already);
@@ -62,7 +67,9 @@ async def test_a_due_time_makes_one_set_however_often_the_job_runs(
     crm2_app_factory: Any, tmp_path: Path
 ) -> None:
     app: Crm2TestApp = await crm2_app_factory(
-        plugin_settings={"backup": backup_settings(tmp_path, schedule="0 3 * * *", verify_schedule="5 3 * * *")}
+        plugin_settings={
+            "backup": backup_settings(tmp_path, schedule="0 3 * * *", verify_schedule="5 3 * * *")
+        }
     )
 
     first = await tick(app.context, NOW)
@@ -81,7 +88,9 @@ async def test_a_due_time_makes_one_set_however_often_the_job_runs(
 
 
 @pytest.mark.crm2_plugins("backup")
-async def test_a_failed_backup_is_announced_for_admins(crm2_app_factory: Any, tmp_path: Path) -> None:
+async def test_a_failed_backup_is_announced_for_admins(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
     app: Crm2TestApp = await crm2_app_factory(
         plugin_settings={"backup": backup_settings(tmp_path, targets="nothing_here")}
     )
@@ -106,16 +115,16 @@ class NotesTarget:
         self.restored: list[str] = []
 
     async def dump(self, path: Path) -> Mapping[str, Any]:
-        path.write_text("note one\nnote two\n")
+        path.write_text("note one\nnote two\n")  # noqa: ASYNC240
         return {"lines": 2}
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
         if not dry_run:
-            self.restored.append(path.read_text())
+            self.restored.append(path.read_text())  # noqa: ASYNC240
         return {"into": to}
 
     async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
-        lines = len(path.read_text().splitlines())
+        lines = len(path.read_text().splitlines())  # noqa: ASYNC240
         if lines != facts["lines"]:
             raise ValueError("notes differ")
         return {"lines": lines}
@@ -132,14 +141,16 @@ class NotesPlugin:
         return [self.target]
 
 
-async def test_another_plugin_adds_a_target_through_the_hook(crm2_app_factory: Any, tmp_path: Path) -> None:
+async def test_another_plugin_adds_a_target_through_the_hook(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
     from crm2_backup.service.restore import restore
 
     plugin = NotesPlugin()
     app: Crm2TestApp = await crm2_app_factory(
         plugins=["backup", "notes"],
         extra_plugins=(plugin,),
-        plugin_settings={"backup": backup_settings(tmp_path)},
+        plugin_settings={"backup": backup_settings(tmp_path, targets="notes")},
     )
     admin = await app.login("admin")
 
@@ -147,8 +158,13 @@ async def test_another_plugin_adds_a_target_through_the_hook(crm2_app_factory: A
     drill = (await app.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)).json()
     await restore(app.context, uuid.UUID(body["id"]), "notes", "anywhere")
 
-    assert "notes" in body["targets"] and drill["ok"] is True
-    assert drill["results"]["notes"] == {"integrity": "ok", "drill": "ok", "seconds": pytest.approx(0, abs=5), "lines": 2}
+    assert body["targets"] == ["notes"] and drill["ok"] is True
+    assert drill["results"]["notes"] == {
+        "integrity": "ok",
+        "drill": "ok",
+        "seconds": pytest.approx(0, abs=5),
+        "lines": 2,
+    }
     assert plugin.target.restored == ["note one\nnote two\n"]
 
 

@@ -57,7 +57,9 @@ async def test_a_set_is_encrypted_and_its_drill_restores_it(backup: Crm2TestApp)
     assert await event_types(backup) == ["backup.set.completed", "backup.set.verified"]
 
 
-async def test_a_flipped_byte_fails_the_drill_and_the_restore(backup: Crm2TestApp, tmp_path: Path) -> None:
+async def test_a_flipped_byte_fails_the_drill_and_the_restore(
+    backup: Crm2TestApp, tmp_path: Path
+) -> None:
     admin = await backup.login("admin")
     body = await _run(backup, admin)
     [artifact] = body["artifacts"]  # type: ignore[misc]
@@ -73,10 +75,14 @@ async def test_a_flipped_byte_fails_the_drill_and_the_restore(backup: Crm2TestAp
     assert artifact["filename"] in drill["error"] and "SHA-256" in drill["error"]
     assert (await event_types(backup))[-1] == "backup.set.verify_failed"
     with pytest.raises(errors.IntegrityFailed):
-        await restore(backup.context, uuid.UUID(str(body["id"])), _db_target(backup), str(tmp_path / "x.db"))
+        await restore(
+            backup.context, uuid.UUID(str(body["id"])), _db_target(backup), str(tmp_path / "x.db")
+        )
 
 
-async def test_restore_into_a_named_target_brings_the_rows_back(backup: Crm2TestApp, tmp_path: Path) -> None:
+async def test_restore_into_a_named_target_brings_the_rows_back(
+    backup: Crm2TestApp, tmp_path: Path
+) -> None:
     secret = sentinel()
     admin = await backup.login("admin")
     await backup.create_user("agent", email=f"{secret}@example.com")
@@ -87,7 +93,7 @@ async def test_restore_into_a_named_target_brings_the_rows_back(backup: Crm2Test
     if name == "sqlite":
         to = str(tmp_path / "restored.db")
         dry = await restore(backup.context, set_id, name, to, dry_run=True)
-        assert not Path(to).exists() and dry["integrity"] == "ok"
+        assert not Path(to).exists() and dry["integrity"] == "ok"  # noqa: ASYNC240
         await restore(backup.context, set_id, name, to)
         with sqlite3.connect(to) as conn:
             emails = [r[0] for r in conn.execute("SELECT email FROM auth_user")]
@@ -100,7 +106,9 @@ async def test_restore_into_a_named_target_brings_the_rows_back(backup: Crm2Test
     source = PgAddress.parse(backup.context.settings.database_url)
     try:
         await restore(backup.context, set_id, name, to)
-        conn = await asyncpg.connect(host=source.host, port=source.port, user=source.user, database=to)
+        conn = await asyncpg.connect(
+            host=source.host, port=source.port, user=source.user, database=to
+        )
         try:
             emails = [r["email"] for r in await conn.fetch("SELECT email FROM auth_user")]
         finally:
@@ -130,12 +138,18 @@ async def test_a_set_newer_than_the_code_is_refused(backup: Crm2TestApp, tmp_pat
     async with backup.context.session_factory() as session:
         session.add(row)
         await session.flush()
-        session.add(BackupArtifact(set_id=row.id, target=target, filename="x.enc", sha256="0", plain_sha256="0"))
+        session.add(
+            BackupArtifact(
+                set_id=row.id, target=target, filename="x.enc", sha256="0", plain_sha256="0"
+            )
+        )
         await session.commit()
     set_id = row.id
 
     with pytest.raises(errors.SchemaTooNew, match="f00dfeedbeef"):
-        await restore(backup.context, set_id, _db_target(backup), str(tmp_path / "r.db"), dry_run=True)
+        await restore(
+            backup.context, set_id, _db_target(backup), str(tmp_path / "r.db"), dry_run=True
+        )
     drill = (await backup.client.post(f"{API}/sets/{set_id}/verify", headers=admin)).json()
     assert drill["ok"] is False and "f00dfeedbeef" in drill["error"]
 
@@ -157,8 +171,12 @@ async def test_bad_ids_and_filters_are_precise_4xx(backup: Crm2TestApp) -> None:
     assert (await backup.client.get(f"{API}/sets/not-a-uuid", headers=admin)).status_code == 422
     assert (await backup.client.get(f"{API}/sets?status=lost", headers=admin)).status_code == 422
     assert (await backup.client.get(f"{API}/runs?kind=x", headers=admin)).status_code == 422
-    assert (await backup.client.post(f"{API}/sets/{uuid.uuid4()}/verify", headers=admin)).status_code == 404
-    assert (await backup.client.get(f"{API}/drills/{uuid.uuid4()}", headers=admin)).status_code == 404
+    assert (
+        await backup.client.post(f"{API}/sets/{uuid.uuid4()}/verify", headers=admin)
+    ).status_code == 404
+    assert (
+        await backup.client.get(f"{API}/drills/{uuid.uuid4()}", headers=admin)
+    ).status_code == 404
     listed = (await backup.client.get(f"{API}/sets?limit=1", headers=admin)).json()
     assert listed == {"items": [], "next_cursor": None}
     targets = (await backup.client.get(f"{API}/targets", headers=admin)).json()

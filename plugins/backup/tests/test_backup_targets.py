@@ -36,7 +36,9 @@ async def _keys(url: str, prefix: str) -> list[bytes]:
         await client.aclose()
 
 
-async def test_redis_round_trip_keeps_values_and_ttls(crm2_redis_url: tuple[str, str], tmp_path: Path) -> None:
+async def test_redis_round_trip_keeps_values_and_ttls(
+    crm2_redis_url: tuple[str, str], tmp_path: Path
+) -> None:
     url, prefix = crm2_redis_url
     secret = sentinel()
     client = Redis.from_url(url)
@@ -63,7 +65,9 @@ async def test_redis_round_trip_keeps_values_and_ttls(crm2_redis_url: tuple[str,
         await client.aclose()
 
 
-async def test_a_redis_drill_that_differs_fails(crm2_redis_url: tuple[str, str], tmp_path: Path) -> None:
+async def test_a_redis_drill_that_differs_fails(
+    crm2_redis_url: tuple[str, str], tmp_path: Path
+) -> None:
     url, prefix = crm2_redis_url
     client = Redis.from_url(url)
     try:
@@ -135,7 +139,7 @@ class FakeConsul(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         FakeConsul.tokens.append(self.headers.get("X-Consul-Token"))
         if self.path != "/v1/snapshot":
             self.send_error(404)
@@ -145,7 +149,7 @@ class FakeConsul(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.snapshot)
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         if self.path != "/v1/snapshot":
             self.send_error(404)
             return

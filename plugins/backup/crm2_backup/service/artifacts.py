@@ -1,4 +1,4 @@
-"""Opening a set's artefacts: checksum of the encrypted file, then decryption and its checksum."""
+"""Opening a set's artefacts: the encrypted file's checksum, then decryption and its checksum."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from crm2_backup.service import store
 async def open_artifact(
     settings: BackupSettings, key: bytes, row: BackupSet, artifact: BackupArtifact, into: Path
 ) -> Path:
-    """Check ``artifact`` and decrypt it into ``into``; :class:`IntegrityFailed` names what broke."""
+    """Check ``artifact`` and decrypt it into ``into``; IntegrityFailed names what broke."""
     sealed = store.set_dir(settings, row.location) / artifact.filename
     if not sealed.is_file():
         raise IntegrityFailed(f"{artifact.target}: {artifact.filename} is missing from the set")

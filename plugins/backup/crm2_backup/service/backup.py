@@ -40,7 +40,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-def _new_set(trigger: str, due_key: str | None, actor_id: uuid.UUID | None, status: str) -> BackupSet:
+def _new_set(
+    trigger: str, due_key: str | None, actor_id: uuid.UUID | None, status: str
+) -> BackupSet:
     set_id = uuid.uuid4()
     started = utcnow()
     return BackupSet(
@@ -83,7 +85,11 @@ async def _start(
             return None
         else:
             row = await get_set(session, set_id)
-        session.add(BackupRun(kind="backup", set_id=row.id, status="running", detail={"trigger": row.trigger}))
+        session.add(
+            BackupRun(
+                kind="backup", set_id=row.id, status="running", detail={"trigger": row.trigger}
+            )
+        )
         await session.commit()
         await session.refresh(row)
     store.set_dir(settings, row.location).mkdir(parents=True, exist_ok=True)
@@ -214,10 +220,14 @@ async def _complete(
             targets=names,
         )
         run = await backup_run_id(session, row.id)
-        await finish_run(session, run, "ok", {"targets": names, "size_bytes": total, "seconds": seconds})
+        await finish_run(
+            session, run, "ok", {"targets": names, "size_bytes": total, "seconds": seconds}
+        )
         publish(
             session,
-            SetCompleted(set_id=row.id, trigger=row.trigger, targets=names, size_bytes=total, seconds=seconds),
+            SetCompleted(
+                set_id=row.id, trigger=row.trigger, targets=names, size_bytes=total, seconds=seconds
+            ),
             subject=row.id,
         )
         await session.commit()
@@ -226,7 +236,9 @@ async def _complete(
     return done
 
 
-async def _fail(context: Any, row: BackupSet, exc: BaseException, artifacts: list[BackupArtifact]) -> None:
+async def _fail(
+    context: Any, row: BackupSet, exc: BaseException, artifacts: list[BackupArtifact]
+) -> None:
     error = _error_text(exc)
     log.error("backup: set %s failed: %s", row.id, error)
     async with context.session_factory() as session:

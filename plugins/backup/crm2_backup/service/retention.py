@@ -80,6 +80,8 @@ async def prune(context: Any) -> list[uuid.UUID]:
             await session.commit()
         pruned.append(row.id)
     async with context.session_factory() as session:
-        await finish_run(session, run.id, "ok", {"pruned": [str(i) for i in pruned], "kept": len(kept)})
+        await finish_run(
+            session, run.id, "ok", {"pruned": [str(i) for i in pruned], "kept": len(kept)}
+        )
         await session.commit()
     return pruned

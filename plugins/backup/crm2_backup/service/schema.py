@@ -28,4 +28,6 @@ def alembic_heads(facts: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def unknown_heads(heads: dict[str, list[str]], known: set[str]) -> list[str]:
-    return sorted(f"{table}={rev}" for table, revs in heads.items() for rev in revs if rev not in known)
+    return sorted(
+        f"{table}={rev}" for table, revs in heads.items() for rev in revs if rev not in known
+    )

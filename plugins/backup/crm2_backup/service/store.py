@@ -1,4 +1,4 @@
-"""Where sets live: ``<CRM2_BACKUP_DIR>/<started UTC>-<set id>/`` with the artefacts and manifest.json."""
+"""Where sets live: ``<CRM2_BACKUP_DIR>/<started>-<set id>/``, artefacts and manifest.json."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def set_dir(settings: BackupSettings, location: str) -> Path:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     temporary = folder / "manifest.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    temporary.write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8"
+    )
     temporary.replace(folder / "manifest.json")
 
 

@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from crm2_backup.config import BackupSettings
-from crm2_backup.errors import SchemaTooNew, SetBusy, SetNotFound
 from sqlalchemy.exc import IntegrityError
 
+from crm2_backup.config import BackupSettings
+from crm2_backup.errors import SchemaTooNew, SetBusy, SetNotFound
 from crm2_backup.events import DrillRequested, SetVerified, SetVerifyFailed
 from crm2_backup.models import BackupRun, RestoreDrill
 from crm2_backup.repository import (
@@ -104,7 +104,10 @@ async def verify(
                 plain = await open_artifact(settings, key, row, artifact, Path(scratch))
                 target = targets.get(artifact.target)
                 if target is None:
-                    results[artifact.target] = {"integrity": "ok", "drill": "target not configured here"}
+                    results[artifact.target] = {
+                        "integrity": "ok",
+                        "drill": "target not configured here",
+                    }
                     continue
                 if progress:
                     progress(artifact.target, "drill")
@@ -135,11 +138,20 @@ async def verify(
         session.add(drill)
         await session.flush()
         await update_set(session, set_id, verified_at=finished, verify_ok=drill.ok)
-        await finish_run(session, run.id, "ok" if drill.ok else "failed", {**run.detail, "drill_id": str(drill.id)}, error)
+        await finish_run(
+            session,
+            run.id,
+            "ok" if drill.ok else "failed",
+            {**run.detail, "drill_id": str(drill.id)},
+            error,
+        )
         event: Any
         if drill.ok:
             event = SetVerified(
-                set_id=set_id, drill_id=drill.id, rto_seconds=drill.rto_seconds, rpo_seconds=drill.rpo_seconds
+                set_id=set_id,
+                drill_id=drill.id,
+                rto_seconds=drill.rto_seconds,
+                rpo_seconds=drill.rpo_seconds,
             )
         else:
             event = SetVerifyFailed(set_id=set_id, drill_id=drill.id, error=error)

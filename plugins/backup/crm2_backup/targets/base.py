@@ -35,7 +35,7 @@ class BackupTarget(Protocol):
 async def run_program(
     argv: Sequence[str],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - passed to wait_for around the whole program run
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
 ) -> bytes:

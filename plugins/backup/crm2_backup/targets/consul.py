@@ -59,14 +59,26 @@ class ConsulTarget:
         self.timeout = timeout
 
     async def dump(self, path: Path) -> Mapping[str, Any]:
-        await request("GET", f"{self.base}/v1/snapshot", headers=self.headers, out_file=path, timeout=self.timeout)
+        await request(
+            "GET",
+            f"{self.base}/v1/snapshot",
+            headers=self.headers,
+            out_file=path,
+            timeout=self.timeout,
+        )
         return await asyncio.to_thread(inspect_snapshot, path)
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
         facts = await asyncio.to_thread(inspect_snapshot, path)
         base = split_credentials(to)[0] if to.startswith("http") else self.base
         if not dry_run:
-            await request("PUT", f"{base}/v1/snapshot", headers=self.headers, body_file=path, timeout=self.timeout)
+            await request(
+                "PUT",
+                f"{base}/v1/snapshot",
+                headers=self.headers,
+                body_file=path,
+                timeout=self.timeout,
+            )
         return {"into": base, "dry_run": dry_run, **facts}
 
     async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,4 +1,4 @@
-"""A small HTTP client on the standard library, run in a thread: streams bodies to and from files."""
+"""A small HTTP client on the standard library, run in a thread; bodies stream to/from files."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     headers: dict[str, str] = {}
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
     if parts.username is not None:
-        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), headers
 
@@ -45,7 +47,7 @@ def _request(
         all_headers["Content-Length"] = str(body_file.stat().st_size)
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # type: ignore[arg-type]
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-set URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             if out_file is not None:
                 with out_file.open("wb") as out:
                     shutil.copyfileobj(response, out, 1 << 20)
@@ -53,7 +55,9 @@ def _request(
             return bytes(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read(300).decode("utf-8", "replace")
-        raise TargetFailed(f"{method} {urllib.parse.urlsplit(url).path}: HTTP {exc.code} {detail}") from None
+        raise TargetFailed(
+            f"{method} {urllib.parse.urlsplit(url).path}: HTTP {exc.code} {detail}"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         raise TargetFailed(f"{method} {urllib.parse.urlsplit(url).path}: {exc}") from None
     finally:
@@ -69,7 +73,7 @@ async def request(
     body_file: Path | None = None,
     body: bytes | None = None,
     out_file: Path | None = None,
-    timeout: float = 300,
+    timeout: float = 300,  # noqa: ASYNC109 - the socket timeout of the thread doing the I/O
 ) -> bytes:
     return await asyncio.to_thread(
         _request, method, url, headers or {}, body_file, body, out_file, timeout

@@ -78,15 +78,15 @@ async def table_facts(conn: Any, checksums: bool) -> dict[str, Any]:
         table = record["tablename"]
         if checksums:
             row = await conn.fetchrow(
-                f"SELECT count(*) AS n, md5(coalesce(string_agg(h, '' ORDER BY h), '')) AS s "  # noqa: S608
+                f"SELECT count(*) AS n, md5(coalesce(string_agg(h, '' ORDER BY h), '')) AS s "
                 f"FROM (SELECT md5(t::text) AS h FROM {_quote(table)} t) x"
             )
             facts[f"rows.{table}"] = row["n"]
             facts[f"sum.{table}"] = row["s"]
         else:
-            facts[f"rows.{table}"] = await conn.fetchval(f"SELECT count(*) FROM {_quote(table)}")  # noqa: S608
+            facts[f"rows.{table}"] = await conn.fetchval(f"SELECT count(*) FROM {_quote(table)}")
         if table.startswith("alembic_version"):
-            versions = await conn.fetch(f"SELECT version_num FROM {_quote(table)}")  # noqa: S608
+            versions = await conn.fetch(f"SELECT version_num FROM {_quote(table)}")
             facts[f"alembic.{table}"] = sorted(r["version_num"] for r in versions)
     return facts
 
@@ -119,7 +119,15 @@ class PostgresTarget:
                 snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
                 facts = await table_facts(conn, self.checksums)
                 await run_program(
-                    [self.pg_dump, "-Fc", "--snapshot", snapshot, "-f", str(path), *self.source.args()],
+                    [
+                        self.pg_dump,
+                        "-Fc",
+                        "--snapshot",
+                        snapshot,
+                        "-f",
+                        str(path),
+                        *self.source.args(),
+                    ],
                     timeout=self.timeout,
                     env=self.source.env(),
                 )
@@ -163,7 +171,9 @@ class PostgresTarget:
         finally:
             await conn.close()
         if used:
-            raise BadTargetAddress(f"database {target.database!r} has tables: restore into an empty one")
+            raise BadTargetAddress(
+                f"database {target.database!r} has tables: restore into an empty one"
+            )
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
         target = self._address(to)
@@ -201,6 +211,8 @@ class PostgresTarget:
         finally:
             admin = await self.source.connect()
             try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {_quote(scratch.database)} WITH (FORCE)")
+                await admin.execute(
+                    f"DROP DATABASE IF EXISTS {_quote(scratch.database)} WITH (FORCE)"
+                )
             finally:
                 await admin.close()

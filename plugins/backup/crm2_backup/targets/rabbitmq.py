@@ -59,7 +59,12 @@ class RabbitmqTarget:
     extension = ".json"
 
     def __init__(
-        self, vhost: str, *, management_url: str = "", rabbitmqctl: str = "rabbitmqctl", timeout: float = 600
+        self,
+        vhost: str,
+        *,
+        management_url: str = "",
+        rabbitmqctl: str = "rabbitmqctl",
+        timeout: float = 600,
     ) -> None:
         self.vhost = vhost
         self.management_url = management_url
@@ -71,9 +76,13 @@ class RabbitmqTarget:
     async def _export(self) -> dict[str, Any]:
         if self.management_url:
             base, headers = split_credentials(self.management_url)
-            raw = await request("GET", f"{base}/api/definitions", headers=headers, timeout=self.timeout)
+            raw = await request(
+                "GET", f"{base}/api/definitions", headers=headers, timeout=self.timeout
+            )
         else:
-            raw = await run_program([self.rabbitmqctl, "export_definitions", "-"], timeout=self.timeout)
+            raw = await run_program(
+                [self.rabbitmqctl, "export_definitions", "-"], timeout=self.timeout
+            )
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -87,7 +96,9 @@ class RabbitmqTarget:
         if self.management_url:
             base, headers = split_credentials(self.management_url)
             headers = {**headers, "Content-Type": "application/json"}
-            await request("POST", f"{base}/api/definitions", headers=headers, body=body, timeout=self.timeout)
+            await request(
+                "POST", f"{base}/api/definitions", headers=headers, body=body, timeout=self.timeout
+            )
         else:
             await run_program(
                 # no file argument: standard input (3.10 refuses "-" here)
@@ -100,7 +111,9 @@ class RabbitmqTarget:
         if self.management_url:
             base, headers = split_credentials(self.management_url)
             quoted = urllib.parse.quote(vhost, safe="")
-            await request("DELETE", f"{base}/api/vhosts/{quoted}", headers=headers, timeout=self.timeout)
+            await request(
+                "DELETE", f"{base}/api/vhosts/{quoted}", headers=headers, timeout=self.timeout
+            )
         else:
             await run_program([self.rabbitmqctl, "delete_vhost", vhost], timeout=self.timeout)
 
@@ -108,11 +121,11 @@ class RabbitmqTarget:
 
     async def dump(self, path: Path) -> Mapping[str, Any]:
         definitions = await self._export()
-        path.write_text(json.dumps(definitions), encoding="utf-8")
+        await asyncio.to_thread(path.write_text, json.dumps(definitions), "utf-8")
         return shape(definitions, self.vhost)
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
-        definitions = json.loads(path.read_text(encoding="utf-8"))
+        definitions = json.loads(await asyncio.to_thread(path.read_text, "utf-8"))
         if not isinstance(definitions, dict) or "vhosts" not in definitions:
             raise TargetFailed("not a RabbitMQ definitions file")
         if not to or len(to) > 200:

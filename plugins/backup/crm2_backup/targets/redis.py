@@ -1,4 +1,4 @@
-"""Redis: a logical dump of the keys under crm2's prefix (``DUMP`` + TTL), restored with ``RESTORE``.
+"""Redis: a logical dump of the keys under crm2's prefix (``DUMP`` + TTL), put back by ``RESTORE``.
 
 It works against any Redis crm2 can reach, managed ones included, and touches
 nothing outside the prefix: no ``FLUSH``, no ``BGSAVE``. The artefact is JSON
@@ -125,8 +125,8 @@ class RedisTarget:
             raise TargetFailed(f"redis: {exc}") from exc
         finally:
             await client.aclose()
-        key = "would_restore" if dry_run else "restored"
-        return {key: restored, "skipped_existing": skipped, "prefix": to}
+        done = "would_restore" if dry_run else "restored"
+        return {done: restored, "skipped_existing": skipped, "prefix": to}
 
     async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
         scratch = f"{self.prefix}{DRILL_INFIX}{uuid.uuid4().hex}:"

@@ -36,21 +36,23 @@ def table_facts(path: Path, checksums: bool) -> dict[str, Any]:
         facts: dict[str, Any] = {}
         for table in tables:
             quoted = '"' + table.replace('"', '""') + '"'
-            count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]  # noqa: S608
+            count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
             facts[f"rows.{table}"] = count
             if checksums:
-                rows = sorted(repr(r) for r in conn.execute(f"SELECT * FROM {quoted}"))  # noqa: S608
+                rows = sorted(repr(r) for r in conn.execute(f"SELECT * FROM {quoted}"))
                 facts[f"sum.{table}"] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
             if table.startswith("alembic_version"):
-                versions = sorted(r[0] for r in conn.execute(f"SELECT version_num FROM {quoted}"))  # noqa: S608
+                versions = sorted(r[0] for r in conn.execute(f"SELECT version_num FROM {quoted}"))
                 facts[f"alembic.{table}"] = versions
         return facts
 
 
 def _copy(source: Path, target: Path) -> None:
-    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
-        with closing(sqlite3.connect(target)) as dst:
-            src.backup(dst)
+    with (
+        closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
+        closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
 
 
 def _integrity(path: Path) -> str:
