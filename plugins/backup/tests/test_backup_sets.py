@@ -182,3 +182,13 @@ async def test_bad_ids_and_filters_are_precise_4xx(backup: Crm2TestApp) -> None:
     targets = (await backup.client.get(f"{API}/targets", headers=admin)).json()
     assert [t["name"] for t in targets] == [_db_target(backup)]
     await asyncio.sleep(0)
+
+
+async def test_a_repeated_idempotency_key_makes_one_set(backup: Crm2TestApp) -> None:
+    admin = {**(await backup.login("admin")), "Idempotency-Key": "run-once"}
+
+    first = await backup.client.post(f"{API}/sets", headers=admin)
+    again = await backup.client.post(f"{API}/sets", headers=admin)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
