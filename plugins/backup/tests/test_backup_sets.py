@@ -160,6 +160,8 @@ async def test_backups_are_for_admins_only(backup: Crm2TestApp) -> None:
         assert (await backup.client.get(f"{API}/sets", headers=headers)).status_code == 403
         assert (await backup.client.post(f"{API}/sets", headers=headers)).status_code == 403
         assert (await backup.client.get(f"{API}/status", headers=headers)).status_code == 403
+        stream = await backup.client.get("/api/v1/streams/backup", headers=headers)
+        assert stream.status_code == 403
 
 
 async def test_bad_ids_and_filters_are_precise_4xx(backup: Crm2TestApp) -> None:
