@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from crm2_backup.config import BackupSettings
 from crm2_backup.hookspec import BackupSpec
 from crm2_hookspecs import (
+    ConsoleView,
     Crm2Context,
     EventHandler,
     Permission,
@@ -76,6 +77,13 @@ def crm2_scheduled_jobs(context: Crm2Context) -> Sequence[ScheduledJob]:
     from crm2_backup.jobs import scheduled_jobs
 
     return scheduled_jobs(context)
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    from crm2_backup.console import VIEWS
+
+    return VIEWS
 
 
 @hookimpl
