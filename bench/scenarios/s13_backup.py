@@ -1,4 +1,4 @@
-"""Scenario 11: ``crm2 backup run --verify`` of a 1M-deal PostgreSQL database vs plain
+"""Scenario 13: ``crm2 backup run --verify`` of a 1M-deal PostgreSQL database vs plain
 ``pg_dump -Fc`` + ``pg_restore`` of the same database.
 
 crm2: one command, timed from spawn to exit: a consistent snapshot with row counts
@@ -29,7 +29,7 @@ def _timed(cmd: list[str], env: dict[str, str], cwd: object) -> float:
 
 def _baseline(env: Crm2Env) -> float:
     assert env.pg_name is not None
-    dump = env.workdir / "s11-plain.dump"
+    dump = env.workdir / "s13-plain.dump"
     target = f"{env.pg_name}_plain"
     conn = ["-h", "127.0.0.1", "-U", "postgres"]
     started = time.perf_counter()
@@ -47,16 +47,16 @@ def _baseline(env: Crm2Env) -> float:
     return seconds
 
 
-def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
+def scenario_13(envs: Envs, profile: Profile) -> list[Metric]:
     """Backup + restore drill: crm2 backup run --verify vs plain pg_dump + pg_restore."""
     deals = 50_000 if profile.quick else 1_000_000
     if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
-        raise RuntimeError("scenario 11 needs pg_dump and pg_restore on PATH")
+        raise RuntimeError("scenario 13 needs pg_dump and pg_restore on PATH")
     env = envs.get("backup_large")
-    backups = env.workdir / "s11-backups"
+    backups = env.workdir / "s13-backups"
     env.env.update(
         CRM2_BACKUP_DIR=str(backups),
-        CRM2_BACKUP_KEY_FILE=str(env.workdir / "s11-backup.key"),
+        CRM2_BACKUP_KEY_FILE=str(env.workdir / "s13-backup.key"),
         CRM2_BACKUP_TARGETS="postgres",
         CRM2_BACKUP_SCHEDULE="",
         CRM2_BACKUP_VERIFY_SCHEDULE="",
@@ -64,13 +64,13 @@ def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
     log(f"seeding backup_large: {deals:,} deals")
     env.crm2("deals", "seed-load", "--clients", str(max(1, deals // 10)), "--deals", str(deals),
              timeout=3600)  # fmt: skip
-    label = f"11 backup + drill, {deals:,} deals (PostgreSQL)"
+    label = f"13 backup + drill, {deals:,} deals (PostgreSQL)"
     wall = Metric(label, "backup+verify wall", "s", False)
     for number, measured in rounds(profile):
         crm2_s = _timed([CRM2, "backup", "run", "--verify"], env.env, env.workdir)
         base_s = _baseline(env)
         shutil.rmtree(backups, ignore_errors=True)
-        log(f"s11 round {number}: crm2 {crm2_s:.1f} s, pg_dump + pg_restore {base_s:.1f} s")
+        log(f"s13 round {number}: crm2 {crm2_s:.1f} s, pg_dump + pg_restore {base_s:.1f} s")
         if measured:
             wall.add(crm2_s, base_s)
     return [wall]
