@@ -141,6 +141,13 @@ test("an agent's board holds only their own deals", async () => {
   await context.close();
 });
 
+async function firstClientPath() {
+  const token = (await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json())
+    .access_token;
+  const clients = await (await api("GET", "/api/v1/deals/clients?limit=1", { token })).json();
+  return `/client/?id=${clients.items[0].id}`;
+}
+
 test("no serious or critical accessibility violations on any screen (axe-core)", async () => {
   // axe is injected as a script: this one context lets it past the page's CSP
   const { context, page } = await signedIn(EMAIL, PASSWORD, { bypassCSP: true });
@@ -148,7 +155,9 @@ test("no serious or critical accessibility violations on any screen (axe-core)",
   const screens = [
     ["home", "/", ".tiles .tile"],
     ["board", "/deals/", "article.deal-card"],
-    ["clients", "/view/?key=deals.clients", "tbody tr"],
+    ["clients", "/clients/", "tbody tr"],
+    ["client timeline", await firstClientPath(), "[data-testid=timeline] li"],
+    ["clients csv", "/clients/csv/", "[data-testid=import]"],
     ["greetings", "/view/?key=hello.greetings", "h1"],
     ["profile", "/profile/", "dl.props"],
   ];
