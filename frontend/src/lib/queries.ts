@@ -28,6 +28,7 @@ export function useViews() {
 export function viewHref(view: Pick<ConsoleViewPublic, "key" | "screen">): string {
   if (view.screen === "deals.board") return "/deals/";
   if (view.screen === "deals.clients") return "/clients/";
+  if (view.screen === "notifications.feed") return "/notifications/";
   return `/view/?key=${encodeURIComponent(view.key)}`;
 }
 
