@@ -29,6 +29,7 @@ export function viewHref(view: Pick<ConsoleViewPublic, "key" | "screen">): strin
   if (view.screen === "deals.board") return "/deals/";
   if (view.screen === "deals.clients") return "/clients/";
   if (view.screen === "notifications.feed") return "/notifications/";
+  if (view.screen === "documents.list") return "/documents/";
   return `/view/?key=${encodeURIComponent(view.key)}`;
 }
 
