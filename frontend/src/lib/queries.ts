@@ -30,6 +30,7 @@ export function viewHref(view: Pick<ConsoleViewPublic, "key" | "screen">): strin
   if (view.screen === "deals.clients") return "/clients/";
   if (view.screen === "notifications.feed") return "/notifications/";
   if (view.screen === "documents.list") return "/documents/";
+  if (view.screen === "payments.list") return "/payments/";
   return `/view/?key=${encodeURIComponent(view.key)}`;
 }
 
