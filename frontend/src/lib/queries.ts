@@ -31,6 +31,7 @@ export function viewHref(view: Pick<ConsoleViewPublic, "key" | "screen">): strin
   if (view.screen === "notifications.feed") return "/notifications/";
   if (view.screen === "documents.list") return "/documents/";
   if (view.screen === "payments.list") return "/payments/";
+  if (view.screen === "backup.sets") return "/backup/";
   return `/view/?key=${encodeURIComponent(view.key)}`;
 }
 
