@@ -70,7 +70,8 @@ def main() -> int:
             env.close()
     if out.exists():
         summary = json.loads(out.read_text())["summary"]
-        first, last = summary["heap_mb_first_quarter_median"], summary["heap_mb_last_quarter_median"]
+        first = summary["heap_mb_first_quarter_median"]
+        last = summary["heap_mb_last_quarter_median"]
         log(f"soak: heap {first} MB -> {last} MB (x{last / first:.3f}), results in {out}")
     return done.returncode
 
