@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
+import { signedInState } from "./session.mjs";
 
 const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
 const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
@@ -29,7 +30,8 @@ async function shot(page, name) {
 }
 
 test("a client's timeline; clients exported as CSV; an import with a bad row previewed, then only its good rows written", async () => {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const { storageState } = await signedInState(BASE, EMAIL, PASSWORD);
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   const problems = [];
@@ -37,11 +39,7 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   page.on("console", (m) => {
     if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
   });
-  await page.goto(`${BASE}/login/`);
-  await page.getByLabel("E-mail").fill(EMAIL);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(`${BASE}/`);
+  await page.goto(`${BASE}/`);
 
   // the timeline of a demo client (the demo logs activities on clients and their deals)
   await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Clients", exact: true }).click();
