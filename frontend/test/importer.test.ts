@@ -5,7 +5,8 @@ import { canCommit, createImportStore, errorsByRow } from "@/store/importer";
 const CSV = "name,emails\nAda,ada@x.io\nBad,not-an-email\nCyd,cyd@x.io\n";
 
 function report(over: Partial<ImportReport> = {}): ImportReport {
-  return { created: 2, updated: 0, skipped: 0, errors: [], dry_run: true, applied: false, ...over };
+  const errors = over.errors ?? [];
+  return { created: 2, updated: 0, skipped: 0, errors, error_count: errors.length, dry_run: true, applied: false, ...over };
 }
 
 describe("the import store", () => {
@@ -93,24 +94,54 @@ describe("uploadImport", () => {
     expect(await (form.get("file") as Blob).text()).toBe(CSV);
   });
 
-  it("follows a background import (202 + status resource) until its report is there", async () => {
+  it("follows a background import (202 + Location) with its progress until it is done", async () => {
     const polls: string[] = [];
-    let pending = 2;
+    const pauses: number[] = [];
+    const seen: string[] = [];
+    let processed = 0;
+    const job = (status: string, over: Record<string, unknown> = {}) => ({
+      id: "j1", kind: "deals.clients", status, phase: status === "done" ? "done" : "writing", dry_run: false,
+      partial: true, total: 50_000, processed, created: 0, updated: 0, skipped: 0, error_count: 0, errors: [],
+      applied: false, detail: null, ...over,
+    });
+    const transfer: Transfer = {
+      baseUrl: "http://crm2.test",
+      sleep: async (ms) => void pauses.push(ms),
+      onProgress: (p) => seen.push(`${p.phase} ${p.processed}/${p.total}`),
+      fetch: async (request) => {
+        if (request.method === "POST") {
+          return ok(job("queued"), { status: 202, headers: { Location: "/api/v1/deals/clients/import/j1" } });
+        }
+        polls.push(new URL(request.url).pathname);
+        processed += 25_000;
+        if (processed < 50_000) return ok(job("running"), { headers: { "Retry-After": "2" } });
+        const errors = [{ row: 7, reason: "no name" }];
+        return ok(job("done", { created: 49_998, errors, error_count: 2, applied: true }));
+      },
+    };
+    const answer = await uploadImport(transfer, "/api/v1/deals/clients/import", new Blob([CSV]), {
+      dryRun: false,
+      partial: true,
+    });
+    expect(answer).toMatchObject({ created: 49_998, error_count: 2, applied: true });
+    expect(answer.errors).toHaveLength(1); // the job lists only the first errors; the count is all of them
+    expect(polls).toEqual(["/api/v1/deals/clients/import/j1", "/api/v1/deals/clients/import/j1"]);
+    expect(seen).toEqual(["writing 25000/50000"]);
+    expect(pauses).toEqual([1000, 2000]); // Retry-After paces the next poll
+  });
+
+  it("says why a background import failed", async () => {
     const transfer: Transfer = {
       baseUrl: "http://crm2.test",
       sleep: async () => undefined,
-      fetch: async (request) => {
-        if (request.method === "POST") {
-          return ok({ id: "j1", status: "queued" }, { status: 202, headers: { Location: "/api/v1/jobs/j1" } });
-        }
-        polls.push(new URL(request.url).pathname);
-        if (pending-- > 0) return ok({ id: "j1", status: "running" });
-        return ok({ id: "j1", status: "succeeded", report: report({ dry_run: false, applied: true }) });
-      },
+      fetch: async (request) =>
+        request.method === "POST"
+          ? ok({ id: "j2", status: "queued" }, { status: 202, headers: { Location: "/j2" } })
+          : ok({ id: "j2", status: "failed", errors: [], detail: "the worker stopped" }),
     };
-    const answer = await uploadImport(transfer, "/import", new Blob([CSV]), { dryRun: false, partial: false });
-    expect(answer.applied).toBe(true);
-    expect(polls).toEqual(["/api/v1/jobs/j1", "/api/v1/jobs/j1", "/api/v1/jobs/j1"]);
+    await expect(uploadImport(transfer, "/import", new Blob([CSV]), { dryRun: true, partial: true })).rejects.toThrow(
+      "the worker stopped",
+    );
   });
 
   it("turns a problem+json refusal into its detail", async () => {

@@ -19,8 +19,17 @@ export interface ImportReport {
   updated: number;
   skipped: number;
   errors: ImportRowError[];
+  /** Rows refused in all; a background job lists only the first ones in `errors`. */
+  error_count: number;
   dry_run: boolean;
   applied: boolean;
+}
+
+/** Where a background import is: its phase and the rows handled of the file's total. */
+export interface ImportProgress {
+  phase: string;
+  processed: number;
+  total: number;
 }
 
 export interface ImportOptions {
@@ -49,7 +58,8 @@ export class TransferError extends Error {
   }
 }
 
-const FINISHED = new Set(["done", "succeeded", "success", "finished", "completed", "failed", "error"]);
+const DONE = new Set(["done", "succeeded", "success", "finished", "completed"]);
+const FAILED = new Set(["failed", "error"]);
 
 function reportOf(body: Record<string, unknown>): ImportReport | null {
   const candidate = (body.report ?? body.result ?? body) as Partial<ImportReport> | null;
@@ -59,6 +69,7 @@ function reportOf(body: Record<string, unknown>): ImportReport | null {
     updated: Number(candidate.updated ?? 0),
     skipped: Number(candidate.skipped ?? 0),
     errors: candidate.errors,
+    error_count: Number(candidate.error_count ?? candidate.errors.length),
     dry_run: Boolean(candidate.dry_run),
     applied: Boolean(candidate.applied),
   };
@@ -70,6 +81,8 @@ export interface Transfer {
   /** Pause between two polls of a background import's status. */
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Told at every poll of a background import. */
+  onProgress?: (progress: ImportProgress) => void;
 }
 
 /** Upload a CSV to an import endpoint; the server's report, waiting for a background job. */
@@ -97,16 +110,30 @@ async function waitForJob(transfer: Transfer, accepted: Response): Promise<Impor
   const where = accepted.headers.get("Location") ?? (body.status_url as string | undefined) ?? "";
   if (!where) throw new TransferError(202, "the import was accepted but its status cannot be followed");
   const sleep = transfer.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let pause = transfer.pollMs ?? 1000;
   for (;;) {
-    await sleep(transfer.pollMs ?? 1000);
+    await sleep(pause);
     const response = await transfer.fetch(new Request(new URL(where, transfer.baseUrl)));
+    // Retry-After (seconds) paces the next poll when the server gives it
+    const after = Number(response.headers.get("Retry-After"));
+    if (after > 0 && after <= 30) pause = after * 1000;
     if (!response.ok) throw await TransferError.from(response);
     const status = (await response.json()) as Record<string, unknown>;
     const state = String(status.status ?? status.state ?? "").toLowerCase();
-    if (!FINISHED.has(state)) continue;
+    if (FAILED.has(state)) {
+      throw new TransferError(200, String(status.detail || status.error || "the import failed"));
+    }
+    if (!DONE.has(state)) {
+      transfer.onProgress?.({
+        phase: String(status.phase ?? state),
+        processed: Number(status.processed ?? 0),
+        total: Number(status.total ?? 0),
+      });
+      continue;
+    }
     const report = reportOf(status);
     if (report) return report;
-    throw new TransferError(200, String(status.error ?? status.detail ?? "the import failed"));
+    throw new TransferError(200, "the finished import holds no report");
   }
 }
 

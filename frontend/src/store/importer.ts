@@ -1,6 +1,6 @@
 import { createStore, type StoreApi } from "zustand/vanilla";
 import { csvPreview, type CsvPreview } from "@/lib/csv";
-import type { ImportOptions, ImportReport } from "@/lib/transfer";
+import type { ImportOptions, ImportProgress, ImportReport } from "@/lib/transfer";
 
 export type ImportPhase = "idle" | "checking" | "checked" | "importing" | "done" | "failed";
 
@@ -18,6 +18,9 @@ export interface ImportState {
   result: ImportReport | null;
   error: string;
   partial: boolean;
+  /** A background import's progress while the server works through a large file. */
+  progress: ImportProgress | null;
+  setProgress: (progress: ImportProgress | null) => void;
   choose: (file: Blob, name: string) => Promise<void>;
   setPartial: (partial: boolean) => void;
   commit: () => Promise<void>;
@@ -35,6 +38,7 @@ const EMPTY = {
   result: null,
   error: "",
   partial: false,
+  progress: null,
 };
 
 function message(err: unknown): string {
@@ -45,7 +49,7 @@ function message(err: unknown): string {
 export function canCommit(state: Pick<ImportState, "phase" | "check" | "partial">): boolean {
   if (state.phase !== "checked" || !state.check) return false;
   const good = state.check.created + state.check.updated;
-  return state.check.errors.length === 0 ? good > 0 : state.partial && good > 0;
+  return state.check.error_count === 0 ? good > 0 : state.partial && good > 0;
 }
 
 /** Reasons per spreadsheet row, for marking the preview's rows. */
@@ -65,7 +69,7 @@ export function createImportStore(upload: Upload, previewRows = 10): StoreApi<Im
         if (get().file !== file) return; // another file was chosen meanwhile
         set({ preview });
         const check = await upload(file, { dryRun: true, partial: true });
-        if (get().file === file) set({ phase: "checked", check });
+        if (get().file === file) set({ phase: "checked", check, progress: null });
       } catch (err) {
         if (get().file === file) set({ phase: "failed", error: message(err) });
       }
@@ -73,13 +77,21 @@ export function createImportStore(upload: Upload, previewRows = 10): StoreApi<Im
     setPartial(partial) {
       set({ partial });
     },
+    setProgress(progress) {
+      set({ progress });
+    },
     async commit() {
       const state = get();
       if (!canCommit(state) || !state.file) return;
       set({ phase: "importing", error: "" });
       try {
         const result = await upload(state.file, { dryRun: false, partial: state.partial });
-        set({ phase: result.applied ? "done" : "checked", result, check: result.applied ? state.check : result });
+        set({
+          phase: result.applied ? "done" : "checked",
+          result,
+          check: result.applied ? state.check : result,
+          progress: null,
+        });
       } catch (err) {
         set({ phase: "failed", error: message(err) });
       }

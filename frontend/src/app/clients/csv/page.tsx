@@ -83,10 +83,12 @@ function Export() {
 function Import() {
   const t = useT();
   const queryClient = useQueryClient();
-  const store = useMemo(
-    () => createImportStore((file, options) => uploadImport(transfer, IMPORT_PATH, file, options)),
-    [],
-  );
+  const store = useMemo(() => {
+    const made = createImportStore((file, options) =>
+      uploadImport({ ...transfer, onProgress: (p) => made.getState().setProgress(p) }, IMPORT_PATH, file, options),
+    );
+    return made;
+  }, []);
   const state = useStore(store);
   const { phase, preview, check, result } = state;
   const bad = errorsByRow(check);
@@ -142,6 +144,18 @@ function Import() {
       )}
       {phase === "checking" && <p role="status">{t("csv.checking")}</p>}
       {phase === "importing" && <p role="status">{t("csv.importing")}</p>}
+      {state.progress && (phase === "checking" || phase === "importing") && (
+        <div className="row">
+          <progress
+            max={Math.max(1, state.progress.total)}
+            value={state.progress.processed}
+            aria-label={t("csv.progress")}
+          />
+          <span>
+            {state.progress.processed} / {state.progress.total}
+          </span>
+        </div>
+      )}
       {check && phase !== "done" && (
         <div className="report" data-testid="dry-run">
           <p role="status">
@@ -149,10 +163,10 @@ function Import() {
               created: String(check.created),
               updated: String(check.updated),
               skipped: String(check.skipped),
-              errors: String(check.errors.length),
+              errors: String(check.error_count),
             })}
           </p>
-          {check.errors.length > 0 && (
+          {check.error_count > 0 && (
             <>
               <table aria-label={t("csv.errors")}>
                 <thead>
@@ -198,8 +212,8 @@ function Import() {
               skipped: String(result.skipped),
             })}
           </p>
-          {result.errors.length > 0 && (
-            <p className="muted">{t("csv.skippedRows", { errors: String(result.errors.length) })}</p>
+          {result.error_count > 0 && (
+            <p className="muted">{t("csv.skippedRows", { errors: String(result.error_count) })}</p>
           )}
           <div className="row">
             <Link href="/clients/">{t("client.back")}</Link>
