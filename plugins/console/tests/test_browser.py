@@ -26,6 +26,8 @@ def server_env(tmp_path: Path) -> dict[str, str]:
     env |= {
         "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
         "CRM2_AUTH_JWT_SECRET": SECRET,
+        # the clients import scenario's 3-row file then runs as a background job (202)
+        "CRM2_DEALS_IMPORT_BACKGROUND_ROWS": "2",
     }
     crm2(env, "migrate")
     crm2(env, "seed", "demo")
