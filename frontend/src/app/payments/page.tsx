@@ -2,7 +2,7 @@
 
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { getJson, origin, session } from "@/api/client";
+import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { Shell } from "@/components/Shell";
 import { formatMoney } from "@/lib/i18n";
@@ -11,24 +11,16 @@ import { downloadCsv, saveBlob } from "@/lib/transfer";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
-interface Balance {
-  currency: string;
-  due: string;
-  paid: string;
-  overdue: string;
-  refunded: string;
-}
-
 const MONEY = ["due", "paid", "overdue", "refunded"] as const;
 
 /** Balances per currency of what the list shows (one policy's or client's when filtered). */
 function Balances({ filters }: { filters: Record<string, string> }) {
   const t = useT();
   const locale = useUi((s) => s.locale);
-  const scope = { policy_id: filters.policy_id ?? "", client_id: filters.client_id ?? "" };
+  const scope = { policy_id: filters.policy_id || undefined, client_id: filters.client_id || undefined };
   const balances = useQuery({
     queryKey: ["payments", "balances", scope],
-    queryFn: async () => (await getJson("/api/v1/payments/balances", scope)) as { balances: Balance[] },
+    queryFn: async () => ok(await api.GET("/api/v1/payments/balances", { params: { query: scope } })),
   });
   return (
     <section className="card stack" aria-labelledby="balances-title" data-testid="balances">
