@@ -95,3 +95,37 @@ test("payments: record a payment, find it, see the balances and export the list 
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("documents: create a document, upload its file with progress, download it back", async () => {
+  const { context, page, problems } = await open(EMAIL, PASSWORD, "/");
+  await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Documents", exact: true }).click();
+  const view = page.locator('section[data-view="documents.documents"]');
+  const title = `E2E contract ${Date.now()}`;
+  await view.getByRole("button", { name: "Create" }).click();
+  const create = view.getByRole("form", { name: "Create" });
+  await create.locator("#field-title").fill(title);
+  await create.getByRole("button", { name: "Save" }).click();
+  await view.getByRole("link", { name: `Open: ${title}` }).click();
+
+  const doc = page.getByTestId("document");
+  await doc.getByRole("heading", { name: title }).waitFor();
+  await doc.getByText("No file yet").waitFor();
+  const content = Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(300_000, "x"), Buffer.from("\n%%EOF\n")]);
+  await doc.getByLabel("File").setInputFiles({ name: "contract.pdf", mimeType: "application/pdf", buffer: content });
+  const uploaded = page.waitForResponse((r) => r.url().endsWith("/versions") && r.request().method() === "POST");
+  await doc.getByRole("button", { name: "Upload", exact: true }).click();
+  assert.equal((await uploaded).status(), 201);
+  await doc.getByRole("status").filter({ hasText: "Uploaded" }).waitFor();
+  assert.equal(await doc.getByTestId("upload-progress").getAttribute("value"), "100");
+  await doc.locator('tr[data-version="1"]', { hasText: "contract.pdf" }).waitFor();
+
+  const downloading = page.waitForEvent("download");
+  await doc.getByRole("button", { name: "Download contract.pdf (version 1)" }).click();
+  const download = await downloading;
+  assert.equal(download.suggestedFilename(), "contract.pdf");
+  const body = Buffer.from(await new Response(await download.createReadStream()).arrayBuffer());
+  assert.ok(body.equals(content), "the downloaded file is the uploaded one");
+  await axe(page, "document");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -5,7 +5,7 @@ The scenarios are frontend/e2e/*.test.mjs: sign-in, the sections of the enabled 
 English and Russian under the strict CSP, a deal moved in one browser seen moving in another
 through SSE, a third-party plugin's generic view (list, create with a 422 on its field, a 412
 on a stale edit), an agent's board holding only their deals, a client's timeline and a clients
-CSV export and import with a bad row, one scenario per later plugin's section (payments, …), and
+CSV export and import with a bad row, one scenario per later plugin's section (payments, documents, …), and
 axe-core on every screen."""
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def server_env(tmp_path: Path) -> dict[str, str]:
         "CRM2_AUTH_JWT_SECRET": SECRET,
         # the clients import scenario's 3-row file then runs as a background job (202)
         "CRM2_DEALS_IMPORT_BACKGROUND_ROWS": "2",
+        # uploaded documents go to the test's folder, not ./var of the checkout
+        "CRM2_DOCUMENTS_LOCAL_ROOT": str(tmp_path / "documents"),
     }
     crm2(env, "migrate")
     crm2(env, "seed", "demo")

@@ -4,32 +4,12 @@ import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useRef, useState } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { getJson, origin, sendJson, session } from "@/api/client";
+import { api, ok, origin, session } from "@/api/client";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
 import { percent, uploadWithProgress, type UploadProgress } from "@/lib/upload";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
-
-interface Version {
-  id: string;
-  number: number;
-  size: number;
-  content_type: string;
-  filename: string;
-  state: string;
-  uploaded_at: string;
-}
-
-interface Document {
-  id: string;
-  title: string;
-  kind: string;
-  tags: string[];
-  current_version: number;
-  created_at: string;
-  updated_at: string;
-}
 
 const BASE = "/api/v1/documents/documents";
 
@@ -54,14 +34,16 @@ function DocumentDetail() {
   const [progress, setProgress] = useState<UploadProgress | null>(null);
   const [uploading, setUploading] = useState(false);
   const [error, setError] = useState("");
+  const path = { document_id: id };
   const doc = useQuery({
     queryKey: ["documents", "document", id],
-    queryFn: async () => (await getJson(`${BASE}/${encodeURIComponent(id)}`)) as Document,
+    queryFn: async () => ok(await api.GET("/api/v1/documents/documents/{document_id}", { params: { path } })),
     enabled: id !== "",
   });
   const versions = useQuery({
     queryKey: ["documents", "document", id, "versions"],
-    queryFn: async () => (await getJson(`${BASE}/${encodeURIComponent(id)}/versions`)) as Version[],
+    queryFn: async () =>
+      ok(await api.GET("/api/v1/documents/documents/{document_id}/versions", { params: { path } })),
     enabled: id !== "",
   });
 
@@ -93,11 +75,12 @@ function DocumentDetail() {
   async function download(version: number) {
     setError("");
     try {
-      const answer = await sendJson("POST", `${BASE}/${encodeURIComponent(id)}/signed-url`, {
-        version,
-        expires_in: 60,
-      });
-      const { url } = (await answer.json()) as { url: string };
+      const { url } = await ok(
+        await api.POST("/api/v1/documents/documents/{document_id}/signed-url", {
+          params: { path },
+          body: { version, expires_in: 60 },
+        }),
+      );
       const link = document.createElement("a");
       link.href = new URL(url, origin).toString();
       link.download = "";
