@@ -27,8 +27,7 @@ def _own_problem(plugin: InstalledPlugin, builtin: set[str], installed: set[str]
         check_core_version(plugin, __version__)
     except ConfigurationError:
         return (
-            f"incompatible: needs crm2-core {plugin.manifest.requires_core}, "
-            f"this is {__version__}"
+            f"incompatible: needs crm2-core {plugin.manifest.requires_core}, this is {__version__}"
         )
     missing = [d for d in plugin.manifest.depends if d not in builtin | installed]
     if missing:
@@ -62,9 +61,7 @@ def _hook_problem(plugin: InstalledPlugin, healthy: list[InstalledPlugin]) -> st
         from crm2_core.plugins.hookcheck import did_you_mean
 
         hint = did_you_mean(unknown[0], known_hooks(pm)).strip()
-        return f"broken hook: {', '.join(unknown)} is no crm2 hook" + (
-            f" ({hint})" if hint else ""
-        )
+        return f"broken hook: {', '.join(unknown)} is no crm2 hook" + (f" ({hint})" if hint else "")
     return None
 
 

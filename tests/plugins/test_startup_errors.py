@@ -121,7 +121,10 @@ class NoMarker:
 @pytest.mark.parametrize(
     ("plugin", "expected"),
     [
-        (ForeignMarker(), "foreign: crm2_routers is marked with pytest's hookimpl, which crm2 ignores"),
+        (
+            ForeignMarker(),
+            "foreign: crm2_routers is marked with pytest's hookimpl, which crm2 ignores",
+        ),
         (SpecMarker(), "specmark: crm2_permissions is marked @hookspec"),
         (NoMarker(), "nomark: crm2_permissions is a crm2 hook but has no @hookimpl"),
     ],
@@ -168,9 +171,7 @@ def install_fake_plugins(site: Path, plugins: dict[str, str]) -> None:
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: crm2-fake-{name}\nVersion: 0.1.0\n"
         )
-        (info / "entry_points.txt").write_text(
-            f"[crm2.plugins]\n{name} = crm2_fake_{name}\n"
-        )
+        (info / "entry_points.txt").write_text(f"[crm2.plugins]\n{name} = crm2_fake_{name}\n")
 
 
 def test_plugins_list_runs_with_broken_plugins_and_says_why(
@@ -205,7 +206,9 @@ def test_plugins_list_runs_with_broken_plugins_and_says_why(
     }
     assert rows["oldcore"][4].startswith("incompatible: needs crm2-core >=7,<8, this is ")
     assert rows["needy"][4].startswith("missing dependency: ledger is not installed")
-    assert rows["typo"][4] == "broken hook: crm2_routrs is no crm2 hook (did you mean crm2_routers?)"
+    assert (
+        rows["typo"][4] == "broken hook: crm2_routrs is no crm2 hook (did you mean crm2_routers?)"
+    )
     assert rows["fine"][2:5] == ["yes", "-", "ok"]
     assert rows["oldcore"][2] == "no"
     assert "Error: " in result.output  # the start-up error, once, after the table

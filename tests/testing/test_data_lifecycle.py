@@ -58,7 +58,12 @@ async def test_every_test_starts_with_the_default_pipelines(crm2: Crm2TestApp, t
     assert client.status_code == 201, client.text
     deal = await crm2.client.post(
         "/api/v1/deals/deals",
-        json={"title": "Deal", "client_id": client.json()["id"], "value": "1.00", "currency": "EUR"},
+        json={
+            "title": "Deal",
+            "client_id": client.json()["id"],
+            "value": "1.00",
+            "currency": "EUR",
+        },
         headers=admin,
     )
     assert deal.status_code == 201, deal.text

@@ -34,7 +34,9 @@ class Chain:
 
     async def on_started(self, session: AsyncSession, event: Envelope, context: Any) -> None:
         self.seen.append(f"started:{event.data['depth']}")
-        publish(session, Passed(depth=event.data["depth"]), subject=event.subject, actor=event.actor)
+        publish(
+            session, Passed(depth=event.data["depth"]), subject=event.subject, actor=event.actor
+        )
 
     async def on_passed(self, session: AsyncSession, event: Envelope, context: Any) -> None:
         depth = int(event.data["depth"])
@@ -72,5 +74,5 @@ async def test_a_chain_that_never_ends_fails_within_the_timeout(crm2_app_factory
     chain = Chain(length=10**9)
     app = await crm2_app_factory(extra_plugins=(chain,))
     await _kick(app)
-    with pytest.raises(AssertionError, match="did not settle within 1.0s"):
+    with pytest.raises(AssertionError, match=r"did not settle within 1\.0s"):
         await app.settle_events(within=1.0)
