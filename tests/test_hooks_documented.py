@@ -1,4 +1,8 @@
-"""docs/plugins/hooks.md and the hookspecs stay in step, in both directions."""
+"""docs/plugins/hooks.md and the hookspecs stay in step, in both directions.
+
+The core's hooks (``Crm2Spec``) and the hooks every installed plugin offers others
+(its ``manifest.hookspecs``, e.g. deals' ``crm2_deals_validate_change``).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,36 @@ HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
 NEXT_HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
 
 
-def _spec_hooks() -> dict[str, object]:
-    """Every function of ``Crm2Spec`` that carries the ``@hookspec`` marker."""
+def _marked(spec: object) -> dict[str, object]:
     return {
         name: function
-        for name, function in vars(Crm2Spec).items()
+        for name, function in vars(spec).items()
         if callable(function) and hasattr(function, f"{PROJECT_NAME}_spec")
     }
+
+
+def _plugin_specs() -> list[object]:
+    """The hookspec classes or modules of every installed plugin's manifest."""
+    from crm2_core.plugins.discovery import discover_installed
+
+    return [
+        spec
+        for plugin in discover_installed().values()
+        if plugin.manifest is not None
+        for spec in plugin.manifest.hookspecs
+    ]
+
+
+def _spec_hooks() -> dict[str, object]:
+    """Every ``@hookspec`` function of ``Crm2Spec`` and of the installed plugins' hookspecs."""
+    hooks = _marked(Crm2Spec)
+    for spec in _plugin_specs():
+        hooks.update(_marked(spec))
+    return hooks
+
+
+def test_plugin_hookspecs_are_covered_too() -> None:
+    assert "crm2_deals_validate_change" in _spec_hooks()
 
 
 def _sections() -> dict[str, str]:

@@ -8,6 +8,8 @@ says which plugin is ``incompatible``, has a ``missing dependency`` or a
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pluggy
 
 from crm2_core import __version__
@@ -43,7 +45,7 @@ def _hook_problem(plugin: InstalledPlugin, healthy: list[InstalledPlugin]) -> st
     for other in healthy:
         assert other.manifest is not None
         for spec in other.manifest.hookspecs:
-            pm.add_hookspecs(spec)
+            pm.add_hookspecs(cast(Any, spec))
     try:
         check_markers(plugin.name, plugin.module, known_hooks(pm))
         check_arguments(pm, plugin.name, plugin.module)

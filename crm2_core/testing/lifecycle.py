@@ -18,6 +18,7 @@ processing, so what is put back is byte for byte what the migration wrote.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -92,7 +93,25 @@ async def remember_migrated_rows(
             if table.startswith(VERSION_PREFIX) or _owner(table, list(after)) not in changed:
                 continue
             result = await conn.execute(text(f"SELECT * FROM {_quote(table)}"))
-            kept[table] = [dict(row._mapping) for row in result]
+            rows = [dict(row._mapping) for row in result]
+            for column in await _json_columns(conn, table):
+                for row in rows:  # asyncpg hands JSON back decoded, but takes it as text
+                    if row[column] is not None:
+                        row[column] = json.dumps(row[column])
+            kept[table] = rows
+
+
+async def _json_columns(conn: AsyncConnection, table: str) -> list[str]:
+    if conn.dialect.name != "postgresql":
+        return []
+    found = await conn.execute(
+        text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+            "AND table_schema = current_schema() AND data_type IN ('json', 'jsonb')"
+        ),
+        {"t": table},
+    )
+    return [r[0] for r in found]
 
 
 def migrated_rows(url: str) -> dict[str, Rows]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -82,3 +82,23 @@ class StageMovePublic(ResponseModel):
     moved_by: uuid.UUID | None
     moved_at: datetime
     seconds_in_previous: int | None
+
+
+class TimelineEntry(ResponseModel):
+    at: datetime
+    title: str
+    kind: str = ""
+    source: str = Field(description="the plugin that contributed the entry")
+    link: dict[str, str] | None = Field(None, description='{"kind": "tasks.task", "id": "…"}')
+
+
+class TimelinePublic(ResponseModel):
+    """At most 200 entries, newest first (not paginated: it merges several sources)."""
+
+    items: list[TimelineEntry]
+
+
+class DealExtraPublic(ResponseModel):
+    fields: dict[str, dict[str, Any]] = Field(
+        description="per plugin, the fields it shows with the deal (crm2_deals_extra_fields)"
+    )
