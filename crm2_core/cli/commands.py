@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -175,6 +176,31 @@ def plugins_list() -> None:
     console.print(table)
     if problem is not None:
         fail(problem)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="where to write it (default: ./crm2-NAME)",
+)
+@click.option("--title", default=None, help="the human title (default: from the name)")
+def plugins_new(name: str, directory: Path | None, title: str | None) -> None:
+    """Scaffold plugin NAME: every room of a crm2 plugin, tests included, ready to install."""
+    from crm2_core.scaffold import new_plugin
+
+    target = directory or Path(f"crm2-{name.replace('_', '-')}")
+    try:
+        files = new_plugin(name, target, title=title)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    click.echo(f"created {target} ({len(files)} files). Next:")
+    click.echo(f"  pip install -e '{target}[test]'")
+    click.echo("  crm2 migrate")
+    click.echo(f"  cd {target} && pytest")
 
 
 # -- users ----------------------------------------------------------------------------
