@@ -41,6 +41,7 @@ class Crm2TestApp:
         self.app = app
         self.context = context
         self._lifespan = lifespan
+        self._closed = False
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=lifespan.app, client=("127.0.0.1", 40000)),
             base_url="http://crm2.test",
@@ -128,6 +129,10 @@ class Crm2TestApp:
             return int(waiting.scalar_one())
 
     async def aclose(self) -> None:
+        """Stop the app (``crm2_shutdown`` hooks run); a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self.client.aclose()
         await self._lifespan.__aexit__(None, None, None)
 
