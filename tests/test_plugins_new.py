@@ -10,6 +10,7 @@ Bounded: every step has a timeout.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import sysconfig
@@ -63,31 +64,62 @@ def test_plugins_new_refuses_a_bad_name_and_a_full_folder(tmp_path: Path) -> Non
     assert full.exit_code == 1 and "is not empty" in full.output
 
 
+TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "tutorial.md"
+
+
+def tutorial_commands() -> list[str]:
+    """Every ``$ …`` line of the tutorial's console blocks, in order."""
+    commands, inside = [], False
+    for line in TUTORIAL.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```console"
+        elif inside and line.startswith("$ "):
+            commands.append(line[2:].strip())
+    return commands
+
+
+def _plugin_row(listed: str, name: str) -> list[str]:
+    row = next(line for line in listed.splitlines() if f"│ {name} " in line)
+    return [c.strip() for c in row.strip("│").split("│")]
+
+
 @pytest.mark.slow
-def test_a_scaffolded_plugin_installs_migrates_lists_and_passes_its_tests(tmp_path: Path) -> None:
-    target = tmp_path / "crm2-loyalty"
-    made = CliRunner().invoke(cli, ["plugins", "new", "loyalty", "--dir", str(target)])
-    assert made.exit_code == 0, made.output
+def test_the_tutorial_runs_command_by_command(tmp_path: Path) -> None:
+    """Each tutorial command, run as written (``crm2`` and ``pytest`` in the new venv;
+    ``pip install -e`` with ``--no-deps``: the venv already sees every dependency)."""
     python = _venv_seeing_this_one(tmp_path / "venv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_") and k not in LEAKY}
-    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", COLUMNS="200", NO_COLOR="1")
-    _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-         "-e", str(target)],
-        tmp_path, env, timeout=240,
-    )  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_") and k not in LEAKY}
+    base.update(PIP_DISABLE_PIP_VERSION_CHECK="1", COLUMNS="200", NO_COLOR="1")
+    database = {"CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'crm2.db'}"}
+    cwd, outputs = tmp_path, {}
+    commands = tutorial_commands()
+    assert commands[:2] == ["crm2 plugins new loyalty", "pip install -e './crm2-loyalty[test]'"]
+    for command in commands:
+        words = shlex.split(command)
+        assigned = {}
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            key, _, value = words.pop(0).partition("=")
+            assigned[key] = value
+        env = base | assigned
+        if words[0] == "crm2":
+            argv, env = [str(python), "-c", CRM2, *words[1:]], env | database | assigned
+        elif words[:3] == ["pip", "install", "-e"]:
+            target = str((cwd / words[3]).resolve()).split("[")[0]
+            argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-deps", "-e", target]  # fmt: skip
+        elif words[0] == "cd":
+            cwd = cwd / words[1]
+            continue
+        elif words == ["pytest"]:
+            argv = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "--crm2-db", "sqlite"]  # fmt: skip
+        else:
+            raise AssertionError(f"the tutorial runs {command!r}: teach this test to run it")
+        outputs[command] = _run(argv, cwd, env, timeout=300)
 
-    work = tmp_path / "run"
-    work.mkdir()
-    cli_env = env | {"CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'crm2.db'}"}
-    migrated = _run([str(python), "-c", CRM2, "migrate"], work, cli_env, timeout=120)
-    assert "loyalty" in migrated
-    listed = _run([str(python), "-c", CRM2, "plugins", "list"], work, cli_env, timeout=60)
-    row = next(line for line in listed.splitlines() if "│ loyalty " in line)
-    assert [c.strip() for c in row.strip("│").split("│")][2:5] == ["yes", "-", "ok"]
-
-    tests = _run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--crm2-db", "sqlite"],
-        target, env, timeout=300,
-    )  # fmt: skip
-    assert " passed" in tests and "failed" not in tests, tests
+    assert "loyalty" in outputs["crm2 migrate"]
+    assert _plugin_row(outputs["crm2 plugins list"], "loyalty")[2:5] == ["yes", "-", "ok"]
+    assert _plugin_row(outputs["CRM2_PLUGINS= crm2 plugins list"], "loyalty")[2:5] == [
+        "no", "-", "disabled"
+    ]  # fmt: skip
+    assert " passed" in outputs["pytest"] and "failed" not in outputs["pytest"]
