@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="largest request body accepted, in bytes (413 above)"
     )
+    max_upload_bytes: int = Field(
+        33_554_432,
+        ge=1024,
+        description="largest file upload (multipart/form-data, e.g. a CSV import), in bytes",
+    )
     page_max_limit: int = Field(
         200, ge=1, le=10_000, description="largest page a list endpoint returns"
     )

@@ -36,7 +36,7 @@ def test_the_money_examples_run() -> None:
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     assert blocks
     for block in blocks:
-        exec(compile(block, "recipes.md#money", "exec"), {})  # noqa: S102 - our own docs
+        exec(compile(block, "recipes.md#money", "exec"), {})
 
 
 def test_every_test_the_recipes_name_exists() -> None:

@@ -128,6 +128,13 @@ class Crm2TestApp:
             )
             return int(waiting.scalar_one())
 
+    async def settle_jobs(self, within: float = 30.0) -> None:
+        """Wait until the background jobs requests started (large CSV imports) have finished."""
+        from crm2_core.jobs import JobRunner
+
+        async with asyncio.timeout(within):
+            await self.context.get(JobRunner).wait_idle()
+
     async def aclose(self) -> None:
         """Stop the app (``crm2_shutdown`` hooks run); a second call does nothing."""
         if self._closed:

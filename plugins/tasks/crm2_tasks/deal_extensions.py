@@ -54,6 +54,6 @@ async def extra_fields(
 ) -> dict[str, Any]:
     """How many of the deal's tasks are open (of those the user may see)."""
     open_tasks = await session.execute(
-        select(func.count()).select_from(Task).where(*_linked(deal, principal), Task.is_open)
+        select(func.count()).select_from(Task).where(*_linked(deal, principal), col(Task.is_open))
     )
     return {"open_tasks": int(open_tasks.scalar_one())}
