@@ -20,12 +20,14 @@ from crm2_hookspecs import (
     hookimpl,
 )
 from crm2_tasks.config import TasksSettings
+from crm2_tasks.hookspecs import TasksSpec
 
 manifest = PluginManifest(
     name="tasks",
     title="Tasks",
     requires_core=">=0.1,<1",
     settings=TasksSettings,
+    hookspecs=(TasksSpec,),
     description="Tasks, reminders, recurrence, SLA timers on business calendars, automations.",
 )
 
