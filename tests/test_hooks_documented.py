@@ -46,6 +46,8 @@ def test_plugin_hookspecs_are_covered() -> None:
         "crm2_documents_storage_backends",
         "crm2_notifications_channels",
         "crm2_backup_targets",
+        "crm2_deals_validate_change",
+        "crm2_tasks_validate_change",
     } <= set(_spec_hooks())
 
 
