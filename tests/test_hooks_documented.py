@@ -1,13 +1,14 @@
-"""docs/plugins/hooks.md and the hookspecs stay in step, in both directions."""
+"""docs/plugins/hooks.md and the hookspecs (the core's and plugins' own) stay in step."""
 
 from __future__ import annotations
 
 import ast
 import inspect
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from crm2_hookspecs import PROJECT_NAME, Crm2Spec
+from crm2_hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, Crm2Spec
 
 HOOKS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
 HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
@@ -15,13 +16,31 @@ HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
 NEXT_HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
 
 
-def _spec_hooks() -> dict[str, object]:
-    """Every function of ``Crm2Spec`` that carries the ``@hookspec`` marker."""
+def _marked(spec: object) -> dict[str, object]:
     return {
         name: function
-        for name, function in vars(Crm2Spec).items()
+        for name, function in vars(spec).items()
         if callable(function) and hasattr(function, f"{PROJECT_NAME}_spec")
     }
+
+
+def _plugin_spec_hooks() -> dict[str, object]:
+    """The hookspecs installed plugins add (``manifest.hookspecs``), e.g. documents' backends."""
+    found: dict[str, object] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        manifest = getattr(entry.load(), "manifest", None)
+        for spec in getattr(manifest, "hookspecs", ()):
+            found.update(_marked(spec))
+    return found
+
+
+def _spec_hooks() -> dict[str, object]:
+    """Every ``@hookspec`` function of ``Crm2Spec`` and of the shipped plugins' own specs."""
+    return {**_marked(Crm2Spec), **_plugin_spec_hooks()}
+
+
+def test_plugin_hookspecs_are_covered() -> None:
+    assert "crm2_documents_storage_backends" in _plugin_spec_hooks()
 
 
 def _sections() -> dict[str, str]:
