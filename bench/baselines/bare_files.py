@@ -1,4 +1,4 @@
-"""Baseline for scenario 12: bare Starlette routes streaming a request body to disk and back.
+"""Baseline for scenario 13: bare Starlette routes streaming a request body to disk and back.
 
 ``POST /upload`` writes ``request.stream()`` chunk by chunk to a file (no parsing,
 no hashing, no database); ``GET /download/{name}`` streams it back with

@@ -17,7 +17,8 @@ from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
 from scenarios.s10_tasks_mine import scenario_10
 from scenarios.s11_import import scenario_11
-from scenarios.s12_documents_files import scenario_12
+from scenarios.s12_payments import scenario_12a, scenario_12b
+from scenarios.s13_documents_files import scenario_13
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -35,5 +36,7 @@ SCENARIOS: dict[str, Scenario] = {
     "9": scenario_9,
     "10": scenario_10,
     "11": scenario_11,
-    "12": scenario_12,
+    "12a": scenario_12a,
+    "12b": scenario_12b,
+    "13": scenario_13,
 }

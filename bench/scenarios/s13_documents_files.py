@@ -1,4 +1,4 @@
-"""Scenario 12: upload and download a 10 MB file, crm2-documents vs bare Starlette to disk.
+"""Scenario 13: upload and download a 10 MB file, crm2-documents vs bare Starlette to disk.
 
 crm2: ``POST /api/v1/documents/documents/{id}/versions`` (streamed multipart: parsed,
 sniffed, SHA-256, size limit, local backend's temp file + fsync + rename, the version
@@ -92,11 +92,11 @@ def _download(client: httpx.Client, url: str, headers: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def scenario_12(envs: Envs, profile: Profile) -> list[Metric]:
+def scenario_13(envs: Envs, profile: Profile) -> list[Metric]:
     """A 10 MB upload and download through crm2-documents vs bare Starlette streaming to disk."""
     env = envs.get("documents", CRM2_DOCUMENTS_LOCAL_ROOT="bench-documents")
     env.prepare()
-    label = "12 upload + download a 10 MB file"
+    label = "13 upload + download a 10 MB file"
     up = Metric(label, "upload", "ms", False, target_ratio=2.0)
     down = Metric(label, "download", "ms", False, target_ratio=2.0)
     rss = Metric(label, "server RSS growth during upload", "MB", False, target_crm2_max=8.0)
@@ -125,7 +125,7 @@ def scenario_12(envs: Envs, profile: Profile) -> list[Metric]:
             b_down = _download(client, f"{bare_url}/download/{name}", {})
             got = {"crm2": (a_up, a_down, a_rss), "baseline": (b_up, b_down, b_rss)}
             for variant, (u, d, r) in got.items():
-                log(f"s12 round {number} {variant}: upload {u * 1000:.0f} ms, "
+                log(f"s13 round {number} {variant}: upload {u * 1000:.0f} ms, "
                     f"download {d * 1000:.0f} ms, RSS +{r:.1f} MB")  # fmt: skip
             path.unlink()
             if measured:
