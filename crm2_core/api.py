@@ -28,7 +28,7 @@ from crm2_core.errors import (
     TooManyRequests,
     Unprocessable,
 )
-from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish
+from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
@@ -56,6 +56,19 @@ from crm2_core.kit.filters import (
     where_all,
 )
 from crm2_core.kit.http import created, present
+from crm2_core.kit.import_routes import import_routes
+from crm2_core.kit.imports import (
+    CsvFileInvalid,
+    CsvImport,
+    ImportJobNotFound,
+    ImportJobPublic,
+    ImportReport,
+    ImportRowError,
+    RowError,
+    import_now,
+    read_csv,
+    validation_reason,
+)
 from crm2_core.kit.links import (
     EntityKind,
     EntityLink,
@@ -75,7 +88,7 @@ from crm2_core.kit.owners import (
 )
 from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
-from crm2_core.kit.routes import Permissions, record_routes
+from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
 from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
@@ -107,6 +120,8 @@ __all__ = [
     "ContextDep",
     "Crm2Error",
     "CsvColumns",
+    "CsvFileInvalid",
+    "CsvImport",
     "Currency",
     "CurrentPrincipal",
     "EntityKind",
@@ -116,6 +131,10 @@ __all__ = [
     "EventData",
     "Forbidden",
     "IfMatchDep",
+    "ImportJobNotFound",
+    "ImportJobPublic",
+    "ImportReport",
+    "ImportRowError",
     "Int32",
     "Int64",
     "InvalidCursor",
@@ -137,6 +156,7 @@ __all__ = [
     "Repository",
     "RequestModel",
     "ResponseModel",
+    "RowError",
     "ServiceUnavailable",
     "SessionDep",
     "Sorts",
@@ -154,6 +174,7 @@ __all__ = [
     "check_currency",
     "check_version",
     "contains_text",
+    "create_route",
     "create_user",
     "created",
     "csv_response",
@@ -163,9 +184,12 @@ __all__ = [
     "export_pages",
     "from_minor",
     "has_permission",
+    "import_now",
+    "import_routes",
     "is_active_user",
     "json_list_contains",
     "like_pattern",
+    "list_route",
     "metadata",
     "new_id",
     "one_of",
@@ -173,6 +197,8 @@ __all__ = [
     "present",
     "problem_responses",
     "publish",
+    "publish_many",
+    "read_csv",
     "record_routes",
     "render",
     "require",
@@ -190,5 +216,6 @@ __all__ = [
     "user_emails",
     "user_ids_by_email",
     "utcnow",
+    "validation_reason",
     "where_all",
 ]

@@ -17,8 +17,12 @@ What every request body inherits, so no plugin has to remember it:
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import re
 import types
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -106,7 +110,7 @@ Clearable = _ClearableMarker()
 
 
 def _is_clearable(model: type[BaseModel], name: str | None) -> bool:
-    field = model.model_fields.get(name or "")
+    field = model.__pydantic_fields__.get(name or "")
     return field is not None and any(m is Clearable for m in field.metadata)
 
 
@@ -161,6 +165,13 @@ def _is_temporal(annotation: Any) -> bool:
     return False
 
 
+@functools.cache
+def _temporal_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` holding a date or time (read once per class: this runs per field
+    of every request body, and of every row of a CSV import)."""
+    return frozenset(n for n, f in model.__pydantic_fields__.items() if _is_temporal(f.annotation))
+
+
 class RequestModel(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 
@@ -172,16 +183,31 @@ class RequestModel(BaseModel):
     @classmethod
     def _storable(cls, value: Any, info: ValidationInfo) -> Any:
         check_storable(value)
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and value is not None and _is_temporal(field.annotation):
+        if value is not None and info.field_name in _temporal_fields(cls):
             _iso_only(value)  # the document says an ISO 8601 string
         return value
 
 
 class UpdateModel(RequestModel):
-    """A PATCH body: only the fields sent change; ``null`` only where a field is ``Clearable``."""
+    """A PATCH body: only the fields sent change; ``null`` only where a field is ``Clearable``.
+
+    ``class ClientUpdate(UpdateModel, partial_of=ClientCreate, clearable=("tax_id",))``
+    takes every field of ``ClientCreate`` with its limits, each optional; fields
+    declared in the class body (or named in ``exclude``) replace or drop them.
+    """
 
     model_config = ConfigDict(json_schema_extra=_update_schema)
+
+    def __init_subclass__(
+        cls,
+        partial_of: type[BaseModel] | None = None,
+        clearable: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        if partial_of is not None:
+            _copy_fields(cls, partial_of, exclude, partial=True, clearable=set(clearable))
+        super().__init_subclass__(**kwargs)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -191,5 +217,59 @@ class UpdateModel(RequestModel):
         return value
 
 
+def _copy_fields(
+    cls: type[BaseModel],
+    source: type[BaseModel],
+    exclude: Iterable[str],
+    *,
+    partial: bool,
+    clearable: set[str] | None = None,
+    include: Iterable[str] | None = None,
+) -> None:
+    """Put ``source``'s fields in front of ``cls``'s own, before pydantic collects them.
+
+    ``partial``: each optional (default ``None``) with its limits kept; otherwise the
+    bare types, required (a response: the record always has them).
+    """
+    own = dict(inspect.get_annotations(cls))
+    skip = set(exclude) | set(own)
+    wanted = None if include is None else set(include)
+    copied: dict[str, Any] = {}
+    for name, field in source.__pydantic_fields__.items():
+        if name in skip or (wanted is not None and name not in wanted):
+            continue
+        if partial:
+            info = copy.copy(field)
+            info.default, info.default_factory = None, None
+            annotation: Any = field.annotation | None  # type: ignore[operator]
+            if clearable and name in clearable:
+                annotation = Annotated[annotation, Clearable]
+            copied[name] = annotation
+            setattr(cls, name, info)
+        else:
+            copied[name] = field.annotation
+            if name in cls.__dict__:
+                delattr(cls, name)
+    cls.__annotations__ = {**copied, **own}
+
+
 class ResponseModel(BaseModel):
+    """A response body, read from a row's attributes.
+
+    ``class ClientPublic(ResponseModel, fields_of=Client, exclude=("search_text",))``
+    takes the table's columns as its fields (``include=`` to name them instead);
+    fields declared in the class body replace them.
+    """
+
     model_config = ConfigDict(from_attributes=True)
+
+    def __init_subclass__(
+        cls,
+        fields_of: type[BaseModel] | None = None,
+        exclude: Iterable[str] = (),
+        include: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if fields_of is not None:
+            _copy_fields(cls, fields_of, exclude, partial=False, include=include)
+        super().__init_subclass__(**kwargs)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="largest request body accepted, in bytes (413 above)"
     )
+    max_upload_bytes: int = Field(
+        33_554_432,
+        ge=1024,
+        description="largest file upload (multipart/form-data, e.g. a CSV import), in bytes",
+    )
     page_max_limit: int = Field(
         200, ge=1, le=10_000, description="largest page a list endpoint returns"
     )
@@ -80,6 +85,28 @@ class Settings(BaseSettings):
         "crm2",
         pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$",
         description="prefix of broker queue names",
+    )
+    broker_management_url: str = Field(
+        "",
+        description=(
+            "RabbitMQ management API (http://user:password@host:15672) that `crm2 broker setup`"
+            " uses for the vhost, permissions and policies; empty: rabbitmqctl on this machine"
+        ),
+    )
+    broker_queue_max_length: int = Field(
+        1_000_000,
+        ge=0,
+        description=(
+            "RabbitMQ: messages a plugin's queue holds before publishing is refused"
+            " (policy set by `crm2 broker setup`; the relay retries); 0: no limit"
+        ),
+    )
+    broker_dead_letter_max_length: int = Field(
+        100_000,
+        ge=1,
+        description=(
+            "RabbitMQ: messages kept in a queue's dead-letter queue (<queue>.XQ), oldest dropped"
+        ),
     )
     relay_interval_seconds: float = Field(
         1.0, gt=0, le=60, description="how often the relay looks for unsent events when idle"

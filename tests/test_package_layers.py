@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"context"},
     {"observability"},  # logs, metrics, tracing: what every layer above reports through
     {"bootstrap", "migrate"},
-    {"scheduler"},
+    {"scheduler", "jobs"},  # background work: scheduled jobs, and jobs a request starts
     {"events"},
     {"http"},
     {"auth"},

@@ -16,6 +16,7 @@ from scenarios.s7_startup import scenario_7
 from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
 from scenarios.s10_tasks_mine import scenario_10
+from scenarios.s11_import import scenario_11
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -32,4 +33,5 @@ SCENARIOS: dict[str, Scenario] = {
     "8": scenario_8,
     "9": scenario_9,
     "10": scenario_10,
+    "11": scenario_11,
 }

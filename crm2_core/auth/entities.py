@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm2_core.auth.models import User
 from crm2_hookspecs import Principal
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 
 async def resolve_user(
-    context: AppContext, id: str, principal: Principal | None
+    context: AppContext, id: str, principal: Principal | None, session: AsyncSession | None = None
 ) -> Mapping[str, Any] | None:
     """The ``auth.user`` entity: id, name and whether active; the e-mail for the system,
     the user themselves and holders of ``auth:users``."""
@@ -22,8 +24,11 @@ async def resolve_user(
         user_id = uuid.UUID(str(id))
     except ValueError:
         return None
-    async with context.session_factory() as session:
+    if session is not None:
         user = await session.get(User, user_id)
+    else:
+        async with context.session_factory() as own:
+            user = await own.get(User, user_id)
     if user is None:
         return None
     answer: dict[str, Any] = {

@@ -185,14 +185,14 @@ def crm2_startup(context: AppContext) -> Awaitable[None]:
 
 @hookimpl
 def crm2_resolve_entity(
-    kind: str, id: str, principal: Principal | None, context: AppContext
+    kind: str, id: str, principal: Principal | None, context: AppContext, session: Any
 ) -> Awaitable[Mapping[str, Any] | None] | None:
     """``auth.user``: the user other plugins link to (``crm2_core.kit.links``)."""
     if kind != "auth.user":
         return None
     from crm2_core.auth.entities import resolve_user
 
-    return resolve_user(context, id, principal)
+    return resolve_user(context, id, principal, session)
 
 
 async def sync_permissions(context: AppContext) -> None:

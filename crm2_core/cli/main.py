@@ -98,7 +98,7 @@ def cli() -> None:
 
 
 def build_cli() -> click.Group:
-    from crm2_core.cli import commands, doctor, events, openapi, serve  # noqa: F401  (the core commands)
+    from crm2_core.cli import broker, commands, doctor, events, openapi, serve  # noqa: F401
     from crm2_core.plugins import build_plugin_manager
 
     try:

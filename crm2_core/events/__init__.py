@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from crm2_core.events.envelope import SYSTEM, Actor, Envelope
-from crm2_core.events.outbox import publish
+from crm2_core.events.outbox import publish, publish_many
 from crm2_core.events.types import EventData, EventTypeRegistry
 
-__all__ = ["SYSTEM", "Actor", "Envelope", "EventData", "EventTypeRegistry", "publish"]
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "Envelope",
+    "EventData",
+    "EventTypeRegistry",
+    "publish",
+    "publish_many",
+]

@@ -131,7 +131,11 @@ def create_app(
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
     # then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
-    app.add_middleware(BodyMiddleware, max_body_bytes=context.settings.max_body_bytes)
+    app.add_middleware(
+        BodyMiddleware,
+        max_body_bytes=context.settings.max_body_bytes,
+        max_upload_bytes=context.settings.max_upload_bytes,
+    )
     limiter = build_rate_limiter(context.settings, context.redis)
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, context=context)

@@ -108,18 +108,25 @@ class BodyMiddleware:
     the idempotency layer hash the exact bytes the route will see.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # a file upload (multipart/form-data, e.g. a CSV import) may be larger
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
+
+    def _limit(self, scope: Scope) -> int:
+        media_type = _media_type(header(scope, b"content-type"))
+        return self.max_upload_bytes if media_type == "multipart/form-data" else self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
+        limit = self._limit(scope)
         declared = header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, scope)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, scope, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -130,8 +137,8 @@ class BodyMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._too_large(send, scope)
+            if size > limit:
+                await self._too_large(send, scope, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -161,13 +168,13 @@ class BodyMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, scope: Scope) -> None:
+    async def _too_large(self, send: Send, scope: Scope, limit: int) -> None:
         await send_problem(
             send,
             413,
             PayloadTooLarge.slug,
             PayloadTooLarge.title,
-            f"the request body exceeds {self.max_body_bytes} bytes",
+            f"the request body exceeds {limit} bytes",
             scope.get("state", {}).get("request_id"),
             instance=scope.get("path"),
         )

@@ -5,7 +5,7 @@ The answering side: a plugin's ``crm2_resolve_entity`` returns
 principal, context)``. The asking side: a request schema holds an ``EntityLink``
 (``{"kind": "deals.deal", "id": "…"}``) and the service calls ``require_entity``
 with the caller, so a link to a record the caller may not see is refused like a
-missing one.
+missing one. The caller passes its session, and the answer is read in it.
 """
 
 from __future__ import annotations
@@ -57,15 +57,25 @@ class EntityResolver:
         self.kinds = dict(kinds)
 
     def __call__(
-        self, kind: str, id: str, principal: Principal | None, context: AppContext
+        self,
+        kind: str,
+        id: str,
+        principal: Principal | None,
+        context: AppContext,
+        session: AsyncSession | None = None,
     ) -> Awaitable[Mapping[str, Any] | None] | None:
         resolve = self.kinds.get(kind)
         if resolve is None:
             return None  # not ours: pluggy asks the next plugin
-        return self._run(resolve, id, principal, context)
+        return self._run(resolve, id, principal, context, session)
 
     async def _run(
-        self, resolve: Resolve, id: str, principal: Principal | None, context: AppContext
+        self,
+        resolve: Resolve,
+        id: str,
+        principal: Principal | None,
+        context: AppContext,
+        session: AsyncSession | None,
     ) -> Mapping[str, Any] | None:
         try:
             ident = uuid.UUID(str(id))
@@ -75,27 +85,40 @@ class EntityResolver:
             visibility = self.rules.visibility(principal)
         else:
             visibility = Visibility.system()
-        async with context.session_factory() as session:
+        if session is not None:
             return await resolve(session, visibility, ident)
+        async with context.session_factory() as own:
+            return await resolve(own, visibility, ident)
 
 
 async def resolve_entity(
-    context: AppContext, kind: str, id: uuid.UUID | str, principal: Principal | None
+    context: AppContext,
+    kind: str,
+    id: uuid.UUID | str,
+    principal: Principal | None,
+    session: AsyncSession | None = None,
 ) -> Mapping[str, Any] | None:
     """The record ``kind``/``id`` as its plugin shows it to ``principal``; ``None`` if absent,
-    hidden, or no enabled plugin answers for ``kind``."""
+    hidden, or no enabled plugin answers for ``kind``.
+
+    Pass the request's ``session``: the answer is read in it (it sees the
+    request's own writes, and on SQLite never waits for the request's lock).
+    """
     hook = context.plugins.pm.hook.crm2_resolve_entity
-    answer = hook(kind=kind, id=str(id), principal=principal, context=context)
+    answer = hook(kind=kind, id=str(id), principal=principal, context=context, session=session)
     if inspect.isawaitable(answer):
         answer = await answer
     return answer if isinstance(answer, Mapping) else None
 
 
 async def require_entity(
-    context: AppContext, link: EntityLink, principal: Principal | None
+    context: AppContext,
+    link: EntityLink,
+    principal: Principal | None,
+    session: AsyncSession | None = None,
 ) -> Mapping[str, Any]:
     """:func:`resolve_entity`, or 422 ``link-invalid`` naming the link."""
-    found = await resolve_entity(context, link.kind, link.id, principal)
+    found = await resolve_entity(context, link.kind, link.id, principal, session)
     if found is None:
         raise LinkInvalid(f"no {link.kind} {link.id} that you can see")
     return found

@@ -1,4 +1,5 @@
-"""The routes every record has, declared once: GET, PATCH (If-Match) and DELETE by id.
+"""The routes every record has, declared once: GET, PATCH (If-Match) and DELETE by id,
+and the list (``list_route``) and create (``create_route``) routes of a collection.
 
 ::
 
@@ -18,8 +19,9 @@ The service functions keep one shape: ``get(session, principal, id)``,
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -30,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.auth.deps import require
 from crm2_core.http.deps import get_session
 from crm2_core.http.etag import require_if_match
-from crm2_core.kit.http import present
+from crm2_core.http.pagination import Page, PageDep
+from crm2_core.kit.http import created, present
+from crm2_core.kit.sorting import Sorts
 from crm2_hookspecs import Principal
 
 Get = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[Any]]
@@ -158,3 +162,125 @@ def record_routes(
             response_class=Response,
             name=f"delete_{id_name.removesuffix('_id')}",
         )
+
+
+# -- list and create ---------------------------------------------------------------------
+
+_PATH_IDS = re.compile(r"{(\w+)}")
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
+def _ids(path: str) -> list[str]:
+    return _PATH_IDS.findall(path)
+
+
+def _extra(params: Mapping[str, Any] | None) -> list[Any]:
+    """``{"force": Annotated[bool, Query(...)]}`` → keyword parameters (default: the
+    ``Annotated``'s own default when given as ``(annotation, default)``)."""
+    out = []
+    for name, spec in (params or {}).items():
+        if isinstance(spec, tuple):
+            out.append(_parameter(name, spec[0], spec[1]))
+        else:
+            out.append(_parameter(name, spec))
+    return out
+
+
+def list_route(
+    router: APIRouter,
+    path: str,
+    public: Callable[[Any], BaseModel],
+    *,
+    response_model: type[BaseModel],
+    permission: str,
+    fetch: Callable[..., Awaitable[tuple[list[Any], str | None]]],
+    filters: Any = None,
+    sorts: Sorts | None = None,
+    params: Mapping[str, Any] | None = None,
+    with_principal: bool = True,
+    doc: str = "Records, cursor-paginated.",
+    name: str | None = None,
+) -> None:
+    """Add ``GET path``: one page of ``fetch(session, principal, *path_ids, page=…, filters=…,
+    sort=…, **params)``, each row shown as ``public(row)``.
+
+    ``filters`` is a FastAPI dependency returning the filter object, ``sorts`` the
+    declared sort orders (``?sort=``); ``params`` adds more query parameters by name.
+    """
+    ids = _ids(path)
+    parameters = [_parameter(i, uuid.UUID) for i in ids]
+    parameters += [
+        _parameter("principal", Annotated[Principal, Depends(require(permission))]),
+        _parameter("session", Annotated[AsyncSession, Depends(get_session, scope="function")]),
+        _parameter("page", PageDep),
+    ]
+    if filters is not None:
+        parameters.append(_parameter("filters", Annotated[Any, Depends(filters)]))
+    if sorts is not None:
+        parameters.append(_parameter("sort", Annotated[str, Depends(sorts.dependency)]))
+    parameters += _extra(params)
+
+    async def listing(session: AsyncSession, principal: Principal, **kwargs: Any) -> Any:
+        positional = [kwargs.pop(i) for i in ids]
+        first = (session, principal) if with_principal else (session,)
+        rows, cursor = await fetch(*first, *positional, **kwargs)
+        return Page(items=[public(r) for r in rows], next_cursor=cursor)
+
+    page_model = Page[response_model]  # type: ignore[valid-type]
+    router.add_api_route(
+        path,
+        _endpoint(listing, parameters, page_model, doc),
+        methods=["GET"],
+        response_model=page_model,
+        name=name or f"list_{_slug(path)}",
+    )
+
+
+def create_route(
+    router: APIRouter,
+    path: str,
+    public: Callable[[Any], BaseModel],
+    *,
+    response_model: type[BaseModel],
+    permission: str,
+    body: type[BaseModel],
+    create: Callable[..., Awaitable[Any]],
+    location: str,
+    params: Mapping[str, Any] | None = None,
+    with_principal: bool = True,
+    doc: str = "Create a record.",
+    name: str | None = None,
+) -> None:
+    """Add ``POST path``: ``create(session, principal, *path_ids, body, **params)``, answered
+    201 with ``Location`` (``location`` with ``{id}``, under the router's prefix) and ETag."""
+    ids = _ids(path)
+    parameters = [_parameter(i, uuid.UUID) for i in ids]
+    parameters += [
+        _parameter("body", body),
+        _parameter("principal", Annotated[Principal, Depends(require(permission))]),
+        _parameter("session", Annotated[AsyncSession, Depends(get_session, scope="function")]),
+        _parameter("response", Response),
+    ]
+    parameters += _extra(params)
+
+    async def creating(
+        session: AsyncSession, principal: Principal, body: Any, response: Response, **kwargs: Any
+    ) -> Any:
+        positional = [kwargs.pop(i) for i in ids]
+        first = (session, principal) if with_principal else (session,)
+        row = await create(*first, *positional, body, **kwargs)
+        href = router.prefix + location.format(id=getattr(row, "id"))  # noqa: B009
+        return created(response, href, cast(Any, public(row)))
+
+    router.add_api_route(
+        path,
+        _endpoint(creating, parameters, response_model, doc),
+        methods=["POST"],
+        response_model=response_model,
+        status_code=status.HTTP_201_CREATED,
+        name=name
+        or f"create_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+    )

@@ -196,7 +196,8 @@ async def check_broker(context: Any) -> list[Finding]:
                 Finding(
                     f"queue {queue}",
                     "warn",
-                    "not declared yet: start a crm2 worker (it declares its queues)",
+                    "not declared yet: run `crm2 broker setup`, or start a crm2 worker"
+                    " (it declares its queues)",
                 )
             )
             continue

@@ -104,6 +104,13 @@ class Crm2TestApp:
             if drain is not None:
                 await drain(within)
 
+    async def settle_jobs(self, within: float = 30.0) -> None:
+        """Wait until the background jobs requests started (large CSV imports) have finished."""
+        from crm2_core.jobs import JobRunner
+
+        async with asyncio.timeout(within):
+            await self.context.get(JobRunner).wait_idle()
+
     async def aclose(self) -> None:
         await self.client.aclose()
         await self._lifespan.__aexit__(None, None, None)

@@ -250,7 +250,7 @@ class Crm2Spec:
 
     @hookspec(firstresult=True)
     def crm2_resolve_entity(
-        self, kind: str, id: str, principal: Principal | None, context: Crm2Context
+        self, kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any
     ) -> Awaitable[Mapping[str, Any] | None] | None:
         """Look up a record of another plugin without importing it.
 
@@ -260,6 +260,9 @@ class Crm2Spec:
         :param id: the record's id.
         :param principal: whose visibility applies, or ``None`` for the system.
         :param context: the running application.
+        :param session: the caller's open ``AsyncSession``, or ``None``. Read in it
+            when given: a request that has already written holds SQLite's write
+            lock, and a second session of the same process would wait for it.
         :returns: ``None`` when the kind is not yours, else an awaitable of the
             record as a mapping (or ``None`` when it does not exist or is hidden).
         """

@@ -80,3 +80,31 @@ def vendored_schema(name: str) -> dict[str, Any]:
     """A JSON schema check-jsonschema keeps in its wheel (no network)."""
     text = files("check_jsonschema.builtin_schemas.vendor").joinpath(name).read_text()
     return dict(json.loads(text))
+
+
+def plugins_with_queues() -> list[str]:
+    """Every installed plugin with event handlers, i.e. with a broker queue of its own."""
+    from crm2_core.events.bus import collect_handlers
+    from crm2_core.plugins import build_plugin_manager
+    from crm2_core.settings import Settings
+
+    names = [p.name for p in discover_installed().values() if p.error is None]
+    builtin = {p.name for p in discover_builtin()}
+    settings = Settings(_env_file=None, plugins=",".join(names))  # type: ignore[call-arg]
+    registry = build_plugin_manager(settings)
+
+    class _Context:
+        state: dict[str, Any] = {}
+
+        def __init__(self) -> None:
+            self.settings = settings
+            self.plugins = registry
+
+        def plugin_settings(self, name: str) -> Any:
+            return registry.settings_for(name)
+
+        def is_enabled(self, name: str) -> bool:
+            return registry.is_enabled(name)
+
+    handlers = collect_handlers(registry, _Context())
+    return [p for p in handlers.plugins if p not in builtin]

@@ -13,6 +13,7 @@ from infra_helpers import (
     INFRA,
     env_example_settings,
     must_be_given,
+    plugins_with_queues,
     settings_models,
     vendored_schema,
 )
@@ -102,3 +103,23 @@ def test_api_and_workers_start_only_after_migrate() -> None:
     for name in ("api", "worker"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_every_plugin_queue_has_its_own_worker_service() -> None:
+    """As in Kubernetes: `worker-<plugin>` runs `crm2 worker --plugin <plugin>`, so ops
+    scale one plugin's handlers (`--scale worker-payments=4`) apart from the others'."""
+    services = compose()["services"]
+    missing = []
+    for plugin in plugins_with_queues():
+        command = services.get(f"worker-{plugin}", {}).get("command", [])
+        if command[:2] != ["crm2", "worker"] or ["--plugin", plugin] not in [
+            command[i : i + 2] for i in range(len(command))
+        ]:
+            missing.append(plugin)
+    assert not missing, f"add a worker-<plugin> service (see worker-tasks) for: {missing}"
+    for name, service in services.items():
+        if name.startswith("worker-"):
+            assert service["environment"]["CRM2_SCHEDULER_ENABLED"] == "false", name
+            assert service["depends_on"]["migrate"]["condition"] == (
+                "service_completed_successfully"
+            ), name

@@ -11,9 +11,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from infra_helpers import INFRA, env_example_settings, kustomize
-
-from crm2_core.plugins.discovery import discover_builtin, discover_installed
+from infra_helpers import INFRA, env_example_settings, kustomize, plugins_with_queues
 
 K8S = INFRA / "k8s"
 WAVE = "argocd.argoproj.io/sync-wave"
@@ -92,34 +90,6 @@ def test_every_crm2_setting_in_the_configmap_is_a_real_one(rendered) -> None:
             data.update({e["name"]: e.get("value") for e in container.get("env", [])})
     unknown = sorted(k for k in data if k.startswith("CRM2_") and k not in known)
     assert not unknown, f"settings no code reads: {unknown}"
-
-
-def plugins_with_queues() -> list[str]:
-    """Every installed plugin with event handlers, i.e. with a broker queue of its own."""
-    from crm2_core.events.bus import collect_handlers
-    from crm2_core.plugins import build_plugin_manager
-    from crm2_core.settings import Settings
-
-    names = [p.name for p in discover_installed().values() if p.error is None]
-    builtin = {p.name for p in discover_builtin()}
-    settings = Settings(_env_file=None, plugins=",".join(names))  # type: ignore[call-arg]
-    registry = build_plugin_manager(settings)
-
-    class _Context:
-        state: dict[str, Any] = {}
-
-        def __init__(self) -> None:
-            self.settings = settings
-            self.plugins = registry
-
-        def plugin_settings(self, name: str) -> Any:
-            return registry.settings_for(name)
-
-        def is_enabled(self, name: str) -> bool:
-            return registry.is_enabled(name)
-
-    handlers = collect_handlers(registry, _Context())
-    return [p for p in handlers.plugins if p not in builtin]
 
 
 def missing_worker_deployments(

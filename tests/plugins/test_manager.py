@@ -321,6 +321,8 @@ def test_firstresult_hooks_go_through_first() -> None:
     with pytest.raises(TypeError, match="firstresult"):
         registry.call("crm2_authenticate", headers={}, context=None)
     assert (
-        registry.first("crm2_resolve_entity", kind="x.y", id="1", principal=None, context=None)
+        registry.first(
+            "crm2_resolve_entity", kind="x.y", id="1", principal=None, context=None, session=None
+        )
         is None
     )

@@ -15,6 +15,11 @@ class DealsSettings(BaseSettings):
     import_max_rows: int = Field(
         50_000, ge=1, description="largest client CSV import accepted, in rows"
     )
+    import_background_rows: int = Field(
+        1_000,
+        ge=0,
+        description="a client CSV import with more rows runs as a background job (202)",
+    )
     default_currency: str = Field(
         "EUR",
         pattern=r"^[A-Z]{3}$",

@@ -99,13 +99,13 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
 
 @hookimpl
 def crm2_resolve_entity(
-    kind: str, id: str, principal: Principal | None, context: Crm2Context
+    kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any
 ) -> Awaitable[Mapping[str, Any] | None] | None:
     if not kind.startswith("deals."):
         return None
     from crm2_deals.links import RESOLVER
 
-    return RESOLVER(kind, id, principal, cast("AppContext", context))
+    return RESOLVER(kind, id, principal, cast("AppContext", context), session)
 
 
 @hookimpl

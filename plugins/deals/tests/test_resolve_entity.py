@@ -6,10 +6,11 @@ with the caller's visibility: another agent's record is ``None``, like a missing
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
-from crm2_deals.models import Contact
+from crm2_deals.models import Client, Contact
 from deals_kit import Deals
 from factories import make_client, make_deal, make_policy
 
@@ -108,3 +109,20 @@ async def test_a_link_the_caller_cannot_see_is_a_422_link_invalid(deals: Deals) 
 
     assert found["name"] == client.name
     assert refused.value.status == 422
+
+
+async def test_a_request_that_has_written_resolves_in_its_own_session(deals: Deals) -> None:
+    """On SQLite a second session would wait for the write lock this one holds."""
+    owner = await deals.user("agent")
+    context = deals.app.context
+    async with context.session_factory() as session:
+        client = Client(kind="person", name="Fresh", owner_id=owner.id)
+        session.add(client)
+        await session.flush()  # the request has written: it holds the lock until it ends
+        link = EntityLink(kind="deals.client", id=client.id)
+        async with asyncio.timeout(5):
+            found = await require_entity(context, link, _principal(owner.id), session)
+            user = await resolve_entity(context, "auth.user", owner.id, None, session)
+        await session.rollback()
+    assert found["name"] == "Fresh"  # not committed: only this session can see it
+    assert user is not None and user["email"] == owner.email

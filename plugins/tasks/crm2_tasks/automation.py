@@ -92,13 +92,15 @@ def _number(value: Any) -> Decimal | None:
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
     left, right = _number(actual), _number(expected)
+    a: Any
+    b: Any
     if left is not None and right is not None:
         a, b = left, right
     elif isinstance(actual, str) and isinstance(expected, str):
         a, b = actual, expected  # ISO dates and times compare as text
     else:
         return False
-    return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]
+    return bool({"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op])
 
 
 def holds(condition: Condition, envelope: Mapping[str, Any]) -> bool:

@@ -42,7 +42,8 @@ def fold(line: str) -> str:
     raw = line.encode()
     if len(raw) <= 75:
         return line
-    parts, current = [], b""
+    parts: list[str] = []
+    current = b""
     for char in line:
         encoded = char.encode()
         limit = 75 if not parts else 74  # continuation lines start with a space

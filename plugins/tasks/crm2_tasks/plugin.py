@@ -109,13 +109,13 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
 
 @hookimpl
 def crm2_resolve_entity(
-    kind: str, id: str, principal: Principal | None, context: Crm2Context
+    kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any
 ) -> Awaitable[Mapping[str, Any] | None] | None:
     from crm2_tasks.resolve import KINDS, resolve_task
 
     if kind not in KINDS:
         return None
-    return resolve_task(context, id, principal)
+    return resolve_task(context, id, principal, session)
 
 
 @hookimpl

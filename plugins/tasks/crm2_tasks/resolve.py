@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm2_hookspecs import Principal
 from crm2_tasks.repository.tasks import get_task
 from crm2_tasks.visibility import TaskVisibility
@@ -14,14 +16,17 @@ KINDS = ("tasks.task",)
 
 
 async def resolve_task(
-    context: Any, id: str, principal: Principal | None
+    context: Any, id: str, principal: Principal | None, session: AsyncSession | None = None
 ) -> Mapping[str, Any] | None:
     try:
         task_id = uuid.UUID(str(id))
     except ValueError:
         return None
-    async with context.session_factory() as session:
+    if session is not None:
         task = await get_task(session, TaskVisibility.of(principal), task_id)
+    else:
+        async with context.session_factory() as own:
+            task = await get_task(own, TaskVisibility.of(principal), task_id)
     if task is None:
         return None
     return {

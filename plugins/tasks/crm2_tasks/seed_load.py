@@ -22,6 +22,7 @@ from typing import Any
 from rich.progress import Progress
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import User, create_user, utcnow
 from crm2_tasks.models import NO_DUE, Task
@@ -42,7 +43,9 @@ async def load_agents(context: Any, count: int, password: str | None) -> list[uu
     emails = [agent_email(i) for i in range(1, count + 1)]
     secret = password or secrets.token_urlsafe(16)
     async with context.session_factory() as session:
-        rows = await session.execute(select(User.email, User.id).where(User.email.in_(emails)))
+        rows = await session.execute(
+            select(col(User.email), col(User.id)).where(col(User.email).in_(emails))
+        )
         found = {email: user_id for email, user_id in rows.all()}
         for email in emails:
             if email not in found:

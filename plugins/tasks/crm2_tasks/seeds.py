@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import column, func, select, table
+from sqlmodel import col
 
 from crm2_core.api import utcnow
 from crm2_tasks.models import Task
@@ -71,7 +72,7 @@ async def _demo(context: Any) -> None:
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     async with context.session_factory() as session:
         for agent in await _agents(session):
-            seeded = select(func.count()).select_from(Task).where(Task.creator_id == agent)
+            seeded = select(func.count()).select_from(Task).where(col(Task.creator_id) == agent)
             if (await session.execute(seeded)).scalar_one() > 0:
                 continue
             deals: list[tuple[Any, str]] = []
@@ -84,7 +85,8 @@ async def _demo(context: Any) -> None:
                 if deals and index < 5:
                     deal_id, deal_title = deals[index % len(deals)]
                     title, priority, tags = TEMPLATES[index % len(TEMPLATES)]
-                    title, link = title.format(deal=deal_title), ("deals.deal", str(deal_id))
+                    title = title.format(deal=deal_title)
+                    link: tuple[str | None, str | None] = ("deals.deal", str(deal_id))
                 else:
                     title, priority, tags = GENERIC[index % len(GENERIC)]
                     link = (None, None)

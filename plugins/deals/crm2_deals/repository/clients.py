@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ from crm2_core.api import (
     at_least,
     eq,
     json_list_contains,
+    new_id,
+    utcnow,
     where_all,
 )
 from crm2_deals.errors import ClientNotFound, ContactNotFound
@@ -104,6 +106,85 @@ async def clients_matching(
     return list(
         (await session.execute(stmt.order_by(col(Client.created_at), col(Client.id)))).scalars()
     )
+
+
+@dataclass
+class NewClient:
+    """A client an import batch will insert (one multi-row INSERT, no ORM object)."""
+
+    kind: str
+    name: str
+    emails: list[str]
+    phones: list[str]
+    tax_id: str | None
+    address: str
+    tags: list[str]
+    owner_id: uuid.UUID
+    search_text: str
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+    def row(self) -> dict[str, Any]:
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {**values, "updated_at": self.created_at, "archived": False, "version": 1}
+
+
+class ClientIndex:
+    """The clients holding some e-mails or tax ids, read once for a batch of import rows.
+
+    Rows add the clients they create or change, so a later row of the same batch
+    finds them as the per-row query did.
+    """
+
+    def __init__(self) -> None:
+        self.by_email: dict[str, dict[uuid.UUID, Client | NewClient]] = {}
+        self.by_tax_id: dict[str, dict[uuid.UUID, Client | NewClient]] = {}
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, emails: Iterable[str], tax_ids: Iterable[str]
+    ) -> ClientIndex:
+        index = cls()
+        wanted, taxes = list(emails), list(tax_ids)
+        if wanted:
+            stmt = (
+                select(col(ClientEmail.email), Client)
+                .join(Client, col(Client.id) == col(ClientEmail.client_id))
+                .where(col(ClientEmail.email).in_(wanted))
+            )
+            for email, client in (await session.execute(stmt)).all():
+                index.by_email.setdefault(email, {})[client.id] = client
+        if taxes:
+            stmt_tax = select(Client).where(col(Client.tax_id).in_(taxes))
+            for client in (await session.execute(stmt_tax)).scalars():
+                index.add(client, emails=False)
+        return index
+
+    def add(self, client: Client | NewClient, *, emails: bool = True) -> None:
+        if emails:
+            for email in client.emails:
+                self.by_email.setdefault(email, {})[client.id] = client
+        if client.tax_id:
+            self.by_tax_id.setdefault(client.tax_id, {})[client.id] = client
+
+    def matching(self, emails: Iterable[str], tax_id: str | None) -> list[Client | NewClient]:
+        """Every client holding one of ``emails`` or ``tax_id``, oldest first."""
+        found: dict[uuid.UUID, Client | NewClient] = {}
+        for email in emails:
+            found.update(self.by_email.get(email, {}))
+        if tax_id:
+            found.update(self.by_tax_id.get(tax_id, {}))
+        return sorted(found.values(), key=lambda c: (c.created_at, c.id))
+
+
+async def insert_clients(session: AsyncSession, new: Sequence[NewClient]) -> None:
+    """The clients and their e-mail rows, each table in one multi-row INSERT."""
+    if not new:
+        return
+    await session.execute(insert(Client), [c.row() for c in new])
+    emails = [{"client_id": c.id, "email": e} for c in new for e in c.emails]
+    if emails:
+        await session.execute(insert(ClientEmail), emails)
 
 
 async def set_emails(session: AsyncSession, client_id: uuid.UUID, emails: Sequence[str]) -> None:

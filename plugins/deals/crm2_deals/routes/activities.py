@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query
 
-from crm2_core.api import AwareIsoDateTime, Page, PageDep, SessionDep, created, record_routes
-from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite
+from crm2_core.api import (
+    AwareIsoDateTime,
+    Page,
+    PageDep,
+    SessionDep,
+    create_route,
+    list_route,
+    record_routes,
+)
+from crm2_deals.routes.deps import PERMISSIONS, DealsRead
 from crm2_deals.schemas.activities import (
     ActivityCreate,
     ActivityFilters,
@@ -46,23 +54,17 @@ async def activity_filters(
 FiltersDep = Annotated[ActivityFilters, Depends(activity_filters)]
 
 
-@router.get("/activities", response_model=Page[ActivityPublic])
-async def list_activities(
-    principal: DealsRead, session: SessionDep, page: PageDep, filters: FiltersDep
-) -> Page[ActivityPublic]:
-    """Activities the caller may see, newest first, cursor-paginated."""
-    rows, cursor = await service.list_activities(session, principal, filters, page)
-    return Page(items=[ActivityPublic.model_validate(r) for r in rows], next_cursor=cursor)
-
-
-@router.post("/activities", response_model=ActivityPublic, status_code=status.HTTP_201_CREATED)
-async def create_activity(
-    body: ActivityCreate, principal: DealsWrite, session: SessionDep, response: Response
-) -> ActivityPublic:
-    """Log a note, call, meeting or e-mail on a client (and one of its deals or policies)."""
-    row = await service.create_activity(session, principal, body)
-    location = f"/api/v1/deals/activities/{row.id}"
-    return created(response, location, ActivityPublic.model_validate(row))
+list_route(
+    router, "/activities", ActivityPublic.model_validate, response_model=ActivityPublic,
+    permission="deals:read", fetch=service.list_activities, filters=activity_filters,
+    name="list_activities", doc="Activities the caller may see, newest first, cursor-paginated.",
+)  # fmt: skip
+create_route(
+    router, "/activities", ActivityPublic.model_validate, response_model=ActivityPublic,
+    permission="deals:write", body=ActivityCreate, create=service.create_activity,
+    location="/activities/{id}", name="create_activity",
+    doc="Log a note, call, meeting or e-mail on a client (and one of its deals or policies).",
+)  # fmt: skip
 
 
 record_routes(

@@ -5,29 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
     ContextDep,
     IfMatchDep,
     IsoDateTime,
-    Page,
-    PageDep,
     SessionDep,
     as_utc,
-    created,
+    create_route,
     csv_response,
+    import_routes,
+    list_route,
     present,
     record_routes,
 )
-from crm2_deals import csv_io
 from crm2_deals.repository import clients as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
     DealsExport,
-    DealsImport,
-    DealsRead,
     DealsWrite,
 )
 from crm2_deals.schemas.clients import (
@@ -38,14 +35,13 @@ from crm2_deals.schemas.clients import (
     ContactCreate,
     ContactPublic,
     ContactUpdate,
-    ImportReport,
 )
 from crm2_deals.service import clients as service
+from crm2_deals.service.client_import import CLIENT_IMPORT
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
 Force = Annotated[bool, Query(description="create or save even if the e-mail or tax id exists")]
-ClientSort = Annotated[str, Depends(repo.CLIENT_SORTS.dependency)]
 
 
 async def client_filters(
@@ -67,33 +63,21 @@ async def client_filters(
 
 
 ClientFiltersDep = Annotated[repo.ClientFilters, Depends(client_filters)]
+ClientSort = Annotated[str, Depends(repo.CLIENT_SORTS.dependency)]
 
 
-@router.get("/clients", response_model=Page[ClientPublic])
-async def list_clients(
-    principal: DealsRead,
-    session: SessionDep,
-    page: PageDep,
-    filters: ClientFiltersDep,
-    sort: ClientSort,
-) -> Page[ClientPublic]:
-    """Clients the caller may see, filtered and sorted, cursor-paginated."""
-    rows, cursor = await service.list_clients(session, principal, filters, sort, page)
-    return Page(items=[ClientPublic.model_validate(c) for c in rows], next_cursor=cursor)
-
-
-@router.post("/clients", response_model=ClientPublic, status_code=status.HTTP_201_CREATED)
-async def create_client(
-    body: ClientCreate,
-    principal: DealsWrite,
-    session: SessionDep,
-    response: Response,
-    force: Force = False,
-) -> ClientPublic:
-    """Create a client; an e-mail or tax id already on file is 409 unless ?force=true."""
-    client = await service.create_client(session, principal, body, force=force)
-    location = f"/api/v1/deals/clients/{client.id}"
-    return created(response, location, ClientPublic.model_validate(client))
+list_route(
+    router, "/clients", ClientPublic.model_validate, response_model=ClientPublic,
+    permission="deals:read", fetch=service.list_clients, filters=client_filters,
+    sorts=repo.CLIENT_SORTS, name="list_clients",
+    doc="Clients the caller may see, filtered and sorted, cursor-paginated.",
+)  # fmt: skip
+create_route(
+    router, "/clients", ClientPublic.model_validate, response_model=ClientPublic,
+    permission="deals:write", body=ClientCreate, create=service.create_client,
+    location="/clients/{id}", params={"force": (Force, False)}, name="create_client",
+    doc="Create a client; an e-mail or tax id already on file is 409 unless ?force=true.",
+)  # fmt: skip
 
 
 @router.get("/clients/export", response_class=StreamingResponse)
@@ -108,21 +92,12 @@ async def export_clients(
     return csv_response(chunks, "clients", service.CLIENT_EXPORT)
 
 
-@router.post("/clients/import", response_model=ImportReport)
-async def import_clients(
-    principal: DealsImport,
-    session: SessionDep,
-    context: ContextDep,
-    file: Annotated[UploadFile, File(description="CSV: " + ",".join(csv_io.CLIENT_IMPORT_COLUMNS))],
-    dry_run: Annotated[bool, Query(description="report only, write nothing")] = False,
-    partial: Annotated[
-        bool, Query(description="write the good rows of a file with errors")
-    ] = False,
-) -> ImportReport:
-    """Upsert clients from CSV by e-mail or tax id; answers a per-row report."""
-    max_rows: int = context.plugin_settings("deals").import_max_rows
-    rows = csv_io.parse_rows(await file.read(), max_rows)
-    return await service.import_clients(session, principal, rows, dry_run=dry_run, partial=partial)
+import_routes(
+    router, "/clients/import", CLIENT_IMPORT, permission="deals:import",
+    max_rows=lambda context: int(context.plugin_settings("deals").import_max_rows),
+    background_rows=lambda context: int(context.plugin_settings("deals").import_background_rows),
+    doc="Upsert clients from CSV by e-mail or tax id; answers a per-row report.",
+)  # fmt: skip
 
 
 record_routes(
@@ -151,31 +126,17 @@ async def update_client(
 # -- contacts --------------------------------------------------------------------------
 
 
-@router.get("/clients/{client_id}/contacts", response_model=Page[ContactPublic])
-async def list_contacts(
-    client_id: uuid.UUID, principal: DealsRead, session: SessionDep, page: PageDep
-) -> Page[ContactPublic]:
-    """The contacts of a client, oldest first."""
-    rows, cursor = await service.list_contacts(session, principal, client_id, page)
-    return Page(items=[ContactPublic.model_validate(c) for c in rows], next_cursor=cursor)
-
-
-@router.post(
-    "/clients/{client_id}/contacts",
-    response_model=ContactPublic,
-    status_code=status.HTTP_201_CREATED,
-)
-async def create_contact(
-    client_id: uuid.UUID,
-    body: ContactCreate,
-    principal: DealsWrite,
-    session: SessionDep,
-    response: Response,
-) -> ContactPublic:
-    """Add a contact person to a client."""
-    contact = await service.create_contact(session, principal, client_id, body)
-    location = f"/api/v1/deals/contacts/{contact.id}"
-    return created(response, location, ContactPublic.model_validate(contact))
+list_route(
+    router, "/clients/{client_id}/contacts", ContactPublic.model_validate,
+    response_model=ContactPublic, permission="deals:read", fetch=service.list_contacts,
+    name="list_contacts", doc="The contacts of a client, oldest first.",
+)  # fmt: skip
+create_route(
+    router, "/clients/{client_id}/contacts", ContactPublic.model_validate,
+    response_model=ContactPublic, permission="deals:write", body=ContactCreate,
+    create=service.create_contact, location="/contacts/{id}", name="create_contact",
+    doc="Add a contact person to a client.",
+)  # fmt: skip
 
 
 record_routes(

@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
@@ -18,8 +18,9 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     as_utc,
-    created,
+    create_route,
     csv_response,
+    list_route,
     present,
     record_routes,
 )
@@ -81,31 +82,23 @@ async def deal_filters(
 DealFiltersDep = Annotated[repo.DealFilters, Depends(deal_filters)]
 
 
-@router.get("/deals", response_model=Page[DealPublic])
-async def list_deals(
-    principal: DealsRead,
-    session: SessionDep,
-    page: PageDep,
-    filters: DealFiltersDep,
-    sort: DealSort,
-) -> Page[DealPublic]:
-    """Deals the caller may see, filtered and sorted, cursor-paginated."""
-    rows, cursor = await service.list_deals(session, principal, filters, sort, page)
-    return Page(items=[service.public(d) for d in rows], next_cursor=cursor)
-
-
-@router.post("/deals", response_model=DealPublic, status_code=status.HTTP_201_CREATED)
-async def create_deal(
-    body: DealCreate,
-    principal: DealsWrite,
-    session: SessionDep,
-    context: ContextDep,
-    response: Response,
-) -> DealPublic:
-    """Create a deal (default pipeline and its first open stage unless given)."""
+async def default_currency(context: ContextDep) -> str:
+    """The currency of a deal created without one (CRM2_DEALS_DEFAULT_CURRENCY)."""
     currency: str = context.plugin_settings("deals").default_currency
-    deal = await service.create_deal(session, principal, body, currency)
-    return created(response, f"/api/v1/deals/deals/{deal.id}", service.public(deal))
+    return currency
+
+
+list_route(
+    router, "/deals", service.public, response_model=DealPublic, permission="deals:read",
+    fetch=service.list_deals, filters=deal_filters, sorts=repo.DEAL_SORTS, name="list_deals",
+    doc="Deals the caller may see, filtered and sorted, cursor-paginated.",
+)  # fmt: skip
+create_route(
+    router, "/deals", service.public, response_model=DealPublic, permission="deals:write",
+    body=DealCreate, create=service.create_deal, location="/deals/{id}", name="create_deal",
+    params={"default_currency": Annotated[str, Depends(default_currency)]},
+    doc="Create a deal (default pipeline and its first open stage unless given).",
+)  # fmt: skip
 
 
 @router.get("/deals/export", response_class=StreamingResponse)

@@ -10,15 +10,15 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from crm2_core.api import (
     AwareIsoDateTime,
     IsoDate,
-    Page,
-    PageDep,
     SessionDep,
+    create_route,
     created,
+    list_route,
     present,
     record_routes,
 )
 from crm2_deals.repository import policies as repo
-from crm2_deals.routes.deps import PERMISSIONS, DealsRead, DealsWrite, OptionalIfMatch
+from crm2_deals.routes.deps import PERMISSIONS, DealsWrite, OptionalIfMatch
 from crm2_deals.schemas.policies import (
     PolicyCancel,
     PolicyCreate,
@@ -67,22 +67,17 @@ async def policy_filters(
 FiltersDep = Annotated[PolicyFilters, Depends(policy_filters)]
 
 
-@router.get("/policies", response_model=Page[PolicyPublic])
-async def list_policies(
-    principal: DealsRead, session: SessionDep, page: PageDep, filters: FiltersDep
-) -> Page[PolicyPublic]:
-    """Policies the caller may see, filtered and sorted, cursor-paginated."""
-    rows, cursor = await service.list_policies(session, principal, filters, page)
-    return Page(items=[PolicyPublic.of(r) for r in rows], next_cursor=cursor)
-
-
-@router.post("/policies", response_model=PolicyPublic, status_code=status.HTTP_201_CREATED)
-async def create_policy(
-    body: PolicyCreate, principal: DealsWrite, session: SessionDep, response: Response
-) -> PolicyPublic:
-    """Record a policy (a draft unless ``status`` is ``active``); 409 when the number is taken."""
-    row = await service.create_policy(session, principal, body)
-    return created(response, f"/api/v1/deals/policies/{row.id}", PolicyPublic.of(row))
+list_route(
+    router, "/policies", PolicyPublic.of, response_model=PolicyPublic, permission="deals:read",
+    fetch=service.list_policies, filters=policy_filters, name="list_policies",
+    doc="Policies the caller may see, filtered and sorted, cursor-paginated.",
+)  # fmt: skip
+create_route(
+    router, "/policies", PolicyPublic.of, response_model=PolicyPublic, permission="deals:write",
+    body=PolicyCreate, create=service.create_policy, location="/policies/{id}",
+    name="create_policy",
+    doc="Record a policy (a draft unless ``status`` is ``active``); 409 when the number is taken.",
+)  # fmt: skip
 
 
 record_routes(

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, model_validator
 
 from crm2_core.api import RequestModel, ResponseModel, UpdateModel
+from crm2_deals.models import Activity
 
 # "system" entries exist too, but only services write them.
 UserActivityKind = Literal["note", "call", "meeting", "email"]
@@ -37,27 +38,14 @@ class ActivityCreate(RequestModel):
         return self
 
 
-class ActivityUpdate(UpdateModel):
-    kind: UserActivityKind | None = None
-    subject: str | None = Field(None, max_length=300)
-    body: str | None = Field(None, max_length=20_000)
-    occurred_at: AwareDatetime | None = None
+class ActivityUpdate(
+    UpdateModel, partial_of=ActivityCreate, exclude=("client_id", "deal_id", "policy_id")
+):
+    """The kind, subject, body or time of a note, call, meeting or e-mail."""
 
 
-class ActivityPublic(ResponseModel):
-    id: uuid.UUID
+class ActivityPublic(ResponseModel, fields_of=Activity):
     kind: ActivityKind
-    client_id: uuid.UUID
-    deal_id: uuid.UUID | None
-    policy_id: uuid.UUID | None
-    author_id: uuid.UUID | None
-    owner_id: uuid.UUID
-    subject: str
-    body: str
-    occurred_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
 
 @dataclass(frozen=True)

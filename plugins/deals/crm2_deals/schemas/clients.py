@@ -1,15 +1,15 @@
-"""Request and response bodies for clients, contacts and the client CSV import."""
+"""Request and response bodies for clients and contacts (the import report is the kit's)."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
+from crm2_deals.models import Client, Contact
 
 ClientKind = Literal["person", "company"]
 # Whitespace spelled out: Python's, Rust's (pydantic) and JavaScript's ``\s`` differ
@@ -89,36 +89,16 @@ class ClientCreate(_ClientFields):
     owner_id: uuid.UUID | None = Field(default=None, description="default: the caller")
 
 
-class ClientUpdate(_ClientFields, UpdateModel):
+class ClientUpdate(_ClientFields, UpdateModel, partial_of=ClientCreate, clearable=("tax_id",)):
     """Only the fields sent change; ``{"archived": true}`` archives the client."""
 
     model_config = UpdateModel.model_config
 
-    kind: ClientKind | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=300)
-    emails: list[EmailItem] | None = Field(default=None, max_length=20)
-    phones: list[ListItem] | None = Field(default=None, max_length=20)
-    tax_id: Annotated[str | None, Clearable] = Field(default=None, max_length=64)
-    address: str | None = Field(default=None, max_length=1000)
-    tags: list[ListItem] | None = Field(default=None, max_length=50)
-    owner_id: uuid.UUID | None = None
     archived: bool | None = None
 
 
-class ClientPublic(ResponseModel):
-    id: uuid.UUID
-    kind: str
-    name: str
-    emails: list[str]
-    phones: list[str]
-    tax_id: str | None
-    address: str
-    tags: list[str]
-    owner_id: uuid.UUID
-    archived: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int
+class ClientPublic(ResponseModel, fields_of=Client, exclude=("search_text",)):
+    """A client as the API shows it: its columns but the search text."""
 
 
 class ContactCreate(RequestModel):
@@ -134,41 +114,12 @@ class ContactCreate(RequestModel):
         return cleaned[0] if cleaned else None
 
 
-class ContactUpdate(UpdateModel):
-    name: str | None = Field(default=None, min_length=1, max_length=300)
-    position: str | None = Field(default=None, max_length=200)
-    email: Annotated[EmailItem | None, Clearable] = None
-    phone: Annotated[str | None, Clearable] = Field(default=None, max_length=64)
-
+class ContactUpdate(UpdateModel, partial_of=ContactCreate, clearable=("email", "phone")):
     @field_validator("email", mode="after")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
         return ContactCreate._email(value)
 
 
-class ContactPublic(ResponseModel):
-    id: uuid.UUID
-    client_id: uuid.UUID
-    name: str
-    position: str
-    email: str | None
-    phone: str | None
-    created_at: datetime
-    updated_at: datetime
-    version: int
-
-
-class ImportRowError(BaseModel):
-    row: int = Field(description="the spreadsheet row: the header is row 1")
-    reason: str
-
-
-class ImportReport(BaseModel):
-    """What an import did (or, for a dry run or a refused file, would have done)."""
-
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    errors: list[ImportRowError] = Field(default_factory=list)
-    dry_run: bool = False
-    applied: bool = Field(False, description="whether the changes were written")
+class ContactPublic(ResponseModel, fields_of=Contact):
+    """A contact person of a company client."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from pydantic import Field
 
 from crm2_core.api import Amount, Clearable, Currency, RequestModel, ResponseModel, UpdateModel
+from crm2_deals.models import Deal, StageMove
 
 
 class DealCreate(RequestModel):
@@ -27,16 +28,14 @@ class DealCreate(RequestModel):
     lost_reason: str | None = Field(None, max_length=1000)
 
 
-class DealUpdate(UpdateModel):
+class DealUpdate(
+    UpdateModel,
+    partial_of=DealCreate,
+    exclude=("pipeline_id", "stage_id"),
+    clearable=("expected_close_date", "lost_reason_id", "lost_reason"),
+):
     """Only the fields sent change; the stage changes through ``POST …/move``."""
 
-    title: str | None = Field(None, min_length=1, max_length=300)
-    client_id: uuid.UUID | None = None
-    value: Amount | None = None
-    currency: Currency | None = None
-    owner_id: uuid.UUID | None = None
-    source: str | None = Field(None, max_length=200)
-    expected_close_date: Annotated[date | None, Clearable] = None
     lost_reason_id: Annotated[uuid.UUID | None, Clearable] = Field(
         None, description="only on a lost deal"
     )
@@ -53,32 +52,9 @@ class DealMove(RequestModel):
     lost_reason: str | None = Field(None, max_length=1000, description="free text")
 
 
-class DealPublic(ResponseModel):
-    id: uuid.UUID
-    title: str
-    client_id: uuid.UUID
-    pipeline_id: uuid.UUID
-    stage_id: uuid.UUID
-    status: str
+class DealPublic(ResponseModel, fields_of=Deal, exclude=("value_minor",)):
     value: Amount
-    currency: str
-    owner_id: uuid.UUID
-    source: str
-    expected_close_date: date | None
-    lost_reason_id: uuid.UUID | None
-    lost_reason: str | None
-    closed_at: datetime | None
-    stage_entered_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
 
-class StageMovePublic(ResponseModel):
-    id: uuid.UUID
-    deal_id: uuid.UUID
-    from_stage_id: uuid.UUID | None
-    to_stage_id: uuid.UUID
-    moved_by: uuid.UUID | None
-    moved_at: datetime
-    seconds_in_previous: int | None
+class StageMovePublic(ResponseModel, fields_of=StageMove):
+    """One stage a deal entered."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from crm2_core.api import Amount, Int32, RequestModel, ResponseModel, UpdateModel
+from crm2_deals.models import LostReason, Pipeline, Stage
 
 StageKind = Literal["open", "won", "lost"]
 
@@ -67,32 +67,20 @@ class PipelineUpdate(UpdateModel):
         return self
 
 
-class StagePublic(ResponseModel):
-    id: uuid.UUID
-    name: str
-    probability: int
-    kind: str
-    position: int
+class StagePublic(ResponseModel, fields_of=Stage, exclude=("pipeline_id",)):
+    """A stage of a pipeline."""
 
 
-class PipelinePublic(ResponseModel):
-    id: uuid.UUID
-    name: str
-    is_default: bool
+class PipelinePublic(ResponseModel, fields_of=Pipeline):
     stages: list[StagePublic]
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
 
 class LostReasonCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class LostReasonPublic(ResponseModel):
-    id: uuid.UUID
-    name: str
-    active: bool
+class LostReasonPublic(ResponseModel, fields_of=LostReason):
+    """A reason a deal was lost; inactive ones are kept for old deals."""
 
 
 class CurrencyTotal(BaseModel):

@@ -97,48 +97,15 @@ class PolicyRenew(RequestModel):
     end_date: date | None = None
 
 
-class PolicyPublic(ResponseModel):
-    id: uuid.UUID
-    number: str
-    client_id: uuid.UUID
-    deal_id: uuid.UUID | None
-    insurer: str
-    product: str
+class PolicyPublic(ResponseModel, fields_of=Policy, exclude=("premium_minor",)):
     premium: Amount
-    currency: str
     payment_frequency: PaymentFrequency
-    start_date: date
-    end_date: date
     status: PolicyStatus
-    renewal_of: uuid.UUID | None
-    renewal_notified_on: date | None
-    owner_id: uuid.UUID
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
     @classmethod
     def of(cls, row: Policy) -> PolicyPublic:
-        return cls(
-            id=row.id,
-            number=row.number,
-            client_id=row.client_id,
-            deal_id=row.deal_id,
-            insurer=row.insurer,
-            product=row.product,
-            premium=from_minor(row.premium_minor, row.currency),
-            currency=row.currency,
-            payment_frequency=row.payment_frequency,
-            start_date=row.start_date,
-            end_date=row.end_date,
-            status=row.status,
-            renewal_of=row.renewal_of,
-            renewal_notified_on=row.renewal_notified_on,
-            owner_id=row.owner_id,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
-        )
+        premium = from_minor(row.premium_minor, row.currency)
+        return cls.model_validate({**row.model_dump(), "premium": premium})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
@@ -18,9 +17,7 @@ from crm2_core.api import (
     export_pages,
     publish,
     resolve_owner,
-    split_list,
     user_emails,
-    user_ids_by_email,
 )
 from crm2_deals import csv_io
 from crm2_deals.errors import DuplicateClient, InUse
@@ -32,8 +29,6 @@ from crm2_deals.schemas.clients import (
     ClientUpdate,
     ContactCreate,
     ContactUpdate,
-    ImportReport,
-    ImportRowError,
 )
 from crm2_deals.service.activities import follow_owner
 from crm2_deals.visibility import RULES
@@ -220,104 +215,7 @@ async def update_contact(
     return contact
 
 
-# -- CSV import and export -------------------------------------------------------------
-
-
-def _row_client(values: dict[str, str]) -> ClientCreate:
-    """A CSV row as a validated ``ClientCreate`` (without the owner)."""
-    return ClientCreate(
-        kind=values.get("kind", "").lower() or "person",
-        name=values.get("name", ""),
-        emails=split_list(values.get("emails", "")),
-        phones=split_list(values.get("phones", "")),
-        tax_id=values.get("tax_id") or None,
-        address=values.get("address", ""),
-        tags=split_list(values.get("tags", "")),
-    )
-
-
-def _merge(
-    client: Client, row: ClientCreate, owner: uuid.UUID | None, kind_given: bool
-) -> dict[str, Any]:
-    """An upsert keeps what the client has and adds what the row brings."""
-    values: dict[str, Any] = {"name": row.name}
-    if kind_given:
-        values["kind"] = row.kind
-    values["emails"] = [*client.emails, *[e for e in row.emails if e not in client.emails]]
-    values["phones"] = [*client.phones, *[p for p in row.phones if p not in client.phones]]
-    values["tags"] = [*client.tags, *[t for t in row.tags if t not in client.tags]]
-    if row.tax_id:
-        values["tax_id"] = row.tax_id
-    if row.address:
-        values["address"] = row.address
-    if owner is not None:
-        values["owner_id"] = owner
-    return values
-
-
-async def _import_row(
-    session: AsyncSession,
-    principal: Principal,
-    values: dict[str, str],
-    owners: dict[str, uuid.UUID],
-) -> str:
-    """Create, update or skip one row; raise ``ValueError`` with the reason to reject it."""
-    try:
-        row = _row_client(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{where}: {first['msg']}") from exc
-    owner: uuid.UUID | None = None
-    if values.get("owner_email"):
-        owner = owners.get(values["owner_email"].lower())
-        if owner is None:
-            raise ValueError(f"owner_email {values['owner_email']!r} is not a user")
-        if not RULES.visibility(principal).allows(owner):
-            raise ValueError("you can only import clients you own")
-    matches = await repo.clients_matching(session, row.emails, row.tax_id)
-    if len({c.id for c in matches}) > 1:
-        names = ", ".join(repr(c.name) for c in matches[:3])
-        raise ValueError(f"the e-mails and tax id match several clients: {names}")
-    if not matches:
-        data = row.model_copy(update={"owner_id": owner})
-        await create_client(session, principal, data, force=True)
-        return "created"
-    client = matches[0]
-    if not RULES.visibility(principal).allows(client.owner_id):
-        raise ValueError("the row matches a client of another owner")
-    before = client.version
-    changes = _merge(client, row, owner, kind_given=bool(values.get("kind")))
-    await write_update(session, principal, client, changes)
-    return "updated" if client.version != before else "skipped"
-
-
-async def import_clients(
-    session: AsyncSession,
-    principal: Principal,
-    rows: Sequence[tuple[int, dict[str, str]]],
-    *,
-    dry_run: bool,
-    partial: bool,
-) -> ImportReport:
-    """Upsert by e-mail or tax id inside a savepoint, kept only when the report allows it."""
-    report = ImportReport(dry_run=dry_run)
-    wanted = {v["owner_email"] for _, v in rows if v.get("owner_email")}
-    owners = await user_ids_by_email(session, wanted)
-    savepoint = await session.begin_nested()
-    for number, values in rows:
-        try:
-            outcome = await _import_row(session, principal, values, owners)
-        except ValueError as exc:
-            report.errors.append(ImportRowError(row=number, reason=str(exc)))
-            continue
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    if dry_run or (report.errors and not partial):
-        await savepoint.rollback()
-    else:
-        await savepoint.commit()
-        report.applied = True
-    return report
+# -- CSV export ------------------------------------------------------------------------
 
 
 def export_clients(

@@ -211,7 +211,9 @@ async def update_deal(
     if sent.get("value") is not None or sent.get("currency") is not None:
         currency = sent.get("currency") or deal.currency
         amount = (
-            data.value if data.value is not None else from_minor(deal.value_minor, deal.currency)
+            sent["value"]
+            if sent.get("value") is not None
+            else from_minor(deal.value_minor, deal.currency)
         )
         values.update(currency=currency, value_minor=minor_units(amount, currency))
     if "lost_reason" in sent or "lost_reason_id" in sent:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import column, exists, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import PageParams, Repository, Sorts, Visibility
 from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
@@ -55,7 +56,8 @@ async def all_rows(session: AsyncSession, model: type[M]) -> list[M]:
 async def name_taken(
     session: AsyncSession, model: type[M], name: str, other_than: uuid.UUID | None = None
 ) -> bool:
-    stmt = select(exists().where(func.lower(model.name) == name.lower(), model.id != other_than))
+    table: Any = model  # a model with ``name`` and ``id`` columns
+    stmt = select(exists().where(func.lower(table.name) == name.lower(), table.id != other_than))
     return bool((await session.execute(stmt)).scalar())
 
 
@@ -68,21 +70,21 @@ async def update(
 
 
 async def calendar_in_use(session: AsyncSession, calendar_id: uuid.UUID) -> bool:
-    stmt = select(exists().where(SlaPolicy.calendar_id == calendar_id))
+    stmt = select(exists().where(col(SlaPolicy.calendar_id) == calendar_id))
     return bool((await session.execute(stmt)).scalar())
 
 
 async def rules_for(session: AsyncSession, event_type: str) -> Sequence[AutomationRule]:
     stmt = (
         select(AutomationRule)
-        .where(AutomationRule.on_event == event_type, AutomationRule.enabled.is_(True))  # type: ignore[attr-defined]
-        .order_by(AutomationRule.name)
+        .where(col(AutomationRule.on_event) == event_type, col(AutomationRule.enabled).is_(True))
+        .order_by(col(AutomationRule.name))
     )
     return list((await session.execute(stmt)).scalars())
 
 
 async def rule_by_key(session: AsyncSession, key: str) -> AutomationRule | None:
-    stmt = select(AutomationRule).where(AutomationRule.builtin_key == key)
+    stmt = select(AutomationRule).where(col(AutomationRule.builtin_key) == key)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -91,7 +93,7 @@ async def least_busy_with_role(session: AsyncSession, role: str) -> uuid.UUID | 
     open_tasks = (
         select(func.count())
         .select_from(Task)
-        .where(Task.assignee_id == _user.c.id, Task.is_open.is_(True))  # type: ignore[attr-defined]
+        .where(col(Task.assignee_id) == _user.c.id, col(Task.is_open).is_(True))
         .scalar_subquery()
     )
     stmt = (

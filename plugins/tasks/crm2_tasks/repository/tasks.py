@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     PageParams,
@@ -27,12 +28,12 @@ from crm2_tasks.visibility import TaskVisibility
 
 TASK_SORTS = Sorts(
     {
-        "due": Task.due_key,
-        "created_at": Task.created_at,
-        "updated_at": Task.updated_at,
-        "title": Task.title,
+        "due": col(Task.due_key),
+        "created_at": col(Task.created_at),
+        "updated_at": col(Task.updated_at),
+        "title": col(Task.title),
     },
-    id_column=Task.id,
+    id_column=col(Task.id),
     default="due",
 )
 
@@ -68,19 +69,21 @@ def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilter
     stmt = TASKS.visible(visibility)
     return where_all(
         stmt,
-        eq(Task.assignee_id, f.assignee),
-        Task.assignee_id.is_(None) if f.unassigned else None,  # type: ignore[union-attr]
-        eq(Task.creator_id, f.creator),
-        Task.status.in_(f.statuses) if f.statuses else None,  # type: ignore[attr-defined]
-        eq(Task.is_open, f.is_open),
-        eq(Task.priority, f.priority),
-        Task.due_key >= f.due_from if f.due_from else None,
-        Task.due_key <= f.due_to if f.due_to else None,
-        (Task.is_open.is_(True) & (Task.due_key < f.overdue_at)) if f.overdue_at else None,  # type: ignore[attr-defined]
-        eq(Task.link_kind, f.link_kind),
-        eq(Task.link_id, f.link_id),
-        json_list_contains(session, Task.tags, f.tag),
-        contains_text(f.q, Task.search_text),
+        eq(col(Task.assignee_id), f.assignee),
+        col(Task.assignee_id).is_(None) if f.unassigned else None,
+        eq(col(Task.creator_id), f.creator),
+        col(Task.status).in_(f.statuses) if f.statuses else None,
+        eq(col(Task.is_open), f.is_open),
+        eq(col(Task.priority), f.priority),
+        col(Task.due_key) >= f.due_from if f.due_from else None,
+        col(Task.due_key) <= f.due_to if f.due_to else None,
+        (col(Task.is_open).is_(True) & (col(Task.due_key) < f.overdue_at))
+        if f.overdue_at
+        else None,
+        eq(col(Task.link_kind), f.link_kind),
+        eq(col(Task.link_id), f.link_id),
+        json_list_contains(session, col(Task.tags), f.tag),
+        contains_text(f.q, col(Task.search_text)),
     )
 
 
@@ -119,7 +122,9 @@ async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> None:
 
 
 async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: datetime) -> bool:
-    stmt = select(Task.id).where(Task.series_id == series_id, Task.occurrence_at == at)
+    stmt = select(col(Task.id)).where(
+        col(Task.series_id) == series_id, col(Task.occurrence_at) == at
+    )
     return (await session.execute(stmt)).first() is not None
 
 
@@ -132,15 +137,15 @@ async def update_series(
 ) -> None:
     await session.execute(
         update(Series)
-        .where(Series.id == series_id)
-        .values(**values, updated_at=utcnow(), version=Series.version + 1)
+        .where(col(Series.id) == series_id)
+        .values(**values, updated_at=utcnow(), version=col(Series.version) + 1)
     )
 
 
 async def tasks_for_rule_event(
     session: AsyncSession, rule_id: uuid.UUID, event_id: uuid.UUID
 ) -> Sequence[uuid.UUID]:
-    stmt = select(Task.id).where(
-        Task.automation_rule_id == rule_id, Task.source_event_id == event_id
+    stmt = select(col(Task.id)).where(
+        col(Task.automation_rule_id) == rule_id, col(Task.source_event_id) == event_id
     )
     return list((await session.execute(stmt)).scalars())

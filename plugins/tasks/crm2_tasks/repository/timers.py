@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_tasks.models import Reminder, SlaTimer, Task
 
@@ -33,14 +34,14 @@ async def replace_reminders(
 
 async def disarm_reminders(session: AsyncSession, task_id: uuid.UUID) -> None:
     await session.execute(
-        delete(Reminder).where(Reminder.task_id == task_id, Reminder.fired_at.is_(None))  # type: ignore[union-attr]
+        delete(Reminder).where(col(Reminder.task_id) == task_id, col(Reminder.fired_at).is_(None))
     )
 
 
 async def fired_reminders(session: AsyncSession, task_id: uuid.UUID) -> set[tuple[int, datetime]]:
-    stmt = select(Reminder.minutes_before, Reminder.remind_at).where(
-        Reminder.task_id == task_id,
-        Reminder.fired_at.is_not(None),  # type: ignore[union-attr]
+    stmt = select(col(Reminder.minutes_before), col(Reminder.remind_at)).where(
+        col(Reminder.task_id) == task_id,
+        col(Reminder.fired_at).is_not(None),
     )
     return {(m, at) for m, at in (await session.execute(stmt)).all()}
 
@@ -50,9 +51,9 @@ async def due_reminders(
 ) -> Sequence[tuple[Reminder, Task]]:
     stmt = (
         select(Reminder, Task)
-        .join(Task, Task.id == Reminder.task_id)
-        .where(Reminder.fired_at.is_(None), Reminder.remind_at <= now)  # type: ignore[union-attr]
-        .order_by(Reminder.remind_at, Reminder.id)
+        .join(Task, col(Task.id) == col(Reminder.task_id))
+        .where(col(Reminder.fired_at).is_(None), col(Reminder.remind_at) <= now)
+        .order_by(col(Reminder.remind_at), col(Reminder.id))
         .limit(limit)
     )
     return [(r, t) for r, t in (await session.execute(stmt)).all()]
@@ -61,7 +62,7 @@ async def due_reminders(
 async def claim_reminder(session: AsyncSession, reminder_id: uuid.UUID, now: datetime) -> bool:
     result = await session.execute(
         update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.fired_at.is_(None))  # type: ignore[union-attr]
+        .where(col(Reminder.id) == reminder_id, col(Reminder.fired_at).is_(None))
         .values(fired_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -74,8 +75,8 @@ async def claim_reminder(session: AsyncSession, reminder_id: uuid.UUID, now: dat
 async def timers_of(session: AsyncSession, task_id: uuid.UUID) -> list[SlaTimer]:
     stmt = (
         select(SlaTimer)
-        .where(SlaTimer.task_id == task_id)
-        .order_by(SlaTimer.kind)
+        .where(col(SlaTimer.task_id) == task_id)
+        .order_by(col(SlaTimer.kind))
         .execution_options(populate_existing=True)
     )
     return list((await session.execute(stmt)).scalars())
@@ -84,7 +85,7 @@ async def timers_of(session: AsyncSession, task_id: uuid.UUID) -> list[SlaTimer]
 async def set_timer(session: AsyncSession, timer_id: uuid.UUID, values: Mapping[str, Any]) -> None:
     await session.execute(
         update(SlaTimer)
-        .where(SlaTimer.id == timer_id)
+        .where(col(SlaTimer.id) == timer_id)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -92,8 +93,8 @@ async def set_timer(session: AsyncSession, timer_id: uuid.UUID, values: Mapping[
 
 def _running() -> tuple[Any, ...]:
     return (
-        SlaTimer.stopped_at.is_(None),  # type: ignore[union-attr]
-        SlaTimer.paused_since.is_(None),  # type: ignore[union-attr]
+        col(SlaTimer.stopped_at).is_(None),
+        col(SlaTimer.paused_since).is_(None),
     )
 
 
@@ -102,14 +103,14 @@ async def due_warnings(
 ) -> Sequence[tuple[SlaTimer, Task]]:
     stmt = (
         select(SlaTimer, Task)
-        .join(Task, Task.id == SlaTimer.task_id)
+        .join(Task, col(Task.id) == col(SlaTimer.task_id))
         .where(
             *_running(),
-            SlaTimer.warned_at.is_(None),  # type: ignore[union-attr]
-            SlaTimer.breached_at.is_(None),  # type: ignore[union-attr]
-            SlaTimer.warn_at <= now,  # type: ignore[operator]
+            col(SlaTimer.warned_at).is_(None),
+            col(SlaTimer.breached_at).is_(None),
+            col(SlaTimer.warn_at) <= now,
         )
-        .order_by(SlaTimer.warn_at, SlaTimer.id)
+        .order_by(col(SlaTimer.warn_at), col(SlaTimer.id))
         .limit(limit)
     )
     return [(s, t) for s, t in (await session.execute(stmt)).all()]
@@ -120,9 +121,9 @@ async def due_breaches(
 ) -> Sequence[tuple[SlaTimer, Task]]:
     stmt = (
         select(SlaTimer, Task)
-        .join(Task, Task.id == SlaTimer.task_id)
-        .where(*_running(), SlaTimer.breached_at.is_(None), SlaTimer.due_at <= now)  # type: ignore[union-attr]
-        .order_by(SlaTimer.due_at, SlaTimer.id)
+        .join(Task, col(Task.id) == col(SlaTimer.task_id))
+        .where(*_running(), col(SlaTimer.breached_at).is_(None), col(SlaTimer.due_at) <= now)
+        .order_by(col(SlaTimer.due_at), col(SlaTimer.id))
         .limit(limit)
     )
     return [(s, t) for s, t in (await session.execute(stmt)).all()]
@@ -135,7 +136,7 @@ async def claim_timer(
     target = getattr(SlaTimer, column)
     result = await session.execute(
         update(SlaTimer)
-        .where(SlaTimer.id == timer_id, target.is_(None), *_running())
+        .where(col(SlaTimer.id) == timer_id, target.is_(None), *_running())
         .values({column: now})
         .execution_options(synchronize_session=False)
     )

@@ -6,7 +6,17 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from crm2_core.api import ContextDep, IfMatchDep, Page, PageDep, SessionDep, created, present
+from crm2_core.api import (
+    ContextDep,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    create_route,
+    created,
+    list_route,
+    present,
+)
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.routes.deps import TasksAdmin
@@ -34,20 +44,17 @@ def _no_content() -> Response:
 # -- calendars ---------------------------------------------------------------------------
 
 
-@router.get("/calendars", response_model=Page[CalendarPublic])
-async def list_calendars(_: TasksAdmin, session: SessionDep, page: PageDep) -> Page[CalendarPublic]:
-    """Business calendars by name."""
-    rows, cursor = await repo.page(session, Calendar, page)
-    return Page(items=[CalendarPublic.model_validate(r) for r in rows], next_cursor=cursor)
-
-
-@router.post("/calendars", response_model=CalendarPublic, status_code=status.HTTP_201_CREATED)
-async def create_calendar(
-    body: CalendarCreate, _: TasksAdmin, session: SessionDep, response: Response
-) -> CalendarPublic:
-    """A calendar: working hours per weekday in a time zone, and holidays."""
-    row = await calendars.create_calendar(session, body)
-    return created(response, f"{BASE}/calendars/{row.id}", CalendarPublic.model_validate(row))
+list_route(
+    router, "/calendars", CalendarPublic.model_validate, response_model=CalendarPublic,
+    permission="tasks:admin", fetch=lambda session, page: repo.page(session, Calendar, page),
+    with_principal=False, name="list_calendars", doc="Business calendars by name.",
+)  # fmt: skip
+create_route(
+    router, "/calendars", CalendarPublic.model_validate, response_model=CalendarPublic,
+    permission="tasks:admin", body=CalendarCreate, create=calendars.create_calendar,
+    location="/calendars/{id}", with_principal=False, name="create_calendar",
+    doc="A calendar: working hours per weekday in a time zone, and holidays.",
+)  # fmt: skip
 
 
 @router.get("/calendars/{calendar_id}", response_model=CalendarPublic)
@@ -83,20 +90,17 @@ async def delete_calendar(calendar_id: uuid.UUID, _: TasksAdmin, session: Sessio
 # -- SLA policies ------------------------------------------------------------------------
 
 
-@router.get("/sla-policies", response_model=Page[SlaPolicyPublic])
-async def list_policies(_: TasksAdmin, session: SessionDep, page: PageDep) -> Page[SlaPolicyPublic]:
-    """SLA policies by name."""
-    rows, cursor = await repo.page(session, SlaPolicy, page)
-    return Page(items=[SlaPolicyPublic.model_validate(r) for r in rows], next_cursor=cursor)
-
-
-@router.post("/sla-policies", response_model=SlaPolicyPublic, status_code=status.HTTP_201_CREATED)
-async def create_policy(
-    body: SlaPolicyCreate, _: TasksAdmin, session: SessionDep, response: Response
-) -> SlaPolicyPublic:
-    """A policy: response / resolution targets for a priority and/or tag, and escalation."""
-    row = await policies.create_policy(session, body)
-    return created(response, f"{BASE}/sla-policies/{row.id}", SlaPolicyPublic.model_validate(row))
+list_route(
+    router, "/sla-policies", SlaPolicyPublic.model_validate, response_model=SlaPolicyPublic,
+    permission="tasks:admin", fetch=lambda session, page: repo.page(session, SlaPolicy, page),
+    with_principal=False, name="list_policies", doc="SLA policies by name.",
+)  # fmt: skip
+create_route(
+    router, "/sla-policies", SlaPolicyPublic.model_validate, response_model=SlaPolicyPublic,
+    permission="tasks:admin", body=SlaPolicyCreate, create=policies.create_policy,
+    location="/sla-policies/{id}", with_principal=False, name="create_policy",
+    doc="A policy: response / resolution targets for a priority and/or tag, and escalation.",
+)  # fmt: skip
 
 
 @router.get("/sla-policies/{policy_id}", response_model=SlaPolicyPublic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,8 +37,11 @@ async def business_calendar(
     return default_calendar(context)
 
 
-def _checked(timezone: str, hours: dict[str, Any], holidays: list[Any]) -> dict[str, Any]:
-    spec = {"timezone": timezone, "hours": {d: [list(p) for p in v] for d, v in hours.items()}}
+def _checked(timezone: str, hours: Mapping[Any, Any], holidays: list[Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "timezone": timezone,
+        "hours": {d: [list(p) for p in v] for d, v in hours.items()},
+    }
     spec["holidays"] = sorted({str(d) for d in holidays})
     try:
         BusinessCalendar.from_spec(spec["timezone"], spec["hours"], spec["holidays"])

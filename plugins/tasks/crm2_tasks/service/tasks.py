@@ -92,14 +92,12 @@ async def check_assignee(session: AsyncSession, assignee: uuid.UUID | None) -> N
         raise InvalidAssignee(f"{assignee} is not an active user")
 
 
-async def check_link(context: Any, principal: Principal | None, link: EntityLink) -> None:
-    """The linked record must exist and be visible to the caller (``crm2_resolve_entity``).
-
-    Call it before the request's session runs its first statement: the owning
-    plugin answers in a session of its own, and on SQLite (every transaction is
-    ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
-    """
-    await require_entity(context, link, principal)
+async def check_link(
+    session: AsyncSession, context: Any, principal: Principal | None, link: EntityLink
+) -> None:
+    """The linked record must exist and be visible to the caller (``crm2_resolve_entity``),
+    read in the request's session."""
+    await require_entity(context, link, principal, session)
 
 
 def _timezone(context: Any, requested: str | None) -> str:
@@ -156,8 +154,8 @@ def _template(task_values: dict[str, Any]) -> dict[str, Any]:
 async def create_task(
     session: AsyncSession, context: Any, principal: Principal, data: TaskCreate
 ) -> Task:
-    if data.link is not None:  # first: see check_link
-        await check_link(context, principal, data.link)
+    if data.link is not None:
+        await check_link(session, context, principal, data.link)
     me = acting_user(principal)
     assignee = data.assignee_id or me
     await check_assignee(session, assignee)
@@ -227,8 +225,8 @@ async def update_task(
     data: TaskUpdate,
 ) -> Task:
     """Change fields; on a recurring task ``scope=following`` also changes the series."""
-    if data.link is not None and not data.unlink:  # before the first statement: see check_link
-        await check_link(context, principal, data.link)
+    if data.link is not None and not data.unlink:
+        await check_link(session, context, principal, data.link)
     task = await get_task(session, TaskVisibility.of(principal), task_id)
     version = check_version(if_match, task.version)
     if not task.is_open:
@@ -302,7 +300,7 @@ async def _change_series(
     else:
         timezone = series.timezone
         current = recurrence.Series(series.rule, series.start_at, series.timezone)
-        rule = data.recurrence or current.remaining_rule(occurrence)
+        rule = data.recurrence or current.remaining_rule(occurrence or start)
         rule = _series(rule, start, timezone).rule
     merged = {**task.model_dump(), **values}
     template = _template(merged)
@@ -314,7 +312,7 @@ async def _change_series(
         return
     if series is not None:
         ended = recurrence.Series(series.rule, series.start_at, series.timezone).ended_before(
-            occurrence
+            occurrence or start
         )
         await repo.update_series(session, series.id, {"rule": ended})
     row = Series(rule=rule, timezone=timezone, start_at=start, template=template)

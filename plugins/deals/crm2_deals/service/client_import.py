@@ -1,0 +1,200 @@
+"""The client CSV import: upsert by e-mail or tax id, a batch of rows at a time.
+
+The kit reads the file, runs small files in the request and large ones as a
+background job (``CLIENT_IMPORT``); this module says what a row is and writes a
+batch with a few queries: the batch's owners and the clients matching its
+e-mails and tax ids are read once, new clients are inserted together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    CsvImport,
+    RowError,
+    Visibility,
+    acting_user,
+    is_active_user,
+    publish_many,
+    split_list,
+    user_ids_by_email,
+)
+from crm2_deals import csv_io
+from crm2_deals.events import ClientCreated
+from crm2_deals.models import Client
+from crm2_deals.repository import clients as repo
+from crm2_deals.repository.clients import ClientIndex, NewClient
+from crm2_deals.schemas.clients import ClientCreate
+from crm2_deals.service.clients import search_text_for, write_update
+from crm2_deals.visibility import RULES
+from crm2_hookspecs import Principal
+
+Outcome = str | RowError
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    data: ClientCreate
+    owner_email: str | None
+    kind_given: bool
+
+
+def parse_row(values: dict[str, str]) -> ClientRow:
+    """A CSV row as a validated ``ClientCreate`` (the owner is resolved per batch)."""
+    data = ClientCreate(
+        kind=values.get("kind", "").lower() or "person",
+        name=values.get("name", ""),
+        emails=split_list(values.get("emails", "")),
+        phones=split_list(values.get("phones", "")),
+        tax_id=values.get("tax_id") or None,
+        address=values.get("address", ""),
+        tags=split_list(values.get("tags", "")),
+    )
+    return ClientRow(data, values.get("owner_email") or None, bool(values.get("kind")))
+
+
+def _merge(client: Client, row: ClientRow, owner: uuid.UUID | None) -> dict[str, Any]:
+    """An upsert keeps what the client has and adds what the row brings."""
+    data = row.data
+    values: dict[str, Any] = {"name": data.name}
+    if row.kind_given:
+        values["kind"] = data.kind
+    values["emails"] = [*client.emails, *[e for e in data.emails if e not in client.emails]]
+    values["phones"] = [*client.phones, *[p for p in data.phones if p not in client.phones]]
+    values["tags"] = [*client.tags, *[t for t in data.tags if t not in client.tags]]
+    if data.tax_id:
+        values["tax_id"] = data.tax_id
+    if data.address:
+        values["address"] = data.address
+    if owner is not None:
+        values["owner_id"] = owner
+    return values
+
+
+@dataclass
+class _Batch:
+    session: AsyncSession
+    principal: Principal
+    visibility: Visibility
+    owners: dict[str, uuid.UUID]
+    index: ClientIndex
+    write: bool
+    active: dict[uuid.UUID, bool] = field(default_factory=dict)
+    pending: list[NewClient] = field(default_factory=list)
+
+    async def owner_of(self, row: ClientRow) -> uuid.UUID | RowError | None:
+        if not row.owner_email:
+            return None
+        owner = self.owners.get(row.owner_email.lower())
+        if owner is None:
+            return RowError(f"owner_email {row.owner_email!r} is not a user")
+        if not self.visibility.allows(owner):
+            return RowError("you can only import clients you own")
+        return owner
+
+    async def is_active(self, owner: uuid.UUID) -> bool:
+        if owner not in self.active:
+            self.active[owner] = await is_active_user(self.session, owner)
+        return self.active[owner]
+
+    async def row(self, row: ClientRow) -> Outcome:
+        owner = await self.owner_of(row)
+        if isinstance(owner, RowError):
+            return owner
+        matches = self.index.matching(row.data.emails, row.data.tax_id)
+        if len(matches) > 1:
+            names = ", ".join(repr(c.name) for c in matches[:3])
+            return RowError(f"the e-mails and tax id match several clients: {names}")
+        if not matches:
+            return await self.create(row, owner or acting_user(self.principal))
+        match = matches[0]
+        if not self.visibility.allows(match.owner_id):
+            return RowError("the row matches a client of another owner")
+        if not self.write:
+            return "updated"
+        if isinstance(match, NewClient):  # created by an earlier row of this batch
+            await self.flush()
+            client = await repo.clients.get_or_404(self.session, Visibility.system(), match.id)
+        else:
+            client = match
+        before = client.version
+        await write_update(self.session, self.principal, client, _merge(client, row, owner))
+        self.index.add(client)
+        return "updated" if client.version != before else "skipped"
+
+    async def create(self, row: ClientRow, owner: uuid.UUID) -> Outcome:
+        if not await self.is_active(owner):
+            return RowError(f"owner {owner} is not an active user")
+        data = row.data
+        client = NewClient(
+            kind=data.kind, name=data.name, emails=data.emails, phones=data.phones,
+            tax_id=data.tax_id, address=data.address, tags=data.tags, owner_id=owner,
+            search_text=search_text_for(data.name, data.emails, data.phones),
+        )  # fmt: skip
+        self.index.add(client)
+        if self.write:
+            self.pending.append(client)
+        return "created"
+
+    async def flush(self) -> None:
+        """Insert the new clients, their e-mail rows and their events."""
+        if not self.pending:
+            return
+        await repo.insert_clients(self.session, self.pending)
+        created = [
+            (ClientCreated(name=c.name, kind=c.kind, owner_id=c.owner_id), c.id)
+            for c in self.pending
+        ]
+        await publish_many(self.session, created, actor=self.principal)
+        self.pending.clear()
+
+
+async def _batch(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]], write: bool
+) -> list[Outcome]:
+    wanted = {r.owner_email for _, r in rows if r.owner_email}
+    index = await ClientIndex.load(
+        session,
+        {e for _, r in rows for e in r.data.emails},
+        {r.data.tax_id for _, r in rows if r.data.tax_id},
+    )
+    batch = _Batch(session, principal, RULES.visibility(principal),
+                   await user_ids_by_email(session, wanted), index, write)  # fmt: skip
+    outcomes = [await batch.row(row) for _, row in rows]
+    await batch.flush()
+    return outcomes
+
+
+async def import_batch(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]]
+) -> list[Outcome]:
+    """Create, update or skip each row (in order); a refused row is a ``RowError``."""
+    return await _batch(session, principal, rows, write=True)
+
+
+async def check_batch(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]]
+) -> dict[int, str]:
+    """The rows ``import_batch`` would refuse, without writing anything."""
+    outcomes = await _batch(session, principal, rows, write=False)
+    return {
+        n: o.reason for (n, _), o in zip(rows, outcomes, strict=True) if isinstance(o, RowError)
+    }
+
+
+CLIENT_IMPORT: CsvImport[ClientRow] = CsvImport(
+    "deals.clients",
+    columns=(*csv_io.CLIENT_IMPORT_COLUMNS, "owner_email"),
+    required=("name",),
+    parse=parse_row,
+    apply=import_batch,
+    check=check_batch,
+    rules=RULES,
+    file_error=csv_io.CsvFileInvalid,
+)

@@ -1,0 +1,117 @@
+"""A large client import runs as a background job: 202 + Location, a status to poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm2_deals.models import Client
+from deals_kit import API, Deals, User
+from sqlalchemy import func, select
+
+ROWS = 12  # above the threshold the tests set: the kit decides by size
+
+
+def _file(rows: int, *, extra: str = "") -> bytes:
+    lines = ["kind,name,emails,tax_id,tags"]
+    lines += [f"person,Client {i},c{i}@bulk.example,,bulk" for i in range(rows)]
+    return ("\n".join(lines) + "\n" + extra).encode()
+
+
+async def _post(deals: Deals, user: User, content: bytes, **params: str) -> Any:
+    files = {"file": ("clients.csv", content, "text/csv")}
+    return await deals.client.post(
+        f"{API}/clients/import", params=params, files=files, headers=user.headers
+    )
+
+
+async def _count(deals: Deals) -> int:
+    async with deals.app.context.session_factory() as session:
+        return int((await session.execute(select(func.count()).select_from(Client))).scalar_one())
+
+
+def _threshold(deals: Deals, rows: int) -> None:
+    deals.app.context.plugin_settings("deals").import_background_rows = rows
+
+
+async def _finished(deals: Deals, user: User, location: str) -> dict[str, Any]:
+    await deals.app.settle_jobs()
+    response = await deals.client.get(location, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_large_file_is_a_background_job_with_a_status(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    _threshold(deals, 10)
+    # row 14 repeats row 2's e-mail: the job upserts across its batches as the request does
+    extra = "person,Client 0 again,c0@bulk.example,,more\n"
+    accepted = await _post(deals, admin, _file(ROWS, extra=extra))
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["location"]
+    assert location == f"{API}/clients/import/{accepted.json()['id']}"
+    assert accepted.json()["status"] == "queued" and accepted.json()["total"] == ROWS + 1
+    job = await _finished(deals, admin, location)
+    assert (job["status"], job["phase"], job["applied"]) == ("done", "done", True)
+    assert (job["created"], job["updated"], job["skipped"], job["processed"]) == (12, 1, 0, 13)
+    assert job["errors"] == [] and job["error_count"] == 0
+    assert await _count(deals) == ROWS
+    assert len(await deals.events("deals.client.created")) == ROWS
+
+
+async def test_job_with_row_errors_writes_nothing_unless_partial(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    _threshold(deals, 10)
+    extra = "robot,R2,,,\nperson,Z,z@bulk.example,,\n"
+    bad = _file(ROWS, extra=extra).replace(b",tags\n", b",owner_email\n", 1)
+    bad = bad.replace(b",bulk\n", b",\n")
+    bad = bad.replace(b"z@bulk.example,,", b"z@bulk.example,,nobody@x.example")
+    refused = await _finished(deals, admin, (await _post(deals, admin, bad)).headers["location"])
+    assert (refused["status"], refused["applied"], refused["error_count"]) == ("done", False, 2)
+    assert [e["row"] for e in refused["errors"]] == [14, 15]
+    assert "kind" in refused["errors"][0]["reason"]
+    assert "nobody@x.example" in refused["errors"][1]["reason"]
+    assert await _count(deals) == 0
+    partial = await _post(deals, admin, bad, partial="true")
+    done = await _finished(deals, admin, partial.headers["location"])
+    assert (done["applied"], done["created"], done["error_count"]) == (True, ROWS, 2)
+    assert await _count(deals) == ROWS
+
+
+async def test_dry_run_job_reports_and_writes_nothing(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    accepted = await _post(deals, admin, _file(3), dry_run="true", background="true")
+    assert accepted.status_code == 202
+    job = await _finished(deals, admin, accepted.headers["location"])
+    assert (job["created"], job["applied"], job["dry_run"]) == (3, False, True)
+    assert await _count(deals) == 0
+    assert await deals.events() == []
+
+
+async def test_refused_file_is_422_before_any_job(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    _threshold(deals, 1)
+    no_name = await _post(deals, admin, b"kind,emails\n" + b"person,a@b.example\n" * 5)
+    assert no_name.status_code == 422
+    assert no_name.headers["content-type"].startswith("application/problem+json")
+    latin1 = await _post(deals, admin, "name\nJos\xe9\nAnn\n".encode("latin-1"))
+    assert latin1.status_code == 422 and "UTF-8" in latin1.json()["detail"]
+    deals.app.context.plugin_settings("deals").import_max_rows = 5
+    too_big = await _post(deals, admin, _file(6))
+    assert too_big.status_code == 422 and "more than 5 rows" in too_big.json()["detail"]
+    await deals.app.settle_jobs()
+    assert await _count(deals) == 0
+
+
+async def test_job_status_is_the_starters(deals: Deals) -> None:
+    admin, manager = await deals.user("admin"), await deals.user("manager")
+    agent = await deals.user("agent")
+    accepted = await _post(deals, manager, _file(2), background="true")
+    location = accepted.headers["location"]
+    await deals.app.settle_jobs()
+    assert (await deals.client.get(location, headers=manager.headers)).status_code == 200
+    # an admin sees every record (deals:all_records); an agent has no deals:import
+    assert (await deals.client.get(location, headers=admin.headers)).status_code == 200
+    assert (await deals.client.get(location, headers=agent.headers)).status_code == 403
+    unknown = location.rsplit("/", 1)[0] + "/00000000-0000-4000-8000-000000000000"
+    assert (await deals.client.get(unknown, headers=manager.headers)).status_code == 404
