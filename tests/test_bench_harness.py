@@ -17,7 +17,23 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 # 10: the tasks plugin's "my open tasks" list (issue 11)
-ISSUE_SCENARIOS = ["1", "2", "3", "3b", "4", "4b", "5", "6", "7", "8", "9", "10", "11"]
+ISSUE_SCENARIOS = [
+    "1",
+    "2",
+    "3",
+    "3b",
+    "4",
+    "4b",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "10",
+    "11",
+    "12a",
+    "12b",
+]
 
 
 @pytest.fixture(scope="module")

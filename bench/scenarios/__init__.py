@@ -17,6 +17,7 @@ from scenarios.s8_seed_load import scenario_8
 from scenarios.s9_ratelimit import scenario_9
 from scenarios.s10_tasks_mine import scenario_10
 from scenarios.s11_import import scenario_11
+from scenarios.s12_payments import scenario_12a, scenario_12b
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -34,4 +35,6 @@ SCENARIOS: dict[str, Scenario] = {
     "9": scenario_9,
     "10": scenario_10,
     "11": scenario_11,
+    "12a": scenario_12a,
+    "12b": scenario_12b,
 }

@@ -1,0 +1,1 @@
+"""crm2 payments: premium schedules, allocations, refunds, commissions and reconciliation."""

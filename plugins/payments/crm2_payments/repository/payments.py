@@ -1,0 +1,217 @@
+"""Every query on payments and their ledger, with the visibility rule applied in SQL.
+
+Money moves only through ``move_money``: one conditional UPDATE that checks the
+invariant (never over-pay, never over-refund) and sets the status in the same
+statement, so concurrent allocations on PostgreSQL and SQLite cannot break it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import (
+    PageParams,
+    Repository,
+    Sorts,
+    Visibility,
+    at_least,
+    at_most,
+    contains_text,
+    eq,
+    one_of,
+    utcnow,
+    where_all,
+)
+from crm2_payments.errors import PaymentNotFound, ScheduleNotFound
+from crm2_payments.models import Allocation, Commission, Payment, Schedule
+
+PAYMENT_SORTS = Sorts(
+    {
+        "due_date": col(Payment.due_date),
+        "created_at": col(Payment.created_at),
+        "updated_at": col(Payment.updated_at),
+        "amount": col(Payment.amount_minor),
+    },
+    id_column=col(Payment.id),
+    default="-created_at",
+)
+SCHEDULE_SORTS = Sorts(
+    {"created_at": col(Schedule.created_at)}, id_column=col(Schedule.id), default="-created_at"
+)
+
+payments = Repository(Payment, PaymentNotFound, owner=col(Payment.owner_id), sorts=PAYMENT_SORTS)
+schedules = Repository(
+    Schedule, ScheduleNotFound, owner=col(Schedule.owner_id), sorts=SCHEDULE_SORTS, noun="schedule"
+)
+
+
+@dataclass(frozen=True)
+class PaymentFilters:
+    statuses: tuple[str, ...] = ()
+    direction: str | None = None
+    currency: str | None = None
+    policy_id: str | None = None
+    client_id: str | None = None
+    schedule_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    provider: str | None = None
+    external_id: str | None = None
+    link_kind: str | None = None
+    link_id: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    q: str | None = None
+
+
+def payment_select(visibility: Visibility, f: PaymentFilters) -> Select[Any]:
+    return where_all(
+        payments.visible(visibility),
+        one_of(col(Payment.status), f.statuses),
+        eq(col(Payment.direction), f.direction),
+        eq(col(Payment.currency), f.currency),
+        eq(col(Payment.policy_id), f.policy_id),
+        eq(col(Payment.client_id), f.client_id),
+        eq(col(Payment.schedule_id), f.schedule_id),
+        eq(col(Payment.owner_id), f.owner_id),
+        eq(col(Payment.provider), f.provider),
+        eq(col(Payment.external_id), f.external_id),
+        eq(col(Payment.link_kind), f.link_kind),
+        eq(col(Payment.link_id), f.link_id),
+        at_least(col(Payment.due_date), f.due_from),
+        at_most(col(Payment.due_date), f.due_to),
+        contains_text(f.q, col(Payment.reference), col(Payment.payer), col(Payment.payee)),
+    )
+
+
+async def list_payments(
+    session: AsyncSession, visibility: Visibility, f: PaymentFilters, sort: str, page: PageParams
+) -> tuple[list[Payment], str | None]:
+    return await payments.page(session, payment_select(visibility, f), page, sort=sort)
+
+
+async def by_external_id(session: AsyncSession, provider: str, external_id: str) -> Payment | None:
+    stmt = select(Payment).where(
+        col(Payment.provider) == provider, col(Payment.external_id) == external_id
+    )
+    row: Payment | None = (
+        await session.execute(stmt.execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+    return row
+
+
+async def allocation_by_external_id(
+    session: AsyncSession, provider: str, external_id: str
+) -> Allocation | None:
+    stmt = select(Allocation).where(
+        col(Allocation.provider) == provider, col(Allocation.external_id) == external_id
+    )
+    row: Allocation | None = (await session.execute(stmt)).scalar_one_or_none()
+    return row
+
+
+def _status_after(new_paid: Any, new_refunded: Any) -> Any:
+    """The status a payment has after money moved (written in the same UPDATE)."""
+    net = new_paid - new_refunded
+    return case(
+        (col(Payment.status) == "cancelled", col(Payment.status)),
+        ((net >= col(Payment.amount_minor)) & (col(Payment.amount_minor) > 0), literal("paid")),
+        ((new_refunded > 0) & (net == 0), literal("refunded")),
+        (new_refunded > 0, literal("partially_refunded")),
+        (net > 0, literal("partially_paid")),
+        (
+            col(Payment.status).in_(("paid", "partially_paid", "refunded", "partially_refunded")),
+            literal("due"),
+        ),
+        else_=col(Payment.status),
+    )
+
+
+async def move_money(
+    session: AsyncSession, payment_id: uuid.UUID, kind: str, amount: int, at: datetime
+) -> bool:
+    """Add ``amount`` received (``payment``), paid back (``refund``) or wrongly received
+    (``reversal``); ``False`` when that would over-pay, over-refund, take back more than
+    is there or touch a cancelled payment (nothing is written then)."""
+    if kind == "payment":
+        new_paid: Any = col(Payment.paid_minor) + amount
+        new_refunded: Any = col(Payment.refunded_minor)
+        guard = (new_paid - col(Payment.refunded_minor)) <= col(Payment.amount_minor)
+        values: dict[str, Any] = {"paid_minor": new_paid, "paid_at": at}
+    elif kind == "reversal":  # a wrong match undone: the receipt never was
+        new_paid = col(Payment.paid_minor) - amount
+        new_refunded = col(Payment.refunded_minor)
+        guard = (new_paid - col(Payment.refunded_minor)) >= 0
+        values = {"paid_minor": new_paid}
+    else:
+        new_paid = col(Payment.paid_minor)
+        new_refunded = col(Payment.refunded_minor) + amount
+        guard = new_refunded <= col(Payment.paid_minor)
+        values = {"refunded_minor": new_refunded}
+    stmt = (
+        update(Payment)
+        .where(col(Payment.id) == payment_id, col(Payment.status) != "cancelled", guard)
+        .values(
+            **values,
+            status=_status_after(new_paid, new_refunded),
+            version=col(Payment.version) + 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    result: Any = await session.execute(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def allocations_of(session: AsyncSession, payment_id: uuid.UUID) -> Sequence[Allocation]:
+    stmt = (
+        select(Allocation)
+        .where(col(Allocation.payment_id) == payment_id)
+        .order_by(col(Allocation.created_at), col(Allocation.id))
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def commission_booked(session: AsyncSession, payment_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.sum(col(Commission.amount_minor)), 0)).where(
+        col(Commission.payment_id) == payment_id
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def balances(
+    session: AsyncSession,
+    visibility: Visibility,
+    *,
+    client_id: str | None,
+    policy_id: str | None,
+) -> list[tuple[str, int, int, int, int]]:
+    """Per currency: (currency, due, paid net, overdue, refunded) of incoming payments."""
+    net = col(Payment.paid_minor) - col(Payment.refunded_minor)
+    outstanding = col(Payment.amount_minor) - net
+    is_open = col(Payment.status) != "cancelled"
+    stmt = (
+        where_all(
+            select(
+                col(Payment.currency),
+                func.coalesce(func.sum(case((is_open, outstanding), else_=0)), 0),
+                func.coalesce(func.sum(net), 0),
+                func.coalesce(
+                    func.sum(case((col(Payment.status) == "overdue", outstanding), else_=0)), 0
+                ),
+                func.coalesce(func.sum(col(Payment.refunded_minor)), 0),
+            ).where(visibility.where(col(Payment.owner_id)), col(Payment.direction) == "incoming"),
+            eq(col(Payment.client_id), client_id),
+            eq(col(Payment.policy_id), policy_id),
+        )
+        .group_by(col(Payment.currency))
+        .order_by(col(Payment.currency))
+    )
+    return [(c, int(d), int(p), int(o), int(r)) for c, d, p, o, r in await session.execute(stmt)]

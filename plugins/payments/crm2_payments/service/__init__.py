@@ -1,0 +1,1 @@
+"""The payments plugin's service."""

@@ -1,0 +1,289 @@
+"""Reconciliation: bank statement lines matched to payments, money booked for each match.
+
+Each new line is matched in order by:
+
+1. external id: the line's reference is the ``external_id`` of a receipt
+   (allocation) or of a payment — a receipt already booked is only confirmed;
+2. reference: the line's reference is the ``reference`` of open payments;
+3. amount and date: open incoming payments in the line's currency whose
+   outstanding amount equals the line's, due within CRM2_PAYMENTS_MATCH_WINDOW_DAYS.
+
+One candidate: ``matched`` (the amount is booked against it, unless step 1
+found the receipt booked already); several: ``ambiguous``; none, a negative
+amount or more than is outstanding: ``unmatched``. A person matches and
+unmatches by hand; unmatching takes back the receipt the match booked (a
+``reversal`` entry in the ledger).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import Conflict, check_version, from_minor, publish, utcnow
+from crm2_hookspecs import Principal
+from crm2_payments.errors import (
+    CurrencyMismatch,
+    LineAlreadyMatched,
+    LineNotFound,
+    LineNotMatched,
+    Overpayment,
+    PaymentNotFound,
+)
+from crm2_payments.events import ReconciliationCompleted
+from crm2_payments.models import OPEN_STATUSES, Allocation, Payment, Statement, StatementLine
+from crm2_payments.schemas.payments import AllocationCreate
+from crm2_payments.service import payments as payments_service
+from crm2_payments.service.money import text
+from crm2_payments.service.statements import ParsedLine
+
+OUTSTANDING = col(Payment.amount_minor) - col(Payment.paid_minor) + col(Payment.refunded_minor)
+
+
+async def _candidates(
+    session: AsyncSession, line: StatementLine, window: int
+) -> tuple[str, list[Payment], Allocation | None]:
+    ref = line.reference
+    if ref:
+        allocation = (
+            (
+                await session.execute(
+                    select(Allocation)
+                    .where(col(Allocation.external_id) == ref, col(Allocation.kind) == "payment")
+                    .limit(2)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if len(allocation) == 1 and allocation[0].currency == line.currency:
+            return "external_id", [], allocation[0]
+        by_external = list(
+            (
+                await session.execute(
+                    select(Payment)
+                    .where(col(Payment.external_id) == ref, col(Payment.currency) == line.currency)
+                    .limit(2)
+                )
+            ).scalars()
+        )
+        if by_external:
+            return "external_id", by_external, None
+        by_reference = list(
+            (
+                await session.execute(
+                    select(Payment)
+                    .where(
+                        col(Payment.reference) == ref,
+                        col(Payment.currency) == line.currency,
+                        col(Payment.status).in_(OPEN_STATUSES),
+                    )
+                    .limit(2)
+                )
+            ).scalars()
+        )
+        if by_reference:
+            return "reference", by_reference, None
+    stmt = (
+        select(Payment)
+        .where(
+            col(Payment.direction) == "incoming",
+            col(Payment.currency) == line.currency,
+            col(Payment.status).in_(OPEN_STATUSES),
+            OUTSTANDING == line.amount_minor,  # noqa: SIM300
+            col(Payment.due_date) >= line.booked_on - timedelta(days=window),
+            col(Payment.due_date) <= line.booked_on + timedelta(days=window),
+        )
+        .limit(2)
+    )
+    return "amount_date", list((await session.execute(stmt)).scalars()), None
+
+
+async def _book(
+    session: AsyncSession,
+    principal: Principal | None,
+    line: StatementLine,
+    payment: Payment,
+    how: str,
+) -> bool:
+    """Book the line's amount on ``payment``; ``False`` when it does not fit."""
+    outstanding = payment.amount_minor - payment.paid_minor + payment.refunded_minor
+    if line.amount_minor <= 0 or line.amount_minor > outstanding or payment.status == "cancelled":
+        return False
+    body = AllocationCreate(
+        amount=from_minor(line.amount_minor, line.currency),
+        currency=line.currency,
+        received_at=None,
+        method="bank_transfer",
+        reference=line.reference[:140],
+    )
+    allocation, _ = await payments_service.move(
+        session, principal, payment, "payment", body, statement_line_id=line.id
+    )
+    line.status, line.payment_id, line.allocation_id, line.matched_by = (
+        "matched",
+        payment.id,
+        allocation.id,
+        how,
+    )
+    return True
+
+
+async def match_line(session: AsyncSession, line: StatementLine, window: int) -> str:
+    how, found, allocation = await _candidates(session, line, window)
+    if allocation is not None:
+        line.status, line.payment_id, line.allocation_id, line.matched_by = (
+            "matched", allocation.payment_id, allocation.id, how)  # fmt: skip
+    elif len(found) > 1:
+        line.status = "ambiguous"
+    elif len(found) == 1:
+        payment = found[0]
+        if payment.status in ("paid",) and how == "external_id":
+            line.status, line.payment_id, line.matched_by = "matched", payment.id, how
+        elif not await _book(session, None, line, payment, how):
+            line.status = "ambiguous" if how != "amount_date" else "unmatched"
+    else:
+        line.status = "unmatched"
+    await session.flush()
+    return line.status
+
+
+async def upload(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal | None,
+    filename: str,
+    parsed: list[ParsedLine],
+) -> tuple[Statement, dict[str, int]]:
+    window: int = context.plugin_settings("payments").match_window_days
+    prints = [p.fingerprint for p in parsed]
+    known: set[str] = set()
+    for start in range(0, len(prints), 500):
+        chunk = prints[start : start + 500]
+        stmt = select(col(StatementLine.fingerprint)).where(
+            col(StatementLine.fingerprint).in_(chunk)
+        )
+        known.update((await session.execute(stmt)).scalars())
+    fresh = [p for p in parsed if p.fingerprint not in known]
+    statement = Statement(
+        filename=filename[:255], lines=len(fresh), duplicates=len(parsed) - len(fresh),
+        uploaded_by=principal.id if principal is not None and principal.kind == "user" else None,
+    )  # fmt: skip
+    session.add(statement)
+    rows = [
+        StatementLine(
+            statement_id=statement.id,
+            fingerprint=p.fingerprint,
+            booked_on=p.booked_on,
+            amount_minor=p.amount_minor,
+            currency=p.currency,
+            reference=p.reference,
+            counterparty=p.counterparty,
+        )
+        for p in fresh
+    ]
+    try:
+        async with session.begin_nested():
+            session.add_all(rows)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("the same statement is being uploaded by another request; retry") from None
+    counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
+    for line in rows:
+        counts[await match_line(session, line, window)] += 1
+    event = ReconciliationCompleted(lines=len(fresh), duplicates=statement.duplicates, **counts)
+    publish(session, event, subject=statement.id, actor=principal)
+    return statement, counts
+
+
+async def counts_of(session: AsyncSession, statement_id: uuid.UUID) -> dict[str, int]:
+    stmt = (
+        select(col(StatementLine.status), func.count())
+        .where(col(StatementLine.statement_id) == statement_id)
+        .group_by(col(StatementLine.status))
+    )
+    counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
+    counts.update({s: int(n) for s, n in await session.execute(stmt)})
+    return counts
+
+
+async def get_line(session: AsyncSession, line_id: uuid.UUID) -> StatementLine:
+    line = await session.get(StatementLine, line_id, populate_existing=True)
+    if line is None:
+        raise LineNotFound(f"no statement line {line_id}")
+    return line
+
+
+async def manual_match(
+    session: AsyncSession,
+    principal: Principal,
+    line_id: uuid.UUID,
+    payment_id: uuid.UUID,
+    if_match: str | None,
+) -> StatementLine:
+    line = await get_line(session, line_id)
+    check_version(if_match, line.version)
+    if line.status == "matched":
+        raise LineAlreadyMatched("unmatch the line first")
+    payment = await session.get(Payment, payment_id, populate_existing=True)
+    if payment is None:
+        raise PaymentNotFound(f"no payment {payment_id}")
+    if payment.currency != line.currency:
+        raise CurrencyMismatch(f"the line is in {line.currency}, the payment in {payment.currency}")
+    if not await _book(session, principal, line, payment, "manual"):
+        raise Overpayment(
+            f"the line's {text(line.amount_minor, line.currency)} does not fit "
+            "the payment's outstanding amount"
+        )
+    await _bump(session, line)
+    return line
+
+
+async def unmatch(
+    session: AsyncSession, principal: Principal, line_id: uuid.UUID, if_match: str | None
+) -> StatementLine:
+    line = await get_line(session, line_id)
+    check_version(if_match, line.version)
+    if line.status != "matched" or line.payment_id is None:
+        raise LineNotMatched("the line is not matched")
+    allocation = (
+        await session.get(Allocation, line.allocation_id)
+        if line.allocation_id is not None
+        else None
+    )
+    if allocation is not None and allocation.statement_line_id == line.id:
+        payment = await session.get(Payment, line.payment_id, populate_existing=True)
+        assert payment is not None
+        body = AllocationCreate(
+            amount=from_minor(allocation.amount_minor, allocation.currency),
+            currency=allocation.currency,
+            method="bank_transfer",
+            reference=f"unmatched {line.reference}"[:140],
+        )
+        await payments_service.move(
+            session, principal, payment, "reversal", body, statement_line_id=line.id
+        )
+    line.status, line.payment_id, line.allocation_id, line.matched_by = (
+        "unmatched",
+        None,
+        None,
+        None,
+    )
+    await _bump(session, line)
+    return line
+
+
+async def _bump(session: AsyncSession, line: StatementLine) -> None:
+    await session.flush()
+    await session.execute(
+        update(StatementLine)
+        .where(col(StatementLine.id) == line.id)
+        .values(version=col(StatementLine.version) + 1, updated_at=utcnow())
+    )
+    await session.refresh(line)

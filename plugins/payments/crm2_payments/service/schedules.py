@@ -1,0 +1,194 @@
+"""Premium schedules from deals' policy events, read by event type name (no import of deals).
+
+- ``deals.policy.created`` tells the insurer (kept in ``payments_policy_ref``).
+- ``deals.policy.activated`` splits the premium into instalments by frequency
+  (annual 1, semi_annual 2, quarterly 4, monthly 12), exact to the minor unit,
+  the remainder on the first instalment; instalment *i* is due *i* periods after
+  the start date (the day clamped to the month's end). One schedule per policy:
+  a redelivered or repeated activation creates nothing.
+- ``deals.policy.cancelled`` cancels the instalments due after today that have
+  no money on them; what was paid stays (refund it by hand if owed).
+
+Without deals these events never arrive and none of this runs.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import check_currency, publish, utcnow
+from crm2_payments.events import ScheduleCreated
+from crm2_payments.models import FREQUENCIES, Payment, PolicyRef, Schedule
+from crm2_payments.schemas.payments import PaymentCancel, SchedulePublic
+from crm2_payments.service import payments as payments_service
+from crm2_payments.service.money import minor, split, text
+
+POLICY_CREATED = "deals.policy.created"
+POLICY_ACTIVATED = "deals.policy.activated"
+POLICY_CANCELLED = "deals.policy.cancelled"
+EVENT_TYPES = (POLICY_CREATED, POLICY_ACTIVATED, POLICY_CANCELLED)
+
+
+def schedule_public(s: Schedule) -> SchedulePublic:
+    return SchedulePublic.model_validate(
+        {**s.model_dump(exclude={"premium_minor"}), "premium": text(s.premium_minor, s.currency)}
+    )
+
+
+def add_months(start: date, months: int) -> date:
+    month0 = start.month - 1 + months
+    year, month = start.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def due_dates(start: date, frequency: str) -> list[date]:
+    count = FREQUENCIES[frequency]
+    step = 12 // count
+    return [add_months(start, i * step) for i in range(count)]
+
+
+async def remember_policy(session: AsyncSession, policy_id: str, data: dict[str, Any]) -> None:
+    insurer = str(data.get("insurer") or "")[:200]
+    number = str(data.get("number") or "")[:100]
+    ref = await session.get(PolicyRef, policy_id)
+    if ref is None:
+        session.add(PolicyRef(policy_id=policy_id, insurer=insurer, number=number))
+    else:
+        ref.insurer, ref.number = insurer, number
+    # an activation handled before this event: give its schedule the insurer now
+    await session.execute(
+        update(Schedule)
+        .where(col(Schedule.policy_id) == policy_id, col(Schedule.insurer) == "")
+        .values(insurer=insurer)
+    )
+    await session.execute(
+        update(Payment)
+        .where(col(Payment.policy_id) == policy_id, col(Payment.insurer) == "")
+        .values(insurer=insurer)
+    )
+    await session.flush()
+
+
+async def create_schedule(
+    session: AsyncSession, policy_id: str, data: dict[str, Any], event_id: uuid.UUID | None
+) -> Schedule | None:
+    """The policy's schedule and instalments; ``None`` if it has one already (or the data is
+    unusable, which is logged by the caller as nothing to do)."""
+    existing = (
+        await session.execute(select(Schedule).where(col(Schedule.policy_id) == policy_id))
+    ).scalar_one_or_none()
+    if existing is not None:
+        return None
+    try:
+        currency = check_currency(str(data["currency"]))
+        premium = minor(Decimal(str(data["premium"])), currency, allow_zero=True)
+        frequency = str(data.get("payment_frequency") or "annual")
+        start = date.fromisoformat(str(data["start_date"]))
+        owner_id = uuid.UUID(str(data["owner_id"]))
+    except (KeyError, ValueError, InvalidOperation):
+        return None
+    if frequency not in FREQUENCIES:
+        frequency = "annual"
+    ref = await session.get(PolicyRef, policy_id)
+    client_id = str(data["client_id"]) if data.get("client_id") else None
+    schedule = Schedule(
+        policy_id=policy_id,
+        client_id=client_id,
+        insurer=ref.insurer if ref else "",
+        premium_minor=premium,
+        currency=currency,
+        frequency=frequency,
+        instalments=FREQUENCIES[frequency],
+        start_date=start,
+        owner_id=owner_id,
+        source_event_id=event_id,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(schedule)
+            await session.flush()
+    except IntegrityError:
+        return None  # another delivery of the same activation won
+    ids: list[uuid.UUID] = []
+    number = ref.number if ref else ""
+    for index, (amount, due) in enumerate(
+        zip(split(premium, schedule.instalments), due_dates(start, frequency), strict=True), 1
+    ):
+        payment = Payment(
+            direction="incoming",
+            amount_minor=amount,
+            currency=currency,
+            due_date=due,
+            status="planned",
+            reference=f"{number or policy_id[:8]}/{index}"[:140],
+            link_kind="deals.policy",
+            link_id=policy_id,
+            policy_id=policy_id,
+            client_id=client_id,
+            insurer=schedule.insurer,
+            schedule_id=schedule.id,
+            instalment=index,
+            owner_id=owner_id,
+        )
+        await payments_service.add_payment(session, payment, None)
+        ids.append(payment.id)
+    created = ScheduleCreated(
+        policy_id=policy_id,
+        premium=text(premium, currency),
+        currency=currency,
+        frequency=frequency,
+        instalments=schedule.instalments,
+        payment_ids=ids,
+        owner_id=owner_id,
+    )
+    publish(session, created, subject=schedule.id)
+    return schedule
+
+
+async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | None = None) -> int:
+    """Cancel the policy's future instalments with no money on them; how many."""
+    today = today or utcnow().date()
+    schedule = (
+        await session.execute(select(Schedule).where(col(Schedule.policy_id) == policy_id))
+    ).scalar_one_or_none()
+    if schedule is None:
+        return 0
+    if schedule.status != "cancelled":
+        await session.execute(
+            update(Schedule)
+            .where(col(Schedule.id) == schedule.id)
+            .values(status="cancelled", version=col(Schedule.version) + 1, updated_at=utcnow())
+        )
+    stmt = select(Payment).where(
+        col(Payment.schedule_id) == schedule.id,
+        col(Payment.due_date) > today,
+        col(Payment.status).in_(("planned", "due")),
+        col(Payment.paid_minor) == col(Payment.refunded_minor),
+    )
+    count = 0
+    body = PaymentCancel(reason="policy cancelled")
+    for payment in list((await session.execute(stmt)).scalars()):
+        await payments_service.cancel_payment(session, None, payment, None, body)
+        count += 1
+    return count
+
+
+async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> None:
+    """The handler of deals' policy events (idempotent: see the module's text)."""
+    policy_id = str(event.subject)
+    data: dict[str, Any] = dict(event.data)
+    if event.type == POLICY_CREATED:
+        await remember_policy(session, policy_id, data)
+    elif event.type == POLICY_ACTIVATED:
+        await create_schedule(session, policy_id, data, event.id)
+    elif event.type == POLICY_CANCELLED:
+        await cancel_schedule(session, policy_id)

@@ -1,0 +1,110 @@
+"""Bank statement CSV: columns date, amount, currency, reference, counterparty.
+
+The delimiter (``,`` ``;`` tab) is detected from the header line, a UTF-8 BOM is
+tolerated, amounts may use a decimal comma (``1.234,56``) or point
+(``1,234.56``), dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
+``03/12/2026``). A line's fingerprint (its values plus how many identical lines
+came before it in the file) makes a re-uploaded statement add nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from crm2_core.api import check_currency, exponent
+from crm2_payments.errors import InvalidStatement
+from crm2_payments.service.money import MAX_MINOR
+
+COLUMNS = ("date", "amount", "currency", "reference", "counterparty")
+_AMOUNT = re.compile(r"^[+-]?[\d.,' ]+$")
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    booked_on: date
+    amount_minor: int
+    currency: str
+    reference: str
+    counterparty: str
+    fingerprint: str
+
+
+def _date(value: str, number: int) -> date:
+    value = value.strip()
+    for pattern in ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise InvalidStatement(f"line {number}: date {value[:40]!r} is not YYYY-MM-DD or DD.MM.YYYY")
+
+
+def _amount(value: str, currency: str, number: int) -> int:
+    raw = value.strip().replace(" ", "").replace("'", "")
+    if not raw or not _AMOUNT.match(raw):
+        raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number")
+    comma, point = raw.rfind(","), raw.rfind(".")
+    # a decimal comma (1.234,56) when the comma comes last
+    raw = raw.replace(".", "").replace(",", ".") if comma > point else raw.replace(",", "")
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number") from None
+    scaled = amount.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value() or abs(scaled) > MAX_MINOR:
+        raise InvalidStatement(f"line {number}: {value[:40]!r} is not an amount in {currency}")
+    return int(scaled)
+
+
+def parse(content: bytes, max_rows: int) -> list[ParsedLine]:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidStatement("the file is not UTF-8 text") from None
+    if "\x00" in text:
+        raise InvalidStatement("the file holds a NUL character")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InvalidStatement("the file is empty: it needs a header line " + ",".join(COLUMNS))
+    header = lines[0]
+    delimiter = max((";", ",", "\t"), key=header.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    names = [h.strip().lower() for h in next(reader)]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise InvalidStatement(
+            f"the header lacks {', '.join(missing)} (found {', '.join(names)[:200]})"
+        )
+    at = {name: names.index(name) for name in COLUMNS}
+    parsed: list[ParsedLine] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for number, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(parsed) >= max_rows:
+            raise InvalidStatement(f"more than {max_rows} lines (CRM2_PAYMENTS_STATEMENT_MAX_ROWS)")
+        if len(cells) < len(names):
+            raise InvalidStatement(
+                f"line {number}: {len(cells)} cells, the header has {len(names)}"
+            )
+        try:
+            currency = check_currency(cells[at["currency"]])
+        except ValueError:
+            raise InvalidStatement(
+                f"line {number}: {cells[at['currency']][:10]!r} is no ISO 4217 code"
+            ) from None
+        booked = _date(cells[at["date"]], number)
+        amount = _amount(cells[at["amount"]], currency, number)
+        reference = cells[at["reference"]].strip()[:200]
+        counterparty = cells[at["counterparty"]].strip()[:200]
+        key = (booked, amount, currency, reference, counterparty)
+        seen[key] = seen.get(key, 0) + 1
+        digest = hashlib.sha256("|".join(map(str, (*key, seen[key]))).encode()).hexdigest()
+        parsed.append(ParsedLine(booked, amount, currency, reference, counterparty, digest))
+    return parsed

@@ -1,0 +1,166 @@
+"""Provider webhooks in the Standard Webhooks scheme (standardwebhooks.com).
+
+Headers ``webhook-id``, ``webhook-timestamp`` (Unix seconds, within
+CRM2_PAYMENTS_WEBHOOK_TOLERANCE_SECONDS of now) and ``webhook-signature``
+(space-separated ``v1,<base64 HMAC-SHA256>``) over ``"{id}.{timestamp}.{raw body}"``
+with the provider's secret (``whsec_<base64 key>``). Every configured secret of
+the provider is tried, so a secret is rotated by adding the new one first. A bad
+signature is 401 and changes nothing; a webhook id is applied once per provider
+(a replay, even concurrent, answers ``applied: false``).
+
+Body: ``{"type": "payment.succeeded" | "payment.refunded", "data": {"transaction_id",
+"amount", "currency", and one of "payment_id", "payment_external_id", "reference"}}``.
+The transaction id becomes the receipt's ``external_id`` for the provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+from pydantic import Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import Amount, Crm2Error, Currency, RequestModel, Unprocessable
+from crm2_payments.errors import BadSignature, UnknownProvider
+from crm2_payments.models import OPEN_STATUSES, Payment, WebhookDelivery
+from crm2_payments.schemas.payments import AllocationCreate
+from crm2_payments.service import payments as payments_service
+
+KINDS = {"payment.succeeded": "payment", "payment.refunded": "refund"}
+
+
+class WebhookData(RequestModel):
+    transaction_id: str = Field(min_length=1, max_length=200)
+    amount: Amount
+    currency: Currency
+    payment_id: uuid.UUID | None = None
+    payment_external_id: str | None = Field(None, max_length=200)
+    reference: str | None = Field(None, max_length=140)
+
+
+class WebhookBody(RequestModel):
+    model_config = {"extra": "ignore"}
+    type: str = Field(max_length=100)
+    data: WebhookData
+
+
+def secrets_by_provider(setting: str) -> dict[str, list[bytes]]:
+    found: dict[str, list[bytes]] = {}
+    for item in setting.split(","):
+        provider, _, secret = item.strip().partition(":")
+        if not provider or not secret:
+            continue
+        try:
+            key = base64.b64decode(secret.strip().removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            continue
+        found.setdefault(provider.strip(), []).append(key)
+    return found
+
+
+def sign(key: bytes, webhook_id: str, timestamp: str, body: bytes) -> str:
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def verify(
+    keys: list[bytes],
+    headers: dict[str, str],
+    body: bytes,
+    tolerance: int,
+    now: float | None = None,
+) -> str:
+    """The webhook id, or 401."""
+    webhook_id = headers.get("webhook-id", "")
+    timestamp = headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "")
+    if not webhook_id or len(webhook_id) > 255 or not timestamp.isdigit() or not signatures:
+        raise BadSignature("webhook-id, webhook-timestamp and webhook-signature are required")
+    if abs((now or time.time()) - int(timestamp)) > tolerance:
+        raise BadSignature("the webhook timestamp is too far from now")
+    offered = signatures.split()
+    for key in keys:
+        expected = sign(key, webhook_id, timestamp, body)
+        if any(hmac.compare_digest(expected, s) for s in offered):
+            return webhook_id
+    raise BadSignature("no signature matches a secret of this provider")
+
+
+async def _target(session: AsyncSession, provider: str, data: WebhookData) -> Payment | None:
+    if data.payment_id is not None:
+        return await session.get(Payment, data.payment_id, populate_existing=True)
+    if data.payment_external_id:
+        stmt: Any = select(Payment).where(
+            col(Payment.provider) == provider, col(Payment.external_id) == data.payment_external_id
+        )
+    elif data.reference:
+        stmt = (
+            select(Payment)
+            .where(
+                col(Payment.reference) == data.reference,
+                col(Payment.status).in_(OPEN_STATUSES),
+            )
+            .limit(2)
+        )
+    else:
+        return None
+    found = list((await session.execute(stmt)).scalars())
+    return found[0] if len(found) == 1 else None
+
+
+async def receive(
+    session: AsyncSession, context: Any, provider: str, headers: dict[str, str], body: bytes
+) -> tuple[str, bool, str]:
+    """``(webhook id, applied, result)``."""
+    settings = context.plugin_settings("payments")
+    keys = secrets_by_provider(settings.webhook_secrets.get_secret_value()).get(provider)
+    if not keys:
+        raise UnknownProvider(f"no webhook secret for provider {provider!r}")
+    webhook_id = verify(keys, headers, body, settings.webhook_tolerance_seconds)
+    try:
+        payload = WebhookBody.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        raise Unprocessable(f"the webhook body is not a payment event: {str(exc)[:300]}") from None
+    try:
+        async with session.begin_nested():
+            delivery = WebhookDelivery(provider=provider, webhook_id=webhook_id, type=payload.type)
+            session.add(delivery)
+            await session.flush()
+    except IntegrityError:
+        return webhook_id, False, "applied before"
+    kind = KINDS.get(payload.type)
+    if kind is None:
+        delivery.result = f"ignored: type {payload.type}"[:200]
+        return webhook_id, True, delivery.result
+    payment = await _target(session, provider, payload.data)
+    if payment is None:
+        delivery.result = "ignored: no matching payment"
+        return webhook_id, True, delivery.result
+    move = AllocationCreate(
+        amount=payload.data.amount,
+        currency=payload.data.currency,
+        method=provider[:32],
+        reference=(payload.data.reference or "")[:140],
+        provider=provider,
+        external_id=payload.data.transaction_id,
+    )
+    try:
+        async with session.begin_nested():
+            allocation, created = await payments_service.move(session, None, payment, kind, move)
+        delivery.result = (f"{kind} {allocation.id}" if created else "transaction known")[:200]
+    except IntegrityError:
+        delivery.result = "transaction known"
+    except Crm2Error as exc:  # over-payment, over-refund, another currency: kept, not retried
+        delivery.result = f"rejected: {exc}"[:200]
+    await session.flush()
+    return webhook_id, True, delivery.result

@@ -1,0 +1,5 @@
+"""Fixtures for the payments tests; the helpers live in payments_kit.py."""
+
+from __future__ import annotations
+
+from payments_kit import payments  # noqa: F401  (the fixture)

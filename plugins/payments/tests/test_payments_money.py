@@ -1,0 +1,164 @@
+"""The money invariants: exact amounts, exact splits, ledger == balances under concurrency.
+
+Each rule of the README's "Money rules" has its test here:
+
+1. amounts round-trip exactly (10,000 random ones, exponents 0, 2, 3; 1,000 of them through
+   the database, and some through the API);
+2. a premium splits exactly, the remainder on the first instalment;
+3. commission basis points round half up; a fixed commission is earned once paid in full;
+4. one Idempotency-Key → one row, however many POSTs race;
+5. paid never exceeds due, refunds never exceed what was paid, and the ledger
+   (allocations) equals the payment's sums and the balances, under 100 racing requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from decimal import Decimal
+from typing import Any
+
+from crm2_payments.models import Allocation, Payment
+from crm2_payments.service.money import MAX_MINOR, basis_points_of, commission_due, split, text
+from payments_kit import API, Payments
+from sqlalchemy import func, insert, select
+
+from crm2_core.api import from_minor, new_id, to_minor, utcnow
+
+CURRENCIES = {"JPY": 0, "EUR": 2, "KWD": 3}
+
+
+async def test_10000_random_amounts_round_trip_exactly(payments: Payments) -> None:
+    rng = random.Random(12)
+    owner = (await payments.user("agent")).id
+    rows: list[dict[str, Any]] = []
+    expected: dict[Any, str] = {}
+    for i in range(10_000):
+        currency = list(CURRENCIES)[i % 3]
+        places = CURRENCIES[currency]
+        minor = rng.choice([1, rng.randrange(1, 1000), rng.randrange(1, MAX_MINOR + 1)])
+        wire = text(minor, currency)
+        # the wire string parses back to the same minor units, with the currency's places
+        assert to_minor(Decimal(wire), currency) == minor
+        assert len(wire.partition(".")[2]) == places
+        if i % 10:
+            continue  # every tenth goes through the database as well
+        row_id = new_id()
+        expected[row_id] = wire
+        now = utcnow()
+        rows.append({"id": row_id, "direction": "incoming", "amount_minor": minor,
+                     "currency": currency, "paid_minor": 0, "refunded_minor": 0,
+                     "status": "planned", "method": "", "payer": "", "payee": "",
+                     "reference": "", "note": "", "insurer": "", "product": "",
+                     "provider": "manual", "owner_id": owner, "created_at": now,
+                     "updated_at": now, "version": 1})  # fmt: skip
+    async with payments.app.context.session_factory() as session:
+        await session.execute(insert(Payment), rows)
+        await session.commit()
+        stored = await session.execute(select(Payment.id, Payment.amount_minor, Payment.currency))
+        back = {i: text(m, c) for i, m, c in stored}
+    assert back == expected
+    # and through the API: the decimal string sent is the one read
+    agent = await payments.user("manager")
+    for currency, amount in (("JPY", "123456789012345"), ("EUR", "0.01"), ("KWD", "98765.432")):
+        made = await payments.create(agent, amount=amount, currency=currency)
+        assert made["amount"] == amount
+
+
+def test_premiums_split_exactly_with_the_remainder_first() -> None:
+    rng = random.Random(3)
+    for _ in range(2000):
+        total, parts = rng.randrange(0, 10**12), rng.choice([1, 2, 4, 12])
+        shares = split(total, parts)
+        assert sum(shares) == total and len(shares) == parts
+        assert shares[0] - shares[-1] == total % parts and len(set(shares[1:])) <= 1
+    assert split(100_00, 12) == [8_37, *[8_33] * 11]
+
+
+def test_commission_rounding() -> None:
+    assert basis_points_of(1_00, 1250) == 13  # 12.5 cents → 13 (half up)
+    assert basis_points_of(99, 1000) == 10  # 9.9 → 10
+    assert basis_points_of(94, 1000) == 9
+    assert commission_due(50_00, 100_00, None, 10_00) == 0  # fixed: only when paid in full
+    assert commission_due(100_00, 100_00, None, 10_00) == 10_00
+    assert from_minor(basis_points_of(123_45, 1500), "EUR") == Decimal("18.52")
+
+
+async def test_50_racing_posts_with_one_idempotency_key_make_one_row(payments: Payments) -> None:
+    agent = await payments.user("agent")
+    headers = {**agent.headers, "Idempotency-Key": "same-key-50"}
+    body = {"amount": "10.00", "currency": "EUR"}
+    answers = await asyncio.gather(
+        *(payments.client.post(f"{API}/payments", json=body, headers=headers) for _ in range(50))
+    )
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {201, 409}, codes
+    ids = {a.json()["id"] for a in answers if a.status_code == 201}
+    assert len(ids) == 1
+    async with payments.app.context.session_factory() as session:
+        assert (await session.execute(select(func.count()).select_from(Payment))).scalar_one() == 1
+
+
+async def test_100_racing_allocations_and_refunds_keep_the_ledger_exact(payments: Payments) -> None:
+    agent = await payments.user("agent")
+    made = [await payments.create(agent, amount=a) for a in ("100.00", "55.55", "7.00")]
+    rng = random.Random(5)
+    ops = [
+        (rng.choice(made)["id"], rng.choice(["payment", "payment", "refund"]),
+         f"{rng.randrange(1, 3000) / 100:.2f}")
+        for _ in range(100)
+    ]  # fmt: skip
+    answers = await asyncio.gather(*(payments.move(agent, p, k, a) for p, k, a in ops))
+    codes = sorted({a.status_code for a in answers})
+    assert set(codes) <= {201, 409}, [a.text for a in answers if a.status_code not in (201, 409)]
+    assert 201 in codes
+    async with payments.app.context.session_factory() as session:
+        for payment in (await session.execute(select(Payment))).scalars():
+            sums = dict(
+                (await session.execute(
+                    select(Allocation.kind, func.sum(Allocation.amount_minor))
+                    .where(Allocation.payment_id == payment.id).group_by(Allocation.kind)
+                )).all()
+            )  # fmt: skip
+            assert payment.paid_minor == sums.get("payment", 0) - sums.get("reversal", 0)
+            assert payment.refunded_minor == sums.get("refund", 0)
+            assert 0 <= payment.paid_minor - payment.refunded_minor <= payment.amount_minor
+            assert payment.refunded_minor <= payment.paid_minor
+    listed = (await payments.client.get(f"{API}/payments", headers=agent.headers)).json()["items"]
+    balance = (await payments.client.get(f"{API}/balances", headers=agent.headers)).json()
+    (eur,) = balance["balances"]
+    assert Decimal(eur["paid"]) == sum(Decimal(p["paid"]) for p in listed)
+    assert Decimal(eur["due"]) == sum(Decimal(p["outstanding"]) for p in listed)
+    assert Decimal(eur["refunded"]) == sum(Decimal(p["refunded"]) for p in listed)
+
+
+async def test_over_payment_and_over_refund_are_409_and_change_nothing(payments: Payments) -> None:
+    agent = await payments.user("agent")
+    p = await payments.create(agent, amount="10.00")
+    assert (await payments.move(agent, p["id"], "refund", "0.01")).status_code == 409
+    assert (await payments.move(agent, p["id"], "payment", "10.01")).status_code == 409
+    part = await payments.move(agent, p["id"], "payment", "4.00")
+    assert part.status_code == 201 and part.json()["payment"]["status"] == "partially_paid"
+    assert (await payments.move(agent, p["id"], "payment", "6.01")).status_code == 409
+    assert (await payments.move(agent, p["id"], "refund", "4.01")).status_code == 409
+    assert (await payments.move(agent, p["id"], "payment", "5", currency="USD")).status_code == 422
+    full = await payments.move(agent, p["id"], "payment", "6.00")
+    assert full.json()["payment"]["status"] == "paid"
+    back = await payments.move(agent, p["id"], "refund", "10.00")
+    assert back.json()["payment"]["status"] == "refunded"
+    assert back.json()["payment"]["paid"] == "0.00"
+    no_key = await payments.client.post(
+        f"{API}/payments/{p['id']}/allocations",
+        json={"amount": "1.00", "currency": "EUR"},
+        headers=agent.headers,
+    )
+    assert no_key.status_code == 400
+    ledger = await payments.client.get(
+        f"{API}/payments/{p['id']}/allocations", headers=agent.headers
+    )
+    assert [(a["kind"], a["amount"]) for a in ledger.json()] == [
+        ("payment", "4.00"), ("payment", "6.00"), ("refund", "10.00")]  # fmt: skip
+    types = [e.type for e in await payments.events()]
+    assert (
+        types.count("payments.payment.paid") == 2 and types.count("payments.payment.refunded") == 1
+    )

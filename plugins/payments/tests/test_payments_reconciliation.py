@@ -1,0 +1,122 @@
+"""Reconciliation and the overdue job.
+
+A statement CSV (semicolons, decimal comma, BOM) is matched by external id,
+then reference, then amount and date; a re-upload adds no lines; lines are
+matched and unmatched by hand. The overdue job marks a payment once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+from crm2_payments.service.overdue import mark_overdue
+from payments_kit import API, Payments, key
+
+
+def statement(*lines: str) -> bytes:
+    return ("\ufeffDate;Amount;Currency;Reference;Counterparty\r\n" + "\r\n".join(lines)).encode()
+
+
+async def upload(p: Payments, headers: dict[str, str], content: bytes) -> dict[str, object]:
+    files = {"file": ("bank.csv", content, "text/csv")}
+    answer = await p.client.post(f"{API}/statements", files=files, headers={**headers, **key()})
+    assert answer.status_code == 201, answer.text
+    result: dict[str, object] = answer.json()
+    return result
+
+
+async def test_a_statement_is_matched_and_a_reupload_adds_nothing(payments: Payments) -> None:
+    manager = await payments.user("manager")
+    by_ext = await payments.create(manager, amount="1250.00", provider="bank", external_id="E-77")
+    by_ref = await payments.create(manager, amount="80.00", reference="INV-2026-1")
+    by_amount = await payments.create(manager, amount="33.10", due_date="2026-11-30")
+    twin_a = await payments.create(manager, amount="19.99", due_date="2026-12-01")
+    await payments.create(manager, amount="19.99", due_date="2026-12-02")
+    content = statement(
+        "2026-12-01;1.250,00;EUR;E-77;Acme GmbH",
+        "01.12.2026;80,00;eur;INV-2026-1;Bob",
+        "02.12.2026;33,10;EUR;no idea;Carla",
+        "2026-12-01;19,99;EUR;;Dan",
+        "2026-12-01;5,00;EUR;;Nobody",
+    )
+    first = await upload(payments, manager.headers, content)
+    assert (first["lines"], first["duplicates"]) == (5, 0)
+    assert (first["matched"], first["ambiguous"], first["unmatched"]) == (3, 1, 1)
+    for made, paid in ((by_ext, "1250.00"), (by_ref, "80.00"), (by_amount, "33.10")):
+        got = (await payments.get(manager, made["id"])).json()
+        assert got["paid"] == paid and got["status"] == "paid"
+    again = await upload(payments, manager.headers, content)
+    assert (again["lines"], again["duplicates"]) == (0, 5)
+
+    lines = await payments.client.get(
+        f"{API}/statements/{first['id']}/lines", params={"status": "ambiguous"},
+        headers=manager.headers,
+    )  # fmt: skip
+    (line,) = lines.json()["items"]
+    match = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/match", json={"payment_id": twin_a["id"]},
+        headers={**manager.headers, **key()},
+    )  # fmt: skip
+    assert match.status_code == 200, match.text
+    assert match.json()["status"] == "matched" and match.json()["matched_by"] == "manual"
+    assert (await payments.get(manager, twin_a["id"])).json()["status"] == "paid"
+    twice = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/match", json={"payment_id": twin_a["id"]},
+        headers={**manager.headers, **key()},
+    )  # fmt: skip
+    assert twice.status_code == 409
+    undo = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/unmatch", headers={**manager.headers, **key()}
+    )
+    assert undo.status_code == 200 and undo.json()["status"] == "unmatched"
+    back = (await payments.get(manager, twin_a["id"])).json()
+    assert back["paid"] == "0.00" and back["outstanding"] == "19.99"
+    ledger = await payments.client.get(
+        f"{API}/payments/{twin_a['id']}/allocations", headers=manager.headers
+    )
+    assert [a["kind"] for a in ledger.json()] == ["payment", "reversal"]
+    assert len(await payments.events("payments.reconciliation.completed")) == 2
+
+    agent = await payments.user("agent")
+    assert (
+        await payments.client.get(f"{API}/statements", headers=agent.headers)
+    ).status_code == 403
+
+
+async def test_bad_statements_are_422(payments: Payments) -> None:
+    manager = await payments.user("manager")
+    for content in (
+        b"",
+        b"date,amount\n2026-01-01,1\n",
+        statement("2026-13-45;1,00;EUR;x;y"),
+        statement("2026-12-01;abc;EUR;x;y"),
+        statement("2026-12-01;1,001;EUR;x;y"),
+        statement("2026-12-01;1,00;XYZ;x;y"),
+        b"\xff\xfe\x00",
+    ):
+        files = {"file": ("bank.csv", content, "text/csv")}
+        answer = await payments.client.post(
+            f"{API}/statements", files=files, headers={**manager.headers, **key()}
+        )
+        assert answer.status_code == 422, (content, answer.text)
+
+
+async def test_the_overdue_job_marks_a_payment_once(payments: Payments) -> None:
+    agent = await payments.user("agent")
+    late = await payments.create(agent, amount="10.00", due_date="2026-11-01")
+    part = await payments.create(agent, amount="10.00", due_date="2026-11-02")
+    await payments.move(agent, part["id"], "payment", "3.00")
+    await payments.create(agent, amount="10.00", due_date="2026-12-20")
+    context = payments.app.context
+    # the app's scheduler may run the job too (it is due at start): together, once each
+    await asyncio.gather(*(mark_overdue(context, today=date(2026, 12, 3)) for _ in range(3)))
+    assert (await mark_overdue(context, today=date(2026, 12, 4)))["overdue"] == 0
+    assert (await payments.get(agent, late["id"])).json()["status"] == "overdue"
+    events = await payments.events("payments.payment.overdue")
+    assert len(events) == 2 and {e.data["outstanding"] for e in events} == {"10.00", "7.00"}
+    balance = (await payments.client.get(f"{API}/balances", headers=agent.headers)).json()
+    assert balance["balances"][0]["overdue"] == "17.00"
+    # money on an overdue payment: partly paid, then paid in full
+    paid = await payments.move(agent, late["id"], "payment", "10.00")
+    assert paid.json()["payment"]["status"] == "paid"

@@ -1,0 +1,78 @@
+"""Record-level visibility: another agent's payment answers 404 on every id-bearing route and
+is missing from lists, balances, the export, commissions, the stream and link resolution."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from crm2_payments.visibility import RULES
+from payments_kit import API, Payments, User
+
+from crm2_core.api import resolve_entity
+from crm2_hookspecs import Principal
+
+
+async def test_another_agents_payment_is_404_everywhere(payments: Payments) -> None:
+    owner, other = await payments.user("agent"), await payments.user("agent")
+    viewer = await payments.user("viewer")
+    p = await payments.create(owner, amount="30.00", client_id="c-1", payer="=HYPERLINK(1)")
+    url = f"{API}/payments/{p['id']}"
+    h = other.headers
+    client = payments.client
+    assert (await client.get(url, headers=h)).status_code == 404
+    assert (
+        await client.patch(url, json={"note": "x"}, headers={**h, "If-Match": '"v1"'})
+    ).status_code == 404
+    assert (
+        await client.post(f"{url}/cancel", headers={**h, "If-Match": '"v1"'})
+    ).status_code == 404
+    assert (await client.get(f"{url}/allocations", headers=h)).status_code == 404
+    assert (await payments.move(other, p["id"], "payment", "1.00")).status_code == 404
+    assert (await payments.move(other, p["id"], "refund", "1.00")).status_code == 404
+    assert (await client.get(f"{API}/payments", headers=h)).json()["items"] == []
+    assert (await client.get(f"{API}/balances?client_id=c-1", headers=h)).json()["balances"] == []
+    assert (await client.get(url, headers=viewer.headers)).status_code == 200  # all_records
+    assert (await payments.move(viewer, p["id"], "payment", "1.00")).status_code == 403
+
+    # resolve_entity answers with the caller's visibility
+    context = payments.app.context
+    assert await resolve_entity(context, "payments.payment", p["id"], None) is not None
+    principal_other = _principal(other)
+    assert await resolve_entity(context, "payments.payment", p["id"], principal_other) is None
+    found = await resolve_entity(context, "payments.payment", p["id"], _principal(owner))
+    assert found is not None and found["amount"] == "30.00"
+
+    # the stream: served by the core at /api/v1/streams/payments, payments:read to open it,
+    # and per event the same rule as the list: the event's owner_id, or payments:all_records
+    token = await client.post("/api/v1/streams/token", json={"channel": "payments"}, headers=h)
+    assert token.status_code == 200, token.text
+    assert (await client.get("/api/v1/streams/payments")).status_code == 401
+    event = {"data": {"owner_id": str(owner.id)}}
+    assert await RULES.can_see(_principal(owner), event)
+    assert not await RULES.can_see(principal_other, event)
+    assert await RULES.can_see(_principal(viewer, "payments:all_records"), event)
+
+
+async def test_export_is_versioned_formula_safe_and_visible_only(payments: Payments) -> None:
+    manager = await payments.user("manager")
+    agent = await payments.user("agent")
+    await payments.create(agent, amount="12.50", payer="=cmd|'/C calc'!A0", reference="-5")
+    await payments.create(manager, amount="7", currency="JPY")
+    response = await payments.client.get(f"{API}/payments/export.csv", headers=manager.headers)
+    assert response.status_code == 200
+    assert response.headers["X-Export-Schema"] == "payments/1"
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 2
+    euro = next(r for r in rows if r["currency"] == "EUR")
+    assert euro["payer"] == "'=cmd|'/C calc'!A0" and euro["reference"] == "-5"
+    assert euro["amount"] == "12.50" and euro["outstanding"] == "12.50"
+    assert next(r for r in rows if r["currency"] == "JPY")["amount"] == "7"
+    denied = await payments.client.get(f"{API}/payments/export.csv", headers=agent.headers)
+    assert denied.status_code == 403
+
+
+def _principal(user: User, *permissions: str) -> Principal:
+    """The principal the app builds for ``user`` (what the stream and resolvers get)."""
+    return Principal(id=user.id, kind="user", roles=frozenset(), permissions=frozenset(permissions))

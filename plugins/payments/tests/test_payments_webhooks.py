@@ -1,0 +1,83 @@
+"""Provider webhooks: Standard Webhooks signatures, rotation, replay applied once, 401 changes
+nothing. Signed here with the scheme's own recipe, as a provider would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from crm2_payments.models import WebhookDelivery
+from crm2_payments.service.webhooks import sign
+from payments_kit import API, Payments
+from sqlalchemy import func, select
+
+OLD_KEY, NEW_KEY = b"old-secret-key-0123456789abcdef!", b"new-secret-key-0123456789abcdef!"
+SECRETS = ",".join(f"acme:whsec_{base64.b64encode(k).decode()}" for k in (NEW_KEY, OLD_KEY))
+
+
+@pytest.fixture
+async def hooks(crm2_app_factory: Any) -> Payments:
+    app = await crm2_app_factory(
+        plugins=["payments"], plugin_settings={"payments": {"webhook_secrets": SECRETS}}
+    )
+    return Payments(app)
+
+
+def signed(body: bytes, key: bytes = NEW_KEY, *, webhook_id: str | None = None,
+           at: int | None = None) -> dict[str, str]:  # fmt: skip
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    stamp = str(at if at is not None else int(time.time()))
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,bm90LXRoaXMtb25l {sign(key, webhook_id, stamp, body)}",
+        "content-type": "application/json",
+    }
+
+
+async def test_signed_webhooks_apply_once_and_bad_ones_change_nothing(hooks: Payments) -> None:
+    agent = await hooks.user("agent")
+    p = await hooks.create(agent, amount="40.00", provider="acme", external_id="inv_9")
+    url = f"{API}/webhooks/acme"
+    body = json.dumps({"type": "payment.succeeded", "data": {
+        "transaction_id": "tx_1", "amount": "15.00", "currency": "EUR",
+        "payment_external_id": "inv_9"}}).encode()  # fmt: skip
+
+    for bad in (
+        signed(body, b"wrong-key-wrong-key-wrong-key-00"),
+        signed(body, at=int(time.time()) - 301),  # outside the 300 s window
+        {**signed(body), "webhook-signature": ""},
+        signed(body + b" "),  # the body changed after signing
+    ):
+        answer = await hooks.client.post(url, content=body, headers=bad)
+        assert answer.status_code == 401, answer.text
+    unknown = await hooks.client.post(f"{API}/webhooks/nobody", content=body, headers=signed(body))
+    assert unknown.status_code == 404
+    assert (await hooks.get(agent, p["id"])).json()["paid"] == "0.00"
+
+    # the same webhook five times at once: applied once
+    headers = signed(body, OLD_KEY, webhook_id="msg_replayed")  # the older secret still works
+    answers = await asyncio.gather(
+        *(hooks.client.post(url, content=body, headers=headers) for _ in range(5))
+    )
+    assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+    assert sorted(a.json()["applied"] for a in answers) == [False] * 4 + [True]
+    after = (await hooks.get(agent, p["id"])).json()
+    assert after["paid"] == "15.00" and after["status"] == "partially_paid"
+    # the same transaction under another webhook id moves nothing either
+    again = await hooks.client.post(url, content=body, headers=signed(body))
+    assert again.status_code == 200 and again.json()["result"] == "transaction known"
+    refund = json.dumps({"type": "payment.refunded", "data": {
+        "transaction_id": "rf_1", "amount": "5.00", "currency": "EUR",
+        "payment_id": p["id"]}}).encode()  # fmt: skip
+    done = await hooks.client.post(url, content=refund, headers=signed(refund))
+    assert done.status_code == 200 and done.json()["applied"] is True
+    assert (await hooks.get(agent, p["id"])).json()["refunded"] == "5.00"
+    async with hooks.app.context.session_factory() as session:
+        count = select(func.count()).select_from(WebhookDelivery)
+        assert (await session.execute(count)).scalar_one() == 3

@@ -1,0 +1,147 @@
+"""Payments next to deals: schedules from policy events, commissions, links, cancellation.
+
+Payments imports nothing of deals: the policy events arrive through the bus by
+type name and links are checked with ``crm2_resolve_entity``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from crm2_payments.models import Schedule
+from crm2_payments.service.schedules import on_policy_event
+from payments_kit import API, Payments, User, key
+from sqlalchemy import func, select
+
+from crm2_core.api import Envelope
+
+DEALS = "/api/v1/deals"
+
+
+@pytest.fixture
+async def both(crm2_app_factory: Any) -> Payments:
+    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
+
+
+async def a_policy(p: Payments, owner: User, **fields: Any) -> dict[str, Any]:
+    client = await p.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Anna Berg"}, headers=owner.headers
+    )
+    assert client.status_code == 201, client.text
+    body = {
+        "number": f"P-{uuid.uuid4().hex[:6]}", "insurer": "Allianz",
+        "client_id": client.json()["id"],
+        "product": "Motor", "premium": "1000.00", "currency": "EUR",
+        "payment_frequency": "monthly", "start_date": "2026-01-15", "end_date": "2027-01-14",
+        **fields,
+    }  # fmt: skip
+    made = await p.client.post(f"{DEALS}/policies", json=body, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    result: dict[str, Any] = made.json()
+    return result
+
+
+async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> None:
+    admin, agent, other = (
+        await both.user("admin"),
+        await both.user("agent"),
+        await both.user("agent"),
+    )
+    rule = {"insurer": "Allianz", "basis_points": 1250}
+    assert (await both.client.post(f"{API}/commission-rules", json=rule,
+                                   headers=admin.headers)).status_code == 201  # fmt: skip
+    policy = await a_policy(both, agent, premium="100.00")
+    activated = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
+    )
+    assert activated.status_code == 200, activated.text
+    await both.app.settle_events()
+    listed = await both.client.get(
+        f"{API}/payments",
+        params={"policy_id": policy["id"], "sort": "due_date"},
+        headers=agent.headers,
+    )
+    instalments = listed.json()["items"]
+    assert [p["amount"] for p in instalments] == ["8.37", *["8.33"] * 11]  # remainder first
+    assert sum(Decimal(p["amount"]) for p in instalments) == Decimal("100.00")
+    assert instalments[0]["due_date"] == "2026-01-15" and instalments[1]["due_date"] == "2026-02-15"
+    assert {p["insurer"] for p in instalments} == {"Allianz"}
+    assert {p["owner_id"] for p in instalments} == {str(agent.id)}
+    hidden = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+                                   headers=other.headers)  # fmt: skip
+    assert hidden.json()["items"] == []
+    schedule_url = f"{API}/schedules/{instalments[0]['schedule_id']}"
+    assert (await both.client.get(schedule_url, headers=agent.headers)).status_code == 200
+    assert (await both.client.get(schedule_url, headers=other.headers)).status_code == 404
+
+    # a redelivered activation (same event, or deals announcing it again) creates nothing
+    async with both.app.context.session_factory() as session:
+        event = Envelope(
+            id=uuid.uuid4(), type="deals.policy.activated", version=1,
+            occurred_at="2026-01-15T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
+            data={"client_id": policy["client_id"], "premium": "100.00", "currency": "EUR",
+                  "payment_frequency": "monthly", "start_date": "2026-01-15",
+                  "end_date": "2027-01-14", "owner_id": str(agent.id)},
+        )  # fmt: skip
+        await on_policy_event(session, event, both.app.context)
+        await on_policy_event(session, event, both.app.context)
+        await session.commit()
+        count = select(func.count()).select_from(Schedule)
+        assert (await session.execute(count)).scalar_one() == 1
+    again = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+                                  headers=agent.headers)  # fmt: skip
+    assert len(again.json()["items"]) == 12
+    assert len(await both.events("payments.schedule.created")) == 1
+
+    # paying an instalment earns 12.5 % commission; a refund reverses it
+    first = instalments[0]
+    paid = await both.move(agent, first["id"], "payment", "8.37")
+    assert paid.status_code == 201, paid.text
+    await both.move(agent, first["id"], "refund", "4.00")
+    ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
+                                   headers=agent.headers)  # fmt: skip
+    amounts = sorted(Decimal(c["amount"]) for c in ledger.json()["items"])
+    assert amounts == [Decimal("-0.50"), Decimal("1.05")]  # 1.046 → 1.05; 4.37 → 0.55
+    assert (await both.client.get(f"{API}/commissions", headers=other.headers)).json()[
+        "items"
+    ] == []
+
+    # cancelling the policy cancels the future instalments without money on them
+    cancelled = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/cancel", headers=agent.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    await both.app.settle_events()
+    after = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+                                  headers=agent.headers)  # fmt: skip
+    statuses = {p["instalment"]: p["status"] for p in after.json()["items"]}
+    assert statuses[1] == "partially_refunded"
+    assert {s for i, s in statuses.items() if i > 1} <= {"cancelled", "planned", "due"}
+    assert "cancelled" in statuses.values()
+    balance = await both.client.get(f"{API}/balances", params={"policy_id": policy["id"]},
+                                    headers=agent.headers)  # fmt: skip
+    assert balance.json()["balances"][0]["paid"] == "4.37"
+
+
+async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(both: Payments) -> None:
+    manager, agent, stranger = (
+        await both.user("manager"), await both.user("agent"), await both.user("agent"))  # fmt: skip
+    client = await both.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Ola"}, headers=agent.headers
+    )
+    link = {"kind": "deals.client", "id": client.json()["id"]}
+    body = {"amount": "20.00", "currency": "EUR", "link": link}
+    made = await both.client.post(
+        f"{API}/payments", json=body, headers={**manager.headers, **key()}
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["owner_id"] == str(agent.id) and made.json()["client_id"] == link["id"]
+    peek = await both.client.post(
+        f"{API}/payments", json=body, headers={**stranger.headers, **key()}
+    )
+    assert peek.status_code == 422  # the same answer as for a client that does not exist
+    mine = await both.get(agent, made.json()["id"])
+    assert mine.status_code == 200
