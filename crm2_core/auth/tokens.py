@@ -208,11 +208,15 @@ class TokenService:
             del self._verified[token]
         access = self._decode_access(token)
         raw = access.raw
-        times = (raw.get("exp"), raw.get("nbf"), raw.get("iat"))
-        if all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
+        times = [
+            int(t)  # as PyJWT compares them
+            for t in (raw.get("exp"), raw.get("nbf"), raw.get("iat"))
+            if isinstance(t, int | float) and not isinstance(t, bool)
+        ]
+        if len(times) == 3:
             if len(self._verified) >= self.VERIFIED_CACHE_ENTRIES:
                 self._verified.clear()
-            exp, nbf, iat = (int(t) for t in times)  # type: ignore[call-overload]
+            exp, nbf, iat = times
             self._verified[token] = (access, exp, nbf, iat)
         return access
 
