@@ -1,13 +1,14 @@
-"""docs/plugins/hooks.md and the hookspecs stay in step, in both directions."""
+"""docs/plugins/hooks.md and the hookspecs (the core's and plugins' own) stay in step."""
 
 from __future__ import annotations
 
 import ast
 import inspect
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from crm2_hookspecs import PROJECT_NAME, Crm2Spec
+from crm2_hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, Crm2Spec
 
 HOOKS_MD = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
 HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
@@ -15,13 +16,39 @@ HEADING = re.compile(r"^### (\S+)\s*$", re.MULTILINE)
 NEXT_HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
 
 
-def _spec_hooks() -> dict[str, object]:
-    """Every function of ``Crm2Spec`` that carries the ``@hookspec`` marker."""
+def _marked(spec: object) -> dict[str, object]:
     return {
         name: function
-        for name, function in vars(Crm2Spec).items()
+        for name, function in vars(spec).items()
         if callable(function) and hasattr(function, f"{PROJECT_NAME}_spec")
     }
+
+
+def _plugin_specs() -> list[object]:
+    """The ``manifest.hookspecs`` of every plugin installed from this repository."""
+    specs: list[object] = []
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        manifest = getattr(entry.load(), "manifest", None)
+        specs.extend(getattr(manifest, "hookspecs", ()))
+    return specs
+
+
+def _spec_hooks() -> dict[str, object]:
+    """Every ``@hookspec`` function of ``Crm2Spec`` and of the plugins' own hookspecs."""
+    found = _marked(Crm2Spec)
+    for spec in _plugin_specs():
+        found.update(_marked(spec))
+    return found
+
+
+def test_plugin_hookspecs_are_covered() -> None:
+    assert {
+        "crm2_documents_storage_backends",
+        "crm2_notifications_channels",
+        "crm2_backup_targets",
+        "crm2_deals_validate_change",
+        "crm2_tasks_validate_change",
+    } <= set(_spec_hooks())
 
 
 def _sections() -> dict[str, str]:
@@ -51,6 +78,10 @@ def _documented_parameters(name: str, section: str) -> list[str] | None:
 
 def test_hookspec_marker_finds_the_spec_hooks() -> None:
     assert len(_spec_hooks()) >= 10
+
+
+def test_plugins_own_hookspecs_are_covered() -> None:
+    assert "crm2_notifications_channels" in _spec_hooks()
 
 
 def test_every_hook_has_a_heading_in_hooks_md() -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import APIRouter
 
 from crm2_deals.config import DealsSettings
+from crm2_deals.hookspecs import DealsSpec
 from crm2_hookspecs import (
     ConsoleView,
     Crm2Context,
@@ -29,6 +30,7 @@ manifest = PluginManifest(
     title="Deals",
     requires_core=">=0.1,<1",
     settings=DealsSettings,
+    hookspecs=(DealsSpec,),
     description="Clients, contacts, pipelines, deals, insurance policies and activities.",
 )
 
@@ -138,3 +140,11 @@ def crm2_reassign_user(
     from crm2_deals.reassign import reassign_owner
 
     return reassign_owner(session, from_user, to_user, actor)
+
+
+@hookimpl(optionalhook=True)
+def crm2_notifications_default_rules() -> Sequence[Mapping[str, Any]]:
+    """Deal won and policy renewal due, for the notifications plugin (when it is enabled)."""
+    from crm2_deals.notification_rules import RULES
+
+    return RULES
