@@ -81,7 +81,15 @@ def encode_cursor(updated_at: datetime, deal_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    moment, ident = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    """Both of crm2's cursor formats: the values alone, or ``[scope tag, values]``.
+
+    The tag (a fingerprint of the list and sort order) is crm2's check; the baseline
+    reads the values only.
+    """
+    outer = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    if len(outer) == 2 and isinstance(outer[0], str):
+        outer = outer[1]
+    moment, ident = outer
     return datetime.fromisoformat(moment["t"]), uuid.UUID(ident["u"])
 
 

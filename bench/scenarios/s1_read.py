@@ -1,12 +1,15 @@
 """Scenario 1: an authenticated GET of a small JSON resource through the full app.
 
-Baseline: a bare Starlette route answering the exact bytes crm2 answered. The crm2
-side runs every installed plugin on PostgreSQL. ``compare_get`` is shared with
+Baselines: a bare Starlette route answering the exact bytes crm2 answered, and (for
+``/auth/me``, the issue's "1 vs raw") ``raw_asyncpg_me.py``: bare Starlette verifying
+the same JWT with PyJWT and sending the same query through asyncpg, answering the
+same JSON. The crm2 side runs every installed plugin on PostgreSQL. ``compare_get`` is shared with
 scenario 9 (the same request with and without the Redis rate limiter).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -14,6 +17,7 @@ import httpx
 from harness import (
     BASELINES,
     HOST,
+    JWT_SECRET,
     PYTHON,
     Envs,
     Metric,
@@ -121,4 +125,31 @@ def scenario_1(envs: Envs, profile: Profile) -> list[Metric]:
                 variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
                 compare_get(label.split()[0], variants, path, headers, profile, *metrics)
             found += metrics
+            if path == S1_PATH:
+                found += _versus_raw_asyncpg(crm2, app, app_url, answer.json(), headers, profile)
     return found
+
+
+def _versus_raw_asyncpg(
+    crm2: Any, app: Server, app_url: str, crm2_answer: dict[str, Any],
+    headers: dict[str, str], profile: Profile,
+) -> list[Metric]:  # fmt: skip
+    """Scenario 1 against raw asyncpg + the same JWT check (``raw_asyncpg_me.py``)."""
+    metrics = read_metrics("1 auth GET /auth/me vs raw asyncpg + JWT", 0.50)
+    port = free_port()
+    env = dict(os.environ, BENCH_DSN=crm2.asyncpg_dsn, BENCH_JWT_SECRET=JWT_SECRET,
+               BENCH_ME_PERMISSIONS=json.dumps(crm2_answer["permissions"]))  # fmt: skip
+    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "raw_asyncpg_me:app",
+           "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with Server("raw_asyncpg_me", cmd, env, crm2.workdir) as raw:
+        raw_url = f"http://{HOST}:{port}"
+        raw.wait_ready(f"{raw_url}/healthz")
+        got = httpx.get(f"{raw_url}{S1_PATH}", headers=headers, timeout=10)
+        got.raise_for_status()
+        if got.json() != crm2_answer:
+            raise RuntimeError(f"raw_asyncpg_me answers another user:\n{got.text}")
+        if httpx.get(f"{raw_url}{S1_PATH}", timeout=10).status_code != 401:
+            raise RuntimeError("raw_asyncpg_me answers without a token")
+        variants = {"crm2": (app, app_url), "baseline": (raw, raw_url)}
+        compare_get("1-raw", variants, S1_PATH, headers, profile, *metrics)
+    return list(metrics)

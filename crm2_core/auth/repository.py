@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -43,16 +43,21 @@ _PUBLIC_USER_COLUMNS = (
 )
 
 
+# Built once: the path every page load takes should not rebuild (and re-key) the
+# statement per request. Executed on the session's connection: plain columns, nothing
+# the ORM would add.
+_PUBLIC_USER = (
+    select(*_PUBLIC_USER_COLUMNS, col(UserRole.role_name))
+    .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
+    .where(col(User.id) == bindparam("user_id"))
+    .order_by(col(UserRole.role_name))
+)
+
+
 async def public_user(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
-    """A user's public fields with ``roles``, in one query: the path every page load takes."""
-    rows = (
-        await session.execute(
-            select(*_PUBLIC_USER_COLUMNS, col(UserRole.role_name))
-            .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
-            .where(col(User.id) == user_id)
-            .order_by(col(UserRole.role_name))
-        )
-    ).all()
+    """A user's public fields with ``roles``, in one query."""
+    connection = await session.connection()
+    rows = (await connection.execute(_PUBLIC_USER, {"user_id": user_id})).all()
     if not rows:
         return None
     user = dict(rows[0]._mapping)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +44,11 @@ def _check_key_type(algorithm: str, key: Any, source: str) -> None:
         )
 
 
+def _now() -> float:
+    """Seconds since the epoch, as PyJWT checks exp/nbf/iat (a function, so tests can move it)."""
+    return time.time()
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     subject: uuid.UUID
@@ -63,6 +69,9 @@ class TokenService:
         # serving process says so once at start-up (see ``warn_if_ephemeral``), the CLI not.
         self.ephemeral = False
         self._signing_key, self._verify_keys = self._load_keys(settings, environment)
+        # token → (claims, exp, nbf, iat) of access tokens whose signature, issuer,
+        # audience and type verified (see ``decode_access``)
+        self._verified: dict[str, tuple[AccessClaims, int, int, int]] = {}
 
     def warn_if_ephemeral(self) -> None:
         if self.ephemeral:
@@ -175,7 +184,43 @@ class TokenService:
             cv=credentials_version,
         )
 
+    VERIFIED_CACHE_ENTRIES = 4096
+
     def decode_access(self, token: str) -> AccessClaims:
+        """The verified claims of an access token; else 401.
+
+        A client sends the same token with every request until it expires, and
+        verifying it (base64, JSON, HMAC, claim checks) is most of an authenticated
+        read's own cost. The exact token string whose signature and claims verified
+        once is kept with its times; a later request with the same string is checked
+        only against the clock (exp, nbf, iat, with the same leeway). Anything else,
+        or a time check that fails, goes through the full ``decode`` (and its error).
+        The keys never change while the process runs, so the signature cannot
+        stop verifying; the credentials version is still checked per request.
+        """
+        hit = self._verified.get(token)
+        if hit is not None:
+            access, exp, nbf, iat = hit
+            now = _now()
+            leeway = self.settings.leeway_seconds
+            if exp > now - leeway and nbf <= now + leeway and iat <= now + leeway:
+                return access
+            del self._verified[token]
+        access = self._decode_access(token)
+        raw = access.raw
+        times = [
+            int(t)  # as PyJWT compares them
+            for t in (raw.get("exp"), raw.get("nbf"), raw.get("iat"))
+            if isinstance(t, int | float) and not isinstance(t, bool)
+        ]
+        if len(times) == 3:
+            if len(self._verified) >= self.VERIFIED_CACHE_ENTRIES:
+                self._verified.clear()
+            exp, nbf, iat = times
+            self._verified[token] = (access, exp, nbf, iat)
+        return access
+
+    def _decode_access(self, token: str) -> AccessClaims:
         claims = self.decode(token, "access")
         try:
             subject = uuid.UUID(str(claims["sub"]))

@@ -92,16 +92,26 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
         return None
 
 
-async def _wait_for_committed_position(context: AppContext, event: Envelope) -> None:
+async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> None:
     """Until the relay's commit is visible, earlier events' positions are not: the order
-    check below would see a hole where an older event of the same subject sits."""
+    check below would see a hole where an older event of the same subject sits.
+
+    Waits in the handler's own transaction (one transaction per delivery, not two):
+    once the position is seen, the next statements see the relay's commit too
+    (PostgreSQL's read committed takes a snapshot per statement). A miss rolls back
+    before looking again: a lock timeout aborted the transaction, and SQLite keeps
+    one snapshot for a whole read transaction.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSITION_WAIT_SECONDS
     while True:
-        async with context.session_factory() as session:
-            committed = await _committed_position(session, event, deadline - loop.time())
+        committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
+            if session.get_bind().dialect.name == "postgresql":
+                # the handler's own statements wait for locks as configured, not as above
+                await session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
             return
+        await session.rollback()
         if loop.time() > deadline:
             raise OutOfOrder(f"event {event.id}: its position is not committed yet")
         await asyncio.sleep(POSITION_POLL_SECONDS)
@@ -110,8 +120,8 @@ async def _wait_for_committed_position(context: AppContext, event: Envelope) -> 
 async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope) -> Outcome:
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
-    await _wait_for_committed_position(context, event)
     async with context.session_factory() as session:
+        await _wait_for_committed_position(session, event)
         done = await session.get(AppliedEvent, (handler.id, event.id))
         if done is not None:
             return "duplicate"

@@ -24,7 +24,7 @@ from crm2_core.http.openapi import decorate_openapi
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
 from crm2_core.http.request_guard import guard_request
-from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.http.security import DEFAULT_HEADERS
 from crm2_core.http.streamed import streamed_routes
 from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
@@ -68,12 +68,16 @@ class Crm2App(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        inner: ASGIApp = SecurityHeadersMiddleware(super().build_middleware_stack())
         # Observability (log fields, metrics, the request's span) outside it too, for the
-        # same reason: a 500 is counted and logged with its id.
-        inner = ObservabilityMiddleware(inner, self.state.context)
+        # same reason: a 500 is counted and logged with its id. The security headers are
+        # added by the request-id layer's wrapper (one wrapper for both).
+        inner: ASGIApp = ObservabilityMiddleware(
+            super().build_middleware_stack(), self.state.context
+        )
         networks = parse_networks(self.state.context.settings.trusted_proxies)
-        return RequestIdMiddleware(ForwardedMiddleware(inner, networks))
+        return RequestIdMiddleware(
+            ForwardedMiddleware(inner, networks), extra_headers=DEFAULT_HEADERS
+        )
 
     def openapi(self) -> dict[str, Any]:
         """FastAPI's document, plus what the core adds to every route (``http/openapi.py``)."""

@@ -65,11 +65,23 @@ async def send_problem(
     await send({"type": "http.response.body", "body": payload})
 
 
-class RequestIdMiddleware:
-    """Takes a safe ``X-Request-ID`` or makes one, and echoes it on the response."""
+# The server's own ``send``, below every middleware's wrapper: for a long stream's body
+# chunks (``crm2_core.streams.response``), which no layer reads (they all act on the
+# ``http.response.start`` message only, and that one still goes through them).
+RAW_SEND_KEY = "crm2.raw_send"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestIdMiddleware:
+    """Takes a safe ``X-Request-ID`` or makes one, and echoes it on the response.
+
+    With ``extra_headers`` it also adds those the response lacks (the security
+    headers, ``crm2_core.http.security``) in the same wrapper: one layer less on
+    every message a response sends.
+    """
+
+    def __init__(self, app: ASGIApp, extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.app = app
+        self.extra_headers = extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,11 +93,17 @@ class RequestIdMiddleware:
         # copy; some test harnesses hand every request the same dict): the principal,
         # body and request id cached in it must never leak into another request.
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
+        scope[RAW_SEND_KEY] = send
+        extra = self.extra_headers
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", ()))
+                if extra:
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(h for h in extra if h[0] not in present)
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)

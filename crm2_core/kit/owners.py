@@ -37,6 +37,17 @@ async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
     return bool((await session.execute(stmt)).scalar())
 
 
+def _verified_active(principal: Principal) -> bool:
+    """Whether authenticating this request already found the caller an active user.
+
+    A bearer token's user passed ``Authenticator.check_credentials`` (exists, active,
+    current credentials version) for this very request, which marks the principal with
+    its ``credentials_version``: asking the database again adds a round trip to every
+    create and proves nothing more.
+    """
+    return principal.kind == "user" and "credentials_version" in principal.attributes
+
+
 async def resolve_owner(
     session: AsyncSession,
     principal: Principal,
@@ -55,6 +66,8 @@ async def resolve_owner(
         return owner
     if not visibility.allows(owner):
         raise OwnerForbidden("you can only assign records to yourself")
+    if owner == principal.id and _verified_active(principal):
+        return owner
     if not await is_active_user(session, owner):
         raise OwnerNotActive(f"owner {owner} is not an active user")
     return owner

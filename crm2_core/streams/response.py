@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from crm2_core.http.middleware import RAW_SEND_KEY
+
 log = logging.getLogger(__name__)
 
 SEP = "\r\n"
@@ -96,9 +98,13 @@ class SseResponse(Response):
             if scope.get("method", "GET").upper() == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
+            # Each event straight to the server, below the middleware chain: the layers
+            # act on the start message only (see ``RAW_SEND_KEY``), and a busy stream
+            # would otherwise pay every layer's wrapper on every event.
+            write = scope.get(RAW_SEND_KEY, send)
             async for chunk in self.body_iterator:
                 async with asyncio.timeout(self.send_timeout):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await write({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             listener.cancel()

@@ -138,6 +138,27 @@ async def test_expired_within_leeway_is_still_accepted(
     assert response.status_code == 200, response.text
 
 
+async def test_verified_token_is_refused_once_it_expires(
+    crm2: Crm2TestApp, agent_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process keeps tokens it verified (``TokenService.decode_access``); a kept one
+    # must still stop working when the clock passes its exp (+ leeway), like a new one.
+    token = sign(claims(agent_id, exp=int(time.time()) + 30))
+    assert (await me(crm2, token)).status_code == 200
+    assert (await me(crm2, token)).status_code == 200  # from the kept copy
+    later = time.time() + 60
+    real_datetime = jwt.api_jwt.datetime
+
+    class Later(real_datetime):  # type: ignore[misc,valid-type]
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_datetime.fromtimestamp(later, tz)
+
+    monkeypatch.setattr("crm2_core.auth.tokens._now", lambda: later)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Later)
+    assert_401_problem(await me(crm2, token))
+
+
 async def test_refresh_token_used_as_bearer_is_401(crm2: Crm2TestApp) -> None:
     await crm2.create_user("agent", email="refresh-bearer@example.com")
     login = await crm2.client.post(

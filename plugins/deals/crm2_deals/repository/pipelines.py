@@ -72,14 +72,19 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
     return await session.get(Stage, stage_id)
 
 
-async def first_open_stage(session: AsyncSession, pipeline_id: uuid.UUID) -> Stage | None:
-    stmt = (
-        select(Stage)
-        .where(col(Stage.pipeline_id) == pipeline_id, col(Stage.kind) == "open")
-        .order_by(col(Stage.position))
-        .limit(1)
+async def pipeline_with_first_open_stage(
+    session: AsyncSession, pipeline_id: uuid.UUID | None
+) -> tuple[Pipeline, Stage | None] | None:
+    """The pipeline (``pipeline_id``, else the default one) and its first open stage, in
+    one query (a new deal's start; ``None``: no such pipeline)."""
+    order = [k.column.desc() if k.descending else k.column.asc() for k in PIPELINE_ORDER]
+    stmt = select(Pipeline, Stage).outerjoin(
+        Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open")
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    if pipeline_id is not None:
+        stmt = stmt.where(col(Pipeline.id) == pipeline_id)
+    row = (await session.execute(stmt.order_by(*order, col(Stage.position)).limit(1))).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:

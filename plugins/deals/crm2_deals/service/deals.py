@@ -106,14 +106,10 @@ async def _stage_for(
         if pipeline_id is not None and stage.pipeline_id != pipeline_id:
             raise StageNotInPipeline(f"stage {stage.name!r} is not in pipeline {pipeline_id}")
         return stage
-    pipeline = (
-        await pipelines_repo.get_pipeline(session, pipeline_id)
-        if pipeline_id is not None
-        else await pipelines_repo.default_pipeline(session)
-    )
-    if pipeline is None:
+    found = await pipelines_repo.pipeline_with_first_open_stage(session, pipeline_id)
+    if found is None:
         raise PipelineNotFound(f"no pipeline {pipeline_id}" if pipeline_id else "no pipelines")
-    first = await pipelines_repo.first_open_stage(session, pipeline.id)
+    pipeline, first = found
     if first is None:
         raise StageNotFound(f"pipeline {pipeline.name!r} has no open stage")
     return first
