@@ -140,3 +140,11 @@ def crm2_reassign_user(
     from crm2_deals.reassign import reassign_owner
 
     return reassign_owner(session, from_user, to_user, actor)
+
+
+@hookimpl(optionalhook=True)
+def crm2_notifications_default_rules() -> Sequence[Mapping[str, Any]]:
+    """Deal won and policy renewal due, for the notifications plugin (when it is enabled)."""
+    from crm2_deals.notification_rules import RULES
+
+    return RULES

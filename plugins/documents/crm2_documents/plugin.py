@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from crm2_documents.config import DocumentsSettings
 from crm2_documents.hookspecs import DocumentsSpec
 from crm2_hookspecs import (
+    ConsoleView,
     Crm2Context,
     EventHandler,
     Permission,
@@ -130,6 +131,13 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
     from crm2_documents.stream import channels
 
     return channels()
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    from crm2_documents.console import VIEWS
+
+    return VIEWS
 
 
 @hookimpl

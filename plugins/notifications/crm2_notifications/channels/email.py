@@ -1,0 +1,99 @@
+"""``email``: SMTP (STARTTLS and login when configured), multipart text + HTML.
+
+The standard library's ``smtplib`` runs in a thread; the Message-ID comes from
+the delivery id, so a retried delivery is recognisably the same message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import smtplib
+import ssl
+import uuid
+from collections.abc import Collection, Mapping
+from email.message import EmailMessage
+from email.utils import formataddr
+from typing import Any
+
+from crm2_hookspecs import Crm2Context
+from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage, SendResult
+from crm2_notifications.repository import people
+
+# replies that will not change on a retry (mailbox unknown, message refused)
+PERMANENT = range(500, 600)
+
+
+def build(message: OutboundMessage, sender: str) -> EmailMessage:
+    assert message.recipient is not None
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = formataddr(
+        (message.recipient.full_name, message.address or message.recipient.email)
+    )
+    mail["Subject"] = message.title.replace("\n", " ")[:250]
+    mail["Message-ID"] = f"<{message.delivery_id}@crm2.notifications>"
+    text, body_html = message.body, html.escape(message.body).replace("\n", "<br>\n")
+    if message.digest:
+        text = "\n".join(
+            f"- {title}: {body}" if body else f"- {title}" for title, body in message.digest
+        )
+        items = "".join(
+            f"<li><b>{html.escape(t)}</b> {html.escape(b)}</li>" for t, b in message.digest
+        )
+        body_html = f"<ul>{items}</ul>"
+    if message.link:
+        text += f"\n\n{message.link}"
+        body_html += f'<p><a href="{html.escape(message.link, quote=True)}">Open in crm2</a></p>'
+    mail.set_content(text)
+    mail.add_alternative(
+        f"<html><body><h3>{html.escape(message.title)}</h3><p>{body_html}</p></body></html>",
+        subtype="html",
+    )
+    return mail
+
+
+class EmailChannel(NotificationChannel):
+    name = "email"
+    title = "E-mail"
+
+    def enabled(self, context: Crm2Context) -> bool:
+        return bool(context.plugin_settings("notifications").smtp_host)
+
+    async def addresses(
+        self, user_ids: Collection[uuid.UUID], session: Any, context: Crm2Context
+    ) -> Mapping[uuid.UUID, str]:
+        """Every active user, at the e-mail address of their account."""
+        found = await people.active_people(session, user_ids)
+        return {user_id: email for user_id, (email, _name) in found.items() if email}
+
+    async def send(self, message: OutboundMessage, context: Crm2Context) -> SendResult:
+        if message.recipient is None or not message.address:
+            return SendResult.failed("no e-mail address", retry=False)
+        settings = context.plugin_settings("notifications")
+        mail = build(message, settings.smtp_from)
+        try:
+            await asyncio.to_thread(_send, settings, mail)
+        except smtplib.SMTPResponseException as exc:
+            return SendResult.failed(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
+                status_code=exc.smtp_code,
+                retry=exc.smtp_code not in PERMANENT,
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            return SendResult.failed(f"recipient refused: {exc.recipients}", retry=False)
+        except (OSError, smtplib.SMTPException) as exc:
+            return SendResult.failed(f"{type(exc).__name__}: {exc}")
+        return SendResult.delivered(250)
+
+
+def _send(settings: Any, mail: EmailMessage) -> None:
+    timeout = settings.smtp_timeout_seconds
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+        smtp.ehlo()
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(mail)

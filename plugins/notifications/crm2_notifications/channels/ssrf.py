@@ -1,0 +1,85 @@
+"""The SSRF guard of outbound webhooks: resolve, check every address, connect to the checked one.
+
+A host is resolved with ``getaddrinfo`` (which also reads ``0x7f000001``,
+``2130706433`` and ``0177.0.0.1`` as 127.0.0.1), and every address it resolves
+to must be public: no loopback, private, link-local (169.254.169.254, the cloud
+metadata service), multicast, reserved or unspecified address, IPv4-mapped IPv6
+included. The request then goes to that very address (the Host header and TLS
+SNI keep the name), so a second DNS answer cannot swap in another target.
+Redirects are followed by hand and checked the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+class TargetRefused(ValueError):
+    """The URL may not be reached from this server."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str  # as written (Host header, SNI)
+    address: str  # the checked IP to connect to
+    port: int
+    path: str  # path + query
+
+
+def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return bool(
+        address in METADATA
+        or address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
+
+
+def parse(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetRefused(f"{url[:100]!r} is not an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise TargetRefused("credentials in webhook URLs are not allowed")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise TargetRefused(f"bad port in {url[:100]!r}") from exc
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, path
+
+
+def allow_private(context: Any) -> bool:
+    """The test-only escape hatch; never in production, whatever the setting says."""
+    setting = bool(context.plugin_settings("notifications").webhook_allow_private_targets)
+    return setting and context.settings.env != "production"
+
+
+async def resolve(url: str, *, allow_private: bool = False) -> Target:
+    scheme, host, port, path = parse(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TargetRefused(f"{host!r} does not resolve") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses:
+        raise TargetRefused(f"{host!r} does not resolve")
+    if not allow_private:
+        bad = [str(a) for a in addresses if forbidden(a)]
+        if bad:
+            raise TargetRefused(f"{host!r} resolves to a non-public address ({', '.join(bad)})")
+    return Target(scheme, host, str(addresses[0]), port, path)

@@ -1,0 +1,84 @@
+"""``telegram``: the Bot API's ``sendMessage`` to the chat a user linked with ``/start <code>``.
+
+The base URL is a setting (tests point it at a fake Bot API on 127.0.0.1). The
+whole bot shares one bucket (``telegram_rate_per_second``) besides the per-user one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import httpx
+
+from crm2_hookspecs import Crm2Context
+from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage, SendResult
+from crm2_notifications.repository import people
+
+MAX_TEXT = 4096
+
+
+def render_text(message: OutboundMessage) -> str:
+    parts = [message.title]
+    if message.digest:
+        parts += [f"• {t}" + (f": {b}" if b else "") for t, b in message.digest]
+    elif message.body:
+        parts.append(message.body)
+    if message.link:
+        parts.append(message.link)
+    return "\n\n".join(parts)[:MAX_TEXT]
+
+
+async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.Response:
+    settings = context.plugin_settings("notifications")
+    token = settings.telegram_bot_token.get_secret_value()
+    url = f"{settings.telegram_api_base_url.rstrip('/')}/bot{token}/{method}"
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
+        return await client.post(url, json=payload)
+
+
+class TelegramChannel(NotificationChannel):
+    name = "telegram"
+    title = "Telegram"
+
+    def __init__(self, rate_per_second: float | None = None) -> None:
+        self.rate_per_second = rate_per_second
+
+    def enabled(self, context: Crm2Context) -> bool:
+        return bool(context.plugin_settings("notifications").telegram_bot_token.get_secret_value())
+
+    async def addresses(
+        self, user_ids: Collection[uuid.UUID], session: Any, context: Crm2Context
+    ) -> Mapping[uuid.UUID, str]:
+        """The users who linked a chat, by chat id."""
+        chats = await people.telegram_chats(session, user_ids)
+        return {user_id: str(chat) for user_id, chat in chats.items()}
+
+    async def send(self, message: OutboundMessage, context: Crm2Context) -> SendResult:
+        if not message.address:
+            return SendResult.failed("the user has no linked Telegram chat", retry=False)
+        payload = {
+            "chat_id": int(message.address),
+            "text": render_text(message),
+            "disable_web_page_preview": True,
+        }
+        try:
+            response = await bot_call(context, "sendMessage", payload)
+        except httpx.HTTPError as exc:
+            return SendResult.failed(f"{type(exc).__name__}: {exc}")
+        if response.status_code == 200:
+            return SendResult.delivered(200)
+        retry_after: float | None = None
+        try:
+            retry_after = float(response.json().get("parameters", {}).get("retry_after"))
+        except (ValueError, TypeError, AttributeError):
+            retry_after = None
+        # 400 (chat not found) and 403 (bot blocked) will not change by retrying
+        permanent = response.status_code in (400, 401, 403, 404)
+        return SendResult.failed(
+            f"Bot API {response.status_code}: {response.text[:200]}",
+            status_code=response.status_code,
+            retry=not permanent,
+            retry_after=retry_after,
+        )

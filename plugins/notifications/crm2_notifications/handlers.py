@@ -1,0 +1,50 @@
+"""What notifications does when events arrive.
+
+``rules``: every event type the enabled plugins declare (except notifications'
+own) goes through the rules engine and the webhook subscriptions. ``send``:
+``notifications.deliveries.queued`` — after the engine's transaction committed —
+sends that event's deliveries at once instead of waiting for the job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from crm2_hookspecs import EventHandler
+from crm2_notifications.service import delivery, engine
+from crm2_notifications.service.rules import declared_event_types
+
+SEND_AT_ONCE = 20
+
+
+def _envelope(event: Any) -> dict[str, Any]:
+    return event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
+
+
+async def _rules(session: Any, event: Any, context: Any) -> None:
+    await engine.apply(session, context, _envelope(event), event.id)
+
+
+async def _send(session: Any, event: Any, context: Any) -> None:
+    source = uuid.UUID(str(_envelope(event)["data"]["source_event_id"]))
+    # a few at once, in the handler's transaction (within its time limit); a large
+    # fan-out's rest goes out with the deliveries job, one transaction per send
+    await delivery.send_due(context, event_id=source, session=session, limit=SEND_AT_ONCE)
+
+
+def handlers(context: Any) -> list[EventHandler]:
+    types = tuple(
+        sorted(t for t in declared_event_types(context) if not t.startswith("notifications."))
+    )
+    found = [
+        EventHandler(
+            name="send",
+            event_types=("notifications.deliveries.queued",),
+            handle=_send,
+            max_retries=3,
+        )
+    ]
+    if types:
+        found.append(EventHandler(name="rules", event_types=types, handle=_rules, max_retries=8))
+    return found

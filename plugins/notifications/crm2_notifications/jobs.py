@@ -1,0 +1,28 @@
+"""Scheduled work through the core scheduler: due deliveries (retries, quiet hours) and digests.
+
+Both are safe to run twice or in two processes at once: deliveries are claimed
+by a conditional UPDATE, a digest day likewise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm2_hookspecs import ScheduledJob
+from crm2_notifications.service import delivery, digest
+
+
+async def _deliveries(context: Any) -> None:
+    await delivery.send_due(context)
+
+
+async def _digests(context: Any) -> None:
+    await digest.send_digests(context)
+
+
+def scheduled_jobs(context: Any) -> list[ScheduledJob]:
+    interval: int = context.plugin_settings("notifications").delivery_interval_seconds
+    return [
+        ScheduledJob(name="deliveries", interval_seconds=interval, run=_deliveries),
+        ScheduledJob(name="digests", interval_seconds=300, run=_digests),
+    ]

@@ -1,0 +1,51 @@
+"""Rules and webhook subscriptions: admin tables without an owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import Repository, Sorts, Visibility
+from crm2_notifications.errors import RuleNotFound, WebhookNotFound
+from crm2_notifications.models import Rule, Webhook
+
+ADMIN = Visibility.system()
+
+
+def _by_name(model: Any) -> Sorts:
+    return Sorts({"name": model.name}, id_column=model.id, default="name")
+
+
+RULES = Repository(Rule, RuleNotFound, sorts=_by_name(Rule), noun="rule")
+WEBHOOKS = Repository(Webhook, WebhookNotFound, sorts=_by_name(Webhook), noun="webhook")
+
+
+async def name_taken(
+    session: AsyncSession, model: type[Rule] | type[Webhook], name: str, other: uuid.UUID | None
+) -> bool:
+    stmt = select(exists().where(func.lower(model.name) == name.lower(), col(model.id) != other))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Rule]:
+    stmt = (
+        select(Rule)
+        .where(col(Rule.event_type) == event_type, col(Rule.enabled).is_(True))
+        .order_by(col(Rule.name))
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def builtin_keys(session: AsyncSession) -> set[str]:
+    stmt = select(col(Rule.builtin_key)).where(col(Rule.builtin_key).is_not(None))
+    return {k for k in (await session.execute(stmt)).scalars() if k}
+
+
+async def active_webhooks(session: AsyncSession) -> Sequence[Webhook]:
+    stmt = select(Webhook).where(col(Webhook.active).is_(True))
+    return list((await session.execute(stmt)).scalars())

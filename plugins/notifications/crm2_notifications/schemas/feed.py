@@ -1,0 +1,84 @@
+"""The feed, preferences, the delivery log and the Telegram link."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from crm2_core.api import RequestModel, ResponseModel
+
+Mode = Literal["immediate", "digest", "off"]
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class NotificationPublic(ResponseModel):
+    id: uuid.UUID
+    title: str
+    body: str
+    link: str | None
+    event_type: str
+    subject: str
+    read_at: datetime | None
+    created_at: datetime
+
+
+class UnreadCount(ResponseModel):
+    unread: int
+
+
+class MarkRead(RequestModel):
+    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=500)]
+
+
+class ReadResult(ResponseModel):
+    marked: int
+    unread: int
+
+
+class PreferenceIn(RequestModel):
+    channel: Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{0,31})$")]
+    event_type: Annotated[str, Field(max_length=100, pattern=r"^(\*|[a-z][a-z0-9_.]*[a-z0-9_])$")]
+    mode: Mode
+
+
+class PreferencesIn(RequestModel):
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    quiet_start: HHMM | None = None
+    quiet_end: HHMM | None = None
+    rules: Annotated[list[PreferenceIn], Field(max_length=200)] | None = Field(
+        None, description="replaces every channel/event-type choice when sent"
+    )
+
+
+class PreferencesPublic(ResponseModel):
+    timezone: str
+    quiet_start: str | None
+    quiet_end: str | None
+    rules: list[PreferenceIn]
+    channels: list[str] = Field(description="the channels this deployment has")
+    version: int
+
+
+class DeliveryPublic(ResponseModel):
+    id: uuid.UUID
+    channel: str
+    status: str
+    user_id: uuid.UUID | None
+    webhook_id: uuid.UUID | None
+    event_id: uuid.UUID
+    event_type: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class TelegramLinkCode(ResponseModel):
+    code: str
+    url: str | None = Field(description="t.me deep link, when the bot's name is configured")
+    expires_at: datetime

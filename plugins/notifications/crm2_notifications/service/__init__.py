@@ -1,0 +1,1 @@
+"""Service of the notifications plugin, one module per concern."""

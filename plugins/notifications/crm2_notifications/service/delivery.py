@@ -1,0 +1,287 @@
+"""Sending queued deliveries: claim, rate-limit, send through the channel, record the outcome.
+
+A delivery is claimed with a conditional UPDATE (``pending`` → ``sending``), so two
+workers never send it twice; a claim left behind by a dead worker returns to
+``pending`` after ``STALE_CLAIM``. A failed attempt is retried with exponential
+backoff and jitter, up to ``max_attempts``, then dead-lettered; every attempt
+is in the delivery log and emits ``notifications.delivery.*``. A rate-limited
+delivery is put back for when a token is there — it is never dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import SYSTEM, publish
+from crm2_notifications import clock, quiet
+from crm2_notifications.channels import registry
+from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded
+from crm2_notifications.hookspecs import (
+    NotificationChannel,
+    OutboundMessage,
+    Recipient,
+    SendResult,
+)
+from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, Webhook
+from crm2_notifications.repository import people
+
+STALE_CLAIM = timedelta(minutes=10)
+
+
+@asynccontextmanager
+async def unit(context: Any, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+    """The caller's session (an event handler's: it commits), or a short one of our own.
+
+    On SQLite a second writer would wait for the handler's transaction: never open one
+    beside it.
+    """
+    if session is not None:
+        yield session
+        await session.flush()
+        return
+    async with context.session_factory() as own:
+        yield own
+        await own.commit()
+
+
+def absolute(link: str | None, public_url: str) -> str | None:
+    if link and link.startswith("/") and public_url:
+        return public_url.rstrip("/") + link
+    return link
+
+
+async def recipient(session: AsyncSession, context: Any, user_id: uuid.UUID) -> Recipient | None:
+    found = await people.active_people(session, [user_id])
+    if user_id not in found:
+        return None
+    email, name = found[user_id]
+    settings = (await people.user_settings(session, [user_id])).get(user_id)
+    default = context.plugin_settings("notifications").default_timezone
+    zone = quiet.zone(settings.timezone if settings else None, default).key
+    return Recipient(user_id=user_id, email=email, full_name=name, timezone=zone)
+
+
+async def _message(session: AsyncSession, context: Any, delivery: Delivery) -> OutboundMessage:
+    settings = context.plugin_settings("notifications")
+    common: dict[str, Any] = {
+        "delivery_id": delivery.id,
+        "channel": delivery.channel,
+        "event_type": delivery.event_type,
+        "attempt": delivery.attempts + 1,
+    }
+    if delivery.webhook_id is not None:
+        hook = await session.get(Webhook, delivery.webhook_id)
+        live = hook is not None and hook.active
+        return OutboundMessage(
+            **common,
+            title=delivery.event_type,
+            body="",
+            event=delivery.payload or {},
+            webhook_id=delivery.webhook_id,
+            address=hook.url if hook and live else None,
+            extra={"secrets": list(hook.secrets) if hook and live else []},
+        )
+    note = await session.get(Notification, delivery.notification_id)
+    who = await recipient(session, context, delivery.user_id) if delivery.user_id else None
+    address = None
+    channel = registry(context).get(delivery.channel)
+    if who is not None and channel is not None:
+        address = (await channel.addresses([who.user_id], session, context)).get(who.user_id)
+    return OutboundMessage(
+        **common,
+        recipient=who,
+        address=address,
+        title=note.title if note else delivery.event_type,
+        body=note.body if note else "",
+        link=absolute(note.link if note else None, settings.public_url),
+    )
+
+
+async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> float:
+    """Seconds until both the per-key and the channel-wide bucket give a token (0: now)."""
+    from crm2_notifications.ratelimit import buckets_for
+
+    settings = context.plugin_settings("notifications")
+    buckets = buckets_for(context)
+    wait = await buckets.take(
+        f"{channel.name}:{key}", settings.rate_per_minute / 60.0, settings.rate_burst
+    )
+    if wait > 0:
+        return wait
+    if channel.rate_per_second:
+        rate = channel.rate_per_second
+        return await buckets.take(f"{channel.name}:*", rate, max(1, int(rate)))
+    return 0.0
+
+
+def backoff(context: Any, attempts: int) -> float:
+    settings = context.plugin_settings("notifications")
+    delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempts - 1))
+    return float(delay * random.uniform(0.5, 1.0))
+
+
+async def send_due(
+    context: Any,
+    *,
+    event_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+    session: AsyncSession | None = None,
+    limit: int | None = None,
+) -> Counter[str]:
+    """Send every due ``pending`` delivery (of ``event_id`` only, when given), at most ``limit``.
+
+    With ``session`` (an event handler's) every send shares one transaction: keep
+    ``limit`` small there, the ``deliveries`` job sends the rest one transaction each.
+    """
+    now = now or clock.now(context)
+    batch = limit or context.plugin_settings("notifications").delivery_batch
+    async with unit(context, session) as db:
+        await db.execute(  # claims of a dead worker
+            update(Delivery)
+            .where(col(Delivery.status) == "sending", col(Delivery.updated_at) < now - STALE_CLAIM)
+            .values(status="pending")
+        )
+        stmt = select(col(Delivery.id)).where(
+            col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now
+        )
+        if event_id is not None:
+            stmt = stmt.where(col(Delivery.event_id) == event_id)
+        ordered = stmt.order_by(col(Delivery.next_attempt_at)).limit(batch)
+        ids = list((await db.execute(ordered)).scalars())
+    outcomes: Counter[str] = Counter()
+    for delivery_id in ids:
+        outcomes[await send_one(context, delivery_id, now, session)] += 1
+    return outcomes
+
+
+async def _claim(
+    context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None
+) -> bool:
+    async with unit(context, session) as db:
+        result = await db.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id, col(Delivery.status) == "pending")
+            .values(status="sending", updated_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def _load(db: AsyncSession, delivery_id: uuid.UUID) -> Delivery:
+    delivery = await db.get(Delivery, delivery_id, populate_existing=True)
+    assert delivery is not None
+    return delivery
+
+
+async def send_one(
+    context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None = None
+) -> str:
+    """``delivered`` | ``failed`` | ``dead`` | ``deferred`` (rate limit) | ``skipped``."""
+    if not await _claim(context, delivery_id, now, session):
+        return "skipped"
+    async with unit(context, session) as db:
+        delivery = await _load(db, delivery_id)
+        message = await _message(db, context, delivery)
+    channel = registry(context).get(delivery.channel)
+    if channel is None or not channel.enabled(context):
+        result = SendResult.failed(f"channel {delivery.channel!r} is not available here")
+    elif delivery.user_id is not None and message.recipient is None:
+        result = SendResult.failed("the recipient is no longer an active user", retry=False)
+    else:
+        key = str(delivery.user_id or delivery.webhook_id)
+        wait = await rate_wait(context, channel, key)
+        if wait > 0:
+            await _requeue(context, delivery_id, now + timedelta(seconds=wait), session)
+            return "deferred"
+        try:
+            result = await channel.send(message, context)
+        except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
+            result = SendResult.failed(f"{type(exc).__name__}: {exc}")
+    return await record(context, delivery_id, result, now, session)
+
+
+async def _requeue(
+    context: Any, delivery_id: uuid.UUID, at: datetime, session: AsyncSession | None
+) -> None:
+    async with unit(context, session) as db:
+        await db.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(status="pending", next_attempt_at=at)
+        )
+
+
+async def record(
+    context: Any,
+    delivery_id: uuid.UUID,
+    result: SendResult,
+    now: datetime,
+    session: AsyncSession | None = None,
+) -> str:
+    """Write the attempt, the delivery's new state and its event, in one transaction."""
+    max_attempts = context.plugin_settings("notifications").max_attempts
+    async with unit(context, session) as db:
+        session = db
+        delivery = await _load(db, delivery_id)
+        delivery.attempts += 1
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts,
+                ok=result.ok,
+                status_code=result.status_code,
+                error=result.error,
+                at=now,
+            )
+        )
+        common: dict[str, Any] = {
+            "delivery_id": delivery.id,
+            "channel": delivery.channel,
+            "user_id": delivery.user_id,
+            "webhook_id": delivery.webhook_id,
+            "source_event_type": delivery.event_type,
+            "attempts": delivery.attempts,
+            "status_code": result.status_code,
+        }
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        delivery.updated_at = now
+        if result.ok:
+            outcome = "delivered"
+            delivery.status, delivery.delivered_at = "delivered", now
+            publish(session, DeliverySucceeded(**common), subject=delivery.id, actor=SYSTEM)
+        elif not result.retry or delivery.attempts >= max_attempts:
+            outcome = "dead"
+            delivery.status = "dead"
+            error = result.error or "failed"
+            publish(
+                session,
+                DeliveryDeadLettered(**common, error=error),
+                subject=delivery.id,
+                actor=SYSTEM,
+            )
+        else:
+            outcome = "failed"
+            delay = max(result.retry_after or 0.0, backoff(context, delivery.attempts))
+            delivery.status = "pending"
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            publish(
+                session,
+                DeliveryFailed(
+                    **common,
+                    error=result.error or "failed",
+                    next_attempt_at=delivery.next_attempt_at.isoformat(),
+                ),
+                subject=delivery.id,
+                actor=SYSTEM,
+            )
+    return outcome

@@ -1,0 +1,133 @@
+"""Daily digests: a user's ``digest`` deliveries folded into one message per channel.
+
+Due once the user's local ``digest_hour`` has come (their zone, DST included)
+and no digest went out that local day. The day is claimed with a conditional
+UPDATE, so two processes never send the same digest. A digest that fails puts
+its deliveries back as ordinary ones, retried and dead-lettered as usual.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_notifications import clock, quiet
+from crm2_notifications.channels import registry
+from crm2_notifications.hookspecs import OutboundMessage, SendResult
+from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
+from crm2_notifications.repository import people
+from crm2_notifications.service.delivery import recipient
+
+DIGEST_NS = uuid.UUID("8b0e7c36-55a4-4c1e-9d61-0c7f1b2a9e10")
+
+
+async def _claim_day(session: AsyncSession, user_id: uuid.UUID, day: date) -> bool:
+    result = await session.execute(
+        update(UserSettings)
+        .where(
+            col(UserSettings.user_id) == user_id,
+            or_(col(UserSettings.last_digest_on).is_(None), col(UserSettings.last_digest_on) < day),
+        )
+        .values(last_digest_on=day)
+    )
+    if getattr(result, "rowcount", 0) == 1:
+        return True
+    if await session.get(UserSettings, user_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(UserSettings(user_id=user_id, last_digest_on=day))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def send_digests(context: Any, now: datetime | None = None) -> int:
+    """Send the due digests; returns how many messages went out."""
+    now = now or clock.now(context)
+    settings = context.plugin_settings("notifications")
+    async with context.session_factory() as session:
+        stmt = select(col(Delivery.user_id)).where(col(Delivery.status) == "digest").distinct()
+        users = [u for u in (await session.execute(stmt)).scalars() if u is not None]
+        by_user = await people.user_settings(session, users)
+    sent = 0
+    for user_id in users:
+        row = by_user.get(user_id)
+        tz = quiet.zone(row.timezone if row else None, settings.default_timezone)
+        day = quiet.digest_due(now, tz, settings.digest_hour, row.last_digest_on if row else None)
+        if day is None:
+            continue
+        async with context.session_factory() as session:
+            if not await _claim_day(session, user_id, day):
+                continue
+            await session.commit()
+        sent += await _send_user(context, user_id, day, now)
+    return sent
+
+
+async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime) -> int:
+    async with context.session_factory() as session:
+        stmt = (
+            select(Delivery, Notification)
+            .join(Notification, col(Notification.id) == col(Delivery.notification_id))
+            .where(col(Delivery.user_id) == user_id, col(Delivery.status) == "digest")
+            .order_by(col(Delivery.created_at))
+        )
+        groups: dict[str, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
+        for delivery, note in (await session.execute(stmt)).all():
+            groups[delivery.channel].append((delivery.id, note.title, note.body))
+        who = await recipient(session, context, user_id)
+        addresses: dict[str, str | None] = {}
+        for name in groups:
+            channel = registry(context).get(name)
+            if channel is not None:
+                addresses[name] = (await channel.addresses([user_id], session, context)).get(
+                    user_id
+                )
+    sent = 0
+    for name, items in groups.items():
+        channel = registry(context).get(name)
+        message = OutboundMessage(
+            address=addresses.get(name),
+            delivery_id=uuid.uuid5(DIGEST_NS, f"{user_id}:{name}:{day}"),
+            channel=name,
+            title=f"crm2: {len(items)} notification(s) of {day.isoformat()}",
+            body="",
+            event_type="notifications.digest",
+            recipient=who,
+            digest=tuple((title, body) for _id, title, body in items),
+        )
+        if channel is None or who is None:
+            result = SendResult.failed("channel or recipient unavailable")
+        else:
+            try:
+                result = await channel.send(message, context)
+            except Exception as exc:
+                result = SendResult.failed(f"{type(exc).__name__}: {exc}")
+        ids = [i for i, _t, _b in items]
+        async with context.session_factory() as session:
+            values: dict[str, Any] = (
+                {"status": "delivered", "delivered_at": now, "attempts": Delivery.attempts + 1}
+                if result.ok
+                else {"status": "pending", "next_attempt_at": now}
+            )
+            await session.execute(
+                update(Delivery).where(col(Delivery.id).in_(ids)).values(**values, updated_at=now)
+            )
+            if result.ok:
+                session.add_all(
+                    DeliveryAttempt(
+                        delivery_id=i, attempt=1, ok=True, status_code=result.status_code, at=now
+                    )
+                    for i in ids
+                )
+            await session.commit()
+        sent += int(result.ok)
+    return sent

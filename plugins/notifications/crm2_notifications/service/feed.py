@@ -1,0 +1,61 @@
+"""A user's feed: list, unread count, mark read. Always the caller's own rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import PageParams, acting_user, publish
+from crm2_hookspecs import Principal
+from crm2_notifications import clock
+from crm2_notifications.events import FeedRead
+from crm2_notifications.models import Notification
+from crm2_notifications.repository import feed as repo
+from crm2_notifications.visibility import own
+
+
+async def page(
+    session: AsyncSession, principal: Principal, params: PageParams, unread_only: bool
+) -> tuple[list[Notification], str | None]:
+    return await repo.FEED.page(session, repo.feed(own(principal), unread_only), params)
+
+
+async def get(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Notification:
+    return await repo.get(session, own(principal), id)
+
+
+async def unread(session: AsyncSession, principal: Principal) -> int:
+    return await repo.unread_count(session, own(principal))
+
+
+async def mark_read(
+    session: AsyncSession, context: Any, principal: Principal, ids: list[uuid.UUID] | None
+) -> tuple[int, int]:
+    """Mark ``ids`` (``None``: all) read; returns (marked, unread left). Ids of others: ignored."""
+    visibility = own(principal)
+    changed = await repo.mark_read(session, visibility, ids, clock.now(context))
+    left = await repo.unread_count(session, visibility)
+    if changed:
+        publish(
+            session,
+            FeedRead(
+                user_id=acting_user(principal),
+                notification_ids=changed[:500],
+                all_read=ids is None,
+                unread=left,
+            ),
+            subject=acting_user(principal),
+            actor=principal,
+        )
+    return len(changed), left
+
+
+async def mark_one(
+    session: AsyncSession, context: Any, principal: Principal, id: uuid.UUID
+) -> Notification:
+    row = await repo.get(session, own(principal), id)  # 404 for another user's
+    await mark_read(session, context, principal, [id])
+    await session.refresh(row)
+    return row

@@ -1,0 +1,86 @@
+"""A user's preferences: zone, quiet hours, and per channel / event type: immediate, digest, off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import acting_user, check_version
+from crm2_hookspecs import Principal
+from crm2_notifications import clock, quiet
+from crm2_notifications.channels import registry
+from crm2_notifications.errors import InvalidPreference
+from crm2_notifications.models import Preference, UserSettings
+from crm2_notifications.schemas.feed import PreferenceIn, PreferencesIn, PreferencesPublic
+
+
+async def _settings(session: AsyncSession, principal: Principal) -> UserSettings:
+    user_id = acting_user(principal)
+    row = await session.get(UserSettings, user_id)
+    if row is None:
+        row = UserSettings(user_id=user_id)
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def read(session: AsyncSession, context: Any, principal: Principal) -> PreferencesPublic:
+    # a GET writes nothing: a user who never saved preferences sees the defaults
+    row = await session.get(UserSettings, acting_user(principal)) or UserSettings(
+        user_id=acting_user(principal)
+    )
+    stmt = select(Preference).where(col(Preference.user_id) == row.user_id)
+    prefs = (
+        await session.execute(stmt.order_by(col(Preference.channel), col(Preference.event_type)))
+    ).scalars()
+    default = context.plugin_settings("notifications").default_timezone
+    return PreferencesPublic(
+        timezone=row.timezone or default,
+        quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end,
+        rules=[
+            PreferenceIn(channel=p.channel, event_type=p.event_type, mode=p.mode) for p in prefs
+        ],
+        channels=registry(context).names(),
+        version=row.version,
+    )
+
+
+async def update(
+    session: AsyncSession, context: Any, principal: Principal, if_match: str, data: PreferencesIn
+) -> PreferencesPublic:
+    row = await _settings(session, principal)
+    check_version(if_match, row.version)
+    sent = data.model_dump(exclude_unset=True)
+    if sent.get("timezone") is not None:
+        try:
+            quiet.zone_strict(sent["timezone"])
+        except ValueError as exc:
+            raise InvalidPreference(str(exc)) from exc
+        row.timezone = sent["timezone"]
+    if "quiet_start" in sent or "quiet_end" in sent:
+        start = sent.get("quiet_start", row.quiet_start)
+        end = sent.get("quiet_end", row.quiet_end)
+        if (start is None) != (end is None):
+            raise InvalidPreference("quiet_start and quiet_end go together (or both null)")
+        row.quiet_start, row.quiet_end = start, end
+    if data.rules is not None:
+        known = set(registry(context).names()) | {"*"}
+        unknown = sorted({p.channel for p in data.rules} - known)
+        if unknown:
+            raise InvalidPreference(f"unknown channel(s) {unknown}")
+        seen = {(p.channel, p.event_type) for p in data.rules}
+        if len(seen) != len(data.rules):
+            raise InvalidPreference("each channel/event_type pair may appear once")
+        await session.execute(delete(Preference).where(col(Preference.user_id) == row.user_id))
+        session.add_all(
+            Preference(user_id=row.user_id, channel=p.channel, event_type=p.event_type, mode=p.mode)
+            for p in data.rules
+        )
+    row.version += 1
+    row.updated_at = clock.now(context)
+    await session.flush()
+    return await read(session, context, principal)

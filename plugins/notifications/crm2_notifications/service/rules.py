@@ -1,0 +1,150 @@
+"""Rules as data: admins manage them; plugins ship defaults through a hook.
+
+A rule is *active* when it is enabled, the plugin that shipped it (if any) is
+enabled, and an enabled plugin declares its event type. Shipped rules are
+stored once, at start-up, under ``<plugin>:<key>``; after that they belong to
+the admins (a changed or disabled shipped rule stays as they left it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import check_version
+from crm2_notifications import conditions, templates
+from crm2_notifications.channels import registry
+from crm2_notifications.errors import InvalidRule
+from crm2_notifications.models import Rule
+from crm2_notifications.repository import admin as repo
+from crm2_notifications.schemas.rules import RuleCreate, RulePublic, RuleUpdate
+
+
+def declared_event_types(context: Any) -> set[str]:
+    return {
+        cls.event_type
+        for _plugin, classes in context.plugins.call("crm2_event_types")
+        for cls in classes
+    }
+
+
+def public(rule: Rule, context: Any, declared: Iterable[str] | None = None) -> RulePublic:
+    known = set(declared) if declared is not None else declared_event_types(context)
+    active = (
+        rule.enabled
+        and rule.event_type in known
+        and (rule.plugin is None or context.is_enabled(rule.plugin))
+    )
+    return RulePublic.model_validate({**rule.model_dump(), "active": active})
+
+
+def _check(
+    context: Any,
+    event_type: str,
+    when: list[dict[str, Any]],
+    template: dict[str, Any],
+    channels: list[str],
+) -> None:
+    if event_type.startswith("notifications."):
+        raise InvalidRule("rules react to other plugins' events, not to notifications' own")
+    unknown = sorted(set(channels) - set(registry(context).names()))
+    if unknown:
+        raise InvalidRule(
+            f"unknown channel(s) {unknown}; this deployment has {registry(context).names()}"
+        )
+    try:
+        for raw in when:
+            conditions.check(raw)
+        for key in ("title", "body", "link"):
+            templates.check(str(template.get(key) or ""))
+    except (conditions.ConditionInvalid, templates.TemplateInvalid) as exc:
+        raise InvalidRule(str(exc)) from exc
+
+
+def _values(data: RuleCreate) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "event_type": data.event_type,
+        "conditions": [c.model_dump() for c in data.conditions],
+        "template": data.template.model_dump(),
+        "recipients": data.recipients.model_dump(mode="json"),
+        "channels": list(dict.fromkeys(data.channels)),
+        "enabled": data.enabled,
+    }
+
+
+async def create_rule(session: AsyncSession, context: Any, data: RuleCreate) -> Rule:
+    values = _values(data)
+    _check(
+        context, values["event_type"], values["conditions"], values["template"], values["channels"]
+    )
+    if await repo.name_taken(session, Rule, data.name, None):
+        raise InvalidRule(f"a rule is already called {data.name!r}")
+    return await repo.RULES.add(session, Rule(**values))
+
+
+async def update_rule(
+    session: AsyncSession, context: Any, rule_id: uuid.UUID, if_match: str, data: RuleUpdate
+) -> Rule:
+    rule = await repo.RULES.get_or_404(session, repo.ADMIN, rule_id)
+    version = check_version(if_match, rule.version)
+    sent = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    if "name" in sent and await repo.name_taken(session, Rule, sent["name"], rule.id):
+        raise InvalidRule(f"a rule is already called {sent['name']!r}")
+    if "channels" in sent:
+        sent["channels"] = list(dict.fromkeys(sent["channels"]))
+    merged = {**rule.model_dump(), **sent}
+    _check(
+        context, merged["event_type"], merged["conditions"], merged["template"], merged["channels"]
+    )
+    await repo.RULES.update(session, rule, sent, expected_version=version, only_changed=False)
+    return rule
+
+
+async def delete_rule(session: AsyncSession, rule_id: uuid.UUID, if_match: str | None) -> None:
+    rule = await repo.RULES.get_or_404(session, repo.ADMIN, rule_id)
+    check_version(if_match, rule.version)
+    await repo.RULES.delete(session, rule.id)
+
+
+def _shipped(plugin: str, raw: Mapping[str, Any]) -> Rule:
+    """A shipped rule checked like an admin's (a bad one stops start-up, naming the plugin)."""
+    try:
+        data = RuleCreate.model_validate({k: v for k, v in raw.items() if k != "key"})
+    except ValidationError as exc:
+        raise InvalidRule(f"{plugin}: default rule {raw.get('key')!r}: {exc}") from exc
+    key = str(raw.get("key") or "")
+    if not key:
+        raise InvalidRule(f"{plugin}: a default rule needs a 'key'")
+    return Rule(**_values(data), builtin_key=f"{plugin}:{key}"[:100], plugin=plugin)
+
+
+async def sync_default_rules(context: Any) -> int:
+    """Store the enabled plugins' shipped rules that are not stored yet; returns how many."""
+    wanted = [
+        _shipped(plugin, raw)
+        for plugin, raw in context.plugins.collect("crm2_notifications_default_rules")
+    ]
+    if not wanted:
+        return 0
+    added = 0
+    async with context.session_factory() as session:
+        have = await repo.builtin_keys(session)
+        for rule in wanted:
+            if rule.builtin_key in have:
+                continue
+            if await repo.name_taken(session, Rule, rule.name, None):
+                rule.name = f"{rule.name} ({rule.plugin})"[:200]
+            try:
+                async with session.begin_nested():
+                    session.add(rule)
+                added += 1
+            except IntegrityError:
+                pass  # another process stored it first
+        await session.commit()
+    return added

@@ -1,0 +1,137 @@
+"""The Telegram bot: one-time link codes, and the webhook Telegram calls with updates.
+
+``POST /telegram/link`` gives a signed-in user a code (single use, 10 minutes,
+stored as its SHA-256). The user sends ``/start <code>`` to the bot (the t.me
+deep link does it); the webhook links that chat to the user. The webhook checks
+``X-Telegram-Bot-Api-Secret-Token`` (Telegram signs no body) and ignores an
+``update_id`` it has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeGuard
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import acting_user
+from crm2_hookspecs import Principal
+from crm2_notifications import clock
+from crm2_notifications.errors import TelegramOff, TelegramSecretInvalid
+from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
+
+LINKED = "Linked: crm2 notifications will arrive in this chat."
+BAD_CODE = "This link code is unknown, used or expired. Get a new one in crm2."
+HELLO = "Open crm2 → Notifications → Link Telegram, and follow the link it gives you."
+
+
+def _bigint(value: Any) -> TypeGuard[int]:
+    """An int that fits the BIGINT columns (Telegram's ids do; a forged one may not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+async def new_code(
+    session: AsyncSession, context: Any, principal: Principal
+) -> tuple[str, datetime]:
+    settings = context.plugin_settings("notifications")
+    if not settings.telegram_bot_token.get_secret_value():
+        raise TelegramOff("set CRM2_NOTIFICATIONS_TELEGRAM_BOT_TOKEN to link Telegram")
+    now = clock.now(context)
+    user_id = acting_user(principal)
+    # one open code per user: a new one replaces the old
+    await session.execute(
+        delete(TelegramCode).where(
+            col(TelegramCode.user_id) == user_id, col(TelegramCode.used_at).is_(None)
+        )
+    )
+    code = secrets.token_urlsafe(24)
+    expires = now + timedelta(seconds=settings.telegram_link_ttl_seconds)
+    session.add(TelegramCode(code_hash=_hash(code), user_id=user_id, expires_at=expires))
+    await session.flush()
+    return code, expires
+
+
+def check_secret(context: Any, sent: str | None) -> None:
+    expected = context.plugin_settings("notifications").telegram_webhook_secret.get_secret_value()
+    if not expected:
+        raise TelegramOff(
+            "the Telegram webhook is off (no CRM2_NOTIFICATIONS_TELEGRAM_WEBHOOK_SECRET)"
+        )
+    if sent is None or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise TelegramSecretInvalid("wrong X-Telegram-Bot-Api-Secret-Token")
+
+
+async def _first_time(session: AsyncSession, update_id: int, now: datetime) -> bool:
+    if await session.get(TelegramUpdate, update_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(TelegramUpdate(update_id=update_id, received_at=now))
+    except IntegrityError:
+        return False  # the same update, delivered twice at once
+    return True
+
+
+async def _link(session: AsyncSession, code: str, chat_id: int, now: datetime) -> bool:
+    claimed = await session.execute(
+        update(TelegramCode)
+        .where(
+            col(TelegramCode.code_hash) == _hash(code),
+            col(TelegramCode.used_at).is_(None),
+            col(TelegramCode.expires_at) > now,
+        )
+        .values(used_at=now)
+        .returning(col(TelegramCode.user_id))
+    )
+    user_id = claimed.scalar_one_or_none()
+    if user_id is None:
+        return False
+    # a chat belongs to one user, a user has one chat: the newest link wins
+    await session.execute(
+        delete(TelegramLink).where(
+            (col(TelegramLink.chat_id) == chat_id) | (col(TelegramLink.user_id) == user_id)
+        )
+    )
+    session.add(TelegramLink(user_id=user_id, chat_id=chat_id, linked_at=now))
+    await session.flush()
+    return True
+
+
+async def handle_update(
+    session: AsyncSession, context: Any, update_body: Mapping[str, Any]
+) -> tuple[int, str] | None:
+    """Apply one update; returns ``(chat_id, reply)`` for the bot to send, or ``None``."""
+    now = clock.now(context)
+    update_id = update_body.get("update_id")
+    if not _bigint(update_id) or not await _first_time(session, update_id, now):
+        return None
+    message = update_body.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    chat = message.get("chat")
+    text = message.get("text")
+    if (
+        not isinstance(chat, Mapping)
+        or not isinstance(chat.get("id"), int)
+        or not isinstance(text, str)
+    ):
+        return None
+    chat_id: int = chat["id"]
+    command, _, argument = text.strip().partition(" ")
+    if command.split("@")[0] != "/start":
+        return None
+    if not argument.strip():
+        return chat_id, HELLO
+    linked = await _link(session, argument.strip()[:200], chat_id, now)
+    return chat_id, LINKED if linked else BAD_CODE

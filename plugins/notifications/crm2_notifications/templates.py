@@ -1,0 +1,69 @@
+"""Rule templates: Jinja2's sandbox, so an admin's template can read the event, never run code.
+
+Templates see ``event`` (the envelope), ``data`` (its payload), ``type``,
+``subject``, ``actor`` and ``record`` (the rule's record through
+``crm2_resolve_entity``, when it names one). A missing value renders empty.
+Beyond the sandbox's own checks (no attribute starting with ``_``, no unsafe
+callables), ``**`` is refused and ``*`` may not build strings or lists longer
+than a few thousand items, so a template cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_REPEAT = 5_000
+MAX_OUTPUT = 20_000
+
+
+class TemplateInvalid(ValueError):
+    """A template that does not parse (or asks for something the sandbox refuses)."""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            raise SecurityError("the power operator is not allowed in templates")
+        for seq, count in ((left, right), (right, left)):
+            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if sized and count * max(len(seq), 1) > MAX_REPEAT:
+                raise SecurityError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False)
+
+
+def check(template: str) -> None:
+    """Refuse, at save time, a template that does not parse."""
+    try:
+        _ENV.parse(template)
+    except TemplateError as exc:
+        raise TemplateInvalid(f"template {template[:60]!r}: {exc}") from exc
+
+
+def render(template: str, variables: Mapping[str, Any]) -> str:
+    """The rendered text; a template failing at run time renders as its raw source."""
+    try:
+        text = _ENV.from_string(template).render(**variables)
+    except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
+        text = f"[template error: {type(exc).__name__}]"
+    return text[:MAX_OUTPUT]
+
+
+def variables(envelope: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "event": envelope,
+        "data": envelope.get("data") or {},
+        "type": envelope.get("type"),
+        "subject": envelope.get("subject"),
+        "actor": envelope.get("actor") or {},
+        "record": record or {},
+    }

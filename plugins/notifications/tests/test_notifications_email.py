@@ -1,0 +1,125 @@
+"""The ``email`` channel against a real SMTP server on 127.0.0.1 (aiosmtpd): the channel
+contract, and a rule's notification arriving as multipart text + HTML after a login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from crm2_notifications.channels.email import EmailChannel
+from crm2_notifications.hookspecs import NotificationChannel
+from crm2_notifications.models import Delivery
+from crm2_notifications.testing import ChannelContract
+from notifications_kit import Notifications, SmtpServer, shipped_rule
+
+
+class TestEmailChannel(ChannelContract):
+    @pytest.fixture
+    def channel(self) -> NotificationChannel:
+        return EmailChannel()
+
+    @pytest.fixture
+    async def channel_context(self, crm2_app_factory: Any, smtp_server: SmtpServer) -> Any:
+        app = await crm2_app_factory(
+            plugins=["notifications"],
+            plugin_settings={"notifications": smtp_server.settings()},
+        )
+        return app.context
+
+    @pytest.fixture
+    def address(self) -> str:
+        return "anna@example.com"
+
+    @pytest.fixture
+    def received(self, smtp_server: SmtpServer) -> Any:
+        async def texts() -> list[str]:
+            return smtp_server.mailbox.texts()
+
+        return texts
+
+    @pytest.fixture
+    def service_down(self, smtp_server: SmtpServer) -> Any:
+        return smtp_server.stop
+
+
+@pytest.fixture
+async def with_smtp(crm2_app_factory: Any, smtp_server: SmtpServer) -> Notifications:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(public_url="https://crm.example")},
+    )
+    await shipped_rule(app, enabled=False)
+    return Notifications(app)
+
+
+async def test_a_rule_sends_multipart_mail_to_the_owner(
+    with_smtp: Notifications, smtp_server: SmtpServer
+) -> None:
+    admin, owner = await with_smtp.users("admin", "agent")
+    await with_smtp.rule(
+        admin,
+        template={
+            "title": "Won: {{ data.title }}",
+            "body": "Value <{{ data.value }}>",
+            "link": "/ping/{{ subject }}",
+        },
+        channels=["inapp", "email"],
+    )
+    await with_smtp.ping(admin, title="Fleet", value=900, owner_id=owner.id)
+    await with_smtp.settle()
+
+    (mail,) = smtp_server.mailbox.messages
+    assert smtp_server.mailbox.logins == [("crm2", "s3cret")]
+    assert smtp_server.mailbox.envelopes[0][1] == [owner.email]
+    assert mail["Subject"] == "Won: Fleet" and mail["From"] == "crm2 <crm2@example.com>"
+    assert mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[attr-defined]
+    assert "Value <900>" in text and "https://crm.example/ping/" in text
+    assert "Value &lt;900&gt;" in html and 'href="https://crm.example/ping/' in html
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert delivery.status == "delivered" and delivery.attempts == 1
+    assert mail["Message-ID"] == f"<{delivery.id}@crm2.notifications>"
+
+
+async def test_a_down_server_is_retried_then_dead_lettered(
+    with_smtp: Notifications, smtp_server: SmtpServer
+) -> None:
+    from datetime import timedelta
+
+    from crm2_notifications.service.delivery import send_due
+
+    from crm2_core.api import utcnow
+
+    admin, owner = await with_smtp.users("admin", "agent")
+    await with_smtp.rule(admin, channels=["email"])
+    await smtp_server.stop()
+    await with_smtp.ping(admin, owner_id=owner.id)
+    await with_smtp.settle()
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_error
+    later = utcnow()
+    for _ in range(10):  # max_attempts is 6: the rest find nothing due
+        later += timedelta(days=1)
+        await send_due(with_smtp.context, now=later)
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert delivery.status == "dead" and delivery.attempts == 6
+    await with_smtp.settle()
+    admin_log = await with_smtp.client.get(
+        "/api/v1/notifications/deliveries", params={"status": "dead"}, headers=admin.headers
+    )
+    (logged,) = admin_log.json()["items"]
+    assert logged["attempts"] == 6 and logged["channel"] == "email"
+    events = [e.type for e in await with_smtp.rows(_event_record())]
+    assert events.count("notifications.delivery.failed") == 5
+    assert events.count("notifications.delivery.dead_lettered") == 1
+
+
+def _event_record() -> Any:
+    from crm2_core.testing import EventRecord
+
+    return EventRecord

@@ -1,0 +1,127 @@
+"""Preferences: quiet hours and the daily digest in the user's zone, on a controllable clock,
+across both DST changes of Europe/Berlin in 2026 (29 March, 25 October)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from crm2_notifications import quiet
+from crm2_notifications.clock import set_clock
+from crm2_notifications.models import Delivery
+from crm2_notifications.service.delivery import send_due
+from crm2_notifications.service.digest import send_digests
+from notifications_kit import API, Notifications, SmtpServer, User, shipped_rule
+
+BERLIN = quiet.zone("Europe/Berlin")
+
+
+def test_quiet_hours_end_in_local_time_across_spring_forward() -> None:
+    # Sat 28 March 23:30 CET (22:30 UTC); the night the clocks go 02:00 -> 03:00
+    now = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)
+    release = quiet.release_at(now, BERLIN, "22:00", "07:00")
+    assert release == datetime(2026, 3, 29, 5, 0, tzinfo=UTC)  # 07:00 CEST
+    assert quiet.release_at(now, BERLIN, "08:00", "20:00") == now  # outside: at once
+
+
+def test_quiet_hours_across_fall_back_and_a_gap_time() -> None:
+    now = datetime(2026, 10, 24, 21, 0, tzinfo=UTC)  # 23:00 CEST
+    assert quiet.release_at(now, BERLIN, "22:00", "07:00") == datetime(
+        2026, 10, 25, 6, 0, tzinfo=UTC
+    )
+    # quiet until 02:30, a time that does not exist on 29 March: released at 03:30 CEST
+    early = datetime(2026, 3, 29, 0, 10, tzinfo=UTC)  # 01:10 CET
+    assert quiet.release_at(early, BERLIN, "00:00", "02:30") == datetime(
+        2026, 3, 29, 1, 30, tzinfo=UTC
+    )
+
+
+def test_digest_is_due_once_per_local_day_at_its_hour() -> None:
+    before = datetime(2026, 10, 25, 6, 59, tzinfo=UTC)  # 07:59 CET (after fall back)
+    at = datetime(2026, 10, 25, 7, 0, tzinfo=UTC)  # 08:00 CET
+    assert quiet.digest_due(before, BERLIN, 8, None) is None
+    assert quiet.digest_due(at, BERLIN, 8, None) == date(2026, 10, 25)
+    assert quiet.digest_due(at, BERLIN, 8, date(2026, 10, 25)) is None
+
+
+async def _prefs(n: Notifications, user: User, **body: Any) -> Any:
+    current = await n.client.get(f"{API}/preferences", headers=user.headers)
+    assert current.status_code == 200
+    headers = {**user.headers, "If-Match": current.headers["ETag"]}
+    return await n.client.patch(f"{API}/preferences", json=body, headers=headers)
+
+
+async def test_quiet_hours_hold_mail_and_a_digest_folds_the_rest(
+    crm2_app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, quiet_user, digest_user = await n.users("admin", "agent", "agent")
+    await n.rule(admin, channels=["inapp", "email"], recipients={"data_fields": ["owner_id"]})
+    changed = await _prefs(
+        n, quiet_user, timezone="Europe/Berlin", quiet_start="22:00", quiet_end="07:00"
+    )
+    assert changed.status_code == 200, changed.text
+    assert (
+        await _prefs(
+            n,
+            digest_user,
+            timezone="Europe/Berlin",
+            rules=[{"channel": "email", "event_type": "*", "mode": "digest"}],
+        )
+    ).status_code == 200
+
+    night = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+    set_clock(n.context, lambda: night)
+    for owner in (quiet_user, digest_user, digest_user):
+        await n.ping(admin, title=f"for {owner.email}", owner_id=owner.id)
+    await n.settle()
+    assert smtp_server.mailbox.messages == []  # quiet for one, digest for the other
+    assert len(await n.feed(quiet_user)) == 1  # the feed is not held
+
+    morning = datetime(2026, 3, 29, 5, 0, tzinfo=UTC)  # 07:00 CEST
+    await send_due(n.context, now=morning)
+    (held,) = smtp_server.mailbox.messages
+    assert held["To"].addresses[0].addr_spec == quiet_user.email
+
+    assert await send_digests(n.context, now=datetime(2026, 3, 29, 5, 59, tzinfo=UTC)) == 0
+    assert await send_digests(n.context, now=datetime(2026, 3, 29, 6, 0, tzinfo=UTC)) == 1  # 08:00
+    assert await send_digests(n.context, now=datetime(2026, 3, 29, 9, 0, tzinfo=UTC)) == 0
+    digest = smtp_server.mailbox.messages[-1]
+    assert digest["To"].addresses[0].addr_spec == digest_user.email
+    assert digest["Subject"].startswith("crm2: 2 notification(s) of 2026-03-29")
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    assert text.count(f"for {digest_user.email}") == 2
+    assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
+
+
+async def test_preferences_are_validated_and_off_means_off(
+    notifications: Notifications,
+) -> None:
+    admin, owner = await notifications.users("admin", "agent")
+    for body in (
+        {"timezone": "Mars/Olympus"},
+        {"quiet_start": "22:00"},
+        {"quiet_start": "25:00", "quiet_end": "07:00"},
+        {"rules": [{"channel": "pigeon", "event_type": "*", "mode": "off"}]},
+        {"rules": [{"channel": "inapp", "event_type": "*", "mode": "loud"}]},
+    ):
+        response = await _prefs(notifications, owner, **body)
+        assert response.status_code == 422, (body, response.text)
+    stale = {**owner.headers, "If-Match": '"v99"'}
+    patched = await notifications.client.patch(f"{API}/preferences", json={}, headers=stale)
+    assert patched.status_code == 412
+    off = [{"channel": "inapp", "event_type": "ping.thing.happened", "mode": "off"}]
+    assert (await _prefs(notifications, owner, rules=off)).status_code == 200
+    await notifications.rule(admin)
+    await notifications.ping(admin, owner_id=owner.id)
+    await notifications.settle()
+    assert await notifications.feed(owner) == []

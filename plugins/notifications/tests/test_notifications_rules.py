@@ -1,0 +1,147 @@
+"""The rules engine: event type + conditions → sandboxed templates → recipients → the feed."""
+
+from __future__ import annotations
+
+from crm2_notifications.models import Delivery, Notification
+from notifications_kit import API, Notifications
+
+
+async def test_a_matching_event_puts_a_rendered_notification_in_the_owners_feed(
+    notifications: Notifications,
+) -> None:
+    admin, owner, other = await notifications.users("admin", "agent", "agent")
+    await notifications.rule(
+        admin,
+        template={
+            "title": "{{ data.title }} for {{ record.name }}",
+            "body": "value {{ data.value }}",
+            "link": "/ping/{{ subject }}",
+        },
+        conditions=[{"field": "data.value", "op": "gte", "value": 10}],
+    )
+    await notifications.ping(admin, title="Big", value=12, owner_id=owner.id)
+    await notifications.ping(admin, title="Small", value=3, owner_id=owner.id)  # condition fails
+    await notifications.settle()
+
+    (item,) = await notifications.feed(owner)
+    assert item["title"] == "Big for Big" and item["body"] == "value 12"
+    assert item["link"].startswith("/ping/") and item["read_at"] is None
+    assert await notifications.feed(other) == []
+
+
+async def test_redelivered_event_makes_no_second_notification(notifications: Notifications) -> None:
+    from crm2_notifications.service import engine
+    from sqlalchemy import select
+
+    from crm2_core.testing import EventRecord
+
+    admin, owner = await notifications.user("admin"), await notifications.user("agent")
+    await notifications.rule(admin, channels=["inapp"])
+    await notifications.ping(admin, owner_id=owner.id)
+    await notifications.settle()
+    async with notifications.context.session_factory() as session:
+        record = (
+            await session.execute(
+                select(EventRecord).where(EventRecord.type == "ping.thing.happened")
+            )
+        ).scalar_one()
+        envelope = {
+            "id": str(record.id),
+            "type": record.type,
+            "subject": record.subject,
+            "data": record.data,
+            "actor": {"kind": "user"},
+        }
+        assert await engine.apply(session, notifications.context, envelope, record.id) == 0
+        await session.commit()
+    assert len(await notifications.rows(Notification)) == 1
+    assert await notifications.rows(Delivery) == []
+
+
+async def test_recipients_by_role_user_list_and_data_field(notifications: Notifications) -> None:
+    admin = await notifications.user("admin")
+    manager, listed, owner, bystander = await notifications.users(
+        "manager", "viewer", "agent", "agent"
+    )
+    await notifications.rule(
+        admin,
+        recipients={"roles": ["manager"], "users": [str(listed.id)], "data_fields": ["owner_id"]},
+    )
+    await notifications.ping(admin, owner_id=owner.id)
+    await notifications.settle()
+    for user in (manager, listed, owner):
+        assert len(await notifications.feed(user)) == 1
+    assert await notifications.feed(bystander) == []
+
+
+async def test_templates_cannot_run_code(notifications: Notifications) -> None:
+    admin, owner = await notifications.user("admin"), await notifications.user("agent")
+    await notifications.rule(
+        admin,
+        template={
+            "title": "{{ ''.__class__.__mro__ }}|{{ 'x' * 100000 }}",
+            "body": "{{ data.nope.deeper }}-{{ range.__globals__ }}",
+        },
+    )
+    await notifications.ping(admin, owner_id=owner.id)
+    await notifications.settle()
+    (item,) = await notifications.feed(owner)
+    assert "class" not in item["title"] and len(item["title"]) < 100
+    assert "globals" not in item["body"]
+
+
+async def test_bad_rules_are_422_and_change_nothing(notifications: Notifications) -> None:
+    admin = await notifications.user("admin")
+    base = {
+        "name": "r",
+        "event_type": "ping.thing.happened",
+        "template": {"title": "x"},
+        "recipients": {},
+    }
+    bad = [
+        {**base, "template": {"title": "{% for %}"}},
+        {**base, "channels": ["pigeon"]},
+        {**base, "conditions": [{"field": "Data..x", "op": "eq"}]},
+        {**base, "event_type": "notifications.delivery.failed"},
+        {**base, "event_type": "not an event"},
+        {**base, "name": "\x00"},
+    ]
+    for body in bad:
+        response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    listed = await notifications.client.get(f"{API}/rules", headers=admin.headers)
+    assert [r["builtin_key"] for r in listed.json()["items"]] == ["ping:thing-happened"]
+
+
+async def test_rules_are_admin_only_and_versioned(notifications: Notifications) -> None:
+    admin, agent = await notifications.user("admin"), await notifications.user("agent")
+    assert (
+        await notifications.client.get(f"{API}/rules", headers=agent.headers)
+    ).status_code == 403
+    rule = await notifications.rule(admin)
+    url = f"{API}/rules/{rule['id']}"
+    stale = {**admin.headers, "If-Match": '"v0"'}
+    assert (
+        await notifications.client.patch(url, json={"enabled": False}, headers=stale)
+    ).status_code == 412
+    fresh = {**admin.headers, "If-Match": f'"v{rule["version"]}"'}
+    changed = await notifications.client.patch(url, json={"enabled": False}, headers=fresh)
+    assert changed.status_code == 200 and changed.json()["active"] is False
+    assert (await notifications.client.delete(url, headers=admin.headers)).status_code == 204
+    assert (await notifications.client.get(url, headers=admin.headers)).status_code == 404
+
+
+async def test_a_plugins_shipped_rule_is_stored_once_and_works(
+    notifications: Notifications,
+) -> None:
+    from crm2_notifications.service.rules import sync_default_rules
+    from notifications_kit import shipped_rule
+
+    assert await sync_default_rules(notifications.context) == 0  # stored at start-up already
+    await shipped_rule(notifications.app, enabled=True)
+    admin, owner = await notifications.user("admin"), await notifications.user("agent")
+    await notifications.ping(admin, title="Kettle", value=2, owner_id=owner.id)
+    await notifications.settle()
+    (item,) = await notifications.feed(owner)
+    assert item["title"] == "Kettle happened" and item["body"] == "Value 2 for Kettle"

@@ -1,0 +1,154 @@
+"""The ``telegram`` channel and bot against a fake Bot API on 127.0.0.1: the channel
+contract, the secret token, ``update_id`` dedup, and linking a chat with ``/start <code>``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from crm2_notifications.channels.telegram import TelegramChannel
+from crm2_notifications.clock import set_clock
+from crm2_notifications.hookspecs import NotificationChannel
+from crm2_notifications.models import TelegramLink
+from crm2_notifications.service.telegram import BAD_CODE, LINKED
+from crm2_notifications.testing import ChannelContract
+from fake_telegram import TOKEN, FakeBotApi, fake_bot_api
+from notifications_kit import API, Notifications, User, shipped_rule
+
+from crm2_core.api import utcnow
+
+SECRET = "webhook-secret-0123456789"
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[FakeBotApi]:
+    async with fake_bot_api() as fake:
+        yield fake
+
+
+def telegram_settings(fake: FakeBotApi) -> dict[str, Any]:
+    return {
+        "telegram_bot_token": TOKEN,
+        "telegram_api_base_url": fake.url,
+        "telegram_webhook_secret": SECRET,
+        "telegram_bot_name": "crm2_test_bot",
+    }
+
+
+class TestTelegramChannel(ChannelContract):
+    @pytest.fixture
+    def channel(self) -> NotificationChannel:
+        return TelegramChannel(rate_per_second=25)
+
+    @pytest.fixture
+    async def channel_context(self, crm2_app_factory: Any, bot: FakeBotApi) -> Any:
+        app = await crm2_app_factory(
+            plugins=["notifications"], plugin_settings={"notifications": telegram_settings(bot)}
+        )
+        return app.context
+
+    @pytest.fixture
+    def address(self) -> str:
+        return "4242"
+
+    @pytest.fixture
+    def received(self, bot: FakeBotApi) -> Any:
+        return bot.texts
+
+    @pytest.fixture
+    def service_down(self, bot: FakeBotApi) -> Any:
+        return bot.fail
+
+
+@pytest.fixture
+async def with_bot(crm2_app_factory: Any, bot: FakeBotApi) -> Notifications:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": telegram_settings(bot)},
+    )
+    await shipped_rule(app, enabled=False)
+    return Notifications(app)
+
+
+async def _update(
+    n: Notifications, update_id: int, text: str, chat: int = 777, secret: str | None = SECRET
+) -> Any:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    body = {
+        "update_id": update_id,
+        "message": {"message_id": 1, "chat": {"id": chat, "type": "private"}, "text": text},
+    }
+    return await n.client.post(f"{API}/telegram/webhook", json=body, headers=headers)
+
+
+async def _code(n: Notifications, user: User) -> str:
+    made = await n.client.post(f"{API}/telegram/link", headers=user.headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] == f"https://t.me/crm2_test_bot?start={made.json()['code']}"
+    return str(made.json()["code"])
+
+
+async def test_the_webhook_needs_the_secret_token(with_bot: Notifications, bot: FakeBotApi) -> None:
+    for secret in (None, "wrong"):
+        response = await _update(with_bot, 1, "/start x", secret=secret)
+        assert response.status_code == 403
+        assert response.headers["content-type"] == "application/problem+json"
+    assert bot.sent == []
+
+
+async def test_link_flow_single_use_codes_and_update_dedup(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    admin, owner = await with_bot.users("admin", "agent")
+    code = await _code(with_bot, owner)
+    assert (await _update(with_bot, 10, f"/start {code}")).status_code == 204
+    assert bot.to(777) == [LINKED]
+    (link,) = await with_bot.rows(TelegramLink)
+    assert link.user_id == owner.id and link.chat_id == 777
+    # the same update again (Telegram retries): nothing happens
+    assert (await _update(with_bot, 10, f"/start {code}")).status_code == 204
+    assert bot.to(777) == [LINKED]
+    # the code is single use, even from another chat
+    assert (await _update(with_bot, 11, f"/start {code}", chat=888)).status_code == 204
+    assert bot.to(888) == [BAD_CODE]
+    # an expired code is refused
+    late = await _code(with_bot, admin)
+    set_clock(with_bot.context, lambda: utcnow() + timedelta(minutes=11))
+    await _update(with_bot, 12, f"/start {late}", chat=999)
+    assert bot.to(999) == [BAD_CODE]
+    set_clock(with_bot.context, None)
+
+    # a linked user's notifications reach the chat
+    await with_bot.rule(admin, template={"title": "Hi {{ data.title }}"}, channels=["telegram"])
+    await with_bot.ping(admin, title="Fleet", owner_id=owner.id)
+    await with_bot.settle()
+    assert bot.to(777)[-1] == "Hi Fleet"
+
+
+async def test_a_user_without_a_linked_chat_gets_no_telegram_delivery(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    from crm2_notifications.models import Delivery
+
+    admin, owner = await with_bot.users("admin", "agent")
+    await with_bot.rule(admin, channels=["inapp", "telegram"])
+    await with_bot.ping(admin, owner_id=owner.id)
+    await with_bot.settle()
+    assert await with_bot.rows(Delivery) == []
+    assert len(await with_bot.feed(owner)) == 1 and bot.sent == []
+
+
+async def test_bad_webhook_bodies_are_4xx_or_ignored(with_bot: Notifications) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    url = f"{API}/telegram/webhook"
+    broken = {**headers, "content-type": "application/json"}
+    assert (await with_bot.client.post(url, content=b"{", headers=broken)).status_code == 400
+    huge = {"update_id": 2**70, "message": {"chat": {"id": 2**70}, "text": "/start x"}}
+    for body in ({}, {"update_id": "x"}, {"update_id": 5, "message": "no"}, huge):
+        assert (await with_bot.client.post(url, json=body, headers=headers)).status_code == 204

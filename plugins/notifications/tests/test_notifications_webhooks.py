@@ -1,0 +1,209 @@
+"""Outbound webhooks: Standard Webhooks signatures with rotating secrets, retries, the delivery
+log, and the SSRF guard (0 connections reach loopback / private / metadata targets)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+from crm2_notifications.channels import ssrf
+from crm2_notifications.channels.webhook import WebhookChannel, verify
+from crm2_notifications.models import Delivery, DeliveryAttempt
+from crm2_notifications.service.delivery import send_due
+from crm2_notifications.testing import message_for
+from notifications_kit import API, Notifications, shipped_rule
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from crm2_core.api import utcnow
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    fail_next: int = 0
+    redirect_to: str | None = None
+
+    async def handle(self, request: Request) -> Response:
+        if self.redirect_to:
+            return Response(status_code=307, headers={"location": self.redirect_to})
+        self.calls.append((dict(request.headers), await request.body()))
+        if self.fail_next:
+            self.fail_next -= 1
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+
+@contextlib.asynccontextmanager
+async def receiver(host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
+    fake = Receiver()
+    app = Starlette(routes=[Route("/hook", fake.handle, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind((host, 0))
+    fake.url = f"http://{host}:{sock.getsockname()[1]}/hook"
+    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
+            await asyncio.sleep(0.01)
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, 5)
+
+
+@dataclass
+class Listener:
+    """A bare TCP listener that counts the connections it accepts."""
+
+    port: int = 0
+    accepted: int = 0
+
+
+@contextlib.asynccontextmanager
+async def listener(host: str = "127.0.0.1") -> AsyncIterator[Listener]:
+    counted = Listener()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counted.accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(accept, host, 0)
+    counted.port = server.sockets[0].getsockname()[1]
+    try:
+        yield counted
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _app(crm2_app_factory: Any, **settings: Any) -> Notifications:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": settings},
+    )
+    await shipped_rule(app, enabled=False)
+    return Notifications(app)
+
+
+async def test_signed_delivery_retry_rotation_and_log(crm2_app_factory: Any) -> None:
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    admin = await n.user("admin")
+    async with receiver() as hook:
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "erp", "url": hook.url, "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 201, made.text
+        secret = made.json()["secrets"][0]
+        assert secret.startswith("whsec_")
+
+        hook.fail_next = 1
+        await n.ping(admin, title="One")
+        await n.settle()
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "pending" and delivery.last_status_code == 503
+        await send_due(n.context, now=utcnow() + timedelta(hours=2))
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "delivered" and delivery.attempts == 2
+
+        (h1, _b1), (h2, b2) = hook.calls
+        assert h1["webhook-id"] == h2["webhook-id"] == str(delivery.id)  # same id on a retry
+        assert verify(secret, h2, b2) and b'"type":"ping.thing.happened"' in b2
+        codes = sorted((a.attempt, a.status_code) for a in await n.rows(DeliveryAttempt))
+        assert codes == [(1, 503), (2, 204)]
+
+        # rotation: while both secrets are listed, each signature verifies
+        headers = {**admin.headers, "If-Match": f'"v{made.json()["version"]}"'}
+        rotated = await n.client.patch(
+            f"{API}/webhooks/{made.json()['id']}", json={"rotate_secret": True}, headers=headers
+        )
+        new_secret, old_secret = rotated.json()["secrets"]
+        assert old_secret == secret
+        await n.ping(admin, title="Two")
+        await n.settle()
+        headers3, body3 = hook.calls[-1]
+        assert len(headers3["webhook-signature"].split()) == 2
+        assert verify(new_secret, headers3, body3) and verify(old_secret, headers3, body3)
+        assert not verify("whsec_" + "A" * 32, headers3, body3)
+
+
+TARGETS = [
+    "http://127.0.0.1:{port}/",
+    "http://0x7f000001:{port}/",
+    "http://2130706433:{port}/",
+    "http://0177.0.0.1:{port}/",
+    "http://localhost:{port}/",
+    "http://[::ffff:127.0.0.1]:{port}/",
+    "http://[::1]:{port}/",
+    "http://127.0.0.1:5432/",
+    "http://127.0.0.1:6379/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://[fe80::1]/",
+    "http://224.0.0.1/",
+    "http://0.0.0.0:{port}/",
+]
+
+
+async def test_the_ssrf_guard_refuses_every_internal_target(crm2_app_factory: Any) -> None:
+    n = await _app(crm2_app_factory)  # the guard on: the default
+    admin = await n.user("admin")
+    channel = WebhookChannel()
+    async with listener() as counted:
+        for number, template in enumerate(TARGETS):
+            url = template.format(port=counted.port)
+            if number % 5 == 0:  # saving a subscription checks the URL with the same guard
+                made = await n.client.post(
+                    f"{API}/webhooks",
+                    json={"name": "x", "url": url, "event_types": ["ping.*"]},
+                    headers=admin.headers,
+                )
+                assert made.status_code == 422, (url, made.text)
+            sent = await channel.send(
+                message_for(channel, url, extra={"secrets": ["whsec_" + "A" * 32]}), n.context
+            )
+            assert not sent.ok and not sent.retry and "refused" in (sent.error or ""), url
+        assert counted.accepted == 0
+
+
+async def test_a_redirect_to_loopback_is_refused(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first hop is let through (127.0.0.2 stands in for a public host); its redirect
+    to 127.0.0.1 is checked again and refused before any connection."""
+    public = ssrf.forbidden
+    monkeypatch.setattr(ssrf, "forbidden", lambda a: str(a) != "127.0.0.2" and public(a))
+    n = await _app(crm2_app_factory)
+    channel = WebhookChannel()
+    async with listener() as counted, receiver("127.0.0.2") as hook:
+        hook.redirect_to = f"http://127.0.0.1:{counted.port}/"
+        sent = await channel.send(
+            message_for(channel, hook.url, extra={"secrets": ["whsec_" + "A" * 32]}), n.context
+        )
+        assert not sent.ok and "refused" in (sent.error or "")
+        assert counted.accepted == 0
