@@ -97,6 +97,7 @@ class Crm2TestApp:
         deadline = loop.time() + within
         try:
             async with asyncio.timeout(within):
+                last: tuple[int, int] | None = None
                 while True:
                     await bus.relay_once()
                     if await self._unrelayed():
@@ -104,15 +105,30 @@ class Crm2TestApp:
                         continue
                     if drain is not None:
                         await drain(max(0.0, deadline - loop.time()))
-                    # A handler that ran may have published: quiet only if nothing is new.
-                    if not await self._unrelayed():
+                    # The app's own relay may have just taken an event a handler published
+                    # and not yet queued it: quiet means nothing changed over a short pause.
+                    seen = await self._progress()
+                    if seen == last and not await self._unrelayed():
                         return
+                    last = seen
+                    await asyncio.sleep(0.02)
         except TimeoutError:
             waiting = await self._unrelayed()
             raise AssertionError(
                 f"events did not settle within {within}s: {waiting} event(s) still waiting "
                 "to be relayed, or handlers still running (a handler chain that never ends?)"
             ) from None
+
+    async def _progress(self) -> tuple[int, int]:
+        """How many events exist and how many handler applications were recorded."""
+        from sqlalchemy import func, select
+
+        from crm2_core.events.models import AppliedEvent, EventRecord
+
+        async with self.context.session_factory() as session:
+            events = await session.execute(select(func.count()).select_from(EventRecord))
+            applied = await session.execute(select(func.count()).select_from(AppliedEvent))
+            return int(events.scalar_one()), int(applied.scalar_one())
 
     async def _unrelayed(self) -> int:
         from sqlalchemy import func, select
