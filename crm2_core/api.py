@@ -33,6 +33,7 @@ from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
+from crm2_core.http.streamed import STREAMED_BODY
 from crm2_core.kit.cli import run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
@@ -108,6 +109,7 @@ from crm2_core.schemas import (
 __all__ = [
     "DEFAULT_LIMIT",
     "NAMING_CONVENTION",
+    "STREAMED_BODY",
     "SYSTEM",
     "Actor",
     "Amount",

@@ -25,6 +25,7 @@ from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
 from crm2_core.http.request_guard import guard_request
 from crm2_core.http.security import SecurityHeadersMiddleware
+from crm2_core.http.streamed import streamed_routes
 from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry
@@ -135,6 +136,7 @@ def create_app(
         BodyMiddleware,
         max_body_bytes=context.settings.max_body_bytes,
         max_upload_bytes=context.settings.max_upload_bytes,
+        streamed=streamed_routes(app.state.crm2_routes),
     )
     limiter = build_rate_limiter(context.settings, context.redis)
     if limiter is not None:

@@ -90,14 +90,22 @@ class IdempotencyMiddleware:
     @staticmethod
     def _fingerprint(scope: Scope) -> str:
         digest = hashlib.sha256()
+        state = scope.get("state", {})
+        content_type = header(scope, b"content-type") or ""
+        if "body" not in state:
+            # A streamed body (``http/streamed.py``) is not read here: its media type
+            # without parameters (a multipart boundary is new on every retry) and its
+            # declared length stand for it.
+            content_type = content_type.split(";", 1)[0].strip().lower()
+            content_type += "\0" + (header(scope, b"content-length") or "")
         for part in (
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode(),
-            header(scope, b"content-type") or "",
+            content_type,
         ):
             digest.update(part.encode() + b"\0")
-        digest.update(scope.get("state", {}).get("body", b""))
+        digest.update(state.get("body", b""))
         return digest.hexdigest()
 
     async def _run(

@@ -108,11 +108,20 @@ class BodyMiddleware:
     the idempotency layer hash the exact bytes the route will see.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_upload_bytes: int = 0,
+        streamed: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # a file upload (multipart/form-data, e.g. a CSV import) may be larger
         self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
+        # Routes that read their body as a stream (documents' uploads) enforce their
+        # own limit while reading: buffering them here would hold a whole file in memory.
+        self.streamed = streamed
 
     def _limit(self, scope: Scope) -> int:
         media_type = _media_type(header(scope, b"content-type"))
@@ -120,6 +129,9 @@ class BodyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if self.streamed is not None and self.streamed(scope):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")

@@ -1,7 +1,7 @@
 "use client";
 
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
@@ -27,8 +27,19 @@ function useOpenApi() {
   });
 }
 
+/** What a built-in screen adds around the generic list: links per row, tools above it. */
+export interface ViewExtras {
+  /** Shown in an extra last column of every row (e.g. a link to the record's own screen). */
+  rowExtra?: (item: Record<string, unknown>) => ReactNode;
+  rowExtraLabel?: string;
+  /** Beside the Create button. */
+  toolbar?: ReactNode;
+  /** Told whenever the filters are applied (e.g. so an export can use the same ones). */
+  onFilters?: (filters: Record<string, string>) => void;
+}
+
 /** Any plugin's section, from its ConsoleView: filters, a cursor-paged list, a create form. */
-export function GenericView({ view }: { view: ConsoleViewPublic }) {
+export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; extras?: ViewExtras }) {
   const t = useT();
   const locale = useUi((s) => s.locale);
   const [filters, setFilters] = useState<Record<string, string>>({});
@@ -62,7 +73,9 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
   function applyFilters(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
-    setFilters(Object.fromEntries(view.filters.map((f) => [f, String(form.get(f) ?? "")])));
+    const chosen = Object.fromEntries(view.filters.map((f) => [f, String(form.get(f) ?? "")]));
+    setFilters(chosen);
+    extras.onFilters?.(chosen);
   }
 
   const show = (column: string, value: unknown) =>
@@ -73,6 +86,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
       <div className="row">
         <h1>{viewTitle(view, locale)}</h1>
         <span className="spacer" />
+        {extras.toolbar}
         {view.form.length > 0 && (
           <button type="button" onClick={() => setCreating((c) => !c)}>
             {t("list.create")}
@@ -114,6 +128,11 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
                   <span className="visually-hidden">{t("list.actions")}</span>
                 </th>
               )}
+              {extras.rowExtra && (
+                <th scope="col">
+                  <span className="visually-hidden">{extras.rowExtraLabel ?? t("list.actions")}</span>
+                </th>
+              )}
             </tr>
           </thead>
           <tbody>
@@ -149,6 +168,7 @@ export function GenericView({ view }: { view: ConsoleViewPublic }) {
                     ))}
                   </td>
                 )}
+                {extras.rowExtra && <td>{extras.rowExtra(item)}</td>}
               </tr>
             ))}
           </tbody>

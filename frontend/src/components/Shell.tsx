@@ -4,6 +4,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useMemo, useSyncExternalStore, type ReactNode } from "react";
 import { session } from "@/api/client";
+import { Bell } from "@/components/Bell";
 import { useLiveStreams } from "@/lib/useLive";
 import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -50,6 +51,7 @@ function SignedInShell({ children }: { children: ReactNode }) {
           {t(`live.${live}`)}
         </span>
         <span className="spacer" />
+        {views.data?.views.some((v) => v.screen === "notifications.feed") && <Bell />}
         <label className="inline">
           <span className="visually-hidden">{t("language")}</span>
           <select

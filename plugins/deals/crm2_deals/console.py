@@ -49,6 +49,7 @@ VIEWS = (
         columns=("name", "kind", "emails", "phones", "updated_at"),
         filters=("q", "tag"),
         form=("kind", "name", "emails", "phones", "address"),
+        screen="deals.clients",
         stream="deals",
         order=20,
     ),

@@ -1,4 +1,4 @@
-"""Scenario 13: one deals event fanned out to 1,000 recipients' feeds.
+"""Scenario 14: one deals event fanned out to 1,000 recipients' feeds.
 
 crm2: the notifications rules engine (``baselines/notif_fanout.py crm2``) applies one
 ``deals.deal.won`` to a rule for the 1,000 users of a role — rule lookup, recipients,
@@ -44,15 +44,15 @@ def _run(env: Crm2Env, side: str) -> float:
     return seconds
 
 
-def scenario_13(envs: Envs, profile: Profile) -> list[Metric]:
+def scenario_14(envs: Envs, profile: Profile) -> list[Metric]:
     """Feed rows per second: the rules engine vs asyncpg executemany of the same rows."""
-    env = envs.get("s13")
+    env = envs.get("s14")
     _users(env)
-    rate = Metric(f"13 one event to {RECIPIENTS:,} feeds", "feed rows/s", "rows/s", True)
+    rate = Metric(f"14 one event to {RECIPIENTS:,} feeds", "feed rows/s", "rows/s", True)
     for number, measured in rounds(profile):
         crm2_s = _run(env, "crm2")
         raw_s = _run(env, "raw")
-        log(f"s13 round {number}: crm2 {crm2_s:.3f} s, executemany {raw_s:.3f} s")
+        log(f"s14 round {number}: crm2 {crm2_s:.3f} s, executemany {raw_s:.3f} s")
         if measured:
             rate.add(RECIPIENTS / crm2_s, RECIPIENTS / raw_s)
     execute(env.asyncpg_dsn, "DELETE FROM notifications_notification")

@@ -1,0 +1,131 @@
+// The sections of crm2's own later plugins (payments, documents, notifications, backup), each
+// shown only while its plugin is enabled: one sharp scenario per plugin, with axe-core on its
+// screen. The admin signs in for backup (backup:read is the admin's).
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+import { apiLogin, signedInState } from "./session.mjs";
+
+const require = createRequire(import.meta.url);
+const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
+const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
+const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
+const ADMIN_EMAIL = process.env.CRM2_E2E_ADMIN_EMAIL ?? "";
+const ADMIN_PASSWORD = process.env.CRM2_E2E_ADMIN_PASSWORD ?? "";
+const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function open(email, password, path) {
+  const { storageState, token } = await signedInState(BASE, email, password);
+  // bypassCSP only so that axe-core can be injected; console.test.mjs checks the CSP itself
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, storageState, bypassCSP: true });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  await page.goto(`${BASE}${path}`);
+  return { context, page, problems, token };
+}
+
+async function call(method, path, token, body, headers = {}) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}`, ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return response;
+}
+
+async function axe(page, name) {
+  await page.addScriptTag({ content: require("axe-core").source });
+  const violations = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    (await axe.run(document, { resultTypes: ["violations"], runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa"] } })).violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact})`),
+  );
+  assert.deepEqual(violations, [], `axe on ${name}`);
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+test("payments: record a payment, find it, see the balances and export the list as CSV", async () => {
+  const { context, page, problems } = await open(EMAIL, PASSWORD, "/");
+  await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Payments", exact: true }).click();
+  const view = page.locator('section[data-view="payments.payments"]');
+  await page.getByTestId("balances").getByRole("heading", { name: "Balances" }).waitFor();
+
+  const payer = `E2E payer ${Date.now()}`;
+  await view.getByRole("button", { name: "Create" }).click();
+  const create = view.getByRole("form", { name: "Create" });
+  await create.locator("#field-amount").fill("123.45");
+  await create.locator("#field-currency").selectOption("EUR");
+  await create.locator("#field-payer").fill(payer);
+  const created = page.waitForResponse((r) => r.url().endsWith("/api/v1/payments/payments") && r.request().method() === "POST");
+  await create.getByRole("button", { name: "Save" }).click();
+  assert.equal((await created).status(), 201);
+  await view.locator("tbody tr", { hasText: payer }).waitFor();
+
+  await view.getByLabel("Q").fill(payer);
+  await view.getByRole("button", { name: "Filter" }).click();
+  await page.waitForFunction(() => document.querySelectorAll('section[data-view="payments.payments"] tbody tr').length === 1);
+  await page.getByTestId("balances").locator('tr[data-currency="EUR"]').waitFor();
+  const downloading = page.waitForEvent("download");
+  await view.getByRole("button", { name: "Export CSV" }).click();
+  const download = await downloading;
+  const csv = await new Response(await download.createReadStream()).text();
+  const lines = csv.trim().split(/\r?\n/);
+  assert.equal(lines.length, 2, "the header and the one filtered payment");
+  assert.ok(lines[1].includes(payer));
+  await axe(page, "payments");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("documents: create a document, upload its file with progress, download it back", async () => {
+  const { context, page, problems } = await open(EMAIL, PASSWORD, "/");
+  await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Documents", exact: true }).click();
+  const view = page.locator('section[data-view="documents.documents"]');
+  const title = `E2E contract ${Date.now()}`;
+  await view.getByRole("button", { name: "Create" }).click();
+  const create = view.getByRole("form", { name: "Create" });
+  await create.locator("#field-title").fill(title);
+  await create.getByRole("button", { name: "Save" }).click();
+  await view.getByRole("link", { name: `Open: ${title}` }).click();
+
+  const doc = page.getByTestId("document");
+  await doc.getByRole("heading", { name: title }).waitFor();
+  await doc.getByText("No file yet").waitFor();
+  const content = Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(300_000, "x"), Buffer.from("\n%%EOF\n")]);
+  await doc.getByLabel("File").setInputFiles({ name: "contract.pdf", mimeType: "application/pdf", buffer: content });
+  const uploaded = page.waitForResponse((r) => r.url().endsWith("/versions") && r.request().method() === "POST");
+  await doc.getByRole("button", { name: "Upload", exact: true }).click();
+  assert.equal((await uploaded).status(), 201);
+  await doc.getByRole("status").filter({ hasText: "Uploaded" }).waitFor();
+  assert.equal(await doc.getByTestId("upload-progress").getAttribute("value"), "100");
+  await doc.locator('tr[data-version="1"]', { hasText: "contract.pdf" }).waitFor();
+
+  const downloading = page.waitForEvent("download");
+  await doc.getByRole("button", { name: "Download contract.pdf (version 1)" }).click();
+  const download = await downloading;
+  assert.equal(download.suggestedFilename(), "contract.pdf");
+  const body = Buffer.from(await new Response(await download.createReadStream()).arrayBuffer());
+  assert.ok(body.equals(content), "the downloaded file is the uploaded one");
+  await axe(page, "document");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -1,0 +1,124 @@
+"use client";
+
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { getJson, origin, ProblemError, session } from "@/api/client";
+import { GenericView } from "@/components/GenericView";
+import { Shell } from "@/components/Shell";
+import { formatDateTime } from "@/lib/i18n";
+import { useCan, useViews } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+interface SetSummary {
+  id: string;
+  status: string;
+  finished_at: string | null;
+  started_at: string;
+}
+
+interface BackupStatus {
+  latest_set: SetSummary | null;
+  latest_verified_set: SetSummary | null;
+  rpo_seconds: number | null;
+  last_drill: { ok: boolean; rto_seconds: number; finished_at: string } | null;
+  schedule: string;
+  verify_schedule: string;
+}
+
+function duration(seconds: number | null | undefined, locale: string): string {
+  if (seconds === null || seconds === undefined) return "—";
+  const format = (value: number, unit: "second" | "minute" | "hour") =>
+    new Intl.NumberFormat(locale, { style: "unit", unit, maximumFractionDigits: 1 }).format(value);
+  if (seconds < 120) return format(seconds, "second");
+  if (seconds < 7200) return format(seconds / 60, "minute");
+  return format(seconds / 3600, "hour");
+}
+
+/** Backups: what an operator watches (latest set, RPO, last drill's RTO), back up now, the sets. */
+function Backup() {
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const queryClient = useQueryClient();
+  const views = useViews();
+  const canRun = useCan("backup:run");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  const status = useQuery({
+    queryKey: ["backup", "status"],
+    queryFn: async () => (await getJson("/api/v1/backup/status")) as BackupStatus,
+  });
+
+  async function post(path: string) {
+    setBusy(true);
+    setError("");
+    try {
+      const response = await session.fetch(new Request(new URL(path, origin), { method: "POST" }));
+      if (!response.ok) throw await ProblemError.from(response);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : t("error.generic"));
+    } finally {
+      setBusy(false);
+      await queryClient.invalidateQueries({ queryKey: ["backup"] });
+    }
+  }
+
+  if (!views.data) return <p>{t("loading")}</p>;
+  const view = views.data.views.find((v) => v.screen === "backup.sets");
+  if (!view) return <p className="error">{t("list.empty")}</p>;
+  const s = status.data;
+  return (
+    <div className="stack">
+      <section className="card stack" aria-labelledby="backup-status" data-testid="backup-status">
+        <div className="row">
+          <h2 id="backup-status">{t("backup.status")}</h2>
+          <span className="spacer" />
+          {canRun && (
+            <>
+              <button type="button" disabled={busy} onClick={() => void post("/api/v1/backup/sets")}>
+                {t("backup.now")}
+              </button>
+              <button type="button" className="ghost" disabled={busy} onClick={() => void post("/api/v1/backup/prune")}>
+                {t("backup.prune")}
+              </button>
+            </>
+          )}
+        </div>
+        {busy && <p role="status">{t("backup.running")}</p>}
+        {error && (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        )}
+        {status.isError && <p className="error">{status.error.message}</p>}
+        {s && (
+          <dl className="props">
+            <dt>{t("backup.latest")}</dt>
+            <dd>{s.latest_set ? `${formatDateTime(locale, s.latest_set.started_at)} · ${s.latest_set.status}` : "—"}</dd>
+            <dt>{t("backup.rpo")}</dt>
+            <dd data-testid="rpo">{duration(s.rpo_seconds, locale)}</dd>
+            <dt>{t("backup.drill")}</dt>
+            <dd>
+              {s.last_drill
+                ? `${s.last_drill.ok ? "✓" : "✗"} ${formatDateTime(locale, s.last_drill.finished_at)} · RTO ${duration(s.last_drill.rto_seconds, locale)}`
+                : "—"}
+            </dd>
+            <dt>{t("backup.schedule")}</dt>
+            <dd>
+              {s.schedule || "—"} / {s.verify_schedule || "—"}
+            </dd>
+          </dl>
+        )}
+      </section>
+      <GenericView view={view} />
+    </div>
+  );
+}
+
+export default function BackupPage() {
+  return (
+    <Shell>
+      <Backup />
+    </Shell>
+  );
+}

@@ -1,0 +1,151 @@
+"use client";
+
+import Link from "next/link";
+import { useSearchParams } from "next/navigation";
+import { Suspense, useState } from "react";
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { api, ok } from "@/api/client";
+import { Shell } from "@/components/Shell";
+import { formatDateTime, formatMoney } from "@/lib/i18n";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+const KINDS = ["note", "call", "meeting", "email", "system"] as const;
+type Kind = (typeof KINDS)[number];
+
+/** One client: its details, contacts and deals, and the timeline of its and its deals' activity. */
+function ClientTimeline() {
+  const id = useSearchParams().get("id") ?? "";
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const [kind, setKind] = useState<Kind | "">("");
+  const client = useQuery({
+    queryKey: ["deals", "client", id],
+    queryFn: async () =>
+      ok(await api.GET("/api/v1/deals/clients/{client_id}", { params: { path: { client_id: id } } })),
+    enabled: id !== "",
+  });
+  const contacts = useQuery({
+    queryKey: ["deals", "client", id, "contacts"],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/v1/deals/clients/{client_id}/contacts", {
+          params: { path: { client_id: id }, query: { limit: 100 } },
+        }),
+      ),
+    enabled: id !== "",
+  });
+  const deals = useQuery({
+    queryKey: ["deals", "client", id, "deals"],
+    queryFn: async () => ok(await api.GET("/api/v1/deals/deals", { params: { query: { client: id, limit: 100 } } })),
+    enabled: id !== "",
+  });
+  const timeline = useInfiniteQuery({
+    queryKey: ["deals", "client", id, "timeline", kind],
+    queryFn: async ({ pageParam }) =>
+      ok(
+        await api.GET("/api/v1/deals/clients/{client_id}/timeline", {
+          params: {
+            path: { client_id: id },
+            query: { limit: 50, ...(pageParam ? { cursor: pageParam } : {}), ...(kind ? { kind: [kind] } : {}) },
+          },
+        }),
+      ),
+    initialPageParam: "",
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+    enabled: id !== "",
+  });
+  const dealTitle = new Map((deals.data?.items ?? []).map((d) => [d.id, d.title]));
+
+  if (client.isError) return <p className="error">{client.error.message}</p>;
+  if (!client.data) return <p>{t("loading")}</p>;
+  const c = client.data;
+  const entries = timeline.data?.pages.flatMap((p) => p.items) ?? [];
+  return (
+    <section className="stack" data-testid="client">
+      <Link href="/clients/">← {t("client.back")}</Link>
+      <h1>{c.name}</h1>
+      <dl className="props">
+        <dt>{t("client.kind")}</dt>
+        <dd>{c.kind}</dd>
+        <dt>{t("client.emails")}</dt>
+        <dd>{c.emails.join(", ") || "—"}</dd>
+        <dt>{t("client.phones")}</dt>
+        <dd>{c.phones.join(", ") || "—"}</dd>
+        <dt>{t("client.address")}</dt>
+        <dd>{c.address || "—"}</dd>
+        <dt>{t("client.tags")}</dt>
+        <dd>{c.tags.join(", ") || "—"}</dd>
+      </dl>
+      <h2>{t("client.contacts")}</h2>
+      <ul>
+        {contacts.data?.items.map((p) => (
+          <li key={p.id}>
+            {p.name}
+            {p.position && `, ${p.position}`} {p.email && <span className="muted">{p.email}</span>}{" "}
+            {p.phone && <span className="muted">{p.phone}</span>}
+          </li>
+        ))}
+        {contacts.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+      </ul>
+      <h2>{t("client.deals")}</h2>
+      <ul>
+        {deals.data?.items.map((d) => (
+          <li key={d.id}>
+            <Link href={`/deal/?id=${d.id}`}>{d.title}</Link>{" "}
+            <span className="money">{formatMoney(locale, d.value, d.currency)}</span>{" "}
+            <span className="muted">{d.status}</span>
+          </li>
+        ))}
+        {deals.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+      </ul>
+      <div className="row">
+        <h2>{t("client.timeline")}</h2>
+        <span className="spacer" />
+        <label className="field small">
+          <span>{t("timeline.kind")}</span>
+          <select value={kind} onChange={(e) => setKind(e.target.value as Kind | "")}>
+            <option value="">{t("timeline.all")}</option>
+            {KINDS.map((k) => (
+              <option key={k} value={k}>
+                {k}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {timeline.isError && <p className="error">{timeline.error.message}</p>}
+      <ol className="timeline" data-testid="timeline">
+        {entries.map((a) => (
+          <li key={a.id}>
+            <time dateTime={a.occurred_at}>{formatDateTime(locale, a.occurred_at)}</time>{" "}
+            <span className="kind">{a.kind}</span> <strong>{a.subject}</strong>
+            {a.deal_id && (
+              <>
+                {" · "}
+                <Link href={`/deal/?id=${a.deal_id}`}>{dealTitle.get(a.deal_id) ?? t("deal.open")}</Link>
+              </>
+            )}
+            {a.body && <p className="muted">{a.body}</p>}
+          </li>
+        ))}
+        {timeline.isSuccess && entries.length === 0 && <li className="muted">{t("list.empty")}</li>}
+      </ol>
+      {timeline.hasNextPage && (
+        <button type="button" className="ghost" onClick={() => void timeline.fetchNextPage()}>
+          {t("list.more")}
+        </button>
+      )}
+    </section>
+  );
+}
+
+export default function ClientPage() {
+  return (
+    <Shell>
+      <Suspense>
+        <ClientTimeline />
+      </Suspense>
+    </Shell>
+  );
+}

@@ -1,0 +1,252 @@
+"use client";
+
+import Link from "next/link";
+import { useMemo, useState, type FormEvent } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { useStore } from "zustand";
+import { origin, session } from "@/api/client";
+import { Shell } from "@/components/Shell";
+import { useCan } from "@/lib/queries";
+import { downloadCsv, saveBlob, uploadImport, type Transfer } from "@/lib/transfer";
+import { useT } from "@/lib/useT";
+import { canCommit, createImportStore, errorsByRow } from "@/store/importer";
+
+const transfer: Transfer = { fetch: session.fetch, baseUrl: origin };
+const IMPORT_PATH = "/api/v1/deals/clients/import";
+const COLUMNS = "kind, name, emails, phones, tax_id, address, tags, owner_email";
+
+function Export() {
+  const t = useT();
+  const [busy, setBusy] = useState("");
+  const [error, setError] = useState("");
+
+  async function download(event: FormEvent<HTMLFormElement>, what: "clients" | "deals") {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const query = Object.fromEntries([...form.entries()].map(([k, v]) => [k, String(v)]));
+    setBusy(what);
+    setError("");
+    try {
+      const { name, blob } = await downloadCsv(transfer, `/api/v1/deals/${what}/export`, query, `${what}.csv`);
+      saveBlob(name, blob);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : t("error.generic"));
+    } finally {
+      setBusy("");
+    }
+  }
+
+  return (
+    <section className="card stack" aria-labelledby="export-title">
+      <h2 id="export-title">{t("csv.export")}</h2>
+      <p className="muted">{t("csv.exportHint")}</p>
+      <form className="row" onSubmit={(e) => void download(e, "clients")} aria-label={t("csv.exportClients")}>
+        <label className="field">
+          <span>q</span>
+          <input name="q" />
+        </label>
+        <label className="field">
+          <span>{t("client.tags")}</span>
+          <input name="tag" />
+        </label>
+        <button type="submit" disabled={busy !== ""}>
+          {t("csv.exportClients")}
+        </button>
+      </form>
+      <form className="row" onSubmit={(e) => void download(e, "deals")} aria-label={t("csv.exportDeals")}>
+        <label className="field">
+          <span>q</span>
+          <input name="q" />
+        </label>
+        <label className="field">
+          <span>{t("deal.status")}</span>
+          <select name="status" defaultValue="">
+            <option value="">—</option>
+            <option>open</option>
+            <option>won</option>
+            <option>lost</option>
+          </select>
+        </label>
+        <button type="submit" disabled={busy !== ""}>
+          {t("csv.exportDeals")}
+        </button>
+      </form>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function Import() {
+  const t = useT();
+  const queryClient = useQueryClient();
+  const store = useMemo(() => {
+    const made = createImportStore((file, options) =>
+      uploadImport({ ...transfer, onProgress: (p) => made.getState().setProgress(p) }, IMPORT_PATH, file, options),
+    );
+    return made;
+  }, []);
+  const state = useStore(store);
+  const { phase, preview, check, result } = state;
+  const bad = errorsByRow(check);
+
+  async function commit() {
+    await state.commit();
+    await queryClient.invalidateQueries({ queryKey: ["deals"] });
+  }
+
+  return (
+    <section className="card stack" aria-labelledby="import-title" data-testid="import">
+      <h2 id="import-title">{t("csv.import")}</h2>
+      <p className="muted">{t("csv.importHint", { columns: COLUMNS })}</p>
+      <label className="field">
+        <span>{t("csv.file")}</span>
+        <input
+          type="file"
+          accept=".csv,text/csv"
+          onChange={(e) => {
+            const file = e.target.files?.[0];
+            if (file) void state.choose(file, file.name);
+          }}
+        />
+      </label>
+      {preview && (
+        <div className="table-wrap preview">
+          <table>
+            <caption>{t("csv.preview", { name: state.name, total: String(preview.total) })}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{t("csv.row")}</th>
+                {preview.header.map((h, i) => (
+                  <th key={`${h}-${i}`} scope="col">
+                    {h}
+                  </th>
+                ))}
+                <th scope="col">{t("csv.reason")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {preview.rows.map((r) => (
+                <tr key={r.row} data-row={r.row} className={bad.has(r.row) ? "bad" : undefined}>
+                  <th scope="row">{r.row}</th>
+                  {preview.header.map((h, i) => (
+                    <td key={`${h}-${i}`}>{r.cells[i] ?? ""}</td>
+                  ))}
+                  <td className="reason">{bad.get(r.row)?.join("; ")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {phase === "checking" && <p role="status">{t("csv.checking")}</p>}
+      {phase === "importing" && <p role="status">{t("csv.importing")}</p>}
+      {state.progress && (phase === "checking" || phase === "importing") && (
+        <div className="row">
+          <progress
+            max={Math.max(1, state.progress.total)}
+            value={state.progress.processed}
+            aria-label={t("csv.progress")}
+          />
+          <span>
+            {state.progress.processed} / {state.progress.total}
+          </span>
+        </div>
+      )}
+      {check && phase !== "done" && (
+        <div className="report" data-testid="dry-run">
+          <p role="status">
+            {t("csv.check", {
+              created: String(check.created),
+              updated: String(check.updated),
+              skipped: String(check.skipped),
+              errors: String(check.error_count),
+            })}
+          </p>
+          {check.error_count > 0 && (
+            <>
+              <table aria-label={t("csv.errors")}>
+                <thead>
+                  <tr>
+                    <th scope="col">{t("csv.row")}</th>
+                    <th scope="col">{t("csv.reason")}</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {check.errors.map((e) => (
+                    <tr key={`${e.row}-${e.reason}`}>
+                      <td>{e.row}</td>
+                      <td>{e.reason}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <p className="muted">{t("csv.fixFirst")}</p>
+              <label className="row">
+                <input
+                  type="checkbox"
+                  checked={state.partial}
+                  onChange={(e) => state.setPartial(e.target.checked)}
+                />
+                {t("csv.partial")}
+              </label>
+            </>
+          )}
+          {check.created + check.updated === 0 && <p className="muted">{t("csv.nothing")}</p>}
+          <div className="row">
+            <button type="button" disabled={!canCommit(state)} onClick={() => void commit()}>
+              {t("csv.commit")}
+            </button>
+          </div>
+        </div>
+      )}
+      {phase === "done" && result && (
+        <div className="report" data-testid="imported">
+          <p role="status">
+            {t("csv.done", {
+              created: String(result.created),
+              updated: String(result.updated),
+              skipped: String(result.skipped),
+            })}
+          </p>
+          {result.error_count > 0 && (
+            <p className="muted">{t("csv.skippedRows", { errors: String(result.error_count) })}</p>
+          )}
+          <div className="row">
+            <Link href="/clients/">{t("client.back")}</Link>
+          </div>
+        </div>
+      )}
+      {state.error && (
+        <p className="error" role="alert">
+          {state.error}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function ClientsCsv() {
+  const t = useT();
+  const canImport = useCan("deals:import");
+  const canExport = useCan("deals:export");
+  return (
+    <section className="stack">
+      <Link href="/clients/">← {t("client.back")}</Link>
+      <h1>{t("csv.title")}</h1>
+      {canExport && <Export />}
+      {canImport && <Import />}
+    </section>
+  );
+}
+
+export default function ClientsCsvPage() {
+  return (
+    <Shell>
+      <ClientsCsv />
+    </Shell>
+  );
+}

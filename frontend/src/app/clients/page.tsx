@@ -1,0 +1,49 @@
+"use client";
+
+import Link from "next/link";
+import { GenericView } from "@/components/GenericView";
+import { Shell } from "@/components/Shell";
+import { cellText } from "@/lib/forms";
+import { useCan, useViews } from "@/lib/queries";
+import { useT } from "@/lib/useT";
+
+/** Deals' clients: the generic list, plus each client's timeline and the CSV import/export. */
+function Clients() {
+  const t = useT();
+  const views = useViews();
+  const canImport = useCan("deals:import");
+  const canExport = useCan("deals:export");
+  if (!views.data) return <p>{t("loading")}</p>;
+  const view = views.data.views.find((v) => v.screen === "deals.clients");
+  if (!view) return <p className="error">{t("list.empty")}</p>;
+  return (
+    <GenericView
+      view={view}
+      extras={{
+        rowExtraLabel: t("client.timeline"),
+        rowExtra: (item) => (
+          <Link
+            href={`/client/?id=${encodeURIComponent(String(item.id))}`}
+            aria-label={t("client.timelineOf", { name: cellText(item.name) })}
+          >
+            {t("client.timeline")}
+          </Link>
+        ),
+        toolbar:
+          canImport || canExport ? (
+            <Link className="button ghost" href="/clients/csv/">
+              {t("csv.open")}
+            </Link>
+          ) : null,
+      }}
+    />
+  );
+}
+
+export default function ClientsPage() {
+  return (
+    <Shell>
+      <Clients />
+    </Shell>
+  );
+}

@@ -1,0 +1,116 @@
+"use client";
+
+import Link from "next/link";
+import { useInfiniteQuery, useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { useState } from "react";
+import { getJson, sendJson } from "@/api/client";
+import { UNREAD_KEY } from "@/components/Bell";
+import { Shell } from "@/components/Shell";
+import { formatDateTime } from "@/lib/i18n";
+import { markedRead, safeLink, type FeedPage } from "@/lib/notifications";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+/** The caller's notification feed: newest first, unread ones marked, read one or all. */
+function Feed() {
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const queryClient = useQueryClient();
+  const [unreadOnly, setUnreadOnly] = useState(false);
+  const [error, setError] = useState("");
+  const key = ["notifications", "feed", unreadOnly];
+  const feed = useInfiniteQuery({
+    queryKey: key,
+    queryFn: async ({ pageParam }) =>
+      (await getJson("/api/v1/notifications/feed", {
+        limit: "50",
+        unread_only: String(unreadOnly),
+        ...(pageParam ? { cursor: pageParam } : {}),
+      })) as FeedPage,
+    initialPageParam: "",
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+  const items = feed.data?.pages.flatMap((p) => p.items) ?? [];
+
+  async function read(ids: string[] | null) {
+    setError("");
+    const at = new Date().toISOString();
+    queryClient.setQueryData<InfiniteData<FeedPage>>(key, (data) =>
+      data ? { ...data, pages: markedRead(data.pages, ids, at) } : data,
+    );
+    try {
+      const answer =
+        ids === null
+          ? await sendJson("POST", "/api/v1/notifications/feed/read-all", {})
+          : await sendJson("POST", "/api/v1/notifications/feed/read", { ids });
+      const { unread } = (await answer.json()) as { unread: number };
+      queryClient.setQueryData(UNREAD_KEY, { unread });
+    } catch (err) {
+      setError(err instanceof Error ? err.message : t("error.generic"));
+    }
+    await queryClient.invalidateQueries({ queryKey: ["notifications"] });
+  }
+
+  return (
+    <section className="stack" data-testid="feed">
+      <div className="row">
+        <h1>{t("notifications.title")}</h1>
+        <span className="spacer" />
+        <label className="row">
+          <input type="checkbox" checked={unreadOnly} onChange={(e) => setUnreadOnly(e.target.checked)} />
+          {t("notifications.unreadOnly")}
+        </label>
+        <button type="button" className="ghost" onClick={() => void read(null)}>
+          {t("notifications.readAll")}
+        </button>
+      </div>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {feed.isError && <p className="error">{feed.error.message}</p>}
+      <ol className="feed">
+        {items.map((n) => {
+          const link = safeLink(n.link);
+          return (
+            <li key={n.id} className={n.read_at ? "read" : "unread"} data-notification={n.id}>
+              <div className="row">
+                <strong>{link ? <Link href={link}>{n.title}</Link> : n.title}</strong>
+                <span className="spacer" />
+                <time className="muted" dateTime={n.created_at}>
+                  {formatDateTime(locale, n.created_at)}
+                </time>
+                {!n.read_at && (
+                  <button
+                    type="button"
+                    className="ghost"
+                    aria-label={t("notifications.markRead", { title: n.title })}
+                    onClick={() => void read([n.id])}
+                  >
+                    {t("notifications.read")}
+                  </button>
+                )}
+              </div>
+              {n.body && <p className="muted">{n.body}</p>}
+            </li>
+          );
+        })}
+      </ol>
+      {feed.isSuccess && items.length === 0 && <p className="muted">{t("list.empty")}</p>}
+      {feed.hasNextPage && (
+        <button type="button" className="ghost" onClick={() => void feed.fetchNextPage()}>
+          {t("list.more")}
+        </button>
+      )}
+    </section>
+  );
+}
+
+export default function NotificationsPage() {
+  return (
+    <Shell>
+      <Feed />
+    </Shell>
+  );
+}

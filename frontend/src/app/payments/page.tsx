@@ -1,0 +1,109 @@
+"use client";
+
+import { useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { api, ok, origin, session } from "@/api/client";
+import { GenericView } from "@/components/GenericView";
+import { Shell } from "@/components/Shell";
+import { formatMoney } from "@/lib/i18n";
+import { useCan, useViews } from "@/lib/queries";
+import { downloadCsv, saveBlob } from "@/lib/transfer";
+import { useT } from "@/lib/useT";
+import { useUi } from "@/store/ui";
+
+const MONEY = ["due", "paid", "overdue", "refunded"] as const;
+
+/** Balances per currency of what the list shows (one policy's or client's when filtered). */
+function Balances({ filters }: { filters: Record<string, string> }) {
+  const t = useT();
+  const locale = useUi((s) => s.locale);
+  const scope = { policy_id: filters.policy_id || undefined, client_id: filters.client_id || undefined };
+  const balances = useQuery({
+    queryKey: ["payments", "balances", scope],
+    queryFn: async () => ok(await api.GET("/api/v1/payments/balances", { params: { query: scope } })),
+  });
+  return (
+    <section className="card stack" aria-labelledby="balances-title" data-testid="balances">
+      <h2 id="balances-title">{t("payments.balances")}</h2>
+      {balances.isError && <p className="error">{balances.error.message}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">{t("payments.currency")}</th>
+            {MONEY.map((m) => (
+              <th key={m} scope="col">
+                {t(`payments.${m}`)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {balances.data?.balances.map((b) => (
+            <tr key={b.currency} data-currency={b.currency}>
+              <th scope="row">{b.currency}</th>
+              {MONEY.map((m) => (
+                <td key={m} className="money">
+                  {formatMoney(locale, b[m], b.currency)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {balances.data?.balances.length === 0 && <p className="muted">{t("list.empty")}</p>}
+    </section>
+  );
+}
+
+/** Payments: balances, the generic list (a policy's schedule of instalments when filtered), CSV export. */
+function Payments() {
+  const t = useT();
+  const views = useViews();
+  const canExport = useCan("payments:export");
+  const [filters, setFilters] = useState<Record<string, string>>({});
+  const [error, setError] = useState("");
+  if (!views.data) return <p>{t("loading")}</p>;
+  const view = views.data.views.find((v) => v.screen === "payments.list");
+  if (!view) return <p className="error">{t("list.empty")}</p>;
+
+  async function exportCsv() {
+    setError("");
+    try {
+      const transfer = { fetch: session.fetch, baseUrl: origin };
+      const { name, blob } = await downloadCsv(transfer, "/api/v1/payments/payments/export.csv", filters, "payments.csv");
+      saveBlob(name, blob);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : t("error.generic"));
+    }
+  }
+
+  return (
+    <div className="stack">
+      <Balances filters={filters} />
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <GenericView
+        view={view}
+        extras={{
+          onFilters: setFilters,
+          toolbar: canExport ? (
+            <button type="button" className="ghost" onClick={() => void exportCsv()}>
+              {t("payments.export")}
+            </button>
+          ) : null,
+        }}
+      />
+    </div>
+  );
+}
+
+export default function PaymentsPage() {
+  return (
+    <Shell>
+      <Payments />
+    </Shell>
+  );
+}

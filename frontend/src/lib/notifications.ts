@@ -1,0 +1,40 @@
+/** The notification bell and feed: pure helpers (kept out of the components for Vitest). */
+
+export interface Notification {
+  id: string;
+  title: string;
+  body: string;
+  link: string | null;
+  event_type: string;
+  subject: string;
+  read_at: string | null;
+  created_at: string;
+}
+
+export interface FeedPage {
+  items: Notification[];
+  next_cursor?: string | null;
+}
+
+/** What the bell's badge says: nothing at 0, the count up to 99, then "99+". */
+export function badgeText(unread: number): string {
+  if (!Number.isFinite(unread) || unread <= 0) return "";
+  return unread > 99 ? "99+" : String(Math.floor(unread));
+}
+
+/** The cached feed with these notifications (all when `ids` is null) marked read at `at`. */
+export function markedRead(pages: FeedPage[], ids: string[] | null, at: string): FeedPage[] {
+  const wanted = ids === null ? null : new Set(ids);
+  return pages.map((page) => ({
+    ...page,
+    items: page.items.map((n) =>
+      n.read_at === null && (wanted === null || wanted.has(n.id)) ? { ...n, read_at: at } : n,
+    ),
+  }));
+}
+
+/** A notification's link, only when it stays inside the console (no other origin, no scheme). */
+export function safeLink(link: string | null): string | null {
+  if (!link || !link.startsWith("/") || link.startsWith("//") || link.includes("\\")) return null;
+  return link;
+}

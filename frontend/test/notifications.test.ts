@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { badgeText, markedRead, safeLink, type FeedPage, type Notification } from "@/lib/notifications";
+
+function n(id: string, read_at: string | null = null): Notification {
+  return { id, title: id, body: "", link: null, event_type: "x", subject: "s", read_at, created_at: "2026-12-03T10:00:00Z" };
+}
+
+describe("the notification bell and feed", () => {
+  it("badges the unread count, hiding zero and capping at 99+", () => {
+    expect(badgeText(0)).toBe("");
+    expect(badgeText(7)).toBe("7");
+    expect(badgeText(100)).toBe("99+");
+    expect(badgeText(Number.NaN)).toBe("");
+  });
+
+  it("marks the chosen notifications read in the cached pages, keeping earlier read times", () => {
+    const pages: FeedPage[] = [{ items: [n("a"), n("b", "2026-12-01T00:00:00Z")] }, { items: [n("c")] }];
+    const one = markedRead(pages, ["a"], "2026-12-03T12:00:00Z");
+    expect(one.flatMap((p) => p.items.map((x) => x.read_at))).toEqual([
+      "2026-12-03T12:00:00Z",
+      "2026-12-01T00:00:00Z",
+      null,
+    ]);
+    const all = markedRead(pages, null, "2026-12-03T12:00:00Z");
+    expect(all.flatMap((p) => p.items).every((x) => x.read_at !== null)).toBe(true);
+    expect(pages[0]!.items[0]!.read_at).toBeNull(); // the cache is not mutated
+  });
+
+  it("follows only links inside the console", () => {
+    expect(safeLink("/deal/?id=1")).toBe("/deal/?id=1");
+    expect(safeLink("//evil.example/x")).toBeNull();
+    expect(safeLink("https://evil.example/")).toBeNull();
+    expect(safeLink("javascript:alert(1)")).toBeNull();
+    expect(safeLink(null)).toBeNull();
+  });
+});

@@ -1,0 +1,1 @@
+"""crm2 documents: document metadata and versions on pluggable storage."""

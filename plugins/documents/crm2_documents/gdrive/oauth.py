@@ -1,0 +1,191 @@
+"""Connecting Google Drive: OAuth 2.0 authorization code with PKCE (RFC 7636).
+
+``start`` makes a one-time ``state`` (stored hashed, valid ten minutes) and a
+PKCE verifier (stored encrypted) and returns Google's consent URL. Google sends
+the browser back to ``callback`` with ``state`` and ``code`` (or ``error`` when
+consent was refused); the state must match, the code is exchanged with the
+verifier, and the refresh token is stored encrypted with
+``CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY``. Access tokens live in memory only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    BadRequest,
+    ConfigurationError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    utcnow,
+)
+from crm2_documents.models import Credential
+from crm2_hookspecs import Principal
+
+PROVIDER = "gdrive"
+SCOPE = "https://www.googleapis.com/auth/drive.file"
+STATE_TTL = timedelta(minutes=10)
+
+
+class ConsentRefused(Forbidden):
+    slug, title = "documents-oauth-consent-refused", "Access to Google Drive was not granted"
+
+
+class BadState(BadRequest):
+    slug, title = "documents-oauth-bad-state", "The OAuth state is unknown, used or expired"
+
+
+class NotConfigured(NotFound):
+    """No gdrive backend in this deployment: its endpoints are as absent as it is."""
+
+    slug, title = "documents-gdrive-not-configured", "The gdrive backend is not configured"
+
+
+class TokenRevoked(ServiceUnavailable):
+    slug, title = "documents-gdrive-revoked", "Google Drive access was revoked: connect again"
+
+
+def cipher(settings: Any) -> Fernet:
+    if settings.gdrive_token_key is None:
+        raise ConfigurationError(
+            "documents: set CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY (32+ random characters) "
+            "to keep the Drive refresh token encrypted"
+        )
+    raw = settings.gdrive_token_key.get_secret_value().encode()
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest()))
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _settings(context: Any) -> Any:
+    settings = context.plugin_settings("documents")
+    if not settings.gdrive_client_id:
+        raise NotConfigured("set CRM2_DOCUMENTS_GDRIVE_CLIENT_ID and its secret first")
+    return settings
+
+
+async def _row(session: AsyncSession) -> Credential:
+    row = await session.get(Credential, PROVIDER, populate_existing=True)
+    if row is None:
+        row = Credential(provider=PROVIDER)
+        session.add(row)
+    return row
+
+
+async def start(session: AsyncSession, context: Any, principal: Principal) -> tuple[str, str]:
+    """The consent URL and its state; a new start replaces an unfinished one."""
+    settings = _settings(context)
+    state = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64)
+    row = await _row(session)
+    row.pending_state = _hash(state)
+    row.pending_verifier = cipher(settings).encrypt(verifier.encode()).decode()
+    row.pending_by = principal.id
+    row.pending_until = utcnow() + STATE_TTL
+    row.updated_at = utcnow()
+    await session.flush()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": settings.gdrive_client_id,
+            "redirect_uri": settings.gdrive_redirect_url,
+            "scope": SCOPE,
+            "access_type": "offline",
+            "prompt": "consent",
+            "state": state,
+            "code_challenge": _challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{settings.gdrive_auth_url}?{query}", state
+
+
+async def callback(
+    session: AsyncSession, context: Any, state: str, code: str | None, error: str | None
+) -> None:
+    """Check the state (once), exchange the code with the verifier, keep the refresh token."""
+    settings = _settings(context)
+    row = await session.get(Credential, PROVIDER, populate_existing=True)
+    expected = row.pending_state if row is not None else None
+    if row is None or expected is None or not hmac.compare_digest(expected, _hash(state)):
+        raise BadState("this consent was not started here, or was finished already")
+    until, verifier_enc, by = row.pending_until, row.pending_verifier, row.pending_by
+    row.pending_state = row.pending_verifier = row.pending_until = row.pending_by = None
+    await session.flush()
+    if until is None or until < utcnow():
+        raise BadState("the consent took longer than ten minutes: start again")
+    if error is not None or not code:
+        raise ConsentRefused(f"Google answered {error or 'without a code'}: nothing was stored")
+    try:
+        verifier = cipher(settings).decrypt((verifier_enc or "").encode()).decode()
+    except InvalidToken as exc:
+        raise BadState("the consent was started with another token key") from exc
+    secret = settings.gdrive_client_secret
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.post(
+            settings.gdrive_token_url,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": verifier,
+                "redirect_uri": settings.gdrive_redirect_url,
+                "client_id": settings.gdrive_client_id,
+                "client_secret": secret.get_secret_value() if secret else "",
+            },
+        )
+    if answer.status_code != 200 or "refresh_token" not in answer.json():
+        raise ConsentRefused(f"Google refused the code ({answer.status_code})")
+    token = str(answer.json()["refresh_token"])
+    row.refresh_token = cipher(settings).encrypt(token.encode()).decode()
+    row.connected_by, row.connected_at, row.revoked_at = by, utcnow(), None
+    row.updated_at = utcnow()
+    await session.flush()
+
+
+async def refresh_token(context: Any) -> str:
+    """The stored refresh token, decrypted; ``TokenRevoked`` when there is none (any more)."""
+    settings = _settings(context)
+    async with context.session_factory() as session:
+        row = await session.get(Credential, PROVIDER)
+    if row is None or row.refresh_token is None:
+        raise TokenRevoked("Google Drive is not connected: an admin connects it first")
+    try:
+        return cipher(settings).decrypt(row.refresh_token.encode()).decode()
+    except InvalidToken as exc:
+        raise TokenRevoked("the refresh token was encrypted with another key") from exc
+
+
+async def mark_revoked(context: Any) -> None:
+    async with context.session_factory() as session:
+        row = await session.get(Credential, PROVIDER)
+        if row is not None:
+            row.refresh_token, row.revoked_at, row.updated_at = None, utcnow(), utcnow()
+            await session.commit()
+
+
+async def status(context: Any) -> dict[str, Any]:
+    async with context.session_factory() as session:
+        row = await session.get(Credential, PROVIDER)
+    return {
+        "connected": bool(row and row.refresh_token),
+        "connected_at": row.connected_at.isoformat() if row and row.connected_at else None,
+        "revoked_at": row.revoked_at.isoformat() if row and row.revoked_at else None,
+    }

@@ -1,0 +1,73 @@
+"""What documents does when other plugins' events arrive: follow the linked record's owner.
+
+A document's visibility follows the record it is linked to. When another
+plugin reports a record's new owner (an ``*.updated`` / ``*.assigned`` /
+``*.reassigned`` event whose data carries ``owner_id`` or ``assignee_id``),
+the documents linked to that record take it. Idempotent: a redelivery finds
+nothing left to change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from crm2_core.api import publish
+from crm2_documents.events import DocumentUpdated
+from crm2_documents.models import Document
+from crm2_documents.repository import documents as repo
+from crm2_hookspecs import EventHandler
+
+VERBS = ("updated", "assigned", "reassigned")
+
+
+def _owner(data: Any) -> uuid.UUID | None:
+    for field in ("owner_id", "assignee_id"):
+        raw = data.get(field) if isinstance(data, dict) else None
+        if raw:
+            try:
+                return uuid.UUID(str(raw))
+            except ValueError:
+                return None
+    return None
+
+
+async def follow_owner(session: Any, event: Any, context: Any) -> None:
+    envelope = event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
+    owner = _owner(envelope.get("data"))
+    subject = envelope.get("subject")
+    kind = ".".join(str(envelope.get("type", "")).split(".")[:2])
+    if owner is None or not subject:
+        return
+    for document_id in await repo.follow_owner(session, kind, str(subject), owner):
+        document = await session.get(Document, document_id, populate_existing=True)
+        if document is not None:
+            publish(
+                session,
+                DocumentUpdated(
+                    changed=["owner_id"],
+                    title=document.title,
+                    kind=document.kind,
+                    owner_id=owner,
+                    link_kind=document.link_kind,
+                    link_id=document.link_id,
+                ),
+                subject=document.id,
+            )
+
+
+def handlers(context: Any) -> list[EventHandler]:
+    types = tuple(
+        sorted(
+            cls.event_type
+            for _plugin, classes in context.plugins.call("crm2_event_types")
+            for cls in classes
+            if not cls.event_type.startswith("documents.")
+            and cls.event_type.rsplit(".", 1)[-1] in VERBS
+        )
+    )
+    if not types:
+        return []
+    return [
+        EventHandler(name="follow_owner", event_types=types, handle=follow_owner, max_retries=8)
+    ]

@@ -1,0 +1,194 @@
+"""Every query on documents and versions, with the visibility rule applied."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import (
+    PageParams,
+    Repository,
+    Sorts,
+    Visibility,
+    contains_text,
+    eq,
+    json_list_contains,
+    where_all,
+)
+from crm2_documents.errors import DocumentNotFound
+from crm2_documents.models import Document, Version
+
+DOCUMENT_SORTS = Sorts(
+    {
+        "updated_at": col(Document.updated_at),
+        "created_at": col(Document.created_at),
+        "title": col(Document.title),
+    },
+    id_column=col(Document.id),
+    default="-updated_at",
+)
+DOCUMENTS = Repository(
+    Document, DocumentNotFound, owner=col(Document.owner_id), sorts=DOCUMENT_SORTS, noun="document"
+)
+
+
+@dataclass(frozen=True)
+class DocumentFilters:
+    kind: str | None = None
+    tag: str | None = None
+    link_kind: str | None = None
+    link_id: str | None = None
+    owner: uuid.UUID | None = None
+    q: str | None = None
+    deleted: bool = False
+
+
+def document_select(
+    session: AsyncSession, visibility: Visibility, f: DocumentFilters
+) -> Select[Any]:
+    deleted = (
+        col(Document.deleted_at).is_not(None) if f.deleted else col(Document.deleted_at).is_(None)
+    )
+    return where_all(
+        DOCUMENTS.visible(visibility),
+        deleted,
+        eq(col(Document.kind), f.kind),
+        eq(col(Document.link_kind), f.link_kind),
+        eq(col(Document.link_id), f.link_id),
+        eq(col(Document.owner_id), f.owner),
+        json_list_contains(session, col(Document.tags), f.tag),
+        contains_text(f.q, col(Document.search_text)),
+    )
+
+
+async def list_documents(
+    session: AsyncSession, visibility: Visibility, f: DocumentFilters, sort: str, page: PageParams
+) -> tuple[list[Document], str | None]:
+    return await DOCUMENTS.page(session, document_select(session, visibility, f), page, sort=sort)
+
+
+async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:
+    stmt = (
+        select(Version)
+        .where(col(Version.document_id) == document_id)
+        .order_by(col(Version.number).desc())
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def version(session: AsyncSession, document_id: uuid.UUID, number: int) -> Version | None:
+    stmt = select(Version).where(
+        col(Version.document_id) == document_id, col(Version.number) == number
+    )
+    row: Version | None = (
+        await session.execute(stmt.execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+    return row
+
+
+async def versions_by_numbers(
+    session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, int]]
+) -> dict[uuid.UUID, Version]:
+    """The current versions of a page of documents, in one query."""
+    if not pairs:
+        return {}
+    ids = [p[0] for p in pairs]
+    stmt = (
+        select(Version)
+        .join(
+            Document,
+            and_(
+                col(Document.id) == col(Version.document_id),
+                col(Document.current_version) == col(Version.number),
+            ),
+        )
+        .where(col(Document.id).in_(ids))
+    )
+    return {v.document_id: v for v in (await session.execute(stmt)).scalars()}
+
+
+async def duplicate_of(session: AsyncSession, document: Document, sha256: str) -> uuid.UUID | None:
+    """A live document under the same record (or this document) holding a file with ``sha256``."""
+    if document.link_kind is not None:
+        scope = and_(
+            col(Document.link_kind) == document.link_kind, col(Document.link_id) == document.link_id
+        )
+    else:
+        scope = col(Document.id) == document.id
+    stmt = (
+        select(col(Document.id))
+        .join(Version, col(Version.document_id) == col(Document.id))
+        .where(scope, col(Document.deleted_at).is_(None), col(Version.sha256) == sha256)
+        .limit(1)
+    )
+    found: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
+
+
+async def next_number(session: AsyncSession, document_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.max(col(Version.number)), 0)).where(
+        col(Version.document_id) == document_id
+    )
+    return int((await session.execute(stmt)).scalar_one()) + 1
+
+
+async def purgeable(session: AsyncSession, before: datetime, limit: int) -> list[Document]:
+    stmt = (
+        select(Document)
+        .where(col(Document.deleted_at).is_not(None), col(Document.deleted_at) < before)
+        .order_by(col(Document.deleted_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime) -> bool:
+    """Delete the document if it is still deleted before ``before`` (another run may have won)."""
+    result = await session.execute(
+        delete(Document).where(
+            col(Document.id) == document_id,
+            col(Document.deleted_at).is_not(None),
+            col(Document.deleted_at) < before,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reassign_owner(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID
+) -> list[Document]:
+    stmt = select(Document).where(col(Document.owner_id) == from_user)
+    rows = list((await session.execute(stmt)).scalars())
+    if rows:
+        await session.execute(
+            update(Document)
+            .where(col(Document.owner_id) == from_user)
+            .values(owner_id=to_user, version=col(Document.version) + 1)
+        )
+    return rows
+
+
+async def follow_owner(
+    session: AsyncSession, link_kind: str, link_id: str, owner_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Documents linked to a record whose owner changed take its new owner."""
+    stmt = select(col(Document.id)).where(
+        col(Document.link_kind) == link_kind,
+        col(Document.link_id) == link_id,
+        col(Document.owner_id).is_distinct_from(owner_id),
+    )
+    ids = list((await session.execute(stmt)).scalars())
+    if ids:
+        await session.execute(
+            update(Document)
+            .where(col(Document.id).in_(ids))
+            .values(owner_id=owner_id, version=col(Document.version) + 1)
+        )
+    return ids

@@ -1,0 +1,186 @@
+"""`/api/v1/documents/documents`: metadata CRUD, soft delete and restore, versions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Path as PathParam
+
+from crm2_core.api import (
+    ContextDep,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    created,
+    present,
+)
+from crm2_documents.repository import documents as repo
+from crm2_documents.routes.deps import (
+    DocumentsDelete,
+    DocumentsRead,
+    DocumentsWrite,
+    OptionalIfMatch,
+)
+from crm2_documents.schemas.documents import (
+    DocumentCreate,
+    DocumentPublic,
+    DocumentUpdate,
+    KindKey,
+    Tag,
+    VersionPublic,
+)
+from crm2_documents.service import documents as service
+from crm2_documents.service import versions as versions_service
+
+router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+SortDep = Annotated[str, Depends(repo.DOCUMENT_SORTS.dependency)]
+
+
+async def document_filters(
+    principal: DocumentsRead,
+    kind: KindKey | None = None,
+    tag: Tag | None = None,
+    link_kind: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    ] = None,
+    link_id: Annotated[str | None, Query(max_length=64)] = None,
+    owner: uuid.UUID | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="in title and tags")] = None,
+    deleted: Annotated[
+        bool, Query(description="deleted documents not yet purged, instead of live ones")
+    ] = False,
+) -> repo.DocumentFilters:
+    return repo.DocumentFilters(
+        kind=kind,
+        tag=tag,
+        link_kind=link_kind,
+        link_id=link_id,
+        owner=owner,
+        q=q,
+        deleted=deleted,
+    )
+
+
+FiltersDep = Annotated[repo.DocumentFilters, Depends(document_filters)]
+
+
+def _retention(context: ContextDep) -> int:
+    days: int = context.plugin_settings("documents").retention_days
+    return days
+
+
+@router.get("/documents", response_model=Page[DocumentPublic])
+async def list_documents(
+    principal: DocumentsRead,
+    session: SessionDep,
+    context: ContextDep,
+    page: PageDep,
+    filters: FiltersDep,
+    sort: SortDep,
+) -> Page[DocumentPublic]:
+    """Documents the caller may see: those of records they may see (all with all_records)."""
+    rows, cursor = await repo.list_documents(
+        session, service.visibility(principal), filters, sort, page
+    )
+    current = await service.current_versions(session, rows)
+    days = _retention(context)
+    items = [service.public(d, current.get(d.id), days) for d in rows]
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post("/documents", response_model=DocumentPublic, status_code=status.HTTP_201_CREATED)
+async def create_document(
+    body: DocumentCreate,
+    principal: DocumentsWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> DocumentPublic:
+    """Create a document's metadata (upload its file to …/versions); honours Idempotency-Key."""
+    document = await service.create_document(session, context, principal, body)
+    location = f"/api/v1/documents/documents/{document.id}"
+    return created(response, location, service.public(document))
+
+
+@router.get("/documents/{document_id}", response_model=DocumentPublic)
+async def get_document(
+    document_id: uuid.UUID,
+    principal: DocumentsRead,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+    deleted: Annotated[bool, Query(description="open a deleted document")] = False,
+) -> DocumentPublic:
+    """One document with its newest version; its ETag is what a PATCH sends as If-Match."""
+    document = await service.get_document(session, principal, document_id, deleted=deleted)
+    current = await service.current_versions(session, [document])
+    return present(
+        response, service.public(document, current.get(document.id), _retention(context))
+    )
+
+
+@router.patch("/documents/{document_id}", response_model=DocumentPublic)
+async def update_document(
+    document_id: uuid.UUID,
+    body: DocumentUpdate,
+    if_match: IfMatchDep,
+    principal: DocumentsWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> DocumentPublic:
+    """Change title, kind, tags or link (If-Match required); ``link: null`` unlinks."""
+    document = await service.update_document(
+        session, context, principal, document_id, if_match, body
+    )
+    current = await service.current_versions(session, [document])
+    return present(response, service.public(document, current.get(document.id)))
+
+
+@router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(
+    document_id: uuid.UUID,
+    principal: DocumentsDelete,
+    session: SessionDep,
+    if_match: OptionalIfMatch = None,
+) -> Response:
+    """Delete (soft): restorable for CRM2_DOCUMENTS_RETENTION_DAYS, then purged with its files."""
+    await service.delete_document(session, principal, document_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/documents/{document_id}/restore", response_model=DocumentPublic)
+async def restore_document(
+    document_id: uuid.UUID,
+    principal: DocumentsDelete,
+    session: SessionDep,
+    response: Response,
+    if_match: OptionalIfMatch = None,
+) -> DocumentPublic:
+    """Bring back a deleted document before its purge."""
+    document = await service.restore_document(session, principal, document_id, if_match)
+    return present(response, service.public(document))
+
+
+@router.get("/documents/{document_id}/versions", response_model=list[VersionPublic])
+async def list_versions(
+    document_id: uuid.UUID, principal: DocumentsRead, session: SessionDep
+) -> list[VersionPublic]:
+    """Every version of the document, newest first."""
+    rows = await versions_service.list_versions(session, principal, document_id)
+    return [VersionPublic.model_validate(v) for v in rows]
+
+
+@router.get("/documents/{document_id}/versions/{number}", response_model=VersionPublic)
+async def get_version(
+    document_id: uuid.UUID,
+    number: Annotated[int, PathParam(ge=1, le=1_000_000)],
+    principal: DocumentsRead,
+    session: SessionDep,
+) -> VersionPublic:
+    """One version's metadata (size, SHA-256, content type, storage state)."""
+    _, version = await versions_service.get_version(session, principal, document_id, number)
+    return VersionPublic.model_validate(version)

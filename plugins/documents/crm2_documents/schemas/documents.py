@@ -1,0 +1,92 @@
+"""Request and response bodies for documents and versions: limits written once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from crm2_core.api import Clearable, EntityLink, Int64, RequestModel, ResponseModel, UpdateModel
+
+Title = Annotated[str, Field(min_length=1, max_length=300)]
+KindKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$")]
+Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
+
+
+def _unique(values: list[str] | None) -> list[str] | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("tags must be unique")
+    return values
+
+
+class DocumentCreate(RequestModel):
+    title: Title
+    kind: KindKey = "other"
+    tags: Tags = []
+    link: EntityLink | None = Field(None, description="the record the document belongs to")
+
+    _tags = field_validator("tags")(_unique)
+
+
+class DocumentUpdate(UpdateModel):
+    """Only the fields sent change; ``link: null`` unlinks."""
+
+    title: Title | None = None
+    kind: KindKey | None = None
+    tags: Tags | None = None
+    link: Annotated[EntityLink | None, Clearable] = None
+
+    _tags = field_validator("tags")(_unique)
+
+
+class LinkPublic(ResponseModel):
+    kind: str
+    id: str
+
+
+class VersionPublic(ResponseModel):
+    id: uuid.UUID
+    number: int
+    size: Int64
+    sha256: str
+    content_type: str
+    filename: str
+    backend: str
+    state: str = Field(description="stored | transferring | failed")
+    target_backend: str | None
+    uploaded_by: uuid.UUID | None
+    uploaded_at: datetime
+
+
+class DocumentPublic(ResponseModel):
+    id: uuid.UUID
+    title: str
+    kind: str
+    tags: list[str]
+    link: LinkPublic | None
+    owner_id: uuid.UUID | None
+    creator_id: uuid.UUID | None
+    current_version: int = Field(description="number of the newest version; 0 = no file yet")
+    current: VersionPublic | None = Field(None, description="the newest version")
+    deleted_at: datetime | None
+    purge_after: datetime | None = Field(None, description="when a deleted document goes")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class SignedUrlRequest(RequestModel):
+    version: int | None = Field(None, ge=1, le=1_000_000, description="default: the newest")
+    expires_in: int = Field(300, ge=10, le=86_400, description="seconds the URL stays valid")
+
+
+class SignedUrl(ResponseModel):
+    url: str = Field(description="GET it without credentials until expires_at")
+    expires_at: datetime
+
+
+class TransferRequest(RequestModel):
+    backend: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")

@@ -1,0 +1,246 @@
+"""Documents: create, edit, link, delete (soft) and restore; emits document events.
+
+Services take the principal and decide; they never commit (the request or the
+job does, with the events in the outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm2_core.api import (
+    EntityLink,
+    Visibility,
+    acting_user,
+    check_version,
+    publish,
+    require_entity,
+    utcnow,
+)
+from crm2_documents.errors import DocumentNotFound, InvalidKind, NotRestorable
+from crm2_documents.events import (
+    DocumentCreated,
+    DocumentDeleted,
+    DocumentRestored,
+    DocumentUpdated,
+)
+from crm2_documents.models import Document, Version
+from crm2_documents.repository import documents as repo
+from crm2_documents.repository import kinds as kinds_repo
+from crm2_documents.schemas.documents import (
+    DocumentCreate,
+    DocumentPublic,
+    DocumentUpdate,
+    VersionPublic,
+)
+from crm2_documents.visibility import RULES
+from crm2_hookspecs import Principal
+
+
+def identity(document: Document) -> dict[str, Any]:
+    """The fields every documents event carries (the stream's visibility needs owner_id)."""
+    return {
+        "title": document.title,
+        "kind": document.kind,
+        "owner_id": document.owner_id,
+        "link_kind": document.link_kind,
+        "link_id": document.link_id,
+    }
+
+
+def public(
+    document: Document, current: Version | None = None, retention_days: int | None = None
+) -> DocumentPublic:
+    purge_after = None
+    if document.deleted_at is not None and retention_days is not None:
+        purge_after = document.deleted_at + timedelta(days=retention_days)
+    link = {"kind": document.link_kind, "id": document.link_id} if document.link_kind else None
+    return DocumentPublic.model_validate(
+        {
+            **{
+                k: getattr(document, k) for k in DocumentPublic.model_fields if hasattr(Document, k)
+            },
+            "link": link,
+            "current": VersionPublic.model_validate(current) if current is not None else None,
+            "purge_after": purge_after,
+        }
+    )
+
+
+def _search_text(title: str, tags: list[str]) -> str:
+    return "\n".join([title, *tags]).lower()
+
+
+def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UUID:
+    """The linked record's owner (``owner_id``, else ``assignee_id``), else ``fallback``."""
+    for field in ("owner_id", "assignee_id"):
+        raw = (found or {}).get(field)
+        if raw:
+            try:
+                return uuid.UUID(str(raw))
+            except ValueError:
+                continue
+    return fallback
+
+
+async def link_owner(context: Any, principal: Principal, link: EntityLink | None) -> uuid.UUID:
+    """Who owns a document linked to ``link``, checking the caller may see that record.
+
+    Call it before the request's session runs its first statement: the owning
+    plugin answers in a session of its own, and on SQLite (every transaction is
+    ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
+    """
+    me = acting_user(principal)
+    if link is None:
+        return me
+    return _owner_from(await require_entity(context, link, principal), me)
+
+
+async def check_kind(session: AsyncSession, key: str) -> None:
+    kind = await kinds_repo.get_kind(session, key)
+    if kind is None or not kind.active:
+        raise InvalidKind(f"no active document kind {key!r}")
+
+
+def visibility(principal: Principal | None) -> Visibility:
+    return RULES.visibility(principal)
+
+
+async def get_document(
+    session: AsyncSession,
+    principal: Principal | None,
+    document_id: uuid.UUID,
+    *,
+    deleted: bool = False,
+) -> Document:
+    """The visible document (404 otherwise); a deleted one only when ``deleted``."""
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
+    if (document.deleted_at is not None) != deleted:
+        state = "is not deleted" if deleted else "is deleted"
+        raise DocumentNotFound(f"document {document_id} {state}")
+    return document
+
+
+async def create_document(
+    session: AsyncSession, context: Any, principal: Principal, data: DocumentCreate
+) -> Document:
+    owner = await link_owner(context, principal, data.link)  # first: see link_owner
+    await check_kind(session, data.kind)
+    document = Document(
+        title=data.title,
+        kind=data.kind,
+        tags=list(data.tags),
+        link_kind=data.link.kind if data.link else None,
+        link_id=str(data.link.id) if data.link else None,
+        owner_id=owner,
+        creator_id=acting_user(principal),
+        search_text=_search_text(data.title, list(data.tags)),
+    )
+    await repo.DOCUMENTS.add(session, document)
+    event = DocumentCreated(creator_id=document.creator_id, **identity(document))
+    publish(session, event, subject=document.id, actor=principal)
+    return document
+
+
+async def update_document(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    document_id: uuid.UUID,
+    if_match: str,
+    data: DocumentUpdate,
+) -> Document:
+    sent = data.model_dump(exclude_unset=True)
+    owner: uuid.UUID | None = None
+    if "link" in sent and data.link is not None:  # before the first statement: see link_owner
+        owner = await link_owner(context, principal, data.link)
+    document = await get_document(session, principal, document_id)
+    version = check_version(if_match, document.version)
+    values: dict[str, Any] = {}
+    for field in ("title", "kind", "tags"):
+        if field in sent and sent[field] != getattr(document, field):
+            values[field] = sent[field]
+    if "kind" in values:
+        await check_kind(session, values["kind"])
+    if "link" in sent:
+        if data.link is None:  # unlinked: the document is its creator's again
+            owner = document.creator_id or acting_user(principal)
+            link: dict[str, Any] = {"link_kind": None, "link_id": None, "owner_id": owner}
+        else:
+            link = {"link_kind": data.link.kind, "link_id": str(data.link.id), "owner_id": owner}
+        values.update({k: v for k, v in link.items() if getattr(document, k) != v})
+    if not values:
+        return document
+    if "title" in values or "tags" in values:
+        values["search_text"] = _search_text(
+            values.get("title", document.title), values.get("tags", document.tags)
+        )
+    await repo.DOCUMENTS.update(session, document, values, expected_version=version)
+    changed = sorted(k for k in values if k != "search_text")
+    publish(
+        session,
+        DocumentUpdated(changed=changed, **identity(document)),
+        subject=document.id,
+        actor=principal,
+    )
+    return document
+
+
+async def delete_document(
+    session: AsyncSession, principal: Principal, document_id: uuid.UUID, if_match: str | None
+) -> None:
+    """Soft delete: hidden now, restorable until the purge job removes it and its files."""
+    document = await get_document(session, principal, document_id)
+    version = check_version(if_match, document.version) if if_match else document.version
+    await repo.DOCUMENTS.update(
+        session, document, {"deleted_at": utcnow()}, expected_version=version
+    )
+    publish(
+        session,
+        DocumentDeleted(purged=False, **identity(document)),
+        subject=document.id,
+        actor=principal,
+    )
+
+
+async def restore_document(
+    session: AsyncSession, principal: Principal, document_id: uuid.UUID, if_match: str | None
+) -> Document:
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
+    if document.deleted_at is None:
+        raise NotRestorable(f"document {document_id} is not deleted")
+    version = check_version(if_match, document.version) if if_match else document.version
+    await repo.DOCUMENTS.update(session, document, {"deleted_at": None}, expected_version=version)
+    publish(session, DocumentRestored(**identity(document)), subject=document.id, actor=principal)
+    return document
+
+
+async def current_versions(
+    session: AsyncSession, documents: list[Document]
+) -> dict[uuid.UUID, Version]:
+    pairs = [(d.id, d.current_version) for d in documents if d.current_version]
+    return await repo.versions_by_numbers(session, pairs)
+
+
+async def reassign_user(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
+) -> int:
+    rows = await repo.reassign_owner(session, from_user, to_user)
+    for document in rows:
+        moved = {**identity(document), "owner_id": to_user}
+        publish(
+            session,
+            DocumentUpdated(changed=["owner_id"], **moved),
+            subject=document.id,
+            actor=actor,
+        )
+    return len(rows)
+
+
+def now() -> datetime:
+    return utcnow()

@@ -1,0 +1,164 @@
+"""The transfer queue: moving a version's file from one backend to another, in the background.
+
+A version waiting to move has ``state = transferring``, a ``target_backend`` and a
+``next_attempt_at``. Each run of the ``transfers`` job claims due versions with a
+conditional UPDATE (one process wins each), copies the bytes (streamed), then
+records the new place and removes the old copy. A failure waits with backoff;
+after ``CRM2_DOCUMENTS_TRANSFER_MAX_ATTEMPTS`` the version is ``failed`` (still
+readable where it was) and ``documents.document.transfer_failed`` is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import publish, utcnow
+from crm2_documents.errors import FileNotReady, UnknownBackend
+from crm2_documents.events import TransferDone, TransferFailed
+from crm2_documents.models import Document, Version
+from crm2_documents.service.documents import identity
+from crm2_documents.service.versions import get_version
+from crm2_documents.storage.registry import storage_of
+from crm2_hookspecs import Principal
+
+log = logging.getLogger(__name__)
+BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
+
+
+async def request(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    document_id: uuid.UUID,
+    number: int,
+    backend: str,
+) -> Version:
+    """Queue version ``number`` for a move to ``backend``."""
+    storage = storage_of(context)
+    if backend not in storage.backends:
+        raise UnknownBackend(f"no storage backend {backend!r}; have {sorted(storage.backends)}")
+    _, version = await get_version(session, principal, document_id, number)
+    if version.state == "transferring":
+        raise FileNotReady(f"version {number} is already moving to {version.target_backend}")
+    if version.backend == backend:
+        return version
+    await session.execute(
+        update(Version)
+        .where(col(Version.id) == version.id)
+        .values(
+            state="transferring",
+            target_backend=backend,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            last_error=None,
+        )
+    )
+    await session.refresh(version)
+    return version
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+
+
+async def _claim(context: Any, now: datetime, batch: int) -> list[Version]:
+    """Due versions, each claimed by bumping ``attempts`` where it was unchanged."""
+    claimed: list[Version] = []
+    async with context.session_factory() as session:
+        stmt = (
+            select(Version)
+            .where(col(Version.state) == "transferring", col(Version.next_attempt_at) <= now)
+            .order_by(col(Version.next_attempt_at))
+            .limit(batch)
+        )
+        for version in list((await session.execute(stmt)).scalars()):
+            attempts = version.attempts + 1
+            won = await session.execute(
+                update(Version)
+                .where(col(Version.id) == version.id, col(Version.attempts) == version.attempts)
+                .values(attempts=attempts, next_attempt_at=now + _backoff(attempts))
+            )
+            if won.rowcount:
+                version.attempts = attempts
+                claimed.append(version)
+        await session.commit()
+    return claimed
+
+
+async def _move(context: Any, version: Version) -> None:
+    storage = storage_of(context)
+    source = storage.get(version.backend)
+    target = storage.get(version.target_backend or "")
+    await target.put(version.storage_key, source.open(version.storage_key))
+
+
+async def _record(context: Any, version: Version, error: str | None, max_attempts: int) -> str:
+    """Write the outcome of one attempt; returns ``stored`` | ``retry`` | ``failed``."""
+    async with context.session_factory() as session:
+        document = await session.get(Document, version.document_id)
+        if error is None:
+            outcome = "stored"
+            values: dict[str, Any] = {
+                "state": "stored",
+                "backend": version.target_backend,
+                "target_backend": None,
+                "next_attempt_at": None,
+                "last_error": None,
+            }
+        elif version.attempts >= max_attempts:
+            outcome = "failed"
+            values = {"state": "failed", "next_attempt_at": None, "last_error": error[:500]}
+        else:
+            outcome = "retry"
+            values = {"last_error": error[:500]}
+        result = await session.execute(
+            update(Version)
+            .where(col(Version.id) == version.id, col(Version.state) == "transferring")
+            .values(**values)
+        )
+        if not result.rowcount:
+            await session.rollback()
+            return "gone"
+        if document is not None and outcome == "stored":
+            event: Any = TransferDone(
+                number=version.number, backend=version.target_backend or "", **identity(document)
+            )
+            publish(session, event, subject=document.id)
+        elif document is not None and outcome == "failed":
+            event = TransferFailed(
+                number=version.number,
+                target_backend=version.target_backend or "",
+                error=error or "",
+                **identity(document),
+            )
+            publish(session, event, subject=document.id)
+        await session.commit()
+    return outcome
+
+
+async def run_transfers(context: Any, now: datetime | None = None) -> dict[str, int]:
+    """One pass of the queue; safe to run in several processes at once."""
+    settings = context.plugin_settings("documents")
+    counts = {"stored": 0, "retry": 0, "failed": 0, "gone": 0}
+    for version in await _claim(context, now or utcnow(), settings.transfer_batch):
+        error: str | None = None
+        try:
+            await _move(context, version)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("documents transfer of version %s failed: %s", version.id, error)
+        outcome = await _record(context, version, error, settings.transfer_max_attempts)
+        counts[outcome] += 1
+        if outcome == "stored":
+            try:  # the old copy: a leftover is harmless, the row no longer points at it
+                await storage_of(context).get(version.backend).delete(version.storage_key)
+            except Exception:
+                log.warning("documents: could not remove %s from %s", version.id, version.backend)
+    return counts

@@ -1,0 +1,114 @@
+"""The ``local`` backend: files under one root directory.
+
+Keys are confined to the root (checked by pattern, then again on the resolved
+path). A write goes to a temporary file in ``<root>/.incoming`` on the same
+filesystem, is flushed to disk, then renamed over the key (``os.replace`` is
+atomic): a crash mid-upload leaves only a temporary file, never a half file
+under a real key. Temporary files older than a day are swept at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from crm2_documents.storage.base import (
+    CHUNK_SIZE,
+    InvalidKey,
+    KeyMissing,
+    StorageBackend,
+    check_key,
+)
+
+INCOMING = ".incoming"
+STALE_SECONDS = 86_400
+
+
+class LocalBackend(StorageBackend):
+    def __init__(self, root: str | Path, name: str = "local") -> None:
+        self.name = name
+        self.root = Path(root).resolve()
+
+    def path_of(self, key: str) -> Path:
+        """The file of ``key``, refusing anything that would leave the root."""
+        check_key(key)
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise InvalidKey(f"key {key!r} leaves the storage root")
+        return path
+
+    def _incoming(self) -> Path:
+        folder = self.root / INCOMING
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        target = self.path_of(key)
+        temp = self._incoming() / f"{uuid.uuid4().hex}.part"
+        size = 0
+        try:
+            with open(temp, "xb") as out:  # noqa: ASYNC230 - page-cache writes; fsync runs in a thread
+                async for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return size
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path_of(key)
+        try:
+            handle = open(path, "rb")  # noqa: ASYNC230, SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise KeyMissing(key) from exc
+        with handle:
+            handle.seek(start)
+            remaining = None if end is None else max(end - start, 0)
+            while remaining is None or remaining > 0:
+                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = handle.read(size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def delete(self, key: str) -> bool:
+        path = self.path_of(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def exists(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    async def status(self) -> Mapping[str, Any]:
+        usage = os.statvfs(self.root) if self.root.exists() else None
+        free = usage.f_bavail * usage.f_frsize if usage else None
+        return {"root_exists": self.root.exists(), "free_bytes": free}
+
+    def sweep_incoming(self, older_than: float = STALE_SECONDS) -> int:
+        """Remove temporary files a crashed process left behind; how many went."""
+        folder = self.root / INCOMING
+        if not folder.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for part in folder.glob("*.part"):
+            if part.stat().st_mtime < cutoff:
+                part.unlink(missing_ok=True)
+                removed += 1
+        return removed

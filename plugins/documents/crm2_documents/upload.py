@@ -1,0 +1,140 @@
+"""Reading one file out of a ``multipart/form-data`` body as it arrives.
+
+The body is parsed chunk by chunk (python-multipart's push parser): the file
+part's bytes are handed on as they come, so an upload is never held in memory.
+The part named ``file`` with a filename is the upload; other parts are skipped
+(bounded).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from crm2_documents.content import SNIFF_BYTES
+from crm2_documents.errors import InvalidUpload
+
+FIELD = "file"
+MAX_OTHER_PART_BYTES = 65_536
+
+
+@dataclass
+class FilePart:
+    """The upload: its declared name and type, its first bytes, and an iterator of the rest."""
+
+    filename: str | None
+    content_type: str | None
+    head: bytes
+    rest: AsyncIterator[bytes]
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    media, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if media != b"multipart/form-data" or not boundary:
+        raise InvalidUpload("send the file as multipart/form-data with a part named 'file'")
+    return bytes(boundary)
+
+
+async def _events(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterator[tuple[str, Any]]:
+    items: deque[tuple[str, Any]] = deque()
+    state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}}
+
+    def on_part_begin() -> None:
+        state["headers"] = {}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][bytes(state["field"]).lower()] = bytes(state["value"])
+        state["field"], state["value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        items.append(("headers", state["headers"]))
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        items.append(("data", bytes(data[start:end])))
+
+    def on_part_end() -> None:
+        items.append(("end", None))
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    try:
+        async for chunk in stream:
+            if chunk:
+                parser.write(chunk)
+            while items:
+                yield items.popleft()
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise InvalidUpload(f"malformed multipart body: {exc}") from exc
+    while items:
+        yield items.popleft()
+
+
+async def read_file_part(stream: AsyncIterator[bytes], content_type: str | None) -> FilePart:
+    """Advance ``stream`` to the file part and read its first ``SNIFF_BYTES``."""
+    events = _events(stream, boundary_of(content_type))
+    async for kind, value in events:
+        if kind != "headers":
+            continue
+        _, options = parse_options_header(value.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == FIELD and b"filename" in options:
+            filename = options[b"filename"].decode("utf-8", "replace")
+            declared = value.get(b"content-type", b"").decode("latin-1") or None
+            return await _file(events, filename, declared)
+        skipped = 0
+        async for kind, data in events:
+            if kind == "end":
+                break
+            skipped += len(data or b"")
+            if skipped > MAX_OTHER_PART_BYTES:
+                raise InvalidUpload(f"form fields are limited to {MAX_OTHER_PART_BYTES} bytes")
+    raise InvalidUpload("no part named 'file' with a filename in the multipart body")
+
+
+async def _file(
+    events: AsyncIterator[tuple[str, Any]], filename: str, declared: str | None
+) -> FilePart:
+    head = bytearray()
+    ended = False
+    while len(head) < SNIFF_BYTES:
+        try:
+            kind, data = await events.__anext__()
+        except StopAsyncIteration:
+            raise InvalidUpload("the multipart body ends inside the file part") from None
+        if kind == "end":
+            ended = True
+            break
+        head += data
+
+    async def rest() -> AsyncIterator[bytes]:
+        if ended:
+            return
+        async for kind, data in events:
+            if kind == "end":
+                return
+            if data:
+                yield data
+        raise InvalidUpload("the multipart body ends inside the file part")
+
+    return FilePart(filename, declared, bytes(head), rest())

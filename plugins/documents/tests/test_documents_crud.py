@@ -1,0 +1,128 @@
+"""Documents over HTTP with only the core and this plugin: metadata CRUD, lists, bad input."""
+
+from __future__ import annotations
+
+from documents_kit import API, Docs
+
+
+async def test_create_get_update_list_and_events(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    created = await docs.client.post(
+        f"{API}/documents",
+        json={"title": "Motor policy", "kind": "policy", "tags": ["motor"]},
+        headers=agent.headers,
+    )
+    assert created.status_code == 201, created.text
+    document = created.json()
+    assert created.headers["Location"] == f"{API}/documents/{document['id']}"
+    assert document["owner_id"] == str(agent.id) and document["current_version"] == 0
+    got = await docs.get(agent, document["id"])
+    assert got.headers["ETag"] == '"v1"'
+    changed = await docs.client.patch(
+        f"{API}/documents/{document['id']}",
+        json={"title": "Motor policy 2027", "tags": ["motor", "renewal"]},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2
+    stale = await docs.client.patch(
+        f"{API}/documents/{document['id']}",
+        json={"title": "x"},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert stale.status_code == 412
+    missing = await docs.client.patch(
+        f"{API}/documents/{document['id']}", json={"title": "x"}, headers=agent.headers
+    )
+    assert missing.status_code == 428
+    listed = await docs.client.get(
+        f"{API}/documents", params={"q": "2027", "tag": "renewal"}, headers=agent.headers
+    )
+    assert [d["id"] for d in listed.json()["items"]] == [document["id"]]
+    types = [e.type for e in await docs.events()]
+    assert "documents.document.created" in types and "documents.document.updated" in types
+
+
+async def test_idempotency_key_replays_the_create(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    headers = {**agent.headers, "Idempotency-Key": "doc-1"}
+    body = {"title": "Once", "kind": "other"}
+    first = await docs.client.post(f"{API}/documents", json=body, headers=headers)
+    again = await docs.client.post(f"{API}/documents", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert len(await docs.events("documents.document.created")) == 1
+
+
+async def test_cursor_pagination_and_filters(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    for i in range(5):
+        await docs.create(agent, title=f"Paged {i}", kind="invoice" if i % 2 else "other")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await docs.client.get(f"{API}/documents", params=params, headers=agent.headers)
+        assert page.status_code == 200, page.text
+        seen += [d["id"] for d in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    invoices = await docs.client.get(
+        f"{API}/documents", params={"kind": "invoice"}, headers=agent.headers
+    )
+    assert len(invoices.json()["items"]) == 2
+    bad = await docs.client.get(f"{API}/documents", params={"kindd": "x"}, headers=agent.headers)
+    assert bad.status_code == 400
+
+
+async def test_bad_input_is_a_precise_4xx(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    for body, code in (
+        ({"title": "", "kind": "other"}, 422),
+        ({"title": "x", "kind": "nope"}, 422),
+        ({"title": "x\u0000y", "kind": "other"}, 422),
+        ({"title": "x", "kind": "other", "extra": 1}, 422),
+        ({"title": "x", "link": {"kind": "deals.client", "id": "not-a-uuid"}}, 422),
+    ):
+        response = await docs.client.post(f"{API}/documents", json=body, headers=agent.headers)
+        assert response.status_code == code, (body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    linked = await docs.client.post(
+        f"{API}/documents",
+        json={"title": "x", "link": {"kind": "deals.client", "id": str(agent.id)}},
+        headers=agent.headers,
+    )
+    assert linked.status_code == 422 and "link" in linked.json()["type"]
+    assert (await docs.events()) == []
+
+
+async def test_soft_delete_restore_and_viewer_cannot_write(docs: Docs) -> None:
+    agent, manager, viewer = (
+        await docs.user("agent"),
+        await docs.user("manager"),
+        await docs.user("viewer"),
+    )
+    document = await docs.create(agent)
+    assert (
+        await docs.client.post(
+            f"{API}/documents", json={"title": "v", "kind": "other"}, headers=viewer.headers
+        )
+    ).status_code == 403
+    assert (
+        await docs.client.delete(f"{API}/documents/{document['id']}", headers=agent.headers)
+    ).status_code == 403
+    gone = await docs.client.delete(f"{API}/documents/{document['id']}", headers=manager.headers)
+    assert gone.status_code == 204
+    assert (await docs.get(manager, document["id"])).status_code == 404
+    deleted = await docs.client.get(
+        f"{API}/documents", params={"deleted": "true"}, headers=manager.headers
+    )
+    assert [d["id"] for d in deleted.json()["items"]] == [document["id"]]
+    assert deleted.json()["items"][0]["purge_after"] is not None
+    back = await docs.client.post(
+        f"{API}/documents/{document['id']}/restore", headers=manager.headers
+    )
+    assert back.status_code == 200 and back.json()["deleted_at"] is None
+    assert (await docs.get(agent, document["id"])).status_code == 200

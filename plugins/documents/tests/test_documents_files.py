@@ -1,0 +1,195 @@
+"""Upload and download: streamed, checked, hashed; safe headers; Range; signed URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from pathlib import Path
+
+from crm2_documents import signing
+from crm2_documents.stream import channels
+from documents_kit import API, PDF, PNG, Docs, make_docs
+
+from crm2_hookspecs import Principal
+
+
+async def test_upload_then_download_with_safe_headers_and_range(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent, kind="policy")
+    data = PDF + b"x" * 200_000
+    uploaded = await docs.upload(agent, document["id"], data, filename="../../etc/Pölicy scan.pdf")
+    assert uploaded.status_code == 201, uploaded.text
+    version = uploaded.json()
+    assert uploaded.headers["Location"].endswith(f"/documents/{document['id']}/versions/1")
+    assert version["sha256"] == hashlib.sha256(data).hexdigest()
+    assert version["size"] == len(data) and version["content_type"] == "application/pdf"
+    assert version["filename"] == "Pölicy scan.pdf" and version["state"] == "stored"
+    # the name never became a path: the file lives under a generated key
+    [stored] = docs.stored_files()
+    assert stored.read_bytes() == data and "scan" not in str(stored)
+    got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["content-type"] == "application/pdf"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-disposition"].startswith('attachment; filename="Plicy scan.pdf"')
+    assert "filename*=UTF-8''P%C3%B6licy%20scan.pdf" in got.headers["content-disposition"]
+    assert got.headers["etag"] == f'"{version["sha256"]}"'
+    part = await docs.client.get(
+        f"{API}/documents/{document['id']}/download",
+        headers={**agent.headers, "Range": "bytes=5-14"},
+    )
+    assert part.status_code == 206 and part.content == data[5:15]
+    assert part.headers["content-range"] == f"bytes 5-14/{len(data)}"
+    tail = await docs.client.get(
+        f"{API}/documents/{document['id']}/download",
+        headers={**agent.headers, "Range": "bytes=-4"},
+    )
+    assert tail.content == data[-4:]
+    outside = await docs.client.get(
+        f"{API}/documents/{document['id']}/download",
+        headers={**agent.headers, "Range": f"bytes={len(data)}-"},
+    )
+    assert outside.status_code == 416
+    for ignored in ("bytes=abc", "items=0-1", "bytes=9-3", "null"):
+        whole = await docs.client.get(
+            f"{API}/documents/{document['id']}/download",
+            headers={**agent.headers, "Range": ignored},
+        )
+        assert whole.status_code == 200 and len(whole.content) == len(data), ignored
+    cached = await docs.client.get(
+        f"{API}/documents/{document['id']}/download",
+        headers={**agent.headers, "If-None-Match": got.headers["etag"]},
+    )
+    assert cached.status_code == 304
+    [added] = await docs.events("documents.document.version_added")
+    assert added.data["sha256"] == version["sha256"] and added.data["number"] == 1
+    shown = (await docs.get(agent, document["id"])).json()
+    assert shown["current_version"] == 1 and shown["current"]["sha256"] == version["sha256"]
+
+
+async def test_too_large_is_413_and_leaves_nothing(
+    crm2_app_factory: object, tmp_path: Path
+) -> None:
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", max_upload_bytes=100_000)
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    big = PDF + b"y" * 300_000
+    refused = await docs.upload(agent, document["id"], big)
+    assert refused.status_code == 413, refused.text
+    assert docs.stored_files() == []
+    assert not list((tmp_path / "files").rglob("*.part"))
+    assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
+
+
+async def test_content_is_judged_by_its_bytes(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent, kind="identity")
+    cases = [
+        (PNG, "photo.exe", "image/png"),  # a PNG named .exe
+        (b"<html><script>alert(1)</script></html>", "me.png", "image/png"),  # HTML as an image
+        (b"MZ\x90\x00" + b"\x00" * 100, "id.pdf", "application/pdf"),  # an executable
+        (b"just text", "id.txt", "text/plain"),  # not allowed for identity
+        (PDF, "id.pdf", "image/png"),  # declared type disagrees with the bytes
+    ]
+    for data, name, declared in cases:
+        refused = await docs.upload(agent, document["id"], data, name, declared)
+        assert refused.status_code == 415, (name, refused.text)
+    assert docs.stored_files() == []
+    ok = await docs.upload(agent, document["id"], PNG, "id.png", "image/png")
+    assert ok.status_code == 201 and ok.json()["content_type"] == "image/png"
+
+
+async def test_duplicate_content_under_one_record_is_409(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    again = await docs.upload(agent, document["id"], PDF)
+    assert again.status_code == 409 and "duplicate" in again.json()["type"]
+    assert len(docs.stored_files()) == 1
+    other = await docs.upload(agent, document["id"], PDF + b"v2")
+    assert other.status_code == 201 and other.json()["number"] == 2
+
+
+async def test_malformed_uploads_are_422(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    url = f"{API}/documents/{document['id']}/versions"
+    no_file = await docs.client.post(url, data={"title": "x"}, headers=agent.headers)
+    assert no_file.status_code in (415, 422), no_file.text
+    json_body = await docs.client.post(url, json={"file": "x"}, headers=agent.headers)
+    assert json_body.status_code == 422
+    broken = await docs.client.post(
+        url,
+        content=b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n%PDF',
+        headers={**agent.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert broken.status_code == 422
+    assert docs.stored_files() == []
+
+
+async def test_upload_honours_idempotency_key(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    headers = {"Idempotency-Key": "up-1"}
+    first = await docs.upload(agent, document["id"], PDF, headers=headers)
+    again = await docs.upload(agent, document["id"], PDF, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["id"] == again.json()["id"]
+    assert len(docs.stored_files()) == 1
+
+
+async def test_signed_urls(docs: Docs) -> None:
+    agent, other = await docs.user("agent"), await docs.user("agent")
+    document = await docs.create(agent)
+    await docs.upload(agent, document["id"], PDF)
+    url = f"{API}/documents/{document['id']}/signed-url"
+    signed = await docs.client.post(url, json={"expires_in": 60}, headers=agent.headers)
+    assert signed.status_code == 200, signed.text
+    link = signed.json()["url"]
+    opened = await docs.client.get(link)  # no credentials
+    assert opened.status_code == 200 and opened.content == PDF
+    assert opened.headers["content-disposition"].startswith("attachment")
+    tampered = link.replace(document["id"][:8], "00000000")
+    assert (await docs.client.get(tampered)).status_code == 403
+    flipped = link[:-1] + ("0" if link[-1] != "0" else "1")
+    assert (await docs.client.get(flipped)).status_code == 403
+    expired_at = int(time.time()) - 1
+    version_id = link.split("?")[0].rsplit("/", 1)[1]
+    key = signing.signing_key(docs.app.context)
+    good = signing.sign(key, uuid.UUID(document["id"]), uuid.UUID(version_id), expired_at)
+    expired = link.split("?")[0] + f"?expires={expired_at}&signature={good}"
+    assert (await docs.client.get(expired)).status_code == 403
+    # nobody mints one for a document they cannot read
+    assert (await docs.client.post(url, json={}, headers=other.headers)).status_code == 404
+
+
+async def test_uploads_are_streamed_past_the_cores_body_limit(docs: Docs) -> None:
+    """The upload route reads its body as a stream (STREAMED_BODY): CRM2_MAX_BODY_BYTES
+    (1 MiB by default) bounds buffered JSON bodies, not files."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    big = PDF + b"b" * 1_500_000
+    assert (await docs.upload(agent, document["id"], big)).status_code == 201
+    json_body = await docs.client.post(
+        f"{API}/documents", json={"title": "x" * 1_500_000}, headers=agent.headers
+    )
+    assert json_body.status_code == 413
+
+
+async def test_the_stream_shows_a_document_only_to_who_may_see_it(docs: Docs) -> None:
+    [channel] = channels()
+    owner, other, manager = (
+        await docs.user("agent"),
+        await docs.user("agent"),
+        await docs.user("manager"),
+    )
+    await docs.create(owner)
+    [event] = await docs.events("documents.document.created")
+    assert channel.can_see is not None and channel.matches(event.type)
+    for user, expected in ((owner, True), (other, False), (manager, True)):
+        perms = {"documents:all_records"} if user is manager else set()
+        principal = Principal(
+            id=user.id, kind="user", roles=frozenset(), permissions=frozenset(perms)
+        )
+        assert await channel.can_see(principal, {"data": event.data}, None) is expected

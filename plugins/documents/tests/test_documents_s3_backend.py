@@ -1,0 +1,116 @@
+"""The s3 backend against a real S3-protocol server on 127.0.0.1 (moto's server mode).
+
+The backend contract (multipart upload included: "large" is above the part
+size), then the whole app storing on s3 and the transfer queue local → s3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crm2_documents.service.transfers import run_transfers
+from crm2_documents.storage.s3 import S3Backend
+from crm2_documents.testing import BackendContract
+from documents_kit import API, PDF, make_docs
+from s3_server import free_port, make_bucket, s3_server
+
+PART = 5 * 1024 * 1024  # S3's smallest multipart part
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+def s3_settings(endpoint: str, bucket: str) -> dict[str, Any]:
+    return {
+        "s3_endpoint_url": endpoint,
+        "s3_bucket": bucket,
+        "s3_access_key_id": "test",
+        "s3_secret_access_key": "test",
+        "s3_multipart_threshold": PART,
+    }
+
+
+class TestS3Backend(BackendContract):
+    large_size = 2 * PART + 12_345  # three parts: a multipart upload
+
+    @pytest.fixture
+    async def backend(self, s3_endpoint: str) -> AsyncIterator[S3Backend]:
+        backend = S3Backend(
+            endpoint_url=s3_endpoint,
+            bucket=make_bucket(s3_endpoint),
+            access_key_id="test",
+            secret_access_key="test",
+            prefix="t/",
+            part_size=PART,
+        )
+        yield backend
+        await backend.aclose()
+
+
+async def test_the_app_stores_on_s3_and_queues_transfers(
+    crm2_app_factory: Any, tmp_path: Path, s3_endpoint: str
+) -> None:
+    bucket = make_bucket(s3_endpoint)
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        backend="s3",
+        upload_backend="local",
+        **s3_settings(s3_endpoint, bucket),
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    uploaded = await docs.upload(agent, document["id"], PDF)
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["state"] == "transferring" and uploaded.json()["backend"] == "local"
+    # readable while it moves, from where it is
+    url = f"{API}/documents/{document['id']}/download"
+    assert (await docs.client.get(url, headers=agent.headers)).content == PDF
+    assert await run_transfers(docs.app.context) == {
+        "stored": 1,
+        "retry": 0,
+        "failed": 0,
+        "gone": 0,
+    }
+    version = (
+        await docs.client.get(f"{url.rsplit('/', 1)[0]}/versions/1", headers=agent.headers)
+    ).json()
+    assert version["state"] == "stored" and version["backend"] == "s3"
+    assert docs.stored_files() == []  # the local copy is gone
+    assert (await docs.client.get(url, headers=agent.headers)).content == PDF
+    assert [e.type for e in await docs.events("documents.document.transfer_done")]
+
+
+async def test_a_transfer_that_keeps_failing_is_marked_failed(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        backend="s3",
+        upload_backend="local",
+        transfer_max_attempts=2,
+        **s3_settings(dead, "nowhere"),
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    from datetime import timedelta
+
+    from crm2_core.api import utcnow
+
+    first = await run_transfers(docs.app.context)
+    assert first["retry"] == 1
+    second = await run_transfers(docs.app.context, now=utcnow() + timedelta(hours=1))
+    assert second["failed"] == 1
+    [failed] = await docs.events("documents.document.transfer_failed")
+    assert failed.data["target_backend"] == "s3" and failed.data["error"]
+    got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
+    assert got.content == PDF  # still served from where it was

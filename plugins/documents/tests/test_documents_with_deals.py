@@ -1,0 +1,91 @@
+"""Documents next to deals: links resolve through deals, visibility follows the record.
+
+Documents imports nothing of deals: links are checked with ``crm2_resolve_entity``
+(with the caller's visibility) and owner changes arrive as deals' events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from documents_kit import API, PDF, Docs, make_docs
+
+from crm2_core.api import resolve_entity
+from crm2_hookspecs import Principal
+
+DEALS = "/api/v1/deals"
+
+
+@pytest.fixture
+async def both(crm2_app_factory: Any, tmp_path: Path) -> Docs:
+    return await make_docs(crm2_app_factory, tmp_path / "files", plugins=["deals", "documents"])
+
+
+async def test_a_document_of_a_client_follows_the_clients_owner(both: Docs) -> None:
+    docs = both
+    owner, other, manager = (
+        await docs.user("agent"),
+        await docs.user("agent"),
+        await docs.user("manager"),
+    )
+    client = await docs.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Anna Berg"}, headers=owner.headers
+    )
+    assert client.status_code == 201, client.text
+    link = {"kind": "deals.client", "id": client.json()["id"]}
+    # another agent cannot link to a client hidden from them
+    hidden = await docs.client.post(
+        f"{API}/documents", json={"title": "ID", "link": link}, headers=other.headers
+    )
+    assert hidden.status_code == 422
+    # a manager files it: the document is the client owner's
+    made = await docs.client.post(
+        f"{API}/documents",
+        json={"title": "ID", "kind": "identity", "link": link},
+        headers=manager.headers,
+    )
+    assert made.status_code == 201, made.text
+    document = made.json()
+    assert document["owner_id"] == str(owner.id) and document["link"] == link
+    assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
+    assert (await docs.get(owner, document["id"])).status_code == 200
+    assert (await docs.get(other, document["id"])).status_code == 404
+    by_record = await docs.client.get(
+        f"{API}/documents",
+        params={"link_kind": "deals.client", "link_id": link["id"]},
+        headers=owner.headers,
+    )
+    assert [d["id"] for d in by_record.json()["items"]] == [document["id"]]
+    # the client changes hands: its documents follow (deals.client.updated carries owner_id)
+    client_now = await docs.client.get(f"{DEALS}/clients/{link['id']}", headers=manager.headers)
+    moved = await docs.client.patch(
+        f"{DEALS}/clients/{link['id']}",
+        json={"owner_id": str(other.id)},
+        headers={**manager.headers, "If-Match": client_now.headers["ETag"]},
+    )
+    assert moved.status_code == 200, moved.text
+    await docs.app.settle_events()
+    assert (await docs.get(other, document["id"])).status_code == 200
+    assert (await docs.get(owner, document["id"])).status_code == 404
+    download = await docs.client.get(
+        f"{API}/documents/{document['id']}/download", headers=owner.headers
+    )
+    assert download.status_code == 404
+
+
+def _principal(user_id: uuid.UUID) -> Principal:
+    return Principal(id=user_id, kind="user", roles=frozenset({"agent"}))
+
+
+async def test_documents_resolve_for_other_plugins(both: Docs) -> None:
+    docs = both
+    owner, other = await docs.user("agent"), await docs.user("agent")
+    document = await docs.create(owner)
+    context, kind = docs.app.context, "documents.document"
+    found = await resolve_entity(context, kind, document["id"], _principal(owner.id))
+    assert found is not None and found["name"] == document["title"]
+    assert await resolve_entity(context, kind, document["id"], _principal(other.id)) is None
+    assert await resolve_entity(context, kind, "not-an-id", None) is None
