@@ -38,6 +38,11 @@ class NotificationsSettings(BaseSettings):
     smtp_host: str = Field("", max_length=255, description="SMTP server; empty: e-mail is off")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
     smtp_starttls: bool = Field(True, description="upgrade the connection with STARTTLS")
+    smtp_ca_file: str = Field(
+        "",
+        max_length=500,
+        description="CA bundle to verify the SMTP server with; empty: the system's",
+    )
     smtp_username: str = Field("", max_length=255, description="SMTP login; empty: no login")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password")
     smtp_from: str = Field(

@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from notifications_kit import notifications, smtp_server  # noqa: F401  (the fixtures)
+from notifications_kit import notifications, smtp_server, tls_smtp_server  # noqa: F401

@@ -123,3 +123,25 @@ def _event_record() -> Any:
     from crm2_core.testing import EventRecord
 
     return EventRecord
+
+
+async def test_starttls_and_login_against_a_server_that_requires_them(
+    crm2_app_factory: Any, tls_smtp_server: SmtpServer
+) -> None:
+    from crm2_notifications.testing import message_for
+
+    settings = tls_smtp_server.settings(smtp_starttls=True, smtp_ca_file=tls_smtp_server.ca_file)
+    app = await crm2_app_factory(
+        plugins=["notifications"], plugin_settings={"notifications": settings}
+    )
+    channel = EmailChannel()
+    sent = await channel.send(message_for(channel, "anna@example.com"), app.context)
+    assert sent.ok, sent
+    assert tls_smtp_server.mailbox.logins == [("crm2", "s3cret")]
+    assert len(tls_smtp_server.mailbox.messages) == 1
+    # without STARTTLS the same server refuses to take the mail
+    plain = await crm2_app_factory(
+        plugins=["notifications"], plugin_settings={"notifications": tls_smtp_server.settings()}
+    )
+    refused = await channel.send(message_for(channel, "anna@example.com"), plain.context)
+    assert not refused.ok and len(tls_smtp_server.mailbox.messages) == 1

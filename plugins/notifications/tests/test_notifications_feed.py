@@ -13,6 +13,7 @@ async def _two_for(notifications: Notifications, owner: User) -> list[dict[str, 
     admin = await notifications.user("admin")
     await notifications.rule(admin)
     await notifications.ping(admin, title="One", owner_id=owner.id)
+    await notifications.settle()  # events of two records may be handled in any order
     await notifications.ping(admin, title="Two", owner_id=owner.id)
     await notifications.settle()
     return await notifications.feed(owner)
@@ -95,3 +96,16 @@ async def test_the_notifications_stream_carries_only_ones_own(notifications: Not
         await notifications.settle()
         read = await mine.next_event()
         assert read.event == "notifications.feed.read" and read.json()["data"]["unread"] == 0
+
+
+async def test_demo_seed_welcomes_every_user_once(notifications: Notifications) -> None:
+    from crm2_notifications.seeds import seed
+
+    owner = await notifications.user("agent")
+    for _ in range(2):
+        work = seed("demo", notifications.context)
+        assert work is not None
+        await work
+    (item,) = await notifications.feed(owner)
+    assert item["title"] == "Welcome to crm2"
+    assert seed("load", notifications.context) is None

@@ -61,6 +61,7 @@ async def test_quiet_hours_hold_mail_and_a_digest_folds_the_rest(
         plugins=["notifications", "ping"],
         extra_plugins=(ping_plugin,),
         plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
+        scheduler_enabled=False,  # the jobs run here on the test's clock, not the real one
     )
     await shipped_rule(app, enabled=False)
     n = Notifications(app)
