@@ -57,6 +57,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index /wheels/*.whl
+# pg_dump / pg_restore for the backup plugin's postgres target (Debian 12: PostgreSQL 15)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 crm2 \
     && useradd --system --uid 10001 --gid crm2 --home-dir /app --create-home crm2
 WORKDIR /app

@@ -42,7 +42,13 @@ def _spec_hooks() -> dict[str, object]:
 
 
 def test_plugin_hookspecs_are_covered() -> None:
-    assert {"crm2_documents_storage_backends", "crm2_notifications_channels"} <= set(_spec_hooks())
+    assert {
+        "crm2_documents_storage_backends",
+        "crm2_notifications_channels",
+        "crm2_backup_targets",
+        "crm2_deals_validate_change",
+        "crm2_tasks_validate_change",
+    } <= set(_spec_hooks())
 
 
 def _sections() -> dict[str, str]:

@@ -30,8 +30,8 @@ LAYERS: list[set[str]] = [
     {"http"},
     {"auth"},
     {"streams"},
-    # the command line, the resource kit and the public API plugins import, the test kit
-    {"cli", "kit", "api", "testing", "observability_app"},
+    # the command line (and its plugin scaffold), the resource kit, the public API, the test kit
+    {"cli", "kit", "api", "testing", "observability_app", "scaffold"},  # scaffold: crm2 plugins new
 ]
 # crm2_core.observability holds modules of two layers: the instruments (logs, metrics,
 # tracing) that the events and HTTP layers report through, and what serves or wires

@@ -20,6 +20,7 @@ from scenarios.s11_import import scenario_11
 from scenarios.s12_payments import scenario_12a, scenario_12b
 from scenarios.s13_documents_files import scenario_13
 from scenarios.s14_notifications_fanout import scenario_14
+from scenarios.s15_backup import scenario_15
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -41,4 +42,5 @@ SCENARIOS: dict[str, Scenario] = {
     "12b": scenario_12b,
     "13": scenario_13,
     "14": scenario_14,
+    "15": scenario_15,
 }

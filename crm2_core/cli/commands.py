@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +12,7 @@ from rich.table import Table
 from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError, Crm2Error
+from crm2_core.settings import Settings
 
 console = Console()
 
@@ -141,10 +143,28 @@ def plugins() -> None:
 
 @plugins.command("list")
 def plugins_list() -> None:
-    """Name, version, enabled, dependencies and status of every installed plugin."""
-    context = load_context()
+    """Name, version, enabled, dependencies and status of every installed plugin.
+
+    Runs even when a plugin keeps crm2 from starting: that plugin's status then
+    says why (``incompatible``, ``missing dependency``, ``broken hook``,
+    ``broken``), and the command exits 1 with the start-up error.
+    """
+    from crm2_core.plugins.diagnose import diagnose
+
+    problem: str | None = None
+    try:
+        context = load_context()
+    except click.ClickException as exc:
+        problem = exc.message
+        try:
+            rows = diagnose(Settings())
+        except ConfigurationError as inner:  # a core setting itself is wrong
+            fail(str(inner))
+    else:
+        rows = context.plugins.statuses()
+        run_async(context.engine.dispose())
     table = Table("name", "version", "enabled", "depends", "status", "title")
-    for row in context.plugins.statuses():
+    for row in rows:
         table.add_row(
             row.name,
             row.version,
@@ -154,7 +174,33 @@ def plugins_list() -> None:
             row.title,
         )
     console.print(table)
-    run_async(context.engine.dispose())
+    if problem is not None:
+        fail(problem)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="where to write it (default: ./crm2-NAME)",
+)
+@click.option("--title", default=None, help="the human title (default: from the name)")
+def plugins_new(name: str, directory: Path | None, title: str | None) -> None:
+    """Scaffold plugin NAME: every room of a crm2 plugin, tests included, ready to install."""
+    from crm2_core.scaffold import new_plugin
+
+    target = directory or Path(f"crm2-{name.replace('_', '-')}")
+    try:
+        files = new_plugin(name, target, title=title)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    click.echo(f"created {target} ({len(files)} files). Next:")
+    click.echo(f"  pip install -e '{target}[test]'")
+    click.echo("  crm2 migrate")
+    click.echo(f"  cd {target} && pytest")
 
 
 # -- users ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from crm2_core import __version__
 from crm2_core.errors import ConfigurationError
 from crm2_core.plugins.discovery import InstalledPlugin, discover_builtin, discover_installed
+from crm2_core.plugins.hookcheck import check_arguments, check_markers, check_pending, known_hooks
 from crm2_core.plugins.resolve import check_core_version, dependency_order, select_enabled
 from crm2_core.settings import Settings
 from crm2_hookspecs import PROJECT_NAME, Crm2Spec
@@ -184,7 +185,7 @@ def build_plugin_manager(
     enabled = select_enabled(installed, settings.enabled_plugins, builtin_names)
     chosen = {name: installed[name] for name in enabled}
     for plugin in chosen.values():
-        check_core_version(plugin, __version__)
+        check_core_version(plugin, __version__, listed=settings.enabled_plugins is not None)
     ordered = builtin + [chosen[name] for name in dependency_order(chosen)]
 
     overrides = plugin_settings or {}
@@ -198,14 +199,19 @@ def build_plugin_manager(
             pm.add_hookspecs(cast(Any, spec))
     # pluggy calls last-registered first: registering in reverse dependency
     # order makes plain pm.hook calls run dependencies first as well.
+    hooks = known_hooks(pm)
+    for plugin in ordered:
+        check_markers(plugin.name, plugin.module, hooks)
+        check_arguments(pm, plugin.name, plugin.module)
     for plugin in reversed(ordered):
         try:
             pm.register(_facade(pm, plugin.name, plugin.module), name=plugin.name)
         except pluggy.PluginValidationError as exc:
+            reason = "; ".join(line for line in str(exc).splitlines() if line.strip())
             raise ConfigurationError(
-                f"{plugin.name}: {exc}: fix the hook implementation's signature"
+                f"{plugin.name}: {reason}: fix the hook implementation's signature"
             ) from exc
-    _check_pending(pm)
+    check_pending(pm)
     installed_all = {p.name: p for p in builtin} | installed
     return PluginRegistry(pm, installed_all, ordered, validated)
 
@@ -266,23 +272,3 @@ def _reverse_order(impls: list[pluggy.HookImpl]) -> list[pluggy.HookImpl]:
         return 0 if impl.trylast else 2 if impl.tryfirst else 1
 
     return sorted(reversed(plain), key=group) + wrappers
-
-
-def _check_pending(pm: pluggy.PluginManager) -> None:
-    """``pm.check_pending()``, but naming the plugin and the hook instead of an object repr."""
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        owner = pm.get_name(exc.plugin) or "a plugin"
-        unknown = sorted(
-            name
-            for name, caller in vars(pm.hook).items()
-            if not name.startswith("_")
-            and not caller.has_spec()
-            and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
-        )
-        raise ConfigurationError(
-            f"{owner} implements {', '.join(unknown) or 'a hook'}, which no hookspec defines: "
-            "check the spelling against docs/plugins/hooks.md (a plugin's own hooks need "
-            "its manifest.hookspecs)"
-        ) from exc

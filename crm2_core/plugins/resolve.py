@@ -13,6 +13,18 @@ def _install_hint(name: str) -> str:
     return f"pip install crm2-{name.replace('_', '-')}"
 
 
+def drop_hint(plugin: InstalledPlugin | str, *, listed: bool) -> str:
+    """How to stop running a plugin: depends on whether CRM2_PLUGINS is set at all."""
+    name = plugin if isinstance(plugin, str) else plugin.name
+    if listed:
+        return f"remove {name} from CRM2_PLUGINS"
+    dist = None if isinstance(plugin, str) else plugin.distribution
+    return (
+        f"set CRM2_PLUGINS to the plugins you want, or pip uninstall "
+        f"{dist or 'crm2-' + name.replace('_', '-')}"
+    )
+
+
 def select_enabled(
     installed: dict[str, InstalledPlugin], allow_list: list[str] | None, builtin: list[str]
 ) -> list[str]:
@@ -41,7 +53,7 @@ def select_enabled(
         if plugin.error is not None:
             raise ConfigurationError(
                 f"plugin {name} cannot be enabled: {plugin.error}; reinstall it "
-                f"or remove {name} from CRM2_PLUGINS"
+                f"or {drop_hint(plugin, listed=allow_list is not None)}"
             )
         assert plugin.manifest is not None
         enabled.append(name)
@@ -51,16 +63,18 @@ def select_enabled(
             if dep not in installed:
                 raise ConfigurationError(
                     f"{name} depends on {dep}, which is not installed: {_install_hint(dep)} "
-                    f"or remove {name} from CRM2_PLUGINS"
+                    f"or {drop_hint(plugin, listed=allow_list is not None)}"
                 )
             stack.append(dep)
     return enabled
 
 
-def check_core_version(plugin: InstalledPlugin, core_version: str) -> None:
+def check_core_version(plugin: InstalledPlugin, core_version: str, *, listed: bool = True) -> None:
+    """``requires_core`` against the running core; the specifier is quoted as written."""
     assert plugin.manifest is not None
+    written = plugin.manifest.requires_core
     try:
-        spec = SpecifierSet(plugin.manifest.requires_core)
+        spec = SpecifierSet(written)
     except InvalidSpecifier as exc:
         raise ConfigurationError(
             f"{plugin.name} declares requires_core={plugin.manifest.requires_core!r}, which is "
@@ -68,9 +82,9 @@ def check_core_version(plugin: InstalledPlugin, core_version: str) -> None:
         ) from exc
     if Version(core_version) not in spec:
         raise ConfigurationError(
-            f"{plugin.name} {plugin.version} requires crm2-core {spec}, but {core_version} is "
+            f"{plugin.name} {plugin.version} requires crm2-core {written}, but {core_version} is "
             f"installed: install a {plugin.name} release that supports crm2-core {core_version} "
-            f"or remove {plugin.name} from CRM2_PLUGINS"
+            f"or {drop_hint(plugin, listed=listed)}"
         )
 
 

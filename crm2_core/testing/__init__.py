@@ -17,6 +17,7 @@ from typing import Any
 
 from crm2_core.events.models import EventRecord
 from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
+from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EventRecord",
     "SignedInUser",
     "TestDatabase",
+    "assert_plugin_contract",
     "build_cli",
 ]
 

@@ -19,6 +19,7 @@ from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
 from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
+from crm2_core.testing.lifecycle import upgrade_keeping_rows
 
 TEST_JWT_SECRET = "crm2-test-secret-not-for-production-0123456789"
 TEST_PASSWORD = "correct horse battery staple"
@@ -40,6 +41,7 @@ class Crm2TestApp:
         self.app = app
         self.context = context
         self._lifespan = lifespan
+        self._closed = False
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=lifespan.app, client=("127.0.0.1", 40000)),
             base_url="http://crm2.test",
@@ -81,28 +83,50 @@ class Crm2TestApp:
         return SignedInUser(id=user_id, email=email, headers=headers)
 
     async def settle_events(self, within: float = 10.0) -> None:
-        """Relay every committed event and wait for the in-process handlers to finish."""
+        """Relay every committed event and run its handlers, until the whole chain is quiet.
+
+        Handlers may publish events of their own, and those have handlers too: the
+        loop relays, waits for the in-process handlers, and looks again, until no
+        event is waiting to be relayed and no handler is queued, running or due
+        for a retry. Raises ``AssertionError`` naming what is still moving when
+        that takes longer than ``within`` seconds (a handler chain that never ends).
+        """
+        bus = self.context.events
+        drain = getattr(bus.broker, "drain", None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    await bus.relay_once()
+                    if await self._unrelayed():
+                        await asyncio.sleep(0.005)
+                        continue
+                    if drain is not None:
+                        await drain(max(0.0, deadline - loop.time()))
+                    # A handler that ran may have published: quiet only if nothing is new.
+                    if not await self._unrelayed():
+                        return
+        except TimeoutError:
+            waiting = await self._unrelayed()
+            raise AssertionError(
+                f"events did not settle within {within}s: {waiting} event(s) still waiting "
+                "to be relayed, or handlers still running (a handler chain that never ends?)"
+            ) from None
+
+    async def _unrelayed(self) -> int:
         from sqlalchemy import func, select
         from sqlmodel import col
 
         from crm2_core.events.models import EventRecord
 
-        bus = self.context.events
-        async with asyncio.timeout(within):
-            while True:
-                await bus.relay_once()
-                async with self.context.session_factory() as session:
-                    waiting = await session.execute(
-                        select(func.count())
-                        .select_from(EventRecord)
-                        .where(col(EventRecord.relayed_at).is_(None))
-                    )
-                    if waiting.scalar_one() == 0:
-                        break
-                await asyncio.sleep(0.01)
-            drain = getattr(bus.broker, "drain", None)
-            if drain is not None:
-                await drain(within)
+        async with self.context.session_factory() as session:
+            waiting = await session.execute(
+                select(func.count())
+                .select_from(EventRecord)
+                .where(col(EventRecord.relayed_at).is_(None))
+            )
+            return int(waiting.scalar_one())
 
     async def settle_jobs(self, within: float = 30.0) -> None:
         """Wait until the background jobs requests started (large CSV imports) have finished."""
@@ -112,6 +136,10 @@ class Crm2TestApp:
             await self.context.get(JobRunner).wait_idle()
 
     async def aclose(self) -> None:
+        """Stop the app (``crm2_shutdown`` hooks run); a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self.client.aclose()
         await self._lifespan.__aexit__(None, None, None)
 
@@ -128,7 +156,11 @@ async def start_test_app(
     context = build_app_context(
         settings, extra_plugins=tuple(extra_plugins), plugin_settings=overrides
     )
-    await migrate.upgrade(context.engine, context.plugins)
+    await upgrade_keeping_rows(
+        context.engine,
+        settings.database_url,
+        lambda: migrate.upgrade(context.engine, context.plugins),
+    )
     app = create_app(context=context)
     lifespan = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
     await lifespan.__aenter__()

@@ -4,7 +4,8 @@
   tests that use it run once per backend, ids ``[sqlite]`` / ``[postgresql]``.
 - ``crm2_settings``: core settings pointing at it, plugins from ``@pytest.mark.crm2_plugins``.
 - ``crm2_app_factory``: ``await make(plugins=, extra_plugins=, **settings)`` → ``Crm2TestApp``.
-- ``crm2``: the app for the test's marker, started, emptied afterwards.
+- ``crm2``: the app for the test's marker, started; afterwards every table is emptied
+  and the rows data migrations wrote are put back (``lifecycle.py``).
 - ``crm2_redis_url``: the machine's Redis with a key prefix of this test's own, cleaned up.
 """
 
@@ -24,9 +25,9 @@ from crm2_core.testing.databases import (
     TestDatabase,
     create_postgres_database,
     drop_postgres_database,
-    empty_tables,
     sqlite_database,
 )
+from crm2_core.testing.lifecycle import reset_tables
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -139,7 +140,7 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
 
             engine = create_engine(crm2_settings)
             try:
-                await empty_tables(engine)
+                await reset_tables(engine, crm2_settings.database_url)
             finally:
                 await engine.dispose()
 

@@ -156,7 +156,13 @@ async def test_schemathesis_finds_no_failure_for_the_role(
         pytest.skip("runs once per suite: on PostgreSQL")
     # Every installed plugin, so each new one is fuzzed as soon as it exists.
     plugins = sorted(name for name, p in discover_installed().items() if not p.builtin)
-    app = await crm2_app_factory(plugins=plugins, sse_max_connection_seconds=1)
+    # backup writes sets and a key file: into the test's folder, not the working directory
+    local = {"backup": {"dir": str(tmp_path / "backups"), "key_file": str(tmp_path / "key")}}
+    app = await crm2_app_factory(
+        plugins=plugins,
+        sse_max_connection_seconds=1,
+        plugin_settings={k: v for k, v in local.items() if k in plugins},
+    )
     admin = await app.login("admin")
     if "deals" in plugins:
         await _some_data(app, admin)

@@ -160,8 +160,11 @@ def test_misspelt_hookimpl_is_refused_by_check_pending() -> None:
         build("typo", Misspelt())
 
     message = str(error.value)
-    assert message.startswith("typo implements crm2_routrs, which no hookspec defines")
-    assert "docs/plugins/hooks.md" in message
+    assert message.startswith(
+        "typo implements crm2_routrs, which no hookspec defines: did you mean crm2_routers?"
+    )
+    assert '"Hooks" in the crm2 plugin documentation' in message
+    assert "\n" not in message and "docs/" not in message
 
 
 class GreeterSpec:

@@ -59,3 +59,7 @@ class InvalidPolicyTransition(Conflict):
 
 class InUse(Conflict):
     slug, title = "deals-in-use", "The record is still referenced"
+
+
+class ChangeVetoed(Unprocessable):
+    slug, title = "deals-change-vetoed", "Another plugin refused this change"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import APIRouter
 
 from crm2_deals.config import DealsSettings
+from crm2_deals.hookspecs import DealsSpec
 from crm2_hookspecs import (
     ConsoleView,
     Crm2Context,
@@ -29,6 +30,7 @@ manifest = PluginManifest(
     title="Deals",
     requires_core=">=0.1,<1",
     settings=DealsSettings,
+    hookspecs=(DealsSpec,),
     description="Clients, contacts, pipelines, deals, insurance policies and activities.",
 )
 

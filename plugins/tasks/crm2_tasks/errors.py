@@ -55,3 +55,7 @@ class InvalidTransition(Conflict):
 
 class CalendarInUse(Conflict):
     slug, title = "tasks-calendar-in-use", "The calendar is still used by an SLA policy"
+
+
+class TaskChangeVetoed(Unprocessable):
+    slug, title = "tasks-change-vetoed", "Another plugin refused this change"

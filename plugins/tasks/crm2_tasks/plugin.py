@@ -20,12 +20,14 @@ from crm2_hookspecs import (
     hookimpl,
 )
 from crm2_tasks.config import TasksSettings
+from crm2_tasks.hookspecs import TasksSpec
 
 manifest = PluginManifest(
     name="tasks",
     title="Tasks",
     requires_core=">=0.1,<1",
     settings=TasksSettings,
+    hookspecs=(TasksSpec,),
     description="Tasks, reminders, recurrence, SLA timers on business calendars, automations.",
 )
 
@@ -130,3 +132,26 @@ def crm2_cli(cli: Any) -> None:
     from crm2_tasks.cli import register
 
     register(cli)
+
+
+# -- deals' hooks: tasks extends deals without depending on it ---------------------------
+
+
+@hookimpl(optionalhook=True)
+def crm2_deals_timeline(
+    deal: Mapping[str, Any], session: Any, principal: Principal
+) -> Awaitable[Sequence[Mapping[str, Any]]]:
+    """The deal's linked tasks on its timeline (only called when deals is enabled)."""
+    from crm2_tasks.deal_extensions import timeline
+
+    return timeline(deal, session, principal)
+
+
+@hookimpl(optionalhook=True)
+def crm2_deals_extra_fields(
+    deal: Mapping[str, Any], session: Any, principal: Principal
+) -> Awaitable[Mapping[str, Any]]:
+    """``open_tasks``: how many of the deal's tasks are open."""
+    from crm2_tasks.deal_extensions import extra_fields
+
+    return extra_fields(deal, session, principal)

@@ -104,3 +104,23 @@ async def test_links_to_deals_records_follow_the_callers_visibility(both: Tasks)
         headers=admin.headers,
     )
     assert [t["id"] for t in by_link.json()["items"]] == [mine.json()["id"]]
+
+
+async def test_a_deal_shows_its_linked_tasks_through_deals_hooks(both: Tasks) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    deal = await a_deal(both, admin, agent)
+    link = {"kind": "deals.deal", "id": deal["id"]}
+    created = await both.client.post(
+        f"{API}/tasks", json={"title": "Call back", "link": link}, headers=agent.headers
+    )
+    assert created.status_code == 201, created.text
+
+    extra = await both.client.get(f"/api/v1/deals/deals/{deal['id']}/extra", headers=agent.headers)
+    timeline = await both.client.get(
+        f"/api/v1/deals/deals/{deal['id']}/timeline", headers=agent.headers
+    )
+
+    assert extra.json()["fields"]["tasks"] == {"open_tasks": 1}
+    entries = [e for e in timeline.json()["items"] if e["source"] == "tasks"]
+    assert [e["title"] for e in entries] == ["Task: Call back (todo)"]
+    assert entries[0]["link"] == {"kind": "tasks.task", "id": created.json()["id"]}

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import crm2_hello.plugin
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import Crm2TestApp, assert_plugin_contract
 from crm2_core.testing.pytest_plugin import AppFactory
 
 GREETINGS = "/api/v1/hello/greetings"
@@ -153,3 +153,7 @@ async def test_permissions_are_granted_to_the_proposed_roles(hello: Crm2TestApp)
     me = (await hello.client.get("/api/v1/auth/me", headers=viewer)).json()
     assert "hello:read" in me["permissions"]
     assert "hello:write" not in me["permissions"]
+
+
+async def test_hello_keeps_the_plugin_contract(crm2_app_factory: AppFactory) -> None:
+    await assert_plugin_contract("hello", crm2_app_factory, extra_plugins=(crm2_hello.plugin,))

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from crm2_core.api import (
     ContextDep,
     Currency,
+    IfMatchDep,
     IsoDate,
     IsoDateTime,
     Page,
@@ -32,7 +33,16 @@ from crm2_deals.routes.deps import (
     DealsWrite,
     OptionalIfMatch,
 )
-from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate, StageMovePublic
+from crm2_deals.schemas.deals import (
+    DealCreate,
+    DealExtraPublic,
+    DealMove,
+    DealPublic,
+    DealUpdate,
+    StageMovePublic,
+    TimelineEntry,
+    TimelinePublic,
+)
 from crm2_deals.service import deals as service
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
@@ -96,7 +106,7 @@ list_route(
 create_route(
     router, "/deals", service.public, response_model=DealPublic, permission="deals:write",
     body=DealCreate, create=service.create_deal, location="/deals/{id}", name="create_deal",
-    params={"default_currency": Annotated[str, Depends(default_currency)]},
+    params={"default_currency": Annotated[str, Depends(default_currency)], "context": ContextDep},
     doc="Create a deal (default pipeline and its first open stage unless given).",
 )  # fmt: skip
 
@@ -115,12 +125,42 @@ async def export_deals(
 
 record_routes(
     router, "/deals/{deal_id}", service.public, response_model=DealPublic,
-    permissions=PERMISSIONS, get=service.get_deal, update=(DealUpdate, service.update_deal),
-    delete=service.delete_deal,
-    docs=("One deal; its ETag is what a PATCH sends as If-Match.",
-          "Change a deal's fields (If-Match required); stages change through /move.",
+    permissions=PERMISSIONS, get=service.get_deal, delete=service.delete_deal,
+    docs=("One deal; its ETag is what a PATCH sends as If-Match.", "",
           "Delete a deal with its history and activities (its policies stay, unlinked)."),
 )  # fmt: skip
+
+
+@router.patch("/deals/{deal_id}", response_model=DealPublic)
+async def update_deal(
+    deal_id: uuid.UUID,
+    body: DealUpdate,
+    if_match: IfMatchDep,
+    principal: DealsWrite,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+) -> DealPublic:
+    """Change a deal's fields (If-Match required); stages change through /move."""
+    deal = await service.update_deal(session, principal, deal_id, if_match, body, context=context)
+    return present(response, service.public(deal))
+
+
+@router.get("/deals/{deal_id}/timeline", response_model=TimelinePublic)
+async def deal_timeline(
+    deal_id: uuid.UUID, principal: DealsRead, session: SessionDep, context: ContextDep
+) -> TimelinePublic:
+    """The deal's stage moves and what other plugins add (crm2_deals_timeline), newest first."""
+    entries = await service.timeline(session, principal, deal_id, context)
+    return TimelinePublic(items=[TimelineEntry.model_validate(e) for e in entries])
+
+
+@router.get("/deals/{deal_id}/extra", response_model=DealExtraPublic)
+async def deal_extra(
+    deal_id: uuid.UUID, principal: DealsRead, session: SessionDep, context: ContextDep
+) -> DealExtraPublic:
+    """Fields other plugins show with this deal (crm2_deals_extra_fields), by plugin."""
+    return DealExtraPublic(fields=await service.extra(session, principal, deal_id, context))
 
 
 @router.post("/deals/{deal_id}/move", response_model=DealPublic)
@@ -130,10 +170,11 @@ async def move_deal(
     principal: DealsWrite,
     session: SessionDep,
     response: Response,
+    context: ContextDep,
     if_match: OptionalIfMatch = None,
 ) -> DealPublic:
     """Move a deal to another stage of its pipeline; a lost stage needs a reason."""
-    deal = await service.move_deal(session, principal, deal_id, if_match, body)
+    deal = await service.move_deal(session, principal, deal_id, if_match, body, context=context)
     return present(response, service.public(deal))
 
 

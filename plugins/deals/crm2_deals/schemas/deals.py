@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -58,3 +58,23 @@ class DealPublic(ResponseModel, fields_of=Deal, exclude=("value_minor",)):
 
 class StageMovePublic(ResponseModel, fields_of=StageMove):
     """One stage a deal entered."""
+
+
+class TimelineEntry(ResponseModel):
+    at: datetime
+    title: str
+    kind: str = ""
+    source: str = Field(description="the plugin that contributed the entry")
+    link: dict[str, str] | None = Field(None, description='{"kind": "tasks.task", "id": "…"}')
+
+
+class TimelinePublic(ResponseModel):
+    """At most 200 entries, newest first (not paginated: it merges several sources)."""
+
+    items: list[TimelineEntry]
+
+
+class DealExtraPublic(ResponseModel):
+    fields: dict[str, dict[str, Any]] = Field(
+        description="per plugin, the fields it shows with the deal (crm2_deals_extra_fields)"
+    )

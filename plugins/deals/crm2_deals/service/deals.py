@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +24,7 @@ from crm2_core.api import (
     user_emails,
     utcnow,
 )
-from crm2_deals import csv_io
+from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
     InvalidMoney,
     LostReasonRequired,
@@ -33,6 +33,8 @@ from crm2_deals.errors import (
     StageNotInPipeline,
 )
 from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
+from crm2_deals.extensions import vet
+from crm2_deals.hookspecs import DealChange
 from crm2_deals.models import Deal, Stage, StageMove
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
@@ -42,6 +44,9 @@ from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
+
 EXPORT_PAGE_SIZE = 1000
 DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 
@@ -50,6 +55,11 @@ def public(deal: Deal) -> DealPublic:
     return DealPublic.model_validate(
         {**deal.model_dump(), "value": from_minor(deal.value_minor, deal.currency)}
     )
+
+
+def snapshot(deal: Deal) -> dict[str, Any]:
+    """The deal's fields as extension hooks see them (``value`` as a decimal string)."""
+    return public(deal).model_dump(mode="json")
 
 
 def minor_units(value: Decimal, currency: str) -> int:
@@ -133,7 +143,12 @@ def _closing(kind: str, now: datetime) -> dict[str, Any]:
 
 
 async def create_deal(
-    session: AsyncSession, principal: Principal, data: DealCreate, default_currency: str
+    session: AsyncSession,
+    principal: Principal,
+    data: DealCreate,
+    default_currency: str,
+    *,
+    context: AppContext | None = None,
 ) -> Deal:
     visibility = RULES.visibility(principal)
     client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
@@ -159,6 +174,9 @@ async def create_deal(
         stage_entered_at=now,
         **values,
     )
+    to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
+    change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
+    await vet(context, session, principal, change)
     await repo.deals.add(session, deal)
     session.add(
         StageMove(
@@ -195,7 +213,13 @@ def _publish_closed(session: AsyncSession, principal: Principal, deal: Deal) -> 
 
 
 async def update_deal(
-    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, if_match: str, data: DealUpdate
+    session: AsyncSession,
+    principal: Principal,
+    deal_id: uuid.UUID,
+    if_match: str,
+    data: DealUpdate,
+    *,
+    context: AppContext | None = None,
 ) -> Deal:
     visibility = RULES.visibility(principal)
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
@@ -225,6 +249,16 @@ async def update_deal(
             raise Unprocessable("only a lost deal has a lost reason")
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
+    if context is not None:
+        before = snapshot(deal)
+        after = {**before, **{k: v for k, v in values.items() if k != "value_minor"}}
+        if "value_minor" in values:
+            after["value"] = str(from_minor(values["value_minor"], values["currency"]))
+        after = DealPublic.model_validate(after).model_dump(mode="json")
+        differing = tuple(sorted(k for k in after if after[k] != before[k]))
+        if differing:
+            change = DealChange("update", deal.id, before, after, changed=differing)
+            await vet(context, session, principal, change)
     changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
@@ -240,6 +274,8 @@ async def move_deal(
     deal_id: uuid.UUID,
     if_match: str | None,
     data: DealMove,
+    *,
+    context: AppContext | None = None,
 ) -> Deal:
     """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
@@ -259,6 +295,12 @@ async def move_deal(
     if target.kind == deal.status and target.kind != "open":
         values["closed_at"] = deal.closed_at  # won → another won stage: still closed then
     values.update(stage_id=target.id, stage_entered_at=now, updated_at=now)
+    if context is not None:
+        before = snapshot(deal)
+        after = {**before, "stage_id": str(target.id), "status": values["status"]}
+        to_stage = {"id": str(target.id), "name": target.name, "kind": target.kind}
+        change = DealChange("move", deal.id, before, after, to_stage, ("stage_id", "status"))
+        await vet(context, session, principal, change)
     seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
     from_id, from_name = deal.stage_id, source.name if source else "?"
     await repo.deals.update(session, deal, values, only_changed=False)
@@ -286,6 +328,38 @@ async def move_deal(
     publish(session, changed, subject=deal.id, actor=principal)
     _publish_closed(session, principal, deal)
     return deal
+
+
+TIMELINE_LIMIT = 200
+
+
+async def timeline(
+    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, context: AppContext
+) -> list[dict[str, Any]]:
+    """404 unless visible; the deal's stage moves and other plugins' entries, newest first."""
+    deal = await get_deal(session, principal, deal_id)
+    moves, _ = await repo.history(session, deal.id, PageParams(limit=TIMELINE_LIMIT))
+    names, _ = await repo.stage_and_pipeline_names(session)
+    own = [
+        {
+            "at": m.moved_at,
+            "kind": "stage_move",
+            "title": f"Moved to {names.get(m.to_stage_id, '?')}",
+            "source": "deals",
+        }
+        for m in moves
+    ]
+    others = await extensions.timeline(context, session, snapshot(deal), principal)
+    merged = sorted([*own, *others], key=lambda e: e["at"], reverse=True)
+    return merged[:TIMELINE_LIMIT]
+
+
+async def extra(
+    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, context: AppContext
+) -> dict[str, dict[str, Any]]:
+    """404 unless visible; then the fields other plugins show with it."""
+    deal = await get_deal(session, principal, deal_id)
+    return await extensions.extra_fields(context, session, snapshot(deal), principal)
 
 
 def value_bounds(

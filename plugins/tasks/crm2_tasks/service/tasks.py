@@ -37,6 +37,8 @@ from crm2_tasks.events import (
     TaskReopened,
     TaskUpdated,
 )
+from crm2_tasks.extensions import vet
+from crm2_tasks.hookspecs import TaskChange
 from crm2_tasks.models import NO_DUE, OPEN_STATUSES, Series, Task
 from crm2_tasks.recurrence import RecurrenceError, validate
 from crm2_tasks.repository import tasks as repo
@@ -183,6 +185,8 @@ async def create_task(
         )
         await repo.add(session, row)
         values.update(series_id=row.id, occurrence_at=data.due_at)
+    sent = data.model_dump(mode="json", exclude_unset=True)
+    await vet(context, session, principal, TaskChange("create", None, {}, sent, tuple(sent)))
     return await new_task(session, context, actor=principal, values=values)
 
 
@@ -231,6 +235,10 @@ async def update_task(
     version = check_version(if_match, task.version)
     if not task.is_open:
         raise InvalidTransition(f"the task is {task.status}: reopen it first")
+    before = public(task).model_dump(mode="json")
+    sent = data.model_dump(mode="json", exclude_unset=True)
+    change = TaskChange("update", task.id, before, {**before, **sent}, tuple(sent))
+    await vet(context, session, principal, change)
     if data.recurrence is not None and data.scope != "following":
         raise InvalidRecurrence("change the recurrence with scope=following")
     if data.link is not None and data.unlink:

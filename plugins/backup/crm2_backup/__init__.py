@@ -1,0 +1,1 @@
+"""crm2-backup: scheduled, encrypted, verified backups, restore, restore drills, retention."""

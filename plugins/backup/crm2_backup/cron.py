@@ -1,0 +1,107 @@
+"""Five-field cron expressions (minute hour day-of-month month day-of-week), UTC.
+
+Enough for backup schedules: ``*``, lists, ranges and steps. ``previous(now)``
+is the latest due time at or before ``now``: the key that makes a schedule run
+once per due time, however many processes look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+class CronError(ValueError):
+    pass
+
+
+def _field(text: str, low: int, high: int) -> frozenset[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        body, _, step_text = part.partition("/")
+        if step_text and (not step_text.isdigit() or int(step_text) < 1):
+            raise CronError(f"bad step in {part!r}")
+        step = int(step_text) if step_text else 1
+        if body == "*":
+            start, end = low, high
+        elif "-" in body:
+            a, _, b = body.partition("-")
+            if not (a.isdigit() and b.isdigit()):
+                raise CronError(f"bad range {body!r}")
+            start, end = int(a), int(b)
+        elif body.isdigit():
+            start = int(body)
+            end = high if step_text else start
+        else:
+            raise CronError(f"bad cron field {part!r}")
+        if not (low <= start <= end <= high):
+            raise CronError(f"{part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True)
+class Cron:
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday, as cron says
+    any_day: bool
+    any_weekday: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Cron:
+        parts = text.split()
+        if len(parts) != 5:
+            raise CronError(f"a cron expression has 5 fields, {text!r} has {len(parts)}")
+        fields = [_field(p, *_RANGES[i]) for i, p in enumerate(parts)]
+        fields[4] = frozenset(d % 7 for d in fields[4])  # 7 is Sunday too
+        minutes, hours, days, months, weekdays = fields
+        return cls(
+            minutes,
+            hours,
+            days,
+            months,
+            weekdays,
+            any_day=parts[2] == "*",
+            any_weekday=parts[4] == "*",
+        )
+
+    def matches(self, at: datetime) -> bool:
+        return (
+            at.minute in self.minutes
+            and at.hour in self.hours
+            and at.month in self.months
+            and self._day_ok(at)
+        )
+
+    def previous(
+        self, now: datetime, *, within: timedelta = timedelta(days=400)
+    ) -> datetime | None:
+        """The latest due minute at or before ``now`` (``None`` if none within ``within``)."""
+        at = now.replace(second=0, microsecond=0)
+        floor = at - within
+        while at >= floor:
+            if at.month not in self.months:
+                at = at.replace(day=1, hour=0, minute=0) - timedelta(minutes=1)
+                continue
+            if not self._day_ok(at):
+                at = at.replace(hour=0, minute=0) - timedelta(minutes=1)
+                continue
+            if at.hour not in self.hours:
+                at = at.replace(minute=0) - timedelta(minutes=1)
+                continue
+            if at.minute in self.minutes:
+                return at
+            at -= timedelta(minutes=1)
+        return None
+
+    def _day_ok(self, at: datetime) -> bool:
+        day_ok = at.day in self.days
+        weekday_ok = (at.isoweekday() % 7) in self.weekdays
+        if self.any_day or self.any_weekday:
+            return day_ok and weekday_ok
+        return day_ok or weekday_ok  # cron: either restricted day field may match

@@ -1,0 +1,82 @@
+"""The events the backup plugin emits: its public, versioned contract.
+
+Subject: the set's id. notifications' default rules may turn ``failed`` and
+``verify_failed`` into incident notices for admins (by type name; backup
+imports nothing of notifications).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from crm2_core.api import EventData
+
+
+class SetRequested(EventData, type="backup.set.requested", version=1):
+    """The schedule asked for a backup; a worker's handler makes it (not the scheduler)."""
+
+    set_id: uuid.UUID
+    due_key: str
+
+
+class DrillRequested(EventData, type="backup.drill.requested", version=1):
+    """The schedule asked for a restore drill of the latest set; a worker's handler runs it."""
+
+    run_id: uuid.UUID
+    due_key: str
+
+
+class SetCompleted(EventData, type="backup.set.completed", version=1):
+    """A backup set was written; every artefact is encrypted and checksummed."""
+
+    set_id: uuid.UUID
+    trigger: str
+    targets: list[str]
+    size_bytes: int
+    seconds: float
+
+
+class SetFailed(EventData, type="backup.set.failed", version=1):
+    """A backup did not complete: an incident for admins."""
+
+    set_id: uuid.UUID
+    trigger: str
+    error: str
+    severity: str = "critical"
+
+
+class SetVerified(EventData, type="backup.set.verified", version=1):
+    """A restore drill restored the set into scratch targets and found it identical."""
+
+    set_id: uuid.UUID
+    drill_id: uuid.UUID
+    rto_seconds: float
+    rpo_seconds: float
+
+
+class SetVerifyFailed(EventData, type="backup.set.verify_failed", version=1):
+    """A restore drill failed: the set cannot be trusted. An incident for admins."""
+
+    set_id: uuid.UUID
+    drill_id: uuid.UUID
+    error: str
+    severity: str = "critical"
+
+
+class SetPruned(EventData, type="backup.set.pruned", version=1):
+    """Retention removed a set's artefacts."""
+
+    set_id: uuid.UUID
+    started_at: datetime
+
+
+EVENT_TYPES: list[type[EventData]] = [
+    SetRequested,
+    DrillRequested,
+    SetCompleted,
+    SetFailed,
+    SetVerified,
+    SetVerifyFailed,
+    SetPruned,
+]

@@ -1,0 +1,171 @@
+"""Admin routes under ``/api/v1/backup``: sets, runs, drills, targets, status; run, verify, prune.
+
+A restore is a command-line operation (``crm2 backup restore``), never an HTTP one:
+it writes into databases and brokers, and an operator should be at the console.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from crm2_backup.repository import (
+    artifacts,
+    get_drill,
+    get_set,
+    latest_completed,
+    latest_drill,
+    latest_verified,
+    page_drills,
+    page_runs,
+    page_sets,
+)
+from crm2_backup.schemas import (
+    ArtifactPublic,
+    DrillPublic,
+    PrunePublic,
+    RunKind,
+    RunPublic,
+    SetDetail,
+    SetPublic,
+    SetStatus,
+    StatusPublic,
+    TargetPublic,
+)
+from crm2_backup.service import retention
+from crm2_backup.service.backup import run_backup
+from crm2_backup.service.verify import verify
+from crm2_core.api import (
+    ContextDep,
+    Page,
+    PageDep,
+    SessionDep,
+    acting_user,
+    created,
+    require,
+    utcnow,
+)
+from crm2_hookspecs import Principal
+
+BackupRead = Annotated[Principal, Depends(require("backup:read"))]
+BackupRun = Annotated[Principal, Depends(require("backup:run"))]
+
+router = APIRouter(prefix="/api/v1/backup", tags=["backup"])
+BASE = "/api/v1/backup"
+
+
+async def _detail(session: SessionDep, set_id: uuid.UUID) -> SetDetail:
+    row = await get_set(session, set_id)
+    items = [ArtifactPublic.model_validate(a) for a in await artifacts(session, set_id)]
+    return SetDetail.model_validate(
+        {**SetPublic.model_validate(row).model_dump(), "manifest": row.manifest, "artifacts": items}
+    )
+
+
+@router.get("/sets", response_model=Page[SetPublic])
+async def list_sets(
+    _: BackupRead,
+    session: SessionDep,
+    page: PageDep,
+    status_: Annotated[SetStatus | None, Query(alias="status")] = None,
+) -> Page[SetPublic]:
+    """Backup sets, newest first."""
+    rows, cursor = await page_sets(session, page, status_)
+    return Page(items=[SetPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/sets", response_model=SetDetail, status_code=status.HTTP_201_CREATED)
+async def create_set(
+    principal: BackupRun, context: ContextDep, session: SessionDep, response: Response
+) -> SetDetail:
+    """Back up every chosen target now; answers when the set is written (or failed: 503)."""
+    row = await run_backup(context, trigger="manual", actor_id=acting_user(principal))
+    assert row is not None  # a new set is never taken by someone else
+    detail = await _detail(session, row.id)
+    return created(response, f"{BASE}/sets/{row.id}", detail)
+
+
+@router.get("/sets/{set_id}", response_model=SetDetail)
+async def get_one_set(set_id: uuid.UUID, _: BackupRead, session: SessionDep) -> SetDetail:
+    """One set with its manifest and artefacts."""
+    return await _detail(session, set_id)
+
+
+@router.post(
+    "/sets/{set_id}/verify", response_model=DrillPublic, status_code=status.HTTP_201_CREATED
+)
+async def verify_set(
+    set_id: uuid.UUID, _: BackupRun, context: ContextDep, response: Response
+) -> DrillPublic:
+    """Run a restore drill of the set: checksums, decryption, restore into scratch targets."""
+    drill = await verify(context, set_id)
+    assert drill is not None
+    response.headers["Location"] = f"{BASE}/drills/{drill.id}"
+    return DrillPublic.model_validate(drill)
+
+
+@router.get("/drills", response_model=Page[DrillPublic])
+async def list_drills(
+    _: BackupRead, session: SessionDep, page: PageDep, set_id: uuid.UUID | None = None
+) -> Page[DrillPublic]:
+    """Restore drills, newest first, with their RTO and RPO."""
+    rows, cursor = await page_drills(session, page, set_id)
+    return Page(items=[DrillPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/drills/{drill_id}", response_model=DrillPublic)
+async def get_one_drill(drill_id: uuid.UUID, _: BackupRead, session: SessionDep) -> DrillPublic:
+    """One restore drill."""
+    return DrillPublic.model_validate(await get_drill(session, drill_id))
+
+
+@router.get("/runs", response_model=Page[RunPublic])
+async def list_runs(
+    _: BackupRead, session: SessionDep, page: PageDep, kind: RunKind | None = None
+) -> Page[RunPublic]:
+    """Every backup, verify, restore and prune operation, newest first."""
+    rows, cursor = await page_runs(session, page, kind)
+    return Page(items=[RunPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/prune", response_model=PrunePublic)
+async def prune_sets(_: BackupRun, context: ContextDep) -> PrunePublic:
+    """Apply the retention policy now: the sets whose artefacts were deleted."""
+    return PrunePublic(pruned=await retention.prune(context))
+
+
+@router.get("/targets", response_model=list[TargetPublic])
+async def list_targets(_: BackupRead, context: ContextDep) -> list[TargetPublic]:
+    """The targets this deployment can back up, and whether CRM2_BACKUP_TARGETS chose them."""
+    wanted = context.plugin_settings("backup").target_names()
+    rows = []
+    for plugin, target in context.plugins.collect("crm2_backup_targets", context=context):
+        rows.append(
+            TargetPublic(
+                name=target.name, plugin=plugin, chosen=wanted is None or target.name in wanted
+            )
+        )
+    return rows
+
+
+@router.get("/status", response_model=StatusPublic)
+async def backup_status(_: BackupRead, context: ContextDep, session: SessionDep) -> StatusPublic:
+    """The latest set, the latest verified set, RPO and the last drill's RTO."""
+    settings = context.plugin_settings("backup")
+    latest = await latest_completed(session)
+    verified = await latest_verified(session)
+    drill = await latest_drill(session)
+    return StatusPublic(
+        latest_set=None if latest is None else SetPublic.model_validate(latest),
+        latest_verified_set=None if verified is None else SetPublic.model_validate(verified),
+        rpo_seconds=None if verified is None else (utcnow() - verified.started_at).total_seconds(),
+        last_drill=None if drill is None else DrillPublic.model_validate(drill),
+        schedule=settings.schedule,
+        verify_schedule=settings.verify_schedule,
+    )
+
+
+def routers() -> list[APIRouter]:
+    return [router]

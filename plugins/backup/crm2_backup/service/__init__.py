@@ -1,0 +1,1 @@
+"""Backup's business rules: run, verify (drill), restore, prune. Each owns its sessions."""

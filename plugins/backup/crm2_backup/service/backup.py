@@ -1,0 +1,249 @@
+"""Running a backup: every chosen target dumped, encrypted, checksummed, recorded as one set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from crm2_backup import crypto
+from crm2_backup.config import BackupSettings
+from crm2_backup.events import SetCompleted, SetFailed, SetRequested
+from crm2_backup.models import BackupArtifact, BackupRun, BackupSet
+from crm2_backup.repository import backup_run_id, claim_set, finish_run, get_set, update_set
+from crm2_backup.service import store
+from crm2_backup.service.keys import load_key
+from crm2_backup.service.schema import alembic_heads
+from crm2_backup.service.targets import chosen_targets
+from crm2_core.api import AppContext, Crm2Error, publish, utcnow
+
+log = logging.getLogger("crm2.backup")
+Progress = Callable[[str, str], None]  # (target, phase)
+
+
+def _versions(context: Any) -> dict[str, str]:
+    if not isinstance(context, AppContext):
+        return {}
+    return {s.name: s.version for s in context.plugins.statuses() if s.enabled}
+
+
+def _error_text(exc: BaseException) -> str:
+    text = exc.detail if isinstance(exc, Crm2Error) and exc.detail else str(exc)
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
+def _new_set(
+    trigger: str, due_key: str | None, actor_id: uuid.UUID | None, status: str
+) -> BackupSet:
+    set_id = uuid.uuid4()
+    started = utcnow()
+    return BackupSet(
+        id=set_id,
+        status=status,
+        trigger=trigger,
+        due_key=due_key,
+        location=f"{started:%Y%m%dT%H%M%SZ}-{set_id.hex[:12]}",
+        started_at=started,
+        created_by=actor_id,
+    )
+
+
+async def request_backup(context: Any, due_key: str) -> uuid.UUID | None:
+    """A queued scheduled set and its ``backup.set.requested``, in one transaction.
+
+    ``None`` when another process already queued this due time (the unique ``due_key``).
+    """
+    row = _new_set("schedule", due_key, None, "queued")
+    async with context.session_factory() as session:
+        session.add(row)
+        publish(session, SetRequested(set_id=row.id, due_key=due_key), subject=row.id)
+        try:
+            await session.commit()
+        except IntegrityError:
+            return None
+    return row.id
+
+
+async def _start(
+    context: Any, set_id: uuid.UUID | None, trigger: str, actor_id: uuid.UUID | None
+) -> BackupSet | None:
+    """The set to fill: a new running one, or the queued ``set_id`` claimed (``None``: taken)."""
+    settings: BackupSettings = context.plugin_settings("backup")
+    async with context.session_factory() as session:
+        if set_id is None:
+            row = _new_set(trigger, None, actor_id, "running")
+            session.add(row)
+        elif not await claim_set(session, set_id):
+            return None
+        else:
+            row = await get_set(session, set_id)
+        session.add(
+            BackupRun(
+                kind="backup", set_id=row.id, status="running", detail={"trigger": row.trigger}
+            )
+        )
+        await session.commit()
+        await session.refresh(row)
+    store.set_dir(settings, row.location).mkdir(parents=True, exist_ok=True)
+    return row
+
+
+async def run_backup(
+    context: Any,
+    *,
+    set_id: uuid.UUID | None = None,
+    trigger: str = "manual",
+    actor_id: uuid.UUID | None = None,
+    progress: Progress | None = None,
+) -> BackupSet | None:
+    """Back up every chosen target into a new set (or the queued ``set_id``).
+
+    Returns the ``completed`` set; a failure marks it ``failed``, announces
+    ``backup.set.failed`` and raises. ``None`` when the queued set was taken already.
+    """
+    settings: BackupSettings = context.plugin_settings("backup")
+    row = await _start(context, set_id, trigger, actor_id)
+    if row is None:
+        return None
+    clock = time.monotonic()
+    folder = store.set_dir(settings, row.location)
+    artifacts: list[BackupArtifact] = []
+    try:
+        key = load_key(settings, create=True)
+        targets = chosen_targets(context)
+        with tempfile.TemporaryDirectory(prefix="crm2-backup-") as scratch:
+            for name, target in targets.items():
+                artifacts.append(
+                    await _one(target, name, key, settings, Path(scratch), folder, row.id, progress)
+                )
+    except Exception as exc:  # every failure is recorded and announced, then re-raised
+        await _fail(context, row, exc, artifacts)
+        raise
+    return await _complete(context, row, artifacts, time.monotonic() - clock)
+
+
+async def _one(
+    target: Any,
+    name: str,
+    key: bytes,
+    settings: BackupSettings,
+    scratch: Path,
+    folder: Path,
+    set_id: uuid.UUID,
+    progress: Progress | None,
+) -> BackupArtifact:
+    started = utcnow()
+    plain = scratch / f"{name}{target.extension}"
+    if progress:
+        progress(name, "dump")
+    facts = dict(await target.dump(plain))
+    if progress:
+        progress(name, "encrypt")
+    filename = f"{name}{target.extension}.enc"
+    plain_sha = await asyncio.to_thread(crypto.sha256_file, plain)
+    plain_size = plain.stat().st_size
+    size, sha = await asyncio.to_thread(
+        crypto.encrypt_file, key, plain, folder / filename, settings.chunk_bytes
+    )
+    plain.unlink()
+    return BackupArtifact(
+        set_id=set_id,
+        target=name,
+        filename=filename,
+        size_bytes=size,
+        sha256=sha,
+        plain_size_bytes=plain_size,
+        plain_sha256=plain_sha,
+        facts=facts,
+        started_at=started,
+        finished_at=utcnow(),
+    )
+
+
+def manifest_of(
+    context: Any, row: BackupSet, artifacts: list[BackupArtifact], finished: datetime, key_id: str
+) -> dict[str, Any]:
+    heads: dict[str, list[str]] = {}
+    for artifact in artifacts:
+        heads.update(alembic_heads(artifact.facts))
+    return {
+        "format": 1,
+        "set_id": str(row.id),
+        "trigger": row.trigger,
+        "started_at": row.started_at.isoformat(),
+        "finished_at": finished.isoformat(),
+        "versions": _versions(context),
+        "alembic_heads": heads,
+        "encryption": {"cipher": "AES-256-GCM", "chunked": True, "key_id": key_id},
+        "artifacts": [
+            {
+                "target": a.target,
+                "file": a.filename,
+                "size_bytes": a.size_bytes,
+                "sha256": a.sha256,
+                "plain_size_bytes": a.plain_size_bytes,
+                "plain_sha256": a.plain_sha256,
+                "facts": a.facts,
+            }
+            for a in artifacts
+        ],
+    }
+
+
+async def _complete(
+    context: Any, row: BackupSet, artifacts: list[BackupArtifact], seconds: float
+) -> BackupSet:
+    settings: BackupSettings = context.plugin_settings("backup")
+    finished = utcnow()
+    key_id = crypto.key_id(load_key(settings)).hex()
+    manifest = manifest_of(context, row, artifacts, finished, key_id)
+    store.write_manifest(store.set_dir(settings, row.location), manifest)
+    total = sum(a.size_bytes for a in artifacts)
+    names = [a.target for a in artifacts]
+    async with context.session_factory() as session:
+        session.add_all(artifacts)
+        await update_set(
+            session,
+            row.id,
+            status="completed",
+            finished_at=finished,
+            size_bytes=total,
+            manifest=manifest,
+            targets=names,
+        )
+        run = await backup_run_id(session, row.id)
+        await finish_run(
+            session, run, "ok", {"targets": names, "size_bytes": total, "seconds": seconds}
+        )
+        publish(
+            session,
+            SetCompleted(
+                set_id=row.id, trigger=row.trigger, targets=names, size_bytes=total, seconds=seconds
+            ),
+            subject=row.id,
+        )
+        await session.commit()
+        done = await get_set(session, row.id)
+    log.info("backup: set %s completed (%d bytes, %.1f s)", row.id, total, seconds)
+    return done
+
+
+async def _fail(
+    context: Any, row: BackupSet, exc: BaseException, artifacts: list[BackupArtifact]
+) -> None:
+    error = _error_text(exc)
+    log.error("backup: set %s failed: %s", row.id, error)
+    async with context.session_factory() as session:
+        await update_set(session, row.id, status="failed", finished_at=utcnow(), error=error)
+        run = await backup_run_id(session, row.id)
+        await finish_run(session, run, "failed", {"done": [a.target for a in artifacts]}, error)
+        publish(session, SetFailed(set_id=row.id, trigger=row.trigger, error=error), subject=row.id)
+        await session.commit()

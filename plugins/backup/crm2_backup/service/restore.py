@@ -1,0 +1,59 @@
+"""Restoring one target of a set into a named place, after every check a drill makes."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from crm2_backup.config import BackupSettings
+from crm2_backup.errors import SchemaTooNew, SetBusy, UnknownTarget
+from crm2_backup.models import BackupRun
+from crm2_backup.repository import artifacts, finish_run, get_set
+from crm2_backup.service.artifacts import open_artifact
+from crm2_backup.service.backup import _error_text
+from crm2_backup.service.keys import load_key
+from crm2_backup.service.schema import known_revisions, unknown_heads
+from crm2_backup.service.targets import target as find_target
+
+
+async def restore(
+    context: Any, set_id: uuid.UUID, target_name: str, to: str, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Restore ``target_name`` of ``set_id`` into ``to``; what the target reports.
+
+    Refuses a set that is not complete, whose artefact's checksum or tag does not
+    verify, or whose schema is newer than the installed code.
+    """
+    settings: BackupSettings = context.plugin_settings("backup")
+    async with context.session_factory() as session:
+        row = await get_set(session, set_id)
+        if row.status != "completed":
+            raise SetBusy(f"set {set_id} is {row.status}, not completed")
+        found = [a for a in await artifacts(session, set_id) if a.target == target_name]
+        if not found:
+            raise UnknownTarget(f"set {set_id} holds no {target_name!r} artefact")
+        run = BackupRun(
+            kind="restore", set_id=set_id, detail={"target": target_name, "dry_run": dry_run}
+        )
+        session.add(run)
+        await session.commit()
+    try:
+        newer = unknown_heads(row.manifest.get("alembic_heads", {}), known_revisions(context))
+        if newer:
+            raise SchemaTooNew(f"revisions this code does not know: {newer}: upgrade crm2 first")
+        target = find_target(context, target_name)
+        key = load_key(settings)
+        with tempfile.TemporaryDirectory(prefix="crm2-restore-") as scratch:
+            plain = await open_artifact(settings, key, row, found[0], Path(scratch))
+            report = dict(await target.restore(plain, to, dry_run))
+    except Exception as exc:
+        async with context.session_factory() as session:
+            await finish_run(session, run.id, "failed", run.detail, _error_text(exc))
+            await session.commit()
+        raise
+    async with context.session_factory() as session:
+        await finish_run(session, run.id, "ok", {**run.detail, **report})
+        await session.commit()
+    return report

@@ -1,0 +1,82 @@
+"""The contract of a backup target, and helpers the built-in targets share."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from crm2_backup.errors import DrillMismatch, TargetFailed
+
+
+@runtime_checkable
+class BackupTarget(Protocol):
+    """What ``crm2_backup_targets`` returns (structural: no import of crm2_backup needed).
+
+    ``dump`` writes the plaintext artefact at ``path`` (the plugin encrypts and
+    deletes it) and returns facts kept in the set's manifest. ``restore`` puts the
+    artefact into ``to``; with ``dry_run`` it only checks that it would. ``drill``
+    restores into a scratch place, compares with the dump's facts, removes the
+    scratch place and returns figures; it raises when anything differs.
+    """
+
+    name: str
+    extension: str
+
+    async def dump(self, path: Path) -> Mapping[str, Any]: ...
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]: ...
+
+    async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+
+async def run_program(
+    argv: Sequence[str],
+    *,
+    timeout: float,  # noqa: ASYNC109 - passed to wait_for around the whole program run
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> bytes:
+    """Run a program; its stdout, or :class:`TargetFailed` with the tail of its stderr.
+
+    The command line never holds a secret (passwords travel in ``env``), so the
+    error can name the program.
+    """
+    full_env = {**os.environ, **(env or {})}
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=full_env,
+        )
+    except FileNotFoundError as exc:
+        raise TargetFailed(f"{argv[0]} is not installed or not on PATH") from exc
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise TargetFailed(f"{Path(argv[0]).name} ran longer than {timeout:.0f} s") from None
+    if process.returncode != 0:
+        tail = err.decode("utf-8", "replace").strip()[-800:]
+        raise TargetFailed(f"{Path(argv[0]).name} exited with {process.returncode}: {tail}")
+    return out
+
+
+def compare(target: str, expected: Mapping[str, Any], found: Mapping[str, Any]) -> None:
+    """Raise :class:`DrillMismatch` naming every key whose value differs."""
+    wrong = {
+        key: (expected.get(key), found.get(key))
+        for key in sorted(set(expected) | set(found))
+        if expected.get(key) != found.get(key)
+    }
+    if wrong:
+        shown = "; ".join(
+            f"{key}: backed up {was!r}, restored {now!r}"
+            for key, (was, now) in list(wrong.items())[:10]
+        )
+        raise DrillMismatch(f"{target}: the restored copy differs: {shown}")

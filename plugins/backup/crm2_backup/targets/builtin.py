@@ -1,0 +1,49 @@
+"""The targets this plugin ships, chosen from the deployment's own settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm2_backup.config import BackupSettings
+from crm2_backup.targets.consul import ConsulTarget
+from crm2_backup.targets.postgres import PostgresTarget
+from crm2_backup.targets.rabbitmq import RabbitmqTarget, vhost_of
+from crm2_backup.targets.redis import RedisTarget
+from crm2_backup.targets.sqlite import SqliteTarget
+
+
+def builtin_targets(context: Any) -> list[Any]:
+    """crm2's database always; Redis, RabbitMQ and Consul when this deployment uses them."""
+    core = context.settings
+    ours: BackupSettings = context.plugin_settings("backup")
+    timeout = float(ours.command_timeout_seconds)
+    targets: list[Any] = []
+    if str(core.database_url).startswith("sqlite"):
+        targets.append(SqliteTarget(core.database_url, checksums=ours.table_checksums))
+    else:
+        targets.append(
+            PostgresTarget(
+                core.database_url,
+                pg_dump=ours.pg_dump,
+                pg_restore=ours.pg_restore,
+                timeout=timeout,
+                checksums=ours.table_checksums,
+            )
+        )
+    if core.redis_url:
+        targets.append(RedisTarget(core.redis_url, core.redis_prefix))
+    broker = str(core.broker_url)
+    if broker.startswith(("amqp://", "amqps://")) or ours.rabbitmq_management_url:
+        vhost = ours.rabbitmq_vhost or (vhost_of(broker) if broker.startswith("amqp") else "/")
+        targets.append(
+            RabbitmqTarget(
+                vhost,
+                management_url=ours.rabbitmq_management_url,
+                rabbitmqctl=ours.rabbitmqctl,
+                timeout=timeout,
+            )
+        )
+    if ours.consul_url:
+        token = ours.consul_token.get_secret_value() if ours.consul_token else None
+        targets.append(ConsulTarget(ours.consul_url, token, timeout))
+    return targets

@@ -1,0 +1,173 @@
+"""Schedules (once per due time), the worker handlers, retention over a simulated year, and
+targets added by another plugin through ``crm2_backup_targets``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backup_kit import API, backup_settings, event_types
+from crm2_backup.cron import Cron, CronError
+from crm2_backup.jobs import tick
+from crm2_backup.service.retention import Candidate, keep
+
+from crm2_core.testing import Crm2TestApp
+from crm2_hookspecs import PluginManifest, hookimpl
+
+NOW = datetime(2026, 12, 3, 3, 7, tzinfo=UTC)
+
+
+def test_cron_finds_the_latest_due_time() -> None:
+    assert Cron.parse("0 3 * * *").previous(NOW) == NOW.replace(minute=0)
+    assert Cron.parse("*/15 * * * 1-5").previous(
+        datetime(2026, 12, 6, 16, 5, tzinfo=UTC)
+    ) == datetime(2026, 12, 4, 23, 45, tzinfo=UTC)
+    assert Cron.parse("0 0 1 * *").previous(NOW) == datetime(2026, 12, 1, tzinfo=UTC)
+    for bad in ("* * *", "61 * * * *", "*/0 * * * *", "a b c d e"):
+        with pytest.raises(CronError):
+            Cron.parse(bad)
+
+
+def test_retention_over_a_simulated_year_keeps_exactly_gfs() -> None:
+    start = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    sets = [Candidate(id=uuid.uuid4(), started_at=start + timedelta(days=d)) for d in range(365)]
+    by_id = {c.id: c for c in sets}
+
+    kept = {by_id[i].started_at.date() for i in keep(sets, daily=7, weekly=4, monthly=12)}
+
+    last = sets[-1].started_at.date()  # 2026-12-31, a Thursday
+    daily = {last - timedelta(days=d) for d in range(7)}
+    # the newest set of each of the 4 newest ISO weeks: the week's Sunday, or the last day
+    weekly = {
+        last,
+        datetime(2026, 12, 27).date(),
+        datetime(2026, 12, 20).date(),
+        datetime(2026, 12, 13).date(),
+    }
+    monthly = {(datetime(2026, m + 1, 1) - timedelta(days=1)).date() for m in range(1, 12)} | {last}
+    assert kept == daily | weekly | monthly
+    # Dec 25-31 daily; weekly adds Dec 20 and 13 (Dec 27 and 31 are daily already);
+    # monthly adds the last day of January … November (December's is daily)
+    assert len(kept) == 7 + 2 + 11
+
+
+def test_retention_always_keeps_the_newest_verified_set() -> None:
+    old = Candidate(id=uuid.uuid4(), started_at=NOW - timedelta(days=400), verified=True)
+    new = Candidate(id=uuid.uuid4(), started_at=NOW)
+
+    assert keep([old, new], daily=1, weekly=0, monthly=0) == {old.id, new.id}
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_a_due_time_makes_one_set_however_often_the_job_runs(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(
+        plugin_settings={
+            "backup": backup_settings(tmp_path, schedule="0 3 * * *", verify_schedule="5 3 * * *")
+        }
+    )
+
+    first = await tick(app.context, NOW)
+    again = await tick(app.context, NOW + timedelta(seconds=30))
+    await app.settle_events()
+
+    assert set(first) == {"backup", "drill"} and again == {}
+    admin = await app.login("admin")
+    sets = (await app.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert [(s["trigger"], s["status"]) for s in sets] == [("schedule", "completed")]
+    types = await event_types(app)
+    assert types.count("backup.set.requested") == 1 and "backup.set.completed" in types
+    # the drill was queued in the same tick as the backup: it ran on whichever set was
+    # complete when its handler started, or found none; either way it ran once
+    assert types.count("backup.drill.requested") == 1
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_a_failed_backup_is_announced_for_admins(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(
+        plugin_settings={"backup": backup_settings(tmp_path, targets="nothing_here")}
+    )
+    admin = await app.login("admin")
+
+    response = await app.client.post(f"{API}/sets", headers=admin)
+
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("backup-unknown-target")
+    sets = (await app.client.get(f"{API}/sets?status=failed", headers=admin)).json()["items"]
+    assert len(sets) == 1 and "nothing_here" in sets[0]["error"]
+    assert await event_types(app) == ["backup.set.failed"]
+
+
+class NotesTarget:
+    """A third party's target: duck-typed, no import of crm2_backup."""
+
+    name = "notes"
+    extension = ".txt"
+
+    def __init__(self) -> None:
+        self.restored: list[str] = []
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        path.write_text("note one\nnote two\n")  # noqa: ASYNC240
+        return {"lines": 2}
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        if not dry_run:
+            self.restored.append(path.read_text())  # noqa: ASYNC240
+        return {"into": to}
+
+    async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        lines = len(path.read_text().splitlines())  # noqa: ASYNC240
+        if lines != facts["lines"]:
+            raise ValueError("notes differ")
+        return {"lines": lines}
+
+
+class NotesPlugin:
+    manifest = PluginManifest(name="notes", title="Notes")
+
+    def __init__(self) -> None:
+        self.target = NotesTarget()
+
+    @hookimpl(optionalhook=True)
+    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
+        return [self.target]
+
+
+async def test_another_plugin_adds_a_target_through_the_hook(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    from crm2_backup.service.restore import restore
+
+    plugin = NotesPlugin()
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "notes"],
+        extra_plugins=(plugin,),
+        plugin_settings={"backup": backup_settings(tmp_path, targets="notes")},
+    )
+    admin = await app.login("admin")
+
+    body = (await app.client.post(f"{API}/sets", headers=admin)).json()
+    drill = (await app.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)).json()
+    await restore(app.context, uuid.UUID(body["id"]), "notes", "anywhere")
+
+    assert body["targets"] == ["notes"] and drill["ok"] is True
+    assert drill["results"]["notes"] == {
+        "integrity": "ok",
+        "drill": "ok",
+        "seconds": pytest.approx(0, abs=5),
+        "lines": 2,
+    }
+    assert plugin.target.restored == ["note one\nnote two\n"]
+
+
+async def test_a_plugin_offering_a_target_starts_without_backup(crm2_app_factory: Any) -> None:
+    app: Crm2TestApp = await crm2_app_factory(plugins=["notes"], extra_plugins=(NotesPlugin(),))
+    assert app.context.is_enabled("notes") and not app.context.is_enabled("backup")

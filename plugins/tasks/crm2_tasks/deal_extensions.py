@@ -1,0 +1,59 @@
+"""What tasks adds to a deal through deals' own hooks (``crm2_deals_timeline``, ``…_extra_fields``).
+
+tasks does not depend on deals: the hooks are ``optionalhook`` implementations,
+never called while deals is off. Only tasks the asking user may see count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_hookspecs import Principal
+from crm2_tasks.models import Task
+from crm2_tasks.visibility import TaskVisibility
+
+TIMELINE_LIMIT = 50
+
+
+def _linked(deal: Mapping[str, Any], principal: Principal) -> list[Any]:
+    return [
+        col(Task.link_kind) == "deals.deal",
+        col(Task.link_id) == str(deal["id"]),
+        TaskVisibility.of(principal).where(Task),
+    ]
+
+
+async def timeline(
+    deal: Mapping[str, Any], session: AsyncSession, principal: Principal
+) -> list[dict[str, Any]]:
+    """One entry per task linked to the deal: when it was created, its title and status."""
+    rows = await session.execute(
+        select(Task)
+        .where(*_linked(deal, principal))
+        .order_by(col(Task.created_at).desc())
+        .limit(TIMELINE_LIMIT)
+    )
+    return [
+        {
+            "at": task.created_at,
+            "kind": "task",
+            "title": f"Task: {task.title} ({task.status})",
+            "link": {"kind": "tasks.task", "id": str(task.id)},
+        }
+        for task in rows.scalars()
+    ]
+
+
+async def extra_fields(
+    deal: Mapping[str, Any], session: AsyncSession, principal: Principal
+) -> dict[str, Any]:
+    """How many of the deal's tasks are open (of those the user may see)."""
+    open_tasks = await session.execute(
+        select(func.count()).select_from(Task).where(*_linked(deal, principal), col(Task.is_open))
+    )
+    return {"open_tasks": int(open_tasks.scalar_one())}

@@ -1,0 +1,214 @@
+"""Start-up errors that say what to do, one line each (the plugin author's kit, issue 19)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+
+from crm2_core.errors import ConfigurationError
+from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.settings import Settings
+from crm2_hookspecs import PluginManifest, hookimpl, hookspec
+
+
+def build(plugins: str | None, *extra: object) -> PluginRegistry:
+    settings = Settings(_env_file=None, plugins=plugins)  # type: ignore[call-arg]
+    return build_plugin_manager(settings, extra_plugins=extra)
+
+
+def refused(plugins: str | None, *extra: object) -> str:
+    with pytest.raises(ConfigurationError) as error:
+        build(plugins, *extra)
+    message = str(error.value)
+    assert "\n" not in message, message
+    return message
+
+
+def plain(name: str, *depends: str, requires_core: str = ">=0.1,<1") -> Any:
+    class Plugin:
+        manifest = PluginManifest(
+            name=name, title=name.title(), depends=depends, requires_core=requires_core
+        )
+
+    return Plugin()
+
+
+def test_with_crm2_plugins_unset_a_missing_dependency_says_set_it_or_uninstall() -> None:
+    message = refused(None, plain("invoicing", "ledger"))
+    assert message == (
+        "invoicing depends on ledger, which is not installed: pip install crm2-ledger or "
+        "set CRM2_PLUGINS to the plugins you want, or pip uninstall crm2-invoicing"
+    )
+    assert "remove invoicing from CRM2_PLUGINS" not in message
+
+
+def test_with_crm2_plugins_set_it_says_remove_it_from_the_list() -> None:
+    message = refused("invoicing", plain("invoicing", "ledger"))
+    assert message.endswith("or remove invoicing from CRM2_PLUGINS")
+
+
+def test_the_version_specifier_is_quoted_as_the_author_wrote_it() -> None:
+    message = refused(None, plain("future", requires_core=">=99.0,<100"))
+    assert "requires crm2-core >=99.0,<100, but" in message  # not packaging's "<100,>=99.0"
+    assert "set CRM2_PLUGINS to the plugins you want, or pip uninstall crm2-future" in message
+
+
+class Misspelt:
+    manifest = PluginManifest(name="typo", title="Typo")
+
+    @hookimpl
+    def crm2_router(self) -> list[Any]:
+        return []
+
+
+def test_a_misspelt_hook_gets_did_you_mean_and_the_references_title() -> None:
+    message = refused(None, Misspelt())
+    assert message.startswith(
+        "typo implements crm2_router, which no hookspec defines: did you mean crm2_routers? "
+    )
+    assert '"Hooks" in the crm2 plugin documentation' in message
+    assert "hooks.md" not in message and "/" not in message
+
+
+class WrongArgument:
+    manifest = PluginManifest(name="wrongarg", title="Wrong argument")
+
+    @hookimpl
+    def crm2_routers(self, contxt: Any) -> list[Any]:
+        return []
+
+
+def test_a_misspelt_hookimpl_argument_is_one_line_with_the_right_name() -> None:
+    message = refused(None, WrongArgument())
+    assert message == (
+        "wrongarg: crm2_routers() takes contxt, which crm2_routers does not pass "
+        "(it passes context): did you mean context? — see crm2_routers in "
+        '"Hooks" in the crm2 plugin documentation'
+    )
+
+
+other_impl = pluggy.HookimplMarker("pytest")
+
+
+class ForeignMarker:
+    manifest = PluginManifest(name="foreign", title="Foreign marker")
+
+    @other_impl
+    def crm2_routers(self) -> list[Any]:
+        return []
+
+
+class SpecMarker:
+    manifest = PluginManifest(name="specmark", title="Spec marker")
+
+    @hookspec
+    def crm2_permissions(self) -> Sequence[Any]:
+        return []
+
+
+class NoMarker:
+    manifest = PluginManifest(name="nomark", title="No marker")
+
+    def crm2_permissions(self) -> Sequence[Any]:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [
+        (
+            ForeignMarker(),
+            "foreign: crm2_routers is marked with pytest's hookimpl, which crm2 ignores",
+        ),
+        (SpecMarker(), "specmark: crm2_permissions is marked @hookspec"),
+        (NoMarker(), "nomark: crm2_permissions is a crm2 hook but has no @hookimpl"),
+    ],
+    ids=["another-projects-hookimpl", "hookspec-instead-of-hookimpl", "no-marker"],
+)
+def test_a_hook_with_the_wrong_marker_is_reported_not_ignored(plugin: Any, expected: str) -> None:
+    message = refused(None, plugin)
+    assert message.startswith(expected), message
+    assert "from crm2_hookspecs import hookimpl" in message
+
+
+# -- crm2 plugins list with a broken plugin ----------------------------------------------
+
+BROKEN = {
+    "oldcore": """
+        from crm2_hookspecs import PluginManifest
+        manifest = PluginManifest(name="oldcore", title="Old", requires_core=">=7,<8")
+    """,
+    "needy": """
+        from crm2_hookspecs import PluginManifest
+        manifest = PluginManifest(name="needy", title="Needy", depends=("ledger",))
+    """,
+    "typo": """
+        from crm2_hookspecs import PluginManifest, hookimpl
+        manifest = PluginManifest(name="typo", title="Typo")
+
+        @hookimpl
+        def crm2_routrs():
+            return []
+    """,
+    "fine": """
+        from crm2_hookspecs import PluginManifest
+        manifest = PluginManifest(name="fine", title="Fine")
+    """,
+}
+
+
+def install_fake_plugins(site: Path, plugins: dict[str, str]) -> None:
+    """Distributions with a ``crm2.plugins`` entry point, found on ``sys.path``."""
+    for name, source in plugins.items():
+        (site / f"crm2_fake_{name}.py").write_text(textwrap.dedent(source))
+        info = site / f"crm2_fake_{name}-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: crm2-fake-{name}\nVersion: 0.1.0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[crm2.plugins]\n{name} = crm2_fake_{name}\n")
+
+
+def test_plugins_list_runs_with_broken_plugins_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import crm2_core.cli.commands
+    from crm2_core.cli.main import cli
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugins(site, BROKEN)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(crm2_core.cli.commands.console, "width", 250)
+    result = CliRunner().invoke(
+        cli,
+        ["plugins", "list"],
+        env={
+            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            "CRM2_PLUGINS": "oldcore,needy,typo,fine",
+            "COLUMNS": "250",
+        },
+    )
+    assert result.exit_code == 1, result.output
+    rows = {
+        cells[0]: cells
+        for line in result.output.splitlines()
+        if line.startswith("│")
+        for cells in [[c.strip() for c in line.strip("│").split("│")]]
+    }
+    assert rows["oldcore"][4].startswith("incompatible: needs crm2-core >=7,<8, this is ")
+    assert rows["needy"][4].startswith("missing dependency: ledger is not installed")
+    assert (
+        rows["typo"][4] == "broken hook: crm2_routrs is no crm2 hook (did you mean crm2_routers?)"
+    )
+    assert rows["fine"][2:5] == ["yes", "-", "ok"]
+    assert rows["oldcore"][2] == "no"
+    assert "Error: " in result.output  # the start-up error, once, after the table
