@@ -1,4 +1,4 @@
-"""Scenario 11: the payments plugin's hottest paths, each against a same-run baseline.
+"""Scenario 12: the payments plugin's hottest paths, each against a same-run baseline.
 
 12a "record a payment": ``POST /api/v1/payments/payments/{id}/allocations`` with a new
 ``Idempotency-Key`` per request (the key claimed and completed, the payment's guarded

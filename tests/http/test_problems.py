@@ -173,3 +173,15 @@ async def test_unhandled_error_is_500_problem_without_internals(
     assert "RuntimeError" not in response.text
     assert body["request_id"] == "boom-1"
     assert response.headers["x-request-id"] == "boom-1"
+
+
+async def test_file_upload_has_its_own_larger_limit(crm2_app_factory: AppFactory) -> None:
+    """A CSV import is a multipart upload: CRM2_MAX_UPLOAD_BYTES, not the JSON body limit."""
+    crm2 = await crm2_app_factory(max_body_bytes=2048, max_upload_bytes=8192)
+    upload = {"file": ("big.csv", b"x" * 4000, "text/csv")}
+
+    within = await crm2.client.post(LOGIN, files=upload)
+    beyond = await crm2.client.post(LOGIN, files={"file": ("huge.csv", b"x" * 9000, "text/csv")})
+
+    assert within.status_code != 413  # the route refuses it for its own reasons
+    assert_problem(beyond, 413, "payload-too-large")

@@ -142,11 +142,11 @@ def crm2_console_views() -> Sequence[ConsoleView]:
 
 @hookimpl
 def crm2_resolve_entity(
-    kind: str, id: str, principal: Principal | None, context: Crm2Context
+    kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any
 ) -> Awaitable[Mapping[str, Any] | None] | None:
     from crm2_documents.resolve import RESOLVER
 
-    return RESOLVER(kind, id, principal, context)  # type: ignore[arg-type]
+    return RESOLVER(kind, id, principal, context, session)  # type: ignore[arg-type]
 
 
 @hookimpl

@@ -113,13 +113,13 @@ def crm2_console_views() -> Sequence[ConsoleView]:
 
 @hookimpl
 def crm2_resolve_entity(
-    kind: str, id: str, principal: Principal | None, context: Crm2Context
+    kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any = None
 ) -> Awaitable[Mapping[str, Any] | None] | None:
     if not kind.startswith("payments."):
         return None
     from crm2_payments.links import RESOLVER
 
-    return RESOLVER(kind, id, principal, context)  # type: ignore[arg-type]
+    return RESOLVER(kind, id, principal, context, session)  # type: ignore[arg-type]
 
 
 @hookimpl

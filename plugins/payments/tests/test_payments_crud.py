@@ -35,6 +35,9 @@ async def test_create_get_update_list_cancel(payments: Payments) -> None:
         f"{API}/payments?limit=2&cursor={page.json()['next_cursor']}", headers=agent.headers
     )
     assert len(rest.json()["items"]) == 2
+    for query in ("due_to=0", "status=nope", "currency=XYZ", "sort=-nope", "stauts=paid"):
+        refused = await payments.client.get(f"{API}/payments?{query}", headers=agent.headers)
+        assert refused.status_code in (400, 422), (query, refused.text)
     jpy = await payments.client.get(f"{API}/payments?currency=JPY", headers=agent.headers)
     assert [p["amount"] for p in jpy.json()["items"]] in (["2", "3"], ["3", "2"])
 

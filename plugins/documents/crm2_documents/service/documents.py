@@ -88,17 +88,22 @@ def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UU
     return fallback
 
 
-async def link_owner(context: Any, principal: Principal, link: EntityLink | None) -> uuid.UUID:
+async def link_owner(
+    context: Any,
+    principal: Principal,
+    link: EntityLink | None,
+    session: AsyncSession | None = None,
+) -> uuid.UUID:
     """Who owns a document linked to ``link``, checking the caller may see that record.
 
-    Call it before the request's session runs its first statement: the owning
-    plugin answers in a session of its own, and on SQLite (every transaction is
-    ``BEGIN IMMEDIATE``) a second transaction would wait for ours to end.
+    The owning plugin answers in ``session`` (the request's): on SQLite every
+    transaction is ``BEGIN IMMEDIATE``, so a second session would wait for ours to
+    end. Still called before the first write.
     """
     me = acting_user(principal)
     if link is None:
         return me
-    return _owner_from(await require_entity(context, link, principal), me)
+    return _owner_from(await require_entity(context, link, principal, session), me)
 
 
 async def check_kind(session: AsyncSession, key: str) -> None:
@@ -129,7 +134,7 @@ async def get_document(
 async def create_document(
     session: AsyncSession, context: Any, principal: Principal, data: DocumentCreate
 ) -> Document:
-    owner = await link_owner(context, principal, data.link)  # first: see link_owner
+    owner = await link_owner(context, principal, data.link, session)  # before writing
     await check_kind(session, data.kind)
     document = Document(
         title=data.title,
@@ -158,7 +163,7 @@ async def update_document(
     sent = data.model_dump(exclude_unset=True)
     owner: uuid.UUID | None = None
     if "link" in sent and data.link is not None:  # before the first statement: see link_owner
-        owner = await link_owner(context, principal, data.link)
+        owner = await link_owner(context, principal, data.link, session)
     document = await get_document(session, principal, document_id)
     version = check_version(if_match, document.version)
     values: dict[str, Any] = {}

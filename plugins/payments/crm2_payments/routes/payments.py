@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -15,6 +14,7 @@ from crm2_core.api import (
     ContextDep,
     Currency,
     IfMatchDep,
+    IsoDate,
     Page,
     PageDep,
     SessionDep,
@@ -69,8 +69,8 @@ async def payment_filters(
     external_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     link_kind: Kind = None,
     link_id: Annotated[str | None, Query(max_length=64)] = None,
-    due_from: date | None = None,
-    due_to: date | None = None,
+    due_from: IsoDate | None = None,
+    due_to: IsoDate | None = None,
     q: Annotated[
         str | None, Query(max_length=200, description="in reference, payer, payee")
     ] = None,

@@ -148,9 +148,8 @@ async def create_payment(
     amount = minor(body.amount, body.currency)
     link_owner: uuid.UUID | None = None
     if body.link is not None:
-        # before this session's first statement: on SQLite the resolver's own session
-        # would wait for our write lock
-        found = await require_entity(context, body.link, principal)
+        # read in this request's session (before its first write, as tasks does)
+        found = await require_entity(context, body.link, principal, session)
         owner = found.get("owner_id")
         link_owner = uuid.UUID(str(owner)) if owner else None
     visibility = PAYMENTS.visibility(principal)

@@ -1,0 +1,73 @@
+"""Model families: an update body and a public body derived from the fields written once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pytest
+from pydantic import Field, ValidationError, field_validator
+from sqlmodel import SQLModel
+
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel, utcnow
+
+
+class Widget(SQLModel):  # stands for a table: the columns
+    id: uuid.UUID
+    name: str = Field(max_length=100)
+    size: int
+    secret: str = ""
+    created_at: datetime
+
+
+class WidgetCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=100)
+    size: int = Field(ge=1, le=10)
+    note: str | None = Field(None, max_length=20)
+    owner_id: uuid.UUID | None = None
+
+
+class WidgetUpdate(
+    UpdateModel, partial_of=WidgetCreate, clearable=("note",), exclude=("owner_id",)
+):
+    archived: bool | None = None
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return value.title() if value else value
+
+
+class WidgetPublic(ResponseModel, fields_of=Widget, exclude=("secret",)):
+    size: str  # a body field replaces the copied column
+
+
+def _update(body: dict[str, Any]) -> dict[str, Any]:
+    return WidgetUpdate.model_validate(body).model_dump(exclude_unset=True)
+
+
+def test_update_takes_every_create_field_optional_with_its_limits() -> None:
+    assert list(WidgetUpdate.model_fields) == ["name", "size", "note", "archived"]
+    assert _update({}) == {}
+    assert _update({"name": "big one", "archived": True}) == {"name": "Big One", "archived": True}
+    for refused in ({"name": ""}, {"size": 11}, {"note": "x" * 21}, {"owner_id": None}):
+        with pytest.raises(ValidationError):
+            WidgetUpdate.model_validate(refused)
+
+
+def test_update_refuses_null_unless_the_field_is_clearable() -> None:
+    assert _update({"note": None}) == {"note": None}
+    with pytest.raises(ValidationError, match="must not be null"):
+        WidgetUpdate.model_validate({"size": None})
+    schema = WidgetUpdate.model_json_schema()["properties"]
+    assert schema["size"] == {"title": "Size", "type": "integer", "minimum": 1, "maximum": 10}
+    assert {"type": "null"} in schema["note"]["anyOf"]
+
+
+def test_public_takes_the_table_columns() -> None:
+    row = Widget(id=uuid.uuid4(), name="w", size=3, secret="s", created_at=utcnow())
+    public = WidgetPublic.model_validate({**row.model_dump(), "size": "3 cm"})
+    assert list(WidgetPublic.model_fields) == ["id", "name", "created_at", "size"]
+    assert public.model_dump()["size"] == "3 cm" and "secret" not in public.model_dump()
+    assert set(WidgetPublic.model_json_schema()["required"]) == {"id", "name", "created_at", "size"}
