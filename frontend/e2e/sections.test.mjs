@@ -129,3 +129,46 @@ test("documents: create a document, upload its file with progress, download it b
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("notifications: the bell counts a new notification live over SSE; the feed marks it read", async () => {
+  const admin = (await apiLogin(BASE, ADMIN_EMAIL, ADMIN_PASSWORD)).access_token;
+  const { context, page, problems, token } = await open(EMAIL, PASSWORD, "/");
+  const me = await (await call("GET", "/api/v1/auth/me", token)).json();
+  const bell = page.getByTestId("bell");
+  await bell.waitFor();
+  await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
+  const unread = async () => Number((await bell.getAttribute("aria-label")).match(/(\d+) unread/)[1]);
+  const before = await unread();
+
+  // a rule (the admin's): every new client notifies this manager in the console
+  const stamp = Date.now();
+  const title = `New client ${stamp}`;
+  const rule = await call("POST", "/api/v1/notifications/rules", admin, {
+    name: `e2e bell ${stamp}`,
+    event_type: "deals.client.created",
+    template: { title, body: "created through the API" },
+    recipients: { users: [me.id], record_fields: [] },
+    channels: ["inapp"],
+  });
+  assert.equal(rule.status, 201, await rule.text());
+  const client = await call("POST", "/api/v1/deals/clients", token, { kind: "person", name: `Bell ${stamp}` });
+  assert.equal(client.status, 201);
+  await page.waitForFunction(
+    (n) => document.querySelector("[data-testid=bell]")?.getAttribute("aria-label")?.includes(`${n} unread`),
+    before + 1,
+    { timeout: 10_000 },
+  );
+
+  await bell.click();
+  const item = page.getByTestId("feed").locator("li.unread", { hasText: title });
+  await item.waitFor();
+  await item.getByRole("button", { name: `Mark read: ${title}` }).click();
+  await page.getByTestId("feed").locator("li.read", { hasText: title }).waitFor();
+  await page.waitForFunction(
+    (n) => document.querySelector("[data-testid=bell]")?.getAttribute("aria-label")?.includes(`${n} unread`),
+    before,
+  );
+  await axe(page, "notifications");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -41,3 +41,15 @@ describe("plugin sections", () => {
     ]);
   });
 });
+
+describe("backup figures", () => {
+  it("shows RPO and RTO in seconds, minutes or hours per locale", async () => {
+    const { duration } = await import("@/lib/backup");
+    expect(duration(4.25, "en")).toBe("4.3 sec");
+    expect(duration(600, "en")).toBe("10 min");
+    expect(duration(5400, "en")).toBe("90 min");
+    expect(duration(36_000, "en")).toBe("10 hr");
+    expect(duration(600, "ru")).toBe("10 мин");
+    expect(duration(null, "en")).toBe("—");
+  });
+});

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from crm2_hookspecs import (
+    ConsoleView,
     Crm2Context,
     EventHandler,
     Permission,
@@ -94,6 +95,13 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
     from crm2_notifications.stream import channels
 
     return channels()
+
+
+@hookimpl
+def crm2_console_views() -> Sequence[ConsoleView]:
+    from crm2_notifications.console import VIEWS
+
+    return VIEWS
 
 
 @hookimpl

@@ -5,6 +5,7 @@ import { useState } from "react";
 import { getJson, origin, ProblemError, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { Shell } from "@/components/Shell";
+import { duration } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -24,15 +25,6 @@ interface BackupStatus {
   last_drill: { ok: boolean; rto_seconds: number; finished_at: string } | null;
   schedule: string;
   verify_schedule: string;
-}
-
-function duration(seconds: number | null | undefined, locale: string): string {
-  if (seconds === null || seconds === undefined) return "—";
-  const format = (value: number, unit: "second" | "minute" | "hour") =>
-    new Intl.NumberFormat(locale, { style: "unit", unit, maximumFractionDigits: 1 }).format(value);
-  if (seconds < 120) return format(seconds, "second");
-  if (seconds < 7200) return format(seconds / 60, "minute");
-  return format(seconds / 3600, "hour");
 }
 
 /** Backups: what an operator watches (latest set, RPO, last drill's RTO), back up now, the sets. */
