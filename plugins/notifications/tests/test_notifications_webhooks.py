@@ -191,6 +191,22 @@ async def test_the_ssrf_guard_refuses_every_internal_target(crm2_app_factory: An
         assert counted.accepted == 0
 
 
+async def test_a_malformed_url_is_a_422_not_a_500(crm2_app_factory: Any) -> None:
+    """schemathesis found it: urlsplit raises on an unbalanced bracket ("Invalid IPv6 URL")."""
+    n = await _app(crm2_app_factory)
+    admin = await n.user("admin")
+    for url in ("https://\u009a]\u00ce\u00dbQ", "http://[::1/", "https://a]b.example/"):
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "bad", "url": url, "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 422, (url, made.text)
+        assert made.headers["content-type"].startswith("application/problem+json")
+    listed = await n.client.get(f"{API}/webhooks", headers=admin.headers)
+    assert listed.json()["items"] == []
+
+
 async def test_a_redirect_to_loopback_is_refused(
     crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

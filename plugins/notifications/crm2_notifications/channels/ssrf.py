@@ -50,8 +50,12 @@ def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def parse(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # an unbalanced "[" or "]": "Invalid IPv6 URL"
+        raise TargetRefused(f"{url[:100]!r} is not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not hostname:
         raise TargetRefused(f"{url[:100]!r} is not an http(s) URL with a host")
     if parts.username or parts.password:
         raise TargetRefused("credentials in webhook URLs are not allowed")
@@ -60,7 +64,7 @@ def parse(url: str) -> tuple[str, str, int, str]:
     except ValueError as exc:
         raise TargetRefused(f"bad port in {url[:100]!r}") from exc
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port, path
+    return parts.scheme, hostname, port, path
 
 
 def allow_private(context: Any) -> bool:
