@@ -148,18 +148,18 @@ async def test_queue_backlog_is_read_from_rabbitmq(crm2_settings, migrated) -> N
 async def test_a_version_table_of_an_unknown_plugin_is_reported(crm2_settings, migrated) -> None:
     async with migrated.context.engine.begin() as conn:
         await conn.execute(
-            text("CREATE TABLE alembic_version_payments (version_num VARCHAR(32) NOT NULL)")
+            text("CREATE TABLE alembic_version_billing (version_num VARCHAR(32) NOT NULL)")
         )
     try:
         findings = await _diagnose(crm2_settings, plugins="probe")
     finally:
         async with migrated.context.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE alembic_version_payments"))
+            await conn.execute(text("DROP TABLE alembic_version_billing"))
 
-    # (other tests of the run may have left deals' tables too: disabled here, also a warning)
-    payments = [f for f in findings if f.check == "plugin set" and "payments" in f.detail]
-    assert [f.status for f in payments] == ["warn"]
-    assert "payments has tables here but is not installed" in payments[0].detail
+    # billing: a plugin no one installed (payments, deals… are installed: disabled here)
+    billing = [f for f in findings if f.check == "plugin set" and "billing" in f.detail]
+    assert [f.status for f in billing] == ["warn"]
+    assert "billing has tables here but is not installed" in billing[0].detail
 
 
 async def test_a_demo_secret_fails_outside_development(crm2_settings, migrated) -> None:

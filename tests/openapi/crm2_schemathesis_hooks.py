@@ -30,10 +30,16 @@ def schema_valid_is_not_a_validation_error(ctx: Any, response: Any, case: Any) -
         return None
     if not isinstance(body, dict) or body.get("type") != "urn:crm2:problem:validation-error":
         return None
+    # In the stateful phase a path value is taken from an earlier response (an inferred
+    # link, e.g. a "/feed/{id}" template in the console's view list), not generated from
+    # this operation's schema: refusing it is not the document disagreeing with the server.
+    linked_path = str(getattr(meta.phase, "name", "")) == "stateful"
     fields = [
         e
         for e in body.get("errors", [])
-        if len(e.get("loc", [])) >= 2 and _SPECIAL_USE_DOMAIN not in e.get("msg", "")
+        if len(e.get("loc", [])) >= 2
+        and _SPECIAL_USE_DOMAIN not in e.get("msg", "")
+        and not (linked_path and e["loc"][0] == "path")
     ]
     if fields:
         raise AssertionError(

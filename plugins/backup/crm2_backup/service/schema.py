@@ -9,12 +9,13 @@ from typing import Any
 REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"]([0-9A-Za-z_]+)['\"]", re.MULTILINE)
 
 
-def known_revisions(context: Any) -> set[str]:
-    """Revision ids of every enabled plugin's migrations (the core's too)."""
-    known: set[str] = set()
-    for _plugin, folder in context.plugins.call("crm2_migrations"):
+def known_revisions(context: Any) -> dict[str, set[str]]:
+    """``{version table: revision ids}`` of every enabled plugin's migrations (the core's too)."""
+    known: dict[str, set[str]] = {}
+    for plugin, folder in context.plugins.call("crm2_migrations"):
+        revisions = known.setdefault(f"alembic_version_{plugin}", set())
         for file in Path(folder).glob("*.py"):
-            known.update(REVISION.findall(file.read_text(encoding="utf-8")))
+            revisions.update(REVISION.findall(file.read_text(encoding="utf-8")))
     return known
 
 
@@ -27,7 +28,16 @@ def alembic_heads(facts: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def unknown_heads(heads: dict[str, list[str]], known: set[str]) -> list[str]:
+def unknown_heads(heads: dict[str, list[str]], known: dict[str, set[str]]) -> list[str]:
+    """Revisions of enabled plugins' branches that this code does not have.
+
+    A disabled plugin's version table (its data is kept while it is off) says
+    nothing about the code here: it is restored as it is, not judged.
+    """
     return sorted(
-        f"{table}={rev}" for table, revs in heads.items() for rev in revs if rev not in known
+        f"{table}={rev}"
+        for table, revs in heads.items()
+        if table in known
+        for rev in revs
+        if rev not in known[table]
     )
