@@ -8,6 +8,7 @@ checked without a line here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -136,6 +137,8 @@ def _rabbitmq_counts(url: str, queues: list[str]) -> dict[str, tuple[int, int] |
     import pika
     from pika.exceptions import ChannelClosedByBroker
 
+    # pika logs a traceback of its own for a refused connection; the finding says it in one line
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     params = pika.URLParameters(url)
     params.socket_timeout = 3
     params.blocked_connection_timeout = 3
