@@ -169,3 +169,32 @@ async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(both: P
     assert peek.status_code == 422  # the same answer as for a client that does not exist
     mine = await both.get(agent, made.json()["id"])
     assert mine.status_code == 200
+
+
+async def test_a_product_rule_earns_the_commission_on_scheduled_instalments(
+    both: Payments,
+) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    for rule in (
+        {"insurer": "Allianz", "basis_points": 1000},
+        {"insurer": "Allianz", "product": "Motor", "basis_points": 2000},
+    ):
+        made = await both.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
+        assert made.status_code == 201, made.text
+    policy = await a_policy(both, agent, premium="120.00")
+    activated = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
+    )
+    assert activated.status_code == 200, activated.text
+    await both.app.settle_events()
+    listed = await both.client.get(
+        f"{API}/payments", params={"policy_id": policy["id"], "sort": "due_date"},
+        headers=agent.headers,
+    )  # fmt: skip
+    first = listed.json()["items"][0]
+    assert first["product"] == "Motor" and first["insurer"] == "Allianz"
+    paid = await both.move(agent, first["id"], "payment", "10.00")
+    assert paid.status_code == 201, paid.text
+    ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
+                                   headers=agent.headers)  # fmt: skip
+    assert [c["amount"] for c in ledger.json()["items"]] == ["2.00"]  # 20 %, not the 10 % rule
