@@ -87,6 +87,7 @@ from crm2_core.kit.owners import (
     user_emails,
     user_ids_by_email,
 )
+from crm2_core.kit.query import Derived, Filter, LinkIdFilter, LinkKindFilter, query_filters
 from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
@@ -126,11 +127,13 @@ __all__ = [
     "CsvImport",
     "Currency",
     "CurrentPrincipal",
+    "Derived",
     "EntityKind",
     "EntityLink",
     "EntityResolver",
     "Envelope",
     "EventData",
+    "Filter",
     "Forbidden",
     "IfMatchDep",
     "ImportJobNotFound",
@@ -142,7 +145,9 @@ __all__ = [
     "InvalidCursor",
     "IsoDate",
     "IsoDateTime",
+    "LinkIdFilter",
     "LinkInvalid",
+    "LinkKindFilter",
     "NotFound",
     "OrderKey",
     "OwnerForbidden",
@@ -200,6 +205,7 @@ __all__ = [
     "problem_responses",
     "publish",
     "publish_many",
+    "query_filters",
     "read_csv",
     "record_routes",
     "render",

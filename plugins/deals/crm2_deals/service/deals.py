@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -376,6 +377,16 @@ def value_bounds(
             raise InvalidMoney(str(exc)) from exc
 
     return bound(value_min), bound(value_max)
+
+
+def with_value_bounds(filters: repo.DealFilters) -> repo.DealFilters:
+    """``filters`` with the value range in the currency's minor units (422 without one)."""
+    low, high = value_bounds(
+        filters.currency,
+        Decimal(filters.value_min) if filters.value_min else None,
+        Decimal(filters.value_max) if filters.value_max else None,
+    )
+    return replace(filters, value_min_minor=low, value_max_minor=high)
 
 
 def export_deals(

@@ -175,9 +175,13 @@ delete_policy = POLICIES.delete
 
 
 async def list_policies(
-    session: AsyncSession, principal: Principal, filters: PolicyFilters, page: PageParams
+    session: AsyncSession,
+    principal: Principal,
+    filters: PolicyFilters,
+    page: PageParams,
+    sort: str | None = None,
 ) -> tuple[list[Policy], str | None]:
-    return await repo.list_policies(session, RULES.visibility(principal), filters, page)
+    return await repo.list_policies(session, RULES.visibility(principal), filters, page, sort)
 
 
 async def update_policy(

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
+    AppContext,
     ContextDep,
     CsvColumns,
     IfMatchDep,
-    IsoDateTime,
     Page,
     PageDep,
     PageParams,
     SessionDep,
     acting_user,
-    as_utc,
     created,
     csv_response,
     export_pages,
     present,
+    query_filters,
 )
 from crm2_tasks import clock
 from crm2_tasks.calendar import zone
@@ -33,10 +34,7 @@ from crm2_tasks.repository import tasks as repo
 from crm2_tasks.repository import timers as timers_repo
 from crm2_tasks.routes.deps import TasksDelete, TasksExport, TasksRead, TasksWrite
 from crm2_tasks.schemas.tasks import (
-    Priority,
     SlaTimerPublic,
-    Status,
-    Tag,
     TaskAssign,
     TaskCreate,
     TaskPublic,
@@ -52,41 +50,11 @@ OptionalIfMatch = Annotated[
 ]
 
 
-async def task_filters(
-    context: ContextDep,
-    assignee: Annotated[uuid.UUID | None, Query(description="assignee's user id")] = None,
-    unassigned: bool = False,
-    creator: uuid.UUID | None = None,
-    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
-    open: Annotated[bool | None, Query(description="todo, in_progress or waiting")] = None,
-    priority: Priority | None = None,
-    due_from: IsoDateTime | None = None,
-    due_to: IsoDateTime | None = None,
-    overdue: Annotated[bool, Query(description="open and due before now")] = False,
-    link_kind: Annotated[
-        str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-    ] = None,
-    link_id: Annotated[str | None, Query(max_length=64)] = None,
-    tag: Tag | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="in title and description")] = None,
-) -> repo.TaskFilters:
-    return repo.TaskFilters(
-        assignee=assignee,
-        unassigned=unassigned,
-        creator=creator,
-        statuses=tuple(status or ()),
-        is_open=open,
-        priority=priority,
-        due_from=as_utc(due_from),
-        due_to=as_utc(due_to),
-        overdue_at=clock.now(context) if overdue else None,
-        link_kind=link_kind,
-        link_id=link_id,
-        tag=tag,
-        q=q,
-    )
+def _overdue_at(filters: repo.TaskFilters, context: AppContext) -> repo.TaskFilters:
+    return replace(filters, overdue_at=clock.now(context)) if filters.overdue else filters
 
 
+task_filters = query_filters(repo.TaskFilters, params={"context": ContextDep}, finish=_overdue_at)
 FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
 
 
