@@ -45,6 +45,7 @@ from crm2_core.kit.csv import (
     split_list,
     unguard,
 )
+from crm2_core.kit.exports import export_list, export_route
 from crm2_core.kit.filters import (
     as_utc,
     at_least,
@@ -188,7 +189,9 @@ __all__ = [
     "eq",
     "etag_for",
     "exponent",
+    "export_list",
     "export_pages",
+    "export_route",
     "from_minor",
     "has_permission",
     "import_now",

@@ -9,27 +9,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
     ContextDep,
     Permissions,
     create_route,
-    csv_response,
+    export_route,
     list_route,
     query_filters,
     record_routes,
-    require,
 )
 from crm2_hello import service
 from crm2_hello.repository import SORTS, GreetingFilters
 from crm2_hello.schemas import GreetingCreate, GreetingPublic, GreetingUpdate
-from crm2_hookspecs import Principal
 
 # The core refuses to mount a plugin router outside /api/v1/<plugin name>.
 router = APIRouter(prefix="/api/v1/hello", tags=["hello"])
 PERMISSIONS = Permissions(read="hello:read", write="hello:write", delete="hello:write")
-HelloExport = Annotated[Principal, Depends(require("hello:export"))]
 # The query parameters (with their OpenAPI) come from the GreetingFilters fields.
 greeting_filters = query_filters(GreetingFilters)
 
@@ -55,17 +51,13 @@ create_route(
 )  # fmt: skip
 
 
-# Before /greetings/{greeting_id}, which would otherwise take "export" for an id.
-@router.get("/greetings/export", response_class=StreamingResponse)
-async def export_greetings(
-    principal: HelloExport,
-    context: ContextDep,
-    filters: Annotated[GreetingFilters, Depends(greeting_filters)],
-    sort: Annotated[str, Depends(SORTS.dependency)],
-) -> StreamingResponse:
-    """The greeting list as CSV (same filters and sort as the list), streamed."""
-    chunks = service.export_greetings(context.session_factory, principal, filters, sort)
-    return csv_response(chunks, "greetings", service.EXPORT)
+# The list as a streamed CSV (same filters and sort), before /greetings/{greeting_id},
+# which would otherwise take "export" for an id.
+export_route(
+    router, "/greetings/export", permission="hello:export", filters=greeting_filters,
+    sorts=SORTS, export=service.export_greetings, columns=service.EXPORT, filename="greetings",
+    doc="The greeting list as CSV (same filters and sort as the list), streamed.",
+)  # fmt: skip
 
 
 # GET (with its ETag), PATCH (If-Match: 428 without, 412 when stale) and DELETE by id.

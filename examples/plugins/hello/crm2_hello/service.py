@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
     CsvColumns,
-    PageParams,
     RecordRules,
     Records,
-    export_pages,
+    export_list,
     resolve_owner,
     user_emails,
 )
@@ -32,6 +31,8 @@ RULES = RecordRules("hello:all_records")
 GREETINGS = Records(repo.greetings, RULES)
 get_greeting = GREETINGS.get  # 404 when missing or not visible: the same answer
 delete_greeting = GREETINGS.delete  # checks If-Match when sent
+# The list as the caller may see it: (session, principal, filters, sort, page).
+list_greetings = GREETINGS.lister(repo.list_greetings)
 
 # The export's header; bump the version whenever the columns or their order change.
 EXPORT = CsvColumns(("id", "name", "message", "owner_email", "created_at"), version=1)
@@ -45,18 +46,6 @@ async def create_greeting(
     owner = await resolve_owner(session, principal, GREETINGS.visibility(principal), data.owner_id)
     greeting = Greeting(name=data.name, message=f"{word}, {data.name}!", owner_id=owner)
     return await repo.greetings.add(session, greeting)
-
-
-async def list_greetings(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    page: PageParams,
-    filters: repo.GreetingFilters,
-    sort: str,
-) -> tuple[list[Greeting], str | None]:
-    visibility = GREETINGS.visibility(principal)
-    return await repo.list_greetings(session, visibility, filters, sort, page)
 
 
 async def update_greeting(
@@ -80,6 +69,11 @@ async def update_greeting(
     return current
 
 
+async def _export_rows(session: AsyncSession, items: list[Greeting]) -> list[Sequence[Any]]:
+    emails = await user_emails(session, {g.owner_id for g in items})
+    return [(g.id, g.name, g.message, emails.get(g.owner_id, ""), g.created_at) for g in items]
+
+
 def export_greetings(
     session_factory: async_sessionmaker[AsyncSession],
     principal: Principal,
@@ -88,12 +82,6 @@ def export_greetings(
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time (formula-safe cells)."""
     visibility = GREETINGS.visibility(principal)
-
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Greeting], str | None]:
-        return await repo.list_greetings(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Greeting]) -> list[Sequence[Any]]:
-        emails = await user_emails(session, {g.owner_id for g in items})
-        return [(g.id, g.name, g.message, emails.get(g.owner_id, ""), g.created_at) for g in items]
-
-    return export_pages(session_factory, EXPORT, fetch, rows)
+    return export_list(
+        session_factory, EXPORT, repo.list_greetings, visibility, filters, sort, _export_rows
+    )

@@ -58,8 +58,8 @@ async def list_policies(
     session: AsyncSession,
     vis: Visibility,
     filters: PolicyFilters,
+    sort: str,
     page: PageParams,
-    sort: str | None = None,
 ) -> tuple[list[Policy], str | None]:
     stmt = where_all(
         policies.visible(vis),

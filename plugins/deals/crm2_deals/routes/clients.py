@@ -6,14 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
-    ContextDep,
     IfMatchDep,
     SessionDep,
     create_route,
-    csv_response,
+    export_route,
     import_routes,
     list_route,
     present,
@@ -23,7 +21,6 @@ from crm2_core.api import (
 from crm2_deals.repository import clients as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
-    DealsExport,
     DealsWrite,
 )
 from crm2_deals.schemas.clients import (
@@ -61,16 +58,11 @@ create_route(
 )  # fmt: skip
 
 
-@router.get("/clients/export", response_class=StreamingResponse)
-async def export_clients(
-    principal: DealsExport,
-    context: ContextDep,
-    filters: ClientFiltersDep,
-    sort: ClientSort,
-) -> StreamingResponse:
-    """The client list as CSV (same filters as the list), streamed."""
-    chunks = service.export_clients(context.session_factory, principal, filters, sort)
-    return csv_response(chunks, "clients", service.CLIENT_EXPORT)
+export_route(
+    router, "/clients/export", permission="deals:export", filters=client_filters,
+    sorts=repo.CLIENT_SORTS, export=service.export_clients, columns=service.CLIENT_EXPORT,
+    filename="clients", doc="The client list as CSV (same filters as the list), streamed.",
+)  # fmt: skip
 
 
 import_routes(

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
     ContextDep,
@@ -15,7 +14,7 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     create_route,
-    csv_response,
+    export_route,
     list_route,
     present,
     query_filters,
@@ -24,7 +23,6 @@ from crm2_core.api import (
 from crm2_deals.repository import deals as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
-    DealsExport,
     DealsRead,
     DealsWrite,
     OptionalIfMatch,
@@ -67,16 +65,11 @@ create_route(
 )  # fmt: skip
 
 
-@router.get("/deals/export", response_class=StreamingResponse)
-async def export_deals(
-    principal: DealsExport,
-    context: ContextDep,
-    filters: DealFiltersDep,
-    sort: DealSort,
-) -> StreamingResponse:
-    """The deal list as CSV (same filters as the list), streamed."""
-    chunks = service.export_deals(context.session_factory, principal, filters, sort)
-    return csv_response(chunks, "deals", service.DEAL_EXPORT)
+export_route(
+    router, "/deals/export", permission="deals:export", filters=deal_filters,
+    sorts=repo.DEAL_SORTS, export=service.export_deals, columns=service.DEAL_EXPORT,
+    filename="deals", doc="The deal list as CSV (same filters as the list), streamed.",
+)  # fmt: skip
 
 
 record_routes(

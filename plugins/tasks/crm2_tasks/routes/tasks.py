@@ -8,22 +8,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Response, status
-from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     AppContext,
     ContextDep,
-    CsvColumns,
     IfMatchDep,
     Page,
     PageDep,
-    PageParams,
     SessionDep,
     acting_user,
     created,
-    csv_response,
-    export_pages,
+    export_route,
     present,
     query_filters,
 )
@@ -32,7 +27,7 @@ from crm2_tasks.calendar import zone
 from crm2_tasks.models import Task
 from crm2_tasks.repository import tasks as repo
 from crm2_tasks.repository import timers as timers_repo
-from crm2_tasks.routes.deps import TasksDelete, TasksExport, TasksRead, TasksWrite
+from crm2_tasks.routes.deps import TasksDelete, TasksRead, TasksWrite
 from crm2_tasks.schemas.tasks import (
     SlaTimerPublic,
     TaskAssign,
@@ -118,41 +113,12 @@ async def task_view(
     return _page(rows, cursor, now)
 
 
-EXPORT_COLUMNS = CsvColumns(
-    (
-        "id",
-        "title",
-        "status",
-        "priority",
-        "assignee_id",
-        "creator_id",
-        "due_at",
-        "tags",
-        "link_kind",
-        "link_id",
-        "completed_at",
-        "created_at",
-        "updated_at",
-    ),
-    version=1,
-)
-
-
-@router.get("/tasks/export", response_class=StreamingResponse)
-async def export_tasks(
-    principal: TasksExport, context: ContextDep, filters: FiltersDep, sort: SortDep
-) -> StreamingResponse:
-    """The task list as CSV (same filters and visibility as the list), streamed."""
-    visibility = TaskVisibility.of(principal)
-
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Task], str | None]:
-        return await repo.list_tasks(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Task]) -> list[list[object]]:
-        return [[getattr(t, name) for name in EXPORT_COLUMNS.names] for t in items]
-
-    chunks = export_pages(context.session_factory, EXPORT_COLUMNS, fetch, rows)
-    return csv_response(chunks, "tasks", EXPORT_COLUMNS)
+export_route(
+    router, "/tasks/export", permission="tasks:export", filters=task_filters,
+    sorts=repo.TASK_SORTS, export=service.export_tasks, columns=service.EXPORT_COLUMNS,
+    filename="tasks",
+    doc="The task list as CSV (same filters and visibility as the list), streamed.",
+)  # fmt: skip
 
 
 @router.get("/tasks/{task_id}", response_model=TaskPublic)
