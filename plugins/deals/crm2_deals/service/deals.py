@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -16,17 +17,15 @@ from crm2_core.api import (
     Records,
     Unprocessable,
     acting_user,
-    export_pages,
+    export_list,
     from_minor,
     publish,
     resolve_owner,
-    to_minor,
     user_emails,
     utcnow,
 )
 from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
-    InvalidMoney,
     LostReasonRequired,
     PipelineNotFound,
     StageNotFound,
@@ -41,6 +40,7 @@ from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
+from crm2_deals.service.money import minor_units
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -62,29 +62,10 @@ def snapshot(deal: Deal) -> dict[str, Any]:
     return public(deal).model_dump(mode="json")
 
 
-def minor_units(value: Decimal, currency: str) -> int:
-    """The stored integer; 422 for a negative amount or more decimals than the currency has."""
-    if value < 0:
-        raise InvalidMoney("a deal value cannot be negative")
-    try:
-        return to_minor(value, currency)
-    except ValueError as exc:
-        raise InvalidMoney(str(exc)) from exc
-
-
 DEALS = Records(repo.deals, RULES)
 get_deal = DEALS.get
 delete_deal = DEALS.delete
-
-
-async def list_deals(
-    session: AsyncSession,
-    principal: Principal,
-    filters: repo.DealFilters,
-    sort: str,
-    page: PageParams,
-) -> tuple[list[Deal], str | None]:
-    return await repo.list_deals(session, RULES.visibility(principal), filters, sort, page)
+list_deals = DEALS.lister(repo.list_deals)
 
 
 async def history(
@@ -150,7 +131,7 @@ async def create_deal(
     client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
     currency = data.currency or default_currency
-    value_minor = minor_units(data.value if data.value is not None else Decimal(0), currency)
+    value_minor = minor_units(data.value or Decimal(0), currency, "a deal value")
     stage = await _stage_for(session, data.pipeline_id, data.stage_id)
     now = utcnow()
     values = _closing(stage.kind, now)
@@ -239,7 +220,7 @@ async def update_deal(
             if sent.get("value") is not None
             else from_minor(deal.value_minor, deal.currency)
         )
-        values.update(currency=currency, value_minor=minor_units(amount, currency))
+        values.update(currency=currency, value_minor=minor_units(amount, currency, "a deal value"))
     if "lost_reason" in sent or "lost_reason_id" in sent:
         if deal.status != "lost":
             raise Unprocessable("only a lost deal has a lost reason")
@@ -368,14 +349,19 @@ def value_bounds(
         raise Unprocessable("value_min/value_max need a currency parameter")
 
     def bound(value: Decimal | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return to_minor(value, currency)
-        except ValueError as exc:
-            raise InvalidMoney(str(exc)) from exc
+        return None if value is None else minor_units(value, currency, "a value bound")
 
     return bound(value_min), bound(value_max)
+
+
+def with_value_bounds(filters: repo.DealFilters) -> repo.DealFilters:
+    """``filters`` with the value range in the currency's minor units (422 without one)."""
+    low, high = value_bounds(
+        filters.currency,
+        Decimal(filters.value_min) if filters.value_min else None,
+        Decimal(filters.value_max) if filters.value_max else None,
+    )
+    return replace(filters, value_min_minor=low, value_max_minor=high)
 
 
 def export_deals(
@@ -385,15 +371,11 @@ def export_deals(
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
-    visibility = RULES.visibility(principal)
     names: dict[str, dict[uuid.UUID, str]] = {}
 
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Deal], str | None]:
+    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
         if not names:
             names["stages"], names["pipelines"] = await repo.stage_and_pipeline_names(session)
-        return await repo.list_deals(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
         clients = await repo.client_names(session, {d.client_id for d in items})
         owners = await user_emails(session, {d.owner_id for d in items})
         stages, pipelines = names["stages"], names["pipelines"]
@@ -408,4 +390,8 @@ def export_deals(
             for d in items
         ]  # fmt: skip
 
-    return export_pages(session_factory, DEAL_EXPORT, fetch, rows, EXPORT_PAGE_SIZE)
+    visibility = RULES.visibility(principal)
+    return export_list(
+        session_factory, DEAL_EXPORT, repo.list_deals, visibility, filters, sort, rows,
+        EXPORT_PAGE_SIZE,
+    )  # fmt: skip
