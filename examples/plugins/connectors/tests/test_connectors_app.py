@@ -8,6 +8,7 @@ from pathlib import Path
 from connectors_servers import WEBDAV_PASSWORD, WEBDAV_USER, ChatServer, WebDavServer
 
 import crm2_connectors.plugin
+from crm2_core.testing import assert_plugin_contract
 from crm2_core.testing.pytest_plugin import AppFactory
 
 DOCUMENTS = "/api/v1/documents/documents"
@@ -67,3 +68,9 @@ async def test_uploads_land_on_webdav_and_the_rule_posts_to_chat(
     assert [(p["channel"], p["text"]) for p in chat.posts] == [
         (handle, "*New file &lt;Signed offer&gt;*\nVersion added.")
     ]
+
+
+async def test_connectors_keeps_the_plugin_contract(crm2_app_factory: AppFactory) -> None:
+    await assert_plugin_contract(
+        "connectors", crm2_app_factory, extra_plugins=(crm2_connectors.plugin,)
+    )
