@@ -120,3 +120,9 @@ async def client_names(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[
         return {}
     stmt = select(col(Client.id), col(Client.name)).where(col(Client.id).in_(wanted))
     return {i: n for i, n in (await session.execute(stmt)).all()}
+
+
+async def owned_by(session: AsyncSession, owner_id: uuid.UUID) -> list[Deal]:
+    """Every deal ``owner_id`` owns (an owner hand-over puts each to the veto hook)."""
+    stmt = select(Deal).where(col(Deal.owner_id) == owner_id).order_by(col(Deal.id))
+    return list((await session.execute(stmt)).scalars())

@@ -125,8 +125,10 @@ async def create_deal(
     data: DealCreate,
     default_currency: str,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
+    """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
+    ``context``: the REST route, a handler, a CLI command alike)."""
     visibility = RULES.visibility(principal)
     client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
@@ -196,8 +198,9 @@ async def update_deal(
     if_match: str,
     data: DealUpdate,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
+    """Change a deal's fields; a change other plugins veto is 422, nothing written."""
     visibility = RULES.visibility(principal)
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
     sent = data.model_dump(exclude_unset=True)
@@ -226,16 +229,15 @@ async def update_deal(
             raise Unprocessable("only a lost deal has a lost reason")
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
-    if context is not None:
-        before = snapshot(deal)
-        after = {**before, **{k: v for k, v in values.items() if k != "value_minor"}}
-        if "value_minor" in values:
-            after["value"] = str(from_minor(values["value_minor"], values["currency"]))
-        after = DealPublic.model_validate(after).model_dump(mode="json")
-        differing = tuple(sorted(k for k in after if after[k] != before[k]))
-        if differing:
-            change = DealChange("update", deal.id, before, after, changed=differing)
-            await vet(context, session, principal, change)
+    before = snapshot(deal)
+    after = {**before, **{k: v for k, v in values.items() if k != "value_minor"}}
+    if "value_minor" in values:
+        after["value"] = str(from_minor(values["value_minor"], values["currency"]))
+    after = DealPublic.model_validate(after).model_dump(mode="json")
+    differing = tuple(sorted(k for k in after if after[k] != before[k]))
+    if differing:
+        change = DealChange("update", deal.id, before, after, changed=differing)
+        await vet(context, session, principal, change)
     changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
@@ -252,7 +254,7 @@ async def move_deal(
     if_match: str | None,
     data: DealMove,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
     """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
@@ -272,12 +274,11 @@ async def move_deal(
     if target.kind == deal.status and target.kind != "open":
         values["closed_at"] = deal.closed_at  # won → another won stage: still closed then
     values.update(stage_id=target.id, stage_entered_at=now, updated_at=now)
-    if context is not None:
-        before = snapshot(deal)
-        after = {**before, "stage_id": str(target.id), "status": values["status"]}
-        to_stage = {"id": str(target.id), "name": target.name, "kind": target.kind}
-        change = DealChange("move", deal.id, before, after, to_stage, ("stage_id", "status"))
-        await vet(context, session, principal, change)
+    before = snapshot(deal)
+    after = {**before, "stage_id": str(target.id), "status": values["status"]}
+    to_stage = {"id": str(target.id), "name": target.name, "kind": target.kind}
+    change = DealChange("move", deal.id, before, after, to_stage, ("stage_id", "status"))
+    await vet(context, session, principal, change)
     seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
     from_id, from_name = deal.stage_id, source.name if source else "?"
     await repo.deals.update(session, deal, values, only_changed=False)
@@ -305,6 +306,29 @@ async def move_deal(
     publish(session, changed, subject=deal.id, actor=principal)
     _publish_closed(session, principal, deal)
     return deal
+
+
+# Who a hand-over is vetted as when the system (not a signed-in user) asked for it.
+SYSTEM_PRINCIPAL = Principal(
+    id=uuid.UUID(int=0), kind="system", roles=frozenset(), permissions=frozenset({"*"})
+)
+
+
+async def vet_owner_handover(
+    session: AsyncSession,
+    context: AppContext,
+    actor: Principal | None,
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+) -> None:
+    """Put each of ``from_user``'s deals going to ``to_user`` to the veto hook (an ``update``
+    of ``owner_id``), before the hand-over writes anything; the first refusal is a 422."""
+    principal = actor or SYSTEM_PRINCIPAL
+    for deal in await repo.owned_by(session, from_user):
+        before = snapshot(deal)
+        after = {**before, "owner_id": str(to_user)}
+        change = DealChange("update", deal.id, before, after, changed=("owner_id",))
+        await vet(context, session, principal, change)
 
 
 TIMELINE_LIMIT = 200
