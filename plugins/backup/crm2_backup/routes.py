@@ -87,10 +87,11 @@ async def create_set(
 
     Poll ``Location`` (``GET /sets/{set_id}``) until ``done``: ``state`` goes queued →
     running → completed (or verifying → verified | verify_failed with ``verify=true``)
-    | failed, and ``progress`` shows each target's phase. An unknown target in
+    | failed, and ``progress`` shows each target's phase. One backup at a time: while
+    a set is queued or running this answers that set. An unknown target in
     ``CRM2_BACKUP_TARGETS`` is a 422 and makes no set.
     """
-    row = request_backup_now(context, session, acting_user(principal), and_verify=verify)
+    row = await request_backup_now(context, session, acting_user(principal), and_verify=verify)
     response.headers["Location"] = f"{BASE}/sets/{row.id}"
     response.headers["Retry-After"] = "1"
     return SetPublic.model_validate(row)

@@ -240,3 +240,21 @@ async def test_a_set_left_running_by_a_crashed_process_is_failed_after_the_limit
     runs = (await backup.client.get(f"{API}/runs", headers=admin)).json()["items"]
     assert [(r["status"], r["error"][:11]) for r in runs] == [("failed", "interrupted")]
     assert await event_types(backup) == ["backup.set.failed", "backup.set.failed"]
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_asking_for_a_backup_while_one_runs_answers_that_one(backup: Crm2TestApp) -> None:
+    from crm2_backup.service.backup import new_set
+
+    running = new_set("schedule", "2026-01-01T03:00Z", None, "running")
+    async with backup.context.session_factory() as session:
+        session.add(running)
+        await session.commit()
+    admin = await backup.login("admin")
+
+    response = await backup.client.post(f"{API}/sets", headers=admin)
+
+    assert response.status_code == 202
+    assert response.json()["id"] == str(running.id) and response.json()["state"] == "running"
+    assert response.headers["Location"] == f"{API}/sets/{running.id}"
+    assert len((await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]) == 1

@@ -15,7 +15,9 @@ import logging
 import uuid
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_backup.config import BackupSettings
 from crm2_backup.events import SetRequested
@@ -23,9 +25,10 @@ from crm2_backup.models import BackupSet
 from crm2_backup.repository import get_set, update_set
 from crm2_backup.service.backup import new_progress, new_set, run_backup
 from crm2_backup.service.retention import prune
+from crm2_backup.service.stale import UNFINISHED, stale_after
 from crm2_backup.service.targets import chosen_targets
 from crm2_backup.service.verify import verify
-from crm2_core.api import JobRunner, publish
+from crm2_core.api import JobRunner, publish, utcnow
 
 log = logging.getLogger("crm2.backup")
 
@@ -35,14 +38,29 @@ def runs_inline(context: Any) -> bool:
     return str(context.settings.database_url).startswith("sqlite")
 
 
-def request_backup_now(
+async def request_backup_now(
     context: Any, session: AsyncSession, actor_id: uuid.UUID | None, *, and_verify: bool
 ) -> BackupSet:
     """A queued manual set in the request's transaction; the work starts once it commits.
 
     The chosen targets are checked first (an unknown name is a 422, no set is made).
+    One backup at a time: while a set is queued or running (and not abandoned, see
+    ``stale.py``), asking again answers that set instead of starting a second dump.
     """
     names = list(chosen_targets(context))
+    settings: BackupSettings = context.plugin_settings("backup")
+    underway = await session.execute(
+        select(BackupSet)
+        .where(
+            col(BackupSet.status).in_(UNFINISHED),
+            col(BackupSet.updated_at) >= utcnow() - stale_after(settings),
+        )
+        .order_by(col(BackupSet.started_at).desc())
+        .limit(1)
+    )
+    current = underway.scalar_one_or_none()
+    if current is not None:
+        return current
     row = new_set("manual", None, actor_id, "queued", new_progress(names, and_verify))
     session.add(row)
     if runs_inline(context):
