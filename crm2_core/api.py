@@ -34,6 +34,7 @@ from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.streamed import STREAMED_BODY
+from crm2_core.jobs import JobRunner
 from crm2_core.kit.cli import run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
@@ -146,6 +147,7 @@ __all__ = [
     "InvalidCursor",
     "IsoDate",
     "IsoDateTime",
+    "JobRunner",
     "LinkIdFilter",
     "LinkInvalid",
     "LinkKindFilter",
