@@ -130,11 +130,15 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
         started.append(app)
         return app
 
+    undeclared: list[tuple[str, str, int]] = []
     try:
         yield make
     finally:
         for app in started:
-            await app.aclose()
+            try:
+                undeclared += app.undeclared_problems()
+            finally:
+                await app.aclose()
         if started:
             from crm2_core.db.engine import create_engine
 
@@ -143,6 +147,10 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
                 await reset_tables(engine, crm2_settings.database_url)
             finally:
                 await engine.dispose()
+    # Every problem a test provoked must be among its route's OpenAPI responses.
+    assert not undeclared, "answered but not declared in OpenAPI (method, path, status): " + (
+        ", ".join(map(str, sorted(set(undeclared))))
+    )
 
 
 @pytest.fixture
