@@ -34,6 +34,10 @@ class SignedInUser:
     headers: dict[str, str]
 
 
+class UndeclaredProblem(UserWarning):
+    """A test app answered a problem status its route's OpenAPI operation does not declare."""
+
+
 class Crm2TestApp:
     """The running app, an HTTP client wired to it in-process, and helpers to sign in."""
 
