@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import is_active_user, publish
 from crm2_tasks import clock, sla
+from crm2_tasks.calendar import BusinessCalendar
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
 from crm2_tasks.models import SlaPolicy, SlaTimer, Task
 from crm2_tasks.repository import admin as admin_repo
@@ -37,21 +38,34 @@ async def start_timers(session: AsyncSession, context: Any, task: Task, now: dat
     for kind, minutes in targets.items():
         if not minutes:
             continue
-        target = timedelta(minutes=minutes)
-        plan = sla.plan(calendar, now, target, share)
         session.add(
-            SlaTimer(
-                task_id=task.id,
-                policy_id=policy.id,
-                calendar_id=policy.calendar_id,
-                kind=kind,
-                started_at=now,
-                target_seconds=int(target.total_seconds()),
-                warning_share=share,
-                warn_at=plan.warn_at,
-                due_at=plan.due_at,
-            )
+            _new_timer(calendar, task, policy, kind, now, timedelta(minutes=minutes), share)
         )
+
+
+def _new_timer(
+    calendar: BusinessCalendar,
+    task: Task,
+    policy: SlaPolicy,
+    kind: str,
+    started: datetime,
+    target: timedelta,
+    share: float | None,
+    paused_since: datetime | None = None,
+) -> SlaTimer:
+    plan = sla.plan(calendar, started, target, share)
+    return SlaTimer(
+        task_id=task.id,
+        policy_id=policy.id,
+        calendar_id=policy.calendar_id,
+        kind=kind,
+        started_at=started,
+        target_seconds=int(target.total_seconds()),
+        warning_share=share,
+        warn_at=plan.warn_at,
+        due_at=plan.due_at,
+        paused_since=paused_since,
+    )
 
 
 async def on_classification(session: AsyncSession, context: Any, task: Task, now: datetime) -> None:
@@ -86,21 +100,9 @@ async def on_classification(session: AsyncSession, context: Any, task: Task, now
         if timer is None:
             if kind == "response" and task.status != "todo":
                 continue  # already responded, under whichever policy
-            plan = sla.plan(calendar, started, target, share)
-            session.add(
-                SlaTimer(
-                    task_id=task.id,
-                    policy_id=policy.id,
-                    calendar_id=policy.calendar_id,
-                    kind=kind,
-                    started_at=started,
-                    target_seconds=int(target.total_seconds()),
-                    warning_share=share,
-                    warn_at=plan.warn_at,
-                    due_at=plan.due_at,
-                    paused_since=now if task.status == "waiting" else None,
-                )
-            )
+            paused_since = now if task.status == "waiting" else None
+            timer = _new_timer(calendar, task, policy, kind, started, target, share, paused_since)
+            session.add(timer)
             continue
         paused = timedelta(seconds=timer.paused_seconds)
         plan = sla.plan(calendar, timer.started_at, target, share, paused)
