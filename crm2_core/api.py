@@ -8,6 +8,7 @@ when the core's modules move. docs/plugins/authoring.md explains each group.
 
 from __future__ import annotations
 
+from crm2_core.auth.confirmation import decide_login
 from crm2_core.auth.deps import CurrentPrincipal, has_permission, require
 from crm2_core.auth.models import User
 from crm2_core.context import AppContext
@@ -188,6 +189,7 @@ __all__ = [
     "create_user",
     "created",
     "csv_response",
+    "decide_login",
     "eq",
     "etag_for",
     "exponent",

@@ -70,6 +70,13 @@ class AuthSettings(BaseSettings):
         ge=1,
         description="the per-address window, and how long a streak of failures is remembered",
     )
+    login_confirmation_ttl_seconds: int = Field(
+        120,
+        ge=30,
+        le=900,
+        description="how long a sign-in waits for its user's out-of-band confirmation "
+        "(crm2_confirm_login, e.g. the Telegram bot) before it is refused",
+    )
     role_cache_seconds: float = Field(
         5.0,
         ge=0,

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from crm2_core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from crm2_core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 
 
 class InvalidCredentials(Unauthorized):
     slug, title = "invalid-credentials", "Wrong e-mail or password"
+
+
+class LoginNotConfirmed(Unauthorized):
+    slug, title = "login-not-confirmed", "The sign-in was refused, has expired or was used"
+
+
+class LoginConfirmationUnavailable(ServiceUnavailable):
+    slug, title = "login-confirmation-unavailable", "The sign-in could not be sent for confirmation"
 
 
 class InvalidRefreshToken(Unauthorized):

@@ -135,6 +135,26 @@ class LoginFailure(SQLModel, table=True):
     blocked_until: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
+class LoginChallenge(SQLModel, table=True):
+    """A sign-in waiting for its user's confirmation (``crm2_confirm_login``).
+
+    ``secret_hash`` is what the waiting client polls with; ``id`` is what the
+    confirming side (a bot's button) names. pending → approved → used, or denied.
+    """
+
+    __tablename__ = "auth_login_challenge"
+    __table_args__ = PLUGIN
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    secret_hash: str = Field(max_length=64, unique=True)
+    user_id: uuid.UUID = Field(foreign_key="auth_user.id", index=True, ondelete="CASCADE")
+    address: str = Field(default="", max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    decided_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
 MODELS: list[type[SQLModel]] = [
     User,
     Role,
@@ -144,4 +164,5 @@ MODELS: list[type[SQLModel]] = [
     RefreshToken,
     ApiKey,
     LoginFailure,
+    LoginChallenge,
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,8 @@ from crm2_core.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    LoginConfirmRequest,
+    LoginPending,
     LoginRequest,
     Me,
     PermissionPublic,
@@ -74,17 +76,52 @@ def _api_key_public(row: ApiKey) -> ApiKeyPublic:
 # -- sessions -------------------------------------------------------------------------
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(401))
+LOGIN_PENDING: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": LoginPending,
+        "description": "the account confirms sign-ins out of band (e.g. the Telegram bot): "
+        "poll POST /api/v1/auth/login/confirm with the confirmation_token",
+    }
+}
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair | LoginPending,
+    responses={**problem_responses(401, 503), **LOGIN_PENDING},
+)
 async def login(
     body: LoginRequest,
     request: Request,
     session: SessionDep,
     service: ServiceDep,
     response: Response,
-) -> TokenPair:
-    """Exchange e-mail and password for an access token and a refresh token."""
+) -> TokenPair | LoginPending:
+    """Exchange e-mail and password for an access token and a refresh token.
+
+    202 instead when the account confirms sign-ins out of band (``crm2_confirm_login``).
+    """
     response.headers.update(NO_STORE)
-    return await service.login(session, body.email, body.password, _client_ip(request))
+    answer = await service.login(session, body.email, body.password, _client_ip(request))
+    if isinstance(answer, LoginPending):
+        response.status_code = status.HTTP_202_ACCEPTED
+    return answer
+
+
+@router.post(
+    "/login/confirm",
+    response_model=TokenPair | LoginPending,
+    responses={**problem_responses(401), **LOGIN_PENDING},
+)
+async def confirm_login(
+    body: LoginConfirmRequest, session: SessionDep, service: ServiceDep, response: Response
+) -> TokenPair | LoginPending:
+    """The tokens of a sign-in its user confirmed (once); 202 while it waits, 401 if refused."""
+    response.headers.update(NO_STORE)
+    answer = await service.confirm_login(session, body.confirmation_token)
+    if isinstance(answer, LoginPending):
+        response.status_code = status.HTTP_202_ACCEPTED
+    return answer
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problem_responses(401))

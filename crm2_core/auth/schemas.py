@@ -31,6 +31,19 @@ class TokenPair(ResponseModel):
     expires_in: int
 
 
+class LoginPending(ResponseModel):
+    """202 of ``/login``: the user confirms the sign-in elsewhere; poll ``/login/confirm``."""
+
+    status: Literal["pending"] = "pending"
+    confirmation_token: str = Field(description="the secret to poll POST /login/confirm with")
+    expires_at: datetime
+    poll_seconds: int = Field(2, description="a sensible pause between two polls")
+
+
+class LoginConfirmRequest(RequestModel):
+    confirmation_token: str = Field(min_length=16, max_length=512)
+
+
 class UserPublic(ResponseModel):
     id: uuid.UUID
     email: str

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm2_core.auth import confirmation
 from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
 from crm2_core.auth.config import AuthSettings
@@ -44,6 +45,7 @@ from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.privileges import EVERYTHING, missing, require_covered
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
+    LoginPending,
     RoleCreate,
     RoleUpdate,
     TokenPair,
@@ -85,7 +87,10 @@ class AuthService:
 
     # -- sessions ---------------------------------------------------------------
 
-    async def login(self, session: AsyncSession, email: str, password: str, ip: str) -> TokenPair:
+    async def login(
+        self, session: AsyncSession, email: str, password: str, ip: str
+    ) -> TokenPair | LoginPending:
+        """Tokens, or ``LoginPending`` when a plugin has the user confirm the sign-in first."""
         email = email.strip().lower()
         s = self.settings
         wait = await self.throttle.hit(
@@ -107,6 +112,21 @@ class AuthService:
         await self.throttle.release(f"ip:{ip}")
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = await self.passwords.hash(password)
+        ttl = self.settings.login_confirmation_ttl_seconds
+        pending = await confirmation.ask(self.context, session, user, ip, ttl)
+        if pending is not None:
+            return pending
+        roles = (await repo.roles_of(session, [user.id]))[user.id]
+        return await self._issue(session, user, frozenset(roles), family_id=uuid.uuid4())
+
+    async def confirm_login(self, session: AsyncSession, secret: str) -> TokenPair | LoginPending:
+        """The tokens of a sign-in its user confirmed (once), or ``LoginPending`` while waiting."""
+        found = await confirmation.redeem(session, secret)
+        if isinstance(found, LoginPending):
+            return found
+        user = await repo.user_by_id(session, found.user_id)
+        if user is None or not user.is_active:
+            raise InvalidCredentials("the account is disabled")
         roles = (await repo.roles_of(session, [user.id]))[user.id]
         return await self._issue(session, user, frozenset(roles), family_id=uuid.uuid4())
 

@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
@@ -244,3 +245,22 @@ class ConsoleView:
 
 
 CONSOLE_VIEW_KEY = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class LoginConfirmation:
+    """A sign-in that waits for its user to confirm it out of band (a bot, a push).
+
+    :param challenge_id: names this sign-in to ``crm2_core.api.decide_login``; not a
+        secret (the waiting client holds a separate one), safe to put in a button.
+    :param user_id: whose password was right.
+    :param email: their e-mail.
+    :param address: the client's IP address, to show the user.
+    :param expires_at: when the sign-in is refused unless confirmed (UTC).
+    """
+
+    challenge_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    address: str
+    expires_at: datetime

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         Crm2Context,
         EventHandler,
         HealthCheck,
+        LoginConfirmation,
         Permission,
         Principal,
         ScheduledJob,
@@ -233,6 +234,27 @@ class Crm2Spec:
 
         :param headers: the request headers, lower-cased names.
         :param context: the running application.
+        """
+
+    @hookspec
+    def crm2_confirm_login(
+        self, login: LoginConfirmation, context: Crm2Context, session: Any
+    ) -> Awaitable[bool | None] | None:
+        """Ask a user whose password was right to confirm the sign-in out of band.
+
+        Called by ``POST /api/v1/auth/login`` once the password matched; the
+        implementations are asked in dependency order and the first answer that is
+        not ``None`` decides. Return ``None`` (synchronously, or from the awaitable)
+        when you cannot confirm sign-ins for this user; otherwise an awaitable that
+        sends the question (a Telegram message with buttons, …) and resolves to
+        ``True`` once it is on its way, or ``False`` when it could not be sent (the
+        sign-in is then refused with 503: a second factor is never skipped). The
+        client gets 202 and a secret to poll ``POST /api/v1/auth/login/confirm``
+        with; record the user's answer with ``crm2_core.api.decide_login``.
+
+        :param login: the waiting sign-in.
+        :param context: the running application.
+        :param session: the request's ``AsyncSession``: read in it, never commit.
         """
 
     @hookspec

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,11 @@ class NotificationsSettings(BaseSettings):
         30, ge=1, le=100_000, description="deliveries per user and channel per minute (bucket)"
     )
     rate_burst: int = Field(10, ge=1, le=100_000, description="token bucket size per user+channel")
+    rate_limit_excess: Literal["digest", "queue"] = Field(
+        "digest",
+        description="what a delivery over its user's rate limit does: fold into the user's next "
+        "daily digest, or wait in the queue for a token (webhooks always queue)",
+    )
     digest_hour: int = Field(
         8, ge=0, le=23, description="local hour (user's zone) at which daily digests go out"
     )

@@ -39,3 +39,7 @@ class TelegramSecretInvalid(Forbidden):
 
 class TelegramOff(Conflict):  # a 409: this deployment is not set up for it, retrying won't help
     slug, title = "notifications-telegram-off", "Telegram is not configured"
+
+
+class TelegramNotLinked(Conflict):
+    slug, title = "notifications-telegram-not-linked", "No Telegram chat is linked"

@@ -11,7 +11,8 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy.sql.expression import false
 from sqlmodel import Field, SQLModel
 
 from crm2_core.api import UtcDateTime, new_id, utcnow
@@ -185,6 +186,10 @@ class TelegramLink(SQLModel, table=True):
     )
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     linked_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # the user confirms their sign-ins in this chat (crm2_confirm_login)
+    confirm_logins: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class TelegramCode(SQLModel, table=True):

@@ -12,6 +12,7 @@ from crm2_hookspecs import (
     ConsoleView,
     Crm2Context,
     EventHandler,
+    LoginConfirmation,
     Permission,
     PluginManifest,
     ScheduledJob,
@@ -119,6 +120,18 @@ def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
     from crm2_notifications.seeds import seed
 
     return seed(name, context)
+
+
+@hookimpl
+def crm2_confirm_login(
+    login: LoginConfirmation, context: Crm2Context, session: Any
+) -> Awaitable[bool | None] | None:
+    """Users who linked Telegram and switched it on confirm sign-ins with the bot's buttons."""
+    from crm2_notifications.service import login_confirm
+
+    if not login_confirm.telegram_on(context):
+        return None
+    return login_confirm.ask(login, context, session)
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""A fake Telegram Bot API on 127.0.0.1: records ``sendMessage`` calls, can be told to fail."""
+"""A fake Telegram Bot API on 127.0.0.1: records every method call (``sendMessage``,
+``answerCallbackQuery``, …), can be told to fail."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class _Server(uvicorn.Server):
 @dataclass
 class FakeBotApi:
     url: str = ""
-    sent: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # sendMessage payloads
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every method
     failing: int | None = None  # answer this status to every call
     wrong_token: int = 0
 
@@ -48,6 +50,10 @@ class FakeBotApi:
             body = {"ok": False, "error_code": self.failing, "description": "fake failure"}
             return JSONResponse(body, status_code=self.failing)
         payload = await request.json()
+        method = request.path_params["method"]
+        self.calls.append((method, payload))
+        if method != "sendMessage":
+            return JSONResponse({"ok": True, "result": True})
         self.sent.append(payload)
         result = {"message_id": len(self.sent), "chat": {"id": payload.get("chat_id")}}
         return JSONResponse({"ok": True, "result": result})
@@ -56,7 +62,7 @@ class FakeBotApi:
 @contextlib.asynccontextmanager
 async def fake_bot_api() -> AsyncIterator[FakeBotApi]:
     fake = FakeBotApi()
-    app = Starlette(routes=[Route("/bot{token}/sendMessage", fake.handle, methods=["POST"])])
+    app = Starlette(routes=[Route("/bot{token}/{method}", fake.handle, methods=["POST"])])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"

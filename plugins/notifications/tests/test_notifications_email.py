@@ -145,3 +145,54 @@ async def test_starttls_and_login_against_a_server_that_requires_them(
     )
     refused = await channel.send(message_for(channel, "anna@example.com"), plain.context)
     assert not refused.ok and len(tls_smtp_server.mailbox.messages) == 1
+
+
+async def test_a_notifications_delivery_attempts_are_shown_to_its_owner_and_admins(
+    with_smtp: Notifications, smtp_server: SmtpServer
+) -> None:
+    from datetime import timedelta
+
+    from crm2_notifications.service.delivery import send_due
+
+    from crm2_core.api import utcnow
+
+    admin, owner, other = await with_smtp.users("admin", "agent", "agent")
+    await with_smtp.rule(admin, channels=["inapp", "email"])
+    await smtp_server.stop()
+    await with_smtp.ping(admin, owner_id=owner.id)
+    await with_smtp.settle()
+    (note,) = await with_smtp.feed(owner)
+    url = f"/api/v1/notifications/feed/{note['id']}/deliveries"
+
+    mine = await with_smtp.client.get(url, headers=owner.headers)
+    assert mine.status_code == 200, mine.text
+    (email,) = mine.json()["items"]
+    assert email["channel"] == "email" and email["status"] == "pending"
+    assert email["attempts"] == 1 and email["next_attempt_at"] is not None
+    (attempt,) = email["log"]
+    assert attempt["attempt"] == 1 and attempt["ok"] is False and attempt["error"]
+    assert email["last_error"] == attempt["error"]
+    as_admin = await with_smtp.client.get(url, headers=admin.headers)
+    assert as_admin.status_code == 200 and as_admin.json() == mine.json()
+    for who, path in ((other, url), (owner, url.replace(note["id"], str(other.id)))):
+        hidden = await with_smtp.client.get(path, headers=who.headers)
+        assert hidden.status_code == 404
+        assert hidden.headers["content-type"] == "application/problem+json"
+    assert (
+        await with_smtp.client.get(url.replace(note["id"], "x"), headers=owner.headers)
+    ).status_code == 422
+
+    later = utcnow()
+    for _ in range(6):
+        later += timedelta(days=1)
+        await send_due(with_smtp.context, now=later)
+    (email,) = (await with_smtp.client.get(url, headers=owner.headers)).json()["items"]
+    assert email["status"] == "dead" and email["attempts"] == 6
+    assert email["next_attempt_at"] is None
+    assert [a["attempt"] for a in email["log"]] == [1, 2, 3, 4, 5, 6]
+
+    spec = (await with_smtp.client.get("/openapi.json")).json()
+    declared = spec["paths"]["/api/v1/notifications/feed/{notification_id}/deliveries"]["get"]
+    schema = declared["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/NotificationDeliveries")
+    assert "404" in declared["responses"] or "4XX" in declared["responses"]

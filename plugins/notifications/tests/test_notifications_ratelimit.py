@@ -52,7 +52,11 @@ async def test_a_burst_beyond_the_limit_is_queued_not_dropped(
     app = await crm2_app_factory(
         plugins=["notifications", "ping"],
         extra_plugins=(ping_plugin,),
-        plugin_settings={"notifications": smtp_server.settings(rate_burst=2, rate_per_minute=1)},
+        plugin_settings={
+            "notifications": smtp_server.settings(
+                rate_burst=2, rate_per_minute=1, rate_limit_excess="queue"
+            )
+        },
     )
     await shipped_rule(app, enabled=False)
     n = Notifications(app)
@@ -77,4 +81,47 @@ async def test_a_burst_beyond_the_limit_is_queued_not_dropped(
         skew[0] += 120
         await send_due(n.context, now=later)
     assert len(smtp_server.mailbox.messages) == 5
+    assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
+
+
+async def test_the_excess_over_a_users_limit_folds_into_the_next_digest_on_redis(
+    crm2_app_factory: Any, smtp_server: SmtpServer, crm2_redis_url: tuple[str, str]
+) -> None:
+    import ping_plugin
+    from crm2_notifications.service.delivery import FOLDED
+    from crm2_notifications.service.digest import send_digests
+
+    url, prefix = crm2_redis_url
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(rate_burst=2, rate_per_minute=1)},
+        redis_url=url,
+        redis_prefix=prefix,
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["email"], template={"title": "{{ data.title }}"})
+    for i in range(5):
+        await n.ping(admin, title=f"n{i}", owner_id=owner.id)
+    await n.settle()
+    assert len(smtp_server.mailbox.messages) == 2
+    folded = [d for d in await n.rows(Delivery) if d.status == "digest"]
+    assert len(folded) == 3 and {d.last_error for d in folded} == {FOLDED}
+    redis = Redis.from_url(url)
+    try:  # the bucket that said no is Redis's, under this test's prefix
+        assert [k async for k in redis.scan_iter(match=f"{prefix}notifications:rl:email:*")]
+    finally:
+        await redis.aclose()
+
+    tomorrow = (utcnow() + timedelta(days=1)).replace(hour=9)  # digest hour 8 UTC passed
+    assert await send_digests(n.context, now=tomorrow) == 1
+    digest = smtp_server.mailbox.messages[-1]
+    assert digest["Subject"].startswith("crm2: 3 notification(s)")
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    sent = {t for t in ("n0", "n1", "n2", "n3", "n4") if t in text}
+    assert len(sent) == 3  # the three that were over the limit, none twice, none lost
     assert {d.status for d in await n.rows(Delivery)} == {"delivered"}

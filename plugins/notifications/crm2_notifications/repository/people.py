@@ -68,3 +68,9 @@ async def telegram_chats(session: AsyncSession, ids: Collection[uuid.UUID]) -> d
         return {}
     stmt = select(TelegramLink).where(col(TelegramLink.user_id).in_(list(ids)))
     return {row.user_id: row.chat_id for row in (await session.execute(stmt)).scalars()}
+
+
+async def user_of_chat(session: AsyncSession, chat_id: int) -> uuid.UUID | None:
+    stmt = select(col(TelegramLink.user_id)).where(col(TelegramLink.chat_id) == chat_id)
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    return _uuid(found) if found is not None else None

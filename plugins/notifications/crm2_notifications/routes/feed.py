@@ -5,12 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from crm2_core.api import ContextDep, IfMatchDep, Page, PageDep, SessionDep, present
+from crm2_core.api import (
+    ContextDep,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    has_permission,
+    present,
+)
 from crm2_notifications.routes.deps import NotificationsRead
 from crm2_notifications.schemas.feed import (
+    ChannelDelivery,
+    DeliveryAttemptPublic,
     MarkRead,
+    NotificationDeliveries,
     NotificationPublic,
     PreferencesIn,
     PreferencesPublic,
@@ -64,6 +75,27 @@ async def get_notification(
 ) -> NotificationPublic:
     """One of the caller's notifications (another user's id: 404)."""
     return NotificationPublic.model_validate(await feed.get(session, principal, notification_id))
+
+
+@router.get("/feed/{notification_id}/deliveries", response_model=NotificationDeliveries)
+async def notification_deliveries(
+    notification_id: uuid.UUID, principal: NotificationsRead, session: SessionDep, request: Request
+) -> NotificationDeliveries:
+    """Delivery attempts per channel (status, error, attempts, next retry): the owner's or,
+    with notifications:admin, anyone's notification."""
+    admin = has_permission(request, principal, "notifications:admin")
+    found = await feed.deliveries(session, principal, notification_id, admin)
+    items = [
+        ChannelDelivery.model_validate(
+            {
+                **d.model_dump(),
+                "next_attempt_at": d.next_attempt_at if d.status == "pending" else None,
+                "log": [DeliveryAttemptPublic.model_validate(a) for a in attempts],
+            }
+        )
+        for d, attempts in found
+    ]
+    return NotificationDeliveries(notification_id=notification_id, items=items)
 
 
 @router.post("/feed/{notification_id}/read", response_model=NotificationPublic)

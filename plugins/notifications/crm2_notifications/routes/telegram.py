@@ -10,9 +10,14 @@ from fastapi import APIRouter, Body, Header, Response, status
 
 from crm2_core.api import ContextDep, SessionDep
 from crm2_notifications.channels.telegram import bot_call
+from crm2_notifications.models import TelegramLink
 from crm2_notifications.routes.deps import NotificationsRead
-from crm2_notifications.schemas.feed import TelegramLinkCode
-from crm2_notifications.service import telegram
+from crm2_notifications.schemas.feed import (
+    TelegramLinkCode,
+    TelegramLoginConfirmationIn,
+    TelegramStatus,
+)
+from crm2_notifications.service import login_confirm, telegram
 
 router = APIRouter(prefix="/api/v1/notifications/telegram", tags=["notifications telegram"])
 
@@ -37,10 +42,34 @@ async def telegram_webhook(
 ) -> Response:
     """Telegram's webhook: needs the secret token; repeated ``update_id``s change nothing."""
     telegram.check_secret(context, secret)
-    reply = await telegram.handle_update(session, context, update)
-    await session.commit()  # the link holds even if the reply below fails
-    if reply is not None:
-        chat_id, text = reply
+    calls = await telegram.handle_update(session, context, update)
+    await session.commit()  # the link (or the answer to a sign-in) holds even if a reply fails
+    for method, payload in calls:
         with contextlib.suppress(httpx.HTTPError):
-            await bot_call(context, "sendMessage", {"chat_id": chat_id, "text": text})
+            await bot_call(context, method, payload)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _status(link: TelegramLink | None) -> TelegramStatus:
+    return TelegramStatus(
+        linked=link is not None,
+        linked_at=link.linked_at if link else None,
+        confirm_logins=bool(link and link.confirm_logins),
+    )
+
+
+@router.get("", response_model=TelegramStatus)
+async def telegram_status(principal: NotificationsRead, session: SessionDep) -> TelegramStatus:
+    """Whether the caller linked a Telegram chat, and confirms sign-ins there."""
+    return _status(await login_confirm.status(session, principal))
+
+
+@router.put("/login-confirmation", response_model=TelegramStatus)
+async def set_login_confirmation(
+    body: TelegramLoginConfirmationIn,
+    principal: NotificationsRead,
+    session: SessionDep,
+    context: ContextDep,
+) -> TelegramStatus:
+    """Confirm the caller's sign-ins in their linked chat (Yes / No buttons); 409 unlinked."""
+    return _status(await login_confirm.set_enabled(session, context, principal, body.enabled))

@@ -78,7 +78,47 @@ class DeliveryPublic(ResponseModel):
     created_at: datetime
 
 
+class DeliveryAttemptPublic(ResponseModel):
+    attempt: int
+    ok: bool
+    status_code: int | None = Field(description="the service's answer (SMTP or HTTP code)")
+    error: str | None
+    at: datetime
+
+
+class ChannelDelivery(ResponseModel):
+    """One channel's delivery of a notification, with every attempt."""
+
+    id: uuid.UUID
+    channel: str
+    status: str = Field(description="pending | sending | digest | delivered | dead")
+    attempts: int
+    next_attempt_at: datetime | None = Field(
+        description="when the next attempt (a retry, after quiet hours or the rate limit) is "
+        "due; null once delivered, dead or waiting for the digest"
+    )
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    log: list[DeliveryAttemptPublic]
+
+
+class NotificationDeliveries(ResponseModel):
+    notification_id: uuid.UUID
+    items: list[ChannelDelivery] = Field(description="one per channel besides the feed itself")
+
+
 class TelegramLinkCode(ResponseModel):
     code: str
     url: str | None = Field(description="t.me deep link, when the bot's name is configured")
     expires_at: datetime
+
+
+class TelegramStatus(ResponseModel):
+    linked: bool = Field(description="a chat is linked (through /start <code>)")
+    linked_at: datetime | None
+    confirm_logins: bool = Field(description="sign-ins are confirmed in the linked chat")
+
+
+class TelegramLoginConfirmationIn(RequestModel):
+    enabled: bool = Field(description="confirm each sign-in with the bot's Yes / No buttons")

@@ -5,7 +5,9 @@ workers never send it twice; a claim left behind by a dead worker returns to
 ``pending`` after ``STALE_CLAIM``. A failed attempt is retried with exponential
 backoff and jitter, up to ``max_attempts``, then dead-lettered; every attempt
 is in the delivery log and emits ``notifications.delivery.*``. A rate-limited
-delivery is put back for when a token is there — it is never dropped.
+delivery is never dropped: over its user's limit it folds into the user's next
+daily digest (``rate_limit_excess=digest``, the default) or is put back for when
+a token is there (``queue``, and always for webhooks and a bot-wide limit).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, W
 from crm2_notifications.repository import people
 
 STALE_CLAIM = timedelta(minutes=10)
+FOLDED = "over the rate limit: folded into the next daily digest"
 
 
 @asynccontextmanager
@@ -107,8 +110,9 @@ async def _message(session: AsyncSession, context: Any, delivery: Delivery) -> O
     )
 
 
-async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> float:
-    """Seconds until both the per-key and the channel-wide bucket give a token (0: now)."""
+async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tuple[float, str]:
+    """Seconds until both the per-key and the channel-wide bucket give a token (0: now),
+    and which bucket said no: ``"user"`` (per user or subscription) or ``"channel"``."""
     from crm2_notifications.ratelimit import buckets_for
 
     settings = context.plugin_settings("notifications")
@@ -117,11 +121,11 @@ async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> flo
         f"{channel.name}:{key}", settings.rate_per_minute / 60.0, settings.rate_burst
     )
     if wait > 0:
-        return wait
+        return wait, "user"
     if channel.rate_per_second:
         rate = channel.rate_per_second
-        return await buckets.take(f"{channel.name}:*", rate, max(1, int(rate)))
-    return 0.0
+        return await buckets.take(f"{channel.name}:*", rate, max(1, int(rate))), "channel"
+    return 0.0, "user"
 
 
 def backoff(context: Any, attempts: int) -> float:
@@ -185,7 +189,8 @@ async def _load(db: AsyncSession, delivery_id: uuid.UUID) -> Delivery:
 async def send_one(
     context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None = None
 ) -> str:
-    """``delivered`` | ``failed`` | ``dead`` | ``deferred`` (rate limit) | ``skipped``."""
+    """``delivered`` | ``failed`` | ``dead`` | ``deferred`` / ``folded`` (rate limit: re-queued,
+    or moved to the digest) | ``skipped``."""
     if not await _claim(context, delivery_id, now, session):
         return "skipped"
     async with unit(context, session) as db:
@@ -198,7 +203,10 @@ async def send_one(
         result = SendResult.failed("the recipient is no longer an active user", retry=False)
     else:
         key = str(delivery.user_id or delivery.webhook_id)
-        wait = await rate_wait(context, channel, key)
+        wait, bucket = await rate_wait(context, channel, key)
+        if wait > 0 and bucket == "user" and folds(context, delivery):
+            await _fold(context, delivery_id, now, session)
+            return "folded"
         if wait > 0:
             await _requeue(context, delivery_id, now + timedelta(seconds=wait), session)
             return "deferred"
@@ -207,6 +215,24 @@ async def send_one(
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
     return await record(context, delivery_id, result, now, session)
+
+
+def folds(context: Any, delivery: Delivery) -> bool:
+    """Whether a delivery over its user's limit waits for the daily digest (a person's
+    message with a notification to fold; a webhook's or a bot-wide excess is re-queued)."""
+    excess = context.plugin_settings("notifications").rate_limit_excess
+    return bool(excess == "digest" and delivery.user_id and delivery.notification_id)
+
+
+async def _fold(
+    context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None
+) -> None:
+    async with unit(context, session) as db:
+        await db.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(status="digest", last_error=FOLDED, updated_at=now)
+        )
 
 
 async def _requeue(

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.api import PageParams, acting_user, publish
 from crm2_hookspecs import Principal
 from crm2_notifications import clock
+from crm2_notifications.errors import NotificationNotFound
 from crm2_notifications.events import FeedRead
-from crm2_notifications.models import Notification
+from crm2_notifications.models import Delivery, DeliveryAttempt, Notification
+from crm2_notifications.repository import deliveries as delivery_repo
 from crm2_notifications.repository import feed as repo
 from crm2_notifications.visibility import own
 
@@ -59,3 +61,14 @@ async def mark_one(
     await mark_read(session, context, principal, [id])
     await session.refresh(row)
     return row
+
+
+async def deliveries(
+    session: AsyncSession, principal: Principal, id: uuid.UUID, admin: bool
+) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+    """A notification's deliveries and their attempts: its owner's, or any for an admin
+    (``notifications:admin``); anyone else's id answers 404 like a missing one."""
+    owner = await delivery_repo.notification_owner(session, id)
+    if owner is None or (not admin and owner != acting_user(principal)):
+        raise NotificationNotFound(f"no notification {id}")
+    return await delivery_repo.of_notification(session, id)

@@ -26,6 +26,8 @@ from crm2_hookspecs import Principal
 from crm2_notifications import clock
 from crm2_notifications.errors import TelegramOff, TelegramSecretInvalid
 from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
+from crm2_notifications.service import login_confirm
+from crm2_notifications.service.login_confirm import BotCall
 
 LINKED = "Linked: crm2 notifications will arrive in this chat."
 BAD_CODE = "This link code is unknown, used or expired. Get a new one in crm2."
@@ -110,13 +112,23 @@ async def _link(session: AsyncSession, code: str, chat_id: int, now: datetime) -
 
 async def handle_update(
     session: AsyncSession, context: Any, update_body: Mapping[str, Any]
-) -> tuple[int, str] | None:
-    """Apply one update; returns ``(chat_id, reply)`` for the bot to send, or ``None``."""
+) -> list[BotCall]:
+    """Apply one update; returns the Bot API calls that answer it (``(method, payload)``)."""
     now = clock.now(context)
     update_id = update_body.get("update_id")
     if not _bigint(update_id) or not await _first_time(session, update_id, now):
-        return None
-    message = update_body.get("message")
+        return []
+    callback = update_body.get("callback_query")
+    if isinstance(callback, Mapping):  # a button of a sign-in question
+        return await login_confirm.answer(session, callback)
+    reply = await _message(session, update_body.get("message"), now)
+    if reply is None:
+        return []
+    chat_id, text = reply
+    return [("sendMessage", {"chat_id": chat_id, "text": text})]
+
+
+async def _message(session: AsyncSession, message: object, now: datetime) -> tuple[int, str] | None:
     if not isinstance(message, Mapping):
         return None
     chat = message.get("chat")
