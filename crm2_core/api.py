@@ -29,6 +29,7 @@ from crm2_core.errors import (
     Unprocessable,
 )
 from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many
+from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
@@ -186,6 +187,7 @@ __all__ = [
     "export_pages",
     "from_minor",
     "has_permission",
+    "hear_relayed_events",
     "import_now",
     "import_routes",
     "is_active_user",
