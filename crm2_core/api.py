@@ -13,6 +13,7 @@ from crm2_core.auth.models import User
 from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
+from crm2_core.db.together import insert_together
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -190,6 +191,7 @@ __all__ = [
     "hear_relayed_events",
     "import_now",
     "import_routes",
+    "insert_together",
     "is_active_user",
     "json_list_contains",
     "like_pattern",
