@@ -14,6 +14,7 @@ from crm2_core.auth.models import User
 from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
+from crm2_core.db.together import insert_together
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -30,6 +31,7 @@ from crm2_core.errors import (
     Unprocessable,
 )
 from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many
+from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
@@ -198,8 +200,10 @@ __all__ = [
     "export_route",
     "from_minor",
     "has_permission",
+    "hear_relayed_events",
     "import_now",
     "import_routes",
+    "insert_together",
     "is_active_user",
     "json_list_contains",
     "like_pattern",

@@ -192,3 +192,38 @@ async def test_deal_events(deals: Deals) -> None:
     assert [e.type for e in rows] == ["deals.deal.created", "deals.deal.updated"]
     assert rows[0].data["value"] == "12.30" and rows[0].data["client_id"] == client["id"]
     assert rows[1].data["changed"] == ["title", "value"]
+
+
+async def test_create_is_four_round_trips_on_postgresql(deals: Deals) -> None:
+    """BEGIN, one read (client visible + pipeline's first open stage), one write (the deal,
+    its stage move and its event in one statement), COMMIT; SQLite: the usual flush."""
+    from sqlalchemy import event
+
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    await deals.create_deal(admin.headers, client["id"])
+    await deals.app.settle_events()
+    engine = deals.app.context.engine.sync_engine
+    if engine.dialect.name != "postgresql":
+        return
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "core_event" in statement and "deals_deal" not in statement:
+            return  # the relay, running beside the request
+        if "pg_try_advisory" in statement or "auth_" in statement:
+            return
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        deal = await deals.create_deal(admin.headers, client["id"], title="Four trips")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 2, statements
+    assert statements[1].startswith("WITH")
+    await deals.app.settle_events()
+    created = [e for e in await deals.events("deals.deal.created") if e.subject == deal["id"]]
+    assert len(created) == 1 and created[0].data["title"] == "Four trips"
+    history = await deals.client.get(f"{API}/deals/{deal['id']}/history", headers=admin.headers)
+    assert history.status_code == 200 and len(history.json()["items"]) == 1

@@ -81,6 +81,20 @@ class SlaBreached(_TaskEvent, type="tasks.sla.breached", version=1):
     escalation: list[str]
 
 
+class AutomationRuleChanged(EventData, type="tasks.automation_rule.changed", version=1):
+    """An automation rule was created, changed or deleted (``change``).
+
+    Every process that applies rules keeps them cached and drops the cache when
+    it hears this event (see ``crm2_tasks.service.rule_cache``).
+    """
+
+    rule_id: uuid.UUID
+    name: str
+    change: str  # "created" | "updated" | "deleted"
+    assignee_id: uuid.UUID | None = None  # none: only holders of tasks:all_records see it
+    creator_id: uuid.UUID | None = None
+
+
 EVENT_TYPES: list[type[EventData]] = [
     TaskCreated,
     TaskUpdated,
@@ -90,4 +104,5 @@ EVENT_TYPES: list[type[EventData]] = [
     TaskReminderDue,
     SlaWarning,
     SlaBreached,
+    AutomationRuleChanged,
 ]

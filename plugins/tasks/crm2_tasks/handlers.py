@@ -16,7 +16,7 @@ from crm2_tasks.service.automations import apply_rules, declared_event_types
 
 async def _apply(session: Any, event: Any, context: Any) -> None:
     envelope = event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
-    await apply_rules(session, context, envelope, event.id)
+    await apply_rules(session, context, envelope, event.id, getattr(event, "position", None))
 
 
 def handlers(context: Any) -> list[EventHandler]:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Exists, delete, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -73,18 +73,19 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
 
 
 async def pipeline_with_first_open_stage(
-    session: AsyncSession, pipeline_id: uuid.UUID | None
-) -> tuple[Pipeline, Stage | None] | None:
-    """The pipeline (``pipeline_id``, else the default one) and its first open stage, in
+    session: AsyncSession, pipeline_id: uuid.UUID | None, *, also: Exists | None = None
+) -> tuple[Pipeline, Stage | None, bool] | None:
+    """The pipeline (``pipeline_id``, else the default one), its first open stage and the
+    answer to ``also`` (an ``EXISTS`` asked in the same query; ``True`` without one), in
     one query (a new deal's start; ``None``: no such pipeline)."""
     order = [k.column.desc() if k.descending else k.column.asc() for k in PIPELINE_ORDER]
-    stmt = select(Pipeline, Stage).outerjoin(
+    stmt = select(Pipeline, Stage, also if also is not None else true()).outerjoin(
         Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open")
     )
     if pipeline_id is not None:
         stmt = stmt.where(col(Pipeline.id) == pipeline_id)
     row = (await session.execute(stmt.order_by(*order, col(Stage.position)).limit(1))).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], bool(row[2]))
 
 
 async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:

@@ -19,6 +19,7 @@ from crm2_core.api import (
     acting_user,
     export_list,
     from_minor,
+    insert_together,
     publish,
     resolve_owner,
     user_emails,
@@ -34,7 +35,7 @@ from crm2_deals.errors import (
 from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from crm2_deals.extensions import vet
 from crm2_deals.hookspecs import DealChange
-from crm2_deals.models import Deal, Stage, StageMove
+from crm2_deals.models import Deal, Pipeline, Stage, StageMove
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
@@ -76,10 +77,17 @@ async def history(
     return await repo.history(session, deal.id, page)
 
 
+Start = tuple[Pipeline, Stage | None, bool] | None
+
+
 async def _stage_for(
-    session: AsyncSession, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+    session: AsyncSession,
+    pipeline_id: uuid.UUID | None,
+    stage_id: uuid.UUID | None,
+    found: Start = None,
 ) -> Stage:
-    """The stage a new deal starts in: given, or the first open stage of the pipeline."""
+    """The stage a new deal starts in: given, or the first open stage of the pipeline
+    (``found``: already read)."""
     if stage_id is not None:
         stage = await pipelines_repo.get_stage(session, stage_id)
         if stage is None:
@@ -87,10 +95,11 @@ async def _stage_for(
         if pipeline_id is not None and stage.pipeline_id != pipeline_id:
             raise StageNotInPipeline(f"stage {stage.name!r} is not in pipeline {pipeline_id}")
         return stage
-    found = await pipelines_repo.pipeline_with_first_open_stage(session, pipeline_id)
+    if found is None:
+        found = await pipelines_repo.pipeline_with_first_open_stage(session, pipeline_id)
     if found is None:
         raise PipelineNotFound(f"no pipeline {pipeline_id}" if pipeline_id else "no pipelines")
-    pipeline, first = found
+    pipeline, first, _ = found
     if first is None:
         raise StageNotFound(f"pipeline {pipeline.name!r} has no open stage")
     return first
@@ -130,11 +139,21 @@ async def create_deal(
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
     ``context``: the REST route, a handler, a CLI command alike)."""
     visibility = RULES.visibility(principal)
-    client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
+    clients = clients_repo.clients
+    start: Start = None
+    if data.stage_id is None:
+        # the usual create: whether the client is visible, asked in the pipeline's query
+        seen = clients.visible(visibility).where(clients.id_column == data.client_id).exists()
+        start = await pipelines_repo.pipeline_with_first_open_stage(
+            session, data.pipeline_id, also=seen
+        )
+    if start is None or not start[2]:
+        await clients.get_or_404(session, visibility, data.client_id)  # 404 first, as ever
+    client_id = data.client_id
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
     currency = data.currency or default_currency
     value_minor = minor_units(data.value or Decimal(0), currency, "a deal value")
-    stage = await _stage_for(session, data.pipeline_id, data.stage_id)
+    stage = await _stage_for(session, data.pipeline_id, data.stage_id, start)
     now = utcnow()
     values = _closing(stage.kind, now)
     if stage.kind == "lost":
@@ -142,7 +161,7 @@ async def create_deal(
         values.update(lost_reason_id=reason_id, lost_reason=text)
     deal = Deal(
         title=data.title,
-        client_id=client.id,
+        client_id=client_id,
         pipeline_id=stage.pipeline_id,
         stage_id=stage.id,
         value_minor=value_minor,
@@ -156,23 +175,22 @@ async def create_deal(
     to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
     change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
     await vet(context, session, principal, change)
-    await repo.deals.add(session, deal)
-    session.add(
-        StageMove(
-            deal_id=deal.id, to_stage_id=stage.id, moved_by=acting_user(principal), moved_at=now
-        )
+    move = StageMove(
+        deal_id=deal.id, to_stage_id=stage.id, moved_by=acting_user(principal), moved_at=now
     )
     value = str(from_minor(value_minor, currency))
     created = DealCreated(
         title=deal.title,
-        client_id=client.id,
+        client_id=client_id,
         pipeline_id=deal.pipeline_id,
         stage_id=stage.id,
         value=value,
         currency=currency,
         owner_id=owner,
     )
-    publish(session, created, subject=deal.id, actor=principal)
+    record = publish(session, created, subject=deal.id, actor=principal)
+    # the deal, its first stage move and its event: one statement (one round trip)
+    await insert_together(session, [deal, move, record])
     _publish_closed(session, principal, deal)
     return deal
 

@@ -172,10 +172,13 @@ async def move_money(
             version=col(Payment.version) + 1,
             updated_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
+        # the written row comes back with the UPDATE and refreshes the session's object:
+        # no SELECT after it
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     result: Any = await session.execute(stmt)
-    return bool(result.rowcount == 1)
+    return result.scalars().first() is not None
 
 
 async def allocations_of(session: AsyncSession, payment_id: uuid.UUID) -> Sequence[Allocation]:

@@ -294,7 +294,7 @@ async def move(
     )
     session.add(allocation)
     await session.flush()
-    await session.refresh(payment)
+    # ``payment`` already holds the row as the guarded UPDATE wrote it (RETURNING)
     await commissions.book(session, payment, allocation)
     if kind == "payment":
         event: Any = PaymentPaid(

@@ -148,10 +148,14 @@ async def list_rules(
 
 @router.post("/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
 async def create_rule(
-    body: RuleCreate, _: TasksAdmin, session: SessionDep, context: ContextDep, response: Response
+    body: RuleCreate,
+    admin: TasksAdmin,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
 ) -> RulePublic:
     """A rule: on an event type, when conditions hold, create a task from templates."""
-    row = await automations.create_rule(session, body)
+    row = await automations.create_rule(session, body, actor=admin)
     public = automations.public(row, automations.declared_event_types(context))
     return created(response, f"{BASE}/rules/{row.id}", public)
 
@@ -170,18 +174,18 @@ async def update_rule(
     rule_id: uuid.UUID,
     body: RuleUpdate,
     if_match: IfMatchDep,
-    _: TasksAdmin,
+    admin: TasksAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
 ) -> RulePublic:
     """Change a rule, e.g. switch a shipped one on with {"enabled": true} (If-Match required)."""
-    row = await automations.update_rule(session, rule_id, if_match, body)
+    row = await automations.update_rule(session, rule_id, if_match, body, actor=admin)
     return present(response, automations.public(row, automations.declared_event_types(context)))
 
 
 @router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
+async def delete_rule(rule_id: uuid.UUID, admin: TasksAdmin, session: SessionDep) -> Response:
     """Delete a rule; the tasks it created stay."""
-    await automations.delete_rule(session, rule_id)
+    await automations.delete_rule(session, rule_id, actor=admin)
     return _no_content()

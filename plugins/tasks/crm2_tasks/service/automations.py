@@ -16,15 +16,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import check_version, is_active_user
+from crm2_core.api import check_version, is_active_user, publish
+from crm2_hookspecs import Principal
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
 from crm2_tasks.errors import InvalidRule, RuleNotFound
+from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository import tasks as task_repo
 from crm2_tasks.schemas.admin import RuleCreate, RulePublic, RuleUpdate
 from crm2_tasks.service.calendars import default_calendar
+from crm2_tasks.service.rule_cache import rule_cache
 from crm2_tasks.service.tasks import new_task
 
 
@@ -73,7 +76,17 @@ async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> AutomationRule:
     return rule
 
 
-async def create_rule(session: AsyncSession, data: RuleCreate) -> AutomationRule:
+def _changed(
+    session: AsyncSession, rule: AutomationRule, change: str, actor: Principal | None
+) -> None:
+    """Every process's rule cache drops its rules when it hears this (``rule_cache``)."""
+    event = AutomationRuleChanged(rule_id=rule.id, name=rule.name, change=change)
+    publish(session, event, subject=rule.id, actor=actor)
+
+
+async def create_rule(
+    session: AsyncSession, data: RuleCreate, *, actor: Principal | None = None
+) -> AutomationRule:
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
     _check(data.on, when, action)
@@ -83,11 +96,17 @@ async def create_rule(session: AsyncSession, data: RuleCreate) -> AutomationRule
         name=data.name, on_event=data.on, conditions=when, action=action, enabled=data.enabled
     )
     added: AutomationRule = await task_repo.add(session, rule)
+    _changed(session, added, "created", actor)
     return added
 
 
 async def update_rule(
-    session: AsyncSession, rule_id: uuid.UUID, if_match: str, data: RuleUpdate
+    session: AsyncSession,
+    rule_id: uuid.UUID,
+    if_match: str,
+    data: RuleUpdate,
+    *,
+    actor: Principal | None = None,
 ) -> AutomationRule:
     rule = await get_rule(session, rule_id)
     version = check_version(if_match, rule.version)
@@ -112,11 +131,16 @@ async def update_rule(
     )
     if values:
         await repo.update(session, rule, values, version)
+        _changed(session, rule, "updated", actor)
     return rule
 
 
-async def delete_rule(session: AsyncSession, rule_id: uuid.UUID) -> None:
-    await session.delete(await get_rule(session, rule_id))
+async def delete_rule(
+    session: AsyncSession, rule_id: uuid.UUID, *, actor: Principal | None = None
+) -> None:
+    rule = await get_rule(session, rule_id)
+    _changed(session, rule, "deleted", actor)
+    await session.delete(rule)
 
 
 # -- applying rules to events -----------------------------------------------------------
@@ -144,17 +168,24 @@ async def _assignee(
 
 
 async def apply_rules(
-    session: AsyncSession, context: Any, envelope: Mapping[str, Any], event_id: uuid.UUID
+    session: AsyncSession,
+    context: Any,
+    envelope: Mapping[str, Any],
+    event_id: uuid.UUID,
+    position: int | None = None,
 ) -> list[uuid.UUID]:
-    """Create the tasks the enabled rules for this event ask for; returns their ids."""
+    """Create the tasks the enabled rules for this event ask for; returns their ids.
+
+    ``position``: the event's place in the log; with it the rules may come from this
+    process's cache (``rule_cache``), without it they are read from the database.
+    """
     created: list[uuid.UUID] = []
+    rules = await rule_cache(context).rules_for(session, str(envelope.get("type")), position)
+    if not rules:
+        return created
     now = clock.now(context)
-    for rule in await repo.rules_for(session, str(envelope.get("type"))):
-        try:
-            conditions = [Condition.parse(raw) for raw in rule.conditions]
-        except RuleError:
-            continue  # stored before a stricter check; skip rather than block the event
-        if not automation.matches(conditions, envelope):
+    for rule in rules:
+        if not automation.matches(rule.conditions, envelope):
             continue
         if await task_repo.tasks_for_rule_event(session, rule.id, event_id):
             continue
