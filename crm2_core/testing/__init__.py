@@ -19,11 +19,13 @@ from crm2_core.events.models import EventRecord
 from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
+from crm2_core.testing.migrations import PluginMigrations
 
 __all__ = [
     "TEST_JWT_SECRET",
     "Crm2TestApp",
     "EventRecord",
+    "PluginMigrations",
     "SignedInUser",
     "TestDatabase",
     "assert_plugin_contract",

@@ -6,6 +6,8 @@
 - ``crm2_app_factory``: ``await make(plugins=, extra_plugins=, **settings)`` → ``Crm2TestApp``.
 - ``crm2``: the app for the test's marker, started; afterwards every table is emptied
   and the rows data migrations wrote are put back (``lifecycle.py``).
+- ``crm2_fresh_database``: an empty database of this test's own, once per backend, dropped
+  afterwards (migration tests: ``crm2_core.testing.PluginMigrations``).
 - ``crm2_redis_url``: the machine's Redis with a key prefix of this test's own, cleaned up.
 """
 
@@ -15,6 +17,7 @@ import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -69,6 +72,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "crm2_database", _backends(metafunc.config), indirect=True, scope="session"
         )
+    if "crm2_fresh_database" in metafunc.fixturenames:
+        metafunc.parametrize("crm2_fresh_database", _backends(metafunc.config), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +86,21 @@ def crm2_database(
         return
     admin_url = str(request.config.getoption("--crm2-postgres-url"))
     database = create_postgres_database(admin_url)
+    try:
+        yield database
+    finally:
+        drop_postgres_database(admin_url, database)
+
+
+@pytest.fixture
+def crm2_fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+    """An empty database (nothing migrated) only this test uses; dropped afterwards."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield TestDatabase("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'crm2-fresh.db'}")
+        return
+    admin_url = str(request.config.getoption("--crm2-postgres-url"))
+    database = create_postgres_database(admin_url, prefix="crm2_fresh")
     try:
         yield database
     finally:

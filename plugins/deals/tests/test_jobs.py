@@ -13,9 +13,12 @@ from crm2_deals.models import Activity, Policy
 from deals_kit import API, Deals
 from factories import events_of, get_row, make_client, make_policy, rows
 
+from crm2_core.api import utcnow
 from crm2_core.testing import TEST_JWT_SECRET, build_cli
 
-TODAY = date(2027, 3, 15)
+# Months ahead of the real today: the policy job the app runs at start on the real clock
+# must find nothing to expire or announce among this module's policies.
+TODAY = date(utcnow().year + 1, 3, 15)
 
 
 async def test_expiry_marks_ended_active_policies_once(deals: Deals) -> None:

@@ -14,7 +14,16 @@ from deals_kit import API, Deals
 from factories import make_client, make_deal, make_policy
 from sqlalchemy import update
 
-from crm2_core.api import User
+from crm2_core.api import User, utcnow
+
+# Policy dates a year or more ahead of the real today (2026 here is next year): the
+# policy job the app runs at start on the real clock never expires or announces them.
+SHIFT = utcnow().year + 1 - 2026
+
+
+def y(iso: str) -> str:
+    """``iso`` (written as if next year were 2026) moved to the years this run needs."""
+    return f"{int(iso[:4]) + SHIFT}{iso[4:]}"
 
 
 async def _deactivate(deals: Deals, user_id: uuid.UUID) -> None:
@@ -39,8 +48,8 @@ def _policy_body(client_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
         "product": "Home",
         "premium": "120.00",
         "currency": "EUR",
-        "start_date": "2026-01-01",
-        "end_date": "2027-01-01",
+        "start_date": y("2026-01-01"),
+        "end_date": y("2027-01-01"),
     }
     return {**body, **fields}
 

@@ -9,6 +9,18 @@ from crm2_deals.models import Activity, Policy
 from deals_kit import API, Deals
 from factories import events_of, make_client, make_deal, make_policy, rows
 
+from crm2_core.api import utcnow
+
+# Policy dates a year or more ahead of the real today (2026 here is next year): the
+# policy job the app runs at start on the real clock never expires or announces them.
+SHIFT = utcnow().year + 1 - 2026
+
+
+def y(iso: str) -> str:
+    """``iso`` (written as if next year were 2026) moved to the years this run needs."""
+    return f"{int(iso[:4]) + SHIFT}{iso[4:]}"
+
+
 POLICIES = f"{API}/policies"
 
 
@@ -21,8 +33,8 @@ def body(client_id: Any, **fields: Any) -> dict[str, Any]:
         "premium": "650.00",
         "currency": "EUR",
         "payment_frequency": "annual",
-        "start_date": "2026-01-01",
-        "end_date": "2027-01-01",
+        "start_date": y("2026-01-01"),
+        "end_date": y("2027-01-01"),
     }
     values.update(fields)
     return values
@@ -90,7 +102,7 @@ async def test_premium_with_more_decimals_than_the_currency_is_422(deals: Deals)
 async def test_end_date_not_after_start_is_422(deals: Deals) -> None:
     admin = await deals.user("admin")
     client = await make_client(deals.app, admin.id)
-    for end in ("2026-01-01", "2025-12-31"):
+    for end in (y("2026-01-01"), y("2025-12-31")):
         r = await deals.client.post(
             POLICIES, json=body(client.id, end_date=end), headers=admin.headers
         )
@@ -209,7 +221,7 @@ async def test_patch_checks_dates_against_the_stored_ones(deals: Deals) -> None:
     created = await create(deals, admin.headers, (await make_client(deals.app, admin.id)).id)
     r = await deals.client.patch(
         f"{POLICIES}/{created['id']}",
-        json={"end_date": "2025-06-01"},
+        json={"end_date": y("2025-06-01")},
         headers={**admin.headers, "If-Match": '"v1"'},
     )
     assert r.status_code == 422
@@ -289,7 +301,7 @@ async def test_renew_creates_a_draft_for_the_next_term(deals: Deals) -> None:
     renewal = r.json()
     assert renewal["renewal_of"] == created["id"]
     assert (renewal["status"], renewal["number"]) == ("draft", "R-1-R1")
-    assert (renewal["start_date"], renewal["end_date"]) == ("2027-01-01", "2028-01-01")
+    assert (renewal["start_date"], renewal["end_date"]) == (y("2027-01-01"), y("2028-01-01"))
     assert renewal["premium"] == created["premium"]
     created_events = await events_of(deals.app, "deals.policy.created")
     assert created_events[-1].data["renewal_of"] == created["id"]
@@ -308,10 +320,10 @@ async def test_list_filters(deals: Deals) -> None:
     admin = await deals.user("admin")
     a, b = await make_client(deals.app, admin.id), await make_client(deals.app, admin.id)
     p1 = await create(
-        deals, admin.headers, a.id, number="ABC-1", insurer="AXA", end_date="2027-01-01"
+        deals, admin.headers, a.id, number="ABC-1", insurer="AXA", end_date=y("2027-01-01")
     )
     p2 = await create(
-        deals, admin.headers, a.id, number="XYZ-2", insurer="Zurich", end_date="2027-06-01"
+        deals, admin.headers, a.id, number="XYZ-2", insurer="Zurich", end_date=y("2027-06-01")
     )
     p3 = await create(
         deals,
@@ -319,7 +331,7 @@ async def test_list_filters(deals: Deals) -> None:
         b.id,
         number="QQQ-3",
         insurer="AXA",
-        end_date="2028-01-01",
+        end_date=y("2028-01-01"),
         status="active",
     )
 
@@ -332,8 +344,8 @@ async def test_list_filters(deals: Deals) -> None:
     assert await ids(insurer="AXA") == {p1["id"], p3["id"]}
     assert await ids(status="active") == {p3["id"]}
     assert await ids(status=["active", "draft"]) == {p1["id"], p2["id"], p3["id"]}
-    assert await ids(end_before="2027-06-01") == {p1["id"], p2["id"]}
-    assert await ids(end_after="2027-06-01") == {p2["id"], p3["id"]}
+    assert await ids(end_before=y("2027-06-01")) == {p1["id"], p2["id"]}
+    assert await ids(end_after=y("2027-06-01")) == {p2["id"], p3["id"]}
     assert await ids(q="xyz") == {p2["id"]}
     assert await ids(q="zuri") == {p2["id"]}
     assert await ids(owner=str(uuid.uuid4())) == set()
@@ -345,7 +357,7 @@ async def test_list_filters(deals: Deals) -> None:
 async def test_sort_by_end_date_pages_with_a_cursor(deals: Deals) -> None:
     admin = await deals.user("admin")
     client = await make_client(deals.app, admin.id)
-    for end in ("2027-03-01", "2027-01-01", "2027-02-01", "2027-02-01"):
+    for end in (y("2027-03-01"), y("2027-01-01"), y("2027-02-01"), y("2027-02-01")):
         await create(deals, admin.headers, client.id, end_date=end)
     seen: list[str] = []
     params: dict[str, Any] = {"sort": "end_date", "limit": 3}
@@ -356,7 +368,7 @@ async def test_sort_by_end_date_pages_with_a_cursor(deals: Deals) -> None:
         if not r.json()["next_cursor"]:
             break
         params["cursor"] = r.json()["next_cursor"]
-    assert seen == ["2027-01-01", "2027-02-01", "2027-02-01", "2027-03-01"]
+    assert seen == [y("2027-01-01"), y("2027-02-01"), y("2027-02-01"), y("2027-03-01")]
     r = await deals.client.get(
         POLICIES, params={"sort": "number", "cursor": params["cursor"]}, headers=admin.headers
     )

@@ -9,8 +9,18 @@ from crm2_deals.stream import can_see, channels
 from deals_kit import API, Deals
 from factories import events_of, make_client
 
-from crm2_core.api import Envelope
+from crm2_core.api import Envelope, utcnow
 from crm2_hookspecs import Principal, SseChannel
+
+# Policy dates a year or more ahead of the real today (2026 here is next year): the
+# policy job the app runs at start on the real clock never expires or announces them.
+SHIFT = utcnow().year + 1 - 2026
+
+
+def y(iso: str) -> str:
+    """``iso`` (written as if next year were 2026) moved to the years this run needs."""
+    return f"{int(iso[:4]) + SHIFT}{iso[4:]}"
+
 
 AGENT = uuid.uuid4()
 
@@ -73,8 +83,8 @@ async def test_a_real_policy_event_reaches_its_owner_only(deals: Deals) -> None:
     client = await make_client(deals.app, agent1.id)
     body = {
         "number": "S-1", "insurer": "AXA", "client_id": str(client.id), "product": "Home",
-        "premium": "100.00", "currency": "EUR", "start_date": "2026-01-01",
-        "end_date": "2027-01-01",
+        "premium": "100.00", "currency": "EUR", "start_date": y("2026-01-01"),
+        "end_date": y("2027-01-01"),
     }  # fmt: skip
     r = await deals.client.post(f"{API}/policies", json=body, headers=agent1.headers)
     assert r.status_code == 201

@@ -8,10 +8,12 @@ matched and unmatched by hand. The overdue job marks a payment once.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import timedelta
 
 from crm2_payments.service.overdue import mark_overdue
 from payments_kit import API, Payments, key
+
+from crm2_core.api import utcnow
 
 
 def statement(*lines: str) -> bytes:
@@ -103,18 +105,21 @@ async def test_bad_statements_are_422(payments: Payments) -> None:
 
 
 async def test_the_overdue_job_marks_a_payment_once(payments: Payments) -> None:
+    # Relative to the real today: the app's scheduler runs the job at start on the real
+    # clock, so the explicit runs below must see the same day it does.
+    today = utcnow().date()
     agent = await payments.user("agent")
-    late = await payments.create(agent, amount="10.00", due_date="2026-11-01")
-    part = await payments.create(agent, amount="10.00", due_date="2026-11-02")
+    late = await payments.create(agent, amount="10.00", due_date=str(today - timedelta(days=32)))
+    part = await payments.create(agent, amount="10.00", due_date=str(today - timedelta(days=31)))
     await payments.move(agent, part["id"], "payment", "3.00")
-    await payments.create(agent, amount="10.00", due_date="2026-12-20")
+    await payments.create(agent, amount="10.00", due_date=str(today + timedelta(days=17)))
     context = payments.app.context
     # the app's scheduler may run the job too (it is due at start): together, once each.
     # Racing runs on PostgreSQL; SQLite serialises writers anyway, and three racing writers
     # on the loaded shared machine can outwait its busy timeout
     runs = 3 if context.engine.dialect.name == "postgresql" else 1
-    await asyncio.gather(*(mark_overdue(context, today=date(2026, 12, 3)) for _ in range(runs)))
-    assert (await mark_overdue(context, today=date(2026, 12, 4)))["overdue"] == 0
+    await asyncio.gather(*(mark_overdue(context, today=today) for _ in range(runs)))
+    assert (await mark_overdue(context, today=today + timedelta(days=1)))["overdue"] == 0
     assert (await payments.get(agent, late["id"])).json()["status"] == "overdue"
     events = await payments.events("payments.payment.overdue")
     assert len(events) == 2 and {e.data["outstanding"] for e in events} == {"10.00", "7.00"}

@@ -5,98 +5,13 @@ Through the ``crm2`` command line, as an operator runs them, on SQLite and Postg
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from click.testing import CliRunner
-from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
-
-from crm2_core.testing import TEST_JWT_SECRET, TestDatabase, build_cli
-from crm2_core.testing.databases import create_postgres_database, drop_postgres_database
+from crm2_core.testing import PluginMigrations, TestDatabase
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "tasks_fresh_db" in metafunc.fixturenames:
-        backends = [b.strip() for b in str(metafunc.config.getoption("--crm2-db")).split(",")]
-        metafunc.parametrize("tasks_fresh_db", [b for b in backends if b], indirect=True)
-
-
-@pytest.fixture
-def tasks_fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
-    if request.param == "sqlite":
-        yield TestDatabase("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}")
-        return
-    admin_url = str(request.config.getoption("--crm2-postgres-url"))
-    database = create_postgres_database(admin_url, prefix="crm2_tasks_mig")
-    try:
-        yield database
-    finally:
-        drop_postgres_database(admin_url, database)
-
-
-def crm2(db: TestDatabase, *args: str) -> str:
-    env = {
-        "CRM2_DATABASE_URL": db.url,
-        "CRM2_PLUGINS": "tasks",
-        "CRM2_ENV": "test",
-        "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
-    }
-    result = CliRunner().invoke(build_cli(), list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def inspect_db(db: TestDatabase, work: Any) -> Any:
-    async def run() -> Any:
-        engine = create_async_engine(db.url)
-        try:
-            async with engine.connect() as conn:
-                return await conn.run_sync(work)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def tasks_tables(db: TestDatabase) -> set[str]:
-    names = inspect_db(db, lambda sync: inspect(sync).get_table_names())
-    return {n for n in names if n.startswith(("tasks_", "deals_"))}
-
-
-def test_upgrade_downgrade_upgrade_with_only_tasks(tasks_fresh_db: TestDatabase) -> None:
-    crm2(tasks_fresh_db, "migrate")
-    created = tasks_tables(tasks_fresh_db)
+def test_round_trip_and_no_drift_with_only_tasks(crm2_fresh_database: TestDatabase) -> None:
+    check = PluginMigrations("tasks", crm2_fresh_database)
+    created = check.assert_round_trip_and_no_drift()
     assert {"tasks_task", "tasks_reminder", "tasks_sla_timer", "tasks_rule"} <= created
-    assert not any(t.startswith("deals_") for t in created)  # tasks needs no deals
-    keys = inspect_db(
-        tasks_fresh_db,
-        lambda sync: sync.execute(text("SELECT builtin_key FROM tasks_rule")).scalars().all(),
-    )
-    assert sorted(keys) == ["deals-follow-up", "deals-policy-renewal"]
-    crm2(tasks_fresh_db, "migrate", "--plugin", "tasks", "downgrade", "base")
-    assert tasks_tables(tasks_fresh_db) == set()
-    crm2(tasks_fresh_db, "migrate")
-    assert tasks_tables(tasks_fresh_db) == created
-    assert "pending" not in crm2(tasks_fresh_db, "migrate", "current")
-
-
-def test_the_migrations_match_the_models(tasks_fresh_db: TestDatabase) -> None:
-    crm2(tasks_fresh_db, "migrate")
-    import crm2_tasks.models  # noqa: F401  (the tables join the shared metadata)
-
-    def ours(obj: Any, name: Any, kind: str, reflected: bool, compare_to: Any) -> bool:
-        table = obj if kind == "table" else getattr(obj, "table", None)
-        return table is None or str(table.name).startswith("tasks_")
-
-    def diff(sync: Any) -> list[Any]:
-        context = MigrationContext.configure(sync, opts={"include_object": ours})
-        return list(compare_metadata(context, SQLModel.metadata))
-
-    assert inspect_db(tasks_fresh_db, diff) == []
+    assert check.tables("deals_") == set()  # tasks needs no deals
+    keys = check.scalars("SELECT builtin_key FROM tasks_rule")
+    assert sorted(keys) == ["deals-follow-up", "deals-policy-renewal"]  # seeded once, not twice
