@@ -23,7 +23,11 @@ from crm2_tasks.errors import InvalidRule, RuleNotFound
 from crm2_tasks.models import AutomationRule
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository import tasks as task_repo
-from crm2_tasks.schemas.admin import RuleCreate, RulePublic, RuleUpdate
+from crm2_tasks.schemas.admin import (
+    AutomationRuleCreate,
+    AutomationRulePublic,
+    AutomationRuleUpdate,
+)
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.tasks import new_task
 
@@ -37,8 +41,8 @@ def declared_event_types(context: Any) -> set[str]:
     }
 
 
-def public(rule: AutomationRule, declared: Iterable[str]) -> RulePublic:
-    return RulePublic.model_validate(
+def public(rule: AutomationRule, declared: Iterable[str]) -> AutomationRulePublic:
+    return AutomationRulePublic.model_validate(
         {
             **rule.model_dump(),
             "on": rule.on_event,
@@ -73,7 +77,7 @@ async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> AutomationRule:
     return rule
 
 
-async def create_rule(session: AsyncSession, data: RuleCreate) -> AutomationRule:
+async def create_rule(session: AsyncSession, data: AutomationRuleCreate) -> AutomationRule:
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
     _check(data.on, when, action)
@@ -87,7 +91,7 @@ async def create_rule(session: AsyncSession, data: RuleCreate) -> AutomationRule
 
 
 async def update_rule(
-    session: AsyncSession, rule_id: uuid.UUID, if_match: str, data: RuleUpdate
+    session: AsyncSession, rule_id: uuid.UUID, if_match: str, data: AutomationRuleUpdate
 ) -> AutomationRule:
     rule = await get_rule(session, rule_id)
     version = check_version(if_match, rule.version)
