@@ -12,7 +12,8 @@ from crm2_core.events.models import DeadLetter, EventRecord
 from crm2_core.testing import Crm2TestApp
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll until ``check`` holds; generous, because a loaded machine retries late."""
     deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:

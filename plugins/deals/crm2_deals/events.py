@@ -82,6 +82,7 @@ class PolicyCreated(EventData, type="deals.policy.created", version=1):
 
     number: str
     insurer: str
+    product: str = ""  # added in 0.2 (optional: events recorded before it have none)
     client_id: uuid.UUID
     premium: str
     currency: str

@@ -51,6 +51,10 @@ async def test_a_document_of_a_client_follows_the_clients_owner(both: Docs) -> N
     document = made.json()
     assert document["owner_id"] == str(owner.id) and document["link"] == link
     assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
+    # the file lives in the client's folder (Drive mirrors the same folders)
+    (stored,) = docs.stored_files()
+    relative = stored.relative_to(docs.root).parts
+    assert relative[:4] == ("records", "deals.client", link["id"], document["id"])
     assert (await docs.get(owner, document["id"])).status_code == 200
     assert (await docs.get(other, document["id"])).status_code == 404
     by_record = await docs.client.get(

@@ -273,6 +273,7 @@ class PolicyRef(SQLModel, table=True):
 
     policy_id: str = Field(max_length=64, primary_key=True)
     insurer: str = Field(default="", max_length=200)
+    product: str = Field(default="", max_length=200)
     number: str = Field(default="", max_length=100)
 
 

@@ -36,7 +36,7 @@ _policy = table(
     "deals_policy",
     column("id"), column("number"), column("insurer"), column("client_id"), column("premium_minor"),
     column("currency"), column("payment_frequency"), column("start_date"), column("status"),
-    column("owner_id"),
+    column("owner_id"), column("product"),
 )  # fmt: skip
 DEMO_STATEMENT = "demo-statement.csv"
 
@@ -81,7 +81,8 @@ async def _schedules(session: Any) -> None:
     await session.flush()
     for index, p in enumerate(policies):
         policy_id = str(uuid.UUID(str(p["id"])))
-        await remember_policy(session, policy_id, {"insurer": p["insurer"], "number": p["number"]})
+        known_policy = {"insurer": p["insurer"], "product": p["product"], "number": p["number"]}
+        await remember_policy(session, policy_id, known_policy)
         data = {
             "premium": text(int(p["premium_minor"]), str(p["currency"])),
             "currency": p["currency"],

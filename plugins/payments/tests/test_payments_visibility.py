@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import io
 
+import httpx
 from crm2_payments.visibility import RULES
 from payments_kit import API, Payments, User
 
 from crm2_core.api import resolve_entity
+from crm2_core.testing.sse import EventStream, serving
 from crm2_hookspecs import Principal
 
 
@@ -76,3 +78,28 @@ async def test_export_is_versioned_formula_safe_and_visible_only(payments: Payme
 def _principal(user: User, *permissions: str) -> Principal:
     """The principal the app builds for ``user`` (what the stream and resolvers get)."""
     return Principal(id=user.id, kind="user", roles=frozenset(), permissions=frozenset(permissions))
+
+
+async def test_the_live_stream_delivers_each_agent_only_their_payments(
+    payments: Payments,
+) -> None:
+    owner, other = await payments.user("agent"), await payments.user("agent")
+    url = "/api/v1/streams/payments"
+    async with (
+        serving(payments.app) as base,
+        httpx.AsyncClient(timeout=20.0) as http,
+        http.stream("GET", f"{base}{url}", headers=owner.headers) as mine_response,
+        http.stream("GET", f"{base}{url}", headers=other.headers) as theirs_response,
+    ):
+        mine, theirs = EventStream(mine_response), EventStream(theirs_response)
+        await mine.connected()
+        await theirs.connected()
+        first = await payments.create(owner, amount="30.00")
+        second = await payments.create(other, amount="40.00")
+        got = await mine.next_event()
+        assert got.event == "payments.payment.created"
+        assert got.json()["subject"] == first["id"]
+        # the other agent's first event is their own: the owner's was never sent to them
+        seen = await theirs.next_event()
+        assert seen.event == "payments.payment.created"
+        assert seen.json()["subject"] == second["id"]

@@ -7,6 +7,7 @@ type name and links are checked with ``crm2_resolve_entity``.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,18 @@ from sqlalchemy import func, select
 from crm2_core.api import Envelope
 
 DEALS = "/api/v1/deals"
+
+
+def _the_15th(months_from_now: int) -> date:
+    today = datetime.now(UTC).date()
+    year, month = divmod(today.year * 12 + today.month - 1 + months_from_now, 12)
+    return date(year, month + 1, 15)
+
+
+# a year-long policy that started six months ago: some instalments are already due,
+# the rest lie ahead, whatever day the suite runs
+START = _the_15th(-6)
+END = _the_15th(6) - timedelta(days=1)
 
 
 @pytest.fixture
@@ -35,7 +48,8 @@ async def a_policy(p: Payments, owner: User, **fields: Any) -> dict[str, Any]:
         "number": f"P-{uuid.uuid4().hex[:6]}", "insurer": "Allianz",
         "client_id": client.json()["id"],
         "product": "Motor", "premium": "1000.00", "currency": "EUR",
-        "payment_frequency": "monthly", "start_date": "2026-01-15", "end_date": "2027-01-14",
+        "payment_frequency": "monthly",
+        "start_date": START.isoformat(), "end_date": END.isoformat(),
         **fields,
     }  # fmt: skip
     made = await p.client.post(f"{DEALS}/policies", json=body, headers=owner.headers)
@@ -67,7 +81,8 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
     instalments = listed.json()["items"]
     assert [p["amount"] for p in instalments] == ["8.37", *["8.33"] * 11]  # remainder first
     assert sum(Decimal(p["amount"]) for p in instalments) == Decimal("100.00")
-    assert instalments[0]["due_date"] == "2026-01-15" and instalments[1]["due_date"] == "2026-02-15"
+    assert instalments[0]["due_date"] == START.isoformat()
+    assert instalments[1]["due_date"] == _the_15th(-5).isoformat()
     assert {p["insurer"] for p in instalments} == {"Allianz"}
     assert {p["owner_id"] for p in instalments} == {str(agent.id)}
     hidden = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
@@ -81,10 +96,10 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
     async with both.app.context.session_factory() as session:
         event = Envelope(
             id=uuid.uuid4(), type="deals.policy.activated", version=1,
-            occurred_at="2026-01-15T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
+            occurred_at=f"{START}T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
             data={"client_id": policy["client_id"], "premium": "100.00", "currency": "EUR",
-                  "payment_frequency": "monthly", "start_date": "2026-01-15",
-                  "end_date": "2027-01-14", "owner_id": str(agent.id)},
+                  "payment_frequency": "monthly", "start_date": START.isoformat(),
+                  "end_date": END.isoformat(), "owner_id": str(agent.id)},
         )  # fmt: skip
         await on_policy_event(session, event, both.app.context)
         await on_policy_event(session, event, both.app.context)
@@ -119,7 +134,16 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
                                   headers=agent.headers)  # fmt: skip
     statuses = {p["instalment"]: p["status"] for p in after.json()["items"]}
     assert statuses[1] == "partially_refunded"
-    assert {s for i, s in statuses.items() if i > 1} <= {"cancelled", "planned", "due"}
+    # instalments already due stay owed (the due/overdue jobs may or may not have run);
+    # those due after today are cancelled
+    today = datetime.now(UTC).date().isoformat()
+    for p in after.json()["items"]:
+        if p["instalment"] == 1:
+            continue
+        if p["due_date"] > today:
+            assert p["status"] == "cancelled", p
+        else:
+            assert p["status"] in {"planned", "due", "overdue"}, p
     assert "cancelled" in statuses.values()
     balance = await both.client.get(f"{API}/balances", params={"policy_id": policy["id"]},
                                     headers=agent.headers)  # fmt: skip
@@ -145,3 +169,32 @@ async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(both: P
     assert peek.status_code == 422  # the same answer as for a client that does not exist
     mine = await both.get(agent, made.json()["id"])
     assert mine.status_code == 200
+
+
+async def test_a_product_rule_earns_the_commission_on_scheduled_instalments(
+    both: Payments,
+) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    for rule in (
+        {"insurer": "Allianz", "basis_points": 1000},
+        {"insurer": "Allianz", "product": "Motor", "basis_points": 2000},
+    ):
+        made = await both.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
+        assert made.status_code == 201, made.text
+    policy = await a_policy(both, agent, premium="120.00")
+    activated = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
+    )
+    assert activated.status_code == 200, activated.text
+    await both.app.settle_events()
+    listed = await both.client.get(
+        f"{API}/payments", params={"policy_id": policy["id"], "sort": "due_date"},
+        headers=agent.headers,
+    )  # fmt: skip
+    first = listed.json()["items"][0]
+    assert first["product"] == "Motor" and first["insurer"] == "Allianz"
+    paid = await both.move(agent, first["id"], "payment", "10.00")
+    assert paid.status_code == 201, paid.text
+    ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
+                                   headers=agent.headers)  # fmt: skip
+    assert [c["amount"] for c in ledger.json()["items"]] == ["2.00"]  # 20 %, not the 10 % rule

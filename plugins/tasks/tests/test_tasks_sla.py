@@ -146,3 +146,56 @@ async def test_policy_input_is_checked(tasks: Tasks) -> None:
         f"{API}/sla-policies", json={"name": "x", "response_minutes": 5}, headers=agent.headers
     )
     assert denied.status_code == 403
+
+
+async def sla_of(tasks: Tasks, user: User, task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    response = await tasks.client.get(f"{API}/tasks/{task['id']}/sla", headers=user.headers)
+    assert response.status_code == 200, response.text
+    return {timer["kind"]: timer for timer in response.json()}
+
+
+async def test_a_raised_priority_follows_the_stricter_policy_from_the_start(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, name="normal", priority="normal", resolution_minutes=8 * 60)
+    urgent = await policy(
+        tasks, admin, name="urgent", priority="urgent", response_minutes=30,
+        resolution_minutes=60,
+    )  # fmt: skip
+    task = await tasks.create(agent, status="in_progress")
+    at(tasks.app, MONDAY + timedelta(minutes=40))
+    raised = await tasks.patch(agent, task, priority="urgent")
+    assert raised.status_code == 200, raised.text
+    timers = await sla_of(tasks, agent, task)
+    # counted from the task's start, not from the change; no response timer: it moved already
+    assert set(timers) == {"resolution"}
+    assert timers["resolution"]["policy_id"] == urgent["id"]
+    assert timers["resolution"]["due_at"] == "2026-03-23T10:00:00Z"
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=59)))["breaches"] == 0
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=61)))["breaches"] == 1
+    # history stays: lowering it again leaves the breached timer as it was
+    lowered = await tasks.patch(agent, raised.json(), priority="normal")
+    assert lowered.status_code == 200, lowered.text
+    after = await sla_of(tasks, agent, task)
+    assert after["resolution"]["policy_id"] == urgent["id"]
+    assert after["resolution"]["breached_at"] is not None
+
+
+async def test_a_task_no_policy_fits_any_more_loses_its_live_timers(tasks: Tasks) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, name="vip", tag="vip", response_minutes=30, resolution_minutes=60)
+    task = await tasks.create(agent)
+    assert await sla_of(tasks, agent, task) == {}
+    at(tasks.app, MONDAY + timedelta(minutes=10))
+    tagged = await tasks.patch(agent, task, tags=["vip"])
+    assert tagged.status_code == 200, tagged.text
+    timers = await sla_of(tasks, agent, task)
+    # a task that had no policy starts its clock when one applies
+    assert timers["response"]["due_at"] == "2026-03-23T09:40:00Z"
+    assert timers["resolution"]["due_at"] == "2026-03-23T10:10:00Z"
+    untagged = await tasks.patch(agent, tagged.json(), tags=[])
+    assert untagged.status_code == 200, untagged.text
+    assert await sla_of(tasks, agent, task) == {}
+    assert (await run_timers(tasks.app.context, MONDAY + timedelta(days=2)))["breaches"] == 0

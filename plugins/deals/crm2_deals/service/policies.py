@@ -98,6 +98,7 @@ def _announce_created(session: AsyncSession, row: Policy, principal: Principal |
     event = PolicyCreated(
         number=row.number,
         insurer=row.insurer,
+        product=row.product,
         client_id=row.client_id,
         premium=premium,
         currency=row.currency,

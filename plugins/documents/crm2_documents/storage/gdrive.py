@@ -1,8 +1,9 @@
 """The ``gdrive`` backend: files in a Google Drive folder, over Drive REST v3.
 
-One folder (``CRM2_DOCUMENTS_GDRIVE_FOLDER``) holds a sub-folder per document;
-each object is a Drive file named by its key's last segment, found again by
-name. Uploads are resumable sessions sent in chunks (``uploadType=resumable``):
+One folder (``CRM2_DOCUMENTS_GDRIVE_FOLDER``) holds a folder per key segment:
+a folder per linked record (``records/<kind>/<record id>/``) holding a folder per
+document, or ``documents/<id>/`` for a document linked to nothing. Each object is
+a Drive file named by its key's last segment, found again by name. Uploads are resumable sessions sent in chunks (``uploadType=resumable``):
 a Drive file exists only once its last chunk is accepted, so a failed upload
 leaves nothing. An overwrite uploads first and then removes the older files of
 that name; concurrent writers agree on which one stays (the newest id order),
@@ -138,7 +139,7 @@ class GDriveBackend(StorageBackend):
         return folder_id
 
     async def _place(self, key: str, create: bool) -> tuple[str | None, str]:
-        """(the folder holding ``key``'s file, the file's name): a folder per document."""
+        """(the folder holding ``key``'s file, the file's name): a folder per key segment."""
         parts = check_key(key).split("/")
         parent = await self._folder(self.settings.gdrive_folder, None, create)
         for part in parts[:-1]:

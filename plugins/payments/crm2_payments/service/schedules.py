@@ -58,12 +58,13 @@ def due_dates(start: date, frequency: str) -> list[date]:
 
 async def remember_policy(session: AsyncSession, policy_id: str, data: dict[str, Any]) -> None:
     insurer = str(data.get("insurer") or "")[:200]
+    product = str(data.get("product") or "")[:200]
     number = str(data.get("number") or "")[:100]
     ref = await session.get(PolicyRef, policy_id)
     if ref is None:
-        session.add(PolicyRef(policy_id=policy_id, insurer=insurer, number=number))
+        session.add(PolicyRef(policy_id=policy_id, insurer=insurer, product=product, number=number))
     else:
-        ref.insurer, ref.number = insurer, number
+        ref.insurer, ref.product, ref.number = insurer, product, number
     # an activation handled before this event: give its schedule the insurer now
     await session.execute(
         update(Schedule)
@@ -73,7 +74,7 @@ async def remember_policy(session: AsyncSession, policy_id: str, data: dict[str,
     await session.execute(
         update(Payment)
         .where(col(Payment.policy_id) == policy_id, col(Payment.insurer) == "")
-        .values(insurer=insurer)
+        .values(insurer=insurer, product=product)
     )
     await session.flush()
 
@@ -135,6 +136,7 @@ async def create_schedule(
             policy_id=policy_id,
             client_id=client_id,
             insurer=schedule.insurer,
+            product=ref.product if ref else "",
             schedule_id=schedule.id,
             instalment=index,
             owner_id=owner_id,

@@ -91,6 +91,10 @@ async def set_timer(session: AsyncSession, timer_id: uuid.UUID, values: Mapping[
     )
 
 
+async def delete_timer(session: AsyncSession, timer_id: uuid.UUID) -> None:
+    await session.execute(delete(SlaTimer).where(col(SlaTimer.id) == timer_id))
+
+
 def _running() -> tuple[Any, ...]:
     return (
         col(SlaTimer.stopped_at).is_(None),

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import is_active_user, publish
 from crm2_tasks import clock, sla
+from crm2_tasks.calendar import BusinessCalendar
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
 from crm2_tasks.models import SlaPolicy, SlaTimer, Task
 from crm2_tasks.repository import admin as admin_repo
@@ -37,21 +38,83 @@ async def start_timers(session: AsyncSession, context: Any, task: Task, now: dat
     for kind, minutes in targets.items():
         if not minutes:
             continue
-        target = timedelta(minutes=minutes)
-        plan = sla.plan(calendar, now, target, share)
         session.add(
-            SlaTimer(
-                task_id=task.id,
-                policy_id=policy.id,
-                calendar_id=policy.calendar_id,
-                kind=kind,
-                started_at=now,
-                target_seconds=int(target.total_seconds()),
-                warning_share=share,
-                warn_at=plan.warn_at,
-                due_at=plan.due_at,
-            )
+            _new_timer(calendar, task, policy, kind, now, timedelta(minutes=minutes), share)
         )
+
+
+def _new_timer(
+    calendar: BusinessCalendar,
+    task: Task,
+    policy: SlaPolicy,
+    kind: str,
+    started: datetime,
+    target: timedelta,
+    share: float | None,
+    paused_since: datetime | None = None,
+) -> SlaTimer:
+    plan = sla.plan(calendar, started, target, share)
+    return SlaTimer(
+        task_id=task.id,
+        policy_id=policy.id,
+        calendar_id=policy.calendar_id,
+        kind=kind,
+        started_at=started,
+        target_seconds=int(target.total_seconds()),
+        warning_share=share,
+        warn_at=plan.warn_at,
+        due_at=plan.due_at,
+        paused_since=paused_since,
+    )
+
+
+async def on_classification(session: AsyncSession, context: Any, task: Task, now: datetime) -> None:
+    """The task's priority or tags changed: its live timers follow the policy that fits now.
+
+    Targets count from the timer's start (a task raised to urgent after an hour has
+    an hour less to go); paused time still counts as paused. Timers that already
+    stopped or breached are history and stay as they are; a warning already sent is
+    not sent again. A task that had no policy starts its timers now.
+    """
+    policies = await admin_repo.all_rows(session, SlaPolicy)
+    policy = sla.choose_policy(policies, task.priority, task.tags)
+    timers = {timer.kind: timer for timer in await repo.timers_of(session, task.id)}
+    if policy is not None and all(t.policy_id == policy.id for t in timers.values()) and timers:
+        return
+    targets = {
+        "response": policy.response_minutes if policy else None,
+        "resolution": policy.resolution_minutes if policy else None,
+    }
+    started = min((t.started_at for t in timers.values()), default=now)
+    for kind, minutes in targets.items():
+        timer = timers.get(kind)
+        if timer is not None and (timer.stopped_at is not None or timer.breached_at is not None):
+            continue
+        if not minutes or policy is None:
+            if timer is not None:
+                await repo.delete_timer(session, timer.id)
+            continue
+        calendar = await business_calendar(session, context, policy.calendar_id)
+        share = policy.warning_share or context.plugin_settings("tasks").sla_warning_share
+        target = timedelta(minutes=minutes)
+        if timer is None:
+            if kind == "response" and task.status != "todo":
+                continue  # already responded, under whichever policy
+            paused_since = now if task.status == "waiting" else None
+            timer = _new_timer(calendar, task, policy, kind, started, target, share, paused_since)
+            session.add(timer)
+            continue
+        paused = timedelta(seconds=timer.paused_seconds)
+        plan = sla.plan(calendar, timer.started_at, target, share, paused)
+        values: dict[str, Any] = {
+            "policy_id": policy.id,
+            "calendar_id": policy.calendar_id,
+            "target_seconds": int(target.total_seconds()),
+            "warning_share": share,
+            "warn_at": plan.warn_at,
+            "due_at": plan.due_at,
+        }
+        await repo.set_timer(session, timer.id, values)
 
 
 async def _replan(

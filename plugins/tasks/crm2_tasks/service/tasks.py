@@ -282,6 +282,8 @@ async def _apply(
         await reminders.arm(session, task, now)
     if new_status != old_status:
         await sla.on_status(session, context, task, old_status, new_status, now)
+    if {"priority", "tags"} & values.keys() and task.is_open:
+        await sla.on_classification(session, context, task, now)
     changed = sorted(k for k in values if k not in ("search_text", "due_key", "is_open"))
     publish(
         session, TaskUpdated(changed=changed, **_identity(task)), subject=task.id, actor=principal

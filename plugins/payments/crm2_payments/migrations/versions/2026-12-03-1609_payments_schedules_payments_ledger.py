@@ -48,6 +48,7 @@ def upgrade() -> None:
         "payments_policy_ref",
         sa.Column("policy_id", sa.String(length=64), nullable=False),
         sa.Column("insurer", sa.String(length=200), nullable=False),
+        sa.Column("product", sa.String(length=200), nullable=False),
         sa.Column("number", sa.String(length=100), nullable=False),
         sa.PrimaryKeyConstraint("policy_id", name=op.f("pk_payments_policy_ref")),
         info={"plugin": "payments"},
