@@ -1,11 +1,11 @@
 "use client";
 
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useState } from "react";
 import { api, ok, origin } from "@/api/client";
 import { applyStageChange, type BoardDeal } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
-import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope } from "@/lib/stream";
+import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { useUi } from "@/store/ui";
 
 async function streamToken(channel: string): Promise<string> {
@@ -35,6 +35,37 @@ function useChannelsOnScreen(queryClient: QueryClient, declared: string[]): stri
 }
 
 /**
+ * One set of streams per QueryClient, kept across pages: each page mounts its own Shell, and
+ * a stream still wanted on the next page (the bell's `notifications`, `deals` from the board
+ * to a deal) stays open through the navigation instead of reconnecting.
+ */
+const managers = new WeakMap<QueryClient, LiveChannels>();
+
+function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: StreamStatus) => void): LiveChannels {
+  let manager = managers.get(queryClient);
+  if (manager) return manager;
+  manager = new LiveChannels({
+    open: (channel, onStatus) => {
+      const onEvent = (event: Envelope) => {
+        if (event.type === "deals.deal.stage_changed") {
+          const to = String(event.data.to_stage_id);
+          queryClient.setQueriesData<BoardDeal[]>({ queryKey: ["deals", "board"] }, (deals) =>
+            deals ? applyStageChange(deals, event.subject, to) : deals,
+          );
+        }
+        void queryClient.invalidateQueries({ queryKey: [channel] });
+      };
+      return new LiveStream({ channel, types: channelEventTypes(doc, channel), onEvent, onStatus, streamToken, origin });
+    },
+    onStatus: setLive,
+    // events missed while the channel was closed: its cached queries refetch
+    onResumed: (channel) => void queryClient.invalidateQueries({ queryKey: [channel] }),
+  });
+  managers.set(queryClient, manager);
+  return manager;
+}
+
+/**
  * Keep every list on screen current: one SSE connection per channel whose data is on screen
  * (see lib/channels.ts for why not one per enabled section), listening to the event types
  * /asyncapi.json lists for it. A stage change moves the card at once; every event of a
@@ -49,37 +80,14 @@ export function useLiveStreams(declared: string[]) {
     staleTime: Infinity,
   });
   const channels = useChannelsOnScreen(queryClient, declared);
-  const live = useRef<LiveChannels | null>(null);
   const doc = asyncapi.data;
 
   useEffect(() => {
     if (!doc) return;
-    const manager = new LiveChannels({
-      open: (channel, onStatus) => {
-        const onEvent = (event: Envelope) => {
-          if (event.type === "deals.deal.stage_changed") {
-            const to = String(event.data.to_stage_id);
-            queryClient.setQueriesData<BoardDeal[]>({ queryKey: ["deals", "board"] }, (deals) =>
-              deals ? applyStageChange(deals, event.subject, to) : deals,
-            );
-          }
-          void queryClient.invalidateQueries({ queryKey: [channel] });
-        };
-        return new LiveStream({ channel, types: channelEventTypes(doc, channel), onEvent, onStatus, streamToken, origin });
-      },
-      onStatus: setLive,
-      // events missed while the channel was closed: its cached queries refetch
-      onResumed: (channel) => void queryClient.invalidateQueries({ queryKey: [channel] }),
-    });
-    live.current = manager;
-    return () => {
-      live.current = null;
-      manager.closeAll();
-      setLive("closed");
-    };
-  }, [doc, queryClient, setLive]);
+    managerFor(queryClient, doc, setLive).want(channels ? channels.split(",") : []);
+  }, [channels, doc, queryClient, setLive]);
 
-  useEffect(() => {
-    live.current?.want(channels ? channels.split(",") : []);
-  }, [channels, doc]);
+  // leaving the page (or signing out): its streams close after the linger unless the next
+  // page wants them too
+  useEffect(() => () => managers.get(queryClient)?.want([]), [queryClient]);
 }
