@@ -34,6 +34,7 @@ from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.streamed import STREAMED_BODY
+from crm2_core.jobs import JobRunner
 from crm2_core.kit.cli import run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
@@ -45,6 +46,7 @@ from crm2_core.kit.csv import (
     split_list,
     unguard,
 )
+from crm2_core.kit.exports import export_list, export_route
 from crm2_core.kit.filters import (
     as_utc,
     at_least,
@@ -87,6 +89,7 @@ from crm2_core.kit.owners import (
     user_emails,
     user_ids_by_email,
 )
+from crm2_core.kit.query import Derived, Filter, LinkIdFilter, LinkKindFilter, query_filters
 from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
@@ -126,11 +129,13 @@ __all__ = [
     "CsvImport",
     "Currency",
     "CurrentPrincipal",
+    "Derived",
     "EntityKind",
     "EntityLink",
     "EntityResolver",
     "Envelope",
     "EventData",
+    "Filter",
     "Forbidden",
     "IfMatchDep",
     "ImportJobNotFound",
@@ -142,7 +147,10 @@ __all__ = [
     "InvalidCursor",
     "IsoDate",
     "IsoDateTime",
+    "JobRunner",
+    "LinkIdFilter",
     "LinkInvalid",
+    "LinkKindFilter",
     "NotFound",
     "OrderKey",
     "OwnerForbidden",
@@ -183,7 +191,9 @@ __all__ = [
     "eq",
     "etag_for",
     "exponent",
+    "export_list",
     "export_pages",
+    "export_route",
     "from_minor",
     "has_permission",
     "import_now",
@@ -200,6 +210,7 @@ __all__ = [
     "problem_responses",
     "publish",
     "publish_many",
+    "query_filters",
     "read_csv",
     "record_routes",
     "render",

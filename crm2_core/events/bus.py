@@ -151,11 +151,15 @@ class EventBus:
         settings = self.context.settings
         tracing = self.context.find(TRACING)
         sink = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
+        # A broker outside this process keeps no log of its own: the relay records how
+        # far each handler's queue was fed (catch-up after a plugin was switched off).
+        tracked = list(self.handlers.handlers) if getattr(self.broker, "external", False) else []
         return await relay_batch(
             self.context.session_factory,
             sink or self.broker.deliver,
             settings.relay_batch_size,
             after_commit=self._notify,
+            tracked=tracked,
         )
 
     async def _relay_forever(self) -> None:

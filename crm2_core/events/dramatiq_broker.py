@@ -5,6 +5,13 @@ plugin that has handlers (``<prefix>.<plugin>``), after the dramatiq broker is
 set, so ``get_broker()`` never conjures a default one. A message names the
 handler and carries the envelope. Retries and backoff are dramatiq's; after the
 handler's last retry the actor stores a dead letter itself and acks.
+
+Catch-up: events relayed while a plugin was switched off (left out of
+``CRM2_PLUGINS`` in the processes that relay) never reached its queue. Each
+handler's cursor records how far its queue was fed (``delivered_through``, kept
+by the relay); when a process starts with the handler, :meth:`DramatiqBroker.catch_up`
+sends every event after that mark which the handler has neither applied nor
+dead-lettered, in log order, then moves the mark to the end of the log.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import AsyncIO, CurrentMessage
+from sqlalchemy import and_, exists, func, select
+from sqlmodel import col
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import (
@@ -26,12 +35,15 @@ from crm2_core.events.handlers import (
     apply_or_dead_letter,
     register_cursors,
 )
+from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.relay import hold_lock
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
 
 
 log = logging.getLogger(__name__)
+CATCH_UP_PAGE = 1000
 
 
 def make_dramatiq_broker(url: str, queue_prefix: str) -> dramatiq.Broker:
@@ -52,6 +64,8 @@ def make_dramatiq_broker(url: str, queue_prefix: str) -> dramatiq.Broker:
 
 
 class DramatiqBroker:
+    external = True  # the relay keeps each handler's delivered_through (see catch_up)
+
     def __init__(
         self, context: AppContext, handlers: HandlerRegistry, url: str, queue_prefix: str
     ) -> None:
@@ -91,6 +105,48 @@ class DramatiqBroker:
 
     async def start(self) -> None:
         await register_cursors(self.context, self.handlers)
+        await self.catch_up()
+
+    async def catch_up(self) -> int:
+        """Send each handler the events it missed while its plugin was off; how many.
+
+        Runs under the relay lock, so no relay moves the marks meanwhile; two
+        processes starting together send the gap once. An event already waiting in
+        the queue may be sent again (the mark was behind it): the handler's
+        applied-event record makes the second delivery a no-op.
+        """
+        sent = 0
+        async with self.context.session_factory() as session:
+            await hold_lock(session)
+            top = (await session.execute(select(func.max(col(EventRecord.position))))).scalar() or 0
+            ids = list(self.handlers.handlers)
+            cursors = {
+                c.handler: c
+                for c in (
+                    await session.execute(
+                        select(HandlerCursor).where(col(HandlerCursor.handler).in_(ids))
+                    )
+                ).scalars()
+            }
+            for handler in self.handlers.handlers.values():
+                cursor = cursors.get(handler.id)
+                if cursor is None:
+                    continue
+                since = cursor.delivered_through
+                if since is None:
+                    since = cursor.start_position
+                while since < top:
+                    missed = await _missed(session, handler, since, top)
+                    if not missed:
+                        break
+                    await self._send([self._message(handler, event) for event in missed])
+                    sent += len(missed)
+                    since = missed[-1].position or top
+                cursor.delivered_through = top
+            await session.commit()
+        if sent:
+            log.info("caught up: sent %d event(s) relayed while their handlers were off", sent)
+        return sent
 
     def _message(self, handler: RegisteredHandler, event: Envelope) -> dramatiq.Message[Any]:
         spec = handler.spec
@@ -129,3 +185,32 @@ class DramatiqBroker:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._sender, self.broker.close)
         self._sender.shutdown(wait=True)
+
+
+async def _missed(session: Any, handler: RegisteredHandler, since: int, top: int) -> list[Envelope]:
+    """One page of relayed events in ``(since, top]`` the handler has neither applied nor
+    dead-lettered, in log order."""
+    stmt = (
+        select(EventRecord)
+        .where(
+            col(EventRecord.type).in_(handler.spec.event_types),
+            col(EventRecord.position) > since,
+            col(EventRecord.position) <= top,
+            ~exists().where(
+                and_(
+                    col(AppliedEvent.handler) == handler.id,
+                    col(AppliedEvent.event_id) == col(EventRecord.id),
+                )
+            ),
+            ~exists().where(
+                and_(
+                    col(DeadLetter.handler) == handler.id,
+                    col(DeadLetter.event_id) == col(EventRecord.id),
+                    col(DeadLetter.retried_at).is_(None),
+                )
+            ),
+        )
+        .order_by(col(EventRecord.position))
+        .limit(CATCH_UP_PAGE)
+    )
+    return [Envelope.from_record(r) for r in (await session.execute(stmt)).scalars()]

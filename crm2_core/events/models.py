@@ -95,13 +95,21 @@ class DeadLetter(SQLModel, table=True):
 
 
 class HandlerCursor(SQLModel, table=True):
-    """Where a handler joined the log: it receives events after ``start_position`` only."""
+    """Where a handler joined the log: it receives events after ``start_position`` only.
+
+    ``delivered_through`` (RabbitMQ and Redis only): every event up to this position
+    was handed to the handler's queue. The relay moves it along while it stays
+    contiguous; events relayed by a process without the handler (its plugin switched
+    off there) leave it behind, and a process that starts with the handler re-sends
+    what lies after it (``dramatiq_broker.catch_up``). ``None``: not known yet.
+    """
 
     __tablename__ = "core_handler_cursor"
     __table_args__ = {"info": {"plugin": "core"}}
 
     handler: str = Field(primary_key=True, max_length=100)
     start_position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    delivered_through: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     registered_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False)
     )

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.models import EventRecord
+from crm2_core.events.models import EventRecord, HandlerCursor
 
 RELAY_LOCK_KEY = 0x63726D32  # "crm2"
 Sink = Callable[[Sequence[Envelope]], Awaitable[None]]
@@ -36,17 +36,28 @@ async def _take_lock(session: AsyncSession) -> bool:
     return bool(taken.scalar())
 
 
+async def hold_lock(session: AsyncSession) -> None:
+    """Wait for the relay lock (until this transaction ends): no relay runs meanwhile."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
+
+
 async def relay_batch(
     session_factory: async_sessionmaker[AsyncSession],
     sink: Sink,
     batch_size: int = 200,
     after_commit: Sink | None = None,
+    tracked: Sequence[str] = (),
 ) -> int:
     """Forward one batch of unrelayed events in write order; return how many were forwarded.
 
     ``sink`` (the broker) runs inside the claiming transaction; ``after_commit``
     (the live streams) once the positions are committed and readable from the
     log, so a stream never announces a position a resuming client cannot replay.
+    ``tracked``: the handlers ``sink`` delivers to (RabbitMQ, Redis): their
+    ``delivered_through`` moves to the batch's end when it was at the batch's
+    start, in the same transaction; a gap left by a process without them stays
+    for ``dramatiq_broker.catch_up``.
     """
     async with session_factory() as session:
         if not await _take_lock(session):
@@ -74,6 +85,15 @@ async def relay_batch(
         await sink(envelopes)
         for row in rows:
             row.relayed_at = now
+        if tracked:
+            await session.execute(
+                update(HandlerCursor)
+                .where(
+                    col(HandlerCursor.handler).in_(list(tracked)),
+                    col(HandlerCursor.delivered_through) == top,
+                )
+                .values(delivered_through=top + len(rows))
+            )
         await session.commit()
     if after_commit is not None:
         await after_commit(envelopes)

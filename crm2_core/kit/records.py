@@ -6,21 +6,28 @@ one place that turns the first into the second for the generic operations::
     CLIENTS = Records(repo.clients, RULES)
     client = await CLIENTS.get(session, principal, client_id)          # 404 if not visible
     row = await CLIENTS.for_update(session, principal, client_id, if_match)   # + 412 if stale
+    list_clients = CLIENTS.lister(repo.list_clients)   # the service's list, for list_route
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.db.pagination import PageParams
 from crm2_core.http.etag import check_version
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.visibility import RecordRules, Visibility
 from crm2_hookspecs import Principal
 
 M = TypeVar("M")
+# A repository's list: ``(session, visibility, filters, sort, page) -> (rows, next cursor)``.
+ListPage = Callable[
+    [AsyncSession, Visibility, Any, str, PageParams], Awaitable[tuple[list[M], str | None]]
+]
 
 
 class Records(Generic[M]):
@@ -48,3 +55,18 @@ class Records(Generic[M]):
     ) -> None:
         row = await self.for_update(session, principal, id, if_match)
         await self.repository.delete(session, getattr(row, "id"))  # noqa: B009
+
+    def lister(
+        self, list_page: ListPage[M]
+    ) -> Callable[..., Awaitable[tuple[list[M], str | None]]]:
+        """The service's list: ``list_page`` through the caller's visibility, called as
+        ``(session, principal, filters, sort, page)`` (by name too, as ``list_route`` does).
+        """
+
+        async def list_records(
+            session: AsyncSession, principal: Principal, filters: Any, sort: str, page: PageParams
+        ) -> tuple[list[M], str | None]:
+            return await list_page(session, self.visibility(principal), filters, sort, page)
+
+        list_records.__doc__ = list_page.__doc__
+        return list_records

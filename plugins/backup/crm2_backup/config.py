@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,11 +51,21 @@ class BackupSettings(BaseSettings):
     rabbitmqctl: str = Field("rabbitmqctl", description="the rabbitmqctl program")
     rabbitmq_management_url: str = Field(
         "",
-        description="RabbitMQ management API (http://user:pass@host:15672); empty = "
-        "rabbitmqctl export_definitions",
+        description="deprecated: set CRM2_BROKER_MANAGEMENT_URL (read only while that is empty)",
     )
     rabbitmq_vhost: str = Field(
         "", description="the vhost crm2 uses; empty = the one in CRM2_BROKER_URL"
+    )
+    redis_mode: Literal["auto", "rdb", "logical"] = Field(
+        "auto",
+        description="Redis backups: auto = BGSAVE and a copy of the RDB file when its directory "
+        "is readable here and redis-server is installed, else the logical dump of crm2's keys; "
+        "rdb = only that way; logical = always the logical dump",
+    )
+    redis_server: str = Field(
+        "redis-server",
+        description="the redis-server program that loads an RDB copy to check it (scratch, "
+        "unix socket only)",
     )
     consul_url: str = Field(
         "", description="Consul HTTP API for KV snapshots (http://host:8500); empty = no Consul"

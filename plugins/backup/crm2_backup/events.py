@@ -14,10 +14,15 @@ from crm2_core.api import EventData
 
 
 class SetRequested(EventData, type="backup.set.requested", version=1):
-    """The schedule asked for a backup; a worker's handler makes it (not the scheduler)."""
+    """The schedule or ``POST /sets`` asked for a backup; a worker's handler makes it.
+
+    ``due_key``: the scheduled due time (``None`` for a manual set); ``verify``: drill
+    the new set right after.
+    """
 
     set_id: uuid.UUID
-    due_key: str
+    due_key: str | None = None
+    verify: bool = False
 
 
 class DrillRequested(EventData, type="backup.drill.requested", version=1):

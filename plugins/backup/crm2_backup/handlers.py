@@ -25,7 +25,10 @@ def _data(event: Any) -> dict[str, Any]:
 
 async def on_set_requested(session: Any, event: Any, context: Any) -> None:
     if not runs_inline(context):
-        await run_queued_backup(context, uuid.UUID(str(_data(event)["set_id"])))
+        data = _data(event)
+        await run_queued_backup(
+            context, uuid.UUID(str(data["set_id"])), and_verify=bool(data.get("verify"))
+        )
 
 
 async def on_drill_requested(session: Any, event: Any, context: Any) -> None:

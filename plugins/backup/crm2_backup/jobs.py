@@ -17,6 +17,7 @@ from crm2_backup.cron import Cron
 from crm2_backup.repository import drill_due_key_taken, set_due_key_taken
 from crm2_backup.service.backup import request_backup
 from crm2_backup.service.queued import run_queued_backup, run_queued_drill, runs_inline
+from crm2_backup.service.stale import fail_stale_sets
 from crm2_backup.service.verify import request_drill
 from crm2_core.api import utcnow
 from crm2_hookspecs import ScheduledJob
@@ -67,8 +68,16 @@ async def _scheduled(context: Any) -> None:
     await tick(context)
 
 
+async def _stale(context: Any) -> None:
+    await fail_stale_sets(context)
+
+
 def scheduled_jobs(context: Any) -> list[ScheduledJob]:
+    """The schedule (when there is one) and the sweep of sets a crashed process left behind."""
     settings: BackupSettings = context.plugin_settings("backup")
-    if not settings.schedule and not settings.verify_schedule:
-        return []
-    return [ScheduledJob(name="schedule", interval_seconds=settings.check_seconds, run=_scheduled)]
+    jobs = [ScheduledJob(name="stale", interval_seconds=settings.check_seconds, run=_stale)]
+    if settings.schedule or settings.verify_schedule:
+        jobs.append(
+            ScheduledJob(name="schedule", interval_seconds=settings.check_seconds, run=_scheduled)
+        )
+    return jobs

@@ -40,6 +40,11 @@ class BackupSet(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     manifest: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # what a poller sees while the set is made: {"targets": [{"target", "phase",
+    # "size_bytes"}], "verify": None | "pending" | "running" | "ok" | "failed"}
+    progress: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     error: str = Field(default="", sa_column=Column(Text, nullable=False))
     verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     verify_ok: bool | None = None

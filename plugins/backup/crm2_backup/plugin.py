@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,11 @@ def crm2_cli(cli: Any) -> None:
     from crm2_backup.cli import register
 
     register(cli)
+
+
+@hookimpl(optionalhook=True)
+def crm2_notifications_default_rules() -> Sequence[Mapping[str, Any]]:
+    """Backup failed and restore drill failed, to admins (when notifications is enabled)."""
+    from crm2_backup.notification_rules import RULES
+
+    return RULES

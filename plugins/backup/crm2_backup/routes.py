@@ -35,7 +35,7 @@ from crm2_backup.schemas import (
     TargetPublic,
 )
 from crm2_backup.service import retention
-from crm2_backup.service.backup import run_backup
+from crm2_backup.service.queued import request_backup_now
 from crm2_backup.service.verify import verify
 from crm2_core.api import (
     ContextDep,
@@ -43,7 +43,6 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     acting_user,
-    created,
     require,
     utcnow,
 )
@@ -76,21 +75,37 @@ async def list_sets(
     return Page(items=[SetPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.post("/sets", response_model=SetDetail, status_code=status.HTTP_201_CREATED)
+@router.post("/sets", response_model=SetPublic, status_code=status.HTTP_202_ACCEPTED)
 async def create_set(
-    principal: BackupRun, context: ContextDep, session: SessionDep, response: Response
-) -> SetDetail:
-    """Back up every chosen target now; answers when the set is written (or failed: 503)."""
-    row = await run_backup(context, trigger="manual", actor_id=acting_user(principal))
-    assert row is not None  # a new set is never taken by someone else
-    detail = await _detail(session, row.id)
-    return created(response, f"{BASE}/sets/{row.id}", detail)
+    principal: BackupRun,
+    context: ContextDep,
+    session: SessionDep,
+    response: Response,
+    verify: Annotated[bool, Query(description="drill the new set once it is written")] = False,
+) -> SetPublic:
+    """Back up every chosen target now, in the background: ``202`` with the queued set.
+
+    Poll ``Location`` (``GET /sets/{set_id}``) until ``done``: ``state`` goes queued →
+    running → completed (or verifying → verified | verify_failed with ``verify=true``)
+    | failed, and ``progress`` shows each target's phase. One backup at a time: while
+    a set is queued or running this answers that set. An unknown target in
+    ``CRM2_BACKUP_TARGETS`` is a 422 and makes no set.
+    """
+    row = await request_backup_now(context, session, acting_user(principal), and_verify=verify)
+    response.headers["Location"] = f"{BASE}/sets/{row.id}"
+    response.headers["Retry-After"] = "1"
+    return SetPublic.model_validate(row)
 
 
 @router.get("/sets/{set_id}", response_model=SetDetail)
-async def get_one_set(set_id: uuid.UUID, _: BackupRead, session: SessionDep) -> SetDetail:
-    """One set with its manifest and artefacts."""
-    return await _detail(session, set_id)
+async def get_one_set(
+    set_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
+) -> SetDetail:
+    """One set with its manifest, artefacts and progress (``Retry-After`` while not ``done``)."""
+    detail = await _detail(session, set_id)
+    if not detail.done:
+        response.headers["Retry-After"] = "2"
+    return detail
 
 
 @router.post(

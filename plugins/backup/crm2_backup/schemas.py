@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import Field, computed_field
+
 from crm2_core.api import ResponseModel
 
 SetStatus = Literal["queued", "running", "completed", "failed", "pruned"]
@@ -24,9 +26,31 @@ class ArtifactPublic(ResponseModel):
     finished_at: datetime
 
 
+SetState = Literal[
+    "queued", "running", "verifying", "completed", "verified", "verify_failed", "failed", "pruned"
+]
+TargetPhase = Literal["pending", "dumping", "encrypting", "done", "failed"]
+VerifyPhase = Literal["pending", "running", "ok", "failed"]
+
+
+class TargetProgress(ResponseModel):
+    target: str
+    phase: TargetPhase
+    size_bytes: int | None = Field(None, description="of the encrypted artefact, once done")
+
+
+class SetProgress(ResponseModel):
+    """Where a set being made is: each target's phase, and the drill when one was asked for."""
+
+    targets: list[TargetProgress] = []
+    verify: VerifyPhase | None = Field(
+        None, description="the drill asked for with ?verify=true; null: none asked for"
+    )
+
+
 class SetPublic(ResponseModel):
     id: uuid.UUID
-    status: str
+    status: str = Field(description="queued, running, completed, failed or pruned")
     trigger: str
     location: str
     targets: list[str]
@@ -37,6 +61,28 @@ class SetPublic(ResponseModel):
     verified_at: datetime | None
     verify_ok: bool | None
     version: int
+    progress: SetProgress = SetProgress()
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="queued → running → completed | verified | verify_failed | failed "
+        "(verifying while the drill asked for runs; pruned once retention removed it)"
+    )
+    @property
+    def state(self) -> SetState:
+        if self.status != "completed":
+            return self.status  # type: ignore[return-value]
+        if self.progress.verify in ("pending", "running"):
+            return "verifying"
+        if self.verify_ok is None:
+            return "completed"
+        return "verified" if self.verify_ok else "verify_failed"
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="nothing more will happen to this set on its own: stop polling"
+    )
+    @property
+    def done(self) -> bool:
+        return self.state not in ("queued", "running", "verifying")
 
 
 class SetDetail(SetPublic):

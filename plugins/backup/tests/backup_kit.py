@@ -5,6 +5,7 @@ Test modules import from ``backup_kit`` (never from ``conftest``).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from crm2_backup import crypto
 from sqlalchemy import select
 
+from crm2_core.api import JobRunner
 from crm2_core.testing import Crm2TestApp, EventRecord
 
 API = "/api/v1/backup"
@@ -30,14 +32,44 @@ def backup_settings(folder: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def event_types(app: Crm2TestApp, prefix: str = "backup.") -> list[str]:
+async def event_types(
+    app: Crm2TestApp, prefix: str = "backup.", *, requests: bool = False
+) -> list[str]:
+    """The events published; ``backup.set.requested`` (where a worker runs sets) on request."""
     async with app.context.session_factory() as session:
         rows = await session.execute(
             select(EventRecord.type)
             .where(EventRecord.type.startswith(prefix))
             .order_by(EventRecord.sequence)  # type: ignore[attr-defined]
         )
-        return list(rows.scalars())
+        return [t for t in rows.scalars() if requests or t != "backup.set.requested"]
+
+
+async def settle(app: Crm2TestApp, within: float = 60.0) -> None:
+    """Until the queued sets ran: in this process's JobRunner (SQLite) or a handler."""
+    for _ in range(2):  # a set's events may start a handler, a handler a drill
+        async with asyncio.timeout(within):
+            await JobRunner.of(app.context).wait_idle()
+        await app.settle_events(within)
+
+
+async def run_set(
+    app: Crm2TestApp, headers: dict[str, str], *, verify: bool = False
+) -> dict[str, Any]:
+    """``POST /sets`` (202, queued), wait for the background work, the set as polled."""
+    response = await app.client.post(
+        f"{API}/sets", headers=headers, params={"verify": "true"} if verify else None
+    )
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert response.headers["Location"] == f"{API}/sets/{queued['id']}"
+    assert queued["status"] == queued["state"] == "queued" and queued["done"] is False
+    await settle(app)
+    polled = await app.client.get(response.headers["Location"], headers=headers)
+    assert polled.status_code == 200, polled.text
+    body: dict[str, Any] = polled.json()
+    assert body["done"] is True and "Retry-After" not in polled.headers
+    return body
 
 
 def sentinel() -> str:

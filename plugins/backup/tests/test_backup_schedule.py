@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, backup_settings, event_types
+from backup_kit import API, backup_settings, event_types, run_set
 from crm2_backup.cron import Cron, CronError
 from crm2_backup.jobs import tick
 from crm2_backup.service.retention import Candidate, keep
 
+from crm2_core.api import utcnow
 from crm2_core.testing import Crm2TestApp
 from crm2_hookspecs import PluginManifest, hookimpl
 
@@ -80,7 +81,7 @@ async def test_a_due_time_makes_one_set_however_often_the_job_runs(
     admin = await app.login("admin")
     sets = (await app.client.get(f"{API}/sets", headers=admin)).json()["items"]
     assert [(s["trigger"], s["status"]) for s in sets] == [("schedule", "completed")]
-    types = await event_types(app)
+    types = await event_types(app, requests=True)
     assert types.count("backup.set.requested") == 1 and "backup.set.completed" in types
     # the drill was queued in the same tick as the backup: it ran on whichever set was
     # complete when its handler started, or found none; either way it ran once
@@ -88,7 +89,7 @@ async def test_a_due_time_makes_one_set_however_often_the_job_runs(
 
 
 @pytest.mark.crm2_plugins("backup")
-async def test_a_failed_backup_is_announced_for_admins(
+async def test_an_unknown_target_is_a_422_and_makes_no_set(
     crm2_app_factory: Any, tmp_path: Path
 ) -> None:
     app: Crm2TestApp = await crm2_app_factory(
@@ -100,8 +101,29 @@ async def test_a_failed_backup_is_announced_for_admins(
 
     assert response.status_code == 422
     assert response.json()["type"].endswith("backup-unknown-target")
-    sets = (await app.client.get(f"{API}/sets?status=failed", headers=admin)).json()["items"]
-    assert len(sets) == 1 and "nothing_here" in sets[0]["error"]
+    assert "nothing_here" in response.json()["detail"]
+    assert (await app.client.get(f"{API}/sets", headers=admin)).json()["items"] == []
+
+
+async def test_a_failed_backup_is_announced_for_admins(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    plugin = NotesPlugin(BrokenNotesTarget())
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "notes"],
+        extra_plugins=(plugin,),
+        plugin_settings={"backup": backup_settings(tmp_path, targets="notes")},
+    )
+    admin = await app.login("admin")
+
+    body = await run_set(app, admin, verify=True)
+
+    assert body["status"] == body["state"] == "failed"
+    assert "the notes disk is gone" in body["error"]
+    assert body["progress"] == {
+        "targets": [{"target": "notes", "phase": "failed", "size_bytes": None}],
+        "verify": "pending",
+    }
     assert await event_types(app) == ["backup.set.failed"]
 
 
@@ -130,11 +152,16 @@ class NotesTarget:
         return {"lines": lines}
 
 
+class BrokenNotesTarget(NotesTarget):
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        raise OSError("the notes disk is gone")
+
+
 class NotesPlugin:
     manifest = PluginManifest(name="notes", title="Notes")
 
-    def __init__(self) -> None:
-        self.target = NotesTarget()
+    def __init__(self, target: NotesTarget | None = None) -> None:
+        self.target = target or NotesTarget()
 
     @hookimpl(optionalhook=True)
     def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
@@ -154,11 +181,12 @@ async def test_another_plugin_adds_a_target_through_the_hook(
     )
     admin = await app.login("admin")
 
-    body = (await app.client.post(f"{API}/sets", headers=admin)).json()
-    drill = (await app.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)).json()
+    body = await run_set(app, admin, verify=True)
+    [drill] = (await app.client.get(f"{API}/drills", headers=admin)).json()["items"]
     await restore(app.context, uuid.UUID(body["id"]), "notes", "anywhere")
 
-    assert body["targets"] == ["notes"] and drill["ok"] is True
+    assert body["targets"] == ["notes"] and body["state"] == "verified"
+    assert body["progress"]["verify"] == "ok" and drill["ok"] is True
     assert drill["results"]["notes"] == {
         "integrity": "ok",
         "drill": "ok",
@@ -171,3 +199,62 @@ async def test_another_plugin_adds_a_target_through_the_hook(
 async def test_a_plugin_offering_a_target_starts_without_backup(crm2_app_factory: Any) -> None:
     app: Crm2TestApp = await crm2_app_factory(plugins=["notes"], extra_plugins=(NotesPlugin(),))
     assert app.context.is_enabled("notes") and not app.context.is_enabled("backup")
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_a_set_left_running_by_a_crashed_process_is_failed_after_the_limit(
+    backup: Crm2TestApp,
+) -> None:
+    from crm2_backup.models import BackupRun
+    from crm2_backup.service.backup import new_progress, new_set
+    from crm2_backup.service.stale import fail_stale_sets, stale_after
+
+    now = utcnow()
+    limit = stale_after(backup.context.plugin_settings("backup"))
+    crashed = new_set("manual", None, None, "running", new_progress(["sqlite"]))
+    crashed.progress["targets"][0]["phase"] = "dumping"
+    crashed.updated_at = now - limit - timedelta(seconds=1)
+    never = new_set("schedule", "2026-01-01T03:00Z", None, "queued")
+    never.updated_at = crashed.updated_at
+    alive = new_set("manual", None, None, "running")
+    alive.updated_at = now - limit + timedelta(seconds=30)  # slow, but within the limit
+    async with backup.context.session_factory() as session:
+        session.add_all([crashed, never, alive])
+        session.add(BackupRun(kind="backup", set_id=crashed.id, status="running"))
+        await session.commit()
+
+    failed = await fail_stale_sets(backup.context, now)
+    again = await fail_stale_sets(backup.context, now + timedelta(seconds=1))
+
+    assert set(failed) == {crashed.id, never.id} and again == []
+    admin = await backup.login("admin")
+    sets = {
+        s["id"]: s for s in (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    }
+    assert sets[str(alive.id)]["state"] == "running"
+    gone = sets[str(crashed.id)]
+    assert gone["state"] == "failed" and gone["done"] is True
+    assert gone["error"].startswith("interrupted: no progress for")
+    assert gone["progress"]["targets"][0]["phase"] == "failed"
+    assert sets[str(never.id)]["error"].startswith("never started")
+    runs = (await backup.client.get(f"{API}/runs", headers=admin)).json()["items"]
+    assert [(r["status"], r["error"][:11]) for r in runs] == [("failed", "interrupted")]
+    assert await event_types(backup) == ["backup.set.failed", "backup.set.failed"]
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_asking_for_a_backup_while_one_runs_answers_that_one(backup: Crm2TestApp) -> None:
+    from crm2_backup.service.backup import new_set
+
+    running = new_set("schedule", "2026-01-01T03:00Z", None, "running")
+    async with backup.context.session_factory() as session:
+        session.add(running)
+        await session.commit()
+    admin = await backup.login("admin")
+
+    response = await backup.client.post(f"{API}/sets", headers=admin)
+
+    assert response.status_code == 202
+    assert response.json()["id"] == str(running.id) and response.json()["state"] == "running"
+    assert response.headers["Location"] == f"{API}/sets/{running.id}"
+    assert len((await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]) == 1

@@ -6,10 +6,11 @@ import asyncio
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from backup_kit import API, event_types, sentinel
+from backup_kit import API, event_types, run_set, sentinel, settle
 from crm2_backup import errors
 from crm2_backup.models import BackupArtifact, BackupSet
 from crm2_backup.service.restore import restore
@@ -18,12 +19,8 @@ from crm2_backup.targets.postgres import PgAddress
 from crm2_core.testing import Crm2TestApp
 
 
-async def _run(app: Crm2TestApp, admin: dict[str, str]) -> dict[str, object]:
-    response = await app.client.post(f"{API}/sets", headers=admin)
-    assert response.status_code == 201, response.text
-    assert response.headers["Location"] == f"{API}/sets/{response.json()['id']}"
-    body: dict[str, object] = response.json()
-    return body
+async def _run(app: Crm2TestApp, admin: dict[str, str]) -> dict[str, Any]:
+    return await run_set(app, admin)
 
 
 def _db_target(app: Crm2TestApp) -> str:
@@ -37,14 +34,20 @@ async def test_a_set_is_encrypted_and_its_drill_restores_it(backup: Crm2TestApp)
 
     body = await _run(backup, admin)
 
-    assert body["status"] == "completed"
-    [artifact] = body["artifacts"]  # type: ignore[misc]
+    assert body["status"] == body["state"] == "completed"
+    [artifact] = body["artifacts"]
     assert artifact["target"] == _db_target(backup)
+    assert body["progress"] == {
+        "targets": [
+            {"target": _db_target(backup), "phase": "done", "size_bytes": artifact["size_bytes"]}
+        ],
+        "verify": None,
+    }
     folder = Path(backup.context.plugin_settings("backup").dir) / str(body["location"])
     sealed = (folder / artifact["filename"]).read_bytes()
     assert secret.encode() not in sealed
     assert any(k.startswith("rows.auth_user") for k in artifact["facts"])
-    assert body["manifest"]["alembic_heads"]  # type: ignore[index]
+    assert body["manifest"]["alembic_heads"]
 
     drill = await backup.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)
 
@@ -62,7 +65,7 @@ async def test_a_flipped_byte_fails_the_drill_and_the_restore(
 ) -> None:
     admin = await backup.login("admin")
     body = await _run(backup, admin)
-    [artifact] = body["artifacts"]  # type: ignore[misc]
+    [artifact] = body["artifacts"]
     folder = Path(backup.context.plugin_settings("backup").dir) / str(body["location"])
     sealed = folder / artifact["filename"]
     data = bytearray(sealed.read_bytes())
@@ -198,6 +201,9 @@ async def test_a_repeated_idempotency_key_makes_one_set(backup: Crm2TestApp) -> 
 
     first = await backup.client.post(f"{API}/sets", headers=admin)
     again = await backup.client.post(f"{API}/sets", headers=admin)
+    await settle(backup)
 
-    assert first.status_code == again.status_code == 201
+    assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
+    listed = (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert [s["id"] for s in listed] == [first.json()["id"]]

@@ -7,12 +7,14 @@ speaking ``GET`` / ``PUT /v1/snapshot``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import shutil
+import socket
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from crm2_backup.targets.consul import ConsulTarget
 from crm2_backup.targets.rabbitmq import RabbitmqTarget, scoped
 from crm2_backup.targets.redis import RedisTarget
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 # -- Redis -------------------------------------------------------------------------------
 
@@ -46,9 +49,10 @@ async def test_redis_round_trip_keeps_values_and_ttls(
         await client.set(f"{prefix}login:ada", secret, ex=3600)
         await client.hset(f"{prefix}h", mapping={"a": "1", "b": secret})
         await client.rpush(f"{prefix}l", "x", "y")
-        target = RedisTarget(url, prefix)
+        # logical: the machine's shared Redis is never BGSAVEd (its RDB is not ours to touch)
+        target = RedisTarget(url, prefix, mode="logical")
         facts = await target.dump(tmp_path / "r.jsonl")
-        assert facts["keys"] == 3
+        assert facts["keys"] == 3 and facts["mode"] == "logical"
 
         figures = await target.drill(tmp_path / "r.jsonl", facts)
         assert figures == {"keys": 3}
@@ -74,12 +78,98 @@ async def test_a_redis_drill_that_differs_fails(
         await client.set(f"{prefix}k", "v")
     finally:
         await client.aclose()
-    target = RedisTarget(url, prefix)
+    target = RedisTarget(url, prefix, mode="logical")
     facts = dict(await target.dump(tmp_path / "r.jsonl"))
 
     with pytest.raises(errors.DrillMismatch, match="keys"):
         await target.drill(tmp_path / "r.jsonl", {**facts, "keys": 2})
     assert await _keys(url, prefix) == [f"{prefix}k".encode()]
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A redis-server of this test's own (127.0.0.1, a free port, a temp dir): BGSAVE is ours."""
+    folder = tmp_path / "redis-data"
+    folder.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
+        "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    client = Redis.from_url(url)
+                    try:
+                        if await client.ping():
+                            break
+                    finally:
+                        await client.aclose()
+                except RedisError:
+                    await asyncio.sleep(0.02)
+        yield url, folder
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_redis_rdb_round_trip_through_bgsave(
+    own_redis: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, folder = own_redis
+    prefix = "crm2test:"
+    secret = sentinel()
+    client = Redis.from_url(url)
+    try:
+        await client.set(f"{prefix}login:ada", secret, ex=3600)
+        await client.rpush(f"{prefix}l", "x", "y")
+        await client.set("someone-else:k", "not crm2's")  # in the RDB, never restored
+        target = RedisTarget(url, prefix, mode="auto")
+        artefact = tmp_path / "r.redis"
+
+        facts = await target.dump(artefact)
+
+        assert facts["mode"] == "rdb" and facts["keys"] == 2 and facts["dbsize"] == 3
+        assert (folder / "dump.rdb").is_file()  # BGSAVE wrote it; the artefact is a copy
+        assert artefact.read_bytes().startswith(b"REDIS")
+        assert await target.drill(artefact, facts) == {"mode": "rdb", "keys": 2, "dbsize": 3}
+        with pytest.raises(errors.DrillMismatch, match="sum"):
+            await target.drill(artefact, {**facts, "sum": "0" * 64})
+
+        report = await target.restore(artefact, f"{prefix}copy:", False)
+        assert report["restored"] == 2 and report["from"] == "rdb"
+        assert await client.get(f"{prefix}copy:login:ada") == secret.encode()
+        assert 3500 < await client.ttl(f"{prefix}copy:login:ada") <= 3600
+        assert await client.get(f"{prefix}copy:someone-else:k") is None
+        rdb = tmp_path / "restored.rdb"
+        assert (await target.restore(artefact, f"file:{rdb}", False))["bytes"] > 0
+        assert rdb.read_bytes() == artefact.read_bytes()
+        with pytest.raises(errors.BadTargetAddress, match="exists"):
+            await target.restore(artefact, f"file:{rdb}", False)
+    finally:
+        await client.aclose()
+
+
+async def test_redis_without_a_readable_rdb_falls_back_or_refuses(
+    own_redis: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = own_redis
+    missing = RedisTarget(url, "crm2test:", mode="auto", redis_server="no-such-redis-server")
+    facts = await missing.dump(tmp_path / "r.redis")
+    assert facts["mode"] == "logical"
+    strict = RedisTarget(url, "crm2test:", mode="rdb", redis_server="no-such-redis-server")
+    with pytest.raises(errors.TargetFailed, match="no-such-redis-server"):
+        await strict.dump(tmp_path / "r2.redis")
 
 
 # -- RabbitMQ ----------------------------------------------------------------------------
@@ -206,3 +296,16 @@ async def test_a_consul_snapshot_with_a_bad_sum_fails(consul: str, tmp_path: Pat
 async def test_consul_errors_are_target_failures(consul: str, tmp_path: Path) -> None:
     with pytest.raises(errors.TargetFailed, match="404"):
         await ConsulTarget(consul + "/nope").dump(tmp_path / "c.snap")
+
+
+def test_the_management_url_is_the_cores_and_the_old_name_only_a_fallback() -> None:
+    from types import SimpleNamespace
+
+    from crm2_backup.config import BackupSettings
+    from crm2_backup.targets.builtin import management_url
+
+    old = BackupSettings(rabbitmq_management_url="http://old:15672")
+    core = SimpleNamespace(broker_management_url="http://core:15672")
+    assert management_url(core, old) == "http://core:15672"
+    assert management_url(SimpleNamespace(broker_management_url=""), old) == "http://old:15672"
+    assert management_url(SimpleNamespace(broker_management_url=""), BackupSettings()) == ""

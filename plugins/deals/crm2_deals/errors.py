@@ -63,3 +63,23 @@ class InUse(Conflict):
 
 class ChangeVetoed(Unprocessable):
     slug, title = "deals-change-vetoed", "Another plugin refused this change"
+
+
+class ActivityLinkInvalid(Unprocessable):
+    slug, title = "deals-activity-link-invalid", "The activity's client, deal or policy do not fit"
+
+
+class SystemActivityReadOnly(Conflict):
+    slug, title = "deals-system-activity-read-only", "System entries cannot be changed"
+
+
+class PolicyLinkInvalid(Unprocessable):
+    slug, title = "deals-policy-link-invalid", "The policy's client, deal or renewal do not fit"
+
+
+class PolicyDatesInvalid(Unprocessable):
+    slug, title = "deals-policy-dates-invalid", "end_date must be after start_date"
+
+
+class RenewalExists(Conflict):
+    slug, title = "deals-renewal-exists", "The policy already has an open renewal"

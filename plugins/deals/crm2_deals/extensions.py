@@ -23,12 +23,12 @@ async def _answers(context: AppContext, hook: str, **kwargs: Any) -> list[tuple[
     return answers
 
 
-async def vet(
-    context: AppContext | None, session: Any, principal: Principal, change: DealChange
-) -> None:
-    """422 ``deals-change-vetoed`` when any plugin refuses the change (the first one is named)."""
-    if context is None:
-        return
+async def vet(context: AppContext, session: Any, principal: Principal, change: DealChange) -> None:
+    """422 ``deals-change-vetoed`` when any plugin refuses the change (the first one is named).
+
+    Every path that creates or changes a deal calls this: the service's ``create_deal``,
+    ``update_deal`` and ``move_deal`` (REST, handlers, CLI) and the owner hand-over.
+    """
     for plugin, reason in await _answers(
         context, "crm2_deals_validate_change", change=change, session=session, principal=principal
     ):

@@ -49,8 +49,9 @@ class DealsSpec:
     ) -> Awaitable[str | None] | str | None:
         """Veto a deal being created, changed or moved to another stage.
 
-        Called for ``POST /deals``, ``PATCH /deals/{id}`` and ``POST …/move``
-        before anything is written, inside the request's transaction (read with
+        Called whenever deals' service creates, changes or moves a deal (REST,
+        event handlers, CLI commands, each deal of an owner hand-over) before
+        anything is written, inside the caller's transaction (read with
         ``session``, never commit it). Return a reason (a string) to refuse: the
         request answers 422 ``deals-change-vetoed`` naming your plugin and the
         reason. Return ``None`` to allow.

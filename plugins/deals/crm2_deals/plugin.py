@@ -134,12 +134,16 @@ def crm2_cli(cli: Any) -> None:
 
 @hookimpl
 def crm2_reassign_user(
-    from_user: uuid.UUID, to_user: uuid.UUID, session: Any, actor: Principal | None
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+    session: Any,
+    actor: Principal | None,
+    context: Crm2Context,
 ) -> Awaitable[Mapping[str, int]]:
     """Clients, deals, policies and activities go to the new owner (``reassign.py``)."""
     from crm2_deals.reassign import reassign_owner
 
-    return reassign_owner(session, from_user, to_user, actor)
+    return reassign_owner(session, from_user, to_user, actor, cast("AppContext", context))
 
 
 @hookimpl(optionalhook=True)

@@ -3,7 +3,9 @@
 Called through ``crm2_reassign_user`` before the user is deleted. Each moved
 row gets a new version (open ETags go stale) and clients and deals publish
 their ``*.updated`` event with ``changed=["owner_id"]``, so the new owner's
-streams and handlers hear of them.
+streams and handlers hear of them. Each deal's change of owner is first put to
+``crm2_deals_validate_change`` (``service.deals.vet_owner_handover``): a plugin
+that refuses one stops the whole hand-over with a 422, nothing moved.
 """
 
 from __future__ import annotations
@@ -14,17 +16,23 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import publish, utcnow
+from crm2_core.api import AppContext, publish, utcnow
 from crm2_deals.events import ClientUpdated, DealUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
+from crm2_deals.service.deals import vet_owner_handover
 from crm2_hookspecs import Principal
 
 UPDATED_EVENTS: dict[type[Any], type[Any]] = {Client: ClientUpdated, Deal: DealUpdated}
 
 
 async def reassign_owner(
-    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
+    session: AsyncSession,
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+    actor: Principal | None,
+    context: AppContext,
 ) -> dict[str, int]:
+    await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
     now = utcnow()
     for model in (Client, Deal, Policy, Activity):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from deals_kit import API, Deals
+from sqlalchemy import text
 
 from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_hookspecs import EventHandler, PluginManifest, Principal, hookimpl
 
 
 class BigDealsNeedAManager:
@@ -25,6 +27,8 @@ class BigDealsNeedAManager:
         shouting = "title" in change.changed and change.after["title"].isupper()
         if change.action == "update" and shouting:
             return "no shouting in titles"
+        if change.changed == ("owner_id",) and big:
+            return "a deal of 10,000 or more keeps its owner"
         return None
 
     @hookimpl
@@ -110,3 +114,82 @@ async def test_another_agents_deal_timeline_is_404(crm2_app_factory: Any) -> Non
     for tail in ("timeline", "extra"):
         response = await deals.client.get(f"{API}/deals/{deal['id']}/{tail}", headers=other.headers)
         assert response.status_code == 404
+
+
+class AutoWin:
+    """A third-party handler that wins every new deal through deals' own service."""
+
+    manifest = PluginManifest(name="autowin", title="Auto-win (test only)", depends=("deals",))
+
+    async def win(self, session: Any, event: Any, context: Any) -> None:
+        from crm2_deals.models import Stage
+        from crm2_deals.schemas.deals import DealMove
+        from crm2_deals.service.deals import SYSTEM_PRINCIPAL, move_deal
+        from sqlalchemy import select
+
+        stmt = select(Stage).where(
+            Stage.pipeline_id == uuid.UUID(event.data["pipeline_id"]),  # type: ignore[arg-type]
+            Stage.kind == "won",  # type: ignore[arg-type]
+        )
+        won = (await session.execute(stmt)).scalars().first()
+        move = DealMove(stage_id=won.id)
+        await move_deal(
+            session, SYSTEM_PRINCIPAL, uuid.UUID(event.subject), None, move, context=context
+        )
+
+    @hookimpl
+    def crm2_event_handlers(self) -> Sequence[EventHandler]:
+        return [EventHandler("win", ("deals.deal.created",), self.win, max_retries=0)]
+
+
+async def test_a_handler_changing_a_deal_through_the_service_is_vetoed_too(
+    crm2_app_factory: Any,
+) -> None:
+    """Not only REST: a handler's ``move_deal`` is put to the same veto hook."""
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["deals", "bigdeals", "autowin"],
+        extra_plugins=(BigDealsNeedAManager(), AutoWin()),
+    )
+    deals = Deals(app)
+    agent = await deals.user("agent")
+    client = await deals.create_client(agent.headers)
+    small = await deals.create_deal(agent.headers, client["id"], value="500.00")
+    big = await deals.create_deal(agent.headers, client["id"], value="25000.00")
+    await app.settle_events()
+
+    async def status(deal: dict[str, Any]) -> str:
+        got = await deals.client.get(f"{API}/deals/{deal['id']}", headers=agent.headers)
+        return str(got.json()["status"])
+
+    assert await status(small) == "won"  # the handler's move went through
+    assert await status(big) == "open"  # vetoed: nothing written
+    async with app.context.session_factory() as session:
+        letters = (await session.execute(text("SELECT handler, error FROM core_dead_letter"))).all()
+    assert [tuple(row) for row in letters] == [
+        (
+            "autowin.win",
+            "ChangeVetoed: bigdeals refused this change: "
+            "a deal of 10,000 or more is won by a manager",
+        )
+    ]
+
+
+async def test_an_owner_hand_over_is_vetoed_like_any_deal_change(crm2_app_factory: Any) -> None:
+    """``POST /auth/users/{id}/reassign`` moves deals in bulk: each move asks the hook first."""
+    deals = await _app(crm2_app_factory)
+    admin = await deals.user("admin")
+    leaving, heir = await deals.user("agent"), await deals.user("agent")
+    client = await deals.create_client(leaving.headers)
+    await deals.create_deal(leaving.headers, client["id"], value="500.00")
+    big = await deals.create_deal(leaving.headers, client["id"], value="25000.00")
+    url = f"/api/v1/auth/users/{leaving.id}/reassign"
+
+    refused = await deals.client.post(url, json={"to": str(heir.id)}, headers=admin.headers)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("deals-change-vetoed")
+    assert "keeps its owner" in refused.json()["detail"]
+    kept = await deals.client.get(f"{API}/deals/{big['id']}", headers=admin.headers)
+    assert kept.json()["owner_id"] == str(leaving.id)  # nothing moved, not even the client
+    mine = await deals.client.get(f"{API}/clients/{client['id']}", headers=admin.headers)
+    assert mine.json()["owner_id"] == str(leaving.id)

@@ -166,3 +166,11 @@ def crm2_seed(name: str, context: Crm2Context) -> Awaitable[None] | None:
     from crm2_documents.seeds import seed
 
     return seed(name, context)
+
+
+@hookimpl(optionalhook=True)
+def crm2_backup_targets(context: Crm2Context) -> Sequence[Any]:
+    """The local storage backend's files, for the backup plugin (when it is enabled)."""
+    from crm2_documents.backup_target import backup_targets
+
+    return backup_targets(context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tasks_kit import API, Tasks
 
@@ -168,3 +169,32 @@ async def test_csv_export_is_formula_safe_and_visible_only(tasks: Tasks) -> None
     assert "'=HYPERLINK" in lines[1]
     agent = await tasks.user("agent")
     assert (await tasks.client.get(f"{API}/tasks/export", headers=agent.headers)).status_code == 403
+
+
+async def test_list_filters_declared_once_read_renamed_and_repeated_parameters(
+    tasks: Tasks,
+) -> None:
+    """``TaskFilters`` is the declaration: ?status= repeats, ?open= and ?overdue= are read
+    into ``statuses``, ``is_open`` and ``overdue_at`` (on the tasks clock)."""
+    agent = await tasks.user("agent")
+    now = datetime.now(UTC)
+    late = await tasks.create(agent, due_at=(now - timedelta(hours=1)).isoformat())
+    later = await tasks.create(agent, due_at=(now + timedelta(days=3)).isoformat())
+    done = await tasks.create(agent)
+    closed = await tasks.client.post(f"{API}/tasks/{done['id']}/complete", headers=agent.headers)
+    assert closed.status_code == 200, closed.text
+
+    async def ids(**params: Any) -> list[str]:
+        response = await tasks.client.get(f"{API}/tasks", params=params, headers=agent.headers)
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()["items"]]
+
+    assert await ids(overdue="true") == [late["id"]]
+    assert set(await ids(status=["todo", "done"])) == {late["id"], later["id"], done["id"]}
+    assert await ids(status="done") == [done["id"]]
+    assert await ids(open="false") == [done["id"]]
+    for bad in ({"status": "finished"}, {"open": "maybe"}, {"link_kind": "Deals"}):
+        response = await tasks.client.get(f"{API}/tasks", params=bad, headers=agent.headers)
+        assert response.status_code == 422, bad
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["loc"][:2] == ["query", next(iter(bad))]

@@ -44,8 +44,15 @@ def crm2_permissions() -> Sequence[Permission]:
         ),
         Permission(
             "hello:write",
-            "Create and change greetings",
+            "Create, change and delete greetings",
             default_roles=("admin", "manager", "agent"),
+        ),
+        Permission("hello:export", "Export greetings as CSV", default_roles=("admin", "manager")),
+        # The record rule (crm2_hello.service.RULES): without it, one's own greetings only.
+        Permission(
+            "hello:all_records",
+            "See and change every owner's greetings, not only one's own",
+            default_roles=("admin", "manager", "viewer"),
         ),
     ]
 

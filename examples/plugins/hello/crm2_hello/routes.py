@@ -1,64 +1,70 @@
-"""``/api/v1/hello``: thin routes that parse, authorize, call the service and shape the answer."""
+"""``/api/v1/hello``: the kit's route factories, so the routes stay declarations.
+
+Each route parses, authorizes (the permission), calls the service and shapes the
+answer (ETag on every record, Location on create).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends
 
 from crm2_core.api import (
     ContextDep,
-    Page,
-    PageDep,
     Permissions,
-    SessionDep,
-    created,
+    create_route,
+    export_route,
+    list_route,
+    query_filters,
     record_routes,
-    require,
 )
 from crm2_hello import service
+from crm2_hello.repository import SORTS, GreetingFilters
 from crm2_hello.schemas import GreetingCreate, GreetingPublic, GreetingUpdate
-from crm2_hookspecs import Principal
 
 # The core refuses to mount a plugin router outside /api/v1/<plugin name>.
 router = APIRouter(prefix="/api/v1/hello", tags=["hello"])
 PERMISSIONS = Permissions(read="hello:read", write="hello:write", delete="hello:write")
-HelloRead = Annotated[Principal, Depends(require(PERMISSIONS.read))]
-HelloWrite = Annotated[Principal, Depends(require(PERMISSIONS.write))]
+# The query parameters (with their OpenAPI) come from the GreetingFilters fields.
+greeting_filters = query_filters(GreetingFilters)
 
 
-@router.post("/greetings", status_code=status.HTTP_201_CREATED, response_model=GreetingPublic)
-async def create_greeting(
-    body: GreetingCreate,
-    user: HelloWrite,
-    session: SessionDep,
-    context: ContextDep,
-    response: Response,
-) -> GreetingPublic:
-    """Greet someone; honours Idempotency-Key."""
+async def greeting_word(context: ContextDep) -> str:
+    """The word a new greeting starts with (CRM2_HELLO_GREETING)."""
     word: str = context.plugin_settings("hello").greeting
-    greeting = await service.create_greeting(session, user, body, word)
-    location = f"{router.prefix}/greetings/{greeting.id}"
-    return created(response, location, GreetingPublic.model_validate(greeting))
+    return word
 
 
-@router.get("/greetings", response_model=Page[GreetingPublic])
-async def list_greetings(
-    user: HelloRead, session: SessionDep, page: PageDep
-) -> Page[GreetingPublic]:
-    """Greetings, oldest first, cursor-paginated."""
-    rows, next_cursor = await service.list_greetings(session, user, page)
-    return Page(items=[GreetingPublic.model_validate(g) for g in rows], next_cursor=next_cursor)
+public = GreetingPublic.model_validate
+
+list_route(
+    router, "/greetings", public, response_model=GreetingPublic, permission=PERMISSIONS.read,
+    fetch=service.list_greetings, filters=greeting_filters, sorts=SORTS, name="list_greetings",
+    doc="Greetings the caller may see, filtered and sorted, cursor-paginated.",
+)  # fmt: skip
+create_route(
+    router, "/greetings", public, response_model=GreetingPublic, permission=PERMISSIONS.write,
+    body=GreetingCreate, create=service.create_greeting, location="/greetings/{id}",
+    params={"word": Annotated[str, Depends(greeting_word)]}, name="create_greeting",
+    doc="Greet someone; honours Idempotency-Key.",
+)  # fmt: skip
 
 
-# GET (with its ETag) and PATCH (If-Match: 428 without, 412 when stale) by id.
+# The list as a streamed CSV (same filters and sort), before /greetings/{greeting_id},
+# which would otherwise take "export" for an id.
+export_route(
+    router, "/greetings/export", permission="hello:export", filters=greeting_filters,
+    sorts=SORTS, export=service.export_greetings, columns=service.EXPORT, filename="greetings",
+    doc="The greeting list as CSV (same filters and sort as the list), streamed.",
+)  # fmt: skip
+
+
+# GET (with its ETag), PATCH (If-Match: 428 without, 412 when stale) and DELETE by id.
 record_routes(
-    router,
-    "/greetings/{greeting_id}",
-    GreetingPublic.model_validate,
-    response_model=GreetingPublic,
-    permissions=PERMISSIONS,
-    get=service.get_greeting,
-    update=(GreetingUpdate, service.update_greeting),
-    docs=("One greeting, with its ETag.", "Change a greeting's message; needs If-Match.", ""),
-)
+    router, "/greetings/{greeting_id}", public, response_model=GreetingPublic,
+    permissions=PERMISSIONS, get=service.get_greeting,
+    update=(GreetingUpdate, service.update_greeting), delete=service.delete_greeting,
+    docs=("One greeting, with its ETag.", "Change a greeting's message or owner; needs If-Match.",
+          "Delete a greeting (If-Match checked when sent)."),
+)  # fmt: skip

@@ -1,35 +1,51 @@
-"""Hello's business rules: decides and raises, never commits (the request does)."""
+"""Hello's business rules: decides and raises, never commits (the request does).
+
+Services take the principal, repositories the visibility: ``GREETINGS`` turns
+the one into the other with hello's record rule.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm2_core.api import PageParams, Records, acting_user
+from crm2_core.api import (
+    CsvColumns,
+    RecordRules,
+    Records,
+    export_list,
+    resolve_owner,
+    user_emails,
+)
+from crm2_hello import repository as repo
 from crm2_hello.models import Greeting
-from crm2_hello.repository import greetings
 from crm2_hello.schemas import GreetingCreate, GreetingUpdate
 from crm2_hookspecs import Principal
 
-# Everyone with hello:read sees every greeting (no record rules).
-GREETINGS = Records(greetings)
-get_greeting = GREETINGS.get
+# Holders of hello:all_records see every greeting; anyone else sees their own
+# (an API key acts for the user who created it). One rule for get, list and export.
+RULES = RecordRules("hello:all_records")
+GREETINGS = Records(repo.greetings, RULES)
+get_greeting = GREETINGS.get  # 404 when missing or not visible: the same answer
+delete_greeting = GREETINGS.delete  # checks If-Match when sent
+# The list as the caller may see it: (session, principal, filters, sort, page).
+list_greetings = GREETINGS.lister(repo.list_greetings)
+
+# The export's header; bump the version whenever the columns or their order change.
+EXPORT = CsvColumns(("id", "name", "message", "owner_email", "created_at"), version=1)
 
 
 async def create_greeting(
     session: AsyncSession, principal: Principal, data: GreetingCreate, word: str
 ) -> Greeting:
-    greeting = Greeting(
-        name=data.name, message=f"{word}, {data.name}!", owner_id=acting_user(principal)
-    )
-    return await greetings.add(session, greeting)
-
-
-async def list_greetings(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[list[Greeting], str | None]:
-    return await greetings.page(session, greetings.visible(GREETINGS.visibility(principal)), page)
+    # The caller unless another owner is asked for: that needs all_records (403)
+    # and an active user (422), the same rule in every plugin.
+    owner = await resolve_owner(session, principal, GREETINGS.visibility(principal), data.owner_id)
+    greeting = Greeting(name=data.name, message=f"{word}, {data.name}!", owner_id=owner)
+    return await repo.greetings.add(session, greeting)
 
 
 async def update_greeting(
@@ -40,5 +56,32 @@ async def update_greeting(
     data: GreetingUpdate,
 ) -> Greeting:
     current = await GREETINGS.for_update(session, principal, greeting_id, if_match)  # 412 if stale
-    await greetings.update(session, current, {"message": data.message}, only_changed=False)
+    values = data.model_dump(exclude_unset=True)
+    if "owner_id" in values:
+        values["owner_id"] = await resolve_owner(
+            session,
+            principal,
+            GREETINGS.visibility(principal),
+            values["owner_id"],
+            current=current.owner_id,
+        )
+    await repo.greetings.update(session, current, values)  # one version bump, if any change
     return current
+
+
+async def _export_rows(session: AsyncSession, items: list[Greeting]) -> list[Sequence[Any]]:
+    emails = await user_emails(session, {g.owner_id for g in items})
+    return [(g.id, g.name, g.message, emails.get(g.owner_id, ""), g.created_at) for g in items]
+
+
+def export_greetings(
+    session_factory: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    filters: repo.GreetingFilters,
+    sort: str,
+) -> AsyncIterator[str]:
+    """The list as CSV chunks, one keyset page at a time (formula-safe cells)."""
+    visibility = GREETINGS.visibility(principal)
+    return export_list(
+        session_factory, EXPORT, repo.list_greetings, visibility, filters, sort, _export_rows
+    )

@@ -7,7 +7,10 @@ installed, so each test passes the plugin module to ``crm2_app_factory``.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from typing import Any
 
 import pytest
 
@@ -151,8 +154,125 @@ async def test_update_without_if_match_is_428(hello: Crm2TestApp) -> None:
 async def test_permissions_are_granted_to_the_proposed_roles(hello: Crm2TestApp) -> None:
     viewer = await hello.login("viewer")
     me = (await hello.client.get("/api/v1/auth/me", headers=viewer)).json()
-    assert "hello:read" in me["permissions"]
-    assert "hello:write" not in me["permissions"]
+    assert {"hello:read", "hello:all_records"} <= set(me["permissions"])
+    assert not {"hello:write", "hello:export"} & set(me["permissions"])
+    agent = await hello.login("agent")
+    me = (await hello.client.get("/api/v1/auth/me", headers=agent)).json()
+    assert "hello:write" in me["permissions"] and "hello:all_records" not in me["permissions"]
+
+
+# -- what the kit gives hello: record rule, owner rule, filters, sort, export, delete ----
+
+
+async def _greet(app: Crm2TestApp, headers: dict[str, str], name: str, **extra: str) -> Any:
+    response = await app.client.post(GREETINGS, json={"name": name, **extra}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _names(app: Crm2TestApp, headers: dict[str, str], **params: Any) -> list[str]:
+    response = await app.client.get(GREETINGS, params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    return [g["name"] for g in response.json()["items"]]
+
+
+async def test_an_agent_sees_and_changes_only_their_own_greetings(hello: Crm2TestApp) -> None:
+    ada, bob = await hello.user("agent"), await hello.user("agent")
+    mine = await _greet(hello, ada.headers, "Ada's")
+    await _greet(hello, bob.headers, "Bob's")
+    assert await _names(hello, ada.headers) == ["Ada's"]
+    other = f"{GREETINGS}/{mine['id']}"
+    assert (await hello.client.get(other, headers=bob.headers)).status_code == 404
+    patch = await hello.client.patch(
+        other, json={"message": "mine now"}, headers=bob.headers | {"If-Match": '"v1"'}
+    )
+    assert patch.status_code == 404  # another owner's greeting is as missing as none
+    manager = await hello.login("manager")  # hello:all_records
+    assert sorted(await _names(hello, manager)) == ["Ada's", "Bob's"]
+
+
+async def test_owner_rule_forbidden_for_others_and_refused_for_inactive_users(
+    hello: Crm2TestApp,
+) -> None:
+    agent, manager, gone = (
+        await hello.user("agent"),
+        await hello.user("manager"),
+        await hello.user("agent"),
+    )
+    given = await hello.client.post(
+        GREETINGS, json={"name": "x", "owner_id": str(manager.id)}, headers=agent.headers
+    )
+    assert given.status_code == 403
+    assert given.json()["type"] == "urn:crm2:problem:owner-forbidden"
+    assigned = await _greet(hello, manager.headers, "for the agent", owner_id=str(agent.id))
+    assert assigned["owner_id"] == str(agent.id)
+    assert await _names(hello, agent.headers) == ["for the agent"]
+    admin = await hello.login("admin")
+    user_url = f"/api/v1/auth/users/{gone.id}"
+    etag = (await hello.client.get(user_url, headers=admin)).headers["etag"]
+    off = await hello.client.patch(
+        user_url, json={"is_active": False}, headers=admin | {"If-Match": etag}
+    )
+    assert off.status_code == 200, off.text
+    refused = await hello.client.post(
+        GREETINGS, json={"name": "y", "owner_id": str(gone.id)}, headers=manager.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:crm2:problem:owner-not-active"
+    moved = await hello.client.patch(
+        f"{GREETINGS}/{assigned['id']}",
+        json={"owner_id": str(gone.id)},
+        headers=manager.headers | {"If-Match": '"v1"'},
+    )
+    assert moved.status_code == 422
+
+
+async def test_filters_and_sort_come_from_one_declaration(hello: Crm2TestApp) -> None:
+    agent = await hello.user("agent")
+    manager = await hello.login("manager")
+    for name in ("Cleo", "ada", "Bea"):
+        await _greet(hello, agent.headers, name)
+    await _greet(hello, manager, "Dan")
+    assert await _names(hello, manager, sort="name") == ["Bea", "Cleo", "Dan", "ada"]
+    assert await _names(hello, manager, sort="-created_at") == ["Dan", "Bea", "ada", "Cleo"]
+    assert await _names(hello, manager, q="E", sort="name") == ["Bea", "Cleo"]
+    assert sorted(await _names(hello, manager, owner=str(agent.id))) == ["Bea", "Cleo", "ada"]
+    assert await _names(hello, manager, created_since="2999-01-01T00:00:00") == []
+    document = (await hello.client.get("/openapi.json")).json()
+    params = {p["name"]: p for p in document["paths"][GREETINGS]["get"]["parameters"]}
+    assert params["owner"]["description"] == "owner's user id"
+    assert params["sort"]["schema"]["enum"] == ["created_at", "-created_at", "name", "-name"]
+    for bad in ({"sort": "message"}, {"owner": "me"}, {"q": "x" * 101}, {"created_since": "now"}):
+        response = await hello.client.get(GREETINGS, params=bad, headers=manager)
+        assert response.status_code == 422, bad
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["loc"] == ["query", next(iter(bad))]
+
+
+async def test_export_is_formula_safe_csv_of_the_visible_greetings(hello: Crm2TestApp) -> None:
+    agent, manager = await hello.user("agent"), await hello.user("manager")
+    await _greet(hello, agent.headers, "=HYPERLINK(1)")
+    await _greet(hello, manager.headers, "Zed")
+    response = await hello.client.get(f"{GREETINGS}/export?sort=name", headers=manager.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["x-columns-version"] == "1"
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["id", "name", "message", "owner_email", "created_at"]
+    assert [r[1] for r in rows[1:]] == ["'=HYPERLINK(1)", "Zed"]  # the formula defused
+    assert rows[1][3] == agent.email
+    only_zed = await hello.client.get(f"{GREETINGS}/export?q=zed", headers=manager.headers)
+    assert [r[1] for r in csv.reader(io.StringIO(only_zed.text))][1:] == ["Zed"]
+    assert (await hello.client.get(f"{GREETINGS}/export", headers=agent.headers)).status_code == 403
+
+
+async def test_delete_checks_if_match_when_sent(hello: Crm2TestApp) -> None:
+    agent = await hello.login("agent")
+    url = f"{GREETINGS}/{(await _greet(hello, agent, 'Ada'))['id']}"
+    stale = await hello.client.delete(url, headers=agent | {"If-Match": '"v9"'})
+    assert stale.status_code == 412
+    assert (await hello.client.delete(url, headers=agent | {"If-Match": '"v1"'})).status_code == 204
+    assert (await hello.client.get(url, headers=agent)).status_code == 404
 
 
 async def test_hello_keeps_the_plugin_contract(crm2_app_factory: AppFactory) -> None:

@@ -40,8 +40,20 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-def _new_set(
-    trigger: str, due_key: str | None, actor_id: uuid.UUID | None, status: str
+def new_progress(names: list[str], verify: bool = False) -> dict[str, Any]:
+    """Every target ``pending`` (and the drill, when one was asked for)."""
+    return {
+        "targets": [{"target": n, "phase": "pending", "size_bytes": None} for n in names],
+        "verify": "pending" if verify else None,
+    }
+
+
+def new_set(
+    trigger: str,
+    due_key: str | None,
+    actor_id: uuid.UUID | None,
+    status: str,
+    progress: dict[str, Any] | None = None,
 ) -> BackupSet:
     set_id = uuid.uuid4()
     started = utcnow()
@@ -53,7 +65,34 @@ def _new_set(
         location=f"{started:%Y%m%dT%H%M%SZ}-{set_id.hex[:12]}",
         started_at=started,
         created_by=actor_id,
+        progress=progress or {},
     )
+
+
+class _Tracker:
+    """The set's ``progress`` column, rewritten as each target moves (one writer: this run)."""
+
+    def __init__(self, context: Any, row: BackupSet, names: list[str]) -> None:
+        self.context, self.set_id = context, row.id
+        self.doc: dict[str, Any] = dict(row.progress or {})
+        known = {t["target"]: t for t in self.doc.get("targets", [])}
+        self.doc["targets"] = [
+            known.get(n) or {"target": n, "phase": "pending", "size_bytes": None} for n in names
+        ]
+        self.doc.setdefault("verify", None)
+
+    async def mark(self, name: str, phase: str, size_bytes: int | None = None) -> None:
+        for item in self.doc["targets"]:
+            if item["target"] == name:
+                item["phase"] = phase
+                if size_bytes is not None:
+                    item["size_bytes"] = size_bytes
+        await self.save()
+
+    async def save(self) -> None:
+        async with self.context.session_factory() as session:
+            await update_set(session, self.set_id, progress=self.doc)
+            await session.commit()
 
 
 async def request_backup(context: Any, due_key: str) -> uuid.UUID | None:
@@ -61,7 +100,7 @@ async def request_backup(context: Any, due_key: str) -> uuid.UUID | None:
 
     ``None`` when another process already queued this due time (the unique ``due_key``).
     """
-    row = _new_set("schedule", due_key, None, "queued")
+    row = new_set("schedule", due_key, None, "queued")
     async with context.session_factory() as session:
         session.add(row)
         publish(session, SetRequested(set_id=row.id, due_key=due_key), subject=row.id)
@@ -79,7 +118,7 @@ async def _start(
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
         if set_id is None:
-            row = _new_set(trigger, None, actor_id, "running")
+            row = new_set(trigger, None, actor_id, "running")
             session.add(row)
         elif not await claim_set(session, set_id):
             return None
@@ -116,16 +155,28 @@ async def run_backup(
     clock = time.monotonic()
     folder = store.set_dir(settings, row.location)
     artifacts: list[BackupArtifact] = []
+    tracker: _Tracker | None = None
+    current = ""
     try:
         key = load_key(settings, create=True)
         targets = chosen_targets(context)
+        tracker = _Tracker(context, row, list(targets))
+        await tracker.save()
         with tempfile.TemporaryDirectory(prefix="crm2-backup-") as scratch:
             for name, target in targets.items():
-                artifacts.append(
-                    await _one(target, name, key, settings, Path(scratch), folder, row.id, progress)
+                current = name
+                artifact = await _one(
+                    target, name, key, settings, Path(scratch), folder, row.id, progress, tracker
                 )
-    except Exception as exc:  # every failure is recorded and announced, then re-raised
-        await _fail(context, row, exc, artifacts)
+                artifacts.append(artifact)
+                await tracker.mark(name, "done", artifact.size_bytes)
+    except BaseException as exc:  # every failure (a time limit too) is recorded, then re-raised
+        if tracker is not None and current:
+            tracker.doc["targets"] = [
+                {**t, "phase": "failed"} if t["target"] == current else t
+                for t in tracker.doc["targets"]
+            ]
+        await _fail(context, row, exc, artifacts, None if tracker is None else tracker.doc)
         raise
     return await _complete(context, row, artifacts, time.monotonic() - clock)
 
@@ -139,14 +190,17 @@ async def _one(
     folder: Path,
     set_id: uuid.UUID,
     progress: Progress | None,
+    tracker: _Tracker,
 ) -> BackupArtifact:
     started = utcnow()
     plain = scratch / f"{name}{target.extension}"
     if progress:
         progress(name, "dump")
+    await tracker.mark(name, "dumping")
     facts = dict(await target.dump(plain))
     if progress:
         progress(name, "encrypt")
+    await tracker.mark(name, "encrypting")
     filename = f"{name}{target.extension}.enc"
     plain_sha = await asyncio.to_thread(crypto.sha256_file, plain)
     plain_size = plain.stat().st_size
@@ -237,12 +291,25 @@ async def _complete(
 
 
 async def _fail(
-    context: Any, row: BackupSet, exc: BaseException, artifacts: list[BackupArtifact]
+    context: Any,
+    row: BackupSet,
+    exc: BaseException,
+    artifacts: list[BackupArtifact],
+    progress: dict[str, Any] | None,
 ) -> None:
-    error = _error_text(exc)
+    if isinstance(exc, asyncio.CancelledError | TimeoutError | KeyboardInterrupt):
+        error = (
+            "interrupted: the backup's time limit (CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS) "
+            "or a shutdown stopped it"
+        )
+    else:
+        error = _error_text(exc)
     log.error("backup: set %s failed: %s", row.id, error)
+    extra = {} if progress is None else {"progress": progress}
     async with context.session_factory() as session:
-        await update_set(session, row.id, status="failed", finished_at=utcnow(), error=error)
+        await update_set(
+            session, row.id, status="failed", finished_at=utcnow(), error=error, **extra
+        )
         run = await backup_run_id(session, row.id)
         await finish_run(session, run, "failed", {"done": [a.target for a in artifacts]}, error)
         publish(session, SetFailed(set_id=row.id, trigger=row.trigger, error=error), subject=row.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from crm2_backup.config import BackupSettings
@@ -10,6 +11,19 @@ from crm2_backup.targets.postgres import PostgresTarget
 from crm2_backup.targets.rabbitmq import RabbitmqTarget, vhost_of
 from crm2_backup.targets.redis import RedisTarget
 from crm2_backup.targets.sqlite import SqliteTarget
+
+log = logging.getLogger("crm2.backup")
+
+
+def management_url(core: Any, ours: BackupSettings) -> str:
+    """The core's ``CRM2_BROKER_MANAGEMENT_URL``; the old backup-only name while it is unset."""
+    if core.broker_management_url:
+        return str(core.broker_management_url)
+    if ours.rabbitmq_management_url:
+        log.warning(
+            "CRM2_BACKUP_RABBITMQ_MANAGEMENT_URL is deprecated: set CRM2_BROKER_MANAGEMENT_URL"
+        )
+    return ours.rabbitmq_management_url
 
 
 def builtin_targets(context: Any) -> list[Any]:
@@ -31,14 +45,23 @@ def builtin_targets(context: Any) -> list[Any]:
             )
         )
     if core.redis_url:
-        targets.append(RedisTarget(core.redis_url, core.redis_prefix))
+        targets.append(
+            RedisTarget(
+                core.redis_url,
+                core.redis_prefix,
+                mode=ours.redis_mode,
+                redis_server=ours.redis_server,
+                timeout=timeout,
+            )
+        )
     broker = str(core.broker_url)
-    if broker.startswith(("amqp://", "amqps://")) or ours.rabbitmq_management_url:
+    management = management_url(core, ours)
+    if broker.startswith(("amqp://", "amqps://")) or management:
         vhost = ours.rabbitmq_vhost or (vhost_of(broker) if broker.startswith("amqp") else "/")
         targets.append(
             RabbitmqTarget(
                 vhost,
-                management_url=ours.rabbitmq_management_url,
+                management_url=management,
                 rabbitmqctl=ours.rabbitmqctl,
                 timeout=timeout,
             )

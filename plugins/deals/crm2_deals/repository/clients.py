@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import Select, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Filter,
+    IsoDateTime,
     OrderKey,
     PageParams,
     Repository,
@@ -27,6 +29,7 @@ from crm2_core.api import (
 )
 from crm2_deals.errors import ClientNotFound, ContactNotFound
 from crm2_deals.models import Client, ClientEmail, Contact, Deal, Policy
+from crm2_deals.schemas.clients import ClientKind
 
 CLIENT_SORTS = Sorts(
     {
@@ -49,12 +52,14 @@ contacts = Repository(
 
 @dataclass(frozen=True)
 class ClientFilters:
-    owner: uuid.UUID | None = None
-    q: str | None = None
-    tag: str | None = None
-    kind: str | None = None
-    archived: bool | None = None
-    updated_since: datetime | None = None
+    """The list's (and export's) query parameters, declared once (``query_filters``)."""
+
+    owner: Annotated[uuid.UUID | None, Filter("owner's user id")] = None
+    q: Annotated[str | None, Filter("in name, e-mails, phones", max_length=200)] = None
+    tag: Annotated[str | None, Filter(max_length=64)] = None
+    kind: ClientKind | None = None
+    archived: Annotated[bool | None, Filter("omit for both")] = None
+    updated_since: IsoDateTime | None = None
 
 
 def client_select(session: AsyncSession, visibility: Visibility, f: ClientFilters) -> Select[Any]:

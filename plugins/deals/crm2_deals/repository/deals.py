@@ -5,14 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Currency,
+    Derived,
+    Filter,
+    IsoDate,
+    IsoDateTime,
     OrderKey,
     PageParams,
     Repository,
@@ -40,22 +44,30 @@ DEAL_SORTS = Sorts(
 deals = Repository(Deal, DealNotFound, owner=col(Deal.owner_id), sorts=DEAL_SORTS)
 
 
+# A decimal string compared in ``currency``'s minor units (the service converts it).
+Money = Annotated[
+    str | None, Filter("a decimal string; needs currency", pattern=r"^\d{1,15}(\.\d{1,6})?$")
+]
+
+
 @dataclass(frozen=True)
 class DealFilters:
-    """Money bounds are minor units of ``currency`` (the service converts them)."""
+    """The list's (and export's) query parameters, declared once (``query_filters``)."""
 
-    owner: uuid.UUID | None = None
+    owner: Annotated[uuid.UUID | None, Filter("owner's user id")] = None
     stage: uuid.UUID | None = None
-    status: str | None = None
+    status: Literal["open", "won", "lost"] | None = None
     pipeline: uuid.UUID | None = None
     client: uuid.UUID | None = None
-    currency: str | None = None
-    value_min_minor: int | None = None
-    value_max_minor: int | None = None
-    expected_close_from: date | None = None
-    expected_close_to: date | None = None
-    updated_since: datetime | None = None
-    q: str | None = None
+    currency: Annotated[Currency | None, Filter("ISO 4217")] = None
+    value_min: Money = None
+    value_max: Money = None
+    expected_close_from: IsoDate | None = None
+    expected_close_to: IsoDate | None = None
+    updated_since: IsoDateTime | None = None
+    q: Annotated[str | None, Filter("in the title", max_length=200)] = None
+    value_min_minor: Annotated[int | None, Derived] = None
+    value_max_minor: Annotated[int | None, Derived] = None
 
 
 def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
@@ -108,3 +120,9 @@ async def client_names(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[
         return {}
     stmt = select(col(Client.id), col(Client.name)).where(col(Client.id).in_(wanted))
     return {i: n for i, n in (await session.execute(stmt)).all()}
+
+
+async def owned_by(session: AsyncSession, owner_id: uuid.UUID) -> list[Deal]:
+    """Every deal ``owner_id`` owns (an owner hand-over puts each to the veto hook)."""
+    stmt = select(Deal).where(col(Deal.owner_id) == owner_id).order_by(col(Deal.id))
+    return list((await session.execute(stmt)).scalars())

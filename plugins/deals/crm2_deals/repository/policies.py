@@ -55,7 +55,11 @@ async def open_renewal_exists(session: AsyncSession, policy_id: uuid.UUID) -> bo
 
 
 async def list_policies(
-    session: AsyncSession, vis: Visibility, filters: PolicyFilters, page: PageParams
+    session: AsyncSession,
+    vis: Visibility,
+    filters: PolicyFilters,
+    sort: str,
+    page: PageParams,
 ) -> tuple[list[Policy], str | None]:
     stmt = where_all(
         policies.visible(vis),
@@ -69,7 +73,7 @@ async def list_policies(
         at_least(col(Policy.updated_at), filters.updated_since),
         contains_text(filters.q, col(Policy.number), col(Policy.insurer)),
     )
-    return await policies.page(session, stmt, page, sort=filters.sort)
+    return await policies.page(session, stmt, page, sort=sort)
 
 
 async def change_status(

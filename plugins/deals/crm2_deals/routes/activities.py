@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from crm2_core.api import (
-    AwareIsoDateTime,
     Page,
     PageDep,
     SessionDep,
     create_route,
     list_route,
+    query_filters,
     record_routes,
 )
 from crm2_deals.routes.deps import PERMISSIONS, DealsRead
@@ -31,26 +31,7 @@ router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 KindsQuery = Annotated[list[ActivityKind] | None, Query(description="repeatable")]
 
 
-async def activity_filters(
-    client: Annotated[uuid.UUID | None, Query(description="client id")] = None,
-    deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
-    policy: Annotated[uuid.UUID | None, Query(description="policy id")] = None,
-    owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
-    kind: KindsQuery = None,
-    updated_since: Annotated[
-        AwareIsoDateTime | None, Query(description="changed at or after")
-    ] = None,
-) -> ActivityFilters:
-    return ActivityFilters(
-        client=client,
-        deal=deal,
-        policy=policy,
-        owner=owner,
-        kind=tuple(kind or ()),
-        updated_since=updated_since,
-    )
-
-
+activity_filters = query_filters(ActivityFilters)
 FiltersDep = Annotated[ActivityFilters, Depends(activity_filters)]
 
 

@@ -6,30 +6,25 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import StreamingResponse
 
 from crm2_core.api import (
-    ContextDep,
     IfMatchDep,
-    IsoDateTime,
     SessionDep,
-    as_utc,
     create_route,
-    csv_response,
+    export_route,
     import_routes,
     list_route,
     present,
+    query_filters,
     record_routes,
 )
 from crm2_deals.repository import clients as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
-    DealsExport,
     DealsWrite,
 )
 from crm2_deals.schemas.clients import (
     ClientCreate,
-    ClientKind,
     ClientPublic,
     ClientUpdate,
     ContactCreate,
@@ -44,24 +39,7 @@ router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 Force = Annotated[bool, Query(description="create or save even if the e-mail or tax id exists")]
 
 
-async def client_filters(
-    owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="in name, e-mails, phones")] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    kind: ClientKind | None = None,
-    archived: Annotated[bool | None, Query(description="omit for both")] = None,
-    updated_since: IsoDateTime | None = None,
-) -> repo.ClientFilters:
-    return repo.ClientFilters(
-        owner=owner,
-        q=q,
-        tag=tag,
-        kind=kind,
-        archived=archived,
-        updated_since=as_utc(updated_since),
-    )
-
-
+client_filters = query_filters(repo.ClientFilters)
 ClientFiltersDep = Annotated[repo.ClientFilters, Depends(client_filters)]
 ClientSort = Annotated[str, Depends(repo.CLIENT_SORTS.dependency)]
 
@@ -80,16 +58,11 @@ create_route(
 )  # fmt: skip
 
 
-@router.get("/clients/export", response_class=StreamingResponse)
-async def export_clients(
-    principal: DealsExport,
-    context: ContextDep,
-    filters: ClientFiltersDep,
-    sort: ClientSort,
-) -> StreamingResponse:
-    """The client list as CSV (same filters as the list), streamed."""
-    chunks = service.export_clients(context.session_factory, principal, filters, sort)
-    return csv_response(chunks, "clients", service.CLIENT_EXPORT)
+export_route(
+    router, "/clients/export", permission="deals:export", filters=client_filters,
+    sorts=repo.CLIENT_SORTS, export=service.export_clients, columns=service.CLIENT_EXPORT,
+    filename="clients", doc="The client list as CSV (same filters as the list), streamed.",
+)  # fmt: skip
 
 
 import_routes(

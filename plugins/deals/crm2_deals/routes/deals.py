@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Response
 
 from crm2_core.api import (
     ContextDep,
-    Currency,
     IfMatchDep,
-    IsoDate,
-    IsoDateTime,
     Page,
     PageDep,
     SessionDep,
-    as_utc,
     create_route,
-    csv_response,
+    export_route,
     list_route,
     present,
+    query_filters,
     record_routes,
 )
 from crm2_deals.repository import deals as repo
 from crm2_deals.routes.deps import (
     PERMISSIONS,
-    DealsExport,
     DealsRead,
     DealsWrite,
     OptionalIfMatch,
@@ -48,47 +42,7 @@ from crm2_deals.service import deals as service
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
 DealSort = Annotated[str, Depends(repo.DEAL_SORTS.dependency)]
-Money = Annotated[
-    str | None,
-    Query(pattern=r"^\d{1,15}(\.\d{1,6})?$", description="a decimal string; needs currency"),
-]
-
-
-async def deal_filters(
-    owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
-    stage: uuid.UUID | None = None,
-    status: Literal["open", "won", "lost"] | None = None,
-    pipeline: uuid.UUID | None = None,
-    client: uuid.UUID | None = None,
-    currency: Annotated[Currency | None, Query(description="ISO 4217")] = None,
-    value_min: Money = None,
-    value_max: Money = None,
-    expected_close_from: IsoDate | None = None,
-    expected_close_to: IsoDate | None = None,
-    updated_since: IsoDateTime | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="in the title")] = None,
-) -> repo.DealFilters:
-    low, high = service.value_bounds(
-        currency,
-        Decimal(value_min) if value_min else None,
-        Decimal(value_max) if value_max else None,
-    )
-    return repo.DealFilters(
-        owner=owner,
-        stage=stage,
-        status=status,
-        pipeline=pipeline,
-        client=client,
-        currency=currency,
-        value_min_minor=low,
-        value_max_minor=high,
-        expected_close_from=expected_close_from,
-        expected_close_to=expected_close_to,
-        updated_since=as_utc(updated_since),
-        q=q,
-    )
-
-
+deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)
 DealFiltersDep = Annotated[repo.DealFilters, Depends(deal_filters)]
 
 
@@ -111,16 +65,11 @@ create_route(
 )  # fmt: skip
 
 
-@router.get("/deals/export", response_class=StreamingResponse)
-async def export_deals(
-    principal: DealsExport,
-    context: ContextDep,
-    filters: DealFiltersDep,
-    sort: DealSort,
-) -> StreamingResponse:
-    """The deal list as CSV (same filters as the list), streamed."""
-    chunks = service.export_deals(context.session_factory, principal, filters, sort)
-    return csv_response(chunks, "deals", service.DEAL_EXPORT)
+export_route(
+    router, "/deals/export", permission="deals:export", filters=deal_filters,
+    sorts=repo.DEAL_SORTS, export=service.export_deals, columns=service.DEAL_EXPORT,
+    filename="deals", doc="The deal list as CSV (same filters as the list), streamed.",
+)  # fmt: skip
 
 
 record_routes(

@@ -13,7 +13,6 @@ PERMISSIONS = Permissions(read="deals:read", write="deals:write", delete="deals:
 DealsRead = Annotated[Principal, Depends(require("deals:read"))]
 DealsWrite = Annotated[Principal, Depends(require("deals:write"))]
 DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
-DealsExport = Annotated[Principal, Depends(require("deals:export"))]
 DealsImport = Annotated[Principal, Depends(require("deals:import"))]
 DealsAdmin = Annotated[Principal, Depends(require("deals:admin"))]
 OptionalIfMatch = Annotated[

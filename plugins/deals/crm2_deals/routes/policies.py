@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from crm2_core.api import (
-    AwareIsoDateTime,
-    IsoDate,
     SessionDep,
     create_route,
     created,
     list_route,
     present,
+    query_filters,
     record_routes,
 )
 from crm2_deals.repository import policies as repo
@@ -25,7 +24,6 @@ from crm2_deals.schemas.policies import (
     PolicyFilters,
     PolicyPublic,
     PolicyRenew,
-    PolicyStatus,
     PolicyUpdate,
 )
 from crm2_deals.service import policies as service
@@ -34,42 +32,14 @@ router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 PolicySort = Annotated[str, Depends(repo.POLICY_SORTS.dependency)]
 
 
-async def policy_filters(
-    sort: PolicySort,
-    owner: Annotated[uuid.UUID | None, Query(description="owner's user id")] = None,
-    client: Annotated[uuid.UUID | None, Query(description="client id")] = None,
-    deal: Annotated[uuid.UUID | None, Query(description="deal id")] = None,
-    status: Annotated[list[PolicyStatus] | None, Query(description="repeatable")] = None,
-    insurer: Annotated[str | None, Query(max_length=200, description="exact insurer")] = None,
-    end_before: Annotated[IsoDate | None, Query(description="end_date on or before")] = None,
-    end_after: Annotated[IsoDate | None, Query(description="end_date on or after")] = None,
-    updated_since: Annotated[
-        AwareIsoDateTime | None, Query(description="changed at or after")
-    ] = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="number, insurer")
-    ] = None,
-) -> PolicyFilters:
-    return PolicyFilters(
-        owner=owner,
-        client=client,
-        deal=deal,
-        status=tuple(status or ()),
-        insurer=insurer,
-        end_before=end_before,
-        end_after=end_after,
-        updated_since=updated_since,
-        q=q,
-        sort=sort,
-    )
-
-
+policy_filters = query_filters(PolicyFilters)
 FiltersDep = Annotated[PolicyFilters, Depends(policy_filters)]
 
 
 list_route(
     router, "/policies", PolicyPublic.of, response_model=PolicyPublic, permission="deals:read",
-    fetch=service.list_policies, filters=policy_filters, name="list_policies",
+    fetch=service.list_policies, filters=policy_filters, sorts=repo.POLICY_SORTS,
+    name="list_policies",
     doc="Policies the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip
 create_route(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from crm2_core.api import RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import AwareIsoDateTime, Filter, RequestModel, ResponseModel, UpdateModel
 from crm2_deals.models import Activity
 
 # "system" entries exist too, but only services write them.
@@ -50,11 +49,11 @@ class ActivityPublic(ResponseModel, fields_of=Activity):
 
 @dataclass(frozen=True)
 class ActivityFilters:
-    """The list's query parameters; every one optional, all combined with AND."""
+    """The list's query parameters (``query_filters``); all optional, combined with AND."""
 
-    client: uuid.UUID | None = None
-    deal: uuid.UUID | None = None
-    policy: uuid.UUID | None = None
-    owner: uuid.UUID | None = None
-    kind: tuple[str, ...] = ()
-    updated_since: datetime | None = None
+    client: Annotated[uuid.UUID | None, Filter("client id")] = None
+    deal: Annotated[uuid.UUID | None, Filter("deal id")] = None
+    policy: Annotated[uuid.UUID | None, Filter("policy id")] = None
+    owner: Annotated[uuid.UUID | None, Filter("owner's user id")] = None
+    kind: Annotated[tuple[ActivityKind, ...], Filter("repeatable")] = ()
+    updated_since: Annotated[AwareIsoDateTime | None, Filter("changed at or after")] = None

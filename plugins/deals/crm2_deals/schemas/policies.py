@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -12,8 +12,11 @@ from pydantic import Field, model_validator
 
 from crm2_core.api import (
     Amount,
+    AwareIsoDateTime,
     Clearable,
     Currency,
+    Filter,
+    IsoDate,
     RequestModel,
     ResponseModel,
     UpdateModel,
@@ -110,15 +113,14 @@ class PolicyPublic(ResponseModel, fields_of=Policy, exclude=("premium_minor",)):
 
 @dataclass(frozen=True)
 class PolicyFilters:
-    """The list's query parameters; every one optional, all combined with AND."""
+    """The list's query parameters (``query_filters``); all optional, combined with AND."""
 
-    owner: uuid.UUID | None = None
-    client: uuid.UUID | None = None
-    deal: uuid.UUID | None = None
-    status: tuple[str, ...] = ()
-    insurer: str | None = None
-    end_before: date | None = None
-    end_after: date | None = None
-    updated_since: datetime | None = None
-    q: str | None = None
-    sort: str = "-updated_at"
+    owner: Annotated[uuid.UUID | None, Filter("owner's user id")] = None
+    client: Annotated[uuid.UUID | None, Filter("client id")] = None
+    deal: Annotated[uuid.UUID | None, Filter("deal id")] = None
+    status: Annotated[tuple[PolicyStatus, ...], Filter("repeatable")] = ()
+    insurer: Annotated[str | None, Filter("exact insurer", max_length=200)] = None
+    end_before: Annotated[IsoDate | None, Filter("end_date on or before")] = None
+    end_after: Annotated[IsoDate | None, Filter("end_date on or after")] = None
+    updated_since: Annotated[AwareIsoDateTime | None, Filter("changed at or after")] = None
+    q: Annotated[str | None, Filter("number, insurer", min_length=1, max_length=200)] = None

@@ -13,13 +13,12 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
-    Conflict,
     PageParams,
     Records,
-    Unprocessable,
     Visibility,
     utcnow,
 )
+from crm2_deals.errors import ActivityLinkInvalid, SystemActivityReadOnly
 from crm2_deals.models import Activity, Deal, Policy
 from crm2_deals.repository import activities as repo
 from crm2_deals.repository import clients as clients_repo
@@ -28,14 +27,6 @@ from crm2_deals.repository import policies as policies_repo
 from crm2_deals.schemas.activities import ActivityCreate, ActivityFilters, ActivityUpdate
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
-
-
-class ActivityLinkInvalid(Unprocessable):
-    slug, title = "deals-activity-link-invalid", "The activity's client, deal or policy do not fit"
-
-
-class SystemActivityReadOnly(Conflict):
-    slug, title = "deals-system-activity-read-only", "System entries cannot be changed"
 
 
 def add_system_activity(

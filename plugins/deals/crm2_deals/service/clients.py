@@ -14,7 +14,7 @@ from crm2_core.api import (
     PageParams,
     Records,
     Visibility,
-    export_pages,
+    export_list,
     publish,
     resolve_owner,
     user_emails,
@@ -78,17 +78,7 @@ CONTACTS = Records(repo.contacts, RULES)
 get_client = CLIENTS.get
 get_contact = CONTACTS.get
 delete_contact = CONTACTS.delete
-
-
-async def list_clients(
-    session: AsyncSession,
-    principal: Principal,
-    filters: repo.ClientFilters,
-    sort: str,
-    page: PageParams,
-) -> tuple[list[Client], str | None]:
-    visibility = RULES.visibility(principal)
-    return await repo.list_clients(session, visibility, filters, sort, page)
+list_clients = CLIENTS.lister(repo.list_clients)
 
 
 async def create_client(
@@ -218,6 +208,17 @@ async def update_contact(
 # -- CSV export ------------------------------------------------------------------------
 
 
+async def _export_rows(session: AsyncSession, items: list[Client]) -> list[list[Any]]:
+    owners = await user_emails(session, {c.owner_id for c in items})
+    return [
+        [
+            c.id, c.kind, c.name, c.emails, c.phones, c.tax_id, c.address, c.tags,
+            owners.get(c.owner_id), c.archived, c.created_at, c.updated_at,
+        ]
+        for c in items
+    ]  # fmt: skip
+
+
 def export_clients(
     session_factory: async_sessionmaker[AsyncSession],
     principal: Principal,
@@ -226,18 +227,7 @@ def export_clients(
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
     visibility = RULES.visibility(principal)
-
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Client], str | None]:
-        return await repo.list_clients(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Client]) -> list[list[Any]]:
-        owners = await user_emails(session, {c.owner_id for c in items})
-        return [
-            [
-                c.id, c.kind, c.name, c.emails, c.phones, c.tax_id, c.address, c.tags,
-                owners.get(c.owner_id), c.archived, c.created_at, c.updated_at,
-            ]
-            for c in items
-        ]  # fmt: skip
-
-    return export_pages(session_factory, CLIENT_EXPORT, fetch, rows, EXPORT_PAGE_SIZE)
+    return export_list(
+        session_factory, CLIENT_EXPORT, repo.list_clients, visibility, filters, sort,
+        _export_rows, EXPORT_PAGE_SIZE,
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -16,17 +17,15 @@ from crm2_core.api import (
     Records,
     Unprocessable,
     acting_user,
-    export_pages,
+    export_list,
     from_minor,
     publish,
     resolve_owner,
-    to_minor,
     user_emails,
     utcnow,
 )
 from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
-    InvalidMoney,
     LostReasonRequired,
     PipelineNotFound,
     StageNotFound,
@@ -41,6 +40,7 @@ from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
+from crm2_deals.service.money import minor_units
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -62,29 +62,10 @@ def snapshot(deal: Deal) -> dict[str, Any]:
     return public(deal).model_dump(mode="json")
 
 
-def minor_units(value: Decimal, currency: str) -> int:
-    """The stored integer; 422 for a negative amount or more decimals than the currency has."""
-    if value < 0:
-        raise InvalidMoney("a deal value cannot be negative")
-    try:
-        return to_minor(value, currency)
-    except ValueError as exc:
-        raise InvalidMoney(str(exc)) from exc
-
-
 DEALS = Records(repo.deals, RULES)
 get_deal = DEALS.get
 delete_deal = DEALS.delete
-
-
-async def list_deals(
-    session: AsyncSession,
-    principal: Principal,
-    filters: repo.DealFilters,
-    sort: str,
-    page: PageParams,
-) -> tuple[list[Deal], str | None]:
-    return await repo.list_deals(session, RULES.visibility(principal), filters, sort, page)
+list_deals = DEALS.lister(repo.list_deals)
 
 
 async def history(
@@ -144,13 +125,15 @@ async def create_deal(
     data: DealCreate,
     default_currency: str,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
+    """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
+    ``context``: the REST route, a handler, a CLI command alike)."""
     visibility = RULES.visibility(principal)
     client = await clients_repo.clients.get_or_404(session, visibility, data.client_id)
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
     currency = data.currency or default_currency
-    value_minor = minor_units(data.value if data.value is not None else Decimal(0), currency)
+    value_minor = minor_units(data.value or Decimal(0), currency, "a deal value")
     stage = await _stage_for(session, data.pipeline_id, data.stage_id)
     now = utcnow()
     values = _closing(stage.kind, now)
@@ -215,8 +198,9 @@ async def update_deal(
     if_match: str,
     data: DealUpdate,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
+    """Change a deal's fields; a change other plugins veto is 422, nothing written."""
     visibility = RULES.visibility(principal)
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
     sent = data.model_dump(exclude_unset=True)
@@ -239,22 +223,21 @@ async def update_deal(
             if sent.get("value") is not None
             else from_minor(deal.value_minor, deal.currency)
         )
-        values.update(currency=currency, value_minor=minor_units(amount, currency))
+        values.update(currency=currency, value_minor=minor_units(amount, currency, "a deal value"))
     if "lost_reason" in sent or "lost_reason_id" in sent:
         if deal.status != "lost":
             raise Unprocessable("only a lost deal has a lost reason")
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
-    if context is not None:
-        before = snapshot(deal)
-        after = {**before, **{k: v for k, v in values.items() if k != "value_minor"}}
-        if "value_minor" in values:
-            after["value"] = str(from_minor(values["value_minor"], values["currency"]))
-        after = DealPublic.model_validate(after).model_dump(mode="json")
-        differing = tuple(sorted(k for k in after if after[k] != before[k]))
-        if differing:
-            change = DealChange("update", deal.id, before, after, changed=differing)
-            await vet(context, session, principal, change)
+    before = snapshot(deal)
+    after = {**before, **{k: v for k, v in values.items() if k != "value_minor"}}
+    if "value_minor" in values:
+        after["value"] = str(from_minor(values["value_minor"], values["currency"]))
+    after = DealPublic.model_validate(after).model_dump(mode="json")
+    differing = tuple(sorted(k for k in after if after[k] != before[k]))
+    if differing:
+        change = DealChange("update", deal.id, before, after, changed=differing)
+        await vet(context, session, principal, change)
     changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
@@ -271,7 +254,7 @@ async def move_deal(
     if_match: str | None,
     data: DealMove,
     *,
-    context: AppContext | None = None,
+    context: AppContext,
 ) -> Deal:
     """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
@@ -291,12 +274,11 @@ async def move_deal(
     if target.kind == deal.status and target.kind != "open":
         values["closed_at"] = deal.closed_at  # won → another won stage: still closed then
     values.update(stage_id=target.id, stage_entered_at=now, updated_at=now)
-    if context is not None:
-        before = snapshot(deal)
-        after = {**before, "stage_id": str(target.id), "status": values["status"]}
-        to_stage = {"id": str(target.id), "name": target.name, "kind": target.kind}
-        change = DealChange("move", deal.id, before, after, to_stage, ("stage_id", "status"))
-        await vet(context, session, principal, change)
+    before = snapshot(deal)
+    after = {**before, "stage_id": str(target.id), "status": values["status"]}
+    to_stage = {"id": str(target.id), "name": target.name, "kind": target.kind}
+    change = DealChange("move", deal.id, before, after, to_stage, ("stage_id", "status"))
+    await vet(context, session, principal, change)
     seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
     from_id, from_name = deal.stage_id, source.name if source else "?"
     await repo.deals.update(session, deal, values, only_changed=False)
@@ -324,6 +306,29 @@ async def move_deal(
     publish(session, changed, subject=deal.id, actor=principal)
     _publish_closed(session, principal, deal)
     return deal
+
+
+# Who a hand-over is vetted as when the system (not a signed-in user) asked for it.
+SYSTEM_PRINCIPAL = Principal(
+    id=uuid.UUID(int=0), kind="system", roles=frozenset(), permissions=frozenset({"*"})
+)
+
+
+async def vet_owner_handover(
+    session: AsyncSession,
+    context: AppContext,
+    actor: Principal | None,
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+) -> None:
+    """Put each of ``from_user``'s deals going to ``to_user`` to the veto hook (an ``update``
+    of ``owner_id``), before the hand-over writes anything; the first refusal is a 422."""
+    principal = actor or SYSTEM_PRINCIPAL
+    for deal in await repo.owned_by(session, from_user):
+        before = snapshot(deal)
+        after = {**before, "owner_id": str(to_user)}
+        change = DealChange("update", deal.id, before, after, changed=("owner_id",))
+        await vet(context, session, principal, change)
 
 
 TIMELINE_LIMIT = 200
@@ -368,14 +373,19 @@ def value_bounds(
         raise Unprocessable("value_min/value_max need a currency parameter")
 
     def bound(value: Decimal | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return to_minor(value, currency)
-        except ValueError as exc:
-            raise InvalidMoney(str(exc)) from exc
+        return None if value is None else minor_units(value, currency, "a value bound")
 
     return bound(value_min), bound(value_max)
+
+
+def with_value_bounds(filters: repo.DealFilters) -> repo.DealFilters:
+    """``filters`` with the value range in the currency's minor units (422 without one)."""
+    low, high = value_bounds(
+        filters.currency,
+        Decimal(filters.value_min) if filters.value_min else None,
+        Decimal(filters.value_max) if filters.value_max else None,
+    )
+    return replace(filters, value_min_minor=low, value_max_minor=high)
 
 
 def export_deals(
@@ -385,15 +395,11 @@ def export_deals(
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
-    visibility = RULES.visibility(principal)
     names: dict[str, dict[uuid.UUID, str]] = {}
 
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Deal], str | None]:
+    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
         if not names:
             names["stages"], names["pipelines"] = await repo.stage_and_pipeline_names(session)
-        return await repo.list_deals(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
         clients = await repo.client_names(session, {d.client_id for d in items})
         owners = await user_emails(session, {d.owner_id for d in items})
         stages, pipelines = names["stages"], names["pipelines"]
@@ -408,4 +414,8 @@ def export_deals(
             for d in items
         ]  # fmt: skip
 
-    return export_pages(session_factory, DEAL_EXPORT, fetch, rows, EXPORT_PAGE_SIZE)
+    visibility = RULES.visibility(principal)
+    return export_list(
+        session_factory, DEAL_EXPORT, repo.list_deals, visibility, filters, sort, rows,
+        EXPORT_PAGE_SIZE,
+    )  # fmt: skip

@@ -11,18 +11,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
-    Conflict,
-    PageParams,
     PreconditionFailed,
     Records,
-    Unprocessable,
     Visibility,
     from_minor,
     publish,
     resolve_owner,
-    to_minor,
 )
-from crm2_deals.errors import InvalidMoney, InvalidPolicyTransition, PolicyNumberTaken
+from crm2_deals.errors import (
+    InvalidPolicyTransition,
+    PolicyDatesInvalid,
+    PolicyLinkInvalid,
+    PolicyNumberTaken,
+    RenewalExists,
+)
 from crm2_deals.events import PolicyActivated, PolicyCancelled, PolicyCreated
 from crm2_deals.models import Client, Policy
 from crm2_deals.repository import clients as clients_repo
@@ -30,34 +32,17 @@ from crm2_deals.repository import deals as deals_repo
 from crm2_deals.repository import policies as repo
 from crm2_deals.schemas.policies import (
     PolicyCreate,
-    PolicyFilters,
     PolicyRenew,
     PolicyUpdate,
 )
 from crm2_deals.service.activities import add_system_activity, follow_owner
+from crm2_deals.service.money import minor_units
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 
-class PolicyLinkInvalid(Unprocessable):
-    slug, title = "deals-policy-link-invalid", "The policy's client, deal or renewal do not fit"
-
-
-class PolicyDatesInvalid(Unprocessable):
-    slug, title = "deals-policy-dates-invalid", "end_date must be after start_date"
-
-
-class RenewalExists(Conflict):
-    slug, title = "deals-renewal-exists", "The policy already has an open renewal"
-
-
 def _minor(premium: Decimal, currency: str) -> int:
-    if premium < 0:
-        raise InvalidMoney("a premium cannot be negative")
-    try:
-        return to_minor(premium, currency)
-    except ValueError as exc:
-        raise InvalidMoney(str(exc)) from exc
+    return minor_units(premium, currency, "a premium")
 
 
 def _taken(policy_number: str, insurer: str) -> PolicyNumberTaken:
@@ -173,12 +158,7 @@ async def create_policy(session: AsyncSession, principal: Principal, data: Polic
 POLICIES = Records(repo.policies, RULES)
 get_policy = POLICIES.get
 delete_policy = POLICIES.delete
-
-
-async def list_policies(
-    session: AsyncSession, principal: Principal, filters: PolicyFilters, page: PageParams
-) -> tuple[list[Policy], str | None]:
-    return await repo.list_policies(session, RULES.visibility(principal), filters, page)
+list_policies = POLICIES.lister(repo.list_policies)
 
 
 async def update_policy(

@@ -6,13 +6,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Filter,
+    LinkIdFilter,
+    LinkKindFilter,
     PageParams,
     Repository,
     Sorts,
@@ -24,6 +27,7 @@ from crm2_core.api import (
 )
 from crm2_documents.errors import DocumentNotFound
 from crm2_documents.models import Document, Version
+from crm2_documents.schemas.documents import KindKey, Tag
 
 DOCUMENT_SORTS = Sorts(
     {
@@ -41,13 +45,17 @@ DOCUMENTS = Repository(
 
 @dataclass(frozen=True)
 class DocumentFilters:
-    kind: str | None = None
-    tag: str | None = None
-    link_kind: str | None = None
-    link_id: str | None = None
+    """The list's query parameters, declared once (``query_filters``)."""
+
+    kind: KindKey | None = None
+    tag: Tag | None = None
+    link_kind: LinkKindFilter = None
+    link_id: LinkIdFilter = None
     owner: uuid.UUID | None = None
-    q: str | None = None
-    deleted: bool = False
+    q: Annotated[str | None, Filter("in title and tags", max_length=200)] = None
+    deleted: Annotated[bool, Filter("deleted documents not yet purged, instead of live ones")] = (
+        False
+    )
 
 
 def document_select(

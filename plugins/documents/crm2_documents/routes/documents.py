@@ -16,6 +16,7 @@ from crm2_core.api import (
     SessionDep,
     created,
     present,
+    query_filters,
 )
 from crm2_documents.repository import documents as repo
 from crm2_documents.routes.deps import (
@@ -28,8 +29,6 @@ from crm2_documents.schemas.documents import (
     DocumentCreate,
     DocumentPublic,
     DocumentUpdate,
-    KindKey,
-    Tag,
     VersionPublic,
 )
 from crm2_documents.service import documents as service
@@ -39,31 +38,7 @@ router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 SortDep = Annotated[str, Depends(repo.DOCUMENT_SORTS.dependency)]
 
 
-async def document_filters(
-    principal: DocumentsRead,
-    kind: KindKey | None = None,
-    tag: Tag | None = None,
-    link_kind: Annotated[
-        str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-    ] = None,
-    link_id: Annotated[str | None, Query(max_length=64)] = None,
-    owner: uuid.UUID | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="in title and tags")] = None,
-    deleted: Annotated[
-        bool, Query(description="deleted documents not yet purged, instead of live ones")
-    ] = False,
-) -> repo.DocumentFilters:
-    return repo.DocumentFilters(
-        kind=kind,
-        tag=tag,
-        link_kind=link_kind,
-        link_id=link_id,
-        owner=owner,
-        q=q,
-        deleted=deleted,
-    )
-
-
+document_filters = query_filters(repo.DocumentFilters)
 FiltersDep = Annotated[repo.DocumentFilters, Depends(document_filters)]
 
 

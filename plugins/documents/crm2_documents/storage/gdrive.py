@@ -3,7 +3,8 @@
 One folder (``CRM2_DOCUMENTS_GDRIVE_FOLDER``) holds a folder per key segment:
 a folder per linked record (``records/<kind>/<record id>/``) holding a folder per
 document, or ``documents/<id>/`` for a document linked to nothing. Each object is
-a Drive file named by its key's last segment, found again by name. Uploads are resumable sessions sent in chunks (``uploadType=resumable``):
+a Drive file named by its key's last segment, found again by name. Uploads are
+resumable sessions sent in chunks (``uploadType=resumable``):
 a Drive file exists only once its last chunk is accepted, so a failed upload
 leaves nothing. An overwrite uploads first and then removes the older files of
 that name; concurrent writers agree on which one stays (the newest id order),

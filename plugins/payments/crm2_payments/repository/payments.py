@@ -10,14 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from sqlalchemy import Select, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Currency,
+    Filter,
+    IsoDate,
+    LinkIdFilter,
+    LinkKindFilter,
     PageParams,
     Repository,
     Sorts,
@@ -32,6 +37,7 @@ from crm2_core.api import (
 )
 from crm2_payments.errors import PaymentNotFound, ScheduleNotFound
 from crm2_payments.models import Allocation, Commission, Payment, Schedule
+from crm2_payments.schemas.payments import Direction, Provider, RecordId, Status
 
 PAYMENT_SORTS = Sorts(
     {
@@ -55,20 +61,22 @@ schedules = Repository(
 
 @dataclass(frozen=True)
 class PaymentFilters:
-    statuses: tuple[str, ...] = ()
-    direction: str | None = None
-    currency: str | None = None
-    policy_id: str | None = None
-    client_id: str | None = None
+    """The list's (and export's) query parameters, declared once (``query_filters``)."""
+
+    statuses: Annotated[tuple[Status, ...], Filter("repeat for several", name="status")] = ()
+    direction: Direction | None = None
+    currency: Currency | None = None
+    policy_id: RecordId | None = None
+    client_id: RecordId | None = None
     schedule_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
-    provider: str | None = None
-    external_id: str | None = None
-    link_kind: str | None = None
-    link_id: str | None = None
-    due_from: date | None = None
-    due_to: date | None = None
-    q: str | None = None
+    provider: Provider | None = None
+    external_id: Annotated[str | None, Filter(min_length=1, max_length=200)] = None
+    link_kind: LinkKindFilter = None
+    link_id: LinkIdFilter = None
+    due_from: IsoDate | None = None
+    due_to: IsoDate | None = None
+    q: Annotated[str | None, Filter("in reference, payer, payee", max_length=200)] = None
 
 
 def payment_select(visibility: Visibility, f: PaymentFilters) -> Select[Any]:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
     ContextDep,
-    Currency,
     IfMatchDep,
-    IsoDate,
     Page,
     PageDep,
     SessionDep,
     created,
     present,
+    query_filters,
     record_routes,
 )
 from crm2_payments.models import Schedule
@@ -36,16 +35,13 @@ from crm2_payments.schemas.payments import (
     AllocationPublic,
     Balance,
     Balances,
-    Direction,
     MoneyMoved,
     PaymentCancel,
     PaymentCreate,
     PaymentPublic,
     PaymentUpdate,
-    Provider,
     RecordId,
     SchedulePublic,
-    Status,
 )
 from crm2_payments.service import export as export_service
 from crm2_payments.service import payments as service
@@ -54,45 +50,9 @@ from crm2_payments.service.schedules import schedule_public
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 SortDep = Annotated[str, Depends(repo.PAYMENT_SORTS.dependency)]
-Kind = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
 
 
-async def payment_filters(
-    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
-    direction: Direction | None = None,
-    currency: Currency | None = None,
-    policy_id: RecordId | None = None,
-    client_id: RecordId | None = None,
-    schedule_id: uuid.UUID | None = None,
-    owner_id: uuid.UUID | None = None,
-    provider: Provider | None = None,
-    external_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    link_kind: Kind = None,
-    link_id: Annotated[str | None, Query(max_length=64)] = None,
-    due_from: IsoDate | None = None,
-    due_to: IsoDate | None = None,
-    q: Annotated[
-        str | None, Query(max_length=200, description="in reference, payer, payee")
-    ] = None,
-) -> repo.PaymentFilters:
-    return repo.PaymentFilters(
-        statuses=tuple(status or ()),
-        direction=direction,
-        currency=currency,
-        policy_id=policy_id,
-        client_id=client_id,
-        schedule_id=schedule_id,
-        owner_id=owner_id,
-        provider=provider,
-        external_id=external_id,
-        link_kind=link_kind,
-        link_id=link_id,
-        due_from=due_from,
-        due_to=due_to,
-        q=q,
-    )
-
-
+payment_filters = query_filters(repo.PaymentFilters)
 FiltersDep = Annotated[repo.PaymentFilters, Depends(payment_filters)]
 
 

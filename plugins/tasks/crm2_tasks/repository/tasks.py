@@ -6,13 +6,18 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Derived,
+    Filter,
+    IsoDateTime,
+    LinkIdFilter,
+    LinkKindFilter,
     PageParams,
     Repository,
     Sorts,
@@ -24,6 +29,7 @@ from crm2_core.api import (
 )
 from crm2_tasks.errors import TaskNotFound
 from crm2_tasks.models import Series, Task
+from crm2_tasks.schemas.tasks import Priority, Status, Tag
 from crm2_tasks.visibility import TaskVisibility
 
 TASK_SORTS = Sorts(
@@ -50,19 +56,23 @@ TASKS = TaskRepository(Task, TaskNotFound, sorts=TASK_SORTS, noun="task")
 
 @dataclass(frozen=True)
 class TaskFilters:
-    assignee: uuid.UUID | None = None
+    """The list's (and export's) query parameters, declared once (``query_filters``)."""
+
+    assignee: Annotated[uuid.UUID | None, Filter("assignee's user id")] = None
     unassigned: bool = False
     creator: uuid.UUID | None = None
-    statuses: tuple[str, ...] = ()
-    is_open: bool | None = None
-    priority: str | None = None
-    due_from: datetime | None = None
-    due_to: datetime | None = None
-    overdue_at: datetime | None = None  # open and due before this instant
-    link_kind: str | None = None
-    link_id: str | None = None
-    tag: str | None = None
-    q: str | None = None
+    statuses: Annotated[tuple[Status, ...], Filter("repeat for several", name="status")] = ()
+    is_open: Annotated[bool | None, Filter("todo, in_progress or waiting", name="open")] = None
+    priority: Priority | None = None
+    due_from: IsoDateTime | None = None
+    due_to: IsoDateTime | None = None
+    overdue: Annotated[bool, Filter("open and due before now")] = False
+    link_kind: LinkKindFilter = None
+    link_id: LinkIdFilter = None
+    tag: Tag | None = None
+    q: Annotated[str | None, Filter("in title and description", max_length=200)] = None
+    # Open and due before this instant: ``overdue`` read on the tasks clock, or a view's.
+    overdue_at: Annotated[datetime | None, Derived] = None
 
 
 def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Select[Any]:

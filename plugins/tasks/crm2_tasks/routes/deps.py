@@ -12,5 +12,4 @@ from crm2_hookspecs import Principal
 TasksRead = Annotated[Principal, Depends(require("tasks:read"))]
 TasksWrite = Annotated[Principal, Depends(require("tasks:write"))]
 TasksDelete = Annotated[Principal, Depends(require("tasks:delete"))]
-TasksExport = Annotated[Principal, Depends(require("tasks:export"))]
 TasksAdmin = Annotated[Principal, Depends(require("tasks:admin"))]

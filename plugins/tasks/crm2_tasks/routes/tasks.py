@@ -3,40 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Depends, Header, Response, status
 
 from crm2_core.api import (
+    AppContext,
     ContextDep,
-    CsvColumns,
     IfMatchDep,
-    IsoDateTime,
     Page,
     PageDep,
-    PageParams,
     SessionDep,
     acting_user,
-    as_utc,
     created,
-    csv_response,
-    export_pages,
+    export_route,
     present,
+    query_filters,
 )
 from crm2_tasks import clock
 from crm2_tasks.calendar import zone
 from crm2_tasks.models import Task
 from crm2_tasks.repository import tasks as repo
 from crm2_tasks.repository import timers as timers_repo
-from crm2_tasks.routes.deps import TasksDelete, TasksExport, TasksRead, TasksWrite
+from crm2_tasks.routes.deps import TasksDelete, TasksRead, TasksWrite
 from crm2_tasks.schemas.tasks import (
-    Priority,
     SlaTimerPublic,
-    Status,
-    Tag,
     TaskAssign,
     TaskCreate,
     TaskPublic,
@@ -52,41 +45,11 @@ OptionalIfMatch = Annotated[
 ]
 
 
-async def task_filters(
-    context: ContextDep,
-    assignee: Annotated[uuid.UUID | None, Query(description="assignee's user id")] = None,
-    unassigned: bool = False,
-    creator: uuid.UUID | None = None,
-    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
-    open: Annotated[bool | None, Query(description="todo, in_progress or waiting")] = None,
-    priority: Priority | None = None,
-    due_from: IsoDateTime | None = None,
-    due_to: IsoDateTime | None = None,
-    overdue: Annotated[bool, Query(description="open and due before now")] = False,
-    link_kind: Annotated[
-        str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-    ] = None,
-    link_id: Annotated[str | None, Query(max_length=64)] = None,
-    tag: Tag | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="in title and description")] = None,
-) -> repo.TaskFilters:
-    return repo.TaskFilters(
-        assignee=assignee,
-        unassigned=unassigned,
-        creator=creator,
-        statuses=tuple(status or ()),
-        is_open=open,
-        priority=priority,
-        due_from=as_utc(due_from),
-        due_to=as_utc(due_to),
-        overdue_at=clock.now(context) if overdue else None,
-        link_kind=link_kind,
-        link_id=link_id,
-        tag=tag,
-        q=q,
-    )
+def _overdue_at(filters: repo.TaskFilters, context: AppContext) -> repo.TaskFilters:
+    return replace(filters, overdue_at=clock.now(context)) if filters.overdue else filters
 
 
+task_filters = query_filters(repo.TaskFilters, params={"context": ContextDep}, finish=_overdue_at)
 FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
 
 
@@ -150,41 +113,12 @@ async def task_view(
     return _page(rows, cursor, now)
 
 
-EXPORT_COLUMNS = CsvColumns(
-    (
-        "id",
-        "title",
-        "status",
-        "priority",
-        "assignee_id",
-        "creator_id",
-        "due_at",
-        "tags",
-        "link_kind",
-        "link_id",
-        "completed_at",
-        "created_at",
-        "updated_at",
-    ),
-    version=1,
-)
-
-
-@router.get("/tasks/export", response_class=StreamingResponse)
-async def export_tasks(
-    principal: TasksExport, context: ContextDep, filters: FiltersDep, sort: SortDep
-) -> StreamingResponse:
-    """The task list as CSV (same filters and visibility as the list), streamed."""
-    visibility = TaskVisibility.of(principal)
-
-    async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Task], str | None]:
-        return await repo.list_tasks(session, visibility, filters, sort, page)
-
-    async def rows(session: AsyncSession, items: list[Task]) -> list[list[object]]:
-        return [[getattr(t, name) for name in EXPORT_COLUMNS.names] for t in items]
-
-    chunks = export_pages(context.session_factory, EXPORT_COLUMNS, fetch, rows)
-    return csv_response(chunks, "tasks", EXPORT_COLUMNS)
+export_route(
+    router, "/tasks/export", permission="tasks:export", filters=task_filters,
+    sorts=repo.TASK_SORTS, export=service.export_tasks, columns=service.EXPORT_COLUMNS,
+    filename="tasks",
+    doc="The task list as CSV (same filters and visibility as the list), streamed.",
+)  # fmt: skip
 
 
 @router.get("/tasks/{task_id}", response_model=TaskPublic)

@@ -7,15 +7,18 @@ worker message does, with the events in the outbox).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
+    CsvColumns,
     EntityLink,
     acting_user,
     check_version,
+    export_list,
     is_active_user,
     publish,
     require_entity,
@@ -435,3 +438,42 @@ async def assign_task(
 async def delete_task(session: AsyncSession, principal: Principal, task_id: uuid.UUID) -> None:
     task = await get_task(session, TaskVisibility.of(principal), task_id)
     await repo.delete_task(session, task.id)
+
+
+# -- CSV export ------------------------------------------------------------------------
+
+EXPORT_COLUMNS = CsvColumns(
+    (
+        "id",
+        "title",
+        "status",
+        "priority",
+        "assignee_id",
+        "creator_id",
+        "due_at",
+        "tags",
+        "link_kind",
+        "link_id",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    ),
+    version=1,
+)
+
+
+async def _export_rows(session: AsyncSession, items: list[Task]) -> list[list[object]]:
+    return [[getattr(t, name) for name in EXPORT_COLUMNS.names] for t in items]
+
+
+def export_tasks(
+    session_factory: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    filters: repo.TaskFilters,
+    sort: str,
+) -> AsyncIterator[str]:
+    """The list as CSV chunks (same filters and visibility), one keyset page at a time."""
+    visibility = TaskVisibility.of(principal)
+    return export_list(
+        session_factory, EXPORT_COLUMNS, repo.list_tasks, visibility, filters, sort, _export_rows
+    )

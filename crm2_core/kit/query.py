@@ -1,0 +1,226 @@
+"""A list's query parameters declared once, on the filter object the repository reads.
+
+A plugin's filter dataclass is the declaration; ``query_filters`` derives the
+FastAPI dependency that reads the query string into it, with the OpenAPI
+(types, enums, limits, descriptions) taken from the fields::
+
+    @dataclass(frozen=True)
+    class TaskFilters:
+        assignee: Annotated[uuid.UUID | None, Filter("assignee's user id")] = None
+        statuses: Annotated[tuple[Status, ...], Filter("repeat for several", name="status")] = ()
+        due_from: IsoDateTime | None = None                 # naive times are read as UTC
+        q: Annotated[str | None, Filter("in the title", max_length=200)] = None
+        overdue_at: Annotated[datetime | None, Derived] = None    # set by ``finish``
+
+    task_filters = query_filters(TaskFilters, params={"context": ContextDep},
+                                 finish=lambda f, context: replace(f, overdue_at=...))
+
+- every field is a query parameter named after it (``Filter(name=…)`` renames it),
+  except those marked ``Derived``, which ``finish`` fills in;
+- a ``tuple[X, ...]`` field is a repeatable parameter (``?status=a&status=b``);
+- a ``datetime`` field given without a zone is read as UTC;
+- a ``Depends(…)`` in a field's ``Annotated`` makes it a dependency instead;
+- ``params`` are more inputs for ``finish`` (dependencies such as the context, or
+  query parameters that are not fields), ``finish(filters, **params)`` returns the
+  final object (it may be async and may raise a ``Crm2Error``).
+
+Bad input is FastAPI's 422, which the core answers as ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+from fastapi import Query
+from fastapi.params import Depends as DependsParam
+
+from crm2_core.kit.filters import as_utc
+
+F = TypeVar("F")
+
+__all__ = ["Derived", "Filter", "LinkIdFilter", "LinkKindFilter", "query_filters"]
+
+
+class Filter:
+    """A filter field's query parameter: its description, another name, and limits
+    (``max_length``, ``min_length``, ``pattern``, ``ge``, ``le``, … as ``Query`` takes them)."""
+
+    def __init__(self, description: str | None = None, *, name: str | None = None, **limits: Any):
+        self.description = description
+        self.name = name
+        self.limits = limits
+
+    def query(self, alias: str | None) -> Any:
+        extra = dict(self.limits)
+        if self.description is not None:
+            extra["description"] = self.description
+        if alias is not None:
+            extra["alias"] = alias
+        return Query(**extra)
+
+
+class _Derived:
+    """Marks a field that is not read from the query (``finish`` sets it)."""
+
+    def __repr__(self) -> str:
+        return "Derived"
+
+
+Derived = _Derived()
+
+# The two halves of a link to another plugin's record (``?link_kind=deals.deal&link_id=…``).
+LinkKindFilter = Annotated[
+    str | None, Filter(max_length=64, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+]
+LinkIdFilter = Annotated[str | None, Filter(max_length=64)]
+
+
+def _split(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``Annotated[T, a, b]`` → ``(T, (a, b))``; anything else → ``(hint, ())``."""
+    if get_origin(hint) is Annotated:
+        return hint.__origin__, tuple(hint.__metadata__)
+    return hint, ()
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _repeated(annotation: Any) -> Any | None:
+    """``X`` of a ``tuple[X, ...]`` (maybe ``| None``), else ``None``."""
+    for member in _members(annotation):
+        if get_origin(member) is tuple:
+            args = get_args(member)
+            if len(args) == 2 and args[1] is Ellipsis:
+                return args[0]
+    return None
+
+
+def _is_datetime(annotation: Any) -> bool:
+    for member in _members(annotation):
+        base, _ = _split(member)
+        if isinstance(base, type) and issubclass(base, datetime):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    name: str
+    parameter: inspect.Parameter
+    repeated: bool
+    utc: bool
+
+
+def _field(field: dataclasses.Field[Any], hint: Any) -> _Field | None:
+    annotation, metadata = _split(hint)
+    if any(isinstance(m, _Derived) for m in metadata):
+        return None
+    no_default = field.default is dataclasses.MISSING
+    no_default = no_default and field.default_factory is dataclasses.MISSING
+    if no_default and not any(isinstance(m, DependsParam) for m in metadata):
+        raise TypeError(f"filter field {field.name!r} needs a default (it may be left out)")
+    marker = next((m for m in metadata if isinstance(m, Filter)), Filter())
+    others = tuple(m for m in metadata if not isinstance(m, Filter))
+    depends = next((m for m in others if isinstance(m, DependsParam)), None)
+    if depends is not None:
+        parameter = inspect.Parameter(
+            field.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[annotation, depends]
+        )
+        return _Field(field.name, parameter, repeated=False, utc=False)
+    item = _repeated(annotation)
+    if item is not None:
+        annotation, default = list[item] | None, None  # type: ignore[valid-type]
+    elif field.default is not dataclasses.MISSING:
+        default = field.default
+    else:
+        factory: Any = field.default_factory
+        default = factory()
+    query = marker.query(marker.name if marker.name not in (None, field.name) else None)
+    parameter = inspect.Parameter(
+        field.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[(annotation, *others, query)],
+        default=default,
+    )
+    return _Field(field.name, parameter, repeated=item is not None, utc=_is_datetime(annotation))
+
+
+def _extra(params: Mapping[str, Any] | None) -> list[inspect.Parameter]:
+    out = []
+    for name, spec in (params or {}).items():
+        annotation, default = spec if isinstance(spec, tuple) else (spec, inspect.Parameter.empty)
+        out.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+            )
+        )
+    return out
+
+
+def query_filters(
+    cls: type[F],
+    *,
+    params: Mapping[str, Any] | None = None,
+    finish: Callable[..., F | Awaitable[F]] | None = None,
+) -> Callable[..., Awaitable[F]]:
+    """The FastAPI dependency reading ``cls`` (a dataclass) from the query string.
+
+    ``params`` maps a name to an annotation, or to ``(annotation, default)``; those
+    values go to ``finish`` only. Use the result as ``Depends(…)`` or as
+    ``list_route(filters=…)``.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    declared = [
+        f
+        for field in dataclasses.fields(cls)
+        if field.init and (f := _field(field, hints[field.name])) is not None
+    ]
+    extras = _extra(params)
+    extra_names = {p.name for p in extras}
+    clash = extra_names & {f.name for f in declared}
+    if clash:
+        raise TypeError(f"params {sorted(clash)} are also fields of {cls.__name__}")
+    if extras and finish is None:
+        raise TypeError("params are for finish: give finish too")
+
+    async def read(**kwargs: Any) -> F:
+        values = {}
+        for f in declared:
+            value = kwargs.pop(f.name)
+            if f.repeated:
+                value = tuple(value or ())
+            elif f.utc:
+                value = as_utc(value)
+            values[f.name] = value
+        filters = cls(**values)
+        if finish is None:
+            return filters
+        result = finish(filters, **kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    # Dependencies (no default) first, then the fields in order, then the other params.
+    empty = inspect.Parameter.empty
+    parameters = [p for p in extras if p.default is empty]
+    parameters += [f.parameter for f in declared]
+    parameters += [p for p in extras if p.default is not empty]
+    read.__signature__ = inspect.Signature(parameters, return_annotation=cls)  # type: ignore[attr-defined]
+    read.__name__ = read.__qualname__ = f"{_snake(cls.__name__)}_query"
+    read.__doc__ = f"Read {cls.__name__} from the query string."
+    return read
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))

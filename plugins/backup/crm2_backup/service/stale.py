@@ -1,0 +1,123 @@
+"""Sets a crashed process left behind: ``queued`` or ``running`` (or a drill ``verifying``)
+with no progress for longer than any live run could take, marked ``failed`` with why.
+
+A live run moves its set's ``updated_at`` at every target's phase and is bounded by
+``CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS`` (a handler's and a background job's time
+limit, and each dump program's): a set that has not moved for that long plus
+:data:`GRACE` belongs to no running process. The scheduled ``stale`` job runs this
+every ``CRM2_BACKUP_CHECK_SECONDS`` in any process; the conditional update makes
+two processes sweeping together fail a set once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import col
+
+from crm2_backup.config import BackupSettings
+from crm2_backup.events import SetFailed
+from crm2_backup.models import BackupRun, BackupSet
+from crm2_backup.repository import finish_run
+from crm2_core.api import publish, utcnow
+
+log = logging.getLogger("crm2.backup")
+GRACE = timedelta(minutes=5)
+UNFINISHED = ("queued", "running")
+
+
+def stale_after(settings: BackupSettings) -> timedelta:
+    return timedelta(seconds=settings.command_timeout_seconds) + GRACE
+
+
+def _reason(status: str, quiet: timedelta) -> str:
+    minutes = int(quiet.total_seconds() // 60)
+    if status == "queued":
+        return (
+            f"never started: no process took the queued set within {minutes} min "
+            "(is a worker running? `crm2 worker`)"
+        )
+    return (
+        f"interrupted: no progress for {minutes} min; the process making the set "
+        "stopped (a crash or a restart) before it finished"
+    )
+
+
+def _failed_progress(progress: dict[str, Any]) -> dict[str, Any]:
+    targets = [
+        {**t, "phase": "failed"} if t.get("phase") in ("dumping", "encrypting") else t
+        for t in progress.get("targets", [])
+    ]
+    verify = progress.get("verify")
+    return {**progress, "targets": targets, "verify": "failed" if verify else verify}
+
+
+async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uuid.UUID]:
+    """Mark every abandoned set ``failed`` (announcing ``backup.set.failed``); their ids."""
+    settings: BackupSettings = context.plugin_settings("backup")
+    now = now or utcnow()
+    limit = stale_after(settings)
+    cutoff = now - limit
+    failed: list[uuid.UUID] = []
+    async with context.session_factory() as session:
+        rows = await session.execute(
+            select(BackupSet).where(
+                col(BackupSet.status).in_(UNFINISHED), col(BackupSet.updated_at) < cutoff
+            )
+        )
+        for row in list(rows.scalars()):
+            reason = _reason(row.status, now - row.updated_at)
+            done = await session.execute(
+                update(BackupSet)
+                .where(
+                    col(BackupSet.id) == row.id,
+                    col(BackupSet.status).in_(UNFINISHED),
+                    col(BackupSet.updated_at) < cutoff,
+                )
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error=reason,
+                    progress=_failed_progress(row.progress or {}),
+                    updated_at=now,
+                    version=col(BackupSet.version) + 1,
+                )
+            )
+            if done.rowcount != 1:
+                continue  # another process swept it, or it moved just now
+            runs = await session.execute(
+                select(col(BackupRun.id)).where(
+                    col(BackupRun.set_id) == row.id,
+                    col(BackupRun.kind) == "backup",
+                    col(BackupRun.status) == "running",
+                )
+            )
+            for run_id in runs.scalars():
+                await finish_run(session, run_id, "failed", {"stale": True}, reason)
+            publish(
+                session, SetFailed(set_id=row.id, trigger=row.trigger, error=reason), subject=row.id
+            )
+            log.error("backup: set %s marked failed: %s", row.id, reason)
+            failed.append(row.id)
+        # a drill asked for with ?verify=true whose process went away: the set itself is
+        # fine (completed), the drill's phase says it never finished
+        verifying = await session.execute(
+            select(BackupSet).where(
+                col(BackupSet.status) == "completed",
+                col(BackupSet.updated_at) < cutoff,
+                col(BackupSet.updated_at) >= cutoff - timedelta(days=2),
+            )
+        )
+        for row in list(verifying.scalars()):
+            if (row.progress or {}).get("verify") in ("pending", "running"):
+                await session.execute(
+                    update(BackupSet)
+                    .where(col(BackupSet.id) == row.id, col(BackupSet.updated_at) < cutoff)
+                    .values(progress={**row.progress, "verify": "failed"}, updated_at=now)
+                )
+        await session.commit()
+    return failed

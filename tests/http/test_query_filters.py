@@ -1,0 +1,212 @@
+"""``query_filters``: a list's query dependency derived from the filter dataclass.
+
+The OpenAPI it yields (types, enums, limits, descriptions, renamed and repeated
+parameters), what it builds from a query string, and bad input as a 422
+``application/problem+json`` naming the parameter. A plain FastAPI app with the
+core's problem handlers: no database, so it is cheap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from crm2_core.api import (
+    Derived,
+    Filter,
+    IsoDate,
+    IsoDateTime,
+    LinkIdFilter,
+    LinkKindFilter,
+    Unprocessable,
+    query_filters,
+)
+from crm2_core.http.problems import install_problem_handlers
+
+Colour = Literal["red", "green", "blue"]
+
+
+@dataclass(frozen=True)
+class WidgetFilters:
+    owner: Annotated[uuid.UUID | None, Filter("owner's user id")] = None
+    colours: Annotated[tuple[Colour, ...], Filter("repeat for several", name="colour")] = ()
+    is_open: Annotated[bool | None, Filter("omit for both", name="open")] = None
+    size: Annotated[int | None, Filter(ge=1, le=10)] = None
+    since: IsoDateTime | None = None
+    day: IsoDate | None = None
+    link_kind: LinkKindFilter = None
+    link_id: LinkIdFilter = None
+    q: Annotated[str | None, Filter("in the name", min_length=1, max_length=20)] = None
+    overdue: bool = False
+    seen_by: Annotated[str | None, Derived] = None
+
+
+def _finish(filters: WidgetFilters, caller: str, strict: bool = False) -> WidgetFilters:
+    if strict and filters.size is None:
+        raise Unprocessable("strict needs a size")
+    return replace(filters, seen_by=caller)
+
+
+async def _caller() -> str:
+    return "ada"
+
+
+plain = query_filters(WidgetFilters)
+finished = query_filters(
+    WidgetFilters,
+    params={"caller": Annotated[str, Depends(_caller)], "strict": (bool, False)},
+    finish=_finish,
+)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/widgets")
+    async def widgets(filters: Annotated[WidgetFilters, Depends(plain)]) -> dict[str, Any]:
+        return {k: str(v) if v is not None else None for k, v in asdict(filters).items()}
+
+    @app.get("/finished")
+    async def finished_widgets(
+        filters: Annotated[WidgetFilters, Depends(finished)],
+    ) -> dict[str, Any]:
+        return {"seen_by": filters.seen_by, "size": filters.size}
+
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+def _parameters(path: str) -> dict[str, dict[str, Any]]:
+    doc = _app().openapi()
+    return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+
+
+def test_openapi_takes_types_enums_limits_and_descriptions_from_the_fields() -> None:
+    params = _parameters("/widgets")
+    assert list(params) == [
+        "owner",
+        "colour",
+        "open",
+        "size",
+        "since",
+        "day",
+        "link_kind",
+        "link_id",
+        "q",
+        "overdue",
+    ]  # declared order; renamed ones under their query name; the derived one absent
+    assert all(p["in"] == "query" and not p["required"] for p in params.values())
+    owner = params["owner"]
+    assert owner["description"] == "owner's user id"
+    assert {"type": "string", "format": "uuid"} in owner["schema"]["anyOf"]
+    colour = params["colour"]["schema"]["anyOf"][0]
+    assert colour["type"] == "array"
+    assert colour["items"] == {"enum": ["red", "green", "blue"], "type": "string"}
+    assert params["colour"]["description"] == "repeat for several"
+    assert params["open"]["description"] == "omit for both"
+    size = params["size"]["schema"]["anyOf"][0]
+    assert (size["minimum"], size["maximum"]) == (1, 10)
+    q = params["q"]["schema"]["anyOf"][0]
+    assert (q["minLength"], q["maxLength"]) == (1, 20)
+    kind = params["link_kind"]["schema"]["anyOf"][0]
+    assert kind["maxLength"] == 64 and kind["pattern"].startswith("^[a-z]")
+    assert params["overdue"]["schema"] == {"type": "boolean", "default": False, "title": "Overdue"}
+
+
+def test_params_that_are_dependencies_stay_out_of_the_openapi() -> None:
+    params = _parameters("/finished")
+    assert "caller" not in params and "seen_by" not in params
+    assert params["strict"]["schema"]["type"] == "boolean"
+
+
+async def test_a_query_string_becomes_the_filter_object(client: httpx.AsyncClient) -> None:
+    owner = uuid.uuid4()
+    response = await client.get(
+        "/widgets",
+        params=[
+            ("owner", str(owner)),
+            ("colour", "red"),
+            ("colour", "blue"),
+            ("open", "false"),
+            ("since", "2026-01-02T03:04:05"),
+            ("day", "2026-01-02"),
+            ("link_kind", "deals.deal"),
+            ("q", "bolt"),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["owner"] == str(owner)
+    assert body["colours"] == "('red', 'blue')"  # a tuple, whatever the query gave
+    assert body["is_open"] == "False"
+    assert body["since"] == str(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))  # naive → UTC
+    assert body["day"] == "2026-01-02"
+    assert body["link_kind"] == "deals.deal" and body["q"] == "bolt"
+    empty = (await client.get("/widgets")).json()
+    assert empty["colours"] == "()" and empty["owner"] is None and empty["overdue"] == "False"
+
+
+async def test_finish_gets_the_params_and_may_refuse(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/finished", params={"size": 3, "strict": "true"})
+    assert ok.json() == {"seen_by": "ada", "size": 3}
+    refused = await client.get("/finished", params={"strict": "true"})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "strict needs a size"
+
+
+@pytest.mark.parametrize(
+    ("query", "loc"),
+    [
+        ({"owner": "not-a-uuid"}, ["query", "owner"]),
+        ({"colour": "purple"}, ["query", "colour", 0]),
+        ({"open": "maybe"}, ["query", "open"]),
+        ({"size": "11"}, ["query", "size"]),
+        ({"since": "yesterday"}, ["query", "since"]),
+        ({"day": "1700000000"}, ["query", "day"]),  # ISO only, not a Unix time
+        ({"link_kind": "Deals"}, ["query", "link_kind"]),
+        ({"link_id": "x" * 65}, ["query", "link_id"]),
+        ({"q": "x" * 21}, ["query", "q"]),
+    ],
+)
+async def test_bad_input_is_a_422_problem_naming_the_parameter(
+    client: httpx.AsyncClient, query: dict[str, str], loc: list[Any]
+) -> None:
+    response = await client.get("/widgets", params=query)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["loc"] == loc
+
+
+def test_declaration_mistakes_fail_at_import_time() -> None:
+    @dataclass(frozen=True)
+    class NoDefault:
+        owner: uuid.UUID
+
+    with pytest.raises(TypeError, match="needs a default"):
+        query_filters(NoDefault)
+
+    @dataclass(frozen=True)
+    class Clash:
+        owner: uuid.UUID | None = None
+
+    with pytest.raises(TypeError, match="also fields"):
+        query_filters(Clash, params={"owner": str}, finish=lambda f, owner: f)
+    with pytest.raises(TypeError, match="give finish"):
+        query_filters(Clash, params={"other": str})
+    with pytest.raises(TypeError, match="not a dataclass"):
+        query_filters(int)
