@@ -43,6 +43,16 @@ describe("backUpNow", () => {
     expect(h.requests.slice(1)).toEqual([`GET ${ORIGIN}/api/v1/backup/sets/s1`, `GET ${ORIGIN}/api/v1/backup/sets/s1`]);
   });
 
+  it("stops polling when the server says done (a drill asked for runs under 'completed')", async () => {
+    const h = harness([
+      json(202, { ...set("queued"), state: "queued", done: false }, { Location: "/api/v1/backup/sets/s1" }),
+      json(200, { ...set("completed"), state: "verifying", done: false }),
+      json(200, { ...set("completed"), state: "verified", done: true }),
+    ]);
+    expect((await backUpNow(h.options)).state).toBe("verified");
+    expect(h.requests).toHaveLength(3);
+  });
+
   it("polls by the set's id without a Location, and throws the problem of a refused POST", async () => {
     const h = harness([json(202, set("running")), json(200, set("completed"))]);
     expect((await backUpNow(h.options)).status).toBe("completed");

@@ -16,13 +16,19 @@ export interface BackupSet {
   finished_at: string | null;
   error?: string;
   verify_ok?: boolean | null;
+  /** queued → running → completed | verified | verify_failed | failed (newer servers). */
+  state?: string;
+  /** Nothing more will happen to the set on its own: stop polling (newer servers). */
+  done?: boolean;
 }
 
 /** Statuses of a set still being written or checked; any other status is where it ends. */
 const PENDING = new Set(["queued", "pending", "running", "verifying"]);
 
-export function settled(set: Pick<BackupSet, "status">): boolean {
-  return !PENDING.has(set.status);
+/** The server's `done` when it says it; else judged by the status. */
+export function settled(set: Pick<BackupSet, "status" | "state" | "done">): boolean {
+  if (typeof set.done === "boolean") return set.done;
+  return !PENDING.has(set.state ?? set.status);
 }
 
 export interface BackUpNowOptions {

@@ -85,8 +85,8 @@ function Backup() {
         </div>
         {busy && <p role="status">{t("backup.running")}</p>}
         {made && (
-          <p role="status" data-testid="backup-result" data-status={made.status}>
-            {t("backup.result", { when: formatDateTime(locale, made.started_at), status: made.status })}
+          <p role="status" data-testid="backup-result" data-status={made.state ?? made.status}>
+            {t("backup.result", { when: formatDateTime(locale, made.started_at), status: made.state ?? made.status })}
             {made.error ? ` · ${made.error}` : ""}
           </p>
         )}
