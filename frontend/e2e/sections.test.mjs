@@ -80,7 +80,7 @@ test("payments: record a payment, find it, see the balances and export the list 
   assert.equal((await created).status(), 201);
   await view.locator("tbody tr", { hasText: payer }).waitFor();
 
-  await view.getByLabel("Q").fill(payer);
+  await view.getByLabel("Q", { exact: true }).fill(payer);
   await view.getByRole("button", { name: "Filter" }).click();
   await page.waitForFunction(() => document.querySelectorAll('section[data-view="payments.payments"] tbody tr').length === 1);
   await page.getByTestId("balances").locator('tr[data-currency="EUR"]').waitFor();
@@ -174,7 +174,7 @@ test("notifications: the bell counts a new notification live over SSE; the feed 
 });
 
 test("backup: the Backups link opens the admin page; Back up now shows the new set; its drill is listed", async () => {
-  const { context, page, problems } = await open(ADMIN_EMAIL, ADMIN_PASSWORD, "/");
+  const { context, page, problems, token } = await open(ADMIN_EMAIL, ADMIN_PASSWORD, "/");
   // the admin's shell names six streamed sections: all of them open at once starved the
   // browser's six connections to the host, so this click (and every fetch) never went out
   await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
@@ -190,18 +190,21 @@ test("backup: the Backups link opens the admin page; Back up now shows the new s
   await page.getByRole("button", { name: "Back up now" }).click();
   const answer = await posted;
   assert.ok([201, 202].includes(answer.status()), `POST /backup/sets answered ${answer.status()}`);
-  const made = await answer.json();
+  const { id } = await answer.json();
   await page.getByTestId("backup-result").and(page.locator('[data-status="completed"]')).waitFor({ timeout: 60_000 });
-  const row = sets.locator("tbody tr", { has: page.getByRole("button", { name: `Verify: ${made.started_at}` }) });
+  // the row of that set (its started_at is when it ran, not when it was queued)
+  const made = await (await call("GET", `/api/v1/backup/sets/${id}`, token)).json();
+  const verify = page.getByRole("button", { name: `Verify: ${made.started_at}` });
+  const row = sets.locator("tbody tr", { has: verify });
   await row.filter({ hasText: "completed" }).waitFor();
   await page.getByTestId("backup-status").getByText("· completed").waitFor();
 
-  const drilled = page.waitForResponse((r) => r.url().endsWith(`/api/v1/backup/sets/${made.id}/verify`));
+  const drilled = page.waitForResponse((r) => r.url().endsWith(`/api/v1/backup/sets/${id}/verify`));
   await row.getByRole("button", { name: `Verify: ${made.started_at}` }).click();
   assert.equal((await drilled).status(), 201);
   await axe(page, "backup");
   await nav.getByRole("link", { name: "Restore drills", exact: true }).click();
-  const drill = page.locator('section[data-view="backup.drills"] tbody tr', { hasText: made.id });
+  const drill = page.locator('section[data-view="backup.drills"] tbody tr', { hasText: id });
   await drill.filter({ hasText: "true" }).waitFor();
   assert.deepEqual(problems, []);
   await context.close();
