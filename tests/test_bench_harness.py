@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # 10: the tasks plugin's "my open tasks" list (issue 11)
 ISSUE_SCENARIOS = [
     "1",
+    "1c",  # 1b with an API key: its row cached vs read per request (issue 9)
     "2",
     "3",
     "3b",

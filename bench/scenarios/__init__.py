@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from harness import Envs, Metric, Profile
 
-from scenarios.s1_read import scenario_1
+from scenarios.s1_read import scenario_1, scenario_1c
 from scenarios.s2_create import scenario_2
 from scenarios.s3_list import scenario_3, scenario_3b
 from scenarios.s4_events import scenario_4, scenario_4b
@@ -26,6 +26,7 @@ Scenario = Callable[[Envs, Profile], list[Metric]]
 
 SCENARIOS: dict[str, Scenario] = {
     "1": scenario_1,
+    "1c": scenario_1c,
     "2": scenario_2,
     "3": scenario_3,
     "3b": scenario_3b,

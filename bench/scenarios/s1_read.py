@@ -153,3 +153,44 @@ def _versus_raw_asyncpg(
         variants = {"crm2": (app, app_url), "baseline": (raw, raw_url)}
         compare_get("1-raw", variants, S1_PATH, headers, profile, *metrics)
     return list(metrics)
+
+
+S1C_PATH = "/api/v1/plugins"
+
+
+def scenario_1c(envs: Envs, profile: Profile) -> list[Metric]:
+    """1b's GET with an API key instead of a bearer token, the key's row cached per process
+    (the default) and read on every request (``CRM2_AUTH_CREDENTIALS_CACHE_SECONDS=0``, how
+    it was before the cache), each against the same bare Starlette route."""
+    crm2 = envs.get()
+    found: list[Metric] = []
+    for label, extra in (
+        ("1c API-key GET /plugins (row cached)", {}),
+        ("1c API-key GET /plugins (row read per request)",
+         {"CRM2_AUTH_CREDENTIALS_CACHE_SECONDS": "0"}),
+    ):  # fmt: skip
+        app_port = free_port()
+        with crm2.serve(app_port, **extra) as app:
+            app_url = f"http://{HOST}:{app_port}"
+            app.wait_ready(f"{app_url}/healthz")
+            bearer = {"Authorization": f"Bearer {crm2.login(app_url)}"}
+            made = httpx.post(f"{app_url}/api/v1/auth/api-keys", headers=bearer, timeout=30,
+                              json={"name": "bench", "role": "admin"})  # fmt: skip
+            made.raise_for_status()
+            headers = {"Authorization": f"Bearer {made.json()['key']}"}
+            answer = httpx.get(f"{app_url}{S1C_PATH}", headers=headers, timeout=10)
+            answer.raise_for_status()
+            body_file = crm2.workdir / "s1c-body.json"
+            body_file.write_bytes(answer.content)
+            env = dict(os.environ, BENCH_BODY_FILE=str(body_file), BENCH_PATH=S1C_PATH)
+            port = free_port()
+            cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_starlette:app",
+                   "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            with Server("bare_starlette", cmd, env, crm2.workdir) as bare:
+                bare_url = f"http://{HOST}:{port}"
+                bare.wait_ready(f"{bare_url}/healthz")
+                metrics = read_metrics(label, 0.55)
+                variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
+                compare_get("1c", variants, S1C_PATH, headers, profile, *metrics)
+            found += metrics
+    return found

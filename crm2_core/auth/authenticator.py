@@ -9,14 +9,14 @@ import inspect
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from crm2_core.auth.credentials import CredentialsCache
+from crm2_core.auth.credentials import ApiKeyCache, CredentialsCache, KeyRecord
 from crm2_core.auth.models import ApiKey, PermissionRecord, RolePermission
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
@@ -93,12 +93,14 @@ class Authenticator:
         tokens: TokenService,
         roles: RoleCache,
         credentials: CredentialsCache,
+        api_keys: ApiKeyCache,
         enabled_permissions: frozenset[str] = frozenset(),
     ) -> None:
         self.context = context
         self.tokens = tokens
         self.roles = roles
         self.credentials = credentials
+        self.api_keys = api_keys
         # What the enabled plugins declare: a disabled plugin's grants stay in the
         # database but are never shown (``/auth/me``).
         self.enabled_permissions = enabled_permissions
@@ -178,25 +180,51 @@ class Authenticator:
         if len(parts) != 3 or parts[0] + "_" != API_KEY_PREFIX:
             raise Unauthorized("malformed API key")
         now = utcnow()
-        async with self.context.session_factory() as session:
-            row = (
-                await session.execute(select(ApiKey).where(col(ApiKey.prefix) == parts[1]))
-            ).scalar()
-            if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
-                raise Unauthorized("unknown API key")
-            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-                raise Unauthorized("this API key is revoked or expired")
-            if row.last_used_at is None or row.last_used_at < now - timedelta(minutes=1):
+        row = await self.api_keys.get(parts[1])
+        if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
+            raise Unauthorized("unknown API key")
+        check_key_standing(row, now)
+        if row.last_used_at is None or row.last_used_at < now - timedelta(minutes=1):
+            async with self.context.session_factory() as session:
                 await session.execute(
                     update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
                 )
                 await session.commit()
+            self.api_keys.touched(row.id, now)
         roles = frozenset({row.role_name})
         return Principal(
-            id=uuid.UUID(str(row.id)),
+            id=row.id,
             kind="api_key",
             roles=roles,
             permissions=await self.roles.permissions(roles),
             name=row.name,
             attributes={"created_by": row.created_by},
         )
+
+    async def recheck(self, principal: Principal) -> Principal:
+        """``principal`` as it stands now (an open stream's check): 401 when its
+        credentials were revoked, else the same principal with its roles' current
+        permissions. A ``crm2_authenticate`` backend's principal is its backend's
+        business and stays as it was."""
+        if principal.kind == "user" and "credentials_version" in principal.attributes:
+            await self.check_credentials(principal.id, principal.attributes["credentials_version"])
+        elif principal.kind == "api_key":
+            row = await self.api_keys.by_id(principal.id)
+            if row is None:
+                raise Unauthorized("unknown API key")
+            check_key_standing(row, utcnow())
+        else:
+            return principal
+        return Principal(
+            id=principal.id,
+            kind=principal.kind,
+            roles=principal.roles,
+            permissions=await self.roles.permissions(principal.roles),
+            name=principal.name,
+            attributes=principal.attributes,
+        )
+
+
+def check_key_standing(row: KeyRecord, now: datetime) -> None:
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        raise Unauthorized("this API key is revoked or expired")

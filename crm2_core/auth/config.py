@@ -82,7 +82,8 @@ class AuthSettings(BaseSettings):
         ge=0,
         le=3600,
         description="how long a process trusts its cached copy of a user's credentials "
-        "version at most (changes reach every process at once through an event)",
+        "version or an API key's row at most (changes reach every process at once through "
+        "an event)",
     )
 
     @model_validator(mode="after")

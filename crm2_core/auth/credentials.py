@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crm2_core.auth.models import User
+from crm2_core.auth.models import ApiKey, User
 
 AFTER_COMMIT_KEY = "crm2_auth_after_commit"
 
@@ -87,6 +88,111 @@ class CredentialsCache:
                 self._entries.clear()
             self._entries[user_id] = (value, loaded_at)
         return value
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What authenticating an API key needs of its row."""
+
+    id: uuid.UUID
+    name: str
+    key_hash: str
+    role_name: str
+    created_by: uuid.UUID | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCache:
+    """API key prefix → its row, per process, bounded; the same rules as :class:`CredentialsCache`.
+
+    An entry is dropped at once in the process that revokes the key (after
+    commit), in every other process when ``auth.api_key.revoked`` reaches it,
+    and reloaded after ``ttl`` seconds at the latest. A key's role and hash never
+    change; its role's permissions come from :class:`RoleCache`, and its expiry
+    is checked against the clock on every use. Unknown prefixes are not
+    remembered: a key created a moment ago works at once.
+    """
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], ttl: float) -> None:
+        self._session_factory = session_factory
+        self._ttl = ttl
+        self._entries: dict[str, tuple[KeyRecord, float]] = {}
+        self._prefixes: dict[uuid.UUID, str] = {}
+        self._epoch = 0
+        self.loads = 0
+
+    def invalidate(self, key_ids: Iterable[uuid.UUID]) -> None:
+        self._epoch += 1
+        for key_id in key_ids:
+            prefix = self._prefixes.pop(key_id, None)
+            if prefix is not None:
+                self._entries.pop(prefix, None)
+
+    def clear(self) -> None:
+        self._epoch += 1
+        self._entries.clear()
+        self._prefixes.clear()
+
+    def touched(self, key_id: uuid.UUID, at: datetime) -> None:
+        """Remember a ``last_used_at`` this process wrote (no reload for it)."""
+        prefix = self._prefixes.get(key_id)
+        if prefix is None:
+            return
+        entry = self._entries.get(prefix)
+        if entry is not None and entry[0].id == key_id:
+            self._entries[prefix] = (replace(entry[0], last_used_at=at), entry[1])
+
+    async def get(self, prefix: str) -> KeyRecord | None:
+        """The key with this prefix; ``None`` when there is none."""
+        entry = self._entries.get(prefix)
+        if entry is not None and time.monotonic() - entry[1] < self._ttl:
+            return entry[0]
+        epoch = self._epoch
+        loaded_at = time.monotonic()
+        async with self._session_factory() as session:
+            row = (
+                await session.execute(select(ApiKey).where(col(ApiKey.prefix) == prefix))
+            ).scalar()
+        self.loads += 1
+        if row is None:
+            self._entries.pop(prefix, None)
+            return None
+        record = KeyRecord(
+            id=uuid.UUID(str(row.id)),
+            name=row.name,
+            key_hash=row.key_hash,
+            role_name=row.role_name,
+            created_by=row.created_by,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
+        )
+        if epoch == self._epoch:  # else a revocation arrived during the read: use it once
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+                self._prefixes.clear()
+            self._entries[prefix] = (record, loaded_at)
+            self._prefixes[record.id] = prefix
+        return record
+
+    async def by_id(self, key_id: uuid.UUID) -> KeyRecord | None:
+        """The key with this id, through the cache when it holds it (an open stream's check)."""
+        prefix = self._prefixes.get(key_id)
+        if prefix is None:
+            async with self._session_factory() as session:
+                prefix = (
+                    await session.execute(
+                        select(col(ApiKey.prefix)).where(col(ApiKey.id) == key_id)
+                    )
+                ).scalar()
+            if prefix is None:
+                return None
+        record = await self.get(prefix)
+        return record if record is not None and record.id == key_id else None
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

@@ -13,9 +13,14 @@ from sqlalchemy import text
 
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
-from crm2_core.auth.credentials import CredentialsCache
+from crm2_core.auth.credentials import ApiKeyCache, CredentialsCache
 from crm2_core.auth.delays import LoginDelays
-from crm2_core.auth.events import EVENT_TYPES, RoleChanged, UserCredentialsChanged
+from crm2_core.auth.events import (
+    EVENT_TYPES,
+    ApiKeysRevoked,
+    RoleChanged,
+    UserCredentialsChanged,
+)
 from crm2_core.auth.models import MODELS
 from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.service import AuthService
@@ -117,31 +122,67 @@ def crm2_configure(context: AppContext) -> None:
         context.read_session_factory or context.session_factory,
         settings.credentials_cache_seconds,
     )
+    # the primary, not a replica: a lagging replica could hand back a revoked key as live
+    api_keys = ApiKeyCache(context.session_factory, settings.credentials_cache_seconds)
     delays = LoginDelays(context.session_factory, settings)
     context.provide(
         AUTH,
         AuthService(
-            settings, tokens, Passwords(settings), throttle, roles, credentials, delays, context
+            settings,
+            tokens,
+            Passwords(settings),
+            throttle,
+            roles,
+            credentials,
+            delays,
+            context,
+            api_keys,
         ),
     )
     enabled = frozenset(p.name for _, p in context.plugins.collect("crm2_permissions"))
-    context.provide(AUTHENTICATOR, Authenticator(context, tokens, roles, credentials, enabled))
+    context.provide(
+        AUTHENTICATOR, Authenticator(context, tokens, roles, credentials, api_keys, enabled)
+    )
 
 
 def forget_on_events(
-    roles: RoleCache, credentials: CredentialsCache
+    roles: RoleCache,
+    credentials: CredentialsCache,
+    api_keys: ApiKeyCache,
+    recheck: Callable[[Callable[[Principal], bool]], int] | None = None,
 ) -> Callable[[Sequence[Envelope]], None]:
-    """Drop cached credentials and roles when another process changed them."""
+    """Drop cached credentials, keys and roles when a process changed them, and have
+    the open streams of whoever they belong to check their rights again (``recheck``:
+    the streams hub's)."""
 
     def tap(events: Sequence[Envelope]) -> None:
+        ids: set[uuid.UUID] = set()
+        changed_roles: set[str] = set()
+        everyone = False
         for event in events:
             if event.type == UserCredentialsChanged.event_type:
                 try:
-                    credentials.invalidate(uuid.UUID(str(event.data.get("user_id"))))
+                    user_id = uuid.UUID(str(event.data.get("user_id")))
                 except ValueError:
                     credentials.clear()
+                    everyone = True
+                else:
+                    credentials.invalidate(user_id)
+                    ids.add(user_id)
+            elif event.type == ApiKeysRevoked.event_type:
+                try:
+                    key_ids = [uuid.UUID(str(k)) for k in event.data.get("key_ids", [])]
+                except (TypeError, ValueError):
+                    api_keys.clear()
+                    everyone = True
+                else:
+                    api_keys.invalidate(key_ids)
+                    ids.update(key_ids)
             elif event.type == RoleChanged.event_type:
                 roles.invalidate()
+                changed_roles.add(str(event.data.get("name")))
+        if recheck is not None and (ids or changed_roles or everyone):
+            recheck(lambda p: everyone or p.id in ids or not changed_roles.isdisjoint(p.roles))
 
     return tap
 
@@ -179,7 +220,21 @@ def crm2_startup(context: AppContext) -> Awaitable[None]:
     streams = context.find(STREAMS)
     if streams is not None:
         authenticator = context.authenticator
-        streams.hub.taps.append(forget_on_events(authenticator.roles, authenticator.credentials))
+        streams.hub.taps.append(
+            forget_on_events(
+                authenticator.roles,
+                authenticator.credentials,
+                authenticator.api_keys,
+                streams.hub.recheck,
+            )
+        )
+
+        def forget_everything() -> None:
+            authenticator.credentials.clear()
+            authenticator.api_keys.clear()
+            authenticator.roles.invalidate()
+
+        streams.hub.lost.append(forget_everything)
     return sync_permissions(context)
 
 

@@ -17,7 +17,7 @@ from sqlmodel import col
 from crm2_core.auth import repository as repo
 from crm2_core.auth.authenticator import API_KEY_PREFIX, RoleCache, hash_secret
 from crm2_core.auth.config import AuthSettings
-from crm2_core.auth.credentials import CredentialsCache, after_commit
+from crm2_core.auth.credentials import ApiKeyCache, CredentialsCache, after_commit
 from crm2_core.auth.delays import LoginDelays
 from crm2_core.auth.errors import (
     ApiKeyNotFound,
@@ -80,6 +80,8 @@ class AuthService:
     delays: LoginDelays
     # the running application: which plugins are enabled, and their hooks (ownership)
     context: Any = None
+    # API key rows cached by the authenticator: revocations drop them after commit
+    api_keys: ApiKeyCache | None = None
 
     # -- sessions ---------------------------------------------------------------
 
@@ -387,6 +389,9 @@ class AuthService:
         if not ids:
             return []
         await repo.revoke_api_keys(session, ids, utcnow())
+        if self.api_keys is not None:
+            cache = self.api_keys
+            after_commit(session, lambda: cache.invalidate(ids))
         publish(
             session,
             ApiKeysRevoked(key_ids=sorted(ids), reason=reason),

@@ -9,13 +9,16 @@ Plugins import these from ``crm2_core.auth``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from crm2_core.errors import Forbidden, Unauthorized
 from crm2_core.http.deps import context_of
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 
 async def current_principal(request: Request) -> Principal:
@@ -32,9 +35,16 @@ def has_permission(
     request: Request, principal: Principal, permission: str, resource: object | None = None
 ) -> bool:
     """Roles grant; any ``crm2_check_permission`` returning ``False`` vetoes."""
+    return permitted(context_of(request), principal, permission, resource)
+
+
+def permitted(
+    context: AppContext, principal: Principal, permission: str, resource: object | None = None
+) -> bool:
+    """:func:`has_permission` outside a request (an open stream checking again)."""
     if not principal.has_permission(permission):
         return False
-    vetoes = context_of(request).plugins.pm.hook.crm2_check_permission(
+    vetoes = context.plugins.pm.hook.crm2_check_permission(
         principal=principal, permission=permission, resource=resource
     )
     return all(vote is not False for vote in vetoes)

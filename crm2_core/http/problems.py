@@ -92,11 +92,27 @@ def problem(
     }
     if request is not None:
         body["instance"] = request.url.path
+        _record_answer(request, status)
         request_id = getattr(request.state, "request_id", None)
         if request_id:
             body["request_id"] = request_id
     body.update(jsonable_encoder(extensions))
     return ProblemResponse(body, status_code=status, headers=headers)
+
+
+ANSWERED_KEY = "crm2_answered_problems"
+
+
+def _record_answer(request: Request, status: int) -> None:
+    """Note (method, route, status) where the test kit asked for it: it checks each one
+    against the OpenAPI document (``Crm2TestApp.undeclared_problems``)."""
+    answered = getattr(request.app.state, ANSWERED_KEY, None)
+    if answered is None or (status >= 500 and status != 503):  # a 500 is a bug, not a contract
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None)
+    if path is not None and getattr(route, "include_in_schema", False):
+        answered.add((request.method, path, status))
 
 
 async def _crm2_error(request: Request, exc: Exception) -> Response:

@@ -18,7 +18,9 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from crm2_core.errors import Unauthorized
 from crm2_core.events.envelope import Envelope
+from crm2_core.http.principal import permitted
 from crm2_core.streams.channels import RegisteredChannel
 from crm2_core.streams.hub import Subscription
 from crm2_core.streams.response import encode_message
@@ -32,6 +34,10 @@ REPLAY_PAGE = 500
 CATCH_UP_WAIT_SECONDS = 10.0
 LIFETIME = "lifetime"
 ERROR = "error"
+# the principal's rights changed while the stream was open: its credentials were
+# revoked (the reconnect gets 401) or it no longer holds the channel's permission (403)
+REVOKED = "credentials-revoked"
+FORBIDDEN = "forbidden"
 DISCONNECTED = "disconnected"  # the client went away: nothing more is sent
 
 
@@ -88,7 +94,7 @@ class Connection:
         """The messages of this connection, heartbeats included; ends with a farewell
         when the hub closes the subscription (shutdown, slow consumer, resync)."""
         subscription, mark = self.streams.hub.subscribe(
-            self.channel.channel, self.context.settings.sse_queue_size
+            self.channel.channel, self.context.settings.sse_queue_size, self.principal
         )
         self._subscription = subscription
         if self.gone:
@@ -142,6 +148,8 @@ class Connection:
     async def _live(self, subscription: Subscription) -> AsyncIterator[bytes]:
         next_ping = self._time() + self.heartbeat
         while True:
+            if subscription.stale:
+                await self._recheck(subscription)
             now = self._time()
             remaining = self.deadline - now
             if remaining <= 0:
@@ -163,10 +171,29 @@ class Connection:
             if message is not None:
                 yield message
 
+    async def _recheck(self, subscription: Subscription) -> None:
+        """The principal's rights changed somewhere: close unless they still open this channel."""
+        subscription.stale = False
+        try:
+            principal = await self.context.authenticator.recheck(self.principal)
+        except Unauthorized:
+            subscription.close(REVOKED)
+            return
+        if not permitted(self.context, principal, self.channel.permission):
+            subscription.close(FORBIDDEN)
+            return
+        self.principal = subscription.principal = principal
+
     async def _message(self, envelope: Envelope) -> bytes | None:
         position = envelope.position
         if position is None or position <= self.last:
             return None
+        subscription = self._subscription
+        if subscription is not None:
+            if subscription.stale:
+                await self._recheck(subscription)
+            if subscription.closed is not None:
+                return None  # nothing more goes out; the loops send the farewell
         self.last = position
         if not await self.channel.can_see(self.principal, envelope, self.context):
             return None

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from crm2_core.events.envelope import Envelope
-from crm2_hookspecs import SseChannel
+from crm2_hookspecs import Principal, SseChannel
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,13 @@ class Subscription:
     :meth:`close` or its timer.
     """
 
-    def __init__(self, channel: SseChannel, limit: int) -> None:
+    def __init__(self, channel: SseChannel, limit: int, principal: Principal | None = None) -> None:
         self.channel = channel
         self.limit = limit
+        # who reads it, and whether their rights must be checked again before the next
+        # message (set by :meth:`Hub.recheck` when their credentials or roles changed)
+        self.principal = principal
+        self.stale = False
         self.closed: str | None = None
         self._items: deque[Envelope] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -85,6 +89,12 @@ class Subscription:
         else:
             self._items.extend(events)
         self._wake()
+
+    def mark_stale(self) -> None:
+        """Have the connection check its principal again before it sends anything more."""
+        if self.closed is None:
+            self.stale = True
+            self._wake()
 
     def close(self, reason: str) -> None:
         if self.closed is None:
@@ -125,6 +135,9 @@ class Hub:
         # Called with every batch this process dispatches, subscribers or not: how
         # other core services (auth's caches) hear of events relayed anywhere.
         self.taps: list[Callable[[Sequence[Envelope]], None]] = []
+        # Called when events are skipped unseen (a hole too large to read back): the
+        # taps' owners forget whatever those events might have changed.
+        self.lost: list[Callable[[], None]] = []
 
     @property
     def subscriptions(self) -> int:
@@ -138,14 +151,16 @@ class Hub:
             counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def subscribe(self, channel: SseChannel, limit: int) -> tuple[Subscription, int | None]:
+    def subscribe(
+        self, channel: SseChannel, limit: int, principal: Principal | None = None
+    ) -> tuple[Subscription, int | None]:
         """Register a connection; return it with the highest position dispatched so far.
 
         Everything after that position reaches the subscription; everything up
         to it is (or will shortly be) in the committed log. Await :meth:`ready`
         first, so that the position is known.
         """
-        subscription = Subscription(channel, limit)
+        subscription = Subscription(channel, limit, principal)
         if self.closed:
             subscription.close(SHUTDOWN)
         else:
@@ -154,6 +169,18 @@ class Hub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+
+    def recheck(self, affected: Callable[[Principal], bool]) -> int:
+        """Mark every open subscription whose principal is ``affected`` stale: its
+        connection checks the principal's rights again before it sends anything more
+        (auth calls this when credentials, keys or roles change). Returns how many."""
+        marked = 0
+        for subscription in self._subscriptions:
+            principal = subscription.principal
+            if principal is not None and affected(principal):
+                subscription.mark_stale()
+                marked += 1
+        return marked
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         """Dispatch a batch in log order, reading back any hole before it."""
@@ -177,22 +204,28 @@ class Hub:
         """Dispatch committed events this hub has not seen (relayed elsewhere or lost)."""
         async with self._lock:
             top = await self.source.top()
-            if self.last_position is None or not self._subscriptions:
-                self.last_position = max(self.last_position or 0, top)
+            if self.last_position is None:
+                self.last_position = top
             elif top > self.last_position:
                 await self._backfill(self.last_position, top)
 
     async def _backfill(self, after: int, until: int) -> bool:
         """Dispatch the committed events in ``(after, until]``; ``False`` if it resynced instead."""
-        if not self._subscriptions:
+        if not self._subscriptions and not self.taps:
             self.last_position = max(self.last_position or 0, until)
             return True
         if until - after > MAX_BACKFILL:
-            log.warning(
-                "streams missed %d events; closing %d connections to resume from the log",
-                until - after,
-                len(self._subscriptions),
-            )
+            for lost in self.lost:  # the taps will never see these events
+                try:
+                    lost()
+                except Exception:
+                    log.exception("streams: a lost-events callback failed")
+            if self._subscriptions:
+                log.warning(
+                    "streams missed %d events; closing %d connections to resume from the log",
+                    until - after,
+                    len(self._subscriptions),
+                )
             self._close_all(RESYNC)
             self.last_position = until
             return False

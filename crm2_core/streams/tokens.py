@@ -65,4 +65,6 @@ async def principal_from_stream_token(context: AppContext, token: str, channel: 
         kind=kind,
         roles=frozenset(roles),
         permissions=await authenticator.roles.permissions(roles),
+        # an open stream checks these again when the user's credentials change
+        attributes={} if version is None else {"credentials_version": version},
     )

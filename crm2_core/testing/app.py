@@ -34,6 +34,10 @@ class SignedInUser:
     headers: dict[str, str]
 
 
+class UndeclaredProblem(UserWarning):
+    """A test app answered a problem status its route's OpenAPI operation does not declare."""
+
+
 class Crm2TestApp:
     """The running app, an HTTP client wired to it in-process, and helpers to sign in."""
 
@@ -151,6 +155,25 @@ class Crm2TestApp:
         async with asyncio.timeout(within):
             await self.context.get(JobRunner).wait_idle()
 
+    def undeclared_problems(self) -> list[tuple[str, str, int]]:
+        """Every (method, path, status) problem this app answered that the route's OpenAPI
+        operation does not declare: the document must say what a route can answer."""
+        from crm2_core.http.problems import ANSWERED_KEY
+
+        answered: set[tuple[str, str, int]] = getattr(self.app.state, ANSWERED_KEY, set())
+        if not answered:
+            return []
+        paths = self.app.openapi().get("paths", {})
+        missing = []
+        for method, path, status in sorted(answered):
+            operation = paths.get(path, {}).get(method.lower())
+            if operation is None:
+                continue  # not in the document (a HEAD, or hidden)
+            declared = operation.get("responses", {})
+            if str(status) not in declared and f"{str(status)[0]}XX" not in declared:
+                missing.append((method, path, status))
+        return missing
+
     async def aclose(self) -> None:
         """Stop the app (``crm2_shutdown`` hooks run); a second call does nothing."""
         if self._closed:
@@ -158,6 +181,9 @@ class Crm2TestApp:
         self._closed = True
         await self.client.aclose()
         await self._lifespan.__aexit__(None, None, None)
+
+
+from crm2_core.http.problems import ANSWERED_KEY  # noqa: E402
 
 
 async def start_test_app(
@@ -178,6 +204,7 @@ async def start_test_app(
         lambda: migrate.upgrade(context.engine, context.plugins),
     )
     app = create_app(context=context)
+    setattr(app.state, ANSWERED_KEY, set())  # checked against /openapi.json at teardown
     lifespan = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
     await lifespan.__aenter__()
     return Crm2TestApp(app, context, lifespan)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, cast
 
 import pytest
 
 from crm2_core.settings import Settings
-from crm2_core.testing.app import Crm2TestApp, start_test_app
+from crm2_core.testing.app import Crm2TestApp, UndeclaredProblem, start_test_app
 from crm2_core.testing.databases import (
     DEFAULT_POSTGRES_URL,
     TestDatabase,
@@ -130,11 +131,15 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
         started.append(app)
         return app
 
+    undeclared: list[tuple[str, str, int]] = []
     try:
         yield make
     finally:
         for app in started:
-            await app.aclose()
+            try:
+                undeclared += app.undeclared_problems()
+            finally:
+                await app.aclose()
         if started:
             from crm2_core.db.engine import create_engine
 
@@ -143,6 +148,16 @@ async def crm2_app_factory(crm2_settings: Settings) -> AsyncIterator[AppFactory]
                 await reset_tables(engine, crm2_settings.database_url)
             finally:
                 await engine.dispose()
+    # Every problem a test provoked should be among its route's OpenAPI responses: said
+    # as a warning in every plugin's test run (tests/http/test_openapi_truth.py asserts it).
+    if undeclared:
+        warnings.warn(
+            UndeclaredProblem(
+                "answered but not declared in OpenAPI (method, path, status): "
+                + ", ".join(map(str, sorted(set(undeclared))))
+            ),
+            stacklevel=1,
+        )
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ BACKGROUND_TABLES = (
     "core_dead_letter",
     "core_handler_cursor",
     "auth_login_failure",  # the hourly sweep of old login failures
+    "pg_try_advisory_xact_lock",  # the relay's turn, taken before it reads core_event
 )
 
 
@@ -238,3 +239,58 @@ async def test_another_process_refuses_the_token_as_soon_as_the_event_arrives(
         assert time.monotonic() - started < 5, "the other process never heard of the change"
         await asyncio.sleep(0.02)
     assert_401(await second.client.get(USERS, headers=demoted))
+
+
+async def test_api_key_get_runs_no_query_once_warm(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    key = await make_key(crm2, admin)
+    assert (await crm2.client.get(PLUGINS, headers=key)).status_code == 200  # warms the caches
+    with counting_queries(crm2) as statements:
+        for _ in range(20):
+            assert (await crm2.client.get(PLUGINS, headers=key)).status_code == 200
+    assert statements == []
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert listed[0]["last_used_at"] is not None  # still recorded (once a minute at most)
+    crm2.context.authenticator.api_keys.clear()
+    with counting_queries(crm2) as statements:
+        assert (await crm2.client.get(PLUGINS, headers=key)).status_code == 200
+    assert len(statements) == 1, statements  # the one key read
+
+
+async def test_a_key_created_after_a_miss_works_at_once(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """Unknown prefixes are not remembered: a new key needs no cache expiry."""
+    assert_401(await crm2.client.get(PLUGINS, headers={"Authorization": "Bearer crm2_ab01_x"}))
+    key = await make_key(crm2, admin)
+    assert (await crm2.client.get(PLUGINS, headers=key)).status_code == 200
+
+
+@pytest.mark.parametrize("how", ["revoked", "creator-demoted"])
+async def test_another_process_refuses_the_key_as_soon_as_the_event_arrives(
+    crm2_app_factory: Any, crm2_redis_url: tuple[str, str], how: str
+) -> None:
+    """The key row is cached for an hour in the other process: only the event can tell it."""
+    url, prefix = crm2_redis_url
+    slow = {"auth": {"credentials_cache_seconds": 3600}}
+    first = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    second = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    admin = await first.login("admin")
+    creator = await first.login("admin")
+    key = await make_key(first, creator)
+    assert (await second.client.get(USERS, headers=key)).status_code == 200  # cached there
+    loads = second.context.authenticator.api_keys.loads
+    assert (await second.client.get(USERS, headers=key)).status_code == 200
+    assert second.context.authenticator.api_keys.loads == loads  # served from the cache
+    if how == "revoked":
+        key_id = (await first.client.get(KEYS, headers=admin)).json()["items"][0]["id"]
+        assert (await first.client.delete(f"{KEYS}/{key_id}", headers=admin)).status_code == 204
+    else:
+        await patch_user(first, admin, await user_id_of(first, creator), {"roles": ["viewer"]})
+    assert_401(await first.client.get(USERS, headers=key))  # at once where it was made
+    started = time.monotonic()
+    while (await second.client.get(USERS, headers=key)).status_code == 200:
+        assert time.monotonic() - started < 5, "the other process never heard of the revocation"
+        await asyncio.sleep(0.02)
+    assert_401(await second.client.get(USERS, headers=key))

@@ -85,3 +85,47 @@ async def test_money_is_a_string_only_and_integers_are_bounded(
     assert all(m["type"] == "string" for m in money)
     stage = schemas["StageIn"]["properties"]["probability"]
     assert (stage["minimum"], stage["maximum"]) == (0, 100)
+
+
+async def test_reassign_answers_only_what_it_declares(crm2: Crm2TestApp) -> None:
+    """/reassign's 403, 404 and 422 happen, are declared, and are problem+json (the kit's
+    recorder then finds nothing undeclared at teardown)."""
+    document = await _document(crm2)
+    declared = document["paths"]["/api/v1/auth/users/{user_id}/reassign"]["post"]["responses"]
+    for status in ("401", "403", "404", "409", "422"):
+        assert list(declared[status]["content"]) == [PROBLEM], status
+    admin = await crm2.login("admin")
+    agent = await crm2.login("agent")
+    me = (await crm2.client.get("/api/v1/auth/me", headers=admin)).json()["id"]
+    url = "/api/v1/auth/users/{}/reassign"
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for headers, user, body, status in [
+        (agent, me, {"to": me}, 403),
+        (admin, unknown, {"to": me}, 404),
+        (admin, me, {"to": unknown}, 422),
+        (admin, me, {"to": me}, 422),
+    ]:
+        response = await crm2.client.post(url.format(user), json=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == PROBLEM
+    recorded = crm2.app.state.crm2_answered_problems
+    path = "/api/v1/auth/users/{user_id}/reassign"
+    assert {("POST", path, s) for s in (403, 404, 422)} <= recorded
+    assert crm2.undeclared_problems() == []
+
+
+async def test_the_kit_catches_a_status_a_route_does_not_declare(
+    crm2_app_factory: AppFactory,
+) -> None:
+    """Every test app records the problems it answered; one that its route's operation does
+    not declare is reported (the ``crm2_app_factory`` fixture fails the test at teardown)."""
+    crm2 = await crm2_app_factory()
+    admin = await crm2.login("admin")
+    response = await crm2.client.get("/api/v1/auth/me", headers=admin)
+    assert response.status_code == 200
+    # /auth/me is a GET: a 409 from it would be undeclared; simulate the recorder's entry
+    answered = crm2.app.state.crm2_answered_problems
+    answered.add(("GET", "/api/v1/auth/me", 409))
+    assert crm2.undeclared_problems() == [("GET", "/api/v1/auth/me", 409)]
+    answered.clear()
+    assert crm2.undeclared_problems() == []

@@ -55,7 +55,7 @@ UPLOAD_DOC = {
     response_model=VersionPublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=UPLOAD_DOC,
-    responses=problem_responses(413, 415),
+    responses=problem_responses(413, 415, 503),  # 503: the storage backend refused it
 )
 async def upload_version(
     document_id: uuid.UUID,
@@ -164,7 +164,7 @@ def file_response(
     responses={
         206: {"description": "the requested byte range"},
         304: {"description": "If-None-Match holds the file's ETag"},
-        **problem_responses(416),
+        **problem_responses(416, 503),
     },
 )
 async def download(
@@ -203,7 +203,10 @@ async def signed_url(
 @router.get(
     "/signed/{document_id}/{version_id}",
     response_class=StreamingResponse,
-    responses={206: {"description": "the requested byte range"}, **problem_responses(403, 416)},
+    responses={
+        206: {"description": "the requested byte range"},
+        **problem_responses(403, 416, 503),
+    },
 )
 async def signed_download(
     document_id: uuid.UUID,
