@@ -6,10 +6,11 @@ Starts crm2 (SQLite in a temporary folder, ``crm2 migrate``, ``crm2 seed demo``,
 on a free 127.0.0.1 port with the console's build, then runs ``frontend/scripts/soak.mjs``:
 headless Chromium keeps ``/deals/`` open while ``--rate`` deal moves a second flow through
 the API and the ``deals`` stream; every ``--sample`` seconds a forced GC and a read of the JS
-heap, DOM nodes and listeners over CDP. Prints the samples and a summary (first vs last
-quarter's median heap, i.e. the same run's start as the baseline, and the slope per hour)
-and writes them to ``bench/results/console-soak-<time>.json``. Measures, never asserts:
-exit status 1 only when the run itself broke (no moves, or the board stopped keeping up).
+heap, DOM nodes, listeners (CDP) and Chromium's resident memory (/proc). Prints the samples
+and a summary (first vs last quarter's median heap, i.e. the same run's start as the
+baseline, and the slope per hour) and writes them to
+``bench/results/console-soak-<time>.json``. Measures, never asserts: exit status 1 only
+when the run itself broke (no moves, or the board stopped keeping up).
 
 Needs Node.js, the console's build (``python3 dev.py run`` or ``dev.build_console()``) and
 ``/usr/bin/chromium`` (``CRM2_E2E_CHROMIUM``). Everything it starts is stopped, and its
@@ -38,8 +39,15 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=2.0, help="deal moves per second")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument(
+        "--build",
+        type=Path,
+        default=BUILD,
+        help="the console build to serve (a copy: a long run keeps it while frontend/ is rebuilt)",
+    )
     args = parser.parse_args()
-    if not (BUILD / "index.html").exists():
+    build = args.build.resolve()
+    if not (build / "index.html").exists():
         sys.exit("the console is not built: python3 -c 'import dev; dev.build_console()'")
     stamp = time.strftime("%Y-%m-%d-%H%M", time.gmtime())
     out = BENCH / "results" / f"console-soak-{stamp}.json"
@@ -50,7 +58,7 @@ def main() -> int:
             env.crm2("seed", "demo", timeout=300)
             port = free_port()
             base = f"http://{HOST}:{port}"
-            with env.serve(port) as server:
+            with env.serve(port, CRM2_CONSOLE_DIST_DIR=str(build)) as server:
                 server.wait_ready(f"{base}/healthz", timeout=60)
                 soak_env = {
                     **os.environ,

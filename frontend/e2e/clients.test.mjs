@@ -91,7 +91,7 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   await importer.getByText("Imported: 2 new, 0 updated, 0 unchanged").waitFor();
 
   await page.goto(`${BASE}/clients/`);
-  await list.getByLabel("Q").fill(`${stamp}`);
+  await list.getByLabel("Q", { exact: true }).fill(`${stamp}`);
   await list.getByRole("button", { name: "Filter" }).click();
   await list.locator("tbody tr", { hasText: `Imported Cyd ${stamp}` }).waitFor();
   assert.equal(await list.locator("tbody tr", { hasText: `Imported Bad ${stamp}` }).count(), 0);

@@ -9,7 +9,7 @@
 // the first and last quarter's medians and the least-squares slope per hour, and writes
 // them as JSON to CRM2_SOAK_OUT when set. It measures; it asserts nothing but that the
 // board kept up (the last moved deal is in its column at the end).
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
@@ -91,6 +91,32 @@ await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
 
 const cdp = await context.newCDPSession(page);
 await cdp.send("Performance.enable");
+const browserCdp = await browser.newBrowserCDPSession();
+
+// resident memory (VmRSS, Linux /proc) of Chromium's renderer processes and of all of them
+function rssMb(pid) {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    return line ? Number(line.split(/\s+/)[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+async function rss() {
+  try {
+    const { processInfo } = await browserCdp.send("SystemInfo.getProcessInfo");
+    let renderer = 0;
+    let total = 0;
+    for (const p of processInfo) {
+      const mb = rssMb(p.id);
+      total += mb;
+      if (p.type === "renderer") renderer += mb;
+    }
+    return { rss_renderer_mb: +renderer.toFixed(1), rss_total_mb: +total.toFixed(1) };
+  } catch {
+    return { rss_renderer_mb: null, rss_total_mb: null };
+  }
+}
 
 async function sample(t) {
   await cdp.send("HeapProfiler.collectGarbage");
@@ -104,6 +130,7 @@ async function sample(t) {
     nodes: m.Nodes,
     listeners: m.JSEventListeners,
     documents: m.Documents,
+    ...(await rss()),
   };
 }
 
@@ -177,6 +204,9 @@ const summary = {
   heap_mb_min: Math.min(...samples.map((s) => s.heap_mb)),
   heap_mb_max: Math.max(...samples.map((s) => s.heap_mb)),
   heap_mb_slope_per_hour: +slopePerHour(samples.slice(1).map((s) => [s.t, s.heap_mb])).toFixed(2),
+  rss_renderer_mb_first_quarter_median: median(head.map((s) => s.rss_renderer_mb ?? NaN)),
+  rss_renderer_mb_last_quarter_median: median(tail.map((s) => s.rss_renderer_mb ?? NaN)),
+  rss_total_mb_first_last: [samples[0].rss_total_mb, final.rss_total_mb],
   nodes_first_last: [samples[0].nodes, final.nodes],
   listeners_first_last: [samples[0].listeners, final.listeners],
   nodes_slope_per_hour: +slopePerHour(samples.slice(1).map((s) => [s.t, s.nodes])).toFixed(0),

@@ -1,44 +1,51 @@
 "use client";
 
-import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect } from "react";
+import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 import { api, ok, origin } from "@/api/client";
 import { applyStageChange, type BoardDeal } from "@/lib/board";
+import { LiveChannels, observedChannels } from "@/lib/channels";
 import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { useUi } from "@/store/ui";
-
-const RANK: Record<StreamStatus, number> = { closed: 0, live: 1, connecting: 2, reconnecting: 3 };
 
 async function streamToken(channel: string): Promise<string> {
   const body = await ok(await api.POST("/api/v1/streams/token", { body: { channel } }));
   return body.token;
 }
 
-/**
- * Keep every list on screen current: one SSE connection per channel the visible
- * sections name, listening to the event types /asyncapi.json lists for it. A stage change moves the card at once; every event of a channel
- * then refetches that channel's queries (they are keyed by the channel name).
- */
-export function useLiveStreams(channels: string[]) {
-  const queryClient = useQueryClient();
-  const setLive = useUi((s) => s.setLive);
-  const asyncapi = useQuery({
-    queryKey: ["asyncapi"],
-    queryFn: async () => (await (await fetch(new URL("/asyncapi.json", origin))).json()) as AsyncApiDoc,
-    staleTime: Infinity,
-  });
-  const key = channels.join(",");
+/** The declared channels that name a query on screen, as "a,b" (re-read on every observer change). */
+function useChannelsOnScreen(queryClient: QueryClient, declared: string[]): string {
+  const known = declared.join(",");
+  const read = () =>
+    observedChannels(queryClient.getQueryCache().getAll(), new Set(known.split(",").filter(Boolean))).join(",");
+  const [channels, setChannels] = useState(read);
   useEffect(() => {
-    if (!key || !asyncapi.data) return;
-    const doc = asyncapi.data;
-    const statuses = new Map<string, StreamStatus>();
-    const report = () => {
-      let worst: StreamStatus = "live";
-      for (const status of statuses.values()) if (RANK[status] > RANK[worst]) worst = status;
-      setLive(worst);
-    };
-    const streams = key.split(",").map((channel) => {
-      statuses.set(channel, "connecting");
+    const cache = queryClient.getQueryCache();
+    const set = new Set(known.split(",").filter(Boolean));
+    const update = () => setChannels(observedChannels(cache.getAll(), set).join(","));
+    update();
+    return cache.subscribe((event) => {
+      if (event.type === "observerAdded" || event.type === "observerRemoved" || event.type === "removed") {
+        // the cache notifies while React renders: read it after this render
+        queueMicrotask(update);
+      }
+    });
+  }, [queryClient, known]);
+  return channels;
+}
+
+/**
+ * One set of streams per QueryClient, kept across pages: each page mounts its own Shell, and
+ * a stream still wanted on the next page (the bell's `notifications`, `deals` from the board
+ * to a deal) stays open through the navigation instead of reconnecting.
+ */
+const managers = new WeakMap<QueryClient, LiveChannels>();
+
+function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: StreamStatus) => void): LiveChannels {
+  let manager = managers.get(queryClient);
+  if (manager) return manager;
+  manager = new LiveChannels({
+    open: (channel, onStatus) => {
       const onEvent = (event: Envelope) => {
         if (event.type === "deals.deal.stage_changed") {
           const to = String(event.data.to_stage_id);
@@ -48,22 +55,39 @@ export function useLiveStreams(channels: string[]) {
         }
         void queryClient.invalidateQueries({ queryKey: [channel] });
       };
-      return new LiveStream({
-        channel,
-        types: channelEventTypes(doc, channel),
-        onEvent,
-        onStatus: (status) => {
-          statuses.set(channel, status);
-          report();
-        },
-        streamToken,
-        origin,
-      }).start();
-    });
-    report();
-    return () => {
-      for (const stream of streams) stream.close();
-      setLive("closed");
-    };
-  }, [key, queryClient, setLive, asyncapi.data]);
+      return new LiveStream({ channel, types: channelEventTypes(doc, channel), onEvent, onStatus, streamToken, origin });
+    },
+    onStatus: setLive,
+    // events missed while the channel was closed: its cached queries refetch
+    onResumed: (channel) => void queryClient.invalidateQueries({ queryKey: [channel] }),
+  });
+  managers.set(queryClient, manager);
+  return manager;
+}
+
+/**
+ * Keep every list on screen current: one SSE connection per channel whose data is on screen
+ * (see lib/channels.ts for why not one per enabled section), listening to the event types
+ * /asyncapi.json lists for it. A stage change moves the card at once; every event of a
+ * channel then refetches that channel's queries (they are keyed by the channel name).
+ */
+export function useLiveStreams(declared: string[]) {
+  const queryClient = useQueryClient();
+  const setLive = useUi((s) => s.setLive);
+  const asyncapi = useQuery({
+    queryKey: ["asyncapi"],
+    queryFn: async () => (await (await fetch(new URL("/asyncapi.json", origin))).json()) as AsyncApiDoc,
+    staleTime: Infinity,
+  });
+  const channels = useChannelsOnScreen(queryClient, declared);
+  const doc = asyncapi.data;
+
+  useEffect(() => {
+    if (!doc) return;
+    managerFor(queryClient, doc, setLive).want(channels ? channels.split(",") : []);
+  }, [channels, doc, queryClient, setLive]);
+
+  // leaving the page (or signing out): its streams close after the linger unless the next
+  // page wants them too
+  useEffect(() => () => managers.get(queryClient)?.want([]), [queryClient]);
 }

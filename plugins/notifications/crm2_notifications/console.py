@@ -30,8 +30,7 @@ VIEWS = (
         list_path="/api/v1/notifications/rules",
         item_path="/api/v1/notifications/rules/{id}",
         permission="notifications:admin",
-        # no schema names: payments and tasks have a RulePublic/RuleUpdate too, so /openapi.json
-        # qualifies all of them by module whenever they are installed together
+        item_schema="NotificationRulePublic",
         columns=("name", "event_type", "channels", "enabled", "active", "plugin"),
         order=930,
     ),

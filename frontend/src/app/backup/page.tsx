@@ -5,7 +5,7 @@ import { useState } from "react";
 import { getJson, origin, ProblemError, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { Shell } from "@/components/Shell";
-import { duration } from "@/lib/backup";
+import { backUpNow, duration, type BackupSet } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -36,6 +36,7 @@ function Backup() {
   const canRun = useCan("backup:run");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
+  const [made, setMade] = useState<BackupSet | null>(null);
   const status = useQuery({
     queryKey: ["backup", "status"],
     queryFn: async () => (await getJson("/api/v1/backup/status")) as BackupStatus,
@@ -45,8 +46,14 @@ function Backup() {
     setBusy(true);
     setError("");
     try {
-      const response = await session.fetch(new Request(new URL(path, origin), { method: "POST" }));
-      if (!response.ok) throw await ProblemError.from(response);
+      if (path === "/api/v1/backup/sets") {
+        setMade(null);
+        // 201: the set is written; 202: it is polled until it is no longer queued or running
+        await backUpNow({ fetch: session.fetch, origin, problem: ProblemError.from, onProgress: setMade });
+      } else {
+        const response = await session.fetch(new Request(new URL(path, origin), { method: "POST" }));
+        if (!response.ok) throw await ProblemError.from(response);
+      }
     } catch (err) {
       setError(err instanceof Error ? err.message : t("error.generic"));
     } finally {
@@ -77,6 +84,12 @@ function Backup() {
           )}
         </div>
         {busy && <p role="status">{t("backup.running")}</p>}
+        {made && (
+          <p role="status" data-testid="backup-result" data-status={made.state ?? made.status}>
+            {t("backup.result", { when: formatDateTime(locale, made.started_at), status: made.state ?? made.status })}
+            {made.error ? ` · ${made.error}` : ""}
+          </p>
+        )}
         {error && (
           <p className="error" role="alert">
             {error}

@@ -21,9 +21,9 @@ from crm2_notifications.repository import deliveries as delivery_repo
 from crm2_notifications.routes.deps import NotificationsAdmin
 from crm2_notifications.schemas.feed import DeliveryPublic
 from crm2_notifications.schemas.rules import (
-    RuleCreate,
-    RulePublic,
-    RuleUpdate,
+    NotificationRuleCreate,
+    NotificationRulePublic,
+    NotificationRuleUpdate,
     WebhookCreate,
     WebhookPublic,
     WebhookUpdate,
@@ -41,52 +41,52 @@ IfMatchOptional = Annotated[
 # -- rules -------------------------------------------------------------------------------
 
 
-@router.get("/rules", response_model=Page[RulePublic])
+@router.get("/rules", response_model=Page[NotificationRulePublic])
 async def list_rules(
     _: NotificationsAdmin, session: SessionDep, context: ContextDep, page: PageDep
-) -> Page[RulePublic]:
+) -> Page[NotificationRulePublic]:
     """Rules by name; ``active`` is false when the event type or the shipping plugin is off."""
     rows, cursor = await repo.RULES.page(session, repo.RULES.visible(repo.ADMIN), page)
     declared = rules.declared_event_types(context)
     return Page(items=[rules.public(r, context, declared) for r in rows], next_cursor=cursor)
 
 
-@router.post("/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
+@router.post("/rules", response_model=NotificationRulePublic, status_code=status.HTTP_201_CREATED)
 async def create_rule(
-    body: RuleCreate,
+    body: NotificationRuleCreate,
     _: NotificationsAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
-) -> RulePublic:
+) -> NotificationRulePublic:
     """A rule: on an event type, when conditions hold, notify recipients on channels."""
     row = await rules.create_rule(session, context, body)
     return created(response, f"{BASE}/rules/{row.id}", rules.public(row, context))
 
 
-@router.get("/rules/{rule_id}", response_model=RulePublic)
+@router.get("/rules/{rule_id}", response_model=NotificationRulePublic)
 async def get_rule(
     rule_id: uuid.UUID,
     _: NotificationsAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
-) -> RulePublic:
+) -> NotificationRulePublic:
     """One rule."""
     row = await repo.RULES.get_or_404(session, repo.ADMIN, rule_id)
     return present(response, rules.public(row, context))
 
 
-@router.patch("/rules/{rule_id}", response_model=RulePublic)
+@router.patch("/rules/{rule_id}", response_model=NotificationRulePublic)
 async def update_rule(
     rule_id: uuid.UUID,
-    body: RuleUpdate,
+    body: NotificationRuleUpdate,
     if_match: IfMatchDep,
     _: NotificationsAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
-) -> RulePublic:
+) -> NotificationRulePublic:
     """Change a rule, e.g. switch a shipped one off with {"enabled": false} (If-Match required)."""
     row = await rules.update_rule(session, context, rule_id, if_match, body)
     return present(response, rules.public(row, context))

@@ -49,7 +49,7 @@ class RecipientsIn(RequestModel):
     users: Annotated[list[uuid.UUID], Field(max_length=200)] = []
 
 
-class RuleCreate(RequestModel):
+class NotificationRuleCreate(RequestModel):
     name: Name
     event_type: EventType
     conditions: Annotated[list[ConditionIn], Field(max_length=20)] = []
@@ -59,7 +59,7 @@ class RuleCreate(RequestModel):
     enabled: bool = True
 
 
-class RuleUpdate(RequestModel):
+class NotificationRuleUpdate(RequestModel):
     name: Name | None = None
     event_type: EventType | None = None
     conditions: Annotated[list[ConditionIn], Field(max_length=20)] | None = None
@@ -69,7 +69,7 @@ class RuleUpdate(RequestModel):
     enabled: bool | None = None
 
 
-class RulePublic(ResponseModel):
+class NotificationRulePublic(ResponseModel):
     id: uuid.UUID
     name: str
     event_type: str

@@ -22,7 +22,11 @@ from crm2_notifications.channels import registry
 from crm2_notifications.errors import InvalidRule
 from crm2_notifications.models import Rule
 from crm2_notifications.repository import admin as repo
-from crm2_notifications.schemas.rules import RuleCreate, RulePublic, RuleUpdate
+from crm2_notifications.schemas.rules import (
+    NotificationRuleCreate,
+    NotificationRulePublic,
+    NotificationRuleUpdate,
+)
 
 
 def declared_event_types(context: Any) -> set[str]:
@@ -33,14 +37,16 @@ def declared_event_types(context: Any) -> set[str]:
     }
 
 
-def public(rule: Rule, context: Any, declared: Iterable[str] | None = None) -> RulePublic:
+def public(
+    rule: Rule, context: Any, declared: Iterable[str] | None = None
+) -> NotificationRulePublic:
     known = set(declared) if declared is not None else declared_event_types(context)
     active = (
         rule.enabled
         and rule.event_type in known
         and (rule.plugin is None or context.is_enabled(rule.plugin))
     )
-    return RulePublic.model_validate({**rule.model_dump(), "active": active})
+    return NotificationRulePublic.model_validate({**rule.model_dump(), "active": active})
 
 
 def _check(
@@ -66,7 +72,7 @@ def _check(
         raise InvalidRule(str(exc)) from exc
 
 
-def _values(data: RuleCreate) -> dict[str, Any]:
+def _values(data: NotificationRuleCreate) -> dict[str, Any]:
     return {
         "name": data.name,
         "event_type": data.event_type,
@@ -78,7 +84,7 @@ def _values(data: RuleCreate) -> dict[str, Any]:
     }
 
 
-async def create_rule(session: AsyncSession, context: Any, data: RuleCreate) -> Rule:
+async def create_rule(session: AsyncSession, context: Any, data: NotificationRuleCreate) -> Rule:
     values = _values(data)
     _check(
         context, values["event_type"], values["conditions"], values["template"], values["channels"]
@@ -89,7 +95,11 @@ async def create_rule(session: AsyncSession, context: Any, data: RuleCreate) -> 
 
 
 async def update_rule(
-    session: AsyncSession, context: Any, rule_id: uuid.UUID, if_match: str, data: RuleUpdate
+    session: AsyncSession,
+    context: Any,
+    rule_id: uuid.UUID,
+    if_match: str,
+    data: NotificationRuleUpdate,
 ) -> Rule:
     rule = await repo.RULES.get_or_404(session, repo.ADMIN, rule_id)
     version = check_version(if_match, rule.version)
@@ -115,7 +125,7 @@ async def delete_rule(session: AsyncSession, rule_id: uuid.UUID, if_match: str |
 def _shipped(plugin: str, raw: Mapping[str, Any]) -> Rule:
     """A shipped rule checked like an admin's (a bad one stops start-up, naming the plugin)."""
     try:
-        data = RuleCreate.model_validate({k: v for k, v in raw.items() if k != "key"})
+        data = NotificationRuleCreate.model_validate({k: v for k, v in raw.items() if k != "key"})
     except ValidationError as exc:
         raise InvalidRule(f"{plugin}: default rule {raw.get('key')!r}: {exc}") from exc
     key = str(raw.get("key") or "")

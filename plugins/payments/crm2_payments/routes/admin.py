@@ -24,7 +24,12 @@ from crm2_core.api import (
 from crm2_payments.errors import InvalidRule, RuleNotFound
 from crm2_payments.models import Commission, CommissionRule
 from crm2_payments.routes.deps import PaymentsAdmin, PaymentsRead
-from crm2_payments.schemas.admin import CommissionPublic, RuleCreate, RulePublic, RuleUpdate
+from crm2_payments.schemas.admin import (
+    CommissionPublic,
+    CommissionRuleCreate,
+    CommissionRulePublic,
+    CommissionRuleUpdate,
+)
 from crm2_payments.service.money import minor
 from crm2_payments.visibility import RULES
 
@@ -52,11 +57,11 @@ commissions = Repository(
 )
 
 
-def rule_public(r: CommissionRule) -> RulePublic:
+def rule_public(r: CommissionRule) -> CommissionRulePublic:
     fixed = (
         from_minor(r.fixed_minor, r.currency) if r.fixed_minor is not None and r.currency else None
     )
-    return RulePublic.model_validate(
+    return CommissionRulePublic.model_validate(
         {**r.model_dump(exclude={"fixed_minor"}), "fixed_amount": fixed}
     )
 
@@ -67,13 +72,13 @@ def commission_public(c: Commission) -> CommissionPublic:
     )
 
 
-@router.get("/commission-rules", response_model=Page[RulePublic])
+@router.get("/commission-rules", response_model=Page[CommissionRulePublic])
 async def list_rules(
     principal: PaymentsAdmin,
     session: SessionDep,
     page: PageDep,
     insurer: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[RulePublic]:
+) -> Page[CommissionRulePublic]:
     """Commission rules, newest first."""
     stmt = select(CommissionRule)
     if insurer is not None:
@@ -82,10 +87,12 @@ async def list_rules(
     return Page(items=[rule_public(r) for r in rows], next_cursor=cursor)
 
 
-@router.post("/commission-rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/commission-rules", response_model=CommissionRulePublic, status_code=status.HTTP_201_CREATED
+)
 async def create_rule(
-    body: RuleCreate, principal: PaymentsAdmin, session: SessionDep, response: Response
-) -> RulePublic:
+    body: CommissionRuleCreate, principal: PaymentsAdmin, session: SessionDep, response: Response
+) -> CommissionRulePublic:
     """A rule: basis points of the premium paid, or a fixed amount once it is paid in full."""
     if (body.basis_points is None) == (body.fixed_amount is None):
         raise InvalidRule("give either basis_points or fixed_amount (with its currency)")
@@ -104,24 +111,24 @@ async def create_rule(
     return created(response, f"/api/v1/payments/commission-rules/{row.id}", rule_public(row))
 
 
-@router.get("/commission-rules/{rule_id}", response_model=RulePublic)
+@router.get("/commission-rules/{rule_id}", response_model=CommissionRulePublic)
 async def get_rule(
     rule_id: uuid.UUID, principal: PaymentsAdmin, session: SessionDep, response: Response
-) -> RulePublic:
+) -> CommissionRulePublic:
     """One rule; its ETag is what a PATCH sends as If-Match."""
     row = await rules.get_or_404(session, RULES.visibility(None), rule_id)
     return present(response, rule_public(row))
 
 
-@router.patch("/commission-rules/{rule_id}", response_model=RulePublic)
+@router.patch("/commission-rules/{rule_id}", response_model=CommissionRulePublic)
 async def update_rule(
     rule_id: uuid.UUID,
-    body: RuleUpdate,
+    body: CommissionRuleUpdate,
     if_match: IfMatchDep,
     principal: PaymentsAdmin,
     session: SessionDep,
     response: Response,
-) -> RulePublic:
+) -> CommissionRulePublic:
     """Change a rule (If-Match required); commissions booked before stay as they are."""
     row = await rules.get_or_404(session, RULES.visibility(None), rule_id)
     version = check_version(if_match, row.version)

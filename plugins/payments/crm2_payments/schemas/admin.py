@@ -14,7 +14,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="1 bp = 0.01 %")]
 
 
-class RuleCreate(RequestModel):
+class CommissionRuleCreate(RequestModel):
     """Either ``basis_points`` or ``fixed_amount`` with its ``currency`` (else 422
     ``payments-invalid-rule``)."""
 
@@ -26,13 +26,13 @@ class RuleCreate(RequestModel):
     active: bool = True
 
 
-class RuleUpdate(UpdateModel):
+class CommissionRuleUpdate(UpdateModel):
     product: Annotated[Name | None, Clearable] = None
     basis_points: BasisPoints | None = None
     active: bool | None = None
 
 
-class RulePublic(ResponseModel):
+class CommissionRulePublic(ResponseModel):
     id: uuid.UUID
     insurer: str
     product: str | None

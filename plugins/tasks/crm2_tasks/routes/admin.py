@@ -21,12 +21,12 @@ from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.routes.deps import TasksAdmin
 from crm2_tasks.schemas.admin import (
+    AutomationRuleCreate,
+    AutomationRulePublic,
+    AutomationRuleUpdate,
     CalendarCreate,
     CalendarPublic,
     CalendarUpdate,
-    RuleCreate,
-    RulePublic,
-    RuleUpdate,
     SlaPolicyCreate,
     SlaPolicyPublic,
     SlaPolicyUpdate,
@@ -136,49 +136,49 @@ async def delete_policy(policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep
 # -- automation rules --------------------------------------------------------------------
 
 
-@router.get("/rules", response_model=Page[RulePublic])
+@router.get("/rules", response_model=Page[AutomationRulePublic])
 async def list_rules(
     _: TasksAdmin, session: SessionDep, context: ContextDep, page: PageDep
-) -> Page[RulePublic]:
+) -> Page[AutomationRulePublic]:
     """Automation rules by name; ``active`` is false when no enabled plugin emits ``on``."""
     rows, cursor = await repo.page(session, AutomationRule, page)
     declared = automations.declared_event_types(context)
     return Page(items=[automations.public(r, declared) for r in rows], next_cursor=cursor)
 
 
-@router.post("/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
+@router.post("/rules", response_model=AutomationRulePublic, status_code=status.HTTP_201_CREATED)
 async def create_rule(
-    body: RuleCreate,
+    body: AutomationRuleCreate,
     admin: TasksAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
-) -> RulePublic:
+) -> AutomationRulePublic:
     """A rule: on an event type, when conditions hold, create a task from templates."""
     row = await automations.create_rule(session, body, actor=admin)
     public = automations.public(row, automations.declared_event_types(context))
     return created(response, f"{BASE}/rules/{row.id}", public)
 
 
-@router.get("/rules/{rule_id}", response_model=RulePublic)
+@router.get("/rules/{rule_id}", response_model=AutomationRulePublic)
 async def get_rule(
     rule_id: uuid.UUID, _: TasksAdmin, session: SessionDep, context: ContextDep, response: Response
-) -> RulePublic:
+) -> AutomationRulePublic:
     """One automation rule."""
     row = await automations.get_rule(session, rule_id)
     return present(response, automations.public(row, automations.declared_event_types(context)))
 
 
-@router.patch("/rules/{rule_id}", response_model=RulePublic)
+@router.patch("/rules/{rule_id}", response_model=AutomationRulePublic)
 async def update_rule(
     rule_id: uuid.UUID,
-    body: RuleUpdate,
+    body: AutomationRuleUpdate,
     if_match: IfMatchDep,
     admin: TasksAdmin,
     session: SessionDep,
     context: ContextDep,
     response: Response,
-) -> RulePublic:
+) -> AutomationRulePublic:
     """Change a rule, e.g. switch a shipped one on with {"enabled": true} (If-Match required)."""
     row = await automations.update_rule(session, rule_id, if_match, body, actor=admin)
     return present(response, automations.public(row, automations.declared_event_types(context)))

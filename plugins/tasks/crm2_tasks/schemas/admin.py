@@ -127,7 +127,7 @@ class CreateTaskAction(RequestModel):
     link: LinkTemplate | None = None
 
 
-class RuleCreate(RequestModel):
+class AutomationRuleCreate(RequestModel):
     name: Name
     on: EventType
     when: Annotated[list[ConditionIn], Field(max_length=20)] = []
@@ -135,7 +135,7 @@ class RuleCreate(RequestModel):
     enabled: bool = True
 
 
-class RuleUpdate(RequestModel):
+class AutomationRuleUpdate(RequestModel):
     name: Name | None = None
     on: EventType | None = None
     when: Annotated[list[ConditionIn], Field(max_length=20)] | None = None
@@ -143,7 +143,7 @@ class RuleUpdate(RequestModel):
     enabled: bool | None = None
 
 
-class RulePublic(ResponseModel):
+class AutomationRulePublic(ResponseModel):
     id: uuid.UUID
     name: str
     on: str

@@ -25,7 +25,11 @@ from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository import tasks as task_repo
-from crm2_tasks.schemas.admin import RuleCreate, RulePublic, RuleUpdate
+from crm2_tasks.schemas.admin import (
+    AutomationRuleCreate,
+    AutomationRulePublic,
+    AutomationRuleUpdate,
+)
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.rule_cache import rule_cache
 from crm2_tasks.service.tasks import new_task
@@ -40,8 +44,8 @@ def declared_event_types(context: Any) -> set[str]:
     }
 
 
-def public(rule: AutomationRule, declared: Iterable[str]) -> RulePublic:
-    return RulePublic.model_validate(
+def public(rule: AutomationRule, declared: Iterable[str]) -> AutomationRulePublic:
+    return AutomationRulePublic.model_validate(
         {
             **rule.model_dump(),
             "on": rule.on_event,
@@ -85,7 +89,7 @@ def _changed(
 
 
 async def create_rule(
-    session: AsyncSession, data: RuleCreate, *, actor: Principal | None = None
+    session: AsyncSession, data: AutomationRuleCreate, *, actor: Principal | None = None
 ) -> AutomationRule:
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
@@ -104,7 +108,7 @@ async def update_rule(
     session: AsyncSession,
     rule_id: uuid.UUID,
     if_match: str,
-    data: RuleUpdate,
+    data: AutomationRuleUpdate,
     *,
     actor: Principal | None = None,
 ) -> AutomationRule:
