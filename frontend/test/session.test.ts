@@ -129,4 +129,50 @@ describe("Session", () => {
     expect(response.status).toBe(401);
     expect(store.getState().tokens).toBeNull();
   });
+
+  it("waits for an out-of-band confirmation (202), then signs in", async () => {
+    const store = createAuthStore(memoryStorage());
+    const calls: string[] = [];
+    let polls = 0;
+    const pending = (token: string) =>
+      Response.json(
+        { status: "pending", confirmation_token: token, expires_at: "2999-01-01T00:00:00Z", poll_seconds: 2 },
+        { status: 202 },
+      );
+    const send = async (request: Request): Promise<Response> => {
+      const path = new URL(request.url).pathname;
+      calls.push(path);
+      if (path === "/api/v1/auth/login") return pending("secret-confirmation");
+      const { confirmation_token } = (await request.json()) as { confirmation_token: string };
+      expect(confirmation_token).toBe("secret-confirmation");
+      polls += 1;
+      if (polls < 3) return pending("secret-confirmation");
+      return Response.json({ access_token: "a1", refresh_token: "r1", token_type: "bearer", expires_in: 900 });
+    };
+    const slept: number[] = [];
+    const sleep = async (ms: number) => void slept.push(ms);
+    const session = new Session(store, BASE, send, Date.now, sleep);
+    let told = 0;
+    const response = await session.login("a@b.c", "pw", () => (told += 1));
+    expect(response.status).toBe(200);
+    expect(told).toBe(1);
+    expect(slept).toEqual([2000, 2000, 2000]);
+    expect(calls.filter((c) => c === "/api/v1/auth/login/confirm")).toHaveLength(3);
+    expect(store.getState().tokens?.accessToken).toBe("a1");
+  });
+
+  it("stores nothing when the confirmation is refused", async () => {
+    const store = createAuthStore(memoryStorage());
+    const send = async (request: Request): Promise<Response> =>
+      new URL(request.url).pathname === "/api/v1/auth/login"
+        ? Response.json(
+            { status: "pending", confirmation_token: "t".repeat(20), expires_at: "2999-01-01T00:00:00Z", poll_seconds: 1 },
+            { status: 202 },
+          )
+        : Response.json({ title: "refused" }, { status: 401 });
+    const session = new Session(store, BASE, send, Date.now, async () => undefined);
+    const response = await session.login("a@b.c", "pw");
+    expect(response.status).toBe(401);
+    expect(store.getState().tokens).toBeNull();
+  });
 });

@@ -3,6 +3,13 @@ import { withLock } from "@/lib/lock";
 
 type Fetch = (input: Request) => Promise<Response>;
 
+interface LoginPending {
+  status: "pending";
+  confirmation_token: string;
+  expires_at: string;
+  poll_seconds: number;
+}
+
 interface TokenPair {
   access_token: string;
   refresh_token: string;
@@ -25,17 +32,42 @@ export class Session {
     private readonly baseUrl: string,
     private readonly send: Fetch = (request) => fetch(request),
     private readonly now: () => number = Date.now,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+      new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
 
   get tokens(): Tokens | null {
     return this.store.getState().tokens;
   }
 
-  async login(email: string, password: string): Promise<Response> {
-    const response = await this.send(
-      this.json("/api/v1/auth/login", { email, password }),
-    );
-    if (response.ok) this.store.getState().setTokens(this.toTokens(await response.clone().json()));
+  /**
+   * Sign in. An account that confirms sign-ins out of band (the Telegram bot) answers
+   * 202: `onPending` is told, and the confirmation is polled until the user answers
+   * (200 with the tokens, 401 when refused) or it expires. Resolves with the last answer.
+   */
+  async login(
+    email: string,
+    password: string,
+    onPending: () => void = () => undefined,
+  ): Promise<Response> {
+    let response = await this.send(this.json("/api/v1/auth/login", { email, password }));
+    if (response.status === 202) {
+      onPending();
+      let pending = (await response.clone().json()) as LoginPending;
+      const deadline = Date.parse(pending.expires_at);
+      while (response.status === 202 && this.now() < deadline) {
+        await this.sleep(Math.max(1, pending.poll_seconds) * 1000);
+        response = await this.send(
+          this.json("/api/v1/auth/login/confirm", {
+            confirmation_token: pending.confirmation_token,
+          }),
+        );
+        if (response.status === 202) pending = (await response.clone().json()) as LoginPending;
+      }
+    }
+    if (response.status === 200) {
+      this.store.getState().setTokens(this.toTokens(await response.clone().json()));
+    }
     return response;
   }
 

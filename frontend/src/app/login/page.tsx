@@ -10,24 +10,35 @@ export default function LoginPage() {
   const router = useRouter();
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [pending, setPending] = useState(false);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
     setBusy(true);
     setError("");
+    let asked = false;
     try {
-      const response = await session.login(String(form.get("email")), String(form.get("password")));
-      if (response.ok) {
+      const response = await session.login(
+        String(form.get("email")),
+        String(form.get("password")),
+        () => {
+          asked = true;
+          setPending(true);
+        },
+      );
+      if (response.status === 200) {
         router.replace("/");
         return;
       }
       const problem = (await response.json().catch(() => ({}))) as { detail?: string };
-      setError(response.status === 401 ? t("signin.failed") : (problem.detail ?? t("error.generic")));
+      if (asked) setError(response.status === 202 ? t("signin.expired") : t("signin.refused"));
+      else setError(response.status === 401 ? t("signin.failed") : (problem.detail ?? t("error.generic")));
     } catch {
       setError(t("error.generic"));
     } finally {
       setBusy(false);
+      setPending(false);
     }
   }
 
@@ -43,6 +54,11 @@ export default function LoginPage() {
           <span>{t("signin.password")}</span>
           <input name="password" type="password" autoComplete="current-password" required />
         </label>
+        {pending && (
+          <p className="muted" role="status">
+            {t("signin.confirm")}
+          </p>
+        )}
         {error && (
           <p className="error" role="alert">
             {error}
