@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from notifications_kit import API, Notifications, User
-from sse_kit import open_stream
+
+from crm2_core.testing.sse import open_stream
 
 
 async def _two_for(notifications: Notifications, owner: User) -> list[dict[str, Any]]:
@@ -81,8 +82,8 @@ async def test_the_notifications_stream_carries_only_ones_own(notifications: Not
     admin, owner, other = await notifications.users("admin", "agent", "agent")
     await notifications.rule(admin)
     async with (
-        open_stream(notifications.app, "notifications", other) as others,
-        open_stream(notifications.app, "notifications", owner) as mine,
+        open_stream(notifications.app, "notifications", other.headers) as others,
+        open_stream(notifications.app, "notifications", owner.headers) as mine,
     ):
         await notifications.ping(admin, title="For owner", owner_id=owner.id)
         await notifications.ping(admin, title="For other", owner_id=other.id)

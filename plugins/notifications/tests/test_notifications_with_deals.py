@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fake_telegram import FakeBotApi, fake_bot_api
 from notifications_kit import API, Notifications, SmtpServer
-from sse_kit import open_stream
 from test_notifications_telegram import SECRET, telegram_settings
+
+from crm2_core.testing.sse import open_stream
 
 DEALS = "/api/v1/deals"
 
@@ -68,7 +69,7 @@ async def test_a_won_deal_reaches_its_owner_on_every_channel(
     )
     assert deal.status_code == 201, deal.text
 
-    async with open_stream(app, "notifications", owner) as stream:
+    async with open_stream(app, "notifications", owner.headers) as stream:
         moved = await n.client.post(
             f"{DEALS}/deals/{deal.json()['id']}/move",
             json={"stage_id": won["id"]},
