@@ -248,18 +248,34 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
 
 
 async def paginate(
-    session: AsyncSession, stmt: Select[Any], keys: Sequence[OrderKey], params: PageParams
+    session: AsyncSession,
+    stmt: Select[Any],
+    keys: Sequence[OrderKey],
+    params: PageParams,
+    *,
+    scalars: bool = True,
 ) -> tuple[list[Any], str | None]:
-    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor."""
+    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor.
+
+    By default the rows are the first column of each result row (the ORM objects of a
+    ``select(Model)``). With ``scalars=False`` they are the result rows themselves, for a
+    ``select`` of plain columns: no ORM objects are built, which is what makes a large
+    export cheap. The statement must then select every column of ``keys``.
+    """
     scope = cursor_scope(keys)
     if params.cursor:
         values = decode_cursor(params.cursor, scope, len(keys))
         _check_values(keys, values)
         stmt = stmt.where(_after(keys, values))
     order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = list((await session.execute(stmt.order_by(*order).limit(params.limit + 1))).scalars())
+    result = await session.execute(stmt.order_by(*order).limit(params.limit + 1))
+    rows = list(result.scalars()) if scalars else list(result.all())
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
     last = rows[-1]
-    return rows, encode_cursor([getattr(last, k.column.key) for k in keys], scope)
+    if scalars:
+        values = [getattr(last, k.column.key) for k in keys]
+    else:
+        values = [last._mapping[k.column] for k in keys]
+    return rows, encode_cursor(values, scope)
