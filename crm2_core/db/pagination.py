@@ -249,7 +249,7 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     keys: Sequence[OrderKey],
     params: PageParams,
     *,

@@ -141,7 +141,7 @@ async def list_payment_rows(
     session: AsyncSession, visibility: Visibility, f: PaymentFilters, sort: str, page: PageParams
 ) -> tuple[list[Any], str | None]:
     """The list's page as plain rows of ``EXPORT_COLUMNS``: no ORM objects, for the export."""
-    stmt: Any = payment_select(visibility, f).with_only_columns(*EXPORT_COLUMNS)
+    stmt = payment_select(visibility, f).with_only_columns(*EXPORT_COLUMNS)
     return await paginate(session, stmt, PAYMENT_SORTS.keys(sort), page, scalars=False)
 
 
