@@ -2,7 +2,8 @@
 // host). Each tab streaming on its own held eight connections and every REST call hung; the
 // tabs now share one leader's streams (src/lib/tabs.ts). Checked here: one tab holds the
 // EventSources, REST answers in every tab, a move reaches every tab, and when the leader's
-// tab closes another takes over and the next move still reaches every remaining tab.
+// tab closes another takes over and the next move still reaches every remaining tab; a
+// sign-out in one tab signs them all out and closes the streams.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -111,6 +112,17 @@ test("four tabs share one set of streams: REST answers and events arrive in each
       assert.equal(await restStatus(page, token), 200);
     }
     await moveAndSee(rest[0], rest.slice(1), 2);
+
+    // signing out in one tab signs every tab out and closes every stream
+    await rest[1].getByRole("button", { name: "Sign out" }).click();
+    await Promise.all(rest.map((page) => page.waitForURL(`${BASE}/login/`)));
+    const signedOut = Date.now() + TIMEOUT;
+    let open = await openSources(rest);
+    while (open.some((n) => n > 0) && Date.now() < signedOut) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      open = await openSources(rest);
+    }
+    assert.deepEqual(open, [0, 0, 0], "no tab streams after the sign-out");
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
