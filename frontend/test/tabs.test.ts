@@ -242,6 +242,27 @@ describe("SharedStreams", () => {
     expect(wb.events).toEqual([42]);
   });
 
+  it("a tab that left and joined again leads once, on its new turn only", async () => {
+    const origin = new Origin();
+    const tabA = origin.tab("a");
+    tabA.hub.start();
+    const b = origin.tab("b").hub.start();
+    await settle();
+    b.stop(); // frozen: its first place in the leader's queue must not count any more
+    b.start();
+    await settle(); // b queues again, ahead of c
+    const c = origin.tab("c").hub.start();
+    await settle();
+    b.subscribe("deals", watcher().subscriber).start();
+    await settle();
+    tabA.bus.close();
+    tabA.locks.crash();
+    await settle();
+    expect([b.isLeader, c.isLeader]).toEqual([true, false]);
+    // (a's streams died with its page)
+    expect(origin.open().filter((s) => s.tab !== "a").map((s) => [s.tab, s.channel])).toEqual([["b", "deals"]]);
+  });
+
   it("streams nothing while signed out, in the leader as in every tab", async () => {
     const origin = new Origin();
     const a = origin.tab("a").hub.start();

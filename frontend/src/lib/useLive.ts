@@ -63,6 +63,9 @@ function sharedStreams(doc: AsyncApiDoc): SharedStreams {
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) hub.start();
   });
+  // a frozen tab (Chromium freezes some hidden tabs) cannot relay: it leaves until resumed
+  document.addEventListener("freeze", () => hub.stop());
+  document.addEventListener("resume", () => hub.start());
   shared = hub.start();
   return hub;
 }
