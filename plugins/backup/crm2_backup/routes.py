@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from crm2_backup.repository import (
     artifacts,
     get_drill,
+    get_run,
     get_set,
     latest_completed,
     latest_drill,
@@ -35,8 +36,7 @@ from crm2_backup.schemas import (
     TargetPublic,
 )
 from crm2_backup.service import retention
-from crm2_backup.service.queued import request_backup_now
-from crm2_backup.service.verify import verify
+from crm2_backup.service.queued import request_backup_now, request_drill_now
 from crm2_core.api import (
     ContextDep,
     Page,
@@ -109,16 +109,22 @@ async def get_one_set(
 
 
 @router.post(
-    "/sets/{set_id}/verify", response_model=DrillPublic, status_code=status.HTTP_201_CREATED
+    "/sets/{set_id}/verify", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED
 )
 async def verify_set(
-    set_id: uuid.UUID, _: BackupRun, context: ContextDep, response: Response
-) -> DrillPublic:
-    """Run a restore drill of the set: checksums, decryption, restore into scratch targets."""
-    drill = await verify(context, set_id)
-    assert drill is not None
-    response.headers["Location"] = f"{BASE}/drills/{drill.id}"
-    return DrillPublic.model_validate(drill)
+    set_id: uuid.UUID, _: BackupRun, context: ContextDep, session: SessionDep, response: Response
+) -> RunPublic:
+    """Restore drill of a completed set, in the background: ``202`` with the queued run.
+
+    Poll ``Location`` (``GET /runs/{run_id}``) until ``done``: ``status`` goes queued →
+    running → ok | failed, and ``drill_id`` names the drill (``GET /drills/{drill_id}``:
+    RTO, RPO, per-target results). One drill of a set at a time: while one is queued or
+    running this answers that run. A set that is not completed is a 409.
+    """
+    run = await request_drill_now(context, session, set_id)
+    response.headers["Location"] = f"{BASE}/runs/{run.id}"
+    response.headers["Retry-After"] = "1"
+    return RunPublic.model_validate(run)
 
 
 @router.get("/drills", response_model=Page[DrillPublic])
@@ -143,6 +149,17 @@ async def list_runs(
     """Every backup, verify, restore and prune operation, newest first."""
     rows, cursor = await page_runs(session, page, kind)
     return Page(items=[RunPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic)
+async def get_one_run(
+    run_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
+) -> RunPublic:
+    """One operation, e.g. a drill being polled (``Retry-After`` while not ``done``)."""
+    run = RunPublic.model_validate(await get_run(session, run_id))
+    if not run.done:
+        response.headers["Retry-After"] = "2"
+    return run
 
 
 @router.post("/prune", response_model=PrunePublic)
