@@ -7,7 +7,7 @@ it writes into databases and brokers, and an operator should be at the console.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
@@ -55,6 +55,34 @@ router = APIRouter(prefix="/api/v1/backup", tags=["backup"])
 BASE = "/api/v1/backup"
 
 
+def _accepted(what: str, poll: str) -> dict[int | str, dict[str, Any]]:
+    """The ``202`` of a background job as OpenAPI declares it: where to poll, and how soon."""
+    return {
+        202: {
+            "description": f"Accepted: {what}; poll Location until `done`",
+            "headers": {
+                "Location": {"description": poll, "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "seconds before the first poll",
+                    "schema": {"type": "integer"},
+                },
+            },
+        }
+    }
+
+
+_POLLED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Retry-After": {
+                "description": "while not `done`: seconds before the next poll",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
+
+
 async def _detail(session: SessionDep, set_id: uuid.UUID) -> SetDetail:
     row = await get_set(session, set_id)
     items = [ArtifactPublic.model_validate(a) for a in await artifacts(session, set_id)]
@@ -75,7 +103,12 @@ async def list_sets(
     return Page(items=[SetPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.post("/sets", response_model=SetPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/sets",
+    response_model=SetPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_accepted("the set is queued (or the one underway)", "GET /sets/{set_id}"),
+)
 async def create_set(
     principal: BackupRun,
     context: ContextDep,
@@ -97,7 +130,7 @@ async def create_set(
     return SetPublic.model_validate(row)
 
 
-@router.get("/sets/{set_id}", response_model=SetDetail)
+@router.get("/sets/{set_id}", response_model=SetDetail, responses=_POLLED)
 async def get_one_set(
     set_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
 ) -> SetDetail:
@@ -109,7 +142,10 @@ async def get_one_set(
 
 
 @router.post(
-    "/sets/{set_id}/verify", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED
+    "/sets/{set_id}/verify",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_accepted("the drill is queued (or the one underway)", "GET /runs/{run_id}"),
 )
 async def verify_set(
     set_id: uuid.UUID, _: BackupRun, context: ContextDep, session: SessionDep, response: Response
@@ -151,7 +187,7 @@ async def list_runs(
     return Page(items=[RunPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.get("/runs/{run_id}", response_model=RunPublic)
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=_POLLED)
 async def get_one_run(
     run_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
 ) -> RunPublic:
