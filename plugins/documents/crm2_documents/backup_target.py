@@ -167,6 +167,12 @@ class DocumentsTarget:
         self, out: IO[bytes], backend_name: str, key: str, sha256: str, size: int
     ) -> None:
         """One tar member: the header, the bytes as the backend streams them, the padding."""
+        if backend_name not in self.storage.backends:
+            raise DocumentsBackupError(
+                f"documents: {key} is on the {backend_name!r} backend, which this deployment "
+                f"does not configure (it has {sorted(self.storage.backends)}): configure it to "
+                "back those files up"
+            )
         backend = self.storage.get(backend_name)
         start = out.tell()
         out.write(_header(key, size))

@@ -145,3 +145,41 @@ async def _key_of(docs: Docs, backend: str) -> str:
             select(col(Version.storage_key)).where(col(Version.backend) == backend)
         )
         return str(rows.scalar_one())
+
+
+async def test_a_set_of_the_local_only_format_still_drills_and_restores(
+    docs: Docs, tmp_path: Path
+) -> None:
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    from crm2_documents.backup_target import DocumentsTarget, _sum
+
+    key, data = f"documents/{uuid.uuid4()}/{uuid.uuid4()}", PDF
+    entry = {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    artefact = tmp_path / "old.tar"
+    with tarfile.open(artefact, "w") as tar:  # as sets made before every backend was read
+        for name, body in (
+            (key, data),
+            ("index.json", json.dumps({"format": "crm2-documents-local-1", "files": [entry]})),
+        ):
+            raw = body if isinstance(body, bytes) else body.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    target = DocumentsTarget(docs.app.context, storage_of(docs.app.context))
+    facts = {"files": 1, "bytes": len(data), "sum": _sum([entry])}
+
+    assert (await target.drill(artefact, facts))["backends"] == {"local": 1}
+    report = await target.restore(artefact, "storage", dry_run=False)
+    assert report["restored"] == 1 and report["backends"] == {"local": 1}
+    assert (docs.root / key).read_bytes() == data
+    again = await target.restore(artefact, "storage:local", dry_run=False)
+    assert again["identical_already"] == 1
+    (docs.root / key).write_bytes(data + b"changed")
+    with pytest.raises(DocumentsBackupError, match="differs: nothing is overwritten"):
+        await target.restore(artefact, "storage", dry_run=False)
+    with pytest.raises(DocumentsBackupError, match="the restored copy differs"):
+        await target.drill(artefact, {**facts, "bytes": 1})
