@@ -201,3 +201,23 @@ async def test_a_drill_marked_stale_that_then_finishes_stays_failed(
     body = (await app.client.get(f"{API}/sets/{made['id']}", headers=admin)).json()
     assert body["verify_ok"] is None and body["state"] == "completed"
     assert await event_types(app) == ["backup.set.completed", "backup.set.verify_failed"]
+
+
+async def test_a_queued_drill_of_a_set_pruned_meanwhile_fails_with_why(
+    gated: tuple[Crm2TestApp, GatedTarget],
+) -> None:
+    from crm2_backup.service.queued import run_queued_drill
+
+    app, _ = gated
+    pruned = BackupSet(status="pruned", location="gone")
+    queued = BackupRun(kind="verify", set_id=pruned.id, status="queued", detail={"trigger": "x"})
+    async with app.context.session_factory() as session:
+        session.add_all([pruned, queued])
+        await session.commit()
+
+    await run_queued_drill(app.context, queued.id)
+
+    admin = await app.login("admin")
+    run = (await app.client.get(f"{API}/runs/{queued.id}", headers=admin)).json()
+    assert run["status"] == "failed" and run["done"] is True and run["drill_id"] is None
+    assert "is pruned, not completed" in run["error"] and run["detail"] == {"trigger": "x"}

@@ -65,6 +65,7 @@ async def verify(
     """
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
+        claimed: BackupRun | None = None
         if run_id is not None:
             claimed = await claim_run(session, run_id)
             if claimed is None:
@@ -81,8 +82,8 @@ async def verify(
             if row.status != "completed":
                 raise SetBusy(f"set {set_id} is {row.status}, not completed")
         except (SetNotFound, SetBusy) as exc:
-            if run_id is not None:  # the claimed run ends here, with why
-                await finish_run(session, run_id, "failed", {"set_id": str(set_id)}, exc.detail)
+            if claimed is not None:  # the claimed run ends here, with why
+                await finish_run(session, claimed.id, "failed", claimed.detail, exc.detail)
                 await session.commit()
             raise
         items = await artifacts(session, set_id)
