@@ -114,6 +114,23 @@ def _is_clearable(model: type[BaseModel], name: str | None) -> bool:
     return field is not None and any(m is Clearable for m in field.metadata)
 
 
+def _no_blank_strings(schema: Any) -> None:
+    """A request string with a minimum length says it needs a non-blank character: the server
+    strips whitespace first (``str_strip_whitespace``), so ``" "`` is refused as too short."""
+    if isinstance(schema, dict):
+        if (
+            schema.get("type") == "string"
+            and schema.get("minLength", 0) >= 1
+            and not {"pattern", "format", "enum", "const"} & schema.keys()
+        ):
+            schema["pattern"] = r"\S"
+        for item in schema.values():
+            _no_blank_strings(item)
+    elif isinstance(schema, list):
+        for item in schema:
+            _no_blank_strings(item)
+
+
 def _bound_integers(schema: Any) -> None:
     """Every integer in the document carries the bounds the server checks."""
     if isinstance(schema, dict):
@@ -131,6 +148,7 @@ def _bound_integers(schema: Any) -> None:
 
 def _request_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
     _bound_integers(schema.get("properties", {}))
+    _no_blank_strings(schema.get("properties", {}))
 
 
 def _update_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:

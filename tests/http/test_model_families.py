@@ -71,3 +71,22 @@ def test_public_takes_the_table_columns() -> None:
     assert list(WidgetPublic.model_fields) == ["id", "name", "created_at", "size"]
     assert public.model_dump()["size"] == "3 cm" and "secret" not in public.model_dump()
     assert set(WidgetPublic.model_json_schema()["required"]) == {"id", "name", "created_at", "size"}
+
+
+class Labels(RequestModel):
+    title: str = Field(min_length=1, max_length=50)
+    tags: list[str] = Field(default_factory=list)  # items without a minimum: blank is a value
+    note: str | None = Field(None, min_length=1)
+    code: str = Field("ab", min_length=2, pattern=r"^[a-z]+$")
+
+
+def test_a_required_string_says_in_the_document_that_blank_is_refused() -> None:
+    """The server strips whitespace before the length check, so a schema-valid " " would get
+    a 422: the document carries a pattern that needs one non-blank character."""
+    properties = Labels.model_json_schema()["properties"]
+    assert properties["title"]["pattern"] == r"\S"
+    assert {"type": "string", "minLength": 1, "pattern": r"\S"} in properties["note"]["anyOf"]
+    assert "pattern" not in properties["tags"]["items"]
+    assert properties["code"]["pattern"] == r"^[a-z]+$"  # a pattern of its own is kept
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        Labels(title=" \t ")
