@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, select
@@ -133,16 +133,14 @@ async def test_nullable_sorts_page_every_row_once_in_order(
         await engine.dispose()
 
 
+DIALECTS = [cast(Any, postgresql).dialect(), cast(Any, sqlite).dialect()]
+
+
 def _compiled(clause: Any, dialect: Any) -> str:
     return str(clause.compile(dialect=dialect))
 
 
-DIALECTS = pytest.mark.parametrize(
-    "dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"]
-)
-
-
-@DIALECTS
+@pytest.mark.parametrize("dialect", DIALECTS, ids=["pg", "sqlite"])
 def test_a_not_null_column_keeps_its_sql(dialect: Any) -> None:
     """No NULLS clause and one row-value comparison: the index range stays."""
     keys = [OrderKey(User.created_at, True), OrderKey(User.id, True)]
@@ -155,7 +153,7 @@ def test_a_not_null_column_keeps_its_sql(dialect: Any) -> None:
     assert cursor_scope(keys) == "auth_user.created_at:desc,auth_user.id:desc"
 
 
-@DIALECTS
+@pytest.mark.parametrize("dialect", DIALECTS, ids=["pg", "sqlite"])
 def test_a_nullable_column_orders_nulls_as_greatest(dialect: Any) -> None:
     up, down = ORDERINGS["due"][0], ORDERINGS["-due"][0]
 
