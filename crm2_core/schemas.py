@@ -114,6 +114,11 @@ def _is_clearable(model: type[BaseModel], name: str | None) -> bool:
     return field is not None and any(m is Clearable for m in field.metadata)
 
 
+# One character that pydantic's ``str_strip_whitespace`` keeps (Unicode White_Space, which is
+# neither ECMA-262's ``\s``, the document's regex dialect, nor Python's ``str.isspace``).
+NOT_BLANK = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 def _no_blank_strings(schema: Any) -> None:
     """A request string with a minimum length says it needs a non-blank character: the server
     strips whitespace first (``str_strip_whitespace``), so ``" "`` is refused as too short."""
@@ -123,7 +128,7 @@ def _no_blank_strings(schema: Any) -> None:
             and schema.get("minLength", 0) >= 1
             and not {"pattern", "format", "enum", "const"} & schema.keys()
         ):
-            schema["pattern"] = r"\S"
+            schema["pattern"] = NOT_BLANK
         for item in schema.values():
             _no_blank_strings(item)
     elif isinstance(schema, list):
