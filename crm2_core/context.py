@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm2_core.db.engine import (
@@ -20,7 +19,9 @@ from crm2_core.errors import ConfigurationError
 from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # redis is imported only when CRM2_REDIS_URL is set
+    from redis.asyncio import Redis
+
     from crm2_core.auth.authenticator import Authenticator
     from crm2_core.auth.service import AuthService
     from crm2_core.events.bus import EventBus
@@ -149,7 +150,11 @@ class AppContext:
 
 def build_context(settings: Settings, plugins: PluginRegistry) -> AppContext:
     engine = create_engine(settings)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis: Redis | None = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
     session_class = app_session_class()
     return AppContext(
         settings=settings,

@@ -1,7 +1,7 @@
 """Where crm2-core's Alembic environment lives; light enough to import at start-up.
 
-``crm2_core.migrate`` (which imports Alembic, a fifth of a second) is only needed
-by the migration commands, not by ``crm2 serve``.
+``crm2_core.migrate`` imports Alembic only inside the functions that run it;
+``crm2 serve`` checks the version tables without it.
 """
 
 from __future__ import annotations

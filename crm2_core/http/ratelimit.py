@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm2_core.context import AUTHENTICATOR
@@ -30,6 +29,8 @@ from crm2_core.http.middleware import send_problem
 from crm2_core.observability.metrics import record_rate_limited
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from crm2_core.context import AppContext
 
 # probes and the Prometheus scraper: polled by machines, on a schedule of their own

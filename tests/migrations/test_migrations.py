@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from crm2_core import migrate
 from crm2_core.db.engine import create_engine
 from crm2_core.db.types import UtcDateTime
+from crm2_core.errors import ConfigurationError
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.settings import Settings
 from crm2_core.testing.databases import TestDatabase
@@ -145,6 +148,59 @@ async def test_states_report_pending_then_up_to_date(engine: AsyncEngine) -> Non
     assert not any(s.up_to_date for s in before)
     assert all(s.up_to_date for s in after)
     assert all(s.current == s.heads for s in after)
+
+
+def test_heads_read_from_the_files_match_alembic_for_every_installed_plugin() -> None:
+    from alembic.script import ScriptDirectory
+
+    registry = build_plugin_manager(Settings(_env_file=None))  # type: ignore[call-arg]
+    sources = migrate.migration_sources(registry)
+
+    assert len(sources) > 2  # the core, auth and the installed plugins
+    for source in sources:
+        script = ScriptDirectory.from_config(migrate.alembic_config(source))
+        assert migrate.heads(source.versions_dir) == tuple(sorted(script.get_heads()))
+
+
+def test_heads_of_a_branch_that_forked_and_merged(tmp_path: Path) -> None:
+    def revision(name: str, down: str) -> None:
+        (tmp_path / f"{name}.py").write_text(
+            f'revision: str = "{name}"\ndown_revision = {down}\n', encoding="utf-8"
+        )
+
+    revision("a1", "None")
+    revision("b2", '"a1"')
+    revision("c3", '"a1"')
+    assert migrate.heads(tmp_path) == ("b2", "c3")
+
+    revision("d4", '("b2", "c3")')
+    assert migrate.heads(tmp_path) == ("d4",)
+
+
+def test_a_revision_file_without_literal_ids_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "odd.py").write_text('revision = "a" + "b"\n', encoding="utf-8")
+
+    with pytest.raises(ConfigurationError, match="not a literal"):
+        migrate.heads(tmp_path)
+
+
+def test_serve_checks_migrations_without_importing_alembic() -> None:
+    code = (
+        "import sys, asyncio\n"
+        "from crm2_core import migrate\n"
+        "from crm2_core.cli import serve\n"
+        "from crm2_core.db.engine import create_engine\n"
+        "from crm2_core.plugins import build_plugin_manager\n"
+        "from crm2_core.settings import Settings\n"
+        "s = Settings(_env_file=None, database_url='sqlite+aiosqlite://', plugins='')\n"
+        "e = create_engine(s)\n"
+        "print([x.up_to_date for x in asyncio.run(migrate.states(e, build_plugin_manager(s)))])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.splitlines() == ["[False, False]", "[]"]
 
 
 # -- makemigrations ------------------------------------------------------------------

@@ -9,7 +9,6 @@ from crm2_backup.config import BackupSettings
 from crm2_backup.targets.consul import ConsulTarget
 from crm2_backup.targets.postgres import PostgresTarget
 from crm2_backup.targets.rabbitmq import RabbitmqTarget, vhost_of
-from crm2_backup.targets.redis import RedisTarget
 from crm2_backup.targets.sqlite import SqliteTarget
 
 log = logging.getLogger("crm2.backup")
@@ -45,6 +44,8 @@ def builtin_targets(context: Any) -> list[Any]:
             )
         )
     if core.redis_url:
+        from crm2_backup.targets.redis import RedisTarget  # redis only when used (start-up)
+
         targets.append(
             RedisTarget(
                 core.redis_url,
