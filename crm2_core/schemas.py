@@ -122,6 +122,28 @@ def _is_clearable(model: type[BaseModel], name: str | None) -> bool:
     return field is not None and any(m is Clearable for m in field.metadata)
 
 
+# One character that pydantic's ``str_strip_whitespace`` keeps (Unicode White_Space, which is
+# neither ECMA-262's ``\s``, the document's regex dialect, nor Python's ``str.isspace``).
+NOT_BLANK = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def _no_blank_strings(schema: Any) -> None:
+    """A request string with a minimum length says it needs a non-blank character: the server
+    strips whitespace first (``str_strip_whitespace``), so ``" "`` is refused as too short."""
+    if isinstance(schema, dict):
+        if (
+            schema.get("type") == "string"
+            and schema.get("minLength", 0) >= 1
+            and not {"pattern", "format", "enum", "const"} & schema.keys()
+        ):
+            schema["pattern"] = NOT_BLANK
+        for item in schema.values():
+            _no_blank_strings(item)
+    elif isinstance(schema, list):
+        for item in schema:
+            _no_blank_strings(item)
+
+
 def _bound_integers(schema: Any) -> None:
     """Every integer in the document carries the bounds the server checks."""
     if isinstance(schema, dict):
@@ -139,6 +161,7 @@ def _bound_integers(schema: Any) -> None:
 
 def _request_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
     _bound_integers(schema.get("properties", {}))
+    _no_blank_strings(schema.get("properties", {}))
 
 
 def _update_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:

@@ -353,3 +353,10 @@ def test_checker_flags_a_plugin_importing_a_core_module_outside_the_public_api(
     assert len(problems) == 2
     assert "crm2_core.auth.models" in problems[0]
     assert "crm2_core.events" in problems[1]
+
+
+def test_the_core_and_every_plugin_ship_their_type_hints() -> None:
+    """py.typed (PEP 561): code that imports crm2_core or a plugin is type-checked against it."""
+    packages = [ROOT / "crm2_core", *(p.directory for p in plugin_packages(ROOT))]
+    missing = [str(p.relative_to(ROOT)) for p in packages if not (p / "py.typed").exists()]
+    assert not missing, f"add an empty py.typed to: {', '.join(missing)}"

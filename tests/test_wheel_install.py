@@ -1,8 +1,11 @@
 """Each distribution installs alone: real wheels, a fresh virtualenv, no source checkout.
 
-Builds non-editable wheels of crm2-hookspecs, crm2-core and the example plugin
-crm2-hello, installs them into a new virtualenv (their dependencies come from
-pip's configured index, through pip's cache), then runs ``crm2 migrate`` and
+Builds non-editable wheels of crm2-hookspecs, crm2-core, the example plugin
+crm2-hello, and the third-party-style example crm2-connectors with the two plugins
+whose hooks it implements (crm2-notifications, crm2-documents: their hookspecs
+must import and their migrations must run from their wheels), installs them into
+a new virtualenv (their dependencies come from pip's configured index, through
+pip's cache), then runs ``crm2 migrate`` and
 ``crm2 plugins list`` there from a folder outside the repository, so the
 checkout's ``migrations/`` cannot stand in for the one inside the wheel.
 
@@ -27,7 +30,11 @@ SOURCES = {
     "crm2_hookspecs": ROOT / "hookspecs",
     "crm2_core": ROOT,
     "crm2_hello": ROOT / "examples" / "plugins" / "hello",
+    "crm2_notifications": ROOT / "plugins" / "notifications",
+    "crm2_documents": ROOT / "plugins" / "documents",
+    "crm2_connectors": ROOT / "examples" / "plugins" / "connectors",
 }
+PLUGINS = ("hello", "notifications", "documents", "connectors")
 # Variables that would let the venv see the checkout or the caller's crm2 settings.
 LEAKY = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH"}
 
@@ -114,11 +121,12 @@ def test_wheels_install_into_a_fresh_venv_then_migrate_and_list_plugins(tmp_path
     listing = _run([str(crm2), "plugins", "list"], cwd=work, env=env, timeout=120)
 
     rows = _plugin_rows(listing)
-    assert {"core", "auth", "hello"} <= rows.keys(), listing
-    for name in ("core", "auth", "hello"):
+    assert {"core", "auth", *PLUGINS} <= rows.keys(), listing
+    for name in ("core", "auth", *PLUGINS):
         _version, enabled, _depends, status = rows[name][:4]
         assert (enabled, status) == ("yes", "ok"), listing
     assert rows["hello"][0] == "0.1.0", listing
+    assert set(rows["connectors"][2].split(",")) == {"notifications", "documents"}, listing
 
     with sqlite3.connect(database) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -129,4 +137,6 @@ def test_wheels_install_into_a_fresh_venv_then_migrate_and_list_plugins(tmp_path
         "alembic_version_core",
         "alembic_version_auth",
         "alembic_version_hello",
+        "alembic_version_notifications",
+        "alembic_version_documents",
     } <= tables

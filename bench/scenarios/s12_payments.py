@@ -8,7 +8,7 @@ allocation row behind bare Starlette. Both are driven by the same closed-loop cl
 (httpx, ``CONNECTIONS`` at once, unique keys), interleaved A B per round.
 
 12b "export 100k payments": ``GET /api/v1/payments/payments/export.csv`` read to the
-end (keyset pages of 1,000, formula-safe cells, money as decimal strings) vs
+end (keyset pages of 5,000 plain rows, formula-safe cells, money as decimal strings) vs
 PostgreSQL's ``COPY (SELECT …) TO STDOUT WITH CSV`` of the same rows through asyncpg.
 """
 

@@ -6,7 +6,8 @@ send the question; the client gets 202 with a secret (stored hashed) and polls
 :func:`decide_login` — by the challenge's id, which is no secret, but only for the
 user the challenge belongs to. pending → approved → used (one token pair), or
 denied; every change is a conditional UPDATE, so a double click or two polls at
-once never issue two pairs.
+once never issue two pairs. Asking publishes ``auth.login.confirmation_requested``,
+a refusal ``auth.login.confirmation_denied``, each in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from sqlmodel import col
 
 from crm2_core.auth.authenticator import hash_secret
 from crm2_core.auth.errors import LoginConfirmationUnavailable, LoginNotConfirmed
+from crm2_core.auth.events import LoginConfirmationDenied, LoginConfirmationRequested
 from crm2_core.auth.models import LoginChallenge, User
 from crm2_core.auth.schemas import LoginPending
 from crm2_core.db import utcnow
+from crm2_core.events.envelope import Actor
+from crm2_core.events.outbox import publish
 from crm2_hookspecs import LoginConfirmation
 
 PENDING, APPROVED, DENIED, USED = "pending", "approved", "denied", "used"
@@ -72,6 +76,13 @@ async def ask(
             expires_at=login.expires_at,
         )
     )
+    requested = LoginConfirmationRequested(
+        user_id=user.id,
+        challenge_id=login.challenge_id,
+        address=login.address,
+        expires_at=login.expires_at,
+    )
+    publish(session, requested, subject=user.id)
     await session.flush()
     return LoginPending(confirmation_token=secret, expires_at=login.expires_at)
 
@@ -96,7 +107,11 @@ async def decide_login(
         )
         .values(status=APPROVED if approve else DENIED, decided_at=now)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    decided = bool(getattr(result, "rowcount", 0) == 1)
+    if decided and not approve:
+        denied = LoginConfirmationDenied(user_id=user_id, challenge_id=challenge_id)
+        publish(session, denied, subject=user_id, actor=Actor(kind="user", id=str(user_id)))
+    return decided
 
 
 async def redeem(session: AsyncSession, secret: str) -> LoginChallenge | LoginPending:

@@ -12,12 +12,18 @@ Kept in the database (``auth_login_failure``) so that every process shares it
 and ``crm2 users unlock`` reaches it. Each attempt is recorded as a failure
 *before* the password is checked, in its own committed transaction, so that
 concurrent guesses queue behind the delay; a success deletes the record.
+
+A refused password on an existing account publishes ``auth.login.failed`` (and,
+when the streak has just used up its free failures, ``auth.login.delayed``) in the
+sign-in's transaction, which the login route commits before it answers 401.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from crm2_core.auth.config import AuthSettings
+from crm2_core.auth.events import LoginDelayed, LoginFailed
 from crm2_core.auth.models import LoginFailure
 from crm2_core.db import utcnow
+from crm2_core.events.outbox import publish
 
 MAX_ADDRESS_LENGTH = 64
 
@@ -78,6 +86,37 @@ class LoginDelays:
             row.blocked_until = now + timedelta(seconds=delay_after(row.failures, self._settings))
             await session.commit()
         return 0
+
+    async def failed(
+        self,
+        session: AsyncSession,
+        account: str,
+        address: str,
+        user_id: uuid.UUID,
+        reason: Literal["wrong_password", "account_disabled"],
+    ) -> None:
+        """Publish the refused sign-in on ``user_id``'s account, with the streak ``take`` kept,
+        in the sign-in's transaction (which the route commits before answering 401)."""
+        address = address[:MAX_ADDRESS_LENGTH]
+        now = utcnow()
+        row = await session.get(LoginFailure, (account, address))
+        failures = row.failures if row is not None else 1
+        wait = 0
+        if row is not None and row.blocked_until > now:
+            wait = max(1, math.ceil((row.blocked_until - now).total_seconds()))
+        failed = LoginFailed(
+            user_id=user_id,
+            address=address,
+            reason=reason,
+            failures=failures,
+            retry_after_seconds=wait,
+        )
+        publish(session, failed, subject=user_id)
+        if failures == self._settings.login_free_failures:
+            delayed = LoginDelayed(
+                user_id=user_id, address=address, failures=failures, retry_after_seconds=wait
+            )
+            publish(session, delayed, subject=user_id)
 
     @staticmethod
     async def succeeded(session: AsyncSession, account: str, address: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.deps import CurrentPrincipal, authenticator_of, require
-from crm2_core.auth.errors import RefreshTokenReused, UserNotFound
+from crm2_core.auth.errors import InvalidCredentials, RefreshTokenReused, UserNotFound
 from crm2_core.auth.models import ApiKey, Role, User
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
@@ -93,7 +93,7 @@ LOGIN_PENDING: dict[int | str, dict[str, Any]] = {
 async def login(
     body: LoginRequest,
     request: Request,
-    session: SessionDep,
+    context: ContextDep,
     service: ServiceDep,
     response: Response,
 ) -> TokenPair | LoginPending:
@@ -102,7 +102,13 @@ async def login(
     202 instead when the account confirms sign-ins out of band (``crm2_confirm_login``).
     """
     response.headers.update(NO_STORE)
-    answer = await service.login(session, body.email, body.password, _client_ip(request))
+    async with context.session_factory() as session:
+        try:
+            answer = await service.login(session, body.email, body.password, _client_ip(request))
+        except InvalidCredentials:
+            await session.commit()  # keep auth.login.failed, then refuse
+            raise
+        await session.commit()
     if isinstance(answer, LoginPending):
         response.status_code = status.HTTP_202_ACCEPTED
     return answer

@@ -90,7 +90,11 @@ class AuthService:
     async def login(
         self, session: AsyncSession, email: str, password: str, ip: str
     ) -> TokenPair | LoginPending:
-        """Tokens, or ``LoginPending`` when a plugin has the user confirm the sign-in first."""
+        """Tokens, or ``LoginPending`` when a plugin has the user confirm the sign-in first.
+
+        On ``InvalidCredentials`` the caller must still commit: ``auth.login.failed`` is in
+        the session (and nothing else is written before the password is checked).
+        """
         email = email.strip().lower()
         s = self.settings
         wait = await self.throttle.hit(
@@ -107,6 +111,10 @@ class AuthService:
         user = await repo.user_by_email(session, email)
         ok = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
+            if user is not None:  # someone to tell (auth.login.failed); unknown e-mails: no one
+                await self.delays.failed(
+                    session, email, ip, user.id, "account_disabled" if ok else "wrong_password"
+                )
             raise InvalidCredentials("wrong e-mail or password")
         await self.delays.succeeded(session, email, ip)
         await self.throttle.release(f"ip:{ip}")

@@ -10,6 +10,15 @@ a non-finite decimal) before they reach SQL, so no cursor makes a 500.
 The tag is a digest, not a keyed signature: forging one only moves a reader to
 another position in a list whose rows the query already restricts to what the
 reader may see.
+
+A nullable ordering column (known from the declared column, ``Column.nullable``)
+sorts NULL as greater than every value, the same on PostgreSQL and SQLite: NULLs
+come last ascending and first descending (``NULLS LAST`` / ``NULLS FIRST`` are
+written out, since SQLite's default is the opposite). That is PostgreSQL's own
+order, so one ascending index on ``(column, id)`` serves both directions. A
+cursor on a row whose value is NULL carries JSON ``null``, and the keyset
+predicate treats NULL as that greatest value. A column that is not nullable is
+ordered and compared exactly as before.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    false,
     literal,
     or_,
     tuple_,
@@ -60,10 +70,29 @@ class PageParams:
 
 @dataclass(frozen=True)
 class OrderKey:
-    """One ordering column; the last key of an ordering must be unique (the id)."""
+    """One ordering column; the last key of an ordering must be unique (the id).
+
+    ``nullable`` defaults to the column's own ``nullable`` (an expression without one
+    counts as not nullable); set it for a column that can be NULL in this query only,
+    such as one of an outer-joined table.
+    """
 
     column: Any  # an ORM attribute (InstrumentedAttribute) or a Column
     descending: bool = False
+    nullable: bool | None = None
+
+    @property
+    def may_be_null(self) -> bool:
+        if self.nullable is not None:
+            return self.nullable
+        expression = getattr(self.column, "expression", self.column)
+        return bool(getattr(expression, "nullable", False))
+
+    def ordering(self) -> Any:
+        """``col ASC`` / ``col DESC``; a nullable column adds NULLS LAST / NULLS FIRST."""
+        if self.descending:
+            return self.column.desc().nulls_first() if self.may_be_null else self.column.desc()
+        return self.column.asc().nulls_last() if self.may_be_null else self.column.asc()
 
 
 def sort_order(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[OrderKey]:
@@ -83,13 +112,20 @@ def sort_order(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[Or
 
 
 def cursor_scope(keys: Sequence[OrderKey]) -> str:
-    """The identity of an ordering: ``deals_deal.updated_at:desc,deals_deal.id:desc``."""
+    """The identity of an ordering: ``deals_deal.updated_at:desc,deals_deal.id:desc``.
+
+    A nullable column is named with its NULL placement (``payments_payment.due_date:
+    asc:nulls-last``), so a cursor issued before NULLs had a fixed place is refused.
+    """
     parts = []
     for key in keys:
         table = getattr(key.column, "table", None)
         name = getattr(key.column, "key", None) or getattr(key.column, "name", "?")
         where = f"{getattr(table, 'name', '?')}.{name}"
-        parts.append(f"{where}:{'desc' if key.descending else 'asc'}")
+        part = f"{where}:{'desc' if key.descending else 'asc'}"
+        if key.may_be_null:
+            part += ":nulls-first" if key.descending else ":nulls-last"
+        parts.append(part)
     return ",".join(parts)
 
 
@@ -211,14 +247,31 @@ def _check_value(column: Any, value: Any) -> None:
 
 
 def _check_values(keys: Sequence[OrderKey], values: Sequence[Any]) -> None:
-    """A forged cursor is a 400, not a database error. Cursor values are never NULL."""
+    """A forged cursor is a 400, not a database error. NULL only for a nullable column."""
     for key, value in zip(keys, values, strict=True):
         if value is None:
+            if key.may_be_null:
+                continue
             raise InvalidCursor("the cursor does not fit this list's ordering")
         _check_value(key.column, value)
 
 
 # -- the query -----------------------------------------------------------------------------
+
+
+def _equal(key: OrderKey, value: Any) -> Any:
+    return key.column.is_(None) if value is None else key.column == value
+
+
+def _beyond(key: OrderKey, value: Any) -> Any:
+    """The rows past ``value`` on ``key`` alone, NULL being greater than every value."""
+    if value is None:  # past NULL: nothing ascending, every value descending
+        return false() if not key.descending else key.column.is_not(None)
+    if key.descending:
+        return key.column < value  # NULLs come before any value: ``<`` leaves them out
+    if key.may_be_null:
+        return or_(key.column > value, key.column.is_(None))
+    return key.column > value
 
 
 def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
@@ -232,34 +285,66 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any]) -> Any:
     scan that starts at the top of the list: every row before the cursor is read and
     thrown away, and page 2,000 of a million rows took ~200 ms instead of ~0.5 ms.
     Mixed directions keep the OR-expansion.
+
+    NULL sorts greater than every value. A row-value comparison is never true where
+    it meets a NULL, so with a nullable key it still gives the non-null rows after the
+    cursor, and descending that is all of them; ascending, the NULLs that follow are
+    added: ``(due_date, id) > (:d, :id) OR due_date IS NULL``. A cursor holding NULL
+    takes the OR-expansion: ``due_date IS NULL AND id > :id`` ascending,
+    ``due_date IS NULL AND id < :id OR due_date IS NOT NULL`` descending.
     """
-    if len({key.descending for key in keys}) == 1:
+    if len({key.descending for key in keys}) == 1 and all(v is not None for v in values):
         row = tuple_(*(key.column for key in keys))
         bound = tuple_(
             *(literal(value, key.column.type) for key, value in zip(keys, values, strict=True))
         )
-        return row < bound if keys[0].descending else row > bound
+        if keys[0].descending:
+            return row < bound
+        nulls_after = [
+            and_(
+                *(_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)),
+                key.column.is_(None),
+            )
+            for i, key in enumerate(keys)
+            if key.may_be_null
+        ]
+        return or_(row > bound, *nulls_after) if nulls_after else row > bound
     clauses = []
     for i, key in enumerate(keys):
-        equal = [k.column == v for k, v in zip(keys[:i], values[:i], strict=True)]
-        beyond = key.column < values[i] if key.descending else key.column > values[i]
-        clauses.append(and_(*equal, beyond))
+        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
+        clauses.append(and_(*equal, _beyond(key, values[i])))
     return or_(*clauses)
 
 
 async def paginate(
-    session: AsyncSession, stmt: Select[Any], keys: Sequence[OrderKey], params: PageParams
+    session: AsyncSession,
+    stmt: Select[*tuple[Any, ...]],
+    keys: Sequence[OrderKey],
+    params: PageParams,
+    *,
+    scalars: bool = True,
 ) -> tuple[list[Any], str | None]:
-    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor."""
+    """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor.
+
+    By default the rows are the first column of each result row (the ORM objects of a
+    ``select(Model)``). With ``scalars=False`` they are the result rows themselves, for a
+    ``select`` of plain columns: no ORM objects are built, which is what makes a large
+    export cheap. The statement must then select every column of ``keys``.
+    """
     scope = cursor_scope(keys)
     if params.cursor:
         values = decode_cursor(params.cursor, scope, len(keys))
         _check_values(keys, values)
         stmt = stmt.where(_after(keys, values))
-    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = list((await session.execute(stmt.order_by(*order).limit(params.limit + 1))).scalars())
+    order = [k.ordering() for k in keys]
+    result = await session.execute(stmt.order_by(*order).limit(params.limit + 1))
+    rows = list(result.scalars()) if scalars else list(result.all())
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
     last = rows[-1]
-    return rows, encode_cursor([getattr(last, k.column.key) for k in keys], scope)
+    if scalars:
+        values = [getattr(last, k.column.key) for k in keys]
+    else:
+        values = [last._mapping[k.column] for k in keys]
+    return rows, encode_cursor(values, scope)

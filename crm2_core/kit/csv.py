@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,6 +28,7 @@ R = TypeVar("R")
 LIST_SEPARATOR = ";"
 EXPORT_PAGE_SIZE = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(_FORMULA_START)
 _NUMBERISH = re.compile(r"^[+-][\d\s().,/-]*$")
 
 
@@ -53,8 +55,20 @@ def unguard(value: str) -> str:
 
 def cell(value: Any) -> str:
     """One value as CSV text: lists joined by ``;``, dates ISO, money as its decimal string."""
+    # The common cells first, by exact type (an export renders millions of them): a
+    # string that cannot start a formula is itself; an int's text is digits with at most
+    # a leading "-" (numberish, never guarded); a UUID's starts with a hex digit. A str
+    # or int subclass (an enum) takes the general path, where str() decides its text.
+    kind = type(value)
+    if kind is str:
+        return value if not value or value[0] not in _FORMULA_FIRST else safe_cell(value)
     if value is None:
         return ""
+    if kind is int or kind is uuid.UUID:
+        return str(value)
+    if kind is datetime or kind is date:
+        moment: date = value
+        return moment.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime | date):

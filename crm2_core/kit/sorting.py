@@ -16,7 +16,8 @@ class Sorts:
 
     ``keys(sort)`` is the keyset ordering (the id last); ``dependency`` is a FastAPI
     dependency reading ``?sort=`` whose OpenAPI enum is exactly the declared names,
-    each ascending or with ``-`` for descending.
+    each ascending or with ``-`` for descending. A nullable column needs nothing more:
+    ``paginate`` sorts its NULLs last ascending and first descending, on every database.
     """
 
     def __init__(self, columns: Mapping[str, Any], *, id_column: Any, default: str) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,47 +28,23 @@ import uvicorn
 from crm2_core.context import SERVER_STOPPING
 from crm2_core.http.server import bind_server
 from crm2_core.testing.app import Crm2TestApp
+from crm2_core.testing.servers import LocalServer, start_local_server
 
 __all__ = ["EventStream", "Message", "RunningServer", "open_stream", "serving", "start_server"]
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # leave pytest's signal handlers alone
-
-
-@dataclass
-class RunningServer:
-    url: str
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.task, 10)
+# The kit's SSE server is a LocalServer (``crm2_core.testing.servers``); the old name stays.
+RunningServer = LocalServer
 
 
 async def start_server(app: Crm2TestApp) -> RunningServer:
     """Serve ``app`` (already started by the testing kit: lifespan off) on a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app.app, lifespan="off", log_level="warning", timeout_graceful_shutdown=3
-    )
-    server = _Server(config)
-    if not app.context.has(SERVER_STOPPING):  # a second server on one app: the first tells
-        bind_server(app.app, server)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    return RunningServer(f"http://127.0.0.1:{port}", server, task)
+
+    def bind(server: uvicorn.Server) -> None:
+        if not app.context.has(SERVER_STOPPING):  # a second server on one app: the first tells
+            bind_server(app.app, server)
+
+    return await start_local_server(app.app, prepare=bind)
 
 
 @contextlib.asynccontextmanager

@@ -201,7 +201,10 @@ test("backup: the Backups link opens the admin page; Back up now shows the new s
 
   const drilled = page.waitForResponse((r) => r.url().endsWith(`/api/v1/backup/sets/${id}/verify`));
   await row.getByRole("button", { name: `Verify: ${made.started_at}` }).click();
-  assert.equal((await drilled).status(), 201);
+  // 202: the drill runs in the background; the console polls its run (Location) until done
+  const accepted = await drilled;
+  assert.equal(accepted.status(), 202);
+  assert.match(accepted.headers()["location"] ?? "", /\/api\/v1\/backup\/runs\//);
   await axe(page, "backup");
   await nav.getByRole("link", { name: "Restore drills", exact: true }).click();
   const drill = page.locator('section[data-view="backup.drills"] tbody tr', { hasText: id });

@@ -79,7 +79,7 @@ _table = Table(
     Column("small", Integer),
     Column("big", BigInteger),
     Column("amount", Numeric(18, 2)),
-    Column("name", String(50)),
+    Column("name", String(50), nullable=False),
 )
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
 
 from crm2_core.auth.models import User
-from crm2_core.db.pagination import OrderKey, _after
+from crm2_core.db.pagination import OrderKey, PageParams, _after, paginate
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.pytest_plugin import AppFactory
 
@@ -62,6 +64,32 @@ async def test_paging_through_equal_sort_values_falls_back_on_the_id(crm2: Crm2T
     assert len(walked) == len(set(walked)) == 7
     # the admin was created after 2024: the six tied rows come first, by id
     assert walked[:6] == sorted(str(user_id) for user_id in created)
+
+
+async def test_plain_rows_page_like_objects(crm2: Crm2TestApp) -> None:
+    """``scalars=False`` pages a ``select`` of columns: the same rows and cursors, as tuples."""
+    for _ in range(4):
+        await crm2.create_user("viewer")
+    keys = [OrderKey(User.created_at, True), OrderKey(User.id, True)]
+    columns = select(col(User.id), col(User.email), col(User.created_at))
+    walks: dict[bool, list[tuple[list[Any], str | None]]] = {True: [], False: []}
+    async with crm2.context.session_factory() as session:
+        for scalars, stmt in ((True, select(User)), (False, columns)):
+            cursor: str | None = None
+            for _ in range(10):
+                rows, cursor = await paginate(
+                    session, stmt, keys, PageParams(limit=2, cursor=cursor), scalars=scalars
+                )
+                walks[scalars].append((rows, cursor))
+                if cursor is None:
+                    break
+
+    assert [c for _, c in walks[False]] == [c for _, c in walks[True]]
+    objects = [(u.id, u.email, u.created_at) for rows, _ in walks[True] for u in rows]
+    assert len(objects) >= 4 and len(walks[True]) == -(-len(objects) // 2)  # pages of 2
+    plain = [row for rows, _ in walks[False] for row in rows]
+    assert all(isinstance(row, Row) for row in plain)
+    assert [(row[0], row[1], row[2]) for row in plain] == objects
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])

@@ -138,8 +138,13 @@ async def _run(url: str, role: str, token: str, out: Path) -> tuple[int, str]:
 
 
 def _summary(output: str) -> str:
-    tail = output.strip().splitlines()[-40:]
-    return "\n".join(tail)
+    """Each failure (operation, check, reproducing curl) first, then the run's summary."""
+    lines = output.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "FAILURES" in line), None)
+    end = next((i for i, line in enumerate(lines) if "SUMMARY" in line), len(lines))
+    warnings = next((i for i, line in enumerate(lines) if "WARNINGS" in line), end)
+    failures = lines[start : min(end, warnings)][:150] if start is not None else []
+    return "\n".join([*failures, *lines[end:][-30:]])
 
 
 @pytest.mark.parametrize("role", list(ROLES))

@@ -5,6 +5,7 @@ import { useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
+import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -65,6 +66,12 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
       const response = await session.fetch(new Request(new URL(path, origin), { method: "POST" }));
       if (!response.ok) throw await ProblemError.from(response);
       await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+      if (response.status === 202) {
+        // accepted: a background job (a restore drill …) polled at its Location until done
+        const last = await settleAccepted(response, { fetch: session.fetch, origin, problem: ProblemError.from });
+        await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+        if (last?.error) setActionError(last.error);
+      }
     } catch (err) {
       setActionError(err instanceof Error ? err.message : t("error.generic"));
     }

@@ -7,6 +7,7 @@ import type { StreamStatus } from "@/lib/stream";
  * anything else: navigation and every fetch queued forever. So the console streams only the
  * channels whose data is on screen: the channels that name a query with an observer (queries
  * are keyed by their channel, e.g. ["backup", "status"]), the bell's `notifications` included.
+ * The same limit counts every tab of the browser: lib/tabs.ts shares one tab's streams with all.
  */
 
 /** The first key element of every observed query that is a known channel, sorted and unique. */

@@ -27,6 +27,10 @@ export interface StreamOptions {
   types: string[];
   onEvent: (event: Envelope) => void;
   onStatus?: (status: StreamStatus) => void;
+  /** Every position the stream reaches (its `connected` message and each event's id). */
+  onPosition?: (id: string) => void;
+  /** Resume from here on the first connection (a tab taking over another tab's streams). */
+  lastEventId?: string | null;
   /** POST /api/v1/streams/token for this channel; resolves to the token. */
   streamToken: (channel: string) => Promise<string>;
   origin: string;
@@ -44,7 +48,9 @@ export class LiveStream {
   private delay = 1000;
   private stopped = false;
 
-  constructor(private readonly options: StreamOptions) {}
+  constructor(private readonly options: StreamOptions) {
+    this.lastEventId = options.lastEventId ?? null;
+  }
 
   start(): this {
     void this.open();
@@ -84,11 +90,13 @@ export class LiveStream {
     };
     source.addEventListener("connected", (message) => {
       this.lastEventId = message.lastEventId;
+      this.options.onPosition?.(message.lastEventId);
       this.setStatus("live");
     });
     for (const type of this.options.types) {
       source.addEventListener(type, (message) => {
         this.lastEventId = message.lastEventId;
+        this.options.onPosition?.(message.lastEventId);
         this.options.onEvent(JSON.parse(String(message.data)) as Envelope);
       });
     }

@@ -6,6 +6,8 @@ import { api, ok, origin } from "@/api/client";
 import { applyStageChange, type BoardDeal } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
 import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
+import { SharedStreams, type BusLike, type LocksLike } from "@/lib/tabs";
+import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
 
 async function streamToken(channel: string): Promise<string> {
@@ -35,6 +37,40 @@ function useChannelsOnScreen(queryClient: QueryClient, declared: string[]): stri
 }
 
 /**
+ * The page's side of the streams shared by the origin's tabs (lib/tabs.ts): one tab holds the
+ * SSE connections for all of them, so that tabs never use up the browser's six connections.
+ */
+let shared: SharedStreams | null = null;
+
+function sharedStreams(doc: AsyncApiDoc): SharedStreams {
+  if (shared) return shared;
+  const tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const bus: BusLike | null =
+    typeof BroadcastChannel !== "undefined" ? (new BroadcastChannel("crm2.streams") as BusLike) : null;
+  const locks: LocksLike | null = typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null;
+  const hub = new SharedStreams({
+    tab,
+    bus,
+    locks,
+    openStream: (channel, lastEventId, handlers) =>
+      new LiveStream({ channel, types: channelEventTypes(doc, channel), streamToken, origin, lastEventId, ...handlers }),
+  });
+  hub.setSignedIn(authStore.getState().tokens !== null);
+  authStore.subscribe((state) => hub.setSignedIn(state.tokens !== null));
+  // leaving the page hands the streams over at once; a page restored from the back/forward
+  // cache joins again
+  window.addEventListener("pagehide", () => hub.stop());
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) hub.start();
+  });
+  // a frozen tab (Chromium freezes some hidden tabs) cannot relay: it leaves until resumed
+  document.addEventListener("freeze", () => hub.stop());
+  document.addEventListener("resume", () => hub.start());
+  shared = hub.start();
+  return hub;
+}
+
+/**
  * One set of streams per QueryClient, kept across pages: each page mounts its own Shell, and
  * a stream still wanted on the next page (the bell's `notifications`, `deals` from the board
  * to a deal) stays open through the navigation instead of reconnecting.
@@ -44,6 +80,7 @@ const managers = new WeakMap<QueryClient, LiveChannels>();
 function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: StreamStatus) => void): LiveChannels {
   let manager = managers.get(queryClient);
   if (manager) return manager;
+  const hub = sharedStreams(doc);
   manager = new LiveChannels({
     open: (channel, onStatus) => {
       const onEvent = (event: Envelope) => {
@@ -55,7 +92,7 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
         }
         void queryClient.invalidateQueries({ queryKey: [channel] });
       };
-      return new LiveStream({ channel, types: channelEventTypes(doc, channel), onEvent, onStatus, streamToken, origin });
+      return hub.subscribe(channel, { onEvent, onStatus });
     },
     onStatus: setLive,
     // events missed while the channel was closed: its cached queries refetch
@@ -67,7 +104,8 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
 
 /**
  * Keep every list on screen current: one SSE connection per channel whose data is on screen
- * (see lib/channels.ts for why not one per enabled section), listening to the event types
+ * in any of the origin's tabs, held by one of them (see lib/channels.ts for why not one per
+ * enabled section, lib/tabs.ts for why not one per tab), listening to the event types
  * /asyncapi.json lists for it. A stage change moves the card at once; every event of a
  * channel then refetches that channel's queries (they are keyed by the channel name).
  */

@@ -38,3 +38,13 @@ export function createAuthStore(storage: Pick<Storage, "getItem" | "setItem" | "
 export const authStore = createAuthStore(
   typeof window !== "undefined" ? window.localStorage : memoryStorage,
 );
+
+// Another tab signed in, refreshed or signed out: every tab of the origin follows at once
+// (the shared streams stop on sign-out everywhere, not only where the button was pressed).
+if (typeof window !== "undefined") {
+  window.addEventListener("storage", (event) => {
+    if (event.key !== "crm2.auth" && event.key !== null) return;
+    if (event.newValue === null) authStore.getState().setTokens(null); // removed or storage cleared
+    else void authStore.persist.rehydrate();
+  });
+}

@@ -16,6 +16,12 @@ from crm2_core.api import run_with_context as _run_with_context
 T = TypeVar("T")
 
 
+LATE_DRILL = (
+    "the drill finished after the stale job had marked it failed: not counted "
+    "(see GET /api/v1/backup/runs); run it again"
+)
+
+
 def run_with_context(work: Callable[[Any], Awaitable[T]], *, sync_roles: bool = False) -> T:
     """The kit's runner, with a refused operation as one line instead of a traceback."""
     try:
@@ -46,10 +52,15 @@ def register(cli: click.Group) -> None:
         async def work(context: Any) -> int:
             row = await run_backup(context, progress=_progress("backup"))
             assert row is not None
+            if row.status != "completed":  # finished after the stale job had failed it
+                click.echo(f"set {row.id} {row.status}: {row.error}", err=True)
+                return 1
             click.echo(f"set {row.id} completed: {', '.join(row.targets)}, {row.size_bytes} bytes")
             if and_verify:
                 drill = await verify(context, row.id, progress=_progress("drill"))
-                assert drill is not None
+                if drill is None:
+                    click.echo(LATE_DRILL, err=True)
+                    return 1
                 click.echo(_drill_line(drill))
                 return 0 if drill.ok else 1
             return 0
@@ -85,6 +96,9 @@ def register(cli: click.Group) -> None:
             return await verify(context, set_id, progress=_progress("drill"))
 
         drill = run_with_context(work)
+        if drill is None:
+            click.echo(LATE_DRILL, err=True)
+            sys.exit(1)
         click.echo(_drill_line(drill))
         if not drill.ok:
             sys.exit(1)

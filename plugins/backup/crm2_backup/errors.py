@@ -13,6 +13,10 @@ class DrillNotFound(NotFound):
     slug, title = "backup-drill-not-found", "Restore drill not found"
 
 
+class RunNotFound(NotFound):
+    slug, title = "backup-run-not-found", "Backup run not found"
+
+
 class UnknownTarget(Unprocessable):
     slug, title = "backup-unknown-target", "No such backup target in this deployment"
 

@@ -26,10 +26,15 @@ class SetRequested(EventData, type="backup.set.requested", version=1):
 
 
 class DrillRequested(EventData, type="backup.drill.requested", version=1):
-    """The schedule asked for a restore drill of the latest set; a worker's handler runs it."""
+    """A restore drill was queued; a worker's handler runs it.
+
+    The schedule's (``due_key``: the due time; the latest set) or ``POST
+    /sets/{id}/verify``'s (``due_key`` ``None``; ``set_id``: the set to drill).
+    """
 
     run_id: uuid.UUID
-    due_key: str
+    due_key: str | None = None
+    set_id: uuid.UUID | None = None
 
 
 class SetCompleted(EventData, type="backup.set.completed", version=1):

@@ -9,7 +9,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_backup.errors import DrillNotFound, SetNotFound
+from crm2_backup.errors import DrillNotFound, RunNotFound, SetNotFound
 from crm2_backup.models import BackupArtifact, BackupRun, BackupSet, RestoreDrill
 from crm2_core.api import OrderKey, PageParams, eq, paginate, utcnow, where_all
 
@@ -146,12 +146,43 @@ async def finish_run(
     )
 
 
-async def update_set(session: AsyncSession, set_id: uuid.UUID, **values: Any) -> None:
-    await session.execute(
-        update(BackupSet)
-        .where(col(BackupSet.id) == set_id)
-        .values(**values, updated_at=utcnow(), version=col(BackupSet.version) + 1)
+async def finish_running_run(
+    session: AsyncSession, run_id: uuid.UUID, status: str, detail: dict[str, Any], error: str = ""
+) -> bool:
+    """running → ``status``, once: ``False`` when the run is no longer running (stale-swept)."""
+    result = await session.execute(
+        update(BackupRun)
+        .where(col(BackupRun.id) == run_id, col(BackupRun.status) == "running")
+        .values(status=status, finished_at=utcnow(), detail=detail, error=error[:4000])
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def note_late_run(session: AsyncSession, run_id: uuid.UUID, ok: bool, error: str) -> None:
+    """A run the stale sweep failed finished after all: say so on it; it stays ``failed``."""
+    run = await get_run(session, run_id)
+    late = f"finished late at {utcnow().isoformat()} ({'ok' if ok else 'failed'})"
+    await session.execute(
+        update(BackupRun)
+        .where(col(BackupRun.id) == run_id)
+        .values(
+            detail={**run.detail, "late": {"ok": ok, "error": error[:1000]}},
+            error=f"{run.error}; {late} after it had been marked failed: not counted"[:4000],
+        )
+    )
+
+
+async def update_set(
+    session: AsyncSession, set_id: uuid.UUID, *, only_if: str | None = None, **values: Any
+) -> bool:
+    """Write ``values`` (only while the set's status is ``only_if``, when given): written?"""
+    stmt = update(BackupSet).where(col(BackupSet.id) == set_id)
+    if only_if is not None:
+        stmt = stmt.where(col(BackupSet.status) == only_if)
+    result = await session.execute(
+        stmt.values(**values, updated_at=utcnow(), version=col(BackupSet.version) + 1)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def backup_run_id(session: AsyncSession, set_id: uuid.UUID) -> uuid.UUID:
@@ -167,5 +198,5 @@ async def backup_run_id(session: AsyncSession, set_id: uuid.UUID) -> uuid.UUID:
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> BackupRun:
     row = await session.get(BackupRun, run_id, populate_existing=True)
     if row is None:
-        raise LookupError(f"no backup run {run_id}")
+        raise RunNotFound(f"no backup run {run_id}")
     return row

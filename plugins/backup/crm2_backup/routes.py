@@ -7,13 +7,14 @@ it writes into databases and brokers, and an operator should be at the console.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from crm2_backup.repository import (
     artifacts,
     get_drill,
+    get_run,
     get_set,
     latest_completed,
     latest_drill,
@@ -35,8 +36,7 @@ from crm2_backup.schemas import (
     TargetPublic,
 )
 from crm2_backup.service import retention
-from crm2_backup.service.queued import request_backup_now
-from crm2_backup.service.verify import verify
+from crm2_backup.service.queued import request_backup_now, request_drill_now
 from crm2_core.api import (
     ContextDep,
     Page,
@@ -53,6 +53,34 @@ BackupRun = Annotated[Principal, Depends(require("backup:run"))]
 
 router = APIRouter(prefix="/api/v1/backup", tags=["backup"])
 BASE = "/api/v1/backup"
+
+
+def _accepted(what: str, poll: str) -> dict[int | str, dict[str, Any]]:
+    """The ``202`` of a background job as OpenAPI declares it: where to poll, and how soon."""
+    return {
+        202: {
+            "description": f"Accepted: {what}; poll Location until `done`",
+            "headers": {
+                "Location": {"description": poll, "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "seconds before the first poll",
+                    "schema": {"type": "integer"},
+                },
+            },
+        }
+    }
+
+
+_POLLED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Retry-After": {
+                "description": "while not `done`: seconds before the next poll",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
 
 
 async def _detail(session: SessionDep, set_id: uuid.UUID) -> SetDetail:
@@ -75,7 +103,12 @@ async def list_sets(
     return Page(items=[SetPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.post("/sets", response_model=SetPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/sets",
+    response_model=SetPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_accepted("the set is queued (or the one underway)", "GET /sets/{set_id}"),
+)
 async def create_set(
     principal: BackupRun,
     context: ContextDep,
@@ -97,7 +130,7 @@ async def create_set(
     return SetPublic.model_validate(row)
 
 
-@router.get("/sets/{set_id}", response_model=SetDetail)
+@router.get("/sets/{set_id}", response_model=SetDetail, responses=_POLLED)
 async def get_one_set(
     set_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
 ) -> SetDetail:
@@ -109,16 +142,25 @@ async def get_one_set(
 
 
 @router.post(
-    "/sets/{set_id}/verify", response_model=DrillPublic, status_code=status.HTTP_201_CREATED
+    "/sets/{set_id}/verify",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_accepted("the drill is queued (or the one underway)", "GET /runs/{run_id}"),
 )
 async def verify_set(
-    set_id: uuid.UUID, _: BackupRun, context: ContextDep, response: Response
-) -> DrillPublic:
-    """Run a restore drill of the set: checksums, decryption, restore into scratch targets."""
-    drill = await verify(context, set_id)
-    assert drill is not None
-    response.headers["Location"] = f"{BASE}/drills/{drill.id}"
-    return DrillPublic.model_validate(drill)
+    set_id: uuid.UUID, _: BackupRun, context: ContextDep, session: SessionDep, response: Response
+) -> RunPublic:
+    """Restore drill of a completed set, in the background: ``202`` with the queued run.
+
+    Poll ``Location`` (``GET /runs/{run_id}``) until ``done``: ``status`` goes queued →
+    running → ok | failed, and ``drill_id`` names the drill (``GET /drills/{drill_id}``:
+    RTO, RPO, per-target results). One drill of a set at a time: while one is queued or
+    running this answers that run. A set that is not completed is a 409.
+    """
+    run = await request_drill_now(context, session, set_id)
+    response.headers["Location"] = f"{BASE}/runs/{run.id}"
+    response.headers["Retry-After"] = "1"
+    return RunPublic.model_validate(run)
 
 
 @router.get("/drills", response_model=Page[DrillPublic])
@@ -143,6 +185,17 @@ async def list_runs(
     """Every backup, verify, restore and prune operation, newest first."""
     rows, cursor = await page_runs(session, page, kind)
     return Page(items=[RunPublic.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=_POLLED)
+async def get_one_run(
+    run_id: uuid.UUID, _: BackupRead, session: SessionDep, response: Response
+) -> RunPublic:
+    """One operation, e.g. a drill being polled (``Retry-After`` while not ``done``)."""
+    run = RunPublic.model_validate(await get_run(session, run_id))
+    if not run.done:
+        response.headers["Retry-After"] = "2"
+    return run
 
 
 @router.post("/prune", response_model=PrunePublic)

@@ -91,14 +91,34 @@ class SetDetail(SetPublic):
 
 
 class RunPublic(ResponseModel):
+    """One operation; a drill asked for with ``POST /sets/{id}/verify`` is polled as one."""
+
     id: uuid.UUID
     kind: str
     set_id: uuid.UUID | None
-    status: str
-    started_at: datetime
+    status: str = Field(description="queued, running, ok or failed")
+    started_at: datetime = Field(description="when it was queued, then when it started")
     finished_at: datetime | None
     detail: dict[str, Any]
     error: str
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="nothing more will happen to this run on its own: stop polling"
+    )
+    @property
+    def done(self) -> bool:
+        return self.status not in ("queued", "running")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="a verify run's restore drill (GET /drills/{drill_id}), once it is recorded"
+    )
+    @property
+    def drill_id(self) -> uuid.UUID | None:
+        value = self.detail.get("drill_id")
+        try:
+            return None if value is None else uuid.UUID(str(value))
+        except ValueError:
+            return None
 
 
 class DrillPublic(ResponseModel):

@@ -35,14 +35,15 @@ def backup_settings(folder: Path, **extra: Any) -> dict[str, Any]:
 async def event_types(
     app: Crm2TestApp, prefix: str = "backup.", *, requests: bool = False
 ) -> list[str]:
-    """The events published; ``backup.set.requested`` (where a worker runs sets) on request."""
+    """The events published; the ``*.requested`` ones (where a worker runs sets and drills)
+    on request."""
     async with app.context.session_factory() as session:
         rows = await session.execute(
             select(EventRecord.type)
             .where(EventRecord.type.startswith(prefix))
             .order_by(EventRecord.sequence)  # type: ignore[attr-defined]
         )
-        return [t for t in rows.scalars() if requests or t != "backup.set.requested"]
+        return [t for t in rows.scalars() if requests or not t.endswith(".requested")]
 
 
 async def settle(app: Crm2TestApp, within: float = 60.0) -> None:
@@ -69,6 +70,27 @@ async def run_set(
     assert polled.status_code == 200, polled.text
     body: dict[str, Any] = polled.json()
     assert body["done"] is True and "Retry-After" not in polled.headers
+    return body
+
+
+async def run_drill(app: Crm2TestApp, headers: dict[str, str], set_id: str) -> dict[str, Any]:
+    """``POST /sets/{id}/verify`` (202, a queued run), wait for it, the drill it recorded."""
+    response = await app.client.post(f"{API}/sets/{set_id}/verify", headers=headers)
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert response.headers["Location"] == f"{API}/runs/{queued['id']}"
+    assert queued["kind"] == "verify" and queued["set_id"] == set_id
+    assert queued["status"] in ("queued", "running") and queued["done"] is False
+    await settle(app)
+    polled = await app.client.get(response.headers["Location"], headers=headers)
+    assert polled.status_code == 200, polled.text
+    run = polled.json()
+    assert run["done"] is True and "Retry-After" not in polled.headers, run
+    assert run["drill_id"] is not None, run
+    drill = await app.client.get(f"{API}/drills/{run['drill_id']}", headers=headers)
+    assert drill.status_code == 200, drill.text
+    body: dict[str, Any] = drill.json()
+    assert run["status"] == ("ok" if body["ok"] else "failed")
     return body
 
 

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from backup_kit import API, backup_settings, run_set, sentinel
+from backup_kit import API, backup_settings, run_drill, run_set, sentinel
 from crm2_backup.service.restore import restore
 from sqlalchemy import select
 
@@ -73,7 +73,7 @@ async def test_documents_files_are_backed_up_drilled_and_restored(
     assert artifact["facts"]["files"] == 1 and artifact["facts"]["bytes"] == len(content)
     folder = Path(app.context.plugin_settings("backup").dir) / body["location"]
     assert secret not in (folder / artifact["filename"]).read_bytes()
-    drill = (await app.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)).json()
+    drill = await run_drill(app, admin, body["id"])
     assert drill["ok"] is True, drill["error"]
     assert drill["results"]["documents"]["files"] == 1
     into = tmp_path / "restored"

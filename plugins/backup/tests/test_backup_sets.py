@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from backup_kit import API, event_types, run_set, sentinel, settle
+from backup_kit import API, event_types, run_drill, run_set, sentinel, settle
 from crm2_backup import errors
 from crm2_backup.models import BackupArtifact, BackupSet
 from crm2_backup.service.restore import restore
@@ -49,11 +49,10 @@ async def test_a_set_is_encrypted_and_its_drill_restores_it(backup: Crm2TestApp)
     assert any(k.startswith("rows.auth_user") for k in artifact["facts"])
     assert body["manifest"]["alembic_heads"]
 
-    drill = await backup.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)
+    drill = await run_drill(backup, admin, body["id"])
 
-    assert drill.status_code == 201, drill.text
-    assert drill.json()["ok"] is True, drill.json()
-    assert drill.json()["results"][_db_target(backup)]["drill"] == "ok"
+    assert drill["ok"] is True, drill
+    assert drill["results"][_db_target(backup)]["drill"] == "ok"
     status = (await backup.client.get(f"{API}/status", headers=admin)).json()
     assert status["latest_verified_set"]["id"] == body["id"]
     assert status["rpo_seconds"] >= 0
@@ -72,7 +71,7 @@ async def test_a_flipped_byte_fails_the_drill_and_the_restore(
     data[len(data) // 2] ^= 0x40
     sealed.write_bytes(bytes(data))
 
-    drill = (await backup.client.post(f"{API}/sets/{body['id']}/verify", headers=admin)).json()
+    drill = await run_drill(backup, admin, body["id"])
 
     assert drill["ok"] is False
     assert artifact["filename"] in drill["error"] and "SHA-256" in drill["error"]
@@ -159,7 +158,7 @@ async def test_a_set_newer_than_the_code_is_refused(backup: Crm2TestApp, tmp_pat
         await restore(
             backup.context, set_id, _db_target(backup), str(tmp_path / "r.db"), dry_run=True
         )
-    drill = (await backup.client.post(f"{API}/sets/{set_id}/verify", headers=admin)).json()
+    drill = await run_drill(backup, admin, str(set_id))
     assert drill["ok"] is False and "f00dfeedbeef" in drill["error"]
     assert "0ff0ff0ff0ff" not in drill["error"]
 

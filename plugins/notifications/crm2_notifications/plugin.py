@@ -148,5 +148,8 @@ def crm2_notifications_channels(context: Crm2Context) -> Sequence[NotificationCh
 
 @hookimpl
 def crm2_notifications_default_rules() -> Sequence[dict[str, Any]]:
-    """None of its own: notifications reacts to other plugins' events only."""
-    return []
+    """The rules for the core's sign-in events (``auth.login.delayed``, ``.confirmation_denied``):
+    the core cannot ship them, it knows nothing of notifications."""
+    from crm2_notifications.auth_rules import RULES
+
+    return RULES

@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from crm2_core.testing.servers import local_server
+
 TOKEN = "123456:TEST-token"
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -62,18 +54,6 @@ class FakeBotApi:
 @contextlib.asynccontextmanager
 async def fake_bot_api() -> AsyncIterator[FakeBotApi]:
     fake = FakeBotApi()
-    app = Starlette(routes=[Route("/bot{token}/{method}", fake.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
-            await asyncio.sleep(0.01)
-    try:
+    async with local_server([Route("/bot{token}/{method}", fake.handle, methods=["POST"])]) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task, 5)

@@ -5,32 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from crm2_notifications.channels import ssrf
 from crm2_notifications.channels.webhook import WebhookChannel, verify
 from crm2_notifications.models import Delivery, DeliveryAttempt
 from crm2_notifications.service.delivery import send_due
 from crm2_notifications.testing import message_for
 from notifications_kit import API, Notifications, shipped_rule
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from crm2_core.api import utcnow
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+from crm2_core.testing.servers import local_server
 
 
 @dataclass
@@ -53,21 +45,9 @@ class Receiver:
 @contextlib.asynccontextmanager
 async def receiver(host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
     fake = Receiver()
-    app = Starlette(routes=[Route("/hook", fake.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind((host, 0))
-    fake.url = f"http://{host}:{sock.getsockname()[1]}/hook"
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
-            await asyncio.sleep(0.01)
-    try:
+    async with local_server([Route("/hook", fake.handle, methods=["POST"])], host=host) as url:
+        fake.url = f"{url}/hook"
         yield fake
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task, 5)
 
 
 @dataclass

@@ -36,6 +36,8 @@ async def test_a_won_deal_reaches_its_owner_on_every_channel(
     assert {r["builtin_key"]: r["active"] for r in rules} == {
         "deals:deal-won": True,
         "deals:policy-renewal-due": True,
+        "notifications:auth-login-delayed": True,
+        "notifications:auth-login-denied": True,
     }
 
     code = (await n.client.post(f"{API}/telegram/link", headers=owner.headers)).json()["code"]

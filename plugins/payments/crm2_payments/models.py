@@ -93,6 +93,9 @@ class Payment(SQLModel, table=True):
         Index(None, "due_date", "id"),
         Index(None, "status", "due_date"),
         Index(None, "updated_at", "id"),
+        # the default sort, -created_at: all payments (managers) and one owner's (agents)
+        Index(None, "created_at", "id"),
+        Index(None, "owner_id", "created_at", "id"),
         Index(None, "policy_id"),
         Index(None, "client_id"),
         Index(None, "link_kind", "link_id"),

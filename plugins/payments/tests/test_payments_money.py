@@ -65,6 +65,21 @@ async def test_10000_random_amounts_round_trip_exactly(payments: Payments) -> No
         assert made["amount"] == amount
 
 
+def test_text_is_the_decimal_formatting_it_replaced() -> None:
+    """``text`` does integer arithmetic; it must write what ``from_minor`` + ``"f"`` wrote."""
+    rng = random.Random(7)
+    edges = [0, 1, -1, 9, -9, 10, 99, 100, 101, 999, 1000, -1000, MAX_MINOR, 2**63 - 1, -(2**63)]
+    values = edges + [rng.randrange(-(2**63), 2**63) >> rng.randrange(64) for _ in range(10_000)]
+    for currency in ("JPY", "EUR", "KWD", "CLF"):  # exponents 0, 2, 3, 4
+        for value in values:
+            assert text(value, currency) == format(from_minor(value, currency), "f")
+    assert (text(-5, "EUR"), text(-1234567, "KWD"), text(0, "CLF")) == (
+        "-0.05",
+        "-1234.567",
+        "0.0000",
+    )
+
+
 def test_premiums_split_exactly_with_the_remainder_first() -> None:
     rng = random.Random(3)
     for _ in range(2000):

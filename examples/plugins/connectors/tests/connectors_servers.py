@@ -1,35 +1,28 @@
 """Real servers on 127.0.0.1 for the connectors tests.
 
-``chat_server``: a Slack-compatible incoming webhook (Starlette on uvicorn) that
-records each post and can be told to fail; ``webdav_server``: WsgiDAV, a full
-WebDAV server, on cheroot in a thread, over a temporary folder, with Basic auth.
+``chat_server``: a Slack-compatible incoming webhook (Starlette routes on the
+testing kit's ``local_server``) that records each post and can be told to fail;
+``webdav_server``: WsgiDAV, a full WebDAV server (WSGI, so on cheroot in a thread,
+not the kit's server), over a temporary folder, with Basic auth.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from crm2_core.testing.servers import local_server
+
 WEBDAV_USER, WEBDAV_PASSWORD = "crm2", "dav-secret-1"
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -59,21 +52,9 @@ class ChatServer:
 @contextlib.asynccontextmanager
 async def chat_server() -> AsyncIterator[ChatServer]:
     fake = ChatServer()
-    app = Starlette(routes=[Route("/services/T0/B0/x", fake.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}/services/T0/B0/x"
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
-            await asyncio.sleep(0.01)
-    try:
+    async with local_server([Route("/services/T0/B0/x", fake.handle, methods=["POST"])]) as url:
+        fake.url = f"{url}/services/T0/B0/x"
         yield fake
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task, 5)
 
 
 @dataclass(frozen=True)

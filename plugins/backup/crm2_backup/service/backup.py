@@ -91,7 +91,8 @@ class _Tracker:
 
     async def save(self) -> None:
         async with self.context.session_factory() as session:
-            await update_set(session, self.set_id, progress=self.doc)
+            # only while running: a set the stale sweep failed keeps its failed progress
+            await update_set(session, self.set_id, only_if="running", progress=self.doc)
             await session.commit()
 
 
@@ -263,16 +264,18 @@ async def _complete(
     total = sum(a.size_bytes for a in artifacts)
     names = [a.target for a in artifacts]
     async with context.session_factory() as session:
-        session.add_all(artifacts)
-        await update_set(
+        if not await update_set(
             session,
             row.id,
+            only_if="running",
             status="completed",
             finished_at=finished,
             size_bytes=total,
             manifest=manifest,
             targets=names,
-        )
+        ):
+            return await _late(context, session, row, names, total, finished)
+        session.add_all(artifacts)
         run = await backup_run_id(session, row.id)
         await finish_run(
             session, run, "ok", {"targets": names, "size_bytes": total, "seconds": seconds}
@@ -288,6 +291,36 @@ async def _complete(
         done = await get_set(session, row.id)
     log.info("backup: set %s completed (%d bytes, %.1f s)", row.id, total, seconds)
     return done
+
+
+async def _late(
+    context: Any,
+    session: Any,
+    row: BackupSet,
+    names: list[str],
+    total: int,
+    finished: datetime,
+) -> BackupSet:
+    """The set was marked failed (stale) while this run was still writing it: it stays failed.
+
+    A set the sweep failed was announced failed and may have been replaced by a newer
+    one; flipping it to completed afterwards would contradict that notice silently.
+    Its artefacts and manifest are on disk, but the set is not restorable: the error
+    says it finished late and when, the run records the same; no event.
+    """
+    current = await get_set(session, row.id)
+    note = (
+        f"; the run then finished late at {finished.isoformat()} ({len(names)} targets, "
+        f"{total} bytes) after the set had been marked failed: not trusted, take a new backup"
+    )
+    await update_set(session, row.id, error=(current.error + note)[:4000])
+    run = await backup_run_id(session, row.id)
+    await finish_run(
+        session, run, "failed", {"targets": names, "size_bytes": total, "late": True}, note[2:]
+    )
+    await session.commit()
+    log.warning("backup: set %s finished after it had been marked failed; kept failed", row.id)
+    return await get_set(session, row.id)
 
 
 async def _fail(
@@ -307,10 +340,19 @@ async def _fail(
     log.error("backup: set %s failed: %s", row.id, error)
     extra = {} if progress is None else {"progress": progress}
     async with context.session_factory() as session:
-        await update_set(
-            session, row.id, status="failed", finished_at=utcnow(), error=error, **extra
-        )
         run = await backup_run_id(session, row.id)
         await finish_run(session, run, "failed", {"done": [a.target for a in artifacts]}, error)
-        publish(session, SetFailed(set_id=row.id, trigger=row.trigger, error=error), subject=row.id)
+        if await update_set(
+            session,
+            row.id,
+            only_if="running",
+            status="failed",
+            finished_at=utcnow(),
+            error=error,
+            **extra,
+        ):
+            publish(
+                session, SetFailed(set_id=row.id, trigger=row.trigger, error=error), subject=row.id
+            )
+        # else: the stale sweep failed (and announced) it already; its reason stays
         await session.commit()

@@ -1,4 +1,5 @@
-"""Backups and drills that run in the background: what the schedule queued, and ``POST /sets``.
+"""Backups and drills that run in the background: what the schedule queued, ``POST /sets``
+and ``POST /sets/{id}/verify``.
 
 A queued set runs in a worker's handler (``backup.set.requested``, under
 ``CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS``). On SQLite — one process, where a
@@ -20,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_backup.config import BackupSettings
-from crm2_backup.events import SetRequested
-from crm2_backup.models import BackupSet
+from crm2_backup.errors import SetBusy
+from crm2_backup.events import DrillRequested, SetRequested
+from crm2_backup.models import BackupRun, BackupSet
 from crm2_backup.repository import get_set, update_set
 from crm2_backup.service.backup import new_progress, new_set, run_backup
 from crm2_backup.service.retention import prune
@@ -89,7 +91,7 @@ async def run_queued_backup(context: Any, set_id: uuid.UUID, *, and_verify: bool
         # is not retried: the next due time makes a new one
         log.exception("backup: queued set %s failed", set_id)
         return
-    if made is None:
+    if made is None or made.status != "completed":  # taken already, or finished too late
         return
     if made.trigger == "schedule":
         await prune(context)
@@ -115,8 +117,51 @@ async def _verify_phase(context: Any, set_id: uuid.UUID, phase: str) -> None:
         await session.commit()
 
 
+async def request_drill_now(context: Any, session: AsyncSession, set_id: uuid.UUID) -> BackupRun:
+    """A queued drill of ``set_id`` (a ``verify`` run) in the request's transaction.
+
+    It runs like a queued set: in a worker's ``run_requested_drill`` handler, or on
+    SQLite in this process once the request has committed. One drill of a set at a
+    time: while one is queued or running (and not abandoned, see ``stale.py``),
+    asking again answers that run. A set that is not ``completed`` is a 409.
+    """
+    row = await get_set(session, set_id)
+    if row.status != "completed":
+        raise SetBusy(f"set {set_id} is {row.status}: only a completed set can be drilled")
+    settings: BackupSettings = context.plugin_settings("backup")
+    underway = await session.execute(
+        select(BackupRun)
+        .where(
+            col(BackupRun.kind) == "verify",
+            col(BackupRun.set_id) == set_id,
+            col(BackupRun.status).in_(UNFINISHED),
+            col(BackupRun.started_at) >= utcnow() - stale_after(settings),
+        )
+        .order_by(col(BackupRun.started_at).desc())
+        .limit(1)
+    )
+    current = underway.scalar_one_or_none()
+    if current is not None:
+        return current
+    run = BackupRun(kind="verify", set_id=set_id, status="queued", detail={"trigger": "manual"})
+    session.add(run)
+    await session.flush()
+    if runs_inline(context):
+
+        async def work() -> None:
+            await run_queued_drill(context, run.id)
+
+        JobRunner.of(context).after_commit(session, work, name=f"backup drill {run.id}")
+    else:
+        publish(session, DrillRequested(run_id=run.id, set_id=set_id), subject=run.id)
+    return run
+
+
 async def run_queued_drill(context: Any, run_id: uuid.UUID) -> None:
+    """Run the queued drill (scheduled or asked for) under the time limit; never raises."""
+    settings: BackupSettings = context.plugin_settings("backup")
     try:
-        await verify(context, run_id=run_id)
+        async with asyncio.timeout(settings.command_timeout_seconds):
+            await verify(context, run_id=run_id)
     except Exception:
-        log.exception("backup: scheduled drill %s could not run", run_id)
+        log.exception("backup: queued drill %s could not run", run_id)

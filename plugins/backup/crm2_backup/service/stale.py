@@ -1,12 +1,21 @@
-"""Sets a crashed process left behind: ``queued`` or ``running`` (or a drill ``verifying``)
-with no progress for longer than any live run could take, marked ``failed`` with why.
+"""Sets and drills a crashed process left behind: ``queued`` or ``running`` (or a drill
+``verifying``) with no progress for longer than any live run could take, marked ``failed``
+with why.
 
 A live run moves its set's ``updated_at`` at every target's phase and is bounded by
 ``CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS`` (a handler's and a background job's time
 limit, and each dump program's): a set that has not moved for that long plus
 :data:`GRACE` belongs to no running process. The scheduled ``stale`` job runs this
 every ``CRM2_BACKUP_CHECK_SECONDS`` in any process; the conditional update makes
-two processes sweeping together fail a set once.
+two processes sweeping together fail a set once. A drill (a ``verify`` run, queued by
+the schedule or ``POST /sets/{id}/verify``) is bounded by the same limit from the time it
+was queued or claimed: one older than the limit is failed the same way, with a failed
+drill row and ``backup.set.verify_failed`` when it names its set.
+
+A run that was only slow, not dead, and finishes after the sweep does not flip its set
+or drill back: the conditional writes at the end of a backup and of a drill find it no
+longer ``running`` and record the late finish on the failed row instead (``backup.py``,
+``verify.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +29,8 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from crm2_backup.config import BackupSettings
-from crm2_backup.events import SetFailed
-from crm2_backup.models import BackupRun, BackupSet
+from crm2_backup.events import SetFailed, SetVerifyFailed
+from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
 from crm2_backup.repository import finish_run
 from crm2_core.api import publish, utcnow
 
@@ -120,4 +129,76 @@ async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uui
                     .values(progress={**row.progress, "verify": "failed"}, updated_at=now)
                 )
         await session.commit()
+    return failed
+
+
+def _drill_reason(status: str, quiet: timedelta) -> str:
+    minutes = int(quiet.total_seconds() // 60)
+    if status == "queued":
+        return (
+            f"never started: no process took the queued drill within {minutes} min "
+            "(is a worker running? `crm2 worker`)"
+        )
+    return (
+        f"interrupted: the drill ran {minutes} min, past its time limit; the process running "
+        "it stopped (a crash or a restart) before it finished"
+    )
+
+
+async def fail_stale_drills(context: Any, now: datetime | None = None) -> list[uuid.UUID]:
+    """Queued or running drills older than the limit: failed, with a failed drill row; run ids."""
+    now = now or utcnow()
+    cutoff = now - stale_after(context.plugin_settings("backup"))
+    async with context.session_factory() as session:
+        failed = await _fail_stale_drills(session, now, cutoff)
+        await session.commit()
+    return failed
+
+
+async def _fail_stale_drills(session: Any, now: datetime, cutoff: datetime) -> list[uuid.UUID]:
+    rows = await session.execute(
+        select(BackupRun).where(
+            col(BackupRun.kind) == "verify",
+            col(BackupRun.status).in_(UNFINISHED),
+            col(BackupRun.started_at) < cutoff,
+        )
+    )
+    failed: list[uuid.UUID] = []
+    for run in list(rows.scalars()):
+        reason = _drill_reason(run.status, now - run.started_at)
+        detail = dict(run.detail)
+        drill: RestoreDrill | None = None
+        set_row = None if run.set_id is None else await session.get(BackupSet, run.set_id)
+        if set_row is not None:
+            drill = RestoreDrill(
+                set_id=set_row.id,
+                ok=False,
+                started_at=run.started_at,
+                finished_at=now,
+                rpo_seconds=round((now - set_row.started_at).total_seconds(), 3),
+                results={"stale": True},
+                error=reason,
+            )
+            detail["drill_id"] = str(drill.id)
+        done = await session.execute(
+            update(BackupRun)
+            .where(
+                col(BackupRun.id) == run.id,
+                col(BackupRun.status) == run.status,
+                col(BackupRun.started_at) < cutoff,
+            )
+            .values(status="failed", finished_at=now, error=reason, detail=detail)
+        )
+        if done.rowcount != 1:
+            continue  # another process swept it, or it was claimed just now
+        if drill is not None:
+            # the set is not judged (verify_ok stays): its drill did not run, it did not fail
+            session.add(drill)
+            publish(
+                session,
+                SetVerifyFailed(set_id=drill.set_id, drill_id=drill.id, error=reason),
+                subject=drill.set_id,
+            )
+        log.error("backup: drill run %s marked failed: %s", run.id, reason)
+        failed.append(run.id)
     return failed

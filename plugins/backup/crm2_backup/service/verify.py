@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -19,9 +20,11 @@ from crm2_backup.repository import (
     artifacts,
     claim_run,
     finish_run,
+    finish_running_run,
     get_run,
     get_set,
     latest_completed,
+    note_late_run,
     update_set,
 )
 from crm2_backup.service.artifacts import open_artifact
@@ -57,26 +60,32 @@ async def verify(
 ) -> RestoreDrill | None:
     """Drill ``set_id`` (default: the latest completed set); the drill, ``ok`` or not.
 
-    With ``run_id`` it runs that queued drill (``None`` when it was taken already).
+    With ``run_id`` it runs that queued drill (of its set, else the latest): ``None``
+    when it was taken already, or when the stale sweep failed it while it ran.
     """
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
+        claimed: BackupRun | None = None
         if run_id is not None:
             claimed = await claim_run(session, run_id)
             if claimed is None:
                 return None
             await session.commit()
-        if set_id is None:
-            latest = await latest_completed(session)
-            if latest is None:
-                if run_id is not None:
-                    await finish_run(session, run_id, "failed", {}, "no completed set to verify")
-                    await session.commit()
-                raise SetNotFound("no completed backup set to verify")
-            set_id = latest.id
-        row = await get_set(session, set_id)
-        if row.status != "completed":
-            raise SetBusy(f"set {set_id} is {row.status}, not completed")
+            set_id = set_id or claimed.set_id
+        try:
+            if set_id is None:
+                latest = await latest_completed(session)
+                if latest is None:
+                    raise SetNotFound("no completed backup set to verify")
+                set_id = latest.id
+            row = await get_set(session, set_id)
+            if row.status != "completed":
+                raise SetBusy(f"set {set_id} is {row.status}, not completed")
+        except (SetNotFound, SetBusy) as exc:
+            if claimed is not None:  # the claimed run ends here, with why
+                await finish_run(session, claimed.id, "failed", claimed.detail, exc.detail)
+                await session.commit()
+            raise
         items = await artifacts(session, set_id)
         if run_id is None:
             run = BackupRun(kind="verify", set_id=set_id, status="running")
@@ -123,6 +132,18 @@ async def verify(
     except Exception as exc:  # a failed drill is recorded and announced, not raised
         error = _error_text(exc)
         log.error("backup: drill of set %s failed: %s", set_id, error)
+    except asyncio.CancelledError:  # the time limit or a shutdown: the run says so
+        async with context.session_factory() as session:
+            await finish_running_run(
+                session,
+                run.id,
+                "failed",
+                run.detail,
+                "interrupted: the drill's time limit "
+                "(CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS) or a shutdown stopped it",
+            )
+            await session.commit()
+        raise
     finished = utcnow()
     drill = RestoreDrill(
         set_id=set_id,
@@ -135,16 +156,20 @@ async def verify(
         error=error,
     )
     async with context.session_factory() as session:
+        detail = {**run.detail, "drill_id": str(drill.id)}
+        if not await finish_running_run(
+            session, run.id, "ok" if drill.ok else "failed", detail, error
+        ):
+            # the stale sweep marked this drill failed while it ran (its process looked
+            # dead): the late result is noted on the run, which stays failed; no drill row,
+            # no change to the set, no event (see stale.py)
+            await note_late_run(session, run.id, drill.ok, error)
+            await session.commit()
+            log.warning("backup: drill run %s finished after it was marked failed", run.id)
+            return None
         session.add(drill)
         await session.flush()
         await update_set(session, set_id, verified_at=finished, verify_ok=drill.ok)
-        await finish_run(
-            session,
-            run.id,
-            "ok" if drill.ok else "failed",
-            {**run.detail, "drill_id": str(drill.id)},
-            error,
-        )
         event: Any
         if drill.ok:
             event = SetVerified(

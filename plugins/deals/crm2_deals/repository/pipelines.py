@@ -35,7 +35,7 @@ async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipelin
 
 
 async def default_pipeline(session: AsyncSession) -> Pipeline | None:
-    order = [k.column.desc() if k.descending else k.column.asc() for k in PIPELINE_ORDER]
+    order = [k.ordering() for k in PIPELINE_ORDER]
     stmt = select(Pipeline).order_by(*order).limit(1)
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -78,7 +78,7 @@ async def pipeline_with_first_open_stage(
     """The pipeline (``pipeline_id``, else the default one), its first open stage and the
     answer to ``also`` (an ``EXISTS`` asked in the same query; ``True`` without one), in
     one query (a new deal's start; ``None``: no such pipeline)."""
-    order = [k.column.desc() if k.descending else k.column.asc() for k in PIPELINE_ORDER]
+    order = [k.ordering() for k in PIPELINE_ORDER]
     stmt = select(Pipeline, Stage, also if also is not None else true()).outerjoin(
         Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open")
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Body, Header, Response, status
 
-from crm2_core.api import ContextDep, SessionDep
+from crm2_core.api import ContextDep, SessionDep, problem_responses
 from crm2_notifications.channels.telegram import bot_call
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.routes.deps import NotificationsRead
@@ -33,7 +33,11 @@ async def new_link_code(
     return TelegramLinkCode(code=code, url=url, expires_at=expires)
 
 
-@router.post("/webhook", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/webhook",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(403, 409),  # a wrong secret token; the webhook switched off
+)
 async def telegram_webhook(
     session: SessionDep,
     context: ContextDep,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from crm2_core.api import ContextDep, SessionDep
+from crm2_core.api import ContextDep, SessionDep, problem_responses
 from crm2_payments.schemas.admin import WebhookAck
 from crm2_payments.schemas.payments import Provider
 from crm2_payments.service import webhooks as service
@@ -18,6 +18,7 @@ HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 @router.post(
     "/webhooks/{provider}",
     response_model=WebhookAck,
+    responses=problem_responses(401, 404),  # a bad signature; a provider with no secret
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from crm2_core.api import from_minor, to_minor
+from crm2_core.api import exponent, from_minor, to_minor
 from crm2_payments.errors import InvalidAmount
 
 # 10^15 minor units: far beyond any premium, and the sums of many stay inside BIGINT
@@ -35,8 +35,16 @@ def minor(amount: Decimal, currency: str, *, allow_zero: bool = False) -> int:
 
 
 def text(value: int, currency: str) -> str:
-    """Minor units as the wire's decimal string (``1234``, ``EUR`` → ``"12.34"``)."""
-    return format(from_minor(value, currency), "f")
+    """Minor units as the wire's decimal string (``1234``, ``EUR`` → ``"12.34"``).
+
+    Integer arithmetic, the same text as ``format(from_minor(value, currency), "f")``
+    (a test compares them) at a fraction of the cost: the export writes four per row.
+    """
+    places = exponent(currency)
+    if not places:
+        return str(value)
+    whole, fraction = divmod(-value if value < 0 else value, 10**places)
+    return f"{'-' if value < 0 else ''}{whole}.{fraction:0{places}d}"
 
 
 def split(total: int, parts: int) -> list[int]:

@@ -1,0 +1,134 @@
+"""The CSV export's bytes: every kind of cell against the expected text, on one page or many.
+
+The rows are written straight into the table (fixed ids and times, and money the API
+would refuse: negative, or the largest BIGINT), so the expected file is exact text. It
+pins the output of ``payments/1``: a faster export must still write these bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from crm2_payments.models import Payment, Schedule
+from crm2_payments.service import export as export_service
+from payments_kit import API, Payments
+
+SCHEDULE = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
+HEADER = (
+    "id,direction,status,amount,paid,refunded,outstanding,currency,due_date,paid_at,method,"
+    "payer,payee,reference,policy_id,client_id,insurer,product,schedule_id,instalment,"
+    "provider,external_id,owner_id,created_at,updated_at\r\n"
+)
+
+
+def _id(n: int) -> uuid.UUID:
+    return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
+
+
+def _at(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, second, micro, tzinfo=UTC)
+
+
+ROWS: list[dict[str, Any]] = [
+    # cells a spreadsheet would run, and numberish ones it would not
+    dict(id=_id(1), direction="incoming", status="due", amount_minor=1250, currency="EUR",
+         due_date=date(2099, 4, 1), method="=1+1", payer="@x", payee="+cmd", reference="-3",
+         policy_id="=HYPERLINK(1)", client_id="+39 06 1", insurer="-x", product="\tTab",
+         external_id="@sum", created_at=_at(5, 8), updated_at=_at(5, 9, 0, 0, 500000)),
+    # quotes, commas, a newline, unicode, a schedule, microseconds
+    dict(id=_id(2), direction="outgoing", status="partially_paid", amount_minor=100_000,
+         paid_minor=40_000, refunded_minor=2_500, currency="EUR", due_date=date(2099, 2, 28),
+         paid_at=_at(1, 12, 30, 45, 123456), method="card", payer='say "hi"',
+         payee="Rossi, Mario", reference="line1\nline2", policy_id="pol-1", client_id="c-1",
+         insurer="Zürich ☂ Versicherung", product="生命保険", schedule_id=SCHEDULE,
+         instalment=2, provider="stripe", external_id="ch_1", created_at=_at(4, 8),
+         updated_at=_at(4, 8, 0, 1)),
+    # NULLs and empty text; a cancelled payment owes nothing; exponent 0
+    dict(id=_id(3), direction="refund", status="cancelled", amount_minor=7, currency="JPY",
+         created_at=_at(3, 8), updated_at=_at(3, 8)),
+    # negative money, a CR, a guard already there, a leading space, a lone "="
+    dict(id=_id(4), direction="incoming", status="paid", amount_minor=-5, paid_minor=250,
+         currency="EUR", method="\rx", payer="'=already", payee=" =space", reference="=",
+         created_at=_at(2, 8), updated_at=_at(2, 8)),
+    # the largest BIGINT, exponent 3, a negative outstanding amount
+    dict(id=_id(5), direction="incoming", status="overdue", amount_minor=1_234_567,
+         paid_minor=9_223_372_036_854_775_807, refunded_minor=1, currency="KWD",
+         created_at=_at(1, 8), updated_at=_at(1, 8)),
+    # exponent 4; a lone "-" is numberish (the kit leaves it)
+    dict(id=_id(6), direction="incoming", status="planned", amount_minor=10_001,
+         currency="CLF", payer="-", created_at=_at(1, 7), updated_at=_at(1, 7)),
+]  # fmt: skip
+
+
+def expected(owner: uuid.UUID) -> str:
+    """The file for ``ROWS`` in the default order (newest first), written out by hand."""
+    o = str(owner)
+    return HEADER + (
+        f"{_id(1)},incoming,due,12.50,0.00,0.00,12.50,EUR,2099-04-01,,'=1+1,'@x,'+cmd,-3,"
+        f"'=HYPERLINK(1),+39 06 1,'-x,'\tTab,,,manual,'@sum,{o},2026-03-05T08:00:00+00:00,"
+        "2026-03-05T09:00:00.500000+00:00\r\n"
+        f"{_id(2)},outgoing,partially_paid,1000.00,375.00,25.00,625.00,EUR,2099-02-28,"
+        '2026-03-01T12:30:45.123456+00:00,card,"say ""hi""","Rossi, Mario","line1\nline2",'
+        f"pol-1,c-1,Zürich ☂ Versicherung,生命保険,{SCHEDULE},2,stripe,ch_1,{o},"
+        "2026-03-04T08:00:00+00:00,2026-03-04T08:00:01+00:00\r\n"
+        f"{_id(3)},refund,cancelled,7,0,0,0,JPY,,,,,,,,,,,,,manual,,{o},"
+        "2026-03-03T08:00:00+00:00,2026-03-03T08:00:00+00:00\r\n"
+        f"{_id(4)},incoming,paid,-0.05,2.50,0.00,-2.55,EUR,,,\"'\rx\",'=already, =space,'=,"
+        f",,,,,,manual,,{o},2026-03-02T08:00:00+00:00,2026-03-02T08:00:00+00:00\r\n"
+        f"{_id(5)},incoming,overdue,1234.567,9223372036854775.806,0.001,"
+        f"-9223372036853541.239,KWD,,,,,,,,,,,,,manual,,{o},2026-03-01T08:00:00+00:00,"
+        "2026-03-01T08:00:00+00:00\r\n"
+        f"{_id(6)},incoming,planned,1.0001,0.0000,0.0000,1.0001,CLF,,,,-,,,,,,,,,manual,,{o},"
+        "2026-03-01T07:00:00+00:00,2026-03-01T07:00:00+00:00\r\n"
+    )
+
+
+async def _load(payments: Payments) -> uuid.UUID:
+    owner = (await payments.user("agent")).id
+    async with payments.app.context.session_factory() as session:
+        session.add(
+            Schedule(
+                id=SCHEDULE, policy_id="pol-1", premium_minor=100_000, currency="EUR",
+                frequency="annual", instalments=1, start_date=date(2026, 1, 1), owner_id=owner,
+            )
+        )  # fmt: skip
+        await session.flush()
+        session.add_all(Payment(owner_id=owner, **fields) for fields in ROWS)
+        await session.commit()
+    return owner
+
+
+async def _export(payments: Payments, **params: str) -> bytes:
+    manager = await payments.user("manager")
+    response = await payments.client.get(
+        f"{API}/payments/export.csv", params=params, headers=manager.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Export-Schema"] == "payments/1"
+    return response.content
+
+
+@pytest.mark.parametrize("page_size", [5000, 2, 1])
+async def test_export_writes_exactly_the_expected_bytes(
+    payments: Payments, monkeypatch: pytest.MonkeyPatch, page_size: int
+) -> None:
+    monkeypatch.setattr(export_service, "EXPORT_PAGE_SIZE", page_size)
+    owner = await _load(payments)
+    assert (await _export(payments)).decode() == expected(owner)
+
+
+async def test_export_pages_in_another_sort_with_its_filters(
+    payments: Payments, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_service, "EXPORT_PAGE_SIZE", 2)
+    owner = await _load(payments)
+    lines = expected(owner).split("\r\n")
+    by_amount = [lines[4], lines[3], lines[1], lines[6], lines[2], lines[5]]  # -5 … 1,234,567
+    assert (await _export(payments, sort="amount")).decode() == HEADER + "".join(
+        line + "\r\n" for line in by_amount
+    )
+    only_eur = await _export(payments, currency="EUR", sort="-updated_at")
+    assert only_eur.decode() == HEADER + "".join(line + "\r\n" for line in [*lines[1:3], lines[4]])
