@@ -164,7 +164,11 @@ class Authenticator:
             roles=claims.roles,
             permissions=await self.roles.permissions(claims.roles),
             name=str(claims.raw.get("email", "")),
-            attributes={"credentials_version": claims.credentials_version},
+            # ``expires_at`` (epoch seconds): a stream opened with this token ends then
+            attributes={
+                "credentials_version": claims.credentials_version,
+                "expires_at": float(claims.raw["exp"]),
+            },
         )
 
     async def check_credentials(self, user_id: uuid.UUID, version: int) -> None:

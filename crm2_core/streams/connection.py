@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -33,6 +34,8 @@ RETRY_MILLISECONDS = 3000  # EventSource's reconnection delay, sent as ``retry:`
 REPLAY_PAGE = 500
 CATCH_UP_WAIT_SECONDS = 10.0
 LIFETIME = "lifetime"
+# opened with an access token that has now expired: reconnect with a fresh one
+TOKEN_EXPIRED = "token-expired"
 ERROR = "error"
 # the principal's rights changed while the stream was open: its credentials were
 # revoked (the reconnect gets 401) or it no longer holds the channel's permission (403)
@@ -80,6 +83,13 @@ class Connection:
         loop = asyncio.get_running_loop()
         self._time = loop.time
         self.deadline = self._time() + self.context.settings.sse_max_connection_seconds
+        self.end_reason = LIFETIME
+        expires_at = principal.attributes.get("expires_at")
+        if isinstance(expires_at, int | float):
+            # an access token's stream dies with the token, as its requests would
+            expires = self._time() + (expires_at - time.time())
+            if expires < self.deadline:
+                self.deadline, self.end_reason = expires, TOKEN_EXPIRED
         self.heartbeat = self.context.settings.sse_heartbeat_seconds
         self.gone = False
         self._subscription: Subscription | None = None
@@ -153,7 +163,7 @@ class Connection:
             now = self._time()
             remaining = self.deadline - now
             if remaining <= 0:
-                yield closing_message(LIFETIME)
+                yield closing_message(self.end_reason)
                 return
             if now >= next_ping and subscription.closed is None:
                 yield heartbeat_message()

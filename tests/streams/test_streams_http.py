@@ -216,3 +216,27 @@ async def test_asyncapi_document_lists_events_and_stream_channels(
     stream = document["channels"]["stream.probe"]
     assert stream["address"] == "/api/v1/streams/probe"
     assert "probe.item.created.v1" in stream["messages"]
+
+
+async def test_stream_opened_with_an_access_token_ends_when_the_token_expires(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    """Issue 9: a stream does not outlive the access token that opened it (an API key's or a
+    stream token's stream runs to its lifetime, as docs/streams.md says)."""
+    app = await probe_app()
+    server = await serve(app)
+    signed_in = (await app.login("viewer"))["Authorization"].split(" ", 1)[1]
+    tokens = app.context.auth.tokens
+    claims = tokens.decode_access(signed_in)
+    short = tokens.encode(str(claims.subject), "access", 2, roles=sorted(claims.roles),
+                          cv=claims.credentials_version)  # fmt: skip
+    headers = {"Authorization": f"Bearer {short}"}
+    started = asyncio.get_running_loop().time()
+    async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
+        assert r.status_code == 200
+        received = await EventStream(r).collect(lambda got: False, within=10)
+    elapsed = asyncio.get_running_loop().time() - started
+    hello, last = received  # the stream ended by itself, at the token's exp
+    assert hello.event == "connected"
+    assert last.event == "reconnect" and last.json() == {"reason": "token-expired"}
+    assert 0.5 < elapsed < 8

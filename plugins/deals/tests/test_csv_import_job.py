@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm2_deals.models import Client
+from crm2_deals.service.client_import import CLIENT_IMPORT
 from deals_kit import API, Deals, User
 from sqlalchemy import func, select
 
@@ -115,3 +116,44 @@ async def test_job_status_is_the_starters(deals: Deals) -> None:
     assert (await deals.client.get(location, headers=agent.headers)).status_code == 403
     unknown = location.rsplit("/", 1)[0] + "/00000000-0000-4000-8000-000000000000"
     assert (await deals.client.get(unknown, headers=manager.headers)).status_code == 404
+
+
+async def test_rows_are_parsed_batch_by_batch_with_the_same_report(deals: Deals) -> None:
+    """The kit parses a batch at a time (not the whole file first): a batch whose rows are
+    all refused, an upsert of an earlier batch's client, and progress counting every row
+    read give the same report in a job and in the request."""
+    admin = await deals.user("admin")
+    _threshold(deals, 10)
+    good = [f"person,Client {i},c{i}@bulk.example,," for i in range(8)]
+    bad = [f"robot,Robot {i},r{i}@bulk.example,," for i in range(4)]  # rows 6-9: one batch
+    lines = [
+        "kind,name,emails,tax_id,tags",
+        *good[:4],
+        *bad,
+        *good[4:],
+        "person,Again,c0@bulk.example,,",
+    ]
+    content = ("\n".join(lines) + "\n").encode()
+    spec = CLIENT_IMPORT
+    object.__setattr__(spec, "batch_size", 4)  # frozen dataclass; restored below
+    try:
+        refused = await _finished(
+            deals, admin, (await _post(deals, admin, content)).headers["location"]
+        )
+        assert (refused["applied"], refused["processed"], refused["total"]) == (False, 13, 13)
+        assert [e["row"] for e in refused["errors"]] == [6, 7, 8, 9]
+        assert await _count(deals) == 0
+        location = (await _post(deals, admin, content, partial="true")).headers["location"]
+        job = await _finished(deals, admin, location)
+        assert (job["applied"], job["processed"], job["total"]) == (True, 13, 13)
+        assert (job["created"], job["updated"], job["error_count"]) == (8, 1, 4)
+        assert await _count(deals) == 8
+        assert len(await deals.events("deals.client.created")) == 8
+        again = await _post(deals, admin, content, partial="true", background="false")
+        assert again.status_code == 200, again.text
+        report = again.json()
+        # rows 2 and 14 name the same client in turn ("Client 0", then "Again"): 2 updates
+        assert (report["created"], report["updated"], report["skipped"]) == (0, 2, 7)
+        assert [e["row"] for e in report["errors"]] == [6, 7, 8, 9]
+    finally:
+        object.__setattr__(spec, "batch_size", 1_000)

@@ -130,8 +130,13 @@ class NewClient:
     created_at: datetime = field(default_factory=utcnow)
 
     def row(self) -> dict[str, Any]:
-        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        return {**values, "updated_at": self.created_at, "archived": False, "version": 1}
+        return {
+            "id": self.id, "kind": self.kind, "name": self.name, "emails": self.emails,
+            "phones": self.phones, "tax_id": self.tax_id, "address": self.address,
+            "tags": self.tags, "owner_id": self.owner_id, "search_text": self.search_text,
+            "created_at": self.created_at, "updated_at": self.created_at, "archived": False,
+            "version": 1,
+        }  # fmt: skip
 
 
 class ClientIndex:
