@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.auth.deps import require
 from crm2_core.context import AppContext
 from crm2_core.http.deps import get_context, get_session
+from crm2_core.http.problems import problem_response
 from crm2_core.kit.imports import (
     CsvImport,
     ImportJobPublic,
+    ImportRefused,
     ImportReport,
     get_job,
     import_now,
@@ -36,6 +38,12 @@ from crm2_core.kit.routes import _endpoint, _parameter
 from crm2_hookspecs import Principal
 
 Setting = Callable[[AppContext], int]
+
+
+REFUSED = (
+    "Nothing was written: the file cannot be read (`csv-invalid`), or rows have errors and "
+    "`partial` is off (`import-refused`, with the ImportReport in `report`)"
+)
 
 
 def import_routes(
@@ -88,9 +96,16 @@ def import_routes(
         if background is None:
             background = len(rows) > background_rows(context)
         if not background:
-            return await import_now(
+            report = await import_now(
                 session, principal, spec, rows, dry_run=dry_run, partial=partial
             )
+            if not report.applied and not report.dry_run:
+                raise ImportRefused(
+                    f"{len(report.errors)} row(s) have errors (see report.errors); fix them, "
+                    "or send partial=true to write the good rows",
+                    report=report.model_dump(mode="json"),
+                )
+            return report
         job = start_job(context, session, principal, spec, rows, dry_run=dry_run, partial=partial)
         body = ImportJobPublic.model_validate(job).model_dump(mode="json")
         location = f"{router.prefix}{path}/{job.id}"
@@ -104,7 +119,8 @@ def import_routes(
         methods=["POST"],
         response_model=ImportReport,
         responses={202: {"model": ImportJobPublic,
-                         "description": "A background job: poll its Location"}},
+                         "description": "A background job: poll its Location"},
+                   422: {**problem_response(422), "description": REFUSED}},
         name=f"import_{noun}",
     )  # fmt: skip
 

@@ -64,6 +64,12 @@ class CsvFileInvalid(Unprocessable):
     slug, title = "csv-invalid", "The CSV file cannot be read"
 
 
+class ImportRefused(Unprocessable):
+    """Rows with errors and no ``partial``: nothing was written; ``report`` says which rows."""
+
+    slug, title = "import-refused", "Rows of the file have errors: nothing was written"
+
+
 class ImportJobNotFound(NotFound):
     slug, title = "import-job-not-found", "No such import job"
 

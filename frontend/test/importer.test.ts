@@ -94,6 +94,24 @@ describe("uploadImport", () => {
     expect(await (form.get("file") as Blob).text()).toBe(CSV);
   });
 
+  it("reads the report of a refused import (422 import-refused) and throws on any other 422", async () => {
+    const problem = (body: Record<string, unknown>) =>
+      new Response(JSON.stringify({ type: "urn:crm2:problem:x", status: 422, ...body }), {
+        status: 422,
+        headers: { "Content-Type": "application/problem+json" },
+      });
+    const refused = report({ created: 2, errors: [{ row: 4, reason: "kind" }] });
+    let answer: Response = problem({ detail: "1 row(s) have errors", report: refused });
+    const transfer: Transfer = { baseUrl: "http://crm2.test", fetch: async () => answer };
+    const options = { dryRun: false, partial: false };
+    const got = await uploadImport(transfer, "/api/v1/deals/clients/import", new Blob([CSV]), options);
+    expect(got).toMatchObject({ created: 2, applied: false, error_count: 1 });
+    answer = problem({ detail: "no name column", errors: [{ loc: ["file"], msg: "x" }] });
+    await expect(
+      uploadImport(transfer, "/api/v1/deals/clients/import", new Blob([CSV]), options),
+    ).rejects.toThrow("no name column");
+  });
+
   it("follows a background import (202 + Location) with its progress until it is done", async () => {
     const polls: string[] = [];
     const pauses: number[] = [];

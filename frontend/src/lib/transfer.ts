@@ -99,6 +99,12 @@ export async function uploadImport(
   form.set("file", file, "import.csv");
   const response = await transfer.fetch(new Request(url, { method: "POST", body: form }));
   if (response.status === 202) return waitForJob(transfer, response);
+  if (response.status === 422) {
+    // import-refused: rows have errors and nothing was written; the problem carries the report
+    const problem = (await response.clone().json().catch(() => ({}))) as Record<string, unknown>;
+    const refused = problem.report ? reportOf(problem) : null;
+    if (refused) return refused;
+  }
   if (!response.ok) throw await TransferError.from(response);
   const report = reportOf((await response.json()) as Record<string, unknown>);
   if (!report) throw new TransferError(response.status, "the server's answer holds no import report");

@@ -129,7 +129,11 @@ async def test_import_with_errors_writes_nothing_unless_partial(deals: Deals) ->
     bad = (
         IMPORT + "robot,R2,,,,,,\nperson,,no-name@x.example,,,,,\nperson,Z,,,,,,nobody@x.example\n"
     )
-    refused = (await _import(deals, admin, bad)).json()
+    answer = await _import(deals, admin, bad)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith(":import-refused")
+    refused = answer.json()["report"]
     assert refused["applied"] is False and refused["created"] == 2
     assert [e["row"] for e in refused["errors"]] == [4, 5, 6]
     assert "kind" in refused["errors"][0]["reason"]
