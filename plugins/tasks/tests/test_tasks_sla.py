@@ -114,7 +114,8 @@ async def test_concurrent_schedulers_breach_once(tasks: Tasks, crm2_app_factory:
     await policy(tasks, admin, response_minutes=30, escalate_raise_priority=True)
     for _ in range(15):
         await tasks.create(agent, priority="low")
-    other = await crm2_app_factory(plugins=["tasks"])
+    # no scheduler: its start-up run would fire on the real clock (months past the test's) first
+    other = await crm2_app_factory(plugins=["tasks"], scheduler_enabled=False)
     late = MONDAY + timedelta(hours=2)
     results = await asyncio.gather(
         run_timers(tasks.app.context, late), run_timers(other.context, late)
