@@ -14,6 +14,12 @@ class BackupSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRM2_BACKUP_", env_file=".env", extra="ignore")
 
     dir: str = Field("backups", description="local directory the backup sets are written to")
+    destination: str = Field(
+        "local",
+        description="where completed sets are kept besides dir (the staging area): local = dir "
+        "only; documents:<backend> = also through that documents storage backend (local, s3, "
+        "gdrive, a third party's), or another plugin's crm2_backup_destinations name",
+    )
     key_file: str = Field(
         "crm2-backup.key",
         description="file holding the 32-byte AES-256-GCM key (base64); keep it apart from the "

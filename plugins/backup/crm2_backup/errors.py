@@ -51,3 +51,7 @@ class KeyMissing(ServiceUnavailable):
 
 class BadTargetAddress(BadRequest):
     slug, title = "backup-bad-target-address", "The restore destination is not usable"
+
+
+class UnknownDestination(Unprocessable):
+    slug, title = "backup-unknown-destination", "No such backup destination in this deployment"

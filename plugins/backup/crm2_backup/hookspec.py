@@ -1,4 +1,4 @@
-"""The hook backup offers other plugins: ``crm2_backup_targets``.
+"""The hooks backup offers other plugins: ``crm2_backup_targets`` and ``crm2_backup_destinations``.
 
 A target is any object with the attributes and methods of
 :class:`crm2_backup.targets.base.BackupTarget` (duck-typed: a plugin that adds
@@ -31,5 +31,22 @@ class BackupSpec:
 
         :param context: the running application.
         :returns: the targets.
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def crm2_backup_destinations(self, context: Crm2Context) -> Sequence[Any]:
+        """Return places completed sets can be copied to (``CRM2_BACKUP_DESTINATION`` names one).
+
+        Each item is a destination: ``name`` (unique, ``[a-z][a-z0-9_]*`` optionally
+        followed by ``:`` and a sub-name, e.g. ``documents:s3``; never ``local``, which
+        is built in) and three coroutines taking ``name``, a relative
+        ``<set location>/<file>``: ``put(name, path)`` stores the file at ``path``
+        (atomically: a cut-off upload leaves nothing), ``get(name, path)`` writes it back
+        to ``path`` (``FileNotFoundError`` when it is not there), ``delete(name)``
+        (a missing one is not an error). Implement with ``@hookimpl(optionalhook=True)``.
+
+        :param context: the running application.
+        :returns: the destinations.
         """
         raise NotImplementedError

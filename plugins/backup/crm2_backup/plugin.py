@@ -94,6 +94,19 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
 
 
 @hookimpl
+def crm2_startup(context: Crm2Context) -> None:
+    """Stop start-up when CRM2_BACKUP_DESTINATION names a destination nobody provides."""
+    from crm2_backup.errors import UnknownDestination
+    from crm2_backup.service.destinations import configured
+    from crm2_core.api import ConfigurationError
+
+    try:
+        configured(context)
+    except UnknownDestination as exc:
+        raise ConfigurationError(f"backup: {exc.detail}") from None
+
+
+@hookimpl
 def crm2_backup_targets(context: Crm2Context) -> Sequence[Any]:
     from crm2_backup.targets.builtin import builtin_targets
 

@@ -174,3 +174,11 @@ def crm2_backup_targets(context: Crm2Context) -> Sequence[Any]:
     from crm2_documents.backup_target import backup_targets
 
     return backup_targets(context)
+
+
+@hookimpl(optionalhook=True)
+def crm2_backup_destinations(context: Crm2Context) -> Sequence[Any]:
+    """Each storage backend as a place backup sets are copied to (``documents:<backend>``)."""
+    from crm2_documents.backup_destination import backup_destinations
+
+    return backup_destinations(context)

@@ -19,7 +19,7 @@ from crm2_backup.config import BackupSettings
 from crm2_backup.events import SetCompleted, SetFailed, SetRequested
 from crm2_backup.models import BackupArtifact, BackupRun, BackupSet
 from crm2_backup.repository import backup_run_id, claim_set, finish_run, get_set, update_set
-from crm2_backup.service import store
+from crm2_backup.service import destinations, store
 from crm2_backup.service.keys import load_key
 from crm2_backup.service.schema import alembic_heads
 from crm2_backup.service.targets import chosen_targets
@@ -160,6 +160,7 @@ async def run_backup(
     current = ""
     try:
         key = load_key(settings, create=True)
+        remote = destinations.configured(context)  # an unknown name fails before any dump
         targets = chosen_targets(context)
         tracker = _Tracker(context, row, list(targets))
         await tracker.save()
@@ -179,7 +180,7 @@ async def run_backup(
             ]
         await _fail(context, row, exc, artifacts, None if tracker is None else tracker.doc)
         raise
-    return await _complete(context, row, artifacts, time.monotonic() - clock)
+    return await _complete(context, row, artifacts, time.monotonic() - clock, remote)
 
 
 async def _one(
@@ -254,13 +255,26 @@ def manifest_of(
 
 
 async def _complete(
-    context: Any, row: BackupSet, artifacts: list[BackupArtifact], seconds: float
+    context: Any,
+    row: BackupSet,
+    artifacts: list[BackupArtifact],
+    seconds: float,
+    remote: Any | None = None,
 ) -> BackupSet:
     settings: BackupSettings = context.plugin_settings("backup")
     finished = utcnow()
     key_id = crypto.key_id(load_key(settings)).hex()
     manifest = manifest_of(context, row, artifacts, finished, key_id)
-    store.write_manifest(store.set_dir(settings, row.location), manifest)
+    manifest["destination"] = destinations.LOCAL if remote is None else remote.name
+    folder = store.set_dir(settings, row.location)
+    store.write_manifest(folder, manifest)
+    if remote is not None:  # the set is completed only once its destination holds it
+        try:
+            files = [a.filename for a in artifacts] + [destinations.MANIFEST]
+            await destinations.upload(remote, row.location, folder, files)
+        except BaseException as exc:
+            await _fail(context, row, exc, artifacts, None)
+            raise
     total = sum(a.size_bytes for a in artifacts)
     names = [a.target for a in artifacts]
     async with context.session_factory() as session:

@@ -46,7 +46,7 @@ async def restore(
         target = find_target(context, target_name)
         key = load_key(settings)
         with tempfile.TemporaryDirectory(prefix="crm2-restore-") as scratch:
-            plain = await open_artifact(settings, key, row, found[0], Path(scratch))
+            plain = await open_artifact(settings, key, row, found[0], Path(scratch), context)
             report = dict(await target.restore(plain, to, dry_run))
     except Exception as exc:
         async with context.session_factory() as session:

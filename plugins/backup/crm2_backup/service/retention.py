@@ -17,7 +17,7 @@ from crm2_backup.config import BackupSettings
 from crm2_backup.events import SetPruned
 from crm2_backup.models import BackupRun
 from crm2_backup.repository import completed_sets, finish_run, update_set
-from crm2_backup.service import store
+from crm2_backup.service import destinations, store
 from crm2_core.api import publish
 
 
@@ -73,6 +73,9 @@ async def prune(context: Any) -> list[uuid.UUID]:
     for row in rows:
         if row.id in kept:
             continue
+        remote = destinations.of_set(context, row)
+        if remote is not None:  # the copy first: a failure leaves the set completed, retried
+            await destinations.delete(remote, row.location, destinations.files_of(row))
         store.remove(store.set_dir(settings, row.location))
         async with context.session_factory() as session:
             await update_set(session, row.id, status="pruned")

@@ -110,7 +110,7 @@ async def verify(
             for artifact in items:
                 if progress:
                     progress(artifact.target, "check")
-                plain = await open_artifact(settings, key, row, artifact, Path(scratch))
+                plain = await open_artifact(settings, key, row, artifact, Path(scratch), context)
                 target = targets.get(artifact.target)
                 if target is None:
                     results[artifact.target] = {

@@ -1,0 +1,105 @@
+"""A documents storage backend as the sets' destination (``CRM2_BACKUP_DESTINATION``):
+a completed set is copied there, drills and restores read it back when the local
+staging copy is gone, retention deletes it there; an unknown name stops start-up."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backup_kit import API, backup_settings, run_drill, run_set
+from crm2_backup.service.restore import restore
+from crm2_backup.service.retention import prune
+
+from crm2_core.errors import ConfigurationError
+from crm2_core.testing import Crm2TestApp
+
+
+def _stored(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and ".incoming" not in p.parts)
+
+
+async def test_sets_are_kept_in_a_documents_backend_and_read_back_from_it(
+    crm2_app_factory: Any, tmp_path: Path, crm2_database: Any
+) -> None:
+    if not crm2_database.url.startswith("sqlite"):
+        pytest.skip("the destination is the same on every database: proven on SQLite")
+    remote_root = tmp_path / "remote"  # documents' local backend: a second folder
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "documents"],
+        plugin_settings={
+            "backup": backup_settings(
+                tmp_path,
+                targets="sqlite",
+                destination="documents:local",
+                keep_daily=1,
+                keep_weekly=0,
+                keep_monthly=0,
+            ),
+            "documents": {"local_root": str(remote_root)},
+        },
+    )
+    admin = await app.login("admin")
+
+    first = await run_set(app, admin)
+
+    assert first["status"] == "completed", first["error"]
+    assert first["manifest"]["destination"] == "documents:local"
+    [artifact] = first["artifacts"]
+    local = Path(app.context.plugin_settings("backup").dir) / first["location"]
+    copied = {p.name: p.read_bytes() for p in _stored(remote_root)}
+    assert copied == {p.name: p.read_bytes() for p in local.iterdir()}
+    assert set(copied) == {artifact["filename"], "manifest.json"}
+
+    shutil.rmtree(local)  # the staging copy is gone: only the destination holds the set
+    drill = await run_drill(app, admin, first["id"])
+    assert drill["ok"] is True, drill["error"]
+    into = tmp_path / "restored.sqlite3"
+    await restore(app.context, uuid.UUID(first["id"]), "sqlite", str(into))
+    with sqlite3.connect(into) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert not [p for p in _stored(tmp_path) if p.name.startswith("fetched-")]  # removed
+
+    # a damaged copy in the destination fails the drill loudly
+    [sealed] = [p for p in _stored(remote_root) if p.name == artifact["filename"]]
+    data = bytearray(sealed.read_bytes())
+    data[len(data) // 2] ^= 1
+    sealed.write_bytes(bytes(data))
+    broken = await run_drill(app, admin, first["id"])
+    assert broken["ok"] is False and "SHA-256" in broken["error"]
+
+    second = await run_set(app, admin)
+    assert second["status"] == "completed", second["error"]
+    assert len(_stored(remote_root)) == 4
+
+    pruned = await prune(app.context)
+
+    assert pruned == [uuid.UUID(first["id"])]
+    left = {p.parent.name for p in _stored(remote_root)}
+    assert left == {second["location"].lower()}
+    gone = await app.client.get(f"{API}/sets/{first['id']}", headers=admin)
+    assert gone.json()["status"] == "pruned"
+
+
+async def test_a_destination_nobody_provides_stops_start_up(
+    crm2_app_factory: Any, tmp_path: Path, crm2_database: Any
+) -> None:
+    if not crm2_database.url.startswith("sqlite"):
+        pytest.skip("a settings check: one database is enough")
+    with pytest.raises(ConfigurationError, match=r"documents:s3.*documents:local"):
+        await crm2_app_factory(
+            plugins=["backup", "documents"],
+            plugin_settings={
+                "backup": backup_settings(tmp_path, destination="documents:s3"),
+                "documents": {"local_root": str(tmp_path / "files")},
+            },
+        )
+    with pytest.raises(ConfigurationError, match="CRM2_BACKUP_DESTINATION"):
+        await crm2_app_factory(
+            plugins=["backup"],
+            plugin_settings={"backup": backup_settings(tmp_path, destination="documents:local")},
+        )
