@@ -24,7 +24,7 @@ def _stored(root: Path) -> list[Path]:
 
 
 async def test_sets_are_kept_in_a_documents_backend_and_read_back_from_it(
-    crm2_app_factory: Any, tmp_path: Path, crm2_database: Any
+    crm2_app_factory: Any, tmp_path: Path, crm2_database: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not crm2_database.url.startswith("sqlite"):
         pytest.skip("the destination is the same on every database: proven on SQLite")
@@ -83,6 +83,17 @@ async def test_sets_are_kept_in_a_documents_backend_and_read_back_from_it(
     assert left == {second["location"].lower()}
     gone = await app.client.get(f"{API}/sets/{first['id']}", headers=admin)
     assert gone.json()["status"] == "pruned"
+
+    # a set its destination refuses is failed, not completed
+    from crm2_documents.backup_destination import StorageDestination
+    from crm2_documents.storage.base import StorageError
+
+    async def refuse(self: Any, name: str, path: Path) -> int:
+        raise StorageError("the bucket said no")
+
+    monkeypatch.setattr(StorageDestination, "put", refuse)
+    third = await run_set(app, admin)
+    assert third["status"] == "failed" and "the bucket said no" in third["error"]
 
 
 async def test_a_destination_nobody_provides_stops_start_up(

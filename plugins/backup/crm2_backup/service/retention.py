@@ -7,6 +7,7 @@ newest verified set are always kept.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from crm2_backup.models import BackupRun
 from crm2_backup.repository import completed_sets, finish_run, update_set
 from crm2_backup.service import destinations, store
 from crm2_core.api import publish
+
+log = logging.getLogger("crm2.backup")
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,15 @@ async def prune(context: Any) -> list[uuid.UUID]:
     for row in rows:
         if row.id in kept:
             continue
-        remote = destinations.of_set(context, row)
-        if remote is not None:  # the copy first: a failure leaves the set completed, retried
-            await destinations.delete(remote, row.location, destinations.files_of(row))
+        try:  # the destination's copy first: a failure leaves the set completed, retried later
+            remote = destinations.of_set(context, row)
+            if remote is not None:
+                await destinations.delete(remote, row.location, destinations.files_of(row))
+        except Exception as exc:
+            log.warning(
+                "backup: set %s kept: its destination copy was not deleted: %s", row.id, exc
+            )
+            continue
         store.remove(store.set_dir(settings, row.location))
         async with context.session_factory() as session:
             await update_set(session, row.id, status="pruned")
