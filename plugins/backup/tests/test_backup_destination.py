@@ -15,7 +15,7 @@ from backup_kit import API, backup_settings, run_drill, run_set
 from crm2_backup.service.restore import restore
 from crm2_backup.service.retention import prune
 
-from crm2_core.errors import ConfigurationError
+from crm2_core.api import ConfigurationError
 from crm2_core.testing import Crm2TestApp
 
 
