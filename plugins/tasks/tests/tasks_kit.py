@@ -82,7 +82,8 @@ class Tasks:
 
 @pytest.fixture
 async def tasks(crm2_app_factory: Any) -> Tasks:
-    """An app with only the core and this plugin."""
-    app: Crm2TestApp = await crm2_app_factory(plugins=["tasks"])
+    """An app with only the core and this plugin; its timers run when a test runs them (the
+    scheduler's start-up run would use the real clock, months after the tests' own)."""
+    app: Crm2TestApp = await crm2_app_factory(plugins=["tasks"], scheduler_enabled=False)
     await seed_shipped_rules(app)
     return Tasks(app)
