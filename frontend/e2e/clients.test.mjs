@@ -2,28 +2,13 @@
 // (preview + the server's dry run) before anything is written.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { signedInState } from "./session.mjs";
 
-const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
-const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
-const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
 const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 async function shot(page, name) {
   if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
@@ -31,7 +16,7 @@ async function shot(page, name) {
 
 test("a client's timeline; clients exported as CSV; an import with a bad row previewed, then only its good rows written", async () => {
   const { storageState } = await signedInState(BASE, EMAIL, PASSWORD);
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   const problems = [];

@@ -4,34 +4,22 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { before, test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { startProxy } from "./proxy.mjs";
 
-const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
-const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
-const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
 const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
 const TIMEOUT = 15_000;
 
-let browser;
+const shared = sharedBrowser();
 
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+before(() => {
   if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
 });
 
 /** A fresh browser profile with a page that records CSP violations and page errors. */
 async function openPage() {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 } });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
   const problems = [];

@@ -2,35 +2,20 @@
 // agent's view of the board, and accessibility (axe-core) on each screen.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { signedInState } from "./session.mjs";
 
 const require = createRequire(import.meta.url);
-const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
-const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
-const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
 const AGENT_EMAIL = process.env.CRM2_E2E_AGENT_EMAIL ?? "";
 const AGENT_PASSWORD = process.env.CRM2_E2E_AGENT_PASSWORD ?? "";
 const TIMEOUT = 15_000;
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 async function signedIn(email, password, options = {}) {
   const { storageState } = await signedInState(BASE, email, password);
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, storageState, ...options });
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState, ...options });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
   const problems = [];
@@ -179,7 +164,7 @@ test("no serious or critical accessibility violations on any screen (axe-core)",
     console.log(`axe ${name}: ${result.map((v) => `${v.id} (${v.impact})`).join(", ") || "no violations"} (${took})`);
     for (const v of result) if (v.impact === "serious" || v.impact === "critical") found.push({ screen: name, ...v });
   }
-  const signin = await browser.newContext({ bypassCSP: true });
+  const signin = await shared.browser.newContext({ bypassCSP: true });
   const login = await signin.newPage();
   await login.goto(`${BASE}/login/`);
   await login.getByLabel("E-mail").waitFor();

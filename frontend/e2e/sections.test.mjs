@@ -4,36 +4,21 @@
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { apiLogin, signedInState } from "./session.mjs";
 
 const require = createRequire(import.meta.url);
-const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
-const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
-const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
 const ADMIN_EMAIL = process.env.CRM2_E2E_ADMIN_EMAIL ?? "";
 const ADMIN_PASSWORD = process.env.CRM2_E2E_ADMIN_PASSWORD ?? "";
 const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 async function open(email, password, path) {
   const { storageState, token } = await signedInState(BASE, email, password);
   // bypassCSP only so that axe-core can be injected; console.test.mjs checks the CSP itself
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, storageState, bypassCSP: true });
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState, bypassCSP: true });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   const problems = [];

@@ -5,28 +5,13 @@
 // tab closes another takes over and the next move still reaches every remaining tab; a
 // sign-out in one tab signs them all out and closes the streams.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { signedInState } from "./session.mjs";
 
-const BASE = process.env.CRM2_E2E_BASE_URL ?? "http://127.0.0.1:8000";
-const EMAIL = process.env.CRM2_E2E_EMAIL ?? "";
-const PASSWORD = process.env.CRM2_E2E_PASSWORD ?? "";
 const TIMEOUT = 10_000;
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CRM2_E2E_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 /** Counts the page's open EventSources (window.__sseOpen), so the test sees who holds them. */
 function countEventSources() {
@@ -73,7 +58,7 @@ async function moveAndSee(mover, watchers, columnIndex) {
 
 test("four tabs share one set of streams: REST answers and events arrive in each, also after the leader closes", async () => {
   const { storageState, token } = await signedInState(BASE, EMAIL, PASSWORD);
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, storageState });
+  const context = await shared.browser.newContext({ viewport: { width: 1200, height: 800 }, storageState });
   context.setDefaultTimeout(TIMEOUT);
   await context.addInitScript(countEventSources);
   const problems = [];
