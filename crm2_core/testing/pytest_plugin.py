@@ -121,6 +121,10 @@ def crm2_settings(request: pytest.FixtureRequest, crm2_database: TestDatabase) -
         plugins=_marker_plugins(request),
         redis_url=None,
         redis_prefix=f"crm2test:{uuid.uuid4().hex[:8]}:",
+        # Scheduled jobs run when a test calls them, on the test's clock: a scheduler started
+        # with the app would run every due job at start-up on the real clock, racing the test
+        # (a test that wants the loop passes scheduler_enabled=True to crm2_app_factory).
+        scheduler_enabled=False,
     )
 
 

@@ -61,3 +61,18 @@ async def test_failing_job_is_logged_and_does_not_stop_the_scheduler(
     app = await crm2_app_factory(extra_plugins=(Broken(),), scheduler_enabled=False)
     assert probe_jobs(await Scheduler(app.context).tick()) == ["broken.sweep"]
     assert "scheduled job broken.sweep failed" in caplog.text
+
+
+async def test_test_apps_start_without_the_scheduler_unless_asked(crm2_app_factory) -> None:
+    # A scheduler started with a test's app would run every due job at start-up on the real
+    # clock, racing the test's own clock and runs; a test that wants the loop opts in.
+    quiet = Nightly()
+    await crm2_app_factory(extra_plugins=(quiet,))
+    looping = Nightly()
+    await crm2_app_factory(extra_plugins=(looping,), scheduler_enabled=True)
+    for _ in range(100):
+        if looping.runs:
+            break
+        await asyncio.sleep(0.05)
+    assert looping.runs == 1
+    assert quiet.runs == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, backup_settings, event_types, run_drill, run_set
+from backup_kit import API, backup_settings, event_types, run_drill, run_set, settle
 from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
 from crm2_backup.service.backup import run_backup
 from crm2_backup.service.stale import fail_stale_drills, fail_stale_sets, stale_after
@@ -221,3 +221,27 @@ async def test_a_queued_drill_of_a_set_pruned_meanwhile_fails_with_why(
     run = (await app.client.get(f"{API}/runs/{queued.id}", headers=admin)).json()
     assert run["status"] == "failed" and run["done"] is True and run["drill_id"] is None
     assert "is pruned, not completed" in run["error"] and run["detail"] == {"trigger": "x"}
+
+
+async def test_concurrent_requests_start_one_set_and_one_drill(
+    gated: tuple[Crm2TestApp, GatedTarget],
+) -> None:
+    app, target = gated
+    admin = await app.login("admin")
+    made = await run_set(app, admin)
+    target.gate_dump = target.gate_drill = True
+
+    drills = await asyncio.gather(
+        *(app.client.post(f"{API}/sets/{made['id']}/verify", headers=admin) for _ in range(6))
+    )
+    sets = await asyncio.gather(*(app.client.post(f"{API}/sets", headers=admin) for _ in range(6)))
+
+    assert [r.status_code for r in drills + sets] == [202] * 12
+    assert len({r.json()["id"] for r in drills}) == 1
+    assert len({r.json()["id"] for r in sets}) == 1
+    target.release.set()
+    await settle(app)
+    async with app.context.session_factory() as session:
+        runs = (await session.execute(select(BackupRun.kind))).scalars().all()
+        made_sets = (await session.execute(select(BackupSet.id))).scalars().all()
+    assert sorted(runs).count("verify") == 1 and len(made_sets) == 2

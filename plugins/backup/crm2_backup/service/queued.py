@@ -16,7 +16,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,6 +33,19 @@ from crm2_backup.service.verify import verify
 from crm2_core.api import JobRunner, publish, utcnow
 
 log = logging.getLogger("crm2.backup")
+
+# pg_advisory_xact_lock keys: "crm2bkst" and "crm2bkdr" as 64-bit integers.
+_SET_REQUESTS = int.from_bytes(b"crm2bkst", "big") - 2**63
+_DRILL_REQUESTS = int.from_bytes(b"crm2bkdr", "big") - 2**63
+
+
+async def _one_request_at_a_time(session: AsyncSession, key: int) -> None:
+    """Concurrent requests look for work underway one after another, each seeing what the
+    one before it queued (the lock is held to commit). Without it two requests on
+    PostgreSQL both find nothing and both start a run. SQLite needs nothing: its
+    transactions begin IMMEDIATE, which already serialises them."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def runs_inline(context: Any) -> bool:
@@ -51,6 +64,7 @@ async def request_backup_now(
     """
     names = list(chosen_targets(context))
     settings: BackupSettings = context.plugin_settings("backup")
+    await _one_request_at_a_time(session, _SET_REQUESTS)
     underway = await session.execute(
         select(BackupSet)
         .where(
@@ -129,6 +143,7 @@ async def request_drill_now(context: Any, session: AsyncSession, set_id: uuid.UU
     if row.status != "completed":
         raise SetBusy(f"set {set_id} is {row.status}: only a completed set can be drilled")
     settings: BackupSettings = context.plugin_settings("backup")
+    await _one_request_at_a_time(session, _DRILL_REQUESTS)
     underway = await session.execute(
         select(BackupRun)
         .where(
