@@ -14,6 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,25 @@ class Profile:
 
 
 FULL = Profile(rounds=5, warmup=1, closed_s=8.0, open_s=5.0, connections=32)
-QUICK = Profile(rounds=2, warmup=1, closed_s=2.0, open_s=1.5, connections=32, quick=True)
+# 1 s load runs: the quick run's time goes to process start-ups and data sets, not to
+# the load itself (the "seconds" of a results file); 1 s still sends hundreds of requests
+QUICK = Profile(rounds=2, warmup=1, closed_s=1.0, open_s=1.0, connections=32, quick=True)
+
+
+# -- where a run's wall time goes --------------------------------------------------
+
+# Seconds of wall time per kind of step ("crm2 migrate", "server start", "load runs", …),
+# summed over the run; run.py reports each scenario's share (what makes a run long).
+SPENT: Counter[str] = Counter()
+
+
+@contextmanager
+def spent(kind: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        SPENT[kind] += time.perf_counter() - started
 
 
 # -- processes ------------------------------------------------------------------------
@@ -98,7 +119,7 @@ class Server:
     def wait_ready(self, url: str, timeout: float = 30.0, interval: float = 0.005) -> float:
         """Poll ``url`` until it answers 200; the seconds since ``start()``."""
         deadline = time.perf_counter() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with spent("server start"), httpx.Client(timeout=1.0) as client:
             while time.perf_counter() < deadline:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
@@ -142,7 +163,9 @@ def run_load(mode: str, url: str, duration: float, **opts: Any) -> dict[str, Any
                 cmd += ["--header", f"{name}: {val}"]
         else:
             cmd += [f"--{key}", str(value)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True)
+    with spent("load runs"):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60,
+                              check=True)  # fmt: skip
     return json.loads(done.stdout)
 
 
@@ -186,6 +209,21 @@ def pg_admin(sql: str) -> None:
     asyncio.run(run())
 
 
+def create_from_template(name: str, template: str, attempts: int = 20) -> None:
+    """``CREATE DATABASE name TEMPLATE template``, retried while the template's last
+    session (a CLI process that just exited) is still being closed by the server."""
+    import asyncpg
+
+    for attempt in range(attempts):
+        try:
+            pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except asyncpg.ObjectInUseError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+
+
 class Crm2Env:
     """One crm2 deployment for the benchmarks: a database migrated by ``crm2 migrate``
     with one admin user, settings in ``env``, and a temporary working directory.
@@ -220,6 +258,7 @@ class Crm2Env:
         )
         env.update(settings)
         self.env = env
+        self.settings = settings
         self._ready = False
         self._created = False
 
@@ -229,24 +268,36 @@ class Crm2Env:
         return pg_dsn(self.pg_name)
 
     def crm2(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(
-            [CRM2, *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        with spent(f"crm2 {' '.join(a for a in args[:2] if not a.startswith('-'))}"):
+            done = subprocess.run(
+                [CRM2, *args],
+                env=self.env,
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         if done.returncode:
             raise RuntimeError(f"crm2 {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def prepare(self) -> Crm2Env:
+    def prepare(self, template: str | None = None) -> Crm2Env:
+        """Create, migrate and add the admin, or copy ``template`` (a database prepared so).
+
+        ``CREATE DATABASE … TEMPLATE`` copies the files of a migrated database with its
+        admin: the same database ``crm2 migrate`` + ``crm2 users create`` would leave, in
+        a fraction of their time (two CLI start-ups, every migration, a password hash).
+        """
         if not self._ready:
             if self.pg_name:
                 pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}"')
-                pg_admin(f'CREATE DATABASE "{self.pg_name}"')
                 self._created = True  # dropped by close() even if migrate fails below
+                if template:
+                    with spent("copy a migrated database"):
+                        create_from_template(self.pg_name, template)
+                    self._ready = True
+                    return self
+                pg_admin(f'CREATE DATABASE "{self.pg_name}"')
             self.crm2("migrate")
             self.crm2(
                 "users", "create", "--email", USER_EMAIL, "--password", USER_PASSWORD,
@@ -299,19 +350,39 @@ class Crm2Env:
 
 
 class Envs:
-    """The crm2 environments of one run, made on first use and all closed at the end."""
+    """The crm2 environments of one run, made on first use and all closed at the end.
+
+    PostgreSQL environments with the same settings are copies of one migrated database
+    (``Crm2Env.prepare(template=…)``), never served itself, so it can always be copied.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self._made: dict[str, Crm2Env] = {}
+        self._templates: dict[tuple[tuple[str, str], ...], Crm2Env] = {}
 
     def get(self, name: str = "main", database: str = "postgresql", **settings: str) -> Crm2Env:
         if name not in self._made:
             self._made[name] = Crm2Env(self.workdir, name, database, **settings)
-        return self._made[name].prepare()
+        env = self._made[name]
+        if database != "postgresql" or env._ready:
+            return env.prepare()
+        key = tuple(sorted(settings.items()))
+        if key not in self._templates:
+            template = Crm2Env(self.workdir, f"tpl{len(self._templates)}", database, **settings)
+            self._templates[key] = template
+            template.prepare()
+        return env.prepare(template=self._templates[key].pg_name)
+
+    def copy(self, name: str, source: Crm2Env) -> Crm2Env:
+        """Environment ``name``: a copy of ``source``'s database (its data included), made
+        while nothing is connected to ``source`` (between scenarios)."""
+        if name not in self._made:
+            self._made[name] = Crm2Env(self.workdir, name, source.database, **source.settings)
+        return self._made[name].prepare(template=source.pg_name)
 
     def close(self) -> None:
-        for env in self._made.values():
+        for env in [*self._made.values(), *self._templates.values()]:
             try:
                 env.close()
             except Exception as exc:

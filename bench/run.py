@@ -20,12 +20,13 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, FULL, QUICK, REPO, Envs, Metric, log, markdown
+from harness import BENCH, FULL, QUICK, REPO, SPENT, Envs, Metric, log, markdown
 from scenarios import SCENARIOS
 
 
@@ -42,6 +43,12 @@ def compile_sources() -> None:
     folders += [p for p in (REPO / "plugins").glob("*/crm2_*") if p.is_dir()]
     for folder in folders:
         compileall.compile_dir(folder, quiet=1)
+
+
+def _timing(wall: float, by_kind: dict[str, float]) -> dict[str, float]:
+    """Wall seconds, and how many of them went to each kind of step (largest first)."""
+    kinds = sorted(by_kind.items(), key=lambda item: -item[1])
+    return {"wall": round(wall, 1), **{kind: round(secs, 1) for kind, secs in kinds}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,19 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now()
     metrics: list[Metric] = []
     errors: dict[str, str] = {}
+    timing: dict[str, dict[str, float]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="crm2-bench-"))
     envs = Envs(workdir)
+    run_started = time.perf_counter()
     try:
         for key in wanted:
             log(f"scenario {key} ({'quick' if args.quick else 'full'})")
+            before, began = SPENT.copy(), time.perf_counter()
             try:
                 metrics += SCENARIOS[key](envs, profile)
             except Exception:  # record, keep going; the exit status reports it
                 errors[key] = traceback.format_exc()
                 log(f"scenario {key} crashed:\n{errors[key]}")
+            timing[key] = _timing(time.perf_counter() - began, SPENT - before)
+            log(f"scenario {key} took {timing[key]['wall']:.0f} s: " + ", ".join(
+                f"{kind} {secs:.0f} s" for kind, secs in timing[key].items() if kind != "wall"
+            ))  # fmt: skip
     finally:
         envs.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    timing["total"] = _timing(time.perf_counter() - run_started, SPENT)
 
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -90,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "metrics": [m.as_dict() for m in metrics],
+        "seconds": timing,
         "errors": errors,
     }
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(metrics, errors))
+    print(f"\nwall time {timing['total']['wall']:.0f} s: " + ", ".join(
+        f"{kind} {secs:.0f} s" for kind, secs in timing["total"].items() if kind != "wall"
+    ))  # fmt: skip
     print(f"\nresults: {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
     return 1 if errors else 0
 

@@ -34,7 +34,7 @@ from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publis
 from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.streamed import STREAMED_BODY
 from crm2_core.jobs import JobRunner
@@ -211,6 +211,7 @@ __all__ = [
     "metadata",
     "new_id",
     "one_of",
+    "page_response",
     "paginate",
     "present",
     "problem_responses",

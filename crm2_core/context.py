@@ -12,6 +12,7 @@ from crm2_core.db.engine import (
     AppSession,
     app_session_class,
     create_engine,
+    create_read_engine,
     create_read_session_factory,
     create_session_factory,
 )
@@ -81,6 +82,8 @@ class AppContext:
     session_factory: async_sessionmaker[AsyncSession]
     # safe requests' sessions (no BEGIN/COMMIT on PostgreSQL); None: use session_factory
     read_session_factory: async_sessionmaker[AsyncSession] | None = None
+    # ``ReadConnectionDep``'s engine (no BEGIN/COMMIT on PostgreSQL); None: use engine
+    read_engine: AsyncEngine | None = None
     redis: Redis | None = None
     # this application's session class: session events listen here, not process-wide
     session_class: type[AppSession] = field(default_factory=app_session_class)
@@ -162,6 +165,7 @@ def build_context(settings: Settings, plugins: PluginRegistry) -> AppContext:
         engine=engine,
         session_factory=create_session_factory(engine, session_class),
         read_session_factory=create_read_session_factory(engine, settings, session_class),
+        read_engine=create_read_engine(engine, settings),
         redis=redis,
         session_class=session_class,
     )

@@ -37,6 +37,8 @@ ISSUE_SCENARIOS = [
     "13",
     "14",
     "15",
+    "16",  # crm2 vs a FastAPI-full-stack-template-style app, create + list (issue 17)
+    "17",  # one plugin's GET with 1, 6 and 12 plugins enabled (issue 17)
 ]
 
 
@@ -92,3 +94,47 @@ def test_histogram_percentiles_are_within_its_bucket_width(bench_modules: dict) 
     for p, expected_ms in [(50, 500), (99, 990)]:
         assert histogram.percentile(p) == pytest.approx(expected_ms, rel=0.02)
     assert histogram.summary()["count"] == 1000
+
+
+def test_environments_with_the_same_settings_copy_one_migrated_database(
+    bench_modules: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the never-served template runs ``crm2 migrate``; the environments are copies."""
+    harness = bench_modules["harness"]
+    prepared: list[tuple[str, str | None]] = []
+
+    def prepare(self: object, template: str | None = None) -> object:
+        prepared.append((self.name, template))  # type: ignore[attr-defined]
+        self._ready = True  # type: ignore[attr-defined]
+        return self
+
+    monkeypatch.setattr(harness.Crm2Env, "prepare", prepare)
+    envs = harness.Envs(tmp_path)
+    main, other = envs.get(), envs.get("other")
+    events = envs.get("events", PYTHONPATH="/plugins")
+    envs.get("other")  # made once
+    seeded = envs.copy("seeded", other)
+    first, second = harness.Crm2Env(tmp_path, "tpl0"), harness.Crm2Env(tmp_path, "tpl1")
+    assert prepared == [
+        ("tpl0", None),
+        ("main", first.pg_name),
+        ("other", first.pg_name),
+        ("tpl1", None),
+        ("events", second.pg_name),
+        ("other", None),  # already made: prepare() returns it as it is
+        ("seeded", other.pg_name),
+    ]
+    assert main.pg_name != other.pg_name
+    assert events.env["PYTHONPATH"] == "/plugins"
+    assert seeded.settings == other.settings
+
+
+def test_the_run_reports_each_kind_of_step_even_when_it_fails(bench_modules: dict) -> None:
+    harness = bench_modules["harness"]
+    before = harness.SPENT.copy()
+    with pytest.raises(RuntimeError), harness.spent("a failing step"):
+        raise RuntimeError("boom")
+    assert "a failing step" in harness.SPENT and "a failing step" not in before
+    run = importlib.import_module("run")
+    report = run._timing(10.0, {"server start": 1.0, "load runs": 4.0})
+    assert list(report) == ["wall", "load runs", "server start"]

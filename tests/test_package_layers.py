@@ -20,7 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. "(root)" is crm2_core/__init__.py (the version).
 LAYERS: list[set[str]] = [
-    {"(root)", "errors", "networks", "settings", "schemas", "money", "migration_paths", "db"},
+    {
+        "(root)",
+        "errors",
+        "networks",
+        "settings",
+        "schemas",
+        "money",
+        "migration_paths",
+        "db",
+        "sse_audience",  # the contract between the kit's visibility rules and the streams
+    },
     {"plugins"},
     {"context"},
     {"observability"},  # logs, metrics, tracing: what every layer above reports through

@@ -21,6 +21,8 @@ from scenarios.s12_payments import scenario_12a, scenario_12b
 from scenarios.s13_documents_files import scenario_13
 from scenarios.s14_notifications_fanout import scenario_14
 from scenarios.s15_backup import scenario_15
+from scenarios.s16_template import scenario_16
+from scenarios.s17_plugin_scaling import scenario_17
 
 Scenario = Callable[[Envs, Profile], list[Metric]]
 
@@ -44,4 +46,6 @@ SCENARIOS: dict[str, Scenario] = {
     "13": scenario_13,
     "14": scenario_14,
     "15": scenario_15,
+    "16": scenario_16,
+    "17": scenario_17,
 }

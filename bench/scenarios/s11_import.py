@@ -67,7 +67,7 @@ def _check(dsn: str, rows: int) -> None:
 
 def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
     """Rows per second of a client CSV import: background job, in-request, asyncpg baseline."""
-    rows = 10_000 if profile.quick else 50_000
+    rows = 3_000 if profile.quick else 50_000
     env = envs.get("s11")
     csv_path = env.workdir / "s11-clients.csv"
     write_file(csv_path, rows)

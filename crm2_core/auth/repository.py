@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from crm2_core.auth.models import (
@@ -21,6 +21,7 @@ from crm2_core.auth.models import (
     UserRole,
 )
 from crm2_core.db import utcnow
+from crm2_core.db.direct import DirectSelect
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
 
 
@@ -44,25 +45,26 @@ _PUBLIC_USER_COLUMNS = (
 
 
 # Built once: the path every page load takes should not rebuild (and re-key) the
-# statement per request. Executed on the session's connection: plain columns, nothing
-# the ORM would add.
-_PUBLIC_USER = (
+# statement per request. Plain columns, nothing the ORM would add: run on a Core read
+# connection (``ReadConnectionDep``), straight through the driver on PostgreSQL.
+_PUBLIC_USER = DirectSelect(
     select(*_PUBLIC_USER_COLUMNS, col(UserRole.role_name))
     .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
     .where(col(User.id) == bindparam("user_id"))
     .order_by(col(UserRole.role_name))
 )
+_PUBLIC_USER_NAMES = tuple(str(column.key) for column in _PUBLIC_USER.statement.selected_columns)[
+    :-1
+]
 
 
-async def public_user(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
+async def public_user(connection: AsyncConnection, user_id: uuid.UUID) -> dict[str, Any] | None:
     """A user's public fields with ``roles``, in one query."""
-    connection = await session.connection()
-    rows = (await connection.execute(_PUBLIC_USER, {"user_id": user_id})).all()
+    rows = await _PUBLIC_USER.rows(connection, {"user_id": user_id})
     if not rows:
         return None
-    user = dict(rows[0]._mapping)
-    user.pop("role_name")
-    user["roles"] = [row.role_name for row in rows if row.role_name is not None]
+    user = dict(zip(_PUBLIC_USER_NAMES, rows[0][:-1], strict=True))
+    user["roles"] = [row[-1] for row in rows if row[-1] is not None]
     return user
 
 

@@ -88,19 +88,21 @@ def create_session_factory(
     )
 
 
+def create_read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """``engine`` for reads: without BEGIN/COMMIT on PostgreSQL.
+
+    Under READ COMMITTED every statement sees the same snapshot on its own as it
+    would inside a transaction, and a read saves two of its three round trips.
+    SQLite keeps its transactions (the driver serialises access there anyway).
+    Never write through it: on PostgreSQL every statement commits by itself.
+    """
+    if settings.is_sqlite:
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def create_read_session_factory(
     engine: AsyncEngine, settings: Settings, session_class: type[Session] = Session
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions for safe requests (GET, HEAD, OPTIONS).
-
-    On PostgreSQL they run without BEGIN/COMMIT: under READ COMMITTED every statement
-    sees the same snapshot on its own as it would inside a transaction, and a read
-    saves two of its three round trips. SQLite keeps its transactions (the driver
-    serialises access there anyway).
-    """
-    if settings.is_sqlite:
-        return create_session_factory(engine, session_class)
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(
-        autocommit, expire_on_commit=False, autoflush=False, sync_session_class=session_class
-    )
+    """Sessions for safe requests (GET, HEAD, OPTIONS), on :func:`create_read_engine`."""
+    return create_session_factory(create_read_engine(engine, settings), session_class)

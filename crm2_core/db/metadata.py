@@ -16,3 +16,10 @@ NAMING_CONVENTION = {
 # fails), so the convention is installed on it the moment the core is imported.
 metadata = SQLModel.metadata
 metadata.naming_convention = NAMING_CONVENTION
+
+# A table model's pydantic validator and serializer are built when it is first validated or
+# dumped, not when its class is defined: a serving process answers with its routes' own
+# response models and seldom validates a table model, so building them all at start-up was
+# time spent before the first request for nothing. Set here, before any model exists, so
+# every plugin's tables inherit it.
+SQLModel.model_config["defer_build"] = True

@@ -345,6 +345,9 @@ async def paginate(
     last = rows[-1]
     if scalars:
         values = [getattr(last, k.column.key) for k in keys]
-    else:
-        values = [last._mapping[k.column] for k in keys]
+    else:  # a key given as an entity's attribute names the table's column by its key
+        mapping = last._mapping
+        values = [
+            mapping[k.column] if k.column in mapping else getattr(last, k.column.key) for k in keys
+        ]
     return rows, encode_cursor(values, scope)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, inspect
+from sqlalchemy import Table, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+# One shape: each row's table and the columns it writes, parents first.
+Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 
-def _insert_of(row: Any) -> Insert:
+
+def _values_of(row: Any) -> tuple[Table, dict[str, Any]]:
     mapper = inspect(type(row))
     values: dict[str, Any] = {}
     for prop in mapper.column_attrs:
@@ -19,7 +23,24 @@ def _insert_of(row: Any) -> Insert:
         if value is None and (column.primary_key or column.server_default is not None):
             continue  # the database's own (a serial key, a server default)
         values[column.name] = value
-    return insert(mapper.local_table).values(values)
+    return mapper.local_table, values
+
+
+def _insert_of(number: int, table: Table, columns: tuple[str, ...]) -> Insert:
+    return insert(table).values(
+        {name: bindparam(f"r{number}_{name}", type_=table.c[name].type) for name in columns}
+    )
+
+
+@lru_cache(maxsize=256)
+def _statement(shape: Shape) -> Insert:
+    """The statement for ``shape``, built once: the same object each time lets SQLAlchemy
+    reuse its cache key and compiled form instead of rebuilding both per request."""
+    *first, (last_table, last_columns) = shape
+    stmt = _insert_of(len(first), last_table, last_columns)
+    for number, (table, columns) in enumerate(first):
+        stmt = stmt.add_cte(_insert_of(number, table, columns).cte(f"crm2_row_{number}"))
+    return stmt
 
 
 async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
@@ -38,11 +59,13 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
         session.add_all(rows)
         await session.flush()
         return
-    *first, last = rows
-    stmt = _insert_of(last)
-    for number, row in enumerate(first):
-        stmt = stmt.add_cte(_insert_of(row).cte(f"crm2_row_{number}"))
-    await session.execute(stmt)
+    shape: list[tuple[Table, tuple[str, ...]]] = []
+    params: dict[str, Any] = {}
+    for number, row in enumerate(rows):
+        table, values = _values_of(row)
+        shape.append((table, tuple(values)))
+        params.update((f"r{number}_{name}", value) for name, value in values.items())
+    await session.execute(_statement(tuple(shape)), params)
     for row in rows:
         if row in session:
             session.expunge(row)

@@ -45,6 +45,10 @@ class Broker(Protocol):
 Listener = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 
+async def _nowhere(_events: Sequence[Envelope]) -> None:
+    return None
+
+
 def collect_types(registry: PluginRegistry) -> EventTypeRegistry:
     types = EventTypeRegistry()
     for plugin, classes in registry.call("crm2_event_types"):
@@ -150,16 +154,33 @@ class EventBus:
     async def relay_once(self) -> int:
         settings = self.context.settings
         tracing = self.context.find(TRACING)
-        sink = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
-        # A broker outside this process keeps no log of its own: the relay records how
-        # far each handler's queue was fed (catch-up after a plugin was switched off).
-        tracked = list(self.handlers.handlers) if getattr(self.broker, "external", False) else []
+        deliver = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
+        deliver = deliver or self.broker.deliver
+        if getattr(self.broker, "external", False):
+            # A broker outside this process gets the batch before the positions commit
+            # (a crash in between sends it again), and keeps no log of its own: the
+            # relay records how far each handler's queue was fed (catch-up after a
+            # plugin was switched off).
+            return await relay_batch(
+                self.context.session_factory,
+                deliver,
+                settings.relay_batch_size,
+                after_commit=self._notify,
+                tracked=list(self.handlers.handlers),
+            )
+
+        # The in-process broker's durability is the log (work left undone is queued
+        # again at start): it gets the batch once the positions are committed, so its
+        # handlers find them committed and never wait on the relay's row lock.
+        async def committed(events: Sequence[Envelope]) -> None:
+            await deliver(events)
+            await self._notify(events)
+
         return await relay_batch(
             self.context.session_factory,
-            sink or self.broker.deliver,
+            _nowhere,
             settings.relay_batch_size,
-            after_commit=self._notify,
-            tracked=tracked,
+            after_commit=committed,
         )
 
     async def _relay_forever(self) -> None:

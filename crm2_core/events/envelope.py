@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Row
 
 from crm2_core.events.models import EventRecord
 
@@ -41,7 +42,8 @@ class Envelope(BaseModel):
     trace_context: str | None = None
 
     @classmethod
-    def from_record(cls, row: EventRecord) -> Envelope:
+    def from_record(cls, row: EventRecord | Row[Any]) -> Envelope:
+        """From the log's ORM row, or a Core row of its columns (the relay's RETURNING)."""
         return cls(
             id=row.id,
             type=row.type,

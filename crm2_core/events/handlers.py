@@ -16,14 +16,18 @@ import time
 import traceback as tb
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy import and_, bindparam, exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.context import TRACING
+from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.observability.logs import handler_context
@@ -92,6 +96,21 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
         return None
 
 
+async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
+    """The event's committed position in one statement, or ``None`` while the relay
+    still holds the row (PostgreSQL: ``SKIP LOCKED`` answers at once instead of waiting).
+
+    The usual case: by the time a broker hands the event over, the relay has committed,
+    and no lock timeout needs setting (and resetting) around the read.
+    """
+    stmt = (
+        select(col(EventRecord.position))
+        .where(col(EventRecord.id) == event.id)
+        .with_for_update(read=True, key_share=True, skip_locked=True)
+    )
+    return (await session.execute(stmt)).scalar()
+
+
 async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> None:
     """Until the relay's commit is visible, earlier events' positions are not: the order
     check below would see a hole where an older event of the same subject sits.
@@ -102,12 +121,15 @@ async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -
     before looking again: a lock timeout aborted the transaction, and SQLite keeps
     one snapshot for a whole read transaction.
     """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and await _position_if_free(session, event) == event.position:
+        return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSITION_WAIT_SECONDS
     while True:
         committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
-            if session.get_bind().dialect.name == "postgresql":
+            if postgres:
                 # the handler's own statements wait for locks as configured, not as above
                 await session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
             return
@@ -117,57 +139,74 @@ async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -
         await asyncio.sleep(POSITION_POLL_SECONDS)
 
 
+_CLAIMED = ("handler", "event_id", "subject", "position", "applied_at")
+
+
+@lru_cache(maxsize=256)
+def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
+    """``INSERT`` the ``(handler, event)`` record unless it exists or an earlier event of
+    the subject is pending for this handler; ``RETURNING`` tells whether it was written.
+
+    One statement for what were three (applied yet? anything earlier pending? claim): a
+    concurrent delivery of the same pair waits on the other's uncommitted row, then
+    finds the conflict and writes nothing. Built once per handler's event types, with
+    the pair's values as parameters (``_CLAIMED``).
+    """
+    table = AppliedEvent.__table__  # type: ignore[attr-defined]
+    # parameter names that are no column's: an INSERT would take those as its values
+    param = {name: bindparam(f"claim_{name}", type_=table.c[name].type) for name in _CLAIMED}
+    joined_at = (
+        select(col(HandlerCursor.start_position))
+        .where(col(HandlerCursor.handler) == param["handler"])
+        .scalar_subquery()
+    )
+    earlier = select(col(EventRecord.id)).where(
+        col(EventRecord.subject) == param["subject"],
+        col(EventRecord.type).in_(event_types),
+        col(EventRecord.position) < param["position"],
+        # only what the handler was ever meant to see: after it joined the log
+        col(EventRecord.position) > func.coalesce(joined_at, 0),
+        ~exists().where(
+            and_(
+                col(AppliedEvent.handler) == param["handler"],
+                col(AppliedEvent.event_id) == col(EventRecord.id),
+            )
+        ),
+        ~exists().where(
+            and_(
+                col(DeadLetter.handler) == param["handler"],
+                col(DeadLetter.event_id) == col(EventRecord.id),
+            )
+        ),
+    )
+    row = select(*param.values()).where(~earlier.exists())
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(table)
+        .from_select(list(_CLAIMED), row)
+        .on_conflict_do_nothing()
+        .returning(table.c.handler)
+    )
+
+
 async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope) -> Outcome:
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
         await _wait_for_committed_position(session, event)
-        done = await session.get(AppliedEvent, (handler.id, event.id))
-        if done is not None:
-            return "duplicate"
-        joined_at = (
-            select(col(HandlerCursor.start_position))
-            .where(col(HandlerCursor.handler) == handler.id)
-            .scalar_subquery()
-        )
-        earlier = (
-            select(col(EventRecord.id))
-            .where(
-                col(EventRecord.subject) == event.subject,
-                col(EventRecord.type).in_(handler.spec.event_types),
-                col(EventRecord.position) < event.position,
-                # only what the handler was ever meant to see: after it joined the log
-                col(EventRecord.position) > func.coalesce(joined_at, 0),
-                ~exists().where(
-                    and_(
-                        col(AppliedEvent.handler) == handler.id,
-                        col(AppliedEvent.event_id) == col(EventRecord.id),
-                    )
-                ),
-                ~exists().where(
-                    and_(
-                        col(DeadLetter.handler) == handler.id,
-                        col(DeadLetter.event_id) == col(EventRecord.id),
-                    )
-                ),
-            )
-            .limit(1)
-        )
-        if (await session.execute(earlier)).first() is not None:
+        claim = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
+        values = {
+            "claim_handler": handler.id,
+            "claim_event_id": event.id,
+            "claim_subject": event.subject,
+            "claim_position": event.position,
+            "claim_applied_at": utcnow(),
+        }
+        claimed = (await session.execute(claim, values)).first() is not None
+        if not claimed:
+            if await session.get(AppliedEvent, (handler.id, event.id)) is not None:
+                return "duplicate"
             raise OutOfOrder(f"{handler.id}: an earlier event of {event.subject} is pending")
-        session.add(
-            AppliedEvent(
-                handler=handler.id,
-                event_id=event.id,
-                subject=event.subject,
-                position=event.position,
-            )
-        )
-        try:
-            await session.flush()  # claims the pair; a concurrent delivery waits here, then fails
-        except IntegrityError:
-            await session.rollback()
-            return "duplicate"
         await asyncio.wait_for(
             handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
         )

@@ -6,16 +6,18 @@ they become visible strictly in increasing order: a stream that has seen
 position N can never later find an N-1 it missed. Several relays may run: the
 one that does not get the lock returns at once and tries again on its next tick.
 
-The batch is handed to ``sink`` *before* the rows are marked relayed: if the
-process dies in between, the batch is sent again (duplicates are absorbed by
-the handlers' applied-event records), never lost.
+The batch is handed to ``sink`` *before* the transaction that marks the rows
+relayed commits: if the process dies in between, the batch is sent again
+(duplicates are absorbed by the handlers' applied-event records), never lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -62,42 +64,90 @@ async def relay_batch(
     async with session_factory() as session:
         if not await _take_lock(session):
             return 0
-        stmt = (
-            select(EventRecord)
-            .where(col(EventRecord.relayed_at).is_(None))
-            .order_by(col(EventRecord.sequence))
-            .limit(batch_size)
-        )
         if session.get_bind().dialect.name == "postgresql":
-            # Wait for, never skip, a row someone holds: the advisory lock already keeps
-            # other relays out, and skipping a row would give it a later position than
-            # rows written after it. (A handler checking a position key-share locks the
-            # row for a moment; see handlers._committed_position.)
-            stmt = stmt.with_for_update()
-        rows = list((await session.execute(stmt)).scalars())
-        if not rows:
+            envelopes = await _position_batch(session, batch_size)
+        else:
+            envelopes = await _position_batch_orm(session, batch_size)
+        if not envelopes:
             return 0
-        top = (await session.execute(select(func.max(col(EventRecord.position))))).scalar() or 0
-        now = utcnow()
-        for offset, row in enumerate(rows, start=1):
-            row.position = top + offset
-        envelopes = [Envelope.from_record(row) for row in rows]
         await sink(envelopes)
-        for row in rows:
-            row.relayed_at = now
         if tracked:
+            top = envelopes[0].position - 1  # type: ignore[operator]
             await session.execute(
                 update(HandlerCursor)
                 .where(
                     col(HandlerCursor.handler).in_(list(tracked)),
                     col(HandlerCursor.delivered_through) == top,
                 )
-                .values(delivered_through=top + len(rows))
+                .values(delivered_through=top + len(envelopes))
             )
         await session.commit()
     if after_commit is not None:
         await after_commit(envelopes)
-    return len(rows)
+    return len(envelopes)
+
+
+async def _position_batch(session: AsyncSession, batch_size: int) -> list[Envelope]:
+    """PostgreSQL: claim, number and mark the batch in one ``UPDATE … RETURNING``
+    (a statement after the lock's, so its snapshot sees the previous relay's commit)."""
+    stmt = _numbering(batch_size)
+    rows = (await session.execute(stmt, {"crm2_relayed_at": utcnow()})).all()
+    return sorted((Envelope.from_record(r) for r in rows), key=_position)
+
+
+@lru_cache(maxsize=16)
+def _numbering(batch_size: int) -> Any:
+    """The batch's statement, built once per size.
+
+    The rows are taken ``FOR UPDATE`` in write order: waited for, never skipped (the
+    advisory lock already keeps other relays out, and skipping a row would give it a
+    later position than rows written after it; a handler checking a position
+    key-share locks the row for a moment, see handlers._committed_position).
+    """
+    event = EventRecord.__table__  # type: ignore[attr-defined]
+    batch = (
+        select(event.c.sequence)
+        .where(event.c.relayed_at.is_(None))
+        .order_by(event.c.sequence)
+        .limit(batch_size)
+        .with_for_update()
+        .cte("crm2_batch")
+    )
+    numbered = select(
+        batch.c.sequence, func.row_number().over(order_by=batch.c.sequence).label("n")
+    ).subquery("crm2_numbered")
+    top = select(func.coalesce(func.max(event.c.position), 0)).scalar_subquery()
+    relayed_at = bindparam("crm2_relayed_at", type_=event.c.relayed_at.type)
+    return (
+        update(event)
+        .where(event.c.sequence == numbered.c.sequence)
+        .values(position=top + numbered.c.n, relayed_at=relayed_at)
+        .returning(*event.c)
+    )
+
+
+def _position(envelope: Envelope) -> int:
+    return envelope.position or 0
+
+
+async def _position_batch_orm(session: AsyncSession, batch_size: int) -> list[Envelope]:
+    """SQLite (``BEGIN IMMEDIATE`` already serialises writers): read, number, mark."""
+    stmt = (
+        select(EventRecord)
+        .where(col(EventRecord.relayed_at).is_(None))
+        .order_by(col(EventRecord.sequence))
+        .limit(batch_size)
+    )
+    rows = list((await session.execute(stmt)).scalars())
+    if not rows:
+        return []
+    top = (await session.execute(select(func.max(col(EventRecord.position))))).scalar() or 0
+    now = utcnow()
+    for offset, row in enumerate(rows, start=1):
+        row.position = top + offset
+        row.relayed_at = now
+    await session.flush()
+    return [Envelope.from_record(row) for row in rows]
 
 
 async def read_log(

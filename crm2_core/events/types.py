@@ -25,7 +25,9 @@ EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-
 class EventData(BaseModel):
     """The ``data`` of an event; subclasses set ``type=`` and ``version=`` in the class line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on the first event of the type rather than at import: a process starts with
+    # every plugin's event classes and emits or handles few of them soon.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     event_type: ClassVar[str] = ""
     event_version: ClassVar[int] = 1

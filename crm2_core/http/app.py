@@ -75,9 +75,9 @@ class Crm2App(FastAPI):
             super().build_middleware_stack(), self.state.context
         )
         networks = parse_networks(self.state.context.settings.trusted_proxies)
-        return RequestIdMiddleware(
-            ForwardedMiddleware(inner, networks), extra_headers=DEFAULT_HEADERS
-        )
+        if networks:  # without a trusted proxy the layer would only pass every request on
+            inner = ForwardedMiddleware(inner, networks)
+        return RequestIdMiddleware(inner, extra_headers=DEFAULT_HEADERS)
 
     def openapi(self) -> dict[str, Any]:
         """FastAPI's document, plus what the core adds to every route (``http/openapi.py``)."""
@@ -114,6 +114,7 @@ def create_app(
                 # rescan it all and stall requests. Only for a serving process: a test
                 # process builds many apps, and frozen cycles are never collected.
                 gc.freeze()
+                gc.enable()  # `crm2 serve` starts with it paused (crm2_core.cli.main.main)
             yield
         finally:
             await registry.acall("crm2_shutdown", reverse=True, context=context)

@@ -1,4 +1,4 @@
-"""Dependency aliases every route uses: the context and the request's transaction."""
+"""Dependency aliases routes use: the context, the request's transaction, a read connection."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm2_core.context import AppContext
 from crm2_core.http.idempotency_tx import IDEMPOTENCY_STATE, IdempotentRequest
@@ -61,7 +61,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A Core connection for a route that only reads: no ORM session around it.
+
+    For the hottest reads (``/auth/me``, every page load): an ``AsyncSession``'s
+    construction, transaction bookkeeping, commit and close cost about as much CPU as
+    the query itself, and add nothing to one Core statement. Without BEGIN/COMMIT on
+    PostgreSQL, like the safe requests' sessions (``create_read_engine``): never write
+    through it.
+    """
+    context = context_of(request)
+    async with (context.read_engine or context.engine).connect() as connection:
+        yield connection
+
+
 ContextDep = Annotated[AppContext, Depends(get_context)]
 # scope="function": commit before the response is sent, so a failed commit
 # becomes an error response instead of a success the client wrongly trusts.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# scope="function": the connection goes back to the pool before the response is sent.
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]

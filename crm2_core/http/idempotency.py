@@ -48,8 +48,11 @@ class IdempotencyMiddleware:
         self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
-        if key is None or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        key = header(scope, b"idempotency-key")
+        if key is None:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")

@@ -5,10 +5,12 @@ The query and the cursor live in ``crm2_core.db.pagination``.
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from functools import cache
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
-from pydantic import BaseModel
+from fastapi import Depends, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
 
 from crm2_core.db.pagination import DEFAULT_LIMIT, PageParams
 
@@ -36,3 +38,21 @@ async def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+@cache
+def _page_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
+    return TypeAdapter(Page[model])  # type: ignore[valid-type]
+
+
+def page_response(
+    model: type[BaseModel], items: Sequence[Any], next_cursor: str | None
+) -> Response:
+    """The JSON of ``Page[model]``, serialised once: what FastAPI would answer for a route
+    declared with ``response_model=Page[model]`` returning that page (the same validation,
+    the same bytes), without its second pass over the response. The route keeps
+    ``response_model`` for its OpenAPI document.
+    """
+    adapter = _page_adapter(model)
+    page = adapter.validate_python({"items": items, "next_cursor": next_cursor})
+    return Response(adapter.dump_json(page, by_alias=True), media_type="application/json")

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from pydantic import TypeAdapter
 
-from crm2_core.context import AppContext
+from crm2_core.context import AppContext, ServiceKey
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.health import builtin_checks
 from crm2_core.http.health import router as health_router
@@ -39,13 +40,29 @@ class PluginInfo(ResponseModel):
     status: str
 
 
+_PLUGIN_LIST = TypeAdapter(list[PluginInfo])
+# The listing is fixed when the application is built (which plugins are installed,
+# enabled, or failed to load), so it is validated and serialised once, not per request.
+PLUGIN_LIST_BODY: ServiceKey[bytes] = ServiceKey("core.plugin_list_body")
+
+
+def plugin_list_body(context: AppContext) -> bytes:
+    body = context.find(PLUGIN_LIST_BODY)
+    if body is None:
+        rows: list[PluginStatus] = context.plugins.statuses()
+        infos = [
+            PluginInfo.model_validate({**row.__dict__, "depends": list(row.depends)})
+            for row in rows
+        ]
+        body = _PLUGIN_LIST.dump_json(infos, by_alias=True)
+        context.provide(PLUGIN_LIST_BODY, body)
+    return body
+
+
 @plugins_router.get("/plugins", response_model=list[PluginInfo])
-async def list_plugins(_: PluginsAdmin, context: ContextDep) -> list[PluginInfo]:
+async def list_plugins(_: PluginsAdmin, context: ContextDep) -> Response:
     """Installed plugins: version, whether enabled, dependencies and status."""
-    rows: list[PluginStatus] = context.plugins.statuses()
-    return [
-        PluginInfo.model_validate({**row.__dict__, "depends": list(row.depends)}) for row in rows
-    ]
+    return Response(plugin_list_body(context), media_type="application/json")
 
 
 @hookimpl

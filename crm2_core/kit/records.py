@@ -24,6 +24,7 @@ from crm2_core.kit.visibility import RecordRules, Visibility
 from crm2_hookspecs import Principal
 
 M = TypeVar("M")
+R = TypeVar("R")  # a list's rows: entities, or plain rows (``Repository.page_rows``)
 # A repository's list: ``(session, visibility, filters, sort, page) -> (rows, next cursor)``.
 ListPage = Callable[
     [AsyncSession, Visibility, Any, str, PageParams], Awaitable[tuple[list[M], str | None]]
@@ -57,15 +58,15 @@ class Records(Generic[M]):
         await self.repository.delete(session, getattr(row, "id"))  # noqa: B009
 
     def lister(
-        self, list_page: ListPage[M]
-    ) -> Callable[..., Awaitable[tuple[list[M], str | None]]]:
+        self, list_page: ListPage[R]
+    ) -> Callable[..., Awaitable[tuple[list[R], str | None]]]:
         """The service's list: ``list_page`` through the caller's visibility, called as
         ``(session, principal, filters, sort, page)`` (by name too, as ``list_route`` does).
         """
 
         async def list_records(
             session: AsyncSession, principal: Principal, filters: Any, sort: str, page: PageParams
-        ) -> tuple[list[M], str | None]:
+        ) -> tuple[list[R], str | None]:
             return await list_page(session, self.visibility(principal), filters, sort, page)
 
         list_records.__doc__ = list_page.__doc__

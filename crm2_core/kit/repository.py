@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Row, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
@@ -53,6 +53,8 @@ class Repository(Generic[M]):
         self.sorts = sorts
         self.noun = noun or model.__name__.lower()
         self.id_column: Any = getattr(model, "id")  # noqa: B009 - typed as Any on purpose
+        table = getattr(model, "__table__", None)
+        self._columns: tuple[Any, ...] = tuple(table.columns) if table is not None else ()
         self._has_updated_at = hasattr(model, "updated_at")
 
     # -- reads -------------------------------------------------------------------------
@@ -81,6 +83,13 @@ class Repository(Generic[M]):
             raise self.not_found(f"no {self.noun} {id}")
         return row
 
+    def _keys(self, sort: str | None, keys: list[OrderKey] | None) -> list[OrderKey]:
+        if keys is not None:
+            return keys
+        if self.sorts is None:
+            raise TypeError(f"{self.noun}: give keys or declare sorts")
+        return self.sorts.keys(sort)
+
     async def page(
         self,
         session: AsyncSession,
@@ -91,11 +100,27 @@ class Repository(Generic[M]):
         keys: list[OrderKey] | None = None,
     ) -> tuple[list[M], str | None]:
         """One keyset page of ``stmt`` in the declared sort (or explicit ``keys``)."""
-        if keys is None:
-            if self.sorts is None:
-                raise TypeError(f"{self.noun}: give keys or declare sorts")
-            keys = self.sorts.keys(sort)
-        return await paginate(session, stmt, keys, page)
+        return await paginate(session, stmt, self._keys(sort, keys), page)
+
+    async def page_rows(
+        self,
+        session: AsyncSession,
+        stmt: Select[Any],
+        page: PageParams,
+        *,
+        sort: str | None = None,
+        keys: list[OrderKey] | None = None,
+    ) -> tuple[list[Row[Any]], str | None]:
+        """``page``, the rows being the table's columns as plain result rows.
+
+        A row reads like the entity (``row.title``, ``ResponseModel.model_validate(row)``)
+        but is no ORM object: no identity map, no instrumented instance per row, which
+        is most of the cost of loading a list page. For pages that are only shown.
+        """
+        if not self._columns:
+            raise TypeError(f"{self.noun}: plain rows need a table model")
+        stmt = stmt.with_only_columns(*self._columns)
+        return await paginate(session, stmt, self._keys(sort, keys), page, scalars=False)
 
     # -- writes ------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.auth.deps import require
 from crm2_core.http.deps import get_session
 from crm2_core.http.etag import require_if_match
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.kit.http import created, present
 from crm2_core.kit.sorting import Sorts
 from crm2_hookspecs import Principal
@@ -227,7 +227,7 @@ def list_route(
         positional = [kwargs.pop(i) for i in ids]
         first = (session, principal) if with_principal else (session,)
         rows, cursor = await fetch(*first, *positional, **kwargs)
-        return Page(items=[public(r) for r in rows], next_cursor=cursor)
+        return page_response(response_model, [public(r) for r in rows], cursor)
 
     page_model = Page[response_model]  # type: ignore[valid-type]
     router.add_api_route(

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import true
 
+from crm2_core.sse_audience import audience_rule
 from crm2_hookspecs import Principal
 
 
@@ -47,6 +48,13 @@ class Visibility:
     def allows(self, owner_id: uuid.UUID | None) -> bool:
         return self.owner_id is None or self.owner_id == owner_id
 
+    def allows_event(self, event: Any) -> bool:
+        """Whether the event (its data's ``owner_id``) is one of the visible records'."""
+        if self.owner_id is None:
+            return True
+        owner = _event_data(event).get("owner_id")
+        return owner is not None and str(owner) == str(self.owner_id)
+
 
 def _event_data(event: Any) -> Mapping[str, Any]:
     data = event.get("data") if isinstance(event, Mapping) else getattr(event, "data", None)
@@ -65,10 +73,17 @@ class RecordRules:
             return Visibility.system()
         return Visibility(owner_id=acting_user(principal))
 
+    @audience_rule
     async def can_see(self, principal: Principal, event: Any, context: Any = None) -> bool:
-        """An ``SseChannel.can_see``: events carry ``owner_id`` in their data, so no query."""
-        visibility = self.visibility(principal)
-        if visibility.owner_id is None:
-            return True
-        owner = _event_data(event).get("owner_id")
-        return owner is not None and str(owner) == str(visibility.owner_id)
+        """An ``SseChannel.can_see``: events carry ``owner_id`` in their data, so no query.
+
+        The streams recognise it and evaluate it without awaiting, once per event and
+        distinct ``visibility`` (``crm2_core.streams.channels``).
+        """
+        return self.stream_sees(self.visibility(principal), event)
+
+    def stream_audience(self, principal: Principal) -> Visibility:
+        return self.visibility(principal)
+
+    def stream_sees(self, audience: Visibility, event: Any) -> bool:
+        return audience.allows_event(event)

@@ -16,15 +16,16 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from crm2_core.errors import Unauthorized
 from crm2_core.events.envelope import Envelope
 from crm2_core.http.principal import permitted
 from crm2_core.streams.channels import RegisteredChannel
 from crm2_core.streams.hub import Subscription
-from crm2_core.streams.response import encode_message
+from crm2_core.streams.response import Writer, encode_message, frame
 from crm2_core.streams.service import Streams
 from crm2_hookspecs import Principal
 
@@ -93,6 +94,13 @@ class Connection:
         self.heartbeat = self.context.settings.sse_heartbeat_seconds
         self.gone = False
         self._subscription: Subscription | None = None
+        # Live events straight to the socket (``deliver``): the server's writer, and what
+        # decides which events this principal sees when the channel's rule needs no await.
+        self._write: Writer | None = None
+        self.audience: Hashable | None = channel.audience(principal)
+
+    def use_writer(self, write: Writer) -> None:
+        self._write = write
 
     def disconnect(self) -> None:
         """The client went away: end the stream (its subscription) at once."""
@@ -157,6 +165,8 @@ class Connection:
 
     async def _live(self, subscription: Subscription) -> AsyncIterator[bytes]:
         next_ping = self._time() + self.heartbeat
+        if self._write is not None:
+            subscription.direct = self
         while True:
             if subscription.stale:
                 await self._recheck(subscription)
@@ -193,6 +203,7 @@ class Connection:
             subscription.close(FORBIDDEN)
             return
         self.principal = subscription.principal = principal
+        self.audience = self.channel.audience(principal)
 
     async def _message(self, envelope: Envelope) -> bytes | None:
         position = envelope.position
@@ -208,3 +219,39 @@ class Connection:
         if not await self.channel.can_see(self.principal, envelope, self.context):
             return None
         return self.streams.messages(envelope)
+
+    def deliver(self, events: Sequence[Envelope], shared: dict[Any, Any]) -> bool:
+        """Called by the hub while this connection is parked (``Subscription.parked``):
+        write the events this principal may see to the socket now.
+
+        ``False`` leaves them to the buffer and this connection's task: a rule that
+        needs an await, an event already passed in the replay, a lifetime or token
+        that has run out, a socket that is not taking bytes. Connections of the same
+        audience share the bytes of a batch (``shared``), checked and framed once.
+        """
+        audience, write = self.audience, self._write
+        first = events[0].position
+        if (
+            audience is None
+            or write is None
+            or first is None
+            or first <= self.last
+            or self._time() >= self.deadline
+        ):
+            return False
+        plan = shared.get(audience)
+        if plan is None:
+            plan = shared[audience] = self._plan(audience, events)
+        data, last = plan
+        if data and not write(data):
+            return False
+        self.last = last
+        return True
+
+    def _plan(self, audience: Hashable, events: Sequence[Envelope]) -> tuple[bytes, int]:
+        """The chunks of the events ``audience`` sees, and the last position passed."""
+        messages = self.streams.messages
+        data = b"".join(frame(messages(e)) for e in events if self.channel.sees(audience, e))
+        last = events[-1].position
+        assert last is not None  # the hub dispatches logged events only
+        return data, last

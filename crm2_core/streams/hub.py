@@ -22,6 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from crm2_core.events.envelope import Envelope
 from crm2_hookspecs import Principal, SseChannel
@@ -46,6 +47,26 @@ class LogSource:
     read: Callable[..., Awaitable[list[Envelope]]]
 
 
+class DirectSink(Protocol):
+    """A connection that can write events to its socket at once, from the dispatch itself."""
+
+    def deliver(self, events: Sequence[Envelope], shared: dict[Any, Any]) -> bool:
+        """Write (or pass over, as its rights say) ``events`` now; ``False`` when it cannot.
+
+        ``shared`` is one dict per dispatched batch and channel, for what connections
+        of the same audience can reuse (the bytes to write).
+        """
+        ...
+
+
+def _deliver(sink: DirectSink, events: Sequence[Envelope], shared: dict[Any, Any]) -> bool:
+    try:
+        return sink.deliver(events, shared)
+    except Exception:  # one connection's failure must not hold up the others
+        log.exception("streams: a direct delivery failed; the events go through the buffer")
+        return False
+
+
 def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -66,12 +87,28 @@ class Subscription:
         # message (set by :meth:`Hub.recheck` when their credentials or roles changed)
         self.principal = principal
         self.stale = False
+        # set by the connection once it only waits for live events (see ``parked``)
+        self.direct: DirectSink | None = None
         self.closed: str | None = None
         self._items: deque[Envelope] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._items) if self._items else 0
+
+    @property
+    def parked(self) -> bool:
+        """Its connection waits in :meth:`next` with nothing pending and nothing to check:
+        an event may go to it directly (``direct``) instead of through the buffer and a
+        wake-up, without overtaking anything and without skipping a rights check."""
+        waiter = self._waiter
+        return (
+            waiter is not None
+            and not waiter.done()
+            and not self._items
+            and not self.stale
+            and self.closed is None
+        )
 
     def offer(self, events: Sequence[Envelope]) -> None:
         """Buffer ``events``; close instead when that would pass the limit.
@@ -246,13 +283,24 @@ class Hub:
             except Exception:  # a tap must never hold up the streams
                 log.exception("streams: an event tap failed")
         by_channel: dict[str, list[Envelope]] = {}
+        shared: dict[str, dict[Any, Any]] = {}
         for subscription in list(self._subscriptions):
             channel = subscription.channel
-            if channel.name not in by_channel:
-                by_channel[channel.name] = [e for e in events if channel.matches(e.type)]
-            matching = by_channel[channel.name]
+            matching = by_channel.get(channel.name)
+            if matching is None:
+                matching = by_channel[channel.name] = [e for e in events if channel.matches(e.type)]
+                shared[channel.name] = {}
             if matching:
-                subscription.offer(matching)
+                # A parked connection takes the batch straight to its socket: no wake-up,
+                # no task step and no middleware per event (each connection's task would
+                # otherwise do all that once per event and connection).
+                direct = subscription.direct
+                if (
+                    direct is None
+                    or not subscription.parked
+                    or not _deliver(direct, matching, shared[channel.name])
+                ):
+                    subscription.offer(matching)
             if subscription.closed is not None:
                 self._subscriptions.discard(subscription)
         last = events[-1].position

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -53,12 +54,61 @@ def encode_message(
     return (SEP.join(lines) + SEP + SEP).encode()
 
 
+def frame(message: bytes) -> bytes:
+    """A message as one HTTP/1.1 chunk (what the server would write for a body message)."""
+    return b"%x\r\n%s\r\n" % (len(message), message)
+
+
+Writer = Callable[[bytes], bool]
+
+
+class _TransportWriter:
+    """Writes framed chunks to uvicorn's (httptools) transport, as its ``send`` would.
+
+    Only while the response is open and the transport takes bytes: ``False`` otherwise
+    (flow control paused by a slow client, disconnected, complete), and the caller sends
+    through the ASGI ``send`` instead, which waits for the client.
+    """
+
+    __slots__ = ("cycle",)
+
+    def __init__(self, cycle: Any) -> None:
+        self.cycle = cycle
+
+    def __call__(self, data: bytes) -> bool:
+        cycle = self.cycle
+        if cycle.disconnected or cycle.response_complete or cycle.flow.write_paused:
+            return False
+        cycle.transport.write(data)
+        return True
+
+
+def transport_writer(send: Send) -> Writer | None:
+    """A direct writer for the server behind ``send`` (after the response start), if any.
+
+    ASGI has no way to write to the socket; uvicorn's httptools protocol has one
+    (its ``send`` writes each body message straight to the transport, chunked).
+    For any other server, ``None``: the stream sends through ``send``.
+    """
+    cycle = getattr(send, "__self__", None)
+    if (
+        type(cycle).__module__ != "uvicorn.protocols.http.httptools_impl"
+        or getattr(send, "__name__", None) != "send"
+        or getattr(cycle, "chunked_encoding", None) is not True
+        or not all(hasattr(cycle, a) for a in ("transport", "flow", "disconnected"))
+    ):
+        return None
+    return _TransportWriter(cycle)
+
+
 class SseResponse(Response):
     """Streams the bytes ``body`` yields; ``on_disconnect`` runs when the client goes away.
 
     ``on_disconnect`` must make ``body`` end soon (the connection closes its
     subscription). A send that the client does not take within ``send_timeout``
-    seconds ends the stream with :class:`TimeoutError`.
+    seconds ends the stream with :class:`TimeoutError`. ``on_writer`` receives a
+    direct writer to the socket (:func:`transport_writer`) once the head is sent,
+    where the server has one.
     """
 
     media_type = "text/event-stream"
@@ -70,9 +120,11 @@ class SseResponse(Response):
         on_disconnect: Callable[[], None],
         send_timeout: float,
         headers: Mapping[str, str] | None = None,
+        on_writer: Callable[[Writer], None] | None = None,
     ) -> None:
         self.body_iterator = body
         self.on_disconnect = on_disconnect
+        self.on_writer = on_writer
         self.send_timeout = send_timeout
         self.status_code = 200
         self.background = None
@@ -102,6 +154,10 @@ class SseResponse(Response):
             # act on the start message only (see ``RAW_SEND_KEY``), and a busy stream
             # would otherwise pay every layer's wrapper on every event.
             write = scope.get(RAW_SEND_KEY, send)
+            if self.on_writer is not None and RAW_SEND_KEY in scope:
+                writer = transport_writer(write)
+                if writer is not None:
+                    self.on_writer(writer)
             async for chunk in self.body_iterator:
                 async with asyncio.timeout(self.send_timeout):
                     await write({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -158,6 +158,7 @@ async def stream(
     return SseResponse(
         connection.events(),
         on_disconnect=connection.disconnect,
+        on_writer=connection.use_writer,
         send_timeout=SEND_TIMEOUT_SECONDS,
     )
 

@@ -220,6 +220,31 @@ async def test_authenticated_get_runs_no_query_once_warm(
     assert len(statements) == 1, statements  # the one credentials read
 
 
+async def test_me_reads_its_one_query_without_an_orm_session(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """``/auth/me`` runs on a Core connection (``ReadConnectionDep``): a session's
+    construction, transaction and commit would cost as much CPU as the query."""
+    assert (await crm2.client.get(ME, headers=admin)).status_code == 200  # warms the caches
+    transactions: list[object] = []
+
+    def record(_session: Any, transaction: Any) -> None:
+        transactions.append(transaction)
+
+    event.listen(crm2.context.session_class, "after_transaction_create", record)
+    try:
+        with counting_queries(crm2) as statements:
+            response = await crm2.client.get(ME, headers=admin)
+    finally:
+        event.remove(crm2.context.session_class, "after_transaction_create", record)
+    assert response.status_code == 200
+    assert response.json()["roles"] == ["admin"]
+    # one query, sent by asyncpg itself on PostgreSQL (``DirectSelect``)
+    direct = crm2.context.engine.dialect.driver == "asyncpg"
+    assert len(statements) == (0 if direct else 1), statements
+    assert transactions == []
+
+
 async def test_another_process_refuses_the_token_as_soon_as_the_event_arrives(
     crm2_app_factory: Any, crm2_redis_url: tuple[str, str]
 ) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import probe_plugin
 import pytest
@@ -386,3 +387,151 @@ async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) ->
     await app.settle_events()
     assert await effects(app) == 2
     assert await dead_letters(app) == []
+
+
+async def _relayed_unhandled(app: Crm2TestApp, count: int) -> list[Envelope]:
+    """``count`` events relayed (positions committed) that no handler has seen."""
+    from crm2_core.events import publish
+
+    await app.context.events.close()
+    async with app.context.session_factory() as session:
+        for n in range(count):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=f"quiet{n}")
+        await session.commit()
+    sent: list[Envelope] = []
+
+    async def keep(events) -> None:  # type: ignore[no-untyped-def]
+        sent.extend(events)
+
+    assert await relay_batch(app.context.session_factory, keep) == count
+    return sent
+
+
+def _statements(app: Crm2TestApp) -> tuple[list[str], Callable[[], None]]:
+    """Every statement the app's engine runs until the returned ``stop`` is called."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
+
+    engine = app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_handler_claims_a_committed_event_in_two_statements(crm2_app_factory) -> None:
+    """The relay has committed (the usual case): the position read needs no lock timeout
+    set and reset, and the applied record is claimed, order-checked and written by one
+    INSERT; then the handler's own statements, then the commit."""
+    app = await _probe(crm2_app_factory)
+    (envelope,) = await _relayed_unhandled(app, 1)
+    (handler,) = app.context.events.handlers.for_event("probe.item.created")
+    seen, stop = _statements(app)
+    try:
+        assert await apply_or_dead_letter(app.context, handler, envelope, 0) == "applied"
+    finally:
+        stop()
+    # the handler's own (probe_) statements aside, and a scheduled job's running beside it
+    core = [s for s in seen if "probe_" not in s and ("core_" in s or "lock_timeout" in s)]
+    assert len(core) == 2, core
+    assert not [s for s in core if "lock_timeout" in s]
+    assert core[1].startswith("INSERT INTO core_applied_event")
+    assert await effects(app, envelope.id) == 1
+
+
+async def test_relay_numbers_and_marks_a_batch_in_one_statement(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """PostgreSQL: after the relay lock, one UPDATE … RETURNING claims, numbers and marks
+    the batch (it was a SELECT, a max() and an UPDATE per row)."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("SQLite reads, numbers and flushes (its writers are serialised anyway)")
+    app = await _probe(crm2_app_factory)
+    await app.context.events.close()
+    from crm2_core.events import publish
+
+    async with app.context.session_factory() as session:
+        for n in range(3):
+            publish(session, probe_plugin.ItemCreated(n=n), subject="batch")
+        await session.commit()
+    sent: list[Envelope] = []
+
+    async def keep(events) -> None:  # type: ignore[no-untyped-def]
+        sent.extend(events)
+
+    seen, stop = _statements(app)
+    try:
+        assert await relay_batch(app.context.session_factory, keep) == 3
+    finally:
+        stop()
+    assert len(seen) == 2 and "pg_try_advisory_xact_lock" in seen[0], seen
+    assert [e.position for e in sent] == [1, 2, 3]
+    assert [e.data["n"] for e in sent] == [0, 1, 2]
+    assert [r.position for r in await event_rows(app)] == [1, 2, 3]
+    assert all(r.relayed_at is not None for r in await event_rows(app))
+
+
+async def test_relay_and_claim_statements_are_built_once(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """Each delivery's claim (and, on PostgreSQL, each relay batch's UPDATE) runs the same
+    built statement with new parameters: no construction or cache key per event."""
+    from sqlalchemy import event
+
+    app = await _probe(crm2_app_factory)
+    await app.context.events.close()
+    (handler,) = app.context.events.handlers.for_event("probe.item.created")
+    invoked: dict[str, list[object]] = {"INSERT INTO core_applied_event": [], "WITH crm2_batch": []}
+
+    def record(_conn, _cursor, statement, _params, context, *_args) -> None:  # type: ignore[no-untyped-def]
+        for start, seen in invoked.items():
+            if statement.startswith(start):
+                seen.append(context.invoked_statement)
+
+    engine = app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(2):
+            (envelope,) = await _relayed_unhandled(app, 1)
+            assert await apply_or_dead_letter(app.context, handler, envelope, 0) == "applied"
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    claims, batches = invoked.values()
+    assert len(claims) == 2 and claims[0] is claims[1]
+    if crm2_database.backend == "postgresql":
+        assert len(batches) == 2 and batches[0] is batches[1]
+    assert await effects(app) == 2
+
+
+async def test_in_process_broker_gets_a_batch_once_its_positions_are_committed(
+    crm2_app_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memory://: the batch reaches the handlers after the relay's commit (their durability
+    is the log), so a handler never waits on the relay's row lock for its position."""
+    from sqlalchemy import select
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import EventRecord
+
+    app = await _probe(crm2_app_factory)
+    broker = app.context.events.broker
+    seen_committed: list[bool] = []
+    deliver = broker.deliver
+
+    async def checking(events) -> None:  # type: ignore[no-untyped-def]
+        async with app.context.session_factory() as other:  # another connection
+            ids = [e.id for e in events]
+            stmt = select(EventRecord.position).where(EventRecord.id.in_(ids))  # type: ignore[attr-defined]
+            positions = list((await other.execute(stmt)).scalars())
+        seen_committed.append(sorted(p or 0 for p in positions) == [e.position for e in events])
+        await deliver(events)
+
+    monkeypatch.setattr(broker, "deliver", checking)
+    async with app.context.session_factory() as session:
+        publish(session, probe_plugin.ItemCreated(n=2), subject="after-commit")
+        await session.commit()
+    await app.settle_events()
+    assert seen_committed == [True]
+    assert await effects(app) == 1

@@ -14,6 +14,10 @@ from sqlmodel import col
 
 from crm2_core.auth.models import User
 from crm2_core.db.pagination import OrderKey, PageParams, _after, paginate
+from crm2_core.errors import NotFound
+from crm2_core.kit.repository import Repository
+from crm2_core.kit.sorting import Sorts
+from crm2_core.kit.visibility import Visibility
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.pytest_plugin import AppFactory
 
@@ -90,6 +94,37 @@ async def test_plain_rows_page_like_objects(crm2: Crm2TestApp) -> None:
     plain = [row for rows, _ in walks[False] for row in rows]
     assert all(isinstance(row, Row) for row in plain)
     assert [(row[0], row[1], row[2]) for row in plain] == objects
+
+
+async def test_a_repositorys_plain_rows_read_like_its_entities(crm2: Crm2TestApp) -> None:
+    """``Repository.page_rows``: the same page and cursors as ``page``, as plain result rows
+    (no ORM objects) whose attributes are the entity's, filters and sort applied."""
+    created = {await crm2.create_user("viewer") for _ in range(5)}
+    sorts = Sorts(
+        {"created_at": col(User.created_at)}, id_column=col(User.id), default="-created_at"
+    )
+    users = Repository(User, NotFound, sorts=sorts)
+    stmt = users.visible(Visibility.system()).where(col(User.id).in_(created))
+    walks: dict[bool, list[tuple[list[Any], str | None]]] = {True: [], False: []}
+    async with crm2.context.session_factory() as session:
+        for plain in (False, True):
+            cursor: str | None = None
+            for _ in range(10):
+                params = PageParams(limit=2, cursor=cursor)
+                fetch = users.page_rows if plain else users.page
+                rows, cursor = await fetch(session, stmt, params, sort="created_at")
+                walks[plain].append((rows, cursor))
+                if cursor is None:
+                    break
+
+    assert [c for _, c in walks[True]] == [c for _, c in walks[False]]
+    entities = [u for rows, _ in walks[False] for u in rows]
+    plain_rows = [r for rows, _ in walks[True] for r in rows]
+    assert {u.id for u in entities} == created and len(entities) == 5
+    assert all(isinstance(r, Row) for r in plain_rows)
+    assert [(r.id, r.email, r.created_at, r.version) for r in plain_rows] == [
+        (u.id, u.email, u.created_at, u.version) for u in entities
+    ]
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])

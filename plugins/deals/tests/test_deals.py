@@ -227,3 +227,35 @@ async def test_create_is_four_round_trips_on_postgresql(deals: Deals) -> None:
     assert len(created) == 1 and created[0].data["title"] == "Four trips"
     history = await deals.client.get(f"{API}/deals/{deal['id']}/history", headers=admin.headers)
     assert history.status_code == 200 and len(history.json()["items"]) == 1
+
+
+async def test_creates_share_one_built_insert_statement(deals: Deals) -> None:
+    """PostgreSQL: the deal + stage move + event statement is built once per shape and
+    reused, so a create pays neither its construction nor its cache key again."""
+    from sqlalchemy import event
+
+    engine = deals.app.context.engine.sync_engine
+    if engine.dialect.name != "postgresql":
+        return
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    invoked: list[object] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, _p: object, context, *_: object
+    ) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("WITH crm2_row_0"):
+            invoked.append(context.invoked_statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for title in ("One", "Two"):
+            await deals.create_deal(admin.headers, client["id"], title=title)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(invoked) == 2 and invoked[0] is invoked[1]
+    titles = {
+        d["title"]
+        for d in (await deals.client.get(f"{API}/deals", headers=admin.headers)).json()["items"]
+    }
+    assert {"One", "Two"} <= titles

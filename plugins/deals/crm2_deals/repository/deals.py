@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -93,8 +93,9 @@ def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
 
 async def list_deals(
     session: AsyncSession, visibility: Visibility, filters: DealFilters, sort: str, page: PageParams
-) -> tuple[list[Deal], str | None]:
-    return await deals.page(session, deal_select(visibility, filters), page, sort=sort)
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of deals as plain rows (shown by the list and written by the export)."""
+    return await deals.page_rows(session, deal_select(visibility, filters), page, sort=sort)
 
 
 async def history(

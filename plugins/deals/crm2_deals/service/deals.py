@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
@@ -52,10 +53,14 @@ EXPORT_PAGE_SIZE = 1000
 DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 
 
-def public(deal: Deal) -> DealPublic:
-    return DealPublic.model_validate(
-        {**deal.model_dump(), "value": from_minor(deal.value_minor, deal.currency)}
-    )
+_SHOWN = tuple(name for name in DealPublic.model_fields if name != "value")
+
+
+def public(deal: Deal | Row[Any]) -> DealPublic:
+    """A deal or a list page's plain row (``Repository.page_rows``), read by attribute."""
+    values = {name: getattr(deal, name) for name in _SHOWN}
+    values["value"] = from_minor(deal.value_minor, deal.currency)
+    return DealPublic.model_validate(values)
 
 
 def snapshot(deal: Deal) -> dict[str, Any]:
@@ -415,7 +420,7 @@ def export_deals(
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
     names: dict[str, dict[uuid.UUID, str]] = {}
 
-    async def rows(session: AsyncSession, items: list[Deal]) -> list[list[Any]]:
+    async def rows(session: AsyncSession, items: list[Row[Any]]) -> list[list[Any]]:
         if not names:
             names["stages"], names["pipelines"] = await repo.stage_and_pipeline_names(session)
         clients = await repo.client_names(session, {d.client_id for d in items})

@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +121,8 @@ async def callback(
     session: AsyncSession, context: Any, state: str, code: str | None, error: str | None
 ) -> None:
     """Check the state (once), exchange the code with the verifier, keep the refresh token."""
+    import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
+
     settings = _settings(context)
     row = await session.get(Credential, PROVIDER, populate_existing=True)
     expected = row.pending_state if row is not None else None

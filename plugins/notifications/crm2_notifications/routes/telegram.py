@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Body, Header, Response, status
 
 from crm2_core.api import ContextDep, SessionDep, problem_responses
@@ -45,6 +44,8 @@ async def telegram_webhook(
     secret: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
 ) -> Response:
     """Telegram's webhook: needs the secret token; repeated ``update_id``s change nothing."""
+    import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
+
     telegram.check_secret(context, secret)
     calls = await telegram.handle_update(session, context, update)
     await session.commit()  # the link (or the answer to a sign-in) holds even if a reply fails

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import acting_user, decide_login
@@ -61,6 +60,8 @@ def keyboard(challenge_id: uuid.UUID) -> dict[str, Any]:
 
 async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> bool | None:
     """Send the question to the user's chat; ``None`` when they did not switch it on."""
+    import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
+
     link = await session.get(TelegramLink, login.user_id)
     if link is None or not link.confirm_logins:
         return None

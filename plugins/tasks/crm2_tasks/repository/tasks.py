@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Row, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -103,9 +103,10 @@ async def list_tasks(
     filters: TaskFilters,
     sort: str,
     page: PageParams,
-) -> tuple[list[Task], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of tasks as plain rows (shown by the lists and views, written by the export)."""
     stmt = task_select(session, visibility, filters)
-    return await TASKS.page(session, stmt, page, sort=sort)
+    return await TASKS.page_rows(session, stmt, page, sort=sort)
 
 
 async def get_task(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Response, status
+from sqlalchemy import Row
 
 from crm2_core.api import (
     AppContext,
@@ -19,12 +20,12 @@ from crm2_core.api import (
     acting_user,
     created,
     export_route,
+    page_response,
     present,
     query_filters,
 )
 from crm2_tasks import clock
 from crm2_tasks.calendar import zone
-from crm2_tasks.models import Task
 from crm2_tasks.repository import tasks as repo
 from crm2_tasks.repository import timers as timers_repo
 from crm2_tasks.routes.deps import TasksDelete, TasksRead, TasksWrite
@@ -53,8 +54,8 @@ task_filters = query_filters(repo.TaskFilters, params={"context": ContextDep}, f
 FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
 
 
-def _page(rows: list[Task], cursor: str | None, now: datetime) -> Page[TaskPublic]:
-    return Page(items=[service.public(t, now) for t in rows], next_cursor=cursor)
+def _page(rows: list[Row[Any]], cursor: str | None, now: datetime) -> Response:
+    return page_response(TaskPublic, [service.public(t, now) for t in rows], cursor)
 
 
 @router.get("/tasks", response_model=Page[TaskPublic])
@@ -65,7 +66,7 @@ async def list_tasks(
     page: PageDep,
     filters: FiltersDep,
     sort: SortDep,
-) -> Page[TaskPublic]:
+) -> Response:
     """Tasks the caller may see (assigned to or created by them, or all with tasks:all_records)."""
     rows, cursor = await repo.list_tasks(session, TaskVisibility.of(principal), filters, sort, page)
     return _page(rows, cursor, clock.now(context))
@@ -94,7 +95,7 @@ async def task_view(
     session: SessionDep,
     context: ContextDep,
     page: PageDep,
-) -> Page[TaskPublic]:
+) -> Response:
     """Views: "mine" (my open tasks by due date), "overdue" (open and past due), "due-today"
     (open and due before the end of today in CRM2_TASKS_TIMEZONE, overdue ones first)."""
     now = clock.now(context)
