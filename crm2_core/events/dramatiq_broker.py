@@ -17,7 +17,6 @@ dead-lettered, in log order, then moves the mark to the end of the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,10 +47,11 @@ CATCH_UP_PAGE = 1000
 
 def make_dramatiq_broker(url: str, queue_prefix: str) -> dramatiq.Broker:
     if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        from crm2_core.events.rabbitmq_batch import BatchingRabbitmqBroker
 
-        # Publisher confirms: a broker restart must not lose what we were told was sent.
-        broker: dramatiq.Broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        # Publisher confirms (a relay batch: a transaction, see rabbitmq_batch): a broker
+        # restart must not lose what we were told was sent.
+        broker: dramatiq.Broker = BatchingRabbitmqBroker(url=url, confirm_delivery=True)
     elif url.startswith(("redis://", "rediss://")):
         from crm2_core.events.redis_doorbell import DoorbellRedisBroker
 
@@ -177,10 +177,8 @@ class DramatiqBroker:
         await self._send([self._message(handler, event)])
 
     def _enqueue_all(self, messages: list[dramatiq.Message[Any]]) -> None:
-        ring_once = getattr(self.broker, "ring_once", None)  # Redis: one wake-up per batch
-        with ring_once() if ring_once is not None else contextlib.nullcontext():
-            for message in messages:
-                self.broker.enqueue(message)
+        # one round trip for the batch, not one per message (both brokers are ours)
+        self.broker.enqueue_batch(messages)  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._sender, self.broker.close)

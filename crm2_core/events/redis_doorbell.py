@@ -10,19 +10,23 @@ with the same time-out, and every enqueue pushes one token to it (the list is ke
 at one token). The poll rate of an idle worker is unchanged; a message wakes the
 consumer at once. The doorbell only ever shortens a wait: a lost or stale token
 costs at most one ordinary poll period, so delivery does not depend on it.
+
+``enqueue_batch`` sends a relay batch in one round trip: dramatiq builds each
+message's enqueue call as usual, and the calls go out in one pipeline together
+with the doorbell tokens (one per queue), instead of a round trip per message.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
+from redis.exceptions import NoScriptError
 
 
 class DoorbellRedisConsumer(_RedisConsumer):
@@ -47,10 +51,29 @@ class DoorbellRedisConsumer(_RedisConsumer):
         return None
 
 
+class _Scripts(dict[str, Any]):
+    """dramatiq's Lua scripts; while this thread collects a batch, ``dispatch`` calls
+    are recorded (keys, args) instead of run."""
+
+    def __init__(self, scripts: dict[str, Any]) -> None:
+        super().__init__(scripts)
+        self.local = threading.local()
+
+    def __getitem__(self, name: str) -> Any:
+        calls: list[tuple[list[Any], list[Any]]] | None = getattr(self.local, "calls", None)
+        if name != "dispatch" or calls is None:
+            return super().__getitem__(name)
+
+        def record(args: list[Any], keys: list[Any]) -> None:
+            calls.append((list(keys), list(args)))
+
+        return record
+
+
 class DoorbellRedisBroker(RedisBroker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        self._batch = threading.local()
+        self.scripts = _Scripts(self.scripts)
 
     @property
     def consumer_class(self) -> type[DoorbellRedisConsumer]:
@@ -61,29 +84,44 @@ class DoorbellRedisBroker(RedisBroker):
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         message = super().enqueue(message, delay=delay)
-        pending: set[str] | None = getattr(self._batch, "queues", None)
-        if pending is None:
+        if getattr(self.scripts.local, "calls", None) is None:
             self.ring({message.queue_name})
-        else:
-            pending.add(message.queue_name)
         return message
 
     def ring(self, queue_names: set[str]) -> None:
         """Wake one idle consumer of each queue (one token; extra ones are trimmed)."""
         pipe = self.client.pipeline(transaction=False)
-        for queue_name in queue_names:
-            pipe.lpush(self.bell_key(queue_name), 1)
-            pipe.ltrim(self.bell_key(queue_name), 0, 0)
+        self._ring_into(pipe, queue_names)
         pipe.execute()
 
-    @contextmanager
-    def ring_once(self) -> Iterator[None]:
-        """Enqueues in this block (this thread) ring each queue's doorbell once, at the end."""
-        pending: set[str] = set()
-        self._batch.queues = pending
+    def _ring_into(self, pipe: Any, queue_names: set[str]) -> None:
+        for queue_name in sorted(queue_names):
+            pipe.lpush(self.bell_key(queue_name), 1)
+            pipe.ltrim(self.bell_key(queue_name), 0, 0)
+
+    def enqueue_batch(self, messages: Sequence[Any]) -> None:
+        """Enqueue ``messages`` in order, and ring each queue's doorbell once: one round trip.
+
+        dramatiq's middleware sees each message's ``after_enqueue`` as the call is
+        recorded, just before the pipeline sends it.
+        """
+        calls: list[tuple[list[Any], list[Any]]] = []
+        self.scripts.local.calls = calls
         try:
-            yield
+            for message in messages:
+                self.enqueue(message)
         finally:
-            self._batch.queues = None
-            if pending:
-                self.ring(pending)
+            self.scripts.local.calls = None
+        if not calls:
+            return
+        dispatch = self.scripts["dispatch"]
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(dispatch.sha, len(keys), *keys, *args)
+        self._ring_into(pipe, {m.queue_name for m in messages})
+        results = pipe.execute(raise_on_error=False)
+        for (keys, args), result in zip(calls, results, strict=False):
+            if isinstance(result, NoScriptError):  # the server lost its scripts (restart)
+                dispatch(keys=keys, args=args)  # redis-py loads it and runs the call
+            elif isinstance(result, Exception):
+                raise result
