@@ -87,13 +87,24 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
     the moment the relay commits, with the committed row, instead of polling for it.
     """
     stmt = select(col(EventRecord.position)).where(col(EventRecord.id) == event.id)
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"SET LOCAL lock_timeout = {max(1, int(wait_s * 1000))}"))
-        stmt = stmt.with_for_update(read=True, key_share=True)
+    if session.get_bind().dialect.name != "postgresql":
+        return (await session.execute(stmt)).scalar()
+    wait_ms = str(max(1, int(wait_s * 1000)))
+    configured = (await session.execute(_SET_LOCK_TIMEOUT, {"wait_ms": wait_ms})).scalar()
+    # The handler's own statements wait for locks as configured: the outer select list
+    # puts the setting back once the row is out of the lock wait, in the same round trip.
+    locked = stmt.with_for_update(read=True, key_share=True).subquery()
+    stmt = select(locked.c.position, func.set_config("lock_timeout", configured, True))
     try:
         return (await session.execute(stmt)).scalar()
     except DBAPIError:  # lock_timeout: the relay still holds the row
         return None
+
+
+# the setting as configured (read before the select list's next item changes it)
+_SET_LOCK_TIMEOUT = text(
+    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :wait_ms, true)"
+)
 
 
 async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
@@ -129,9 +140,6 @@ async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -
     while True:
         committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
-            if postgres:
-                # the handler's own statements wait for locks as configured, not as above
-                await session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
             return
         await session.rollback()
         if loop.time() > deadline:

@@ -9,7 +9,7 @@ import pytest
 from helpers import dead_letters, effects, event_rows, wait_for
 
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.handlers import apply_or_dead_letter
+from crm2_core.events.handlers import RegisteredHandler, apply_or_dead_letter
 from crm2_core.events.relay import relay_batch
 from crm2_core.testing import Crm2TestApp, TestDatabase
 
@@ -259,7 +259,7 @@ async def test_a_handler_waits_for_the_relay_to_commit_the_position(crm2_app_fac
 
 
 async def _hand_over_while_relay_holds_the_row(
-    app: Crm2TestApp, hold_seconds: float
+    app: Crm2TestApp, hold_seconds: float, handler: RegisteredHandler | None = None
 ) -> tuple[asyncio.Task, float]:  # type: ignore[type-arg]
     """An event handed to its handler while a "relay" transaction holds its row FOR UPDATE
     with the position set, committing after ``hold_seconds``; (the handler's task, the
@@ -285,7 +285,8 @@ async def _hand_over_while_relay_holds_the_row(
         held.position, held.relayed_at = 1, utcnow()
         await relay.flush()
         handed_over = Envelope.from_record(held)
-        (handler,) = bus.handlers.for_event("probe.item.created")
+        if handler is None:
+            (handler,) = bus.handlers.for_event("probe.item.created")
         task = asyncio.create_task(apply_or_dead_letter(app.context, handler, handed_over, 0))
         await asyncio.sleep(hold_seconds)
         await relay.commit()
@@ -308,6 +309,39 @@ async def test_handler_wakes_when_the_relay_commits_not_on_a_poll(
     assert await asyncio.wait_for(task, 5) == "applied"
     assert asyncio.get_running_loop().time() - committed_at < 2.0
     assert await effects(app) == 1
+
+
+async def test_handler_that_waited_for_the_relay_runs_with_the_configured_lock_timeout(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """The wait's lock timeout is put back by the statement that ends the wait: the
+    handler's own statements wait for locks as configured, and the claim follows the
+    wait directly (no round trip in between to reset the setting)."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite polls)")
+    from sqlalchemy import text
+
+    from crm2_hookspecs import EventHandler
+
+    seen_timeouts: list[str] = []
+
+    async def record(session, _event, _context) -> None:  # type: ignore[no-untyped-def]
+        seen_timeouts.append((await session.execute(text("SHOW lock_timeout"))).scalar())
+
+    spec = EventHandler(name="timeouts", event_types=("probe.item.created",), handle=record)
+    app = await _probe(crm2_app_factory)
+    async with app.context.session_factory() as session:
+        configured = (await session.execute(text("SHOW lock_timeout"))).scalar()
+    seen, stop = _statements(app)
+    try:
+        handler = RegisteredHandler("probe.timeouts", "probe", spec)
+        task, _ = await _hand_over_while_relay_holds_the_row(app, 0.3, handler)
+        assert await asyncio.wait_for(task, 5) == "applied"
+    finally:
+        stop()
+    assert seen_timeouts == [configured]
+    waited = next(n for n, s in enumerate(seen) if "FOR KEY SHARE" in s and "SKIP" not in s)
+    assert seen[waited + 1].startswith("INSERT INTO core_applied_event"), seen[waited:]
 
 
 async def test_handler_gives_up_waiting_for_a_relay_that_never_commits(
