@@ -64,14 +64,15 @@ async def relay_batch(
     async with session_factory() as session:
         if not await _take_lock(session):
             return 0
-        if session.get_bind().dialect.name == "postgresql":
-            envelopes = await _position_batch(session, batch_size)
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:  # the statement moves the handlers' marks too
+            envelopes = await _position_batch(session, batch_size, tuple(tracked))
         else:
             envelopes = await _position_batch_orm(session, batch_size)
         if not envelopes:
             return 0
         await sink(envelopes)
-        if tracked:
+        if tracked and not postgres:
             top = envelopes[0].position - 1  # type: ignore[operator]
             await session.execute(
                 update(HandlerCursor)
@@ -87,16 +88,20 @@ async def relay_batch(
     return len(envelopes)
 
 
-async def _position_batch(session: AsyncSession, batch_size: int) -> list[Envelope]:
+async def _position_batch(
+    session: AsyncSession, batch_size: int, tracked: tuple[str, ...] = ()
+) -> list[Envelope]:
     """PostgreSQL: claim, number and mark the batch in one ``UPDATE … RETURNING``
-    (a statement after the lock's, so its snapshot sees the previous relay's commit)."""
-    stmt = _numbering(batch_size)
+    (a statement after the lock's, so its snapshot sees the previous relay's commit);
+    with ``tracked``, the same statement moves those handlers' ``delivered_through``,
+    so that nothing but the commit is left once the broker has the batch."""
+    stmt = _numbering(batch_size, tracked)
     rows = (await session.execute(stmt, {"crm2_relayed_at": utcnow()})).all()
     return sorted((Envelope.from_record(r) for r in rows), key=_position)
 
 
 @lru_cache(maxsize=16)
-def _numbering(batch_size: int) -> Any:
+def _numbering(batch_size: int, tracked: tuple[str, ...] = ()) -> Any:
     """The batch's statement, built once per size.
 
     The rows are taken ``FOR UPDATE`` in write order: waited for, never skipped (the
@@ -118,12 +123,28 @@ def _numbering(batch_size: int) -> Any:
     ).subquery("crm2_numbered")
     top = select(func.coalesce(func.max(event.c.position), 0)).scalar_subquery()
     relayed_at = bindparam("crm2_relayed_at", type_=event.c.relayed_at.type)
-    return (
+    moved = (
         update(event)
         .where(event.c.sequence == numbered.c.sequence)
         .values(position=top + numbered.c.n, relayed_at=relayed_at)
         .returning(*event.c)
     )
+    if not tracked:
+        return moved
+    # a data-modifying CTE: the marks read the batch's positions from its RETURNING
+    batch_rows = moved.cte("crm2_moved")
+    cursor = HandlerCursor.__table__  # type: ignore[attr-defined]
+    marks = (
+        update(cursor)
+        .where(
+            cursor.c.handler.in_(tracked),
+            cursor.c.delivered_through
+            == select(func.min(batch_rows.c.position) - 1).scalar_subquery(),
+        )
+        .values(delivered_through=select(func.max(batch_rows.c.position)).scalar_subquery())
+        .cte("crm2_marks")
+    )
+    return select(batch_rows).add_cte(marks)
 
 
 def _position(envelope: Envelope) -> int:

@@ -395,6 +395,56 @@ async def test_relay_waits_for_a_briefly_locked_row_and_keeps_write_order(
     assert positions == [1, 2, 3]
 
 
+async def test_relay_moves_the_handlers_marks_in_the_batchs_statement(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """PostgreSQL, a broker outside the process (handlers tracked): the batch's statement
+    also moves each tracked handler's ``delivered_through`` (when it was at the batch's
+    start), so once the broker has the batch only the commit is left."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("SQLite reads, numbers and flushes (its writers are serialised anyway)")
+    from sqlalchemy import select
+
+    from crm2_core.events import publish
+    from crm2_core.events.models import HandlerCursor
+
+    app = await _probe(crm2_app_factory)
+    await app.context.events.close()
+    async with app.context.session_factory() as session:
+        session.add_all(
+            [
+                HandlerCursor(handler="probe.at_start", start_position=0, delivered_through=0),
+                HandlerCursor(handler="probe.behind", start_position=0, delivered_through=None),
+            ]
+        )
+        for n in range(3):
+            publish(session, probe_plugin.ItemCreated(n=n), subject="marks")
+        await session.commit()
+    sent: list[Envelope] = []
+
+    async def keep(events) -> None:  # type: ignore[no-untyped-def]
+        sent.extend(events)
+
+    tracked = ["probe.at_start", "probe.behind"]
+    seen, stop = _statements(app)
+    try:
+        assert await relay_batch(app.context.session_factory, keep, tracked=tracked) == 3
+    finally:
+        stop()
+    assert len(seen) == 2 and "pg_try_advisory_xact_lock" in seen[0], seen
+    assert [e.position for e in sent] == [1, 2, 3]
+    async with app.context.session_factory() as session:
+        marks = dict(
+            (
+                await session.execute(
+                    select(HandlerCursor.handler, HandlerCursor.delivered_through)
+                )
+            ).all()
+        )
+    assert marks["probe.at_start"] == 3
+    assert marks["probe.behind"] is None  # a gap stays for catch-up
+
+
 async def test_sweep_keeps_the_newest_events_applied_record(crm2_app_factory) -> None:
     from datetime import timedelta
 
