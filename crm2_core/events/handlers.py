@@ -94,9 +94,9 @@ async def _committed_position(session: AsyncSession, event: Envelope, wait_s: fl
     # The handler's own statements wait for locks as configured: the outer select list
     # puts the setting back once the row is out of the lock wait, in the same round trip.
     locked = stmt.with_for_update(read=True, key_share=True).subquery()
-    stmt = select(locked.c.position, func.set_config("lock_timeout", configured, True))
+    waiting: Any = select(locked.c.position, func.set_config("lock_timeout", configured, True))
     try:
-        return (await session.execute(stmt)).scalar()
+        return (await session.execute(waiting)).scalar()
     except DBAPIError:  # lock_timeout: the relay still holds the row
         return None
 

@@ -41,7 +41,7 @@ class BatchingRabbitmqBroker(RabbitmqBroker):
     """``enqueue_batch``: many messages, one transaction; ``enqueue`` is dramatiq's."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(**kwargs)
         self._tx_channel: BlockingChannel | None = None  # of the one thread that batches
         self._returned: set[str] = set()
 

@@ -73,7 +73,7 @@ class _Scripts(dict[str, Any]):
 class DoorbellRedisBroker(RedisBroker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        self.scripts = _Scripts(self.scripts)
+        self.scripts = self._scripts = _Scripts(self.scripts)
 
     @property
     def consumer_class(self) -> type[DoorbellRedisConsumer]:
@@ -84,7 +84,7 @@ class DoorbellRedisBroker(RedisBroker):
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         message = super().enqueue(message, delay=delay)
-        if getattr(self.scripts.local, "calls", None) is None:
+        if getattr(self._scripts.local, "calls", None) is None:
             self.ring({message.queue_name})
         return message
 
@@ -106,12 +106,12 @@ class DoorbellRedisBroker(RedisBroker):
         recorded, just before the pipeline sends it.
         """
         calls: list[tuple[list[Any], list[Any]]] = []
-        self.scripts.local.calls = calls
+        self._scripts.local.calls = calls
         try:
             for message in messages:
                 self.enqueue(message)
         finally:
-            self.scripts.local.calls = None
+            self._scripts.local.calls = None
         if not calls:
             return
         dispatch = self.scripts["dispatch"]
