@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PENDING_FLAG = "crm2_events_pending"  # set by publish() in session.info
 MAX_RELAY_BACKOFF_SECONDS = 30.0
+# Another process's relay held the lock: it may have read the log before our commit,
+# so look again after this (doubling while it stays busy, up to the relay interval).
+RELAY_BUSY_RETRY_SECONDS = 0.005
 
 
 class Broker(Protocol):
@@ -84,6 +87,7 @@ class EventBus:
         self.listeners: list[Listener] = []
         self._wake = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
+        self._busy = False  # the last relay_once found the lock taken
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         # The application's own session class (crm2_core.db.engine.AppSession): a commit
@@ -167,6 +171,7 @@ class EventBus:
                 settings.relay_batch_size,
                 after_commit=self._notify,
                 tracked=list(self.handlers.handlers),
+                on_busy=self._relay_busy,
             )
 
         # The in-process broker's durability is the log (work left undone is queued
@@ -181,14 +186,20 @@ class EventBus:
             _nowhere,
             settings.relay_batch_size,
             after_commit=committed,
+            on_busy=self._relay_busy,
         )
+
+    def _relay_busy(self) -> None:
+        self._busy = True
 
     async def _relay_forever(self) -> None:
         settings = self.context.settings
         backoff = settings.relay_interval_seconds
+        busy_retry = RELAY_BUSY_RETRY_SECONDS
         last_sweep = utcnow() - timedelta(days=1)
         while not self._stopping:
             try:
+                self._busy = False
                 moved = await self.relay_once()
                 backoff = settings.relay_interval_seconds
                 if utcnow() - last_sweep > timedelta(hours=1):
@@ -204,6 +215,11 @@ class EventBus:
                 continue
             if moved >= settings.relay_batch_size or self._stopping:
                 continue
+            if self._busy:
+                await asyncio.sleep(busy_retry)
+                busy_retry = min(busy_retry * 2, settings.relay_interval_seconds)
+                continue
+            busy_retry = RELAY_BUSY_RETRY_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), settings.relay_interval_seconds)
             self._wake.clear()

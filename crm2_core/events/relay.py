@@ -50,6 +50,7 @@ async def relay_batch(
     batch_size: int = 200,
     after_commit: Sink | None = None,
     tracked: Sequence[str] = (),
+    on_busy: Callable[[], None] | None = None,
 ) -> int:
     """Forward one batch of unrelayed events in write order; return how many were forwarded.
 
@@ -59,10 +60,13 @@ async def relay_batch(
     ``tracked``: the handlers ``sink`` delivers to (RabbitMQ, Redis): their
     ``delivered_through`` moves to the batch's end when it was at the batch's
     start, in the same transaction; a gap left by a process without them stays
-    for ``dramatiq_broker.catch_up``.
+    for ``dramatiq_broker.catch_up``. ``on_busy``: called when another relay held
+    the lock (it may have looked before the latest commit: the caller looks again).
     """
     async with session_factory() as session:
         if not await _take_lock(session):
+            if on_busy is not None:
+                on_busy()
             return 0
         postgres = session.get_bind().dialect.name == "postgresql"
         if postgres:  # the statement moves the handlers' marks too

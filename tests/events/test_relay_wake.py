@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
+import probe_plugin
+import pytest
+from helpers import event_rows, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm2_core.events.bus import PENDING_FLAG
+from crm2_core.events.relay import hold_lock
+from crm2_core.testing import TestDatabase
 from crm2_core.testing.pytest_plugin import AppFactory
 
 
@@ -54,3 +62,27 @@ async def test_a_rollback_forgets_the_pending_events(crm2_app_factory: AppFactor
         await session.commit()  # nothing was written since: no wake-up
 
     assert woken == []
+
+
+async def test_a_relay_that_found_the_lock_taken_looks_again_soon(
+    crm2_app_factory: AppFactory, crm2_database: TestDatabase
+) -> None:
+    """Woken by a commit while another process's relay holds the lock (that one may have
+    read the log before the commit), the relay looks again within moments, not on its
+    next poll (made 30 s here)."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("the relay lock: PostgreSQL only (SQLite serialises writers anyway)")
+    app = await crm2_app_factory(extra_plugins=(probe_plugin,), relay_interval_seconds=30)
+    headers = await app.login("agent")
+    async with app.context.session_factory() as other_relay:
+        await hold_lock(other_relay)
+        response = await app.client.post("/api/v1/probe/items", json={"n": 1}, headers=headers)
+        assert response.status_code == 201, response.text
+        event_id = uuid.UUID(response.json()["event_id"])
+        await asyncio.sleep(0.3)  # this relay is woken, finds the lock taken
+        await other_relay.rollback()
+
+    async def relayed() -> bool:
+        return any(r.id == event_id and r.position is not None for r in await event_rows(app))
+
+    await wait_for(relayed, within=5)
