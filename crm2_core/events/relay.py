@@ -4,7 +4,8 @@ Positions are given under a lock held until commit (a PostgreSQL advisory
 transaction lock; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway), so
 they become visible strictly in increasing order: a stream that has seen
 position N can never later find an N-1 it missed. Several relays may run: the
-one that does not get the lock returns at once and tries again on its next tick.
+one that does not get the lock returns at once and looks again moments later (the bus
+retries after 5 ms, doubling while the lock stays taken, up to its poll interval).
 
 The batch is handed to ``sink`` *before* the transaction that marks the rows
 relayed commits: if the process dies in between, the batch is sent again
