@@ -150,7 +150,7 @@ async def create_deal(
     start: Start = None
     if data.stage_id is None:
         # the usual create: whether the client is visible, asked in the pipeline's query
-        seen = clients.visible(visibility).where(clients.id_column == data.client_id).exists()
+        seen = clients.visible_exists(visibility, data.client_id)
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
