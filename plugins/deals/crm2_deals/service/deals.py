@@ -139,7 +139,6 @@ async def create_deal(
     session: AsyncSession,
     principal: Principal,
     data: DealCreate,
-    default_currency: str,
     *,
     context: AppContext,
 ) -> Deal:
@@ -158,7 +157,7 @@ async def create_deal(
         await clients.get_or_404(session, visibility, data.client_id)  # 404 first, as ever
     client_id = data.client_id
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
-    currency = data.currency or default_currency
+    currency = data.currency or context.plugin_settings("deals").default_currency
     value_minor = minor_units(data.value or Decimal(0), currency, "a deal value")
     stage = await _stage_for(session, data.pipeline_id, data.stage_id, start)
     now = utcnow()
