@@ -26,8 +26,10 @@ class NewRow:
 
 
 @lru_cache(maxsize=256)
-def _defaults(model: type) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
-    """``(column, default, default_factory)`` of each of ``model``'s fields that is a column."""
+def _defaults(model: type) -> tuple[tuple[str, Any, Callable[[], Any] | None, bool], ...]:
+    """``(column, default, default_factory, the table's own)`` of each of ``model``'s
+    fields that is a column; "the table's own": no field default, but a column default
+    (``Column(default=…)`` or a server default) the INSERT applies when it is left out."""
     columns = model.__table__.columns  # type: ignore[attr-defined]
     out = []
     for name, field in model.model_fields.items():  # type: ignore[attr-defined]
@@ -35,7 +37,10 @@ def _defaults(model: type) -> tuple[tuple[str, Any, Callable[[], Any] | None], .
             continue
         factory = field.default_factory
         default = None if field.default is PydanticUndefined else field.default
-        out.append((name, default, factory))
+        column = columns[name]
+        omitted = factory is None and default is None and column.default is not None
+        omitted = omitted or (factory is None and default is None and column.server_default)
+        out.append((name, default, factory, bool(omitted)))
     return tuple(out)
 
 
@@ -43,10 +48,10 @@ def new_row(model: type, **values: Any) -> NewRow:
     """``values`` with ``model``'s Python-side defaults filled in (ids, times, versions),
     as constructing ``model(**values)`` would, minus the object."""
     filled = {}
-    for name, default, factory in _defaults(model):
+    for name, default, factory, omitted in _defaults(model):
         if name in values:
             filled[name] = values[name]
-        else:
+        elif not omitted:
             filled[name] = factory() if factory is not None else default
     return NewRow(model.__table__, filled)  # type: ignore[attr-defined]
 
