@@ -14,7 +14,7 @@ from crm2_core.auth.models import User
 from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
-from crm2_core.db.together import insert_together
+from crm2_core.db.together import NewRow, insert_together, new_row
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -30,7 +30,7 @@ from crm2_core.errors import (
     TooManyRequests,
     Unprocessable,
 )
-from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many
+from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many, publish_row
 from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
@@ -154,6 +154,7 @@ __all__ = [
     "LinkIdFilter",
     "LinkInvalid",
     "LinkKindFilter",
+    "NewRow",
     "NotFound",
     "OrderKey",
     "OwnerForbidden",
@@ -210,6 +211,7 @@ __all__ = [
     "list_route",
     "metadata",
     "new_id",
+    "new_row",
     "one_of",
     "page_response",
     "paginate",
@@ -217,6 +219,7 @@ __all__ = [
     "problem_responses",
     "publish",
     "publish_many",
+    "publish_row",
     "query_filters",
     "read_csv",
     "record_routes",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import Table, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -14,16 +16,60 @@ from sqlalchemy.sql.dml import Insert
 Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A new row as plain column values: what ``insert_together`` writes without an ORM
+    object (building a SQLModel table object costs more than the row's whole INSERT)."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+@lru_cache(maxsize=256)
+def _defaults(model: type) -> tuple[tuple[str, Any, Callable[[], Any] | None, bool], ...]:
+    """``(column, default, default_factory, the table's own)`` of each of ``model``'s
+    fields that is a column; "the table's own": no field default, but a column default
+    (``Column(default=…)`` or a server default) the INSERT applies when it is left out."""
+    columns = model.__table__.columns  # type: ignore[attr-defined]
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        if name not in columns:
+            continue
+        factory = field.default_factory
+        default = None if field.default is PydanticUndefined else field.default
+        column = columns[name]
+        omitted = factory is None and default is None and column.default is not None
+        omitted = omitted or (factory is None and default is None and column.server_default)
+        out.append((name, default, factory, bool(omitted)))
+    return tuple(out)
+
+
+def new_row(model: type, **values: Any) -> NewRow:
+    """``values`` with ``model``'s Python-side defaults filled in (ids, times, versions),
+    as constructing ``model(**values)`` would, minus the object."""
+    filled = {}
+    for name, default, factory, omitted in _defaults(model):
+        if name in values:
+            filled[name] = values[name]
+        elif not omitted:
+            filled[name] = factory() if factory is not None else default
+    return NewRow(model.__table__, filled)  # type: ignore[attr-defined]
+
+
 def _values_of(row: Any) -> tuple[Table, dict[str, Any]]:
-    mapper = inspect(type(row))
+    if isinstance(row, NewRow):
+        table, source = row.table, row.values
+        pairs = ((table.c[name], value) for name, value in source.items())
+    else:
+        mapper = inspect(type(row))
+        table = mapper.local_table
+        pairs = ((prop.columns[0], getattr(row, prop.key)) for prop in mapper.column_attrs)
     values: dict[str, Any] = {}
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        value = getattr(row, prop.key)
+    for column, value in pairs:
         if value is None and (column.primary_key or column.server_default is not None):
             continue  # the database's own (a serial key, a server default)
         values[column.name] = value
-    return mapper.local_table, values
+    return table, values
 
 
 def _insert_of(number: int, table: Table, columns: tuple[str, ...]) -> Insert:
@@ -43,21 +89,33 @@ def _statement(shape: Shape) -> Insert:
     return stmt
 
 
+async def _one_by_one(session: AsyncSession, rows: Sequence[Any]) -> None:
+    """In order: ORM objects flushed, plain rows as one INSERT each (after the flush)."""
+    for row in rows:
+        if isinstance(row, NewRow):
+            await session.flush()
+            table, values = _values_of(row)
+            await session.execute(insert(table), values)
+        else:
+            session.add(row)
+    await session.flush()
+
+
 async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
-    """Write ``rows`` (new ORM objects, in dependency order: a parent before its children).
+    """Write ``rows`` (new ORM objects or ``NewRow``s, in dependency order: a parent
+    before its children).
 
     On PostgreSQL one statement does it: the rows but the last as data-modifying CTEs
     of the last one's INSERT (foreign keys are checked at the end of the statement, so a
-    child may name a parent of the same statement). The rows then leave the session:
-    they are written, and a later flush must not write them again; they keep their
-    values (ids and Python-side defaults; not database-side defaults such as serial
-    keys). Elsewhere (SQLite) they are added and flushed as usual.
+    child may name a parent of the same statement). The ORM objects then leave the
+    session: they are written, and a later flush must not write them again; they keep
+    their values (ids and Python-side defaults; not database-side defaults such as
+    serial keys). Elsewhere (SQLite) they are written one by one, in order.
     """
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql" or len(rows) == 1:
-        session.add_all(rows)
-        await session.flush()
+        await _one_by_one(session, rows)
         return
     shape: list[tuple[Table, tuple[str, ...]]] = []
     params: dict[str, Any] = {}
@@ -67,5 +125,5 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
         params.update((f"r{number}_{name}", value) for name, value in values.items())
     await session.execute(_statement(tuple(shape)), params)
     for row in rows:
-        if row in session:
+        if not isinstance(row, NewRow) and row in session:
             session.expunge(row)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm2_core.events.envelope import SYSTEM, Actor, Envelope
-from crm2_core.events.outbox import publish, publish_many
+from crm2_core.events.outbox import publish, publish_many, publish_row
 from crm2_core.events.types import EventData, EventTypeRegistry
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "EventTypeRegistry",
     "publish",
     "publish_many",
+    "publish_row",
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db import new_id, utcnow
+from crm2_core.db.together import NewRow, new_row
 from crm2_core.events.envelope import SYSTEM, Actor
 from crm2_core.events.models import EventRecord
 from crm2_core.events.types import EventData
@@ -22,6 +24,28 @@ def actor_of(principal: Principal | None) -> Actor:
     return Actor(kind=principal.kind, id=str(principal.id))
 
 
+def _fields(
+    event: EventData, subject: uuid.UUID | str, actor: Principal | Actor | None
+) -> dict[str, Any]:
+    if not event.event_type:
+        raise TypeError(f"{type(event).__name__} declares no event type")
+    who = actor if isinstance(actor, Actor) else actor_of(actor)
+    return {
+        "type": event.event_type,
+        "version": event.event_version,
+        "actor_kind": who.kind,
+        "actor_id": who.id,
+        "subject": str(subject),
+        "data": event.model_dump(mode="json"),
+        "trace_context": current_traceparent(),
+    }
+
+
+def _pending(session: AsyncSession) -> None:
+    # wakes the application's relay after commit (EventBus._after_commit)
+    session.sync_session.info["crm2_events_pending"] = True
+
+
 def publish(
     session: AsyncSession,
     event: EventData,
@@ -30,21 +54,25 @@ def publish(
     actor: Principal | Actor | None = None,
 ) -> EventRecord:
     """Add the event to the session's transaction; nothing leaves the process before commit."""
-    if not event.event_type:
-        raise TypeError(f"{type(event).__name__} declares no event type")
-    who = actor if isinstance(actor, Actor) else actor_of(actor)
-    row = EventRecord(
-        type=event.event_type,
-        version=event.event_version,
-        actor_kind=who.kind,
-        actor_id=who.id,
-        subject=str(subject),
-        data=event.model_dump(mode="json"),
-        trace_context=current_traceparent(),
-    )
+    row = EventRecord(**_fields(event, subject, actor))
     session.add(row)
-    # wakes the application's relay after commit (EventBus._after_commit)
-    session.sync_session.info["crm2_events_pending"] = True
+    _pending(session)
+    return row
+
+
+def publish_row(
+    session: AsyncSession,
+    event: EventData,
+    *,
+    subject: uuid.UUID | str,
+    actor: Principal | Actor | None = None,
+) -> NewRow:
+    """The event's outbox row for ``insert_together``, which writes it in the statement
+    that writes the change (``publish`` without an ORM object). Pass the row to
+    ``insert_together`` in this transaction: nothing else writes it.
+    """
+    row = new_row(EventRecord, **_fields(event, subject, actor))
+    _pending(session)
     return row
 
 

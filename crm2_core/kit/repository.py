@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Row, Select, delete, select
+from sqlalchemy import Exists, Row, Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
@@ -56,6 +56,7 @@ class Repository(Generic[M]):
         table = getattr(model, "__table__", None)
         self._columns: tuple[Any, ...] = tuple(table.columns) if table is not None else ()
         self._has_updated_at = hasattr(model, "updated_at")
+        self._exists: dict[bool, Exists] = {}
 
     # -- reads -------------------------------------------------------------------------
 
@@ -67,6 +68,31 @@ class Repository(Generic[M]):
         if self.owner is not None:
             stmt = stmt.where(visibility.where(self.owner))
         return stmt
+
+    def visible_exists(
+        self, visibility: Visibility, id: uuid.UUID
+    ) -> tuple[Exists, dict[str, Any]]:
+        """``EXISTS`` (row ``id`` is visible) to ask inside another query, and the
+        parameters to run that query with.
+
+        The clause is built once per kind of visibility (all rows, one owner's) with
+        bound parameters, so a query that embeds it can be built once too and reuse
+        SQLAlchemy's cached compiled form instead of rebuilding both per request.
+        """
+        restricted = self.owner is not None and not visibility.unrestricted
+        prefix = f"{self.noun}_visible"
+        clause = self._exists.get(restricted)
+        if clause is None:
+            stmt = self.visible(Visibility.system())
+            stmt = stmt.where(self.id_column == bindparam(f"{prefix}_id"))
+            owner: Any = self.owner
+            if restricted:
+                stmt = stmt.where(owner == bindparam(f"{prefix}_owner"))
+            clause = self._exists[restricted] = stmt.exists()
+        params: dict[str, Any] = {f"{prefix}_id": id}
+        if restricted:
+            params[f"{prefix}_owner"] = visibility.owner_id
+        return clause, params
 
     async def get(self, session: AsyncSession, visibility: Visibility, id: uuid.UUID) -> M | None:
         stmt = (

@@ -619,3 +619,40 @@ async def test_in_process_broker_gets_a_batch_once_its_positions_are_committed(
     await app.settle_events()
     assert seen_committed == [True]
     assert await effects(app) == 1
+
+
+async def test_event_row_written_with_plain_rows_commits_and_rolls_back_with_them(
+    crm2_app_factory,
+) -> None:
+    """``publish_row`` + ``insert_together`` with ``NewRow``s (no ORM objects): the change
+    and its event are written together, in order, and a rollback leaves neither; a
+    committed one wakes the relay and reaches the handler like ``publish``'s."""
+    from sqlalchemy import func, select
+
+    from crm2_core.api import insert_together, new_row, publish_row
+
+    app = await _probe(crm2_app_factory)
+
+    async def write(n: int, *, commit: bool) -> uuid.UUID:
+        async with app.context.session_factory() as session:
+            effect = new_row(probe_plugin.ProbeEffect, event_id=uuid.uuid4(), subject="s", n=n)
+            record = publish_row(session, probe_plugin.ItemCreated(n=n), subject="plain")
+            await insert_together(session, [effect, record])
+            assert effect.values["id"] is not None and record.values["id"] is not None
+            await (session.commit() if commit else session.rollback())
+        return uuid.UUID(str(record.values["id"]))
+
+    await write(-5, commit=False)
+    assert await event_rows(app) == []
+    async with app.context.session_factory() as session:
+        count = select(func.count()).select_from(probe_plugin.ProbeEffect)
+        assert (await session.execute(count)).scalar_one() == 0
+    event_id = await write(3, commit=True)
+
+    async def handled() -> bool:
+        return await effects(app, event_id) == 1
+
+    await wait_for(handled)
+    (row,) = await event_rows(app)
+    assert row.id == event_id and row.data == {"n": 3} and row.position == 1
+    assert row.actor_kind == "system"

@@ -259,3 +259,41 @@ async def test_creates_share_one_built_insert_statement(deals: Deals) -> None:
         for d in (await deals.client.get(f"{API}/deals", headers=admin.headers)).json()["items"]
     }
     assert {"One", "Two"} <= titles
+
+
+async def test_start_query_is_built_once_per_kind_of_visibility(deals: Deals) -> None:
+    """The create's one read (client visible + first open stage) is one built statement
+    per kind of caller, run with new parameters; an agent's still sees only their own
+    clients (another agent's is a 404)."""
+    from sqlalchemy import event
+
+    admin, agent, other = (
+        await deals.user("admin"),
+        await deals.user("agent"),
+        await deals.user("agent"),
+    )
+    theirs = await deals.create_client(other.headers)
+    mine = await deals.create_client(agent.headers)
+    invoked: list[object] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, _p: object, context, *_: object
+    ) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT deals_pipeline.id"):
+            invoked.append(context.invoked_statement)
+
+    engine = deals.app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for who, client in ((admin, theirs), (admin, mine), (agent, mine), (agent, mine)):
+            await deals.create_deal(who.headers, client["id"])
+        refused = await deals.client.post(
+            f"{API}/deals",
+            json={"title": "Not mine", "client_id": theirs["id"], "currency": "EUR"},
+            headers=agent.headers,
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert refused.status_code == 404
+    first, second, third, fourth, fifth = invoked[:5]
+    assert first is second and third is fourth is fifth and first is not third

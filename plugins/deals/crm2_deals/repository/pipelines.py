@@ -6,10 +6,11 @@ Pipelines are shared by everyone; the summary counts only the deals the caller m
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Exists, delete, exists, func, select, true, update
+from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -72,19 +73,35 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
     return await session.get(Stage, stage_id)
 
 
-async def pipeline_with_first_open_stage(
-    session: AsyncSession, pipeline_id: uuid.UUID | None, *, also: Exists | None = None
-) -> tuple[Pipeline, Stage | None, bool] | None:
-    """The pipeline (``pipeline_id``, else the default one), its first open stage and the
-    answer to ``also`` (an ``EXISTS`` asked in the same query; ``True`` without one), in
-    one query (a new deal's start; ``None``: no such pipeline)."""
+@lru_cache(maxsize=16)
+def _first_open_stage(by_id: bool, also: Exists | None) -> Select[Pipeline, Stage, bool]:
+    """A new deal's start query, built once per shape (see ``Repository.visible_exists``)."""
     order = [k.ordering() for k in PIPELINE_ORDER]
     stmt = select(Pipeline, Stage, also if also is not None else true()).outerjoin(
         Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open")
     )
-    if pipeline_id is not None:
-        stmt = stmt.where(col(Pipeline.id) == pipeline_id)
-    row = (await session.execute(stmt.order_by(*order, col(Stage.position)).limit(1))).first()
+    if by_id:
+        stmt = stmt.where(col(Pipeline.id) == bindparam("start_pipeline_id"))
+    return stmt.order_by(*order, col(Stage.position)).limit(1)
+
+
+async def pipeline_with_first_open_stage(
+    session: AsyncSession,
+    pipeline_id: uuid.UUID | None,
+    *,
+    also: tuple[Exists, Mapping[str, Any]] | None = None,
+) -> tuple[Pipeline, Stage | None, bool] | None:
+    """The pipeline (``pipeline_id``, else the default one), its first open stage and the
+    answer to ``also`` (an ``EXISTS`` asked in the same query, with its parameters;
+    ``True`` without one), in one query (a new deal's start; ``None``: no such pipeline).
+
+    ``also``'s clause should be built once (``Repository.visible_exists``): the whole
+    statement is cached per clause.
+    """
+    clause, params = also if also is not None else (None, {})
+    stmt = _first_open_stage(pipeline_id is not None, clause)
+    values = {**params, "start_pipeline_id": pipeline_id} if pipeline_id is not None else params
+    row = (await session.execute(stmt, values)).first()
     return None if row is None else (row[0], row[1], bool(row[2]))
 
 

@@ -46,12 +46,6 @@ deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)
 DealFiltersDep = Annotated[repo.DealFilters, Depends(deal_filters)]
 
 
-async def default_currency(context: ContextDep) -> str:
-    """The currency of a deal created without one (CRM2_DEALS_DEFAULT_CURRENCY)."""
-    currency: str = context.plugin_settings("deals").default_currency
-    return currency
-
-
 list_route(
     router, "/deals", service.public, response_model=DealPublic, permission="deals:read",
     fetch=service.list_deals, filters=deal_filters, sorts=repo.DEAL_SORTS, name="list_deals",
@@ -60,7 +54,7 @@ list_route(
 create_route(
     router, "/deals", service.public, response_model=DealPublic, permission="deals:write",
     body=DealCreate, create=service.create_deal, location="/deals/{id}", name="create_deal",
-    params={"default_currency": Annotated[str, Depends(default_currency)], "context": ContextDep},
+    params={"context": ContextDep},
     doc="Create a deal (default pipeline and its first open stage unless given).",
 )  # fmt: skip
 
