@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -472,11 +473,20 @@ class Envs:
             return self._made[name].prepare(template=source.pg_name)
 
     def close(self) -> None:
-        for env in [*self._made.values(), *self._templates.values()]:
+        """Drop every database side by side: each DROP DATABASE waits for a checkpoint,
+        and concurrent drops share one (one after the other, ~3 s each on a loaded
+        machine, they took a minute of the quick run)."""
+
+        def close(env: Crm2Env) -> None:
             try:
                 env.close()
             except Exception as exc:
                 log(f"clean-up of {env.name} failed: {exc}")
+
+        envs = [*self._made.values(), *self._templates.values()]
+        if envs:
+            with spent("drop databases"), ThreadPoolExecutor(max_workers=min(8, len(envs))) as pool:
+                list(pool.map(close, envs))
 
 
 # -- results --------------------------------------------------------------------------
