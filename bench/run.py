@@ -103,13 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     envs = Envs(workdir)
     run_started = time.perf_counter()
     try:
-        log(f"preparing the environments of {', '.join(wanted)}")
-        before, began = SPENT.copy(), time.perf_counter()
-        prepare(wanted, envs, profile)
-        timing["prepare"] = _timing(time.perf_counter() - began, SPENT - before)
-        log(f"preparing took {timing['prepare']['wall']:.0f} s (steps side by side: " + ", ".join(
-            f"{kind} {secs:.0f} s" for kind, secs in timing["prepare"].items() if kind != "wall"
-        ) + ")")  # fmt: skip
+        if any(key in PREPARE for key in wanted):
+            log(f"preparing the environments of {', '.join(k for k in wanted if k in PREPARE)}")
+            before, began = SPENT.copy(), time.perf_counter()
+            prepare(wanted, envs, profile)
+            timing["prepare"] = _timing(time.perf_counter() - began, SPENT - before)
+            log(f"preparing took {timing['prepare']['wall']:.0f} s (steps side by side: "
+                + ", ".join(f"{kind} {secs:.0f} s" for kind, secs in timing["prepare"].items()
+                            if kind != "wall") + ")")  # fmt: skip
         for key in wanted:
             log(f"scenario {key} ({'quick' if args.quick else 'full'})")
             before, began = SPENT.copy(), time.perf_counter()
