@@ -1,6 +1,6 @@
 """crm2 benchmark harness: each scenario against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [--quick] [--only 1,7]
+    .venv/bin/python bench/run.py [--quick] [--only 1,7|all]
 
 For every scenario the crm2 variant and its baseline are measured interleaved
 (A B A B …): one warm-up round, then the measured rounds. Each round gives a ratio
@@ -22,12 +22,14 @@ import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, FULL, QUICK, REPO, SPENT, Envs, Metric, log, markdown
-from scenarios import SCENARIOS
+from harness import BENCH, FULL, QUICK, REPO, SPENT, Envs, Metric, Profile, log, markdown
+from scenarios import PREPARE, SCENARIOS
+from scenarios import QUICK as QUICK_SCENARIOS
 
 
 def compile_sources() -> None:
@@ -51,15 +53,43 @@ def _timing(wall: float, by_kind: dict[str, float]) -> dict[str, float]:
     return {"wall": round(wall, 1), **{kind: round(secs, 1) for kind, secs in kinds}}
 
 
+def chosen(only: str, quick: bool) -> list[str]:
+    """The scenarios to run: ``--only``'s (``all``: every one), else every one for the
+    full run and the request path's (``scenarios.QUICK``) for ``--quick``."""
+    wanted = [s.strip() for s in only.split(",") if s.strip()]
+    if wanted == ["all"] or (not wanted and not quick):
+        return list(SCENARIOS)
+    return wanted or list(QUICK_SCENARIOS)
+
+
+def prepare(wanted: list[str], envs: Envs, profile: Profile) -> None:
+    """Make the chosen scenarios' environments concurrently (``scenarios.PREPARE``).
+
+    Migrations and seeding are separate processes (``crm2 migrate``, ``crm2 … seed-load``,
+    PostgreSQL's COPY), so on 2 cores, or on a machine shared with other processes, they
+    finish sooner side by side. A failure is logged and left to the scenario, which
+    makes (or fails to make) its environment again when it runs.
+    """
+    steps = list(dict.fromkeys(PREPARE[key] for key in wanted if key in PREPARE))
+    if not steps:
+        return
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        for future in [pool.submit(step, envs, profile) for step in steps]:
+            if (error := future.exception()) is not None:
+                log(f"preparing an environment failed (its scenario retries): {error!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="crm2 benchmarks (ratios vs baselines)")
-    parser.add_argument("--quick", action="store_true", help="2 short rounds, small data")
-    parser.add_argument("--only", default="", help="comma-separated scenarios, e.g. 1,3b,7")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 short rounds, small data, the request-path scenarios")  # fmt: skip
+    parser.add_argument("--only", default="",
+                        help="comma-separated scenarios, e.g. 1,3b,7, or 'all'")  # fmt: skip
     parser.add_argument("--results-dir", default=str(BENCH / "results"))
     args = parser.parse_args(argv)
 
     profile = QUICK if args.quick else FULL
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or list(SCENARIOS)
+    wanted = chosen(args.only, args.quick)
     unknown = [s for s in wanted if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; implemented: {', '.join(SCENARIOS)}")
@@ -73,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     envs = Envs(workdir)
     run_started = time.perf_counter()
     try:
+        if any(key in PREPARE for key in wanted):
+            log(f"preparing the environments of {', '.join(k for k in wanted if k in PREPARE)}")
+            before, began = SPENT.copy(), time.perf_counter()
+            prepare(wanted, envs, profile)
+            timing["prepare"] = _timing(time.perf_counter() - began, SPENT - before)
+            log(f"preparing took {timing['prepare']['wall']:.0f} s (steps side by side: "
+                + ", ".join(f"{kind} {secs:.0f} s" for kind, secs in timing["prepare"].items()
+                            if kind != "wall") + ")")  # fmt: skip
         for key in wanted:
             log(f"scenario {key} ({'quick' if args.quick else 'full'})")
             before, began = SPENT.copy(), time.perf_counter()

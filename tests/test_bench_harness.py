@@ -7,8 +7,12 @@ checked on every test run.
 
 from __future__ import annotations
 
+import http.server
 import importlib
+import json
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -138,3 +142,186 @@ def test_the_run_reports_each_kind_of_step_even_when_it_fails(bench_modules: dic
     run = importlib.import_module("run")
     report = run._timing(10.0, {"server start": 1.0, "load runs": 4.0})
     assert list(report) == ["wall", "load runs", "server start"]
+
+
+# -- the quick run (issue 17: under 3 minutes, on every change to the request path) ----
+
+REQUEST_PATH = ["1", "1c", "2", "3", "4", "4b", "5", "7", "10", "16", "17"]
+
+
+def test_the_quick_run_picks_the_request_path_and_only_can_pick_anything(
+    bench_modules: dict,
+) -> None:
+    scenarios = bench_modules["scenarios"]
+    assert scenarios.QUICK == REQUEST_PATH
+    assert set(scenarios.QUICK) <= set(scenarios.SCENARIOS)
+    run = importlib.import_module("run")
+    assert run.chosen("", quick=True) == REQUEST_PATH
+    assert run.chosen("", quick=False) == ISSUE_SCENARIOS  # the full run: every scenario
+    assert run.chosen("all", quick=True) == ISSUE_SCENARIOS
+    assert run.chosen("11, 15", quick=True) == ["11", "15"]  # the data scenarios, small
+
+
+def test_the_full_profile_keeps_its_loads_and_the_quick_one_skips_warm_up_p99_runs(
+    bench_modules: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = bench_modules["harness"]
+    full, quick = harness.FULL, harness.QUICK
+    assert (full.rounds, full.warmup, full.closed_s, full.open_s) == (5, 1, 8.0, 5.0)
+    assert full.open_client == "httpx" and quick.open_client == "raw"
+    runs: list[dict] = []
+    monkeypatch.setattr(
+        harness, "measure_http", lambda *args, **opts: runs.append(opts) or {"ok": 1}
+    )
+    server = harness.Server("s", [], {}, Path("."), 1)
+    assert harness.measure_open(server, "u", quick, False, 10.0)["ok"] == 0
+    assert runs == []
+    harness.measure_open(server, "u", quick, True, 10.0)
+    harness.measure_open(server, "u", full, False, 10.0)  # the full run warms up as before
+    assert [(r["client"], r["rate"]) for r in runs] == [("raw", 10.0), ("httpx", 10.0)]
+
+
+class _Recorded:
+    def __init__(self, name: str, calls: list[str], fails: bool = False) -> None:
+        self.name, self.calls, self.fails, self.url = name, calls, fails, f"http://{name}"
+
+    def start(self) -> None:
+        self.calls.append(f"start {self.name}")
+
+    def wait_ready(self, url: str, timeout: float) -> float:
+        self.calls.append(f"ready {self.name}")
+        if self.fails:
+            raise TimeoutError(url)
+        return 0.0
+
+    def stop(self) -> None:
+        self.calls.append(f"stop {self.name}")
+
+
+def test_servers_start_together_and_all_stop_when_one_fails(bench_modules: dict) -> None:
+    harness = bench_modules["harness"]
+    calls: list[str] = []
+    with harness.running(_Recorded("a", calls), _Recorded("b", calls)) as (a, b):
+        assert calls == ["start a", "start b", "ready a", "ready b"]  # start-ups overlap
+        assert (a.name, b.name) == ("a", "b")
+    calls.clear()
+    with (
+        pytest.raises(TimeoutError),
+        harness.running(_Recorded("a", calls, fails=True), _Recorded("b", calls)),
+    ):
+        pass
+    assert calls == ["start a", "start b", "ready a", "stop a", "stop b"]
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the servers under test
+    delay_s = 0.0
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        type(self).bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay_s)
+        self.send_response(201)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_server() -> Iterator[tuple[str, type[_SlowHandler]]]:
+    handler = type("Handler", (_SlowHandler,), {"bodies": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/deals", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _open_raw(load: ModuleType, url: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+              *args: str) -> dict:  # fmt: skip
+    body = tmp_path / "body.json"
+    body.write_bytes(b'{"title": "x"}')
+    argv = ["open", "--url", url, "--client", "raw", "--method", "POST", "--body-file", str(body)]
+    assert load.main([*argv, *args]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_the_raw_open_loop_client_sends_every_request_of_its_schedule(
+    bench_modules: dict, slow_server: tuple, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    url, handler = slow_server
+    out = _open_raw(bench_modules["load"], url, tmp_path, capsys,
+                    "--rate", "200", "--duration", "0.25", "--connections", "8")  # fmt: skip
+    assert (out["client"], out["ok"], out["errors"], out["statuses"]) == ("raw", 50, 0, {"201": 50})
+    assert handler.bodies == [b'{"title": "x"}'] * 50
+
+
+def test_the_raw_open_loop_client_charges_queueing_to_the_server(
+    bench_modules: dict, slow_server: tuple, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One connection, a 40 ms server, 100 requests/s: each request waits for the ones
+    before it, and that wait counts from its intended send time (no coordinated omission)."""
+    url, handler = slow_server
+    handler.delay_s = 0.04
+    out = _open_raw(bench_modules["load"], url, tmp_path, capsys,
+                    "--rate", "100", "--duration", "0.2", "--connections", "1")  # fmt: skip
+    assert out["ok"] == 20
+    # the 20th request was due at 0.19 s and answered after 20 x 40 ms = 0.8 s
+    assert out["latency"]["max_ms"] > 500
+    assert out["latency"]["p50_ms"] > 100
+
+
+def test_concurrent_environments_copy_their_template_only_once_it_is_migrated(
+    bench_modules: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = bench_modules["harness"]
+    events: list[str] = []
+
+    def prepare(self: object, template: str | None = None) -> object:
+        name = self.name  # type: ignore[attr-defined]
+        if template is None:
+            events.append(f"migrate {name}")
+            time.sleep(0.1)  # the other thread asks for its copy meanwhile
+            events.append(f"migrated {name}")
+        else:
+            events.append(f"copy {name}")
+        self._ready = True  # type: ignore[attr-defined]
+        return self
+
+    monkeypatch.setattr(harness.Crm2Env, "prepare", prepare)
+    envs = harness.Envs(tmp_path)
+    threads = [threading.Thread(target=envs.get, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert events[:2] == ["migrate tpl0", "migrated tpl0"]
+    assert sorted(events[2:]) == ["copy a", "copy b"]
+
+
+def test_the_run_prepares_each_environment_once_and_side_by_side(
+    bench_modules: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = importlib.import_module("run")
+    both_running = threading.Barrier(2, timeout=5)
+    calls: list[str] = []
+
+    def step(name: str) -> object:
+        def prepare(_envs: object, _profile: object) -> None:
+            calls.append(name)
+            both_running.wait()  # breaks (and fails the test) unless the two overlap
+
+        return prepare
+
+    main, events = step("main"), step("events")
+    monkeypatch.setattr(run, "PREPARE", {"1": main, "1c": main, "4": events, "4b": events})
+    errors: list[str] = []
+    monkeypatch.setattr(run, "log", errors.append)
+    run.prepare(["1", "1c", "4", "4b", "8"], object(), run.QUICK)
+    assert sorted(calls) == ["events", "main"] and errors == []

@@ -5,10 +5,9 @@ the asyncpg baseline server, and large data sets seeded once per run.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-from harness import BASELINES, HOST, PYTHON, Crm2Env, Envs, Server, log
+from harness import Crm2Env, Envs, Server, log, uvicorn_app
 
 DEALS_PATH = "/api/v1/deals/deals"
 # Env name -> deals seeded into it (a data set is seeded once and shared by 3 and 3b).
@@ -50,21 +49,20 @@ def seeded_env(envs: Envs, name: str, deals: int) -> Crm2Env:
     and the visibility map see the real table, as they would after autovacuum.
     """
     env = envs.get(name)
-    if _SEEDED.get(name) != deals:
-        if name in _SEEDED:
-            raise RuntimeError(f"environment {name} already holds {_SEEDED[name]} deals")
-        clients = max(1, deals // 10)
-        log(f"seeding {name}: {clients:,} clients, {deals:,} deals")
-        env.crm2("deals", "seed-load", "--clients", str(clients), "--deals", str(deals),
-                 timeout=900)  # fmt: skip
-        execute(env.asyncpg_dsn, "VACUUM ANALYZE deals_deal")
-        _SEEDED[name] = deals
+    with envs.lock(f"seed {name}"):
+        if _SEEDED.get(name) != deals:
+            if name in _SEEDED:
+                raise RuntimeError(f"environment {name} already holds {_SEEDED[name]} deals")
+            clients = max(1, deals // 10)
+            log(f"seeding {name}: {clients:,} clients, {deals:,} deals")
+            env.crm2("deals", "seed-load", "--clients", str(clients), "--deals", str(deals),
+                     timeout=900)  # fmt: skip
+            execute(env.asyncpg_dsn, "VACUUM ANALYZE deals_deal")
+            _SEEDED[name] = deals
     return env
 
 
-def asyncpg_baseline(env: Crm2Env, port: int, **extra_env: str) -> Server:
+def asyncpg_baseline(env: Crm2Env, port: int | None = None, **extra_env: str) -> Server:
     """``raw_asyncpg_deals.py`` on ``env``'s database (one uvicorn worker)."""
-    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "raw_asyncpg_deals:app",
-           "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    server_env = dict(os.environ, BENCH_DSN=env.asyncpg_dsn, **extra_env)
-    return Server("raw_asyncpg_deals", cmd, server_env, env.workdir)
+    return uvicorn_app("raw_asyncpg_deals", env.workdir, port, BENCH_DSN=env.asyncpg_dsn,
+                       **extra_env)  # fmt: skip

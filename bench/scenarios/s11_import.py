@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
-from harness import BASELINES, HOST, PYTHON, Envs, Metric, Profile, free_port, log, rounds
+from harness import BASELINES, PYTHON, Envs, Metric, Profile, log, rounds, running
 
 from scenarios.deals_common import execute, sql
 
@@ -76,13 +76,11 @@ def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
     request_rate = Metric(label, "rows/s, in the request", "rows/s", True)
     baseline_cmd = [PYTHON, str(BASELINES / "insert_clients.py"), "--dsn", env.asyncpg_dsn,
                     "--csv", str(csv_path)]  # fmt: skip
-    port = free_port()
-    base = f"http://{HOST}:{port}"
     settings = {"CRM2_DEALS_IMPORT_MAX_ROWS": str(rows), "CRM2_SCHEDULER_ENABLED": "false"}
     if os.environ.get("BENCH_S11_PLUGINS"):
         settings["CRM2_PLUGINS"] = os.environ["BENCH_S11_PLUGINS"]
-    with env.serve(port, **settings) as server:
-        server.wait_ready(f"{base}/healthz")
+    with running(env.serve(**settings)) as (server,):
+        base = server.url
         token = env.login(base)
         for number, measured in rounds(profile):
             execute(env.asyncpg_dsn, TRUNCATE)

@@ -15,7 +15,6 @@ PostgreSQL's ``COPY (SELECT …) TO STDOUT WITH CSV`` of the same rows through a
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -25,17 +24,15 @@ from typing import Any
 import asyncpg
 import httpx
 from harness import (
-    BASELINES,
-    HOST,
-    PYTHON,
     Envs,
     Metric,
     Profile,
     Server,
     cpu_seconds,
-    free_port,
     log,
     rounds,
+    running,
+    uvicorn_app,
 )
 
 from scenarios.deals_common import sql
@@ -89,11 +86,8 @@ def scenario_12a(envs: Envs, profile: Profile) -> list[Metric]:
     cpu = Metric(label, "server CPU/req", "ms", False)
     p50 = Metric(label, "p50 closed-loop", "ms", False)
     env = envs.get("payments")
-    app_port, base_port = free_port(), free_port()
-    with env.serve(app_port) as app:
-        app_url = f"http://{HOST}:{app_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        headers = {"Authorization": f"Bearer {env.login(app_url)}"}
+    with env.served() as (app, headers):
+        app_url = app.url
         made = httpx.post(
             f"{app_url}/api/v1/payments/payments",
             timeout=30,
@@ -103,29 +97,11 @@ def scenario_12a(envs: Envs, profile: Profile) -> list[Metric]:
         made.raise_for_status()
         payment = made.json()
         path = f"/api/v1/payments/payments/{payment['id']}/allocations"
-        cmd = [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(BASELINES),
-            "raw_asyncpg_payments:app",
-            "--host",
-            HOST,
-            "--port",
-            str(base_port),
-            "--log-level",
-            "warning",
-        ]
-        base_env = dict(
-            os.environ,
-            BENCH_DSN=env.asyncpg_dsn,
-            BENCH_PAYMENT_ID=payment["id"],
-            BENCH_OWNER_ID=payment["owner_id"],
-        )
-        with Server("raw_asyncpg_payments", cmd, base_env, env.workdir) as bare:
-            bare_url = f"http://{HOST}:{base_port}"
-            bare.wait_ready(f"{bare_url}/healthz")
+        baseline = uvicorn_app("raw_asyncpg_payments", env.workdir, BENCH_DSN=env.asyncpg_dsn,
+                               BENCH_PAYMENT_ID=payment["id"],
+                               BENCH_OWNER_ID=payment["owner_id"])  # fmt: skip
+        with running(baseline) as (bare,):
+            bare_url = bare.url
             variants = {
                 "crm2": (app, app_url + path, headers),
                 "baseline": (bare, bare_url + path, {}),
@@ -240,11 +216,8 @@ def scenario_12b(envs: Envs, profile: Profile) -> list[Metric]:
     env = envs.get("payx")
     (admin,) = sql(env.asyncpg_dsn, "SELECT id FROM auth_user LIMIT 1")
     asyncio.run(_fill(env.asyncpg_dsn, count, admin["id"]))
-    app_port = free_port()
-    with env.serve(app_port) as app:
-        app_url = f"http://{HOST}:{app_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        headers = {"Authorization": f"Bearer {env.login(app_url)}"}
+    with env.served() as (app, headers):
+        app_url = app.url
         for number, measured in rounds(profile):
             started = time.perf_counter()
             size = 0

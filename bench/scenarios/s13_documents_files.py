@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import BASELINES, HOST, PYTHON, Envs, Metric, Profile, Server, free_port, log
+from harness import Envs, Metric, Profile, Server, log, running, uvicorn_app
 from harness import rounds as profile_rounds
 
 SIZE = 10 * 1024 * 1024
@@ -100,19 +100,14 @@ def scenario_13(envs: Envs, profile: Profile) -> list[Metric]:
     up = Metric(label, "upload", "ms", False, target_ratio=2.0)
     down = Metric(label, "download", "ms", False, target_ratio=2.0)
     rss = Metric(label, "server RSS growth during upload", "MB", False, target_crm2_max=8.0)
-    app_port, base_port = free_port(), free_port()
-    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_files:app",
-           "--host", HOST, "--port", str(base_port), "--log-level", "warning"]  # fmt: skip
-    base_env = dict(os.environ, BENCH_FILES_ROOT=str(env.workdir / "bench-bare-files"))
+    baseline = uvicorn_app("bare_files", env.workdir,
+                           BENCH_FILES_ROOT=str(env.workdir / "bench-bare-files"))  # fmt: skip
     with (
-        env.serve(app_port) as app,
-        Server("bare_files", cmd, base_env, env.workdir) as bare,
+        running(env.serve(), baseline) as (app, bare),
         httpx.Client(timeout=120) as client,
     ):
-        app_url, bare_url = f"http://{HOST}:{app_port}", f"http://{HOST}:{base_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        bare.wait_ready(f"{bare_url}/healthz")
-        headers = {"Authorization": f"Bearer {env.login(app_url)}"}
+        app_url, bare_url = app.url, bare.url
+        headers = env.bearer(app_url)
         for number, measured in profile_rounds(profile):
             path = _file(env.workdir, number)
             made = client.post(app_url + API, json={"title": f"bench {number}"}, headers=headers)

@@ -17,41 +17,35 @@ both), CPU ms/request.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import httpx
 from harness import (
-    BASELINES,
-    HOST,
     JWT_SECRET,
-    PYTHON,
     Crm2Env,
     Envs,
     Metric,
     Profile,
     Server,
-    free_port,
     log,
     measure_http,
     rounds,
+    running,
+    uvicorn_app,
 )  # fmt: skip
 
 from scenarios.deals_common import DEALS_PATH
-from scenarios.s2_create import _check_same_row, _deal_body, _make_client
+from scenarios.s2_create import _check_same_row, first_deal
 from scenarios.s3_list import PAGE, _ids, fetch_page, large_env, page_url, sizes
 
 TARGET = 3.0
 
 
-def template_server(env: Crm2Env, port: int, **extra_env: str) -> Server:
+def template_server(env: Crm2Env, **extra_env: str) -> Server:
     """``fastapi_template_deals.py`` on ``env``'s database (one uvicorn worker)."""
-    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "fastapi_template_deals:app",
-           "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
     url = "postgresql+psycopg://" + env.asyncpg_dsn.split("://", 1)[1]
-    server_env = dict(os.environ, BENCH_SQLA_URL=url, BENCH_JWT_SECRET=JWT_SECRET, **extra_env)
-    return Server("fastapi_template", cmd, server_env, env.workdir)
+    return uvicorn_app("fastapi_template_deals", env.workdir, BENCH_SQLA_URL=url,
+                       BENCH_JWT_SECRET=JWT_SECRET, **extra_env)  # fmt: skip
 
 
 def scenario_16(envs: Envs, profile: Profile) -> list[Metric]:
@@ -65,23 +59,16 @@ def scenario_16(envs: Envs, profile: Profile) -> list[Metric]:
         ("list", "rps"): Metric(listing, "req/s", "req/s", True, target_ratio=TARGET),
         ("list", "cpu"): Metric(listing, "server CPU/req", "ms", False),
     }
-    app_port = free_port()
-    with env.serve(app_port) as app:
-        app_url = f"http://{HOST}:{app_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        headers = {"Authorization": f"Bearer {env.login(app_url)}"}
-        body = _deal_body(_make_client(app_url, headers))
-        first = httpx.post(f"{app_url}{DEALS_PATH}", headers=headers, json=body, timeout=30)
-        first.raise_for_status()
-        deal = first.json()
+    with env.served() as (app, headers):
+        app_url = app.url
         body_file = env.workdir / "s16-body.json"
-        body_file.write_text(json.dumps(body))
+        deal = first_deal(app_url, headers, body_file)
         ids = {"BENCH_PIPELINE_ID": deal["pipeline_id"], "BENCH_STAGE_ID": deal["stage_id"]}
-        port = free_port()
-        with template_server(env, port, **ids) as tpl:
-            tpl_url = f"http://{HOST}:{port}"
-            tpl.wait_ready(f"{tpl_url}/healthz")
-            answer = httpx.post(f"{tpl_url}{DEALS_PATH}", headers=headers, json=body, timeout=30)
+        with running(template_server(env, **ids)) as (tpl,):
+            tpl_url = tpl.url
+            answer = httpx.post(f"{tpl_url}{DEALS_PATH}", content=body_file.read_bytes(),
+                                headers={**headers, "Content-Type": "application/json"},
+                                timeout=30)  # fmt: skip
             answer.raise_for_status()
             _check_same_row(env.asyncpg_dsn, deal, answer.json())
             if httpx.get(f"{tpl_url}{DEALS_PATH}", timeout=30).status_code != 401:

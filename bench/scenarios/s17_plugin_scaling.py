@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HOST, Envs, Metric, Profile, Server, free_port, log, measure_http, rounds
+from harness import Crm2Env, Envs, Metric, Profile, Server, log, measure_http, rounds, running
 
 COUNTS = (1, 6, 12)
 ITEMS = 20
@@ -63,28 +63,30 @@ def enabled(count: int) -> str:
     return ",".join(plugin_name(n) for n in range(1, count + 1))
 
 
+def plugins_env(envs: Envs, _profile: Profile | None = None) -> Crm2Env:
+    """The database migrated with ``synth01`` … ``synth12``, written once per run."""
+    top = max(COUNTS)
+    with envs.lock("s17 plugins"):
+        site = envs.workdir / "s17-site"
+        if not site.exists():
+            site = write_plugins(envs.workdir, top)
+    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return envs.get("plugins", PYTHONPATH=pythonpath, CRM2_PLUGINS=enabled(top))
+
+
 def scenario_17(envs: Envs, profile: Profile) -> list[Metric]:
     """Server CPU per request of synth01's list with 12 (and 6) vs 1 plugins enabled."""
     top = max(COUNTS)
-    site = write_plugins(envs.workdir, top)
-    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    env = envs.get("plugins", PYTHONPATH=pythonpath, CRM2_PLUGINS=enabled(top))
+    env = plugins_env(envs)
     path = f"/api/v1/{plugin_name(1)}/items?limit=50"
     label = f"17 GET {path}, N plugins vs 1"
     cpu12 = Metric(label, f"server CPU/req, {top} vs 1 plugins", "ms", False, target_ratio=1.1)
     cpu6 = Metric(label, "server CPU/req, 6 vs 1 plugins", "ms", False)
     rps12 = Metric(label, f"req/s, {top} vs 1 plugins", "req/s", True)
-    ports = {count: free_port() for count in COUNTS}
-    servers: dict[int, Server] = {
-        count: env.serve(port, CRM2_PLUGINS=enabled(count)) for count, port in ports.items()
-    }
-    try:
-        for server in servers.values():
-            server.start()
-        urls = {count: f"http://{HOST}:{port}" for count, port in ports.items()}
-        for count, server in servers.items():
-            server.wait_ready(f"{urls[count]}/healthz", timeout=60)
-        headers = {"Authorization": f"Bearer {env.login(urls[1])}"}
+    servers: dict[int, Server] = {count: env.serve(CRM2_PLUGINS=enabled(count)) for count in COUNTS}
+    with running(*servers.values()):
+        urls = {count: server.url for count, server in servers.items()}
+        headers = env.bearer(urls[1])
         for n in range(ITEMS):
             item = {"title": f"Item {n}", "amount": "12.50"}
             answer = httpx.post(f"{urls[1]}/api/v1/{plugin_name(1)}/items", headers=headers,
@@ -111,7 +113,4 @@ def scenario_17(envs: Envs, profile: Profile) -> list[Metric]:
                 cpu12.add(got[top]["cpu_ms_per_req"], got[1]["cpu_ms_per_req"])
                 cpu6.add(got[6]["cpu_ms_per_req"], got[1]["cpu_ms_per_req"])
                 rps12.add(got[top]["rps"], got[1]["rps"])
-    finally:
-        for server in servers.values():
-            server.stop()
     return [cpu12, cpu6, rps12]

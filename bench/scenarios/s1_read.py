@@ -10,23 +10,22 @@ scenario 9 (the same request with and without the Redis rate limiter).
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import httpx
 from harness import (
-    BASELINES,
-    HOST,
     JWT_SECRET,
-    PYTHON,
+    Crm2Env,
     Envs,
     Metric,
     Profile,
     Server,
-    free_port,
     log,
     measure_http,
+    measure_open,
     rounds,
+    running,
+    uvicorn_app,
 )  # fmt: skip
 
 S1_PATH = "/api/v1/auth/me"
@@ -60,11 +59,11 @@ def compare_get(
                                   headers=headers)  # fmt: skip
             if open_rate is None:
                 # capped: past ~500/s the httpx open-loop client itself falls behind on
-                # this machine and would charge its own queueing to both sides
+                # a quiet 2-core machine and would charge its own queueing to both sides
                 open_rate = min(OPEN_RATE_CAP, max(10.0, round(closed["rps"] * 0.5)))
                 p99.name = f"p99 open-loop @{open_rate:g}/s"
-            opened = measure_http(server, "open", url + path, profile.open_s, rate=open_rate,
-                                  connections=64, client="httpx", headers=headers)  # fmt: skip
+            opened = measure_open(server, url + path, profile, measured, open_rate,
+                                  headers=headers)  # fmt: skip
             got[variant] = {"closed": closed, "open": opened}
             if closed["errors"] > 0.01 * closed["ok"]:  # a wrong answer, not a slow one
                 raise RuntimeError(f"{variant}: {closed['errors']} failed {closed['statuses']}")
@@ -101,57 +100,57 @@ S1_RESOURCES = {
 def scenario_1(envs: Envs, profile: Profile) -> list[Metric]:
     """Authenticated GETs of small JSON resources vs bare Starlette with the same bytes."""
     crm2 = envs.get()
-    app_port = free_port()
     found: list[Metric] = []
-    with crm2.serve(app_port) as app:
-        app_url = f"http://{HOST}:{app_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        headers = {"Authorization": f"Bearer {crm2.login(app_url)}"}
-        for path, label in S1_RESOURCES.items():
-            metrics = read_metrics(label, 0.55)
-            answer = httpx.get(f"{app_url}{path}", headers=headers, timeout=10)
+    with crm2.served() as (app, headers):
+        answers = {}
+        for number, path in enumerate(S1_RESOURCES):
+            answer = httpx.get(f"{app.url}{path}", headers=headers, timeout=10)
             answer.raise_for_status()
-            body_file = crm2.workdir / "s1-body.json"
+            body_file = crm2.workdir / f"s1-body-{number}.json"
             body_file.write_bytes(answer.content)
-            env = dict(os.environ, BENCH_BODY_FILE=str(body_file), BENCH_PATH=path)
-            port = free_port()
-            cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_starlette:app",
-                   "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-            with Server("bare_starlette", cmd, env, crm2.workdir) as bare:
-                bare_url = f"http://{HOST}:{port}"
-                bare.wait_ready(f"{bare_url}/healthz")
-                if httpx.get(f"{bare_url}{path}", timeout=10).content != answer.content:
+            answers[path] = answer
+        bares = {
+            path: uvicorn_app("bare_starlette", crm2.workdir, BENCH_BODY_FILE=str(
+                crm2.workdir / f"s1-body-{number}.json"), BENCH_PATH=path)
+            for number, path in enumerate(S1_RESOURCES)
+        }  # fmt: skip
+        raw = raw_asyncpg_me(crm2, answers[S1_PATH].json())
+        with running(*bares.values(), raw):  # the three baselines start together
+            for path, label in S1_RESOURCES.items():
+                bare = bares[path]
+                if httpx.get(f"{bare.url}{path}", timeout=10).content != answers[path].content:
                     raise RuntimeError("the baseline does not answer the same bytes")
-                variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
+                metrics = read_metrics(label, 0.55)
+                variants = {"crm2": (app, app.url), "baseline": (bare, bare.url)}
                 compare_get(label.split()[0], variants, path, headers, profile, *metrics)
-            found += metrics
-            if path == S1_PATH:
-                found += _versus_raw_asyncpg(crm2, app, app_url, answer.json(), headers, profile)
+                found += metrics
+                if path == S1_PATH:
+                    found += _versus_raw_asyncpg(app, raw, answers[path].json(), headers,
+                                                 profile)  # fmt: skip
     return found
 
 
+def raw_asyncpg_me(crm2: Crm2Env, crm2_answer: dict[str, Any]) -> Server:
+    """``raw_asyncpg_me.py`` on crm2's database, granting the permissions crm2 listed."""
+    return uvicorn_app("raw_asyncpg_me", crm2.workdir, BENCH_DSN=crm2.asyncpg_dsn,
+                       BENCH_JWT_SECRET=JWT_SECRET,
+                       BENCH_ME_PERMISSIONS=json.dumps(crm2_answer["permissions"]))  # fmt: skip
+
+
 def _versus_raw_asyncpg(
-    crm2: Any, app: Server, app_url: str, crm2_answer: dict[str, Any],
-    headers: dict[str, str], profile: Profile,
+    app: Server, raw: Server, crm2_answer: dict[str, Any], headers: dict[str, str],
+    profile: Profile,
 ) -> list[Metric]:  # fmt: skip
     """Scenario 1 against raw asyncpg + the same JWT check (``raw_asyncpg_me.py``)."""
     metrics = read_metrics("1 auth GET /auth/me vs raw asyncpg + JWT", 0.50)
-    port = free_port()
-    env = dict(os.environ, BENCH_DSN=crm2.asyncpg_dsn, BENCH_JWT_SECRET=JWT_SECRET,
-               BENCH_ME_PERMISSIONS=json.dumps(crm2_answer["permissions"]))  # fmt: skip
-    cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "raw_asyncpg_me:app",
-           "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with Server("raw_asyncpg_me", cmd, env, crm2.workdir) as raw:
-        raw_url = f"http://{HOST}:{port}"
-        raw.wait_ready(f"{raw_url}/healthz")
-        got = httpx.get(f"{raw_url}{S1_PATH}", headers=headers, timeout=10)
-        got.raise_for_status()
-        if got.json() != crm2_answer:
-            raise RuntimeError(f"raw_asyncpg_me answers another user:\n{got.text}")
-        if httpx.get(f"{raw_url}{S1_PATH}", timeout=10).status_code != 401:
-            raise RuntimeError("raw_asyncpg_me answers without a token")
-        variants = {"crm2": (app, app_url), "baseline": (raw, raw_url)}
-        compare_get("1-raw", variants, S1_PATH, headers, profile, *metrics)
+    got = httpx.get(f"{raw.url}{S1_PATH}", headers=headers, timeout=10)
+    got.raise_for_status()
+    if got.json() != crm2_answer:
+        raise RuntimeError(f"raw_asyncpg_me answers another user:\n{got.text}")
+    if httpx.get(f"{raw.url}{S1_PATH}", timeout=10).status_code != 401:
+        raise RuntimeError("raw_asyncpg_me answers without a token")
+    variants = {"crm2": (app, app.url), "baseline": (raw, raw.url)}
+    compare_get("1-raw", variants, S1_PATH, headers, profile, *metrics)
     return list(metrics)
 
 
@@ -161,36 +160,40 @@ S1C_PATH = "/api/v1/plugins"
 def scenario_1c(envs: Envs, profile: Profile) -> list[Metric]:
     """1b's GET with an API key instead of a bearer token, the key's row cached per process
     (the default) and read on every request (``CRM2_AUTH_CREDENTIALS_CACHE_SECONDS=0``, how
-    it was before the cache), each against the same bare Starlette route."""
+    it was before the cache), each against the same bare Starlette route.
+
+    Both crm2 servers run on one database from the start (one API key, made through the
+    first); one bare server answers the bytes both return.
+    """
     crm2 = envs.get()
+    labels = {
+        "1c API-key GET /plugins (row cached)": {},
+        "1c API-key GET /plugins (row read per request)":
+            {"CRM2_AUTH_CREDENTIALS_CACHE_SECONDS": "0"},
+    }  # fmt: skip
+    apps = {label: crm2.serve(**extra) for label, extra in labels.items()}
     found: list[Metric] = []
-    for label, extra in (
-        ("1c API-key GET /plugins (row cached)", {}),
-        ("1c API-key GET /plugins (row read per request)",
-         {"CRM2_AUTH_CREDENTIALS_CACHE_SECONDS": "0"}),
-    ):  # fmt: skip
-        app_port = free_port()
-        with crm2.serve(app_port, **extra) as app:
-            app_url = f"http://{HOST}:{app_port}"
-            app.wait_ready(f"{app_url}/healthz")
-            bearer = {"Authorization": f"Bearer {crm2.login(app_url)}"}
-            made = httpx.post(f"{app_url}/api/v1/auth/api-keys", headers=bearer, timeout=30,
-                              json={"name": "bench", "role": "admin"})  # fmt: skip
-            made.raise_for_status()
-            headers = {"Authorization": f"Bearer {made.json()['key']}"}
-            answer = httpx.get(f"{app_url}{S1C_PATH}", headers=headers, timeout=10)
+    with running(*apps.values()):
+        first = next(iter(apps.values()))
+        made = httpx.post(f"{first.url}/api/v1/auth/api-keys", headers=crm2.bearer(first.url),
+                          json={"name": "bench", "role": "admin"}, timeout=30)  # fmt: skip
+        made.raise_for_status()
+        headers = {"Authorization": f"Bearer {made.json()['key']}"}
+        bodies = set()
+        for app in apps.values():
+            answer = httpx.get(f"{app.url}{S1C_PATH}", headers=headers, timeout=10)
             answer.raise_for_status()
-            body_file = crm2.workdir / "s1c-body.json"
-            body_file.write_bytes(answer.content)
-            env = dict(os.environ, BENCH_BODY_FILE=str(body_file), BENCH_PATH=S1C_PATH)
-            port = free_port()
-            cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_starlette:app",
-                   "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-            with Server("bare_starlette", cmd, env, crm2.workdir) as bare:
-                bare_url = f"http://{HOST}:{port}"
-                bare.wait_ready(f"{bare_url}/healthz")
+            bodies.add(answer.content)
+        if len(bodies) != 1:
+            raise RuntimeError("the two crm2 servers answer different bytes")
+        body_file = crm2.workdir / "s1c-body.json"
+        body_file.write_bytes(bodies.pop())
+        bare = uvicorn_app("bare_starlette", crm2.workdir, BENCH_BODY_FILE=str(body_file),
+                           BENCH_PATH=S1C_PATH)  # fmt: skip
+        with running(bare):
+            for label, app in apps.items():
                 metrics = read_metrics(label, 0.55)
-                variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
+                variants = {"crm2": (app, app.url), "baseline": (bare, bare.url)}
                 compare_get("1c", variants, S1C_PATH, headers, profile, *metrics)
-            found += metrics
+                found += metrics
     return found

@@ -14,10 +14,21 @@ Both write to one table, interleaved, so both see the same table size.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HOST, Envs, Metric, Profile, Server, free_port, log, measure_http, rounds
+from harness import (
+    Envs,
+    Metric,
+    Profile,
+    Server,
+    log,
+    measure_http,
+    measure_open,
+    rounds,
+    running,
+)
 
 from scenarios.deals_common import DEALS_PATH, asyncpg_baseline, sql
 
@@ -31,6 +42,16 @@ def _make_client(app_url: str, headers: dict[str, str]) -> str:
                         json={"kind": "company", "name": "Bench client"})  # fmt: skip
     answer.raise_for_status()
     return str(answer.json()["id"])
+
+
+def first_deal(app_url: str, headers: dict[str, str], body_file: Path) -> dict[str, Any]:
+    """Create a client and one deal through crm2 (the answer: its ids for the baselines);
+    the deal's body goes to ``body_file`` for the load runs."""
+    body = _deal_body(_make_client(app_url, headers))
+    first = httpx.post(f"{app_url}{DEALS_PATH}", headers=headers, json=body, timeout=30)
+    first.raise_for_status()
+    body_file.write_text(json.dumps(body))
+    return dict(first.json())
 
 
 def _check_same_row(dsn: str, crm2_deal: dict[str, Any], base_deal: dict[str, Any]) -> None:
@@ -53,28 +74,21 @@ def scenario_2(envs: Envs, profile: Profile) -> list[Metric]:
     p50 = Metric(label, "p50 closed-loop", "ms", False)
     p99 = Metric(label, "p99 open-loop", "ms", False, target_ratio=2.5)
     crm2 = envs.get("s2")
-    app_port = free_port()
-    with crm2.serve(app_port) as app:
-        app_url = f"http://{HOST}:{app_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        headers = {"Authorization": f"Bearer {crm2.login(app_url)}"}
-        body = _deal_body(_make_client(app_url, headers))
-        first = httpx.post(f"{app_url}{DEALS_PATH}", headers=headers, json=body, timeout=30)
-        first.raise_for_status()
-        deal = first.json()
+    with crm2.served() as (app, headers):
         body_file = crm2.workdir / "s2-body.json"
-        body_file.write_text(json.dumps(body))
-
-        port = free_port()
+        deal = first_deal(app.url, headers, body_file)
         ids = {"BENCH_PIPELINE_ID": deal["pipeline_id"], "BENCH_STAGE_ID": deal["stage_id"],
                "BENCH_OWNER_ID": deal["owner_id"]}  # fmt: skip
-        with asyncpg_baseline(crm2, port, **ids) as bare:
-            bare_url = f"http://{HOST}:{port}"
-            bare.wait_ready(f"{bare_url}/healthz")
-            answer = httpx.post(f"{bare_url}{DEALS_PATH}", json=body, timeout=30)
+        with running(asyncpg_baseline(crm2, **ids)) as (bare,):
+            answer = httpx.post(
+                f"{bare.url}{DEALS_PATH}",
+                content=body_file.read_bytes(),
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
             answer.raise_for_status()
             _check_same_row(crm2.asyncpg_dsn, deal, answer.json())
-            variants = {"crm2": (app, app_url), "baseline": (bare, bare_url)}
+            variants = {"crm2": (app, app.url), "baseline": (bare, bare.url)}
             _interleave(variants, headers, str(body_file), profile, rps, cpu, p50, p99)
         count = sql(crm2.asyncpg_dsn, "SELECT count(*) AS n FROM deals_deal")[0]["n"]
         log(f"s2: {count:,} deals in the table at the end")
@@ -108,8 +122,7 @@ def _interleave(
             if open_rate is None:
                 open_rate = max(10.0, round(closed["rps"] * 0.4))
                 p99.name = f"p99 open-loop @{open_rate:g}/s"
-            opened = measure_http(server, "open", url, profile.open_s, client="httpx",
-                                  rate=open_rate, connections=64, **post)  # fmt: skip
+            opened = measure_open(server, url, profile, measured, open_rate, **post)
             got[variant] = {"closed": closed, "open": opened}
             log(f"s2 round {number} {variant}: {closed['rps']:.0f} req/s, "
                 f"{closed['cpu_ms_per_req'] or 0:.2f} ms CPU/req, p99 open "

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from harness import HOST, Crm2Env, Envs, Metric, Profile, free_port, log, measure_http
+from harness import Crm2Env, Envs, Metric, Profile, log, measure_http, running
 from harness import rounds as profile_rounds
 
 from scenarios.deals_common import DEALS_PATH, asyncpg_baseline, seeded_env, sql
@@ -109,12 +109,9 @@ def scenario_3(envs: Envs, profile: Profile) -> list[Metric]:
     rps = Metric(label, "req/s", "req/s", True, target_ratio=0.35)
     cpu = Metric(label, "server CPU/req", "ms", False)
     p50 = Metric(label, "p50 closed-loop", "ms", False)
-    app_port, base_port = free_port(), free_port()
-    with env.serve(app_port) as app, asyncpg_baseline(env, base_port) as bare:
-        app_url, bare_url = f"http://{HOST}:{app_port}", f"http://{HOST}:{base_port}"
-        app.wait_ready(f"{app_url}/healthz")
-        bare.wait_ready(f"{bare_url}/healthz")
-        headers = {"Authorization": f"Bearer {env.login(app_url)}"}
+    with running(env.serve(), asyncpg_baseline(env)) as (app, bare):
+        app_url, bare_url = app.url, bare.url
+        headers = env.bearer(app_url)
         cursor = fetch_page(page_url(app_url), headers)["next_cursor"]
         crm2_page = fetch_page(page_url(app_url, cursor), headers)
         bare_page = fetch_page(page_url(bare_url, cursor))
@@ -158,17 +155,10 @@ def scenario_3b(envs: Envs, profile: Profile) -> list[Metric]:
                       target_ratio=1.3)  # fmt: skip
     raw_depth = Metric("3b raw asyncpg vs itself", f"p50 page {deep:,} / page 1", "ms", False)
     deep_cursor = cursor_for_page(large, deep)
-    ports = [free_port() for _ in range(3)]
-    with (
-        small.serve(ports[0]) as small_app,
-        large.serve(ports[1]) as large_app,
-        asyncpg_baseline(large, ports[2]) as bare,
-    ):
-        urls = [f"http://{HOST}:{p}" for p in ports]
-        for server, url in zip((small_app, large_app, bare), urls, strict=True):
-            server.wait_ready(f"{url}/healthz")
-        headers = {"Authorization": f"Bearer {small.login(urls[0])}"}
-        large_headers = {"Authorization": f"Bearer {large.login(urls[1])}"}
+    with running(small.serve(), large.serve(), asyncpg_baseline(large)) as servers:
+        urls = [server.url for server in servers]
+        headers = small.bearer(urls[0])
+        large_headers = large.bearer(urls[1])
         deep_page = fetch_page(page_url(urls[1], deep_cursor), large_headers)
         if _ids(deep_page) != _ids(fetch_page(page_url(urls[2], deep_cursor))):
             raise RuntimeError("the baseline's deep page differs from crm2's")

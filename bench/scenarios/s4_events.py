@@ -49,7 +49,6 @@ from harness import (
     BASELINES,
     BENCH,
     CRM2,
-    HOST,
     PYTHON,
     REDIS_URL,
     Crm2Env,
@@ -57,9 +56,9 @@ from harness import (
     Metric,
     Profile,
     Server,
-    free_port,
     log,
     rounds,
+    running,
 )  # fmt: skip
 
 PLUGIN = "benchprobe"
@@ -194,10 +193,22 @@ class Crm2Side:
 class BaselineSide:
     """Runs the raw publisher script; latencies from its send stamps and the consumer's."""
 
-    def __init__(self, cmd: list[str], results: redis.Redis, key: str) -> None:
-        self.cmd, self.results, self.key = cmd, results, key
+    def __init__(self, cmd: list[str], results: redis.Redis, key: str, consumer: Server) -> None:
+        self.cmd, self.results, self.key, self.consumer = cmd, results, key, consumer
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Until the consumer has marked the results list ``ready`` (it consumes)."""
+        deadline = time.monotonic() + 60
+        while not self.ready:
+            proc = self.consumer.proc
+            if time.monotonic() > deadline or proc is None or proc.poll() is not None:
+                raise RuntimeError(f"baseline consumer not ready:\n{self.consumer.log_tail()}")
+            self.ready = self.results.lindex(self.key, 0) == b"ready"
+            time.sleep(0 if self.ready else 0.02)
 
     def run(self, gaps: list[float]) -> list[float]:
+        self.wait_ready()
         self.results.delete(self.key)
         gap_arg = ",".join(f"{g:g}" for g in gaps)
         done = subprocess.run(
@@ -214,13 +225,10 @@ def crm2_side(kind: Kind, env: Crm2Env, results: redis.Redis) -> Iterator[Crm2Si
     """crm2 serve + crm2 worker on ``kind``'s broker, primed with one handled event."""
     key = env.env["CRM2_REDIS_PREFIX"] + f"s{kind.key}:crm2"
     extra = {"CRM2_BROKER_URL": kind.broker_url, "BENCHPROBE_KEY": key}
-    port = free_port()
     worker_env = dict(env.env, **extra)
     worker = Server(f"crm2-worker-s{kind.key}", [CRM2, "worker"], worker_env, env.workdir)
-    with env.serve(port, **extra) as app, worker:
-        base_url = f"http://{HOST}:{port}"
-        app.wait_ready(f"{base_url}/healthz")
-        side = Crm2Side(base_url, env.login(base_url), results, key)
+    with worker, running(env.serve(**extra)) as (app,):
+        side = Crm2Side(app.url, env.login(app.url), results, key)
         try:
             side.run([0.0])  # the worker is up and consuming once this one is handled
         except TimeoutError as exc:
@@ -230,7 +238,8 @@ def crm2_side(kind: Kind, env: Crm2Env, results: redis.Redis) -> Iterator[Crm2Si
 
 @contextmanager
 def baseline_side(kind: Kind, env: Crm2Env, results: redis.Redis) -> Iterator[BaselineSide]:
-    """The raw consumer process, running; ``BaselineSide`` runs the publisher."""
+    """The raw consumer process, started (its first run waits until it consumes);
+    ``BaselineSide`` runs the publisher."""
     key = env.env["CRM2_REDIS_PREFIX"] + f"s{kind.key}:raw"
     cmd = [PYTHON, str(BASELINES / kind.baseline)]
     if kind is RABBITMQ:
@@ -241,12 +250,7 @@ def baseline_side(kind: Kind, env: Crm2Env, results: redis.Redis) -> Iterator[Ba
     results.delete(key)
     consumer_cmd = [*cmd, "consume", "--results-key", key]
     with Server(f"raw-consumer-s{kind.key}", consumer_cmd, dict(os.environ), env.workdir) as c:
-        deadline = time.monotonic() + 30
-        while results.lindex(key, 0) != b"ready":
-            if time.monotonic() > deadline or c.proc is None or c.proc.poll() is not None:
-                raise RuntimeError(f"baseline consumer not ready:\n{c.log_tail()}")
-            time.sleep(0.02)
-        yield BaselineSide(cmd, results, key)
+        yield BaselineSide(cmd, results, key, c)
 
 
 def scenario_events(kind: Kind, envs: Envs, profile: Profile) -> list[Metric]:
@@ -261,13 +265,17 @@ def scenario_events(kind: Kind, envs: Envs, profile: Profile) -> list[Metric]:
     env = events_env(envs)
     results = redis.Redis.from_url(REDIS_URL)
     try:
-        with crm2_side(kind, env, results) as crm2, baseline_side(kind, env, results) as raw:
+        # the consumer starts first: its start-up overlaps crm2's
+        with baseline_side(kind, env, results) as raw, crm2_side(kind, env, results) as crm2:
             for number, measured in rounds(profile):
                 gaps = gaps_ms(count, seed=number)
+                # a quick run's warm-up: a few events, no idle wait (nothing is measured)
+                short = profile.quick and not measured
+                gaps = gaps[:5] if short else gaps
                 got: dict[str, tuple[list[float], float]] = {}
                 for name, side in (("crm2", crm2), ("baseline", raw)):
                     batch = side.run(gaps)
-                    after_idle = side.run([idle_s * 1000])[0]
+                    after_idle = math.nan if short else side.run([idle_s * 1000])[0]
                     got[name] = (batch, after_idle)
                     log(f"s{kind.key} round {number} {name}: p50 {percentile(batch, 0.5):.2f} "
                         f"p99 {percentile(batch, 0.99):.2f} mean {statistics.mean(batch):.2f} "

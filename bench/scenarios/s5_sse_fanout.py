@@ -38,7 +38,6 @@ import httpx
 from harness import (
     BASELINES,
     BENCH,
-    HOST,
     PYTHON,
     Crm2Env,
     Envs,
@@ -49,6 +48,7 @@ from harness import (
     free_port,
     log,
     rounds,
+    running,
 )  # fmt: skip
 
 CLIENTS = str(BENCH / "sse_clients.py")
@@ -133,7 +133,7 @@ def baseline_server(crm2: Crm2Env, opening: bytes, event: bytes, port: int) -> S
     event_file.write_bytes(event)
     env = dict(os.environ, BENCH_OPENING_FILE=str(opening_file), BENCH_EVENT_FILE=str(event_file))
     cmd = [PYTHON, str(BASELINES / "sse_raw.py"), "--port", str(port)]
-    return Server("sse_raw", cmd, env, crm2.workdir)
+    return Server("sse_raw", cmd, env, crm2.workdir, port)
 
 
 def scenario_5(envs: Envs, profile: Profile) -> list[Metric]:
@@ -146,18 +146,13 @@ def scenario_5(envs: Envs, profile: Profile) -> list[Metric]:
     cpu = Metric(label, "server CPU/delivery", "µs", False)
 
     crm2 = envs.get("sse")
-    port = free_port()
-    with crm2.serve(port, CRM2_SSE_HEARTBEAT_SECONDS="300") as app:
-        app_url = f"http://{HOST}:{port}"
-        app.wait_ready(f"{app_url}/healthz")
-        auth = {"Authorization": f"Bearer {crm2.login(app_url)}"}
+    with crm2.served(CRM2_SSE_HEARTBEAT_SECONDS="300") as (app, auth):
+        app_url = app.url
         body = deal_body(app_url, auth)
         opening, event = capture_messages(app_url, auth, body)
         log(f"s5 event message: {len(event)} bytes")
-        bare_port = free_port()
-        with baseline_server(crm2, opening, event, bare_port) as bare:
-            bare_url = f"http://{HOST}:{bare_port}"
-            bare.wait_ready(f"{bare_url}/healthz")
+        with running(baseline_server(crm2, opening, event, free_port())) as (bare,):
+            bare_url = bare.url
             variants = {
                 "crm2": (app, app_url + STREAM_PATH, app_url + DEALS_PATH, body,
                          [f"Authorization: {auth['Authorization']}"]),

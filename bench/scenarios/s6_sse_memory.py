@@ -22,14 +22,12 @@ limit for the servers and the client.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from harness import (
-    BASELINES,
     BENCH,
     HOST,
     PYTHON,
@@ -40,6 +38,7 @@ from harness import (
     free_port,
     log,
     rounds,
+    uvicorn_app,
 )  # fmt: skip
 
 from scenarios.s5_sse_fanout import STREAM_PATH, raise_nofile_limit
@@ -114,11 +113,9 @@ def scenario_6(envs: Envs, profile: Profile) -> list[Metric]:
         return server, base + STREAM_PATH, [f"Authorization: Bearer {token[0]}"]
 
     def bare_server(port: int) -> tuple[Server, str, list[str]]:
-        cmd = [PYTHON, "-m", "uvicorn", "--app-dir", str(BASELINES), "bare_streaming:app",
-               "--host", HOST, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-        server = Server("bare_streaming", cmd, dict(os.environ), crm2.workdir).start()
-        server.wait_ready(f"http://{HOST}:{port}/healthz")
-        return server, f"http://{HOST}:{port}/stream", []
+        server = uvicorn_app("bare_streaming", crm2.workdir, port).start()
+        server.wait_ready(f"{server.url}/healthz")
+        return server, f"{server.url}/stream", []
 
     makers: dict[str, Callable[[int], tuple[Server, str, list[str]]]] = {
         "crm2": crm2_server,

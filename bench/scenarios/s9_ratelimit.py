@@ -7,7 +7,7 @@ the limiter's own cost: one EVALSHA round trip to Redis per request.
 
 from __future__ import annotations
 
-from harness import HOST, REDIS_URL, Envs, Metric, Profile, free_port
+from harness import REDIS_URL, Envs, Metric, Profile, running
 
 from scenarios.s1_read import S1_PATH, compare_get, read_metrics
 
@@ -21,12 +21,8 @@ def scenario_9(envs: Envs, profile: Profile) -> list[Metric]:
     redis = {"CRM2_REDIS_URL": REDIS_URL}
     limited = {**redis, "CRM2_RATE_LIMIT_PER_MINUTE": NEVER_REFUSED,
                "CRM2_RATE_LIMIT_BURST": NEVER_REFUSED}  # fmt: skip
-    on_port, off_port = free_port(), free_port()
-    with crm2.serve(on_port, **limited) as on, crm2.serve(off_port, **redis) as off:
-        on_url, off_url = f"http://{HOST}:{on_port}", f"http://{HOST}:{off_port}"
-        on.wait_ready(f"{on_url}/healthz")
-        off.wait_ready(f"{off_url}/healthz")
-        headers = {"Authorization": f"Bearer {crm2.login(off_url)}"}
-        variants = {"limiter on": (on, on_url), "limiter off": (off, off_url)}
+    with running(crm2.serve(**limited), crm2.serve(**redis)) as (on, off):
+        headers = crm2.bearer(off.url)
+        variants = {"limiter on": (on, on.url), "limiter off": (off, off.url)}
         compare_get("s9", variants, S1_PATH, headers, profile, *metrics)
     return list(metrics)
