@@ -10,6 +10,7 @@ import probe_plugin
 import pytest
 from sqlalchemy import func, select
 
+from crm2_core.context import TRACING
 from crm2_core.events import SYSTEM, Envelope, publish
 from crm2_core.events.handler_batches import apply_batch
 from crm2_core.events.handlers import apply_or_dead_letter
@@ -133,3 +134,19 @@ async def test_work_left_by_a_stopped_process_is_queued_as_batches(crm2_app_fact
     # the probe's own handler has no handle_batch: one event per job
     others = [job for job in jobs if job.handler.id == "probe.record"]
     assert [len(job.events) for job in others] == [1] * 5
+
+
+async def test_a_batch_has_one_handler_span_linked_to_each_traced_event(
+    crm2_app_factory,
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(
+        extra_plugins=(probe_plugin, batch_probe), plugin_settings={"tracing": {"enabled": True}}
+    )
+    tracing = app.context.get(TRACING)
+    with tracing.tracer.start_as_current_span("publisher") as publisher:
+        await _publish(app, [("a", 0), ("b", 1)])
+    await app.settle_events()
+    (span,) = [s for s in tracing.finished_spans() if s.name == f"handle {HANDLER}"]
+    assert span.attributes["messaging.batch.message_count"] == 2
+    trace_id = publisher.get_span_context().trace_id
+    assert [link.context.trace_id for link in span.links] == [trace_id, trace_id]
