@@ -43,7 +43,8 @@ class ImportJob(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     kind: str = Field(max_length=64, index=True)  # the CsvImport's name, e.g. deals.clients
     owner_id: uuid.UUID = Field(index=True)  # the acting user: who may read it
-    status: str = Field(default="queued", max_length=16)  # queued | running | done | failed
+    # queued | running | done | refused (an import's rows had errors) | failed
+    status: str = Field(default="queued", max_length=16)
     phase: str = Field(default="queued", max_length=16)  # queued | checking | writing | done
     dry_run: bool = False
     partial: bool = False

@@ -50,7 +50,7 @@ def _import(base: str, token: str, path: Path, background: bool) -> float:
             location = answer.headers["location"]
             while True:
                 job = client.get(location).json()
-                if job["status"] in ("done", "failed"):
+                if job["status"] in ("done", "refused", "failed"):
                     break
                 time.sleep(0.05)
             if job["status"] != "done" or not job["applied"]:

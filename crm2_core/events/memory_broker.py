@@ -4,6 +4,10 @@ Durability comes from the log, not from memory: each handler has a cursor
 (where it joined), and at start every relayed event after it that the handler
 has neither applied nor dead-lettered is queued again. So a process that dies
 with work in its queue loses nothing; it redoes it when it starts.
+
+A handler with ``handle_batch`` gets the events of a relay batch it takes as one
+job, applied in one transaction (``handler_batches``); what that leaves (or a batch
+that failed) is queued again one event per job.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, select
 from sqlmodel import col
 
 from crm2_core.events.envelope import Envelope
+from crm2_core.events.handler_batches import apply_batch, batches_for
 from crm2_core.events.handlers import (
     HandlerRegistry,
     RegisteredHandler,
@@ -32,7 +38,19 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-Job = tuple[RegisteredHandler, Envelope, int]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Events for one handler: one event (with its attempt), or a batch for ``handle_batch``."""
+
+    handler: RegisteredHandler
+    events: tuple[Envelope, ...]
+    attempt: int = 0
+
+    @classmethod
+    def split(cls, handler: RegisteredHandler, events: Sequence[Envelope]) -> list[Job]:
+        return [cls(handler, tuple(run)) for run in batches_for(handler, events)]
 
 
 class MemoryBroker:
@@ -61,12 +79,13 @@ class MemoryBroker:
         ]
 
     async def deliver(self, events: Sequence[Envelope]) -> None:
-        for event in events:
-            for handler in self.handlers.for_event(event.type):
-                self._queue.put_nowait((handler, event, 0))
+        for handler in self.handlers.handlers.values():
+            wanted = [event for event in events if handler.wants(event.type)]
+            for job in Job.split(handler, wanted):
+                self._queue.put_nowait(job)
 
     async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None:
-        self._queue.put_nowait((handler, event, 0))
+        self._queue.put_nowait(Job(handler, (event,)))
 
     async def drain(self, within: float = 10.0) -> None:
         """Wait until every queued and retrying job is done (tests, the CLI)."""
@@ -94,21 +113,29 @@ class MemoryBroker:
 
     async def _work(self) -> None:
         while not self._stopping:
-            handler, event, attempt = await self._queue.get()
+            job = await self._queue.get()
             self._busy += 1
             self._idle.clear()
             try:
-                await apply_or_dead_letter(self.context, handler, event, attempt)
-            except Exception:
-                if not self._stopping:
-                    self._retry_later(
-                        (handler, event, attempt + 1), backoff_seconds(handler, attempt)
-                    )
+                await self._run(job)
             finally:
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
                 self._queue.task_done()
+
+    async def _run(self, job: Job) -> None:
+        handler, attempt = job.handler, job.attempt
+        if len(job.events) > 1:
+            for event in await apply_batch(self.context, handler, job.events):
+                self._queue.put_nowait(Job(handler, (event,)))
+            return
+        try:
+            await apply_or_dead_letter(self.context, handler, job.events[0], attempt)
+        except Exception:
+            if not self._stopping:
+                again = Job(handler, job.events, attempt + 1)
+                self._retry_later(again, backoff_seconds(handler, attempt))
 
     def _retry_later(self, job: Job, delay: float) -> None:
         async def later() -> None:
@@ -156,7 +183,8 @@ async def pending_jobs(
                 .limit(limit)
             )
             rows = (await session.execute(stmt)).scalars()
-            jobs.extend((handler, Envelope.from_record(r), 0) for r in rows)
+            jobs.extend(Job.split(handler, [Envelope.from_record(r) for r in rows]))
     if jobs:
-        log.info("re-queued %d event deliveries left undone by an earlier process", len(jobs))
+        deliveries = sum(len(job.events) for job in jobs)
+        log.info("re-queued %d event deliveries left undone by an earlier process", deliveries)
     return jobs

@@ -24,15 +24,14 @@ from crm2_core.auth.deps import require
 from crm2_core.context import AppContext
 from crm2_core.http.deps import get_context, get_session
 from crm2_core.http.problems import problem_response
+from crm2_core.kit.import_jobs import get_job, start_job
 from crm2_core.kit.imports import (
     CsvImport,
     ImportJobPublic,
-    ImportRefused,
     ImportReport,
-    get_job,
     import_now,
     read_csv,
-    start_job,
+    refusal,
 )
 from crm2_core.kit.routes import _endpoint, _parameter
 from crm2_hookspecs import Principal
@@ -100,14 +99,10 @@ def import_routes(
                 session, principal, spec, rows, dry_run=dry_run, partial=partial
             )
             if not report.applied and not report.dry_run:
-                raise ImportRefused(
-                    f"{len(report.errors)} row(s) have errors (see report.errors); fix them, "
-                    "or send partial=true to write the good rows",
-                    report=report.model_dump(mode="json"),
-                )
+                raise refusal(report)
             return report
         job = start_job(context, session, principal, spec, rows, dry_run=dry_run, partial=partial)
-        body = ImportJobPublic.model_validate(job).model_dump(mode="json")
+        body = ImportJobPublic.of(job).model_dump(mode="json")
         location = f"{router.prefix}{path}/{job.id}"
         return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED,
                             headers={"Location": location})  # fmt: skip
@@ -130,7 +125,7 @@ def import_routes(
         job = await get_job(session, principal, spec, job_id)
         if job.status in ("queued", "running"):
             response.headers["Retry-After"] = "1"
-        return ImportJobPublic.model_validate(job)
+        return ImportJobPublic.of(job)
 
     router.add_api_route(
         f"{path}/{{job_id}}",

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -131,6 +132,27 @@ class Tracing:
                 "crm2.event.id": str(event.id),
                 "crm2.event.type": event.type,
                 "crm2.attempt": attempt + 1,
+            },
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def handler_batch_span(self, handler_id: str, events: Sequence[Any]) -> Iterator[Any]:
+        """One CONSUMER span for a batch (``handle_batch``), linked to each traced event."""
+        links = []
+        for event in events:
+            parent = _parent(event.trace_context)
+            if parent is not None:
+                span_context = trace.get_current_span(parent).get_span_context()
+                links.append(trace.Link(span_context))
+        with self.tracer.start_as_current_span(
+            f"handle {handler_id}",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(events),
+                "crm2.handler": handler_id,
             },
         ) as span:
             yield span

@@ -112,6 +112,25 @@ describe("uploadImport", () => {
     ).rejects.toThrow("no name column");
   });
 
+  it("reads the report of a refused background import (status refused, the 422's problem)", async () => {
+    const errors = [{ row: 4, reason: "kind: not a kind" }];
+    const problem = {
+      type: "urn:crm2:problem:import-refused", title: "Rows of the file have errors: nothing was written",
+      status: 422, detail: "1500 row(s) have errors", report: report({ errors, dry_run: false }),
+    };
+    const transfer: Transfer = {
+      baseUrl: "http://crm2.test",
+      sleep: async () => undefined,
+      fetch: async (request) =>
+        request.method === "POST"
+          ? ok({ id: "j3", status: "queued" }, { status: 202, headers: { Location: "/j3" } })
+          : ok({ id: "j3", status: "refused", phase: "done", errors, error_count: 1500, applied: false, problem }),
+    };
+    const options = { dryRun: false, partial: false };
+    const answer = await uploadImport(transfer, "/api/v1/deals/clients/import", new Blob([CSV]), options);
+    expect(answer).toMatchObject({ errors, error_count: 1500, applied: false, dry_run: false });
+  });
+
   it("follows a background import (202 + Location) with its progress until it is done", async () => {
     const polls: string[] = [];
     const pauses: number[] = [];

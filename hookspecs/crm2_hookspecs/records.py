@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -116,8 +116,18 @@ class EventHandler:
     with exponential backoff up to ``max_retries``; then it goes to the
     dead-letter store (``crm2 events dead-letters``).
 
+    ``handle_batch(session, events, context)`` (optional) applies several events,
+    in log order, in one transaction, with the same effect as ``handle`` on each in
+    turn; the core records every ``(handler, event)`` pair in that transaction. The
+    in-process broker uses it for a run of events (a CSV import's thousands of
+    ``*.created``), so a handler that usually finds nothing to do pays one query per
+    batch instead of one per event. It must not commit; if it raises, the batch is
+    rolled back and its events are applied one at a time with ``handle`` (their
+    retries and dead letters as usual). RabbitMQ and Redis workers call ``handle``.
+
     :param name: unique within the plugin; the handler's id is ``<plugin>.<name>``.
     :param event_types: the event type names it wants (``"deals.deal.won"``).
+    :param handle_batch: ``None``: events are applied one at a time.
     """
 
     name: str
@@ -127,6 +137,7 @@ class EventHandler:
     min_backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
     time_limit_seconds: float = 60.0
+    handle_batch: Callable[[Any, Sequence[Any], Any], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

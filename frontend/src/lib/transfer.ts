@@ -4,6 +4,8 @@
  * An import answers its per-row report at once (200), or, for a file the server
  * chooses to run in the background, 202 with a status resource (its `Location`
  * header, or `status_url` in the body) that is polled until the job is finished.
+ * A file with row errors (and no `partial`) is refused: a 422 `import-refused`, or a
+ * job ending `refused` with that problem; either way the caller gets its report.
  */
 import { filenameFrom } from "@/lib/csv";
 
@@ -60,6 +62,8 @@ export class TransferError extends Error {
 
 const DONE = new Set(["done", "succeeded", "success", "finished", "completed"]);
 const FAILED = new Set(["failed", "error"]);
+/** Rows have errors and `partial` was off: nothing was written; `problem` is the 422's body. */
+const REFUSED = "refused";
 
 function reportOf(body: Record<string, unknown>): ImportReport | null {
   const candidate = (body.report ?? body.result ?? body) as Partial<ImportReport> | null;
@@ -128,6 +132,13 @@ async function waitForJob(transfer: Transfer, accepted: Response): Promise<Impor
     const state = String(status.status ?? status.state ?? "").toLowerCase();
     if (FAILED.has(state)) {
       throw new TransferError(200, String(status.detail || status.error || "the import failed"));
+    }
+    if (state === REFUSED) {
+      // the import-refused problem, as a small file gets it in a 422: its report has the errors
+      const problem = (status.problem ?? {}) as Record<string, unknown>;
+      const refused = reportOf({ report: { ...(problem.report as object), error_count: status.error_count } });
+      if (refused) return { ...refused, applied: false };
+      throw new TransferError(422, String(problem.detail || "the import was refused"));
     }
     if (!DONE.has(state)) {
       transfer.onProgress?.({

@@ -68,13 +68,22 @@ async def test_job_with_row_errors_writes_nothing_unless_partial(deals: Deals) -
     bad = bad.replace(b",bulk\n", b",\n")
     bad = bad.replace(b"z@bulk.example,,", b"z@bulk.example,,nobody@x.example")
     refused = await _finished(deals, admin, (await _post(deals, admin, bad)).headers["location"])
-    assert (refused["status"], refused["applied"], refused["error_count"]) == ("done", False, 2)
+    assert (refused["status"], refused["applied"], refused["error_count"]) == ("refused", False, 2)
     assert [e["row"] for e in refused["errors"]] == [14, 15]
     assert "kind" in refused["errors"][0]["reason"]
     assert "nobody@x.example" in refused["errors"][1]["reason"]
+    # the problem a refused upload answers with in the request (422 import-refused)
+    in_request = await _post(deals, admin, bad, background="false")
+    assert in_request.status_code == 422
+    expected = {k: v for k, v in in_request.json().items() if k not in ("instance", "request_id")}
+    problem = refused["problem"]
+    assert problem["type"] == "urn:crm2:problem:import-refused" and problem["status"] == 422
+    assert problem["report"]["errors"] == expected["report"]["errors"]
+    assert (problem["title"], problem["detail"]) == (expected["title"], expected["detail"])
     assert await _count(deals) == 0
     partial = await _post(deals, admin, bad, partial="true")
     done = await _finished(deals, admin, partial.headers["location"])
+    assert (done["status"], done["problem"]) == ("done", None)
     assert (done["applied"], done["created"], done["error_count"]) == (True, ROWS, 2)
     assert await _count(deals) == ROWS
 
@@ -140,7 +149,7 @@ async def test_rows_are_parsed_batch_by_batch_with_the_same_report(deals: Deals)
         refused = await _finished(
             deals, admin, (await _post(deals, admin, content)).headers["location"]
         )
-        assert (refused["applied"], refused["processed"], refused["total"]) == (False, 13, 13)
+        assert (refused["status"], refused["processed"]) == ("refused", 13)
         assert [e["row"] for e in refused["errors"]] == [6, 7, 8, 9]
         assert await _count(deals) == 0
         location = (await _post(deals, admin, content, partial="true")).headers["location"]
@@ -157,3 +166,26 @@ async def test_rows_are_parsed_batch_by_batch_with_the_same_report(deals: Deals)
         assert [e["row"] for e in report["errors"]] == [6, 7, 8, 9]
     finally:
         object.__setattr__(spec, "batch_size", 1_000)
+
+
+async def test_a_job_parses_each_row_once_across_its_two_passes(deals: Deals) -> None:
+    """The check pass keeps the batches it parsed; the write pass takes them."""
+    admin = await deals.user("admin")
+    spec, parse = CLIENT_IMPORT, CLIENT_IMPORT.parse
+    parsed: list[str] = []
+
+    def counting(values: dict[str, str]) -> Any:
+        parsed.append(values["name"])
+        return parse(values)
+
+    object.__setattr__(spec, "parse", counting)  # frozen dataclass; restored below
+    object.__setattr__(spec, "batch_size", 5)
+    try:
+        location = (await _post(deals, admin, _file(ROWS), background="true")).headers["location"]
+        job = await _finished(deals, admin, location)
+    finally:
+        object.__setattr__(spec, "parse", parse)
+        object.__setattr__(spec, "batch_size", 1_000)
+    assert (job["status"], job["created"], job["processed"]) == ("done", ROWS, ROWS)
+    assert sorted(parsed) == sorted(f"Client {i}" for i in range(ROWS))
+    assert await _count(deals) == ROWS

@@ -9,6 +9,7 @@ sends that event's deliveries at once instead of waiting for the job.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from crm2_hookspecs import EventHandler
@@ -24,6 +25,10 @@ def _envelope(event: Any) -> dict[str, Any]:
 
 async def _rules(session: Any, event: Any, context: Any) -> None:
     await engine.apply(session, context, _envelope(event), event.id)
+
+
+async def _rules_batch(session: Any, events: Sequence[Any], context: Any) -> None:
+    await engine.apply_batch(session, context, events, _envelope)
 
 
 async def _send(session: Any, event: Any, context: Any) -> None:
@@ -46,5 +51,13 @@ def handlers(context: Any) -> list[EventHandler]:
         )
     ]
     if types:
-        found.append(EventHandler(name="rules", event_types=types, handle=_rules, max_retries=8))
+        found.append(
+            EventHandler(
+                name="rules",
+                event_types=types,
+                handle=_rules,
+                handle_batch=_rules_batch,
+                max_retries=8,
+            )
+        )
     return found

@@ -8,19 +8,36 @@ never arrive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crm2_hookspecs import EventHandler
-from crm2_tasks.service.automations import apply_rules, declared_event_types
+from crm2_tasks.service.automations import apply_rules, apply_rules_to_batch, declared_event_types
+
+
+def _envelope(event: Any) -> dict[str, Any]:
+    return event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
 
 
 async def _apply(session: Any, event: Any, context: Any) -> None:
-    envelope = event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
-    await apply_rules(session, context, envelope, event.id, getattr(event, "position", None))
+    position = getattr(event, "position", None)
+    await apply_rules(session, context, _envelope(event), event.id, position)
+
+
+async def _apply_batch(session: Any, events: Sequence[Any], context: Any) -> None:
+    await apply_rules_to_batch(session, context, events, _envelope)
 
 
 def handlers(context: Any) -> list[EventHandler]:
     types = tuple(sorted(t for t in declared_event_types(context) if not t.startswith("tasks.")))
     if not types:
         return []
-    return [EventHandler(name="automations", event_types=types, handle=_apply, max_retries=8)]
+    return [
+        EventHandler(
+            name="automations",
+            event_types=types,
+            handle=_apply,
+            handle_batch=_apply_batch,
+            max_retries=8,
+        )
+    ]

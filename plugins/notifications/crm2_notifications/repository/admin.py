@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, select
@@ -36,6 +36,16 @@ async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Rule]:
     stmt = (
         select(Rule)
         .where(col(Rule.event_type) == event_type, col(Rule.enabled).is_(True))
+        .order_by(col(Rule.name))
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def rules_for_types(session: AsyncSession, event_types: Iterable[str]) -> Sequence[Rule]:
+    """The enabled rules on any of ``event_types``, by name."""
+    stmt = (
+        select(Rule)
+        .where(col(Rule.event_type).in_(sorted(event_types)), col(Rule.enabled).is_(True))
         .order_by(col(Rule.name))
     )
     return list((await session.execute(stmt)).scalars())

@@ -11,7 +11,7 @@ recipient), one delivery per (rule, event, recipient, channel) and per
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from crm2_notifications import clock, conditions, quiet, templates
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.inapp import INAPP
 from crm2_notifications.events import DeliveriesQueued, NotificationCreated
-from crm2_notifications.models import Delivery, Notification, Rule, UserSettings
+from crm2_notifications.models import Delivery, Notification, Rule, UserSettings, Webhook
 from crm2_notifications.repository import admin as admin_repo
 from crm2_notifications.repository import feed as feed_repo
 from crm2_notifications.repository import people
@@ -63,13 +63,52 @@ async def apply(
     event_type = str(envelope.get("type"))
     if event_type.startswith("notifications."):
         return 0
+    rules = await admin_repo.rules_for(session, event_type)
+    hooks = await admin_repo.active_webhooks(session)
+    return await _apply(session, context, rules, hooks, envelope, event_id)
+
+
+async def apply_batch(
+    session: AsyncSession,
+    context: Any,
+    events: Sequence[Any],
+    envelope_of: Callable[[Any], Mapping[str, Any]],
+) -> int:
+    """``apply`` on each event (``.type``, ``.id``) in turn, the rules and webhooks read
+    once; ``envelope_of(event)`` only for the events something applies to."""
+    types = {event.type for event in events if not event.type.startswith("notifications.")}
+    if not types:
+        return 0
+    rules_by_type: dict[str, list[Rule]] = {}
+    for rule in await admin_repo.rules_for_types(session, types):
+        rules_by_type.setdefault(rule.event_type, []).append(rule)
+    hooks = await admin_repo.active_webhooks(session)
     queued = 0
-    for rule in await admin_repo.rules_for(session, event_type):
+    for event in events:
+        if event.type not in types:
+            continue
+        rules = rules_by_type.get(event.type, [])
+        if rules or any(pattern_matches(hook.event_types, event.type) for hook in hooks):
+            queued += await _apply(session, context, rules, hooks, envelope_of(event), event.id)
+    return queued
+
+
+async def _apply(
+    session: AsyncSession,
+    context: Any,
+    rules: Sequence[Rule],
+    hooks: Sequence[Webhook],
+    envelope: Mapping[str, Any],
+    event_id: uuid.UUID,
+) -> int:
+    event_type = str(envelope.get("type"))
+    queued = 0
+    for rule in rules:
         if rule.plugin and not context.is_enabled(rule.plugin):
             continue  # a shipped rule of a plugin switched off
         if conditions.matches(rule.conditions, envelope):
             queued += await _apply_rule(session, context, rule, envelope, event_id)
-    queued += await _webhooks(session, envelope, event_id, event_type)
+    queued += await _webhooks(session, envelope, event_id, event_type, hooks)
     if queued:
         publish(
             session,
@@ -190,7 +229,11 @@ async def _apply_rule(
 
 
 async def _webhooks(
-    session: AsyncSession, envelope: Mapping[str, Any], event_id: uuid.UUID, event_type: str
+    session: AsyncSession,
+    envelope: Mapping[str, Any],
+    event_id: uuid.UUID,
+    event_type: str,
+    hooks: Sequence[Webhook],
 ) -> int:
     rows = [
         Delivery(
@@ -201,7 +244,7 @@ async def _webhooks(
             event_type=event_type,
             payload=dict(envelope),
         )
-        for hook in await admin_repo.active_webhooks(session)
+        for hook in hooks
         if pattern_matches(hook.event_types, event_type)
     ]
     taken = await _taken(session, [d.dedup_key for d in rows])

@@ -106,10 +106,16 @@ class RuleCache:
         self, session: AsyncSession, event_type: str, position: int | None
     ) -> tuple[ActiveRule, ...]:
         """The enabled rules ``on`` this event type, by name, as of the event's position."""
+        return (await self.rules_by_type(session, position)).get(event_type, ())
+
+    async def rules_by_type(
+        self, session: AsyncSession, position: int | None
+    ) -> Mapping[str, tuple[ActiveRule, ...]]:
+        """Every enabled rule by the event type it is ``on``, as of ``position``."""
         rules = self._fresh_for(position)
         if rules is None:
             rules = await self._load(session)
-        return rules.get(event_type, ())
+        return rules
 
     async def _load(self, session: AsyncSession) -> dict[str, tuple[ActiveRule, ...]]:
         generation, local = self._generation, _LocalWrites.count

@@ -1,0 +1,200 @@
+"""A large CSV import as a background job: the status row, progress, two passes, one parse.
+
+``partial=false`` (the default) is all-or-nothing, so a job makes two passes: every
+row is checked first (``parse``, then ``check``, or ``apply`` rolled back when there
+is no ``check``), and only a file without errors is written; a file with errors ends
+the job ``refused`` with the problem a refused upload answers with. Each row is
+parsed once: the check pass keeps the batches it parsed and the write pass takes
+them, letting each go once written. Rows that became invalid between the two passes
+(another client took the same e-mail meanwhile) are reported and not written.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.db import utcnow
+from crm2_core.jobs import MAX_STORED_ERRORS, ImportJob, JobRunner
+from crm2_core.kit.imports import (
+    REFUSED,
+    CsvImport,
+    ImportJobNotFound,
+    ImportRowError,
+    R,
+    _apply,
+    _Tally,
+    parsed_batches,
+)
+from crm2_core.kit.visibility import acting_user
+from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
+
+log = logging.getLogger(__name__)
+# ``(rows read, their good rows)``: one batch as parsed
+Parsed = tuple[int, list[tuple[int, R]]]
+
+
+def _taking(parsed: list[Parsed[R]]) -> Iterator[Parsed[R]]:
+    """The batches in order, each let go of once taken: the parsed file shrinks as it is
+    written instead of staying whole until the end."""
+    parsed.reverse()
+    while parsed:
+        yield parsed.pop()
+
+
+def start_job(
+    context: AppContext,
+    session: AsyncSession,
+    principal: Principal,
+    spec: CsvImport[R],
+    rows: Sequence[tuple[int, dict[str, str]]],
+    *,
+    dry_run: bool,
+    partial: bool,
+) -> ImportJob:
+    """Add the job's row to the request's transaction; the work starts once it commits."""
+    job = ImportJob(
+        kind=spec.name,
+        owner_id=acting_user(principal),
+        dry_run=dry_run,
+        partial=partial,
+        total=len(rows),
+    )
+    session.add(job)
+    runner = JobRunner.of(context)
+    work = _JobWork(context, spec, job.id, principal, rows, dry_run=dry_run, partial=partial)
+    runner.after_commit(session, work.run, name=f"import {spec.name} {job.id}")
+    return job
+
+
+class _JobWork(Generic[R]):
+    def __init__(
+        self,
+        context: AppContext,
+        spec: CsvImport[R],
+        job_id: uuid.UUID,
+        principal: Principal,
+        rows: Sequence[tuple[int, dict[str, str]]],
+        *,
+        dry_run: bool,
+        partial: bool,
+    ) -> None:
+        self.context, self.spec, self.job_id, self.principal = context, spec, job_id, principal
+        self.rows, self.dry_run, self.partial = rows, dry_run, partial
+
+    async def _save(self, session: AsyncSession, **values: Any) -> None:
+        stmt = update(ImportJob).where(col(ImportJob.id) == self.job_id)
+        await session.execute(stmt.values(updated_at=utcnow(), **values))
+
+    async def _progress(self, phase: str, processed: int, tally: _Tally | None = None) -> None:
+        async with self.context.session_factory() as session:
+            await self._save(session, status="running", phase=phase, processed=processed,
+                             **self._counts(tally))  # fmt: skip
+            await session.commit()
+
+    @staticmethod
+    def _counts(tally: _Tally | None) -> dict[str, Any]:
+        if tally is None:
+            return {}
+        errors = sorted(tally.errors, key=lambda e: e.row)
+        return {
+            "created": tally.created,
+            "updated": tally.updated,
+            "skipped": tally.skipped,
+            "error_count": len(errors),
+            "errors": [e.model_dump() for e in errors[:MAX_STORED_ERRORS]],
+        }
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as exc:
+            log.exception("import job %s (%s) failed", self.job_id, self.spec.name)
+            async with self.context.session_factory() as session:
+                detail = (
+                    f"the import stopped with an internal error ({type(exc).__name__}); "
+                    "the batches before it were written"
+                )
+                await self._save(session, status="failed", finished_at=utcnow(), detail=detail)
+                await session.commit()
+
+    async def _run(self) -> None:
+        spec, principal = self.spec, self.principal
+        await self._progress("checking", 0)
+        tally = _Tally()
+        batches: Iterator[Parsed[R]]
+        if self.dry_run or not self.partial:
+            checked, parsed = await self._check()
+            if self.dry_run:
+                await self._finish(checked, applied=False)
+                return
+            if checked.errors:
+                await self._finish(checked, applied=False, status=REFUSED)
+                return
+            batches, self.rows = _taking(parsed), ()
+        else:
+            batches = parsed_batches(spec, self.rows, tally)
+        done = 0
+        for read, batch in batches:
+            async with self.context.session_factory() as session:
+                await _apply(spec, session, principal, batch, tally)
+                done += read
+                await self._save(session, status="running", phase="writing", processed=done,
+                                 **self._counts(tally))  # fmt: skip
+                await session.commit()
+        await self._finish(tally, applied=True)
+
+    async def _check(self) -> tuple[_Tally, list[Parsed[R]]]:
+        """The first pass: what the import would do, nothing written; and the parsed
+        batches, for the write pass (none for a dry run)."""
+        spec, tally, done = self.spec, _Tally(), 0
+        parsed: list[Parsed[R]] = []
+        for read, batch in parsed_batches(spec, self.rows, tally):
+            if not self.dry_run and not tally.errors:  # a file with errors is not written
+                parsed.append((read, batch))
+            async with self.context.session_factory() as session:
+                if not batch:  # every row of it refused by parse
+                    pass
+                elif spec.check is not None and not self.dry_run:
+                    refused = await spec.check(session, self.principal, batch)
+                    for number, reason in refused.items():
+                        tally.errors.append(ImportRowError(row=number, reason=reason))
+                else:
+                    await _apply(spec, session, self.principal, batch, tally)
+                await session.rollback()
+            done += read
+            await self._progress("checking", done, tally if self.dry_run else None)
+        return tally, parsed
+
+    async def _finish(self, tally: _Tally, *, applied: bool, status: str = "done") -> None:
+        async with self.context.session_factory() as session:
+            await self._save(session, status=status, phase="done", applied=applied,
+                             finished_at=utcnow(), **self._counts(tally))  # fmt: skip
+            await session.commit()
+
+
+async def get_job(
+    session: AsyncSession, principal: Principal, spec: CsvImport[Any], job_id: uuid.UUID
+) -> ImportJob:
+    """The job, if it is ``spec``'s and the caller started it (or its rules let them see it)."""
+    job = await session.get(ImportJob, job_id, populate_existing=True)
+    if job is None or job.kind != spec.name:
+        raise ImportJobNotFound(f"no import job {job_id}")
+    sees_all = spec.rules is not None and spec.rules.visibility(principal).unrestricted
+    if not (sees_all or job.owner_id == acting_user(principal)):
+        raise ImportJobNotFound(f"no import job {job_id}")
+    if job.is_stale():
+        job.status, job.detail = (
+            "failed",
+            ("interrupted: the process running it stopped; batches written before stay written"),
+        )
+    return job

@@ -1,0 +1,152 @@
+"""``EventHandler.handle_batch``: a relay batch applied in one transaction, guarantees kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import batch_probe
+import probe_plugin
+import pytest
+from sqlalchemy import func, select
+
+from crm2_core.context import TRACING
+from crm2_core.events import SYSTEM, Envelope, publish
+from crm2_core.events.handler_batches import apply_batch
+from crm2_core.events.handlers import apply_or_dead_letter
+from crm2_core.events.memory_broker import pending_jobs
+from crm2_core.events.models import AppliedEvent, DeadLetter
+from crm2_core.events.relay import relay_batch
+from crm2_core.testing import Crm2TestApp
+
+HANDLER = "batcher.effects"
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    batch_probe.CALLS.clear()
+    batch_probe.FAIL_BATCH[0] = False
+    yield
+    batch_probe.FAIL_BATCH[0] = False
+
+
+async def _app(factory: Any) -> Crm2TestApp:
+    app: Crm2TestApp = await factory(extra_plugins=(probe_plugin, batch_probe))
+    return app
+
+
+async def _publish(app: Crm2TestApp, items: list[tuple[str, int]]) -> None:
+    """The events in one transaction: the relay moves them as one batch."""
+    async with app.context.session_factory() as session:
+        for subject, n in items:
+            publish(session, probe_plugin.ItemCreated(n=n), subject=subject, actor=SYSTEM)
+        await session.commit()
+
+
+async def _effects(app: Crm2TestApp) -> list[tuple[str, int]]:
+    async with app.context.session_factory() as session:
+        stmt = select(probe_plugin.ProbeEffect.subject, probe_plugin.ProbeEffect.n).where(
+            probe_plugin.ProbeEffect.subject.startswith(batch_probe.SUBJECT_PREFIX)  # type: ignore[attr-defined]
+        )
+        return sorted((s, n) for s, n in (await session.execute(stmt)).all())
+
+
+async def _applied(app: Crm2TestApp) -> int:
+    async with app.context.session_factory() as session:
+        stmt = select(func.count()).select_from(AppliedEvent).where(AppliedEvent.handler == HANDLER)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+def _handler(app: Crm2TestApp) -> Any:
+    handler = app.context.events.handlers.get(HANDLER)
+    assert handler is not None
+    return handler
+
+
+async def test_a_relay_batch_is_applied_in_one_call_each_event_once(crm2_app_factory) -> None:
+    app = await _app(crm2_app_factory)
+    await _publish(app, [(f"s{n}", n) for n in range(30)])
+    await app.settle_events()
+    assert list(batch_probe.CALLS) == [("batch", list(range(30)))]
+    assert await _effects(app) == sorted((f"batcher:s{n}", n) for n in range(30))
+    assert await _applied(app) == 30
+
+
+async def test_an_event_whose_subject_is_earlier_in_the_batch_waits_for_it(
+    crm2_app_factory,
+) -> None:
+    """Both events of ``a`` in one batch: the claim leaves the second out (its predecessor
+    is not applied when the statement starts), and it is applied on its own after."""
+    app = await _app(crm2_app_factory)
+    await _publish(app, [("a", 0), ("b", 1), ("a", 2)])
+    await app.settle_events()
+    assert batch_probe.CALLS == [("batch", [0, 1]), ("one", 2)]
+    assert await _effects(app) == [("batcher:a", 0), ("batcher:a", 2), ("batcher:b", 1)]
+
+
+async def test_a_failed_batch_writes_nothing_and_each_event_is_applied_alone(
+    crm2_app_factory,
+) -> None:
+    app = await _app(crm2_app_factory)
+    batch_probe.FAIL_BATCH[0] = True
+    await _publish(app, [("a", 0), ("b", 1), ("c", 2)])
+    await app.settle_events()
+    assert batch_probe.CALLS[0] == ("batch", [0, 1, 2])
+    assert sorted(batch_probe.CALLS[1:]) == [("one", 0), ("one", 1), ("one", 2)]
+    assert await _effects(app) == [("batcher:a", 0), ("batcher:b", 1), ("batcher:c", 2)]
+    assert await _applied(app) == 3
+    async with app.context.session_factory() as session:
+        assert (await session.execute(select(DeadLetter))).first() is None
+
+
+async def test_a_redelivered_batch_changes_nothing(crm2_app_factory) -> None:
+    app = await _app(crm2_app_factory)
+    await app.context.events.close()  # no relay, no handlers: the test hands the batch over
+    await _publish(app, [("a", 0), ("b", 1)])
+    sent: list[Envelope] = []
+
+    async def keep(events: Any) -> None:
+        sent.extend(events)
+
+    assert await relay_batch(app.context.session_factory, keep) == 2
+    handler = _handler(app)
+    assert await apply_batch(app.context, handler, sent) == []
+    # again: nothing claimed, both left to the one-event path, which finds them applied
+    assert await apply_batch(app.context, handler, sent) == sent
+    for event in sent:
+        assert await apply_or_dead_letter(app.context, handler, event, 0) == "duplicate"
+    assert batch_probe.CALLS == [("batch", [0, 1])]
+    assert await _applied(app) == 2 and len(await _effects(app)) == 2
+
+
+async def test_work_left_by_a_stopped_process_is_queued_as_batches(crm2_app_factory) -> None:
+    app = await _app(crm2_app_factory)
+    await app.context.events.close()
+    await _publish(app, [(f"s{n}", n) for n in range(5)])
+
+    async def nowhere(events: Any) -> None:
+        return None
+
+    assert await relay_batch(app.context.session_factory, nowhere) == 5
+    jobs = await pending_jobs(app.context, app.context.events.handlers)
+    mine = [job for job in jobs if job.handler.id == HANDLER]
+    assert [[e.data["n"] for e in job.events] for job in mine] == [[0, 1, 2, 3, 4]]
+    # the probe's own handler has no handle_batch: one event per job
+    others = [job for job in jobs if job.handler.id == "probe.record"]
+    assert [len(job.events) for job in others] == [1] * 5
+
+
+async def test_a_batch_has_one_handler_span_linked_to_each_traced_event(
+    crm2_app_factory,
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(
+        extra_plugins=(probe_plugin, batch_probe), plugin_settings={"tracing": {"enabled": True}}
+    )
+    tracing = app.context.get(TRACING)
+    with tracing.tracer.start_as_current_span("publisher") as publisher:
+        await _publish(app, [("a", 0), ("b", 1)])
+    await app.settle_events()
+    (span,) = [s for s in tracing.finished_spans() if s.name == f"handle {HANDLER}"]
+    assert span.attributes["messaging.batch.message_count"] == 2
+    trace_id = publisher.get_span_context().trace_id
+    assert [link.context.trace_id for link in span.links] == [trace_id, trace_id]
