@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Row, Select
+from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.engine.result import result_tuple
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.cache_key import CacheKey
 
 Processor = Callable[[Any], Any] | None
 
@@ -84,3 +86,95 @@ class DirectSelect:
             )
             for record in records
         ]
+
+
+# -- any Core SELECT, compiled once per shape ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    compiled: Compiled
+    names: tuple[str, ...]
+    binds: tuple[Processor, ...]
+    results: tuple[Processor, ...]
+    make_row: Callable[[Sequence[Any]], Row[Any]]
+
+
+_PLANS: dict[tuple[str, Any], _Plan | None] = {}
+_MAX_PLANS = 1000
+
+
+def _plan(statement: Select[Any], dialect: Dialect, key: CacheKey) -> _Plan | None:
+    """``statement`` compiled for ``dialect``, or ``None`` when its SQL is only final at
+    execution (an expanding ``IN``, a literal rendered then): SQLAlchemy runs those."""
+    cache_key = (dialect.name, key.key)
+    if cache_key in _PLANS:
+        return _PLANS[cache_key]
+    compiled = statement.compile(dialect=dialect, cache_key=key)
+    keys = [str(column.key) for column in statement.selected_columns]
+    plan = None
+    # Rows keyed exactly as SQLAlchemy keys them: plain, uniquely named columns only.
+    plain = keys == [column.keyname for column in compiled._result_columns]
+    plain = plain and len(set(keys)) == len(keys)
+    if plain and "POSTCOMPILE" not in compiled.string and not compiled.literal_execute_params:
+        names = tuple(compiled.positiontup or ())
+        plan = _Plan(
+            compiled,
+            names,
+            tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ),
+            tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            ),
+            result_tuple(keys),
+        )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[cache_key] = plan
+    return plan
+
+
+async def select_rows(session: AsyncSession, statement: Select[Any]) -> list[Row[Any]]:
+    """``(await session.execute(statement)).all()``, straight through asyncpg on a read
+    session (PostgreSQL, no transaction: ``create_read_session_factory``).
+
+    For list pages: the statement changes with every cursor and filter, so it cannot be
+    a :class:`DirectSelect`; its shape does not. Each shape is compiled once (keyed by
+    SQLAlchemy's own cache key, whose extracted values are this call's parameters), and
+    the rows are the result rows SQLAlchemy would give, without its ORM execution path,
+    execution context and result object around one round trip. Anywhere else (SQLite,
+    a session inside a transaction, a statement SQLAlchemy must finish at execution)
+    the session runs it.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect
+    key = statement._generate_cache_key() if dialect.driver == "asyncpg" else None
+    plan = None if key is None else _plan(statement, dialect, key)
+    if key is None or plan is None:
+        return list((await session.execute(statement)).all())
+    raw = await connection.get_raw_connection()
+    # Only outside a transaction: run by the driver, the statement would not be in one
+    # SQLAlchemy had begun (and it would not begin one when its first statement is this).
+    if not getattr(raw.dbapi_connection, "autocommit", False):
+        return list((await session.execute(statement)).all())
+    params = plan.compiled.construct_params(extracted_parameters=key[1]) or {}
+    args = [
+        params[name] if process is None else process(params[name])
+        for process, name in zip(plan.binds, plan.names, strict=True)
+    ]
+    records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
+    make_row, processors = plan.make_row, plan.results
+    if not any(processors):
+        return [make_row(tuple(record)) for record in records]
+    return [
+        make_row(
+            tuple(
+                value if process is None else process(value)
+                for process, value in zip(processors, record, strict=True)
+            )
+        )
+        for record in records
+    ]

@@ -54,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from crm2_core.db.direct import select_rows
 from crm2_core.errors import InvalidCursor
 
 DEFAULT_LIMIT = 50
@@ -336,9 +337,11 @@ async def paginate(
         values = decode_cursor(params.cursor, scope, len(keys))
         _check_values(keys, values)
         stmt = stmt.where(_after(keys, values))
-    order = [k.ordering() for k in keys]
-    result = await session.execute(stmt.order_by(*order).limit(params.limit + 1))
-    rows = list(result.scalars()) if scalars else list(result.all())
+    stmt = stmt.order_by(*(k.ordering() for k in keys)).limit(params.limit + 1)
+    if scalars:
+        rows = list((await session.execute(stmt)).scalars())
+    else:  # plain rows: straight through the driver where it can (a GET on PostgreSQL)
+        rows = await select_rows(session, stmt)
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
