@@ -96,7 +96,7 @@ class _Plan:
     compiled: Compiled
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
-    results: tuple[Processor, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor)
     make_row: Callable[[Sequence[Any]], Row[Any]]
 
 
@@ -126,8 +126,9 @@ def _plan(statement: Select[Any], dialect: Dialect, key: CacheKey) -> _Plan | No
                 for name in names
             ),
             tuple(
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in statement.selected_columns
+                (index, process)
+                for index, column in enumerate(statement.selected_columns)
+                if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
             ),
             result_tuple(keys),
         )
@@ -137,44 +138,62 @@ def _plan(statement: Select[Any], dialect: Dialect, key: CacheKey) -> _Plan | No
     return plan
 
 
-async def select_rows(session: AsyncSession, statement: Select[Any]) -> list[Row[Any]]:
+def _listened(dispatch: Any) -> bool:
+    """Whether anything listens to a connection's statements (its engine's included)."""
+    return bool(
+        dispatch.before_execute
+        or dispatch.after_execute
+        or dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+    )
+
+
+async def select_rows(
+    session: AsyncSession,
+    statement: Select[Any],
+    make_row: Callable[[Sequence[Any]], Any] | None = None,
+) -> list[Any]:
     """``(await session.execute(statement)).all()``, straight through asyncpg on a read
-    session (PostgreSQL, no transaction: ``create_read_session_factory``).
+    session (PostgreSQL, no transaction: ``create_read_session_factory``); with
+    ``make_row``, each row made by it from the row's values instead.
 
     For list pages: the statement changes with every cursor and filter, so it cannot be
     a :class:`DirectSelect`; its shape does not. Each shape is compiled once (keyed by
     SQLAlchemy's own cache key, whose extracted values are this call's parameters), and
     the rows are the result rows SQLAlchemy would give, without its ORM execution path,
     execution context and result object around one round trip. Anywhere else (SQLite,
-    a session inside a transaction, a statement SQLAlchemy must finish at execution)
-    the session runs it.
+    a session inside a transaction, a statement SQLAlchemy must finish at execution,
+    an engine with event listeners) the session runs it.
     """
     connection = await session.connection()
     dialect = connection.dialect
-    key = statement._generate_cache_key() if dialect.driver == "asyncpg" else None
+    # Whoever listens to the engine's statements (tracing, a test capturing the SQL)
+    # sees every one: with listeners, SQLAlchemy runs it.
+    sync = connection.sync_connection
+    direct = dialect.driver == "asyncpg" and sync is not None and not _listened(sync.dispatch)
+    key = statement._generate_cache_key() if direct else None
     plan = None if key is None else _plan(statement, dialect, key)
-    if key is None or plan is None:
-        return list((await session.execute(statement)).all())
-    raw = await connection.get_raw_connection()
+    raw = None if plan is None else await connection.get_raw_connection()
     # Only outside a transaction: run by the driver, the statement would not be in one
     # SQLAlchemy had begun (and it would not begin one when its first statement is this).
-    if not getattr(raw.dbapi_connection, "autocommit", False):
-        return list((await session.execute(statement)).all())
+    if plan is None or raw is None or not getattr(raw.dbapi_connection, "autocommit", False):
+        rows = (await session.execute(statement)).all()
+        return list(rows) if make_row is None else [make_row(row) for row in rows]
+    assert key is not None
     params = plan.compiled.construct_params(extracted_parameters=key[1]) or {}
     args = [
         params[name] if process is None else process(params[name])
         for process, name in zip(plan.binds, plan.names, strict=True)
     ]
     records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
-    make_row, processors = plan.make_row, plan.results
-    if not any(processors):
-        return [make_row(tuple(record)) for record in records]
-    return [
-        make_row(
-            tuple(
-                value if process is None else process(value)
-                for process, value in zip(processors, record, strict=True)
-            )
-        )
-        for record in records
-    ]
+    make = plan.make_row if make_row is None else make_row
+    processors = plan.results
+    if not processors:
+        return [make(tuple(record)) for record in records]
+    out = []
+    for record in records:
+        values = list(record)
+        for index, process in processors:
+            values[index] = process(values[index])
+        out.append(make(values))
+    return out

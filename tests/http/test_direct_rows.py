@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+import pytest
 from sqlalchemy import Row, event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.auth.models import User
@@ -26,15 +28,18 @@ def _users(*emails: str) -> Any:
     )
 
 
-class _Recorder:
-    """The ``auth_user`` statements SQLAlchemy sends (not the scheduler's or relay's)."""
+class _Executions:
+    """The statements SQLAlchemy's ORM session executed (``AsyncSession.execute``)."""
 
-    def __init__(self) -> None:
-        self.statements: list[str] = []
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.statements: list[Any] = []
+        execute = AsyncSession.execute
 
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "auth_user" in statement:
+        async def counted(session: AsyncSession, statement: Any, *args: Any, **kw: Any) -> Any:
             self.statements.append(statement)
+            return await execute(session, statement, *args, **kw)
+
+        monkeypatch.setattr(AsyncSession, "execute", counted)
 
 
 async def test_rows_are_what_sqlalchemy_answers(crm2: Crm2TestApp) -> None:
@@ -56,35 +61,57 @@ async def test_rows_are_what_sqlalchemy_answers(crm2: Crm2TestApp) -> None:
     assert [r.email for r in both] == ["a@example.com", "b@example.com"]
 
 
-async def test_postgresql_read_sessions_bypass_sqlalchemy_execution(crm2: Crm2TestApp) -> None:
+async def test_postgresql_read_sessions_bypass_sqlalchemy_execution(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Straight through asyncpg outside a transaction only: inside one (a write session),
     through SQLAlchemy, which began it; an expanding IN or a computed column too."""
     await crm2.create_user("viewer", email="direct@example.com")
-    engine = crm2.context.engine
-    recorder = _Recorder()
+    executions = _Executions(monkeypatch)
     read_sessions = crm2.context.read_session_factory or crm2.context.session_factory
-    event.listen(engine.sync_engine, "before_cursor_execute", recorder)
-    try:
-        async with read_sessions() as session:
-            assert len(await select_rows(session, _users("direct@example.com"))) == 1
-        direct = len(recorder.statements)
-        async with read_sessions() as session:
-            await select_rows(session, _users("direct@example.com", "x@example.com"))
-            await select_rows(session, select(func.count()).select_from(User))
-        computed = len(recorder.statements) - direct
-        async with crm2.context.session_factory() as session:
-            assert len(await select_rows(session, _users("direct@example.com"))) == 1
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", recorder)
+    async with read_sessions() as session:
+        assert len(await select_rows(session, _users("direct@example.com"))) == 1
+    direct = len(executions.statements)
+    async with read_sessions() as session:
+        await select_rows(session, _users("direct@example.com", "x@example.com"))
+        await select_rows(session, select(func.count()).select_from(User))
+    computed = len(executions.statements) - direct
+    async with crm2.context.session_factory() as session:
+        assert len(await select_rows(session, _users("direct@example.com"))) == 1
 
-    on_postgresql = engine.dialect.driver == "asyncpg"
+    on_postgresql = crm2.context.engine.dialect.driver == "asyncpg"
     assert direct == (0 if on_postgresql else 1)
     assert computed == 2
-    assert len(recorder.statements) == direct + computed + 1
+    assert len(executions.statements) == direct + computed + 1
+
+
+async def test_statement_listeners_see_every_statement(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine with statement listeners (tracing, a test capturing SQL) runs it through
+    SQLAlchemy, so they see it."""
+    await crm2.create_user("viewer", email="seen@example.com")
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "auth_user" in statement:
+            seen.append(statement)
+
+    engine = crm2.context.engine.sync_engine
+    read_sessions = crm2.context.read_session_factory or crm2.context.session_factory
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with read_sessions() as session:
+            rows = await select_rows(session, _users("seen@example.com"))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert [r.email for r in rows] == ["seen@example.com"]
+    assert len(seen) == 1
 
 
 async def test_plain_row_pages_on_a_read_session_match_the_entity_pages(
-    crm2: Crm2TestApp,
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``Repository.page_rows`` on a GET's session: the same pages and cursors as
     ``page``, and on PostgreSQL none of its statements through SQLAlchemy's execution."""
@@ -95,22 +122,17 @@ async def test_plain_row_pages_on_a_read_session_match_the_entity_pages(
     users = Repository(User, NotFound, sorts=sorts)
     stmt = users.visible(Visibility.system()).where(col(User.email).startswith("page-"))
     walks: dict[bool, list[tuple[list[Any], str | None]]] = {True: [], False: []}
-    engine = crm2.context.engine
-    recorder = _Recorder()
+    executions: _Executions | None = None
     read_sessions = crm2.context.read_session_factory or crm2.context.session_factory
     for plain in (False, True):
         cursor: str | None = None
         for _ in range(10):
+            if plain and executions is None:
+                executions = _Executions(monkeypatch)
             async with read_sessions() as session:
                 params = PageParams(limit=2, cursor=cursor)
-                if plain:
-                    event.listen(engine.sync_engine, "before_cursor_execute", recorder)
-                try:
-                    fetch = users.page_rows if plain else users.page
-                    rows, cursor = await fetch(session, stmt, params, sort="created_at")
-                finally:
-                    if plain:
-                        event.remove(engine.sync_engine, "before_cursor_execute", recorder)
+                fetch = users.page_rows if plain else users.page
+                rows, cursor = await fetch(session, stmt, params, sort="created_at")
             walks[plain].append((rows, cursor))
             if cursor is None:
                 break
@@ -122,5 +144,6 @@ async def test_plain_row_pages_on_a_read_session_match_the_entity_pages(
     assert [(r.id, r.email, r.created_at, r.version) for r in plain_rows] == [
         (u.id, u.email, u.created_at, u.version) for u in entities
     ]
-    on_postgresql = engine.dialect.driver == "asyncpg"
-    assert len(recorder.statements) == (0 if on_postgresql else len(walks[True]))
+    assert executions is not None
+    on_postgresql = crm2.context.engine.dialect.driver == "asyncpg"
+    assert len(executions.statements) == (0 if on_postgresql else len(walks[True]))
