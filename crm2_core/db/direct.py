@@ -177,15 +177,19 @@ async def select_rows(
     # Only outside a transaction: run by the driver, the statement would not be in one
     # SQLAlchemy had begun (and it would not begin one when its first statement is this).
     if plan is None or raw is None or not getattr(raw.dbapi_connection, "autocommit", False):
-        rows = (await session.execute(statement)).all()
-        return list(rows) if make_row is None else [make_row(row) for row in rows]
+        return await _through_sqlalchemy(session, statement, make_row)
     assert key is not None
     params = plan.compiled.construct_params(extracted_parameters=key[1]) or {}
     args = [
         params[name] if process is None else process(params[name])
         for process, name in zip(plan.binds, plan.names, strict=True)
     ]
-    records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
+    try:
+        records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
+    except Exception:
+        # SQLAlchemy meets the error itself: its exception types (which the problem
+        # handlers answer) and, for a lost connection, the pool's invalidation.
+        return await _through_sqlalchemy(session, statement, make_row)
     make = plan.make_row if make_row is None else make_row
     processors = plan.results
     if not processors:
@@ -197,3 +201,10 @@ async def select_rows(
             values[index] = process(values[index])
         out.append(make(values))
     return out
+
+
+async def _through_sqlalchemy(
+    session: AsyncSession, statement: Select[Any], make_row: Callable[[Sequence[Any]], Any] | None
+) -> list[Any]:
+    rows = (await session.execute(statement)).all()
+    return list(rows) if make_row is None else [make_row(row) for row in rows]

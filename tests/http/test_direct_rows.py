@@ -147,3 +147,28 @@ async def test_plain_row_pages_on_a_read_session_match_the_entity_pages(
     assert executions is not None
     on_postgresql = crm2.context.engine.dialect.driver == "asyncpg"
     assert len(executions.statements) == (0 if on_postgresql else len(walks[True]))
+
+
+async def test_a_driver_error_is_met_by_sqlalchemy(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the driver raises, SQLAlchemy meets again (its error types, its pool's
+    invalidation of a lost connection): here it answers, the failure being the fake's."""
+    if crm2.context.engine.dialect.driver != "asyncpg":
+        pytest.skip("the direct path is PostgreSQL's")
+    import asyncpg
+
+    await crm2.create_user("viewer", email="retry@example.com")
+    failed: list[str] = []
+
+    async def broken(_conn: Any, query: str, *_: Any, **__: Any) -> Any:
+        failed.append(query)
+        raise asyncpg.exceptions.InterfaceError("the driver failed")
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", broken)
+    executions = _Executions(monkeypatch)
+    async with crm2.context.read_session_factory() as session:  # type: ignore[misc]
+        rows = await select_rows(session, _users("retry@example.com"))
+
+    assert [r.email for r in rows] == ["retry@example.com"]
+    assert len(failed) == 1 and len(executions.statements) == 1
