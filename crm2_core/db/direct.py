@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Row, Select
+from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.engine.result import result_tuple
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.cache_key import CacheKey
 
 Processor = Callable[[Any], Any] | None
 
@@ -84,3 +86,125 @@ class DirectSelect:
             )
             for record in records
         ]
+
+
+# -- any Core SELECT, compiled once per shape ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    compiled: Compiled
+    names: tuple[str, ...]
+    binds: tuple[Processor, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor)
+    make_row: Callable[[Sequence[Any]], Row[Any]]
+
+
+_PLANS: dict[tuple[str, Any], _Plan | None] = {}
+_MAX_PLANS = 1000
+
+
+def _plan(statement: Select[Any], dialect: Dialect, key: CacheKey) -> _Plan | None:
+    """``statement`` compiled for ``dialect``, or ``None`` when its SQL is only final at
+    execution (an expanding ``IN``, a literal rendered then): SQLAlchemy runs those."""
+    cache_key = (dialect.name, key.key)
+    if cache_key in _PLANS:
+        return _PLANS[cache_key]
+    compiled = statement.compile(dialect=dialect, cache_key=key)
+    keys = [str(column.key) for column in statement.selected_columns]
+    plan = None
+    # Rows keyed exactly as SQLAlchemy keys them: plain, uniquely named columns only.
+    plain = keys == [column.keyname for column in compiled._result_columns]
+    plain = plain and len(set(keys)) == len(keys)
+    if plain and "POSTCOMPILE" not in compiled.string and not compiled.literal_execute_params:
+        names = tuple(compiled.positiontup or ())
+        plan = _Plan(
+            compiled,
+            names,
+            tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ),
+            tuple(
+                (index, process)
+                for index, column in enumerate(statement.selected_columns)
+                if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+            ),
+            result_tuple(keys),
+        )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[cache_key] = plan
+    return plan
+
+
+def _listened(dispatch: Any) -> bool:
+    """Whether anything listens to a connection's statements (its engine's included)."""
+    return bool(
+        dispatch.before_execute
+        or dispatch.after_execute
+        or dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+    )
+
+
+async def select_rows(
+    session: AsyncSession,
+    statement: Select[Any],
+    make_row: Callable[[Sequence[Any]], Any] | None = None,
+) -> list[Any]:
+    """``(await session.execute(statement)).all()``, straight through asyncpg on a read
+    session (PostgreSQL, no transaction: ``create_read_session_factory``); with
+    ``make_row``, each row made by it from the row's values instead.
+
+    For list pages: the statement changes with every cursor and filter, so it cannot be
+    a :class:`DirectSelect`; its shape does not. Each shape is compiled once (keyed by
+    SQLAlchemy's own cache key, whose extracted values are this call's parameters), and
+    the rows are the result rows SQLAlchemy would give, without its ORM execution path,
+    execution context and result object around one round trip. Anywhere else (SQLite,
+    a session inside a transaction, a statement SQLAlchemy must finish at execution,
+    an engine with event listeners) the session runs it.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect
+    # Whoever listens to the engine's statements (tracing, a test capturing the SQL)
+    # sees every one: with listeners, SQLAlchemy runs it.
+    sync = connection.sync_connection
+    direct = dialect.driver == "asyncpg" and sync is not None and not _listened(sync.dispatch)
+    key = statement._generate_cache_key() if direct else None
+    plan = None if key is None else _plan(statement, dialect, key)
+    raw = None if plan is None else await connection.get_raw_connection()
+    # Only outside a transaction: run by the driver, the statement would not be in one
+    # SQLAlchemy had begun (and it would not begin one when its first statement is this).
+    if plan is None or raw is None or not getattr(raw.dbapi_connection, "autocommit", False):
+        return await _through_sqlalchemy(session, statement, make_row)
+    assert key is not None
+    params = plan.compiled.construct_params(extracted_parameters=key[1]) or {}
+    args = [
+        params[name] if process is None else process(params[name])
+        for process, name in zip(plan.binds, plan.names, strict=True)
+    ]
+    try:
+        records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
+    except Exception:
+        # SQLAlchemy meets the error itself: its exception types (which the problem
+        # handlers answer) and, for a lost connection, the pool's invalidation.
+        return await _through_sqlalchemy(session, statement, make_row)
+    make = plan.make_row if make_row is None else make_row
+    processors = plan.results
+    if not processors:
+        return [make(tuple(record)) for record in records]
+    out = []
+    for record in records:
+        values = list(record)
+        for index, process in processors:
+            values[index] = process(values[index])
+        out.append(make(values))
+    return out
+
+
+async def _through_sqlalchemy(
+    session: AsyncSession, statement: Select[Any], make_row: Callable[[Sequence[Any]], Any] | None
+) -> list[Any]:
+    rows = (await session.execute(statement)).all()
+    return list(rows) if make_row is None else [make_row(row) for row in rows]

@@ -28,7 +28,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -54,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from crm2_core.db.direct import select_rows
 from crm2_core.errors import InvalidCursor
 
 DEFAULT_LIMIT = 50
@@ -323,27 +324,32 @@ async def paginate(
     params: PageParams,
     *,
     scalars: bool = True,
+    row: Callable[[Sequence[Any]], Any] | None = None,
 ) -> tuple[list[Any], str | None]:
     """Run ``stmt`` ordered by ``keys`` from ``params.cursor``; return rows and the next cursor.
 
     By default the rows are the first column of each result row (the ORM objects of a
     ``select(Model)``). With ``scalars=False`` they are the result rows themselves, for a
     ``select`` of plain columns: no ORM objects are built, which is what makes a large
-    export cheap. The statement must then select every column of ``keys``.
+    export cheap. The statement must then select every column of ``keys``; ``row`` then
+    makes each row from its values (a named tuple class's ``_make``), the keys being
+    read from it by attribute.
     """
     scope = cursor_scope(keys)
     if params.cursor:
         values = decode_cursor(params.cursor, scope, len(keys))
         _check_values(keys, values)
         stmt = stmt.where(_after(keys, values))
-    order = [k.ordering() for k in keys]
-    result = await session.execute(stmt.order_by(*order).limit(params.limit + 1))
-    rows = list(result.scalars()) if scalars else list(result.all())
+    stmt = stmt.order_by(*(k.ordering() for k in keys)).limit(params.limit + 1)
+    if scalars:
+        rows = list((await session.execute(stmt)).scalars())
+    else:  # plain rows: straight through the driver where it can (a GET on PostgreSQL)
+        rows = await select_rows(session, stmt, row)
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
     last = rows[-1]
-    if scalars:
+    if scalars or row is not None:
         values = [getattr(last, k.column.key) for k in keys]
     else:  # a key given as an entity's attribute names the table's column by its key
         mapping = last._mapping

@@ -12,10 +12,11 @@ the same 404 as a missing one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Exists, Row, Select, bindparam, delete, select
+from sqlalchemy import Exists, Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
@@ -27,6 +28,18 @@ from crm2_core.kit.visibility import Visibility
 
 M = TypeVar("M")
 Summary = Callable[[Any], Mapping[str, Any]]
+
+
+def _row_class(name: str, columns: Sequence[Any]) -> Callable[[Sequence[Any]], Any] | None:
+    """A named tuple class of the columns (``None`` when a column's key is no field name)."""
+    if not columns:
+        return None
+    try:
+        row_class: Any = namedtuple(f"{name}Row", [str(c.key) for c in columns])  # type: ignore[misc]
+    except ValueError:
+        return None
+    make: Callable[[Sequence[Any]], Any] = row_class._make
+    return make
 
 
 class Repository(Generic[M]):
@@ -55,6 +68,7 @@ class Repository(Generic[M]):
         self.id_column: Any = getattr(model, "id")  # noqa: B009 - typed as Any on purpose
         table = getattr(model, "__table__", None)
         self._columns: tuple[Any, ...] = tuple(table.columns) if table is not None else ()
+        self._plain_row = _row_class(model.__name__, self._columns)
         self._has_updated_at = hasattr(model, "updated_at")
         self._exists: dict[bool, Exists] = {}
 
@@ -136,17 +150,22 @@ class Repository(Generic[M]):
         *,
         sort: str | None = None,
         keys: list[OrderKey] | None = None,
-    ) -> tuple[list[Row[Any]], str | None]:
-        """``page``, the rows being the table's columns as plain result rows.
+    ) -> tuple[list[Any], str | None]:
+        """``page``, the rows being the table's columns as plain named tuples.
 
         A row reads like the entity (``row.title``, ``ResponseModel.model_validate(row)``)
         but is no ORM object: no identity map, no instrumented instance per row, which
-        is most of the cost of loading a list page. For pages that are only shown.
+        is most of the cost of loading a list page. For pages that are only shown. A
+        named tuple rather than SQLAlchemy's ``Row``: a response reads every field of
+        fifty rows, and a ``Row`` answers each attribute in Python (``__getattr__``),
+        a named tuple in C, ten times faster.
         """
         if not self._columns:
             raise TypeError(f"{self.noun}: plain rows need a table model")
         stmt = stmt.with_only_columns(*self._columns)
-        return await paginate(session, stmt, self._keys(sort, keys), page, scalars=False)
+        return await paginate(
+            session, stmt, self._keys(sort, keys), page, scalars=False, row=self._plain_row
+        )
 
     # -- writes ------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ async def test_a_repositorys_plain_rows_read_like_its_entities(crm2: Crm2TestApp
     entities = [u for rows, _ in walks[False] for u in rows]
     plain_rows = [r for rows, _ in walks[True] for r in rows]
     assert {u.id for u in entities} == created and len(entities) == 5
-    assert all(isinstance(r, Row) for r in plain_rows)
+    assert all(isinstance(r, tuple) and "email" in r._fields for r in plain_rows)
     assert [(r.id, r.email, r.created_at, r.version) for r in plain_rows] == [
         (u.id, u.email, u.created_at, u.version) for u in entities
     ]
