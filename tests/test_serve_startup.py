@@ -75,6 +75,29 @@ def test_the_cli_pauses_the_collector_for_the_start_up_and_resumes_it_for_a_comm
     assert out == ["command True", "start-up [False]"]
 
 
+def test_a_core_command_runs_without_the_plugins_commands_and_help_lists_them() -> None:
+    # `crm2 serve` is a core command: the plugins' command modules (and a second
+    # plugin registry built only to find them) would be start-up work for nothing.
+    out = _run(
+        "import sys\n"
+        "import crm2_core.cli\n"
+        "m = sys.modules['crm2_core.cli.main']\n"
+        "@m.cli.command('probe')\n"
+        "def probe():\n"
+        "    print(sorted(n for n in ('crm2_backup.cli', 'crm2_deals.cli') if n in sys.modules))\n"
+        "for argv in (['probe'], ['--help'], ['deals', '--help']):\n"
+        "    sys.argv = ['crm2', *argv]\n"
+        "    try:\n"
+        "        m.main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    assert out[0] == "[]"
+    listed = [line.split()[0] for line in out if line.startswith("  ")]
+    assert {"backup", "deals", "serve", "migrate"} <= set(listed)
+    assert any(line.startswith("Usage: crm2 deals") for line in out)
+
+
 def test_serve_resumes_the_collector_once_the_app_has_started(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm2.db'}"
     crm2 = Path(sys.executable).with_name("crm2")
