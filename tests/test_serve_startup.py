@@ -34,6 +34,18 @@ def test_the_app_with_every_plugin_is_built_without_an_http_client() -> None:
     assert out == ["True", "[]"]
 
 
+def test_the_routes_of_every_plugin_are_mounted_without_building_their_dependants() -> None:
+    # FastAPI builds a mounted route's request handling again at its router's first
+    # request; built at import as well, it would be start-up work done twice.
+    out = _run(
+        "from crm2_core.http.app import create_app\n"
+        "app = create_app()\n"
+        "routes = app.state.crm2_routes\n"
+        "print(len(routes) > 150, [r.path for r in routes if 'dependant' in r.__dict__])\n"
+    )
+    assert out == ["True []"]
+
+
 def test_table_and_event_validators_are_built_on_first_use() -> None:
     out = _run(
         "import uuid\n"
