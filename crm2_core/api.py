@@ -36,6 +36,7 @@ from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.http.problems import problem_responses
+from crm2_core.http.routing import APIRouter
 from crm2_core.http.streamed import STREAMED_BODY
 from crm2_core.jobs import JobRunner
 from crm2_core.kit.cli import run_with_context
@@ -117,6 +118,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "STREAMED_BODY",
     "SYSTEM",
+    "APIRouter",
     "Actor",
     "Amount",
     "AppContext",

@@ -9,6 +9,7 @@ upgrading the others.
 from __future__ import annotations
 
 import ast
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,10 +141,28 @@ def _literal(node: ast.expr, path: Path, name: str) -> Any:
         ) from None
 
 
+# The first top-level function: Alembic's template writes the revision ids above
+# ``def upgrade()``, and parsing only that head skips the bulk of a large revision.
+_FIRST_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.MULTILINE)
+
+
 def revision_ids(path: Path) -> tuple[str, tuple[str, ...]]:
     """``(revision, down revisions)`` of one revision file, read without running it."""
+    text = path.read_text(encoding="utf-8")
+    first_def = _FIRST_DEF.search(text)
+    if first_def is not None:
+        try:
+            found = _assigned_ids(text[: first_def.start()], path)
+        except SyntaxError:  # the cut fell inside a string: read the whole file
+            found = {}
+        if {"revision", "down_revision"} <= found.keys():
+            return _ids(found, path)
+    return _ids(_assigned_ids(text, path), path)
+
+
+def _assigned_ids(source: str, path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+    for node in ast.parse(source, str(path)).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -152,6 +171,10 @@ def revision_ids(path: Path) -> tuple[str, tuple[str, ...]]:
             continue
         if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
             found[target.id] = _literal(value, path, target.id)
+    return found
+
+
+def _ids(found: dict[str, Any], path: Path) -> tuple[str, tuple[str, ...]]:
     revision = found.get("revision")
     if not isinstance(revision, str):
         raise ConfigurationError(f'{path}: no `revision = "…"` line; is it a revision file?')
@@ -177,11 +200,21 @@ def heads(versions_dir: Path) -> tuple[str, ...]:
     return tuple(sorted(r for r in revisions if r not in revised))
 
 
-def current_revisions(sync_conn: Connection, version_table: str) -> tuple[str, ...]:
-    """The revision ids recorded in ``version_table``; none when the table does not exist."""
+def current_revisions(
+    sync_conn: Connection, version_table: str, tables: set[str] | None = None
+) -> tuple[str, ...]:
+    """The revision ids recorded in ``version_table``; none when the table does not exist.
+
+    ``tables``: the database's table names when the caller listed them already.
+    """
     from sqlalchemy import column, select, table
 
-    if not inspect(sync_conn).has_table(version_table):
+    exists = (
+        version_table in tables
+        if tables is not None
+        else inspect(sync_conn).has_table(version_table)
+    )
+    if not exists:
         return ()
     version: ColumnClause[str] = column("version_num")
     query = select(version).select_from(table(version_table))
@@ -199,7 +232,8 @@ async def states(
     sources = _pick(migration_sources(registry), plugin)
 
     def current(sync_conn: Connection) -> list[tuple[str, ...]]:
-        return [current_revisions(sync_conn, s.version_table) for s in sources]
+        tables = set(inspect(sync_conn).get_table_names())  # one query, not one per branch
+        return [current_revisions(sync_conn, s.version_table, tables) for s in sources]
 
     async with engine.connect() as conn:
         now = await conn.run_sync(current)

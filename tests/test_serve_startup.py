@@ -34,6 +34,18 @@ def test_the_app_with_every_plugin_is_built_without_an_http_client() -> None:
     assert out == ["True", "[]"]
 
 
+def test_the_routes_of_every_plugin_are_mounted_without_building_their_dependants() -> None:
+    # FastAPI builds a mounted route's request handling again at its router's first
+    # request; built at import as well, it would be start-up work done twice.
+    out = _run(
+        "from crm2_core.http.app import create_app\n"
+        "app = create_app()\n"
+        "routes = app.state.crm2_routes\n"
+        "print(len(routes) > 150, [r.path for r in routes if 'dependant' in r.__dict__])\n"
+    )
+    assert out == ["True []"]
+
+
 def test_table_and_event_validators_are_built_on_first_use() -> None:
     out = _run(
         "import uuid\n"
@@ -73,6 +85,29 @@ def test_the_cli_pauses_the_collector_for_the_start_up_and_resumes_it_for_a_comm
         "print('start-up', seen)\n"
     )
     assert out == ["command True", "start-up [False]"]
+
+
+def test_a_core_command_runs_without_the_plugins_commands_and_help_lists_them() -> None:
+    # `crm2 serve` is a core command: the plugins' command modules (and a second
+    # plugin registry built only to find them) would be start-up work for nothing.
+    out = _run(
+        "import sys\n"
+        "import crm2_core.cli\n"
+        "m = sys.modules['crm2_core.cli.main']\n"
+        "@m.cli.command('probe')\n"
+        "def probe():\n"
+        "    print(sorted(n for n in ('crm2_backup.cli', 'crm2_deals.cli') if n in sys.modules))\n"
+        "for argv in (['probe'], ['--help'], ['deals', '--help']):\n"
+        "    sys.argv = ['crm2', *argv]\n"
+        "    try:\n"
+        "        m.main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    assert out[0] == "[]"
+    listed = [line.split()[0] for line in out if line.startswith("  ")]
+    assert {"backup", "deals", "serve", "migrate"} <= set(listed)
+    assert any(line.startswith("Usage: crm2 deals") for line in out)
 
 
 def test_serve_resumes_the_collector_once_the_app_has_started(tmp_path: Path) -> None:

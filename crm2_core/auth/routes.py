@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth import repository as repo
@@ -38,6 +38,7 @@ from crm2_core.http.deps import ContextDep, ReadConnectionDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
+from crm2_core.http.routing import APIRouter
 from crm2_core.http.security import NO_STORE
 from crm2_hookspecs import Principal
 

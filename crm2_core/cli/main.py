@@ -66,7 +66,40 @@ def _missing_table(exc: DBAPIError) -> bool:
 
 
 class Crm2Group(click.Group):
-    """Turns the one error a new user meets first (no tables yet) into one line."""
+    """The core's commands, and the plugins' (``crm2_cli``) added when first asked for.
+
+    A core command (``crm2 serve``, ``crm2 migrate``) runs without the plugins'
+    command modules: they are loaded only when the name is not a core command or
+    the commands are listed (``--help``, completion). Also turns the one error a
+    new user meets first (no tables yet) into one line.
+    """
+
+    plugin_commands_pending = False
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and self._add_plugin_commands():
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def _add_plugin_commands(self) -> bool:
+        """Let the enabled plugins add their commands; whether any were pending."""
+        if not self.plugin_commands_pending:
+            return False
+        self.plugin_commands_pending = False
+        from crm2_core.plugins import build_plugin_manager
+
+        try:
+            registry = build_plugin_manager(Settings())
+        except Exception:  # the core commands still work and report the error themselves
+            return True
+        for _ in registry.call("crm2_cli", cli=self):
+            pass
+        return True
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -104,14 +137,8 @@ def cli(ctx: click.Context) -> None:
 
 def build_cli() -> click.Group:
     from crm2_core.cli import broker, commands, doctor, events, openapi, serve  # noqa: F401
-    from crm2_core.plugins import build_plugin_manager
 
-    try:
-        registry = build_plugin_manager(Settings())
-    except Exception:  # the core commands still work and report the error themselves
-        return cli
-    for _ in registry.call("crm2_cli", cli=cli):
-        pass
+    cli.plugin_commands_pending = True  # added by the enabled plugins when first needed
     return cli
 
 

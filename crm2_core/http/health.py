@@ -7,12 +7,12 @@ import inspect
 import time
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from crm2_core.context import AppContext
 from crm2_core.http.deps import ContextDep
+from crm2_core.http.routing import APIRouter
 from crm2_hookspecs import HealthCheck
 
 router = APIRouter(tags=["health"])

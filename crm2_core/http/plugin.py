@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from pydantic import TypeAdapter
 
 from crm2_core.context import AppContext, ServiceKey
@@ -15,6 +15,7 @@ from crm2_core.http.health import builtin_checks
 from crm2_core.http.health import router as health_router
 from crm2_core.http.models import MODELS
 from crm2_core.http.principal import require
+from crm2_core.http.routing import APIRouter
 from crm2_core.migration_paths import environment_dir
 from crm2_core.plugins.manager import PluginStatus
 from crm2_core.schemas import ResponseModel

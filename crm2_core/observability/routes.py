@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from crm2_core.errors import Forbidden, NotFound, Unauthorized
 from crm2_core.http.deps import ContextDep
+from crm2_core.http.routing import APIRouter
 from crm2_core.observability.metrics import metrics_of
 
 router = APIRouter(tags=["metrics"])

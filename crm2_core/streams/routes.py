@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -14,6 +14,7 @@ from crm2_core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthor
 from crm2_core.events.asyncapi import asyncapi_document
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.problems import problem_responses
+from crm2_core.http.routing import APIRouter
 from crm2_core.schemas import INT64_MAX, RequestModel, ResponseModel
 from crm2_core.streams.channels import RegisteredChannel, get_channel
 from crm2_core.streams.connection import Connection

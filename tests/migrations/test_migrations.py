@@ -177,6 +177,26 @@ def test_heads_of_a_branch_that_forked_and_merged(tmp_path: Path) -> None:
     assert migrate.heads(tmp_path) == ("d4",)
 
 
+def test_revision_ids_are_found_when_the_lines_above_upgrade_do_not_hold_them(
+    tmp_path: Path,
+) -> None:
+    # Only the lines above the first ``def`` are parsed when they hold both ids;
+    # a cut inside a string, or ids written below a function, read the whole file.
+    (tmp_path / "a1.py").write_text(
+        '"""Note\ndef looks like code here\n"""\nrevision = "a1"\ndown_revision = None\n'
+        "def upgrade() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b2.py").write_text(
+        'revision = "b2"\ndef upgrade() -> None:\n    pass\ndown_revision = "a1"\n',
+        encoding="utf-8",
+    )
+
+    assert migrate.revision_ids(tmp_path / "a1.py") == ("a1", ())
+    assert migrate.revision_ids(tmp_path / "b2.py") == ("b2", ("a1",))
+    assert migrate.heads(tmp_path) == ("b2",)
+
+
 def test_a_revision_file_without_literal_ids_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "odd.py").write_text('revision = "a" + "b"\n', encoding="utf-8")
 

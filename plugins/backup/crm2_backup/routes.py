@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from crm2_backup.repository import (
     artifacts,
@@ -38,6 +38,7 @@ from crm2_backup.schemas import (
 from crm2_backup.service import retention
 from crm2_backup.service.queued import request_backup_now, request_drill_now
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     Page,
     PageDep,

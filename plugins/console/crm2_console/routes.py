@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from crm2_console.schemas import ConsoleManifest
 from crm2_console.service import manifest_for
-from crm2_core.api import ContextDep, CurrentPrincipal, has_permission
+from crm2_core.api import APIRouter, ContextDep, CurrentPrincipal, has_permission
 
 router = APIRouter(prefix="/api/v1/console", tags=["console"])
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     Permissions,
     create_route,

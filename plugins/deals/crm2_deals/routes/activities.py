@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from crm2_core.api import (
+    APIRouter,
     Page,
     PageDep,
     SessionDep,

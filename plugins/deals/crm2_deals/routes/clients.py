@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from crm2_core.api import (
+    APIRouter,
     IfMatchDep,
     SessionDep,
     create_route,

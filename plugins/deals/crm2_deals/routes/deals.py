@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     IfMatchDep,
     Page,

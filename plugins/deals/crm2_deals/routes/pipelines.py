@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import IfMatchDep, Page, PageDep, SessionDep, created, present
+from crm2_core.api import APIRouter, IfMatchDep, Page, PageDep, SessionDep, created, present
 from crm2_deals.models import Pipeline
 from crm2_deals.repository import pipelines as repo
 from crm2_deals.routes.deps import DealsAdmin, DealsRead

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
 from fastapi import Path as PathParam
+from fastapi import Response, status
 
-from crm2_core.api import ContextDep, IfMatchDep, SessionDep, created, present
+from crm2_core.api import APIRouter, ContextDep, IfMatchDep, SessionDep, created, present
 from crm2_documents.routes.deps import DocumentsAdmin, DocumentsRead
 from crm2_documents.schemas.documents import KindKey, TransferRequest, VersionPublic
 from crm2_documents.schemas.kinds import KindCreate, KindPublic, KindUpdate

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from fastapi import Path as PathParam
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     IfMatchDep,
     Page,

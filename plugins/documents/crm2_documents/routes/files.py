@@ -14,10 +14,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from crm2_core.api import STREAMED_BODY, ContextDep, SessionDep, new_id, problem_responses
+from crm2_core.api import (
+    STREAMED_BODY,
+    APIRouter,
+    ContextDep,
+    SessionDep,
+    new_id,
+    problem_responses,
+)
 from crm2_documents import signing
 from crm2_documents.content import content_disposition
 from crm2_documents.errors import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
-from crm2_core.api import ContextDep, SessionDep, problem_responses
+from crm2_core.api import APIRouter, ContextDep, SessionDep, problem_responses
 from crm2_documents.gdrive import oauth
 from crm2_documents.routes.deps import DocumentsAdmin
 

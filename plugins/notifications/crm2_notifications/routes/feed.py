@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     IfMatchDep,
     Page,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import Body, Header, Response, status
 
-from crm2_core.api import ContextDep, SessionDep, problem_responses
+from crm2_core.api import APIRouter, ContextDep, SessionDep, problem_responses
 from crm2_notifications.channels.telegram import bot_call
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.routes.deps import NotificationsRead

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from sqlalchemy import select
 from sqlmodel import col
 
 from crm2_core.api import (
+    APIRouter,
     IfMatchDep,
     Page,
     PageDep,

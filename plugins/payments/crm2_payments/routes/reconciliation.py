@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from fastapi import File, Header, Query, Response, UploadFile, status
 from sqlalchemy import select
 from sqlmodel import col
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     Page,
     PageDep,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 
-from crm2_core.api import ContextDep, SessionDep, problem_responses
+from crm2_core.api import APIRouter, ContextDep, SessionDep, problem_responses
 from crm2_payments.schemas.admin import WebhookAck
 from crm2_payments.schemas.payments import Provider
 from crm2_payments.service import webhooks as service

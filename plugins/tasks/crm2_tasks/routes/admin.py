@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from crm2_core.api import (
+    APIRouter,
     ContextDep,
     IfMatchDep,
     Page,

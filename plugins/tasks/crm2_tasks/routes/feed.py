@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
-from crm2_core.api import ContextDep, SessionDep
+from crm2_core.api import APIRouter, ContextDep, SessionDep
 from crm2_tasks.routes.deps import TasksRead
 from crm2_tasks.schemas.tasks import FeedPublic
 from crm2_tasks.service import feed as service

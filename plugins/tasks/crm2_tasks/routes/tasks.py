@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import Depends, Header, Response, status
 from sqlalchemy import Row
 
 from crm2_core.api import (
+    APIRouter,
     AppContext,
     ContextDep,
     IfMatchDep,
