@@ -7,6 +7,7 @@ from collections.abc import Callable
 from harness import Crm2Env, Envs, Metric, Profile
 
 from scenarios.s1_read import scenario_1, scenario_1c
+from scenarios.s2_create import prepare as prepare_s2
 from scenarios.s2_create import scenario_2
 from scenarios.s3_list import large_env, scenario_3, scenario_3b
 from scenarios.s4_events import events_env, scenario_4, scenario_4b
@@ -72,7 +73,7 @@ def _main(envs: Envs, _profile: Profile) -> Crm2Env:
 PREPARE: dict[str, Preparation] = {
     "1": _main,
     "1c": _main,
-    "2": lambda envs, _profile: envs.get("s2"),
+    "2": prepare_s2,
     "3": large_env,
     "4": lambda envs, _profile: events_env(envs),
     "4b": lambda envs, _profile: events_env(envs),

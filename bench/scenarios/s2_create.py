@@ -9,6 +9,12 @@ rows to the (in-memory) broker, which is part of crm2's cost.
 Baseline: ``raw_asyncpg_deals.py``: the same JSON body, one asyncpg
 ``INSERT … RETURNING`` of the same row into the same table of the same database.
 Both write to one table, interleaved, so both see the same table size.
+
+Every other installed plugin's handlers of ``deals.deal.created`` (tasks' automations,
+notifications' rules, documents' follow-owner) run in the serving process too, so
+the full run also serves crm2 with the deals plugin alone (``CRM2_PLUGINS=deals``, its
+own database): the create and its relay without other plugins' features, like for like
+with the 2026-11-25 figures, which had no other plugin.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import httpx
 from harness import (
+    Crm2Env,
     Envs,
     Metric,
     Profile,
@@ -74,6 +81,9 @@ def scenario_2(envs: Envs, profile: Profile) -> list[Metric]:
     p50 = Metric(label, "p50 closed-loop", "ms", False)
     p99 = Metric(label, "p99 open-loop", "ms", False, target_ratio=2.5)
     crm2 = envs.get("s2")
+    alone_rps = Metric(label, "req/s, deals plugin alone", "req/s", True)
+    alone_cpu = Metric(label, "server CPU/req, deals plugin alone", "ms", False)
+    alone = None if profile.quick else _deals_alone(envs)
     with crm2.served() as (app, headers):
         body_file = crm2.workdir / "s2-body.json"
         deal = first_deal(app.url, headers, body_file)
@@ -92,7 +102,46 @@ def scenario_2(envs: Envs, profile: Profile) -> list[Metric]:
             _interleave(variants, headers, str(body_file), profile, rps, cpu, p50, p99)
         count = sql(crm2.asyncpg_dsn, "SELECT count(*) AS n FROM deals_deal")[0]["n"]
         log(f"s2: {count:,} deals in the table at the end")
-    return [rps, cpu, p50, p99]
+    if alone is None:
+        return [rps, cpu, p50, p99]
+    _measure_alone(alone, profile, alone_rps, alone_cpu)
+    return [rps, cpu, p50, p99, alone_rps, alone_cpu]
+
+
+def _deals_alone(envs: Envs) -> Crm2Env:
+    """The database the deals plugin alone is served from (migrated with it alone)."""
+    return envs.get("s2-deals", CRM2_PLUGINS="deals")
+
+
+def prepare(envs: Envs, profile: Profile) -> None:
+    """The scenario's environments, made before the run's first scenario."""
+    envs.get("s2")
+    if not profile.quick:
+        _deals_alone(envs)
+
+
+def _measure_alone(alone: Crm2Env, profile: Profile, rps: Metric, cpu: Metric) -> None:
+    """crm2 with the deals plugin alone vs the same raw INSERT on its own database,
+    closed loop, A B per round (like ``_interleave`` without the open loop)."""
+    with alone.served() as (app, headers):
+        body_file = alone.workdir / "s2-deals-body.json"
+        deal = first_deal(app.url, headers, body_file)
+        ids = {"BENCH_PIPELINE_ID": deal["pipeline_id"], "BENCH_STAGE_ID": deal["stage_id"],
+               "BENCH_OWNER_ID": deal["owner_id"]}  # fmt: skip
+        with running(asyncpg_baseline(alone, **ids)) as (bare,):
+            post = {"method": "POST", "body-file": str(body_file), "headers": headers}
+            for number, measured in rounds(profile):
+                a, b = (
+                    measure_http(server, "closed", server.url + DEALS_PATH, profile.closed_s,
+                                 client="raw", connections=profile.connections, **post)
+                    for server in (app, bare)
+                )  # fmt: skip
+                cpu_ms = a["cpu_ms_per_req"] or 0
+                log(f"s2 round {number} deals alone: {a['rps']:.0f} req/s, "
+                    f"{cpu_ms:.2f} ms CPU/req, raw {b['rps']:.0f} req/s")  # fmt: skip
+                if measured:
+                    rps.add(a["rps"], b["rps"])
+                    cpu.add(a["cpu_ms_per_req"], b["cpu_ms_per_req"])
 
 
 def _interleave(
