@@ -24,6 +24,7 @@ from crm2_core.http.openapi import decorate_openapi
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
 from crm2_core.http.request_guard import guard_request
+from crm2_core.http.route_index import install_route_index
 from crm2_core.http.security import DEFAULT_HEADERS
 from crm2_core.http.streamed import streamed_routes
 from crm2_core.networks import parse_networks
@@ -134,6 +135,8 @@ def create_app(
     install_docs(app)
     _mount(app, registry, context)
     _install_web_root(app, registry, context)
+    # Each request tries only the routes its path can match (routes added later count too).
+    install_route_index(app)
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
     # then idempotency.
     app.add_middleware(IdempotencyMiddleware, context=context)
