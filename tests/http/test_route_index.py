@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi import routing as fastapi_routing
 from starlette.convertors import CONVERTOR_TYPES
@@ -15,6 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm2_core.http import route_index
 from crm2_core.http.app import create_app
 from crm2_core.http.route_index import IndexedRouter, _Leaf, unsupported_reason
 from crm2_core.settings import Settings
@@ -303,3 +306,23 @@ async def test_the_index_serves_the_real_app(crm2: Crm2TestApp) -> None:
     missing = await crm2.client.get("/api/v1/nope", headers=headers)
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_plain_router_serves_when_fastapis_routing_code_differs(
+    crm2_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(route_index, "_DIGEST", "0" * 64)  # as after a FastAPI upgrade
+    with caplog.at_level(logging.WARNING, logger=route_index.__name__):
+        app = create_app(crm2_settings, plugin_settings={"auth": {"jwt_secret": TEST_JWT_SECRET}})
+    assert app.router.middleware_stack == app.router.app
+    assert "routing code differs" in caplog.text
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app.router(_scope("/api/v1/auth/me/"), receive, send)
+    assert sent[0]["status"] == 307
