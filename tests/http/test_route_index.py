@@ -242,6 +242,13 @@ async def test_a_request_tries_only_the_routes_its_path_can_match(
 
 async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: Settings) -> None:
     app, indexed = _app(crm2_settings)
+    own = APIRouter(prefix="/api/v1/own")  # never a plugin's router: those are shared
+
+    @own.get("/first")
+    async def own_first() -> str:
+        return "first"
+
+    app.include_router(own)
     recorder = Recorder(app, indexed)
     await _outcome(indexed, recorder, _scope("/api/v1/auth/me", app=app))
 
@@ -258,25 +265,27 @@ async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: S
 
     app.router.routes.insert(0, Route("/api/v1/auth/me", first))  # before the real one
     app.mount("/static", PlainTextResponse("static"))
-    deals = next(
-        r
-        for r in app.router.routes
-        if isinstance(r, fastapi_routing._IncludedRouter)
-        and r.original_router.prefix == "/api/v1/deals"
-    )
+
+    @own.get("/second/{n}")
+    async def own_second(n: int) -> int:
+        return n
+
     nested = APIRouter()
 
-    @nested.get("/late-deals")
-    async def late_deals() -> str:
-        return "late"
+    @nested.get("/nested")
+    async def own_nested() -> str:
+        return "nested"
 
-    deals.original_router.include_router(nested)  # a plugin router changed after inclusion
+    own.include_router(nested)  # an included router changed after its inclusion
     recorder = Recorder(app, indexed)
     for path in (
         "/api/v1/late/things/3",
         "/api/v1/late/things/x",
         "/api/v1/auth/me",
-        "/api/v1/deals/late-deals",
+        "/api/v1/own/first",
+        "/api/v1/own/second/2",
+        "/api/v1/own/nested",
+        "/api/v1/own/nested/",
         "/static/a",
         "/static",
     ):
@@ -285,7 +294,8 @@ async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: S
     for path, endpoint in (
         ("/api/v1/auth/me", "top:0"),
         ("/api/v1/late/things/3", "route:"),
-        ("/api/v1/deals/late-deals", "route:"),
+        ("/api/v1/own/second/2", "route:"),
+        ("/api/v1/own/nested", "route:"),
         ("/static/a", "top:"),
     ):
         _, _, calls, _ = await _outcome(indexed, recorder, _scope(path, app=app))
