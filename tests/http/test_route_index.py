@@ -14,7 +14,7 @@ from fastapi import routing as fastapi_routing
 from starlette.convertors import CONVERTOR_TYPES
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Host, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm2_core.http import route_index
@@ -124,7 +124,13 @@ async def _outcome(dispatch: ASGIApp, recorder: Recorder, scope: Scope) -> list[
 
 
 def _scope(
-    path: str, method: str = "GET", *, kind: str = "http", root_path: str = "", app: Any = None
+    path: str,
+    method: str = "GET",
+    *,
+    kind: str = "http",
+    root_path: str = "",
+    app: Any = None,
+    host: bytes = b"crm2.test",
 ) -> Scope:
     scope: dict[str, Any] = {
         "type": kind,
@@ -132,7 +138,7 @@ def _scope(
         "raw_path": (root_path + path).encode(),
         "root_path": root_path,
         "query_string": b"",
-        "headers": [(b"host", b"crm2.test")],
+        "headers": [(b"host", host)],
         "scheme": "http" if kind == "http" else "ws",
         "server": ("crm2.test", 80),
     }
@@ -265,6 +271,7 @@ async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: S
 
     app.router.routes.insert(0, Route("/api/v1/auth/me", first))  # before the real one
     app.mount("/static", PlainTextResponse("static"))
+    app.router.routes.insert(1, Host("other.test", PlainTextResponse("other host")))
 
     @own.get("/second/{n}")
     async def own_second(n: int) -> int:
@@ -291,6 +298,7 @@ async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: S
     ):
         for method in ("GET", "POST"):
             await _same(app, indexed, recorder, _scope(path, method, app=app))
+            await _same(app, indexed, recorder, _scope(path, method, host=b"other.test"))
     for path, endpoint in (
         ("/api/v1/auth/me", "top:0"),
         ("/api/v1/late/things/3", "route:"),
