@@ -297,28 +297,32 @@ def list_query(
     *,
     params: Mapping[str, Any] | None = None,
     finish: Callable[..., F | Awaitable[F]] | None = None,
+    page_last: bool = False,
 ) -> Callable[..., Awaitable[ListQuery[F]]]:
     """The FastAPI dependency reading a list's query string into a ``ListQuery``.
 
-        One pydantic query model holds ``limit`` and ``cursor``, the fields of ``filters``
-        (a dataclass declared as for ``query_filters``) and ``sort`` (the ``Sorts``' names),
-        in that order, so the OpenAPI parameters are those of the separate dependencies it
-        replaces. ``params`` and ``finish`` work as in ``query_filters``; ``finish`` runs
-        once every parameter is valid. The dependency keeps the model, the filter type and the
-    sorts as its ``model``, ``filters_type`` and ``sorts`` attributes (``list_route`` reads
-    them).
+    One pydantic query model holds ``limit`` and ``cursor``, the fields of ``filters``
+    (a dataclass declared as for ``query_filters``) and ``sort`` (the ``Sorts``' names),
+    in that order (``page_last``: the filters before ``limit`` and ``cursor``), so the
+    OpenAPI parameters are those of the separate dependencies it replaces. ``params``
+    and ``finish`` work as in ``query_filters``; ``finish`` runs once every parameter
+    is valid. The dependency keeps the model, the filter type and the sorts as its
+    ``model``, ``filters_type`` and ``sorts`` attributes (``list_route`` reads them).
     """
     declared = _declared(filters) if filters is not None else []
+    if filters is None and (params or finish is not None):
+        raise TypeError("params and finish are for filters: give the filter dataclass")
     extras = _extras_for(filters, declared, params, finish) if filters is not None else []
-    if extras and filters is None:
-        raise TypeError("params are for finish, which needs filters")
-    fields: dict[str, Any] = {"limit": (Limit, DEFAULT_LIMIT), "cursor": (Cursor, None)}
+    page_fields: dict[str, Any] = {"limit": (Limit, DEFAULT_LIMIT), "cursor": (Cursor, None)}
+    fields: dict[str, Any] = {} if page_last else dict(page_fields)
     for f in declared:
         if f.parameter.default is inspect.Parameter.empty:
             raise TypeError(f"filter field {f.name!r} is a dependency: use query_filters")
         if f.name in (*_PAGE_FIELDS, "sort"):
             raise TypeError(f"filter field {f.name!r} is a pagination or sort parameter")
         fields[f.name] = (f.parameter.annotation, f.parameter.default)
+    if page_last:
+        fields.update(page_fields)
     if sorts is not None:
         fields["sort"] = (sorts.annotation, sorts.default)
     title = filters.__name__.removesuffix("Filters") if filters is not None else "Page"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import Depends, Response
+from fastapi import Response
 
 from crm2_core.api import (
     APIRouter,
@@ -43,8 +42,7 @@ from crm2_deals.service import deals as service
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
-DealSort = Annotated[str, Depends(repo.DEAL_SORTS.dependency)]
-deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)
+deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)  # the export's
 deal_query = list_query(repo.DealFilters, repo.DEAL_SORTS, finish=service.with_value_bounds)
 
 
