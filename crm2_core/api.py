@@ -93,7 +93,15 @@ from crm2_core.kit.owners import (
     user_emails,
     user_ids_by_email,
 )
-from crm2_core.kit.query import Derived, Filter, LinkIdFilter, LinkKindFilter, query_filters
+from crm2_core.kit.query import (
+    Derived,
+    Filter,
+    LinkIdFilter,
+    LinkKindFilter,
+    ListQuery,
+    list_query,
+    query_filters,
+)
 from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
@@ -156,6 +164,7 @@ __all__ = [
     "LinkIdFilter",
     "LinkInvalid",
     "LinkKindFilter",
+    "ListQuery",
     "NewRow",
     "NotFound",
     "OrderKey",
@@ -210,6 +219,7 @@ __all__ = [
     "is_active_user",
     "json_list_contains",
     "like_pattern",
+    "list_query",
     "list_route",
     "metadata",
     "new_id",

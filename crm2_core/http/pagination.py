@@ -24,17 +24,24 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-async def page_params(
-    request: Request,
-    limit: Annotated[
-        int, Query(ge=1, description="items per page (capped by the server)")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, Query(max_length=1024, description="next_cursor of the previous page")
-    ] = None,
-) -> PageParams:
+# The two pagination parameters, declared once: ``page_params`` and every list query
+# model (``kit.query.list_query``) read them with these types, limits and descriptions.
+Limit = Annotated[int, Query(ge=1, description="items per page (capped by the server)")]
+Cursor = Annotated[
+    str | None, Query(max_length=1024, description="next_cursor of the previous page")
+]
+
+
+def page_of(request: Request, limit: int, cursor: str | None) -> PageParams:
+    """The page asked for, its ``limit`` capped by ``CRM2_PAGE_MAX_LIMIT``."""
     cap: int = request.app.state.context.settings.page_max_limit
     return PageParams(limit=min(limit, cap), cursor=cursor)
+
+
+async def page_params(
+    request: Request, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> PageParams:
+    return page_of(request, limit, cursor)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]

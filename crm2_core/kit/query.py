@@ -25,6 +25,19 @@ FastAPI dependency that reads the query string into it, with the OpenAPI
   final object (it may be async and may raise a ``Crm2Error``).
 
 Bad input is FastAPI's 422, which the core answers as ``application/problem+json``.
+
+A list endpoint reads its whole query string at once with ``list_query``: the
+pagination (``limit``, ``cursor``), the filter fields and ``sort`` are the fields of
+one pydantic model, validated in one call (one FastAPI dependency instead of one per
+parameter group)::
+
+    task_query = list_query(TaskFilters, TASK_SORTS, params={"context": ContextDep},
+                            finish=_overdue_at)
+    TaskListQuery = Annotated[ListQuery[TaskFilters], Depends(task_query)]
+
+    async def list_tasks(..., query: TaskListQuery):   # query.filters, query.sort, query.page
+
+``list_route(query=task_query)`` does the same for a kit route.
 """
 
 from __future__ import annotations
@@ -35,16 +48,28 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
-from fastapi import Query
+from fastapi import Query, Request
 from fastapi.params import Depends as DependsParam
+from pydantic import BaseModel, ConfigDict, create_model
 
+from crm2_core.db.pagination import DEFAULT_LIMIT, PageParams
+from crm2_core.http.pagination import Cursor, Limit, page_of
 from crm2_core.kit.filters import as_utc
+from crm2_core.kit.sorting import Sorts
 
 F = TypeVar("F")
 
-__all__ = ["Derived", "Filter", "LinkIdFilter", "LinkKindFilter", "query_filters"]
+__all__ = [
+    "Derived",
+    "Filter",
+    "LinkIdFilter",
+    "LinkKindFilter",
+    "ListQuery",
+    "list_query",
+    "query_filters",
+]
 
 
 class Filter:
@@ -178,38 +203,13 @@ def query_filters(
     values go to ``finish`` only. Use the result as ``Depends(…)`` or as
     ``list_route(filters=…)``.
     """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls.__name__} is not a dataclass")
-    hints = typing.get_type_hints(cls, include_extras=True)
-    declared = [
-        f
-        for field in dataclasses.fields(cls)
-        if field.init and (f := _field(field, hints[field.name])) is not None
-    ]
-    extras = _extra(params)
-    extra_names = {p.name for p in extras}
-    clash = extra_names & {f.name for f in declared}
-    if clash:
-        raise TypeError(f"params {sorted(clash)} are also fields of {cls.__name__}")
-    if extras and finish is None:
-        raise TypeError("params are for finish: give finish too")
+    declared = _declared(cls)
+    extras = _extras_for(cls, declared, params, finish)
+    extra_names = [p.name for p in extras]
 
     async def read(**kwargs: Any) -> F:
-        values = {}
-        for f in declared:
-            value = kwargs.pop(f.name)
-            if f.repeated:
-                value = tuple(value or ())
-            elif f.utc:
-                value = as_utc(value)
-            values[f.name] = value
-        filters = cls(**values)
-        if finish is None:
-            return filters
-        result = finish(filters, **kwargs)
-        if inspect.isawaitable(result):
-            return await result
-        return result
+        rest = {name: kwargs[name] for name in extra_names}
+        return await _finished(_build(cls, declared, kwargs), finish, rest)
 
     # Dependencies (no default) first, then the fields in order, then the other params.
     empty = inspect.Parameter.empty
@@ -219,6 +219,139 @@ def query_filters(
     read.__signature__ = inspect.Signature(parameters, return_annotation=cls)  # type: ignore[attr-defined]
     read.__name__ = read.__qualname__ = f"{_snake(cls.__name__)}_query"
     read.__doc__ = f"Read {cls.__name__} from the query string."
+    return read
+
+
+def _declared(cls: type[Any]) -> list[_Field]:
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return [
+        f
+        for field in dataclasses.fields(cls)
+        if field.init and (f := _field(field, hints[field.name])) is not None
+    ]
+
+
+def _extras_for(
+    cls: type[Any], declared: list[_Field], params: Mapping[str, Any] | None, finish: Any
+) -> list[inspect.Parameter]:
+    extras = _extra(params)
+    clash = {p.name for p in extras} & {f.name for f in declared}
+    if clash:
+        raise TypeError(f"params {sorted(clash)} are also fields of {cls.__name__}")
+    if extras and finish is None:
+        raise TypeError("params are for finish: give finish too")
+    return extras
+
+
+def _build(cls: type[F], declared: list[_Field], values: Mapping[str, Any]) -> F:
+    """The filter object from the validated values (repeated ones as tuples, times in UTC)."""
+    built = {}
+    for f in declared:
+        value = values[f.name]
+        if f.repeated:
+            value = tuple(value or ())
+        elif f.utc:
+            value = as_utc(value)
+        built[f.name] = value
+    return cls(**built)
+
+
+async def _finished(
+    filters: F, finish: Callable[..., F | Awaitable[F]] | None, params: Mapping[str, Any]
+) -> F:
+    if finish is None:
+        return filters
+    result = finish(filters, **params)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+# -- one model for a list's whole query string ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ListQuery(typing.Generic[F]):
+    """A list request's query, read and checked at once (``list_query``): the filter
+    object (``None`` for a list without filters), the sort (``""`` for a list without
+    ``Sorts``) and the page (``limit`` already capped by ``CRM2_PAGE_MAX_LIMIT``)."""
+
+    filters: F
+    sort: str
+    page: PageParams
+
+
+class _QueryModel(BaseModel):
+    # Unknown names never reach the model: the request guard answers them with a 400.
+    model_config = ConfigDict(extra="ignore")
+
+
+_PAGE_FIELDS = ("limit", "cursor")
+
+
+def list_query(
+    filters: type[F] | None,
+    sorts: Sorts | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    finish: Callable[..., F | Awaitable[F]] | None = None,
+    page_last: bool = False,
+) -> Callable[..., Awaitable[ListQuery[F]]]:
+    """The FastAPI dependency reading a list's query string into a ``ListQuery``.
+
+    One pydantic query model holds ``limit`` and ``cursor``, the fields of ``filters``
+    (a dataclass declared as for ``query_filters``) and ``sort`` (the ``Sorts``' names),
+    in that order (``page_last``: the filters before ``limit`` and ``cursor``), so the
+    OpenAPI parameters are those of the separate dependencies it replaces. ``params``
+    and ``finish`` work as in ``query_filters``; ``finish`` runs once every parameter
+    is valid. The dependency keeps the model, the filter type and the sorts as its
+    ``model``, ``filters_type`` and ``sorts`` attributes (``list_route`` reads them).
+    """
+    declared = _declared(filters) if filters is not None else []
+    if filters is None and (params or finish is not None):
+        raise TypeError("params and finish are for filters: give the filter dataclass")
+    extras = _extras_for(filters, declared, params, finish) if filters is not None else []
+    page_fields: dict[str, Any] = {"limit": (Limit, DEFAULT_LIMIT), "cursor": (Cursor, None)}
+    fields: dict[str, Any] = {} if page_last else dict(page_fields)
+    for f in declared:
+        if f.parameter.default is inspect.Parameter.empty:
+            raise TypeError(f"filter field {f.name!r} is a dependency: use query_filters")
+        if f.name in (*_PAGE_FIELDS, "sort"):
+            raise TypeError(f"filter field {f.name!r} is a pagination or sort parameter")
+        fields[f.name] = (f.parameter.annotation, f.parameter.default)
+    if page_last:
+        fields.update(page_fields)
+    if sorts is not None:
+        fields["sort"] = (sorts.annotation, sorts.default)
+    title = filters.__name__.removesuffix("Filters") if filters is not None else "Page"
+    model: type[BaseModel] = create_model(f"{title}ListQuery", __base__=_QueryModel, **fields)
+
+    async def read(request: Request, query: BaseModel, **kwargs: Any) -> ListQuery[F]:
+        values = query.__dict__
+        page = page_of(request, values["limit"], values["cursor"])
+        sort = values["sort"] if sorts is not None else ""
+        if filters is None:
+            return ListQuery(cast(F, None), sort, page)
+        built = await _finished(_build(filters, declared, values), finish, kwargs)
+        return ListQuery(built, sort, page)
+
+    empty = inspect.Parameter.empty
+    parameters = [
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+        *(p for p in extras if p.default is empty),
+        inspect.Parameter(
+            "query", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[model, Query()]
+        ),
+        *(p for p in extras if p.default is not empty),
+    ]
+    read.__signature__ = inspect.Signature(parameters, return_annotation=ListQuery)  # type: ignore[attr-defined]
+    read.__name__ = read.__qualname__ = f"{_snake(title)}_list_query"
+    read.__doc__ = f"Read {model.__name__} (page, filters, sort) from the query string."
+    read.model = model  # type: ignore[attr-defined]
+    read.filters_type = filters  # type: ignore[attr-defined]
+    read.sorts = sorts  # type: ignore[attr-defined]
     return read
 
 

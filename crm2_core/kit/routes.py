@@ -34,6 +34,7 @@ from crm2_core.http.deps import get_session
 from crm2_core.http.etag import require_if_match
 from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.kit.http import created, present
+from crm2_core.kit.query import ListQuery
 from crm2_core.kit.sorting import Sorts
 from crm2_hookspecs import Principal
 
@@ -197,6 +198,7 @@ def list_route(
     response_model: type[BaseModel],
     permission: str,
     fetch: Callable[..., Awaitable[tuple[list[Any], str | None]]],
+    query: Callable[..., Awaitable[ListQuery[Any]]] | None = None,
     filters: Any = None,
     sorts: Sorts | None = None,
     params: Mapping[str, Any] | None = None,
@@ -207,16 +209,26 @@ def list_route(
     """Add ``GET path``: one page of ``fetch(session, principal, *path_ids, page=…, filters=…,
     sort=…, **params)``, each row shown as ``public(row)``.
 
-    ``filters`` is a FastAPI dependency returning the filter object, ``sorts`` the
-    declared sort orders (``?sort=``); ``params`` adds more query parameters by name.
+    ``query`` is the list's ``list_query`` dependency: ``page``, ``filters`` (when it
+    has filters) and ``sort`` (when it has ``Sorts``) come from it, read at once.
+    Without it, ``filters`` is a FastAPI dependency returning the filter object and
+    ``sorts`` the declared sort orders (``?sort=``), read separately. ``params`` adds
+    more query parameters by name.
     """
+    if query is not None and (filters is not None or sorts is not None):
+        raise TypeError("give query, or filters and sorts, not both")
     ids = _ids(path)
     parameters = [_parameter(i, uuid.UUID) for i in ids]
     parameters += [
         _parameter("principal", Annotated[Principal, Depends(require(permission))]),
         _parameter("session", Annotated[AsyncSession, Depends(get_session, scope="function")]),
-        _parameter("page", PageDep),
     ]
+    if query is not None:
+        parameters.append(_parameter("query", Annotated[ListQuery[Any], Depends(query)]))
+        has_filters = getattr(query, "filters_type", None) is not None
+        has_sort = getattr(query, "sorts", None) is not None
+    else:
+        parameters.append(_parameter("page", PageDep))
     if filters is not None:
         parameters.append(_parameter("filters", Annotated[Any, Depends(filters)]))
     if sorts is not None:
@@ -226,6 +238,13 @@ def list_route(
     async def listing(session: AsyncSession, principal: Principal, **kwargs: Any) -> Any:
         positional = [kwargs.pop(i) for i in ids]
         first = (session, principal) if with_principal else (session,)
+        asked: ListQuery[Any] | None = kwargs.pop("query", None)
+        if asked is not None:
+            kwargs["page"] = asked.page
+            if has_filters:
+                kwargs["filters"] = asked.filters
+            if has_sort:
+                kwargs["sort"] = asked.sort
         rows, cursor = await fetch(*first, *positional, **kwargs)
         return page_response(response_model, [public(r) for r in rows], cursor)
 

@@ -27,6 +27,11 @@ class Sorts:
         if default not in self.values:
             raise ValueError(f"default sort {default!r} is not one of {self.values}")
         self.default = default
+        # ``?sort=``'s type: exactly the declared names (a 422 otherwise), described once.
+        self.annotation: Any = Annotated[
+            Literal[self.values],
+            Query(description="a field, '-' for descending"),
+        ]
         self.dependency = self._dependency()
 
     def keys(self, sort: str | None = None) -> list[OrderKey]:
@@ -36,12 +41,8 @@ class Sorts:
         async def sort_parameter(sort: str) -> str:
             return sort
 
-        annotation = Annotated[
-            Literal[self.values],  # type: ignore[name-defined]
-            Query(description="a field, '-' for descending"),
-        ]
         parameter = inspect.Parameter(
-            "sort", inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=annotation
+            "sort", inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=self.annotation
         )
         sort_parameter.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [parameter], return_annotation=str

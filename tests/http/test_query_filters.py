@@ -1,4 +1,4 @@
-"""``query_filters``: a list's query dependency derived from the filter dataclass.
+"""``query_filters`` and ``list_query``: a list's query read from the filter dataclass.
 
 The OpenAPI it yields (types, enums, limits, descriptions, renamed and repeated
 parameters), what it builds from a query string, and bad input as a 422
@@ -12,23 +12,31 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from sqlalchemy import column
 
 from crm2_core.api import (
+    DEFAULT_LIMIT,
     Derived,
     Filter,
     IsoDate,
     IsoDateTime,
     LinkIdFilter,
     LinkKindFilter,
+    ListQuery,
+    PageDep,
+    Sorts,
     Unprocessable,
+    list_query,
     query_filters,
 )
 from crm2_core.http.problems import install_problem_handlers
+from crm2_core.http.request_guard import guard_request
 
 Colour = Literal["red", "green", "blue"]
 
@@ -210,3 +218,154 @@ def test_declaration_mistakes_fail_at_import_time() -> None:
         query_filters(Clash, params={"other": str})
     with pytest.raises(TypeError, match="not a dataclass"):
         query_filters(int)
+
+
+# -- list_query: a list's whole query string as one model ------------------------------------
+
+SORTS = Sorts(
+    {"name": column("name"), "size": column("size")}, id_column=column("id"), default="name"
+)
+widget_query = list_query(WidgetFilters, SORTS)
+finished_query = list_query(
+    WidgetFilters,
+    SORTS,
+    params={"caller": Annotated[str, Depends(_caller)], "strict": (bool, False)},
+    finish=_finish,
+)
+WidgetListQuery = Annotated[ListQuery[WidgetFilters], Depends(widget_query)]
+FinishedListQuery = Annotated[ListQuery[WidgetFilters], Depends(finished_query)]
+PAGE_MAX_LIMIT = 100
+
+
+def _list_app() -> FastAPI:
+    """Routes reading a list query, behind the core's request guard (unknown names: 400)."""
+    app = FastAPI(dependencies=[Depends(guard_request)])
+    app.state.context = SimpleNamespace(settings=SimpleNamespace(page_max_limit=PAGE_MAX_LIMIT))
+    install_problem_handlers(app)
+
+    @app.get("/list")
+    async def widget_list(query: WidgetListQuery) -> dict[str, Any]:
+        filters = {k: str(v) if v is not None else None for k, v in asdict(query.filters).items()}
+        page = {"limit": query.page.limit, "cursor": query.page.cursor}
+        return {"filters": filters, "sort": query.sort, "page": page}
+
+    @app.get("/finished")
+    async def finished_list(query: FinishedListQuery) -> dict[str, Any]:
+        return {"seen_by": query.filters.seen_by, "size": query.filters.size}
+
+    @app.get("/separate")  # what list_query replaces: one dependency per parameter group
+    async def separate(
+        page: PageDep,
+        filters: Annotated[WidgetFilters, Depends(plain)],
+        sort: Annotated[str, Depends(SORTS.dependency)],
+    ) -> None:
+        return None
+
+    return app
+
+
+@pytest.fixture
+async def lists() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_list_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+def test_list_query_openapi_is_that_of_the_separate_dependencies() -> None:
+    paths = _list_app().openapi()["paths"]
+    one = paths["/list"]["get"]["parameters"]
+    assert one == paths["/separate"]["get"]["parameters"]  # same order, schemas, descriptions
+    names = [p["name"] for p in one]
+    assert names[:2] == ["limit", "cursor"] and names[-1] == "sort" and "colour" in names
+
+
+async def test_list_query_reads_page_filters_and_sort_at_once(
+    lists: httpx.AsyncClient,
+) -> None:
+    body = (await lists.get("/list")).json()
+    assert body["page"] == {"limit": DEFAULT_LIMIT, "cursor": None}
+    assert body["sort"] == "name" and body["filters"]["colours"] == "()"
+    asked = [("colour", "red"), ("colour", "blue"), ("since", "2026-01-02T03:04:05")]
+    asked += [("sort", "-size"), ("limit", "5"), ("cursor", "abc"), ("size", "3")]
+    body = (await lists.get("/list", params=asked)).json()
+    assert body["filters"]["colours"] == "('red', 'blue')"  # repeated: a tuple, in order
+    assert body["filters"]["since"] == str(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert body["filters"]["size"] == "3"
+    assert body["sort"] == "-size" and body["page"] == {"limit": 5, "cursor": "abc"}
+    capped = (await lists.get("/list", params={"limit": 10_000})).json()
+    assert capped["page"]["limit"] == PAGE_MAX_LIMIT
+
+
+async def test_list_query_unknown_parameter_is_a_400_naming_it(
+    lists: httpx.AsyncClient,
+) -> None:
+    response = await lists.get("/list", params={"colour": "red", "stauts": "won"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["parameters"] == ["stauts"]
+    takes = (
+        "colour, cursor, day, limit, link_id, link_kind, open, overdue, owner, q, since, size, sort"
+    )
+    assert problem["detail"].endswith(f"this endpoint takes: {takes}")  # the model's fields
+
+
+@pytest.mark.parametrize(
+    ("query", "loc"),
+    [
+        ({"limit": "0"}, ["query", "limit"]),
+        ({"limit": "many"}, ["query", "limit"]),
+        ({"cursor": "c" * 1025}, ["query", "cursor"]),
+        ({"sort": "colour"}, ["query", "sort"]),
+        ({"colour": "purple"}, ["query", "colour", 0]),
+        ({"owner": "not-a-uuid"}, ["query", "owner"]),
+    ],
+)
+async def test_list_query_bad_input_is_a_422_problem_naming_the_parameter(
+    lists: httpx.AsyncClient, query: dict[str, str], loc: list[Any]
+) -> None:
+    response = await lists.get("/list", params=query)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["loc"] == loc
+
+
+async def test_list_query_reports_every_bad_parameter_in_declared_order(
+    lists: httpx.AsyncClient,
+) -> None:
+    response = await lists.get("/list", params={"sort": "x", "colour": "purple", "limit": "0"})
+    assert response.status_code == 422
+    locs = [e["loc"] for e in response.json()["errors"]]
+    assert locs == [["query", "limit"], ["query", "colour", 0], ["query", "sort"]]
+
+
+async def test_list_query_finish_runs_once_every_parameter_is_valid(
+    lists: httpx.AsyncClient,
+) -> None:
+    ok = await lists.get("/finished", params={"size": 3, "strict": "true"})
+    assert ok.json() == {"seen_by": "ada", "size": 3}
+    refused = await lists.get("/finished", params={"strict": "true"})
+    assert refused.status_code == 422 and refused.json()["detail"] == "strict needs a size"
+    # Pinned precedence: a bad page or sort is named before finish runs. With separate
+    # dependencies finish ran first and its refusal hid the bad limit.
+    both = await lists.get("/finished", params={"strict": "true", "limit": "0"})
+    assert both.status_code == 422
+    assert [e["loc"] for e in both.json()["errors"]] == [["query", "limit"]]
+
+
+def test_list_query_declaration_mistakes_fail_at_import_time() -> None:
+    @dataclass(frozen=True)
+    class Clash:
+        limit: int | None = None
+
+    with pytest.raises(TypeError, match="pagination or sort"):
+        list_query(Clash)
+
+    @dataclass(frozen=True)
+    class Dependent:
+        caller: Annotated[str, Depends(_caller)]
+
+    with pytest.raises(TypeError, match="is a dependency"):
+        list_query(Dependent)
+    with pytest.raises(TypeError, match="finish"):
+        list_query(None, params={"other": str})

@@ -16,6 +16,7 @@ from crm2_core.api import (
     Permissions,
     create_route,
     export_route,
+    list_query,
     list_route,
     query_filters,
     record_routes,
@@ -27,7 +28,9 @@ from crm2_hello.schemas import GreetingCreate, GreetingPublic, GreetingUpdate
 # The core refuses to mount a plugin router outside /api/v1/<plugin name>.
 router = APIRouter(prefix="/api/v1/hello", tags=["hello"])
 PERMISSIONS = Permissions(read="hello:read", write="hello:write", delete="hello:write")
-# The query parameters (with their OpenAPI) come from the GreetingFilters fields.
+# The list's query string (page, the GreetingFilters fields, the sort), read as one model;
+# its OpenAPI comes from the fields. The export reads the same filters (query_filters).
+greeting_query = list_query(GreetingFilters, SORTS)
 greeting_filters = query_filters(GreetingFilters)
 
 
@@ -41,7 +44,7 @@ public = GreetingPublic.model_validate
 
 list_route(
     router, "/greetings", public, response_model=GreetingPublic, permission=PERMISSIONS.read,
-    fetch=service.list_greetings, filters=greeting_filters, sorts=SORTS, name="list_greetings",
+    fetch=service.list_greetings, query=greeting_query, name="list_greetings",
     doc="Greetings the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip
 create_route(

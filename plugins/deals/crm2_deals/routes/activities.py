@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Query
 
 from crm2_core.api import (
     APIRouter,
@@ -13,8 +13,8 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     create_route,
+    list_query,
     list_route,
-    query_filters,
     record_routes,
 )
 from crm2_deals.routes.deps import PERMISSIONS, DealsRead
@@ -32,13 +32,12 @@ router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 KindsQuery = Annotated[list[ActivityKind] | None, Query(description="repeatable")]
 
 
-activity_filters = query_filters(ActivityFilters)
-FiltersDep = Annotated[ActivityFilters, Depends(activity_filters)]
+activity_query = list_query(ActivityFilters)
 
 
 list_route(
     router, "/activities", ActivityPublic.model_validate, response_model=ActivityPublic,
-    permission="deals:read", fetch=service.list_activities, filters=activity_filters,
+    permission="deals:read", fetch=service.list_activities, query=activity_query,
     name="list_activities", doc="Activities the caller may see, newest first, cursor-paginated.",
 )  # fmt: skip
 create_route(

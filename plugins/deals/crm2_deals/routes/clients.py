@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response
+from fastapi import Query, Response
 
 from crm2_core.api import (
     APIRouter,
@@ -14,6 +14,7 @@ from crm2_core.api import (
     create_route,
     export_route,
     import_routes,
+    list_query,
     list_route,
     present,
     query_filters,
@@ -40,15 +41,14 @@ router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 Force = Annotated[bool, Query(description="create or save even if the e-mail or tax id exists")]
 
 
-client_filters = query_filters(repo.ClientFilters)
-ClientFiltersDep = Annotated[repo.ClientFilters, Depends(client_filters)]
-ClientSort = Annotated[str, Depends(repo.CLIENT_SORTS.dependency)]
+client_filters = query_filters(repo.ClientFilters)  # the export's
+client_query = list_query(repo.ClientFilters, repo.CLIENT_SORTS)
 
 
 list_route(
     router, "/clients", ClientPublic.model_validate, response_model=ClientPublic,
-    permission="deals:read", fetch=service.list_clients, filters=client_filters,
-    sorts=repo.CLIENT_SORTS, name="list_clients",
+    permission="deals:read", fetch=service.list_clients, query=client_query,
+    name="list_clients",
     doc="Clients the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip
 create_route(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import Depends, Response
+from fastapi import Response
 
 from crm2_core.api import (
     APIRouter,
@@ -16,6 +15,7 @@ from crm2_core.api import (
     SessionDep,
     create_route,
     export_route,
+    list_query,
     list_route,
     present,
     query_filters,
@@ -42,14 +42,13 @@ from crm2_deals.service import deals as service
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
-DealSort = Annotated[str, Depends(repo.DEAL_SORTS.dependency)]
-deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)
-DealFiltersDep = Annotated[repo.DealFilters, Depends(deal_filters)]
+deal_filters = query_filters(repo.DealFilters, finish=service.with_value_bounds)  # the export's
+deal_query = list_query(repo.DealFilters, repo.DEAL_SORTS, finish=service.with_value_bounds)
 
 
 list_route(
     router, "/deals", service.public, response_model=DealPublic, permission="deals:read",
-    fetch=service.list_deals, filters=deal_filters, sorts=repo.DEAL_SORTS, name="list_deals",
+    fetch=service.list_deals, query=deal_query, name="list_deals",
     doc="Deals the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip
 create_route(

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Response, status
 
 from crm2_core.api import (
     APIRouter,
     SessionDep,
     create_route,
     created,
+    list_query,
     list_route,
     present,
-    query_filters,
     record_routes,
 )
 from crm2_deals.repository import policies as repo
@@ -30,17 +29,14 @@ from crm2_deals.schemas.policies import (
 from crm2_deals.service import policies as service
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
-PolicySort = Annotated[str, Depends(repo.POLICY_SORTS.dependency)]
 
 
-policy_filters = query_filters(PolicyFilters)
-FiltersDep = Annotated[PolicyFilters, Depends(policy_filters)]
+policy_query = list_query(PolicyFilters, repo.POLICY_SORTS)
 
 
 list_route(
     router, "/policies", PolicyPublic.of, response_model=PolicyPublic, permission="deals:read",
-    fetch=service.list_policies, filters=policy_filters, sorts=repo.POLICY_SORTS,
-    name="list_policies",
+    fetch=service.list_policies, query=policy_query, name="list_policies",
     doc="Policies the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip
 create_route(

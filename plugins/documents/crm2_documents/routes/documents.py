@@ -12,12 +12,12 @@ from crm2_core.api import (
     APIRouter,
     ContextDep,
     IfMatchDep,
+    ListQuery,
     Page,
-    PageDep,
     SessionDep,
     created,
+    list_query,
     present,
-    query_filters,
 )
 from crm2_documents.repository import documents as repo
 from crm2_documents.routes.deps import (
@@ -36,11 +36,10 @@ from crm2_documents.service import documents as service
 from crm2_documents.service import versions as versions_service
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
-SortDep = Annotated[str, Depends(repo.DOCUMENT_SORTS.dependency)]
 
 
-document_filters = query_filters(repo.DocumentFilters)
-FiltersDep = Annotated[repo.DocumentFilters, Depends(document_filters)]
+document_query = list_query(repo.DocumentFilters, repo.DOCUMENT_SORTS)
+DocumentListQuery = Annotated[ListQuery[repo.DocumentFilters], Depends(document_query)]
 
 
 def _retention(context: ContextDep) -> int:
@@ -53,13 +52,11 @@ async def list_documents(
     principal: DocumentsRead,
     session: SessionDep,
     context: ContextDep,
-    page: PageDep,
-    filters: FiltersDep,
-    sort: SortDep,
+    query: DocumentListQuery,
 ) -> Page[DocumentPublic]:
     """Documents the caller may see: those of records they may see (all with all_records)."""
     rows, cursor = await repo.list_documents(
-        session, service.visibility(principal), filters, sort, page
+        session, service.visibility(principal), query.filters, query.sort, query.page
     )
     current = await service.current_versions(session, rows)
     days = _retention(context)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header, Query, Response, status
+from fastapi import Depends, Header, Response, status
 
 from crm2_core.api import (
     APIRouter,
     ContextDep,
+    Filter,
     IfMatchDep,
+    ListQuery,
     Page,
     PageDep,
     SessionDep,
     created,
+    list_query,
     present,
 )
 from crm2_notifications.repository import admin as repo
@@ -166,16 +170,23 @@ async def delete_webhook(
 # -- the delivery log ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeliveryFilters:
+    status: Annotated[delivery_repo.Status | None, Filter("only this status")] = None
+    channel: Annotated[str | None, Filter(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")] = None
+
+
+# The filters before limit and cursor: the order the log's parameters always had.
+DeliveryQuery = Annotated[
+    ListQuery[DeliveryFilters], Depends(list_query(DeliveryFilters, page_last=True))
+]
+
+
 @router.get("/deliveries", response_model=Page[DeliveryPublic])
 async def list_deliveries(
-    _: NotificationsAdmin,
-    session: SessionDep,
-    page: PageDep,
-    status_: Annotated[
-        delivery_repo.Status | None, Query(alias="status", description="only this status")
-    ] = None,
-    channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")] = None,
+    _: NotificationsAdmin, session: SessionDep, query: DeliveryQuery
 ) -> Page[DeliveryPublic]:
     """Every delivery, newest first, with attempts and the last response code."""
-    rows, cursor = await delivery_repo.page(session, page, status_, channel)
+    f = query.filters
+    rows, cursor = await delivery_repo.page(session, query.page, f.status, f.channel)
     return Page(items=[DeliveryPublic.model_validate(r) for r in rows], next_cursor=cursor)

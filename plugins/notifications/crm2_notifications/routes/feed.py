@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Request, Response
 
 from crm2_core.api import (
     APIRouter,
     ContextDep,
+    Filter,
     IfMatchDep,
+    ListQuery,
     Page,
-    PageDep,
     SessionDep,
     has_permission,
+    list_query,
     present,
 )
 from crm2_notifications.routes.deps import NotificationsRead
@@ -34,15 +37,21 @@ from crm2_notifications.service import feed, preferences
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
 
+@dataclass(frozen=True)
+class FeedFilters:
+    unread_only: Annotated[bool, Filter("only unread ones")] = False
+
+
+# The filter before limit and cursor: the order the feed's parameters always had.
+FeedQuery = Annotated[ListQuery[FeedFilters], Depends(list_query(FeedFilters, page_last=True))]
+
+
 @router.get("/feed", response_model=Page[NotificationPublic])
 async def list_feed(
-    principal: NotificationsRead,
-    session: SessionDep,
-    page: PageDep,
-    unread_only: Annotated[bool, Query(description="only unread ones")] = False,
+    principal: NotificationsRead, session: SessionDep, query: FeedQuery
 ) -> Page[NotificationPublic]:
     """The caller's notifications, newest first."""
-    rows, cursor = await feed.page(session, principal, page, unread_only)
+    rows, cursor = await feed.page(session, principal, query.page, query.filters.unread_only)
     return Page(items=[NotificationPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 

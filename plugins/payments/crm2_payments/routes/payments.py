@@ -14,10 +14,12 @@ from crm2_core.api import (
     APIRouter,
     ContextDep,
     IfMatchDep,
+    ListQuery,
     Page,
     PageDep,
     SessionDep,
     created,
+    list_query,
     present,
     query_filters,
     record_routes,
@@ -54,16 +56,20 @@ SortDep = Annotated[str, Depends(repo.PAYMENT_SORTS.dependency)]
 
 
 payment_filters = query_filters(repo.PaymentFilters)
-FiltersDep = Annotated[repo.PaymentFilters, Depends(payment_filters)]
+FiltersDep = Annotated[repo.PaymentFilters, Depends(payment_filters)]  # the export's
+payment_query = list_query(repo.PaymentFilters, repo.PAYMENT_SORTS)
+PaymentListQuery = Annotated[ListQuery[repo.PaymentFilters], Depends(payment_query)]
 
 
 @router.get("/payments", response_model=Page[PaymentPublic])
 async def list_payments(
-    principal: PaymentsRead, session: SessionDep, page: PageDep, filters: FiltersDep, sort: SortDep
+    principal: PaymentsRead, session: SessionDep, query: PaymentListQuery
 ) -> Page[PaymentPublic]:
     """Payments the caller may see (their own, or all with payments:all_records)."""
     visibility = service.PAYMENTS.visibility(principal)
-    rows, cursor = await repo.list_payments(session, visibility, filters, sort, page)
+    rows, cursor = await repo.list_payments(
+        session, visibility, query.filters, query.sort, query.page
+    )
     return Page(items=[service.public(p) for p in rows], next_cursor=cursor)
 
 

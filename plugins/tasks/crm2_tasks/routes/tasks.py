@@ -15,12 +15,14 @@ from crm2_core.api import (
     AppContext,
     ContextDep,
     IfMatchDep,
+    ListQuery,
     Page,
     PageDep,
     SessionDep,
     acting_user,
     created,
     export_route,
+    list_query,
     page_response,
     present,
     query_filters,
@@ -41,7 +43,6 @@ from crm2_tasks.service import tasks as service
 from crm2_tasks.visibility import TaskVisibility
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-SortDep = Annotated[str, Depends(repo.TASK_SORTS.dependency)]
 OptionalIfMatch = Annotated[
     str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
 ]
@@ -52,7 +53,10 @@ def _overdue_at(filters: repo.TaskFilters, context: AppContext) -> repo.TaskFilt
 
 
 task_filters = query_filters(repo.TaskFilters, params={"context": ContextDep}, finish=_overdue_at)
-FiltersDep = Annotated[repo.TaskFilters, Depends(task_filters)]
+task_query = list_query(
+    repo.TaskFilters, repo.TASK_SORTS, params={"context": ContextDep}, finish=_overdue_at
+)
+TaskListQuery = Annotated[ListQuery[repo.TaskFilters], Depends(task_query)]
 
 
 def _page(rows: list[Row[Any]], cursor: str | None, now: datetime) -> Response:
@@ -64,12 +68,11 @@ async def list_tasks(
     principal: TasksRead,
     session: SessionDep,
     context: ContextDep,
-    page: PageDep,
-    filters: FiltersDep,
-    sort: SortDep,
+    query: TaskListQuery,
 ) -> Response:
     """Tasks the caller may see (assigned to or created by them, or all with tasks:all_records)."""
-    rows, cursor = await repo.list_tasks(session, TaskVisibility.of(principal), filters, sort, page)
+    visibility = TaskVisibility.of(principal)
+    rows, cursor = await repo.list_tasks(session, visibility, query.filters, query.sort, query.page)
     return _page(rows, cursor, clock.now(context))
 
 
