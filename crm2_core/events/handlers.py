@@ -4,7 +4,8 @@ The handler runs in a transaction of its own in which the core records
 ``(handler, event)``; a redelivered event finds the record and changes nothing.
 Per subject, a handler applies events in log order: if an earlier event of the
 same record (of a type it handles) is neither applied nor dead-lettered, this
-one waits (``OutOfOrder`` → retried with backoff).
+one waits (``EarlierPending``, a ``waits.Waiting``: retried with backoff, never
+counted as a failure nor dead-lettered for it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.waits import Waiting
 from crm2_core.observability.logs import handler_context
 from crm2_core.observability.metrics import record_handler
 from crm2_hookspecs import EventHandler
@@ -42,7 +44,11 @@ log = logging.getLogger(__name__)
 Outcome = Literal["applied", "duplicate"]
 
 
-class OutOfOrder(Exception):
+class OutOfOrder(Waiting):
+    """The event cannot be applied in log order yet (its position is not committed)."""
+
+
+class EarlierPending(OutOfOrder):
     """An earlier event of the same subject has not been applied by this handler yet."""
 
 
@@ -122,7 +128,7 @@ async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
     return (await session.execute(stmt)).scalar()
 
 
-async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> None:
+async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> bool:
     """Until the relay's commit is visible, earlier events' positions are not: the order
     check below would see a hole where an older event of the same subject sits.
 
@@ -131,16 +137,21 @@ async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -
     (PostgreSQL's read committed takes a snapshot per statement). A miss rolls back
     before looking again: a lock timeout aborted the transaction, and SQLite keeps
     one snapshot for a whole read transaction.
+
+    ``False``: the event was committed at another position. This delivery is stale (its
+    relay rolled back after sending it; the relay that committed sent it again).
     """
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and await _position_if_free(session, event) == event.position:
-        return
+        return True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSITION_WAIT_SECONDS
     while True:
         committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
-            return
+            return True
+        if committed is not None:
+            return False
         await session.rollback()
         if loop.time() > deadline:
             raise OutOfOrder(f"event {event.id}: its position is not committed yet")
@@ -201,7 +212,9 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
-        await _wait_for_committed_position(session, event)
+        if not await _wait_for_committed_position(session, event):
+            log.info("event %s was delivered with a stale position; ignored", event.id)
+            return "duplicate"
         claim = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
         values = {
             "claim_handler": handler.id,
@@ -214,7 +227,7 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         if not claimed:
             if await session.get(AppliedEvent, (handler.id, event.id)) is not None:
                 return "duplicate"
-            raise OutOfOrder(f"{handler.id}: an earlier event of {event.subject} is pending")
+            raise EarlierPending(f"{handler.id}: an earlier event of {event.subject} is pending")
         await asyncio.wait_for(
             handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
         )
@@ -228,6 +241,8 @@ async def apply_or_dead_letter(
     """``apply``; on failure log it, and after the last retry store a dead letter.
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
+    ``attempt`` counts failures only: a ``Waiting`` is re-raised at once, whatever the
+    attempt (the broker retries it with ``waits.wait_seconds``).
     """
     tracing = context.find(TRACING)
     span = (
@@ -242,6 +257,9 @@ async def apply_or_dead_letter(
             result = await _apply_or_dead_letter(context, handler, event, attempt)
             outcome = result or "dead_lettered"
             return result
+        except Waiting:
+            outcome = "waiting"
+            raise
         finally:
             record_handler(context, handler.id, outcome, time.perf_counter() - started)
 
@@ -251,6 +269,9 @@ async def _apply_or_dead_letter(
 ) -> Outcome | None:
     try:
         return await apply(context, handler, event)
+    except Waiting as exc:
+        log.debug("handler %s waiting on event %s (%s): %s", handler.id, event.id, event.type, exc)
+        raise
     except Exception as exc:
         log.error(
             "handler %s failed on event %s (%s) attempt %d: %s",

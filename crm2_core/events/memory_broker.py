@@ -8,6 +8,10 @@ with work in its queue loses nothing; it redoes it when it starts.
 A handler with ``handle_batch`` gets the events of a relay batch it takes as one
 job, applied in one transaction (``handler_batches``); what that leaves (or a batch
 that failed) is queued again one event per job.
+
+A job counts its failures (``attempt``, against the handler's ``max_retries``) and
+its waits (``waits``: an earlier event of its subject is pending) apart: a wait is
+retried after ``waits.wait_seconds`` and never makes a dead letter.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from crm2_core.events.handlers import (
     register_cursors,
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.waits import Waiting, wait_seconds
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -42,11 +47,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Job:
-    """Events for one handler: one event (with its attempt), or a batch for ``handle_batch``."""
+    """Events for one handler: one event (with its failures and waits so far), or a batch
+    for ``handle_batch``."""
 
     handler: RegisteredHandler
     events: tuple[Envelope, ...]
     attempt: int = 0
+    waits: int = 0
 
     @classmethod
     def split(cls, handler: RegisteredHandler, events: Sequence[Envelope]) -> list[Job]:
@@ -132,9 +139,13 @@ class MemoryBroker:
             return
         try:
             await apply_or_dead_letter(self.context, handler, job.events[0], attempt)
+        except Waiting:
+            if not self._stopping:
+                again = Job(handler, job.events, attempt, job.waits + 1)
+                self._retry_later(again, wait_seconds(handler.spec, job.waits))
         except Exception:
             if not self._stopping:
-                again = Job(handler, job.events, attempt + 1)
+                again = Job(handler, job.events, attempt + 1, job.waits)
                 self._retry_later(again, backoff_seconds(handler, attempt))
 
     def _retry_later(self, job: Job, delay: float) -> None:

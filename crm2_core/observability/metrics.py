@@ -55,7 +55,8 @@ class Metrics:
         )
         self.handler_runs = Counter(
             "crm2_handler_runs",
-            "handler deliveries by handler and outcome (applied, duplicate, failed, dead_lettered)",
+            "handler deliveries by handler and outcome "
+            "(applied, duplicate, waiting, failed, dead_lettered)",
             ["handler", "outcome"],
             registry=r,
         )
