@@ -158,7 +158,9 @@ class Metrics:
             letters = (
                 await session.execute(
                     select(col(DeadLetter.handler), func.count())
-                    .where(col(DeadLetter.retried_at).is_(None))
+                    .where(
+                        col(DeadLetter.retried_at).is_(None), col(DeadLetter.skipped_at).is_(None)
+                    )
                     .group_by(col(DeadLetter.handler))
                 )
             ).all()

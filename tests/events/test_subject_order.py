@@ -1,24 +1,29 @@
-"""Per-subject order under load: waiting for an earlier event is not failing.
+"""Per-subject order under load: waiting for an earlier event is not failing, and an
+earlier dead letter holds the later events of its subject.
 
 A burst of events on one record, the first of them slow, must all be applied in log
 order by a handler with no retries to spare: the later ones wait (``waits.Waiting``)
-without spending ``max_retries`` and without becoming dead letters.
+without spending ``max_retries`` and without becoming dead letters. When the first is
+dead-lettered, the later ones are not applied past it: they are dead-lettered too
+(``HeldBehindDeadLetter``), and a replay (or a skip of the first) applies them in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Any
 
 import probe_plugin
 import pytest
 from brokers import broker_url, cleanup, unique_prefix, worker_process
-from helpers import dead_letters, effects, wait_for
+from helpers import dead_letters, effects, run_dead_letters_cli, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from crm2_core.events import SYSTEM, publish
-from crm2_core.events.models import AppliedEvent, EventRecord
+from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord
 from crm2_core.testing import Crm2TestApp, TestDatabase
 
 HANDLER = "probe.record"
@@ -27,12 +32,44 @@ BURST = [1000, *range(1, 12)]
 METRICS_ON = {"metrics": {"enabled": True}}
 
 
-async def _publish(app: Crm2TestApp, subject: str, ns: list[int]) -> None:
-    """The events in one transaction: the relay hands them over as one batch."""
+async def _publish(
+    app: Crm2TestApp, subject: str, ns: list[int], failing: int | None = None
+) -> list[uuid.UUID]:
+    """The events in one transaction: the relay hands them over as one batch. The
+    ``failing``-th fails every attempt."""
     async with app.context.session_factory() as session:
-        for n in ns:
+        rows = [
             publish(session, probe_plugin.ItemCreated(n=n), subject=subject, actor=SYSTEM)
+            for n in ns
+        ]
+        if failing is not None:
+            probe_plugin.FAILURES[str(rows[failing].id)] = 99
         await session.commit()
+    return [row.id for row in rows]
+
+
+async def _letters(app: Crm2TestApp) -> dict[uuid.UUID, DeadLetter]:
+    """The waiting dead letters by event."""
+    return {
+        letter.event_id: letter
+        for letter in await dead_letters(app)
+        if letter.retried_at is None and letter.skipped_at is None
+    }
+
+
+async def _held_burst(app: Crm2TestApp) -> list[uuid.UUID]:
+    """Three events on ``held``; the first is dead-lettered, the two others held behind it."""
+    ids = await _publish(app, "held", [0, 1, 2], failing=0)
+    await app.settle_events(within=30)
+    letters = await _letters(app)
+    assert set(letters) == set(ids)
+    assert letters[ids[0]].error.startswith("RuntimeError: probe failure")
+    for later in ids[1:]:
+        error = letters[later].error
+        assert error.startswith("HeldBehindDeadLetter: ") and str(ids[0]) in error
+        assert letters[later].attempts == 0
+    assert probe_plugin.APPLIED == []
+    return ids
 
 
 async def _applied_in_order(app: Crm2TestApp, subject: str) -> list[int]:
@@ -113,5 +150,135 @@ async def test_a_burst_on_one_subject_in_a_worker_waits_without_spending_retries
             await wait_for(all_handled, within=60)
         assert await dead_letters(app) == []
         assert await _applied_in_order(app, "burst") == BURST
+    finally:
+        cleanup(kind, prefix)
+
+
+async def test_an_earlier_dead_letter_holds_the_later_events_of_its_subject(
+    crm2_app_factory: Any,
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    first, _, _ = await _held_burst(app)
+    # one published later is held too; another subject is not
+    (later,) = await _publish(app, "held", [3])
+    await _publish(app, "other", [4])
+    await app.settle_events(within=30)
+    assert "HeldBehindDeadLetter" in (await _letters(app))[later].error
+    assert str(first) in (await _letters(app))[later].error
+    assert probe_plugin.APPLIED == [("other", 4)]
+
+
+async def test_replaying_all_applies_the_held_events_in_log_order(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    ids = await _held_burst(app)
+    listed = await asyncio.to_thread(run_dead_letters_cli, monkeypatch, app.context.settings)
+    lines = [line for line in listed.output.splitlines() if " event " in line[:80]]
+    lines = [line for line in lines if not line.startswith(" ")]
+    assert [line.split("event ")[1].split()[0] for line in lines] == [str(i) for i in ids]
+
+    probe_plugin.FAILURES.clear()
+    result = await asyncio.to_thread(
+        run_dead_letters_cli, monkeypatch, app.context.settings, "--all"
+    )
+    assert result.exit_code == 0, result.output
+    assert "replayed 3 dead letter" in result.output
+    assert probe_plugin.APPLIED == [("held", 0), ("held", 1), ("held", 2)]
+    assert await _letters(app) == {}
+    assert await effects(app) == 3
+
+
+async def test_replaying_the_first_carries_the_held_ones_along(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    ids = await _held_burst(app)
+    probe_plugin.FAILURES.clear()
+    letter = (await _letters(app))[ids[0]]
+    result = await asyncio.to_thread(
+        run_dead_letters_cli, monkeypatch, app.context.settings, "--retry", str(letter.id)
+    )
+    assert result.exit_code == 0, result.output
+    assert "replayed 3 dead letter" in result.output
+    assert probe_plugin.APPLIED == [("held", 0), ("held", 1), ("held", 2)]
+
+
+async def test_replaying_a_held_one_alone_holds_it_again(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    ids = await _held_burst(app)
+    letter = (await _letters(app))[ids[2]]
+    result = await asyncio.to_thread(
+        run_dead_letters_cli, monkeypatch, app.context.settings, "--retry", str(letter.id)
+    )
+    assert result.exit_code == 0, result.output
+    assert set(await _letters(app)) == set(ids)
+    assert probe_plugin.APPLIED == []
+
+
+async def test_skipping_the_first_releases_the_held_ones(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    ids = await _held_burst(app)
+    letter = (await _letters(app))[ids[0]]
+    result = await asyncio.to_thread(
+        run_dead_letters_cli, monkeypatch, app.context.settings, "--skip", str(letter.id)
+    )
+    assert result.exit_code == 0, result.output
+    assert "replayed 2 held behind it" in result.output
+    # the first is settled without being applied; the others follow in order
+    assert probe_plugin.APPLIED == [("held", 1), ("held", 2)]
+    assert await _letters(app) == {}
+    (skipped,) = [x for x in await dead_letters(app) if x.id == letter.id]
+    assert skipped.skipped_at is not None and skipped.retried_at is None
+    assert await effects(app, ids[0]) == 0
+    # a later event of the subject is applied at once, and the skip is not listed
+    await _publish(app, "held", [3])
+    await app.settle_events(within=30)
+    assert probe_plugin.APPLIED[-1] == ("held", 3)
+    listed = await asyncio.to_thread(run_dead_letters_cli, monkeypatch, app.context.settings)
+    assert "0 dead letter(s) waiting" in listed.output
+    again = await asyncio.to_thread(
+        run_dead_letters_cli, monkeypatch, app.context.settings, "--skip", str(letter.id)
+    )
+    assert again.exit_code != 0 and "no dead letter" in again.output
+
+
+@pytest.mark.parametrize("kind", ["amqp", "redis"])
+async def test_a_worker_holds_events_behind_a_dead_letter_and_replays_them_in_order(
+    kind: str, crm2_app_factory: Any, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker fails every attempt of the first (FAILURES["*"] in the worker is for
+    all events, so the first fails and the others are held without running)."""
+    prefix = unique_prefix()
+    try:
+        app: Crm2TestApp = await crm2_app_factory(
+            extra_plugins=(probe_plugin,), broker_url=broker_url(kind), broker_queue_prefix=prefix
+        )
+        with worker_process(crm2_database.url, kind, prefix, failures=99, max_retries=0):
+            ids = await _publish(app, "held", [0, 1, 2])
+
+            async def all_dead() -> bool:
+                return len(await _letters(app)) == 3
+
+            await wait_for(all_dead, within=60)
+        letters = await _letters(app)
+        assert letters[ids[0]].error.startswith("RuntimeError: probe failure")
+        assert all(letters[i].error.startswith("HeldBehindDeadLetter") for i in ids[1:])
+        with worker_process(crm2_database.url, kind, prefix):
+            result = await asyncio.to_thread(
+                run_dead_letters_cli, monkeypatch, app.context.settings, "--all"
+            )
+            assert "replayed 3 dead letter" in result.output, result.output
+
+            async def all_applied() -> bool:
+                return await effects(app) == 3
+
+            await wait_for(all_applied, within=60)
+        assert await _applied_in_order(app, "held") == [0, 1, 2]
+        assert await _letters(app) == {}
     finally:
         cleanup(kind, prefix)
