@@ -40,7 +40,7 @@ from crm2_core.events.handlers import (
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.events.relay import hold_lock
-from crm2_core.events.waits import Waiting, wait_seconds
+from crm2_core.events.waits import Waiting, note_wait, wait_seconds
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -106,6 +106,7 @@ class DramatiqBroker:
                 if message is None:
                     raise
                 waits = int(options.get("waits", 0))
+                note_wait(handler_id, envelope.get("id"), waits + 1)
                 await self._wait_again(message, waits + 1, wait_seconds(handler.spec, waits))
 
         # dramatiq's overloads do not cover an async function with these options

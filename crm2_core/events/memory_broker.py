@@ -36,7 +36,7 @@ from crm2_core.events.handlers import (
     register_cursors,
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
-from crm2_core.events.waits import Waiting, wait_seconds
+from crm2_core.events.waits import Waiting, note_wait, wait_seconds
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -140,6 +140,7 @@ class MemoryBroker:
         try:
             await apply_or_dead_letter(self.context, handler, job.events[0], attempt)
         except Waiting:
+            note_wait(handler.id, job.events[0].id, job.waits + 1)
             if not self._stopping:
                 again = Job(handler, job.events, attempt, job.waits + 1)
                 self._retry_later(again, wait_seconds(handler.spec, job.waits))

@@ -12,12 +12,19 @@ and retry them with the handler's backoff, capped lower than a failure's.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 # A waiting event looks again at least this often, whatever the handler's
 # max_backoff_seconds (meant for failures: an outage that may last minutes). A
 # predecessor that took long is usually about to finish.
 MAX_WAIT_SECONDS = 2.0
+# A wait this many looks long (about a minute at the cap) is worth a warning, then
+# again every as many: an earlier event that never arrives (its message lost) would
+# otherwise hold the subject's later events without a sound.
+LONG_WAIT_EVERY = 30
+
+log = logging.getLogger(__name__)
 
 
 class Waiting(Exception):
@@ -38,3 +45,14 @@ def wait_seconds(spec: _Backoff, waits: int) -> float:
     # 2**waits overflows a float after ~1000 waits: the cap is reached long before
     delay = spec.min_backoff_seconds * (2 ** min(waits, 32))
     return float(min(delay, cap))
+
+
+def note_wait(handler_id: str, event_id: object, waits: int) -> None:
+    """Warn about an event that has waited ``waits`` times (every ``LONG_WAIT_EVERY``)."""
+    if waits and waits % LONG_WAIT_EVERY == 0:
+        log.warning(
+            "handler %s: event %s has waited %d times for an earlier event of its subject",
+            handler_id,
+            event_id,
+            waits,
+        )

@@ -24,7 +24,9 @@ from sqlalchemy import select
 
 from crm2_core.events import SYSTEM, publish
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord
+from crm2_core.events.waits import LONG_WAIT_EVERY, MAX_WAIT_SECONDS, note_wait, wait_seconds
 from crm2_core.testing import Crm2TestApp, TestDatabase
+from crm2_hookspecs import EventHandler
 
 HANDLER = "probe.record"
 # the first is slow (n >= 1000): the others arrive while it runs
@@ -282,3 +284,27 @@ async def test_a_worker_holds_events_behind_a_dead_letter_and_replays_them_in_or
         assert await _letters(app) == {}
     finally:
         cleanup(kind, prefix)
+
+
+def test_a_wait_backs_off_to_a_lower_cap_than_a_failure_and_warns_when_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handle(session: Any, event: Any, context: Any) -> None:
+        return None
+
+    spec = EventHandler(
+        name="x",
+        event_types=("a",),
+        handle=handle,
+        min_backoff_seconds=0.5,
+        max_backoff_seconds=300,
+    )
+    assert [wait_seconds(spec, n) for n in range(4)] == [0.5, 1.0, MAX_WAIT_SECONDS, 2.0]
+    assert wait_seconds(spec, 100_000) == MAX_WAIT_SECONDS
+    quick = EventHandler(name="y", event_types=("a",), handle=handle, max_backoff_seconds=0.2)
+    assert wait_seconds(quick, 10) == 0.2
+    with caplog.at_level(logging.WARNING, logger="crm2_core.events.waits"):
+        note_wait("probe.record", "e1", LONG_WAIT_EVERY - 1)
+        assert not caplog.records
+        note_wait("probe.record", "e1", LONG_WAIT_EVERY)
+    assert "has waited 30 times" in caplog.records[0].getMessage()
