@@ -116,6 +116,22 @@ async def test_a_burst_on_one_subject_is_applied_in_order_without_dead_letters(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_waiting_event_is_woken_when_its_predecessor_settles(
+    crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process broker does not leave a burst to its fallback poll (made a minute
+    long here): each settled event queues the next one of its subject at once."""
+    from crm2_core.events import memory_broker
+
+    monkeypatch.setattr(memory_broker, "MAX_WAIT_SECONDS", 60.0)
+    probe_plugin.MAX_RETRIES[0] = 0
+    probe_plugin.SLOW_SECONDS[0] = 0.3
+    app: Crm2TestApp = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    await _publish(app, "burst", BURST)
+    await app.settle_events(within=20)
+    assert [("burst", n) for n in BURST] == probe_plugin.APPLIED
+
+
 async def test_waits_are_counted_apart_from_failures_in_the_metrics(crm2_app_factory: Any) -> None:
     probe_plugin.MAX_RETRIES[0] = 0
     probe_plugin.SLOW_SECONDS[0] = 0.4
