@@ -55,27 +55,54 @@ def schema() -> None:
     run_async(context.engine.dispose())
 
 
+def _letter_id(text: str | None) -> uuid.UUID | None:
+    if text is None:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"{text!r} is not a dead-letter id")
+
+
 @events.command("dead-letters")
-@click.option("--retry", "retry_id", default=None, help="replay one dead letter by id")
-@click.option("--all", "retry_all", is_flag=True, help="replay every dead letter not yet replayed")
-def dead_letters(retry_id: str | None, retry_all: bool) -> None:
-    """List dead letters with their error, or replay them (--retry ID | --all)."""
+@click.option(
+    "--retry", "retry_id", default=None, help="replay one dead letter (and those held behind it)"
+)
+@click.option(
+    "--all",
+    "retry_all",
+    is_flag=True,
+    help="replay every dead letter not yet replayed, in log order",
+)
+@click.option(
+    "--skip",
+    "skip_id",
+    default=None,
+    help="give one dead letter up (never applied); replays those held behind it",
+)
+def dead_letters(retry_id: str | None, retry_all: bool, skip_id: str | None) -> None:
+    """List dead letters with their error, replay them (--retry ID | --all) or give one
+    up (--skip ID)."""
     from crm2_core.events import dead_letters as letters
 
-    letter_id = None
-    if retry_id is not None:
-        try:
-            letter_id = uuid.UUID(retry_id)
-        except ValueError:
-            fail(f"{retry_id!r} is not a dead-letter id")
+    if sum((retry_id is not None, retry_all, skip_id is not None)) > 1:
+        fail("give one of --retry, --all, --skip")
+    letter_id = _letter_id(retry_id)
+    skipped_id = _letter_id(skip_id)
     context = load_context()
+    if skipped_id is not None:
+        released = run_async(_with_context(context, letters.skip(context, skipped_id)))
+        if released is None:
+            fail(f"no dead letter {skip_id} waiting (listed by `crm2 events dead-letters`)")
+        click.echo(f"skipped dead letter {skip_id}; replayed {released} held behind it")
+        return
     if retry_id or retry_all:
         count = run_async(_with_context(context, letters.replay(context, letter_id)))
         console.print(f"replayed {count} dead letter(s)")
         return
     rows = run_async(_with_context(context, letters.pending(context)))
     # One block per letter rather than a table: ids must stay whole to be copied
-    # into --retry, and errors are long.
+    # into --retry or --skip, and errors are long. In log order: replay in this order.
     for letter in rows:
         click.echo(
             f"{letter.id}  {letter.handler}  event {letter.event_id}  "

@@ -3,8 +3,12 @@
 Plugins never declare actors: the core builds one actor, on one queue, per
 plugin that has handlers (``<prefix>.<plugin>``), after the dramatiq broker is
 set, so ``get_broker()`` never conjures a default one. A message names the
-handler and carries the envelope. Retries and backoff are dramatiq's; after the
-handler's last retry the actor stores a dead letter itself and acks.
+handler and carries the envelope. Failures are retried by dramatiq (its ``retries``
+option counts them against the handler's ``max_retries``); after the handler's last
+retry the actor stores a dead letter itself and acks. A wait (``waits.Waiting``: an
+earlier event of the subject is pending) is no failure: the actor sends the message
+again itself, delayed by ``waits.wait_seconds``, with its ``waits`` option counted
+up and ``retries`` untouched, and acks this one.
 
 Catch-up: events relayed while a plugin was switched off (left out of
 ``CRM2_PLUGINS`` in the processes that relay) never reached its queue. Each
@@ -36,6 +40,7 @@ from crm2_core.events.handlers import (
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.events.relay import hold_lock
+from crm2_core.events.waits import Waiting, note_wait, wait_seconds
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -91,8 +96,18 @@ class DramatiqBroker:
                 log.warning("no handler %s in this worker (plugin disabled?); dropping", handler_id)
                 return
             message = CurrentMessage.get_current_message()
-            attempt = int(message.options.get("retries", 0)) if message else 0
-            await apply_or_dead_letter(context, handler, Envelope.model_validate(envelope), attempt)
+            options = message.options if message is not None else {}
+            failures = int(options.get("retries", 0))
+            try:
+                await apply_or_dead_letter(
+                    context, handler, Envelope.model_validate(envelope), failures
+                )
+            except Waiting:
+                if message is None:
+                    raise
+                waits = int(options.get("waits", 0))
+                note_wait(handler_id, envelope.get("id"), waits + 1)
+                await self._wait_again(message, waits + 1, wait_seconds(handler.spec, waits))
 
         # dramatiq's overloads do not cover an async function with these options
         return dramatiq.actor(  # type: ignore[call-overload,no-any-return]
@@ -101,6 +116,14 @@ class DramatiqBroker:
             queue_name=self.queue_name(plugin),
             broker=self.broker,
             max_retries=20,
+        )
+
+    async def _wait_again(self, message: Any, waits: int, delay_seconds: float) -> None:
+        """Send ``message`` again after ``delay_seconds``, its waits counted (not its failures)."""
+        again = message.copy(options={"waits": waits})
+        delay_ms = max(1, int(delay_seconds * 1000))
+        await asyncio.get_running_loop().run_in_executor(
+            self._sender, lambda: self.broker.enqueue(again, delay=delay_ms)
         )
 
     async def start(self) -> None:

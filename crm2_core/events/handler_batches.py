@@ -14,9 +14,10 @@ The guarantees are those of one event at a time:
 - per-subject order: an event is claimed only when no earlier event of its subject
   (of a type the handler takes) is pending, as seen when the statement starts — so
   an event whose predecessor sits earlier in the same batch is left out too;
-- what is left out (applied already, waiting for a predecessor, not yet at its
-  committed position) and everything of a batch whose handler raised goes back to
-  the one-event path (``handlers.apply_or_dead_letter``), with its waits, retries
+- what is left out (applied already, waiting for a predecessor, held behind a
+  predecessor's dead letter, not yet at its committed position) and everything of a
+  batch whose handler raised goes back to the one-event path
+  (``handlers.apply_or_dead_letter``), with its waits (never failures), retries
   and dead letters.
 """
 
@@ -38,8 +39,8 @@ from sqlmodel import col
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.handlers import _CLAIMED, RegisteredHandler
-from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.handlers import _CLAIMED, RegisteredHandler, _skipped
+from crm2_core.events.models import AppliedEvent, EventRecord, HandlerCursor
 from crm2_core.observability.logs import handler_context
 from crm2_core.observability.metrics import record_handler
 
@@ -93,12 +94,8 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
                     col(AppliedEvent.event_id) == col(EventRecord.id),
                 )
             ),
-            ~exists().where(
-                and_(
-                    col(DeadLetter.handler) == handler,
-                    col(DeadLetter.event_id) == col(EventRecord.id),
-                )
-            ),
+            # dead-lettered earlier: left to the one-event path, which holds it behind
+            ~_skipped(handler, col(EventRecord.id)),
         )
         .correlate(claimed)
     )

@@ -4,7 +4,11 @@ The handler runs in a transaction of its own in which the core records
 ``(handler, event)``; a redelivered event finds the record and changes nothing.
 Per subject, a handler applies events in log order: if an earlier event of the
 same record (of a type it handles) is neither applied nor dead-lettered, this
-one waits (``OutOfOrder`` → retried with backoff).
+one waits (``EarlierPending``, a ``waits.Waiting``: retried with backoff, never
+counted as a failure nor dead-lettered for it). If that earlier event is
+dead-lettered for the handler (neither replayed nor skipped), this one is not
+applied past it: it is dead-lettered too, held behind it (``HeldBehindDeadLetter``),
+so that a replay applies the subject's events in log order.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.waits import Waiting
 from crm2_core.observability.logs import handler_context
 from crm2_core.observability.metrics import record_handler
 from crm2_hookspecs import EventHandler
@@ -39,11 +44,39 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-Outcome = Literal["applied", "duplicate"]
+# "held": dead-lettered behind an earlier event's dead letter, without running
+Outcome = Literal["applied", "duplicate", "held"]
+HELD = "HeldBehindDeadLetter"
 
 
-class OutOfOrder(Exception):
+class OutOfOrder(Waiting):
+    """The event cannot be applied in log order yet (its position is not committed)."""
+
+
+class EarlierPending(OutOfOrder):
     """An earlier event of the same subject has not been applied by this handler yet."""
+
+
+def _unsettled(handler: Any, event_id: Any) -> Any:
+    """A dead letter of ``(handler, event)`` neither replayed nor skipped: it holds the
+    later events of the subject."""
+    return and_(
+        col(DeadLetter.handler) == handler,
+        col(DeadLetter.event_id) == event_id,
+        col(DeadLetter.retried_at).is_(None),
+        col(DeadLetter.skipped_at).is_(None),
+    )
+
+
+def _skipped(handler: Any, event_id: Any) -> Any:
+    """The operator gave ``(handler, event)`` up: settled, nothing holds behind it."""
+    return exists().where(
+        and_(
+            col(DeadLetter.handler) == handler,
+            col(DeadLetter.event_id) == event_id,
+            col(DeadLetter.skipped_at).is_not(None),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +155,7 @@ async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
     return (await session.execute(stmt)).scalar()
 
 
-async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> None:
+async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> bool:
     """Until the relay's commit is visible, earlier events' positions are not: the order
     check below would see a hole where an older event of the same subject sits.
 
@@ -131,16 +164,21 @@ async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -
     (PostgreSQL's read committed takes a snapshot per statement). A miss rolls back
     before looking again: a lock timeout aborted the transaction, and SQLite keeps
     one snapshot for a whole read transaction.
+
+    ``False``: the event was committed at another position. This delivery is stale (its
+    relay rolled back after sending it; the relay that committed sent it again).
     """
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and await _position_if_free(session, event) == event.position:
-        return
+        return True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSITION_WAIT_SECONDS
     while True:
         committed = await _committed_position(session, event, deadline - loop.time())
         if committed == event.position:
-            return
+            return True
+        if committed is not None:
+            return False
         await session.rollback()
         if loop.time() > deadline:
             raise OutOfOrder(f"event {event.id}: its position is not committed yet")
@@ -180,12 +218,8 @@ def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
                 col(AppliedEvent.event_id) == col(EventRecord.id),
             )
         ),
-        ~exists().where(
-            and_(
-                col(DeadLetter.handler) == param["handler"],
-                col(DeadLetter.event_id) == col(EventRecord.id),
-            )
-        ),
+        # a dead-lettered one holds this one too (see _held_behind); a skipped one not
+        ~_skipped(param["handler"], col(EventRecord.id)),
     )
     row = select(*param.values()).where(~earlier.exists())
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
@@ -201,7 +235,9 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
-        await _wait_for_committed_position(session, event)
+        if not await _wait_for_committed_position(session, event):
+            log.info("event %s was delivered with a stale position; ignored", event.id)
+            return "duplicate"
         claim = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
         values = {
             "claim_handler": handler.id,
@@ -214,12 +250,73 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         if not claimed:
             if await session.get(AppliedEvent, (handler.id, event.id)) is not None:
                 return "duplicate"
-            raise OutOfOrder(f"{handler.id}: an earlier event of {event.subject} is pending")
+            blocking = await _held_behind(session, handler, event)
+            if blocking is None:
+                raise EarlierPending(
+                    f"{handler.id}: an earlier event of {event.subject} is pending"
+                )
+            session.add(_held_letter(handler, event, blocking))
+            await session.commit()
+            log.warning(
+                "handler %s: event %s (%s) held behind dead-lettered event %s (dead letter %s)",
+                handler.id,
+                event.id,
+                event.type,
+                blocking.event_id,
+                blocking.id,
+            )
+            return "held"
         await asyncio.wait_for(
             handler.spec.handle(session, event, context), handler.spec.time_limit_seconds
         )
         await session.commit()
     return "applied"
+
+
+async def _held_behind(
+    session: AsyncSession, handler: RegisteredHandler, event: Envelope
+) -> DeadLetter | None:
+    """The earliest unsettled dead letter of an earlier event of the subject, if any.
+
+    ``FOR SHARE`` (PostgreSQL): a replay or skip of that letter committing meanwhile
+    is waited for and seen, so the event waits for the replayed one instead of being
+    held behind a letter that no longer holds anything.
+    """
+    stmt = (
+        select(DeadLetter)
+        .join(EventRecord, col(EventRecord.id) == col(DeadLetter.event_id))
+        .where(
+            _unsettled(handler.id, col(EventRecord.id)),
+            col(EventRecord.subject) == event.subject,
+            col(EventRecord.type).in_(handler.spec.event_types),
+            col(EventRecord.position) < event.position,
+            ~exists().where(
+                and_(
+                    col(AppliedEvent.handler) == handler.id,
+                    col(AppliedEvent.event_id) == col(EventRecord.id),
+                )
+            ),
+        )
+        .order_by(col(EventRecord.position))
+        .limit(1)
+        .with_for_update(read=True, of=DeadLetter)
+    )
+    return (await session.execute(stmt)).scalar()
+
+
+def _held_letter(handler: RegisteredHandler, event: Envelope, blocking: DeadLetter) -> DeadLetter:
+    reason = (
+        f"{HELD}: event {blocking.event_id} of {event.subject} is dead-lettered for "
+        f"{handler.id} (dead letter {blocking.id}); replay it (or --skip it) first"
+    )
+    return DeadLetter(
+        handler=handler.id,
+        event_id=event.id,
+        position=event.position or 0,
+        attempts=0,  # never run
+        error=reason[:2000],
+        traceback=reason,
+    )
 
 
 async def apply_or_dead_letter(
@@ -228,6 +325,8 @@ async def apply_or_dead_letter(
     """``apply``; on failure log it, and after the last retry store a dead letter.
 
     Returns ``None`` when the failure was dead-lettered; re-raises while retries remain.
+    ``attempt`` counts failures only: a ``Waiting`` is re-raised at once, whatever the
+    attempt (the broker retries it with ``waits.wait_seconds``).
     """
     tracing = context.find(TRACING)
     span = (
@@ -240,8 +339,11 @@ async def apply_or_dead_letter(
         outcome: str = "failed"
         try:
             result = await _apply_or_dead_letter(context, handler, event, attempt)
-            outcome = result or "dead_lettered"
+            outcome = "dead_lettered" if result in (None, "held") else str(result)
             return result
+        except Waiting:
+            outcome = "waiting"
+            raise
         finally:
             record_handler(context, handler.id, outcome, time.perf_counter() - started)
 
@@ -251,6 +353,9 @@ async def _apply_or_dead_letter(
 ) -> Outcome | None:
     try:
         return await apply(context, handler, event)
+    except Waiting as exc:
+        log.debug("handler %s waiting on event %s (%s): %s", handler.id, event.id, event.type, exc)
+        raise
     except Exception as exc:
         log.error(
             "handler %s failed on event %s (%s) attempt %d: %s",

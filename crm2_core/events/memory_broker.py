@@ -8,6 +8,15 @@ with work in its queue loses nothing; it redoes it when it starts.
 A handler with ``handle_batch`` gets the events of a relay batch it takes as one
 job, applied in one transaction (``handler_batches``); what that leaves (or a batch
 that failed) is queued again one event per job.
+
+A job counts its failures (``attempt``, against the handler's ``max_retries``) and
+its waits (``waits``: an earlier event of its subject is pending) apart, and a wait
+never makes a dead letter. A waiting job is parked until a job of the same handler
+and subject settles here (applied, held or dead-lettered), which queues the
+earliest waiter at once: a burst on one record moves at the pace of its handler.
+Each parked job also looks again after ``waits.MAX_WAIT_SECONDS`` in case its
+predecessor is handled elsewhere (another process relayed it); polling sooner
+would fill the queue with a burst's waiters and slow the one that can go.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from crm2_core.events.handlers import (
     register_cursors,
 )
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
+from crm2_core.events.waits import MAX_WAIT_SECONDS, Waiting, note_wait
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -42,11 +52,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Job:
-    """Events for one handler: one event (with its attempt), or a batch for ``handle_batch``."""
+    """Events for one handler: one event (with its failures and waits so far), or a batch
+    for ``handle_batch``."""
 
     handler: RegisteredHandler
     events: tuple[Envelope, ...]
     attempt: int = 0
+    waits: int = 0
 
     @classmethod
     def split(cls, handler: RegisteredHandler, events: Sequence[Envelope]) -> list[Job]:
@@ -63,6 +75,8 @@ class MemoryBroker:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.Task[None]] = set()
+        # (handler, subject) -> waiting jobs by position, each with its timer
+        self._waiting: dict[tuple[str, str], dict[int, tuple[Job, asyncio.Task[None]]]] = {}
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,6 +124,7 @@ class MemoryBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks, self._timers = [], set()
+        self._waiting.clear()
 
     async def _work(self) -> None:
         while not self._stopping:
@@ -127,15 +142,56 @@ class MemoryBroker:
     async def _run(self, job: Job) -> None:
         handler, attempt = job.handler, job.attempt
         if len(job.events) > 1:
-            for event in await apply_batch(self.context, handler, job.events):
+            left = await apply_batch(self.context, handler, job.events)
+            for event in left:
                 self._queue.put_nowait(Job(handler, (event,)))
+            left_ids = {event.id for event in left}
+            for subject in {e.subject for e in job.events if e.id not in left_ids}:
+                self._wake(handler.id, subject)
             return
+        event = job.events[0]
         try:
-            await apply_or_dead_letter(self.context, handler, job.events[0], attempt)
+            await apply_or_dead_letter(self.context, handler, event, attempt)
+            self._wake(handler.id, event.subject)
+        except Waiting:
+            note_wait(handler.id, event.id, job.waits + 1)
+            if not self._stopping:
+                again = Job(handler, job.events, attempt, job.waits + 1)
+                self._wait_later(again, MAX_WAIT_SECONDS)
         except Exception:
             if not self._stopping:
-                again = Job(handler, job.events, attempt + 1)
+                again = Job(handler, job.events, attempt + 1, job.waits)
                 self._retry_later(again, backoff_seconds(handler, attempt))
+
+    def _wait_later(self, job: Job, delay: float) -> None:
+        """Queue a waiting job after ``delay``, or sooner if ``_wake`` finds it first."""
+        event = job.events[0]
+        key = (job.handler.id, event.subject)
+        position = event.position or 0
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            waiting = self._waiting.get(key, {})
+            waiting.pop(position, None)
+            if not waiting:
+                self._waiting.pop(key, None)
+            self._queue.put_nowait(job)
+
+        task = asyncio.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+        self._waiting.setdefault(key, {})[position] = (job, task)
+
+    def _wake(self, handler_id: str, subject: str) -> None:
+        """An event of ``subject`` settled for the handler: queue its earliest waiter now."""
+        waiting = self._waiting.get((handler_id, subject))
+        if not waiting:
+            return
+        job, timer = waiting.pop(min(waiting))
+        if not waiting:
+            del self._waiting[(handler_id, subject)]
+        timer.cancel()
+        self._queue.put_nowait(job)
 
     def _retry_later(self, job: Job, delay: float) -> None:
         async def later() -> None:

@@ -74,7 +74,13 @@ class AppliedEvent(SQLModel, table=True):
 
 
 class DeadLetter(SQLModel, table=True):
-    """An event a handler gave up on after its retries; ``crm2 events dead-letters`` replays it."""
+    """An event a handler gave up on after its retries, or held behind an earlier event of
+    its subject that is dead-lettered for the handler (``handlers.HeldBehindDeadLetter``).
+
+    ``crm2 events dead-letters`` replays it (``retried_at``) or gives it up
+    (``skipped_at``: settled without applying; later events of the subject go on).
+    Neither set: it holds the later events of its subject for this handler.
+    """
 
     __tablename__ = "core_dead_letter"
     __table_args__ = (Index(None, "handler", "event_id"), {"info": {"plugin": "core"}})
@@ -90,6 +96,9 @@ class DeadLetter(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False)
     )
     retried_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    skipped_at: datetime | None = Field(
         default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
 

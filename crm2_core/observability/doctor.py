@@ -227,7 +227,7 @@ async def check_events(context: Any) -> list[Finding]:
         letters = (
             await session.execute(
                 select(col(DeadLetter.handler), func.count())
-                .where(col(DeadLetter.retried_at).is_(None))
+                .where(col(DeadLetter.retried_at).is_(None), col(DeadLetter.skipped_at).is_(None))
                 .group_by(col(DeadLetter.handler))
             )
         ).all()

@@ -55,7 +55,8 @@ class Metrics:
         )
         self.handler_runs = Counter(
             "crm2_handler_runs",
-            "handler deliveries by handler and outcome (applied, duplicate, failed, dead_lettered)",
+            "handler deliveries by handler and outcome "
+            "(applied, duplicate, waiting, failed, dead_lettered)",
             ["handler", "outcome"],
             registry=r,
         )
@@ -157,7 +158,9 @@ class Metrics:
             letters = (
                 await session.execute(
                     select(col(DeadLetter.handler), func.count())
-                    .where(col(DeadLetter.retried_at).is_(None))
+                    .where(
+                        col(DeadLetter.retried_at).is_(None), col(DeadLetter.skipped_at).is_(None)
+                    )
                     .group_by(col(DeadLetter.handler))
                 )
             ).all()

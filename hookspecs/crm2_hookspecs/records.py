@@ -114,7 +114,10 @@ class EventHandler:
     own, in which the core also records that this handler applied this event:
     a redelivery changes nothing. It must not commit. Raising retries the event
     with exponential backoff up to ``max_retries``; then it goes to the
-    dead-letter store (``crm2 events dead-letters``).
+    dead-letter store (``crm2 events dead-letters``), and the later events of the
+    same subject are held there behind it until it is replayed or skipped. Events
+    of one subject arrive in log order; waiting for an earlier one is not a
+    failure and spends no retry.
 
     ``handle_batch(session, events, context)`` (optional) applies several events,
     in log order, in one transaction, with the same effect as ``handle`` on each in

@@ -64,6 +64,7 @@ def worker_process(
     failures: int = 0,
     slow_seconds: float = 0.0,
     url: str | None = None,
+    max_retries: int = 2,
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
@@ -76,7 +77,7 @@ def worker_process(
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
     process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(failures), str(slow_seconds)],
+        [sys.executable, str(WORKER), str(failures), str(slow_seconds), str(max_retries)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -4,12 +4,19 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import probe_plugin
+import pytest
+from click.testing import CliRunner, Result
 from probe_plugin import ProbeEffect
 from sqlalchemy import func, select
 
+from crm2_core.bootstrap import build_app_context
+from crm2_core.cli import commands, events  # noqa: F401  (registers the commands)
+from crm2_core.cli.main import cli
 from crm2_core.events.models import DeadLetter, EventRecord
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
@@ -39,3 +46,18 @@ async def event_rows(app: Crm2TestApp) -> list[EventRecord]:
 async def dead_letters(app: Crm2TestApp) -> list[DeadLetter]:
     async with app.context.session_factory() as session:
         return list((await session.execute(select(DeadLetter))).scalars())
+
+
+def run_dead_letters_cli(monkeypatch: pytest.MonkeyPatch, settings: Any, *args: str) -> Result:
+    """Invoke ``crm2 events dead-letters`` with the test's database and the probe plugin
+    (in a thread of its own: the command runs its own event loop)."""
+
+    def load_context():  # type: ignore[no-untyped-def]
+        return build_app_context(
+            settings,
+            extra_plugins=(probe_plugin,),
+            plugin_settings={"auth": {"jwt_secret": TEST_JWT_SECRET}},
+        )
+
+    monkeypatch.setattr(events, "load_context", load_context)
+    return CliRunner().invoke(cli, ["events", "dead-letters", *args])

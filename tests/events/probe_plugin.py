@@ -27,6 +27,10 @@ FAILURES: dict[str, int] = {}
 ATTEMPTS: Counter[str] = Counter()
 # Events with n >= 1000 make the handler sleep this long (worker-kill tests).
 SLOW_SECONDS: list[float] = [0.0]
+# The record handler's max_retries, read when the plugin's handlers are collected.
+MAX_RETRIES: list[int] = [2]
+# (subject, n) in the order the record handler ran them in this process (ordering tests).
+APPLIED: list[tuple[str, int]] = []
 # Stream tests: role -> seconds the channel's can_see takes for that role (a slow consumer).
 SEE_DELAY: dict[str, float] = {}
 
@@ -73,6 +77,7 @@ async def record_effect(session: AsyncSession, event: Envelope, context: Any) ->
     if event.data["n"] >= 1000 and SLOW_SECONDS[0]:
         await asyncio.sleep(SLOW_SECONDS[0])
     session.add(ProbeEffect(event_id=event.id, subject=event.subject, n=event.data["n"]))
+    APPLIED.append((event.subject, event.data["n"]))
 
 
 @hookimpl
@@ -97,7 +102,7 @@ def crm2_event_handlers() -> Sequence[EventHandler]:
             name="record",
             event_types=("probe.item.created",),
             handle=record_effect,
-            max_retries=2,
+            max_retries=MAX_RETRIES[0],
             min_backoff_seconds=0.05,
             max_backoff_seconds=0.2,
         )

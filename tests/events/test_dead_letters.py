@@ -6,28 +6,11 @@ import asyncio
 import uuid
 
 import probe_plugin
-import pytest
 from click.testing import CliRunner
 from helpers import dead_letters, effects, wait_for
+from helpers import run_dead_letters_cli as _run_cli
 
-from crm2_core.bootstrap import build_app_context
-from crm2_core.cli import commands, events  # noqa: F401  (registers the commands)
 from crm2_core.cli.main import cli
-from crm2_core.testing import TEST_JWT_SECRET
-
-
-def _run_cli(monkeypatch: pytest.MonkeyPatch, settings, *args: str):  # type: ignore[no-untyped-def]
-    """Invoke the real command with the test's database and the probe plugin."""
-
-    def load_context():  # type: ignore[no-untyped-def]
-        return build_app_context(
-            settings,
-            extra_plugins=(probe_plugin,),
-            plugin_settings={"auth": {"jwt_secret": TEST_JWT_SECRET}},
-        )
-
-    monkeypatch.setattr(events, "load_context", load_context)
-    return CliRunner().invoke(cli, ["events", "dead-letters", *args])
 
 
 async def test_dead_letters_are_listed_then_replayed_once(crm2_app_factory, monkeypatch) -> None:

@@ -150,3 +150,41 @@ async def test_a_batch_has_one_handler_span_linked_to_each_traced_event(
     assert span.attributes["messaging.batch.message_count"] == 2
     trace_id = publisher.get_span_context().trace_id
     assert [link.context.trace_id for link in span.links] == [trace_id, trace_id]
+
+
+async def test_an_event_behind_a_dead_letter_is_not_claimed_by_a_batch_but_held(
+    crm2_app_factory,
+) -> None:
+    """``a``'s first event is dead-lettered for the handler: a batch leaves ``a``'s next
+    one out, and the one-event path holds it behind that dead letter."""
+    app = await _app(crm2_app_factory)
+    await app.context.events.close()
+    await _publish(app, [("a", 0), ("b", 1), ("a", 2)])
+    sent: list[Envelope] = []
+
+    async def keep(events: Any) -> None:
+        sent.extend(events)
+
+    assert await relay_batch(app.context.session_factory, keep) == 3
+    first, b, later = sent
+    async with app.context.session_factory() as session:
+        session.add(
+            DeadLetter(
+                handler=HANDLER,
+                event_id=first.id,
+                position=first.position or 0,
+                attempts=3,
+                error="RuntimeError: boom",
+                traceback="",
+            )
+        )
+        await session.commit()
+    handler = _handler(app)
+    assert await apply_batch(app.context, handler, [b, later]) == [later]
+    assert await apply_or_dead_letter(app.context, handler, later, 0) == "held"
+    assert batch_probe.CALLS == [("batch", [1])]
+    async with app.context.session_factory() as session:
+        held = (
+            await session.execute(select(DeadLetter).where(DeadLetter.event_id == later.id))
+        ).scalar_one()
+    assert held.error.startswith("HeldBehindDeadLetter") and str(first.id) in held.error
