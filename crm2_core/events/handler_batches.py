@@ -37,6 +37,7 @@ from sqlmodel import col
 
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
+from crm2_core.db.plans import plan_for_growing_tables
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import _CLAIMED, RegisteredHandler
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
@@ -158,6 +159,9 @@ async def _claim_and_apply(
     handle_batch = handler.spec.handle_batch
     assert handle_batch is not None
     async with context.session_factory() as session:
+        # the log and the applied records grow during an import: a plan made when they
+        # were empty would scan them whole for every batch
+        await plan_for_growing_tables(session)
         claim = _claim_batch(tuple(handler.spec.event_types), session.get_bind().dialect.name)
         values = {
             "claim_handler": handler.id,
