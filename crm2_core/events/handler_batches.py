@@ -76,6 +76,10 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
     handler = bindparam("claim_handler", type_=table.c.handler.type)
     applied_at = bindparam("claim_applied_at", type_=table.c.applied_at.type)
     ids = bindparam("claim_ids", expanding=True, type_=log_table.c.id.type)
+    # the batch's subjects, listed: the planner can then look the earlier events up in
+    # the subject index once for the batch instead of scanning the log for a hashed
+    # subquery (what it chose for a table it had no statistics of)
+    subjects = bindparam("claim_subjects", expanding=True, type_=log_table.c.subject.type)
     joined_at = (
         select(col(HandlerCursor.start_position))
         .where(col(HandlerCursor.handler) == handler)
@@ -84,6 +88,7 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
     earlier = (
         select(col(EventRecord.id))
         .where(
+            col(EventRecord.subject).in_(subjects),
             col(EventRecord.subject) == claimed.c.subject,
             col(EventRecord.type).in_(event_types),
             col(EventRecord.position) < claimed.c.position,
@@ -166,6 +171,7 @@ async def _claim_and_apply(
         values = {
             "claim_handler": handler.id,
             "claim_ids": [event.id for event in events],
+            "claim_subjects": sorted({event.subject for event in events}),
             "claim_applied_at": utcnow(),
         }
         rows = (await session.execute(claim, values)).all()

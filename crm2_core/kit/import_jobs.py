@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.db import utcnow
-from crm2_core.db.plans import plan_for_growing_tables
+from crm2_core.db.plans import analyze_grown_tables, plan_for_growing_tables
 from crm2_core.jobs import MAX_STORED_ERRORS, ImportJob, JobRunner
 from crm2_core.kit.gc_pause import gc_paused
 from crm2_core.kit.imports import (
@@ -148,6 +148,9 @@ class _JobWork(Generic[R]):
         for read, batch in batches:
             done += read
             await self._write(batch, done, tally)
+            # statistics for what the batches wrote: the next batches' plans (and the
+            # handlers' claims on the event log) need them long before autovacuum runs
+            await analyze_grown_tables(self.context.session_factory)
         await self._finish(tally, applied=True)
 
     async def _write(self, batch: list[tuple[int, R]], done: int, tally: _Tally) -> None:
