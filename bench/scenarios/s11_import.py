@@ -223,8 +223,8 @@ def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
     assert pg_name is not None, "scenario 11 runs on PostgreSQL"
     with running(env.serve(**settings)) as (server,):
         base = server.url
-        token = env.login(base)
         for number, measured in rounds(profile):
+            token = env.login(base)  # a round outlasts an access token on a busy machine
             _truncate(dsn)
             with _Cpu(pg_name, server.pid) as cpu:
                 job_s, posted_at = _import(base, token, csv_path, background=True)
