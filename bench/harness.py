@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,6 +97,65 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+def pg_backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds (utime + stime) of each PostgreSQL backend connected to ``database``.
+
+    Read from /proc (the bench's PostgreSQL runs on this machine); a backend's title is
+    ``postgres: [cluster:] <user> <database> <client> <state>``. Background processes (WAL writer,
+    checkpointer, autovacuum), shared with every other database, are not counted.
+    """
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            words = title.split()
+            # Debian's cluster name may stand first: "postgres: 15/main: <user> <database> …"
+            if words[:1] == ["postgres:"] and database in words[1:4]:
+                found[int(entry.name)] = cpu_seconds(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue  # ended meanwhile
+        except Exception as exc:  # psutil.NoSuchProcess and the like
+            if type(exc).__name__ not in ("NoSuchProcess", "AccessDenied", "ZombieProcess"):
+                raise
+    return found
+
+
+def backend_cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the backends spent between two ``pg_backend_cpu`` readings: a backend
+    that started meanwhile counts whole; one that ended meanwhile is lost (a pooled
+    server keeps its connections, so that is rare)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def settle(
+    read: Callable[[], tuple[int, Any]],
+    timeout: float = 300.0,
+    quiet: float = 1.5,
+    poll: float = 0.25,
+) -> bool:
+    """Wait until ``read()`` says nothing waits and its reading stays the same ``quiet`` s.
+
+    ``read`` returns ``(items still waiting, a reading of the work done)``: e.g. events
+    not relayed yet, and the handlers' applied and dead-lettered counts. True once
+    settled; False when ``timeout`` passed first (the caller goes on, and says so).
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = object()
+    since = time.monotonic()
+    while True:
+        waiting, reading = read()
+        now = time.monotonic()
+        if waiting or reading != last:
+            last, since = (None if waiting else reading), now
+        elif now - since >= quiet:
+            return True
+        if now >= deadline:
+            return False
+        time.sleep(poll)
 
 
 class Server:

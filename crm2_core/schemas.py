@@ -22,7 +22,7 @@ import functools
 import inspect
 import re
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -79,6 +79,21 @@ def unstorable_text(value: str) -> str | None:
     if found.group() == "\x00":
         return "must not contain the NUL character (\\u0000)"
     return "must not contain an unpaired UTF-16 surrogate"
+
+
+def unstorable_cell(cells: Mapping[str, str]) -> tuple[str, str] | None:
+    """The first ``(name, why)`` of ``cells`` that cannot be stored as text, else ``None``.
+
+    One search of the joined text for the common clean row (one character class, so a
+    clean join means clean cells; Python never pairs two lone surrogates when joining).
+    """
+    if _UNSTORABLE.search("".join(cells.values())) is None:
+        return None
+    for name, value in cells.items():
+        reason = unstorable_text(value)
+        if reason:
+            return name, reason
+    return None
 
 
 def check_storable(value: Any, path: str = "") -> None:

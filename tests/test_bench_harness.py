@@ -325,3 +325,82 @@ def test_the_run_prepares_each_environment_once_and_side_by_side(
     monkeypatch.setattr(run, "log", errors.append)
     run.prepare(["1", "1c", "4", "4b", "8"], object(), run.QUICK)
     assert sorted(calls) == ["events", "main"] and errors == []
+
+
+def test_settle_waits_for_nothing_waiting_and_a_still_reading(
+    bench_modules: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = bench_modules["harness"]
+    clock = [0.0]
+    monkeypatch.setattr(harness.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(harness.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    # events still to relay, then handlers applying, then still
+    readings = iter([(5, (0, 0)), (0, (10, 0)), (0, (20, 1)), *[(0, (30, 1))] * 100])
+    assert harness.settle(lambda: next(readings), timeout=300, quiet=1.0, poll=0.25)
+    # settled 1 s after the reading stopped changing (the 4th poll, at 0.75 s)
+    assert clock[0] == pytest.approx(0.75 + 1.0)
+
+
+def test_settle_gives_up_at_its_timeout(
+    bench_modules: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = bench_modules["harness"]
+    clock = [0.0]
+    monkeypatch.setattr(harness.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(harness.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    assert not harness.settle(lambda: (1, None), timeout=3, quiet=1.0, poll=0.5)
+    assert clock[0] == pytest.approx(3.0)
+    counter = iter(range(10**6))  # work that never stops moving
+    assert not harness.settle(lambda: (0, next(counter)), timeout=3, quiet=1.0, poll=0.5)
+
+
+def test_backend_cpu_counts_new_backends_whole_and_skips_ended_ones(bench_modules: dict) -> None:
+    harness = bench_modules["harness"]
+    before = {1: 2.0, 2: 5.0}
+    after = {1: 3.5, 3: 0.25}  # 2 ended, 3 started
+    assert harness.backend_cpu_used(before, after) == pytest.approx(1.5 + 0.25)
+
+
+def test_backend_cpu_finds_a_database_backend_by_its_title(
+    bench_modules: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = bench_modules["harness"]
+    titles = {
+        "101": "postgres: 15/main: postgres crm2_bench_x 127.0.0.1(5000) idle",
+        "102": "postgres: postgres crm2_bench_x [local] INSERT",
+        "103": "postgres: 15/main: postgres crm2_bench_y 127.0.0.1(5001) idle",
+        "104": "postgres: 15/main: checkpointer ",
+        "105": "python bench/run.py crm2_bench_x",
+    }
+    proc = tmp_path / "proc"
+    for pid, title in titles.items():
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "cmdline").write_bytes(title.replace(" ", "\0").encode())
+    (proc / "self").mkdir()
+    real_path = harness.Path
+    monkeypatch.setattr(harness, "Path", lambda p: proc if p == "/proc" else real_path(p))
+    monkeypatch.setattr(harness, "cpu_seconds", lambda pid: pid / 100)
+    assert harness.pg_backend_cpu("crm2_bench_x") == {101: 1.01, 102: 1.02}
+
+
+def test_scenario_11_truncates_the_handler_records_and_times_the_last_effect(
+    bench_modules: dict,
+) -> None:
+    from datetime import UTC, datetime
+
+    s11 = importlib.import_module("scenarios.s11_import")
+    for table in ("core_applied_event", "core_dead_letter", "core_event", "deals_client"):
+        assert table in s11.TRUNCATE
+    posted = datetime(2026, 12, 4, 12, 0, tzinfo=UTC).timestamp()
+    state = {"last_applied": datetime(2026, 12, 4, 12, 0, 9)}  # naive: stored as UTC
+    assert s11._handlers_done_s(state, posted) == pytest.approx(9.0)
+    assert s11._handlers_done_s({"last_applied": None}, posted) is None
+
+
+def test_scenario_11_counts_a_handler_finished_at_one_type_or_every_event(
+    bench_modules: dict,
+) -> None:
+    s11 = importlib.import_module("scenarios.s11_import")
+    types = {"deals.client.created": 50, "tasks.task.created": 7}
+    assert s11.owed(types, {"a": 50, "b": 57, "c": 7, "d": 0}) == 0
+    assert s11.owed(types, {"a": 49, "b": 50}) == 1

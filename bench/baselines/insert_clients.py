@@ -4,7 +4,9 @@ Reads the same CSV file the crm2 import gets, and per row does what the import's
 write pass does at the least: one ``deals_client`` row, its ``deals_client_email``
 rows and one ``core_event`` outbox row, sent with ``executemany`` in batches of
 500, one transaction per batch (as the crm2 job commits). No validation, no
-upsert lookups. Prints one JSON line: rows written and seconds after connecting.
+upsert lookups. Prints one JSON line: rows written, seconds after connecting, and the
+CPU seconds its own process and its database backend spent (the backend read from
+/proc: the bench's PostgreSQL runs on this machine; ``null`` where it cannot be read).
 
     python bench/baselines/insert_clients.py --dsn postgresql://… --csv clients.csv
 """
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -39,10 +42,28 @@ def read(path: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def backend_cpu_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 async def main(dsn: str, path: str) -> None:
+    own_before = own_cpu_s()
     rows = read(path)
     conn = await asyncpg.connect(dsn)
     started = time.perf_counter()
+    backend = await conn.fetchval("SELECT pg_backend_pid()")
+    backend_before = backend_cpu_s(backend)
     try:
         owner = await conn.fetchval("SELECT id FROM auth_user ORDER BY created_at LIMIT 1")
         for start in range(0, len(rows), BATCH):
@@ -62,9 +83,14 @@ async def main(dsn: str, path: str) -> None:
                 await conn.executemany(CLIENT_SQL, clients)
                 await conn.executemany(EMAIL_SQL, emails)
                 await conn.executemany(EVENT_SQL, events)
+        seconds = time.perf_counter() - started
+        backend_after = backend_cpu_s(backend)
     finally:
         await conn.close()
-    print(json.dumps({"rows": len(rows), "seconds": time.perf_counter() - started}))
+    cpu = None
+    if backend_before is not None and backend_after is not None:
+        cpu = backend_after - backend_before + own_cpu_s() - own_before
+    print(json.dumps({"rows": len(rows), "seconds": seconds, "cpu_seconds": cpu}))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.db import utcnow
+from crm2_core.db.plans import analyze_grown_tables, plan_for_growing_tables
 from crm2_core.jobs import MAX_STORED_ERRORS, ImportJob, JobRunner
+from crm2_core.kit.gc_pause import gc_paused
 from crm2_core.kit.imports import (
     REFUSED,
     CsvImport,
@@ -128,7 +130,6 @@ class _JobWork(Generic[R]):
                 await session.commit()
 
     async def _run(self) -> None:
-        spec, principal = self.spec, self.principal
         await self._progress("checking", 0)
         tally = _Tally()
         batches: Iterator[Parsed[R]]
@@ -142,38 +143,54 @@ class _JobWork(Generic[R]):
                 return
             batches, self.rows = _taking(parsed), ()
         else:
-            batches = parsed_batches(spec, self.rows, tally)
+            batches = parsed_batches(self.spec, self.rows, tally)
         done = 0
         for read, batch in batches:
+            done += read
+            await self._write(batch, done, tally)
+            # statistics for what the batches wrote: the next batches' plans (and the
+            # handlers' claims on the event log) need them long before autovacuum runs
+            await analyze_grown_tables(self.context.session_factory)
+        await self._finish(tally, applied=True)
+
+    async def _write(self, batch: list[tuple[int, R]], done: int, tally: _Tally) -> None:
+        """One batch written, with the job's progress, in one transaction."""
+        with gc_paused():
             async with self.context.session_factory() as session:
-                await _apply(spec, session, principal, batch, tally)
-                done += read
+                await plan_for_growing_tables(session)
+                await _apply(self.spec, session, self.principal, batch, tally)
                 await self._save(session, status="running", phase="writing", processed=done,
                                  **self._counts(tally))  # fmt: skip
                 await session.commit()
-        await self._finish(tally, applied=True)
 
     async def _check(self) -> tuple[_Tally, list[Parsed[R]]]:
         """The first pass: what the import would do, nothing written; and the parsed
         batches, for the write pass (none for a dry run)."""
-        spec, tally, done = self.spec, _Tally(), 0
+        tally, done = _Tally(), 0
         parsed: list[Parsed[R]] = []
-        for read, batch in parsed_batches(spec, self.rows, tally):
+        for read, batch in parsed_batches(self.spec, self.rows, tally):
             if not self.dry_run and not tally.errors:  # a file with errors is not written
                 parsed.append((read, batch))
+            await self._check_batch(batch, tally)
+            done += read
+            await self._progress("checking", done, tally if self.dry_run else None)
+        return tally, parsed
+
+    async def _check_batch(self, batch: list[tuple[int, R]], tally: _Tally) -> None:
+        """What writing ``batch`` would refuse (``check``; else ``apply``, rolled back)."""
+        spec = self.spec
+        if not batch:  # every row of it refused by parse
+            return
+        with gc_paused():
             async with self.context.session_factory() as session:
-                if not batch:  # every row of it refused by parse
-                    pass
-                elif spec.check is not None and not self.dry_run:
+                await plan_for_growing_tables(session)
+                if spec.check is not None and not self.dry_run:
                     refused = await spec.check(session, self.principal, batch)
                     for number, reason in refused.items():
                         tally.errors.append(ImportRowError(row=number, reason=reason))
                 else:
                     await _apply(spec, session, self.principal, batch, tally)
                 await session.rollback()
-            done += read
-            await self._progress("checking", done, tally if self.dry_run else None)
-        return tally, parsed
 
     async def _finish(self, tally: _Tally, *, applied: bool, status: str = "done") -> None:
         async with self.context.session_factory() as session:

@@ -39,11 +39,13 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.db.plans import plan_for_growing_tables
 from crm2_core.errors import NotFound, Unprocessable
 from crm2_core.jobs import ImportJob
 from crm2_core.kit.csv import unguard
+from crm2_core.kit.gc_pause import gc_paused
 from crm2_core.kit.visibility import RecordRules
-from crm2_core.schemas import ResponseModel, unstorable_text
+from crm2_core.schemas import ResponseModel, unstorable_cell
 from crm2_hookspecs import Principal
 
 R = TypeVar("R")
@@ -239,14 +241,13 @@ def read_csv(
             if len(rows) >= max_rows:
                 raise error(f"the file has more than {max_rows} rows; split it")
             values = {
-                k: unguard((v or "").strip())
+                k: unguard(v.strip())
                 for k, v in record.items()
                 if isinstance(k, str) and isinstance(v, str)
             }
-            for column, value in values.items():
-                reason = unstorable_text(value)
-                if reason:
-                    raise error(f"row {number}, column {column}: {reason}")
+            bad = unstorable_cell(values)
+            if bad is not None:
+                raise error(f"row {number}, column {bad[0]}: {bad[1]}")
             if any(values.values()):
                 rows.append((number, values))
     except csv.Error as exc:
@@ -355,9 +356,11 @@ async def import_now(
 ) -> ImportReport:
     """Import in the request's transaction, inside a savepoint kept only when allowed."""
     tally = _Tally()
+    await plan_for_growing_tables(session)  # for the rest of the request's transaction
     savepoint = await session.begin_nested()
     for _, batch in parsed_batches(spec, rows, tally):
-        await _apply(spec, session, principal, batch, tally)
+        with gc_paused():
+            await _apply(spec, session, principal, batch, tally)
     if dry_run or (tally.errors and not partial):
         await savepoint.rollback()
         return tally.report(dry_run=dry_run, applied=False)

@@ -8,6 +8,7 @@ from typing import Any
 import batch_probe
 import probe_plugin
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from crm2_core.context import TRACING
@@ -188,3 +189,36 @@ async def test_an_event_behind_a_dead_letter_is_not_claimed_by_a_batch_but_held(
             await session.execute(select(DeadLetter).where(DeadLetter.event_id == later.id))
         ).scalar_one()
     assert held.error.startswith("HeldBehindDeadLetter") and str(first.id) in held.error
+
+
+async def test_the_claim_plans_for_its_values_and_names_the_batch_subjects(
+    crm2_app_factory,
+) -> None:
+    """PostgreSQL: the claim's transaction asks for custom plans first (a generic plan made
+    on an empty log scans it whole for every batch as it grows), and the claim lists the
+    batch's subjects so the subject index can find their earlier events."""
+    app = await _app(crm2_app_factory)
+    seen: list[tuple[str, Any]] = []
+    before: dict[int, str] = {}  # per connection: the statement before its batch claim
+
+    def statement(conn: Any, _cursor: Any, text: str, params: Any, *_: Any) -> None:
+        key = id(conn.connection.dbapi_connection)
+        if "crm2_claimed" in text:
+            before.setdefault(0, before.get(key, ""))
+        before[key] = text
+        seen.append((text, params))
+
+    engine = app.context.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", statement)
+    try:
+        await _publish(app, [(f"s{n}", n) for n in range(5)])
+        await app.settle_events()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", statement)
+    assert list(batch_probe.CALLS) == [("batch", list(range(5)))]
+    claims = [i for i, (text, _) in enumerate(seen) if "crm2_claimed" in text]  # batch claims
+    assert claims
+    claim_text, claim_params = seen[claims[0]]
+    assert all(f"s{n}" in str(claim_params) for n in range(5)), (claim_text, claim_params)
+    if engine.dialect.name == "postgresql":
+        assert "plan_cache_mode = force_custom_plan" in before[0]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from crm2_deals.models import Client
 from crm2_deals.service.client_import import CLIENT_IMPORT
 from deals_kit import API, Deals, User
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 ROWS = 12  # above the threshold the tests set: the kit decides by size
 
@@ -189,3 +190,33 @@ async def test_a_job_parses_each_row_once_across_its_two_passes(deals: Deals) ->
     assert (job["status"], job["created"], job["processed"]) == ("done", ROWS, ROWS)
     assert sorted(parsed) == sorted(f"Client {i}" for i in range(ROWS))
     assert await _count(deals) == ROWS
+
+
+async def test_job_batches_plan_per_execution_and_pause_the_collector(deals: Deals) -> None:
+    """Each batch transaction of a job asks PostgreSQL for custom plans first (a generic
+    plan made on the empty tables would scan them whole as they grow) and writes its
+    clients with the cyclic collector paused."""
+    admin = await deals.user("admin")
+    _threshold(deals, 10)
+    seen: list[tuple[str, bool]] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        seen.append((text, gc.isenabled()))
+
+    engine = deals.app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        accepted = await _post(deals, admin, _file(ROWS))
+        job = await _finished(deals, admin, accepted.headers["location"])
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert job["status"] == "done" and await _count(deals) == ROWS
+    inserts = [paused for text, paused in seen if text.startswith("INSERT INTO deals_client ")]
+    assert inserts and not any(inserts)  # gc.isenabled() was False for each
+    if engine.dialect.name == "postgresql":
+        texts = [text for text, _ in seen]
+        first_insert = next(
+            i for i, t in enumerate(texts) if t.startswith("INSERT INTO deals_client ")
+        )
+        assert "plan_cache_mode = force_custom_plan" in " ".join(texts[:first_insert])
+    assert gc.isenabled()
