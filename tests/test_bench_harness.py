@@ -327,13 +327,20 @@ def test_the_run_prepares_each_environment_once_and_side_by_side(
     assert sorted(calls) == ["events", "main"] and errors == []
 
 
-def test_settle_waits_for_nothing_waiting_and_a_still_reading(
-    bench_modules: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fake_clock(bench_modules: dict, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The harness's monotonic clock, moved on by its sleeps only: [now]."""
     harness = bench_modules["harness"]
     clock = [0.0]
     monkeypatch.setattr(harness.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(harness.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    return clock
+
+
+def test_settle_waits_for_nothing_waiting_and_a_still_reading(
+    bench_modules: dict, fake_clock: list[float]
+) -> None:
+    harness, clock = bench_modules["harness"], fake_clock
     # events still to relay, then handlers applying, then still
     readings = iter([(5, (0, 0)), (0, (10, 0)), (0, (20, 1)), *[(0, (30, 1))] * 100])
     assert harness.settle(lambda: next(readings), timeout=300, quiet=1.0, poll=0.25)
@@ -341,13 +348,8 @@ def test_settle_waits_for_nothing_waiting_and_a_still_reading(
     assert clock[0] == pytest.approx(0.75 + 1.0)
 
 
-def test_settle_gives_up_at_its_timeout(
-    bench_modules: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    harness = bench_modules["harness"]
-    clock = [0.0]
-    monkeypatch.setattr(harness.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(harness.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+def test_settle_gives_up_at_its_timeout(bench_modules: dict, fake_clock: list[float]) -> None:
+    harness, clock = bench_modules["harness"], fake_clock
     assert not harness.settle(lambda: (1, None), timeout=3, quiet=1.0, poll=0.5)
     assert clock[0] == pytest.approx(3.0)
     counter = iter(range(10**6))  # work that never stops moving
