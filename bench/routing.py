@@ -65,7 +65,7 @@ def _app(directory: Path) -> tuple[Any, IndexedRouter]:
     indexed = app.router.middleware_stack
     if not isinstance(indexed, IndexedRouter):
         raise SystemExit(f"the route index is off: {unsupported_reason(app)}")
-    for entry in indexed.built().index.entries:
+    for entry in indexed.built().entries:
         leaf = entry.payload
         if not leaf.chain:
             leaf.top.app = _noop
@@ -108,7 +108,7 @@ async def _matches(
 ) -> int:
     count = 0
     patched = []
-    for entry in indexed.built().index.entries:
+    for entry in indexed.built().entries:
         leaf = entry.payload
         route = leaf.top if not leaf.chain else leaf.candidate
         if leaf.chain and isinstance(route.original_route, fastapi_routing.APIRoute):

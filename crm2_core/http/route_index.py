@@ -40,6 +40,7 @@ from crm2_core.http.path_index import (
     ANY_SCOPE,
     HTTP,
     WEBSOCKET,
+    Candidates,
     Entry,
     PathIndex,
     select,
@@ -184,6 +185,80 @@ def _flatten(chain: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], Any]] | None
     return found
 
 
+# Orders of the leaves under one top-level route: top_order * _ORDER_BLOCK + their own.
+_ORDER_BLOCK = 1 << 20
+
+
+def _literal_segments(path: str) -> tuple[str, ...] | None:
+    """The literal leading segments of a route path (as ``static_segments`` files it)."""
+    if not path.startswith("/"):
+        return None
+    literal, brace, _ = path.partition("{")
+    segments = literal[1:].split("/")
+    if brace:
+        segments.pop()
+    return tuple(segments)
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _reach(router: Any, prefix: str) -> tuple[str, ...] | None:
+    """The literal segments every path an included router's routes can match starts with,
+    read from their declared paths (building nothing); ``None``: any path."""
+    common: tuple[str, ...] | None = None
+    for route in router.routes:
+        if isinstance(route, fastapi_routing._IncludedRouter):
+            if not _standard_branch(route):
+                return None
+            segments = _reach(route.original_router, prefix + route.include_context.prefix)
+        elif type(route).matches in _KNOWN_MATCHES:
+            path = prefix + route.path
+            # as FastAPI copies a mount into an included router, then as _route_entry files it
+            path = path.rstrip("/") + "/{path:path}" if isinstance(route, Mount) else path
+            segments = _literal_segments(path)
+        else:
+            return None
+        if segments is None:
+            return None
+        common = segments if common is None else _common(common, segments)
+    return common if common is not None else ()
+
+
+class _Branch:
+    """A plugin router (a top-level ``_IncludedRouter``), filed under the segments all its
+    paths start with; its routes are built and indexed when a request first reaches them.
+
+    Flattening a router builds every route it holds (FastAPI's effective routes: each
+    route's dependant, fields and handler): done for every router at once, the first
+    request would build every plugin's routes (about 0.5 s of CPU with every plugin).
+    """
+
+    def __init__(self, top: Any, top_order: int) -> None:
+        self.top = top
+        self.top_order = top_order
+        self.segments = _reach(top.original_router, top.include_context.prefix)
+        self._index: PathIndex[_Leaf] | None = None
+
+    def index(self) -> PathIndex[_Leaf]:
+        if self._index is None:
+            base, top, top_order = self.top_order * _ORDER_BLOCK, self.top, self.top_order
+            leaves = _flatten((top,))
+            if leaves is None:
+                entries = [_route_entry(base, _Leaf(top, top_order, (), top), top)]
+            else:
+                entries = [
+                    _context_entry(base + n, _Leaf(top, top_order, chain, context))
+                    for n, (chain, context) in enumerate(leaves)
+                ]
+            self._index = PathIndex(entries)
+        return self._index
+
+
 class _Built:
     """The index of one state of the routes, and what tells that state apart."""
 
@@ -191,23 +266,55 @@ class _Built:
         self.routes: list[BaseRoute] = list(router.routes)
         self.router: fastapi_routing.APIRouter = router
         self.routers: list[Any] = [router]
-        entries: list[Entry[_Leaf]] = []
+        entries: list[Entry[Any]] = []
         self.first_included: int | None = None
         for top_order, top in enumerate(self.routes):
+            order = top_order * _ORDER_BLOCK
             if isinstance(top, fastapi_routing._IncludedRouter):
                 if self.first_included is None:
                     self.first_included = top_order
                 self._collect_routers(top)
-                leaves = _flatten((top,)) if _standard_branch(top) else None
-                if leaves is not None:
-                    for chain, context in leaves:
-                        leaf = _Leaf(top, top_order, chain, context)
-                        entries.append(_context_entry(len(entries), leaf))
+                if _standard_branch(top):
+                    branch = _Branch(top, top_order)
+                    entries.append(Entry(order, branch, branch.segments))
                     continue
-            entries.append(_route_entry(len(entries), _Leaf(top, top_order, (), top), top))
-        self.index: PathIndex[_Leaf] = PathIndex(entries)
+            entries.append(_route_entry(order, _Leaf(top, top_order, (), top), top))
+        self.index: PathIndex[_Leaf | _Branch] = PathIndex(entries)
         self.version = sum(map(_version, self.routers))
         self.low_priority = any(True for _ in router._iter_low_priority_routes())
+
+    def candidates(self, route_path: str, scope_type: str, method: str | None) -> Candidates[_Leaf]:
+        """The routes that can match, in their order: the plugin routers the path reaches
+        expanded into their own candidates."""
+        top = self.index.candidates(route_path, scope_type, method)
+        if not any(isinstance(entry.payload, _Branch) for entry in top.full):
+            return top  # type: ignore[return-value]  # no branch: every payload is a _Leaf
+        full: list[Entry[_Leaf]] = []
+        partial_only: list[Entry[_Leaf]] = list(top.partial_only)  # type: ignore[arg-type]
+        for entry in top.full:
+            payload = entry.payload
+            if isinstance(payload, _Branch):
+                inner = payload.index().candidates(route_path, scope_type, method)
+                full.extend(inner.full)
+                partial_only.extend(inner.partial_only)
+            else:
+                full.append(entry)  # type: ignore[arg-type]
+        by_order = attrgetter("order")
+        return Candidates(
+            tuple(sorted(full, key=by_order)), tuple(sorted(partial_only, key=by_order))
+        )
+
+    @property
+    def entries(self) -> list[Entry[_Leaf]]:
+        """Every route's entry, each plugin router expanded (building its routes)."""
+        found: list[Entry[_Leaf]] = []
+        for entry in self.index.entries:
+            payload = entry.payload
+            if isinstance(payload, _Branch):
+                found.extend(payload.index().entries)
+            else:
+                found.append(entry)  # type: ignore[arg-type]
+        return found
 
     def _collect_routers(self, branch: Any) -> None:
         self.routers.append(branch.original_router)
@@ -247,7 +354,7 @@ class IndexedRouter:
 
         route_path = get_route_path(scope)
         method = scope.get("method") if scope_type == HTTP else None
-        candidates = built.index.candidates(route_path, scope_type, method)
+        candidates = built.candidates(route_path, scope_type, method)
         match, entry, child_scope = select(candidates, _evaluate, scope)
         if entry is not None:
             leaf = entry.payload
@@ -264,7 +371,7 @@ class IndexedRouter:
             else:
                 redirect_scope["path"] = redirect_scope["path"] + "/"
             redirect_path = get_route_path(redirect_scope)
-            for found in built.index.candidates(redirect_path, HTTP, None).every:
+            for found in built.candidates(redirect_path, HTTP, None).every:
                 if _evaluate(found.payload, redirect_scope)[0] is not Match.NONE:
                     if scope.get("fastapi.telemetry") is not None:
                         _telemetry_route(scope, redirect_scope, found.payload.top)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +73,7 @@ def _app(settings: Settings) -> tuple[FastAPI, IndexedRouter]:
 
 def _routes_of(indexed: IndexedRouter) -> Iterator[Any]:
     """Every route object whose ``matches`` the router calls (top-level and included)."""
-    for entry in indexed.built().index.entries:
+    for entry in indexed.built().entries:
         leaf: _Leaf = entry.payload
         context = leaf.candidate
         if not leaf.chain:
@@ -84,7 +89,7 @@ class Recorder:
 
     def __init__(self, app: FastAPI, indexed: IndexedRouter) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        for entry in indexed.built().index.entries:
+        for entry in indexed.built().entries:
             leaf: _Leaf = entry.payload
             context = leaf.candidate
             if not leaf.chain:
@@ -244,6 +249,63 @@ async def test_a_request_tries_only_the_routes_its_path_can_match(
         with _counted(indexed) as fast:
             await _outcome(indexed, recorder, _scope(path, method, app=app))
         assert fast[0] <= most < linear[0], (method, path, fast[0], linear[0])
+
+
+# Run in a fresh interpreter: plugin routers (and so their routes, built or not) are
+# module-level objects shared by every app of a process, built by earlier tests' requests.
+_BUILDS_PROBE = """
+import asyncio, json
+import httpx
+from fastapi import routing as fastapi_routing
+from crm2_core.http.app import create_app
+
+def unbuilt(app, prefix):
+    def walk(router, at):
+        for route in router.routes:
+            if isinstance(route, fastapi_routing._IncludedRouter):
+                yield from walk(route.original_router, at + route.include_context.prefix)
+            elif (at + route.path).startswith(prefix) and "_crm2_declared" in route.__dict__:
+                yield at + route.path
+    return sorted(
+        path
+        for top in app.router.routes
+        if isinstance(top, fastapi_routing._IncludedRouter)
+        for path in walk(top.original_router, top.include_context.prefix)
+    )
+
+async def main():
+    app = create_app()
+    seen = {"start": [unbuilt(app, "/api/v1/deals/deals"), unbuilt(app, "/api/v1/tasks")]}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://crm2.test") as client:
+        seen["healthz"] = (await client.get("/healthz")).status_code
+        seen["after healthz"] = [unbuilt(app, "/api/v1/deals/deals"), unbuilt(app, "/api/v1/tasks")]
+        seen["deals"] = (await client.get("/api/v1/deals/deals")).status_code
+        seen["after deals"] = [unbuilt(app, "/api/v1/deals/deals"), unbuilt(app, "/api/v1/tasks")]
+    print(json.dumps(seen))
+
+asyncio.run(main())
+"""
+
+
+def test_a_request_builds_only_the_plugin_routers_its_path_reaches(tmp_path: Path) -> None:
+    """Start-up to the first answer: the health check builds no plugin route, and a deals
+    list builds the deals router's routes, not the tasks plugin's (FastAPI's loop would
+    have built every router it tried before the one that matched)."""
+    env = {
+        **os.environ,
+        "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}",
+        "CRM2_JWT_SECRET": TEST_JWT_SECRET,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILDS_PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    deals, tasks = seen["start"]
+    assert deals and tasks
+    assert seen["healthz"] == 200 and seen["after healthz"] == [deals, tasks]
+    assert seen["deals"] == 401 and seen["after deals"] == [[], tasks]
 
 
 async def test_routes_added_after_the_first_request_are_indexed(crm2_settings: Settings) -> None:
