@@ -144,7 +144,8 @@ class Connection:
         cursor = self.last
         while True:
             # ``top`` was read before these pages: they cover every position up to it.
-            page_full = bool(types)
+            # A fresh stream starts at ``top``: nothing to read until the log grows.
+            page_full = bool(types) and cursor < top
             while page_full:
                 page = await self.streams.source.read(cursor, REPLAY_PAGE, types)
                 for envelope in page:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from typing import Any
 
 import httpx
 from conftest import ProbeFactory, Serve
@@ -54,6 +56,47 @@ async def test_an_idle_stream_costs_two_tasks_and_a_gone_client_is_unsubscribed(
             assert (await stream.next()).json()["data"] == {"n": 1}
     # every client closed: each stream notices at once, not at its next heartbeat
     await _settle(lambda: hub.subscriptions == 0)
+
+
+async def test_a_fresh_stream_reads_no_events_from_the_log(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    """A stream without ``Last-Event-ID`` starts at the log's top: it has nothing to
+    replay, so opening it costs one query (the top), not a second one for an empty page
+    (bench scenario 5 counted that page in every subscriber's first delivery)."""
+    app = await probe_app()
+    server = await serve(app)
+    headers = await app.login("admin")
+    streams_service = app.context.streams
+    reads: list[int] = []
+    source = streams_service.source
+
+    async def counted(after: int, limit: int, types: Any = None) -> Any:
+        reads.append(after)
+        return await source.read(after, limit, types)
+
+    streams_service.source = dataclasses.replace(source, read=counted)
+    await post_item(app, headers, 1)  # the log is not empty
+    url = f"{server.url}/api/v1/streams/probe"
+    async with contextlib.AsyncExitStack() as stack:
+        fresh = []
+        for _ in range(3):
+            response = await stack.enter_async_context(sse.stream("GET", url, headers=headers))
+            stream = EventStream(response)
+            assert (await stream.next()).event == "connected"
+            fresh.append(stream)
+        await post_item(app, headers, 2)
+        for stream in fresh:
+            assert (await stream.next()).json()["data"] == {"n": 2}
+        assert reads == []
+        # a resuming stream still replays the log
+        resumed = await stack.enter_async_context(
+            sse.stream("GET", url, headers={**headers, "Last-Event-ID": "0"})
+        )
+        stream = EventStream(resumed)
+        assert (await stream.next()).event == "connected"
+        assert [(await stream.next()).json()["data"]["n"] for _ in range(2)] == [1, 2]
+        assert reads and reads[0] == 0
 
 
 async def test_an_event_is_encoded_once_for_every_connection() -> None:
