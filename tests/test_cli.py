@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import crm2_core.cli.commands  # registers the core commands
+import crm2_core.cli.commands  # noqa: F401  (registers the core commands)
 from crm2_core import __version__
 from crm2_core import migrate as migrations
+from crm2_core.cli import output
 from crm2_core.cli.main import cli
 from crm2_core.plugins import build_plugin_manager
 from crm2_core.settings import Settings
@@ -18,8 +19,8 @@ from crm2_core.settings import Settings
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.chdir(tmp_path)  # no stray .env is read
-    # The console took its width from COLUMNS at import: 80 in a pytest-xdist worker.
-    monkeypatch.setattr(crm2_core.cli.commands.console, "width", 200)
+    # The console takes its width from COLUMNS when made: 80 in a pytest-xdist worker.
+    monkeypatch.setattr(output.console(), "width", 200)
     return CliRunner(
         env={
             "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",

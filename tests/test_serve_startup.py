@@ -34,6 +34,22 @@ def test_the_app_with_every_plugin_is_built_without_an_http_client() -> None:
     assert out == ["True", "[]"]
 
 
+def test_serve_starts_without_the_libraries_only_commands_and_rules_use() -> None:
+    # rich prints the other commands' tables, Jinja2 renders notification rules: neither
+    # is needed to answer a request, and importing both was ~50 ms of every start.
+    out = _run(
+        "import sys\n"
+        "from crm2_core.cli.main import build_cli\n"
+        "build_cli()\n"
+        "import crm2_core.cli.bootstrap, crm2_core.cli.serve\n"
+        "from crm2_core.http.app import create_app\n"
+        "app = create_app()\n"
+        "print(len(app.state.context.plugins.ordered) > 6)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'jinja2'}))\n"
+    )
+    assert out == ["True", "[]"]
+
+
 def test_the_routes_of_every_plugin_are_mounted_without_building_their_dependants() -> None:
     # FastAPI builds a mounted route's request handling again at its router's first
     # request; built at import as well, it would be start-up work done twice.

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from rich.console import Console
 from sqlalchemy import text
 
 from crm2_core.auth import repository as repo
@@ -19,12 +19,16 @@ from crm2_core.auth.schemas import UserCreate
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 log = logging.getLogger(__name__)
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 BOOTSTRAP_LOCK = 0x63726D33
 
 
-async def ensure_first_admin(context: AppContext, console: Console) -> None:
+async def ensure_first_admin(context: AppContext, console: Console | None = None) -> None:
+    """Make the first admin when no active one exists; says so on ``console`` (the CLI's)."""
     await sync_permissions(context)
     settings = context.settings
     async with context.session_factory() as session:
@@ -65,6 +69,10 @@ async def ensure_first_admin(context: AppContext, console: Console) -> None:
             raise ConfigurationError(f"cannot create the first admin: {problems}") from None
         await context.auth.create_user(session, data)
         await session.commit()
+    if console is None:
+        from crm2_core.cli.output import console as cli_console
+
+        console = cli_console()
     if generated:
         console.print(
             f"[bold]First admin created[/bold] — e-mail: {email}  password: {password}\n"

@@ -6,8 +6,6 @@ import json
 import sys
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.errors import ConfigurationError
@@ -50,6 +48,9 @@ def setup(dry_run: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "changes": report.as_json()}, indent=2))
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("step", "name", "action", "detail", title=f"vhost {topology.vhost}")
         for change in report.changes:
             style = STYLE[change.action]

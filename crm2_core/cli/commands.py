@@ -6,15 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from crm2_core.cli.main import cli, fail, load_context, run_async
+from crm2_core.cli.output import console
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError, Crm2Error
 from crm2_core.settings import Settings
-
-console = Console()
 
 
 async def _with_context(context: AppContext, work: Any) -> Any:
@@ -44,7 +41,7 @@ def migrate(ctx: click.Context, plugin: str | None) -> None:
         )
     except ConfigurationError as exc:
         fail(str(exc))
-    console.print(
+    console().print(
         "migrations applied: "
         + ", ".join(
             s.plugin
@@ -70,7 +67,7 @@ def downgrade(plugin: str | None, revision: str) -> None:
         )
     except ConfigurationError as exc:
         fail(str(exc))
-    console.print(f"downgraded {plugin or 'every plugin'} to {revision}")
+    console().print(f"downgraded {plugin or 'every plugin'} to {revision}")
 
 
 @migrate.command()
@@ -86,6 +83,8 @@ def current(plugin: str | None) -> None:
         )
     except ConfigurationError as exc:
         fail(str(exc))
+    from rich.table import Table
+
     table = Table("plugin", "current", "head", "state")
     for s in states:
         table.add_row(
@@ -94,7 +93,7 @@ def current(plugin: str | None) -> None:
             ",".join(s.heads) or "-",
             "up to date" if s.up_to_date else "pending",
         )
-    console.print(table)
+    console().print(table)
 
 
 @migrate.command()
@@ -110,10 +109,12 @@ def history(plugin: str | None) -> None:
         fail(str(exc))
     finally:
         run_async(context.engine.dispose())
+    from rich.table import Table
+
     table = Table("plugin", "revision", "message")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    console().print(table)
 
 
 @cli.command()
@@ -130,7 +131,7 @@ def makemigrations(plugin: str, message: str) -> None:
         )
     except ConfigurationError as exc:
         fail(str(exc))
-    console.print(f"created {path}" if path else f"no changes in {plugin}'s models")
+    console().print(f"created {path}" if path else f"no changes in {plugin}'s models")
 
 
 # -- plugins --------------------------------------------------------------------------
@@ -163,6 +164,8 @@ def plugins_list() -> None:
     else:
         rows = context.plugins.statuses()
         run_async(context.engine.dispose())
+    from rich.table import Table
+
     table = Table("name", "version", "enabled", "depends", "status", "title")
     for row in rows:
         table.add_row(
@@ -173,7 +176,7 @@ def plugins_list() -> None:
             row.status,
             row.title,
         )
-    console.print(table)
+    console().print(table)
     if problem is not None:
         fail(problem)
 
@@ -250,7 +253,7 @@ def users_create(email: str, password: str | None, roles: tuple[str, ...], full_
         user_id = run_async(_with_context(context, create()))
     except Crm2Error as exc:
         fail(exc.detail)
-    console.print(f"created user {email} ({user_id}) with roles {', '.join(roles)}")
+    console().print(f"created user {email} ({user_id}) with roles {', '.join(roles)}")
 
 
 @users.command("unlock")
@@ -260,7 +263,7 @@ def users_unlock(email: str) -> None:
     context = load_context()
     account = email.strip().lower()
     count = run_async(_with_context(context, context.auth.delays.unlock(account)))
-    console.print(f"unlocked {account} ({count} address(es) had failed logins)")
+    console().print(f"unlocked {account} ({count} address(es) had failed logins)")
 
 
 @users.command("set-password")
@@ -296,7 +299,7 @@ def users_set_password(email: str, password: str | None) -> None:
         fail(exc.detail)
     if not found:
         fail(f"no user {account}")
-    console.print(f"password of {account} set; their sessions were ended")
+    console().print(f"password of {account} set; their sessions were ended")
 
 
 # -- seed -----------------------------------------------------------------------------
@@ -324,4 +327,4 @@ def seed(name: str) -> None:
     loaded = run_async(_with_context(context, load()))
     if not loaded:
         fail(f"no enabled plugin provides a data set called {name!r}")
-    console.print(f"seeded {name}: {', '.join(loaded)}")
+    console().print(f"seeded {name}: {', '.join(loaded)}")

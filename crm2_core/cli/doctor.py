@@ -6,8 +6,6 @@ import json
 import sys
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from crm2_core.cli.main import cli, load_context, run_async
 
@@ -35,6 +33,9 @@ def doctor(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(checks.as_json(findings), indent=2))
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("check", "status", "detail", "ms")
         for finding in findings:
             style = STYLE[finding.status]

@@ -6,10 +6,10 @@ import json
 import uuid
 
 import click
-from rich.table import Table
 
-from crm2_core.cli.commands import _with_context, console
+from crm2_core.cli.commands import _with_context
 from crm2_core.cli.main import cli, fail, load_context, run_async
+from crm2_core.cli.output import console
 from crm2_core.errors import ConfigurationError
 
 
@@ -98,7 +98,7 @@ def dead_letters(retry_id: str | None, retry_all: bool, skip_id: str | None) -> 
         return
     if retry_id or retry_all:
         count = run_async(_with_context(context, letters.replay(context, letter_id)))
-        console.print(f"replayed {count} dead letter(s)")
+        console().print(f"replayed {count} dead letter(s)")
         return
     rows = run_async(_with_context(context, letters.pending(context)))
     # One block per letter rather than a table: ids must stay whole to be copied
@@ -123,10 +123,12 @@ def jobs_list() -> None:
     from crm2_core.scheduler import collect_jobs
 
     context = load_context()
+    from rich.table import Table
+
     table = Table("job", "every (s)")
     for name, job in collect_jobs(context).items():
         table.add_row(name, str(job.interval_seconds))
-    console.print(table)
+    console().print(table)
     run_async(context.engine.dispose())
 
 
@@ -141,4 +143,4 @@ def jobs_run(name: str) -> None:
     if name not in found:
         fail(f"no job {name!r}; `crm2 jobs list` shows them")
     run_async(_with_context(context, run_job(context, name, found[name])))
-    console.print(f"ran {name}")
+    console().print(f"ran {name}")

@@ -10,7 +10,7 @@ import socket
 
 import click
 
-from crm2_core.cli.commands import _with_context, console
+from crm2_core.cli.commands import _with_context
 from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.errors import ConfigurationError
 
@@ -52,7 +52,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
                 f"the database is not migrated (pending: {', '.join(pending)}): run "
                 "`crm2 migrate` first, or start with `crm2 serve --migrate`"
             )
-        await ensure_first_admin(context, console)
+        await ensure_first_admin(context)
 
     try:
         run_async(_with_context(context, prepare()))
@@ -61,7 +61,8 @@ def serve(host: str, port: int, migrate: bool) -> None:
         fail(str(exc))
     app = create_app(context=context)
     app.state.freeze_gc = True
-    console.print(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    # click, not rich: the one line every start prints is not worth importing rich for.
+    click.echo(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     config = uvicorn.Config(
         app,
         host=host,

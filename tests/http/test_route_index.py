@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -406,3 +407,11 @@ async def test_the_plain_router_serves_when_fastapis_routing_code_differs(
 
     await app.router(_scope("/api/v1/auth/me/"), receive, send)
     assert sent[0]["status"] == 307
+
+
+def test_the_digest_reads_each_replayed_function_as_inspect_getsource_does() -> None:
+    # The digest is of the same text as inspect.getsource's, read without tokenizing:
+    # _DIGEST, computed from getsource, keeps its meaning.
+    for function in route_index._replayed():
+        assert route_index._source(function) == inspect.getsource(function), function
+    assert route_index.internals_digest() == route_index._DIGEST

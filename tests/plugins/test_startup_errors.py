@@ -179,15 +179,16 @@ def test_plugins_list_runs_with_broken_plugins_and_says_why(
 ) -> None:
     from click.testing import CliRunner
 
-    import crm2_core.cli.commands
+    import crm2_core.cli.commands  # noqa: F401  (registers the core commands)
     from crm2_core.cli.main import cli
+    from crm2_core.cli.output import console
 
     site = tmp_path / "site"
     site.mkdir()
     install_fake_plugins(site, BROKEN)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(crm2_core.cli.commands.console, "width", 250)
+    monkeypatch.setattr(console(), "width", 250)
     result = CliRunner().invoke(
         cli,
         ["plugins", "list"],
