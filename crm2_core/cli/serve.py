@@ -31,6 +31,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
     from crm2_core import migrate as migrations  # Alembic: only when needed
     from crm2_core.cli.bootstrap import ensure_first_admin
     from crm2_core.http.app import create_app
+    from crm2_core.http.protocol import JoinedWritesProtocol
     from crm2_core.http.server import bind_server
     from crm2_core.observability.logs import uvicorn_log_config
 
@@ -73,6 +74,7 @@ def serve(host: str, port: int, migrate: bool) -> None:
         # own handling would believe any local process (it trusts 127.0.0.1).
         proxy_headers=False,
         server_header=False,
+        http=JoinedWritesProtocol,  # a response's head and body in one send()
     )
     server = uvicorn.Server(config)
     bind_server(app, server)  # the streams see the server stop through the app, not a signal

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from crm2_core.context import SERVER_STOPPING, AppContext
+from crm2_core.http.protocol import JoinedWritesProtocol
 
 
 def bind_server(app: FastAPI, server: uvicorn.Server) -> None:
@@ -24,6 +25,7 @@ def bind_server(app: FastAPI, server: uvicorn.Server) -> None:
 
 def run_server(app: FastAPI, *, host: str, port: int, log_level: str, **options: Any) -> None:
     """``uvicorn.run`` for a crm2 app: serve until a signal, streams ending first."""
+    options.setdefault("http", JoinedWritesProtocol)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **options)
     server = uvicorn.Server(config)
     bind_server(app, server)

@@ -71,11 +71,14 @@ async def start_local_server(
     host: str = "127.0.0.1",
     prepare: Callable[[uvicorn.Server], None] | None = None,
     graceful_shutdown: int = 3,
+    http: Any = "auto",
 ) -> LocalServer:
     """Serve ``app`` (an ASGI app, or a list of Starlette routes) on ``host``:a free port.
 
     ``prepare(server)`` runs before it serves (the kit's SSE server binds the app's
-    stopping flag there). Call ``stop()`` when done; :func:`local_server` does.
+    stopping flag there); ``http``: uvicorn's HTTP protocol (``crm2 serve``'s is
+    ``crm2_core.http.protocol.JoinedWritesProtocol``). Call ``stop()`` when done;
+    :func:`local_server` does.
     """
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"tests serve on loopback addresses only, not {host}")
@@ -88,6 +91,7 @@ async def start_local_server(
         lifespan="off",
         log_level="warning",
         timeout_graceful_shutdown=graceful_shutdown,
+        http=http,
     )
     server = _Server(config)
     if prepare is not None:
@@ -103,10 +107,12 @@ async def start_local_server(
 
 
 @contextlib.asynccontextmanager
-async def local_server(app: Any, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
+async def local_server(
+    app: Any, *, host: str = "127.0.0.1", http: Any = "auto"
+) -> AsyncIterator[str]:
     """``app`` (an ASGI app, or a list of Starlette routes) on a real socket for the block;
     yields its base URL (``http://127.0.0.1:<port>``)."""
-    running = await start_local_server(app, host=host)
+    running = await start_local_server(app, host=host, http=http)
     try:
         yield running.url
     finally:

@@ -297,3 +297,26 @@ async def test_start_query_is_built_once_per_kind_of_visibility(deals: Deals) ->
     assert refused.status_code == 404
     first, second, third, fourth, fifth = invoked[:5]
     assert first is second and third is fourth is fifth and first is not third
+
+
+async def test_create_loads_no_pipeline_or_stage_objects(deals: Deals) -> None:
+    """The usual create reads its start as columns: no ``Pipeline`` or ``Stage`` is built
+    (their ORM loading cost more CPU than the query's round trip)."""
+    from crm2_deals.models import Pipeline, Stage
+    from sqlalchemy import event
+
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    loaded: list[object] = []
+
+    def record(target: object, _context: object) -> None:
+        loaded.append(target)
+
+    for model in (Pipeline, Stage):
+        event.listen(model, "load", record)
+    try:
+        deal = await deals.create_deal(admin.headers, client["id"], title="No objects")
+    finally:
+        for model in (Pipeline, Stage):
+            event.remove(model, "load", record)
+    assert deal["title"] == "No objects" and loaded == []

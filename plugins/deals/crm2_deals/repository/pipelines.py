@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,13 +74,43 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
     return await session.get(Stage, stage_id)
 
 
+@dataclass(frozen=True, slots=True)
+class StageRef:
+    """What a new deal needs of its first stage, without loading a ``Stage`` object."""
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    name: str
+    kind: str
+
+
+class Start(NamedTuple):
+    """A new deal's start: the pipeline, its first open stage (``None``: it has none) and
+    the answer to the query's ``also``."""
+
+    pipeline_name: str
+    stage: StageRef | None
+    also: bool
+
+
 @lru_cache(maxsize=16)
-def _first_open_stage(by_id: bool, also: Exists | None) -> Select[Pipeline, Stage, bool]:
-    """A new deal's start query, built once per shape (see ``Repository.visible_exists``)."""
+def _first_open_stage(
+    by_id: bool, also: Exists | None
+) -> Select[uuid.UUID, str, uuid.UUID, str, str, bool]:
+    """A new deal's start query, built once per shape (see ``Repository.visible_exists``).
+
+    Columns, not entities: loading a ``Pipeline`` and a ``Stage`` into the session's
+    identity map cost more CPU than the query's round trip.
+    """
     order = [k.ordering() for k in PIPELINE_ORDER]
-    stmt = select(Pipeline, Stage, also if also is not None else true()).outerjoin(
-        Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open")
-    )
+    stmt = select(
+        col(Pipeline.id),
+        col(Pipeline.name),
+        col(Stage.id),
+        col(Stage.name),
+        col(Stage.kind),
+        also if also is not None else true(),
+    ).outerjoin(Stage, (col(Stage.pipeline_id) == col(Pipeline.id)) & (col(Stage.kind) == "open"))
     if by_id:
         stmt = stmt.where(col(Pipeline.id) == bindparam("start_pipeline_id"))
     return stmt.order_by(*order, col(Stage.position)).limit(1)
@@ -90,7 +121,7 @@ async def pipeline_with_first_open_stage(
     pipeline_id: uuid.UUID | None,
     *,
     also: tuple[Exists, Mapping[str, Any]] | None = None,
-) -> tuple[Pipeline, Stage | None, bool] | None:
+) -> Start | None:
     """The pipeline (``pipeline_id``, else the default one), its first open stage and the
     answer to ``also`` (an ``EXISTS`` asked in the same query, with its parameters;
     ``True`` without one), in one query (a new deal's start; ``None``: no such pipeline).
@@ -102,7 +133,11 @@ async def pipeline_with_first_open_stage(
     stmt = _first_open_stage(pipeline_id is not None, clause)
     values = {**params, "start_pipeline_id": pipeline_id} if pipeline_id is not None else params
     row = (await session.execute(stmt, values)).first()
-    return None if row is None else (row[0], row[1], bool(row[2]))
+    if row is None:
+        return None
+    pipeline, pipeline_name, stage_id, stage_name, kind, answer = row
+    stage = None if stage_id is None else StageRef(stage_id, pipeline, stage_name, kind)
+    return Start(pipeline_name, stage, bool(answer))
 
 
 async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:

@@ -38,10 +38,11 @@ from crm2_deals.errors import (
 from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from crm2_deals.extensions import vet
 from crm2_deals.hookspecs import DealChange
-from crm2_deals.models import Deal, Pipeline, Stage, StageMove
+from crm2_deals.models import Deal, Stage, StageMove
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
+from crm2_deals.repository.pipelines import StageRef, Start
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.service.money import minor_units
@@ -84,15 +85,12 @@ async def history(
     return await repo.history(session, deal.id, page)
 
 
-Start = tuple[Pipeline, Stage | None, bool] | None
-
-
 async def _stage_for(
     session: AsyncSession,
     pipeline_id: uuid.UUID | None,
     stage_id: uuid.UUID | None,
-    found: Start = None,
-) -> Stage:
+    found: Start | None = None,
+) -> Stage | StageRef:
     """The stage a new deal starts in: given, or the first open stage of the pipeline
     (``found``: already read)."""
     if stage_id is not None:
@@ -106,10 +104,9 @@ async def _stage_for(
         found = await pipelines_repo.pipeline_with_first_open_stage(session, pipeline_id)
     if found is None:
         raise PipelineNotFound(f"no pipeline {pipeline_id}" if pipeline_id else "no pipelines")
-    pipeline, first, _ = found
-    if first is None:
-        raise StageNotFound(f"pipeline {pipeline.name!r} has no open stage")
-    return first
+    if found.stage is None:
+        raise StageNotFound(f"pipeline {found.pipeline_name!r} has no open stage")
+    return found.stage
 
 
 async def _lost_reason(
@@ -146,14 +143,14 @@ async def create_deal(
     ``context``: the REST route, a handler, a CLI command alike)."""
     visibility = RULES.visibility(principal)
     clients = clients_repo.clients
-    start: Start = None
+    start: Start | None = None
     if data.stage_id is None:
         # the usual create: whether the client is visible, asked in the pipeline's query
         seen = clients.visible_exists(visibility, data.client_id)
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
-    if start is None or not start[2]:
+    if start is None or not start.also:
         await clients.get_or_404(session, visibility, data.client_id)  # 404 first, as ever
     client_id = data.client_id
     owner = await resolve_owner(session, principal, visibility, data.owner_id)

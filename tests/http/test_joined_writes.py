@@ -1,0 +1,103 @@
+"""A response's head and body leave in one write (``crm2_core.http.protocol``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from crm2_core.http.protocol import HeadWithBody, JoinedWritesProtocol
+from crm2_core.testing.servers import local_server
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "written after close"
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info {name}"
+
+
+async def test_head_and_body_of_one_step_are_one_write() -> None:
+    transport = FakeTransport()
+    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    joined.write(b"{}")
+    await asyncio.sleep(0)
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+
+
+async def test_a_head_nothing_follows_in_its_step_leaves_alone_at_the_step_end() -> None:
+    transport = FakeTransport()
+    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.write(b"head")
+    assert transport.writes == []
+    await asyncio.sleep(0)
+    assert transport.writes == [b"head"]
+    joined.write(b"chunk 1")
+    joined.write(b"chunk 2")
+    assert transport.writes == [b"head", b"chunk 1", b"chunk 2"]
+
+
+async def test_close_sends_the_held_head_first() -> None:
+    transport = FakeTransport()
+    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.write(b"head")
+    joined.close()
+    await asyncio.sleep(0)
+    assert transport.writes == [b"head"] and transport.closed
+    assert joined.get_extra_info("peername") == "info peername"
+
+
+async def test_a_head_is_dropped_when_the_connection_closed_under_it() -> None:
+    transport = FakeTransport()
+    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.write(b"head")
+    transport.close()  # the client went away
+    await asyncio.sleep(0)
+    assert transport.writes == []
+
+
+async def test_the_protocol_serves_plain_and_streamed_answers() -> None:
+    release = asyncio.Event()
+
+    async def plain(request: Request) -> Response:
+        return JSONResponse({"echo": (await request.body()).decode()}, status_code=201)
+
+    async def streamed(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first;"
+            await release.wait()
+            yield b"second"
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app = Starlette(routes=[Route("/plain", plain, methods=["POST"]), Route("/streamed", streamed)])
+    served = local_server(app, http=JoinedWritesProtocol)
+    async with served as url, httpx.AsyncClient(base_url=url) as client:
+        for number in range(3):  # one keep-alive connection, one response after another
+            answer = await client.post("/plain", content=f"body {number}")
+            assert (answer.status_code, answer.json()) == (201, {"echo": f"body {number}"})
+        async with client.stream("GET", "/streamed") as answer:
+            # the head and the first chunk arrive while the stream still waits
+            assert answer.status_code == 200
+            chunks = answer.aiter_raw()
+            assert await asyncio.wait_for(anext(chunks), 5) == b"first;"
+            release.set()
+            assert b"".join([c async for c in chunks]) == b"second"
