@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert, text
@@ -57,18 +58,23 @@ def _slots(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[_Slot
     return tuple(slots)
 
 
-def _value(row: Mapping[str, Any], slot: _Slot) -> Any:
+def _getter(slot: _Slot) -> Callable[[Mapping[str, Any]], Any]:
+    """A row's value for ``slot``, processed; the processor sees None too, as an INSERT's
+    parameters do (a JSON column stores None as JSON null)."""
     _, key, default, process = slot
-    value = row[key] if key is not None else default() if default is not None else None
-    # None too, as an INSERT's parameters: a JSON column stores None as JSON null
-    return value if process is None else process(value)
+    if key is not None:
+        if process is None:
+            return itemgetter(key)
+        return lambda row: process(row[key])
+    assert default is not None
+    if process is None:
+        return lambda _row: default()
+    return lambda _row: process(default())
 
 
 def _records(rows: Sequence[Mapping[str, Any]], slots: tuple[_Slot, ...]) -> list[tuple[Any, ...]]:
-    if all(key is not None and process is None for _, key, _d, process in slots):
-        keys = [key for _, key, _d, _p in slots if key is not None]
-        return [tuple([row[k] for k in keys]) for row in rows]
-    return [tuple([_value(row, slot) for slot in slots]) for row in rows]
+    getters = [_getter(slot) for slot in slots]
+    return [tuple([get(row) for get in getters]) for row in rows]
 
 
 async def insert_rows(
