@@ -70,3 +70,22 @@ def test_leaving_collects_nothing_extra() -> None:
         assert [s["collections"] for s in gc.get_stats()] == before
     finally:
         gc.set_threshold(*threshold)
+
+
+def test_a_batch_is_parsed_with_the_collector_paused() -> None:
+    """The parse of a batch makes its models at once (a job keeps them for its write pass)."""
+    from crm2_core.kit.imports import CsvImport, _Tally, parsed_batches
+
+    seen: list[bool] = []
+
+    def parse(cells: dict[str, str]) -> str:
+        seen.append(gc.isenabled())
+        return cells["name"]
+
+    async def apply(*_: object) -> list[str]:
+        return []
+
+    spec: CsvImport[str] = CsvImport("t", ("name",), ("name",), parse=parse, apply=apply)
+    rows = [(n, {"name": f"r{n}"}) for n in range(2, 5)]
+    assert list(parsed_batches(spec, rows, _Tally())) == [(3, [(2, "r2"), (3, "r3"), (4, "r4")])]
+    assert seen == [False, False, False] and gc.isenabled()

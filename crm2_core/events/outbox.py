@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db import new_id, utcnow
+from crm2_core.db.bulk import insert_rows
 from crm2_core.db.together import NewRow, new_row
 from crm2_core.events.envelope import SYSTEM, Actor
 from crm2_core.events.models import EventRecord
@@ -82,8 +82,9 @@ async def publish_many(
     *,
     actor: Principal | Actor | None = None,
 ) -> int:
-    """Many ``(event, subject)`` pairs in one multi-row INSERT, in order: what a bulk writer
-    (an import) uses where ``publish`` would build one ORM object per event."""
+    """Many ``(event, subject)`` pairs written together, in order (``insert_rows``: a COPY
+    on PostgreSQL): what a bulk writer (an import) uses where ``publish`` would build one
+    ORM object per event."""
     who = actor if isinstance(actor, Actor) else actor_of(actor)
     now, trace = utcnow(), current_traceparent()
     rows = []
@@ -104,6 +105,6 @@ async def publish_many(
             }
         )
     if rows:
-        await session.execute(insert(EventRecord), rows)
+        await insert_rows(session, EventRecord.__table__, rows)  # type: ignore[attr-defined]
         session.sync_session.info["crm2_events_pending"] = True
     return len(rows)

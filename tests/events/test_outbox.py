@@ -661,3 +661,55 @@ async def test_event_row_written_with_plain_rows_commits_and_rolls_back_with_the
     (row,) = await event_rows(app)
     assert row.id == event_id and row.data == {"n": 3} and row.position == 1
     assert row.actor_kind == "system"
+
+
+async def test_publish_many_copies_in_order_after_pending_events_and_rolls_back(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """``publish_many`` of a bulk writer's events: a COPY on PostgreSQL (no INSERT of
+    them goes through SQLAlchemy), in the session's transaction (a rollback leaves none),
+    after an event ``publish`` added first; committed, they are relayed and handled."""
+    from sqlalchemy import event
+
+    from crm2_core.api import publish, publish_many
+    from crm2_core.db.bulk import COPY_FROM_ROWS
+
+    app = await _probe(crm2_app_factory)
+    count = COPY_FROM_ROWS + 4
+    inserts: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO core_event"):
+            inserts.append(statement)
+
+    async def write(*, commit: bool) -> None:
+        async with app.context.session_factory() as session:
+            publish(session, probe_plugin.ItemCreated(n=0), subject="first")
+            many = [(probe_plugin.ItemCreated(n=n), f"s{n}") for n in range(1, count + 1)]
+            assert await publish_many(session, many) == count
+            await (session.commit() if commit else session.rollback())
+
+    engine = app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await write(commit=False)
+        assert await event_rows(app) == []
+        inserts.clear()
+        await write(commit=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # publish()'s ORM row is an INSERT either way; the bulk one is one only without COPY
+    assert len(inserts) == (1 if crm2_database.backend == "postgresql" else 2)
+
+    async def handled() -> bool:
+        return await effects(app) == count + 1
+
+    await wait_for(handled)
+    rows = await event_rows(app)
+    assert [r.data["n"] for r in rows] == list(range(count + 1))
+    assert [r.subject for r in rows] == ["first", *(f"s{n}" for n in range(1, count + 1))]
+    assert [r.position for r in rows] == list(range(1, count + 2))
+    assert {(r.type, r.version, r.actor_kind, r.actor_id) for r in rows} == {
+        ("probe.item.created", 1, "system", None)
+    }
+    assert len({r.id for r in rows}) == count + 1 and len({r.occurred_at for r in rows[1:]}) == 1

@@ -161,6 +161,22 @@ async def test_import_file_level_errors(deals: Deals) -> None:
     assert (await _import(deals, agent, IMPORT)).status_code == 403
 
 
+async def test_import_cell_no_column_can_store_refuses_the_file(deals: Deals) -> None:
+    """read_csv refuses it before any row is parsed (the row model does not search the
+    cells again), in a list cell too, in the request and as a job alike."""
+    admin = await deals.user("admin")
+    for cells in ("Ada\x00,a@b.example,x", "Ada,a@b.example,x;y\x00"):
+        for background in ("false", "true"):
+            answer = await _import(
+                deals, admin, f"name,emails,tags\nBob,b@b.example,\n{cells}\n",
+                background=background,
+            )  # fmt: skip
+            assert answer.status_code == 422, answer.text
+            assert "row 3, column" in answer.json()["detail"]
+            assert "NUL" in answer.json()["detail"]
+    assert await _client_count(deals) == 0
+
+
 async def test_export_can_be_imported_again(deals: Deals) -> None:
     admin = await deals.user("admin")
     await _import(deals, admin, IMPORT)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 from crm2_deals.models import Client, Contact
@@ -87,6 +87,17 @@ class ClientCreate(_ClientFields):
     address: str = Field(default="", max_length=1000)
     tags: list[ListItem] = Field(default_factory=list, max_length=50)
     owner_id: uuid.UUID | None = Field(default=None, description="default: the caller")
+
+
+class ClientCsvRow(ClientCreate):
+    """A CSV import's row, with ``ClientCreate``'s rules but one: the kit's ``read_csv``
+    has refused any cell no column can store, so each field is not searched again
+    (a third of the row's validation, 50,000 times for a large file)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        return value
 
 
 class ClientUpdate(_ClientFields, UpdateModel, partial_of=ClientCreate, clearable=("tax_id",)):

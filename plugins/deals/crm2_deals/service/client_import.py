@@ -30,7 +30,7 @@ from crm2_deals.events import ClientCreated
 from crm2_deals.models import Client
 from crm2_deals.repository import clients as repo
 from crm2_deals.repository.clients import ClientIndex, NewClient
-from crm2_deals.schemas.clients import ClientCreate
+from crm2_deals.schemas.clients import ClientCsvRow
 from crm2_deals.service.clients import search_text_for, write_update
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
@@ -40,14 +40,14 @@ Outcome = str | RowError
 
 @dataclass(frozen=True)
 class ClientRow:
-    data: ClientCreate
+    data: ClientCsvRow
     owner_email: str | None
     kind_given: bool
 
 
 def parse_row(values: dict[str, str]) -> ClientRow:
     """A CSV row as a validated ``ClientCreate`` (the owner is resolved per batch)."""
-    data = ClientCreate(
+    data = ClientCsvRow(
         kind=values.get("kind", "").lower() or "person",
         name=values.get("name", ""),
         emails=split_list(values.get("emails", "")),
