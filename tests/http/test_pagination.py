@@ -241,3 +241,19 @@ def test_a_page_of_dicts_is_validated_and_written_as_a_page_of_models() -> None:
     assert b'"value":"1.50"' in as_dicts
     with pytest.raises(ValidationError):
         page_response(Shown, [{**rows[0], "value": 1.5}], None)
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])
+def test_visible_rows_is_the_statement_page_rows_would_make_of_visible(dialect: Any) -> None:
+    """A list built on ``visible_rows`` already selects the table's columns: ``page_rows``
+    keeps it as it is, and the SQL is the one it makes by swapping ``visible``'s."""
+    sorts = Sorts({"email": User.email}, id_column=User.id, default="email")
+    users = Repository(User, NotFound, owner=col(User.id), sorts=sorts)
+    columns = tuple(User.__table__.columns)  # type: ignore[attr-defined]
+    for visibility in (Visibility.system(), Visibility(owner_id=uuid.uuid4())):
+        rows = users.visible_rows(visibility).where(col(User.email) == "a@example.com")
+        swapped = users.visible(visibility).where(col(User.email) == "a@example.com")
+        swapped = swapped.with_only_columns(*columns)
+        assert str(rows.compile(dialect=dialect)) == str(swapped.compile(dialect=dialect))
+        assert tuple(rows.selected_columns) == columns
+    assert users.base() is users.base() and users.base(columns=True) is not users.base()
