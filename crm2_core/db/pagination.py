@@ -195,7 +195,8 @@ def _tag(scope: str, body: str) -> str:
 def encode_cursor(values: Sequence[Any], scope: str) -> str:
     """The cursor for the row holding ``values``, in the ordering named by ``scope``."""
     body = json.dumps([_encode_value(v) for v in values], separators=(",", ":"))
-    raw = json.dumps([_tag(scope, body), json.loads(body)], separators=(",", ":"))
+    # ``json.dumps([tag, values])``, the values' JSON being ``body`` already.
+    raw = f'["{_tag(scope, body)}",{body}]'
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
 
