@@ -88,10 +88,10 @@ def from_minor(minor: int, currency: str) -> Decimal:
 
 
 def _parse_amount(value: Any) -> Decimal:
+    if isinstance(value, Decimal):  # built in Python (every response), not parsed from a request
+        return value
     if isinstance(value, int | float):  # bool too
         raise ValueError('send money as a decimal string such as "1234.50", not a JSON number')
-    if isinstance(value, Decimal):  # built in Python, not parsed from a request
-        return value
     if isinstance(value, str) and _AMOUNT.match(value.strip()):
         try:
             return Decimal(value.strip())

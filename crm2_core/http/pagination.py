@@ -59,6 +59,9 @@ def page_response(
     declared with ``response_model=Page[model]`` returning that page (the same validation,
     the same bytes), without its second pass over the response. The route keeps
     ``response_model`` for its OpenAPI document.
+
+    ``items`` may be ``model`` instances or their fields as dicts: dicts are validated
+    here, all in one call, which is cheaper than a ``model_validate`` per row.
     """
     adapter = _page_adapter(model)
     page = adapter.validate_python({"items": items, "next_cursor": next_cursor})

@@ -11,15 +11,23 @@ only what mounting and matching read (path, methods, name, tags, operation id,
 whether it is in the schema) and builds the rest the first time anything else is
 read, exactly as FastAPI would have built it (``crm2 serve`` with every plugin:
 about 0.25 s of start-up CPU for ~180 routes).
+
+A dependency may read one of its query parameters itself (``kit.query.list_query``
+reads a list's whole query model from the query string): it names that parameter
+in its ``OWN_QUERY`` attribute. The route keeps the parameter in its dependant (the
+OpenAPI document and the request guard read it), and its request handler solves a
+copy without it, so FastAPI's generic per-field extraction does not run per request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter as FastAPIRouter
-from fastapi.routing import APIRoute
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, _effective_route_context_var
 from starlette.routing import compile_path, get_name
 
 # What is set when the route is declared; everything else waits for its first use.
@@ -36,6 +44,31 @@ _KEPT = (
     "path_format",
     "param_convertors",
 )
+
+
+OWN_QUERY = "crm2_own_query"
+
+
+def solving_dependant(dependant: Dependant) -> Dependant:
+    """``dependant`` as the request handler solves it: without the query parameter each
+    dependency names in its ``OWN_QUERY`` attribute (the same object when none does)."""
+    subs = [solving_dependant(sub) for sub in dependant.dependencies]
+    own = getattr(dependant.call, OWN_QUERY, None)
+    # Only a dependency whose one parameter that FastAPI reads is that one: errors in
+    # its others would otherwise be reported without those of the query it reads.
+    params = [
+        *dependant.query_params,
+        *dependant.path_params,
+        *dependant.header_params,
+        *dependant.cookie_params,
+        *dependant.body_params,
+    ]
+    if own is not None and [f.name for f in params] != [own]:
+        own = None
+    if own is None and all(a is b for a, b in zip(subs, dependant.dependencies, strict=True)):
+        return dependant
+    query = [f for f in dependant.query_params if f.name != own]
+    return dataclasses.replace(dependant, dependencies=subs, query_params=query)
 
 
 class LazyAPIRoute(APIRoute):
@@ -72,6 +105,18 @@ class LazyAPIRoute(APIRoute):
         kept = {key: state[key] for key in _KEPT}
         APIRoute.__init__(self, path, endpoint, **options)
         state.update(kept)
+
+    def get_route_handler(self) -> Any:
+        # FastAPI (pinned to 0.165) builds a mounted route's handler with this set to
+        # the effective route, whose dependant the handler then solves.
+        context = _effective_route_context_var.get()
+        route: Any = context if context is not None and context.original_route is self else self
+        declared = route.dependant
+        route.dependant = solving_dependant(declared)
+        try:
+            return super().get_route_handler()
+        finally:
+            route.dependant = declared
 
 
 class APIRouter(FastAPIRouter):

@@ -51,11 +51,15 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 from fastapi import Query, Request
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Json, ValidationError, create_model
+from starlette.datastructures import QueryParams
 
 from crm2_core.db.pagination import DEFAULT_LIMIT, PageParams
 from crm2_core.http.pagination import Cursor, Limit, page_of
+from crm2_core.http.routing import OWN_QUERY
 from crm2_core.kit.filters import as_utc
 from crm2_core.kit.sorting import Sorts
 
@@ -291,6 +295,47 @@ class _QueryModel(BaseModel):
 _PAGE_FIELDS = ("limit", "cursor")
 
 
+class _QueryReader:
+    """Reads a query model from the query string as FastAPI does for ``Annotated[model,
+    Query()]`` (a repeatable field from every occurrence, an absent one left to its
+    default, errors located under ``query``), with each field's facts worked out once
+    instead of on every request."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+        self.fields = [
+            (
+                info.alias or name,
+                not any(type(m) is Json for m in info.metadata)
+                and field_annotation_is_sequence(info.annotation),
+            )
+            for name, info in model.model_fields.items()
+        ]
+        # A field read under another name than its alias takes FastAPI's own path.
+        self.simple = all(
+            info.validation_alias in (None, info.alias) for info in model.model_fields.values()
+        )
+
+    def read(self, params: QueryParams) -> BaseModel:
+        values: dict[str, Any] = {}
+        for alias, repeated in self.fields:
+            if repeated:
+                many = params.getlist(alias)
+                if many:
+                    values[alias] = many
+            else:
+                one = params.get(alias)
+                if one is not None:
+                    values[alias] = one
+        try:
+            return self.model.model_validate(values)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            raise RequestValidationError(
+                [{**error, "loc": ("query", *error["loc"])} for error in errors]
+            ) from None
+
+
 def list_query(
     filters: type[F] | None,
     sorts: Sorts | None = None,
@@ -328,7 +373,11 @@ def list_query(
     title = filters.__name__.removesuffix("Filters") if filters is not None else "Page"
     model: type[BaseModel] = create_model(f"{title}ListQuery", __base__=_QueryModel, **fields)
 
-    async def read(request: Request, query: BaseModel, **kwargs: Any) -> ListQuery[F]:
+    reader = _QueryReader(model)
+
+    async def read(request: Request, query: BaseModel | None = None, **kwargs: Any) -> ListQuery[F]:
+        if query is None:  # solved by crm2's route (``OWN_QUERY``), not by FastAPI
+            query = reader.read(request.query_params)
         values = query.__dict__
         page = page_of(request, values["limit"], values["cursor"])
         sort = values["sort"] if sorts is not None else ""
@@ -350,6 +399,8 @@ def list_query(
     read.__name__ = read.__qualname__ = f"{_snake(title)}_list_query"
     read.__doc__ = f"Read {model.__name__} (page, filters, sort) from the query string."
     read.model = model  # type: ignore[attr-defined]
+    if reader.simple:
+        setattr(read, OWN_QUERY, "query")
     read.filters_type = filters  # type: ignore[attr-defined]
     read.sorts = sorts  # type: ignore[attr-defined]
     return read

@@ -33,9 +33,14 @@ class Sorts:
             Query(description="a field, '-' for descending"),
         ]
         self.dependency = self._dependency()
+        # The same key objects for every page of a sort: ``paginate`` builds each
+        # ordering's SQL once and finds it again by them.
+        self._keys = {v: tuple(sort_order(v, self.columns, self.id_column)) for v in self.values}
 
     def keys(self, sort: str | None = None) -> list[OrderKey]:
-        return sort_order(sort or self.default, self.columns, self.id_column)
+        sort = sort or self.default
+        keys = self._keys.get(sort)
+        return list(keys) if keys is not None else sort_order(sort, self.columns, self.id_column)
 
     def _dependency(self) -> Any:
         async def sort_parameter(sort: str) -> str:

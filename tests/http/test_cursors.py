@@ -57,6 +57,13 @@ def test_a_cursor_round_trips_in_its_own_list() -> None:
     assert decode_cursor(_signed([MOMENT, ident]), SCOPE, 2) == [MOMENT, ident]
 
 
+def test_a_cursor_is_base64url_of_the_json_of_its_tag_and_values() -> None:
+    """The issued text is unchanged by how it is built (cursors already handed out page on)."""
+    values = [MOMENT, uuid.uuid4(), 'é "q"', None, Decimal("1.50")]
+    encoded = [{"t": MOMENT.isoformat()}, {"u": str(values[1])}, 'é "q"', None, {"d": "1.50"}]
+    assert _signed(values) == _raw_signed(encoded)
+
+
 def test_a_cursor_of_another_sort_is_refused() -> None:
     other = cursor_scope([OrderKey(User.email), OrderKey(User.id)])
     cursor = encode_cursor(["a@example.com", uuid.uuid4()], other)

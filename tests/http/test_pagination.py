@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from crm2_core.auth.models import User
-from crm2_core.db.pagination import OrderKey, PageParams, _after, paginate
+from crm2_core.db.pagination import OrderKey, PageParams, _after, _ordering, paginate
 from crm2_core.errors import NotFound
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.sorting import Sorts
@@ -142,6 +142,18 @@ def test_keys_in_one_direction_are_one_row_value_comparison(dialect: object) -> 
     assert " OR " not in down + up
 
 
+def test_a_declared_sort_builds_its_ordering_sql_once() -> None:
+    """Every page of a declared sort gets the same key objects, so ``paginate`` finds the
+    ordering's ORDER BY, row-value side and cursor scope it built for the first page."""
+    sorts = Sorts({"created_at": User.created_at}, id_column=User.id, default="-created_at")
+    first, again = sorts.keys(), sorts.keys("-created_at")
+    assert first == again and all(a is b for a, b in zip(first, again, strict=True))
+    ordering = _ordering(tuple(first))
+    assert _ordering(tuple(again)) is ordering
+    assert ordering.scope == "auth_user.created_at:desc,auth_user.id:desc"
+    assert _ordering(tuple(sorts.keys("created_at"))) is not ordering
+
+
 def test_mixed_directions_keep_the_or_expansion() -> None:
     keys = [OrderKey(User.created_at, True), OrderKey(User.id)]
 
@@ -202,3 +214,46 @@ async def test_cursor_the_server_did_not_issue_is_400_problem(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:crm2:problem:invalid-cursor"
+
+
+def test_a_page_of_dicts_is_validated_and_written_as_a_page_of_models() -> None:
+    """``page_response`` takes a list's rows as the response model's fields (one
+    validation for the page): the same bytes as models, the same refusal of bad ones."""
+    from decimal import Decimal
+
+    from pydantic import ValidationError
+
+    from crm2_core.http.pagination import page_response
+    from crm2_core.money import Amount
+    from crm2_core.schemas import ResponseModel
+
+    class Shown(ResponseModel):
+        id: uuid.UUID
+        at: datetime
+        value: Amount
+
+    rows = [
+        {"id": uuid.uuid4(), "at": datetime(2026, 1, 2, tzinfo=UTC), "value": Decimal("1.50")}
+        for _ in range(3)
+    ]
+    as_dicts = page_response(Shown, rows, "next").body
+    assert as_dicts == page_response(Shown, [Shown.model_validate(r) for r in rows], "next").body
+    assert b'"value":"1.50"' in as_dicts
+    with pytest.raises(ValidationError):
+        page_response(Shown, [{**rows[0], "value": 1.5}], None)
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])
+def test_visible_rows_is_the_statement_page_rows_would_make_of_visible(dialect: Any) -> None:
+    """A list built on ``visible_rows`` already selects the table's columns: ``page_rows``
+    keeps it as it is, and the SQL is the one it makes by swapping ``visible``'s."""
+    sorts = Sorts({"email": User.email}, id_column=User.id, default="email")
+    users = Repository(User, NotFound, owner=col(User.id), sorts=sorts)
+    columns = tuple(User.__table__.columns)  # type: ignore[attr-defined]
+    for visibility in (Visibility.system(), Visibility(owner_id=uuid.uuid4())):
+        rows = users.visible_rows(visibility).where(col(User.email) == "a@example.com")
+        swapped = users.visible(visibility).where(col(User.email) == "a@example.com")
+        swapped = swapped.with_only_columns(*columns)
+        assert str(rows.compile(dialect=dialect)) == str(swapped.compile(dialect=dialect))
+        assert tuple(rows.selected_columns) == columns
+    assert users.base() is users.base() and users.base(columns=True) is not users.base()

@@ -37,6 +37,8 @@ from crm2_core.api import (
 )
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.request_guard import guard_request
+from crm2_core.http.routing import APIRouter as Crm2Router
+from crm2_core.http.routing import solving_dependant
 
 Colour = Literal["red", "green", "blue"]
 
@@ -237,23 +239,26 @@ FinishedListQuery = Annotated[ListQuery[WidgetFilters], Depends(finished_query)]
 PAGE_MAX_LIMIT = 100
 
 
-def _list_app() -> FastAPI:
-    """Routes reading a list query, behind the core's request guard (unknown names: 400)."""
+def _list_app(crm2_router: bool = False) -> FastAPI:
+    """Routes reading a list query, behind the core's request guard (unknown names: 400);
+    with ``crm2_router``, declared on crm2's ``APIRouter``, whose handlers let the list
+    query read the query string itself (``OWN_QUERY``) instead of FastAPI."""
     app = FastAPI(dependencies=[Depends(guard_request)])
     app.state.context = SimpleNamespace(settings=SimpleNamespace(page_max_limit=PAGE_MAX_LIMIT))
     install_problem_handlers(app)
+    router = Crm2Router() if crm2_router else app.router
 
-    @app.get("/list")
+    @router.get("/list")
     async def widget_list(query: WidgetListQuery) -> dict[str, Any]:
         filters = {k: str(v) if v is not None else None for k, v in asdict(query.filters).items()}
         page = {"limit": query.page.limit, "cursor": query.page.cursor}
         return {"filters": filters, "sort": query.sort, "page": page}
 
-    @app.get("/finished")
+    @router.get("/finished")
     async def finished_list(query: FinishedListQuery) -> dict[str, Any]:
         return {"seen_by": query.filters.seen_by, "size": query.filters.size}
 
-    @app.get("/separate")  # what list_query replaces: one dependency per parameter group
+    @router.get("/separate")  # what list_query replaces: one dependency per parameter group
     async def separate(
         page: PageDep,
         filters: Annotated[WidgetFilters, Depends(plain)],
@@ -261,12 +266,14 @@ def _list_app() -> FastAPI:
     ) -> None:
         return None
 
+    if crm2_router:
+        app.include_router(router)
     return app
 
 
-@pytest.fixture
-async def lists() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_list_app())
+@pytest.fixture(params=["fastapi", "crm2"])
+async def lists(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_list_app(crm2_router=request.param == "crm2"))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
 
@@ -277,6 +284,34 @@ def test_list_query_openapi_is_that_of_the_separate_dependencies() -> None:
     assert one == paths["/separate"]["get"]["parameters"]  # same order, schemas, descriptions
     names = [p["name"] for p in one]
     assert names[:2] == ["limit", "cursor"] and names[-1] == "sort" and "colour" in names
+    assert _list_app(crm2_router=True).openapi() == _list_app().openapi()
+
+
+def test_a_crm2_route_reads_the_list_query_without_fastapis_extraction() -> None:
+    """The route keeps the query model (OpenAPI, request guard); its handler solves a
+    dependant without it, the list query reading the query string itself."""
+    router = Crm2Router()
+
+    @router.get("/list")
+    async def widget_list(query: WidgetListQuery) -> None:
+        return None
+
+    @router.get("/finished")
+    async def finished_list(query: FinishedListQuery) -> None:
+        return None
+
+    routes: dict[str, Any] = {r.path: r for r in router.routes}  # type: ignore[attr-defined]
+    route = routes["/list"]
+    (query,) = [d for d in route.dependant.dependencies if d.call is widget_query]
+    assert [f.name for f in query.query_params] == ["query"]
+    (solved,) = [
+        d for d in solving_dependant(route.dependant).dependencies if d.call is widget_query
+    ]
+    assert solved.query_params == []
+    finished = routes["/finished"]  # ``strict`` is FastAPI's: it reads the model too
+    (read,) = [d for d in finished.dependant.dependencies if d.call is finished_query]
+    assert solving_dependant(finished.dependant) is finished.dependant
+    assert [f.name for f in read.query_params] == ["query", "strict"]
 
 
 async def test_list_query_reads_page_filters_and_sort_at_once(

@@ -75,7 +75,7 @@ def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
         func.lower(col(Deal.title)).contains(f.q.strip().lower(), autoescape=True) if f.q else None
     )
     return where_all(
-        deals.visible(visibility),
+        deals.visible_rows(visibility),
         eq(col(Deal.owner_id), f.owner),
         eq(col(Deal.stage_id), f.stage),
         eq(col(Deal.status), f.status),

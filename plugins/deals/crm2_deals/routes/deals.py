@@ -47,7 +47,7 @@ deal_query = list_query(repo.DealFilters, repo.DEAL_SORTS, finish=service.with_v
 
 
 list_route(
-    router, "/deals", service.public, response_model=DealPublic, permission="deals:read",
+    router, "/deals", service.public_values, response_model=DealPublic, permission="deals:read",
     fetch=service.list_deals, query=deal_query, name="list_deals",
     doc="Deals the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip

@@ -59,11 +59,17 @@ DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 _SHOWN = tuple(name for name in DealPublic.model_fields if name != "value")
 
 
-def public(deal: Deal | Row[Any]) -> DealPublic:
-    """A deal or a list page's plain row (``Repository.page_rows``), read by attribute."""
+def public_values(deal: Deal | Row[Any]) -> dict[str, Any]:
+    """``public``'s fields, unvalidated: a list page validates its fifty at once
+    (``page_response``), without a model built per row and then read again."""
     values = {name: getattr(deal, name) for name in _SHOWN}
     values["value"] = from_minor(deal.value_minor, deal.currency)
-    return DealPublic.model_validate(values)
+    return values
+
+
+def public(deal: Deal | Row[Any]) -> DealPublic:
+    """A deal or a list page's plain row (``Repository.page_rows``), read by attribute."""
+    return DealPublic.model_validate(public_values(deal))
 
 
 def snapshot(deal: Deal) -> dict[str, Any]:

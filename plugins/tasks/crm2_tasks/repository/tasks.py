@@ -48,7 +48,10 @@ class TaskRepository(Repository[Task]):
     """The kit's repository with tasks' own rule: visible to assignee and creator."""
 
     def visible(self, visibility: Any) -> Select[Any]:
-        return select(Task).where(visibility.where(Task))
+        return self.base().where(visibility.where(Task))
+
+    def visible_rows(self, visibility: Any) -> Select[Any]:
+        return self.base(columns=True).where(visibility.where(Task))
 
 
 TASKS = TaskRepository(Task, TaskNotFound, sorts=TASK_SORTS, noun="task")
@@ -76,7 +79,7 @@ class TaskFilters:
 
 
 def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Select[Any]:
-    stmt = TASKS.visible(visibility)
+    stmt = TASKS.visible_rows(visibility)
     return where_all(
         stmt,
         eq(col(Task.assignee_id), f.assignee),

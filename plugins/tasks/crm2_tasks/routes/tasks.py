@@ -60,7 +60,7 @@ TaskListQuery = Annotated[ListQuery[repo.TaskFilters], Depends(task_query)]
 
 
 def _page(rows: list[Row[Any]], cursor: str | None, now: datetime) -> Response:
-    return page_response(TaskPublic, [service.public(t, now) for t in rows], cursor)
+    return page_response(TaskPublic, [service.public_values(t, now) for t in rows], cursor)
 
 
 @router.get("/tasks", response_model=Page[TaskPublic])
