@@ -68,6 +68,7 @@ NO_WEB = {"cli", "events", "bootstrap", "context", "plugins", "scheduler", "migr
 WEB_ENTRY = {
     ("crm2_core.cli.serve", "crm2_core.http.app"),
     ("crm2_core.cli.serve", "crm2_core.http.server"),
+    ("crm2_core.cli.serve", "crm2_core.http.protocol"),  # its uvicorn protocol
     ("crm2_core.cli.openapi", "crm2_core.http.app"),  # the OpenAPI document of the app
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from typing import Any
 
@@ -29,14 +30,17 @@ def _users(*emails: str) -> Any:
 
 
 class _Executions:
-    """The statements SQLAlchemy's ORM session executed (``AsyncSession.execute``)."""
+    """The statements SQLAlchemy's ORM session executed (``AsyncSession.execute``) for the
+    test's own task: the relay and the streams' log poll run beside it in other tasks."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements: list[Any] = []
         execute = AsyncSession.execute
+        task = asyncio.current_task()
 
         async def counted(session: AsyncSession, statement: Any, *args: Any, **kw: Any) -> Any:
-            self.statements.append(statement)
+            if asyncio.current_task() is task:
+                self.statements.append(statement)
             return await execute(session, statement, *args, **kw)
 
         monkeypatch.setattr(AsyncSession, "execute", counted)
