@@ -13,16 +13,25 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # bumped by every cut: a connection accepted before a cut whose upstream opens
+        # after it must not survive it (CI: a worker connecting at the moment of the cut
+        # kept relaying through the "cut" proxy)
+        self._generation = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        generation = self._generation
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
+            return
+        if generation != self._generation:
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         self._writers.update({writer, up_writer})
 
@@ -37,7 +46,8 @@ class TcpProxy:
         self._writers.difference_update({writer, up_writer})
 
     async def cut(self) -> None:
-        """Refuse new connections and drop the open ones."""
+        """Refuse new connections and drop the open ones (and those still connecting)."""
+        self._generation += 1
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
