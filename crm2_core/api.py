@@ -14,6 +14,7 @@ from crm2_core.auth.models import User
 from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.bulk import insert_rows
+from crm2_core.db.lists import in_values
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
 from crm2_core.db.together import NewRow, insert_together, new_row
 from crm2_core.db.versioned import update_versioned
@@ -216,6 +217,7 @@ __all__ = [
     "hear_relayed_events",
     "import_now",
     "import_routes",
+    "in_values",
     "insert_rows",
     "insert_together",
     "is_active_user",

@@ -31,13 +31,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, exists, func, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
+from crm2_core.db.lists import in_param, in_values
 from crm2_core.db.plans import plan_for_growing_tables
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import _CLAIMED, RegisteredHandler, _skipped
@@ -76,23 +77,26 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
     claimed = log_table.alias("crm2_claimed")
     handler = bindparam("claim_handler", type_=table.c.handler.type)
     applied_at = bindparam("claim_applied_at", type_=table.c.applied_at.type)
-    ids = bindparam("claim_ids", expanding=True, type_=log_table.c.id.type)
-    # the batch's subjects, listed: the planner can then look the earlier events up in
-    # the subject index once for the batch instead of scanning the log for a hashed
-    # subquery (what it chose for a table it had no statistics of)
-    subjects = bindparam("claim_subjects", expanding=True, type_=log_table.c.subject.type)
     joined_at = (
         select(col(HandlerCursor.start_position))
         .where(col(HandlerCursor.handler) == handler)
         .scalar_subquery()
     )
-    earlier = (
-        select(col(EventRecord.id))
+    # the first pending event of each of the batch's subjects, grouped once; an event
+    # is claimed when it is that first one (or its subject has none: applied already).
+    # As a correlated NOT EXISTS per claimed event the planner nested a loop over the
+    # batch inside the batch: 40,000 comparisons for 200 events, most of the claim's time.
+    # The subjects are listed so the planner looks them up in the subject index once
+    # for the batch instead of scanning the log (what it chose for a table it had no
+    # statistics of).
+    pending = (
+        select(
+            col(EventRecord.subject).label("subject"),
+            func.min(col(EventRecord.position)).label("first"),
+        )
         .where(
-            col(EventRecord.subject).in_(subjects),
-            col(EventRecord.subject) == claimed.c.subject,
-            col(EventRecord.type).in_(event_types),
-            col(EventRecord.position) < claimed.c.position,
+            in_param(col(EventRecord.subject), "claim_subjects", dialect),
+            in_values(col(EventRecord.type), event_types, dialect),
             col(EventRecord.position) > func.coalesce(joined_at, 0),
             ~exists().where(
                 and_(
@@ -103,12 +107,17 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
             # dead-lettered earlier: left to the one-event path, which holds it behind
             ~_skipped(handler, col(EventRecord.id)),
         )
-        .correlate(claimed)
+        .group_by(col(EventRecord.subject))
+        .subquery("crm2_pending")
     )
-    rows = select(handler, claimed.c.id, claimed.c.subject, claimed.c.position, applied_at).where(
-        claimed.c.id.in_(ids),
-        claimed.c.position.is_not(None),
-        ~earlier.exists(),
+    rows = (
+        select(handler, claimed.c.id, claimed.c.subject, claimed.c.position, applied_at)
+        .select_from(claimed.outerjoin(pending, pending.c.subject == claimed.c.subject))
+        .where(
+            in_param(claimed.c.id, "claim_ids", dialect),
+            claimed.c.position.is_not(None),
+            or_(pending.c.first.is_(None), pending.c.first >= claimed.c.position),
+        )
     )
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return (

@@ -22,6 +22,7 @@ from crm2_core.api import (
     Visibility,
     at_least,
     eq,
+    in_values,
     insert_rows,
     json_list_contains,
     new_id,
@@ -159,16 +160,17 @@ class ClientIndex:
     ) -> ClientIndex:
         index = cls()
         wanted, taxes = list(emails), list(tax_ids)
+        dialect = session.get_bind().dialect.name
         if wanted:
             stmt = (
                 select(col(ClientEmail.email), Client)
                 .join(Client, col(Client.id) == col(ClientEmail.client_id))
-                .where(col(ClientEmail.email).in_(wanted))
+                .where(in_values(col(ClientEmail.email), wanted, dialect))
             )
             for email, client in (await session.execute(stmt)).all():
                 index.by_email.setdefault(email, {})[client.id] = client
         if taxes:
-            stmt_tax = select(Client).where(col(Client.tax_id).in_(taxes))
+            stmt_tax = select(Client).where(in_values(col(Client.tax_id), taxes, dialect))
             for client in (await session.execute(stmt_tax)).scalars():
                 index.add(client, emails=False)
         return index
