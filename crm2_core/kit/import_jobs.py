@@ -11,6 +11,7 @@ them, letting each go once written. Rows that became invalid between the two pas
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -145,13 +146,30 @@ class _JobWork(Generic[R]):
         else:
             batches = parsed_batches(self.spec, self.rows, tally)
         done = 0
-        for read, batch in batches:
-            done += read
-            await self._write(batch, done, tally)
-            # statistics for what the batches wrote: the next batches' plans (and the
-            # handlers' claims on the event log) need them long before autovacuum runs
-            await analyze_grown_tables(self.context.session_factory)
+        # statistics for what the batches wrote: the next batches' plans (and the
+        # handlers' claims on the event log) need them long before autovacuum runs.
+        # One ANALYZE run at a time, beside the next batch rather than before it (the
+        # runs took an eighth of a 50,000-row job's time when it waited for them).
+        analyzing: asyncio.Task[None] | None = None
+        try:
+            for read, batch in batches:
+                done += read
+                await self._write(batch, done, tally)
+                if analyzing is None or analyzing.done():
+                    analyzing = asyncio.create_task(self._keep_statistics())
+            if analyzing is not None:
+                await analyzing  # the job ends with its tables' statistics current
+        except BaseException:
+            if analyzing is not None:
+                analyzing.cancel()
+            raise
         await self._finish(tally, applied=True)
+
+    async def _keep_statistics(self) -> None:
+        try:
+            await analyze_grown_tables(self.context.session_factory)
+        except Exception as exc:  # statistics are an optimisation: never stop the import
+            log.warning("import job %s could not refresh table statistics (%s)", self.job_id, exc)
 
     async def _write(self, batch: list[tuple[int, R]], done: int, tally: _Tally) -> None:
         """One batch written, with the job's progress, in one transaction."""
