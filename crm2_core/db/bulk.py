@@ -58,23 +58,32 @@ def _slots(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[_Slot
     return tuple(slots)
 
 
-def _getter(slot: _Slot) -> Callable[[Mapping[str, Any]], Any]:
-    """A row's value for ``slot``, processed; the processor sees None too, as an INSERT's
-    parameters do (a JSON column stores None as JSON null)."""
-    _, key, default, process = slot
-    if key is not None:
-        if process is None:
-            return itemgetter(key)
-        return lambda row: process(row[key])
-    assert default is not None
-    if process is None:
-        return lambda _row: default()
-    return lambda _row: process(default())
-
-
-def _records(rows: Sequence[Mapping[str, Any]], slots: tuple[_Slot, ...]) -> list[tuple[Any, ...]]:
-    getters = [_getter(slot) for slot in slots]
-    return [tuple([get(row) for get in getters]) for row in rows]
+def _records(
+    rows: Sequence[Mapping[str, Any]], slots: tuple[_Slot, ...]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The columns COPY writes and each row's values in their order: the row's own values
+    first, taken together, then those the columns' Python defaults fill. Each value goes
+    through its column's processor, None too, as an INSERT's parameters do (a JSON column
+    stores None as JSON null)."""
+    given = [slot for slot in slots if slot[1] is not None]
+    filled = [slot for slot in slots if slot[1] is None]
+    keys = [key for _, key, _, _ in given]
+    fetch: Callable[[Mapping[str, Any]], Any] = itemgetter(*keys)
+    if len(keys) == 1:  # itemgetter of one key returns the value itself
+        fetch = lambda row, get=fetch: (get(row),)  # noqa: E731
+    processed = [(i, process) for i, (_, _, _, process) in enumerate(given) if process]
+    defaults = [(default, process) for _, _, default, process in filled]
+    records = []
+    for row in rows:
+        values = fetch(row)
+        if processed:
+            values = list(values)
+            for i, process in processed:
+                values[i] = process(values[i])
+        if defaults:
+            values = [*values, *(p(d()) if p else d() for d, p in defaults)]  # type: ignore[misc]
+        records.append(tuple(values))
+    return [name for name, *_ in given + filled], records
 
 
 async def insert_rows(
@@ -107,10 +116,7 @@ async def insert_rows(
         # SQLAlchemy begins the driver's transaction with its first statement: COPY on
         # a fresh transaction would otherwise commit on its own
         await connection.execute(text("SELECT 1"))
-    slots = _slots(table, tuple(rows[0]), dialect)
+    columns, records = _records(rows, _slots(table, tuple(rows[0]), dialect))
     await driver.copy_records_to_table(
-        table.name,
-        records=_records(rows, slots),
-        columns=[name for name, *_ in slots],
-        schema_name=table.schema,
+        table.name, records=records, columns=columns, schema_name=table.schema
     )
