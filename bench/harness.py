@@ -560,6 +560,7 @@ class Metric:
     higher_is_better: bool
     target_ratio: float | None = None  # >= when higher is better, else <=
     target_crm2_max: float | None = None  # absolute ceiling on crm2's median
+    target_crm2_min: float | None = None  # absolute floor on crm2's median
     crm2: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
 
@@ -578,10 +579,16 @@ class Metric:
             parts.append(f"{'≥' if self.higher_is_better else '≤'} {self.target_ratio:g}x")
         if self.target_crm2_max is not None:
             parts.append(f"≤ {self.target_crm2_max:g} {self.unit}")
+        if self.target_crm2_min is not None:
+            parts.append(f"≥ {self.target_crm2_min:g} {self.unit}")
         return " and ".join(parts) or "—"
 
     def met(self) -> bool | None:
-        if self.target_ratio is None and self.target_crm2_max is None:
+        if (
+            self.target_ratio is None
+            and self.target_crm2_max is None
+            and self.target_crm2_min is None
+        ):
             return None
         if not self.ratios:
             return False
@@ -594,6 +601,8 @@ class Metric:
                 ok &= ratio <= self.target_ratio
         if self.target_crm2_max is not None:
             ok &= statistics.median(self.crm2) <= self.target_crm2_max
+        if self.target_crm2_min is not None:
+            ok &= statistics.median(self.crm2) >= self.target_crm2_min
         return ok
 
     def as_dict(self) -> dict[str, Any]:

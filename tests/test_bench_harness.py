@@ -70,7 +70,7 @@ def test_metric_reports_the_median_ratio_with_min_and_max(bench_modules: dict) -
     assert report["met"] is True
 
 
-def test_lower_is_better_targets_and_absolute_ceilings(bench_modules: dict) -> None:
+def test_lower_is_better_targets_and_absolute_bounds(bench_modules: dict) -> None:
     metric = bench_modules["harness"].Metric(
         "7", "start-up", "s", False, target_ratio=2.0, target_crm2_max=3.0
     )
@@ -81,6 +81,12 @@ def test_lower_is_better_targets_and_absolute_ceilings(bench_modules: dict) -> N
     )
     metric.add(0.6, 0.4)  # 1.5x, but over the absolute ceiling
     assert metric.met() is False
+    rate = bench_modules["harness"].Metric("11", "job", "rows/s", True, target_crm2_min=5000)
+    rate.add(4_900, 9_000)
+    assert rate.met() is False and rate.target_text() == "≥ 5000 rows/s"
+    rate.add(5_100, 9_000)
+    rate.add(5_200, 9_000)  # median 5,100
+    assert rate.met() is True
     empty = bench_modules["harness"].Metric("7", "start-up", "s", False, target_ratio=2.0)
     assert empty.met() is False  # no reading never passes
 

@@ -69,6 +69,7 @@ HANDLERS_DONE = (
     " SELECT handler, count(*), NULL FROM core_dead_letter GROUP BY handler"
 )
 PATH = "/api/v1/deals/clients/import"
+TARGET_ROWS_PER_S = 5_000.0  # issue 9 #15
 
 
 def write_file(path: Path, rows: int) -> None:
@@ -209,8 +210,12 @@ def scenario_11(envs: Envs, profile: Profile) -> list[Metric]:
     csv_path = env.workdir / "s11-clients.csv"
     write_file(csv_path, rows)
     label = f"11 client CSV import, {rows:,} rows"
-    job_rate = Metric(label, "rows/s, background job", "rows/s", True)
-    handlers_rate = Metric(label, "rows/s, background job until handlers done", "rows/s", True)
+    # the issue's floor is for the 50,000-row file: the quick run's 3,000 rows are mostly
+    # a job's fixed costs (its status row, the first batches' statistics)
+    floor = None if profile.quick else TARGET_ROWS_PER_S
+    job_rate = Metric(label, "rows/s, background job", "rows/s", True, target_crm2_min=floor)
+    handlers_rate = Metric(label, "rows/s, background job until handlers done", "rows/s", True,
+                           target_crm2_min=floor)  # fmt: skip
     cpu_rate = Metric(label, "rows per CPU s (server + database), job until handlers done",
                       "rows/CPU s", True)  # fmt: skip
     request_rate = Metric(label, "rows/s, in the request", "rows/s", True)
