@@ -67,10 +67,14 @@ def _records(
     stores None as JSON null)."""
     given = [slot for slot in slots if slot[1] is not None]
     filled = [slot for slot in slots if slot[1] is None]
-    keys = [key for _, key, _, _ in given]
+    keys = [key for _, key, _, _ in given if key is not None]
     fetch: Callable[[Mapping[str, Any]], Any] = itemgetter(*keys)
     if len(keys) == 1:  # itemgetter of one key returns the value itself
-        fetch = lambda row, get=fetch: (get(row),)  # noqa: E731
+        (key,) = keys
+
+        def fetch(row: Mapping[str, Any]) -> tuple[Any, ...]:
+            return (row[key],)
+
     processed = [(i, process) for i, (_, _, _, process) in enumerate(given) if process]
     defaults = [(default, process) for _, _, default, process in filled]
     records = []

@@ -21,20 +21,18 @@ from sqlalchemy import ColumnElement, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
 
-def in_values(
-    column: ColumnElement[Any], values: Iterable[Any], dialect: str
-) -> ColumnElement[bool]:
-    """``column`` equals one of ``values``, for ``dialect`` (the session's
-    ``get_bind().dialect.name``)."""
+def in_values(column: Any, values: Iterable[Any], dialect: str) -> ColumnElement[bool]:
+    """``column`` (a table's column, or a model's: ``col(Model.field)``) equals one of
+    ``values``, for ``dialect`` (the session's ``get_bind().dialect.name``)."""
     listed = list(values)
     if dialect == "postgresql":
-        return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
-    return column.in_(listed)
+        return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(listed)  # type: ignore[no-any-return]
 
 
-def in_param(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+def in_param(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
     """``column`` equals one of the values given at execution as parameter ``name``
     (a list): for a statement built once and run many times."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True, type_=column.type))
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True, type_=column.type))  # type: ignore[no-any-return]
