@@ -29,7 +29,9 @@ async def _events(app: Crm2TestApp, prefix: str = "auth.login.") -> list[EventRe
         rows = await session.execute(
             select(EventRecord)
             .where(col(EventRecord.type).startswith(prefix))
-            .order_by(col(EventRecord.position))
+            # write order: the relay may not have given the last ones their positions
+            # yet (NULL sorts first on SQLite, last on PostgreSQL)
+            .order_by(col(EventRecord.sequence))
         )
         return list(rows.scalars())
 

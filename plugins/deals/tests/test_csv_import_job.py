@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from typing import Any
 
@@ -10,8 +9,6 @@ from crm2_deals.models import Client
 from crm2_deals.service.client_import import CLIENT_IMPORT
 from deals_kit import API, Deals, User
 from sqlalchemy import event, func, select
-
-from crm2_core.kit import import_jobs
 
 ROWS = 12  # above the threshold the tests set: the kit decides by size
 
@@ -223,37 +220,3 @@ async def test_job_batches_plan_per_execution_and_pause_the_collector(deals: Dea
         )
         assert "plan_cache_mode = force_custom_plan" in " ".join(texts[:first_insert])
     assert gc.isenabled()
-
-
-async def test_a_jobs_statistics_run_beside_its_batches_and_before_its_end(
-    deals: Deals, monkeypatch: Any
-) -> None:
-    """ANALYZE of the grown tables (one run at a time) does not hold up the next batch;
-    the job reads ``done`` only once it has finished. A failing run stops nothing."""
-    admin = await deals.user("admin")
-    _threshold(deals, 10)
-    release, calls = asyncio.Event(), []
-
-    async def slow_statistics(session_factory: Any, least: int = 0) -> list[str]:
-        calls.append(session_factory)
-        await release.wait()
-        raise RuntimeError("no statistics today")
-
-    monkeypatch.setattr(import_jobs, "analyze_grown_tables", slow_statistics)
-    object.__setattr__(CLIENT_IMPORT, "batch_size", 4)  # frozen dataclass; restored below
-    try:
-        accepted = await _post(deals, admin, _file(ROWS))
-        location = accepted.headers["location"]
-        for _ in range(400):  # every batch written while the first run still holds
-            if await _count(deals) == ROWS:
-                break
-            await asyncio.sleep(0.01)
-        assert await _count(deals) == ROWS and len(calls) == 1
-        running = (await deals.client.get(location, headers=admin.headers)).json()
-        assert running["status"] == "running"
-        release.set()
-        job = await _finished(deals, admin, location)
-    finally:
-        object.__setattr__(CLIENT_IMPORT, "batch_size", 1_000)
-    assert (job["status"], job["created"]) == ("done", ROWS)
-    assert len(calls) == 1  # the run was busy at each later batch: no second one
