@@ -10,12 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm2_core import __version__
 from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
+from crm2_core.http import dependency_facts
 from crm2_core.http.docs import install_docs
 from crm2_core.http.forwarded import ForwardedMiddleware
 from crm2_core.http.idempotency import IdempotencyMiddleware
@@ -33,6 +35,14 @@ from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
@@ -102,6 +112,7 @@ def create_app(
             settings or Settings(), extra_plugins=extra_plugins, plugin_settings=plugin_settings
         )
     registry = context.plugins
+    dependency_facts.install()
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
@@ -128,6 +139,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # crm2 traces, counts and logs its requests itself (crm2_core.observability,
+        # CRM2_TRACING_*): FastAPI's own telemetry would only add a second span per
+        # request under a global provider, and its check costs every request.
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     app.state.context = context
     app.state.crm2_routes = []

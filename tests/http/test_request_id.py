@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 
+from crm2_core.http.middleware import _new_request_id
 from crm2_core.testing import Crm2TestApp
 
 GENERATED = re.compile(r"^[0-9a-f]{32}$")
@@ -36,3 +38,20 @@ async def test_problem_body_carries_the_request_id(crm2: Crm2TestApp) -> None:
 
     assert response.json()["request_id"] == "trace-7"
     assert response.headers["x-request-id"] == "trace-7"
+
+
+def test_a_forked_worker_makes_other_ids_than_its_parent() -> None:
+    """Generated ids come from Python's generator, which a forked child reseeds: two
+    workers forked from one parent never hand out the same sequence."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(writer, "".join(_new_request_id() for _ in range(4)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 1024).decode()
+    os.close(reader)
+    ours = "".join(_new_request_id() for _ in range(4))
+    assert len(theirs) == len(ours) == 128
+    assert theirs != ours
