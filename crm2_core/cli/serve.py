@@ -78,7 +78,20 @@ def serve(host: str, port: int, migrate: bool) -> None:
     )
     server = uvicorn.Server(config)
     bind_server(app, server)  # the streams see the server stop through the app, not a signal
+    _declare_asyncio()
     server.run(sockets=[sock])
+
+
+def _declare_asyncio() -> None:
+    """Tell sniffio, where it is installed, that this thread runs asyncio (and nothing
+    else will): anyio, under each FastAPI dependency with ``yield``, asks sniffio which
+    library runs, and sniffio otherwise looks for the current asyncio task on every call.
+    Without sniffio, anyio asks asyncio itself, which is cheap."""
+    try:
+        import sniffio
+    except ImportError:
+        return
+    sniffio.thread_local.name = "asyncio"
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

@@ -71,8 +71,13 @@ async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection
     through it.
     """
     context = context_of(request)
-    async with (context.read_engine or context.engine).connect() as connection:
+    connection = await (context.read_engine or context.engine).connect()
+    try:
         yield connection
+    finally:
+        # Not ``async with``: its exit closes in a new task, shielded from cancellation,
+        # and FastAPI already runs a dependency's exit shielded.
+        await connection.close()
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
