@@ -83,8 +83,9 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 
 def from_minor(minor: int, currency: str) -> Decimal:
-    places = exponent(currency)
-    return Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+    """``1234, "EUR"`` → ``Decimal("12.34")``: the integer's digits with the currency's
+    exponent, so always exactly its decimal places (``0`` → ``"0.00"``)."""
+    return Decimal(minor).scaleb(-exponent(currency))
 
 
 def _parse_amount(value: Any) -> Decimal:
