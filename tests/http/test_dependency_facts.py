@@ -9,21 +9,12 @@ import httpx
 from fastapi import Depends, FastAPI
 from fastapi.dependencies import models, utils
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from test_async_dependencies import _api_routes  # the app's leaf routes, through included routers
 
 from crm2_core.http import dependency_facts
 from crm2_core.testing import Crm2TestApp
 
 SOLVER = vars(utils)  # what FastAPI's dependency solver calls, by name
-
-
-def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from _api_routes(inner.routes)
-        elif isinstance(route, APIRoute):
-            yield route
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
