@@ -12,8 +12,10 @@ The guarantees are those of one event at a time:
 - exactly once: the claim records every ``(handler, event)`` pair in the
   transaction that applies it; a pair recorded already is not claimed again;
 - per-subject order: an event is claimed only when no earlier event of its subject
-  (of a type the handler takes) is pending, as seen when the statement starts — so
-  an event whose predecessor sits earlier in the same batch is left out too;
+  (of a type the handler takes) is pending outside the batch, as seen when the
+  statement starts; the batch's own events of a subject are claimed together and
+  handed over in log order, so a burst on one record is one batch, not one
+  transaction per event waiting for the one before;
 - what is left out (applied already, waiting for a predecessor, held behind a
   predecessor's dead letter, not yet at its committed position) and everything of a
   batch whose handler raised goes back to the one-event path
@@ -82,8 +84,8 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
         .where(col(HandlerCursor.handler) == handler)
         .scalar_subquery()
     )
-    # the first pending event of each of the batch's subjects, grouped once; an event
-    # is claimed when it is that first one (or its subject has none: applied already).
+    # the first pending event outside the batch of each of the batch's subjects, grouped
+    # once; an event is claimed when it comes before that one (or its subject has none).
     # As a correlated NOT EXISTS per claimed event the planner nested a loop over the
     # batch inside the batch: 40,000 comparisons for 200 events, most of the claim's time.
     # The subjects are listed so the planner looks them up in the subject index once
@@ -97,6 +99,7 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
         .where(
             in_param(col(EventRecord.subject), "claim_subjects", dialect),
             in_values(col(EventRecord.type), event_types, dialect),
+            ~in_param(col(EventRecord.id), "claim_ids", dialect),
             col(EventRecord.position) > func.coalesce(joined_at, 0),
             ~exists().where(
                 and_(
@@ -116,7 +119,7 @@ def _claim_batch(event_types: tuple[str, ...], dialect: str) -> Any:
         .where(
             in_param(claimed.c.id, "claim_ids", dialect),
             claimed.c.position.is_not(None),
-            or_(pending.c.first.is_(None), pending.c.first >= claimed.c.position),
+            or_(pending.c.first.is_(None), pending.c.first > claimed.c.position),
         )
     )
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ SUBJECT_PREFIX = "batcher:"
 # ("batch", [n, ...]) or ("one", n), in the order the handler ran
 CALLS: list[tuple[str, Any]] = []
 FAIL_BATCH: list[bool] = [False]
+# seconds the first batch takes (later ones come while it runs)
+SLOW_FIRST_BATCH: list[float] = [0.0]
 
 
 def _effect(event: Envelope) -> ProbeEffect:
@@ -29,6 +32,8 @@ async def one(session: AsyncSession, event: Envelope, context: Any) -> None:
 
 async def many(session: AsyncSession, events: Sequence[Envelope], context: Any) -> None:
     CALLS.append(("batch", [event.data["n"] for event in events]))
+    if len(CALLS) == 1 and SLOW_FIRST_BATCH[0]:
+        await asyncio.sleep(SLOW_FIRST_BATCH[0])
     session.add_all([_effect(event) for event in events])
     if FAIL_BATCH[0]:
         await session.flush()  # written, then rolled back with the batch
