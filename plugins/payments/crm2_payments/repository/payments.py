@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
-from sqlalchemy import Select, case, func, literal, select, update
+from sqlalchemy import Select, bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -188,37 +189,54 @@ async def move_money(
     """Add ``amount`` received (``payment``), paid back (``refund``) or wrongly received
     (``reversal``); ``False`` when that would over-pay, over-refund, take back more than
     is there or touch a cancelled payment (nothing is written then)."""
+    values = {"move_id": payment_id, "move_amount": amount, "move_at": at, "move_now": utcnow()}
+    result: Any = await session.execute(_move_statement(kind), values)
+    return result.scalars().first() is not None
+
+
+@lru_cache(maxsize=4)
+def _move_statement(kind: str) -> Any:
+    """The guarded UPDATE of one ``kind`` of move, built once (its expression tree, with
+    the status ``CASE``, cost more to build than to run); the values are parameters."""
+    table = Payment.__table__  # type: ignore[attr-defined]
+    amount = bindparam("move_amount", type_=table.c.paid_minor.type)
+    paid, refunded = col(Payment.paid_minor), col(Payment.refunded_minor)
     if kind == "payment":
-        new_paid: Any = col(Payment.paid_minor) + amount
-        new_refunded: Any = col(Payment.refunded_minor)
-        guard = (new_paid - col(Payment.refunded_minor)) <= col(Payment.amount_minor)
-        values: dict[str, Any] = {"paid_minor": new_paid, "paid_at": at}
+        new_paid: Any = paid + amount
+        new_refunded: Any = refunded
+        guard = (new_paid - refunded) <= col(Payment.amount_minor)
+        values: dict[str, Any] = {
+            "paid_minor": new_paid,
+            "paid_at": bindparam("move_at", type_=table.c.paid_at.type),
+        }
     elif kind == "reversal":  # a wrong match undone: the receipt never was
-        new_paid = col(Payment.paid_minor) - amount
-        new_refunded = col(Payment.refunded_minor)
-        guard = (new_paid - col(Payment.refunded_minor)) >= 0
+        new_paid = paid - amount
+        new_refunded = refunded
+        guard = (new_paid - refunded) >= 0
         values = {"paid_minor": new_paid}
     else:
-        new_paid = col(Payment.paid_minor)
-        new_refunded = col(Payment.refunded_minor) + amount
-        guard = new_refunded <= col(Payment.paid_minor)
+        new_paid = paid
+        new_refunded = refunded + amount
+        guard = new_refunded <= paid
         values = {"refunded_minor": new_refunded}
-    stmt = (
+    return (
         update(Payment)
-        .where(col(Payment.id) == payment_id, col(Payment.status) != "cancelled", guard)
+        .where(
+            col(Payment.id) == bindparam("move_id", type_=table.c.id.type),
+            col(Payment.status) != "cancelled",
+            guard,
+        )
         .values(
             **values,
             status=_status_after(new_paid, new_refunded),
             version=col(Payment.version) + 1,
-            updated_at=utcnow(),
+            updated_at=bindparam("move_now", type_=table.c.updated_at.type),
         )
         # the written row comes back with the UPDATE and refreshes the session's object:
         # no SELECT after it
         .returning(Payment)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    result: Any = await session.execute(stmt)
-    return result.scalars().first() is not None
 
 
 async def allocations_of(session: AsyncSession, payment_id: uuid.UUID) -> Sequence[Allocation]:
