@@ -21,9 +21,23 @@ import json
 import logging
 import random
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, event, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -193,6 +207,11 @@ class IdempotentRequest:
         wait = self.context.settings.idempotency_wait_seconds
         now = utcnow()
         try:
+            if await self._claim_new(session, now, wait):
+                self.claimed = True
+                return
+            # The key has a row: a stored response, another request's, an expired one
+            # or one left in progress. Read it (waiting as long) and decide.
             # PostgreSQL only (SQLite claims in ``_claim_at_begin``): the insert below
             # waits for a duplicate's uncommitted row, at most ``wait``.
             await session.execute(
@@ -235,6 +254,14 @@ class IdempotentRequest:
                 "a request with this Idempotency-Key is still running; retry later"
             ) from None
 
+    async def _claim_new(self, session: AsyncSession, now: datetime, wait: float) -> bool:
+        """PostgreSQL: claim a key nobody holds in one round trip (it was four); ``False``
+        when the key has a row. Waits for a duplicate's uncommitted row at most ``wait``
+        (then the lock-timeout error), and puts ``lock_timeout`` back once claimed."""
+        values = {f"claim_{name}": value for name, value in self._claim_values(now).items()}
+        values["claim_wait"] = f"{max(1, int(wait * 1000))}ms"
+        return (await session.execute(_claim_new_key(), values)).first() is not None
+
     async def _maybe_sweep(self) -> None:
         if random.randrange(SWEEP_EVERY):
             return
@@ -243,6 +270,32 @@ class IdempotentRequest:
                 delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
+
+
+@lru_cache(maxsize=1)
+def _claim_new_key() -> Any:
+    """``INSERT`` the key's row unless it has one, with ``lock_timeout`` set (in a CTE the
+    row is made from, so before any wait) and set back in ``RETURNING`` (for a row
+    written): ``_claim_values``' columns, each a ``claim_<name>`` parameter."""
+    table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    columns = ("scope", "key", "fingerprint", "state", "locked_at", "expires_at")
+    lock_wait = (
+        select(
+            func.current_setting("lock_timeout").label("configured"),
+            func.set_config("lock_timeout", bindparam("claim_wait"), true()).label("waiting"),
+        )
+        .cte("crm2_lock_wait")
+        .prefix_with("MATERIALIZED")
+    )
+    row = select(*(bindparam(f"claim_{c}", type_=table.c[c].type) for c in columns))
+    put_back = select(func.set_config("lock_timeout", lock_wait.c.configured, true()))
+    return (
+        postgresql_insert(table)
+        .from_select(list(columns), row.select_from(lock_wait))
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(put_back.scalar_subquery().label("lock_timeout"))
+        .add_cte(lock_wait)
+    )
 
 
 def is_lock_wait(exc: DBAPIError) -> bool:

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import APIRouter, status
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, text
 
 from crm2_core.auth.models import User
 from crm2_core.auth.schemas import UserCreate
@@ -260,3 +262,57 @@ async def test_route_reading_in_its_own_session_first_does_not_wait_for_the_key(
 
     assert first.status_code == 201, first.text
     assert again.headers["idempotent-replayed"] == "true"
+
+
+class LockTimeoutEcho:
+    """``POST /api/v1/lockecho``: the ``lock_timeout`` the route's transaction runs with."""
+
+    manifest = PluginManifest(name="lockecho", title="Lock timeout echo")
+
+    @hookimpl
+    def crm2_routers(self) -> Sequence[APIRouter]:
+        router = APIRouter(prefix="/api/v1/lockecho")
+
+        @router.post("", status_code=status.HTTP_201_CREATED)
+        async def echo(session: SessionDep) -> dict[str, Any]:
+            shown = (await session.execute(text("SHOW lock_timeout"))).scalar_one()
+            return {"lock_timeout": shown}
+
+        return [router]
+
+
+async def test_a_new_key_is_claimed_in_one_statement_and_the_lock_timeout_put_back(
+    crm2_app_factory: AppFactory,
+) -> None:
+    """PostgreSQL: the claim of a key nobody holds is one ``INSERT … ON CONFLICT DO
+    NOTHING`` that sets the wait and puts it back; the route runs with the lock timeout
+    it has without a key."""
+    crm2 = await crm2_app_factory(extra_plugins=(LockTimeoutEcho(),))
+    if crm2.context.settings.is_sqlite:
+        pytest.skip("PostgreSQL's claim (SQLite claims under its write lock)")
+    admin = await crm2.login("admin")
+    plain = await crm2.client.post("/api/v1/lockecho", headers=admin)
+    assert plain.status_code == 201, plain.text
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        seen.append(sql)
+
+    engine = crm2.context.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", statement)
+    try:
+        keyed = await crm2.client.post(
+            "/api/v1/lockecho", headers={**admin, "Idempotency-Key": "echo-1"}
+        )
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", statement)
+    assert keyed.status_code == 201, keyed.text
+    assert keyed.json() == plain.json()
+    before_route = seen[: next(i for i, sql in enumerate(seen) if "SHOW lock_timeout" in sql)]
+    claims = [sql for sql in before_route if "core_idempotency_key" in sql]
+    assert len(claims) == 1 and "ON CONFLICT" in claims[0], before_route
+    assert not [sql for sql in before_route if "lock_timeout" in sql and sql not in claims]
+    replayed = await crm2.client.post(
+        "/api/v1/lockecho", headers={**admin, "Idempotency-Key": "echo-1"}
+    )
+    assert replayed.headers["idempotent-replayed"] == "true"
