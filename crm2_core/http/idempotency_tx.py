@@ -132,23 +132,26 @@ class IdempotentRequest:
             await self.session.rollback()
             return
         await self.session.connection()  # SQLite: begins, and so claims, if not yet
-        where = (col(IdempotencyRecord.scope) == self.owner, col(IdempotencyRecord.key) == self.key)
         if status < 400:
             stored = await self.session.execute(
-                update(IdempotencyRecord)
-                .where(*where)
-                .values(
-                    state="done",
-                    response_status=status,
-                    response_headers=json.dumps(headers),
-                    response_body=body,
-                )
+                _store_response(),
+                {
+                    "store_scope": self.owner,
+                    "store_key": self.key,
+                    "store_status": status,
+                    "store_headers": json.dumps(headers),
+                    "store_body": body,
+                },
             )
             if stored.rowcount != 1:  # type: ignore[attr-defined]
                 raise RuntimeError("the claimed Idempotency-Key row is gone; nothing is kept")
         else:
             # The route answered an error itself: its writes commit as they would
             # without a key, and the key stays free for a corrected retry.
+            where = (
+                col(IdempotencyRecord.scope) == self.owner,
+                col(IdempotencyRecord.key) == self.key,
+            )
             await self.session.execute(delete(IdempotencyRecord).where(*where))
         await self.session.commit()
         await self._maybe_sweep()
@@ -270,6 +273,22 @@ class IdempotentRequest:
                 delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= utcnow())
             )
             await session.commit()
+
+
+@lru_cache(maxsize=1)
+def _store_response() -> Any:
+    """The claimed row marked done with the response (``store_<name>`` parameters)."""
+    table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    return (
+        update(table)
+        .where(table.c.scope == bindparam("store_scope"), table.c.key == bindparam("store_key"))
+        .values(
+            state="done",
+            response_status=bindparam("store_status", type_=table.c.response_status.type),
+            response_headers=bindparam("store_headers", type_=table.c.response_headers.type),
+            response_body=bindparam("store_body", type_=table.c.response_body.type),
+        )
+    )
 
 
 @lru_cache(maxsize=1)
