@@ -34,6 +34,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import takewhile
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, select
@@ -70,6 +71,11 @@ class Job:
     # queued by its parking timer: it asks the database whatever runs here (so a lost
     # wake-up or a stale mark never holds an event for good)
     overdue: bool = False
+
+    @property
+    def fresh(self) -> bool:
+        """Neither failed nor waited yet."""
+        return not self.attempt and not self.waits
 
     @classmethod
     def split(cls, handler: RegisteredHandler, events: Sequence[Envelope]) -> list[Job]:
@@ -263,14 +269,21 @@ class MemoryBroker:
         if not waiting:
             return
         handler = self.handlers.get(handler_id)
-        if handler is not None and handler.spec.handle_batch is not None and len(waiting) > 1:
-            del self._waiting[key]
-            parked = [waiting[position] for position in sorted(waiting)]
-            for _job, timer in parked:
-                timer.cancel()
-            for job in Job.split(handler, [job.events[0] for job, _timer in parked]):
-                self._queue_due(job)
-            return
+        if handler is not None and handler.spec.handle_batch is not None:
+            # the earliest ones parked before any failure or wait of theirs (a batch
+            # would forget those counts)
+            run = list(takewhile(lambda p: waiting[p][0].fresh, sorted(waiting)))
+            if len(run) > 1:
+                events = []
+                for position in run:
+                    job, timer = waiting.pop(position)
+                    timer.cancel()
+                    events.append(job.events[0])
+                if not waiting:
+                    del self._waiting[key]
+                for batch in Job.split(handler, events):
+                    self._queue_due(batch)
+                return
         job, timer = waiting.pop(min(waiting))
         if not waiting:
             del self._waiting[key]
