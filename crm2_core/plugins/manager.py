@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -78,8 +78,8 @@ class PluginRegistry:
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
             raise TypeError(f"{hook_name} is a firstresult hook: use PluginRegistry.first()")
-        producers: list[str] = []
-        token = _PRODUCERS.set(producers)
+        produced: list[tuple[str, Any]] = []
+        token = _PRODUCERS.set(produced)
         try:
             if reverse:
                 impls = _reverse_order(caller.get_hookimpls())
@@ -88,8 +88,13 @@ class PluginRegistry:
                 results = cast(list[Any], caller._hookexec(hook_name, impls, kwargs, False))
             else:
                 results = cast(list[Any], caller(**kwargs))
+        except BaseException:
+            # a plugin raised: the earlier ones' coroutines will never be awaited
+            _close_coroutines(result for _name, result in produced)
+            raise
         finally:
             _PRODUCERS.reset(token)
+        producers = [name for name, _result in produced]
         if len(results) != len(producers):
             raise RuntimeError(
                 f"a hook wrapper of {hook_name} added or removed results; wrappers may only "
@@ -112,9 +117,15 @@ class PluginRegistry:
         Each plugin's awaitable finishes before the next plugin's starts, so a
         plugin's startup sees its dependencies started.
         """
-        for _name, result in self.call(hook_name, reverse=reverse, **kwargs):
-            if inspect.isawaitable(result):
+        awaitables = [r for _name, r in self.call(hook_name, reverse=reverse, **kwargs)]
+        for done, result in enumerate(awaitables):
+            if not inspect.isawaitable(result):
+                continue
+            try:
                 await result
+            except BaseException:
+                _close_coroutines(awaitables[done + 1 :])  # the later plugins' never run
+                raise
 
     def statuses(self) -> list[PluginStatus]:
         rows = []
@@ -218,7 +229,15 @@ def build_plugin_manager(
 
 # The plugins whose implementations returned a result, in call order, during one
 # ``PluginRegistry.call`` (pluggy hands back bare results; this keeps their owners).
-_PRODUCERS: ContextVar[list[str]] = ContextVar("crm2_hook_producers")
+_PRODUCERS: ContextVar[list[tuple[str, Any]]] = ContextVar("crm2_hook_producers")
+
+
+def _close_coroutines(results: Iterable[Any]) -> None:
+    """Close the coroutines among ``results`` that will never be awaited (a plugin before
+    or after them raised): no "coroutine … was never awaited" warning."""
+    for result in results:
+        if inspect.iscoroutine(result):
+            result.close()
 
 
 def _attributed(plugin_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -226,9 +245,9 @@ def _attributed(plugin_name: str, function: Callable[..., Any]) -> Callable[...,
     def call(*args: Any, **kwargs: Any) -> Any:
         result = function(*args, **kwargs)
         if result is not None:
-            producers = _PRODUCERS.get(None)
-            if producers is not None:
-                producers.append(plugin_name)
+            produced = _PRODUCERS.get(None)
+            if produced is not None:
+                produced.append((plugin_name, result))
         return result
 
     return call

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator
 from typing import Any, ClassVar
 
@@ -329,3 +330,67 @@ def test_firstresult_hooks_go_through_first() -> None:
         )
         is None
     )
+
+
+async def test_a_failing_awaitable_closes_the_later_plugins_coroutines() -> None:
+    """``acall`` awaits each plugin's coroutine in turn: when one raises (a start-up check
+    that stops the app), the later ones never run, and are closed rather than left to
+    warn "coroutine … was never awaited"."""
+    later: list[Any] = []
+
+    class Failing:
+        manifest = PluginManifest(name="failing", title="Failing", hookspecs=(GreeterSpec,))
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> Any:
+            async def fail() -> None:
+                raise ConfigurationError(f"no greeting for {name}")
+
+            return fail()
+
+    class Later:
+        manifest = PluginManifest(name="later", title="Later", depends=("failing",))
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> Any:
+            async def greet() -> None:
+                raise AssertionError("runs after a failed start")
+
+            later.append(greet())
+            return later[-1]
+
+    registry = build("later", Failing(), Later())
+    with pytest.raises(ConfigurationError, match="no greeting for ada"):
+        await registry.acall("greeter_greetings", name="ada")
+    (coroutine,) = later
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
+
+
+def test_a_plugin_raising_closes_the_coroutines_returned_before_it() -> None:
+    """A start-up hook that raises at once (a configuration check) stops the call: the
+    coroutines earlier plugins returned will never be awaited, and are closed."""
+    earlier: list[Any] = []
+
+    class Starting:
+        manifest = PluginManifest(name="starting", title="Starting", hookspecs=(GreeterSpec,))
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> Any:
+            async def greet() -> None:
+                raise AssertionError("runs after a failed start")
+
+            earlier.append(greet())
+            return earlier[-1]
+
+    class Refusing:
+        manifest = PluginManifest(name="refusing", title="Refusing", depends=("starting",))
+
+        @hookimpl
+        def greeter_greetings(self, name: str) -> Any:
+            raise ConfigurationError(f"no greeting for {name}")
+
+    registry = build("refusing", Starting(), Refusing())
+    with pytest.raises(ConfigurationError, match="no greeting for ada"):
+        registry.call("greeter_greetings", name="ada")
+    (coroutine,) = earlier
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
