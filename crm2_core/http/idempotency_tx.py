@@ -261,9 +261,10 @@ class IdempotentRequest:
         """PostgreSQL: claim a key nobody holds in one round trip (it was four); ``False``
         when the key has a row. Waits for a duplicate's uncommitted row at most ``wait``
         (then the lock-timeout error), and puts ``lock_timeout`` back once claimed."""
-        values = {f"claim_{name}": value for name, value in self._claim_values(now).items()}
+        row = self._claim_values(now)
+        values = {f"claim_{name}": value for name, value in row.items()}
         values["claim_wait"] = f"{max(1, int(wait * 1000))}ms"
-        return (await session.execute(_claim_new_key(), values)).first() is not None
+        return (await session.execute(_claim_new_key(tuple(row)), values)).first() is not None
 
     async def _maybe_sweep(self) -> None:
         if random.randrange(SWEEP_EVERY):
@@ -291,13 +292,12 @@ def _store_response() -> Any:
     )
 
 
-@lru_cache(maxsize=1)
-def _claim_new_key() -> Any:
+@lru_cache(maxsize=4)
+def _claim_new_key(columns: tuple[str, ...]) -> Any:
     """``INSERT`` the key's row unless it has one, with ``lock_timeout`` set (in a CTE the
     row is made from, so before any wait) and set back in ``RETURNING`` (for a row
-    written): ``_claim_values``' columns, each a ``claim_<name>`` parameter."""
+    written): ``columns`` (``_claim_values``'), each a ``claim_<name>`` parameter."""
     table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    columns = ("scope", "key", "fingerprint", "state", "locked_at", "expires_at")
     lock_wait = (
         select(
             func.current_setting("lock_timeout").label("configured"),
