@@ -38,6 +38,7 @@ from crm2_core.events.handlers import (
     apply_or_dead_letter,
     register_cursors,
 )
+from crm2_core.events.lanes import SubjectLanes
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.events.relay import hold_lock
 from crm2_core.events.waits import Waiting, note_wait, wait_seconds
@@ -79,16 +80,19 @@ class DramatiqBroker:
         self.queue_prefix = queue_prefix
         self.broker = make_dramatiq_broker(url, queue_prefix)
         dramatiq.set_broker(self.broker)
+        # the worker's threads run their handlers on one loop: a subject's events in order
+        self.lanes = SubjectLanes()
         self.actors = {plugin: self._declare(plugin) for plugin in handlers.plugins}
         # pika is not thread-safe and dramatiq keeps a connection per thread:
         # one sender thread means one connection, and confirms in send order.
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm2-broker")
+        self._closed = False
 
     def queue_name(self, plugin: str) -> str:
         return f"{self.queue_prefix}.{plugin}"
 
     def _declare(self, plugin: str) -> dramatiq.Actor[Any, Any]:
-        context, handlers = self.context, self.handlers
+        context, handlers, lanes = self.context, self.handlers, self.lanes
 
         async def run_handler(handler_id: str, envelope: dict[str, Any]) -> None:
             handler = handlers.get(handler_id)
@@ -98,10 +102,12 @@ class DramatiqBroker:
             message = CurrentMessage.get_current_message()
             options = message.options if message is not None else {}
             failures = int(options.get("retries", 0))
+            event = Envelope.model_validate(envelope)
             try:
-                await apply_or_dead_letter(
-                    context, handler, Envelope.model_validate(envelope), failures
-                )
+                async with lanes.turn(
+                    handler_id, event.subject, event.position or 0, handler.spec.time_limit_seconds
+                ):
+                    await apply_or_dead_letter(context, handler, event, failures)
             except Waiting:
                 if message is None:
                     raise
@@ -204,6 +210,9 @@ class DramatiqBroker:
         self.broker.enqueue_batch(messages)  # type: ignore[attr-defined]
 
     async def close(self) -> None:
+        if self._closed:  # the bus may be closed again (a test, then the app's shutdown)
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._sender, self.broker.close)
         self._sender.shutdown(wait=True)
 

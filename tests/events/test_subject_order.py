@@ -195,6 +195,51 @@ async def test_a_burst_on_one_subject_in_a_worker_waits_without_spending_retries
         cleanup(kind, prefix)
 
 
+@pytest.mark.parametrize("kind", ["amqp", "redis"])
+async def test_a_workers_threads_apply_a_burst_in_order_without_sending_it_back(
+    kind: str, crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dramatiq's worker threads run their handlers' coroutines on one loop, so a burst
+    on one record runs side by side: each later event waits in its subject's lane for
+    the earlier one this process runs, instead of failing its claim and going back to
+    the broker with a backoff (the old path: every event after the slow first one)."""
+    prefix = unique_prefix()
+    try:
+        app: Crm2TestApp = await crm2_app_factory(
+            extra_plugins=(probe_plugin,), broker_url=broker_url(kind), broker_queue_prefix=prefix
+        )
+        broker = app.context.events.broker
+        await app.context.events.close()  # nothing relays or consumes: the test hands over
+        async with app.context.session_factory() as session:
+            for n in BURST:
+                publish(session, probe_plugin.ItemCreated(n=n), subject="lane", actor=SYSTEM)
+            await session.commit()
+        relayed: list[Envelope] = []
+
+        async def keep(events: list[Envelope]) -> None:
+            relayed.extend(events)
+
+        await relay_batch(app.context.session_factory, keep)
+        sent_back: list[int] = []
+
+        async def send_back(_message: Any, waits: int, _delay: float) -> None:
+            sent_back.append(waits)
+
+        monkeypatch.setattr(broker, "_wait_again", send_back)
+        probe_plugin.SLOW_SECONDS[0] = 0.3
+        # what each worker thread hands to dramatiq's one event-loop thread
+        run = broker.actors["probe"].fn.__wrapped__
+        await asyncio.wait_for(
+            asyncio.gather(*(run(HANDLER, e.model_dump(mode="json")) for e in relayed)), 30
+        )
+        assert [("lane", n) for n in BURST] == probe_plugin.APPLIED
+        assert await _applied_in_order(app, "lane") == BURST
+        assert broker.lanes.running(HANDLER, "lane") == []
+        assert sent_back == []
+    finally:
+        cleanup(kind, prefix)
+
+
 async def test_an_earlier_dead_letter_holds_the_later_events_of_its_subject(
     crm2_app_factory: Any,
 ) -> None:
