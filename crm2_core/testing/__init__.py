@@ -20,6 +20,7 @@ from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
 from crm2_core.testing.migrations import PluginMigrations
+from crm2_core.testing.statements import recorded_statements
 
 __all__ = [
     "TEST_JWT_SECRET",
@@ -30,6 +31,7 @@ __all__ = [
     "TestDatabase",
     "assert_plugin_contract",
     "build_cli",
+    "recorded_statements",
 ]
 
 

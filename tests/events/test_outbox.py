@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 
 import probe_plugin
 import pytest
@@ -11,7 +10,7 @@ from helpers import dead_letters, effects, event_rows, wait_for
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import RegisteredHandler, apply_or_dead_letter
 from crm2_core.events.relay import relay_batch
-from crm2_core.testing import Crm2TestApp, TestDatabase
+from crm2_core.testing import Crm2TestApp, TestDatabase, recorded_statements
 
 
 async def _probe(factory) -> Crm2TestApp:  # type: ignore[no-untyped-def]
@@ -332,13 +331,11 @@ async def test_handler_that_waited_for_the_relay_runs_with_the_configured_lock_t
     app = await _probe(crm2_app_factory)
     async with app.context.session_factory() as session:
         configured = (await session.execute(text("SHOW lock_timeout"))).scalar()
-    seen, stop = _statements(app)
-    try:
+    # the handler runs in a task of its own: every task's statements
+    with recorded_statements(app.context.engine, this_task_only=False) as seen:
         handler = RegisteredHandler("probe.timeouts", "probe", spec)
         task, _ = await _hand_over_while_relay_holds_the_row(app, 0.3, handler)
         assert await asyncio.wait_for(task, 5) == "applied"
-    finally:
-        stop()
     assert seen_timeouts == [configured]
     waited = next(n for n, s in enumerate(seen) if "FOR KEY SHARE" in s and "SKIP" not in s)
     assert seen[waited + 1].startswith("INSERT INTO core_applied_event"), seen[waited:]
@@ -426,11 +423,8 @@ async def test_relay_moves_the_handlers_marks_in_the_batchs_statement(
         sent.extend(events)
 
     tracked = ["probe.at_start", "probe.behind"]
-    seen, stop = _statements(app, this_task_only=True)
-    try:
+    with recorded_statements(app.context.engine) as seen:
         assert await relay_batch(app.context.session_factory, keep, tracked=tracked) == 3
-    finally:
-        stop()
     assert len(seen) == 2 and "pg_try_advisory_xact_lock" in seen[0], seen
     assert [e.position for e in sent] == [1, 2, 3]
     async with app.context.session_factory() as session:
@@ -491,30 +485,6 @@ async def _relayed_unhandled(app: Crm2TestApp, count: int) -> list[Envelope]:
     return sent
 
 
-def _statements(
-    app: Crm2TestApp, *, this_task_only: bool = False
-) -> tuple[list[str], Callable[[], None]]:
-    """Every statement the app's engine runs until the returned ``stop`` is called.
-
-    ``this_task_only``: only those the calling task runs (SQLAlchemy's greenlets run
-    inside the awaiting task), so a background job's statement (a relay poll, a
-    catch-up) that happens to run meanwhile is not counted.
-    """
-    from sqlalchemy import event
-
-    seen: list[str] = []
-    task = asyncio.current_task()
-
-    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        if this_task_only and asyncio.current_task() is not task:
-            return
-        seen.append(" ".join(statement.split()))
-
-    engine = app.context.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    return seen, lambda: event.remove(engine, "before_cursor_execute", record)
-
-
 async def test_handler_claims_a_committed_event_in_two_statements(crm2_app_factory) -> None:
     """The relay has committed (the usual case): the position read needs no lock timeout
     set and reset, and the applied record is claimed, order-checked and written by one
@@ -522,11 +492,8 @@ async def test_handler_claims_a_committed_event_in_two_statements(crm2_app_facto
     app = await _probe(crm2_app_factory)
     (envelope,) = await _relayed_unhandled(app, 1)
     (handler,) = app.context.events.handlers.for_event("probe.item.created")
-    seen, stop = _statements(app, this_task_only=True)
-    try:
+    with recorded_statements(app.context.engine) as seen:
         assert await apply_or_dead_letter(app.context, handler, envelope, 0) == "applied"
-    finally:
-        stop()
     # the handler's own (probe_) statements aside (they run in its time-limit task)
     core = [s for s in seen if "probe_" not in s and ("core_" in s or "lock_timeout" in s)]
     assert len(core) == 2, core
@@ -555,11 +522,8 @@ async def test_relay_numbers_and_marks_a_batch_in_one_statement(
     async def keep(events) -> None:  # type: ignore[no-untyped-def]
         sent.extend(events)
 
-    seen, stop = _statements(app, this_task_only=True)
-    try:
+    with recorded_statements(app.context.engine) as seen:
         assert await relay_batch(app.context.session_factory, keep) == 3
-    finally:
-        stop()
     assert len(seen) == 2 and "pg_try_advisory_xact_lock" in seen[0], seen
     assert [e.position for e in sent] == [1, 2, 3]
     assert [e.data["n"] for e in sent] == [0, 1, 2]

@@ -277,3 +277,17 @@ async def test_delete_checks_if_match_when_sent(hello: Crm2TestApp) -> None:
 
 async def test_hello_keeps_the_plugin_contract(crm2_app_factory: AppFactory) -> None:
     await assert_plugin_contract("hello", crm2_app_factory, extra_plugins=(crm2_hello.plugin,))
+
+
+async def test_a_greeting_is_written_in_one_statement(hello: Crm2TestApp) -> None:
+    """One INSERT of the plugin's table per create: the request's own statements (the
+    relay and handlers beside it run in tasks of their own and are not counted)."""
+    from crm2_core.testing import recorded_statements
+
+    agent = await hello.login("agent")
+    await hello.client.post(GREETINGS, json={"name": "Warm"}, headers=agent)  # role cache
+    with recorded_statements(hello.context.engine) as seen:
+        response = await hello.client.post(GREETINGS, json={"name": "Ada"}, headers=agent)
+    assert response.status_code == 201, response.text
+    writes = [s for s in seen if "hello_" in s]
+    assert len(writes) == 1 and writes[0].startswith("INSERT INTO hello_greeting"), seen
