@@ -81,6 +81,7 @@ class DramatiqBroker:
         self.broker = make_dramatiq_broker(url, queue_prefix)
         dramatiq.set_broker(self.broker)
         # the worker's threads run their handlers on one loop: a subject's events in order
+        # (run_worker lets half its threads wait in a lane)
         self.lanes = SubjectLanes()
         self.actors = {plugin: self._declare(plugin) for plugin in handlers.plugins}
         # pika is not thread-safe and dramatiq keeps a connection per thread:

@@ -66,6 +66,8 @@ def run_worker(
             "handlers already run inside crm2 serve"
         )
     queues = worker_queues(context, plugins)
+    # a subject lane's waiting run holds its thread: half of them at most
+    bus.broker.lanes.waiters = max(1, threads // 2)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

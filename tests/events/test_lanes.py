@@ -80,3 +80,19 @@ async def test_a_run_that_raises_still_lets_the_next_one_in() -> None:
     await _run(lanes, log, 2, free)
     assert log == ["in s2", "out s2"]
     assert isinstance(failed.exception(), RuntimeError)
+
+
+async def test_past_the_waiters_an_event_goes_to_the_database_at_once() -> None:
+    """A waiting run holds a worker thread: past ``waiters`` of them, a later event
+    enters at once (its claim waits the usual way), so a hot record keeps threads free."""
+    lanes, log, held = SubjectLanes(waiters=1), [], asyncio.Event()
+    free = asyncio.Event()
+    free.set()
+    first = asyncio.create_task(_run(lanes, log, 1, held))
+    second = asyncio.create_task(_run(lanes, log, 2, free))  # waits: the one waiter
+    await asyncio.sleep(0)
+    await asyncio.wait_for(_run(lanes, log, 3, free), 2)  # no room to wait
+    assert log == ["in s1", "in s3", "out s3"]
+    held.set()
+    await asyncio.gather(first, second)
+    assert log[3:] == ["out s1", "in s2", "out s2"]

@@ -202,7 +202,8 @@ async def test_a_workers_threads_apply_a_burst_in_order_without_sending_it_back(
     """dramatiq's worker threads run their handlers' coroutines on one loop, so a burst
     on one record runs side by side: each later event waits in its subject's lane for
     the earlier one this process runs, instead of failing its claim and going back to
-    the broker with a backoff (the old path: every event after the slow first one)."""
+    the broker with a backoff (the old path: every event after the slow first one).
+    Two threads, as the worker's test process has: one may wait (``run_worker``)."""
     prefix = unique_prefix()
     try:
         app: Crm2TestApp = await crm2_app_factory(
@@ -229,9 +230,14 @@ async def test_a_workers_threads_apply_a_burst_in_order_without_sending_it_back(
         probe_plugin.SLOW_SECONDS[0] = 0.3
         # what each worker thread hands to dramatiq's one event-loop thread
         run = broker.actors["probe"].fn.__wrapped__
-        await asyncio.wait_for(
-            asyncio.gather(*(run(HANDLER, e.model_dump(mode="json")) for e in relayed)), 30
-        )
+        threads = asyncio.Semaphore(2)  # takes the messages in order, two at a time
+        broker.lanes.waiters = 1
+
+        async def thread(envelope: Envelope) -> None:
+            async with threads:
+                await run(HANDLER, envelope.model_dump(mode="json"))
+
+        await asyncio.wait_for(asyncio.gather(*(thread(e) for e in relayed)), 30)
         assert [("lane", n) for n in BURST] == probe_plugin.APPLIED
         assert await _applied_in_order(app, "lane") == BURST
         assert broker.lanes.running(HANDLER, "lane") == []
