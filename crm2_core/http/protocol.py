@@ -10,7 +10,9 @@ Here a response's first write (its head) is held until the next write, which car
 it, and goes alone at the end of the event-loop step it was made in when nothing
 follows within it: a plain response (start then body in one step, as Starlette sends
 them) leaves in one write, and a streamed response's head still leaves at once, before
-its first chunk is ready. Nothing else changes: every later write goes straight through.
+its first chunk is ready. Nothing else changes: once the head has left, the response's
+cycle gets its transport back, so every later write (a stream's events) goes straight
+through.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 class HeadWithBody:
     """A transport for one response whose first write waits for the second (see above)."""
 
-    __slots__ = ("_held", "_loop", "_transport", "_written")
+    __slots__ = ("_cycle", "_held", "_loop", "_transport", "_written")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, cycle: Any
+    ) -> None:
         self._transport = transport
         self._loop = loop
+        self._cycle = cycle
         self._held: bytes | None = None
         self._written = False
 
@@ -40,12 +45,19 @@ class HeadWithBody:
             return
         held, self._held = self._held, None
         self._transport.write(data if held is None else held + data)
+        self._step_aside()
 
     def flush(self) -> None:
         """Send the held head alone (nothing followed it in its step)."""
         held, self._held = self._held, None
         if held is not None and not self._transport.is_closing():
             self._transport.write(held)
+        self._step_aside()
+
+    def _step_aside(self) -> None:
+        """The head has left: the cycle writes to the transport itself from now on."""
+        if self._cycle.transport is self:
+            self._cycle.transport = self._transport
 
     def close(self) -> None:
         self.flush()
@@ -66,4 +78,4 @@ class JoinedWritesProtocol(HttpToolsProtocol):
         cycle = self.cycle
         # None or an earlier cycle when the request was an upgrade (a WebSocket)
         if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            cycle.transport = HeadWithBody(self.transport, self.loop, cycle)  # type: ignore[assignment]

@@ -34,9 +34,19 @@ class FakeTransport:
         return f"info {name}"
 
 
+class FakeCycle:
+    transport: object
+
+
+def _joined(transport: FakeTransport, cycle: FakeCycle | None = None) -> HeadWithBody:
+    cycle = cycle or FakeCycle()
+    cycle.transport = HeadWithBody(transport, asyncio.get_running_loop(), cycle)  # type: ignore[arg-type]
+    return cycle.transport  # type: ignore[return-value]
+
+
 async def test_head_and_body_of_one_step_are_one_write() -> None:
     transport = FakeTransport()
-    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = _joined(transport)
     joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
     joined.write(b"{}")
     await asyncio.sleep(0)
@@ -45,7 +55,7 @@ async def test_head_and_body_of_one_step_are_one_write() -> None:
 
 async def test_a_head_nothing_follows_in_its_step_leaves_alone_at_the_step_end() -> None:
     transport = FakeTransport()
-    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = _joined(transport)
     joined.write(b"head")
     assert transport.writes == []
     await asyncio.sleep(0)
@@ -55,9 +65,28 @@ async def test_a_head_nothing_follows_in_its_step_leaves_alone_at_the_step_end()
     assert transport.writes == [b"head", b"chunk 1", b"chunk 2"]
 
 
+async def test_once_the_head_has_left_the_cycle_writes_to_its_transport() -> None:
+    """A stream's every event would otherwise pass through the head's wrapper."""
+    for joined_with_body in (True, False):
+        transport, cycle = FakeTransport(), FakeCycle()
+        joined = _joined(transport, cycle)
+        joined.write(b"head")
+        assert cycle.transport is joined
+        if joined_with_body:
+            joined.write(b"body")
+        await asyncio.sleep(0)
+        assert cycle.transport is transport
+    other = FakeCycle()
+    stale = _joined(FakeTransport(), other)
+    other.transport = "the next response's"  # keep-alive: a new cycle, its own wrapper
+    stale.write(b"head")
+    await asyncio.sleep(0)
+    assert other.transport == "the next response's"
+
+
 async def test_close_sends_the_held_head_first() -> None:
     transport = FakeTransport()
-    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = _joined(transport)
     joined.write(b"head")
     joined.close()
     await asyncio.sleep(0)
@@ -67,7 +96,7 @@ async def test_close_sends_the_held_head_first() -> None:
 
 async def test_a_head_is_dropped_when_the_connection_closed_under_it() -> None:
     transport = FakeTransport()
-    joined = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = _joined(transport)
     joined.write(b"head")
     transport.close()  # the client went away
     await asyncio.sleep(0)
