@@ -21,7 +21,7 @@ from crm2_core.auth.models import (
     UserRole,
 )
 from crm2_core.db import utcnow
-from crm2_core.db.direct import DirectSelect
+from crm2_core.db.direct import DirectSelect, ReadConnection
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
 
 
@@ -58,7 +58,9 @@ _PUBLIC_USER_NAMES = tuple(str(column.key) for column in _PUBLIC_USER.statement.
 ]
 
 
-async def public_user(connection: AsyncConnection, user_id: uuid.UUID) -> dict[str, Any] | None:
+async def public_user(
+    connection: ReadConnection | AsyncConnection, user_id: uuid.UUID
+) -> dict[str, Any] | None:
     """A user's public fields with ``roles``, in one query."""
     rows = await _PUBLIC_USER.rows(connection, {"user_id": user_id})
     if not rows:

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.context import AppContext
+from crm2_core.db.direct import ReadConnection
 from crm2_core.http.idempotency_tx import IDEMPOTENCY_STATE, IdempotentRequest
 
 
@@ -61,22 +62,22 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A Core connection for a route that only reads: no ORM session around it.
+async def get_read_connection(request: Request) -> AsyncIterator[ReadConnection]:
+    """A pooled connection for a route that only reads: no ORM session around it, and
+    on PostgreSQL no SQLAlchemy connection either (:class:`ReadConnection`).
 
-    For the hottest reads (``/auth/me``, every page load): an ``AsyncSession``'s
-    construction, transaction bookkeeping, commit and close cost about as much CPU as
-    the query itself, and add nothing to one Core statement. Without BEGIN/COMMIT on
-    PostgreSQL, like the safe requests' sessions (``create_read_engine``): never write
-    through it.
+    For the hottest reads (``/auth/me``, every page load), run with
+    :class:`~crm2_core.db.direct.DirectSelect`: an ``AsyncSession``'s construction,
+    transaction bookkeeping, commit and close cost about as much CPU as the query
+    itself, and add nothing to one statement. Without BEGIN/COMMIT, like the safe
+    requests' sessions (``create_read_engine``): never write through it.
     """
     context = context_of(request)
-    connection = await (context.read_engine or context.engine).connect()
+    connection = await ReadConnection.open(context.engine, context.read_engine or context.engine)
     try:
         yield connection
     finally:
-        # Not ``async with``: its exit closes in a new task, shielded from cancellation,
-        # and FastAPI already runs a dependency's exit shielded.
+        # Not ``async with``: FastAPI already runs a dependency's exit shielded.
         await connection.close()
 
 
@@ -85,4 +86,4 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 # becomes an error response instead of a success the client wrongly trusts.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # scope="function": the connection goes back to the pool before the response is sent.
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
+ReadConnectionDep = Annotated[ReadConnection, Depends(get_read_connection, scope="function")]

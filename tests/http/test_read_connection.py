@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, event, select
 from sqlmodel import col
 
 from crm2_core.auth.models import User
-from crm2_core.db.direct import DirectSelect
+from crm2_core.db.direct import DirectSelect, ReadConnection
 from crm2_core.testing import Crm2TestApp
 
 _USER = select(col(User.id), col(User.email), col(User.created_at)).where(
@@ -56,3 +56,47 @@ async def test_direct_select_bypasses_sqlalchemy_execution_on_postgresql(
 
     direct = crm2.context.engine.dialect.driver == "asyncpg"
     assert len(statements) == (0 if direct else 1)
+
+
+async def test_a_read_connection_answers_outside_a_transaction_and_goes_back_to_the_pool(
+    crm2: Crm2TestApp,
+) -> None:
+    """``ReadConnectionDep``'s connection: on PostgreSQL the pool's driver connection
+    itself (no SQLAlchemy connection, no BEGIN), given back on close; elsewhere a
+    SQLAlchemy connection on the read engine. The same rows either way."""
+    await crm2.create_user("viewer", email="pooled@example.com")
+    context = crm2.context
+    engine = context.engine
+    pool = engine.sync_engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    connection = await ReadConnection.open(engine, context.read_engine or engine)
+    try:
+        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+        got = await DirectSelect(_USER).rows(connection, {"email": "pooled@example.com"})
+        if engine.dialect.driver == "asyncpg":
+            assert connection.sqlalchemy is None
+            assert not connection.driver.is_in_transaction()
+        else:
+            assert connection.driver is None and connection.sqlalchemy is not None
+    finally:
+        await connection.close()
+    await connection.close()  # twice is harmless (FastAPI's exit after an error)
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    async with engine.connect() as sqlalchemy:
+        expected = [
+            tuple(row)
+            for row in (await sqlalchemy.execute(_USER, {"email": "pooled@example.com"})).all()
+        ]
+    assert got == expected and len(got) == 1
+
+
+async def test_auth_me_reads_through_a_pooled_connection_it_gives_back(crm2: Crm2TestApp) -> None:
+    headers = await crm2.login("agent", email="me-pooled@example.com")
+    pool = crm2.context.engine.sync_engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    for _ in range(3):
+        answer = await crm2.client.get("/api/v1/auth/me", headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["email"] == "me-pooled@example.com"
+        assert answer.json()["roles"] == ["agent"]
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
