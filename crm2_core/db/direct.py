@@ -65,10 +65,12 @@ class ReadConnection:
         return connection
 
     async def close(self) -> None:
-        """Back to the pool (the pool's reset has no transaction to roll back)."""
+        """Back to the pool (the pool's reset has no transaction to roll back), or out
+        of it when the server closed it meanwhile (a restart, a terminated backend)."""
         if self._pooled is not None:
-            pooled, self._pooled, self.driver = self._pooled, None, None
-            await greenlet_spawn(pooled.close)
+            pooled, driver = self._pooled, self.driver
+            self._pooled = self.driver = None
+            await greenlet_spawn(pooled.invalidate if driver.is_closed() else pooled.close)
         elif self.sqlalchemy is not None:
             sqlalchemy, self.sqlalchemy = self.sqlalchemy, None
             await sqlalchemy.close()

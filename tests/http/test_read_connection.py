@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import bindparam, event, select
+import pytest
+from sqlalchemy import bindparam, event, select, text
 from sqlmodel import col
 
 from crm2_core.auth.models import User
@@ -100,3 +101,30 @@ async def test_auth_me_reads_through_a_pooled_connection_it_gives_back(crm2: Crm
         assert answer.json()["email"] == "me-pooled@example.com"
         assert answer.json()["roles"] == ["agent"]
     assert pool.checkedout() == before  # type: ignore[attr-defined]
+
+
+async def test_a_read_connection_the_server_dropped_does_not_go_back_to_the_pool(
+    crm2: Crm2TestApp,
+) -> None:
+    """Without a ping on checkout, a dead connection back in the pool would fail the
+    next request that takes it; a lost one is dropped and the next gets a new one."""
+    context = crm2.context
+    engine = context.engine
+    if engine.dialect.driver != "asyncpg":
+        pytest.skip("the pooled driver connection is PostgreSQL's")
+    connection = await ReadConnection.open(engine, context.read_engine or engine)
+    lost = connection.driver
+    async with engine.connect() as admin:  # the server ends that backend
+        pid = lost.get_server_pid()
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(Exception):  # noqa: B017 - asyncpg's connection-lost error
+        await lost.fetch("SELECT 1")
+    await connection.close()
+    pool = engine.sync_engine.pool
+    fresh = [await ReadConnection.open(engine, engine) for _ in range(pool.size())]  # type: ignore[attr-defined]
+    try:
+        assert all(c.driver is not lost for c in fresh)
+        assert [await c.driver.fetchval("SELECT 1") for c in fresh] == [1] * len(fresh)
+    finally:
+        for c in fresh:
+            await c.close()
