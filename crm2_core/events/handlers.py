@@ -144,8 +144,8 @@ async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
     """The event's committed position in one statement, or ``None`` while the relay
     still holds the row (PostgreSQL: ``SKIP LOCKED`` answers at once instead of waiting).
 
-    The usual case: by the time a broker hands the event over, the relay has committed,
-    and no lock timeout needs setting (and resetting) around the read.
+    After a claim that wrote nothing, a committed position (a duplicate, or an event
+    held behind an earlier one) needs no lock timeout set (and reset) around the read.
     """
     stmt = (
         select(col(EventRecord.position))
@@ -156,8 +156,8 @@ async def _position_if_free(session: AsyncSession, event: Envelope) -> Any:
 
 
 async def _wait_for_committed_position(session: AsyncSession, event: Envelope) -> bool:
-    """Until the relay's commit is visible, earlier events' positions are not: the order
-    check below would see a hole where an older event of the same subject sits.
+    """Until the relay's commit is visible, earlier events' positions are not: the claim's
+    order check would see a hole where an older event of the same subject sits.
 
     Waits in the handler's own transaction (one transaction per delivery, not two):
     once the position is seen, the next statements see the relay's commit too
@@ -190,13 +190,14 @@ _CLAIMED = ("handler", "event_id", "subject", "position", "applied_at")
 
 @lru_cache(maxsize=256)
 def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
-    """``INSERT`` the ``(handler, event)`` record unless it exists or an earlier event of
-    the subject is pending for this handler; ``RETURNING`` tells whether it was written.
+    """``INSERT`` the ``(handler, event)`` record unless it exists, the event's position
+    is not committed (as far as the statement sees) or an earlier event of the subject
+    is pending for this handler; ``RETURNING`` tells whether it was written.
 
-    One statement for what were three (applied yet? anything earlier pending? claim): a
-    concurrent delivery of the same pair waits on the other's uncommitted row, then
-    finds the conflict and writes nothing. Built once per handler's event types, with
-    the pair's values as parameters (``_CLAIMED``).
+    One statement for what were four (position committed? applied yet? anything earlier
+    pending? claim): a concurrent delivery of the same pair waits on the other's
+    uncommitted row, then finds the conflict and writes nothing. Built once per
+    handler's event types, with the pair's values as parameters (``_CLAIMED``).
     """
     table = AppliedEvent.__table__  # type: ignore[attr-defined]
     # parameter names that are no column's: an INSERT would take those as its values
@@ -221,7 +222,13 @@ def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
         # a dead-lettered one holds this one too (see _held_behind); a skipped one not
         ~_skipped(param["handler"], col(EventRecord.id)),
     )
-    row = select(*param.values()).where(~earlier.exists())
+    # The event at this position in the statement's own snapshot: then the relay's
+    # commit, and every earlier one, is in that snapshot too (see apply).
+    relayed = select(col(EventRecord.id)).where(
+        col(EventRecord.id) == param["event_id"],
+        col(EventRecord.position) == param["position"],
+    )
+    row = select(*param.values()).where(relayed.exists(), ~earlier.exists())
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return (
         insert(table)
@@ -235,9 +242,6 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
-        if not await _wait_for_committed_position(session, event):
-            log.info("event %s was delivered with a stale position; ignored", event.id)
-            return "duplicate"
         claim = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
         values = {
             "claim_handler": handler.id,
@@ -246,7 +250,18 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
             "claim_position": event.position,
             "claim_applied_at": utcnow(),
         }
+        # The usual case, in one statement: the relay has committed and nothing earlier
+        # is pending. The claim sees the event at its position only in a snapshot that
+        # holds the relay's commit, so its order check sees every earlier position.
         claimed = (await session.execute(claim, values)).first() is not None
+        if not claimed:
+            # Not committed yet (wait for it), stale, a duplicate or held: find out which,
+            # in a transaction of its own (SQLite: the INSERT took the write lock).
+            await session.rollback()
+            if not await _wait_for_committed_position(session, event):
+                log.info("event %s was delivered with a stale position; ignored", event.id)
+                return "duplicate"
+            claimed = (await session.execute(claim, values)).first() is not None
         if not claimed:
             if await session.get(AppliedEvent, (handler.id, event.id)) is not None:
                 return "duplicate"
