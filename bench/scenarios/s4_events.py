@@ -95,12 +95,24 @@ def plugin_pythonpath(workdir: Path) -> str:
     return os.pathsep.join(p for p in parts if p)
 
 
+def only_plugins() -> dict[str, str]:
+    """``BENCH_S4_PLUGINS`` (e.g. ``benchprobe``): run 4/4b with only these plugins, to
+    see the path without the other plugins' handlers of every event (diagnostic; the
+    scenario's figures are with every installed plugin)."""
+    chosen = os.environ.get("BENCH_S4_PLUGINS", "")
+    if not chosen:
+        return {}
+    log(f"s4/4b with only the plugins {chosen} (BENCH_S4_PLUGINS)")
+    return {"CRM2_PLUGINS": chosen}
+
+
 def events_env(envs: Envs) -> Crm2Env:
     """The PostgreSQL crm2 environment shared by 4 and 4b, with benchprobe installed."""
     return envs.get(
         "events",
         PYTHONPATH=plugin_pythonpath(envs.workdir),
         BENCHPROBE_REDIS_URL=REDIS_URL,
+        **only_plugins(),
     )
 
 

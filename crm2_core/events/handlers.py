@@ -242,7 +242,8 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
-        claim = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
+        dialect = session.get_bind().dialect.name
+        claim = _claim(tuple(handler.spec.event_types), dialect)
         values = {
             "claim_handler": handler.id,
             "claim_event_id": event.id,
@@ -255,9 +256,11 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         # holds the relay's commit, so its order check sees every earlier position.
         claimed = (await session.execute(claim, values)).first() is not None
         if not claimed:
-            # Not committed yet (wait for it), stale, a duplicate or held: find out which,
-            # in a transaction of its own (SQLite: the INSERT took the write lock).
-            await session.rollback()
+            # Not committed yet (wait for it), stale, a duplicate or held: find out which.
+            # PostgreSQL's next statements take snapshots of their own; SQLite's INSERT
+            # took the write lock (the relay could not commit) and its snapshot stays.
+            if dialect != "postgresql":
+                await session.rollback()
             if not await _wait_for_committed_position(session, event):
                 log.info("event %s was delivered with a stale position; ignored", event.id)
                 return "duplicate"
