@@ -32,18 +32,14 @@ async def name_taken(
     return bool((await session.execute(stmt)).scalar())
 
 
-async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Rule]:
-    stmt = (
-        select(Rule)
-        .where(col(Rule.event_type) == event_type, col(Rule.enabled).is_(True))
-        .order_by(col(Rule.name))
-    )
-    return list((await session.execute(stmt)).scalars())
-
-
-# Built once: the rules handler reads both for every batch of events, and a statement
-# object reused keeps its SQLAlchemy cache key (building and keying it cost as much
-# CPU as running it).
+# Built once: the rules handler reads these for every event (or batch of events), and
+# a statement object reused keeps its SQLAlchemy cache key (building and keying it cost
+# as much CPU as running it).
+_RULES_FOR_TYPE = (
+    select(Rule)
+    .where(col(Rule.event_type) == bindparam("event_type"), col(Rule.enabled).is_(True))
+    .order_by(col(Rule.name))
+)
 _RULES_FOR_TYPES = (
     select(Rule)
     .where(
@@ -53,6 +49,12 @@ _RULES_FOR_TYPES = (
     .order_by(col(Rule.name))
 )
 _ACTIVE_WEBHOOKS = select(Webhook).where(col(Webhook.active).is_(True))
+
+
+async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Rule]:
+    """The enabled rules on ``event_type``, by name."""
+    params = {"event_type": event_type}
+    return list((await session.execute(_RULES_FOR_TYPE, params)).scalars())
 
 
 async def rules_for_types(session: AsyncSession, event_types: Iterable[str]) -> Sequence[Rule]:
