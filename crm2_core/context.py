@@ -82,7 +82,7 @@ class AppContext:
     session_factory: async_sessionmaker[AsyncSession]
     # safe requests' sessions (no BEGIN/COMMIT on PostgreSQL); None: use session_factory
     read_session_factory: async_sessionmaker[AsyncSession] | None = None
-    # ``ReadConnectionDep``'s engine (no BEGIN/COMMIT on PostgreSQL); None: use engine
+    # ``http.deps.read_connection``'s engine (no BEGIN/COMMIT on PostgreSQL); None: use engine
     read_engine: AsyncEngine | None = None
     redis: Redis | None = None
     # this application's session class: session events listen here, not process-wide

@@ -46,7 +46,7 @@ _PUBLIC_USER_COLUMNS = (
 
 # Built once: the path every page load takes should not rebuild (and re-key) the
 # statement per request. Plain columns, nothing the ORM would add: run on a Core read
-# connection (``ReadConnectionDep``), straight through the driver on PostgreSQL.
+# connection (``http.deps.read_connection``), straight through the driver on PostgreSQL.
 _PUBLIC_USER = DirectSelect(
     select(*_PUBLIC_USER_COLUMNS, col(UserRole.role_name))
     .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))

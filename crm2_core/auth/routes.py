@@ -34,7 +34,7 @@ from crm2_core.auth.schemas import (
 )
 from crm2_core.auth.service import AuthService
 from crm2_core.errors import Forbidden
-from crm2_core.http.deps import ContextDep, ReadConnectionDep, SessionDep
+from crm2_core.http.deps import ContextDep, SessionDep, read_connection
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
@@ -155,14 +155,15 @@ async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep)
 
 
 @router.get("/me", response_model=Me)
-async def me(principal: CurrentPrincipal, connection: ReadConnectionDep, request: Request) -> Me:
+async def me(principal: CurrentPrincipal, request: Request) -> Me:
     """The signed-in user with their roles and effective permissions.
 
     ``"*"`` (admin) is listed together with every permission it stands for.
     """
     if principal.kind != "user":
         raise Forbidden("/auth/me describes users; this credential is an API key")
-    user = await repo.public_user(connection, principal.id)
+    async with read_connection(request) as connection:
+        user = await repo.public_user(connection, principal.id)
     if user is None or not user["is_active"]:
         raise UserNotFound("the signed-in user no longer exists")
     enabled = authenticator_of(request).enabled_permissions

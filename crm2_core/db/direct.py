@@ -34,7 +34,7 @@ class _Compiled:
 
 
 class ReadConnection:
-    """A pooled connection for one request that only reads (``ReadConnectionDep``).
+    """A pooled connection for one request that only reads (``http.deps.read_connection``).
 
     On asyncpg it is the pool's driver connection itself, taken and given back without
     a SQLAlchemy ``Connection`` around it: building, starting and closing one (its
@@ -43,12 +43,16 @@ class ReadConnection:
     (:class:`DirectSelect`). No transaction is begun: the driver runs each statement
     by itself, as the read engine would. Other drivers get a SQLAlchemy connection on
     the read engine (``sqlalchemy``). Never write through either.
+
+    ``async with ReadConnection(engine, read_engine) as connection:`` takes it and gives
+    it back (or ``open`` and ``close``).
     """
 
-    __slots__ = ("_pooled", "dialect", "driver", "sqlalchemy")
+    __slots__ = ("_engine", "_pooled", "_read_engine", "dialect", "driver", "sqlalchemy")
 
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine) -> None:
+        self._engine, self._read_engine = engine, read_engine
+        self.dialect: Dialect = engine.dialect
         self.driver: Any = None  # the asyncpg connection
         self.sqlalchemy: AsyncConnection | None = None
         self._pooled: PoolProxiedConnection | None = None
@@ -56,13 +60,18 @@ class ReadConnection:
     @classmethod
     async def open(cls, engine: AsyncEngine, read_engine: AsyncEngine) -> ReadConnection:
         """From ``engine``'s pool; ``read_engine`` (no BEGIN) for other drivers."""
-        connection = cls(engine.dialect)
-        if engine.dialect.driver == "asyncpg":
-            pooled = await engine.raw_connection()
-            connection._pooled, connection.driver = pooled, pooled.driver_connection
+        return await cls(engine, read_engine).__aenter__()
+
+    async def __aenter__(self) -> ReadConnection:
+        if self.dialect.driver == "asyncpg":
+            pooled = await self._engine.raw_connection()
+            self._pooled, self.driver = pooled, pooled.driver_connection
         else:
-            connection.sqlalchemy = await read_engine.connect()
-        return connection
+            self.sqlalchemy = await self._read_engine.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         """Back to the pool (the pool's reset has no transaction to roll back), or out
@@ -104,8 +113,8 @@ class DirectSelect:
     ) -> list[Sequence[Any]]:
         """The result rows as tuples, in the statement's column order.
 
-        On PostgreSQL ``connection`` should be a read connection (``ReadConnectionDep``,
-        no transaction): the driver runs the statement as it is, outside whatever
+        On PostgreSQL ``connection`` should be a :class:`ReadConnection` (no
+        transaction): the driver runs the statement as it is, outside whatever
         transaction SQLAlchemy would otherwise have begun.
         """
         dialect = connection.dialect

@@ -62,28 +62,24 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[ReadConnection]:
-    """A pooled connection for a route that only reads: no ORM session around it, and
-    on PostgreSQL no SQLAlchemy connection either (:class:`ReadConnection`).
+def read_connection(request: Request) -> ReadConnection:
+    """A pooled connection for a route that only reads, taken by ``async with``: no ORM
+    session around it, and on PostgreSQL no SQLAlchemy connection either
+    (:class:`ReadConnection`).
 
     For the hottest reads (``/auth/me``, every page load), run with
     :class:`~crm2_core.db.direct.DirectSelect`: an ``AsyncSession``'s construction,
     transaction bookkeeping, commit and close cost about as much CPU as the query
     itself, and add nothing to one statement. Without BEGIN/COMMIT, like the safe
-    requests' sessions (``create_read_engine``): never write through it.
+    requests' sessions (``create_read_engine``): never write through it. Not a
+    ``yield`` dependency: FastAPI's entering and shielded exit of one cost a tenth of
+    such a request's CPU; the route holds the connection only around its statements.
     """
     context = context_of(request)
-    connection = await ReadConnection.open(context.engine, context.read_engine or context.engine)
-    try:
-        yield connection
-    finally:
-        # Not ``async with``: FastAPI already runs a dependency's exit shielded.
-        await connection.close()
+    return ReadConnection(context.engine, context.read_engine or context.engine)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 # scope="function": commit before the response is sent, so a failed commit
 # becomes an error response instead of a success the client wrongly trusts.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-# scope="function": the connection goes back to the pool before the response is sent.
-ReadConnectionDep = Annotated[ReadConnection, Depends(get_read_connection, scope="function")]

@@ -223,7 +223,7 @@ async def test_authenticated_get_runs_no_query_once_warm(
 async def test_me_reads_its_one_query_without_an_orm_session(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
-    """``/auth/me`` runs on a Core connection (``ReadConnectionDep``): a session's
+    """``/auth/me`` runs on a Core connection (``http.deps.read_connection``): a session's
     construction, transaction and commit would cost as much CPU as the query."""
     assert (await crm2.client.get(ME, headers=admin)).status_code == 200  # warms the caches
     transactions: list[object] = []

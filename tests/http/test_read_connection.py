@@ -1,4 +1,4 @@
-"""``ReadConnectionDep``'s engine and ``DirectSelect``: hot reads without the ORM's cost."""
+"""``http.deps.read_connection`` and ``DirectSelect``: hot reads without the ORM's cost."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def test_direct_select_bypasses_sqlalchemy_execution_on_postgresql(
 async def test_a_read_connection_answers_outside_a_transaction_and_goes_back_to_the_pool(
     crm2: Crm2TestApp,
 ) -> None:
-    """``ReadConnectionDep``'s connection: on PostgreSQL the pool's driver connection
+    """``read_connection``: on PostgreSQL the pool's driver connection
     itself (no SQLAlchemy connection, no BEGIN), given back on close; elsewhere a
     SQLAlchemy connection on the read engine. The same rows either way."""
     await crm2.create_user("viewer", email="pooled@example.com")
@@ -89,6 +89,24 @@ async def test_a_read_connection_answers_outside_a_transaction_and_goes_back_to_
             for row in (await sqlalchemy.execute(_USER, {"email": "pooled@example.com"})).all()
         ]
     assert got == expected and len(got) == 1
+
+
+async def test_a_read_connection_goes_back_to_the_pool_when_the_block_raises(
+    crm2: Crm2TestApp,
+) -> None:
+    """(The pool's checked-out count moves with the relay and jobs beside the test: the
+    connection's own state is what is checked.)"""
+    engine = crm2.context.engine
+    with pytest.raises(LookupError):
+        async with ReadConnection(engine, crm2.context.read_engine or engine) as connection:
+            pooled, sqlalchemy = connection._pooled, connection.sqlalchemy
+            await DirectSelect(_USER).rows(connection, {"email": "nobody@example.com"})
+            raise LookupError("the route failed after its read")
+    assert connection.driver is None and connection.sqlalchemy is None
+    if pooled is not None:  # asyncpg: the pool's record has it back
+        assert pooled.dbapi_connection is None
+    else:
+        assert sqlalchemy is not None and sqlalchemy.closed
 
 
 async def test_auth_me_reads_through_a_pooled_connection_it_gives_back(crm2: Crm2TestApp) -> None:
