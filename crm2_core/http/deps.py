@@ -101,6 +101,8 @@ def read_connection(request: Request) -> ReadConnection:
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
-# scope="function": commit before the response is sent, so a failed commit
-# becomes an error response instead of a success the client wrongly trusts.
+# get_session commits before the response is sent (see its docstring), so a failed
+# commit becomes an error response instead of a success the client wrongly trusts.
+# scope="function" keeps FastAPI's check: a request-scoped yield dependency, which
+# would run after the session ended, may not take it.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
