@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, status
@@ -34,7 +35,7 @@ from crm2_core.auth.schemas import (
 )
 from crm2_core.auth.service import AuthService
 from crm2_core.errors import Forbidden
-from crm2_core.http.deps import ContextDep, SessionDep, read_connection
+from crm2_core.http.deps import ContextDep, SessionDep, context_of, read_connection
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep
 from crm2_core.http.problems import problem_responses
@@ -46,7 +47,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 async def auth_service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.context.auth
+    service: AuthService = context_of(request).auth
     return service
 
 
@@ -167,11 +168,20 @@ async def me(principal: CurrentPrincipal, request: Request) -> Me:
     if user is None or not user["is_active"]:
         raise UserNotFound("the signed-in user no longer exists")
     enabled = authenticator_of(request).enabled_permissions
+    # frozenset() of a frozenset is that same object; a backend's plain set is copied
+    permissions = shown_permissions(frozenset(principal.permissions), enabled)
+    return Me.model_validate({**user, "permissions": permissions})
+
+
+@lru_cache(maxsize=256)
+def shown_permissions(granted: frozenset[str], enabled: frozenset[str]) -> tuple[str, ...]:
+    """What ``/auth/me`` lists for ``granted``, sorted: each of the few role sets there
+    are is sorted once."""
     # A disabled plugin's grants stay in its roles, but mean nothing while it is off.
-    permissions = {p for p in principal.permissions if p == "*" or p in enabled}
-    if "*" in permissions:  # spell "everything" out, so a UI can check one name at a time
-        permissions |= enabled
-    return Me.model_validate({**user, "permissions": sorted(permissions)})
+    shown = {p for p in granted if p == "*" or p in enabled}
+    if "*" in shown:  # spell "everything" out, so a UI can check one name at a time
+        shown |= enabled
+    return tuple(sorted(shown))
 
 
 # -- users ----------------------------------------------------------------------------

@@ -15,7 +15,16 @@ from crm2_core.http.idempotency_tx import IDEMPOTENCY_STATE, IdempotentRequest
 
 
 def context_of(request: Request) -> AppContext:
-    context: AppContext = request.app.state.context
+    """The application's context (``app.state.context``).
+
+    Read from the state's own dict: ``request.app.state.context`` goes through
+    Starlette's ``State.__getattr__`` after a failed attribute look-up, ~0.8 µs where
+    this takes ~0.1, and a request asks several times (its guard, its principal, each
+    permission check, the route).
+    """
+    state = request.scope["app"].state
+    found = vars(state).get("_state")
+    context: AppContext = found["context"] if found and "context" in found else state.context
     return context
 
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 
 from crm2_core.db.pagination import DEFAULT_LIMIT, PageParams
+from crm2_core.http.deps import context_of
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ Cursor = Annotated[
 
 def page_of(request: Request, limit: int, cursor: str | None) -> PageParams:
     """The page asked for, its ``limit`` capped by ``CRM2_PAGE_MAX_LIMIT``."""
-    cap: int = request.app.state.context.settings.page_max_limit
+    cap: int = context_of(request).settings.page_max_limit
     return PageParams(limit=min(limit, cap), cursor=cursor)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -60,6 +61,15 @@ def test_the_memo_forgets_at_its_bound() -> None:
     for dependant in kept:
         SOLVER["_get_cache_key"](dependant=dependant)
     assert 0 < len(dependency_facts._cache_keys) <= dependency_facts._BOUND
+
+
+def test_the_solvers_callable_alias_is_built_once_and_is_the_same_alias() -> None:
+    dependency_facts.install()
+    callable_ = SOLVER["Callable"]
+    assert callable_[..., Any] is callable_[..., Any]  # built once, not per sub-dependency
+    assert callable_[..., Any] == collections.abc.Callable[..., Any]
+    assert callable_[[int], str] == collections.abc.Callable[[int], str]
+    assert callable_.__name__ == "Callable"  # anything else is the real one's
 
 
 CLOSED: list[str] = []
