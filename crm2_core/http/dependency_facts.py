@@ -104,4 +104,4 @@ def install() -> None:
             if hasattr(module, name):
                 setattr(module, name, answer)
     if getattr(utils, "Callable", None) is collections.abc.Callable:
-        utils.Callable = _SubscriptedOnce(collections.abc.Callable)  # type: ignore[assignment]
+        setattr(utils, "Callable", _SubscriptedOnce(collections.abc.Callable))  # noqa: B010
