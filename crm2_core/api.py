@@ -14,6 +14,7 @@ from crm2_core.auth.models import User
 from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.bulk import insert_rows
+from crm2_core.db.direct import execute_in_session
 from crm2_core.db.lists import in_values
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
 from crm2_core.db.together import NewRow, insert_together, new_row
@@ -208,6 +209,7 @@ __all__ = [
     "decide_login",
     "eq",
     "etag_for",
+    "execute_in_session",
     "exponent",
     "export_list",
     "export_pages",

@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select
+from sqlalchemy import Select
 from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.cache_key import CacheKey
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
@@ -157,41 +159,81 @@ class _Plan:
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
     results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor)
-    make_row: Callable[[Sequence[Any]], Row[Any]]
+    make_row: Callable[[Sequence[Any]], Any]
+
+    def arguments(self, key: CacheKey, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """The driver's positional arguments: ``params`` and the values ``key`` extracted
+        from this call's statement, through each bind's processor."""
+        values = self.compiled.construct_params(params=params, extracted_parameters=key[1]) or {}
+        return [
+            values[name] if process is None else process(values[name])
+            for process, name in zip(self.binds, self.names, strict=True)
+        ]
+
+    def rows(self, records: Sequence[Sequence[Any]], make_row: Any = None) -> list[Any]:
+        make = self.make_row if make_row is None else make_row
+        processors = self.results
+        if not processors:
+            return [make(tuple(record)) for record in records]
+        out = []
+        for record in records:
+            values = list(record)
+            for index, process in processors:
+                values[index] = process(values[index])
+            out.append(make(values))
+        return out
 
 
-_PLANS: dict[tuple[str, Any], _Plan | None] = {}
+_PLANS: dict[tuple[str, bool, Any], _Plan | None] = {}
 _MAX_PLANS = 1000
 
 
-def _plan(statement: Select[Any], dialect: Dialect, key: CacheKey) -> _Plan | None:
+def _plan(
+    statement: Executable, dialect: Dialect, key: CacheKey, *, keyed: bool = True
+) -> _Plan | None:
     """``statement`` compiled for ``dialect``, or ``None`` when its SQL is only final at
-    execution (an expanding ``IN``, a literal rendered then): SQLAlchemy runs those."""
-    cache_key = (dialect.name, key.key)
+    execution (an expanding ``IN``, a literal rendered then) or its rows are not plain
+    columns: SQLAlchemy runs those. ``keyed``: rows are ``Row``s keyed by column (each
+    column plainly and uniquely named); otherwise plain tuples.
+
+    A ``SELECT``, or an ``INSERT``/``UPDATE``/``DELETE`` without ``RETURNING``."""
+    cache_key = (dialect.name, keyed, key.key)
     if cache_key in _PLANS:
         return _PLANS[cache_key]
-    compiled = statement.compile(dialect=dialect, cache_key=key)
-    keys = [str(column.key) for column in statement.selected_columns]
+    if isinstance(statement, Select):
+        columns = list(statement.selected_columns)
+    elif isinstance(statement, UpdateBase) and not statement._returning:
+        columns = []
+    else:
+        columns = None
     plan = None
-    # Rows keyed exactly as SQLAlchemy keys them: plain, uniquely named columns only.
-    plain = keys == [column.keyname for column in compiled._result_columns]
-    plain = plain and len(set(keys)) == len(keys)
-    if plain and "POSTCOMPILE" not in compiled.string and not compiled.literal_execute_params:
-        names = tuple(compiled.positiontup or ())
-        plan = _Plan(
-            compiled,
-            names,
-            tuple(
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                for name in names
-            ),
-            tuple(
-                (index, process)
-                for index, column in enumerate(statement.selected_columns)
-                if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
-            ),
-            result_tuple(keys),
-        )
+    compiled = None if columns is None else statement.compile(dialect=dialect, cache_key=key)
+    if compiled is not None and columns is not None:
+        keys = [str(column.key) for column in columns]
+        if keyed:  # rows keyed exactly as SQLAlchemy keys them: plain, unique names only
+            plain = keys == [column.keyname for column in compiled._result_columns]
+            plain = plain and len(set(keys)) == len(keys)
+        else:  # tuples: a value per selected column, whatever its label
+            plain = len(compiled._result_columns) == len(columns)
+        final = "POSTCOMPILE" not in compiled.string and not compiled.literal_execute_params
+        if plain and final:
+            names = tuple(compiled.positiontup or ())
+            plan = _Plan(
+                compiled,
+                names,
+                tuple(
+                    compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                    for name in names
+                ),
+                tuple(
+                    (index, process)
+                    for index, column in enumerate(columns)
+                    if (
+                        process := column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    )
+                ),
+                result_tuple(keys) if keyed else tuple,
+            )
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     _PLANS[cache_key] = plan
@@ -239,28 +281,14 @@ async def select_rows(
     if plan is None or raw is None or not getattr(raw.dbapi_connection, "autocommit", False):
         return await _through_sqlalchemy(session, statement, make_row)
     assert key is not None
-    params = plan.compiled.construct_params(extracted_parameters=key[1]) or {}
-    args = [
-        params[name] if process is None else process(params[name])
-        for process, name in zip(plan.binds, plan.names, strict=True)
-    ]
+    args = plan.arguments(key)
     try:
         records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
     except Exception:
         # SQLAlchemy meets the error itself: its exception types (which the problem
         # handlers answer) and, for a lost connection, the pool's invalidation.
         return await _through_sqlalchemy(session, statement, make_row)
-    make = plan.make_row if make_row is None else make_row
-    processors = plan.results
-    if not processors:
-        return [make(tuple(record)) for record in records]
-    out = []
-    for record in records:
-        values = list(record)
-        for index, process in processors:
-            values[index] = process(values[index])
-        out.append(make(values))
-    return out
+    return plan.rows(records, make_row)
 
 
 async def _through_sqlalchemy(
@@ -268,3 +296,77 @@ async def _through_sqlalchemy(
 ) -> list[Any]:
     rows = (await session.execute(statement)).all()
     return list(rows) if make_row is None else [make_row(row) for row in rows]
+
+
+# -- a statement inside the session's transaction ------------------------------------------
+
+
+def _has_pending(session: AsyncSession) -> bool:
+    """Would ``session.execute`` flush first (autoflush with unwritten ORM changes)?"""
+    sync = session.sync_session
+    return sync.autoflush and bool(sync.new or sync.deleted or sync.dirty)
+
+
+async def execute_in_session(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """``(await session.execute(statement, params)).all()`` as plain tuples, in the
+    session's transaction, straight through asyncpg on PostgreSQL.
+
+    For the few statements of the hottest writes (a new deal's start query and its
+    ``insert_together``): SQLAlchemy's session and Core execution around one statement
+    (compile-cache look-up, execution context, the adapted cursor, the result object)
+    cost about twice the driver's own CPU for it. Here the statement is compiled once
+    per shape (as ``select_rows`` does), the session's transaction is begun on the
+    driver by SQLAlchemy's own adapter (its lazy ``BEGIN``, under its lock) so the
+    statement is in the transaction the session commits or rolls back, and a failure is
+    handed to SQLAlchemy's connection: the same exception types (``IntegrityError``…),
+    the same invalidation of a lost connection, the same ``handle_error`` events.
+
+    SQLAlchemy runs it as usual anywhere else: another driver, a session or engine with
+    statement listeners (tracing, tests recording SQL), a statement it must finish at
+    execution. Unwritten ORM changes are flushed first, as ``session.execute`` would.
+    """
+    if _has_pending(session):
+        await session.flush()
+    connection = await session.connection()
+    dialect = connection.dialect
+    sync = connection.sync_connection
+    direct = (
+        dialect.driver == "asyncpg"
+        and sync is not None
+        and not _listened(sync.dispatch)
+        and not session.sync_session.dispatch.do_orm_execute
+    )
+    key = statement._generate_cache_key() if direct else None
+    plan = None if key is None else _plan(statement, dialect, key, keyed=False)
+    if plan is None or key is None or sync is None:
+        result = await session.execute(statement, params)
+        returns_rows = isinstance(statement, Select) or bool(getattr(statement, "_returning", ()))
+        return [tuple(row) for row in result.all()] if returns_rows else []
+    args = plan.arguments(key, params)
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    sql = plan.compiled.string
+    try:
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()  # SQLAlchemy's own lazy BEGIN
+            records = await adapted._connection.fetch(sql, *args)
+    except Exception as error:
+        await greenlet_spawn(_raise_as_sqlalchemy, sync, adapted, error, sql, args)
+        raise  # not reached: the line above raises
+    rows: list[tuple[Any, ...]] = plan.rows(records)
+    return rows
+
+
+def _raise_as_sqlalchemy(
+    sync: Any, adapted: Any, error: Exception, sql: str, args: Sequence[Any]
+) -> None:
+    """Raise ``error`` as SQLAlchemy would have: translated by its asyncpg adapter, then
+    through the connection's handling (wrapping, invalidation, ``handle_error``)."""
+    try:
+        if isinstance(error, adapted.dbapi.Error):
+            raise error
+        adapted._handle_exception(error)  # raises the adapter's translation
+    except Exception as translated:
+        sync._handle_dbapi_exception(translated, sql, tuple(args), None, None)

@@ -12,6 +12,8 @@ from sqlalchemy import Table, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from crm2_core.db.direct import execute_in_session
+
 # One shape: each row's table and the columns it writes, parents first.
 Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 
@@ -123,7 +125,7 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
         table, values = _values_of(row)
         shape.append((table, tuple(values)))
         params.update((f"r{number}_{name}", value) for name, value in values.items())
-    await session.execute(_statement(tuple(shape)), params)
+    await execute_in_session(session, _statement(tuple(shape)), params)
     for row in rows:
         if not isinstance(row, NewRow) and row in session:
             session.expunge(row)

@@ -15,7 +15,7 @@ from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import OrderKey, PageParams, Visibility, paginate
+from crm2_core.api import OrderKey, PageParams, Visibility, execute_in_session, paginate
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
 
 # The default pipeline first, then by name.
@@ -132,10 +132,10 @@ async def pipeline_with_first_open_stage(
     clause, params = also if also is not None else (None, {})
     stmt = _first_open_stage(pipeline_id is not None, clause)
     values = {**params, "start_pipeline_id": pipeline_id} if pipeline_id is not None else params
-    row = (await session.execute(stmt, values)).first()
-    if row is None:
+    rows = await execute_in_session(session, stmt, values)  # a new deal's: the hot path
+    if not rows:
         return None
-    pipeline, pipeline_name, stage_id, stage_name, kind, answer = row
+    pipeline, pipeline_name, stage_id, stage_name, kind, answer = rows[0]
     stage = None if stage_id is None else StageRef(stage_id, pipeline, stage_name, kind)
     return Start(pipeline_name, stage, bool(answer))
 

@@ -1,0 +1,95 @@
+"""``execute_in_session``: a statement in the session's own transaction, straight through
+asyncpg on PostgreSQL, with what ``session.execute`` would have done around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from test_direct_rows import _Executions as Executions
+
+from crm2_core.auth.models import User
+from crm2_core.db.direct import execute_in_session
+from crm2_core.db.together import new_row
+from crm2_core.testing import Crm2TestApp
+
+
+def _insert_user(email: str) -> Any:
+    row = new_row(User, email=email, password_hash="not-a-hash")
+    return insert(User.__table__).values(row.values)  # type: ignore[attr-defined]
+
+
+def _emails(email: str) -> Any:
+    # ``==``, not an expanding ``IN`` (whose SQL SQLAlchemy finishes at execution: it runs it)
+    return select(col(User.email)).where(col(User.email) == email)
+
+
+def _bypassed(crm2: Crm2TestApp, executions: Executions) -> None:
+    """On PostgreSQL nothing went through ``AsyncSession.execute``; elsewhere all did."""
+    if crm2.context.engine.dialect.name == "postgresql":
+        assert executions.statements == []
+    else:
+        assert executions.statements
+
+
+async def test_statements_run_in_the_sessions_transaction(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = crm2.context.session_factory
+    executions = Executions(monkeypatch)
+    async with sessions() as session:
+        await execute_in_session(session, _insert_user("rolled@example.com"))
+        seen = await execute_in_session(session, _emails("rolled@example.com"))
+        assert seen == [("rolled@example.com",)]  # its own write, in its transaction
+        await session.rollback()
+    async with sessions() as session:
+        assert await execute_in_session(session, _emails("rolled@example.com")) == []
+        await execute_in_session(session, _insert_user("kept@example.com"))
+        _bypassed(crm2, executions)
+        if crm2.context.engine.dialect.name == "postgresql":  # SQLite: the write lock waits
+            async with sessions() as other:  # not committed: another transaction sees nothing
+                assert (await other.execute(_emails("kept@example.com"))).all() == []
+        await session.commit()
+    async with sessions() as other:
+        assert [tuple(r) for r in (await other.execute(_emails("kept@example.com"))).all()] == [
+            ("kept@example.com",)
+        ]
+
+
+async def test_a_failed_statement_raises_what_sqlalchemy_raises(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's error, translated and wrapped as SQLAlchemy does (the problem handlers
+    answer ``IntegrityError`` with a 409); the session rolls back and works on."""
+    await crm2.create_user("viewer", email="taken@example.com")
+    executions = Executions(monkeypatch)
+    async with crm2.context.session_factory() as session:
+        with pytest.raises(IntegrityError) as raised:
+            await execute_in_session(session, _insert_user("taken@example.com"))
+        _bypassed(crm2, executions)
+        assert "auth_user" in str(raised.value) or "UNIQUE" in str(raised.value).upper()
+        await session.rollback()
+        counted = await execute_in_session(session, select(func.count()).select_from(User))
+        assert counted[0][0] >= 1
+        await execute_in_session(session, _insert_user("after@example.com"))
+        await session.commit()
+    async with crm2.context.session_factory() as other:
+        assert (await other.execute(_emails("after@example.com"))).all()
+
+
+@pytest.mark.parametrize("autoflush", [True, False])
+async def test_unwritten_orm_changes_are_flushed_first_as_execute_would(
+    crm2: Crm2TestApp, autoflush: bool
+) -> None:
+    """With autoflush (crm2's sessions have it off), pending objects are written before
+    the statement; without it they are not: what ``session.execute`` sees, each time."""
+    async with crm2.context.session_factory(autoflush=autoflush) as session:
+        session.add(User(email="pending@example.com", password_hash="not-a-hash"))
+        got = await execute_in_session(session, _emails("pending@example.com"))
+        expected = (await session.execute(_emails("pending@example.com"))).all()
+        assert got == [tuple(r) for r in expected]
+        assert got == ([("pending@example.com",)] if autoflush else [])
+        await session.rollback()
