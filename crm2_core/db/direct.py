@@ -19,12 +19,13 @@ from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
+# What the driver paths run: a SELECT, or an INSERT/UPDATE/DELETE
+Statement = Select[*tuple[Any, ...]] | UpdateBase
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ _MAX_PLANS = 1000
 
 
 def _plan(
-    statement: Executable, dialect: Dialect, key: CacheKey, *, keyed: bool = True
+    statement: Statement, dialect: Dialect, key: CacheKey, *, keyed: bool = True
 ) -> _Plan | None:
     """``statement`` compiled for ``dialect``, or ``None`` when its SQL is only final at
     execution (an expanding ``IN``, a literal rendered then) or its rows are not plain
@@ -308,7 +309,7 @@ def _has_pending(session: AsyncSession) -> bool:
 
 
 async def execute_in_session(
-    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+    session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """``(await session.execute(statement, params)).all()`` as plain tuples, in the
     session's transaction, straight through asyncpg on PostgreSQL.
@@ -338,14 +339,14 @@ async def execute_in_session(
         and not _listened(sync.dispatch)
         and not session.sync_session.dispatch.do_orm_execute
     )
-    key = statement._generate_cache_key() if direct else None
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection if direct else None
+    key = statement._generate_cache_key() if _adapter_known(adapted) else None
     plan = None if key is None else _plan(statement, dialect, key, keyed=False)
     if plan is None or key is None or sync is None:
         result = await session.execute(statement, params)
         returns_rows = isinstance(statement, Select) or bool(getattr(statement, "_returning", ()))
         return [tuple(row) for row in result.all()] if returns_rows else []
     args = plan.arguments(key, params)
-    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
     sql = plan.compiled.string
     try:
         async with adapted._execute_mutex:
@@ -357,6 +358,26 @@ async def execute_in_session(
         raise  # not reached: the line above raises
     rows: list[tuple[Any, ...]] = plan.rows(records)
     return rows
+
+
+# What ``execute_in_session`` uses of SQLAlchemy's asyncpg adapter (SQLAlchemy 2.0 and
+# 2.1 have them); an adapter without one of them leaves every statement to SQLAlchemy.
+_ADAPTER_PARTS: tuple[str, ...] = ("_execute_mutex", "_transaction", "_start_transaction")
+_ADAPTER_PARTS += ("_connection", "_handle_exception", "dbapi")
+
+
+_KNOWN_ADAPTERS: dict[type, bool] = {}
+
+
+def _adapter_known(adapter: Any) -> bool:
+    """Does ``adapter`` (a pooled connection's DBAPI connection) have every part used?
+    Asked of the first connection of each adapter class."""
+    if adapter is None:
+        return False
+    known = _KNOWN_ADAPTERS.get(type(adapter))
+    if known is None:
+        known = _KNOWN_ADAPTERS[type(adapter)] = all(hasattr(adapter, p) for p in _ADAPTER_PARTS)
+    return known
 
 
 def _raise_as_sqlalchemy(

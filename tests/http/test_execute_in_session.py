@@ -12,6 +12,7 @@ from sqlmodel import col
 from test_direct_rows import _Executions as Executions
 
 from crm2_core.auth.models import User
+from crm2_core.db import direct
 from crm2_core.db.direct import execute_in_session
 from crm2_core.db.together import new_row
 from crm2_core.testing import Crm2TestApp
@@ -93,3 +94,20 @@ async def test_unwritten_orm_changes_are_flushed_first_as_execute_would(
         assert got == [tuple(r) for r in expected]
         assert got == ([("pending@example.com",)] if autoflush else [])
         await session.rollback()
+
+
+async def test_an_adapter_without_the_parts_used_leaves_it_to_sqlalchemy(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another SQLAlchemy version's adapter, missing a private part the driver path uses:
+    every statement goes through ``session.execute``, with the same rows."""
+    monkeypatch.setattr(direct, "_ADAPTER_PARTS", (*direct._ADAPTER_PARTS, "_not_there"))
+    monkeypatch.setattr(direct, "_KNOWN_ADAPTERS", {})
+    executions = Executions(monkeypatch)
+    async with crm2.context.session_factory() as session:
+        await execute_in_session(session, _insert_user("fallback@example.com"))
+        assert await execute_in_session(session, _emails("fallback@example.com")) == [
+            ("fallback@example.com",)
+        ]
+        await session.rollback()
+    assert len(executions.statements) == 2
