@@ -241,6 +241,19 @@ def _plan(
     return plan
 
 
+def _driver_may_run(session: AsyncSession, connection: AsyncConnection) -> bool:
+    """May asyncpg run a statement of ``session`` itself? Not with another driver, and
+    not when anyone listens to the statements (tracing, a test capturing the SQL, an
+    ORM execute hook): with listeners SQLAlchemy runs every one, so they see them all."""
+    sync = connection.sync_connection
+    return (
+        connection.dialect.driver == "asyncpg"
+        and sync is not None
+        and not _listened(sync.dispatch)
+        and not session.sync_session.dispatch.do_orm_execute
+    )
+
+
 def _listened(dispatch: Any) -> bool:
     """Whether anything listens to a connection's statements (its engine's included)."""
     return bool(
@@ -270,11 +283,7 @@ async def select_rows(
     """
     connection = await session.connection()
     dialect = connection.dialect
-    # Whoever listens to the engine's statements (tracing, a test capturing the SQL)
-    # sees every one: with listeners, SQLAlchemy runs it.
-    sync = connection.sync_connection
-    direct = dialect.driver == "asyncpg" and sync is not None and not _listened(sync.dispatch)
-    key = statement._generate_cache_key() if direct else None
+    key = statement._generate_cache_key() if _driver_may_run(session, connection) else None
     plan = None if key is None else _plan(statement, dialect, key)
     raw = None if plan is None else await connection.get_raw_connection()
     # Only outside a transaction: run by the driver, the statement would not be in one
@@ -333,12 +342,7 @@ async def execute_in_session(
     connection = await session.connection()
     dialect = connection.dialect
     sync = connection.sync_connection
-    direct = (
-        dialect.driver == "asyncpg"
-        and sync is not None
-        and not _listened(sync.dispatch)
-        and not session.sync_session.dispatch.do_orm_execute
-    )
+    direct = _driver_may_run(session, connection)
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection if direct else None
     key = statement._generate_cache_key() if _adapter_known(adapted) else None
     plan = None if key is None else _plan(statement, dialect, key, keyed=False)
@@ -360,8 +364,8 @@ async def execute_in_session(
     return rows
 
 
-# What ``execute_in_session`` uses of SQLAlchemy's asyncpg adapter (SQLAlchemy 2.0 and
-# 2.1 have them); an adapter without one of them leaves every statement to SQLAlchemy.
+# What ``execute_in_session`` uses of SQLAlchemy's asyncpg adapter (read against 2.1.9);
+# an adapter without one of them leaves every statement to SQLAlchemy.
 _ADAPTER_PARTS: tuple[str, ...] = ("_execute_mutex", "_transaction", "_start_transaction")
 _ADAPTER_PARTS += ("_connection", "_handle_exception", "dbapi")
 
