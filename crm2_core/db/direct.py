@@ -268,9 +268,10 @@ async def select_rows(
     session: AsyncSession,
     statement: Select[Any],
     make_row: Callable[[Sequence[Any]], Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    """``(await session.execute(statement)).all()``, straight through asyncpg on a read
-    session (PostgreSQL, no transaction: ``create_read_session_factory``); with
+    """``(await session.execute(statement, params)).all()``, straight through asyncpg on a
+    read session (PostgreSQL, no transaction: ``create_read_session_factory``); with
     ``make_row``, each row made by it from the row's values instead.
 
     For list pages: the statement changes with every cursor and filter, so it cannot be
@@ -289,22 +290,25 @@ async def select_rows(
     # Only outside a transaction: run by the driver, the statement would not be in one
     # SQLAlchemy had begun (and it would not begin one when its first statement is this).
     if plan is None or raw is None or not getattr(raw.dbapi_connection, "autocommit", False):
-        return await _through_sqlalchemy(session, statement, make_row)
+        return await _through_sqlalchemy(session, statement, make_row, params)
     assert key is not None
-    args = plan.arguments(key)
+    args = plan.arguments(key, params)
     try:
         records = await raw.driver_connection.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
     except Exception:
         # SQLAlchemy meets the error itself: its exception types (which the problem
         # handlers answer) and, for a lost connection, the pool's invalidation.
-        return await _through_sqlalchemy(session, statement, make_row)
+        return await _through_sqlalchemy(session, statement, make_row, params)
     return plan.rows(records, make_row)
 
 
 async def _through_sqlalchemy(
-    session: AsyncSession, statement: Select[Any], make_row: Callable[[Sequence[Any]], Any] | None
+    session: AsyncSession,
+    statement: Select[Any],
+    make_row: Callable[[Sequence[Any]], Any] | None,
+    params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    rows = (await session.execute(statement)).all()
+    rows = (await session.execute(statement, params)).all()
     return list(rows) if make_row is None else [make_row(row) for row in rows]
 
 

@@ -29,7 +29,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -47,8 +47,8 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    bindparam,
     false,
-    literal,
     or_,
     tuple_,
 )
@@ -117,19 +117,61 @@ def sort_order(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[Or
 class _Ordering:
     """What a list's ordering puts in every page's statement, built once per ordering."""
 
+    keys: tuple[OrderKey, ...]
     scope: str
     order_by: tuple[Any, ...]
     row: Any  # ``tuple_(*columns)``, the left side of the keyset comparison
+    # Per key, the Python type a cursor value must have (``None``: the column's type
+    # cannot be paged by cursor) and, for an integer column, its bound.
+    rules: tuple[tuple[type | None, int | None], ...]
+    # The keyset clause per pattern of NULL cursor values, its values bind parameters.
+    _afters: dict[tuple[bool, ...], Any] = field(default_factory=dict, compare=False)
+
+    def check(self, values: Sequence[Any]) -> None:
+        """A forged cursor is a 400, not a database error. NULL only for a nullable column."""
+        for key, (expected, bound), value in zip(self.keys, self.rules, values, strict=True):
+            if value is None:
+                if key.may_be_null:
+                    continue
+                raise InvalidCursor("the cursor does not fit this list's ordering")
+            _check_value(expected, bound, value)
+
+    def after(self, values: Sequence[Any]) -> tuple[Any, dict[str, Any]]:
+        """The rows after the cursor's ``values``: the clause and its parameters.
+
+        The clause is built once per ordering (and per which values are NULL), with a
+        bind parameter per value: building it anew for each page was a tenth of a list
+        request's CPU on SQLAlchemy's expression constructors.
+        """
+        nulls = tuple(value is None for value in values)
+        clause = self._afters.get(nulls)
+        if clause is None:
+            bounds = [
+                None if null else bindparam(_AFTER_PARAMS[i], type_=key.column.type)
+                for i, (key, null) in enumerate(zip(self.keys, nulls, strict=True))
+            ]
+            clause = self._afters[nulls] = _after(self.keys, bounds, self.row)
+        return clause, {
+            _AFTER_PARAMS[i]: value for i, value in enumerate(values) if value is not None
+        }
+
+
+# The keyset clause's parameter names: no list statement uses them for anything else.
+_AFTER_PARAMS = tuple(f"crm2_after_{i}" for i in range(16))
 
 
 @lru_cache(maxsize=512)
 def _ordering(keys: tuple[OrderKey, ...]) -> _Ordering:
     # The same OrderKey objects come back for a declared sort (``kit.Sorts`` keeps them),
     # so looking them up here is a hash and an identity check per key.
+    if len(keys) > len(_AFTER_PARAMS):
+        raise ValueError(f"an ordering has at most {len(_AFTER_PARAMS)} keys")
     return _Ordering(
+        keys,
         cursor_scope(keys),
         tuple(key.ordering() for key in keys),
         tuple_(*(key.column for key in keys)),
+        tuple(_value_rule(key.column) for key in keys),
     )
 
 
@@ -251,15 +293,22 @@ def _sql_type(column: Any) -> Any:
     return getattr(sql_type, "impl_instance", sql_type)
 
 
-def _check_value(column: Any, value: Any) -> None:
+def _value_rule(column: Any) -> tuple[type | None, int | None]:
+    """What a cursor value for ``column`` must be: its Python type and an integer's bound."""
     sql_type = _sql_type(column)
     expected = next((py for sql, py in _CURSOR_TYPES if isinstance(sql_type, sql)), None)
+    bound = None
+    if expected is int:
+        bound = next(b for sql, b in _INT_BOUNDS if isinstance(sql_type, sql))
+    return expected, bound
+
+
+def _check_value(expected: type | None, bound: int | None, value: Any) -> None:
     if expected is None:
         raise InvalidCursor("this list cannot be paged by cursor on that column")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise InvalidCursor("the cursor does not fit this list's ordering")
-    if isinstance(value, int) and not isinstance(value, bool):
-        bound = next(b for sql, b in _INT_BOUNDS if isinstance(sql_type, sql))
+    if bound is not None:
         if not -bound <= value < bound:
             raise InvalidCursor("a cursor value is out of range")
     elif isinstance(value, Decimal):
@@ -271,12 +320,7 @@ def _check_value(column: Any, value: Any) -> None:
 
 def _check_values(keys: Sequence[OrderKey], values: Sequence[Any]) -> None:
     """A forged cursor is a 400, not a database error. NULL only for a nullable column."""
-    for key, value in zip(keys, values, strict=True):
-        if value is None:
-            if key.may_be_null:
-                continue
-            raise InvalidCursor("the cursor does not fit this list's ordering")
-        _check_value(key.column, value)
+    _ordering(tuple(keys)).check(values)
 
 
 # -- the query -----------------------------------------------------------------------------
@@ -297,8 +341,10 @@ def _beyond(key: OrderKey, value: Any) -> Any:
     return key.column > value
 
 
-def _after(keys: Sequence[OrderKey], values: Sequence[Any], row: Any = None) -> Any:
-    """The rows after ``values`` in the order of ``keys``.
+def _after(keys: Sequence[OrderKey], bounds: Sequence[Any], row: Any) -> Any:
+    """The rows after the cursor in the order of ``keys``: ``bounds`` are the cursor's
+    values as bind parameters, ``None`` where a value is NULL; ``row`` is ``tuple_`` of
+    the keys' columns.
 
     When every key runs the same way (a sort column and the id always do), this is one
     row-value comparison, ``(updated_at, id) < (:t, :id)``: PostgreSQL takes it as a
@@ -307,8 +353,7 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any], row: Any = None) -> 
     (``updated_at < :t OR updated_at = :t AND id < :id``) is only a filter on an index
     scan that starts at the top of the list: every row before the cursor is read and
     thrown away, and page 2,000 of a million rows took ~200 ms instead of ~0.5 ms.
-    Mixed directions keep the OR-expansion. ``row`` is ``tuple_`` of the keys' columns
-    when the caller has it already.
+    Mixed directions keep the OR-expansion.
 
     NULL sorts greater than every value. A row-value comparison is never true where
     it meets a NULL, so with a nullable key it still gives the non-null rows after the
@@ -317,16 +362,13 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any], row: Any = None) -> 
     takes the OR-expansion: ``due_date IS NULL AND id > :id`` ascending,
     ``due_date IS NULL AND id < :id OR due_date IS NOT NULL`` descending.
     """
-    if len({key.descending for key in keys}) == 1 and all(v is not None for v in values):
-        row = tuple_(*(key.column for key in keys)) if row is None else row
-        bound = tuple_(
-            *(literal(value, key.column.type) for key, value in zip(keys, values, strict=True))
-        )
+    if len({key.descending for key in keys}) == 1 and all(b is not None for b in bounds):
+        bound = tuple_(*bounds)
         if keys[0].descending:
             return row < bound
         nulls_after = [
             and_(
-                *(_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)),
+                *(_equal(k, b) for k, b in zip(keys[:i], bounds[:i], strict=True)),
                 key.column.is_(None),
             )
             for i, key in enumerate(keys)
@@ -335,8 +377,8 @@ def _after(keys: Sequence[OrderKey], values: Sequence[Any], row: Any = None) -> 
         return or_(row > bound, *nulls_after) if nulls_after else row > bound
     clauses = []
     for i, key in enumerate(keys):
-        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
-        clauses.append(and_(*equal, _beyond(key, values[i])))
+        equal = [_equal(k, b) for k, b in zip(keys[:i], bounds[:i], strict=True)]
+        clauses.append(and_(*equal, _beyond(key, bounds[i])))
     return or_(*clauses)
 
 
@@ -360,15 +402,17 @@ async def paginate(
     """
     ordering = _ordering(tuple(keys))
     scope = ordering.scope
+    bound: dict[str, Any] | None = None
     if params.cursor:
         values = decode_cursor(params.cursor, scope, len(keys))
-        _check_values(keys, values)
-        stmt = stmt.where(_after(keys, values, ordering.row))
+        ordering.check(values)
+        after, bound = ordering.after(values)
+        stmt = stmt.where(after)
     stmt = stmt.order_by(*ordering.order_by).limit(params.limit + 1)
     if scalars:
-        rows = list((await session.execute(stmt)).scalars())
+        rows = list((await session.execute(stmt, bound)).scalars())
     else:  # plain rows: straight through the driver where it can (a GET on PostgreSQL)
-        rows = await select_rows(session, stmt, row)
+        rows = await select_rows(session, stmt, row, bound)
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from crm2_core.auth.models import User
-from crm2_core.db.pagination import OrderKey, PageParams, _after, _ordering, paginate
+from crm2_core.db.pagination import OrderKey, PageParams, _ordering, paginate
 from crm2_core.errors import NotFound
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.sorting import Sorts
@@ -134,8 +134,8 @@ def test_keys_in_one_direction_are_one_row_value_comparison(dialect: object) -> 
 
     descending = [OrderKey(User.created_at, True), OrderKey(User.id, True)]
     ascending = [OrderKey(User.created_at), OrderKey(User.id)]
-    down = str(_after(descending, [moment, ident]).compile(dialect=dialect))
-    up = str(_after(ascending, [moment, ident]).compile(dialect=dialect))
+    down = str(_ordering(tuple(descending)).after([moment, ident])[0].compile(dialect=dialect))
+    up = str(_ordering(tuple(ascending)).after([moment, ident])[0].compile(dialect=dialect))
 
     assert down.startswith("(auth_user.created_at, auth_user.id) < (")
     assert up.startswith("(auth_user.created_at, auth_user.id) > (")
@@ -154,10 +154,26 @@ def test_a_declared_sort_builds_its_ordering_sql_once() -> None:
     assert _ordering(tuple(sorts.keys("created_at"))) is not ordering
 
 
+def test_the_keyset_clause_is_built_once_per_ordering_with_the_values_as_parameters() -> None:
+    """Each page of a list reuses its ordering's clause; only the parameters change."""
+    ordering = _ordering((OrderKey(User.created_at, True), OrderKey(User.id, True)))
+    first, second = uuid.uuid4(), uuid.uuid4()
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+
+    clause, params = ordering.after([moment, first])
+    again, other = ordering.after([moment, second])
+
+    assert again is clause
+    assert params == {"crm2_after_0": moment, "crm2_after_1": first}
+    assert other == {"crm2_after_0": moment, "crm2_after_1": second}
+
+
 def test_mixed_directions_keep_the_or_expansion() -> None:
     keys = [OrderKey(User.created_at, True), OrderKey(User.id)]
 
-    sql = str(_after(keys, [datetime(2024, 1, 1, tzinfo=UTC), uuid.uuid4()]).compile())
+    sql = str(
+        _ordering(tuple(keys)).after([datetime(2024, 1, 1, tzinfo=UTC), uuid.uuid4()])[0].compile()
+    )
 
     assert " OR " in sql
 
@@ -241,6 +257,46 @@ def test_a_page_of_dicts_is_validated_and_written_as_a_page_of_models() -> None:
     assert b'"value":"1.50"' in as_dicts
     with pytest.raises(ValidationError):
         page_response(Shown, [{**rows[0], "value": 1.5}], None)
+
+
+def test_a_page_of_asyncpg_uuids_is_written_as_a_page_of_uuid_uuids() -> None:
+    """asyncpg's own UUID class takes the serialiser that writes UUIDs through ``str``:
+    the bytes are pydantic's, for every place a UUID can be (a field, an optional one,
+    a list of them, a nested model)."""
+    from asyncpg.pgproto.pgproto import UUID as DriverUUID
+
+    from crm2_core.http.pagination import _driver_uuids, _page_serialisers, page_response
+    from crm2_core.schemas import ResponseModel
+
+    class Inner(ResponseModel):
+        ref: uuid.UUID
+
+    class Shown(ResponseModel):
+        title: str
+        id: uuid.UUID
+        other: uuid.UUID | None
+        many: list[uuid.UUID]
+        inner: Inner
+
+    def rows(make: Any) -> list[dict[str, Any]]:
+        ids = [uuid.UUID(int=n * 7919 + 1) for n in range(4)]
+        return [
+            {"title": "t", "id": make(i), "other": None if n else make(i), "many": [make(i)] * 2,
+             "inner": {"ref": make(i)}}
+            for n, i in enumerate(ids)
+        ]  # fmt: skip
+
+    driver, plain = rows(lambda u: DriverUUID(str(u))), rows(lambda u: u)
+    serialisers = _page_serialisers(Shown)
+    assert type(driver[0]["id"]) is DriverUUID
+    assert _driver_uuids(serialisers, driver) and not _driver_uuids(serialisers, plain)
+    assert not _driver_uuids(serialisers, [])
+    written = page_response(Shown, driver, "next").body
+    assert written == page_response(Shown, plain, "next").body
+    assert written == serialisers.adapter.dump_json(
+        serialisers.adapter.validate_python({"items": plain, "next_cursor": "next"})
+    )
+    assert str(uuid.UUID(int=1)).encode() in written
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])

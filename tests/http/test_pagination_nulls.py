@@ -23,8 +23,8 @@ from crm2_core.auth.models import User
 from crm2_core.db.pagination import (
     OrderKey,
     PageParams,
-    _after,
     _check_values,
+    _ordering,
     cursor_scope,
     decode_cursor,
     encode_cursor,
@@ -145,7 +145,7 @@ def test_a_not_null_column_keeps_its_sql(dialect: Any) -> None:
     """No NULLS clause and one row-value comparison: the index range stays."""
     keys = [OrderKey(User.created_at, True), OrderKey(User.id, True)]
     order = ", ".join(_compiled(k.ordering(), dialect) for k in keys)
-    after = _compiled(_after(keys, [date(2024, 1, 1), uuid.uuid4()]), dialect)
+    after = _compiled(_ordering(tuple(keys)).after([date(2024, 1, 1), uuid.uuid4()])[0], dialect)
 
     assert order == "auth_user.created_at DESC, auth_user.id DESC"
     assert after.startswith("(auth_user.created_at, auth_user.id) < (")
@@ -161,9 +161,11 @@ def test_a_nullable_column_orders_nulls_as_greatest(dialect: Any) -> None:
     assert _compiled(down[0].ordering(), dialect) == "probe_nullsort.due DESC NULLS FIRST"
     assert _compiled(up[1].ordering(), dialect) == "probe_nullsort.id ASC"
     # descending from a value: the row-value comparison alone (NULLs came before)
-    assert " OR " not in _compiled(_after(down, [D1, 4]), dialect)
+    assert " OR " not in _compiled(_ordering(tuple(down)).after([D1, 4])[0], dialect)
     # ascending from a value: the NULLs that follow are added
-    assert _compiled(_after(up, [D1, 4]), dialect).endswith("OR probe_nullsort.due IS NULL")
+    assert _compiled(_ordering(tuple(up)).after([D1, 4])[0], dialect).endswith(
+        "OR probe_nullsort.due IS NULL"
+    )
     # the scope names the NULL placement
     assert cursor_scope(up).startswith("probe_nullsort.due:asc:nulls-last,")
     assert cursor_scope(down).startswith("probe_nullsort.due:desc:nulls-first,")
