@@ -308,7 +308,7 @@ def _check_value(expected: type | None, bound: int | None, value: Any) -> None:
         raise InvalidCursor("this list cannot be paged by cursor on that column")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise InvalidCursor("the cursor does not fit this list's ordering")
-    if bound is not None:
+    if bound is not None and isinstance(value, int):
         if not -bound <= value < bound:
             raise InvalidCursor("a cursor value is out of range")
     elif isinstance(value, Decimal):
