@@ -38,6 +38,14 @@ class UtcDateTime(TypeDecorator[datetime]):
             value = (datetime.max if value.year > 1 else datetime.min).replace(tzinfo=UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # asyncpg decodes a timestamptz as an aware datetime in UTC already: a Python
+        # call per value (four per deal, 200 per list page) that changes nothing. Every
+        # column of this type is a timestamptz (a test checks the migrated schema).
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

@@ -265,7 +265,7 @@ def test_a_page_of_asyncpg_uuids_is_written_as_a_page_of_uuid_uuids() -> None:
     a list of them, a nested model)."""
     from asyncpg.pgproto.pgproto import UUID as DriverUUID
 
-    from crm2_core.http.pagination import _driver_uuids, _page_serialisers, page_response
+    from crm2_core.http.pagination import _driver_uuids, _page_adapters, page_response
     from crm2_core.schemas import ResponseModel
 
     class Inner(ResponseModel):
@@ -279,24 +279,31 @@ def test_a_page_of_asyncpg_uuids_is_written_as_a_page_of_uuid_uuids() -> None:
         inner: Inner
 
     def rows(make: Any) -> list[dict[str, Any]]:
-        ids = [uuid.UUID(int=n * 7919 + 1) for n in range(4)]
+        ids = [uuid.UUID(int=(n * 7919 + 1) << 96) for n in range(4)]
         return [
             {"title": "t", "id": make(i), "other": None if n else make(i), "many": [make(i)] * 2,
              "inner": {"ref": make(i)}}
             for n, i in enumerate(ids)
         ]  # fmt: skip
 
+    class Marked(uuid.UUID):  # written through ``str`` or not: it shows in the bytes
+        def __str__(self) -> str:
+            return "0" * 8 + super().__str__()[8:]
+
     driver, plain = rows(lambda u: DriverUUID(str(u))), rows(lambda u: u)
-    serialisers = _page_serialisers(Shown)
+    adapters = _page_adapters(Shown)
     assert type(driver[0]["id"]) is DriverUUID
-    assert _driver_uuids(serialisers, driver) and not _driver_uuids(serialisers, plain)
-    assert not _driver_uuids(serialisers, [])
+    assert _driver_uuids(adapters, driver) and not _driver_uuids(adapters, plain)
+    assert not _driver_uuids(adapters, []) and not _driver_uuids(adapters, [Shown(**plain[0])])
     written = page_response(Shown, driver, "next").body
     assert written == page_response(Shown, plain, "next").body
-    assert written == serialisers.adapter.dump_json(
-        serialisers.adapter.validate_python({"items": plain, "next_cursor": "next"})
+    assert written == adapters.plain.dump_json(
+        adapters.plain.validate_python({"items": plain, "next_cursor": "next"})
     )
-    assert str(uuid.UUID(int=1)).encode() in written
+    assert str(uuid.UUID(int=1 << 96)).encode() in written
+    marked = page_response(Shown, rows(lambda u: Marked(str(u))), None).body
+    assert marked.count(b'"00000000-') == 4 + 1 + 4 * 2  # each id, one other, each many
+    assert b'"ref":"00000000-' not in marked  # a nested model keeps its own serialiser
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["pg", "sqlite"])

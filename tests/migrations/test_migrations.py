@@ -114,6 +114,36 @@ async def test_upgrade_creates_every_table_and_a_version_table_per_plugin(
     assert len(await versions_of(engine, "auth")) == 1
 
 
+async def test_every_utc_datetime_column_is_a_timestamptz_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    """``UtcDateTime`` takes asyncpg's datetimes as they come (aware, UTC): true only of a
+    ``timestamp with time zone`` column, which every migration must have made."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the column types are PostgreSQL's")
+    registry = build_plugin_manager(Settings(_env_file=None))  # type: ignore[call-arg]
+    await migrate.upgrade(engine, registry)
+    declared = {
+        (model.__table__.name, column.name)
+        for _plugin, model in registry.collect("crm2_models")
+        for column in model.__table__.columns
+        if isinstance(column.type, UtcDateTime)
+    }
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = current_schema()"
+            )
+        )
+        types = {(table, name): kind for table, name, kind in rows}
+
+    assert len(declared) > 50
+    assert {column: types.get(column) for column in declared} == dict.fromkeys(
+        declared, "timestamp with time zone"
+    )
+
+
 async def test_downgrade_to_base_leaves_no_crm2_tables(engine: AsyncEngine) -> None:
     registry = registry_for("")
     await migrate.upgrade(engine, registry)
