@@ -32,6 +32,7 @@ from sqlmodel import col
 
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
+from crm2_core.db.lists import in_values
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
 from crm2_core.events.waits import Waiting
@@ -209,7 +210,10 @@ def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
     )
     earlier = select(col(EventRecord.id)).where(
         col(EventRecord.subject) == param["subject"],
-        col(EventRecord.type).in_(event_types),
+        # ``= ANY(array)`` on PostgreSQL: an ``IN`` list is rendered again at every
+        # execution, and a handler taking every event type (notifications' rules,
+        # tasks' automations) lists about a hundred of them.
+        in_values(col(EventRecord.type), event_types, dialect),
         col(EventRecord.position) < param["position"],
         # only what the handler was ever meant to see: after it joined the log
         col(EventRecord.position) > func.coalesce(joined_at, 0),

@@ -579,6 +579,22 @@ async def test_relay_and_claim_statements_are_built_once(
     assert await effects(app) == 2
 
 
+def test_a_claim_names_its_handlers_event_types_in_one_parameter_on_postgresql() -> None:
+    """A handler taking every event type (notifications' rules) claims with one SQL text
+    whatever the number of types: ``= ANY($n)``, not an ``IN`` list rendered again at
+    every execution."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    from crm2_core.events.handlers import _claim
+
+    def sql(types: int) -> str:
+        claim = _claim(tuple(f"probe.type{n}" for n in range(types)), "postgresql")
+        return str(claim.compile(dialect=dialect()))
+
+    assert "POSTCOMPILE" not in sql(100) and "= ANY (" in sql(100)
+    assert sql(3) == sql(100)
+
+
 async def test_in_process_broker_gets_a_batch_once_its_positions_are_committed(
     crm2_app_factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
