@@ -197,16 +197,15 @@ def _plan(
     columns: SQLAlchemy runs those. ``keyed``: rows are ``Row``s keyed by column (each
     column plainly and uniquely named); otherwise plain tuples.
 
-    A ``SELECT``, or an ``INSERT``/``UPDATE``/``DELETE`` without ``RETURNING``."""
+    A ``SELECT``, or an ``INSERT``/``UPDATE``/``DELETE`` (its rows: its ``RETURNING``)."""
     cache_key = (dialect.name, keyed, key.key)
     if cache_key in _PLANS:
         return _PLANS[cache_key]
+    columns: list[Any] | None = None
     if isinstance(statement, Select):
         columns = list(statement.selected_columns)
-    elif isinstance(statement, UpdateBase) and not statement._returning:
-        columns = []
-    else:
-        columns = None
+    elif isinstance(statement, UpdateBase):  # its rows are those of its RETURNING, if any
+        columns = list(statement.exported_columns) if statement._returning else []
     plan = None
     compiled = None if columns is None else statement.compile(dialect=dialect, cache_key=key)
     if compiled is not None and columns is not None:
@@ -328,14 +327,15 @@ async def execute_in_session(
     session's transaction, straight through asyncpg on PostgreSQL.
 
     For the few statements of the hottest writes (a new deal's start query and its
-    ``insert_together``): SQLAlchemy's session and Core execution around one statement
-    (compile-cache look-up, execution context, the adapted cursor, the result object)
-    cost about twice the driver's own CPU for it. Here the statement is compiled once
-    per shape (as ``select_rows`` does), the session's transaction is begun on the
-    driver by SQLAlchemy's own adapter (its lazy ``BEGIN``, under its lock) so the
-    statement is in the transaction the session commits or rolls back, and a failure is
-    handed to SQLAlchemy's connection: the same exception types (``IntegrityError``…),
-    the same invalidation of a lost connection, the same ``handle_error`` events.
+    ``insert_together``, an event handler's claim): SQLAlchemy's session and Core
+    execution around one statement (compile-cache look-up, execution context, the
+    adapted cursor, the result object) cost about twice the driver's own CPU for it.
+    Here the statement is compiled once per shape (as ``select_rows`` does), the
+    session's transaction is begun on the driver by SQLAlchemy's own adapter (its lazy
+    ``BEGIN``, under its lock) so the statement is in the transaction the session
+    commits or rolls back, and a failure is handed to SQLAlchemy's connection: the same
+    exception types (``IntegrityError``…), the same invalidation of a lost connection,
+    the same ``handle_error`` events.
 
     SQLAlchemy runs it as usual anywhere else: another driver, a session or engine with
     statement listeners (tracing, tests recording SQL), a statement it must finish at

@@ -32,6 +32,7 @@ from sqlmodel import col
 
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
+from crm2_core.db.direct import execute_in_session
 from crm2_core.db.lists import in_values
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import AppliedEvent, DeadLetter, EventRecord, HandlerCursor
@@ -258,7 +259,8 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         # The usual case, in one statement: the relay has committed and nothing earlier
         # is pending. The claim sees the event at its position only in a snapshot that
         # holds the relay's commit, so its order check sees every earlier position.
-        claimed = (await session.execute(claim, values)).first() is not None
+        # Straight through asyncpg on PostgreSQL (every delivery of every handler).
+        claimed = bool(await execute_in_session(session, claim, values))
         if not claimed:
             # Not committed yet (wait for it), stale, a duplicate or held: find out which.
             # PostgreSQL's next statements take snapshots of their own; SQLite's INSERT
@@ -268,7 +270,7 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
             if not await _wait_for_committed_position(session, event):
                 log.info("event %s was delivered with a stale position; ignored", event.id)
                 return "duplicate"
-            claimed = (await session.execute(claim, values)).first() is not None
+            claimed = bool(await execute_in_session(session, claim, values))
         if not claimed:
             if await session.get(AppliedEvent, (handler.id, event.id)) is not None:
                 return "duplicate"

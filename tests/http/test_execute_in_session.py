@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from test_direct_rows import _Executions as Executions
@@ -58,6 +58,31 @@ async def test_statements_run_in_the_sessions_transaction(
         assert [tuple(r) for r in (await other.execute(_emails("kept@example.com"))).all()] == [
             ("kept@example.com",)
         ]
+
+
+async def test_a_write_gives_the_rows_of_its_returning(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``INSERT … RETURNING`` (a handler's claim is one): the returned rows as tuples,
+    as SQLAlchemy reads them (each column's result type applied); none when it wrote
+    nothing."""
+    executions = Executions(monkeypatch)
+    async with crm2.context.session_factory() as session:
+        written = _insert_user("returned@example.com").returning(
+            col(User.email), col(User.id), col(User.created_at)
+        )
+        rows = await execute_in_session(session, written)
+        nobody = update(User).where(col(User.email) == "nobody@example.com")
+        nothing = nobody.values(full_name="x").returning(col(User.id))
+        missed = await execute_in_session(session, nothing)
+        _bypassed(crm2, executions)
+        read = select(col(User.email), col(User.id), col(User.created_at)).where(
+            col(User.email) == "returned@example.com"
+        )
+        assert rows == [tuple(r) for r in (await session.execute(read)).all()]
+        assert rows[0][0] == "returned@example.com" and rows[0][2].tzinfo is not None
+        assert missed == []
+        await session.rollback()
 
 
 async def test_a_failed_statement_raises_what_sqlalchemy_raises(
