@@ -40,6 +40,7 @@ from sqlmodel import col
 
 from crm2_core.context import TRACING
 from crm2_core.db import utcnow
+from crm2_core.db.direct import execute_in_session
 from crm2_core.db.lists import in_param, in_values
 from crm2_core.db.plans import plan_for_growing_tables
 from crm2_core.events.envelope import Envelope
@@ -183,8 +184,8 @@ async def _claim_and_apply(
             "claim_subjects": sorted({event.subject for event in events}),
             "claim_applied_at": utcnow(),
         }
-        rows = (await session.execute(claim, values)).all()
-        positions = {row.event_id: row.position for row in rows}
+        rows = await execute_in_session(session, claim, values)  # asyncpg's, on PostgreSQL
+        positions = dict(rows)  # event id → position
         if not positions:
             return set()
         claimed = [event for event in events if event.id in positions]
