@@ -65,11 +65,12 @@ def _page_adapters(model: type[BaseModel]) -> _PageAdapters:
         for name, field in model.model_fields.items()
         if field.annotation is uuid.UUID or uuid.UUID in get_args(field.annotation)
     )
-    return _PageAdapters(
-        TypeAdapter(Page[model]),  # type: ignore[valid-type]
-        TypeAdapter(Page[_uuids_as_text_model(model)]),  # type: ignore[misc, arg-type]
-        fields,
-    )
+    plain: TypeAdapter[Any] = TypeAdapter(Page[model])  # type: ignore[valid-type]
+    if not fields:  # nothing to write differently (``_driver_uuids`` never picks it)
+        return _PageAdapters(plain, plain, fields)
+    subclass = _uuids_as_text_model(model)
+    text: TypeAdapter[Any] = TypeAdapter(Page[subclass])  # type: ignore[valid-type]
+    return _PageAdapters(plain, text, fields)
 
 
 def _uuids_as_text_model(model: type[BaseModel]) -> type[BaseModel]:
