@@ -17,6 +17,7 @@ from pydantic_core import core_schema
 
 from crm2_core.db.pagination import DEFAULT_LIMIT, PageParams
 from crm2_core.http.deps import context_of
+from crm2_core.http.page_json import plain_page
 
 T = TypeVar("T")
 
@@ -130,8 +131,17 @@ def page_response(
     into a subclass of ``model`` that writes its UUIDs through ``str``; ``uuid.UUID``'s
     own ``str`` is Python, so pages of ``uuid.UUID`` values (SQLite's, objects made in
     Python) keep pydantic's. Both give the same bytes.
+
+    Dicts of a model whose JSON is plain skip the model instances altogether
+    (``crm2_core.http.page_json``): validated into dicts, written by orjson.
     """
     adapters = _page_adapters(model)
-    adapter = adapters.uuids_as_text if _driver_uuids(adapters, items) else adapters.plain
+    driver_uuids = _driver_uuids(adapters, items)
+    plain = plain_page(model) if items and isinstance(items[0], dict) else None
+    if plain is not None:
+        body = plain.json(items, next_cursor, driver_uuids)
+        if body is not None:
+            return Response(body, media_type="application/json")
+    adapter = adapters.uuids_as_text if driver_uuids else adapters.plain
     page = adapter.validate_python({"items": items, "next_cursor": next_cursor})
     return Response(adapter.dump_json(page, by_alias=True), media_type="application/json")

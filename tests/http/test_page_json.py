@@ -1,0 +1,172 @@
+"""A page of plain rows is validated into dicts and written by orjson, byte for byte as
+pydantic writes ``Page[model]`` (``crm2_core.http.page_json``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import pytest
+from asyncpg.pgproto.pgproto import UUID as DriverUUID
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    computed_field,
+    field_serializer,
+    model_validator,
+)
+
+from crm2_core.http.page_json import plain_page
+from crm2_core.http.pagination import Page, page_response
+from crm2_core.money import Amount
+from crm2_core.schemas import ResponseModel
+
+
+class Plain(ResponseModel):
+    id: uuid.UUID
+    title: str
+    count: int = 5
+    done: bool = False
+    other: uuid.UUID | None = None
+    at: datetime | None = None
+    day: date | None = None
+    value: Amount | None = None
+    tags: list[str] = Field(default_factory=list)
+    kind: Literal["a", "b"] = "a"
+
+
+AT = [
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 1, 5, 12, tzinfo=ZoneInfo("Europe/London")),  # offset 0, not UTC
+    datetime(2026, 7, 5, 12, 0, 0, 5, tzinfo=ZoneInfo("Europe/London")),
+    datetime(2026, 7, 5, 12, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=7))),
+    datetime(2026, 7, 5, 12),  # naive
+]
+
+
+def _rows(make_uuid: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for n in range(12):
+        row: dict[str, Any] = {"id": make_uuid(uuid.UUID(int=(n * 7919 + 1) << 96)), "title": "t"}
+        if n % 2:  # every other row gives every field; the rest take the defaults
+            row |= {
+                "count": 2**62 + n, "done": True, "other": make_uuid(uuid.uuid4()),
+                "at": AT[n % len(AT)], "day": date(2026, 2, n + 1),
+                "value": [Decimal("1234.50"), Decimal("1E+2"), Decimal("0.00")][n % 3],
+                "tags": ["x", 'q\u2028\x01"é'], "kind": "b", "extra": "ignored",
+            }  # fmt: skip
+        rows.append(row)
+    rows[2]["at"] = "2026-01-01T10:00:00.5-03:00"  # parsed, as the model parses it
+    return rows
+
+
+def _pydantics(model: type[ResponseModel], rows: list[dict[str, Any]], cursor: str | None) -> bytes:
+    adapter: TypeAdapter[Any] = TypeAdapter(Page[model])  # type: ignore[valid-type]
+    return adapter.dump_json(
+        adapter.validate_python({"items": rows, "next_cursor": cursor}), by_alias=True
+    )
+
+
+@pytest.mark.parametrize(
+    "make_uuid", [lambda u: u, lambda u: DriverUUID(str(u))], ids=["uuid", "asyncpg"]
+)
+def test_a_plain_page_is_pydantics_bytes_written_by_orjson(make_uuid: Any) -> None:
+    rows = _rows(make_uuid)
+    plain = plain_page(Plain)
+    assert plain is not None
+    driver = type(rows[0]["id"]) is DriverUUID
+    written = plain.json(rows, "next", driver)
+    assert written is not None  # orjson's path, not the fallback
+    assert written == _pydantics(Plain, rows, "next")
+    assert page_response(Plain, rows, "next").body == written
+    assert b'"value":"100"' in written and b'"extra"' not in written
+
+
+def test_a_row_the_plain_validators_refuse_takes_pydantics_path_and_its_error() -> None:
+    rows = _rows(lambda u: u)
+    plain = plain_page(Plain)
+    assert plain is not None
+    bad = [*rows, {"id": "not a uuid", "title": "t"}]
+    assert plain.json(bad, None, False) is None
+    with pytest.raises(ValidationError) as raised:
+        page_response(Plain, bad, None)
+    assert raised.value.errors()[0]["loc"] == ("items", 12, "id")
+    money = [{"id": uuid.uuid4(), "title": "t", "value": 1.5}]  # a float is refused as money
+    with pytest.raises(ValidationError):
+        page_response(Plain, money, None)
+
+
+def test_an_integer_orjson_cannot_write_takes_pydantics_path() -> None:
+    rows = [{"id": uuid.uuid4(), "title": "t", "count": 2**70}]
+    plain = plain_page(Plain)
+    assert plain is not None and plain.json(rows, None, False) is None
+    assert page_response(Plain, rows, None).body == _pydantics(Plain, rows, None)
+
+
+class _Inner(ResponseModel):
+    ref: uuid.UUID
+
+
+class _Nested(ResponseModel):
+    inner: _Inner
+
+
+class _Float(ResponseModel):
+    ratio: float
+
+
+class _Aliased(ResponseModel):
+    name: str = Field(serialization_alias="Name")
+
+
+class _Computed(ResponseModel):
+    name: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def upper(self) -> str:
+        return self.name.upper()
+
+
+class _Checked(ResponseModel):
+    name: str
+
+    @model_validator(mode="after")
+    def check(self) -> _Checked:
+        return self
+
+
+class _FieldSerialised(ResponseModel):
+    name: str
+
+    @field_serializer("name")
+    def shout(self, name: str) -> str:
+        return name.upper()
+
+
+class _PlainDecimal(ResponseModel):
+    value: Decimal  # written as pydantic writes a decimal, not as ``Amount``
+
+
+class _Mapping(ResponseModel):
+    data: dict[str, str]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [_Nested, _Float, _Aliased, _Computed, _Checked, _FieldSerialised, _PlainDecimal, _Mapping],
+)
+def test_a_model_whose_json_is_not_plain_keeps_pydantics_path(model: type[ResponseModel]) -> None:
+    assert plain_page(model) is None
+
+
+def test_pages_of_models_not_plain_are_still_pydantics() -> None:
+    rows = [{"inner": {"ref": uuid.uuid4()}}, {"inner": {"ref": DriverUUID(str(uuid.uuid4()))}}]
+    assert page_response(_Nested, rows, None).body == _pydantics(_Nested, rows, None)
+    shouted = [{"name": "quiet"}]
+    assert b'"QUIET"' in page_response(_FieldSerialised, shouted, None).body
