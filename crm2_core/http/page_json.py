@@ -18,8 +18,9 @@ integer beyond 64 bits).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -32,6 +33,10 @@ _PLAIN = frozenset({"str", "int", "bool", "uuid", "datetime", "date"})
 # Wrappers whose value is their inner schema's (validators that run around it).
 _AROUND = frozenset({"nullable", "default", "function-before", "function-after"})
 _PLAIN_RESULTS = frozenset({"str", "int", "bool"})
+# Config that changes nothing in how a model's fields are validated or written.
+_NEUTRAL_CONFIG = frozenset({"title", "from_attributes", "extra_fields_behavior"})
+# A model's fields validate into ``(fields, extra, fields set)``.
+_FIELDS_DICT = operator.itemgetter(0)
 _SERIALISED_WHEN = frozenset({"always", "json", "unless-none", "json-unless-none"})
 # Pydantic writes a UTC datetime with "Z"; orjson does so with this option.
 _ORJSON_OPTIONS = orjson.OPT_UTC_Z
@@ -69,32 +74,9 @@ def plain_page(model: type[BaseModel]) -> PlainPage | None:
 
 
 def _page_schema(model: type[BaseModel], *, uuids_as_text: bool) -> Any | None:
-    schema = model.__pydantic_core_schema__
-    if schema.get("type") != "model" or _has_any(schema, "post_init", "root_model", "custom_init"):
-        return None  # e.g. "definitions" (a recursive or shared model), model validators
-    if "serialization" in schema:  # a model serialiser
+    row = _Walk.of(model.__pydantic_core_schema__, uuids_as_text)
+    if row is None:
         return None
-    config = dict(schema.get("config") or {})
-    if config.get("extra_fields_behavior") == "allow":
-        return None
-    if config.get("ser_json_temporal", "iso8601") != "iso8601":
-        return None
-    fields = schema["schema"]
-    if fields.get("type") != "model-fields" or _has_any(fields, "computed_fields", "extras_schema"):
-        return None
-    row_fields: dict[str, Any] = {}
-    for name, field in fields["fields"].items():
-        if any(key.startswith("serialization_exclude") for key in field):
-            return None
-        if field.get("serialization_alias", name) != name or _has_any(field, "validation_alias"):
-            return None
-        value = _plain(field["schema"], uuids_as_text)
-        if value is None:
-            return None
-        required = field["schema"].get("type") != "default"
-        row_fields[name] = core_schema.typed_dict_field(value, required=required)
-    extra = config.get("extra_fields_behavior", "ignore")
-    row = core_schema.typed_dict_schema(row_fields, extra_behavior=extra, config=config)  # type: ignore[arg-type]
     cursor = core_schema.with_default_schema(
         core_schema.nullable_schema(core_schema.str_schema()), default=None
     )
@@ -110,32 +92,103 @@ def _has_any(schema: Any, *keys: str) -> bool:
     return any(schema.get(key) for key in keys)
 
 
-def _plain(schema: Any, uuids_as_text: bool) -> Any | None:
-    """``schema`` made to validate into what orjson writes as pydantic would write it,
-    or ``None``."""
-    kind = schema.get("type")
-    serialization = schema.get("serialization")
-    if serialization is not None:
-        applied = _serialiser(serialization)
-        if applied is None:
+@dataclass
+class _Walk:
+    """One walk of a model's core schema, making each part validate into what orjson
+    writes as pydantic would write it; ``None`` where a part cannot."""
+
+    uuids_as_text: bool
+    definitions: dict[str, Any]  # a shared model's schema by its ref, inlined where used
+    resolving: set[str] = field(default_factory=set)  # refs being inlined: a recursion
+
+    @classmethod
+    def of(cls, schema: Any, uuids_as_text: bool) -> Any | None:
+        definitions: dict[str, Any] = {}
+        if schema.get("type") == "definitions":
+            definitions = {item["ref"]: item for item in schema["definitions"]}
+            schema = schema["schema"]
+        return cls(uuids_as_text, definitions).as_dict(schema)
+
+    def as_dict(self, schema: Any) -> Any | None:
+        """A model's schema made to take what the model takes (its fields as a dict, an
+        object's attributes where its config reads them, an instance of it) and give
+        its fields as a dict."""
+        if schema.get("type") != "model" or _has_any(
+            schema, "post_init", "root_model", "custom_init", "serialization"
+        ):  # model validators or serialisers
             return None
-        unserialised = {key: value for key, value in schema.items() if key != "serialization"}
-        return core_schema.no_info_after_validator_function(applied, unserialised)
-    if kind in _PLAIN:
-        if kind == "uuid" and uuids_as_text:
-            return core_schema.no_info_after_validator_function(str, schema)
-        return schema
-    if kind in _AROUND:
-        inner = _plain(schema["schema"], uuids_as_text)
-        return None if inner is None else {**schema, "schema": inner}
-    if kind == "list" and "items_schema" in schema:
-        items = _plain(schema["items_schema"], uuids_as_text)
-        return None if items is None else {**schema, "items_schema": items}
-    if kind == "literal" and all(
-        value is None or type(value) in (str, int, bool) for value in schema["expected"]
-    ):
-        return schema
-    return None
+        config = schema.get("config") or {}
+        if not set(config) <= _NEUTRAL_CONFIG or config.get("extra_fields_behavior") == "allow":
+            return None
+        fields = schema["schema"]
+        if fields.get("type") != "model-fields" or _has_any(
+            fields, "computed_fields", "extras_schema"
+        ):
+            return None
+        plain_fields: dict[str, Any] = {}
+        for name, one in fields["fields"].items():
+            if any(key.startswith("serialization_exclude") for key in one):
+                return None
+            if one.get("serialization_alias", name) != name or _has_any(one, "validation_alias"):
+                return None
+            value = self.plain(one["schema"])
+            if value is None:
+                return None
+            plain_fields[name] = {**one, "schema": value}
+
+        def fields_of(from_attributes: bool) -> Any:
+            checked = core_schema.model_fields_schema(
+                plain_fields,
+                model_name=fields.get("model_name"),
+                extra_behavior=config.get("extra_fields_behavior"),
+                from_attributes=from_attributes,
+            )
+            return core_schema.no_info_after_validator_function(_FIELDS_DICT, checked)
+
+        # An instance is the model's whatever its config: its fields are read back.
+        instance = core_schema.chain_schema(
+            [core_schema.is_instance_schema(schema["cls"]), fields_of(True)]
+        )
+        taken = fields_of(bool(config.get("from_attributes")))
+        return core_schema.union_schema([taken, instance], mode="left_to_right")
+
+    def plain(self, schema: Any) -> Any | None:
+        if "ref" in schema:  # inlined: the ref is the definition's, not this copy's
+            schema = {key: value for key, value in schema.items() if key != "ref"}
+        kind = schema.get("type")
+        serialization = schema.get("serialization")
+        if serialization is not None:
+            applied = _serialiser(serialization)
+            if applied is None:
+                return None
+            unserialised = {key: value for key, value in schema.items() if key != "serialization"}
+            return core_schema.no_info_after_validator_function(applied, unserialised)
+        if kind in _PLAIN:
+            if kind == "uuid" and self.uuids_as_text:
+                return core_schema.no_info_after_validator_function(str, schema)
+            return schema
+        if kind == "model":
+            return self.as_dict(schema)
+        if kind == "definition-ref":
+            ref = schema["schema_ref"]
+            if ref in self.resolving or ref not in self.definitions:
+                return None  # a recursive model
+            self.resolving.add(ref)
+            try:
+                return self.plain(self.definitions[ref])
+            finally:
+                self.resolving.discard(ref)
+        if kind in _AROUND:
+            inner = self.plain(schema["schema"])
+            return None if inner is None else {**schema, "schema": inner}
+        if kind == "list" and "items_schema" in schema:
+            items = self.plain(schema["items_schema"])
+            return None if items is None else {**schema, "items_schema": items}
+        if kind == "literal" and all(
+            value is None or type(value) in (str, int, bool) for value in schema["expected"]
+        ):
+            return schema
+        return None
 
 
 def _serialiser(serialization: Any) -> Callable[[Any], Any] | None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, Generic, TypeVar, get_args
 
+from asyncpg.pgproto.pgproto import UUID as DriverUUID
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import core_schema
@@ -103,14 +104,17 @@ def _uuids_as_text(schema: Any) -> Any:
 
 
 def _driver_uuids(adapters: _PageAdapters, items: Sequence[Any]) -> bool:
-    """Are the rows fields (dicts) holding a driver's own UUID class (asyncpg's)?"""
-    if not items or not adapters.uuid_fields or not isinstance(items[0], dict):
+    """Do the rows (dicts, or objects read by attribute) hold asyncpg's own UUID class?
+    (Its ``str`` is the canonical text, as ``uuid.UUID``'s; another subclass's may not
+    be, and keeps pydantic's way.)"""
+    if not items or not adapters.uuid_fields:
         return False
     first = items[0]
+    read = first.get if isinstance(first, dict) else partial(getattr, first)
     for name in adapters.uuid_fields:
-        value = first.get(name)
+        value = read(name, None)
         if value is not None:
-            return type(value) is not uuid.UUID
+            return type(value) is DriverUUID
     return False
 
 
@@ -122,8 +126,9 @@ def page_response(
     the same bytes), without its second pass over the response. The route keeps
     ``response_model`` for its OpenAPI document.
 
-    ``items`` may be ``model`` instances or their fields as dicts: dicts are validated
-    here, all in one call, which is cheaper than a ``model_validate`` per row.
+    ``items`` may be ``model`` instances, their fields as dicts or rows read by attribute
+    (a model with ``from_attributes``): they are validated here, all in one call, which
+    is cheaper than a ``model_validate`` per row.
 
     Rows read by asyncpg hold its own ``UUID`` class (a ``uuid.UUID`` subclass), which
     pydantic writes through its ``int`` property, computed in Python: a third of a deals
@@ -132,16 +137,18 @@ def page_response(
     own ``str`` is Python, so pages of ``uuid.UUID`` values (SQLite's, objects made in
     Python) keep pydantic's. Both give the same bytes.
 
-    Dicts of a model whose JSON is plain skip the model instances altogether
+    Rows of a model whose JSON is plain skip the model instances altogether
     (``crm2_core.http.page_json``): validated into dicts, written by orjson.
     """
     adapters = _page_adapters(model)
     driver_uuids = _driver_uuids(adapters, items)
-    plain = plain_page(model) if items and isinstance(items[0], dict) else None
+    plain = plain_page(model) if items else None
     if plain is not None:
         body = plain.json(items, next_cursor, driver_uuids)
         if body is not None:
             return Response(body, media_type="application/json")
-    adapter = adapters.uuids_as_text if driver_uuids else adapters.plain
+    # the subclass takes fields, not the model's own instances
+    text = driver_uuids and not isinstance(items[0], BaseModel)
+    adapter = adapters.uuids_as_text if text else adapters.plain
     page = adapter.validate_python({"items": items, "next_cursor": next_cursor})
     return Response(adapter.dump_json(page, by_alias=True), media_type="application/json")

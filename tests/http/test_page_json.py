@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from asyncpg.pgproto.pgproto import UUID as DriverUUID
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -157,16 +159,78 @@ class _Mapping(ResponseModel):
     data: dict[str, str]
 
 
+class _Stripped(ResponseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # config that validates otherwise
+
+    name: str
+
+
 @pytest.mark.parametrize(
     "model",
-    [_Nested, _Float, _Aliased, _Computed, _Checked, _FieldSerialised, _PlainDecimal, _Mapping],
+    [_Float, _Aliased, _Computed, _Checked, _FieldSerialised, _PlainDecimal, _Mapping, _Stripped],
 )
 def test_a_model_whose_json_is_not_plain_keeps_pydantics_path(model: type[ResponseModel]) -> None:
     assert plain_page(model) is None
 
 
 def test_pages_of_models_not_plain_are_still_pydantics() -> None:
-    rows = [{"inner": {"ref": uuid.uuid4()}}, {"inner": {"ref": DriverUUID(str(uuid.uuid4()))}}]
-    assert page_response(_Nested, rows, None).body == _pydantics(_Nested, rows, None)
     shouted = [{"name": "quiet"}]
     assert b'"QUIET"' in page_response(_FieldSerialised, shouted, None).body
+    assert page_response(_Stripped, [{"name": " x "}], None).body.count(b'"x"') == 1
+
+
+class _Attributes:
+    """A row read by attribute, as a SQLAlchemy ``Row`` or an ORM entity is."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+class _Item(BaseModel):  # no ``from_attributes``: it takes dicts and its instances only
+    text: str
+    done: bool = False
+
+
+class _Holder(ResponseModel):
+    id: uuid.UUID
+    inner: _Inner
+    link: _Inner | None = None
+    items: list[_Item] = Field(default_factory=list)
+    value: Amount | None = None
+
+
+def _holder_rows(make_uuid: Any) -> list[dict[str, Any]]:
+    ids = [make_uuid(uuid.UUID(int=(n * 7919 + 1) << 96)) for n in range(4)]
+    return [
+        {"id": i, "inner": {"ref": i}, "link": None if n % 2 else _Inner(ref=i),
+         "items": [{"text": "a"}, _Item(text="b", done=True)], "value": Decimal("2.50")}
+        for n, i in enumerate(ids)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make_uuid", [lambda u: u, lambda u: DriverUUID(str(u))], ids=["uuid", "asyncpg"]
+)
+def test_rows_instances_and_nested_models_take_the_plain_path(make_uuid: Any) -> None:
+    """Dicts, objects read by attribute and the model's instances, with nested models
+    given as dicts or instances: validated into dicts, pydantic's bytes."""
+    plain = plain_page(_Holder)
+    assert plain is not None
+    dicts = _holder_rows(make_uuid)
+    expected = _pydantics(_Holder, dicts, "c")
+    assert b'"value":"2.50"' in expected and b'"done":true' in expected
+    driver = type(dicts[0]["id"]) is DriverUUID
+    by_attribute = [_Attributes(**row) for row in dicts]
+    instances = [_Holder.model_validate(row) for row in dicts]
+    for rows in (dicts, by_attribute, instances):
+        assert plain.json(rows, "c", driver) == expected
+        assert page_response(_Holder, rows, "c").body == expected
+
+
+def test_a_nested_model_without_from_attributes_refuses_other_objects_as_pydantic_does() -> None:
+    plain = plain_page(_Holder)
+    assert plain is not None
+    rows = [{"id": uuid.uuid4(), "inner": {"ref": uuid.uuid4()}, "items": [_Attributes(text="a")]}]
+    assert plain.json(rows, None, False) is None
+    with pytest.raises(ValidationError):
+        page_response(_Holder, rows, None)
