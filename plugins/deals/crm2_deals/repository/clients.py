@@ -85,9 +85,10 @@ async def list_clients(
     filters: ClientFilters,
     sort: str,
     page: PageParams,
-) -> tuple[list[Client], str | None]:
+) -> tuple[list[Any], str | None]:
+    """A page of plain rows (``page_rows``): the list and its export only read them."""
     stmt = client_select(session, visibility, filters)
-    return await clients.page(session, stmt, page, sort=sort)
+    return await clients.page_rows(session, stmt, page, sort=sort)
 
 
 async def clients_matching(
