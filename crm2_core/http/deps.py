@@ -63,6 +63,10 @@ async def get_session(request: Request) -> AsyncSession:
     factory = context.session_factory
     if request.method in SAFE_METHODS and context.read_session_factory is not None:
         factory = context.read_session_factory
+        if not context.settings.is_sqlite:  # no transaction: see _end_read
+            session = factory()
+            exits.push_async_exit(partial(_end_read, session))
+            return session
     session = factory()
     exits.push_async_exit(partial(_end, session))
     return session
@@ -74,6 +78,17 @@ async def _end(session: AsyncSession, failed: type[BaseException] | None, *_: ob
             await session.commit()
         else:
             await session.rollback()
+    finally:
+        await session.close()
+
+
+async def _end_read(session: AsyncSession, failed: type[BaseException] | None, *_: object) -> None:
+    """A read session on PostgreSQL has no transaction to end (each statement commits
+    by itself): only ORM changes a route left pending are flushed, as ``commit`` would.
+    (SQLite's read sessions have transactions, and end as every other.)"""
+    try:
+        if failed is None and (session.new or session.dirty or session.deleted):
+            await session.commit()
     finally:
         await session.close()
 

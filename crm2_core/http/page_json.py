@@ -1,19 +1,20 @@
 """A list page of plain rows, validated into dicts and written by orjson.
 
-``page_response`` validates a page's rows (dicts of a response model's fields) and
-writes them as JSON. Through pydantic that means a model instance per row and its
-serialiser walking each one: two thirds of the page's time in ``page_response`` on a
-deals page. For a response model whose JSON is plain (strings, integers, booleans,
-UUIDs, dates and datetimes, lists and literals of those, and plain serialisers that
-return one of them, such as ``Amount``'s), the same validators check the rows into
-dicts and orjson writes them, with the same bytes: the model's own core schema, its
-fields as a typed dict; each plain serialiser applied once the field is valid.
+``page_response`` validates a page's rows (a response model's fields as dicts, rows
+read by attribute, or the model's instances) and writes them as JSON. Through pydantic
+that means a model instance per row and its serialiser walking each one: two thirds of
+the page's time in ``page_response`` on a deals page. For a response model whose JSON
+is plain (strings, integers, booleans, UUIDs, dates and datetimes, literals, lists and
+nested models of those, and plain serialisers that return a string, integer or boolean,
+such as ``Amount``'s), the model's own field schemas validate the rows into dicts (each
+plain serialiser applied once the field is valid) and orjson writes them: the same
+bytes, without a model instance per row.
 
-Anything else in the model (a nested model, a float, a field serialiser that needs the
-instance, an alias, a computed field, model validators) makes it ``None``: such a page
-keeps pydantic's path. So does a page these validators refuse (pydantic's then raises
-its error, or takes a row given as a model instance) or orjson cannot write (an
-integer beyond 64 bits).
+Anything else in the model (a float, a dict, a field serialiser that needs the
+instance, an alias, a computed field, model validators, config that changes how
+fields validate, a recursive model) makes ``plain_page`` ``None``: such a page keeps
+pydantic's path. So does a page these validators refuse (pydantic then raises its
+error) or orjson cannot write (an integer beyond 64 bits).
 """
 
 from __future__ import annotations
