@@ -8,7 +8,8 @@ is plain (strings, integers, booleans, UUIDs, dates and datetimes, literals, lis
 nested models of those, and plain serialisers that return a string, integer or boolean,
 such as ``Amount``'s), the model's own field schemas validate the rows into dicts (each
 plain serialiser applied once the field is valid) and orjson writes them: the same
-bytes, without a model instance per row.
+bytes, without a model instance per row. The model's instances are read back as they
+are, as pydantic takes them (their validators ran when they were made).
 
 Anything else in the model (a float, a dict, a field serialiser that needs the
 instance, an alias, a computed field, model validators, config that changes how
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -32,7 +33,8 @@ from pydantic_core import SchemaValidator, ValidationError, core_schema
 # Core schema types whose validated values orjson writes as pydantic does.
 _PLAIN = frozenset({"str", "int", "bool", "uuid", "datetime", "date"})
 # Wrappers whose value is their inner schema's (validators that run around it).
-_AROUND = frozenset({"nullable", "default", "function-before", "function-after"})
+_VALIDATORS = frozenset({"function-before", "function-after"})
+_AROUND = frozenset({"nullable", "default", *_VALIDATORS})
 _PLAIN_RESULTS = frozenset({"str", "int", "bool"})
 # Config that changes nothing in how a model's fields are validated or written.
 _NEUTRAL_CONFIG = frozenset({"title", "from_attributes", "extra_fields_behavior"})
@@ -45,17 +47,24 @@ _ORJSON_OPTIONS = orjson.OPT_UTC_Z
 
 @dataclass(frozen=True)
 class PlainPage:
-    """Validators of ``{"items": [...], "next_cursor": ...}`` returning plain dicts."""
+    """Validators of ``{"items": [...], "next_cursor": ...}`` returning plain dicts, one
+    per kind of page (made at first use): UUIDs kept as objects (orjson writes
+    ``uuid.UUID`` itself) or made text (asyncpg's ``UUID``); rows given as the model's
+    fields or as its instances."""
 
-    native: SchemaValidator  # UUIDs kept as objects (orjson writes ``uuid.UUID`` itself)
-    uuids_as_text: SchemaValidator  # UUIDs made text (a driver's ``UUID`` subclass)
+    model: type[BaseModel]
+    validators: dict[tuple[bool, bool], SchemaValidator] = field(default_factory=dict)
 
     def json(
         self, items: Sequence[Any], next_cursor: str | None, driver_uuids: bool
     ) -> bytes | None:
         """The page's JSON; ``None`` when these validators refuse the rows or orjson
         cannot write them: pydantic's path decides then (and raises what it refuses)."""
-        validator = self.uuids_as_text if driver_uuids else self.native
+        kind = (driver_uuids, isinstance(items[0], self.model))
+        validator = self.validators.get(kind)
+        if validator is None:
+            schema = _page_schema(self.model, uuids_as_text=kind[0], instances=kind[1])
+            validator = self.validators[kind] = SchemaValidator(schema)
         try:
             page = validator.validate_python({"items": items, "next_cursor": next_cursor})
             return orjson.dumps(page, option=_ORJSON_OPTIONS)
@@ -66,16 +75,13 @@ class PlainPage:
 @cache
 def plain_page(model: type[BaseModel]) -> PlainPage | None:
     """``model``'s page validators when its JSON is plain (see the module), else ``None``."""
-    native = _page_schema(model, uuids_as_text=False)
-    if native is None:
+    if _page_schema(model, uuids_as_text=False, instances=False) is None:
         return None
-    text = _page_schema(model, uuids_as_text=True)
-    assert text is not None  # the same walk of the same schema
-    return PlainPage(SchemaValidator(native), SchemaValidator(text))
+    return PlainPage(model)
 
 
-def _page_schema(model: type[BaseModel], *, uuids_as_text: bool) -> Any | None:
-    row = _Walk.of(model.__pydantic_core_schema__, uuids_as_text)
+def _page_schema(model: type[BaseModel], *, uuids_as_text: bool, instances: bool) -> Any:
+    row = _Walk.of(model.__pydantic_core_schema__, uuids_as_text, instances)
     if row is None:
         return None
     cursor = core_schema.with_default_schema(
@@ -96,24 +102,33 @@ def _has_any(schema: Any, *keys: str) -> bool:
 @dataclass
 class _Walk:
     """One walk of a model's core schema, making each part validate into what orjson
-    writes as pydantic would write it; ``None`` where a part cannot."""
+    writes as pydantic would write it; ``None`` where a part cannot.
+
+    ``validating``: the model's own validators run, as they do on what the model is
+    given. An instance of the model is not validated again by pydantic, so it is read
+    through a second walk without them (``validating=False``): each field's value only
+    checked to be of its type, and plain serialisers applied."""
 
     uuids_as_text: bool
     definitions: dict[str, Any]  # a shared model's schema by its ref, inlined where used
+    validating: bool = True
     resolving: set[str] = field(default_factory=set)  # refs being inlined: a recursion
 
     @classmethod
-    def of(cls, schema: Any, uuids_as_text: bool) -> Any | None:
+    def of(cls, schema: Any, uuids_as_text: bool, instances: bool) -> Any | None:
+        """A page's row: what the model takes but its instances, or its instances only
+        (a page's rows come one way, and telling them apart costs a call per row)."""
         definitions: dict[str, Any] = {}
         if schema.get("type") == "definitions":
             definitions = {item["ref"]: item for item in schema["definitions"]}
             schema = schema["schema"]
-        return cls(uuids_as_text, definitions).as_dict(schema)
+        return cls(uuids_as_text, definitions).as_dict(schema, row=instances)
 
-    def as_dict(self, schema: Any) -> Any | None:
+    def as_dict(self, schema: Any, row: bool | None = None) -> Any | None:
         """A model's schema made to take what the model takes (its fields as a dict, an
         object's attributes where its config reads them, an instance of it) and give
-        its fields as a dict."""
+        its fields as a dict. ``row``: a page's row, ``True`` an instance, ``False``
+        anything else."""
         if schema.get("type") != "model" or _has_any(
             schema, "post_init", "root_model", "custom_init", "serialization"
         ):  # model validators or serialisers
@@ -126,18 +141,17 @@ class _Walk:
             fields, "computed_fields", "extras_schema"
         ):
             return None
-        plain_fields: dict[str, Any] = {}
         for name, one in fields["fields"].items():
             if any(key.startswith("serialization_exclude") for key in one):
                 return None
             if one.get("serialization_alias", name) != name or _has_any(one, "validation_alias"):
                 return None
-            value = self.plain(one["schema"])
-            if value is None:
-                return None
-            plain_fields[name] = {**one, "schema": value}
+        read_back = self if not self.validating else replace(self, validating=False)
+        written = read_back.fields(fields["fields"])
+        if written is None:
+            return None
 
-        def fields_of(from_attributes: bool) -> Any:
+        def fields_of(plain_fields: dict[str, Any], from_attributes: bool) -> Any:
             checked = core_schema.model_fields_schema(
                 plain_fields,
                 model_name=fields.get("model_name"),
@@ -146,12 +160,31 @@ class _Walk:
             )
             return core_schema.no_info_after_validator_function(_FIELDS_DICT, checked)
 
-        # An instance is the model's whatever its config: its fields are read back.
         instance = core_schema.chain_schema(
-            [core_schema.is_instance_schema(schema["cls"]), fields_of(True)]
+            [core_schema.is_instance_schema(schema["cls"]), fields_of(written, True)]
         )
-        taken = fields_of(bool(config.get("from_attributes")))
-        return core_schema.union_schema([taken, instance], mode="left_to_right")
+        if not self.validating or row:
+            return instance
+        validated = self.fields(fields["fields"])
+        if validated is None:
+            return None
+        taken = fields_of(validated, bool(config.get("from_attributes")))
+        if row is False:
+            return taken
+        model = schema["cls"]
+        return core_schema.tagged_union_schema(
+            {"instance": instance, "taken": taken},
+            discriminator=lambda value: "instance" if isinstance(value, model) else "taken",
+        )
+
+    def fields(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        plain_fields: dict[str, Any] = {}
+        for name, one in fields.items():
+            value = self.plain(one["schema"])
+            if value is None:
+                return None
+            plain_fields[name] = {**one, "schema": value}
+        return plain_fields
 
     def plain(self, schema: Any) -> Any | None:
         if "ref" in schema:  # inlined: the ref is the definition's, not this copy's
@@ -162,6 +195,8 @@ class _Walk:
             applied = _serialiser(serialization)
             if applied is None:
                 return None
+            if not self.validating:  # the instance's value is valid: only written
+                return core_schema.no_info_plain_validator_function(applied)
             unserialised = {key: value for key, value in schema.items() if key != "serialization"}
             return core_schema.no_info_after_validator_function(applied, unserialised)
         if kind in _PLAIN:
@@ -179,6 +214,8 @@ class _Walk:
                 return self.plain(self.definitions[ref])
             finally:
                 self.resolving.discard(ref)
+        if kind in _VALIDATORS and not self.validating:
+            return self.plain(schema["schema"])
         if kind in _AROUND:
             inner = self.plain(schema["schema"])
             return None if inner is None else {**schema, "schema": inner}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
 from asyncpg.pgproto.pgproto import UUID as DriverUUID
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -234,3 +235,38 @@ def test_a_nested_model_without_from_attributes_refuses_other_objects_as_pydanti
     assert plain.json(rows, None, False) is None
     with pytest.raises(ValidationError):
         page_response(_Holder, rows, None)
+
+
+def _double(value: Any) -> Any:
+    return value * 2 if isinstance(value, int) else value
+
+
+Doubled = Annotated[int, BeforeValidator(_double)]
+
+
+class _Counted(BaseModel):
+    n: Doubled
+
+
+class _Twice(ResponseModel):
+    n: Doubled
+    inner: _Counted | None = None
+    value: Amount | None = None
+
+
+def test_an_instance_is_written_as_it_is_not_validated_again() -> None:
+    """pydantic takes a model's instance as it is: its validators ran when it was made.
+    A validator that is not idempotent shows whether they run again."""
+    plain = plain_page(_Twice)
+    assert plain is not None
+    dicts = [{"n": 2, "inner": {"n": 3}, "value": Decimal("1.50")}]
+    assert plain.json(dicts, None, False) == _pydantics(_Twice, dicts, None)
+    assert b'"n":4' in _pydantics(_Twice, dicts, None) and b'"n":6' in _pydantics(
+        _Twice, dicts, None
+    )
+    instances = [_Twice.model_validate(row) for row in dicts]
+    written = plain.json(instances, None, False)
+    assert written == _pydantics(_Twice, dicts, None)  # 4 and 6, not 8 and 12
+    nested = [{"n": 2, "inner": _Counted(n=3), "value": None}]  # an instance inside a dict
+    assert plain.json(nested, None, False) == _pydantics(_Twice, nested, None)
+    assert b'"inner":{"n":6}' in _pydantics(_Twice, nested, None)
