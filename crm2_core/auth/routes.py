@@ -37,7 +37,7 @@ from crm2_core.auth.service import AuthService
 from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep, context_of, read_connection
 from crm2_core.http.etag import IfMatchDep, etag_for
-from crm2_core.http.pagination import Page, PageDep
+from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.routing import APIRouter
 from crm2_core.http.security import NO_STORE
@@ -188,12 +188,12 @@ def shown_permissions(granted: frozenset[str], enabled: frozenset[str]) -> tuple
 
 
 @router.get("/users", response_model=Page[UserPublic])
-async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Page[UserPublic]:
+async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Response:
     """Users, oldest first, cursor-paginated."""
     rows, cursor = await repo.list_users(session, page)
     roles = await repo.roles_of(session, [u.id for u in rows])
     items = [UserPublic.model_validate({**u.model_dump(), "roles": roles[u.id]}) for u in rows]
-    return Page(items=items, next_cursor=cursor)
+    return page_response(UserPublic, items, cursor)
 
 
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
@@ -340,10 +340,10 @@ async def list_permissions(
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyPublic])
-async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> Page[ApiKeyPublic]:
+async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> Response:
     """API keys (never the keys themselves)."""
     rows, cursor = await repo.list_api_keys(session, page)
-    return Page(items=[_api_key_public(r) for r in rows], next_cursor=cursor)
+    return page_response(ApiKeyPublic, [_api_key_public(r) for r in rows], cursor)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)

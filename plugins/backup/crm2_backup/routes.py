@@ -44,6 +44,7 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     acting_user,
+    page_response,
     require,
     utcnow,
 )
@@ -98,10 +99,10 @@ async def list_sets(
     session: SessionDep,
     page: PageDep,
     status_: Annotated[SetStatus | None, Query(alias="status")] = None,
-) -> Page[SetPublic]:
+) -> Response:
     """Backup sets, newest first."""
     rows, cursor = await page_sets(session, page, status_)
-    return Page(items=[SetPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(SetPublic, rows, cursor)
 
 
 @router.post(
@@ -167,10 +168,10 @@ async def verify_set(
 @router.get("/drills", response_model=Page[DrillPublic])
 async def list_drills(
     _: BackupRead, session: SessionDep, page: PageDep, set_id: uuid.UUID | None = None
-) -> Page[DrillPublic]:
+) -> Response:
     """Restore drills, newest first, with their RTO and RPO."""
     rows, cursor = await page_drills(session, page, set_id)
-    return Page(items=[DrillPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(DrillPublic, rows, cursor)
 
 
 @router.get("/drills/{drill_id}", response_model=DrillPublic)
@@ -182,10 +183,10 @@ async def get_one_drill(drill_id: uuid.UUID, _: BackupRead, session: SessionDep)
 @router.get("/runs", response_model=Page[RunPublic])
 async def list_runs(
     _: BackupRead, session: SessionDep, page: PageDep, kind: RunKind | None = None
-) -> Page[RunPublic]:
+) -> Response:
     """Every backup, verify, restore and prune operation, newest first."""
     rows, cursor = await page_runs(session, page, kind)
-    return Page(items=[RunPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(RunPublic, rows, cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=_POLLED)

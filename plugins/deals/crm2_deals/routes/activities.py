@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Response
 
 from crm2_core.api import (
     APIRouter,
@@ -15,6 +15,7 @@ from crm2_core.api import (
     create_route,
     list_query,
     list_route,
+    page_response,
     record_routes,
 )
 from crm2_deals.routes.deps import PERMISSIONS, DealsRead
@@ -65,9 +66,9 @@ async def client_timeline(
     session: SessionDep,
     page: PageDep,
     kind: KindsQuery = None,
-) -> Page[ActivityPublic]:
+) -> Response:
     """The client's activities and its deals' and policies', newest first; 404 if not visible."""
     rows, cursor = await service.client_timeline(
         session, principal, client_id, tuple(kind or ()), page
     )
-    return Page(items=[ActivityPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(ActivityPublic, rows, cursor)

@@ -17,6 +17,7 @@ from crm2_core.api import (
     export_route,
     list_query,
     list_route,
+    page_response,
     present,
     query_filters,
     record_routes,
@@ -124,7 +125,7 @@ async def move_deal(
 @router.get("/deals/{deal_id}/history", response_model=Page[StageMovePublic])
 async def deal_history(
     deal_id: uuid.UUID, principal: DealsRead, session: SessionDep, page: PageDep
-) -> Page[StageMovePublic]:
+) -> Response:
     """Every stage the deal entered (from, to, by, at, seconds in the previous), oldest first."""
     rows, cursor = await service.history(session, principal, deal_id, page)
-    return Page(items=[StageMovePublic.model_validate(m) for m in rows], next_cursor=cursor)
+    return page_response(StageMovePublic, rows, cursor)

@@ -8,7 +8,16 @@ from typing import Annotated
 from fastapi import Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import APIRouter, IfMatchDep, Page, PageDep, SessionDep, created, present
+from crm2_core.api import (
+    APIRouter,
+    IfMatchDep,
+    Page,
+    PageDep,
+    SessionDep,
+    created,
+    page_response,
+    present,
+)
 from crm2_deals.models import Pipeline
 from crm2_deals.repository import pipelines as repo
 from crm2_deals.routes.deps import DealsAdmin, DealsRead
@@ -31,10 +40,10 @@ async def _one(session: AsyncSession, pipeline: Pipeline, response: Response) ->
 
 
 @router.get("/pipelines", response_model=Page[PipelinePublic])
-async def list_pipelines(_: DealsRead, session: SessionDep, page: PageDep) -> Page[PipelinePublic]:
+async def list_pipelines(_: DealsRead, session: SessionDep, page: PageDep) -> Response:
     """Pipelines (the default first) with their stages ordered by position."""
     rows, cursor = await repo.list_pipelines(session, page)
-    return Page(items=await service.publics(session, rows), next_cursor=cursor)
+    return page_response(PipelinePublic, await service.publics(session, rows), cursor)
 
 
 @router.post("/pipelines", response_model=PipelinePublic, status_code=status.HTTP_201_CREATED)
@@ -93,10 +102,10 @@ async def list_lost_reasons(
     _: DealsRead,
     session: SessionDep,
     include_inactive: Annotated[bool, Query(description="also the retired ones")] = False,
-) -> Page[LostReasonPublic]:
+) -> Response:
     """The managed list of reasons a deal is lost, by name (one page)."""
     rows = await repo.list_lost_reasons(session, include_inactive)
-    return Page(items=[LostReasonPublic.model_validate(r) for r in rows], next_cursor=None)
+    return page_response(LostReasonPublic, rows, None)
 
 
 @router.post("/lost-reasons", response_model=LostReasonPublic, status_code=status.HTTP_201_CREATED)

@@ -17,6 +17,7 @@ from crm2_core.api import (
     SessionDep,
     created,
     list_query,
+    page_response,
     present,
 )
 from crm2_documents.repository import documents as repo
@@ -53,7 +54,7 @@ async def list_documents(
     session: SessionDep,
     context: ContextDep,
     query: DocumentListQuery,
-) -> Page[DocumentPublic]:
+) -> Response:
     """Documents the caller may see: those of records they may see (all with all_records)."""
     rows, cursor = await repo.list_documents(
         session, service.visibility(principal), query.filters, query.sort, query.page
@@ -61,7 +62,7 @@ async def list_documents(
     current = await service.current_versions(session, rows)
     days = _retention(context)
     items = [service.public(d, current.get(d.id), days) for d in rows]
-    return Page(items=items, next_cursor=cursor)
+    return page_response(DocumentPublic, items, cursor)
 
 
 @router.post("/documents", response_model=DocumentPublic, status_code=status.HTTP_201_CREATED)

@@ -19,6 +19,7 @@ from crm2_core.api import (
     SessionDep,
     created,
     list_query,
+    page_response,
     present,
 )
 from crm2_notifications.repository import admin as repo
@@ -49,11 +50,13 @@ IfMatchOptional = Annotated[
 @router.get("/rules", response_model=Page[NotificationRulePublic])
 async def list_rules(
     _: NotificationsAdmin, session: SessionDep, context: ContextDep, page: PageDep
-) -> Page[NotificationRulePublic]:
+) -> Response:
     """Rules by name; ``active`` is false when the event type or the shipping plugin is off."""
     rows, cursor = await repo.RULES.page(session, repo.RULES.visible(repo.ADMIN), page)
     declared = rules.declared_event_types(context)
-    return Page(items=[rules.public(r, context, declared) for r in rows], next_cursor=cursor)
+    return page_response(
+        NotificationRulePublic, [rules.public(r, context, declared) for r in rows], cursor
+    )
 
 
 @router.post("/rules", response_model=NotificationRulePublic, status_code=status.HTTP_201_CREATED)
@@ -110,12 +113,10 @@ async def delete_rule(
 
 
 @router.get("/webhooks", response_model=Page[WebhookPublic])
-async def list_webhooks(
-    _: NotificationsAdmin, session: SessionDep, page: PageDep
-) -> Page[WebhookPublic]:
+async def list_webhooks(_: NotificationsAdmin, session: SessionDep, page: PageDep) -> Response:
     """Outbound webhook subscriptions by name."""
     rows, cursor = await repo.WEBHOOKS.page(session, repo.WEBHOOKS.visible(repo.ADMIN), page)
-    return Page(items=[WebhookPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(WebhookPublic, rows, cursor)
 
 
 @router.post("/webhooks", response_model=WebhookPublic, status_code=status.HTTP_201_CREATED)
@@ -185,8 +186,8 @@ DeliveryQuery = Annotated[
 @router.get("/deliveries", response_model=Page[DeliveryPublic])
 async def list_deliveries(
     _: NotificationsAdmin, session: SessionDep, query: DeliveryQuery
-) -> Page[DeliveryPublic]:
+) -> Response:
     """Every delivery, newest first, with attempts and the last response code."""
     f = query.filters
     rows, cursor = await delivery_repo.page(session, query.page, f.status, f.channel)
-    return Page(items=[DeliveryPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(DeliveryPublic, rows, cursor)

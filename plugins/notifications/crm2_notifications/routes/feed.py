@@ -18,6 +18,7 @@ from crm2_core.api import (
     SessionDep,
     has_permission,
     list_query,
+    page_response,
     present,
 )
 from crm2_notifications.routes.deps import NotificationsRead
@@ -49,10 +50,10 @@ FeedQuery = Annotated[ListQuery[FeedFilters], Depends(list_query(FeedFilters, pa
 @router.get("/feed", response_model=Page[NotificationPublic])
 async def list_feed(
     principal: NotificationsRead, session: SessionDep, query: FeedQuery
-) -> Page[NotificationPublic]:
+) -> Response:
     """The caller's notifications, newest first."""
     rows, cursor = await feed.page(session, principal, query.page, query.filters.unread_only)
-    return Page(items=[NotificationPublic.model_validate(r) for r in rows], next_cursor=cursor)
+    return page_response(NotificationPublic, rows, cursor)
 
 
 @router.get("/feed/unread-count", response_model=UnreadCount)

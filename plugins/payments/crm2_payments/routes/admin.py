@@ -20,6 +20,7 @@ from crm2_core.api import (
     check_version,
     created,
     from_minor,
+    page_response,
     present,
 )
 from crm2_payments.errors import InvalidRule, RuleNotFound
@@ -79,13 +80,13 @@ async def list_rules(
     session: SessionDep,
     page: PageDep,
     insurer: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[CommissionRulePublic]:
+) -> Response:
     """Commission rules, newest first."""
     stmt = select(CommissionRule)
     if insurer is not None:
         stmt = stmt.where(col(CommissionRule.insurer) == insurer)
     rows, cursor = await rules.page(session, stmt, page)
-    return Page(items=[rule_public(r) for r in rows], next_cursor=cursor)
+    return page_response(CommissionRulePublic, [rule_public(r) for r in rows], cursor)
 
 
 @router.post(
@@ -146,10 +147,10 @@ async def list_commissions(
     session: SessionDep,
     page: PageDep,
     payment_id: uuid.UUID | None = None,
-) -> Page[CommissionPublic]:
+) -> Response:
     """The commission ledger (earned +, reversed -) of the payments the caller may see."""
     stmt = commissions.visible(RULES.visibility(principal))
     if payment_id is not None:
         stmt = stmt.where(col(Commission.payment_id) == payment_id)
     rows, cursor = await commissions.page(session, stmt, page)
-    return Page(items=[commission_public(c) for c in rows], next_cursor=cursor)
+    return page_response(CommissionPublic, [commission_public(c) for c in rows], cursor)

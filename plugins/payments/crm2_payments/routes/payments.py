@@ -20,6 +20,7 @@ from crm2_core.api import (
     SessionDep,
     created,
     list_query,
+    page_response,
     present,
     query_filters,
     record_routes,
@@ -64,13 +65,13 @@ PaymentListQuery = Annotated[ListQuery[repo.PaymentFilters], Depends(payment_que
 @router.get("/payments", response_model=Page[PaymentPublic])
 async def list_payments(
     principal: PaymentsRead, session: SessionDep, query: PaymentListQuery
-) -> Page[PaymentPublic]:
+) -> Response:
     """Payments the caller may see (their own, or all with payments:all_records)."""
     visibility = service.PAYMENTS.visibility(principal)
     rows, cursor = await repo.list_payments(
         session, visibility, query.filters, query.sort, query.page
     )
-    return Page(items=[service.public(p) for p in rows], next_cursor=cursor)
+    return page_response(PaymentPublic, [service.public(p) for p in rows], cursor)
 
 
 @router.post(
@@ -136,13 +137,13 @@ async def list_schedules(
     session: SessionDep,
     page: PageDep,
     policy_id: RecordId | None = None,
-) -> Page[SchedulePublic]:
+) -> Response:
     """Premium schedules (built from deals' policy events) the caller may see."""
     stmt = repo.schedules.visible(service.PAYMENTS.visibility(principal))
     if policy_id is not None:
         stmt = stmt.where(col(Schedule.policy_id) == policy_id)
     rows, cursor = await repo.schedules.page(session, stmt, page)
-    return Page(items=[schedule_public(s) for s in rows], next_cursor=cursor)
+    return page_response(SchedulePublic, [schedule_public(s) for s in rows], cursor)
 
 
 @router.get("/schedules/{schedule_id}", response_model=SchedulePublic)

@@ -18,6 +18,7 @@ from crm2_core.api import (
     SessionDep,
     Sorts,
     from_minor,
+    page_response,
     present,
 )
 from crm2_payments.errors import InvalidStatement, LineNotFound, StatementNotFound
@@ -93,11 +94,11 @@ async def upload_statement(
 @router.get("/statements", response_model=Page[StatementPublic])
 async def list_statements(
     principal: PaymentsReconcile, session: SessionDep, page: PageDep
-) -> Page[StatementPublic]:
+) -> Response:
     """Uploaded statements, newest first."""
     rows, cursor = await statements.page(session, select(Statement), page)
     items = [statement_public(s, await service.counts_of(session, s.id)) for s in rows]
-    return Page(items=items, next_cursor=cursor)
+    return page_response(StatementPublic, items, cursor)
 
 
 @router.get("/statements/{statement_id}", response_model=StatementPublic)
@@ -116,14 +117,14 @@ async def list_lines(
     session: SessionDep,
     page: PageDep,
     status: Annotated[LineStatus | None, Query()] = None,
-) -> Page[LinePublic]:
+) -> Response:
     """The statement's lines (``status`` filters: matched, unmatched, ambiguous)."""
     await statements.get_or_404(session, RULES.visibility(None), statement_id)
     stmt = select(StatementLine).where(col(StatementLine.statement_id) == statement_id)
     if status is not None:
         stmt = stmt.where(col(StatementLine.status) == status)
     rows, cursor = await lines.page(session, stmt, page)
-    return Page(items=[line_public(r) for r in rows], next_cursor=cursor)
+    return page_response(LinePublic, [line_public(r) for r in rows], cursor)
 
 
 @router.post("/statement-lines/{line_id}/match", response_model=LinePublic)

@@ -16,6 +16,7 @@ from crm2_core.api import (
     create_route,
     created,
     list_route,
+    page_response,
     present,
 )
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy
@@ -140,11 +141,13 @@ async def delete_policy(policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep
 @router.get("/rules", response_model=Page[AutomationRulePublic])
 async def list_rules(
     _: TasksAdmin, session: SessionDep, context: ContextDep, page: PageDep
-) -> Page[AutomationRulePublic]:
+) -> Response:
     """Automation rules by name; ``active`` is false when no enabled plugin emits ``on``."""
     rows, cursor = await repo.page(session, AutomationRule, page)
     declared = automations.declared_event_types(context)
-    return Page(items=[automations.public(r, declared) for r in rows], next_cursor=cursor)
+    return page_response(
+        AutomationRulePublic, [automations.public(r, declared) for r in rows], cursor
+    )
 
 
 @router.post("/rules", response_model=AutomationRulePublic, status_code=status.HTTP_201_CREATED)
