@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.engine import Compiled, Dialect, Engine
 from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
@@ -280,7 +280,16 @@ async def select_rows(
     execution context and result object around one round trip. Anywhere else (SQLite,
     a session inside a transaction, a statement SQLAlchemy must finish at execution,
     an engine with event listeners) the session runs it.
+
+    A read session that holds no connection yet (a GET's, whose first statement this
+    is) is not given one: the statement runs on a connection taken from the pool and
+    given back at once (:func:`_pooled_rows`), as the session would have run it there
+    without a transaction.
     """
+    if _may_skip_connection(session):
+        rows = await _pooled_rows(session, statement, make_row, params)
+        if rows is not None:
+            return rows
     connection = await session.connection()
     dialect = connection.dialect
     key = statement._generate_cache_key() if _driver_may_run(session, connection) else None
@@ -297,6 +306,55 @@ async def select_rows(
     except Exception:
         # SQLAlchemy meets the error itself: its exception types (which the problem
         # handlers answer) and, for a lost connection, the pool's invalidation.
+        return await _through_sqlalchemy(session, statement, make_row, params)
+    return plan.rows(records, make_row)
+
+
+def _may_skip_connection(session: AsyncSession) -> bool:
+    """Is ``session`` a read session on asyncpg (no transaction: each statement commits
+    by itself) that holds no connection yet, with nothing to flush and no one listening
+    to its statements?  Then taking a connection for it only to run one statement past
+    it would cost more than the statement (the session's transaction object, a
+    SQLAlchemy ``Connection``, its isolation level set and reset)."""
+    sync = session.sync_session
+    engine = sync.bind
+    return (
+        isinstance(engine, Engine)
+        and engine.dialect.driver == "asyncpg"
+        and engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        and not sync.in_transaction()
+        and not _has_pending(session)
+        and not sync.dispatch.do_orm_execute
+        and not _listened(engine.dispatch)
+    )
+
+
+async def _pooled_rows(
+    session: AsyncSession,
+    statement: Select[Any],
+    make_row: Callable[[Sequence[Any]], Any] | None,
+    params: Mapping[str, Any] | None,
+) -> list[Any] | None:
+    """``statement``'s rows from a pool connection held for this one round trip (see
+    :class:`ReadConnection`: the driver runs it without a transaction); ``None`` when
+    its plan leaves it to SQLAlchemy. When the driver fails, the session runs it and
+    meets the error itself."""
+    engine = session.sync_session.bind
+    assert isinstance(engine, Engine)
+    key = statement._generate_cache_key()
+    plan = None if key is None else _plan(statement, engine.dialect, key)
+    if plan is None or key is None:
+        return None
+    args = plan.arguments(key, params)
+    pooled = await greenlet_spawn(engine.raw_connection)
+    driver = pooled.driver_connection
+    try:
+        records = await driver.fetch(plan.compiled.string, *args)  # type: ignore[union-attr]
+    except Exception:
+        records = None
+    finally:
+        await greenlet_spawn(pooled.invalidate if driver.is_closed() else pooled.close)  # type: ignore[union-attr]
+    if records is None:
         return await _through_sqlalchemy(session, statement, make_row, params)
     return plan.rows(records, make_row)
 

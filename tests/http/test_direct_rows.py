@@ -89,6 +89,50 @@ async def test_postgresql_read_sessions_bypass_sqlalchemy_execution(
     assert len(executions.statements) == direct + computed + 1
 
 
+async def test_a_read_session_holds_no_connection_for_its_rows(crm2: Crm2TestApp) -> None:
+    """On PostgreSQL a read session's statement runs on a pool connection given back at
+    once: the session begins nothing and holds nothing while the page is built. A
+    session already holding a connection (or SQLite's, which begin) keeps running its
+    statements on it."""
+    await crm2.create_user("viewer", email="pooled@example.com")
+    task = asyncio.current_task()
+    pool_events: list[tuple[str, int]] = []
+
+    def seen(name: str) -> Any:
+        def record(dbapi_connection: Any, *_: Any) -> None:
+            if asyncio.current_task() is task:
+                pool_events.append((name, id(dbapi_connection)))
+
+        return record
+
+    pool = crm2.context.engine.sync_engine.pool
+    listeners = [(pool, name, seen(name)) for name in ("checkout", "checkin")]
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    read_sessions = crm2.context.read_session_factory or crm2.context.session_factory
+    try:
+        async with read_sessions() as session:
+            rows = await select_rows(session, _users("pooled@example.com"))
+            began = session.in_transaction()
+            returned = list(pool_events)
+            await session.execute(select(func.count()).select_from(User))  # takes one now
+            again = await select_rows(session, _users("pooled@example.com"))
+            after = list(pool_events)
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)
+
+    assert [r.email for r in rows + again] == ["pooled@example.com"] * 2
+    if crm2.context.engine.dialect.driver == "asyncpg":
+        assert not began
+        assert [name for name, _ in returned] == ["checkout", "checkin"]
+        assert returned[0][1] == returned[1][1]
+        assert [name for name, _ in after[2:]] == ["checkout"]  # the session's own
+    else:
+        assert began and [name for name, _ in returned] == ["checkout"]
+        assert after == returned
+
+
 async def test_statement_listeners_see_every_statement(
     crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
