@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,9 +30,10 @@ NEWEST_FIRST = [OrderKey(col(Activity.occurred_at), True), OrderKey(col(Activity
 
 async def list_activities(
     session: AsyncSession, vis: Visibility, filters: ActivityFilters, page: PageParams
-) -> tuple[list[Activity], str | None]:
+) -> tuple[list[Any], str | None]:
+    """A page of activities as plain rows (read by attribute: only shown)."""
     stmt = where_all(
-        activities.visible(vis),
+        activities.visible_rows(vis),
         eq(col(Activity.client_id), filters.client),
         eq(col(Activity.deal_id), filters.deal),
         eq(col(Activity.policy_id), filters.policy),
@@ -39,7 +41,7 @@ async def list_activities(
         one_of(col(Activity.kind), filters.kind),
         at_least(col(Activity.updated_at), filters.updated_since),
     )
-    return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
+    return await activities.page_rows(session, stmt, page, keys=NEWEST_FIRST)
 
 
 async def timeline(
@@ -48,14 +50,15 @@ async def timeline(
     client_id: uuid.UUID,
     kinds: tuple[str, ...],
     page: PageParams,
-) -> tuple[list[Activity], str | None]:
-    """The client's entries and its deals' and policies' (every activity carries client_id)."""
+) -> tuple[list[Any], str | None]:
+    """The client's entries and its deals' and policies' (every activity carries
+    client_id), as plain rows."""
     stmt = where_all(
-        activities.visible(vis),
+        activities.visible_rows(vis),
         col(Activity.client_id) == client_id,
         one_of(col(Activity.kind), kinds),
     )
-    return await activities.page(session, stmt, page, keys=NEWEST_FIRST)
+    return await activities.page_rows(session, stmt, page, keys=NEWEST_FIRST)
 
 
 async def reassign(

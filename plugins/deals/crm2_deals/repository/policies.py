@@ -60,9 +60,10 @@ async def list_policies(
     filters: PolicyFilters,
     sort: str,
     page: PageParams,
-) -> tuple[list[Policy], str | None]:
+) -> tuple[list[Any], str | None]:
+    """A page of policies as plain rows (read by attribute: only shown)."""
     stmt = where_all(
-        policies.visible(vis),
+        policies.visible_rows(vis),
         eq(col(Policy.owner_id), filters.owner),
         eq(col(Policy.client_id), filters.client),
         eq(col(Policy.deal_id), filters.deal),
@@ -73,7 +74,7 @@ async def list_policies(
         at_least(col(Policy.updated_at), filters.updated_since),
         contains_text(filters.q, col(Policy.number), col(Policy.insurer)),
     )
-    return await policies.page(session, stmt, page, sort=sort)
+    return await policies.page_rows(session, stmt, page, sort=sort)
 
 
 async def change_status(

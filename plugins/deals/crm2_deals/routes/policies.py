@@ -35,7 +35,7 @@ policy_query = list_query(PolicyFilters, repo.POLICY_SORTS)
 
 
 list_route(
-    router, "/policies", PolicyPublic.of, response_model=PolicyPublic, permission="deals:read",
+    router, "/policies", PolicyPublic.values, response_model=PolicyPublic, permission="deals:read",
     fetch=service.list_policies, query=policy_query, name="list_policies",
     doc="Policies the caller may see, filtered and sorted, cursor-paginated.",
 )  # fmt: skip

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -106,9 +106,20 @@ class PolicyPublic(ResponseModel, fields_of=Policy, exclude=("premium_minor",)):
     status: PolicyStatus
 
     @classmethod
-    def of(cls, row: Policy) -> PolicyPublic:
-        premium = from_minor(row.premium_minor, row.currency)
-        return cls.model_validate({**row.model_dump(), "premium": premium})
+    def of(cls, row: Any) -> PolicyPublic:
+        """A policy, or a list page's plain row (``Repository.page_rows``)."""
+        return cls.model_validate(cls.values(row))
+
+    @classmethod
+    def values(cls, row: Any) -> dict[str, Any]:
+        """``of``'s fields, unvalidated: a list page validates its rows at once
+        (``page_response``), without a model built per row."""
+        values = {name: getattr(row, name) for name in _POLICY_SHOWN}
+        values["premium"] = from_minor(row.premium_minor, row.currency)
+        return values
+
+
+_POLICY_SHOWN = tuple(name for name in PolicyPublic.model_fields if name != "premium")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ timeline, and an agent sees exactly the activities of the records they own.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,7 +133,7 @@ async def delete_activity(
 
 async def list_activities(
     session: AsyncSession, principal: Principal, filters: ActivityFilters, page: PageParams
-) -> tuple[list[Activity], str | None]:
+) -> tuple[list[Any], str | None]:
     return await repo.list_activities(session, RULES.visibility(principal), filters, page)
 
 
@@ -142,7 +143,7 @@ async def client_timeline(
     client_id: uuid.UUID,
     kinds: tuple[str, ...],
     page: PageParams,
-) -> tuple[list[Activity], str | None]:
+) -> tuple[list[Any], str | None]:
     """404 unless the client is visible; then its visible entries, newest first."""
     vis = RULES.visibility(principal)
     await clients_repo.clients.get_or_404(session, vis, client_id)

@@ -27,8 +27,10 @@ FEED = Repository(
 )
 
 
-def feed(visibility: Visibility, unread_only: bool = False) -> Select[Any]:
-    stmt = FEED.visible(visibility).where(col(Notification.in_feed).is_(True))
+def feed(visibility: Visibility, unread_only: bool = False, *, rows: bool = False) -> Select[Any]:
+    """The feed's notifications; ``rows``: selecting the table's columns (``page_rows``)."""
+    base = FEED.visible_rows(visibility) if rows else FEED.visible(visibility)
+    stmt = base.where(col(Notification.in_feed).is_(True))
     if unread_only:
         stmt = stmt.where(col(Notification.read_at).is_(None))
     return stmt

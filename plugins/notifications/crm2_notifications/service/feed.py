@@ -20,8 +20,10 @@ from crm2_notifications.visibility import own
 
 async def page(
     session: AsyncSession, principal: Principal, params: PageParams, unread_only: bool
-) -> tuple[list[Notification], str | None]:
-    return await repo.FEED.page(session, repo.feed(own(principal), unread_only), params)
+) -> tuple[list[Any], str | None]:
+    """A page of the caller's feed as plain rows (read by attribute: only shown)."""
+    stmt = repo.feed(own(principal), unread_only, rows=True)
+    return await repo.FEED.page_rows(session, stmt, params)
 
 
 async def get(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Notification:

@@ -82,8 +82,9 @@ class PaymentFilters:
 
 
 def payment_select(visibility: Visibility, f: PaymentFilters) -> Select[Any]:
+    """The payments ``visibility`` may see that pass ``f``, as the table's columns."""
     return where_all(
-        payments.visible(visibility),
+        payments.visible_rows(visibility),
         one_of(col(Payment.status), f.statuses),
         eq(col(Payment.direction), f.direction),
         eq(col(Payment.currency), f.currency),
@@ -103,8 +104,9 @@ def payment_select(visibility: Visibility, f: PaymentFilters) -> Select[Any]:
 
 async def list_payments(
     session: AsyncSession, visibility: Visibility, f: PaymentFilters, sort: str, page: PageParams
-) -> tuple[list[Payment], str | None]:
-    return await payments.page(session, payment_select(visibility, f), page, sort=sort)
+) -> tuple[list[Any], str | None]:
+    """A page of payments as plain rows (read by attribute: only shown)."""
+    return await payments.page_rows(session, payment_select(visibility, f), page, sort=sort)
 
 
 # What the CSV export reads of a payment, in ``export.COLUMNS``' order (money as

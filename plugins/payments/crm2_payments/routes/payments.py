@@ -71,7 +71,7 @@ async def list_payments(
     rows, cursor = await repo.list_payments(
         session, visibility, query.filters, query.sort, query.page
     )
-    return page_response(PaymentPublic, [service.public(p) for p in rows], cursor)
+    return page_response(PaymentPublic, [service.public_values(p) for p in rows], cursor)
 
 
 @router.post(

@@ -55,9 +55,16 @@ from crm2_payments.visibility import RULES
 PAYMENTS = Records(repo.payments, RULES)
 
 
-def public(p: Payment) -> PaymentPublic:
+def public(p: Any) -> PaymentPublic:
+    """A payment, or a list page's plain row (``Repository.page_rows``), read by attribute."""
+    return PaymentPublic.model_validate(public_values(p))
+
+
+def public_values(p: Any) -> dict[str, Any]:
+    """``public``'s fields, unvalidated: a list page validates its rows at once
+    (``page_response``), without a model built per row."""
     net = p.paid_minor - p.refunded_minor
-    return PaymentPublic(
+    return dict(
         id=p.id,
         direction=p.direction,
         amount=from_minor(p.amount_minor, p.currency),
