@@ -32,6 +32,8 @@ async def test_create_a_note_on_a_client(deals: Deals) -> None:
     assert note["author_id"] == note["owner_id"] == str(agent.id)
     r = await deals.client.get(f"{ACTIVITIES}/{note['id']}", headers=agent.headers)
     assert r.json() == note
+    for listed in (ACTIVITIES, f"{API}/clients/{client.id}/timeline"):  # plain-row pages
+        assert (await deals.client.get(listed, headers=agent.headers)).json()["items"] == [note]
 
 
 async def test_system_kind_cannot_be_posted(deals: Deals) -> None:

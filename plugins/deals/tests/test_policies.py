@@ -56,6 +56,8 @@ async def test_create_and_get_policy(deals: Deals) -> None:
     assert r.status_code == 200
     assert r.headers["etag"] == '"v1"'
     got = r.json()
+    listed = await deals.client.get(POLICIES, headers=admin.headers)
+    assert listed.json()["items"] == [got]  # the page's plain rows show what the GET does
     assert {k: got[k] for k in ("number", "insurer", "premium", "currency", "renewal_of")} == {
         "number": "AZ-1",
         "insurer": "Allianz",

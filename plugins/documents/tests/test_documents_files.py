@@ -66,6 +66,9 @@ async def test_upload_then_download_with_safe_headers_and_range(docs: Docs) -> N
     assert added.data["sha256"] == version["sha256"] and added.data["number"] == 1
     shown = (await docs.get(agent, document["id"])).json()
     assert shown["current_version"] == 1 and shown["current"]["sha256"] == version["sha256"]
+    listed = await docs.client.get(f"{API}/documents", headers=agent.headers)
+    [item] = [d for d in listed.json()["items"] if d["id"] == document["id"]]
+    assert item == shown  # the list's page (plain rows) shows what the document's GET does
 
 
 async def test_too_large_is_413_and_leaves_nothing(

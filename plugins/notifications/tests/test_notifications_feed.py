@@ -25,6 +25,8 @@ async def test_feed_unread_count_and_read_marks(notifications: Notifications) ->
     items = await _two_for(notifications, owner)
     assert [i["title"] for i in items] == ["Two", "One"]  # newest first
     client, headers = notifications.client, owner.headers
+    for item in items:  # the page's plain rows show what each notification's GET does
+        assert (await client.get(f"{API}/feed/{item['id']}", headers=headers)).json() == item
     count = await client.get(f"{API}/feed/unread-count", headers=headers)
     assert count.json() == {"unread": 2}
     one = await client.post(f"{API}/feed/{items[0]['id']}/read", headers=headers)

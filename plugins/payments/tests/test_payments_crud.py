@@ -32,6 +32,8 @@ async def test_create_get_update_list_cancel(payments: Payments) -> None:
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["amount"] == "1000.00" and changed.headers["ETag"] == '"v2"'
+    listed = await payments.client.get(f"{API}/payments", headers=agent.headers)
+    assert listed.json()["items"] == [changed.json()]  # the page's plain rows show the same
 
     for i in range(3):
         await payments.create(agent, amount=f"{i + 1}.00", currency="JPY" if i else "EUR")

@@ -65,7 +65,7 @@ def document_select(
         col(Document.deleted_at).is_not(None) if f.deleted else col(Document.deleted_at).is_(None)
     )
     return where_all(
-        DOCUMENTS.visible(visibility),
+        DOCUMENTS.visible_rows(visibility),
         deleted,
         eq(col(Document.kind), f.kind),
         eq(col(Document.link_kind), f.link_kind),
@@ -78,8 +78,10 @@ def document_select(
 
 async def list_documents(
     session: AsyncSession, visibility: Visibility, f: DocumentFilters, sort: str, page: PageParams
-) -> tuple[list[Document], str | None]:
-    return await DOCUMENTS.page(session, document_select(session, visibility, f), page, sort=sort)
+) -> tuple[list[Any], str | None]:
+    """A page of documents as plain rows (read by attribute: only shown)."""
+    stmt = document_select(session, visibility, f)
+    return await DOCUMENTS.page_rows(session, stmt, page, sort=sort)
 
 
 async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:

@@ -61,7 +61,7 @@ async def list_documents(
     )
     current = await service.current_versions(session, rows)
     days = _retention(context)
-    items = [service.public(d, current.get(d.id), days) for d in rows]
+    items = [service.public_values(d, current.get(d.id), days) for d in rows]
     return page_response(DocumentPublic, items, cursor)
 
 

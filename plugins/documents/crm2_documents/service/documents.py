@@ -7,7 +7,7 @@ job does, with the events in the outbox).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,6 @@ from crm2_documents.schemas.documents import (
     DocumentCreate,
     DocumentPublic,
     DocumentUpdate,
-    VersionPublic,
 )
 from crm2_documents.visibility import RULES
 from crm2_hookspecs import Principal
@@ -54,22 +53,28 @@ def identity(document: Document) -> dict[str, Any]:
 
 
 def public(
-    document: Document, current: Version | None = None, retention_days: int | None = None
+    document: Any, current: Version | None = None, retention_days: int | None = None
 ) -> DocumentPublic:
+    """A document, or a list page's plain row (``Repository.page_rows``)."""
+    return DocumentPublic.model_validate(public_values(document, current, retention_days))
+
+
+# DocumentPublic's fields that are the document's own columns
+_COLUMNS_SHOWN = tuple(k for k in DocumentPublic.model_fields if hasattr(Document, k))
+
+
+def public_values(
+    document: Any, current: Version | None = None, retention_days: int | None = None
+) -> dict[str, Any]:
+    """``public``'s fields, unvalidated (``current`` as the entity): a list page
+    validates its rows at once (``page_response``), without a model built per row."""
     purge_after = None
     if document.deleted_at is not None and retention_days is not None:
         purge_after = document.deleted_at + timedelta(days=retention_days)
     link = {"kind": document.link_kind, "id": document.link_id} if document.link_kind else None
-    return DocumentPublic.model_validate(
-        {
-            **{
-                k: getattr(document, k) for k in DocumentPublic.model_fields if hasattr(Document, k)
-            },
-            "link": link,
-            "current": VersionPublic.model_validate(current) if current is not None else None,
-            "purge_after": purge_after,
-        }
-    )
+    values = {k: getattr(document, k) for k in _COLUMNS_SHOWN}
+    values.update(link=link, current=current, purge_after=purge_after)
+    return values
 
 
 def _search_text(title: str, tags: list[str]) -> str:
@@ -226,8 +231,9 @@ async def restore_document(
 
 
 async def current_versions(
-    session: AsyncSession, documents: list[Document]
+    session: AsyncSession, documents: Sequence[Any]
 ) -> dict[uuid.UUID, Version]:
+    """The current version of each of ``documents`` (entities or plain rows) that has one."""
     pairs = [(d.id, d.current_version) for d in documents if d.current_version]
     return await repo.versions_by_numbers(session, pairs)
 
