@@ -72,7 +72,11 @@ async def _role_public(session: AsyncSession, role: Role) -> RolePublic:
 
 
 def _api_key_public(row: ApiKey) -> ApiKeyPublic:
-    return ApiKeyPublic.model_validate({**row.model_dump(), "role": row.role_name})
+    return ApiKeyPublic.model_validate(_api_key_values(row))
+
+
+def _api_key_values(row: ApiKey) -> dict[str, Any]:
+    return {**row.model_dump(), "role": row.role_name}
 
 
 # -- sessions -------------------------------------------------------------------------
@@ -192,7 +196,7 @@ async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Respo
     """Users, oldest first, cursor-paginated."""
     rows, cursor = await repo.list_users(session, page)
     roles = await repo.roles_of(session, [u.id for u in rows])
-    items = [UserPublic.model_validate({**u.model_dump(), "roles": roles[u.id]}) for u in rows]
+    items = [{**u.model_dump(), "roles": roles[u.id]} for u in rows]  # validated at once
     return page_response(UserPublic, items, cursor)
 
 
@@ -343,7 +347,7 @@ async def list_permissions(
 async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> Response:
     """API keys (never the keys themselves)."""
     rows, cursor = await repo.list_api_keys(session, page)
-    return page_response(ApiKeyPublic, [_api_key_public(r) for r in rows], cursor)
+    return page_response(ApiKeyPublic, [_api_key_values(r) for r in rows], cursor)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
