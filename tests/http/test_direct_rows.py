@@ -133,6 +133,50 @@ async def test_a_read_session_holds_no_connection_for_its_rows(crm2: Crm2TestApp
         assert after == returned
 
 
+async def test_a_cancelled_read_gives_its_pool_connection_back(crm2: Crm2TestApp) -> None:
+    """A request cancelled during its list statement (the client went away) returns the
+    connection it took for it, and the pool's connections still answer."""
+    if crm2.context.engine.dialect.driver != "asyncpg":
+        pytest.skip("the pooled round trip is PostgreSQL's")
+    read_sessions = crm2.context.read_session_factory
+    assert read_sessions is not None
+    pool_events: list[str] = []
+    started = asyncio.Event()
+
+    async def slow_read() -> None:
+        async with read_sessions() as session:
+            started.set()
+            await select_rows(session, select(func.pg_sleep(30).label("slept")))
+
+    reader = asyncio.create_task(slow_read())
+
+    def seen(name: str) -> Any:
+        def record(*_: Any) -> None:
+            if asyncio.current_task() is reader:
+                pool_events.append(name)
+
+        return record
+
+    pool = crm2.context.engine.sync_engine.pool
+    listeners = [(name, seen(name)) for name in ("checkout", "checkin")]
+    for name, listener in listeners:
+        event.listen(pool, name, listener)
+    try:
+        await started.wait()
+        await asyncio.sleep(0.3)  # inside pg_sleep
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    finally:
+        for name, listener in listeners:
+            event.remove(pool, name, listener)
+
+    assert pool_events == ["checkout", "checkin"]
+    for _ in range(pool.size() + 1):  # each pooled connection in turn answers
+        async with read_sessions() as session:
+            assert len(await select_rows(session, _users("nobody@example.com"))) == 0
+
+
 async def test_statement_listeners_see_every_statement(
     crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
