@@ -23,6 +23,13 @@ async def _answers(context: AppContext, hook: str, **kwargs: Any) -> list[tuple[
     return answers
 
 
+def vetting(context: AppContext) -> bool:
+    """Does any plugin implement ``crm2_deals_validate_change``? Without one, a hot path
+    need not build the change's snapshots for no one to read."""
+    caller = getattr(context.plugins.pm.hook, "crm2_deals_validate_change", None)
+    return caller is not None and bool(caller.get_hookimpls())
+
+
 async def vet(context: AppContext, session: Any, principal: Principal, change: DealChange) -> None:
     """422 ``deals-change-vetoed`` when any plugin refuses the change (the first one is named).
 

@@ -29,6 +29,9 @@ class BigDealsNeedAManager:
             return "no shouting in titles"
         if change.changed == ("owner_id",) and big:
             return "a deal of 10,000 or more keeps its owner"
+        if change.action == "create" and change.after["title"] == "Forbidden":
+            assert change.to_stage is not None and change.to_stage["kind"] == "open"
+            return "no forbidden deals"
         return None
 
     @hookimpl
@@ -67,6 +70,23 @@ async def test_a_plugin_vetoes_a_stage_move_with_a_422_naming_it(crm2_app_factor
     )
     again = await deals.client.get(f"{API}/deals/{deal['id']}", headers=agent.headers)
     assert again.json()["status"] == "open"  # nothing changed
+
+
+async def test_a_plugin_vetoes_a_create_and_nothing_is_written(crm2_app_factory: Any) -> None:
+    deals = await _app(crm2_app_factory)
+    agent = await deals.user("agent")
+    client = await deals.create_client(agent.headers)
+    body = {"title": "Forbidden", "client_id": client["id"], "value": "1.00", "currency": "EUR"}
+
+    response = await deals.client.post(f"{API}/deals", json=body, headers=agent.headers)
+
+    assert response.status_code == 422, response.text
+    assert "bigdeals refused this change: no forbidden deals" in response.json()["detail"]
+    listed = await deals.client.get(f"{API}/deals", headers=agent.headers)
+    assert listed.json()["items"] == []
+    assert await deals.events("deals.deal.created") == []
+    allowed = await deals.create_deal(agent.headers, client["id"], title="Allowed")
+    assert allowed["title"] == "Allowed"
 
 
 async def test_a_plugin_vetoes_an_update_and_allows_another(crm2_app_factory: Any) -> None:
