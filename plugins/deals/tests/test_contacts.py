@@ -20,6 +20,7 @@ async def test_contact_crud(deals: Deals) -> None:
     one = f"{API}/contacts/{contact['id']}"
     got = await deals.client.get(one, headers=admin.headers)
     assert got.status_code == 200 and got.headers["etag"] == '"v1"'
+    assert listed.json()["items"] == [got.json()]  # the page's plain rows show the same
     no_match = await deals.client.patch(one, json={"position": "CEO"}, headers=admin.headers)
     assert no_match.status_code == 428
     patched = await deals.client.patch(

@@ -179,7 +179,7 @@ async def delete_client(
 
 async def list_contacts(
     session: AsyncSession, principal: Principal, client_id: uuid.UUID, page: PageParams
-) -> tuple[list[Contact], str | None]:
+) -> tuple[list[Any], str | None]:
     client = await get_client(session, principal, client_id)
     return await repo.list_contacts(session, client.id, page)
 
