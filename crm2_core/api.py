@@ -55,6 +55,8 @@ from crm2_core.kit.csv import (
 )
 from crm2_core.kit.exports import export_list, export_route
 from crm2_core.kit.filters import (
+    Condition,
+    Filtered,
     as_utc,
     at_least,
     at_most,
@@ -136,6 +138,7 @@ __all__ = [
     "AwareIsoDateTime",
     "BadRequest",
     "Clearable",
+    "Condition",
     "ConfigurationError",
     "Conflict",
     "ContextDep",
@@ -152,6 +155,7 @@ __all__ = [
     "Envelope",
     "EventData",
     "Filter",
+    "Filtered",
     "Forbidden",
     "IfMatchDep",
     "ImportJobNotFound",

@@ -28,7 +28,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -113,7 +113,7 @@ def sort_order(sort: str, columns: Mapping[str, Any], id_column: Any) -> list[Or
 # -- the cursor's text ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per ordering (``_ordering``): keyed by identity
 class _Ordering:
     """What a list's ordering puts in every page's statement, built once per ordering."""
 
@@ -229,6 +229,10 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
+# ``json.dumps(value, separators=(",", ":"))`` without a new encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _tag(scope: str, body: str) -> str:
     digest = hashlib.sha256(f"crm2-cursor\n{scope}\n{body}".encode()).hexdigest()
     return digest[:_TAG_LENGTH]
@@ -236,7 +240,7 @@ def _tag(scope: str, body: str) -> str:
 
 def encode_cursor(values: Sequence[Any], scope: str) -> str:
     """The cursor for the row holding ``values``, in the ordering named by ``scope``."""
-    body = json.dumps([_encode_value(v) for v in values], separators=(",", ":"))
+    body = _COMPACT_JSON([_encode_value(v) for v in values])
     # ``json.dumps([tag, values])``, the values' JSON being ``body`` already.
     raw = f'["{_tag(scope, body)}",{body}]'
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
@@ -257,7 +261,7 @@ def decode_cursor(cursor: str, scope: str, width: int) -> list[Any]:
     ):
         raise InvalidCursor("the cursor is not one this server issued")
     tag, encoded = outer
-    body = json.dumps(encoded, separators=(",", ":"))
+    body = _COMPACT_JSON(encoded)
     if tag != _tag(scope, body):
         raise InvalidCursor("the cursor belongs to another list or sort order; start again")
     if len(encoded) != width:
@@ -382,9 +386,56 @@ def _after(keys: Sequence[OrderKey], bounds: Sequence[Any], row: Any) -> Any:
     return or_(*clauses)
 
 
+@dataclass(frozen=True)
+class Shaped:
+    """A ``SELECT`` given as its shape and its values, for :func:`paginate`.
+
+    ``build()`` makes the statement with a bind parameter wherever a value goes, so its
+    SQL is the same for every value; ``values`` binds them. ``key`` names the shape
+    (which filters, on which columns): a page's statement (with its cursor clause,
+    order and limit) is then built once per shape, ordering and cursor, and SQLAlchemy's
+    cache key of that one statement object is computed once, instead of building the
+    statement and its key anew for every request (a fifth of a list request's CPU).
+    """
+
+    key: Hashable
+    build: Callable[[], Select[Any]]
+    values: Mapping[str, Any]
+
+
+# A shaped page's statement per (shape, ordering, which cursor values are NULL).
+_PAGES: dict[tuple[Hashable, _Ordering, tuple[bool, ...] | None], Select[Any]] = {}
+_MAX_PAGES = 1000
+_LIMIT_PARAM = "crm2_page_limit"
+
+
+def _shaped_page(
+    shaped: Shaped, ordering: _Ordering, cursor_values: Sequence[Any] | None, limit: int
+) -> tuple[Select[Any], dict[str, Any]]:
+    after: tuple[Any, dict[str, Any]] | None = None
+    nulls = None
+    if cursor_values is not None:
+        after = ordering.after(cursor_values)
+        nulls = tuple(value is None for value in cursor_values)
+    cache_key = (shaped.key, ordering, nulls)
+    stmt = _PAGES.get(cache_key)
+    if stmt is None:
+        stmt = shaped.build()
+        if after is not None:
+            stmt = stmt.where(after[0])
+        stmt = stmt.order_by(*ordering.order_by).limit(bindparam(_LIMIT_PARAM, type_=Integer))
+        if len(_PAGES) >= _MAX_PAGES:
+            _PAGES.clear()
+        _PAGES[cache_key] = stmt
+    bound = {**shaped.values, _LIMIT_PARAM: limit}
+    if after is not None:
+        bound.update(after[1])
+    return stmt, bound
+
+
 async def paginate(
     session: AsyncSession,
-    stmt: Select[*tuple[Any, ...]],
+    stmt: Select[*tuple[Any, ...]] | Shaped,
     keys: Sequence[OrderKey],
     params: PageParams,
     *,
@@ -398,17 +449,22 @@ async def paginate(
     ``select`` of plain columns: no ORM objects are built, which is what makes a large
     export cheap. The statement must then select every column of ``keys``; ``row`` then
     makes each row from its values (a named tuple class's ``_make``), the keys being
-    read from it by attribute.
+    read from it by attribute. A :class:`Shaped` statement's page is built once per shape.
     """
     ordering = _ordering(tuple(keys))
     scope = ordering.scope
     bound: dict[str, Any] | None = None
+    cursor_values: list[Any] | None = None
     if params.cursor:
-        values = decode_cursor(params.cursor, scope, len(keys))
-        ordering.check(values)
-        after, bound = ordering.after(values)
-        stmt = stmt.where(after)
-    stmt = stmt.order_by(*ordering.order_by).limit(params.limit + 1)
+        cursor_values = decode_cursor(params.cursor, scope, len(keys))
+        ordering.check(cursor_values)
+    if isinstance(stmt, Shaped):
+        stmt, bound = _shaped_page(stmt, ordering, cursor_values, params.limit + 1)
+    else:
+        if cursor_values is not None:
+            after, bound = ordering.after(cursor_values)
+            stmt = stmt.where(after)
+        stmt = stmt.order_by(*ordering.order_by).limit(params.limit + 1)
     if scalars:
         rows = list((await session.execute(stmt, bound)).scalars())
     else:  # plain rows: straight through the driver where it can (a GET on PostgreSQL)

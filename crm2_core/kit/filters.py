@@ -1,16 +1,91 @@
-"""List filters as optional WHERE clauses: a filter left out of the query adds nothing."""
+"""List filters as optional WHERE clauses: a filter left out of the query adds nothing.
+
+``eq``, ``at_least``, ``at_most`` and ``contains_text`` answer a :class:`Condition`:
+usable wherever SQLAlchemy takes a clause (``where_all``, ``stmt.where``), and, given
+to ``Repository.filtered``, a list query whose statement is built once per shape.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, cast, column, exists, func, or_, select
+from sqlalchemy import Select, bindparam, cast, column, exists, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.db.pagination import Shaped
+
 S = TypeVar("S", bound=Select[Any])
+# ``(columns, right side) -> clause``: the right side is a value or a bind parameter.
+Operator = Callable[[tuple[Any, ...], Any], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Condition:
+    """One filter, ``operator(columns, value)``, whose SQL depends on its operator and
+    columns only (its shape), never on its value."""
+
+    operator: Operator
+    columns: tuple[Any, ...]
+    value: Any
+
+    @property
+    def shape(self) -> tuple[Operator, tuple[Any, ...]]:
+        return (self.operator, self.columns)
+
+    def bound(self, name: str) -> Any:
+        """The clause with the value as the bind parameter ``name`` (of the first
+        column's type, as the value would have been)."""
+        return self.operator(self.columns, bindparam(name, type_=self.columns[0].type))
+
+    def __clause_element__(self) -> Any:
+        """The clause with the value in it, for anywhere SQLAlchemy takes a clause."""
+        return self.operator(self.columns, self.value)
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """The rows of ``base`` that meet every clause: a list's query as a shape and values.
+
+    ``shared``: ``base`` is built once and shared (``Repository.base``), so it can be
+    part of the shape. Then, when every clause is a :class:`Condition`, :meth:`shaped`
+    gives the query to ``paginate`` as a :class:`Shaped`, each value a bind parameter; a
+    plain SQLAlchemy clause among them (an ``IN`` list, a JSON test) or a base built per
+    call makes it an ordinary statement (:meth:`statement`), its values in it.
+    """
+
+    base: Select[Any]
+    clauses: tuple[Any, ...]
+    shared: bool = True
+
+    def statement(self) -> Select[Any]:
+        """``base`` with every clause, the values in it."""
+        return self.base.where(*self.clauses) if self.clauses else self.base
+
+    def shaped(self) -> Shaped | None:
+        conditions = self.clauses
+        if not (self.shared and all(isinstance(c, Condition) for c in conditions)):
+            return None
+        key: Hashable = (self.base, tuple(c.shape for c in conditions))
+        names = _WHERE_PARAMS[: len(conditions)]
+        base = self.base
+
+        def build() -> Select[Any]:
+            clauses = [c.bound(name) for c, name in zip(conditions, names, strict=True)]
+            return base.where(*clauses) if clauses else base
+
+        return Shaped(key, build, {n: c.value for n, c in zip(names, conditions, strict=False)})
+
+    def query(self) -> Select[Any] | Shaped:
+        """What ``paginate`` runs: :meth:`shaped`, else :meth:`statement`."""
+        return self.shaped() or self.statement()
+
+
+# The conditions' parameter names: no list statement uses them for anything else.
+_WHERE_PARAMS = tuple(f"crm2_where_{i}" for i in range(64))
 
 
 def where_all(stmt: S, *clauses: Any) -> S:
@@ -21,16 +96,32 @@ def where_all(stmt: S, *clauses: Any) -> S:
     return stmt
 
 
-def eq(column_: Any, value: Any) -> Any:
-    return None if value is None else column_ == value
+def _eq(columns: tuple[Any, ...], right: Any) -> Any:
+    return columns[0] == right
 
 
-def at_least(column_: Any, value: Any) -> Any:
-    return None if value is None else column_ >= value
+def _at_least(columns: tuple[Any, ...], right: Any) -> Any:
+    return columns[0] >= right
 
 
-def at_most(column_: Any, value: Any) -> Any:
-    return None if value is None else column_ <= value
+def _at_most(columns: tuple[Any, ...], right: Any) -> Any:
+    return columns[0] <= right
+
+
+def _lower_like(columns: tuple[Any, ...], right: Any) -> Any:
+    return or_(*(func.lower(c).like(right, escape="\\") for c in columns))
+
+
+def eq(column_: Any, value: Any) -> Condition | None:
+    return None if value is None else Condition(_eq, (column_,), value)
+
+
+def at_least(column_: Any, value: Any) -> Condition | None:
+    return None if value is None else Condition(_at_least, (column_,), value)
+
+
+def at_most(column_: Any, value: Any) -> Condition | None:
+    return None if value is None else Condition(_at_most, (column_,), value)
 
 
 def one_of(column_: Any, values: Sequence[Any] | None) -> Any:
@@ -44,12 +135,9 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def contains_text(q: str | None, *columns: Any) -> Any:
+def contains_text(q: str | None, *columns: Any) -> Condition | None:
     """``q`` (case-insensitive) inside any of ``columns``."""
-    if not q:
-        return None
-    pattern = like_pattern(q)
-    return or_(*(func.lower(c).like(pattern, escape="\\") for c in columns))
+    return Condition(_lower_like, columns, like_pattern(q)) if q else None
 
 
 def json_list_contains(session: AsyncSession, json_column: Any, value: str | None) -> Any:

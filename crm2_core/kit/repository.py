@@ -19,10 +19,11 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Exists, Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db.pagination import OrderKey, PageParams, paginate
+from crm2_core.db.pagination import OrderKey, PageParams, Shaped, paginate
 from crm2_core.db.types import utcnow
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import NotFound
+from crm2_core.kit.filters import Filtered, eq
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import Visibility
 
@@ -91,6 +92,22 @@ class Repository(Generic[M]):
         if self.owner is not None:
             stmt = stmt.where(visibility.where(self.owner))
         return stmt
+
+    def filtered(self, visibility: Visibility, *clauses: Any) -> Filtered:
+        """``visible_rows(visibility)`` with every clause that is not ``None``, for
+        ``page_rows``: given conditions (``eq``, ``at_least``, ``at_most``,
+        ``contains_text``), the page's statement is built once per shape (which of them,
+        on which columns) and the values are bound at execution.
+
+        A subclass with its own ``visible_rows`` rule gets that rule's statement, built
+        per call as before (its shape is not known here).
+        """
+        given = tuple(clause for clause in clauses if clause is not None)
+        if type(self).visible_rows is not Repository.visible_rows:
+            return Filtered(self.visible_rows(visibility), given, shared=False)
+        if self.owner is not None and not visibility.unrestricted:
+            given = (eq(self.owner, visibility.owner_id), *given)
+        return Filtered(self.base(columns=True), given)
 
     def base(self, *, columns: bool = False) -> Select[Any]:
         """``SELECT`` of every row (of the entity, or with ``columns`` of the table's
@@ -172,7 +189,7 @@ class Repository(Generic[M]):
     async def page_rows(
         self,
         session: AsyncSession,
-        stmt: Select[Any],
+        stmt: Select[Any] | Filtered,
         page: PageParams,
         *,
         sort: str | None = None,
@@ -187,14 +204,20 @@ class Repository(Generic[M]):
         fifty rows, and a ``Row`` answers each attribute in Python (``__getattr__``),
         a named tuple in C, ten times faster.
         """
+        query = stmt.query() if isinstance(stmt, Filtered) else stmt
+        if not isinstance(query, Shaped):
+            query = self._with_plain_columns(query)
+        return await paginate(
+            session, query, self._keys(sort, keys), page, scalars=False, row=self._plain_row
+        )
+
+    def _with_plain_columns(self, stmt: Select[Any]) -> Select[Any]:
         columns = self._plain_columns()
         selected = tuple(getattr(stmt, "_raw_columns", ()))
         same = len(selected) == len(columns)
         if not (same and all(a is b for a, b in zip(selected, columns, strict=True))):
             stmt = stmt.with_only_columns(*columns)
-        return await paginate(
-            session, stmt, self._keys(sort, keys), page, scalars=False, row=self._plain_row
-        )
+        return stmt
 
     # -- writes ------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,6 +15,7 @@ from crm2_core.api import (
     Currency,
     Derived,
     Filter,
+    Filtered,
     IsoDate,
     IsoDateTime,
     OrderKey,
@@ -24,9 +25,9 @@ from crm2_core.api import (
     Visibility,
     at_least,
     at_most,
+    contains_text,
     eq,
     paginate,
-    where_all,
 )
 from crm2_deals.errors import DealNotFound
 from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
@@ -70,12 +71,9 @@ class DealFilters:
     value_max_minor: Annotated[int | None, Derived] = None
 
 
-def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
-    title = (
-        func.lower(col(Deal.title)).contains(f.q.strip().lower(), autoescape=True) if f.q else None
-    )
-    return where_all(
-        deals.visible_rows(visibility),
+def deal_select(visibility: Visibility, f: DealFilters) -> Filtered:
+    return deals.filtered(
+        visibility,
         eq(col(Deal.owner_id), f.owner),
         eq(col(Deal.stage_id), f.stage),
         eq(col(Deal.status), f.status),
@@ -87,7 +85,7 @@ def deal_select(visibility: Visibility, f: DealFilters) -> Select[Any]:
         at_least(col(Deal.expected_close_date), f.expected_close_from),
         at_most(col(Deal.expected_close_date), f.expected_close_to),
         at_least(col(Deal.updated_at), f.updated_since),
-        title,
+        contains_text(f.q, col(Deal.title)),
     )
 
 

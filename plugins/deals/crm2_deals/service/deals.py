@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -57,12 +58,13 @@ DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 
 
 _SHOWN = tuple(name for name in DealPublic.model_fields if name != "value")
+_READ_SHOWN = operator.attrgetter(*_SHOWN)  # every field at once, in C
 
 
 def public_values(deal: Deal | Row[Any]) -> dict[str, Any]:
     """``public``'s fields, unvalidated: a list page validates its fifty at once
     (``page_response``), without a model built per row and then read again."""
-    values = {name: getattr(deal, name) for name in _SHOWN}
+    values = dict(zip(_SHOWN, _READ_SHOWN(deal), strict=True))
     values["value"] = from_minor(deal.value_minor, deal.currency)
     return values
 
