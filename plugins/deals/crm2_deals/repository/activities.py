@@ -17,7 +17,6 @@ from crm2_core.api import (
     at_least,
     eq,
     one_of,
-    where_all,
 )
 from crm2_deals.errors import ActivityNotFound
 from crm2_deals.models import Activity
@@ -32,8 +31,8 @@ async def list_activities(
     session: AsyncSession, vis: Visibility, filters: ActivityFilters, page: PageParams
 ) -> tuple[list[Any], str | None]:
     """A page of activities as plain rows (read by attribute: only shown)."""
-    stmt = where_all(
-        activities.visible_rows(vis),
+    stmt = activities.filtered(
+        vis,
         eq(col(Activity.client_id), filters.client),
         eq(col(Activity.deal_id), filters.deal),
         eq(col(Activity.policy_id), filters.policy),
@@ -53,10 +52,8 @@ async def timeline(
 ) -> tuple[list[Any], str | None]:
     """The client's entries and its deals' and policies' (every activity carries
     client_id), as plain rows."""
-    stmt = where_all(
-        activities.visible_rows(vis),
-        col(Activity.client_id) == client_id,
-        one_of(col(Activity.kind), kinds),
+    stmt = activities.filtered(
+        vis, eq(col(Activity.client_id), client_id), one_of(col(Activity.kind), kinds)
     )
     return await activities.page_rows(session, stmt, page, keys=NEWEST_FIRST)
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Select, Table, delete, exists, insert, or_, select
+from sqlalchemy import Table, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
     Filter,
+    Filtered,
     IsoDateTime,
     OrderKey,
     PageParams,
@@ -27,7 +28,6 @@ from crm2_core.api import (
     json_list_contains,
     new_id,
     utcnow,
-    where_all,
 )
 from crm2_deals.errors import ClientNotFound, ContactNotFound
 from crm2_deals.models import Client, ClientEmail, Contact, Deal, Policy
@@ -66,10 +66,10 @@ class ClientFilters:
     updated_since: IsoDateTime | None = None
 
 
-def client_select(session: AsyncSession, visibility: Visibility, f: ClientFilters) -> Select[Any]:
+def client_select(session: AsyncSession, visibility: Visibility, f: ClientFilters) -> Filtered:
     q = f.q.strip().lower() if f.q else None
-    return where_all(
-        clients.visible(visibility),
+    return clients.filtered(
+        visibility,
         eq(col(Client.owner_id), f.owner),
         col(Client.search_text).contains(q, autoescape=True) if q else None,
         json_list_contains(session, col(Client.tags), f.tag or None),

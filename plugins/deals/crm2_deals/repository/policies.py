@@ -21,7 +21,6 @@ from crm2_core.api import (
     eq,
     one_of,
     utcnow,
-    where_all,
 )
 from crm2_deals.errors import PolicyNotFound
 from crm2_deals.models import Policy
@@ -62,8 +61,8 @@ async def list_policies(
     page: PageParams,
 ) -> tuple[list[Any], str | None]:
     """A page of policies as plain rows (read by attribute: only shown)."""
-    stmt = where_all(
-        policies.visible_rows(vis),
+    stmt = policies.filtered(
+        vis,
         eq(col(Policy.owner_id), filters.owner),
         eq(col(Policy.client_id), filters.client),
         eq(col(Policy.deal_id), filters.deal),

@@ -14,13 +14,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from sqlalchemy import Select, bindparam, case, func, literal, select, update
+from sqlalchemy import bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
     Currency,
     Filter,
+    Filtered,
     IsoDate,
     LinkIdFilter,
     LinkKindFilter,
@@ -81,10 +82,10 @@ class PaymentFilters:
     q: Annotated[str | None, Filter("in reference, payer, payee", max_length=200)] = None
 
 
-def payment_select(visibility: Visibility, f: PaymentFilters) -> Select[Any]:
+def payment_select(visibility: Visibility, f: PaymentFilters) -> Filtered:
     """The payments ``visibility`` may see that pass ``f``, as the table's columns."""
-    return where_all(
-        payments.visible_rows(visibility),
+    return payments.filtered(
+        visibility,
         one_of(col(Payment.status), f.statuses),
         eq(col(Payment.direction), f.direction),
         eq(col(Payment.currency), f.currency),
@@ -144,7 +145,7 @@ async def list_payment_rows(
     session: AsyncSession, visibility: Visibility, f: PaymentFilters, sort: str, page: PageParams
 ) -> tuple[list[Any], str | None]:
     """The list's page as plain rows of ``EXPORT_COLUMNS``: no ORM objects, for the export."""
-    stmt = payment_select(visibility, f).with_only_columns(*EXPORT_COLUMNS)
+    stmt = payment_select(visibility, f).statement().with_only_columns(*EXPORT_COLUMNS)
     return await paginate(session, stmt, PAYMENT_SORTS.keys(sort), page, scalars=False)
 
 
