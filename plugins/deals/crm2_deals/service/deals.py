@@ -414,6 +414,8 @@ def value_bounds(
 
 def with_value_bounds(filters: repo.DealFilters) -> repo.DealFilters:
     """``filters`` with the value range in the currency's minor units (422 without one)."""
+    if not (filters.value_min or filters.value_max):
+        return filters  # the usual list: nothing to convert, no copy of the filters
     low, high = value_bounds(
         filters.currency,
         Decimal(filters.value_min) if filters.value_min else None,
