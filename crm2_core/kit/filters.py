@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, cast, column, exists, func, or_, select
+from sqlalchemy import Select, String, bindparam, cast, column, exists, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db.pagination import Shaped
 
 S = TypeVar("S", bound=Select[Any])
+_TEXT = String()
 # ``(columns, right side) -> clause``: the right side is a value or a bind parameter.
 Operator = Callable[[tuple[Any, ...], Any], Any]
 
@@ -26,7 +27,13 @@ Operator = Callable[[tuple[Any, ...], Any], Any]
 @dataclass(frozen=True, eq=False)
 class Condition:
     """One filter, ``operator(columns, value)``, whose SQL depends on its operator and
-    columns only (its shape), never on its value."""
+    columns only (its shape), never on its value.
+
+    ``operator`` is a module-level function (it is part of the shape's key) taking the
+    columns and the right side: the value, or the bind parameter that stands for it
+    (untyped: it takes the type of what it is compared with, so compare it with a
+    typed expression, as ``func.lower(column, type_=String())``).
+    """
 
     operator: Operator
     columns: tuple[Any, ...]
@@ -37,9 +44,8 @@ class Condition:
         return (self.operator, self.columns)
 
     def bound(self, name: str) -> Any:
-        """The clause with the value as the bind parameter ``name`` (of the first
-        column's type, as the value would have been)."""
-        return self.operator(self.columns, bindparam(name, type_=self.columns[0].type))
+        """The clause with the bind parameter ``name`` in the value's place."""
+        return self.operator(self.columns, bindparam(name))
 
     def __clause_element__(self) -> Any:
         """The clause with the value in it, for anywhere SQLAlchemy takes a clause."""
@@ -68,6 +74,8 @@ class Filtered:
     def shaped(self) -> Shaped | None:
         conditions = self.clauses
         if not (self.shared and all(isinstance(c, Condition) for c in conditions)):
+            return None
+        if len(conditions) > len(_WHERE_PARAMS):
             return None
         key: Hashable = (self.base, tuple(c.shape for c in conditions))
         names = _WHERE_PARAMS[: len(conditions)]
@@ -109,7 +117,7 @@ def _at_most(columns: tuple[Any, ...], right: Any) -> Any:
 
 
 def _lower_like(columns: tuple[Any, ...], right: Any) -> Any:
-    return or_(*(func.lower(c).like(right, escape="\\") for c in columns))
+    return or_(*(func.lower(c, type_=_TEXT).like(right, escape="\\") for c in columns))
 
 
 def eq(column_: Any, value: Any) -> Condition | None:

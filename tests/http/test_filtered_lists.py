@@ -145,6 +145,27 @@ def _numbered(sql: str) -> str:
     return re.sub(r"%\((\w+)\)s", number, sql)
 
 
+def _in_domain(columns: tuple[Any, ...], right: Any) -> Any:
+    return columns[0].endswith(right)
+
+
+async def test_a_plugins_own_condition_is_shaped_like_the_kits(crm2: Crm2TestApp) -> None:
+    """``Condition(operator, columns, value)``: the operator gets the value, or in the
+    shaped statement the bind parameter standing for it."""
+    ours = {await crm2.create_user("viewer", email=f"own-{i}@ours.example.org") for i in range(3)}
+    theirs = await crm2.create_user("viewer", email="own@theirs.example.org")
+
+    def domain(name: str) -> Condition:
+        return Condition(_in_domain, (col(User.email),), f"@{name}.example.org")
+
+    query = USERS.filtered(Visibility.system(), domain("ours"))
+    assert query.shaped() is not None
+    assert {i for i, _ in await _walk(crm2, query)} == ours
+    assert [
+        i for i, _ in await _walk(crm2, USERS.filtered(Visibility.system(), domain("theirs")))
+    ] == [theirs]
+
+
 def test_a_condition_is_a_clause_anywhere_sqlalchemy_takes_one() -> None:
     condition = eq(col(User.email), "a@example.com")
     assert isinstance(condition, Condition)
