@@ -21,6 +21,13 @@ from crm2_hookspecs import Principal
 ALL_RECORDS = "tasks:all_records"
 
 
+def assigned_or_created(columns: tuple[Any, ...], user: Any) -> Any:
+    """The rule's clause on ``(assignee_id, creator_id)``: ``user`` a value or a bind
+    parameter (the repository's lists take it as a condition of their shape)."""
+    assignee, creator = columns
+    return or_(assignee == user, creator == user)
+
+
 @dataclass(frozen=True)
 class TaskVisibility:
     """``user_id is None``: every task; otherwise the tasks that user is assigned or created."""
@@ -40,7 +47,7 @@ class TaskVisibility:
     def where(self, model: Any) -> Any:
         if self.user_id is None:
             return true()
-        return or_(model.assignee_id == self.user_id, model.creator_id == self.user_id)
+        return assigned_or_created((model.assignee_id, model.creator_id), self.user_id)
 
     def allows(self, assignee_id: Any, creator_id: Any) -> bool:
         if self.user_id is None:

@@ -13,14 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import (
+    Condition,
     Derived,
     Filter,
+    Filtered,
     IsoDateTime,
     LinkIdFilter,
     LinkKindFilter,
     PageParams,
     Repository,
     Sorts,
+    at_least,
+    at_most,
     contains_text,
     eq,
     json_list_contains,
@@ -30,7 +34,7 @@ from crm2_core.api import (
 from crm2_tasks.errors import TaskNotFound
 from crm2_tasks.models import Series, Task
 from crm2_tasks.schemas.tasks import Priority, Status, Tag
-from crm2_tasks.visibility import TaskVisibility
+from crm2_tasks.visibility import TaskVisibility, assigned_or_created
 
 TASK_SORTS = Sorts(
     {
@@ -44,14 +48,27 @@ TASK_SORTS = Sorts(
 )
 
 
+_PARTIES = (col(Task.assignee_id), col(Task.creator_id))
+
+
 class TaskRepository(Repository[Task]):
     """The kit's repository with tasks' own rule: visible to assignee and creator."""
 
+    def rule(self, visibility: Any) -> Condition | None:
+        """``TaskVisibility.where`` as a condition: part of a list's shape."""
+        user = visibility.user_id
+        return None if user is None else Condition(assigned_or_created, _PARTIES, user)
+
     def visible(self, visibility: Any) -> Select[Any]:
-        return self.base().where(visibility.where(Task))
+        return where_all(self.base(), self.rule(visibility))
 
     def visible_rows(self, visibility: Any) -> Select[Any]:
-        return self.base(columns=True).where(visibility.where(Task))
+        return where_all(self.base(columns=True), self.rule(visibility))
+
+    def filtered(self, visibility: Any, *clauses: Any) -> Filtered:
+        """The kit's ``filtered`` with this rule: built once per shape like any list."""
+        given = tuple(c for c in (self.rule(visibility), *clauses) if c is not None)
+        return Filtered(self.base(columns=True), given)
 
 
 TASKS = TaskRepository(Task, TaskNotFound, sorts=TASK_SORTS, noun="task")
@@ -78,19 +95,23 @@ class TaskFilters:
     overdue_at: Annotated[datetime | None, Derived] = None
 
 
-def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Select[Any]:
-    stmt = TASKS.visible_rows(visibility)
-    return where_all(
-        stmt,
+def _open_and_due_before(columns: tuple[Any, ...], moment: Any) -> Any:
+    is_open, due_key = columns
+    return is_open.is_(True) & (due_key < moment)
+
+
+def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilters) -> Filtered:
+    return TASKS.filtered(
+        visibility,
         eq(col(Task.assignee_id), f.assignee),
         col(Task.assignee_id).is_(None) if f.unassigned else None,
         eq(col(Task.creator_id), f.creator),
         col(Task.status).in_(f.statuses) if f.statuses else None,
         eq(col(Task.is_open), f.is_open),
         eq(col(Task.priority), f.priority),
-        col(Task.due_key) >= f.due_from if f.due_from else None,
-        col(Task.due_key) <= f.due_to if f.due_to else None,
-        (col(Task.is_open).is_(True) & (col(Task.due_key) < f.overdue_at))
+        at_least(col(Task.due_key), f.due_from),
+        at_most(col(Task.due_key), f.due_to),
+        Condition(_open_and_due_before, (col(Task.is_open), col(Task.due_key)), f.overdue_at)
         if f.overdue_at
         else None,
         eq(col(Task.link_kind), f.link_kind),
