@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.engine import Compiled, Dialect, Engine
+from sqlalchemy.engine import Compiled, Connection, Dialect, Engine
 from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
@@ -378,58 +378,120 @@ def _has_pending(session: AsyncSession) -> bool:
     return sync.autoflush and bool(sync.new or sync.deleted or sync.dirty)
 
 
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """A statement the driver may run for the session: its SQL and arguments, and the
+    connection's parts that run it or handle its error."""
+
+    connection: Connection
+    adapter: Any  # SQLAlchemy's asyncpg adapter
+    plan: _Plan
+    sql: str
+    args: list[Any]
+
+
+async def _direct(
+    session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None
+) -> _Direct | None:
+    """``statement`` ready for the driver on the session's connection, or ``None`` when
+    SQLAlchemy must run it (see :func:`execute_in_session`). Flushes first what
+    ``session.execute`` would."""
+    if _has_pending(session):
+        await session.flush()
+    connection = await session.connection()
+    sync = connection.sync_connection
+    if sync is None or not _driver_may_run(session, connection):
+        return None
+    adapter: Any = (await connection.get_raw_connection()).dbapi_connection
+    key = statement._generate_cache_key() if _adapter_known(adapter) else None
+    plan = None if key is None else _plan(statement, connection.dialect, key, keyed=False)
+    if plan is None or key is None:
+        return None
+    return _Direct(sync, adapter, plan, plan.compiled.string, plan.arguments(key, params))
+
+
+# Isolation levels (the adapter's names; None: the server's default, READ COMMITTED) under
+# which a read before the transaction's first write sees outside the transaction block
+# what it would see inside: every statement takes its own snapshot anyway.
+_STATEMENT_SNAPSHOTS = frozenset({None, "read_committed", "autocommit"})
+
+
+def _needs_no_begin(statement: Statement, adapter: Any) -> bool:
+    """A plain read (no ``FOR UPDATE``) before anything of the transaction was sent, under
+    READ COMMITTED: nothing to be atomic with, no lock to hold."""
+    return (
+        adapter._transaction is None
+        and adapter.isolation_level in _STATEMENT_SNAPSHOTS
+        and isinstance(statement, Select)
+        and statement._for_update_arg is None
+    )
+
+
 async def execute_in_session(
     session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """``(await session.execute(statement, params)).all()`` as plain tuples, in the
     session's transaction, straight through asyncpg on PostgreSQL.
 
-    For the few statements of the hottest writes (a new deal's start query and its
-    ``insert_together``, an event handler's claim): SQLAlchemy's session and Core
-    execution around one statement (compile-cache look-up, execution context, the
-    adapted cursor, the result object) cost about twice the driver's own CPU for it.
-    Here the statement is compiled once per shape (as ``select_rows`` does), the
-    session's transaction is begun on the driver by SQLAlchemy's own adapter (its lazy
-    ``BEGIN``, under its lock) so the statement is in the transaction the session
-    commits or rolls back, and a failure is handed to SQLAlchemy's connection: the same
-    exception types (``IntegrityError``…), the same invalidation of a lost connection,
-    the same ``handle_error`` events.
+    For the few statements of the hottest writes (a new deal's start query, an event
+    handler's claim): SQLAlchemy's session and Core execution around one statement
+    (compile-cache look-up, execution context, the adapted cursor, the result object)
+    cost about twice the driver's own CPU for it. Here the statement is compiled once
+    per shape (as ``select_rows`` does), the session's transaction is begun on the
+    driver by SQLAlchemy's own adapter (its lazy ``BEGIN``, under its lock) so the
+    statement is in the transaction the session commits or rolls back, and a failure is
+    handed to SQLAlchemy's connection: the same exception types (``IntegrityError``…),
+    the same invalidation of a lost connection, the same ``handle_error`` events.
+
+    A plain read before anything else of the transaction (no write yet, no ``FOR
+    UPDATE``) is sent without ``BEGIN`` under READ COMMITTED: it sees what it would see
+    as the transaction's first statement, and the transaction's one write may then be
+    sent alone at the commit (``held.write_at_commit``): a create's two round trips
+    instead of four.
 
     SQLAlchemy runs it as usual anywhere else: another driver, a session or engine with
     statement listeners (tracing, tests recording SQL), a statement it must finish at
     execution. Unwritten ORM changes are flushed first, as ``session.execute`` would.
     """
-    if _has_pending(session):
-        await session.flush()
-    connection = await session.connection()
-    dialect = connection.dialect
-    sync = connection.sync_connection
-    direct = _driver_may_run(session, connection)
-    adapted: Any = (await connection.get_raw_connection()).dbapi_connection if direct else None
-    key = statement._generate_cache_key() if _adapter_known(adapted) else None
-    plan = None if key is None else _plan(statement, dialect, key, keyed=False)
-    if plan is None or key is None or sync is None:
+    direct = await _direct(session, statement, params)
+    if direct is None:
         result = await session.execute(statement, params)
         returns_rows = isinstance(statement, Select) or bool(getattr(statement, "_returning", ()))
         return [tuple(row) for row in result.all()] if returns_rows else []
-    args = plan.arguments(key, params)
-    sql = plan.compiled.string
+    adapter = direct.adapter
     try:
-        async with adapted._execute_mutex:
-            if adapted._transaction is None:
-                await adapted._start_transaction()  # SQLAlchemy's own lazy BEGIN
-            records = await adapted._connection.fetch(sql, *args)
+        async with adapter._execute_mutex:
+            if adapter._transaction is None and not _needs_no_begin(statement, adapter):
+                await adapter._start_transaction()  # SQLAlchemy's own lazy BEGIN
+            records = await adapter._connection.fetch(direct.sql, *direct.args)
     except Exception as error:
-        await greenlet_spawn(_raise_as_sqlalchemy, sync, adapted, error, sql, args)
+        await greenlet_spawn(
+            raise_as_sqlalchemy, direct.connection, adapter, error, direct.sql, direct.args
+        )
         raise  # not reached: the line above raises
-    rows: list[tuple[Any, ...]] = plan.rows(records)
+    rows: list[tuple[Any, ...]] = direct.plan.rows(records)
     return rows
+
+
+async def unbegun_driver(
+    session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None = None
+) -> tuple[Connection, Any, str, list[Any]] | None:
+    """``statement``'s SQL and driver arguments with the session's connection and its
+    asyncpg adapter, when the driver may run it and nothing of the session's transaction
+    has been sent yet under READ COMMITTED (``held.write_at_commit``); else ``None``."""
+    direct = await _direct(session, statement, params)
+    if direct is None:
+        return None
+    adapter = direct.adapter
+    if adapter._transaction is not None or adapter.isolation_level not in _STATEMENT_SNAPSHOTS:
+        return None
+    return direct.connection, adapter, direct.sql, direct.args
 
 
 # What ``execute_in_session`` uses of SQLAlchemy's asyncpg adapter (read against 2.1.9);
 # an adapter without one of them leaves every statement to SQLAlchemy.
 _ADAPTER_PARTS: tuple[str, ...] = ("_execute_mutex", "_transaction", "_start_transaction")
-_ADAPTER_PARTS += ("_connection", "_handle_exception", "dbapi")
+_ADAPTER_PARTS += ("_connection", "_handle_exception", "dbapi", "isolation_level")
 
 
 _KNOWN_ADAPTERS: dict[type, bool] = {}
@@ -446,7 +508,7 @@ def _adapter_known(adapter: Any) -> bool:
     return known
 
 
-def _raise_as_sqlalchemy(
+def raise_as_sqlalchemy(
     sync: Any, adapted: Any, error: Exception, sql: str, args: Sequence[Any]
 ) -> None:
     """Raise ``error`` as SQLAlchemy would have: translated by its asyncpg adapter, then

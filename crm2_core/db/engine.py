@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from crm2_core.db.held import HoldsWrites
 from crm2_core.settings import Settings
 
 # Connection execution option: seconds to wait for SQLite's write lock when this
@@ -70,10 +71,11 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
-class AppSession(Session):
+class AppSession(HoldsWrites):
     """The sessions of one application. ``app_session_class()`` makes a subclass per
     application, so session events (the relay's wake-up after commit) are bound to that
-    application and not to every session in the process."""
+    application and not to every session in the process. A session may hold its one
+    write until its commit (``held``)."""
 
 
 def app_session_class() -> type[AppSession]:

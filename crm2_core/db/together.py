@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from crm2_core.db.direct import execute_in_session
+from crm2_core.db.held import write_at_commit
 
 # One shape: each row's table and the columns it writes, parents first.
 Shape = tuple[tuple[Table, tuple[str, ...]], ...]
@@ -110,9 +110,14 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
     On PostgreSQL one statement does it: the rows but the last as data-modifying CTEs
     of the last one's INSERT (foreign keys are checked at the end of the statement, so a
     child may name a parent of the same statement). The ORM objects then leave the
-    session: they are written, and a later flush must not write them again; they keep
-    their values (ids and Python-side defaults; not database-side defaults such as
-    serial keys). Elsewhere (SQLite) they are written one by one, in order.
+    session: the statement writes them, and a later flush must not write them again;
+    they keep their values (ids and Python-side defaults; not database-side defaults
+    such as serial keys). Elsewhere (SQLite) they are written one by one, in order.
+
+    When nothing of the session's transaction was sent yet, the statement waits for
+    the session's commit and is sent there alone, without ``BEGIN``/``COMMIT``, if
+    nothing else is written; else ahead of whatever comes next (``held``). Its errors
+    then surface at that point.
     """
     if not rows:
         return
@@ -125,7 +130,7 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
         table, values = _values_of(row)
         shape.append((table, tuple(values)))
         params.update((f"r{number}_{name}", value) for name, value in values.items())
-    await execute_in_session(session, _statement(tuple(shape)), params)
+    await write_at_commit(session, _statement(tuple(shape)), params)
     for row in rows:
         if not isinstance(row, NewRow) and row in session:
             session.expunge(row)

@@ -20,7 +20,7 @@ from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
 from crm2_core.testing.migrations import PluginMigrations
-from crm2_core.testing.statements import recorded_statements
+from crm2_core.testing.statements import recorded_statements, sent_to_postgresql
 
 __all__ = [
     "TEST_JWT_SECRET",
@@ -32,6 +32,7 @@ __all__ = [
     "assert_plugin_contract",
     "build_cli",
     "recorded_statements",
+    "sent_to_postgresql",
 ]
 
 

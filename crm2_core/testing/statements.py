@@ -40,3 +40,49 @@ def recorded_statements(
         yield seen
     finally:
         event.remove(sync_engine, "before_cursor_execute", record)
+
+
+@contextlib.contextmanager
+def sent_to_postgresql() -> Iterator[list[str]]:
+    """What asyncpg sends to the server for the calling asyncio task inside the block:
+    each statement's SQL (``BEGIN`` and ``COMMIT`` included), whitespace collapsed.
+
+    :func:`recorded_statements` listens on the engine, and a listener makes SQLAlchemy
+    run every statement (crm2's driver paths step aside for it, ``db.direct``): to
+    count the round trips of those paths themselves, this records below SQLAlchemy, at
+    asyncpg's connection and prepared statement (what SQLAlchemy itself sends goes
+    through the latter), with nothing listening on the engine.
+    """
+    from asyncpg.connection import Connection
+    from asyncpg.prepared_stmt import PreparedStatement
+
+    seen: list[str] = []
+    task = asyncio.current_task()
+
+    def recording(cls: type, name: str, sql_of: Any) -> tuple[type, str, Any]:
+        original = getattr(cls, name)
+
+        async def sent(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if asyncio.current_task() is task:
+                seen.append(" ".join(sql_of(self, args).split()))
+            return await original(self, *args, **kwargs)
+
+        setattr(cls, name, sent)
+        return cls, name, original
+
+    def first_argument(_self: Any, args: tuple[Any, ...]) -> str:
+        return str(args[0])
+
+    def its_query(statement: Any, _args: tuple[Any, ...]) -> str:
+        return str(statement.get_query())
+
+    patched = [
+        recording(Connection, name, first_argument)
+        for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+    ]
+    patched += [recording(PreparedStatement, name, its_query) for name in ("fetch", "executemany")]
+    try:
+        yield seen
+    finally:
+        for cls, name, original in patched:
+            setattr(cls, name, original)

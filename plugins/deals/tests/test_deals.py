@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deals_kit import API, Deals
 
-from crm2_core.testing import recorded_statements
+from crm2_core.testing import sent_to_postgresql
 
 
 async def test_create_defaults_to_default_pipeline_first_open_stage(deals: Deals) -> None:
@@ -196,26 +196,49 @@ async def test_deal_events(deals: Deals) -> None:
     assert rows[1].data["changed"] == ["title", "value"]
 
 
-async def test_create_is_four_round_trips_on_postgresql(deals: Deals) -> None:
-    """BEGIN, one read (client visible + pipeline's first open stage), one write (the deal,
-    its stage move and its event in one statement), COMMIT; SQLite: the usual flush."""
+async def test_create_is_two_round_trips_on_postgresql(deals: Deals) -> None:
+    """One read (client visible + pipeline's first open stage), then one write (the deal,
+    its stage move and its event in one statement) sent at the commit by itself: no
+    BEGIN, no COMMIT on the wire (``crm2_core.db.held``); SQLite: the usual flush."""
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     await deals.create_deal(admin.headers, client["id"])
     await deals.app.settle_events()
     if deals.app.context.engine.dialect.name != "postgresql":
         return
-    # the request's own statements (the relay and handlers run beside it, in their tasks)
-    with recorded_statements(deals.app.context.engine) as seen:
-        deal = await deals.create_deal(admin.headers, client["id"], title="Four trips")
-    statements = [s for s in seen if "auth_" not in s]  # a role cache may read or not
-    assert len(statements) == 2, statements
-    assert statements[1].startswith("WITH")
+    # what the request itself sends (the relay and handlers run beside it, in their tasks)
+    with sent_to_postgresql() as sent:
+        deal = await deals.create_deal(admin.headers, client["id"], title="Two trips")
+    statements = [s for s in sent if "auth_" not in s]  # a role cache may read or not
+    assert [s.split()[0].rstrip(";") for s in statements] == ["SELECT", "WITH"], statements
     await deals.app.settle_events()
     created = [e for e in await deals.events("deals.deal.created") if e.subject == deal["id"]]
-    assert len(created) == 1 and created[0].data["title"] == "Four trips"
+    assert len(created) == 1 and created[0].data["title"] == "Two trips"
     history = await deals.client.get(f"{API}/deals/{deal['id']}/history", headers=admin.headers)
     assert history.status_code == 200 and len(history.json()["items"]) == 1
+
+
+async def test_a_create_in_a_closed_stage_writes_its_closing_event_in_one_transaction(
+    deals: Deals,
+) -> None:
+    """A deal created straight into a won stage: its ``won`` event (an ORM row added
+    after the deal's statement) commits in one transaction with the deal."""
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    first = await deals.create_deal(admin.headers, client["id"])
+    pipeline = await deals.client.get(
+        f"{API}/pipelines/{first['pipeline_id']}", headers=admin.headers
+    )
+    won = next(stage for stage in pipeline.json()["stages"] if stage["kind"] == "won")
+    with sent_to_postgresql() as sent:
+        deal = await deals.create_deal(admin.headers, client["id"], stage_id=won["id"])
+    assert deal["status"] == "won"
+    if deals.app.context.engine.dialect.name == "postgresql":
+        kinds = [s.split()[0].rstrip(";") for s in sent if "auth_" not in s]
+        assert "BEGIN" in kinds and kinds[-1] == "COMMIT", kinds
+    await deals.app.settle_events()
+    types = [e.type for e in await deals.events() if e.subject == deal["id"]]
+    assert types == ["deals.deal.created", "deals.deal.won"]
 
 
 async def test_creates_share_one_built_insert_statement(deals: Deals) -> None:
