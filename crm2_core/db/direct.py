@@ -418,7 +418,8 @@ _STATEMENT_SNAPSHOTS = frozenset({None, "read_committed", "autocommit"})
 
 def _needs_no_begin(statement: Statement, adapter: Any) -> bool:
     """A plain read (no ``FOR UPDATE``) before anything of the transaction was sent, under
-    READ COMMITTED: nothing to be atomic with, no lock to hold."""
+    READ COMMITTED: nothing to be atomic with, no lock to hold. (Whether it only reads,
+    its caller says: a ``SELECT`` may call a function that writes or takes a lock.)"""
     return (
         adapter._transaction is None
         and adapter.isolation_level in _STATEMENT_SNAPSHOTS
@@ -428,7 +429,11 @@ def _needs_no_begin(statement: Statement, adapter: Any) -> bool:
 
 
 async def execute_in_session(
-    session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None = None
+    session: AsyncSession,
+    statement: Statement,
+    params: Mapping[str, Any] | None = None,
+    *,
+    reads_only: bool = False,
 ) -> list[tuple[Any, ...]]:
     """``(await session.execute(statement, params)).all()`` as plain tuples, in the
     session's transaction, straight through asyncpg on PostgreSQL.
@@ -443,11 +448,12 @@ async def execute_in_session(
     handed to SQLAlchemy's connection: the same exception types (``IntegrityError``…),
     the same invalidation of a lost connection, the same ``handle_error`` events.
 
-    A plain read before anything else of the transaction (no write yet, no ``FOR
-    UPDATE``) is sent without ``BEGIN`` under READ COMMITTED: it sees what it would see
-    as the transaction's first statement, and the transaction's one write may then be
-    sent alone at the commit (``held.write_at_commit``): a create's two round trips
-    instead of four.
+    ``reads_only``: the statement is a ``SELECT`` that only reads (no ``FOR UPDATE``, no
+    function that writes or locks). Before anything else of the transaction it is then
+    sent without ``BEGIN`` under READ COMMITTED: it sees what it would see as the
+    transaction's first statement, and the transaction's one write may then be sent
+    alone at the commit (``held.write_at_commit``): a create's two round trips instead
+    of four.
 
     SQLAlchemy runs it as usual anywhere else: another driver, a session or engine with
     statement listeners (tracing, tests recording SQL), a statement it must finish at
@@ -461,7 +467,9 @@ async def execute_in_session(
     adapter = direct.adapter
     try:
         async with adapter._execute_mutex:
-            if adapter._transaction is None and not _needs_no_begin(statement, adapter):
+            if adapter._transaction is None and not (
+                reads_only and _needs_no_begin(statement, adapter)
+            ):
                 await adapter._start_transaction()  # SQLAlchemy's own lazy BEGIN
             records = await adapter._connection.fetch(direct.sql, *direct.args)
     except Exception as error:

@@ -28,10 +28,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.util import await_only  # 2.1's ``await_`` too; 2.0 has only this name
 
 from crm2_core.db.direct import Statement, execute_in_session, raise_as_sqlalchemy, unbegun_driver
-
-from sqlalchemy.util import await_only  # 2.1's ``await_`` too; 2.0 has only this name
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +82,12 @@ class HoldsWrites(Session):
         if self._held is not None:
             self.send_held()
         return super()._connection_for_bind(engine, execution_options, **kw)
+
+    def begin_nested(self) -> SessionTransaction:
+        # a savepoint comes after the held write: rolled back to, it keeps it
+        if self._held is not None:
+            self.send_held()
+        return super().begin_nested()
 
 
 @event.listens_for(HoldsWrites, "before_flush")

@@ -49,7 +49,8 @@ async def test_a_read_then_the_write_alone_are_two_round_trips(postgresql: Crm2T
     crm2 = postgresql
     async with crm2.context.session_factory() as session:
         with sent_to_postgresql() as sent:
-            seen = await execute_in_session(session, select(col(User.email)).limit(1))
+            read = select(col(User.email)).limit(1)
+            seen = await execute_in_session(session, read, reads_only=True)
             await insert_together(session, _users("alone-1@example.com", "alone-2@example.com"))
         assert _kinds(sent) == ["SELECT"]  # the write waits for the commit
         assert await _stored(crm2, "alone-1@example.com") == []
@@ -160,3 +161,32 @@ async def test_after_an_earlier_write_it_is_sent_at_once(postgresql: Crm2TestApp
         assert _kinds(sent) == ["WITH"]
         await session.commit()
     assert len(await _stored(crm2, "first@example.com", "then-1@example.com")) == 2
+
+
+async def test_a_read_not_declared_read_only_begins_the_transaction(
+    postgresql: Crm2TestApp,
+) -> None:
+    """Without ``reads_only`` a ``SELECT`` may take a lock or call a function that writes:
+    it begins the transaction as ever, and a write after it is sent at once, inside."""
+    crm2 = postgresql
+    async with crm2.context.session_factory() as session:
+        with sent_to_postgresql() as sent:
+            await execute_in_session(session, select(col(User.email)).limit(1))
+            await insert_together(session, _users("begun-1@example.com", "begun-2@example.com"))
+        assert _kinds(sent) == ["BEGIN", "SELECT", "WITH"]
+        await session.commit()
+    assert len(await _stored(crm2, "begun-1@example.com", "begun-2@example.com")) == 2
+
+
+async def test_a_savepoint_after_it_comes_after_it(postgresql: Crm2TestApp) -> None:
+    """Rolling back to a savepoint taken after the held write keeps the write."""
+    crm2 = postgresql
+    async with crm2.context.session_factory() as session:
+        await insert_together(session, _users("kept-1@example.com", "kept-2@example.com"))
+        savepoint = await session.begin_nested()
+        session.add(User(email="dropped@example.com", password_hash="not-a-hash"))
+        await session.flush()
+        await savepoint.rollback()
+        await session.commit()
+    stored = await _stored(crm2, "kept-1@example.com", "kept-2@example.com", "dropped@example.com")
+    assert stored == ["kept-1@example.com", "kept-2@example.com"]

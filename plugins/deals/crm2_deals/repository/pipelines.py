@@ -132,7 +132,8 @@ async def pipeline_with_first_open_stage(
     clause, params = also if also is not None else (None, {})
     stmt = _first_open_stage(pipeline_id is not None, clause)
     values = {**params, "start_pipeline_id": pipeline_id} if pipeline_id is not None else params
-    rows = await execute_in_session(session, stmt, values)  # a new deal's: the hot path
+    # a new deal's, the hot path: sent without BEGIN, so the deal's one write may be too
+    rows = await execute_in_session(session, stmt, values, reads_only=True)
     if not rows:
         return None
     pipeline, pipeline_name, stage_id, stage_name, kind, answer = rows[0]
