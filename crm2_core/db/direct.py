@@ -379,7 +379,7 @@ def _has_pending(session: AsyncSession) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Direct:
+class DriverStatement:
     """A statement the driver may run for the session: its SQL and arguments, and the
     connection's parts that run it or handle its error."""
 
@@ -392,7 +392,7 @@ class _Direct:
 
 async def _direct(
     session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None
-) -> _Direct | None:
+) -> DriverStatement | None:
     """``statement`` ready for the driver on the session's connection, or ``None`` when
     SQLAlchemy must run it (see :func:`execute_in_session`). Flushes first what
     ``session.execute`` would."""
@@ -407,7 +407,7 @@ async def _direct(
     plan = None if key is None else _plan(statement, connection.dialect, key, keyed=False)
     if plan is None or key is None:
         return None
-    return _Direct(sync, adapter, plan, plan.compiled.string, plan.arguments(key, params))
+    return DriverStatement(sync, adapter, plan, plan.compiled.string, plan.arguments(key, params))
 
 
 # Isolation levels (the adapter's names; None: the server's default, READ COMMITTED) under
@@ -464,6 +464,13 @@ async def execute_in_session(
         result = await session.execute(statement, params)
         returns_rows = isinstance(statement, Select) or bool(getattr(statement, "_returning", ()))
         return [tuple(row) for row in result.all()] if returns_rows else []
+    return await run_on_driver(direct, statement, reads_only=reads_only)
+
+
+async def run_on_driver(
+    direct: DriverStatement, statement: Statement, *, reads_only: bool = False
+) -> list[tuple[Any, ...]]:
+    """Run a statement :func:`driver_statement` prepared, as :func:`execute_in_session`."""
     adapter = direct.adapter
     try:
         async with adapter._execute_mutex:
@@ -481,19 +488,20 @@ async def execute_in_session(
     return rows
 
 
-async def unbegun_driver(
+async def driver_statement(
     session: AsyncSession, statement: Statement, params: Mapping[str, Any] | None = None
-) -> tuple[Connection, Any, str, list[Any]] | None:
+) -> DriverStatement | None:
     """``statement``'s SQL and driver arguments with the session's connection and its
-    asyncpg adapter, when the driver may run it and nothing of the session's transaction
-    has been sent yet under READ COMMITTED (``held.write_at_commit``); else ``None``."""
-    direct = await _direct(session, statement, params)
-    if direct is None:
-        return None
+    asyncpg adapter, when the driver may run it (:func:`run_on_driver`); else ``None``:
+    SQLAlchemy must run it. Flushes first what ``session.execute`` would."""
+    return await _direct(session, statement, params)
+
+
+def unbegun(direct: DriverStatement) -> bool:
+    """Has nothing of the session's transaction been sent yet, under READ COMMITTED
+    (``held.write_at_commit``)?"""
     adapter = direct.adapter
-    if adapter._transaction is not None or adapter.isolation_level not in _STATEMENT_SNAPSHOTS:
-        return None
-    return direct.connection, adapter, direct.sql, direct.args
+    return adapter._transaction is None and adapter.isolation_level in _STATEMENT_SNAPSHOTS
 
 
 # What ``execute_in_session`` uses of SQLAlchemy's asyncpg adapter (read against 2.1.9);

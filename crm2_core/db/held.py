@@ -30,7 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only  # 2.1's ``await_`` too; 2.0 has only this name
 
-from crm2_core.db.direct import Statement, execute_in_session, raise_as_sqlalchemy, unbegun_driver
+from crm2_core.db.direct import (
+    Statement,
+    driver_statement,
+    raise_as_sqlalchemy,
+    run_on_driver,
+    unbegun,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +123,12 @@ async def write_at_commit(
     """Run ``statement`` (a write whose rows nobody reads), held until the session's
     commit where it may be sent alone (see the module's docstring); elsewhere at once,
     as :func:`~crm2_core.db.direct.execute_in_session`."""
+    direct = await driver_statement(session, statement, params)
+    if direct is None:
+        await session.execute(statement, params)
+        return
     sync = session.sync_session
-    if isinstance(sync, HoldsWrites):
-        unbegun = await unbegun_driver(session, statement, params)
-        if unbegun is not None:
-            connection, adapter, sql, args = unbegun
-            sync.hold(HeldWrite(adapter, connection, sql, args))
-            return
-    await execute_in_session(session, statement, params)
+    if isinstance(sync, HoldsWrites) and unbegun(direct):
+        sync.hold(HeldWrite(direct.adapter, direct.connection, direct.sql, direct.args))
+        return
+    await run_on_driver(direct, statement)
