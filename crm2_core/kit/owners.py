@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.auth.models import User
+from crm2_core.db.direct import execute_in_session
 from crm2_core.errors import Forbidden, Unprocessable
 from crm2_core.kit.visibility import Visibility, acting_user
 from crm2_hookspecs import Principal
@@ -33,8 +34,10 @@ class OwnerNotActive(Unprocessable):
 
 
 async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """A read only: before a create's write it goes without ``BEGIN`` (``execute_in_session``)."""
     stmt = select(exists().where(col(User.id) == user_id, col(User.is_active).is_(True)))
-    return bool((await session.execute(stmt)).scalar())
+    rows = await execute_in_session(session, stmt, reads_only=True)
+    return bool(rows[0][0])
 
 
 def _verified_active(principal: Principal) -> bool:

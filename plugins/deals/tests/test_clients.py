@@ -9,6 +9,8 @@ from crm2_deals.models import Client, ClientEmail
 from deals_kit import API, Deals
 from sqlalchemy import select
 
+from crm2_core.testing import sent_to_postgresql
+
 
 async def test_create_get_update_client(deals: Deals) -> None:
     admin = await deals.user("admin")
@@ -247,3 +249,60 @@ async def test_viewer_reads_but_cannot_write(deals: Deals) -> None:
     assert (
         await deals.client.post(f"{API}/clients", json=body, headers=viewer.headers)
     ).status_code == 403
+
+
+async def test_a_create_is_its_duplicate_check_and_one_write_on_postgresql(deals: Deals) -> None:
+    """The duplicate check (a read, no ``BEGIN``), then the client, its e-mail rows and its
+    event in one statement sent at the commit by itself; with ``?force=true`` the write
+    alone. Both write every row (SQLite: the usual flush)."""
+    admin = await deals.user("admin")
+    await deals.create_client(admin.headers)  # the role cache and the plan warm
+    postgresql = deals.app.context.engine.dialect.name == "postgresql"
+    with sent_to_postgresql() as sent:
+        checked = await deals.create_client(
+            admin.headers, emails=["one@trips.example", "two@trips.example"], tax_id="T-1"
+        )
+    kinds = [s.split()[0].rstrip(";") for s in sent if "auth_" not in s]
+    assert kinds == (["SELECT", "WITH"] if postgresql else []), sent
+    with sent_to_postgresql() as sent:
+        forced = await deals.client.post(
+            f"{API}/clients?force=true",
+            json={"kind": "person", "name": "Twin", "emails": ["one@trips.example"]},
+            headers=admin.headers,
+        )
+    assert forced.status_code == 201, forced.text
+    kinds = [s.split()[0].rstrip(";") for s in sent if "auth_" not in s]
+    assert kinds == (["WITH"] if postgresql else []), sent
+    twin = forced.json()
+    agent = await deals.user("agent")
+    with sent_to_postgresql() as sent:  # another owner: is that user active? (a read)
+        theirs = await deals.create_client(admin.headers, owner_id=str(agent.id))
+    # (the credentials cache may read auth_user too, but never with EXISTS)
+    kinds = [s.split()[0] for s in sent if "auth_" not in s or s.startswith("SELECT EXISTS")]
+    assert kinds == (["SELECT", "WITH"] if postgresql else []), sent
+    assert theirs["owner_id"] == str(agent.id)
+    async with deals.app.context.session_factory() as session:
+        emails = (
+            await session.execute(
+                select(ClientEmail.client_id, ClientEmail.email).order_by(ClientEmail.email)
+            )
+        ).all()
+        stored = await session.get(Client, uuid.UUID(checked["id"]))
+    assert sorted((str(c), e) for c, e in emails) == sorted(
+        [
+            (checked["id"], "one@trips.example"),
+            (twin["id"], "one@trips.example"),
+            (checked["id"], "two@trips.example"),
+        ]
+    )
+    assert stored is not None and stored.tax_id == "T-1" and stored.version == 1
+    assert "two@trips.example" in stored.search_text
+    await deals.app.settle_events()
+    created = {e.subject for e in await deals.events("deals.client.created")}
+    assert {checked["id"], twin["id"]} <= created
+    again = await deals.client.post(
+        f"{API}/clients",
+        json={"kind": "person", "name": "Third", "emails": ["TWO@trips.example"]},
+        headers=admin.headers,
+    )
+    assert again.status_code == 409 and again.json()["existing"]["id"] == checked["id"]

@@ -15,14 +15,17 @@ from crm2_core.api import (
     Records,
     Visibility,
     export_list,
+    insert_together,
+    new_row,
     publish,
+    publish_row,
     resolve_owner,
     user_emails,
 )
 from crm2_deals import csv_io
 from crm2_deals.errors import DuplicateClient, InUse
 from crm2_deals.events import ClientArchived, ClientCreated, ClientUpdated
-from crm2_deals.models import Client, Contact
+from crm2_deals.models import Client, ClientEmail, Contact
 from crm2_deals.repository import clients as repo
 from crm2_deals.schemas.clients import (
     ClientCreate,
@@ -88,7 +91,8 @@ async def create_client(
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
     if not force:
         await check_duplicates(session, visibility, data.emails, data.tax_id)
-    client = Client(
+    row = new_row(
+        Client,
         kind=data.kind,
         name=data.name,
         emails=data.emails,
@@ -99,10 +103,12 @@ async def create_client(
         owner_id=owner,
         search_text=search_text_for(data.name, data.emails, data.phones),
     )
-    await repo.clients.add(session, client)
-    await repo.set_emails(session, client.id, data.emails)
+    client = Client.model_construct(**row.values)  # the client as written
+    emails = [new_row(ClientEmail, client_id=client.id, email=e) for e in data.emails]
     event = ClientCreated(name=client.name, kind=client.kind, owner_id=owner)
-    publish(session, event, subject=client.id, actor=principal)
+    record = publish_row(session, event, subject=client.id, actor=principal)
+    # the client, its e-mail rows and its event: one statement (one round trip)
+    await insert_together(session, [row, *emails, record])
     return client
 
 
