@@ -456,6 +456,7 @@ async def execute_in_session(
     params: Mapping[str, Any] | None = None,
     *,
     reads_only: bool = False,
+    alone: bool = False,
 ) -> list[tuple[Any, ...]]:
     """``(await session.execute(statement, params)).all()`` as plain tuples, in the
     session's transaction, straight through asyncpg on PostgreSQL.
@@ -477,6 +478,12 @@ async def execute_in_session(
     alone at the commit (``held.write_at_commit``): a create's two round trips instead
     of four.
 
+    ``alone``: the statement is all the transaction writes, and its caller sends nothing
+    more before the commit (an event handler's claim for an event that is nothing to
+    the handler). Before anything else of the transaction it is then sent without
+    ``BEGIN``: PostgreSQL runs it as a transaction of its own, and the session's commit
+    has nothing left to send. One round trip instead of three.
+
     SQLAlchemy runs it as usual anywhere else: another driver, a session or engine with
     statement listeners (tracing, tests recording SQL), a statement it must finish at
     execution. Unwritten ORM changes are flushed first, as ``session.execute`` would.
@@ -486,18 +493,23 @@ async def execute_in_session(
         result = await session.execute(statement, params)
         returns_rows = isinstance(statement, Select) or bool(getattr(statement, "_returning", ()))
         return [tuple(row) for row in result.all()] if returns_rows else []
-    return await run_on_driver(direct, statement, reads_only=reads_only)
+    return await run_on_driver(direct, statement, reads_only=reads_only, alone=alone)
 
 
 async def run_on_driver(
-    direct: DriverStatement, statement: Statement, *, reads_only: bool = False
+    direct: DriverStatement,
+    statement: Statement,
+    *,
+    reads_only: bool = False,
+    alone: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Run a statement :func:`driver_statement` prepared, as :func:`execute_in_session`."""
     adapter = direct.adapter
     try:
         async with adapter._execute_mutex:
             if adapter._transaction is None and not (
-                reads_only and _needs_no_begin(statement, adapter)
+                (alone and adapter.isolation_level in _STATEMENT_SNAPSHOTS)
+                or (reads_only and _needs_no_begin(statement, adapter))
             ):
                 await adapter._start_transaction()  # SQLAlchemy's own lazy BEGIN
             records = await adapter._connection.fetch(direct.sql, *direct.args)

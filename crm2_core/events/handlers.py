@@ -256,11 +256,21 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
             "claim_position": event.position,
             "claim_applied_at": utcnow(),
         }
+        # An event that is nothing to the handler: the claim is the transaction's one
+        # statement, sent without BEGIN (PostgreSQL commits it by itself).
+        skips = handler.spec.skips
+        alone = False
+        if skips is not None:
+            async with asyncio.timeout(handler.spec.time_limit_seconds):
+                alone = await skips(session, event, context)
         # The usual case, in one statement: the relay has committed and nothing earlier
         # is pending. The claim sees the event at its position only in a snapshot that
         # holds the relay's commit, so its order check sees every earlier position.
         # Straight through asyncpg on PostgreSQL (every delivery of every handler).
-        claimed = bool(await execute_in_session(session, claim, values))
+        claimed = bool(await execute_in_session(session, claim, values, alone=alone))
+        if claimed and alone:
+            await session.commit()
+            return "applied"
         if not claimed:
             # Not committed yet (wait for it), stale, a duplicate or held: find out which.
             # PostgreSQL's next statements take snapshots of their own; SQLite's INSERT

@@ -128,6 +128,17 @@ class EventHandler:
     rolled back and its events are applied one at a time with ``handle`` (their
     retries and dead letters as usual). RabbitMQ and Redis workers call ``handle``.
 
+    ``skips(session, event, context)`` (optional) answers, before the handler's
+    transaction, ``True`` when ``handle`` would change nothing for this event (a rules
+    engine with no rule on its type). The core then records the event applied in one
+    statement of its own, with the same order and duplicate checks, instead of a
+    transaction around ``handle``: a worker's handler that takes every event type pays
+    one round trip for each event it has nothing to do with, not a ``BEGIN``, its reads
+    and a ``COMMIT``. It may read (``execute_in_session(…, reads_only=True)`` sends no
+    ``BEGIN``, or a cache) and must not write; when in doubt it answers ``False``. If
+    the event cannot be recorded at once (an earlier event of its subject is pending,
+    its position is not committed yet), the usual path runs, ``handle`` included.
+
     :param name: unique within the plugin; the handler's id is ``<plugin>.<name>``.
     :param event_types: the event type names it wants (``"deals.deal.won"``).
     :param handle_batch: ``None``: events are applied one at a time.
@@ -141,6 +152,7 @@ class EventHandler:
     max_backoff_seconds: float = 300.0
     time_limit_seconds: float = 60.0
     handle_batch: Callable[[Any, Sequence[Any], Any], Awaitable[None]] | None = None
+    skips: Callable[[Any, Any, Any], Awaitable[bool]] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ async def _rules_batch(session: Any, events: Sequence[Any], context: Any) -> Non
     await engine.apply_batch(session, context, events, _envelope)
 
 
+async def _nothing_for(session: Any, event: Any, context: Any) -> bool:
+    return await engine.nothing_for(session, context, str(event.type), lambda: _envelope(event))
+
+
 async def _send(session: Any, event: Any, context: Any) -> None:
     source = uuid.UUID(str(_envelope(event)["data"]["source_event_id"]))
     # a few at once, in the handler's transaction (within its time limit); a large
@@ -57,6 +61,7 @@ def handlers(context: Any) -> list[EventHandler]:
                 event_types=types,
                 handle=_rules,
                 handle_batch=_rules_batch,
+                skips=_nothing_for,
                 max_retries=8,
             )
         )

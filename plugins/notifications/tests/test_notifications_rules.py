@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from crm2_notifications.models import Delivery, Notification
-from notifications_kit import API, Notifications
+import uuid
+from typing import Any
+
+import ping_plugin
+from crm2_notifications.models import Delivery, Notification, Rule, Webhook
+from crm2_notifications.service import engine
+from notifications_kit import API, Notifications, shipped_rule
+from ping_plugin import ThingHappened
+from sqlalchemy import update
+
+from crm2_core.api import Envelope, publish
+from crm2_core.events.handlers import apply_or_dead_letter
+from crm2_core.events.models import AppliedEvent
+from crm2_core.events.relay import relay_batch
+from crm2_core.testing.statements import sent_to_postgresql
 
 
 async def test_a_matching_event_puts_a_rendered_notification_in_the_owners_feed(
@@ -150,3 +163,91 @@ async def test_a_plugins_shipped_rule_is_stored_once_and_works(
     await notifications.settle()
     (item,) = await notifications.feed(owner)
     assert item["title"] == "Kettle happened" and item["body"] == "Value 2 for Kettle"
+
+
+async def _relayed_by_hand(n: Notifications, values: list[int], owner: Any) -> list[Envelope]:
+    """Ping events committed and relayed, no handler run yet: a worker's deliveries."""
+    context = n.context
+    await context.events.close()
+    async with context.session_factory() as session:
+        for value in values:
+            subject = str(uuid.uuid4())
+            thing = {"kind": "ping.thing", "id": subject, "name": f"v{value}"}
+            ping_plugin.THINGS[subject] = {**thing, "owner_id": str(owner.id)}
+            happened = ThingHappened(title=f"v{value}", value=value, owner_id=owner.id)
+            publish(session, happened, subject=subject)
+        await session.commit()
+    relayed: list[Envelope] = []
+
+    async def keep(events: Any) -> None:
+        relayed.extend(events)
+
+    assert await relay_batch(context.session_factory, keep) == len(values)
+    return relayed
+
+
+async def test_a_worker_records_an_event_nothing_applies_to_in_one_read_and_one_write(
+    notifications: Notifications,
+) -> None:
+    """The rules handler, a delivery at a time: an event no rule's conditions take and no
+    webhook wants is read about once and recorded by itself (no ``BEGIN``, no
+    ``COMMIT``); one a rule takes is applied in the handler's transaction."""
+    n = notifications
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, conditions=[{"field": "data.value", "op": "gte", "value": 10}])
+    small, big = await _relayed_by_hand(n, [3, 12], owner)
+    context = n.context
+    handlers = context.events.handlers.for_event(small.type)
+    (handler,) = [h for h in handlers if h.id == "notifications.rules"]
+    postgresql = context.engine.dialect.name == "postgresql"
+    with sent_to_postgresql() as sent:
+        assert await apply_or_dead_letter(context, handler, small, 0) == "applied"
+    kinds = [s.split()[0] for s in sent]
+    assert kinds == (["SELECT", "INSERT"] if postgresql else []), sent
+    with sent_to_postgresql() as sent:
+        assert await apply_or_dead_letter(context, handler, big, 0) == "applied"
+    kinds = [s.split()[0].rstrip(";") for s in sent]
+    assert not postgresql or (kinds[1], kinds[-1]) == ("BEGIN", "COMMIT"), sent
+    (note,) = await n.rows(Notification)
+    assert note.event_id == big.id and note.user_id == owner.id
+    async with context.session_factory() as session:
+        for envelope in (small, big):
+            assert await session.get(AppliedEvent, (handler.id, envelope.id)) is not None
+
+
+async def test_nothing_for_an_event_is_answered_by_rules_plugins_and_webhooks(
+    notifications: Notifications,
+) -> None:
+    """What makes an event something to the rules handler: an enabled rule on its type whose
+    conditions it meets (of a plugin that is on), or an active webhook whose patterns
+    take it."""
+    n = notifications
+    admin = await n.user("admin")
+    context = n.context
+
+    async def nothing_for(value: int, event_type: str = "ping.thing.happened") -> bool:
+        envelope = {"type": event_type, "data": {"value": value}, "subject": "s"}
+        async with context.session_factory() as session:
+            return await engine.nothing_for(session, context, event_type, lambda: envelope)
+
+    assert await nothing_for(50)  # the shipped rule is off, nothing else exists
+    await shipped_rule(n.app, enabled=True)
+    assert not await nothing_for(50)
+    await shipped_rule(n.app, enabled=False)
+    rule = await n.rule(admin, conditions=[{"field": "data.value", "op": "gte", "value": 10}])
+    assert await nothing_for(3) and not await nothing_for(12)
+    assert await nothing_for(12, "notifications.deliveries.queued")  # its own: never
+    async with context.session_factory() as session:
+        rule_id = uuid.UUID(rule["id"])
+        await session.execute(update(Rule).where(Rule.id == rule_id).values(enabled=False))
+        await session.commit()
+    assert await nothing_for(12)
+    async with context.session_factory() as session:
+        hook = Webhook(name="all pings", url="http://127.0.0.1:9/hook", event_types=["ping.*"])
+        session.add(hook)
+        await session.commit()
+    assert not await nothing_for(3)
+    async with context.session_factory() as session:
+        await session.execute(update(Webhook).values(active=False))
+        await session.commit()
+    assert await nothing_for(3)

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm2_hookspecs import EventHandler
-from crm2_tasks.service.automations import apply_rules, apply_rules_to_batch, declared_event_types
+from crm2_tasks.service.automations import (
+    apply_rules,
+    apply_rules_to_batch,
+    declared_event_types,
+    no_rule_applies,
+)
 
 
 def _envelope(event: Any) -> dict[str, Any]:
@@ -22,6 +27,13 @@ def _envelope(event: Any) -> dict[str, Any]:
 async def _apply(session: Any, event: Any, context: Any) -> None:
     position = getattr(event, "position", None)
     await apply_rules(session, context, _envelope(event), event.id, position)
+
+
+async def _skips(session: Any, event: Any, context: Any) -> bool:
+    position = getattr(event, "position", None)
+    return await no_rule_applies(
+        session, context, str(event.type), position, lambda: _envelope(event)
+    )
 
 
 async def _apply_batch(session: Any, events: Sequence[Any], context: Any) -> None:
@@ -38,6 +50,7 @@ def handlers(context: Any) -> list[EventHandler]:
             event_types=types,
             handle=_apply,
             handle_batch=_apply_batch,
+            skips=_skips,
             max_retries=8,
         )
     ]

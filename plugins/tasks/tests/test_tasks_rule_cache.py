@@ -16,9 +16,13 @@ from crm2_tasks.models import AutomationRule, Task
 from crm2_tasks.service.rule_cache import RuleCache, rule_cache
 from sqlalchemy import func, select, update
 from tasks_kit import API, Tasks
-from test_tasks_automations import RULE, place_order, shop_app
+from test_tasks_automations import RULE, OrderPlaced, place_order, shop_app
 
 from crm2_core.api import SYSTEM, Envelope, publish
+from crm2_core.events.handlers import apply_or_dead_letter
+from crm2_core.events.models import AppliedEvent
+from crm2_core.events.relay import relay_batch
+from crm2_core.testing.statements import sent_to_postgresql
 
 
 async def _task_count(tasks: Tasks) -> int:
@@ -96,7 +100,9 @@ def _envelope(position: int, type_: str = "shop.order.placed") -> Envelope:
     )
 
 
-async def test_a_hole_in_what_was_heard_reads_the_database_again(crm2_app_factory: Any) -> None:
+async def test_a_hole_in_what_was_heard_is_asked_of_the_log(crm2_app_factory: Any) -> None:
+    """Events this process never heard of: one read of the log since ``through`` (no rule
+    changed there) instead of the rules again."""
     tasks = await shop_app(crm2_app_factory)
     admin, agent = await tasks.user("admin"), await tasks.user("agent")
     await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
@@ -110,9 +116,9 @@ async def test_a_hole_in_what_was_heard_reads_the_database_again(crm2_app_factor
     await place_order(tasks, agent, "10")  # no task: below the rule's threshold
     taps.append(cache.tap)
     assert cache._through == through
-    loads = cache.loads
+    loads, checks = cache.loads, cache.checks
     await place_order(tasks, agent, "1600")
-    assert cache.loads == loads + 1
+    assert (cache.loads, cache.checks) == (loads, checks + 1)
     assert cache._through is not None and cache._through >= through + 2
     assert await _task_count(tasks) == 2
 
@@ -125,3 +131,112 @@ def test_hearing_a_rule_change_drops_the_rules() -> None:
     assert cache._through == 12 and cache._rules == {}
     cache.tap([_envelope(13, AutomationRuleChanged.event_type)])
     assert cache._through == 13 and cache._rules is None
+
+
+async def test_a_worker_records_an_event_no_rule_applies_to_without_a_transaction(
+    crm2_app_factory: Any,
+) -> None:
+    """A worker (one delivery at a time, the rules read from the database): an order no
+    rule applies to is read about and recorded, no ``BEGIN``, no ``COMMIT``, no task; an
+    order the rule applies to gets its task in the handler's transaction."""
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    await tasks.app.settle_events()
+    context = tasks.app.context
+    await context.events.close()  # deliveries by hand, as a worker gets them
+    async with context.session_factory() as session:
+        for total in ("99", "1500"):
+            event = OrderPlaced(customer="Anna Berg", total=total, owner_id=agent.id)
+            publish(session, event, subject=uuid.uuid4())
+        await session.commit()
+    relayed: list[Envelope] = []
+
+    async def keep(events: Any) -> None:
+        relayed.extend(events)
+
+    assert await relay_batch(context.session_factory, keep) == 2
+    small, big = relayed
+    (handler,) = [h for h in context.events.handlers.for_event(small.type) if h.plugin == "tasks"]
+    rule_cache(context).drop()  # nothing heard: a worker's cache
+    postgresql = context.engine.dialect.name == "postgresql"
+    with sent_to_postgresql() as sent:
+        assert await apply_or_dead_letter(context, handler, small, 0) == "applied"
+    kinds = [s.split()[0] for s in sent]
+    # the log's top and the rules (plain reads), then the claim by itself
+    assert kinds == (["SELECT", "SELECT", "INSERT"] if postgresql else []), sent
+    assert await _task_count(tasks) == 0
+    with sent_to_postgresql() as sent:
+        assert await apply_or_dead_letter(context, handler, big, 0) == "applied"
+    kinds = [s.split()[0].rstrip(";") for s in sent]
+    # the rules as read for the first (no event since), the handler's own transaction
+    assert not postgresql or (kinds[0], kinds[-1]) == ("BEGIN", "COMMIT"), sent
+    assert await _task_count(tasks) == 1
+    async with context.session_factory() as session:
+        for envelope in (small, big):
+            assert await session.get(AppliedEvent, (handler.id, envelope.id)) is not None
+    assert await apply_or_dead_letter(context, handler, big, 0) == "duplicate"
+    assert await _task_count(tasks) == 1
+
+
+async def _relay(context: Any) -> list[Envelope]:
+    relayed: list[Envelope] = []
+
+    async def keep(events: Any) -> None:
+        relayed.extend(events)
+
+    await relay_batch(context.session_factory, keep)
+    return relayed
+
+
+async def test_a_cache_that_hears_nothing_asks_the_log_whether_a_rule_changed(
+    crm2_app_factory: Any,
+) -> None:
+    """A worker's cache: no hub feeds it. For an event after what it read, one read of the
+    log since then answers (no rule change: the rules it keeps); a rule change there has
+    the rules read again."""
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    await tasks.app.settle_events()
+    context = tasks.app.context
+    await context.events.close()
+    cache = RuleCache()
+    cache.hears = True  # as in a worker: the taps are registered, nothing calls them
+    type_ = "shop.order.placed"
+
+    async def publish_orders(count: int) -> list[Envelope]:
+        async with context.session_factory() as session:
+            for _ in range(count):
+                order = OrderPlaced(customer="Anna Berg", total="5", owner_id=agent.id)
+                publish(session, order, subject=uuid.uuid4())
+            await session.commit()
+        return await _relay(context)
+
+    async with context.session_factory() as session:
+        assert [r.name for r in await cache.rules_for(session, type_, None)] == [RULE["name"]]
+    assert (cache.loads, cache.checks) == (1, 0)
+    *_, last = await publish_orders(2)
+    async with context.session_factory() as session:
+        with sent_to_postgresql() as sent:
+            assert [r.name for r in await cache.rules_for(session, type_, last.position)] == [
+                RULE["name"]
+            ]
+    assert (cache.loads, cache.checks) == (1, 1)
+    if context.engine.dialect.name == "postgresql":
+        assert [s.split()[0] for s in sent] == ["SELECT"] and "core_event" in sent[0], sent
+    assert cache._through == last.position
+    # switched off by another process (no ORM write here), in the log before the next order
+    async with context.session_factory() as session:
+        rule_id = uuid.UUID(created.json()["id"])
+        await session.execute(
+            update(AutomationRule).where(AutomationRule.id == rule_id).values(enabled=False)
+        )
+        change = AutomationRuleChanged(rule_id=rule_id, name=RULE["name"], change="updated")
+        publish(session, change, subject=rule_id, actor=SYSTEM)
+        await session.commit()
+    *_, after = await publish_orders(1)
+    async with context.session_factory() as session:
+        assert await cache.rules_for(session, type_, after.position) == ()
+    assert (cache.loads, cache.checks) == (2, 2)

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy import bindparam, exists, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import Repository, Sorts, Visibility
+from crm2_core.api import Repository, Sorts, Visibility, execute_in_session
 from crm2_notifications.errors import RuleNotFound, WebhookNotFound
 from crm2_notifications.models import Rule, Webhook
 
@@ -49,6 +49,17 @@ _RULES_FOR_TYPES = (
     .order_by(col(Rule.name))
 )
 _ACTIVE_WEBHOOKS = select(Webhook).where(col(Webhook.active).is_(True))
+# What could apply to an event of a type, in one plain read: each enabled rule on the type
+# (its plugin, its conditions) and each active webhook (its patterns, as ``conditions``).
+_APPLICABLE = union_all(
+    select(
+        literal(True).label("is_rule"),
+        col(Rule.plugin).label("plugin"),
+        col(Rule.conditions).label("conditions"),
+    ).where(col(Rule.event_type) == bindparam("event_type"), col(Rule.enabled).is_(True)),
+    select(literal(False), null(), col(Webhook.event_types)).where(col(Webhook.active).is_(True)),
+).subquery()
+_WHAT_APPLIES = select(_APPLICABLE.c.is_rule, _APPLICABLE.c.plugin, _APPLICABLE.c.conditions)
 
 
 async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Rule]:
@@ -61,6 +72,18 @@ async def rules_for_types(session: AsyncSession, event_types: Iterable[str]) -> 
     """The enabled rules on any of ``event_types``, by name."""
     params = {"event_types": sorted(event_types)}
     return list((await session.execute(_RULES_FOR_TYPES, params)).scalars())
+
+
+async def what_applies_to(
+    session: AsyncSession, event_type: str
+) -> list[tuple[bool, str | None, list[Any]]]:
+    """``(True, plugin, conditions)`` for each enabled rule on ``event_type`` and
+    ``(False, None, patterns)`` for each active webhook, in one plain read (no ``BEGIN``
+    before a transaction's first write)."""
+    rows = await execute_in_session(
+        session, _WHAT_APPLIES, {"event_type": event_type}, reads_only=True
+    )
+    return [(bool(is_rule), plugin, list(found or ())) for is_rule, plugin, found in rows]
 
 
 async def builtin_keys(session: AsyncSession) -> set[str]:

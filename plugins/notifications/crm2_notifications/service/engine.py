@@ -68,6 +68,31 @@ async def apply(
     return await _apply(session, context, rules, hooks, envelope, event_id)
 
 
+async def nothing_for(
+    session: AsyncSession,
+    context: Any,
+    event_type: str,
+    envelope_of: Callable[[], Mapping[str, Any]],
+) -> bool:
+    """Would ``apply`` queue nothing for this event: no enabled rule on its type (of an
+    enabled plugin) whose conditions it meets, no active webhook whose patterns take it?
+    One read; ``envelope_of()`` only when a rule is on the type."""
+    if event_type.startswith("notifications."):
+        return True
+    envelope: Mapping[str, Any] | None = None
+    for is_rule, plugin, found in await admin_repo.what_applies_to(session, event_type):
+        if not is_rule:
+            if pattern_matches(found, event_type):
+                return False
+            continue
+        if plugin and not context.is_enabled(plugin):
+            continue
+        envelope = envelope_of() if envelope is None else envelope
+        if conditions.matches(found, envelope):
+            return False
+    return True
+
+
 async def apply_batch(
     session: AsyncSession,
     context: Any,

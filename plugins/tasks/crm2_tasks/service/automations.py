@@ -187,6 +187,23 @@ async def apply_rules(
     return await _apply(session, context, rules, envelope, event_id)
 
 
+async def no_rule_applies(
+    session: AsyncSession,
+    context: Any,
+    event_type: str,
+    position: int | None,
+    envelope_of: Callable[[], Mapping[str, Any]],
+) -> bool:
+    """Would ``apply_rules`` create nothing for this event: no enabled rule ``on`` its type
+    whose conditions it meets? Reads only (the cache, or two plain reads);
+    ``envelope_of()`` only when a rule is ``on`` the type."""
+    rules = await rule_cache(context).rules_for(session, event_type, position)
+    if not rules:
+        return True
+    envelope = envelope_of()
+    return not any(automation.matches(rule.conditions, envelope) for rule in rules)
+
+
 async def apply_rules_to_batch(
     session: AsyncSession,
     context: Any,

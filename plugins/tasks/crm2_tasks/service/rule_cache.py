@@ -16,7 +16,10 @@ A rule change takes effect for every event relayed after it, in every process:
   log's top first, then the rules, so that every change at or below that top is
   in what it read, and ``through`` moves up to that top;
 - a commit in this process that wrote rules through the ORM drops the rules at
-  once as well (no wait for the relay).
+  once as well (no wait for the relay);
+- a process that hears nothing (``crm2 worker``: no hub feeds it) or missed events
+  asks the log instead, in one read, whether a rule changed since ``through``: if
+  not, ``through`` moves up to the log's top and the rules it keeps answer.
 
 Without the streams plugin nothing is heard, and every event reads the rules (as
 before this cache).
@@ -29,19 +32,41 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import column, event, func, select, table
+from sqlalchemy import BigInteger, String, bindparam, case, column, event, func, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crm2_core.api import AppContext, Envelope, hear_relayed_events
+from crm2_core.api import AppContext, Envelope, execute_in_session, hear_relayed_events
 from crm2_tasks.automation import Condition, RuleError
 from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
 
 # The core's event log, named (not imported): only its top position is read.
-_event_log = table("core_event", column("position"))
+_event_log = table("core_event", column("position", BigInteger), column("type", String))
 _WROTE_RULES = "crm2_tasks_wrote_rules"
+_LOG_TOP = select(func.max(_event_log.c.position))
+# How far the log went after ``since`` (at most ``until``), and the last rule change there
+_LOG_SINCE = select(
+    func.max(_event_log.c.position),
+    func.max(case((_event_log.c.type == AutomationRuleChanged.event_type, _event_log.c.position))),
+).where(
+    _event_log.c.position > bindparam("since", type_=BigInteger),
+    _event_log.c.position <= bindparam("until", type_=BigInteger),
+)
+# the most positions one such read goes through (a worker idle for a long time reloads)
+_CATCH_UP_WINDOW = 10_000
+_ENABLED_RULES = (
+    select(
+        col(AutomationRule.id),
+        col(AutomationRule.name),
+        col(AutomationRule.on_event),
+        col(AutomationRule.conditions),
+        col(AutomationRule.action),
+    )
+    .where(col(AutomationRule.enabled).is_(True))
+    .order_by(col(AutomationRule.name))
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +79,14 @@ class ActiveRule:
     action: Mapping[str, Any]
 
 
-def _active(row: AutomationRule) -> ActiveRule | None:
+def _active(
+    id_: uuid.UUID, name: str, conditions: Sequence[Any], action: Mapping[str, Any]
+) -> ActiveRule | None:
     try:
-        conditions = tuple(Condition.parse(raw) for raw in row.conditions)
+        parsed = tuple(Condition.parse(raw) for raw in conditions)
     except RuleError:
         return None  # stored before a stricter check; skipped rather than block the event
-    return ActiveRule(row.id, row.name, conditions, dict(row.action))
+    return ActiveRule(id_, name, parsed, dict(action))
 
 
 class _LocalWrites:
@@ -75,7 +102,8 @@ class RuleCache:
         self._through: int | None = None
         self._generation = 0  # moves on with every drop
         self._local = _LocalWrites.count
-        self.loads = 0  # database reads (tests and figures)
+        self.loads = 0  # database reads of the rules (tests and figures)
+        self.checks = 0  # reads of the log since ``through``
 
     def drop(self) -> None:
         self._rules = None
@@ -113,23 +141,45 @@ class RuleCache:
     ) -> Mapping[str, tuple[ActiveRule, ...]]:
         """Every enabled rule by the event type it is ``on``, as of ``position``."""
         rules = self._fresh_for(position)
+        if rules is None and position is not None and self._rules is not None:
+            rules = await self._catch_up(session, position)
         if rules is None:
             rules = await self._load(session)
         return rules
 
-    async def _load(self, session: AsyncSession) -> dict[str, tuple[ActiveRule, ...]]:
+    async def _catch_up(
+        self, session: AsyncSession, position: int
+    ) -> dict[str, tuple[ActiveRule, ...]] | None:
+        """The rules kept, for ``position``, when no rule changed in the log after
+        ``through`` (one read; ``through`` moves up to what it saw); else ``None``."""
+        since = self._through
+        if since is None:
+            return None
         generation, local = self._generation, _LocalWrites.count
-        top = (await session.execute(select(func.max(_event_log.c.position)))).scalar()
-        stmt = (
-            select(AutomationRule)
-            .where(col(AutomationRule.enabled).is_(True))
-            .order_by(col(AutomationRule.name))
-        )
+        bounds = {"since": since, "until": since + _CATCH_UP_WINDOW}
+        ((top, changed),) = await execute_in_session(session, _LOG_SINCE, bounds, reads_only=True)
+        self.checks += 1
+        if changed is not None:
+            self.drop()
+            return None
+        if generation != self._generation or local != _LocalWrites.count:
+            return None  # dropped meanwhile: what was seen may predate that drop
+        if top is not None:
+            # every position up to ``top`` is committed (the relay gives them in order)
+            self._through = max(self._through or 0, int(top))
+        return self._fresh_for(position)
+
+    async def _load(self, session: AsyncSession) -> dict[str, tuple[ActiveRule, ...]]:
+        # Two plain reads: before the handler's transaction (``skips``) they need no BEGIN
+        generation, local = self._generation, _LocalWrites.count
+        ((top,),) = await execute_in_session(session, _LOG_TOP, reads_only=True)
         grouped: dict[str, list[ActiveRule]] = {}
-        for row in (await session.execute(stmt)).scalars():
-            active = _active(row)
+        for id_, name, on_event, conditions, action in await execute_in_session(
+            session, _ENABLED_RULES, reads_only=True
+        ):
+            active = _active(id_, name, conditions, action)
             if active is not None:
-                grouped.setdefault(row.on_event, []).append(active)
+                grouped.setdefault(on_event, []).append(active)
         rules = {on: tuple(found) for on, found in grouped.items()}
         self.loads += 1
         # A drop that arrived during the read may be newer than what was read: answer
