@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Column, Float, Numeric, Select
 from sqlalchemy.engine import Compiled, Connection, Dialect, Engine
 from sqlalchemy.engine.result import result_tuple
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.cache_key import CacheKey
@@ -216,7 +217,8 @@ def _plan(
         else:  # tuples: a value per selected column, whatever its label
             plain = len(compiled._result_columns) == len(columns)
         final = "POSTCOMPILE" not in compiled.string and not compiled.literal_execute_params
-        if plain and final:
+        processors = _result_processors(columns, dialect) if plain and final else None
+        if processors is not None:
             names = tuple(compiled.positiontup or ())
             plan = _Plan(
                 compiled,
@@ -225,19 +227,42 @@ def _plan(
                     compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                     for name in names
                 ),
-                tuple(
-                    (index, process)
-                    for index, column in enumerate(columns)
-                    if (
-                        process := column.type.dialect_impl(dialect).result_processor(dialect, None)
-                    )
-                ),
+                processors,
                 result_tuple(keys) if keyed else tuple,
             )
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     _PLANS[cache_key] = plan
     return plan
+
+
+# The driver's type code of a table column's numeric type (PostgreSQL's oid): SQLAlchemy's
+# asyncpg numeric types choose their result processing by it, and only a result has it.
+def _type_code(column: Any) -> int | None:
+    if not isinstance(column, Column):
+        return None
+    if isinstance(column.type, Float):
+        return 701  # float8
+    return 1700 if isinstance(column.type, Numeric) else None  # numeric
+
+
+def _result_processors(
+    columns: Sequence[Any], dialect: Dialect
+) -> tuple[tuple[int, Callable[[Any], Any]], ...] | None:
+    """``(index, processor)`` of each column whose values the driver's need processing, or
+    ``None`` when one cannot be known before a result (a numeric expression): SQLAlchemy
+    then runs the statement."""
+    found = []
+    for index, column in enumerate(columns):
+        try:
+            process = column.type.dialect_impl(dialect).result_processor(
+                dialect, _type_code(column)
+            )
+        except (TypeError, InvalidRequestError):  # it needed the result's type code
+            return None
+        if process is not None:
+            found.append((index, process))
+    return tuple(found)
 
 
 def _driver_may_run(session: AsyncSession, connection: Connection) -> bool:

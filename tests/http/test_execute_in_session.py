@@ -3,10 +3,11 @@ asyncpg on PostgreSQL, with what ``session.execute`` would have done around it."
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Column, Float, MetaData, Numeric, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from test_direct_rows import _Executions as Executions
@@ -136,3 +137,31 @@ async def test_an_adapter_without_the_parts_used_leaves_it_to_sqlalchemy(
         ]
         await session.rollback()
     assert len(executions.statements) == 2
+
+
+async def test_numeric_columns_come_back_as_sqlalchemy_gives_them(crm2: Crm2TestApp) -> None:
+    """A ``Float`` or ``Numeric`` column's result processing depends on the driver's type
+    code, which only a result has: a table column's declared type gives it, so such rows
+    take the driver path too; a numeric expression is left to SQLAlchemy. Either way the
+    values are SQLAlchemy's own (``float``, ``Decimal``)."""
+    numbers = Table(
+        "crm2_test_numbers",
+        MetaData(),
+        Column("f", Float),
+        Column("fd", Float(asdecimal=True)),
+        Column("n", Numeric(10, 2)),
+        Column("nf", Numeric(10, 2, asdecimal=False)),
+        prefixes=["TEMPORARY"],
+    )
+    async with crm2.context.session_factory() as session:
+        await session.run_sync(lambda sync: numbers.create(sync.connection()))
+        row = {"f": 1.5, "fd": 2.25, "n": Decimal("3.10"), "nf": Decimal("4.20")}
+        await session.execute(insert(numbers).values(row))
+        columns = select(numbers.c.f, numbers.c.fd, numbers.c.n, numbers.c.nf)
+        expected = [tuple(r) for r in (await session.execute(columns)).all()]
+        assert await execute_in_session(session, columns) == expected
+        assert [type(v) for v in expected[0]] == [float, Decimal, Decimal, float]
+        averaged = select(func.avg(numbers.c.n), func.sum(numbers.c.f))
+        expected = [tuple(r) for r in (await session.execute(averaged)).all()]
+        assert await execute_in_session(session, averaged) == expected
+        await session.rollback()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm2_tasks.clock import set_clock
 from crm2_tasks.jobs import run_timers
+from crm2_tasks.models import Reminder, SlaTimer
+from sqlalchemy import select
 from tasks_kit import API, Tasks, User
+
+from crm2_core.testing.statements import sent_to_postgresql
 
 MONDAY = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)  # the built-in calendar: Mon-Fri 09-17 UTC
 
@@ -200,3 +205,68 @@ async def test_a_task_no_policy_fits_any_more_loses_its_live_timers(tasks: Tasks
     assert untagged.status_code == 200, untagged.text
     assert await sla_of(tasks, agent, task) == {}
     assert (await run_timers(tasks.app.context, MONDAY + timedelta(days=2)))["breaches"] == 0
+
+
+async def test_a_create_is_its_reads_and_one_write_on_postgresql(tasks: Tasks) -> None:
+    """The assignee check, the SLA policies (and the policy's calendar), then the task, its
+    reminders, its timers and its event in one statement sent at the commit by itself
+    (it was BEGIN, the task, a DELETE of reminders, the policies, the timers, the event,
+    COMMIT). SQLite: the usual flush. Every row is written either way."""
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    office = {
+        "name": "Office",
+        "timezone": "UTC",
+        "hours": {d: [["08:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+    }
+    made = await tasks.client.post(f"{API}/calendars", json=office, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    await policy(
+        tasks,
+        admin,
+        priority="high",
+        response_minutes=60,
+        resolution_minutes=600,
+        calendar_id=made.json()["id"],
+    )
+    await tasks.create(agent)  # the role cache and the statements' plans warm
+    postgresql = tasks.app.context.engine.dialect.name == "postgresql"
+    due = MONDAY + timedelta(days=1)
+    body = {"priority": "high", "due_at": due.isoformat(), "reminders": [30, 60, 60 * 48]}
+    with sent_to_postgresql() as sent:
+        task = await tasks.create(agent, **body)
+    kinds = [s.split()[0] for s in sent if "auth_" not in s or s.startswith("SELECT EXISTS")]
+    expected = ["SELECT", "SELECT", "SELECT", "WITH"]  # assignee, policies, calendar, write
+    assert kinds == (expected if postgresql else []), sent
+    async with tasks.app.context.session_factory() as session:
+        reminders = (
+            await session.execute(
+                select(Reminder.minutes_before, Reminder.remind_at)
+                .where(Reminder.task_id == uuid.UUID(task["id"]))
+                .order_by(Reminder.minutes_before)
+            )
+        ).all()
+        timers = (
+            await session.execute(
+                select(SlaTimer.kind, SlaTimer.due_at, SlaTimer.calendar_id)
+                .where(SlaTimer.task_id == uuid.UUID(task["id"]))
+                .order_by(SlaTimer.kind)
+            )
+        ).all()
+    # the reminder 48 hours before is in the past: not armed
+    assert [(m, at_) for m, at_ in reminders] == [
+        (30, due - timedelta(minutes=30)),
+        (60, due - timedelta(minutes=60)),
+    ]
+    calendar = uuid.UUID(made.json()["id"])
+    # the office's hours, 08:00-18:00: 9 of the 10 hours on Monday from 09:00, 1 on Tuesday
+    assert [(k, d, c) for k, d, c in timers] == [
+        ("resolution", MONDAY + timedelta(days=1), calendar),
+        ("response", MONDAY + timedelta(hours=1), calendar),
+    ]
+    (created,) = [
+        e for e in await tasks.events("tasks.task.created") if str(e.subject) == task["id"]
+    ]
+    assert created.data["priority"] == "high" and created.data["assignee_id"] == str(agent.id)
+    got = (await tasks.get(agent, task["id"])).json()
+    assert got["reminders"] == [30, 60, 60 * 48] and got["version"] == 1

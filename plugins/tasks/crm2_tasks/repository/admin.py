@@ -10,7 +10,7 @@ from sqlalchemy import column, exists, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import PageParams, Repository, Sorts, Visibility
+from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session
 from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task
 
@@ -51,6 +51,18 @@ async def page(
 
 async def all_rows(session: AsyncSession, model: type[M]) -> list[M]:
     return list((await session.execute(select(model).order_by(model.name))).scalars())
+
+
+async def plain_rows(session: AsyncSession, model: type[M], **equal: Any) -> list[M]:
+    """``model``'s rows (those whose columns have the ``equal`` values), by name when it has
+    one, in one plain read: before a transaction's first write it sends no ``BEGIN``."""
+    columns = model.__table__.columns  # type: ignore[attr-defined]
+    stmt = select(*columns).where(*(columns[name] == value for name, value in equal.items()))
+    if "name" in columns:
+        stmt = stmt.order_by(columns["name"])
+    keys = [column.key for column in columns]
+    rows = await execute_in_session(session, stmt, reads_only=True)
+    return [model.model_construct(**dict(zip(keys, row, strict=True))) for row in rows]
 
 
 async def name_taken(

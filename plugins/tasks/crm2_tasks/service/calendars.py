@@ -31,8 +31,7 @@ async def business_calendar(
 ) -> BusinessCalendar:
     """The stored calendar, or the default when none is named (or it was deleted)."""
     if calendar_id is not None:
-        row = await repo.get(session, Calendar, calendar_id)
-        if row is not None:
+        for row in await repo.plain_rows(session, Calendar, id=calendar_id):
             return as_business(row)
     return default_calendar(context)
 

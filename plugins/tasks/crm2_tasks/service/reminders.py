@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import publish
+from crm2_core.api import NewRow, new_row, publish
 from crm2_tasks import clock
 from crm2_tasks.events import TaskReminderDue
-from crm2_tasks.models import Task
+from crm2_tasks.models import Reminder, Task
 from crm2_tasks.repository import timers as repo
 
 
@@ -25,12 +25,24 @@ async def arm(session: AsyncSession, task: Task, now: datetime) -> None:
         await repo.disarm_reminders(session, task.id)
         return
     fired = await repo.fired_reminders(session, task.id)
-    wanted = []
-    for minutes in sorted(set(task.reminders)):
-        at = task.due_at - timedelta(minutes=minutes)
-        if at > now and (minutes, at) not in fired:
-            wanted.append((minutes, at))
+    wanted = [(minutes, at) for minutes, at in _ahead(task, now) if (minutes, at) not in fired]
     await repo.replace_reminders(session, task.id, wanted)
+
+
+def first_reminders(task: Task, now: datetime) -> list[NewRow]:
+    """A new task's reminders, as rows to insert with it (none has fired yet)."""
+    return [
+        new_row(Reminder, task_id=task.id, minutes_before=minutes, remind_at=at)
+        for minutes, at in _ahead(task, now)
+    ]
+
+
+def _ahead(task: Task, now: datetime) -> list[tuple[int, datetime]]:
+    """``(minutes_before, remind_at)`` of each reminder still ahead for the task's due time."""
+    if not task.is_open or task.due_at is None:
+        return []
+    times = ((m, task.due_at - timedelta(minutes=m)) for m in sorted(set(task.reminders)))
+    return [(minutes, at) for minutes, at in times if at > now]
 
 
 async def fire_due(context: Any, now: datetime | None = None) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import is_active_user, publish
+from crm2_core.api import NewRow, is_active_user, new_row, publish
 from crm2_tasks import clock, sla
 from crm2_tasks.calendar import BusinessCalendar
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
@@ -24,26 +24,31 @@ from crm2_tasks.service.calendars import business_calendar
 CLOSED = ("done", "cancelled")
 
 
-async def start_timers(session: AsyncSession, context: Any, task: Task, now: datetime) -> None:
-    """Pick the task's policy (most specific active one) and start its timers."""
-    policies = await admin_repo.all_rows(session, SlaPolicy)
+async def first_timers(
+    session: AsyncSession, context: Any, task: Task, now: datetime
+) -> list[NewRow]:
+    """The timers a new task starts with: its policy's (the most specific active one), as
+    rows to insert with it. Reads only, in plain reads (no ``BEGIN`` of their own)."""
+    policies = await admin_repo.plain_rows(session, SlaPolicy)
     policy = sla.choose_policy(policies, task.priority, task.tags)
     if policy is None:
-        return
+        return []
     calendar = await business_calendar(session, context, policy.calendar_id)
     share = policy.warning_share or context.plugin_settings("tasks").sla_warning_share
     targets = {"response": policy.response_minutes, "resolution": policy.resolution_minutes}
     if task.status != "todo":
         targets["response"] = None  # created already moving: responded at once
-    for kind, minutes in targets.items():
-        if not minutes:
-            continue
-        session.add(
-            _new_timer(calendar, task, policy, kind, now, timedelta(minutes=minutes), share)
+    return [
+        new_row(
+            SlaTimer,
+            **_timer_values(calendar, task, policy, kind, now, timedelta(minutes=minutes), share),
         )
+        for kind, minutes in targets.items()
+        if minutes
+    ]
 
 
-def _new_timer(
+def _timer_values(
     calendar: BusinessCalendar,
     task: Task,
     policy: SlaPolicy,
@@ -52,20 +57,20 @@ def _new_timer(
     target: timedelta,
     share: float | None,
     paused_since: datetime | None = None,
-) -> SlaTimer:
+) -> dict[str, Any]:
     plan = sla.plan(calendar, started, target, share)
-    return SlaTimer(
-        task_id=task.id,
-        policy_id=policy.id,
-        calendar_id=policy.calendar_id,
-        kind=kind,
-        started_at=started,
-        target_seconds=int(target.total_seconds()),
-        warning_share=share,
-        warn_at=plan.warn_at,
-        due_at=plan.due_at,
-        paused_since=paused_since,
-    )
+    return {
+        "task_id": task.id,
+        "policy_id": policy.id,
+        "calendar_id": policy.calendar_id,
+        "kind": kind,
+        "started_at": started,
+        "target_seconds": int(target.total_seconds()),
+        "warning_share": share,
+        "warn_at": plan.warn_at,
+        "due_at": plan.due_at,
+        "paused_since": paused_since,
+    }
 
 
 async def on_classification(session: AsyncSession, context: Any, task: Task, now: datetime) -> None:
@@ -101,8 +106,10 @@ async def on_classification(session: AsyncSession, context: Any, task: Task, now
             if kind == "response" and task.status != "todo":
                 continue  # already responded, under whichever policy
             paused_since = now if task.status == "waiting" else None
-            timer = _new_timer(calendar, task, policy, kind, started, target, share, paused_since)
-            session.add(timer)
+            fresh = _timer_values(
+                calendar, task, policy, kind, started, target, share, paused_since
+            )
+            session.add(SlaTimer(**fresh))
             continue
         paused = timedelta(seconds=timer.paused_seconds)
         plan = sla.plan(calendar, timer.started_at, target, share, paused)

@@ -20,8 +20,11 @@ from crm2_core.api import (
     acting_user,
     check_version,
     export_list,
+    insert_together,
     is_active_user,
+    new_row,
     publish,
+    publish_row,
     require_entity,
     utcnow,
 )
@@ -133,13 +136,13 @@ async def new_task(
     The one way in for users, automation rules, recurring series and seeds.
     """
     now = now or clock.now(context)
-    task = Task(**values)
-    task.is_open = task.status in OPEN_STATUSES
-    task.due_key = task.due_at or NO_DUE
-    task.search_text = _search_text(task.title, task.description)
-    await repo.add(session, task)
-    await reminders.arm(session, task, now)
-    await sla.start_timers(session, context, task, now)
+    row = new_row(Task, **values)
+    fields = row.values
+    fields["is_open"] = fields["status"] in OPEN_STATUSES
+    fields["due_key"] = fields["due_at"] or NO_DUE
+    fields["search_text"] = _search_text(fields["title"], fields["description"])
+    task = Task.model_construct(**fields)  # the task as written
+    timers = await sla.first_timers(session, context, task, now)  # reads only
     created = TaskCreated(
         status=task.status,
         priority=task.priority,
@@ -150,7 +153,10 @@ async def new_task(
         automation_rule_id=task.automation_rule_id,
         **_identity(task),
     )
-    publish(session, created, subject=task.id, actor=actor)
+    record = publish_row(session, created, subject=task.id, actor=actor)
+    # the task, its reminders, its SLA timers and its event: one statement (one round
+    # trip, held to the commit when nothing was written before it)
+    await insert_together(session, [row, *reminders.first_reminders(task, now), *timers, record])
     return task
 
 
