@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from payments_kit import API, Payments, key
+from sqlalchemy import select
 
 from crm2_core.api import utcnow
+from crm2_core.testing import EventRecord
+from crm2_core.testing.statements import sent_to_postgresql
 
 
 async def test_create_get_update_list_cancel(payments: Payments) -> None:
@@ -110,3 +113,29 @@ async def test_ingestion_by_external_id_is_idempotent(payments: Payments) -> Non
         f"{API}/payments?provider=stripe&external_id=pi_1", headers=agent.headers
     )
     assert len(listed.json()["items"]) == 1
+
+
+async def test_a_create_writes_the_payment_and_its_event_in_one_statement(
+    payments: Payments,
+) -> None:
+    """After the ``Idempotency-Key``'s claim, the payment and its event are one statement
+    (they were an INSERT each); SQLite: the usual flush. Both rows are written."""
+    agent = await payments.user("agent")
+    await payments.create(agent)  # the role cache and the statements' plans warm
+    with sent_to_postgresql() as sent:
+        created = await payments.create(agent, amount="12.34", reference="ONE-TRIP")
+    writes = [s for s in sent if "payments_payment" in s or "core_event" in s]
+    if payments.app.context.engine.dialect.name == "postgresql":
+        assert len(writes) == 1 and writes[0].startswith("WITH crm2_row_0 AS"), sent
+        assert "INSERT INTO core_event" in writes[0], sent
+    else:
+        assert sent == []
+    got = await payments.get(agent, created["id"])
+    assert got.json()["amount"] == "12.34" and got.json()["reference"] == "ONE-TRIP"
+    async with payments.app.context.session_factory() as session:
+        events = (
+            await session.execute(
+                select(EventRecord.type).where(EventRecord.subject == created["id"])
+            )
+        ).scalars()
+        assert list(events) == ["payments.payment.created"]

@@ -18,7 +18,9 @@ from crm2_core.api import (
     acting_user,
     check_version,
     from_minor,
+    insert_together,
     publish,
+    publish_row,
     require_entity,
     resolve_owner,
     utcnow,
@@ -135,7 +137,6 @@ async def get_payment(
 
 async def add_payment(session: AsyncSession, payment: Payment, actor: Principal | None) -> Payment:
     """Insert a payment and publish ``payments.payment.created``: the one way in."""
-    await repo.payments.add(session, payment)
     created = PaymentCreated(
         due_date=payment.due_date,
         schedule_id=payment.schedule_id,
@@ -144,7 +145,9 @@ async def add_payment(session: AsyncSession, payment: Payment, actor: Principal 
         external_id=payment.external_id,
         **identity(payment),
     )
-    publish(session, created, subject=payment.id, actor=actor)
+    record = publish_row(session, created, subject=payment.id, actor=actor)
+    # the payment and its event in one statement (the payment leaves the session)
+    await insert_together(session, [payment, record])
     return payment
 
 
