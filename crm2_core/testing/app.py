@@ -17,6 +17,7 @@ from crm2_core.auth.schemas import UserCreate
 from crm2_core.auth.service import AuthService
 from crm2_core.bootstrap import build_app_context
 from crm2_core.context import AppContext
+from crm2_core.events.envelope import Envelope
 from crm2_core.http.app import create_app
 from crm2_core.settings import Settings
 from crm2_core.testing.lifecycle import upgrade_keeping_rows
@@ -147,6 +148,42 @@ class Crm2TestApp:
                 .where(col(EventRecord.relayed_at).is_(None))
             )
             return int(waiting.scalar_one())
+
+    async def relay_by_hand(self) -> list[Envelope]:
+        """Stop this app's in-process relay and handlers (for good), then relay the
+        committed events and return them as a worker's deliveries carry them (with their
+        positions): a test then hands each to a handler itself (:meth:`deliver`), one at
+        a time, as a RabbitMQ or Redis worker would. Call it once before committing the
+        events a test delivers by hand, so the app does not apply them itself first."""
+        from crm2_core.events.relay import relay_batch
+
+        await self.context.events.close()
+        relayed: list[Envelope] = []
+
+        async def keep(events: Sequence[Envelope]) -> None:
+            relayed.extend(events)
+
+        while await relay_batch(self.context.session_factory, keep):
+            pass
+        return relayed
+
+    async def deliver(self, handler_id: str, event: Envelope) -> str | None:
+        """Apply ``event`` with the handler ``<plugin>.<name>`` as a worker's delivery does
+        (its ``skips``, claim, order and duplicate checks): ``"applied"``, ``"duplicate"``,
+        ``"held"``, or ``None`` when it was dead-lettered; a wait or a failure that has
+        retries left raises."""
+        from crm2_core.events.handlers import apply_or_dead_letter
+
+        handler = self.context.events.handlers.get(handler_id)
+        assert handler is not None, f"no handler {handler_id}"
+        return await apply_or_dead_letter(self.context, handler, event, 0)
+
+    async def applied(self, handler_id: str, event_id: uuid.UUID) -> bool:
+        """Has the handler ``<plugin>.<name>`` recorded ``event_id`` as applied?"""
+        from crm2_core.events.models import AppliedEvent
+
+        async with self.context.session_factory() as session:
+            return await session.get(AppliedEvent, (handler_id, event_id)) is not None
 
     async def settle_jobs(self, within: float = 30.0) -> None:
         """Wait until the background jobs requests started (large CSV imports) have finished."""

@@ -13,9 +13,6 @@ from ping_plugin import ThingHappened
 from sqlalchemy import update
 
 from crm2_core.api import Envelope, publish
-from crm2_core.events.handlers import apply_or_dead_letter
-from crm2_core.events.models import AppliedEvent
-from crm2_core.events.relay import relay_batch
 from crm2_core.testing.statements import sent_to_postgresql
 
 
@@ -168,7 +165,7 @@ async def test_a_plugins_shipped_rule_is_stored_once_and_works(
 async def _relayed_by_hand(n: Notifications, values: list[int], owner: Any) -> list[Envelope]:
     """Ping events committed and relayed, no handler run yet: a worker's deliveries."""
     context = n.context
-    await context.events.close()
+    await n.app.relay_by_hand()  # the in-process handlers stop: nothing is applied meanwhile
     async with context.session_factory() as session:
         for value in values:
             subject = str(uuid.uuid4())
@@ -177,13 +174,7 @@ async def _relayed_by_hand(n: Notifications, values: list[int], owner: Any) -> l
             happened = ThingHappened(title=f"v{value}", value=value, owner_id=owner.id)
             publish(session, happened, subject=subject)
         await session.commit()
-    relayed: list[Envelope] = []
-
-    async def keep(events: Any) -> None:
-        relayed.extend(events)
-
-    assert await relay_batch(context.session_factory, keep) == len(values)
-    return relayed
+    return await n.app.relay_by_hand()
 
 
 async def test_a_worker_records_an_event_nothing_applies_to_in_one_read_and_one_write(
@@ -197,22 +188,19 @@ async def test_a_worker_records_an_event_nothing_applies_to_in_one_read_and_one_
     await n.rule(admin, conditions=[{"field": "data.value", "op": "gte", "value": 10}])
     small, big = await _relayed_by_hand(n, [3, 12], owner)
     context = n.context
-    handlers = context.events.handlers.for_event(small.type)
-    (handler,) = [h for h in handlers if h.id == "notifications.rules"]
+    handler = "notifications.rules"
     postgresql = context.engine.dialect.name == "postgresql"
     with sent_to_postgresql() as sent:
-        assert await apply_or_dead_letter(context, handler, small, 0) == "applied"
+        assert await n.app.deliver(handler, small) == "applied"
     kinds = [s.split()[0] for s in sent]
     assert kinds == (["SELECT", "INSERT"] if postgresql else []), sent
     with sent_to_postgresql() as sent:
-        assert await apply_or_dead_letter(context, handler, big, 0) == "applied"
+        assert await n.app.deliver(handler, big) == "applied"
     kinds = [s.split()[0].rstrip(";") for s in sent]
     assert not postgresql or (kinds[1], kinds[-1]) == ("BEGIN", "COMMIT"), sent
     (note,) = await n.rows(Notification)
     assert note.event_id == big.id and note.user_id == owner.id
-    async with context.session_factory() as session:
-        for envelope in (small, big):
-            assert await session.get(AppliedEvent, (handler.id, envelope.id)) is not None
+    assert await n.app.applied(handler, small.id) and await n.app.applied(handler, big.id)
 
 
 async def test_nothing_for_an_event_is_answered_by_rules_plugins_and_webhooks(

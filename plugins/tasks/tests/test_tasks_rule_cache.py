@@ -19,9 +19,6 @@ from tasks_kit import API, Tasks
 from test_tasks_automations import RULE, OrderPlaced, place_order, shop_app
 
 from crm2_core.api import SYSTEM, Envelope, publish
-from crm2_core.events.handlers import apply_or_dead_letter
-from crm2_core.events.models import AppliedEvent
-from crm2_core.events.relay import relay_batch
 from crm2_core.testing.statements import sent_to_postgresql
 
 
@@ -144,50 +141,32 @@ async def test_a_worker_records_an_event_no_rule_applies_to_without_a_transactio
     created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
     assert created.status_code == 201, created.text
     await tasks.app.settle_events()
+    await tasks.app.relay_by_hand()  # from here on, deliveries by hand, as a worker gets them
     context = tasks.app.context
-    await context.events.close()  # deliveries by hand, as a worker gets them
     async with context.session_factory() as session:
         for total in ("99", "1500"):
             event = OrderPlaced(customer="Anna Berg", total=total, owner_id=agent.id)
             publish(session, event, subject=uuid.uuid4())
         await session.commit()
-    relayed: list[Envelope] = []
-
-    async def keep(events: Any) -> None:
-        relayed.extend(events)
-
-    assert await relay_batch(context.session_factory, keep) == 2
-    small, big = relayed
-    (handler,) = [h for h in context.events.handlers.for_event(small.type) if h.plugin == "tasks"]
+    small, big = await tasks.app.relay_by_hand()
+    handler = "tasks.automations"
     rule_cache(context).drop()  # nothing heard: a worker's cache
     postgresql = context.engine.dialect.name == "postgresql"
     with sent_to_postgresql() as sent:
-        assert await apply_or_dead_letter(context, handler, small, 0) == "applied"
+        assert await tasks.app.deliver(handler, small) == "applied"
     kinds = [s.split()[0] for s in sent]
     # the log's top and the rules (plain reads), then the claim by itself
     assert kinds == (["SELECT", "SELECT", "INSERT"] if postgresql else []), sent
     assert await _task_count(tasks) == 0
     with sent_to_postgresql() as sent:
-        assert await apply_or_dead_letter(context, handler, big, 0) == "applied"
+        assert await tasks.app.deliver(handler, big) == "applied"
     kinds = [s.split()[0].rstrip(";") for s in sent]
     # the rules as read for the first (no event since), the handler's own transaction
     assert not postgresql or (kinds[0], kinds[-1]) == ("BEGIN", "COMMIT"), sent
     assert await _task_count(tasks) == 1
-    async with context.session_factory() as session:
-        for envelope in (small, big):
-            assert await session.get(AppliedEvent, (handler.id, envelope.id)) is not None
-    assert await apply_or_dead_letter(context, handler, big, 0) == "duplicate"
+    assert await tasks.app.applied(handler, small.id) and await tasks.app.applied(handler, big.id)
+    assert await tasks.app.deliver(handler, big) == "duplicate"
     assert await _task_count(tasks) == 1
-
-
-async def _relay(context: Any) -> list[Envelope]:
-    relayed: list[Envelope] = []
-
-    async def keep(events: Any) -> None:
-        relayed.extend(events)
-
-    await relay_batch(context.session_factory, keep)
-    return relayed
 
 
 async def test_a_cache_that_hears_nothing_asks_the_log_whether_a_rule_changed(
@@ -201,7 +180,7 @@ async def test_a_cache_that_hears_nothing_asks_the_log_whether_a_rule_changed(
     created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
     await tasks.app.settle_events()
     context = tasks.app.context
-    await context.events.close()
+    await tasks.app.relay_by_hand()
     cache = RuleCache()
     cache.hears = True  # as in a worker: the taps are registered, nothing calls them
     type_ = "shop.order.placed"
@@ -212,7 +191,7 @@ async def test_a_cache_that_hears_nothing_asks_the_log_whether_a_rule_changed(
                 order = OrderPlaced(customer="Anna Berg", total="5", owner_id=agent.id)
                 publish(session, order, subject=uuid.uuid4())
             await session.commit()
-        return await _relay(context)
+        return await tasks.app.relay_by_hand()
 
     async with context.session_factory() as session:
         assert [r.name for r in await cache.rules_for(session, type_, None)] == [RULE["name"]]

@@ -195,7 +195,8 @@ async def no_rule_applies(
     envelope_of: Callable[[], Mapping[str, Any]],
 ) -> bool:
     """Would ``apply_rules`` create nothing for this event: no enabled rule ``on`` its type
-    whose conditions it meets? Reads only (the cache, or two plain reads);
+    whose conditions it meets? Reads only, in plain reads (``rule_cache``: none while it
+    is fresh, one of the log to find it still is, two to read the rules again);
     ``envelope_of()`` only when a rule is ``on`` the type."""
     rules = await rule_cache(context).rules_for(session, event_type, position)
     if not rules:
