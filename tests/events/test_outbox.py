@@ -11,7 +11,6 @@ from helpers import dead_letters, effects, event_rows, wait_for
 from crm2_core.events import publish
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import EarlierPending, RegisteredHandler, apply_or_dead_letter
-from crm2_core.events.models import AppliedEvent
 from crm2_core.events.relay import relay_batch
 from crm2_core.testing import Crm2TestApp, TestDatabase, recorded_statements
 from crm2_core.testing.statements import sent_to_postgresql
@@ -735,11 +734,6 @@ def _skipping(handler: RegisteredHandler, asked: list[uuid.UUID]) -> RegisteredH
     return RegisteredHandler(handler.id, handler.plugin, replace(handler.spec, skips=skips))
 
 
-async def _applied(app: Crm2TestApp, handler: str, event_id: uuid.UUID) -> bool:
-    async with app.context.session_factory() as session:
-        return await session.get(AppliedEvent, (handler, event_id)) is not None
-
-
 async def test_an_event_its_handler_skips_is_recorded_by_one_statement(
     crm2_app_factory, crm2_database: TestDatabase
 ) -> None:
@@ -756,7 +750,7 @@ async def test_an_event_its_handler_skips_is_recorded_by_one_statement(
     kinds = [s.split()[0] for s in sent]
     assert kinds == (["INSERT"] if crm2_database.backend == "postgresql" else []), sent
     assert asked == [envelope.id]
-    assert await _applied(app, handler.id, envelope.id)
+    assert await app.applied(handler.id, envelope.id)
     assert await effects(app, envelope.id) == 0
     assert await apply_or_dead_letter(app.context, handler, envelope, 0) == "duplicate"
     assert await apply_or_dead_letter(app.context, registered, envelope, 0) == "duplicate"
@@ -770,24 +764,18 @@ async def test_a_skipped_event_still_waits_for_the_earlier_events_of_its_subject
     subject that is still pending for the handler it records nothing and waits; once that
     one is applied, it is recorded without running ``handle``."""
     app = await _probe(crm2_app_factory)
-    await app.context.events.close()
+    await app.relay_by_hand()
     async with app.context.session_factory() as session:
         for n in range(2):
             publish(session, probe_plugin.ItemCreated(n=n), subject="ordered")
         await session.commit()
-    sent: list[Envelope] = []
-
-    async def keep(events) -> None:  # type: ignore[no-untyped-def]
-        sent.extend(events)
-
-    assert await relay_batch(app.context.session_factory, keep) == 2
-    first, second = sent
+    first, second = await app.relay_by_hand()
     (registered,) = app.context.events.handlers.for_event("probe.item.created")
     handler = _skipping(registered, [])
     with pytest.raises(EarlierPending):
         await apply_or_dead_letter(app.context, handler, second, 0)
-    assert not await _applied(app, handler.id, second.id)
+    assert not await app.applied(handler.id, second.id)
     assert await apply_or_dead_letter(app.context, registered, first, 0) == "applied"
     assert await apply_or_dead_letter(app.context, handler, second, 0) == "applied"
-    assert await _applied(app, handler.id, second.id)
+    assert await app.applied(handler.id, second.id)
     assert await effects(app, first.id) == 1 and await effects(app, second.id) == 0
