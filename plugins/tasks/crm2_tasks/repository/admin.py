@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import column, exists, func, or_, select, table
+from sqlalchemy import bindparam, column, exists, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -53,15 +54,25 @@ async def all_rows(session: AsyncSession, model: type[M]) -> list[M]:
     return list((await session.execute(select(model).order_by(model.name))).scalars())
 
 
+@lru_cache(maxsize=32)
+def _plain_select(model: type[Any], names: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """``plain_rows``' statement for ``model`` filtered on ``names``, built once (a task's
+    create reads the SLA policies with it) with the values as parameters; and its keys."""
+    columns = model.__table__.columns
+    stmt = select(*columns).where(
+        *(columns[name] == bindparam(f"plain_{name}", type_=columns[name].type) for name in names)
+    )
+    if "name" in columns:
+        stmt = stmt.order_by(columns["name"])
+    return stmt, tuple(column.key for column in columns)
+
+
 async def plain_rows(session: AsyncSession, model: type[M], **equal: Any) -> list[M]:
     """``model``'s rows (those whose columns have the ``equal`` values), by name when it has
     one, in one plain read: before a transaction's first write it sends no ``BEGIN``."""
-    columns = model.__table__.columns  # type: ignore[attr-defined]
-    stmt = select(*columns).where(*(columns[name] == value for name, value in equal.items()))
-    if "name" in columns:
-        stmt = stmt.order_by(columns["name"])
-    keys = [column.key for column in columns]
-    rows = await execute_in_session(session, stmt, reads_only=True)
+    stmt, keys = _plain_select(model, tuple(sorted(equal)))
+    params = {f"plain_{name}": value for name, value in equal.items()}
+    rows = await execute_in_session(session, stmt, params, reads_only=True)
     return [model.model_construct(**dict(zip(keys, row, strict=True))) for row in rows]
 
 
