@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # "held": dead-lettered behind an earlier event's dead letter, without running
-Outcome = Literal["applied", "duplicate", "held"]
+Outcome = Literal["applied", "skipped", "duplicate", "held"]
 HELD = "HeldBehindDeadLetter"
 
 
@@ -270,7 +270,7 @@ async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope
         claimed = bool(await execute_in_session(session, claim, values, alone=alone))
         if claimed and alone:
             await session.commit()
-            return "applied"
+            return "skipped"
         if not claimed:
             # Not committed yet (wait for it), stale, a duplicate or held: find out which.
             # PostgreSQL's next statements take snapshots of their own; SQLite's INSERT

@@ -169,9 +169,10 @@ class Crm2TestApp:
 
     async def deliver(self, handler_id: str, event: Envelope) -> str | None:
         """Apply ``event`` with the handler ``<plugin>.<name>`` as a worker's delivery does
-        (its ``skips``, claim, order and duplicate checks): ``"applied"``, ``"duplicate"``,
-        ``"held"``, or ``None`` when it was dead-lettered; a wait or a failure that has
-        retries left raises."""
+        (its ``skips``, claim, order and duplicate checks): ``"applied"``, ``"skipped"``
+        (recorded by its claim alone, ``handle`` not run), ``"duplicate"``, ``"held"``, or
+        ``None`` when it was dead-lettered; a wait or a failure that has retries left
+        raises."""
         from crm2_core.events.handlers import apply_or_dead_letter
 
         handler = self.context.events.handlers.get(handler_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm2_core.context import METRICS_SERVER
+from crm2_core.events import publish
+from crm2_core.events.handlers import RegisteredHandler, apply_or_dead_letter
 from crm2_core.events.models import DeadLetter
 from crm2_core.testing.app import Crm2TestApp
 
@@ -129,6 +132,34 @@ async def test_applied_events_are_counted(crm2_app_factory) -> None:
 
     assert value(text, "crm2_handler_runs_total", handler="probe.record", outcome="applied") == 3
     assert value(text, "crm2_dead_letters", handler="probe.record") == 0
+
+
+async def test_skipped_events_are_counted_apart_from_applied_ones(crm2_app_factory) -> None:
+    """A worker's delivery its handler's ``skips`` passes over is recorded by the claim
+    alone: counted ``skipped``, not ``applied`` (ops see how much of a handler's traffic
+    was nothing to it)."""
+    app = await crm2_app_factory(extra_plugins=(probe_plugin,), plugin_settings=METRICS_ON)
+    await app.relay_by_hand()
+    async with app.context.session_factory() as session:
+        for n in range(2):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=f"item-{n}")
+        await session.commit()
+    skipped, applied = await app.relay_by_hand()
+    (registered,) = app.context.events.handlers.for_event("probe.item.created")
+
+    async def nothing_to_it(_session: Any, _event: Any, _context: Any) -> bool:
+        return True
+
+    skipping = RegisteredHandler(
+        registered.id, registered.plugin, replace(registered.spec, skips=nothing_to_it)
+    )
+    assert await apply_or_dead_letter(app.context, skipping, skipped, 0) == "skipped"
+    assert await apply_or_dead_letter(app.context, registered, applied, 0) == "applied"
+
+    text = await scrape(app)
+
+    assert value(text, "crm2_handler_runs_total", handler=registered.id, outcome="skipped") == 1
+    assert value(text, "crm2_handler_runs_total", handler=registered.id, outcome="applied") == 1
 
 
 async def test_waiting_dead_letters_are_read_from_the_database(crm2_app_factory) -> None:
