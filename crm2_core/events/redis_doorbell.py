@@ -11,6 +11,11 @@ at one token). The poll rate of an idle worker is unchanged; a message wakes the
 consumer at once. The doorbell only ever shortens a wait: a lost or stale token
 costs at most one ordinary poll period, so delivery does not depend on it.
 
+The wait and the fetch that follows it go out in one pipeline: Redis runs
+dramatiq's ``fetch`` the moment the ``BLPOP`` returns (a token or the time-out),
+as the consumer's next call would have after a round trip of its own, and the
+fetched messages fill the consumer's cache for that next call.
+
 ``enqueue_batch`` sends a relay batch in one round trip: dramatiq builds each
 message's enqueue call as usual, and the calls go out in one pipeline together
 with the doorbell tokens (one per queue), instead of a round trip per message.
@@ -19,7 +24,7 @@ with the doorbell tokens (one per queue), instead of a round trip per message.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -44,8 +49,14 @@ class DoorbellRedisConsumer(_RedisConsumer):
             self.idle_misses = 0
             return message
         self.idle_misses, wait_ms = compute_backoff(self.idle_misses, max_backoff=self.max_wait_ms)
+        room = self.prefetch - self.outstanding_message_count
         try:
-            self.broker.client.blpop([self.bell], timeout=max(wait_ms, 1) / 1000)
+            if room > 0:
+                self.message_cache = self.broker.wait_and_fetch(
+                    self.bell, wait_ms, self.queue_name, room
+                )
+            else:
+                self.broker.client.blpop([self.bell], timeout=max(wait_ms, 1) / 1000)
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         return None
@@ -99,19 +110,38 @@ class DoorbellRedisBroker(RedisBroker):
             pipe.lpush(self.bell_key(queue_name), 1)
             pipe.ltrim(self.bell_key(queue_name), 0, 0)
 
+    def wait_and_fetch(self, bell: str, wait_ms: int, queue_name: str, count: int) -> list[Any]:
+        """``BLPOP`` on ``bell`` for up to ``wait_ms``, then dramatiq's fetch of up to
+        ``count`` messages of ``queue_name``: one pipeline, so one round trip."""
+        ((keys, args),) = self._recorded(lambda: self.do_fetch(queue_name, count))
+        dispatch = self.scripts["dispatch"]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.blpop([bell], timeout=max(wait_ms, 1) / 1000)
+        pipe.evalsha(dispatch.sha, len(keys), *keys, *args)
+        _, fetched = pipe.execute(raise_on_error=False)
+        if isinstance(fetched, NoScriptError):  # the server lost its scripts (restart)
+            return list(dispatch(keys=keys, args=args))
+        if isinstance(fetched, Exception):
+            raise fetched
+        return list(fetched)
+
+    def _recorded(self, run: Callable[[], Any]) -> list[tuple[list[Any], list[Any]]]:
+        """The ``dispatch`` calls ``run`` makes, recorded instead of sent."""
+        calls: list[tuple[list[Any], list[Any]]] = []
+        self._scripts.local.calls = calls
+        try:
+            run()
+        finally:
+            self._scripts.local.calls = None
+        return calls
+
     def enqueue_batch(self, messages: Sequence[Any]) -> None:
         """Enqueue ``messages`` in order, and ring each queue's doorbell once: one round trip.
 
         dramatiq's middleware sees each message's ``after_enqueue`` as the call is
         recorded, just before the pipeline sends it.
         """
-        calls: list[tuple[list[Any], list[Any]]] = []
-        self._scripts.local.calls = calls
-        try:
-            for message in messages:
-                self.enqueue(message)
-        finally:
-            self._scripts.local.calls = None
+        calls = self._recorded(lambda: [self.enqueue(message) for message in messages])
         if not calls:
             return
         dispatch = self.scripts["dispatch"]

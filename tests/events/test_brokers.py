@@ -89,6 +89,42 @@ def test_redis_consumer_idle_wait_ends_when_a_message_is_enqueued() -> None:
         cleanup("redis", prefix)
 
 
+def test_a_woken_redis_consumer_has_its_message_from_the_round_trip_that_waited() -> None:
+    """The doorbell's wait and dramatiq's fetch go out in one pipeline: the call that was
+    woken returns with the message fetched into the consumer's cache, and the next call
+    hands it over without asking Redis again."""
+    import threading
+    import time
+
+    import dramatiq
+
+    prefix = unique_prefix()
+    broker = _doorbell_broker(prefix)
+    queue = f"{prefix}.probe"
+    consumer = broker.consume(queue, prefetch=1, timeout=5000)
+    sent = dramatiq.Message(queue, "probe", (), {}, {})
+    ringer = threading.Timer(1.0, broker.enqueue, (sent,))  # the consumer waits by then
+    try:
+        ringer.start()
+        deadline = time.monotonic() + 10
+        while not consumer.message_cache:
+            assert next(consumer) is None, "fetched by a round trip after the wait"
+            assert time.monotonic() < deadline, "the message never arrived"
+
+        def no_fetch(*_args: object) -> None:
+            raise AssertionError("fetched again")
+
+        broker.do_fetch = no_fetch
+        message = next(consumer)
+        assert message is not None and message.message_id == sent.message_id
+        consumer.ack(message)
+    finally:
+        ringer.cancel()
+        consumer.close()
+        broker.close()
+        cleanup("redis", prefix)
+
+
 def test_redis_doorbell_rings_once_per_batch_and_keeps_one_token() -> None:
     import dramatiq
 
