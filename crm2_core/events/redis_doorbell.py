@@ -42,12 +42,16 @@ class DoorbellRedisConsumer(_RedisConsumer):
         self.max_wait_ms = timeout
         self.idle_misses = 0
         self.bell = broker.bell_key(queue_name)
+        # the last wait's own fetch found nothing: the next call waits again at once
+        self.fetched_nothing = False
 
     def __next__(self) -> Any:
-        message = super().__next__()  # type: ignore[no-untyped-call]
-        if message is not None:
-            self.idle_misses = 0
-            return message
+        if not (self.fetched_nothing and not self.message_cache):
+            message = super().__next__()  # type: ignore[no-untyped-call]
+            if message is not None:
+                self.idle_misses = 0
+                self.fetched_nothing = False
+                return message
         self.idle_misses, wait_ms = compute_backoff(self.idle_misses, max_backoff=self.max_wait_ms)
         room = self.prefetch - self.outstanding_message_count
         try:
@@ -55,8 +59,10 @@ class DoorbellRedisConsumer(_RedisConsumer):
                 self.message_cache = self.broker.wait_and_fetch(
                     self.bell, wait_ms, self.queue_name, room
                 )
+                self.fetched_nothing = not self.message_cache
             else:
                 self.broker.client.blpop([self.bell], timeout=max(wait_ms, 1) / 1000)
+                self.fetched_nothing = False
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         return None
