@@ -46,7 +46,7 @@ class DoorbellRedisConsumer(_RedisConsumer):
         self.fetched_nothing = False
 
     def __next__(self) -> Any:
-        if not (self.fetched_nothing and not self.message_cache):
+        if not self.fetched_nothing:  # (its cache is empty then)
             message = super().__next__()  # type: ignore[no-untyped-call]
             if message is not None:
                 self.idle_misses = 0
