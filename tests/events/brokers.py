@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pika
@@ -56,8 +57,8 @@ def ready_messages(queue: str) -> int:
             connection.close()
 
 
-@contextmanager
-def worker_process(
+@asynccontextmanager
+async def worker_process(
     database_url: str,
     kind: str,
     prefix: str,
@@ -65,7 +66,9 @@ def worker_process(
     slow_seconds: float = 0.0,
     url: str | None = None,
     max_retries: int = 2,
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A worker process for the test's queues; its log goes to this test's captured
+    output (shown when the test fails), and it is stopped on the way out."""
     env = {
         **os.environ,
         "CRM2_ENV": "test",
@@ -76,24 +79,32 @@ def worker_process(
         "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(failures), str(slow_seconds), str(max_retries)],
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, str(WORKER), str(failures), str(slow_seconds), str(max_retries)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        await stop_process(process)
+
+
+async def stop_process(process: asyncio.subprocess.Process, within: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later.
+
+    Awaited, so the test's event loop keeps running meanwhile: a process on its way out
+    may need what that loop serves, such as the TCP proxy it reaches its broker through,
+    or the SQLite write lock a transaction of the test's app holds (a blocking
+    ``Popen.wait`` there stalled the process until SQLite's 30 s busy timeout).
+    """
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), within)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 def unique_prefix() -> str:

@@ -23,7 +23,7 @@ async def test_handler_runs_in_worker_for_committed_event(
             extra_plugins=(probe_plugin,), broker_url=broker_url(kind), broker_queue_prefix=prefix
         )
         headers = await app.login("agent")
-        with worker_process(crm2_database.url, kind, prefix):
+        async with worker_process(crm2_database.url, kind, prefix):
             ids = []
             for n in range(5):
                 response = await app.client.post(

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import httpx
 import probe_plugin
-from brokers import RABBITMQ_URL, cleanup, ready_messages, unique_prefix, worker_process
+from brokers import (
+    RABBITMQ_URL,
+    cleanup,
+    ready_messages,
+    stop_process,
+    unique_prefix,
+    worker_process,
+)
 from helpers import effects, event_rows, wait_for
 from probe_plugin import ProbeEffect
 from sqlalchemy import func, select
@@ -36,7 +43,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_process(database_url: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
+async def serve_process(database_url: str, port: int, *extra: str) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "CRM2_ENV": "test",
@@ -45,8 +52,8 @@ def serve_process(database_url: str, port: int, *extra: str) -> subprocess.Popen
         "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
-    return subprocess.Popen(
-        [sys.executable, str(SERVE), str(port), *extra],
+    return await asyncio.create_subprocess_exec(
+        *[sys.executable, str(SERVE), str(port), *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -100,7 +107,7 @@ async def test_api_killed_between_commit_and_relay_loses_nothing(
     email = f"fault-{uuid.uuid4().hex[:8]}@example.com"
     await app.create_user("agent", email=email)
     port = free_port()
-    first = serve_process(crm2_database.url, port, "--no-relay")
+    first = await serve_process(crm2_database.url, port, "--no-relay")
     sent: set[uuid.UUID] = set()
     try:
         await wait_healthy(port)
@@ -114,15 +121,15 @@ async def test_api_killed_between_commit_and_relay_loses_nothing(
                 assert response.status_code == 201
                 sent.add(uuid.UUID(response.json()["event_id"]))
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        await asyncio.wait_for(first.wait(), 10)
     finally:
-        if first.poll() is None:
+        if first.returncode is None:
             first.kill()
-            first.wait()
+            await first.wait()
     unrelayed = [r for r in await event_rows(app) if r.relayed_at is None]
     assert len(unrelayed) == 20, "the kill must land after commit and before the relay"
 
-    second = serve_process(crm2_database.url, port)
+    second = await serve_process(crm2_database.url, port)
     try:
         await wait_healthy(port)
 
@@ -131,8 +138,7 @@ async def test_api_killed_between_commit_and_relay_loses_nothing(
 
         await wait_for(all_delivered, within=30)
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+        await stop_process(second)
     lost, duplicates = report(
         "api SIGKILL between commit and relay", sent, await effect_counts(app)
     )
@@ -150,7 +156,7 @@ async def test_worker_killed_mid_handler_is_redelivered_once(
         )
         headers = await app.login("agent")
         sent: set[uuid.UUID] = set()
-        with worker_process(crm2_database.url, "amqp", prefix, slow_seconds=30) as first:
+        async with worker_process(crm2_database.url, "amqp", prefix, slow_seconds=30) as first:
             response = await app.client.post(
                 "/api/v1/probe/items", json={"n": 1000}, headers=headers
             )
@@ -162,9 +168,9 @@ async def test_worker_killed_mid_handler_is_redelivered_once(
             await wait_for(taken_by_worker, within=30)
             await asyncio.sleep(1.5)  # inside the (30 s) handler by now
             first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
+            await asyncio.wait_for(first.wait(), 10)
         assert await effects(app) == 0, "the handler was killed before it committed"
-        with worker_process(crm2_database.url, "amqp", prefix):
+        async with worker_process(crm2_database.url, "amqp", prefix):
 
             async def redone() -> bool:
                 return await effects(app) == 1
@@ -204,7 +210,7 @@ async def test_broker_unreachable_writes_continue_and_outbox_drains(
 
         # The worker relays too: it must reach the broker through the same proxy, or
         # it would relay what the API process cannot.
-        with worker_process(crm2_database.url, "amqp", prefix, url=proxied):
+        async with worker_process(crm2_database.url, "amqp", prefix, url=proxied):
             await write(5)
             await proxy.cut()
             await write(15)  # the broker is unreachable: writes still succeed

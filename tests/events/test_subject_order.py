@@ -182,7 +182,7 @@ async def test_a_burst_on_one_subject_in_a_worker_waits_without_spending_retries
         app: Crm2TestApp = await crm2_app_factory(
             extra_plugins=(probe_plugin,), broker_url=broker_url(kind), broker_queue_prefix=prefix
         )
-        with worker_process(crm2_database.url, kind, prefix, slow_seconds=0.5, max_retries=0):
+        async with worker_process(crm2_database.url, kind, prefix, slow_seconds=0.5, max_retries=0):
             await _publish(app, "burst", BURST)
 
             async def all_handled() -> bool:
@@ -350,7 +350,7 @@ async def test_a_worker_holds_events_behind_a_dead_letter_and_replays_them_in_or
         app: Crm2TestApp = await crm2_app_factory(
             extra_plugins=(probe_plugin,), broker_url=broker_url(kind), broker_queue_prefix=prefix
         )
-        with worker_process(crm2_database.url, kind, prefix, failures=99, max_retries=0):
+        async with worker_process(crm2_database.url, kind, prefix, failures=99, max_retries=0):
             ids = await _publish(app, "held", [0, 1, 2])
 
             async def all_dead() -> bool:
@@ -360,7 +360,7 @@ async def test_a_worker_holds_events_behind_a_dead_letter_and_replays_them_in_or
         letters = await _letters(app)
         assert letters[ids[0]].error.startswith("RuntimeError: probe failure")
         assert all(letters[i].error.startswith("HeldBehindDeadLetter") for i in ids[1:])
-        with worker_process(crm2_database.url, kind, prefix):
+        async with worker_process(crm2_database.url, kind, prefix):
             result = await asyncio.to_thread(
                 run_dead_letters_cli, monkeypatch, app.context.settings, "--all"
             )

@@ -106,7 +106,7 @@ async def test_one_trace_from_request_through_rabbitmq_to_the_worker(
             },
         )
         headers = await app.login("agent")
-        with worker_process(crm2_database.url, "amqp", prefix):
+        async with worker_process(crm2_database.url, "amqp", prefix):
             response = await app.client.post("/api/v1/probe/items", json={"n": 7}, headers=headers)
             assert response.status_code == 201
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,10 @@ def _delete_queues(prefix: str) -> None:
         connection.close()
 
 
-@contextlib.contextmanager
-def crm2_worker(database_url: str, prefix: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``crm2 worker`` as deployed (the installed command), on this test's queues."""
+@contextlib.asynccontextmanager
+async def crm2_worker(database_url: str, prefix: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``crm2 worker`` as deployed (the installed command), on this test's queues; its log
+    goes to the test's captured output, shown if the test fails."""
     env = {
         **os.environ,
         "CRM2_ENV": "test",
@@ -53,19 +54,19 @@ def crm2_worker(database_url: str, prefix: str) -> Iterator[subprocess.Popen[byt
         "CRM2_REDIS_URL": "",
     }
     command = [str(Path(sys.executable).with_name("crm2")), "worker", "--threads", "2"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(*command, env=env, stdout=subprocess.DEVNULL)
     try:
         yield process
     finally:
-        if process.poll() is None:
+        # SIGTERM, then SIGKILL; awaited, so this test's event loop (and any transaction
+        # of its app) keeps going while the worker shuts down
+        if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
                 process.kill()
-                process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+                await process.wait()
 
 
 @pytest.fixture
@@ -107,12 +108,10 @@ async def test_a_won_deal_reaches_the_feed_over_rabbitmq_and_a_worker(
     )  # fmt: skip
     assert moved.status_code == 200, moved.text
 
-    with crm2_worker(crm2_database.url, prefix) as worker:
+    async with crm2_worker(crm2_database.url, prefix) as worker:
         deadline = time.monotonic() + 60
         while not (feed := await n.feed(owner)):
-            if worker.poll() is not None:
-                assert worker.stderr is not None
-                raise AssertionError(worker.stderr.read().decode()[-3000:])
+            assert worker.returncode is None, "crm2 worker exited (its log: captured stderr)"
             assert time.monotonic() < deadline, "no notification within 60 s"
             await asyncio.sleep(0.1)
     (item,) = feed
