@@ -1,4 +1,5 @@
-"""The whole run's log is recorded as crm2 would write it and searched for secrets at the end.
+"""The whole run's log is recorded as crm2 would write it and searched for secrets at the end,
+and the tests marked ``slow`` run first.
 
 Under pytest-xdist every worker records its own file in one directory the controller
 made; the controller searches them all once the workers are done.
@@ -32,6 +33,16 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         _recording["dir"] = Path(tempfile.mkdtemp(prefix="crm2-run-log-"))
         _recording["name"] = "controller"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first, in their collection order, the rest after them.
+
+    pytest-xdist hands tests out in this order, so each slow one starts on a worker
+    at the beginning of the run instead of wherever it was collected: the schemathesis
+    run (minutes) collected halfway used to be the last test running, alone on one core.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(optionalhook=True)

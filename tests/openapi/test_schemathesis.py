@@ -147,6 +147,7 @@ def _summary(output: str) -> str:
     return "\n".join([*failures, *lines[end:][-30:]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", list(ROLES))
 async def test_schemathesis_finds_no_failure_for_the_role(
     role: str,

@@ -42,6 +42,7 @@ def server_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_console_in_chromium(server_env: dict[str, str], tmp_path: Path) -> None:
     reason = browser_missing()
     if reason:

@@ -9,6 +9,7 @@ import pytest
 from console_e2e import FRONTEND, node_missing
 
 
+@pytest.mark.slow
 def test_vitest_suite_passes() -> None:
     reason = node_missing()
     if reason:
