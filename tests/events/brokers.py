@@ -80,31 +80,42 @@ async def worker_process(
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
     process = await asyncio.create_subprocess_exec(
-        *[sys.executable, str(WORKER), str(failures), str(slow_seconds), str(max_retries)],
+        sys.executable,
+        str(WORKER),
+        str(failures),
+        str(slow_seconds),
+        str(max_retries),
         env=env,
         stdout=subprocess.DEVNULL,
     )
     try:
         yield process
-    finally:
+    except BaseException:
         await stop_process(process)
+        raise
+    # a worker deployed under a process manager gets SIGTERM, then SIGKILL after a grace
+    # period: it must be gone long before that
+    assert await stop_process(process), "the worker did not stop within 30 s of SIGTERM"
 
 
-async def stop_process(process: asyncio.subprocess.Process, within: float = 30) -> None:
-    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later.
+async def stop_process(process: asyncio.subprocess.Process, within: float = 30) -> bool:
+    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later; False then.
 
     Awaited, so the test's event loop keeps running meanwhile: a process on its way out
     may need what that loop serves, such as the TCP proxy it reaches its broker through,
     or the SQLite write lock a transaction of the test's app holds (a blocking
     ``Popen.wait`` there stalled the process until SQLite's 30 s busy timeout).
     """
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), within)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+    if process.returncode is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return False
+    return True
 
 
 def unique_prefix() -> str:

@@ -53,7 +53,10 @@ async def serve_process(database_url: str, port: int, *extra: str) -> asyncio.su
         "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
     }
     return await asyncio.create_subprocess_exec(
-        *[sys.executable, str(SERVE), str(port), *extra],
+        sys.executable,
+        str(SERVE),
+        str(port),
+        *extra,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -137,8 +140,10 @@ async def test_api_killed_between_commit_and_relay_loses_nothing(
             return len(await effect_counts(app)) == len(sent)
 
         await wait_for(all_delivered, within=30)
-    finally:
+    except BaseException:
         await stop_process(second)
+        raise
+    assert await stop_process(second), "crm2 serve did not stop within 30 s of SIGTERM"
     lost, duplicates = report(
         "api SIGKILL between commit and relay", sent, await effect_counts(app)
     )
