@@ -162,8 +162,12 @@ async def test_schemathesis_finds_no_failure_for_the_role(
         pytest.skip("runs once per suite: on PostgreSQL")
     # Every installed plugin, so each new one is fuzzed as soon as it exists.
     plugins = sorted(name for name, p in discover_installed().items() if not p.builtin)
-    # backup writes sets and a key file: into the test's folder, not the working directory
-    local = {"backup": {"dir": str(tmp_path / "backups"), "key_file": str(tmp_path / "key")}}
+    # backup's sets and key file and the documents' files go to the test's folder, not
+    # into the working directory (./backups, ./var/documents: the settings' defaults)
+    local = {
+        "backup": {"dir": str(tmp_path / "backups"), "key_file": str(tmp_path / "key")},
+        "documents": {"local_root": str(tmp_path / "documents")},
+    }
     app = await crm2_app_factory(
         plugins=plugins,
         sse_max_connection_seconds=1,
