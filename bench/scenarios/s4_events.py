@@ -24,8 +24,8 @@ is written into the repository (bytecode writing is off in the crm2 environment)
 
 Isolation and clean-up: queue names carry the run's ``CRM2_BROKER_QUEUE_PREFIX``
 (RabbitMQ's management API, which per-run vhosts would need, is not enabled here);
-the RabbitMQ queues (``.DQ``/``.XQ`` too) and the Redis keys created are deleted at
-the end.
+the RabbitMQ queues of every installed plugin (``.DQ``/``.XQ`` too) and the Redis keys
+created are deleted at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -116,6 +117,11 @@ def events_env(envs: Envs) -> Crm2Env:
     )
 
 
+def installed_plugins() -> list[str]:
+    """The names of the plugins installed in this environment (entry points)."""
+    return [ep.name for ep in entry_points(group="crm2.plugins")]
+
+
 def cleanup(kind: Kind, env: Crm2Env, results: redis.Redis) -> None:
     """Delete the queues / keys this scenario created (best effort, logged)."""
     prefix = env.env["CRM2_BROKER_QUEUE_PREFIX"]
@@ -126,7 +132,10 @@ def cleanup(kind: Kind, env: Crm2Env, results: redis.Redis) -> None:
             connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
             try:
                 channel = connection.channel()
-                for queue in (f"{prefix}.{PLUGIN}", f"{prefix}.raw"):
+                # every plugin with handlers has a queue (and .DQ/.XQ): deleting a queue
+                # that was never declared is a no-op in RabbitMQ
+                queues = [f"{prefix}.{name}" for name in (*installed_plugins(), PLUGIN)]
+                for queue in (*queues, f"{prefix}.raw"):
                     for suffix in ("", ".DQ", ".XQ"):
                         channel.queue_delete(queue=queue + suffix)
             finally:
