@@ -20,6 +20,7 @@ from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
 from crm2_core.testing.migrations import PluginMigrations
+from crm2_core.testing.processes import stop_process
 from crm2_core.testing.statements import recorded_statements, sent_to_postgresql
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "build_cli",
     "recorded_statements",
     "sent_to_postgresql",
+    "stop_process",
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 import pika
 import redis
 
-from crm2_core.testing import TEST_JWT_SECRET
+from crm2_core.testing import TEST_JWT_SECRET, stop_process
 
 RABBITMQ_URL = os.environ.get("CRM2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REDIS_URL = os.environ.get("CRM2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -96,26 +95,6 @@ async def worker_process(
     # a worker deployed under a process manager gets SIGTERM, then SIGKILL after a grace
     # period: it must be gone long before that
     assert await stop_process(process), "the worker did not stop within 30 s of SIGTERM"
-
-
-async def stop_process(process: asyncio.subprocess.Process, within: float = 30) -> bool:
-    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later; False then.
-
-    Awaited, so the test's event loop keeps running meanwhile: a process on its way out
-    may need what that loop serves, such as the TCP proxy it reaches its broker through,
-    or the SQLite write lock a transaction of the test's app holds (a blocking
-    ``Popen.wait`` there stalled the process until SQLite's 30 s busy timeout).
-    """
-    if process.returncode is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), within)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        return False
-    return True
 
 
 def unique_prefix() -> str:

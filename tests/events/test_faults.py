@@ -22,7 +22,6 @@ from brokers import (
     RABBITMQ_URL,
     cleanup,
     ready_messages,
-    stop_process,
     unique_prefix,
     worker_process,
 )
@@ -31,7 +30,7 @@ from probe_plugin import ProbeEffect
 from sqlalchemy import func, select
 from tcp_proxy import TcpProxy
 
-from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, TestDatabase
+from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, TestDatabase, stop_process
 from crm2_core.testing.app import TEST_PASSWORD
 
 SERVE = Path(__file__).parent / "serve_main.py"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pika
 import pytest
 from notifications_kit import Notifications
 
-from crm2_core.testing import TEST_JWT_SECRET, TestDatabase
+from crm2_core.testing import TEST_JWT_SECRET, TestDatabase, stop_process
 
 RABBITMQ_URL = os.environ.get("CRM2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 DEALS = "/api/v1/deals"
@@ -57,16 +56,10 @@ async def crm2_worker(database_url: str, prefix: str) -> AsyncIterator[asyncio.s
     process = await asyncio.create_subprocess_exec(*command, env=env, stdout=subprocess.DEVNULL)
     try:
         yield process
-    finally:
-        # SIGTERM, then SIGKILL; awaited, so this test's event loop (and any transaction
-        # of its app) keeps going while the worker shuts down
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    except BaseException:
+        await stop_process(process)
+        raise
+    assert await stop_process(process), "the worker did not stop within 30 s of SIGTERM"
 
 
 @pytest.fixture
