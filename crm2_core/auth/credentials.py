@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from crm2_core.auth.models import ApiKey, User
+from crm2_core.db.direct import select_rows
 
 AFTER_COMMIT_KEY = "crm2_auth_after_commit"
 
@@ -72,15 +74,9 @@ class CredentialsCache:
         epoch = self._epoch
         loaded_at = time.monotonic()
         async with self._session_factory() as session:
-            row = (
-                await session.execute(
-                    select(col(User.credentials_version), col(User.is_active)).where(
-                        col(User.id) == user_id
-                    )
-                )
-            ).first()
+            rows = await select_rows(session, _CREDENTIALS, params={"user_id": user_id})
         self.loads += 1
-        value = None if row is None else Credentials(int(row[0]), bool(row[1]))
+        value = Credentials(int(rows[0][0]), bool(rows[0][1])) if rows else None
         # An invalidation that arrived during the read may be newer than what was read:
         # answer with it this once, but do not keep it.
         if epoch == self._epoch:
@@ -102,6 +98,42 @@ class KeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+
+# Column reads, not ORM entities, with their values bound at execution: on a read
+# session (PostgreSQL, no transaction) each is one round trip straight through the
+# driver (``select_rows``), where a transactional session took three (BEGIN, SELECT,
+# ROLLBACK) and the ORM's loading around them: with the caches off
+# (``CRM2_AUTH_CREDENTIALS_CACHE_SECONDS=0``) this runs on every request.
+_CREDENTIALS = select(col(User.credentials_version), col(User.is_active)).where(
+    col(User.id) == bindparam("user_id")
+)
+_KEY_COLUMNS = (
+    col(ApiKey.id),
+    col(ApiKey.name),
+    col(ApiKey.key_hash),
+    col(ApiKey.role_name),
+    col(ApiKey.created_by),
+    col(ApiKey.expires_at),
+    col(ApiKey.revoked_at),
+    col(ApiKey.last_used_at),
+)
+_KEY_BY_PREFIX = select(*_KEY_COLUMNS).where(col(ApiKey.prefix) == bindparam("prefix"))
+_KEY_PREFIX = select(col(ApiKey.prefix)).where(col(ApiKey.id) == bindparam("key_id"))
+
+
+def _key_record(row: Sequence[Any]) -> KeyRecord:
+    key_id, name, key_hash, role_name, created_by, expires_at, revoked_at, last_used_at = row
+    return KeyRecord(
+        id=uuid.UUID(str(key_id)),
+        name=name,
+        key_hash=key_hash,
+        role_name=role_name,
+        created_by=created_by,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+        last_used_at=last_used_at,
+    )
 
 
 class ApiKeyCache:
@@ -154,23 +186,12 @@ class ApiKeyCache:
         epoch = self._epoch
         loaded_at = time.monotonic()
         async with self._session_factory() as session:
-            row = (
-                await session.execute(select(ApiKey).where(col(ApiKey.prefix) == prefix))
-            ).scalar()
+            rows = await select_rows(session, _KEY_BY_PREFIX, _key_record, {"prefix": prefix})
         self.loads += 1
-        if row is None:
+        if not rows:
             self._entries.pop(prefix, None)
             return None
-        record = KeyRecord(
-            id=uuid.UUID(str(row.id)),
-            name=row.name,
-            key_hash=row.key_hash,
-            role_name=row.role_name,
-            created_by=row.created_by,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            last_used_at=row.last_used_at,
-        )
+        record: KeyRecord = rows[0]
         if epoch == self._epoch:  # else a revocation arrived during the read: use it once
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
@@ -184,13 +205,10 @@ class ApiKeyCache:
         prefix = self._prefixes.get(key_id)
         if prefix is None:
             async with self._session_factory() as session:
-                prefix = (
-                    await session.execute(
-                        select(col(ApiKey.prefix)).where(col(ApiKey.id) == key_id)
-                    )
-                ).scalar()
-            if prefix is None:
+                rows = await select_rows(session, _KEY_PREFIX, params={"key_id": key_id})
+            if not rows:
                 return None
+            prefix = rows[0][0]
         record = await self.get(prefix)
         return record if record is not None and record.id == key_id else None
 

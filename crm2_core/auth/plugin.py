@@ -122,8 +122,10 @@ def crm2_configure(context: AppContext) -> None:
         context.read_session_factory or context.session_factory,
         settings.credentials_cache_seconds,
     )
-    # the primary, not a replica: a lagging replica could hand back a revoked key as live
-    api_keys = ApiKeyCache(context.session_factory, settings.credentials_cache_seconds)
+    api_keys = ApiKeyCache(
+        context.read_session_factory or context.session_factory,
+        settings.credentials_cache_seconds,
+    )
     delays = LoginDelays(context.session_factory, settings)
     context.provide(
         AUTH,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crm2_core.auth.models import ApiKey
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import Crm2TestApp, TestDatabase, sent_to_postgresql
 
 KEYS, USERS, ROLES = "/api/v1/auth/api-keys", "/api/v1/auth/users", "/api/v1/auth/roles"
 
@@ -107,6 +107,39 @@ async def test_key_with_future_expiry_works(crm2: Crm2TestApp, admin: dict[str, 
     created = await create_key(crm2, admin, role="admin", expires_at=expires)
     assert created["expires_at"] is not None
     assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == 200
+
+
+async def test_with_the_cache_off_a_key_costs_one_statement_per_request(
+    crm2_app_factory: Any, crm2_database: TestDatabase
+) -> None:
+    """``CRM2_AUTH_CREDENTIALS_CACHE_SECONDS=0``: the key's row is read on every request,
+    in one round trip on PostgreSQL (no transaction around it), and its expiry, revocation
+    and role still hold."""
+    crm2 = await crm2_app_factory(plugin_settings={"auth": {"credentials_cache_seconds": 0}})
+    admin = await crm2.login("admin")
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    created = await create_key(crm2, admin, role="admin", expires_at=expires)
+    key = bearer(created["key"])
+    assert (await crm2.client.get(USERS, headers=key)).status_code == 200  # first use: written
+    loads = crm2.context.authenticator.api_keys.loads
+    with sent_to_postgresql() as sent:
+        assert (await crm2.client.get("/api/v1/plugins", headers=key)).status_code == 200
+    assert crm2.context.authenticator.api_keys.loads == loads + 1  # read again
+    if crm2_database.backend == "postgresql":
+        assert len(sent) == 1, sent
+        assert sent[0].startswith("SELECT") and "auth_api_key" in sent[0], sent
+    async with crm2.context.session_factory() as session:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == created["prefix"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    assert (await crm2.client.get(USERS, headers=key)).status_code == 401
+    other = await create_key(crm2, admin, role="viewer")
+    assert (await crm2.client.get(USERS, headers=bearer(other["key"]))).status_code == 403
+    assert (await crm2.client.delete(f"{KEYS}/{other['id']}", headers=admin)).status_code == 204
+    assert (await crm2.client.get(USERS, headers=bearer(other["key"]))).status_code == 401
 
 
 async def test_naive_expiry_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
