@@ -313,7 +313,7 @@ def _listened(dispatch: Any) -> bool:
 
 async def select_rows(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     make_row: Callable[[Sequence[Any]], Any] | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
@@ -379,7 +379,7 @@ def _may_skip_connection(session: AsyncSession) -> bool:
 
 async def _pooled_rows(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     make_row: Callable[[Sequence[Any]], Any] | None,
     params: Mapping[str, Any] | None,
 ) -> list[Any] | None:
@@ -409,7 +409,7 @@ async def _pooled_rows(
 
 async def _through_sqlalchemy(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     make_row: Callable[[Sequence[Any]], Any] | None,
     params: Mapping[str, Any] | None = None,
 ) -> list[Any]:

@@ -32,6 +32,17 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def expire(crm2: Crm2TestApp, prefix: str) -> None:
+    """Move the key's expiry a second into the past (as if it had run out)."""
+    async with crm2.context.session_factory() as session:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == prefix)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+
+
 async def test_created_key_is_in_the_response_once(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
@@ -92,13 +103,7 @@ async def test_revoked_key_is_401(crm2: Crm2TestApp, admin: dict[str, str]) -> N
 
 async def test_expired_key_is_401(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
     created = await create_key(crm2, admin, role="admin")
-    async with crm2.context.session_factory() as session:
-        await session.execute(
-            update(ApiKey)
-            .where(ApiKey.prefix == created["prefix"])
-            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
-        await session.commit()
+    await expire(crm2, created["prefix"])
     assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == 401
 
 
@@ -128,13 +133,7 @@ async def test_with_the_cache_off_a_key_costs_one_statement_per_request(
     if crm2_database.backend == "postgresql":
         assert len(sent) == 1, sent
         assert sent[0].startswith("SELECT") and "auth_api_key" in sent[0], sent
-    async with crm2.context.session_factory() as session:
-        await session.execute(
-            update(ApiKey)
-            .where(ApiKey.prefix == created["prefix"])
-            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
-        await session.commit()
+    await expire(crm2, created["prefix"])
     assert (await crm2.client.get(USERS, headers=key)).status_code == 401
     other = await create_key(crm2, admin, role="viewer")
     assert (await crm2.client.get(USERS, headers=bearer(other["key"]))).status_code == 403
