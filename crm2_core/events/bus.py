@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, event, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -17,9 +18,10 @@ from crm2_core.context import TRACING
 from crm2_core.db import utcnow
 from crm2_core.db.plans import analyze_grown_tables
 from crm2_core.events.envelope import Envelope
-from crm2_core.events.handlers import HandlerRegistry, RegisteredHandler
+from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
 from crm2_core.events.models import AppliedEvent, EventRecord
-from crm2_core.events.relay import relay_batch
+from crm2_core.events.relay import Sink, relay_batch
+from crm2_core.events.relay_skips import deliver_unless_skipped
 from crm2_core.events.types import EventTypeRegistry
 from crm2_hookspecs import EventHandler
 
@@ -41,7 +43,7 @@ STATISTICS_EVERY_SECONDS = 2.0
 class Broker(Protocol):
     async def start(self) -> None: ...
 
-    async def deliver(self, events: Sequence[Envelope]) -> None: ...
+    async def deliver(self, events: Sequence[Envelope], to: Pairs | None = None) -> None: ...
 
     async def deliver_to(self, handler: RegisteredHandler, event: Envelope) -> None: ...
 
@@ -161,9 +163,6 @@ class EventBus:
 
     async def relay_once(self) -> int:
         settings = self.context.settings
-        tracing = self.context.find(TRACING)
-        deliver = tracing.relay_sink(self.broker.deliver) if tracing is not None else None
-        deliver = deliver or self.broker.deliver
         if getattr(self.broker, "external", False):
             # A broker outside this process gets the batch before the positions commit
             # (a crash in between sends it again), and keeps no log of its own: the
@@ -171,16 +170,19 @@ class EventBus:
             # plugin was switched off).
             return await relay_batch(
                 self.context.session_factory,
-                deliver,
+                self._traced(self.broker.deliver),
                 settings.relay_batch_size,
                 after_commit=self._notify,
                 tracked=list(self.handlers.handlers),
                 on_busy=self._relay_busy,
+                settle=self._to_broker,
             )
 
         # The in-process broker's durability is the log (work left undone is queued
         # again at start): it gets the batch once the positions are committed, so its
         # handlers find them committed and never wait on the relay's row lock.
+        deliver = self._traced(self.broker.deliver)
+
         async def committed(events: Sequence[Envelope]) -> None:
             await deliver(events)
             await self._notify(events)
@@ -191,6 +193,27 @@ class EventBus:
             settings.relay_batch_size,
             after_commit=committed,
             on_busy=self._relay_busy,
+        )
+
+    def _traced(self, sink: Sink) -> Sink:
+        """``sink`` getting the batch with a PRODUCER span per traced event, when tracing."""
+        tracing = self.context.find(TRACING)
+        if tracing is None:
+            return sink
+
+        async def traced(events: Sequence[Envelope]) -> None:
+            await sink(tracing.producer_envelopes(events))
+
+        return traced
+
+    async def _to_broker(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """An external broker's share of a relay batch, in the relay's transaction:
+        what is nothing to a handler is recorded there rather than sent (relay_skips)."""
+        tracing = self.context.find(TRACING)
+        if tracing is not None:
+            events = tracing.producer_envelopes(events)
+        await deliver_unless_skipped(
+            self.context, self.handlers, session, events, self.broker.deliver
         )
 
     def _relay_busy(self) -> None:

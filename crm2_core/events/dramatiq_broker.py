@@ -34,6 +34,7 @@ from sqlmodel import col
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import (
     HandlerRegistry,
+    Pairs,
     RegisteredHandler,
     apply_or_dead_letter,
     register_cursors,
@@ -193,12 +194,14 @@ class DramatiqBroker:
                 self._sender, self._enqueue_all, messages
             )
 
-    async def deliver(self, events: Sequence[Envelope]) -> None:
+    async def deliver(self, events: Sequence[Envelope], to: Pairs | None = None) -> None:
+        """Send each event to each of its handlers (those ``to`` accepts), in one batch."""
         await self._send(
             [
                 self._message(handler, event)
                 for event in events
                 for handler in self.handlers.for_event(event.type)
+                if to is None or to(handler, event)
             ]
         )
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import traceback as tb
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -89,6 +89,10 @@ class RegisteredHandler:
 
     def wants(self, event_type: str) -> bool:
         return event_type in self.spec.event_types
+
+
+# which (handler, event) pairs of a batch a broker sends (``deliver(events, to)``)
+Pairs = Callable[[RegisteredHandler, Envelope], bool]
 
 
 class HandlerRegistry:
@@ -243,26 +247,51 @@ def _claim(event_types: tuple[str, ...], dialect: str) -> Any:
     )
 
 
+def claim_values(handler: RegisteredHandler, event: Envelope) -> dict[str, Any]:
+    """The parameters of ``_claim``'s statement for ``(handler, event)``."""
+    return {
+        "claim_handler": handler.id,
+        "claim_event_id": event.id,
+        "claim_subject": event.subject,
+        "claim_position": event.position,
+        "claim_applied_at": utcnow(),
+    }
+
+
+async def claim(session: AsyncSession, handler: RegisteredHandler, event: Envelope) -> bool:
+    """Record ``(handler, event)`` applied in the session's transaction, with the order
+    and duplicate checks of a delivery; ``False``: nothing was written."""
+    statement = _claim(tuple(handler.spec.event_types), session.get_bind().dialect.name)
+    return bool(await execute_in_session(session, statement, claim_values(handler, event)))
+
+
+async def asks_to_skip(
+    session: AsyncSession,
+    handler: RegisteredHandler,
+    event: Envelope,
+    context: AppContext,
+    seconds: float | None = None,
+) -> bool:
+    """The handler's ``skips`` answer within ``seconds`` (default: the handler's time
+    limit); it must have one."""
+    skips = handler.spec.skips
+    assert skips is not None
+    async with asyncio.timeout(handler.spec.time_limit_seconds if seconds is None else seconds):
+        return bool(await skips(session, event, context))
+
+
 async def apply(context: AppContext, handler: RegisteredHandler, event: Envelope) -> Outcome:
     """Run ``handler`` on ``event`` once; raise to have it retried."""
     assert event.position is not None, "only relayed events are handled"
     async with context.session_factory() as session:
         dialect = session.get_bind().dialect.name
         claim = _claim(tuple(handler.spec.event_types), dialect)
-        values = {
-            "claim_handler": handler.id,
-            "claim_event_id": event.id,
-            "claim_subject": event.subject,
-            "claim_position": event.position,
-            "claim_applied_at": utcnow(),
-        }
+        values = claim_values(handler, event)
         # An event that is nothing to the handler: the claim is the transaction's one
         # statement, sent without BEGIN (PostgreSQL commits it by itself).
-        skips = handler.spec.skips
-        alone = False
-        if skips is not None:
-            async with asyncio.timeout(handler.spec.time_limit_seconds):
-                alone = await skips(session, event, context)
+        alone = handler.spec.skips is not None and await asks_to_skip(
+            session, handler, event, context
+        )
         # The usual case, in one statement: the relay has committed and nothing earlier
         # is pending. The claim sees the event at its position only in a snapshot that
         # holds the relay's commit, so its order check sees every earlier position.

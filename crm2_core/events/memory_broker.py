@@ -44,6 +44,7 @@ from crm2_core.events.envelope import Envelope
 from crm2_core.events.handler_batches import apply_batch, batches_for
 from crm2_core.events.handlers import (
     HandlerRegistry,
+    Pairs,
     RegisteredHandler,
     apply_or_dead_letter,
     backoff_seconds,
@@ -116,9 +117,13 @@ class MemoryBroker:
             for i in range(self.concurrency)
         ]
 
-    async def deliver(self, events: Sequence[Envelope]) -> None:
+    async def deliver(self, events: Sequence[Envelope], to: Pairs | None = None) -> None:
         for handler in self.handlers.handlers.values():
-            wanted = [event for event in events if handler.wants(event.type)]
+            wanted = [
+                event
+                for event in events
+                if handler.wants(event.type) and (to is None or to(handler, event))
+            ]
             for job in Job.split(handler, wanted):
                 self._queue.put_nowait(job)
 

@@ -28,6 +28,8 @@ from crm2_core.events.models import EventRecord, HandlerCursor
 
 RELAY_LOCK_KEY = 0x63726D32  # "crm2"
 Sink = Callable[[Sequence[Envelope]], Awaitable[None]]
+# a sink that also writes in the relay's transaction (relay_skips)
+SessionSink = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
 async def _take_lock(session: AsyncSession) -> bool:
@@ -52,6 +54,7 @@ async def relay_batch(
     after_commit: Sink | None = None,
     tracked: Sequence[str] = (),
     on_busy: Callable[[], None] | None = None,
+    settle: SessionSink | None = None,
 ) -> int:
     """Forward one batch of unrelayed events in write order; return how many were forwarded.
 
@@ -63,6 +66,8 @@ async def relay_batch(
     start, in the same transaction; a gap left by a process without them stays
     for ``dramatiq_broker.catch_up``. ``on_busy``: called when another relay held
     the lock (it may have looked before the latest commit: the caller looks again).
+    ``settle``: called instead of ``sink`` with the relay's session, in which it may
+    record deliveries as done (they commit with the positions) and hands the rest on.
     """
     async with session_factory() as session:
         if not await _take_lock(session):
@@ -76,7 +81,10 @@ async def relay_batch(
             envelopes = await _position_batch_orm(session, batch_size)
         if not envelopes:
             return 0
-        await sink(envelopes)
+        if settle is None:
+            await sink(envelopes)
+        else:
+            await settle(session, envelopes)
         if tracked and not postgres:
             top = envelopes[0].position - 1  # type: ignore[operator]
             await session.execute(

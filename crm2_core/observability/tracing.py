@@ -14,7 +14,7 @@ holds across processes and brokers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -32,7 +32,6 @@ from crm2_core.observability.config import TracingSettings
 from crm2_core.observability.propagation import current_traceparent
 
 PROPAGATOR = TraceContextTextMapPropagator()
-Sink = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 def _parent(traceparent: str | None) -> otel_context.Context | None:
@@ -91,32 +90,28 @@ class Tracing:
 
     # -- relay -----------------------------------------------------------------------------
 
-    def relay_sink(self, sink: Sink) -> Sink:
-        """Wrap the broker's ``deliver``: a PRODUCER span per traced event, whose context
-        the delivered envelope carries on to the handlers."""
-
-        async def deliver(events: Sequence[Any]) -> None:
-            traced = []
-            for event in events:
-                parent = _parent(event.trace_context)
-                if parent is None:
-                    traced.append(event)
-                    continue
-                with self.tracer.start_as_current_span(
-                    f"relay {event.type}",
-                    context=parent,
-                    kind=SpanKind.PRODUCER,
-                    attributes={
-                        "messaging.operation.type": "publish",
-                        "crm2.event.id": str(event.id),
-                        "crm2.event.type": event.type,
-                        "crm2.event.position": event.position or 0,
-                    },
-                ):
-                    traced.append(event.model_copy(update={"trace_context": current_traceparent()}))
-            await sink(traced)
-
-        return deliver
+    def producer_envelopes(self, events: Sequence[Any]) -> list[Any]:
+        """The relay's batch as the broker gets it: a PRODUCER span per traced event,
+        whose context the delivered envelope carries on to the handlers."""
+        traced = []
+        for event in events:
+            parent = _parent(event.trace_context)
+            if parent is None:
+                traced.append(event)
+                continue
+            with self.tracer.start_as_current_span(
+                f"relay {event.type}",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.operation.type": "publish",
+                    "crm2.event.id": str(event.id),
+                    "crm2.event.type": event.type,
+                    "crm2.event.position": event.position or 0,
+                },
+            ):
+                traced.append(event.model_copy(update={"trace_context": current_traceparent()}))
+        return traced
 
     # -- handlers --------------------------------------------------------------------------
 

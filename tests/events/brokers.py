@@ -65,6 +65,7 @@ async def worker_process(
     slow_seconds: float = 0.0,
     url: str | None = None,
     max_retries: int = 2,
+    watch: bool = False,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A worker process for the test's queues; its log goes to this test's captured
     output (shown when the test fails), and it is stopped on the way out."""
@@ -84,6 +85,7 @@ async def worker_process(
         str(failures),
         str(slow_seconds),
         str(max_retries),
+        "watch" if watch else "",
         env=env,
         stdout=subprocess.DEVNULL,
     )

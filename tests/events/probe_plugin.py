@@ -31,6 +31,10 @@ SLOW_SECONDS: list[float] = [0.0]
 MAX_RETRIES: list[int] = [2]
 # (subject, n) in the order the record handler ran them in this process (ordering tests).
 APPLIED: list[tuple[str, int]] = []
+# Read when the handlers are collected: a second handler, ``watch``, that acts on items
+# with n >= WATCHED only and says so with ``skips`` (the relay's skip tests).
+WATCH: list[bool] = [False]
+WATCHED = 500
 # Stream tests: role -> seconds the channel's can_see takes for that role (a slow consumer).
 SEE_DELAY: dict[str, float] = {}
 
@@ -80,6 +84,14 @@ async def record_effect(session: AsyncSession, event: Envelope, context: Any) ->
     APPLIED.append((event.subject, event.data["n"]))
 
 
+async def watch_effect(session: AsyncSession, event: Envelope, context: Any) -> None:
+    session.add(ProbeEffect(event_id=event.id, subject="watch", n=event.data["n"]))
+
+
+async def watch_skips(session: AsyncSession, event: Envelope, context: Any) -> bool:
+    return bool(event.data["n"] < WATCHED)
+
+
 @hookimpl
 def crm2_models() -> Sequence[type]:
     return [ProbeEffect]
@@ -105,7 +117,12 @@ def crm2_event_handlers() -> Sequence[EventHandler]:
             max_retries=MAX_RETRIES[0],
             min_backoff_seconds=0.05,
             max_backoff_seconds=0.2,
-        )
+        ),
+        *(
+            [EventHandler("watch", ("probe.item.created",), watch_effect, skips=watch_skips)]
+            if WATCH[0]
+            else []
+        ),
     ]
 
 

@@ -27,5 +27,7 @@ if __name__ == "__main__":
         probe_plugin.SLOW_SECONDS[0] = float(sys.argv[2])
     if len(sys.argv) > 3:
         probe_plugin.MAX_RETRIES[0] = int(sys.argv[3])
+    if len(sys.argv) > 4:
+        probe_plugin.WATCH[0] = sys.argv[4] == "watch"
     context = build_app_context(Settings(_env_file=None), extra_plugins=(probe_plugin,))  # type: ignore[call-arg]
     run_worker(context, threads=2)

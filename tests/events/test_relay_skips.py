@@ -1,0 +1,254 @@
+"""The relay records what is nothing to a handler (its ``skips``) instead of sending it.
+
+The relay's side with a recording sink (the broker's ``deliver``), and one run over the
+real RabbitMQ broker into a worker process: what the relay recorded never reaches a
+queue, the rest is sent and handled as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+import probe_plugin
+import pytest
+from brokers import broker_url, cleanup, ready_messages, unique_prefix, worker_process
+from helpers import effects, wait_for
+
+from crm2_core.events import publish
+from crm2_core.events.envelope import Envelope
+from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
+from crm2_core.events.relay import relay_batch
+from crm2_core.events.relay_skips import MOST_EVENTS_ASKED, deliver_unless_skipped
+from crm2_core.testing import Crm2TestApp, TestDatabase
+
+Sent = list[tuple[str, uuid.UUID]]
+
+
+class Broker:
+    """Records the (handler, event) pairs ``deliver`` sends, each call's apart."""
+
+    def __init__(self, handlers: HandlerRegistry, fail: bool = False) -> None:
+        self.handlers, self.fail = handlers, fail
+        self.calls: list[Sent] = []
+
+    async def deliver(self, events: Sequence[Envelope], to: Pairs | None = None) -> None:
+        await asyncio.sleep(0.01)  # the broker's round trip, while the relay asks skips
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.calls.append(
+            [
+                (h.id, e.id)
+                for e in events
+                for h in self.handlers.for_event(e.type)
+                if to is None or to(h, e)
+            ]
+        )
+
+
+def _registry(app: Crm2TestApp, skips) -> tuple[HandlerRegistry, RegisteredHandler]:  # type: ignore[no-untyped-def]
+    """The probe's ``record`` handler and ``probe.idle``, which takes the same events with
+    ``skips``."""
+    (record,) = app.context.events.handlers.for_event("probe.item.created")
+    spec = replace(record.spec, name="idle", skips=skips)
+    idle = RegisteredHandler("probe.idle", "probe", spec)
+    return HandlerRegistry([record, idle]), idle
+
+
+async def _committed(app: Crm2TestApp, subjects: Sequence[str]) -> None:
+    async with app.context.session_factory() as session:
+        for n, subject in enumerate(subjects):
+            publish(session, probe_plugin.ItemCreated(n=n), subject=subject)
+        await session.commit()
+
+
+async def _relay(app: Crm2TestApp, handlers: HandlerRegistry, broker: Broker) -> int:
+    async def settle(session, events) -> None:  # type: ignore[no-untyped-def]
+        await deliver_unless_skipped(app.context, handlers, session, events, broker.deliver)
+
+    async def unused(_events: Sequence[Envelope]) -> None:
+        raise AssertionError("settle sends")
+
+    return await relay_batch(app.context.session_factory, unused, settle=settle)
+
+
+async def _app(factory, database: TestDatabase) -> Crm2TestApp:  # type: ignore[no-untyped-def]
+    app = await factory(extra_plugins=(probe_plugin,))
+    await app.relay_by_hand()  # this test relays and delivers itself
+    return app
+
+
+async def test_pairs_a_handler_skips_are_recorded_by_the_relay_and_not_sent(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """The relay asks ``skips`` for a small batch: the skipped pairs are recorded applied
+    in its transaction and sent nowhere; the other handlers' pairs are sent first. On
+    SQLite nothing changes: every pair is sent, and the worker asks ``skips``."""
+    app = await _app(crm2_app_factory, crm2_database)
+    asked: list[uuid.UUID] = []
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(event.id)
+        return True
+
+    handlers, idle = _registry(app, skips)
+    broker = Broker(handlers)
+    await _committed(app, ["a", "b"])
+    assert await _relay(app, handlers, broker) == 2
+    relayed = [e.id for e in await _log(app)]
+    if crm2_database.backend != "postgresql":
+        assert broker.calls == [[(h, e) for e in relayed for h in ("probe.record", "probe.idle")]]
+        assert asked == [] and not await app.applied(idle.id, relayed[0])
+        return
+    assert broker.calls == [[("probe.record", e) for e in relayed]]  # nothing left to send
+    assert asked == relayed
+    for event_id in relayed:
+        assert await app.applied(idle.id, event_id)
+        assert not await app.applied("probe.record", event_id)
+
+
+async def _log(app: Crm2TestApp) -> list[Envelope]:
+    from crm2_core.events.relay import read_log
+
+    async with app.context.session_factory() as session:
+        return await read_log(session, 0)
+
+
+async def test_what_the_relay_recorded_rolls_back_with_its_batch(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """The broker fails: the batch's positions and the skipped pairs' records roll back
+    together, and the next relay asks again."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("the relay asks skips on PostgreSQL only")
+    app = await _app(crm2_app_factory, crm2_database)
+    asked: list[uuid.UUID] = []
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(event.id)
+        return True
+
+    handlers, idle = _registry(app, skips)
+    await _committed(app, ["a"])
+    with pytest.raises(ConnectionError):
+        await _relay(app, handlers, Broker(handlers, fail=True))
+    assert await _log(app) == [] and len(asked) == 1
+    broker = Broker(handlers)
+    assert await _relay(app, handlers, broker) == 1
+    (event,) = await _log(app)
+    assert asked == [event.id, event.id] and await app.applied(idle.id, event.id)
+    assert broker.calls == [[("probe.record", event.id)]]
+
+
+async def test_a_skipped_pair_behind_a_pending_earlier_event_is_sent(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """The relay's claim has a delivery's order check: behind an earlier event of the
+    subject still pending for the handler it writes nothing, and the pair is sent after
+    the others, to be handled (and skipped) by the worker in order."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("the relay asks skips on PostgreSQL only")
+    app = await _app(crm2_app_factory, crm2_database)
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        return bool(event.data["n"] > 0)  # the subject's first event is not skipped
+
+    handlers, idle = _registry(app, skips)
+    broker = Broker(handlers)
+    await _committed(app, ["s", "s", "t"])
+    assert await _relay(app, handlers, broker) == 3
+    first, second, other = (e.id for e in await _log(app))
+    assert broker.calls == [
+        [("probe.record", first), ("probe.record", second), ("probe.record", other)],
+        [("probe.idle", first), ("probe.idle", second)],
+    ]
+    assert await app.applied(idle.id, other) and not await app.applied(idle.id, second)
+
+
+async def test_a_large_batch_or_a_failing_skips_is_sent_to_the_worker(
+    crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than a few events (the relay is behind): sent whole, skips not asked. A
+    skips that raises or outlasts its time at the relay counts as no."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("the relay asks skips on PostgreSQL only")
+    from crm2_core.events import relay_skips
+
+    app = await _app(crm2_app_factory, crm2_database)
+    asked: list[int] = []
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(event.data["n"])
+        if event.data["n"] == 0:
+            raise RuntimeError("skips failed")
+        await asyncio.sleep(5)
+        return True
+
+    handlers, idle = _registry(app, skips)
+    broker = Broker(handlers)
+    await _committed(app, [f"s{n}" for n in range(MOST_EVENTS_ASKED + 1)])
+    assert await _relay(app, handlers, broker) == MOST_EVENTS_ASKED + 1
+    assert (
+        asked == [] and len(broker.calls) == 1 and len(broker.calls[0]) == 2 * len(await _log(app))
+    )
+
+    monkeypatch.setattr(relay_skips, "RELAY_SKIPS_SECONDS", 0.05)
+    broker.calls.clear()
+    await _committed(app, ["x", "y"])
+    assert await _relay(app, handlers, broker) == 2
+    assert asked == [0, 1]
+    x, y = (e.id for e in (await _log(app))[-2:])
+    assert broker.calls == [
+        [("probe.record", x), ("probe.record", y)],
+        [("probe.idle", x), ("probe.idle", y)],
+    ]
+    assert not await app.applied(idle.id, x) and not await app.applied(idle.id, y)
+
+
+async def test_over_rabbitmq_a_skipped_pair_never_reaches_the_queue(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    """The app's own relay, the real broker and a worker process: the probe's ``watch``
+    handler acts on n >= 500 only. On PostgreSQL the relay records the others for it,
+    so the queue holds one message per event plus one for the watched event, and the
+    worker applies everything; on SQLite every pair is sent and the worker skips."""
+    prefix = unique_prefix()
+    probe_plugin.WATCH[0] = True
+    try:
+        app = await crm2_app_factory(
+            extra_plugins=(probe_plugin,), broker_url=broker_url("amqp"), broker_queue_prefix=prefix
+        )
+        headers = await app.login("agent")
+        ids = []
+        for n in (1, 2, probe_plugin.WATCHED):
+            response = await app.client.post("/api/v1/probe/items", json={"n": n}, headers=headers)
+            assert response.status_code == 201, response.text
+            ids.append(uuid.UUID(response.json()["event_id"]))
+
+        async def relayed() -> bool:
+            return len(await _log(app)) == 3
+
+        await wait_for(relayed)
+        queued = await asyncio.to_thread(ready_messages, f"{prefix}.probe")
+        if crm2_database.backend == "postgresql":
+            assert queued == 4
+            assert await app.applied("probe.watch", ids[0]) and await app.applied(
+                "probe.watch", ids[1]
+            )
+        else:
+            assert queued == 6
+        async with worker_process(crm2_database.url, "amqp", prefix, watch=True):
+
+            async def handled() -> bool:
+                return await effects(app) == 4
+
+            await wait_for(handled, within=30)
+        for event_id in ids:
+            assert await app.applied("probe.record", event_id)
+            assert await app.applied("probe.watch", event_id)
+        assert await effects(app, ids[2]) == 2  # recorded and watched
+    finally:
+        probe_plugin.WATCH[0] = False
+        cleanup("amqp", prefix)
