@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(
         200, ge=1, le=10_000, description="events the relay moves per batch"
     )
+    relay_skips_batch_size: int = Field(
+        4,
+        ge=0,
+        le=100,
+        description=(
+            "RabbitMQ/Redis on PostgreSQL: batches up to this many events have the handlers'"
+            " skips asked by the relay, which records a skipped event instead of sending it"
+            " (0: workers ask)"
+        ),
+    )
     events_retention_days: int = Field(30, ge=1, description="how long the event log keeps events")
     handler_concurrency: int = Field(
         4, ge=1, le=64, description="handlers run at once by the in-process (memory://) broker"

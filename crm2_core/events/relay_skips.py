@@ -14,8 +14,8 @@ at all (a relay that rolls back sends the batch again, and asks again).
 The other handlers' messages go to the broker first, so the skips' reads and claims
 run while the broker persists them; a skipped pair whose claim wrote nothing (an
 earlier event of its subject is pending for the handler) is sent as usual, after.
-A large batch (a bulk import) is sent whole: there the workers' skips, one message
-at a time, keep the relay's lock short.
+A larger batch (a bulk import; ``CRM2_RELAY_SKIPS_BATCH_SIZE``, 4) is sent whole:
+there the workers' skips, one message at a time, keep the relay's lock short.
 
 PostgreSQL only: on SQLite the relay holds the database's one write lock, and a
 second connection's read beside it is the wrong place to learn whether to write.
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
     from crm2_core.context import AppContext
 
 log = logging.getLogger(__name__)
-# Batches up to this many events have their skips asked at the relay. A batch of one
-# or two is what an interactive write makes; a larger one means the relay is behind,
-# and asking there would hold its lock for round trips a worker can make instead.
-MOST_EVENTS_ASKED = 4
 # A skips slower than this at the relay (which holds its lock meanwhile) counts as no.
 RELAY_SKIPS_SECONDS = 0.5
 
@@ -57,11 +53,16 @@ class Delivering(Protocol):
     def __call__(self, events: Sequence[Envelope], to: Pairs | None = None) -> Awaitable[None]: ...
 
 
-def asked_at_relay(handlers: HandlerRegistry, events: Sequence[Envelope], dialect: str) -> bool:
-    """Whether the relay asks the handlers' skips for this batch itself."""
+def asked_at_relay(
+    handlers: HandlerRegistry, events: Sequence[Envelope], dialect: str, most_events: int
+) -> bool:
+    """Whether the relay asks the handlers' skips for this batch itself: a batch of one
+    or two is what an interactive write makes; a large one means the relay is behind,
+    and asking there would hold its lock for round trips a worker can make instead
+    (``CRM2_RELAY_SKIPS_BATCH_SIZE``)."""
     return (
         dialect == "postgresql"
-        and 0 < len(events) <= MOST_EVENTS_ASKED
+        and 0 < len(events) <= most_events
         and any(h.spec.skips is not None for e in events for h in handlers.for_event(e.type))
     )
 
@@ -75,7 +76,8 @@ async def deliver_unless_skipped(
 ) -> None:
     """Send ``events`` to their handlers, except the pairs recorded as skipped in the
     relay's ``session`` (its transaction, after the batch's positions)."""
-    if not asked_at_relay(handlers, events, session.get_bind().dialect.name):
+    dialect, most = session.get_bind().dialect.name, context.settings.relay_skips_batch_size
+    if not asked_at_relay(handlers, events, dialect, most):
         await deliver(events)
         return
     sending = asyncio.ensure_future(deliver(events, _never_skips))

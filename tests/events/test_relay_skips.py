@@ -21,7 +21,7 @@ from crm2_core.events import publish
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
 from crm2_core.events.relay import relay_batch
-from crm2_core.events.relay_skips import MOST_EVENTS_ASKED, deliver_unless_skipped
+from crm2_core.events.relay_skips import deliver_unless_skipped
 from crm2_core.testing import Crm2TestApp, TestDatabase
 
 Sent = list[tuple[str, uuid.UUID]]
@@ -74,8 +74,8 @@ async def _relay(app: Crm2TestApp, handlers: HandlerRegistry, broker: Broker) ->
     return await relay_batch(app.context.session_factory, unused, settle=settle)
 
 
-async def _app(factory, database: TestDatabase) -> Crm2TestApp:  # type: ignore[no-untyped-def]
-    app = await factory(extra_plugins=(probe_plugin,))
+async def _app(factory, database: TestDatabase, **settings) -> Crm2TestApp:  # type: ignore[no-untyped-def]
+    app = await factory(extra_plugins=(probe_plugin,), **settings)
     await app.relay_by_hand()  # this test relays and delivers itself
     return app
 
@@ -167,6 +167,24 @@ async def test_a_skipped_pair_behind_a_pending_earlier_event_is_sent(
     assert await app.applied(idle.id, other) and not await app.applied(idle.id, second)
 
 
+async def test_with_the_setting_at_zero_the_relay_sends_every_pair(
+    crm2_app_factory, crm2_database: TestDatabase
+) -> None:
+    app = await _app(crm2_app_factory, crm2_database, relay_skips_batch_size=0)
+    asked: list[uuid.UUID] = []
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(event.id)
+        return True
+
+    handlers, idle = _registry(app, skips)
+    broker = Broker(handlers)
+    await _committed(app, ["a"])
+    assert await _relay(app, handlers, broker) == 1
+    (event,) = await _log(app)
+    assert asked == [] and broker.calls == [[("probe.record", event.id), (idle.id, event.id)]]
+
+
 async def test_a_large_batch_or_a_failing_skips_is_sent_to_the_worker(
     crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,8 +206,9 @@ async def test_a_large_batch_or_a_failing_skips_is_sent_to_the_worker(
 
     handlers, idle = _registry(app, skips)
     broker = Broker(handlers)
-    await _committed(app, [f"s{n}" for n in range(MOST_EVENTS_ASKED + 1)])
-    assert await _relay(app, handlers, broker) == MOST_EVENTS_ASKED + 1
+    most = app.context.settings.relay_skips_batch_size
+    await _committed(app, [f"s{n}" for n in range(most + 1)])
+    assert await _relay(app, handlers, broker) == most + 1
     assert (
         asked == [] and len(broker.calls) == 1 and len(broker.calls[0]) == 2 * len(await _log(app))
     )
