@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, event, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,8 @@ from crm2_core.db.plans import analyze_grown_tables
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
 from crm2_core.events.models import AppliedEvent, EventRecord
-from crm2_core.events.relay import Sink, relay_batch
-from crm2_core.events.relay_skips import deliver_unless_skipped
+from crm2_core.events.relay import relay_batch
+from crm2_core.events.relay_skips import deliver_unless_skipped, record_skipped
 from crm2_core.events.types import EventTypeRegistry
 from crm2_hookspecs import EventHandler
 
@@ -170,7 +170,7 @@ class EventBus:
             # plugin was switched off).
             return await relay_batch(
                 self.context.session_factory,
-                self._traced(self.broker.deliver),
+                _nowhere,  # settle sends
                 settings.relay_batch_size,
                 after_commit=self._notify,
                 tracked=list(self.handlers.handlers),
@@ -180,11 +180,19 @@ class EventBus:
 
         # The in-process broker's durability is the log (work left undone is queued
         # again at start): it gets the batch once the positions are committed, so its
-        # handlers find them committed and never wait on the relay's row lock.
-        deliver = self._traced(self.broker.deliver)
+        # handlers find them committed and never wait on the relay's row lock. What is
+        # nothing to a handler is recorded in the relay's transaction (relay_skips) and
+        # not queued: a transaction per idle handler and batch fewer.
+        recorded: set[tuple[str, Any]] = set()
+
+        async def settle(session: AsyncSession, events: Sequence[Envelope]) -> None:
+            recorded.update(await record_skipped(self.context, self.handlers, session, events))
+
+        def unrecorded(handler: RegisteredHandler, event: Envelope) -> bool:
+            return (handler.id, event.id) not in recorded
 
         async def committed(events: Sequence[Envelope]) -> None:
-            await deliver(events)
+            await self.broker.deliver(self._traced(events), unrecorded if recorded else None)
             await self._notify(events)
 
         return await relay_batch(
@@ -193,27 +201,19 @@ class EventBus:
             settings.relay_batch_size,
             after_commit=committed,
             on_busy=self._relay_busy,
+            settle=settle,
         )
 
-    def _traced(self, sink: Sink) -> Sink:
-        """``sink`` getting the batch with a PRODUCER span per traced event, when tracing."""
+    def _traced(self, events: Sequence[Envelope]) -> Sequence[Envelope]:
+        """The batch with a PRODUCER span per traced event, when tracing."""
         tracing = self.context.find(TRACING)
-        if tracing is None:
-            return sink
-
-        async def traced(events: Sequence[Envelope]) -> None:
-            await sink(tracing.producer_envelopes(events))
-
-        return traced
+        return events if tracing is None else tracing.producer_envelopes(events)
 
     async def _to_broker(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """An external broker's share of a relay batch, in the relay's transaction:
         what is nothing to a handler is recorded there rather than sent (relay_skips)."""
-        tracing = self.context.find(TRACING)
-        if tracing is not None:
-            events = tracing.producer_envelopes(events)
         await deliver_unless_skipped(
-            self.context, self.handlers, session, events, self.broker.deliver
+            self.context, self.handlers, session, self._traced(events), self.broker.deliver
         )
 
     def _relay_busy(self) -> None:

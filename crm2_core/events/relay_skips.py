@@ -102,6 +102,21 @@ def _never_skips(handler: RegisteredHandler, _event: Envelope) -> bool:
     return handler.spec.skips is None
 
 
+async def record_skipped(
+    context: AppContext,
+    handlers: HandlerRegistry,
+    session: AsyncSession,
+    events: Sequence[Envelope],
+) -> set[tuple[str, Any]]:
+    """The in-process broker's side: record the pairs of a small batch that their
+    handlers skip in the relay's ``session``; the caller queues the rest once the batch
+    commits (a transaction per idle handler and batch fewer)."""
+    dialect, most = session.get_bind().dialect.name, context.settings.relay_skips_batch_size
+    if not asked_at_relay(handlers, events, dialect, most):
+        return set()
+    return await _record_skipped(context, handlers, session, events)
+
+
 async def _record_skipped(
     context: AppContext,
     handlers: HandlerRegistry,

@@ -613,14 +613,14 @@ async def test_in_process_broker_gets_a_batch_once_its_positions_are_committed(
     deliver = MemoryBroker.deliver
     apps: list[Crm2TestApp] = []
 
-    async def checking(broker: MemoryBroker, events) -> None:  # type: ignore[no-untyped-def]
+    async def checking(broker: MemoryBroker, events, to=None) -> None:  # type: ignore[no-untyped-def]
         if apps and any(e.subject == "after-commit" for e in events):
             async with apps[0].context.session_factory() as other:  # another connection
                 ids = [e.id for e in events]
                 stmt = select(EventRecord.position).where(EventRecord.id.in_(ids))  # type: ignore[attr-defined]
                 positions = list((await other.execute(stmt)).scalars())
             seen_committed.append(sorted(p or 0 for p in positions) == [e.position for e in events])
-        await deliver(broker, events)
+        await deliver(broker, events, to)
 
     # On the class, before the app starts: the app's own relay loop reads ``deliver``
     # when a pass begins, so patching the instance could miss a pass already running.

@@ -271,3 +271,45 @@ async def test_over_rabbitmq_a_skipped_pair_never_reaches_the_queue(
     finally:
         probe_plugin.WATCH[0] = False
         cleanup("amqp", prefix)
+
+
+async def test_in_process_a_skipped_pair_is_recorded_by_the_relay_not_queued(
+    crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memory://: the relay records the pairs its small batch's handlers skip, and the
+    broker queues only the rest once the batch commits; the end state is the usual one."""
+    from crm2_core.events.memory_broker import MemoryBroker
+
+    queued: Sent = []
+    deliver = MemoryBroker.deliver
+
+    async def recording(broker: MemoryBroker, events, to=None) -> None:  # type: ignore[no-untyped-def]
+        queued.extend(
+            (h.id, e.id)
+            for e in events
+            for h in broker.handlers.for_event(e.type)
+            if to is None or to(h, e)
+        )
+        await deliver(broker, events, to)
+
+    monkeypatch.setattr(MemoryBroker, "deliver", recording)
+    probe_plugin.WATCH[0] = True
+    try:
+        app = await crm2_app_factory(extra_plugins=(probe_plugin,))
+    finally:
+        probe_plugin.WATCH[0] = False
+    headers = await app.login("agent")
+    ids = []
+    for n in (1, probe_plugin.WATCHED):
+        response = await app.client.post("/api/v1/probe/items", json={"n": n}, headers=headers)
+        assert response.status_code == 201, response.text
+        ids.append(uuid.UUID(response.json()["event_id"]))
+        await app.settle_events()
+    skipped, watched = ids
+    expected = [("probe.record", skipped), ("probe.record", watched), ("probe.watch", watched)]
+    if crm2_database.backend != "postgresql":
+        expected.insert(1, ("probe.watch", skipped))
+    assert sorted(queued) == sorted(expected)
+    for event_id in ids:
+        assert await app.applied("probe.watch", event_id)
+    assert await effects(app, skipped) == 1 and await effects(app, watched) == 2
