@@ -119,9 +119,9 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description=(
-            "RabbitMQ/Redis on PostgreSQL: batches up to this many events have the handlers'"
-            " skips asked by the relay, which records a skipped event instead of sending it"
-            " (0: workers ask)"
+            "PostgreSQL: batches up to this many events have the handlers' skips asked by"
+            " the relay, which records a skipped event instead of sending or queueing it"
+            " (0: the handlers' deliveries ask)"
         ),
     )
     events_retention_days: int = Field(30, ge=1, description="how long the event log keeps events")

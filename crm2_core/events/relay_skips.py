@@ -17,6 +17,10 @@ earlier event of its subject is pending for the handler) is sent as usual, after
 A larger batch (a bulk import; ``CRM2_RELAY_SKIPS_BATCH_SIZE``, 4) is sent whole:
 there the workers' skips, one message at a time, keep the relay's lock short.
 
+The in-process broker (``memory://``) gets its batch after the relay's commit; there
+the relay records the skipped pairs the same way (``record_skipped``) and the broker
+queues only the rest, a transaction per idle handler and batch fewer.
+
 PostgreSQL only: on SQLite the relay holds the database's one write lock, and a
 second connection's read beside it is the wrong place to learn whether to write.
 """

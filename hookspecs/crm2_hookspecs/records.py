@@ -138,10 +138,10 @@ class EventHandler:
     ``BEGIN``, or a cache) and must not write; when in doubt it answers ``False``. If
     the event cannot be recorded at once (an earlier event of its subject is pending,
     its position is not committed yet), the usual path runs, ``handle`` included.
-    With RabbitMQ or Redis on PostgreSQL, the relay asks it too, for small batches, in
-    the relaying process (on a session of its own, before the batch's positions
-    commit) and records a ``True`` there instead of sending the event to the handler:
-    the answer must come from committed data, whichever process asks.
+    On PostgreSQL the relay asks it too, for small batches, in the relaying process (on
+    a session of its own, before the batch's positions commit) and records a ``True``
+    there instead of sending or queueing the event for the handler: the answer must
+    come from committed data, whichever process asks.
 
     :param name: unique within the plugin; the handler's id is ``<plugin>.<name>``.
     :param event_types: the event type names it wants (``"deals.deal.won"``).
