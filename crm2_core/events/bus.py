@@ -21,7 +21,7 @@ from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
 from crm2_core.events.models import AppliedEvent, EventRecord
 from crm2_core.events.relay import relay_batch
-from crm2_core.events.relay_skips import deliver_unless_skipped, record_skipped
+from crm2_core.events.relay_skips import RelaySkips
 from crm2_core.events.types import EventTypeRegistry
 from crm2_hookspecs import EventHandler
 
@@ -90,6 +90,7 @@ class EventBus:
         self.handlers = handlers
         self.broker = broker
         self.listeners: list[Listener] = []
+        self.skips = RelaySkips(context, handlers)
         self._wake = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._busy = False  # the last relay_once found the lock taken
@@ -168,7 +169,7 @@ class EventBus:
             # (a crash in between sends it again), and keeps no log of its own: the
             # relay records how far each handler's queue was fed (catch-up after a
             # plugin was switched off).
-            return await relay_batch(
+            moved = await relay_batch(
                 self.context.session_factory,
                 _nowhere,  # settle sends
                 settings.relay_batch_size,
@@ -177,6 +178,9 @@ class EventBus:
                 on_busy=self._relay_busy,
                 settle=self._to_broker,
             )
+            if moved:
+                self.skips.count_committed()
+            return moved
 
         # The in-process broker's durability is the log (work left undone is queued
         # again at start): it gets the batch once the positions are committed, so its
@@ -186,7 +190,7 @@ class EventBus:
         recorded: set[tuple[str, Any]] = set()
 
         async def settle(session: AsyncSession, events: Sequence[Envelope]) -> None:
-            recorded.update(await record_skipped(self.context, self.handlers, session, events))
+            recorded.update(await self.skips.record(session, events))
 
         def unrecorded(handler: RegisteredHandler, event: Envelope) -> bool:
             return (handler.id, event.id) not in recorded
@@ -195,7 +199,7 @@ class EventBus:
             await self.broker.deliver(self._traced(events), unrecorded if recorded else None)
             await self._notify(events)
 
-        return await relay_batch(
+        moved = await relay_batch(
             self.context.session_factory,
             _nowhere,
             settings.relay_batch_size,
@@ -203,6 +207,9 @@ class EventBus:
             on_busy=self._relay_busy,
             settle=settle,
         )
+        if moved:
+            self.skips.count_committed()
+        return moved
 
     def _traced(self, events: Sequence[Envelope]) -> Sequence[Envelope]:
         """The batch with a PRODUCER span per traced event, when tracing."""
@@ -212,9 +219,7 @@ class EventBus:
     async def _to_broker(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """An external broker's share of a relay batch, in the relay's transaction:
         what is nothing to a handler is recorded there rather than sent (relay_skips)."""
-        await deliver_unless_skipped(
-            self.context, self.handlers, session, self._traced(events), self.broker.deliver
-        )
+        await self.skips.deliver(session, self._traced(events), self.broker.deliver)
 
     def _relay_busy(self) -> None:
         self._busy = True

@@ -140,8 +140,9 @@ class EventHandler:
     its position is not committed yet), the usual path runs, ``handle`` included.
     On PostgreSQL the relay asks it too, for small batches, in the relaying process (on
     a session of its own, before the batch's positions commit) and records a ``True``
-    there instead of sending or queueing the event for the handler: the answer must
-    come from committed data, whichever process asks.
+    there instead of sending or queueing the event for the handler (within 0.5 s for
+    the batch: a later answer counts as ``False``): the answer must come from committed
+    data, whichever process asks.
 
     :param name: unique within the plugin; the handler's id is ``<plugin>.<name>``.
     :param event_types: the event type names it wants (``"deals.deal.won"``).

@@ -21,7 +21,7 @@ from crm2_core.events import publish
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.handlers import HandlerRegistry, Pairs, RegisteredHandler
 from crm2_core.events.relay import relay_batch
-from crm2_core.events.relay_skips import deliver_unless_skipped
+from crm2_core.events.relay_skips import RelaySkips
 from crm2_core.testing import Crm2TestApp, TestDatabase
 
 Sent = list[tuple[str, uuid.UUID]]
@@ -64,9 +64,13 @@ async def _committed(app: Crm2TestApp, subjects: Sequence[str]) -> None:
         await session.commit()
 
 
-async def _relay(app: Crm2TestApp, handlers: HandlerRegistry, broker: Broker) -> int:
+async def _relay(
+    app: Crm2TestApp, handlers: HandlerRegistry, broker: Broker, skips: RelaySkips | None = None
+) -> int:
+    relay_skips = skips or RelaySkips(app.context, handlers)
+
     async def settle(session, events) -> None:  # type: ignore[no-untyped-def]
-        await deliver_unless_skipped(app.context, handlers, session, events, broker.deliver)
+        await relay_skips.deliver(session, events, broker.deliver)
 
     async def unused(_events: Sequence[Envelope]) -> None:
         raise AssertionError("settle sends")
@@ -109,6 +113,17 @@ async def test_pairs_a_handler_skips_are_recorded_by_the_relay_and_not_sent(
         assert not await app.applied("probe.record", event_id)
 
 
+async def _any_applied(app: Crm2TestApp) -> bool:
+    from sqlalchemy import func, select
+
+    from crm2_core.events.models import AppliedEvent
+
+    async with app.context.session_factory() as session:
+        return bool(
+            (await session.execute(select(func.count()).select_from(AppliedEvent))).scalar()
+        )
+
+
 async def _log(app: Crm2TestApp) -> list[Envelope]:
     from crm2_core.events.relay import read_log
 
@@ -135,6 +150,7 @@ async def test_what_the_relay_recorded_rolls_back_with_its_batch(
     with pytest.raises(ConnectionError):
         await _relay(app, handlers, Broker(handlers, fail=True))
     assert await _log(app) == [] and len(asked) == 1
+    assert not await _any_applied(app)
     broker = Broker(handlers)
     assert await _relay(app, handlers, broker) == 1
     (event,) = await _log(app)
@@ -185,35 +201,44 @@ async def test_with_the_setting_at_zero_the_relay_sends_every_pair(
     assert asked == [] and broker.calls == [[("probe.record", event.id), (idle.id, event.id)]]
 
 
-async def test_a_large_batch_or_a_failing_skips_is_sent_to_the_worker(
+async def test_a_larger_batch_or_a_failing_skips_is_sent_to_the_worker(
     crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More than a few events (the relay is behind): sent whole, skips not asked. A
-    skips that raises or outlasts its time at the relay counts as no."""
+    """Up to ``relay_skips_batch_size`` events the relay asks; one more (the relay is
+    behind): sent whole, skips not asked. A skips that raises, or answers after the
+    batch's budget, counts as no."""
     if crm2_database.backend != "postgresql":
         pytest.skip("the relay asks skips on PostgreSQL only")
     from crm2_core.events import relay_skips
 
     app = await _app(crm2_app_factory, crm2_database)
     asked: list[int] = []
+    slow = [False]
 
     async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
         asked.append(event.data["n"])
-        if event.data["n"] == 0:
+        if slow[0] and event.data["n"] == 0:
             raise RuntimeError("skips failed")
-        await asyncio.sleep(5)
+        if slow[0]:
+            await asyncio.sleep(5)
         return True
 
     handlers, idle = _registry(app, skips)
     broker = Broker(handlers)
     most = app.context.settings.relay_skips_batch_size
-    await _committed(app, [f"s{n}" for n in range(most + 1)])
-    assert await _relay(app, handlers, broker) == most + 1
-    assert (
-        asked == [] and len(broker.calls) == 1 and len(broker.calls[0]) == 2 * len(await _log(app))
-    )
+    await _committed(app, [f"s{n}" for n in range(most)])
+    assert await _relay(app, handlers, broker) == most
+    assert asked == list(range(most))
+    assert broker.calls == [[("probe.record", e.id) for e in await _log(app)]]
 
-    monkeypatch.setattr(relay_skips, "RELAY_SKIPS_SECONDS", 0.05)
+    asked.clear()
+    broker.calls.clear()
+    await _committed(app, [f"t{n}" for n in range(most + 1)])
+    assert await _relay(app, handlers, broker) == most + 1
+    assert asked == [] and len(broker.calls) == 1 and len(broker.calls[0]) == 2 * (most + 1)
+
+    monkeypatch.setattr(relay_skips, "SKIPS_BUDGET_SECONDS", 0.05)
+    slow[0] = True
     broker.calls.clear()
     await _committed(app, ["x", "y"])
     assert await _relay(app, handlers, broker) == 2
@@ -224,6 +249,42 @@ async def test_a_large_batch_or_a_failing_skips_is_sent_to_the_worker(
         [("probe.idle", x), ("probe.idle", y)],
     ]
     assert not await app.applied(idle.id, x) and not await app.applied(idle.id, y)
+
+
+async def test_a_failing_claim_rolls_the_batch_back_and_the_relay_then_sends_every_pair(
+    crm2_app_factory, crm2_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that fails (a real database error in the relay's transaction) rolls the
+    batch back; the relay's next tries send every pair instead of asking, so a fault
+    in the claims never stops the log."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("the relay asks skips on PostgreSQL only")
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from crm2_core.events import relay_skips
+
+    app = await _app(crm2_app_factory, crm2_database)
+
+    async def skips(_session, _event, _context) -> bool:  # type: ignore[no-untyped-def]
+        return True
+
+    async def failing_claim(session, _handler, _event) -> bool:  # type: ignore[no-untyped-def]
+        await session.execute(text("SELECT 1 / 0"))
+        return True
+
+    handlers, idle = _registry(app, skips)
+    monkeypatch.setattr(relay_skips, "claim", failing_claim)
+    skipping = RelaySkips(app.context, handlers)
+    broker = Broker(handlers)
+    await _committed(app, ["a"])
+    with pytest.raises(DBAPIError):
+        await _relay(app, handlers, broker, skipping)
+    assert await _log(app) == [] and not await _any_applied(app)
+    assert await _relay(app, handlers, broker, skipping) == 1
+    (event,) = await _log(app)
+    assert broker.calls[-1] == [("probe.record", event.id), (idle.id, event.id)]
+    assert not await app.applied(idle.id, event.id)  # its worker asks
 
 
 async def test_over_rabbitmq_a_skipped_pair_never_reaches_the_queue(
@@ -295,7 +356,9 @@ async def test_in_process_a_skipped_pair_is_recorded_by_the_relay_not_queued(
     monkeypatch.setattr(MemoryBroker, "deliver", recording)
     probe_plugin.WATCH[0] = True
     try:
-        app = await crm2_app_factory(extra_plugins=(probe_plugin,))
+        app = await crm2_app_factory(
+            extra_plugins=(probe_plugin,), plugin_settings={"metrics": {"enabled": True}}
+        )
     finally:
         probe_plugin.WATCH[0] = False
     headers = await app.login("agent")
@@ -313,3 +376,6 @@ async def test_in_process_a_skipped_pair_is_recorded_by_the_relay_not_queued(
     for event_id in ids:
         assert await app.applied("probe.watch", event_id)
     assert await effects(app, skipped) == 1 and await effects(app, watched) == 2
+    # counted once, after the relay's commit (PostgreSQL) or by the delivery (SQLite)
+    metrics = await app.client.get("/metrics")
+    assert 'crm2_handler_runs_total{handler="probe.watch",outcome="skipped"} 1.0' in metrics.text
