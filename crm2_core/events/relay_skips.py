@@ -146,29 +146,28 @@ class RelaySkips:
     async def _record(self, session: AsyncSession, events: Sequence[Envelope]) -> set[Pair]:
         recorded: set[Pair] = set()
         deadline = time.monotonic() + SKIPS_BUDGET_SECONDS
-        async with self.context.session_factory() as reader:
-            for event in events:
-                for handler in self.handlers.for_event(event.type):
-                    if handler.spec.skips is None:
-                        continue
-                    started = time.monotonic()
-                    if not await self._skips(reader, handler, event, deadline - started):
-                        continue
-                    if await claim(session, handler, event):
-                        recorded.add((handler.id, event.id))
-                        self._uncounted.append((handler.id, time.monotonic() - started))
+        for event in events:
+            for handler in self.handlers.for_event(event.type):
+                if handler.spec.skips is None:
+                    continue
+                started = time.monotonic()
+                if not await self._skips(handler, event, deadline - started):
+                    continue
+                if await claim(session, handler, event):
+                    recorded.add((handler.id, event.id))
+                    self._uncounted.append((handler.id, time.monotonic() - started))
         return recorded
 
-    async def _skips(
-        self, reader: AsyncSession, handler: RegisteredHandler, event: Envelope, seconds: float
-    ) -> bool:
-        """``skips`` on the batch's reader session (before any transaction, as a worker
-        asks it) within what is left of the budget; a failure or a late answer is a no:
-        the delivery asks again."""
+    async def _skips(self, handler: RegisteredHandler, event: Envelope, seconds: float) -> bool:
+        """``skips`` on a session of its own, as a worker asks it (a session's first
+        statement goes without ``BEGIN``; one session shared by the batch would begin a
+        transaction for the second handler's read), within what is left of the budget; a
+        failure or a late answer is a no: the delivery asks again."""
         if seconds <= 0:
             return False
         try:
-            return await asks_to_skip(reader, handler, event, self.context, seconds)
+            async with self.context.session_factory() as reader:
+                return await asks_to_skip(reader, handler, event, self.context, seconds)
         except Exception as exc:
             log.warning(
                 "handler %s: skips failed on event %s at the relay (%s); sent to it",
