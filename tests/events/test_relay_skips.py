@@ -57,6 +57,16 @@ def _registry(app: Crm2TestApp, skips) -> tuple[HandlerRegistry, RegisteredHandl
     return HandlerRegistry([record, idle]), idle
 
 
+def _always(asked: list[uuid.UUID]):  # type: ignore[no-untyped-def]
+    """A ``skips`` that answers ``True``, noting each event it is asked about."""
+
+    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(event.id)
+        return True
+
+    return skips
+
+
 async def _committed(app: Crm2TestApp, subjects: Sequence[str]) -> None:
     async with app.context.session_factory() as session:
         for n, subject in enumerate(subjects):
@@ -92,12 +102,7 @@ async def test_pairs_a_handler_skips_are_recorded_by_the_relay_and_not_sent(
     SQLite nothing changes: every pair is sent, and the worker asks ``skips``."""
     app = await _app(crm2_app_factory, crm2_database)
     asked: list[uuid.UUID] = []
-
-    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
-        asked.append(event.id)
-        return True
-
-    handlers, idle = _registry(app, skips)
+    handlers, idle = _registry(app, _always(asked))
     broker = Broker(handlers)
     await _committed(app, ["a", "b"])
     assert await _relay(app, handlers, broker) == 2
@@ -140,12 +145,7 @@ async def test_what_the_relay_recorded_rolls_back_with_its_batch(
         pytest.skip("the relay asks skips on PostgreSQL only")
     app = await _app(crm2_app_factory, crm2_database)
     asked: list[uuid.UUID] = []
-
-    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
-        asked.append(event.id)
-        return True
-
-    handlers, idle = _registry(app, skips)
+    handlers, idle = _registry(app, _always(asked))
     await _committed(app, ["a"])
     with pytest.raises(ConnectionError):
         await _relay(app, handlers, Broker(handlers, fail=True))
@@ -188,12 +188,7 @@ async def test_with_the_setting_at_zero_the_relay_sends_every_pair(
 ) -> None:
     app = await _app(crm2_app_factory, crm2_database, relay_skips_batch_size=0)
     asked: list[uuid.UUID] = []
-
-    async def skips(_session, event, _context) -> bool:  # type: ignore[no-untyped-def]
-        asked.append(event.id)
-        return True
-
-    handlers, idle = _registry(app, skips)
+    handlers, idle = _registry(app, _always(asked))
     broker = Broker(handlers)
     await _committed(app, ["a"])
     assert await _relay(app, handlers, broker) == 1
