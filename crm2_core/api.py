@@ -17,7 +17,7 @@ from crm2_core.db.bulk import insert_rows
 from crm2_core.db.direct import execute_in_session
 from crm2_core.db.lists import in_values
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
-from crm2_core.db.together import NewRow, insert_together, new_row
+from crm2_core.db.together import NewRow, insert_together, insert_together_if, new_row
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -226,6 +226,7 @@ __all__ = [
     "in_values",
     "insert_rows",
     "insert_together",
+    "insert_together_if",
     "is_active_user",
     "json_list_contains",
     "like_pattern",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Table, bindparam, insert, inspect
+from sqlalchemy import CTE, ColumnElement, Table, bindparam, insert, inspect, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from crm2_core.db.direct import driver_statement, run_on_driver, unbegun
 from crm2_core.db.held import write_at_commit
 
 # One shape: each row's table and the columns it writes, parents first.
@@ -91,6 +92,50 @@ def _statement(shape: Shape) -> Insert:
     return stmt
 
 
+# (shape, condition) -> (the condition, its statement); keyed by the condition's identity
+# (a clause's ``==`` builds SQL), and the condition kept so that identity stays its own
+_GUARDED: dict[tuple[Shape, int], tuple[ColumnElement[bool], Insert]] = {}
+_GUARDED_MOST = 256
+
+
+def _guarded_insert_of(number: int, table: Table, columns: tuple[str, ...], guard: CTE) -> Insert:
+    values = select(
+        *(bindparam(f"r{number}_{name}", type_=table.c[name].type) for name in columns)
+    ).select_from(guard)
+    return insert(table).from_select(list(columns), values)
+
+
+def _guarded_statement(shape: Shape, condition: ColumnElement[bool]) -> Insert:
+    """``shape``'s rows as ``INSERT … SELECT … FROM crm2_guard``, where ``crm2_guard`` is
+    one row when ``condition`` holds and none otherwise; the last row's INSERT returns a
+    row when it wrote. Built once per shape and condition, as ``_statement``."""
+    key = (shape, id(condition))
+    cached = _GUARDED.get(key)
+    if cached is not None and cached[0] is condition:
+        return cached[1]
+    guard = select(literal_column("1").label("crm2_ok")).where(condition).cte("crm2_guard")
+    *first, (last_table, last_columns) = shape
+    stmt = _guarded_insert_of(len(first), last_table, last_columns, guard)
+    stmt = stmt.returning(literal_column("1"))
+    for number, (table, columns) in enumerate(first):
+        cte = _guarded_insert_of(number, table, columns, guard).cte(f"crm2_row_{number}")
+        stmt = stmt.add_cte(cte)
+    if len(_GUARDED) >= _GUARDED_MOST:
+        _GUARDED.clear()
+    _GUARDED[key] = (condition, stmt)
+    return stmt
+
+
+def _shape_of(rows: Sequence[Any]) -> tuple[Shape, dict[str, Any]]:
+    shape: list[tuple[Table, tuple[str, ...]]] = []
+    params: dict[str, Any] = {}
+    for number, row in enumerate(rows):
+        table, values = _values_of(row)
+        shape.append((table, tuple(values)))
+        params.update((f"r{number}_{name}", value) for name, value in values.items())
+    return tuple(shape), params
+
+
 async def _one_by_one(session: AsyncSession, rows: Sequence[Any]) -> None:
     """In order: ORM objects flushed, plain rows as one INSERT each (after the flush)."""
     for row in rows:
@@ -124,13 +169,39 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
     if session.get_bind().dialect.name != "postgresql" or len(rows) == 1:
         await _one_by_one(session, rows)
         return
-    shape: list[tuple[Table, tuple[str, ...]]] = []
-    params: dict[str, Any] = {}
-    for number, row in enumerate(rows):
-        table, values = _values_of(row)
-        shape.append((table, tuple(values)))
-        params.update((f"r{number}_{name}", value) for name, value in values.items())
-    await write_at_commit(session, _statement(tuple(shape)), params)
+    shape, params = _shape_of(rows)
+    await write_at_commit(session, _statement(shape), params)
     for row in rows:
         if not isinstance(row, NewRow) and row in session:
             session.expunge(row)
+
+
+async def insert_together_if(
+    session: AsyncSession,
+    rows: Sequence[NewRow],
+    condition: ColumnElement[bool],
+    params: Mapping[str, Any],
+) -> bool:
+    """Write ``rows`` (as ``insert_together``) only if ``condition`` holds, checked in
+    the statement that writes them, and sent now as a transaction of its own: one
+    round trip for a create whose reads are a guess (a stage cached by the process)
+    that the write itself can verify. ``params``: the condition's parameters.
+
+    Only on PostgreSQL through the driver, on a session that has sent nothing of its
+    transaction yet, under READ COMMITTED; then the caller must write nothing more in
+    this transaction (the rows are committed as the statement ends, whatever the
+    session does next). ``False``: nothing was written, because the condition did not
+    hold or the session cannot send the rows alone; the caller then takes its usual
+    path (reads, then ``insert_together``).
+
+    Build ``condition`` once per shape (an ``lru_cache``d clause with bound
+    parameters): the statement is cached per condition object.
+    """
+    if not rows or session.get_bind().dialect.name != "postgresql":
+        return False
+    shape, values = _shape_of(rows)
+    statement = _guarded_statement(shape, condition)
+    direct = await driver_statement(session, statement, {**values, **params})
+    if direct is None or not unbegun(direct):
+        return False
+    return bool(await run_on_driver(direct, statement, alone=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crm2_deals.repository.pipelines import forget_starts
 from deals_kit import API, Deals
 
 from crm2_core.testing import sent_to_postgresql
@@ -196,26 +197,105 @@ async def test_deal_events(deals: Deals) -> None:
     assert rows[1].data["changed"] == ["title", "value"]
 
 
-async def test_create_is_two_round_trips_on_postgresql(deals: Deals) -> None:
-    """One read (client visible + pipeline's first open stage), then one write (the deal,
-    its stage move and its event in one statement) sent at the commit by itself: no
-    BEGIN, no COMMIT on the wire (``crm2_core.db.held``); SQLite: the usual flush."""
+def _sent_kinds(sent: list[str]) -> list[str]:
+    """What a request sent, by first word (a role cache may read or not: left out)."""
+    return [s.split()[0].rstrip(";") for s in sent if "auth_" not in s]
+
+
+async def test_a_create_is_one_round_trip_once_its_start_is_known(deals: Deals) -> None:
+    """The first create reads (client visible + the pipeline's first open stage), then
+    writes (the deal, its stage move and its event in one statement) at the commit by
+    itself: no BEGIN, no COMMIT on the wire (``crm2_core.db.held``). The next ones only
+    write: the stage read last is the guess, which the write itself checks
+    (``insert_together_if``). SQLite: the usual flush."""
+    forget_starts()  # the process's guesses (another test's database) would cost a read
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
-    await deals.create_deal(admin.headers, client["id"])
     await deals.app.settle_events()
-    if deals.app.context.engine.dialect.name != "postgresql":
-        return
     # what the request itself sends (the relay and handlers run beside it, in their tasks)
     with sent_to_postgresql() as sent:
-        deal = await deals.create_deal(admin.headers, client["id"], title="Two trips")
-    statements = [s for s in sent if "auth_" not in s]  # a role cache may read or not
-    assert [s.split()[0].rstrip(";") for s in statements] == ["SELECT", "WITH"], statements
+        first = await deals.create_deal(admin.headers, client["id"])
+    with sent_to_postgresql() as sent_again:
+        deal = await deals.create_deal(admin.headers, client["id"], title="One trip")
+    if deals.app.context.engine.dialect.name == "postgresql":
+        assert _sent_kinds(sent) == ["SELECT", "WITH"], sent
+        assert _sent_kinds(sent_again) == ["WITH"], sent_again
+    assert deal["stage_id"] == first["stage_id"] and deal["status"] == "open"
     await deals.app.settle_events()
     created = [e for e in await deals.events("deals.deal.created") if e.subject == deal["id"]]
-    assert len(created) == 1 and created[0].data["title"] == "Two trips"
+    assert len(created) == 1 and created[0].data["title"] == "One trip"
+    assert created[0].data["stage_id"] == first["stage_id"]
     history = await deals.client.get(f"{API}/deals/{deal['id']}/history", headers=admin.headers)
     assert history.status_code == 200 and len(history.json()["items"]) == 1
+
+
+async def test_a_wrong_guess_costs_one_read_and_the_deal_starts_where_it_should(
+    deals: Deals,
+) -> None:
+    """A new default pipeline, then its stages reordered, after this process cached
+    where deals start: the guessed write writes nothing, and the usual read puts the
+    deal in the first open stage of now, with one deal, one move and one event."""
+    forget_starts()
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    await deals.create_deal(admin.headers, client["id"])  # the guess: "New business"
+    stages = [{"name": "Call", "probability": 20}, {"name": "Offer", "probability": 60}]
+    answer = await deals.client.post(
+        f"{API}/pipelines",
+        json={"name": "Cross-sell", "stages": stages, "is_default": True},
+        headers=admin.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    pipeline = answer.json()
+    with sent_to_postgresql() as sent:
+        moved = await deals.create_deal(admin.headers, client["id"], title="Moved on")
+    assert moved["pipeline_id"] == pipeline["id"]
+    assert moved["stage_id"] == deals.stage(pipeline, "Call")["id"]
+    call, offer = pipeline["stages"]
+    reordered = await deals.client.patch(
+        f"{API}/pipelines/{pipeline['id']}",
+        json={"stages": [{**offer, "position": 0}, {**call, "position": 1}]},
+        headers={**admin.headers, "If-Match": '"v1"'},
+    )
+    assert reordered.status_code == 200, reordered.text
+    again = await deals.create_deal(admin.headers, client["id"], title="Reordered")
+    assert again["stage_id"] == offer["id"]
+    with sent_to_postgresql() as sent_after:
+        await deals.create_deal(admin.headers, client["id"])
+    if deals.app.context.engine.dialect.name == "postgresql":
+        assert _sent_kinds(sent) == ["WITH", "SELECT", "WITH"], sent
+        assert _sent_kinds(sent_after) == ["WITH"], sent_after
+    await deals.app.settle_events()
+    for deal in (moved, again):
+        events = [e for e in await deals.events("deals.deal.created") if e.subject == deal["id"]]
+        assert len(events) == 1 and events[0].data["stage_id"] == deal["stage_id"]
+        url = f"{API}/deals/{deal['id']}/history"
+        history = (await deals.client.get(url, headers=admin.headers)).json()["items"]
+        assert [h["to_stage_id"] for h in history] == [deal["stage_id"]]
+
+
+async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
+    deals: Deals,
+) -> None:
+    """With a guess cached, a create for another agent's client or for no client at
+    all is still 404, and nothing of it is written."""
+    forget_starts()
+    one, two = await deals.user("agent"), await deals.user("agent")
+    theirs = await deals.create_client(one.headers)
+    mine = await deals.create_client(two.headers)
+    await deals.create_deal(two.headers, mine["id"])  # the guess
+    before = len(await deals.events())
+    body = {"title": "Not mine", "value": "1.00", "currency": "EUR"}
+    for client_id in (theirs["id"], "6f1c0e2a-1d1b-4c59-9a55-3f7c2b0e9d11"):
+        refused = await deals.client.post(
+            f"{API}/deals", json={**body, "client_id": client_id}, headers=two.headers
+        )
+        assert refused.status_code == 404, refused.text
+    listed = await deals.client.get(f"{API}/deals", headers=one.headers)
+    assert listed.json()["items"] == []
+    assert len(await deals.events()) == before
+    ok = await deals.create_deal(two.headers, mine["id"], title="Still fine")
+    assert ok["owner_id"] == str(two.id)
 
 
 async def test_a_create_in_a_closed_stage_writes_its_closing_event_in_one_transaction(

@@ -11,7 +11,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -139,6 +152,57 @@ async def pipeline_with_first_open_stage(
     pipeline, pipeline_name, stage_id, stage_name, kind, answer = rows[0]
     stage = None if stage_id is None else StageRef(stage_id, pipeline, stage_name, kind)
     return Start(pipeline_name, stage, bool(answer))
+
+
+# A new deal's start as this process last read it, per pipeline asked for (``None``:
+# the default one). Only a guess: a create that uses it checks it in its write
+# (``start_still``), and a wrong guess costs that create the usual read.
+_GUESSES: dict[uuid.UUID | None, StageRef] = {}
+_GUESSES_MOST = 64
+
+
+def guessed_start(pipeline_id: uuid.UUID | None) -> StageRef | None:
+    """The stage a new deal in ``pipeline_id`` (``None``: the default pipeline) started
+    in when this process last read it, if any."""
+    return _GUESSES.get(pipeline_id)
+
+
+def remember_start(pipeline_id: uuid.UUID | None, start: Start | None) -> None:
+    """Keep ``start``'s stage as the next guess for ``pipeline_id`` (forget it without one)."""
+    if start is None or start.stage is None or start.stage.kind != "open":
+        _GUESSES.pop(pipeline_id, None)
+        return
+    if len(_GUESSES) >= _GUESSES_MOST and pipeline_id not in _GUESSES:
+        _GUESSES.clear()
+    _GUESSES[pipeline_id] = start.stage
+
+
+def forget_starts() -> None:
+    """Drop every guess (tests; nothing needs it for correctness)."""
+    _GUESSES.clear()
+
+
+@lru_cache(maxsize=16)
+def _still_first(by_id: bool, also: Exists) -> ColumnElement[bool]:
+    first = _first_open_stage(by_id, None).with_only_columns(col(Pipeline.id), col(Stage.id))
+    guess = tuple_(
+        bindparam("guess_pipeline_id", type_=Pipeline.__table__.c.id.type),  # type: ignore[attr-defined]
+        bindparam("guess_stage_id", type_=Stage.__table__.c.id.type),  # type: ignore[attr-defined]
+    )
+    return and_(guess.in_(first), also)
+
+
+def start_still(
+    pipeline_id: uuid.UUID | None, guess: StageRef, also: tuple[Exists, Mapping[str, Any]]
+) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """The condition that ``guess`` is still where a new deal in ``pipeline_id`` starts
+    (what ``pipeline_with_first_open_stage`` would answer now) and ``also`` holds, with
+    its parameters: for ``insert_together_if``. Built once per shape."""
+    clause, params = also
+    values = {**params, "guess_pipeline_id": guess.pipeline_id, "guess_stage_id": guess.id}
+    if pipeline_id is not None:
+        values["start_pipeline_id"] = pipeline_id
+    return _still_first(pipeline_id is not None, clause), values
 
 
 async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:

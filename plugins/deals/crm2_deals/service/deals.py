@@ -14,7 +14,9 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
+    Crm2Error,
     CsvColumns,
+    NewRow,
     PageParams,
     Records,
     Unprocessable,
@@ -22,6 +24,7 @@ from crm2_core.api import (
     export_list,
     from_minor,
     insert_together,
+    insert_together_if,
     new_row,
     publish,
     publish_row,
@@ -51,7 +54,7 @@ from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 if TYPE_CHECKING:
-    from crm2_core.api import AppContext
+    from crm2_core.api import AppContext, Visibility
 
 EXPORT_PAGE_SIZE = 1000
 DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
@@ -150,6 +153,9 @@ async def create_deal(
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
     ``context``: the REST route, a handler, a CLI command alike)."""
     visibility = RULES.visibility(principal)
+    guessed = await _create_as_guessed(session, principal, data, context, visibility)
+    if guessed is not None:
+        return guessed
     clients = clients_repo.clients
     start: Start | None = None
     if data.stage_id is None:
@@ -158,22 +164,82 @@ async def create_deal(
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
+        pipelines_repo.remember_start(data.pipeline_id, start)
     if start is None or not start.also:
         await clients.get_or_404(session, visibility, data.client_id)  # 404 first, as ever
-    client_id = data.client_id
     owner = await resolve_owner(session, principal, visibility, data.owner_id)
-    currency = data.currency or context.plugin_settings("deals").default_currency
-    value_minor = minor_units(data.value or Decimal(0), currency, "a deal value")
+    currency, value_minor = _money(data, context)
     stage = await _stage_for(session, data.pipeline_id, data.stage_id, start)
     now = utcnow()
     values = _closing(stage.kind, now)
     if stage.kind == "lost":
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
+    row, deal = _new_deal(data, stage, owner, currency, value_minor, now, values)
+    if vetting(context):  # the deal's snapshot, only for plugins that look at it
+        to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
+        change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
+        await vet(context, session, principal, change)
+    # the deal, its first stage move and its event: one statement (one round trip)
+    await insert_together(session, [row, *_written_with(session, principal, deal, now)])
+    _publish_closed(session, principal, deal)
+    return deal
+
+
+async def _create_as_guessed(
+    session: AsyncSession,
+    principal: Principal,
+    data: DealCreate,
+    context: AppContext,
+    visibility: Visibility,
+) -> Deal | None:
+    """The usual create (no stage, owner or vetting plugin named) in one round trip:
+    the deal starts in the stage this process last read for its pipeline, and its
+    statement writes only if that stage is still the first open one and the client
+    visible (``insert_together_if``). ``None``: nothing written, for any reason (no
+    guess, a wrong one, an invisible client, a value the usual path refuses, a session
+    that has begun); ``create_deal`` then takes the usual path, which answers as ever."""
+    if data.stage_id is not None or data.owner_id is not None or vetting(context):
+        return None
+    guess = pipelines_repo.guessed_start(data.pipeline_id)
+    if guess is None:
+        return None
+    try:  # refused here, they are refused again on the usual path, in its order
+        owner = await resolve_owner(session, principal, visibility, None)
+        currency, value_minor = _money(data, context)
+    except Crm2Error:
+        return None
+    now = utcnow()
+    row, deal = _new_deal(data, guess, owner, currency, value_minor, now, _closing("open", now))
+    seen = clients_repo.clients.visible_exists(visibility, data.client_id)
+    condition, params = pipelines_repo.start_still(data.pipeline_id, guess, seen)
+    rows = [row, *_written_with(session, principal, deal, now)]
+    if await insert_together_if(session, rows, condition, params):
+        return deal
+    pipelines_repo.remember_start(data.pipeline_id, None)  # read it again
+    return None
+
+
+def _money(data: DealCreate, context: AppContext) -> tuple[str, int]:
+    currency = data.currency or context.plugin_settings("deals").default_currency
+    return currency, minor_units(data.value or Decimal(0), currency, "a deal value")
+
+
+def _new_deal(
+    data: DealCreate,
+    stage: Stage | StageRef,
+    owner: uuid.UUID,
+    currency: str,
+    value_minor: int,
+    now: datetime,
+    values: dict[str, Any],
+) -> tuple[NewRow, Deal]:
+    """The new deal's row, and the deal as written (outside the session: an ORM object
+    built by ``__init__`` costs more than the row's INSERT)."""
     row = new_row(
         Deal,
         title=data.title,
-        client_id=client_id,
+        client_id=data.client_id,
         pipeline_id=stage.pipeline_id,
         stage_id=stage.id,
         value_minor=value_minor,
@@ -184,31 +250,28 @@ async def create_deal(
         stage_entered_at=now,
         **values,
     )
-    # the deal as written, outside the session (an ORM object built by __init__ costs
-    # more than the row's INSERT)
-    deal = Deal.model_construct(**row.values)
-    if vetting(context):  # the deal's snapshot, only for plugins that look at it
-        to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
-        change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
-        await vet(context, session, principal, change)
+    return row, Deal.model_construct(**row.values)
+
+
+def _written_with(
+    session: AsyncSession, principal: Principal, deal: Deal, now: datetime
+) -> list[NewRow]:
+    """What a new deal's statement writes besides the deal: its first stage move and
+    its ``created`` event."""
     move = new_row(
-        StageMove, deal_id=deal.id, to_stage_id=stage.id, moved_by=acting_user(principal),
+        StageMove, deal_id=deal.id, to_stage_id=deal.stage_id, moved_by=acting_user(principal),
         moved_at=now,
     )  # fmt: skip
     created = DealCreated(
         title=deal.title,
-        client_id=client_id,
+        client_id=deal.client_id,
         pipeline_id=deal.pipeline_id,
-        stage_id=stage.id,
-        value=str(from_minor(value_minor, currency)),
-        currency=currency,
-        owner_id=owner,
+        stage_id=deal.stage_id,
+        value=str(from_minor(deal.value_minor, deal.currency)),
+        currency=deal.currency,
+        owner_id=deal.owner_id,
     )
-    record = publish_row(session, created, subject=deal.id, actor=principal)
-    # the deal, its first stage move and its event: one statement (one round trip)
-    await insert_together(session, [row, move, record])
-    _publish_closed(session, principal, deal)
-    return deal
+    return [move, publish_row(session, created, subject=deal.id, actor=principal)]
 
 
 def _publish_closed(session: AsyncSession, principal: Principal, deal: Deal) -> None:
