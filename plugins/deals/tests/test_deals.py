@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from crm2_deals.repository.pipelines import forget_starts
+from crm2_deals.schemas.deals import DealCreate
+from crm2_deals.service.deals import create_deal
 from deals_kit import API, Deals
 
 from crm2_core.testing import sent_to_postgresql
+from crm2_hookspecs import Principal
 
 
 async def test_create_defaults_to_default_pipeline_first_open_stage(deals: Deals) -> None:
@@ -296,6 +299,27 @@ async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
     assert len(await deals.events()) == before
     ok = await deals.create_deal(two.headers, mine["id"], title="Still fine")
     assert ok["owner_id"] == str(two.id)
+
+
+async def test_creates_inside_a_larger_transaction_roll_back_with_it(deals: Deals) -> None:
+    """A caller that writes more than the one deal (a seed, a handler) does not say
+    ``whole_transaction``: with the start known, its creates still wait for its commit,
+    and its rollback leaves none of them."""
+    forget_starts()
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    await deals.create_deal(admin.headers, client["id"])  # the start is known now
+    principal = Principal(
+        id=admin.id, kind="user", roles=frozenset({"admin"}),
+        permissions=frozenset({"deals:write", "deals:all_records"}),
+    )  # fmt: skip
+    data = DealCreate(title="Rolled back", client_id=client["id"])
+    async with deals.app.context.session_factory() as session:
+        for _ in range(2):
+            await create_deal(session, principal, data, context=deals.app.context)
+        await session.rollback()
+    listed = await deals.client.get(f"{API}/deals", headers=admin.headers)
+    assert [d["title"] for d in listed.json()["items"]] == ["Deal"]
 
 
 async def test_a_create_in_a_closed_stage_writes_its_closing_event_in_one_transaction(

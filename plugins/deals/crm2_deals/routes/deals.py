@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from fastapi import Response
 
@@ -54,7 +55,8 @@ list_route(
 )  # fmt: skip
 create_route(
     router, "/deals", service.public, response_model=DealPublic, permission="deals:write",
-    body=DealCreate, create=service.create_deal, location="/deals/{id}", name="create_deal",
+    body=DealCreate, create=partial(service.create_deal, whole_transaction=True),
+    location="/deals/{id}", name="create_deal",
     params={"context": ContextDep},
     doc="Create a deal (default pipeline and its first open stage unless given).",
 )  # fmt: skip

@@ -149,13 +149,21 @@ async def create_deal(
     data: DealCreate,
     *,
     context: AppContext,
+    whole_transaction: bool = False,
 ) -> Deal:
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
-    ``context``: the REST route, a handler, a CLI command alike)."""
+    ``context``: the REST route, a handler, a CLI command alike).
+
+    ``whole_transaction``: the caller writes nothing else in the session's transaction
+    (the REST route, whose session commits right after). The deal may then be written
+    by a statement of its own before the commit (``_create_as_guessed``); a caller that
+    writes more must leave it ``False``, or its writes would not be atomic with the deal.
+    """
     visibility = RULES.visibility(principal)
-    guessed = await _create_as_guessed(session, principal, data, context, visibility)
-    if guessed is not None:
-        return guessed
+    if whole_transaction:
+        guessed = await _create_as_guessed(session, principal, data, context, visibility)
+        if guessed is not None:
+            return guessed
     clients = clients_repo.clients
     start: Start | None = None
     if data.stage_id is None:
