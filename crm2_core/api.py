@@ -17,7 +17,13 @@ from crm2_core.db.bulk import insert_rows
 from crm2_core.db.direct import execute_in_session
 from crm2_core.db.lists import in_values
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
-from crm2_core.db.together import NewRow, insert_together, insert_together_if, new_row
+from crm2_core.db.together import (
+    NewRow,
+    can_write_alone,
+    insert_together,
+    insert_together_if,
+    new_row,
+)
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -202,6 +208,7 @@ __all__ = [
     "as_utc",
     "at_least",
     "at_most",
+    "can_write_alone",
     "cell",
     "check_currency",
     "check_version",

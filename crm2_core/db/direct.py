@@ -556,6 +556,25 @@ async def driver_statement(
     return await _direct(session, statement, params)
 
 
+def session_unbegun(session: AsyncSession) -> bool:
+    """Has nothing of the session's transaction been sent yet (no ``BEGIN`` on its
+    connection, no write held for its commit)? Asked without checking a connection
+    out: a session that has none yet has sent nothing."""
+    sync = session.sync_session
+    if getattr(sync, "_held", None) is not None:
+        return False
+    transaction, bind = sync._transaction, sync.bind
+    if transaction is None or bind is None:
+        return True
+    if transaction.nested or not transaction.is_active:
+        return False
+    entry = transaction._connections.get(bind)
+    if entry is None:
+        return True
+    adapter = _adapter_of(entry[0])
+    return adapter is not None and getattr(adapter, "_transaction", True) is None
+
+
 def unbegun(direct: DriverStatement) -> bool:
     """Has nothing of the session's transaction been sent yet, under READ COMMITTED
     (``held.write_at_commit``)?"""

@@ -12,7 +12,7 @@ from sqlalchemy import CTE, ColumnElement, Table, bindparam, insert, inspect, li
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from crm2_core.db.direct import driver_statement, run_on_driver, unbegun
+from crm2_core.db.direct import driver_statement, run_on_driver, session_unbegun, unbegun
 from crm2_core.db.held import write_at_commit
 
 # One shape: each row's table and the columns it writes, parents first.
@@ -176,30 +176,49 @@ async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
             session.expunge(row)
 
 
+def can_write_alone(session: AsyncSession) -> bool:
+    """Could ``insert_together_if`` send rows alone on ``session`` now: PostgreSQL,
+    nothing of its transaction sent or held yet, no ORM change waiting for a flush?
+    Cheap (no connection is checked out): ask it before work only that path needs.
+    ``insert_together_if`` may still answer ``False`` (a statement listener)."""
+    sync = session.sync_session
+    return (
+        session.get_bind().dialect.name == "postgresql"
+        and not (sync.new or sync.dirty or sync.deleted)
+        and session_unbegun(session)
+    )
+
+
 async def insert_together_if(
     session: AsyncSession,
     rows: Sequence[NewRow],
     condition: ColumnElement[bool],
     params: Mapping[str, Any],
 ) -> bool:
-    """Write ``rows`` (as ``insert_together``) only if ``condition`` holds, checked in
-    the statement that writes them, and sent now as a transaction of its own: one
-    round trip for a create whose reads are a guess (a stage cached by the process)
-    that the write itself can verify. ``params``: the condition's parameters.
+    """Write ``rows`` (``NewRow``s, as ``insert_together`` does) only if ``condition``
+    holds, checked in the statement that writes them, and sent now as a transaction of
+    its own: one round trip for a create whose reads are a guess (a stage cached by the
+    process) that the write itself can verify. ``params``: the condition's parameters.
 
-    Only on PostgreSQL through the driver, on a session that has sent nothing of its
-    transaction yet, under READ COMMITTED; then the caller must write nothing more in
-    this transaction (the rows are committed as the statement ends, whatever the
-    session does next). ``False``: nothing was written, because the condition did not
-    hold or the session cannot send the rows alone; the caller then takes its usual
-    path (reads, then ``insert_together``).
+    Only where ``can_write_alone`` says so: PostgreSQL through the driver, nothing of
+    the session's transaction sent, held or pending, READ COMMITTED. Then the caller
+    must write nothing more in this transaction: the rows are committed as the
+    statement ends, whatever the session does next (a rollback keeps them). ``False``:
+    nothing was written, because the condition did not hold or the session cannot send
+    the rows alone; the caller then takes its usual path (reads, then
+    ``insert_together``).
 
     Build ``condition`` once per shape (an ``lru_cache``d clause with bound
-    parameters): the statement is cached per condition object.
+    parameters): the statement is cached per condition object. Its parameter names
+    must differ from the rows' (``r<number>_<column>``).
     """
-    if not rows or session.get_bind().dialect.name != "postgresql":
+    if not rows or not can_write_alone(session):
         return False
+    if not all(isinstance(row, NewRow) for row in rows):
+        raise TypeError("insert_together_if writes NewRow values (new_row), not ORM objects")
     shape, values = _shape_of(rows)
+    if clash := values.keys() & params.keys():
+        raise ValueError(f"condition parameters named like the rows' values: {sorted(clash)}")
     statement = _guarded_statement(shape, condition)
     direct = await driver_statement(session, statement, {**values, **params})
     if direct is None or not unbegun(direct):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import bindparam, exists, select
 from sqlmodel import col
 
@@ -97,3 +98,27 @@ async def test_a_session_that_has_begun_is_refused_without_a_statement(
         await session.rollback()
     assert wrote is False and sent == []
     assert await _stored(crm2, "first@example.com", "late-1@example.com") == []
+
+
+async def test_an_orm_change_waiting_for_a_flush_is_refused_without_a_statement(
+    crm2: Crm2TestApp,
+) -> None:
+    """An object added but not flushed (application sessions do not autoflush) would
+    be written later, outside the rows' own transaction: ``False``, nothing sent.
+    ORM objects as the rows themselves are refused outright."""
+    admin = await crm2.user("admin")
+    async with crm2.context.session_factory() as session:
+        session.add(User(email="pending@example.com", password_hash="not-a-hash"))
+        with sent_to_postgresql() as sent:
+            wrote = await insert_together_if(
+                session, _users("after-1@example.com", "after-2@example.com"), KNOWN,
+                {"known_email": admin.email},
+            )  # fmt: skip
+        await session.rollback()
+    assert wrote is False and sent == []
+    assert await _stored(crm2, "pending@example.com", "after-1@example.com") == []
+    if _on_postgresql(crm2):
+        async with crm2.context.session_factory() as session:
+            orm = [User(email="orm-row@example.com", password_hash="not-a-hash")]
+            with pytest.raises(TypeError):
+                await insert_together_if(session, orm, KNOWN, {"known_email": admin.email})

@@ -281,8 +281,10 @@ async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
     deals: Deals,
 ) -> None:
     """With a guess cached, a create for another agent's client or for no client at
-    all is still 404, and nothing of it is written."""
+    all is still 404 and writes nothing (the guessed statement was tried first); an
+    agent's create for their own client goes in one statement."""
     forget_starts()
+    admin = await deals.user("admin")
     one, two = await deals.user("agent"), await deals.user("agent")
     theirs = await deals.create_client(one.headers)
     mine = await deals.create_client(two.headers)
@@ -290,15 +292,59 @@ async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
     before = len(await deals.events())
     body = {"title": "Not mine", "value": "1.00", "currency": "EUR"}
     for client_id in (theirs["id"], "6f1c0e2a-1d1b-4c59-9a55-3f7c2b0e9d11"):
-        refused = await deals.client.post(
-            f"{API}/deals", json={**body, "client_id": client_id}, headers=two.headers
-        )
+        with sent_to_postgresql() as sent:
+            refused = await deals.client.post(
+                f"{API}/deals", json={**body, "client_id": client_id}, headers=two.headers
+            )
         assert refused.status_code == 404, refused.text
-    listed = await deals.client.get(f"{API}/deals", headers=one.headers)
-    assert listed.json()["items"] == []
-    assert len(await deals.events()) == before
-    ok = await deals.create_deal(two.headers, mine["id"], title="Still fine")
+        if deals.app.context.engine.dialect.name == "postgresql":
+            assert _sent_kinds(sent)[:2] == ["WITH", "SELECT"], sent
+            await deals.create_deal(two.headers, mine["id"])  # the guess again
+    listed = await deals.client.get(f"{API}/deals", headers=admin.headers)
+    assert "Not mine" not in [d["title"] for d in listed.json()["items"]]
+    created = await deals.events("deals.deal.created")
+    assert all(e.data["title"] != "Not mine" for e in created)
+    with sent_to_postgresql() as sent_ok:
+        ok = await deals.create_deal(two.headers, mine["id"], title="Still fine")
     assert ok["owner_id"] == str(two.id)
+    if deals.app.context.engine.dialect.name == "postgresql":
+        assert _sent_kinds(sent_ok) == ["WITH"], sent_ok
+        assert len(await deals.events()) == before + 3  # two creates between, then this one
+
+
+async def test_a_guess_per_pipeline_and_not_with_an_idempotency_key(deals: Deals) -> None:
+    """A pipeline named in the body has its own guess (checked with that pipeline in
+    the statement); an ``Idempotency-Key`` create, whose key's claim began the
+    transaction, takes the usual path in that one transaction, guess or not."""
+    forget_starts()
+    admin = await deals.user("admin")
+    client = await deals.create_client(admin.headers)
+    renewals = await deals.pipeline(admin.headers, "Renewals")
+    kinds = []
+    for _ in range(2):
+        with sent_to_postgresql() as sent:
+            deal = await deals.create_deal(admin.headers, client["id"], pipeline_id=renewals["id"])
+        kinds.append(_sent_kinds(sent))
+        assert deal["stage_id"] == deals.stage(renewals, "Renewal due")["id"]
+    keyed = {**admin.headers, "Idempotency-Key": "guess-or-not"}
+    with sent_to_postgresql() as sent_keyed:
+        answer = await deals.client.post(
+            f"{API}/deals",
+            json={"title": "Keyed", "client_id": client["id"], "pipeline_id": renewals["id"]},
+            headers=keyed,
+        )
+    assert answer.status_code == 201, answer.text
+    if deals.app.context.engine.dialect.name == "postgresql":
+        assert kinds == [["SELECT", "WITH"], ["WITH"]], kinds
+        keyed_kinds = _sent_kinds(sent_keyed)
+        assert keyed_kinds[0] == "BEGIN" and keyed_kinds[-1] == "COMMIT", sent_keyed
+        assert not any(s.startswith("WITH crm2_guard") for s in sent_keyed), sent_keyed
+    again = await deals.client.post(
+        f"{API}/deals",
+        json={"title": "Keyed", "client_id": client["id"], "pipeline_id": renewals["id"]},
+        headers=keyed,
+    )
+    assert again.status_code == 201 and again.json()["id"] == answer.json()["id"]
 
 
 async def test_creates_inside_a_larger_transaction_roll_back_with_it(deals: Deals) -> None:

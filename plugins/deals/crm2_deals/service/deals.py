@@ -21,6 +21,7 @@ from crm2_core.api import (
     Records,
     Unprocessable,
     acting_user,
+    can_write_alone,
     export_list,
     from_minor,
     insert_together,
@@ -210,7 +211,7 @@ async def _create_as_guessed(
     if data.stage_id is not None or data.owner_id is not None or vetting(context):
         return None
     guess = pipelines_repo.guessed_start(data.pipeline_id)
-    if guess is None:
+    if guess is None or not can_write_alone(session):
         return None
     try:  # refused here, they are refused again on the usual path, in its order
         owner = await resolve_owner(session, principal, visibility, None)
