@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.auth.models import User
@@ -20,6 +21,11 @@ KNOWN = exists(select(col(User.id)).where(col(User.email) == bindparam("known_em
 
 def _users(*emails: str) -> list[Any]:
     return [new_row(User, email=email, password_hash="not-a-hash") for email in emails]
+
+
+async def _if_known(session: AsyncSession, email: str, *emails: str) -> bool:
+    """Users ``emails``, written only if a user ``email`` exists."""
+    return await insert_together_if(session, _users(*emails), KNOWN, {"known_email": email})
 
 
 async def _stored(crm2: Crm2TestApp, *emails: str) -> list[str]:
@@ -42,10 +48,7 @@ async def test_rows_written_alone_when_the_condition_holds(crm2: Crm2TestApp) ->
     admin = await crm2.user("admin")
     async with crm2.context.session_factory() as session:
         with sent_to_postgresql() as sent:
-            wrote = await insert_together_if(
-                session, _users("if-1@example.com", "if-2@example.com"), KNOWN,
-                {"known_email": admin.email},
-            )  # fmt: skip
+            wrote = await _if_known(session, admin.email, "if-1@example.com", "if-2@example.com")
         seen_before_commit = await _stored(crm2, "if-1@example.com", "if-2@example.com")
         with sent_to_postgresql() as at_commit:
             await session.commit()
@@ -65,10 +68,9 @@ async def test_nothing_written_when_it_does_not_hold_and_the_session_goes_on(
     write (held to the commit) goes alone there as ever."""
     async with crm2.context.session_factory() as session:
         with sent_to_postgresql() as sent:
-            wrote = await insert_together_if(
-                session, _users("no-1@example.com", "no-2@example.com"), KNOWN,
-                {"known_email": "nobody@example.com"},
-            )  # fmt: skip
+            wrote = await _if_known(
+                session, "nobody@example.com", "no-1@example.com", "no-2@example.com"
+            )
             await insert_together(session, _users("usual-1@example.com", "usual-2@example.com"))
             await session.commit()
     assert wrote is False
@@ -91,10 +93,9 @@ async def test_a_session_that_has_begun_is_refused_without_a_statement(
         session.add(User(email="first@example.com", password_hash="not-a-hash"))
         await session.flush()
         with sent_to_postgresql() as sent:
-            wrote = await insert_together_if(
-                session, _users("late-1@example.com", "late-2@example.com"), KNOWN,
-                {"known_email": admin.email},
-            )  # fmt: skip
+            wrote = await _if_known(
+                session, admin.email, "late-1@example.com", "late-2@example.com"
+            )
         await session.rollback()
     assert wrote is False and sent == []
     assert await _stored(crm2, "first@example.com", "late-1@example.com") == []
@@ -110,10 +111,9 @@ async def test_an_orm_change_waiting_for_a_flush_is_refused_without_a_statement(
     async with crm2.context.session_factory() as session:
         session.add(User(email="pending@example.com", password_hash="not-a-hash"))
         with sent_to_postgresql() as sent:
-            wrote = await insert_together_if(
-                session, _users("after-1@example.com", "after-2@example.com"), KNOWN,
-                {"known_email": admin.email},
-            )  # fmt: skip
+            wrote = await _if_known(
+                session, admin.email, "after-1@example.com", "after-2@example.com"
+            )
         await session.rollback()
     assert wrote is False and sent == []
     assert await _stored(crm2, "pending@example.com", "after-1@example.com") == []
