@@ -10,12 +10,14 @@ publish leave promptly.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import dramatiq
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
+WAKE_SECONDS = 0.1  # how soon the main thread notices a stop
 
 
 def worker_queues(context: AppContext, plugins: Sequence[str] = ()) -> list[str]:
@@ -69,9 +72,17 @@ def run_worker(
     # a subject lane's waiting run holds its thread: half of them at most
     bus.broker.lanes.waiters = max(1, threads // 2)
     stop = stop or threading.Event()
+    signalled: list[int] = []
     if threading.current_thread() is threading.main_thread():
+        # The handler only appends: Event.set() there could deadlock on the lock the
+        # interrupted main thread may hold inside Event.wait().
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+    def stopping() -> bool:
+        return bool(signalled) or stop.is_set()
+
     worker = dramatiq.Worker(
         bus.broker.broker,
         queues=set(queues) if plugins else None,
@@ -86,19 +97,28 @@ def run_worker(
         await context.plugins.acall("crm2_worker_boot", context=context)
         await bus.start(relay=True)
 
-    loop_thread.run_coroutine(boot())
-    log.info(
-        "crm2 worker ready: queues %s",
-        ", ".join(queues) or "(no handlers)",
-    )
+    # Boot (the catch-up waits for the relay lock and the broker) runs while the main
+    # thread watches for a signal: a SIGTERM during boot stops the worker too.
+    booting = asyncio.run_coroutine_threadsafe(boot(), loop_thread.loop)
     try:
-        stop.wait()
+        _wait_until(lambda: booting.done() or stopping())
+        if booting.done():
+            booting.result()
+            log.info("crm2 worker ready: queues %s", ", ".join(queues) or "(no handlers)")
+            _wait_until(stopping)
     finally:
         log.info("crm2 worker stopping")
+        booting.cancel()
         worker.stop()
         loop_thread = get_event_loop_thread()
         if loop_thread is not None and loop_thread.loop.is_running():
             asyncio.run_coroutine_threadsafe(_close(context), loop_thread.loop).result(30)
+
+
+def _wait_until(done: Callable[[], bool]) -> None:
+    """Sleep in short steps until ``done()``; a signal's handler runs between them."""
+    while not done():
+        time.sleep(WAKE_SECONDS)
 
 
 async def _close(context: AppContext) -> None:

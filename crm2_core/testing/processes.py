@@ -19,18 +19,27 @@ process until SQLite's 30 s busy timeout)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 
 async def stop_process(process: asyncio.subprocess.Process, within: float = 30) -> bool:
-    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later; False then."""
+    """SIGTERM, then SIGKILL if it has not exited ``within`` seconds later; False then.
+
+    Before the SIGKILL, a SIGUSR1: ``crm2 worker`` prints every thread's stack to its
+    stderr on it (the test's captured output then shows where it hung).
+    """
     if process.returncode is not None:
         return True
     process.send_signal(signal.SIGTERM)
     try:
         await asyncio.wait_for(process.wait(), within)
     except TimeoutError:
-        process.kill()
-        await process.wait()
+        process.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 1)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
         return False
     return True
