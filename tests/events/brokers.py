@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 import pika
 import redis
@@ -66,9 +67,10 @@ async def worker_process(
     url: str | None = None,
     max_retries: int = 2,
     watch: bool = False,
+    stderr: IO[bytes] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A worker process for the test's queues; its log goes to this test's captured
-    output (shown when the test fails), and it is stopped on the way out."""
+    output (shown when the test fails) or to ``stderr``, and it is stopped on the way out."""
     env = {
         **os.environ,
         "CRM2_ENV": "test",
@@ -88,6 +90,7 @@ async def worker_process(
         "watch" if watch else "",
         env=env,
         stdout=subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         yield process

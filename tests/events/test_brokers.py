@@ -3,17 +3,14 @@ on RabbitMQ and on Redis, in a separate `crm2 worker` process."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import probe_plugin
 import pytest
 from brokers import broker_url, cleanup, unique_prefix, worker_process
 from helpers import effects, wait_for
-from sqlalchemy import text
 
-from crm2_core.events.relay import hold_lock
-from crm2_core.testing import TestDatabase, stop_process
+from crm2_core.testing import TestDatabase
 
 
 @pytest.mark.parametrize("kind", ["amqp", "redis"])
@@ -149,36 +146,3 @@ def test_redis_doorbell_rings_once_per_batch_and_keeps_one_token() -> None:
     finally:
         broker.close()
         cleanup("redis", prefix)
-
-
-async def test_a_worker_stops_on_sigterm_while_its_boot_waits(
-    crm2_app_factory, crm2_database: TestDatabase
-) -> None:
-    """The boot's catch-up waits for the relay lock, which the test holds: a SIGTERM
-    meanwhile still ends the worker, at once and cleanly (it used to wait for the boot)."""
-    if crm2_database.backend != "postgresql":
-        pytest.skip("the relay lock: PostgreSQL only (SQLite's writers are serialised)")
-    prefix = unique_prefix()
-    try:
-        app = await crm2_app_factory(
-            extra_plugins=(probe_plugin,), broker_url=broker_url("amqp"), broker_queue_prefix=prefix
-        )
-        waiting = text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        async with app.context.session_factory() as holder:
-            await hold_lock(holder)
-            async with worker_process(crm2_database.url, "amqp", prefix) as worker:
-
-                async def boot_waits() -> bool:
-                    async with app.context.session_factory() as session:
-                        return bool((await session.execute(waiting)).scalar())
-
-                await wait_for(boot_waits, within=30)
-                started = time.monotonic()
-                assert await stop_process(worker, within=10)
-                assert worker.returncode == 0
-                assert time.monotonic() - started < 5
-    finally:
-        cleanup("amqp", prefix)
