@@ -60,6 +60,7 @@ from crm2_core.kit.csv import (
     unguard,
 )
 from crm2_core.kit.exports import export_list, export_route
+from crm2_core.kit.filenames import safe_filename
 from crm2_core.kit.filters import (
     Condition,
     Filtered,
@@ -260,6 +261,7 @@ __all__ = [
     "resolve_owner",
     "run_with_context",
     "safe_cell",
+    "safe_filename",
     "sort_order",
     "split_list",
     "to_minor",

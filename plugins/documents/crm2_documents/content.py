@@ -9,7 +9,6 @@ image is refused (415). A filename is kept only to be shown and offered back in
 from __future__ import annotations
 
 import re
-import unicodedata
 from urllib.parse import quote
 
 SNIFF_BYTES = 4096
@@ -104,22 +103,6 @@ def refusal(sniffed: str, declared: str | None, filename: str, allowed: list[str
     if media and media not in (OCTET_STREAM, sniffed) and not text_as_csv:
         return f"declared as {media} but the content is {sniffed}"
     return None
-
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-
-
-def safe_filename(raw: str | None) -> str:
-    """A display name: the last path segment, NFC, no control or path characters, ≤ 255 chars."""
-    name = unicodedata.normalize("NFC", raw or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
-    if not name:
-        return "file"
-    if len(name) > 255:
-        extension = extension_of(name)[:16]
-        name = name[: 255 - len(extension)] + extension
-    return name
 
 
 def content_disposition(filename: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from crm2_documents.content import SNIFF_BYTES
@@ -21,6 +21,7 @@ from crm2_documents.errors import InvalidUpload
 
 FIELD = "file"
 MAX_OTHER_PART_BYTES = 65_536
+MAX_BOUNDARY = 70  # RFC 2046's limit on a multipart boundary
 
 
 @dataclass
@@ -38,6 +39,8 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if media != b"multipart/form-data" or not boundary:
         raise InvalidUpload("send the file as multipart/form-data with a part named 'file'")
+    if len(boundary) > MAX_BOUNDARY:
+        raise InvalidUpload(f"the multipart boundary is longer than {MAX_BOUNDARY} characters")
     return bytes(boundary)
 
 
@@ -76,15 +79,15 @@ async def _events(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterato
         "on_part_data": on_part_data,
         "on_part_end": on_part_end,
     }
-    parser = MultipartParser(boundary, callbacks)
     try:
+        parser = MultipartParser(boundary, callbacks)
         async for chunk in stream:
             if chunk:
                 parser.write(chunk)
             while items:
                 yield items.popleft()
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         raise InvalidUpload(f"malformed multipart body: {exc}") from exc
     while items:
         yield items.popleft()

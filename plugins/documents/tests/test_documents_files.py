@@ -128,7 +128,34 @@ async def test_malformed_uploads_are_422(docs: Docs) -> None:
         headers={**agent.headers, "Content-Type": "multipart/form-data; boundary=b"},
     )
     assert broken.status_code == 422
+    long = "b" * 71  # RFC 2046 allows 70 characters; python-multipart refuses past 256
+    for boundary in (long, "b" * 300):
+        too_long = await docs.client.post(
+            url,
+            content=f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="a.pdf"\r\n\r\n%PDF-1.4\n\r\n--{boundary}--\r\n'.encode(),
+            headers={**agent.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert too_long.status_code == 422, too_long.text
+        assert "boundary" in too_long.json()["detail"]
     assert docs.stored_files() == []
+
+
+async def test_a_file_name_keeps_no_hidden_or_reordering_characters(docs: Docs) -> None:
+    """C1 controls, the bidi override that shows "fdp.exe" as "exe.pdf" and line separators
+    become "_"; the joiners some scripts need stay."""
+    agent = await docs.user("agent")
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.pdf"  # a ZWNJ inside the word
+    for sent, kept in (
+        ("bad\u0085name\u009b.pdf", "bad_name_.pdf"),
+        ("invoice\u202efdp.exe.pdf", "invoice_fdp.exe.pdf"),
+        ("a\u2028b.pdf", "a_b.pdf"),
+        (persian, persian),
+    ):
+        document = await docs.create(agent)
+        answer = await docs.upload(agent, document["id"], PDF + sent.encode(), filename=sent)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["filename"] == kept
 
 
 async def test_upload_honours_idempotency_key(docs: Docs) -> None:

@@ -38,6 +38,11 @@ class OverRefund(Conflict):
     slug, title = "payments-over-refund", "The refund exceeds what was paid"
 
 
+class ExternalIdTaken(Conflict):
+    slug = "payments-external-id-taken"
+    title = "The provider's external_id belongs to a record this request cannot answer with"
+
+
 class InvalidTransition(Conflict):
     slug, title = "payments-invalid-transition", "The payment cannot change to that status"
 

@@ -96,6 +96,9 @@ async def test_bad_statements_are_422(payments: Payments) -> None:
         statement("2026-12-01;1,001;EUR;x;y"),
         statement("2026-12-01;1,00;XYZ;x;y"),
         b"\xff\xfe\x00",
+        # what the csv module cannot read: a lone CR inside a line, a cell over its limit
+        b"date,amount,currency,reference,counterparty\n2026-12-01,10.00,EUR,R1\rX,Y\n",
+        statement(f"2026-12-01;1,00;EUR;{'R' * 140_000};y"),
     ):
         files = {"file": ("bank.csv", content, "text/csv")}
         answer = await payments.client.post(
@@ -128,3 +131,42 @@ async def test_the_overdue_job_marks_a_payment_once(payments: Payments) -> None:
     # money on an overdue payment: partly paid, then paid in full
     paid = await payments.move(agent, late["id"], "payment", "10.00")
     assert paid.json()["payment"]["status"] == "paid"
+
+
+async def test_a_statement_with_cr_line_ends_is_read(payments: Payments) -> None:
+    """Old Mac line ends, as some banks still export them."""
+    manager = await payments.user("manager")
+    due = await payments.create(manager, amount="12.00", reference="INV-CR")
+    content = b"date,amount,currency,reference,counterparty\r2026-12-01,12.00,EUR,INV-CR,Bob\r"
+    result = await upload(payments, manager.headers, content)
+    assert (result["lines"], result["matched"]) == (1, 1)
+    assert (await payments.get(manager, due["id"])).json()["status"] == "paid"
+
+
+async def test_lines_dated_at_the_calendars_ends_are_kept_unmatched(payments: Payments) -> None:
+    """The match window (± days) around 0001-01-01 and 9999-12-31 stays in the calendar."""
+    manager = await payments.user("manager")
+    await payments.create(manager, amount="10.00", due_date="2026-12-01")
+    content = statement("0001-01-01;10,00;EUR;;X", "31.12.9999;10,00;EUR;;Y")
+    result = await upload(payments, manager.headers, content)
+    assert (result["lines"], result["matched"], result["unmatched"]) == (2, 0, 2)
+
+
+async def test_a_statements_file_name_is_stored_without_control_characters(
+    payments: Payments,
+) -> None:
+    manager = await payments.user("manager")
+    # by hand: clients percent-encode a NUL in a multipart file name, a raw one reaches us too
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="bank\x00\xe2\x80\xae.csv"'
+        b"\r\nContent-Type: text/csv\r\n\r\n"
+        + statement("2026-12-01;1,00;EUR;x;y")
+        + b"\r\n--b--\r\n"
+    )
+    answer = await payments.client.post(
+        f"{API}/statements",
+        content=body,
+        headers={**manager.headers, **key(), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["filename"] == "bank_.csv"

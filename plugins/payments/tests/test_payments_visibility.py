@@ -8,7 +8,7 @@ import io
 
 import httpx
 from crm2_payments.visibility import RULES
-from payments_kit import API, Payments, User
+from payments_kit import API, Payments, User, key
 
 from crm2_core.api import resolve_entity
 from crm2_core.testing.sse import EventStream, serving
@@ -54,6 +54,35 @@ async def test_another_agents_payment_is_404_everywhere(payments: Payments) -> N
     assert await RULES.can_see(_principal(owner), event)
     assert not await RULES.can_see(principal_other, event)
     assert await RULES.can_see(_principal(viewer, "payments:all_records"), event)
+
+
+async def test_another_agents_external_ids_are_409_naming_no_payment(payments: Payments) -> None:
+    """An external_id ingested on a payment the caller cannot see: a 409 that neither names
+    the payment nor moves money; on the caller's own other payment: the same 409."""
+    owner, other = await payments.user("agent"), await payments.user("agent")
+    theirs = await payments.create(owner, provider="acme", external_id="inv-A")
+    paid = await payments.move(owner, theirs["id"], "payment", "1.00", provider="acme",
+                               external_id="tx-A")  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    mine = await payments.create(other)
+    again = await payments.client.post(
+        f"{API}/payments",
+        json={"amount": "1.00", "currency": "EUR", "provider": "acme", "external_id": "inv-A"},
+        headers={**other.headers, **key()},
+    )
+    on_mine = await payments.move(other, mine["id"], "payment", "1.00", provider="acme",
+                                  external_id="tx-A")  # fmt: skip
+    for answer in (again, on_mine):
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["type"].endswith("payments-external-id-taken")
+        assert theirs["id"] not in answer.text
+    assert (await payments.get(other, mine["id"])).json()["paid"] == "0.00"
+    listed = (await payments.client.get(f"{API}/payments", headers=other.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [mine["id"]]
+    # the owner's own replays still answer 200 with what was ingested
+    replay = await payments.move(owner, theirs["id"], "payment", "1.00", provider="acme",
+                                 external_id="tx-A")  # fmt: skip
+    assert replay.status_code == 200 and replay.json()["payment"]["paid"] == "1.00"
 
 
 async def test_export_is_versioned_formula_safe_and_visible_only(payments: Payments) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import acting_user, check_version, new_id, publish, utcnow
-from crm2_documents.content import refusal, safe_filename, sniff
+from crm2_core.api import acting_user, check_version, new_id, publish, safe_filename, utcnow
+from crm2_documents.content import refusal, sniff
 from crm2_documents.errors import (
     ContentRefused,
     DuplicateContent,

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
+    NotFound,
     Records,
     acting_user,
     check_version,
@@ -28,6 +29,7 @@ from crm2_core.api import (
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
+    ExternalIdTaken,
     InvalidAmount,
     InvalidTransition,
     Overpayment,
@@ -166,7 +168,7 @@ async def create_payment(
     if body.external_id is not None:
         existing = await repo.by_external_id(session, body.provider, body.external_id)
         if existing is not None:
-            return await PAYMENTS.get(session, principal, existing.id), False
+            return await _ingested(session, principal, existing.id), False
     owner_id = await resolve_owner(
         session, principal, visibility, body.owner_id, default=link_owner
     )
@@ -192,8 +194,19 @@ async def create_payment(
         existing = await repo.by_external_id(session, body.provider, body.external_id)
         if existing is None:
             raise
-        return await PAYMENTS.get(session, principal, existing.id), False
+        return await _ingested(session, principal, existing.id), False
     return payment, True
+
+
+async def _ingested(session: AsyncSession, principal: Principal, payment_id: uuid.UUID) -> Payment:
+    """The payment an ``external_id`` was ingested as, if the caller may see it; a 409
+    that names no record if not (a 404 with its id would tell them it exists)."""
+    try:
+        return await PAYMENTS.get(session, principal, payment_id)
+    except NotFound:
+        raise ExternalIdTaken(
+            "this provider's external_id belongs to a payment you cannot see"
+        ) from None
 
 
 async def update_payment(
@@ -346,5 +359,7 @@ async def record(
     else:
         allocation, created = await move(session, principal, payment, kind, body)
     if not created:
-        payment = await PAYMENTS.get(session, principal, allocation.payment_id)
+        if allocation.payment_id != payment.id:
+            raise ExternalIdTaken("this provider's external_id is booked on another payment")
+        payment = await PAYMENTS.get(session, principal, payment.id)
     return allocation, payment, created

@@ -18,7 +18,7 @@ unmatches by hand; unmatching takes back the receipt the match booked (a
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import Conflict, check_version, from_minor, publish, utcnow
+from crm2_core.api import Conflict, check_version, from_minor, publish, safe_filename, utcnow
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
@@ -44,6 +44,14 @@ from crm2_payments.service.money import text
 from crm2_payments.service.statements import ParsedLine
 
 OUTSTANDING = col(Payment.amount_minor) - col(Payment.paid_minor) + col(Payment.refunded_minor)
+
+
+def _days_around(day: date, days: int) -> tuple[date, date]:
+    """``day`` ± ``days``, held within the calendar (a statement may be dated 0001-01-01)."""
+    span = timedelta(days=days)
+    low = day - span if day - date.min >= span else date.min
+    high = day + span if date.max - day >= span else date.max
+    return low, high
 
 
 async def _candidates(
@@ -97,8 +105,7 @@ async def _candidates(
             col(Payment.currency) == line.currency,
             col(Payment.status).in_(OPEN_STATUSES),
             OUTSTANDING == line.amount_minor,  # noqa: SIM300
-            col(Payment.due_date) >= line.booked_on - timedelta(days=window),
-            col(Payment.due_date) <= line.booked_on + timedelta(days=window),
+            col(Payment.due_date).between(*_days_around(line.booked_on, window)),
         )
         .limit(2)
     )
@@ -172,9 +179,11 @@ async def upload(
         known.update((await session.execute(stmt)).scalars())
     fresh = [p for p in parsed if p.fingerprint not in known]
     statement = Statement(
-        filename=filename[:255], lines=len(fresh), duplicates=len(parsed) - len(fresh),
+        filename=safe_filename(filename, fallback=""),
+        lines=len(fresh),
+        duplicates=len(parsed) - len(fresh),
         uploaded_by=principal.id if principal is not None and principal.kind == "user" else None,
-    )  # fmt: skip
+    )
     session.add(statement)
     rows = [
         StatementLine(

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -74,7 +75,15 @@ def parse(content: bytes, max_rows: int) -> list[ParsedLine]:
         raise InvalidStatement("the file is empty: it needs a header line " + ",".join(COLUMNS))
     header = lines[0]
     delimiter = max((";", ",", "\t"), key=header.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    # newline="": the csv module reads CR, LF and CRLF line ends itself
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return _lines(reader, max_rows)
+    except csv.Error as exc:
+        raise InvalidStatement(f"line {reader.line_num}: {exc}") from None
+
+
+def _lines(reader: Iterator[list[str]], max_rows: int) -> list[ParsedLine]:
     names = [h.strip().lower() for h in next(reader)]
     missing = [c for c in COLUMNS if c not in names]
     if missing:

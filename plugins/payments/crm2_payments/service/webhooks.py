@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -36,6 +37,8 @@ from crm2_payments.models import OPEN_STATUSES, Payment, WebhookDelivery
 from crm2_payments.schemas.payments import AllocationCreate
 from crm2_payments.service import payments as payments_service
 
+# Unix seconds in ASCII digits (str.isdigit() takes "²", int() a 5,000-digit number)
+_SECONDS = re.compile(r"[0-9]{1,12}")
 KINDS = {"payment.succeeded": "payment", "payment.refunded": "refund"}
 
 
@@ -84,7 +87,8 @@ def verify(
     webhook_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
-    if not webhook_id or len(webhook_id) > 255 or not timestamp.isdigit() or not signatures:
+    well_formed = 0 < len(webhook_id) <= 255 and _SECONDS.fullmatch(timestamp) and signatures
+    if not well_formed:
         raise BadSignature("webhook-id, webhook-timestamp and webhook-signature are required")
     if abs((now or time.time()) - int(timestamp)) > tolerance:
         raise BadSignature("the webhook timestamp is too far from now")
