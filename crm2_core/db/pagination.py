@@ -57,6 +57,7 @@ from sqlalchemy.types import TypeEngine
 
 from crm2_core.db.direct import select_rows
 from crm2_core.errors import InvalidCursor
+from crm2_core.schemas import unstorable_text
 
 DEFAULT_LIMIT = 50
 _TAG_LENGTH = 16
@@ -318,8 +319,8 @@ def _check_value(expected: type | None, bound: int | None, value: Any) -> None:
     elif isinstance(value, Decimal):
         if not value.is_finite() or abs(value.adjusted()) > 30:
             raise InvalidCursor("a cursor value is out of range")
-    elif isinstance(value, str) and "\x00" in value:
-        raise InvalidCursor("a cursor value holds a NUL character")
+    elif isinstance(value, str) and (why := unstorable_text(value)):
+        raise InvalidCursor(f"a cursor value {why}")
 
 
 def _check_values(keys: Sequence[OrderKey], values: Sequence[Any]) -> None:

@@ -223,9 +223,11 @@ def read_csv(
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error("the file is not UTF-8 text") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # csv.reader, not DictReader: DictReader skips blank lines, and the row numbers a
+    # spreadsheet shows count them
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = [h.strip().lower() for h in reader.fieldnames or []]
+        header = [h.strip().lower() for h in next(reader, [])]
     except csv.Error as exc:
         raise error(f"the file is not valid CSV: {exc}") from exc
     missing = [c for c in required if c not in header]
@@ -234,16 +236,14 @@ def read_csv(
             f"the first row must name the columns, at least {', '.join(map(repr, required))}; "
             "known columns: " + ", ".join(columns)
         )
-    reader.fieldnames = header
     rows: list[tuple[int, dict[str, str]]] = []
     try:
-        for number, record in enumerate(reader, start=2):
+        for number, cells in enumerate(reader, start=2):
             if len(rows) >= max_rows:
                 raise error(f"the file has more than {max_rows} rows; split it")
+            # cells past the header's are ignored, missing ones are absent (as DictReader)
             values = {
-                k: unguard(v.strip())
-                for k, v in record.items()
-                if isinstance(k, str) and isinstance(v, str)
+                name: unguard(cell.strip()) for name, cell in zip(header, cells, strict=False)
             }
             bad = unstorable_cell(values)
             if bad is not None:

@@ -144,6 +144,14 @@ async def test_import_with_errors_writes_nothing_unless_partial(deals: Deals) ->
     assert await _client_count(deals) == 2
 
 
+async def test_import_rows_are_numbered_as_a_spreadsheet_shows_them(deals: Deals) -> None:
+    """Blank lines count: the row named is the one a spreadsheet opens the file on."""
+    admin = await deals.user("admin")
+    answer = await _import(deals, admin, "name,kind\n\nAcme,company\n\n\nBeta,martian\n")
+    assert answer.status_code == 422, answer.text
+    assert [e["row"] for e in answer.json()["report"]["errors"]] == [6]
+
+
 async def test_import_file_level_errors(deals: Deals) -> None:
     admin = await deals.user("admin")
     no_name = await _import(deals, admin, "kind,emails\nperson,a@b.example\n")
