@@ -39,6 +39,9 @@ __all__ = ["IdempotencyMiddleware", "IdempotentRequest", "StoredResponse"]
 log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_MULTIPART_BOUNDARY = re.compile(
+    r'(?i)\s*multipart/form-data\s*;(?:.*;)?\s*boundary=("?)(?P<boundary>[^";]{1,200})\1'
+)
 REPLAYED_HEADERS = {"content-type", "location", "etag"}
 
 
@@ -101,6 +104,12 @@ class IdempotencyMiddleware:
             # declared length stand for it.
             content_type = content_type.split(";", 1)[0].strip().lower()
             content_type += "\0" + (header(scope, b"content-length") or "")
+        body: bytes = state.get("body", b"")
+        boundary = _MULTIPART_BOUNDARY.match(content_type)
+        if boundary is not None:
+            # a client draws a new boundary for each retry (browsers, httpx): the parts count
+            content_type = "multipart/form-data"
+            body = body.replace(b"--" + boundary.group("boundary").encode("latin-1"), b"--\0")
         for part in (
             scope["method"],
             scope["path"],
@@ -108,7 +117,7 @@ class IdempotencyMiddleware:
             content_type,
         ):
             digest.update(part.encode() + b"\0")
-        digest.update(state.get("body", b""))
+        digest.update(body)
         return digest.hexdigest()
 
     async def _run(

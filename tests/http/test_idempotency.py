@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from crm2_core.auth.models import User
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.http.deps import ContextDep, SessionDep
+from crm2_core.http.idempotency import IdempotencyMiddleware
 from crm2_core.testing import Crm2TestApp
 from crm2_core.testing.app import TEST_PASSWORD
 from crm2_core.testing.pytest_plugin import AppFactory
@@ -316,3 +317,30 @@ async def test_a_new_key_is_claimed_in_one_statement_and_the_lock_timeout_put_ba
         "/api/v1/lockecho", headers={**admin, "Idempotency-Key": "echo-1"}
     )
     assert replayed.headers["idempotent-replayed"] == "true"
+
+
+def _multipart(boundary: str, content: bytes) -> dict[str, Any]:
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+            f"Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    content_type = f"multipart/form-data; boundary={boundary}".encode()
+    return {
+        "method": "POST",
+        "path": "/api/v1/deals/clients/import",
+        "query_string": b"",
+        "headers": [(b"content-type", content_type)],
+        "state": {"body": body},
+    }
+
+
+def test_a_multipart_retry_with_a_new_boundary_is_the_same_request() -> None:
+    """Browsers and httpx draw a boundary per request: the parts make the fingerprint."""
+    fingerprint = IdempotencyMiddleware._fingerprint
+    first = fingerprint(_multipart("a1b2c3", b"name\nAcme\n"))
+    assert fingerprint(_multipart("zz-9876", b"name\nAcme\n")) == first
+    assert fingerprint(_multipart("zz-9876", b"name\nBeta\n")) != first

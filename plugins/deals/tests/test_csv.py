@@ -152,6 +152,21 @@ async def test_import_rows_are_numbered_as_a_spreadsheet_shows_them(deals: Deals
     assert [e["row"] for e in answer.json()["report"]["errors"]] == [6]
 
 
+async def test_an_import_retried_with_its_idempotency_key_is_replayed(deals: Deals) -> None:
+    """httpx, like a browser, draws a new multipart boundary for the retry."""
+    admin = await deals.user("admin")
+    files = {"file": ("clients.csv", IMPORT.encode(), "text/csv")}
+    headers = {**admin.headers, "Idempotency-Key": "import-retry-1"}
+    first = await deals.client.post(f"{API}/clients/import", files=files, headers=headers)
+    retry = await deals.client.post(f"{API}/clients/import", files=files, headers=headers)
+    assert first.status_code == retry.status_code == 200, retry.text
+    assert retry.headers["idempotent-replayed"] == "true" and retry.json() == first.json()
+    assert await _client_count(deals) == 2
+    other = {"file": ("clients.csv", (IMPORT + "person,Carla,,,,,,\n").encode(), "text/csv")}
+    reused = await deals.client.post(f"{API}/clients/import", files=other, headers=headers)
+    assert reused.status_code == 422 and reused.json()["type"].endswith("idempotency-key-reused")
+
+
 async def test_import_file_level_errors(deals: Deals) -> None:
     admin = await deals.user("admin")
     no_name = await _import(deals, admin, "kind,emails\nperson,a@b.example\n")
