@@ -26,6 +26,14 @@ ACCEPTED_MEDIA_TYPES = (
 )
 
 
+def _declared_above(length: str | None, limit: int) -> bool:
+    """A ``Content-Length`` over ``limit``: ASCII digits only (str.isdigit() takes "²"),
+    however many (int() refuses past 4,300)."""
+    if length is None or not (length.isascii() and length.isdigit()):
+        return False
+    return len(length.lstrip("0")) > 19 or int(length) > limit
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -161,8 +169,7 @@ class BodyMiddleware:
             return
         request_id = scope.get("state", {}).get("request_id")
         limit = self._limit(scope)
-        declared = header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if _declared_above(header(scope, b"content-length"), limit):
             await self._too_large(send, scope, limit)
             return
         chunks: list[bytes] = []

@@ -88,3 +88,13 @@ async def test_middleware_problems_carry_instance(crm2_app_factory: AppFactory) 
         USERS, json={}, headers={**admin, "Idempotency-Key": "x" * 256}
     )
     problem(bad_key, 400, "bad-request")
+
+
+def test_a_content_length_only_counts_when_it_is_ascii_digits() -> None:
+    """uvicorn refuses such headers before us; the middleware must not raise on them either
+    ("²" passes str.isdigit(), int() refuses it and any number past 4,300 digits)."""
+    from crm2_core.http.middleware import _declared_above
+
+    assert _declared_above("2049", 2048) and not _declared_above("2048", 2048)
+    assert _declared_above("9" * 5000, 2048)
+    assert not _declared_above("\u00b2", 2048) and not _declared_above(None, 2048)

@@ -17,21 +17,26 @@ class CronError(ValueError):
     pass
 
 
+def _number(text: str) -> bool:
+    """ASCII digits, few enough for a cron field (str.isdigit() also takes "²")."""
+    return text.isascii() and text.isdigit() and len(text) <= 4
+
+
 def _field(text: str, low: int, high: int) -> frozenset[int]:
     values: set[int] = set()
     for part in text.split(","):
         body, _, step_text = part.partition("/")
-        if step_text and (not step_text.isdigit() or int(step_text) < 1):
+        if step_text and (not _number(step_text) or int(step_text) < 1):
             raise CronError(f"bad step in {part!r}")
         step = int(step_text) if step_text else 1
         if body == "*":
             start, end = low, high
         elif "-" in body:
             a, _, b = body.partition("-")
-            if not (a.isdigit() and b.isdigit()):
+            if not (_number(a) and _number(b)):
                 raise CronError(f"bad range {body!r}")
             start, end = int(a), int(b)
-        elif body.isdigit():
+        elif _number(body):
             start = int(body)
             end = high if step_text else start
         else:

@@ -88,7 +88,7 @@ async def upload_version(
         version_id,
         request.stream(),
         request.headers.get("content-type"),
-        int(length) if length and length.isdigit() else None,
+        int(length) if length and length.isascii() and length.isdigit() else None,
     )
     try:
         _, version = await service.add_version(
