@@ -59,6 +59,7 @@ _EXPONENTS = {
     "XPF": 0,
 }
 AMOUNT_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
+MAX_MINOR_UNITS = 2**63 - 1  # a BIGINT column
 _AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
@@ -75,10 +76,14 @@ def check_currency(value: str) -> str:
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
-    """``Decimal("12.34"), "EUR"`` → ``1234``; more decimals than the currency has → error."""
+    """``Decimal("12.34"), "EUR"`` → ``1234``; more decimals than the currency has, or more
+    minor units than a 64-bit column holds (15 digits of a 4-decimal CLF), → error."""
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{currency} amounts have at most {exponent(currency)} decimal places")
+    if abs(scaled) > MAX_MINOR_UNITS:
+        largest = Decimal(MAX_MINOR_UNITS).scaleb(-exponent(currency))
+        raise ValueError(f"{currency} amounts are at most {largest:f} in size")
     return int(scaled)
 
 

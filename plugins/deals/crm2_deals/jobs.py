@@ -50,7 +50,8 @@ async def expire_policies(context: AppContext, today: date) -> int:
 
 async def announce_renewals(context: AppContext, today: date, notice_days: int) -> int:
     """``deals.policy.renewal_due`` once per policy end date, ``notice_days`` ahead."""
-    horizon = today + timedelta(days=notice_days)
+    # near 9999-12-31 (crm2 deals run-jobs --today …) the horizon is the calendar's end
+    horizon = today + min(timedelta(days=notice_days), date.max - today)
     total = 0
     while True:
         async with context.session_factory() as session:

@@ -254,6 +254,9 @@ async def get_lost_reason(session: AsyncSession, reason_id: uuid.UUID) -> LostRe
 # -- summary ---------------------------------------------------------------------------
 
 
+_SPLIT = 10**9
+
+
 async def stage_totals(
     session: AsyncSession, visibility: Visibility, pipeline_id: uuid.UUID, by_owner: bool
 ) -> list[tuple[uuid.UUID, str, uuid.UUID | None, int, int]]:
@@ -262,8 +265,11 @@ async def stage_totals(
     columns: list[Any] = [col(Deal.stage_id), col(Deal.currency)]
     if owner is not None:
         columns.append(owner)
+    # SQLite's SUM of integers fails past 2^63 (93 deals of the largest EUR value): the
+    # values are summed in two parts, each far from it, and added up here exactly
+    value = col(Deal.value_minor)
     stmt = (
-        select(*columns, func.count(), func.sum(col(Deal.value_minor)))
+        select(*columns, func.count(), func.sum(value // _SPLIT), func.sum(value % _SPLIT))
         .where(col(Deal.pipeline_id) == pipeline_id, visibility.where(col(Deal.owner_id)))
         .group_by(*columns)
     )
@@ -271,8 +277,9 @@ async def stage_totals(
     for row in (await session.execute(stmt)).all():
         values: tuple[Any, ...] = tuple(row)
         if owner is not None:
-            stage_id, currency, owner_id, count, total = values
+            stage_id, currency, owner_id, count, high, low = values
         else:
-            (stage_id, currency, count, total), owner_id = values, None
-        out.append((stage_id, currency, owner_id, int(count), int(total or 0)))
+            (stage_id, currency, count, high, low), owner_id = values, None
+        total = int(high or 0) * _SPLIT + int(low or 0)
+        out.append((stage_id, currency, owner_id, int(count), total))
     return out

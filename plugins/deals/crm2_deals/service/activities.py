@@ -29,6 +29,8 @@ from crm2_deals.schemas.activities import ActivityCreate, ActivityFilters, Activ
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
+SUBJECT_LENGTH = 300  # the column's
+
 
 def add_system_activity(
     session: AsyncSession,
@@ -40,7 +42,14 @@ def add_system_activity(
     deal_id: uuid.UUID | None = None,
     policy_id: uuid.UUID | None = None,
 ) -> Activity:
-    """Record what happened (stage move, won/lost, policy issued/cancelled/expired)."""
+    """Record what happened (stage move, won/lost, policy issued/cancelled/expired).
+
+    A subject built from long names (a 1,000-character lost reason, two 200-character
+    stages) is cut to the column's 300 characters; the body then keeps it whole.
+    """
+    if len(subject) > SUBJECT_LENGTH:
+        body = subject + ("\n\n" + body if body else "")
+        subject = subject[: SUBJECT_LENGTH - 1] + "\u2026"
     row = Activity(
         kind="system",
         client_id=client_id,

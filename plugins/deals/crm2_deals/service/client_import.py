@@ -30,12 +30,19 @@ from crm2_deals.events import ClientCreated
 from crm2_deals.models import Client
 from crm2_deals.repository import clients as repo
 from crm2_deals.repository.clients import ClientIndex, NewClient
-from crm2_deals.schemas.clients import ClientCsvRow
+from crm2_deals.schemas.clients import ClientCreate, ClientCsvRow
 from crm2_deals.service.clients import search_text_for, write_update
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
 Outcome = str | RowError
+# what a client may hold of each list: ClientCreate's own limits
+_MAX_ITEMS = {
+    name: next(
+        m.max_length for m in ClientCreate.model_fields[name].metadata if hasattr(m, "max_length")
+    )
+    for name in ("emails", "phones", "tags")
+}
 
 
 @dataclass(frozen=True)
@@ -59,15 +66,29 @@ def parse_row(values: dict[str, str]) -> ClientRow:
     return ClientRow(data, values.get("owner_email") or None, bool(values.get("kind")))
 
 
+def _added(kept: Sequence[str], brought: Sequence[str]) -> list[str]:
+    return [*kept, *[item for item in brought if item not in kept]]
+
+
+def _overflow(client: Client | NewClient, row: ClientRow) -> RowError | None:
+    """A row whose lists, added to the client's, would pass what a client may hold."""
+    for name in ("emails", "phones", "tags"):
+        merged = _added(getattr(client, name), getattr(row.data, name))
+        limit = _MAX_ITEMS[name]
+        if len(merged) > limit:
+            return RowError(f"{name}: the client would have {len(merged)}, at most {limit}")
+    return None
+
+
 def _merge(client: Client, row: ClientRow, owner: uuid.UUID | None) -> dict[str, Any]:
     """An upsert keeps what the client has and adds what the row brings."""
     data = row.data
     values: dict[str, Any] = {"name": data.name}
     if row.kind_given:
         values["kind"] = data.kind
-    values["emails"] = [*client.emails, *[e for e in data.emails if e not in client.emails]]
-    values["phones"] = [*client.phones, *[p for p in data.phones if p not in client.phones]]
-    values["tags"] = [*client.tags, *[t for t in data.tags if t not in client.tags]]
+    values["emails"] = _added(client.emails, data.emails)
+    values["phones"] = _added(client.phones, data.phones)
+    values["tags"] = _added(client.tags, data.tags)
     if data.tax_id:
         values["tax_id"] = data.tax_id
     if data.address:
@@ -109,13 +130,18 @@ class _Batch:
             return owner
         matches = self.index.matching(row.data.emails, row.data.tax_id)
         if len(matches) > 1:
-            names = ", ".join(repr(c.name) for c in matches[:3])
-            return RowError(f"the e-mails and tax id match several clients: {names}")
+            # only the names the importer may see: the others' clients stay unnamed
+            seen = [c for c in matches if self.visibility.allows(c.owner_id)]
+            names = ": " + ", ".join(repr(c.name) for c in seen[:3]) if seen else ""
+            return RowError(f"the e-mails and tax id match several clients{names}")
         if not matches:
             return await self.create(row, owner or acting_user(self.principal))
         match = matches[0]
         if not self.visibility.allows(match.owner_id):
             return RowError("the row matches a client of another owner")
+        overflow = _overflow(match, row)
+        if overflow is not None:
+            return overflow
         if not self.write:
             return "updated"
         if isinstance(match, NewClient):  # created by an earlier row of this batch
