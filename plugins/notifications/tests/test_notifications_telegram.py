@@ -152,3 +152,12 @@ async def test_bad_webhook_bodies_are_4xx_or_ignored(with_bot: Notifications) ->
     huge = {"update_id": 2**70, "message": {"chat": {"id": 2**70}, "text": "/start x"}}
     for body in ({}, {"update_id": "x"}, {"update_id": 5, "message": "no"}, huge):
         assert (await with_bot.client.post(url, json=body, headers=headers)).status_code == 204
+
+
+async def test_start_from_a_chat_id_beyond_64_bits_is_ignored(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    owner = await with_bot.user("agent")
+    code = await _code(with_bot, owner)
+    assert (await _update(with_bot, 20, f"/start {code}", chat=2**64)).status_code == 204
+    assert await with_bot.rows(TelegramLink) == [] and bot.sent == []

@@ -133,11 +133,7 @@ async def _message(session: AsyncSession, message: object, now: datetime) -> tup
         return None
     chat = message.get("chat")
     text = message.get("text")
-    if (
-        not isinstance(chat, Mapping)
-        or not isinstance(chat.get("id"), int)
-        or not isinstance(text, str)
-    ):
+    if not isinstance(chat, Mapping) or not _bigint(chat.get("id")) or not isinstance(text, str):
         return None
     chat_id: int = chat["id"]
     command, _, argument = text.strip().partition(" ")
