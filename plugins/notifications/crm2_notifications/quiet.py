@@ -11,7 +11,7 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
         if candidate:
             try:
                 return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 continue
     return ZoneInfo("UTC")
 
@@ -65,5 +65,6 @@ def valid_hhmm(text: str) -> bool:
 def zone_strict(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a tzdata folder such as "Europe" is a directory, not a zone
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"{name!r} is not an IANA time zone") from exc

@@ -110,6 +110,7 @@ async def test_preferences_are_validated_and_off_means_off(
     admin, owner = await notifications.users("admin", "agent")
     for body in (
         {"timezone": "Mars/Olympus"},
+        {"timezone": "Europe"},  # a tzdata folder, not a zone
         {"quiet_start": "22:00"},
         {"quiet_start": "25:00", "quiet_end": "07:00"},
         {"rules": [{"channel": "pigeon", "event_type": "*", "mode": "off"}]},

@@ -50,7 +50,8 @@ def format_hhmm(value: time) -> str:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a tzdata folder such as "America" is a directory, not a zone
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise CalendarError(f"unknown time zone {name!r}") from exc
 
 

@@ -43,6 +43,7 @@ async def test_unusable_calendars_are_refused(tasks: Tasks) -> None:
     admin = await tasks.user("admin")
     bad = [
         {**BERLIN_OFFICE, "timezone": "Mars/Base"},
+        {**BERLIN_OFFICE, "timezone": "America"},  # a tzdata folder, not a zone
         {**BERLIN_OFFICE, "hours": {"mon": [["17:00", "09:00"]]}},
         {**BERLIN_OFFICE, "hours": {"mon": [["09:00", "13:00"], ["12:00", "17:00"]]}},
         {**BERLIN_OFFICE, "hours": {"funday": [["09:00", "17:00"]]}},

@@ -127,3 +127,11 @@ async def test_recurrence_edits_need_scope_following(tasks: Tasks) -> None:
     plain = await tasks.create(agent)
     response = await tasks.patch(agent, plain, title="x", scope="following")
     assert response.status_code == 422
+
+
+async def test_a_series_in_a_time_zone_folder_is_refused(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    body = {"title": "x", "due_at": START, "recurrence": "FREQ=WEEKLY", "timezone": "America"}
+    response = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
