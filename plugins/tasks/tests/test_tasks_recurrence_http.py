@@ -135,3 +135,20 @@ async def test_a_series_in_a_time_zone_folder_is_refused(tasks: Tasks) -> None:
     response = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_next_occurrence_goes_to_the_current_assignee(tasks: Tasks) -> None:
+    manager = await tasks.user("manager")
+    first, second = await tasks.user("agent"), await tasks.user("agent")
+    task = await weekly(tasks, manager, assignee_id=str(first.id))
+    assign = f"{API}/tasks/{task['id']}/assign"
+    moved = await tasks.client.post(
+        assign, json={"assignee_id": str(second.id)}, headers=manager.headers
+    )
+    assert moved.status_code == 200, moved.text
+    done = await complete(tasks, second, task)
+    assert done.status_code == 200, done.text
+    next_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    following = await tasks.get(second, next_id)
+    assert following.status_code == 200
+    assert following.json()["assignee_id"] == str(second.id)

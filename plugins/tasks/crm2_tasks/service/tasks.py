@@ -364,9 +364,10 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
         return None
     template = dict(series.template)
     values: dict[str, Any] = {k: template[k] for k in TEMPLATE_FIELDS if k in template}
-    for key in ("assignee_id", "creator_id"):
-        raw = template.get(key)
-        values[key] = uuid.UUID(raw) if raw else None
+    raw = template.get("creator_id")
+    values["creator_id"] = uuid.UUID(raw) if raw else None
+    # the occurrence's assignee now, not the series': a reassignment carries on
+    values["assignee_id"] = task.assignee_id
     if values["assignee_id"] is not None and not await is_active_user(
         session, values["assignee_id"]
     ):
