@@ -14,6 +14,8 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from crm2_core.api import unstorable_text
+
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -62,7 +64,11 @@ def check(template: str) -> None:
 
 
 def render(template: str, variables: Mapping[str, Any]) -> str:
-    """The rendered text; a template failing at run time renders as its raw source."""
+    """The rendered text; a template failing at run time renders as its raw source.
+
+    Characters no text column can hold (NUL, a lone surrogate: ``"%c"|format(0)``
+    makes one) become U+FFFD, or storing the notification would fail the event.
+    """
     from jinja2 import TemplateError
     from jinja2.exceptions import SecurityError
 
@@ -70,7 +76,13 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
         text = _sandbox().from_string(template).render(**variables)
     except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
         text = f"[template error: {type(exc).__name__}]"
-    return text[:MAX_OUTPUT]
+    return _storable(text[:MAX_OUTPUT])
+
+
+def _storable(text: str) -> str:
+    if unstorable_text(text) is None:
+        return text
+    return "".join("\ufffd" if unstorable_text(char) else char for char in text)
 
 
 def variables(envelope: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -39,6 +39,21 @@ async def test_a_matching_event_puts_a_rendered_notification_in_the_owners_feed(
     assert await notifications.feed(other) == []
 
 
+async def test_a_template_rendering_nul_stores_a_replacement_and_other_rules_still_fire(
+    notifications: Notifications,
+) -> None:
+    admin, owner = await notifications.users("admin", "agent")
+    await notifications.rule(admin, name="good")
+    await notifications.rule(
+        admin, name="nul", template={"title": '{{ "%c"|format(0) }}!', "body": "{{ data.title }}"}
+    )
+    await notifications.ping(admin, title="Hello", owner_id=owner.id)
+    await notifications.settle()
+
+    titles = sorted(item["title"] for item in await notifications.feed(owner))
+    assert titles == ["Hello", "\ufffd!"]
+
+
 async def test_redelivered_event_makes_no_second_notification(notifications: Notifications) -> None:
     from crm2_notifications.service import engine
     from sqlalchemy import select
