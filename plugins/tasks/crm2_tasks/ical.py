@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 PRODID = "-//crm2//tasks//EN"
 EVENT_LENGTH = timedelta(minutes=15)
+LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,14 @@ def fold(line: str) -> str:
 
 
 def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}{utc:%m%dT%H%M%S}Z"  # %Y drops a small year's leading zeros
+
+
+def end_of(due_at: datetime) -> datetime:
+    """The event's end; one due in the last minutes of year 9999 (a stored row from before
+    due_at was bounded) ends at the last instant instead of failing the whole feed."""
+    return due_at + EVENT_LENGTH if due_at <= LAST_INSTANT - EVENT_LENGTH else LAST_INSTANT
 
 
 def calendar(name: str, items: Iterable[FeedItem], now: datetime) -> str:
@@ -74,7 +82,7 @@ def calendar(name: str, items: Iterable[FeedItem], now: datetime) -> str:
             f"DTSTAMP:{stamp(now)}",
             f"LAST-MODIFIED:{stamp(item.updated_at)}",
             f"DTSTART:{stamp(item.due_at)}",
-            f"DTEND:{stamp(item.due_at + EVENT_LENGTH)}",
+            f"DTEND:{stamp(end_of(item.due_at))}",
             f"SUMMARY:{escape(('✓ ' if item.done else '') + item.title)}",
         ]
         if item.description:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from crm2_tasks.ical import fold
+from crm2_tasks.models import Task
+from sqlalchemy import update
+from sqlmodel import col
 from tasks_kit import API, Tasks
 
 
@@ -30,6 +34,21 @@ async def test_the_feed_lists_my_tasks_and_stops_when_revoked(tasks: Tasks) -> N
     assert (await tasks.client.delete(f"{API}/feed", headers=me.headers)).status_code == 204
     assert (await tasks.client.get(rotated)).status_code == 404
     assert (await tasks.client.delete(f"{API}/feed", headers=me.headers)).status_code == 404
+
+
+async def test_a_task_due_at_the_end_of_year_9999_does_not_break_the_feed(tasks: Tasks) -> None:
+    me = await tasks.user("agent")
+    task = await tasks.create(me, title="Someday", due_at="2999-12-31T23:50:00Z")
+    async with tasks.app.context.session_factory() as session:  # a row from before the bounds
+        last = datetime(9999, 12, 31, 23, 50, tzinfo=UTC)
+        await session.execute(
+            update(Task).where(col(Task.id) == uuid.UUID(task["id"])).values(due_at=last)
+        )
+        await session.commit()
+    url = (await tasks.client.post(f"{API}/feed", headers=me.headers)).json()["url"]
+    feed = await tasks.client.get(url)
+    assert feed.status_code == 200, feed.text
+    assert "DTSTART:99991231T235000Z\r\nDTEND:99991231T235959Z" in feed.text
 
 
 async def test_a_guessed_token_is_404(tasks: Tasks) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm2_tasks.clock import set_clock
 from crm2_tasks.jobs import run_timers
+from crm2_tasks.models import Task
+from sqlalchemy import update
+from sqlmodel import col
 from tasks_kit import API, Tasks
 
 T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
@@ -87,3 +91,38 @@ async def test_two_schedulers_at_once_fire_each_reminder_once(
     assert sum(r["reminders"] for r in results) == count
     events = await tasks.events("tasks.task.reminder_due")
     assert len(events) == count and len({e.subject for e in events}) == count
+
+
+async def test_a_due_time_outside_years_1900_to_2999_is_refused(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, due_at="2026-03-23T09:00:00Z")
+    for due in ("0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z", "3000-01-01T00:00:00Z"):
+        body = {"title": "x", "due_at": due, "reminders": [10]}
+        created = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
+        assert created.status_code == 422, created.text
+        assert created.headers["content-type"] == "application/problem+json"
+        assert "due_at" in created.text
+        patched = await tasks.patch(agent, task, due_at=due)
+        assert patched.status_code == 422, patched.text
+        assert "due_at" in patched.text
+
+
+async def test_a_stored_due_time_near_year_1_arms_no_reminder_and_does_not_fail(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, due_at="2026-03-24T09:00:00Z", reminders=[10])
+    async with tasks.app.context.session_factory() as session:  # a row from before the bounds
+        year_one = datetime(1, 1, 1, 0, 5, tzinfo=UTC)
+        await session.execute(
+            update(Task).where(col(Task.id) == uuid.UUID(task["id"])).values(due_at=year_one)
+        )
+        await session.commit()
+    patched = await tasks.patch(agent, task, reminders=[10, 60])
+    assert patched.status_code == 200, patched.text
+    done = await tasks.client.post(f"{API}/tasks/{task['id']}/complete", headers=agent.headers)
+    assert done.status_code == 200, done.text
+    reopened = await tasks.client.post(f"{API}/tasks/{task['id']}/reopen", headers=agent.headers)
+    assert reopened.status_code == 200, reopened.text
+    assert (await run_timers(tasks.app.context, T0 + timedelta(days=2)))["reminders"] == 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
 from crm2_core.api import EntityLink, RequestModel, ResponseModel
 
@@ -24,6 +24,23 @@ Reminders = Annotated[
 ]
 Rule = Annotated[str, Field(min_length=6, max_length=500, description="an RFC 5545 RRULE")]
 Zone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
+# Far from datetime's limits: a reminder before it or the calendar feed's event after it
+# must stay computable, and "no due time" sorts as 9999-12-31 (models.NO_DUE).
+EARLIEST_DUE = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_DUE = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _due_in_range(value: datetime) -> datetime:
+    if not EARLIEST_DUE <= value < LATEST_DUE:
+        raise ValueError("must be between 1900-01-01 and 2999-12-31")
+    return value
+
+
+DueAt = Annotated[
+    AwareDatetime,
+    AfterValidator(_due_in_range),
+    Field(description="with a zone, e.g. …T17:00:00+02:00; years 1900-2999"),
+]
 
 
 class ChecklistItemIn(RequestModel):
@@ -44,7 +61,7 @@ class TaskCreate(RequestModel):
     title: Title
     description: Description = ""
     assignee_id: uuid.UUID | None = Field(None, description="default: the caller")
-    due_at: AwareDatetime | None = Field(None, description="with a zone, e.g. …T17:00:00+02:00")
+    due_at: DueAt | None = None
     priority: Priority = "normal"
     status: OpenStatus = "todo"
     tags: Tags = []
@@ -65,7 +82,7 @@ class TaskUpdate(RequestModel):
 
     title: Title | None = None
     description: Description | None = None
-    due_at: AwareDatetime | None = None
+    due_at: DueAt | None = None
     priority: Priority | None = None
     status: Literal["todo", "in_progress", "waiting", "cancelled"] | None = None
     tags: Tags | None = None

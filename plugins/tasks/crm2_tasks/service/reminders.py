@@ -41,8 +41,15 @@ def _ahead(task: Task, now: datetime) -> list[tuple[int, datetime]]:
     """``(minutes_before, remind_at)`` of each reminder still ahead for the task's due time."""
     if not task.is_open or task.due_at is None:
         return []
-    times = ((m, task.due_at - timedelta(minutes=m)) for m in sorted(set(task.reminders)))
-    return [(minutes, at) for minutes, at in times if at > now]
+    ahead = []
+    for minutes in sorted(set(task.reminders)):
+        try:
+            at = task.due_at - timedelta(minutes=minutes)
+        except OverflowError:  # before year 1 (a row older than due_at's bounds): long past
+            continue
+        if at > now:
+            ahead.append((minutes, at))
+    return ahead
 
 
 async def fire_due(context: Any, now: datetime | None = None) -> int:
