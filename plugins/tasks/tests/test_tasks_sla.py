@@ -9,8 +9,9 @@ from typing import Any
 
 from crm2_tasks.clock import set_clock
 from crm2_tasks.jobs import run_timers
-from crm2_tasks.models import Reminder, SlaTimer
-from sqlalchemy import select
+from crm2_tasks.models import Reminder, SlaPolicy, SlaTimer
+from sqlalchemy import select, update
+from sqlmodel import col
 from tasks_kit import API, Tasks, User
 
 from crm2_core.testing.statements import sent_to_postgresql
@@ -270,3 +271,68 @@ async def test_a_create_is_its_reads_and_one_write_on_postgresql(tasks: Tasks) -
     assert created.data["priority"] == "high" and created.data["assignee_id"] == str(agent.id)
     got = (await tasks.get(agent, task["id"])).json()
     assert got["reminders"] == [30, 60, 60 * 48] and got["version"] == 1
+
+
+ONE_MINUTE_A_WEEK = {"name": "sparse", "timezone": "UTC", "hours": {"mon": [["09:00", "09:01"]]}}
+A_YEAR = 525_600
+
+
+async def test_a_target_the_calendar_cannot_reach_in_ten_years_is_refused(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    made = await tasks.client.post(
+        f"{API}/calendars", json=ONE_MINUTE_A_WEEK, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    calendar = made.json()
+    body = {"name": "year", "calendar_id": calendar["id"], "resolution_minutes": A_YEAR}
+    refused = await tasks.client.post(f"{API}/sla-policies", json=body, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("tasks-invalid-sla-policy")
+    hour = await policy(
+        tasks, admin, name="hour", calendar_id=calendar["id"], resolution_minutes=60
+    )
+    headers = {**admin.headers, "If-Match": f'"v{hour["version"]}"'}
+    raised = await tasks.client.patch(
+        f"{API}/sla-policies/{hour['id']}", json={"resolution_minutes": A_YEAR}, headers=headers
+    )
+    assert raised.status_code == 422, raised.text
+    # and a calendar a policy uses cannot shrink below the policy's target
+    weekdays = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    office = await tasks.client.post(
+        f"{API}/calendars", json={**ONE_MINUTE_A_WEEK, "name": "office", "hours": weekdays},
+        headers=admin.headers,
+    )  # fmt: skip
+    await policy(
+        tasks, admin, name="year", calendar_id=office.json()["id"], resolution_minutes=A_YEAR
+    )
+    shrunk = await tasks.client.patch(
+        f"{API}/calendars/{office.json()['id']}",
+        json={"hours": ONE_MINUTE_A_WEEK["hours"]},
+        headers={**admin.headers, "If-Match": '"v1"'},
+    )
+    assert shrunk.status_code == 422, shrunk.text
+    assert shrunk.json()["type"].endswith("tasks-invalid-calendar")
+
+
+async def test_a_stored_policy_that_cannot_be_planned_never_fails_a_task_write(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    made = await tasks.client.post(
+        f"{API}/calendars", json=ONE_MINUTE_A_WEEK, headers=admin.headers
+    )
+    stored = await policy(tasks, admin, calendar_id=made.json()["id"], resolution_minutes=60)
+    async with tasks.app.context.session_factory() as session:  # saved before the check
+        await session.execute(
+            update(SlaPolicy)
+            .where(col(SlaPolicy.id) == uuid.UUID(stored["id"]))
+            .values(resolution_minutes=A_YEAR, response_minutes=A_YEAR)
+        )
+        await session.commit()
+    task = await tasks.create(agent)
+    assert await sla_of(tasks, agent, task) == {}  # no timer rather than no task
+    changed = await tasks.patch(agent, task, priority="high", status="waiting")
+    assert changed.status_code == 200, changed.text
+    moving = await tasks.patch(agent, changed.json(), status="in_progress")
+    assert moving.status_code == 200, moving.text

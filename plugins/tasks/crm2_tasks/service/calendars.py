@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import check_version
+from crm2_core.api import check_version, utcnow
 from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar
-from crm2_tasks.models import Calendar
+from crm2_tasks.models import Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository.tasks import add
 from crm2_tasks.schemas.admin import CalendarCreate, CalendarUpdate
@@ -34,6 +35,20 @@ async def business_calendar(
         for row in await repo.plain_rows(session, Calendar, id=calendar_id):
             return as_business(row)
     return default_calendar(context)
+
+
+def reaches(calendar: BusinessCalendar, minutes: int) -> bool:
+    """Whether ``minutes`` of working time from now fit within the calendar's horizon (an SLA
+    target that does not could never be planned: every matching task create would fail)."""
+    try:
+        calendar.add(utcnow(), timedelta(minutes=minutes))
+    except (CalendarError, OverflowError):
+        return False
+    return True
+
+
+def longest_target(policy: SlaPolicy) -> int:
+    return max(policy.response_minutes or 0, policy.resolution_minutes or 0)
 
 
 def _checked(timezone: str, hours: Mapping[Any, Any], holidays: list[Any]) -> dict[str, Any]:
@@ -77,6 +92,13 @@ async def update_calendar(
         changes.get("hours", row.hours),
         changes.get("holidays", row.holidays),
     )
+    calendar = BusinessCalendar.from_spec(spec["timezone"], spec["hours"], spec["holidays"])
+    for policy in await repo.plain_rows(session, SlaPolicy, calendar_id=row.id):
+        if not reaches(calendar, longest_target(policy)):
+            raise InvalidCalendar(
+                f"SLA policy {policy.name!r} needs {longest_target(policy)} working minutes, "
+                "more than this calendar has within ten years"
+            )
     values = {k: v for k, v in spec.items() if k in changes}
     if "name" in changes:
         values["name"] = changes["name"]

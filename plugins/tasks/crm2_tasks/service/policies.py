@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version, is_active_user
+from crm2_tasks.calendar import CalendarError
 from crm2_tasks.errors import InvalidAssignee, InvalidPolicy, SlaPolicyNotFound
 from crm2_tasks.models import SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository.tasks import add
 from crm2_tasks.schemas.admin import SlaPolicyCreate, SlaPolicyUpdate
-from crm2_tasks.service.calendars import get_calendar
+from crm2_tasks.service.calendars import as_business, get_calendar, reaches
 
 
 async def get_policy(session: AsyncSession, policy_id: uuid.UUID) -> SlaPolicy:
@@ -27,7 +28,18 @@ async def _check(session: AsyncSession, values: dict[str, Any]) -> None:
     if not values.get("response_minutes") and not values.get("resolution_minutes"):
         raise InvalidPolicy("give response_minutes, resolution_minutes or both")
     if values.get("calendar_id") is not None:
-        await get_calendar(session, values["calendar_id"])
+        row = await get_calendar(session, values["calendar_id"])
+        # the built-in calendar (40 hours a week) fits any target up to the schema's year
+        longest = max(values.get("response_minutes") or 0, values.get("resolution_minutes") or 0)
+        try:
+            usable = reaches(as_business(row), longest)
+        except CalendarError:
+            usable = False
+        if not usable:
+            raise InvalidPolicy(
+                f"calendar {row.name!r} has fewer than {longest} working minutes "
+                "within ten years: the timers could never be planned"
+            )
     user = values.get("escalate_to_user_id")
     if user is not None and not await is_active_user(session, user):
         raise InvalidAssignee(f"escalate_to_user_id {user} is not an active user")

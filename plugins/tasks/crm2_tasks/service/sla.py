@@ -6,6 +6,8 @@ scheduler's claims (``repository.timers``), never elsewhere.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import NewRow, is_active_user, new_row, publish
 from crm2_tasks import clock, sla
-from crm2_tasks.calendar import BusinessCalendar
+from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
 from crm2_tasks.models import SlaPolicy, SlaTimer, Task
 from crm2_tasks.repository import admin as admin_repo
@@ -22,6 +24,37 @@ from crm2_tasks.repository import timers as repo
 from crm2_tasks.service.calendars import business_calendar
 
 CLOSED = ("done", "cancelled")
+logger = logging.getLogger(__name__)
+
+
+async def _calendar(
+    session: AsyncSession, context: Any, calendar_id: uuid.UUID | None, task_id: uuid.UUID
+) -> BusinessCalendar | None:
+    try:
+        return await business_calendar(session, context, calendar_id)
+    except CalendarError as exc:  # a stored calendar from before its checks
+        logger.warning(
+            "tasks: task %s: calendar %s unusable, no SLA timer: %s", task_id, calendar_id, exc
+        )
+        return None
+
+
+def _plan(
+    calendar: BusinessCalendar,
+    task_id: uuid.UUID,
+    kind: str,
+    started: datetime,
+    target: timedelta,
+    share: float | None,
+    paused: timedelta = timedelta(0),
+) -> sla.TimerPlan | None:
+    """``sla.plan``, or ``None`` when the calendar has no working time that far ahead: a
+    policy is checked when saved, but must never make a task write fail anyway."""
+    try:
+        return sla.plan(calendar, started, target, share, paused)
+    except (CalendarError, OverflowError) as exc:
+        logger.warning("tasks: task %s: %s timer cannot be planned: %s", task_id, kind, exc)
+        return None
 
 
 async def first_timers(
@@ -33,19 +66,22 @@ async def first_timers(
     policy = sla.choose_policy(policies, task.priority, task.tags)
     if policy is None:
         return []
-    calendar = await business_calendar(session, context, policy.calendar_id)
+    calendar = await _calendar(session, context, policy.calendar_id, task.id)
+    if calendar is None:
+        return []
     share = policy.warning_share or context.plugin_settings("tasks").sla_warning_share
     targets = {"response": policy.response_minutes, "resolution": policy.resolution_minutes}
     if task.status != "todo":
         targets["response"] = None  # created already moving: responded at once
-    return [
-        new_row(
-            SlaTimer,
-            **_timer_values(calendar, task, policy, kind, now, timedelta(minutes=minutes), share),
-        )
-        for kind, minutes in targets.items()
-        if minutes
-    ]
+    rows = []
+    for kind, minutes in targets.items():
+        if not minutes:
+            continue
+        target = timedelta(minutes=minutes)
+        values = _timer_values(calendar, task, policy, kind, now, target, share)
+        if values is not None:
+            rows.append(new_row(SlaTimer, **values))
+    return rows
 
 
 def _timer_values(
@@ -57,8 +93,10 @@ def _timer_values(
     target: timedelta,
     share: float | None,
     paused_since: datetime | None = None,
-) -> dict[str, Any]:
-    plan = sla.plan(calendar, started, target, share)
+) -> dict[str, Any] | None:
+    plan = _plan(calendar, task.id, kind, started, target, share)
+    if plan is None:
+        return None
     return {
         "task_id": task.id,
         "policy_id": policy.id,
@@ -99,7 +137,9 @@ async def on_classification(session: AsyncSession, context: Any, task: Task, now
             if timer is not None:
                 await repo.delete_timer(session, timer.id)
             continue
-        calendar = await business_calendar(session, context, policy.calendar_id)
+        calendar = await _calendar(session, context, policy.calendar_id, task.id)
+        if calendar is None:
+            continue
         share = policy.warning_share or context.plugin_settings("tasks").sla_warning_share
         target = timedelta(minutes=minutes)
         if timer is None:
@@ -109,10 +149,13 @@ async def on_classification(session: AsyncSession, context: Any, task: Task, now
             fresh = _timer_values(
                 calendar, task, policy, kind, started, target, share, paused_since
             )
-            session.add(SlaTimer(**fresh))
+            if fresh is not None:
+                session.add(SlaTimer(**fresh))
             continue
         paused = timedelta(seconds=timer.paused_seconds)
-        plan = sla.plan(calendar, timer.started_at, target, share, paused)
+        plan = _plan(calendar, task.id, kind, timer.started_at, target, share, paused)
+        if plan is None:
+            continue  # the timer keeps its previous policy and deadlines
         values: dict[str, Any] = {
             "policy_id": policy.id,
             "calendar_id": policy.calendar_id,
@@ -127,14 +170,14 @@ async def on_classification(session: AsyncSession, context: Any, task: Task, now
 async def _replan(
     session: AsyncSession, context: Any, timer: SlaTimer, paused: timedelta
 ) -> dict[str, Any]:
-    calendar = await business_calendar(session, context, timer.calendar_id)
-    plan = sla.plan(
-        calendar,
-        timer.started_at,
-        timedelta(seconds=timer.target_seconds),
-        timer.warning_share,
-        paused,
-    )
+    calendar = await _calendar(session, context, timer.calendar_id, timer.task_id)
+    if calendar is None:
+        return {}  # the timer keeps its deadlines
+    target = timedelta(seconds=timer.target_seconds)
+    share = timer.warning_share
+    plan = _plan(calendar, timer.task_id, timer.kind, timer.started_at, target, share, paused)
+    if plan is None:
+        return {}  # the timer keeps its deadlines
     return {"warn_at": plan.warn_at, "due_at": plan.due_at}
 
 
@@ -170,8 +213,10 @@ async def on_status(
 async def _resume(
     session: AsyncSession, context: Any, timer: SlaTimer, since: datetime, now: datetime
 ) -> dict[str, Any]:
-    calendar = await business_calendar(session, context, timer.calendar_id)
-    paused = sla.paused_after_resume(calendar, timedelta(seconds=timer.paused_seconds), since, now)
+    calendar = await _calendar(session, context, timer.calendar_id, timer.task_id)
+    paused = timedelta(seconds=timer.paused_seconds)
+    if calendar is not None:
+        paused = sla.paused_after_resume(calendar, paused, since, now)
     values = await _replan(session, context, timer, paused)
     values.update(paused_seconds=int(paused.total_seconds()), paused_since=None)
     return values
