@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm2_tasks.clock import set_clock
-from crm2_tasks.models import Task
+from crm2_tasks.models import AutomationRule, Task
 from sqlalchemy import column, delete, select, table
 from tasks_kit import API, Tasks, User, seed_shipped_rules
 
@@ -143,6 +143,8 @@ async def test_bad_rules_are_refused(tasks: Tasks) -> None:
         {**RULE, "when": [{"field": "data.x", "op": "matches", "value": 1}]},
         {**RULE, "create_task": {**RULE["create_task"], "title": "Call {data.customer!r}"}},
         {**RULE, "create_task": {**RULE["create_task"], "due_in": "soonish"}},
+        # past the business calendar's ten-year horizon: every event would fail
+        {**RULE, "create_task": {**RULE["create_task"], "due_in": "9999 business days"}},
         {**RULE, "create_task": {**RULE["create_task"], "link": {"kind": "x", "id": "1"}}},
     ]
     for body in bad:
@@ -151,3 +153,23 @@ async def test_bad_rules_are_refused(tasks: Tasks) -> None:
     assert (
         await tasks.client.post(f"{API}/rules", json=RULE, headers=agent.headers)
     ).status_code == 403
+
+
+async def test_a_stored_rule_that_cannot_make_its_task_leaves_the_other_rules_working(
+    crm2_app_factory: Any,
+) -> None:
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    good = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert good.status_code == 201, good.text
+    async with tasks.app.context.session_factory() as session:  # saved before the check
+        action = {**RULE["create_task"], "title": "Later", "due_in": "9999 business days"}
+        session.add(
+            AutomationRule(
+                name="bad", on_event="shop.order.placed", conditions=[], action=action, enabled=True
+            )
+        )
+        await session.commit()
+    await place_order(tasks, agent, "1500.00")  # settles: the handler did not fail
+    mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert [task["title"] for task in mine] == ["Call Anna Berg"]

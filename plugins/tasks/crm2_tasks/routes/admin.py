@@ -159,7 +159,7 @@ async def create_rule(
     response: Response,
 ) -> AutomationRulePublic:
     """A rule: on an event type, when conditions hold, create a task from templates."""
-    row = await automations.create_rule(session, body, actor=admin)
+    row = await automations.create_rule(session, context, body, actor=admin)
     public = automations.public(row, automations.declared_event_types(context))
     return created(response, f"{BASE}/rules/{row.id}", public)
 
@@ -184,7 +184,7 @@ async def update_rule(
     response: Response,
 ) -> AutomationRulePublic:
     """Change a rule, e.g. switch a shipped one on with {"enabled": true} (If-Match required)."""
-    row = await automations.update_rule(session, rule_id, if_match, body, actor=admin)
+    row = await automations.update_rule(session, context, rule_id, if_match, body, actor=admin)
     return present(response, automations.public(row, automations.declared_event_types(context)))
 
 

@@ -9,6 +9,7 @@ that the handler applied the event, and a unique key on the task
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from crm2_core.api import check_version, is_active_user, publish
 from crm2_hookspecs import Principal
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
+from crm2_tasks.calendar import CalendarError
 from crm2_tasks.errors import InvalidRule, RuleNotFound
 from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
@@ -33,6 +35,8 @@ from crm2_tasks.schemas.admin import (
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.rule_cache import ActiveRule, rule_cache
 from crm2_tasks.service.tasks import new_task
+
+logger = logging.getLogger(__name__)
 
 
 def declared_event_types(context: Any) -> set[str]:
@@ -56,7 +60,7 @@ def public(rule: AutomationRule, declared: Iterable[str]) -> AutomationRulePubli
     )
 
 
-def _check(on: str, when: list[dict[str, Any]], action: dict[str, Any]) -> None:
+def _check(context: Any, on: str, when: list[dict[str, Any]], action: dict[str, Any]) -> None:
     if on.startswith("tasks."):
         raise InvalidRule("rules react to other plugins' events, not to tasks' own")
     try:
@@ -68,9 +72,12 @@ def _check(on: str, when: list[dict[str, Any]], action: dict[str, Any]) -> None:
         if action.get("link"):
             automation.check_template(action["link"]["id"])
         if action.get("due_in"):
-            DueIn.parse(action["due_in"])
+            # computed once: "9999 business days" is past the calendar's ten-year horizon
+            due_at(context, action["due_in"], clock.now(context))
     except RuleError as exc:
         raise InvalidRule(str(exc)) from exc
+    except (CalendarError, OverflowError) as exc:
+        raise InvalidRule(f"due_in {action['due_in']!r} is too far ahead: {exc}") from exc
 
 
 async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> AutomationRule:
@@ -89,11 +96,15 @@ def _changed(
 
 
 async def create_rule(
-    session: AsyncSession, data: AutomationRuleCreate, *, actor: Principal | None = None
+    session: AsyncSession,
+    context: Any,
+    data: AutomationRuleCreate,
+    *,
+    actor: Principal | None = None,
 ) -> AutomationRule:
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
-    _check(data.on, when, action)
+    _check(context, data.on, when, action)
     if await repo.name_taken(session, AutomationRule, data.name):
         raise InvalidRule(f"a rule is already called {data.name!r}")
     rule = AutomationRule(
@@ -106,6 +117,7 @@ async def create_rule(
 
 async def update_rule(
     session: AsyncSession,
+    context: Any,
     rule_id: uuid.UUID,
     if_match: str,
     data: AutomationRuleUpdate,
@@ -129,6 +141,7 @@ async def update_rule(
     if "enabled" in sent:
         values["enabled"] = sent["enabled"]
     _check(
+        context,
         values.get("on_event", rule.on_event),
         values.get("conditions", rule.conditions),
         values.get("action", rule.action),
@@ -245,23 +258,40 @@ async def _apply(
             continue
         if await task_repo.tasks_for_rule_event(session, rule.id, event_id):
             continue
-        action = rule.action
-        link = action.get("link") or None
-        link_id = automation.render(link["id"], envelope).strip() if link else ""
-        values: dict[str, Any] = {
-            "title": automation.render(action["title"], envelope)[:300] or rule.name,
-            "description": automation.render(action.get("description") or "", envelope),
-            "priority": action.get("priority") or "normal",
-            "tags": list(action.get("tags") or []),
-            "assignee_id": await _assignee(session, action.get("assignee"), envelope),
-            "creator_id": None,
-            "due_at": due_at(context, action.get("due_in"), now),
-            "link_kind": link["kind"] if link and link_id else None,
-            "link_id": link_id[:64] if link and link_id else None,
-            "automation_rule_id": rule.id,
-            "source_event_id": event_id,
-            "status": "todo",
-        }
+        try:
+            values = await _task_values(session, context, rule, envelope, event_id, now)
+        except (ValueError, ArithmeticError) as exc:
+            # A rule saved before its checks (or one the data trips up) makes no task for
+            # this event; failing would roll back, and retry, every other rule's task too.
+            logger.warning("tasks: rule %s made no task for event %s: %s", rule.id, event_id, exc)
+            continue
         task = await new_task(session, context, actor=None, values=values, now=now)
         created.append(task.id)
     return created
+
+
+async def _task_values(
+    session: AsyncSession,
+    context: Any,
+    rule: ActiveRule,
+    envelope: Mapping[str, Any],
+    event_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    action = rule.action
+    link = action.get("link") or None
+    link_id = automation.render(link["id"], envelope).strip() if link else ""
+    return {
+        "title": automation.render(action["title"], envelope)[:300] or rule.name,
+        "description": automation.render(action.get("description") or "", envelope),
+        "priority": action.get("priority") or "normal",
+        "tags": list(action.get("tags") or []),
+        "assignee_id": await _assignee(session, action.get("assignee"), envelope),
+        "creator_id": None,
+        "due_at": due_at(context, action.get("due_in"), now),
+        "link_kind": link["kind"] if link and link_id else None,
+        "link_id": link_id[:64] if link and link_id else None,
+        "automation_rule_id": rule.id,
+        "source_event_id": event_id,
+        "status": "todo",
+    }
