@@ -156,6 +156,9 @@ async def test_rules_are_admin_only_and_versioned(notifications: Notifications) 
         await notifications.client.patch(url, json={"enabled": False}, headers=stale)
     ).status_code == 412
     fresh = {**admin.headers, "If-Match": f'"v{rule["version"]}"'}
+    for nulled in ({"name": None}, {"template": None}, {"enabled": None}):
+        refused = await notifications.client.patch(url, json=nulled, headers=fresh)
+        assert refused.status_code == 422, (nulled, refused.text)
     changed = await notifications.client.patch(url, json={"enabled": False}, headers=fresh)
     assert changed.status_code == 200 and changed.json()["active"] is False
     assert (await notifications.client.delete(url, headers=admin.headers)).status_code == 204

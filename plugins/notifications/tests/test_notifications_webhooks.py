@@ -187,6 +187,23 @@ async def test_a_malformed_url_is_a_422_not_a_500(crm2_app_factory: Any) -> None
     assert listed.json()["items"] == []
 
 
+async def test_patch_null_is_refused(crm2_app_factory: Any) -> None:
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    admin = await n.user("admin")
+    made = await n.client.post(
+        f"{API}/webhooks",
+        json={"name": "erp", "url": "http://127.0.0.1:9/hook", "event_types": ["ping.*"]},
+        headers=admin.headers,
+    )
+    assert made.status_code == 201, made.text
+    headers = {**admin.headers, "If-Match": f'"v{made.json()["version"]}"'}
+    for body in ({"url": None}, {"event_types": None}, {"active": None}, {"rotate_secret": None}):
+        refused = await n.client.patch(
+            f"{API}/webhooks/{made.json()['id']}", json=body, headers=headers
+        )
+        assert refused.status_code == 422, (body, refused.text)
+
+
 async def test_a_redirect_to_loopback_is_refused(
     crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

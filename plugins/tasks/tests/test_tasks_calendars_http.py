@@ -72,3 +72,21 @@ async def test_calendar_updates_need_if_match_and_admins(tasks: Tasks) -> None:
     changed = await tasks.client.patch(url, json={"holidays": ["2026-12-24"]}, headers=headers)
     assert changed.status_code == 200 and changed.json()["holidays"] == ["2026-12-24"]
     assert (await tasks.client.patch(url, json={"name": "y"}, headers=headers)).status_code == 412
+
+
+async def test_patch_null_is_refused_for_calendars_and_rules(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    made = (
+        await tasks.client.post(f"{API}/calendars", json=BERLIN_OFFICE, headers=admin.headers)
+    ).json()
+    headers = {**admin.headers, "If-Match": '"v1"'}
+    for body in ({"timezone": None}, {"hours": None}, {"name": None}, {"holidays": None}):
+        refused = await tasks.client.patch(
+            f"{API}/calendars/{made['id']}", json=body, headers=headers
+        )
+        assert refused.status_code == 422, (body, refused.text)
+    rule = {"name": "r", "on": "shop.order.placed", "create_task": {"title": "Call"}}
+    made = (await tasks.client.post(f"{API}/rules", json=rule, headers=admin.headers)).json()
+    for body in ({"name": None}, {"create_task": None}, {"enabled": None}):
+        refused = await tasks.client.patch(f"{API}/rules/{made['id']}", json=body, headers=headers)
+        assert refused.status_code == 422, (body, refused.text)

@@ -35,6 +35,18 @@ async def test_create_get_update_and_list(tasks: Tasks) -> None:
     assert updated[-1].data["changed"] == ["status", "title"]
 
 
+async def test_patch_null_clears_due_at_and_is_refused_for_the_other_fields(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, title="Keep me", due_at="2030-01-07T09:00:00Z")
+    for field in ("title", "description", "priority", "status", "tags", "reminders", "link"):
+        refused = await tasks.patch(agent, task, **{field: None})
+        assert refused.status_code == 422, (field, refused.text)
+        assert field in refused.text
+    cleared = await tasks.patch(agent, task, due_at=None)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["due_at"] is None and cleared.json()["title"] == "Keep me"
+
+
 async def test_create_returns_location_and_honours_idempotency_key(tasks: Tasks) -> None:
     agent = await tasks.user("agent")
     headers = {**agent.headers, "Idempotency-Key": "task-1"}

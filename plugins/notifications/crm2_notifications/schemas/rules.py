@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from crm2_core.api import RequestModel, ResponseModel
+from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 EventType = Annotated[
@@ -59,7 +59,7 @@ class NotificationRuleCreate(RequestModel):
     enabled: bool = True
 
 
-class NotificationRuleUpdate(RequestModel):
+class NotificationRuleUpdate(UpdateModel):
     name: Name | None = None
     event_type: EventType | None = None
     conditions: Annotated[list[ConditionIn], Field(max_length=20)] | None = None
@@ -93,7 +93,7 @@ class WebhookCreate(RequestModel):
     active: bool = True
 
 
-class WebhookUpdate(RequestModel):
+class WebhookUpdate(UpdateModel):
     name: Name | None = None
     url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://")] | None = None
     event_types: Annotated[list[EventPattern], Field(min_length=1, max_length=50)] | None = None

@@ -33,7 +33,7 @@ class CalendarCreate(RequestModel):
     holidays: Holidays = []
 
 
-class CalendarUpdate(RequestModel):
+class CalendarUpdate(UpdateModel):
     name: Name | None = None
     timezone: Zone | None = None
     hours: Hours | None = None
@@ -135,7 +135,7 @@ class AutomationRuleCreate(RequestModel):
     enabled: bool = True
 
 
-class AutomationRuleUpdate(RequestModel):
+class AutomationRuleUpdate(UpdateModel):
     name: Name | None = None
     on: EventType | None = None
     when: Annotated[list[ConditionIn], Field(max_length=20)] | None = None

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
-from crm2_core.api import EntityLink, RequestModel, ResponseModel
+from crm2_core.api import Clearable, EntityLink, RequestModel, ResponseModel, UpdateModel
 
 Priority = Literal["low", "normal", "high", "urgent"]
 OpenStatus = Literal["todo", "in_progress", "waiting"]
@@ -76,13 +76,14 @@ class TaskCreate(RequestModel):
     _tags = field_validator("tags", "reminders")(_unique)
 
 
-class TaskUpdate(RequestModel):
-    """Only the fields sent change. On a recurring task ``scope`` says which occurrences:
-    ``this`` (this one only) or ``following`` (this one and the ones after it)."""
+class TaskUpdate(UpdateModel):
+    """Only the fields sent change; ``null`` clears ``due_at`` and is refused elsewhere. On a
+    recurring task ``scope`` says which occurrences: ``this`` (this one only) or
+    ``following`` (this one and the ones after it)."""
 
     title: Title | None = None
     description: Description | None = None
-    due_at: DueAt | None = None
+    due_at: Annotated[DueAt | None, Clearable] = None
     priority: Priority | None = None
     status: Literal["todo", "in_progress", "waiting", "cancelled"] | None = None
     tags: Tags | None = None

@@ -224,7 +224,7 @@ def _changes(task: Task, data: TaskUpdate) -> dict[str, Any]:
     sent = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
     for field in ("title", "description", "priority", "status", "tags", "reminders", "due_at"):
-        if field in sent and sent[field] is not None and sent[field] != getattr(task, field):
+        if field in sent and sent[field] != getattr(task, field):
             values[field] = sent[field]
     if data.checklist is not None:
         checklist = [item.model_dump() for item in data.checklist]
