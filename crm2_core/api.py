@@ -104,6 +104,7 @@ from crm2_core.kit.owners import (
     resolve_owner,
     user_emails,
     user_ids_by_email,
+    user_permitted,
 )
 from crm2_core.kit.query import (
     Derived,
@@ -270,6 +271,7 @@ __all__ = [
     "update_versioned",
     "user_emails",
     "user_ids_by_email",
+    "user_permitted",
     "utcnow",
     "validation_reason",
     "where_all",

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.auth.models import User
+from crm2_core.auth.repository import permissions_of_roles, roles_of
 from crm2_core.db.direct import execute_in_session
 from crm2_core.errors import Forbidden, Unprocessable
+from crm2_core.http.principal import permitted
 from crm2_core.kit.visibility import Visibility, acting_user
 from crm2_hookspecs import Principal
 
@@ -38,6 +40,31 @@ async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
     stmt = select(exists().where(col(User.id) == user_id, col(User.is_active).is_(True)))
     rows = await execute_in_session(session, stmt, reads_only=True)
     return bool(rows[0][0])
+
+
+async def user_permitted(
+    context: AppContext,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    permission: str,
+    resource: object | None = None,
+) -> bool:
+    """Whether the user is active and holds ``permission`` through their roles as they are
+    now, with no ``crm2_check_permission`` veto: for a credential that is not a request's
+    principal (a calendar feed's token, a job acting for a user), so a removed right stops
+    it at once. Read in ``session``: the role cache's own session would wait on SQLite for
+    the write lock this one may hold."""
+    if not await is_active_user(session, user_id):
+        return False
+    roles = frozenset((await roles_of(session, [user_id]))[user_id])
+    grants = await permissions_of_roles(session, roles)
+    principal = Principal(
+        id=user_id,
+        kind="user",
+        roles=roles,
+        permissions=frozenset(p for role in roles for p in grants[role]),
+    )
+    return permitted(context, principal, permission, resource)
 
 
 def _verified_active(principal: Principal) -> bool:

@@ -33,7 +33,7 @@ def parse_hhmm(value: str) -> time:
     if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
         raise CalendarError(f"{value!r} is not a HH:MM time")
     hh, mm = value[:2], value[3:]
-    if not (hh.isdigit() and mm.isdigit()):
+    if not (hh.isascii() and hh.isdigit() and mm.isascii() and mm.isdigit()):
         raise CalendarError(f"{value!r} is not a HH:MM time")
     hours, minutes = int(hh), int(mm)
     if (hours, minutes) == (24, 0):

@@ -101,6 +101,7 @@ def test_an_interval_inside_the_spring_gap_has_no_working_time() -> None:
         ({"mon": [["17:00", "09:00"]]}, "must end after it starts"),
         ({"mon": [["09:00", "13:00"], ["12:00", "17:00"]]}, "overlap"),
         ({"mon": [["9:00", "17:00"]]}, "HH:MM"),
+        ({"mon": [["0\u00b2:00", "17:00"]]}, "HH:MM"),  # "²" passes str.isdigit(), not int()
         ({"mon": [["09:00", "25:00"]]}, "not a time of day"),
         ({"someday": [["09:00", "17:00"]]}, "not a weekday"),
         ({}, "at least one weekday"),

@@ -36,6 +36,24 @@ async def test_the_feed_lists_my_tasks_and_stops_when_revoked(tasks: Tasks) -> N
     assert (await tasks.client.delete(f"{API}/feed", headers=me.headers)).status_code == 404
 
 
+async def test_the_feed_stops_at_once_when_its_owner_loses_tasks_read(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    role = {"name": "helper", "permissions": ["tasks:read", "tasks:write"]}
+    made = await tasks.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    helper = await tasks.user("helper")
+    await tasks.create(helper, title="secret plan", due_at="2030-01-01T10:00:00Z")
+    url = (await tasks.client.post(f"{API}/feed", headers=helper.headers)).json()["url"]
+    assert "secret plan" in (await tasks.client.get(url)).text
+    taken = await tasks.client.patch(
+        "/api/v1/auth/roles/helper",
+        json={"permissions": []},
+        headers={**admin.headers, "If-Match": made.headers["ETag"]},
+    )
+    assert taken.status_code == 200, taken.text
+    assert (await tasks.client.get(url)).status_code == 404
+
+
 async def test_a_task_due_at_the_end_of_year_9999_does_not_break_the_feed(tasks: Tasks) -> None:
     me = await tasks.user("agent")
     task = await tasks.create(me, title="Someday", due_at="2999-12-31T23:50:00Z")

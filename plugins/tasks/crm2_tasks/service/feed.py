@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import acting_user, is_active_user
+from crm2_core.api import acting_user, user_permitted
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, ical
 from crm2_tasks.errors import FeedNotFound
@@ -38,7 +38,8 @@ async def render_feed(session: AsyncSession, context: Any, token: str) -> str:
     if len(token) > 100:
         raise FeedNotFound("no calendar feed with this token")
     user_id = await repo.user_for_token(session, _hash(token))
-    if user_id is None or not await is_active_user(session, user_id):
+    # the owner's right as it is now: a feed stops with their tasks:read
+    if user_id is None or not await user_permitted(context, session, user_id, "tasks:read"):
         raise FeedNotFound("no calendar feed with this token")
     now = clock.now(context)
     days_back: int = context.plugin_settings("tasks").feed_days_back
