@@ -17,12 +17,16 @@ def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
     return Column(UtcDateTime(), nullable=nullable, index=index)
 
 
+# A 64-character local part, "@" and a 255-character domain (RFC 5321).
+MAX_EMAIL_LENGTH = 320
+
+
 class User(SQLModel, table=True):
     __tablename__ = "auth_user"
     __table_args__ = PLUGIN
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    email: str = Field(max_length=320, unique=True)
+    email: str = Field(max_length=MAX_EMAIL_LENGTH, unique=True)
     full_name: str = Field(default="", max_length=200)
     password_hash: str = Field(max_length=255)
     is_active: bool = True
@@ -128,7 +132,7 @@ class LoginFailure(SQLModel, table=True):
     __tablename__ = "auth_login_failure"
     __table_args__ = PLUGIN
 
-    account: str = Field(primary_key=True, max_length=320)
+    account: str = Field(primary_key=True, max_length=MAX_EMAIL_LENGTH)
     address: str = Field(primary_key=True, max_length=64)
     failures: int = 0
     last_failure_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -39,7 +39,14 @@ from crm2_core.auth.errors import (
     UserOwnsRecords,
 )
 from crm2_core.auth.events import ApiKeysRevoked, RoleChanged, UserCredentialsChanged
-from crm2_core.auth.models import ApiKey, PermissionRecord, RefreshToken, Role, User
+from crm2_core.auth.models import (
+    MAX_EMAIL_LENGTH,
+    ApiKey,
+    PermissionRecord,
+    RefreshToken,
+    Role,
+    User,
+)
 from crm2_core.auth.ownership import owns_records, reassign, user_references
 from crm2_core.auth.passwords import Passwords
 from crm2_core.auth.privileges import EVERYTHING, missing, require_covered
@@ -96,6 +103,10 @@ class AuthService:
         the session (and nothing else is written before the password is checked).
         """
         email = email.strip().lower()
+        if len(email) > MAX_EMAIL_LENGTH:
+            # lower() can lengthen an address ("İ" becomes two code points): no account
+            # has it, and it would not fit auth_login_failure.account. Nothing is written.
+            raise InvalidCredentials("wrong e-mail or password")
         s = self.settings
         wait = await self.throttle.hit(
             f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds

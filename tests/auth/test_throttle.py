@@ -97,6 +97,22 @@ async def test_the_account_waits_are_counted_case_insensitively(make_app: MakeAp
     assert_429(await attempt(app, PASSWORD))
 
 
+async def test_an_address_too_long_once_lowercased_is_401_and_recorded_nowhere(
+    crm2: Crm2TestApp,
+) -> None:
+    from sqlalchemy import func, select
+
+    from crm2_core.auth.models import LoginFailure
+
+    # 320 characters as typed, 640 once lowercased ("İ" becomes "i" and a combining dot)
+    response = await attempt(crm2, "guess", "\u0130" * 320)
+    assert response.status_code == 401, response.text
+    assert response.json()["type"] == "urn:crm2:problem:invalid-credentials"
+    async with crm2.context.session_factory() as session:
+        rows = (await session.execute(select(func.count()).select_from(LoginFailure))).scalar()
+    assert rows == 0
+
+
 async def test_waits_do_not_touch_other_accounts(make_app: MakeApp) -> None:
     app = await make_app(login_free_failures=3)
     await app.create_user("agent", email=EMAIL)
