@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import APIRouter
 
 from crm2_core.testing import Crm2TestApp
@@ -127,6 +128,25 @@ async def test_patch_with_stale_if_match_is_412_problem(crm2: Crm2TestApp) -> No
 
     response = await crm2.client.patch(
         url, json={"full_name": "Grace"}, headers={**admin, "If-Match": etag}
+    )
+
+    assert_problem(response, 412, "precondition-failed")
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    [b'"v' + b"9" * 5000 + b'"', b'"v\xb2"', b'"v1 "', b'"v-1"', b'"v"'],
+    ids=["5000-digits", "superscript-two", "space", "negative", "no-digits"],
+)
+async def test_if_match_naming_no_version_number_is_412_problem(
+    crm2: Crm2TestApp, if_match: bytes
+) -> None:
+    admin = await crm2.login("admin")
+
+    response = await crm2.client.patch(
+        "/api/v1/auth/roles/viewer",
+        json={"description": "x"},
+        headers={**admin, "If-Match": if_match},  # type: ignore[dict-item]
     )
 
     assert_problem(response, 412, "precondition-failed")
