@@ -162,6 +162,13 @@ async def role_in_use(session: AsyncSession, name: str) -> bool:
     return users.first() is not None or keys.first() is not None
 
 
+async def delete_revoked_api_keys_of_role(session: AsyncSession, name: str) -> None:
+    """Delete the revoked keys bound to role ``name`` (the keys they made keep theirs)."""
+    await session.execute(
+        delete(ApiKey).where(col(ApiKey.role_name) == name, col(ApiKey.revoked_at).is_not(None))
+    )
+
+
 async def known_permissions(session: AsyncSession) -> dict[str, PermissionRecord]:
     rows = await session.execute(select(PermissionRecord))
     return {p.name: p for p in rows.scalars()}

@@ -517,10 +517,17 @@ class AuthService:
             require_covered(actor.permissions, held, f"deleting role {name!r}")
         if role.builtin:
             raise BuiltinRole(f"{name} is a built-in role")
+        in_use = f"role {name!r} is assigned to users or unrevoked API keys; unassign it first"
         if await repo.role_in_use(session, name):
-            raise RoleInUse(f"role {name!r} is assigned to users or API keys; unassign it first")
+            raise RoleInUse(in_use)
+        # A revoked key never works again and its row must not keep the role alive:
+        # it goes with the role (its revocation stays in the outbox's auth.api_key.revoked).
+        await repo.delete_revoked_api_keys_of_role(session, name)
         await session.delete(role)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent request gave it to someone first
+            raise RoleInUse(in_use) from exc
         self._role_changed(session, name, actor, deleted=True)
 
     async def sync_permissions(

@@ -188,3 +188,19 @@ async def test_role_of_a_live_key_cannot_be_deleted(
     await crm2.client.post(ROLES, json={"name": "sync"}, headers=admin)
     await create_key(crm2, admin, role="sync")
     assert (await crm2.client.delete(f"{ROLES}/sync", headers=admin)).status_code == 409
+
+
+async def test_role_named_only_by_revoked_keys_is_deleted_with_them(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    await crm2.client.post(ROLES, json={"name": "sync"}, headers=admin)
+    revoked = await create_key(crm2, admin, role="sync")
+    kept = await create_key(crm2, admin, role="viewer")
+    assert (await crm2.client.delete(f"{KEYS}/{revoked['id']}", headers=admin)).status_code == 204
+
+    assert (await crm2.client.delete(f"{ROLES}/sync", headers=admin)).status_code == 204
+
+    assert (await crm2.client.get(f"{ROLES}/sync", headers=admin)).status_code == 404
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["id"] for k in listed] == [kept["id"]]
+    assert (await crm2.client.get(USERS, headers=bearer(revoked["key"]))).status_code == 401
