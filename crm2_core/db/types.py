@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -17,6 +17,11 @@ def utcnow() -> datetime:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+# The first and last instants stored: one microsecond inside what Python can hold.
+_FIRST = (datetime.min + timedelta(microseconds=1)).replace(tzinfo=UTC)
+_LAST = (datetime.max - timedelta(microseconds=1)).replace(tzinfo=UTC)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -35,7 +40,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         except OverflowError:
             # Within a day of year 1 or 9999 in another zone: there is no earlier or
             # later instant to store or compare with, so take the extreme itself.
-            value = (datetime.max if value.year > 1 else datetime.min).replace(tzinfo=UTC)
+            value = _LAST if value.year > 1 else _FIRST
+        # asyncpg binds datetime.max/min as ±infinity and reads those back naive, past
+        # the result processing below: keep one microsecond inside.
+        value = min(max(value, _FIRST), _LAST)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:

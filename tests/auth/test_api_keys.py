@@ -146,6 +146,26 @@ async def test_naive_expiry_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -> 
     assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("expires_at", "listed", "status"),
+    [
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999998Z", 200),
+        ("9999-12-31T12:00:00-14:00", "9999-12-31T23:59:59.999998Z", 200),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000001Z", 401),
+        ("0001-01-01T10:00:00+14:00", "0001-01-01T00:00:00.000001Z", 401),
+    ],
+    ids=["last-instant", "past-the-last", "first-instant", "before-the-first"],
+)
+async def test_expiry_at_the_ends_of_time_is_kept_just_inside_them(
+    crm2: Crm2TestApp, admin: dict[str, str], expires_at: str, listed: str, status: int
+) -> None:
+    """PostgreSQL would store datetime.max/min as ±infinity, read back naive: a 500 on use."""
+    created = await create_key(crm2, admin, role="admin", expires_at=expires_at)
+    assert (await crm2.client.get(USERS, headers=bearer(created["key"]))).status_code == status
+    keys = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["expires_at"] for k in keys] == [listed]
+
+
 async def test_key_is_stored_only_hashed(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
     created = await create_key(crm2, admin)
     async with crm2.context.session_factory() as session:
