@@ -205,6 +205,14 @@ class Authenticator:
             attributes={"created_by": row.created_by},
         )
 
+    async def standing_key(self, key_id: uuid.UUID) -> KeyRecord:
+        """The key's row while it stands; 401 once it is revoked, expired or deleted."""
+        row = await self.api_keys.by_id(key_id)
+        if row is None:
+            raise Unauthorized("unknown API key")
+        check_key_standing(row, utcnow())
+        return row
+
     async def recheck(self, principal: Principal) -> Principal:
         """``principal`` as it stands now (an open stream's check): 401 when its
         credentials were revoked, else the same principal with its roles' current
@@ -213,10 +221,7 @@ class Authenticator:
         if principal.kind == "user" and "credentials_version" in principal.attributes:
             await self.check_credentials(principal.id, principal.attributes["credentials_version"])
         elif principal.kind == "api_key":
-            row = await self.api_keys.by_id(principal.id)
-            if row is None:
-                raise Unauthorized("unknown API key")
-            check_key_standing(row, utcnow())
+            await self.standing_key(principal.id)
         else:
             return principal
         return Principal(

@@ -1,4 +1,4 @@
-"""Stream tokens: short-lived JWTs (``typ`` ``stream``) bound to one user and one channel.
+"""Stream tokens: short-lived JWTs (``typ`` ``stream``) bound to one principal and one channel.
 
 A browser ``EventSource`` cannot send an ``Authorization`` header, so it
 passes a stream token as ``?token=``. The token only opens the stream of the
@@ -9,7 +9,7 @@ its short life limits what a leaked URL (access logs, history) gives away.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm2_core.errors import Unauthorized
 from crm2_hookspecs import Principal
@@ -56,15 +56,20 @@ async def principal_from_stream_token(context: AppContext, token: str, channel: 
     authenticator = context.authenticator
     kind = str(claims.get("kind", "user"))
     version = claims.get("cv")
+    # an open stream checks these again when the user's credentials change
+    attributes: dict[str, Any] = {}
     if version is not None:  # a signed-in user's: dies with the user's rights
         if not isinstance(version, int) or isinstance(version, bool):
             raise Unauthorized("invalid token: ask for a new stream token")
         await authenticator.check_credentials(subject, version)
+        attributes["credentials_version"] = version
+    elif kind == "api_key":  # an API key's: dies with the key (revoked or expired)
+        key = await authenticator.standing_key(subject)
+        attributes["created_by"] = key.created_by  # whose records it sees, as with the key
     return Principal(
         id=subject,
         kind=kind,
         roles=frozenset(roles),
         permissions=await authenticator.roles.permissions(roles),
-        # an open stream checks these again when the user's credentials change
-        attributes={} if version is None else {"credentials_version": version},
+        attributes=attributes,
     )

@@ -112,6 +112,28 @@ async def test_stream_token_opens_its_channel(
     assert message.json()["id"] == str(event_id)
 
 
+async def test_stream_token_of_a_revoked_api_key_is_401(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    app = await probe_app()
+    server = await serve(app)
+    admin = await app.login("admin")
+    created = await app.client.post(
+        "/api/v1/auth/api-keys", json={"name": "feed", "role": "admin"}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+    token = await _stream_token(app.client, key, "probe_audit")
+    revoked = await app.client.delete(
+        f"/api/v1/auth/api-keys/{created.json()['id']}", headers=admin
+    )
+    assert revoked.status_code == 204, revoked.text
+
+    url = f"{server.url}/api/v1/streams/probe_audit"
+    async with sse.stream("GET", url, params={"token": token}) as response:
+        assert response.status_code == 401
+
+
 async def test_stream_token_is_bound_to_its_channel(probe_app: ProbeFactory) -> None:
     app = await probe_app()
     headers = await app.login("admin")  # may read both channels
