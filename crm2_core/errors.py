@@ -70,6 +70,13 @@ class IdempotencyInFlight(Conflict):
     slug, title = "idempotency-in-flight", "A request with this Idempotency-Key is still running"
 
 
+class IdempotentResponseNotKept(Conflict):
+    slug, title = (
+        "idempotent-response-not-kept",
+        "The request with this Idempotency-Key was carried out; its response was not kept",
+    )
+
+
 class PreconditionFailed(Crm2Error):
     status, slug, title = 412, "precondition-failed", "The resource has changed (stale If-Match)"
 

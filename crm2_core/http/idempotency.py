@@ -6,6 +6,12 @@ same key, other request → 422; the first still running → the repeat waits fo
 Keys are scoped per principal and kept ``CRM2_IDEMPOTENCY_TTL_SECONDS``.
 Anonymous requests (login) are passed through: there is no one to scope a key to.
 
+A response marked ``Cache-Control: no-store`` (a new API key, shown once) is not
+kept: only its status and headers are. The key still stands for the request that
+ran, but a repeat gets a 409 ``idempotent-response-not-kept`` (with the stored
+``Location``, if any) instead of the secret: the caller looks the result up, or
+discards it and asks again with a new key.
+
 The key lives in the request's own transaction (``SessionDep``, see
 ``IdempotentRequest``): claimed by its first write, completed with the response
 by its last, committed before a byte of the response is sent. So a crash leaves
@@ -23,7 +29,12 @@ import re
 from sqlalchemy.exc import DBAPIError
 
 from crm2_core.context import AUTHENTICATOR, AppContext
-from crm2_core.errors import BadRequest, Crm2Error, IdempotencyInFlight
+from crm2_core.errors import (
+    BadRequest,
+    Crm2Error,
+    IdempotencyInFlight,
+    IdempotentResponseNotKept,
+)
 from crm2_core.http.idempotency_tx import (
     IDEMPOTENCY_STATE,
     IdempotentRequest,
@@ -42,7 +53,7 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _MULTIPART_BOUNDARY = re.compile(
     r'(?i)\s*multipart/form-data\s*;(?:.*;)?\s*boundary=("?)(?P<boundary>[^";]{1,200})\1'
 )
-REPLAYED_HEADERS = {"content-type", "location", "etag"}
+REPLAYED_HEADERS = {"content-type", "location", "etag", "cache-control"}
 
 
 class IdempotencyMiddleware:
@@ -141,7 +152,10 @@ class IdempotencyMiddleware:
             status, headers, body = _response_of(messages)
             await pending.finish(status, headers, body)
         except StoredResponse as stored:
-            await _replay(send, stored.record)
+            if stored.record.response_body is None:  # a no-store response: not kept
+                await _not_kept(send, stored.record, request_id, path)
+            else:
+                await _replay(send, stored.record)
             return
         except Crm2Error as exc:  # raised by a claim that ran only in ``finish``
             await send_problem(
@@ -162,7 +176,8 @@ class IdempotencyMiddleware:
             await send(message)
 
 
-def _response_of(messages: list[Message]) -> tuple[int, list[tuple[str, str]], bytes]:
+def _response_of(messages: list[Message]) -> tuple[int, list[tuple[str, str]], bytes | None]:
+    """Status, replayed headers and body of a response; no body when it must not be kept."""
     status = 500
     kept: list[tuple[str, str]] = []
     body = bytearray()
@@ -174,12 +189,45 @@ def _response_of(messages: list[Message]) -> tuple[int, list[tuple[str, str]], b
                     kept.append((name.decode().lower(), value.decode()))
         elif message["type"] == "http.response.body":
             body.extend(message.get("body", b""))
-    return status, kept, bytes(body)
+    return status, kept, None if _no_store(kept) else bytes(body)
+
+
+def _no_store(headers: list[tuple[str, str]]) -> bool:
+    return any(
+        name == "cache-control"
+        and "no-store" in (part.strip().lower() for part in value.split(","))
+        for name, value in headers
+    )
+
+
+def _stored_headers(row: IdempotencyRecord) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), v.encode()) for k, v in json.loads(row.response_headers or "[]")]
+
+
+async def _not_kept(
+    send: Send, row: IdempotencyRecord, request_id: str | None, path: str | None
+) -> None:
+    error = IdempotentResponseNotKept(
+        "a request with this Idempotency-Key was carried out; its response held what is shown "
+        "only once (Cache-Control: no-store) and was not kept. Look the result up, or discard "
+        "it and send a new request with a new Idempotency-Key"
+    )
+    headers = [(k, v) for k, v in _stored_headers(row) if k in (b"location", b"cache-control")]
+    await send_problem(
+        send,
+        error.status,
+        error.slug,
+        error.title,
+        error.detail,
+        request_id,
+        headers,
+        instance=path,
+    )
 
 
 async def _replay(send: Send, row: IdempotencyRecord) -> None:
     body = row.response_body or b""
-    headers = [(k.encode(), v.encode()) for k, v in json.loads(row.response_headers or "[]")]
+    headers = _stored_headers(row)
     headers.append((b"content-length", str(len(body)).encode()))
     headers.append((b"idempotent-replayed", b"true"))
     await send(

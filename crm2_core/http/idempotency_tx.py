@@ -113,8 +113,10 @@ class IdempotentRequest:
         if self.session is not None:
             await self.session.rollback()
 
-    async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes | None) -> None:
         """Commit the route's work with its response stored under the key, or keep nothing.
+
+        ``body`` ``None``: a response not to keep (``Cache-Control: no-store``).
 
         May raise what the claim raises (``StoredResponse``, 409, 422) when the route
         never began its transaction: then it is claimed only now.

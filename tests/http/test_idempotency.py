@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 
@@ -98,6 +98,61 @@ async def test_invalid_key_is_400_problem(crm2: Crm2TestApp) -> None:
 
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_no_store_response_is_not_kept_and_its_repeat_does_not_show_it(
+    crm2: Crm2TestApp,
+) -> None:
+    from crm2_core.http.models import IdempotencyRecord
+
+    admin = await crm2.login("admin")
+    headers = {**admin, "Idempotency-Key": "feed-key-1"}
+    body = {"name": "feed", "role": "viewer"}
+
+    first = await crm2.client.post("/api/v1/auth/api-keys", json=body, headers=headers)
+    second = await crm2.client.post("/api/v1/auth/api-keys", json=body, headers=headers)
+
+    assert first.status_code == 201, first.text
+    secret = first.json()["key"]
+    async with crm2.context.session_factory() as session:
+        stored = (await session.execute(select(IdempotencyRecord))).scalar_one()
+    assert stored.response_status == 201 and stored.response_body is None
+    assert secret not in (stored.response_headers or "")
+    assert second.status_code == 409, second.text
+    assert second.json()["type"] == "urn:crm2:problem:idempotent-response-not-kept"
+    assert secret not in second.text
+    assert second.headers["cache-control"] == "no-store"
+    listed = await crm2.client.get("/api/v1/auth/api-keys", headers=admin)
+    assert len(listed.json()["items"]) == 1  # the repeat created nothing
+
+
+class Cached:
+    """``POST /api/v1/cached/things`` answers with a ``Cache-Control`` of its own."""
+
+    manifest = PluginManifest(name="cached", title="Cached")
+
+    @hookimpl
+    def crm2_routers(self) -> Sequence[APIRouter]:
+        router = APIRouter(prefix="/api/v1/cached")
+
+        @router.post("/things", status_code=status.HTTP_201_CREATED)
+        async def create_thing(response: Response, session: SessionDep) -> dict[str, Any]:
+            response.headers["Cache-Control"] = "private, max-age=60"
+            return {"thing": 1}
+
+        return [router]
+
+
+async def test_replay_keeps_the_responses_cache_control(crm2_app_factory: AppFactory) -> None:
+    app = await crm2_app_factory(extra_plugins=(Cached(),))
+    headers = {**await app.login("admin"), "Idempotency-Key": "thing-1"}
+
+    first = await app.client.post("/api/v1/cached/things", headers=headers)
+    second = await app.client.post("/api/v1/cached/things", headers=headers)
+
+    assert first.status_code == second.status_code == 201
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.headers["cache-control"] == "private, max-age=60"
 
 
 class SlowUsers:
