@@ -47,14 +47,18 @@ class RoleCache:
         self._known: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._epoch = 0  # moves on with every invalidation
 
     def invalidate(self) -> None:
+        self._epoch += 1
         self._loaded_at = float("-inf")
 
     async def _load(self) -> None:
         async with self._lock:
             if time.monotonic() - self._loaded_at < self._ttl:
                 return
+            epoch = self._epoch
+            loaded_at = time.monotonic()
             async with self._session_factory() as session:
                 rows = (await session.execute(select(RolePermission))).scalars().all()
                 known = (await session.execute(select(col(PermissionRecord.name)))).scalars().all()
@@ -63,7 +67,10 @@ class RoleCache:
                 grouped.setdefault(row.role_name, set()).add(row.permission)
             self._permissions = {role: frozenset(perms) for role, perms in grouped.items()}
             self._known = frozenset(known)
-            self._loaded_at = time.monotonic()
+            # An invalidation that arrived during the read may be newer than what was
+            # read: answer with it this once, and read again on the next call.
+            if epoch == self._epoch:
+                self._loaded_at = loaded_at
 
     async def permissions(self, roles: Iterable[str]) -> frozenset[str]:
         if time.monotonic() - self._loaded_at >= self._ttl:

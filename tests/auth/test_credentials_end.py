@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
@@ -146,6 +146,42 @@ async def test_a_role_losing_a_permission_takes_it_from_tokens_at_once(
         f"{ROLES}/watcher", json={"permissions": []}, headers={**admin, "If-Match": etag}
     )
     assert response.status_code == 200, response.text
+    assert (await crm2.client.get(PLUGINS, headers=watcher)).status_code == 403
+
+
+async def test_a_role_change_during_a_role_cache_reload_is_not_kept_past_it(
+    crm2: Crm2TestApp, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm2_core.auth.schemas import RoleUpdate
+
+    body = {"name": "watcher", "permissions": ["core:plugins"]}
+    assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    watcher = await crm2.login("watcher")
+    cache = crm2.context.authenticator.roles
+    read = cache._session_factory
+    done_reading, go_on = asyncio.Event(), asyncio.Event()
+
+    @asynccontextmanager
+    async def read_then_pause() -> AsyncIterator[Any]:  # a busy process, after the read
+        async with read() as session:
+            yield session
+        done_reading.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(cache, "_session_factory", read_then_pause)
+    cache.invalidate()  # as when CRM2_AUTH_ROLE_CACHE_SECONDS runs out
+    reload = asyncio.create_task(cache.permissions(["watcher"]))
+    await asyncio.wait_for(done_reading.wait(), 10)
+    monkeypatch.setattr(cache, "_session_factory", read)
+    async with crm2.context.session_factory() as session:  # PATCH /roles/watcher's work
+        role = await crm2.auth.get_role(session, "watcher")
+        await crm2.auth.update_role(
+            session, "watcher", f'"v{role.version}"', RoleUpdate(permissions=[])
+        )
+        await session.commit()  # invalidates the cache, during the reload
+    go_on.set()
+    await reload
+
     assert (await crm2.client.get(PLUGINS, headers=watcher)).status_code == 403
 
 
