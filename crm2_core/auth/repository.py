@@ -111,12 +111,18 @@ async def set_roles(session: AsyncSession, user_id: uuid.UUID, roles: Iterable[s
     await session.flush()
 
 
-async def existing_roles(session: AsyncSession, names: Iterable[str]) -> set[str]:
+async def existing_roles(
+    session: AsyncSession, names: Iterable[str], *, lock: bool = False
+) -> set[str]:
+    """The roles of ``names`` that exist; ``lock``: kept so (``FOR SHARE`` on PostgreSQL;
+    SQLite writes one at a time) until the transaction ends, for a row about to name them."""
     wanted = set(names)
     if not wanted:
         return set()
-    rows = await session.execute(select(col(Role.name)).where(col(Role.name).in_(wanted)))
-    return set(rows.scalars())
+    stmt = select(col(Role.name)).where(col(Role.name).in_(wanted))
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    return set((await session.execute(stmt)).scalars())
 
 
 async def role(session: AsyncSession, name: str) -> Role | None:

@@ -207,8 +207,9 @@ class AuthService:
     # -- users ------------------------------------------------------------------
 
     async def _check_roles(self, session: AsyncSession, roles: Iterable[str]) -> list[str]:
+        """The roles, sorted, once all exist; locked, so a concurrent delete waits (409)."""
         wanted = sorted(set(roles))
-        missing = set(wanted) - await repo.existing_roles(session, wanted)
+        missing = set(wanted) - await repo.existing_roles(session, wanted, lock=True)
         if missing:
             raise UnknownRole(f"unknown role(s): {', '.join(sorted(missing))}")
         return wanted

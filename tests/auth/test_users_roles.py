@@ -321,6 +321,25 @@ async def test_deleting_a_role_in_use_is_409(crm2: Crm2TestApp, admin: dict[str,
     assert response.json()["type"] == "urn:crm2:problem:role-in-use"
 
 
+async def test_a_role_deleted_while_it_is_given_is_one_or_the_other(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """Either the delete wins (the user is refused the role: 422) or the new user does
+    (the role is in use: 409), whichever order the database runs them in."""
+    outcomes = set()
+    for i in range(5):
+        name = f"temp{i}"
+        assert (
+            await crm2.client.post(ROLES, json={"name": name}, headers=admin)
+        ).status_code == 201
+        deleted, created = await asyncio.gather(
+            crm2.client.delete(f"{ROLES}/{name}", headers=admin),
+            create_user(crm2, admin, email=f"temp{i}@example.com", roles=[name]),
+        )
+        outcomes.add((deleted.status_code, created.status_code))
+    assert outcomes <= {(204, 422), (409, 201)}, outcomes
+
+
 async def test_deleting_an_unused_custom_role_is_204(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
