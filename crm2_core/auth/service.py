@@ -566,6 +566,8 @@ class AuthService:
         for role in sorted(changed):
             await repo.set_role_permissions(session, role, grants[role])
         self.roles.invalidate()
+        if changed:  # a key bound to such a role may now hold what its creator lacks
+            await self.revoke_ungrantable_keys(session)
 
     # -- API keys -----------------------------------------------------------------
 

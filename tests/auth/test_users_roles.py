@@ -404,6 +404,26 @@ async def test_removed_default_grant_is_not_restored_on_restart(crm2_app_factory
     assert "gadgets:export" in declared
 
 
+async def test_a_default_grant_at_start_up_revokes_keys_beyond_their_creator(
+    crm2_app_factory: Any,
+) -> None:
+    first = await crm2_app_factory()
+    admin = await first.login("admin")
+    manager = (await first.client.get(f"{ROLES}/manager", headers=admin)).json()["permissions"]
+    body = {"name": "keyer", "permissions": sorted({*manager, "auth:api_keys"})}
+    assert (await first.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    keyer = await first.login("keyer")
+    body = {"name": "k", "role": "manager"}
+    created = await first.client.post("/api/v1/auth/api-keys", json=body, headers=keyer)
+    assert created.status_code == 201, created.text
+
+    # manager gains gadgets:export, which keyer does not hold
+    restarted = await crm2_app_factory(extra_plugins=(GadgetsPlugin(),))
+
+    key = {"X-API-Key": created.json()["key"]}
+    assert (await restarted.client.get(PERMISSIONS, headers=key)).status_code == 401
+
+
 async def _me_id(crm2: Crm2TestApp, headers: dict[str, str]) -> str:
     return str((await crm2.client.get(ME, headers=headers)).json()["id"])
 
