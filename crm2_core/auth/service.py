@@ -49,7 +49,7 @@ from crm2_core.auth.models import (
 )
 from crm2_core.auth.ownership import owns_records, reassign, user_references
 from crm2_core.auth.passwords import Passwords
-from crm2_core.auth.privileges import EVERYTHING, missing, require_covered
+from crm2_core.auth.privileges import EVERYTHING, acting_user, missing, require_covered
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
     LoginPending,
@@ -290,8 +290,7 @@ class AuthService:
         if roles is not None and roles != sorted(current):
             if (
                 actor is not None
-                and actor.kind == "user"
-                and actor.id == user_id
+                and acting_user(actor) == user_id
                 and EVERYTHING not in actor.permissions
             ):
                 raise PrivilegeEscalation("changing your own roles needs the admin role")

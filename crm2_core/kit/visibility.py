@@ -16,14 +16,9 @@ from typing import Any
 
 from sqlalchemy import true
 
+from crm2_core.auth.privileges import acting_user as acting_user  # re-exported: the kit's rule
 from crm2_core.sse_audience import audience_rule
 from crm2_hookspecs import Principal
-
-
-def acting_user(principal: Principal) -> uuid.UUID:
-    """The user a principal acts for: the caller, or the user who created the API key."""
-    creator = principal.attributes.get("created_by") if principal.kind == "api_key" else None
-    return creator if isinstance(creator, uuid.UUID) else principal.id
 
 
 @dataclass(frozen=True)

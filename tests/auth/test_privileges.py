@@ -102,6 +102,29 @@ async def test_users_holder_cannot_make_themselves_admin(
     assert (await me_of(crm2, users_only))["roles"] == me["roles"]
 
 
+async def test_users_holder_cannot_change_their_own_roles_through_their_own_key(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    deputy = await holder_of(crm2, admin, "auth:users", "auth:api_keys")
+    me = await me_of(crm2, deputy)
+    helper = {"name": "helper", "permissions": ["auth:users"]}
+    assert (await crm2.client.post(ROLES, json=helper, headers=admin)).status_code == 201
+    created = await crm2.client.post(
+        KEYS, json={"name": "me", "role": me["roles"][0]}, headers=deputy
+    )
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    url = f"{USERS}/{me['id']}"
+    headers = {**key, "If-Match": await etag_of(crm2, url, admin)}
+
+    response = await crm2.client.patch(
+        url, json={"roles": [*me["roles"], "helper"]}, headers=headers
+    )
+
+    assert_escalation(response)
+    assert (await crm2.client.get(url, headers=admin)).json()["roles"] == me["roles"]
+
+
 async def test_users_holder_cannot_reset_an_admins_password(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
