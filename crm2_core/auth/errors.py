@@ -60,6 +60,10 @@ class BuiltinRole(Conflict):
     slug, title = "builtin-role", "Built-in roles cannot be deleted"
 
 
+class AdminHoldsEverything(Conflict):
+    slug, title = "admin-holds-everything", "The admin role always holds '*'"
+
+
 class UnknownRole(Unprocessable):
     slug, title = "unknown-role", "Unknown role"
 

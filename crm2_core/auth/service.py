@@ -21,6 +21,7 @@ from crm2_core.auth.config import AuthSettings
 from crm2_core.auth.credentials import ApiKeyCache, CredentialsCache, after_commit
 from crm2_core.auth.delays import LoginDelays
 from crm2_core.auth.errors import (
+    AdminHoldsEverything,
     ApiKeyNotFound,
     BuiltinRole,
     EmailTaken,
@@ -501,6 +502,9 @@ class AuthService:
         )
         if permissions is not None and actor is not None:
             require_covered(actor.permissions, permissions, f"changing role {name!r}")
+        if name == "admin" and permissions is not None and EVERYTHING not in permissions:
+            # else nobody could grant "*" again, nor manage users and roles
+            raise AdminHoldsEverything("the admin role keeps '*'; give other roles less instead")
         await update_versioned(session, Role, col(Role.name) == name, version, values)
         if permissions is not None:
             await repo.set_role_permissions(session, name, permissions)
@@ -533,7 +537,7 @@ class AuthService:
     async def sync_permissions(
         self, session: AsyncSession, declared: Sequence[tuple[str, Permission]]
     ) -> None:
-        """Create the built-in roles and record declared permissions.
+        """Create the built-in roles (the admin role with ``*``) and record declared permissions.
 
         A permission's default grants are applied only the first time it is
         seen, so an administrator's later changes to a role stick.
@@ -543,8 +547,9 @@ class AuthService:
             if name not in existing_roles:
                 session.add(Role(name=name, description=ROLE_DESCRIPTIONS[name], builtin=True))
         await session.flush()
-        if "admin" not in existing_roles:
-            await repo.set_role_permissions(session, "admin", ["*"])
+        admin = (await repo.permissions_of_roles(session, ["admin"]))["admin"]
+        if EVERYTHING not in admin:  # new, or emptied by a version that let it be
+            await repo.set_role_permissions(session, "admin", [*admin, EVERYTHING])
         known = await repo.known_permissions(session)
         grants = await repo.permissions_of_roles(session, BUILTIN_ROLES)
         changed: set[str] = set()

@@ -364,6 +364,39 @@ async def test_role_patch_needs_if_match_and_bumps_etag(
     assert response.headers["etag"] != created.headers["etag"]
 
 
+@pytest.mark.parametrize("permissions", [[], ["auth:users"]])
+async def test_taking_everything_from_the_admin_role_is_409(
+    crm2: Crm2TestApp, admin: dict[str, str], permissions: list[str]
+) -> None:
+    url = f"{ROLES}/admin"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    body = {"permissions": permissions}
+    response = await crm2.client.patch(url, json=body, headers={**admin, "If-Match": etag})
+    assert_problem(response, 409)
+    assert response.json()["type"] == "urn:crm2:problem:admin-holds-everything"
+    assert (await crm2.client.get(url, headers=admin)).json()["permissions"] == ["*"]
+
+
+async def test_an_emptied_admin_role_gets_everything_back_at_start_up(
+    crm2_app_factory: Any,
+) -> None:
+    from sqlalchemy import delete
+
+    from crm2_core.auth.models import RolePermission
+
+    first = await crm2_app_factory()
+    async with first.context.session_factory() as session:  # as an older version allowed
+        await session.execute(delete(RolePermission).where(RolePermission.role_name == "admin"))
+        await session.commit()
+
+    restarted = await crm2_app_factory()
+
+    admin = await restarted.login("admin")
+    role = await restarted.client.get(f"{ROLES}/admin", headers=admin)
+    assert role.status_code == 200, role.text
+    assert role.json()["permissions"] == ["*"]
+
+
 async def test_non_admin_gets_403_on_roles(crm2: Crm2TestApp) -> None:
     headers = await crm2.login("manager")
     assert_problem(await crm2.client.get(ROLES, headers=headers), 403)
