@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -68,6 +68,21 @@ async def public_user(
     user = dict(zip(_PUBLIC_USER_NAMES, rows[0][:-1], strict=True))
     user["roles"] = [row[-1] for row in rows if row[-1] is not None]
     return user
+
+
+# pg_advisory_xact_lock key of the changes that may leave fewer admins ("crm5")
+ADMINS_LOCK = 0x63726D35
+
+
+async def lock_admins(session: AsyncSession) -> None:
+    """Be the only transaction that may remove an admin until this one ends.
+
+    Two concurrent removals would each count the other admin still active (write
+    skew): whoever waits here counts after the other committed. SQLite writes one
+    transaction at a time already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMINS_LOCK})
 
 
 async def count_active_admins(session: AsyncSession, excluding: uuid.UUID | None = None) -> int:

@@ -340,7 +340,10 @@ class AuthService:
     async def _keep_an_admin(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         """Refuse to leave the installation without an active admin."""
         current = (await repo.roles_of(session, [user_id]))[user_id]
-        if "admin" in current and await repo.count_active_admins(session, excluding=user_id) == 0:
+        if "admin" not in current:
+            return
+        await repo.lock_admins(session)  # held to the commit: count after any other removal
+        if await repo.count_active_admins(session, excluding=user_id) == 0:
             raise LastAdmin("this is the last active admin; make another admin first")
 
     async def delete_user(

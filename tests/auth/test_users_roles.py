@@ -473,6 +473,33 @@ async def test_last_active_admin_cannot_be_deactivated_or_demoted(crm2: Crm2Test
         assert response.json()["type"].endswith("last-admin")
 
 
+@pytest.mark.parametrize("removal", ["deactivate", "demote", "delete"])
+async def test_the_last_two_admins_removing_each_other_at_once_leave_one(
+    crm2: Crm2TestApp, removal: str
+) -> None:
+    from crm2_core.auth import repository as repo
+
+    one, two = await crm2.user("admin"), await crm2.user("admin")
+    etags = {
+        u.id: (await crm2.client.get(f"{USERS}/{u.id}", headers=one.headers)).headers["etag"]
+        for u in (one, two)
+    }
+
+    async def remove(actor: Any, user_id: uuid.UUID) -> int:
+        url = f"{USERS}/{user_id}"
+        if removal == "delete":
+            return (await crm2.client.delete(url, headers=actor.headers)).status_code
+        change = {"is_active": False} if removal == "deactivate" else {"roles": ["manager"]}
+        headers = {**actor.headers, "If-Match": etags[user_id]}
+        return (await crm2.client.patch(url, json=change, headers=headers)).status_code
+
+    answers = await asyncio.gather(remove(one, two.id), remove(two, one.id))
+
+    async with crm2.context.session_factory() as session:
+        assert await repo.count_active_admins(session) == 1, answers
+    assert sorted(answers) in ([200, 409], [204, 409], [200, 401], [204, 401]), answers
+
+
 async def test_an_admin_can_be_demoted_while_another_remains(crm2: Crm2TestApp) -> None:
     first = await crm2.login("admin")
     await crm2.login("admin")
