@@ -33,6 +33,18 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
 
 
+async def user_for_share(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user as committed now, kept so (``FOR SHARE`` on PostgreSQL) until the
+    transaction ends: a concurrent change of them waits for it."""
+    stmt = (
+        select(User)
+        .where(col(User.id) == user_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar()
+
+
 _PUBLIC_USER_COLUMNS = (
     col(User.id),
     col(User.email),

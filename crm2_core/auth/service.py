@@ -64,7 +64,7 @@ from crm2_core.auth.throttle import LoginThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
 from crm2_core.db.versioned import update_versioned
-from crm2_core.errors import TooManyRequests
+from crm2_core.errors import TooManyRequests, Unauthorized
 from crm2_core.events.outbox import publish
 from crm2_core.http.etag import check_version, etag_for
 from crm2_hookspecs import BUILTIN_ROLES, Permission, Principal
@@ -578,9 +578,30 @@ class AuthService:
 
     # -- API keys -----------------------------------------------------------------
 
+    async def _require_standing(self, session: AsyncSession, actor: Principal | None) -> None:
+        """401 unless ``actor``'s authority is unchanged since the request authenticated.
+
+        The acting user's row is locked until commit: a concurrent demotion either waits
+        for this transaction (and then revokes what it made with the other keys), or
+        committed first and is seen here. Without this, a key made while its creator
+        was demoted outlived the demotion.
+        """
+        if actor is None or actor.kind not in ("user", "api_key"):
+            return
+        user = await repo.user_for_share(session, acting_user(actor))
+        if actor.kind == "user":
+            version = actor.attributes.get("credentials_version")
+            moved = user is not None and version is not None and user.credentials_version != version
+        else:
+            key = await repo.api_key(session, actor.id)
+            moved = key is None or key.revoked_at is not None
+        if user is None or not user.is_active or moved:
+            raise Unauthorized("your credentials changed meanwhile; sign in again")
+
     async def create_api_key(
         self, session: AsyncSession, data: ApiKeyCreate, actor: Principal | None = None
     ) -> tuple[ApiKey, str]:
+        await self._require_standing(session, actor)
         await self._check_roles(session, [data.role])
         await self._require_grantable(session, actor, [data.role])
         created_by, created_by_key = None, None

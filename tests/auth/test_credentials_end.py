@@ -225,6 +225,31 @@ async def test_keys_die_when_the_creators_role_loses_api_keys(
     assert_401(await crm2.client.get(PLUGINS, headers=key))
 
 
+@pytest.mark.parametrize("credential", ["access-token", "api-key"])
+async def test_a_key_made_on_authority_lost_meanwhile_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str], credential: str
+) -> None:
+    """The request authenticated before the creator's demotion committed, and writes after."""
+    from crm2_core.auth.schemas import ApiKeyCreate
+    from crm2_core.errors import Unauthorized
+
+    body = {"name": "keyer", "permissions": ["auth:api_keys", "core:plugins"]}
+    assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    keyer = await crm2.login("keyer")
+    headers = keyer if credential == "access-token" else await make_key(crm2, keyer, "keyer")
+    actor = await crm2.context.authenticator.from_headers(
+        {k.lower(): v for k, v in headers.items()}
+    )
+    await patch_user(crm2, admin, await user_id_of(crm2, keyer), {"roles": ["viewer"]})
+
+    async with crm2.context.session_factory() as session:
+        with pytest.raises(Unauthorized):
+            await crm2.auth.create_api_key(session, ApiKeyCreate(name="late", role="keyer"), actor)
+        await session.rollback()
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["name"] for k in listed if k["revoked_at"] is None] == []
+
+
 async def test_revoking_a_key_revokes_the_keys_it_made(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
