@@ -12,20 +12,23 @@ from crm2_core.errors import PreconditionFailed, PreconditionRequired
 # ASCII digits only, and few of them: str.isdigit() also takes "²" (which int() refuses)
 # and int() refuses more than 4,300 digits; a version never needs 20.
 _ETAG = re.compile(r'"v([0-9]{1,19})"')
+MAX_TAGS = 20
 
 
 def etag_for(version: int) -> str:
     return f'"v{version}"'
 
 
-def version_from_if_match(if_match: str) -> int | None:
-    """The version an ``If-Match`` names; ``None`` for ``*``."""
+def versions_from_if_match(if_match: str) -> frozenset[int] | None:
+    """The versions an ``If-Match`` names (RFC 9110 allows a list of them); ``None`` for
+    ``*``. A weak ``W/`` tag counts as its version: some proxies weaken what they pass on."""
     value = if_match.strip()
     if value == "*":
         return None
-    match = _ETAG.fullmatch(value.removeprefix("W/"))
-    if match:
-        return int(match[1])
+    tags = value.split(",")
+    versions = [_ETAG.fullmatch(tag.strip().removeprefix("W/")) for tag in tags[:MAX_TAGS]]
+    if len(tags) <= MAX_TAGS and all(versions):
+        return frozenset(int(match[1]) for match in versions if match)
     shown = if_match if len(if_match) <= 40 else if_match[:40] + "…"
     raise PreconditionFailed(f"If-Match {shown!r} is not an ETag this server issued")
 
@@ -49,10 +52,11 @@ def check_version(if_match: str | None, current_version: int) -> int:
     """
     if if_match is None:
         return current_version
-    expected = version_from_if_match(if_match)
-    if expected is not None and expected != current_version:
+    expected = versions_from_if_match(if_match)
+    if expected is not None and current_version not in expected:
+        named = ", ".join(map(str, sorted(expected)))
         raise PreconditionFailed(
-            f"the resource is at version {current_version}, your If-Match names {expected}; "
+            f"the resource is at version {current_version}, your If-Match names {named}; "
             "read it again and retry"
         )
     return current_version

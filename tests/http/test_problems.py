@@ -152,6 +152,26 @@ async def test_if_match_naming_no_version_number_is_412_problem(
     assert_problem(response, 412, "precondition-failed")
 
 
+async def test_an_if_match_list_holding_the_current_etag_passes(crm2: Crm2TestApp) -> None:
+    """RFC 9110: If-Match may list several entity tags; any one of them may match."""
+    admin = await crm2.login("admin")
+    url = "/api/v1/auth/roles/viewer"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    stale = await crm2.client.patch(
+        url, json={"description": "x"}, headers={**admin, "If-Match": '"v999", "v998"'}
+    )
+    assert_problem(stale, 412, "precondition-failed")
+    listed = await crm2.client.patch(
+        url, json={"description": "x"}, headers={**admin, "If-Match": f'"v999", {etag}'}
+    )
+    assert listed.status_code == 200, listed.text
+    current = listed.headers["etag"]
+    broken = await crm2.client.patch(
+        url, json={"description": "y"}, headers={**admin, "If-Match": f"{current}, x"}
+    )
+    assert_problem(broken, 412, "precondition-failed")
+
+
 async def test_too_many_failed_logins_is_429_problem(crm2_app_factory: AppFactory) -> None:
     crm2 = await crm2_app_factory(plugin_settings={"auth": {"login_free_failures": 2}})
     await crm2.create_user("viewer", email="throttled@example.com")
