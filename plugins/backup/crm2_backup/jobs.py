@@ -17,7 +17,7 @@ from crm2_backup.cron import Cron
 from crm2_backup.repository import drill_due_key_taken, set_due_key_taken
 from crm2_backup.service.backup import request_backup
 from crm2_backup.service.queued import run_queued_backup, run_queued_drill, runs_inline
-from crm2_backup.service.stale import fail_stale_drills, fail_stale_sets
+from crm2_backup.service.stale import fail_stale_runs, fail_stale_sets
 from crm2_backup.service.verify import request_drill
 from crm2_core.api import utcnow
 from crm2_hookspecs import ScheduledJob
@@ -70,7 +70,7 @@ async def _scheduled(context: Any) -> None:
 
 async def _stale(context: Any) -> None:
     await fail_stale_sets(context)
-    await fail_stale_drills(context)
+    await fail_stale_runs(context)
 
 
 def scheduled_jobs(context: Any) -> list[ScheduledJob]:

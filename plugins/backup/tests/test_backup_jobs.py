@@ -14,7 +14,7 @@ import pytest
 from backup_kit import API, backup_settings, event_types, run_drill, run_set, settle
 from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
 from crm2_backup.service.backup import run_backup
-from crm2_backup.service.stale import fail_stale_drills, fail_stale_sets, stale_after
+from crm2_backup.service.stale import fail_stale_runs, fail_stale_sets, stale_after
 from crm2_backup.service.verify import verify
 from sqlalchemy import select
 
@@ -138,8 +138,8 @@ async def test_a_drill_nobody_runs_is_failed_by_the_stale_job(
         session.add(orphan)
         await session.commit()
 
-    swept = await fail_stale_drills(app.context, _after_the_limit(app))
-    again = await fail_stale_drills(app.context, _after_the_limit(app))
+    swept = await fail_stale_runs(app.context, _after_the_limit(app))
+    again = await fail_stale_runs(app.context, _after_the_limit(app))
 
     assert swept == [orphan.id] and again == []
     run = (await app.client.get(f"{API}/runs/{orphan.id}", headers=admin)).json()
@@ -188,7 +188,7 @@ async def test_a_drill_marked_stale_that_then_finishes_stays_failed(
     task = asyncio.create_task(verify(app.context, uuid.UUID(made["id"])))
     await asyncio.wait_for(target.entered.wait(), 30)
 
-    [run_id] = await fail_stale_drills(app.context, _after_the_limit(app))
+    [run_id] = await fail_stale_runs(app.context, _after_the_limit(app))
     target.release.set()
 
     assert await asyncio.wait_for(task, 30) is None

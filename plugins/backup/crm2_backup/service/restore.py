@@ -10,12 +10,17 @@ from typing import Any
 from crm2_backup.config import BackupSettings
 from crm2_backup.errors import SchemaTooNew, SetBusy, UnknownTarget
 from crm2_backup.models import BackupRun
-from crm2_backup.repository import artifacts, finish_run, get_set
+from crm2_backup.repository import artifacts, finish_running_run, get_set, note_late_run
 from crm2_backup.service.artifacts import open_artifact
 from crm2_backup.service.backup import _error_text
 from crm2_backup.service.keys import load_key
 from crm2_backup.service.schema import known_revisions, unknown_heads
 from crm2_backup.service.targets import target as find_target
+
+INTERRUPTED = (
+    "interrupted (Ctrl-C, a time limit or a shutdown) before it finished: "
+    "the target may be partly restored; check it or restore into a new one"
+)
 
 
 async def restore(
@@ -48,12 +53,19 @@ async def restore(
         with tempfile.TemporaryDirectory(prefix="crm2-restore-") as scratch:
             plain = await open_artifact(settings, key, row, found[0], Path(scratch), context)
             report = dict(await target.restore(plain, to, dry_run))
-    except Exception as exc:
-        async with context.session_factory() as session:
-            await finish_run(session, run.id, "failed", run.detail, _error_text(exc))
-            await session.commit()
+    except BaseException as exc:  # Ctrl-C and time limits too (CancelledError): never left running
+        error = _error_text(exc) if isinstance(exc, Exception) else INTERRUPTED
+        await _finish(context, run, "failed", run.detail, error)
         raise
-    async with context.session_factory() as session:
-        await finish_run(session, run.id, "ok", {**run.detail, **report})
-        await session.commit()
+    await _finish(context, run, "ok", {**run.detail, **report})
     return report
+
+
+async def _finish(
+    context: Any, run: BackupRun, status: str, detail: dict[str, Any], error: str = ""
+) -> None:
+    async with context.session_factory() as session:
+        if not await finish_running_run(session, run.id, status, detail, error):
+            # the stale sweep failed it meanwhile (see stale.py): it stays failed, noted
+            await note_late_run(session, run.id, status == "ok", error)
+        await session.commit()

@@ -17,7 +17,7 @@ from typing import Any
 from crm2_backup.config import BackupSettings
 from crm2_backup.events import SetPruned
 from crm2_backup.models import BackupRun
-from crm2_backup.repository import completed_sets, finish_run, update_set
+from crm2_backup.repository import completed_sets, finish_running_run, note_late_run, update_set
 from crm2_backup.service import destinations, store
 from crm2_core.api import publish
 
@@ -92,8 +92,8 @@ async def prune(context: Any) -> list[uuid.UUID]:
             await session.commit()
         pruned.append(row.id)
     async with context.session_factory() as session:
-        await finish_run(
-            session, run.id, "ok", {"pruned": [str(i) for i in pruned], "kept": len(kept)}
-        )
+        detail = {"pruned": [str(i) for i in pruned], "kept": len(kept)}
+        if not await finish_running_run(session, run.id, "ok", detail):
+            await note_late_run(session, run.id, True, "")  # the stale sweep failed it meanwhile
         await session.commit()
     return pruned

@@ -10,7 +10,9 @@ every ``CRM2_BACKUP_CHECK_SECONDS`` in any process; the conditional update makes
 two processes sweeping together fail a set once. A drill (a ``verify`` run, queued by
 the schedule or ``POST /sets/{id}/verify``) is bounded by the same limit from the time it
 was queued or claimed: one older than the limit is failed the same way, with a failed
-drill row and ``backup.set.verify_failed`` when it names its set.
+drill row and ``backup.set.verify_failed`` when it names its set. A restore or a prune
+run left ``running`` by a process that stopped (a crash, a kill) is failed the same way,
+with no event: a restore's reason says its target may be partly restored.
 
 A run that was only slow, not dead, and finishes after the sweep does not flip its set
 or drill back: the conditional writes at the end of a backup and of a drill find it no
@@ -132,43 +134,50 @@ async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uui
     return failed
 
 
-def _drill_reason(status: str, quiet: timedelta) -> str:
+def _run_reason(kind: str, status: str, quiet: timedelta) -> str:
     minutes = int(quiet.total_seconds() // 60)
     if status == "queued":
         return (
             f"never started: no process took the queued drill within {minutes} min "
             "(is a worker running? `crm2 worker`)"
         )
-    return (
-        f"interrupted: the drill ran {minutes} min, past its time limit; the process running "
+    what = {"verify": "drill", "restore": "restore", "prune": "prune"}[kind]
+    reason = (
+        f"interrupted: the {what} ran {minutes} min, past its time limit; the process running "
         "it stopped (a crash or a restart) before it finished"
     )
+    if kind == "restore":
+        reason += ": the target may be partly restored; check it or restore into a new one"
+    return reason
 
 
-async def fail_stale_drills(context: Any, now: datetime | None = None) -> list[uuid.UUID]:
-    """Queued or running drills older than the limit: failed, with a failed drill row; run ids."""
+async def fail_stale_runs(context: Any, now: datetime | None = None) -> list[uuid.UUID]:
+    """Drills, restores and prunes queued or running past the limit: failed (a drill with a
+    failed drill row); their run ids."""
     now = now or utcnow()
     cutoff = now - stale_after(context.plugin_settings("backup"))
     async with context.session_factory() as session:
-        failed = await _fail_stale_drills(session, now, cutoff)
+        failed = await _fail_stale_runs(session, now, cutoff)
         await session.commit()
     return failed
 
 
-async def _fail_stale_drills(session: Any, now: datetime, cutoff: datetime) -> list[uuid.UUID]:
+async def _fail_stale_runs(session: Any, now: datetime, cutoff: datetime) -> list[uuid.UUID]:
     rows = await session.execute(
         select(BackupRun).where(
-            col(BackupRun.kind) == "verify",
+            col(BackupRun.kind).in_(("verify", "restore", "prune")),
             col(BackupRun.status).in_(UNFINISHED),
             col(BackupRun.started_at) < cutoff,
         )
     )
     failed: list[uuid.UUID] = []
     for run in list(rows.scalars()):
-        reason = _drill_reason(run.status, now - run.started_at)
+        reason = _run_reason(run.kind, run.status, now - run.started_at)
         detail = dict(run.detail)
         drill: RestoreDrill | None = None
-        set_row = None if run.set_id is None else await session.get(BackupSet, run.set_id)
+        set_row = None
+        if run.kind == "verify" and run.set_id is not None:
+            set_row = await session.get(BackupSet, run.set_id)
         if set_row is not None:
             drill = RestoreDrill(
                 set_id=set_row.id,
@@ -199,6 +208,6 @@ async def _fail_stale_drills(session: Any, now: datetime, cutoff: datetime) -> l
                 SetVerifyFailed(set_id=drill.set_id, drill_id=drill.id, error=reason),
                 subject=drill.set_id,
             )
-        log.error("backup: drill run %s marked failed: %s", run.id, reason)
+        log.error("backup: %s run %s marked failed: %s", run.kind, run.id, reason)
         failed.append(run.id)
     return failed

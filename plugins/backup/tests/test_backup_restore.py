@@ -1,0 +1,111 @@
+"""``restore()``: every run it starts ends recorded, whatever stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backup_kit import API, backup_settings, event_types, run_set
+from crm2_backup.models import BackupRun
+from crm2_backup.service.restore import restore
+from crm2_backup.service.stale import fail_stale_runs, stale_after
+
+from crm2_core.api import utcnow
+from crm2_core.testing import Crm2TestApp
+from crm2_hookspecs import PluginManifest, hookimpl
+
+
+class SlowRestoreTarget:
+    """A target whose restore runs until it is stopped (a long pg_restore; duck-typed)."""
+
+    name = "slow"
+    extension = ".txt"
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        path.write_text("x\n")  # noqa: ASYNC240
+        return {"lines": 1}
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        self.entered.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"lines": 1}
+
+
+class SlowPlugin:
+    manifest = PluginManifest(name="slow", title="Slow")
+
+    def __init__(self) -> None:
+        self.target = SlowRestoreTarget()
+
+    @hookimpl(optionalhook=True)
+    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
+        return [self.target]
+
+
+@pytest.fixture
+async def slow(crm2_app_factory: Any, tmp_path: Path) -> tuple[Crm2TestApp, SlowRestoreTarget]:
+    plugin = SlowPlugin()
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "slow"],
+        extra_plugins=(plugin,),
+        plugin_settings={"backup": backup_settings(tmp_path, targets="slow")},
+    )
+    return app, plugin.target
+
+
+async def _restore_runs(app: Crm2TestApp, admin: dict[str, str]) -> list[dict[str, Any]]:
+    listed = await app.client.get(f"{API}/runs", params={"kind": "restore"}, headers=admin)
+    items: list[dict[str, Any]] = listed.json()["items"]
+    return items
+
+
+async def test_an_interrupted_restore_is_failed_and_says_the_target_may_be_partly_restored(
+    slow: tuple[Crm2TestApp, SlowRestoreTarget],
+) -> None:
+    app, target = slow
+    admin = await app.login("admin")
+    made = await run_set(app, admin)
+    task = asyncio.create_task(restore(app.context, uuid.UUID(made["id"]), "slow", "somewhere"))
+    await asyncio.wait_for(target.entered.wait(), 10)
+
+    task.cancel()  # what asyncio.run does on Ctrl-C, or a time limit around the call
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    [run] = await _restore_runs(app, admin)
+    assert run["status"] == "failed" and run["done"] is True
+    assert run["error"].startswith("interrupted") and "partly restored" in run["error"]
+
+
+async def test_restore_and_prune_runs_a_dead_process_left_running_are_failed_by_the_stale_job(
+    slow: tuple[Crm2TestApp, SlowRestoreTarget],
+) -> None:
+    app, _ = slow
+    admin = await app.login("admin")
+    restoring = BackupRun(kind="restore", detail={"target": "slow", "dry_run": False})
+    pruning = BackupRun(kind="prune")
+    async with app.context.session_factory() as session:
+        session.add_all([restoring, pruning])
+        await session.commit()
+    later = utcnow() + stale_after(app.context.plugin_settings("backup")) + timedelta(seconds=1)
+
+    swept = await fail_stale_runs(app.context, later)
+    again = await fail_stale_runs(app.context, later)
+
+    assert sorted(swept) == sorted([restoring.id, pruning.id]) and again == []
+    [run] = await _restore_runs(app, admin)
+    assert run["status"] == "failed" and "partly restored" in run["error"]
+    pruned = (await app.client.get(f"{API}/runs/{pruning.id}", headers=admin)).json()
+    assert pruned["status"] == "failed" and pruned["error"].startswith("interrupted")
+    assert await event_types(app) == []  # no drill failed: nothing to announce
