@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from backup_kit import API, backup_settings, event_types, run_set
+from crm2_backup import errors
 from crm2_backup.models import BackupRun
 from crm2_backup.service.restore import restore
 from crm2_backup.service.stale import fail_stale_runs, stale_after
+from crm2_backup.targets.postgres import PgAddress
 
 from crm2_core.api import utcnow
 from crm2_core.testing import Crm2TestApp
@@ -109,3 +111,28 @@ async def test_restore_and_prune_runs_a_dead_process_left_running_are_failed_by_
     pruned = (await app.client.get(f"{API}/runs/{pruning.id}", headers=admin)).json()
     assert pruned["status"] == "failed" and pruned["error"].startswith("interrupted")
     assert await event_types(app) == []  # no drill failed: nothing to announce
+
+
+async def test_a_postgres_restore_aimed_at_another_port_creates_nothing_on_crm2s_server(
+    backup: Crm2TestApp,
+) -> None:
+    if backup.context.settings.is_sqlite:
+        pytest.skip("a PostgreSQL restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    source = PgAddress.parse(backup.context.settings.database_url)
+    name = f"crm2_backup_port_{uuid.uuid4().hex[:10]}"
+    conn = await source.connect()
+    try:
+        with pytest.raises(errors.TargetFailed, match="cannot connect"):  # nothing on port 1
+            await restore(
+                backup.context,
+                uuid.UUID(made["id"]),
+                "postgres",
+                f"postgresql://{source.user}@{source.host}:1/{name}",
+            )
+        created = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        assert created is None
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()

@@ -144,14 +144,16 @@ class PostgresTarget:
         return replace(self.source, database=to)
 
     async def _prepare(self, target: PgAddress, create: bool) -> None:
-        """The target database exists and is empty (created on the source's server if asked)."""
+        """The target database exists and is empty (created if asked, on crm2's own server only:
+        the port counts, another port on the same host is another server)."""
         if (target.host, target.port, target.database) == (
             self.source.host,
             self.source.port,
             self.source.database,
         ):
             raise BadTargetAddress("refusing to restore over crm2's own database: name another")
-        admin = await self.source.connect() if target.host == self.source.host else None
+        same_server = (target.host, target.port) == (self.source.host, self.source.port)
+        admin = await self.source.connect() if same_server else None
         try:
             if admin is not None:
                 exists = await admin.fetchval(
