@@ -71,6 +71,17 @@ async def completed_sets(session: AsyncSession) -> list[BackupSet]:
     return list(rows.scalars())
 
 
+async def sets_being_read(session: AsyncSession) -> set[uuid.UUID]:
+    """The sets a queued or running drill or restore reads."""
+    rows = await session.execute(
+        select(col(BackupRun.set_id)).where(
+            col(BackupRun.kind).in_(("verify", "restore")),
+            col(BackupRun.status).in_(("queued", "running")),
+        )
+    )
+    return {set_id for set_id in rows.scalars() if set_id is not None}
+
+
 async def latest_completed(session: AsyncSession) -> BackupSet | None:
     row = await session.execute(
         select(BackupSet)

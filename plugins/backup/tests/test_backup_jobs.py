@@ -223,6 +223,32 @@ async def test_a_queued_drill_of_a_set_pruned_meanwhile_fails_with_why(
     assert "is pruned, not completed" in run["error"] and run["detail"] == {"trigger": "x"}
 
 
+async def test_retention_keeps_a_set_while_a_drill_reads_it(
+    gated: tuple[Crm2TestApp, GatedTarget],
+) -> None:
+    app, target = gated
+    admin = await app.login("admin")
+    older = await run_set(app, admin)
+    newer = await run_set(app, admin)  # retention (7 daily) keeps only this one today
+    target.gate_drill = True
+    asked = await app.client.post(f"{API}/sets/{older['id']}/verify", headers=admin)
+    await asyncio.wait_for(target.entered.wait(), 30)
+
+    pruned = await app.client.post(f"{API}/prune", headers=admin)
+    target.release.set()
+    await settle(app)
+
+    assert pruned.json() == {"pruned": []}
+    run = (await app.client.get(asked.headers["Location"], headers=admin)).json()
+    assert run["status"] == "ok", run
+    sets = (await app.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert [(s["id"], s["status"], s["verify_ok"]) for s in sets] == [
+        (newer["id"], "completed", None),
+        (older["id"], "completed", True),
+    ]
+    assert "backup.set.verify_failed" not in await event_types(app)
+
+
 async def test_concurrent_requests_start_one_set_and_one_drill(
     gated: tuple[Crm2TestApp, GatedTarget],
 ) -> None:

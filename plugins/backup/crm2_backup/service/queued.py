@@ -16,7 +16,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -26,6 +26,7 @@ from crm2_backup.events import DrillRequested, SetRequested
 from crm2_backup.models import BackupRun, BackupSet
 from crm2_backup.repository import get_set, update_set
 from crm2_backup.service.backup import new_progress, new_set, run_backup
+from crm2_backup.service.locks import SET_READERS, SET_REQUESTS, one_at_a_time
 from crm2_backup.service.retention import prune
 from crm2_backup.service.stale import UNFINISHED, stale_after
 from crm2_backup.service.targets import chosen_targets
@@ -33,19 +34,6 @@ from crm2_backup.service.verify import verify
 from crm2_core.api import JobRunner, publish, utcnow
 
 log = logging.getLogger("crm2.backup")
-
-# pg_advisory_xact_lock keys: "crm2bkst" and "crm2bkdr" as 64-bit integers.
-_SET_REQUESTS = int.from_bytes(b"crm2bkst", "big") - 2**63
-_DRILL_REQUESTS = int.from_bytes(b"crm2bkdr", "big") - 2**63
-
-
-async def _one_request_at_a_time(session: AsyncSession, key: int) -> None:
-    """Concurrent requests look for work underway one after another, each seeing what the
-    one before it queued (the lock is held to commit). Without it two requests on
-    PostgreSQL both find nothing and both start a run. SQLite needs nothing: its
-    transactions begin IMMEDIATE, which already serialises them."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def runs_inline(context: Any) -> bool:
@@ -64,7 +52,9 @@ async def request_backup_now(
     """
     names = list(chosen_targets(context))
     settings: BackupSettings = context.plugin_settings("backup")
-    await _one_request_at_a_time(session, _SET_REQUESTS)
+    # concurrent requests look for a set underway one after another, each seeing what the
+    # one before it queued: without it two requests on PostgreSQL both start a set
+    await one_at_a_time(session, SET_REQUESTS)
     underway = await session.execute(
         select(BackupSet)
         .where(
@@ -139,11 +129,12 @@ async def request_drill_now(context: Any, session: AsyncSession, set_id: uuid.UU
     time: while one is queued or running (and not abandoned, see ``stale.py``),
     asking again answers that run. A set that is not ``completed`` is a 409.
     """
+    settings: BackupSettings = context.plugin_settings("backup")
+    # one drill per set however many ask at once, and none of a set retention is pruning
+    await one_at_a_time(session, SET_READERS)
     row = await get_set(session, set_id)
     if row.status != "completed":
         raise SetBusy(f"set {set_id} is {row.status}: only a completed set can be drilled")
-    settings: BackupSettings = context.plugin_settings("backup")
-    await _one_request_at_a_time(session, _DRILL_REQUESTS)
     underway = await session.execute(
         select(BackupRun)
         .where(

@@ -2,7 +2,13 @@
 
 Periods count only when they hold a set (as restic's ``--keep-daily``): a
 week without backups does not use up a weekly slot. The newest set and the
-newest verified set are always kept.
+newest verified set are always kept, and so is a set a drill or a restore is reading.
+
+A prune first marks the sets it drops ``pruned``, under the lock a drill or restore
+takes to start on a set: a set being read is kept, and one being pruned can no longer be
+drilled or restored. Then it deletes their files. A set whose destination copy could not
+be deleted goes back to ``completed`` (retried next time); ``backup.set.pruned`` is sent
+once the files are gone. Two prunes at once mark (and announce) each set once.
 """
 
 from __future__ import annotations
@@ -16,9 +22,16 @@ from typing import Any
 
 from crm2_backup.config import BackupSettings
 from crm2_backup.events import SetPruned
-from crm2_backup.models import BackupRun
-from crm2_backup.repository import completed_sets, finish_running_run, note_late_run, update_set
+from crm2_backup.models import BackupRun, BackupSet
+from crm2_backup.repository import (
+    completed_sets,
+    finish_running_run,
+    note_late_run,
+    sets_being_read,
+    update_set,
+)
 from crm2_backup.service import destinations, store
+from crm2_backup.service.locks import SET_READERS, one_at_a_time
 from crm2_core.api import publish
 
 log = logging.getLogger("crm2.backup")
@@ -62,20 +75,35 @@ def keep(sets: Sequence[Candidate], daily: int, weekly: int, monthly: int) -> se
     return kept
 
 
+async def _mark_pruned(context: Any, settings: BackupSettings) -> tuple[list[BackupSet], int]:
+    """The sets retention drops, now ``pruned`` by this call (none twice); how many it keeps."""
+    async with context.session_factory() as session:
+        await one_at_a_time(session, SET_READERS)
+        rows = await completed_sets(session)
+        candidates = [Candidate(r.id, r.started_at, bool(r.verify_ok)) for r in rows]
+        kept = keep(candidates, settings.keep_daily, settings.keep_weekly, settings.keep_monthly)
+        kept |= await sets_being_read(session)
+        dropped = []
+        for row in rows:
+            # only_if: a prune that ran meanwhile took it already
+            if row.id not in kept and await update_set(
+                session, row.id, only_if="completed", status="pruned"
+            ):
+                dropped.append(row)
+        await session.commit()
+    return dropped, sum(1 for row in rows if row.id in kept)
+
+
 async def prune(context: Any) -> list[uuid.UUID]:
     """Delete the artefacts of the completed sets retention does not keep; their ids."""
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
-        rows = await completed_sets(session)
         run = BackupRun(kind="prune")
         session.add(run)
         await session.commit()
-    candidates = [Candidate(r.id, r.started_at, bool(r.verify_ok)) for r in rows]
-    kept = keep(candidates, settings.keep_daily, settings.keep_weekly, settings.keep_monthly)
+    dropped, kept = await _mark_pruned(context, settings)
     pruned: list[uuid.UUID] = []
-    for row in rows:
-        if row.id in kept:
-            continue
+    for row in dropped:
         try:  # the destination's copy first: a failure leaves the set completed, retried later
             remote = destinations.of_set(context, row)
             if remote is not None:
@@ -84,15 +112,17 @@ async def prune(context: Any) -> list[uuid.UUID]:
             log.warning(
                 "backup: set %s kept: its destination copy was not deleted: %s", row.id, exc
             )
+            async with context.session_factory() as session:
+                await update_set(session, row.id, only_if="pruned", status="completed")
+                await session.commit()
             continue
         store.remove(store.set_dir(settings, row.location))
         async with context.session_factory() as session:
-            await update_set(session, row.id, status="pruned")
             publish(session, SetPruned(set_id=row.id, started_at=row.started_at), subject=row.id)
             await session.commit()
         pruned.append(row.id)
     async with context.session_factory() as session:
-        detail = {"pruned": [str(i) for i in pruned], "kept": len(kept)}
+        detail = {"pruned": [str(i) for i in pruned], "kept": kept + len(dropped) - len(pruned)}
         if not await finish_running_run(session, run.id, "ok", detail):
             await note_late_run(session, run.id, True, "")  # the stale sweep failed it meanwhile
         await session.commit()
