@@ -23,13 +23,15 @@ from crm2_hookspecs import PluginManifest, hookimpl
 
 
 class SlowRestoreTarget:
-    """A target whose restore runs until it is stopped (a long pg_restore; duck-typed)."""
+    """A target whose restore runs until it is stopped (a long pg_restore), or fails with
+    ``failure`` (duck-typed)."""
 
     name = "slow"
     extension = ".txt"
 
     def __init__(self) -> None:
         self.entered = asyncio.Event()
+        self.failure: Exception | None = None
 
     async def dump(self, path: Path) -> Mapping[str, Any]:
         path.write_text("x\n")  # noqa: ASYNC240
@@ -37,6 +39,8 @@ class SlowRestoreTarget:
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
         self.entered.set()
+        if self.failure is not None:
+            raise self.failure
         await asyncio.sleep(3600)
         return {}
 
@@ -136,3 +140,66 @@ async def test_a_postgres_restore_aimed_at_another_port_creates_nothing_on_crm2s
     finally:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+async def test_an_unforeseen_target_failure_is_a_target_failed_and_a_failed_run(
+    slow: tuple[Crm2TestApp, SlowRestoreTarget],
+) -> None:
+    app, target = slow
+    admin = await app.login("admin")
+    made = await run_set(app, admin)
+    target.failure = OSError("disk full")
+
+    with pytest.raises(errors.TargetFailed, match="slow: OSError: disk full"):
+        await restore(app.context, uuid.UUID(made["id"]), "slow", "somewhere")
+
+    [run] = await _restore_runs(app, admin)
+    assert run["status"] == "failed" and run["error"] == "OSError: disk full"
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_a_sqlite_restore_into_a_missing_folder_is_a_bad_target(
+    backup: Crm2TestApp, tmp_path: Path, dry_run: bool
+) -> None:
+    if not backup.context.settings.is_sqlite:
+        pytest.skip("a SQLite restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    to = tmp_path / "no" / "such" / "restored.db"
+
+    with pytest.raises(errors.BadTargetAddress, match="no directory"):
+        await restore(backup.context, uuid.UUID(made["id"]), "sqlite", str(to), dry_run=dry_run)
+
+    [run] = await _restore_runs(backup, admin)
+    assert run["status"] == "failed" and not to.parent.exists()
+
+
+async def test_two_restores_into_one_new_postgres_database_one_wins_the_other_is_refused(
+    backup: Crm2TestApp,
+) -> None:
+    if backup.context.settings.is_sqlite:
+        pytest.skip("a PostgreSQL restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    source = PgAddress.parse(backup.context.settings.database_url)
+    name = f"crm2_backup_twice_{uuid.uuid4().hex[:10]}"
+    try:
+        results = await asyncio.gather(
+            *(restore(backup.context, uuid.UUID(made["id"]), "postgres", name) for _ in range(2)),
+            return_exceptions=True,
+        )
+
+        [won] = [r for r in results if isinstance(r, dict)]
+        [refused] = [r for r in results if not isinstance(r, dict)]
+        assert won["restored_into"] == name
+        # "created meanwhile" in the usual race; a pg_restore failure if the loser came later
+        assert isinstance(refused, (errors.BadTargetAddress, errors.TargetFailed)), refused
+        assert "Violation" not in str(refused.detail), refused.detail
+        runs = await _restore_runs(backup, admin)
+        assert sorted(r["status"] for r in runs) == ["failed", "ok"]
+    finally:
+        conn = await source.connect()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crm2_backup.config import BackupSettings
-from crm2_backup.errors import SchemaTooNew, SetBusy, UnknownTarget
+from crm2_backup.errors import SchemaTooNew, SetBusy, TargetFailed, UnknownTarget
 from crm2_backup.models import BackupRun
 from crm2_backup.repository import artifacts, finish_running_run, get_set, note_late_run
 from crm2_backup.service.artifacts import open_artifact
@@ -17,6 +17,7 @@ from crm2_backup.service.keys import load_key
 from crm2_backup.service.locks import SET_READERS, one_at_a_time
 from crm2_backup.service.schema import known_revisions, unknown_heads
 from crm2_backup.service.targets import target as find_target
+from crm2_core.api import Crm2Error
 
 INTERRUPTED = (
     "interrupted (Ctrl-C, a time limit or a shutdown) before it finished: "
@@ -30,7 +31,9 @@ async def restore(
     """Restore ``target_name`` of ``set_id`` into ``to``; what the target reports.
 
     Refuses a set that is not complete, whose artefact's checksum or tag does not
-    verify, or whose schema is newer than the installed code.
+    verify, or whose schema is newer than the installed code. Every failure is a
+    :class:`Crm2Error` (an unforeseen one a :class:`TargetFailed`) and ends its run
+    ``failed``.
     """
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
@@ -58,6 +61,9 @@ async def restore(
     except BaseException as exc:  # Ctrl-C and time limits too (CancelledError): never left running
         error = _error_text(exc) if isinstance(exc, Exception) else INTERRUPTED
         await _finish(context, run, "failed", run.detail, error)
+        if isinstance(exc, Exception) and not isinstance(exc, Crm2Error):
+            # a target's unforeseen failure: still one clear error (a line, not a traceback)
+            raise TargetFailed(f"{target_name}: {error}") from exc
         raise
     await _finish(context, run, "ok", {**run.detail, **report})
     return report

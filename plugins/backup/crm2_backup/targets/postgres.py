@@ -162,7 +162,16 @@ class PostgresTarget:
                 if not exists:
                     if not create:
                         return
-                    await admin.execute(f"CREATE DATABASE {_quote(target.database)}")
+                    try:
+                        await admin.execute(f"CREATE DATABASE {_quote(target.database)}")
+                    except (
+                        asyncpg.DuplicateDatabaseError,
+                        asyncpg.UniqueViolationError,  # two CREATE DATABASE at once
+                    ) as exc:
+                        raise BadTargetAddress(
+                            f"database {target.database!r} was created meanwhile (another "
+                            "restore into it?): restore into a new one"
+                        ) from exc
         finally:
             if admin is not None:
                 await admin.close()

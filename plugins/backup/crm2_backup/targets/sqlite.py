@@ -86,6 +86,8 @@ class SqliteTarget:
             raise BadTargetAddress("restore into the running database file: stop crm2 and copy it")
         if target.exists() and target.stat().st_size > 0:
             raise BadTargetAddress(f"{target} exists: restore into a new file")
+        if not target.parent.is_dir():
+            raise BadTargetAddress(f"no directory {target.parent}: create it first")
         check = await asyncio.to_thread(_integrity, path)
         if check != "ok":
             raise TargetFailed(f"the artefact fails PRAGMA integrity_check: {check}")
