@@ -203,3 +203,19 @@ async def test_two_restores_into_one_new_postgres_database_one_wins_the_other_is
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+async def test_a_failed_restore_run_records_what_its_target_wrote_before_failing(
+    slow: tuple[Crm2TestApp, SlowRestoreTarget],
+) -> None:
+    app, target = slow
+    admin = await app.login("admin")
+    made = await run_set(app, admin)
+    target.failure = errors.TargetFailed("half way: 3 keys written", restored=3)
+
+    with pytest.raises(errors.TargetFailed, match="half way"):
+        await restore(app.context, uuid.UUID(made["id"]), "slow", "somewhere")
+
+    [run] = await _restore_runs(app, admin)
+    assert run["status"] == "failed" and "3 keys written" in run["error"]
+    assert run["detail"] == {"target": "slow", "dry_run": False, "restored": 3}

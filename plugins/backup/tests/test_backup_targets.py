@@ -8,8 +8,10 @@ speaking ``GET`` / ``PUT /v1/snapshot``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
+import json
 import shutil
 import socket
 import tarfile
@@ -84,6 +86,38 @@ async def test_a_redis_drill_that_differs_fails(
     with pytest.raises(errors.DrillMismatch, match="keys"):
         await target.drill(tmp_path / "r.jsonl", {**facts, "keys": 2})
     assert await _keys(url, prefix) == [f"{prefix}k".encode()]
+
+
+async def test_a_failed_redis_restore_says_how_many_keys_it_already_wrote(
+    crm2_redis_url: tuple[str, str], tmp_path: Path
+) -> None:
+    url, prefix = crm2_redis_url
+    client = Redis.from_url(url)
+    try:
+        await client.mset({f"{prefix}k{i}": f"v{i}" for i in range(700)})  # two batches
+        target = RedisTarget(url, prefix, mode="logical")
+        dump = tmp_path / "r.jsonl"
+        await target.dump(dump)
+        await client.set(f"{prefix}copy:k0", "there already")
+        # last, a key this server refuses to RESTORE (as a newer Redis's encoding would be)
+        bad = {"k": base64.b64encode(b"zz").decode(), "t": 0, "v": base64.b64encode(b"no").decode()}
+        with dump.open("a") as out:
+            out.write(json.dumps(bad) + "\n")
+
+        with pytest.raises(errors.TargetFailed) as caught:
+            await target.restore(dump, f"{prefix}copy:", False)
+
+        written = await _keys(url, f"{prefix}copy:")
+        assert len(written) == 700  # 699 restored, k0 kept: nothing removed
+        assert "699 keys were restored" in caught.value.detail
+        assert "1 existed and were kept" in caught.value.detail
+        assert caught.value.extensions == {
+            "restored": 699,
+            "skipped_existing": 1,
+            "prefix": f"{prefix}copy:",
+        }
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -60,7 +60,9 @@ async def restore(
             report = dict(await target.restore(plain, to, dry_run))
     except BaseException as exc:  # Ctrl-C and time limits too (CancelledError): never left running
         error = _error_text(exc) if isinstance(exc, Exception) else INTERRUPTED
-        await _finish(context, run, "failed", run.detail, error)
+        # what the target did before it failed (e.g. Redis keys written), when it says
+        done = exc.extensions if isinstance(exc, Crm2Error) else {}
+        await _finish(context, run, "failed", {**run.detail, **done}, error)
         if isinstance(exc, Exception) and not isinstance(exc, Crm2Error):
             # a target's unforeseen failure: still one clear error (a line, not a traceback)
             raise TargetFailed(f"{target_name}: {error}") from exc

@@ -19,7 +19,9 @@ class BackupTarget(Protocol):
     deletes it) and returns facts kept in the set's manifest. ``restore`` puts the
     artefact into ``to``; with ``dry_run`` it only checks that it would. ``drill``
     restores into a scratch place, compares with the dump's facts, removes the
-    scratch place and returns figures; it raises when anything differs.
+    scratch place and returns figures; it raises when anything differs. A restore that
+    fails after writing part of its target says what it wrote in the error's text and
+    extensions (``TargetFailed(detail, restored=…)``): the restore run records them.
     """
 
     name: str

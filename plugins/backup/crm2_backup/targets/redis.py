@@ -282,6 +282,18 @@ class RedisTarget:
     async def _restore_lines(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
         restored = skipped = 0
         client = self._client()
+
+        def failed(why: str) -> TargetFailed:
+            # earlier batches are written and stay: say so, and how many, rather than a
+            # bare error over a half-restored prefix
+            return TargetFailed(
+                f"{why}; {restored} keys were restored under {to!r} before the failure and "
+                f"are left there ({skipped} existed and were kept)",
+                restored=restored,
+                skipped_existing=skipped,
+                prefix=to,
+            )
+
         try:
             with path.open("r", encoding="ascii") as lines:
                 header = json.loads(lines.readline() or "{}")
@@ -298,13 +310,17 @@ class RedisTarget:
                     pipe.restore(key, int(item["t"]), base64.b64decode(item["v"]))
                     pending += 1
                     if pending >= BATCH:
-                        r, s = _count(await pipe.execute(raise_on_error=False))
+                        r, s, error = _count(await pipe.execute(raise_on_error=False))
                         restored, skipped, pending = restored + r, skipped + s, 0
+                        if error:
+                            raise failed(error)
                 if pending:
-                    r, s = _count(await pipe.execute(raise_on_error=False))
+                    r, s, error = _count(await pipe.execute(raise_on_error=False))
                     restored, skipped = restored + r, skipped + s
+                    if error:
+                        raise failed(error)
         except RedisError as exc:
-            raise TargetFailed(f"redis: {exc}") from exc
+            raise failed(f"redis: {exc}") from exc
         finally:
             await client.aclose()
         done = "would_restore" if dry_run else "restored"
@@ -339,11 +355,12 @@ def _same_fs(path: Path, folder: str) -> bool:
     return os.stat(path).st_dev == os.stat(folder).st_dev
 
 
-def _count(replies: list[Any]) -> tuple[int, int]:
+def _count(replies: list[Any]) -> tuple[int, int, str]:
+    """Keys restored, keys kept because they existed, and why the others failed (or "")."""
     restored = sum(1 for r in replies if not isinstance(r, Exception))
     busy = sum(1 for r in replies if isinstance(r, ResponseError) and "BUSYKEY" in str(r))
     failed = sum(1 for r in replies if isinstance(r, Exception)) - busy
-    if failed:
-        first = next(r for r in replies if isinstance(r, Exception) and "BUSYKEY" not in str(r))
-        raise TargetFailed(f"redis RESTORE failed for {failed} keys: {first}")
-    return restored, busy
+    if not failed:
+        return restored, busy, ""
+    first = next(r for r in replies if isinstance(r, Exception) and "BUSYKEY" not in str(r))
+    return restored, busy, f"redis RESTORE failed for {failed} keys: {first}"
