@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from crm2_core.api import JobRunner
 from crm2_core.testing import Crm2TestApp, EventRecord
+from crm2_hookspecs import PluginManifest, hookimpl
 
 API = "/api/v1/backup"
 KEY = crypto.new_key()
@@ -103,5 +105,29 @@ def sentinel() -> str:
 async def backup(crm2_app_factory: Any, tmp_path: Path) -> Crm2TestApp:
     app: Crm2TestApp = await crm2_app_factory(
         plugins=["backup"], plugin_settings={"backup": backup_settings(tmp_path)}
+    )
+    return app
+
+
+class TargetPlugin:
+    """A plugin of a test's own that adds one backup target through the hook."""
+
+    def __init__(self, name: str, target: Any) -> None:
+        self.manifest = PluginManifest(name=name, title=name.title())
+        self.target = target
+
+    @hookimpl(optionalhook=True)
+    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
+        return [self.target]
+
+
+async def app_with_target(
+    crm2_app_factory: Any, tmp_path: Path, name: str, target: Any
+) -> Crm2TestApp:
+    """The backup plugin with ``target`` (a plugin named ``name``) as its only target."""
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", name],
+        extra_plugins=(TargetPlugin(name, target),),
+        plugin_settings={"backup": backup_settings(tmp_path, targets=name)},
     )
     return app

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, backup_settings, event_types, run_drill, run_set, settle
+from backup_kit import (
+    API,
+    app_with_target,
+    event_types,
+    run_drill,
+    run_set,
+    settle,
+)
 from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
 from crm2_backup.service.backup import run_backup
 from crm2_backup.service.stale import fail_stale_runs, fail_stale_sets, stale_after
@@ -20,7 +27,6 @@ from sqlalchemy import select
 
 from crm2_core.api import utcnow
 from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, hookimpl
 
 
 class GatedTarget:
@@ -54,26 +60,10 @@ class GatedTarget:
         return {"lines": len(path.read_text().splitlines())}  # noqa: ASYNC240
 
 
-class GatedPlugin:
-    manifest = PluginManifest(name="gated", title="Gated")
-
-    def __init__(self) -> None:
-        self.target = GatedTarget()
-
-    @hookimpl(optionalhook=True)
-    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
-        return [self.target]
-
-
 @pytest.fixture
 async def gated(crm2_app_factory: Any, tmp_path: Path) -> tuple[Crm2TestApp, GatedTarget]:
-    plugin = GatedPlugin()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["backup", "gated"],
-        extra_plugins=(plugin,),
-        plugin_settings={"backup": backup_settings(tmp_path, targets="gated")},
-    )
-    return app, plugin.target
+    target = GatedTarget()
+    return await app_with_target(crm2_app_factory, tmp_path, "gated", target), target
 
 
 def _after_the_limit(app: Crm2TestApp) -> Any:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, backup_settings, event_types, run_set
+from backup_kit import API, app_with_target, event_types, run_set
 from crm2_backup import errors
 from crm2_backup.models import BackupRun
 from crm2_backup.service.restore import restore
@@ -19,7 +19,6 @@ from crm2_backup.targets.postgres import PgAddress
 
 from crm2_core.api import utcnow
 from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, hookimpl
 
 
 class SlowRestoreTarget:
@@ -48,26 +47,10 @@ class SlowRestoreTarget:
         return {"lines": 1}
 
 
-class SlowPlugin:
-    manifest = PluginManifest(name="slow", title="Slow")
-
-    def __init__(self) -> None:
-        self.target = SlowRestoreTarget()
-
-    @hookimpl(optionalhook=True)
-    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
-        return [self.target]
-
-
 @pytest.fixture
 async def slow(crm2_app_factory: Any, tmp_path: Path) -> tuple[Crm2TestApp, SlowRestoreTarget]:
-    plugin = SlowPlugin()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["backup", "slow"],
-        extra_plugins=(plugin,),
-        plugin_settings={"backup": backup_settings(tmp_path, targets="slow")},
-    )
-    return app, plugin.target
+    target = SlowRestoreTarget()
+    return await app_with_target(crm2_app_factory, tmp_path, "slow", target), target
 
 
 async def _restore_runs(app: Crm2TestApp, admin: dict[str, str]) -> list[dict[str, Any]]:
