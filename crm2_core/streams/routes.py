@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Header, Query, Request
+from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from crm2_core.events.asyncapi import asyncapi_document
 from crm2_core.http.deps import ContextDep
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.routing import APIRouter
+from crm2_core.http.security import NO_STORE
 from crm2_core.schemas import INT64_MAX, RequestModel, ResponseModel
 from crm2_core.streams.channels import RegisteredChannel, get_channel
 from crm2_core.streams.connection import Connection
@@ -83,15 +84,21 @@ async def _check_within_log(streams: Streams, resume: int) -> None:
 
 @router.post("/token", response_model=StreamToken)
 async def create_stream_token(
-    body: StreamTokenRequest, request: Request, principal: CurrentPrincipal, context: ContextDep
+    body: StreamTokenRequest,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    context: ContextDep,
 ) -> StreamToken:
     """A short-lived token opening one channel, for clients that cannot send headers.
 
     A browser ``EventSource`` passes it as ``?token=``; it works for no other
-    endpoint and only for the channel named here.
+    endpoint and only for the channel named here. A credential: never cached, and not
+    kept under an ``Idempotency-Key``.
     """
     channel = get_channel(_streams(context).channels, body.channel)
     _check_permission(request, principal, channel)
+    response.headers.update(NO_STORE)
     return StreamToken(
         token=issue_stream_token(
             context,

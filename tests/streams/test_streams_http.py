@@ -96,6 +96,19 @@ async def test_stream_token_needs_the_channel_permission(probe_app: ProbeFactory
     assert response.status_code == 403
 
 
+async def test_a_stream_token_is_never_cached_nor_kept_under_an_idempotency_key(
+    probe_app: ProbeFactory,
+) -> None:
+    app = await probe_app()
+    headers = {**await app.login("admin"), "Idempotency-Key": "stream-token-1"}
+    body = {"channel": "probe_audit"}
+    first = await app.client.post("/api/v1/streams/token", json=body, headers=headers)
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
+    again = await app.client.post("/api/v1/streams/token", json=body, headers=headers)
+    assert again.status_code == 409, again.text
+    assert first.json()["token"] not in again.text
+
+
 async def test_stream_token_opens_its_channel(
     probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
 ) -> None:
