@@ -24,6 +24,7 @@ from crm2_core.db.together import (
     insert_together_if,
     new_row,
 )
+from crm2_core.db.turns import take_turns
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import (
     BadRequest,
@@ -265,6 +266,7 @@ __all__ = [
     "safe_filename",
     "sort_order",
     "split_list",
+    "take_turns",
     "to_minor",
     "unguard",
     "unstorable_text",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from crm2_core.auth.authenticator import Authenticator, RoleCache
 from crm2_core.auth.config import AuthSettings
@@ -28,6 +27,7 @@ from crm2_core.auth.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.context import AUTH, AUTHENTICATOR, STREAMS, AppContext
 from crm2_core.db import utcnow
+from crm2_core.db.turns import take_turns
 from crm2_core.events.envelope import Envelope
 from crm2_core.migration_paths import environment_dir
 from crm2_hookspecs import (
@@ -257,8 +257,6 @@ async def sync_permissions(context: AppContext) -> None:
     declared: list[tuple[str, Any]] = context.plugins.collect("crm2_permissions")
     service: AuthService = context.auth
     async with context.session_factory() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # Processes starting together take turns; SQLite's BEGIN IMMEDIATE already does.
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
+        await take_turns(session, SYNC_LOCK)  # processes starting together
         await service.sync_permissions(session, declared)
         await session.commit()

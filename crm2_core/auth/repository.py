@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -23,6 +23,7 @@ from crm2_core.auth.models import (
 from crm2_core.db import utcnow
 from crm2_core.db.direct import DirectSelect, ReadConnection
 from crm2_core.db.pagination import OrderKey, PageParams, paginate
+from crm2_core.db.turns import take_turns
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
@@ -93,8 +94,7 @@ async def lock_admins(session: AsyncSession) -> None:
     skew): whoever waits here counts after the other committed. SQLite writes one
     transaction at a time already.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMINS_LOCK})
+    await take_turns(session, ADMINS_LOCK)
 
 
 async def count_active_admins(session: AsyncSession, excluding: uuid.UUID | None = None) -> int:

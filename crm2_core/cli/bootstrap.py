@@ -11,12 +11,12 @@ import secrets
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy import text
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.plugin import sync_permissions
 from crm2_core.auth.schemas import UserCreate
 from crm2_core.context import AppContext
+from crm2_core.db.turns import take_turns
 from crm2_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -32,12 +32,9 @@ async def ensure_first_admin(context: AppContext, console: Console | None = None
     await sync_permissions(context)
     settings = context.settings
     async with context.session_factory() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # Several `crm2 serve` processes may start at once on a fresh database:
-            # one creates the admin, the others wait here and then find it.
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK}
-            )
+        # Several `crm2 serve` processes may start at once on a fresh database: one
+        # creates the admin, the others wait here and then find it.
+        await take_turns(session, BOOTSTRAP_LOCK)
         if await repo.count_active_admins(session) > 0:
             return
         email = settings.admin_email or DEFAULT_ADMIN_EMAIL

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from crm2_core.db import utcnow
+from crm2_core.db.turns import take_turns
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord, HandlerCursor
 
@@ -43,8 +44,7 @@ async def _take_lock(session: AsyncSession) -> bool:
 
 async def hold_lock(session: AsyncSession) -> None:
     """Wait for the relay lock (until this transaction ends): no relay runs meanwhile."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
+    await take_turns(session, RELAY_LOCK_KEY)
 
 
 async def relay_batch(

@@ -26,12 +26,12 @@ from crm2_backup.events import DrillRequested, SetRequested
 from crm2_backup.models import BackupRun, BackupSet
 from crm2_backup.repository import get_set, update_set
 from crm2_backup.service.backup import new_progress, new_set, run_backup
-from crm2_backup.service.locks import SET_READERS, SET_REQUESTS, one_at_a_time
+from crm2_backup.service.locks import SET_READERS, SET_REQUESTS
 from crm2_backup.service.retention import prune
 from crm2_backup.service.stale import UNFINISHED, stale_after
 from crm2_backup.service.targets import chosen_targets
 from crm2_backup.service.verify import verify
-from crm2_core.api import JobRunner, publish, utcnow
+from crm2_core.api import JobRunner, publish, take_turns, utcnow
 
 log = logging.getLogger("crm2.backup")
 
@@ -54,7 +54,7 @@ async def request_backup_now(
     settings: BackupSettings = context.plugin_settings("backup")
     # concurrent requests look for a set underway one after another, each seeing what the
     # one before it queued: without it two requests on PostgreSQL both start a set
-    await one_at_a_time(session, SET_REQUESTS)
+    await take_turns(session, SET_REQUESTS)
     underway = await session.execute(
         select(BackupSet)
         .where(
@@ -131,7 +131,7 @@ async def request_drill_now(context: Any, session: AsyncSession, set_id: uuid.UU
     """
     settings: BackupSettings = context.plugin_settings("backup")
     # one drill per set however many ask at once, and none of a set retention is pruning
-    await one_at_a_time(session, SET_READERS)
+    await take_turns(session, SET_READERS)
     row = await get_set(session, set_id)
     if row.status != "completed":
         raise SetBusy(f"set {set_id} is {row.status}: only a completed set can be drilled")

@@ -14,10 +14,10 @@ from crm2_backup.repository import artifacts, finish_running_run, get_set, note_
 from crm2_backup.service.artifacts import open_artifact
 from crm2_backup.service.backup import _error_text
 from crm2_backup.service.keys import load_key
-from crm2_backup.service.locks import SET_READERS, one_at_a_time
+from crm2_backup.service.locks import SET_READERS
 from crm2_backup.service.schema import known_revisions, unknown_heads
 from crm2_backup.service.targets import target as find_target
-from crm2_core.api import Crm2Error
+from crm2_core.api import Crm2Error, take_turns
 
 INTERRUPTED = (
     "interrupted (Ctrl-C, a time limit or a shutdown) before it finished: "
@@ -37,7 +37,7 @@ async def restore(
     """
     settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
-        await one_at_a_time(session, SET_READERS)  # retention prunes no set a restore starts on
+        await take_turns(session, SET_READERS)  # retention prunes no set a restore starts on
         row = await get_set(session, set_id)
         if row.status != "completed":
             raise SetBusy(f"set {set_id} is {row.status}, not completed")

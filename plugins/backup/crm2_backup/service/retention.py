@@ -31,8 +31,8 @@ from crm2_backup.repository import (
     update_set,
 )
 from crm2_backup.service import destinations, store
-from crm2_backup.service.locks import SET_READERS, one_at_a_time
-from crm2_core.api import publish
+from crm2_backup.service.locks import SET_READERS
+from crm2_core.api import publish, take_turns
 
 log = logging.getLogger("crm2.backup")
 
@@ -78,7 +78,7 @@ def keep(sets: Sequence[Candidate], daily: int, weekly: int, monthly: int) -> se
 async def _mark_pruned(context: Any, settings: BackupSettings) -> tuple[list[BackupSet], int]:
     """The sets retention drops, now ``pruned`` by this call (none twice); how many it keeps."""
     async with context.session_factory() as session:
-        await one_at_a_time(session, SET_READERS)
+        await take_turns(session, SET_READERS)
         rows = await completed_sets(session)
         candidates = [Candidate(r.id, r.started_at, bool(r.verify_ok)) for r in rows]
         kept = keep(candidates, settings.keep_daily, settings.keep_weekly, settings.keep_monthly)

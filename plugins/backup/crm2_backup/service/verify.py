@@ -30,10 +30,10 @@ from crm2_backup.repository import (
 from crm2_backup.service.artifacts import open_artifact
 from crm2_backup.service.backup import Progress, _error_text
 from crm2_backup.service.keys import load_key
-from crm2_backup.service.locks import SET_READERS, one_at_a_time
+from crm2_backup.service.locks import SET_READERS
 from crm2_backup.service.schema import known_revisions, unknown_heads
 from crm2_backup.service.targets import all_targets
-from crm2_core.api import publish, utcnow
+from crm2_core.api import publish, take_turns, utcnow
 
 log = logging.getLogger("crm2.backup")
 
@@ -73,7 +73,7 @@ async def verify(
                 return None
             await session.commit()
             set_id = set_id or claimed.set_id
-        await one_at_a_time(session, SET_READERS)  # retention prunes no set a drill starts on
+        await take_turns(session, SET_READERS)  # retention prunes no set a drill starts on
         try:
             if set_id is None:
                 latest = await latest_completed(session)
