@@ -34,7 +34,9 @@ from crm2_core.errors import (
     Crm2Error,
     IdempotencyInFlight,
     IdempotentResponseNotKept,
+    PayloadTooLarge,
 )
+from crm2_core.http.idempotency_body import BOUNDARY_STAND_IN, ClientGone, StreamedBody
 from crm2_core.http.idempotency_tx import (
     IDEMPOTENCY_STATE,
     IdempotentRequest,
@@ -60,6 +62,8 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, context: AppContext) -> None:
         self.app = app
         self.context = context
+        # What a streamed body may hold past what its route read (``_settle_streamed``).
+        self.limit = context.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -85,12 +89,20 @@ class IdempotencyMiddleware:
         if principal is None:
             await self.app(scope, receive, send)
             return
-        pending = IdempotentRequest(
-            self.context, f"{principal.kind}:{principal.id}", key, self._fingerprint(scope)
-        )
+        owner = f"{principal.kind}:{principal.id}"
+        streamed: StreamedBody | None = None
+        if "body" in scope.get("state", {}):
+            pending = IdempotentRequest(self.context, owner, key, self._fingerprint(scope))
+        else:
+            # A streamed body (``http/streamed.py``) is hashed as the route reads it;
+            # the key is claimed once it has been read to its end.
+            pending = IdempotentRequest(self.context, owner, key, None)
+            digest, boundary = self._streamed_head(scope)
+            streamed = StreamedBody(receive, digest, boundary, pending.body_read)
+            receive = streamed.receive
         scope.setdefault("state", {})[IDEMPOTENCY_STATE] = pending
         try:
-            await self._run(scope, receive, send, pending, request_id)
+            await self._run(scope, receive, send, pending, request_id, streamed)
         finally:
             await pending.close()
 
@@ -106,30 +118,18 @@ class IdempotencyMiddleware:
 
     @staticmethod
     def _fingerprint(scope: Scope) -> str:
-        digest = hashlib.sha256()
-        state = scope.get("state", {})
-        content_type = header(scope, b"content-type") or ""
-        if "body" not in state:
-            # A streamed body (``http/streamed.py``) is not read here: its media type
-            # without parameters (a multipart boundary is new on every retry) and its
-            # declared length stand for it.
-            content_type = content_type.split(";", 1)[0].strip().lower()
-            content_type += "\0" + (header(scope, b"content-length") or "")
-        body: bytes = state.get("body", b"")
-        boundary = _MULTIPART_BOUNDARY.match(content_type)
+        digest, boundary = _head(scope)
+        body: bytes = scope["state"]["body"]
         if boundary is not None:
-            # a client draws a new boundary for each retry (browsers, httpx): the parts count
-            content_type = "multipart/form-data"
-            body = body.replace(b"--" + boundary.group("boundary").encode("latin-1"), b"--\0")
-        for part in (
-            scope["method"],
-            scope["path"],
-            scope.get("query_string", b"").decode(),
-            content_type,
-        ):
-            digest.update(part.encode() + b"\0")
+            body = body.replace(b"--" + boundary, BOUNDARY_STAND_IN)
         digest.update(body)
         return digest.hexdigest()
+
+    @staticmethod
+    def _streamed_head(scope: Scope) -> tuple[hashlib._Hash, bytes | None]:
+        digest, boundary = _head(scope)
+        digest.update(b"streamed\0")
+        return digest, boundary
 
     async def _run(
         self,
@@ -138,6 +138,7 @@ class IdempotencyMiddleware:
         send: Send,
         pending: IdempotentRequest,
         request_id: str | None,
+        streamed: StreamedBody | None,
     ) -> None:
         # The response is held back until the transaction that stores it has
         # committed: a client that has seen it can rely on a replay.
@@ -150,7 +151,11 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive, hold)
             status, headers, body = _response_of(messages)
+            if streamed is not None:
+                await self._settle_streamed(streamed, pending, status)
             await pending.finish(status, headers, body)
+        except ClientGone:
+            return  # nothing is kept (``close`` rolls back) and nobody is there to answer
         except StoredResponse as stored:
             if stored.record.response_body is None:  # a no-store response: not kept
                 await _not_kept(send, stored.record, request_id, path)
@@ -174,6 +179,47 @@ class IdempotencyMiddleware:
             return
         for message in messages:
             await send(message)
+
+    async def _settle_streamed(
+        self, streamed: StreamedBody, pending: IdempotentRequest, status: int
+    ) -> None:
+        """Judge a streamed request by its whole body, however much of it the route read.
+
+        A route may answer before its body ends (a file part read, the epilogue not).
+        The rest is read now, so that the fingerprint does not depend on where the
+        chunks split. An error the route answered before the key was claimed may be
+        its own first effect seen again (a file "already attached"): a retry of a
+        request whose response is stored gets that response.
+        """
+        if not streamed.complete and not await streamed.drain(self.limit):
+            if status < 400:
+                raise PayloadTooLarge(
+                    f"the body goes on past what the route read by more than {self.limit} bytes"
+                )
+            return
+        if status >= 400 and not pending.claimed:
+            await pending.replay_if_stored()
+
+
+def _head(scope: Scope) -> tuple[hashlib._Hash, bytes | None]:
+    """A digest of the request's method, path, query and media type; its multipart boundary.
+
+    A client draws a new boundary for each retry (browsers, httpx): only the parts
+    count, so the boundary is left out of the media type and replaced in the body.
+    """
+    digest = hashlib.sha256()
+    content_type = header(scope, b"content-type") or ""
+    boundary = _MULTIPART_BOUNDARY.match(content_type)
+    if boundary is not None:
+        content_type = "multipart/form-data"
+    for part in (
+        scope["method"],
+        scope["path"],
+        scope.get("query_string", b"").decode(),
+        content_type,
+    ):
+        digest.update(part.encode() + b"\0")
+    return digest, None if boundary is None else boundary.group("boundary").encode("latin-1")
 
 
 def _response_of(messages: list[Message]) -> tuple[int, list[tuple[str, str]], bytes | None]:

@@ -12,6 +12,10 @@
 3. ``finish()`` writes the response into the claimed row and commits once; the
    middleware sends the response only then.
 
+A streamed body (``idempotency_body``) has no fingerprint until the route has read
+it: the claim waits for ``body_read()``, and runs in the route's transaction if the
+route has begun one (in a savepoint on PostgreSQL, so a retried claim keeps its work).
+
 A route that raised rolled everything back, key included: its retry runs again.
 """
 
@@ -64,16 +68,18 @@ class StoredResponse(Exception):
 
     def __init__(self, record: IdempotencyRecord) -> None:
         super().__init__(record.key)
-        self.record = record
+        # A copy: the route's transaction, rolled back before the replay, expires the row.
+        self.record = IdempotencyRecord(**record.model_dump())
 
 
 class IdempotentRequest:
     """One POST with an ``Idempotency-Key``: its claim, its transaction and how it ends."""
 
-    def __init__(self, context: AppContext, owner: str, key: str, fingerprint: str) -> None:
+    def __init__(self, context: AppContext, owner: str, key: str, fingerprint: str | None) -> None:
         self.context = context
         self.owner = owner
         self.key = key
+        # ``None`` until a streamed body has been read to its end (``body_read``).
         self.fingerprint = fingerprint
         self.session: AsyncSession | None = None
         # True once the route returned and its writes flushed (``SessionDep`` says so).
@@ -99,7 +105,7 @@ class IdempotentRequest:
         else:
             session = self.context.session_factory()
         session.info[IDEMPOTENCY_STATE] = self.key  # tells logs and tests whose it is
-        if not self.context.settings.is_sqlite:
+        if not self.context.settings.is_sqlite and self.fingerprint is not None:
             try:
                 await self._claim(session)
             except BaseException:
@@ -107,6 +113,45 @@ class IdempotentRequest:
                 raise
         self.session = session
         return session
+
+    async def body_read(self, fingerprint: str) -> None:
+        """A streamed body has been read to its end: claim the key now, unless the
+        route has no session yet (its ``begin`` claims) or, on SQLite, no transaction
+        yet (its ``BEGIN`` claims)."""
+        self.fingerprint = fingerprint
+        session = self.session
+        if self.claimed or session is None:
+            return
+        if not self.context.settings.is_sqlite:
+            await self._claim(session)
+        elif session.in_transaction():
+            # BEGIN IMMEDIATE already holds the write lock: nobody else claims meanwhile.
+            await session.run_sync(lambda sync: self._claim_at_begin(sync, None, sync.connection()))
+
+    async def replay_if_stored(self) -> None:
+        """Raise ``StoredResponse`` if the key holds this request's stored response.
+
+        For a streamed request the route answered with an error before its key was
+        claimed: the error may come from the stored request's own effect.
+        """
+        if self.fingerprint is None:
+            return
+        async with self.context.session_factory() as session:
+            row = (
+                await session.execute(
+                    select(IdempotencyRecord).where(
+                        col(IdempotencyRecord.scope) == self.owner,
+                        col(IdempotencyRecord.key) == self.key,
+                    )
+                )
+            ).scalar_one_or_none()
+        if (
+            row is not None
+            and row.state == "done"
+            and row.expires_at > utcnow()
+            and row.fingerprint == self.fingerprint
+        ):
+            raise StoredResponse(row)
 
     async def rollback(self) -> None:
         """The route raised: nothing it did and no key is kept."""
@@ -147,7 +192,7 @@ class IdempotentRequest:
             )
             if stored.rowcount != 1:  # type: ignore[attr-defined]
                 raise RuntimeError("the claimed Idempotency-Key row is gone; nothing is kept")
-        else:
+        elif self.claimed:
             # The route answered an error itself: its writes commit as they would
             # without a key, and the key stays free for a corrected retry.
             where = (
@@ -168,8 +213,8 @@ class IdempotentRequest:
         BEGIN IMMEDIATE holds the write lock already, so nobody can insert the key
         between the read and the insert; a duplicate waits at its own BEGIN.
         """
-        if self.claimed:
-            return
+        if self.claimed or self.fingerprint is None:
+            return  # a streamed body not read yet: ``body_read`` claims
         table: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
         where = (table.c.scope == self.owner, table.c.key == self.key)
         now = utcnow()
@@ -198,17 +243,25 @@ class IdempotentRequest:
         }
 
     async def _claim(self, session: AsyncSession) -> None:
+        # A route that wrote before its streamed body was read keeps that work: its
+        # claim runs in savepoints, rolled back alone.
+        nested = session.in_transaction()
         for _ in range(_CLAIM_ATTEMPTS):
             try:
-                await self._try_claim(session)
+                if nested:
+                    async with session.begin_nested():
+                        await self._try_claim(session, nested)
+                else:
+                    await self._try_claim(session, nested)
                 return
             except IntegrityError:
                 # A duplicate committed between our read and our insert (PostgreSQL
                 # waited for it): read again, and replay what it stored.
-                await session.rollback()
+                if not nested:
+                    await session.rollback()
         raise IdempotencyInFlight("a request with this Idempotency-Key is still running")
 
-    async def _try_claim(self, session: AsyncSession) -> None:
+    async def _try_claim(self, session: AsyncSession, nested: bool) -> None:
         wait = self.context.settings.idempotency_wait_seconds
         now = utcnow()
         try:
@@ -254,7 +307,8 @@ class IdempotentRequest:
         except DBAPIError as exc:
             if not is_lock_wait(exc):
                 raise
-            await session.rollback()
+            if not nested:
+                await session.rollback()
             raise IdempotencyInFlight(
                 "a request with this Idempotency-Key is still running; retry later"
             ) from None

@@ -4,9 +4,9 @@ The core's ``BodyMiddleware`` reads every body into memory, bounded by
 ``CRM2_MAX_BODY_BYTES``, so that the idempotency layer can hash it. A route
 that takes files marks itself with ``openapi_extra=STREAMED_BODY``: its body
 then reaches it unread (``request.stream()``) and the route enforces its own
-size limit while reading. ``Idempotency-Key`` still works on such a route; its
-fingerprint covers method, path, query, media type and ``Content-Length``
-instead of the bytes.
+size limit while reading. ``Idempotency-Key`` still works on such a route: its
+fingerprint covers the bytes, hashed as the route reads them, and the key is
+claimed once the body has been read to its end (``idempotency_body``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The body is parsed chunk by chunk (python-multipart's push parser): the file
 part's bytes are handed on as they come, so an upload is never held in memory.
-The part named ``file`` with a filename is the upload; other parts are skipped
-(bounded).
+The part named ``file`` with a filename is the upload; other parts, before and
+after it, are skipped (bounded), and the body is read to its end.
 """
 
 from __future__ import annotations
@@ -131,13 +131,27 @@ async def _file(
         head += data
 
     async def rest() -> AsyncIterator[bytes]:
-        if ended:
-            return
-        async for kind, data in events:
-            if kind == "end":
-                return
-            if data:
-                yield data
-        raise InvalidUpload("the multipart body ends inside the file part")
+        if not ended:
+            async for kind, data in events:
+                if kind == "end":
+                    break
+                if data:
+                    yield data
+            else:
+                raise InvalidUpload("the multipart body ends inside the file part")
+        await _read_to_the_end(events)
 
     return FilePart(filename, declared, bytes(head), rest())
+
+
+async def _read_to_the_end(events: AsyncIterator[tuple[str, Any]]) -> None:
+    """Read the parts after the file and the closing boundary (bounded).
+
+    The request is then read to its end before the upload is recorded: its
+    ``Idempotency-Key`` is claimed there, so a retry is known before it writes.
+    """
+    skipped = 0
+    async for _, data in events:
+        skipped += len(data or b"")
+        if skipped > MAX_OTHER_PART_BYTES:
+            raise InvalidUpload(f"form fields are limited to {MAX_OTHER_PART_BYTES} bytes")

@@ -169,6 +169,25 @@ async def test_upload_honours_idempotency_key(docs: Docs) -> None:
     assert len(docs.stored_files()) == 1
 
 
+async def test_another_file_of_the_same_length_under_the_same_key_is_422(docs: Docs) -> None:
+    """The key stands for the bytes sent, not their length (the body is hashed as it streams)."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    headers = {"Idempotency-Key": "up-2"}
+    first = await docs.upload(agent, document["id"], PDF, headers=headers)
+    other_pdf = PDF.replace(b"obj", b"OBJ")
+    assert len(other_pdf) == len(PDF)
+    other = await docs.upload(agent, document["id"], other_pdf, headers=headers)
+    assert first.status_code == 201, first.text
+    assert other.status_code == 422, other.text
+    assert other.json()["type"] == "urn:crm2:problem:idempotency-key-reused"
+    versions = await docs.client.get(
+        f"{API}/documents/{document['id']}/versions", headers=agent.headers
+    )
+    assert [v["number"] for v in versions.json()] == [1]
+    assert len(docs.stored_files()) == 1
+
+
 async def test_signed_urls(docs: Docs) -> None:
     agent, other = await docs.user("agent"), await docs.user("agent")
     document = await docs.create(agent)
