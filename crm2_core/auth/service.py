@@ -598,12 +598,32 @@ class AuthService:
         if user is None or not user.is_active or moved:
             raise Unauthorized("your credentials changed meanwhile; sign in again")
 
+    async def _require_creator_holds(
+        self, session: AsyncSession, actor: Principal | None, role: str
+    ) -> None:
+        """403 unless the key's creator may make keys of ``role`` by their roles as stored.
+
+        The request's permissions come from the role cache, which learns of a role's
+        change only once it has committed. The creator's roles are locked until commit
+        (``FOR SHARE``): a concurrent change of one waits for this transaction (and
+        then revokes the new key with the others), or committed first and is read here.
+        """
+        if actor is None or actor.kind not in ("user", "api_key"):
+            return
+        creator = acting_user(actor)
+        roles = (await repo.roles_of(session, [creator]))[creator]
+        await repo.existing_roles(session, roles, lock=True)
+        held = frozenset(await self._permissions_of(session, roles))
+        wanted = await self._permissions_of(session, [role]) | {"auth:api_keys"}
+        require_covered(held, wanted, f"granting role {role!r}")
+
     async def create_api_key(
         self, session: AsyncSession, data: ApiKeyCreate, actor: Principal | None = None
     ) -> tuple[ApiKey, str]:
         await self._require_standing(session, actor)
         await self._check_roles(session, [data.role])
         await self._require_grantable(session, actor, [data.role])
+        await self._require_creator_holds(session, actor, data.role)
         created_by, created_by_key = None, None
         if actor is not None and actor.kind == "user":
             created_by = actor.id

@@ -250,6 +250,69 @@ async def test_a_key_made_on_authority_lost_meanwhile_is_refused(
     assert [k["name"] for k in listed if k["revoked_at"] is None] == []
 
 
+async def patch_role(
+    crm2: Crm2TestApp, admin: dict[str, str], name: str, permissions: list[str]
+) -> Any:
+    url = f"{ROLES}/{name}"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    body = {"permissions": permissions}
+    return await crm2.client.patch(url, json=body, headers={**admin, "If-Match": etag})
+
+
+async def keyer_and_reader(crm2: Crm2TestApp, admin: dict[str, str]) -> dict[str, str]:
+    """Signs in a user whose role "keyer" makes keys and reads plugins; the role "reader"
+    (``core:plugins``) is what they give their keys."""
+    for name, permissions in (
+        ("keyer", ["auth:api_keys", "core:plugins"]),
+        ("reader", ["core:plugins"]),
+    ):
+        body = {"name": name, "permissions": permissions}
+        assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    return await crm2.login("keyer")
+
+
+async def test_a_key_made_on_a_permission_the_creators_role_lost_meanwhile_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """The request authenticated (its permissions from the role cache) before the role
+    lost the permission, and writes after: the stored grants decide."""
+    from crm2_core.auth.schemas import ApiKeyCreate
+    from crm2_core.errors import Forbidden
+
+    keyer = await keyer_and_reader(crm2, admin)
+    actor = await crm2.context.authenticator.from_headers({k.lower(): v for k, v in keyer.items()})
+    assert "core:plugins" in actor.permissions
+    assert (await patch_role(crm2, admin, "keyer", ["auth:api_keys"])).status_code == 200
+
+    async with crm2.context.session_factory() as session:
+        with pytest.raises(Forbidden):
+            await crm2.auth.create_api_key(session, ApiKeyCreate(name="late", role="reader"), actor)
+        await session.rollback()
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["name"] for k in listed if k["revoked_at"] is None] == []
+
+
+async def test_a_role_losing_a_permission_waits_for_a_key_being_made_on_it(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """The key is written first: the role's change waits for it, then revokes it."""
+    from crm2_core.auth.schemas import ApiKeyCreate
+
+    if crm2.context.settings.is_sqlite:
+        pytest.skip("PostgreSQL's row locks (SQLite writes one transaction at a time)")
+    keyer = await keyer_and_reader(crm2, admin)
+    actor = await crm2.context.authenticator.from_headers({k.lower(): v for k, v in keyer.items()})
+    async with crm2.context.session_factory() as session:
+        await crm2.auth.create_api_key(session, ApiKeyCreate(name="racing", role="reader"), actor)
+        change = asyncio.create_task(patch_role(crm2, admin, "keyer", ["auth:api_keys"]))
+        await asyncio.sleep(0.5)
+        assert not change.done()  # it waits for the key's transaction
+        await session.commit()
+    assert (await asyncio.wait_for(change, 10)).status_code == 200
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+    assert [k["name"] for k in listed if k["revoked_at"] is None] == []
+
+
 async def test_revoking_a_key_revokes_the_keys_it_made(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
