@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,39 @@ async def test_upgrading_one_plugin_only(engine: AsyncEngine, plugin: MigtestPlu
 
     states = {s.plugin: s.up_to_date for s in await migrate.states(engine, registry)}
     assert states == {"core": True, "auth": False, PLUGIN: False}
+
+
+ROLE = (
+    "INSERT INTO auth_role (name, description, builtin, created_at, updated_at, version) "
+    "VALUES ('viewer', '', true, now(), now(), 1)"
+)
+
+
+async def test_an_api_key_expiring_at_infinity_is_moved_inside_the_calendar(
+    engine: AsyncEngine,
+) -> None:
+    """Rows written as ±infinity before ``UtcDateTime`` kept the ends of time inside."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL stores infinity")
+    registry = registry_for("")
+    await migrate.upgrade(engine, registry, "auth", "9d4a6e2b7c13")
+    await migrate.upgrade(engine, registry, "core")
+    async with engine.begin() as conn:
+        await conn.execute(text(ROLE))
+        for name, expiry in (("never", "'infinity'"), ("always", "'-infinity'"), ("soon", "NULL")):
+            await conn.execute(
+                text(
+                    "INSERT INTO auth_api_key (id, name, prefix, key_hash, role_name, "
+                    "created_at, expires_at) VALUES (gen_random_uuid(), :name, :name, :name, "
+                    f"'viewer', now(), {expiry})"
+                ),
+                {"name": name},
+            )
+
+    await migrate.upgrade(engine, registry)
+
+    async with engine.connect() as conn:
+        rows = dict((await conn.execute(text("SELECT name, expires_at FROM auth_api_key"))).all())
+    assert rows["never"] == datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
+    assert rows["always"] == datetime.min.replace(tzinfo=UTC) + timedelta(microseconds=1)
+    assert rows["soon"] is None
