@@ -20,8 +20,15 @@ from crm2_documents.content import SNIFF_BYTES
 from crm2_documents.errors import InvalidUpload
 
 FIELD = "file"
-MAX_OTHER_PART_BYTES = 65_536
+MAX_OTHER_PART_BYTES = 65_536  # the other parts' data, and the body after the file
 MAX_BOUNDARY = 70  # RFC 2046's limit on a multipart boundary
+
+
+@dataclass
+class _Tail:
+    """The bytes the body may still hold after the file part (``None``: not there yet)."""
+
+    left: int | None = None
 
 
 @dataclass
@@ -44,7 +51,9 @@ def boundary_of(content_type: str | None) -> bytes:
     return bytes(boundary)
 
 
-async def _events(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterator[tuple[str, Any]]:
+async def _events(
+    stream: AsyncIterator[bytes], boundary: bytes, tail: _Tail
+) -> AsyncIterator[tuple[str, Any]]:
     items: deque[tuple[str, Any]] = deque()
     state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}}
 
@@ -82,6 +91,12 @@ async def _events(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterato
     try:
         parser = MultipartParser(boundary, callbacks)
         async for chunk in stream:
+            if tail.left is not None:
+                tail.left -= len(chunk)
+                if tail.left < 0:
+                    raise InvalidUpload(
+                        f"the body goes on past the file by more than {MAX_OTHER_PART_BYTES} bytes"
+                    )
             if chunk:
                 parser.write(chunk)
             while items:
@@ -95,7 +110,9 @@ async def _events(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterato
 
 async def read_file_part(stream: AsyncIterator[bytes], content_type: str | None) -> FilePart:
     """Advance ``stream`` to the file part and read its first ``SNIFF_BYTES``."""
-    events = _events(stream, boundary_of(content_type))
+    tail = _Tail()
+    events = _events(stream, boundary_of(content_type), tail)
+    skipped = 0
     async for kind, value in events:
         if kind != "headers":
             continue
@@ -104,8 +121,7 @@ async def read_file_part(stream: AsyncIterator[bytes], content_type: str | None)
         if name == FIELD and b"filename" in options:
             filename = options[b"filename"].decode("utf-8", "replace")
             declared = value.get(b"content-type", b"").decode("latin-1") or None
-            return await _file(events, filename, declared)
-        skipped = 0
+            return await _file(events, tail, filename, declared)
         async for kind, data in events:
             if kind == "end":
                 break
@@ -116,7 +132,7 @@ async def read_file_part(stream: AsyncIterator[bytes], content_type: str | None)
 
 
 async def _file(
-    events: AsyncIterator[tuple[str, Any]], filename: str, declared: str | None
+    events: AsyncIterator[tuple[str, Any]], tail: _Tail, filename: str, declared: str | None
 ) -> FilePart:
     head = bytearray()
     ended = False
@@ -139,19 +155,17 @@ async def _file(
                     yield data
             else:
                 raise InvalidUpload("the multipart body ends inside the file part")
+        tail.left = MAX_OTHER_PART_BYTES
         await _read_to_the_end(events)
 
     return FilePart(filename, declared, bytes(head), rest())
 
 
 async def _read_to_the_end(events: AsyncIterator[tuple[str, Any]]) -> None:
-    """Read the parts after the file and the closing boundary (bounded).
+    """Read the parts after the file and the closing boundary (``_Tail`` bounds them).
 
     The request is then read to its end before the upload is recorded: its
     ``Idempotency-Key`` is claimed there, so a retry is known before it writes.
     """
-    skipped = 0
-    async for _, data in events:
-        skipped += len(data or b"")
-        if skipped > MAX_OTHER_PART_BYTES:
-            raise InvalidUpload(f"form fields are limited to {MAX_OTHER_PART_BYTES} bytes")
+    async for _ in events:
+        pass

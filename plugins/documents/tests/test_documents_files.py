@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from crm2_documents import signing
@@ -139,6 +140,43 @@ async def test_malformed_uploads_are_422(docs: Docs) -> None:
         assert too_long.status_code == 422, too_long.text
         assert "boundary" in too_long.json()["detail"]
     assert docs.stored_files() == []
+
+
+async def test_the_body_after_the_file_is_read_and_bounded(docs: Docs) -> None:
+    """Parts after the file are read (the request ends before the upload is recorded)
+    but bounded, as a part's header line is."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    url = f"{API}/documents/{document['id']}/versions"
+    headers = {**agent.headers, "Content-Type": "multipart/form-data; boundary=xyz"}
+    file_part = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + PDF + b"\r\n"
+    )
+    note = b'--xyz\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+
+    async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    trailing = await docs.client.post(
+        url, content=chunks(file_part, note, b"--xyz--\r\n"), headers=headers
+    )
+    assert trailing.status_code == 201, trailing.text
+    endless = await docs.client.post(
+        url,
+        content=chunks(file_part, b"--xyz--\r\n", *[b"e" * 16_384] * 8),
+        headers=headers,
+    )
+    assert endless.status_code == 422, endless.text
+    assert "past the file" in endless.json()["detail"]
+    long_header = b"--xyz\r\nX-Filler: " + b"f" * 10_000 + b"\r\n" + file_part[7:]
+    refused = await docs.client.post(
+        url, content=chunks(long_header, b"--xyz--\r\n"), headers=headers
+    )
+    assert refused.status_code == 422, refused.text
+    assert "header size" in refused.json()["detail"]  # python-multipart's own bound
+    assert len(docs.stored_files()) == 1
 
 
 async def test_a_file_name_keeps_no_hidden_or_reordering_characters(docs: Docs) -> None:
