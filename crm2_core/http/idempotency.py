@@ -189,7 +189,7 @@ class IdempotencyMiddleware:
         The rest is read now, so that the fingerprint does not depend on where the
         chunks split. An error the route answered before the key was claimed may be
         its own first effect seen again (a file "already attached"): a retry of a
-        request whose response is stored gets that response.
+        request whose response is stored gets that response, another request 422.
         """
         if not streamed.complete and not await streamed.drain(self.limit):
             if status < 400:
@@ -198,7 +198,7 @@ class IdempotencyMiddleware:
                 )
             return
         if status >= 400 and not pending.claimed:
-            await pending.replay_if_stored()
+            await pending.check_stored()
 
 
 def _head(scope: Scope) -> tuple[hashlib._Hash, bytes | None]:

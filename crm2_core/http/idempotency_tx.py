@@ -128,15 +128,18 @@ class IdempotentRequest:
             # BEGIN IMMEDIATE already holds the write lock: nobody else claims meanwhile.
             await session.run_sync(lambda sync: self._claim_at_begin(sync, None, sync.connection()))
 
-    async def replay_if_stored(self) -> None:
-        """Raise ``StoredResponse`` if the key holds this request's stored response.
+    async def check_stored(self) -> None:
+        """Raise what a claim would of a stored response under the key: ``StoredResponse``
+        for this request's, 422 for another request's.
 
         For a streamed request the route answered with an error before its key was
         claimed: the error may come from the stored request's own effect.
         """
         if self.fingerprint is None:
             return
-        async with self.context.session_factory() as session:
+        # A read: on SQLite, not behind the write lock (this request's transaction may hold it).
+        factory = self.context.read_session_factory or self.context.session_factory
+        async with factory() as session:
             row = (
                 await session.execute(
                     select(IdempotencyRecord).where(
@@ -145,13 +148,11 @@ class IdempotentRequest:
                     )
                 )
             ).scalar_one_or_none()
-        if (
-            row is not None
-            and row.state == "done"
-            and row.expires_at > utcnow()
-            and row.fingerprint == self.fingerprint
-        ):
-            raise StoredResponse(row)
+        if row is None or row.state != "done" or row.expires_at <= utcnow():
+            return
+        if row.fingerprint != self.fingerprint:
+            raise _key_reused()
+        raise StoredResponse(row)
 
     async def rollback(self) -> None:
         """The route raised: nothing it did and no key is kept."""
@@ -224,9 +225,7 @@ class IdempotentRequest:
             if row.expires_at <= now or row.state != "done":
                 connection.execute(delete(table).where(*where))
             elif row.fingerprint != self.fingerprint:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for a different request; use a new key"
-                )
+                raise _key_reused()
             else:
                 raise StoredResponse(row)
         connection.execute(insert(table).values(**self._claim_values(now)))
@@ -293,9 +292,7 @@ class IdempotentRequest:
                     await session.delete(row)
                     await session.flush()
                 elif row.fingerprint != self.fingerprint:
-                    raise IdempotencyKeyReused(
-                        "this Idempotency-Key was used for a different request; use a new key"
-                    )
+                    raise _key_reused()
                 else:
                     raise StoredResponse(row)
             session.add(IdempotencyRecord(**self._claim_values(now)))
@@ -370,6 +367,12 @@ def _claim_new_key(columns: tuple[str, ...]) -> Any:
         .on_conflict_do_nothing(index_elements=["scope", "key"])
         .returning(put_back.scalar_subquery().label("lock_timeout"))
         .add_cte(lock_wait)
+    )
+
+
+def _key_reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        "this Idempotency-Key was used for a different request; use a new key"
     )
 
 

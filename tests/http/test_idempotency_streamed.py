@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import APIRouter, Request, status
 from sqlalchemy import func, select
 
 from crm2_core.auth.models import User
 from crm2_core.auth.schemas import UserCreate
+from crm2_core.errors import Conflict
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.idempotency_body import StreamedBody
 from crm2_core.http.middleware import Message
@@ -70,6 +71,17 @@ class Uploads:
         async def unread(context: ContextDep, session: SessionDep) -> str:
             await create_user(context, session)
             return "unread"
+
+        @router.post("/once", status_code=status.HTTP_201_CREATED, openapi_extra=STREAMED_BODY)
+        async def once(request: Request, context: ContextDep, session: SessionDep) -> str:
+            """Reads the first chunk only, and refuses to make its user twice (409)."""
+            name = (await anext(request.stream()))[:10].decode()
+            email = f"up-{name}@example.com"
+            if await session.scalar(select(User.id).where(User.email == email)) is not None:
+                raise Conflict(f"{email} exists")
+            body = UserCreate(email=email, password=TEST_PASSWORD, roles=["agent"])
+            await context.auth.create_user(session, body)
+            return name
 
         @router.post("/slow", status_code=status.HTTP_201_CREATED, openapi_extra=STREAMED_BODY)
         async def slow(request: Request, context: ContextDep, session: SessionDep) -> str:
@@ -159,6 +171,34 @@ async def test_a_body_the_route_left_unread_still_decides(crm2_app_factory: AppF
     assert first.status_code == again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true"
     assert other.status_code == 422, other.text
+    assert await users_made(app) == 1
+
+
+async def test_an_error_from_the_first_requests_own_effect_gives_way_to_its_replay(
+    crm2_app_factory: AppFactory,
+) -> None:
+    """The route answered 409 (its user exists: the first request made it) before it read
+    its body to the end, so before the key was claimed: the retry gets the stored 201."""
+    app = await crm2_app_factory(extra_plugins=(Uploads(),))
+    headers = {**await app.login("admin"), "Idempotency-Key": "file-6"}
+
+    async def body(tail: bytes) -> AsyncIterator[bytes]:
+        yield b"ada-lovela"
+        yield tail
+
+    first = await app.client.post(f"{UPLOADS}/once", content=body(b"1" * 500), headers=headers)
+    again = await app.client.post(f"{UPLOADS}/once", content=body(b"1" * 500), headers=headers)
+    other = await app.client.post(f"{UPLOADS}/once", content=body(b"2" * 500), headers=headers)
+    unkeyed = await app.client.post(
+        f"{UPLOADS}/once",
+        content=body(b"1" * 500),
+        headers={"Authorization": headers["Authorization"]},
+    )
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 422, other.text
+    assert unkeyed.status_code == 409, unkeyed.text
     assert await users_made(app) == 1
 
 
