@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from crm2_core.api import Conflict, Crm2Error, Forbidden, NotFound, Unprocessable
+from crm2_core.api import (
+    Conflict,
+    Crm2Error,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+)
 
 
 class DocumentNotFound(NotFound):
@@ -39,6 +46,14 @@ class NotRestorable(Conflict):
 
 class FileNotReady(Conflict):
     slug, title = "documents-file-not-ready", "The version's file is not stored (yet)"
+
+
+class FileMissing(NotFound):
+    slug, title = "documents-file-missing", "The version's file is missing from its storage backend"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    slug, title = "documents-storage-unavailable", "The storage backend failed; try again later"
 
 
 class UnknownBackend(Unprocessable):

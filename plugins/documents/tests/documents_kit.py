@@ -93,10 +93,15 @@ class Docs:
 
 
 async def make_docs(
-    factory: Any, root: Path, plugins: list[str] | None = None, **settings: Any
+    factory: Any,
+    root: Path,
+    plugins: list[str] | None = None,
+    extra_plugins: tuple[object, ...] = (),
+    **settings: Any,
 ) -> Docs:
     app: Crm2TestApp = await factory(
         plugins=plugins or ["documents"],
+        extra_plugins=extra_plugins,
         plugin_settings={"documents": {"local_root": str(root), **settings}},
     )
     await seed_default_kinds(app)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -36,7 +35,6 @@ from crm2_documents.models import Document, Version
 from crm2_documents.routes.deps import DocumentsRead, DocumentsWrite, OptionalIfMatch
 from crm2_documents.schemas.documents import SignedUrl, SignedUrlRequest, VersionPublic
 from crm2_documents.service import versions as service
-from crm2_documents.storage.registry import storage_of
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -131,7 +129,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def file_response(
+async def file_response(
     context: ContextDep, version: Version, range_header: str | None, if_none_match: str | None
 ) -> Response:
     etag = f'"{version.sha256}"'
@@ -145,8 +143,6 @@ def file_response(
     }
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    service.readable(version)
-    backend = storage_of(context).get(version.backend)
     chosen = _byte_range(range_header, version.size)
     code = status.HTTP_200_OK
     start, end = 0, version.size
@@ -155,13 +151,9 @@ def file_response(
         code = status.HTTP_206_PARTIAL_CONTENT
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{version.size}"
     headers["Content-Length"] = str(end - start)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in backend.open(version.storage_key, start, end):
-            yield chunk
-
+    body = await service.open_file(context, version, start, end)
     return StreamingResponse(
-        body(), status_code=code, media_type=version.content_type, headers=headers
+        body, status_code=code, media_type=version.content_type, headers=headers
     )
 
 
@@ -171,7 +163,7 @@ def file_response(
     responses={
         206: {"description": "the requested byte range"},
         304: {"description": "If-None-Match holds the file's ETag"},
-        **problem_responses(416, 503),
+        **problem_responses(404, 416, 503),
     },
 )
 async def download(
@@ -185,7 +177,7 @@ async def download(
 ) -> Response:
     """The file of a version (default: the newest), streamed as an attachment; Range works."""
     _, found = await service.get_version(session, principal, document_id, version)
-    return file_response(context, found, range_header, if_none_match)
+    return await file_response(context, found, range_header, if_none_match)
 
 
 @router.post("/documents/{document_id}/signed-url", response_model=SignedUrl)
@@ -212,7 +204,7 @@ async def signed_url(
     response_class=StreamingResponse,
     responses={
         206: {"description": "the requested byte range"},
-        **problem_responses(403, 416, 503),
+        **problem_responses(403, 404, 416, 503),
     },
 )
 async def signed_download(
@@ -233,4 +225,4 @@ async def signed_download(
     found = await session.get(Version, version_id)
     if found is None or found.document_id != document_id:
         raise VersionNotFound(f"no version {version_id}")
-    return file_response(context, found, range_header, None)
+    return await file_response(context, found, range_header, None)

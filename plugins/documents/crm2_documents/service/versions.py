@@ -9,23 +9,35 @@ storage.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import acting_user, check_version, new_id, publish, safe_filename, utcnow
+from crm2_core.api import (
+    Crm2Error,
+    acting_user,
+    check_version,
+    new_id,
+    publish,
+    safe_filename,
+    utcnow,
+)
 from crm2_documents.content import refusal, sniff
 from crm2_documents.errors import (
     ContentRefused,
     DuplicateContent,
+    FileMissing,
     FileNotReady,
     FileTooLarge,
+    StorageUnavailable,
     VersionNotFound,
 )
 from crm2_documents.events import VersionAdded
@@ -33,9 +45,12 @@ from crm2_documents.models import Document, Version
 from crm2_documents.repository import documents as repo
 from crm2_documents.repository import kinds as kinds_repo
 from crm2_documents.service.documents import get_document, identity
+from crm2_documents.storage.base import InvalidKey, KeyMissing, StorageError
 from crm2_documents.storage.registry import storage_of
 from crm2_documents.upload import read_file_part
 from crm2_hookspecs import Principal
+
+log = logging.getLogger(__name__)
 
 # multipart framing around the file: boundaries and part headers
 MULTIPART_OVERHEAD = 16_384
@@ -127,8 +142,44 @@ async def receive(
 
     storage = storage_of(context)
     key = key_of(document, version_id)
-    await storage.get(storage.upload).put(key, checked())
+    with backend_failures(storage.upload):
+        await storage.get(storage.upload).put(key, checked())
     return Received(key, storage.upload, size, digest.hexdigest(), sniffed, filename)
+
+
+@contextlib.contextmanager
+def backend_failures(backend: str) -> Iterator[None]:
+    """A backend that fails (its store down or refusing, a full disk) is a 503 problem; what
+    it said goes to the log, not to the client. The upload's own errors (too large, the
+    client gone) and a missing key pass through."""
+    try:
+        yield
+    except (Crm2Error, KeyMissing, InvalidKey):
+        raise
+    except (StorageError, OSError) as exc:
+        log.warning("documents: the %r backend failed: %s: %s", backend, type(exc).__name__, exc)
+        raise StorageUnavailable(f"the {backend!r} storage backend failed") from exc
+
+
+async def open_file(
+    context: Any, version: Version, start: int = 0, end: int | None = None
+) -> AsyncIterator[bytes]:
+    """The version's bytes from ``start`` to ``end``, opened before a response starts: a
+    file missing from its backend is 404 and a failing backend 503, as problems, never a
+    download cut off after its headers."""
+    readable(version)
+    chunks = storage_of(context).get(version.backend).open(version.storage_key, start, end)
+    with backend_failures(version.backend):
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = b""
+        except KeyMissing as exc:
+            raise FileMissing(
+                f"the file of version {version.number} is missing from the "
+                f"{version.backend!r} storage backend"
+            ) from exc
+    return _chain(first, chunks)
 
 
 async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -1,0 +1,94 @@
+"""A file missing from its backend, or a backend that fails: a problem+json answer, never a 500
+or a download cut off after its headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from crm2_documents.models import Version
+from crm2_documents.storage.base import StorageBackend, StorageError
+from crm2_documents.storage.registry import storage_of
+from documents_kit import API, PDF, Docs, make_docs
+from sqlalchemy import update
+
+from crm2_hookspecs import PluginManifest, hookimpl
+
+
+def problem(response: Any, status: int, slug: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith(slug), response.text
+
+
+async def test_a_file_missing_from_its_backend_is_a_problem_not_a_500(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    signed = await docs.client.post(
+        f"{API}/documents/{document['id']}/signed-url", json={}, headers=agent.headers
+    )
+    [stored] = docs.stored_files()
+    stored.unlink()  # the storage lost it (restored without its files, a disk replaced…)
+    url = f"{API}/documents/{document['id']}/download"
+    problem(await docs.client.get(url, headers=agent.headers), 404, "documents-file-missing")
+    ranged = await docs.client.get(url, headers={**agent.headers, "Range": "bytes=2-5"})
+    problem(ranged, 404, "documents-file-missing")
+    problem(await docs.client.get(signed.json()["url"]), 404, "documents-file-missing")
+
+
+class Broken(StorageBackend):
+    """A backend whose store is down: every call fails as a backend says so."""
+
+    name = "broken"
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        async for _ in chunks:
+            break
+        raise StorageError("the store refused the write")
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        raise StorageError("the store is unreachable")
+        yield b""  # pragma: no cover - an async generator
+
+    async def delete(self, key: str) -> bool:
+        raise StorageError("the store is unreachable")
+
+    async def exists(self, key: str) -> bool:
+        raise StorageError("the store is unreachable")
+
+
+class BrokenPlugin:
+    manifest = PluginManifest(name="broken_store", title="Broken store", depends=("documents",))
+
+    @hookimpl
+    def crm2_documents_storage_backends(self, context: Any) -> Sequence[StorageBackend]:
+        return [Broken()]
+
+
+async def test_a_failing_backend_is_503_and_keeps_nothing(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "broken_store"],
+        extra_plugins=(BrokenPlugin(),),
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    # the version's backend fails on reading
+    async with docs.app.context.session_factory() as session:
+        await session.execute(update(Version).values(backend="broken"))
+        await session.commit()
+    url = f"{API}/documents/{document['id']}/download"
+    failed = await docs.client.get(url, headers=agent.headers)
+    problem(failed, 503, "documents-storage-unavailable")
+    assert "unreachable" not in failed.text  # the backend's own words stay in the log
+    # uploads land on a backend that refuses the write
+    storage_of(docs.app.context).upload = "broken"
+    refused = await docs.upload(agent, document["id"], PDF + b"2")
+    problem(refused, 503, "documents-storage-unavailable")
+    assert (await docs.get(agent, document["id"])).json()["current_version"] == 1
