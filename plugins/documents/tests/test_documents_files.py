@@ -86,6 +86,38 @@ async def test_too_large_is_413_and_leaves_nothing(
     assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
 
 
+async def test_the_limit_bounds_the_whole_body_not_only_the_file(
+    crm2_app_factory: object, tmp_path: Path
+) -> None:
+    """Sent without Content-Length (chunked), megabytes of other form parts before a small
+    file are refused once the body passes the limit, as a declared length would be."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", max_upload_bytes=100_000)
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        for i in range(200):
+            part = b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n' % i
+            read += 1
+            yield part + b"z" * 60_000 + b"\r\n"
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+            b"Content-Type: application/pdf\r\n\r\n" + PDF + b"\r\n--b--\r\n"
+        )
+
+    refused = await docs.client.post(
+        f"{API}/documents/{document['id']}/versions",
+        content=body(),
+        headers={**agent.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert refused.status_code == 413, refused.text
+    assert read < 10  # stopped reading at the limit, not at the end of the body
+    assert docs.stored_files() == []
+    assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
+
+
 async def test_content_is_judged_by_its_bytes(docs: Docs) -> None:
     agent = await docs.user("agent")
     document = await docs.create(agent, kind="identity")

@@ -122,7 +122,7 @@ async def receive(
     if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
         raise FileTooLarge(f"the file exceeds {limit} bytes")
     document, allowed = await _checked_document(context, principal, document_id)
-    part = await read_file_part(body, content_type)
+    part = await read_file_part(_bounded(body, limit + MULTIPART_OVERHEAD), content_type)
     filename = safe_filename(part.filename)
     sniffed = sniff(part.head)
     why = refusal(sniffed, part.content_type, filename, allowed)
@@ -180,6 +180,17 @@ async def open_file(
                 f"{version.backend!r} storage backend"
             ) from exc
     return _chain(first, chunks)
+
+
+async def _bounded(body: AsyncIterator[bytes], most: int) -> AsyncIterator[bytes]:
+    """``body``, refused (413) once it passes ``most`` bytes: the form parts around the
+    file count too, whether or not the client declared a Content-Length."""
+    read = 0
+    async for chunk in body:
+        read += len(chunk)
+        if read > most:
+            raise FileTooLarge(f"the upload exceeds {most} bytes with its multipart framing")
+        yield chunk
 
 
 async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
