@@ -1,8 +1,10 @@
-"""Short-lived signed download URLs: method, document, version and expiry under an HMAC.
+"""Short-lived signed download URLs: method, document, version, expiry and issuer under an HMAC.
 
 A URL made for one version of one document opens nothing else, only with GET,
 and only until it expires; changing any part of it breaks the signature (403).
-Only someone who can read the document can have one made.
+Only someone who can read the document can have one made, and it opens the file
+only while they still can: the issuer (the user who asked, or for whom the API
+key acts) is signed in, and checked again on every download.
 """
 
 from __future__ import annotations
@@ -28,14 +30,21 @@ def signing_key(context: Any) -> bytes:
     return hmac.new(jwt_secret.get_secret_value().encode(), PURPOSE, hashlib.sha256).digest()
 
 
-def _message(method: str, document_id: uuid.UUID, version_id: uuid.UUID, expires: int) -> bytes:
-    return f"{method.upper()}\n{document_id}\n{version_id}\n{expires}".encode()
+def _message(
+    method: str,
+    document_id: uuid.UUID,
+    version_id: uuid.UUID,
+    expires: int,
+    issuer: uuid.UUID,
+) -> bytes:
+    return f"{method.upper()}\n{document_id}\n{version_id}\n{expires}\n{issuer}".encode()
 
 
-def sign(key: bytes, document_id: uuid.UUID, version_id: uuid.UUID, expires: int) -> str:
-    return hmac.new(
-        key, _message("GET", document_id, version_id, expires), hashlib.sha256
-    ).hexdigest()
+def sign(
+    key: bytes, document_id: uuid.UUID, version_id: uuid.UUID, expires: int, issuer: uuid.UUID
+) -> str:
+    message = _message("GET", document_id, version_id, expires, issuer)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def verify(
@@ -44,11 +53,13 @@ def verify(
     document_id: uuid.UUID,
     version_id: uuid.UUID,
     expires: int,
+    issuer: uuid.UUID,
     signature: str,
     now: float,
 ) -> None:
     """Raise ``BadSignature`` (403) unless ``signature`` is right and not expired."""
-    good = hmac.new(key, _message(method, document_id, version_id, expires), hashlib.sha256)
+    message = _message(method, document_id, version_id, expires, issuer)
+    good = hmac.new(key, message, hashlib.sha256)
     if not hmac.compare_digest(good.hexdigest(), signature.lower()):
         raise BadSignature("the signature does not match")
     if expires < now:

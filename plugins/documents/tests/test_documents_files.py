@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from crm2_documents import signing
+from crm2_documents.models import Document
 from crm2_documents.stream import channels
 from documents_kit import API, PDF, PNG, Docs, make_docs
+from sqlalchemy import update
+from sqlmodel import col
 
 from crm2_hookspecs import Principal
 
@@ -276,11 +279,49 @@ async def test_signed_urls(docs: Docs) -> None:
     expired_at = int(time.time()) - 1
     version_id = link.split("?")[0].rsplit("/", 1)[1]
     key = signing.signing_key(docs.app.context)
-    good = signing.sign(key, uuid.UUID(document["id"]), uuid.UUID(version_id), expired_at)
-    expired = link.split("?")[0] + f"?expires={expired_at}&signature={good}"
+    good = signing.sign(key, uuid.UUID(document["id"]), uuid.UUID(version_id), expired_at, agent.id)
+    expired = link.split("?")[0] + f"?expires={expired_at}&by={agent.id}&signature={good}"
     assert (await docs.client.get(expired)).status_code == 403
     # nobody mints one for a document they cannot read
     assert (await docs.client.post(url, json={}, headers=other.headers)).status_code == 404
+
+
+async def test_a_signed_url_dies_with_its_issuers_right_to_read(docs: Docs) -> None:
+    """A signed URL carries who asked for it: it stops at once when that user is disabled
+    or may no longer see the document, as their tokens would."""
+    admin = await docs.user("admin")
+    agent, other = await docs.user("agent"), await docs.user("agent")
+    mine, moved = await docs.create(agent), await docs.create(agent)
+    links = {}
+    for document in (mine, moved):
+        assert (await docs.upload(agent, document["id"], PDF + document["id"].encode())).is_success
+        signed = await docs.client.post(
+            f"{API}/documents/{document['id']}/signed-url", json={}, headers=agent.headers
+        )
+        links[document["id"]] = signed.json()["url"]
+        assert (await docs.client.get(links[document["id"]])).status_code == 200
+    # the document now belongs to someone else the agent cannot see
+    async with docs.app.context.session_factory() as session:
+        await session.execute(
+            update(Document)
+            .where(col(Document.id) == uuid.UUID(moved["id"]))
+            .values(owner_id=other.id)
+        )
+        await session.commit()
+    assert (await docs.client.get(links[moved["id"]])).status_code == 404
+    assert (await docs.client.get(links[mine["id"]])).status_code == 200
+    # the issuer is disabled
+    url = f"/api/v1/auth/users/{agent.id}"
+    etag = (await docs.client.get(url, headers=admin.headers)).headers["etag"]
+    disabled = await docs.client.patch(
+        url, json={"is_active": False}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert (await docs.client.get(links[mine["id"]])).status_code == 403
+    # and the issuer cannot be swapped for someone who may read it: the signature covers it
+    swapped = links[mine["id"]].replace(f"by={agent.id}", f"by={admin.id}")
+    assert swapped != links[mine["id"]]
+    assert (await docs.client.get(swapped)).status_code == 403
 
 
 async def test_uploads_are_streamed_past_the_cores_body_limit(docs: Docs) -> None:

@@ -21,17 +21,14 @@ from crm2_core.api import (
     APIRouter,
     ContextDep,
     SessionDep,
+    acting_user,
     new_id,
     problem_responses,
 )
 from crm2_documents import signing
 from crm2_documents.content import content_disposition
-from crm2_documents.errors import (
-    DocumentNotFound,
-    RangeNotSatisfiable,
-    VersionNotFound,
-)
-from crm2_documents.models import Document, Version
+from crm2_documents.errors import RangeNotSatisfiable
+from crm2_documents.models import Version
 from crm2_documents.routes.deps import DocumentsRead, DocumentsWrite, OptionalIfMatch
 from crm2_documents.schemas.documents import SignedUrl, SignedUrlRequest, VersionPublic
 from crm2_documents.service import versions as service
@@ -192,9 +189,11 @@ async def signed_url(
     document, found = await service.get_version(session, principal, document_id, body.version)
     longest: int = context.plugin_settings("documents").signed_url_max_seconds
     expires = int(time.time()) + min(body.expires_in, longest)
-    signature = signing.sign(signing.signing_key(context), document.id, found.id, expires)
+    issuer = acting_user(principal)
+    signature = signing.sign(signing.signing_key(context), document.id, found.id, expires, issuer)
     url = (
-        f"/api/v1/documents/signed/{document.id}/{found.id}?expires={expires}&signature={signature}"
+        f"/api/v1/documents/signed/{document.id}/{found.id}"
+        f"?expires={expires}&by={issuer}&signature={signature}"
     )
     return SignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
@@ -213,16 +212,13 @@ async def signed_download(
     session: SessionDep,
     context: ContextDep,
     expires: Annotated[int, Query(ge=0, le=2**40)],
+    by: Annotated[uuid.UUID, Query(description="who asked for the URL")],
     signature: Annotated[str, Query(min_length=64, max_length=64, pattern=r"^[0-9a-fA-F]+$")],
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
 ) -> Response:
-    """Download through a signed URL (no credentials); tampered or expired is 403."""
+    """Download through a signed URL (no credentials); tampered or expired is 403, and so is
+    one whose issuer was disabled or lost documents:read; 404 once they may not see it."""
     key = signing.signing_key(context)
-    signing.verify(key, "GET", document_id, version_id, expires, signature, time.time())
-    document = await session.get(Document, document_id)
-    if document is None or document.deleted_at is not None:
-        raise DocumentNotFound(f"no document {document_id}")
-    found = await session.get(Version, version_id)
-    if found is None or found.document_id != document_id:
-        raise VersionNotFound(f"no version {version_id}")
+    signing.verify(key, "GET", document_id, version_id, expires, by, signature, time.time())
+    found = await service.signed_version(session, context, document_id, version_id, by)
     return await file_response(context, found, range_header, None)

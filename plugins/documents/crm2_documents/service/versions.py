@@ -23,16 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     Crm2Error,
+    Visibility,
     acting_user,
     check_version,
     new_id,
     publish,
     safe_filename,
+    user_permitted,
     utcnow,
 )
 from crm2_documents.content import refusal, sniff
 from crm2_documents.errors import (
+    BadSignature,
     ContentRefused,
+    DocumentNotFound,
     DuplicateContent,
     FileMissing,
     FileNotReady,
@@ -48,6 +52,7 @@ from crm2_documents.service.documents import get_document, identity
 from crm2_documents.storage.base import InvalidKey, KeyMissing, StorageError
 from crm2_documents.storage.registry import storage_of
 from crm2_documents.upload import read_file_part
+from crm2_documents.visibility import ALL_RECORDS
 from crm2_hookspecs import Principal
 
 log = logging.getLogger(__name__)
@@ -275,6 +280,29 @@ async def list_versions(
 ) -> list[Version]:
     document = await get_document(session, principal, document_id)
     return await repo.versions_of(session, document.id)
+
+
+async def signed_version(
+    session: AsyncSession,
+    context: Any,
+    document_id: uuid.UUID,
+    version_id: uuid.UUID,
+    issuer: uuid.UUID,
+) -> Version:
+    """The version a (verified) signed URL names, as its issuer may read it now: 403 once
+    the issuer is disabled or lost ``documents:read``, 404 once they may not see the
+    document or it is deleted. A removed right stops the URL at once."""
+    if not await user_permitted(context, session, issuer, "documents:read"):
+        raise BadSignature("whoever asked for this signed URL may no longer read documents")
+    every = await user_permitted(context, session, issuer, ALL_RECORDS)
+    visibility = Visibility.system() if every else Visibility(owner_id=issuer)
+    document = await repo.DOCUMENTS.get_or_404(session, visibility, document_id)
+    if document.deleted_at is not None:
+        raise DocumentNotFound(f"document {document_id} is deleted")
+    found = await session.get(Version, version_id)
+    if found is None or found.document_id != document_id:
+        raise VersionNotFound(f"no version {version_id}")
+    return found
 
 
 def readable(version: Version) -> None:
