@@ -4,15 +4,19 @@ or a download cut off after its headers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from crm2_documents.models import Version
+from crm2_documents.service.transfers import run_transfers
 from crm2_documents.storage.base import StorageBackend, StorageError
+from crm2_documents.storage.local import LocalBackend
 from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs, make_docs
 from sqlalchemy import update
 
+from crm2_core.api import utcnow
 from crm2_hookspecs import PluginManifest, hookimpl
 
 
@@ -92,3 +96,60 @@ async def test_a_failing_backend_is_503_and_keeps_nothing(
     refused = await docs.upload(agent, document["id"], PDF + b"2")
     problem(refused, 503, "documents-storage-unavailable")
     assert (await docs.get(agent, document["id"])).json()["current_version"] == 1
+
+
+class CutShort(LocalBackend):
+    """A backend whose reads can end early without saying so (a connection cut mid-body)."""
+
+    cut = False
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async for chunk in super().open(key, start, end):
+            yield chunk
+            if self.cut:
+                return
+
+
+class CutShortPlugin:
+    manifest = PluginManifest(name="cut_short", title="Cut short", depends=("documents",))
+
+    def __init__(self, backend: CutShort) -> None:
+        self.backend = backend
+
+    @hookimpl
+    def crm2_documents_storage_backends(self, context: Any) -> Sequence[StorageBackend]:
+        return [self.backend]
+
+
+async def test_a_transfer_that_reads_a_cut_short_file_moves_nothing(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """The copy is checked against the version's size and SHA-256 before the version moves
+    and the original goes: a short read stores nothing on the target and keeps the file."""
+    source = CutShort(tmp_path / "source", name="cut_short")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(source),),
+        upload_backend="cut_short",
+        backend="local",
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    data = PDF + b"x" * 200_000  # several chunks
+    uploaded = await docs.upload(agent, document["id"], data)
+    assert uploaded.json()["state"] == "transferring", uploaded.text
+    source.cut = True
+    counts = await run_transfers(docs.app.context)
+    assert counts["retry"] == 1 and counts["stored"] == 0, counts
+    assert docs.stored_files() == []  # nothing on the target
+    version = (await docs.get(agent, document["id"])).json()["current"]
+    assert version["backend"] == "cut_short" and version["state"] == "transferring"
+    source.cut = False
+    got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
+    assert got.content == data  # the original is still there, whole
+    later = await run_transfers(docs.app.context, now=utcnow() + timedelta(hours=1))
+    assert later["stored"] == 1
+    [moved] = docs.stored_files()
+    assert moved.read_bytes() == data

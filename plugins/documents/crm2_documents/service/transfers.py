@@ -2,16 +2,19 @@
 
 A version waiting to move has ``state = transferring``, a ``target_backend`` and a
 ``next_attempt_at``. Each run of the ``transfers`` job claims due versions with a
-conditional UPDATE (one process wins each), copies the bytes (streamed), then
-records the new place and removes the old copy. A failure waits with backoff;
+conditional UPDATE (one process wins each), copies the bytes (streamed, checked
+against the version's size and SHA-256), then records the new place and removes
+the old copy. A failure waits with backoff;
 after ``CRM2_DOCUMENTS_TRANSFER_MAX_ATTEMPTS`` the version is ``failed`` (still
 readable where it was) and ``documents.document.transfer_failed`` is published.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,11 +95,31 @@ async def _claim(context: Any, now: datetime, batch: int) -> list[Version]:
     return claimed
 
 
+class CopyMismatch(Exception):
+    """The bytes read from the source are not the version's (a short read, a damaged file)."""
+
+
 async def _move(context: Any, version: Version) -> None:
+    """Copy the file to the target, checked against the version's size and SHA-256 as it
+    streams: a copy that differs raises inside ``put``, so the target stores nothing and
+    the original stays where it is."""
     storage = storage_of(context)
     source = storage.get(version.backend)
     target = storage.get(version.target_backend or "")
-    await target.put(version.storage_key, source.open(version.storage_key))
+
+    async def checked() -> AsyncIterator[bytes]:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in source.open(version.storage_key):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        if size != version.size or digest.hexdigest() != version.sha256:
+            raise CopyMismatch(
+                f"read {size} bytes (SHA-256 {digest.hexdigest()}) from {version.backend!r}; "
+                f"the version has {version.size} (SHA-256 {version.sha256})"
+            )
+
+    await target.put(version.storage_key, checked())
 
 
 async def _record(context: Any, version: Version, error: str | None, max_attempts: int) -> str:
