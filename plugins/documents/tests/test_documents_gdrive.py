@@ -150,3 +150,23 @@ async def test_oauth_connect_refuse_replay_and_revoke(
     # connecting again heals it
     assert (await connect(docs, google, admin))["connected"] is True
     assert (await docs.upload(agent, second["id"], PDF)).status_code == 201
+
+
+async def test_an_admin_api_key_can_connect_drive(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """The consent is recorded as the user the key acts for: an API key's own id is no
+    user, and pending_by / connected_by point at users."""
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="gdrive", **gdrive_settings(google)
+    )
+    admin = await docs.user("admin")
+    made = await docs.client.post(
+        "/api/v1/auth/api-keys", json={"name": "ops", "role": "admin"}, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    key = SimpleNamespace(headers={"Authorization": f"Bearer {made.json()['key']}"})
+    assert (await connect(docs, google, key))["connected"] is True
+    async with docs.app.context.session_factory() as session:
+        row = await session.get(Credential, "gdrive")
+    assert row is not None and row.connected_by == admin.id

@@ -27,6 +27,7 @@ from crm2_core.api import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    acting_user,
     utcnow,
 )
 from crm2_documents.models import Credential
@@ -97,7 +98,7 @@ async def start(session: AsyncSession, context: Any, principal: Principal) -> tu
     row = await _row(session)
     row.pending_state = _hash(state)
     row.pending_verifier = cipher(settings).encrypt(verifier.encode()).decode()
-    row.pending_by = principal.id
+    row.pending_by = acting_user(principal)  # a user: an API key acts for its creator
     row.pending_until = utcnow() + STATE_TTL
     row.updated_at = utcnow()
     await session.flush()
