@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version, update_versioned, utcnow
@@ -40,7 +41,10 @@ async def create_kind(session: AsyncSession, data: KindCreate) -> Kind:
         active=data.active,
     )
     session.add(kind)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent request created it first
+        raise KindExists(f"a document kind {data.key!r} exists") from exc
     return kind
 
 

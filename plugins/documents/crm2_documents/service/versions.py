@@ -29,6 +29,7 @@ from crm2_core.api import (
     new_id,
     publish,
     safe_filename,
+    take_turns,
     user_permitted,
     utcnow,
 )
@@ -214,8 +215,14 @@ async def add_version(
     received: Received,
     if_match: str | None,
 ) -> tuple[Document, Version]:
-    """Record the stored file as the document's newest version (the request's transaction)."""
+    """Record the stored file as the document's newest version (the request's transaction).
+
+    Uploads under one record take turns: each numbers its version and checks for a
+    duplicate after the one before has committed (without If-Match, a concurrent upload
+    is no stale precondition)."""
     document = await get_document(session, principal, document_id)
+    await take_turns(session, _upload_turn(document))
+    await session.refresh(document)
     expected = check_version(if_match, document.version) if if_match else document.version
     duplicate = await repo.duplicate_of(session, document, received.sha256)
     if duplicate is not None:
@@ -256,6 +263,13 @@ async def add_version(
     )
     publish(session, event, subject=document.id, actor=principal)
     return document, version
+
+
+def _upload_turn(document: Document) -> int:
+    """The advisory lock of the duplicate check's scope: the linked record, else the document."""
+    scope = f"{document.link_kind}/{document.link_id}" if document.link_kind else str(document.id)
+    digest = hashlib.sha256(f"documents-upload/{scope}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def discard(context: Any, received: Received) -> None:
