@@ -7,6 +7,7 @@ refresh token; the backend contract; the app storing on Drive.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import pytest
 from crm2_documents.config import DocumentsSettings
 from crm2_documents.models import Credential
 from crm2_documents.storage.gdrive import GDriveBackend
+from crm2_documents.storage.registry import storage_of
 from crm2_documents.testing import BackendContract
 from documents_kit import API, PDF, Docs, make_docs
 from fake_google import CLIENT_ID, CLIENT_SECRET, FakeGoogle, fake_google, gdrive_settings
@@ -170,3 +172,25 @@ async def test_an_admin_api_key_can_connect_drive(
     async with docs.app.context.session_factory() as session:
         row = await session.get(Credential, "gdrive")
     assert row is not None and row.connected_by == admin.id
+
+
+async def test_an_unreachable_google_is_503_not_500(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="gdrive", **gdrive_settings(google)
+    )
+    admin, agent = await docs.user("admin"), await docs.user("agent")
+    assert (await connect(docs, google, admin))["connected"] is True
+    settings = docs.app.context.plugin_settings("documents")
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{spare.getsockname()[1]}"  # nothing listens there
+    backend = storage_of(docs.app.context).get("gdrive")
+    assert isinstance(backend, GDriveBackend)
+    backend.api, backend._token = dead, None
+    settings.gdrive_token_url = f"{dead}/token"
+    document = await docs.create(agent)
+    refused = await docs.upload(agent, document["id"], PDF)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("documents-storage-unavailable")

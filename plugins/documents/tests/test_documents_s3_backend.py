@@ -114,3 +114,16 @@ async def test_a_transfer_that_keeps_failing_is_marked_failed(
     assert failed.data["target_backend"] == "s3" and failed.data["error"]
     got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
     assert got.content == PDF  # still served from where it was
+
+
+async def test_an_unreachable_s3_is_503_not_500(crm2_app_factory: Any, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="s3", **s3_settings(dead, "nowhere")
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    refused = await docs.upload(agent, document["id"], PDF)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("documents-storage-unavailable")
+    assert (await docs.get(agent, document["id"])).json()["current_version"] == 0

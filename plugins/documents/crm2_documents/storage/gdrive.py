@@ -76,19 +76,24 @@ class GDriveBackend(StorageBackend):
     # -- auth ------------------------------------------------------------------------------
 
     async def _access_token(self) -> str:
+        import httpx
+
         async with self._lock:
             if self._token is not None and self._token[1] > time.monotonic() + 30:
                 return self._token[0]
             secret = self.settings.gdrive_client_secret
-            answer = await self.client.post(
-                self.settings.gdrive_token_url,
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": await self.grant.refresh_token(),
-                    "client_id": self.settings.gdrive_client_id,
-                    "client_secret": secret.get_secret_value() if secret else "",
-                },
-            )
+            try:
+                answer = await self.client.post(
+                    self.settings.gdrive_token_url,
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": await self.grant.refresh_token(),
+                        "client_id": self.settings.gdrive_client_id,
+                        "client_secret": secret.get_secret_value() if secret else "",
+                    },
+                )
+            except httpx.HTTPError as exc:
+                raise StorageError(f"token refresh failed: {type(exc).__name__}") from exc
             if answer.status_code == 400 and answer.json().get("error") == "invalid_grant":
                 await self.grant.revoked()
                 raise oauth.TokenRevoked("Google Drive revoked the grant: connect it again")
@@ -99,13 +104,18 @@ class GDriveBackend(StorageBackend):
             return self._token[0]
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         headers = {"Authorization": f"Bearer {await self._access_token()}"}
         headers.update(kwargs.pop("headers", {}))
-        answer = await self.client.request(method, url, headers=headers, **kwargs)
-        if answer.status_code == 401:  # expired early: refresh once and retry
-            self._token = None
-            headers["Authorization"] = f"Bearer {await self._access_token()}"
+        try:
             answer = await self.client.request(method, url, headers=headers, **kwargs)
+            if answer.status_code == 401:  # expired early: refresh once and retry
+                self._token = None
+                headers["Authorization"] = f"Bearer {await self._access_token()}"
+                answer = await self.client.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:  # unreachable, timed out: the contract's StorageError
+            raise StorageError(f"Drive {method} failed: {type(exc).__name__}") from exc
         return answer
 
     # -- names -----------------------------------------------------------------------------
@@ -219,6 +229,8 @@ class GDriveBackend(StorageBackend):
                 await self._request("DELETE", f"{self.api}/drive/v3/files/{other}")
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        import httpx
+
         found = await self._files(key)
         if not found:
             raise KeyMissing(key)
@@ -228,17 +240,20 @@ class GDriveBackend(StorageBackend):
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         url = f"{self.api}/drive/v3/files/{found[-1]}"
-        async with self.client.stream(
-            "GET", url, params={"alt": "media"}, headers=headers
-        ) as answer:
-            if answer.status_code == 404:
-                raise KeyMissing(key)
-            if answer.status_code == 416:
-                return
-            if answer.status_code not in (200, 206):
-                raise StorageError(f"Drive download failed: HTTP {answer.status_code}")
-            async for chunk in answer.aiter_bytes():
-                yield chunk
+        try:
+            async with self.client.stream(
+                "GET", url, params={"alt": "media"}, headers=headers
+            ) as answer:
+                if answer.status_code == 404:
+                    raise KeyMissing(key)
+                if answer.status_code == 416:
+                    return
+                if answer.status_code not in (200, 206):
+                    raise StorageError(f"Drive download failed: HTTP {answer.status_code}")
+                async for chunk in answer.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise StorageError(f"Drive download failed: {type(exc).__name__}") from exc
 
     async def delete(self, key: str) -> bool:
         found = await self._files(key)

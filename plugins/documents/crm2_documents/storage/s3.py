@@ -15,9 +15,24 @@ from typing import Any
 
 import anyio
 
-from crm2_documents.storage.base import CHUNK_SIZE, KeyMissing, StorageBackend, check_key
+from crm2_documents.storage.base import (
+    CHUNK_SIZE,
+    KeyMissing,
+    StorageBackend,
+    StorageError,
+    check_key,
+)
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3Error(StorageError):
+    """What boto3 raised (unreachable, refused, …), as the contract's ``StorageError``;
+    ``response`` keeps S3's error code."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.response = getattr(cause, "response", None)
 
 
 def _code(exc: Exception) -> str:
@@ -86,8 +101,13 @@ class S3Backend(StorageBackend):
         return self.prefix + check_key(key)
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         function = getattr(self.client, method)
-        return await anyio.to_thread.run_sync(lambda: function(**kwargs))
+        try:
+            return await anyio.to_thread.run_sync(lambda: function(**kwargs))
+        except (BotoCoreError, ClientError) as exc:
+            raise S3Error(exc) from exc
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         object_key = self._key(key)
