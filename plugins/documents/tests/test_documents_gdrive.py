@@ -194,3 +194,22 @@ async def test_an_unreachable_google_is_503_not_500(
     refused = await docs.upload(agent, document["id"], PDF)
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"].endswith("documents-storage-unavailable")
+
+
+async def test_a_token_exchange_google_does_not_answer_is_503(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="gdrive", **gdrive_settings(google)
+    )
+    admin = await docs.user("admin")
+    started = await docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{spare.getsockname()[1]}/token"  # nothing listens there
+    docs.app.context.plugin_settings("documents").gdrive_token_url = dead
+    back = await docs.client.get(google.approve(started.json()["url"]))
+    assert back.status_code == 503, back.text
+    assert back.json()["type"].endswith("documents-oauth-exchange-failed")
+    status = await docs.client.get(f"{API}/oauth/gdrive", headers=admin.headers)
+    assert status.json()["connected"] is False

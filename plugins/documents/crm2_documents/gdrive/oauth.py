@@ -52,6 +52,10 @@ class NotConfigured(NotFound):
     slug, title = "documents-gdrive-not-configured", "The gdrive backend is not configured"
 
 
+class ExchangeFailed(ServiceUnavailable):
+    slug, title = "documents-oauth-exchange-failed", "Google's token endpoint did not answer"
+
+
 class TokenRevoked(ServiceUnavailable):
     slug, title = "documents-gdrive-revoked", "Google Drive access was revoked: connect again"
 
@@ -141,21 +145,28 @@ async def callback(
     except InvalidToken as exc:
         raise BadState("the consent was started with another token key") from exc
     secret = settings.gdrive_client_secret
-    async with httpx.AsyncClient(timeout=15) as client:
-        answer = await client.post(
-            settings.gdrive_token_url,
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": settings.gdrive_redirect_url,
-                "client_id": settings.gdrive_client_id,
-                "client_secret": secret.get_secret_value() if secret else "",
-            },
-        )
-    if answer.status_code != 200 or "refresh_token" not in answer.json():
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            answer = await client.post(
+                settings.gdrive_token_url,
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "code_verifier": verifier,
+                    "redirect_uri": settings.gdrive_redirect_url,
+                    "client_id": settings.gdrive_client_id,
+                    "client_secret": secret.get_secret_value() if secret else "",
+                },
+            )
+        body = answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError) as exc:  # unreachable, or not JSON
+        raise ExchangeFailed(
+            f"Google's token endpoint failed ({type(exc).__name__}): nothing was stored; "
+            "connect again"
+        ) from exc
+    if not isinstance(body, dict) or not body.get("refresh_token"):
         raise ConsentRefused(f"Google refused the code ({answer.status_code})")
-    token = str(answer.json()["refresh_token"])
+    token = str(body["refresh_token"])
     row.refresh_token = cipher(settings).encrypt(token.encode()).decode()
     row.connected_by, row.connected_at, row.revoked_at = by, utcnow(), None
     row.updated_at = utcnow()

@@ -22,7 +22,7 @@ async def gdrive_start(
     return {"url": url, "state": state}
 
 
-@router.get("/oauth/gdrive/callback", responses=problem_responses(403))
+@router.get("/oauth/gdrive/callback", responses=problem_responses(403, 503))
 async def gdrive_callback(
     context: ContextDep,
     state: Annotated[str, Query(min_length=1, max_length=200)],

@@ -94,13 +94,19 @@ class GDriveBackend(StorageBackend):
                 )
             except httpx.HTTPError as exc:
                 raise StorageError(f"token refresh failed: {type(exc).__name__}") from exc
-            if answer.status_code == 400 and answer.json().get("error") == "invalid_grant":
-                await self.grant.revoked()
-                raise oauth.TokenRevoked("Google Drive revoked the grant: connect it again")
-            if answer.status_code != 200:
-                raise StorageError(f"token refresh failed: HTTP {answer.status_code}")
-            body = answer.json()
-            self._token = (str(body["access_token"]), time.monotonic() + int(body["expires_in"]))
+            try:
+                body = answer.json()
+                if answer.status_code == 400 and body.get("error") == "invalid_grant":
+                    await self.grant.revoked()
+                    raise oauth.TokenRevoked("Google Drive revoked the grant: connect it again")
+                if answer.status_code != 200:
+                    raise StorageError(f"token refresh failed: HTTP {answer.status_code}")
+                token, expires_in = str(body["access_token"]), int(body["expires_in"])
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not its JSON
+                raise StorageError(
+                    f"token refresh failed: HTTP {answer.status_code}, an unexpected answer"
+                ) from exc
+            self._token = (token, time.monotonic() + expires_in)
             return self._token[0]
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
