@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from crm2_documents.models import Version
+from crm2_documents.models import Document, Version
+from crm2_documents.service.retention import purge_deleted
 from crm2_documents.service.transfers import run_transfers
 from crm2_documents.storage.base import StorageBackend, StorageError
 from crm2_documents.storage.local import LocalBackend
@@ -153,3 +154,49 @@ async def test_a_transfer_that_reads_a_cut_short_file_moves_nothing(
     assert later["stored"] == 1
     [moved] = docs.stored_files()
     assert moved.read_bytes() == data
+
+
+class RestoresFirst(LocalBackend):
+    """A backend that lets a request in just before it deletes: a restore racing the purge."""
+
+    before_delete: Any = None
+
+    async def delete(self, key: str) -> bool:
+        if self.before_delete is not None:
+            await self.before_delete()
+        return await super().delete(key)
+
+
+async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """The purge removes the files, then the row: a restore in between kept the row and lost
+    the files. Past its purge_after a document is no longer restorable."""
+    backend = RestoresFirst(tmp_path / "racing", name="racing")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(backend),),
+        backend="racing",
+        retention_days=1,
+    )
+    manager = await docs.user("manager")
+    document = await docs.create(manager)
+    assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}"
+    assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
+    restores: list[int] = []
+
+    async def restore() -> None:
+        answer = await docs.client.post(f"{url}/restore", headers=manager.headers)
+        restores.append(answer.status_code)
+
+    async with docs.app.context.session_factory() as session:  # deleted two days ago
+        await session.execute(update(Document).values(deleted_at=utcnow() - timedelta(days=2)))
+        await session.commit()
+    backend.before_delete = restore
+    purged = await purge_deleted(docs.app.context)
+    assert restores == [409]  # past purge_after: refused, not restored without its files
+    assert purged == 1
+    assert (await docs.get(manager, document["id"])).status_code == 404

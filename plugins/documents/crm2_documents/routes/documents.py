@@ -131,11 +131,14 @@ async def restore_document(
     document_id: uuid.UUID,
     principal: DocumentsDelete,
     session: SessionDep,
+    context: ContextDep,
     response: Response,
     if_match: OptionalIfMatch = None,
 ) -> DocumentPublic:
-    """Bring back a deleted document before its purge."""
-    document = await service.restore_document(session, principal, document_id, if_match)
+    """Bring back a deleted document before its ``purge_after`` (409 after it)."""
+    document = await service.restore_document(
+        session, principal, document_id, if_match, _retention(context)
+    )
     return present(response, service.public(document))
 
 

@@ -219,11 +219,19 @@ async def delete_document(
 
 
 async def restore_document(
-    session: AsyncSession, principal: Principal, document_id: uuid.UUID, if_match: str | None
+    session: AsyncSession,
+    principal: Principal,
+    document_id: uuid.UUID,
+    if_match: str | None,
+    retention_days: int,
 ) -> Document:
+    """Undo a delete until ``purge_after``. Past it the purge may be removing the files
+    (files first, then the row): a restore then would keep a row without its files."""
     document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
     if document.deleted_at is None:
         raise NotRestorable(f"document {document_id} is not deleted")
+    if document.deleted_at + timedelta(days=retention_days) <= utcnow():
+        raise NotRestorable(f"document {document_id} is past its retention and being purged")
     version = check_version(if_match, document.version) if if_match else document.version
     await repo.DOCUMENTS.update(session, document, {"deleted_at": None}, expected_version=version)
     publish(session, DocumentRestored(**identity(document)), subject=document.id, actor=principal)
