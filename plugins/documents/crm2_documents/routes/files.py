@@ -126,6 +126,12 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _none_match(header: str, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag``: weak comparison, ``*`` matches (RFC 9110)."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
 async def file_response(
     context: ContextDep, version: Version, range_header: str | None, if_none_match: str | None
 ) -> Response:
@@ -138,7 +144,7 @@ async def file_response(
         "Cache-Control": "private, no-cache",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
-    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match and _none_match(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     chosen = _byte_range(range_header, version.size)
     code = status.HTTP_200_OK
