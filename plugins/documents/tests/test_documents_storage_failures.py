@@ -200,3 +200,48 @@ async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
     assert restores == [409]  # past purge_after: refused, not restored without its files
     assert purged == 1
     assert (await docs.get(manager, document["id"])).status_code == 404
+
+
+class PurgedWhileRead(LocalBackend):
+    """A source whose file is purged while a transfer is reading it."""
+
+    while_read: Any = None
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async for chunk in super().open(key, start, end):
+            if self.while_read is not None:
+                hook, self.while_read = self.while_read, None
+                await hook()
+            yield chunk
+
+
+async def test_a_copy_that_lands_after_the_purge_is_removed(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """A transfer that finishes its copy after the purge removed the version leaves no file
+    of the purged document on the target."""
+    source = PurgedWhileRead(tmp_path / "source", name="cut_short")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(source),),
+        upload_backend="cut_short",
+        backend="local",
+        retention_days=1,
+    )
+    manager = await docs.user("manager")
+    document = await docs.create(manager)
+    assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}"
+    assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
+    async with docs.app.context.session_factory() as session:  # deleted two days ago
+        await session.execute(update(Document).values(deleted_at=utcnow() - timedelta(days=2)))
+        await session.commit()
+
+    async def purge() -> None:
+        assert await purge_deleted(docs.app.context) == 1
+
+    source.while_read = purge
+    assert (await run_transfers(docs.app.context))["gone"] == 1
+    assert docs.stored_files() == []  # no copy of the purged file on the target

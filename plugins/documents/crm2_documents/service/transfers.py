@@ -166,6 +166,21 @@ async def _record(context: Any, version: Version, error: str | None, max_attempt
     return outcome
 
 
+async def _drop_if_purged(context: Any, version: Version) -> None:
+    """The copy landed after the purge removed the version (it deletes files, then rows):
+    remove it, or the purged file lives on. A version still there was recorded by another
+    run, and the copy is the one in use."""
+    async with context.session_factory() as session:
+        if await session.get(Version, version.id) is not None:
+            return
+    try:
+        await storage_of(context).get(version.target_backend or "").delete(version.storage_key)
+    except Exception:
+        log.warning(
+            "documents: could not remove the purged %s from %s", version.id, version.target_backend
+        )
+
+
 async def run_transfers(context: Any, now: datetime | None = None) -> dict[str, int]:
     """One pass of the queue; safe to run in several processes at once."""
     settings = context.plugin_settings("documents")
@@ -179,6 +194,8 @@ async def run_transfers(context: Any, now: datetime | None = None) -> dict[str, 
             log.warning("documents transfer of version %s failed: %s", version.id, error)
         outcome = await _record(context, version, error, settings.transfer_max_attempts)
         counts[outcome] += 1
+        if outcome == "gone" and error is None:
+            await _drop_if_purged(context, version)
         if outcome == "stored":
             try:  # the old copy: a leftover is harmless, the row no longer points at it
                 await storage_of(context).get(version.backend).delete(version.storage_key)
