@@ -245,3 +245,28 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
     source.while_read = purge
     assert (await run_transfers(docs.app.context))["gone"] == 1
     assert docs.stored_files() == []  # no copy of the purged file on the target
+
+
+class KeepsEverything(LocalBackend):
+    """A backend whose deletes fail (the store refuses them for a while)."""
+
+    async def delete(self, key: str) -> bool:
+        raise StorageError("deletes are refused")
+
+
+async def test_a_refused_upload_stays_its_own_error_when_the_cleanup_fails(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """The duplicate is 409 even when removing its stored copy fails (that is logged)."""
+    backend = KeepsEverything(tmp_path / "keeps", name="keeps")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(backend),),
+        backend="keeps",
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    problem(await docs.upload(agent, document["id"], PDF), 409, "documents-duplicate-content")

@@ -273,8 +273,18 @@ def _upload_turn(document: Document) -> int:
 
 
 async def discard(context: Any, received: Received) -> None:
-    """The upload was stored but not recorded: remove its file."""
-    await storage_of(context).get(received.backend).delete(received.key)
+    """The upload was stored but not recorded: remove its file. A removal that fails is
+    logged, never raised: the request's own error (409, 412, …) is the answer."""
+    try:
+        await storage_of(context).get(received.backend).delete(received.key)
+    except Exception as exc:
+        log.warning(
+            "documents: could not remove the unrecorded upload %s from %r: %s: %s",
+            received.key,
+            received.backend,
+            type(exc).__name__,
+            exc,
+        )
 
 
 async def get_version(
