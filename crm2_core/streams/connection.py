@@ -115,6 +115,9 @@ class Connection:
             self.channel.channel, self.context.settings.sse_queue_size, self.principal
         )
         self._subscription = subscription
+        # The principal was authenticated before this subscription existed: a change to
+        # its rights heard in between marked nothing. Check once now that changes do.
+        subscription.mark_stale()
         if self.gone:
             subscription.close(DISCONNECTED)
         try:
