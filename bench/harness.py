@@ -375,6 +375,8 @@ class Crm2Env:
             CRM2_BROKER_URL="memory://",
             CRM2_REDIS_PREFIX=f"crm2bench:{RUN_ID}:{name}:",
             CRM2_BROKER_QUEUE_PREFIX=f"crm2bench_{RUN_ID}_{name}",
+            # the SSE scenarios open thousands of streams with one admin's token
+            CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL="0",
         )
         env.update(settings)
         self.env = env

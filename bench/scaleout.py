@@ -75,6 +75,8 @@ class Stack:
             "CRM2_RELAY_INTERVAL_SECONDS": "0.2",
             "CRM2_DATABASE_POOL_SIZE": "5",
             "CRM2_SCHEDULER_ENABLED": "false",
+            # every follower streams with the one admin's token
+            "CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL": "0",
         }
         self.apis: dict[int, subprocess.Popen[bytes]] = {}
         self.workers: list[subprocess.Popen[bytes]] = []

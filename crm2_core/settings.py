@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     sse_max_connection_seconds: float = Field(
         3600.0, gt=0, description="an SSE connection is ended (to reconnect) after this long"
     )
+    sse_max_connections_per_principal: int = Field(
+        32,
+        ge=0,
+        description="SSE streams one user or API key may hold open in one process; one more "
+        "is 429 (0 = no limit)",
+    )
     scheduler_enabled: bool = Field(
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )

@@ -108,7 +108,7 @@ class SseResponse(Response):
     subscription). A send that the client does not take within ``send_timeout``
     seconds ends the stream with :class:`TimeoutError`. ``on_writer`` receives a
     direct writer to the socket (:func:`transport_writer`) once the head is sent,
-    where the server has one.
+    where the server has one. ``on_close`` runs once the response is over, however it ended.
     """
 
     media_type = "text/event-stream"
@@ -121,9 +121,11 @@ class SseResponse(Response):
         send_timeout: float,
         headers: Mapping[str, str] | None = None,
         on_writer: Callable[[Writer], None] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.body_iterator = body
         self.on_disconnect = on_disconnect
+        self.on_close = on_close
         self.on_writer = on_writer
         self.send_timeout = send_timeout
         self.status_code = 200
@@ -164,9 +166,13 @@ class SseResponse(Response):
             await send({"type": "http.response.body", "body": b""})
         finally:
             listener.cancel()
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            try:
+                aclose = getattr(self.body_iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
 
 
 class ShutdownWatcher:

@@ -162,13 +162,19 @@ async def stream(
         raise
     except Exception as exc:
         raise ServiceUnavailable("the event log cannot be read; retry shortly") from exc
-    connection = Connection(streams, registered, principal, resume)
-    return SseResponse(
-        connection.events(),
-        on_disconnect=connection.disconnect,
-        on_writer=connection.use_writer,
-        send_timeout=SEND_TIMEOUT_SECONDS,
-    )
+    release = streams.claim(principal)
+    try:
+        connection = Connection(streams, registered, principal, resume)
+        return SseResponse(
+            connection.events(),
+            on_disconnect=connection.disconnect,
+            on_writer=connection.use_writer,
+            on_close=release,
+            send_timeout=SEND_TIMEOUT_SECONDS,
+        )
+    except BaseException:
+        release()
+        raise
 
 
 @asyncapi_router.get("/asyncapi.json", include_in_schema=False)

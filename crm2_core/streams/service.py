@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+import math
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select
 
 from crm2_core.context import EVENTS, SERVER_STOPPING
+from crm2_core.errors import TooManyRequests
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord
 from crm2_core.events.relay import read_log
@@ -18,6 +22,7 @@ from crm2_core.streams.fanout import RedisPublisher, RedisSubscriber
 from crm2_core.streams.hub import Hub, LogSource
 from crm2_core.streams.messages import EncodedMessages
 from crm2_core.streams.response import ShutdownWatcher
+from crm2_hookspecs import Principal
 
 if TYPE_CHECKING:
     from crm2_core.context import AppContext
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class TooManyStreams(TooManyRequests):
+    slug, title = "too-many-streams", "Too many open streams"
 
 
 async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
@@ -67,6 +76,8 @@ class Streams:
         self.messages = EncodedMessages()
         self.channels: dict[str, RegisteredChannel] = {}
         self._listener: Any = None
+        # open streams per (kind, id) of principal, in this process
+        self._open: Counter[tuple[str, uuid.UUID]] = Counter()
         self._subscriber: RedisSubscriber | None = None
         # uvicorn waits for open connections before the lifespan shutdown: the
         # streams must end as soon as it starts stopping, not after.
@@ -75,6 +86,32 @@ class Streams:
     def event_types(self, channel: RegisteredChannel) -> list[str]:
         bus = self.context.events
         return channel.event_types([cls.event_type for cls in bus.types.all()])
+
+    def claim(self, principal: Principal) -> Callable[[], None]:
+        """Count one more open stream of ``principal``: 429 past
+        ``CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL``. Returns its release, which gives the
+        place back once (call it when the stream ends, however it ends)."""
+        key = (principal.kind, principal.id)
+        limit = self.context.settings.sse_max_connections_per_principal
+        if limit and self._open[key] >= limit:
+            raise TooManyStreams(
+                f"{limit} streams are open with these credentials already; close one "
+                "(one set of streams per browser, shared by its tabs: docs/streams.md)",
+                # a client gone without a word is noticed by its next heartbeat at worst
+                retry_after=math.ceil(self.context.settings.sse_heartbeat_seconds),
+            )
+        self._open[key] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[key] -= 1
+                if self._open[key] <= 0:
+                    del self._open[key]
+
+        return release
 
     async def start(self) -> None:
         self.channels = collect_channels(self.context)
