@@ -209,7 +209,7 @@ class Authenticator:
             roles=roles,
             permissions=await self.roles.permissions(roles),
             name=row.name,
-            attributes={"created_by": row.created_by},
+            attributes={"created_by": row.created_by, **row.expiry()},
         )
 
     async def standing_key(self, key_id: uuid.UUID) -> KeyRecord:

@@ -99,6 +99,11 @@ class KeyRecord:
     revoked_at: datetime | None
     last_used_at: datetime | None
 
+    def expiry(self) -> dict[str, float]:
+        """A principal's ``expires_at`` (epoch seconds), if the key expires: a stream
+        opened with the key, or with a stream token made with it, ends then."""
+        return {} if self.expires_at is None else {"expires_at": self.expires_at.timestamp()}
+
 
 # Column reads, not ORM entities, with their values bound at execution: on a read
 # session (PostgreSQL, no transaction) each is one round trip straight through the

@@ -87,7 +87,7 @@ class Connection:
         self.end_reason = LIFETIME
         expires_at = principal.attributes.get("expires_at")
         if isinstance(expires_at, int | float):
-            # an access token's stream dies with the token, as its requests would
+            # an access token's or an API key's stream dies with it, as its requests would
             expires = self._time() + (expires_at - time.time())
             if expires < self.deadline:
                 self.deadline, self.end_reason = expires, TOKEN_EXPIRED

@@ -66,6 +66,7 @@ async def principal_from_stream_token(context: AppContext, token: str, channel: 
     elif kind == "api_key":  # an API key's: dies with the key (revoked or expired)
         key = await authenticator.standing_key(subject)
         attributes["created_by"] = key.created_by  # whose records it sees, as with the key
+        attributes.update(key.expiry())
     return Principal(
         id=subject,
         kind=kind,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from conftest import ProbeFactory, Serve
@@ -256,8 +258,7 @@ async def test_asyncapi_document_lists_events_and_stream_channels(
 async def test_stream_opened_with_an_access_token_ends_when_the_token_expires(
     probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
 ) -> None:
-    """Issue 9: a stream does not outlive the access token that opened it (an API key's or a
-    stream token's stream runs to its lifetime, as docs/streams.md says)."""
+    """Issue 9: a stream does not outlive the access token that opened it."""
     app = await probe_app()
     server = await serve(app)
     signed_in = (await app.login("viewer"))["Authorization"].split(" ", 1)[1]
@@ -275,3 +276,38 @@ async def test_stream_opened_with_an_access_token_ends_when_the_token_expires(
     assert hello.event == "connected"
     assert last.event == "reconnect" and last.json() == {"reason": "token-expired"}
     assert 0.5 < elapsed < 8
+
+
+async def test_a_stream_opened_with_an_expiring_api_key_ends_when_the_key_expires(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    """Directly or through a stream token made with it: the stream ends at the key's expiry
+    (its requests would be 401 from then on), not at the connection's lifetime."""
+    app = await probe_app()
+    server = await serve(app)
+    admin = await app.login("admin")
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    created = await app.client.post(
+        "/api/v1/auth/api-keys",
+        json={"name": "feed", "role": "viewer", "expires_at": expires.isoformat()},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    token = await app.client.post("/api/v1/streams/token", json={"channel": "probe"}, headers=key)
+    assert token.status_code == 200, token.text
+    url = f"{server.url}/api/v1/streams/probe"
+
+    async def until_the_end(**request: Any) -> list[Any]:
+        async with sse.stream("GET", url, **request) as r:
+            assert r.status_code == 200
+            return await EventStream(r).collect(lambda got: False, within=12)
+
+    direct, tokened = await asyncio.gather(
+        until_the_end(headers=key), until_the_end(params={"token": token.json()["token"]})
+    )
+    for received in (direct, tokened):
+        assert received[0].event == "connected"
+        assert received[-1].event == "reconnect"
+        assert received[-1].json() == {"reason": "token-expired"}
+    assert datetime.now(UTC) < expires + timedelta(seconds=8)
