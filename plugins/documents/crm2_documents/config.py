@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SIGNING_KEY_BYTES = 32  # as an HMAC key of the auth layer's tokens
 
 
 class DocumentsSettings(BaseSettings):
@@ -96,3 +98,14 @@ class DocumentsSettings(BaseSettings):
         ge=262_144,
         description="resumable upload chunk size (a multiple of 256 KiB), bytes",
     )
+
+    @field_validator("signing_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES:
+            raise ValueError(
+                f"the signing key must be at least {MIN_SIGNING_KEY_BYTES} bytes "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+                "or unset to derive it from CRM2_AUTH_JWT_SECRET"
+            )
+        return value

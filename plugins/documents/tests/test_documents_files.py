@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from crm2_documents import signing
 from crm2_documents.models import Document
 from crm2_documents.stream import channels
@@ -267,6 +268,16 @@ async def test_another_file_of_the_same_length_under_the_same_key_is_422(docs: D
     )
     assert [v["number"] for v in versions.json()] == [1]
     assert len(docs.stored_files()) == 1
+
+
+def test_a_signing_key_shorter_than_32_bytes_is_refused() -> None:
+    from crm2_documents.config import DocumentsSettings
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        DocumentsSettings(signing_key="short-and-guessable")  # type: ignore[arg-type]
+    chosen = DocumentsSettings(signing_key="k" * 32)  # type: ignore[arg-type]
+    assert chosen.signing_key is not None
 
 
 async def test_signed_urls(docs: Docs) -> None:
