@@ -92,12 +92,13 @@ class ConsoleSite:
         if not (self.root / "index.html").is_file():
             return self._html(503, NOT_BUILT)
         found = self._resolve(path)
+        file = None if found is None else self._load(found)
         status = 200
-        if found is None:
-            found, status = self.root / "404.html", 404
-            if not found.is_file():
+        if file is None:
+            # A file removed since it was found (a new build going in) is not found either.
+            status, file = 404, self._load(self.root / "404.html")
+            if file is None:
                 return self._plain(404, b"Not Found", {})
-        file = self._load(found)
         if status == 200 and headers.get("if-none-match") == file.etag:
             return Response(status_code=304, headers={"ETag": file.etag, **file.headers})
         body = b"" if method == "HEAD" else file.body
@@ -111,20 +112,29 @@ class ConsoleSite:
         relative = path.lstrip("/")
         if "\x00" in relative or "\\" in relative:
             return None
-        candidate = (self.root / relative).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
+        try:
+            candidate = (self.root / relative).resolve()
+            if candidate != self.root and self.root not in candidate.parents:
+                return None
+            for option in (candidate, candidate / "index.html", candidate.with_suffix(".html")):
+                if option.is_file() and (option == self.root or self.root in option.parents):
+                    return option
+        except (OSError, RuntimeError):
+            # A name or path longer than the file system allows (ENAMETOOLONG), a symlink
+            # loop (RuntimeError from resolve(), ELOOP from is_file()): no such file.
             return None
-        for option in (candidate, candidate / "index.html", candidate.with_suffix(".html")):
-            if option.is_file() and (option == self.root or self.root in option.parents):
-                return option
         return None
 
-    def _load(self, path: Path) -> _File:
-        stat = path.stat()
-        cached = self._cache.get(path)
-        if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2]
-        body = path.read_bytes()
+    def _load(self, path: Path) -> _File | None:
+        """The file's body and headers, or ``None`` when it is not there (any more)."""
+        try:
+            stat = path.stat()
+            cached = self._cache.get(path)
+            if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+                return cached[2]
+            body = path.read_bytes()
+        except OSError:
+            return None
         suffix = path.suffix.lower()
         headers = dict(SECURITY_HEADERS)
         headers["Content-Type"] = TYPES.get(suffix) or (

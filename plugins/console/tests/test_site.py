@@ -123,3 +123,37 @@ def test_without_a_build_it_says_how_to_build(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert b"python3 dev.py run" in response.body
     assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/" + "a" * 300, "/" + "a/" * 3000, "/loop", "/loop/index.html", "/deals/" + "x" * 256],
+    ids=["name-too-long", "path-too-long", "symlink-loop", "inside-a-symlink-loop", "long-in-dir"],
+)
+def test_a_path_the_file_system_refuses_is_the_404_page_not_an_error(
+    build: Path, path: str
+) -> None:
+    (build / "loop").symlink_to(build / "loop")
+    response = get(ConsoleSite(build), path)
+    assert response.status_code == 404
+    assert response.body == b"<!doctype html><p>not here</p>"
+
+
+def test_a_symlink_out_of_the_build_folder_is_not_followed(build: Path) -> None:
+    (build / "up").symlink_to(build.parent)
+    (build / "secret.txt").symlink_to(build.parent / "secret.txt")
+    for path in ("/up/secret.txt", "/secret.txt"):
+        response = get(ConsoleSite(build), path)
+        assert response.status_code == 404
+        assert b"outside the build" not in response.body
+
+
+def test_a_file_removed_while_being_served_is_the_404_page(
+    build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new build replacing the old one between finding a file and reading it."""
+    site = ConsoleSite(build)
+    monkeypatch.setattr(site, "_resolve", lambda path: build / "gone.js")
+    response = get(site, "/gone.js")
+    assert response.status_code == 404
+    assert response.body == b"<!doctype html><p>not here</p>"
