@@ -68,6 +68,19 @@ def inline_script_hashes(html: bytes) -> tuple[str, ...]:
     return tuple(hashes)
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or a list of tags, compared weakly (``W/`` ignored).
+
+    A proxy that compresses the answer (nginx's ``gzip``) turns the strong ETag
+    into ``W/"…"``, and browsers send that back.
+    """
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
 @dataclass(frozen=True)
 class _File:
     body: bytes
@@ -99,7 +112,7 @@ class ConsoleSite:
             status, file = 404, self._load(self.root / "404.html")
             if file is None:
                 return self._plain(404, b"Not Found", {})
-        if status == 200 and headers.get("if-none-match") == file.etag:
+        if status == 200 and etag_matches(headers.get("if-none-match"), file.etag):
             return Response(status_code=304, headers={"ETag": file.etag, **file.headers})
         body = b"" if method == "HEAD" else file.body
         response = Response(body, status_code=status, headers={"ETag": file.etag, **file.headers})

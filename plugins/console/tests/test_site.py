@@ -157,3 +157,25 @@ def test_a_file_removed_while_being_served_is_the_404_page(
     response = get(site, "/gone.js")
     assert response.status_code == 404
     assert response.body == b"<!doctype html><p>not here</p>"
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    ["{etag}", "W/{etag}", '"other", {etag}', '"other",W/{etag}', "*"],
+    ids=["exact", "weak", "in-a-list", "weak-in-a-list", "any"],
+)
+def test_if_none_match_uses_the_weak_comparison_of_rfc_9110(
+    build: Path, if_none_match: str
+) -> None:
+    """A proxy that compresses (nginx's gzip) weakens the ETag to W/"…": still a 304."""
+    site = ConsoleSite(build)
+    etag = get(site, "/").headers["etag"]
+    response = get(site, "/", **{"if-none-match": if_none_match.format(etag=etag)})
+    assert response.status_code == 304
+    assert response.body == b""
+    assert response.headers["etag"] == etag
+
+
+def test_an_etag_of_another_version_is_a_full_answer(build: Path) -> None:
+    response = get(ConsoleSite(build), "/", **{"if-none-match": 'W/"old", "older"'})
+    assert response.status_code == 200 and response.body == PAGE
