@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +36,7 @@ from crm2_core.plugins import PluginRegistry
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
+_PATH_PARAMETER = re.compile(r"\{[^}]*\}")
 
 FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
     "tracing": False,
@@ -47,6 +49,7 @@ FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
 
 def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
     seen_operations: set[str] = set()
+    served: dict[tuple[str, str], str] = {}
     mounted: list[APIRoute] = app.state.crm2_routes
     for plugin_name, router in registry.collect("crm2_routers", context=context):
         if not isinstance(router, APIRouter):
@@ -63,6 +66,7 @@ def _mount(app: FastAPI, registry: PluginRegistry, context: AppContext) -> None:
                         f"{plugin_name} serves {path}, outside its prefix {prefix}: "
                         f"use APIRouter(prefix={prefix!r})"
                     )
+        _check_collisions(plugin_name, router, served)
         _name_operations(router, seen_operations)
         # Every plugin route inherits the request guard: unknown query parameters,
         # NUL in query and path values, a non-JSON body where JSON is read.
@@ -187,6 +191,32 @@ def _install_web_root(app: FastAPI, registry: PluginRegistry, context: AppContex
             await site(scope, receive, send)
 
     app.router.default = default
+
+
+def _check_collisions(
+    plugin_name: str, router: APIRouter, served: dict[tuple[str, str], str]
+) -> None:
+    """Refuse a method and path that a route mounted before serves already.
+
+    Starlette would answer every such request with the first route and never
+    reach this one, without a word. Parameter names do not count: ``/{id}``
+    and ``/{item_id}`` are one path.
+    """
+    for route in router.routes:
+        path = getattr(route, "path", None)
+        methods = getattr(route, "methods", None)
+        if not isinstance(path, str) or not methods:
+            continue
+        shape = _PATH_PARAMETER.sub("{}", path)
+        for method in sorted(methods):
+            owner = served.get((method, shape))
+            if owner is not None:
+                raise ConfigurationError(
+                    f"{plugin_name} serves {method} {path}, which {owner} serves already: "
+                    f"requests would only ever reach {owner}'s route; give one of them "
+                    "another path (a plugin's routes live under /api/v1/<its name>)"
+                )
+            served[(method, shape)] = plugin_name
 
 
 def _name_operations(router: APIRouter, seen: set[str]) -> None:

@@ -127,6 +127,70 @@ async def test_a_router_outside_the_plugin_prefix_is_refused(tmp_path: Path, pat
     )
 
 
+def routes_plugin(name: str, *paths: str, method: str = "GET") -> object:
+    """A plugin serving ``paths`` (under its own prefix) with ``method``."""
+
+    class Routes:
+        manifest = PluginManifest(name=name, title=name.title())
+
+        @hookimpl
+        def crm2_routers(self) -> Sequence[APIRouter]:
+            router = APIRouter(prefix=f"/api/v1/{name}")
+            for index, path in enumerate(paths):
+                router.add_api_route(path, lambda: None, methods=[method], name=f"r{index}")
+            return [router]
+
+    return Routes()
+
+
+@pytest.mark.parametrize(
+    ("plugins", "message"),
+    [
+        (
+            (routes_plugin("plugins", ""),),
+            "plugins serves GET /api/v1/plugins, which core serves already",
+        ),
+        (
+            (routes_plugin("twice", "/{item_id}", "/{other_id}"),),
+            "twice serves GET /api/v1/twice/{other_id}, which twice serves already",
+        ),
+    ],
+    ids=["a-core-route", "its-own-route-twice"],
+)
+async def test_a_route_another_already_serves_is_refused_naming_both(
+    tmp_path: Path, plugins: tuple[object, ...], message: str
+) -> None:
+    """Starlette would answer with the first route and never reach the second, silently."""
+    names = ",".join(p.manifest.name for p in plugins)  # type: ignore[attr-defined]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", plugins=names
+    )
+    context = build_app_context(settings, extra_plugins=plugins)
+    try:
+        with pytest.raises(ConfigurationError) as error:
+            create_app(context=context)
+    finally:
+        await context.aclose()
+
+    assert str(error.value).startswith(message), str(error.value)
+
+
+async def test_one_path_with_other_methods_is_no_collision(crm2_app_factory: AppFactory) -> None:
+    class Writer:
+        manifest = PluginManifest(name="shared", title="Shared")
+
+        @hookimpl
+        def crm2_routers(self) -> Sequence[APIRouter]:
+            get, post = APIRouter(prefix="/api/v1/shared"), APIRouter(prefix="/api/v1/shared")
+            get.add_api_route("/items", lambda: {"via": "get"}, methods=["GET"])
+            post.add_api_route("/items", lambda: {"via": "post"}, methods=["POST"])
+            return [get, post]
+
+    crm2 = await crm2_app_factory(plugins=["shared"], extra_plugins=(Writer(),))
+    assert (await crm2.client.get("/api/v1/shared/items")).json() == {"via": "get"}
+    assert (await crm2.client.post("/api/v1/shared/items")).json() == {"via": "post"}
+
+
 class NoRoleAdmin:
     """Vetoes role administration for everyone, whatever their roles grant."""
 
