@@ -36,6 +36,12 @@ def serve(host: str, port: int, migrate: bool) -> None:
     from crm2_core.observability.logs import uvicorn_log_config
 
     context = load_context()
+    try:
+        # Before the port and the database: a plugin whose routes cannot be mounted
+        # stops the start in one line, having created nothing.
+        app = create_app(context=context)
+    except ConfigurationError as exc:
+        fail(str(exc))
     # The port first: a one-time admin password printed by a process that then
     # cannot listen would be lost with it.
     sock = listen_socket(host, port)
@@ -60,7 +66,6 @@ def serve(host: str, port: int, migrate: bool) -> None:
     except ConfigurationError as exc:
         sock.close()
         fail(str(exc))
-    app = create_app(context=context)
     app.state.freeze_gc = True
     # click, not rich: the one line every start prints is not worth importing rich for.
     click.echo(f"crm2 on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")

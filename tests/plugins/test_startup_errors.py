@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,3 +217,57 @@ def test_plugins_list_runs_with_broken_plugins_and_says_why(
     assert rows["fine"][2:5] == ["yes", "-", "ok"]
     assert rows["oldcore"][2] == "no"
     assert "Error: " in result.output  # the start-up error, once, after the table
+
+
+# -- crm2 serve with a plugin that cannot be mounted -------------------------------------
+
+STRAY = """
+    from fastapi import APIRouter
+    from crm2_hookspecs import PluginManifest, hookimpl
+
+    manifest = PluginManifest(name="stray", title="Stray")
+
+    @hookimpl
+    def crm2_routers():
+        router = APIRouter()
+        router.add_api_route("/takeover", lambda: None, methods=["GET"])
+        return [router]
+"""
+
+
+def serve_with(tmp_path: Path, plugins: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``crm2 serve --migrate`` with ``plugins`` installed and enabled, on a free port."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugins(site, plugins)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_")}
+    env.update(
+        CRM2_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'crm2.db'}",
+        CRM2_ENV="development",
+        CRM2_PLUGINS=",".join(plugins),
+        PYTHONPATH=str(site),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("crm2")), "serve", "--migrate", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_serve_with_a_route_outside_the_plugins_prefix_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    result = serve_with(tmp_path, {"stray": STRAY})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert (
+        "Error: stray serves /takeover, outside its prefix /api/v1/stray: "
+        "use APIRouter(prefix='/api/v1/stray')"
+    ) in result.stderr
+    assert not (tmp_path / "crm2.db").exists()  # nothing migrated, no admin created
