@@ -14,6 +14,7 @@ from typing import Any
 from crm2_core.context import AppContext, build_context
 from crm2_core.errors import ConfigurationError
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
+from crm2_core.plugins.manager import plugin_errors_reported
 from crm2_core.settings import Settings
 
 
@@ -31,8 +32,9 @@ def build_app_context(
         settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
     )
     context = build_context(settings, registry)
-    check_permission_names(registry)
-    registry.call("crm2_configure", context=context)
+    with plugin_errors_reported():
+        check_permission_names(registry)
+        registry.call("crm2_configure", context=context)
     return context
 
 

@@ -33,6 +33,7 @@ from crm2_core.http.streamed import streamed_routes
 from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry
+from crm2_core.plugins.manager import plugin_errors_reported
 from crm2_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def create_app(
         try:
             # The events plugin starts the bus and the scheduler after every other
             # plugin's startup, and stops them before the others' shutdowns.
-            await registry.acall("crm2_startup", context=context)
+            with plugin_errors_reported():
+                await registry.acall("crm2_startup", context=context)
             if getattr(running.state, "freeze_gc", False):
                 # Everything built so far (routes, models, plugins) lives as long as the
                 # process: keep it out of the cyclic GC's full collections, which would
@@ -152,8 +154,9 @@ def create_app(
     app.state.crm2_routes = []
     install_problem_handlers(app)
     install_docs(app)
-    _mount(app, registry, context)
-    _install_web_root(app, registry, context)
+    with plugin_errors_reported():
+        _mount(app, registry, context)
+        _install_web_root(app, registry, context)
     # Each request tries only the routes its path can match (routes added later count too).
     install_route_index(app)
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,

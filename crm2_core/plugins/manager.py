@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -117,14 +119,17 @@ class PluginRegistry:
         Each plugin's awaitable finishes before the next plugin's starts, so a
         plugin's startup sees its dependencies started.
         """
-        awaitables = [r for _name, r in self.call(hook_name, reverse=reverse, **kwargs)]
-        for done, result in enumerate(awaitables):
+        results = self.call(hook_name, reverse=reverse, **kwargs)
+        awaitables = [r for _name, r in results]
+        for done, (plugin_name, result) in enumerate(results):
             if not inspect.isawaitable(result):
                 continue
             try:
                 await result
-            except BaseException:
+            except BaseException as exc:
                 _close_coroutines(awaitables[done + 1 :])  # the later plugins' never run
+                if isinstance(exc, Exception):
+                    _blame(exc, plugin_name, hook_name)
                 raise
 
     def statuses(self) -> list[PluginStatus]:
@@ -240,10 +245,51 @@ def _close_coroutines(results: Iterable[Any]) -> None:
             result.close()
 
 
-def _attributed(plugin_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _blame(exc: Exception, plugin_name: str, hook_name: str) -> None:
+    """Record on ``exc`` the plugin whose hook raised it: the innermost one, when hooks nest.
+
+    The note shows under the traceback wherever it is printed (uvicorn's log too).
+    """
+    if getattr(exc, "crm2_plugin", None) is None:
+        exc.crm2_plugin = (plugin_name, hook_name)  # type: ignore[attr-defined]
+        exc.add_note(f"(raised by the {plugin_name} plugin's {hook_name})")
+
+
+@contextmanager
+def plugin_errors_reported() -> Iterator[None]:
+    """Inside, a plugin hook's own exception becomes one ``ConfigurationError`` line.
+
+    For the hooks that assemble and start the application: the operator learns
+    which plugin failed, in which hook, with what, and where in its code,
+    instead of a traceback through pluggy and Starlette.
+    """
+    try:
+        yield
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        culprit: tuple[str, str] | None = getattr(exc, "crm2_plugin", None)
+        if culprit is None:
+            raise
+        plugin_name, hook_name = culprit
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise ConfigurationError(
+            f"{plugin_name}: its {hook_name} raised {type(exc).__name__}: {exc}{where}: "
+            f"fix the plugin or its settings, or leave {plugin_name} out of CRM2_PLUGINS"
+        ) from exc
+
+
+def _attributed(
+    plugin_name: str, hook_name: str, function: Callable[..., Any]
+) -> Callable[..., Any]:
     @functools.wraps(function)  # keeps the hookimpl marker; pluggy reads the signature through it
     def call(*args: Any, **kwargs: Any) -> Any:
-        result = function(*args, **kwargs)
+        try:
+            result = function(*args, **kwargs)
+        except Exception as exc:
+            _blame(exc, plugin_name, hook_name)
+            raise
         if result is not None:
             produced = _PRODUCERS.get(None)
             if produced is not None:
@@ -277,7 +323,7 @@ def _facade(pm: pluggy.PluginManager, name: str, module: object) -> _PluginFacad
             continue
         function = getattr(module, attr)
         if not (opts.get("wrapper") or opts.get("hookwrapper")):
-            function = _attributed(name, function)
+            function = _attributed(name, attr, function)
         setattr(facade, attr, function)
     return facade
 

@@ -7,16 +7,19 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
+from crm2_core.bootstrap import build_app_context
 from crm2_core.errors import ConfigurationError
+from crm2_core.http.app import create_app
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.settings import Settings
+from crm2_core.testing.pytest_plugin import AppFactory
 from crm2_hookspecs import PluginManifest, hookimpl, hookspec
 
 
@@ -271,3 +274,86 @@ def test_serve_with_a_route_outside_the_plugins_prefix_says_so_in_one_line(
         "use APIRouter(prefix='/api/v1/stray')"
     ) in result.stderr
     assert not (tmp_path / "crm2.db").exists()  # nothing migrated, no admin created
+
+
+# -- a plugin's own hook raising while the app is assembled or started ----------------------
+
+
+class FailingConfigure:
+    manifest = PluginManifest(name="conf", title="Conf")
+
+    @hookimpl
+    def crm2_configure(self) -> None:
+        raise KeyError("CRM2_CONF_TOKEN")
+
+
+class FailingRouters:
+    manifest = PluginManifest(name="lazy", title="Lazy")
+
+    @hookimpl
+    def crm2_routers(self) -> Sequence[Any]:
+        raise ImportError("cannot import name 'router' from 'lazy.routes'")
+
+
+class FailingStartup:
+    manifest = PluginManifest(name="boom", title="Boom")
+
+    @hookimpl
+    def crm2_startup(self) -> Awaitable[None]:
+        async def start() -> None:
+            raise RuntimeError("ledger unreachable")
+
+        return start()
+
+
+def blames(message: str, plugin: str, hook: str, error: str) -> None:
+    assert "\n" not in message, message
+    assert message.startswith(f"{plugin}: its {hook} raised {error} at {__file__}:"), message
+    assert message.endswith(f"or leave {plugin} out of CRM2_PLUGINS"), message
+
+
+def test_a_configure_hook_raising_names_the_plugin_the_hook_and_the_line() -> None:
+    settings = Settings(_env_file=None, plugins="conf")  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError) as error:
+        build_app_context(settings, extra_plugins=(FailingConfigure(),))
+    blames(str(error.value), "conf", "crm2_configure", "KeyError: 'CRM2_CONF_TOKEN'")
+    assert isinstance(error.value.__cause__, KeyError)  # the traceback is still there
+
+
+async def test_a_routers_hook_raising_names_the_plugin(tmp_path: Path) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", plugins="lazy"
+    )
+    context = build_app_context(settings, extra_plugins=(FailingRouters(),))
+    try:
+        with pytest.raises(ConfigurationError) as error:
+            create_app(context=context)
+    finally:
+        await context.aclose()
+    blames(
+        str(error.value),
+        "lazy",
+        "crm2_routers",
+        "ImportError: cannot import name 'router' from 'lazy.routes'",
+    )
+
+
+async def test_a_startup_awaitable_raising_names_the_plugin(crm2_app_factory: AppFactory) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        await crm2_app_factory(plugins=["boom"], extra_plugins=(FailingStartup(),))
+    blames(str(error.value), "boom", "crm2_startup", "RuntimeError: ledger unreachable")
+
+
+class FailingPermissions:
+    manifest = PluginManifest(name="perms", title="Perms")
+
+    @hookimpl
+    def crm2_permissions(self) -> Sequence[Any]:
+        raise ValueError("no permissions today")
+
+
+def test_outside_start_up_a_hooks_exception_is_its_own_with_a_note_naming_the_plugin() -> None:
+    registry = build("perms", FailingPermissions())
+    with pytest.raises(ValueError, match="no permissions today") as error:
+        registry.call("crm2_permissions")
+    assert error.value.__notes__ == ["(raised by the perms plugin's crm2_permissions)"]
