@@ -124,8 +124,18 @@ def discover_installed(extra: tuple[object, ...] = ()) -> dict[str, InstalledPlu
     count as installed: the testing kit uses it for throw-away plugins.
     """
     found: dict[str, InstalledPlugin] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        found.setdefault(ep.name, _load_entry_point(ep))
+    points = entry_points(group=ENTRY_POINT_GROUP)
+    for ep in sorted(points, key=lambda e: (e.name, e.dist.name if e.dist else "")):
+        first = found.get(ep.name)
+        if first is None:
+            found[ep.name] = _load_entry_point(ep)
+            continue
+        # Which one ran would depend on the order of sys.path: run neither, and say so.
+        other = ep.dist.name if ep.dist is not None else "another distribution"
+        first.error = (
+            f"{first.distribution} and {other} both provide a plugin named {ep.name}: "
+            "pip uninstall one of them"
+        )
     for obj in extra:
         plugin = _from_object(
             obj, builtin=False, distribution=None, dist_version=None, entry_name=None

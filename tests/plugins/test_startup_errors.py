@@ -357,3 +357,26 @@ def test_outside_start_up_a_hooks_exception_is_its_own_with_a_note_naming_the_pl
     with pytest.raises(ValueError, match="no permissions today") as error:
         registry.call("crm2_permissions")
     assert error.value.__notes__ == ["(raised by the perms plugin's crm2_permissions)"]
+
+
+def test_two_distributions_with_one_plugin_name_are_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which of the two would run depended on the order of sys.path, silently."""
+    source = (
+        "from crm2_hookspecs import PluginManifest\n"
+        'manifest = PluginManifest(name="twin", title="{}")\n'
+    )
+    for dist in ("crm2-twin", "crm2-twin-fork"):
+        module = dist.replace("-", "_")
+        (tmp_path / f"{module}.py").write_text(source.format(dist))
+        info = tmp_path / f"{module}-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+        (info / "entry_points.txt").write_text(f"[crm2.plugins]\ntwin = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    message = refused("twin")
+    assert message.startswith("plugin twin cannot be enabled: ")
+    assert "crm2-twin and crm2-twin-fork both provide a plugin named twin" in message
+    assert "pip uninstall one of them" in message
