@@ -181,9 +181,16 @@ def _install_web_root(app: FastAPI, registry: PluginRegistry, context: AppContex
     (a path matched with another method is a 405 before that), so the site can
     never shadow an API route; ``/api/…`` keeps the core's problem+json 404.
     """
-    site = registry.first("crm2_web_root", context=context)
-    if site is None:
+    answer = registry.first_answer("crm2_web_root", context=context)
+    if answer is None:
         return
+    plugin_name, site = answer
+    if not callable(site):
+        raise ConfigurationError(
+            f"{plugin_name}: crm2_web_root returned {type(site).__name__}, which is not an "
+            "ASGI application: return one (an async callable taking scope, receive and "
+            "send, such as a Starlette app) or None"
+        )
     api_default = app.router.default
 
     async def default(scope: Scope, receive: Receive, send: Send) -> None:

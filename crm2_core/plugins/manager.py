@@ -109,6 +109,18 @@ class PluginRegistry:
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         return caller(**kwargs)
 
+    def first_answer(self, hook_name: str, **kwargs: Any) -> tuple[str, Any] | None:
+        """``first()`` with the plugin that answered: ``(plugin name, result)``, or None."""
+        produced: list[tuple[str, Any]] = []
+        token = _PRODUCERS.set(produced)
+        try:
+            result = self.first(hook_name, **kwargs)
+        finally:
+            _PRODUCERS.reset(token)
+        if result is None:
+            return None
+        return (produced[-1][0] if produced else "a hook wrapper", result)
+
     def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Flatten list-returning registration hooks into ``(plugin name, item)`` pairs."""
         return [(name, item) for name, items in self.call(hook_name, **kwargs) for item in items]

@@ -191,6 +191,34 @@ async def test_one_path_with_other_methods_is_no_collision(crm2_app_factory: App
     assert (await crm2.client.post("/api/v1/shared/items")).json() == {"via": "post"}
 
 
+class FolderAsWebRoot:
+    """Returns the folder to serve, not an application serving it."""
+
+    manifest = PluginManifest(name="site", title="Site")
+
+    @hookimpl
+    def crm2_web_root(self) -> object:
+        return Path("/srv/site")
+
+
+async def test_a_web_root_that_is_no_asgi_application_is_refused_at_start_up(
+    tmp_path: Path,
+) -> None:
+    """Otherwise every page outside /api/ answered 500 (TypeError: 'PosixPath' is not callable)."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", plugins="site"
+    )
+    context = build_app_context(settings, extra_plugins=(FolderAsWebRoot(),))
+    try:
+        with pytest.raises(ConfigurationError) as error:
+            create_app(context=context)
+    finally:
+        await context.aclose()
+    assert str(error.value).startswith(
+        "site: crm2_web_root returned PosixPath, which is not an ASGI application"
+    ), str(error.value)
+
+
 class NoRoleAdmin:
     """Vetoes role administration for everyone, whatever their roles grant."""
 
