@@ -123,7 +123,17 @@ class PluginRegistry:
 
     def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Flatten list-returning registration hooks into ``(plugin name, item)`` pairs."""
-        return [(name, item) for name, items in self.call(hook_name, **kwargs) for item in items]
+        pairs: list[tuple[str, Any]] = []
+        for name, items in self.call(hook_name, **kwargs):
+            if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+                # ``return router`` for ``return [router]``: iterating it would fail (or
+                # go through its characters or keys) far from the plugin
+                raise ConfigurationError(
+                    f"{name}: {hook_name} returned a single {type(items).__name__}, "
+                    "not a list: return a list of them"
+                )
+            pairs.extend((name, item) for item in items)
+        return pairs
 
     async def acall(self, hook_name: str, *, reverse: bool = False, **kwargs: Any) -> None:
         """Call a lifecycle hook, then await the awaitables in the order they were returned.

@@ -380,3 +380,46 @@ def test_two_distributions_with_one_plugin_name_are_refused_naming_both(
     assert message.startswith("plugin twin cannot be enabled: ")
     assert "crm2-twin and crm2-twin-fork both provide a plugin named twin" in message
     assert "pip uninstall one of them" in message
+
+
+class BareRouter:
+    manifest = PluginManifest(name="bare", title="Bare")
+
+    @hookimpl
+    def crm2_routers(self) -> Any:
+        from fastapi import APIRouter
+
+        return APIRouter(prefix="/api/v1/bare")  # not [router]
+
+
+class BarePermission:
+    manifest = PluginManifest(name="bare", title="Bare")
+
+    @hookimpl
+    def crm2_permissions(self) -> Any:
+        from crm2_hookspecs import Permission
+
+        return Permission("bare:read", "Read")  # not [permission]
+
+
+async def test_a_list_hook_returning_one_item_instead_of_a_list_names_the_plugin(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", plugins="bare"
+    )
+    with pytest.raises(ConfigurationError) as error:
+        build_app_context(settings, extra_plugins=(BarePermission(),))
+    assert str(error.value) == (
+        "bare: crm2_permissions returned a single Permission, not a list: return a list of them"
+    )
+
+    context = build_app_context(settings, extra_plugins=(BareRouter(),))
+    try:
+        with pytest.raises(ConfigurationError) as error:
+            create_app(context=context)
+    finally:
+        await context.aclose()
+    assert str(error.value) == (
+        "bare: crm2_routers returned a single APIRouter, not a list: return a list of them"
+    )
