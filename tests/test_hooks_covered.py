@@ -3,8 +3,8 @@
 A hookspec nobody calls is a promise the core does not keep; one nobody
 implements is untested surface. Implementations are looked for in the core's
 default plugins, every plugin this repository ships (plugins/*) and the hello
-example; callers in ``crm2_core``'s source: ``registry.call/collect/acall/first("crm2_x")``
-or ``pm.hook.crm2_x``.
+example; callers in ``crm2_core``'s source:
+``registry.call/collect/acall/first/first_answer("crm2_x")`` or ``pm.hook.crm2_x``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from crm2_core.settings import Settings
 from crm2_hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, Crm2Spec
 
 ROOT = Path(__file__).resolve().parents[1]
-CALLING_METHODS = {"call", "collect", "acall", "first"}
+CALLING_METHODS = {"call", "collect", "acall", "first", "first_answer"}
 # Hooks specified ahead of their first user. Each entry names who adds it; the
 # tests below fail once it is no longer pending, so the entry cannot outlive it.
 PENDING_CALLERS: dict[str, str] = {
