@@ -62,6 +62,13 @@ def test_plugins_new_refuses_a_bad_name_and_a_full_folder(tmp_path: Path) -> Non
     (tmp_path / "full" / "keep.txt").write_text("mine")
     full = runner.invoke(cli, ["plugins", "new", "loyalty", "--dir", str(tmp_path / "full")])
     assert full.exit_code == 1 and "is not empty" in full.output
+    (tmp_path / "file").write_text("not a folder")
+    unwritable = tmp_path / "file" / "crm2-loyalty"  # a folder inside a file: ENOTDIR
+    blocked = runner.invoke(cli, ["plugins", "new", "loyalty", "--dir", str(unwritable)])
+    assert blocked.exit_code == 1, blocked.output
+    assert blocked.output == (
+        f"Error: cannot write the plugin into {unwritable}: Not a directory: choose another --dir\n"
+    )
 
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "tutorial.md"

@@ -200,6 +200,8 @@ def plugins_new(name: str, directory: Path | None, title: str | None) -> None:
         files = new_plugin(name, target, title=title)
     except ConfigurationError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the plugin into {target}: {exc.strerror or exc}: choose another --dir")
     click.echo(f"created {target} ({len(files)} files). Next:")
     click.echo(f"  pip install -e '{target}[test]'")
     click.echo("  crm2 migrate")
