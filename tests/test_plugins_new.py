@@ -62,6 +62,10 @@ def test_plugins_new_refuses_a_bad_name_and_a_full_folder(tmp_path: Path) -> Non
     (tmp_path / "full" / "keep.txt").write_text("mine")
     full = runner.invoke(cli, ["plugins", "new", "loyalty", "--dir", str(tmp_path / "full")])
     assert full.exit_code == 1 and "is not empty" in full.output
+    taken = runner.invoke(cli, ["plugins", "new", "deals", "--dir", str(tmp_path / "d")])
+    assert taken.exit_code == 1, taken.output
+    assert "a plugin named deals is installed already (crm2-deals)" in taken.output
+    assert not (tmp_path / "d").exists()
     (tmp_path / "file").write_text("not a folder")
     unwritable = tmp_path / "file" / "crm2-loyalty"  # a folder inside a file: ENOTDIR
     blocked = runner.invoke(cli, ["plugins", "new", "loyalty", "--dir", str(unwritable)])

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from crm2_core.errors import ConfigurationError
+from crm2_hookspecs import ENTRY_POINT_GROUP
 from crm2_hookspecs.records import PLUGIN_NAME_PATTERN
 
 TEMPLATE = Path(__file__).parent / "template"
@@ -43,6 +45,14 @@ def new_plugin(name: str, target: Path, *, title: str | None = None) -> list[Pat
             f"{name!r} cannot be a plugin name: use lower case letters, digits and _, "
             f"starting with a letter ({PLUGIN_NAME_PATTERN.pattern}), and none of "
             f"{', '.join(sorted(TAKEN))}"
+        )
+    installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name in installed:
+        dist = installed[name].dist
+        raise ConfigurationError(
+            f"a plugin named {name} is installed already"
+            f"{f' ({dist.name})' if dist is not None else ''}: choose another name "
+            "(installing a second would replace it or clash with it)"
         )
     if target.exists() and any(target.iterdir()):
         raise ConfigurationError(f"{target} exists and is not empty: choose another --dir")
