@@ -43,17 +43,25 @@ def select_enabled(
                     f"(installed: {', '.join(sorted(installed)) or 'none'})"
                 )
             wanted.append(name)
+    listed = allow_list is not None
     enabled: list[str] = []
-    stack = list(reversed(wanted))
+    # (plugin, the enabled plugin that needs it: None for one wanted for itself)
+    stack: list[tuple[str, str | None]] = [(name, None) for name in reversed(wanted)]
     while stack:
-        name = stack.pop()
+        name, needed_by = stack.pop()
         if name in enabled:
             continue
         plugin = installed[name]
         if plugin.error is not None:
+            if needed_by is None:
+                raise ConfigurationError(
+                    f"plugin {name} cannot be enabled: {plugin.error}; reinstall it "
+                    f"or {drop_hint(plugin, listed=listed)}"
+                )
+            # the operator asked for the plugin needing it, not for this one
             raise ConfigurationError(
-                f"plugin {name} cannot be enabled: {plugin.error}; reinstall it "
-                f"or {drop_hint(plugin, listed=allow_list is not None)}"
+                f"{needed_by} depends on {name}, which cannot be enabled: {plugin.error}: "
+                f"reinstall {name} or {drop_hint(installed[needed_by], listed=listed)}"
             )
         assert plugin.manifest is not None
         enabled.append(name)
@@ -63,9 +71,9 @@ def select_enabled(
             if dep not in installed:
                 raise ConfigurationError(
                     f"{name} depends on {dep}, which is not installed: {_install_hint(dep)} "
-                    f"or {drop_hint(plugin, listed=allow_list is not None)}"
+                    f"or {drop_hint(plugin, listed=listed)}"
                 )
-            stack.append(dep)
+            stack.append((dep, name))
     return enabled
 
 

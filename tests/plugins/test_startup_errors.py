@@ -423,3 +423,35 @@ async def test_a_list_hook_returning_one_item_instead_of_a_list_names_the_plugin
     assert str(error.value) == (
         "bare: crm2_routers returned a single APIRouter, not a list: return a list of them"
     )
+
+
+@pytest.mark.parametrize(
+    ("plugins", "fix"),
+    [
+        ("invoicing", "reinstall ledger or remove invoicing from CRM2_PLUGINS"),
+        (None, "reinstall ledger or set CRM2_PLUGINS to the plugins you want, or pip uninstall "
+               "crm2-fake-invoicing"),
+    ],
+    ids=["listed", "unset"],
+)  # fmt: skip
+def test_a_dependency_that_does_not_import_is_blamed_on_the_plugin_needing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins: str | None, fix: str
+) -> None:
+    """Not 'remove ledger from CRM2_PLUGINS': the operator never listed ledger."""
+    install_fake_plugins(
+        tmp_path,
+        {
+            "ledger": "import ledgerlib_missing\n",
+            "invoicing": """
+                from crm2_hookspecs import PluginManifest
+                manifest = PluginManifest(name="invoicing", title="I", depends=("ledger",))
+            """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    message = refused(plugins)
+    assert message == (
+        "invoicing depends on ledger, which cannot be enabled: failed to import "
+        "(ModuleNotFoundError: No module named 'ledgerlib_missing'): " + fix
+    )
