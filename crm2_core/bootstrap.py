@@ -32,7 +32,7 @@ def build_app_context(
         settings, extra_plugins=extra_plugins, plugin_settings=plugin_settings
     )
     context = build_context(settings, registry)
-    with plugin_errors_reported():
+    with plugin_errors_reported(registry):
         check_permission_names(registry)
         registry.call("crm2_configure", context=context)
     return context

@@ -124,7 +124,7 @@ def create_app(
         try:
             # The events plugin starts the bus and the scheduler after every other
             # plugin's startup, and stops them before the others' shutdowns.
-            with plugin_errors_reported():
+            with plugin_errors_reported(registry):
                 await registry.acall("crm2_startup", context=context)
             if getattr(running.state, "freeze_gc", False):
                 # Everything built so far (routes, models, plugins) lives as long as the
@@ -154,7 +154,7 @@ def create_app(
     app.state.crm2_routes = []
     install_problem_handlers(app)
     install_docs(app)
-    with plugin_errors_reported():
+    with plugin_errors_reported(registry):
         _mount(app, registry, context)
         _install_web_root(app, registry, context)
     # Each request tries only the routes its path can match (routes added later count too).

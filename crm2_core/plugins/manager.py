@@ -278,7 +278,7 @@ def _blame(exc: Exception, plugin_name: str, hook_name: str) -> None:
 
 
 @contextmanager
-def plugin_errors_reported() -> Iterator[None]:
+def plugin_errors_reported(registry: PluginRegistry) -> Iterator[None]:
     """Inside, a plugin hook's own exception becomes one ``ConfigurationError`` line.
 
     For the hooks that assemble and start the application: the operator learns
@@ -296,9 +296,14 @@ def plugin_errors_reported() -> Iterator[None]:
         plugin_name, hook_name = culprit
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        plugin = registry.installed.get(plugin_name)
+        fix = (
+            "check the settings it uses (env.example)"  # the core's own: always enabled
+            if plugin is not None and plugin.builtin
+            else f"fix the plugin or its settings, or leave {plugin_name} out of CRM2_PLUGINS"
+        )
         raise ConfigurationError(
-            f"{plugin_name}: its {hook_name} raised {type(exc).__name__}: {exc}{where}: "
-            f"fix the plugin or its settings, or leave {plugin_name} out of CRM2_PLUGINS"
+            f"{plugin_name}: its {hook_name} raised {type(exc).__name__}: {exc}{where}: {fix}"
         ) from exc
 
 

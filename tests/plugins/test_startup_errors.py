@@ -455,3 +455,23 @@ def test_a_dependency_that_does_not_import_is_blamed_on_the_plugin_needing_it(
         "invoicing depends on ledger, which cannot be enabled: failed to import "
         "(ModuleNotFoundError: No module named 'ledgerlib_missing'): " + fix
     )
+
+
+async def test_a_core_plugins_startup_failure_points_at_settings_not_crm2_plugins(
+    crm2_app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core's own plugins always run: 'leave core out of CRM2_PLUGINS' would be no fix."""
+    import crm2_core.http.plugin as core_plugin
+
+    @hookimpl
+    def crm2_startup() -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(core_plugin, "crm2_startup", crm2_startup, raising=False)
+    with pytest.raises(ConfigurationError) as error:
+        await crm2_app_factory()
+    message = str(error.value)
+    assert message.startswith(
+        "core: its crm2_startup raised ConnectionRefusedError: [Errno 111] Connection refused at "
+    ), message
+    assert message.endswith(": check the settings it uses (env.example)"), message
