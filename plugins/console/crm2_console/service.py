@@ -27,6 +27,12 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
                 f"{plugin} returned {view!r} from crm2_console_views: return ConsoleView "
                 f"records whose key starts with '{plugin}.'"
             )
+        if any(seen.key == view.key for seen in views):
+            # the console opens a section by its key: the second could never be opened
+            raise BadConsoleView(
+                f"{plugin} returned two views keyed {view.key!r} from crm2_console_views: "
+                "give each view its own key"
+            )
         views.append(
             ConsoleViewPublic.model_validate(
                 {

@@ -97,6 +97,23 @@ async def test_a_plugin_returning_something_else_stops_start_up(
         await crm2_app_factory(plugins=["console", "broken"], extra_plugins=(Broken(),))
 
 
+class Twice:
+    manifest = PluginManifest(name="twice", title="Twice")
+
+    @hookimpl
+    def crm2_console_views(self) -> Sequence[ConsoleView]:
+        view = ConsoleView(
+            key="twice.all", title="All", list_path="/api/v1/twice/x", permission="twice:read"
+        )
+        return [view, ConsoleView(**{**view.__dict__, "title": "Again"})]
+
+
+async def test_two_views_with_one_key_stop_start_up(crm2_app_factory: AppFactory) -> None:
+    """The console finds a section by its key: the second one could never be opened."""
+    with pytest.raises(BadConsoleView, match=r"twice returned two views keyed 'twice\.all'"):
+        await crm2_app_factory(plugins=["console", "twice"], extra_plugins=(Twice(),))
+
+
 async def test_the_console_serves_the_web_root_and_leaves_the_api_alone(
     crm2_app_factory: AppFactory, build: dict[str, dict[str, str]]
 ) -> None:
