@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, cast
 
 import pluggy
@@ -294,9 +297,9 @@ def plugin_errors_reported(registry: PluginRegistry) -> Iterator[None]:
         if culprit is None:
             raise
         plugin_name, hook_name = culprit
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         plugin = registry.installed.get(plugin_name)
+        frame = _last_frame_in(plugin, traceback.extract_tb(exc.__traceback__))
+        where = f" at {frame.filename}:{frame.lineno}" if frame is not None else ""
         fix = (
             "check the settings it uses (env.example)"  # the core's own: always enabled
             if plugin is not None and plugin.builtin
@@ -305,6 +308,24 @@ def plugin_errors_reported(registry: PluginRegistry) -> Iterator[None]:
         raise ConfigurationError(
             f"{plugin_name}: its {hook_name} raised {type(exc).__name__}: {exc}{where}: {fix}"
         ) from exc
+
+
+def _last_frame_in(
+    plugin: InstalledPlugin | None, frames: traceback.StackSummary
+) -> traceback.FrameSummary | None:
+    """The innermost frame in the plugin's own package (the line its author wrote), else the
+    innermost of all (a ValueError from a record the plugin built names the record's line)."""
+    top = type(plugin.module).__module__ if plugin is not None else ""
+    if plugin is not None and isinstance(plugin.module, ModuleType):
+        top = plugin.module.__name__
+    package = sys.modules.get(top.partition(".")[0])
+    source = getattr(package, "__file__", None)
+    if source is not None:
+        root = Path(source).parent if Path(source).name == "__init__.py" else Path(source)
+        own = [f for f in frames if Path(f.filename).is_relative_to(root)]
+        if own:
+            return own[-1]
+    return frames[-1] if frames else None
 
 
 def _attributed(

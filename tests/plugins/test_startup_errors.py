@@ -475,3 +475,27 @@ async def test_a_core_plugins_startup_failure_points_at_settings_not_crm2_plugin
         "core: its crm2_startup raised ConnectionRefusedError: [Errno 111] Connection refused at "
     ), message
     assert message.endswith(": check the settings it uses (env.example)"), message
+
+
+class BadRecord:
+    manifest = PluginManifest(name="badrecord", title="Bad record")
+
+    @hookimpl
+    def crm2_configure(self) -> None:
+        from crm2_hookspecs import Permission
+
+        Permission("no colon", "Read")  # ValueError, raised inside crm2_hookspecs
+
+
+def test_the_line_named_is_the_plugins_own_not_the_librarys() -> None:
+    settings = Settings(_env_file=None, plugins="badrecord")  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError) as error:
+        build_app_context(settings, extra_plugins=(BadRecord(),))
+    line = BadRecord.crm2_configure.__code__.co_firstlineno + 4
+    blames(
+        str(error.value),
+        "badrecord",
+        "crm2_configure",
+        "ValueError: permission 'no colon' must look like 'plugin:action'",
+    )
+    assert f" at {__file__}:{line}: " in str(error.value)
