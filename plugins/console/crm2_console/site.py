@@ -92,8 +92,11 @@ class ConsoleSite:
     """Serves ``root`` (a Next.js ``output: "export"`` build made with ``trailingSlash``)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        # As configured, resolved at each request: a deploy that switches a symlink
+        # (``current -> releases/N``) is served from the next request on.
+        self.folder = root.absolute()
         self._cache: dict[Path, tuple[int, int, _File]] = {}
+        self._cached_root: Path | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self.respond(scope["method"], scope["path"], Headers(scope=scope))
@@ -102,14 +105,20 @@ class ConsoleSite:
     def respond(self, method: str, path: str, headers: Headers) -> Response:
         if method not in ("GET", "HEAD"):
             return self._plain(405, b"Method Not Allowed", {"Allow": "GET, HEAD"})
-        if not (self.root / "index.html").is_file():
+        try:
+            root = self.folder.resolve()
+        except (OSError, RuntimeError):
+            root = self.folder
+        if root != self._cached_root:  # another release: the old one's files are not needed
+            self._cache, self._cached_root = {}, root
+        if not (root / "index.html").is_file():
             return self._html(503, NOT_BUILT)
-        found = self._resolve(path)
-        file = None if found is None else self._load(found)
+        found = self._resolve(root, path)
+        file = None if found is None else self._load(root, found)
         status = 200
         if file is None:
             # A file removed since it was found (a new build going in) is not found either.
-            status, file = 404, self._load(self.root / "404.html")
+            status, file = 404, self._load(root, root / "404.html")
             if file is None:
                 return self._plain(404, b"Not Found", {})
         if status == 200 and etag_matches(headers.get("if-none-match"), file.etag):
@@ -120,17 +129,17 @@ class ConsoleSite:
             response.headers["Content-Length"] = str(len(file.body))
         return response
 
-    def _resolve(self, path: str) -> Path | None:
+    def _resolve(self, root: Path, path: str) -> Path | None:
         """The file a URL path names, never outside the build folder."""
         relative = path.lstrip("/")
         if "\x00" in relative or "\\" in relative:
             return None
         try:
-            candidate = (self.root / relative).resolve()
-            if candidate != self.root and self.root not in candidate.parents:
+            candidate = (root / relative).resolve()
+            if candidate != root and root not in candidate.parents:
                 return None
             for option in (candidate, candidate / "index.html", candidate.with_suffix(".html")):
-                if option.is_file() and (option == self.root or self.root in option.parents):
+                if option.is_file() and (option == root or root in option.parents):
                     return option
         except (OSError, RuntimeError):
             # A name or path longer than the file system allows (ENAMETOOLONG), a symlink
@@ -138,7 +147,7 @@ class ConsoleSite:
             return None
         return None
 
-    def _load(self, path: Path) -> _File | None:
+    def _load(self, root: Path, path: Path) -> _File | None:
         """The file's body and headers, or ``None`` when it is not there (any more)."""
         try:
             stat = path.stat()
@@ -153,7 +162,7 @@ class ConsoleSite:
         headers["Content-Type"] = TYPES.get(suffix) or (
             mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         )
-        relative = path.relative_to(self.root).as_posix()
+        relative = path.relative_to(root).as_posix()
         hashed = relative.startswith("_next/static/")
         headers["Cache-Control"] = IMMUTABLE if hashed else REVALIDATE
         if suffix == ".html":

@@ -153,7 +153,7 @@ def test_a_file_removed_while_being_served_is_the_404_page(
 ) -> None:
     """A new build replacing the old one between finding a file and reading it."""
     site = ConsoleSite(build)
-    monkeypatch.setattr(site, "_resolve", lambda path: build / "gone.js")
+    monkeypatch.setattr(site, "_resolve", lambda root, path: build / "gone.js")
     response = get(site, "/gone.js")
     assert response.status_code == 404
     assert response.body == b"<!doctype html><p>not here</p>"
@@ -179,3 +179,19 @@ def test_if_none_match_uses_the_weak_comparison_of_rfc_9110(
 def test_an_etag_of_another_version_is_a_full_answer(build: Path) -> None:
     response = get(ConsoleSite(build), "/", **{"if-none-match": 'W/"old", "older"'})
     assert response.status_code == 200 and response.body == PAGE
+
+
+def test_a_build_folder_swapped_by_symlink_is_served_at_once(build: Path) -> None:
+    """Deploys that switch ``current -> releases/N`` atomically: the next request sees N."""
+    new = build.parent / "next-release"
+    new.mkdir()
+    (new / "index.html").write_bytes(PAGE + b"<!-- release 2 -->")
+    current = build.parent / "current"
+    current.symlink_to(build)
+    site = ConsoleSite(current)
+    assert get(site, "/").body == PAGE
+
+    swap = build.parent / "current.tmp"
+    swap.symlink_to(new)
+    swap.replace(current)  # rename(2): atomic
+    assert get(site, "/").body == PAGE + b"<!-- release 2 -->"
