@@ -6,9 +6,11 @@ from crm2_core.api import ResponseModel
 
 
 class ConsolePlugin(ResponseModel):
+    """An enabled plugin, as every signed-in user may know of it: not its version, which
+    only ``core:plugins`` reads (``GET /api/v1/plugins``)."""
+
     name: str
     title: str
-    version: str
 
 
 class ConsoleViewPublic(ResponseModel):

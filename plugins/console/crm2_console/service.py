@@ -56,7 +56,7 @@ def manifest_for(context: AppContext, allowed: Callable[[str], bool]) -> Console
     """The enabled plugins and the views whose permission ``allowed`` grants."""
     views = context.get(ConsoleViews).views
     plugins = [
-        ConsolePlugin(name=row.name, title=row.title, version=row.version)
+        ConsolePlugin(name=row.name, title=row.title)
         for row in context.plugins.statuses()
         if row.enabled
     ]
