@@ -1,7 +1,8 @@
 """What tasks adds to a deal through deals' own hooks (``crm2_deals_timeline``, ``…_extra_fields``).
 
 tasks does not depend on deals: the hooks are ``optionalhook`` implementations,
-never called while deals is off. Only tasks the asking user may see count.
+never called while deals is off. Only tasks the asking user may see count, and none
+at all for a user without ``tasks:read`` (a right taken away stops here too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from crm2_tasks.models import Task
 from crm2_tasks.visibility import TaskVisibility
 
 TIMELINE_LIMIT = 50
+READ = "tasks:read"
 
 
 def _linked(deal: Mapping[str, Any], principal: Principal) -> list[Any]:
@@ -32,6 +34,8 @@ async def timeline(
     deal: Mapping[str, Any], session: AsyncSession, principal: Principal
 ) -> list[dict[str, Any]]:
     """One entry per task linked to the deal: when it was created, its title and status."""
+    if not principal.has_permission(READ):
+        return []
     rows = await session.execute(
         select(Task)
         .where(*_linked(deal, principal))
@@ -51,8 +55,11 @@ async def timeline(
 
 async def extra_fields(
     deal: Mapping[str, Any], session: AsyncSession, principal: Principal
-) -> dict[str, Any]:
-    """How many of the deal's tasks are open (of those the user may see)."""
+) -> dict[str, Any] | None:
+    """How many of the deal's tasks are open (of those the user may see); nothing without
+    ``tasks:read``."""
+    if not principal.has_permission(READ):
+        return None
     open_tasks = await session.execute(
         select(func.count()).select_from(Task).where(*_linked(deal, principal), col(Task.is_open))
     )

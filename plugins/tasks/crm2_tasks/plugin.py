@@ -150,7 +150,7 @@ def crm2_deals_timeline(
 @hookimpl(optionalhook=True)
 def crm2_deals_extra_fields(
     deal: Mapping[str, Any], session: Any, principal: Principal
-) -> Awaitable[Mapping[str, Any]]:
+) -> Awaitable[Mapping[str, Any] | None]:
     """``open_tasks``: how many of the deal's tasks are open."""
     from crm2_tasks.deal_extensions import extra_fields
 

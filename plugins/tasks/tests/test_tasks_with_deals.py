@@ -124,3 +124,33 @@ async def test_a_deal_shows_its_linked_tasks_through_deals_hooks(both: Tasks) ->
     entries = [e for e in timeline.json()["items"] if e["source"] == "tasks"]
     assert [e["title"] for e in entries] == ["Task: Call back (todo)"]
     assert entries[0]["link"] == {"kind": "tasks.task", "id": created.json()["id"]}
+
+
+async def test_a_deal_shows_no_tasks_to_someone_without_tasks_read(both: Tasks) -> None:
+    admin = await both.user("admin")
+    role = {
+        "name": "dealer",
+        "permissions": ["deals:read", "deals:write", "tasks:read", "tasks:write"],
+    }
+    made = await both.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    dealer = await both.user("dealer")
+    deal = await a_deal(both, admin, dealer)
+    link = {"kind": "deals.deal", "id": deal["id"]}
+    created = await both.client.post(
+        f"{API}/tasks", json={"title": "secret plan", "link": link}, headers=dealer.headers
+    )
+    assert created.status_code == 201, created.text
+    taken = await both.client.patch(
+        "/api/v1/auth/roles/dealer",
+        json={"permissions": ["deals:read", "deals:write"]},
+        headers={**admin.headers, "If-Match": made.headers["ETag"]},
+    )
+    assert taken.status_code == 200, taken.text
+
+    extra = await both.client.get(f"{DEALS}/deals/{deal['id']}/extra", headers=dealer.headers)
+    timeline = await both.client.get(f"{DEALS}/deals/{deal['id']}/timeline", headers=dealer.headers)
+
+    assert extra.status_code == 200 and timeline.status_code == 200, timeline.text
+    assert "tasks" not in extra.json()["fields"]
+    assert [e for e in timeline.json()["items"] if e["source"] == "tasks"] == []
