@@ -127,3 +127,39 @@ async def test_preferences_are_validated_and_off_means_off(
     await notifications.ping(admin, owner_id=owner.id)
     await notifications.settle()
     assert await notifications.feed(owner) == []
+
+
+async def test_a_retry_that_falls_in_quiet_hours_waits_until_they_end(
+    crm2_app_factory: Any,
+) -> None:
+    import ping_plugin
+    from notifications_kit import free_port
+
+    ping_plugin.THINGS.clear()
+    closed = {"smtp_host": "127.0.0.1", "smtp_port": free_port(), "smtp_starttls": False}
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": {**closed, "retry_base_seconds": 600}},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["inapp", "email"], recipients={"data_fields": ["owner_id"]})
+    changed = await _prefs(
+        n, owner, timezone="Europe/Berlin", quiet_start="22:00", quiet_end="07:00"
+    )
+    assert changed.status_code == 200, changed.text
+
+    evening = datetime(2026, 11, 10, 20, 55, tzinfo=UTC)  # 21:55 CET: not quiet yet
+    set_clock(n.context, lambda: evening)
+    await n.ping(admin, owner_id=owner.id)
+    await n.settle()
+    (delivery,) = await n.rows(Delivery)
+    assert delivery.attempts == 1 and delivery.status == "pending"  # refused: retried later
+    # the retry is due 5-10 minutes on, in the quiet hours: it waits for 07:00 CET
+    await send_due(n.context, now=datetime(2026, 11, 10, 21, 10, tzinfo=UTC))  # 22:10 CET
+    (delivery,) = await n.rows(Delivery)
+    assert delivery.attempts == 1 and delivery.status == "pending"
+    assert delivery.next_attempt_at.replace(tzinfo=UTC) == datetime(2026, 11, 11, 6, 0, tzinfo=UTC)

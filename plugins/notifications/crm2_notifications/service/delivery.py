@@ -7,7 +7,9 @@ backoff and jitter, up to ``max_attempts``, then dead-lettered; every attempt
 is in the delivery log and emits ``notifications.delivery.*``. A rate-limited
 delivery is never dropped: over its user's limit it folds into the user's next
 daily digest (``rate_limit_excess=digest``, the default) or is put back for when
-a token is there (``queue``, and always for webhooks and a bot-wide limit).
+a token is there (``queue``, and always for webhooks and a bot-wide limit). Quiet
+hours are checked again whenever a person's delivery is due: a retry that falls in
+them waits until they end.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ async def recipient(session: AsyncSession, context: Any, user_id: uuid.UUID) -> 
     default = context.plugin_settings("notifications").default_timezone
     zone = quiet.zone(settings.timezone if settings else None, default).key
     return Recipient(user_id=user_id, email=email, full_name=name, timezone=zone)
+
+
+async def quiet_until(
+    session: AsyncSession, context: Any, user_id: uuid.UUID | None, now: datetime
+) -> datetime:
+    """``now``, or the end of the quiet hours of the user ``now`` falls in (as they are now)."""
+    row = (await people.user_settings(session, [user_id])).get(user_id) if user_id else None
+    if row is None:
+        return now
+    default = context.plugin_settings("notifications").default_timezone
+    return quiet.release_at(now, quiet.zone(row.timezone, default), row.quiet_start, row.quiet_end)
 
 
 async def _message(session: AsyncSession, context: Any, delivery: Delivery) -> OutboundMessage:
@@ -196,7 +209,11 @@ async def send_one(
     async with unit(context, session) as db:
         delivery = await _load(db, delivery_id)
         message = await _message(db, context, delivery)
+        release = await quiet_until(db, context, delivery.user_id, now)
     channel = registry(context).get(delivery.channel)
+    if release > now:  # a retry or a re-queued one in the user's quiet hours: after them
+        await _requeue(context, delivery_id, release, session)
+        return "deferred"
     if channel is None or not channel.enabled(context):
         result = SendResult.failed(f"channel {delivery.channel!r} is not available here")
     elif delivery.user_id is not None and message.recipient is None:
