@@ -5,13 +5,14 @@ Templates see ``event`` (the envelope), ``data`` (its payload), ``type``,
 ``crm2_resolve_entity``, when it names one). A missing value renders empty.
 Beyond the sandbox's own checks (no attribute starting with ``_``, no unsafe
 callables), ``**`` is refused and ``*`` may not build strings or lists longer
-than a few thousand items, so a template cannot exhaust memory.
+than a few thousand items, and rendering stops once ``MAX_OUTPUT`` characters are
+made, so a template cannot exhaust memory.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crm2_core.api import unstorable_text
@@ -73,10 +74,23 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     from jinja2.exceptions import SecurityError
 
     try:
-        text = _sandbox().from_string(template).render(**variables)
+        text = _bounded(_sandbox().from_string(template).generate(**variables))
     except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
         text = f"[template error: {type(exc).__name__}]"
     return _storable(text[:MAX_OUTPUT])
+
+
+def _bounded(chunks: Iterator[str]) -> str:
+    """The first ``MAX_OUTPUT`` characters, read as they are made: a loop printing a
+    few thousand characters a turn stops there instead of filling memory."""
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= MAX_OUTPUT:
+            break
+    return "".join(parts)
 
 
 def _storable(text: str) -> str:

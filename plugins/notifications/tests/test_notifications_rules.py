@@ -257,3 +257,19 @@ async def test_nothing_for_an_event_is_answered_by_rules_plugins_and_webhooks(
         await session.execute(update(Webhook).values(active=False))
         await session.commit()
     assert await nothing_for(3)
+
+
+def test_a_template_printing_in_a_long_loop_stops_at_the_output_limit() -> None:
+    import tracemalloc
+
+    from crm2_notifications import templates
+
+    loop = '{% for i in range(100000) %}{{ "x" * 5000 }}{% endfor %}'  # 500 MB of text
+    tracemalloc.start()
+    try:
+        text = templates.render(loop, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert text == "x" * templates.MAX_OUTPUT
+    assert peak < 20_000_000
