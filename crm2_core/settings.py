@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm2_core.errors import ConfigurationError
 
 Environment = Literal["development", "test", "production"]
 
@@ -204,3 +206,21 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment (and ``.env``).
+
+    :raises ConfigurationError: one line naming each bad ``CRM2_*`` variable and what
+        is wrong with it (not the value: it may be a secret).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CRM2_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(
+            f"invalid settings: {problems}: fix these environment variables (see env.example)"
+        ) from None

@@ -11,7 +11,7 @@ from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.cli.output import console
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError, Crm2Error
-from crm2_core.settings import Settings
+from crm2_core.settings import load_settings
 
 
 async def _with_context(context: AppContext, work: Any) -> Any:
@@ -158,7 +158,7 @@ def plugins_list() -> None:
     except click.ClickException as exc:
         problem = exc.message
         try:
-            rows = diagnose(Settings())
+            rows = diagnose(load_settings())
         except ConfigurationError as inner:  # a core setting itself is wrong
             fail(str(inner))
     else:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
-from crm2_core.settings import Settings
+from crm2_core.settings import Settings, load_settings
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ def load_context() -> AppContext:
     from crm2_core.bootstrap import build_app_context
 
     try:
-        settings = Settings()
+        settings = load_settings()
         say_which_sqlite_file(settings)
         return build_app_context(settings)
     except ConfigurationError as exc:
@@ -75,11 +75,17 @@ class Crm2Group(click.Group):
     """
 
     plugin_commands_pending = False
+    plugin_commands_error: str | None = None  # why the plugins could not add their commands
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and self._add_plugin_commands():
             command = super().get_command(ctx, cmd_name)
+        if command is None and self.plugin_commands_error is not None:
+            fail(
+                f"no command {cmd_name!r} (the plugins, which add theirs, "
+                f"cannot start: {self.plugin_commands_error})"
+            )
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -94,7 +100,10 @@ class Crm2Group(click.Group):
         from crm2_core.plugins import build_plugin_manager
 
         try:
-            registry = build_plugin_manager(Settings())
+            registry = build_plugin_manager(load_settings())
+        except ConfigurationError as exc:  # the core commands still run and report it too
+            self.plugin_commands_error = str(exc)
+            return True
         except Exception:  # the core commands still work and report the error themselves
             return True
         for _ in registry.call("crm2_cli", cli=self):

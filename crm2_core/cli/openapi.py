@@ -9,7 +9,7 @@ import click
 
 from crm2_core.cli.main import cli
 from crm2_core.errors import ConfigurationError
-from crm2_core.settings import Settings
+from crm2_core.settings import load_settings
 
 
 @cli.command()
@@ -30,10 +30,10 @@ def openapi(output: Path, all_plugins: bool) -> None:
     from crm2_core.bootstrap import build_app_context
     from crm2_core.http.app import create_app
 
-    settings = Settings()
-    if all_plugins:
-        settings = settings.model_copy(update={"plugins": None})
     try:
+        settings = load_settings()
+        if all_plugins:
+            settings = settings.model_copy(update={"plugins": None})
         app = create_app(context=build_app_context(settings))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,0 +1,107 @@
+"""An operator's mistakes (a bad setting, path, port or revision) are one line and exit 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from crm2_core.cli import openapi, output, serve  # noqa: F401  (openapi, serve: commands)
+from crm2_core.cli.main import cli
+
+CRM2 = str(Path(sys.executable).with_name("crm2"))
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    monkeypatch.setattr(output.console(), "width", 200)
+    return CliRunner(
+        env={
+            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+            "CRM2_PLUGINS": "",
+            "CRM2_ENV": "development",
+            "COLUMNS": "200",
+        }
+    )
+
+
+def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(cli, list(args), env=env)
+
+
+def one_line_error(result: Result) -> str:
+    """The one ``Error: …`` line of a failed command (no traceback, exit code 1)."""
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def crm2(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_")}
+    env.update(
+        {
+            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'crm2.db'}",
+            "CRM2_ENV": "development",
+            "COLUMNS": "200",
+            **extra,
+        }
+    )
+    return subprocess.run(
+        [CRM2, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CRM2_ENV", "prod", "CRM2_ENV: Input should be 'development', 'test' or 'production'"),
+        ("CRM2_PAGE_MAX_LIMIT", "abc", "CRM2_PAGE_MAX_LIMIT: Input should be a valid integer"),
+        ("CRM2_PAGE_MAX_LIMIT", "9" * 30, "CRM2_PAGE_MAX_LIMIT: Input should be less than"),
+        ("CRM2_BROKER_URL", "amqp:/x", "CRM2_BROKER_URL: Value error, must start with memory://"),
+        ("CRM2_LOG_LEVEL", "LOUD", "CRM2_LOG_LEVEL: Value error, must be DEBUG"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["migrate"], ["migrate", "current"], ["plugins", "list"], ["serve"]]
+)
+def test_a_bad_core_setting_is_one_line_naming_it(
+    runner: CliRunner, command: list[str], variable: str, value: str, says: str
+) -> None:
+    line = one_line_error(run(runner, *command, env={variable: value}))
+
+    assert line.startswith(f"Error: invalid settings: {says}"), line
+    assert line.endswith("fix these environment variables (see env.example)")
+
+
+def test_a_bad_setting_does_not_print_its_value(runner: CliRunner) -> None:
+    line = one_line_error(run(runner, "migrate", env={"CRM2_BROKER_URL": "amqp:/u:hunter2@h"}))
+
+    assert "hunter2" not in line
+
+
+def test_openapi_reports_a_bad_setting_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    line = one_line_error(
+        run(runner, "openapi", "-o", str(tmp_path / "o.json"), env={"CRM2_ENV": "x"})
+    )
+
+    assert "CRM2_ENV" in line
+
+
+def test_a_plugin_command_under_a_bad_setting_says_what_is_wrong(tmp_path: Path) -> None:
+    result = crm2(tmp_path, "backup", "list", CRM2_ENV="prod")
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "No such command" not in result.stderr
+    assert "CRM2_ENV: Input should be" in result.stderr
