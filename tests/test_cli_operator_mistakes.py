@@ -105,3 +105,16 @@ def test_a_plugin_command_under_a_bad_setting_says_what_is_wrong(tmp_path: Path)
     assert "Traceback" not in result.stderr
     assert "No such command" not in result.stderr
     assert "CRM2_ENV: Input should be" in result.stderr
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["70000", "9" * 25, "0", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535(runner: CliRunner, port: str) -> None:
+    """70000 was bound as 4464 (the OS takes it modulo 65536) while the banner said 70000."""
+    result = run(runner, "serve", "--port", port)
+
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Invalid value for '--port'" in result.output
+    assert "1<=x<=65535" in result.output

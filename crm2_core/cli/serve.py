@@ -17,7 +17,7 @@ from crm2_core.errors import ConfigurationError
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--migrate/--no-migrate",
     default=False,
