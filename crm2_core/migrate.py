@@ -101,12 +101,22 @@ def alembic_config(source: MigrationSource, connection: Connection | None = None
 async def _run(
     engine: AsyncEngine, source: MigrationSource, action: Callable[[Config], Any]
 ) -> Any:
-    async with engine.begin() as conn:
+    """``action`` on ``source``'s branch in one transaction.
 
-        def run(sync_conn: Connection) -> Any:
-            return action(alembic_config(source, sync_conn))
+    :raises ConfigurationError: what Alembic refused (an unknown or unreachable
+        revision: ``crm2 migrate --plugin auth downgrade nosuch``), naming the plugin.
+    """
+    from alembic.util import CommandError
 
-        return await conn.run_sync(run)
+    try:
+        async with engine.begin() as conn:
+
+            def run(sync_conn: Connection) -> Any:
+                return action(alembic_config(source, sync_conn))
+
+            return await conn.run_sync(run)
+    except CommandError as exc:
+        raise ConfigurationError(f"{source.plugin} migrations: {exc}") from None
 
 
 async def upgrade(

@@ -118,3 +118,20 @@ def test_serve_refuses_a_port_outside_1_to_65535(runner: CliRunner, port: str) -
     assert result.exit_code == 2, (result.output, result.exception)
     assert "Invalid value for '--port'" in result.output
     assert "1<=x<=65535" in result.output
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("revision", ["nosuch", "-99", "+1"])
+def test_downgrade_to_a_revision_alembic_cannot_find_is_one_line(
+    runner: CliRunner, revision: str
+) -> None:
+    assert run(runner, "migrate").exit_code == 0
+
+    line = one_line_error(run(runner, "migrate", "--plugin", "auth", "downgrade", "--", revision))
+
+    assert line.startswith("Error: auth migrations: "), line
+    assert "didn't produce" in line or "Can't locate revision" in line
+    current = run(runner, "migrate", "current")
+    assert "pending" not in current.output, current.output
