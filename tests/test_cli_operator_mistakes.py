@@ -135,3 +135,14 @@ def test_downgrade_to_a_revision_alembic_cannot_find_is_one_line(
     assert "didn't produce" in line or "Can't locate revision" in line
     current = run(runner, "migrate", "current")
     assert "pending" not in current.output, current.output
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def test_openapi_into_a_missing_folder_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "openapi.json"
+
+    line = one_line_error(run(runner, "openapi", "-o", str(target)))
+
+    assert line == f"Error: cannot write {target}: No such file or directory"

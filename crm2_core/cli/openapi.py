@@ -37,5 +37,9 @@ def openapi(output: Path, all_plugins: bool) -> None:
         app = create_app(context=build_app_context(settings))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    output.write_text(json.dumps(app.openapi(), indent=1, sort_keys=True) + "\n")
+    document = json.dumps(app.openapi(), indent=1, sort_keys=True) + "\n"
+    try:
+        output.write_text(document)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}")
