@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy.engine import make_url
 
 from crm2_core.cli import openapi, output, serve  # noqa: F401  (openapi, serve: commands)
 from crm2_core.cli.main import cli
+from crm2_core.testing.databases import TestDatabase
 
 CRM2 = str(Path(sys.executable).with_name("crm2"))
 
@@ -146,3 +149,65 @@ def test_openapi_into_a_missing_folder_is_one_line(runner: CliRunner, tmp_path: 
     line = one_line_error(run(runner, "openapi", "-o", str(target)))
 
     assert line == f"Error: cannot write {target}: No such file or directory"
+
+
+# -- the database -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h/db", "foo", "", "postgresql+psycopg2://h/db"])
+def test_a_database_url_crm2_cannot_use_is_refused_as_a_setting(
+    runner: CliRunner, url: str
+) -> None:
+    """mysql:// was a ModuleNotFoundError traceback, "foo" an ArgumentError one."""
+    line = one_line_error(run(runner, "migrate", env={"CRM2_DATABASE_URL": url}))
+
+    assert line.startswith("Error: invalid settings: CRM2_DATABASE_URL: Value error, must be "), (
+        line
+    )
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["migrate", "current"], ["seed", "demo"]])
+def test_a_sqlite_file_in_a_missing_folder_is_one_line(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    path = tmp_path / "no" / "such" / "crm2.db"
+
+    result = run(runner, *command, env={"CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{path}"})
+
+    line = one_line_error(result)
+    assert line.startswith(f"Error: CRM2_DATABASE_URL: the folder of the SQLite file {path} "), line
+    assert not path.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://crm2:pw-kept-back@127.0.0.1:1/crm2", "Connect call failed"),
+        ("postgresql://crm2:pw-kept-back@host.invalid/crm2", "Name or service not known"),
+    ],
+)
+@pytest.mark.parametrize("command", [["migrate"], ["migrate", "current"], ["seed", "demo"]])
+def test_a_database_that_does_not_answer_is_one_line(
+    runner: CliRunner, command: list[str], url: str, says: str
+) -> None:
+    line = one_line_error(run(runner, *command, env={"CRM2_DATABASE_URL": url}))
+
+    assert line.startswith("Error: cannot connect to the database postgresql+asyncpg://crm2:***@")
+    assert says in line
+    assert "pw-kept-back" not in line
+    assert line.endswith("check CRM2_DATABASE_URL")
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line(
+    runner: CliRunner, crm2_database: TestDatabase
+) -> None:
+    if crm2_database.backend != "postgresql":
+        pytest.skip("a PostgreSQL server to ask for a missing database")
+    missing = f"crm2_opsreview_{uuid.uuid4().hex[:12]}"  # asked for, never created
+    url = make_url(crm2_database.url).set(database=missing)
+
+    result = run(runner, "migrate", env={"CRM2_DATABASE_URL": url.render_as_string(False)})
+
+    line = one_line_error(result)
+    assert line.startswith("Error: cannot connect to the database postgresql+asyncpg://"), line
+    assert f'database "{missing}" does not exist' in line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import traceback
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -35,6 +36,7 @@ def load_context() -> AppContext:
     try:
         settings = load_settings()
         say_which_sqlite_file(settings)
+        check_sqlite_folder(settings)
         return build_app_context(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
@@ -55,6 +57,16 @@ def say_which_sqlite_file(settings: Settings) -> None:
     path = sqlite_file(settings)
     if path is not None and not path.is_absolute():
         click.echo(f"crm2: SQLite database {path.resolve()} ({path} from here)", err=True)
+
+
+def check_sqlite_folder(settings: Settings) -> None:
+    """SQLite makes the file but not its folder: say so before aiosqlite fails to open it."""
+    path = sqlite_file(settings)
+    if path is not None and not path.resolve().parent.is_dir():
+        raise ConfigurationError(
+            f"CRM2_DATABASE_URL: the folder of the SQLite file {path.resolve()} does not exist:"
+            " create it or point CRM2_DATABASE_URL elsewhere"
+        )
 
 
 def _missing_table(exc: DBAPIError) -> bool:
@@ -114,6 +126,8 @@ class Crm2Group(click.Group):
         try:
             return super().invoke(ctx)
         except DBAPIError as exc:
+            if exc.statement is None:  # no statement yet: connecting failed
+                raise click.ClickException(_cannot_connect(exc.orig or exc)) from None
             if not _missing_table(exc):
                 raise
             where = ""
@@ -125,6 +139,28 @@ class Crm2Group(click.Group):
             raise click.ClickException(
                 f"the database{where} is not migrated: run `crm2 migrate` first"
             ) from None
+        except OSError as exc:  # asyncpg's own: refused, unknown host, timed out
+            if not _raised_by_driver(exc):
+                raise
+            raise click.ClickException(_cannot_connect(exc)) from None
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the database driver (asyncpg, aiosqlite)."""
+    return any(
+        "/asyncpg/" in frame.filename or "/aiosqlite/" in frame.filename
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
+def _cannot_connect(reason: BaseException) -> str:
+    """``cannot connect to the database URL (password hidden): reason``."""
+    try:
+        url = make_url(Settings().database_url).render_as_string(hide_password=True)
+    except Exception:  # the reason matters more than the address
+        url = "(CRM2_DATABASE_URL)"
+    detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return f"cannot connect to the database {url}: {detail}: check CRM2_DATABASE_URL"
 
 
 @click.group(
