@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm2_core.cli import openapi, output, serve  # noqa: F401  (openapi, serve: commands)
 from crm2_core.cli.main import cli
@@ -211,3 +214,57 @@ def test_a_postgresql_database_that_does_not_exist_is_one_line(
     line = one_line_error(result)
     assert line.startswith("Error: cannot connect to the database postgresql+asyncpg://"), line
     assert f'database "{missing}" does not exist' in line
+
+
+def count_rows(url: str, table: str) -> int:
+    async def count() -> int:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+@pytest.mark.parametrize("plugins", ["deals", "deals,documents"])
+def test_downgrade_to_base_after_seed_demo_empties_the_database(
+    runner: CliRunner, crm2_fresh_database: TestDatabase, plugins: str
+) -> None:
+    """docs/operators.md: `crm2 migrate downgrade` (everything to base) once data exists.
+
+    The shipped pipelines, lost reasons and document kinds were deleted while the demo's
+    deals and documents still pointed at them: a foreign-key traceback, half downgraded.
+    """
+    env = {"CRM2_DATABASE_URL": crm2_fresh_database.url, "CRM2_PLUGINS": plugins}
+    assert run(runner, "migrate", env=env).exit_code == 0
+    seeded = run(runner, "seed", "demo", env=env)
+    assert seeded.exit_code == 0, seeded.output
+
+    result = run(runner, "migrate", "downgrade", env=env)
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    current = run(runner, "migrate", "current", env=env)
+    assert "up to date" not in current.output, current.output
+    # and up again, the shipped rows back once each
+    assert run(runner, "migrate", env=env).exit_code == 0
+    again = run(runner, "migrate", "current", env=env)
+    assert "pending" not in again.output, again.output
+
+
+def test_one_step_down_and_up_keeps_the_shipped_rows_deals_use(
+    runner: CliRunner, crm2_fresh_database: TestDatabase
+) -> None:
+    env = {"CRM2_DATABASE_URL": crm2_fresh_database.url, "CRM2_PLUGINS": "deals,documents"}
+    assert run(runner, "migrate", env=env).exit_code == 0
+    assert run(runner, "seed", "demo", env=env).exit_code == 0
+
+    assert count_rows(crm2_fresh_database.url, "documents_document") > 0  # kinds in use
+    for plugin, steps in (("deals", "-1"), ("documents", "-2")):
+        result = run(runner, "migrate", "--plugin", plugin, "downgrade", "--", steps, env=env)
+        assert result.exit_code == 0, (result.output, result.exception)
+    result = run(runner, "migrate", env=env)
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "pending" not in run(runner, "migrate", "current", env=env).output

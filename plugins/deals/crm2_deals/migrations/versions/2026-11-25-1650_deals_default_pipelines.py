@@ -74,10 +74,23 @@ lost_reason = sa.table(
 )
 
 
+deal = sa.table(
+    "deals_deal",
+    sa.column("pipeline_id", sa.Uuid()),
+    sa.column("lost_reason_id", sa.Uuid()),
+)
+
+
 def upgrade() -> None:
+    # Only what is not there: a downgrade keeps the pipelines and reasons deals still use.
+    bind = op.get_bind()
+    present_pipelines = set(bind.execute(sa.select(pipeline.c.name)).scalars())
+    present_reasons = set(bind.execute(sa.select(lost_reason.c.name)).scalars())
     now = datetime.now(UTC)
     pipelines, stages = [], []
     for name, (is_default, steps) in PIPELINES.items():
+        if name in present_pipelines:
+            continue
         pipeline_id = uuid.uuid4()
         pipelines.append(
             {
@@ -103,13 +116,27 @@ def upgrade() -> None:
     op.bulk_insert(pipeline, pipelines)
     op.bulk_insert(stage, stages)
     op.bulk_insert(
-        lost_reason, [{"id": uuid.uuid4(), "name": n, "active": True} for n in LOST_REASONS]
+        lost_reason,
+        [
+            {"id": uuid.uuid4(), "name": n, "active": True}
+            for n in LOST_REASONS
+            if n not in present_reasons
+        ],
     )
 
 
 def downgrade() -> None:
-    names = list(PIPELINES)
-    ids = sa.select(pipeline.c.id).where(pipeline.c.name.in_(names))
+    """The shipped pipelines and reasons no deal uses: those in use stay (foreign keys
+    hold them) until ``downgrade base`` drops the tables, deals first."""
+    used_pipelines = sa.select(deal.c.pipeline_id).where(deal.c.pipeline_id.is_not(None))
+    used_reasons = sa.select(deal.c.lost_reason_id).where(deal.c.lost_reason_id.is_not(None))
+    ids = sa.select(pipeline.c.id).where(
+        pipeline.c.name.in_(list(PIPELINES)), pipeline.c.id.not_in(used_pipelines)
+    )
     op.execute(stage.delete().where(stage.c.pipeline_id.in_(ids)))
-    op.execute(pipeline.delete().where(pipeline.c.name.in_(names)))
-    op.execute(lost_reason.delete().where(lost_reason.c.name.in_(LOST_REASONS)))
+    op.execute(pipeline.delete().where(pipeline.c.id.in_(ids)))
+    op.execute(
+        lost_reason.delete().where(
+            lost_reason.c.name.in_(LOST_REASONS), lost_reason.c.id.not_in(used_reasons)
+        )
+    )

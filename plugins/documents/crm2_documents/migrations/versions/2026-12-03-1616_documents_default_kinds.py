@@ -50,17 +50,26 @@ kinds = sa.table(
 )
 
 
+documents = sa.table("documents_document", sa.column("kind", sa.String()))
+
+
 def upgrade() -> None:
+    # Only the kinds not there: a downgrade keeps those that documents still use.
+    present = set(op.get_bind().execute(sa.select(kinds.c.key)).scalars())
     now = datetime.now(UTC)
     op.bulk_insert(
         kinds,
         [
             {**kind, "active": True, "created_at": now, "updated_at": now, "version": 1}
             for kind in DEFAULT_KINDS
+            if kind["key"] not in present
         ],
     )
 
 
 def downgrade() -> None:
+    """The shipped kinds no document uses: one in use stays (a foreign key holds it)
+    until ``downgrade base`` drops the tables, documents first."""
     keys = [kind["key"] for kind in DEFAULT_KINDS]
-    op.execute(kinds.delete().where(kinds.c.key.in_(keys)))
+    in_use = sa.select(documents.c.kind).where(documents.c.kind.is_not(None))
+    op.execute(kinds.delete().where(kinds.c.key.in_(keys), kinds.c.key.not_in(in_use)))
