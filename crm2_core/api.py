@@ -49,7 +49,7 @@ from crm2_core.http.problems import problem_responses
 from crm2_core.http.routing import APIRouter
 from crm2_core.http.streamed import STREAMED_BODY
 from crm2_core.jobs import JobRunner
-from crm2_core.kit.cli import run_with_context
+from crm2_core.kit.cli import env_count, run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
     cell,
@@ -221,6 +221,7 @@ __all__ = [
     "created",
     "csv_response",
     "decide_login",
+    "env_count",
     "eq",
     "etag_for",
     "execute_in_session",

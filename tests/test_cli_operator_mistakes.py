@@ -268,3 +268,28 @@ def test_one_step_down_and_up_keeps_the_shipped_rows_deals_use(
 
     assert result.exit_code == 0, (result.output, result.exception)
     assert "pending" not in run(runner, "migrate", "current", env=env).output
+
+
+# -- seed sizes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("plugins", "variable", "value", "minimum"),
+    [
+        ("deals", "CRM2_SEED_CLIENTS", "abc", 1),
+        ("deals", "CRM2_SEED_CLIENTS", "0", 1),  # was an IndexError from random.choice
+        ("deals", "CRM2_SEED_DEALS", "9" * 30, 0),
+        ("tasks", "CRM2_SEED_TASKS", "-1", 0),
+        ("payments", "CRM2_SEED_PAYMENTS", "1.5", 0),
+        ("notifications", "CRM2_SEED_NOTIFICATIONS", "ten", 0),
+    ],
+)
+def test_a_bad_seed_size_is_one_line_naming_it(
+    runner: CliRunner, plugins: str, variable: str, value: str, minimum: int
+) -> None:
+    env = {"CRM2_PLUGINS": plugins, "CRM2_SEED_CLIENTS": "1", "CRM2_SEED_DEALS": "0"}
+    assert run(runner, "migrate", env=env).exit_code == 0
+
+    line = one_line_error(run(runner, "seed", "load", env={**env, variable: value}))
+
+    assert line.startswith(f"Error: {variable} must be a whole number from {minimum} to "), line

@@ -326,7 +326,10 @@ def seed(name: str) -> None:
             loaded.append(plugin)
         return loaded
 
-    loaded = run_async(_with_context(context, load()))
+    try:
+        loaded = run_async(_with_context(context, load()))
+    except ConfigurationError as exc:
+        fail(str(exc))
     if not loaded:
         fail(f"no enabled plugin provides a data set called {name!r}")
     console().print(f"seeded {name}: {', '.join(loaded)}")

@@ -369,11 +369,10 @@ def seed(name: str, context: AppContext) -> Any:
     if name == "demo":
         return seed_demo(context)
     if name == "load":
-        import os
-
+        from crm2_core.api import env_count
         from crm2_deals.seed_load import seed_load
 
-        clients = int(os.environ.get("CRM2_SEED_CLIENTS", "1000"))
-        deals = int(os.environ.get("CRM2_SEED_DEALS", "10000"))
+        clients = env_count("CRM2_SEED_CLIENTS", 1000, minimum=1)
+        deals = env_count("CRM2_SEED_DEALS", 10000)
         return seed_load(context, clients=clients, deals=deals)
     return None

@@ -13,7 +13,6 @@ Seeding twice adds nothing (every row is keyed by a fixed event id per user).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -154,8 +153,9 @@ def seed(name: str, context: Any) -> Awaitable[Any] | None:
     if name == "demo":
         return _demo(context)
     if name == "load":
+        from crm2_core.api import env_count
         from crm2_notifications.seed_load import seed_load
 
-        count = int(os.environ.get("CRM2_SEED_NOTIFICATIONS", "0"))
+        count = env_count("CRM2_SEED_NOTIFICATIONS", 0)
         return seed_load(context, notifications=count) if count > 0 else None
     return None

@@ -46,11 +46,10 @@ def seed(name: str, context: Any) -> Awaitable[Any] | None:
     if name == "demo":
         return _demo(context)
     if name == "load":
-        import os
-
+        from crm2_core.api import env_count
         from crm2_payments.seed_load import seed_load
 
-        count = int(os.environ.get("CRM2_SEED_PAYMENTS", "0"))
+        count = env_count("CRM2_SEED_PAYMENTS", 0)
         return seed_load(context, payments=count) if count > 0 else None
     return None
 

@@ -48,11 +48,10 @@ def seed(name: str, context: Any) -> Awaitable[Any] | None:
     if name == "demo":
         return _demo(context)
     if name == "load":
-        import os
-
+        from crm2_core.api import env_count
         from crm2_tasks.seed_load import seed_load
 
-        count = int(os.environ.get("CRM2_SEED_TASKS", "0"))
+        count = env_count("CRM2_SEED_TASKS", 0)
         return seed_load(context, tasks=count, agents=10) if count > 0 else None
     return None
 
