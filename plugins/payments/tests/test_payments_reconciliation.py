@@ -170,3 +170,30 @@ async def test_a_statements_file_name_is_stored_without_control_characters(
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["filename"] == "bank_.csv"
+
+
+async def test_racing_matches_and_unmatches_of_one_line_book_it_once(payments: Payments) -> None:
+    """Concurrent hand matches of one line (distinct Idempotency-Keys) booked its amount once
+    each (PostgreSQL: 5 x 10.00 on the payment); racing unmatches reversed it as often."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="100.00")
+    assert (await payments.move(manager, made["id"], "payment", "50.00")).status_code == 201
+    result = await upload(payments, manager.headers, statement("2026-01-01;10,00;EUR;zz;Y"))
+    lines = await payments.client.get(
+        f"{API}/statements/{result['id']}/lines", headers=manager.headers
+    )
+    (line,) = lines.json()["items"]
+    url = f"{API}/statement-lines/{line['id']}"
+    matches = await asyncio.gather(*(
+        payments.client.post(f"{url}/match", json={"payment_id": made["id"]},
+                             headers={**manager.headers, **key()})
+        for _ in range(5)
+    ))  # fmt: skip
+    assert sorted(a.status_code for a in matches) == [200, 409, 409, 409, 409]
+    assert (await payments.get(manager, made["id"])).json()["paid"] == "60.00"
+    undos = await asyncio.gather(*(
+        payments.client.post(f"{url}/unmatch", headers={**manager.headers, **key()})
+        for _ in range(5)
+    ))  # fmt: skip
+    assert sorted(a.status_code for a in undos) == [200, 409, 409, 409, 409]
+    assert (await payments.get(manager, made["id"])).json()["paid"] == "50.00"

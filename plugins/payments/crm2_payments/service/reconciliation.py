@@ -26,7 +26,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import Conflict, check_version, from_minor, publish, safe_filename, utcnow
+from crm2_core.api import (
+    Conflict,
+    Crm2Error,
+    check_version,
+    from_minor,
+    publish,
+    safe_filename,
+    utcnow,
+)
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
@@ -240,6 +248,7 @@ async def manual_match(
     check_version(if_match, line.version)
     if line.status == "matched":
         raise LineAlreadyMatched("unmatch the line first")
+    await _claim(session, line, LineAlreadyMatched("the line was matched meanwhile"))
     payment = await session.get(Payment, payment_id, populate_existing=True)
     if payment is None:
         raise PaymentNotFound(f"no payment {payment_id}")
@@ -250,7 +259,7 @@ async def manual_match(
             f"the line's {text(line.amount_minor, line.currency)} does not fit "
             "the payment's outstanding amount"
         )
-    await _bump(session, line)
+    await session.flush()
     return line
 
 
@@ -261,6 +270,7 @@ async def unmatch(
     check_version(if_match, line.version)
     if line.status != "matched" or line.payment_id is None:
         raise LineNotMatched("the line is not matched")
+    await _claim(session, line, LineNotMatched("the line was unmatched meanwhile"))
     allocation = (
         await session.get(Allocation, line.allocation_id)
         if line.allocation_id is not None
@@ -284,15 +294,19 @@ async def unmatch(
         None,
         None,
     )
-    await _bump(session, line)
+    await session.flush()
     return line
 
 
-async def _bump(session: AsyncSession, line: StatementLine) -> None:
-    await session.flush()
-    await session.execute(
+async def _claim(session: AsyncSession, line: StatementLine, refused: Crm2Error) -> None:
+    """Take ``line`` for this request before any money moves: one conditional UPDATE on the
+    version it was read at. Of racing matches (or unmatches) of one line one goes on; the
+    others wait for it and are refused, so a line is booked (or taken back) once."""
+    claimed = await session.execute(
         update(StatementLine)
-        .where(col(StatementLine.id) == line.id)
+        .where(col(StatementLine.id) == line.id, col(StatementLine.version) == line.version)
         .values(version=col(StatementLine.version) + 1, updated_at=utcnow())
     )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise refused
     await session.refresh(line)
