@@ -177,3 +177,15 @@ async def test_over_payment_and_over_refund_are_409_and_change_nothing(payments:
     assert (
         types.count("payments.payment.paid") == 2 and types.count("payments.payment.refunded") == 1
     )
+
+
+async def test_balances_add_up_past_the_largest_single_amount(payments: Payments) -> None:
+    """Two JPY payments of the largest amount a request may carry sum to 16 digits: the
+    balances answered 500 (the wire's Amount refuses more than 15 on parsing)."""
+    agent = await payments.user("agent")
+    for _ in range(2):
+        await payments.create(agent, amount="999999999999999", currency="JPY")
+    answer = await payments.client.get(f"{API}/balances", headers=agent.headers)
+    assert answer.status_code == 200, answer.text
+    (jpy,) = answer.json()["balances"]
+    assert (jpy["currency"], jpy["due"], jpy["paid"]) == ("JPY", "1999999999999998", "0")

@@ -19,6 +19,7 @@ from crm2_core.api import (
     PageDep,
     SessionDep,
     created,
+    from_minor,
     list_query,
     page_response,
     present,
@@ -49,7 +50,6 @@ from crm2_payments.schemas.payments import (
 )
 from crm2_payments.service import export as export_service
 from crm2_payments.service import payments as service
-from crm2_payments.service.money import text
 from crm2_payments.service.schedules import schedule_public
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
@@ -116,15 +116,14 @@ async def balances(
     """Incoming payments of a client or a policy (or all visible ones), per currency."""
     visibility = service.PAYMENTS.visibility(principal)
     rows = await repo.balances(session, visibility, client_id=client_id, policy_id=policy_id)
+    # Decimals, not text: a sum may have more digits than a request's Amount may carry
     lines = [
-        Balance.model_validate(
-            {
-                "currency": c,
-                "due": text(d, c),
-                "paid": text(p, c),
-                "overdue": text(o, c),
-                "refunded": text(r, c),
-            }
+        Balance(
+            currency=c,
+            due=from_minor(d, c),
+            paid=from_minor(p, c),
+            overdue=from_minor(o, c),
+            refunded=from_minor(r, c),
         )
         for c, d, p, o, r in rows
     ]
