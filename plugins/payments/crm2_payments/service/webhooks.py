@@ -133,7 +133,7 @@ async def receive(
     webhook_id = verify(keys, headers, body, settings.webhook_tolerance_seconds)
     try:
         payload = WebhookBody.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:  # deep nesting: RecursionError
         raise Unprocessable(f"the webhook body is not a payment event: {str(exc)[:300]}") from None
     try:
         async with session.begin_nested():
