@@ -197,3 +197,19 @@ async def test_racing_matches_and_unmatches_of_one_line_book_it_once(payments: P
     ))  # fmt: skip
     assert sorted(a.status_code for a in undos) == [200, 409, 409, 409, 409]
     assert (await payments.get(manager, made["id"])).json()["paid"] == "50.00"
+
+
+async def test_a_statement_amount_with_more_digits_than_decimal_precision_is_422(
+    payments: Payments,
+) -> None:
+    """Decimal's 28-digit context rounded the scaled amount: 1.0000000000000000000000000001 EUR
+    was read as 1.00 (and matched a 1.00 payment) instead of being refused."""
+    manager = await payments.user("manager")
+    due = await payments.create(manager, amount="1.00", reference="R-PREC")
+    for amount in ("1.0000000000000000000000000001", "1,0000000000000000000000000001"):
+        files = {"file": ("bank.csv", statement(f"2026-12-01;{amount};EUR;R-PREC;Y"), "text/csv")}
+        answer = await payments.client.post(
+            f"{API}/statements", files=files, headers={**manager.headers, **key()}
+        )
+        assert answer.status_code == 422, answer.text
+    assert (await payments.get(manager, due["id"])).json()["paid"] == "0.00"

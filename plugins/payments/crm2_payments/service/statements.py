@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, Rounded
 
 from crm2_core.api import check_currency, exponent
 from crm2_payments.errors import InvalidStatement
@@ -24,6 +24,9 @@ from crm2_payments.service.money import MAX_MINOR
 
 COLUMNS = ("date", "amount", "currency", "reference", "counterparty")
 _AMOUNT = re.compile(r"^[+-]?[\d.,' ]+$")
+# scaling to minor units must be exact: the default context (28 digits) rounds a longer
+# amount (1.0000000000000000000000000001 EUR became 1.00); past 40 digits it is refused
+_EXACT = Context(prec=40, traps=[Rounded, InvalidOperation])
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,13 @@ def _amount(value: str, currency: str, number: int) -> int:
         amount = Decimal(raw)
     except InvalidOperation:
         raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number") from None
-    scaled = amount.scaleb(exponent(currency))
+    refused = InvalidStatement(f"line {number}: {value[:40]!r} is not an amount in {currency}")
+    try:
+        scaled = amount.scaleb(exponent(currency), context=_EXACT)
+    except Rounded:
+        raise refused from None
     if scaled != scaled.to_integral_value() or abs(scaled) > MAX_MINOR:
-        raise InvalidStatement(f"line {number}: {value[:40]!r} is not an amount in {currency}")
+        raise refused
     return int(scaled)
 
 
