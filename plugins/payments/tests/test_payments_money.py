@@ -189,3 +189,22 @@ async def test_balances_add_up_past_the_largest_single_amount(payments: Payments
     assert answer.status_code == 200, answer.text
     (jpy,) = answer.json()["balances"]
     assert (jpy["currency"], jpy["due"], jpy["paid"]) == ("JPY", "1999999999999998", "0")
+
+
+async def test_a_receipts_external_id_is_no_refund(payments: Payments) -> None:
+    """A refund with the external_id of a receipt answered 200 with that receipt: the caller
+    was told their refund was known while nothing was refunded. Now 409, nothing moves."""
+    agent = await payments.user("agent")
+    made = await payments.create(agent, amount="100.00")
+    paid = await payments.move(agent, made["id"], "payment", "50.00", provider="acme",
+                               external_id="tx-1")  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    refund = await payments.move(agent, made["id"], "refund", "20.00", provider="acme",
+                                 external_id="tx-1")  # fmt: skip
+    assert refund.status_code == 409, refund.text
+    assert refund.json()["type"].endswith("payments-external-id-taken")
+    after = (await payments.get(agent, made["id"])).json()
+    assert (after["paid"], after["refunded"]) == ("50.00", "0.00")
+    replay = await payments.move(agent, made["id"], "payment", "50.00", provider="acme",
+                                 external_id="tx-1")  # fmt: skip
+    assert replay.status_code == 200, replay.text

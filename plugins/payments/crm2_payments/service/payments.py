@@ -361,5 +361,9 @@ async def record(
     if not created:
         if allocation.payment_id != payment.id:
             raise ExternalIdTaken("this provider's external_id is booked on another payment")
+        if allocation.kind != kind:
+            # a refund answered with the receipt of that id (or the reverse) would tell the
+            # caller their money moved when nothing did
+            raise ExternalIdTaken(f"this provider's external_id is booked as a {allocation.kind}")
         payment = await PAYMENTS.get(session, principal, payment.id)
     return allocation, payment, created
