@@ -198,3 +198,23 @@ async def test_a_product_rule_earns_the_commission_on_scheduled_instalments(
     ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
                                    headers=agent.headers)  # fmt: skip
     assert [c["amount"] for c in ledger.json()["items"]] == ["2.00"]  # 20 %, not the 10 % rule
+
+
+async def test_a_policy_whose_instalments_pass_the_calendars_end_gets_no_schedule(
+    both: Payments,
+) -> None:
+    """deals takes a policy from 9999-06-01 to 9999-12-31; monthly instalments would be due
+    in year 10000: the handler raised ValueError on every delivery (a poison message)."""
+    agent = await both.user("agent")
+    async with both.app.context.session_factory() as session:
+        event = Envelope(
+            id=uuid.uuid4(), type="deals.policy.activated", version=1,
+            occurred_at="2026-01-01T00:00:00Z", actor={"kind": "system"}, subject="p-9999",
+            data={"premium": "120.00", "currency": "EUR", "payment_frequency": "monthly",
+                  "start_date": "9999-06-01", "end_date": "9999-12-31",
+                  "owner_id": str(agent.id)},
+        )  # fmt: skip
+        await on_policy_event(session, event, both.app.context)
+        await session.commit()
+        count = select(func.count()).select_from(Schedule)
+        assert (await session.execute(count)).scalar_one() == 0

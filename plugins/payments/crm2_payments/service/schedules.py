@@ -95,10 +95,12 @@ async def create_schedule(
         frequency = str(data.get("payment_frequency") or "annual")
         start = date.fromisoformat(str(data["start_date"]))
         owner_id = uuid.UUID(str(data["owner_id"]))
+        if frequency not in FREQUENCIES:
+            frequency = "annual"
+        # a ValueError when an instalment would fall past 9999-12-31
+        dues = due_dates(start, frequency)
     except (KeyError, ValueError, InvalidOperation):
         return None
-    if frequency not in FREQUENCIES:
-        frequency = "annual"
     ref = await session.get(PolicyRef, policy_id)
     client_id = str(data["client_id"]) if data.get("client_id") else None
     schedule = Schedule(
@@ -122,7 +124,7 @@ async def create_schedule(
     ids: list[uuid.UUID] = []
     number = ref.number if ref else ""
     for index, (amount, due) in enumerate(
-        zip(split(premium, schedule.instalments), due_dates(start, frequency), strict=True), 1
+        zip(split(premium, schedule.instalments), dues, strict=True), 1
     ):
         payment = Payment(
             direction="incoming",
