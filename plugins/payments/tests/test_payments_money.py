@@ -208,3 +208,25 @@ async def test_a_receipts_external_id_is_no_refund(payments: Payments) -> None:
     replay = await payments.move(agent, made["id"], "payment", "50.00", provider="acme",
                                  external_id="tx-1")  # fmt: skip
     assert replay.status_code == 200, replay.text
+
+
+async def test_balances_of_many_of_the_largest_payments_are_exact(payments: Payments) -> None:
+    """10,000 payments of the largest amount (10^15 minor units) sum past 2^63: SQLite's SUM
+    raised "integer overflow" and the balances answered 500."""
+    agent = await payments.user("agent")
+    now, count = utcnow(), 10_000
+    rows = [{"id": new_id(), "direction": "incoming", "amount_minor": MAX_MINOR,
+             "paid_minor": 0 if i % 10 else MAX_MINOR // 2, "refunded_minor": 0,
+             "currency": "EUR", "status": "due", "provider": "manual", "note": "",
+             "owner_id": agent.id,
+             "created_at": now, "updated_at": now, "version": 1}
+            for i in range(count)]  # fmt: skip
+    async with payments.app.context.session_factory() as session:
+        await session.execute(insert(Payment), rows)
+        await session.commit()
+    answer = await payments.client.get(f"{API}/balances", headers=agent.headers)
+    assert answer.status_code == 200, answer.text[:300]
+    (eur,) = answer.json()["balances"]
+    paid = (count // 10) * (MAX_MINOR // 2)
+    assert eur["paid"] == text(paid, "EUR")
+    assert eur["due"] == text(count * MAX_MINOR - paid, "EUR")

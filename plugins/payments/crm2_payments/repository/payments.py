@@ -258,6 +258,20 @@ async def commission_booked(session: AsyncSession, payment_id: uuid.UUID) -> int
     return int((await session.execute(stmt)).scalar_one())
 
 
+# SQLite's SUM raises "integer overflow" past 2^63 (10,000 payments of the largest amount):
+# each sum is taken as the sums of the quotients and of the remainders by 2^32, which stay
+# far inside 64 bits, and put together in Python. Integer division truncates and the
+# remainder keeps the dividend's sign on both databases, so ``q * 2^32 + r`` is exact.
+_SPLIT = 2**32
+
+
+def _split_sum(value: Any) -> tuple[Any, Any]:
+    return (
+        func.coalesce(func.sum(value // _SPLIT), 0),
+        func.coalesce(func.sum(value % _SPLIT), 0),
+    )
+
+
 async def balances(
     session: AsyncSession,
     visibility: Visibility,
@@ -269,16 +283,16 @@ async def balances(
     net = col(Payment.paid_minor) - col(Payment.refunded_minor)
     outstanding = col(Payment.amount_minor) - net
     is_open = col(Payment.status) != "cancelled"
+    sums = (
+        case((is_open, outstanding), else_=0),
+        net,
+        case((col(Payment.status) == "overdue", outstanding), else_=0),
+        col(Payment.refunded_minor),
+    )
     stmt = (
         where_all(
             select(
-                col(Payment.currency),
-                func.coalesce(func.sum(case((is_open, outstanding), else_=0)), 0),
-                func.coalesce(func.sum(net), 0),
-                func.coalesce(
-                    func.sum(case((col(Payment.status) == "overdue", outstanding), else_=0)), 0
-                ),
-                func.coalesce(func.sum(col(Payment.refunded_minor)), 0),
+                col(Payment.currency), *(part for value in sums for part in _split_sum(value))
             ).where(visibility.where(col(Payment.owner_id)), col(Payment.direction) == "incoming"),
             eq(col(Payment.client_id), client_id),
             eq(col(Payment.policy_id), policy_id),
@@ -286,4 +300,10 @@ async def balances(
         .group_by(col(Payment.currency))
         .order_by(col(Payment.currency))
     )
-    return [(c, int(d), int(p), int(o), int(r)) for c, d, p, o, r in await session.execute(stmt)]
+    rows = []
+    for currency, *parts in await session.execute(stmt):
+        d, p, o, r = (
+            int(q) * _SPLIT + int(m) for q, m in zip(parts[::2], parts[1::2], strict=True)
+        )
+        rows.append((currency, d, p, o, r))
+    return rows
