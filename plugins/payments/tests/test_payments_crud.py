@@ -139,3 +139,17 @@ async def test_a_create_writes_the_payment_and_its_event_in_one_statement(
             )
         ).scalars()
         assert list(events) == ["payments.payment.created"]
+
+
+async def test_a_fixed_commission_of_zero_is_422(payments: Payments) -> None:
+    """A fixed_amount of "0.00" (falsy as a Decimal) was dropped: a rule with neither basis
+    points nor an amount was stored, became the insurer's newest rule, and its "earns 0"
+    reversed the commission already booked on the next payment."""
+    admin = await payments.user("admin")
+    rules = f"{API}/commission-rules"
+    for amount in ("0.00", "0"):
+        body = {"insurer": "Z", "fixed_amount": amount, "currency": "EUR"}
+        refused = await payments.client.post(rules, json=body, headers=admin.headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await payments.client.get(rules, headers=admin.headers)).json()["items"] == []

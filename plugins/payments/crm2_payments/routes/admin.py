@@ -100,7 +100,11 @@ async def create_rule(
         raise InvalidRule("give either basis_points or fixed_amount (with its currency)")
     if body.fixed_amount is not None and body.currency is None:
         raise InvalidRule("fixed_amount needs its currency")
-    fixed = minor(body.fixed_amount, body.currency) if body.fixed_amount and body.currency else None
+    fixed = (
+        minor(body.fixed_amount, body.currency)  # zero or less: 422
+        if body.fixed_amount is not None and body.currency is not None
+        else None
+    )
     row = CommissionRule(
         insurer=body.insurer,
         product=body.product,
