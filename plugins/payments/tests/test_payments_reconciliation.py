@@ -213,3 +213,25 @@ async def test_a_statement_amount_with_more_digits_than_decimal_precision_is_422
         )
         assert answer.status_code == 422, answer.text
     assert (await payments.get(manager, due["id"])).json()["paid"] == "0.00"
+
+
+async def test_a_line_confirms_a_receipt_only_for_the_receipts_amount(payments: Payments) -> None:
+    """A line whose reference is a receipt's external_id was 'matched' to that receipt
+    whatever its amount: a bank credit of 5,000.00 was reconciled against a 15.00 receipt
+    and nobody was asked about the rest."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="40.00")
+    paid = await payments.move(manager, made["id"], "payment", "15.00", provider="acme",
+                               external_id="tx_77")  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    result = await upload(payments, manager.headers, statement(
+        "2026-12-01;5.000,00;EUR;tx_77;Acme", "2026-12-02;15,00;EUR;tx_77;Acme"))  # fmt: skip
+    assert (result["matched"], result["unmatched"]) == (1, 1)
+    lines = await payments.client.get(
+        f"{API}/statements/{result['id']}/lines", headers=manager.headers
+    )
+    by_amount = {line["amount"]: line for line in lines.json()["items"]}
+    assert by_amount["5000.00"]["status"] == "unmatched"
+    assert by_amount["15.00"]["status"] == "matched"
+    assert by_amount["15.00"]["allocation_id"] == paid.json()["allocation"]["id"]
+    assert (await payments.get(manager, made["id"])).json()["paid"] == "15.00"

@@ -3,7 +3,8 @@
 Each new line is matched in order by:
 
 1. external id: the line's reference is the ``external_id`` of a receipt
-   (allocation) or of a payment — a receipt already booked is only confirmed;
+   (allocation) or of a payment — a receipt already booked for the line's amount is only
+   confirmed;
 2. reference: the line's reference is the ``reference`` of open payments;
 3. amount and date: open incoming payments in the line's currency whose
    outstanding amount equals the line's, due within CRM2_PAYMENTS_MATCH_WINDOW_DAYS.
@@ -78,8 +79,14 @@ async def _candidates(
             .scalars()
             .all()
         )
-        if len(allocation) == 1 and allocation[0].currency == line.currency:
-            return "external_id", [], allocation[0]
+        # the receipt itself: the same money; another amount is not this receipt
+        receipt = allocation[0] if len(allocation) == 1 else None
+        if (
+            receipt is not None
+            and receipt.currency == line.currency
+            and receipt.amount_minor == line.amount_minor
+        ):
+            return "external_id", [], receipt
         by_external = list(
             (
                 await session.execute(
