@@ -218,3 +218,19 @@ async def test_a_policy_whose_instalments_pass_the_calendars_end_gets_no_schedul
         await session.commit()
         count = select(func.count()).select_from(Schedule)
         assert (await session.execute(count)).scalar_one() == 0
+
+
+async def test_a_premium_beyond_the_payment_limit_is_no_poison_message(both: Payments) -> None:
+    """deals takes a premium up to 15 integer digits; past payments' 10^15 minor units the
+    handler raised InvalidAmount (not a ValueError) on every delivery. Through the API:
+    the activation settles, and no schedule is built."""
+    agent = await both.user("agent")
+    policy = await a_policy(both, agent, premium="99999999999999.99")
+    activated = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
+    )
+    assert activated.status_code == 200, activated.text
+    await both.app.settle_events()
+    async with both.app.context.session_factory() as session:
+        count = select(func.count()).select_from(Schedule)
+        assert (await session.execute(count)).scalar_one() == 0

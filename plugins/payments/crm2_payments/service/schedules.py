@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import check_currency, publish, utcnow
+from crm2_payments.errors import InvalidAmount
 from crm2_payments.events import ScheduleCreated
 from crm2_payments.models import FREQUENCIES, Payment, PolicyRef, Schedule
 from crm2_payments.schemas.payments import PaymentCancel, SchedulePublic
@@ -99,8 +100,8 @@ async def create_schedule(
             frequency = "annual"
         # a ValueError when an instalment would fall past 9999-12-31
         dues = due_dates(start, frequency)
-    except (KeyError, ValueError, InvalidOperation):
-        return None
+    except (KeyError, ValueError, InvalidOperation, InvalidAmount):
+        return None  # InvalidAmount: a premium past MAX_MINOR (deals takes 15 digits)
     ref = await session.get(PolicyRef, policy_id)
     client_id = str(data["client_id"]) if data.get("client_id") else None
     schedule = Schedule(
