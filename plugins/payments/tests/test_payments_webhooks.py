@@ -97,3 +97,26 @@ async def test_a_deeply_nested_signed_body_is_422(hooks: Payments) -> None:
     async with hooks.app.context.session_factory() as session:
         count = select(func.count()).select_from(WebhookDelivery)
         assert (await session.execute(count)).scalar_one() == 0
+
+
+async def test_other_event_types_and_extra_fields_are_taken(hooks: Payments) -> None:
+    """A provider sends event types of its own, with data of their own shape, and adds fields
+    to the ones we read: both were 422 (data's unknown fields forbidden, its payment fields
+    required for every type), so the provider kept retrying what the README says is
+    recorded and ignored, and a receipt with a 'fee' was never booked."""
+    agent = await hooks.user("agent")
+    p = await hooks.create(agent, amount="40.00", provider="acme", external_id="inv_x")
+    url = f"{API}/webhooks/acme"
+    other = json.dumps({"type": "customer.created", "data": {"id": "cus_1"}}).encode()
+    answer = await hooks.client.post(url, content=other, headers=signed(other))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] == "ignored: type customer.created"
+    paid = json.dumps({"type": "payment.succeeded", "data": {
+        "transaction_id": "tx_fee", "amount": "15.00", "currency": "EUR",
+        "payment_external_id": "inv_x", "fee": "0.30", "livemode": True}}).encode()  # fmt: skip
+    answer = await hooks.client.post(url, content=paid, headers=signed(paid))
+    assert answer.status_code == 200, answer.text
+    assert (await hooks.get(agent, p["id"])).json()["paid"] == "15.00"
+    broken = json.dumps({"type": "payment.succeeded", "data": {"transaction_id": "tx_2"}})
+    answer = await hooks.client.post(url, content=broken.encode(), headers=signed(broken.encode()))
+    assert answer.status_code == 422, answer.text

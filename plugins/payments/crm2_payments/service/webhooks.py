@@ -43,6 +43,9 @@ KINDS = {"payment.succeeded": "payment", "payment.refunded": "refund"}
 
 
 class WebhookData(RequestModel):
+    """The data of the event types we book; fields a provider adds are ignored."""
+
+    model_config = {"extra": "ignore"}
     transaction_id: str = Field(min_length=1, max_length=200)
     amount: Amount
     currency: Currency
@@ -52,9 +55,23 @@ class WebhookData(RequestModel):
 
 
 class WebhookBody(RequestModel):
+    """Every event: only its type is read here; ``data`` of the types in ``KINDS`` is
+    ``WebhookData``, that of other types (of whatever shape) is recorded as ignored."""
+
     model_config = {"extra": "ignore"}
     type: str = Field(max_length=100)
-    data: WebhookData
+
+
+def parse(body: bytes) -> tuple[str, WebhookData | None]:
+    """The event's type and, for a type we book, its data; 422 for anything else."""
+    try:
+        raw = json.loads(body)
+        event_type = WebhookBody.model_validate(raw).type
+        if event_type not in KINDS:
+            return event_type, None
+        return event_type, WebhookData.model_validate(raw.get("data"))
+    except (ValueError, ValidationError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise Unprocessable(f"the webhook body is not a payment event: {str(exc)[:300]}") from None
 
 
 def secrets_by_provider(setting: str) -> dict[str, list[bytes]]:
@@ -131,32 +148,29 @@ async def receive(
     if not keys:
         raise UnknownProvider(f"no webhook secret for provider {provider!r}")
     webhook_id = verify(keys, headers, body, settings.webhook_tolerance_seconds)
-    try:
-        payload = WebhookBody.model_validate(json.loads(body))
-    except (ValueError, ValidationError, RecursionError) as exc:  # deep nesting: RecursionError
-        raise Unprocessable(f"the webhook body is not a payment event: {str(exc)[:300]}") from None
+    event_type, data = parse(body)
     try:
         async with session.begin_nested():
-            delivery = WebhookDelivery(provider=provider, webhook_id=webhook_id, type=payload.type)
+            delivery = WebhookDelivery(provider=provider, webhook_id=webhook_id, type=event_type)
             session.add(delivery)
             await session.flush()
     except IntegrityError:
         return webhook_id, False, "applied before"
-    kind = KINDS.get(payload.type)
-    if kind is None:
-        delivery.result = f"ignored: type {payload.type}"[:200]
+    kind = KINDS.get(event_type)
+    if kind is None or data is None:
+        delivery.result = f"ignored: type {event_type}"[:200]
         return webhook_id, True, delivery.result
-    payment = await _target(session, provider, payload.data)
+    payment = await _target(session, provider, data)
     if payment is None:
         delivery.result = "ignored: no matching payment"
         return webhook_id, True, delivery.result
     move = AllocationCreate(
-        amount=payload.data.amount,
-        currency=payload.data.currency,
+        amount=data.amount,
+        currency=data.currency,
         method=provider[:32],
-        reference=(payload.data.reference or "")[:140],
+        reference=(data.reference or "")[:140],
         provider=provider,
-        external_id=payload.data.transaction_id,
+        external_id=data.transaction_id,
     )
     try:
         async with session.begin_nested():
