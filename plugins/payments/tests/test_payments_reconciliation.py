@@ -235,3 +235,36 @@ async def test_a_line_confirms_a_receipt_only_for_the_receipts_amount(payments: 
     assert by_amount["15.00"]["status"] == "matched"
     assert by_amount["15.00"]["allocation_id"] == paid.json()["allocation"]["id"]
     assert (await payments.get(manager, made["id"])).json()["paid"] == "15.00"
+
+
+async def test_a_receipt_is_confirmed_by_one_line_only(payments: Payments) -> None:
+    """Two bank lines (another day each) with a receipt's external_id were both 'matched' to
+    that one receipt: the second credit was neither booked nor left for a person."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="40.00")
+    paid = await payments.move(manager, made["id"], "payment", "15.00", provider="acme",
+                               external_id="tx_88")  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    first = await upload(payments, manager.headers, statement("2026-12-01;15,00;EUR;tx_88;A"))
+    assert first["matched"] == 1
+    second = await upload(payments, manager.headers, statement("2026-12-03;15,00;EUR;tx_88;A"))
+    assert (second["matched"], second["unmatched"]) == (0, 1)
+    both = await upload(payments, manager.headers, statement(
+        "2026-12-04;15,00;EUR;tx_88;B", "2026-12-05;15,00;EUR;tx_88;B"))  # fmt: skip
+    assert (both["matched"], both["unmatched"]) == (0, 2)
+    # the same for a payment paid already, named by its own external_id
+    paid_off = await payments.create(manager, amount="25.00", provider="acme",
+                                     external_id="inv_88")  # fmt: skip
+    assert (await payments.move(manager, paid_off["id"], "payment", "25.00")).status_code == 201
+    twice = await upload(payments, manager.headers, statement(
+        "2026-12-06;99,00;EUR;inv_88;C",  # another amount: not this payment's money
+        "2026-12-06;25,00;EUR;inv_88;C", "2026-12-07;25,00;EUR;inv_88;C"))  # fmt: skip
+    assert (twice["matched"], twice["ambiguous"]) == (1, 2)
+    assert (await payments.get(manager, paid_off["id"])).json()["paid"] == "25.00"
+    # and for one a bank line paid: a second line naming it is not confirmed either
+    by_bank = await payments.create(manager, amount="30.00", provider="acme",
+                                    external_id="inv_89")  # fmt: skip
+    again = await upload(payments, manager.headers, statement(
+        "2026-12-06;30,00;EUR;inv_89;D", "2026-12-08;30,00;EUR;inv_89;D"))  # fmt: skip
+    assert (again["matched"], again["ambiguous"]) == (1, 1)
+    assert (await payments.get(manager, by_bank["id"])).json()["paid"] == "30.00"

@@ -3,8 +3,8 @@
 Each new line is matched in order by:
 
 1. external id: the line's reference is the ``external_id`` of a receipt
-   (allocation) or of a payment — a receipt already booked for the line's amount is only
-   confirmed;
+   (allocation) or of a payment — a receipt already booked for the line's amount (or a
+   payment paid already of that amount) is only confirmed, and by one line only;
 2. reference: the line's reference is the ``reference`` of open payments;
 3. amount and date: open incoming payments in the line's currency whose
    outstanding amount equals the line's, due within CRM2_PAYMENTS_MATCH_WINDOW_DAYS.
@@ -22,7 +22,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -63,6 +63,12 @@ def _days_around(day: date, days: int) -> tuple[date, date]:
     return low, high
 
 
+def _confirmed_by_a_line(*where: Any) -> Any:
+    """Whether a matched line already confirms the receipt (or paid payment) ``where`` names:
+    one bank credit confirms it; another with the same reference is other money."""
+    return exists().where(col(StatementLine.status) == "matched", *where)
+
+
 async def _candidates(
     session: AsyncSession, line: StatementLine, window: int
 ) -> tuple[str, list[Payment], Allocation | None]:
@@ -72,7 +78,11 @@ async def _candidates(
             (
                 await session.execute(
                     select(Allocation)
-                    .where(col(Allocation.external_id) == ref, col(Allocation.kind) == "payment")
+                    .where(
+                        col(Allocation.external_id) == ref,
+                        col(Allocation.kind) == "payment",
+                        ~_confirmed_by_a_line(col(StatementLine.allocation_id) == Allocation.id),
+                    )
                     .limit(2)
                 )
             )
@@ -166,7 +176,14 @@ async def match_line(session: AsyncSession, line: StatementLine, window: int) ->
         line.status = "ambiguous"
     elif len(found) == 1:
         payment = found[0]
-        if payment.status in ("paid",) and how == "external_id":
+        if (
+            payment.status == "paid"
+            and how == "external_id"
+            and line.amount_minor == payment.amount_minor
+            and not await session.scalar(
+                select(_confirmed_by_a_line(col(StatementLine.payment_id) == payment.id))
+            )
+        ):
             line.status, line.payment_id, line.matched_by = "matched", payment.id, how
         elif not await _book(session, None, line, payment, how):
             line.status = "ambiguous" if how != "amount_date" else "unmatched"
