@@ -268,3 +268,21 @@ async def test_a_receipt_is_confirmed_by_one_line_only(payments: Payments) -> No
         "2026-12-06;30,00;EUR;inv_89;D", "2026-12-08;30,00;EUR;inv_89;D"))  # fmt: skip
     assert (again["matched"], again["ambiguous"]) == (1, 1)
     assert (await payments.get(manager, by_bank["id"])).json()["paid"] == "30.00"
+
+
+async def test_racing_uploads_that_match_one_payment_are_all_stored(payments: Payments) -> None:
+    """Statements uploaded at once whose lines fit one payment: the ones that lost the race
+    for its money were 409 payments-overpayment (PostgreSQL), the whole upload refused. The
+    line that does not fit any more is left unmatched, as it is when uploaded later."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="19.99", due_date="2026-12-01")
+    answers = await asyncio.gather(*(
+        payments.client.post(
+            f"{API}/statements", headers={**manager.headers, **key()},
+            files={"file": ("b.csv", statement(f"2026-12-01;19,99;EUR;;P{i}"), "text/csv")},
+        )
+        for i in range(4)
+    ))  # fmt: skip
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert sorted(a.json()["matched"] for a in answers) == [0, 0, 0, 1]
+    assert (await payments.get(manager, made["id"])).json()["paid"] == "19.99"

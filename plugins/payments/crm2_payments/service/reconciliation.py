@@ -39,6 +39,7 @@ from crm2_core.api import (
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
+    InvalidTransition,
     LineAlreadyMatched,
     LineNotFound,
     LineNotMatched,
@@ -155,9 +156,13 @@ async def _book(
         method="bank_transfer",
         reference=line.reference[:140],
     )
-    allocation, _ = await payments_service.move(
-        session, principal, payment, "payment", body, statement_line_id=line.id
-    )
+    try:
+        async with session.begin_nested():
+            allocation, _ = await payments_service.move(
+                session, principal, payment, "payment", body, statement_line_id=line.id
+            )
+    except (Overpayment, InvalidTransition):
+        return False  # another request took the money first (or cancelled the payment)
     line.status, line.payment_id, line.allocation_id, line.matched_by = (
         "matched",
         payment.id,
