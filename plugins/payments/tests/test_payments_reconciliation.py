@@ -286,3 +286,31 @@ async def test_racing_uploads_that_match_one_payment_are_all_stored(payments: Pa
     assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
     assert sorted(a.json()["matched"] for a in answers) == [0, 0, 0, 1]
     assert (await payments.get(manager, made["id"])).json()["paid"] == "19.99"
+
+
+async def test_an_overdue_payment_whose_match_is_undone_is_overdue_again(
+    payments: Payments,
+) -> None:
+    """Paid by a statement line, then unmatched: the payment went back to 'due' with its
+    overdue_at still set, so the overdue job (once per payment) never marked it again and
+    the balances' overdue left it out for good."""
+    manager = await payments.user("manager")
+    today = utcnow().date()
+    late = await payments.create(manager, amount="12.00", reference="INV-LATE",
+                                 due_date=str(today - timedelta(days=40)))  # fmt: skip
+    await mark_overdue(payments.app.context, today=today)
+    assert (await payments.get(manager, late["id"])).json()["status"] == "overdue"
+    result = await upload(payments, manager.headers, statement("2026-12-01;12,00;EUR;INV-LATE;X"))
+    assert result["matched"] == 1
+    lines = await payments.client.get(
+        f"{API}/statements/{result['id']}/lines", headers=manager.headers
+    )
+    (line,) = lines.json()["items"]
+    undo = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/unmatch", headers={**manager.headers, **key()}
+    )
+    assert undo.status_code == 200, undo.text
+    assert (await payments.get(manager, late["id"])).json()["status"] == "overdue"
+    await mark_overdue(payments.app.context, today=today)
+    balance = (await payments.client.get(f"{API}/balances", headers=manager.headers)).json()
+    assert balance["balances"][0]["overdue"] == "12.00"

@@ -179,8 +179,10 @@ def _status_after(new_paid: Any, new_refunded: Any) -> Any:
         (new_refunded > 0, literal("partially_refunded")),
         (net > 0, literal("partially_paid")),
         (
+            # no money on it any more (a receipt taken back): owed again, and overdue when
+            # the overdue job marked it so before (it marks a payment once)
             col(Payment.status).in_(("paid", "partially_paid", "refunded", "partially_refunded")),
-            literal("due"),
+            case((col(Payment.overdue_at).is_not(None), literal("overdue")), else_=literal("due")),
         ),
         else_=col(Payment.status),
     )
