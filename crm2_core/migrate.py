@@ -136,10 +136,36 @@ async def downgrade(
 ) -> None:
     if plugin is None and revision != "base":
         raise ConfigurationError("downgrading to a revision needs --plugin NAME")
+    if plugin is not None and revision == "base":
+        await _refuse_while_dependents_keep_tables(engine, registry, plugin)
     from alembic import command
 
     for source in reversed(_pick(migration_sources(registry), plugin)):
         await _run(engine, source, lambda cfg: command.downgrade(cfg, revision))
+
+
+async def _refuse_while_dependents_keep_tables(
+    engine: AsyncEngine, registry: PluginRegistry, plugin: str
+) -> None:
+    """Removing a plugin's tables while a plugin that depends on it keeps its own would
+    leave that plugin's rows naming records that are gone: its dependents go first."""
+    dependents = set()
+    for name in registry.names:
+        manifest = registry.get(name).manifest
+        if name != plugin and manifest is not None and plugin in manifest.depends:
+            dependents.add(name)
+    if not dependents:
+        return
+    kept = [
+        s.plugin for s in await states(engine, registry) if s.plugin in dependents and s.current
+    ]
+    if kept:
+        names = ", ".join(sorted(kept))
+        raise ConfigurationError(
+            f"{names} depend(s) on {plugin} and still hold their tables: downgrade "
+            f"{'them' if len(kept) > 1 else 'it'} first (crm2 migrate --plugin NAME "
+            f"downgrade base), or leave {plugin} as it is"
+        )
 
 
 def _literal(node: ast.expr, path: Path, name: str) -> Any:

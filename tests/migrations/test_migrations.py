@@ -384,3 +384,26 @@ async def test_an_api_key_expiring_at_infinity_is_moved_inside_the_calendar(
     assert rows["never"] == datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
     assert rows["always"] == datetime.min.replace(tzinfo=UTC) + timedelta(microseconds=1)
     assert rows["soon"] is None
+
+
+class NeedyMigtestPlugin(MigtestPlugin):
+    """The test plugin, depending on documents."""
+
+    manifest = PluginManifest(name=PLUGIN, title="Migration test plugin", depends=("documents",))
+
+
+async def test_a_plugin_keeps_its_tables_while_a_plugin_depending_on_it_keeps_its_own(
+    engine: AsyncEngine, generated: tuple[Path, Path]
+) -> None:
+    """Removing documents' tables first would leave the dependent's rows naming documents
+    that are gone."""
+    registry = registry_for(f"documents,{PLUGIN}", NeedyMigtestPlugin(generated[0]))
+    await migrate.upgrade(engine, registry)
+
+    with pytest.raises(ConfigurationError, match=rf"{PLUGIN} depend.* on documents"):
+        await migrate.downgrade(engine, registry, "documents")
+    assert await versions_of(engine, "documents")  # nothing was removed
+
+    await migrate.downgrade(engine, registry, PLUGIN)
+    await migrate.downgrade(engine, registry, "documents")
+    assert await versions_of(engine, "documents") == []
