@@ -222,10 +222,16 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CRM2_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise ConfigurationError(
-            f"invalid settings: {problems}: fix these environment variables (see env.example)"
+            f"invalid settings: {settings_problems(exc, 'CRM2_')}: "
+            "fix these environment variables (see env.example)"
         ) from None
+
+
+def settings_problems(error: ValidationError, prefix: str) -> str:
+    """Each invalid variable of a settings model (``prefix`` + field name) and what is
+    wrong with it, never its value: it may be a secret."""
+    return "; ".join(
+        f"{prefix}{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}"
+        for problem in error.errors()
+    )

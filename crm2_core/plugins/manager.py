@@ -22,7 +22,7 @@ from crm2_core.errors import ConfigurationError
 from crm2_core.plugins.discovery import InstalledPlugin, discover_builtin, discover_installed
 from crm2_core.plugins.hookcheck import check_arguments, check_markers, check_pending, known_hooks
 from crm2_core.plugins.resolve import check_core_version, dependency_order, select_enabled
-from crm2_core.settings import Settings
+from crm2_core.settings import Settings, settings_problems
 from crm2_hookspecs import PROJECT_NAME, Crm2Spec
 
 
@@ -193,13 +193,9 @@ def _validate_settings(plugin: InstalledPlugin, overrides: Mapping[str, Any] | N
     try:
         return settings_cls(**dict(overrides or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{expected}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise ConfigurationError(
-            f"{plugin.name} settings are invalid: {problems}: fix these environment "
-            f"variables (see env.example)"
+            f"{plugin.name} settings are invalid: {settings_problems(exc, expected)}: fix these "
+            "environment variables (see env.example)"
         ) from exc
 
 

@@ -167,6 +167,13 @@ class RestoresFirst(LocalBackend):
         return await super().delete(key)
 
 
+async def deleted_days_ago(docs: Docs, days: int) -> None:
+    """Date every document's deletion ``days`` back (the tests delete theirs first)."""
+    async with docs.app.context.session_factory() as session:
+        await session.execute(update(Document).values(deleted_at=utcnow() - timedelta(days=days)))
+        await session.commit()
+
+
 async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
     crm2_app_factory: Any, tmp_path: Path
 ) -> None:
@@ -192,9 +199,7 @@ async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
         answer = await docs.client.post(f"{url}/restore", headers=manager.headers)
         restores.append(answer.status_code)
 
-    async with docs.app.context.session_factory() as session:  # deleted two days ago
-        await session.execute(update(Document).values(deleted_at=utcnow() - timedelta(days=2)))
-        await session.commit()
+    await deleted_days_ago(docs, 2)
     backend.before_delete = restore
     purged = await purge_deleted(docs.app.context)
     assert restores == [409]  # past purge_after: refused, not restored without its files
@@ -235,9 +240,7 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
     assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
     url = f"{API}/documents/{document['id']}"
     assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
-    async with docs.app.context.session_factory() as session:  # deleted two days ago
-        await session.execute(update(Document).values(deleted_at=utcnow() - timedelta(days=2)))
-        await session.commit()
+    await deleted_days_ago(docs, 2)
 
     async def purge() -> None:
         assert await purge_deleted(docs.app.context) == 1
