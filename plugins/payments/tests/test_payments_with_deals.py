@@ -171,6 +171,32 @@ async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(both: P
     assert mine.status_code == 200
 
 
+async def test_a_payment_is_put_only_on_a_policy_or_client_the_caller_can_see(
+    both: Payments,
+) -> None:
+    """policy_id / client_id put a payment in that record's totals (GET /balances): a
+    stranger cannot add to another agent's, while an id no plugin knows stays free text."""
+    agent, stranger = await both.user("agent"), await both.user("agent")
+    policy = await a_policy(both, agent)
+    client_id = policy["client_id"]
+    for field, value in (("policy_id", policy["id"]), ("client_id", client_id)):
+        body = {"amount": "999.00", "currency": "EUR", field: value}
+        refused = await both.client.post(
+            f"{API}/payments", json=body, headers={**stranger.headers, **key()}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"].endswith("link-invalid")
+        taken = await both.client.post(
+            f"{API}/payments", json=body, headers={**agent.headers, **key()}
+        )
+        assert taken.status_code == 201, taken.text
+    own_numbering = {"amount": "5.00", "currency": "EUR", "policy_id": "POL-2026-0001"}
+    free = await both.client.post(
+        f"{API}/payments", json=own_numbering, headers={**stranger.headers, **key()}
+    )
+    assert free.status_code == 201, free.text
+
+
 async def test_a_product_rule_earns_the_commission_on_scheduled_instalments(
     both: Payments,
 ) -> None:

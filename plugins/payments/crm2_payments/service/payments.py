@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
+    LinkInvalid,
     NotFound,
     Records,
     acting_user,
@@ -23,6 +24,7 @@ from crm2_core.api import (
     publish,
     publish_row,
     require_entity,
+    resolve_entity,
     resolve_owner,
     utcnow,
 )
@@ -153,6 +155,21 @@ async def add_payment(session: AsyncSession, payment: Payment, actor: Principal 
     return payment
 
 
+POLICY, CLIENT = "deals.policy", "deals.client"
+
+
+async def _attributable(
+    session: AsyncSession, context: Any, principal: Principal, kind: str, record_id: str
+) -> None:
+    """422 when ``record_id`` names a record of ``kind`` the caller may not see: a payment
+    counts in that record's totals. An id no enabled plugin knows stays free text (the
+    integrator's own policy numbers, or deals not enabled)."""
+    if await resolve_entity(context, kind, record_id, principal, session) is not None:
+        return
+    if await resolve_entity(context, kind, record_id, None, session) is not None:
+        raise LinkInvalid(f"no {kind} {record_id} that you can see")
+
+
 async def create_payment(
     session: AsyncSession, context: Any, principal: Principal, body: PaymentCreate
 ) -> tuple[Payment, bool]:
@@ -169,6 +186,9 @@ async def create_payment(
         existing = await repo.by_external_id(session, body.provider, body.external_id)
         if existing is not None:
             return await _ingested(session, principal, existing.id), False
+    for kind, record_id in ((POLICY, body.policy_id), (CLIENT, body.client_id)):
+        if record_id is not None:
+            await _attributable(session, context, principal, kind, record_id)
     owner_id = await resolve_owner(
         session, principal, visibility, body.owner_id, default=link_owner
     )
