@@ -148,11 +148,8 @@ class IdempotentRequest:
                     )
                 )
             ).scalar_one_or_none()
-        if row is None or row.state != "done" or row.expires_at <= utcnow():
-            return
-        if row.fingerprint != self.fingerprint:
-            raise _key_reused()
-        raise StoredResponse(row)
+        if row is not None:
+            self._frees_key(row, utcnow())
 
     async def rollback(self) -> None:
         """The route raised: nothing it did and no key is kept."""
@@ -220,16 +217,22 @@ class IdempotentRequest:
         where = (table.c.scope == self.owner, table.c.key == self.key)
         now = utcnow()
         found = connection.execute(select(table).where(*where)).mappings().first()
-        if found is not None:
-            row = IdempotencyRecord(**found)
-            if row.expires_at <= now or row.state != "done":
-                connection.execute(delete(table).where(*where))
-            elif row.fingerprint != self.fingerprint:
-                raise _key_reused()
-            else:
-                raise StoredResponse(row)
+        if found is not None and self._frees_key(IdempotencyRecord(**found), now):
+            connection.execute(delete(table).where(*where))
         connection.execute(insert(table).values(**self._claim_values(now)))
         self.claimed = True
+
+    def _frees_key(self, row: IdempotencyRecord, now: datetime) -> bool:
+        """``True`` when the key's row leaves it free: expired, or left "in progress" by a
+        version that claimed in its own transaction. Else raises what the stored
+        response answers: ``StoredResponse`` for this request, 422 for another."""
+        if row.expires_at <= now or row.state != "done":
+            return True
+        if row.fingerprint != self.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request; use a new key"
+            )
+        raise StoredResponse(row)
 
     def _claim_values(self, now: datetime) -> dict[str, Any]:
         return {
@@ -285,16 +288,9 @@ class IdempotentRequest:
                     .execution_options(populate_existing=True)
                 )
             ).scalar_one_or_none()
-            if row is not None:
-                if row.expires_at <= now or row.state != "done":
-                    # Expired, or left "in progress" by a version that claimed in its
-                    # own transaction: the key is free.
-                    await session.delete(row)
-                    await session.flush()
-                elif row.fingerprint != self.fingerprint:
-                    raise _key_reused()
-                else:
-                    raise StoredResponse(row)
+            if row is not None and self._frees_key(row, now):
+                await session.delete(row)
+                await session.flush()
             session.add(IdempotencyRecord(**self._claim_values(now)))
             await session.flush()
             await session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
@@ -367,12 +363,6 @@ def _claim_new_key(columns: tuple[str, ...]) -> Any:
         .on_conflict_do_nothing(index_elements=["scope", "key"])
         .returning(put_back.scalar_subquery().label("lock_timeout"))
         .add_cte(lock_wait)
-    )
-
-
-def _key_reused() -> IdempotencyKeyReused:
-    return IdempotencyKeyReused(
-        "this Idempotency-Key was used for a different request; use a new key"
     )
 
 

@@ -8,6 +8,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
 from fastapi import APIRouter, Request, status
 from sqlalchemy import func, select
 
@@ -143,30 +144,23 @@ async def test_the_same_file_under_a_new_boundary_is_replayed(
     assert await users_made(app) == 1
 
 
-async def test_a_route_that_writes_before_reading_keeps_its_work_and_replays(
-    crm2_app_factory: AppFactory,
+@pytest.mark.parametrize(
+    "route",
+    [
+        "write-first",  # the claim runs once the body is read, in the transaction it began
+        "unread",  # what the route left unread is read after it returns, and decides
+    ],
+)
+async def test_the_whole_body_decides_however_the_route_reads_it(
+    crm2_app_factory: AppFactory, route: str
 ) -> None:
-    """The claim runs once the body is read, inside the transaction the route began."""
     app = await crm2_app_factory(extra_plugins=(Uploads(),))
-    headers = {**await app.login("admin"), "Idempotency-Key": "file-3"}
+    headers = {**await app.login("admin"), "Idempotency-Key": f"file-{route}"}
+    url = f"{UPLOADS}/{route}"
 
-    first = await app.client.post(f"{UPLOADS}/write-first", content=b"x" * 3000, headers=headers)
-    again = await app.client.post(f"{UPLOADS}/write-first", content=b"x" * 3000, headers=headers)
-    other = await app.client.post(f"{UPLOADS}/write-first", content=b"y" * 3000, headers=headers)
-
-    assert first.status_code == again.status_code == 201, again.text
-    assert again.headers["idempotent-replayed"] == "true"
-    assert other.status_code == 422, other.text
-    assert await users_made(app) == 1
-
-
-async def test_a_body_the_route_left_unread_still_decides(crm2_app_factory: AppFactory) -> None:
-    app = await crm2_app_factory(extra_plugins=(Uploads(),))
-    headers = {**await app.login("admin"), "Idempotency-Key": "file-4"}
-
-    first = await app.client.post(f"{UPLOADS}/unread", content=b"p" * 100, headers=headers)
-    again = await app.client.post(f"{UPLOADS}/unread", content=b"p" * 100, headers=headers)
-    other = await app.client.post(f"{UPLOADS}/unread", content=b"q" * 100, headers=headers)
+    first = await app.client.post(url, content=b"x" * 3000, headers=headers)
+    again = await app.client.post(url, content=b"x" * 3000, headers=headers)
+    other = await app.client.post(url, content=b"y" * 3000, headers=headers)
 
     assert first.status_code == again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true"
