@@ -137,7 +137,8 @@ class IdempotentRequest:
         """
         if self.fingerprint is None:
             return
-        # A read: on SQLite, not behind the write lock (this request's transaction may hold it).
+        # A read (on PostgreSQL without a transaction). On SQLite this request's own
+        # transaction holds no write lock here: had it begun, it would have claimed the key.
         factory = self.context.read_session_factory or self.context.session_factory
         async with factory() as session:
             row = (

@@ -100,29 +100,28 @@ class Crm2TestApp:
         drain = getattr(bus.broker, "drain", None)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        try:
-            async with asyncio.timeout(within):
-                last: tuple[int, int] | None = None
-                while True:
-                    await bus.relay_once()
-                    if await self._unrelayed():
-                        await asyncio.sleep(0.005)
-                        continue
-                    if drain is not None:
-                        await drain(max(0.0, deadline - loop.time()))
-                    # The app's own relay may have just taken an event a handler published
-                    # and not yet queued it: quiet means nothing changed over a short pause.
-                    seen = await self._progress()
-                    if seen == last and not await self._unrelayed():
-                        return
-                    last = seen
-                    await asyncio.sleep(0.02)
-        except TimeoutError:
-            waiting = await self._unrelayed()
-            raise AssertionError(
-                f"events did not settle within {within}s: {waiting} event(s) still waiting "
-                "to be relayed, or handlers still running (a handler chain that never ends?)"
-            ) from None
+        # The deadline is checked between steps, never by cancelling one: a read or a
+        # relay cut off inside its transaction could leave SQLite's write lock held.
+        last: tuple[int, int] | None = None
+        while loop.time() < deadline:
+            await bus.relay_once()
+            if await self._unrelayed():
+                await asyncio.sleep(0.005)
+                continue
+            if drain is not None:
+                await drain(max(0.0, deadline - loop.time()))
+            # The app's own relay may have just taken an event a handler published
+            # and not yet queued it: quiet means nothing changed over a short pause.
+            seen = await self._progress()
+            if seen == last and not await self._unrelayed():
+                return
+            last = seen
+            await asyncio.sleep(0.02)
+        waiting = await self._unrelayed()
+        raise AssertionError(
+            f"events did not settle within {within}s: {waiting} event(s) still waiting "
+            "to be relayed, or handlers still running (a handler chain that never ends?)"
+        )
 
     async def _progress(self) -> tuple[int, int]:
         """How many events exist and how many handler applications were recorded."""
