@@ -76,3 +76,40 @@ async def test_a_chain_that_never_ends_fails_within_the_timeout(crm2_app_factory
     await _kick(app)
     with pytest.raises(AssertionError, match=r"did not settle within 1\.0s"):
         await app.settle_events(within=1.0)
+
+
+class FailsOnce:
+    """A handler whose first attempt fails: its retry is due long after the timeout."""
+
+    manifest = PluginManifest(name="chain", title="A handler retried later (test only)")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def on_started(self, session: AsyncSession, event: Envelope, context: Any) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise RuntimeError("the first attempt fails")
+
+    @hookimpl
+    def crm2_event_types(self) -> Sequence[type]:
+        return [Started]
+
+    @hookimpl
+    def crm2_event_handlers(self) -> Sequence[EventHandler]:
+        return [
+            EventHandler(
+                "on_started", ("chain.link.started",), self.on_started, min_backoff_seconds=30.0
+            )
+        ]
+
+
+async def test_a_retry_due_after_the_timeout_is_an_assertion_not_a_timeout(
+    crm2_app_factory: Any,
+) -> None:
+    handler = FailsOnce()
+    app = await crm2_app_factory(extra_plugins=(handler,))
+    await _kick(app)
+    with pytest.raises(AssertionError, match=r"did not settle within 0\.5s"):
+        await app.settle_events(within=0.5)
+    assert handler.attempts == 1
