@@ -52,6 +52,7 @@ from crm2_core.jobs import JobRunner
 from crm2_core.kit.cli import env_count, run_with_context
 from crm2_core.kit.csv import (
     CsvColumns,
+    ExportStopped,
     cell,
     csv_response,
     export_pages,
@@ -60,7 +61,7 @@ from crm2_core.kit.csv import (
     split_list,
     unguard,
 )
-from crm2_core.kit.exports import export_list, export_route
+from crm2_core.kit.exports import export_list, export_route, while_allowed
 from crm2_core.kit.filenames import safe_filename
 from crm2_core.kit.filters import (
     Condition,
@@ -163,6 +164,7 @@ __all__ = [
     "EntityResolver",
     "Envelope",
     "EventData",
+    "ExportStopped",
     "Filter",
     "Filtered",
     "Forbidden",
@@ -278,4 +280,5 @@ __all__ = [
     "utcnow",
     "validation_reason",
     "where_all",
+    "while_allowed",
 ]

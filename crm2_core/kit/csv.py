@@ -5,12 +5,18 @@ at the start) gets a leading apostrophe, unless it is a number or a phone
 number; ``unguard`` undoes that so an export imports again. Each export names
 its column set and that set's version (``X-Columns-Version``): a client that
 reads columns by position sees the version change when the set does.
+
+A long export checks, before each page, that its caller still holds what it
+started with (``kit/exports.py``, ``while_allowed``): a right removed mid-way
+stops it there. The download then ends without HTTP's closing chunk, so a client sees
+a cut-off transfer, never a shorter file that looks complete.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Send
 
 from crm2_core.db.pagination import PageParams
 
@@ -30,6 +37,11 @@ EXPORT_PAGE_SIZE = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(_FORMULA_START)
 _NUMBERISH = re.compile(r"^[+-][\d\s().,/-]*$")
+log = logging.getLogger(__name__)
+
+
+class ExportStopped(Exception):
+    """The caller lost a right the export was started with: the rest is not sent."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ async def export_pages(
 def csv_response(chunks: AsyncIterator[str], name: str, columns: CsvColumns) -> StreamingResponse:
     """A streamed ``text/csv`` download named ``<name>-<UTC time>.csv``."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
+    return CsvStreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",
         headers={
@@ -127,3 +139,14 @@ def csv_response(chunks: AsyncIterator[str], name: str, columns: CsvColumns) -> 
             "X-Columns-Version": str(columns.version),
         },
     )
+
+
+class CsvStreamingResponse(StreamingResponse):
+    """A streamed CSV that an :class:`ExportStopped` cuts off: no closing chunk is sent,
+    and the server closes the connection, so the client sees the transfer fail."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except ExportStopped as exc:
+            log.warning("export stopped: %s", exc)

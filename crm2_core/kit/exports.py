@@ -11,8 +11,10 @@
 ``export(session_factory, principal, filters, sort)`` returns the CSV chunks
 (``export_pages`` makes them: the header, then one keyset page at a time, each in
 a short session); the route streams them as ``<filename>-<UTC time>.csv`` with
-``X-Columns-Version``. The query is the list's: the same filter dependency and
-the same declared sorts. Declare it before a ``/{id}`` route of the same prefix.
+``X-Columns-Version``, each page after the header only while the caller still
+holds every right it started with (``while_allowed``). The query is the list's:
+the same filter dependency and the same declared sorts. Declare it before a
+``/{id}`` route of the same prefix.
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.auth.deps import require
+from crm2_core.context import AppContext
 from crm2_core.db.pagination import PageParams
+from crm2_core.errors import Unauthorized
 from crm2_core.http.deps import ContextDep
-from crm2_core.kit.csv import EXPORT_PAGE_SIZE, CsvColumns, csv_response, export_pages
+from crm2_core.http.principal import permitted
+from crm2_core.kit.csv import (
+    EXPORT_PAGE_SIZE,
+    CsvColumns,
+    ExportStopped,
+    csv_response,
+    export_pages,
+)
 from crm2_core.kit.routes import _endpoint, _parameter
 from crm2_core.kit.sorting import Sorts
 from crm2_hookspecs import Principal
@@ -64,7 +75,9 @@ def export_route(
 
     async def exporting(principal: Principal, context: Any, filters: Any, sort: str) -> Any:
         chunks = export(context.session_factory, principal, filters, sort)
-        return csv_response(chunks, filename, columns)
+        return csv_response(
+            while_allowed(chunks, context, principal, permission), filename, columns
+        )
 
     router.add_api_route(
         path,
@@ -73,6 +86,32 @@ def export_route(
         response_class=StreamingResponse,
         name=name or f"export_{filename}",
     )
+
+
+async def while_allowed(
+    chunks: AsyncIterator[str], context: AppContext, principal: Principal, permission: str
+) -> AsyncIterator[str]:
+    """``chunks`` (the header, then a page each), each page sent only while ``principal``
+    stands and holds ``permission`` and every right it had at the start.
+
+    A right removed mid-way stops the export before its next page
+    (:class:`~crm2_core.kit.csv.ExportStopped`): which rights narrow what a list
+    shows is each plugin's business, so losing any of them counts.
+    """
+    header = True
+    async for chunk in chunks:
+        if not header:
+            try:
+                now = await context.authenticator.recheck(principal)
+            except Unauthorized as exc:
+                raise ExportStopped(f"{principal.kind} {principal.id}: {exc.detail}") from None
+            lost = principal.permissions - now.permissions
+            if lost or not permitted(context, now, permission):
+                raise ExportStopped(
+                    f"{principal.kind} {principal.id} lost {', '.join(sorted(lost)) or permission}"
+                )
+        header = False
+        yield chunk
 
 
 def export_list(

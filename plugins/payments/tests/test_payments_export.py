@@ -7,14 +7,18 @@ pins the output of ``payments/1``: a faster export must still write these bytes.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import pytest
 from crm2_payments.models import Payment, Schedule
 from crm2_payments.service import export as export_service
 from payments_kit import API, Payments
+
+from crm2_core.testing.sse import serving
 
 SCHEDULE = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 HEADER = (
@@ -132,3 +136,46 @@ async def test_export_pages_in_another_sort_with_its_filters(
     )
     only_eur = await _export(payments, currency="EUR", sort="-updated_at")
     assert only_eur.decode() == HEADER + "".join(line + "\r\n" for line in [*lines[1:3], lines[4]])
+
+
+async def test_an_export_stops_when_its_caller_is_disabled_mid_way(
+    payments: Payments, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served on a real socket: the page after the change is never sent, and the client
+    sees the transfer cut off."""
+    monkeypatch.setattr(export_service, "EXPORT_PAGE_SIZE", 2)
+    await _load(payments)
+    admin = await payments.user("admin")
+    manager = await payments.user("manager")
+    changed = asyncio.Event()
+    authenticator = payments.app.context.authenticator
+    recheck = authenticator.recheck
+    checks = 0
+
+    async def paused(principal: Any) -> Any:  # the check before the second page waits
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            await asyncio.wait_for(changed.wait(), 10)
+        return await recheck(principal)
+
+    monkeypatch.setattr(authenticator, "recheck", paused)
+    received = b""
+    async with serving(payments.app) as url, httpx.AsyncClient(base_url=url) as http:
+        path = f"{API}/payments/export.csv"
+        async with http.stream("GET", path, headers=manager.headers) as response:
+            assert response.status_code == 200
+            chunks = response.aiter_raw()
+            while received.count(b"\r\n") < 3:  # the header and the first page
+                received += await anext(chunks)
+            user = f"/api/v1/auth/users/{manager.id}"
+            etag = (await payments.client.get(user, headers=admin.headers)).headers["ETag"]
+            disabled = await payments.client.patch(
+                user, json={"is_active": False}, headers={**admin.headers, "If-Match": etag}
+            )
+            assert disabled.status_code == 200, disabled.text
+            changed.set()
+            with pytest.raises(httpx.RemoteProtocolError):
+                async for chunk in chunks:
+                    received += chunk
+    assert received.count(b"\r\n") == 3

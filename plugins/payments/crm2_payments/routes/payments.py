@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Response, status
@@ -25,6 +26,7 @@ from crm2_core.api import (
     present,
     query_filters,
     record_routes,
+    while_allowed,
 )
 from crm2_payments.models import Schedule
 from crm2_payments.repository import payments as repo
@@ -103,7 +105,11 @@ async def export_payments(
     """The payment list as CSV (same filters and visibility as the list), streamed; its column
     set is ``X-Export-Schema: payments/1`` (README)."""
     visibility = service.PAYMENTS.visibility(principal)
-    return export_service.export(context.session_factory, visibility, filters, sort)
+
+    def guard(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+        return while_allowed(chunks, context, principal, "payments:export")
+
+    return export_service.export(context.session_factory, visibility, filters, sort, guard)
 
 
 @router.get("/balances", response_model=Balances)

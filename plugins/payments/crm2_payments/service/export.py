@@ -8,7 +8,7 @@ ORM objects: the same bytes, several times faster (bench 12b).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -77,15 +77,18 @@ def export(
     visibility: Visibility,
     filters: repo.PaymentFilters,
     sort: str,
+    guard: Callable[[AsyncIterator[str]], AsyncIterator[str]] = lambda chunks: chunks,
 ) -> StreamingResponse:
+    """``guard`` wraps the chunks (the route's: each page only while the caller's
+    rights stand, the kit's ``while_allowed``)."""
+
     async def fetch(session: AsyncSession, page: PageParams) -> tuple[list[Any], str | None]:
         return await repo.list_payment_rows(session, visibility, filters, sort, page)
 
     async def rows(session: AsyncSession, items: list[Any]) -> list[list[Any]]:
         return [row(r) for r in items]
 
-    response = csv_response(
-        export_pages(session_factory, COLUMNS, fetch, rows, EXPORT_PAGE_SIZE), "payments", COLUMNS
-    )
+    chunks = export_pages(session_factory, COLUMNS, fetch, rows, EXPORT_PAGE_SIZE)
+    response = csv_response(guard(chunks), "payments", COLUMNS)
     response.headers["X-Export-Schema"] = SCHEMA
     return response
