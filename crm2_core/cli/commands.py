@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from crm2_core.cli.main import cli, fail, load_context, run_async
 from crm2_core.cli.output import console
 from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError, Crm2Error
+from crm2_core.plugins.manager import PluginStatus
 from crm2_core.settings import load_settings
 
 
@@ -148,7 +150,8 @@ def plugins_list() -> None:
 
     Runs even when a plugin keeps crm2 from starting: that plugin's status then
     says why (``incompatible``, ``missing dependency``, ``broken hook``,
-    ``broken``), and the command exits 1 with the start-up error.
+    ``broken``, also for routes that cannot be mounted), and the command exits 1
+    with the start-up error.
     """
     from crm2_core.plugins.diagnose import diagnose
 
@@ -163,6 +166,9 @@ def plugins_list() -> None:
             fail(str(inner))
     else:
         rows = context.plugins.statuses()
+        problem = _mount_problem(context)
+        if problem is not None:
+            rows = [_blamed(row, problem) for row in rows]
         run_async(context.engine.dispose())
     from rich.table import Table
 
@@ -179,6 +185,25 @@ def plugins_list() -> None:
     console().print(table)
     if problem is not None:
         fail(problem)
+
+
+def _mount_problem(context: AppContext) -> str | None:
+    """What stops the app being built (a route another plugin serves, a router outside
+    its prefix): plugins that all load may still not mount together."""
+    from crm2_core.http.app import create_app
+
+    try:
+        create_app(context=context)
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
+
+
+def _blamed(row: PluginStatus, problem: str) -> PluginStatus:
+    """``row`` marked ``broken`` when ``problem`` starts with its plugin's name."""
+    if row.builtin or problem.split(" ", 1)[0].rstrip(":") != row.name:
+        return row
+    return dataclasses.replace(row, enabled=False, status=f"broken: {problem.splitlines()[0]}")
 
 
 @plugins.command("new")

@@ -499,3 +499,72 @@ def test_the_line_named_is_the_plugins_own_not_the_librarys() -> None:
         "ValueError: permission 'no colon' must look like 'plugin:action'",
     )
     assert f" at {__file__}:{line}: " in str(error.value)
+
+
+COLLIDING = {
+    "first": """
+        from fastapi import APIRouter
+        from crm2_hookspecs import PluginManifest, hookimpl
+
+        manifest = PluginManifest(name="first", title="First")
+
+        @hookimpl
+        def crm2_routers():
+            router = APIRouter(prefix="/api/v1/first")
+            router.add_api_route("/items", lambda: None, methods=["GET"])
+            return [router]
+    """,
+    "plugins": """
+        from fastapi import APIRouter
+        from crm2_hookspecs import PluginManifest, hookimpl
+
+        manifest = PluginManifest(name="plugins", title="Takes the core's path")
+
+        @hookimpl
+        def crm2_routers():
+            router = APIRouter(prefix="/api/v1/plugins")
+            router.add_api_route("", lambda: None, methods=["GET"])
+            return [router]
+    """,
+}
+
+
+def test_plugins_list_shows_a_plugin_whose_routes_cannot_be_mounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every plugin loads, but one serves a path the core serves: `crm2 serve` would stop,
+    so the list says which plugin and why, and exits 1."""
+    from click.testing import CliRunner
+
+    import crm2_core.cli.commands  # noqa: F401  (registers the core commands)
+    from crm2_core.cli.main import cli
+    from crm2_core.cli.output import console
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugins(site, COLLIDING)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(console(), "width", 250)
+    result = CliRunner().invoke(
+        cli,
+        ["plugins", "list"],
+        env={
+            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            "CRM2_PLUGINS": "first,plugins",
+            "COLUMNS": "250",
+        },
+    )
+    assert result.exit_code == 1, result.output
+    rows = {
+        cells[0]: cells
+        for line in result.output.splitlines()
+        if line.startswith("│")
+        for cells in [[c.strip() for c in line.strip("│").split("│")]]
+    }
+    assert rows["first"][2:5] == ["yes", "-", "ok"]
+    assert rows["plugins"][2] == "no"
+    assert rows["plugins"][4].startswith(
+        "broken: plugins serves GET /api/v1/plugins, which core serves already"
+    )
+    assert "Error: plugins serves GET /api/v1/plugins" in result.output
