@@ -22,7 +22,7 @@ from crm2_core.http import dependency_facts
 from crm2_core.http.docs import install_docs
 from crm2_core.http.forwarded import ForwardedMiddleware
 from crm2_core.http.idempotency import IdempotencyMiddleware
-from crm2_core.http.middleware import BodyMiddleware, RequestIdMiddleware
+from crm2_core.http.middleware import BodyMiddleware, HeadMiddleware, RequestIdMiddleware
 from crm2_core.http.openapi import decorate_openapi
 from crm2_core.http.problems import install_problem_handlers
 from crm2_core.http.ratelimit import RateLimitMiddleware, build_rate_limiter
@@ -160,7 +160,8 @@ def create_app(
     # Each request tries only the routes its path can match (routes added later count too).
     install_route_index(app)
     # Outermost first: request id (see Crm2App), the rate limit, the bounded body read,
-    # then idempotency.
+    # then idempotency; innermost, HEAD routed as GET.
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(IdempotencyMiddleware, context=context)
     app.add_middleware(
         BodyMiddleware,

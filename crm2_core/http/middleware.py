@@ -124,6 +124,46 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+# Set on the scope a HEAD request is routed with (as a GET): a response that writes its
+# body past every layer (``RAW_SEND_KEY``: the SSE streams) must send none.
+HEAD_REQUEST_KEY = "crm2.head"
+
+
+class HeadMiddleware:
+    """HEAD answered as the GET of the same URL, without its body.
+
+    RFC 9110 (9.1) asks a server for HEAD wherever it has GET; FastAPI routes list
+    only GET, so a monitor's ``HEAD /healthz`` or ``curl -I`` got a 405. The request
+    runs as a GET (same authorization, validation and headers: ``Content-Length``,
+    ``ETag``); its body is dropped. The server sees HEAD in its own scope, which is
+    left as it is, so it expects no body either.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        routed = {**scope, "method": "GET", HEAD_REQUEST_KEY: True}
+        ended = False
+
+        async def send_head(message: Message) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            await self.app(routed, receive, send_head)
+        finally:
+            if "route" in routed:  # the route's template for the outer layers' logs and metrics
+                scope["route"] = routed["route"]
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 

@@ -23,7 +23,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from crm2_core.http.middleware import RAW_SEND_KEY
+from crm2_core.http.middleware import HEAD_REQUEST_KEY, RAW_SEND_KEY
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class SseResponse(Response):
         listener = asyncio.create_task(self._listen_for_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            if scope.get("method", "GET").upper() == "HEAD":
+            if scope.get("method", "GET").upper() == "HEAD" or scope.get(HEAD_REQUEST_KEY):
                 await send({"type": "http.response.body", "body": b""})
                 return
             # Each event straight to the server, below the middleware chain: the layers

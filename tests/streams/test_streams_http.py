@@ -311,3 +311,23 @@ async def test_a_stream_opened_with_an_expiring_api_key_ends_when_the_key_expire
         assert received[-1].event == "reconnect"
         assert received[-1].json() == {"reason": "token-expired"}
     assert datetime.now(UTC) < expires + timedelta(seconds=8)
+
+
+async def test_head_of_a_stream_answers_its_headers_at_once(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    # HEAD runs as the GET (http/middleware.py's HeadMiddleware): the stream's headers,
+    # no events, and the connection is not held open.
+    app = await probe_app()
+    server = await serve(app)
+    headers = await app.login("admin")
+    url = f"{server.url}/api/v1/streams/probe"
+    async with asyncio.timeout(5):
+        head = await sse.head(url, headers=headers)
+        health = await sse.head(f"{server.url}/healthz")
+        refused = await sse.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert health.status_code == 200 and health.content == b""
+    assert int(health.headers["content-length"]) > 0
+    assert refused.status_code == 401
