@@ -2,6 +2,8 @@
 
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useState, type ReactNode } from "react";
+import { clearCacheOnUserChange } from "@/lib/userCache";
+import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
 
 export function Providers({ children }: { children: ReactNode }) {
@@ -13,6 +15,8 @@ export function Providers({ children }: { children: ReactNode }) {
         },
       }),
   );
+  // one user's cached records are never shown to the next user signing in on this page
+  useEffect(() => clearCacheOnUserChange(client, authStore), [client]);
   const theme = useUi((s) => s.theme);
   const locale = useUi((s) => s.locale);
   useEffect(() => {
