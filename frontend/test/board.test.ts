@@ -1,5 +1,6 @@
+import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { addDecimal, applyStageChange, buildColumns, type BoardDeal } from "@/lib/board";
+import { addDecimal, applyStageChange, buildColumns, optimisticMove, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -41,5 +42,41 @@ describe("board", () => {
     const after = applyStageChange(before, "b", "s2");
     expect(after.map((d) => d.stage_id)).toEqual(["s1", "s2"]);
     expect(before[1]!.stage_id).toBe("s1");
+  });
+});
+
+describe("a move on the board", () => {
+  /** The board cached at `key` on screen, with the network down: any refetch fails. */
+  function boardOffline() {
+    const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+    const key = ["deals", "board", "p1"];
+    client.setQueryData<BoardDeal[]>(key, [deal("d1", "s1", "10.00"), deal("d2", "s1", "5.00")]);
+    const board = new QueryObserver(client, {
+      queryKey: key,
+      queryFn: async (): Promise<BoardDeal[]> => {
+        throw new TypeError("Failed to fetch");
+      },
+      staleTime: Infinity,
+    });
+    const unsubscribe = board.subscribe(() => undefined);
+    return { client, key, unsubscribe };
+  }
+
+  it("moves the card at once and puts it back when the server refuses, even if the refetch fails", async () => {
+    const { client, key, unsubscribe } = boardOffline();
+    const seen: string[] = [];
+    const move = new MutationObserver<unknown, Error, MoveVars, { key: readonly unknown[] }>(client, {
+      mutationFn: async () => {
+        seen.push(client.getQueryData<BoardDeal[]>(key)!.find((d) => d.id === "d1")!.stage_id);
+        throw new Error("Precondition Failed");
+      },
+      ...optimisticMove(client, key),
+    });
+    await expect(move.mutate({ deal: { id: "d1", stage_id: "s1" }, stageId: "s2" })).rejects.toThrow();
+    expect(seen).toEqual(["s2"]); // moved while the request was out
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the refetch has failed meanwhile
+    const stages = client.getQueryData<BoardDeal[]>(key)!.map((d) => `${d.id}:${d.stage_id}`);
+    expect(stages).toEqual(["d1:s1", "d2:s1"]);
+    unsubscribe();
   });
 });

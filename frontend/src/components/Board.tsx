@@ -4,7 +4,7 @@ import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
-import { applyStageChange, buildColumns } from "@/lib/board";
+import { buildColumns, optimisticMove } from "@/lib/board";
 import { formatMoney } from "@/lib/i18n";
 import type { DealPublic, PipelinePublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -57,6 +57,7 @@ export function Board() {
     enabled: pipeline !== undefined,
   });
 
+  const optimistic = optimisticMove(queryClient, boardKey);
   const move = useMutation({
     mutationFn: async (vars: { deal: DealPublic; stageId: string; lostReason?: string }) =>
       ok(
@@ -68,19 +69,17 @@ export function Board() {
           body: { stage_id: vars.stageId, lost_reason: vars.lostReason ?? null },
         }),
       ),
-    onMutate: async ({ deal, stageId }) => {
+    onMutate: async (vars) => {
       setError("");
-      await queryClient.cancelQueries({ queryKey: boardKey });
-      queryClient.setQueryData<DealPublic[]>(boardKey, (all) =>
-        all ? applyStageChange(all, deal.id, stageId) : all,
-      );
+      return optimistic.onMutate(vars);
     },
     onSuccess: (updated) => {
       queryClient.setQueryData<DealPublic[]>(boardKey, (all) =>
         all?.map((d) => (d.id === updated.id ? updated : d)),
       );
     },
-    onError: (err) => {
+    onError: (err, vars, context) => {
+      optimistic.onError(err, vars, context);
       setError(
         err instanceof ProblemError && err.status === 412
           ? t("error.conflict")
@@ -88,7 +87,6 @@ export function Board() {
             ? err.message
             : t("error.generic"),
       );
-      void queryClient.invalidateQueries({ queryKey: boardKey });
     },
   });
 

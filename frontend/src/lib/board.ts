@@ -1,5 +1,7 @@
 /** The pipeline board's arithmetic, kept apart from React so that it is unit-tested. */
 
+import type { QueryClient, QueryKey } from "@tanstack/react-query";
+
 export interface BoardDeal {
   id: string;
   title: string;
@@ -64,4 +66,31 @@ export function applyStageChange<D extends BoardDeal>(
   toStageId: string,
 ): D[] {
   return deals.map((deal) => (deal.id === dealId ? { ...deal, stage_id: toStageId } : deal));
+}
+
+/** What the cache needs to know of a move: enough to move the card there and back. */
+export interface MoveVars {
+  deal: Pick<BoardDeal, "id" | "stage_id">;
+  stageId: string;
+}
+
+/**
+ * A move's optimistic side (TanStack Query mutation callbacks) on the board cached at `key`:
+ * the card moves at once; a refused move (412, 403, 422, the network down) puts it back in
+ * its column before the board is refetched, so a failed move never looks done, even when
+ * the refetch fails too.
+ */
+export function optimisticMove(client: QueryClient, key: QueryKey) {
+  return {
+    onMutate: async ({ deal, stageId }: MoveVars) => {
+      await client.cancelQueries({ queryKey: key });
+      client.setQueryData<BoardDeal[]>(key, (all) => (all ? applyStageChange(all, deal.id, stageId) : all));
+      return { key };
+    },
+    onError: (_error: unknown, { deal }: MoveVars, context: { key: QueryKey } | undefined) => {
+      const at = context?.key ?? key;
+      client.setQueryData<BoardDeal[]>(at, (all) => (all ? applyStageChange(all, deal.id, deal.stage_id) : all));
+      void client.invalidateQueries({ queryKey: at });
+    },
+  };
 }
