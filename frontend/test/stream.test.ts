@@ -25,6 +25,8 @@ class FakeSource implements EventSourceLike {
 function harness() {
   const sources: FakeSource[] = [];
   const timers: (() => void)[] = [];
+  const delays: number[] = [];
+  const clock = { now: 1_000_000 };
   const statuses: StreamStatus[] = [];
   const events: string[] = [];
   let tokens = 0;
@@ -40,11 +42,15 @@ function harness() {
       sources.push(source);
       return source;
     },
-    schedule: (run) => timers.push(run),
+    schedule: (run, ms) => {
+      delays.push(ms);
+      timers.push(run);
+    },
     random: () => 0,
+    now: () => clock.now,
   });
   const flush = () => new Promise((r) => setTimeout(r, 0));
-  return { stream, sources, timers, statuses, events, flush };
+  return { stream, sources, timers, delays, clock, statuses, events, flush };
 }
 
 describe("LiveStream", () => {
@@ -85,6 +91,55 @@ describe("LiveStream", () => {
     h.timers.shift()!();
     await h.flush();
     expect(h.sources[1]!.url).toContain("last_event_id=7");
+  });
+
+  it("backs off when the server ends every stream right after opening it, instead of reconnecting in a loop", async () => {
+    const h = harness();
+    h.stream.start();
+    for (let i = 0; i < 5; i++) {
+      await h.flush();
+      const source = h.sources.at(-1)!;
+      source.onopen?.call(source, new Event("open"));
+      source.emit("connected", "7", { position: 7 });
+      h.clock.now += 50;
+      source.emit("reconnect", "", { reason: "error" });
+      h.timers.shift()!();
+    }
+    expect(h.delays).toEqual([1000, 2000, 4000, 8000, 16000]);
+  });
+
+  it("backs off when every connection opens and drops at once", async () => {
+    const h = harness();
+    h.stream.start();
+    for (let i = 0; i < 4; i++) {
+      await h.flush();
+      const source = h.sources.at(-1)!;
+      source.onopen?.call(source, new Event("open"));
+      h.clock.now += 50;
+      source.fail();
+      h.timers.shift()!();
+    }
+    expect(h.delays).toEqual([1000, 2000, 4000, 8000]);
+  });
+
+  it("after a long healthy stream starts the back-off afresh, and a server reconnect is immediate", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    h.sources[0]!.fail(); // refused (401/429): the next wait doubles
+    h.timers.shift()!();
+    await h.flush();
+    const source = h.sources[1]!;
+    source.onopen?.call(source, new Event("open"));
+    source.emit("connected", "7", { position: 7 });
+    h.clock.now += 3_600_000;
+    source.emit("reconnect", "", { reason: "lifetime" });
+    h.timers.shift()!();
+    await h.flush();
+    h.sources[2]!.onopen?.call(h.sources[2]!, new Event("open"));
+    h.clock.now += 600_000;
+    h.sources[2]!.fail(); // a network drop after ten healthy minutes
+    expect(h.delays).toEqual([1000, 0, 1000]);
   });
 
   it("stops for good on close: no reconnect after a late error", async () => {

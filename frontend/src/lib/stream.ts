@@ -37,9 +37,16 @@ export interface StreamOptions {
   openSource?: (url: string) => EventSourceLike;
   schedule?: (run: () => void, ms: number) => unknown;
   random?: () => number;
+  now?: () => number;
 }
 
 const MAX_DELAY_MS = 30_000;
+/**
+ * A connection that lived this long was healthy: the back-off starts afresh after it, and the
+ * server's `reconnect` at its end is followed at once. A shorter one (the server refusing or
+ * failing every stream just after opening it) keeps backing off, never a reconnect loop.
+ */
+const HEALTHY_MS = 10_000;
 
 export class LiveStream {
   lastEventId: string | null = null;
@@ -47,6 +54,8 @@ export class LiveStream {
   private source: EventSourceLike | null = null;
   private delay = 1000;
   private stopped = false;
+  /** when the current connection opened (null: not open yet) */
+  private openedAt: number | null = null;
 
   constructor(private readonly options: StreamOptions) {
     this.lastEventId = options.lastEventId ?? null;
@@ -85,8 +94,9 @@ export class LiveStream {
     const open = this.options.openSource ?? ((url: string) => new EventSource(url) as EventSourceLike);
     const source = open(this.url(token));
     this.source = source;
+    this.openedAt = null;
     source.onopen = () => {
-      this.delay = 1000;
+      this.openedAt = this.now();
     };
     source.addEventListener("connected", (message) => {
       this.lastEventId = message.lastEventId;
@@ -100,15 +110,22 @@ export class LiveStream {
         this.options.onEvent(JSON.parse(String(message.data)) as Envelope);
       });
     }
-    source.addEventListener("reconnect", () => this.reopen(source, 0));
-    source.onerror = () => this.reopen(source, this.delay);
+    source.addEventListener("reconnect", () => this.reopen(source, true));
+    source.onerror = () => this.reopen(source, false);
   }
 
-  private reopen(source: EventSourceLike, delay: number): void {
+  /** The connection ended: reopen at once after a healthy one the server ended, else back off. */
+  private reopen(source: EventSourceLike, asked: boolean): void {
     source.close();
     if (this.source !== source) return;
     this.source = null;
-    this.retry(delay);
+    const healthy = this.openedAt !== null && this.now() - this.openedAt >= HEALTHY_MS;
+    if (healthy) this.delay = 1000;
+    this.retry(healthy && asked ? 0 : this.delay);
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
   }
 
   private retry(delay: number): void {
