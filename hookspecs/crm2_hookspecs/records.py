@@ -235,7 +235,10 @@ class ConsoleView:
     are views of another collection). ``actions`` name bodiless ``POST``
     endpoints under ``item_path`` (``complete`` → ``…/{id}/complete``), offered
     as a button on every row. ``titles`` translates ``title``
-    by locale (``{"ru": "…"}``).
+    by locale (``{"ru": "…"}``). ``write_permission`` is what the create form,
+    the edit form and the actions need (empty: ``permission`` alone): a user
+    who may read the section but lacks it is sent the view without them, so
+    the console offers no button the server would refuse with 403.
     """
 
     key: str
@@ -257,6 +260,7 @@ class ConsoleView:
     stream: str = ""
     order: int = 100
     titles: Mapping[str, str] = field(default_factory=dict)
+    write_permission: str = ""
 
     def __post_init__(self) -> None:
         if not CONSOLE_VIEW_KEY.match(self.key):
@@ -273,6 +277,10 @@ class ConsoleView:
             raise ValueError(f"console view {self.key!r}: create_path must start with /api/v1/")
         if not PERMISSION_PATTERN.match(self.permission):
             raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
+        if self.write_permission and not PERMISSION_PATTERN.match(self.write_permission):
+            raise ValueError(
+                f"console view {self.key!r}: write_permission {self.write_permission!r}"
+            )
 
 
 CONSOLE_VIEW_KEY = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.-]*$")

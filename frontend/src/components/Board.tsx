@@ -6,7 +6,7 @@ import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
 import { buildColumns, optimisticMove } from "@/lib/board";
 import { formatMoney } from "@/lib/i18n";
-import type { DealPublic, PipelinePublic } from "@/lib/queries";
+import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -41,6 +41,8 @@ export function Board() {
   const [chosen, setChosen] = useState<string>("");
   const [pendingLost, setPendingLost] = useState<PendingLost | null>(null);
   const [error, setError] = useState("");
+  // moving a deal needs deals:write (a viewer reads the board): no control the server refuses
+  const canMove = useCan("deals:write");
 
   const pipelines = useQuery({
     queryKey: ["deals", "pipelines"],
@@ -174,7 +176,7 @@ export function Board() {
               <article
                 key={deal.id}
                 className="deal-card"
-                draggable
+                draggable={canMove}
                 data-deal={deal.id}
                 data-owner={deal.owner_id}
                 onDragStart={(e) => e.dataTransfer.setData("text/x-crm2-deal", deal.id)}
@@ -188,6 +190,7 @@ export function Board() {
                   <select
                     aria-label={`${t("board.moveTo")}: ${deal.title}`}
                     value={deal.stage_id}
+                    disabled={!canMove}
                     onChange={(e) => requestMove(deal, e.target.value)}
                   >
                     {stages.map((s) => (

@@ -34,6 +34,8 @@ class ConsoleViewPublic(ResponseModel):
     screen: str
     stream: str
     order: int
+    # what the forms and actions need; a caller without it gets them empty
+    write_permission: str
 
 
 class ConsoleManifest(ResponseModel):

@@ -45,6 +45,7 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
                     "edit": list(view.edit),
                     "actions": list(view.actions),
                     "create_path": view.create_path or view.list_path,
+                    "write_permission": view.write_permission or view.permission,
                 }
             )
         )
@@ -53,11 +54,25 @@ def collect_views(context: AppContext) -> list[ConsoleViewPublic]:
 
 
 def manifest_for(context: AppContext, allowed: Callable[[str], bool]) -> ConsoleManifest:
-    """The enabled plugins and the views whose permission ``allowed`` grants."""
+    """The enabled plugins and the views whose permission ``allowed`` grants; a view whose
+    ``write_permission`` it does not grant comes without its forms and actions (read-only)."""
     views = context.get(ConsoleViews).views
     plugins = [
         ConsolePlugin(name=row.name, title=row.title)
         for row in context.plugins.statuses()
         if row.enabled
     ]
-    return ConsoleManifest(plugins=plugins, views=[v for v in views if allowed(v.permission)])
+    return ConsoleManifest(
+        plugins=plugins,
+        views=[
+            view if allowed(view.write_permission) else read_only(view)
+            for view in views
+            if allowed(view.permission)
+        ],
+    )
+
+
+def read_only(view: ConsoleViewPublic) -> ConsoleViewPublic:
+    """The view for a reader who may not write: no create form, no edit form, no actions
+    (each would only end in a 403)."""
+    return view.model_copy(update={"form": [], "edit": [], "actions": []})

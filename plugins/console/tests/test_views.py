@@ -76,6 +76,44 @@ async def test_the_views_of_enabled_plugins_that_the_user_may_open(
     assert all(set(p) == {"name", "title"} for p in agent.json()["plugins"])
 
 
+async def test_a_reader_who_may_not_write_gets_no_form_or_action_buttons(
+    crm2_app_factory: AppFactory,
+) -> None:
+    crm2 = await crm2_app_factory(plugins=["console", "deals", "tasks", "payments", "documents"])
+
+    viewer = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("viewer"))
+    agent = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("agent"))
+
+    read_only = {v["key"]: v for v in viewer.json()["views"]}
+    writable = {v["key"]: v for v in agent.json()["views"]}
+    # a viewer reads these sections but every create, edit and action there is a 403
+    sections = ("deals.clients", "deals.list", "tasks.mine", "payments.payments")
+    for key in (*sections, "documents.documents"):
+        view = read_only[key]
+        assert (view["form"], view["edit"], view["actions"]) == ([], [], []), key
+    assert read_only["deals.clients"]["columns"] == writable["deals.clients"]["columns"]
+    assert writable["deals.clients"]["form"] and writable["deals.clients"]["edit"]
+    assert writable["tasks.mine"]["actions"] == ["complete"]
+    assert writable["tasks.mine"]["write_permission"] == "tasks:write"
+    # and the server does refuse them: what the console no longer offers
+    refused = await crm2.client.post(
+        "/api/v1/deals/clients", json={"kind": "person", "name": "x"},
+        headers=await crm2.login("viewer"),
+    )  # fmt: skip
+    assert refused.status_code == 403
+
+
+async def test_a_view_without_write_permission_is_written_by_its_readers(
+    crm2_app_factory: AppFactory,
+) -> None:
+    crm2 = await crm2_app_factory(plugins=["console", "notes"], extra_plugins=(Notes(),))
+
+    manager = await crm2.client.get("/api/v1/console/views", headers=await crm2.login("manager"))
+
+    notes = next(v for v in manager.json()["views"] if v["key"] == "notes.all")
+    assert notes["form"] == ["text"] and notes["write_permission"] == "notes:read"
+
+
 async def test_a_disabled_plugin_has_no_section(crm2_app_factory: AppFactory) -> None:
     crm2 = await crm2_app_factory(plugins=["console", "notes"], extra_plugins=(Notes(),))
 

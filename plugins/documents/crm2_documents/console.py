@@ -12,6 +12,7 @@ VIEWS = (
         list_path="/api/v1/documents/documents",
         item_path="/api/v1/documents/documents/{id}",
         permission="documents:read",
+        write_permission="documents:write",
         item_schema="DocumentPublic",
         create_schema="DocumentCreate",
         update_schema="DocumentUpdate",

@@ -12,6 +12,7 @@ VIEWS = (
         list_path="/api/v1/payments/payments",
         item_path="/api/v1/payments/payments/{id}",
         permission="payments:read",
+        write_permission="payments:write",
         item_schema="PaymentPublic",
         create_schema="PaymentCreate",
         update_schema="PaymentUpdate",
@@ -47,6 +48,7 @@ VIEWS = (
         titles={"ru": "Графики платежей"},
         list_path="/api/v1/payments/schedules",
         permission="payments:read",
+        write_permission="payments:write",
         item_schema="SchedulePublic",
         columns=(
             "policy_id",

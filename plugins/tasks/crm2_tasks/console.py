@@ -22,6 +22,7 @@ def _tasks_view(
         list_path=list_path,
         item_path="/api/v1/tasks/tasks/{id}",
         permission="tasks:read",
+        write_permission="tasks:write",
         item_schema="TaskPublic",
         create_schema="TaskCreate",
         update_schema="TaskUpdate",

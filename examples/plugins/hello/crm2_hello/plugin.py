@@ -68,6 +68,7 @@ def crm2_console_views() -> Sequence[ConsoleView]:
             list_path="/api/v1/hello/greetings",
             item_path="/api/v1/hello/greetings/{id}",
             permission="hello:read",
+            write_permission="hello:write",
             item_schema="GreetingPublic",
             create_schema="GreetingCreate",
             update_schema="GreetingUpdate",
