@@ -33,4 +33,13 @@ describe("the notification bell and feed", () => {
     expect(safeLink("javascript:alert(1)")).toBeNull();
     expect(safeLink(null)).toBeNull();
   });
+
+  it("refuses links a browser reads as another origin once it drops tabs and newlines", () => {
+    // URL parsers strip ASCII tab, LF and CR: "/\t/evil" becomes "//evil", another host
+    for (const link of ["/\t/evil.example/", "/\n/evil.example/", "/\r/evil.example/", "/\t\\evil.example/"]) {
+      expect(new URL(link, "https://crm.example").origin).not.toBe("https://crm.example");
+      expect(safeLink(link)).toBeNull();
+    }
+    expect(safeLink("/notifications/?q=%09")).toBe("/notifications/?q=%09");
+  });
 });

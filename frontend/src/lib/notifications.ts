@@ -33,8 +33,13 @@ export function markedRead(pages: FeedPage[], ids: string[] | null, at: string):
   }));
 }
 
-/** A notification's link, only when it stays inside the console (no other origin, no scheme). */
+/**
+ * A notification's link, only when it stays inside the console (no other origin, no scheme).
+ * Control characters and spaces are refused too: a browser drops tabs and newlines from a
+ * URL, so "/<tab>/evil.example" would open "//evil.example", another host.
+ */
 export function safeLink(link: string | null): string | null {
   if (!link || !link.startsWith("/") || link.startsWith("//") || link.includes("\\")) return null;
+  if (/[\u0000-\u0020\u007f]/.test(link)) return null;
   return link;
 }
