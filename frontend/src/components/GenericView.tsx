@@ -292,7 +292,10 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
   return (
     <form className="card stack" onSubmit={submit} aria-label={t("form.edit")} noValidate>
       {fields.map((field) => (
-        <Field key={field.name} field={field} error={errors[field.name]} initial={current[field.name]} />
+        // keyed by the ETag: after Reload the inputs show the record as it now is (uncontrolled
+        // inputs ignore a new defaultValue once typed in, and a save would then overwrite the
+        // other user's change unseen)
+        <Field key={`${field.name}@${etag}`} field={field} error={errors[field.name]} initial={current[field.name]} />
       ))}
       {message && (
         <p className="error" role="alert">
