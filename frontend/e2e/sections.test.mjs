@@ -197,3 +197,16 @@ test("backup: the Backups link opens the admin page; Back up now shows the new s
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("a link to a section the user may not open says why, instead of an empty list", async () => {
+  const agent = process.env.CRM2_E2E_AGENT_EMAIL ?? "";
+  const agentPassword = process.env.CRM2_E2E_AGENT_PASSWORD ?? "";
+  // backup is the admin's; auth.users needs auth:users: an agent holds neither
+  const { context, page, problems } = await open(agent, agentPassword, "/backup/");
+  await page.getByTestId("section-unavailable").getByText("This section is not available").waitFor();
+  assert.equal(await page.getByText("Nothing here yet").count(), 0);
+  await page.goto(`${BASE}/view/?key=auth.users`);
+  await page.getByTestId("section-unavailable").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});

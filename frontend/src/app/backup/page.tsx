@@ -4,6 +4,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { getJson, origin, ProblemError, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { backUpNow, duration, type BackupSet } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
@@ -64,7 +65,7 @@ function Backup() {
 
   if (!views.data) return <p>{t("loading")}</p>;
   const view = views.data.views.find((v) => v.screen === "backup.sets");
-  if (!view) return <p className="error">{t("list.empty")}</p>;
+  if (!view) return <SectionUnavailable />;
   const s = status.data;
   return (
     <div className="stack">

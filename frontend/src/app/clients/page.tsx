@@ -2,6 +2,7 @@
 
 import Link from "next/link";
 import { GenericView } from "@/components/GenericView";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { cellText } from "@/lib/forms";
 import { useCan, useViews } from "@/lib/queries";
@@ -15,7 +16,7 @@ function Clients() {
   const canExport = useCan("deals:export");
   if (!views.data) return <p>{t("loading")}</p>;
   const view = views.data.views.find((v) => v.screen === "deals.clients");
-  if (!view) return <p className="error">{t("list.empty")}</p>;
+  if (!view) return <SectionUnavailable />;
   return (
     <GenericView
       view={view}

@@ -2,6 +2,7 @@
 
 import Link from "next/link";
 import { GenericView } from "@/components/GenericView";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { cellText } from "@/lib/forms";
 import { useViews } from "@/lib/queries";
@@ -13,7 +14,7 @@ function Documents() {
   const views = useViews();
   if (!views.data) return <p>{t("loading")}</p>;
   const view = views.data.views.find((v) => v.screen === "documents.list");
-  if (!view) return <p className="error">{t("list.empty")}</p>;
+  if (!view) return <SectionUnavailable />;
   return (
     <GenericView
       view={view}

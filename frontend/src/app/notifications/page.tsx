@@ -5,9 +5,11 @@ import { useInfiniteQuery, useQueryClient, type InfiniteData } from "@tanstack/r
 import { useState } from "react";
 import { getJson, sendJson } from "@/api/client";
 import { UNREAD_KEY } from "@/components/Bell";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
 import { markedRead, safeLink, type FeedPage } from "@/lib/notifications";
+import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -107,10 +109,19 @@ function Feed() {
   );
 }
 
+/** The feed, while notifications is enabled (a deep link otherwise says why not). */
+function Notifications() {
+  const t = useT();
+  const views = useViews();
+  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data.views.some((v) => v.screen === "notifications.feed")) return <SectionUnavailable />;
+  return <Feed />;
+}
+
 export default function NotificationsPage() {
   return (
     <Shell>
-      <Feed />
+      <Notifications />
     </Shell>
   );
 }

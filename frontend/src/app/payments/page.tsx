@@ -4,6 +4,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatMoney } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
@@ -64,7 +65,7 @@ function Payments() {
   const [error, setError] = useState("");
   if (!views.data) return <p>{t("loading")}</p>;
   const view = views.data.views.find((v) => v.screen === "payments.list");
-  if (!view) return <p className="error">{t("list.empty")}</p>;
+  if (!view) return <SectionUnavailable />;
 
   async function exportCsv() {
     setError("");

@@ -3,6 +3,7 @@
 import { useSearchParams } from "next/navigation";
 import { Suspense } from "react";
 import { GenericView } from "@/components/GenericView";
+import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -13,7 +14,7 @@ function ViewByKey() {
   const views = useViews();
   if (!views.data) return <p>{t("loading")}</p>;
   const view = views.data.views.find((v) => v.key === key);
-  if (!view) return <p className="error">{t("list.empty")}</p>;
+  if (!view) return <SectionUnavailable />;
   return <GenericView key={view.key} view={view} />;
 }
 
