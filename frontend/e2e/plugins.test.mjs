@@ -57,12 +57,26 @@ test("a third-party plugin's section lists, creates and edits its records; a sta
   const row = view.locator("tbody tr", { hasText: name });
   await row.waitFor();
 
+  // an impatient double click on Save, over a slow network, creates one greeting, not two
+  const slow = async (route) => {
+    if (route.request().method() === "POST") await new Promise((resolve) => setTimeout(resolve, 800));
+    await route.continue();
+  };
+  await page.route("**/api/v1/hello/greetings", slow);
+  await view.getByRole("button", { name: "Create" }).click();
+  const once = `Once ${Date.now()}`;
+  await create.locator("#field-name").fill(once);
+  await create.getByRole("button", { name: "Save" }).dblclick();
+  await view.locator("tbody tr", { hasText: once }).first().waitFor();
+  await page.unroute("**/api/v1/hello/greetings", slow);
+
   // edit: someone else changes the greeting between our read and our save
   await row.getByRole("button", { name }).click();
   const edit = view.getByRole("form", { name: "Edit" });
   await edit.locator("#field-message").waitFor();
   const login = await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json();
   const list = await (await api("GET", "/api/v1/hello/greetings?limit=200", { token: login.access_token })).json();
+  assert.equal(list.items.filter((g) => g.name === once).length, 1, "one greeting per Save");
   const greeting = list.items.find((g) => g.name === name);
   const current = await api("GET", `/api/v1/hello/greetings/${greeting.id}`, { token: login.access_token });
   const patched = await api("PATCH", `/api/v1/hello/greetings/${greeting.id}`, {
@@ -80,7 +94,7 @@ test("a third-party plugin's section lists, creates and edits its records; a sta
   await page.waitForFunction(() => document.querySelector("#field-message")?.value === "changed elsewhere");
   await edit.locator("#field-message").fill("mine");
   await edit.getByRole("button", { name: "Save" }).click();
-  await view.locator("tbody tr", { hasText: "mine" }).waitFor();
+  await view.locator("tbody tr", { hasText: name }).filter({ hasText: "mine" }).waitFor();
   assert.deepEqual(problems, []);
   await context.close();
 });

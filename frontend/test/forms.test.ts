@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellText, coerce, fieldLabel, formFields, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type OpenApiDoc } from "@/lib/forms";
 import { formatMoney, translate } from "@/lib/i18n";
 
 const doc: OpenApiDoc = {
@@ -68,5 +68,16 @@ describe("i18n", () => {
   it("formats money per locale", () => {
     expect(formatMoney("en", "1234.5", "EUR")).toBe("€1,234.50");
     expect(formatMoney("ru", "1234.5", "RUB").replace(/\s/g, " ")).toBe("1 234,50 ₽");
+  });
+});
+
+describe("idempotencyKeys", () => {
+  it("sends one key for one body however often it is sent, and a new key for a changed body", () => {
+    let n = 0;
+    const keyFor = idempotencyKeys(() => `k${++n}`);
+    expect(keyFor({ name: "Ada" })).toBe("k1");
+    expect(keyFor({ name: "Ada" })).toBe("k1"); // a double click or a retry after a network error
+    expect(keyFor({ name: "Ada Lovelace" })).toBe("k2"); // fixed after a 422: crm2 refuses k1 now
+    expect(keyFor({ name: "Ada Lovelace" })).toBe("k2");
   });
 });

@@ -1,9 +1,9 @@
 "use client";
 
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent, type ReactNode } from "react";
+import { useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
-import { cellText, coerce, fieldLabel, formFields, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
@@ -198,6 +198,10 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
   const openapi = useOpenApi();
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState("");
+  // one create at a time, and one key per body: a double click on Save makes one record
+  const [busy, setBusy] = useState(false);
+  const sending = useRef(false);
+  const keyFor = useRef(idempotencyKeys()).current;
   if (!openapi.data) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.create_schema, view.form);
 
@@ -210,10 +214,13 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
       const value = coerce(field, raw);
       if (value !== undefined) body[field.name] = value;
     }
+    if (sending.current) return;
+    sending.current = true;
+    setBusy(true);
     setErrors({});
     setMessage("");
     try {
-      await sendJson("POST", view.create_path, body, { "Idempotency-Key": crypto.randomUUID() });
+      await sendJson("POST", view.create_path, body, { "Idempotency-Key": keyFor(body) });
       await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
       onDone();
     } catch (err) {
@@ -221,6 +228,9 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
         setErrors(err.fieldErrors());
         setMessage(err.detail || err.title);
       } else setMessage(t("error.generic"));
+    } finally {
+      sending.current = false;
+      setBusy(false);
     }
   }
 
@@ -235,7 +245,7 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
         </p>
       )}
       <div className="row">
-        <button type="submit">{t("form.save")}</button>
+        <button type="submit" disabled={busy}>{t("form.save")}</button>
         <button type="button" className="ghost" onClick={onDone}>
           {t("form.cancel")}
         </button>

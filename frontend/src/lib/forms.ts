@@ -107,3 +107,18 @@ export function fieldLabel(name: string): string {
   const words = name.replace(/_/g, " ").trim();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
+
+/**
+ * The Idempotency-Key of each create a form sends: the same body sent again (a double click, a
+ * retry after a network error) carries the same key, so the server creates the record once and
+ * answers the repeat with the first answer; a changed body (fixed after a 422) gets a new key,
+ * since crm2 refuses a key reused with another body.
+ */
+export function idempotencyKeys(newKey: () => string = () => crypto.randomUUID()): (body: unknown) => string {
+  let last: { body: string; key: string } | null = null;
+  return (body) => {
+    const text = JSON.stringify(body);
+    if (last === null || last.body !== text) last = { body: text, key: newKey() };
+    return last.key;
+  };
+}
