@@ -49,6 +49,8 @@ export class ProblemError extends Error {
     readonly title: string,
     readonly detail: string,
     readonly errors: FieldError[] = [],
+    /** seconds, from a 429's or 503's `Retry-After` (null: none given) */
+    readonly retryAfter: number | null = null,
   ) {
     super(detail || title);
   }
@@ -65,6 +67,7 @@ export class ProblemError extends Error {
       String(body.title ?? response.statusText),
       String(body.detail ?? ""),
       Array.isArray(body.errors) ? (body.errors as FieldError[]) : [],
+      retryAfterSeconds(response),
     );
   }
 
@@ -88,7 +91,28 @@ export async function ok<T>(result: { data?: T; error?: unknown; response: Respo
       String(error?.title ?? result.response.statusText),
       String(error?.detail ?? ""),
       Array.isArray(error?.errors) ? (error.errors as FieldError[]) : [],
+      retryAfterSeconds(result.response),
     );
   }
   return result.data;
+}
+
+/** `Retry-After` in seconds (crm2 sends delta-seconds); null when absent or unreadable. */
+export function retryAfterSeconds(response: Response): number | null {
+  const value = Number(response.headers.get("Retry-After") ?? "");
+  return response.headers.has("Retry-After") && Number.isFinite(value) && value >= 0 ? value : null;
+}
+
+/** Retries of a failed query: one for a network error or a 5xx; a 429 (or a 503 that says when)
+ * waits its Retry-After, up to twice; no other 4xx is retried: it answers the same again. */
+export function shouldRetry(failures: number, error: unknown): boolean {
+  if (!(error instanceof ProblemError)) return failures < 1;
+  if (error.status === 429 || (error.status === 503 && error.retryAfter !== null)) return failures < 2;
+  return error.status >= 500 && failures < 1;
+}
+
+/** How long before the next retry: the server's Retry-After when it gave one, else 1 s, 2 s … */
+export function retryDelay(failures: number, error: unknown): number {
+  if (error instanceof ProblemError && error.retryAfter !== null) return Math.min(error.retryAfter, 60) * 1000;
+  return Math.min(1000 * 2 ** failures, 30_000);
 }

@@ -2,6 +2,7 @@
 
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useState, type ReactNode } from "react";
+import { retryDelay, shouldRetry } from "@/api/client";
 import { clearCacheOnUserChange } from "@/lib/userCache";
 import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
@@ -11,7 +12,7 @@ export function Providers({ children }: { children: ReactNode }) {
     () =>
       new QueryClient({
         defaultOptions: {
-          queries: { staleTime: 30_000, retry: 1, refetchOnWindowFocus: false },
+          queries: { staleTime: 30_000, retry: shouldRetry, retryDelay, refetchOnWindowFocus: false },
         },
       }),
   );

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { ProblemError, retryDelay, shouldRetry } from "@/api/client";
+
+const problem = (status: number, headers: Record<string, string> = {}) =>
+  ProblemError.from(
+    new Response(JSON.stringify({ title: "t", detail: `status ${status}` }), {
+      status,
+      headers: { "Content-Type": "application/problem+json", ...headers },
+    }),
+  );
+
+describe("retrying a failed query", () => {
+  it("waits the Retry-After of a 429 before asking again, instead of 1 s", async () => {
+    const limited = await problem(429, { "Retry-After": "7" });
+    expect(limited.retryAfter).toBe(7);
+    expect(shouldRetry(0, limited)).toBe(true);
+    expect(retryDelay(0, limited)).toBe(7000);
+    expect(shouldRetry(2, limited)).toBe(false); // then the error is shown (its detail says when)
+  });
+
+  it("does not ask again what a 4xx refused: the answer would be the same", async () => {
+    for (const status of [400, 401, 403, 404, 409, 412, 422]) {
+      expect(shouldRetry(0, await problem(status))).toBe(false);
+    }
+  });
+
+  it("retries a 5xx or a network error once, after 1 s", async () => {
+    expect(shouldRetry(0, await problem(502))).toBe(true);
+    expect(shouldRetry(1, await problem(502))).toBe(false);
+    expect(shouldRetry(0, new TypeError("Failed to fetch"))).toBe(true);
+    expect(retryDelay(0, new TypeError("Failed to fetch"))).toBe(1000);
+  });
+});
