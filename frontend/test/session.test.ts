@@ -130,6 +130,39 @@ describe("Session", () => {
     expect(store.getState().tokens).toBeNull();
   });
 
+  it("signs out when the stored refresh token is refused as malformed (422), instead of refreshing on every request", async () => {
+    const calls: string[] = [];
+    const send = async (request: Request): Promise<Response> => {
+      const path = new URL(request.url).pathname;
+      calls.push(path);
+      if (path === "/api/v1/auth/refresh") {
+        return new Response(JSON.stringify({ status: 422, title: "The request is invalid" }), { status: 422 });
+      }
+      return new Response("{}", { status: 401 });
+    };
+    const store = createAuthStore(memoryStorage());
+    // what an older console (or a hand-edited storage) left behind
+    store.getState().setTokens({ accessToken: "stale", refreshToken: "short", expiresAt: Date.now() + 60_000 });
+    const session = new Session(store, BASE, send);
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(store.getState().tokens).toBeNull();
+    expect(calls.filter((c) => c === "/api/v1/auth/refresh")).toHaveLength(1);
+  });
+
+  it("keeps the session when a refresh is only rate-limited or the server is down", async () => {
+    for (const status of [429, 503]) {
+      const send = async (request: Request): Promise<Response> =>
+        new URL(request.url).pathname === "/api/v1/auth/refresh"
+          ? new Response("{}", { status, headers: { "Retry-After": "5" } })
+          : new Response("{}", { status: 401 });
+      const store = createAuthStore(memoryStorage());
+      store.getState().setTokens({ accessToken: "stale", refreshToken: "r-1234567890abcdef", expiresAt: Date.now() + 60_000 });
+      await new Session(store, BASE, send).fetch(new Request(`${BASE}/api/v1/auth/me`));
+      expect(store.getState().tokens).not.toBeNull();
+    }
+  });
+
   it("waits for an out-of-band confirmation (202), then signs in", async () => {
     const store = createAuthStore(memoryStorage());
     const calls: string[] = [];

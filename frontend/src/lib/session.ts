@@ -119,7 +119,10 @@ export class Session {
         this.json("/api/v1/auth/refresh", { refresh_token: current.refreshToken }),
       );
       if (!response.ok) {
-        if (response.status === 401 || response.status === 403) this.store.getState().setTokens(null);
+        // a 4xx says this refresh token will never work (refused, revoked, malformed): sign out
+        // rather than try it again on every request; a 408, a 429 or a 5xx may pass later
+        const refused = response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429;
+        if (refused) this.store.getState().setTokens(null);
         return null;
       }
       const tokens = this.toTokens((await response.json()) as TokenPair);
