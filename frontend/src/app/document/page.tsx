@@ -7,6 +7,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ok, origin, session } from "@/api/client";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
+import { useCan } from "@/lib/queries";
 import { percent, uploadWithProgress, type UploadProgress } from "@/lib/upload";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -34,6 +35,8 @@ function DocumentDetail() {
   const [progress, setProgress] = useState<UploadProgress | null>(null);
   const [uploading, setUploading] = useState(false);
   const [error, setError] = useState("");
+  // a new version needs documents:write (a viewer reads and downloads): no upload it would refuse
+  const canUpload = useCan("documents:write");
   const path = { document_id: id };
   const doc = useQuery({
     queryKey: ["documents", "document", id],
@@ -108,29 +111,31 @@ function DocumentDetail() {
         <dt>{t("documents.updated")}</dt>
         <dd>{formatDateTime(locale, d.updated_at)}</dd>
       </dl>
-      <div className="card stack">
-        <h2>{t("documents.upload")}</h2>
-        <div className="row">
-          <label className="field">
-            <span>{t("documents.file")}</span>
-            <input ref={file} type="file" disabled={uploading} />
-          </label>
-          <button type="button" onClick={() => void upload()} disabled={uploading}>
-            {t("documents.uploadButton")}
-          </button>
-        </div>
-        {progress && (
+      {canUpload && (
+        <div className="card stack">
+          <h2>{t("documents.upload")}</h2>
           <div className="row">
-            <progress max={100} value={done} aria-label={t("documents.progress")} data-testid="upload-progress" />
-            <span role="status">{uploading ? `${done} %` : t("documents.uploaded")}</span>
+            <label className="field">
+              <span>{t("documents.file")}</span>
+              <input ref={file} type="file" disabled={uploading} />
+            </label>
+            <button type="button" onClick={() => void upload()} disabled={uploading}>
+              {t("documents.uploadButton")}
+            </button>
           </div>
-        )}
-        {error && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
-      </div>
+          {progress && (
+            <div className="row">
+              <progress max={100} value={done} aria-label={t("documents.progress")} data-testid="upload-progress" />
+              <span role="status">{uploading ? `${done} %` : t("documents.uploaded")}</span>
+            </div>
+          )}
+        </div>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
       <h2>{t("documents.versions")}</h2>
       <div className="table-wrap">
         <table>
