@@ -1,5 +1,6 @@
+import { QueryClient, type InfiniteData } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { badgeText, markedRead, safeLink, type FeedPage, type Notification } from "@/lib/notifications";
+import { badgeText, markedRead, markReadOptimistically, safeLink, type FeedPage, type Notification } from "@/lib/notifications";
 
 function n(id: string, read_at: string | null = null): Notification {
   return { id, title: id, body: "", link: null, event_type: "x", subject: "s", read_at, created_at: "2026-12-03T10:00:00Z" };
@@ -41,5 +42,21 @@ describe("the notification bell and feed", () => {
       expect(safeLink(link)).toBeNull();
     }
     expect(safeLink("/notifications/?q=%09")).toBe("/notifications/?q=%09");
+  });
+});
+
+describe("marking read in the feed", () => {
+  it("shows them read at once and unread again when the call fails, keeping earlier read times", () => {
+    const client = new QueryClient();
+    const key = ["notifications", "feed", false];
+    client.setQueryData<InfiniteData<FeedPage>>(key, {
+      pages: [{ items: [n("a"), n("b", "2026-12-01T00:00:00Z")] }, { items: [n("c")] }],
+      pageParams: [""],
+    });
+    const readTimes = () => client.getQueryData<InfiniteData<FeedPage>>(key)!.pages.flatMap((p) => p.items.map((x) => x.read_at));
+    const undo = markReadOptimistically(client, key, null, "2026-12-03T12:00:00Z");
+    expect(readTimes()).toEqual(["2026-12-03T12:00:00Z", "2026-12-01T00:00:00Z", "2026-12-03T12:00:00Z"]);
+    undo(); // the server refused (or the network failed): nothing was read
+    expect(readTimes()).toEqual([null, "2026-12-01T00:00:00Z", null]);
   });
 });

@@ -1,5 +1,7 @@
 /** The notification bell and feed: pure helpers (kept out of the components for Vitest). */
 
+import type { InfiniteData, QueryClient, QueryKey } from "@tanstack/react-query";
+
 export interface Notification {
   id: string;
   title: string;
@@ -42,4 +44,32 @@ export function safeLink(link: string | null): string | null {
   if (!link || !link.startsWith("/") || link.startsWith("//") || link.includes("\\")) return null;
   if (/[\u0000-\u0020\u007f]/.test(link)) return null;
   return link;
+}
+
+/**
+ * Mark notifications read in the cached feed at `key` at once; the returned function puts back
+ * exactly those that this marked (a refused or failed call must not leave them looking read,
+ * even when the refetch that follows fails too).
+ */
+export function markReadOptimistically(client: QueryClient, key: QueryKey, ids: string[] | null, at: string): () => void {
+  const marked = new Set<string>();
+  client.setQueryData<InfiniteData<FeedPage>>(key, (data) => {
+    if (!data) return data;
+    for (const page of data.pages) {
+      for (const n of page.items) if (n.read_at === null && (ids === null || ids.includes(n.id))) marked.add(n.id);
+    }
+    return { ...data, pages: markedRead(data.pages, ids, at) };
+  });
+  return () =>
+    client.setQueryData<InfiniteData<FeedPage>>(key, (data) =>
+      data
+        ? {
+            ...data,
+            pages: data.pages.map((page) => ({
+              ...page,
+              items: page.items.map((n) => (marked.has(n.id) && n.read_at === at ? { ...n, read_at: null } : n)),
+            })),
+          }
+        : data,
+    );
 }

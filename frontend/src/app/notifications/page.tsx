@@ -1,14 +1,14 @@
 "use client";
 
 import Link from "next/link";
-import { useInfiniteQuery, useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { getJson, sendJson } from "@/api/client";
 import { UNREAD_KEY } from "@/components/Bell";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
-import { markedRead, safeLink, type FeedPage } from "@/lib/notifications";
+import { markReadOptimistically, safeLink, type FeedPage } from "@/lib/notifications";
 import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -37,9 +37,7 @@ function Feed() {
   async function read(ids: string[] | null) {
     setError("");
     const at = new Date().toISOString();
-    queryClient.setQueryData<InfiniteData<FeedPage>>(key, (data) =>
-      data ? { ...data, pages: markedRead(data.pages, ids, at) } : data,
-    );
+    const undo = markReadOptimistically(queryClient, key, ids, at);
     try {
       const answer =
         ids === null
@@ -48,6 +46,7 @@ function Feed() {
       const { unread } = (await answer.json()) as { unread: number };
       queryClient.setQueryData(UNREAD_KEY, { unread });
     } catch (err) {
+      undo();
       setError(err instanceof Error ? err.message : t("error.generic"));
     }
     await queryClient.invalidateQueries({ queryKey: ["notifications"] });
