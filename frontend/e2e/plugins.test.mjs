@@ -99,6 +99,40 @@ test("a third-party plugin's section lists, creates and edits its records; a sta
   await context.close();
 });
 
+test("an edit form kept open while the record changes elsewhere still gets the 412 (the live refresh does not swap its ETag)", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  const login = await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json();
+  const token = login.access_token;
+  const name = `Live edit ${Date.now()}`;
+  const client = await (await api("POST", "/api/v1/deals/clients", { token, body: { kind: "company", name } })).json();
+  await page.goto(`${BASE}/clients/`);
+  const view = page.locator('section[data-view="deals.clients"]');
+  const filters = view.getByRole("form", { name: "Filter" });
+  await filters.locator('input[name="q"]').fill(name);
+  await filters.getByRole("button", { name: "Filter" }).click();
+  await view.locator("tbody tr", { hasText: name }).getByRole("button", { name }).click();
+  const edit = view.getByRole("form", { name: "Edit" });
+  await edit.locator("#field-name").waitFor();
+  await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
+
+  // someone else renames it; the deals stream tells this page, which refetches the record
+  const current = await api("GET", `/api/v1/deals/clients/${client.id}`, { token });
+  const refetched = page.waitForResponse((r) => r.url().endsWith(`/api/v1/deals/clients/${client.id}`) && r.request().method() === "GET");
+  const patched = await api("PATCH", `/api/v1/deals/clients/${client.id}`, {
+    token, body: { name: `${name} (theirs)` }, headers: { "If-Match": current.headers.get("etag") },
+  });  // prettier-ignore
+  assert.equal(patched.status, 200);
+  await refetched;
+
+  await edit.locator("#field-name").fill(`${name} (mine)`);
+  await edit.getByRole("button", { name: "Save" }).click();
+  await edit.getByRole("alert").filter({ hasText: "Someone else changed this record" }).waitFor();
+  const stored = await (await api("GET", `/api/v1/deals/clients/${client.id}`, { token })).json();
+  assert.equal(stored.name, `${name} (theirs)`, "their change is not overwritten unseen");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("an agent's board holds only their own deals", async () => {
   const { context, page } = await signedIn(AGENT_EMAIL, AGENT_PASSWORD);
   const token = (await (await api("POST", "/api/v1/auth/login", {

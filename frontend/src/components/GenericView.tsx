@@ -1,7 +1,7 @@
 "use client";
 
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useRef, useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
@@ -271,9 +271,17 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
   });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState("");
-  if (!openapi.data || !record.data) return <p>{t("loading")}</p>;
+  // The record as the form opened it (or as Reload brought it): every event of the view's
+  // stream refetches the record query, and saving with the refetched ETag would overwrite
+  // another user's change that the form never showed instead of meeting the 412.
+  const [opened, setOpened] = useState<typeof record.data>(undefined);
+  useEffect(() => {
+    if (opened === undefined && record.data !== undefined) setOpened(record.data);
+  }, [opened, record.data]);
+  const shown = opened ?? record.data;
+  if (!openapi.data || !shown) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.update_schema, view.edit);
-  const { etag, body: current } = record.data;
+  const { etag, body: current } = shown;
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -318,8 +326,10 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
           type="button"
           className="ghost"
           onClick={() => {
-            void record.refetch();
             setMessage("");
+            void record.refetch().then((fresh) => {
+              if (fresh.data) setOpened(fresh.data);
+            });
           }}
         >
           {t("form.reload")}
