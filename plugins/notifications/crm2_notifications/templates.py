@@ -6,13 +6,19 @@ Templates see ``event`` (the envelope), ``data`` (its payload), ``type``,
 Beyond the sandbox's own checks (no attribute starting with ``_``, no unsafe
 callables), ``**`` is refused and ``*`` may not build strings or lists longer
 than a few thousand items, and rendering stops once ``MAX_OUTPUT`` characters are
-made, so a template cannot exhaust memory.
+made, so a template cannot exhaust memory. Nor the CPU: every loop turn, every item
+``range()`` yields and every call (a macro's too) takes a step of a render's budget
+of ``MAX_STEPS`` and ``MAX_SECONDS``; past it the render stops (``TemplateTooCostly``).
+Nested loops that print nothing are otherwise never stopped by the output limit.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crm2_core.api import unstorable_text
@@ -22,10 +28,64 @@ if TYPE_CHECKING:
 
 MAX_REPEAT = 5_000
 MAX_OUTPUT = 20_000
+MAX_STEPS = 100_000  # loop turns + range() items + calls: ~50 ms of a render
+MAX_SECONDS = 0.5  # and a clock, for steps made slow by heavy filters
+COUNTED = "crm2_counted"  # the filter every ``{% for %}`` iterates through
 
 
 class TemplateInvalid(ValueError):
     """A template that does not parse (or asks for something the sandbox refuses)."""
+
+
+class TemplateTooCostly(RuntimeError):
+    """A render that used up its budget of steps or time."""
+
+
+@dataclass
+class _Budget:
+    steps: int = MAX_STEPS
+    deadline: float = 0.0
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("crm2_notifications_template_budget", default=None)
+
+
+def _charge(steps: int = 1) -> None:
+    budget = _budget.get()
+    if budget is None:
+        return
+    budget.steps -= steps
+    if budget.steps < 0:
+        raise TemplateTooCostly(f"over the budget of {MAX_STEPS} loop turns and calls")
+    if budget.steps % 1024 == 0 and time.monotonic() > budget.deadline:
+        raise TemplateTooCostly(f"over the budget of {MAX_SECONDS} s")
+
+
+def _counted(items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        _charge()
+        yield item
+
+
+class _Range:
+    """``range()`` in templates: lazy like Python's, each item it yields a step."""
+
+    def __init__(self, *args: int) -> None:
+        self.items = range(*args)
+        if len(self.items) > MAX_STEPS:
+            raise TemplateTooCostly(f"range() of more than {MAX_STEPS} items")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.items
+
+    def __iter__(self) -> Iterator[int]:
+        return _counted(self.items)
 
 
 @functools.cache
@@ -35,12 +95,22 @@ def _sandbox() -> ImmutableSandboxedEnvironment:
     Jinja2 is imported here, not with the module: a server renders templates only when
     a rule fires or is saved, and importing it was ~20 ms of every ``crm2 serve`` start.
     """
-    from jinja2 import ChainableUndefined
+    from jinja2 import ChainableUndefined, nodes
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class Sandbox(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset(["*", "**"])
+
+        def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+            tree = super()._parse(source, name, filename)
+            for loop in list(tree.find_all(nodes.For)):  # each turn of every loop: a step
+                loop.iter = nodes.Filter(loop.iter, COUNTED, [], [], None, None)
+            return tree
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            _charge()
+            return super().call(__context, __obj, *args, **kwargs)
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "**":
@@ -51,17 +121,28 @@ def _sandbox() -> ImmutableSandboxedEnvironment:
                     raise SecurityError("repetition too large")
             return super().call_binop(context, operator, left, right)
 
-    return Sandbox(undefined=ChainableUndefined, autoescape=False)
+    sandbox = Sandbox(undefined=ChainableUndefined, autoescape=False)
+    sandbox.filters[COUNTED] = _counted
+    sandbox.globals["range"] = _Range
+    return sandbox
 
 
 def check(template: str) -> None:
-    """Refuse, at save time, a template that does not parse."""
+    """Refuse, at save time, a template that does not parse, or whose render on an
+    empty event already goes over the budget (one that does so only with some event's
+    data renders ``[template error: TemplateTooCostly]`` then)."""
     from jinja2 import TemplateError
 
     try:
         _sandbox().parse(template)
     except TemplateError as exc:
         raise TemplateInvalid(f"template {template[:60]!r}: {exc}") from exc
+    try:
+        _budgeted(template, variables({}, None))
+    except TemplateTooCostly as exc:
+        raise TemplateInvalid(f"template {template[:60]!r}: {exc}") from exc
+    except Exception:  # any other failure at run time depends on the event's data
+        return
 
 
 def render(template: str, variables: Mapping[str, Any]) -> str:
@@ -74,10 +155,27 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     from jinja2.exceptions import SecurityError
 
     try:
-        text = _bounded(_sandbox().from_string(template).generate(**variables))
-    except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
+        text = _budgeted(template, variables)
+    except (
+        TemplateError,
+        SecurityError,
+        TemplateTooCostly,
+        RecursionError,  # a macro calling itself without end
+        ArithmeticError,
+        TypeError,
+        ValueError,
+    ) as exc:
         text = f"[template error: {type(exc).__name__}]"
     return _storable(text[:MAX_OUTPUT])
+
+
+def _budgeted(template: str, variables: Mapping[str, Any]) -> str:
+    """The render, within a budget of its own (the steps are charged in this context)."""
+    token = _budget.set(_Budget(deadline=time.monotonic() + MAX_SECONDS))
+    try:
+        return _bounded(_sandbox().from_string(template).generate(**variables))
+    finally:
+        _budget.reset(token)
 
 
 def _bounded(chunks: Iterator[str]) -> str:

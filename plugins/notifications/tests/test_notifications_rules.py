@@ -273,3 +273,69 @@ def test_a_template_printing_in_a_long_loop_stops_at_the_output_limit() -> None:
         tracemalloc.stop()
     assert text == "x" * templates.MAX_OUTPUT
     assert peak < 20_000_000
+
+
+def test_silent_nested_loops_stop_at_the_template_budget_quickly() -> None:
+    import time
+
+    from crm2_notifications import templates
+
+    burners = [
+        "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for a in range(3000)|list %}{% for b in range(3000)|list %}{% endfor %}{% endfor %}",
+        "{% for a in range(10000) %}{{ range(10000)|list|length }}{% endfor %}",
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+        "{{ f(40) }}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",  # no end: Python's recursion limit
+    ]
+    for source in burners:
+        started = time.perf_counter()
+        text = templates.render(source, {})
+        assert time.perf_counter() - started < 2, source
+        assert text.startswith("[template error: "), (source, text[:80])
+    started = time.perf_counter()  # an ordinary loop over the event's data is unaffected
+    items = {"lines": [{"n": i} for i in range(200)]}
+    text = templates.render("{% for l in data.lines %}{{ l.n }},{% endfor %}", {"data": items})
+    assert text == "".join(f"{i}," for i in range(200))
+    assert time.perf_counter() - started < 0.5
+
+
+async def test_a_template_over_the_budget_is_refused_when_saved(
+    notifications: Notifications,
+) -> None:
+    admin = await notifications.user("admin")
+    burner = "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"
+    body = {
+        "name": "burner",
+        "event_type": "ping.thing.happened",
+        "template": {"title": "x", "body": burner},
+        "recipients": {},
+    }
+    response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    assert "budget" in response.json()["detail"]
+    created = await notifications.rule(admin, template={"title": "ok"})
+    current = await notifications.client.get(f"{API}/rules/{created['id']}", headers=admin.headers)
+    headers = {**admin.headers, "If-Match": current.headers["ETag"]}
+    patch = {"template": {"title": "x", "body": burner}}
+    patched = await notifications.client.patch(
+        f"{API}/rules/{created['id']}", json=patch, headers=headers
+    )
+    assert patched.status_code == 422, patched.text
+
+
+async def test_a_template_over_the_budget_at_run_time_fails_only_its_own_text(
+    notifications: Notifications,
+) -> None:
+    admin, owner = await notifications.users("admin", "agent")
+    # over the budget only with the event's data, so saving it passes
+    burner = (
+        "{% for a in range(data.value) %}{% for b in range(data.value) %}{% endfor %}{% endfor %}"
+    )
+    await notifications.rule(admin, template={"title": "{{ data.title }}", "body": burner})
+    await notifications.ping(admin, title="Still here", owner_id=owner.id, value=10000)
+    await notifications.settle()
+    (item,) = await notifications.feed(owner)
+    assert item["title"] == "Still here"
+    assert item["body"].startswith("[template error: ")
