@@ -21,29 +21,36 @@ def _hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """``day`` ``at`` in ``tz`` as UTC; a time in a spring-forward gap moves past it."""
+def _local(day: date, at: time, tz: ZoneInfo, *, later: bool = False) -> datetime:
+    """``day`` ``at`` in ``tz`` as UTC. A time in a spring-forward gap moves past it; a
+    time that happens twice (the autumn change) is its first instance, or its second
+    with ``later``."""
     moment = datetime.combine(day, at, tzinfo=tz)
     back = moment.astimezone(UTC).astimezone(tz)
     if back.replace(tzinfo=None) != moment.replace(tzinfo=None):  # in the gap
         moment = back
+    elif later:
+        moment = moment.replace(fold=1)  # the same wall time after the change, if twice
     return moment.astimezone(UTC)
 
 
 def release_at(now: datetime, tz: ZoneInfo, start: str | None, end: str | None) -> datetime:
-    """``now``, or the end of the quiet hours ``now`` falls in."""
+    """``now``, or the end of the quiet hours ``now`` falls in.
+
+    Quiet hours are wall-clock times: on the night a time happens twice they start at
+    its first instance and end at its second (22:00-02:30 on the last Sunday of October
+    in Berlin ends at 02:30 CET, an hour after 02:30 CEST), so they never end early.
+    """
     if not start or not end or start == end:
         return now
-    local = now.astimezone(tz)
     begin, finish = _hhmm(start), _hhmm(end)
-    clock = local.time().replace(tzinfo=None)
-    if begin < finish:  # 13:00-14:00
-        inside = begin <= clock < finish
-        end_day = local.date()
-    else:  # 22:00-07:00, across midnight
-        inside = clock >= begin or clock < finish
-        end_day = local.date() + timedelta(days=1) if clock >= begin else local.date()
-    return _local(end_day, finish, tz) if inside else now
+    today = now.astimezone(tz).date()
+    for first_day in (today - timedelta(days=1), today):  # the spell begun yesterday or today
+        end_day = first_day if begin < finish else first_day + timedelta(days=1)
+        opens, closes = _local(first_day, begin, tz), _local(end_day, finish, tz, later=True)
+        if opens <= now < closes:
+            return closes
+    return now
 
 
 def digest_due(now: datetime, tz: ZoneInfo, hour: int, last_on: date | None) -> date | None:

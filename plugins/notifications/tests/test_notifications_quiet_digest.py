@@ -163,3 +163,28 @@ async def test_a_retry_that_falls_in_quiet_hours_waits_until_they_end(
     (delivery,) = await n.rows(Delivery)
     assert delivery.attempts == 1 and delivery.status == "pending"
     assert delivery.next_attempt_at.replace(tzinfo=UTC) == datetime(2026, 11, 11, 6, 0, tzinfo=UTC)
+
+
+def test_quiet_hours_ending_in_the_repeated_hour_end_at_its_second_instance() -> None:
+    # 25 October 2026 in Berlin: 03:00 CEST -> 02:00 CET, so 02:00-03:00 happens twice
+    first_0230 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
+    second_0230 = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET
+    for now in (
+        datetime(2026, 10, 24, 22, 30, tzinfo=UTC),  # 00:30 CEST
+        datetime(2026, 10, 25, 0, 10, tzinfo=UTC),  # 02:10 CEST, the first pass
+        first_0230,  # 02:30 CEST: the wall clock will show 02:00-02:30 once more
+        datetime(2026, 10, 25, 0, 50, tzinfo=UTC),  # 02:50 CEST
+        datetime(2026, 10, 25, 1, 10, tzinfo=UTC),  # 02:10 CET, the second pass
+    ):
+        assert quiet.release_at(now, BERLIN, "22:00", "02:30") == second_0230, now
+        assert quiet.release_at(now, BERLIN, "00:00", "02:30") == second_0230, now
+    assert quiet.release_at(second_0230, BERLIN, "22:00", "02:30") == second_0230  # over
+    # an hour that starts in the repeated hour starts at its first instance
+    assert quiet.release_at(first_0230, BERLIN, "02:15", "06:00") == datetime(
+        2026, 10, 25, 5, 0, tzinfo=UTC
+    )
+    # a day with no change is unaffected
+    assert quiet.release_at(datetime(2026, 10, 26, 1, 0, tzinfo=UTC), BERLIN, "22:00", "02:30") == (
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC)
+    )
+
