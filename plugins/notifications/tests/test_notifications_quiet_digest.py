@@ -188,3 +188,62 @@ def test_quiet_hours_ending_in_the_repeated_hour_end_at_its_second_instance() ->
         datetime(2026, 10, 26, 1, 30, tzinfo=UTC)
     )
 
+
+async def _roles(n: Notifications, admin: User, user: User, **body: Any) -> None:
+    current = await n.client.get(f"/api/v1/auth/users/{user.id}", headers=admin.headers)
+    headers = {**admin.headers, "If-Match": current.headers["ETag"]}
+    changed = await n.client.patch(f"/api/v1/auth/users/{user.id}", json=body, headers=headers)
+    assert changed.status_code == 200, changed.text
+
+
+async def test_a_held_mail_to_someone_who_lost_the_right_to_it_is_skipped(
+    crm2_app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, demoted, disabled, digest_user, kept = await n.users(
+        "admin", "agent", "agent", "agent", "agent"
+    )
+    await n.rule(admin, channels=["inapp", "email"], recipients={"data_fields": ["owner_id"]})
+    for user in (demoted, disabled, kept):
+        quiet_night = {"timezone": "Europe/Berlin", "quiet_start": "22:00", "quiet_end": "07:00"}
+        assert (await _prefs(n, user, **quiet_night)).status_code == 200
+    digest = [{"channel": "email", "event_type": "*", "mode": "digest"}]
+    assert (await _prefs(n, digest_user, timezone="Europe/Berlin", rules=digest)).status_code == 200
+    created = await n.client.post(
+        "/api/v1/auth/roles",
+        json={"name": "outsider", "description": "no notifications", "permissions": []},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+
+    set_clock(n.context, lambda: datetime(2026, 3, 28, 22, 30, tzinfo=UTC))  # 23:30 in Berlin
+    for owner in (demoted, disabled, digest_user, kept):
+        await n.ping(admin, title=f"for {owner.email}", owner_id=owner.id)
+    await n.settle()
+    assert smtp_server.mailbox.messages == []  # all held: quiet hours, digest
+    await _roles(n, admin, demoted, roles=["outsider"])
+    await _roles(n, admin, disabled, is_active=False)
+    await _roles(n, admin, digest_user, roles=["outsider"])
+
+    await send_due(n.context, now=datetime(2026, 3, 29, 5, 0, tzinfo=UTC))  # 07:00 CEST
+    assert await send_digests(n.context, now=datetime(2026, 3, 29, 6, 0, tzinfo=UTC)) == 0
+    assert [m["To"].addresses[0].addr_spec for m in smtp_server.mailbox.messages] == [kept.email]
+    status = {d.user_id: (d.status, d.last_error) for d in await n.rows(Delivery)}
+    assert status[kept.id] == ("delivered", None)
+    for user in (demoted, disabled, digest_user):
+        state, reason = status[user.id]
+        assert state == "skipped" and "notifications:read" in (reason or ""), (user, status)
+    log = await n.client.get(
+        f"{API}/deliveries", params={"status": "skipped"}, headers=admin.headers
+    )
+    assert log.status_code == 200 and len(log.json()["items"]) == 3

@@ -14,7 +14,7 @@ from crm2_core.api import PageParams, Repository, Sorts, Visibility, eq, where_a
 from crm2_notifications.errors import DeliveryNotFound
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification
 
-Status = Literal["pending", "sending", "digest", "delivered", "dead"]
+Status = Literal["pending", "sending", "digest", "delivered", "dead", "skipped"]
 DELIVERIES = Repository(
     Delivery,
     DeliveryNotFound,

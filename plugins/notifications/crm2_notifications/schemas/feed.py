@@ -91,7 +91,7 @@ class ChannelDelivery(ResponseModel):
 
     id: uuid.UUID
     channel: str
-    status: str = Field(description="pending | sending | digest | delivered | dead")
+    status: str = Field(description="pending | sending | digest | delivered | dead | skipped")
     attempts: int
     next_attempt_at: datetime | None = Field(
         description="when the next attempt (a retry, after quiet hours or the rate limit) is "

@@ -9,7 +9,8 @@ delivery is never dropped: over its user's limit it folds into the user's next
 daily digest (``rate_limit_excess=digest``, the default) or is put back for when
 a token is there (``queue``, and always for webhooks and a bot-wide limit). Quiet
 hours are checked again whenever a person's delivery is due: a retry that falls in
-them waits until they end.
+them waits until they end. So are the person's rights: a delivery to someone who is
+no longer active or no longer holds ``notifications:read`` is ``skipped``, never sent.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import SYSTEM, publish
+from crm2_core.api import SYSTEM, publish, user_permitted
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
 from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded
@@ -41,6 +42,8 @@ from crm2_notifications.repository import people
 
 STALE_CLAIM = timedelta(minutes=10)
 FOLDED = "over the rate limit: folded into the next daily digest"
+READ = "notifications:read"
+UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
 
 
 @asynccontextmanager
@@ -85,6 +88,12 @@ async def quiet_until(
         return now
     default = context.plugin_settings("notifications").default_timezone
     return quiet.release_at(now, quiet.zone(row.timezone, default), row.quiet_start, row.quiet_end)
+
+
+async def may_receive(session: AsyncSession, context: Any, user_id: uuid.UUID | None) -> bool:
+    """Whether a person may still be sent their notifications (a webhook's delivery: yes):
+    active and holding ``notifications:read`` through their roles as they are now."""
+    return user_id is None or await user_permitted(context, session, user_id, READ)
 
 
 async def _message(session: AsyncSession, context: Any, delivery: Delivery) -> OutboundMessage:
@@ -203,11 +212,14 @@ async def send_one(
     context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None = None
 ) -> str:
     """``delivered`` | ``failed`` | ``dead`` | ``deferred`` / ``folded`` (rate limit: re-queued,
-    or moved to the digest) | ``skipped``."""
+    or moved to the digest) | ``skipped`` (claimed elsewhere, or its person lost the right)."""
     if not await _claim(context, delivery_id, now, session):
         return "skipped"
     async with unit(context, session) as db:
         delivery = await _load(db, delivery_id)
+        if not await may_receive(db, context, delivery.user_id):
+            await skip(db, [delivery_id], now)
+            return "skipped"
         message = await _message(db, context, delivery)
         release = await quiet_until(db, context, delivery.user_id, now)
     channel = registry(context).get(delivery.channel)
@@ -232,6 +244,15 @@ async def send_one(
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
     return await record(context, delivery_id, result, now, session)
+
+
+async def skip(db: AsyncSession, ids: list[uuid.UUID], now: datetime) -> None:
+    """Mark deliveries ``skipped`` (their person lost the right to them), the reason logged."""
+    await db.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids))
+        .values(status="skipped", last_error=UNPERMITTED, updated_at=now)
+    )
 
 
 def folds(context: Any, delivery: Delivery) -> bool:

@@ -3,7 +3,8 @@
 Due once the user's local ``digest_hour`` has come (their zone, DST included)
 and no digest went out that local day. The day is claimed with a conditional
 UPDATE, so two processes never send the same digest. A digest that fails puts
-its deliveries back as ordinary ones, retried and dead-lettered as usual.
+its deliveries back as ordinary ones, retried and dead-lettered as usual. The
+deliveries of a user no longer active or holding ``notifications:read`` are skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crm2_notifications.channels import registry
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
 from crm2_notifications.repository import people
-from crm2_notifications.service.delivery import recipient
+from crm2_notifications.service.delivery import may_receive, recipient, skip
 
 DIGEST_NS = uuid.UUID("8b0e7c36-55a4-4c1e-9d61-0c7f1b2a9e10")
 
@@ -83,6 +84,10 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
         groups: dict[str, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
         for delivery, note in (await session.execute(stmt)).all():
             groups[delivery.channel].append((delivery.id, note.title, note.body))
+        if not await may_receive(session, context, user_id):
+            await skip(session, [i for items in groups.values() for i, _t, _b in items], now)
+            await session.commit()
+            return 0
         who = await recipient(session, context, user_id)
         addresses: dict[str, str | None] = {}
         for name in groups:
