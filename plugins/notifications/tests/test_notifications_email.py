@@ -196,3 +196,25 @@ async def test_a_notifications_delivery_attempts_are_shown_to_its_owner_and_admi
     schema = declared["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/NotificationDeliveries")
     assert "404" in declared["responses"] or "4XX" in declared["responses"]
+
+
+async def test_mail_waits_while_email_is_switched_off_instead_of_dying(
+    notifications: Notifications,
+) -> None:
+    from datetime import timedelta
+
+    from crm2_notifications.service.delivery import send_due
+
+    from crm2_core.api import utcnow
+
+    admin, owner = await notifications.users("admin", "agent")  # no SMTP host: e-mail is off
+    await notifications.rule(admin, channels=["email"])
+    await notifications.ping(admin, owner_id=owner.id)
+    await notifications.settle()
+    later = utcnow()
+    for _ in range(10):  # more than max_attempts (6) times, a day apart
+        later += timedelta(days=1)
+        await send_due(notifications.context, now=later)
+    (delivery,) = await notifications.rows(Delivery)
+    assert delivery.status == "pending" and delivery.attempts == 0, delivery
+    assert "not available" in (delivery.last_error or "")

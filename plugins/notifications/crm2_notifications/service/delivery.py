@@ -226,9 +226,12 @@ async def send_one(
     if release > now:  # a retry or a re-queued one in the user's quiet hours: after them
         await _requeue(context, delivery_id, release, session)
         return "deferred"
-    if channel is None or not channel.enabled(context):
-        result = SendResult.failed(f"channel {delivery.channel!r} is not available here")
-    elif delivery.user_id is not None and message.recipient is None:
+    if channel is None or not channel.enabled(context):  # not configured: wait, as documented
+        later = now + timedelta(seconds=context.plugin_settings("notifications").retry_max_seconds)
+        reason = f"channel {delivery.channel!r} is not available here"
+        await _requeue(context, delivery_id, later, session, last_error=reason)
+        return "deferred"
+    if delivery.user_id is not None and message.recipient is None:
         result = SendResult.failed("the recipient is no longer an active user", retry=False)
     else:
         key = str(delivery.user_id or delivery.webhook_id)
@@ -274,13 +277,17 @@ async def _fold(
 
 
 async def _requeue(
-    context: Any, delivery_id: uuid.UUID, at: datetime, session: AsyncSession | None
+    context: Any,
+    delivery_id: uuid.UUID,
+    at: datetime,
+    session: AsyncSession | None,
+    **values: Any,
 ) -> None:
     async with unit(context, session) as db:
         await db.execute(
             update(Delivery)
             .where(col(Delivery.id) == delivery_id)
-            .values(status="pending", next_attempt_at=at)
+            .values(status="pending", next_attempt_at=at, **values)
         )
 
 
