@@ -23,6 +23,8 @@ class FakeBotApi:
     sent: list[dict[str, Any]] = field(default_factory=list)  # sendMessage payloads
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every method
     failing: int | None = None  # answer this status to every call
+    flood: int = 0  # answer this many sendMessage calls 429 Too Many Requests
+    retry_after: int = 30  # ... with this ``parameters.retry_after``
     wrong_token: int = 0
 
     async def texts(self) -> list[str]:
@@ -46,6 +48,15 @@ class FakeBotApi:
         self.calls.append((method, payload))
         if method != "sendMessage":
             return JSONResponse({"ok": True, "result": True})
+        if self.flood > 0:
+            self.flood -= 1
+            too_many = {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {self.retry_after}",
+                "parameters": {"retry_after": self.retry_after},
+            }
+            return JSONResponse(too_many, status_code=429)
         self.sent.append(payload)
         result = {"message_id": len(self.sent), "chat": {"id": payload.get("chat_id")}}
         return JSONResponse({"ok": True, "result": result})

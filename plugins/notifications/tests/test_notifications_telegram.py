@@ -161,3 +161,61 @@ async def test_start_from_a_chat_id_beyond_64_bits_is_ignored(
     code = await _code(with_bot, owner)
     assert (await _update(with_bot, 20, f"/start {code}", chat=2**64)).status_code == 204
     assert await with_bot.rows(TelegramLink) == [] and bot.sent == []
+
+
+async def test_flood_control_429_waits_retry_after_and_never_dead_letters(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    import ping_plugin
+    from crm2_notifications.models import Delivery
+    from crm2_notifications.service.delivery import send_due
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": {**telegram_settings(bot), "max_attempts": 2}},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    assert (await _update(n, 30, f"/start {await _code(n, owner)}")).status_code == 204
+    await n.rule(admin, template={"title": "Hi {{ data.title }}"}, channels=["telegram"])
+    bot.flood, bot.retry_after = 3, 600  # the bot is over Telegram's limits for a while
+    now = utcnow()
+    set_clock(n.context, lambda: now)
+    await n.ping(admin, title="Fleet", owner_id=owner.id)
+    await n.settle()
+    for _ in range(3):
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "pending" and delivery.last_status_code == 429, delivery
+        waited = (delivery.next_attempt_at.replace(tzinfo=now.tzinfo) - now).total_seconds()
+        assert waited >= 600  # retry_after, not the shorter backoff
+        now += timedelta(seconds=waited)
+        await send_due(n.context, now=now)
+    (delivery,) = await n.rows(Delivery)
+    assert delivery.status == "delivered", delivery  # a rate limit is not a failure of it
+    assert bot.to(777)[-1] == "Hi Fleet"
+
+
+async def test_chat_not_found_or_bot_blocked_is_dead_at_once(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    from crm2_notifications.models import Delivery
+    from crm2_notifications.service.delivery import send_due
+
+    admin, owner = await with_bot.users("admin", "agent")
+    code = await _code(with_bot, owner)
+    assert (await _update(with_bot, 40, f"/start {code}")).status_code == 204
+    await with_bot.rule(admin, channels=["telegram"])
+    for status in (400, 403):
+        bot.failing = status
+        await with_bot.ping(admin, title=f"to {status}", owner_id=owner.id)
+        await with_bot.settle()
+    await send_due(with_bot.context, now=utcnow() + timedelta(days=30))
+    rows = await with_bot.rows(Delivery)
+    assert sorted((d.status, d.attempts, d.last_status_code) for d in rows) == [
+        ("dead", 1, 400),
+        ("dead", 1, 403),
+    ]

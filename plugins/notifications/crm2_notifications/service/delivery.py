@@ -3,8 +3,10 @@
 A delivery is claimed with a conditional UPDATE (``pending`` → ``sending``), so two
 workers never send it twice; a claim left behind by a dead worker returns to
 ``pending`` after ``STALE_CLAIM``. A failed attempt is retried with exponential
-backoff and jitter, up to ``max_attempts``, then dead-lettered; every attempt
-is in the delivery log and emits ``notifications.delivery.*``. A rate-limited
+backoff and jitter, up to ``max_attempts`` (a 429 waits its ``retry_after`` and does
+not count: the service's own rate limit is no fault of the message), then
+dead-lettered; every attempt is in the delivery log and emits
+``notifications.delivery.*``. A rate-limited
 delivery is never dropped: over its user's limit it folds into the user's next
 daily digest (``rate_limit_excess=digest``, the default) or is put back for when
 a token is there (``queue``, and always for webhooks and a bot-wide limit). Quiet
@@ -23,7 +25,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -43,6 +45,7 @@ from crm2_notifications.repository import people
 STALE_CLAIM = timedelta(minutes=10)
 FOLDED = "over the rate limit: folded into the next daily digest"
 READ = "notifications:read"
+TOO_MANY_REQUESTS = 429
 UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
 
 
@@ -291,6 +294,15 @@ async def _requeue(
         )
 
 
+async def _rate_limited(db: AsyncSession, delivery_id: uuid.UUID) -> int:
+    """The delivery's attempts the service answered 429: its limit, not the message's fault."""
+    stmt = select(func.count()).where(
+        col(DeliveryAttempt.delivery_id) == delivery_id,
+        col(DeliveryAttempt.status_code) == TOO_MANY_REQUESTS,
+    )
+    return int((await db.execute(stmt)).scalar_one())
+
+
 async def record(
     context: Any,
     delivery_id: uuid.UUID,
@@ -330,7 +342,10 @@ async def record(
             outcome = "delivered"
             delivery.status, delivery.delivered_at = "delivered", now
             publish(session, DeliverySucceeded(**common), subject=delivery.id, actor=SYSTEM)
-        elif not result.retry or delivery.attempts >= max_attempts:
+        elif not result.retry or (
+            result.status_code != TOO_MANY_REQUESTS
+            and delivery.attempts - await _rate_limited(db, delivery.id) >= max_attempts
+        ):
             outcome = "dead"
             delivery.status = "dead"
             error = result.error or "failed"
