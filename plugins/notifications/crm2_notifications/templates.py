@@ -6,15 +6,20 @@ Templates see ``event`` (the envelope), ``data`` (its payload), ``type``,
 Beyond the sandbox's own checks (no attribute starting with ``_``, no unsafe
 callables), ``**`` is refused and ``*`` may not build strings or lists longer
 than a few thousand items, and rendering stops once ``MAX_OUTPUT`` characters are
-made, so a template cannot exhaust memory. Nor the CPU: every loop turn, every item
-``range()`` yields and every call (a macro's too) takes a step of a render's budget
-of ``MAX_STEPS`` and ``MAX_SECONDS``; past it the render stops (``TemplateTooCostly``).
-Nested loops that print nothing are otherwise never stopped by the output limit.
+made. Nor the CPU: every loop turn, every item ``range()`` yields and every call (a
+macro's too) takes a step of a render's budget of ``MAX_STEPS`` and ``MAX_SECONDS``;
+past it the render stops (``TemplateTooCostly``). Nested loops that print nothing are
+otherwise never stopped by the output limit. Nor memory where the output limit does
+not look (a macro's or ``{% set %}`` block's text, ``~``, ``+``, filters, string
+methods): every value printed or built counts against ``MAX_CHARS`` for the render,
+and arguments that would build a huge value at once (``center(10000000)``,
+``"%9999999s"|format``, ``replace`` multiplying a text) are refused.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -31,6 +36,13 @@ MAX_OUTPUT = 20_000
 MAX_STEPS = 100_000  # loop turns + range() items + calls: ~50 ms of a render
 MAX_SECONDS = 0.5  # and a clock, for steps made slow by heavy filters
 COUNTED = "crm2_counted"  # the filter every ``{% for %}`` iterates through
+MADE = "crm2_made"  # the filter every printed expression and ``~`` goes through
+MAX_CHARS = 2_000_000  # characters (or items) printed and built in one render
+MAX_ARGUMENT = 100_000  # a number a filter or a string method may be given
+# a printf width or precision of 6+ digits or taken from the arguments (``*``); a
+# str.format spec with one, or with a nested field (``{:>{}}``)
+_HUGE_PRINTF = re.compile(r"%[-#0 +]*(\*|\d{6})|%[-#0 +]*\d*\.(\*|\d{6})")
+_HUGE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*(\{|\d{6})")
 
 
 class TemplateInvalid(ValueError):
@@ -44,6 +56,7 @@ class TemplateTooCostly(RuntimeError):
 @dataclass
 class _Budget:
     steps: int = MAX_STEPS
+    chars: int = MAX_CHARS
     deadline: float = 0.0
 
 
@@ -59,6 +72,49 @@ def _charge(steps: int = 1) -> None:
         raise TemplateTooCostly(f"over the budget of {MAX_STEPS} loop turns and calls")
     if budget.steps % 1024 == 0 and time.monotonic() > budget.deadline:
         raise TemplateTooCostly(f"over the budget of {MAX_SECONDS} s")
+
+
+def _made(value: Any) -> Any:
+    """``value``, its size charged to the render's budget of characters."""
+    budget = _budget.get()
+    if budget is not None and isinstance(value, str | list | tuple | dict):
+        budget.chars -= len(value)
+        if budget.chars < 0:
+            raise TemplateTooCostly(f"over the budget of {MAX_CHARS} characters made")
+    return value
+
+
+def _refuse_huge(subject: Any, params: list[Any], method: str) -> None:
+    """Arguments that would make one huge value before its size could be charged:
+    ``subject`` is the text (or value) worked on, ``params`` what the template passed."""
+    if method in ("format", "format_map", "%"):  # the subject is the format
+        huge = _HUGE_PRINTF if method == "%" else _HUGE_FORMAT
+        if isinstance(subject, str) and huge.search(subject):
+            raise TemplateTooCostly("a format width or precision too large")
+        return
+    if any(isinstance(v, int) and abs(v) > MAX_ARGUMENT for v in params):
+        raise TemplateTooCostly(f"a number over {MAX_ARGUMENT} given to {method}")
+    texts = [v for v in params if isinstance(v, str)]
+    if method == "replace" and isinstance(subject, str) and len(texts) >= 2:
+        old, new = texts[:2]
+        grows = max(0, len(new) - len(old)) * (subject.count(old) if old else len(subject) + 1)
+        if len(subject) + grows > MAX_CHARS:
+            raise TemplateTooCostly("replace() would make a text too large")
+
+
+def _guarded_filter(name: str, function: Any) -> Any:
+    """A built-in filter whose arguments are checked and whose result is charged
+    (``functools.wraps`` keeps Jinja's ``pass_context`` marks)."""
+    skip = 1 if hasattr(function, "jinja_pass_arg") else 0  # the context or environment
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        subject = args[skip] if len(args) > skip else None
+        params = [*args[skip + 1 :], *kwargs.values()]
+        _refuse_huge(subject, params, "%" if name == "format" else name)
+        return _made(function(*args, **kwargs))
+
+    return guarded
 
 
 def _counted(items: Iterable[Any]) -> Iterator[Any]:
@@ -99,30 +155,50 @@ def _sandbox() -> ImmutableSandboxedEnvironment:
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    def _filtered(node: nodes.Node, name: str) -> nodes.Filter:
+        return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
     class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**"])
+        intercepted_binops = frozenset(["*", "**", "+", "%"])
 
         def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
             tree = super()._parse(source, name, filename)
             for loop in list(tree.find_all(nodes.For)):  # each turn of every loop: a step
-                loop.iter = nodes.Filter(loop.iter, COUNTED, [], [], None, None)
+                loop.iter = _filtered(loop.iter, COUNTED)
+            for concat in list(tree.find_all(nodes.Concat)):  # ``a ~ b``: charged
+                concat.nodes = [_filtered(n, MADE) for n in concat.nodes]
+            for output in list(tree.find_all(nodes.Output)):  # printed, in a macro too
+                output.nodes = [
+                    n
+                    if isinstance(n, nodes.TemplateData)
+                    else nodes.Filter(n, MADE, [], [], None, None)
+                    for n in output.nodes
+                ]
             return tree
 
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _charge()
-            return super().call(__context, __obj, *args, **kwargs)
+            method = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped
+            if isinstance(getattr(method, "__self__", None), str):  # a string's method
+                _refuse_huge(method.__self__, [*args, *kwargs.values()], method.__name__)
+            return _made(super().call(__context, __obj, *args, **kwargs))
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "**":
                 raise SecurityError("the power operator is not allowed in templates")
+            if operator == "%" and isinstance(left, str):  # printf: "%9999999s" % x
+                _refuse_huge(left, [], "%")
             for seq, count in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
                 if sized and count * max(len(seq), 1) > MAX_REPEAT:
                     raise SecurityError("repetition too large")
-            return super().call_binop(context, operator, left, right)
+            return _made(super().call_binop(context, operator, left, right))
 
     sandbox = Sandbox(undefined=ChainableUndefined, autoescape=False)
+    for name, function in list(sandbox.filters.items()):
+        sandbox.filters[name] = _guarded_filter(name, function)
     sandbox.filters[COUNTED] = _counted
+    sandbox.filters[MADE] = _made
     sandbox.globals["range"] = _Range
     return sandbox
 

@@ -301,6 +301,50 @@ def test_silent_nested_loops_stop_at_the_template_budget_quickly() -> None:
     assert time.perf_counter() - started < 0.5
 
 
+def test_templates_cannot_build_huge_values_where_the_output_limit_does_not_look() -> None:
+    import tracemalloc
+
+    from crm2_notifications import templates
+
+    tens = "{% set a = 'x' * 5000 %}" + "".join(
+        "{%% set %s = %s %%}" % (b, "~".join([a] * 10))  # noqa: UP031
+        for a, b in ("ab", "bc", "cd", "de")
+    )
+    bombs = [
+        '{{ "a"|center(400000000)|length }}',
+        '{{ "a".ljust(400000000)|length }}',
+        tens + "{{ e|length }}",  # 5,000 x 10**4 characters by ~
+        tens.replace("~", "+") + "{{ e|length }}",
+        '{{ "%400000000s"|format(1)|length }}',
+        '{{ ("%400000000s" % 1)|length }}',
+        '{{ "{:>400000000}".format(1)|length }}',
+        '{{ "{:>{}}".format(1, 400000000)|length }}',
+        '{{ ("x" * 5000)|replace("x", "y" * 5000)|length }}',
+        '{{ ("x" * 5000).replace("x", "y" * 5000)|length }}',
+        '{% macro m() %}{% for i in range(50000) %}{{ "x" * 5000 }}{% endfor %}{% endmacro %}'
+        "{{ m()|length }}",
+        '{% set t %}{% for i in range(50000) %}{{ "x" * 5000 }}{% endfor %}{% endset %}'
+        "{{ t|length }}",
+    ]
+    for source in bombs:
+        tracemalloc.start()
+        try:
+            text = templates.render(source, {})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert text == "[template error: TemplateTooCostly]", (source, text[:80])
+        assert peak < 20_000_000, (source, peak)
+    ordinary = (
+        '{{ "%05.2f"|format(3.14159) }} {{ "{:>4}".format("ab") }} {{ "a b"|replace(" ", "_") }} '
+        '{{ "%s-%d" % ("a", 5) }} {{ data.n|string }} {{ data.n|round(1) }} {{ [1] + [2] }} '
+        '{{ "x"|center(3) }}|{{ 7 % 3 }} {{ "a" ~ data.n }}'
+    )
+    assert templates.render(ordinary, {"data": {"n": 123456789}}) == (
+        "03.14   ab a_b a-5 123456789 123456789 [1, 2]  x |1 a123456789"
+    )
+
+
 async def test_a_template_over_the_budget_is_refused_when_saved(
     notifications: Notifications,
 ) -> None:
