@@ -2,7 +2,8 @@
 
 ``take(key, rate, burst)`` answers 0.0 when a token was taken, otherwise the
 seconds until one is there. Nothing is dropped on a "no": the caller re-queues
-the delivery for then.
+the delivery for then. ``refund(key, burst)`` gives back a token taken for a send
+that did not happen (another bucket said no).
 """
 
 from __future__ import annotations
@@ -31,8 +32,20 @@ return tostring(wait)
 """
 
 
+# KEYS[1] the bucket; ARGV burst. One token back, never beyond the burst.
+REFUND_LUA = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens ~= nil then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tonumber(ARGV[1]), tokens + 1)))
+end
+return 0
+"""
+
+
 class Buckets(Protocol):
     async def take(self, key: str, rate: float, burst: int) -> float: ...
+
+    async def refund(self, key: str, burst: int) -> None: ...
 
 
 @dataclass
@@ -54,6 +67,11 @@ class MemoryBuckets:
         self.state[key] = (tokens, now)
         return wait
 
+    async def refund(self, key: str, burst: int) -> None:
+        if key in self.state:
+            tokens, at = self.state[key]
+            self.state[key] = (min(float(burst), tokens + 1), at)
+
 
 class RedisBuckets:
     """Buckets shared by every process, one Lua call per take."""
@@ -62,10 +80,14 @@ class RedisBuckets:
         self.redis = redis
         self.prefix = prefix
         self._script = redis.register_script(TAKE_LUA)
+        self._refund = redis.register_script(REFUND_LUA)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         answer = await self._script(keys=[f"{self.prefix}{key}"], args=[rate, burst])
         return float(answer.decode() if isinstance(answer, bytes) else answer)
+
+    async def refund(self, key: str, burst: int) -> None:
+        await self._refund(keys=[f"{self.prefix}{key}"], args=[burst])
 
 
 def buckets_for(context: Any) -> Buckets:

@@ -125,3 +125,26 @@ async def test_the_excess_over_a_users_limit_folds_into_the_next_digest_on_redis
     sent = {t for t in ("n0", "n1", "n2", "n3", "n4") if t in text}
     assert len(sent) == 3  # the three that were over the limit, none twice, none lost
     assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
+
+
+async def test_a_refunded_token_is_there_again_never_beyond_the_burst_on_redis(
+    crm2_redis_url: tuple[str, str],
+) -> None:
+    url, prefix = crm2_redis_url
+    redis = Redis.from_url(url)
+    try:
+        for buckets in (RedisBuckets(redis, prefix), MemoryBuckets()):
+            assert [await buckets.take("k", 0.001, 2) for _ in range(2)] == [0.0, 0.0]
+            assert await buckets.take("k", 0.001, 2) > 0
+            await buckets.refund("k", 2)
+            assert await buckets.take("k", 0.001, 2) == 0.0
+            for _ in range(5):
+                await buckets.refund("k", 2)
+            assert [await buckets.take("k", 0.001, 2) == 0.0 for _ in range(3)] == [
+                True,
+                True,
+                False,
+            ]
+            await buckets.refund("unknown", 2)  # a bucket never taken from: nothing to do
+    finally:
+        await redis.aclose()

@@ -219,3 +219,50 @@ async def test_chat_not_found_or_bot_blocked_is_dead_at_once(
         ("dead", 1, 400),
         ("dead", 1, 403),
     ]
+
+
+async def test_the_bot_wide_limit_does_not_use_up_a_users_own_limit(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    import time
+
+    import ping_plugin
+    from crm2_notifications.models import Delivery
+    from crm2_notifications.ratelimit import MemoryBuckets
+    from crm2_notifications.service.delivery import send_due
+
+    ping_plugin.THINGS.clear()
+    settings = {
+        **telegram_settings(bot),
+        "rate_burst": 3,  # the user may get three at once ...
+        "rate_per_minute": 1,
+        "telegram_rate_per_second": 0.05,  # ... but the bot sends one per 20 s
+    }
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": settings},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    assert (await _update(n, 50, f"/start {await _code(n, owner)}")).status_code == 204
+    await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
+    skew = [0.0]
+    buckets = MemoryBuckets(clock=lambda: time.monotonic() + skew[0])
+    n.context.provide(MemoryBuckets, buckets)
+    for i in range(3):
+        await n.ping(admin, title=f"n{i}", owner_id=owner.id)
+    await n.settle()
+    assert len(bot.to(777)) == 2  # the link's answer + the first; two wait for the bot
+    later = utcnow()
+    for _ in range(2):
+        later += timedelta(seconds=21)
+        skew[0] += 21
+        await send_due(n.context, now=later)
+    rows = await n.rows(Delivery)
+    assert sorted(d.status for d in rows) == ["delivered"] * 3, [
+        (d.status, d.last_error) for d in rows
+    ]  # none folded into a digest: the user stayed within their own limit
+    assert sorted(bot.to(777)[1:]) == ["n0", "n1", "n2"]

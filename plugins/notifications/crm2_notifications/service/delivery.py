@@ -137,7 +137,9 @@ async def _message(session: AsyncSession, context: Any, delivery: Delivery) -> O
 
 async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tuple[float, str]:
     """Seconds until both the per-key and the channel-wide bucket give a token (0: now),
-    and which bucket said no: ``"user"`` (per user or subscription) or ``"channel"``."""
+    and which bucket said no: ``"user"`` (per user or subscription) or ``"channel"``.
+    A "no" of the channel gives the per-key token back: a delivery the bot-wide limit
+    holds must not use up its user's own limit (and fold into their digest)."""
     from crm2_notifications.ratelimit import buckets_for
 
     settings = context.plugin_settings("notifications")
@@ -149,7 +151,10 @@ async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tup
         return wait, "user"
     if channel.rate_per_second:
         rate = channel.rate_per_second
-        return await buckets.take(f"{channel.name}:*", rate, max(1, int(rate))), "channel"
+        wait = await buckets.take(f"{channel.name}:*", rate, max(1, int(rate)))
+        if wait > 0:  # not sent now: the user's token was not used
+            await buckets.refund(f"{channel.name}:{key}", settings.rate_burst)
+        return wait, "channel"
     return 0.0, "user"
 
 
