@@ -266,3 +266,21 @@ async def test_the_bot_wide_limit_does_not_use_up_a_users_own_limit(
         (d.status, d.last_error) for d in rows
     ]  # none folded into a digest: the user stayed within their own limit
     assert sorted(bot.to(777)[1:]) == ["n0", "n1", "n2"]
+
+
+async def test_an_absurd_retry_after_is_capped_not_a_crash(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    from crm2_notifications.models import Delivery
+
+    admin, owner = await with_bot.users("admin", "agent")
+    code = await _code(with_bot, owner)
+    assert (await _update(with_bot, 60, f"/start {code}")).status_code == 204
+    await with_bot.rule(admin, channels=["telegram"])
+    bot.flood, bot.retry_after = 1, 10**12  # some 31,700 years
+    await with_bot.ping(admin, owner_id=owner.id)
+    await with_bot.settle()
+    (delivery,) = await with_bot.rows(Delivery)
+    assert delivery.status == "pending" and delivery.last_status_code == 429, delivery
+    waited = delivery.next_attempt_at.replace(tzinfo=None) - utcnow().replace(tzinfo=None)
+    assert timedelta(0) < waited <= timedelta(days=7, minutes=1)

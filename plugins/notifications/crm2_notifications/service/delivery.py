@@ -17,6 +17,7 @@ no longer active or no longer holds ``notifications:read`` is ``skipped``, never
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections import Counter
@@ -46,6 +47,7 @@ STALE_CLAIM = timedelta(minutes=10)
 FOLDED = "over the rate limit: folded into the next daily digest"
 READ = "notifications:read"
 TOO_MANY_REQUESTS = 429
+MAX_RETRY_AFTER = 7 * 24 * 3600.0  # the longest retry_max_seconds allows
 UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
 
 
@@ -156,6 +158,13 @@ async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tup
             await buckets.refund(f"{channel.name}:{key}", settings.rate_burst)
         return wait, "channel"
     return 0.0, "user"
+
+
+def asked_delay(result: SendResult) -> float:
+    """The service's ``retry_after``, within a week (an answer of 10**12 seconds, or NaN,
+    must not make a date the database cannot hold and fail every send after it)."""
+    asked = result.retry_after or 0.0
+    return min(asked, MAX_RETRY_AFTER) if math.isfinite(asked) and asked > 0 else 0.0
 
 
 def backoff(context: Any, attempts: int) -> float:
@@ -362,7 +371,7 @@ async def record(
             )
         else:
             outcome = "failed"
-            delay = max(result.retry_after or 0.0, backoff(context, delivery.attempts))
+            delay = max(asked_delay(result), backoff(context, delivery.attempts))
             delivery.status = "pending"
             delivery.next_attempt_at = now + timedelta(seconds=delay)
             publish(
