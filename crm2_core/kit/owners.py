@@ -18,7 +18,7 @@ from sqlmodel import col
 from crm2_core.auth.models import User
 from crm2_core.auth.repository import permissions_of_roles, roles_of
 from crm2_core.db.direct import execute_in_session
-from crm2_core.errors import Forbidden, Unprocessable
+from crm2_core.errors import Forbidden, Unauthorized, Unprocessable
 from crm2_core.http.principal import permitted
 from crm2_core.kit.visibility import Visibility, acting_user
 from crm2_hookspecs import Principal
@@ -54,17 +54,47 @@ async def user_permitted(
     principal (a calendar feed's token, a job acting for a user), so a removed right stops
     it at once. Read in ``session``: the role cache's own session would wait on SQLite for
     the write lock this one may hold."""
-    if not await is_active_user(session, user_id):
-        return False
-    roles = frozenset((await roles_of(session, [user_id]))[user_id])
+    found = await credential_permitted(context, session, "user", user_id, permission, resource)
+    return found is not None
+
+
+async def credential_permitted(
+    context: AppContext,
+    session: AsyncSession,
+    kind: str,
+    credential_id: uuid.UUID,
+    permission: str,
+    resource: object | None = None,
+) -> Principal | None:
+    """The principal a stored credential stands for now, if it holds ``permission``;
+    ``None`` once it does not (or no longer stands).
+
+    ``kind`` ``"user"``: an active user with their roles as they are now (as
+    :func:`user_permitted`). ``"api_key"``: a key neither revoked, expired nor deleted,
+    with its role's permissions, acting for its creator (``acting_user``): for something
+    issued with a key (a signed URL) that must stop with the key, not with its creator."""
+    created_by: dict[str, object] = {}
+    if kind == "user":
+        if not await is_active_user(session, credential_id):
+            return None
+        roles = frozenset((await roles_of(session, [credential_id]))[credential_id])
+    elif kind == "api_key":
+        try:
+            key = await context.authenticator.standing_key(credential_id)
+        except Unauthorized:
+            return None
+        roles, created_by = frozenset({key.role_name}), {"created_by": key.created_by}
+    else:
+        return None
     grants = await permissions_of_roles(session, roles)
     principal = Principal(
-        id=user_id,
-        kind="user",
+        id=credential_id,
+        kind=kind,
         roles=roles,
         permissions=frozenset(p for role in roles for p in grants[role]),
+        attributes=created_by,
     )
-    return permitted(context, principal, permission, resource)
+    return principal if permitted(context, principal, permission, resource) else None
 
 
 def _verified_active(principal: Principal) -> bool:

@@ -3,8 +3,9 @@
 A URL made for one version of one document opens nothing else, only with GET,
 and only until it expires; changing any part of it breaks the signature (403).
 Only someone who can read the document can have one made, and it opens the file
-only while they still can: the issuer (the user who asked, or for whom the API
-key acts) is signed in, and checked again on every download.
+only while they still can: the issuer (the user who asked, or the API key they
+asked with) is signed in, and checked again on every download, so revoking the
+key stops the URLs it made.
 """
 
 from __future__ import annotations
@@ -36,14 +37,23 @@ def _message(
     version_id: uuid.UUID,
     expires: int,
     issuer: uuid.UUID,
+    issuer_kind: str,
 ) -> bytes:
-    return f"{method.upper()}\n{document_id}\n{version_id}\n{expires}\n{issuer}".encode()
+    # a user's issuer is the bare id (URLs made before keys were named still verify); a
+    # key's is marked, so a user's URL never passes for a key's or the other way round
+    who = str(issuer) if issuer_kind == "user" else f"{issuer_kind}:{issuer}"
+    return f"{method.upper()}\n{document_id}\n{version_id}\n{expires}\n{who}".encode()
 
 
 def sign(
-    key: bytes, document_id: uuid.UUID, version_id: uuid.UUID, expires: int, issuer: uuid.UUID
+    key: bytes,
+    document_id: uuid.UUID,
+    version_id: uuid.UUID,
+    expires: int,
+    issuer: uuid.UUID,
+    issuer_kind: str = "user",
 ) -> str:
-    message = _message("GET", document_id, version_id, expires, issuer)
+    message = _message("GET", document_id, version_id, expires, issuer, issuer_kind)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -54,11 +64,12 @@ def verify(
     version_id: uuid.UUID,
     expires: int,
     issuer: uuid.UUID,
+    issuer_kind: str,
     signature: str,
     now: float,
 ) -> None:
     """Raise ``BadSignature`` (403) unless ``signature`` is right and not expired."""
-    message = _message(method, document_id, version_id, expires, issuer)
+    message = _message(method, document_id, version_id, expires, issuer, issuer_kind)
     good = hmac.new(key, message, hashlib.sha256)
     if not hmac.compare_digest(good.hexdigest(), signature.lower()):
         raise BadSignature("the signature does not match")

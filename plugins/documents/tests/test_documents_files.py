@@ -343,6 +343,47 @@ async def test_a_signed_url_dies_with_its_issuers_right_to_read(docs: Docs) -> N
     assert (await docs.client.get(swapped)).status_code == 403
 
 
+async def test_a_signed_url_made_with_an_api_key_dies_with_the_key(docs: Docs) -> None:
+    """A URL made with an API key names the key, not its creator: revoking or expiring the
+    key stops the URLs it made at once, and they see only what the key sees (its role's
+    rights on its creator's documents), never the creator's wider rights."""
+    admin, other = await docs.user("admin"), await docs.user("agent")
+    made = await docs.client.post(
+        "/api/v1/auth/api-keys", json={"name": "portal", "role": "agent"}, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    key_id, key = made.json()["id"], {"Authorization": f"Bearer {made.json()['key']}"}
+    links = {}
+    for name in ("revoked", "moved"):
+        document = await docs.create(admin, title=name)
+        assert (await docs.upload(admin, document["id"], PDF + name.encode())).is_success
+        signed = await docs.client.post(
+            f"{API}/documents/{document['id']}/signed-url", json={}, headers=key
+        )
+        assert signed.status_code == 200, signed.text
+        links[name] = (document["id"], signed.json()["url"])
+        assert f"key={key_id}" in links[name][1] and str(admin.id) not in links[name][1]
+        assert (await docs.client.get(links[name][1])).status_code == 200
+    # the document goes to someone the key (an agent's rights) may not see, though its
+    # creator, an admin, still may
+    async with docs.app.context.session_factory() as session:
+        await session.execute(
+            update(Document)
+            .where(col(Document.id) == uuid.UUID(links["moved"][0]))
+            .values(owner_id=other.id)
+        )
+        await session.commit()
+    assert (await docs.client.get(links["moved"][1])).status_code == 404
+    # the issuer cannot be swapped for the key's creator: the signature covers it
+    swapped = links["revoked"][1].replace(f"key={key_id}", f"by={admin.id}")
+    assert (await docs.client.get(swapped)).status_code == 403
+    revoked = await docs.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=admin.headers)
+    assert revoked.status_code == 204, revoked.text
+    gone = await docs.client.get(links["revoked"][1])
+    assert gone.status_code == 403, gone.text
+    assert gone.json()["type"].endswith("documents-bad-signature")
+
+
 async def test_uploads_are_streamed_past_the_cores_body_limit(docs: Docs) -> None:
     """The upload route reads its body as a stream (STREAMED_BODY): CRM2_MAX_BODY_BYTES
     (1 MiB by default) bounds buffered JSON bodies, not files."""

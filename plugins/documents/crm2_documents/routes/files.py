@@ -27,7 +27,7 @@ from crm2_core.api import (
 )
 from crm2_documents import signing
 from crm2_documents.content import content_disposition
-from crm2_documents.errors import RangeNotSatisfiable
+from crm2_documents.errors import BadSignature, RangeNotSatisfiable
 from crm2_documents.models import Version
 from crm2_documents.routes.deps import DocumentsRead, DocumentsWrite, OptionalIfMatch
 from crm2_documents.schemas.documents import SignedUrl, SignedUrlRequest, VersionPublic
@@ -195,11 +195,17 @@ async def signed_url(
     document, found = await service.get_version(session, principal, document_id, body.version)
     longest: int = context.plugin_settings("documents").signed_url_max_seconds
     expires = int(time.time()) + min(body.expires_in, longest)
-    issuer = acting_user(principal)
-    signature = signing.sign(signing.signing_key(context), document.id, found.id, expires, issuer)
+    # the credential asked with: a key's URL stops with the key, not with its creator
+    issuer, kind, param = (
+        (principal.id, "api_key", "key")
+        if principal.kind == "api_key"
+        else (acting_user(principal), "user", "by")
+    )
+    key = signing.signing_key(context)
+    signature = signing.sign(key, document.id, found.id, expires, issuer, kind)
     url = (
         f"/api/v1/documents/signed/{document.id}/{found.id}"
-        f"?expires={expires}&by={issuer}&signature={signature}"
+        f"?expires={expires}&{param}={issuer}&signature={signature}"
     )
     return SignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
@@ -218,13 +224,23 @@ async def signed_download(
     session: SessionDep,
     context: ContextDep,
     expires: Annotated[int, Query(ge=0, le=2**40)],
-    by: Annotated[uuid.UUID, Query(description="who asked for the URL")],
     signature: Annotated[str, Query(min_length=64, max_length=64, pattern=r"^[0-9a-fA-F]+$")],
+    by: Annotated[uuid.UUID | None, Query(description="the user who asked for it")] = None,
+    key: Annotated[uuid.UUID | None, Query(description="the API key it was asked with")] = None,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
 ) -> Response:
     """Download through a signed URL (no credentials); tampered or expired is 403, and so is
-    one whose issuer was disabled or lost documents:read; 404 once they may not see it."""
-    key = signing.signing_key(context)
-    signing.verify(key, "GET", document_id, version_id, expires, by, signature, time.time())
-    found = await service.signed_version(session, context, document_id, version_id, by)
+    one whose issuer (user or API key) was disabled, revoked or lost documents:read; 404
+    once it may not see the document."""
+    if by is not None and key is None:
+        issuer, kind = by, "user"
+    elif key is not None and by is None:
+        issuer, kind = key, "api_key"
+    else:
+        raise BadSignature("a signed URL names exactly one issuer: by (a user) or key")
+    secret = signing.signing_key(context)
+    signing.verify(
+        secret, "GET", document_id, version_id, expires, issuer, kind, signature, time.time()
+    )
+    found = await service.signed_version(session, context, document_id, version_id, issuer, kind)
     return await file_response(context, found, range_header, None)

@@ -23,14 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     Crm2Error,
-    Visibility,
     acting_user,
     check_version,
+    credential_permitted,
     new_id,
     publish,
     safe_filename,
     take_turns,
-    user_permitted,
     utcnow,
 )
 from crm2_documents.content import refusal, sniff
@@ -49,11 +48,10 @@ from crm2_documents.events import VersionAdded
 from crm2_documents.models import Document, Version
 from crm2_documents.repository import documents as repo
 from crm2_documents.repository import kinds as kinds_repo
-from crm2_documents.service.documents import get_document, identity
+from crm2_documents.service.documents import get_document, identity, visibility
 from crm2_documents.storage.base import InvalidKey, KeyMissing, StorageError
 from crm2_documents.storage.registry import storage_of
 from crm2_documents.upload import read_file_part
-from crm2_documents.visibility import ALL_RECORDS
 from crm2_hookspecs import Principal
 
 log = logging.getLogger(__name__)
@@ -312,15 +310,16 @@ async def signed_version(
     document_id: uuid.UUID,
     version_id: uuid.UUID,
     issuer: uuid.UUID,
+    issuer_kind: str = "user",
 ) -> Version:
-    """The version a (verified) signed URL names, as its issuer may read it now: 403 once
-    the issuer is disabled or lost ``documents:read``, 404 once they may not see the
-    document or it is deleted. A removed right stops the URL at once."""
-    if not await user_permitted(context, session, issuer, "documents:read"):
+    """The version a (verified) signed URL names, as its issuer (a user, or the API key it
+    was made with) may read it now: 403 once the user is disabled, the key revoked or
+    expired, or either lost ``documents:read``; 404 once it may not see the document or
+    the document is deleted. A removed right stops the URL at once."""
+    principal = await credential_permitted(context, session, issuer_kind, issuer, "documents:read")
+    if principal is None:
         raise BadSignature("whoever asked for this signed URL may no longer read documents")
-    every = await user_permitted(context, session, issuer, ALL_RECORDS)
-    visibility = Visibility.system() if every else Visibility(owner_id=issuer)
-    document = await repo.DOCUMENTS.get_or_404(session, visibility, document_id)
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
     if document.deleted_at is not None:
         raise DocumentNotFound(f"document {document_id} is deleted")
     found = await session.get(Version, version_id)
