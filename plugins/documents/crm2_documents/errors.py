@@ -32,6 +32,10 @@ class InvalidUpload(Unprocessable):
     slug, title = "documents-invalid-upload", "The upload is not a usable multipart file"
 
 
+class KindInactive(Conflict):
+    slug, title = "documents-kind-inactive", "The document's kind is inactive"
+
+
 class KindExists(Conflict):
     slug, title = "documents-kind-exists", "A document kind with this key exists"
 

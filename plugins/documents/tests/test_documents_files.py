@@ -413,3 +413,27 @@ async def test_the_stream_shows_a_document_only_to_who_may_see_it(docs: Docs) ->
             id=user.id, kind="user", roles=frozenset(), permissions=frozenset(perms)
         )
         assert await channel.can_see(principal, {"data": event.data}, None) is expected
+
+
+async def test_a_deactivated_kind_takes_no_new_versions(docs: Docs) -> None:
+    """Inactive: no new documents or versions of that kind; what exists stays readable."""
+    admin, agent = await docs.user("admin"), await docs.user("agent")
+    document = await docs.create(agent, kind="invoice")
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    kind = await docs.client.get(f"{API}/kinds/invoice", headers=admin.headers)
+    off = await docs.client.patch(
+        f"{API}/kinds/invoice",
+        json={"active": False},
+        headers={**admin.headers, "If-Match": kind.headers["etag"]},
+    )
+    assert off.status_code == 200, off.text
+    refused = await docs.upload(agent, document["id"], PDF + b"% second\n")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("documents-kind-inactive")
+    assert docs.stored_files() and len(docs.stored_files()) == 1  # nothing kept
+    got = await docs.get(agent, document["id"])
+    assert got.json()["current_version"] == 1
+    download = await docs.client.get(
+        f"{API}/documents/{document['id']}/download", headers=agent.headers
+    )
+    assert download.status_code == 200 and download.content == PDF

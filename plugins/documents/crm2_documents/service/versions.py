@@ -41,6 +41,7 @@ from crm2_documents.errors import (
     FileMissing,
     FileNotReady,
     FileTooLarge,
+    KindInactive,
     StorageUnavailable,
     VersionNotFound,
 )
@@ -105,10 +106,13 @@ def key_of(document: Document, version_id: uuid.UUID) -> str:
 async def _checked_document(
     context: Any, principal: Principal, document_id: uuid.UUID
 ) -> tuple[Document, list[str]]:
-    """The document must be visible and live; its kind says what it accepts."""
+    """The document must be visible and live, and its kind active (an inactive kind takes
+    no new versions: its documents stay readable); the kind says what it accepts."""
     async with context.session_factory() as session:
         document = await get_document(session, principal, document_id)
         kind = await kinds_repo.get_kind(session, document.kind)
+    if kind is not None and not kind.active:
+        raise KindInactive(f"the document kind {document.kind!r} is inactive: no new versions")
     return document, list(kind.allowed_types) if kind is not None else []
 
 
