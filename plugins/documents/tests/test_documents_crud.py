@@ -126,3 +126,46 @@ async def test_soft_delete_restore_and_viewer_cannot_write(docs: Docs) -> None:
     )
     assert back.status_code == 200 and back.json()["deleted_at"] is None
     assert (await docs.get(agent, document["id"])).status_code == 200
+
+
+async def test_tags_are_normalised_and_hidden_characters_refused(docs: Docs) -> None:
+    """A tag is what it shows: NFC, trimmed, no invisible or control characters; two tags
+    that differ only by normalisation or case are the same tag."""
+    agent = await docs.user("agent")
+    refused = (
+        ["motor\u200b"],  # zero-width space
+        ["\u200bmotor"],
+        ["mo\u202etor"],  # right-to-left override
+        ["mo\u2060tor"],  # word joiner
+        ["mo\ttor"],
+        ["mo\ntor"],
+        ["mo\u0085tor"],  # C1 control (next line)
+        ["mo\u2028tor"],  # line separator
+        ["caf\u00e9", "cafe\u0301"],  # one tag, two normalisations
+        ["Motor", "motor"],  # one tag, two cases
+    )
+    for tags in refused:
+        body = {"title": "Tagged", "kind": "other", "tags": tags}
+        created = await docs.client.post(f"{API}/documents", json=body, headers=agent.headers)
+        assert created.status_code == 422, (tags, created.text)
+        assert created.headers["content-type"].startswith("application/problem+json")
+        assert "tags" in created.text, created.text
+    assert (await docs.events()) == []
+    document = await docs.create(agent, tags=["  cafe\u0301 ", "Motor"])
+    assert document["tags"] == ["caf\u00e9", "Motor"]
+    patched = await docs.client.patch(
+        f"{API}/documents/{document['id']}",
+        json={"tags": ["motor\u200b"]},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert patched.status_code == 422, patched.text
+    for wanted in ("cafe\u0301", "caf\u00e9"):
+        found = await docs.client.get(
+            f"{API}/documents", params={"tag": wanted}, headers=agent.headers
+        )
+        assert found.status_code == 200, found.text
+        assert [d["id"] for d in found.json()["items"]] == [document["id"]], wanted
+    hidden = await docs.client.get(
+        f"{API}/documents", params={"tag": "caf\u00e9\u200b"}, headers=agent.headers
+    )
+    assert hidden.status_code in (400, 422), hidden.text

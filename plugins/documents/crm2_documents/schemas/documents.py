@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from crm2_core.api import Clearable, EntityLink, Int64, RequestModel, ResponseModel, UpdateModel
 
 Title = Annotated[str, Field(min_length=1, max_length=300)]
 KindKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$")]
+# characters that hide or break a tag when it is shown: controls (Cc), format characters
+# such as the zero-width space or a bidi override (Cf), lone surrogates (Cs), line and
+# paragraph separators (Zl, Zp). The zero-width (non-)joiners, which some scripts and
+# emoji need, only between two characters.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
+def _clean_tag(value: str) -> str:
+    """NFC and trimmed; a tag with a hidden or control character is refused, not cleaned
+    (a search for what the user sees would never find it)."""
+    tag = unicodedata.normalize("NFC", value).strip()
+    for at, ch in enumerate(tag):
+        inner = 0 < at < len(tag) - 1
+        if unicodedata.category(ch) in _HIDDEN and not (ch in _JOINERS and inner):
+            raise ValueError(
+                f"a tag may not hold the invisible or control character U+{ord(ch):04X}"
+            )
+    if not tag:
+        raise ValueError("a tag may not be empty")
+    return tag
+
+
+Tag = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$"),
+    AfterValidator(_clean_tag),
+]
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
 
 
 def _unique(values: list[str] | None) -> list[str] | None:
-    if values is not None and len(set(values)) != len(values):
-        raise ValueError("tags must be unique")
+    """Tags that differ only by case (or normalisation, already NFC) are one tag."""
+    if values is not None and len({v.casefold() for v in values}) != len(values):
+        raise ValueError("tags must be unique (ignoring case)")
     return values
 
 
