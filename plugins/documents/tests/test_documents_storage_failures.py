@@ -3,11 +3,13 @@ or a download cut off after its headers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from crm2_documents.models import Document, Version
 from crm2_documents.service.retention import purge_deleted
 from crm2_documents.service.transfers import run_transfers
@@ -15,9 +17,10 @@ from crm2_documents.storage.base import StorageBackend, StorageError
 from crm2_documents.storage.local import LocalBackend
 from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs, make_docs
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
-from crm2_core.api import utcnow
+from crm2_core.api import JobRunner, utcnow
 from crm2_hookspecs import PluginManifest, hookimpl
 
 
@@ -273,3 +276,47 @@ async def test_a_refused_upload_stays_its_own_error_when_the_cleanup_fails(
     document = await docs.create(agent)
     assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
     problem(await docs.upload(agent, document["id"], PDF), 409, "documents-duplicate-content")
+
+
+_REFUSE_AT_COMMIT = (
+    "CREATE FUNCTION documents_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$",
+    "CREATE CONSTRAINT TRIGGER documents_test_refuse AFTER INSERT ON documents_version "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+    "WHEN (NEW.filename = 'refused-at-commit.pdf') EXECUTE FUNCTION documents_test_refuse()",
+)
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+async def test_an_upload_whose_commit_fails_leaves_no_file(docs: Docs, idempotent: bool) -> None:
+    """The version is recorded by the request's commit, after the file is stored: when that
+    commit fails (here a deferred constraint PostgreSQL checks only at COMMIT), the stored
+    file goes too, whether the route or the Idempotency-Key middleware commits."""
+    if docs.app.context.settings.is_sqlite:
+        pytest.skip("SQLite checks nothing at COMMIT that the upload's writes could break")
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    kept = docs.stored_files()
+    async with docs.app.context.engine.begin() as connection:
+        for statement in _REFUSE_AT_COMMIT:
+            await connection.execute(text(statement))
+    try:
+        headers = {"Idempotency-Key": "commit-fails"} if idempotent else {}
+        try:
+            failed = await docs.upload(
+                agent, document["id"], PDF + b"%2\n", "refused-at-commit.pdf", headers=headers
+            )
+            assert failed.status_code >= 500, failed.text
+        except DBAPIError:  # the test client re-raises what the app did not answer
+            pass
+    finally:
+        async with docs.app.context.engine.begin() as connection:
+            await connection.execute(
+                text("DROP TRIGGER documents_test_refuse ON documents_version")
+            )
+            await connection.execute(text("DROP FUNCTION documents_test_refuse()"))
+    async with asyncio.timeout(10):
+        await JobRunner.of(docs.app.context).wait_idle()
+    assert (await docs.get(agent, document["id"])).json()["current_version"] == 1
+    assert docs.stored_files() == kept

@@ -85,6 +85,7 @@ async def upload_version(
         request.headers.get("content-type"),
         int(length) if length and length.isascii() and length.isdigit() else None,
     )
+    service.discard_unless_committed(session, context, received)
     try:
         _, version = await service.add_version(
             session, context, principal, document_id, version_id, received, if_match

@@ -9,6 +9,7 @@ storage.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     Crm2Error,
+    JobRunner,
     acting_user,
     check_version,
     credential_permitted,
@@ -71,6 +74,7 @@ class Received:
     sha256: str
     content_type: str
     filename: str
+    discarded: bool = False
 
 
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
@@ -274,9 +278,44 @@ def _upload_turn(document: Document) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def discard_unless_committed(session: AsyncSession, context: Any, received: Received) -> None:
+    """Remove the stored file if ``session``'s transaction ends without committing.
+
+    The version is recorded by the request's commit, which runs after the route returned
+    (or in the Idempotency-Key middleware): when that commit fails (a constraint checked
+    at COMMIT, the database gone), the route never hears of it, and the file would stay
+    in its backend with no version naming it. The removal runs in the background once
+    the transaction has ended; an error the route saw was discarded already."""
+    loop = asyncio.get_running_loop()
+    ended = committed = False
+
+    def on_commit(_session: Any) -> None:
+        nonlocal committed
+        committed = True
+
+    # the listeners go with the request's session; ``ended`` keeps them to one transaction
+    def on_end(_session: Any, transaction: Any) -> None:
+        nonlocal ended
+        if ended or transaction.parent is not None:
+            return  # a savepoint: the outermost transaction decides
+        ended = True
+        if not committed and not received.discarded:
+            loop.call_soon(
+                JobRunner.of(context).start,
+                lambda: discard(context, received),
+                f"documents: discard {received.key}",
+            )
+
+    event.listen(session.sync_session, "after_commit", on_commit)
+    event.listen(session.sync_session, "after_transaction_end", on_end)
+
+
 async def discard(context: Any, received: Received) -> None:
     """The upload was stored but not recorded: remove its file. A removal that fails is
     logged, never raised: the request's own error (409, 412, …) is the answer."""
+    if received.discarded:
+        return
+    received.discarded = True
     try:
         await storage_of(context).get(received.backend).delete(received.key)
     except Exception as exc:
