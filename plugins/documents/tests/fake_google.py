@@ -49,6 +49,8 @@ class FakeGoogle:
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     token_requests: int = 0
+    # Drive answers 200 with a page that is not its JSON (a proxy's or a portal's)
+    garbage: bool = False
 
     # -- the consent screen, as a test clicks it -------------------------------------------
     def approve(self, consent_url: str) -> str:
@@ -106,6 +108,8 @@ class FakeGoogle:
     async def files_collection(self, request: Request) -> Response:
         if not self._authorized(request):
             return JSONResponse({"error": {"code": 401}}, 401)
+        if self.garbage:
+            return Response("<html>sign in to the network</html>", media_type="text/html")
         if request.method == "POST":
             body = await request.json()
             made = DriveFile(self.new_id(), body["name"], body.get("parents", []), body["mimeType"])

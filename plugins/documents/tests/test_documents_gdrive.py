@@ -213,3 +213,22 @@ async def test_a_token_exchange_google_does_not_answer_is_503(
     assert back.json()["type"].endswith("documents-oauth-exchange-failed")
     status = await docs.client.get(f"{API}/oauth/gdrive", headers=admin.headers)
     assert status.json()["connected"] is False
+
+
+async def test_a_drive_that_answers_something_else_is_503_not_500(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """A 200 whose body is not Drive's JSON (a proxy's page) is the backend failing."""
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="gdrive", **gdrive_settings(google)
+    )
+    admin, agent = await docs.user("admin"), await docs.user("agent")
+    assert (await connect(docs, google, admin))["connected"] is True
+    document = await docs.create(agent)
+    google.garbage = True
+    try:
+        refused = await docs.upload(agent, document["id"], PDF)
+    finally:
+        google.garbage = False
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("documents-storage-unavailable")

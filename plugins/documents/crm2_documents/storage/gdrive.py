@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crm2_documents.gdrive import oauth
 from crm2_documents.storage.base import KeyMissing, StorageBackend, StorageError, check_key
@@ -30,6 +30,16 @@ if TYPE_CHECKING:
     import httpx
 
 FOLDER = "application/vnd.google-apps.folder"
+T = TypeVar("T")
+
+
+def _read(answer: httpx.Response, what: str, pick: Callable[[Any], T]) -> T:
+    """``pick`` applied to the answer's JSON; an answer that is not Drive's JSON (a proxy's
+    page, another shape) is the backend failing (``StorageError``), not our error."""
+    try:
+        return pick(answer.json())
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise StorageError(f"{what}: the answer is not Drive's JSON") from exc
 
 
 def _quote(value: str) -> str:
@@ -138,7 +148,7 @@ class GDriveBackend(StorageBackend):
         )
         if answer.status_code != 200:
             raise StorageError(f"Drive list failed: HTTP {answer.status_code}")
-        return [str(f["id"]) for f in answer.json().get("files", [])]
+        return _read(answer, "Drive list", lambda body: [str(f["id"]) for f in body["files"]])
 
     async def _folder(self, name: str, parent: str | None, create: bool) -> str | None:
         cache_key = f"{parent}/{name}"
@@ -156,7 +166,7 @@ class GDriveBackend(StorageBackend):
             made = await self._request("POST", f"{self.api}/drive/v3/files", json=body)
             if made.status_code not in (200, 201):
                 raise StorageError(f"Drive folder create failed: HTTP {made.status_code}")
-            folder_id = str(made.json()["id"])
+            folder_id = _read(made, "Drive folder create", lambda body: str(body["id"]))
         self._folders[cache_key] = folder_id
         return folder_id
 
@@ -224,7 +234,7 @@ class GDriveBackend(StorageBackend):
             return ""
         if answer.status_code not in (200, 201):
             raise StorageError(f"Drive upload did not complete: HTTP {answer.status_code}")
-        return str(answer.json()["id"])
+        return _read(answer, "Drive upload", lambda body: str(body["id"]))
 
     async def _keep_one(self, parent: str, name: str, file_id: str) -> None:
         """Remove the other files of this name; every writer keeps the same (last) one."""
