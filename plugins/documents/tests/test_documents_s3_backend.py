@@ -6,16 +6,21 @@ size), then the whole app storing on s3 and the transfer queue local → s3.
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crm2_documents.models import Version
 from crm2_documents.service.transfers import run_transfers
 from crm2_documents.storage.s3 import S3Backend
 from crm2_documents.testing import BackendContract
 from documents_kit import API, PDF, make_docs
 from s3_server import free_port, make_bucket, s3_server
+from sqlalchemy import update
 
 PART = 5 * 1024 * 1024  # S3's smallest multipart part
 
@@ -127,3 +132,55 @@ async def test_an_unreachable_s3_is_503_not_500(crm2_app_factory: Any, tmp_path:
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"].endswith("documents-storage-unavailable")
     assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
+
+
+@contextmanager
+def cut_short_s3() -> Iterator[str]:
+    """An 'S3' whose every answer is a 200 that promises 100,000 bytes and hangs up before
+    the first (a connection reset at the start of the body)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65_536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n"
+                    b'Content-Length: 100000\r\nETag: "x"\r\n\r\n'
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+async def test_an_s3_body_cut_before_its_first_bytes_is_503_not_500(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """The object's body breaks off before the download's headers are sent: a 503 problem,
+    as for an S3 that does not answer, not a 500."""
+    with cut_short_s3() as endpoint:
+        docs = await make_docs(
+            crm2_app_factory, tmp_path / "files", **s3_settings(endpoint, "cut-short")
+        )
+        agent = await docs.user("agent")
+        document = await docs.create(agent)
+        assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+        async with docs.app.context.session_factory() as session:
+            await session.execute(update(Version).values(backend="s3"))
+            await session.commit()
+        url = f"{API}/documents/{document['id']}/download"
+        got = await docs.client.get(url, headers=agent.headers)
+    assert got.status_code == 503, got.text
+    assert got.json()["type"].endswith("documents-storage-unavailable")

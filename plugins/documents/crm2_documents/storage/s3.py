@@ -181,10 +181,15 @@ class S3Backend(StorageBackend):
             if _code(exc) == "InvalidRange":
                 return
             raise
+        from botocore.exceptions import BotoCoreError
+
         body = answer["Body"]
         try:
             while True:
-                chunk = await anyio.to_thread.run_sync(body.read, CHUNK_SIZE)
+                try:  # the body cut off (reset, short): the store failing, as in ``_call``
+                    chunk = await anyio.to_thread.run_sync(body.read, CHUNK_SIZE)
+                except BotoCoreError as exc:
+                    raise S3Error(exc) from exc
                 if not chunk:
                     break
                 yield chunk
