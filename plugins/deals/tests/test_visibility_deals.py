@@ -64,3 +64,23 @@ async def test_exports_honour_visibility(deals: Deals) -> None:
         assert response.status_code == 200
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert [r[field] for r in rows] == [own]
+
+
+async def test_a_deal_export_names_only_clients_the_exporter_may_see(deals: Deals) -> None:
+    admin, manager = await deals.user("admin"), await deals.user("manager")
+    role = {"name": "exporting-agent", "permissions": ["deals:read", "deals:write", "deals:export"]}
+    created = await deals.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    exporter, other = await deals.user("exporting-agent"), await deals.user("agent")
+    # a manager gives the exporter a deal on another agent's client
+    theirs = await deals.create_client(other.headers, name="Their client")
+    deal = await deals.create_deal(manager.headers, theirs["id"], owner_id=str(exporter.id))
+    url = f"{API}/clients/{theirs['id']}"
+    assert (await deals.client.get(url, headers=exporter.headers)).status_code == 404
+    response = await deals.client.get(f"{API}/deals/export", headers=exporter.headers)
+    assert response.status_code == 200
+    (row,) = csv.DictReader(io.StringIO(response.text))
+    assert row["id"] == deal["id"] and row["client_id"] == theirs["id"]
+    assert row["client_name"] == ""
+    seen = await deals.client.get(f"{API}/deals/export", headers=manager.headers)
+    assert "Their client" in seen.text

@@ -113,11 +113,17 @@ async def stage_and_pipeline_names(
     return {i: n for i, n in stages.all()}, {i: n for i, n in pipelines.all()}
 
 
-async def client_names(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def client_names(
+    session: AsyncSession, visibility: Visibility, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Names of the clients among ``ids`` the caller may see: a deal of one's own can sit
+    on another agent's client, whose name is theirs to show (``GET`` of it is a 404)."""
     wanted = set(ids)
     if not wanted:
         return {}
-    stmt = select(col(Client.id), col(Client.name)).where(col(Client.id).in_(wanted))
+    stmt = select(col(Client.id), col(Client.name)).where(
+        col(Client.id).in_(wanted), visibility.where(col(Client.owner_id))
+    )
     return {i: n for i, n in (await session.execute(stmt)).all()}
 
 

@@ -508,7 +508,7 @@ def export_deals(
     async def rows(session: AsyncSession, items: list[Row[Any]]) -> list[list[Any]]:
         if not names:
             names["stages"], names["pipelines"] = await repo.stage_and_pipeline_names(session)
-        clients = await repo.client_names(session, {d.client_id for d in items})
+        clients = await repo.client_names(session, visibility, {d.client_id for d in items})
         owners = await user_emails(session, {d.owner_id for d in items})
         stages, pipelines = names["stages"], names["pipelines"]
         return [
