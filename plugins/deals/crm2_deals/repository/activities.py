@@ -81,3 +81,10 @@ async def reassign(
     else:
         raise ValueError("reassign needs a client, deal or policy id")
     await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def move_to_client(session: AsyncSession, deal_id: uuid.UUID, client_id: uuid.UUID) -> None:
+    """A deal moved to another client takes its activities along (every activity carries
+    its client: the client's timeline, and the cascade when the client is deleted)."""
+    stmt = update(Activity).where(col(Activity.deal_id) == deal_id).values(client_id=client_id)
+    await session.execute(stmt.execution_options(synchronize_session=False))

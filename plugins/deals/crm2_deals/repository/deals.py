@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,7 +30,7 @@ from crm2_core.api import (
     paginate,
 )
 from crm2_deals.errors import DealNotFound
-from crm2_deals.models import Client, Deal, Pipeline, Stage, StageMove
+from crm2_deals.models import Client, Deal, Pipeline, Policy, Stage, StageMove
 
 DEAL_SORTS = Sorts(
     {
@@ -125,6 +125,11 @@ async def client_names(
         col(Client.id).in_(wanted), visibility.where(col(Client.owner_id))
     )
     return {i: n for i, n in (await session.execute(stmt)).all()}
+
+
+async def has_policies(session: AsyncSession, deal_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(col(Policy.deal_id) == deal_id))
+    return bool((await session.execute(stmt)).scalar())
 
 
 async def owned_by(session: AsyncSession, owner_id: uuid.UUID) -> list[Deal]:

@@ -35,6 +35,7 @@ from crm2_core.api import (
 )
 from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
+    InUse,
     LostReasonRequired,
     PipelineNotFound,
     StageNotFound,
@@ -44,6 +45,7 @@ from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdat
 from crm2_deals.extensions import vet, vetting
 from crm2_deals.hookspecs import DealChange
 from crm2_deals.models import Deal, Stage, StageMove
+from crm2_deals.repository import activities as activities_repo
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
@@ -315,6 +317,10 @@ async def update_deal(
         values["expected_close_date"] = sent["expected_close_date"]
     if sent.get("client_id") is not None:
         client = await clients_repo.clients.get_or_404(session, visibility, sent["client_id"])
+        if client.id != deal.client_id and await repo.has_policies(session, deal.id):
+            # a policy is the client's contract: it cannot follow the deal, nor stay
+            # linked to a deal of another client
+            raise InUse("the deal has policies of its client; unlink them to move it")
         values["client_id"] = client.id
     if sent.get("owner_id") is not None:
         values["owner_id"] = await resolve_owner(
@@ -347,6 +353,8 @@ async def update_deal(
     changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
+    if "client_id" in changed:  # its timeline goes with it (and is not deleted with the old client)
+        await activities_repo.move_to_client(session, deal.id, deal.client_id)
     names = sorted("value" if k == "value_minor" else k for k in changed)
     event = DealUpdated(changed=names, owner_id=deal.owner_id)
     publish(session, event, subject=deal.id, actor=principal)
