@@ -88,3 +88,14 @@ async def move_to_client(session: AsyncSession, deal_id: uuid.UUID, client_id: u
     its client: the client's timeline, and the cascade when the client is deleted)."""
     stmt = update(Activity).where(col(Activity.deal_id) == deal_id).values(client_id=client_id)
     await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def unlink_deal_of_policy_entries(session: AsyncSession, deal_id: uuid.UUID) -> None:
+    """Before a deal is deleted: the entries also about a policy (issued, cancelled…) stay
+    with the policy, which outlives the deal (its ``deal_id`` is set to null)."""
+    stmt = (
+        update(Activity)
+        .where(col(Activity.deal_id) == deal_id, col(Activity.policy_id).is_not(None))
+        .values(deal_id=None)
+    )
+    await session.execute(stmt.execution_options(synchronize_session=False))

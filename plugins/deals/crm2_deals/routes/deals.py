@@ -73,7 +73,7 @@ record_routes(
     router, "/deals/{deal_id}", service.public, response_model=DealPublic,
     permissions=PERMISSIONS, get=service.get_deal, delete=service.delete_deal,
     docs=("One deal; its ETag is what a PATCH sends as If-Match.", "",
-          "Delete a deal with its history and activities (its policies stay, unlinked)."),
+          "Delete a deal, its history and activities (its policies stay, unlinked, with theirs)."),
 )  # fmt: skip
 
 

@@ -87,7 +87,18 @@ def snapshot(deal: Deal) -> dict[str, Any]:
 
 DEALS = Records(repo.deals, RULES)
 get_deal = DEALS.get
-delete_deal = DEALS.delete
+
+
+async def delete_deal(
+    session: AsyncSession, principal: Principal, deal_id: uuid.UUID, if_match: str | None
+) -> None:
+    """Delete a deal and its activities; its policies stay (unlinked), and so do theirs."""
+    deal = await DEALS.for_update(session, principal, deal_id, if_match)
+    # an activity's deal cascades: one also about a policy keeps the policy's history
+    await activities_repo.unlink_deal_of_policy_entries(session, deal.id)
+    await repo.deals.delete(session, deal.id)
+
+
 list_deals = DEALS.lister(repo.list_deals)
 
 
