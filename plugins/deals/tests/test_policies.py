@@ -318,6 +318,32 @@ async def test_renew_a_draft_is_409(deals: Deals) -> None:
     assert r.status_code == 409
 
 
+async def test_a_renewal_recorded_by_post_obeys_the_renew_rules(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    client = await make_client(deals.app, admin.id)
+    cancelled = await make_policy(deals.app, client, status="cancelled")
+    draft = await make_policy(deals.app, client, status="draft")
+    for old in (cancelled, draft):
+        r = await deals.client.post(
+            POLICIES, json=body(client.id, renewal_of=str(old.id)), headers=admin.headers
+        )
+        assert r.status_code == 409, r.text
+        assert r.json()["type"] == "urn:crm2:problem:deals-invalid-policy-transition"
+    active = await make_policy(deals.app, client, status="active")
+    renewed = await deals.client.post(f"{POLICIES}/{active.id}/renew", headers=admin.headers)
+    assert renewed.status_code == 201, renewed.text
+    second = await deals.client.post(
+        POLICIES, json=body(client.id, renewal_of=str(active.id)), headers=admin.headers
+    )
+    assert second.status_code == 409, second.text
+    assert second.json()["type"] == "urn:crm2:problem:deals-renewal-exists"
+    assert len(await rows(deals.app, Policy, Policy.renewal_of == active.id)) == 1
+    # an expired policy without an open renewal may have one recorded
+    expired = await make_policy(deals.app, client, status="expired")
+    recorded = await create(deals, admin.headers, client.id, renewal_of=str(expired.id))
+    assert recorded["renewal_of"] == str(expired.id)
+
+
 async def test_list_filters(deals: Deals) -> None:
     admin = await deals.user("admin")
     a, b = await make_client(deals.app, admin.id), await make_client(deals.app, admin.id)

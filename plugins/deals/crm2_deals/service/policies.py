@@ -122,6 +122,15 @@ def _announce_activated(session: AsyncSession, row: Policy, principal: Principal
     )
 
 
+async def _check_renewable(session: AsyncSession, old: Policy) -> None:
+    """A renewal is of an active or expired policy without a draft or active one yet,
+    whether made by ``…/renew`` or recorded by a create naming ``renewal_of``."""
+    if old.status not in ("active", "expired"):
+        raise InvalidPolicyTransition(f"a {old.status} policy cannot be renewed")
+    if await repo.open_renewal_exists(session, old.id):
+        raise RenewalExists(f"policy {old.number} already has a draft or active renewal")
+
+
 async def create_policy(session: AsyncSession, principal: Principal, data: PolicyCreate) -> Policy:
     vis = RULES.visibility(principal)
     client = await _client(session, vis, data.client_id)
@@ -130,6 +139,7 @@ async def create_policy(session: AsyncSession, principal: Principal, data: Polic
         renewed = await repo.policies.get(session, vis, data.renewal_of)
         if renewed is None or renewed.client_id != client.id:
             raise PolicyLinkInvalid("renewal_of must name a policy of the same client")
+        await _check_renewable(session, renewed)
     owner = await resolve_owner(session, principal, vis, data.owner_id, default=client.owner_id)
     if await repo.number_taken(session, data.insurer, data.number):
         raise _taken(data.number, data.insurer)
@@ -291,10 +301,7 @@ async def renew_policy(
 ) -> Policy:
     """A draft renewal of an active or expired policy, for the next term."""
     old = await get_policy(session, principal, policy_id)
-    if old.status not in ("active", "expired"):
-        raise InvalidPolicyTransition(f"a {old.status} policy cannot be renewed")
-    if await repo.open_renewal_exists(session, old.id):
-        raise RenewalExists(f"policy {old.number} already has a draft or active renewal")
+    await _check_renewable(session, old)
     try:
         start, end = next_term(old.start_date, old.end_date)
     except (ValueError, OverflowError) as exc:
