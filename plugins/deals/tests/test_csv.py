@@ -10,7 +10,9 @@ from crm2_deals.models import Client
 from crm2_deals.service import clients as clients_service
 from crm2_deals.service import deals as deals_service
 from deals_kit import API, Deals, User
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+
+from crm2_core.api import User as UserRow
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -207,3 +209,40 @@ async def test_export_can_be_imported_again(deals: Deals) -> None:
     report = (await _import(deals, admin, exported)).json()
     assert (report["created"], report["updated"], report["skipped"]) == (0, 0, 2)
     assert report["errors"] == []
+
+
+async def test_an_import_handing_a_client_over_moves_its_activities(deals: Deals) -> None:
+    manager = await deals.user("manager")
+    leaving, heir = await deals.user("agent"), await deals.user("agent")
+    client = await deals.create_client(leaving.headers, name="Anna", emails=["anna@x.example"])
+    note = {"kind": "note", "client_id": client["id"], "subject": "likes calls"}
+    posted = await deals.client.post(f"{API}/activities", json=note, headers=leaving.headers)
+    assert posted.status_code == 201, posted.text
+    rows = f"name,emails,owner_email\nAnna,anna@x.example,{heir.email}\n"
+    answer = await _import(deals, manager, rows)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["updated"] == 1
+    url = f"{API}/activities/{posted.json()['id']}"
+    assert (await deals.client.get(url, headers=leaving.headers)).status_code == 404
+    assert (await deals.client.get(url, headers=heir.headers)).status_code == 200
+
+
+async def test_an_import_cannot_hand_a_client_to_a_deactivated_user(deals: Deals) -> None:
+    manager, agent, gone = (
+        await deals.user("manager"),
+        await deals.user("agent"),
+        await deals.user("agent"),
+    )
+    client = await deals.create_client(agent.headers, name="Anna", emails=["anna@x.example"])
+    async with deals.app.context.session_factory() as session:
+        await session.execute(
+            update(UserRow).where(UserRow.id == gone.id).values(is_active=False)  # type: ignore[arg-type]
+        )
+        await session.commit()
+    rows = f"name,emails,owner_email\nAnna,anna@x.example,{gone.email}\n"
+    answer = await _import(deals, manager, rows)
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["report"]["errors"]
+    assert "not an active user" in error["reason"], error
+    got = await deals.client.get(f"{API}/clients/{client['id']}", headers=agent.headers)
+    assert got.json()["owner_id"] == str(agent.id)

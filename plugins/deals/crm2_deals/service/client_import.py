@@ -31,6 +31,7 @@ from crm2_deals.models import Client
 from crm2_deals.repository import clients as repo
 from crm2_deals.repository.clients import ClientIndex, NewClient
 from crm2_deals.schemas.clients import ClientCreate, ClientCsvRow
+from crm2_deals.service.activities import follow_owner
 from crm2_deals.service.clients import search_text_for, write_update
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
@@ -142,6 +143,9 @@ class _Batch:
         overflow = _overflow(match, row)
         if overflow is not None:
             return overflow
+        handed_over = owner is not None and owner != match.owner_id
+        if handed_over and owner is not None and not await self.is_active(owner):
+            return RowError(f"owner {owner} is not an active user")
         if not self.write:
             return "updated"
         if isinstance(match, NewClient):  # created by an earlier row of this batch
@@ -150,6 +154,8 @@ class _Batch:
         else:
             client = match
         before = client.version
+        if handed_over and owner is not None:  # as a PATCH does: the client's notes go along
+            await follow_owner(self.session, owner, client_id=client.id)
         await write_update(self.session, self.principal, client, _merge(client, row, owner))
         self.index.add(client)
         return "updated" if client.version != before else "skipped"
