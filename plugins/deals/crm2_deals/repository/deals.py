@@ -105,6 +105,17 @@ async def history(
     return await paginate(session, stmt, keys, page)
 
 
+async def latest_moves(session: AsyncSession, deal_id: uuid.UUID, limit: int) -> list[StageMove]:
+    """The deal's ``limit`` most recent stage moves, newest first (its timeline)."""
+    stmt = (
+        select(StageMove)
+        .where(col(StageMove.deal_id) == deal_id)
+        .order_by(col(StageMove.moved_at).desc(), col(StageMove.id).desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def stage_and_pipeline_names(
     session: AsyncSession,
 ) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:

@@ -464,7 +464,8 @@ async def timeline(
 ) -> list[dict[str, Any]]:
     """404 unless visible; the deal's stage moves and other plugins' entries, newest first."""
     deal = await get_deal(session, principal, deal_id)
-    moves, _ = await repo.history(session, deal.id, PageParams(limit=TIMELINE_LIMIT))
+    # the newest moves: a deal moved more than the limit shows its latest, not its first
+    moves = await repo.latest_moves(session, deal.id, TIMELINE_LIMIT)
     names, _ = await repo.stage_and_pipeline_names(session)
     own = [
         {
