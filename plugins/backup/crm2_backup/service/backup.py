@@ -116,7 +116,6 @@ async def _start(
     context: Any, set_id: uuid.UUID | None, trigger: str, actor_id: uuid.UUID | None
 ) -> BackupSet | None:
     """The set to fill: a new running one, or the queued ``set_id`` claimed (``None``: taken)."""
-    settings: BackupSettings = context.plugin_settings("backup")
     async with context.session_factory() as session:
         if set_id is None:
             row = new_set(trigger, None, actor_id, "running")
@@ -132,7 +131,6 @@ async def _start(
         )
         await session.commit()
         await session.refresh(row)
-    store.set_dir(settings, row.location).mkdir(parents=True, exist_ok=True)
     return row
 
 
@@ -159,6 +157,9 @@ async def run_backup(
     tracker: _Tracker | None = None
     current = ""
     try:
+        # inside the try: a folder that cannot be made fails the set now, instead of
+        # leaving it running (and answering every POST /sets) until the stale job
+        folder.mkdir(parents=True, exist_ok=True)
         key = load_key(settings, create=True)
         remote = destinations.configured(context)  # an unknown name fails before any dump
         targets = chosen_targets(context)
@@ -267,14 +268,14 @@ async def _complete(
     manifest = manifest_of(context, row, artifacts, finished, key_id)
     manifest["destination"] = destinations.LOCAL if remote is None else remote.name
     folder = store.set_dir(settings, row.location)
-    store.write_manifest(folder, manifest)
-    if remote is not None:  # the set is completed only once its destination holds it
-        try:
+    try:  # a manifest the folder cannot take (a full disk) fails the set like an upload
+        store.write_manifest(folder, manifest)
+        if remote is not None:  # the set is completed only once its destination holds it
             files = [a.filename for a in artifacts] + [destinations.MANIFEST]
             await destinations.upload(remote, row.location, folder, files)
-        except BaseException as exc:
-            await _fail(context, row, exc, artifacts, None)
-            raise
+    except BaseException as exc:
+        await _fail(context, row, exc, artifacts, None)
+        raise
     total = sum(a.size_bytes for a in artifacts)
     names = [a.target for a in artifacts]
     async with context.session_factory() as session:

@@ -1,0 +1,76 @@
+"""A destination folder that cannot take the set: the set fails at once, with why.
+
+A set left ``running`` would answer every ``POST /sets`` (one backup at a time) until
+the stale job gives up on it, an hour later by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from backup_kit import API, app_with_target, backup_settings, event_types, run_set
+
+from crm2_core.testing import Crm2TestApp
+
+
+async def test_a_backup_folder_that_cannot_be_made_fails_the_set_at_once(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-folder").write_text("a file where the backups folder should be")
+    settings = {**backup_settings(tmp_path), "dir": str(tmp_path / "not-a-folder" / "backups")}
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup"], plugin_settings={"backup": settings}
+    )
+    admin = await app.login("admin")
+
+    body = await run_set(app, admin)
+
+    assert body["status"] == body["state"] == "failed", body
+    assert "not-a-folder" in body["error"]
+    assert await event_types(app) == ["backup.set.failed"]
+    runs = (await app.client.get(f"{API}/runs", headers=admin)).json()["items"]
+    assert [r["status"] for r in runs] == ["failed"]
+    # the next request is a new set, not the dead one answered again
+    again = await app.client.post(f"{API}/sets", headers=admin)
+    assert again.status_code == 202 and again.json()["id"] != body["id"]
+
+
+class ManifestBlocker:
+    """A target that dumps fine but leaves the set folder unable to take ``manifest.json``
+    (as a full disk or a read-only mount would at the last write)."""
+
+    name = "blocker"
+    extension = ".txt"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        path.write_text("data")  # noqa: ASYNC240
+        for folder in self.root.iterdir():
+            (folder / "manifest.json.tmp").mkdir()
+        return {"lines": 1}
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        return {"into": to}
+
+    async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {}
+
+
+async def test_a_manifest_that_cannot_be_written_fails_the_set_at_once(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    target = ManifestBlocker(tmp_path / "backups")
+    app = await app_with_target(crm2_app_factory, tmp_path, "blocker", target)
+    admin = await app.login("admin")
+
+    body = await run_set(app, admin)
+
+    assert body["status"] == body["state"] == "failed", body
+    assert "manifest.json" in body["error"]
+    assert await event_types(app) == ["backup.set.failed"]
+    again = await app.client.post(f"{API}/sets", headers=admin)
+    assert again.status_code == 202 and again.json()["id"] != body["id"]
