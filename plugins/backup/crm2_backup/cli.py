@@ -46,11 +46,17 @@ def register(cli: click.Group) -> None:
     @click.option("--verify/--no-verify", "and_verify", default=False, help="drill the new set too")
     def run(and_verify: bool) -> None:
         """Back up every chosen target into a new encrypted set."""
-        from crm2_backup.service.backup import run_backup
+        from crm2_backup.service.backup import _error_text, run_backup
         from crm2_backup.service.verify import verify
 
         async def work(context: Any) -> int:
-            row = await run_backup(context, progress=_progress("backup"))
+            try:
+                row = await run_backup(context, progress=_progress("backup"))
+            except Exception as exc:
+                if isinstance(exc, Crm2Error):
+                    raise
+                # recorded as a failed set with this cause (and logged with its id): one line
+                raise click.ClickException(f"backup failed: {_error_text(exc)}") from None
             assert row is not None
             if row.status != "completed":  # finished after the stale job had failed it
                 click.echo(f"set {row.id} {row.status}: {row.error}", err=True)

@@ -6,13 +6,17 @@ the stale job gives up on it, an hour later by default.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backup_kit import API, app_with_target, backup_settings, event_types, run_set
+import pytest
+from backup_kit import API, KEY, app_with_target, backup_settings, event_types, run_set
+from click.testing import CliRunner
+from crm2_backup import crypto
 
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, build_cli
 
 
 async def test_a_backup_folder_that_cannot_be_made_fails_the_set_at_once(
@@ -74,3 +78,32 @@ async def test_a_manifest_that_cannot_be_written_fails_the_set_at_once(
     assert await event_types(app) == ["backup.set.failed"]
     again = await app.client.post(f"{API}/sets", headers=admin)
     assert again.status_code == 202 and again.json()["id"] != body["id"]
+
+
+async def test_the_cli_says_a_failed_backup_in_one_line_and_exits_1(
+    backup: Crm2TestApp, crm2_database: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    for name, value in {
+        "CRM2_DATABASE_URL": crm2_database.url,
+        "CRM2_PLUGINS": "backup",
+        "CRM2_ENV": "test",
+        "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM2_BACKUP_DIR": str(tmp_path / "not-a-folder" / "backups"),
+        "CRM2_BACKUP_KEY": crypto.encode_key(KEY),
+        "CRM2_BACKUP_SCHEDULE": "",
+        "CRM2_BACKUP_VERIFY_SCHEDULE": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CRM2_REDIS_URL", raising=False)
+
+    result = await asyncio.to_thread(CliRunner().invoke, build_cli(), ["backup", "run"])
+
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "not-a-folder" in errors[0], result.output
+    assert "Traceback" not in result.output
+    admin = await backup.login("admin")
+    [made] = (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert made["status"] == "failed" and made["error"] in errors[0]
