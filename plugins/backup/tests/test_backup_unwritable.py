@@ -7,7 +7,7 @@ the stale job gives up on it, an hour later by default.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from crm2_backup import crypto
 
 from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, build_cli
+from crm2_hookspecs import PluginManifest, hookimpl
 
 
 async def test_a_backup_folder_that_cannot_be_made_fails_the_set_at_once(
@@ -107,3 +108,50 @@ async def test_the_cli_says_a_failed_backup_in_one_line_and_exits_1(
     admin = await backup.login("admin")
     [made] = (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
     assert made["status"] == "failed" and made["error"] in errors[0]
+
+
+class GoodTarget(ManifestBlocker):
+    name = "good"
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        path.write_bytes(b"x" * 100_000)  # noqa: ASYNC240
+        return {"bytes": 100_000}
+
+
+class FullDiskTarget(ManifestBlocker):
+    name = "full"
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        raise OSError(28, "No space left on device")
+
+
+class TwoTargets:
+    manifest = PluginManifest(name="two", title="Two")
+
+    def __init__(self, root: Path) -> None:
+        self.targets = [GoodTarget(root), FullDiskTarget(root)]
+
+    @hookimpl(optionalhook=True)
+    def crm2_backup_targets(self, context: Any) -> Sequence[Any]:
+        return self.targets
+
+
+async def test_a_set_that_fails_part_way_leaves_no_partial_artefacts_on_disk(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """A failed set is never restored: what it wrote before failing would only hold the
+    space a full disk needs back, and nothing (not retention) ever deletes it."""
+    root = tmp_path / "backups"
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "two"],
+        extra_plugins=(TwoTargets(root),),
+        plugin_settings={"backup": backup_settings(tmp_path, targets="good,full")},
+    )
+    admin = await app.login("admin")
+
+    body = await run_set(app, admin)
+
+    assert body["status"] == "failed" and "No space left" in body["error"], body
+    assert [t["phase"] for t in body["progress"]["targets"]] == ["done", "failed"]
+    assert not (root / body["location"]).exists()
+    assert list(root.iterdir()) == []

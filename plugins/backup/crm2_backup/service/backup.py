@@ -371,3 +371,6 @@ async def _fail(
             )
         # else: the stale sweep failed (and announced) it already; its reason stays
         await session.commit()
+    # a failed set is never drilled or restored: what it wrote before failing would only
+    # hold the space (a full disk's) that nothing, not retention, would ever free
+    store.remove(store.set_dir(context.plugin_settings("backup"), row.location))
