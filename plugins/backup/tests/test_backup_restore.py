@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -202,3 +204,30 @@ async def test_a_failed_restore_run_records_what_its_target_wrote_before_failing
     [run] = await _restore_runs(app, admin)
     assert run["status"] == "failed" and "3 keys written" in run["error"]
     assert run["detail"] == {"target": "slow", "dry_run": False, "restored": 3}
+
+
+async def test_two_restores_into_one_new_sqlite_file_one_wins_the_other_is_refused(
+    backup: Crm2TestApp, tmp_path: Path
+) -> None:
+    if not backup.context.settings.is_sqlite:
+        pytest.skip("a SQLite restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    to = tmp_path / "restored.db"
+
+    results = await asyncio.gather(
+        *(restore(backup.context, uuid.UUID(made["id"]), "sqlite", str(to)) for _ in range(2)),
+        return_exceptions=True,
+    )
+
+    [won] = [r for r in results if isinstance(r, dict)]
+    [refused] = [r for r in results if not isinstance(r, dict)]
+    assert won["written"] == str(to)
+    assert isinstance(refused, errors.BadTargetAddress), refused
+    assert "exists" in str(refused.detail)
+    with closing(sqlite3.connect(to)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    left = [p.name for p in tmp_path.iterdir() if "restored" in p.name]  # noqa: ASYNC240
+    assert left == ["restored.db"]  # no partial copy beside it
+    runs = await _restore_runs(backup, admin)
+    assert sorted(r["status"] for r in runs) == ["failed", "ok"]
