@@ -263,3 +263,39 @@ async def test_asking_for_a_backup_while_one_runs_answers_that_one(backup: Crm2T
     assert response.json()["id"] == str(running.id) and response.json()["state"] == "running"
     assert response.headers["Location"] == f"{API}/sets/{running.id}"
     assert len((await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]) == 1
+
+
+@pytest.mark.crm2_plugins("backup")
+async def test_a_due_time_waits_while_a_set_is_underway_instead_of_dumping_beside_it(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """``* * * * *`` (or a 03:00 schedule meeting a manual set): one backup at a time, as
+    ``POST /sets``; the due time is made once the set underway is done."""
+    from crm2_backup.repository import update_set
+    from crm2_backup.service.backup import new_set
+
+    app: Crm2TestApp = await crm2_app_factory(
+        plugin_settings={"backup": backup_settings(tmp_path, schedule="* * * * *")},
+        scheduler_enabled=False,
+    )
+    running = new_set("manual", None, None, "running")
+    async with app.context.session_factory() as session:
+        session.add(running)
+        await session.commit()
+
+    assert await tick(app.context, NOW) == {}
+    assert await tick(app.context, NOW + timedelta(minutes=1)) == {}
+
+    async with app.context.session_factory() as session:
+        await update_set(session, running.id, status="failed", error="test: over")
+        await session.commit()
+    queued = await tick(app.context, NOW + timedelta(minutes=1, seconds=30))
+    await app.settle_events()
+
+    assert set(queued) == {"backup"}
+    admin = await app.login("admin")
+    sets = (await app.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert sorted((s["trigger"], s["status"]) for s in sets) == [
+        ("manual", "failed"),
+        ("schedule", "completed"),
+    ]

@@ -21,9 +21,11 @@ from crm2_backup.models import BackupArtifact, BackupRun, BackupSet
 from crm2_backup.repository import backup_run_id, claim_set, finish_run, get_set, update_set
 from crm2_backup.service import destinations, store
 from crm2_backup.service.keys import load_key
+from crm2_backup.service.locks import SET_REQUESTS
 from crm2_backup.service.schema import alembic_heads
+from crm2_backup.service.stale import set_underway
 from crm2_backup.service.targets import chosen_targets
-from crm2_core.api import AppContext, Crm2Error, publish, utcnow
+from crm2_core.api import AppContext, Crm2Error, publish, take_turns, utcnow
 
 log = logging.getLogger("crm2.backup")
 Progress = Callable[[str, str], None]  # (target, phase)
@@ -99,10 +101,15 @@ class _Tracker:
 async def request_backup(context: Any, due_key: str) -> uuid.UUID | None:
     """A queued scheduled set and its ``backup.set.requested``, in one transaction.
 
-    ``None`` when another process already queued this due time (the unique ``due_key``).
+    ``None`` when another process already queued this due time (the unique ``due_key``),
+    or while another set is underway: one backup at a time, as ``POST /sets``; the due
+    time is queued by a later tick (within the catch-up window) once that set is done.
     """
     row = new_set("schedule", due_key, None, "queued")
     async with context.session_factory() as session:
+        await take_turns(session, SET_REQUESTS)
+        if await set_underway(session, context.plugin_settings("backup")) is not None:
+            return None
         session.add(row)
         publish(session, SetRequested(set_id=row.id, due_key=due_key), subject=row.id)
         try:

@@ -28,7 +28,7 @@ from crm2_backup.repository import get_set, update_set
 from crm2_backup.service.backup import new_progress, new_set, run_backup
 from crm2_backup.service.locks import SET_READERS, SET_REQUESTS
 from crm2_backup.service.retention import prune
-from crm2_backup.service.stale import UNFINISHED, stale_after
+from crm2_backup.service.stale import UNFINISHED, set_underway, stale_after
 from crm2_backup.service.targets import chosen_targets
 from crm2_backup.service.verify import verify
 from crm2_core.api import JobRunner, publish, take_turns, utcnow
@@ -55,16 +55,7 @@ async def request_backup_now(
     # concurrent requests look for a set underway one after another, each seeing what the
     # one before it queued: without it two requests on PostgreSQL both start a set
     await take_turns(session, SET_REQUESTS)
-    underway = await session.execute(
-        select(BackupSet)
-        .where(
-            col(BackupSet.status).in_(UNFINISHED),
-            col(BackupSet.updated_at) >= utcnow() - stale_after(settings),
-        )
-        .order_by(col(BackupSet.started_at).desc())
-        .limit(1)
-    )
-    current = underway.scalar_one_or_none()
+    current = await set_underway(session, settings)
     if current is not None:
         return current
     row = new_set("manual", None, actor_id, "queued", new_progress(names, and_verify))

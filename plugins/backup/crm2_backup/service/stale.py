@@ -45,6 +45,23 @@ def stale_after(settings: BackupSettings) -> timedelta:
     return timedelta(seconds=settings.command_timeout_seconds) + GRACE
 
 
+async def set_underway(session: Any, settings: BackupSettings) -> BackupSet | None:
+    """The newest set queued or running and not abandoned: while there is one, no other
+    starts (``POST /sets`` answers it, the schedule waits for it). Call it under
+    ``take_turns(session, SET_REQUESTS)``."""
+    underway = await session.execute(
+        select(BackupSet)
+        .where(
+            col(BackupSet.status).in_(UNFINISHED),
+            col(BackupSet.updated_at) >= utcnow() - stale_after(settings),
+        )
+        .order_by(col(BackupSet.started_at).desc())
+        .limit(1)
+    )
+    row: BackupSet | None = underway.scalar_one_or_none()
+    return row
+
+
 def _reason(status: str, quiet: timedelta) -> str:
     minutes = int(quiet.total_seconds() // 60)
     if status == "queued":
