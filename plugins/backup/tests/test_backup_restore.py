@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import sys
 import uuid
 from collections.abc import Mapping
 from contextlib import closing
@@ -231,3 +234,61 @@ async def test_two_restores_into_one_new_sqlite_file_one_wins_the_other_is_refus
     assert left == ["restored.db"]  # no partial copy beside it
     runs = await _restore_runs(backup, admin)
     assert sorted(r["status"] for r in runs) == ["failed", "ok"]
+
+
+class ProgramRestoreTarget(SlowRestoreTarget):
+    """A restore that runs a program through the built-in targets' ``run_program`` (as
+    pg_restore, rabbitmqctl do), writing its pid first and running until stopped."""
+
+    name = "program"
+
+    def __init__(self, pid_file: Path) -> None:
+        super().__init__()
+        self.pid_file = pid_file
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        from crm2_backup.targets.base import run_program
+
+        script = (
+            "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+        )
+        task = asyncio.ensure_future(
+            run_program([sys.executable, "-c", script, str(self.pid_file)], timeout=120)
+        )
+        while not self.pid_file.exists() or not self.pid_file.read_text():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        self.entered.set()
+        await task
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_an_interrupted_restore_stops_the_program_it_ran(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """A time limit or a shutdown that stops a restore (or a backup) stops its pg_restore
+    (pg_dump, rabbitmqctl) too: left running, it would go on writing into the target the
+    run already reported interrupted."""
+    target = ProgramRestoreTarget(tmp_path / "program.pid")
+    app = await app_with_target(crm2_app_factory, tmp_path, "program", target)
+    admin = await app.login("admin")
+    made = await run_set(app, admin)
+    task = asyncio.create_task(restore(app.context, uuid.UUID(made["id"]), "program", "there"))
+    await asyncio.wait_for(target.entered.wait(), 20)
+    pid = int(target.pid_file.read_text())
+    try:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert not _alive(pid), "the restore's program outlived it"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -63,6 +63,13 @@ async def run_program(
         process.kill()
         await process.wait()
         raise TargetFailed(f"{Path(argv[0]).name} ran longer than {timeout:.0f} s") from None
+    except BaseException:
+        # cancelled (the handler's time limit, Ctrl-C, a shutdown): the program stops too,
+        # rather than go on writing into a target whose run already says it was interrupted
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
     if process.returncode != 0:
         tail = err.decode("utf-8", "replace").strip()[-800:]
         raise TargetFailed(f"{Path(argv[0]).name} exited with {process.returncode}: {tail}")
