@@ -194,6 +194,29 @@ async def test_redis_rdb_round_trip_through_bgsave(
         await client.aclose()
 
 
+async def test_two_rdb_restores_into_one_new_file_one_wins_the_other_is_refused(
+    tmp_path: Path,
+) -> None:
+    """``--to file:…`` (no Redis is touched): the file appears whole, once."""
+    artefact = tmp_path / "r.redis"
+    artefact.write_bytes(b"REDIS0011" + bytes(range(256)) * 40_000)
+    target = RedisTarget("redis://127.0.0.1:1/0", "crm2test:")
+    out = tmp_path / "dump.rdb"
+
+    results = await asyncio.gather(
+        *(target.restore(artefact, f"file:{out}", False) for _ in range(2)),
+        return_exceptions=True,
+    )
+
+    [won] = [r for r in results if isinstance(r, dict)]
+    [refused] = [r for r in results if not isinstance(r, dict)]
+    assert won["rdb_file"] == str(out)
+    assert isinstance(refused, errors.BadTargetAddress) and "exists" in refused.detail
+    assert out.read_bytes() == artefact.read_bytes()
+    left = sorted(p.name for p in tmp_path.iterdir())  # noqa: ASYNC240
+    assert left == ["dump.rdb", "r.redis"]  # no partial copy beside it
+
+
 async def test_redis_without_a_readable_rdb_falls_back_or_refuses(
     own_redis: tuple[str, Path], tmp_path: Path
 ) -> None:

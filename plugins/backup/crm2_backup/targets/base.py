@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from crm2_backup.errors import DrillMismatch, TargetFailed
+from crm2_backup.errors import BadTargetAddress, DrillMismatch, TargetFailed
 
 
 @runtime_checkable
@@ -89,3 +90,25 @@ def compare(target: str, expected: Mapping[str, Any], found: Mapping[str, Any]) 
             for key, (was, now) in list(wrong.items())[:10]
         )
         raise DrillMismatch(f"{target}: the restored copy differs: {shown}")
+
+
+def write_new_file(target: Path, write: Callable[[Path], None]) -> None:
+    """Make the new file ``target`` with ``write(path)``: it appears whole or not at all.
+
+    ``write`` fills a file beside it, which is then linked in: a file that appeared
+    meanwhile (another restore into the same name) is never overwritten, and a write
+    that fails half-way leaves nothing. An empty file already there is replaced.
+    """
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        write(partial)
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            if target.stat().st_size > 0:
+                raise BadTargetAddress(
+                    f"{target} exists (another restore made it meanwhile?): restore into a new file"
+                ) from None
+            os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

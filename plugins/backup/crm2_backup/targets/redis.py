@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from crm2_backup.errors import BadTargetAddress, TargetFailed
-from crm2_backup.targets.base import compare
+from crm2_backup.targets.base import compare, write_new_file
 
 FORMAT = "crm2-redis-1"
 BATCH = 500
@@ -268,7 +268,11 @@ class RedisTarget:
             if not out.parent.is_dir():
                 raise BadTargetAddress(f"no directory {out.parent}")
             if not dry_run:
-                await asyncio.to_thread(shutil.copyfile, path, out)
+
+                def write(into: Path) -> None:
+                    shutil.copyfile(path, into)
+
+                await asyncio.to_thread(write_new_file, out, write)
             size = path.stat().st_size  # noqa: ASYNC240 - one stat
             return {"rdb_file": str(out), "bytes": size, "dry_run": dry_run}
         lines = path.with_suffix(".lines")

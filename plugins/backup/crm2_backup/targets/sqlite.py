@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import sqlite3
 import uuid
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crm2_backup.errors import BadTargetAddress, TargetFailed
-from crm2_backup.targets.base import compare
+from crm2_backup.targets.base import compare, write_new_file
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -59,28 +58,6 @@ def _copy(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def _place(source: Path, target: Path) -> None:
-    """Copy ``source`` into a new file ``target``, which appears whole or not at all.
-
-    The copy is made beside it and linked in: a file that appeared meanwhile (another
-    restore into the same name) is never overwritten, and a failed copy leaves nothing.
-    An empty file that was there already is replaced, as before.
-    """
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    try:
-        _copy(source, partial)
-        try:
-            os.link(partial, target)
-        except FileExistsError:
-            if target.stat().st_size > 0:
-                raise BadTargetAddress(
-                    f"{target} exists (another restore made it meanwhile?): restore into a new file"
-                ) from None
-            os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def _integrity(path: Path) -> str:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -116,7 +93,7 @@ class SqliteTarget:
             raise TargetFailed(f"the artefact fails PRAGMA integrity_check: {check}")
         if dry_run:
             return {"would_write": str(target), "integrity": check}
-        await asyncio.to_thread(_place, path, target)
+        await asyncio.to_thread(write_new_file, target, lambda into: _copy(path, into))
         return {"written": str(target), "integrity": check}
 
     async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
