@@ -79,3 +79,27 @@ def test_keys_must_be_32_bytes_of_base64() -> None:
         crypto.decode_key(crypto.encode_key(b"short"))
     with pytest.raises(ValueError, match="base64"):
         crypto.decode_key("not base64 !")
+
+
+def test_processes_creating_the_key_file_at_once_all_use_the_one_written(tmp_path: Path) -> None:
+    """Two first backups at once (a worker and ``crm2 backup run``): one key file is made,
+    and neither fails on the other's half-written file nor encrypts with a key of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from crm2_backup.config import BackupSettings
+    from crm2_backup.service.keys import load_key
+
+    settings = BackupSettings(key_file=str(tmp_path / "new.key"), key=None)
+    start = Barrier(8)
+
+    def first_backup(_: int) -> bytes:
+        start.wait()
+        return load_key(settings, create=True)
+
+    for _round in range(20):
+        (tmp_path / "new.key").unlink(missing_ok=True)
+        with ThreadPoolExecutor(8) as pool:
+            keys = list(pool.map(first_backup, range(8)))
+        assert len(set(keys)) == 1
+        assert crypto.decode_key((tmp_path / "new.key").read_text()) == keys[0]

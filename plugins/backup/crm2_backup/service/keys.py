@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 
 from crm2_backup import crypto
@@ -24,8 +25,14 @@ def load_key(settings: BackupSettings, *, create: bool = False) -> bytes:
     if not path.exists():
         if not create:
             raise KeyMissing(f"no backup key: {path} does not exist (set CRM2_BACKUP_KEY_FILE)")
-        write_key_file(path, crypto.new_key())
-        log.warning("backup: created a new key file %s; keep a copy apart from the backups", path)
+        try:
+            write_key_file(path, crypto.new_key())
+        except FileExistsError:
+            pass  # another process's first backup made it meanwhile: use that one
+        else:
+            log.warning(
+                "backup: created a new key file %s; keep a copy apart from the backups", path
+            )
     try:
         return crypto.decode_key(path.read_text(encoding="ascii"))
     except (OSError, ValueError) as exc:
@@ -33,7 +40,19 @@ def load_key(settings: BackupSettings, *, create: bool = False) -> bytes:
 
 
 def write_key_file(path: Path, key: bytes) -> None:
+    """A new key file (mode 0600) that appears whole: written beside it, then linked in.
+
+    ``FileExistsError`` when ``path`` exists (never overwritten): a reader never sees
+    it half-written, and of two processes making it at once one key wins.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(crypto.encode_key(key) + "\n")
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(crypto.encode_key(key) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
