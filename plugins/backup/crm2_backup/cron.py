@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_LONGEST = {2: 29, 4: 30, 6: 30, 9: 30, 11: 30}  # other months: 31; Feb 29 comes, in leap years
 
 
 class CronError(ValueError):
@@ -65,15 +66,11 @@ class Cron:
         fields = [_field(p, *_RANGES[i]) for i, p in enumerate(parts)]
         fields[4] = frozenset(d % 7 for d in fields[4])  # 7 is Sunday too
         minutes, hours, days, months, weekdays = fields
-        return cls(
-            minutes,
-            hours,
-            days,
-            months,
-            weekdays,
-            any_day=parts[2] == "*",
-            any_weekday=parts[4] == "*",
-        )
+        any_day, any_weekday = parts[2] == "*", parts[4] == "*"
+        if any_weekday and not any(d <= _LONGEST.get(m, 31) for m in months for d in days):
+            # Feb 30, Apr 31 …: a schedule that would silently never make a backup
+            raise CronError(f"{text!r} is never due: no month in it has that day")
+        return cls(minutes, hours, days, months, weekdays, any_day=any_day, any_weekday=any_weekday)
 
     def matches(self, at: datetime) -> bool:
         return (

@@ -35,6 +35,29 @@ def test_cron_finds_the_latest_due_time() -> None:
             Cron.parse(bad)
 
 
+def test_a_schedule_that_is_never_due_is_refused_with_why() -> None:
+    """Feb 30 or Apr 31 parse as numbers but never come: such a schedule would make no
+    backup ever, silently; it stops start-up like any bad setting instead."""
+    from crm2_backup.config import BackupSettings
+    from pydantic import ValidationError
+
+    for never in ("0 3 30 2 *", "0 3 31 4,6,9,11 *", "0 3 30-31 2 *"):
+        with pytest.raises(CronError, match="never due"):
+            Cron.parse(never)
+    with pytest.raises(ValidationError, match="never due"):
+        BackupSettings(schedule="0 3 31 4 *")
+    with pytest.raises(ValidationError, match="never due"):
+        BackupSettings(verify_schedule="30 4 30 2 *")
+    # due sometimes: Feb 29 (leap years), the 31st in a list with a long month, and a
+    # restricted weekday (cron: either day field may match)
+    assert Cron.parse("0 3 29 2 *").previous(datetime(2028, 3, 1, tzinfo=UTC)) == datetime(
+        2028, 2, 29, 3, 0, tzinfo=UTC
+    )
+    Cron.parse("0 3 31 4,5 *")
+    Cron.parse("0 3 30 2 1")
+    assert Cron.parse("* * * * *").previous(NOW) == NOW
+
+
 def test_retention_over_a_simulated_year_keeps_exactly_gfs() -> None:
     start = datetime(2026, 1, 1, 3, tzinfo=UTC)
     sets = [Candidate(id=uuid.uuid4(), started_at=start + timedelta(days=d)) for d in range(365)]
