@@ -333,6 +333,24 @@ async def test_consul_snapshot_round_trip(consul: str, tmp_path: Path) -> None:
     assert FakeConsul.tokens == ["t0ken"]
 
 
+async def test_a_consul_restore_to_something_not_a_url_is_refused_not_sent_to_the_configured_one(
+    consul: str, tmp_path: Path
+) -> None:
+    """``--to consul.staging:8500`` (no scheme) is a typo for another Consul: it must not
+    become a PUT of the whole snapshot over the configured (production) one."""
+    FakeConsul.snapshot = _snapshot(b"kv:config/crm2=x")
+    target = ConsulTarget(consul, token="t0ken")
+    await target.dump(tmp_path / "c.snap")
+
+    for to in ("consul.staging:8500", "staging", "ftp://consul:8500"):
+        with pytest.raises(errors.BadTargetAddress, match="Consul URL"):
+            await target.restore(tmp_path / "c.snap", to, False)
+        with pytest.raises(errors.BadTargetAddress, match="Consul URL"):
+            await target.restore(tmp_path / "c.snap", to, True)
+
+    assert FakeConsul.restored == []
+
+
 async def test_a_consul_snapshot_with_a_bad_sum_fails(consul: str, tmp_path: Path) -> None:
     good = _snapshot(b"kv")
     with tarfile.open(fileobj=io.BytesIO(good), mode="r:gz") as archive:

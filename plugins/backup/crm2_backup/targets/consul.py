@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tarfile
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crm2_backup.errors import TargetFailed
+from crm2_backup.errors import BadTargetAddress, TargetFailed
 from crm2_backup.targets.base import compare
 from crm2_backup.targets.http import request, split_credentials
 
@@ -68,9 +69,27 @@ class ConsulTarget:
         )
         return await asyncio.to_thread(inspect_snapshot, path)
 
+    def _restore_base(self, to: str) -> str:
+        """Where to restore: ``to``'s http(s) URL, or the configured Consul for an empty one.
+
+        Anything else is refused: ``consul.staging:8500`` (no scheme) is another Consul
+        misspelt, never a reason to overwrite the configured one's whole state.
+        """
+        if not to:
+            return self.base
+        try:
+            if urllib.parse.urlsplit(to).scheme in ("http", "https"):
+                return split_credentials(to)[0]
+        except (TargetFailed, ValueError):
+            pass
+        raise BadTargetAddress(
+            f"{to!r} is not a Consul URL: give http(s)://host:8500, or an empty --to for "
+            "the configured Consul"
+        )
+
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        base = self._restore_base(to)
         facts = await asyncio.to_thread(inspect_snapshot, path)
-        base = split_credentials(to)[0] if to.startswith("http") else self.base
         if not dry_run:
             await request(
                 "PUT",
