@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -222,8 +223,40 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     )
 
 
+# PostgreSQL's "try again" errors: a serializable transaction's conflict, a deadlock.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A constraint or a serialization check the service did not foresee: two requests
+    racing for one name, or for a row the other removes. The database kept its rules
+    and the transaction is rolled back, so the client may read again and retry (409);
+    any other database error is a server failure (500).
+    """
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if not isinstance(exc, IntegrityError) and sqlstate not in _RETRYABLE_SQLSTATES:
+        raise exc  # on to the 500 handler, as any other failure
+    log.warning(
+        "the database refused %s %s (a concurrent change?): %s",
+        request.method,
+        request.url.path,
+        str(exc.orig).splitlines()[0] if exc.orig is not None else exc,
+        exc_info=exc,
+    )
+    return problem(
+        409,
+        "conflict",
+        "Conflict",
+        "a concurrent change to the same records got there first; nothing was changed: "
+        "read them again and retry",
+        request,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Crm2Error, _crm2_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)
