@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
+from crm2_documents.schemas.documents import HIDDEN_BMP, DocumentCreate, Tag
 from documents_kit import API, Docs
+from pydantic import TypeAdapter, ValidationError
 
 
 async def test_create_get_update_list_and_events(docs: Docs) -> None:
@@ -169,3 +174,41 @@ async def test_tags_are_normalised_and_hidden_characters_refused(docs: Docs) -> 
         f"{API}/documents", params={"tag": "caf\u00e9\u200b"}, headers=agent.headers
     )
     assert hidden.status_code in (400, 422), hidden.text
+
+
+def _hidden_bmp_from_unicodedata() -> str:
+    hidden = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    points = [
+        c
+        for c in range(0x10000)
+        if not 0xD800 <= c <= 0xDFFF
+        and unicodedata.category(chr(c)) in hidden
+        and chr(c) not in "\u200c\u200d"
+    ]
+    spans: list[list[int]] = []
+    for c in points:
+        if spans and spans[-1][1] == c - 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in spans)
+
+
+def test_the_documented_tag_pattern_says_what_the_server_takes() -> None:
+    """The OpenAPI pattern of a tag refuses what the server refuses (a fuzzer generating
+    from the document must not meet a 422 for a field it was told is valid)."""
+    assert _hidden_bmp_from_unicodedata() == HIDDEN_BMP
+    schema = DocumentCreate.model_json_schema()["properties"]["tags"]["items"]
+    pattern = re.compile(schema["pattern"])
+    samples = [
+        "motor", "café", "a b", "a\u200db", "a\u200d\u200db", "日本", "e\u0301",
+        "a\u200d", "\u200da", "a\u200bb", "x\x9f", " a", "a,b", "a;b", "mo\u202etor",
+        "\ufeffa", "a\u2028b", "a\x00b",
+    ]  # fmt: skip
+    for sample in samples:
+        try:
+            TypeAdapter(Tag).validate_python(sample)
+            taken = True
+        except ValidationError:
+            taken = False
+        assert bool(pattern.match(sample)) == taken, repr(sample)

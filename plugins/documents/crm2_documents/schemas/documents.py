@@ -36,9 +36,29 @@ def _clean_tag(value: str) -> str:
     return tag
 
 
+# The Basic Multilingual Plane's hidden characters (joiners aside) as a regex class
+# body: what the document's pattern tells a client (and a fuzzer) a tag may not hold;
+# the few beyond it are refused all the same. Written out (a test derives it from
+# unicodedata) rather than computed at each start.
+HIDDEN_BMP = (
+    r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891"
+    r"\u08e2\u180e\u200b\u200e-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    r"\ufff9-\ufffb"
+)
+_H = HIDDEN_BMP
+_Z = "\\u200c\\u200d"
+# The server's own check (pattern, then _clean_tag) gives the clearer message; the
+# document states the same rule: no hidden character, a joiner only before a visible one.
+_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]))*$"
+
 Tag = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$"),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\s,;][^,;]*$",
+        json_schema_extra={"pattern": _TAG_PATTERN_DOC},
+    ),
     AfterValidator(_clean_tag),
 ]
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
