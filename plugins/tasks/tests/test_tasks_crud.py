@@ -210,3 +210,25 @@ async def test_list_filters_declared_once_read_renamed_and_repeated_parameters(
         assert response.status_code == 422, bad
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["errors"][0]["loc"][:2] == ["query", next(iter(bad))]
+
+
+async def test_a_due_range_never_matches_a_task_without_a_due_time(tasks: Tasks) -> None:
+    """``due_from``/``due_to`` read the sort key, where "no due time" is 9999-12-31: an
+    undated task must still match neither bound, in the list and in the export."""
+    manager = await tasks.user("manager")
+    dated = await tasks.create(manager, due_at="2026-04-01T10:00:00Z")
+    await tasks.create(manager)  # no due time
+    for params in (
+        {"due_from": "2026-01-01T00:00:00Z"},
+        {"due_to": "9999-12-31T23:59:59Z"},
+        {"due_from": "2026-01-01T00:00:00Z", "due_to": "9999-12-31T23:59:59Z"},
+    ):
+        listed = await tasks.client.get(f"{API}/tasks", params=params, headers=manager.headers)
+        assert listed.status_code == 200, listed.text
+        assert [t["id"] for t in listed.json()["items"]] == [dated["id"]], params
+        export = await tasks.client.get(
+            f"{API}/tasks/export", params=params, headers=manager.headers
+        )
+        assert export.status_code == 200, export.text
+        rows = export.text.splitlines()[1:]
+        assert [row.split(",")[0] for row in rows] == [dated["id"]], params

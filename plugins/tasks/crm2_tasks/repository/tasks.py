@@ -23,8 +23,6 @@ from crm2_core.api import (
     PageParams,
     Repository,
     Sorts,
-    at_least,
-    at_most,
     contains_text,
     eq,
     json_list_contains,
@@ -32,7 +30,7 @@ from crm2_core.api import (
     where_all,
 )
 from crm2_tasks.errors import TaskNotFound
-from crm2_tasks.models import Series, Task
+from crm2_tasks.models import NO_DUE, Series, Task
 from crm2_tasks.schemas.tasks import Priority, Status, Tag
 from crm2_tasks.visibility import TaskVisibility, assigned_or_created
 
@@ -95,6 +93,19 @@ class TaskFilters:
     overdue_at: Annotated[datetime | None, Derived] = None
 
 
+def _due_from(columns: tuple[Any, ...], moment: Any) -> Any:
+    """Due at or after ``moment``: ``due_key`` (the indexed sort key) without the tasks that
+    have no due time, whose key is ``NO_DUE``."""
+    (due_key,) = columns
+    return (due_key >= moment) & (due_key < NO_DUE)
+
+
+def _due_to(columns: tuple[Any, ...], moment: Any) -> Any:
+    """Due at or before ``moment``; a task without a due time never is."""
+    (due_key,) = columns
+    return (due_key <= moment) & (due_key < NO_DUE)
+
+
 def _open_and_due_before(columns: tuple[Any, ...], moment: Any) -> Any:
     is_open, due_key = columns
     return is_open.is_(True) & (due_key < moment)
@@ -109,8 +120,8 @@ def task_select(session: AsyncSession, visibility: TaskVisibility, f: TaskFilter
         col(Task.status).in_(f.statuses) if f.statuses else None,
         eq(col(Task.is_open), f.is_open),
         eq(col(Task.priority), f.priority),
-        at_least(col(Task.due_key), f.due_from),
-        at_most(col(Task.due_key), f.due_to),
+        Condition(_due_from, (col(Task.due_key),), f.due_from) if f.due_from else None,
+        Condition(_due_to, (col(Task.due_key),), f.due_to) if f.due_to else None,
         Condition(_open_and_due_before, (col(Task.is_open), col(Task.due_key)), f.overdue_at)
         if f.overdue_at
         else None,
