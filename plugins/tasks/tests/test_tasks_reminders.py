@@ -126,3 +126,32 @@ async def test_a_stored_due_time_near_year_1_arms_no_reminder_and_does_not_fail(
     reopened = await tasks.client.post(f"{API}/tasks/{task['id']}/reopen", headers=agent.headers)
     assert reopened.status_code == 200, reopened.text
     assert (await run_timers(tasks.app.context, T0 + timedelta(days=2)))["reminders"] == 0
+
+
+async def test_a_reminder_due_but_not_yet_fired_survives_an_edit(tasks: Tasks) -> None:
+    """The scheduler runs every minute (or is late): a status change, or another reminder
+    added, in between must not drop the reminder whose time has just come."""
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(
+        agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60, 90]
+    )
+    at(tasks.app, T0 + timedelta(hours=1, seconds=30))  # both due, the scheduler not yet run
+    moved = await tasks.patch(agent, task, status="in_progress")
+    assert moved.status_code == 200, moved.text
+    more = await tasks.patch(agent, moved.json(), reminders=[60, 90, 30])
+    assert more.status_code == 200, more.text
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, T0 + timedelta(hours=1, minutes=1)))["reminders"] == 2
+    assert (await run_timers(ctx, T0 + timedelta(hours=1, minutes=31)))["reminders"] == 1
+    assert (await run_timers(ctx, T0 + timedelta(hours=3)))["reminders"] == 0
+    events = await tasks.events("tasks.task.reminder_due")
+    assert sorted(e.data["minutes_before"] for e in events) == [30, 60, 90]
+    # moving the due time still drops what the old time armed and would now be past
+    task = (await tasks.get(agent, task["id"])).json()
+    at(tasks.app, T0 + timedelta(hours=4))
+    dropped = await tasks.patch(
+        agent, task, reminders=[5], due_at=(T0 + timedelta(hours=4, minutes=2)).isoformat()
+    )
+    assert dropped.status_code == 200, dropped.text
+    assert (await run_timers(ctx, T0 + timedelta(hours=5)))["reminders"] == 0

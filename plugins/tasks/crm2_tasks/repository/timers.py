@@ -24,10 +24,21 @@ from crm2_tasks.models import Reminder, SlaTimer, Task
 
 
 async def replace_reminders(
-    session: AsyncSession, task_id: uuid.UUID, items: Iterable[tuple[int, datetime]]
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    drop: Iterable[uuid.UUID],
+    items: Iterable[tuple[int, datetime]],
 ) -> None:
-    """Drop the task's unfired reminders and arm ``(minutes_before, remind_at)`` instead."""
-    await disarm_reminders(session, task_id)
+    """Drop the unfired reminders ``drop`` (ids) and arm ``(minutes_before, remind_at)``."""
+    ids = list(drop)
+    if ids:
+        await session.execute(
+            delete(Reminder).where(
+                col(Reminder.id).in_(ids),
+                col(Reminder.task_id) == task_id,
+                col(Reminder.fired_at).is_(None),
+            )
+        )
     for minutes, at in items:
         session.add(Reminder(task_id=task_id, minutes_before=minutes, remind_at=at))
 
@@ -38,12 +49,25 @@ async def disarm_reminders(session: AsyncSession, task_id: uuid.UUID) -> None:
     )
 
 
-async def fired_reminders(session: AsyncSession, task_id: uuid.UUID) -> set[tuple[int, datetime]]:
-    stmt = select(col(Reminder.minutes_before), col(Reminder.remind_at)).where(
-        col(Reminder.task_id) == task_id,
-        col(Reminder.fired_at).is_not(None),
-    )
-    return {(m, at) for m, at in (await session.execute(stmt)).all()}
+async def task_reminders(
+    session: AsyncSession, task_id: uuid.UUID
+) -> tuple[set[tuple[int, datetime]], dict[tuple[int, datetime], uuid.UUID]]:
+    """The task's reminders as ``(minutes_before, remind_at)``: those that fired, and the
+    unfired ones (armed, their time come or not) with their ids."""
+    stmt = select(
+        col(Reminder.id),
+        col(Reminder.minutes_before),
+        col(Reminder.remind_at),
+        col(Reminder.fired_at),
+    ).where(col(Reminder.task_id) == task_id)
+    fired: set[tuple[int, datetime]] = set()
+    armed: dict[tuple[int, datetime], uuid.UUID] = {}
+    for id_, minutes, at, fired_at in (await session.execute(stmt)).all():
+        if fired_at is None:
+            armed[(minutes, at)] = id_
+        else:
+            fired.add((minutes, at))
+    return fired, armed
 
 
 async def due_reminders(

@@ -19,14 +19,19 @@ async def arm(session: AsyncSession, task: Task, now: datetime) -> None:
 
     A reminder whose time has passed is not armed (it would fire at once for a
     task created late), and one that already fired for this due time never
-    fires again, however often the task is edited.
+    fires again, however often the task is edited. One already armed for this
+    due time stays armed even when its time has come: the scheduler, running
+    every minute or late, has yet to fire it.
     """
     if not task.is_open or task.due_at is None or not task.reminders:
         await repo.disarm_reminders(session, task.id)
         return
-    fired = await repo.fired_reminders(session, task.id)
-    wanted = [(minutes, at) for minutes, at in _ahead(task, now) if (minutes, at) not in fired]
-    await repo.replace_reminders(session, task.id, wanted)
+    fired, armed = await repo.task_reminders(session, task.id)
+    current = set(_times(task))
+    keep = {key for key in armed if key in current}
+    wanted = [key for key in _ahead(task, now) if key not in fired and key not in keep]
+    drop = [reminder_id for key, reminder_id in armed.items() if key not in keep]
+    await repo.replace_reminders(session, task.id, drop, wanted)
 
 
 def first_reminders(task: Task, now: datetime) -> list[NewRow]:
@@ -37,19 +42,23 @@ def first_reminders(task: Task, now: datetime) -> list[NewRow]:
     ]
 
 
-def _ahead(task: Task, now: datetime) -> list[tuple[int, datetime]]:
-    """``(minutes_before, remind_at)`` of each reminder still ahead for the task's due time."""
+def _times(task: Task) -> list[tuple[int, datetime]]:
+    """``(minutes_before, remind_at)`` of each of the task's reminders for its due time."""
     if not task.is_open or task.due_at is None:
         return []
-    ahead = []
+    times = []
     for minutes in sorted(set(task.reminders)):
         try:
             at = task.due_at - timedelta(minutes=minutes)
         except OverflowError:  # before year 1 (a row older than due_at's bounds): long past
             continue
-        if at > now:
-            ahead.append((minutes, at))
-    return ahead
+        times.append((minutes, at))
+    return times
+
+
+def _ahead(task: Task, now: datetime) -> list[tuple[int, datetime]]:
+    """``(minutes_before, remind_at)`` of each reminder still ahead for the task's due time."""
+    return [(minutes, at) for minutes, at in _times(task) if at > now]
 
 
 async def fire_due(context: Any, now: datetime | None = None) -> int:
