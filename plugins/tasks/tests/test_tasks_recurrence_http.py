@@ -152,3 +152,19 @@ async def test_the_next_occurrence_goes_to_the_current_assignee(tasks: Tasks) ->
     following = await tasks.get(second, next_id)
     assert following.status_code == 200
     assert following.json()["assignee_id"] == str(second.id)
+
+
+async def test_a_series_ends_at_due_at_s_last_year(tasks: Tasks) -> None:
+    """Occurrences keep to due_at's bounds (1900-2999): a yearly task due in 2999 has no
+    occurrence in 3000, nor one in 9999 that sorts after "no due time"."""
+    agent = await tasks.user("agent")
+    for rule in ("FREQ=YEARLY", "FREQ=YEARLY;INTERVAL=7000"):
+        last = await tasks.create(
+            agent, due_at="2999-12-31T23:59:00Z", recurrence=rule, timezone="UTC"
+        )
+        done = await complete(tasks, agent, last)
+        assert done.status_code == 200, done.text
+        assert "Link" not in done.headers, rule
+        assert done.json()["status"] == "done"
+    listed = await tasks.client.get(f"{API}/tasks", params={"open": "true"}, headers=agent.headers)
+    assert listed.json()["items"] == []

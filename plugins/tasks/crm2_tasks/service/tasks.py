@@ -49,7 +49,13 @@ from crm2_tasks.hookspecs import TaskChange
 from crm2_tasks.models import NO_DUE, OPEN_STATUSES, Series, Task
 from crm2_tasks.recurrence import RecurrenceError, validate
 from crm2_tasks.repository import tasks as repo
-from crm2_tasks.schemas.tasks import TaskAssign, TaskCreate, TaskPublic, TaskUpdate
+from crm2_tasks.schemas.tasks import (
+    LATEST_DUE,
+    TaskAssign,
+    TaskCreate,
+    TaskPublic,
+    TaskUpdate,
+)
 from crm2_tasks.service import reminders, sla
 from crm2_tasks.visibility import TaskVisibility
 
@@ -360,7 +366,9 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
     upcoming = recurrence.Series(series.rule, series.start_at, series.timezone).next_after(
         task.occurrence_at
     )
-    if upcoming is None or await repo.occurrence_exists(session, series.id, upcoming):
+    if upcoming is None or upcoming >= LATEST_DUE:
+        return None  # the series ended, or ends with due_at's last year (2999)
+    if await repo.occurrence_exists(session, series.id, upcoming):
         return None
     template = dict(series.template)
     values: dict[str, Any] = {k: template[k] for k in TEMPLATE_FIELDS if k in template}
