@@ -7,10 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from crm2_tasks.clock import set_clock
 from crm2_tasks.jobs import run_timers
-from crm2_tasks.models import Task
-from sqlalchemy import update
+from crm2_tasks.models import Reminder, Task
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import col
 from tasks_kit import API, Tasks
 
@@ -155,3 +158,45 @@ async def test_a_reminder_due_but_not_yet_fired_survives_an_edit(tasks: Tasks) -
     )
     assert dropped.status_code == 200, dropped.text
     assert (await run_timers(ctx, T0 + timedelta(hours=5)))["reminders"] == 0
+
+
+async def test_a_reminder_claimed_after_a_reassignment_goes_to_the_new_assignee(
+    tasks: Tasks,
+) -> None:
+    """The scheduler reads due reminders with their tasks, then claims them one by one: a
+    reassignment committed in between must not send the reminder to the old assignee."""
+    ctx = tasks.app.context
+    if ctx.engine.dialect.name != "postgresql":
+        pytest.skip("holds a row lock to stop the scheduler between its read and its claim")
+    at(tasks.app, T0)
+    agent, other = await tasks.user("agent"), await tasks.user("agent")
+    task = await tasks.create(agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    # connections of their own: the app's pool is the scheduler's and the request's
+    outside = create_async_engine(ctx.engine.url, poolclass=NullPool)
+    async with outside.connect() as blocker, outside.connect() as watcher:
+        locked = await blocker.begin()
+        await blocker.execute(
+            select(Reminder.id).where(Reminder.task_id == uuid.UUID(task["id"])).with_for_update()
+        )
+        run = asyncio.create_task(run_timers(ctx, T0 + timedelta(hours=1, minutes=1)))
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        for _ in range(1000):  # the scheduler has read the rows and waits on its claim
+            if (await watcher.execute(waiting)).scalar():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the scheduler never reached its claim")
+        given = await tasks.client.post(
+            f"{API}/tasks/{task['id']}/assign",
+            json={"assignee_id": str(other.id)},
+            headers=agent.headers,
+        )
+        assert given.status_code == 200, given.text
+        await locked.rollback()
+        assert (await run)["reminders"] == 1
+    await outside.dispose()
+    (event,) = await tasks.events("tasks.task.reminder_due")
+    assert event.data["assignee_id"] == str(other.id)

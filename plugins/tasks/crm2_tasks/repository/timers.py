@@ -93,6 +93,12 @@ async def claim_reminder(session: AsyncSession, reminder_id: uuid.UUID, now: dat
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def claimed_task(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
+    """The task as committed now, read after a claim: the rows read before it may predate
+    a reassignment, an edit or a completion that committed while this run was claiming."""
+    return await session.get(Task, task_id, populate_existing=True)
+
+
 # -- SLA timers ----------------------------------------------------------------------
 
 

@@ -73,10 +73,12 @@ async def fire_due(context: Any, now: datetime | None = None) -> int:
     while True:
         async with context.session_factory() as session:
             rows = await repo.due_reminders(session, now, batch)
-            for reminder, task in rows:
+            for reminder, _read in rows:
                 if not await repo.claim_reminder(session, reminder.id, now):
                     continue  # another scheduler fired it
-                if task.due_at is None or not task.is_open:
+                # for the assignee it has now: a reassignment may have committed since the read
+                task = await repo.claimed_task(session, reminder.task_id)
+                if task is None or task.due_at is None or not task.is_open:
                     continue
                 event = TaskReminderDue(
                     title=task.title,

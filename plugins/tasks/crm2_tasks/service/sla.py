@@ -234,8 +234,11 @@ async def check_timers(context: Any, now: datetime | None = None) -> dict[str, i
     while True:
         async with context.session_factory() as session:
             rows = await repo.due_warnings(session, now, batch)
-            for timer, task in rows:
+            for timer, _read in rows:
                 if await repo.claim_timer(session, timer.id, "warned_at", now):
+                    task = await repo.claimed_task(session, timer.task_id)
+                    if task is None:
+                        continue
                     event = SlaWarning(
                         timer=timer.kind,
                         policy_id=timer.policy_id,
@@ -250,8 +253,13 @@ async def check_timers(context: Any, now: datetime | None = None) -> dict[str, i
     while True:
         async with context.session_factory() as session:
             rows = await repo.due_breaches(session, now, batch)
-            for timer, task in rows:
+            for timer, _read in rows:
                 if await repo.claim_timer(session, timer.id, "breached_at", now):
+                    # as committed now: its assignee, priority and version (the escalation's
+                    # write is versioned)
+                    task = await repo.claimed_task(session, timer.task_id)
+                    if task is None:
+                        continue
                     await _breach(session, context, timer, task, now)
                     counts["breaches"] += 1
             await session.commit()
