@@ -115,7 +115,14 @@ class BusinessCalendar:
             local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
         else:
             local = datetime.combine(day, moment, tzinfo=self.tz)
-        return local.astimezone(UTC)
+        instant = local.astimezone(UTC)
+        before, after = local.utcoffset(), local.replace(fold=1).utcoffset()
+        if before is not None and after is not None and after > before:
+            # a wall time a spring-forward gap skips: read with the offset before the gap it
+            # lies past the jump by its distance from the gap's start; the clock reaches it
+            # (or first shows a later time) at the jump itself
+            return _jump(self.tz, instant - (after - before), instant)
+        return instant
 
     def day_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         """The working intervals of a local date as UTC instants (none on a holiday)."""
@@ -229,6 +236,22 @@ class BusinessCalendar:
         if unit == "minutes":
             return self.add(start, timedelta(minutes=amount))
         raise CalendarError(f"unknown business-time unit {unit!r}")
+
+
+def _jump(tz: ZoneInfo, earlier: datetime, later: datetime) -> datetime:
+    """The instant in ``(earlier, later]`` at which ``tz``'s offset changes (to the second)."""
+    low, high = earlier, later
+    offset = low.astimezone(tz).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) // 2
+        middle -= timedelta(microseconds=middle.microsecond)
+        if middle <= low:
+            break
+        if middle.astimezone(tz).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def _aware(moment: datetime) -> datetime:

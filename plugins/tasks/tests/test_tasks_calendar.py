@@ -95,6 +95,24 @@ def test_an_interval_inside_the_spring_gap_has_no_working_time() -> None:
     assert cal.add(berlin(2026, 3, 29, 0), timedelta(minutes=30)) == berlin(2026, 3, 30, 9, 30)
 
 
+def test_hours_that_start_or_end_inside_the_spring_gap_begin_or_end_at_the_jump() -> None:
+    """On 29 March the clocks go 02:00 → 03:00: "from 02:30" starts when the clock first
+    reads 02:30 or later (03:00 summer time), "until 02:30" ends then too; 02:30 read
+    with winter time (03:30 summer time) gave a night shift half an hour too much and
+    an early shift half an hour too little."""
+    jump = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 02:00 CET = 03:00 CEST
+    night = BusinessCalendar.from_spec("Europe/Berlin", {"sun": [["00:00", "02:30"]]})
+    assert night.day_intervals(date(2026, 3, 29)) == [(berlin(2026, 3, 29, 0), jump)]
+    early = BusinessCalendar.from_spec("Europe/Berlin", {"sun": [["02:30", "06:00"]]})
+    assert early.day_intervals(date(2026, 3, 29)) == [(jump, berlin(2026, 3, 29, 6))]
+    assert early.between(berlin(2026, 3, 29, 0), berlin(2026, 3, 30, 0)) == timedelta(hours=3)
+    # a zone whose midnight is skipped (Santiago: 00:00 → 01:00 on 6 September 2026)
+    santiago = BusinessCalendar.from_spec("America/Santiago", {"sun": [["00:00", "08:00"]]})
+    assert santiago.day_intervals(date(2026, 9, 6)) == [
+        (datetime(2026, 9, 6, 4, 0, tzinfo=UTC), datetime(2026, 9, 6, 11, 0, tzinfo=UTC))
+    ]
+
+
 @pytest.mark.parametrize(
     ("hours", "message"),
     [
