@@ -103,6 +103,25 @@ async def test_the_resolution_clock_pauses_while_waiting_in_business_time(tasks:
     assert (await run_timers(ctx, MONDAY + timedelta(days=1, hours=8, minutes=1)))["breaches"] == 1
 
 
+async def test_a_task_created_waiting_starts_with_its_resolution_clock_paused(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, resolution_minutes=60)
+    task = await tasks.create(agent, status="waiting")
+    (resolution,) = (
+        await tasks.client.get(f"{API}/tasks/{task['id']}/sla", headers=agent.headers)
+    ).json()
+    assert resolution["paused_since"] == "2026-03-23T09:00:00Z"
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=3)))["breaches"] == 0  # waiting
+    at(tasks.app, MONDAY + timedelta(hours=3))  # Monday 12:00: the clock starts
+    assert (await tasks.patch(agent, task, status="in_progress")).status_code == 200
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=3, minutes=59)))["breaches"] == 0
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=4, minutes=1)))["breaches"] == 1
+
+
 async def test_done_in_time_never_breaches(tasks: Tasks) -> None:
     at(tasks.app, MONDAY)
     admin, agent = await tasks.user("admin"), await tasks.user("agent")

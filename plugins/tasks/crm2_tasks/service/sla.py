@@ -73,12 +73,14 @@ async def first_timers(
     targets = {"response": policy.response_minutes, "resolution": policy.resolution_minutes}
     if task.status != "todo":
         targets["response"] = None  # created already moving: responded at once
+    # created waiting: the resolution clock starts paused, as if it had just begun waiting
+    paused_since = now if task.status == "waiting" else None
     rows = []
     for kind, minutes in targets.items():
         if not minutes:
             continue
         target = timedelta(minutes=minutes)
-        values = _timer_values(calendar, task, policy, kind, now, target, share)
+        values = _timer_values(calendar, task, policy, kind, now, target, share, paused_since)
         if values is not None:
             rows.append(new_row(SlaTimer, **values))
     return rows
