@@ -168,3 +168,22 @@ async def test_a_series_ends_at_due_at_s_last_year(tasks: Tasks) -> None:
         assert done.json()["status"] == "done"
     listed = await tasks.client.get(f"{API}/tasks", params={"open": "true"}, headers=agent.headers)
     assert listed.json()["items"] == []
+
+
+async def test_moving_a_series_onto_an_occurrence_that_exists_is_a_422(tasks: Tasks) -> None:
+    """The first occurrence, done (the next one made) and reopened, moved "this and
+    following" onto the next one's time: two tasks for one occurrence, refused (not a 500)."""
+    agent = await tasks.user("agent")
+    first = await weekly(tasks, agent)
+    done = await complete(tasks, agent, first)
+    assert done.status_code == 200, done.text
+    next_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    upcoming = (await tasks.get(agent, next_id)).json()
+    reopened = await tasks.client.post(f"{API}/tasks/{first['id']}/reopen", headers=agent.headers)
+    assert reopened.status_code == 200, reopened.text
+    moved = await tasks.patch(
+        agent, reopened.json(), due_at=upcoming["occurrence_at"], scope="following"
+    )
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["type"].endswith("tasks-invalid-recurrence")
+    assert (await tasks.get(agent, first["id"])).json()["version"] == reopened.json()["version"]

@@ -341,6 +341,11 @@ async def _change_series(
     merged = {**task.model_dump(), **values}
     template = _template(merged)
     if series is not None and series.start_at == occurrence:
+        if start != occurrence and await repo.occurrence_exists(session, series.id, start):
+            raise InvalidRecurrence(
+                f"the series already has its occurrence at {start.isoformat()}: "
+                "change that one, or move this one elsewhere"
+            )
         await repo.update_series(
             session, series.id, {"rule": rule, "start_at": start, "template": template}
         )
