@@ -186,13 +186,17 @@ class AuthService:
         row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
         if row is None or row.revoked_at is not None or row.expires_at <= now:
             raise InvalidRefreshToken("the refresh token is invalid, expired or revoked")
+        # The user is kept as read (FOR SHARE) until the new pair commits, and before the
+        # old token is locked by spending it: a concurrent change of their credentials
+        # waits, then revokes the new pair too (it could not see an uncommitted row),
+        # or committed first and revoked this token (the spend below then fails).
+        user = await repo.user_for_share(session, row.user_id)
         if row.used_at is not None or not await repo.spend_refresh(session, row.id, now):
             await repo.revoke_family(session, row.family_id, now)
             log.warning(
                 "refresh token reuse for user %s: family %s revoked", row.user_id, row.family_id
             )
             raise RefreshTokenReused("this refresh token was already used; sign in again")
-        user = await repo.user_by_id(session, row.user_id)
         if user is None or not user.is_active:
             raise InvalidRefreshToken("the account is disabled")
         roles = (await repo.roles_of(session, [user.id]))[user.id]

@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from crm2_core.auth.models import RefreshToken
-from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp
+from crm2_core.auth.repository import user_by_email
+from crm2_core.auth.schemas import UserUpdate
+from crm2_core.http.etag import etag_for
+from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp, TestDatabase
 
 PASSWORD = "correct horse battery staple"
 LOGIN, REFRESH, LOGOUT, ME = (
@@ -192,3 +195,47 @@ async def test_expired_refresh_token_is_401(crm2: Crm2TestApp) -> None:
     response = await refresh(crm2, pair["refresh_token"])
     assert response.status_code == 401
     assert response.json()["type"] == "urn:crm2:problem:invalid-refresh-token"
+
+
+async def test_a_refresh_racing_a_password_change_gives_no_lasting_session(
+    crm2: Crm2TestApp, crm2_database: TestDatabase
+) -> None:
+    """The rotation commits while the password change waits: the change still ends the
+    pair the rotation made (else a thief refreshing at that moment outlived the reset)."""
+    pair = await login(crm2, "race@example.com")
+    service = crm2.auth
+    async with crm2.context.session_factory() as session:
+        user = await user_by_email(session, "race@example.com")
+        assert user is not None
+    user_id, etag = user.id, etag_for(user.version)
+
+    async def change_password() -> None:
+        async with crm2.context.session_factory() as changing:
+            data = UserUpdate(password="a brand new secret")
+            await service.update_user(changing, user_id, etag, data)
+            await changing.commit()
+
+    async with crm2.context.session_factory() as rotating:
+        rotated = await service.refresh(rotating, pair["refresh_token"])
+        change = asyncio.create_task(change_password())
+        if crm2_database.backend == "postgresql":  # let the change reach the rotation's locks
+            for _ in range(100):
+                async with crm2.context.session_factory() as probe:
+                    waiting = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE "
+                            "datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+                if waiting or change.done():
+                    break
+                await asyncio.sleep(0.05)
+        else:
+            await asyncio.sleep(0.2)
+        assert not change.done()
+        await rotating.commit()
+    await change
+
+    response = await refresh(crm2, rotated.refresh_token)
+    assert response.status_code == 401, response.text
+
