@@ -5,8 +5,9 @@ send the question; the client gets 202 with a secret (stored hashed) and polls
 ``POST /login/confirm``. The plugin records the user's answer with
 :func:`decide_login` — by the challenge's id, which is no secret, but only for the
 user the challenge belongs to. pending → approved → used (one token pair), or
-denied; every change is a conditional UPDATE, so a double click or two polls at
-once never issue two pairs. Asking publishes ``auth.login.confirmation_requested``,
+denied, or revoked (the user's password, roles or active flag changed meanwhile);
+every change is a conditional UPDATE, so a double click or two polls at once never
+issue two pairs. Asking publishes ``auth.login.confirmation_requested``,
 a refusal ``auth.login.confirmation_denied``, each in the same transaction.
 """
 
@@ -33,6 +34,7 @@ from crm2_core.events.outbox import publish
 from crm2_hookspecs import LoginConfirmation
 
 PENDING, APPROVED, DENIED, USED = "pending", "approved", "denied", "used"
+REVOKED = "revoked"
 
 
 async def ask(
@@ -126,6 +128,8 @@ async def redeem(session: AsyncSession, secret: str) -> LoginChallenge | LoginPe
         raise LoginNotConfirmed("unknown confirmation token")
     if row.status == DENIED:
         raise LoginNotConfirmed("the user refused this sign-in")
+    if row.status == REVOKED:
+        raise LoginNotConfirmed("the account changed since this sign-in began; sign in again")
     if row.status == PENDING:
         if row.expires_at <= now:
             raise LoginNotConfirmed("the sign-in was not confirmed in time; sign in again")
@@ -138,3 +142,16 @@ async def redeem(session: AsyncSession, secret: str) -> LoginChallenge | LoginPe
     if getattr(spent, "rowcount", 0) != 1:
         raise LoginNotConfirmed("this sign-in was already used")
     return row
+
+
+async def revoke_for_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """End ``user_id``'s sign-ins not yet redeemed: their password was checked against
+    credentials that no longer stand (a reset, a deactivation, new roles)."""
+    await session.execute(
+        update(LoginChallenge)
+        .where(
+            col(LoginChallenge.user_id) == user_id,
+            col(LoginChallenge.status).in_((PENDING, APPROVED)),
+        )
+        .values(status=REVOKED)
+    )

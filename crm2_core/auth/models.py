@@ -143,7 +143,7 @@ class LoginChallenge(SQLModel, table=True):
     """A sign-in waiting for its user's confirmation (``crm2_confirm_login``).
 
     ``secret_hash`` is what the waiting client polls with; ``id`` is what the
-    confirming side (a bot's button) names. pending → approved → used, or denied.
+    confirming side (a bot's button) names. pending → approved → used, or denied, or revoked.
     """
 
     __tablename__ = "auth_login_challenge"

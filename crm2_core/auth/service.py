@@ -312,6 +312,8 @@ class AuthService:
         if roles is not None:
             await repo.set_roles(session, user_id, roles)
         if reasons:
+            # before the refresh tokens: a redemption in flight commits its pair first
+            await confirmation.revoke_for_user(session, user_id)
             await repo.revoke_user_tokens(session, user_id, utcnow())
             self._credentials_changed(
                 session, user_id, user.credentials_version + 1, ",".join(reasons), actor

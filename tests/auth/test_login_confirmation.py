@@ -64,3 +64,40 @@ async def test_the_first_answer_decides_and_an_approval_spends_once(
     tokens = await app.client.post(f"{LOGIN}/confirm", json=poll)
     assert tokens.status_code == 200 and tokens.json()["token_type"] == "bearer"
     assert (await app.client.post(f"{LOGIN}/confirm", json=poll)).status_code == 401
+
+
+async def test_a_sign_in_waiting_for_confirmation_dies_with_a_password_change(
+    crm2_app_factory: Any,
+) -> None:
+    """An admin resets a stolen account's password: the thief's sign-in, started with the
+    old password and approved (by mistake) or still waiting, gives no tokens."""
+    push = PushPlugin({"stolen@example.com": True})
+    app = await crm2_app_factory(extra_plugins=(push,))
+    user_id = await app.create_user("agent", email="stolen@example.com")
+    polls = []
+    for approve in (True, False):
+        pending = await _login(app, "stolen@example.com")
+        assert pending.status_code == 202, pending.text
+        polls.append(({"confirmation_token": pending.json()["confirmation_token"]}, approve))
+        if approve:
+            async with app.context.session_factory() as session:
+                login = push.asked[-1]
+                assert await decide_login(session, login.challenge_id, user_id, True)
+                await session.commit()
+    waiting = push.asked[-1]
+
+    admin = await app.login("admin")
+    url = f"/api/v1/auth/users/{user_id}"
+    etag = (await app.client.get(url, headers=admin)).headers["etag"]
+    changed = await app.client.patch(
+        url, json={"password": "a brand new secret"}, headers={**admin, "If-Match": etag}
+    )
+    assert changed.status_code == 200, changed.text
+    async with app.context.session_factory() as session:  # the late approval finds nothing
+        assert not await decide_login(session, waiting.challenge_id, user_id, True)
+        await session.commit()
+
+    for poll, _ in polls:
+        refused = await app.client.post(f"{LOGIN}/confirm", json=poll)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
