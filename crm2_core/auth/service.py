@@ -7,7 +7,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -630,6 +630,7 @@ class AuthService:
         await self._check_roles(session, [data.role])
         await self._require_grantable(session, actor, [data.role])
         await self._require_creator_holds(session, actor, data.role)
+        _require_within_expiry(actor, data.expires_at)
         created_by, created_by_key = None, None
         if actor is not None and actor.kind == "user":
             created_by = actor.id
@@ -657,3 +658,18 @@ class AuthService:
         if row is None:
             raise ApiKeyNotFound(f"no API key {key_id}")
         await self._revoke_keys(session, [row], "revoked")
+
+
+def _require_within_expiry(actor: Principal | None, expires_at: datetime | None) -> None:
+    """403 when a key made with an expiring key would outlive it: its expiry is
+    something the maker holds only so long, like its permissions."""
+    if actor is None or actor.kind != "api_key":
+        return
+    ends = actor.attributes.get("expires_at")
+    if not isinstance(ends, float):
+        return
+    if expires_at is None or expires_at.timestamp() > ends:
+        raise PrivilegeEscalation(
+            "a key made with an API key expires no later than that key "
+            f"({datetime.fromtimestamp(ends, UTC).isoformat()}): set expires_at to that or sooner"
+        )

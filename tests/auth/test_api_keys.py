@@ -224,3 +224,26 @@ async def test_role_named_only_by_revoked_keys_is_deleted_with_them(
     listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
     assert [k["id"] for k in listed] == [kept["id"]]
     assert (await crm2.client.get(USERS, headers=bearer(revoked["key"]))).status_code == 401
+
+
+async def test_a_key_made_with_an_expiring_key_does_not_outlive_it(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """An hour's key (a contractor's, a CI job's) cannot mint a key that lasts longer."""
+    ends = datetime.now(UTC) + timedelta(hours=1)
+    made = await create_key(crm2, admin, role="admin", expires_at=ends.isoformat())
+    parent = bearer(made["key"])
+    for later in (None, (ends + timedelta(hours=1)).isoformat()):
+        body = {"name": "forever", "role": "viewer", "expires_at": later}
+        response = await crm2.client.post(KEYS, json=body, headers=parent)
+        assert response.status_code == 403, response.text
+        assert response.json()["type"].endswith("privilege-escalation")
+        assert "expires" in response.json()["detail"]
+    sooner = (ends - timedelta(minutes=30)).isoformat()
+    body = {"name": "shorter", "role": "viewer", "expires_at": sooner}
+    assert (await crm2.client.post(KEYS, json=body, headers=parent)).status_code == 201
+    at_most = {"name": "as long", "role": "viewer", "expires_at": ends.isoformat()}
+    assert (await crm2.client.post(KEYS, json=at_most, headers=parent)).status_code == 201
+    forever = bearer((await create_key(crm2, admin, role="admin"))["key"])
+    body = {"name": "forever too", "role": "viewer"}
+    assert (await crm2.client.post(KEYS, json=body, headers=forever)).status_code == 201
