@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from crm2_core.schemas import RequestModel, ResponseModel
@@ -13,6 +15,18 @@ from crm2_core.schemas import RequestModel, ResponseModel
 ROLE_NAME = r"^[a-z][a-z0-9_-]{1,63}$"
 # Passwords are taken exactly as typed: request models strip other strings.
 Password = Annotated[str, StringConstraints(strip_whitespace=False)]
+
+
+def normal_email(value: str) -> str:
+    """An address as accounts are stored and looked up: normalised as ``EmailStr`` does
+    (NFC, the domain in Unicode), then lowercased, so that every way of writing one
+    address (a decomposed é, a punycode domain, capitals) finds the same account."""
+    value = value.strip()
+    try:
+        value = validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:  # no account has it; still one key for the throttle
+        value = unicodedata.normalize("NFC", value)
+    return value.lower()
 
 
 class LoginRequest(RequestModel):

@@ -59,6 +59,7 @@ from crm2_core.auth.schemas import (
     TokenPair,
     UserCreate,
     UserUpdate,
+    normal_email,
 )
 from crm2_core.auth.throttle import LoginThrottle
 from crm2_core.auth.tokens import TokenService
@@ -103,7 +104,7 @@ class AuthService:
         On ``InvalidCredentials`` the caller must still commit: ``auth.login.failed`` is in
         the session (and nothing else is written before the password is checked).
         """
-        email = email.strip().lower()
+        email = normal_email(email)
         if len(email) > MAX_EMAIL_LENGTH:
             # lower() can lengthen an address ("İ" becomes two code points): no account
             # has it, and it would not fit auth_login_failure.account. Nothing is written.
@@ -236,7 +237,7 @@ class AuthService:
     async def create_user(
         self, session: AsyncSession, data: UserCreate, actor: Principal | None = None
     ) -> User:
-        email = str(data.email).lower()
+        email = normal_email(str(data.email))
         if await repo.user_by_email(session, email) is not None:
             raise EmailTaken(f"a user with e-mail {email} exists")
         roles = await self._check_roles(session, data.roles)
@@ -324,7 +325,7 @@ class AuthService:
 
     async def set_password(self, session: AsyncSession, email: str, data: UserUpdate) -> bool:
         """The operator's reset (``crm2 users set-password``); ``False``: no such user."""
-        user = await repo.user_by_email(session, email)
+        user = await repo.user_by_email(session, normal_email(email))
         if user is None:
             return False
         await self.update_user(session, user.id, etag_for(user.version), data)

@@ -287,8 +287,10 @@ def users_create(email: str, password: str | None, roles: tuple[str, ...], full_
 @click.argument("email")
 def users_unlock(email: str) -> None:
     """Forget EMAIL's failed logins, so that no address waits before signing in as it."""
+    from crm2_core.auth.schemas import normal_email
+
     context = load_context()
-    account = email.strip().lower()
+    account = normal_email(email)
     count = run_async(_with_context(context, context.auth.delays.unlock(account)))
     console().print(f"unlocked {account} ({count} address(es) had failed logins)")
 
@@ -300,7 +302,7 @@ def users_set_password(email: str, password: str | None) -> None:
     """Set EMAIL's password; their sessions and access tokens end at once."""
     from pydantic import ValidationError
 
-    from crm2_core.auth.schemas import UserUpdate
+    from crm2_core.auth.schemas import UserUpdate, normal_email
 
     if password is None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
@@ -309,7 +311,7 @@ def users_set_password(email: str, password: str | None) -> None:
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     context = load_context()
-    account = email.strip().lower()
+    account = normal_email(email)
 
     async def change() -> bool:
         service = context.auth

@@ -239,3 +239,24 @@ async def test_a_refresh_racing_a_password_change_gives_no_lasting_session(
     response = await refresh(crm2, rotated.refresh_token)
     assert response.status_code == 401, response.text
 
+
+async def test_login_takes_the_address_in_the_form_it_was_created_with(
+    crm2: Crm2TestApp,
+) -> None:
+    """An account is stored normalised (NFC, the domain in Unicode): signing in with the
+    address exactly as it was given (a decomposed é, a punycode domain) finds it."""
+    decomposed, punycode = "Jose\u0301@example.com", "anna@xn--bcher-kva.ch"
+    for email in (decomposed, punycode):
+        await crm2.create_user("agent", email=email)
+        response = await crm2.client.post(LOGIN, json={"email": email, "password": PASSWORD})
+        assert response.status_code == 200, (email, response.text)
+    composed = await crm2.client.post(
+        LOGIN, json={"email": "jos\u00e9@example.com", "password": PASSWORD}
+    )
+    assert composed.status_code == 200, composed.text
+    taken = await crm2.client.post(
+        "/api/v1/auth/users",
+        json={"email": "JOS\u00c9@example.com", "password": PASSWORD},
+        headers=await crm2.login("admin"),
+    )
+    assert taken.status_code == 409, taken.text
