@@ -369,8 +369,8 @@ async def create_api_key(
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(
-    key_id: uuid.UUID, _: ApiKeysAdmin, session: SessionDep, service: ServiceDep
+    key_id: uuid.UUID, actor: ApiKeysAdmin, session: SessionDep, service: ServiceDep
 ) -> Response:
-    """Revoke an API key at once."""
-    await service.revoke_api_key(session, key_id)
+    """Revoke an API key at once, with every key made with it: a key whose role you hold."""
+    await service.revoke_api_key(session, key_id, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -653,11 +653,15 @@ class AuthService:
         await session.flush()
         return row, key
 
-    async def revoke_api_key(self, session: AsyncSession, key_id: uuid.UUID) -> None:
-        """Revoke the key and every key made with it."""
+    async def revoke_api_key(
+        self, session: AsyncSession, key_id: uuid.UUID, actor: Principal | None = None
+    ) -> None:
+        """Revoke the key and every key made with it: only a caller who holds the key's
+        role (as they would to make it), so nobody switches off a stronger key."""
         row = await repo.api_key(session, key_id)
         if row is None:
             raise ApiKeyNotFound(f"no API key {key_id}")
+        await self._require_grantable(session, actor, [row.role_name])
         await self._revoke_keys(session, [row], "revoked")
 
 

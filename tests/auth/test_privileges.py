@@ -86,6 +86,28 @@ async def test_a_key_cannot_mint_a_stronger_key(crm2: Crm2TestApp, admin: dict[s
     assert_escalation(await crm2.client.post(KEYS, json=body, headers=key_headers))
 
 
+async def test_api_keys_holder_cannot_revoke_a_stronger_key(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """Revoking is touching: an integrator with auth:api_keys cannot switch off the
+    admin's deployment key, only keys whose role they hold themselves."""
+    made = await crm2.client.post(KEYS, json={"name": "deploy", "role": "admin"}, headers=admin)
+    assert made.status_code == 201, made.text
+    keys_only = await holder_of(crm2, admin, "auth:api_keys")
+    role = (await me_of(crm2, keys_only))["roles"][0]
+    own = await crm2.client.post(KEYS, json={"name": "own", "role": role}, headers=keys_only)
+    assert own.status_code == 201, own.text
+
+    assert_escalation(await crm2.client.delete(f"{KEYS}/{made.json()['id']}", headers=keys_only))
+    deploy = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert (await crm2.client.get(USERS, headers=deploy)).status_code == 200
+    revoked = await crm2.client.delete(f"{KEYS}/{own.json()['id']}", headers=keys_only)
+    assert revoked.status_code == 204, revoked.text
+    by_admin = await crm2.client.delete(f"{KEYS}/{made.json()['id']}", headers=admin)
+    assert by_admin.status_code == 204, by_admin.text
+    assert (await crm2.client.get(USERS, headers=deploy)).status_code == 401
+
+
 # -- auth:users -------------------------------------------------------------------------
 
 
