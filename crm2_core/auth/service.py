@@ -242,6 +242,7 @@ class AuthService:
             raise EmailTaken(f"a user with e-mail {email} exists")
         roles = await self._check_roles(session, data.roles)
         await self._require_grantable(session, actor, roles)
+        await self._require_granter_holds(session, actor, roles)
         user = User(
             email=email,
             full_name=data.full_name,
@@ -301,6 +302,7 @@ class AuthService:
             ):
                 raise PrivilegeEscalation("changing your own roles needs the admin role")
             await self._require_grantable(session, actor, set(roles) - set(current))
+            await self._require_granter_holds(session, actor, set(roles) - set(current))
             reasons.append("roles")
         else:
             roles = None
@@ -585,7 +587,9 @@ class AuthService:
 
     # -- API keys -----------------------------------------------------------------
 
-    async def _require_standing(self, session: AsyncSession, actor: Principal | None) -> None:
+    async def _require_standing(
+        self, session: AsyncSession, actor: Principal | None, *, lock: bool = True
+    ) -> None:
         """401 unless ``actor``'s authority is unchanged since the request authenticated.
 
         The acting user's row is locked until commit: a concurrent demotion either waits
@@ -595,7 +599,10 @@ class AuthService:
         """
         if actor is None or actor.kind not in ("user", "api_key"):
             return
-        user = await repo.user_for_share(session, acting_user(actor))
+        if lock:
+            user = await repo.user_for_share(session, acting_user(actor))
+        else:
+            user = await repo.user_by_id(session, acting_user(actor))
         if actor.kind == "user":
             version = actor.attributes.get("credentials_version")
             moved = user is not None and version is not None and user.credentials_version != version
@@ -604,6 +611,28 @@ class AuthService:
             moved = key is None or key.revoked_at is not None
         if user is None or not user.is_active or moved:
             raise Unauthorized("your credentials changed meanwhile; sign in again")
+
+    async def _require_granter_holds(
+        self, session: AsyncSession, actor: Principal | None, roles: Iterable[str]
+    ) -> None:
+        """401/403 unless ``actor`` still stands and holds ``roles`` by their roles as
+        stored: a user made or changed now keeps what they were given, so a grant decided
+        on the request's cached rights must not outlive a demotion committed meanwhile.
+
+        Read, not locked: two admins demoting each other at once lock each other's rows
+        and the admins' turn (``_keep_an_admin``), and a lock here would close the cycle."""
+        wanted = set(roles)
+        if not wanted or actor is None:
+            return
+        if actor.kind != "api_key" and "credentials_version" not in actor.attributes:
+            return  # a crm2_authenticate backend's user: its roles are not stored here
+        await self._require_standing(session, actor, lock=False)
+        granter = acting_user(actor)
+        held_roles = (await repo.roles_of(session, [granter]))[granter]
+        held = frozenset(await self._permissions_of(session, held_roles))
+        for role in sorted(wanted):
+            wanted_permissions = await self._permissions_of(session, [role])
+            require_covered(held, wanted_permissions, f"granting role {role!r}")
 
     async def _require_creator_holds(
         self, session: AsyncSession, actor: Principal | None, role: str

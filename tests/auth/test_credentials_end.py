@@ -443,3 +443,54 @@ async def test_another_process_refuses_the_key_as_soon_as_the_event_arrives(
         assert time.monotonic() - started < 5, "the other process never heard of the revocation"
         await asyncio.sleep(0.02)
     assert_401(await second.client.get(USERS, headers=key))
+
+
+async def granter(crm2: Crm2TestApp, admin: dict[str, str]) -> dict[str, str]:
+    """Signs in a user whose role "granter" manages users and reads plugins; the role
+    "reader" (``core:plugins``) is what they give."""
+    for name, permissions in (
+        ("granter", ["auth:users", "core:plugins"]),
+        ("reader", ["core:plugins"]),
+    ):
+        body = {"name": name, "permissions": permissions}
+        assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    return await crm2.login("granter")
+
+
+@pytest.mark.parametrize("lost", ["demoted", "role-changed"])
+async def test_a_role_given_on_authority_lost_meanwhile_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str], lost: str
+) -> None:
+    """The request authenticated before the granter was demoted (or their role lost the
+    permission), and writes after: a user made or promoted then keeps the role for good,
+    so the granter's standing and stored grants decide, as for a key."""
+    from crm2_core.auth.schemas import UserCreate, UserUpdate
+    from crm2_core.errors import Crm2Error
+    from crm2_core.http.etag import etag_for
+
+    headers = await granter(crm2, admin)
+    actor = await crm2.context.authenticator.from_headers(
+        {k.lower(): v for k, v in headers.items()}
+    )
+    plain = await crm2.create_user("viewer", email="plain@example.com")
+    if lost == "demoted":
+        await patch_user(crm2, admin, await user_id_of(crm2, headers), {"roles": ["viewer"]})
+    else:
+        assert (await patch_role(crm2, admin, "granter", ["auth:users"])).status_code == 200
+
+    async with crm2.context.session_factory() as session:
+        data = UserCreate(email="late@example.com", password="p" * 12, roles=["reader"])
+        with pytest.raises(Crm2Error) as made:
+            await crm2.auth.create_user(session, data, actor)
+        assert made.value.status in (401, 403)
+        await session.rollback()
+    async with crm2.context.session_factory() as session:
+        user = await crm2.auth.get_user(session, plain)
+        promote = UserUpdate(roles=["viewer", "reader"])
+        with pytest.raises(Crm2Error) as changed:
+            await crm2.auth.update_user(session, plain, etag_for(user.version), promote, actor)
+        assert changed.value.status in (401, 403)
+        await session.rollback()
+    listed = (await crm2.client.get(USERS, headers=admin)).json()["items"]
+    assert "late@example.com" not in [u["email"] for u in listed]
+    assert [u["roles"] for u in listed if u["email"] == "plain@example.com"] == [["viewer"]]
