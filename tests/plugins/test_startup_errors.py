@@ -181,9 +181,11 @@ def install_fake_plugins(site: Path, plugins: dict[str, str]) -> None:
         (info / "entry_points.txt").write_text(f"[crm2.plugins]\n{name} = crm2_fake_{name}\n")
 
 
-def test_plugins_list_runs_with_broken_plugins_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def plugins_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins: dict[str, str]
+) -> tuple[Any, dict[str, list[str]]]:
+    """``crm2 plugins list`` with ``plugins`` installed and enabled: the result and its
+    table's rows by plugin name."""
     from click.testing import CliRunner
 
     import crm2_core.cli.commands  # noqa: F401  (registers the core commands)
@@ -192,7 +194,7 @@ def test_plugins_list_runs_with_broken_plugins_and_says_why(
 
     site = tmp_path / "site"
     site.mkdir()
-    install_fake_plugins(site, BROKEN)
+    install_fake_plugins(site, plugins)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(console(), "width", 250)
@@ -201,17 +203,24 @@ def test_plugins_list_runs_with_broken_plugins_and_says_why(
         ["plugins", "list"],
         env={
             "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
-            "CRM2_PLUGINS": "oldcore,needy,typo,fine",
+            "CRM2_PLUGINS": ",".join(plugins),
             "COLUMNS": "250",
         },
     )
-    assert result.exit_code == 1, result.output
     rows = {
         cells[0]: cells
         for line in result.output.splitlines()
         if line.startswith("│")
         for cells in [[c.strip() for c in line.strip("│").split("│")]]
     }
+    return result, rows
+
+
+def test_plugins_list_runs_with_broken_plugins_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, rows = plugins_list(tmp_path, monkeypatch, BROKEN)
+    assert result.exit_code == 1, result.output
     assert rows["oldcore"][4].startswith("incompatible: needs crm2-core >=7,<8, this is ")
     assert rows["needy"][4].startswith("missing dependency: ledger is not installed")
     assert (
@@ -534,34 +543,8 @@ def test_plugins_list_shows_a_plugin_whose_routes_cannot_be_mounted(
 ) -> None:
     """Every plugin loads, but one serves a path the core serves: `crm2 serve` would stop,
     so the list says which plugin and why, and exits 1."""
-    from click.testing import CliRunner
-
-    import crm2_core.cli.commands  # noqa: F401  (registers the core commands)
-    from crm2_core.cli.main import cli
-    from crm2_core.cli.output import console
-
-    site = tmp_path / "site"
-    site.mkdir()
-    install_fake_plugins(site, COLLIDING)
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(console(), "width", 250)
-    result = CliRunner().invoke(
-        cli,
-        ["plugins", "list"],
-        env={
-            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
-            "CRM2_PLUGINS": "first,plugins",
-            "COLUMNS": "250",
-        },
-    )
+    result, rows = plugins_list(tmp_path, monkeypatch, COLLIDING)
     assert result.exit_code == 1, result.output
-    rows = {
-        cells[0]: cells
-        for line in result.output.splitlines()
-        if line.startswith("│")
-        for cells in [[c.strip() for c in line.strip("│").split("│")]]
-    }
     assert rows["first"][2:5] == ["yes", "-", "ok"]
     assert rows["plugins"][2] == "no"
     assert rows["plugins"][4].startswith(
