@@ -166,7 +166,9 @@ def plugins_list() -> None:
             fail(str(inner))
     else:
         rows = context.plugins.statuses()
-        problem = _mount_problem(context)
+        from crm2_core.cli.serve import mount_problem
+
+        problem = mount_problem(context)
         if problem is not None:
             rows = [_blamed(row, problem) for row in rows]
         run_async(context.engine.dispose())
@@ -185,18 +187,6 @@ def plugins_list() -> None:
     console().print(table)
     if problem is not None:
         fail(problem)
-
-
-def _mount_problem(context: AppContext) -> str | None:
-    """What stops the app being built (a route another plugin serves, a router outside
-    its prefix): plugins that all load may still not mount together."""
-    from crm2_core.http.app import create_app
-
-    try:
-        create_app(context=context)
-    except ConfigurationError as exc:
-        return str(exc)
-    return None
 
 
 def _blamed(row: PluginStatus, problem: str) -> PluginStatus:

@@ -12,6 +12,7 @@ import click
 
 from crm2_core.cli.commands import _with_context
 from crm2_core.cli.main import cli, fail, load_context, run_async
+from crm2_core.context import AppContext
 from crm2_core.errors import ConfigurationError
 
 
@@ -118,3 +119,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
         )
     sock.set_inheritable(True)
     return sock
+
+
+def mount_problem(context: AppContext) -> str | None:
+    """What would stop ``crm2 serve`` building the app (a route another plugin serves, a
+    router outside its prefix): plugins that each load may still not mount together.
+    ``crm2 plugins list`` asks; the app is built, never started."""
+    from crm2_core.http.app import create_app
+
+    try:
+        create_app(context=context)
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
