@@ -158,3 +158,22 @@ async def test_lost_reasons_list_and_create(deals: Deals) -> None:
         f"{API}/lost-reasons", json={"name": "budget CUT"}, headers=admin.headers
     )
     assert again.status_code == 409
+
+
+async def test_the_default_pipeline_is_moved_never_unset(deals: Deals) -> None:
+    """Unsetting the only default left none: deals created without a pipeline had
+    nowhere to go. The default moves by making another pipeline the default."""
+    admin = await deals.user("admin")
+    listed = (await deals.client.get(f"{API}/pipelines", headers=admin.headers)).json()
+    default = next(p for p in listed["items"] if p["is_default"])
+    path = f"{API}/pipelines/{default['id']}"
+    etag = (await deals.client.get(path, headers=admin.headers)).headers["etag"]
+    unset = await deals.client.patch(
+        path, json={"is_default": False}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert unset.status_code == 409, unset.text
+    assert "make another one the default" in unset.json()["detail"]
+    assert (await deals.client.get(path, headers=admin.headers)).json()["is_default"] is True
+    other = await _create(deals, admin.headers, is_default=True)
+    assert (await deals.client.get(path, headers=admin.headers)).json()["is_default"] is False
+    assert other["is_default"] is True

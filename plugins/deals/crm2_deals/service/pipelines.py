@@ -89,6 +89,11 @@ async def update_pipeline(
         await _check_name(session, data.name, exclude=pipeline.id)
         values["name"] = data.name
     if data.is_default is not None and data.is_default != pipeline.is_default:
+        if not data.is_default:  # a deal created without a pipeline goes to the default
+            raise Conflict(
+                "this is the default pipeline; make another one the default instead "
+                "(PATCH it with is_default: true)"
+            )
         values["is_default"] = data.is_default
     if data.stages is not None:
         await _replace_stages(session, pipeline.id, data.stages)
