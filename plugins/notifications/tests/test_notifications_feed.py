@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -112,3 +113,20 @@ async def test_demo_seed_welcomes_every_user_once(notifications: Notifications) 
     titles = [item["title"] for item in await notifications.feed(owner)]
     assert titles.count("Welcome to crm2") == 1 and len(titles) == 3  # + two samples
     assert seed("load", notifications.context) is None  # CRM2_SEED_NOTIFICATIONS unset
+
+
+async def test_racing_read_alls_mark_each_notification_once(
+    notifications: Notifications,
+) -> None:
+    """Each notification is marked (and announced read) by one request only: the others
+    find nothing left to mark."""
+    owner = await notifications.user("agent")
+    await _two_for(notifications, owner)
+    answers = await asyncio.gather(
+        *(
+            notifications.client.post(f"{API}/feed/read-all", headers=owner.headers)
+            for _ in range(6)
+        )
+    )
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sum(a.json()["marked"] for a in answers) == 2

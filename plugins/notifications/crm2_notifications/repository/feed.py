@@ -68,15 +68,16 @@ async def mark_read(
     ]
     if ids is not None:
         where.append(col(Notification.id).in_(ids))
-    changed = list((await session.execute(select(col(Notification.id)).where(*where))).scalars())
-    if changed:
-        await session.execute(
-            update(Notification)
-            .where(col(Notification.id).in_(changed))
-            .values(read_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return changed
+    # One statement: a concurrent mark of the same rows waits for this one, then finds
+    # them read (PostgreSQL re-checks ``read_at IS NULL``), so each is announced once.
+    marked = await session.execute(
+        update(Notification)
+        .where(*where)
+        .values(read_at=now)
+        .returning(col(Notification.id))
+        .execution_options(synchronize_session=False)
+    )
+    return list(marked.scalars())
 
 
 async def exists_for(
