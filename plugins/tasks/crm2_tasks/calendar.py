@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -115,14 +115,7 @@ class BusinessCalendar:
             local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
         else:
             local = datetime.combine(day, moment, tzinfo=self.tz)
-        instant = local.astimezone(UTC)
-        before, after = local.utcoffset(), local.replace(fold=1).utcoffset()
-        if before is not None and after is not None and after > before:
-            # a wall time a spring-forward gap skips: read with the offset before the gap it
-            # lies past the jump by its distance from the gap's start; the clock reaches it
-            # (or first shows a later time) at the jump itself
-            return _jump(self.tz, instant - (after - before), instant)
-        return instant
+        return wall_instant(local)
 
     def day_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         """The working intervals of a local date as UTC instants (none on a holiday)."""
@@ -219,7 +212,9 @@ class BusinessCalendar:
 
     def _at_wall_time(self, day: date, wall: time) -> datetime:
         intervals = self.day_intervals(day)
-        moment = datetime.combine(day, wall, tzinfo=self.tz).astimezone(UTC)
+        # a wall time the day's spring-forward gap skips is the jump (wall_instant), not
+        # the same wall time read with the winter offset (an hour after the jump)
+        moment = self._instant(day, wall)
         for begin, finish in intervals:
             if moment < begin:
                 return begin
@@ -238,7 +233,26 @@ class BusinessCalendar:
         raise CalendarError(f"unknown business-time unit {unit!r}")
 
 
-def _jump(tz: ZoneInfo, earlier: datetime, later: datetime) -> datetime:
+def wall_instant(local: datetime) -> datetime:
+    """The UTC instant of an aware local wall time; one a spring-forward gap skips is the
+    first valid instant after the gap (the jump itself: 02:30 on the night Berlin goes
+    from 02:00 to 03:00 is 03:00 CEST, not 03:30).
+
+    This is crm2's one rule for a wall time that does not exist, for business calendars
+    and repeating tasks alike. (RFC 5545 reads such a time with the offset before the
+    gap, which lands as far past the jump as the time lies past the gap's start.)
+    """
+    instant = local.astimezone(UTC)
+    before, after = local.utcoffset(), local.replace(fold=1).utcoffset()
+    if local.tzinfo is not None and before is not None and after is not None and after > before:
+        # read with the offset before the gap, the time lies past the jump by its distance
+        # from the gap's start; the clock first shows a later time at the jump itself
+        tz = local.tzinfo
+        return _jump(tz, instant - (after - before), instant)
+    return instant
+
+
+def _jump(tz: tzinfo, earlier: datetime, later: datetime) -> datetime:
     """The instant in ``(earlier, later]`` at which ``tz``'s offset changes (to the second)."""
     low, high = earlier, later
     offset = low.astimezone(tz).utcoffset()

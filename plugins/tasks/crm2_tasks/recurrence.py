@@ -3,7 +3,10 @@
 A series has a rule, a start (the first occurrence's due time) and a time zone:
 occurrences keep their local wall time across DST changes ("every Monday at
 09:00 in Europe/Berlin" is 08:00 UTC in summer and 07:00 UTC in winter),
-because dateutil builds each occurrence from the zone-aware start's fields.
+because dateutil builds each occurrence from the zone-aware start's fields. An
+occurrence whose wall time a spring-forward gap skips ("daily at 02:30" on the night
+Berlin jumps from 02:00 to 03:00) is due at the first valid instant after the gap,
+03:00 (``calendar.wall_instant``); two occurrences inside one gap are one.
 
 Only the rule part is accepted from clients (``FREQ=WEEKLY;BYDAY=MO,TH``); the
 start comes from the task. Frequencies below a day are refused: a task that
@@ -18,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from dateutil.rrule import rrule, rrulestr  # type: ignore[import-untyped]
 
-from crm2_tasks.calendar import CalendarError, zone
+from crm2_tasks.calendar import CalendarError, wall_instant, zone
 
 ALLOWED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 # A rule must give its first occurrence within this window, else it is refused:
@@ -26,6 +29,9 @@ ALLOWED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 PROBE_WINDOW = timedelta(days=366 * 5)
 RULE_PATTERN = re.compile(r"^[A-Z]+=[A-Za-z0-9,+\-:]+(;[A-Z]+=[A-Za-z0-9,+\-:]+)*$")
 MAX_RULE_LENGTH = 500
+# A gap-resolved occurrence is at most this much earlier than its wall time (the longest
+# gap on record is a whole day: Samoa, 30 December 2011).
+GAP_SLACK = timedelta(days=2)
 
 
 class RecurrenceError(ValueError):
@@ -48,20 +54,37 @@ class Series:
             raise RecurrenceError("give one RRULE")
         return parsed
 
+    def _from(self, moment: datetime, *, inc: bool) -> datetime | None:
+        """The first occurrence after ``moment`` (at it too with ``inc``), gap-resolved.
+
+        A resolved occurrence is never later than the wall time dateutil computes, and at
+        most a gap earlier: so the search starts ``GAP_SLACK`` before ``moment`` and steps
+        over the occurrences whose resolved instant is not after it.
+        """
+        rule = self._rrule()
+        moment = moment.astimezone(UTC)
+        found = rule.after(moment - GAP_SLACK, inc=True)
+        while found is not None:
+            resolved = _utc(found)
+            if resolved > moment or (inc and resolved == moment):
+                return resolved
+            found = rule.after(found, inc=False)
+        return None
+
     def next_after(self, moment: datetime) -> datetime | None:
         """The first occurrence strictly after ``moment`` (UTC); ``None`` once the series ended."""
-        found = self._rrule().after(moment.astimezone(UTC), inc=False)
-        return None if found is None else _utc(found)
+        return self._from(moment, inc=False)
 
     def first(self) -> datetime | None:
         """The first occurrence at or after the start (the start itself when it matches)."""
-        found = self._rrule().after(self.start.astimezone(UTC), inc=True)
-        return None if found is None else _utc(found)
+        return self._from(self.start, inc=True)
 
     def count_before(self, moment: datetime) -> int:
         """How many occurrences fall before ``moment`` (to carry a COUNT across a split)."""
-        bounded = self._rrule().replace(count=None, until=moment.astimezone(UTC))
-        return sum(1 for occurrence in bounded if occurrence < moment)
+        until = moment.astimezone(UTC) + GAP_SLACK
+        bounded = self._rrule().replace(count=None, until=until)
+        # dateutil's count (COUNT counts occurrences as the rule makes them)
+        return sum(1 for occurrence in bounded if _utc(occurrence) < moment)
 
     def ended_before(self, moment: datetime) -> str:
         """This rule ended just before ``moment``: UNTIL set, COUNT dropped (RFC 5545 split)."""
@@ -121,4 +144,5 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    """An occurrence as a UTC instant; a wall time in a DST gap is the jump after it."""
+    return wall_instant(moment)
