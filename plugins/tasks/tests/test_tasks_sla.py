@@ -355,3 +355,43 @@ async def test_a_stored_policy_that_cannot_be_planned_never_fails_a_task_write(
     assert changed.status_code == 200, changed.text
     moving = await tasks.patch(agent, changed.json(), status="in_progress")
     assert moving.status_code == 200, moving.text
+
+
+async def test_an_escalation_racing_an_edit_leaves_the_other_escalations_in_place(
+    tasks: Tasks, monkeypatch: Any
+) -> None:
+    """Each breach escalates in its own savepoint: one that keeps losing a race with an edit
+    waits for the next run, the other breaches of the batch commit."""
+    from crm2_tasks.models import Task
+    from crm2_tasks.repository import timers as timers_repo
+
+    at(tasks.app, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    await policy(tasks, admin, response_minutes=30, escalate_raise_priority=True)
+    raced = await tasks.create(agent, priority="low")
+    at(tasks.app, MONDAY + timedelta(minutes=1))
+    calm = await tasks.create(agent, priority="low")
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, MONDAY + timedelta(minutes=26)))["warnings"] == 2
+    read = timers_repo.claimed_task
+
+    async def edited_meanwhile(session: Any, task_id: uuid.UUID) -> Any:
+        task = await read(session, task_id)
+        if task_id == uuid.UUID(raced["id"]):  # an edit commits before the escalation writes
+            await session.execute(
+                update(Task)
+                .where(col(Task.id) == task_id)
+                .values(version=col(Task.version) + 1)
+                .execution_options(synchronize_session=False)
+            )
+        return task
+
+    monkeypatch.setattr(timers_repo, "claimed_task", edited_meanwhile)
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=1)))["breaches"] == 1
+    assert [e.subject for e in await tasks.events("tasks.sla.breached")] == [calm["id"]]
+    assert (await tasks.get(agent, calm["id"])).json()["priority"] == "normal"
+    assert (await tasks.get(agent, raced["id"])).json()["priority"] == "low"
+    monkeypatch.undo()
+    assert (await run_timers(ctx, MONDAY + timedelta(hours=1)))["breaches"] == 1  # next run
+    assert (await tasks.get(agent, raced["id"])).json()["priority"] == "normal"
+    assert len(await tasks.events("tasks.sla.breached")) == 2

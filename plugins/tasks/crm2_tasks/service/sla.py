@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import NewRow, is_active_user, new_row, publish
+from crm2_core.api import NewRow, PreconditionFailed, is_active_user, new_row, publish
 from crm2_tasks import clock, sla
 from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
@@ -256,18 +256,44 @@ async def check_timers(context: Any, now: datetime | None = None) -> dict[str, i
         async with context.session_factory() as session:
             rows = await repo.due_breaches(session, now, batch)
             for timer, _read in rows:
-                if await repo.claim_timer(session, timer.id, "breached_at", now):
-                    # as committed now: its assignee, priority and version (the escalation's
-                    # write is versioned)
-                    task = await repo.claimed_task(session, timer.task_id)
-                    if task is None:
-                        continue
-                    await _breach(session, context, timer, task, now)
+                if await _claim_breach(session, context, timer, now):
                     counts["breaches"] += 1
             await session.commit()
         if len(rows) < batch:
             break
     return counts
+
+
+# An escalation that loses the race with an edit reads the task again this often before it
+# leaves the breach to the next run.
+ESCALATION_ATTEMPTS = 3
+
+
+async def _claim_breach(
+    session: AsyncSession, context: Any, timer: SlaTimer, now: datetime
+) -> bool:
+    """Claim one breach and escalate it in a savepoint of its own: an edit that commits
+    between the task's read and the escalation's versioned write undoes this breach's
+    claim and events only (tried again on a fresh read, else left unclaimed for the next
+    run), never the other breaches of the batch."""
+    for _ in range(ESCALATION_ATTEMPTS):
+        try:
+            async with session.begin_nested():
+                if not await repo.claim_timer(session, timer.id, "breached_at", now):
+                    return False  # another scheduler breached it, or it stopped
+                # as committed now: its assignee, priority and version (the escalation's
+                # write is versioned)
+                task = await repo.claimed_task(session, timer.task_id)
+                if task is None:
+                    return False
+                await _breach(session, context, timer, task, now)
+                return True
+        except PreconditionFailed:
+            continue  # the savepoint is rolled back: the claim too
+    logger.warning(
+        "tasks: SLA breach of task %s kept racing edits; left for the next run", timer.task_id
+    )
+    return False
 
 
 async def _breach(
