@@ -98,7 +98,11 @@ class Task(SQLModel, table=True):
 
 
 class Reminder(SQLModel, table=True):
-    """One reminder of a task; ``fired_at`` is set by the one scheduler run that fires it."""
+    """One reminder of a task; ``fired_at`` is set by the one scheduler run that fires it.
+
+    ``skipped_reason`` says why that run sent nothing: ``assignee_inactive``,
+    ``assignee_cannot_read_tasks``.
+    """
 
     __tablename__ = "tasks_reminder"
     __table_args__ = (Index(None, "fired_at", "remind_at"), {"info": INFO})
@@ -112,6 +116,7 @@ class Reminder(SQLModel, table=True):
     minutes_before: int
     remind_at: datetime = Field(sa_column=_ts())
     fired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    skipped_reason: str | None = Field(default=None, max_length=64)
 
 
 class Calendar(SQLModel, table=True):

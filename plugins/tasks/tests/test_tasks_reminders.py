@@ -17,6 +17,8 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import col
 from tasks_kit import API, Tasks
 
+from crm2_core.api import User
+
 T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
 
 
@@ -200,3 +202,64 @@ async def test_a_reminder_claimed_after_a_reassignment_goes_to_the_new_assignee(
     await outside.dispose()
     (event,) = await tasks.events("tasks.task.reminder_due")
     assert event.data["assignee_id"] == str(other.id)
+
+
+async def _reminder_rows(tasks: Tasks, task_id: str) -> list[Reminder]:
+    async with tasks.app.context.session_factory() as session:
+        stmt = select(Reminder).where(col(Reminder.task_id) == uuid.UUID(task_id))
+        return list((await session.execute(stmt)).scalars())
+
+
+async def test_a_reminder_for_a_deactivated_assignee_is_skipped_with_its_reason(
+    tasks: Tasks,
+) -> None:
+    at(tasks.app, T0)
+    agent, stays = await tasks.user("agent"), await tasks.user("agent")
+    gone = await tasks.create(agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    kept = await tasks.create(stays, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    async with tasks.app.context.session_factory() as session:
+        await session.execute(update(User).where(col(User.id) == agent.id).values(is_active=False))
+        await session.commit()
+    ctx = tasks.app.context
+    assert (await run_timers(ctx, T0 + timedelta(hours=1, minutes=1)))["reminders"] == 1
+    assert [e.subject for e in await tasks.events("tasks.task.reminder_due")] == [kept["id"]]
+    (skipped,) = await _reminder_rows(tasks, gone["id"])
+    assert skipped.fired_at is not None and skipped.skipped_reason == "assignee_inactive"
+    (sent,) = await _reminder_rows(tasks, kept["id"])
+    assert sent.skipped_reason is None
+    assert (await run_timers(ctx, T0 + timedelta(hours=3)))["reminders"] == 0  # never retried
+
+
+async def test_a_reminder_for_an_assignee_without_tasks_read_is_skipped(tasks: Tasks) -> None:
+    at(tasks.app, T0)
+    admin = await tasks.user("admin")
+    role = {"name": "helper", "permissions": ["tasks:read", "tasks:write"]}
+    made = await tasks.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    helper = await tasks.user("helper")
+    task = await tasks.create(helper, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    taken = await tasks.client.patch(
+        "/api/v1/auth/roles/helper",
+        json={"permissions": ["tasks:write"]},
+        headers={**admin.headers, "If-Match": made.headers["ETag"]},
+    )
+    assert taken.status_code == 200, taken.text
+    assert (await run_timers(tasks.app.context, T0 + timedelta(hours=1, minutes=1)))[
+        "reminders"
+    ] == 0
+    assert await tasks.events("tasks.task.reminder_due") == []
+    (skipped,) = await _reminder_rows(tasks, task["id"])
+    assert skipped.skipped_reason == "assignee_cannot_read_tasks"
+
+
+async def test_a_reminder_of_an_unassigned_task_still_fires(tasks: Tasks) -> None:
+    at(tasks.app, T0)
+    agent = await tasks.user("agent")
+    task = await tasks.create(agent, due_at=(T0 + timedelta(hours=2)).isoformat(), reminders=[60])
+    given = await tasks.client.post(
+        f"{API}/tasks/{task['id']}/assign", json={"assignee_id": None}, headers=agent.headers
+    )
+    assert given.status_code == 200, given.text
+    assert (await run_timers(tasks.app.context, T0 + timedelta(hours=1, minutes=1)))[
+        "reminders"
+    ] == 1

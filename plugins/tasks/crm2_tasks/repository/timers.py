@@ -93,6 +93,16 @@ async def claim_reminder(session: AsyncSession, reminder_id: uuid.UUID, now: dat
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def skip_reminder(session: AsyncSession, reminder_id: uuid.UUID, reason: str) -> None:
+    """A claimed reminder that sends nothing: why (it stays claimed, never retried)."""
+    await session.execute(
+        update(Reminder)
+        .where(col(Reminder.id) == reminder_id)
+        .values(skipped_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def claimed_task(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
     """The task as committed now, read after a claim: the rows read before it may predate
     a reassignment, an edit or a completion that committed while this run was claiming."""

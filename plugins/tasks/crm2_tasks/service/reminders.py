@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import NewRow, new_row, publish
+from crm2_core.api import NewRow, is_active_user, new_row, publish, user_permitted
 from crm2_tasks import clock
 from crm2_tasks.events import TaskReminderDue
 from crm2_tasks.models import Reminder, Task
 from crm2_tasks.repository import timers as repo
+
+logger = logging.getLogger(__name__)
 
 
 async def arm(session: AsyncSession, task: Task, now: datetime) -> None:
@@ -65,7 +69,9 @@ async def fire_due(context: Any, now: datetime | None = None) -> int:
     """Publish ``tasks.task.reminder_due`` for every reminder whose time came; returns how many.
 
     Safe to run twice, late or in several processes at once: each reminder is
-    claimed by a conditional UPDATE and its event commits with the claim.
+    claimed by a conditional UPDATE and its event commits with the claim. A reminder
+    whose assignee is deactivated or may no longer read tasks is claimed without an
+    event, its ``skipped_reason`` recorded (an unassigned task's reminder still fires).
     """
     now = now or clock.now(context)
     batch: int = context.plugin_settings("tasks").timer_batch
@@ -73,12 +79,21 @@ async def fire_due(context: Any, now: datetime | None = None) -> int:
     while True:
         async with context.session_factory() as session:
             rows = await repo.due_reminders(session, now, batch)
+            verdicts: dict[uuid.UUID, str | None] = {}  # assignee → skip reason, this batch
             for reminder, _read in rows:
                 if not await repo.claim_reminder(session, reminder.id, now):
                     continue  # another scheduler fired it
                 # for the assignee it has now: a reassignment may have committed since the read
                 task = await repo.claimed_task(session, reminder.task_id)
                 if task is None or task.due_at is None or not task.is_open:
+                    continue
+                assignee = task.assignee_id
+                if assignee is not None and assignee not in verdicts:
+                    verdicts[assignee] = await _skip_reason(session, context, assignee)
+                reason = verdicts.get(assignee) if assignee is not None else None
+                if reason is not None:
+                    await repo.skip_reminder(session, reminder.id, reason)
+                    logger.info("tasks: reminder %s of task %s: %s", reminder.id, task.id, reason)
                     continue
                 event = TaskReminderDue(
                     title=task.title,
@@ -93,3 +108,12 @@ async def fire_due(context: Any, now: datetime | None = None) -> int:
             await session.commit()
         if len(rows) < batch:
             return fired
+
+
+async def _skip_reason(session: AsyncSession, context: Any, assignee: uuid.UUID) -> str | None:
+    """Why a reminder must not go to ``assignee`` (their account and roles as they are now)."""
+    if await user_permitted(context, session, assignee, "tasks:read"):
+        return None
+    if not await is_active_user(session, assignee):
+        return "assignee_inactive"
+    return "assignee_cannot_read_tasks"
