@@ -53,6 +53,10 @@ class InvalidTransition(Conflict):
     slug, title = "tasks-invalid-transition", "The task cannot change to that status"
 
 
+class EditConflict(Conflict):
+    slug, title = "tasks-edit-conflict", "The task kept changing while this request changed it"
+
+
 class CalendarInUse(Conflict):
     slug, title = "tasks-calendar-in-use", "The calendar is still used by an SLA policy"
 

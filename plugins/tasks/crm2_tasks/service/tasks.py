@@ -7,7 +7,7 @@ worker message does, with the events in the outbox).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm2_core.api import (
     CsvColumns,
     EntityLink,
+    PreconditionFailed,
     acting_user,
     check_version,
     export_list,
@@ -31,6 +32,7 @@ from crm2_core.api import (
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, recurrence
 from crm2_tasks.errors import (
+    EditConflict,
     InvalidAssignee,
     InvalidLink,
     InvalidRecurrence,
@@ -399,6 +401,46 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
 
 # -- status verbs ---------------------------------------------------------------------
 
+# An unconditional verb (no If-Match) that loses the race with an edit reads the task again
+# and decides afresh; after this many lost races in a row it gives up with a 409.
+UNCONDITIONAL_ATTEMPTS = 3
+
+Decide = Callable[[Task], Awaitable[dict[str, Any] | None]]
+
+
+async def _write_verb(
+    session: AsyncSession,
+    principal: Principal,
+    task_id: uuid.UUID,
+    if_match: str | None,
+    decide: Decide,
+) -> tuple[Task, bool]:
+    """Read the task, let ``decide`` check it and name the values to write (``None``:
+    nothing to do), and write them with one version bump; ``True`` when written.
+
+    With If-Match the write is conditional: another version than the one sent is 412, also
+    when an edit commits between this read and this write. Without If-Match the client
+    asked for the change on the task as it is, so a racing edit is no failed precondition:
+    the task is read again and the change decided afresh (a racing completion then makes
+    "complete" a 409 ``tasks-invalid-transition``), and only a task that keeps changing
+    under the request answers 409 ``tasks-edit-conflict``.
+    """
+    visibility = TaskVisibility.of(principal)
+    for _ in range(UNCONDITIONAL_ATTEMPTS):
+        task = await get_task(session, visibility, task_id)
+        version = check_version(if_match, task.version) if if_match else task.version
+        values = await decide(task)
+        if values is None:
+            return task, False
+        try:
+            await repo.update_task(session, task, values, version)
+        except PreconditionFailed:
+            if if_match is not None:
+                raise
+            continue  # the failed UPDATE wrote nothing: read the task as it is now
+        return task, True
+    raise EditConflict(f"task {task_id} kept changing; read it and try again")
+
 
 async def complete_task(
     session: AsyncSession,
@@ -408,14 +450,17 @@ async def complete_task(
     if_match: str | None,
 ) -> tuple[Task, uuid.UUID | None]:
     """Done; a recurring task's next occurrence is created in the same transaction."""
-    task = await get_task(session, TaskVisibility.of(principal), task_id)
-    version = check_version(if_match, task.version) if if_match else task.version
-    if not task.is_open:
-        raise InvalidTransition(f"the task is already {task.status}")
     now = clock.now(context)
-    old = task.status
-    values = {"status": "done", "is_open": False, "completed_at": now}
-    await repo.update_task(session, task, values, version)
+    old = ""
+
+    async def decide(task: Task) -> dict[str, Any]:
+        nonlocal old
+        if not task.is_open:
+            raise InvalidTransition(f"the task is already {task.status}")
+        old = task.status
+        return {"status": "done", "is_open": False, "completed_at": now}
+
+    task, _ = await _write_verb(session, principal, task_id, if_match, decide)
     await reminders.arm(session, task, now)
     await sla.on_status(session, context, task, old, "done", now)
     next_id = await _advance_series(session, context, task)
@@ -431,14 +476,17 @@ async def reopen_task(
     task_id: uuid.UUID,
     if_match: str | None,
 ) -> Task:
-    task = await get_task(session, TaskVisibility.of(principal), task_id)
-    version = check_version(if_match, task.version) if if_match else task.version
-    if task.is_open:
-        raise InvalidTransition(f"the task is {task.status}, not done or cancelled")
     now = clock.now(context)
-    old = task.status
-    values = {"status": "todo", "is_open": True, "completed_at": None}
-    await repo.update_task(session, task, values, version)
+    old = ""
+
+    async def decide(task: Task) -> dict[str, Any]:
+        nonlocal old
+        if task.is_open:
+            raise InvalidTransition(f"the task is {task.status}, not done or cancelled")
+        old = task.status
+        return {"status": "todo", "is_open": True, "completed_at": None}
+
+    task, _ = await _write_verb(session, principal, task_id, if_match, decide)
     await reminders.arm(session, task, now)
     await sla.on_status(session, context, task, old, "todo", now)
     publish(
@@ -454,15 +502,23 @@ async def assign_task(
     if_match: str | None,
     data: TaskAssign,
 ) -> Task:
-    task = await get_task(session, TaskVisibility.of(principal), task_id)
-    version = check_version(if_match, task.version) if if_match else task.version
-    if data.assignee_id == task.assignee_id:
-        return task
-    await check_assignee(session, data.assignee_id)
-    previous = task.assignee_id
-    await repo.update_task(session, task, {"assignee_id": data.assignee_id}, version)
-    event = TaskAssigned(previous_assignee_id=previous, reason="manual", **_identity(task))
-    publish(session, event, subject=task.id, actor=principal)
+    previous: uuid.UUID | None = None
+    checked = False
+
+    async def decide(task: Task) -> dict[str, Any] | None:
+        nonlocal previous, checked
+        if data.assignee_id == task.assignee_id:
+            return None
+        if not checked:
+            await check_assignee(session, data.assignee_id)
+            checked = True
+        previous = task.assignee_id
+        return {"assignee_id": data.assignee_id}
+
+    task, written = await _write_verb(session, principal, task_id, if_match, decide)
+    if written:
+        event = TaskAssigned(previous_assignee_id=previous, reason="manual", **_identity(task))
+        publish(session, event, subject=task.id, actor=principal)
     return task
 
 
