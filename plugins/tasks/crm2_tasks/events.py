@@ -28,6 +28,8 @@ class TaskCreated(_TaskEvent, type="tasks.task.created", version=1):
     link_id: str | None
     series_id: uuid.UUID | None
     automation_rule_id: uuid.UUID | None
+    # a series' link the occurrence was made without: {"kind", "id", "reason"}
+    link_dropped: dict[str, str] | None = None
 
 
 class TaskUpdated(_TaskEvent, type="tasks.task.updated", version=1):

@@ -154,3 +154,84 @@ async def test_a_deal_shows_no_tasks_to_someone_without_tasks_read(both: Tasks) 
     assert extra.status_code == 200 and timeline.status_code == 200, timeline.text
     assert "tasks" not in extra.json()["fields"]
     assert [e for e in timeline.json()["items"] if e["source"] == "tasks"] == []
+
+
+async def _repeating_call(both: Tasks, owner: User, deal: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "title": "Weekly call",
+        "due_at": "2026-03-24T09:00:00Z",
+        "recurrence": "FREQ=WEEKLY",
+        "timezone": "UTC",
+        "link": {"kind": "deals.deal", "id": deal["id"]},
+    }
+    made = await both.client.post(f"{API}/tasks", json=body, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    result: dict[str, Any] = made.json()
+    return result
+
+
+async def _complete_and_next(both: Tasks, user: User, task: dict[str, Any]) -> dict[str, Any]:
+    done = await both.client.post(f"{API}/tasks/{task['id']}/complete", headers=user.headers)
+    assert done.status_code == 200, done.text
+    next_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    nxt = await both.get(user, next_id)
+    assert nxt.status_code == 200, nxt.text
+    result: dict[str, Any] = nxt.json()
+    return result
+
+
+async def test_a_later_occurrence_keeps_a_link_its_assignee_can_see(both: Tasks) -> None:
+    admin, owner = await both.user("admin"), await both.user("agent")
+    deal = await a_deal(both, admin, owner)
+    first = await _repeating_call(both, owner, deal)
+    nxt = await _complete_and_next(both, owner, first)
+    assert nxt["link"] == {"kind": "deals.deal", "id": deal["id"]}
+    created = (await both.events("tasks.task.created"))[-1]
+    assert created.data["link_dropped"] is None
+
+
+async def test_a_later_occurrence_drops_a_link_its_assignee_cannot_see(both: Tasks) -> None:
+    admin, owner, other = (
+        await both.user("admin"),
+        await both.user("agent"),
+        await both.user("agent"),
+    )
+    deal = await a_deal(both, admin, owner)
+    first = await _repeating_call(both, owner, deal)
+    given = await both.client.post(
+        f"{API}/tasks/{first['id']}/assign",
+        json={"assignee_id": str(other.id)},
+        headers=owner.headers,
+    )
+    assert given.status_code == 200, given.text
+    nxt = await _complete_and_next(both, other, first)
+    assert nxt["assignee_id"] == str(other.id)
+    assert nxt["link"] is None  # no deal id handed to someone who may not see the deal
+    created = (await both.events("tasks.task.created"))[-1]
+    assert created.subject == nxt["id"]
+    assert created.data["link_dropped"] == {
+        "kind": "deals.deal",
+        "id": deal["id"],
+        "reason": "gone_or_not_visible",
+    }
+    # the series keeps its link: an occurrence whose assignee may see the deal has it again
+    back = await both.client.post(
+        f"{API}/tasks/{nxt['id']}/assign",
+        json={"assignee_id": str(owner.id)},
+        headers=other.headers,
+    )
+    assert back.status_code == 200, back.text
+    third = await _complete_and_next(both, owner, nxt)
+    assert third["link"] == {"kind": "deals.deal", "id": deal["id"]}
+
+
+async def test_a_later_occurrence_drops_a_link_to_a_deleted_deal(both: Tasks) -> None:
+    admin, owner = await both.user("admin"), await both.user("agent")
+    deal = await a_deal(both, admin, owner)
+    first = await _repeating_call(both, owner, deal)
+    gone = await both.client.delete(f"{DEALS}/deals/{deal['id']}", headers=admin.headers)
+    assert gone.status_code == 204, gone.text
+    nxt = await _complete_and_next(both, owner, first)
+    assert nxt["link"] is None
+    created = (await both.events("tasks.task.created"))[-1]
+    assert created.data["link_dropped"]["reason"] == "gone_or_not_visible"

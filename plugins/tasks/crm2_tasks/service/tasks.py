@@ -6,6 +6,7 @@ worker message does, with the events in the outbox).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -20,6 +21,7 @@ from crm2_core.api import (
     PreconditionFailed,
     acting_user,
     check_version,
+    credential_permitted,
     export_list,
     insert_together,
     is_active_user,
@@ -27,6 +29,7 @@ from crm2_core.api import (
     publish,
     publish_row,
     require_entity,
+    resolve_entity,
     utcnow,
 )
 from crm2_hookspecs import Principal
@@ -73,6 +76,7 @@ ROW_FIELDS = (
 
 
 _NO_STATE: dict[str, Any] = {}
+logger = logging.getLogger(__name__)
 
 
 def public(task: Task | Row[Any], now: datetime | None = None) -> TaskPublic:
@@ -138,10 +142,12 @@ async def new_task(
     actor: Principal | None,
     values: dict[str, Any],
     now: datetime | None = None,
+    link_dropped: dict[str, str] | None = None,
 ) -> Task:
     """Insert a task with its reminders and SLA timers and publish ``tasks.task.created``.
 
-    The one way in for users, automation rules, recurring series and seeds.
+    The one way in for users, automation rules, recurring series and seeds;
+    ``link_dropped`` is the series' link an occurrence was made without, and why.
     """
     now = now or clock.now(context)
     row = new_row(Task, **values)
@@ -159,6 +165,7 @@ async def new_task(
         link_id=task.link_id,
         series_id=task.series_id,
         automation_rule_id=task.automation_rule_id,
+        link_dropped=link_dropped,
         **_identity(task),
     )
     record = publish_row(session, created, subject=task.id, actor=actor)
@@ -387,16 +394,43 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
         session, values["assignee_id"]
     ):
         values["assignee_id"] = None  # the assignee left: the next one waits for someone
+    reader = values["assignee_id"] or values["creator_id"]
+    link, dropped = await _occurrence_link(session, context, template, reader)
     values.update(
-        link_kind=template.get("link_kind"),
-        link_id=template.get("link_id"),
+        link_kind=link[0] if link else None,
+        link_id=link[1] if link else None,
         due_at=upcoming,
         occurrence_at=upcoming,
         series_id=series.id,
         status="todo",
     )
-    created = await new_task(session, context, actor=None, values=values)
+    created = await new_task(session, context, actor=None, values=values, link_dropped=dropped)
     return created.id
+
+
+async def _occurrence_link(
+    session: AsyncSession, context: Any, template: dict[str, Any], reader: uuid.UUID | None
+) -> tuple[tuple[str, str] | None, dict[str, str] | None]:
+    """The series' link for a new occurrence, checked now as at creation: the record must
+    still exist and be visible to the occurrence's assignee (its creator when unassigned),
+    as their roles are now. Otherwise the occurrence is made without the link and the link
+    is given back with the reason, for ``tasks.task.created``; the series keeps it, so a
+    later occurrence whose assignee may see the record has it again.
+    """
+    kind, ident = template.get("link_kind"), template.get("link_id")
+    if not kind or not ident:
+        return None, None
+    principal = None  # nobody to show it to: the record only has to exist
+    if reader is not None:
+        principal = await credential_permitted(context, session, "user", reader, "tasks:read")
+    found = None
+    if reader is None or principal is not None:
+        found = await resolve_entity(context, kind, ident, principal, session)
+    if found is not None:
+        return (kind, ident), None
+    # one reason for a record gone and one hidden: the assignee must not learn which
+    logger.info("tasks: an occurrence of a series dropped its link %s %s", kind, ident)
+    return None, {"kind": kind, "id": ident, "reason": "gone_or_not_visible"}
 
 
 # -- status verbs ---------------------------------------------------------------------
