@@ -187,3 +187,68 @@ async def test_moving_a_series_onto_an_occurrence_that_exists_is_a_422(tasks: Ta
     assert moved.status_code == 422, moved.text
     assert moved.json()["type"].endswith("tasks-invalid-recurrence")
     assert (await tasks.get(agent, first["id"])).json()["version"] == reopened.json()["version"]
+
+
+async def _open_due(tasks: Tasks, user: User) -> list[str]:
+    listed = await tasks.client.get(f"{API}/tasks", params={"open": "true"}, headers=user.headers)
+    assert listed.status_code == 200, listed.text
+    return [t["due_at"] for t in listed.json()["items"]]
+
+
+async def test_deleting_an_occurrence_skips_it_and_the_series_goes_on(tasks: Tasks) -> None:
+    manager = await tasks.user("manager")
+    first = await weekly(tasks, manager)
+    gone = await tasks.client.delete(f"{API}/tasks/{first['id']}", headers=manager.headers)
+    assert gone.status_code == 204, gone.text
+    assert (await tasks.get(manager, first["id"])).status_code == 404
+    assert await _open_due(tasks, manager) == ["2026-03-30T07:00:00Z"]
+    created = (await tasks.events("tasks.task.created"))[-1]
+    assert created.data["series_id"] == first["series_id"]
+
+
+async def test_deleting_with_scope_following_ends_the_series(tasks: Tasks) -> None:
+    manager = await tasks.user("manager")
+    first = await weekly(tasks, manager)
+    done = await complete(tasks, manager, first)
+    second_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    gone = await tasks.client.delete(
+        f"{API}/tasks/{second_id}", params={"scope": "following"}, headers=manager.headers
+    )
+    assert gone.status_code == 204, gone.text
+    assert await _open_due(tasks, manager) == []
+    async with tasks.app.context.session_factory() as session:
+        series = await session.get(Series, uuid.UUID(first["series_id"]))
+        assert series is not None and series.rule.endswith(";UNTIL=20260330T065959Z")
+    # the done first occurrence stays, and reopening then completing it makes nothing new
+    reopened = await tasks.client.post(f"{API}/tasks/{first['id']}/reopen", headers=manager.headers)
+    assert reopened.status_code == 200, reopened.text
+    again = await complete(tasks, manager, first)
+    assert again.status_code == 200 and "Link" not in again.headers
+
+
+async def test_deleting_an_older_reopened_occurrence_brings_back_no_skipped_one(
+    tasks: Tasks,
+) -> None:
+    manager = await tasks.user("manager")
+    first = await weekly(tasks, manager)
+    done = await complete(tasks, manager, first)
+    second_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    skipped = await tasks.client.delete(f"{API}/tasks/{second_id}", headers=manager.headers)
+    assert skipped.status_code == 204
+    assert await _open_due(tasks, manager) == ["2026-04-06T07:00:00Z"]
+    reopened = await tasks.client.post(f"{API}/tasks/{first['id']}/reopen", headers=manager.headers)
+    assert reopened.status_code == 200
+    gone = await tasks.client.delete(f"{API}/tasks/{first['id']}", headers=manager.headers)
+    assert gone.status_code == 204
+    assert await _open_due(tasks, manager) == ["2026-04-06T07:00:00Z"]
+
+
+async def test_a_bad_delete_scope_is_422_and_deletes_nothing(tasks: Tasks) -> None:
+    manager = await tasks.user("manager")
+    first = await weekly(tasks, manager)
+    bad = await tasks.client.delete(
+        f"{API}/tasks/{first['id']}", params={"scope": "all"}, headers=manager.headers
+    )
+    assert bad.status_code == 422, bad.text
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert (await tasks.get(manager, first["id"])).status_code == 200

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -172,6 +172,28 @@ async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: dat
         col(Task.series_id) == series_id, col(Task.occurrence_at) == at
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def later_occurrence_exists(
+    session: AsyncSession, series_id: uuid.UUID, at: datetime
+) -> bool:
+    """Whether the series has an occurrence after ``at`` (the series went on from there)."""
+    stmt = select(col(Task.id)).where(
+        col(Task.series_id) == series_id, col(Task.occurrence_at) > at
+    )
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def delete_open_occurrences_after(
+    session: AsyncSession, series_id: uuid.UUID, at: datetime
+) -> None:
+    await session.execute(
+        delete(Task).where(
+            col(Task.series_id) == series_id,
+            col(Task.occurrence_at) > at,
+            col(Task.is_open).is_(True),
+        )
+    )
 
 
 async def get_series(session: AsyncSession, series_id: uuid.UUID) -> Series | None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Header, Response, status
+from fastapi import Depends, Header, Query, Response, status
 from sqlalchemy import Row
 
 from crm2_core.api import (
@@ -150,10 +150,25 @@ async def update_task(
     return present(response, service.public(task))
 
 
+DeleteScope = Annotated[
+    Literal["this", "following"],
+    Query(
+        description="on a recurring task: this (skip this occurrence, the series goes on) "
+        "or following (end the series here)"
+    ),
+]
+
+
 @router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_task(task_id: uuid.UUID, principal: TasksDelete, session: SessionDep) -> Response:
-    """Delete a task with its reminders and SLA timers."""
-    await service.delete_task(session, principal, task_id)
+async def delete_task(
+    task_id: uuid.UUID,
+    principal: TasksDelete,
+    session: SessionDep,
+    context: ContextDep,
+    scope: DeleteScope = "this",
+) -> Response:
+    """Delete a task with its reminders and SLA timers; scope=following ends its series."""
+    await service.delete_task(session, context, principal, task_id, scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -382,7 +382,9 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
     )
     if upcoming is None or upcoming >= LATEST_DUE:
         return None  # the series ended, or ends with due_at's last year (2999)
-    if await repo.occurrence_exists(session, series.id, upcoming):
+    if await repo.later_occurrence_exists(session, series.id, task.occurrence_at):
+        # the series went on from here before (this one was done, and reopened), or from a
+        # later occurrence: making the next again would bring back one deleted (skipped)
         return None
     template = dict(series.template)
     values: dict[str, Any] = {k: template[k] for k in TEMPLATE_FIELDS if k in template}
@@ -556,9 +558,32 @@ async def assign_task(
     return task
 
 
-async def delete_task(session: AsyncSession, principal: Principal, task_id: uuid.UUID) -> None:
+async def delete_task(
+    session: AsyncSession,
+    context: Any,
+    principal: Principal,
+    task_id: uuid.UUID,
+    scope: str = "this",
+) -> None:
+    """Delete a task. An occurrence of a series: ``this`` skips it (the series goes on, its
+    next occurrence is made now, as when it is completed or cancelled); ``following`` ends
+    the series before it (RFC 5545 UNTIL) and deletes it with the series' later open
+    occurrences; done or cancelled ones stay as history."""
     task = await get_task(session, TaskVisibility.of(principal), task_id)
     await repo.delete_task(session, task.id)
+    if task.series_id is None or task.occurrence_at is None:
+        return
+    if scope == "following":
+        series = await repo.get_series(session, task.series_id)
+        if series is not None:
+            rule = recurrence.Series(series.rule, series.start_at, series.timezone)
+            await repo.update_series(
+                session, series.id, {"rule": rule.ended_before(task.occurrence_at)}
+            )
+            await repo.delete_open_occurrences_after(session, series.id, task.occurrence_at)
+    elif task.is_open:
+        # a closed one moved the series on when it closed
+        await _advance_series(session, context, task)
 
 
 # -- CSV export ------------------------------------------------------------------------
