@@ -21,7 +21,7 @@ from crm2_core.api import check_version, is_active_user, publish
 from crm2_hookspecs import Principal
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
-from crm2_tasks.calendar import CalendarError
+from crm2_tasks.calendar import CalendarError, wall_instant, zone
 from crm2_tasks.errors import InvalidRule, RuleNotFound
 from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
@@ -164,11 +164,20 @@ async def delete_rule(
 
 
 def due_at(context: Any, spec: str | None, now: datetime) -> datetime | None:
+    """``now`` plus a rule's ``due_in``. Minutes and hours are elapsed time; days and weeks
+    are calendar days in ``CRM2_TASKS_TIMEZONE`` at the same wall time (RFC 5545's nominal
+    day: "1 week" from Saturday 09:00 is the next Saturday 09:00 across a DST change), a
+    wall time the day's DST gap skips being the jump (``calendar.wall_instant``)."""
     if not spec:
         return None
     due = DueIn.parse(spec)
     if due.business:
         return default_calendar(context).add_business(now, due.amount, due.unit)
+    if due.unit == "days":
+        tz = zone(context.plugin_settings("tasks").timezone)
+        local = now.astimezone(tz)
+        day = local.date() + timedelta(days=due.amount)
+        return wall_instant(datetime.combine(day, local.time(), tzinfo=tz))
     return now + timedelta(**{due.unit: due.amount})
 
 
