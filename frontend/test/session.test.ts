@@ -163,6 +163,74 @@ describe("Session", () => {
     }
   });
 
+  it("after a failed refresh (503), requests wait out a back-off instead of each trying another refresh", async () => {
+    let now = 1_000_000;
+    const refreshes: number[] = [];
+    const send = async (request: Request): Promise<Response> => {
+      if (new URL(request.url).pathname === "/api/v1/auth/refresh") {
+        refreshes.push(now);
+        return new Response("{}", { status: 503 });
+      }
+      return new Response("{}", { status: 401 });
+    };
+    const store = createAuthStore(memoryStorage());
+    store.getState().setTokens({ accessToken: "old", refreshToken: "r-1234567890abcdef", expiresAt: now - 1 });
+    const session = new Session(store, BASE, send, () => now);
+    // three at once share one refresh, and the next requests do not start another
+    await Promise.all([1, 2, 3].map(() => session.fetch(new Request(`${BASE}/api/v1/auth/me`))));
+    await session.fetch(new Request(`${BASE}/api/v1/deals/deals`));
+    expect(refreshes).toHaveLength(1);
+    now += 500; // still inside the back-off
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(refreshes).toHaveLength(1);
+    now += 1_000; // past it: one more try, then a longer wait
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    await session.fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(refreshes).toHaveLength(2);
+    expect(store.getState().tokens).not.toBeNull();
+  });
+
+  it("after a refresh answered 429, tries again only once its Retry-After has passed", async () => {
+    let now = 1_000_000;
+    let refreshes = 0;
+    const send = async (request: Request): Promise<Response> => {
+      const path = new URL(request.url).pathname;
+      if (path === "/api/v1/auth/refresh") {
+        refreshes += 1;
+        if (refreshes === 1) return new Response("{}", { status: 429, headers: { "Retry-After": "30" } });
+        return Response.json({ access_token: "a2", refresh_token: "r2", token_type: "bearer", expires_in: 900 });
+      }
+      return request.headers.get("Authorization") === "Bearer a2"
+        ? Response.json({ ok: true })
+        : new Response("{}", { status: 401 });
+    };
+    const store = createAuthStore(memoryStorage());
+    store.getState().setTokens({ accessToken: "old", refreshToken: "r-1234567890abcdef", expiresAt: now - 1 });
+    const session = new Session(store, BASE, send, () => now);
+    expect((await session.fetch(new Request(`${BASE}/api/v1/auth/me`))).status).toBe(401);
+    now += 29_000;
+    expect((await session.fetch(new Request(`${BASE}/api/v1/auth/me`))).status).toBe(401);
+    expect(refreshes).toBe(1);
+    now += 1_500;
+    expect((await session.fetch(new Request(`${BASE}/api/v1/auth/me`))).status).toBe(200);
+    expect(refreshes).toBe(2);
+  });
+
+  it("keeps using an access token that is still valid while a refresh ahead of expiry fails", async () => {
+    let now = 1_000_000;
+    const seen: string[] = [];
+    const send = async (request: Request): Promise<Response> => {
+      if (new URL(request.url).pathname === "/api/v1/auth/refresh") return new Response("{}", { status: 503 });
+      seen.push(request.headers.get("Authorization") ?? "");
+      return Response.json({ ok: true });
+    };
+    const store = createAuthStore(memoryStorage());
+    store.getState().setTokens({ accessToken: "a1", refreshToken: "r-1234567890abcdef", expiresAt: now + 10_000 });
+    const session = new Session(store, BASE, send, () => now);
+    expect((await session.fetch(new Request(`${BASE}/api/v1/auth/me`))).status).toBe(200);
+    expect(seen).toEqual(["Bearer a1"]);
+  });
+
   it("waits for an out-of-band confirmation (202), then signs in", async () => {
     const store = createAuthStore(memoryStorage());
     const calls: string[] = [];

@@ -18,6 +18,10 @@ interface TokenPair {
 
 /** Refresh this long before the access token expires, so requests rarely meet a 401. */
 const EARLY_MS = 15_000;
+/** After a refresh that may pass later failed (5xx, 408, the network): 1 s, doubling to this. */
+const MAX_BACKOFF_MS = 60_000;
+/** The longest a 429's Retry-After keeps refreshes paused (a wrong header must not lock us out). */
+const MAX_RETRY_AFTER_MS = 300_000;
 
 /**
  * Signs requests with the access token and keeps the session alive.
@@ -25,8 +29,17 @@ const EARLY_MS = 15_000;
  * A request that meets a 401 refreshes once and is retried, so the user never sees
  * an expiry. Refreshes are serialised across tabs: inside the lock the stored tokens
  * are read again, and when another tab already rotated them they are simply used.
+ *
+ * Inside the page, callers share the one refresh in flight. A refresh that failed in a way
+ * that may pass later (429, 408, 5xx, the network) pauses refreshing: until a 429's
+ * Retry-After, else 1 s doubling to 60 s. Without the pause, every request made while the
+ * server was struggling sent a refresh of its own (a storm that kept it struggling).
  */
 export class Session {
+  private refreshing: Promise<Tokens | null> | null = null;
+  private refreshPausedUntil = 0;
+  private refreshFailures = 0;
+
   constructor(
     private readonly store: AuthStore,
     private readonly baseUrl: string,
@@ -81,12 +94,26 @@ export class Session {
     }
   }
 
-  /** A valid access token, refreshing first when it is about to expire; null when signed out. */
-  async accessToken(): Promise<string | null> {
+  /**
+   * An access token valid for at least `validForMs` more, refreshing first when it is not
+   * (a long upload asks for more than a request does); null when signed out. When the
+   * refresh fails but the token has not expired yet, it is used for as long as it lasts.
+   */
+  async accessToken(validForMs: number = EARLY_MS): Promise<string | null> {
     const tokens = this.tokens;
     if (!tokens) return null;
-    if (tokens.expiresAt - this.now() > EARLY_MS) return tokens.accessToken;
-    return (await this.refresh(tokens.refreshToken))?.accessToken ?? null;
+    if (tokens.expiresAt - this.now() > validForMs) return tokens.accessToken;
+    const fresh = await this.refresh(tokens.refreshToken);
+    if (fresh) return fresh.accessToken;
+    const still = this.tokens; // null when the refresh was refused: signed out
+    return still && still.expiresAt > this.now() ? still.accessToken : null;
+  }
+
+  /** A new access token after the server refused `refused` with a 401; null when none can be had. */
+  async renewAccess(refused: string): Promise<string | null> {
+    const spent = this.tokens?.refreshToken;
+    if (!spent) return null;
+    return (await this.refresh(spent, refused))?.accessToken ?? null;
   }
 
   /** The `fetch` given to openapi-fetch: signs, refreshes on 401, retries once. */
@@ -107,6 +134,16 @@ export class Session {
    * someone refreshed meanwhile.
    */
   async refresh(spentRefresh: string, staleAccess?: string): Promise<Tokens | null> {
+    // one refresh in flight serves every caller of this page (its tokens suit them all)
+    if (this.refreshing) return this.refreshing;
+    const run = this.refreshOnce(spentRefresh, staleAccess).finally(() => {
+      this.refreshing = null;
+    });
+    this.refreshing = run;
+    return run;
+  }
+
+  private refreshOnce(spentRefresh: string, staleAccess?: string): Promise<Tokens | null> {
     return withLock("crm2.refresh", async () => {
       await this.store.persist.rehydrate(); // what other tabs wrote
       const current = this.tokens;
@@ -115,20 +152,42 @@ export class Session {
         current.refreshToken !== spentRefresh ||
         (staleAccess !== undefined && current.accessToken !== staleAccess);
       if (rotatedElsewhere && current.expiresAt - this.now() > EARLY_MS) return current;
-      const response = await this.send(
-        this.json("/api/v1/auth/refresh", { refresh_token: current.refreshToken }),
-      );
+      if (this.now() < this.refreshPausedUntil) return null;
+      let response: Response;
+      try {
+        response = await this.send(
+          this.json("/api/v1/auth/refresh", { refresh_token: current.refreshToken }),
+        );
+      } catch (error) {
+        this.pauseRefreshes(null);
+        throw error;
+      }
       if (!response.ok) {
         // a 4xx says this refresh token will never work (refused, revoked, malformed): sign out
         // rather than try it again on every request; a 408, a 429 or a 5xx may pass later
         const refused = response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429;
         if (refused) this.store.getState().setTokens(null);
+        else this.pauseRefreshes(response);
         return null;
       }
       const tokens = this.toTokens((await response.json()) as TokenPair);
+      this.refreshFailures = 0;
+      this.refreshPausedUntil = 0;
       this.store.getState().setTokens(tokens);
       return tokens;
     });
+  }
+
+  /** No refresh before the server's Retry-After, else before a back-off that doubles per failure. */
+  private pauseRefreshes(response: Response | null): void {
+    const header = response?.headers.get("Retry-After") ?? "";
+    const seconds = header.trim() === "" ? NaN : Number(header);
+    const wait =
+      Number.isFinite(seconds) && seconds >= 0
+        ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS)
+        : Math.min(1000 * 2 ** this.refreshFailures, MAX_BACKOFF_MS);
+    this.refreshFailures += 1;
+    this.refreshPausedUntil = this.now() + wait;
   }
 
   private sign(request: Request, token: string | null): Request {
