@@ -82,3 +82,35 @@ export function uploadWithProgress(request: UploadRequest): Promise<unknown> {
     xhr.send(form);
   });
 }
+
+/** The part of the session a signed upload needs (lib/session.ts). */
+export interface UploadAuth {
+  accessToken(validForMs?: number): Promise<string | null>;
+  renewAccess(refused: string): Promise<string | null>;
+}
+
+/**
+ * An upload starts with a token valid for at least this long: behind a proxy that buffers
+ * request bodies (nginx does by default, infra/nginx) crm2 checks the token only once the
+ * whole file has arrived, so a token that expires during the upload fails it at its end.
+ */
+export const UPLOAD_TOKEN_MARGIN_MS = 5 * 60_000;
+
+/**
+ * `uploadWithProgress` signed by the session: the token is refreshed first when it would expire
+ * within UPLOAD_TOKEN_MARGIN_MS, and an upload the server refuses with a 401 (one that outlived
+ * even that) is sent once more with a refreshed token — a Blob or File can be read again, and
+ * the same Idempotency-Key still stands for it, since a 401 claims no key.
+ */
+export async function signedUpload(auth: UploadAuth, request: Omit<UploadRequest, "token">): Promise<unknown> {
+  const token = await auth.accessToken(UPLOAD_TOKEN_MARGIN_MS);
+  try {
+    return await uploadWithProgress({ ...request, token });
+  } catch (error) {
+    if (!(error instanceof UploadError) || error.status !== 401 || !token || request.signal?.aborted) throw error;
+    const fresh = await auth.renewAccess(token);
+    if (!fresh) throw error;
+    request.onProgress?.({ loaded: 0, total: request.file.size });
+    return uploadWithProgress({ ...request, token: fresh });
+  }
+}

@@ -8,7 +8,7 @@ import { api, ok, origin, session } from "@/api/client";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan } from "@/lib/queries";
-import { percent, uploadWithProgress, type UploadProgress } from "@/lib/upload";
+import { percent, signedUpload, type UploadProgress } from "@/lib/upload";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -57,11 +57,10 @@ function DocumentDetail() {
     setUploading(true);
     setProgress({ loaded: 0, total: chosen.size });
     try {
-      await uploadWithProgress({
+      await signedUpload(session, {
         url: new URL(`${BASE}/${encodeURIComponent(id)}/versions`, origin).toString(),
         file: chosen,
         filename: chosen.name,
-        token: await session.accessToken(),
         headers: { "Idempotency-Key": crypto.randomUUID() },
         onProgress: setProgress,
       });
