@@ -95,6 +95,27 @@ test("a third-party plugin's section lists, creates and edits its records; a sta
   await edit.locator("#field-message").fill("mine");
   await edit.getByRole("button", { name: "Save" }).click();
   await view.locator("tbody tr", { hasText: name }).filter({ hasText: "mine" }).waitFor();
+
+  // an impatient double click on the edit form's Save, over a slow network, sends one PATCH:
+  // a second one would carry the ETag the first just spent and meet a 412 of our own making
+  const patches = [];
+  const slowPatch = async (route) => {
+    if (route.request().method() === "PATCH") {
+      patches.push(route.request().headers()["if-match"]);
+      await new Promise((resolve) => setTimeout(resolve, 800));
+    }
+    await route.continue();
+  };
+  await page.route(`**/api/v1/hello/greetings/${greeting.id}`, slowPatch);
+  await row.getByRole("button", { name }).click();
+  await edit.locator("#field-message").waitFor();
+  await edit.locator("#field-message").fill("twice");
+  await edit.getByRole("button", { name: "Save" }).dblclick();
+  await view.locator("tbody tr", { hasText: name }).filter({ hasText: "twice" }).waitFor();
+  // both clicks' submits reach the route at once, so by the time the first PATCH (held 800 ms)
+  // has been answered and shown, a second one would have been counted
+  assert.equal(patches.length, 1, "one PATCH per Save (a second would be a 412)");
+  await page.unroute(`**/api/v1/hello/greetings/${greeting.id}`, slowPatch);
   assert.deepEqual(problems, []);
   await context.close();
 });

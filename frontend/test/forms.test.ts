@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type OpenApiDoc } from "@/lib/forms";
 import { formatMoney, translate } from "@/lib/i18n";
 
 const doc: OpenApiDoc = {
@@ -79,5 +79,31 @@ describe("idempotencyKeys", () => {
     expect(keyFor({ name: "Ada" })).toBe("k1"); // a double click or a retry after a network error
     expect(keyFor({ name: "Ada Lovelace" })).toBe("k2"); // fixed after a 422: crm2 refuses k1 now
     expect(keyFor({ name: "Ada Lovelace" })).toBe("k2");
+  });
+});
+
+describe("oneAtATime", () => {
+  it("drops a save asked for while the previous one is still out, and takes the next one after it", async () => {
+    const run = oneAtATime();
+    const sent: string[] = [];
+    let answer: () => void = () => undefined;
+    const save = (name: string) => () =>
+      new Promise<void>((resolve) => {
+        sent.push(name);
+        answer = resolve;
+      });
+    const first = run(save("first"));
+    const second = run(save("second")); // the double click's second submit
+    expect(await second).toBe(false);
+    answer();
+    expect(await first).toBe(true);
+    expect(await run(async () => void sent.push("later"))).toBe(true);
+    expect(sent).toEqual(["first", "later"]);
+  });
+
+  it("takes the next save after one that failed", async () => {
+    const run = oneAtATime();
+    await expect(run(async () => Promise.reject(new Error("412")))).rejects.toThrow("412");
+    expect(await run(async () => undefined)).toBe(true);
   });
 });

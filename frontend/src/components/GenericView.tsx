@@ -3,7 +3,7 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
-import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
@@ -26,6 +26,26 @@ function useOpenApi() {
     queryFn: async () => (await (await fetch(new URL("/openapi.json", origin))).json()) as OpenApiDoc,
     staleTime: Infinity,
   });
+}
+
+/**
+ * A form's Save: one request at a time (oneAtATime guards clicks in the same frame, before
+ * React has re-rendered) and `busy` to disable the button while it is out.
+ */
+function useSaving(): [boolean, (save: () => Promise<void>) => Promise<void>] {
+  const [busy, setBusy] = useState(false);
+  const guard = useRef(oneAtATime()).current;
+  const run = async (save: () => Promise<void>) => {
+    await guard(async () => {
+      setBusy(true);
+      try {
+        await save();
+      } finally {
+        setBusy(false);
+      }
+    });
+  };
+  return [busy, run];
 }
 
 /** What a built-in screen adds around the generic list: links per row, tools above it. */
@@ -199,8 +219,7 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState("");
   // one create at a time, and one key per body: a double click on Save makes one record
-  const [busy, setBusy] = useState(false);
-  const sending = useRef(false);
+  const [busy, saving] = useSaving();
   const keyFor = useRef(idempotencyKeys()).current;
   if (!openapi.data) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.create_schema, view.form);
@@ -214,24 +233,20 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
       const value = coerce(field, raw);
       if (value !== undefined) body[field.name] = value;
     }
-    if (sending.current) return;
-    sending.current = true;
-    setBusy(true);
-    setErrors({});
-    setMessage("");
-    try {
-      await sendJson("POST", view.create_path, body, { "Idempotency-Key": keyFor(body) });
-      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
-      onDone();
-    } catch (err) {
-      if (err instanceof ProblemError) {
-        setErrors(err.fieldErrors());
-        setMessage(err.detail || err.title);
-      } else setMessage(t("error.generic"));
-    } finally {
-      sending.current = false;
-      setBusy(false);
-    }
+    await saving(async () => {
+      setErrors({});
+      setMessage("");
+      try {
+        await sendJson("POST", view.create_path, body, { "Idempotency-Key": keyFor(body) });
+        await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
+        onDone();
+      } catch (err) {
+        if (err instanceof ProblemError) {
+          setErrors(err.fieldErrors());
+          setMessage(err.detail || err.title);
+        } else setMessage(t("error.generic"));
+      }
+    });
   }
 
   return (
@@ -279,6 +294,8 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
     if (opened === undefined && record.data !== undefined) setOpened(record.data);
   }, [opened, record.data]);
   const shown = opened ?? record.data;
+  // one save at a time: a double click's second PATCH carried the ETag the first had spent (412)
+  const [busy, saving] = useSaving();
   if (!openapi.data || !shown) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.update_schema, view.edit);
   const { etag, body: current } = shown;
@@ -292,19 +309,21 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
       const value = coerce(field, raw);
       if (value !== undefined) body[field.name] = value;
     }
-    setErrors({});
-    setMessage("");
-    try {
-      await sendJson("PATCH", path, body, { "If-Match": etag });
-      await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
-      onDone();
-    } catch (err) {
-      if (err instanceof ProblemError && err.status === 412) setMessage(t("error.conflict"));
-      else if (err instanceof ProblemError) {
-        setErrors(err.fieldErrors());
-        setMessage(err.detail || err.title);
-      } else setMessage(t("error.generic"));
-    }
+    await saving(async () => {
+      setErrors({});
+      setMessage("");
+      try {
+        await sendJson("PATCH", path, body, { "If-Match": etag });
+        await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+        onDone();
+      } catch (err) {
+        if (err instanceof ProblemError && err.status === 412) setMessage(t("error.conflict"));
+        else if (err instanceof ProblemError) {
+          setErrors(err.fieldErrors());
+          setMessage(err.detail || err.title);
+        } else setMessage(t("error.generic"));
+      }
+    });
   }
 
   return (
@@ -321,10 +340,13 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
         </p>
       )}
       <div className="row">
-        <button type="submit">{t("form.save")}</button>
+        <button type="submit" disabled={busy}>
+          {t("form.save")}
+        </button>
         <button
           type="button"
           className="ghost"
+          disabled={busy}
           onClick={() => {
             setMessage("");
             void record.refetch().then((fresh) => {

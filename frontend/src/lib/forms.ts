@@ -122,3 +122,22 @@ export function idempotencyKeys(newKey: () => string = () => crypto.randomUUID()
     return last.key;
   };
 }
+
+/**
+ * A form's saves, one at a time: a save asked for while the previous one is still out is dropped
+ * (resolves false). A double click on Save otherwise sent two requests: two records from a create,
+ * and from an edit a second PATCH carrying the ETag the first had just spent, which met a 412.
+ */
+export function oneAtATime(): (save: () => Promise<void>) => Promise<boolean> {
+  let running = false;
+  return async (save) => {
+    if (running) return false;
+    running = true;
+    try {
+      await save();
+      return true;
+    } finally {
+      running = false;
+    }
+  };
+}
