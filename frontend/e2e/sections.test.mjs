@@ -210,3 +210,31 @@ test("a link to a section the user may not open says why, instead of an empty li
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("a link to a deal, client or document while its plugin is switched off says so, not a raw error", async () => {
+  const { context, page, problems } = await open(EMAIL, PASSWORD, "/");
+  // what a deployment without deals and documents (CRM2_PLUGINS) answers: no views of theirs,
+  // and their routes are not mounted (404)
+  await context.route("**/api/v1/console/views", async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.views = body.views.filter((v) => v.plugin !== "deals" && v.plugin !== "documents");
+    await route.fulfill({ response, json: body });
+  });
+  const gone = (route) =>
+    route.fulfill({
+      status: 404,
+      contentType: "application/problem+json",
+      json: { type: "about:blank", title: "Not Found", status: 404, detail: "Not Found" },
+    });
+  await context.route("**/api/v1/deals/**", gone);
+  await context.route("**/api/v1/documents/**", gone);
+  const id = "0b5d8a4e-6f1c-4a44-9a53-3f1f2a7c9d10";
+  for (const path of [`/deal/?id=${id}`, `/client/?id=${id}`, `/document/?id=${id}`]) {
+    await page.goto(`${BASE}${path}`);
+    await page.getByTestId("section-unavailable").getByText("This section is not available").waitFor();
+    assert.equal(await page.getByText("Not Found").count(), 0, path);
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -1,6 +1,8 @@
 "use client";
 
 import Link from "next/link";
+import type { ReactNode } from "react";
+import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 
 /**
@@ -18,4 +20,18 @@ export function SectionUnavailable() {
       <Link href="/">{t("section.home")}</Link>
     </section>
   );
+}
+
+/**
+ * A record's own screen (a deal, a client, a document) while the section it belongs to is
+ * open to the user: the views name `screen` when its plugin is enabled and the user's role
+ * includes it. Otherwise the same "not available" as the section itself, instead of the raw
+ * 404 (or 403) of a route that is not mounted.
+ */
+export function RequireSection({ screen, children }: { screen: string; children: ReactNode }) {
+  const t = useT();
+  const views = useViews();
+  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data.views.some((v) => v.screen === screen)) return <SectionUnavailable />;
+  return <>{children}</>;
 }

@@ -5,6 +5,7 @@ import { useSearchParams } from "next/navigation";
 import { Suspense, useState } from "react";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api, ok } from "@/api/client";
+import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { useT } from "@/lib/useT";
@@ -144,7 +145,9 @@ export default function ClientPage() {
   return (
     <Shell>
       <Suspense>
-        <ClientTimeline />
+        <RequireSection screen="deals.clients">
+          <ClientTimeline />
+        </RequireSection>
       </Suspense>
     </Shell>
   );

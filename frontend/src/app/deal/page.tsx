@@ -5,6 +5,7 @@ import { useSearchParams } from "next/navigation";
 import { Suspense } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { api, ok } from "@/api/client";
+import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { useT } from "@/lib/useT";
@@ -91,7 +92,9 @@ export default function DealPage() {
   return (
     <Shell>
       <Suspense>
-        <DealDetail />
+        <RequireSection screen="deals.board">
+          <DealDetail />
+        </RequireSection>
       </Suspense>
     </Shell>
   );

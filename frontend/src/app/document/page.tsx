@@ -5,6 +5,7 @@ import { useSearchParams } from "next/navigation";
 import { Suspense, useRef, useState } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ok, origin, session } from "@/api/client";
+import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan } from "@/lib/queries";
@@ -181,7 +182,9 @@ export default function DocumentPage() {
   return (
     <Shell>
       <Suspense>
-        <DocumentDetail />
+        <RequireSection screen="documents.list">
+          <DocumentDetail />
+        </RequireSection>
       </Suspense>
     </Shell>
   );
