@@ -192,6 +192,37 @@ test("an agent's board holds only their own deals", async () => {
   await context.close();
 });
 
+test("a board larger than the console loads says so, and its filters narrow it", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  // a pipeline of more deals than the board's 2,000: every unfiltered page says there is more
+  // (the demo's 200 deals are too few to reach the cap for real)
+  const pages = [];
+  await page.route("**/api/v1/deals/deals?*", async (route) => {
+    const url = new URL(route.request().url());
+    if (url.searchParams.has("q")) return route.continue();
+    pages.push(url.searchParams.get("cursor"));
+    if (url.searchParams.get("cursor")?.startsWith("e2e-more")) {
+      return route.fulfill({ json: { items: [], next_cursor: `e2e-more-${pages.length}` } });
+    }
+    const response = await route.fetch();
+    const body = await response.json();
+    await route.fulfill({ response, json: { ...body, next_cursor: "e2e-more-0" } });
+  });
+  await page.goto(`${BASE}/deals/`);
+  const notice = page.getByTestId("board-truncated");
+  await notice.filter({ hasText: "this pipeline holds more" }).waitFor();
+  assert.equal(pages.length, 10, "the board stops at its cap instead of loading everything");
+  const title = await page.locator("article.deal-card .deal-title").first().textContent();
+
+  const filters = page.getByRole("form", { name: "Filter" });
+  await filters.getByLabel("Title contains").fill(title);
+  await filters.getByRole("button", { name: "Filter" }).click();
+  await page.locator("article.deal-card", { hasText: title }).first().waitFor();
+  await notice.waitFor({ state: "detached" });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 async function firstClientPath() {
   const token = (await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json())
     .access_token;

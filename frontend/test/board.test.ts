@@ -1,6 +1,6 @@
 import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { addDecimal, applyStageChange, buildColumns, optimisticMove, type BoardDeal, type MoveVars } from "@/lib/board";
+import { addDecimal, applyStageChange, buildColumns, loadBoard, optimisticMove, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -50,10 +50,10 @@ describe("a move on the board", () => {
   function boardOffline() {
     const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
     const key = ["deals", "board", "p1"];
-    client.setQueryData<BoardDeal[]>(key, [deal("d1", "s1", "10.00"), deal("d2", "s1", "5.00")]);
+    client.setQueryData<BoardData>(key, { deals: [deal("d1", "s1", "10.00"), deal("d2", "s1", "5.00")], more: false });
     const board = new QueryObserver(client, {
       queryKey: key,
-      queryFn: async (): Promise<BoardDeal[]> => {
+      queryFn: async (): Promise<BoardData> => {
         throw new TypeError("Failed to fetch");
       },
       staleTime: Infinity,
@@ -67,7 +67,7 @@ describe("a move on the board", () => {
     const seen: string[] = [];
     const move = new MutationObserver<unknown, Error, MoveVars, { key: readonly unknown[] }>(client, {
       mutationFn: async () => {
-        seen.push(client.getQueryData<BoardDeal[]>(key)!.find((d) => d.id === "d1")!.stage_id);
+        seen.push(client.getQueryData<BoardData>(key)!.deals.find((d) => d.id === "d1")!.stage_id);
         throw new Error("Precondition Failed");
       },
       ...optimisticMove(client, key),
@@ -75,8 +75,40 @@ describe("a move on the board", () => {
     await expect(move.mutate({ deal: { id: "d1", stage_id: "s1" }, stageId: "s2" })).rejects.toThrow();
     expect(seen).toEqual(["s2"]); // moved while the request was out
     await new Promise((resolve) => setTimeout(resolve, 10)); // the refetch has failed meanwhile
-    const stages = client.getQueryData<BoardDeal[]>(key)!.map((d) => `${d.id}:${d.stage_id}`);
+    const stages = client.getQueryData<BoardData>(key)!.deals.map((d) => `${d.id}:${d.stage_id}`);
     expect(stages).toEqual(["d1:s1", "d2:s1"]);
     unsubscribe();
+  });
+});
+
+describe("loading the board", () => {
+  /** A pipeline of `total` deals, served 200 a page with a cursor, and the cursors asked for. */
+  function pipelineOf(total: number) {
+    const asked: (string | undefined)[] = [];
+    const page = async (cursor?: string) => {
+      asked.push(cursor);
+      const start = cursor ? Number(cursor) : 0;
+      const items = Array.from({ length: Math.min(200, total - start) }, (_, i) => deal(`d${start + i}`, "s1", "1"));
+      const next = start + 200;
+      return { items, next_cursor: next < total ? String(next) : null };
+    };
+    return { page, asked };
+  }
+
+  it("says when the pipeline holds more deals than the board loads, and loads no more than its cap", async () => {
+    const { page, asked } = pipelineOf(2_500);
+    const board = await loadBoard(page);
+    expect(board.deals).toHaveLength(2_000);
+    expect(board.more).toBe(true);
+    expect(asked).toHaveLength(10);
+  });
+
+  it("says nothing more when the last page has been read, even at exactly the cap", async () => {
+    for (const total of [0, 350, 2_000]) {
+      const { page } = pipelineOf(total);
+      const board = await loadBoard(page);
+      expect(board).toMatchObject({ more: false });
+      expect(board.deals).toHaveLength(total);
+    }
   });
 });

@@ -4,29 +4,37 @@ import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
-import { buildColumns, optimisticMove } from "@/lib/board";
-import { formatMoney } from "@/lib/i18n";
+import { BOARD_PAGE_SIZE, buildColumns, loadBoard, optimisticMove, type BoardData } from "@/lib/board";
+import { formatCount, formatMoney } from "@/lib/i18n";
 import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
-/** Pages of the board fetched at most (×200 deals): a board beyond that wants filters. */
-const MAX_PAGES = 10;
+/** The board's filters (query parameters of GET /deals/deals); empty ones are left out. */
+interface BoardFilters {
+  q: string;
+  status: "" | "open" | "won" | "lost";
+}
 
-async function loadDeals(pipeline: string): Promise<DealPublic[]> {
-  const deals: DealPublic[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const body = await ok(
+const NO_FILTERS: BoardFilters = { q: "", status: "" };
+
+async function loadDeals(pipeline: string, filters: BoardFilters): Promise<BoardData<DealPublic>> {
+  return loadBoard(async (cursor) =>
+    ok(
       await api.GET("/api/v1/deals/deals", {
-        params: { query: { pipeline, limit: 200, sort: "-updated_at", cursor } },
+        params: {
+          query: {
+            pipeline,
+            limit: BOARD_PAGE_SIZE,
+            sort: "-updated_at",
+            cursor,
+            ...(filters.q ? { q: filters.q } : {}),
+            ...(filters.status ? { status: filters.status } : {}),
+          },
+        },
       }),
-    );
-    deals.push(...body.items);
-    if (!body.next_cursor) break;
-    cursor = body.next_cursor;
-  }
-  return deals;
+    ),
+  );
 }
 
 interface PendingLost {
@@ -52,12 +60,14 @@ export function Board() {
     const items = pipelines.data?.items ?? [];
     return items.find((p) => p.id === chosen) ?? items.find((p) => p.is_default) ?? items[0];
   }, [pipelines.data, chosen]);
-  const boardKey = ["deals", "board", pipeline?.id ?? ""];
-  const deals = useQuery({
+  const [filters, setFilters] = useState<BoardFilters>(NO_FILTERS);
+  const boardKey = ["deals", "board", pipeline?.id ?? "", filters];
+  const board = useQuery({
     queryKey: boardKey,
-    queryFn: () => loadDeals(pipeline!.id),
+    queryFn: () => loadDeals(pipeline!.id, filters),
     enabled: pipeline !== undefined,
   });
+  const deals = board.data?.deals;
 
   const optimistic = optimisticMove(queryClient, boardKey);
   const move = useMutation({
@@ -76,8 +86,8 @@ export function Board() {
       return optimistic.onMutate(vars);
     },
     onSuccess: (updated) => {
-      queryClient.setQueryData<DealPublic[]>(boardKey, (all) =>
-        all?.map((d) => (d.id === updated.id ? updated : d)),
+      queryClient.setQueryData<BoardData<DealPublic>>(boardKey, (current) =>
+        current && { ...current, deals: current.deals.map((d) => (d.id === updated.id ? updated : d)) },
       );
     },
     onError: (err, vars, context) => {
@@ -93,7 +103,7 @@ export function Board() {
   });
 
   const stages = pipeline?.stages ?? [];
-  const columns = buildColumns(stages, deals.data ?? []);
+  const columns = buildColumns(stages, deals ?? []);
 
   function requestMove(deal: DealPublic, stageId: string) {
     if (stageId === deal.stage_id) return;
@@ -105,7 +115,7 @@ export function Board() {
   function onDrop(event: DragEvent<HTMLElement>, stageId: string) {
     event.preventDefault();
     const id = event.dataTransfer.getData("text/x-crm2-deal");
-    const deal = deals.data?.find((d) => d.id === id);
+    const deal = deals?.find((d) => d.id === id);
     if (deal) requestMove(deal, stageId);
   }
 
@@ -115,6 +125,16 @@ export function Board() {
     const reason = String(new FormData(event.currentTarget).get("reason") ?? "");
     move.mutate({ ...pendingLost, lostReason: reason });
     setPendingLost(null);
+  }
+
+  function applyFilters(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const status = String(form.get("status") ?? "");
+    setFilters({
+      q: String(form.get("q") ?? "").trim(),
+      status: status === "open" || status === "won" || status === "lost" ? status : "",
+    });
   }
 
   if (pipelines.isPending) return <p>{t("loading")}</p>;
@@ -135,6 +155,32 @@ export function Board() {
           ))}
         </select>
       </div>
+      <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
+        <label className="field">
+          <span>{t("board.search")}</span>
+          <input name="q" type="search" maxLength={200} defaultValue={filters.q} />
+        </label>
+        <label className="field">
+          <span>{t("deal.status")}</span>
+          <select name="status" defaultValue={filters.status}>
+            <option value="">{t("board.anyStatus")}</option>
+            <option value="open">open</option>
+            <option value="won">won</option>
+            <option value="lost">lost</option>
+          </select>
+        </label>
+        <button type="submit">{t("list.filter")}</button>
+      </form>
+      {board.data?.more && (
+        <p className="notice" role="status" data-testid="board-truncated">
+          {t("board.truncated", { count: formatCount(locale, board.data.deals.length) })}
+        </p>
+      )}
+      {board.isError && (
+        <p className="error" role="alert">
+          {board.error.message}
+        </p>
+      )}
       {error && (
         <p className="error" role="alert">
           {error}

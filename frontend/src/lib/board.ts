@@ -68,6 +68,45 @@ export function applyStageChange<D extends BoardDeal>(
   return deals.map((deal) => (deal.id === dealId ? { ...deal, stage_id: toStageId } : deal));
 }
 
+/** The board as cached: the deals loaded, and whether the server holds more than the board shows. */
+export interface BoardData<D extends BoardDeal = BoardDeal> {
+  deals: D[];
+  more: boolean;
+}
+
+/** Deals per page, and pages at most: a board beyond 2,000 cards wants filters, not more loading. */
+export const BOARD_PAGE_SIZE = 200;
+export const BOARD_MAX_PAGES = 10;
+
+/**
+ * Load a pipeline's deals page by page, stopping at BOARD_MAX_PAGES. `more` says that the last
+ * page read still had a cursor: the board then shows fewer deals than there are and must say so
+ * (it showed the first 2,000 as if they were all).
+ */
+export async function loadBoard<D extends BoardDeal>(
+  page: (cursor?: string) => Promise<{ items: D[]; next_cursor?: string | null }>,
+  maxPages: number = BOARD_MAX_PAGES,
+): Promise<BoardData<D>> {
+  const deals: D[] = [];
+  let cursor: string | undefined;
+  for (let read = 0; read < maxPages; read++) {
+    const body = await page(cursor);
+    deals.push(...body.items);
+    if (!body.next_cursor) return { deals, more: false };
+    cursor = body.next_cursor;
+  }
+  return { deals, more: true };
+}
+
+/** The cached board after a deal moved (a live event, an optimistic move, or its undo). */
+export function moveOnBoard<D extends BoardDeal>(
+  board: BoardData<D> | undefined,
+  dealId: string,
+  toStageId: string,
+): BoardData<D> | undefined {
+  return board && { ...board, deals: applyStageChange(board.deals, dealId, toStageId) };
+}
+
 /** What the cache needs to know of a move: enough to move the card there and back. */
 export interface MoveVars {
   deal: Pick<BoardDeal, "id" | "stage_id">;
@@ -84,12 +123,12 @@ export function optimisticMove(client: QueryClient, key: QueryKey) {
   return {
     onMutate: async ({ deal, stageId }: MoveVars) => {
       await client.cancelQueries({ queryKey: key });
-      client.setQueryData<BoardDeal[]>(key, (all) => (all ? applyStageChange(all, deal.id, stageId) : all));
+      client.setQueryData<BoardData>(key, (board) => moveOnBoard(board, deal.id, stageId));
       return { key };
     },
     onError: (_error: unknown, { deal }: MoveVars, context: { key: QueryKey } | undefined) => {
       const at = context?.key ?? key;
-      client.setQueryData<BoardDeal[]>(at, (all) => (all ? applyStageChange(all, deal.id, deal.stage_id) : all));
+      client.setQueryData<BoardData>(at, (board) => moveOnBoard(board, deal.id, deal.stage_id));
       void client.invalidateQueries({ queryKey: at });
     },
   };

@@ -26,6 +26,10 @@ const en = {
   "board.moveTo": "Move to",
   "board.total": "Total",
   "board.lostReason": "Why was it lost?",
+  "board.search": "Title contains",
+  "board.anyStatus": "Any",
+  "board.truncated":
+    "Showing the {count} most recently updated deals: this pipeline holds more. Narrow the board with the filters to see the others.",
   "deal.client": "Client",
   "deal.value": "Value",
   "deal.stage": "Stage",
@@ -153,6 +157,10 @@ const ru: Record<MessageKey, string> = {
   "board.moveTo": "Перенести в",
   "board.total": "Итого",
   "board.lostReason": "Почему сделка проиграна?",
+  "board.search": "Название содержит",
+  "board.anyStatus": "Любой",
+  "board.truncated":
+    "Показаны {count} сделок, изменённых последними: в воронке их больше. Сузьте доску фильтрами, чтобы увидеть остальные.",
   "deal.client": "Клиент",
   "deal.value": "Сумма",
   "deal.stage": "Этап",
@@ -281,4 +289,9 @@ export function formatDateTime(locale: Locale, iso: string): string {
 
 export function formatDate(locale: Locale, iso: string): string {
   return new Intl.DateTimeFormat(intlLocale[locale], { dateStyle: "medium" }).format(new Date(iso));
+}
+
+/** A count with the locale's digit grouping (2,000 / 2 000). */
+export function formatCount(locale: Locale, count: number): string {
+  return new Intl.NumberFormat(intlLocale[locale]).format(count);
 }

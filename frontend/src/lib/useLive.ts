@@ -3,7 +3,7 @@
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { api, ok, origin } from "@/api/client";
-import { applyStageChange, type BoardDeal } from "@/lib/board";
+import { moveOnBoard, type BoardData } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
 import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { SharedStreams, type BusLike, type LocksLike } from "@/lib/tabs";
@@ -86,8 +86,8 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
       const onEvent = (event: Envelope) => {
         if (event.type === "deals.deal.stage_changed") {
           const to = String(event.data.to_stage_id);
-          queryClient.setQueriesData<BoardDeal[]>({ queryKey: ["deals", "board"] }, (deals) =>
-            deals ? applyStageChange(deals, event.subject, to) : deals,
+          queryClient.setQueriesData<BoardData>({ queryKey: ["deals", "board"] }, (board) =>
+            moveOnBoard(board, event.subject, to),
           );
         }
         void queryClient.invalidateQueries({ queryKey: [channel] });
