@@ -154,6 +154,44 @@ test("an edit form kept open while the record changes elsewhere still gets the 4
   await context.close();
 });
 
+test("an edit form opened again after the record changed shows it as it now is, not as first cached", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  const login = await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json();
+  const token = login.access_token;
+  const name = `Reopened ${Date.now()}`;
+  const client = await (await api("POST", "/api/v1/deals/clients", { token, body: { kind: "company", name } })).json();
+  await page.goto(`${BASE}/clients/`);
+  const view = page.locator('section[data-view="deals.clients"]');
+  const filters = view.getByRole("form", { name: "Filter" });
+  await filters.locator('input[name="q"]').fill(name);
+  await filters.getByRole("button", { name: "Filter" }).click();
+  await view.locator("tbody tr", { hasText: name }).getByRole("button", { name }).click();
+  const edit = view.getByRole("form", { name: "Edit" });
+  await edit.locator("#field-name").waitFor();
+  await edit.getByRole("button", { name: "Cancel" }).click();
+  await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
+
+  // someone else renames it while the form is closed; the list shows the new name
+  const current = await api("GET", `/api/v1/deals/clients/${client.id}`, { token });
+  const patched = await api("PATCH", `/api/v1/deals/clients/${client.id}`, {
+    token, body: { name: `${name} (theirs)` }, headers: { "If-Match": current.headers.get("etag") },
+  });  // prettier-ignore
+  assert.equal(patched.status, 200);
+  const renamed = view.locator("tbody tr").getByRole("button", { name: `${name} (theirs)` });
+  await renamed.waitFor();
+
+  // opened again, the form holds the record as it now is: saving over it is no 412
+  await renamed.click();
+  await page.waitForFunction((expected) => document.querySelector("#field-name")?.value === expected, `${name} (theirs)`);
+  await edit.locator("#field-name").fill(`${name} (mine)`);
+  await edit.getByRole("button", { name: "Save" }).click();
+  await view.locator("tbody tr").getByRole("button", { name: `${name} (mine)` }).waitFor();
+  const stored = await (await api("GET", `/api/v1/deals/clients/${client.id}`, { token })).json();
+  assert.equal(stored.name, `${name} (mine)`);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("an agent's board holds only their own deals", async () => {
   const { context, page } = await signedIn(AGENT_EMAIL, AGENT_PASSWORD);
   const token = (await (await api("POST", "/api/v1/auth/login", {

@@ -283,19 +283,25 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
       return { etag: response.headers.get("ETag") ?? "", body: (await response.json()) as Record<string, unknown> };
     },
     staleTime: Infinity,
+    // opened again, the form asks for the record as it is now: the cache holds it as it was
+    refetchOnMount: "always",
   });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState("");
   // The record as the form opened it (or as Reload brought it): every event of the view's
   // stream refetches the record query, and saving with the refetched ETag would overwrite
-  // another user's change that the form never showed instead of meeting the 412.
+  // another user's change that the form never showed instead of meeting the 412. Only an
+  // answer fetched since the form opened counts: the copy cached by an earlier opening may
+  // predate a change, and saving it was a 412 for a change made before the form was open.
   const [opened, setOpened] = useState<typeof record.data>(undefined);
+  const fresh = record.isFetchedAfterMount && !record.isFetching && !record.isError ? record.data : undefined;
   useEffect(() => {
-    if (opened === undefined && record.data !== undefined) setOpened(record.data);
-  }, [opened, record.data]);
-  const shown = opened ?? record.data;
+    if (opened === undefined && fresh !== undefined) setOpened(fresh);
+  }, [opened, fresh]);
+  const shown = opened;
   // one save at a time: a double click's second PATCH carried the ETag the first had spent (412)
   const [busy, saving] = useSaving();
+  if (record.isError && !shown) return <p className="error">{record.error.message}</p>;
   if (!openapi.data || !shown) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.update_schema, view.edit);
   const { etag, body: current } = shown;
