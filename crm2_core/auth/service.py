@@ -269,7 +269,10 @@ class AuthService:
         """The user's roles, once ``actor`` is shown to hold everything the user holds."""
         roles = (await repo.roles_of(session, [user_id]))[user_id]
         if actor is not None:
-            require_covered(actor.permissions, await self._permissions_of(session, roles), what)
+            held = await self._permissions_of(session, roles)
+            require_covered(actor.permissions, held, what)
+            # and on the caller's rights as stored: the change outlives the request
+            await self._require_holds_as_stored(session, actor, held | {"auth:users"}, what)
         return roles
 
     async def update_user(
@@ -480,7 +483,9 @@ class AuthService:
             raise RoleExists(f"role {data.name!r} exists")
         permissions = await self._check_permissions(session, data.permissions)
         if actor is not None:
-            require_covered(actor.permissions, permissions, f"creating role {data.name!r}")
+            what = f"creating role {data.name!r}"
+            require_covered(actor.permissions, permissions, what)
+            await self._require_holds_as_stored(session, actor, {*permissions, "auth:roles"}, what)
         role = Role(name=data.name, description=data.description)
         session.add(role)
         try:
@@ -501,8 +506,8 @@ class AuthService:
     ) -> Role:
         role = await self.get_role(session, name)
         version = check_version(if_match, role.version)
+        held = await self._permissions_of(session, [name])
         if actor is not None:
-            held = await self._permissions_of(session, [name])
             require_covered(actor.permissions, held, f"changing role {name!r}")
         values: dict[str, object] = {"updated_at": utcnow()}
         if data.description is not None:
@@ -512,8 +517,12 @@ class AuthService:
             if data.permissions is not None
             else None
         )
-        if permissions is not None and actor is not None:
-            require_covered(actor.permissions, permissions, f"changing role {name!r}")
+        if actor is not None:
+            what = f"changing role {name!r}"
+            if permissions is not None:
+                require_covered(actor.permissions, permissions, what)
+            wanted = {*held, *(permissions or ()), "auth:roles"}
+            await self._require_holds_as_stored(session, actor, wanted, what)
         if name == "admin" and permissions is not None and EVERYTHING not in permissions:
             # else nobody could grant "*" again, nor manage users and roles
             raise AdminHoldsEverything("the admin role keeps '*'; give other roles less instead")
@@ -529,8 +538,10 @@ class AuthService:
     ) -> None:
         role = await self.get_role(session, name)
         if actor is not None:
+            what = f"deleting role {name!r}"
             held = await self._permissions_of(session, [name])
-            require_covered(actor.permissions, held, f"deleting role {name!r}")
+            require_covered(actor.permissions, held, what)
+            await self._require_holds_as_stored(session, actor, {*held, "auth:roles"}, what)
         if role.builtin:
             raise BuiltinRole(f"{name} is a built-in role")
         in_use = f"role {name!r} is assigned to users or unrevoked API keys; unassign it first"
@@ -617,12 +628,23 @@ class AuthService:
     ) -> None:
         """401/403 unless ``actor`` still stands and holds ``roles`` by their roles as
         stored: a user made or changed now keeps what they were given, so a grant decided
-        on the request's cached rights must not outlive a demotion committed meanwhile.
+        on the request's cached rights must not outlive a demotion committed meanwhile."""
+        for role in sorted(set(roles)):
+            wanted = await self._permissions_of(session, [role])
+            await self._require_holds_as_stored(session, actor, wanted, f"granting role {role!r}")
 
-        Read, not locked: two admins demoting each other at once lock each other's rows
-        and the admins' turn (``_keep_an_admin``), and a lock here would close the cycle."""
-        wanted = set(roles)
-        if not wanted or actor is None:
+    async def _require_holds_as_stored(
+        self, session: AsyncSession, actor: Principal | None, wanted: Iterable[str], what: str
+    ) -> None:
+        """401 unless ``actor`` still stands, 403 unless it holds ``wanted`` by its roles
+        as stored (for a key: its role and its creator's roles, as the key acts for both).
+
+        The request's permissions come from the role cache, as it authenticated: a caller
+        demoted (or whose role lost a permission) meanwhile must not still grant, change
+        or delete what they no longer hold. Read, not locked: two admins demoting each
+        other at once lock each other's rows and the admins' turn (``_keep_an_admin``),
+        and a lock here would close the cycle."""
+        if actor is None:  # the system itself: the CLI, the first admin
             return
         if actor.kind != "api_key" and "credentials_version" not in actor.attributes:
             return  # a crm2_authenticate backend's user: its roles are not stored here
@@ -630,9 +652,9 @@ class AuthService:
         granter = acting_user(actor)
         held_roles = (await repo.roles_of(session, [granter]))[granter]
         held = frozenset(await self._permissions_of(session, held_roles))
-        for role in sorted(wanted):
-            wanted_permissions = await self._permissions_of(session, [role])
-            require_covered(held, wanted_permissions, f"granting role {role!r}")
+        if actor.kind == "api_key":
+            held = _both(held, frozenset(await self._permissions_of(session, actor.roles)))
+        require_covered(held, wanted, what)
 
     async def _require_creator_holds(
         self, session: AsyncSession, actor: Principal | None, role: str
@@ -692,6 +714,15 @@ class AuthService:
             raise ApiKeyNotFound(f"no API key {key_id}")
         await self._require_grantable(session, actor, [row.role_name])
         await self._revoke_keys(session, [row], "revoked")
+
+
+def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:
+    """What two permission sets both grant, ``*`` standing for everything."""
+    if EVERYTHING in one:
+        return other
+    if EVERYTHING in other:
+        return one
+    return one & other
 
 
 def _require_within_expiry(actor: Principal | None, expires_at: datetime | None) -> None:

@@ -1,0 +1,115 @@
+"""A request decided on rights its caller lost meanwhile changes nothing.
+
+The request authenticates (its permissions from the role cache), then the caller is
+demoted or their role loses a permission, then the request writes: the caller's
+standing and roles as stored decide, for every change of a user or a role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crm2_core.auth.schemas import RoleCreate, RoleUpdate, UserUpdate
+from crm2_core.errors import Crm2Error
+from crm2_core.http.etag import etag_for
+from crm2_core.testing import Crm2TestApp
+from crm2_hookspecs import Principal
+
+USERS, ROLES, ME = "/api/v1/auth/users", "/api/v1/auth/roles", "/api/v1/auth/me"
+LOST = ["demoted", "role-changed"]
+
+
+@pytest.fixture
+async def admin(crm2: Crm2TestApp) -> dict[str, str]:
+    return await crm2.login("admin")
+
+
+async def put_roles(crm2: Crm2TestApp, admin: dict[str, str], **roles: list[str]) -> None:
+    for name, permissions in roles.items():
+        body = {"name": name, "permissions": permissions}
+        assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+
+
+async def patch(crm2: Crm2TestApp, admin: dict[str, str], url: str, body: dict[str, Any]) -> None:
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    response = await crm2.client.patch(url, json=body, headers={**admin, "If-Match": etag})
+    assert response.status_code == 200, response.text
+
+
+async def actor_then_lose(
+    crm2: Crm2TestApp, admin: dict[str, str], role: str, keeps: list[str], lost: str
+) -> Principal:
+    """Signs in a user of ``role``, authenticates their request, then takes their
+    authority: demoted to viewer, or ``role`` cut down to ``keeps``."""
+    signed_in = await crm2.user(role)
+    headers = {k.lower(): v for k, v in signed_in.headers.items()}
+    actor = await crm2.context.authenticator.from_headers(headers)
+    if lost == "demoted":
+        await patch(crm2, admin, f"{USERS}/{signed_in.id}", {"roles": ["viewer"]})
+    else:
+        await patch(crm2, admin, f"{ROLES}/{role}", {"permissions": keeps})
+    return actor
+
+
+async def refused(call: Any) -> None:
+    with pytest.raises(Crm2Error) as raised:
+        await call
+    assert raised.value.status in (401, 403), raised.value
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_user_changed_or_deleted_on_authority_lost_meanwhile_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str], lost: str
+) -> None:
+    """Deactivating, resetting, demoting or deleting a user needs their permissions:
+    held by the caller's roles as stored, not as the request found them."""
+    await put_roles(crm2, admin, keeper=["auth:users", "core:plugins"], reader=["core:plugins"])
+    target = await crm2.create_user("reader", email="target@example.com")
+    actor = await actor_then_lose(crm2, admin, "keeper", ["auth:users"], lost)
+
+    changes = [
+        UserUpdate(is_active=False),
+        UserUpdate(password="a brand new secret"),
+        UserUpdate(roles=[]),
+    ]
+    for change in changes:
+        async with crm2.context.session_factory() as session:
+            user = await crm2.auth.get_user(session, target)
+            await refused(
+                crm2.auth.update_user(session, target, etag_for(user.version), change, actor)
+            )
+            await session.rollback()
+    async with crm2.context.session_factory() as session:
+        await refused(crm2.auth.delete_user(session, target, actor))
+        await session.rollback()
+
+    shown = (await crm2.client.get(f"{USERS}/{target}", headers=admin)).json()
+    assert (shown["is_active"], shown["roles"], shown["version"]) == (True, ["reader"], 1)
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_role_made_changed_or_deleted_on_authority_lost_meanwhile_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str], lost: str
+) -> None:
+    """A role's permissions, old and new, must be held by the caller's roles as stored."""
+    await put_roles(crm2, admin, roler=["auth:roles", "core:plugins"], reader=["core:plugins"])
+    actor = await actor_then_lose(crm2, admin, "roler", ["auth:roles"], lost)
+
+    async with crm2.context.session_factory() as session:
+        made = RoleCreate(name="late", permissions=["core:plugins"])
+        await refused(crm2.auth.create_role(session, made, actor))
+        await session.rollback()
+    async with crm2.context.session_factory() as session:
+        role = await crm2.auth.get_role(session, "reader")
+        change = RoleUpdate(description="changed", permissions=["core:plugins"])
+        await refused(crm2.auth.update_role(session, "reader", etag_for(role.version), change, actor))
+        await session.rollback()
+    async with crm2.context.session_factory() as session:
+        await refused(crm2.auth.delete_role(session, "reader", actor))
+        await session.rollback()
+
+    roles = {r["name"]: r for r in (await crm2.client.get(ROLES, headers=admin)).json()}
+    assert "late" not in roles
+    assert (roles["reader"]["description"], roles["reader"]["version"]) == ("", 1)
