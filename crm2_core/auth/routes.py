@@ -152,9 +152,13 @@ async def refresh(
         return pair
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep) -> Response:
-    """Revoke a refresh token and every token rotated from the same login."""
+    """Revoke a refresh token and every token rotated from the same login.
+
+    204 whatever the token (unknown, spent, revoked or expired): signing out twice is
+    no error, and the answer tells nobody whether a token exists.
+    """
     await service.logout(session, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -260,3 +260,15 @@ async def test_login_takes_the_address_in_the_form_it_was_created_with(
         headers=await crm2.login("admin"),
     )
     assert taken.status_code == 409, taken.text
+
+
+async def test_logout_declares_no_401_it_never_sends(crm2: Crm2TestApp) -> None:
+    """Signing out with any token, unknown, spent or revoked, is 204: nothing to refuse."""
+    pair = await login(crm2)
+    spent = pair["refresh_token"]
+    assert (await refresh(crm2, spent)).status_code == 200
+    for token in (spent, spent, "z" * 43):
+        response = await crm2.client.post(LOGOUT, json={"refresh_token": token})
+        assert response.status_code == 204, response.text
+    document = (await crm2.client.get("/openapi.json")).json()
+    assert "401" not in document["paths"][LOGOUT]["post"]["responses"]
