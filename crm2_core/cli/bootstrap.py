@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from crm2_core.auth import repository as repo
 from crm2_core.auth.plugin import sync_permissions
-from crm2_core.auth.schemas import UserCreate
+from crm2_core.auth.schemas import UserCreate, normal_email
 from crm2_core.context import AppContext
 from crm2_core.db.turns import take_turns
 from crm2_core.errors import ConfigurationError
@@ -37,7 +37,9 @@ async def ensure_first_admin(context: AppContext, console: Console | None = None
         await take_turns(session, BOOTSTRAP_LOCK)
         if await repo.count_active_admins(session) > 0:
             return
-        email = settings.admin_email or DEFAULT_ADMIN_EMAIL
+        # as accounts are stored and signed in to: a decomposed é, a punycode domain or
+        # capitals in CRM2_ADMIN_EMAIL must find the account that address signs in as
+        email = normal_email(settings.admin_email or DEFAULT_ADMIN_EMAIL)
         if await repo.user_by_email(session, email) is not None:
             log.warning(
                 "no active admin, and %s exists without the admin role: grant it with "

@@ -35,3 +35,28 @@ async def test_no_second_admin_when_one_exists(crm2_app_factory) -> None:
     await crm2.create_user("admin")
     await ensure_first_admin(crm2.context, Console(quiet=True))
     assert await _admins(crm2) == 1
+
+
+async def test_the_first_admins_address_is_normalised_as_sign_in_does(crm2_app_factory) -> None:
+    """CRM2_ADMIN_EMAIL written with a decomposed é finds the account "josé@…" signs in
+    as (found, not created twice: no start-up failing on email-taken)."""
+    crm2 = await crm2_app_factory(
+        admin_email="Jose\u0301@Example.com", admin_password="first admin password"
+    )
+    await crm2.create_user("agent", email="jos\u00e9@example.com")
+    await ensure_first_admin(crm2.context, Console(quiet=True))
+    assert await _admins(crm2) == 0  # the existing account is not promoted behind one's back
+
+
+async def test_a_first_admin_with_a_decomposed_address_signs_in(crm2_app_factory) -> None:
+    crm2 = await crm2_app_factory(
+        admin_email="Jose\u0301@Example.com", admin_password="first admin password"
+    )
+    console = Console(record=True, width=200)
+    await ensure_first_admin(crm2.context, console)
+    assert "jos\u00e9@example.com" in console.export_text()
+    for email in ("jos\u00e9@example.com", "Jose\u0301@Example.com"):
+        response = await crm2.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": "first admin password"}
+        )
+        assert response.status_code == 200, (email, response.text)
