@@ -29,6 +29,22 @@ def normal_email(value: str) -> str:
     return value.lower()
 
 
+def plain_email(value: str) -> str:
+    """``value``, unless NFKC folds it into another string: full-width letters
+    ("ａｄｍｉｎ@…", U+FF41…), ligatures ("ﬁ"), circled or superscript forms look like
+    (or are folded by other systems into) a plain address, so an account under one
+    would pass for the plain one. Refused where accounts are made, rather than folded,
+    because the stored address is also where mail goes: rewriting it would change it.
+    (The domain needs nothing: IDNA already maps its full-width forms to ASCII.)"""
+    folded = unicodedata.normalize("NFKC", value)
+    if folded != value:
+        raise ValueError(
+            "full-width letters, ligatures and other compatibility characters are not "
+            f"taken in an address; write it as {folded}"
+        )
+    return value
+
+
 class LoginRequest(RequestModel):
     email: str = Field(min_length=3, max_length=320)
     password: Password = Field(min_length=1, max_length=1024)
@@ -88,6 +104,11 @@ class UserCreate(_Password):
     full_name: str = Field("", max_length=200)
     roles: list[str] = Field(default_factory=lambda: ["viewer"], max_length=20)
     is_active: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return plain_email(value)
 
 
 class UserUpdate(_Password):

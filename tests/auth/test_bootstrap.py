@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from crm2_core.auth import repository as repo
 from crm2_core.cli.bootstrap import ensure_first_admin
+from crm2_core.errors import ConfigurationError
 from crm2_core.testing import Crm2TestApp
 
 
@@ -60,3 +62,14 @@ async def test_a_first_admin_with_a_decomposed_address_signs_in(crm2_app_factory
             "/api/v1/auth/login", json={"email": email, "password": "first admin password"}
         )
         assert response.status_code == 200, (email, response.text)
+
+
+async def test_a_full_width_first_admin_address_is_a_configuration_error(
+    crm2_app_factory,
+) -> None:
+    crm2 = await crm2_app_factory(
+        admin_email="\uff41dmin@example.com", admin_password="first admin password"
+    )
+    with pytest.raises(ConfigurationError, match="CRM2_ADMIN_EMAIL"):
+        await ensure_first_admin(crm2.context, Console(quiet=True))
+    assert await _admins(crm2) == 0

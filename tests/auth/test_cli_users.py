@@ -249,3 +249,14 @@ def test_set_password_too_short_is_refused(database: Path) -> None:
     result = crm2(database, "users", "set-password", "x@example.com", "--password", "short")
     assert result.exit_code == 1
     assert "at least 10 characters" in result.output
+
+
+def test_users_create_refuses_a_full_width_look_alike(database: Path) -> None:
+    """"ａｄｍｉｎ@…" (U+FF41…) looks like "admin@…" but is another string: refused."""
+    look_alike = "\uff41\uff44\uff4d\uff49\uff4e@example.com"
+    args = ("users", "create", "--email", look_alike, "--password", PASSWORD)
+    result = crm2(database, *args)
+    assert result.exit_code != 0
+    assert "admin@example.com" in result.output  # the form to write instead
+    assert "Traceback" not in result.output
+    assert user_row(database, look_alike) is None

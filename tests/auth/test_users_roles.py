@@ -521,3 +521,26 @@ async def test_password_is_taken_exactly_as_typed(crm2: Crm2TestApp) -> None:
     trimmed = {"email": "spaces@example.com", "password": "padded secret"}
     assert (await crm2.client.post(login, json=exact)).status_code == 200
     assert (await crm2.client.post(login, json=trimmed)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff41\uff44\uff4d\uff49\uff4e@example.com",  # full-width "admin"
+        "\uff41dmin@example.com",
+        "ad\ufb01n@example.com",  # the "fi" ligature
+    ],
+)
+async def test_a_compatibility_look_alike_address_is_refused(
+    crm2: Crm2TestApp, admin: dict[str, str], look_alike: str
+) -> None:
+    """One address, one account: a form that NFKC folds into another address (full-width
+    letters, ligatures) is a 422 naming the plain form, and nothing is created."""
+    response = await crm2.client.post(
+        USERS, json={"email": look_alike, "password": PASSWORD}, headers=admin
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["loc"] == ["body", "email"]
+    listed = (await crm2.client.get(USERS, headers=admin)).json()["items"]
+    assert look_alike not in [u["email"] for u in listed]
