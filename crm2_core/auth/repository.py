@@ -247,9 +247,21 @@ async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, now: dat
     )
 
 
-async def list_api_keys(session: AsyncSession, page: PageParams) -> tuple[list[ApiKey], str | None]:
+async def list_api_keys(
+    session: AsyncSession,
+    page: PageParams,
+    roles: Iterable[str] | None = None,
+    created_by: uuid.UUID | None = None,
+) -> tuple[list[ApiKey], str | None]:
+    """Keys, oldest first; given ``roles``, only keys of those roles or made by ``created_by``."""
+    stmt = select(ApiKey)
+    if roles is not None:
+        shown = col(ApiKey.role_name).in_(sorted(set(roles)))
+        if created_by is not None:
+            shown = shown | (col(ApiKey.created_by) == created_by)
+        stmt = stmt.where(shown)
     keys = [OrderKey(col(ApiKey.created_at)), OrderKey(col(ApiKey.id))]
-    return await paginate(session, select(ApiKey), keys, page)
+    return await paginate(session, stmt, keys, page)
 
 
 async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:

@@ -348,9 +348,15 @@ async def list_permissions(
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyPublic])
-async def list_api_keys(_: ApiKeysAdmin, session: SessionDep, page: PageDep) -> Response:
-    """API keys (never the keys themselves)."""
-    rows, cursor = await repo.list_api_keys(session, page)
+async def list_api_keys(
+    actor: ApiKeysAdmin, session: SessionDep, service: ServiceDep, page: PageDep
+) -> Response:
+    """API keys you may manage (never the keys themselves), oldest first.
+
+    The keys of every role whose permissions you hold (those you could make or
+    revoke), and the keys you made; an admin sees every key.
+    """
+    rows, cursor = await service.list_api_keys(session, page, actor)
     return page_response(ApiKeyPublic, [_api_key_values(r) for r in rows], cursor)
 
 

@@ -64,6 +64,7 @@ from crm2_core.auth.schemas import (
 from crm2_core.auth.throttle import LoginThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
+from crm2_core.db.pagination import PageParams
 from crm2_core.db.versioned import update_versioned
 from crm2_core.errors import TooManyRequests, Unauthorized
 from crm2_core.events.outbox import publish
@@ -703,6 +704,21 @@ class AuthService:
         session.add(row)
         await session.flush()
         return row, key
+
+    async def list_api_keys(
+        self, session: AsyncSession, page: PageParams, actor: Principal | None = None
+    ) -> tuple[list[ApiKey], str | None]:
+        """The keys ``actor`` may manage: those of a role whose every permission they hold
+        (as revoking one needs), and those they made (through their keys too). A key's
+        name, role, creator and use are no business of one who cannot touch it."""
+        if actor is None or EVERYTHING in actor.permissions:
+            return await repo.list_api_keys(session, page)
+        grants = await repo.permissions_of_roles(
+            session, [r.name for r in await repo.list_roles(session)]
+        )
+        held = frozenset(actor.permissions)
+        roles = [name for name, wanted in grants.items() if not missing(held, wanted)]
+        return await repo.list_api_keys(session, page, roles, acting_user(actor))
 
     async def revoke_api_key(
         self, session: AsyncSession, key_id: uuid.UUID, actor: Principal | None = None

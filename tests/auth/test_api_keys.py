@@ -247,3 +247,37 @@ async def test_a_key_made_with_an_expiring_key_does_not_outlive_it(
     forever = bearer((await create_key(crm2, admin, role="admin"))["key"])
     body = {"name": "forever too", "role": "viewer"}
     assert (await crm2.client.post(KEYS, json=body, headers=forever)).status_code == 201
+
+
+async def test_the_key_list_shows_only_keys_the_caller_could_manage(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """Listing, like revoking, needs the key's role: an ``auth:api_keys`` holder sees
+    the keys of roles they hold and their own, never an admin's key."""
+    for name, permissions in (
+        ("keyer", ["auth:api_keys", "core:plugins"]),
+        ("reader", ["core:plugins"]),
+    ):
+        body = {"name": name, "permissions": permissions}
+        assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    admins = await create_key(crm2, admin, role="admin")
+    readers = await create_key(crm2, admin, role="reader")
+    keyer = await crm2.login("keyer")
+    own = await create_key(crm2, keyer, role="reader")
+
+    def ids(response: Any) -> set[str]:
+        assert response.status_code == 200, response.text
+        return {k["id"] for k in response.json()["items"]}
+
+    assert ids(await crm2.client.get(KEYS, headers=keyer)) == {readers["id"], own["id"]}
+    everything = {admins["id"], readers["id"], own["id"]}
+    assert ids(await crm2.client.get(KEYS, headers=admin)) == everything
+
+    # the keyer's role loses core:plugins: their own key (revoked with it) stays in view
+    url = f"{ROLES}/keyer"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+    changed = await crm2.client.patch(
+        url, json={"permissions": ["auth:api_keys"]}, headers={**admin, "If-Match": etag}
+    )
+    assert changed.status_code == 200, changed.text
+    assert ids(await crm2.client.get(KEYS, headers=keyer)) == {own["id"]}
