@@ -32,6 +32,13 @@ class RefreshTokenReused(InvalidRefreshToken):
     slug, title = "refresh-token-reused", "Refresh token already used: the session is revoked"
 
 
+class CredentialsChanged(InvalidRefreshToken):
+    slug, title = (
+        "credentials-changed",
+        "The session ended: the account's password, roles or active flag changed",
+    )
+
+
 class UserNotFound(NotFound):
     slug, title = "user-not-found", "User not found"
 

@@ -217,6 +217,26 @@ async def refresh_by_hash(session: AsyncSession, token_hash: str) -> RefreshToke
     return (await session.execute(stmt)).scalar()
 
 
+async def refresh_for_rotation(
+    session: AsyncSession, token_hash: str
+) -> tuple[RefreshToken, int] | None:
+    """The refresh token and its user's ``credentials_version``, read in one statement:
+    what the user's credentials were when the token was found as it is."""
+    stmt = (
+        select(RefreshToken, col(User.credentials_version))
+        .join(User, col(User.id) == col(RefreshToken.user_id))
+        .where(col(RefreshToken.token_hash) == token_hash)
+    )
+    found = (await session.execute(stmt)).first()
+    return None if found is None else (found[0], int(found[1]))
+
+
+async def refresh_was_spent(session: AsyncSession, token_id: uuid.UUID) -> bool:
+    """Whether the refresh token has been used, as committed now (gone counts as not)."""
+    stmt = select(col(RefreshToken.used_at)).where(col(RefreshToken.id) == token_id)
+    return (await session.execute(stmt)).scalar() is not None
+
+
 async def spend_refresh(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:
     """Mark a refresh token used, only if nobody did first: the single-use guarantee."""
     result = await session.execute(

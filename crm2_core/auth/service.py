@@ -24,6 +24,7 @@ from crm2_core.auth.errors import (
     AdminHoldsEverything,
     ApiKeyNotFound,
     BuiltinRole,
+    CredentialsChanged,
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -185,15 +186,33 @@ class AuthService:
         On ``RefreshTokenReused`` the caller must still commit: the revocation is the point.
         """
         now = utcnow()
-        row = await repo.refresh_by_hash(session, hash_secret(refresh_token))
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
+        found = await repo.refresh_for_rotation(session, hash_secret(refresh_token))
+        if found is None:
+            raise InvalidRefreshToken("the refresh token is invalid, expired or revoked")
+        row, credentials_version = found
+        if row.revoked_at is not None or row.expires_at <= now:
             raise InvalidRefreshToken("the refresh token is invalid, expired or revoked")
         # The user is kept as read (FOR SHARE) until the new pair commits, and before the
         # old token is locked by spending it: a concurrent change of their credentials
         # waits, then revokes the new pair too (it could not see an uncommitted row),
         # or committed first and revoked this token (the spend below then fails).
         user = await repo.user_for_share(session, row.user_id)
-        if row.used_at is not None or not await repo.spend_refresh(session, row.id, now):
+        used = row.used_at is not None  # as read: the spend below may rewrite row.used_at
+        spent = not used and await repo.spend_refresh(session, row.id, now)
+        if not spent and not used and not await repo.refresh_was_spent(session, row.id):
+            # Lost a race, not to a rotation of this token but to its revocation, which
+            # committed after the token was read: nobody reused it (the revoker ended
+            # its family, or all the user's, already). Say why the session ended.
+            if (
+                user is None
+                or not user.is_active
+                or user.credentials_version != credentials_version
+            ):
+                raise CredentialsChanged(
+                    "the account's password, roles or active flag changed; sign in again"
+                )
+            raise InvalidRefreshToken("the refresh token was revoked meanwhile; sign in again")
+        if not spent:  # spent before, or by a rotation racing this one: reuse
             await repo.revoke_family(session, row.family_id, now)
             log.warning(
                 "refresh token reuse for user %s: family %s revoked", row.user_id, row.family_id

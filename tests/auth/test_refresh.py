@@ -272,3 +272,36 @@ async def test_logout_declares_no_401_it_never_sends(crm2: Crm2TestApp) -> None:
         assert response.status_code == 204, response.text
     document = (await crm2.client.get("/openapi.json")).json()
     assert "401" not in document["paths"][LOGOUT]["post"]["responses"]
+
+
+async def test_a_refresh_losing_the_race_to_a_credentials_change_says_so(
+    crm2: Crm2TestApp, crm2_database: TestDatabase, monkeypatch: Any
+) -> None:
+    """The token is read, then a password change commits (revoking it), then the
+    rotation tries to spend it: the session ended, nobody reused the token."""
+    from crm2_core.auth import repository
+
+    pair = await login(crm2, "lost@example.com")
+    async with crm2.context.session_factory() as session:
+        user = await user_by_email(session, "lost@example.com")
+        assert user is not None
+    user_id, etag = user.id, etag_for(user.version)
+    data = UserUpdate(password="a brand new secret")
+    real = repository.user_for_share
+
+    async def change_first(session: Any, wanted: Any) -> Any:
+        if crm2_database.backend == "postgresql":  # another transaction, committed
+            async with crm2.context.session_factory() as changing:
+                await crm2.auth.update_user(changing, user_id, etag, data)
+                await changing.commit()
+        else:  # SQLite runs one writer at a time: the same change, in this transaction
+            await crm2.auth.update_user(session, user_id, etag, data)
+        return await real(session, wanted)
+
+    monkeypatch.setattr(repository, "user_for_share", change_first)
+    response = await refresh(crm2, pair["refresh_token"])
+    monkeypatch.setattr(repository, "user_for_share", real)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:crm2:problem:credentials-changed"
+
