@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from crm2_core.auth.models import (
@@ -276,10 +277,10 @@ async def list_api_keys(
     """Keys, oldest first; given ``roles``, only keys of those roles or made by ``created_by``."""
     stmt = select(ApiKey)
     if roles is not None:
-        shown = col(ApiKey.role_name).in_(sorted(set(roles)))
+        shown: list[ColumnElement[bool]] = [col(ApiKey.role_name).in_(sorted(set(roles)))]
         if created_by is not None:
-            shown = shown | (col(ApiKey.created_by) == created_by)
-        stmt = stmt.where(shown)
+            shown.append(col(ApiKey.created_by) == created_by)
+        stmt = stmt.where(or_(*shown))
     keys = [OrderKey(col(ApiKey.created_at)), OrderKey(col(ApiKey.id))]
     return await paginate(session, stmt, keys, page)
 

@@ -31,7 +31,7 @@ def normal_email(value: str) -> str:
 
 def plain_email(value: str) -> str:
     """``value``, unless NFKC folds it into another string: full-width letters
-    ("ａｄｍｉｎ@…", U+FF41…), ligatures ("ﬁ"), circled or superscript forms look like
+    ("admin@…" written with U+FF41…), ligatures ("ﬁ"), circled or superscript forms look like
     (or are folded by other systems into) a plain address, so an account under one
     would pass for the plain one. Refused where accounts are made, rather than folded,
     because the stored address is also where mail goes: rewriting it would change it.

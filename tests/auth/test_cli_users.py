@@ -252,7 +252,7 @@ def test_set_password_too_short_is_refused(database: Path) -> None:
 
 
 def test_users_create_refuses_a_full_width_look_alike(database: Path) -> None:
-    """"ａｄｍｉｎ@…" (U+FF41…) looks like "admin@…" but is another string: refused."""
+    """ "admin@…" in full-width letters (U+FF41…) looks like it but is another string."""
     look_alike = "\uff41\uff44\uff4d\uff49\uff4e@example.com"
     args = ("users", "create", "--email", look_alike, "--password", PASSWORD)
     result = crm2(database, *args)

@@ -304,4 +304,3 @@ async def test_a_refresh_losing_the_race_to_a_credentials_change_says_so(
     assert response.status_code == 401, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"] == "urn:crm2:problem:credentials-changed"
-
