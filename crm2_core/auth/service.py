@@ -748,6 +748,9 @@ class AuthService:
         if row is None:
             raise ApiKeyNotFound(f"no API key {key_id}")
         await self._require_grantable(session, actor, [row.role_name])
+        wanted = await self._permissions_of(session, [row.role_name]) | {"auth:api_keys"}
+        what = f"revoking a key of role {row.role_name!r}"
+        await self._require_holds_as_stored(session, actor, wanted, what)
         await self._revoke_keys(session, [row], "revoked")
 
 

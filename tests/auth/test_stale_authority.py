@@ -7,6 +7,7 @@ standing and roles as stored decide, for every change of a user or a role.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -104,7 +105,9 @@ async def test_a_role_made_changed_or_deleted_on_authority_lost_meanwhile_is_ref
     async with crm2.context.session_factory() as session:
         role = await crm2.auth.get_role(session, "reader")
         change = RoleUpdate(description="changed", permissions=["core:plugins"])
-        await refused(crm2.auth.update_role(session, "reader", etag_for(role.version), change, actor))
+        await refused(
+            crm2.auth.update_role(session, "reader", etag_for(role.version), change, actor)
+        )
         await session.rollback()
     async with crm2.context.session_factory() as session:
         await refused(crm2.auth.delete_role(session, "reader", actor))
@@ -113,3 +116,23 @@ async def test_a_role_made_changed_or_deleted_on_authority_lost_meanwhile_is_ref
     roles = {r["name"]: r for r in (await crm2.client.get(ROLES, headers=admin)).json()}
     assert "late" not in roles
     assert (roles["reader"]["description"], roles["reader"]["version"]) == ("", 1)
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_key_revoked_on_authority_lost_meanwhile_stays(
+    crm2: Crm2TestApp, admin: dict[str, str], lost: str
+) -> None:
+    """Revoking a key needs its role, as making it does: held as stored."""
+    await put_roles(crm2, admin, keyer=["auth:api_keys", "core:plugins"], reader=["core:plugins"])
+    made = await crm2.client.post(
+        "/api/v1/auth/api-keys", json={"name": "sync", "role": "reader"}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    key_id = uuid.UUID(made.json()["id"])
+    actor = await actor_then_lose(crm2, admin, "keyer", ["auth:api_keys"], lost)
+
+    async with crm2.context.session_factory() as session:
+        await refused(crm2.auth.revoke_api_key(session, key_id, actor))
+        await session.rollback()
+    listed = (await crm2.client.get("/api/v1/auth/api-keys", headers=admin)).json()["items"]
+    assert [k["revoked_at"] for k in listed if k["id"] == str(key_id)] == [None]
