@@ -93,3 +93,40 @@ async def test_documents_resolve_for_other_plugins(both: Docs) -> None:
     assert found is not None and found["name"] == document["title"]
     assert await resolve_entity(context, kind, document["id"], _principal(other.id)) is None
     assert await resolve_entity(context, kind, "not-an-id", None) is None
+
+
+async def test_an_older_owner_event_delivered_after_a_newer_one_does_not_win(both: Docs) -> None:
+    """A worker may receive a record's owner changes out of order (two workers, a retry):
+    the newer owner stays. The core applies a handler's events of one subject in log order
+    (the newer waits for the older), so the handler needs no order check of its own."""
+    docs = both
+    first, second, third = [await docs.user("agent") for _ in range(3)]
+    manager = await docs.user("manager")
+    client = await docs.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Ida Holm"}, headers=first.headers
+    )
+    link = {"kind": "deals.client", "id": client.json()["id"]}
+    document = await docs.create(manager, title="ID", link=link)
+    assert document["owner_id"] == str(first.id)
+    await docs.app.settle_events()
+    await docs.app.relay_by_hand()  # from here the test delivers by hand, as a worker would
+    url = f"{DEALS}/clients/{link['id']}"
+    for user in (second, third):
+        now = await docs.client.get(url, headers=manager.headers)
+        moved = await docs.client.patch(
+            url,
+            json={"owner_id": str(user.id)},
+            headers={**manager.headers, "If-Match": now.headers["ETag"]},
+        )
+        assert moved.status_code == 200, moved.text
+    changes = [e for e in await docs.app.relay_by_hand() if e.type == "deals.client.updated"]
+    older, newer = changes
+    assert older.data["owner_id"] == str(second.id) and newer.data["owner_id"] == str(third.id)
+    with pytest.raises(Exception) as waited:  # the newer one waits for the older
+        await docs.app.deliver("documents.follow_owner", newer)
+    assert type(waited.value).__name__ == "EarlierPending"
+    assert await docs.app.deliver("documents.follow_owner", older) == "applied"
+    assert await docs.app.deliver("documents.follow_owner", newer) == "applied"
+    assert await docs.app.deliver("documents.follow_owner", older) == "duplicate"
+    assert (await docs.get(third, document["id"])).status_code == 200
+    assert (await docs.get(second, document["id"])).status_code == 404
