@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from crm2_core.api import UtcDateTime, new_id, utcnow
@@ -50,6 +50,12 @@ class Document(SQLModel, table=True):
         Index(None, "owner_id", "deleted_at", "updated_at", "id"),
         Index(None, "deleted_at", "updated_at", "id"),
         Index(None, "link_kind", "link_id"),
+        # the tag filter's ``CAST(tag_keys AS JSONB) @> '["key"]'`` (PostgreSQL only)
+        Index(
+            "ix_documents_document_tag_keys",
+            text("CAST(tag_keys AS JSONB)"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
         {"info": INFO},
     )
 
@@ -59,6 +65,8 @@ class Document(SQLModel, table=True):
         sa_column=Column(ForeignKey("documents_kind.key", ondelete="RESTRICT"), nullable=False)
     )
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # the tags as the filter compares them: case-folded, as tag uniqueness is (``tag_key``)
+    tag_keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     link_kind: str | None = Field(default=None, max_length=64)
     link_id: str | None = Field(default=None, max_length=64)
     owner_id: uuid.UUID | None = Field(default=None, sa_column=_user())

@@ -94,6 +94,7 @@ async def _demo(context: Any) -> None:
                     title=f"Demo: {title} - {name}",
                     kind=kind,
                     tags=["demo"],
+                    tag_keys=["demo"],
                     link_kind=link_kind,
                     link_id=link_id,
                     owner_id=owner,

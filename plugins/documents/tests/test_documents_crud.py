@@ -212,3 +212,37 @@ def test_the_documented_tag_pattern_says_what_the_server_takes() -> None:
         except ValidationError:
             taken = False
         assert bool(pattern.match(sample)) == taken, repr(sample)
+
+
+async def test_the_tag_filter_ignores_case_as_tag_uniqueness_does(docs: Docs) -> None:
+    """Tags are one tag ignoring case, so ``?tag=`` finds them ignoring case too."""
+    agent = await docs.user("agent")
+    lower = await docs.create(agent, tags=["invoice"])
+    upper = await docs.create(agent, tags=["STRASSE", "Été"])
+    await docs.create(agent, tags=["invoices"])
+    for wanted, expected in (
+        ("Invoice", [lower]),
+        ("INVOICE", [lower]),
+        ("invoice", [lower]),
+        ("strasse", [upper]),
+        ("éTÉ", [upper]),
+        ("e\u0301te\u0301", [upper]),  # decomposed, another case
+    ):
+        found = await docs.client.get(
+            f"{API}/documents", params={"tag": wanted}, headers=agent.headers
+        )
+        assert found.status_code == 200, found.text
+        assert [d["id"] for d in found.json()["items"]] == [d["id"] for d in expected], wanted
+    # a changed tag is found by its new spelling, not the old one
+    patched = await docs.client.patch(
+        f"{API}/documents/{lower['id']}",
+        json={"tags": ["Receipt"]},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert patched.status_code == 200, patched.text
+    for wanted, expected in (("RECEIPT", [lower["id"]]), ("invoice", [])):
+        found = await docs.client.get(
+            f"{API}/documents", params={"tag": wanted}, headers=agent.headers
+        )
+        assert [d["id"] for d in found.json()["items"]] == expected, wanted
+

@@ -27,7 +27,7 @@ from crm2_core.api import (
 )
 from crm2_documents.errors import DocumentNotFound
 from crm2_documents.models import Document, Version
-from crm2_documents.schemas.documents import KindKey, Tag
+from crm2_documents.schemas.documents import KindKey, Tag, tag_key
 
 DOCUMENT_SORTS = Sorts(
     {
@@ -71,7 +71,9 @@ def document_select(
         eq(col(Document.link_kind), f.link_kind),
         eq(col(Document.link_id), f.link_id),
         eq(col(Document.owner_id), f.owner),
-        json_list_contains(session, col(Document.tags), f.tag),
+        # tags are one tag ignoring case: the filter compares their keys (GIN-indexed on
+        # PostgreSQL, the expression json_list_contains writes)
+        json_list_contains(session, col(Document.tag_keys), tag_key(f.tag) if f.tag else None),
         contains_text(f.q, col(Document.search_text)),
     )
 

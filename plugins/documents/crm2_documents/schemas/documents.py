@@ -64,9 +64,15 @@ Tag = Annotated[
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
 
 
+def tag_key(tag: str) -> str:
+    """What makes two tags one: case-folded (they are NFC already). Uniqueness and the
+    tag filter both compare this."""
+    return tag.casefold()
+
+
 def _unique(values: list[str] | None) -> list[str] | None:
     """Tags that differ only by case (or normalisation, already NFC) are one tag."""
-    if values is not None and len({v.casefold() for v in values}) != len(values):
+    if values is not None and len({tag_key(v) for v in values}) != len(values):
         raise ValueError("tags must be unique (ignoring case)")
     return values
 

@@ -36,6 +36,7 @@ from crm2_documents.schemas.documents import (
     DocumentCreate,
     DocumentPublic,
     DocumentUpdate,
+    tag_key,
 )
 from crm2_documents.visibility import RULES
 from crm2_hookspecs import Principal
@@ -145,6 +146,7 @@ async def create_document(
         title=data.title,
         kind=data.kind,
         tags=list(data.tags),
+        tag_keys=[tag_key(t) for t in data.tags],
         link_kind=data.link.kind if data.link else None,
         link_id=str(data.link.id) if data.link else None,
         owner_id=owner,
@@ -186,12 +188,14 @@ async def update_document(
         values.update({k: v for k, v in link.items() if getattr(document, k) != v})
     if not values:
         return document
+    if "tags" in values:
+        values["tag_keys"] = [tag_key(t) for t in values["tags"]]
     if "title" in values or "tags" in values:
         values["search_text"] = _search_text(
             values.get("title", document.title), values.get("tags", document.tags)
         )
     await repo.DOCUMENTS.update(session, document, values, expected_version=version)
-    changed = sorted(k for k in values if k != "search_text")
+    changed = sorted(k for k in values if k not in ("search_text", "tag_keys"))
     publish(
         session,
         DocumentUpdated(changed=changed, **identity(document)),
