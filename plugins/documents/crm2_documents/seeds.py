@@ -16,7 +16,7 @@ from sqlalchemy import column, select, table
 from sqlmodel import col
 
 from crm2_documents.models import Document
-from crm2_documents.service.documents import identity
+from crm2_documents.service.documents import identity, search_text
 from crm2_documents.service.versions import store_bytes
 
 _client = table("deals_client", column("id"), column("name"), column("owner_id"))
@@ -99,7 +99,7 @@ async def _demo(context: Any) -> None:
                     link_id=link_id,
                     owner_id=owner,
                     creator_id=owner,
-                    search_text=f"demo: {title} - {name}\ndemo".lower(),
+                    search_text=search_text(f"Demo: {title} - {name}", ["demo"]),
                 )
                 session.add(document)
                 await session.flush()

@@ -246,3 +246,34 @@ async def test_the_tag_filter_ignores_case_as_tag_uniqueness_does(docs: Docs) ->
         )
         assert [d["id"] for d in found.json()["items"]] == expected, wanted
 
+
+async def test_titles_and_the_search_are_normalised(docs: Docs) -> None:
+    """A title is stored NFC and trimmed; ``q`` is read the same way, so a composed search
+    finds a decomposed title and the other way round."""
+    agent = await docs.user("agent")
+    decomposed = await docs.create(agent, title="  Re\u0301sume\u0301 2027 ")
+    assert decomposed["title"] == "R\u00e9sum\u00e9 2027"
+    composed = await docs.create(agent, title="Caf\u00e9 menu")
+    for q, expected in (
+        ("r\u00e9sum\u00e9", decomposed),
+        ("RE\u0301SUME\u0301", decomposed),
+        ("  r\u00e9sum\u00e9  ", decomposed),
+        ("cafe\u0301", composed),
+        ("CAF\u00c9", composed),
+    ):
+        found = await docs.client.get(f"{API}/documents", params={"q": q}, headers=agent.headers)
+        assert found.status_code == 200, found.text
+        assert [d["id"] for d in found.json()["items"]] == [expected["id"]], q
+    patched = await docs.client.patch(
+        f"{API}/documents/{composed['id']}",
+        json={"title": " Cafe\u0301 carte\t"},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "Caf\u00e9 carte"
+    for body in ({"title": "   "}, {"title": "\u3000\t"}, {"title": "a\u0000b"}):
+        refused = await docs.client.post(
+            f"{API}/documents", json={**body, "kind": "other"}, headers=agent.headers
+        )
+        assert refused.status_code == 422, (body, refused.text)
+

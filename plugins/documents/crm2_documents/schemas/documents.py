@@ -11,7 +11,25 @@ from pydantic import AfterValidator, Field, field_validator
 
 from crm2_core.api import Clearable, EntityLink, Int64, RequestModel, ResponseModel, UpdateModel
 
-Title = Annotated[str, Field(min_length=1, max_length=300)]
+TITLE_MAX = 300
+
+
+def normal_text(value: str) -> str:
+    """Text as it is stored and searched: NFC and trimmed (a decomposed ``é`` and a
+    composed one are the same title, and the same search)."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def _clean_title(value: str) -> str:
+    title = normal_text(value)
+    if not title:
+        raise ValueError("a title may not be blank")
+    if len(title) > TITLE_MAX:  # NFC can lengthen a few scripts' text
+        raise ValueError(f"a title may hold at most {TITLE_MAX} characters")
+    return title
+
+
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_clean_title)]
 KindKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 # characters that hide or break a tag when it is shown: controls (Cc), format characters
 # such as the zero-width space or a bidi override (Cf), lone surrogates (Cs), line and
@@ -24,7 +42,7 @@ _JOINERS = frozenset({"\u200c", "\u200d"})
 def _clean_tag(value: str) -> str:
     """NFC and trimmed; a tag with a hidden or control character is refused, not cleaned
     (a search for what the user sees would never find it)."""
-    tag = unicodedata.normalize("NFC", value).strip()
+    tag = normal_text(value)
     for at, ch in enumerate(tag):
         inner = 0 < at < len(tag) - 1
         if unicodedata.category(ch) in _HIDDEN and not (ch in _JOINERS and inner):

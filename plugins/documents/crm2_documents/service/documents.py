@@ -36,6 +36,7 @@ from crm2_documents.schemas.documents import (
     DocumentCreate,
     DocumentPublic,
     DocumentUpdate,
+    normal_text,
     tag_key,
 )
 from crm2_documents.visibility import RULES
@@ -78,8 +79,9 @@ def public_values(
     return values
 
 
-def _search_text(title: str, tags: list[str]) -> str:
-    return "\n".join([title, *tags]).lower()
+def search_text(title: str, tags: list[str]) -> str:
+    """What ``q`` searches: title and tags, normalised as ``q`` is (``repository``)."""
+    return normal_text("\n".join([title, *tags])).lower()
 
 
 def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UUID:
@@ -151,7 +153,7 @@ async def create_document(
         link_id=str(data.link.id) if data.link else None,
         owner_id=owner,
         creator_id=acting_user(principal),
-        search_text=_search_text(data.title, list(data.tags)),
+        search_text=search_text(data.title, list(data.tags)),
     )
     await repo.DOCUMENTS.add(session, document)
     event = DocumentCreated(creator_id=document.creator_id, **identity(document))
@@ -191,7 +193,7 @@ async def update_document(
     if "tags" in values:
         values["tag_keys"] = [tag_key(t) for t in values["tags"]]
     if "title" in values or "tags" in values:
-        values["search_text"] = _search_text(
+        values["search_text"] = search_text(
             values.get("title", document.title), values.get("tags", document.tags)
         )
     await repo.DOCUMENTS.update(session, document, values, expected_version=version)
