@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from crm2_documents.schemas.documents import HIDDEN_BMP, DocumentCreate, Tag
-from documents_kit import API, Docs
+from documents_kit import API, PDF, Docs
 from pydantic import TypeAdapter, ValidationError
 
 
@@ -277,3 +277,30 @@ async def test_titles_and_the_search_are_normalised(docs: Docs) -> None:
         )
         assert refused.status_code == 422, (body, refused.text)
 
+
+async def test_a_documents_versions_are_a_cursor_paginated_list(docs: Docs) -> None:
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    for n in range(5):
+        uploaded = await docs.upload(agent, document["id"], PDF + str(n).encode())
+        assert uploaded.status_code == 201, uploaded.text
+    url = f"{API}/documents/{document['id']}/versions"
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await docs.client.get(url, params=params, headers=agent.headers)
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) <= 2
+        seen += [v["number"] for v in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [5, 4, 3, 2, 1]  # newest first
+    bad = await docs.client.get(url, params={"limit": "0"}, headers=agent.headers)
+    assert bad.status_code in (400, 422) and bad.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+    schema = docs.app.app.openapi()["paths"]["/api/v1/documents/documents/{document_id}/versions"]
+    names = {p["name"] for p in schema["get"]["parameters"]}
+    assert {"limit", "cursor"} <= names

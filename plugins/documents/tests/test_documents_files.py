@@ -266,7 +266,7 @@ async def test_another_file_of_the_same_length_under_the_same_key_is_422(docs: D
     versions = await docs.client.get(
         f"{API}/documents/{document['id']}/versions", headers=agent.headers
     )
-    assert [v["number"] for v in versions.json()] == [1]
+    assert [v["number"] for v in versions.json()["items"]] == [1]
     assert len(docs.stored_files()) == 1
 
 

@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useRef, useState } from "react";
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ok, origin, session } from "@/api/client";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
@@ -44,12 +44,20 @@ function DocumentDetail() {
     queryFn: async () => ok(await api.GET("/api/v1/documents/documents/{document_id}", { params: { path } })),
     enabled: id !== "",
   });
-  const versions = useQuery({
+  // a cursor-paginated list, newest first: further pages on demand
+  const versions = useInfiniteQuery({
     queryKey: ["documents", "document", id, "versions"],
-    queryFn: async () =>
-      ok(await api.GET("/api/v1/documents/documents/{document_id}/versions", { params: { path } })),
+    queryFn: async ({ pageParam }) =>
+      ok(
+        await api.GET("/api/v1/documents/documents/{document_id}/versions", {
+          params: { path, query: { limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } },
+        }),
+      ),
+    initialPageParam: "",
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
     enabled: id !== "",
   });
+  const versionRows = versions.data?.pages.flatMap((p) => p.items) ?? [];
 
   async function upload() {
     const chosen = file.current?.files?.[0];
@@ -151,7 +159,7 @@ function DocumentDetail() {
             </tr>
           </thead>
           <tbody>
-            {versions.data?.map((v) => (
+            {versionRows.map((v) => (
               <tr key={v.id} data-version={v.number}>
                 <td>{v.number}</td>
                 <td>{v.filename}</td>
@@ -173,7 +181,12 @@ function DocumentDetail() {
           </tbody>
         </table>
       </div>
-      {versions.data?.length === 0 && <p className="muted">{t("documents.noFile")}</p>}
+      {versions.hasNextPage && (
+        <button type="button" className="ghost" onClick={() => void versions.fetchNextPage()}>
+          {t("list.more")}
+        </button>
+      )}
+      {versions.isSuccess && versionRows.length === 0 && <p className="muted">{t("documents.noFile")}</p>}
     </section>
   );
 }

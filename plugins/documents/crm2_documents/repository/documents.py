@@ -16,6 +16,7 @@ from crm2_core.api import (
     Filter,
     LinkIdFilter,
     LinkKindFilter,
+    OrderKey,
     PageParams,
     Repository,
     Sorts,
@@ -23,6 +24,7 @@ from crm2_core.api import (
     contains_text,
     eq,
     json_list_contains,
+    paginate,
     where_all,
 )
 from crm2_documents.errors import DocumentNotFound
@@ -88,12 +90,25 @@ async def list_documents(
 
 
 async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:
+    """Every version of a document (the purge removes all their files)."""
     stmt = (
         select(Version)
         .where(col(Version.document_id) == document_id)
         .order_by(col(Version.number).desc())
     )
     return list((await session.execute(stmt)).scalars())
+
+
+# (document_id, number) is unique: the number alone orders a document's versions
+VERSION_ORDER = [OrderKey(col(Version.number), descending=True)]
+
+
+async def versions_page(
+    session: AsyncSession, document_id: uuid.UUID, page: PageParams
+) -> tuple[list[Version], str | None]:
+    """A page of a document's versions, newest first (the caller proved it may see it)."""
+    stmt = select(Version).where(col(Version.document_id) == document_id)
+    return await paginate(session, stmt, VERSION_ORDER, page)
 
 
 async def version(session: AsyncSession, document_id: uuid.UUID, number: int) -> Version | None:

@@ -14,6 +14,7 @@ from crm2_core.api import (
     IfMatchDep,
     ListQuery,
     Page,
+    PageDep,
     SessionDep,
     created,
     list_query,
@@ -142,13 +143,13 @@ async def restore_document(
     return present(response, service.public(document))
 
 
-@router.get("/documents/{document_id}/versions", response_model=list[VersionPublic])
+@router.get("/documents/{document_id}/versions", response_model=Page[VersionPublic])
 async def list_versions(
-    document_id: uuid.UUID, principal: DocumentsRead, session: SessionDep
-) -> list[VersionPublic]:
-    """Every version of the document, newest first."""
-    rows = await versions_service.list_versions(session, principal, document_id)
-    return [VersionPublic.model_validate(v) for v in rows]
+    document_id: uuid.UUID, principal: DocumentsRead, session: SessionDep, page: PageDep
+) -> Response:
+    """The document's versions, newest first, a page at a time (``next_cursor``)."""
+    rows, cursor = await versions_service.list_versions(session, principal, document_id, page)
+    return page_response(VersionPublic, rows, cursor)
 
 
 @router.get("/documents/{document_id}/versions/{number}", response_model=VersionPublic)

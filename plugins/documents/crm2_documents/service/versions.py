@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.api import (
     Crm2Error,
     JobRunner,
+    PageParams,
     acting_user,
     check_version,
     credential_permitted,
@@ -341,10 +342,11 @@ async def get_version(
 
 
 async def list_versions(
-    session: AsyncSession, principal: Principal, document_id: uuid.UUID
-) -> list[Version]:
+    session: AsyncSession, principal: Principal, document_id: uuid.UUID, page: PageParams
+) -> tuple[list[Version], str | None]:
+    """A page of the visible live document's versions, newest first."""
     document = await get_document(session, principal, document_id)
-    return await repo.versions_of(session, document.id)
+    return await repo.versions_page(session, document.id, page)
 
 
 async def signed_version(
