@@ -4,6 +4,7 @@ or a download cut off after its headers."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from crm2_documents.storage.base import StorageBackend, StorageError
 from crm2_documents.storage.local import LocalBackend
 from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs, make_docs
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from crm2_core.api import JobRunner, utcnow
@@ -320,3 +321,50 @@ async def test_an_upload_whose_commit_fails_leaves_no_file(docs: Docs, idempoten
         await JobRunner.of(docs.app.context).wait_idle()
     assert (await docs.get(agent, document["id"])).json()["current_version"] == 1
     assert docs.stored_files() == kept
+
+
+async def test_a_purge_blocked_by_a_removed_backend_is_reported_and_holds_up_nothing(
+    crm2_app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deleted document whose file is on a backend no longer configured cannot be purged
+    (its file cannot be removed): it is reported, and the other documents past retention
+    are purged all the same, run after run; configured again, it is purged."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", retention_days=1, purge_batch=1)
+    manager = await docs.user("manager")
+    blocked, free = await docs.create(manager), await docs.create(manager)
+    for document in (blocked, free):
+        uploaded = await docs.upload(manager, document["id"], PDF + document["id"].encode())
+        assert uploaded.status_code == 201, uploaded.text
+    async with docs.app.context.session_factory() as session:
+        await session.execute(
+            update(Version)
+            .where(Version.document_id == uuid.UUID(blocked["id"]))
+            .values(backend="retired")
+        )
+        await session.commit()
+    for document in (blocked, free):  # the blocked one first: it is the oldest deletion
+        url = f"{API}/documents/{document['id']}"
+        assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
+    await deleted_days_ago(docs, 2)
+    async with docs.app.context.session_factory() as session:
+        await session.execute(
+            update(Document)
+            .where(Document.id == uuid.UUID(blocked["id"]))
+            .values(deleted_at=utcnow() - timedelta(days=3))
+        )
+        await session.commit()
+    with caplog.at_level("WARNING", logger="crm2_documents"):
+        assert await purge_deleted(docs.app.context) == 1
+        assert await purge_deleted(docs.app.context) == 0  # nothing left that can go
+    assert any("retired" in r.getMessage() and "not configured" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]  # fmt: skip
+    async with docs.app.context.session_factory() as session:
+        left = {d.id for d in (await session.execute(select(Document))).scalars()}
+    assert left == {uuid.UUID(blocked["id"])}
+    # the backend is configured again (by its name): the purge takes the document
+    storage = storage_of(docs.app.context)
+    storage.backends["retired"] = LocalBackend(tmp_path / "retired", name="retired")
+    try:
+        assert await purge_deleted(docs.app.context) == 1
+    finally:
+        del storage.backends["retired"]

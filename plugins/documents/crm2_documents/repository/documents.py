@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -167,14 +167,65 @@ async def next_number(session: AsyncSession, document_id: uuid.UUID) -> int:
     return int((await session.execute(stmt)).scalar_one()) + 1
 
 
-async def purgeable(session: AsyncSession, before: datetime, limit: int) -> list[Document]:
+def _past_retention(before: datetime) -> Any:
+    return and_(col(Document.deleted_at).is_not(None), col(Document.deleted_at) < before)
+
+
+def _on_unknown_backend(backends: Sequence[str]) -> Any:
+    """A version of the document is (or is moving) on a backend not in ``backends``."""
+    known = list(backends)
+    return (
+        select(1)
+        .where(
+            col(Version.document_id) == col(Document.id),
+            or_(
+                col(Version.backend).not_in(known),
+                and_(
+                    col(Version.target_backend).is_not(None),
+                    col(Version.target_backend).not_in(known),
+                ),
+            ),
+        )
+        .exists()
+    )
+
+
+async def purgeable(
+    session: AsyncSession, before: datetime, limit: int, backends: Sequence[str]
+) -> list[Document]:
+    """Deleted documents past retention whose files are all on ``backends`` (the configured
+    ones), oldest deletion first. One with a file elsewhere cannot be purged (its file
+    cannot be removed): it is left out, so it never fills the batch (``purge_blocked``)."""
     stmt = (
         select(Document)
-        .where(col(Document.deleted_at).is_not(None), col(Document.deleted_at) < before)
+        .where(_past_retention(before), ~_on_unknown_backend(backends))
         .order_by(col(Document.deleted_at))
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def purge_blocked(
+    session: AsyncSession, before: datetime, backends: Sequence[str]
+) -> tuple[int, list[str]]:
+    """How many documents past retention have files on backends not in ``backends``, and
+    those backends' names."""
+    blocked = (
+        select(col(Document.id)).where(_past_retention(before), _on_unknown_backend(backends))
+    ).subquery()
+    count = (await session.execute(select(func.count()).select_from(blocked))).scalar_one()
+    if not count:
+        return 0, []
+    known = list(backends)
+    names: set[str] = set()
+    for column in (col(Version.backend), col(Version.target_backend)):
+        stmt = (
+            select(column)
+            .distinct()
+            .where(col(Version.document_id).in_(select(blocked.c.id)), column.not_in(known))
+        )
+        names.update(n for n in (await session.execute(stmt)).scalars() if n is not None)
+    return int(count), sorted(names)
 
 
 async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime) -> bool:
