@@ -35,6 +35,19 @@ class DocumentsSettings(BaseSettings):
         3600, ge=10, le=86_400, description="how often deleted documents past retention are purged"
     )
     purge_batch: int = Field(200, ge=1, le=10_000, description="documents purged per run")
+    orphan_grace_seconds: int = Field(
+        86_400,
+        ge=600,
+        le=30 * 86_400,
+        description="age after which a stored file no version names is an orphan the sweep "
+        "removes (longer than any upload takes to commit)",
+    )
+    orphan_sweep_interval_seconds: int = Field(
+        86_400,
+        ge=60,
+        le=7 * 86_400,
+        description="how often the backends are swept for orphan files",
+    )
     signing_key: SecretStr | None = Field(
         None,
         description="HMAC key of signed download URLs (32+ bytes); unset = derived from "

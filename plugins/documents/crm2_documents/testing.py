@@ -135,6 +135,31 @@ class BackendContract:
         assert len(tail) == 100
         await backend.delete(key)
 
+    async def test_objects_lists_the_keys_under_a_prefix(self, backend: StorageBackend) -> None:
+        """Optional (the orphan sweep uses it): skipped for a backend that cannot list."""
+        import uuid
+        from datetime import UTC, datetime, timedelta
+
+        folder = f"contract/{uuid.uuid4().hex}"
+        keys = {f"{folder}/a/v1", f"{folder}/b/v2"}
+        try:
+            listed = [o async for o in backend.objects(f"{folder}/")]
+        except NotImplementedError:
+            pytest.skip("this backend does not list its objects")
+        assert listed == []
+        for key in keys:
+            await backend.put(key, chunks_of(b"listed"))
+        await backend.put(f"{folder}x/other", chunks_of(b"not under the prefix"))
+        try:
+            listed = [o async for o in backend.objects(f"{folder}/")]
+            assert {o.key for o in listed} == keys
+            now = datetime.now(UTC)
+            for found in listed:  # aware, and about now
+                assert abs(found.modified_at - now) < timedelta(minutes=10), found
+        finally:
+            for key in (*keys, f"{folder}x/other"):
+                await backend.delete(key)
+
     async def test_concurrent_writes_of_one_key_leave_one_whole(
         self, backend: StorageBackend, key: str
     ) -> None:

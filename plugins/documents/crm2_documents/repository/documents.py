@@ -271,3 +271,15 @@ async def follow_owner(
             .values(owner_id=owner_id, version=col(Document.version) + 1)
         )
     return ids
+
+
+async def keys_named(session: AsyncSession, backend: str, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` a version names on ``backend``: where its file is, or where it is
+    being moved (the transfer's copy lands before the version says so)."""
+    if not keys:
+        return set()
+    stmt = select(col(Version.storage_key)).where(
+        col(Version.storage_key).in_(list(keys)),
+        or_(col(Version.backend) == backend, col(Version.target_backend) == backend),
+    )
+    return set((await session.execute(stmt)).scalars())

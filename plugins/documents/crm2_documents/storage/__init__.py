@@ -9,6 +9,7 @@ from crm2_documents.storage.base import (
     KeyMissing,
     StorageBackend,
     StorageError,
+    StoredObject,
     check_key,
     read_all,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "KeyMissing",
     "StorageBackend",
     "StorageError",
+    "StoredObject",
     "check_key",
     "read_all",
 ]

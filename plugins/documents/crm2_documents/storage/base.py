@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # Keys are lower-case ASCII segments joined by "/": no "..", no absolute path, no
@@ -40,6 +42,14 @@ def check_key(key: str) -> str:
     if not KEY_PATTERN.match(key) or any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidKey(f"invalid storage key {key!r}")
     return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object a backend lists: its key and when it was last written (aware, UTC)."""
+
+    key: str
+    modified_at: datetime
 
 
 class StorageBackend(ABC):
@@ -77,6 +87,14 @@ class StorageBackend(ABC):
     @abstractmethod
     async def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
+
+    def objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with ``prefix`` (``documents/``), in any order.
+
+        Optional: the orphan sweep lists keys to find files no version names. A backend
+        that cannot list leaves this as it is (``NotImplementedError``): it is not swept.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend cannot list its objects")
 
     async def status(self) -> Mapping[str, Any]:
         """What the backends status endpoint shows (no secrets); raise when unreachable."""

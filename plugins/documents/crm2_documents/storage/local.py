@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from crm2_documents.storage.base import (
     InvalidKey,
     KeyMissing,
     StorageBackend,
+    StoredObject,
     check_key,
 )
 
@@ -95,6 +97,22 @@ class LocalBackend(StorageBackend):
     async def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
 
+    async def objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """The files under the root whose key starts with ``prefix`` (temporary ones aside)."""
+        top = prefix.split("/", 1)[0]
+        if not top or top.startswith("."):
+            return
+        folder = self.root / top
+        for path in await anyio.to_thread.run_sync(_files_under, folder):
+            key = path.relative_to(self.root).as_posix()
+            if not key.startswith(prefix):
+                continue
+            try:
+                modified = path.stat().st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            yield StoredObject(key, datetime.fromtimestamp(modified, UTC))
+
     async def status(self) -> Mapping[str, Any]:
         usage = os.statvfs(self.root) if self.root.exists() else None
         free = usage.f_bavail * usage.f_frsize if usage else None
@@ -112,3 +130,10 @@ class LocalBackend(StorageBackend):
                 part.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every regular file below ``folder`` (none when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]

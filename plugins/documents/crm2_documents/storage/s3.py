@@ -20,6 +20,7 @@ from crm2_documents.storage.base import (
     KeyMissing,
     StorageBackend,
     StorageError,
+    StoredObject,
     check_key,
 )
 
@@ -210,6 +211,21 @@ class S3Backend(StorageBackend):
         if existed:
             await self._call("delete_object", Bucket=self.bucket, Key=self._key(key))
         return existed
+
+    async def objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """The bucket's objects under this backend's prefix + ``prefix`` (ListObjectsV2)."""
+        token: str | None = None
+        while True:
+            more = {"ContinuationToken": token} if token else {}
+            page = await self._call(
+                "list_objects_v2", Bucket=self.bucket, Prefix=self.prefix + prefix, **more
+            )
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.prefix) :]
+                yield StoredObject(key, item["LastModified"])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
 
     async def status(self) -> Mapping[str, Any]:
         await self._call("head_bucket", Bucket=self.bucket)
