@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from crm2_core.api import publish
+from crm2_core.api import publish, take_turns
 from crm2_documents.events import DocumentUpdated
 from crm2_documents.models import Document
 from crm2_documents.repository import documents as repo
+from crm2_documents.service.documents import record_turn
 from crm2_hookspecs import EventHandler
 
 VERBS = ("updated", "assigned", "reassigned")
@@ -39,6 +40,8 @@ async def follow_owner(session: Any, event: Any, context: Any) -> None:
     kind = ".".join(str(envelope.get("type", "")).split(".")[:2])
     if owner is None or not subject:
         return
+    # after a link being made to this record commits: it may have read the old owner
+    await take_turns(session, record_turn(kind, str(subject)))
     for document_id in await repo.follow_owner(session, kind, str(subject), owner):
         document = await session.get(Document, document_id, populate_existing=True)
         if document is not None:

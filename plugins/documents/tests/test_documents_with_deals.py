@@ -6,14 +6,17 @@ Documents imports nothing of deals: links are checked with ``crm2_resolve_entity
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crm2_documents.schemas.documents import DocumentUpdate
+from crm2_documents.service.documents import update_document
 from documents_kit import API, PDF, Docs, make_docs
 
-from crm2_core.api import resolve_entity
+from crm2_core.api import EntityLink, resolve_entity
 from crm2_hookspecs import Principal
 
 DEALS = "/api/v1/deals"
@@ -130,3 +133,53 @@ async def test_an_older_owner_event_delivered_after_a_newer_one_does_not_win(bot
     assert await docs.app.deliver("documents.follow_owner", older) == "duplicate"
     assert (await docs.get(third, document["id"])).status_code == 200
     assert (await docs.get(second, document["id"])).status_code == 404
+
+
+async def test_a_link_made_while_the_records_owner_changes_ends_with_the_new_owner(
+    both: Docs,
+) -> None:
+    """Linking reads the record's owner, then commits. A reassignment of the record that
+    commits in between, with its event handled before the link commits, found no linked
+    document to move: the document kept the old owner for good. The link and the
+    handler now take turns per record, so the handler sees the link and moves it."""
+    docs = both
+    if docs.app.context.settings.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: the two cannot interleave")
+    first, second, manager = (
+        await docs.user("agent"),
+        await docs.user("agent"),
+        await docs.user("manager"),
+    )
+    client = await docs.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Per Lund"}, headers=first.headers
+    )
+    client_id = client.json()["id"]
+    document = await docs.create(manager, title="Contract")
+    await docs.app.settle_events()
+    await docs.app.relay_by_hand()  # from here the test delivers by hand, as a worker would
+    context = docs.app.context
+    principal = Principal(
+        id=manager.id, kind="user", roles=frozenset({"manager"}), permissions=frozenset({"*"})
+    )
+    link = EntityLink(kind="deals.client", id=uuid.UUID(client_id))
+    async with context.session_factory() as session:
+        linked = await update_document(
+            session, context, principal, uuid.UUID(document["id"]), '"v1"',
+            DocumentUpdate(link=link),
+        )  # fmt: skip
+        assert linked.owner_id == first.id  # read before the reassignment below
+        now = await docs.client.get(f"{DEALS}/clients/{client_id}", headers=manager.headers)
+        moved = await docs.client.patch(
+            f"{DEALS}/clients/{client_id}",
+            json={"owner_id": str(second.id)},
+            headers={**manager.headers, "If-Match": now.headers["ETag"]},
+        )
+        assert moved.status_code == 200, moved.text
+        [event] = [e for e in await docs.app.relay_by_hand() if e.type == "deals.client.updated"]
+        handled = asyncio.create_task(docs.app.deliver("documents.follow_owner", event))
+        # the handler now runs; with the record's turn held by the link it waits for it
+        await asyncio.wait({handled}, timeout=1.0)
+        await session.commit()
+    assert await asyncio.wait_for(handled, 10) == "applied"
+    assert (await docs.get(second, document["id"])).status_code == 200
+    assert (await docs.get(first, document["id"])).status_code == 404

@@ -6,6 +6,7 @@ job does, with the events in the outbox).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from crm2_core.api import (
     check_version,
     publish,
     require_entity,
+    take_turns,
     utcnow,
 )
 from crm2_documents.errors import DocumentNotFound, InvalidKind, NotRestorable
@@ -111,7 +113,19 @@ async def link_owner(
     me = acting_user(principal)
     if link is None:
         return me
+    if session is not None:  # read the owner in the record's turn: see record_turn
+        await take_turns(session, record_turn(link.kind, str(link.id)))
     return _owner_from(await require_entity(context, link, principal, session), me)
+
+
+def record_turn(link_kind: str, link_id: str) -> int:
+    """The advisory lock of one linked record. Linking a document reads the record's owner,
+    then commits; ``handlers.follow_owner`` moves the record's documents when its owner
+    changes. Taking turns, the handler either runs first (and the link reads the new
+    owner) or waits for the link's commit (and moves the new document too): never a
+    link that keeps an owner the record no longer has."""
+    digest = hashlib.sha256(f"documents-record/{link_kind}/{link_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def check_kind(session: AsyncSession, key: str) -> None:
