@@ -20,3 +20,43 @@ def test_round_trip_and_no_drift_with_only_documents(crm2_fresh_database: TestDa
     assert check.tables("deals_") == set()  # documents needs no deals
     keys = check.scalars("SELECT key FROM documents_kind")
     assert sorted(keys) == ["contract", "identity", "invoice", "other", "policy"]
+
+
+def test_upgrading_fills_tag_keys_and_normalises_the_search_text(
+    crm2_fresh_database: TestDatabase,
+) -> None:
+    """Documents written before the tag keys and the normalised search text get both."""
+    import json
+    import uuid
+
+    from sqlalchemy import inspect, text
+
+    check = PluginMigrations("documents", crm2_fresh_database)
+    check.upgrade()
+    check.crm2("migrate", "--plugin", "documents", "downgrade", "eb532986e7eb")
+    columns = check.inspect_db(lambda sync: inspect(sync).get_columns("documents_document"))
+    assert "tag_keys" not in {c["name"] for c in columns}
+    document_id = uuid.uuid4()
+
+    def insert(sync: object) -> None:
+        sync.execute(  # type: ignore[attr-defined]
+            text(
+                "INSERT INTO documents_document (id, title, kind, tags, current_version,"
+                " search_text, created_at, updated_at, version) VALUES (:id, :title, 'other',"
+                " :tags, 0, :search, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00', 1)"
+            ),
+            {
+                "id": document_id if "postgresql" in check.database.url else document_id.hex,
+                "title": "Re\u0301sume\u0301",
+                "tags": json.dumps(["Invoice", "\u00c9t\u00e9"]),
+                "search": "re\u0301sume\u0301\ninvoice\n\u00e9t\u00e9",
+            },
+        )
+        sync.commit()  # type: ignore[attr-defined]
+
+    check.inspect_db(insert)
+    check.upgrade()
+    [keys] = check.scalars("SELECT tag_keys FROM documents_document")
+    assert (json.loads(keys) if isinstance(keys, str) else keys) == ["invoice", "\u00e9t\u00e9"]
+    [search] = check.scalars("SELECT search_text FROM documents_document")
+    assert search == "r\u00e9sum\u00e9\ninvoice\n\u00e9t\u00e9"
