@@ -65,7 +65,10 @@ class SendResult:
     """What a channel's ``send`` answers; it never raises for a failed delivery.
 
     ``retry=False`` dead-letters at once (a blocked bot, a 4xx that will not change);
-    ``retry_after`` asks for the next attempt no earlier than that many seconds.
+    ``retry_after`` asks for the next attempt no earlier than that many seconds;
+    ``pause_channel`` (with ``retry_after``) says the service's limit is the whole
+    channel's, not this message's (a bot's flood control): every delivery of the
+    channel, in every worker, waits that long.
     """
 
     ok: bool
@@ -73,6 +76,7 @@ class SendResult:
     error: str | None = None
     retry: bool = True
     retry_after: float | None = None
+    pause_channel: bool = False
 
     @classmethod
     def delivered(cls, status_code: int | None = None) -> SendResult:
@@ -86,6 +90,7 @@ class SendResult:
         status_code: int | None = None,
         retry: bool = True,
         retry_after: float | None = None,
+        pause_channel: bool = False,
     ) -> SendResult:
         return cls(
             ok=False,
@@ -93,6 +98,7 @@ class SendResult:
             error=error[:1000],
             retry=retry,
             retry_after=retry_after,
+            pause_channel=pause_channel,
         )
 
 

@@ -3,11 +3,16 @@
 ``take(key, rate, burst)`` answers 0.0 when a token was taken, otherwise the
 seconds until one is there. Nothing is dropped on a "no": the caller re-queues
 the delivery for then. ``refund(key, burst)`` gives back a token taken for a send
-that did not happen (another bucket said no).
+that did not happen (another bucket said no). ``pause(key, until, seconds)`` holds a
+key (a whole bot, after the service said 429) until the POSIX time ``until``, never
+shortening a pause already there; ``paused_until(key)`` answers it (0.0: none). The
+time is the deliveries' clock (``clock.now``), the one ``next_attempt_at`` is on; on
+Redis the pause is a key every worker reads, gone ``seconds`` after it was set.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,10 +47,25 @@ return 0
 """
 
 
+# KEYS[1] the pause; ARGV until (POSIX seconds), its lifetime (ms). Only ever lengthened:
+# an earlier, longer answer stands.
+PAUSE_LUA = """
+local ends = tonumber(redis.call('GET', KEYS[1]))
+if ends == nil or ends < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 0
+"""
+
+
 class Buckets(Protocol):
     async def take(self, key: str, rate: float, burst: int) -> float: ...
 
     async def refund(self, key: str, burst: int) -> None: ...
+
+    async def pause(self, key: str, until: float, seconds: float) -> None: ...
+
+    async def paused_until(self, key: str) -> float: ...
 
 
 @dataclass
@@ -54,6 +74,7 @@ class MemoryBuckets:
 
     clock: Any = time.monotonic
     state: dict[str, tuple[float, float]] = field(default_factory=dict)
+    pauses: dict[str, float] = field(default_factory=dict)  # key → until (POSIX time)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         now = float(self.clock())
@@ -72,6 +93,12 @@ class MemoryBuckets:
             tokens, at = self.state[key]
             self.state[key] = (min(float(burst), tokens + 1), at)
 
+    async def pause(self, key: str, until: float, seconds: float) -> None:
+        self.pauses[key] = max(until, self.pauses.get(key, until))
+
+    async def paused_until(self, key: str) -> float:
+        return self.pauses.get(key, 0.0)
+
 
 class RedisBuckets:
     """Buckets shared by every process, one Lua call per take."""
@@ -81,6 +108,7 @@ class RedisBuckets:
         self.prefix = prefix
         self._script = redis.register_script(TAKE_LUA)
         self._refund = redis.register_script(REFUND_LUA)
+        self._pause = redis.register_script(PAUSE_LUA)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         answer = await self._script(keys=[f"{self.prefix}{key}"], args=[rate, burst])
@@ -88,6 +116,14 @@ class RedisBuckets:
 
     async def refund(self, key: str, burst: int) -> None:
         await self._refund(keys=[f"{self.prefix}{key}"], args=[burst])
+
+    async def pause(self, key: str, until: float, seconds: float) -> None:
+        lifetime = max(1, math.ceil(seconds * 1000))
+        await self._pause(keys=[f"{self.prefix}{key}"], args=[repr(until), lifetime])
+
+    async def paused_until(self, key: str) -> float:
+        found = await self.redis.get(f"{self.prefix}{key}")
+        return float(found.decode() if isinstance(found, bytes) else found) if found else 0.0
 
 
 def buckets_for(context: Any) -> Buckets:

@@ -284,3 +284,86 @@ async def test_an_absurd_retry_after_is_capped_not_a_crash(
     assert delivery.status == "pending" and delivery.last_status_code == 429, delivery
     waited = delivery.next_attempt_at.replace(tzinfo=None) - utcnow().replace(tzinfo=None)
     assert timedelta(0) < waited <= timedelta(days=7, minutes=1)
+
+
+async def _bot_app(crm2_app_factory: Any, bot: FakeBotApi, **extra: Any) -> Notifications:
+    import ping_plugin
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": telegram_settings(bot)},
+        scheduler_enabled=False,
+        **extra,
+    )
+    await shipped_rule(app, enabled=False)
+    return Notifications(app)
+
+
+async def test_a_429_pauses_the_whole_bot_until_retry_after_on_redis(
+    crm2_app_factory: Any, bot: FakeBotApi, crm2_redis_url: tuple[str, str]
+) -> None:
+    """Telegram's flood control is the bot's: after one chat's 429 no other chat is sent
+    to until ``retry_after`` has passed (a Redis key every worker reads)."""
+    from crm2_notifications.models import Delivery
+    from crm2_notifications.service.delivery import send_due
+    from redis.asyncio import Redis
+
+    url, prefix = crm2_redis_url
+    n = await _bot_app(crm2_app_factory, bot, redis_url=url, redis_prefix=prefix)
+    admin, first, second = await n.users("admin", "agent", "agent")
+    assert (await _update(n, 70, f"/start {await _code(n, first)}", chat=777)).status_code == 204
+    assert (await _update(n, 71, f"/start {await _code(n, second)}", chat=888)).status_code == 204
+    await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
+    bot.flood, bot.retry_after = 1, 600
+    now = utcnow()
+    set_clock(n.context, lambda: now)
+    await n.ping(admin, title="to first", owner_id=first.id)
+    await n.settle()
+    await n.ping(admin, title="to second", owner_id=second.id)
+    await n.settle()
+    sends = [p["chat_id"] for m, p in bot.calls if m == "sendMessage" and p["text"] != LINKED]
+    assert sends == [777]  # the 429; nothing went to the other chat while the bot waits
+    rows = {d.user_id: d for d in await n.rows(Delivery)}
+    held = rows[second.id]
+    assert held.status == "pending" and held.attempts == 0, held
+    assert (held.next_attempt_at.replace(tzinfo=now.tzinfo) - now).total_seconds() >= 590
+    redis = Redis.from_url(url)
+    try:
+        key = f"{prefix}notifications:rl:pause:telegram"
+        assert 590_000 <= await redis.pttl(key) <= 600_000  # gone once it is over
+        await redis.delete(key)  # as if the ten minutes had passed
+    finally:
+        await redis.aclose()
+    now += timedelta(seconds=601)
+    await send_due(n.context, now=now)
+    assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
+    assert bot.to(888)[-1] == "to second" and bot.to(777)[-1] == "to first"
+
+
+async def test_a_bot_pause_is_shared_and_only_ever_lengthened(
+    crm2_redis_url: tuple[str, str],
+) -> None:
+    from crm2_notifications.ratelimit import MemoryBuckets, RedisBuckets
+    from redis.asyncio import Redis
+
+    url, prefix = crm2_redis_url
+    redis = Redis.from_url(url)
+    at = utcnow().timestamp()
+    try:
+        memory = MemoryBuckets()
+        for one, other in ((RedisBuckets(redis, prefix), RedisBuckets(redis, prefix)),
+                           (memory, memory)):  # fmt: skip
+            assert await other.paused_until("pause:telegram") == 0.0
+            await one.pause("pause:telegram", at + 600, 600)
+            assert await other.paused_until("pause:telegram") == at + 600  # every worker's
+            await other.pause("pause:telegram", at + 5, 5)  # a shorter one does not shorten it
+            assert await one.paused_until("pause:telegram") == at + 600
+            await other.pause("pause:telegram", at + 900, 900)
+            assert await one.paused_until("pause:telegram") == at + 900
+            assert await one.paused_until("pause:email") == 0.0
+        assert 890_000 < await redis.pttl(f"{prefix}pause:telegram") <= 900_000  # then gone
+    finally:
+        await redis.aclose()
+

@@ -1,7 +1,8 @@
 """``telegram``: the Bot API's ``sendMessage`` to the chat a user linked with ``/start <code>``.
 
 The base URL is a setting (tests point it at a fake Bot API on 127.0.0.1). The
-whole bot shares one bucket (``telegram_rate_per_second``) besides the per-user one.
+whole bot shares one bucket (``telegram_rate_per_second``) besides the per-user one,
+and a 429 pauses the whole bot for its ``retry_after`` (``SendResult.pause_channel``).
 """
 
 from __future__ import annotations
@@ -88,4 +89,6 @@ class TelegramChannel(NotificationChannel):
             status_code=response.status_code,
             retry=not permanent,
             retry_after=retry_after,
+            # flood control is the bot's: another chat sent to now would only prolong it
+            pause_channel=response.status_code == 429,
         )

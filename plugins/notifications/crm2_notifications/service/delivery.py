@@ -4,7 +4,8 @@ A delivery is claimed with a conditional UPDATE (``pending`` → ``sending``), s
 workers never send it twice; a claim left behind by a dead worker returns to
 ``pending`` after ``STALE_CLAIM``. A failed attempt is retried with exponential
 backoff and jitter, up to ``max_attempts`` (a 429 waits its ``retry_after`` and does
-not count: the service's own rate limit is no fault of the message), then
+not count: the service's own rate limit is no fault of the message; a 429 the channel
+marks ``pause_channel`` holds the whole channel, in every worker, that long), then
 dead-lettered; every attempt is in the delivery log and emits
 ``notifications.delivery.*``. A rate-limited
 delivery is never dropped: over its user's limit it folds into the user's next
@@ -23,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -49,6 +50,7 @@ READ = "notifications:read"
 TOO_MANY_REQUESTS = 429
 MAX_RETRY_AFTER = 7 * 24 * 3600.0  # the longest retry_max_seconds allows
 UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
+PAUSED = "waiting: the service asked the whole channel to pause (429 retry_after)"
 
 
 @asynccontextmanager
@@ -160,6 +162,32 @@ async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tup
     return 0.0, "user"
 
 
+def _pause_key(channel: NotificationChannel) -> str:
+    return f"pause:{channel.name}"
+
+
+async def paused_until(context: Any, channel: NotificationChannel, now: datetime) -> datetime:
+    """``now``, or when the channel's pause after its service's "too many requests" ends."""
+    from crm2_notifications.ratelimit import buckets_for
+
+    until = await buckets_for(context).paused_until(_pause_key(channel))
+    return max(now, datetime.fromtimestamp(until, UTC)) if until else now
+
+
+async def note_pause(
+    context: Any, channel: NotificationChannel, result: SendResult, now: datetime
+) -> None:
+    """A 429 for the whole channel (a bot's flood control) holds every delivery of it,
+    in every worker (a Redis key), for ``retry_after``: sending to other chats meanwhile
+    is what Telegram punishes with longer bans."""
+    from crm2_notifications.ratelimit import buckets_for
+
+    delay = asked_delay(result)
+    if result.pause_channel and not result.ok and delay > 0:
+        until = (now + timedelta(seconds=delay)).timestamp()
+        await buckets_for(context).pause(_pause_key(channel), until, delay)
+
+
 def asked_delay(result: SendResult) -> float:
     """The service's ``retry_after``, within a week (an answer of 10**12 seconds, or NaN,
     must not make a date the database cannot hold and fail every send after it)."""
@@ -251,6 +279,10 @@ async def send_one(
     if delivery.user_id is not None and message.recipient is None:
         result = SendResult.failed("the recipient is no longer an active user", retry=False)
     else:
+        resume = await paused_until(context, channel, now)
+        if resume > now:  # the service told the whole channel to wait: no token taken
+            await _requeue(context, delivery_id, resume, session, last_error=PAUSED)
+            return "deferred"
         key = str(delivery.user_id or delivery.webhook_id)
         wait, bucket = await rate_wait(context, channel, key)
         if wait > 0 and bucket == "user" and folds(context, delivery):
@@ -263,6 +295,7 @@ async def send_one(
             result = await channel.send(message, context)
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
+        await note_pause(context, channel, result, now)
     return await record(context, delivery_id, result, now, session)
 
 

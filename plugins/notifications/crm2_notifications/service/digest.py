@@ -3,7 +3,8 @@
 Due once the user's local ``digest_hour`` has come (their zone, DST included)
 and no digest went out that local day. The day is claimed with a conditional
 UPDATE, so two processes never send the same digest. A digest that fails puts
-its deliveries back as ordinary ones, retried and dead-lettered as usual. The
+its deliveries back as ordinary ones, retried and dead-lettered as usual (so does one
+due while its channel is paused after a 429: they wait for the pause to end). The
 deliveries of a user no longer active or holding ``notifications:read`` are skipped.
 """
 
@@ -24,7 +25,14 @@ from crm2_notifications.channels import registry
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
 from crm2_notifications.repository import people
-from crm2_notifications.service.delivery import may_receive, recipient, skip
+from crm2_notifications.service.delivery import (
+    PAUSED,
+    may_receive,
+    note_pause,
+    paused_until,
+    recipient,
+    skip,
+)
 
 DIGEST_NS = uuid.UUID("8b0e7c36-55a4-4c1e-9d61-0c7f1b2a9e10")
 
@@ -111,11 +119,14 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
         )
         if channel is None or who is None:
             result = SendResult.failed("channel or recipient unavailable")
+        elif await paused_until(context, channel, now) > now:  # they wait as ordinary ones
+            result = SendResult.failed(PAUSED)
         else:
             try:
                 result = await channel.send(message, context)
             except Exception as exc:
                 result = SendResult.failed(f"{type(exc).__name__}: {exc}")
+            await note_pause(context, channel, result, now)
         ids = [i for i, _t, _b in items]
         async with context.session_factory() as session:
             values: dict[str, Any] = (
