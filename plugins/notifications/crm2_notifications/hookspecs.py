@@ -68,7 +68,9 @@ class SendResult:
     ``retry_after`` asks for the next attempt no earlier than that many seconds;
     ``pause_channel`` (with ``retry_after``) says the service's limit is the whole
     channel's, not this message's (a bot's flood control): every delivery of the
-    channel, in every worker, waits that long.
+    channel, in every worker, waits that long; ``address_gone`` says the address
+    will never take a message again (a bot its user blocked): the channel's
+    :meth:`NotificationChannel.address_gone` is called to stop using it.
     """
 
     ok: bool
@@ -77,6 +79,7 @@ class SendResult:
     retry: bool = True
     retry_after: float | None = None
     pause_channel: bool = False
+    address_gone: bool = False
 
     @classmethod
     def delivered(cls, status_code: int | None = None) -> SendResult:
@@ -91,6 +94,7 @@ class SendResult:
         retry: bool = True,
         retry_after: float | None = None,
         pause_channel: bool = False,
+        address_gone: bool = False,
     ) -> SendResult:
         return cls(
             ok=False,
@@ -99,6 +103,7 @@ class SendResult:
             retry=retry,
             retry_after=retry_after,
             pause_channel=pause_channel,
+            address_gone=address_gone,
         )
 
 
@@ -136,6 +141,17 @@ class NotificationChannel:
         Never raise for a failed delivery, and do not touch the database here.
         """
         raise NotImplementedError
+
+    async def address_gone(
+        self, user_id: uuid.UUID, address: str, reason: str, session: Any, context: Crm2Context
+    ) -> None:
+        """``send`` answered ``address_gone`` for the user's ``address``: stop using it
+        (leave it out of ``addresses`` until the user links it again) and keep ``reason``.
+
+        Called in the delivery's transaction, with its ``session``: write there, never
+        commit. The default does nothing (the next deliveries are tried and fail again).
+        """
+        return None
 
 
 class NotificationsSpec:

@@ -190,6 +190,10 @@ class TelegramLink(SQLModel, table=True):
     confirm_logins: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # set when the chat refused the bot for good (blocked it: 403): no notification goes
+    # there until the user links it again (a new /start <code> makes a fresh row)
+    disabled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    disabled_reason: str | None = Field(default=None, max_length=300)
 
 
 class TelegramCode(SQLModel, table=True):

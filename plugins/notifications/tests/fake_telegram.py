@@ -23,6 +23,7 @@ class FakeBotApi:
     sent: list[dict[str, Any]] = field(default_factory=list)  # sendMessage payloads
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every method
     failing: int | None = None  # answer this status to every call
+    description: str = "fake failure"  # ... with this ``description``
     flood: int = 0  # answer this many sendMessage calls 429 Too Many Requests
     retry_after: int = 30  # ... with this ``parameters.retry_after``
     wrong_token: int = 0
@@ -41,7 +42,7 @@ class FakeBotApi:
             self.wrong_token += 1
             return JSONResponse({"ok": False, "error_code": 401}, status_code=401)
         if self.failing is not None:
-            body = {"ok": False, "error_code": self.failing, "description": "fake failure"}
+            body = {"ok": False, "error_code": self.failing, "description": self.description}
             return JSONResponse(body, status_code=self.failing)
         payload = await request.json()
         method = request.path_params["method"]

@@ -367,3 +367,40 @@ async def test_a_bot_pause_is_shared_and_only_ever_lengthened(
     finally:
         await redis.aclose()
 
+
+async def test_a_chat_that_blocked_the_bot_is_disabled_until_linked_again(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    """A 403 will not heal: the chat stops getting deliveries (none is even queued), the
+    reason is kept and shown, and a new ``/start <code>`` brings it back."""
+    from crm2_notifications.models import Delivery
+
+    n = await _bot_app(crm2_app_factory, bot)
+    admin, owner = await n.users("admin", "agent")
+    assert (await _update(n, 80, f"/start {await _code(n, owner)}")).status_code == 204
+    await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
+    bot.failing, bot.description = 403, "Forbidden: bot was blocked by the user"
+    await n.ping(admin, title="refused", owner_id=owner.id)
+    await n.settle()
+    (dead,) = await n.rows(Delivery)
+    assert dead.status == "dead" and dead.last_status_code == 403
+    (link,) = await n.rows(TelegramLink)
+    assert link.disabled_at is not None and "blocked by the user" in (link.disabled_reason or "")
+    shown = await n.client.get(f"{API}/telegram", headers=owner.headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["disabled_at"] and "blocked" in shown.json()["disabled_reason"]
+
+    bot.failing = None
+    calls = len(bot.calls)
+    await n.ping(admin, title="not tried", owner_id=owner.id)
+    await n.settle()
+    assert len(await n.rows(Delivery)) == 1 and len(bot.calls) == calls  # nothing tried
+
+    assert (await _update(n, 81, f"/start {await _code(n, owner)}")).status_code == 204
+    (link,) = await n.rows(TelegramLink)
+    assert link.disabled_at is None and link.disabled_reason is None
+    await n.ping(admin, title="back", owner_id=owner.id)
+    await n.settle()
+    assert bot.to(777)[-1] == "back"
+    shown = await n.client.get(f"{API}/telegram", headers=owner.headers)
+    assert shown.json()["disabled_at"] is None and shown.json()["linked"] is True

@@ -56,7 +56,8 @@ async def _link(n: Notifications, user: User, chat: int, *, confirm: bool = True
         )
         assert put.status_code == 200, put.text
         assert put.json() == {"linked": True, "linked_at": put.json()["linked_at"],
-                              "confirm_logins": True}  # fmt: skip
+                              "confirm_logins": True, "disabled_at": None,
+                              "disabled_reason": None}  # fmt: skip
 
 
 async def _press(n: Notifications, bot: FakeBotApi, chat: int, choice: str) -> None:
@@ -153,7 +154,8 @@ async def test_an_unreachable_bot_refuses_the_sign_in_and_unlinked_users_get_409
     )
     assert put.status_code == 409
     status = await n.client.get(f"{API}/telegram", headers=unlinked.headers)
-    assert status.json() == {"linked": False, "linked_at": None, "confirm_logins": False}
+    assert status.json() == {"linked": False, "linked_at": None, "confirm_logins": False,
+                             "disabled_at": None, "disabled_reason": None}  # fmt: skip
     await _link(n, owner, chat=777)
     await bot.fail()
     response = await n.client.post(LOGIN, json={"email": owner.email, "password": TEST_PASSWORD})

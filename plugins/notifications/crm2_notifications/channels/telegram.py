@@ -3,6 +3,8 @@
 The base URL is a setting (tests point it at a fake Bot API on 127.0.0.1). The
 whole bot shares one bucket (``telegram_rate_per_second``) besides the per-user one,
 and a 429 pauses the whole bot for its ``retry_after`` (``SendResult.pause_channel``).
+A 403 (the user blocked the bot) or "chat not found" disables the chat's link, the
+reason kept, until the user links a chat again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crm2_hookspecs import Crm2Context
+from crm2_notifications import clock
 from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage, SendResult
 from crm2_notifications.repository import people
 
@@ -32,6 +35,14 @@ def render_text(message: OutboundMessage) -> str:
     if message.link:
         parts.append(message.link)
     return "\n\n".join(parts)[:MAX_TEXT]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        found = response.json()
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.Response:
@@ -77,18 +88,32 @@ class TelegramChannel(NotificationChannel):
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
         if response.status_code == 200:
             return SendResult.delivered(200)
+        answer = _json(response)
         retry_after: float | None = None
         try:
-            retry_after = float(response.json().get("parameters", {}).get("retry_after"))
+            retry_after = float(answer.get("parameters", {}).get("retry_after"))
         except (ValueError, TypeError, AttributeError):
             retry_after = None
+        description = answer.get("description")
+        said = description if isinstance(description, str) else response.text
         # 400 (chat not found) and 403 (bot blocked) will not change by retrying
         permanent = response.status_code in (400, 401, 403, 404)
         return SendResult.failed(
-            f"Bot API {response.status_code}: {response.text[:200]}",
+            f"Bot API {response.status_code}: {said[:200]}",
             status_code=response.status_code,
             retry=not permanent,
             retry_after=retry_after,
             # flood control is the bot's: another chat sent to now would only prolong it
             pause_channel=response.status_code == 429,
+            # the user blocked the bot (or left / deleted the chat): that chat is done
+            address_gone=response.status_code == 403
+            or (response.status_code == 400 and "chat not found" in said.lower()),
         )
+
+    async def address_gone(
+        self, user_id: uuid.UUID, address: str, reason: str, session: Any, context: Crm2Context
+    ) -> None:
+        """Disable the user's chat link (kept, so a sign-in confirmation still goes
+        there and fails closed); ``/start <code>`` again makes a fresh one."""
+        if address.lstrip("-").isdigit():
+            await people.disable_chat(session, user_id, int(address), reason, clock.now(context))

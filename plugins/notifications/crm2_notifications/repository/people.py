@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable
+from datetime import datetime
 
-from sqlalchemy import column, select, table
+from sqlalchemy import column, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -64,10 +65,28 @@ async def user_settings(
 
 
 async def telegram_chats(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The chats notifications go to: linked, and not disabled (a chat that blocked the bot)."""
     if not ids:
         return {}
-    stmt = select(TelegramLink).where(col(TelegramLink.user_id).in_(list(ids)))
+    stmt = select(TelegramLink).where(
+        col(TelegramLink.user_id).in_(list(ids)), col(TelegramLink.disabled_at).is_(None)
+    )
     return {row.user_id: row.chat_id for row in (await session.execute(stmt)).scalars()}
+
+
+async def disable_chat(
+    session: AsyncSession, user_id: uuid.UUID, chat_id: int, reason: str, now: datetime
+) -> None:
+    """Stop notifying this user's chat, the reason kept (a link made since stays as it is)."""
+    await session.execute(
+        update(TelegramLink)
+        .where(
+            col(TelegramLink.user_id) == user_id,
+            col(TelegramLink.chat_id) == chat_id,
+            col(TelegramLink.disabled_at).is_(None),
+        )
+        .values(disabled_at=now, disabled_reason=reason[:300])
+    )
 
 
 async def user_of_chat(session: AsyncSession, chat_id: int) -> uuid.UUID | None:

@@ -60,12 +60,15 @@ def _status(link: TelegramLink | None) -> TelegramStatus:
         linked=link is not None,
         linked_at=link.linked_at if link else None,
         confirm_logins=bool(link and link.confirm_logins),
+        disabled_at=link.disabled_at if link else None,
+        disabled_reason=link.disabled_reason if link else None,
     )
 
 
 @router.get("", response_model=TelegramStatus)
 async def telegram_status(principal: NotificationsRead, session: SessionDep) -> TelegramStatus:
-    """Whether the caller linked a Telegram chat, and confirms sign-ins there."""
+    """Whether the caller linked a Telegram chat (and it still takes messages), and
+    confirms sign-ins there."""
     return _status(await login_confirm.status(session, principal))
 
 

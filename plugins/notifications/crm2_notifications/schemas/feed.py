@@ -118,6 +118,12 @@ class TelegramStatus(ResponseModel):
     linked: bool = Field(description="a chat is linked (through /start <code>)")
     linked_at: datetime | None
     confirm_logins: bool = Field(description="sign-ins are confirmed in the linked chat")
+    disabled_at: datetime | None = Field(
+        None,
+        description="when the chat refused the bot for good; no notifications go there "
+        "until a chat is linked again",
+    )
+    disabled_reason: str | None = Field(None, description="what Telegram answered then")
 
 
 class TelegramLoginConfirmationIn(RequestModel):

@@ -296,7 +296,7 @@ async def send_one(
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
         await note_pause(context, channel, result, now)
-    return await record(context, delivery_id, result, now, session)
+    return await record(context, delivery_id, result, now, session, address=message.address)
 
 
 async def skip(db: AsyncSession, ids: list[uuid.UUID], now: datetime) -> None:
@@ -356,12 +356,18 @@ async def record(
     result: SendResult,
     now: datetime,
     session: AsyncSession | None = None,
+    address: str | None = None,
 ) -> str:
-    """Write the attempt, the delivery's new state and its event, in one transaction."""
+    """Write the attempt, the delivery's new state and its event, in one transaction
+    (and, when the channel says ``address`` is gone for good, its forgetting it)."""
     max_attempts = context.plugin_settings("notifications").max_attempts
     async with unit(context, session) as db:
         session = db
         delivery = await _load(db, delivery_id)
+        channel = registry(context).get(delivery.channel)
+        if result.address_gone and address and delivery.user_id and channel is not None:
+            reason = result.error or "the address refused the message for good"
+            await channel.address_gone(delivery.user_id, address, reason, db, context)
         delivery.attempts += 1
         session.add(
             DeliveryAttempt(
