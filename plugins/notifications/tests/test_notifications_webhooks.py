@@ -31,11 +31,15 @@ class Receiver:
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_next: int = 0
     redirect_to: str | None = None
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # status, headers
 
     async def handle(self, request: Request) -> Response:
         if self.redirect_to:
             return Response(status_code=307, headers={"location": self.redirect_to})
         self.calls.append((dict(request.headers), await request.body()))
+        if self.answers:
+            status, headers = self.answers.pop(0)
+            return Response(status_code=status, headers=headers)
         if self.fail_next:
             self.fail_next -= 1
             return Response(status_code=503)
@@ -220,3 +224,47 @@ async def test_a_redirect_to_loopback_is_refused(
         )
         assert not sent.ok and "refused" in (sent.error or "")
         assert counted.accepted == 0
+
+
+async def test_retry_after_of_a_429_or_503_is_honoured_capped_and_a_429_is_not_counted(
+    crm2_app_factory: Any,
+) -> None:
+    from email.utils import format_datetime
+
+    n = await _app(
+        crm2_app_factory, webhook_allow_private_targets=True, max_attempts=2,
+        retry_base_seconds=5, retry_max_seconds=10,
+    )  # fmt: skip
+    admin = await n.user("admin")
+    async with receiver() as hook:
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "erp", "url": hook.url, "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 201, made.text
+        in_two_hours = format_datetime(utcnow() + timedelta(hours=2), usegmt=True)
+        hook.answers = [
+            (429, {"retry-after": "600"}),  # seconds
+            (429, {"retry-after": "99999999999"}),  # absurd: a week at most
+            (503, {"retry-after": in_two_hours}),  # an HTTP date
+            (429, {"retry-after": "soon"}),  # unreadable: the usual backoff
+        ]
+        sent_at = utcnow()
+        await n.ping(admin, title="One")
+        await n.settle()
+        waits = []
+        for _ in range(4):
+            (delivery,) = await n.rows(Delivery)
+            assert delivery.status == "pending", delivery
+            at = delivery.next_attempt_at.replace(tzinfo=sent_at.tzinfo)
+            waits.append((at - sent_at).total_seconds())
+            sent_at = at
+            await send_due(n.context, now=at)
+        assert 600 <= waits[0] < 610, waits
+        assert 7 * 86400 - 60 < waits[1] <= 7 * 86400, waits
+        assert 7100 < waits[2] <= 7201, waits
+        assert waits[3] <= 10, waits
+        # three 429s and one 503 with max_attempts=2: only the 503 counted, still alive
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "delivered" and delivery.attempts == 5, delivery

@@ -3,7 +3,8 @@
 Headers ``webhook-id`` (the delivery id: the same on every retry), ``webhook-timestamp``
 and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, one
 per listed secret, space-separated, so a secret rotates without downtime). Every
-target, and every redirect, passes the SSRF guard (``ssrf.py``) first.
+target, and every redirect, passes the SSRF guard (``ssrf.py``) first. A 429 or 503
+answer's ``Retry-After`` (seconds or an HTTP date) sets the next attempt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import secrets as random_secrets
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -80,6 +83,22 @@ async def post(
         raise ssrf.TargetRefused("too many redirects")
 
 
+def retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header as seconds from now: delta-seconds or an HTTP date
+    (RFC 9110 10.2.3); ``None`` when absent or unreadable (the usual backoff then). The
+    delivery service caps it, as it does Telegram's ``retry_after``."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 class WebhookChannel(NotificationChannel):
     name = "webhook"
     title = "Outbound webhook"
@@ -110,9 +129,12 @@ class WebhookChannel(NotificationChannel):
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
         if 200 <= response.status_code < 300:
             return SendResult.delivered(response.status_code)
-        # 410 Gone: the subscriber wants no more; other codes may heal
+        # 410 Gone: the subscriber wants no more; other codes may heal. A 429 or 503 may
+        # say when to come back (a 429 then does not count toward max_attempts)
+        asked = response.status_code in (429, 503)
         return SendResult.failed(
             f"HTTP {response.status_code}",
             status_code=response.status_code,
             retry=response.status_code != 410,
+            retry_after=retry_after(response.headers.get("retry-after")) if asked else None,
         )
