@@ -108,6 +108,7 @@ from crm2_core.kit.owners import (
     user_emails,
     user_ids_by_email,
     user_permitted,
+    users_permitted,
 )
 from crm2_core.kit.query import (
     Derived,
@@ -279,6 +280,7 @@ __all__ = [
     "user_emails",
     "user_ids_by_email",
     "user_permitted",
+    "users_permitted",
     "utcnow",
     "validation_reason",
     "where_all",

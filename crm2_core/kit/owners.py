@@ -58,6 +58,36 @@ async def user_permitted(
     return found is not None
 
 
+async def users_permitted(
+    context: AppContext,
+    session: AsyncSession,
+    user_ids: Iterable[uuid.UUID],
+    permission: str,
+) -> set[uuid.UUID]:
+    """The users among ``user_ids`` for whom :func:`user_permitted` holds (active, the
+    permission through their roles as they are now, no ``crm2_check_permission`` veto),
+    in three reads whatever their number: for a fan-out to many people at once."""
+    wanted = list(set(user_ids))
+    if not wanted:
+        return set()
+    stmt = select(col(User.id)).where(col(User.id).in_(wanted), col(User.is_active).is_(True))
+    active = list((await session.execute(stmt)).scalars())
+    roles = await roles_of(session, active)
+    grants = await permissions_of_roles(session, {r for held in roles.values() for r in held})
+    found: set[uuid.UUID] = set()
+    for user_id in active:
+        held = frozenset(roles[user_id])
+        principal = Principal(
+            id=user_id,
+            kind="user",
+            roles=held,
+            permissions=frozenset(p for role in held for p in grants[role]),
+        )
+        if permitted(context, principal, permission):
+            found.add(user_id)
+    return found
+
+
 async def credential_permitted(
     context: AppContext,
     session: AsyncSession,

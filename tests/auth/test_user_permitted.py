@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from crm2_core.api import user_permitted
+from crm2_core.api import user_permitted, users_permitted
 from crm2_core.auth import repository as repo
 from crm2_core.testing import Crm2TestApp
 
@@ -41,3 +41,31 @@ async def test_a_users_right_follows_their_roles_and_standing_at_once(crm2: Crm2
         user.is_active = False
         await session.commit()
     assert not await holds(helper.id, "auth:users")
+
+
+async def test_users_permitted_answers_as_user_permitted_does_for_many_at_once(
+    crm2: Crm2TestApp,
+) -> None:
+    context = crm2.context
+    admin = await crm2.user("admin")
+    made = await crm2.client.post(
+        ROLES, json={"name": "helper", "permissions": ["auth:users"]}, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    helper, other = (await crm2.user("helper")).id, (await crm2.user("viewer")).id
+    gone = (await crm2.user("admin")).id
+    async with context.session_factory() as session:
+        user = await repo.user_by_id(session, gone)
+        assert user is not None
+        user.is_active = False
+        await session.commit()
+    everyone = [admin.id, helper, other, gone, uuid.uuid4()]
+    async with context.session_factory() as session:
+        for permission in ("auth:users", "auth:api_keys"):
+            batch = await users_permitted(context, session, everyone, permission)
+            one_by_one = {
+                u for u in everyone if await user_permitted(context, session, u, permission)
+            }
+            assert batch == one_by_one, permission
+        assert await users_permitted(context, session, everyone, "auth:users") == {admin.id, helper}
+        assert await users_permitted(context, session, [], "auth:users") == set()

@@ -383,3 +383,28 @@ async def test_a_template_over_the_budget_at_run_time_fails_only_its_own_text(
     (item,) = await notifications.feed(owner)
     assert item["title"] == "Still here"
     assert item["body"].startswith("[template error: ")
+
+
+async def test_no_feed_entry_or_delivery_is_made_for_someone_without_notifications_read(
+    notifications: Notifications,
+) -> None:
+    """They could never read it: the entry would only pile up (and its deliveries be skipped)."""
+    n = notifications
+    admin, kept = await n.users("admin", "agent")
+    created = await n.client.post(
+        "/api/v1/auth/roles",
+        json={"name": "outsider", "description": "no notifications", "permissions": []},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    outsider = await n.user("outsider")
+    await n.rule(
+        admin,
+        channels=["inapp", "email"],
+        recipients={"users": [str(outsider.id), str(kept.id)]},
+    )
+    await n.ping(admin, title="Hello")
+    await n.settle()
+    assert {row.user_id for row in await n.rows(Notification)} == {kept.id}
+    assert {row.user_id for row in await n.rows(Delivery)} == {kept.id}
+

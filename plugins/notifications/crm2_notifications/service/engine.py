@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import SYSTEM, new_id, publish, publish_many
+from crm2_core.api import SYSTEM, new_id, publish, publish_many, users_permitted
 from crm2_notifications import clock, conditions, quiet, templates
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.inapp import INAPP
@@ -29,6 +29,7 @@ from crm2_notifications.repository import admin as admin_repo
 from crm2_notifications.repository import feed as feed_repo
 from crm2_notifications.repository import people
 from crm2_notifications.service import recipients
+from crm2_notifications.service.delivery import READ
 from crm2_notifications.service.modes import DIGEST, OFF, Modes
 
 WEBHOOK = "webhook"
@@ -154,7 +155,9 @@ async def _apply_rule(
     found = await recipients.record(context, rule.recipients, envelope, session)
     wanted = await recipients.resolve(session, rule.recipients, envelope, found)
     wanted -= await feed_repo.exists_for(session, rule.id, event_id)
-    persons = await people.active_people(session, wanted)
+    # only active users holding notifications:read: anyone else could never read the entry
+    # (it would pile up), and their deliveries would be skipped when due
+    persons = await users_permitted(context, session, wanted, READ)
     if not persons:
         return 0
     settings = context.plugin_settings("notifications")
@@ -166,7 +169,7 @@ async def _apply_rule(
     body = templates.render(str(template.get("body") or ""), variables)
     link = templates.render(str(template.get("link") or ""), variables)[:1000] or None
 
-    ids = list(persons)
+    ids = sorted(persons)
     modes = Modes(await people.preferences(session, ids, event_type))
     user_settings = await people.user_settings(session, ids)
     channels = registry(context)
