@@ -18,10 +18,11 @@ and arguments that would build a huge value at once (``center(10000000)``,
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,19 @@ class TemplateTooCostly(RuntimeError):
     """A render that used up its budget of steps or time."""
 
 
+POLITE_EVERY = 16  # steps between looks at the clock, in a worker thread
+POLITE_SLICE = 0.001  # how long a render in a worker thread holds the GIL at a time
+
+
 @dataclass
 class _Budget:
     steps: int = MAX_STEPS
     chars: int = MAX_CHARS
     deadline: float = 0.0
+    # rendering in a worker thread: hand the GIL back often, or the event loop's thread
+    # gets it only every switch interval (5 ms) and each of its I/O steps waits that long
+    polite: bool = False
+    slice_ends: float = 0.0
 
 
 _budget: ContextVar[_Budget | None] = ContextVar("crm2_notifications_template_budget", default=None)
@@ -72,6 +81,11 @@ def _charge(steps: int = 1) -> None:
         raise TemplateTooCostly(f"over the budget of {MAX_STEPS} loop turns and calls")
     if budget.steps % 1024 == 0 and time.monotonic() > budget.deadline:
         raise TemplateTooCostly(f"over the budget of {MAX_SECONDS} s")
+    if budget.polite and budget.steps % POLITE_EVERY == 0:
+        now = time.monotonic()
+        if now > budget.slice_ends:
+            time.sleep(0)  # releases the GIL: a waiting thread (the loop's) takes it now
+            budget.slice_ends = now + POLITE_SLICE
 
 
 def _made(value: Any) -> Any:
@@ -203,7 +217,7 @@ def _sandbox() -> ImmutableSandboxedEnvironment:
     return sandbox
 
 
-def check(template: str) -> None:
+def check(template: str, *, polite: bool = False) -> None:
     """Refuse, at save time, a template that does not parse, or whose render on an
     empty event already goes over the budget (one that does so only with some event's
     data renders ``[template error: TemplateTooCostly]`` then)."""
@@ -214,14 +228,32 @@ def check(template: str) -> None:
     except TemplateError as exc:
         raise TemplateInvalid(f"template {template[:60]!r}: {exc}") from exc
     try:
-        _budgeted(template, variables({}, None))
+        _budgeted(template, variables({}, None), polite=polite)
     except TemplateTooCostly as exc:
         raise TemplateInvalid(f"template {template[:60]!r}: {exc}") from exc
     except Exception:  # any other failure at run time depends on the event's data
         return
 
 
-def render(template: str, variables: Mapping[str, Any]) -> str:
+async def render_all(sources: Sequence[str], variables: Mapping[str, Any]) -> list[str]:
+    """:func:`render` of each source, in a worker thread, one hop for all of them.
+
+    A render may use its whole budget (``MAX_SECONDS``, half a second of CPU): on the
+    event loop that would hold every other delivery, handler and stream of the process.
+    The budget still bounds it (its steps and clock are this render's own, set in the
+    thread), so a thread is never left running past it.
+    """
+    return await asyncio.to_thread(
+        lambda: [render(source, variables, polite=True) for source in sources]
+    )
+
+
+async def check_all(sources: Sequence[str]) -> None:
+    """:func:`check` of each source, in a worker thread (as :func:`render_all`)."""
+    await asyncio.to_thread(lambda: [check(source, polite=True) for source in sources])
+
+
+def render(template: str, variables: Mapping[str, Any], *, polite: bool = False) -> str:
     """The rendered text; a template failing at run time renders as its raw source.
 
     Characters no text column can hold (NUL, a lone surrogate: ``"%c"|format(0)``
@@ -231,7 +263,7 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     from jinja2.exceptions import SecurityError
 
     try:
-        text = _budgeted(template, variables)
+        text = _budgeted(template, variables, polite=polite)
     except (
         TemplateError,
         SecurityError,
@@ -245,9 +277,9 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     return _storable(text[:MAX_OUTPUT])
 
 
-def _budgeted(template: str, variables: Mapping[str, Any]) -> str:
+def _budgeted(template: str, variables: Mapping[str, Any], *, polite: bool = False) -> str:
     """The render, within a budget of its own (the steps are charged in this context)."""
-    token = _budget.set(_Budget(deadline=time.monotonic() + MAX_SECONDS))
+    token = _budget.set(_Budget(deadline=time.monotonic() + MAX_SECONDS, polite=polite))
     try:
         return _bounded(_sandbox().from_string(template).generate(**variables))
     finally:

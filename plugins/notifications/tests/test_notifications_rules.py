@@ -408,3 +408,76 @@ async def test_no_feed_entry_or_delivery_is_made_for_someone_without_notificatio
     assert {row.user_id for row in await n.rows(Notification)} == {kept.id}
     assert {row.user_id for row in await n.rows(Delivery)} == {kept.id}
 
+
+async def test_a_slow_render_does_not_hold_up_a_delivery_sent_meanwhile(
+    crm2_app_factory: Any,
+) -> None:
+    """A render may take its whole budget (0.5 s a text); it runs beside the event loop,
+    so a delivery that starts while it runs is sent at once, not after it."""
+    import asyncio
+    import threading
+    import time
+
+    from crm2_notifications.channels.webhook import WebhookChannel
+    from crm2_notifications.testing import message_for
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from crm2_core.testing.servers import local_server
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": {"webhook_allow_private_targets": True}},
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    slow = "{% for i in range(data.turns) %}{% set s = data.numbers|sum %}{% endfor %}done"
+    await n.rule(
+        admin, template={"title": "slow", "body": slow}, recipients={"users": [str(owner.id)]}
+    )
+    rendering = threading.Event()
+    iterated: list[float] = []  # when the render read the data: the last is about its end
+
+    class Numbers:  # tells the test the render has begun, and how long it went on
+        def __iter__(self) -> Any:
+            iterated.append(time.monotonic())
+            rendering.set()
+            return iter(range(20_000))
+
+    async def hook(request: Request) -> Response:
+        return Response(status_code=204)
+
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "type": "ping.thing.happened",
+        "subject": str(uuid.uuid4()),
+        "data": {"title": "x", "turns": 40_000, "numbers": Numbers()},
+        "actor": {"kind": "system"},
+    }
+
+    async def render() -> None:
+        async with n.context.session_factory() as session:
+            await engine.apply(session, n.context, envelope, uuid.uuid4())
+            await session.commit()
+
+    async def deliver(url: str) -> float:
+        for _ in range(5000):  # bounded: until the render has begun
+            if rendering.is_set():
+                break
+            await asyncio.sleep(0.001)
+        channel = WebhookChannel()
+        message = message_for(channel, url, extra={"secrets": ["whsec_" + "A" * 32]})
+        sent = await channel.send(message, n.context)
+        assert sent.ok, sent
+        return time.monotonic()
+
+    async with local_server([Route("/hook", hook, methods=["POST"])]) as base:
+        _, delivered = await asyncio.gather(render(), deliver(f"{base}/hook"))
+    # sent while the render still ran (it read the data after), not held behind it
+    assert iterated and delivered < iterated[-1], (delivered - iterated[0], len(iterated))
+    (note,) = await n.rows(Notification)
+    assert note.body.startswith("[template error: TemplateTooCostly]") or note.body == "done"

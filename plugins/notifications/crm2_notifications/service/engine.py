@@ -165,9 +165,10 @@ async def _apply_rule(
     event_type = str(envelope.get("type"))
     variables = templates.variables(envelope, found)
     template = rule.template
-    title = templates.render(str(template.get("title") or rule.name), variables)[:300]
-    body = templates.render(str(template.get("body") or ""), variables)
-    link = templates.render(str(template.get("link") or ""), variables)[:1000] or None
+    sources = [str(template.get("title") or rule.name)]
+    sources += [str(template.get(key) or "") for key in ("body", "link")]
+    title, body, link_text = await templates.render_all(sources, variables)  # off the loop
+    title, link = title[:300], link_text[:1000] or None
 
     ids = sorted(persons)
     modes = Modes(await people.preferences(session, ids, event_type))

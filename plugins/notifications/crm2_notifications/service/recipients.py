@@ -40,8 +40,8 @@ async def record(
     link = spec.get("record")
     if not isinstance(link, Mapping) or not link.get("kind"):
         return None
-    ident = templates.render(
-        str(link.get("id") or "{{ subject }}"), templates.variables(envelope, None)
+    (ident,) = await templates.render_all(
+        [str(link.get("id") or "{{ subject }}")], templates.variables(envelope, None)
     )
     if _as_uuid(ident.strip()) is None:
         return None

@@ -49,7 +49,7 @@ def public(
     return NotificationRulePublic.model_validate({**rule.model_dump(), "active": active})
 
 
-def _check(
+async def _check(
     context: Any,
     event_type: str,
     when: list[dict[str, Any]],
@@ -66,8 +66,10 @@ def _check(
     try:
         for raw in when:
             conditions.check(raw)
-        for key in ("title", "body", "link"):
-            templates.check(str(template.get(key) or ""))
+        # a trial render may take its budget: beside the event loop, not on it
+        await templates.check_all(
+            [str(template.get(key) or "") for key in ("title", "body", "link")]
+        )
     except (conditions.ConditionInvalid, templates.TemplateInvalid) as exc:
         raise InvalidRule(str(exc)) from exc
 
@@ -86,7 +88,7 @@ def _values(data: NotificationRuleCreate) -> dict[str, Any]:
 
 async def create_rule(session: AsyncSession, context: Any, data: NotificationRuleCreate) -> Rule:
     values = _values(data)
-    _check(
+    await _check(
         context, values["event_type"], values["conditions"], values["template"], values["channels"]
     )
     if await repo.name_taken(session, Rule, data.name, None):
@@ -109,7 +111,7 @@ async def update_rule(
     if "channels" in sent:
         sent["channels"] = list(dict.fromkeys(sent["channels"]))
     merged = {**rule.model_dump(), **sent}
-    _check(
+    await _check(
         context, merged["event_type"], merged["conditions"], merged["template"], merged["channels"]
     )
     await repo.RULES.update(session, rule, sent, expected_version=version, only_changed=False)
