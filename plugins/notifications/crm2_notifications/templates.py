@@ -250,7 +250,12 @@ async def render_all(sources: Sequence[str], variables: Mapping[str, Any]) -> li
 
 async def check_all(sources: Sequence[str]) -> None:
     """:func:`check` of each source, in a worker thread (as :func:`render_all`)."""
-    await asyncio.to_thread(lambda: [check(source, polite=True) for source in sources])
+
+    def check_each() -> None:
+        for source in sources:
+            check(source, polite=True)
+
+    await asyncio.to_thread(check_each)
 
 
 def render(template: str, variables: Mapping[str, Any], *, polite: bool = False) -> str:
