@@ -231,6 +231,9 @@ class Webhook(SQLModel, table=True):
     secrets: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
+    # why it was switched off by itself (the receiver answered 410 Gone); cleared when an
+    # admin switches it on again
+    disabled_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     version: int = 1

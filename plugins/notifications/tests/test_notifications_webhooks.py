@@ -268,3 +268,40 @@ async def test_retry_after_of_a_429_or_503_is_honoured_capped_and_a_429_is_not_c
         # three 429s and one 503 with max_attempts=2: only the 503 counted, still alive
         (delivery,) = await n.rows(Delivery)
         assert delivery.status == "delivered" and delivery.attempts == 5, delivery
+
+
+async def test_a_410_gone_switches_the_subscription_off_until_an_admin_turns_it_on(
+    crm2_app_factory: Any,
+) -> None:
+    """Standard Webhooks: 410 means the receiver wants no more. Later events must not be
+    POSTed there again and again (each one dead at once); the reason is shown."""
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    admin = await n.user("admin")
+    async with receiver() as hook:
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "erp", "url": hook.url, "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 201, made.text
+        url = f"{API}/webhooks/{made.json()['id']}"
+        hook.answers = [(410, {})]
+        await n.ping(admin, title="One")
+        await n.settle()
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "dead" and delivery.last_status_code == 410
+        shown = await n.client.get(url, headers=admin.headers)
+        assert shown.json()["active"] is False, shown.json()
+        assert "410" in shown.json()["disabled_reason"]
+        calls = len(hook.calls)
+        await n.ping(admin, title="Two")
+        await n.settle()
+        assert len(hook.calls) == calls  # nothing more POSTed to a receiver that said Gone
+
+        headers = {**admin.headers, "If-Match": shown.headers["ETag"]}
+        back = await n.client.patch(url, json={"active": True}, headers=headers)
+        assert back.status_code == 200, back.text
+        assert back.json()["active"] is True and back.json()["disabled_reason"] is None
+        await n.ping(admin, title="Three")
+        await n.settle()
+        assert len(hook.calls) == calls + 1

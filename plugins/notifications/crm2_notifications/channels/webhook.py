@@ -129,12 +129,15 @@ class WebhookChannel(NotificationChannel):
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
         if 200 <= response.status_code < 300:
             return SendResult.delivered(response.status_code)
-        # 410 Gone: the subscriber wants no more; other codes may heal. A 429 or 503 may
-        # say when to come back (a 429 then does not count toward max_attempts)
+        # 410 Gone: the subscriber wants no more (the subscription is switched off);
+        # other codes may heal. A 429 or 503 may say when to come back (a 429 then does
+        # not count toward max_attempts)
         asked = response.status_code in (429, 503)
+        gone = response.status_code == 410
         return SendResult.failed(
-            f"HTTP {response.status_code}",
+            "HTTP 410 Gone: the receiver wants no more" if gone else f"HTTP {response.status_code}",
             status_code=response.status_code,
-            retry=response.status_code != 410,
+            retry=not gone,
             retry_after=retry_after(response.headers.get("retry-after")) if asked else None,
+            address_gone=gone,
         )

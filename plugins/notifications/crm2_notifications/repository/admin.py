@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, null, select, union_all
+from sqlalchemy import bindparam, exists, func, literal, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -93,3 +94,19 @@ async def builtin_keys(session: AsyncSession) -> set[str]:
 
 async def active_webhooks(session: AsyncSession) -> Sequence[Webhook]:
     return list((await session.execute(_ACTIVE_WEBHOOKS)).scalars())
+
+
+async def switch_off_webhook(
+    session: AsyncSession, webhook_id: uuid.UUID, reason: str, now: datetime
+) -> None:
+    """Switch an active subscription off, with the reason, as a versioned change."""
+    await session.execute(
+        update(Webhook)
+        .where(col(Webhook.id) == webhook_id, col(Webhook.active).is_(True))
+        .values(
+            active=False,
+            disabled_reason=reason,
+            updated_at=now,
+            version=col(Webhook.version) + 1,
+        )
+    )

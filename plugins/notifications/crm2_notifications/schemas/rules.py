@@ -110,6 +110,9 @@ class WebhookPublic(ResponseModel):
     url: str
     event_types: list[str]
     active: bool
+    disabled_reason: str | None = Field(
+        None, description="why it switched itself off (the receiver answered 410 Gone)"
+    )
     secrets: list[str] = Field(description="newest first; each one signs every delivery")
     created_at: datetime
     updated_at: datetime

@@ -43,6 +43,7 @@ from crm2_notifications.hookspecs import (
 )
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, Webhook
 from crm2_notifications.repository import people
+from crm2_notifications.service import webhooks
 
 STALE_CLAIM = timedelta(minutes=10)
 FOLDED = "over the rate limit: folded into the next daily digest"
@@ -365,9 +366,11 @@ async def record(
         session = db
         delivery = await _load(db, delivery_id)
         channel = registry(context).get(delivery.channel)
+        reason = result.error or "the address refused the message for good"
         if result.address_gone and address and delivery.user_id and channel is not None:
-            reason = result.error or "the address refused the message for good"
             await channel.address_gone(delivery.user_id, address, reason, db, context)
+        elif result.address_gone and delivery.webhook_id is not None:  # 410 Gone
+            await webhooks.switch_off(db, delivery.webhook_id, reason, now)
         delivery.attempts += 1
         session.add(
             DeliveryAttempt(

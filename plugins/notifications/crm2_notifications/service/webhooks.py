@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +52,8 @@ async def update(
         raise InvalidWebhook(f"a webhook is already called {values['name']!r}")
     if "url" in values:
         await _check_url(context, values["url"])
+    if values.get("active"):  # switched on again: the reason it went off is history
+        values["disabled_reason"] = None
     secrets = list(row.secrets)
     if data.rotate_secret:
         secrets = [new_secret(), *secrets][:MAX_SECRETS]
@@ -60,6 +63,12 @@ async def update(
         values["secrets"] = secrets
     await repo.WEBHOOKS.update(session, row, values, expected_version=version, only_changed=False)
     return row
+
+
+async def switch_off(session: AsyncSession, id: uuid.UUID, reason: str, now: datetime) -> None:
+    """The receiver said it wants no more (410 Gone): no event goes there until an admin
+    switches the subscription on again (its ETag changes)."""
+    await repo.switch_off_webhook(session, id, reason[:300], now)
 
 
 async def delete(session: AsyncSession, id: uuid.UUID, if_match: str | None) -> None:
