@@ -2,20 +2,22 @@
 
 An owner is a core user. The default owner is the caller (or the creator of the
 API key); a caller who sees only their own records assigns only to themselves
-(403); the owner must be an active user (422).
+(403); the owner must be an active user (422), and, where the plugin names the
+permission a record's owner needs (``may_own``, its write permission), one whose
+roles grant it (422 ``owner-not-permitted``): a read-only viewer owns nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.auth.models import User
+from crm2_core.auth.models import RolePermission, User, UserRole
 from crm2_core.auth.repository import permissions_of_roles, roles_of
 from crm2_core.db.direct import execute_in_session
 from crm2_core.errors import Forbidden, Unauthorized, Unprocessable
@@ -35,11 +37,43 @@ class OwnerNotActive(Unprocessable):
     slug, title = "owner-not-active", "The owner must be an active user"
 
 
+class OwnerNotPermitted(Unprocessable):
+    slug, title = "owner-not-permitted", "The owner's roles cannot hold these records"
+
+
 async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
     """A read only: before a create's write it goes without ``BEGIN`` (``execute_in_session``)."""
     stmt = select(exists().where(col(User.id) == user_id, col(User.is_active).is_(True)))
     rows = await execute_in_session(session, stmt, reads_only=True)
     return bool(rows[0][0])
+
+
+async def user_grants(
+    session: AsyncSession, user_id: uuid.UUID, permissions: Iterable[str]
+) -> frozenset[str] | None:
+    """Which of ``permissions`` the user's roles grant now (all of them for ``*``);
+    ``None`` when no active user has that id. One read, in ``session``, without the
+    ``crm2_check_permission`` hooks (see :func:`user_permitted` for those): what the
+    roles a record's owner holds let them do with it."""
+    wanted = sorted(set(permissions))
+
+    def grants(permission: str) -> Any:
+        return exists().where(
+            col(UserRole.user_id) == user_id,
+            col(RolePermission.role_name) == col(UserRole.role_name),
+            # not IN (…): an expanding parameter would keep it off the driver's path,
+            # and a create would pay BEGIN and COMMIT for this read
+            or_(
+                col(RolePermission.permission) == permission, col(RolePermission.permission) == "*"
+            ),
+        )
+
+    active = exists().where(col(User.id) == user_id, col(User.is_active).is_(True))
+    stmt = select(active, *(grants(p) for p in wanted))
+    row = (await execute_in_session(session, stmt, reads_only=True))[0]
+    if not row[0]:
+        return None
+    return frozenset(p for p, held in zip(wanted, row[1:], strict=True) if held)
 
 
 async def user_permitted(
@@ -146,20 +180,36 @@ async def resolve_owner(
     *,
     default: uuid.UUID | None = None,
     current: uuid.UUID | None = None,
+    may_own: str | None = None,
 ) -> uuid.UUID:
     """The owner to store: ``requested``, else ``default``, else the acting user.
 
-    ``current`` is the record's owner today: keeping it needs no check.
+    ``current`` is the record's owner today: keeping it needs no check. ``may_own``:
+    the permission an owner's roles must grant (the plugin's write permission), else
+    422 ``owner-not-permitted``; the caller themselves, signed in, holds it already.
     """
     owner = requested or default or acting_user(principal)
     if current is not None and owner == current:
         return owner
     if not visibility.allows(owner):
         raise OwnerForbidden("you can only assign records to yourself")
-    if owner == principal.id and _verified_active(principal):
+    if (
+        owner == principal.id
+        and _verified_active(principal)
+        and (may_own is None or principal.has_permission(may_own))
+    ):
         return owner
-    if not await is_active_user(session, owner):
+    if may_own is None:
+        if not await is_active_user(session, owner):
+            raise OwnerNotActive(f"owner {owner} is not an active user")
+        return owner
+    granted = await user_grants(session, owner, (may_own,))
+    if granted is None:
         raise OwnerNotActive(f"owner {owner} is not an active user")
+    if may_own not in granted:
+        raise OwnerNotPermitted(
+            f"user {owner} cannot own these records: their roles do not grant {may_own}"
+        )
     return owner
 
 

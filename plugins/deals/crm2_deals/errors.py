@@ -83,3 +83,7 @@ class PolicyDatesInvalid(Unprocessable):
 
 class RenewalExists(Conflict):
     slug, title = "deals-renewal-exists", "The policy already has an open renewal"
+
+
+class OwnerCannotSeeClient(Unprocessable):
+    slug, title = "deals-owner-cannot-see-client", "The owner cannot see the record's client"

@@ -13,16 +13,32 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import AppContext, publish, utcnow
+from crm2_core.api import AppContext, OwnerNotPermitted, publish, user_grants, utcnow
 from crm2_deals.events import ClientUpdated, DealUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
 from crm2_deals.service.deals import vet_owner_handover
+from crm2_deals.service.owners import WRITE
 from crm2_hookspecs import Principal
 
 UPDATED_EVENTS: dict[type[Any], type[Any]] = {Client: ClientUpdated, Deal: DealUpdated}
+
+
+async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID) -> None:
+    """422 when ``to_user`` may not own deals records (``service.owners``) and
+    ``from_user`` has some to hand over: nothing is moved then."""
+    granted = await user_grants(session, to_user, (WRITE,))
+    if granted is not None and WRITE in granted:
+        return
+    for model in (Client, Deal, Policy, Activity):
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
+        owned = select(table.c.id).where(table.c.owner_id == from_user).limit(1)
+        if (await session.execute(owned)).first() is not None:
+            raise OwnerNotPermitted(
+                f"user {to_user} cannot own deals records: their roles do not grant {WRITE}"
+            )
 
 
 async def reassign_owner(
@@ -32,6 +48,7 @@ async def reassign_owner(
     actor: Principal | None,
     context: AppContext,
 ) -> dict[str, int]:
+    await check_heir(session, from_user, to_user)
     await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
     now = utcnow()

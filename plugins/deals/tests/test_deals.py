@@ -112,7 +112,8 @@ async def test_get_patch_delete(deals: Deals) -> None:
 
 
 async def test_list_filters_sort_and_pages(deals: Deals) -> None:
-    admin, agent = await deals.user("admin"), await deals.user("agent")
+    # another owner who may own a deal on any client (a manager: one who sees them all)
+    admin, other = await deals.user("admin"), await deals.user("manager")
     client = await deals.create_client(admin.headers)
     pipeline = await deals.pipeline(admin.headers)
     renewals = await deals.pipeline(admin.headers, "Renewals")
@@ -124,7 +125,7 @@ async def test_list_filters_sort_and_pages(deals: Deals) -> None:
     usd = await deals.create_deal(admin.headers, client["id"], title="US", currency="USD")
     renewal = await deals.create_deal(
         admin.headers, client["id"], title="Renewal", pipeline_id=renewals["id"],
-        owner_id=str(agent.id),
+        owner_id=str(other.id),
     )  # fmt: skip
     won = await deals.create_deal(
         admin.headers, client["id"], title="Won one", stage_id=deals.stage(pipeline, "Won")["id"]
@@ -140,7 +141,7 @@ async def test_list_filters_sort_and_pages(deals: Deals) -> None:
     assert await ids(status="won") == {won["id"]}
     assert await ids(pipeline=renewals["id"]) == {renewal["id"]}
     assert await ids(stage=deals.stage(pipeline, "Proposal")["id"]) == {big["id"]}
-    assert await ids(owner=str(agent.id)) == {renewal["id"]}
+    assert await ids(owner=str(other.id)) == {renewal["id"]}
     assert await ids(client=other_client["id"]) == {elsewhere["id"]}
     assert await ids(q="FLEET") == {big["id"]}
     assert await ids(currency="usd") == {usd["id"]}

@@ -72,9 +72,16 @@ async def test_a_deal_export_names_only_clients_the_exporter_may_see(deals: Deal
     created = await deals.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
     assert created.status_code == 201, created.text
     exporter, other = await deals.user("exporting-agent"), await deals.user("agent")
-    # a manager gives the exporter a deal on another agent's client
-    theirs = await deals.create_client(other.headers, name="Their client")
-    deal = await deals.create_deal(manager.headers, theirs["id"], owner_id=str(exporter.id))
+    # the exporter's deal stays theirs when a manager hands its client to another agent
+    # (no one is given a deal on a client they cannot see; a client handed over leaves one)
+    theirs = await deals.create_client(exporter.headers, name="Their client")
+    deal = await deals.create_deal(exporter.headers, theirs["id"])
+    handed = await deals.client.patch(
+        f"{API}/clients/{theirs['id']}",
+        json={"owner_id": str(other.id)},
+        headers={**manager.headers, "If-Match": '"v1"'},
+    )
+    assert handed.status_code == 200, handed.text
     url = f"{API}/clients/{theirs['id']}"
     assert (await deals.client.get(url, headers=exporter.headers)).status_code == 404
     response = await deals.client.get(f"{API}/deals/export", headers=exporter.headers)

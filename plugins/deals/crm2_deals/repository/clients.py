@@ -234,3 +234,10 @@ async def list_contacts(
     stmt = select(Contact).where(col(Contact.client_id) == client_id)
     keys = [OrderKey(col(Contact.created_at)), OrderKey(col(Contact.id))]
     return await contacts.page_rows(session, stmt, page, keys=keys)
+
+
+async def client_owner(session: AsyncSession, client_id: uuid.UUID) -> uuid.UUID:
+    """Who owns the client (a deal's or policy's, already found visible)."""
+    stmt = select(col(Client.owner_id)).where(col(Client.id) == client_id)
+    owner: uuid.UUID = (await session.execute(stmt)).scalar_one()
+    return owner

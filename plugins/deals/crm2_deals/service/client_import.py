@@ -20,9 +20,9 @@ from crm2_core.api import (
     RowError,
     Visibility,
     acting_user,
-    is_active_user,
     publish_many,
     split_list,
+    user_grants,
     user_ids_by_email,
 )
 from crm2_deals import csv_io
@@ -33,6 +33,7 @@ from crm2_deals.repository.clients import ClientIndex, NewClient
 from crm2_deals.schemas.clients import ClientCreate, ClientCsvRow
 from crm2_deals.service.activities import follow_owner
 from crm2_deals.service.clients import search_text_for, write_update
+from crm2_deals.service.owners import WRITE
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -107,7 +108,7 @@ class _Batch:
     owners: dict[str, uuid.UUID]
     index: ClientIndex
     write: bool
-    active: dict[uuid.UUID, bool] = field(default_factory=dict)
+    standing: dict[uuid.UUID, str | None] = field(default_factory=dict)
     pending: list[NewClient] = field(default_factory=list)
 
     async def owner_of(self, row: ClientRow) -> uuid.UUID | RowError | None:
@@ -120,10 +121,19 @@ class _Batch:
             return RowError("you can only import clients you own")
         return owner
 
-    async def is_active(self, owner: uuid.UUID) -> bool:
-        if owner not in self.active:
-            self.active[owner] = await is_active_user(self.session, owner)
-        return self.active[owner]
+    async def cannot_own(self, owner: uuid.UUID) -> RowError | None:
+        """Why ``owner`` may not own a client (as ``owner_for`` on a PATCH), else ``None``."""
+        if owner not in self.standing:
+            granted = await user_grants(self.session, owner, (WRITE,))
+            self.standing[owner] = (
+                f"owner {owner} is not an active user"
+                if granted is None
+                else None
+                if WRITE in granted
+                else f"owner {owner} cannot own clients: their roles do not grant {WRITE}"
+            )
+        reason = self.standing[owner]
+        return None if reason is None else RowError(reason)
 
     async def row(self, row: ClientRow) -> Outcome:
         owner = await self.owner_of(row)
@@ -144,8 +154,8 @@ class _Batch:
         if overflow is not None:
             return overflow
         handed_over = owner is not None and owner != match.owner_id
-        if handed_over and owner is not None and not await self.is_active(owner):
-            return RowError(f"owner {owner} is not an active user")
+        if handed_over and owner is not None and (refused := await self.cannot_own(owner)):
+            return refused
         if not self.write:
             return "updated"
         if isinstance(match, NewClient):  # created by an earlier row of this batch
@@ -161,8 +171,8 @@ class _Batch:
         return "updated" if client.version != before else "skipped"
 
     async def create(self, row: ClientRow, owner: uuid.UUID) -> Outcome:
-        if not await self.is_active(owner):
-            return RowError(f"owner {owner} is not an active user")
+        if (refused := await self.cannot_own(owner)) is not None:
+            return refused
         data = row.data
         client = NewClient(
             kind=data.kind, name=data.name, emails=data.emails, phones=data.phones,

@@ -19,7 +19,6 @@ from crm2_core.api import (
     new_row,
     publish,
     publish_row,
-    resolve_owner,
     user_emails,
 )
 from crm2_deals import csv_io
@@ -34,6 +33,7 @@ from crm2_deals.schemas.clients import (
     ContactUpdate,
 )
 from crm2_deals.service.activities import follow_owner
+from crm2_deals.service.owners import owner_for
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -88,7 +88,7 @@ async def create_client(
     session: AsyncSession, principal: Principal, data: ClientCreate, *, force: bool = False
 ) -> Client:
     visibility = RULES.visibility(principal)
-    owner = await resolve_owner(session, principal, visibility, data.owner_id)
+    owner = await owner_for(session, principal, visibility, data.owner_id)
     if not force:
         await check_duplicates(session, visibility, data.emails, data.tax_id)
     row = new_row(
@@ -130,7 +130,7 @@ async def update_client(
         if k in (*CLIENT_FIELDS, "archived") and (v is not None or k in NULLABLE)
     }
     if "owner_id" in values:
-        values["owner_id"] = await resolve_owner(
+        values["owner_id"] = await owner_for(
             session, principal, visibility, values["owner_id"], current=client.owner_id
         )
     if not force and ("emails" in values or "tax_id" in values):

@@ -29,7 +29,6 @@ from crm2_core.api import (
     new_row,
     publish,
     publish_row,
-    resolve_owner,
     user_emails,
     utcnow,
 )
@@ -53,6 +52,7 @@ from crm2_deals.repository.pipelines import StageRef, Start
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.service.money import minor_units
+from crm2_deals.service.owners import check_owner_sees_client, owner_for
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -187,9 +187,14 @@ async def create_deal(
             session, data.pipeline_id, also=seen
         )
         pipelines_repo.remember_start(data.pipeline_id, start)
-    if start is None or not start.also:
-        await clients.get_or_404(session, visibility, data.client_id)  # 404 first, as ever
-    owner = await resolve_owner(session, principal, visibility, data.owner_id)
+    client_owner = None
+    if start is None or not start.also:  # 404 first, as ever
+        client_owner = (await clients.get_or_404(session, visibility, data.client_id)).owner_id
+    owner = await owner_for(session, principal, visibility, data.owner_id)
+    if owner != acting_user(principal):  # given to someone else: may they see the client?
+        if client_owner is None:
+            client_owner = (await clients.get_or_404(session, visibility, data.client_id)).owner_id
+        await check_owner_sees_client(session, principal, owner, client_owner)
     currency, value_minor = _money(data, context)
     stage = await _stage_for(session, data.pipeline_id, data.stage_id, start)
     now = utcnow()
@@ -227,7 +232,7 @@ async def _create_as_guessed(
     if guess is None or not can_write_alone(session):
         return None
     try:  # refused here, they are refused again on the usual path, in its order
-        owner = await resolve_owner(session, principal, visibility, None)
+        owner = await owner_for(session, principal, visibility, None)
         currency, value_minor = _money(data, context)
     except Crm2Error:
         return None
@@ -326,19 +331,25 @@ async def update_deal(
     values: dict[str, Any] = {k: sent[k] for k in ("title", "source") if sent.get(k) is not None}
     if "expected_close_date" in sent:
         values["expected_close_date"] = sent["expected_close_date"]
+    client_owner = None
     if sent.get("client_id") is not None:
         client = await clients_repo.clients.get_or_404(session, visibility, sent["client_id"])
         if client.id != deal.client_id and await repo.has_policies(session, deal.id):
             # a policy is the client's contract: it cannot follow the deal, nor stay
             # linked to a deal of another client
             raise InUse("the deal has policies of its client; unlink them to move it")
-        values["client_id"] = client.id
+        values["client_id"], client_owner = client.id, client.owner_id
     if sent.get("owner_id") is not None:
-        values["owner_id"] = await resolve_owner(
+        values["owner_id"] = await owner_for(
             session, principal, visibility, sent["owner_id"], current=deal.owner_id
         )
-        if values["owner_id"] != deal.owner_id:
-            await follow_owner(session, values["owner_id"], deal_id=deal.id)
+    owner = values.get("owner_id", deal.owner_id)
+    if owner != deal.owner_id or values.get("client_id", deal.client_id) != deal.client_id:
+        if client_owner is None:
+            client_owner = await clients_repo.client_owner(session, deal.client_id)
+        await check_owner_sees_client(session, principal, owner, client_owner)
+    if owner != deal.owner_id:
+        await follow_owner(session, owner, deal_id=deal.id)
     if sent.get("value") is not None or sent.get("currency") is not None:
         currency = sent.get("currency") or deal.currency
         amount = (

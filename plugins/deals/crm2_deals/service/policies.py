@@ -16,7 +16,6 @@ from crm2_core.api import (
     Visibility,
     from_minor,
     publish,
-    resolve_owner,
 )
 from crm2_deals.errors import (
     InvalidPolicyTransition,
@@ -37,6 +36,7 @@ from crm2_deals.schemas.policies import (
 )
 from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.service.money import minor_units
+from crm2_deals.service.owners import check_owner_sees_client, owner_for
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
 
@@ -140,7 +140,8 @@ async def create_policy(session: AsyncSession, principal: Principal, data: Polic
         if renewed is None or renewed.client_id != client.id:
             raise PolicyLinkInvalid("renewal_of must name a policy of the same client")
         await _check_renewable(session, renewed)
-    owner = await resolve_owner(session, principal, vis, data.owner_id, default=client.owner_id)
+    owner = await owner_for(session, principal, vis, data.owner_id, default=client.owner_id)
+    await check_owner_sees_client(session, principal, owner, client.owner_id)
     if await repo.number_taken(session, data.insurer, data.number):
         raise _taken(data.number, data.insurer)
     row = Policy(
@@ -206,9 +207,11 @@ async def update_policy(
         premium = changes.get("premium", from_minor(row.premium_minor, row.currency))
         values.update(premium_minor=_minor(premium, currency), currency=currency)
     if "owner_id" in changes:
-        owner = await resolve_owner(session, principal, vis, data.owner_id, current=row.owner_id)
+        owner = await owner_for(session, principal, vis, data.owner_id, current=row.owner_id)
         values["owner_id"] = owner
         if owner != row.owner_id:
+            client_owner = await clients_repo.client_owner(session, row.client_id)
+            await check_owner_sees_client(session, principal, owner, client_owner)
             await follow_owner(session, owner, policy_id=row.id)
     try:
         await repo.policies.update(
