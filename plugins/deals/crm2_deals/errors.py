@@ -87,3 +87,7 @@ class RenewalExists(Conflict):
 
 class OwnerCannotSeeClient(Unprocessable):
     slug, title = "deals-owner-cannot-see-client", "The owner cannot see the record's client"
+
+
+class PolicyClosed(Conflict):
+    slug, title = "deals-policy-closed", "An expired or cancelled policy's term is history"

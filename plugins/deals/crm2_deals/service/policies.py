@@ -19,6 +19,7 @@ from crm2_core.api import (
 )
 from crm2_deals.errors import (
     InvalidPolicyTransition,
+    PolicyClosed,
     PolicyDatesInvalid,
     PolicyLinkInvalid,
     PolicyNumberTaken,
@@ -39,6 +40,8 @@ from crm2_deals.service.money import minor_units
 from crm2_deals.service.owners import check_owner_sees_client, owner_for
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
+
+ENDED = ("expired", "cancelled")  # a policy whose term is over: its dates are history
 
 
 def _minor(premium: Decimal, currency: str) -> int:
@@ -197,6 +200,12 @@ async def update_policy(
         await _check_deal(session, vis, data.deal_id, row.client_id)
         values["deal_id"] = data.deal_id
     start, end = changes.get("start_date", row.start_date), changes.get("end_date", row.end_date)
+    if row.status in ENDED and (start, end) != (row.start_date, row.end_date):
+        # what was insured when is a record (claims, renewals, payments refer to it)
+        raise PolicyClosed(
+            f"policy {row.number} is {row.status}: its term ({row.start_date} to "
+            f"{row.end_date}) is history and cannot change"
+        )
     if end <= start:
         raise PolicyDatesInvalid(f"end_date {end} is not after start_date {start}")
     values.update(start_date=start, end_date=end)
