@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from crm2_core.api import UtcDateTime, new_id, utcnow
@@ -181,6 +191,9 @@ class StageMove(SQLModel, table=True):
     seconds_in_previous: int | None = None
 
 
+OPEN_RENEWAL = text("status IN ('draft', 'active')")
+
+
 class Policy(SQLModel, table=True):
     """An insurance policy; ``renewal_of`` links a renewal to the policy it renews."""
 
@@ -190,6 +203,14 @@ class Policy(SQLModel, table=True):
         Index(None, "owner_id", "updated_at", "id"),
         Index(None, "status", "end_date"),
         Index(None, "updated_at", "id"),
+        # at most one open (draft or active) renewal per policy, however renewals race
+        Index(
+            "uq_deals_policy_open_renewal",
+            "renewal_of",
+            unique=True,
+            sqlite_where=OPEN_RENEWAL,
+            postgresql_where=OPEN_RENEWAL,
+        ),
         {"info": INFO},
     )
 

@@ -46,11 +46,27 @@ async def number_taken(
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
-async def open_renewal_exists(session: AsyncSession, policy_id: uuid.UUID) -> bool:
+async def open_renewal(session: AsyncSession, policy_id: uuid.UUID) -> uuid.UUID | None:
+    """The policy's draft or active renewal (at most one: ``uq_deals_policy_open_renewal``)."""
     stmt = select(col(Policy.id)).where(
         col(Policy.renewal_of) == policy_id, col(Policy.status).in_(("draft", "active"))
     )
-    return (await session.execute(stmt.limit(1))).first() is not None
+    found: uuid.UUID | None = (await session.execute(stmt.limit(1))).scalar()
+    return found
+
+
+async def lock_policy(session: AsyncSession, policy_id: uuid.UUID) -> Policy | None:
+    """The policy read again under a row lock held to the commit (PostgreSQL ``FOR
+    UPDATE``; SQLite's writers take turns already): a second renewal of it waits here
+    until the first is committed, then finds it."""
+    stmt = (
+        select(Policy)
+        .where(col(Policy.id) == policy_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row: Policy | None = (await session.execute(stmt)).scalar_one_or_none()
+    return row
 
 
 async def list_policies(

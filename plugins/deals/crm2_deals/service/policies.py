@@ -53,10 +53,14 @@ def _taken(policy_number: str, insurer: str) -> PolicyNumberTaken:
 
 
 async def _insert(session: AsyncSession, row: Policy) -> None:
-    """Insert; the unique (insurer, number) constraint settles a race the pre-check lost."""
+    """Insert; the unique (insurer, number) constraint settles a race the pre-check lost,
+    and so does the one open renewal per policy (``_check_renewable`` locks first, so
+    only a writer that skipped it meets that one)."""
     try:
         await repo.policies.add(session, row)
     except IntegrityError as exc:
+        if "open_renewal" in str(exc.orig) or "renewal_of" in str(exc.orig):
+            raise RenewalExists("the policy already has a draft or active renewal") from exc
         if "number" in str(exc.orig):
             raise _taken(row.number, row.insurer) from exc
         raise
@@ -127,11 +131,20 @@ def _announce_activated(session: AsyncSession, row: Policy, principal: Principal
 
 async def _check_renewable(session: AsyncSession, old: Policy) -> None:
     """A renewal is of an active or expired policy without a draft or active one yet,
-    whether made by ``…/renew`` or recorded by a create naming ``renewal_of``."""
-    if old.status not in ("active", "expired"):
-        raise InvalidPolicyTransition(f"a {old.status} policy cannot be renewed")
-    if await repo.open_renewal_exists(session, old.id):
-        raise RenewalExists(f"policy {old.number} already has a draft or active renewal")
+    whether made by ``…/renew`` or recorded by a create naming ``renewal_of``.
+
+    The policy is locked first, to the commit: of two renewals at once the second
+    waits here, then finds the first's (409), instead of both finding none."""
+    locked = await repo.lock_policy(session, old.id)
+    status = locked.status if locked is not None else old.status
+    if status not in ("active", "expired"):
+        raise InvalidPolicyTransition(f"a {status} policy cannot be renewed")
+    existing = await repo.open_renewal(session, old.id)
+    if existing is not None:
+        raise RenewalExists(
+            f"policy {old.number} already has a draft or active renewal: {existing}",
+            renewal={"id": str(existing)},
+        )
 
 
 async def create_policy(session: AsyncSession, principal: Principal, data: PolicyCreate) -> Policy:
