@@ -44,11 +44,17 @@ class Visibility:
         return self.owner_id is None or self.owner_id == owner_id
 
     def allows_event(self, event: Any) -> bool:
-        """Whether the event (its data's ``owner_id``) is one of the visible records'."""
+        """Whether the event is about one of the visible records: its data's ``owner_id``,
+        or its ``previous_owner_id`` (an event that hands a record over tells the owner it
+        left as well as the one it came to, or the first keeps a stale copy)."""
         if self.owner_id is None:
             return True
-        owner = _event_data(event).get("owner_id")
-        return owner is not None and str(owner) == str(self.owner_id)
+        data = _event_data(event)
+        mine = str(self.owner_id)
+        return any(
+            data.get(key) is not None and str(data[key]) == mine
+            for key in ("owner_id", "previous_owner_id")
+        )
 
 
 def _event_data(event: Any) -> Mapping[str, Any]:

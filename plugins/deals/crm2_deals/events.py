@@ -24,6 +24,9 @@ class ClientUpdated(EventData, type="deals.client.updated", version=1):
 
     changed: list[str]
     owner_id: uuid.UUID
+    # added in 0.2 (optional: events recorded before it have none): the owner a hand-over
+    # took it from, so the stream tells them too
+    previous_owner_id: uuid.UUID | None = None
 
 
 class ClientArchived(EventData, type="deals.client.archived", version=1):
@@ -49,6 +52,9 @@ class DealUpdated(EventData, type="deals.deal.updated", version=1):
 
     changed: list[str]
     owner_id: uuid.UUID
+    # added in 0.2 (optional: events recorded before it have none): the owner a hand-over
+    # took it from, so the stream tells them too
+    previous_owner_id: uuid.UUID | None = None
 
 
 class DealStageChanged(EventData, type="deals.deal.stage_changed", version=1):

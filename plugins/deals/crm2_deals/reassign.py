@@ -3,9 +3,12 @@
 Called through ``crm2_reassign_user`` before the user is deleted. Each moved
 row gets a new version (open ETags go stale) and clients and deals publish
 their ``*.updated`` event with ``changed=["owner_id"]``, so the new owner's
-streams and handlers hear of them. Each deal's change of owner is first put to
-``crm2_deals_validate_change`` (``service.deals.vet_owner_handover``): a plugin
-that refuses one stops the whole hand-over with a 422, nothing moved.
+streams and handlers hear of them (and, through ``previous_owner_id``, the
+previous owner's). The new owner must be one who may own deals records (``service.
+owners``: a viewer may not, 422 ``owner-not-permitted``), and each deal's change of
+owner is first put to ``crm2_deals_validate_change`` (``service.deals.
+vet_owner_handover``): a plugin that refuses one stops the whole hand-over with a
+422, nothing moved.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ async def reassign_owner(
             for record_id in ids:
                 publish(
                     session,
-                    event(changed=["owner_id"], owner_id=to_user),
+                    event(changed=["owner_id"], owner_id=to_user, previous_owner_id=from_user),
                     subject=record_id,
                     actor=actor,
                 )

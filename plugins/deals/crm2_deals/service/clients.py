@@ -147,6 +147,7 @@ async def write_update(
 ) -> Client:
     """Apply the fields that differ (one version bump) and emit updated and/or archived."""
     changed = {k: v for k, v in values.items() if getattr(client, k) != v}
+    previous = client.owner_id if "owner_id" in changed else None
     if {"name", "emails", "phones"} & changed.keys():
         changed["search_text"] = search_text_for(
             changed.get("name", client.name),
@@ -162,7 +163,7 @@ async def write_update(
     if flag is False:
         names = sorted([*names, "archived"])
     if names:
-        event = ClientUpdated(changed=names, owner_id=client.owner_id)
+        event = ClientUpdated(changed=names, owner_id=client.owner_id, previous_owner_id=previous)
         publish(session, event, subject=client.id, actor=principal)
     if flag is True:
         publish(

@@ -372,13 +372,15 @@ async def update_deal(
     if differing:
         change = DealChange("update", deal.id, before, after, changed=differing)
         await vet(context, session, principal, change)
+    before_owner = deal.owner_id
     changed = await repo.deals.update(session, deal, values)
     if not changed:
         return deal
     if "client_id" in changed:  # its timeline goes with it (and is not deleted with the old client)
         await activities_repo.move_to_client(session, deal.id, deal.client_id)
     names = sorted("value" if k == "value_minor" else k for k in changed)
-    event = DealUpdated(changed=names, owner_id=deal.owner_id)
+    previous = before_owner if "owner_id" in changed else None
+    event = DealUpdated(changed=names, owner_id=deal.owner_id, previous_owner_id=previous)
     publish(session, event, subject=deal.id, actor=principal)
     return deal
 
