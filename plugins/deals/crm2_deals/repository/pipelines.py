@@ -87,6 +87,31 @@ async def get_stage(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
     return await session.get(Stage, stage_id)
 
 
+async def stage_for_deal(session: AsyncSession, stage_id: uuid.UUID) -> Stage | None:
+    """The stage a deal is about to enter, read again and share-locked to the commit
+    (PostgreSQL ``FOR SHARE``; SQLite's writers take turns already): a change of its
+    kind (``lock_stages``) waits until the deal is written and then finds it there, and
+    this read waits for such a change in flight and then sees the kind it made."""
+    stmt = (
+        select(Stage)
+        .where(col(Stage.id) == stage_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    stage: Stage | None = (await session.execute(stmt)).scalar_one_or_none()
+    return stage
+
+
+async def lock_stages(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> None:
+    """Lock stages about to change kind or go (``FOR UPDATE``) before looking whether
+    they hold deals: a deal entering one (``stage_for_deal``) is then either written
+    first, and found, or waits and sees the new kind."""
+    wanted = sorted(stage_ids)  # one order for every locker: no deadlock between two
+    if wanted:
+        stmt = select(col(Stage.id)).where(col(Stage.id).in_(wanted)).with_for_update()
+        await session.execute(stmt.order_by(col(Stage.id)))
+
+
 @dataclass(frozen=True, slots=True)
 class StageRef:
     """What a new deal needs of its first stage, without loading a ``Stage`` object."""

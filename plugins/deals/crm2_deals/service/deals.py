@@ -118,8 +118,8 @@ async def _stage_for(
 ) -> Stage | StageRef:
     """The stage a new deal starts in: given, or the first open stage of the pipeline
     (``found``: already read)."""
-    if stage_id is not None:
-        stage = await pipelines_repo.get_stage(session, stage_id)
+    if stage_id is not None:  # locked to the commit, as a move's (``move_deal``)
+        stage = await pipelines_repo.stage_for_deal(session, stage_id)
         if stage is None:
             raise StageNotFound(f"no stage {stage_id}")
         if pipeline_id is not None and stage.pipeline_id != pipeline_id:
@@ -396,7 +396,8 @@ async def move_deal(
 ) -> Deal:
     """Move within the pipeline: status follows the stage; won/lost close, open reopens."""
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
-    target = await pipelines_repo.get_stage(session, data.stage_id)
+    # locked to the commit: the status written is the kind the stage has then
+    target = await pipelines_repo.stage_for_deal(session, data.stage_id)
     if target is None:
         raise StageNotFound(f"no stage {data.stage_id}")
     if target.pipeline_id != deal.pipeline_id:

@@ -123,6 +123,7 @@ async def _replace_stages(
         raise StageNotInPipeline(f"stage(s) {', '.join(strangers)} are not in this pipeline")
     removed = set(current) - {s.id for s in kept}
     retyped = {s.id for s in kept if s.id is not None and current[s.id].kind != s.kind}
+    await repo.lock_stages(session, removed | retyped)  # a deal entering one: first, or after
     busy = await repo.stages_in_use(session, removed | retyped)
     if busy:
         raise InUse(
