@@ -6,4 +6,4 @@ folders have a conftest.py, and only one of them can be the ``conftest`` module.
 
 from __future__ import annotations
 
-from deals_kit import deals  # noqa: F401  (the fixture)
+from deals_kit import counting_deals, deals  # noqa: F401  (the fixtures)

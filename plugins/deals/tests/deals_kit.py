@@ -106,3 +106,20 @@ async def deals(crm2_app_factory: Any) -> Deals:
     app: Crm2TestApp = await crm2_app_factory(plugins=["deals"])
     await seed_defaults(app)
     return Deals(app)
+
+
+# The auth caches reload inside the request that finds them stale, in its task, with a
+# transaction of their own: the role cache every ``role_cache_seconds`` (5 s by default)
+# sends ``BEGIN;`` and two reads of ``auth_`` tables. ``sent_to_postgresql`` records the
+# task's statements, so a test that counts them and ran longer than 5 s (under load)
+# met a reload now and then: a ``BEGIN`` that is not the code under test's. A counting
+# test holds the caches for its length (bounded far below these) instead.
+STEADY_AUTH = {"auth": {"role_cache_seconds": 300, "credentials_cache_seconds": 3600}}
+
+
+@pytest.fixture
+async def counting_deals(crm2_app_factory: Any) -> Deals:
+    """``deals`` whose auth caches do not reload during the test: for statement counts."""
+    app: Crm2TestApp = await crm2_app_factory(plugins=["deals"], plugin_settings=STEADY_AUTH)
+    await seed_defaults(app)
+    return Deals(app)

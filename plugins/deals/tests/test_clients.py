@@ -251,10 +251,13 @@ async def test_viewer_reads_but_cannot_write(deals: Deals) -> None:
     ).status_code == 403
 
 
-async def test_a_create_is_its_duplicate_check_and_one_write_on_postgresql(deals: Deals) -> None:
+async def test_a_create_is_its_duplicate_check_and_one_write_on_postgresql(
+    counting_deals: Deals,
+) -> None:
     """The duplicate check (a read, no ``BEGIN``), then the client, its e-mail rows and its
     event in one statement sent at the commit by itself; with ``?force=true`` the write
     alone. Both write every row (SQLite: the usual flush)."""
+    deals = counting_deals
     admin = await deals.user("admin")
     await deals.create_client(admin.headers)  # the role cache and the plan warm
     postgresql = deals.app.context.engine.dialect.name == "postgresql"

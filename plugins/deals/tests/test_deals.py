@@ -206,12 +206,13 @@ def _sent_kinds(sent: list[str]) -> list[str]:
     return [s.split()[0].rstrip(";") for s in sent if "auth_" not in s]
 
 
-async def test_a_create_is_one_round_trip_once_its_start_is_known(deals: Deals) -> None:
+async def test_a_create_is_one_round_trip_once_its_start_is_known(counting_deals: Deals) -> None:
     """The first create reads (client visible + the pipeline's first open stage), then
     writes (the deal, its stage move and its event in one statement) at the commit by
     itself: no BEGIN, no COMMIT on the wire (``crm2_core.db.held``). The next ones only
     write: the stage read last is the guess, which the write itself checks
     (``insert_together_if``). SQLite: the usual flush."""
+    deals = counting_deals
     forget_starts()  # the process's guesses (another test's database) would cost a read
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
@@ -234,11 +235,12 @@ async def test_a_create_is_one_round_trip_once_its_start_is_known(deals: Deals) 
 
 
 async def test_a_wrong_guess_costs_one_read_and_the_deal_starts_where_it_should(
-    deals: Deals,
+    counting_deals: Deals,
 ) -> None:
     """A new default pipeline, then its stages reordered, after this process cached
     where deals start: the guessed write writes nothing, and the usual read puts the
     deal in the first open stage of now, with one deal, one move and one event."""
+    deals = counting_deals
     forget_starts()
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
@@ -279,11 +281,12 @@ async def test_a_wrong_guess_costs_one_read_and_the_deal_starts_where_it_should(
 
 
 async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
-    deals: Deals,
+    counting_deals: Deals,
 ) -> None:
     """With a guess cached, a create for another agent's client or for no client at
     all is still 404 and writes nothing (the guessed statement was tried first); an
     agent's create for their own client goes in one statement."""
+    deals = counting_deals
     forget_starts()
     admin = await deals.user("admin")
     one, two = await deals.user("agent"), await deals.user("agent")
@@ -313,10 +316,11 @@ async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
         assert len(await deals.events()) == before + 3  # two creates between, then this one
 
 
-async def test_a_guess_per_pipeline_and_not_with_an_idempotency_key(deals: Deals) -> None:
+async def test_a_guess_per_pipeline_and_not_with_an_idempotency_key(counting_deals: Deals) -> None:
     """A pipeline named in the body has its own guess (checked with that pipeline in
     the statement); an ``Idempotency-Key`` create, whose key's claim began the
     transaction, takes the usual path in that one transaction, guess or not."""
+    deals = counting_deals
     forget_starts()
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
@@ -370,10 +374,11 @@ async def test_creates_inside_a_larger_transaction_roll_back_with_it(deals: Deal
 
 
 async def test_a_create_in_a_closed_stage_writes_its_closing_event_in_one_transaction(
-    deals: Deals,
+    counting_deals: Deals,
 ) -> None:
     """A deal created straight into a won stage: its ``won`` event (an ORM row added
     after the deal's statement) commits in one transaction with the deal."""
+    deals = counting_deals
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     first = await deals.create_deal(admin.headers, client["id"])
