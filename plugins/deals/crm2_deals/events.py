@@ -99,6 +99,15 @@ class PolicyCreated(EventData, type="deals.policy.created", version=1):
     owner_id: uuid.UUID
 
 
+class PolicyUpdated(EventData, type="deals.policy.updated", version=1):
+    """A policy's fields changed (a PATCH); ``changed`` names them (``premium`` for the
+    amount), ``previous_owner_id`` the owner a hand-over took it from."""
+
+    changed: list[str]
+    owner_id: uuid.UUID
+    previous_owner_id: uuid.UUID | None = None
+
+
 class PolicyActivated(EventData, type="deals.policy.activated", version=1):
     """A policy became active (issued)."""
 
@@ -145,6 +154,7 @@ EVENT_TYPES: list[type[EventData]] = [
     DealWon,
     DealLost,
     PolicyCreated,
+    PolicyUpdated,
     PolicyActivated,
     PolicyCancelled,
     PolicyExpired,

@@ -1,7 +1,7 @@
 """Handing a user's clients, deals, policies and activities to another user.
 
 Called through ``crm2_reassign_user`` before the user is deleted. Each moved
-row gets a new version (open ETags go stale) and clients and deals publish
+row gets a new version (open ETags go stale) and clients, deals and policies publish
 their ``*.updated`` event with ``changed=["owner_id"]``, so the new owner's
 streams and handlers hear of them (and, through ``previous_owner_id``, the
 previous owner's). The new owner must be one who may own deals records (``service.
@@ -20,13 +20,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import AppContext, OwnerNotPermitted, publish, user_grants, utcnow
-from crm2_deals.events import ClientUpdated, DealUpdated
+from crm2_deals.events import ClientUpdated, DealUpdated, PolicyUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
 from crm2_deals.service.deals import vet_owner_handover
 from crm2_deals.service.owners import WRITE
 from crm2_hookspecs import Principal
 
-UPDATED_EVENTS: dict[type[Any], type[Any]] = {Client: ClientUpdated, Deal: DealUpdated}
+UPDATED_EVENTS: dict[type[Any], type[Any]] = {
+    Client: ClientUpdated,
+    Deal: DealUpdated,
+    Policy: PolicyUpdated,
+}
 
 
 async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID) -> None:

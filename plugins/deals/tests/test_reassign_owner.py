@@ -53,6 +53,9 @@ async def test_reassign_hands_everything_over_then_delete_works(deals: Deals) ->
     updated = await deals.events("deals.deal.updated")
     assert [e.subject for e in updated] == [str(deal.id)]
     assert updated[0].data["changed"] == ["owner_id"]
+    assert updated[0].data["previous_owner_id"] == str(leaving.id)
+    (handed,) = await deals.events("deals.policy.updated")
+    assert (handed.subject, handed.data["owner_id"]) == (str(policy.id), str(heir.id))
     # the heir now sees the records; the leaver can be deleted
     listed = await deals.client.get("/api/v1/deals/clients", headers=heir.headers)
     assert [c["id"] for c in listed.json()["items"]] == [str(client.id)]

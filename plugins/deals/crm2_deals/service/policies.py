@@ -25,7 +25,7 @@ from crm2_deals.errors import (
     PolicyNumberTaken,
     RenewalExists,
 )
-from crm2_deals.events import PolicyActivated, PolicyCancelled, PolicyCreated
+from crm2_deals.events import PolicyActivated, PolicyCancelled, PolicyCreated, PolicyUpdated
 from crm2_deals.models import Client, Policy
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as deals_repo
@@ -235,12 +235,22 @@ async def update_policy(
             client_owner = await clients_repo.client_owner(session, row.client_id)
             await check_owner_sees_client(session, principal, owner, client_owner)
             await follow_owner(session, owner, policy_id=row.id)
+    before_owner = row.owner_id
+    differing = {k for k, v in values.items() if getattr(row, k) != v}
     try:
         await repo.policies.update(
             session, row, values, expected_version=version, only_changed=False
         )
     except IntegrityError as exc:
         raise _taken(number, insurer) from exc
+    names = sorted(
+        "premium" if k == "premium_minor" else k
+        for k in differing - {"renewal_notified_on"}  # the job's bookkeeping
+    )
+    if names:  # as clients and deals announce theirs; a hand-over tells the previous owner
+        previous = before_owner if "owner_id" in differing else None
+        event = PolicyUpdated(changed=names, owner_id=row.owner_id, previous_owner_id=previous)
+        publish(session, event, subject=row.id, actor=principal)
     return row
 
 
