@@ -218,3 +218,25 @@ async def test_a_user_owning_no_deals_records_may_hand_over_to_a_viewer(deals: D
     )
 
     assert answer.status_code == 200, answer.text
+
+
+async def test_an_import_gives_no_client_to_a_viewer(deals: Deals) -> None:
+    manager, agent, viewer = (
+        await deals.user("manager"), await deals.user("agent"), await deals.user("viewer"),
+    )  # fmt: skip
+    client = await deals.create_client(agent.headers, name="Anna", emails=["anna@x.example"])
+    rows = (
+        "name,emails,owner_email\n"
+        f"Anna,anna@x.example,{viewer.email}\n"  # an existing client handed over
+        f"Bert,bert@x.example,{viewer.email}\n"  # a new one
+    )
+    files = {"file": ("clients.csv", rows.encode(), "text/csv")}
+
+    answer = await deals.client.post(f"{API}/clients/import", files=files, headers=manager.headers)
+
+    assert answer.status_code == 422, answer.text
+    reasons = [e["reason"] for e in answer.json()["report"]["errors"]]
+    assert len(reasons) == 2 and all("deals:write" in r for r in reasons), reasons
+    assert (await get_row(deals.app, Client, uuid.UUID(client["id"]))).owner_id == agent.id
+    listed = await deals.client.get(f"{API}/clients", headers=manager.headers)
+    assert [c["name"] for c in listed.json()["items"]] == ["Anna"]
