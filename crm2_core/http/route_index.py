@@ -6,7 +6,8 @@ to a late route costs a pattern match per route of every enabled plugin. ``Index
 makes the same decision from the few candidates ``PathIndex`` gives for the path and method,
 then hands the request on exactly as ``APIRouter.app`` and ``_IncludedRouter._handle_selected``
 would: the same scope (``route``, ``endpoint``, ``path_params``, FastAPI's ``fastapi`` keys),
-the same 405 with its ``Allow``, the same slash redirect, low-priority routes and default.
+the same 405 with its ``Allow``, the same slash redirect (its ``Location`` relative and as
+sent: ``slash_redirect.py``), low-priority routes and default.
 
 That replays FastAPI internals (0.165): the index is installed only when the routing code
 it replays is byte for byte the code it was written against (``_DIGEST``); otherwise, or
@@ -32,7 +33,6 @@ from fastapi._body_limit import wrap_app_with_body_limit
 from fastapi.telemetry._api import _route_selected
 from starlette import routing as starlette_routing
 from starlette._utils import get_route_path
-from starlette.datastructures import URL
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +47,7 @@ from crm2_core.http.path_index import (
     select,
     static_segments,
 )
+from crm2_core.http.slash_redirect import slash_redirect_location
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +398,9 @@ class IndexedRouter:
                 if _evaluate(found.payload, redirect_scope)[0] is not Match.NONE:
                     if scope.get("fastapi.telemetry") is not None:
                         _telemetry_route(scope, redirect_scope, found.payload.top)
-                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    # Relative, as sent: never Starlette's URL(scope=…) from the Host header.
+                    location = slash_redirect_location(scope, redirect_scope["path"])
+                    response = RedirectResponse(url=location)
                     await response(scope, receive, send)
                     return
 
@@ -512,7 +515,13 @@ def install_route_index(app: FastAPI) -> IndexedRouter | None:
     """Route ``app``'s requests through an ``IndexedRouter``; ``None`` when it cannot."""
     reason = unsupported_reason(app)
     if reason is not None:
-        log.warning("route index off, every route is tried in order: %s", reason)
+        # FastAPI's own slash redirect would name the Host header's host: none at all.
+        app.router.redirect_slashes = False
+        log.warning(
+            "route index off, every route is tried in order and a path with a stray "
+            "trailing slash is a 404, not a redirect: %s",
+            reason,
+        )
         return None
     indexed = IndexedRouter(app.router)
     app.router.middleware_stack = indexed

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -170,9 +171,24 @@ def _paths(indexed: IndexedRouter) -> list[str]:
     return sorted(paths)
 
 
+def _relative_location(linear: list[Any], fast: list[Any]) -> None:
+    """The index redirects where FastAPI does, to the same path, but its ``Location`` is
+    relative (``slash_redirect.py``): check that, then compare the rest."""
+    for sent_linear, sent_fast in zip(linear[1], fast[1], strict=False):
+        if sent_linear.get("type") != "http.response.start" or sent_linear["status"] != 307:
+            continue
+        ours = dict(sent_fast["headers"]).get(b"location", b"").decode()
+        theirs = dict(sent_linear["headers"])[b"location"].decode()
+        assert not urlsplit(ours).netloc and ours.startswith("/"), ours
+        assert unquote(urlsplit(ours).path) == unquote(urlsplit(theirs).path), (ours, theirs)
+        for sent in (sent_linear, sent_fast):
+            sent["headers"] = [(k, v) for k, v in sent["headers"] if k != b"location"]
+
+
 async def _same(app: FastAPI, indexed: IndexedRouter, recorder: Recorder, scope: Scope) -> None:
     linear = await _outcome(indexed.linear, recorder, dict(scope))
     fast = await _outcome(indexed, recorder, dict(scope))
+    _relative_location(linear, fast)
     assert fast == linear, (scope["type"], scope.get("method"), scope["path"])
 
 
@@ -205,7 +221,7 @@ async def test_a_wrong_method_is_the_first_partial_match_405_with_its_allow(
     raised, sent, _, _ = await _outcome(indexed, recorder, _scope("/api/v1/auth/me/", app=app))
     assert raised is None
     assert sent[0]["status"] == 307
-    assert (b"location", b"http://crm2.test/api/v1/auth/me") in sent[0]["headers"]
+    assert (b"location", b"/api/v1/auth/me") in sent[0]["headers"]
 
 
 @contextmanager
@@ -406,7 +422,8 @@ async def test_the_plain_router_serves_when_fastapis_routing_code_differs(
         sent.append(message)
 
     await app.router(_scope("/api/v1/auth/me/"), receive, send)
-    assert sent[0]["status"] == 307
+    # FastAPI's own redirect would name the Host header's host: the plain router has none.
+    assert sent[0]["status"] == 404
 
 
 def test_the_digest_reads_each_replayed_function_as_inspect_getsource_does() -> None:
