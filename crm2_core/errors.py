@@ -97,6 +97,10 @@ class ValidationFailed(Unprocessable):
     slug, title = "validation-error", "The request is invalid"
 
 
+class DuplicateJsonKey(Unprocessable):
+    slug, title = "duplicate-json-key", "The JSON body names a key twice"
+
+
 class IdempotencyKeyReused(Unprocessable):
     slug, title = "idempotency-key-reused", "Idempotency-Key reused with a different request"
 

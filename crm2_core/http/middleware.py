@@ -8,7 +8,13 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from crm2_core.errors import PROBLEM_TYPE_BASE, PayloadTooLarge, UnsupportedMediaType
+from crm2_core.errors import (
+    PROBLEM_TYPE_BASE,
+    DuplicateJsonKey,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from crm2_core.http.json_keys import duplicate_key
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,11 +57,20 @@ async def send_problem(
     headers: list[tuple[bytes, bytes]] | None = None,
     *,
     instance: str | None = None,
+    members: dict[str, Any] | None = None,
 ) -> None:
-    """A problem+json answer from ASGI middleware, the same shape the exception handlers give."""
-    body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    """A problem+json answer from ASGI middleware, the same shape the exception handlers give
+    (``members``: the problem's extension members)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
+    if members:
+        body.update(members)
     if request_id:
         body["request_id"] = request_id
     payload = json.dumps(body).encode()
@@ -168,14 +183,19 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _accepted(media_type: str) -> bool:
-    return media_type in ACCEPTED_MEDIA_TYPES or (
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
 
 
+def _accepted(media_type: str) -> bool:
+    return media_type in ACCEPTED_MEDIA_TYPES or _is_json(media_type)
+
+
 class BodyMiddleware:
-    """Reads the body once, refusing it past the limit (413) or in a type no route takes (415).
+    """Reads the body once, refusing it past the limit (413), in a type no route takes (415),
+    or as JSON naming a key twice in one object (422: ``json_keys.py``).
 
     Starlette has no body limit of its own; reading here, bounded, also lets
     the idempotency layer hash the exact bytes the route will see.
@@ -240,6 +260,21 @@ class BodyMiddleware:
                     instance=scope.get("path"),
                 )
                 return
+            if _is_json(media_type):
+                repeated = duplicate_key(body)
+                if repeated is not None:
+                    await send_problem(
+                        send,
+                        422,
+                        DuplicateJsonKey.slug,
+                        DuplicateJsonKey.title,
+                        f"the JSON body names the key {json.dumps(repeated)} more than once "
+                        "in one object; send each key once",
+                        request_id,
+                        instance=scope.get("path"),
+                        members={"key": repeated},
+                    )
+                    return
         scope.setdefault("state", {})["body"] = body
         delivered = False
 
