@@ -12,10 +12,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, bindparam, cast, column, exists, func, or_, select
+from sqlalchemy import (
+    Select,
+    String,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm2_core.db.folding import folded, folded_pattern
 from crm2_core.db.pagination import Shaped
 
 S = TypeVar("S", bound=Select[Any])
@@ -117,7 +129,10 @@ def _at_most(columns: tuple[Any, ...], right: Any) -> Any:
 
 
 def _lower_like(columns: tuple[Any, ...], right: Any) -> Any:
-    return or_(*(func.lower(c, type_=_TEXT).like(right, escape="\\") for c in columns))
+    # folded(): lower() on PostgreSQL, Python's casefold on SQLite (whose lower() and
+    # LIKE fold ASCII only): "élise" finds "Élise" on both.
+    pattern = folded_pattern(type_coerce(right, _TEXT))  # a str bind, as LIKE would make it
+    return or_(*(folded(c).like(pattern, escape="\\") for c in columns))
 
 
 def eq(column_: Any, value: Any) -> Condition | None:
