@@ -3,7 +3,8 @@
 - A query parameter the route does not declare is a 400 naming it: ``?stauts=won``
   must not look like a filter that worked. The declared names come from the
   route's own signature and dependencies (query models included), so a plugin
-  writes nothing for it.
+  writes nothing for it. One that takes a single value, given twice, is a 400 too
+  (``?owner=a&owner=b``: FastAPI takes the last, a proxy in front may check the first).
 - A query or path value holding a character no text column can store (NUL) is a
   422 naming the parameter, as it is in a body (``crm2_core.schemas``).
 - A body in another media type where the route reads JSON is a 415, not a 422
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
+from fastapi._compat.shared import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
@@ -34,17 +36,23 @@ class UnknownQueryParameter(BadRequest):
     slug, title = "unknown-query-parameter", "Unknown query parameter"
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    """The query names a route and its dependencies declare (a query model's fields too)."""
-    names: set[str] = set()
+class RepeatedQueryParameter(BadRequest):
+    slug, title = "repeated-query-parameter", "Query parameter given more than once"
+
+
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The query names a route and its dependencies declare (a query model's fields too),
+    each with whether it takes several values (a list: ``?status=a&status=b``)."""
+    names: dict[str, bool] = {}
     for field in dependant.query_params:
         model = field.field_info.annotation
         if isinstance(model, type) and issubclass(model, BaseModel):
-            names.update(f.alias or name for name, f in model.model_fields.items())
+            for name, f in model.model_fields.items():
+                names[f.alias or name] = field_annotation_is_sequence(f.annotation)
         else:
-            names.add(field.alias)
+            names[field.alias] = field_annotation_is_sequence(model)
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
+        names.update(_query_names(sub))
     return names
 
 
@@ -63,10 +71,12 @@ def authenticator_of(dependant: Dependant) -> Authenticate | None:
 
 
 class _RouteFacts:
-    __slots__ = ("authenticate", "json_body", "query_names")
+    __slots__ = ("authenticate", "json_body", "query_names", "single_valued")
 
     def __init__(self, route: APIRoute) -> None:
-        self.query_names = frozenset(_query_names(route.dependant))
+        declared = _query_names(route.dependant)
+        self.query_names = frozenset(declared)
+        self.single_valued = frozenset(name for name, many in declared.items() if not many)
         self.authenticate = authenticator_of(route.dependant)
         body = route.body_field
         self.json_body = body is not None and not isinstance(body.field_info, Form)
@@ -100,13 +110,23 @@ async def guard_request(request: Request) -> None:
         # Who is asking comes first: a 401 before any 400/428 about the request itself
         # (the answer is cached in the scope, the route's own dependency reuses it).
         await facts.authenticate(request)
-    unknown = sorted({name for name in request.query_params if name not in facts.query_names})
+    query = request.query_params
+    unknown = sorted({name for name in query if name not in facts.query_names})
     if unknown:
         takes = ", ".join(sorted(facts.query_names)) or "none"
         raise UnknownQueryParameter(
             f"unknown query parameter {', '.join(unknown)}; this endpoint takes: {takes}",
             parameters=unknown,
         )
+    if len(query.multi_items()) != len(query):  # some name is given more than once
+        # FastAPI would take the last value; whatever sits in front may read the first.
+        repeated = sorted(name for name in facts.single_valued if len(query.getlist(name)) > 1)
+        if repeated:
+            raise RepeatedQueryParameter(
+                f"query parameter {', '.join(repeated)} takes one value and was given more "
+                "than once; send it once",
+                parameters=repeated,
+            )
     errors = [
         {"type": "string_unstorable", "loc": (where, name), "msg": reason, "input": value}
         for where, items in (
