@@ -67,7 +67,7 @@ async def test_a_repeated_key_is_refused_before_its_idempotency_key_is_claimed(
         (b'{"a": {"b": [{"c": 1, "d": 2, "c": 3}]}}', "c"),
         (b'{"a": 1, "\\u0061": 2}', "a"),  # the same key, escaped
         (b'{"t": "12:00", "u": "x\\":", "t": 1}', "t"),  # colons and quotes in values
-        (b'{"a": NaN, "a": 1}', "a"),  # Python's json takes NaN; orjson does not
+        (b'{"a": NaN, "a": 1}', "a"),  # NaN: JSON to Python's parser, as to FastAPI's
         (b'{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}', None),
         (b'{"t": "12:00", "u": "x\\":y", "v": "\\\\"}', None),
         (b'{"a" : 1 ,\n "b"\t:\r\n2}', None),
