@@ -18,6 +18,7 @@ from crm2_core.errors import (
     Crm2Error,
     MethodNotAllowed,
     NotFound,
+    PreconditionFailed,
     ValidationFailed,
 )
 
@@ -120,6 +121,17 @@ async def _crm2_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Crm2Error)
     if exc.status >= 500:
         log.exception("server error on %s %s", request.method, request.url.path, exc_info=exc)
+    if isinstance(exc, PreconditionFailed) and "if-match" not in request.headers:
+        # RFC 9110: 412 answers a precondition the client sent. A request without one that
+        # lost a race (its version read, then bumped by another writer) is a plain conflict.
+        return problem(
+            409,
+            "conflict",
+            "Conflict",
+            "a concurrent change to this resource got there first; nothing was changed: "
+            "read it again and retry",
+            request,
+        )
     return problem(
         exc.status, exc.slug, exc.title, exc.detail, request, exc.headers, **exc.extensions
     )

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from crm2_core.api import SessionDep
+from crm2_core.api import PreconditionFailed, SessionDep
 from crm2_hookspecs import PluginManifest, hookimpl
 
 PATH = "/api/v1/racy"
@@ -39,6 +39,11 @@ class Racy:
                 text("DO $$ BEGIN RAISE EXCEPTION 'racing' USING ERRCODE = '40001'; END $$")
             )
             return {"never": "reached"}
+
+        @router.post("/stale")
+        async def stale() -> dict[str, str]:
+            # What update_versioned raises when another writer bumped the version first.
+            raise PreconditionFailed("the resource changed while you were updating it")
 
         @router.post("/syntax")
         async def syntax(session: SessionDep) -> dict[str, str]:
@@ -70,3 +75,17 @@ async def test_other_database_errors_stay_server_errors(crm2_app_factory: Any) -
     crm2 = await crm2_app_factory(plugins=["racy"], extra_plugins=(Racy(),))
     with pytest.raises(DBAPIError):  # the test client re-raises what the server logs as a 500
         await crm2.client.post(f"{PATH}/syntax")
+
+
+async def test_a_lost_race_is_412_only_for_a_request_that_sent_if_match(
+    crm2_app_factory: Any,
+) -> None:
+    """RFC 9110: 412 answers a precondition the client sent; without one it is a conflict."""
+    crm2 = await crm2_app_factory(plugins=["racy"], extra_plugins=(Racy(),))
+    unconditional = await crm2.client.post(f"{PATH}/stale")
+    assert unconditional.status_code == 409, unconditional.text
+    body = unconditional.json()
+    assert body["type"] == "urn:crm2:problem:conflict" and "retry" in body["detail"]
+    conditional = await crm2.client.post(f"{PATH}/stale", headers={"If-Match": '"v1"'})
+    assert conditional.status_code == 412, conditional.text
+    assert conditional.json()["type"] == "urn:crm2:problem:precondition-failed"
