@@ -191,6 +191,27 @@ async def test_a_malformed_url_is_a_422_not_a_500(crm2_app_factory: Any) -> None
     assert listed.json()["items"] == []
 
 
+async def test_a_webhook_name_differing_only_in_an_accents_case_is_taken(
+    crm2_app_factory: Any,
+) -> None:
+    """Names are unique ignoring case, for every letter and on either database (SQLite's
+    lower() folds ASCII only)."""
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    admin = await n.user("admin")
+    made = []
+    for name in ("Élan ERP", "élan erp"):
+        made.append(
+            await n.client.post(
+                f"{API}/webhooks",
+                json={"name": name, "url": "http://127.0.0.1:9/hook", "event_types": ["ping.*"]},
+                headers=admin.headers,
+            )
+        )
+    assert made[0].status_code == 201, made[0].text
+    assert made[1].status_code == 422, made[1].text
+    assert "already" in made[1].json()["detail"]
+
+
 async def test_patch_null_is_refused(crm2_app_factory: Any) -> None:
     n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
     admin = await n.user("admin")

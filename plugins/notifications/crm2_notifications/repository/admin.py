@@ -7,11 +7,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, null, select, union_all, update
+from sqlalchemy import bindparam, exists, literal, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import Repository, Sorts, Visibility, execute_in_session
+from crm2_core.api import Repository, Sorts, Visibility, execute_in_session, folded
 from crm2_notifications.errors import RuleNotFound, WebhookNotFound
 from crm2_notifications.models import Rule, Webhook
 
@@ -29,7 +29,9 @@ WEBHOOKS = Repository(Webhook, WebhookNotFound, sorts=_by_name(Webhook), noun="w
 async def name_taken(
     session: AsyncSession, model: type[Rule] | type[Webhook], name: str, other: uuid.UUID | None
 ) -> bool:
-    stmt = select(exists().where(func.lower(model.name) == name.lower(), col(model.id) != other))
+    # folded on both sides, in SQL: one folding rule for either database (see ``folded``)
+    same_name = folded(col(model.name)) == folded(literal(name))
+    stmt = select(exists().where(same_name, col(model.id) != other))
     return bool((await session.execute(stmt)).scalar())
 
 
