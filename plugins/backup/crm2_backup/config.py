@@ -76,7 +76,14 @@ class BackupSettings(BaseSettings):
     consul_url: str = Field(
         "", description="Consul HTTP API for KV snapshots (http://host:8500); empty = no Consul"
     )
-    consul_token: SecretStr | None = Field(None, description="X-Consul-Token for the snapshot API")
+    consul_token: SecretStr | None = Field(
+        None, description="X-Consul-Token for the snapshot API of consul_url (sent to it only)"
+    )
+    consul_restore_token: SecretStr | None = Field(
+        None,
+        description="X-Consul-Token for a restore into another Consul than consul_url "
+        "(restore --to http://other:8500); empty = none is sent there",
+    )
     command_timeout_seconds: int = Field(
         3600, ge=10, le=86400, description="time limit of one dump or restore program run"
     )

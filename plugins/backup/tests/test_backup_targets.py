@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -282,6 +283,8 @@ class FakeConsul(BaseHTTPRequestHandler):
     snapshot = b""
     restored: list[bytes] = []
     tokens: list[str | None] = []
+    # every PUT: (the server's port, its X-Consul-Token, its Authorization)
+    puts: list[tuple[int, str | None, str | None]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -301,22 +304,35 @@ class FakeConsul(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         FakeConsul.restored.append(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeConsul.puts.append(
+            (
+                self.server.server_address[1],
+                self.headers.get("X-Consul-Token"),
+                self.headers.get("Authorization"),
+            )
+        )
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
 
-@pytest.fixture
-def consul() -> Iterator[str]:
+@contextlib.contextmanager
+def _consul_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeConsul)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    FakeConsul.restored, FakeConsul.tokens = [], []
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def consul() -> Iterator[str]:
+    FakeConsul.restored, FakeConsul.tokens, FakeConsul.puts = [], [], []
+    with _consul_server() as url:
+        yield url
 
 
 async def test_consul_snapshot_round_trip(consul: str, tmp_path: Path) -> None:
@@ -349,6 +365,62 @@ async def test_a_consul_restore_to_something_not_a_url_is_refused_not_sent_to_th
             await target.restore(tmp_path / "c.snap", to, True)
 
     assert FakeConsul.restored == []
+
+
+async def test_a_consul_restore_into_another_consul_never_gets_the_configured_credentials(
+    consul: str, tmp_path: Path
+) -> None:
+    """The configured token (and the configured URL's user:password) belong to the
+    configured Consul: ``--to http://staging:8500`` gets its own token, or none."""
+    FakeConsul.snapshot = _snapshot(b"kv:config/crm2=x")
+    configured = consul.replace("http://", "http://ops:s3cret@")
+    basic = "Basic " + base64.b64encode(b"ops:s3cret").decode()
+    port = int(consul.rsplit(":", 1)[1])
+    target = ConsulTarget(configured, token="prod-t0ken")
+    await target.dump(tmp_path / "c.snap")
+
+    with _consul_server() as other:
+        other_port = int(other.rsplit(":", 1)[1])
+        await target.restore(tmp_path / "c.snap", other, False)
+        own = ConsulTarget(configured, token="prod-t0ken", restore_token="staging-t0ken")
+        await own.restore(tmp_path / "c.snap", other + "/", False)
+        await ConsulTarget(configured, token="prod-t0ken").restore(
+            tmp_path / "c.snap", other.replace("http://", "http://st:pw@"), False
+        )
+    # the configured Consul, as an empty --to or spelled out: its own credentials
+    await own.restore(tmp_path / "c.snap", "", False)
+    await own.restore(tmp_path / "c.snap", consul + "/", False)
+
+    assert FakeConsul.puts == [
+        (other_port, None, None),
+        (other_port, "staging-t0ken", None),
+        (other_port, None, "Basic " + base64.b64encode(b"st:pw").decode()),
+        (port, "prod-t0ken", basic),
+        (port, "prod-t0ken", basic),
+    ]
+
+
+def test_the_consul_restore_token_is_a_setting_of_its_own() -> None:
+    from types import SimpleNamespace
+
+    from crm2_backup.config import BackupSettings
+    from crm2_backup.targets.builtin import builtin_targets
+
+    ours = BackupSettings(
+        consul_url="http://consul:8500",
+        consul_token="prod-t0ken",
+        consul_restore_token="staging-t0ken",
+    )
+    core = SimpleNamespace(
+        database_url="sqlite+aiosqlite:///x.db",
+        redis_url="",
+        broker_url="memory://",
+        broker_management_url="",
+    )
+    context = SimpleNamespace(settings=core, plugin_settings=lambda name: ours)
+    [consul_target] = [t for t in builtin_targets(context) if t.name == "consul"]
+    assert consul_target.headers == {"X-Consul-Token": "prod-t0ken"}
+    assert consul_target.restore_headers == {"X-Consul-Token": "staging-t0ken"}
 
 
 async def test_a_consul_snapshot_with_a_bad_sum_fails(consul: str, tmp_path: Path) -> None:

@@ -69,5 +69,13 @@ def builtin_targets(context: Any) -> list[Any]:
         )
     if ours.consul_url:
         token = ours.consul_token.get_secret_value() if ours.consul_token else None
-        targets.append(ConsulTarget(ours.consul_url, token, timeout))
+        other = ours.consul_restore_token
+        targets.append(
+            ConsulTarget(
+                ours.consul_url,
+                token,
+                timeout,
+                restore_token=other.get_secret_value() if other else None,
+            )
+        )
     return targets

@@ -49,14 +49,42 @@ def inspect_snapshot(path: Path) -> dict[str, Any]:
     return {"files": sorted(digests)}
 
 
+def _same_server(a: str, b: str) -> bool:
+    """Two credential-free base URLs name one server (scheme, host, port, path)."""
+    x, y = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    defaults = {"http": 80, "https": 443}
+    return (x.scheme, x.hostname, x.port or defaults[x.scheme], x.path) == (
+        y.scheme,
+        y.hostname,
+        y.port or defaults[y.scheme],
+        y.path,
+    )
+
+
 class ConsulTarget:
+    """The configured Consul's snapshots.
+
+    Its credentials (the token, and a ``user:password@`` in its URL) go to that Consul
+    only: a restore into another one (``--to http://staging:8500``) sends that URL's own
+    ``user:password@`` and ``restore_token`` (``CRM2_BACKUP_CONSUL_RESTORE_TOKEN``), or
+    nothing — never production's token to a host that merely answers.
+    """
+
     name = "consul"
     extension = ".snap"
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 600) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 600,
+        *,
+        restore_token: str | None = None,
+    ) -> None:
         self.base, self.headers = split_credentials(url)
         if token:
             self.headers["X-Consul-Token"] = token
+        self.restore_headers = {"X-Consul-Token": restore_token} if restore_token else {}
         self.timeout = timeout
 
     async def dump(self, path: Path) -> Mapping[str, Any]:
@@ -69,17 +97,21 @@ class ConsulTarget:
         )
         return await asyncio.to_thread(inspect_snapshot, path)
 
-    def _restore_base(self, to: str) -> str:
-        """Where to restore: ``to``'s http(s) URL, or the configured Consul for an empty one.
+    def _restore_base(self, to: str) -> tuple[str, dict[str, str]]:
+        """Where to restore and with which credentials: ``to``'s http(s) URL, or the
+        configured Consul (with its own credentials) for an empty one or its own URL.
 
         Anything else is refused: ``consul.staging:8500`` (no scheme) is another Consul
         misspelt, never a reason to overwrite the configured one's whole state.
         """
         if not to:
-            return self.base
+            return self.base, self.headers
         try:
             if urllib.parse.urlsplit(to).scheme in ("http", "https"):
-                return split_credentials(to)[0]
+                base, headers = split_credentials(to)
+                if _same_server(base, self.base):
+                    return self.base, {**self.headers, **headers}
+                return base, {**self.restore_headers, **headers}
         except (TargetFailed, ValueError):
             pass
         raise BadTargetAddress(
@@ -88,13 +120,13 @@ class ConsulTarget:
         )
 
     async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
-        base = self._restore_base(to)
+        base, headers = self._restore_base(to)
         facts = await asyncio.to_thread(inspect_snapshot, path)
         if not dry_run:
             await request(
                 "PUT",
                 f"{base}/v1/snapshot",
-                headers=self.headers,
+                headers=headers,
                 body_file=path,
                 timeout=self.timeout,
             )
