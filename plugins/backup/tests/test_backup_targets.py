@@ -423,6 +423,44 @@ def test_the_consul_restore_token_is_a_setting_of_its_own() -> None:
     assert consul_target.restore_headers == {"X-Consul-Token": "staging-t0ken"}
 
 
+def _archive(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _sums(files: dict[str, bytes]) -> bytes:
+    return "".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in files.items()).encode()
+
+
+async def test_a_consul_snapshot_with_a_file_not_in_sha256sums_fails(
+    consul: str, tmp_path: Path
+) -> None:
+    """Consul itself refuses a snapshot holding a file it does not know ("unexpected file"):
+    a drill must not call such an archive sound because the listed files match."""
+    files = {"meta.json": b'{"Index": 42}', "state.bin": b"kv"}
+    listed = [*files.items(), ("SHA256SUMS", _sums(files))]
+    target = ConsulTarget(consul)
+    for extra in (
+        [("extra.bin", b"added")],  # a file nobody listed
+        [("state.bin", b"kv")],  # a listed name twice: which one is restored?
+    ):
+        FakeConsul.snapshot = _archive(listed + extra)
+        with pytest.raises(errors.TargetFailed, match="not listed in SHA256SUMS|twice"):
+            await target.dump(tmp_path / "c.snap")
+        (tmp_path / "c.snap").write_bytes(FakeConsul.snapshot)
+        with pytest.raises(errors.TargetFailed, match="not listed in SHA256SUMS|twice"):
+            await target.drill(tmp_path / "c.snap", {"files": ["meta.json", "state.bin"]})
+    # Consul Enterprise's SHA256SUMS.sealed is never listed in SHA256SUMS; Consul accepts it
+    FakeConsul.snapshot = _archive([*listed, ("SHA256SUMS.sealed", b"sealed")])
+    facts = await target.dump(tmp_path / "c.snap")
+    assert facts == {"files": ["SHA256SUMS.sealed", "meta.json", "state.bin"]}
+
+
 async def test_a_consul_snapshot_with_a_bad_sum_fails(consul: str, tmp_path: Path) -> None:
     good = _snapshot(b"kv")
     with tarfile.open(fileobj=io.BytesIO(good), mode="r:gz") as archive:

@@ -20,16 +20,28 @@ from crm2_backup.targets.base import compare
 from crm2_backup.targets.http import request, split_credentials
 
 
+# written by Consul Enterprise after SHA256SUMS, so never listed in it; Consul accepts it
+UNLISTED = frozenset({"SHA256SUMS.sealed"})
+
+
 def inspect_snapshot(path: Path) -> dict[str, Any]:
-    """The files of a snapshot and whether each matches ``SHA256SUMS``."""
+    """The files of a snapshot, each listed in and matching ``SHA256SUMS``.
+
+    As Consul's own reader does ("unexpected file in snapshot"), a file the sums do not
+    list, or a name twice, fails: a drill must not call an archive sound that Consul
+    would refuse to restore, or that carries something nobody vouched for.
+    """
     try:
         with tarfile.open(path, "r:gz") as archive:
             sums: dict[str, str] = {}
             digests: dict[str, str] = {}
+            twice: list[str] = []
             for member in archive:
                 handle = archive.extractfile(member)
                 if handle is None:
                     continue
+                if member.name in digests or (member.name == "SHA256SUMS" and sums):
+                    twice.append(member.name)
                 if member.name == "SHA256SUMS":
                     for line in handle.read().decode().splitlines():
                         digest, _, name = line.partition("  ")
@@ -39,10 +51,15 @@ def inspect_snapshot(path: Path) -> dict[str, Any]:
                 while block := handle.read(1 << 20):
                     h.update(block)
                 digests[member.name] = h.hexdigest()
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise TargetFailed(f"the Consul snapshot does not open: {exc}") from exc
     if not sums:
         raise TargetFailed("the Consul snapshot has no SHA256SUMS")
+    if twice:
+        raise TargetFailed(f"the Consul snapshot holds a file twice: {sorted(set(twice))}")
+    unlisted = sorted(set(digests) - set(sums) - UNLISTED)
+    if unlisted:
+        raise TargetFailed(f"the Consul snapshot holds files not listed in SHA256SUMS: {unlisted}")
     bad = sorted(n for n, d in sums.items() if digests.get(n) != d)
     if bad:
         raise TargetFailed(f"the Consul snapshot's files do not match SHA256SUMS: {bad}")
