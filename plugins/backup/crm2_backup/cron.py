@@ -3,6 +3,11 @@
 Enough for backup schedules: ``*``, lists, ranges and steps. ``previous(now)``
 is the latest due time at or before ``now``: the key that makes a schedule run
 once per due time, however many processes look.
+
+The two day fields follow crontab(5) as vixie cron and cronie implement it: when
+both are restricted — neither starts with ``*`` — a day matches when *either*
+does; otherwise both must. ``*/2`` starts with ``*``, so it is not restricted:
+``0 3 */2 * 1`` is odd days that are Mondays (``1-31/2`` instead would be OR-ed).
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ class Cron:
         fields = [_field(p, *_RANGES[i]) for i, p in enumerate(parts)]
         fields[4] = frozenset(d % 7 for d in fields[4])  # 7 is Sunday too
         minutes, hours, days, months, weekdays = fields
-        any_day, any_weekday = parts[2] == "*", parts[4] == "*"
+        # vixie/cronie flag a day field as "*" from its first character, before parsing it:
+        # "*/2" and "*,10" are unrestricted there, and so here (crontab(5))
+        any_day, any_weekday = parts[2].startswith("*"), parts[4].startswith("*")
         if any_weekday and not any(d <= _LONGEST.get(m, 31) for m in months for d in days):
             # Feb 30, Apr 31 …: a schedule that would silently never make a backup
             raise CronError(f"{text!r} is never due: no month in it has that day")
@@ -106,4 +113,4 @@ class Cron:
         weekday_ok = (at.isoweekday() % 7) in self.weekdays
         if self.any_day or self.any_weekday:
             return day_ok and weekday_ok
-        return day_ok or weekday_ok  # cron: either restricted day field may match
+        return day_ok or weekday_ok  # both restricted (neither starts with "*"): either may match

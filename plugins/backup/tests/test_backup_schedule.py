@@ -58,6 +58,38 @@ def test_a_schedule_that_is_never_due_is_refused_with_why() -> None:
     assert Cron.parse("* * * * *").previous(NOW) == NOW
 
 
+def test_a_star_step_day_field_is_unrestricted_as_in_vixie_cron() -> None:
+    """crontab(5): the two day fields are OR-ed only when both are restricted, i.e. neither
+    starts with ``*``. ``*/2`` starts with ``*`` (vixie and cronie flag the field from its
+    first character), so ``0 3 */2 * 1`` is odd days that are Mondays, not every odd day
+    plus every Monday; ``1-31/2`` (the same days, spelt restricted) is OR-ed."""
+    thursday_3rd = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+    monday_7th = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    monday_14th = datetime(2026, 12, 14, 3, 0, tzinfo=UTC)
+
+    star_step = Cron.parse("0 3 */2 * 1")
+    assert [star_step.matches(t) for t in (thursday_3rd, monday_7th, monday_14th)] == [
+        False,
+        True,
+        False,
+    ]
+    assert star_step.previous(datetime(2026, 12, 20, tzinfo=UTC)) == monday_7th
+    restricted = Cron.parse("0 3 1-31/2 * 1")
+    assert [restricted.matches(t) for t in (thursday_3rd, monday_7th, monday_14th)] == [
+        True,
+        True,
+        True,
+    ]
+    # a star step in the weekday field: the 1st, only when it is a Sunday/Tuesday/…
+    weekday_step = Cron.parse("0 3 1 * */2")
+    assert weekday_step.matches(datetime(2026, 12, 1, 3, 0, tzinfo=UTC))  # a Tuesday
+    assert not weekday_step.matches(datetime(2027, 1, 1, 3, 0, tzinfo=UTC))  # a Friday
+    assert not weekday_step.matches(datetime(2026, 12, 6, 3, 0, tzinfo=UTC))  # a Sunday
+    # so Feb 30 with a star-step weekday is never due, as with ``*``
+    with pytest.raises(CronError, match="never due"):
+        Cron.parse("0 3 30 2 */2")
+
+
 def test_retention_over_a_simulated_year_keeps_exactly_gfs() -> None:
     start = datetime(2026, 1, 1, 3, tzinfo=UTC)
     sets = [Candidate(id=uuid.uuid4(), started_at=start + timedelta(days=d)) for d in range(365)]
