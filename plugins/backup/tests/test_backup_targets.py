@@ -423,6 +423,41 @@ def test_the_consul_restore_token_is_a_setting_of_its_own() -> None:
     assert consul_target.restore_headers == {"X-Consul-Token": "staging-t0ken"}
 
 
+class Redirecting(BaseHTTPRequestHandler):
+    """A "Consul" that answers every request with a redirect to ``to``."""
+
+    to = ""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", f"{Redirecting.to}{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+async def test_a_redirect_never_carries_the_credentials_to_another_host(
+    consul: str, tmp_path: Path
+) -> None:
+    """urllib follows a GET's redirect with every header, the token and Basic auth too:
+    a Consul (or a proxy in front of it) answering 302 would hand them to any host."""
+    FakeConsul.snapshot = _snapshot(b"kv")
+    Redirecting.to = consul
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://ops:s3cret@127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(errors.TargetFailed, match="redirect"):
+            await ConsulTarget(url, token="prod-t0ken").dump(tmp_path / "c.snap")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert FakeConsul.tokens == []  # the other host was never asked
+
+
 def _archive(members: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

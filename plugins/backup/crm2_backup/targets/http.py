@@ -29,6 +29,20 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), headers
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: urllib would send it every header, the Consul token and
+    the Basic credentials too, to whatever host the ``Location`` names."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        where = urllib.parse.urlsplit(newurl)
+        raise TargetFailed(
+            f"{req.get_method()} {urllib.parse.urlsplit(req.full_url).path}: HTTP {code} "
+            f"redirect to {where.scheme}://{where.hostname}{where.path} not followed "
+            "(credentials go to the configured address only): give the final URL"
+        )
+
+
+
 def _request(
     method: str,
     url: str,
@@ -47,7 +61,8 @@ def _request(
         all_headers["Content-Length"] = str(body_file.stat().st_size)
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # type: ignore[arg-type]
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        opener = urllib.request.build_opener(_NoRedirects)  # per call: nothing at import
+        with opener.open(request, timeout=timeout) as response:
             if out_file is not None:
                 with out_file.open("wb") as out:
                     shutil.copyfileobj(response, out, 1 << 20)
