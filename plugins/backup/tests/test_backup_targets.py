@@ -485,10 +485,10 @@ async def test_a_consul_snapshot_with_a_file_not_in_sha256sums_fails(
         [("state.bin", b"kv")],  # a listed name twice: which one is restored?
     ):
         FakeConsul.snapshot = _archive(listed + extra)
-        with pytest.raises(errors.TargetFailed, match="not listed in SHA256SUMS|twice"):
+        with pytest.raises(errors.TargetFailed, match=r"not listed in SHA256SUMS|twice"):
             await target.dump(tmp_path / "c.snap")
         (tmp_path / "c.snap").write_bytes(FakeConsul.snapshot)
-        with pytest.raises(errors.TargetFailed, match="not listed in SHA256SUMS|twice"):
+        with pytest.raises(errors.TargetFailed, match=r"not listed in SHA256SUMS|twice"):
             await target.drill(tmp_path / "c.snap", {"files": ["meta.json", "state.bin"]})
     # Consul Enterprise's SHA256SUMS.sealed is never listed in SHA256SUMS; Consul accepts it
     FakeConsul.snapshot = _archive([*listed, ("SHA256SUMS.sealed", b"sealed")])

@@ -19,7 +19,6 @@ from crm2_backup.errors import BadTargetAddress, TargetFailed
 from crm2_backup.targets.base import compare
 from crm2_backup.targets.http import request, split_credentials
 
-
 # written by Consul Enterprise after SHA256SUMS, so never listed in it; Consul accepts it
 UNLISTED = frozenset({"SHA256SUMS.sealed"})
 

@@ -42,7 +42,6 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         )
 
 
-
 def _request(
     method: str,
     url: str,
