@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, update
@@ -82,22 +83,30 @@ async def sets_being_read(session: AsyncSession) -> set[uuid.UUID]:
     return {set_id for set_id in rows.scalars() if set_id is not None}
 
 
-async def latest_completed(session: AsyncSession) -> BackupSet | None:
+async def latest_completed(
+    session: AsyncSession, not_after: datetime | None = None
+) -> BackupSet | None:
+    """The newest completed set started at or before ``not_after`` (a future-dated one is
+    not the latest: see ``service/clock.py``)."""
+    stmt = select(BackupSet).where(col(BackupSet.status) == "completed")
+    if not_after is not None:
+        stmt = stmt.where(col(BackupSet.started_at) <= not_after)
     row = await session.execute(
-        select(BackupSet)
-        .where(col(BackupSet.status) == "completed")
-        .order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc())
-        .limit(1)
+        stmt.order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc()).limit(1)
     )
     return row.scalar_one_or_none()
 
 
-async def latest_verified(session: AsyncSession) -> BackupSet | None:
+async def latest_verified(
+    session: AsyncSession, not_after: datetime | None = None
+) -> BackupSet | None:
+    stmt = select(BackupSet).where(
+        col(BackupSet.status) == "completed", col(BackupSet.verify_ok).is_(True)
+    )
+    if not_after is not None:
+        stmt = stmt.where(col(BackupSet.started_at) <= not_after)
     row = await session.execute(
-        select(BackupSet)
-        .where(col(BackupSet.status) == "completed", col(BackupSet.verify_ok).is_(True))
-        .order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc())
-        .limit(1)
+        stmt.order_by(col(BackupSet.started_at).desc(), col(BackupSet.id).desc()).limit(1)
     )
     return row.scalar_one_or_none()
 

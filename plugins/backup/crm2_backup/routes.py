@@ -36,6 +36,7 @@ from crm2_backup.schemas import (
     TargetPublic,
 )
 from crm2_backup.service import retention
+from crm2_backup.service.clock import trusted_until
 from crm2_backup.service.queued import request_backup_now, request_drill_now
 from crm2_core.api import (
     APIRouter,
@@ -224,8 +225,8 @@ async def list_targets(_: BackupRead, context: ContextDep) -> list[TargetPublic]
 async def backup_status(_: BackupRead, context: ContextDep, session: SessionDep) -> StatusPublic:
     """The latest set, the latest verified set, RPO and the last drill's RTO."""
     settings = context.plugin_settings("backup")
-    latest = await latest_completed(session)
-    verified = await latest_verified(session)
+    latest = await latest_completed(session, trusted_until())
+    verified = await latest_verified(session, trusted_until())
     drill = await latest_drill(session)
     return StatusPublic(
         latest_set=None if latest is None else SetPublic.model_validate(latest),

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from backup_kit import API, event_types, run_set
-from crm2_backup.models import BackupRun
+import pytest
+from backup_kit import API, backup_settings, event_types, run_set
+from crm2_backup.models import BackupRun, BackupSet
+from crm2_backup.service.backup import new_set
+from crm2_backup.service.verify import verify
 
+from crm2_core.api import utcnow
 from crm2_core.testing import Crm2TestApp
 
 
@@ -39,3 +47,42 @@ async def test_retention_keeps_a_set_while_a_restore_reads_it(backup: Crm2TestAp
     assert during.json() == {"pruned": []}
     body = (await backup.client.get(f"{API}/sets/{older['id']}", headers=admin)).json()
     assert body["status"] == "completed"
+
+
+async def test_a_future_dated_set_is_not_the_latest_and_lets_retention_prune_no_newer_set(
+    crm2_app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A set stamped in the future (a process with its clock ahead, a hand-made row) would
+    stay "latest" for ever and take the newest day's slot: retention would prune the sets
+    that are really the newest. It is set aside, kept and named in the log instead."""
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup"],
+        plugin_settings={
+            "backup": backup_settings(tmp_path, keep_daily=1, keep_weekly=0, keep_monthly=0)
+        },
+    )
+    now = utcnow()
+
+    def completed(at: datetime) -> BackupSet:
+        row = new_set("manual", None, None, "completed")
+        row.started_at, row.finished_at = at, at
+        return row
+
+    older, newer = completed(now - timedelta(hours=2)), completed(now - timedelta(hours=1))
+    future = completed(now + timedelta(days=30))
+    async with app.context.session_factory() as session:
+        session.add_all([older, newer, future])
+        await session.commit()
+    admin = await app.login("admin")
+
+    with caplog.at_level(logging.WARNING, logger="crm2.backup"):
+        status = (await app.client.get(f"{API}/status", headers=admin)).json()
+        drill = await verify(app.context)  # the latest set, by default
+        pruned = (await app.client.post(f"{API}/prune", headers=admin)).json()["pruned"]
+
+    assert status["latest_set"]["id"] == str(newer.id)
+    assert drill is not None and drill.set_id == newer.id
+    assert pruned == [str(older.id)]
+    body = (await app.client.get(f"{API}/sets/{future.id}", headers=admin)).json()
+    assert body["status"] == "completed"  # kept: only its clock is suspect
+    assert f"set {future.id}" in caplog.text and "in the future" in caplog.text

@@ -3,6 +3,7 @@
 Periods count only when they hold a set (as restic's ``--keep-daily``): a
 week without backups does not use up a weekly slot. The newest set and the
 newest verified set are always kept, and so is a set a drill or a restore is reading.
+A set dated in the future (``service/clock.py``) is neither counted nor pruned.
 
 A prune first marks the sets it drops ``pruned``, under the lock a drill or restore
 takes to start on a set: a set being read is kept, and one being pruned can no longer be
@@ -31,6 +32,7 @@ from crm2_backup.repository import (
     update_set,
 )
 from crm2_backup.service import destinations, store
+from crm2_backup.service.clock import set_aside_future
 from crm2_backup.service.locks import SET_READERS
 from crm2_core.api import publish, take_turns
 
@@ -80,8 +82,11 @@ async def _mark_pruned(context: Any, settings: BackupSettings) -> tuple[list[Bac
     async with context.session_factory() as session:
         await take_turns(session, SET_READERS)
         rows = await completed_sets(session)
-        candidates = [Candidate(r.id, r.started_at, bool(r.verify_ok)) for r in rows]
+        # a set dated ahead of this clock would take the newest slots: set aside, kept
+        trusted, future = set_aside_future(rows)
+        candidates = [Candidate(r.id, r.started_at, bool(r.verify_ok)) for r in trusted]
         kept = keep(candidates, settings.keep_daily, settings.keep_weekly, settings.keep_monthly)
+        kept |= {r.id for r in future}
         kept |= await sets_being_read(session)
         dropped = []
         for row in rows:

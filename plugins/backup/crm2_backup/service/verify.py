@@ -29,6 +29,7 @@ from crm2_backup.repository import (
 )
 from crm2_backup.service.artifacts import open_artifact
 from crm2_backup.service.backup import Progress, _error_text
+from crm2_backup.service.clock import trusted_until
 from crm2_backup.service.keys import load_key
 from crm2_backup.service.locks import SET_READERS
 from crm2_backup.service.schema import known_revisions, unknown_heads
@@ -76,7 +77,7 @@ async def verify(
         await take_turns(session, SET_READERS)  # retention prunes no set a drill starts on
         try:
             if set_id is None:
-                latest = await latest_completed(session)
+                latest = await latest_completed(session, trusted_until())
                 if latest is None:
                     raise SetNotFound("no completed backup set to verify")
                 set_id = latest.id
