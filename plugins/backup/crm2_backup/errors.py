@@ -55,3 +55,11 @@ class BadTargetAddress(BadRequest):
 
 class UnknownDestination(Unprocessable):
     slug, title = "backup-unknown-destination", "No such backup destination in this deployment"
+
+
+class BackupUnderway(Conflict):
+    slug, title = "backup-underway", "Another backup is underway"
+
+
+class SetAbandoned(Conflict):
+    slug, title = "backup-set-abandoned", "The set was marked failed while it was being written"

@@ -19,8 +19,9 @@ from backup_kit import (
     run_set,
     settle,
 )
+from crm2_backup.errors import BackupUnderway, SetAbandoned
 from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
-from crm2_backup.service.backup import run_backup
+from crm2_backup.service.backup import new_set, run_backup
 from crm2_backup.service.stale import fail_stale_runs, fail_stale_sets, stale_after
 from crm2_backup.service.verify import verify
 from sqlalchemy import select
@@ -142,29 +143,36 @@ async def test_a_drill_nobody_runs_is_failed_by_the_stale_job(
     assert (await event_types(app))[-1] == "backup.set.verify_failed"
 
 
-async def test_a_set_marked_stale_that_then_completes_stays_failed(
-    gated: tuple[Crm2TestApp, GatedTarget],
+async def test_a_set_marked_stale_that_then_goes_on_stays_failed_and_leaves_no_files(
+    gated: tuple[Crm2TestApp, GatedTarget], tmp_path: Path
 ) -> None:
+    """The sweep deletes a stale set's folder (as a failing set's); a run that was only
+    stalled then cannot write into it: it stops with one clear error, the set keeps the
+    sweep's reason and is announced failed once, never completed."""
     app, target = gated
     target.gate_dump = True
     task = asyncio.create_task(run_backup(app.context))
     await asyncio.wait_for(target.entered.wait(), 30)
     async with app.context.session_factory() as session:
-        [set_id] = (await session.execute(select(BackupSet.id))).scalars().all()
+        [row] = (await session.execute(select(BackupSet))).scalars().all()
+    folder = tmp_path / "backups" / row.location
+    assert folder.is_dir()
 
-    assert await fail_stale_sets(app.context, _after_the_limit(app)) == [set_id]
+    assert await fail_stale_sets(app.context, _after_the_limit(app)) == [row.id]
+    assert not folder.exists()
     target.release.set()
-    late = await asyncio.wait_for(task, 30)
+    with pytest.raises(SetAbandoned, match="marked failed by the stale job"):
+        await asyncio.wait_for(task, 30)
 
-    assert late is not None and late.status == "failed"
-    assert late.error.startswith("interrupted: no progress for")
-    assert "finished late at" in late.error and "not trusted" in late.error
+    assert not folder.exists()
     admin = await app.login("admin")
-    body = (await app.client.get(f"{API}/sets/{set_id}", headers=admin)).json()
+    body = (await app.client.get(f"{API}/sets/{row.id}", headers=admin)).json()
     assert body["state"] == "failed" and body["done"] is True and body["artifacts"] == []
+    assert body["error"].startswith("interrupted: no progress for")
     assert body["progress"]["targets"][0]["phase"] == "failed"
     [run] = (await app.client.get(f"{API}/runs", headers=admin)).json()["items"]
-    assert run["status"] == "failed" and run["detail"]["late"] is True
+    assert run["status"] == "failed" and run["error"].startswith("interrupted: no progress")
+    assert run["detail"]["late"]["ok"] is False and "finished late" in run["error"]
     assert await event_types(app) == ["backup.set.failed"]  # announced once, never completed
 
 
@@ -261,3 +269,53 @@ async def test_concurrent_requests_start_one_set_and_one_drill(
         runs = (await session.execute(select(BackupRun.kind))).scalars().all()
         made_sets = (await session.execute(select(BackupSet.id))).scalars().all()
     assert sorted(runs).count("verify") == 1 and len(made_sets) == 2
+
+
+async def test_a_second_backup_run_while_one_dumps_is_refused_not_run_beside_it(
+    gated: tuple[Crm2TestApp, GatedTarget],
+) -> None:
+    """``crm2 backup run`` (``run_backup`` without a queued set) obeys the one-set-at-a-time
+    rule of ``POST /sets`` and the schedule: a second run while one dumps makes no set."""
+    app, target = gated
+    target.gate_dump = True
+    first = asyncio.create_task(run_backup(app.context))
+    await asyncio.wait_for(target.entered.wait(), 30)
+    async with app.context.session_factory() as session:
+        [underway] = (await session.execute(select(BackupSet.id))).scalars().all()
+
+    with pytest.raises(BackupUnderway, match=str(underway)):
+        await asyncio.wait_for(run_backup(app.context), 30)
+
+    target.release.set()
+    made = await asyncio.wait_for(first, 30)
+    assert made is not None and made.status == "completed"
+    async with app.context.session_factory() as session:
+        assert (await session.execute(select(BackupSet.id))).scalars().all() == [underway]
+    again = await run_backup(app.context)  # once it is done, the next one runs
+    assert again is not None and again.status == "completed"
+
+
+async def test_a_set_the_stale_job_fails_has_its_partial_files_deleted(
+    gated: tuple[Crm2TestApp, GatedTarget], tmp_path: Path
+) -> None:
+    """As a failing set's files are: a failed set is never drilled or restored, and nothing
+    (not retention, which prunes completed sets) would ever free that space."""
+    app, _ = gated
+    now = utcnow()
+    limit = stale_after(app.context.plugin_settings("backup"))
+    crashed = new_set("manual", None, None, "running")
+    crashed.updated_at = now - limit - timedelta(seconds=1)
+    alive = new_set("manual", None, None, "running")
+    alive.updated_at = now - limit + timedelta(seconds=30)  # slow, but within the limit
+    root = tmp_path / "backups"
+    for row in (crashed, alive):
+        (root / row.location).mkdir(parents=True)
+        (root / row.location / "postgres.pgdump.enc").write_bytes(b"partial")
+    async with app.context.session_factory() as session:
+        session.add_all([crashed, alive])
+        await session.commit()
+
+    assert await fail_stale_sets(app.context, now) == [crashed.id]
+
+    assert not (root / crashed.location).exists()
+    assert (root / alive.location / "postgres.pgdump.enc").exists()

@@ -155,3 +155,38 @@ async def test_a_set_that_fails_part_way_leaves_no_partial_artefacts_on_disk(
     assert [t["phase"] for t in body["progress"]["targets"]] == ["done", "failed"]
     assert not (root / body["location"]).exists()
     assert list(root.iterdir()) == []
+
+
+async def test_the_cli_refuses_a_backup_while_one_is_underway_in_one_line(
+    backup: Crm2TestApp, crm2_database: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler and ``POST /sets`` wait for a set underway; ``crm2 backup run`` too:
+    it says which set is busy, exits 1 and makes no second set."""
+    from crm2_backup.service.backup import new_set
+
+    running = new_set("schedule", "2026-01-01T03:00Z", None, "running")
+    async with backup.context.session_factory() as session:
+        session.add(running)
+        await session.commit()
+    for name, value in {
+        "CRM2_DATABASE_URL": crm2_database.url,
+        "CRM2_PLUGINS": "backup",
+        "CRM2_ENV": "test",
+        "CRM2_AUTH_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM2_BACKUP_DIR": str(tmp_path / "backups"),
+        "CRM2_BACKUP_KEY": crypto.encode_key(KEY),
+        "CRM2_BACKUP_SCHEDULE": "",
+        "CRM2_BACKUP_VERIFY_SCHEDULE": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CRM2_REDIS_URL", raising=False)
+
+    result = await asyncio.to_thread(CliRunner().invoke, build_cli(), ["backup", "run"])
+
+    assert result.exit_code == 1, (result.output, result.exception)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and str(running.id) in errors[0], result.output
+    assert "underway" in errors[0] and "Traceback" not in result.output
+    admin = await backup.login("admin")
+    sets = (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    assert [s["id"] for s in sets] == [str(running.id)]

@@ -16,9 +16,18 @@ from sqlalchemy.exc import IntegrityError
 
 from crm2_backup import crypto
 from crm2_backup.config import BackupSettings
+from crm2_backup.errors import BackupUnderway, SetAbandoned
 from crm2_backup.events import SetCompleted, SetFailed, SetRequested
 from crm2_backup.models import BackupArtifact, BackupRun, BackupSet
-from crm2_backup.repository import backup_run_id, claim_set, finish_run, get_set, update_set
+from crm2_backup.repository import (
+    backup_run_id,
+    claim_set,
+    finish_run,
+    finish_running_run,
+    get_set,
+    note_late_run,
+    update_set,
+)
 from crm2_backup.service import destinations, store
 from crm2_backup.service.keys import load_key
 from crm2_backup.service.locks import SET_REQUESTS
@@ -122,9 +131,22 @@ async def request_backup(context: Any, due_key: str) -> uuid.UUID | None:
 async def _start(
     context: Any, set_id: uuid.UUID | None, trigger: str, actor_id: uuid.UUID | None
 ) -> BackupSet | None:
-    """The set to fill: a new running one, or the queued ``set_id`` claimed (``None``: taken)."""
+    """The set to fill: a new running one, or the queued ``set_id`` claimed (``None``: taken).
+
+    A new set (``crm2 backup run``) obeys the rule the schedule and ``POST /sets`` obey:
+    one backup at a time. While a set is queued or running it is refused with that set's
+    id (:class:`BackupUnderway`), checked and inserted under the same turn-taking lock.
+    """
     async with context.session_factory() as session:
         if set_id is None:
+            await take_turns(session, SET_REQUESTS)
+            current = await set_underway(session, context.plugin_settings("backup"))
+            if current is not None:
+                raise BackupUnderway(
+                    f"set {current.id} is {current.status} (since "
+                    f"{current.started_at:%Y-%m-%d %H:%M:%S}Z): one backup at a time; "
+                    "wait for it to finish (crm2 backup list)"
+                )
             row = new_set(trigger, None, actor_id, "running")
             session.add(row)
         elif not await claim_set(session, set_id):
@@ -186,7 +208,16 @@ async def run_backup(
                 {**t, "phase": "failed"} if t["target"] == current else t
                 for t in tracker.doc["targets"]
             ]
-        await _fail(context, row, exc, artifacts, None if tracker is None else tracker.doc)
+        failed_here = await _fail(
+            context, row, exc, artifacts, None if tracker is None else tracker.doc
+        )
+        if not failed_here and isinstance(exc, Exception):
+            # most likely because the sweep deleted the folder under it: say that, not ENOENT
+            raise SetAbandoned(
+                f"set {row.id} was marked failed by the stale job while this run was still "
+                f"writing it (its files are deleted; this run then stopped: {_error_text(exc)}): "
+                "take a new backup"
+            ) from exc
         raise
     return await _complete(context, row, artifacts, time.monotonic() - clock, remote)
 
@@ -327,7 +358,7 @@ async def _late(
 
     A set the sweep failed was announced failed and may have been replaced by a newer
     one; flipping it to completed afterwards would contradict that notice silently.
-    Its artefacts and manifest are on disk, but the set is not restorable: the error
+    The set is not restorable, so its files are deleted as a failed set's are: the error
     says it finished late and when, the run records the same; no event.
     """
     current = await get_set(session, row.id)
@@ -342,6 +373,8 @@ async def _late(
     )
     await session.commit()
     log.warning("backup: set %s finished after it had been marked failed; kept failed", row.id)
+    # failed, so never drilled or restored: its files go as any failed set's do
+    store.remove(store.set_dir(context.plugin_settings("backup"), row.location))
     return await get_set(session, row.id)
 
 
@@ -351,7 +384,9 @@ async def _fail(
     exc: BaseException,
     artifacts: list[BackupArtifact],
     progress: dict[str, Any] | None,
-) -> None:
+) -> bool:
+    """Record the set ``failed`` and announce it, delete its files; ``False`` when the stale
+    sweep had failed (and announced) it already."""
     if isinstance(exc, asyncio.CancelledError | TimeoutError | KeyboardInterrupt):
         error = (
             "interrupted: the backup's time limit (CRM2_BACKUP_COMMAND_TIMEOUT_SECONDS) "
@@ -363,8 +398,7 @@ async def _fail(
     extra = {} if progress is None else {"progress": progress}
     async with context.session_factory() as session:
         run = await backup_run_id(session, row.id)
-        await finish_run(session, run, "failed", {"done": [a.target for a in artifacts]}, error)
-        if await update_set(
+        failed_here = await update_set(
             session,
             row.id,
             only_if="running",
@@ -372,12 +406,20 @@ async def _fail(
             finished_at=utcnow(),
             error=error,
             **extra,
-        ):
+        )
+        if failed_here:
+            await finish_run(session, run, "failed", {"done": [a.target for a in artifacts]}, error)
             publish(
                 session, SetFailed(set_id=row.id, trigger=row.trigger, error=error), subject=row.id
             )
-        # else: the stale sweep failed (and announced) it already; its reason stays
+        elif not await finish_running_run(
+            session, run, "failed", {"done": [a.target for a in artifacts]}, error
+        ):
+            # the stale sweep failed (and announced) it already, and deleted its folder,
+            # which is likely why this run failed now: its reason stays, this is noted
+            await note_late_run(session, run, False, error)
         await session.commit()
     # a failed set is never drilled or restored: what it wrote before failing would only
     # hold the space (a full disk's) that nothing, not retention, would ever free
     store.remove(store.set_dir(context.plugin_settings("backup"), row.location))
+    return failed_here
