@@ -84,3 +84,48 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+async function api(method, path, token, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+test("a client's contacts and a deal's activities past the first 100 are behind Load more, not dropped", async () => {
+  const { storageState, token } = await signedInState(BASE, EMAIL, PASSWORD);
+  const stamp = Date.now();
+  const client = await api("POST", "/api/v1/deals/clients", token, { kind: "company", name: `Many rows ${stamp}` });
+  const deal = await api("POST", "/api/v1/deals/deals", token, { title: `Long deal ${stamp}`, client_id: client.id, value: "1.00" });
+  for (let i = 0; i < 101; i += 1) {
+    await api("POST", `/api/v1/deals/clients/${client.id}/contacts`, token, { name: `Contact ${i} ${stamp}` });
+    await api("POST", "/api/v1/deals/activities", token, { deal_id: deal.id, kind: "note", subject: `Note ${i} ${stamp}` });
+  }
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+
+  await page.goto(`${BASE}/client/?id=${client.id}`);
+  const contacts = page.getByTestId("client").locator("li", { hasText: `${stamp}` }).filter({ hasText: "Contact " });
+  await contacts.nth(99).waitFor();
+  assert.equal(await contacts.count(), 100);
+  await page.getByRole("button", { name: "Load more: Contacts" }).click();
+  await contacts.nth(100).waitFor();
+  assert.equal(await contacts.count(), 101);
+  assert.equal(await page.getByRole("button", { name: "Load more: Contacts" }).count(), 0, "no more after the last page");
+
+  await page.goto(`${BASE}/deal/?id=${deal.id}`);
+  const notes = page.locator("li", { hasText: `${stamp}` }).filter({ hasText: "Note " });
+  await notes.nth(99).waitFor();
+  assert.equal(await notes.count(), 100);
+  await page.getByRole("button", { name: "Load more: Activities" }).click();
+  await notes.nth(100).waitFor();
+  assert.equal(await notes.count(), 101);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -5,9 +5,11 @@ import { useSearchParams } from "next/navigation";
 import { Suspense, useState } from "react";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api, ok } from "@/api/client";
+import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
+import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -26,21 +28,26 @@ function ClientTimeline() {
       ok(await api.GET("/api/v1/deals/clients/{client_id}", { params: { path: { client_id: id } } })),
     enabled: id !== "",
   });
-  const contacts = useQuery({
-    queryKey: ["deals", "client", id, "contacts"],
-    queryFn: async () =>
+  // cursor-paginated, a page at a time: a client with more than a page of contacts or deals
+  // gets "Load more" (one page alone hid every row past the hundredth)
+  const contacts = useInfiniteQuery({
+    ...cursorPages(["deals", "client", id, "contacts"], async (cursor) =>
       ok(
         await api.GET("/api/v1/deals/clients/{client_id}/contacts", {
-          params: { path: { client_id: id }, query: { limit: 100 } },
+          params: { path: { client_id: id }, query: { limit: 100, cursor } },
         }),
       ),
+    ),
     enabled: id !== "",
   });
-  const deals = useQuery({
-    queryKey: ["deals", "client", id, "deals"],
-    queryFn: async () => ok(await api.GET("/api/v1/deals/deals", { params: { query: { client: id, limit: 100 } } })),
+  const deals = useInfiniteQuery({
+    ...cursorPages(["deals", "client", id, "deals"], async (cursor) =>
+      ok(await api.GET("/api/v1/deals/deals", { params: { query: { client: id, limit: 100, cursor } } })),
+    ),
     enabled: id !== "",
   });
+  const contactRows = pageRows(contacts.data);
+  const dealRows = pageRows(deals.data);
   const timeline = useInfiniteQuery({
     queryKey: ["deals", "client", id, "timeline", kind],
     queryFn: async ({ pageParam }) =>
@@ -56,7 +63,7 @@ function ClientTimeline() {
     getNextPageParam: (last) => last.next_cursor ?? undefined,
     enabled: id !== "",
   });
-  const dealTitle = new Map((deals.data?.items ?? []).map((d) => [d.id, d.title]));
+  const dealTitle = new Map(dealRows.map((d) => [d.id, d.title]));
 
   if (client.isError) return <p className="error">{client.error.message}</p>;
   if (!client.data) return <p>{t("loading")}</p>;
@@ -80,26 +87,28 @@ function ClientTimeline() {
       </dl>
       <h2>{t("client.contacts")}</h2>
       <ul>
-        {contacts.data?.items.map((p) => (
+        {contactRows.map((p) => (
           <li key={p.id}>
             {p.name}
             {p.position && `, ${p.position}`} {p.email && <span className="muted">{p.email}</span>}{" "}
             {p.phone && <span className="muted">{p.phone}</span>}
           </li>
         ))}
-        {contacts.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+        {contacts.isSuccess && contactRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
+      <LoadMore list={contacts} label={t("client.contacts")} />
       <h2>{t("client.deals")}</h2>
       <ul>
-        {deals.data?.items.map((d) => (
+        {dealRows.map((d) => (
           <li key={d.id}>
             <Link href={`/deal/?id=${d.id}`}>{d.title}</Link>{" "}
             <span className="money">{formatMoney(locale, d.value, d.currency)}</span>{" "}
             <span className="muted">{d.status}</span>
           </li>
         ))}
-        {deals.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+        {deals.isSuccess && dealRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
+      <LoadMore list={deals} label={t("client.deals")} />
       <div className="row">
         <h2>{t("client.timeline")}</h2>
         <span className="spacer" />

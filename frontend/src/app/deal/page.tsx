@@ -3,11 +3,13 @@
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense } from "react";
-import { useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api, ok } from "@/api/client";
+import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
+import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -21,22 +23,26 @@ function DealDetail() {
       ok(await api.GET("/api/v1/deals/deals/{deal_id}", { params: { path: { deal_id: id } } })),
     enabled: id !== "",
   });
-  const history = useQuery({
-    queryKey: ["deals", "deal", id, "history"],
-    queryFn: async () =>
+  // cursor-paginated, a page at a time: a long-lived deal gets "Load more" (one page alone
+  // hid every move and activity past the hundredth)
+  const history = useInfiniteQuery({
+    ...cursorPages(["deals", "deal", id, "history"], async (cursor) =>
       ok(
         await api.GET("/api/v1/deals/deals/{deal_id}/history", {
-          params: { path: { deal_id: id }, query: { limit: 100 } },
+          params: { path: { deal_id: id }, query: { limit: 100, cursor } },
         }),
       ),
+    ),
     enabled: id !== "",
   });
-  const activities = useQuery({
-    queryKey: ["deals", "deal", id, "activities"],
-    queryFn: async () =>
-      ok(await api.GET("/api/v1/deals/activities", { params: { query: { deal: id, limit: 100 } } })),
+  const activities = useInfiniteQuery({
+    ...cursorPages(["deals", "deal", id, "activities"], async (cursor) =>
+      ok(await api.GET("/api/v1/deals/activities", { params: { query: { deal: id, limit: 100, cursor } } })),
+    ),
     enabled: id !== "",
   });
+  const moves = pageRows(history.data);
+  const activityRows = pageRows(activities.data);
   const pipeline = useQuery({
     queryKey: ["deals", "pipeline", deal.data?.pipeline_id],
     queryFn: async () =>
@@ -67,23 +73,25 @@ function DealDetail() {
       </dl>
       <h2>{t("deal.history")}</h2>
       <ol className="timeline">
-        {history.data?.items.map((move) => (
+        {moves.map((move) => (
           <li key={move.id}>
             <time>{formatDateTime(locale, move.moved_at)}</time> {stageName(move.from_stage_id)} →{" "}
             {stageName(move.to_stage_id)}
           </li>
         ))}
       </ol>
+      <LoadMore list={history} label={t("deal.history")} />
       <h2>{t("deal.activities")}</h2>
       <ol className="timeline">
-        {activities.data?.items.map((a) => (
+        {activityRows.map((a) => (
           <li key={a.id}>
             <time>{formatDateTime(locale, a.occurred_at)}</time> <strong>{a.kind}</strong> {a.subject}
             {a.body && <p className="muted">{a.body}</p>}
           </li>
         ))}
-        {activities.data?.items.length === 0 && <li className="muted">{t("list.empty")}</li>}
+        {activities.isSuccess && activityRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
+      <LoadMore list={activities} label={t("deal.activities")} />
     </section>
   );
 }

@@ -1,0 +1,28 @@
+/** Cursor-paginated lists (crm2's `limit`, `cursor`, `next_cursor`) read a page at a time. */
+
+import { infiniteQueryOptions, type QueryKey } from "@tanstack/react-query";
+
+export interface CursorPage<T> {
+  items: T[];
+  next_cursor?: string | null;
+}
+
+/**
+ * The options of an infinite query over a cursor-paginated list: the first page without a
+ * cursor, each next page with the previous page's `next_cursor`, and `hasNextPage` while the
+ * server has more. A detail page shows a "Load more" on `hasNextPage`: reading one page of
+ * `limit: 100` alone dropped every row past the hundredth without a word.
+ */
+export function cursorPages<T>(queryKey: QueryKey, page: (cursor?: string) => Promise<CursorPage<T>>) {
+  return infiniteQueryOptions({
+    queryKey,
+    queryFn: ({ pageParam }) => page(pageParam || undefined),
+    initialPageParam: "",
+    getNextPageParam: (last: CursorPage<T>) => last.next_cursor || undefined,
+  });
+}
+
+/** The rows of the pages read so far, in order; none before the first page arrives. */
+export function pageRows<T>(data: { pages: CursorPage<T>[] } | undefined): T[] {
+  return data?.pages.flatMap((p) => p.items) ?? [];
+}
