@@ -3,7 +3,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useState, type ReactNode } from "react";
 import { retryDelay, shouldRetry } from "@/api/client";
-import { clearCacheOnUserChange } from "@/lib/userCache";
+import { clearCacheOnUserChange, keepPermissionsFresh } from "@/lib/userCache";
 import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
 
@@ -18,6 +18,8 @@ export function Providers({ children }: { children: ReactNode }) {
   );
   // one user's cached records are never shown to the next user signing in on this page
   useEffect(() => clearCacheOnUserChange(client, authStore), [client]);
+  // an admin's change of this user's roles shows without a reload (on focus, a 403, a renewal)
+  useEffect(() => keepPermissionsFresh(client, authStore), [client]);
   const theme = useUi((s) => s.theme);
   const locale = useUi((s) => s.locale);
   useEffect(() => {

@@ -1,4 +1,5 @@
-import type { QueryClient } from "@tanstack/react-query";
+import { focusManager, type QueryClient } from "@tanstack/react-query";
+import { ProblemError } from "@/api/client";
 import type { AuthStore, Tokens } from "@/store/auth";
 
 /**
@@ -32,4 +33,63 @@ export function clearCacheOnUserChange(queryClient: QueryClient, store: AuthStor
     user = next;
     queryClient.clear();
   });
+}
+
+/** The queries that follow the user's permissions: who they are and the sections offered. */
+const PERMISSION_QUERIES = [
+  ["auth", "me"],
+  ["console", "views"],
+] as const;
+
+function isPermissionQuery(key: readonly unknown[]): boolean {
+  return PERMISSION_QUERIES.some((p) => p.length === key.length && p.every((part, i) => part === key[i]));
+}
+
+function isForbidden(error: unknown): boolean {
+  return error instanceof ProblemError && error.status === 403;
+}
+
+/**
+ * Read the signed-in user's permissions (and the sections they open) again when they may have
+ * changed: an admin's change of the user's roles reaches no stream the console listens to
+ * (the core streams no auth events), so without this the console offered, until a reload,
+ * what the server now refuses. They are read again
+ * - when the window regains focus (the admin's change was made elsewhere);
+ * - when the server answers any query or change with a 403 (the server knew better);
+ * - when the same user's tokens are renewed (a change of roles ends the access tokens at once:
+ *   the next request meets a 401 and refreshes).
+ * A 403 on the permission queries themselves starts no further reading (no loop). A read
+ * already under way is joined, not restarted. Returns the unsubscribe.
+ */
+export function keepPermissionsFresh(queryClient: QueryClient, store: AuthStore): () => void {
+  const refresh = () => {
+    for (const queryKey of PERMISSION_QUERIES) {
+      void queryClient.invalidateQueries({ queryKey, exact: true }, { cancelRefetch: false });
+    }
+  };
+  const offFocus = focusManager.subscribe((focused) => {
+    if (focused) refresh();
+  });
+  const offQueries = queryClient.getQueryCache().subscribe((event) => {
+    if (event.type !== "updated" || event.action.type !== "error") return;
+    if (isForbidden(event.action.error) && !isPermissionQuery(event.query.queryKey)) refresh();
+  });
+  const offMutations = queryClient.getMutationCache().subscribe((event) => {
+    if (event.type !== "updated" || event.action.type !== "error") return;
+    if (isForbidden(event.action.error)) refresh();
+  });
+  let tokens = store.getState().tokens;
+  const offTokens = store.subscribe((state) => {
+    const previous = tokens;
+    tokens = state.tokens;
+    // another user (or none) is clearCacheOnUserChange's: the cache is emptied there
+    if (!previous || !tokens || previous.accessToken === tokens.accessToken) return;
+    if (tokenSubject(previous) === tokenSubject(tokens)) refresh();
+  });
+  return () => {
+    offFocus();
+    offQueries();
+    offMutations();
+    offTokens();
+  };
 }
