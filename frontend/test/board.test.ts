@@ -1,6 +1,7 @@
 import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { addDecimal, applyStageChange, buildColumns, loadBoard, optimisticMove, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
+import { ProblemError } from "@/api/client";
+import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -110,5 +111,74 @@ describe("loading the board", () => {
       expect(board).toMatchObject({ more: false });
       expect(board.deals).toHaveLength(total);
     }
+  });
+});
+
+describe("a move right after a live stage change", () => {
+  type Card = BoardDeal & { version: number };
+  const stale412 = () => new ProblemError(412, "Precondition Failed", "stale");
+
+  /** The server's deal `d1` at `version` in `stage`, and the versions each move was sent with. */
+  function server(stage: string, version: number) {
+    const sent: number[] = [];
+    let current: Card = { ...deal("d1", stage, "1"), version };
+    return {
+      sent,
+      move: async (to: string, ifMatch: number): Promise<Card> => {
+        sent.push(ifMatch);
+        if (ifMatch !== current.version) throw stale412();
+        current = { ...current, stage_id: to, version: current.version + 1 };
+        return current;
+      },
+      read: async (): Promise<Card> => current,
+      moveElsewhere: (to: string) => {
+        current = { ...current, stage_id: to, version: current.version + 1 };
+      },
+    };
+  }
+
+  it("reads the card again and moves it once more when only its version was stale", async () => {
+    // the live event moved the card s1 → s2 on screen; the card still holds version 1, the server 2
+    const api = server("s2", 2);
+    const onScreen: Card = { ...deal("d1", "s2", "1"), version: 1 };
+    const moved = await moveDeal(onScreen, "s3", { move: api.move, read: api.read });
+    expect(moved).toMatchObject({ stage_id: "s3", version: 3 });
+    expect(api.sent).toEqual([1, 2]);
+  });
+
+  it("is refused (412) when someone put the card in another stage than the one shown", async () => {
+    const api = server("s2", 2);
+    api.moveElsewhere("s4");
+    const onScreen: Card = { ...deal("d1", "s2", "1"), version: 1 };
+    await expect(moveDeal(onScreen, "s3", { move: api.move, read: api.read })).rejects.toMatchObject({ status: 412 });
+    expect(api.sent).toEqual([1]); // never sent over someone else's move
+  });
+
+  it("retries once only, and never after another refusal", async () => {
+    const onScreen: Card = { ...deal("d1", "s1", "1"), version: 1 };
+    const sent: number[] = [];
+    const always412 = async (_to: string, v: number): Promise<Card> => {
+      sent.push(v);
+      throw stale412();
+    };
+    const read = async (): Promise<Card> => ({ ...onScreen, version: 5 });
+    await expect(moveDeal(onScreen, "s2", { move: always412, read })).rejects.toMatchObject({ status: 412 });
+    expect(sent).toEqual([1, 5]);
+    const forbidden = async (_to: string, v: number): Promise<Card> => {
+      sent.push(v);
+      throw new ProblemError(403, "Forbidden", "");
+    };
+    sent.length = 0;
+    await expect(moveDeal(onScreen, "s2", { move: forbidden, read })).rejects.toMatchObject({ status: 403 });
+    expect(sent).toEqual([1]);
+  });
+
+  it("needs no second move when the card is already where it was sent", async () => {
+    const api = server("s3", 4);
+    const onScreen: Card = { ...deal("d1", "s2", "1"), version: 1 };
+    // someone else made the same move meanwhile; the board had not seen it yet
+    const moved = await moveDeal({ ...onScreen }, "s3", { move: api.move, read: api.read });
+    expect(moved).toMatchObject({ stage_id: "s3", version: 4 });
+    expect(api.sent).toEqual([1]);
   });
 });

@@ -4,7 +4,7 @@ import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
-import { BOARD_PAGE_SIZE, buildColumns, loadBoard, optimisticMove, type BoardData } from "@/lib/board";
+import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData } from "@/lib/board";
 import { formatCount, formatMoney } from "@/lib/i18n";
 import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -71,16 +71,20 @@ export function Board() {
 
   const optimistic = optimisticMove(queryClient, boardKey);
   const move = useMutation({
+    // a live stage change moves the card before the refetch brings its new version: a 412
+    // then reads the card and moves it once more (lib/board.ts, moveDeal)
     mutationFn: async (vars: { deal: DealPublic; stageId: string; lostReason?: string }) =>
-      ok(
-        await api.POST("/api/v1/deals/deals/{deal_id}/move", {
-          params: {
-            path: { deal_id: vars.deal.id },
-            header: { "if-match": `"v${vars.deal.version}"` },
-          },
-          body: { stage_id: vars.stageId, lost_reason: vars.lostReason ?? null },
-        }),
-      ),
+      moveDeal(vars.deal, vars.stageId, {
+        move: async (stageId, version) =>
+          ok(
+            await api.POST("/api/v1/deals/deals/{deal_id}/move", {
+              params: { path: { deal_id: vars.deal.id }, header: { "if-match": `"v${version}"` } },
+              body: { stage_id: stageId, lost_reason: vars.lostReason ?? null },
+            }),
+          ),
+        read: async () =>
+          ok(await api.GET("/api/v1/deals/deals/{deal_id}", { params: { path: { deal_id: vars.deal.id } } })),
+      }),
     onMutate: async (vars) => {
       setError("");
       return optimistic.onMutate(vars);

@@ -1,6 +1,7 @@
 /** The pipeline board's arithmetic, kept apart from React so that it is unit-tested. */
 
 import type { QueryClient, QueryKey } from "@tanstack/react-query";
+import { ProblemError } from "@/api/client";
 
 export interface BoardDeal {
   id: string;
@@ -132,4 +133,35 @@ export function optimisticMove(client: QueryClient, key: QueryKey) {
       void client.invalidateQueries({ queryKey: at });
     },
   };
+}
+
+/** How a move reaches the server: the move itself with its If-Match version, and a read of the card. */
+export interface MoveIo<D> {
+  move: (stageId: string, version: number) => Promise<D>;
+  read: () => Promise<D>;
+}
+
+/**
+ * Move a deal with the version the board holds; on a 412, read the card and, when it still
+ * stands in the stage shown, move it once more with the version read. A live
+ * `deals.deal.stage_changed` moves the card on screen before the refetch arrives, and its
+ * data carries no version: a move made in that gap sent the old version and was refused
+ * although the user moved the card from where it really was. A card someone has put in
+ * another stage meanwhile is not moved over their move (the 412 stands), and one already in
+ * the stage asked for needs no second move.
+ */
+export async function moveDeal<D extends Pick<BoardDeal, "stage_id"> & { version: number }>(
+  deal: Pick<BoardDeal, "stage_id"> & { version: number },
+  stageId: string,
+  io: MoveIo<D>,
+): Promise<D> {
+  try {
+    return await io.move(stageId, deal.version);
+  } catch (error) {
+    if (!(error instanceof ProblemError && error.status === 412)) throw error;
+    const fresh = await io.read();
+    if (fresh.stage_id === stageId) return fresh;
+    if (fresh.stage_id !== deal.stage_id || fresh.version === deal.version) throw error;
+    return io.move(stageId, fresh.version);
+  }
 }
