@@ -1,6 +1,6 @@
 import { InfiniteQueryObserver, QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { cursorPages, pageRows } from "@/lib/pages";
+import { cursorPages, loadPages, pageRows } from "@/lib/pages";
 
 /** A list of `total` rows served `size` a page with a cursor, and the cursors asked for. */
 function listOf(total: number, size = 100) {
@@ -48,5 +48,22 @@ describe("a cursor-paginated list on a detail page", () => {
 
   it("has no rows before the first page arrives", () => {
     expect(pageRows(undefined)).toEqual([]);
+  });
+});
+
+describe("a short list read whole (the board's pipelines)", () => {
+  it("reads every page, not the first alone (pipeline 51 of 120 is offered)", async () => {
+    const { page, asked } = listOf(120, 50);
+    const all = await loadPages(page);
+    expect(all.items).toHaveLength(120);
+    expect(all.more).toBe(false);
+    expect(asked).toEqual([undefined, "50", "100"]);
+  });
+
+  it("stops at its cap and says that more are left", async () => {
+    const { page } = listOf(1_000, 50);
+    const all = await loadPages(page, 3);
+    expect(all.items).toHaveLength(150);
+    expect(all.more).toBe(true);
   });
 });

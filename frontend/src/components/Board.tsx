@@ -6,6 +6,7 @@ import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
 import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData } from "@/lib/board";
 import { formatCount, formatMoney } from "@/lib/i18n";
+import { loadPages } from "@/lib/pages";
 import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -54,7 +55,11 @@ export function Board() {
 
   const pipelines = useQuery({
     queryKey: ["deals", "pipelines"],
-    queryFn: async () => ok(await api.GET("/api/v1/deals/pipelines", { params: { query: { limit: 50 } } })),
+    // every pipeline, a page at a time: the first page alone left the rest out of the picker
+    queryFn: () =>
+      loadPages(async (cursor) =>
+        ok(await api.GET("/api/v1/deals/pipelines", { params: { query: { limit: 100, cursor } } })),
+      ),
   });
   const pipeline: PipelinePublic | undefined = useMemo(() => {
     const items = pipelines.data?.items ?? [];

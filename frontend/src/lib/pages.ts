@@ -26,3 +26,23 @@ export function cursorPages<T>(queryKey: QueryKey, page: (cursor?: string) => Pr
 export function pageRows<T>(data: { pages: CursorPage<T>[] } | undefined): T[] {
   return data?.pages.flatMap((p) => p.items) ?? [];
 }
+
+/**
+ * Read a short list whole, page by page, stopping after `maxPages`; `more` says that the last
+ * page read still had a cursor. For lists a control offers in full (the board's pipeline
+ * picker): one page alone left every pipeline past the first page out of the picker.
+ */
+export async function loadPages<T>(
+  page: (cursor?: string) => Promise<CursorPage<T>>,
+  maxPages: number = 20,
+): Promise<{ items: T[]; more: boolean }> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (let read = 0; read < maxPages; read++) {
+    const body = await page(cursor);
+    items.push(...body.items);
+    if (!body.next_cursor) return { items, more: false };
+    cursor = body.next_cursor;
+  }
+  return { items, more: true };
+}
