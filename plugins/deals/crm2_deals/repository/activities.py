@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -99,3 +100,21 @@ async def unlink_deal_of_policy_entries(session: AsyncSession, deal_id: uuid.UUI
         .values(deal_id=None)
     )
     await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def reassign_records(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    deal_ids: Sequence[uuid.UUID],
+    policy_ids: Sequence[uuid.UUID],
+) -> None:
+    """``reassign`` for many deals and policies at once: the activities whose most
+    specific record is one of them go to ``owner_id``."""
+    clauses = []
+    if deal_ids:
+        clauses.append(and_(col(Activity.deal_id).in_(deal_ids), col(Activity.policy_id).is_(None)))
+    if policy_ids:
+        clauses.append(col(Activity.policy_id).in_(policy_ids))
+    if clauses:
+        stmt = update(Activity).where(or_(*clauses)).values(owner_id=owner_id)
+        await session.execute(stmt.execution_options(synchronize_session=False))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Table, delete, exists, insert, or_, select
+from sqlalchemy import Table, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -241,3 +241,22 @@ async def client_owner(session: AsyncSession, client_id: uuid.UUID) -> uuid.UUID
     stmt = select(col(Client.owner_id)).where(col(Client.id) == client_id)
     owner: uuid.UUID = (await session.execute(stmt)).scalar_one()
     return owner
+
+
+async def hand_over_on_client(
+    session: AsyncSession,
+    model: type[Deal] | type[Policy],
+    client_id: uuid.UUID,
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+) -> list[uuid.UUID]:
+    """Give ``to_user`` ``from_user``'s deals (or policies) on one client, each with a new
+    version (open ETags go stale); the ids moved, in id order."""
+    table: Table = model.__table__  # type: ignore[union-attr]
+    stmt = (
+        update(table)
+        .where(table.c.client_id == client_id, table.c.owner_id == from_user)
+        .values(owner_id=to_user, version=table.c.version + 1, updated_at=utcnow())
+        .returning(table.c.id)
+    )
+    return sorted((await session.execute(stmt)).scalars())

@@ -147,3 +147,15 @@ async def owned_by(session: AsyncSession, owner_id: uuid.UUID) -> list[Deal]:
     """Every deal ``owner_id`` owns (an owner hand-over puts each to the veto hook)."""
     stmt = select(Deal).where(col(Deal.owner_id) == owner_id).order_by(col(Deal.id))
     return list((await session.execute(stmt)).scalars())
+
+
+async def owned_on_client(
+    session: AsyncSession, client_id: uuid.UUID, owner_id: uuid.UUID
+) -> list[Deal]:
+    """``owner_id``'s deals on one client (a client's hand-over puts each to the veto hook)."""
+    stmt = (
+        select(Deal)
+        .where(col(Deal.client_id) == client_id, col(Deal.owner_id) == owner_id)
+        .order_by(col(Deal.id))
+    )
+    return list((await session.execute(stmt)).scalars())

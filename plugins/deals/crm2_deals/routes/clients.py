@@ -9,6 +9,7 @@ from fastapi import Query, Response
 
 from crm2_core.api import (
     APIRouter,
+    ContextDep,
     IfMatchDep,
     SessionDep,
     create_route,
@@ -90,10 +91,13 @@ async def update_client(
     principal: DealsWrite,
     session: SessionDep,
     response: Response,
+    context: ContextDep,
     force: Force = False,
 ) -> ClientPublic:
     """Change a client (If-Match required); {"archived": true} archives it."""
-    client = await service.update_client(session, principal, client_id, if_match, body, force=force)
+    client = await service.update_client(
+        session, principal, client_id, if_match, body, context=context, force=force
+    )
     return present(response, ClientPublic.model_validate(client))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,9 +33,13 @@ from crm2_deals.schemas.clients import (
     ContactUpdate,
 )
 from crm2_deals.service.activities import follow_owner
+from crm2_deals.service.handover import carry_along
 from crm2_deals.service.owners import owner_for
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
 
 _NOT_DIGITS = re.compile(r"\D")
 # Fields a client update may set, and the ones that may be set to null.
@@ -119,8 +123,11 @@ async def update_client(
     if_match: str,
     data: ClientUpdate,
     *,
+    context: AppContext,
     force: bool = False,
 ) -> Client:
+    """Change a client; a new owner takes along the previous owner's deals and policies
+    on it unless the previous owner still sees it (``service.handover``)."""
     visibility = RULES.visibility(principal)
     client = await CLIENTS.for_update(session, principal, client_id, if_match)
     sent = data.model_dump(exclude_unset=True)
@@ -138,7 +145,9 @@ async def update_client(
         new_tax = values.get("tax_id") if values.get("tax_id") != client.tax_id else None
         await check_duplicates(session, visibility, new_emails, new_tax, exclude=client.id)
     if values.get("owner_id", client.owner_id) != client.owner_id:
-        await follow_owner(session, values["owner_id"], client_id=client.id)
+        owner = values["owner_id"]
+        await carry_along(session, context, principal, client.id, client.owner_id, owner)
+        await follow_owner(session, owner, client_id=client.id)
     return await write_update(session, principal, client, values)
 
 
