@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from crm2_deals.models import Policy
 from crm2_deals.stream import can_see
 from deals_kit import API, Deals
-from factories import events_of, make_client, make_policy
+from factories import events_of, get_row, make_client, make_policy
 
 from crm2_core.api import Envelope
 from crm2_hookspecs import Principal
@@ -64,3 +65,33 @@ async def test_a_policy_handed_over_is_announced_to_both_owners(deals: Deals) ->
     envelope = Envelope.from_record(event)
     assert await can_see(_reader(agent.id), envelope, deals.app.context)
     assert not await can_see(_reader(stranger.id), envelope, deals.app.context)
+
+
+async def test_a_policy_patch_that_changes_nothing_keeps_its_etag(deals: Deals) -> None:
+    """An unchanged PATCH wrote the row anyway: a new version (every open ETag stale)."""
+    admin = await deals.user("admin")
+    client = await make_client(deals.app, admin.id)
+    policy = await make_policy(deals.app, client)
+    url = f"{API}/policies/{policy.id}"
+    etag = (await deals.client.get(url, headers=admin.headers)).headers["etag"]
+    same = {
+        "product": policy.product,
+        "insurer": policy.insurer,
+        "number": policy.number,
+        "start_date": policy.start_date.isoformat(),
+        "end_date": policy.end_date.isoformat(),
+        "premium": "650.00",
+        "currency": policy.currency,
+        "owner_id": str(admin.id),
+    }
+
+    for body in ({}, same):
+        answer = await deals.client.patch(
+            url, json=body, headers={**admin.headers, "If-Match": etag}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["etag"] == etag
+        assert answer.json()["version"] == policy.version
+
+    assert (await get_row(deals.app, Policy, policy.id)).version == policy.version
+    assert await events_of(deals.app, "deals.policy.updated") == []

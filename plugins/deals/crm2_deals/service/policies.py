@@ -237,10 +237,8 @@ async def update_policy(
             await follow_owner(session, owner, policy_id=row.id)
     before_owner = row.owner_id
     differing = {k for k, v in values.items() if getattr(row, k) != v}
-    try:
-        await repo.policies.update(
-            session, row, values, expected_version=version, only_changed=False
-        )
+    try:  # only what differs: a PATCH that changes nothing writes nothing (ETags stay good)
+        await repo.policies.update(session, row, values, expected_version=version)
     except IntegrityError as exc:
         raise _taken(number, insurer) from exc
     names = sorted(
