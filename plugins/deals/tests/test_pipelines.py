@@ -177,3 +177,35 @@ async def test_the_default_pipeline_is_moved_never_unset(deals: Deals) -> None:
     other = await _create(deals, admin.headers, is_default=True)
     assert (await deals.client.get(path, headers=admin.headers)).json()["is_default"] is False
     assert other["is_default"] is True
+
+
+async def test_names_differing_in_the_case_of_an_accented_letter_collide(deals: Deals) -> None:
+    """The uniqueness checks folded ASCII only on SQLite: "élan" passed beside "Élan"."""
+    admin = await deals.user("admin")
+    first = await _create(deals, admin.headers, name="Élan")
+    pipelines = f"{API}/pipelines"
+    body = {"name": "éLAN", "stages": STAGES}
+    twin = await deals.client.post(pipelines, json=body, headers=admin.headers)
+    other = await _create(deals, admin.headers, name="Straße")
+    etag = (await deals.client.get(f"{pipelines}/{other['id']}", headers=admin.headers)).headers
+    headers = {**admin.headers, "If-Match": etag["etag"]}
+    renamed = await deals.client.patch(
+        f"{pipelines}/{other['id']}", json={"name": "élan"}, headers=headers
+    )
+    same = await deals.client.post(
+        pipelines, json={"name": "Straße", "stages": STAGES}, headers=admin.headers
+    )
+    reasons = f"{API}/lost-reasons"
+    made = await deals.client.post(reasons, json={"name": "Échec"}, headers=admin.headers)
+    again = await deals.client.post(reasons, json={"name": "échec"}, headers=admin.headers)
+
+    for refused in (twin, renamed, same, again):
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert made.status_code == 201, made.text
+    assert "Élan" in twin.json()["detail"]
+    listed = (await deals.client.get(pipelines, headers=admin.headers)).json()["items"]
+    assert sorted(p["name"] for p in listed if p["id"] in (first["id"], other["id"])) == [
+        "Straße",
+        "Élan",
+    ]

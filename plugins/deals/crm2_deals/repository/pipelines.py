@@ -28,7 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import OrderKey, PageParams, Visibility, execute_in_session, paginate
+from crm2_core.api import (
+    OrderKey,
+    PageParams,
+    Visibility,
+    execute_in_session,
+    folded,
+    paginate,
+)
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
 
 # The default pipeline first, then by name.
@@ -56,8 +63,10 @@ async def default_pipeline(session: AsyncSession) -> Pipeline | None:
 
 
 async def pipeline_by_name(session: AsyncSession, name: str) -> Pipeline | None:
-    stmt = select(Pipeline).where(func.lower(col(Pipeline.name)) == name.lower())
-    return (await session.execute(stmt)).scalar_one_or_none()
+    """The pipeline named ``name`` in any case (``folded``: "Élan" is "élan" on both
+    databases); the first by name should older rows differ only in case."""
+    stmt = select(Pipeline).where(folded(col(Pipeline.name)) == folded(name))
+    return (await session.execute(stmt.order_by(col(Pipeline.name)).limit(1))).scalars().first()
 
 
 async def clear_default(session: AsyncSession, keep: uuid.UUID) -> None:
@@ -268,8 +277,9 @@ async def list_lost_reasons(session: AsyncSession, include_inactive: bool) -> li
 
 
 async def lost_reason_by_name(session: AsyncSession, name: str) -> LostReason | None:
-    stmt = select(LostReason).where(func.lower(col(LostReason.name)) == name.lower())
-    return (await session.execute(stmt)).scalar_one_or_none()
+    """The lost reason named ``name`` in any case (as ``pipeline_by_name``)."""
+    stmt = select(LostReason).where(folded(col(LostReason.name)) == folded(name))
+    return (await session.execute(stmt.order_by(col(LostReason.name)).limit(1))).scalars().first()
 
 
 async def get_lost_reason(session: AsyncSession, reason_id: uuid.UUID) -> LostReason | None:
