@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from crm2_deals.repository.pipelines import forget_starts
 from crm2_deals.schemas.deals import DealCreate
 from crm2_deals.service.deals import create_deal
 from deals_kit import API, Deals
@@ -213,7 +212,6 @@ async def test_a_create_is_one_round_trip_once_its_start_is_known(counting_deals
     write: the stage read last is the guess, which the write itself checks
     (``insert_together_if``). SQLite: the usual flush."""
     deals = counting_deals
-    forget_starts()  # the process's guesses (another test's database) would cost a read
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     await deals.app.settle_events()
@@ -241,7 +239,6 @@ async def test_a_wrong_guess_costs_one_read_and_the_deal_starts_where_it_should(
     where deals start: the guessed write writes nothing, and the usual read puts the
     deal in the first open stage of now, with one deal, one move and one event."""
     deals = counting_deals
-    forget_starts()
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     await deals.create_deal(admin.headers, client["id"])  # the guess: "New business"
@@ -287,7 +284,6 @@ async def test_a_guessed_create_writes_nothing_for_a_client_one_cannot_see(
     all is still 404 and writes nothing (the guessed statement was tried first); an
     agent's create for their own client goes in one statement."""
     deals = counting_deals
-    forget_starts()
     admin = await deals.user("admin")
     one, two = await deals.user("agent"), await deals.user("agent")
     theirs = await deals.create_client(one.headers)
@@ -321,7 +317,6 @@ async def test_a_guess_per_pipeline_and_not_with_an_idempotency_key(counting_dea
     the statement); an ``Idempotency-Key`` create, whose key's claim began the
     transaction, takes the usual path in that one transaction, guess or not."""
     deals = counting_deals
-    forget_starts()
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     renewals = await deals.pipeline(admin.headers, "Renewals")
@@ -356,7 +351,6 @@ async def test_creates_inside_a_larger_transaction_roll_back_with_it(deals: Deal
     """A caller that writes more than the one deal (a seed, a handler) does not say
     ``whole_transaction``: with the start known, its creates still wait for its commit,
     and its rollback leaves none of them."""
-    forget_starts()
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
     await deals.create_deal(admin.headers, client["id"])  # the start is known now

@@ -188,32 +188,31 @@ async def pipeline_with_first_open_stage(
     return Start(pipeline_name, stage, bool(answer))
 
 
-# A new deal's start as this process last read it, per pipeline asked for (``None``:
-# the default one). Only a guess: a create that uses it checks it in its write
-# (``start_still``), and a wrong guess costs that create the usual read.
-_GUESSES: dict[uuid.UUID | None, StageRef] = {}
-_GUESSES_MOST = 64
+class StartGuesses:
+    """A new deal's start as this application last read it, per pipeline asked for
+    (``None``: the default one). Only a guess: a create that uses it checks it in its
+    write (``start_still``), and a wrong guess costs that create the usual read.
 
+    One per application (``service.deals.start_guesses``: kept on the app context), so
+    two apps in one process never start deals on each other's pipelines."""
 
-def guessed_start(pipeline_id: uuid.UUID | None) -> StageRef | None:
-    """The stage a new deal in ``pipeline_id`` (``None``: the default pipeline) started
-    in when this process last read it, if any."""
-    return _GUESSES.get(pipeline_id)
+    MOST = 64
 
+    def __init__(self) -> None:
+        self._stages: dict[uuid.UUID | None, StageRef] = {}
 
-def remember_start(pipeline_id: uuid.UUID | None, start: Start | None) -> None:
-    """Keep ``start``'s stage as the next guess for ``pipeline_id`` (forget it without one)."""
-    if start is None or start.stage is None or start.stage.kind != "open":
-        _GUESSES.pop(pipeline_id, None)
-        return
-    if len(_GUESSES) >= _GUESSES_MOST and pipeline_id not in _GUESSES:
-        _GUESSES.clear()
-    _GUESSES[pipeline_id] = start.stage
+    def get(self, pipeline_id: uuid.UUID | None) -> StageRef | None:
+        """The stage a new deal in ``pipeline_id`` started in when last read, if any."""
+        return self._stages.get(pipeline_id)
 
-
-def forget_starts() -> None:
-    """Drop every guess (tests; nothing needs it for correctness)."""
-    _GUESSES.clear()
+    def remember(self, pipeline_id: uuid.UUID | None, start: Start | None) -> None:
+        """Keep ``start``'s stage as the next guess for ``pipeline_id`` (forget it without one)."""
+        if start is None or start.stage is None or start.stage.kind != "open":
+            self._stages.pop(pipeline_id, None)
+            return
+        if len(self._stages) >= self.MOST and pipeline_id not in self._stages:
+            self._stages.clear()
+        self._stages[pipeline_id] = start.stage
 
 
 @lru_cache(maxsize=16)

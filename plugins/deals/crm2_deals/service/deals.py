@@ -48,7 +48,7 @@ from crm2_deals.repository import activities as activities_repo
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
 from crm2_deals.repository import pipelines as pipelines_repo
-from crm2_deals.repository.pipelines import StageRef, Start
+from crm2_deals.repository.pipelines import StageRef, Start, StartGuesses
 from crm2_deals.schemas.deals import DealCreate, DealMove, DealPublic, DealUpdate
 from crm2_deals.service.activities import add_system_activity, follow_owner
 from crm2_deals.service.money import minor_units
@@ -186,7 +186,7 @@ async def create_deal(
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
-        pipelines_repo.remember_start(data.pipeline_id, start)
+        start_guesses(context).remember(data.pipeline_id, start)
     client_owner = None
     if start is None or not start.also:  # 404 first, as ever
         client_owner = (await clients.get_or_404(session, visibility, data.client_id)).owner_id
@@ -213,6 +213,15 @@ async def create_deal(
     return deal
 
 
+def start_guesses(context: AppContext) -> StartGuesses:
+    """This application's guesses of where new deals start (made on first use)."""
+    guesses = context.find(StartGuesses)
+    if guesses is None:
+        guesses = StartGuesses()
+        context.provide(StartGuesses, guesses)
+    return guesses
+
+
 async def _create_as_guessed(
     session: AsyncSession,
     principal: Principal,
@@ -228,7 +237,8 @@ async def _create_as_guessed(
     that has begun); ``create_deal`` then takes the usual path, which answers as ever."""
     if data.stage_id is not None or data.owner_id is not None or vetting(context):
         return None
-    guess = pipelines_repo.guessed_start(data.pipeline_id)
+    guesses = start_guesses(context)
+    guess = guesses.get(data.pipeline_id)
     if guess is None or not can_write_alone(session):
         return None
     try:  # refused here, they are refused again on the usual path, in its order
@@ -243,7 +253,7 @@ async def _create_as_guessed(
     rows = [row, *_written_with(session, principal, deal, now)]
     if await insert_together_if(session, rows, condition, params):
         return deal
-    pipelines_repo.remember_start(data.pipeline_id, None)  # read it again
+    guesses.remember(data.pipeline_id, None)  # read it again
     return None
 
 
