@@ -115,6 +115,17 @@ async def test_patch_with_if_match(deals: Deals) -> None:
     assert r.status_code == 422
 
 
+async def test_a_patch_that_changes_nothing_keeps_the_etag(deals: Deals) -> None:
+    """An unchanged PATCH wrote the row anyway: a new version (every open ETag stale)."""
+    agent = await deals.user("agent")
+    note = await make_activity(deals.app, await make_client(deals.app, agent.id), body="same")
+    url = f"{ACTIVITIES}/{note.id}"
+    for body in ({}, {"kind": "note", "subject": note.subject, "body": "same"}):
+        r = await deals.client.patch(url, json=body, headers={**agent.headers, "If-Match": '"v1"'})
+        assert r.status_code == 200, r.text
+        assert (r.headers["etag"], r.json()["version"]) == ('"v1"', note.version)
+
+
 async def test_system_entries_are_read_only(deals: Deals) -> None:
     admin = await deals.user("admin")
     entry = await make_activity(deals.app, await make_client(deals.app, admin.id), kind="system")

@@ -127,7 +127,8 @@ async def update_activity(
     if row.kind == "system":
         raise SystemActivityReadOnly("system entries record what happened; they are not edited")
     values = data.model_dump(exclude_unset=True)
-    await repo.activities.update(session, row, values, expected_version=version, only_changed=False)
+    # only what differs: a PATCH that changes nothing writes nothing (ETags stay good)
+    await repo.activities.update(session, row, values, expected_version=version)
     return row
 
 
