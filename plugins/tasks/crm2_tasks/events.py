@@ -58,6 +58,14 @@ class TaskReopened(_TaskEvent, type="tasks.task.reopened", version=1):
     status: str
 
 
+class TaskDeleted(_TaskEvent, type="tasks.task.deleted", version=1):
+    """A task was deleted, with its reminders and SLA timers (one event per task: deleting
+    with ``scope=following`` also deletes the series' later open occurrences)."""
+
+    status: str
+    series_id: uuid.UUID | None
+
+
 class TaskReminderDue(_TaskEvent, type="tasks.task.reminder_due", version=1):
     """A reminder's time came: ``minutes_before`` the task's ``due_at``."""
 
@@ -103,6 +111,7 @@ EVENT_TYPES: list[type[EventData]] = [
     TaskAssigned,
     TaskCompleted,
     TaskReopened,
+    TaskDeleted,
     TaskReminderDue,
     SlaWarning,
     SlaBreached,

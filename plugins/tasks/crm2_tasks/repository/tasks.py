@@ -163,8 +163,19 @@ async def update_task(
     await TASKS.update(session, task, values, expected_version=expected_version, only_changed=False)
 
 
-async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> None:
-    await TASKS.delete(session, task_id)
+# what a deleted task's ``tasks.task.deleted`` carries, read by the DELETE itself
+DELETED_FIELDS = ("id", "title", "assignee_id", "creator_id", "status", "series_id")
+
+
+def _deleted_columns() -> list[Any]:
+    return [col(getattr(Task, name)) for name in DELETED_FIELDS]
+
+
+async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> Row[Any] | None:
+    """Delete the task; its fields as deleted, or ``None`` when a concurrent delete went
+    first (that one publishes the event)."""
+    stmt = delete(Task).where(col(Task.id) == task_id).returning(*_deleted_columns())
+    return (await session.execute(stmt)).first()
 
 
 async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: datetime) -> bool:
@@ -186,14 +197,18 @@ async def later_occurrence_exists(
 
 async def delete_open_occurrences_after(
     session: AsyncSession, series_id: uuid.UUID, at: datetime
-) -> None:
-    await session.execute(
-        delete(Task).where(
+) -> list[Row[Any]]:
+    """Delete the series' open occurrences after ``at``; the deleted tasks' fields."""
+    stmt = (
+        delete(Task)
+        .where(
             col(Task.series_id) == series_id,
             col(Task.occurrence_at) > at,
             col(Task.is_open).is_(True),
         )
+        .returning(*_deleted_columns())
     )
+    return list((await session.execute(stmt)).all())
 
 
 async def get_series(session: AsyncSession, series_id: uuid.UUID) -> Series | None:

@@ -46,6 +46,7 @@ from crm2_tasks.events import (
     TaskAssigned,
     TaskCompleted,
     TaskCreated,
+    TaskDeleted,
     TaskReopened,
     TaskUpdated,
 )
@@ -570,7 +571,10 @@ async def delete_task(
     the series before it (RFC 5545 UNTIL) and deletes it with the series' later open
     occurrences; done or cancelled ones stay as history."""
     task = await get_task(session, TaskVisibility.of(principal), task_id)
-    await repo.delete_task(session, task.id)
+    deleted = await repo.delete_task(session, task.id)
+    if deleted is None:
+        raise TaskNotFound(f"no task {task_id}")  # a concurrent delete went first
+    _publish_deleted(session, principal, deleted)
     if task.series_id is None or task.occurrence_at is None:
         return
     if scope == "following":
@@ -580,10 +584,25 @@ async def delete_task(
             await repo.update_series(
                 session, series.id, {"rule": rule.ended_before(task.occurrence_at)}
             )
-            await repo.delete_open_occurrences_after(session, series.id, task.occurrence_at)
+            later = await repo.delete_open_occurrences_after(session, series.id, task.occurrence_at)
+            for row in later:
+                _publish_deleted(session, principal, row)
     elif task.is_open:
         # a closed one moved the series on when it closed
         await _advance_series(session, context, task)
+
+
+def _publish_deleted(session: AsyncSession, principal: Principal, row: Row[Any]) -> None:
+    """``tasks.task.deleted`` for one deleted task (its assignee and creator: the streams'
+    audience, as the task's other events)."""
+    event = TaskDeleted(
+        title=row.title,
+        assignee_id=row.assignee_id,
+        creator_id=row.creator_id,
+        status=row.status,
+        series_id=row.series_id,
+    )
+    publish(session, event, subject=row.id, actor=principal)
 
 
 # -- CSV export ------------------------------------------------------------------------
