@@ -49,6 +49,13 @@ class InvalidAssignee(Unprocessable):
     slug, title = "tasks-invalid-assignee", "The assignee is not an active user you may assign to"
 
 
+class AssigneeNotPermitted(Unprocessable):
+    slug, title = (
+        "tasks-assignee-not-permitted",
+        "The assignee's roles do not grant tasks:read: they could never see the task",
+    )
+
+
 class InvalidTransition(Conflict):
     slug, title = "tasks-invalid-transition", "The task cannot change to that status"
 

@@ -21,6 +21,7 @@ M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
 # one of its active users. Plugins point at core tables by name (STYLE.md).
 _user = table("auth_user", column("id"), column("is_active"))
 _user_role = table("auth_user_role", column("user_id"), column("role_name"))
+_role_permission = table("auth_role_permission", column("role_name"), column("permission"))
 
 
 def _by_name(model: Any) -> Sorts:
@@ -111,18 +112,27 @@ async def rule_by_key(session: AsyncSession, key: str) -> AutomationRule | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def least_busy_with_role(session: AsyncSession, role: str) -> uuid.UUID | None:
-    """The active user holding ``role`` with the fewest open tasks (ties: lowest id)."""
+async def least_busy_with_role(
+    session: AsyncSession, role: str, permission: str
+) -> uuid.UUID | None:
+    """The active user holding ``role`` whose roles grant ``permission`` (any of them), with
+    the fewest open tasks (ties: lowest id)."""
     open_tasks = (
         select(func.count())
         .select_from(Task)
         .where(col(Task.assignee_id) == _user.c.id, col(Task.is_open).is_(True))
         .scalar_subquery()
     )
+    held = _user_role.alias("held")
+    grants = exists().where(
+        held.c.user_id == _user.c.id,
+        _role_permission.c.role_name == held.c.role_name,
+        or_(_role_permission.c.permission == permission, _role_permission.c.permission == "*"),
+    )
     stmt = (
         select(_user.c.id)
         .join(_user_role, _user_role.c.user_id == _user.c.id)
-        .where(_user_role.c.role_name == role, or_(_user.c.is_active.is_(True)))
+        .where(_user_role.c.role_name == role, _user.c.is_active.is_(True), grants)
         .order_by(open_tasks, _user.c.id)
         .limit(1)
     )

@@ -7,13 +7,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import check_version, is_active_user
+from crm2_core.api import check_version
 from crm2_tasks.calendar import CalendarError
-from crm2_tasks.errors import InvalidAssignee, InvalidPolicy, SlaPolicyNotFound
+from crm2_tasks.errors import InvalidPolicy, SlaPolicyNotFound
 from crm2_tasks.models import SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.repository.tasks import add
 from crm2_tasks.schemas.admin import SlaPolicyCreate, SlaPolicyUpdate
+from crm2_tasks.service import assignees
 from crm2_tasks.service.calendars import as_business, get_calendar, reaches
 
 
@@ -40,9 +41,7 @@ async def _check(session: AsyncSession, values: dict[str, Any]) -> None:
                 f"calendar {row.name!r} has fewer than {longest} working minutes "
                 "within ten years: the timers could never be planned"
             )
-    user = values.get("escalate_to_user_id")
-    if user is not None and not await is_active_user(session, user):
-        raise InvalidAssignee(f"escalate_to_user_id {user} is not an active user")
+    await assignees.check(session, values.get("escalate_to_user_id"), "escalate_to_user_id")
 
 
 async def create_policy(session: AsyncSession, data: SlaPolicyCreate) -> SlaPolicy:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import NewRow, PreconditionFailed, is_active_user, new_row, publish
+from crm2_core.api import NewRow, PreconditionFailed, new_row, publish
 from crm2_tasks import clock, sla
 from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.events import SlaBreached, SlaWarning, TaskAssigned, TaskUpdated
@@ -21,6 +21,7 @@ from crm2_tasks.models import SlaPolicy, SlaTimer, Task
 from crm2_tasks.repository import admin as admin_repo
 from crm2_tasks.repository import tasks as task_repo
 from crm2_tasks.repository import timers as repo
+from crm2_tasks.service import assignees
 from crm2_tasks.service.calendars import business_calendar
 
 CLOSED = ("done", "cancelled")
@@ -304,11 +305,19 @@ async def _breach(
     values: dict[str, Any] = {}
     done: list[str] = []
     if policy is not None and task.is_open:
+        # an escalation target who could not see the task is skipped, and the breach says
+        # why: the user's reason, or a role none of whose active users may read tasks
         target = policy.escalate_to_user_id
-        if target is not None and not await is_active_user(session, target):
-            target = None
+        if target is not None:
+            reason = await assignees.refusal(session, target)
+            if reason is not None:
+                done.append(f"skipped:{target}:{reason}")
+                target = None
         if target is None and policy.escalate_to_role:
-            target = await admin_repo.least_busy_with_role(session, policy.escalate_to_role)
+            role = policy.escalate_to_role
+            target = await admin_repo.least_busy_with_role(session, role, assignees.READ)
+            if target is None:
+                done.append(f"skipped:role:{role}:no_active_user_with_tasks_read")
         if target is not None and target != previous:
             values["assignee_id"] = target
             done.append(f"reassigned:{target}")

@@ -36,7 +36,6 @@ from crm2_hookspecs import Principal
 from crm2_tasks import clock, recurrence
 from crm2_tasks.errors import (
     EditConflict,
-    InvalidAssignee,
     InvalidLink,
     InvalidRecurrence,
     InvalidTransition,
@@ -62,7 +61,7 @@ from crm2_tasks.schemas.tasks import (
     TaskPublic,
     TaskUpdate,
 )
-from crm2_tasks.service import reminders, sla
+from crm2_tasks.service import assignees, reminders, sla
 from crm2_tasks.visibility import TaskVisibility
 
 CLOSED = ("done", "cancelled")
@@ -119,9 +118,9 @@ async def get_task(session: AsyncSession, visibility: TaskVisibility, task_id: u
 
 
 async def check_assignee(session: AsyncSession, assignee: uuid.UUID | None) -> None:
-    """Any active user may be given a task (the creator keeps seeing it)."""
-    if assignee is not None and not await is_active_user(session, assignee):
-        raise InvalidAssignee(f"{assignee} is not an active user")
+    """Any active user whose roles grant ``tasks:read`` may be given a task (the creator
+    keeps seeing it); anyone else is a 422 (``service.assignees``)."""
+    await assignees.check(session, assignee)
 
 
 async def check_link(

@@ -1,0 +1,128 @@
+"""A task goes only to someone who may read tasks: assign, create, SLA policies, escalation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm2_tasks.clock import set_clock
+from crm2_tasks.jobs import run_timers
+from tasks_kit import API, Tasks, User
+
+ROLES = "/api/v1/auth/roles"
+MONDAY = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)  # the built-in calendar: Mon-Fri 09-17 UTC
+
+
+def at(tasks: Tasks, moment: datetime) -> None:
+    set_clock(tasks.app.context, lambda: moment)
+
+
+async def policy(tasks: Tasks, admin: User, **fields: Any) -> None:
+    body = {"name": "escalating", **fields}
+    response = await tasks.client.post(f"{API}/sla-policies", json=body, headers=admin.headers)
+    assert response.status_code == 201, response.text
+
+
+def _names_the_permission(response: Any) -> None:
+    problem = response.json()
+    assert response.status_code == 422, problem
+    assert response.headers["content-type"] == "application/problem+json"
+    assert problem["type"].endswith("tasks-assignee-not-permitted")
+    assert "tasks:read" in problem["detail"]
+
+
+async def test_assigning_to_a_user_without_tasks_read_is_422_and_changes_nothing(
+    tasks: Tasks,
+) -> None:
+    agent = await tasks.user("agent")
+    nobody = await tasks.app.create_user()  # active, no role: may not read tasks
+    task = await tasks.create(agent)
+    refused = await tasks.client.post(
+        f"{API}/tasks/{task['id']}/assign",
+        json={"assignee_id": str(nobody)},
+        headers=agent.headers,
+    )
+    _names_the_permission(refused)
+    assert (await tasks.get(agent, task["id"])).json()["assignee_id"] == str(agent.id)
+    assert await tasks.events("tasks.task.assigned") == []
+    created = await tasks.client.post(
+        f"{API}/tasks",
+        json={"title": "for nobody", "assignee_id": str(nobody)},
+        headers=agent.headers,
+    )
+    _names_the_permission(created)
+    assert len(await tasks.events("tasks.task.created")) == 1
+
+
+async def test_an_sla_policy_cannot_escalate_to_a_user_without_tasks_read(tasks: Tasks) -> None:
+    admin = await tasks.user("admin")
+    nobody = await tasks.app.create_user()
+    refused = await tasks.client.post(
+        f"{API}/sla-policies",
+        json={"name": "to nobody", "response_minutes": 30, "escalate_to_user_id": str(nobody)},
+        headers=admin.headers,
+    )
+    _names_the_permission(refused)
+
+
+async def _dispatcher_role(tasks: Tasks, admin: User) -> str:
+    """A role that reads and writes tasks; the returned ETag lets the test take reading away."""
+    body = {"name": "dispatcher", "permissions": ["tasks:read", "tasks:write"]}
+    made = await tasks.client.post(ROLES, json=body, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    return made.headers["ETag"]
+
+
+async def _take_reading_away(tasks: Tasks, admin: User, etag: str) -> None:
+    changed = await tasks.client.patch(
+        f"{ROLES}/dispatcher",
+        json={"permissions": ["tasks:write"]},
+        headers={**admin.headers, "If-Match": etag},
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def test_a_breach_skips_an_escalation_target_who_may_no_longer_read_tasks(
+    tasks: Tasks,
+) -> None:
+    at(tasks, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    etag = await _dispatcher_role(tasks, admin)
+    lead = await tasks.user("dispatcher")
+    reader = await tasks.user("dispatcher", "agent")  # reads tasks through "agent"
+    await tasks.create(reader)  # busier than lead: the role alone would pick lead
+    await policy(
+        tasks,
+        admin,
+        priority="high",
+        response_minutes=60,
+        escalate_to_user_id=str(lead.id),
+        escalate_to_role="dispatcher",
+        escalate_raise_priority=True,
+    )
+    await _take_reading_away(tasks, admin, etag)
+    task = await tasks.create(agent, priority="high")
+    assert (await run_timers(tasks.app.context, MONDAY + timedelta(minutes=61)))["breaches"] == 1
+    escalated = (await tasks.get(admin, task["id"])).json()
+    assert escalated["assignee_id"] == str(reader.id) and escalated["priority"] == "urgent"
+    (breached,) = await tasks.events("tasks.sla.breached")
+    assert breached.data["escalation"] == [
+        f"skipped:{lead.id}:lacks_tasks_read",
+        f"reassigned:{reader.id}",
+        "priority:urgent",
+    ]
+
+
+async def test_a_breach_records_a_role_none_of_whose_users_may_read_tasks(tasks: Tasks) -> None:
+    at(tasks, MONDAY)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    etag = await _dispatcher_role(tasks, admin)
+    await tasks.user("dispatcher")
+    await policy(tasks, admin, response_minutes=60, escalate_to_role="dispatcher")
+    await _take_reading_away(tasks, admin, etag)
+    task = await tasks.create(agent)
+    assert (await run_timers(tasks.app.context, MONDAY + timedelta(minutes=61)))["breaches"] == 1
+    assert (await tasks.get(admin, task["id"])).json()["assignee_id"] == str(agent.id)
+    (breached,) = await tasks.events("tasks.sla.breached")
+    assert breached.data["escalation"] == ["skipped:role:dispatcher:no_active_user_with_tasks_read"]
+    assert await tasks.events("tasks.task.assigned") == []
