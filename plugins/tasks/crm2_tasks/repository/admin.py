@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, column, exists, func, or_, select, table
+from sqlalchemy import String, bindparam, column, exists, func, literal, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session
+from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session, folded
 from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
 from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task
 
@@ -80,8 +80,11 @@ async def plain_rows(session: AsyncSession, model: type[M], **equal: Any) -> lis
 async def name_taken(
     session: AsyncSession, model: type[M], name: str, other_than: uuid.UUID | None = None
 ) -> bool:
+    """Whether another row has this name, case-insensitively alike on both databases:
+    both sides folded in SQL (``folded``), so "Élan" and "élan" collide on SQLite too."""
     table: Any = model  # a model with ``name`` and ``id`` columns
-    stmt = select(exists().where(func.lower(table.name) == name.lower(), table.id != other_than))
+    same = folded(table.name) == folded(literal(name, String()))
+    stmt = select(exists().where(same, table.id != other_than))
     return bool((await session.execute(stmt)).scalar())
 
 
