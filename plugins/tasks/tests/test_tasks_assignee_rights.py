@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm2_tasks.clock import set_clock
 from crm2_tasks.jobs import run_timers
 from tasks_kit import API, Tasks, User
+from test_tasks_automations import RULE, OrderPlaced, shop_app
+
+from crm2_core.api import publish
 
 ROLES = "/api/v1/auth/roles"
 MONDAY = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)  # the built-in calendar: Mon-Fri 09-17 UTC
@@ -126,3 +130,41 @@ async def test_a_breach_records_a_role_none_of_whose_users_may_read_tasks(tasks:
     (breached,) = await tasks.events("tasks.sla.breached")
     assert breached.data["escalation"] == ["skipped:role:dispatcher:no_active_user_with_tasks_read"]
     assert await tasks.events("tasks.task.assigned") == []
+
+
+async def test_an_automation_rule_leaves_unassigned_a_task_for_someone_who_cannot_read_it(
+    crm2_app_factory: Any,
+) -> None:
+    tasks = await shop_app(crm2_app_factory)
+    admin = await tasks.user("admin")
+    nobody = await tasks.app.create_user()
+    made = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    async with tasks.app.context.session_factory() as session:
+        event = OrderPlaced(customer="Anna Berg", total="5000", owner_id=nobody)
+        publish(session, event, subject=uuid.uuid4())
+        await session.commit()
+    await tasks.app.settle_events()
+    (task,) = (await tasks.client.get(f"{API}/tasks", headers=admin.headers)).json()["items"]
+    assert task["title"] == "Call Anna Berg" and task["assignee_id"] is None
+
+
+async def test_a_series_next_occurrence_waits_unassigned_when_its_assignee_lost_tasks_read(
+    tasks: Tasks,
+) -> None:
+    at(tasks, MONDAY)
+    admin, manager = await tasks.user("admin"), await tasks.user("manager")
+    etag = await _dispatcher_role(tasks, admin)
+    worker = await tasks.user("dispatcher")
+    first = await tasks.create(
+        manager,
+        assignee_id=str(worker.id),
+        due_at="2026-03-23T10:00:00Z",
+        recurrence="FREQ=WEEKLY;BYDAY=MO",
+    )
+    await _take_reading_away(tasks, admin, etag)
+    done = await tasks.client.post(f"{API}/tasks/{first['id']}/complete", headers=manager.headers)
+    assert done.status_code == 200, done.text
+    next_id = done.headers["Link"].split(">")[0].split("/")[-1]
+    upcoming = (await tasks.get(manager, next_id)).json()
+    assert upcoming["due_at"].startswith("2026-03-30") and upcoming["assignee_id"] is None

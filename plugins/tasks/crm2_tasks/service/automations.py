@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import check_version, is_active_user, publish
+from crm2_core.api import check_version, publish
 from crm2_hookspecs import Principal
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
@@ -32,6 +32,7 @@ from crm2_tasks.schemas.admin import (
     AutomationRulePublic,
     AutomationRuleUpdate,
 )
+from crm2_tasks.service import assignees
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.rule_cache import ActiveRule, rule_cache
 from crm2_tasks.service.tasks import new_task
@@ -190,7 +191,8 @@ async def _assignee(
         user_id = uuid.UUID(automation.render(template, envelope).strip())
     except ValueError:
         return None
-    return user_id if await is_active_user(session, user_id) else None
+    # nobody who could not see the task (inactive, or no tasks:read): it waits unassigned
+    return user_id if await assignees.refusal(session, user_id) is None else None
 
 
 async def apply_rules(

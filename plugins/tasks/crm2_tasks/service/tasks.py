@@ -24,7 +24,6 @@ from crm2_core.api import (
     credential_permitted,
     export_list,
     insert_together,
-    is_active_user,
     new_row,
     publish,
     publish_row,
@@ -392,10 +391,11 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
     values["creator_id"] = uuid.UUID(raw) if raw else None
     # the occurrence's assignee now, not the series': a reassignment carries on
     values["assignee_id"] = task.assignee_id
-    if values["assignee_id"] is not None and not await is_active_user(
+    if values["assignee_id"] is not None and await assignees.refusal(
         session, values["assignee_id"]
     ):
-        values["assignee_id"] = None  # the assignee left: the next one waits for someone
+        # the assignee left or may no longer read tasks: the next one waits for someone
+        values["assignee_id"] = None
     reader = values["assignee_id"] or values["creator_id"]
     link, dropped = await _occurrence_link(session, context, template, reader)
     values.update(
