@@ -64,9 +64,13 @@ class PaymentCancelled(_PaymentEvent, type="payments.payment.cancelled", version
 
 
 class PaymentUpdated(_PaymentEvent, type="payments.payment.updated", version=1):
-    """A payment's fields changed; ``changed`` names them."""
+    """A payment's fields changed; ``changed`` names them; ``previous_owner_id`` the owner a
+    hand-over took it from."""
 
     changed: list[str]
+    # added in 0.2 (optional: events recorded before it have none): a payment follows its
+    # policy to a new agent, and the stream tells the previous owner too
+    previous_owner_id: uuid.UUID | None = None
 
 
 class ScheduleCreated(EventData, type="payments.schedule.created", version=1):

@@ -260,3 +260,133 @@ async def test_a_premium_beyond_the_payment_limit_is_no_poison_message(both: Pay
     async with both.app.context.session_factory() as session:
         count = select(func.count()).select_from(Schedule)
         assert (await session.execute(count)).scalar_one() == 0
+
+
+# A policy handed to another agent takes its payments along (``deals.policy.updated``).
+# The README: "a payment's owner is the owner of its record (the policy's agent for
+# instalments, the linked record's owner for one entered with a `link`)"; before payments
+# consumed the event, the instalments stayed with the previous agent: the new one saw none
+# of the policy's payments, the previous one kept seeing them all.
+
+
+async def _hand_over(p: Payments, admin: User, policy_id: str, to: User) -> None:
+    """The policy, and its client first (deals wants the new owner to see the client)."""
+    policy = await p.client.get(f"{DEALS}/policies/{policy_id}", headers=admin.headers)
+    for url in (f"{DEALS}/clients/{policy.json()['client_id']}", f"{DEALS}/policies/{policy_id}"):
+        etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
+        moved = await p.client.patch(
+            url, json={"owner_id": str(to.id)}, headers={**admin.headers, "If-Match": etag}
+        )
+        assert moved.status_code == 200, moved.text
+
+
+async def _policy_payments(p: Payments, user: User, policy_id: str) -> list[dict[str, Any]]:
+    listed = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id, "limit": 100}, headers=user.headers
+    )
+    assert listed.status_code == 200, listed.text
+    items: list[dict[str, Any]] = listed.json()["items"]
+    return items
+
+
+async def test_a_handed_over_policy_takes_its_instalments_and_linked_payments(
+    both: Payments,
+) -> None:
+    admin, before, after = (
+        await both.user("admin"), await both.user("agent"), await both.user("agent"))  # fmt: skip
+    rule = {"insurer": "Allianz", "basis_points": 1000}
+    assert (await both.client.post(f"{API}/commission-rules", json=rule,
+                                   headers=admin.headers)).status_code == 201  # fmt: skip
+    policy = await a_policy(both, before, premium="120.00")
+    activated = await both.client.post(
+        f"{DEALS}/policies/{policy['id']}/activate", headers=before.headers
+    )
+    assert activated.status_code == 200, activated.text
+    await both.app.settle_events()
+    link = {"kind": "deals.policy", "id": policy["id"]}
+    linked = await both.create(before, amount="5.00", link=link)
+    instalments = await _policy_payments(both, before, policy["id"])
+    assert len(instalments) == 13
+    first = next(i for i in instalments if i["instalment"] == 1)
+    assert (await both.move(before, first["id"], "payment", "10.00")).status_code == 201
+
+    await _hand_over(both, admin, policy["id"], after)
+    await both.app.settle_events()
+
+    theirs = await _policy_payments(both, after, policy["id"])
+    assert {i["id"] for i in theirs} == {i["id"] for i in instalments}
+    assert {i["owner_id"] for i in theirs} == {str(after.id)}
+    assert await _policy_payments(both, before, policy["id"]) == []
+    assert (await both.get(before, linked["id"])).status_code == 404
+    schedule_url = f"{API}/schedules/{first['schedule_id']}"
+    assert (await both.client.get(schedule_url, headers=after.headers)).status_code == 200
+    assert (await both.client.get(schedule_url, headers=before.headers)).status_code == 404
+    commissions = await both.client.get(
+        f"{API}/commissions", params={"payment_id": first["id"]}, headers=after.headers
+    )
+    assert [c["amount"] for c in commissions.json()["items"]] == ["1.00"]
+    balance = await both.client.get(
+        f"{API}/balances", params={"policy_id": policy["id"]}, headers=after.headers
+    )
+    assert balance.json()["balances"][0]["paid"] == "10.00"
+    # the stream tells the new owner, and the previous one that they lost the payment
+    updated = [
+        e for e in await both.events("payments.payment.updated") if "owner_id" in e.data["changed"]
+    ]
+    assert len(updated) == 13
+    assert {e.data["owner_id"] for e in updated} == {str(after.id)}
+    assert {e.data["previous_owner_id"] for e in updated} == {str(before.id)}
+
+
+async def test_a_redelivered_or_late_hand_over_changes_nothing(
+    both: Payments,
+) -> None:
+    """The same event twice moves nothing the second time; an older hand-over delivered after
+    a newer one leaves the payments with the policy's owner of now."""
+    admin, first, second, third = (
+        await both.user("admin"), await both.user("agent"),
+        await both.user("agent"), await both.user("agent"))  # fmt: skip
+    policy = await a_policy(both, first, premium="12.00", payment_frequency="annual")
+    await both.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=first.headers)
+    await both.app.settle_events()
+    await _hand_over(both, admin, policy["id"], second)
+    await _hand_over(both, admin, policy["id"], third)
+    await both.app.settle_events()
+    assert len(await _policy_payments(both, third, policy["id"])) == 1
+    moves = len(await both.events("payments.payment.updated"))
+
+    def handover(frm: User, to: User) -> Envelope:
+        return Envelope(
+            id=uuid.uuid4(), type="deals.policy.updated", version=1,
+            occurred_at="2026-01-01T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
+            data={"changed": ["owner_id"], "owner_id": str(to.id),
+                  "previous_owner_id": str(frm.id)},
+        )  # fmt: skip
+
+    async with both.app.context.session_factory() as session:
+        late = handover(first, second)
+        await on_policy_event(session, late, both.app.context)
+        await on_policy_event(session, late, both.app.context)
+        await on_policy_event(session, handover(second, third), both.app.context)
+        await session.commit()
+    assert len(await _policy_payments(both, third, policy["id"])) == 1
+    assert await _policy_payments(both, second, policy["id"]) == []
+    assert len(await both.events("payments.payment.updated")) == moves
+
+
+async def test_a_policy_change_other_than_its_owner_moves_nothing(
+    both: Payments,
+) -> None:
+    admin, agent = await both.user("admin"), await both.user("agent")
+    policy = await a_policy(both, agent, premium="12.00", payment_frequency="annual")
+    await both.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers)
+    await both.app.settle_events()
+    url = f"{DEALS}/policies/{policy['id']}"
+    etag = (await both.client.get(url, headers=admin.headers)).headers["ETag"]
+    changed = await both.client.patch(
+        url, json={"product": "Home"}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert changed.status_code == 200, changed.text
+    await both.app.settle_events()
+    assert len(await _policy_payments(both, agent, policy["id"])) == 1
+    assert await both.events("payments.payment.updated") == []

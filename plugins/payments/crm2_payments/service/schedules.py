@@ -6,6 +6,13 @@
   the remainder on the first instalment; instalment *i* is due *i* periods after
   the start date (the day clamped to the month's end). One schedule per policy:
   a redelivered or repeated activation creates nothing.
+- ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
+  to another agent, and its payments follow it (the README's rule: a payment's owner
+  is the owner of its record) — the instalments of its schedule, and the payments
+  linked to it that its previous owner held. The owner is read from deals when the
+  event is handled, so a redelivered or late hand-over leaves them with the policy's
+  owner of now. Changes of the premium, number or product do not touch the schedule
+  (deals' event does not carry the new values; the README promises no re-split).
 - ``deals.policy.cancelled`` cancels the instalments due after today that have
   no money on them; what was paid stays (refund it by hand if owed).
 
@@ -20,12 +27,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import check_currency, publish, utcnow
+from crm2_core.api import check_currency, publish, resolve_entity, utcnow
 from crm2_payments.errors import InvalidAmount
 from crm2_payments.events import ScheduleCreated
 from crm2_payments.models import FREQUENCIES, Payment, PolicyRef, Schedule
@@ -35,8 +42,9 @@ from crm2_payments.service.money import minor, split, text
 
 POLICY_CREATED = "deals.policy.created"
 POLICY_ACTIVATED = "deals.policy.activated"
+POLICY_UPDATED = "deals.policy.updated"
 POLICY_CANCELLED = "deals.policy.cancelled"
-EVENT_TYPES = (POLICY_CREATED, POLICY_ACTIVATED, POLICY_CANCELLED)
+EVENT_TYPES = (POLICY_CREATED, POLICY_ACTIVATED, POLICY_UPDATED, POLICY_CANCELLED)
 
 
 def schedule_public(s: Schedule) -> SchedulePublic:
@@ -187,6 +195,51 @@ async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | N
     return count
 
 
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def follow_owner(
+    session: AsyncSession, context: Any, policy_id: str, data: dict[str, Any]
+) -> int:
+    """The policy changed hands: its instalments and the payments linked to it that its
+    previous owner held go to its owner of now; how many moved."""
+    if "owner_id" not in (data.get("changed") or ()):
+        return 0
+    # the owner of now, not the event's: a late or redelivered hand-over moves nothing back
+    policy = await resolve_entity(context, "deals.policy", policy_id, None, session)
+    owner = _uuid((policy or data).get("owner_id"))
+    if owner is None:
+        return 0
+    previous = _uuid(data.get("previous_owner_id"))
+    followers: list[Any] = [col(Payment.schedule_id).in_(
+        select(col(Schedule.id)).where(col(Schedule.policy_id) == policy_id)
+    )]  # fmt: skip
+    if previous is not None and previous != owner:
+        followers.append(
+            (col(Payment.link_kind) == "deals.policy")
+            & (col(Payment.link_id) == policy_id)
+            & (col(Payment.owner_id) == previous)
+        )
+    stmt = (
+        select(Payment)
+        .where(or_(*followers), col(Payment.owner_id) != owner)
+        .order_by(col(Payment.id))
+    )
+    moved = 0
+    for payment in list((await session.execute(stmt)).scalars()):
+        moved += await payments_service.hand_over(session, payment, owner)
+    await session.execute(
+        update(Schedule)
+        .where(col(Schedule.policy_id) == policy_id, col(Schedule.owner_id) != owner)
+        .values(owner_id=owner, version=col(Schedule.version) + 1, updated_at=utcnow())
+    )
+    return moved
+
+
 async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> None:
     """The handler of deals' policy events (idempotent: see the module's text)."""
     policy_id = str(event.subject)
@@ -195,5 +248,7 @@ async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> No
         await remember_policy(session, policy_id, data)
     elif event.type == POLICY_ACTIVATED:
         await create_schedule(session, policy_id, data, event.id)
+    elif event.type == POLICY_UPDATED:
+        await follow_owner(session, context, policy_id, data)
     elif event.type == POLICY_CANCELLED:
         await cancel_schedule(session, policy_id)
