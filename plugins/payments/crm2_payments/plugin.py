@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,16 @@ def crm2_resolve_entity(
     from crm2_payments.links import RESOLVER
 
     return RESOLVER(kind, id, principal, context, session)  # type: ignore[arg-type]
+
+
+@hookimpl
+def crm2_reassign_user(
+    from_user: uuid.UUID, to_user: uuid.UUID, session: Any, actor: Principal | None
+) -> Awaitable[Mapping[str, int]]:
+    """A leaving user's payments, schedules, ledger and commissions go to the new owner."""
+    from crm2_payments.service.owners import reassign_user
+
+    return reassign_user(session, from_user, to_user, actor)
 
 
 @hookimpl

@@ -10,10 +10,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from crm2_core.api import (
     LinkInvalid,
@@ -46,7 +44,7 @@ from crm2_payments.events import (
     PaymentRefunded,
     PaymentUpdated,
 )
-from crm2_payments.models import Allocation, Commission, Payment
+from crm2_payments.models import Allocation, Payment
 from crm2_payments.repository import payments as repo
 from crm2_payments.schemas.payments import (
     AllocationCreate,
@@ -260,27 +258,6 @@ async def update_payment(
             actor=principal,
         )
     return payment
-
-
-async def hand_over(session: AsyncSession, payment: Payment, owner_id: uuid.UUID) -> bool:
-    """Give ``payment`` (its ledger and commissions too: they are seen by the same owner) to
-    ``owner_id``; ``False`` when it is theirs already. Its record changed hands: the
-    caller decides that this payment follows it."""
-    previous = payment.owner_id
-    if not await repo.payments.update(session, payment, {"owner_id": owner_id}):
-        return False
-    await session.execute(
-        update(Allocation).where(col(Allocation.payment_id) == payment.id).values(owner_id=owner_id)
-    )
-    await session.execute(
-        update(Commission).where(col(Commission.payment_id) == payment.id).values(owner_id=owner_id)
-    )
-    publish(
-        session,
-        PaymentUpdated(changed=["owner_id"], previous_owner_id=previous, **identity(payment)),
-        subject=payment.id,
-    )
-    return True
 
 
 async def cancel_payment(

@@ -37,6 +37,7 @@ from crm2_payments.errors import InvalidAmount
 from crm2_payments.events import ScheduleCreated
 from crm2_payments.models import FREQUENCIES, Payment, PolicyRef, Schedule
 from crm2_payments.schemas.payments import PaymentCancel, SchedulePublic
+from crm2_payments.service import owners
 from crm2_payments.service import payments as payments_service
 from crm2_payments.service.money import minor, split, text
 
@@ -231,7 +232,7 @@ async def follow_owner(
     )
     moved = 0
     for payment in list((await session.execute(stmt)).scalars()):
-        moved += await payments_service.hand_over(session, payment, owner)
+        moved += await owners.hand_over(session, payment, owner)
     await session.execute(
         update(Schedule)
         .where(col(Schedule.policy_id) == policy_id, col(Schedule.owner_id) != owner)

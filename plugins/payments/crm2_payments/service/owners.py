@@ -1,0 +1,109 @@
+"""Payments changing hands: one following its record, or all of a leaving user's.
+
+A payment's ledger (allocations) and commissions carry its owner too (they are seen
+by the same people), so they move with it. Each moved payment publishes
+``payments.payment.updated`` with ``changed: ["owner_id"]`` and ``previous_owner_id``,
+so the stream tells the previous owner as well.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm2_core.api import OwnerNotPermitted, publish, user_grants, utcnow
+from crm2_hookspecs import Principal
+from crm2_payments.events import PaymentUpdated
+from crm2_payments.models import Allocation, Commission, Payment, Schedule
+from crm2_payments.repository import payments as repo
+from crm2_payments.service.payments import identity
+
+WRITE = "payments:write"
+OWNED = (Payment, Schedule, Allocation, Commission)
+
+
+async def _ledger_follows(session: AsyncSession, payment_ids: Any, owner_id: uuid.UUID) -> None:
+    for model in (Allocation, Commission):
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
+        await session.execute(
+            update(table).where(table.c.payment_id.in_(payment_ids)).values(owner_id=owner_id)
+        )
+
+
+async def hand_over(
+    session: AsyncSession, payment: Payment, owner_id: uuid.UUID, actor: Principal | None = None
+) -> bool:
+    """Give ``payment`` to ``owner_id`` (its record changed hands: the caller decided that
+    the payment follows it); ``False`` when it is theirs already."""
+    previous = payment.owner_id
+    if not await repo.payments.update(session, payment, {"owner_id": owner_id}):
+        return False
+    await _ledger_follows(session, [payment.id], owner_id)
+    publish(
+        session,
+        PaymentUpdated(changed=["owner_id"], previous_owner_id=previous, **identity(payment)),
+        subject=payment.id,
+        actor=actor,
+    )
+    return True
+
+
+async def _owns_any(session: AsyncSession, user: uuid.UUID) -> bool:
+    for model in OWNED:
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
+        if await session.scalar(select(exists().where(table.c.owner_id == user))):
+            return True
+    return False
+
+
+async def reassign_user(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
+) -> dict[str, int]:
+    """Everything ``from_user`` owns in payments goes to ``to_user`` (``crm2_reassign_user``):
+    moved rows by table. 422 ``owner-not-permitted`` when ``to_user``'s roles do not grant
+    payments:write and there is something to move (an owner who could not change their
+    payments); nothing moves then."""
+    if not await _owns_any(session, from_user):
+        return {}
+    granted = await user_grants(session, to_user, (WRITE,))
+    if granted is None or WRITE not in granted:
+        raise OwnerNotPermitted(
+            f"user {to_user} cannot own payments: their roles do not grant {WRITE}"
+        )
+    now = utcnow()
+    moved: dict[str, int] = {}
+    # the written rows come back with the UPDATE and refresh the session's objects
+    handed = (
+        update(Payment)
+        .where(col(Payment.owner_id) == from_user)
+        .values(owner_id=to_user, version=col(Payment.version) + 1, updated_at=now)
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.execute(handed)).scalars())
+    if rows:
+        for payment in sorted(rows, key=lambda p: p.id):
+            publish(
+                session,
+                PaymentUpdated(
+                    changed=["owner_id"], previous_owner_id=from_user, **identity(payment)
+                ),
+                subject=payment.id,
+                actor=actor,
+            )
+        moved["payments_payment"] = len(rows)
+    for model in (Schedule, Allocation, Commission):
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
+        values: dict[str, Any] = {"owner_id": to_user}
+        if model is Schedule:
+            values.update(version=table.c.version + 1, updated_at=now)
+        result: Any = await session.execute(
+            update(table).where(table.c.owner_id == from_user).values(**values)
+        )
+        if result.rowcount:
+            moved[table.name] = result.rowcount
+    return moved
