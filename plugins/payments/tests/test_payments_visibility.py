@@ -132,3 +132,28 @@ async def test_the_live_stream_delivers_each_agent_only_their_payments(
         seen = await theirs.next_event()
         assert seen.event == "payments.payment.created"
         assert seen.json()["subject"] == second["id"]
+
+
+async def test_a_payment_is_owned_only_by_a_user_who_may_write_payments(
+    payments: Payments,
+) -> None:
+    """A manager gave a payment to a viewer, or to a user whose roles hold no payments right
+    at all (201): an owner who cannot change it, or not even see it. Deals refuses the same
+    for its records (``owner-not-permitted``); nothing is written."""
+    admin, manager, viewer = [await payments.user(r) for r in ("admin", "manager", "viewer")]
+    role = {"name": "hr", "permissions": ["auth:users"]}
+    made = await payments.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    hr = await payments.user("hr")
+    for user in (viewer, hr):
+        body = {"amount": "10.00", "currency": "EUR", "owner_id": str(user.id)}
+        refused = await payments.client.post(
+            f"{API}/payments", json=body, headers={**manager.headers, **key()}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"] == "urn:crm2:problem:owner-not-permitted"
+    listed = await payments.client.get(f"{API}/payments", headers=admin.headers)
+    assert listed.json()["items"] == []
+    agent = await payments.user("agent")
+    given = await payments.create(manager, owner_id=str(agent.id))
+    assert given["owner_id"] == str(agent.id)

@@ -20,9 +20,9 @@ from crm2_hookspecs import Principal
 from crm2_payments.events import PaymentUpdated
 from crm2_payments.models import Allocation, Commission, Payment, Schedule
 from crm2_payments.repository import payments as repo
+from crm2_payments.service.payments import MAY_OWN as WRITE
 from crm2_payments.service.payments import identity
 
-WRITE = "payments:write"
 OWNED = (Payment, Schedule, Allocation, Commission)
 
 

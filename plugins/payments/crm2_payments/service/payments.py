@@ -59,6 +59,9 @@ from crm2_payments.service.money import minor, text
 from crm2_payments.visibility import RULES
 
 PAYMENTS = Records(repo.payments, RULES)
+# what a payment's owner must hold: an owner who could not change it (or not even see it)
+# is refused with 422 owner-not-permitted, as deals refuses for its records
+MAY_OWN = "payments:write"
 
 
 def public(p: Any) -> PaymentPublic:
@@ -190,7 +193,7 @@ async def create_payment(
         if record_id is not None:
             await _attributable(session, context, principal, kind, record_id)
     owner_id = await resolve_owner(
-        session, principal, visibility, body.owner_id, default=link_owner
+        session, principal, visibility, body.owner_id, default=link_owner, may_own=MAY_OWN
     )
     values = body.model_dump(exclude={"amount", "link", "owner_id"})
     payment = Payment(
