@@ -390,3 +390,31 @@ async def test_a_policy_change_other_than_its_owner_moves_nothing(
     await both.app.settle_events()
     assert len(await _policy_payments(both, agent, policy["id"])) == 1
     assert await both.events("payments.payment.updated") == []
+
+
+async def test_an_activation_handled_after_a_hand_over_gives_the_owner_of_now(
+    both: Payments,
+) -> None:
+    """An activation retried after the policy's hand-over was handled (the update found no
+    schedule yet): the instalments went to the owner the activation named, for good."""
+    admin, first, second = [await both.user(r) for r in ("admin", "agent", "agent")]
+    policy = await a_policy(both, first, premium="12.00", payment_frequency="annual")
+    await _hand_over(both, admin, policy["id"], second)
+    await both.app.settle_events()
+    async with both.app.context.session_factory() as session:
+        late = Envelope(
+            id=uuid.uuid4(), type="deals.policy.activated", version=1,
+            occurred_at=f"{START}T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
+            data={"client_id": policy["client_id"], "premium": "12.00", "currency": "EUR",
+                  "payment_frequency": "annual", "start_date": START.isoformat(),
+                  "end_date": END.isoformat(), "owner_id": str(first.id)},
+        )  # fmt: skip
+        await on_policy_event(session, late, both.app.context)
+        await session.commit()
+    (instalment,) = await _policy_payments(both, second, policy["id"])
+    assert instalment["owner_id"] == str(second.id)
+    assert await _policy_payments(both, first, policy["id"]) == []
+    schedule = await both.client.get(
+        f"{API}/schedules/{instalment['schedule_id']}", headers=second.headers
+    )
+    assert schedule.status_code == 200, schedule.text

@@ -5,7 +5,9 @@
   (annual 1, semi_annual 2, quarterly 4, monthly 12), exact to the minor unit,
   the remainder on the first instalment; instalment *i* is due *i* periods after
   the start date (the day clamped to the month's end). One schedule per policy:
-  a redelivered or repeated activation creates nothing.
+  a redelivered or repeated activation creates nothing. The instalments belong to the
+  policy's owner as deals has it when the event is handled (a retry after a hand-over
+  must not give them to the previous owner).
 - ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
   to another agent, and its payments follow it (the README's rule: a payment's owner
   is the owner of its record) — the instalments of its schedule, and the payments
@@ -89,8 +91,30 @@ async def remember_policy(session: AsyncSession, policy_id: str, data: dict[str,
     await session.flush()
 
 
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def policy_owner(
+    session: AsyncSession, context: Any, policy_id: str, data: dict[str, Any]
+) -> uuid.UUID | None:
+    """The policy's owner as deals has it now, else the one the event names: an event
+    handled late (a retry after the hand-over's event) must not give the payments back."""
+    policy = None
+    if context is not None:
+        policy = await resolve_entity(context, "deals.policy", policy_id, None, session)
+    return _uuid((policy or data).get("owner_id"))
+
+
 async def create_schedule(
-    session: AsyncSession, policy_id: str, data: dict[str, Any], event_id: uuid.UUID | None
+    session: AsyncSession,
+    policy_id: str,
+    data: dict[str, Any],
+    event_id: uuid.UUID | None,
+    context: Any = None,
 ) -> Schedule | None:
     """The policy's schedule and instalments; ``None`` if it has one already (or the data is
     unusable, which is logged by the caller as nothing to do)."""
@@ -104,7 +128,9 @@ async def create_schedule(
         premium = minor(Decimal(str(data["premium"])), currency, allow_zero=True)
         frequency = str(data.get("payment_frequency") or "annual")
         start = date.fromisoformat(str(data["start_date"]))
-        owner_id = uuid.UUID(str(data["owner_id"]))
+        owner_id = await policy_owner(session, context, policy_id, data)
+        if owner_id is None:
+            raise ValueError("the event names no owner")
         if frequency not in FREQUENCIES:
             frequency = "annual"
         # a ValueError when an instalment would fall past 9999-12-31
@@ -196,13 +222,6 @@ async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | N
     return count
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 async def follow_owner(
     session: AsyncSession, context: Any, policy_id: str, data: dict[str, Any]
 ) -> int:
@@ -211,8 +230,7 @@ async def follow_owner(
     if "owner_id" not in (data.get("changed") or ()):
         return 0
     # the owner of now, not the event's: a late or redelivered hand-over moves nothing back
-    policy = await resolve_entity(context, "deals.policy", policy_id, None, session)
-    owner = _uuid((policy or data).get("owner_id"))
+    owner = await policy_owner(session, context, policy_id, data)
     if owner is None:
         return 0
     previous = _uuid(data.get("previous_owner_id"))
@@ -248,7 +266,7 @@ async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> No
     if event.type == POLICY_CREATED:
         await remember_policy(session, policy_id, data)
     elif event.type == POLICY_ACTIVATED:
-        await create_schedule(session, policy_id, data, event.id)
+        await create_schedule(session, policy_id, data, event.id, context)
     elif event.type == POLICY_UPDATED:
         await follow_owner(session, context, policy_id, data)
     elif event.type == POLICY_CANCELLED:
