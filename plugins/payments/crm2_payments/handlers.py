@@ -1,4 +1,6 @@
-"""What payments does when deals' policy events arrive: build and cancel premium schedules.
+"""What payments does when other plugins' events arrive: deals' policy events build, cancel
+and hand over premium schedules; any record's ``*.updated`` moves the payments linked to it
+to its owner of now.
 
 Subscribed by event type name; payments imports nothing of deals. With deals
 disabled the types are not declared, no handler is registered and nothing runs.
@@ -9,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from crm2_hookspecs import EventHandler
-from crm2_payments.service.schedules import EVENT_TYPES, on_policy_event
+from crm2_payments.service import owners
+from crm2_payments.service.schedules import EVENT_TYPES, POLICY_UPDATED, on_policy_event
 
 
 def declared_event_types(context: Any) -> set[str]:
@@ -21,10 +24,33 @@ def declared_event_types(context: Any) -> set[str]:
     }
 
 
+async def on_record_updated(session: Any, event: Any, context: Any) -> None:
+    """Another plugin's record changed (``<plugin>.<entity>.updated``): the payments linked
+    to it follow its owner (``owners.follow_link``; idempotent)."""
+    kind = ".".join(str(event.type).split(".")[:2])
+    await owners.follow_link(session, context, kind, str(event.subject), dict(event.data))
+
+
 def handlers(context: Any) -> list[EventHandler]:
-    types = tuple(t for t in EVENT_TYPES if t in declared_event_types(context))
-    if not types:
-        return []
-    return [
-        EventHandler(name="schedules", event_types=types, handle=on_policy_event, max_retries=8)
-    ]
+    declared = declared_event_types(context)
+    found: list[EventHandler] = []
+    types = tuple(t for t in EVENT_TYPES if t in declared)
+    if types:
+        found.append(
+            EventHandler(name="schedules", event_types=types, handle=on_policy_event, max_retries=8)
+        )
+    # a policy's own hand-over is the schedules handler's (instalments and links together)
+    updates = tuple(
+        sorted(
+            t
+            for t in declared
+            if t.endswith(".updated") and not t.startswith("payments.") and t != POLICY_UPDATED
+        )
+    )
+    if updates:
+        found.append(
+            EventHandler(
+                name="follow_owner", event_types=updates, handle=on_record_updated, max_retries=8
+            )
+        )
+    return found

@@ -418,3 +418,26 @@ async def test_an_activation_handled_after_a_hand_over_gives_the_owner_of_now(
         f"{API}/schedules/{instalment['schedule_id']}", headers=second.headers
     )
     assert schedule.status_code == 200, schedule.text
+
+
+async def test_a_payment_linked_to_a_client_follows_the_clients_hand_over(
+    both: Payments,
+) -> None:
+    """The linked record's owner owns the payment (README), after a hand-over too: the
+    payment stayed with the client's previous owner."""
+    admin, first, second = [await both.user(r) for r in ("admin", "agent", "agent")]
+    client = await both.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Ola"}, headers=first.headers
+    )
+    link = {"kind": "deals.client", "id": client.json()["id"]}
+    made = await both.create(first, amount="20.00", link=link)
+    url = f"{DEALS}/clients/{link['id']}"
+    etag = (await both.client.get(url, headers=admin.headers)).headers["ETag"]
+    moved = await both.client.patch(
+        url, json={"owner_id": str(second.id)}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert moved.status_code == 200, moved.text
+    await both.app.settle_events()
+    theirs = await both.get(second, made["id"])
+    assert theirs.status_code == 200 and theirs.json()["owner_id"] == str(second.id)
+    assert (await both.get(first, made["id"])).status_code == 404

@@ -15,7 +15,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import OwnerNotPermitted, publish, user_grants, utcnow
+from crm2_core.api import OwnerNotPermitted, publish, resolve_entity, user_grants, utcnow
 from crm2_hookspecs import Principal
 from crm2_payments.events import PaymentUpdated
 from crm2_payments.models import Allocation, Commission, Payment, Schedule
@@ -50,6 +50,37 @@ async def hand_over(
         actor=actor,
     )
     return True
+
+
+async def follow_link(
+    session: AsyncSession, context: Any, kind: str, record_id: str, data: dict[str, Any]
+) -> int:
+    """Payments linked to ``kind``/``record_id`` take its owner of now (the README: the linked
+    record's owner owns the payment), read from its plugin when the event is handled, so a
+    late or redelivered event moves nothing back; how many moved."""
+    changed = data.get("changed")
+    if isinstance(changed, list) and "owner_id" not in changed:
+        return 0
+    record = await resolve_entity(context, kind, record_id, None, session)
+    try:
+        owner = uuid.UUID(str(record["owner_id"])) if record and record.get("owner_id") else None
+    except ValueError:
+        owner = None
+    if owner is None:
+        return 0
+    stmt = (
+        select(Payment)
+        .where(
+            col(Payment.link_kind) == kind,
+            col(Payment.link_id) == record_id,
+            col(Payment.owner_id) != owner,
+        )
+        .order_by(col(Payment.id))
+    )
+    moved = 0
+    for payment in list((await session.execute(stmt)).scalars()):
+        moved += await hand_over(session, payment, owner)
+    return moved
 
 
 async def _owns_any(session: AsyncSession, user: uuid.UUID) -> bool:

@@ -11,7 +11,7 @@
 - ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
   to another agent, and its payments follow it (the README's rule: a payment's owner
   is the owner of its record) — the instalments of its schedule, and the payments
-  linked to it that its previous owner held. The owner is read from deals when the
+  linked to it. The owner is read from deals when the
   event is handled, so a redelivered or late hand-over leaves them with the policy's
   owner of now. Changes of the premium, number or product do not touch the schedule
   (deals' event does not carry the new values; the README promises no re-split).
@@ -225,24 +225,20 @@ async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | N
 async def follow_owner(
     session: AsyncSession, context: Any, policy_id: str, data: dict[str, Any]
 ) -> int:
-    """The policy changed hands: its instalments and the payments linked to it that its
-    previous owner held go to its owner of now; how many moved."""
+    """The policy changed hands: its instalments and the payments linked to it go to its
+    owner of now; how many moved."""
     if "owner_id" not in (data.get("changed") or ()):
         return 0
     # the owner of now, not the event's: a late or redelivered hand-over moves nothing back
     owner = await policy_owner(session, context, policy_id, data)
     if owner is None:
         return 0
-    previous = _uuid(data.get("previous_owner_id"))
-    followers: list[Any] = [col(Payment.schedule_id).in_(
-        select(col(Schedule.id)).where(col(Schedule.policy_id) == policy_id)
-    )]  # fmt: skip
-    if previous is not None and previous != owner:
-        followers.append(
-            (col(Payment.link_kind) == "deals.policy")
-            & (col(Payment.link_id) == policy_id)
-            & (col(Payment.owner_id) == previous)
-        )
+    followers: list[Any] = [
+        col(Payment.schedule_id).in_(
+            select(col(Schedule.id)).where(col(Schedule.policy_id) == policy_id)
+        ),
+        (col(Payment.link_kind) == "deals.policy") & (col(Payment.link_id) == policy_id),
+    ]
     stmt = (
         select(Payment)
         .where(or_(*followers), col(Payment.owner_id) != owner)
