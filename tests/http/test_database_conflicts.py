@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from crm2_core.api import PreconditionFailed, SessionDep
+from crm2_core.api import PreconditionFailed, SessionDep, problem_responses
 from crm2_hookspecs import PluginManifest, hookimpl
 
 PATH = "/api/v1/racy"
@@ -40,7 +40,7 @@ class Racy:
             )
             return {"never": "reached"}
 
-        @router.post("/stale")
+        @router.post("/stale", responses=problem_responses(409, 412))
         async def stale() -> dict[str, str]:
             # What update_versioned raises when another writer bumped the version first.
             raise PreconditionFailed("the resource changed while you were updating it")
