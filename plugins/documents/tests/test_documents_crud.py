@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from crm2_documents.schemas.documents import HIDDEN_BMP, DocumentCreate, Tag
+from crm2_documents.schemas.documents import HIDDEN_BMP, DocumentCreate, Tag, Title
 from documents_kit import API, PDF, Docs
 from pydantic import TypeAdapter, ValidationError
 
@@ -276,6 +276,65 @@ async def test_titles_and_the_search_are_normalised(docs: Docs) -> None:
             f"{API}/documents", json={**body, "kind": "other"}, headers=agent.headers
         )
         assert refused.status_code == 422, (body, refused.text)
+
+
+async def test_titles_refuse_hidden_and_bidi_characters_as_tags_do(docs: Docs) -> None:
+    """A title shows what it holds: an invisible or bidi control character is a 422
+    naming it, on create and on edit (document and kind titles), and nothing changes."""
+    admin, agent = await docs.user("admin"), await docs.user("agent")
+    for title, code in (
+        ("Invoice\u202e4202", "U+202E"),  # right-to-left override
+        ("In\u200bvoice", "U+200B"),  # zero-width space
+        ("\u2066Invoice\u2069", "U+2066"),  # isolate
+        ("Invoice\u200d", "U+200D"),  # a joiner joins nothing at the end
+        ("In\nvoice", "U+000A"),
+        ("In\u2028voice", "U+2028"),
+    ):
+        created = await docs.client.post(
+            f"{API}/documents", json={"title": title, "kind": "other"}, headers=agent.headers
+        )
+        assert created.status_code == 422, (title, created.text)
+        assert created.headers["content-type"].startswith("application/problem+json")
+        assert code in created.text and "title" in created.text, created.text
+        kind = await docs.client.post(
+            f"{API}/kinds",
+            json={"key": "odd", "title": title, "allowed_types": ["application/pdf"]},
+            headers=admin.headers,
+        )
+        assert kind.status_code == 422 and code in kind.text, (title, kind.text)
+    document = await docs.create(agent, title="Family \U0001f468\u200d\U0001f469 policy")
+    patched = await docs.client.patch(
+        f"{API}/documents/{document['id']}",
+        json={"title": "Invoice\u202e"},
+        headers={**agent.headers, "If-Match": '"v1"'},
+    )
+    assert patched.status_code == 422 and "U+202E" in patched.text, patched.text
+    assert (await docs.get(agent, document["id"])).json()["title"] == document["title"]
+    renamed = await docs.client.patch(
+        f"{API}/kinds/other",
+        json={"title": "Other\u200b"},
+        headers={**admin.headers, "If-Match": '"v1"'},
+    )
+    assert renamed.status_code == 422 and "U+200B" in renamed.text, renamed.text
+    assert [e.type for e in await docs.events()] == ["documents.document.created"]
+
+
+def test_the_documented_title_pattern_says_what_the_server_takes() -> None:
+    """As for tags: the OpenAPI pattern of a title refuses what the server refuses."""
+    schema = DocumentCreate.model_json_schema()["properties"]["title"]
+    pattern = re.compile(schema["pattern"])
+    samples = [
+        "Motor policy", " Motor ", "a\tb", "a\t", "\ta", "a\u200db", "a\u200d", "\u200da",
+        "a\u200d b", "a\u200d\u200db", "a \u200d", "a\u200bb", "x\x9f", "a\u202eb", "\ufeffa",
+        "a\u2028b", "a\x85", "a\x85b", "日本", "e\u0301", "a\nb", "a\n",
+    ]  # fmt: skip
+    for sample in samples:
+        try:
+            TypeAdapter(Title).validate_python(sample)
+            taken = True
+        except ValidationError:
+            taken = False
+        assert bool(pattern.match(sample)) == taken, repr(sample)
 
 
 async def test_a_documents_versions_are_a_cursor_paginated_list(docs: Docs) -> None:

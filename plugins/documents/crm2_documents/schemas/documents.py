@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -20,16 +21,6 @@ def normal_text(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
-def _clean_title(value: str) -> str:
-    title = normal_text(value)
-    if not title:
-        raise ValueError("a title may not be blank")
-    if len(title) > TITLE_MAX:  # NFC can lengthen a few scripts' text
-        raise ValueError(f"a title may hold at most {TITLE_MAX} characters")
-    return title
-
-
-Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_clean_title)]
 KindKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 # characters that hide or break a tag when it is shown: controls (Cc), format characters
 # such as the zero-width space or a bidi override (Cf), lone surrogates (Cs), line and
@@ -39,19 +30,41 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _JOINERS = frozenset({"\u200c", "\u200d"})
 
 
-def _clean_tag(value: str) -> str:
-    """NFC and trimmed; a tag with a hidden or control character is refused, not cleaned
-    (a search for what the user sees would never find it)."""
-    tag = normal_text(value)
-    for at, ch in enumerate(tag):
-        inner = 0 < at < len(tag) - 1
+def refuse_hidden(text: str, what: str) -> str:
+    """``text`` unless it holds a hidden or control character (a joiner only between two
+    characters): refused, not cleaned, since a search for what the user sees would never
+    find it, and a bidi override would show another text than the one stored. ``what``
+    names the field in the message (``a tag``, ``a title``)."""
+    for at, ch in enumerate(text):
+        inner = 0 < at < len(text) - 1
         if unicodedata.category(ch) in _HIDDEN and not (ch in _JOINERS and inner):
             raise ValueError(
-                f"a tag may not hold the invisible or control character U+{ord(ch):04X}"
+                f"{what} may not hold the invisible or control character U+{ord(ch):04X}"
             )
+    return text
+
+
+def _clean_tag(value: str) -> str:
+    """NFC and trimmed; a tag with a hidden or control character is refused."""
+    tag = refuse_hidden(normal_text(value), "a tag")
     if not tag:
         raise ValueError("a tag may not be empty")
     return tag
+
+
+def visible_text(max_length: int, what: str) -> Callable[[str], str]:
+    """The check of a one-line text shown to people (a title): NFC and trimmed, not blank,
+    at most ``max_length`` characters, no hidden or control character (as tags)."""
+
+    def clean(value: str) -> str:
+        text = refuse_hidden(normal_text(value), what)
+        if not text:
+            raise ValueError(f"{what} may not be blank")
+        if len(text) > max_length:  # NFC can lengthen a few scripts' text
+            raise ValueError(f"{what} may hold at most {max_length} characters")
+        return text
+
+    return clean
 
 
 # The Basic Multilingual Plane's hidden characters (joiners aside) as a regex class
@@ -68,6 +81,10 @@ _Z = "\\u200c\\u200d"
 # The server's own check (pattern, then _clean_tag) gives the clearer message; the
 # document states the same rule: no hidden character, a joiner only before a visible one.
 _TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]))*$"
+# A title may hold spaces (trimmed at both ends, where a control that is also a space,
+# such as a tab, goes with them); a joiner only with a visible character after it.
+_V = rf"[^\s{_H}{_Z}]"
+_TEXT_PATTERN_DOC = rf"^\s*{_V}(?:[^{_H}{_Z}]|[{_Z}](?=.*{_V}))*?\s*$"
 
 Tag = Annotated[
     str,
@@ -80,6 +97,13 @@ Tag = Annotated[
     AfterValidator(_clean_tag),
 ]
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
+# what the document tells a client a title may be (the server checks with visible_text)
+TEXT_DOC = {"pattern": _TEXT_PATTERN_DOC}
+Title = Annotated[
+    str,
+    Field(min_length=1, max_length=TITLE_MAX, json_schema_extra=TEXT_DOC),
+    AfterValidator(visible_text(TITLE_MAX, "a title")),
+]
 
 
 def tag_key(tag: str) -> str:

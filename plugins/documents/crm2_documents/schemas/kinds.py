@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from crm2_core.api import RequestModel, ResponseModel, UpdateModel
 from crm2_documents.content import EXTENSIONS
-from crm2_documents.schemas.documents import KindKey
+from crm2_documents.schemas.documents import TEXT_DOC, KindKey, visible_text
 
 MediaType = Annotated[
     str, Field(min_length=3, max_length=100, pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
@@ -18,17 +18,22 @@ AllowedTypes = Annotated[
     list[MediaType],
     Field(min_length=1, max_length=30, description=f"content types, of: {sorted(EXTENSIONS)}"),
 ]
+KindTitle = Annotated[
+    str,
+    Field(min_length=1, max_length=100, json_schema_extra=TEXT_DOC),
+    AfterValidator(visible_text(100, "a title")),
+]
 
 
 class KindCreate(RequestModel):
     key: KindKey
-    title: str = Field(min_length=1, max_length=100)
+    title: KindTitle
     allowed_types: AllowedTypes
     active: bool = True
 
 
 class KindUpdate(UpdateModel):
-    title: str | None = Field(None, min_length=1, max_length=100)
+    title: KindTitle | None = None
     allowed_types: AllowedTypes | None = None
     active: bool | None = None
 
