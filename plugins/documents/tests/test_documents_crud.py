@@ -278,6 +278,27 @@ async def test_titles_and_the_search_are_normalised(docs: Docs) -> None:
         assert refused.status_code == 422, (body, refused.text)
 
 
+async def test_the_search_case_folds_as_tags_do(docs: Docs) -> None:
+    """``q`` folds case the way tags do (``strasse`` finds ``Straße``), on both databases,
+    in titles and in tags."""
+    agent = await docs.user("agent")
+    street = await docs.create(agent, title="Hauptstra\u00dfe 5 lease")
+    tagged = await docs.create(agent, title="Lease", tags=["Gro\u00dfhandel"])
+    greek = await docs.create(agent, title="\u039f\u0394\u039f\u03a3 contract")  # ΟΔΟΣ
+    for q, expected in (
+        ("strasse", [street]),
+        ("STRASSE", [street]),
+        ("stra\u00dfe", [street]),
+        ("STRA\u1e9eE", [street]),  # capital sharp s
+        ("grosshandel", [tagged]),
+        ("\u03bf\u03b4\u03bf\u03c2", [greek]),  # final sigma
+        ("\u03bf\u03b4\u03bf\u03c3", [greek]),
+    ):
+        found = await docs.client.get(f"{API}/documents", params={"q": q}, headers=agent.headers)
+        assert found.status_code == 200, found.text
+        assert [d["id"] for d in found.json()["items"]] == [d["id"] for d in expected], q
+
+
 async def test_titles_refuse_hidden_and_bidi_characters_as_tags_do(docs: Docs) -> None:
     """A title shows what it holds: an invisible or bidi control character is a 422
     naming it, on create and on edit (document and kind titles), and nothing changes."""

@@ -29,7 +29,7 @@ from crm2_core.api import (
 )
 from crm2_documents.errors import DocumentNotFound
 from crm2_documents.models import Document, Version
-from crm2_documents.schemas.documents import KindKey, Tag, normal_text, tag_key
+from crm2_documents.schemas.documents import KindKey, Tag, search_key, tag_key
 
 DOCUMENT_SORTS = Sorts(
     {
@@ -76,8 +76,9 @@ def document_select(
         # tags are one tag ignoring case: the filter compares their keys (GIN-indexed on
         # PostgreSQL, the expression json_list_contains writes)
         json_list_contains(session, col(Document.tag_keys), tag_key(f.tag) if f.tag else None),
-        # normalised as the search text was written (service.search_text)
-        contains_text(normal_text(f.q) if f.q else None, col(Document.search_text)),
+        # folded as the search text was written (service.search_text): case-folded in
+        # Python, since PostgreSQL's lower() leaves ``ß`` as it is (``strasse`` missed it)
+        contains_text(search_key(f.q) if f.q else None, col(Document.search_text)),
     )
 
 

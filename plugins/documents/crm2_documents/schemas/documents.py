@@ -106,6 +106,13 @@ Title = Annotated[
 ]
 
 
+def search_key(text: str) -> str:
+    """Text as ``q`` compares it: NFC, trimmed and case-folded as tags are (``straße`` and
+    ``STRASSE`` are one search), the same in Python on both databases (``folded()`` in SQL
+    then changes nothing)."""
+    return normal_text(text).casefold()
+
+
 def tag_key(tag: str) -> str:
     """What makes two tags one: case-folded (they are NFC already). Uniqueness and the
     tag filter both compare this."""

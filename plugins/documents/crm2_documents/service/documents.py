@@ -38,7 +38,7 @@ from crm2_documents.schemas.documents import (
     DocumentCreate,
     DocumentPublic,
     DocumentUpdate,
-    normal_text,
+    search_key,
     tag_key,
 )
 from crm2_documents.visibility import RULES
@@ -82,8 +82,8 @@ def public_values(
 
 
 def search_text(title: str, tags: list[str]) -> str:
-    """What ``q`` searches: title and tags, normalised as ``q`` is (``repository``)."""
-    return normal_text("\n".join([title, *tags])).lower()
+    """What ``q`` searches: title and tags, folded as ``q`` is (``search_key``)."""
+    return search_key("\n".join([title, *tags]))
 
 
 def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UUID:
