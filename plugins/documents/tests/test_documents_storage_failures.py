@@ -368,3 +368,46 @@ async def test_a_purge_blocked_by_a_removed_backend_is_reported_and_holds_up_not
         assert await purge_deleted(docs.app.context) == 1
     finally:
         del storage.backends["retired"]
+
+
+async def test_a_purge_blocked_by_a_removed_backend_shows_in_the_backends_status(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """An operator sees, in ``GET /backends``, how many deleted documents wait on each backend
+    that is no longer configured (not only in the purge's log); a document still within its
+    retention, or with a file on a configured backend, is not counted."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", retention_days=1)
+    admin = await docs.user("admin")
+    waiting = [await docs.create(admin) for _ in range(3)]
+    recent = await docs.create(admin)
+    for document in [*waiting, recent]:
+        uploaded = await docs.upload(admin, document["id"], PDF + document["id"].encode())
+        assert uploaded.status_code == 201, uploaded.text
+        url = f"{API}/documents/{document['id']}"
+        assert (await docs.client.delete(url, headers=admin.headers)).status_code == 204
+    moves = {
+        waiting[0]["id"]: {"backend": "retired"},
+        waiting[1]["id"]: {"backend": "retired", "target_backend": "gone"},
+        waiting[2]["id"]: {"target_backend": "gone"},
+        recent["id"]: {"backend": "retired"},
+    }
+    async with docs.app.context.session_factory() as session:
+        for document_id, values in moves.items():
+            await session.execute(
+                update(Version).where(Version.document_id == uuid.UUID(document_id)).values(values)
+            )
+        await session.execute(
+            update(Document)
+            .where(Document.id.in_([uuid.UUID(d["id"]) for d in waiting]))  # type: ignore[attr-defined]
+            .values(deleted_at=utcnow() - timedelta(days=2))
+        )
+        await session.commit()
+    status = await docs.client.get(f"{API}/backends", headers=admin.headers)
+    assert status.status_code == 200, status.text
+    assert status.json()["purge_blocked"] == [
+        {"backend": "gone", "documents": 2},
+        {"backend": "retired", "documents": 2},
+    ]
+    assert [b["name"] for b in status.json()["backends"]] == ["local"]
+    schema = docs.app.app.openapi()["paths"]["/api/v1/documents/backends"]["get"]
+    assert "BackendsStatus" in str(schema["responses"]["200"])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -208,25 +208,22 @@ async def purgeable(
 
 async def purge_blocked(
     session: AsyncSession, before: datetime, backends: Sequence[str]
-) -> tuple[int, list[str]]:
-    """How many documents past retention have files on backends not in ``backends``, and
-    those backends' names."""
-    blocked = (
-        select(col(Document.id)).where(_past_retention(before), _on_unknown_backend(backends))
-    ).subquery()
-    count = (await session.execute(select(func.count()).select_from(blocked))).scalar_one()
-    if not count:
-        return 0, []
+) -> dict[str, int]:
+    """Per backend not in ``backends``: how many documents past retention have a file on it
+    (or moving to it), so cannot be purged."""
     known = list(backends)
-    names: set[str] = set()
-    for column in (col(Version.backend), col(Version.target_backend)):
-        stmt = (
-            select(column)
-            .distinct()
-            .where(col(Version.document_id).in_(select(blocked.c.id)), column.not_in(known))
+
+    def on(column: Any) -> Select[Any]:
+        return (
+            select(column.label("backend"), col(Version.document_id).label("document_id"))
+            .join(Document, col(Document.id) == col(Version.document_id))
+            .where(_past_retention(before), column.is_not(None), column.not_in(known))
         )
-        names.update(n for n in (await session.execute(stmt)).scalars() if n is not None)
-    return int(count), sorted(names)
+
+    pairs = (on(col(Version.backend)), on(col(Version.target_backend)))
+    blocked = union(*pairs).subquery()  # a UNION: one row per backend and document
+    stmt = select(blocked.c.backend, func.count()).group_by(blocked.c.backend)
+    return {str(name): int(n) for name, n in (await session.execute(stmt)).all()}
 
 
 async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime) -> bool:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path as PathParam
 from fastapi import Response, status
 
 from crm2_core.api import APIRouter, ContextDep, IfMatchDep, SessionDep, created, present
 from crm2_documents.routes.deps import DocumentsAdmin, DocumentsRead
+from crm2_documents.schemas.backends import BackendsStatus, BackendStatus, BlockedPurge
 from crm2_documents.schemas.documents import KindKey, TransferRequest, VersionPublic
 from crm2_documents.schemas.kinds import KindCreate, KindPublic, KindUpdate
 from crm2_documents.service import kinds as service
-from crm2_documents.service import transfers
+from crm2_documents.service import retention, transfers
 from crm2_documents.storage.registry import storage_of
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
@@ -58,19 +59,28 @@ async def update_kind(
     return present(response, KindPublic.model_validate(kind))
 
 
-@router.get("/backends")
-async def backends_status(principal: DocumentsAdmin, context: ContextDep) -> dict[str, Any]:
-    """Each configured storage backend and whether it answers (admin)."""
+@router.get("/backends", response_model=BackendsStatus)
+async def backends_status(
+    principal: DocumentsAdmin, session: SessionDep, context: ContextDep
+) -> BackendsStatus:
+    """Each configured storage backend and whether it answers, and the deleted documents
+    whose purge waits on a backend that is no longer configured (admin)."""
     storage = storage_of(context)
-    found: list[dict[str, Any]] = []
+    found: list[BackendStatus] = []
     for name, backend in sorted(storage.backends.items()):
         try:
             detail = dict(await backend.status())
             ok = True
         except Exception as exc:
             detail, ok = {"error": f"{type(exc).__name__}: {exc}"[:300]}, False
-        found.append({"name": name, "ok": ok, "detail": detail})
-    return {"target": storage.target, "upload": storage.upload, "backends": found}
+        found.append(BackendStatus(name=name, ok=ok, detail=detail))
+    blocked = await retention.blocked_purges(session, context)
+    return BackendsStatus(
+        target=storage.target,
+        upload=storage.upload,
+        backends=found,
+        purge_blocked=[BlockedPurge(backend=b, documents=n) for b, n in sorted(blocked.items())],
+    )
 
 
 @router.post(

@@ -13,6 +13,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm2_core.api import publish, utcnow
 from crm2_documents.events import DocumentDeleted
 from crm2_documents.repository import documents as repo
@@ -22,23 +24,37 @@ from crm2_documents.storage.registry import storage_of
 log = logging.getLogger(__name__)
 
 
+def _retention_cutoff(context: Any, now: datetime | None) -> datetime:
+    """Documents deleted before this are past retention: the purge's to take."""
+    days = context.plugin_settings("documents").retention_days
+    return (now or utcnow()) - timedelta(days=days)
+
+
+async def blocked_purges(
+    session: AsyncSession, context: Any, now: datetime | None = None
+) -> dict[str, int]:
+    """Per storage backend that is not configured: how many deleted documents past
+    retention wait on it (their files cannot be removed, so the purge leaves them)."""
+    backends = sorted(storage_of(context).backends)
+    return await repo.purge_blocked(session, _retention_cutoff(context, now), backends)
+
+
 async def purge_deleted(context: Any, now: datetime | None = None) -> int:
     settings = context.plugin_settings("documents")
-    before = (now or utcnow()) - timedelta(days=settings.retention_days)
+    before = _retention_cutoff(context, now)
     storage = storage_of(context)
     purged = 0
     backends = sorted(storage.backends)
     async with context.session_factory() as session:
         documents = await repo.purgeable(session, before, settings.purge_batch, backends)
         files = {d.id: await repo.versions_of(session, d.id) for d in documents}
-        blocked, missing = await repo.purge_blocked(session, before, backends)
+        blocked = await repo.purge_blocked(session, before, backends)
     if blocked:
         log.warning(
-            "documents: %d deleted document(s) past retention cannot be purged: their files "
-            "are on storage backend(s) %s, which are not configured (configured: %s). "
-            "Configure those backends again and the purge removes them.",
-            blocked,
-            ", ".join(repr(n) for n in missing),
+            "documents: deleted documents past retention cannot be purged: their files are "
+            "on storage backends that are not configured (%s; configured: %s). Configure "
+            "those backends again and the purge removes them.",
+            ", ".join(f"{n} on {name!r}" for name, n in sorted(blocked.items())),
             ", ".join(backends),
         )
     for document in documents:
