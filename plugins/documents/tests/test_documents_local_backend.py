@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from crm2_documents.storage.local import INCOMING, LocalBackend
@@ -54,3 +55,48 @@ def test_a_process_killed_during_a_put_leaves_no_visible_half_file(tmp_path: Pat
     assert not (root / "documents" / "d" / "v").exists()
     assert len(list((root / INCOMING).glob("*.part"))) == 1  # the temp file, swept later
     assert LocalBackend(root).sweep_incoming(older_than=-1) == 1
+
+
+async def test_listing_objects_streams_the_tree_without_reading_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orphan sweep lists every file of the backend: the first ones arrive before the
+    whole tree is read (bounded memory), and all of them arrive in the end."""
+    root = tmp_path / "root"
+    for d in range(40):
+        folder = root / "documents" / f"d{d:02d}"
+        folder.mkdir(parents=True)
+        for v in range(25):
+            (folder / f"v{v:02d}").write_bytes(b"x")
+    read = 0
+    real_scandir = os.scandir
+
+    class Counting:
+        def __init__(self, path: Any) -> None:
+            self.inner = real_scandir(path)
+
+        def __iter__(self) -> Counting:
+            return self
+
+        def __next__(self) -> os.DirEntry[str]:
+            nonlocal read
+            entry = next(self.inner)
+            read += 1
+            return entry
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(os, "scandir", Counting)
+    listing = LocalBackend(root).objects("documents/")
+    first = await anext(listing)
+    assert first.key.startswith("documents/d")
+    assert read < 500, f"{read} directory entries read before the first object"
+    rest = [o.key async for o in listing]
+    assert len({first.key, *rest}) == 1000

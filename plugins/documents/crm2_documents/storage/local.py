@@ -9,10 +9,11 @@ under a real key. Temporary files older than a day are swept at start-up.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,20 +99,22 @@ class LocalBackend(StorageBackend):
         return self.path_of(key).is_file()
 
     async def objects(self, prefix: str) -> AsyncIterator[StoredObject]:
-        """The files under the root whose key starts with ``prefix`` (temporary ones aside)."""
+        """The files under the root whose key starts with ``prefix`` (temporary ones aside).
+
+        Streamed: the tree is walked in a worker thread a batch of entries at a time, so
+        memory stays bounded however many files the backend holds."""
         top = prefix.split("/", 1)[0]
         if not top or top.startswith("."):
             return
-        folder = self.root / top
-        for path in await anyio.to_thread.run_sync(_files_under, folder):
-            key = path.relative_to(self.root).as_posix()
-            if not key.startswith(prefix):
-                continue
-            try:
-                modified = path.stat().st_mtime
-            except FileNotFoundError:  # removed meanwhile
-                continue
-            yield StoredObject(key, datetime.fromtimestamp(modified, UTC))
+        walk = _files_under(self.root / top)
+        try:
+            while batch := await anyio.to_thread.run_sync(_next_batch, walk):
+                for path, modified in batch:
+                    key = path.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        yield StoredObject(key, datetime.fromtimestamp(modified, UTC))
+        finally:
+            walk.close()  # closes the directories still open when the caller stops early
 
     async def status(self) -> Mapping[str, Any]:
         usage = os.statvfs(self.root) if self.root.exists() else None
@@ -132,8 +135,34 @@ class LocalBackend(StorageBackend):
         return removed
 
 
-def _files_under(folder: Path) -> list[Path]:
-    """Every regular file below ``folder`` (none when it does not exist)."""
-    if not folder.is_dir():
-        return []
-    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+LIST_BATCH = 256
+
+
+def _files_under(folder: Path) -> Generator[tuple[Path, float]]:
+    """Every regular file below ``folder`` with its modification time, depth first: one
+    open directory per level, never the whole tree in memory (symlinks are not followed)."""
+    try:
+        top = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    stack = [top]
+    try:
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop().close()
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(os.scandir(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    yield Path(entry.path), entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
+    finally:
+        for handle in stack:
+            handle.close()
+
+
+def _next_batch(walk: Iterator[tuple[Path, float]]) -> list[tuple[Path, float]]:
+    return list(itertools.islice(walk, LIST_BATCH))
