@@ -133,6 +133,22 @@ async def test_soft_delete_restore_and_viewer_cannot_write(docs: Docs) -> None:
     assert (await docs.get(agent, document["id"])).status_code == 200
 
 
+async def test_a_restore_answers_the_document_as_a_get_does(docs: Docs) -> None:
+    """The restored document comes back with its newest version, as GET shows it (the
+    answer said ``current: null`` for a document with a file)."""
+    manager = await docs.user("manager")
+    document = await docs.create(manager)
+    assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}"
+    assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
+    back = await docs.client.post(f"{url}/restore", headers=manager.headers)
+    assert back.status_code == 200, back.text
+    got = await docs.get(manager, document["id"])
+    assert back.json() == got.json()
+    assert back.json()["current"]["number"] == 1
+    assert back.headers["ETag"] == got.headers["ETag"]
+
+
 async def test_tags_are_normalised_and_hidden_characters_refused(docs: Docs) -> None:
     """A tag is what it shows: NFC, trimmed, no invisible or control characters; two tags
     that differ only by normalisation or case are the same tag."""

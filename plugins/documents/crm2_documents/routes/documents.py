@@ -140,7 +140,8 @@ async def restore_document(
     document = await service.restore_document(
         session, principal, document_id, if_match, _retention(context)
     )
-    return present(response, service.public(document))
+    current = await service.current_versions(session, [document])
+    return present(response, service.public(document, current.get(document.id)))
 
 
 @router.get("/documents/{document_id}/versions", response_model=Page[VersionPublic])
