@@ -37,6 +37,9 @@ DANGEROUS_EXTENSIONS = frozenset(
     {".exe", ".dll", ".bat", ".cmd", ".com", ".scr", ".js", ".vbs", ".ps1", ".sh", ".msi",
      ".jar", ".html", ".htm", ".svg", ".xhtml", ".php", ".hta"}
 )  # fmt: skip
+# Types the sniffer names so that it can refuse them: no kind may accept them (a file of
+# one named without an extension would pass, and a download would hand out text/html).
+NEVER_ACCEPTED = frozenset({"text/html", "application/x-msdownload", "application/x-executable"})
 _HTML = re.compile(rb"^\s*(<!doctype html|<html|<head|<body|<script|<iframe|<svg|<\?xml)", re.I)
 
 
@@ -90,6 +93,8 @@ def extension_of(filename: str) -> str:
 
 def refusal(sniffed: str, declared: str | None, filename: str, allowed: list[str]) -> str | None:
     """Why a file is refused (for the 415's detail), or ``None`` if it is accepted."""
+    if sniffed in NEVER_ACCEPTED:  # whatever a kind written before this rule allows
+        return f"the file's content is {sniffed}, which is never accepted"
     if sniffed not in allowed:
         return f"the file's content is {sniffed}; this kind accepts {', '.join(allowed)}"
     extension = extension_of(filename)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from crm2_documents import signing
-from crm2_documents.models import Document
+from crm2_documents.models import Document, Kind
 from crm2_documents.stream import channels
 from documents_kit import API, PDF, PNG, Docs, make_docs
 from sqlalchemy import update
@@ -437,3 +437,42 @@ async def test_a_deactivated_kind_takes_no_new_versions(docs: Docs) -> None:
         f"{API}/documents/{document['id']}/download", headers=agent.headers
     )
     assert download.status_code == 200 and download.content == PDF
+
+
+async def test_no_kind_may_accept_html_or_executables(docs: Docs) -> None:
+    """A kind allowing HTML or an executable would take one named without an extension
+    (``page``), and a download would hand it out as text/html: refused (422) when a kind is
+    made or changed, and nothing changes."""
+    admin = await docs.user("admin")
+    for types in (
+        ["text/html"],
+        ["application/pdf", "application/x-msdownload"],
+        ["application/x-executable"],
+    ):
+        made = await docs.client.post(
+            f"{API}/kinds",
+            json={"key": "web", "title": "Web", "allowed_types": types},
+            headers=admin.headers,
+        )
+        assert made.status_code == 422, (types, made.text)
+        assert made.headers["content-type"].startswith("application/problem+json")
+        changed = await docs.client.patch(
+            f"{API}/kinds/other",
+            json={"allowed_types": types},
+            headers={**admin.headers, "If-Match": '"v1"'},
+        )
+        assert changed.status_code == 422, (types, changed.text)
+    assert (await docs.client.get(f"{API}/kinds/web", headers=admin.headers)).status_code == 404
+    other = await docs.client.get(f"{API}/kinds/other", headers=admin.headers)
+    assert "text/html" not in other.json()["allowed_types"] and other.json()["version"] == 1
+    # a kind stored before this rule still takes none
+    async with docs.app.context.session_factory() as session:
+        await session.execute(
+            update(Kind).where(col(Kind.key) == "other").values(allowed_types=["text/html"])
+        )
+        await session.commit()
+    document = await docs.create(admin, kind="other")
+    html = b"<html><script>1</script></html>"
+    page = await docs.upload(admin, document["id"], html, "page", "text/html")
+    assert page.status_code == 415, page.text
+    assert docs.stored_files() == []

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from crm2_core.api import RequestModel, ResponseModel, UpdateModel
-from crm2_documents.content import EXTENSIONS
+from crm2_documents.content import EXTENSIONS, NEVER_ACCEPTED
 from crm2_documents.schemas.documents import TEXT_DOC, KindKey, visible_text
 
 MediaType = Annotated[
@@ -16,7 +16,11 @@ MediaType = Annotated[
 ]
 AllowedTypes = Annotated[
     list[MediaType],
-    Field(min_length=1, max_length=30, description=f"content types, of: {sorted(EXTENSIONS)}"),
+    Field(
+        min_length=1,
+        max_length=30,
+        description=f"content types, of: {sorted(set(EXTENSIONS) - NEVER_ACCEPTED)}",
+    ),
 ]
 KindTitle = Annotated[
     str,

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version, update_versioned, utcnow
-from crm2_documents.content import EXTENSIONS
+from crm2_documents.content import EXTENSIONS, NEVER_ACCEPTED
 from crm2_documents.errors import InvalidKind, KindExists, KindNotFound
 from crm2_documents.models import Kind
 from crm2_documents.repository import kinds as repo
@@ -19,6 +19,9 @@ def _check_types(types: list[str]) -> list[str]:
     unknown = sorted(set(types) - set(EXTENSIONS))
     if unknown:
         raise InvalidKind(f"unknown content types {unknown}; known: {sorted(EXTENSIONS)}")
+    refused = sorted(set(types) & NEVER_ACCEPTED)
+    if refused:
+        raise InvalidKind(f"no kind may accept {refused}: HTML and executables are never taken")
     if len(set(types)) != len(types):
         raise InvalidKind("allowed_types must be unique")
     return types
