@@ -411,3 +411,34 @@ async def test_a_purge_blocked_by_a_removed_backend_shows_in_the_backends_status
     assert [b["name"] for b in status.json()["backends"]] == ["local"]
     schema = docs.app.app.openapi()["paths"]["/api/v1/documents/backends"]["get"]
     assert "BackendsStatus" in str(schema["responses"]["200"])
+
+
+async def test_files_stored_by_server_code_join_the_transfer_queue_as_uploads_do(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """Demo documents (``store_bytes``) land on the upload backend like an upload: when the
+    files belong elsewhere they are queued (``transferring``) and moved, not left behind
+    as ``stored`` where they landed."""
+    target = CutShort(tmp_path / "target", name="cut_short")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(target),),
+        upload_backend="local",
+        backend="cut_short",
+    )
+    admin = await docs.user("admin")
+    for _plugin, result in docs.app.context.plugins.call(
+        "crm2_seed", name="demo", context=docs.app.context
+    ):
+        if asyncio.iscoroutine(result):
+            await result
+    listed = (await docs.client.get(f"{API}/documents", headers=admin.headers)).json()["items"]
+    assert len(listed) == 2
+    for document in listed:
+        current = document["current"]
+        assert (current["backend"], current["state"]) == ("local", "transferring"), current
+        assert current["target_backend"] == "cut_short"
+    assert (await run_transfers(docs.app.context))["stored"] == 2
+    assert docs.stored_files() == []

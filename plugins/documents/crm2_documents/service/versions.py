@@ -236,6 +236,24 @@ async def add_version(
         raise DuplicateContent(
             f"document {duplicate} already holds this file", document_id=str(duplicate)
         )
+    version = await _record(
+        session, context, document, version_id, received, acting_user(principal), expected
+    )
+    publish(session, _added(document, version), subject=document.id, actor=principal)
+    return document, version
+
+
+async def _record(
+    session: AsyncSession,
+    context: Any,
+    document: Document,
+    version_id: uuid.UUID,
+    received: Received,
+    uploaded_by: uuid.UUID | None,
+    expected_version: int | None = None,
+) -> Version:
+    """The stored file as the document's next version; queued for the transfer when it
+    landed on another backend than the one files belong on (uploads and server code alike)."""
     storage = storage_of(context)
     moving = storage.target != received.backend
     number = await repo.next_number(session, document.id)
@@ -252,15 +270,19 @@ async def add_version(
         state="transferring" if moving else "stored",
         target_backend=storage.target if moving else None,
         next_attempt_at=utcnow() if moving else None,
-        uploaded_by=acting_user(principal),
+        uploaded_by=uploaded_by,
     )
     await repo.DOCUMENTS.update(
-        session, document, {"current_version": number}, expected_version=expected
+        session, document, {"current_version": number}, expected_version=expected_version
     )
     session.add(version)
     await session.flush()
-    event = VersionAdded(
-        number=number,
+    return version
+
+
+def _added(document: Document, version: Version) -> VersionAdded:
+    return VersionAdded(
+        number=version.number,
         size=version.size,
         sha256=version.sha256,
         content_type=version.content_type,
@@ -268,8 +290,6 @@ async def add_version(
         state=version.state,
         **identity(document),
     )
-    publish(session, event, subject=document.id, actor=principal)
-    return document, version
 
 
 def _upload_turn(document: Document) -> int:
@@ -407,27 +427,6 @@ async def store_bytes(
         key, storage.upload, len(data), hashlib.sha256(data).hexdigest(), sniff(data),
         safe_filename(filename),
     )  # fmt: skip
-    principal = actor
-    number = await repo.next_number(session, document.id)
-    version = Version(
-        id=version_id,
-        document_id=document.id,
-        number=number,
-        size=received.size,
-        sha256=received.sha256,
-        content_type=received.content_type,
-        filename=received.filename,
-        backend=received.backend,
-        storage_key=key,
-        uploaded_by=document.creator_id,
-    )
-    await repo.DOCUMENTS.update(session, document, {"current_version": number})
-    session.add(version)
-    await session.flush()
-    event = VersionAdded(
-        number=number, size=version.size, sha256=version.sha256,
-        content_type=version.content_type, backend=version.backend, state=version.state,
-        **identity(document),
-    )  # fmt: skip
-    publish(session, event, subject=document.id, actor=principal)
+    version = await _record(session, context, document, version_id, received, document.creator_id)
+    publish(session, _added(document, version), subject=document.id, actor=actor)
     return version
