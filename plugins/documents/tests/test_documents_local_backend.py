@@ -100,3 +100,28 @@ async def test_listing_objects_streams_the_tree_without_reading_it_all(
     assert read < 500, f"{read} directory entries read before the first object"
     rest = [o.key async for o in listing]
     assert len({first.key, *rest}) == 1000
+
+
+async def test_a_put_makes_its_rename_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is fsynced, renamed over its key, and then its directory is fsynced: without
+    that a power cut after the version committed could lose the rename (a row whose file
+    is missing)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    backend = LocalBackend(tmp_path / "root")
+
+    async def chunks() -> Any:
+        yield b"%PDF-1.4 durable"
+
+    await backend.put("documents/d/v", chunks())
+    folder = str((tmp_path / "root" / "documents" / "d").resolve())
+    assert folder in synced, synced
+    assert synced.index(folder) > 0  # after the file's own fsync

@@ -3,8 +3,9 @@
 Keys are confined to the root (checked by pattern, then again on the resolved
 path). A write goes to a temporary file in ``<root>/.incoming`` on the same
 filesystem, is flushed to disk, then renamed over the key (``os.replace`` is
-atomic): a crash mid-upload leaves only a temporary file, never a half file
-under a real key. Temporary files older than a day are swept at start-up.
+atomic), and the key's directory is flushed too, so the rename survives a power
+cut: a crash mid-upload leaves only a temporary file, never a half file under a
+real key. Temporary files older than a day are swept at start-up.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class LocalBackend(StorageBackend):
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+        # the rename is durable only once its directory is on disk: else a power cut after
+        # the version committed could bring back the old directory, without the file
+        await anyio.to_thread.run_sync(_fsync_directory, target.parent)
         return size
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
@@ -136,6 +140,14 @@ class LocalBackend(StorageBackend):
 
 
 LIST_BATCH = 256
+
+
+def _fsync_directory(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _files_under(folder: Path) -> Generator[tuple[Path, float]]:
