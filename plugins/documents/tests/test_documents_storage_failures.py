@@ -410,7 +410,7 @@ async def test_a_purge_blocked_by_a_removed_backend_shows_in_the_backends_status
     ]
     assert [b["name"] for b in status.json()["backends"]] == ["local"]
     schema = docs.app.app.openapi()["paths"]["/api/v1/documents/backends"]["get"]
-    assert "BackendsStatus" in str(schema["responses"]["200"])
+    assert "StorageStatus" in str(schema["responses"]["200"])
 
 
 async def test_files_stored_by_server_code_join_the_transfer_queue_as_uploads_do(

@@ -10,7 +10,7 @@ from fastapi import Response, status
 
 from crm2_core.api import APIRouter, ContextDep, IfMatchDep, SessionDep, created, present
 from crm2_documents.routes.deps import DocumentsAdmin, DocumentsRead
-from crm2_documents.schemas.backends import BackendsStatus, BackendStatus, BlockedPurge
+from crm2_documents.schemas.backends import PurgeBlocked, StorageBackendStatus, StorageStatus
 from crm2_documents.schemas.documents import KindKey, TransferRequest, VersionPublic
 from crm2_documents.schemas.kinds import KindCreate, KindPublic, KindUpdate
 from crm2_documents.service import kinds as service
@@ -59,27 +59,27 @@ async def update_kind(
     return present(response, KindPublic.model_validate(kind))
 
 
-@router.get("/backends", response_model=BackendsStatus)
+@router.get("/backends", response_model=StorageStatus)
 async def backends_status(
     principal: DocumentsAdmin, session: SessionDep, context: ContextDep
-) -> BackendsStatus:
+) -> StorageStatus:
     """Each configured storage backend and whether it answers, and the deleted documents
     whose purge waits on a backend that is no longer configured (admin)."""
     storage = storage_of(context)
-    found: list[BackendStatus] = []
+    found: list[StorageBackendStatus] = []
     for name, backend in sorted(storage.backends.items()):
         try:
             detail = dict(await backend.status())
             ok = True
         except Exception as exc:
             detail, ok = {"error": f"{type(exc).__name__}: {exc}"[:300]}, False
-        found.append(BackendStatus(name=name, ok=ok, detail=detail))
+        found.append(StorageBackendStatus(name=name, ok=ok, detail=detail))
     blocked = await retention.blocked_purges(session, context)
-    return BackendsStatus(
+    return StorageStatus(
         target=storage.target,
         upload=storage.upload,
         backends=found,
-        purge_blocked=[BlockedPurge(backend=b, documents=n) for b, n in sorted(blocked.items())],
+        purge_blocked=[PurgeBlocked(backend=b, documents=n) for b, n in sorted(blocked.items())],
     )
 
 

@@ -9,22 +9,22 @@ from pydantic import Field
 from crm2_core.api import ResponseModel
 
 
-class BackendStatus(ResponseModel):
+class StorageBackendStatus(ResponseModel):
     name: str
     ok: bool = Field(description="whether the backend answered")
     detail: dict[str, Any] = Field(description="what it reports (no secrets), or the error")
 
 
-class BlockedPurge(ResponseModel):
+class PurgeBlocked(ResponseModel):
     backend: str = Field(description="a backend that is not configured (removed, renamed)")
     documents: int = Field(description="deleted documents past retention with a file on it")
 
 
-class BackendsStatus(ResponseModel):
+class StorageStatus(ResponseModel):
     target: str = Field(description="where files end up (CRM2_DOCUMENTS_BACKEND)")
     upload: str = Field(description="where uploads land first (CRM2_DOCUMENTS_UPLOAD_BACKEND)")
-    backends: list[BackendStatus]
-    purge_blocked: list[BlockedPurge] = Field(
+    backends: list[StorageBackendStatus]
+    purge_blocked: list[PurgeBlocked] = Field(
         description="documents the purge cannot remove until these backends are configured"
         " again (their files cannot be deleted); empty when nothing waits"
     )
