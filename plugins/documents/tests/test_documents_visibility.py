@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from documents_kit import API, PDF, Docs
 
 
@@ -73,3 +75,49 @@ async def test_kinds_are_admin_managed(docs: Docs) -> None:
     status = await docs.client.get(f"{API}/backends", headers=admin.headers)
     assert status.status_code == 200 and status.json()["backends"][0]["name"] == "local"
     assert (await docs.client.get(f"{API}/backends", headers=agent.headers)).status_code == 403
+
+
+async def test_an_owner_change_moves_updated_at_as_any_other_change(docs: Docs) -> None:
+    """A document handed to another user (``crm2_reassign_user``, or its record's new
+    owner) is updated: its ``updated_at`` moves with its version, so the list's default
+    order (``-updated_at``) and a client syncing by it see the change."""
+    import uuid
+    from datetime import timedelta
+
+    from crm2_documents.models import Document
+    from crm2_documents.repository.documents import follow_owner
+    from crm2_documents.service.documents import reassign_user
+    from sqlalchemy import update
+
+    from crm2_core.api import utcnow
+
+    first, second, third = [await docs.user("agent") for _ in range(3)]
+    document = await docs.create(first, title="Handed over")
+    document_id = uuid.UUID(document["id"])
+    long_ago = utcnow() - timedelta(days=3)
+
+    async def updated_at() -> Any:
+        async with docs.app.context.session_factory() as session:
+            found = await session.get(Document, document_id)
+            assert found is not None
+            return found.updated_at
+
+    async def backdate(link: dict[str, Any] | None = None) -> None:
+        async with docs.app.context.session_factory() as session:
+            await session.execute(
+                update(Document)
+                .where(Document.id == document_id)  # type: ignore[arg-type]
+                .values(updated_at=long_ago, **(link or {}))
+            )
+            await session.commit()
+
+    await backdate()
+    async with docs.app.context.session_factory() as session:
+        assert await reassign_user(session, first.id, second.id, None) == 1
+        await session.commit()
+    assert await updated_at() > long_ago + timedelta(days=2)
+    await backdate({"link_kind": "deals.client", "link_id": "c1"})
+    async with docs.app.context.session_factory() as session:
+        assert await follow_owner(session, "deals.client", "c1", third.id) == [document_id]
+        await session.commit()
+    assert await updated_at() > long_ago + timedelta(days=2)

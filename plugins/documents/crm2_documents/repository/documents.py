@@ -25,6 +25,7 @@ from crm2_core.api import (
     eq,
     json_list_contains,
     paginate,
+    utcnow,
     where_all,
 )
 from crm2_documents.errors import DocumentNotFound
@@ -247,7 +248,7 @@ async def reassign_owner(
         await session.execute(
             update(Document)
             .where(col(Document.owner_id) == from_user)
-            .values(owner_id=to_user, version=col(Document.version) + 1)
+            .values(owner_id=to_user, version=col(Document.version) + 1, updated_at=utcnow())
         )
     return rows
 
@@ -266,7 +267,7 @@ async def follow_owner(
         await session.execute(
             update(Document)
             .where(col(Document.id).in_(ids))
-            .values(owner_id=owner_id, version=col(Document.version) + 1)
+            .values(owner_id=owner_id, version=col(Document.version) + 1, updated_at=utcnow())
         )
     return ids
 
