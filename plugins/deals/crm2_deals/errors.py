@@ -61,6 +61,12 @@ class InUse(Conflict):
     slug, title = "deals-in-use", "The record is still referenced"
 
 
+class StartMoved(Conflict):
+    """A new deal's first stage changed kind (or went) while it was created, again and again."""
+
+    slug, title = "deals-start-moved", "Where new deals start changed meanwhile"
+
+
 class ChangeVetoed(Unprocessable):
     slug, title = "deals-change-vetoed", "Another plugin refused this change"
 

@@ -111,6 +111,18 @@ async def stage_for_deal(session: AsyncSession, stage_id: uuid.UUID) -> Stage | 
     return stage
 
 
+async def start_still_open(session: AsyncSession, stage: StageRef) -> bool:
+    """Is ``stage``, read as a new deal's start (``pipeline_with_first_open_stage``: on
+    PostgreSQL a read outside any lock, maybe outside the transaction), still open,
+    share-locked to the commit as ``stage_for_deal`` locks a given stage? On SQLite the
+    start was read in the transaction, and its writers take turns (``BEGIN IMMEDIATE``):
+    nothing can have changed, nothing is read again."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    locked = await stage_for_deal(session, stage.id)
+    return locked is not None and locked.kind == "open"
+
+
 async def lock_stages(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -> None:
     """Lock stages about to change kind or go (``FOR UPDATE``) before looking whether
     they hold deals: a deal entering one (``stage_for_deal``) is then either written
@@ -218,11 +230,23 @@ class StartGuesses:
 @lru_cache(maxsize=16)
 def _still_first(by_id: bool, also: Exists) -> ColumnElement[bool]:
     first = _first_open_stage(by_id, None).with_only_columns(col(Pipeline.id), col(Stage.id))
+    guess_stage = bindparam("guess_stage_id", type_=Stage.__table__.c.id.type)  # type: ignore[attr-defined]
     guess = tuple_(
         bindparam("guess_pipeline_id", type_=Pipeline.__table__.c.id.type),  # type: ignore[attr-defined]
-        bindparam("guess_stage_id", type_=Stage.__table__.c.id.type),  # type: ignore[attr-defined]
+        guess_stage,
     )
-    return and_(guess.in_(first), also)
+    # The stage share-locked to the commit, as ``stage_for_deal`` does, and its kind
+    # read again under the lock: a retype that has locked it (``lock_stages``) and not
+    # committed yet is waited for, and its new kind then fails the check (PostgreSQL
+    # re-reads a locked row's latest version); one that comes later waits for the deal
+    # and finds it there. Without the lock the statement's snapshot (the old kind)
+    # decided, and an open deal went into a stage just made won or lost.
+    still_open = exists(
+        select(col(Stage.id))
+        .where(col(Stage.id) == guess_stage, col(Stage.kind) == "open")
+        .with_for_update(read=True)
+    )
+    return and_(guess.in_(first), also, still_open)
 
 
 def start_still(

@@ -39,6 +39,7 @@ from crm2_deals.errors import (
     PipelineNotFound,
     StageNotFound,
     StageNotInPipeline,
+    StartMoved,
 )
 from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from crm2_deals.extensions import vet, vetting
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from crm2_core.api import AppContext, Visibility
 
 EXPORT_PAGE_SIZE = 1000
+# How often a create begins again when its start stopped being open meanwhile.
+START_TRIES = 3
 DEAL_EXPORT = CsvColumns(csv_io.DEAL_EXPORT_COLUMNS, version=1)
 
 
@@ -164,17 +167,19 @@ async def create_deal(
     *,
     context: AppContext,
     whole_transaction: bool = False,
+    _tries: int = START_TRIES,
 ) -> Deal:
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
     ``context``: the REST route, a handler, a CLI command alike).
 
     ``whole_transaction``: the caller writes nothing else in the session's transaction
     (the REST route, whose session commits right after). The deal may then be written
-    by a statement of its own before the commit (``_create_as_guessed``); a caller that
-    writes more must leave it ``False``, or its writes would not be atomic with the deal.
+    by a statement of its own before the commit (``_create_as_guessed``,
+    ``_insert_at_start``); a caller that writes more must leave it ``False``, or its
+    writes would not be atomic with the deal.
     """
     visibility = RULES.visibility(principal)
-    if whole_transaction:
+    if whole_transaction and _tries == START_TRIES:
         guessed = await _create_as_guessed(session, principal, data, context, visibility)
         if guessed is not None:
             return guessed
@@ -208,9 +213,48 @@ async def create_deal(
         change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
         await vet(context, session, principal, change)
     # the deal, its first stage move and its event: one statement (one round trip)
-    await insert_together(session, [row, *_written_with(session, principal, deal, now)])
+    rows = [row, *_written_with(session, principal, deal, now)]
+    if start is None:  # a stage given: read and locked by ``_stage_for`` already
+        await insert_together(session, rows)
+    elif not await _insert_at_start(session, data, start, rows, visibility, whole_transaction):
+        # the stage stopped being where deals start (made won or lost, say) since it
+        # was read: begin again from where they start now
+        start_guesses(context).remember(data.pipeline_id, None)
+        if _tries <= 1:
+            raise StartMoved("the pipeline's stages changed while the deal was created; retry")
+        return await create_deal(
+            session, principal, data, context=context, whole_transaction=whole_transaction,
+            _tries=_tries - 1,
+        )  # fmt: skip
     _publish_closed(session, principal, deal)
     return deal
+
+
+async def _insert_at_start(
+    session: AsyncSession,
+    data: DealCreate,
+    start: Start,
+    rows: list[NewRow],
+    visibility: Visibility,
+    whole_transaction: bool,
+) -> bool:
+    """Write a new deal's rows if the stage ``start`` read (without a lock: outside
+    the transaction on PostgreSQL) is still where the deal starts, checked under the
+    stage's share lock as a given stage's (``stage_for_deal``); ``False``: nothing
+    written. In the statement that writes them when it may go alone (as the guessed
+    create's: no round trip added); else a locked read of the stage first."""
+    stage = start.stage
+    assert stage is not None  # ``_stage_for`` refused a pipeline without an open stage
+    if whole_transaction and can_write_alone(session):
+        seen = clients_repo.clients.visible_exists(visibility, data.client_id)
+        condition, params = pipelines_repo.start_still(data.pipeline_id, stage, seen)
+        if await insert_together_if(session, rows, condition, params):
+            return True
+        # nothing written: the start moved, the client went, or the rows cannot go alone
+    if not await pipelines_repo.start_still_open(session, stage):
+        return False
+    await insert_together(session, rows)
+    return True
 
 
 def start_guesses(context: AppContext) -> StartGuesses:
