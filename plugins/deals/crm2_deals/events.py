@@ -64,6 +64,10 @@ class DealStageChanged(EventData, type="deals.deal.stage_changed", version=1):
     to_stage_id: uuid.UUID
     status: str
     owner_id: uuid.UUID
+    # added in 0.2 (optional: events recorded before it have none): the deal's version
+    # after the move, its ETag ``"v<version>"``, so a board moves the card and keeps
+    # its next If-Match without reading the deal again
+    version: int | None = None
 
 
 class DealWon(EventData, type="deals.deal.won", version=1):

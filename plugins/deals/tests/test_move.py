@@ -131,3 +131,14 @@ async def test_another_agents_deal_cannot_be_moved_or_traced(deals: Deals) -> No
     assert moved.status_code == 404
     history = await deals.client.get(f"{API}/deals/{deal['id']}/history", headers=other.headers)
     assert history.status_code == 404
+
+
+async def test_stage_changed_carries_the_deals_new_version(deals: Deals) -> None:
+    """A board moves the card on the event and keeps its ETag without reading it again."""
+    admin, pipeline, deal = await _setup(deals)
+    for name in ("Proposal", "Won"):
+        response = await _move(deals, admin, deal, stage_id=deals.stage(pipeline, name)["id"])
+        assert response.status_code == 200, response.text
+    events = await deals.events("deals.deal.stage_changed")
+    assert [e.data["version"] for e in events] == [2, 3]
+    assert response.headers["etag"] == f'"v{events[-1].data["version"]}"'

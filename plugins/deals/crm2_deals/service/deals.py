@@ -494,8 +494,9 @@ async def move_deal(
         session, client_id=deal.client_id, owner_id=deal.owner_id, subject=subject, deal_id=deal.id
     )
     changed = DealStageChanged(
-        from_stage_id=from_id, to_stage_id=target.id, status=deal.status, owner_id=deal.owner_id
-    )
+        from_stage_id=from_id, to_stage_id=target.id, status=deal.status,
+        owner_id=deal.owner_id, version=deal.version,
+    )  # fmt: skip
     publish(session, changed, subject=deal.id, actor=principal)
     _publish_closed(session, principal, deal)
     return deal
