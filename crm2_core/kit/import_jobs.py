@@ -176,7 +176,7 @@ class _JobWork(Generic[R]):
         with gc_paused():
             async with self.context.session_factory() as session:
                 await plan_for_growing_tables(session)
-                await _apply(self.spec, session, self.principal, batch, tally)
+                await _apply(self.spec, session, self.principal, batch, tally, self.context)
                 await self._save(session, status="running", phase="writing", processed=done,
                                  **self._counts(tally))  # fmt: skip
                 await session.commit()
@@ -203,11 +203,11 @@ class _JobWork(Generic[R]):
             async with self.context.session_factory() as session:
                 await plan_for_growing_tables(session)
                 if spec.check is not None and not self.dry_run:
-                    refused = await spec.check(session, self.principal, batch)
+                    refused = await spec.check_batch(session, self.principal, batch, self.context)
                     for number, reason in refused.items():
                         tally.errors.append(ImportRowError(row=number, reason=reason))
                 else:
-                    await _apply(spec, session, self.principal, batch, tally)
+                    await _apply(spec, session, self.principal, batch, tally, self.context)
                 await session.rollback()
 
     async def _finish(self, tally: _Tally, *, applied: bool, status: str = "done") -> None:

@@ -96,7 +96,7 @@ def import_routes(
             background = len(rows) > background_rows(context)
         if not background:
             report = await import_now(
-                session, principal, spec, rows, dry_run=dry_run, partial=partial
+                session, principal, spec, rows, dry_run=dry_run, partial=partial, context=context
             )
             if not report.applied and not report.dry_run:
                 raise refusal(report)

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +47,9 @@ from crm2_core.kit.gc_pause import gc_paused
 from crm2_core.kit.visibility import RecordRules
 from crm2_core.schemas import ResponseModel, unstorable_cell
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -78,6 +81,13 @@ class RowError:
 Parse = Callable[[dict[str, str]], R]
 Apply = Callable[[AsyncSession, Principal, Sequence[tuple[int, R]]], Awaitable[Sequence[Any]]]
 Check = Callable[[AsyncSession, Principal, Sequence[tuple[int, R]]], Awaitable[Mapping[int, str]]]
+# ``needs_context``: the same, with the running application last (hooks, settings)
+ApplyIn = Callable[
+    [AsyncSession, Principal, Sequence[tuple[int, R]], "AppContext"], Awaitable[Sequence[Any]]
+]
+CheckIn = Callable[
+    [AsyncSession, Principal, Sequence[tuple[int, R]], "AppContext"], Awaitable[Mapping[int, str]]
+]
 
 
 @dataclass(frozen=True)
@@ -89,17 +99,53 @@ class CsvImport(Generic[R]):
     order, ``"created"``, ``"updated"``, ``"skipped"`` or a :class:`RowError`;
     ``check`` (optional, read-only) returns ``{row: reason}`` for the rows apply
     would refuse. ``rules`` decides who else may read a job (its starter always may).
+
+    ``needs_context``: ``apply`` and ``check`` take the running application as a
+    fourth argument (``apply(session, principal, rows, context)``), for a batch that
+    asks other plugins' hooks or reads settings, as the same change made through the
+    plugin's REST routes does.
     """
 
     name: str
     columns: tuple[str, ...]
     required: tuple[str, ...]
     parse: Parse[R]
-    apply: Apply[R]
-    check: Check[R] | None = None
+    apply: Apply[R] | ApplyIn[R]
+    check: Check[R] | CheckIn[R] | None = None
     rules: RecordRules | None = None
     file_error: type[Unprocessable] = CsvFileInvalid
     batch_size: int = BATCH_SIZE
+    needs_context: bool = False
+
+    async def apply_batch(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        rows: Sequence[tuple[int, R]],
+        context: AppContext | None,
+    ) -> Sequence[Any]:
+        """``apply``, given the application when it takes it."""
+        if not self.needs_context:
+            return await cast(Apply[R], self.apply)(session, principal, rows)
+        return await cast(ApplyIn[R], self.apply)(session, principal, rows, self._in(context))
+
+    async def check_batch(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        rows: Sequence[tuple[int, R]],
+        context: AppContext | None,
+    ) -> Mapping[int, str]:
+        """``check`` (which must be set), given the application when it takes it."""
+        assert self.check is not None
+        if not self.needs_context:
+            return await cast(Check[R], self.check)(session, principal, rows)
+        return await cast(CheckIn[R], self.check)(session, principal, rows, self._in(context))
+
+    def _in(self, context: AppContext | None) -> AppContext:
+        if context is None:
+            raise TypeError(f"{self.name}: this import needs the application (context=)")
+        return context
 
 
 # -- bodies -----------------------------------------------------------------------------
@@ -335,10 +381,11 @@ async def _apply(
     principal: Principal,
     batch: Sequence[tuple[int, R]],
     tally: _Tally,
+    context: AppContext | None = None,
 ) -> None:
     if not batch:  # every row of it refused by parse
         return
-    outcomes = await spec.apply(session, principal, batch)
+    outcomes = await spec.apply_batch(session, principal, batch, context)
     if len(outcomes) != len(batch):
         raise TypeError(f"{spec.name}: apply returned {len(outcomes)} outcomes for {len(batch)}")
     for (number, _), outcome in zip(batch, outcomes, strict=True):
@@ -356,14 +403,16 @@ async def import_now(
     *,
     dry_run: bool,
     partial: bool,
+    context: AppContext | None = None,
 ) -> ImportReport:
-    """Import in the request's transaction, inside a savepoint kept only when allowed."""
+    """Import in the request's transaction, inside a savepoint kept only when allowed
+    (``context``: the running application, which a ``needs_context`` import needs)."""
     tally = _Tally()
     await plan_for_growing_tables(session)  # for the rest of the request's transaction
     savepoint = await session.begin_nested()
     for _, batch in parsed_batches(spec, rows, tally):
         with gc_paused():
-            await _apply(spec, session, principal, batch, tally)
+            await _apply(spec, session, principal, batch, tally, context)
     if dry_run or (tally.errors and not partial):
         await savepoint.rollback()
         return tally.report(dry_run=dry_run, applied=False)

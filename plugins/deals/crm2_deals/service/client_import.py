@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from crm2_core.api import (
     user_ids_by_email,
 )
 from crm2_deals import csv_io
+from crm2_deals.errors import ChangeVetoed
 from crm2_deals.events import ClientCreated
 from crm2_deals.models import Client
 from crm2_deals.repository import clients as repo
@@ -33,9 +34,13 @@ from crm2_deals.repository.clients import ClientIndex, NewClient
 from crm2_deals.schemas.clients import ClientCreate, ClientCsvRow
 from crm2_deals.service.activities import follow_owner
 from crm2_deals.service.clients import search_text_for, write_update
+from crm2_deals.service.handover import carry_along, vet_carry_along
 from crm2_deals.service.owners import WRITE
 from crm2_deals.visibility import RULES
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
 
 Outcome = str | RowError
 # what a client may hold of each list: ClientCreate's own limits
@@ -104,6 +109,7 @@ def _merge(client: Client, row: ClientRow, owner: uuid.UUID | None) -> dict[str,
 class _Batch:
     session: AsyncSession
     principal: Principal
+    context: AppContext
     visibility: Visibility
     owners: dict[str, uuid.UUID]
     index: ClientIndex
@@ -156,6 +162,15 @@ class _Batch:
         handed_over = owner is not None and owner != match.owner_id
         if handed_over and owner is not None and (refused := await self.cannot_own(owner)):
             return refused
+        if handed_over and owner is not None and isinstance(match, Client):
+            # as a PATCH does: the previous owner's deals and policies on it go along
+            try:
+                hand_over = carry_along if self.write else vet_carry_along
+                await hand_over(
+                    self.session, self.context, self.principal, match.id, match.owner_id, owner
+                )
+            except ChangeVetoed as refusal:  # nothing of the row written yet
+                return RowError(refusal.detail)
         if not self.write:
             return "updated"
         if isinstance(match, NewClient):  # created by an earlier row of this batch
@@ -198,7 +213,11 @@ class _Batch:
 
 
 async def _batch(
-    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]], write: bool
+    session: AsyncSession,
+    principal: Principal,
+    rows: Sequence[tuple[int, ClientRow]],
+    context: AppContext,
+    write: bool,
 ) -> list[Outcome]:
     wanted = {r.owner_email for _, r in rows if r.owner_email}
     index = await ClientIndex.load(
@@ -206,7 +225,7 @@ async def _batch(
         {e for _, r in rows for e in r.data.emails},
         {r.data.tax_id for _, r in rows if r.data.tax_id},
     )
-    batch = _Batch(session, principal, RULES.visibility(principal),
+    batch = _Batch(session, principal, context, RULES.visibility(principal),
                    await user_ids_by_email(session, wanted), index, write)  # fmt: skip
     outcomes = [await batch.row(row) for _, row in rows]
     await batch.flush()
@@ -214,17 +233,23 @@ async def _batch(
 
 
 async def import_batch(
-    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]]
+    session: AsyncSession,
+    principal: Principal,
+    rows: Sequence[tuple[int, ClientRow]],
+    context: AppContext,
 ) -> list[Outcome]:
     """Create, update or skip each row (in order); a refused row is a ``RowError``."""
-    return await _batch(session, principal, rows, write=True)
+    return await _batch(session, principal, rows, context, write=True)
 
 
 async def check_batch(
-    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ClientRow]]
+    session: AsyncSession,
+    principal: Principal,
+    rows: Sequence[tuple[int, ClientRow]],
+    context: AppContext,
 ) -> dict[int, str]:
     """The rows ``import_batch`` would refuse, without writing anything."""
-    outcomes = await _batch(session, principal, rows, write=False)
+    outcomes = await _batch(session, principal, rows, context, write=False)
     return {
         n: o.reason for (n, _), o in zip(rows, outcomes, strict=True) if isinstance(o, RowError)
     }
@@ -242,4 +267,6 @@ CLIENT_IMPORT: CsvImport[ClientRow] = CsvImport(
     # a batch is a few multi-row statements and one transaction in a job: 1,000 rows
     # halve the round trips and commits of the kit's 500 and still show progress often
     batch_size=1_000,
+    # a hand-over puts each deal going along to crm2_deals_validate_change, as a PATCH
+    needs_context=True,
 )

@@ -39,6 +39,28 @@ async def still_sees_client(session: AsyncSession, user: uuid.UUID) -> bool:
     return granted is not None and ALL_RECORDS in granted
 
 
+async def vet_carry_along(
+    session: AsyncSession,
+    context: AppContext,
+    principal: Principal,
+    client_id: uuid.UUID,
+    from_user: uuid.UUID,
+    to_user: uuid.UUID,
+) -> bool:
+    """Whether ``carry_along`` would move anything, after putting each deal's change of
+    owner to ``crm2_deals_validate_change`` (422 ``deals-change-vetoed`` on a refusal);
+    writes nothing (an import's check pass asks this)."""
+    if from_user == to_user or await still_sees_client(session, from_user):
+        return False
+    if vetting(context):
+        for deal in await deals_repo.owned_on_client(session, client_id, from_user):
+            before = snapshot(deal)
+            after = {**before, "owner_id": str(to_user)}
+            change = DealChange("update", deal.id, before, after, changed=("owner_id",))
+            await vet(context, session, principal, change)
+    return True
+
+
 async def carry_along(
     session: AsyncSession,
     context: AppContext,
@@ -50,14 +72,8 @@ async def carry_along(
     """Move ``from_user``'s deals and policies on the client to ``to_user`` (see the
     module), unless ``from_user`` still sees the client. Call before the client's own
     update: a veto then leaves everything as it was."""
-    if from_user == to_user or await still_sees_client(session, from_user):
+    if not await vet_carry_along(session, context, principal, client_id, from_user, to_user):
         return
-    if vetting(context):
-        for deal in await deals_repo.owned_on_client(session, client_id, from_user):
-            before = snapshot(deal)
-            after = {**before, "owner_id": str(to_user)}
-            change = DealChange("update", deal.id, before, after, changed=("owner_id",))
-            await vet(context, session, principal, change)
     hand_over = clients_repo.hand_over_on_client
     deal_ids = await hand_over(session, Deal, client_id, from_user, to_user)
     policy_ids = await hand_over(session, Policy, client_id, from_user, to_user)
