@@ -89,6 +89,9 @@ class AppContext:
     session_class: type[AppSession] = field(default_factory=app_session_class)
     _services: dict[object, object] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self.session_class.application = self  # its sessions know their application
+
     def plugin_settings(self, name: str) -> Any:
         return self.plugins.settings_for(name)
 

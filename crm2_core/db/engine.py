@@ -77,7 +77,13 @@ class AppSession(HoldsWrites):
     """The sessions of one application. ``app_session_class()`` makes a subclass per
     application, so session events (the relay's wake-up after commit) are bound to that
     application and not to every session in the process. A session may hold its one
-    write until its commit (``held``)."""
+    write until its commit (``held``).
+
+    ``application``: the ``AppContext`` whose sessions these are (set by it), so a rule
+    that must ask the application's hooks (``resolve_owner``'s ``crm2_check_permission``)
+    finds them from the session it is given, whoever calls it."""
+
+    application: Any = None
 
 
 def app_session_class() -> type[AppSession]:

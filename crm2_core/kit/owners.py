@@ -48,13 +48,54 @@ async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
     return bool(rows[0][0])
 
 
+def application_of(session: AsyncSession) -> AppContext | None:
+    """The application whose session this is (``AppSession.application``), if any."""
+    application: AppContext | None = getattr(session.sync_session, "application", None)
+    return application
+
+
+def _hooks_may_veto(context: AppContext | None) -> bool:
+    if context is None:
+        return False
+    caller = getattr(context.plugins.pm.hook, "crm2_check_permission", None)
+    return caller is not None and bool(caller.get_hookimpls())
+
+
+async def _not_vetoed(
+    session: AsyncSession, user_id: uuid.UUID, granted: frozenset[str]
+) -> frozenset[str]:
+    """``granted`` less what a ``crm2_check_permission`` hook denies the user: two more
+    reads (their roles and those roles' permissions, the principal a hook judges),
+    only when a plugin implements the hook."""
+    context = application_of(session)
+    if not granted or context is None or not _hooks_may_veto(context):
+        return granted
+    roles = frozenset((await roles_of(session, [user_id]))[user_id])
+    grants = await permissions_of_roles(session, roles)
+    principal = Principal(
+        id=user_id,
+        kind="user",
+        roles=roles,
+        permissions=frozenset(p for role in roles for p in grants[role]),
+    )
+    return frozenset(p for p in granted if permitted(context, principal, p))
+
+
 async def user_grants(
-    session: AsyncSession, user_id: uuid.UUID, permissions: Iterable[str]
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    permissions: Iterable[str],
+    *,
+    hooks: bool = False,
 ) -> frozenset[str] | None:
     """Which of ``permissions`` the user's roles grant now (all of them for ``*``);
-    ``None`` when no active user has that id. One read, in ``session``, without the
-    ``crm2_check_permission`` hooks (see :func:`user_permitted` for those): what the
-    roles a record's owner holds let them do with it."""
+    ``None`` when no active user has that id. One read, in ``session``: what the roles
+    a record's owner holds let them do with it.
+
+    ``hooks``: less what a ``crm2_check_permission`` hook of the session's application
+    denies them, as a request of theirs would be denied: the owner rule
+    (:func:`resolve_owner`'s ``may_own``). Costs reads only when a plugin implements
+    the hook."""
     wanted = sorted(set(permissions))
 
     def grants(permission: str) -> Any:
@@ -73,7 +114,8 @@ async def user_grants(
     row = (await execute_in_session(session, stmt, reads_only=True))[0]
     if not row[0]:
         return None
-    return frozenset(p for p, held in zip(wanted, row[1:], strict=True) if held)
+    granted = frozenset(p for p, held in zip(wanted, row[1:], strict=True) if held)
+    return await _not_vetoed(session, user_id, granted) if hooks else granted
 
 
 async def user_permitted(
@@ -185,8 +227,11 @@ async def resolve_owner(
     """The owner to store: ``requested``, else ``default``, else the acting user.
 
     ``current`` is the record's owner today: keeping it needs no check. ``may_own``:
-    the permission an owner's roles must grant (the plugin's write permission), else
-    422 ``owner-not-permitted``; the caller themselves, signed in, holds it already.
+    the permission an owner must hold (the plugin's write permission), else 422
+    ``owner-not-permitted``: granted by their roles and denied by no
+    ``crm2_check_permission`` hook of the session's application, as their own request
+    would be judged (a user a plugin bars from writing owns nothing either); the caller
+    themselves, signed in, is judged without a read.
     """
     owner = requested or default or acting_user(principal)
     if current is not None and owner == current:
@@ -196,21 +241,30 @@ async def resolve_owner(
     if (
         owner == principal.id
         and _verified_active(principal)
-        and (may_own is None or principal.has_permission(may_own))
+        and (may_own is None or _holds(session, principal, may_own))
     ):
         return owner
     if may_own is None:
         if not await is_active_user(session, owner):
             raise OwnerNotActive(f"owner {owner} is not an active user")
         return owner
-    granted = await user_grants(session, owner, (may_own,))
+    granted = await user_grants(session, owner, (may_own,), hooks=True)
     if granted is None:
         raise OwnerNotActive(f"owner {owner} is not an active user")
     if may_own not in granted:
         raise OwnerNotPermitted(
-            f"user {owner} cannot own these records: their roles do not grant {may_own}"
+            f"user {owner} cannot own these records: they may not {may_own} "
+            "(their roles do not grant it, or a plugin's permission rule denies it)"
         )
     return owner
+
+
+def _holds(session: AsyncSession, principal: Principal, permission: str) -> bool:
+    """The signed-in caller's own standing, judged as their request was (no read)."""
+    context = application_of(session)
+    if context is None:
+        return principal.has_permission(permission)
+    return permitted(context, principal, permission)
 
 
 async def user_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> dict[str, uuid.UUID]:

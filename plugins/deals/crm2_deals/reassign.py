@@ -36,7 +36,7 @@ UPDATED_EVENTS: dict[type[Any], type[Any]] = {
 async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID) -> None:
     """422 when ``to_user`` may not own deals records (``service.owners``) and
     ``from_user`` has some to hand over: nothing is moved then."""
-    granted = await user_grants(session, to_user, (WRITE,))
+    granted = await user_grants(session, to_user, (WRITE,), hooks=True)
     if granted is not None and WRITE in granted:
         return
     for model in (Client, Deal, Policy, Activity):
@@ -44,7 +44,7 @@ async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.
         owned = select(table.c.id).where(table.c.owner_id == from_user).limit(1)
         if (await session.execute(owned)).first() is not None:
             raise OwnerNotPermitted(
-                f"user {to_user} cannot own deals records: their roles do not grant {WRITE}"
+                f"user {to_user} cannot own deals records: they may not {WRITE}"
             )
 
 

@@ -130,13 +130,13 @@ class _Batch:
     async def cannot_own(self, owner: uuid.UUID) -> RowError | None:
         """Why ``owner`` may not own a client (as ``owner_for`` on a PATCH), else ``None``."""
         if owner not in self.standing:
-            granted = await user_grants(self.session, owner, (WRITE,))
+            granted = await user_grants(self.session, owner, (WRITE,), hooks=True)
             self.standing[owner] = (
                 f"owner {owner} is not an active user"
                 if granted is None
                 else None
                 if WRITE in granted
-                else f"owner {owner} cannot own clients: their roles do not grant {WRITE}"
+                else f"owner {owner} cannot own clients: they may not {WRITE}"
             )
         reason = self.standing[owner]
         return None if reason is None else RowError(reason)
