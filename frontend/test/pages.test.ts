@@ -1,6 +1,6 @@
 import { InfiniteQueryObserver, QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { cursorPages, loadPages, pageRows } from "@/lib/pages";
+import { cursorPages, loadNextPage, loadPages, pageRows } from "@/lib/pages";
 
 /** A list of `total` rows served `size` a page with a cursor, and the cursors asked for. */
 function listOf(total: number, size = 100) {
@@ -65,5 +65,22 @@ describe("a short list read whole (the board's pipelines)", () => {
     const all = await loadPages(page, 3);
     expect(all.items).toHaveLength(150);
     expect(all.more).toBe(true);
+  });
+});
+
+describe("Load more", () => {
+  it("reads the next page once when clicked twice while it loads (a double click)", async () => {
+    const { observer, asked, unsubscribe } = observe(250);
+    await observer.refetch();
+    // each click sees the list as the page re-rendered it after the click before
+    const first = loadNextPage(observer.getCurrentResult());
+    const second = loadNextPage(observer.getCurrentResult());
+    await Promise.all([first, second]);
+    expect(asked).toEqual([undefined, "100"]);
+    expect(pageRows(observer.getCurrentResult().data)).toHaveLength(200);
+    await loadNextPage(observer.getCurrentResult()); // once loaded, the next click reads on
+    expect(asked).toEqual([undefined, "100", "200"]);
+    expect(loadNextPage(observer.getCurrentResult())).toBeUndefined(); // nothing after the last page
+    unsubscribe();
   });
 });

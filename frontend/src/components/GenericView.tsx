@@ -3,6 +3,7 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
+import { LoadMore } from "@/components/LoadMore";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
@@ -203,11 +204,7 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
       </div>
       {list.isPending && <p>{t("loading")}</p>}
       {list.isSuccess && items.length === 0 && <p className="muted">{t("list.empty")}</p>}
-      {list.hasNextPage && (
-        <button type="button" className="ghost" onClick={() => void list.fetchNextPage()}>
-          {t("list.more")}
-        </button>
-      )}
+      <LoadMore list={list} label={viewTitle(view, locale)} />
     </section>
   );
 }

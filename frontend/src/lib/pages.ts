@@ -46,3 +46,20 @@ export async function loadPages<T>(
   }
   return { items, more: true };
 }
+
+/** What "Load more" needs of an infinite query (`useInfiniteQuery`'s result has it). */
+export interface Paged {
+  hasNextPage: boolean;
+  isFetchingNextPage: boolean;
+  fetchNextPage: () => Promise<unknown>;
+}
+
+/**
+ * Read the next page, unless there is none or it is already on its way: a second click (a
+ * double click, Enter held down) while the page loads joins that read instead of starting
+ * another (TanStack's fetchNextPage cancels the read in flight and sends it again).
+ */
+export function loadNextPage(list: Paged): Promise<unknown> | undefined {
+  if (!list.hasNextPage || list.isFetchingNextPage) return undefined;
+  return list.fetchNextPage();
+}

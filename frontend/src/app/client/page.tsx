@@ -141,11 +141,7 @@ function ClientTimeline() {
         ))}
         {timeline.isSuccess && entries.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
-      {timeline.hasNextPage && (
-        <button type="button" className="ghost" onClick={() => void timeline.fetchNextPage()}>
-          {t("list.more")}
-        </button>
-      )}
+      <LoadMore list={timeline} label={t("client.timeline")} />
     </section>
   );
 }

@@ -7,6 +7,7 @@ import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-quer
 import { api, ok, origin, session } from "@/api/client";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { LoadMore } from "@/components/LoadMore";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan } from "@/lib/queries";
 import { percent, signedUpload, type UploadProgress } from "@/lib/upload";
@@ -181,11 +182,7 @@ function DocumentDetail() {
           </tbody>
         </table>
       </div>
-      {versions.hasNextPage && (
-        <button type="button" className="ghost" onClick={() => void versions.fetchNextPage()}>
-          {t("list.more")}
-        </button>
-      )}
+      <LoadMore list={versions} label={t("documents.versions")} />
       {versions.isSuccess && versionRows.length === 0 && <p className="muted">{t("documents.noFile")}</p>}
     </section>
   );

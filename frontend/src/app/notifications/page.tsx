@@ -7,6 +7,7 @@ import { getJson, sendJson } from "@/api/client";
 import { UNREAD_KEY } from "@/components/Bell";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { LoadMore } from "@/components/LoadMore";
 import { formatDateTime } from "@/lib/i18n";
 import { markReadOptimistically, safeLink, type FeedPage } from "@/lib/notifications";
 import { useViews } from "@/lib/queries";
@@ -99,11 +100,7 @@ function Feed() {
         })}
       </ol>
       {feed.isSuccess && items.length === 0 && <p className="muted">{t("list.empty")}</p>}
-      {feed.hasNextPage && (
-        <button type="button" className="ghost" onClick={() => void feed.fetchNextPage()}>
-          {t("list.more")}
-        </button>
-      )}
+      <LoadMore list={feed} label={t("notifications.title")} />
     </section>
   );
 }
