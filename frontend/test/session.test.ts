@@ -190,6 +190,72 @@ describe("Session", () => {
     expect(store.getState().tokens).not.toBeNull();
   });
 
+  it("shares the refresh back-off across tabs: after one tab's refresh failed (503), the others wait too", async () => {
+    let now = 1_000_000;
+    const refreshes: string[] = [];
+    let down = true;
+    const send = async (request: Request): Promise<Response> => {
+      if (new URL(request.url).pathname === "/api/v1/auth/refresh") {
+        refreshes.push(request.headers.get("X-Tab") ?? "");
+        if (down) return new Response("{}", { status: 503 });
+        return Response.json({ access_token: "a2", refresh_token: "r2", token_type: "bearer", expires_in: 900 });
+      }
+      return request.headers.get("Authorization") === "Bearer a2"
+        ? Response.json({ ok: true })
+        : new Response("{}", { status: 401 });
+    };
+    const shared = memoryStorage();
+    const tabs = ["A", "B", "C"].map((name) => {
+      const store = createAuthStore(shared);
+      const tag = async (request: Request) => {
+        const tagged = new Request(request);
+        tagged.headers.set("X-Tab", name);
+        return send(tagged);
+      };
+      return { store, session: new Session(store, BASE, tag, () => now) };
+    });
+    tabs[0]!.store.getState().setTokens({ accessToken: "old", refreshToken: "r1-1234567890abcdef", expiresAt: now - 1 });
+    for (const tab of tabs) await tab.store.persist.rehydrate();
+    const me = () => new Request(`${BASE}/api/v1/auth/me`);
+
+    await tabs[0]!.session.fetch(me()); // tab A meets the 503: 1 s back-off for every tab
+    await tabs[1]!.session.fetch(me());
+    await tabs[2]!.session.fetch(me());
+    expect(refreshes).toEqual(["A"]);
+    now += 1_100; // past it: tab B tries once, fails, and the doubled back-off (2 s) holds for all
+    await tabs[1]!.session.fetch(me());
+    await tabs[0]!.session.fetch(me());
+    await tabs[2]!.session.fetch(me());
+    expect(refreshes).toEqual(["A", "B"]);
+    now += 1_500; // still inside the 2 s
+    await tabs[2]!.session.fetch(me());
+    expect(refreshes).toEqual(["A", "B"]);
+    now += 600;
+    down = false; // tab C refreshes; the others use its tokens without a refresh of their own
+    expect((await tabs[2]!.session.fetch(me())).status).toBe(200);
+    expect((await tabs[0]!.session.fetch(me())).status).toBe(200);
+    expect((await tabs[1]!.session.fetch(me())).status).toBe(200);
+    expect(refreshes).toEqual(["A", "B", "C"]);
+    expect(tabs[0]!.store.getState().refreshPause).toBeNull();
+  });
+
+  it("ignores a stored pause reaching further than any back-off (a clock set back): refreshing resumes", async () => {
+    const now = 1_000_000;
+    let refreshes = 0;
+    const send = async (request: Request): Promise<Response> => {
+      if (new URL(request.url).pathname === "/api/v1/auth/refresh") {
+        refreshes += 1;
+        return Response.json({ access_token: "a2", refresh_token: "r2", token_type: "bearer", expires_in: 900 });
+      }
+      return Response.json({ ok: true });
+    };
+    const store = createAuthStore(memoryStorage());
+    store.getState().setTokens({ accessToken: "old", refreshToken: "r1-1234567890abcdef", expiresAt: now - 1 });
+    store.getState().setRefreshPause({ until: now + 86_400_000, failures: 3 });
+    await new Session(store, BASE, send, () => now).fetch(new Request(`${BASE}/api/v1/auth/me`));
+    expect(refreshes).toBe(1);
+  });
+
   it("after a refresh answered 429, tries again only once its Retry-After has passed", async () => {
     let now = 1_000_000;
     let refreshes = 0;

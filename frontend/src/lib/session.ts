@@ -33,12 +33,12 @@ const MAX_RETRY_AFTER_MS = 300_000;
  * Inside the page, callers share the one refresh in flight. A refresh that failed in a way
  * that may pass later (429, 408, 5xx, the network) pauses refreshing: until a 429's
  * Retry-After, else 1 s doubling to 60 s. Without the pause, every request made while the
- * server was struggling sent a refresh of its own (a storm that kept it struggling).
+ * server was struggling sent a refresh of its own (a storm that kept it struggling). The
+ * pause is stored with the tokens and read inside the cross-tab lock, so it holds for every
+ * tab of the origin: with a pause per tab, each open tab sent a refresh of its own.
  */
 export class Session {
   private refreshing: Promise<Tokens | null> | null = null;
-  private refreshPausedUntil = 0;
-  private refreshFailures = 0;
 
   constructor(
     private readonly store: AuthStore,
@@ -80,6 +80,7 @@ export class Session {
     }
     if (response.status === 200) {
       this.store.getState().setTokens(this.toTokens(await response.clone().json()));
+      this.store.getState().setRefreshPause(null);
     }
     return response;
   }
@@ -152,7 +153,8 @@ export class Session {
         current.refreshToken !== spentRefresh ||
         (staleAccess !== undefined && current.accessToken !== staleAccess);
       if (rotatedElsewhere && current.expiresAt - this.now() > EARLY_MS) return current;
-      if (this.now() < this.refreshPausedUntil) return null;
+      // another tab's failed refresh pauses this one too (the store was just re-read)
+      if (this.refreshPaused()) return null;
       let response: Response;
       try {
         response = await this.send(
@@ -171,23 +173,36 @@ export class Session {
         return null;
       }
       const tokens = this.toTokens((await response.json()) as TokenPair);
-      this.refreshFailures = 0;
-      this.refreshPausedUntil = 0;
       this.store.getState().setTokens(tokens);
+      this.store.getState().setRefreshPause(null);
       return tokens;
     });
   }
 
-  /** No refresh before the server's Retry-After, else before a back-off that doubles per failure. */
+  /**
+   * Whether a failed refresh (of any tab) still pauses refreshing. A stored pause reaching
+   * further than any we set (a clock set back, a hand-edited storage) is ignored, so it
+   * cannot keep the session from refreshing for good.
+   */
+  private refreshPaused(): boolean {
+    const until = this.store.getState().refreshPause?.until ?? 0;
+    const left = until - this.now();
+    return left > 0 && left <= MAX_RETRY_AFTER_MS;
+  }
+
+  /**
+   * No refresh, in any tab, before the server's Retry-After, else before a back-off that
+   * doubles with each failure in a row (whichever tab met it).
+   */
   private pauseRefreshes(response: Response | null): void {
     const header = response?.headers.get("Retry-After") ?? "";
     const seconds = header.trim() === "" ? NaN : Number(header);
+    const failures = this.store.getState().refreshPause?.failures ?? 0;
     const wait =
       Number.isFinite(seconds) && seconds >= 0
         ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS)
-        : Math.min(1000 * 2 ** this.refreshFailures, MAX_BACKOFF_MS);
-    this.refreshFailures += 1;
-    this.refreshPausedUntil = this.now() + wait;
+        : Math.min(1000 * 2 ** failures, MAX_BACKOFF_MS);
+    this.store.getState().setRefreshPause({ until: this.now() + wait, failures: failures + 1 });
   }
 
   private sign(request: Request, token: string | null): Request {

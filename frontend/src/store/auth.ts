@@ -9,9 +9,23 @@ export interface Tokens {
   expiresAt: number;
 }
 
+/**
+ * Refreshes paused after one failed in a way that may pass later (lib/session.ts): persisted
+ * with the tokens, so that every tab of the origin waits out the same back-off instead of
+ * each tab retrying on its own.
+ */
+export interface RefreshPause {
+  /** epoch milliseconds before which no tab refreshes */
+  until: number;
+  /** failed refreshes in a row: the next back-off doubles with each */
+  failures: number;
+}
+
 export interface AuthState {
   tokens: Tokens | null;
+  refreshPause: RefreshPause | null;
   setTokens: (tokens: Tokens | null) => void;
+  setRefreshPause: (pause: RefreshPause | null) => void;
 }
 
 export type AuthStore = ReturnType<typeof createAuthStore>;
@@ -28,7 +42,9 @@ export function createAuthStore(storage: Pick<Storage, "getItem" | "setItem" | "
     persist(
       (set) => ({
         tokens: null,
+        refreshPause: null,
         setTokens: (tokens) => set({ tokens }),
+        setRefreshPause: (refreshPause) => set({ refreshPause }),
       }),
       { name: "crm2.auth", storage: createJSONStorage(() => storage) },
     ),
