@@ -1,7 +1,7 @@
 import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
-import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
+import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, moveOnBoard, optimisticMove, stageChangeOf, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -180,5 +180,48 @@ describe("a move right after a live stage change", () => {
     const moved = await moveDeal({ ...onScreen }, "s3", { move: api.move, read: api.read });
     expect(moved).toMatchObject({ stage_id: "s3", version: 4 });
     expect(api.sent).toEqual([1]);
+  });
+});
+
+describe("a live stage change carrying the deal's version", () => {
+  type Card = BoardDeal & { version: number };
+  const card = (stage: string, version: number): Card => ({ ...deal("d1", stage, "1"), version });
+  const event = (data: Record<string, unknown>) => ({ subject: "d1", data: { from_stage_id: "s1", to_stage_id: "s2", ...data } });
+
+  it("gives the card the event's version, so the next move needs no read of the card", async () => {
+    const board = { deals: [card("s1", 1)], more: false };
+    const change = stageChangeOf(event({ version: 2 }));
+    const after = moveOnBoard(board, change.dealId, change.toStageId, change.version)!;
+    expect(after.deals[0]).toMatchObject({ stage_id: "s2", version: 2 });
+    const sent: number[] = [];
+    let reads = 0;
+    const moved = await moveDeal(after.deals[0]!, "s3", {
+      move: async (to, version) => {
+        sent.push(version);
+        if (version !== 2) throw new ProblemError(412, "Precondition Failed", "stale");
+        return { ...card(to, 3) };
+      },
+      read: async () => {
+        reads += 1;
+        return card("s2", 2);
+      },
+    });
+    expect(moved).toMatchObject({ stage_id: "s3", version: 3 });
+    expect(sent).toEqual([2]);
+    expect(reads).toBe(0);
+  });
+
+  it("falls back to moving the card only when the event has no version (older deals plugins)", () => {
+    const change = stageChangeOf(event({}));
+    expect(change.version).toBeUndefined();
+    expect(stageChangeOf(event({ version: "7" })).version).toBeUndefined(); // malformed: ignored
+    const after = applyStageChange([card("s1", 1)], change.dealId, change.toStageId, change.version);
+    expect(after[0]).toMatchObject({ stage_id: "s2", version: 1 });
+  });
+
+  it("ignores an event older than the card it holds: a late event never moves a card back", () => {
+    // our own move already brought version 3 in s3; the event of the earlier move arrives late
+    const after = applyStageChange([card("s3", 3)], "d1", "s2", 2);
+    expect(after[0]).toMatchObject({ stage_id: "s3", version: 3 });
   });
 });

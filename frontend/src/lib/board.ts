@@ -60,13 +60,45 @@ export function buildColumns<D extends BoardDeal>(stages: StageLike[], deals: D[
   });
 }
 
-/** The deals list after a live `deals.deal.stage_changed`: the card moves before any refetch. */
+/**
+ * The deals list after a live `deals.deal.stage_changed` (or a move of ours): the card moves
+ * before any refetch. With the deal's `version` after the move (an optional field of the event:
+ * older events lack it), the card takes that version too, so a move made before the refetch arrives sends the
+ * right If-Match instead of meeting a 412 and reading the card again; and an event older than
+ * the card held (its version not above the card's) changes nothing, so a late event never
+ * puts a card back where it was. Without a version the card only moves (the 412 path of
+ * moveDeal still covers the gap).
+ */
 export function applyStageChange<D extends BoardDeal>(
   deals: D[],
   dealId: string,
   toStageId: string,
+  version?: number,
 ): D[] {
-  return deals.map((deal) => (deal.id === dealId ? { ...deal, stage_id: toStageId } : deal));
+  return deals.map((deal) => {
+    if (deal.id !== dealId) return deal;
+    if (version === undefined) return { ...deal, stage_id: toStageId };
+    const held = (deal as { version?: unknown }).version;
+    if (typeof held === "number" && held >= version) return deal;
+    return { ...deal, stage_id: toStageId, version };
+  });
+}
+
+/** What a live `deals.deal.stage_changed` says of a card: where it went, and its version when given. */
+export interface StageChange {
+  dealId: string;
+  toStageId: string;
+  version?: number;
+}
+
+/** Read a `deals.deal.stage_changed` envelope; a missing or malformed `version` is left out. */
+export function stageChangeOf(event: { subject: string; data: Record<string, unknown> }): StageChange {
+  const version = event.data.version;
+  return {
+    dealId: event.subject,
+    toStageId: String(event.data.to_stage_id),
+    ...(typeof version === "number" && Number.isInteger(version) && version > 0 ? { version } : {}),
+  };
 }
 
 /** The board as cached: the deals loaded, and whether the server holds more than the board shows. */
@@ -104,8 +136,9 @@ export function moveOnBoard<D extends BoardDeal>(
   board: BoardData<D> | undefined,
   dealId: string,
   toStageId: string,
+  version?: number,
 ): BoardData<D> | undefined {
-  return board && { ...board, deals: applyStageChange(board.deals, dealId, toStageId) };
+  return board && { ...board, deals: applyStageChange(board.deals, dealId, toStageId, version) };
 }
 
 /** What the cache needs to know of a move: enough to move the card there and back. */
@@ -145,7 +178,8 @@ export interface MoveIo<D> {
  * Move a deal with the version the board holds; on a 412, read the card and, when it still
  * stands in the stage shown, move it once more with the version read. A live
  * `deals.deal.stage_changed` moves the card on screen before the refetch arrives, and its
- * data carries no version: a move made in that gap sent the old version and was refused
+ * data may carry no version (an optional field; lib/useLive.ts applies it when there): a move made in that
+ * gap sent the old version and was refused
  * although the user moved the card from where it really was. A card someone has put in
  * another stage meanwhile is not moved over their move (the 412 stands), and one already in
  * the stage asked for needs no second move.

@@ -3,7 +3,7 @@
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { api, ok, origin } from "@/api/client";
-import { moveOnBoard, type BoardData } from "@/lib/board";
+import { moveOnBoard, stageChangeOf, type BoardData } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
 import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { SharedStreams, type BusLike, type LocksLike } from "@/lib/tabs";
@@ -85,9 +85,10 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
     open: (channel, onStatus) => {
       const onEvent = (event: Envelope) => {
         if (event.type === "deals.deal.stage_changed") {
-          const to = String(event.data.to_stage_id);
+          // the card moves (and takes the event's version, when it carries one) at once
+          const change = stageChangeOf(event);
           queryClient.setQueriesData<BoardData>({ queryKey: ["deals", "board"] }, (board) =>
-            moveOnBoard(board, event.subject, to),
+            moveOnBoard(board, change.dealId, change.toStageId, change.version),
           );
         }
         void queryClient.invalidateQueries({ queryKey: [channel] });
