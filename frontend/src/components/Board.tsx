@@ -4,6 +4,7 @@ import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
+import { Pending } from "@/components/Pending";
 import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData } from "@/lib/board";
 import { formatCount, formatMoney } from "@/lib/i18n";
 import { loadPages } from "@/lib/pages";
@@ -146,7 +147,16 @@ export function Board() {
     });
   }
 
-  if (pipelines.isPending) return <p>{t("loading")}</p>;
+  // a failed read of the pipelines says so (with Try again) instead of an empty board
+  if (!pipelines.data) return <Pending query={pipelines} />;
+  if (!pipeline) {
+    return (
+      <section className="stack">
+        <h1>{t("board.pipeline")}</h1>
+        <p className="muted">{t("board.noPipeline")}</p>
+      </section>
+    );
+  }
 
   return (
     <section className="stack">

@@ -4,6 +4,7 @@ import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-quer
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
+import { Pending } from "@/components/Pending";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
@@ -24,7 +25,12 @@ function asPage(body: unknown): PageBody {
 function useOpenApi() {
   return useQuery({
     queryKey: ["openapi"],
-    queryFn: async () => (await (await fetch(new URL("/openapi.json", origin))).json()) as OpenApiDoc,
+    queryFn: async () => {
+      // a failed read is an error (with Try again), never a problem document taken for the schema
+      const response = await fetch(new URL("/openapi.json", origin));
+      if (!response.ok) throw await ProblemError.from(response);
+      return (await response.json()) as OpenApiDoc;
+    },
     staleTime: Infinity,
   });
 }
@@ -218,7 +224,7 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
   // one create at a time, and one key per body: a double click on Save makes one record
   const [busy, saving] = useSaving();
   const keyFor = useRef(idempotencyKeys()).current;
-  if (!openapi.data) return <p>{t("loading")}</p>;
+  if (!openapi.data) return <Pending query={openapi} />;
   const fields = formFields(openapi.data, view.create_schema, view.form);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
@@ -299,7 +305,8 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
   // one save at a time: a double click's second PATCH carried the ETag the first had spent (412)
   const [busy, saving] = useSaving();
   if (record.isError && !shown) return <p className="error">{record.error.message}</p>;
-  if (!openapi.data || !shown) return <p>{t("loading")}</p>;
+  if (!openapi.data) return <Pending query={openapi} />;
+  if (!shown) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.update_schema, view.edit);
   const { etag, body: current } = shown;
 

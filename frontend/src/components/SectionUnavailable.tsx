@@ -2,6 +2,7 @@
 
 import Link from "next/link";
 import type { ReactNode } from "react";
+import { Pending } from "@/components/Pending";
 import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 
@@ -29,9 +30,8 @@ export function SectionUnavailable() {
  * 404 (or 403) of a route that is not mounted.
  */
 export function RequireSection({ screen, children }: { screen: string; children: ReactNode }) {
-  const t = useT();
   const views = useViews();
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   if (!views.data.views.some((v) => v.screen === screen)) return <SectionUnavailable />;
   return <>{children}</>;
 }

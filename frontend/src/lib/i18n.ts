@@ -23,6 +23,7 @@ const en = {
   "live.closed": "Offline",
   "board.pipeline": "Pipeline",
   "board.empty": "No deals",
+  "board.noPipeline": "No pipeline yet: an administrator creates one.",
   "board.moveTo": "Move to",
   "board.total": "Total",
   "board.lostReason": "Why was it lost?",
@@ -125,6 +126,8 @@ const en = {
   "error.conflict": "Someone else changed this record; reload it and try again",
   "error.generic": "Something went wrong",
   "loading": "Loading…",
+  "retry": "Try again",
+  "record.missing": "No record was named in this address: open it from its list.",
   "theme.toggle": "Switch theme",
   "language": "Language",
 } as const;
@@ -154,6 +157,7 @@ const ru: Record<MessageKey, string> = {
   "live.closed": "Нет связи",
   "board.pipeline": "Воронка",
   "board.empty": "Нет сделок",
+  "board.noPipeline": "Воронок пока нет: их создаёт администратор.",
   "board.moveTo": "Перенести в",
   "board.total": "Итого",
   "board.lostReason": "Почему сделка проиграна?",
@@ -256,6 +260,8 @@ const ru: Record<MessageKey, string> = {
   "error.conflict": "Запись изменил кто-то другой; обновите её и попробуйте снова",
   "error.generic": "Что-то пошло не так",
   "loading": "Загрузка…",
+  "retry": "Повторить",
+  "record.missing": "В адресе не указана запись: откройте её из списка.",
   "theme.toggle": "Сменить тему",
   "language": "Язык",
 };

@@ -2,7 +2,7 @@
 
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { api, ok, origin } from "@/api/client";
+import { api, ok, origin, ProblemError } from "@/api/client";
 import { moveOnBoard, stageChangeOf, type BoardData } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
 import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
@@ -115,7 +115,12 @@ export function useLiveStreams(declared: string[]) {
   const setLive = useUi((s) => s.setLive);
   const asyncapi = useQuery({
     queryKey: ["asyncapi"],
-    queryFn: async () => (await (await fetch(new URL("/asyncapi.json", origin))).json()) as AsyncApiDoc,
+    queryFn: async () => {
+      // a failed read is retried as an error, never a problem document taken for the channels
+      const response = await fetch(new URL("/asyncapi.json", origin));
+      if (!response.ok) throw await ProblemError.from(response);
+      return (await response.json()) as AsyncApiDoc;
+    },
     staleTime: Infinity,
   });
   const channels = useChannelsOnScreen(queryClient, declared);

@@ -7,8 +7,9 @@ through SSE, a third-party plugin's generic view (list, create with a 422 on its
 on a stale edit), an agent's board holding only their deals, a client's timeline and a clients
 CSV export and import with a bad row, one scenario per later plugin's section (payments,
 documents, notifications), four tabs of one browser sharing one tab's streams (REST still
-answers in each, events reach each, a hand-over when the leading tab closes), and axe-core on
-every screen."""
+answers in each, events reach each, a hand-over when the leading tab closes), the empty and
+error states (a record's screen without its id, the sections unreadable for a moment), and
+axe-core on every screen."""
 
 from __future__ import annotations
 

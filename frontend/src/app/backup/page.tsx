@@ -6,6 +6,7 @@ import { getJson, origin, ProblemError, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { backUpNow, duration, type BackupSet } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
@@ -63,7 +64,7 @@ function Backup() {
     }
   }
 
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "backup.sets");
   if (!view) return <SectionUnavailable />;
   const s = status.data;

@@ -8,6 +8,7 @@ import { api, ok } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
@@ -65,8 +66,8 @@ function ClientTimeline() {
   });
   const dealTitle = new Map(dealRows.map((d) => [d.id, d.title]));
 
-  if (client.isError) return <p className="error">{client.error.message}</p>;
-  if (!client.data) return <p>{t("loading")}</p>;
+  if (!id) return <RecordMissing back="/clients/" label={t("client.back")} />;
+  if (!client.data) return <Pending query={client} />;
   const c = client.data;
   const entries = timeline.data?.pages.flatMap((p) => p.items) ?? [];
   return (
@@ -96,6 +97,7 @@ function ClientTimeline() {
         ))}
         {contacts.isSuccess && contactRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
+      {contacts.isError && <p className="error">{contacts.error.message}</p>}
       <LoadMore list={contacts} label={t("client.contacts")} />
       <h2>{t("client.deals")}</h2>
       <ul>
@@ -108,6 +110,7 @@ function ClientTimeline() {
         ))}
         {deals.isSuccess && dealRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
+      {deals.isError && <p className="error">{deals.error.message}</p>}
       <LoadMore list={deals} label={t("client.deals")} />
       <div className="row">
         <h2>{t("client.timeline")}</h2>

@@ -4,6 +4,7 @@ import Link from "next/link";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { cellText } from "@/lib/forms";
 import { useCan, useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -14,7 +15,7 @@ function Clients() {
   const views = useViews();
   const canImport = useCan("deals:import");
   const canExport = useCan("deals:export");
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "deals.clients");
   if (!view) return <SectionUnavailable />;
   return (

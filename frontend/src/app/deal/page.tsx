@@ -8,6 +8,7 @@ import { api, ok } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
@@ -56,8 +57,8 @@ function DealDetail() {
   const stageName = (stageId: string | null | undefined) =>
     pipeline.data?.stages.find((s) => s.id === stageId)?.name ?? "—";
 
-  if (deal.isError) return <p className="error">{deal.error.message}</p>;
-  if (!deal.data) return <p>{t("loading")}</p>;
+  if (!id) return <RecordMissing back="/deals/" label={t("deal.back")} />;
+  if (!deal.data) return <Pending query={deal} />;
   const d = deal.data;
   return (
     <section className="stack">
@@ -80,6 +81,7 @@ function DealDetail() {
           </li>
         ))}
       </ol>
+      {history.isError && <p className="error">{history.error.message}</p>}
       <LoadMore list={history} label={t("deal.history")} />
       <h2>{t("deal.activities")}</h2>
       <ol className="timeline">
@@ -91,6 +93,7 @@ function DealDetail() {
         ))}
         {activities.isSuccess && activityRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
+      {activities.isError && <p className="error">{activities.error.message}</p>}
       <LoadMore list={activities} label={t("deal.activities")} />
     </section>
   );

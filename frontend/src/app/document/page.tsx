@@ -8,6 +8,7 @@ import { api, ok, origin, session } from "@/api/client";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { LoadMore } from "@/components/LoadMore";
+import { Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan } from "@/lib/queries";
 import { percent, signedUpload, type UploadProgress } from "@/lib/upload";
@@ -104,8 +105,8 @@ function DocumentDetail() {
     }
   }
 
-  if (doc.isError) return <p className="error">{doc.error.message}</p>;
-  if (!doc.data) return <p>{t("loading")}</p>;
+  if (!id) return <RecordMissing back="/documents/" label={t("documents.back")} />;
+  if (!doc.data) return <Pending query={doc} />;
   const d = doc.data;
   const done = percent(progress);
   return (
@@ -182,6 +183,7 @@ function DocumentDetail() {
           </tbody>
         </table>
       </div>
+      {versions.isError && <p className="error">{versions.error.message}</p>}
       <LoadMore list={versions} label={t("documents.versions")} />
       {versions.isSuccess && versionRows.length === 0 && <p className="muted">{t("documents.noFile")}</p>}
     </section>

@@ -4,6 +4,7 @@ import Link from "next/link";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { cellText } from "@/lib/forms";
 import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -12,7 +13,7 @@ import { useT } from "@/lib/useT";
 function Documents() {
   const t = useT();
   const views = useViews();
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "documents.list");
   if (!view) return <SectionUnavailable />;
   return (

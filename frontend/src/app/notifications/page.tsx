@@ -8,6 +8,7 @@ import { UNREAD_KEY } from "@/components/Bell";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { LoadMore } from "@/components/LoadMore";
+import { Pending } from "@/components/Pending";
 import { formatDateTime } from "@/lib/i18n";
 import { markReadOptimistically, safeLink, type FeedPage } from "@/lib/notifications";
 import { useViews } from "@/lib/queries";
@@ -107,9 +108,8 @@ function Feed() {
 
 /** The feed, while notifications is enabled (a deep link otherwise says why not). */
 function Notifications() {
-  const t = useT();
   const views = useViews();
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   if (!views.data.views.some((v) => v.screen === "notifications.feed")) return <SectionUnavailable />;
   return <Feed />;
 }

@@ -6,6 +6,7 @@ import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { formatMoney } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
 import { downloadCsv, saveBlob } from "@/lib/transfer";
@@ -63,7 +64,7 @@ function Payments() {
   const canExport = useCan("payments:export");
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "payments.list");
   if (!view) return <SectionUnavailable />;
 

@@ -1,13 +1,14 @@
 "use client";
 
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { useMe } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 
 function Profile() {
   const t = useT();
   const me = useMe();
-  if (!me.data) return <p>{t("loading")}</p>;
+  if (!me.data) return <Pending query={me} />;
   return (
     <section className="stack">
       <h1>{t("profile")}</h1>

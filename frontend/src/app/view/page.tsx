@@ -5,14 +5,13 @@ import { Suspense } from "react";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { Pending } from "@/components/Pending";
 import { useViews } from "@/lib/queries";
-import { useT } from "@/lib/useT";
 
 function ViewByKey() {
   const key = useSearchParams().get("key") ?? "";
-  const t = useT();
   const views = useViews();
-  if (!views.data) return <p>{t("loading")}</p>;
+  if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.key === key);
   if (!view) return <SectionUnavailable />;
   return <GenericView key={view.key} view={view} />;

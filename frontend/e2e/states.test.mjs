@@ -1,0 +1,69 @@
+// Empty and error states a user meets off the happy path: a record's screen opened without
+// the record's id, and the console's sections unreadable for a moment (the server down).
+// Each once said "Loading…" for good.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
+import { signedInState } from "./session.mjs";
+
+const shared = sharedBrowser();
+
+async function open(path) {
+  const { storageState } = await signedInState(BASE, EMAIL, PASSWORD);
+  const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  if (path) await page.goto(`${BASE}${path}`);
+  return { context, page, problems };
+}
+
+test("a deal, client or document screen opened without ?id= says so and leads back, not Loading… for good", async () => {
+  const { context, page, problems } = await open("");
+  for (const [path, back] of [
+    ["/deal/", "Back to the board"],
+    ["/client/", "Back to clients"],
+    ["/document/", "Back to documents"],
+  ]) {
+    await page.goto(`${BASE}${path}`);
+    const missing = page.getByTestId("record-missing");
+    await missing.getByRole("alert").waitFor();
+    await missing.getByRole("link", { name: back }).waitFor();
+    assert.equal(await page.getByText("Loading…").count(), 0, path);
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("when the sections cannot be read, a section's screen shows the error and Try again recovers", async () => {
+  const { context, page, problems } = await open("");
+  let down = true;
+  await context.route("**/api/v1/console/views", (route) =>
+    down
+      ? route.fulfill({
+          status: 503,
+          contentType: "application/problem+json",
+          body: JSON.stringify({ status: 503, title: "Service Unavailable", detail: "crm2 is restarting" }),
+        })
+      : route.continue(),
+  );
+  for (const path of ["/deals/", "/view/?key=deals.activities", "/notifications/", "/deal/?id=00000000-0000-0000-0000-000000000000"]) {
+    await page.goto(`${BASE}${path}`);
+    // one retry after 1 s for a 5xx, then the error (not "Loading…" for good)
+    await page.getByTestId("pending-error").getByText("crm2 is restarting").waitFor();
+  }
+  down = false;
+  await page.goto(`${BASE}/deals/`);
+  await page.getByTestId("board").waitFor();
+  // and Try again itself reads the sections once more
+  down = true;
+  await page.goto(`${BASE}/notifications/`);
+  const failed = page.getByTestId("pending-error");
+  await failed.getByText("crm2 is restarting").waitFor();
+  down = false;
+  await failed.getByRole("button", { name: "Try again" }).click();
+  await page.getByTestId("feed").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -1,0 +1,49 @@
+"use client";
+
+import Link from "next/link";
+import { useT } from "@/lib/useT";
+
+/** The part of a query a screen waits on: its error, and a way to ask again. */
+interface Awaited {
+  isError: boolean;
+  error: Error | null;
+  refetch: () => unknown;
+}
+
+/**
+ * What a screen shows while the query it needs has no data: "Loading…", or once the query has
+ * failed its error with a Try again. Screens that showed "Loading…" until data came stayed on
+ * it for good when the read failed (the server down, a 500, the network gone).
+ */
+export function Pending({ query }: { query: Awaited }) {
+  const t = useT();
+  if (!query.isError) return <p>{t("loading")}</p>;
+  return (
+    <section className="stack" data-testid="pending-error">
+      <p className="error" role="alert">
+        {query.error?.message || t("error.generic")}
+      </p>
+      <div className="row">
+        <button type="button" onClick={() => void query.refetch()}>
+          {t("retry")}
+        </button>
+      </div>
+    </section>
+  );
+}
+
+/**
+ * A record's screen opened without `?id=` (a hand-typed or cut address): there is nothing to
+ * read, so say so and lead back to the list (the query, never enabled, showed "Loading…" forever).
+ */
+export function RecordMissing({ back, label }: { back: string; label: string }) {
+  const t = useT();
+  return (
+    <section className="stack" data-testid="record-missing">
+      <p className="error" role="alert">
+        {t("record.missing")}
+      </p>
+      <Link href={back}>← {label}</Link>
+    </section>
+  );
+}
