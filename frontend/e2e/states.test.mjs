@@ -8,8 +8,11 @@ import { signedInState } from "./session.mjs";
 
 const shared = sharedBrowser();
 
-async function open(path) {
-  const { storageState } = await signedInState(BASE, EMAIL, PASSWORD);
+const AGENT_EMAIL = process.env.CRM2_E2E_AGENT_EMAIL ?? "";
+const AGENT_PASSWORD = process.env.CRM2_E2E_AGENT_PASSWORD ?? "";
+
+async function open(path, email = EMAIL, password = PASSWORD) {
+  const { storageState } = await signedInState(BASE, email, password);
   const context = await shared.browser.newContext({ viewport: { width: 1400, height: 900 }, storageState });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
@@ -64,6 +67,29 @@ test("when the sections cannot be read, a section's screen shows the error and T
   down = false;
   await failed.getByRole("button", { name: "Try again" }).click();
   await page.getByTestId("feed").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("a record that does not exist says so, without a Try again that could not help", async () => {
+  const { context, page, problems } = await open("/client/?id=00000000-0000-0000-0000-000000000000");
+  const failed = page.getByTestId("pending-error");
+  await failed.getByRole("alert").waitFor();
+  assert.equal(await failed.getByRole("button", { name: "Try again" }).count(), 0);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("a section the role lacks (an agent on /backup/) sends no request the server refuses", async () => {
+  const { context, page, problems } = await open("", AGENT_EMAIL, AGENT_PASSWORD);
+  const refused = [];
+  page.on("response", (response) => {
+    if (response.status() === 403) refused.push(new URL(response.url()).pathname);
+  });
+  await page.goto(`${BASE}/backup/`);
+  await page.getByTestId("section-unavailable").waitFor();
+  await page.waitForTimeout(500);
+  assert.deepEqual(refused, []);
   assert.deepEqual(problems, []);
   await context.close();
 });

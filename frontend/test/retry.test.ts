@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ProblemError, retryDelay, shouldRetry } from "@/api/client";
+import { mayPassLater, ProblemError, retryDelay, shouldRetry } from "@/api/client";
 
 const problem = (status: number, headers: Record<string, string> = {}) =>
   ProblemError.from(
@@ -29,5 +29,13 @@ describe("retrying a failed query", () => {
     expect(shouldRetry(1, await problem(502))).toBe(false);
     expect(shouldRetry(0, new TypeError("Failed to fetch"))).toBe(true);
     expect(retryDelay(0, new TypeError("Failed to fetch"))).toBe(1000);
+  });
+});
+
+describe("offering Try again on a failed screen", () => {
+  it("offers it when asking again may help, not after a 404, 403 or 422", async () => {
+    for (const status of [500, 502, 503, 408, 429]) expect(mayPassLater(await problem(status))).toBe(true);
+    expect(mayPassLater(new TypeError("Failed to fetch"))).toBe(true);
+    for (const status of [400, 403, 404, 422]) expect(mayPassLater(await problem(status))).toBe(false);
   });
 });

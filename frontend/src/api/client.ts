@@ -111,6 +111,15 @@ export function shouldRetry(failures: number, error: unknown): boolean {
   return error.status >= 500 && failures < 1;
 }
 
+/**
+ * Whether asking again may get another answer: the network, a 5xx, a 408 or a 429 may pass;
+ * any other 4xx (a record not found, a malformed id, a permission missing) will not.
+ */
+export function mayPassLater(error: unknown): boolean {
+  if (!(error instanceof ProblemError)) return true;
+  return error.status >= 500 || error.status === 408 || error.status === 429;
+}
+
 /** How long before the next retry: the server's Retry-After when it gave one, else 1 s, 2 s … */
 export function retryDelay(failures: number, error: unknown): number {
   if (error instanceof ProblemError && error.retryAfter !== null) return Math.min(error.retryAfter, 60) * 1000;

@@ -1,6 +1,7 @@
 "use client";
 
 import Link from "next/link";
+import { mayPassLater } from "@/api/client";
 import { useT } from "@/lib/useT";
 
 /** The part of a query a screen waits on: its error, and a way to ask again. */
@@ -12,8 +13,9 @@ interface Awaited {
 
 /**
  * What a screen shows while the query it needs has no data: "Loading…", or once the query has
- * failed its error with a Try again. Screens that showed "Loading…" until data came stayed on
- * it for good when the read failed (the server down, a 500, the network gone).
+ * failed its error, with a Try again when asking again may help (not after a 404 or a 422).
+ * Screens that showed "Loading…" until data came stayed on it for good when the read failed
+ * (the server down, a 500, the network gone).
  */
 export function Pending({ query }: { query: Awaited }) {
   const t = useT();
@@ -23,11 +25,13 @@ export function Pending({ query }: { query: Awaited }) {
       <p className="error" role="alert">
         {query.error?.message || t("error.generic")}
       </p>
-      <div className="row">
-        <button type="button" onClick={() => void query.refetch()}>
-          {t("retry")}
-        </button>
-      </div>
+      {mayPassLater(query.error) && (
+        <div className="row">
+          <button type="button" onClick={() => void query.refetch()}>
+            {t("retry")}
+          </button>
+        </div>
+      )}
     </section>
   );
 }

@@ -39,9 +39,13 @@ function Backup() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const [made, setMade] = useState<BackupSet | null>(null);
+  // read only while the section is open to the user: a role without backup:read was sent
+  // the request anyway (a 403 on every visit, and a re-read of the permissions after it)
+  const open = views.data?.views.some((v) => v.screen === "backup.sets") === true;
   const status = useQuery({
     queryKey: ["backup", "status"],
     queryFn: async () => (await getJson("/api/v1/backup/status")) as BackupStatus,
+    enabled: open,
   });
 
   async function post(path: string) {
