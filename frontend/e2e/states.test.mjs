@@ -51,7 +51,7 @@ test("when the sections cannot be read, a section's screen shows the error and T
         })
       : route.continue(),
   );
-  for (const path of ["/deals/", "/view/?key=deals.activities", "/notifications/", "/deal/?id=00000000-0000-0000-0000-000000000000"]) {
+  for (const path of ["/", "/deals/", "/view/?key=deals.activities", "/notifications/", "/deal/?id=00000000-0000-0000-0000-000000000000"]) {
     await page.goto(`${BASE}${path}`);
     // one retry after 1 s for a 5xx, then the error (not "Loading…" for good)
     await page.getByTestId("pending-error").getByText("crm2 is restarting").waitFor();
@@ -90,6 +90,14 @@ test("a section the role lacks (an agent on /backup/) sends no request the serve
   await page.getByTestId("section-unavailable").waitFor();
   await page.waitForTimeout(500);
   assert.deepEqual(refused, []);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the CSV page says it is not available to a role with neither deals:import nor deals:export", async () => {
+  const { context, page, problems } = await open("/clients/csv/", AGENT_EMAIL, AGENT_PASSWORD);
+  await page.getByTestId("section-unavailable").waitFor();
+  assert.equal(await page.getByRole("heading", { name: "Import and export" }).count(), 0);
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -1,6 +1,7 @@
 "use client";
 
 import Link from "next/link";
+import { Pending } from "@/components/Pending";
 import { Shell } from "@/components/Shell";
 import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -15,6 +16,7 @@ function Home() {
     <section className="stack">
       <h1>{t("home.welcome", { name: me.data?.full_name || me.data?.email || "" })}</h1>
       <h2>{t("home.sections")}</h2>
+      {!views.data && <Pending query={views} />}
       <ul className="tiles">
         {views.data?.views.map((view) => (
           <li key={view.key}>

@@ -5,8 +5,10 @@ import { useMemo, useState, type FormEvent } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { useStore } from "zustand";
 import { origin, session } from "@/api/client";
+import { Pending } from "@/components/Pending";
+import { RequireSection, SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { useCan } from "@/lib/queries";
+import { useCan, useMe } from "@/lib/queries";
 import { downloadCsv, saveBlob, uploadImport, type Transfer } from "@/lib/transfer";
 import { useT } from "@/lib/useT";
 import { canCommit, createImportStore, errorsByRow } from "@/store/importer";
@@ -231,8 +233,12 @@ function Import() {
 
 function ClientsCsv() {
   const t = useT();
+  const me = useMe();
   const canImport = useCan("deals:import");
   const canExport = useCan("deals:export");
+  if (!me.data) return <Pending query={me} />;
+  // a role with neither permission got a titled page with nothing on it and no word why
+  if (!canImport && !canExport) return <SectionUnavailable />;
   return (
     <section className="stack">
       <Link href="/clients/">← {t("client.back")}</Link>
@@ -246,7 +252,9 @@ function ClientsCsv() {
 export default function ClientsCsvPage() {
   return (
     <Shell>
-      <ClientsCsv />
+      <RequireSection screen="deals.clients">
+        <ClientsCsv />
+      </RequireSection>
     </Shell>
   );
 }
