@@ -94,6 +94,17 @@ test("a section the role lacks (an agent on /backup/) sends no request the serve
   await context.close();
 });
 
+test("pages name the console's own icon, so the browser does not ask for a missing /favicon.ico", async () => {
+  const { context, page, problems } = await open("/login/");
+  const href = await page.locator('link[rel="icon"]').first().getAttribute("href");
+  assert.ok(href, "a <link rel=icon>");
+  const answer = await page.request.get(new URL(href, BASE).toString());
+  assert.equal(answer.status(), 200);
+  assert.match(answer.headers()["content-type"] ?? "", /^image\//);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("the CSV page says it is not available to a role with neither deals:import nor deals:export", async () => {
   const { context, page, problems } = await open("/clients/csv/", AGENT_EMAIL, AGENT_PASSWORD);
   await page.getByTestId("section-unavailable").waitFor();
