@@ -339,3 +339,29 @@ test("an overdue task is completed from the Overdue list", async () => {
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("a double click on a row's action sends it once (Complete, not Complete and a 409)", async () => {
+  const { context, page, problems } = await signedIn(EMAIL, PASSWORD);
+  const token = (await (await api("POST", "/api/v1/auth/login", { body: { email: EMAIL, password: PASSWORD } })).json())
+    .access_token;
+  const title = `Double click ${Date.now()}`;
+  const created = await api("POST", "/api/v1/tasks/tasks", {
+    token,
+    body: { title, due_at: new Date(Date.now() - 86_400_000).toISOString() },
+  });
+  assert.equal(created.status, 201);
+  const sent = [];
+  page.on("request", (r) => {
+    if (r.url().endsWith("/complete") && r.method() === "POST") sent.push(r.url());
+  });
+  await page.getByRole("navigation", { name: "sections" }).getByRole("link", { name: "Overdue", exact: true }).click();
+  const view = page.locator('section[data-view="tasks.overdue"]');
+  const row = view.locator("tbody tr", { hasText: title });
+  await row.waitFor();
+  await row.getByRole("button", { name: `Complete: ${title}` }).dblclick();
+  await row.waitFor({ state: "detached" });
+  assert.equal(sent.length, 1);
+  assert.equal(await view.getByRole("alert").count(), 0, "no error shown");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -85,8 +85,25 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
   const canEdit = view.item_path !== "" && view.edit.length > 0;
   const queryClient = useQueryClient();
   const [actionError, setActionError] = useState("");
+  // the records with an action under way: their buttons are disabled, and a click in the same
+  // frame (before React re-rendered) is dropped. A double click on Complete sent it twice (the
+  // second met a 409), and on a restore drill started two drills.
+  const acting = useRef(new Set<string>());
+  const [busyIds, setBusyIds] = useState<ReadonlySet<string>>(() => new Set());
 
   async function act(action: string, id: string) {
+    if (acting.current.has(id)) return;
+    acting.current.add(id);
+    setBusyIds(new Set(acting.current));
+    try {
+      await runAction(action, id);
+    } finally {
+      acting.current.delete(id);
+      setBusyIds(new Set(acting.current));
+    }
+  }
+
+  async function runAction(action: string, id: string) {
     setActionError("");
     const path = `${view.item_path.replace("{id}", encodeURIComponent(id))}/${action}`;
     try {
@@ -195,6 +212,7 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
                         type="button"
                         className="ghost"
                         aria-label={`${fieldLabel(action)}: ${cellText(item[view.columns[0] ?? view.id_field])}`}
+                        disabled={busyIds.has(String(item[view.id_field]))}
                         onClick={() => void act(action, String(item[view.id_field]))}
                       >
                         {fieldLabel(action)}
