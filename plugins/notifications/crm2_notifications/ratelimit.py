@@ -3,17 +3,20 @@
 ``take(key, rate, burst)`` answers 0.0 when a token was taken, otherwise the
 seconds until one is there. Nothing is dropped on a "no": the caller re-queues
 the delivery for then. ``refund(key, burst)`` gives back a token taken for a send
-that did not happen (another bucket said no). ``pause(key, until, seconds)`` holds a
-key (a whole bot, after the service said 429) until the POSIX time ``until``, never
-shortening a pause already there; ``paused_until(key)`` answers it (0.0: none). The
-time is the deliveries' clock (``clock.now``), the one ``next_attempt_at`` is on; on
-Redis the pause is a key every worker reads, gone ``seconds`` after it was set.
+that did not happen (another bucket said no). ``pause(key, seconds)`` holds a key (a
+whole bot, after the service said 429) for ``seconds`` from now, never shortening a
+pause already there; ``pause_left(key)`` answers the seconds it still holds (0.0: none).
+Both are durations, never a date: on Redis the pause is a key with a TTL, counted
+down by Redis's own clock, so workers on machines whose clocks disagree still agree
+on when it ends (a date written by one machine and compared by another would end it
+early or late by their difference). In process, the deliveries' clock (``clock.now``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,12 +50,12 @@ return 0
 """
 
 
-# KEYS[1] the pause; ARGV until (POSIX seconds), its lifetime (ms). Only ever lengthened:
-# an earlier, longer answer stands.
+# KEYS[1] the pause; ARGV its length (ms). Only ever lengthened: an earlier, longer answer
+# stands. PTTL is -2 for no key (-1, no expiry, cannot happen: it is always set with PX).
 PAUSE_LUA = """
-local ends = tonumber(redis.call('GET', KEYS[1]))
-if ends == nil or ends < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 end
 return 0
 """
@@ -63,9 +66,9 @@ class Buckets(Protocol):
 
     async def refund(self, key: str, burst: int) -> None: ...
 
-    async def pause(self, key: str, until: float, seconds: float) -> None: ...
+    async def pause(self, key: str, seconds: float) -> None: ...
 
-    async def paused_until(self, key: str) -> float: ...
+    async def pause_left(self, key: str) -> float: ...
 
 
 @dataclass
@@ -74,7 +77,9 @@ class MemoryBuckets:
 
     clock: Any = time.monotonic
     state: dict[str, tuple[float, float]] = field(default_factory=dict)
-    pauses: dict[str, float] = field(default_factory=dict)  # key → until (POSIX time)
+    # the pauses' clock: the deliveries' one (``clock.now``), which tests move
+    pause_clock: Callable[[], float] = time.time
+    pauses: dict[str, float] = field(default_factory=dict)  # key → until, on pause_clock
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         now = float(self.clock())
@@ -93,11 +98,12 @@ class MemoryBuckets:
             tokens, at = self.state[key]
             self.state[key] = (min(float(burst), tokens + 1), at)
 
-    async def pause(self, key: str, until: float, seconds: float) -> None:
+    async def pause(self, key: str, seconds: float) -> None:
+        until = self.pause_clock() + seconds
         self.pauses[key] = max(until, self.pauses.get(key, until))
 
-    async def paused_until(self, key: str) -> float:
-        return self.pauses.get(key, 0.0)
+    async def pause_left(self, key: str) -> float:
+        return max(0.0, self.pauses.get(key, 0.0) - self.pause_clock())
 
 
 class RedisBuckets:
@@ -117,13 +123,13 @@ class RedisBuckets:
     async def refund(self, key: str, burst: int) -> None:
         await self._refund(keys=[f"{self.prefix}{key}"], args=[burst])
 
-    async def pause(self, key: str, until: float, seconds: float) -> None:
+    async def pause(self, key: str, seconds: float) -> None:
         lifetime = max(1, math.ceil(seconds * 1000))
-        await self._pause(keys=[f"{self.prefix}{key}"], args=[repr(until), lifetime])
+        await self._pause(keys=[f"{self.prefix}{key}"], args=[lifetime])
 
-    async def paused_until(self, key: str) -> float:
-        found = await self.redis.get(f"{self.prefix}{key}")
-        return float(found.decode() if isinstance(found, bytes) else found) if found else 0.0
+    async def pause_left(self, key: str) -> float:
+        left = int(await self.redis.pttl(f"{self.prefix}{key}"))
+        return left / 1000.0 if left > 0 else 0.0
 
 
 def buckets_for(context: Any) -> Buckets:
@@ -136,6 +142,8 @@ def buckets_for(context: Any) -> Buckets:
         redis_buckets = RedisBuckets(context.redis, prefix)
         context.provide(RedisBuckets, redis_buckets)
         return redis_buckets
-    memory = MemoryBuckets()
+    from crm2_notifications import clock
+
+    memory = MemoryBuckets(pause_clock=lambda: clock.now(context).timestamp())
     context.provide(MemoryBuckets, memory)
     return memory

@@ -24,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -171,13 +171,13 @@ async def paused_until(context: Any, channel: NotificationChannel, now: datetime
     """``now``, or when the channel's pause after its service's "too many requests" ends."""
     from crm2_notifications.ratelimit import buckets_for
 
-    until = await buckets_for(context).paused_until(_pause_key(channel))
-    return max(now, datetime.fromtimestamp(until, UTC)) if until else now
+    # what is left of it, on the store's clock (Redis's TTL): never a date another
+    # machine wrote, which this one's clock would compare off by their difference
+    left = await buckets_for(context).pause_left(_pause_key(channel))
+    return now + timedelta(seconds=left) if left > 0 else now
 
 
-async def note_pause(
-    context: Any, channel: NotificationChannel, result: SendResult, now: datetime
-) -> None:
+async def note_pause(context: Any, channel: NotificationChannel, result: SendResult) -> None:
     """A 429 for the whole channel (a bot's flood control) holds every delivery of it,
     in every worker (a Redis key), for ``retry_after``: sending to other chats meanwhile
     is what Telegram punishes with longer bans."""
@@ -185,8 +185,7 @@ async def note_pause(
 
     delay = asked_delay(result)
     if result.pause_channel and not result.ok and delay > 0:
-        until = (now + timedelta(seconds=delay)).timestamp()
-        await buckets_for(context).pause(_pause_key(channel), until, delay)
+        await buckets_for(context).pause(_pause_key(channel), delay)
 
 
 def asked_delay(result: SendResult) -> float:
@@ -296,7 +295,7 @@ async def send_one(
             result = await channel.send(message, context)
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
-        await note_pause(context, channel, result, now)
+        await note_pause(context, channel, result)
     return await record(context, delivery_id, result, now, session, address=message.address)
 
 

@@ -126,7 +126,7 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
                 result = await channel.send(message, context)
             except Exception as exc:
                 result = SendResult.failed(f"{type(exc).__name__}: {exc}")
-            await note_pause(context, channel, result, now)
+            await note_pause(context, channel, result)
         ids = [i for i, _t, _b in items]
         async with context.session_factory() as session:
             values: dict[str, Any] = (
