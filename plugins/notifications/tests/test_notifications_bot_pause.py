@@ -1,19 +1,22 @@
-"""A Telegram 429 pauses the whole bot, and every machine agrees on the pause's end: it
-lives on Redis's clock (a key's TTL), not on each worker's."""
+"""A Telegram 429 pauses the whole bot: digests due meanwhile stay one digest, and every
+machine agrees on the pause's end because it lives on Redis's clock, not on each worker's."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from crm2_notifications.channels import registry
+from crm2_notifications.clock import set_clock
 from crm2_notifications.hookspecs import SendResult
-from crm2_notifications.service.delivery import note_pause, paused_until
+from crm2_notifications.models import Delivery
+from crm2_notifications.service.delivery import note_pause, paused_until, send_due
+from crm2_notifications.service.digest import send_digests
 from fake_telegram import FakeBotApi, fake_bot_api
-from notifications_kit import Notifications, shipped_rule
-from test_notifications_telegram import telegram_settings
+from notifications_kit import API, Notifications, shipped_rule
+from test_notifications_telegram import _code, _update, telegram_settings
 
 from crm2_core.api import utcnow
 
@@ -39,6 +42,53 @@ async def _app(
     )
     await shipped_rule(app, enabled=False)
     return Notifications(app)
+
+
+async def test_a_digest_due_during_a_bot_pause_stays_one_digest_sent_after_it(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    n = await _app(crm2_app_factory, bot, digest_hour=8)
+    admin, reader, other = await n.users("admin", "agent", "agent")
+    assert (await _update(n, 90, f"/start {await _code(n, reader)}", chat=777)).status_code == 204
+    assert (await _update(n, 91, f"/start {await _code(n, other)}", chat=888)).status_code == 204
+    prefs = await n.client.get(f"{API}/preferences", headers=reader.headers)
+    digest = [{"channel": "telegram", "event_type": "*", "mode": "digest"}]
+    changed = await n.client.patch(
+        f"{API}/preferences",
+        json={"timezone": "UTC", "rules": digest},
+        headers={**reader.headers, "If-Match": prefs.headers["etag"]},
+    )
+    assert changed.status_code == 200, changed.text
+    await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
+    now = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)
+    set_clock(n.context, lambda: now)
+    for title in ("first", "second"):
+        await n.ping(admin, title=title, owner_id=reader.id)
+    await n.settle()
+    # 07:55: another chat's message meets flood control: the bot waits ten minutes
+    now = datetime(2026, 3, 29, 7, 55, tzinfo=UTC)
+    bot.flood, bot.retry_after = 1, 600
+    await n.ping(admin, title="to other", owner_id=other.id)
+    await n.settle()
+    assert bot.to(777)[1:] == []
+
+    now = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)  # the digest is due, the bot still waits
+    assert await send_digests(n.context, now=now) == 0
+    assert bot.to(777)[1:] == []
+    held = [d for d in await n.rows(Delivery) if d.user_id == reader.id]
+    assert [d.status for d in held] == ["digest", "digest"], [
+        (d.status, d.last_error) for d in held
+    ]
+    await send_due(n.context, now=now)  # nothing of it goes out one by one meanwhile
+    assert bot.to(777)[1:] == []
+
+    now = datetime(2026, 3, 29, 8, 6, tzinfo=UTC)  # the pause is over
+    assert await send_digests(n.context, now=now) == 1
+    (sent,) = bot.to(777)[1:]
+    assert sent.startswith("crm2: 2 notification(s) of 2026-03-29")
+    assert "first" in sent and "second" in sent
+    assert {d.status for d in await n.rows(Delivery) if d.user_id == reader.id} == {"delivered"}
+    assert await send_digests(n.context, now=now + timedelta(hours=1)) == 0  # once a day
 
 
 async def test_workers_with_skewed_clocks_agree_on_the_pause_on_redis(

@@ -3,9 +3,12 @@
 Due once the user's local ``digest_hour`` has come (their zone, DST included)
 and no digest went out that local day. The day is claimed with a conditional
 UPDATE, so two processes never send the same digest. A digest that fails puts
-its deliveries back as ordinary ones, retried and dead-lettered as usual (so does one
-due while its channel is paused after a 429: they wait for the pause to end). The
-deliveries of a user no longer active or holding ``notifications:read`` are skipped.
+its deliveries back as ordinary ones, retried and dead-lettered as usual. One due
+while its channel is paused after a 429 (or answered 429 itself) is not a failure:
+its deliveries stay ``digest`` and the day's claim is given back, so a later run of
+the job sends them as one digest once the pause is over (the same day, or with the
+next day's digest if the pause outlasts it). The deliveries of a user no longer
+active or holding ``notifications:read`` are skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
-    PAUSED,
     may_receive,
     note_pause,
     paused_until,
@@ -77,11 +79,29 @@ async def send_digests(context: Any, now: datetime | None = None) -> int:
             if not await _claim_day(session, user_id, day):
                 continue
             await session.commit()
-        sent += await _send_user(context, user_id, day, now)
+        done, held = await _send_user(context, user_id, day, now)
+        sent += done
+        if held:  # a channel was paused: that part of the digest goes on a later run
+            await _release_day(context, user_id, day, row.last_digest_on if row else None)
     return sent
 
 
-async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime) -> int:
+async def _release_day(context: Any, user_id: uuid.UUID, day: date, previous: date | None) -> None:
+    """Give back the day's claim (only if it is still ours): the digest is due again."""
+    async with context.session_factory() as session:
+        await session.execute(
+            update(UserSettings)
+            .where(col(UserSettings.user_id) == user_id, col(UserSettings.last_digest_on) == day)
+            .values(last_digest_on=previous)
+        )
+        await session.commit()
+
+
+async def _send_user(
+    context: Any, user_id: uuid.UUID, day: date, now: datetime
+) -> tuple[int, bool]:
+    """The digests sent to the user (one per channel), and whether one was held back
+    because its channel is paused (its deliveries stay ``digest``)."""
     async with context.session_factory() as session:
         stmt = (
             select(Delivery, Notification)
@@ -95,7 +115,7 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
         if not await may_receive(session, context, user_id):
             await skip(session, [i for items in groups.values() for i, _t, _b in items], now)
             await session.commit()
-            return 0
+            return 0, False
         who = await recipient(session, context, user_id)
         addresses: dict[str, str | None] = {}
         for name in groups:
@@ -104,7 +124,7 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
                 addresses[name] = (await channel.addresses([user_id], session, context)).get(
                     user_id
                 )
-    sent = 0
+    sent, held = 0, False
     for name, items in groups.items():
         channel = registry(context).get(name)
         message = OutboundMessage(
@@ -119,14 +139,18 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
         )
         if channel is None or who is None:
             result = SendResult.failed("channel or recipient unavailable")
-        elif await paused_until(context, channel, now) > now:  # they wait as ordinary ones
-            result = SendResult.failed(PAUSED)
+        elif await paused_until(context, channel, now) > now:  # one digest, after the pause
+            held = True
+            continue
         else:
             try:
                 result = await channel.send(message, context)
             except Exception as exc:
                 result = SendResult.failed(f"{type(exc).__name__}: {exc}")
             await note_pause(context, channel, result)
+            if result.pause_channel and not result.ok:  # flood control: the same, later
+                held = True
+                continue
         ids = [i for i, _t, _b in items]
         async with context.session_factory() as session:
             values: dict[str, Any] = (
@@ -146,4 +170,4 @@ async def _send_user(context: Any, user_id: uuid.UUID, day: date, now: datetime)
                 )
             await session.commit()
         sent += int(result.ok)
-    return sent
+    return sent, held
