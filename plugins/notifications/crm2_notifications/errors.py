@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from crm2_core.api import Conflict, Forbidden, NotFound, Unprocessable
+import math
+
+from crm2_core.api import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 
 
 class NotificationNotFound(NotFound):
@@ -43,3 +45,18 @@ class TelegramOff(Conflict):  # a 409: this deployment is not set up for it, ret
 
 class TelegramNotLinked(Conflict):
     slug, title = "notifications-telegram-not-linked", "No Telegram chat is linked"
+
+
+class TelegramPaused(ServiceUnavailable):
+    """Telegram's flood control holds the whole bot: a message now would lengthen the ban."""
+
+    slug, title = "notifications-telegram-paused", "The Telegram bot is paused by flood control"
+
+    def __init__(self, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        super().__init__(
+            f"Telegram asked the bot to send nothing for {wait} more seconds (flood control), "
+            "so the sign-in cannot be sent to Telegram for confirmation now; try again then",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )

@@ -1,5 +1,6 @@
-"""A Telegram 429 pauses the whole bot: digests due meanwhile stay one digest, and every
-machine agrees on the pause's end because it lives on Redis's clock, not on each worker's."""
+"""A Telegram 429 pauses the whole bot: digests due meanwhile stay one digest, sign-in
+confirmations fail fast instead of prolonging the ban, and every machine agrees on the
+pause's end because it lives on Redis's clock, not on each worker's."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ from crm2_notifications.service.digest import send_digests
 from fake_telegram import FakeBotApi, fake_bot_api
 from notifications_kit import API, Notifications, shipped_rule
 from test_notifications_telegram import _code, _update, telegram_settings
+from test_notifications_telegram_login import _link
 
 from crm2_core.api import utcnow
+from crm2_core.testing.app import TEST_PASSWORD
+
+LOGIN = "/api/v1/auth/login"
 
 
 @pytest.fixture
@@ -89,6 +94,30 @@ async def test_a_digest_due_during_a_bot_pause_stays_one_digest_sent_after_it(
     assert "first" in sent and "second" in sent
     assert {d.status for d in await n.rows(Delivery) if d.user_id == reader.id} == {"delivered"}
     assert await send_digests(n.context, now=now + timedelta(hours=1)) == 0  # once a day
+
+
+async def test_a_sign_in_during_a_bot_pause_fails_fast_and_says_until_when(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    n = await _app(crm2_app_factory, bot)
+    owner = await n.user("agent")
+    await _link(n, owner, chat=777)
+    bot.flood, bot.retry_after = 1, 600  # the question itself meets flood control
+    body = {"email": owner.email, "password": TEST_PASSWORD}
+    first = await n.client.post(LOGIN, json=body)
+    assert first.status_code == 503, first.text
+    assert first.headers["content-type"] == "application/problem+json"
+    assert first.json()["type"].endswith("notifications-telegram-paused")
+    assert 590 <= int(first.headers["retry-after"]) <= 600
+    calls = len(bot.calls)
+    again = await n.client.post(LOGIN, json=body)  # the bot waits: Telegram is not asked
+    assert again.status_code == 503 and len(bot.calls) == calls
+    assert again.json()["type"].endswith("notifications-telegram-paused")
+    assert "Telegram" in again.json()["detail"] and again.headers["retry-after"]
+    # the pause the question met holds the bot's deliveries too
+    channel = registry(n.context).get("telegram")
+    assert channel is not None
+    assert await paused_until(n.context, channel, utcnow()) > utcnow() + timedelta(seconds=590)
 
 
 async def test_workers_with_skewed_clocks_agree_on_the_pause_on_redis(

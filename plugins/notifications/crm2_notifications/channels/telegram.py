@@ -45,6 +45,33 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def result_of(response: httpx.Response) -> SendResult:
+    """What a Bot API answer means for the message (and for the bot: a 429 pauses it)."""
+    if response.status_code == 200:
+        return SendResult.delivered(200)
+    answer = _json(response)
+    retry_after: float | None = None
+    try:
+        retry_after = float(answer.get("parameters", {}).get("retry_after"))
+    except (ValueError, TypeError, AttributeError):
+        retry_after = None
+    description = answer.get("description")
+    said = description if isinstance(description, str) else response.text
+    # 400 (chat not found) and 403 (bot blocked) will not change by retrying
+    permanent = response.status_code in (400, 401, 403, 404)
+    return SendResult.failed(
+        f"Bot API {response.status_code}: {said[:200]}",
+        status_code=response.status_code,
+        retry=not permanent,
+        retry_after=retry_after,
+        # flood control is the bot's: another chat sent to now would only prolong it
+        pause_channel=response.status_code == 429,
+        # the user blocked the bot (or left / deleted the chat): that chat is done
+        address_gone=response.status_code == 403
+        or (response.status_code == 400 and "chat not found" in said.lower()),
+    )
+
+
 async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.Response:
     import httpx
 
@@ -86,29 +113,7 @@ class TelegramChannel(NotificationChannel):
             response = await bot_call(context, "sendMessage", payload)
         except httpx.HTTPError as exc:
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
-        if response.status_code == 200:
-            return SendResult.delivered(200)
-        answer = _json(response)
-        retry_after: float | None = None
-        try:
-            retry_after = float(answer.get("parameters", {}).get("retry_after"))
-        except (ValueError, TypeError, AttributeError):
-            retry_after = None
-        description = answer.get("description")
-        said = description if isinstance(description, str) else response.text
-        # 400 (chat not found) and 403 (bot blocked) will not change by retrying
-        permanent = response.status_code in (400, 401, 403, 404)
-        return SendResult.failed(
-            f"Bot API {response.status_code}: {said[:200]}",
-            status_code=response.status_code,
-            retry=not permanent,
-            retry_after=retry_after,
-            # flood control is the bot's: another chat sent to now would only prolong it
-            pause_channel=response.status_code == 429,
-            # the user blocked the bot (or left / deleted the chat): that chat is done
-            address_gone=response.status_code == 403
-            or (response.status_code == 400 and "chat not found" in said.lower()),
-        )
+        return result_of(response)
 
     async def address_gone(
         self, user_id: uuid.UUID, address: str, reason: str, session: Any, context: Crm2Context

@@ -5,6 +5,13 @@ gets, for each sign-in with the right password, a message with two buttons; the
 button's ``callback_data`` names the sign-in's challenge (no secret). Telegram
 posts the press to the webhook as a ``callback_query``; the press counts only from
 the chat linked to the user the sign-in is for (``decide_login`` checks the user).
+
+The question honours the bot's pause after a 429 (Telegram's flood control, shared
+with the deliveries): it cannot wait for it — a sign-in is a person at a form, and a
+pause lasts seconds to minutes — and sending anyway lengthens the ban for every
+chat. So during a pause the sign-in fails at once with ``TelegramPaused`` (503, its
+``Retry-After`` the pause's rest), never let through; a 429 to the question itself
+starts that pause, as a delivery's does.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ from typing import Any, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.api import acting_user, decide_login
+from crm2_core.api import acting_user, decide_login, utcnow
 from crm2_hookspecs import LoginConfirmation, Principal
-from crm2_notifications.channels.telegram import bot_call
-from crm2_notifications.errors import TelegramNotLinked, TelegramOff
+from crm2_notifications.channels import registry
+from crm2_notifications.channels.telegram import bot_call, result_of
+from crm2_notifications.errors import TelegramNotLinked, TelegramOff, TelegramPaused
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.repository import people
+from crm2_notifications.service.delivery import asked_delay, note_pause, paused_until
 
 PREFIX = "login"
 APPROVE, DENY = "y", "n"
@@ -59,12 +68,21 @@ def keyboard(challenge_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> bool | None:
-    """Send the question to the user's chat; ``None`` when they did not switch it on."""
+    """Send the question to the user's chat; ``None`` when they did not switch it on.
+
+    :raises TelegramPaused: the bot is paused (or this question met flood control).
+    """
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 
     link = await session.get(TelegramLink, login.user_id)
     if link is None or not link.confirm_logins:
         return None
+    channel = registry(context).get("telegram")
+    if channel is not None:
+        now = utcnow()
+        resume = await paused_until(context, channel, now)
+        if resume > now:
+            raise TelegramPaused((resume - now).total_seconds())
     payload = {
         "chat_id": link.chat_id,
         "text": question(login),
@@ -74,7 +92,11 @@ async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> 
         response = await bot_call(context, "sendMessage", payload)
     except httpx.HTTPError:
         return False
-    return response.status_code == 200
+    result = result_of(response)
+    if channel is not None and result.pause_channel and asked_delay(result) > 0:
+        await note_pause(context, channel, result)  # every delivery of the bot waits too
+        raise TelegramPaused(asked_delay(result))
+    return result.ok
 
 
 async def answer(session: AsyncSession, callback: Mapping[str, Any]) -> list[BotCall]:
