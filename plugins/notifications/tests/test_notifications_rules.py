@@ -369,6 +369,35 @@ async def test_a_template_over_the_budget_is_refused_when_saved(
     assert patched.status_code == 422, patched.text
 
 
+async def test_a_bad_record_id_template_is_refused_when_saved(
+    notifications: Notifications,
+) -> None:
+    """The record's ``id`` is a template too: one that cannot render would make the rule
+    reach nobody, silently, at every event."""
+    admin = await notifications.user("admin")
+    burner = "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"
+    for ident, said in (("{{ subject", "template"), (burner, "budget")):
+        body = {
+            "name": "bad record id",
+            "event_type": "ping.thing.happened",
+            "template": {"title": "x"},
+            "recipients": {"record": {"kind": "ping.thing", "id": ident}},
+        }
+        response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 422, response.text
+        assert said in response.json()["detail"]
+    created = await notifications.rule(admin)
+    current = await notifications.client.get(f"{API}/rules/{created['id']}", headers=admin.headers)
+    headers = {**admin.headers, "If-Match": current.headers["ETag"]}
+    patch = {"recipients": {"record": {"kind": "ping.thing", "id": "{% if %}"}}}
+    patched = await notifications.client.patch(
+        f"{API}/rules/{created['id']}", json=patch, headers=headers
+    )
+    assert patched.status_code == 422, patched.text
+    again = await notifications.client.get(f"{API}/rules/{created['id']}", headers=admin.headers)
+    assert again.json()["recipients"] == created["recipients"]
+
+
 async def test_a_template_over_the_budget_at_run_time_fails_only_its_own_text(
     notifications: Notifications,
 ) -> None:

@@ -49,13 +49,19 @@ def public(
     return NotificationRulePublic.model_validate({**rule.model_dump(), "active": active})
 
 
-async def _check(
-    context: Any,
-    event_type: str,
-    when: list[dict[str, Any]],
-    template: dict[str, Any],
-    channels: list[str],
-) -> None:
+def _template_sources(rule: Mapping[str, Any]) -> list[str]:
+    """Every template of a rule: its texts, and the record's ``id`` (rendered per event to
+    find the record; one that cannot render would make the rule reach nobody, silently)."""
+    template = rule["template"]
+    sources = [str(template.get(key) or "") for key in ("title", "body", "link")]
+    record = (rule.get("recipients") or {}).get("record")
+    if isinstance(record, Mapping) and record.get("id"):
+        sources.append(str(record["id"]))
+    return sources
+
+
+async def _check(context: Any, rule: Mapping[str, Any]) -> None:
+    event_type, when, channels = rule["event_type"], rule["conditions"], rule["channels"]
     if event_type.startswith("notifications."):
         raise InvalidRule("rules react to other plugins' events, not to notifications' own")
     unknown = sorted(set(channels) - set(registry(context).names()))
@@ -67,9 +73,7 @@ async def _check(
         for raw in when:
             conditions.check(raw)
         # a trial render may take its budget: beside the event loop, not on it
-        await templates.check_all(
-            [str(template.get(key) or "") for key in ("title", "body", "link")]
-        )
+        await templates.check_all(_template_sources(rule))
     except (conditions.ConditionInvalid, templates.TemplateInvalid) as exc:
         raise InvalidRule(str(exc)) from exc
 
@@ -88,9 +92,7 @@ def _values(data: NotificationRuleCreate) -> dict[str, Any]:
 
 async def create_rule(session: AsyncSession, context: Any, data: NotificationRuleCreate) -> Rule:
     values = _values(data)
-    await _check(
-        context, values["event_type"], values["conditions"], values["template"], values["channels"]
-    )
+    await _check(context, values)
     if await repo.name_taken(session, Rule, data.name, None):
         raise InvalidRule(f"a rule is already called {data.name!r}")
     return await repo.RULES.add(session, Rule(**values))
@@ -110,10 +112,7 @@ async def update_rule(
         raise InvalidRule(f"a rule is already called {sent['name']!r}")
     if "channels" in sent:
         sent["channels"] = list(dict.fromkeys(sent["channels"]))
-    merged = {**rule.model_dump(), **sent}
-    await _check(
-        context, merged["event_type"], merged["conditions"], merged["template"], merged["channels"]
-    )
+    await _check(context, {**rule.model_dump(), **sent})
     await repo.RULES.update(session, rule, sent, expected_version=version, only_changed=False)
     return rule
 
