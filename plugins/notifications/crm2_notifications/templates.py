@@ -331,6 +331,22 @@ def _storable(text: str) -> str:
     return "".join("\ufffd" if unstorable_text(char) else char for char in text)
 
 
+_LINK = re.compile(r"^(/(?![/\\])|https?://)", re.IGNORECASE)
+
+
+def safe_link(rendered: str) -> str | None:
+    """A rendered link kept only as a path on this site (``/deals/1``) or an http(s) URL.
+
+    Its text comes from event data a user may have typed, and it ends in the feed's and
+    an e-mail's ``href``: ``javascript:``, ``data:`` and the like (however cased or split
+    by tabs, which browsers ignore), and ``//host`` or ``/\\host`` (another site), are dropped.
+    """
+    link = rendered.strip()
+    if not link or not _LINK.match(link) or any(ord(c) < 0x20 or c == "\x7f" for c in link):
+        return None
+    return link
+
+
 def variables(envelope: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
         "event": envelope,

@@ -39,6 +39,34 @@ async def test_a_matching_event_puts_a_rendered_notification_in_the_owners_feed(
     assert await notifications.feed(other) == []
 
 
+async def test_a_rendered_link_is_kept_only_as_a_path_or_an_http_url(
+    notifications: Notifications,
+) -> None:
+    """The link comes from event data a user may type: a ``javascript:`` (or ``data:``,
+    or protocol-relative) one must not reach the feed's or an e-mail's ``href``."""
+    admin, owner = await notifications.users("admin", "agent")
+    await notifications.rule(
+        admin, template={"title": "{{ data.title }}", "link": "{{ data.title }}"}
+    )
+    links = {
+        "/deals/42": "/deals/42",
+        "https://example.com/x": "https://example.com/x",
+        " HTTP://example.com/y ": "HTTP://example.com/y",
+        "javascript:alert(1)": None,
+        "JaVaScRiPt:alert(1)": None,
+        "java\tscript:alert(1)": None,
+        "data:text/html,<script>alert(1)</script>": None,
+        "//evil.example/": None,
+        "/\\evil.example/": None,
+        "vbscript:msgbox": None,
+    }
+    for title in links:
+        await notifications.ping(admin, title=title, owner_id=owner.id)
+    await notifications.settle()
+    found = {item["title"]: item["link"] for item in await notifications.feed(owner, limit=50)}
+    assert found == links
+
+
 async def test_a_template_rendering_nul_stores_a_replacement_and_other_rules_still_fire(
     notifications: Notifications,
 ) -> None:

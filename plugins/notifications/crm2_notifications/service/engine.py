@@ -168,7 +168,7 @@ async def _apply_rule(
     sources = [str(template.get("title") or rule.name)]
     sources += [str(template.get(key) or "") for key in ("body", "link")]
     title, body, link_text = await templates.render_all(sources, variables)  # off the loop
-    title, link = title[:300], link_text[:1000] or None
+    title, link = title[:300], templates.safe_link(link_text[:1000])
 
     ids = sorted(persons)
     modes = Modes(await people.preferences(session, ids, event_type))
