@@ -120,6 +120,25 @@ async def test_a_sign_in_during_a_bot_pause_fails_fast_and_says_until_when(
     assert await paused_until(n.context, channel, utcnow()) > utcnow() + timedelta(seconds=590)
 
 
+async def test_the_webhooks_replies_honour_the_bot_pause(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    """The bot's answers in chats (``/start``, button presses) are messages too: during
+    a pause they are not sent, and a 429 to one pauses the bot like a delivery's."""
+    n = await _app(crm2_app_factory, bot)
+    first, second = await n.users("agent", "agent")
+    bot.flood, bot.retry_after = 1, 600  # the answer to this /start meets flood control
+    assert (await _update(n, 95, f"/start {await _code(n, first)}", chat=777)).status_code == 204
+    channel = registry(n.context).get("telegram")
+    assert channel is not None
+    assert await paused_until(n.context, channel, utcnow()) > utcnow() + timedelta(seconds=590)
+    calls = len(bot.calls)
+    assert (await _update(n, 96, f"/start {await _code(n, second)}", chat=888)).status_code == 204
+    assert len(bot.calls) == calls  # linked, but not answered while the bot waits
+    shown = await n.client.get(f"{API}/telegram", headers=second.headers)
+    assert shown.json()["linked"] is True
+
+
 async def test_workers_with_skewed_clocks_agree_on_the_pause_on_redis(
     crm2_app_factory: Any, bot: FakeBotApi, crm2_redis_url: tuple[str, str]
 ) -> None:

@@ -246,12 +246,12 @@ async def test_the_bot_wide_limit_does_not_use_up_a_users_own_limit(
     )
     await shipped_rule(app, enabled=False)
     n = Notifications(app)
+    skew = [0.0]
+    buckets = MemoryBuckets(clock=lambda: time.monotonic() + skew[0])
+    n.context.provide(MemoryBuckets, buckets)  # before the bot's first message looks at them
     admin, owner = await n.users("admin", "agent")
     assert (await _update(n, 50, f"/start {await _code(n, owner)}")).status_code == 204
     await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
-    skew = [0.0]
-    buckets = MemoryBuckets(clock=lambda: time.monotonic() + skew[0])
-    n.context.provide(MemoryBuckets, buckets)
     for i in range(3):
         await n.ping(admin, title=f"n{i}", owner_id=owner.id)
     await n.settle()

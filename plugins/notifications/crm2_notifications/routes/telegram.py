@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import Body, Header, Response, status
 
 from crm2_core.api import APIRouter, ContextDep, SessionDep, problem_responses
-from crm2_notifications.channels.telegram import bot_call
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.routes.deps import NotificationsRead
 from crm2_notifications.schemas.feed import (
@@ -44,14 +42,10 @@ async def telegram_webhook(
     secret: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
 ) -> Response:
     """Telegram's webhook: needs the secret token; repeated ``update_id``s change nothing."""
-    import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
-
     telegram.check_secret(context, secret)
     calls = await telegram.handle_update(session, context, update)
     await session.commit()  # the link (or the answer to a sign-in) holds even if a reply fails
-    for method, payload in calls:
-        with contextlib.suppress(httpx.HTTPError):
-            await bot_call(context, method, payload)
+    await telegram.reply(context, calls)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

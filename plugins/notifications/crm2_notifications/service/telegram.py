@@ -4,7 +4,8 @@
 stored as its SHA-256). The user sends ``/start <code>`` to the bot (the t.me
 deep link does it); the webhook links that chat to the user. The webhook checks
 ``X-Telegram-Bot-Api-Secret-Token`` (Telegram signs no body) and ignores an
-``update_id`` it has seen.
+``update_id`` it has seen. The bot's answers honour its pause after a 429, as
+every message of the bot does.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import acting_user
+from crm2_core.api import acting_user, utcnow
 from crm2_hookspecs import Principal
 from crm2_notifications import clock
+from crm2_notifications.channels import registry
+from crm2_notifications.channels.telegram import bot_call, result_of
 from crm2_notifications.errors import TelegramOff, TelegramSecretInvalid
 from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
 from crm2_notifications.service import login_confirm
+from crm2_notifications.service.delivery import note_pause, paused_until
 from crm2_notifications.service.login_confirm import BotCall
 
 LINKED = "Linked: crm2 notifications will arrive in this chat."
@@ -143,3 +147,29 @@ async def _message(session: AsyncSession, message: object, now: datetime) -> tup
         return chat_id, HELLO
     linked = await _link(session, argument.strip()[:200], chat_id, now)
     return chat_id, LINKED if linked else BAD_CODE
+
+
+async def reply(context: Any, calls: list[BotCall]) -> int:
+    """Make the bot calls that answer an update (best effort: the update is applied
+    already); returns how many were made. None while the bot is paused by flood control —
+    an answer is a message too, and would lengthen the ban for every chat — and a 429
+    to one pauses the bot (its deliveries and questions too) and drops the rest."""
+    import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
+
+    channel = registry(context).get("telegram")
+    made = 0
+    for method, payload in calls:
+        if channel is not None:
+            now = utcnow()
+            if await paused_until(context, channel, now) > now:
+                break
+        try:
+            response = await bot_call(context, method, payload)
+        except httpx.HTTPError:
+            continue
+        made += 1
+        result = result_of(response)
+        if channel is not None and result.pause_channel:
+            await note_pause(context, channel, result)
+            break
+    return made
