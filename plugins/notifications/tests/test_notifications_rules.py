@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import ping_plugin
+import pytest
 from crm2_notifications.models import Delivery, Notification, Rule, Webhook
 from crm2_notifications.service import engine
 from notifications_kit import API, Notifications, shipped_rule
@@ -206,6 +207,36 @@ async def test_a_plugins_shipped_rule_is_stored_once_and_works(
     await notifications.settle()
     (item,) = await notifications.feed(owner)
     assert item["title"] == "Kettle happened" and item["body"] == "Value 2 for Kettle"
+
+
+async def test_a_shipped_rule_whose_template_cannot_render_stops_start_up(
+    crm2_app_factory: Any,
+) -> None:
+    """A plugin's shipped rule is checked like an admin's: a template that does not parse
+    would otherwise be stored and render ``[template error]`` at every event."""
+    import types
+
+    from crm2_hookspecs import PluginManifest, hookimpl
+
+    shipping = types.ModuleType("shipping_plugin")
+    shipping.manifest = PluginManifest(name="shipping", title="Ships a broken rule")  # type: ignore[attr-defined]
+
+    @hookimpl(optionalhook=True)
+    def crm2_notifications_default_rules() -> list[dict[str, Any]]:
+        return [
+            {
+                "key": "broken",
+                "name": "Broken",
+                "event_type": "ping.thing.happened",
+                "template": {"title": "{{ data.title"},
+                "recipients": {"roles": ["admin"]},
+            }
+        ]
+
+    shipping.crm2_notifications_default_rules = crm2_notifications_default_rules  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match=r"shipping.*broken.*template") as raised:
+        await crm2_app_factory(plugins=["notifications", "shipping"], extra_plugins=(shipping,))
+    assert "500" not in str(raised.value)
 
 
 async def _relayed_by_hand(n: Notifications, values: list[int], owner: Any) -> list[Envelope]:

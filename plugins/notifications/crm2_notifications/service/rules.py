@@ -60,12 +60,14 @@ def _template_sources(rule: Mapping[str, Any]) -> list[str]:
     return sources
 
 
-async def _check(context: Any, rule: Mapping[str, Any]) -> None:
+async def _check(context: Any, rule: Mapping[str, Any], *, shipped: bool = False) -> None:
+    """Refuse a rule that could never work. A shipped rule may name a channel of a plugin
+    disabled here (it is skipped when sending); everything else is checked alike."""
     event_type, when, channels = rule["event_type"], rule["conditions"], rule["channels"]
     if event_type.startswith("notifications."):
         raise InvalidRule("rules react to other plugins' events, not to notifications' own")
     unknown = sorted(set(channels) - set(registry(context).names()))
-    if unknown:
+    if unknown and not shipped:
         raise InvalidRule(
             f"unknown channel(s) {unknown}; this deployment has {registry(context).names()}"
         )
@@ -149,6 +151,14 @@ async def sync_default_rules(context: Any) -> int:
         for rule in wanted:
             if rule.builtin_key in have:
                 continue
+            # checked as an admin's (templates, conditions) before it is stored: a bad one
+            # stops start-up naming its plugin; a stored one is not checked (nor Jinja
+            # imported) at every start
+            try:
+                await _check(context, rule.model_dump(), shipped=True)
+            except InvalidRule as exc:
+                key = rule.builtin_key
+                raise InvalidRule(f"{rule.plugin}: default rule {key!r}: {exc}") from exc
             if await repo.name_taken(session, Rule, rule.name, None):
                 rule.name = f"{rule.name} ({rule.plugin})"[:200]
             try:
