@@ -179,7 +179,9 @@ async def test_a_malformed_url_is_a_422_not_a_500(crm2_app_factory: Any) -> None
     """schemathesis found it: urlsplit raises on an unbalanced bracket ("Invalid IPv6 URL")."""
     n = await _app(crm2_app_factory)
     admin = await n.user("admin")
-    for url in ("https://\u009a]\u00ce\u00dbQ", "http://[::1/", "https://a]b.example/"):
+    malformed = ("https://\u009a]\u00ce\u00dbQ", "http://[::1/", "https://a]b.example/")
+    port_zero = "http://93.184.216.34:0/hook"  # was sent to port 80 instead
+    for url in (*malformed, port_zero):
         made = await n.client.post(
             f"{API}/webhooks",
             json={"name": "bad", "url": url, "event_types": ["ping.*"]},

@@ -60,9 +60,12 @@ def parse(url: str) -> tuple[str, str, int, str]:
     if parts.username or parts.password:
         raise TargetRefused("credentials in webhook URLs are not allowed")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        given = parts.port
     except ValueError as exc:
         raise TargetRefused(f"bad port in {url[:100]!r}") from exc
+    if given == 0:  # "or the default" below would quietly send it to port 80 / 443
+        raise TargetRefused(f"bad port in {url[:100]!r}")
+    port = given or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, hostname, port, path
 
