@@ -328,3 +328,29 @@ async def test_a_410_gone_switches_the_subscription_off_until_an_admin_turns_it_
         await n.ping(admin, title="Three")
         await n.settle()
         assert len(hook.calls) == calls + 1
+
+
+async def test_a_receiver_dripping_an_endless_answer_does_not_hold_the_worker(
+    crm2_app_factory: Any,
+) -> None:
+    """Only the status and headers of a receiver's answer matter: its body is not read,
+    so a receiver trickling bytes forever (or sending gigabytes) neither holds the
+    sending worker past the first bytes nor fills its memory."""
+    from starlette.responses import StreamingResponse
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 1024
+            await asyncio.sleep(0.05)  # each read well within the timeout: never times out
+
+    async def answer(request: Request) -> StreamingResponse:
+        await request.body()
+        return StreamingResponse(endless(), status_code=200)
+
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    async with local_server([Route("/hook", answer, methods=["POST"])]) as url:
+        channel = WebhookChannel()
+        message = message_for(channel, f"{url}/hook", extra={"secrets": ["whsec_" + "A" * 32]})
+        async with asyncio.timeout(3):
+            result = await channel.send(message, n.context)
+    assert result.ok and result.status_code == 200, result

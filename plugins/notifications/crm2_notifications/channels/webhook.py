@@ -58,7 +58,8 @@ def verify(secret: str, headers: Any, body: bytes) -> bool:
 async def post(
     url: str, headers: dict[str, str], body: bytes, settings: Any, allow: bool = False
 ) -> httpx.Response:
-    """POST through the guard; redirects followed by hand, each one checked."""
+    """POST through the guard; redirects followed by hand, each one checked. The answer
+    comes back with its status and headers only (its body is never read)."""
     import httpx
 
     async with httpx.AsyncClient(
@@ -71,9 +72,16 @@ async def post(
             default_port = 443 if target.scheme == "https" else 80
             host = target.host if target.port == default_port else f"{target.host}:{target.port}"
             extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-            response = await client.post(
-                direct, content=body, headers={**headers, "Host": host}, extensions=extensions
-            )
+            # streamed, and closed unread: only the status and headers matter, and a
+            # receiver's body (endless, trickled, gigabytes) must not hold this worker
+            async with client.stream(
+                "POST",
+                direct,
+                content=body,
+                headers={**headers, "Host": host},
+                extensions=extensions,
+            ) as response:
+                pass
             if response.status_code not in (301, 302, 303, 307, 308):
                 return response
             location = response.headers.get("location")
