@@ -218,3 +218,16 @@ async def test_mail_waits_while_email_is_switched_off_instead_of_dying(
     (delivery,) = await notifications.rows(Delivery)
     assert delivery.status == "pending" and delivery.attempts == 0, delivery
     assert "not available" in (delivery.last_error or "")
+
+
+@pytest.mark.parametrize("breaker", ["\r", "\r\n", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029"])
+def test_a_title_with_any_line_break_still_makes_a_one_line_subject(breaker: str) -> None:
+    """The title is event data a user typed: a carriage return (or any other character
+    Python splits lines at) in the Subject made every attempt fail until dead."""
+    from crm2_notifications.channels.email import build
+    from crm2_notifications.testing import message_for
+
+    title = f"Deal{breaker}won"
+    mail = build(message_for(EmailChannel(), "anna@example.com", title=title), "crm2 <n@x>")
+    assert mail["Subject"] == "Deal won"
+    assert b"Subject: Deal won\n" in mail.as_bytes()

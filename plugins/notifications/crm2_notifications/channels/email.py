@@ -31,7 +31,9 @@ def build(message: OutboundMessage, sender: str) -> EmailMessage:
     mail["To"] = formataddr(
         (message.recipient.full_name, message.address or message.recipient.email)
     )
-    mail["Subject"] = message.title.replace("\n", " ")[:250]
+    # one line: the title is event data, and any line break in a header (CR, VT, U+2028
+    # … as str.splitlines sees them) is refused by the email package, failing every attempt
+    mail["Subject"] = " ".join(message.title.splitlines())[:250]
     mail["Message-ID"] = f"<{message.delivery_id}@crm2.notifications>"
     text, body_html = message.body, html.escape(message.body).replace("\n", "<br>\n")
     if message.digest:
