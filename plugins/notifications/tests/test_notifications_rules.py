@@ -68,6 +68,19 @@ async def test_a_rendered_link_is_kept_only_as_a_path_or_an_http_url(
     assert found == links
 
 
+async def test_a_title_rendering_blank_falls_back_to_the_rules_name(
+    notifications: Notifications,
+) -> None:
+    """An empty title (a value missing from this event) made a feed entry without a
+    title, and a Telegram message the Bot API refuses for good (400 "text is empty")."""
+    admin, owner = await notifications.users("admin", "agent")
+    await notifications.rule(admin, name="Thing news", template={"title": " {{ data.nothing }} "})
+    await notifications.ping(admin, title="x", owner_id=owner.id)
+    await notifications.settle()
+    (item,) = await notifications.feed(owner)
+    assert item["title"] == "Thing news"
+
+
 async def test_a_template_rendering_nul_stores_a_replacement_and_other_rules_still_fire(
     notifications: Notifications,
 ) -> None:

@@ -168,7 +168,10 @@ async def _apply_rule(
     sources = [str(template.get("title") or rule.name)]
     sources += [str(template.get(key) or "") for key in ("body", "link")]
     title, body, link_text = await templates.render_all(sources, variables)  # off the loop
-    title, link = title[:300], templates.safe_link(link_text[:1000])
+    # a title rendering blank (a value this event lacks) would make an entry without one
+    # and a Telegram message the Bot API refuses for good ("text is empty"): the rule's name
+    title = (title if title.strip() else rule.name)[:300]
+    link = templates.safe_link(link_text[:1000])
 
     ids = sorted(persons)
     modes = Modes(await people.preferences(session, ids, event_type))
