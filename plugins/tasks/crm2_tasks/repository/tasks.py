@@ -171,11 +171,21 @@ def _deleted_columns() -> list[Any]:
     return [col(getattr(Task, name)) for name in DELETED_FIELDS]
 
 
-async def delete_task(session: AsyncSession, task_id: uuid.UUID) -> Row[Any] | None:
-    """Delete the task; its fields as deleted, or ``None`` when a concurrent delete went
-    first (that one publishes the event)."""
-    stmt = delete(Task).where(col(Task.id) == task_id).returning(*_deleted_columns())
-    return (await session.execute(stmt)).first()
+async def delete_task(
+    session: AsyncSession, task_id: uuid.UUID, version: int | None = None
+) -> Row[Any] | None:
+    """Delete the task (only at ``version`` when one is given); its fields as deleted, or
+    ``None`` when a concurrent delete went first (that one publishes the event) or, with
+    ``version``, the task is at another one."""
+    stmt = delete(Task).where(col(Task.id) == task_id)
+    if version is not None:
+        stmt = stmt.where(col(Task.version) == version)
+    return (await session.execute(stmt.returning(*_deleted_columns()))).first()
+
+
+async def task_exists(session: AsyncSession, task_id: uuid.UUID) -> bool:
+    stmt = select(col(Task.id)).where(col(Task.id) == task_id)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def occurrence_exists(session: AsyncSession, series_id: uuid.UUID, at: datetime) -> bool:

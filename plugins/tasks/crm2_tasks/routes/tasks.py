@@ -166,9 +166,10 @@ async def delete_task(
     session: SessionDep,
     context: ContextDep,
     scope: DeleteScope = "this",
+    if_match: OptionalIfMatch = None,
 ) -> Response:
     """Delete a task with its reminders and SLA timers; scope=following ends its series."""
-    await service.delete_task(session, context, principal, task_id, scope)
+    await service.delete_task(session, context, principal, task_id, scope, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -564,14 +564,23 @@ async def delete_task(
     principal: Principal,
     task_id: uuid.UUID,
     scope: str = "this",
+    if_match: str | None = None,
 ) -> None:
     """Delete a task. An occurrence of a series: ``this`` skips it (the series goes on, its
     next occurrence is made now, as when it is completed or cancelled); ``following`` ends
     the series before it (RFC 5545 UNTIL) and deletes it with the series' later open
-    occurrences; done or cancelled ones stay as history."""
+    occurrences; done or cancelled ones stay as history.
+
+    With ``if_match`` the delete is conditional, as a PATCH is: another version is 412,
+    also when an edit commits between this read and the delete."""
     task = await get_task(session, TaskVisibility.of(principal), task_id)
-    deleted = await repo.delete_task(session, task.id)
+    expected = check_version(if_match, task.version) if if_match is not None else None
+    deleted = await repo.delete_task(session, task.id, expected)
     if deleted is None:
+        if expected is not None and await repo.task_exists(session, task.id):
+            raise PreconditionFailed(
+                f"task {task_id} changed while you were deleting it; read it again and retry"
+            )
         raise TaskNotFound(f"no task {task_id}")  # a concurrent delete went first
     _publish_deleted(session, principal, deleted)
     if task.series_id is None or task.occurrence_at is None:
