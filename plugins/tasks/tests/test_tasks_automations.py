@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,17 +26,33 @@ class OrderPlaced(EventData, type="shop.order.placed", version=1):
 
 
 class ShopPlugin:
-    """A stand-in for any other plugin: it only declares an event type."""
+    """A stand-in for any other plugin: it declares an event type and answers for its
+    orders (``shop.order``) through ``crm2_resolve_entity``, as a task's link needs."""
 
     manifest = PluginManifest(name="shop", title="Shop")
+
+    def __init__(self) -> None:
+        self.orders: set[str] = set()
 
     @hookimpl
     def crm2_event_types(self) -> Sequence[type]:
         return [OrderPlaced]
 
+    @hookimpl
+    def crm2_resolve_entity(
+        self, kind: str, id: str, principal: Any, context: Any, session: Any
+    ) -> Awaitable[Mapping[str, Any] | None] | None:
+        if kind != "shop.order":
+            return None  # not ours
+        return self._order(id)
 
-async def shop_app(crm2_app_factory: Any) -> Tasks:
-    app = await crm2_app_factory(plugins=["tasks", "shop"], extra_plugins=(ShopPlugin(),))
+    async def _order(self, order_id: str) -> Mapping[str, Any] | None:
+        return {"id": order_id} if order_id in self.orders else None
+
+
+async def shop_app(crm2_app_factory: Any, shop: ShopPlugin | None = None) -> Tasks:
+    extra = (shop or ShopPlugin(),)
+    app = await crm2_app_factory(plugins=["tasks", "shop"], extra_plugins=extra)
     set_clock(app.context, lambda: FRIDAY_4PM)
     return Tasks(app)
 
@@ -113,7 +129,11 @@ async def test_triple_redelivery_creates_one_task(crm2_app_factory: Any) -> None
 
 async def test_rules_for_events_nobody_emits_are_stored_but_inactive(tasks: Tasks) -> None:
     admin = await tasks.user("admin")
-    response = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    unlinked = {
+        **RULE,
+        "create_task": {k: v for k, v in RULE["create_task"].items() if k != "link"},
+    }
+    response = await tasks.client.post(f"{API}/rules", json=unlinked, headers=admin.headers)
     assert response.status_code == 201 and response.json()["active"] is False
     listed = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
     shipped = {r["builtin_key"]: r for r in listed if r["builtin_key"]}
@@ -173,3 +193,58 @@ async def test_a_stored_rule_that_cannot_make_its_task_leaves_the_other_rules_wo
     await place_order(tasks, agent, "1500.00")  # settles: the handler did not fail
     mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
     assert [task["title"] for task in mine] == ["Call Anna Berg"]
+
+
+async def test_a_rule_linking_a_record_type_no_enabled_plugin_provides_is_422(
+    tasks: Tasks,
+) -> None:
+    """Without the shop plugin nobody answers for ``shop.order``: no task could follow it."""
+    admin = await tasks.user("admin")
+    before = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
+    refused = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("tasks-invalid-rule")
+    assert "'shop.order'" in refused.json()["detail"]
+    after = (await tasks.client.get(f"{API}/rules", headers=admin.headers)).json()["items"]
+    assert after == before
+    # a change is checked as a create is
+    rule = {**RULE, "name": "Unlinked", "create_task": {"title": "Call"}}
+    made = await tasks.client.post(f"{API}/rules", json=rule, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    changed = await tasks.client.patch(
+        f"{API}/rules/{made.json()['id']}",
+        json={"create_task": RULE["create_task"]},
+        headers={**admin.headers, "If-Match": made.headers["ETag"]},
+    )
+    assert changed.status_code == 422, changed.text
+    kept = await tasks.client.get(f"{API}/rules/{made.json()['id']}", headers=admin.headers)
+    assert kept.json()["create_task"].get("link") is None
+    # a record type an enabled plugin provides (the core's users) is fine
+    user_link = {"kind": "auth.user", "id": str(admin.id)}
+    linked = {**rule, "name": "Users", "create_task": {"title": "Call", "link": user_link}}
+    ok = await tasks.client.post(f"{API}/rules", json=linked, headers=admin.headers)
+    assert ok.status_code == 201, ok.text
+
+
+async def test_a_rule_linking_a_fixed_record_that_does_not_exist_is_422(
+    crm2_app_factory: Any,
+) -> None:
+    shop = ShopPlugin()
+    tasks = await shop_app(crm2_app_factory, shop)
+    admin = await tasks.user("admin")
+    known = str(uuid.uuid4())
+    shop.orders.add(known)
+
+    async def save(name: str, order_id: str) -> Any:
+        action = {**RULE["create_task"], "link": {"kind": "shop.order", "id": order_id}}
+        body = {**RULE, "name": name, "create_task": action}
+        return await tasks.client.post(f"{API}/rules", json=body, headers=admin.headers)
+
+    missing = await save("Missing", str(uuid.uuid4()))
+    assert missing.status_code == 422, missing.text
+    assert "no shop.order" in missing.json()["detail"]
+    not_an_id = await save("Not an id", "order 12")
+    assert not_an_id.status_code == 422, not_an_id.text
+    assert (await save("Known", known)).status_code == 201
+    assert (await save("Templated", "{subject}")).status_code == 201

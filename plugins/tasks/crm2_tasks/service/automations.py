@@ -32,7 +32,7 @@ from crm2_tasks.schemas.admin import (
     AutomationRulePublic,
     AutomationRuleUpdate,
 )
-from crm2_tasks.service import assignees
+from crm2_tasks.service import assignees, rule_links
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.rule_cache import ActiveRule, rule_cache
 from crm2_tasks.service.tasks import new_task
@@ -106,6 +106,7 @@ async def create_rule(
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
     _check(context, data.on, when, action)
+    await rule_links.check_link(session, context, actor, action.get("link"))
     if await repo.name_taken(session, AutomationRule, data.name):
         raise InvalidRule(f"a rule is already called {data.name!r}")
     rule = AutomationRule(
@@ -147,6 +148,8 @@ async def update_rule(
         values.get("conditions", rule.conditions),
         values.get("action", rule.action),
     )
+    if "action" in values:  # the link is checked as sent, as on create
+        await rule_links.check_link(session, context, actor, values["action"].get("link"))
     if values:
         await repo.update(session, rule, values, version)
         _changed(session, rule, "updated", actor)
