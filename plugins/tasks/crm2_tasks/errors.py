@@ -64,6 +64,13 @@ class EditConflict(Conflict):
     slug, title = "tasks-edit-conflict", "The task kept changing while this request changed it"
 
 
+class NameTaken(Conflict):
+    slug, title = (
+        "tasks-name-taken",
+        "Another calendar, SLA policy or rule already has this name (in any case)",
+    )
+
+
 class CalendarInUse(Conflict):
     slug, title = "tasks-calendar-in-use", "The calendar is still used by an SLA policy"
 

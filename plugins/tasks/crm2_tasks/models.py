@@ -7,11 +7,13 @@ on deals and checks a link through ``crm2_resolve_entity`` instead.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlmodel import Field, SQLModel
 
 from crm2_core.api import UtcDateTime, new_id, utcnow
@@ -30,6 +32,23 @@ def _ts(nullable: bool = False, index: bool = False) -> Any:
 
 def _user(nullable: bool = True, ondelete: str = "SET NULL") -> Any:
     return Column(ForeignKey("auth_user.id", ondelete=ondelete), nullable=nullable)
+
+
+def name_key(name: str) -> str:
+    """What makes two admin names one: NFC, then case-folded ("Élan" is "élan", "Straße"
+    is "STRASSE"). Stored in ``name_key`` with a unique constraint, so the database itself
+    refuses the second of two racing creates."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _insert_key(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return name_key(parameters["name"])
+
+
+def _name_key() -> Any:
+    # filled on INSERT from ``name``; a rename sets it too (``repository.admin.update``)
+    return Column(String(800), nullable=False, unique=True, default=_insert_key)
 
 
 class Series(SQLModel, table=True):
@@ -127,6 +146,7 @@ class Calendar(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200, unique=True)
+    name_key: str = Field(default=None, sa_column=_name_key())
     timezone: str = Field(max_length=64)
     hours: dict[str, list[list[str]]] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
@@ -143,6 +163,7 @@ class SlaPolicy(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200, unique=True)
+    name_key: str = Field(default=None, sa_column=_name_key())
     priority: str | None = Field(default=None, max_length=16)
     tag: str | None = Field(default=None, max_length=64)
     calendar_id: uuid.UUID | None = Field(
@@ -205,6 +226,7 @@ class AutomationRule(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200, unique=True)
+    name_key: str = Field(default=None, sa_column=_name_key())
     on_event: str = Field(max_length=100, index=True)
     conditions: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)

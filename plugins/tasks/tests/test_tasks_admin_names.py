@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from crm2_tasks.repository import admin as admin_repo
 from tasks_kit import API, Tasks
 
 HOURS = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
@@ -54,3 +56,43 @@ async def test_a_rule_cannot_be_renamed_to_another_case_of_another_rules_name(
     assert "already called" in clash.json()["detail"]
     kept = await tasks.client.get(f"{API}/rules/{second['id']}", headers=h)
     assert kept.json()["name"] == second["name"]
+
+
+BODIES = (
+    ("calendars", {"timezone": "Europe/Paris", "hours": HOURS}),
+    ("sla-policies", {"response_minutes": 30}),
+    ("rules", {"on": "shop.order.placed", "create_task": {"title": "Call"}}),
+)
+
+
+async def test_a_create_or_rename_that_lost_the_race_for_a_name_is_409(
+    tasks: Tasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests that both passed the name check before either wrote: the database's
+    folded key refuses the second, whatever the case of its accented letters."""
+    admin = await tasks.user("admin")
+    h = admin.headers
+    monkeypatch.setattr(admin_repo, "name_taken", _never_taken)  # the check saw no rival yet
+    for path, body in BODIES:
+        first = await tasks.client.post(f"{API}/{path}", json={**body, "name": "Élan"}, headers=h)
+        assert first.status_code == 201, first.text
+        raced = await tasks.client.post(f"{API}/{path}", json={**body, "name": "élan"}, headers=h)
+        assert raced.status_code == 409, (path, raced.text)
+        assert raced.headers["content-type"] == "application/problem+json"
+        assert raced.json()["type"].endswith("tasks-name-taken")
+        other = await tasks.client.post(f"{API}/{path}", json={**body, "name": "Other"}, headers=h)
+        assert other.status_code == 201, other.text
+        renamed = await tasks.client.patch(
+            f"{API}/{path}/{other.json()['id']}",
+            json={"name": "ÉLAN"},
+            headers={**h, "If-Match": other.headers["ETag"]},
+        )
+        assert renamed.status_code == 409, (path, renamed.text)
+        assert renamed.json()["type"].endswith("tasks-name-taken")
+        listed = (await tasks.client.get(f"{API}/{path}?limit=100", headers=h)).json()["items"]
+        names = [item["name"] for item in listed]
+        assert names.count("Élan") == 1 and "élan" not in names and "ÉLAN" not in names
+
+
+async def _never_taken(*_args: object, **_kwargs: object) -> bool:
+    return False

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import String, bindparam, column, exists, func, literal, or_, select, table
+from sqlalchemy import bindparam, column, exists, func, or_, select, table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session, folded
-from crm2_tasks.errors import CalendarNotFound, RuleNotFound, SlaPolicyNotFound
-from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task
+from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session
+from crm2_tasks.errors import CalendarNotFound, NameTaken, RuleNotFound, SlaPolicyNotFound
+from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task, name_key
 
 M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
 
@@ -80,20 +81,51 @@ async def plain_rows(session: AsyncSession, model: type[M], **equal: Any) -> lis
 async def name_taken(
     session: AsyncSession, model: type[M], name: str, other_than: uuid.UUID | None = None
 ) -> bool:
-    """Whether another row has this name, case-insensitively alike on both databases:
-    both sides folded in SQL (``folded``), so "Élan" and "élan" collide on SQLite too."""
-    table: Any = model  # a model with ``name`` and ``id`` columns
-    same = folded(table.name) == folded(literal(name, String()))
-    stmt = select(exists().where(same, table.id != other_than))
+    """Whether another row has this name in any case: the same ``name_key`` (NFC,
+    case-folded in Python, so "Élan" and "élan" collide alike on both databases)."""
+    table: Any = model  # a model with ``name_key`` and ``id`` columns
+    stmt = select(exists().where(table.name_key == name_key(name), table.id != other_than))
     return bool((await session.execute(stmt)).scalar())
+
+
+def _name_taken(exc: IntegrityError, model: type[Any], name: str) -> NameTaken | None:
+    """The 409 for a write that lost a race for a name (the ``name_key`` constraint)."""
+    if "name_key" not in str(exc.orig):
+        return None
+    noun = _REPOSITORIES[model].noun
+    return NameTaken(f"another {noun} was just given the name {name!r} (in some case)")
+
+
+async def insert(session: AsyncSession, row: M) -> M:
+    """Insert an admin row; a concurrent create of the same name in any case, which passed
+    the check beside this one, is a 409 ``tasks-name-taken`` (the ``name_key`` constraint)."""
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        taken = _name_taken(exc, type(row), row.name)
+        if taken is None:
+            raise
+        raise taken from exc
+    return row
 
 
 async def update(
     session: AsyncSession, row: M, values: Mapping[str, Any], expected_version: int
 ) -> None:
-    await _REPOSITORIES[type(row)].update(
-        session, row, values, expected_version=expected_version, only_changed=False
-    )
+    """A versioned write; a rename sets ``name_key`` too (409 as ``insert`` on a race)."""
+    written = dict(values)
+    if "name" in written:
+        written["name_key"] = name_key(written["name"])
+    try:
+        await _REPOSITORIES[type(row)].update(
+            session, row, written, expected_version=expected_version, only_changed=False
+        )
+    except IntegrityError as exc:
+        taken = _name_taken(exc, type(row), str(written.get("name")))
+        if taken is None:
+            raise
+        raise taken from exc
 
 
 async def calendar_in_use(session: AsyncSession, calendar_id: uuid.UUID) -> bool:

@@ -112,7 +112,7 @@ async def create_rule(
     rule = AutomationRule(
         name=data.name, on_event=data.on, conditions=when, action=action, enabled=data.enabled
     )
-    added: AutomationRule = await task_repo.add(session, rule)
+    added: AutomationRule = await repo.insert(session, rule)
     _changed(session, added, "created", actor)
     return added
 

@@ -14,7 +14,6 @@ from crm2_tasks.calendar import BusinessCalendar, CalendarError
 from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar
 from crm2_tasks.models import Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
-from crm2_tasks.repository.tasks import add
 from crm2_tasks.schemas.admin import CalendarCreate, CalendarUpdate
 
 
@@ -75,7 +74,7 @@ async def create_calendar(session: AsyncSession, data: CalendarCreate) -> Calend
     if await repo.name_taken(session, Calendar, data.name):
         raise InvalidCalendar(f"a calendar is already called {data.name!r}")
     spec = _checked(data.timezone, data.hours, data.holidays)
-    row: Calendar = await add(session, Calendar(name=data.name, **spec))
+    row: Calendar = await repo.insert(session, Calendar(name=data.name, **spec))
     return row
 
 

@@ -12,7 +12,6 @@ from crm2_tasks.calendar import CalendarError
 from crm2_tasks.errors import InvalidPolicy, SlaPolicyNotFound
 from crm2_tasks.models import SlaPolicy
 from crm2_tasks.repository import admin as repo
-from crm2_tasks.repository.tasks import add
 from crm2_tasks.schemas.admin import SlaPolicyCreate, SlaPolicyUpdate
 from crm2_tasks.service import assignees
 from crm2_tasks.service.calendars import as_business, get_calendar, reaches
@@ -49,7 +48,7 @@ async def create_policy(session: AsyncSession, data: SlaPolicyCreate) -> SlaPoli
     await _check(session, values)
     if await repo.name_taken(session, SlaPolicy, data.name):
         raise InvalidPolicy(f"a policy is already called {data.name!r}")
-    row: SlaPolicy = await add(session, SlaPolicy(**values))
+    row: SlaPolicy = await repo.insert(session, SlaPolicy(**values))
     return row
 
 
