@@ -82,12 +82,16 @@ def lookup(envelope: Mapping[str, Any], path: str) -> Any:
 
 
 def _number(value: Any) -> Decimal | None:
+    """``value`` as a number to order by, or ``None``. A NaN ("NaN", "sNaN" in an event's
+    text) is no number: Decimal refuses to order it (InvalidOperation), which would fail the
+    handler, and every other rule's task for the event with it, on each retry."""
     if isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    return None if number.is_nan() else number
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:

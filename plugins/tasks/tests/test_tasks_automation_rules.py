@@ -89,3 +89,13 @@ def test_due_in(text: str, expected: DueIn) -> None:
 def test_bad_due_in_is_refused(text: str) -> None:
     with pytest.raises(RuleError):
         DueIn.parse(text)
+
+
+@pytest.mark.parametrize("nan", ["NaN", "nan", "sNaN", "-NaN"])
+@pytest.mark.parametrize("op", ["gt", "gte", "lt", "lte"])
+def test_a_nan_in_the_event_or_the_rule_is_no_number_and_raises_nothing(nan: str, op: str) -> None:
+    """Decimal's NaN refuses to be ordered (InvalidOperation): it would fail the handler,
+    and with it every other rule's task for the event, on every retry."""
+    event = {**EVENT, "data": {**EVENT["data"], "total": nan}}
+    assert not matches([Condition("data.total", op, 1000)], event)
+    matches([Condition("data.value", op, nan)], EVENT)  # text against text: no error

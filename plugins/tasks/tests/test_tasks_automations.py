@@ -248,3 +248,19 @@ async def test_a_rule_linking_a_fixed_record_that_does_not_exist_is_422(
     assert not_an_id.status_code == 422, not_an_id.text
     assert (await save("Known", known)).status_code == 201
     assert (await save("Templated", "{subject}")).status_code == 201
+
+
+async def test_an_event_whose_number_is_nan_fails_no_rule(crm2_app_factory: Any) -> None:
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    assert (
+        await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    ).status_code == 201
+    every = {**RULE, "name": "Every order", "when": [], "create_task": {"title": "Thank"}}
+    every["create_task"]["assignee"] = "{data.owner_id}"
+    assert (
+        await tasks.client.post(f"{API}/rules", json=every, headers=admin.headers)
+    ).status_code == 201
+    await place_order(tasks, agent, "NaN")  # settles: the handler did not fail
+    mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert [task["title"] for task in mine] == ["Thank"]
