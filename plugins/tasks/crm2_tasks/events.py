@@ -28,7 +28,7 @@ class TaskCreated(_TaskEvent, type="tasks.task.created", version=1):
     link_id: str | None
     series_id: uuid.UUID | None
     automation_rule_id: uuid.UUID | None
-    # a series' link the occurrence was made without: {"kind", "id", "reason"}
+    # the link of a series (or of a rule) the task was made without: {"kind", "id", "reason"}
     link_dropped: dict[str, str] | None = None
 
 

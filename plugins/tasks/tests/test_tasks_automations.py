@@ -71,8 +71,12 @@ RULE = {
 }
 
 
-async def place_order(tasks: Tasks, owner: User, total: str) -> uuid.UUID:
+async def place_order(
+    tasks: Tasks, owner: User, total: str, shop: ShopPlugin | None = None
+) -> uuid.UUID:
     order = uuid.uuid4()
+    if shop is not None:
+        shop.orders.add(str(order))  # the shop has the order the event is about
     async with tasks.app.context.session_factory() as session:
         event = OrderPlaced(customer="Anna Berg", total=total, owner_id=owner.id)
         publish(session, event, subject=order)
@@ -82,13 +86,14 @@ async def place_order(tasks: Tasks, owner: User, total: str) -> uuid.UUID:
 
 
 async def test_a_matching_event_creates_one_task_from_the_templates(crm2_app_factory: Any) -> None:
-    tasks = await shop_app(crm2_app_factory)
+    shop = ShopPlugin()
+    tasks = await shop_app(crm2_app_factory, shop)
     admin, agent = await tasks.user("admin"), await tasks.user("agent")
     created = await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
     assert created.status_code == 201, created.text
     assert created.json()["active"] is True
-    order = await place_order(tasks, agent, "1500.00")
-    await place_order(tasks, agent, "99.00")  # the condition does not hold
+    order = await place_order(tasks, agent, "1500.00", shop)
+    await place_order(tasks, agent, "99.00", shop)  # the condition does not hold
     mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
     assert len(mine) == 1
     (task,) = mine
@@ -264,3 +269,23 @@ async def test_an_event_whose_number_is_nan_fails_no_rule(crm2_app_factory: Any)
     await place_order(tasks, agent, "NaN")  # settles: the handler did not fail
     mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
     assert [task["title"] for task in mine] == ["Thank"]
+
+
+async def test_a_rule_task_whose_linked_record_does_not_exist_is_made_without_the_link(
+    crm2_app_factory: Any,
+) -> None:
+    """As a series' occurrence: the link is checked when the task is made, for its assignee."""
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    assert (
+        await tasks.client.post(f"{API}/rules", json=RULE, headers=admin.headers)
+    ).status_code == 201
+    order = await place_order(tasks, agent, "1500.00")  # an order the shop does not have
+    mine = (await tasks.client.get(f"{API}/views/mine", headers=agent.headers)).json()["items"]
+    assert [(task["title"], task["link"]) for task in mine] == [("Call Anna Berg", None)]
+    (created,) = await tasks.events("tasks.task.created")
+    assert created.data["link_dropped"] == {
+        "kind": "shop.order",
+        "id": str(order),
+        "reason": "gone_or_not_visible",
+    }

@@ -35,7 +35,7 @@ from crm2_tasks.schemas.admin import (
 from crm2_tasks.service import assignees, rule_links
 from crm2_tasks.service.calendars import default_calendar
 from crm2_tasks.service.rule_cache import ActiveRule, rule_cache
-from crm2_tasks.service.tasks import new_task
+from crm2_tasks.service.tasks import checked_link, new_task
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,13 @@ async def _apply(
             # this event; failing would roll back, and retry, every other rule's task too.
             logger.warning("tasks: rule %s made no task for event %s: %s", rule.id, event_id, exc)
             continue
-        task = await new_task(session, context, actor=None, values=values, now=now)
+        link, dropped = await checked_link(
+            session, context, values["link_kind"], values["link_id"], values["assignee_id"]
+        )
+        values["link_kind"], values["link_id"] = link if link else (None, None)
+        task = await new_task(
+            session, context, actor=None, values=values, now=now, link_dropped=dropped
+        )
         created.append(task.id)
     return created
 

@@ -397,7 +397,9 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
         # the assignee left or may no longer read tasks: the next one waits for someone
         values["assignee_id"] = None
     reader = values["assignee_id"] or values["creator_id"]
-    link, dropped = await _occurrence_link(session, context, template, reader)
+    link, dropped = await checked_link(
+        session, context, template.get("link_kind"), template.get("link_id"), reader
+    )
     values.update(
         link_kind=link[0] if link else None,
         link_id=link[1] if link else None,
@@ -410,16 +412,20 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
     return created.id
 
 
-async def _occurrence_link(
-    session: AsyncSession, context: Any, template: dict[str, Any], reader: uuid.UUID | None
+async def checked_link(
+    session: AsyncSession,
+    context: Any,
+    kind: str | None,
+    ident: str | None,
+    reader: uuid.UUID | None,
 ) -> tuple[tuple[str, str] | None, dict[str, str] | None]:
-    """The series' link for a new occurrence, checked now as at creation: the record must
-    still exist and be visible to the occurrence's assignee (its creator when unassigned),
-    as their roles are now. Otherwise the occurrence is made without the link and the link
-    is given back with the reason, for ``tasks.task.created``; the series keeps it, so a
-    later occurrence whose assignee may see the record has it again.
+    """The link of a task made without a caller (a series' new occurrence, an automation
+    rule's task), checked now as a caller's is at creation: the record must exist and be
+    visible to the task's assignee (its creator when unassigned), as their roles are now.
+    Otherwise the task is made without the link and the link is given back with the
+    reason, for ``tasks.task.created``; a series keeps it, so a later occurrence whose
+    assignee may see the record has it again.
     """
-    kind, ident = template.get("link_kind"), template.get("link_id")
     if not kind or not ident:
         return None, None
     principal = None  # nobody to show it to: the record only has to exist
@@ -431,7 +437,7 @@ async def _occurrence_link(
     if found is not None:
         return (kind, ident), None
     # one reason for a record gone and one hidden: the assignee must not learn which
-    logger.info("tasks: an occurrence of a series dropped its link %s %s", kind, ident)
+    logger.info("tasks: a task made for a series or a rule dropped its link %s %s", kind, ident)
     return None, {"kind": kind, "id": ident, "reason": "gone_or_not_visible"}
 
 
