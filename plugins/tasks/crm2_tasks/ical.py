@@ -2,11 +2,13 @@
 
 Calendar applications show VEVENTs everywhere (VTODO support is patchy), so a
 task is a 15-minute event at its due time. Text is escaped (``\\``, ``;``,
-``,``, newlines) and lines are folded at 75 octets, as the RFC asks.
+``,``, newlines), other control characters are left out, and lines are folded at 75
+octets, as the RFC asks.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,9 +29,16 @@ class FeedItem:
     url: str = ""
 
 
+# RFC 5545's TEXT holds no CONTROL character but HTAB (line breaks are escaped as \n): a
+# task's title may carry any other (a rule fills it from an event), and one of them makes a
+# client refuse the whole feed, so they are left out.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def escape(text: str) -> str:
     return (
-        text.replace("\\", "\\\\")
+        _CONTROL.sub("", text)
+        .replace("\\", "\\\\")
         .replace(";", "\\;")
         .replace(",", "\\,")
         .replace("\r\n", "\\n")

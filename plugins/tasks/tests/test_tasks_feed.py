@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from crm2_tasks.ical import fold
+from crm2_tasks.ical import FeedItem, calendar, fold
 from crm2_tasks.models import Task
 from sqlalchemy import update
 from sqlmodel import col
@@ -80,3 +80,22 @@ def test_long_lines_are_folded_at_75_octets() -> None:
     parts = folded.split("\r\n")
     assert all(len(p.encode()) <= 75 for p in parts)
     assert "".join(p.removeprefix(" ") for p in parts) == line
+
+
+def test_control_characters_never_reach_the_feed() -> None:
+    """RFC 5545 TEXT has no CONTROL characters but HTAB: a title with a bell or an escape
+    (a rule's template fills it from any event) would make clients refuse the whole feed."""
+    moment = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    item = FeedItem(
+        uid="1@crm2-tasks",
+        title="Call\x07 Anna\x1b[31m\x7f\ttoday",
+        description="line\x00one\x0bline\x0ctwo\r\nthree\x1f",
+        due_at=moment,
+        updated_at=moment,
+        done=False,
+    )
+    body = calendar("Tasks\x1b", [item], moment)
+    content = body.replace("\r\n", "")
+    assert not [c for c in content if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F]
+    assert "SUMMARY:Call Anna[31m\ttoday" in body
+    assert "DESCRIPTION:lineonelinetwo\\nthree" in body
