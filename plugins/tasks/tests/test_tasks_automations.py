@@ -289,3 +289,29 @@ async def test_a_rule_task_whose_linked_record_does_not_exist_is_made_without_th
         "id": str(order),
         "reason": "gone_or_not_visible",
     }
+
+
+async def test_a_rule_with_a_fixed_assignee_who_could_never_get_its_tasks_is_422(
+    crm2_app_factory: Any,
+) -> None:
+    """A fixed assignee is checked when the rule is saved, as an SLA policy's escalation
+    target is; a template ({data.owner_id}) only when the event comes."""
+    tasks = await shop_app(crm2_app_factory)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    stranger = await tasks.app.create_user()  # active, no role: may not read tasks
+
+    async def save(name: str, assignee: str) -> Any:
+        action = {"title": "Call", "assignee": assignee}
+        body = {**RULE, "name": name, "create_task": action}
+        return await tasks.client.post(f"{API}/rules", json=body, headers=admin.headers)
+
+    for name, assignee, problem in (
+        ("Nobody", str(uuid.uuid4()), "tasks-invalid-assignee"),
+        ("Stranger", str(stranger), "tasks-assignee-not-permitted"),
+        ("Not an id", "bob", "tasks-invalid-rule"),
+    ):
+        refused = await save(name, assignee)
+        assert refused.status_code == 422, (name, refused.text)
+        assert refused.json()["type"].endswith(problem), refused.text
+    assert (await save("Agent", str(agent.id))).status_code == 201
+    assert (await save("Owner", "{data.owner_id}")).status_code == 201

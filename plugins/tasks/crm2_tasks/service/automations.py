@@ -81,6 +81,25 @@ def _check(context: Any, on: str, when: list[dict[str, Any]], action: dict[str, 
         raise InvalidRule(f"due_in {action['due_in']!r} is too far ahead: {exc}") from exc
 
 
+async def _check_targets(
+    session: AsyncSession, context: Any, actor: Principal | None, action: dict[str, Any]
+) -> None:
+    """What a rule's task points at, when fixed, as a task's own fields are checked: the
+    link (``rule_links``) and an assignee that is no template, who must be a user who may
+    be given tasks (a template is known only when the event comes)."""
+    await rule_links.check_link(session, context, actor, action.get("link"))
+    assignee = (action.get("assignee") or "").strip()
+    if not assignee or automation.PLACEHOLDER.search(assignee):
+        return
+    try:
+        user_id = uuid.UUID(assignee)
+    except ValueError:
+        raise InvalidRule(
+            f"assignee {assignee!r} is neither a user id nor a template such as {{data.owner_id}}"
+        ) from None
+    await assignees.check(session, user_id, "create_task.assignee")
+
+
 async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> AutomationRule:
     rule = await repo.get(session, AutomationRule, rule_id)
     if rule is None:
@@ -106,7 +125,7 @@ async def create_rule(
     when = [c.model_dump() for c in data.when]
     action = data.create_task.model_dump()
     _check(context, data.on, when, action)
-    await rule_links.check_link(session, context, actor, action.get("link"))
+    await _check_targets(session, context, actor, action)
     if await repo.name_taken(session, AutomationRule, data.name):
         raise InvalidRule(f"a rule is already called {data.name!r}")
     rule = AutomationRule(
@@ -148,8 +167,8 @@ async def update_rule(
         values.get("conditions", rule.conditions),
         values.get("action", rule.action),
     )
-    if "action" in values:  # the link is checked as sent, as on create
-        await rule_links.check_link(session, context, actor, values["action"].get("link"))
+    if "action" in values:  # its link and assignee are checked as sent, as on create
+        await _check_targets(session, context, actor, values["action"])
     if values:
         await repo.update(session, rule, values, version)
         _changed(session, rule, "updated", actor)
