@@ -235,3 +235,18 @@ async def test_a_later_occurrence_drops_a_link_to_a_deleted_deal(both: Tasks) ->
     assert nxt["link"] is None
     created = (await both.events("tasks.task.created"))[-1]
     assert created.data["link_dropped"]["reason"] == "gone_or_not_visible"
+
+
+async def test_a_rule_may_link_the_record_types_deals_provides_and_no_other(both: Tasks) -> None:
+    admin = await both.user("admin")
+
+    async def save(name: str, kind: str) -> Any:
+        action = {"title": "Call", "link": {"kind": kind, "id": "{subject}"}}
+        body = {"name": name, "on": "deals.deal.created", "create_task": action}
+        return await both.client.post(f"{API}/rules", json=body, headers=admin.headers)
+
+    assert (await save("Deal", "deals.deal")).status_code == 201
+    assert (await save("Client", "deals.client")).status_code == 201
+    unknown = await save("Unknown", "deals.nothing")  # deals answers for no such type
+    assert unknown.status_code == 422, unknown.text
+    assert "'deals.nothing'" in unknown.json()["detail"]
