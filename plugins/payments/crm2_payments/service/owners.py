@@ -22,6 +22,7 @@ from crm2_payments.models import Allocation, Commission, Payment, Schedule
 from crm2_payments.repository import payments as repo
 from crm2_payments.service.payments import MAY_OWN as WRITE
 from crm2_payments.service.payments import identity
+from crm2_payments.service.records import take_record_turn
 
 OWNED = (Payment, Schedule, Allocation, Commission)
 
@@ -61,6 +62,8 @@ async def follow_link(
     changed = data.get("changed")
     if isinstance(changed, list) and "owner_id" not in changed:
         return 0
+    # after a payment being linked to this record commits: it may have read the old owner
+    await take_record_turn(session, kind, record_id)
     record = await resolve_entity(context, kind, record_id, None, session)
     try:
         owner = uuid.UUID(str(record["owner_id"])) if record and record.get("owner_id") else None

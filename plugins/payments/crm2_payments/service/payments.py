@@ -56,6 +56,7 @@ from crm2_payments.schemas.payments import (
 )
 from crm2_payments.service import commissions
 from crm2_payments.service.money import minor, text
+from crm2_payments.service.records import take_record_turn
 from crm2_payments.visibility import RULES
 
 PAYMENTS = Records(repo.payments, RULES)
@@ -180,6 +181,9 @@ async def create_payment(
     amount = minor(body.amount, body.currency)
     link_owner: uuid.UUID | None = None
     if body.link is not None:
+        # the owner is read in the record's turn, held to the commit: a hand-over handled
+        # meanwhile waits for this payment and moves it too (``service.records``)
+        await take_record_turn(session, body.link.kind, str(body.link.id))
         # read in this request's session (before its first write, as tasks does)
         found = await require_entity(context, body.link, principal, session)
         owner = found.get("owner_id")

@@ -42,11 +42,13 @@ from crm2_payments.schemas.payments import PaymentCancel, SchedulePublic
 from crm2_payments.service import owners
 from crm2_payments.service import payments as payments_service
 from crm2_payments.service.money import minor, split, text
+from crm2_payments.service.records import take_record_turn
 
 POLICY_CREATED = "deals.policy.created"
 POLICY_ACTIVATED = "deals.policy.activated"
 POLICY_UPDATED = "deals.policy.updated"
 POLICY_CANCELLED = "deals.policy.cancelled"
+POLICY = "deals.policy"
 EVENT_TYPES = (POLICY_CREATED, POLICY_ACTIVATED, POLICY_UPDATED, POLICY_CANCELLED)
 
 
@@ -105,7 +107,7 @@ async def policy_owner(
     handled late (a retry after the hand-over's event) must not give the payments back."""
     policy = None
     if context is not None:
-        policy = await resolve_entity(context, "deals.policy", policy_id, None, session)
+        policy = await resolve_entity(context, POLICY, policy_id, None, session)
     return _uuid((policy or data).get("owner_id"))
 
 
@@ -169,7 +171,7 @@ async def create_schedule(
             due_date=due,
             status="planned",
             reference=f"{number or policy_id[:8]}/{index}"[:140],
-            link_kind="deals.policy",
+            link_kind=POLICY,
             link_id=policy_id,
             policy_id=policy_id,
             client_id=client_id,
@@ -237,7 +239,7 @@ async def follow_owner(
         col(Payment.schedule_id).in_(
             select(col(Schedule.id)).where(col(Schedule.policy_id) == policy_id)
         ),
-        (col(Payment.link_kind) == "deals.policy") & (col(Payment.link_id) == policy_id),
+        (col(Payment.link_kind) == POLICY) & (col(Payment.link_id) == policy_id),
     ]
     stmt = (
         select(Payment)
@@ -259,6 +261,10 @@ async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> No
     """The handler of deals' policy events (idempotent: see the module's text)."""
     policy_id = str(event.subject)
     data: dict[str, Any] = dict(event.data)
+    if event.type in (POLICY_ACTIVATED, POLICY_UPDATED):
+        # both read the policy's owner of now and give it payments: in the policy's turn,
+        # after a payment being linked to it (or its activation) commits (``service.records``)
+        await take_record_turn(session, POLICY, policy_id)
     if event.type == POLICY_CREATED:
         await remember_policy(session, policy_id, data)
     elif event.type == POLICY_ACTIVATED:
