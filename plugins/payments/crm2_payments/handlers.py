@@ -1,6 +1,6 @@
 """What payments does when other plugins' events arrive: deals' policy events build, cancel
-and hand over premium schedules; any record's ``*.updated`` moves the payments linked to it
-to its owner of now.
+and hand over premium schedules; any record's ``*.updated``, ``*.assigned`` or
+``*.reassigned`` moves the payments linked to it to its owner of now.
 
 Subscribed by event type name; payments imports nothing of deals. With deals
 disabled the types are not declared, no handler is registered and nothing runs.
@@ -14,6 +14,11 @@ from crm2_hookspecs import EventHandler
 from crm2_payments.service import owners
 from crm2_payments.service.schedules import EVENT_TYPES, POLICY_UPDATED, on_policy_event
 
+# The verbs by which a record changes hands: deals' PATCH, client hand-over and a user's
+# reassignment say ``updated`` (with ``owner_id`` in ``changed``); tasks says ``assigned``
+# (by hand or by SLA escalation). Documents follows the same three.
+OWNER_VERBS = ("updated", "assigned", "reassigned")
+
 
 def declared_event_types(context: Any) -> set[str]:
     """Every event type the enabled plugins declare (``crm2_event_types``)."""
@@ -25,8 +30,9 @@ def declared_event_types(context: Any) -> set[str]:
 
 
 async def on_record_updated(session: Any, event: Any, context: Any) -> None:
-    """Another plugin's record changed (``<plugin>.<entity>.updated``): the payments linked
-    to it follow its owner (``owners.follow_link``; idempotent)."""
+    """Another plugin's record changed (``<plugin>.<entity>.<verb>``, a verb of
+    ``OWNER_VERBS``): the payments linked to it follow its owner (``owners.follow_link``;
+    idempotent)."""
     kind = ".".join(str(event.type).split(".")[:2])
     await owners.follow_link(session, context, kind, str(event.subject), dict(event.data))
 
@@ -44,7 +50,9 @@ def handlers(context: Any) -> list[EventHandler]:
         sorted(
             t
             for t in declared
-            if t.endswith(".updated") and not t.startswith("payments.") and t != POLICY_UPDATED
+            if t.rsplit(".", 1)[-1] in OWNER_VERBS
+            and not t.startswith("payments.")
+            and t != POLICY_UPDATED
         )
     )
     if updates:

@@ -22,7 +22,7 @@ from crm2_payments.models import Allocation, Commission, Payment, Schedule
 from crm2_payments.repository import payments as repo
 from crm2_payments.service.payments import MAY_OWN as WRITE
 from crm2_payments.service.payments import identity
-from crm2_payments.service.records import take_record_turn
+from crm2_payments.service.records import OWNER_FIELDS, record_owner, take_record_turn
 
 OWNED = (Payment, Schedule, Allocation, Commission)
 
@@ -60,15 +60,11 @@ async def follow_link(
     record's owner owns the payment), read from its plugin when the event is handled, so a
     late or redelivered event moves nothing back; how many moved."""
     changed = data.get("changed")
-    if isinstance(changed, list) and "owner_id" not in changed:
+    if isinstance(changed, list) and not any(field in changed for field in OWNER_FIELDS):
         return 0
     # after a payment being linked to this record commits: it may have read the old owner
     await take_record_turn(session, kind, record_id)
-    record = await resolve_entity(context, kind, record_id, None, session)
-    try:
-        owner = uuid.UUID(str(record["owner_id"])) if record and record.get("owner_id") else None
-    except ValueError:
-        owner = None
+    owner = record_owner(await resolve_entity(context, kind, record_id, None, session))
     if owner is None:
         return 0
     stmt = (

@@ -56,7 +56,7 @@ from crm2_payments.schemas.payments import (
 )
 from crm2_payments.service import commissions
 from crm2_payments.service.money import minor, text
-from crm2_payments.service.records import take_record_turn
+from crm2_payments.service.records import record_owner, take_record_turn
 from crm2_payments.visibility import RULES
 
 PAYMENTS = Records(repo.payments, RULES)
@@ -185,9 +185,7 @@ async def create_payment(
         # meanwhile waits for this payment and moves it too (``service.records``)
         await take_record_turn(session, body.link.kind, str(body.link.id))
         # read in this request's session (before its first write, as tasks does)
-        found = await require_entity(context, body.link, principal, session)
-        owner = found.get("owner_id")
-        link_owner = uuid.UUID(str(owner)) if owner else None
+        link_owner = record_owner(await require_entity(context, body.link, principal, session))
     visibility = PAYMENTS.visibility(principal)
     if body.external_id is not None:
         existing = await repo.by_external_id(session, body.provider, body.external_id)

@@ -1,4 +1,4 @@
-"""Linked records: the turn a payment's link and its owner handlers take.
+"""Linked records: who owns one, and the turn a payment's link and its owner handlers take.
 
 Creating a payment with a ``link`` reads the linked record's owner, then commits; the
 owner handlers (``owners.follow_link``, ``schedules.follow_owner``) move the payments
@@ -12,6 +12,9 @@ never a payment that keeps an owner its record no longer has.
 from __future__ import annotations
 
 import hashlib
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,3 +30,22 @@ def record_turn(kind: str, record_id: str) -> int:
 async def take_record_turn(session: AsyncSession, kind: str, record_id: str) -> None:
     """Wait for the transactions holding ``kind``/``record_id``'s turn; hold it to the end."""
     await take_turns(session, record_turn(kind, record_id))
+
+
+# Fields a plugin's ``crm2_resolve_entity`` names a record's owner by, in order: deals,
+# documents and payments say ``owner_id``; tasks says ``assignee_id`` (documents reads
+# the same two).
+OWNER_FIELDS = ("owner_id", "assignee_id")
+
+
+def record_owner(found: Mapping[str, Any] | None) -> uuid.UUID | None:
+    """The owner of a record as its plugin answered ``crm2_resolve_entity``; ``None`` when
+    it names none (or not a user id)."""
+    for field in OWNER_FIELDS:
+        raw = (found or {}).get(field)
+        if raw:
+            try:
+                return uuid.UUID(str(raw))
+            except ValueError:
+                return None
+    return None
