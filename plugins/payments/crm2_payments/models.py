@@ -196,10 +196,13 @@ class Commission(SQLModel, table=True):
             ForeignKey("payments_payment.id", ondelete="RESTRICT"), nullable=False, index=True
         )
     )
-    allocation_id: uuid.UUID = Field(
+    # None: the entry of an amount change (a PATCH made the premium paid in full, or no
+    # longer so, with no money moving)
+    allocation_id: uuid.UUID | None = Field(
+        default=None,
         sa_column=Column(
-            ForeignKey("payments_allocation.id", ondelete="RESTRICT"), nullable=False, unique=True
-        )
+            ForeignKey("payments_allocation.id", ondelete="RESTRICT"), nullable=True, unique=True
+        ),
     )
     rule_id: uuid.UUID = Field(
         sa_column=Column(

@@ -48,7 +48,9 @@ class CommissionRulePublic(ResponseModel):
 class CommissionPublic(ResponseModel):
     id: uuid.UUID
     payment_id: uuid.UUID
-    allocation_id: uuid.UUID
+    allocation_id: uuid.UUID | None = Field(
+        description="the money movement it books; null: a change of the payment's amount"
+    )
     rule_id: uuid.UUID
     amount: Amount = Field(description="negative: a reversal after a refund")
     currency: str

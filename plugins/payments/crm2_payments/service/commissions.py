@@ -4,9 +4,11 @@ When money moves on an incoming payment with an insurer, the best rule (same
 insurer and product, else the insurer's rule for every product; the newest
 wins) says what the premium has earned at its current net paid amount
 (``money.commission_due``); the entry booked is the difference to what is
-booked already. Without an active rule nothing more is booked (deactivating a
-rule freezes what it earned). So a refund books a negative entry (a reversal) and the sum of
-a premium's entries is always exactly what its rule says.
+booked already. A change of the premium's amount books the same way (an entry
+without an allocation: a fixed commission is earned once the premium is paid in
+full, whatever made it so). Without an active rule nothing more is booked
+(deactivating a rule freezes what it earned). So a refund books a negative entry (a
+reversal) and the sum of a premium's entries is always exactly what its rule says.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ async def rule_for(session: AsyncSession, payment: Payment) -> CommissionRule | 
 
 
 async def book(
-    session: AsyncSession, payment: Payment, allocation: Allocation
+    session: AsyncSession, payment: Payment, allocation: Allocation | None
 ) -> Commission | None:
-    """The commission entry of ``allocation`` (``None`` when nothing changes)."""
+    """The commission entry of ``allocation``, or of a change of the payment's amount
+    (``allocation`` ``None``: a fixed commission is earned once the premium is paid in
+    full, and a new amount can make it so, or no longer so); ``None`` when nothing
+    changes."""
     if payment.direction != "incoming":
         return None
     rule = await rule_for(session, payment)
@@ -64,7 +69,7 @@ async def book(
         return None
     entry = Commission(
         payment_id=payment.id,
-        allocation_id=allocation.id,
+        allocation_id=allocation.id if allocation is not None else None,
         rule_id=rule.id,
         amount_minor=delta,
         currency=payment.currency,

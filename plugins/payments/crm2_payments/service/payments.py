@@ -254,6 +254,9 @@ async def update_payment(
         if net > 0:
             values["status"] = "paid" if net >= amount else "partially_paid"
     changed = await repo.payments.update(session, payment, values)
+    if "amount_minor" in changed:
+        # what the premium earns can change with its amount alone (rule 6 of the README)
+        await commissions.book(session, payment, None)
     if changed:
         names = sorted("amount" if k == "amount_minor" else k for k in changed if k != "status")
         publish(
