@@ -4,7 +4,8 @@
 - ``deals.policy.activated`` splits the premium into instalments by frequency
   (annual 1, semi_annual 2, quarterly 4, monthly 12), exact to the minor unit,
   the remainder on the first instalment; instalment *i* is due *i* periods after
-  the start date (the day clamped to the month's end). One schedule per policy:
+  the start date (the day clamped to the month's end); an instalment that would be
+  0.00 (a premium smaller than the count, or none) is not made. One schedule per policy:
   a redelivered or repeated activation creates nothing. The instalments belong to the
   policy's owner as deals has it when the event is handled (a retry after a hand-over
   must not give them to the previous owner).
@@ -141,6 +142,16 @@ async def create_schedule(
         return None  # InvalidAmount: a premium past MAX_MINOR (deals takes 15 digits)
     ref = await session.get(PolicyRef, policy_id)
     client_id = str(data["client_id"]) if data.get("client_id") else None
+    # a premium smaller than its number of instalments (0.00 for free cover) splits into
+    # some of nothing: nothing is owed on them, nobody could pay them (every receipt would
+    # over-pay) and the overdue job would mark them, so none is made
+    due = [
+        (index, amount, day)
+        for index, (amount, day) in enumerate(
+            zip(split(premium, FREQUENCIES[frequency]), dues, strict=True), 1
+        )
+        if amount > 0
+    ]
     schedule = Schedule(
         policy_id=policy_id,
         client_id=client_id,
@@ -148,7 +159,7 @@ async def create_schedule(
         premium_minor=premium,
         currency=currency,
         frequency=frequency,
-        instalments=FREQUENCIES[frequency],
+        instalments=len(due),
         start_date=start,
         owner_id=owner_id,
         source_event_id=event_id,
@@ -161,14 +172,12 @@ async def create_schedule(
         return None  # another delivery of the same activation won
     ids: list[uuid.UUID] = []
     number = ref.number if ref else ""
-    for index, (amount, due) in enumerate(
-        zip(split(premium, schedule.instalments), dues, strict=True), 1
-    ):
+    for index, amount, day in due:
         payment = Payment(
             direction="incoming",
             amount_minor=amount,
             currency=currency,
-            due_date=due,
+            due_date=day,
             status="planned",
             reference=f"{number or policy_id[:8]}/{index}"[:140],
             link_kind=POLICY,
