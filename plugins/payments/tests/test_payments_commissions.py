@@ -69,3 +69,20 @@ async def test_an_amount_raised_above_what_was_paid_takes_the_fixed_commission_b
     assert (await p.move(agent, made["id"], "payment", "50.00")).status_code == 201
     entries = await _commissions(p, agent, made["id"])
     assert sorted(e["amount"] for e in entries) == ["-5.00", "5.00", "5.00"]
+
+
+async def test_basis_points_sent_for_a_fixed_rule_are_422_not_dropped(payments: Payments) -> None:
+    """A PATCH answered 200 while it ignored the one field it was sent."""
+    p = payments
+    admin = await p.user("admin")
+    rule = {"insurer": "Allianz", "fixed_amount": "5.00", "currency": "EUR"}
+    made = await p.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
+    url = f"{API}/commission-rules/{made.json()['id']}"
+    refused = await p.client.patch(
+        url, json={"basis_points": 500}, headers={**admin.headers, "If-Match": made.headers["ETag"]}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("payments-invalid-rule")
+    after = await p.client.get(url, headers=admin.headers)
+    assert after.json()["version"] == made.json()["version"]
+    assert (after.json()["basis_points"], after.json()["fixed_amount"]) == (None, "5.00")

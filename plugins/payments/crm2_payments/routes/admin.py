@@ -14,17 +14,14 @@ from crm2_core.api import (
     IfMatchDep,
     Page,
     PageDep,
-    Repository,
     SessionDep,
-    Sorts,
-    check_version,
     created,
     from_minor,
     page_response,
     present,
 )
-from crm2_payments.errors import InvalidRule, RuleNotFound
 from crm2_payments.models import Commission, CommissionRule
+from crm2_payments.repository import rules as rules_repo
 from crm2_payments.routes.deps import PaymentsAdmin, PaymentsRead
 from crm2_payments.schemas.admin import (
     CommissionPublic,
@@ -32,31 +29,11 @@ from crm2_payments.schemas.admin import (
     CommissionRulePublic,
     CommissionRuleUpdate,
 )
-from crm2_payments.service.money import minor
+from crm2_payments.service import rules as service
 from crm2_payments.visibility import RULES
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments commissions"])
-rules = Repository(
-    CommissionRule,
-    RuleNotFound,
-    sorts=Sorts(
-        {"created_at": col(CommissionRule.created_at)},
-        id_column=col(CommissionRule.id),
-        default="-created_at",
-    ),
-    noun="commission rule",
-)
-commissions = Repository(
-    Commission,
-    RuleNotFound,
-    owner=col(Commission.owner_id),
-    sorts=Sorts(
-        {"created_at": col(Commission.created_at)},
-        id_column=col(Commission.id),
-        default="-created_at",
-    ),
-    noun="commission",
-)
+rules, commissions = rules_repo.rules, rules_repo.commissions
 
 
 def rule_public(r: CommissionRule) -> CommissionRulePublic:
@@ -96,24 +73,7 @@ async def create_rule(
     body: CommissionRuleCreate, principal: PaymentsAdmin, session: SessionDep, response: Response
 ) -> CommissionRulePublic:
     """A rule: basis points of the premium paid, or a fixed amount once it is paid in full."""
-    if (body.basis_points is None) == (body.fixed_amount is None):
-        raise InvalidRule("give either basis_points or fixed_amount (with its currency)")
-    if body.fixed_amount is not None and body.currency is None:
-        raise InvalidRule("fixed_amount needs its currency")
-    fixed = (
-        minor(body.fixed_amount, body.currency)  # zero or less: 422
-        if body.fixed_amount is not None and body.currency is not None
-        else None
-    )
-    row = CommissionRule(
-        insurer=body.insurer,
-        product=body.product,
-        basis_points=body.basis_points,
-        fixed_minor=fixed,
-        currency=body.currency if fixed is not None else None,
-        active=body.active,
-    )
-    await rules.add(session, row)
+    row = await service.create_rule(session, body)
     return created(response, f"/api/v1/payments/commission-rules/{row.id}", rule_public(row))
 
 
@@ -135,13 +95,9 @@ async def update_rule(
     session: SessionDep,
     response: Response,
 ) -> CommissionRulePublic:
-    """Change a rule (If-Match required); commissions booked before stay as they are."""
-    row = await rules.get_or_404(session, RULES.visibility(None), rule_id)
-    version = check_version(if_match, row.version)
-    values = body.model_dump(exclude_unset=True)
-    if "basis_points" in values and row.basis_points is None:
-        values.pop("basis_points")
-    await rules.update(session, row, values, expected_version=version)
+    """Change a rule (If-Match required); commissions booked before stay as they are. A
+    fixed-amount rule takes no basis_points (422)."""
+    row = await service.update_rule(session, rule_id, if_match, body)
     return present(response, rule_public(row))
 
 
