@@ -7,7 +7,7 @@ worker message does, with the events in the outbox).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -253,12 +253,17 @@ async def update_payment(
         net = payment.paid_minor - payment.refunded_minor
         if net > 0:
             values["status"] = "paid" if net >= amount else "partially_paid"
+    if "due_date" in values and payment.status == "overdue":
+        # a status the new amount decided (paid, partially paid) stands
+        for key, value in _rescheduled(payment, values["due_date"]).items():
+            values.setdefault(key, value)
     changed = await repo.payments.update(session, payment, values)
     if "amount_minor" in changed:
         # what the premium earns can change with its amount alone (rule 6 of the README)
         await commissions.book(session, payment, None)
     if changed:
-        names = sorted("amount" if k == "amount_minor" else k for k in changed if k != "status")
+        derived = ("status", "overdue_at")  # follow from the fields sent
+        names = sorted("amount" if k == "amount_minor" else k for k in changed if k not in derived)
         publish(
             session,
             PaymentUpdated(changed=names, **identity(payment)),
@@ -266,6 +271,21 @@ async def update_payment(
             actor=principal,
         )
     return payment
+
+
+def _rescheduled(payment: Payment, due: date | None) -> dict[str, Any]:
+    """An overdue payment given a due date not past (or none) is owed, no longer overdue:
+    its status as the money on it says, and ``overdue_at`` cleared, so the overdue job
+    marks it again (with its event) once the new date has passed. A date still past
+    changes nothing."""
+    if due is not None and due < utcnow().date():
+        return {}
+    net = payment.paid_minor - payment.refunded_minor
+    if net > 0:
+        status = "partially_paid"
+    else:
+        status = "planned" if due is None or due > utcnow().date() else "due"
+    return {"status": status, "overdue_at": None}
 
 
 async def cancel_payment(
