@@ -4,18 +4,23 @@ staging copy is gone, retention deletes it there; an unknown name stops start-up
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, backup_settings, run_drill, run_set
+from backup_kit import API, TargetPlugin, backup_settings, run_drill, run_set
+from crm2_backup.service.backup import run_backup
 from crm2_backup.service.restore import restore
 from crm2_backup.service.retention import prune
+from crm2_backup.service.stale import fail_stale_sets, stale_after
 
-from crm2_core.api import ConfigurationError
+from crm2_core.api import ConfigurationError, utcnow
 from crm2_core.testing import Crm2TestApp
 
 
@@ -114,3 +119,94 @@ async def test_a_destination_nobody_provides_stops_start_up(
             plugins=["backup"],
             plugin_settings={"backup": backup_settings(tmp_path, destination="documents:local")},
         )
+
+
+class TextTarget:
+    """A target that dumps one line on any database (duck-typed)."""
+
+    name = "text"
+    extension = ".txt"
+
+    async def dump(self, path: Path) -> Mapping[str, Any]:
+        path.write_text("text\n")  # noqa: ASYNC240
+        return {"lines": 1}
+
+    async def restore(self, path: Path, to: str, dry_run: bool) -> Mapping[str, Any]:
+        return {"into": to}
+
+    async def drill(self, path: Path, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"lines": 1}
+
+
+async def _documents_app(crm2_app_factory: Any, tmp_path: Path, remote_root: Path) -> Crm2TestApp:
+    """Sets of one ``text`` target copied to ``documents:local`` (in ``remote_root``)."""
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["backup", "documents", "text"],
+        extra_plugins=(TargetPlugin("text", TextTarget()),),
+        plugin_settings={
+            "backup": backup_settings(tmp_path, targets="text", destination="documents:local"),
+            "documents": {"local_root": str(remote_root)},
+        },
+    )
+    return app
+
+
+async def test_a_set_the_stale_job_fails_mid_upload_leaves_nothing_in_the_destination(
+    crm2_app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep deletes a stale set's local folder; the files already copied to its
+    destination go too (a failed set is never drilled, restored or pruned), and so do
+    those the stalled run copies after it goes on."""
+    remote_root = tmp_path / "remote"
+    app = await _documents_app(crm2_app_factory, tmp_path, remote_root)
+    from crm2_documents.backup_destination import StorageDestination
+
+    entered, release = asyncio.Event(), asyncio.Event()
+    put = StorageDestination.put
+
+    async def stall_before_the_manifest(self: Any, name: str, path: Path) -> int:
+        if name.endswith("/manifest.json"):  # the artefact is copied already
+            held = tmp_path / "held-manifest.json"  # read before the stall, sent after it
+            shutil.copyfile(path, held)
+            entered.set()
+            await release.wait()
+            path = held
+        return await put(self, name, path)
+
+    monkeypatch.setattr(StorageDestination, "put", stall_before_the_manifest)
+    task = asyncio.create_task(run_backup(app.context))
+    await asyncio.wait_for(entered.wait(), 30)
+    assert [p.suffix for p in _stored(remote_root)] == [".enc"]
+
+    later = utcnow() + stale_after(app.context.plugin_settings("backup")) + timedelta(seconds=1)
+    [set_id] = await fail_stale_sets(app.context, later)
+
+    assert _stored(remote_root) == []
+    release.set()
+    late = await asyncio.wait_for(task, 30)  # it finishes the upload, after the sweep
+
+    assert late is not None and late.id == set_id and late.status == "failed"
+    assert "finished late" in late.error
+    assert _stored(remote_root) == []  # nor the manifest it copied after the sweep
+
+
+async def test_a_set_whose_upload_fails_part_way_leaves_nothing_in_the_destination(
+    crm2_app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote_root = tmp_path / "remote"
+    app = await _documents_app(crm2_app_factory, tmp_path, remote_root)
+    from crm2_documents.backup_destination import StorageDestination
+    from crm2_documents.storage.base import StorageError
+
+    put = StorageDestination.put
+
+    async def refuse_the_manifest(self: Any, name: str, path: Path) -> int:
+        if name.endswith("/manifest.json"):
+            raise StorageError("the bucket is full")
+        return await put(self, name, path)
+
+    monkeypatch.setattr(StorageDestination, "put", refuse_the_manifest)
+    with pytest.raises(StorageError):
+        await run_backup(app.context)
+
+    assert _stored(remote_root) == []

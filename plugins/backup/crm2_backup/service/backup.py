@@ -308,7 +308,10 @@ async def _complete(
     folder = store.set_dir(settings, row.location)
     try:  # a manifest the folder cannot take (a full disk) fails the set like an upload
         store.write_manifest(folder, manifest)
-        if remote is not None:  # the set is completed only once its destination holds it
+        # the set is completed only once its destination holds it; the manifest is
+        # recorded first, so that whoever fails the set deletes what was copied there.
+        # Not recorded: the stale sweep failed the set meanwhile (the update below says so)
+        if remote is not None and await _record_manifest(context, row.id, manifest):
             files = [a.filename for a in artifacts] + [destinations.MANIFEST]
             await destinations.upload(remote, row.location, folder, files)
     except BaseException as exc:
@@ -346,6 +349,14 @@ async def _complete(
     return done
 
 
+async def _record_manifest(context: Any, set_id: uuid.UUID, manifest: dict[str, Any]) -> bool:
+    """The manifest on the still-running set's row (what a destination will hold): written?"""
+    async with context.session_factory() as session:
+        recorded = await update_set(session, set_id, only_if="running", manifest=manifest)
+        await session.commit()
+    return recorded
+
+
 async def _late(
     context: Any,
     session: Any,
@@ -373,9 +384,12 @@ async def _late(
     )
     await session.commit()
     log.warning("backup: set %s finished after it had been marked failed; kept failed", row.id)
-    # failed, so never drilled or restored: its files go as any failed set's do
+    # failed, so never drilled or restored: its files go as any failed set's do, in the
+    # destination too (this run may have copied them after the sweep deleted its own)
     store.remove(store.set_dir(context.plugin_settings("backup"), row.location))
-    return await get_set(session, row.id)
+    failed = await get_set(session, row.id)
+    await destinations.discard(context, failed)
+    return failed
 
 
 async def _fail(
@@ -419,7 +433,10 @@ async def _fail(
             # which is likely why this run failed now: its reason stays, this is noted
             await note_late_run(session, run, False, error)
         await session.commit()
+        failed = await get_set(session, row.id)
     # a failed set is never drilled or restored: what it wrote before failing would only
-    # hold the space (a full disk's) that nothing, not retention, would ever free
+    # hold the space (a full disk's) that nothing, not retention, would ever free; the
+    # same goes for what an upload had copied to its destination
     store.remove(store.set_dir(context.plugin_settings("backup"), row.location))
+    await destinations.discard(context, failed)
     return failed_here

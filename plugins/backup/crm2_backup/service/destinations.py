@@ -13,7 +13,10 @@ its manifest is written every file is copied to the destination, and the
 manifest records the destination's name (``destination``). Drills and restores
 read a file from the destination when the local copy is gone; retention deletes
 a pruned set's files there too. Backends cannot list, so a set's files are
-those its manifest names (its artefacts and ``manifest.json``).
+those its manifest names (its artefacts and ``manifest.json``): the manifest is
+therefore recorded in the set's row *before* the first file is copied, so that
+whoever fails the set (a failed upload, the stale sweep, a run that finishes after
+the sweep) can delete what already reached the destination (:func:`discard`).
 """
 
 from __future__ import annotations
@@ -96,3 +99,28 @@ async def delete(target: Any, location: str, files: list[str]) -> None:
     """Remove the set's ``files`` from ``target`` (missing ones are not an error)."""
     for filename in files:
         await target.delete(f"{location}/{filename}")
+
+
+async def discard(context: Any, row: BackupSet) -> None:
+    """Delete a failed set's files from the destination its recorded manifest names.
+
+    A failed set is never drilled, restored or pruned, so a copy left there would hold
+    space (and a set nobody can use) for ever. Missing files are not an error (a run
+    stopped before copying them); a destination that cannot be reached or is no longer
+    offered is logged, not raised: the set is failed either way.
+    """
+    name = str((row.manifest or {}).get("destination") or LOCAL)
+    if name == LOCAL:
+        return
+    try:
+        target = destination(context, name)
+        if target is not None:
+            await delete(target, row.location, files_of(row))
+    except Exception as exc:  # reported, not raised: the failure it cleans up stands
+        log.warning(
+            "backup: files of failed set %s not deleted from %s: %s: %s",
+            row.id,
+            name,
+            type(exc).__name__,
+            getattr(exc, "detail", None) or exc,
+        )

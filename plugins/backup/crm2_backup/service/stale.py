@@ -35,7 +35,7 @@ from crm2_backup.errors import SetNotRestorable
 from crm2_backup.events import SetFailed, SetVerifyFailed
 from crm2_backup.models import BackupRun, BackupSet, RestoreDrill
 from crm2_backup.repository import finish_run
-from crm2_backup.service import store
+from crm2_backup.service import destinations, store
 from crm2_core.api import publish, utcnow
 
 log = logging.getLogger("crm2.backup")
@@ -93,7 +93,7 @@ async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uui
     limit = stale_after(settings)
     cutoff = now - limit
     failed: list[uuid.UUID] = []
-    folders: list[str] = []
+    swept: list[BackupSet] = []
     async with context.session_factory() as session:
         rows = await session.execute(
             select(BackupSet).where(
@@ -134,7 +134,7 @@ async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uui
             )
             log.error("backup: set %s marked failed: %s", row.id, reason)
             failed.append(row.id)
-            folders.append(row.location)
+            swept.append(row)
         # a drill asked for with ?verify=true whose process went away: the set itself is
         # fine (completed), the drill's phase says it never finished
         verifying = await session.execute(
@@ -154,12 +154,16 @@ async def fail_stale_sets(context: Any, now: datetime | None = None) -> list[uui
         await session.commit()
     # as a failing set's (backup.py): a failed set is never drilled or restored, and its
     # partial artefacts would hold space nothing (not retention) frees. A run that was only
-    # stalled finds its folder gone and ends failed too (it could not be trusted anyway)
-    for location in folders:
+    # stalled finds its folder gone and ends failed too (it could not be trusted anyway).
+    # What an upload had already copied to the set's destination goes as well (its row
+    # records the manifest before the first copy); a run that copies more after this
+    # deletes those itself when it ends (backup.py)
+    for row in swept:
         try:
-            store.remove(store.set_dir(settings, location))
+            store.remove(store.set_dir(settings, row.location))
         except SetNotRestorable as exc:  # a hand-made row pointing outside CRM2_BACKUP_DIR
             log.warning("backup: files of a stale set not deleted: %s", exc.detail)
+        await destinations.discard(context, row)
     return failed
 
 
