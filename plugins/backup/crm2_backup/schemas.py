@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, computed_field
 
+from crm2_backup.service.clock import trusted_until
 from crm2_core.api import ResponseModel
 
 SetStatus = Literal["queued", "running", "completed", "failed", "pruned"]
@@ -83,6 +84,16 @@ class SetPublic(ResponseModel):
     @property
     def done(self) -> bool:
         return self.state not in ("queued", "running", "verifying")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="dated more than 5 minutes ahead of the server's clock (a clock that ran "
+        "ahead, a hand-made row): listed first, as sets are newest first, but never the latest "
+        "set (status, RPO, a drill of the latest) and neither counted nor pruned by retention; "
+        "fix its started_at or delete it"
+    )
+    @property
+    def future_dated(self) -> bool:
+        return self.started_at > trusted_until()
 
 
 class SetDetail(SetPublic):

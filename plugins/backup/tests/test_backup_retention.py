@@ -86,3 +86,31 @@ async def test_a_future_dated_set_is_not_the_latest_and_lets_retention_prune_no_
     body = (await app.client.get(f"{API}/sets/{future.id}", headers=admin)).json()
     assert body["status"] == "completed"  # kept: only its clock is suspect
     assert f"set {future.id}" in caplog.text and "in the future" in caplog.text
+
+
+async def test_the_sets_list_flags_a_future_dated_set_it_cannot_order_as_the_newest(
+    backup: Crm2TestApp,
+) -> None:
+    """The list is ordered by ``started_at``, so a set dated ahead of the clock comes first:
+    it says it is future-dated (never the latest) instead of passing for the newest."""
+    now = utcnow()
+    made = new_set("manual", None, None, "completed")
+    ahead = new_set("manual", None, None, "completed")
+    made.started_at = now - timedelta(hours=1)
+    ahead.started_at = now + timedelta(days=30)
+    async with backup.context.session_factory() as session:
+        session.add_all([made, ahead])
+        await session.commit()
+    admin = await backup.login("admin")
+
+    listed = (await backup.client.get(f"{API}/sets", headers=admin)).json()["items"]
+    one = (await backup.client.get(f"{API}/sets/{ahead.id}", headers=admin)).json()
+    status = (await backup.client.get(f"{API}/status", headers=admin)).json()
+
+    assert [(s["id"], s["future_dated"]) for s in listed] == [
+        (str(ahead.id), True),
+        (str(made.id), False),
+    ]
+    assert one["future_dated"] is True
+    assert status["latest_set"]["id"] == str(made.id)
+    assert status["latest_set"]["future_dated"] is False
