@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from crm2_core.api import Crm2Error
 from crm2_core.api import run_with_context as _run_with_context
@@ -28,6 +29,17 @@ def run_with_context(work: Callable[[Any], Awaitable[T]], *, sync_roles: bool = 
         return _run_with_context(work, sync_roles=sync_roles)
     except Crm2Error as exc:
         raise click.ClickException(f"{exc.title}: {exc.detail or ''}".rstrip(": ")) from None
+
+
+def _for_the_core(exc: Exception) -> bool:
+    """A database that cannot be reached, or has no backup tables yet: the core's own line
+    says so (``cannot connect …`` / ``not migrated: run `crm2 migrate` first``), as for
+    every other command, instead of ``backup failed:`` and the SQL."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    text = str(exc.orig).lower()
+    missing = "no such table" in text or ("relation" in text and "does not exist" in text)
+    return exc.statement is None or (missing and "backup_" in exc.statement)
 
 
 def _progress(label: str) -> Any:
@@ -53,7 +65,7 @@ def register(cli: click.Group) -> None:
             try:
                 row = await run_backup(context, progress=_progress("backup"))
             except Exception as exc:
-                if isinstance(exc, Crm2Error):
+                if isinstance(exc, Crm2Error) or _for_the_core(exc):
                     raise
                 # recorded as a failed set with this cause (and logged with its id): one line
                 raise click.ClickException(f"backup failed: {_error_text(exc)}") from None
