@@ -144,16 +144,30 @@ async def downgrade(
         await _run(engine, source, lambda cfg: command.downgrade(cfg, revision))
 
 
+def _dependents(registry: PluginRegistry, plugin: str) -> set[str]:
+    """The enabled plugins whose tables may point at ``plugin``'s: those that name it in
+    ``depends``, and those with a foreign key into its tables (every plugin may point at
+    the core's and auth's, ``auth_user`` most often, without naming them)."""
+    models = list(registry.collect("crm2_models"))
+    owner = {model.__table__.name: name for name, model in models}
+    dependents = set()
+    for name, model in models:
+        for key in model.__table__.foreign_keys:
+            if name != plugin and owner.get(key.target_fullname.split(".")[0]) == plugin:
+                dependents.add(name)
+    for name in registry.names:
+        manifest = registry.get(name).manifest
+        if name != plugin and manifest is not None and plugin in manifest.depends:
+            dependents.add(name)
+    return dependents
+
+
 async def _refuse_while_dependents_keep_tables(
     engine: AsyncEngine, registry: PluginRegistry, plugin: str
 ) -> None:
     """Removing a plugin's tables while a plugin that depends on it keeps its own would
     leave that plugin's rows naming records that are gone: its dependents go first."""
-    dependents = set()
-    for name in registry.names:
-        manifest = registry.get(name).manifest
-        if name != plugin and manifest is not None and plugin in manifest.depends:
-            dependents.add(name)
+    dependents = _dependents(registry, plugin)
     if not dependents:
         return
     kept = [

@@ -407,3 +407,24 @@ async def test_a_plugin_keeps_its_tables_while_a_plugin_depending_on_it_keeps_it
     await migrate.downgrade(engine, registry, PLUGIN)
     await migrate.downgrade(engine, registry, "documents")
     assert await versions_of(engine, "documents") == []
+
+
+async def test_auth_and_the_core_keep_their_tables_while_any_plugin_keeps_its_own(
+    engine: AsyncEngine,
+) -> None:
+    """Every plugin may point at the core's and auth's tables (``auth_user``) without
+    declaring them in ``depends``: dropping auth first fails on PostgreSQL with the
+    SQL of the foreign keys in the way, and on SQLite leaves rows naming users that are
+    gone (and a later full downgrade that cannot find ``auth_user``)."""
+    registry = registry_for("documents")
+    await migrate.upgrade(engine, registry)
+
+    with pytest.raises(ConfigurationError, match=r"documents depend.* on auth"):
+        await migrate.downgrade(engine, registry, "auth")
+    with pytest.raises(ConfigurationError, match=r"^auth depend.* on core"):
+        await migrate.downgrade(engine, registry, "core")
+    assert await versions_of(engine, "auth")  # nothing was removed
+
+    await migrate.downgrade(engine, registry, "documents")
+    await migrate.downgrade(engine, registry, "auth")
+    assert await versions_of(engine, "auth") == []
