@@ -293,3 +293,24 @@ def test_a_bad_seed_size_is_one_line_naming_it(
     line = one_line_error(run(runner, "seed", "load", env={**env, variable: value}))
 
     assert line.startswith(f"Error: {variable} must be a whole number from {minimum} to "), line
+
+
+# -- workers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_worker_on_the_in_process_broker_is_one_line_naming_the_fix(
+    runner: CliRunner, processes: str
+) -> None:
+    """With memory:// (the default) the handlers run inside crm2 serve: a worker has no
+    queue to consume, whatever its --processes."""
+    from crm2_core.cli import events  # noqa: F401  (the worker command)
+
+    env = {"CRM2_BROKER_URL": "memory://", "CRM2_PLUGINS": "notifications"}
+
+    line = one_line_error(run(runner, "worker", "--processes", processes, env=env))
+
+    assert line == (
+        "Error: crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
+        "handlers already run inside crm2 serve"
+    )

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
@@ -35,8 +35,26 @@ METRICS_PORT_VARIABLE = "CRM2_METRICS_WORKER_PORT"
 WAKE_SECONDS = 0.1  # how soon the main thread notices a stop
 
 
+def _broker(context: AppContext) -> DramatiqBroker:
+    """The broker a worker consumes from; the in-process one has no queues to consume."""
+    from crm2_core.events.dramatiq_broker import DramatiqBroker
+
+    broker = context.events.broker
+    if not isinstance(broker, DramatiqBroker):
+        raise ConfigurationError(
+            "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
+            "handlers already run inside crm2 serve"
+        )
+    return broker
+
+
 def worker_queues(context: AppContext, plugins: Sequence[str] = ()) -> list[str]:
-    """The queues to consume: every plugin's with handlers, or only ``plugins``' ones."""
+    """The queues to consume: every plugin's with handlers, or only ``plugins``' ones.
+
+    :raises ConfigurationError: the in-process broker (nothing to consume), or a
+        ``plugins`` name without handlers.
+    """
+    broker = _broker(context)  # checked first: --processes N asks this before anything
     bus = context.events
     with_handlers = bus.handlers.plugins
     unknown = [p for p in plugins if p not in with_handlers]
@@ -45,7 +63,6 @@ def worker_queues(context: AppContext, plugins: Sequence[str] = ()) -> list[str]
             f"--plugin {', '.join(unknown)}: no enabled plugin of that name has event "
             f"handlers (plugins with a queue: {', '.join(with_handlers) or 'none'})"
         )
-    broker = cast("DramatiqBroker", bus.broker)  # run_worker refuses the in-process broker
     return sorted(broker.queue_name(p) for p in (plugins or with_handlers))
 
 
@@ -60,17 +77,11 @@ def run_worker(
     ``plugins``: consume only these plugins' queues (a Deployment per queue scales
     one plugin's handlers apart from the others'); empty = every queue.
     """
-    from crm2_core.events.dramatiq_broker import DramatiqBroker
-
+    queues = worker_queues(context, plugins)  # refuses the in-process broker
+    broker = _broker(context)
     bus = context.events
-    if not isinstance(bus.broker, DramatiqBroker):
-        raise ConfigurationError(
-            "crm2 worker needs CRM2_BROKER_URL=amqp://… or redis://…; with memory:// the "
-            "handlers already run inside crm2 serve"
-        )
-    queues = worker_queues(context, plugins)
     # a subject lane's waiting run holds its thread: half of them at most
-    bus.broker.lanes.waiters = max(1, threads // 2)
+    broker.lanes.waiters = max(1, threads // 2)
     stop = stop or threading.Event()
     signalled: list[int] = []
     if threading.current_thread() is threading.main_thread():
@@ -84,7 +95,7 @@ def run_worker(
         return bool(signalled) or stop.is_set()
 
     worker = dramatiq.Worker(
-        bus.broker.broker,
+        broker.broker,
         queues=set(queues) if plugins else None,
         worker_threads=threads,
         worker_timeout=100,
