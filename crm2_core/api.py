@@ -15,7 +15,7 @@ from crm2_core.context import AppContext
 from crm2_core.db import NAMING_CONVENTION, UtcDateTime, metadata, new_id, utcnow
 from crm2_core.db.bulk import insert_rows
 from crm2_core.db.direct import execute_in_session
-from crm2_core.db.folding import folded
+from crm2_core.db.folding import fold_text, folded
 from crm2_core.db.lists import in_values
 from crm2_core.db.pagination import DEFAULT_LIMIT, OrderKey, PageParams, paginate, sort_order
 from crm2_core.db.together import (
@@ -238,6 +238,7 @@ __all__ = [
     "export_list",
     "export_pages",
     "export_route",
+    "fold_text",
     "folded",
     "from_minor",
     "has_permission",

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm2_core.db.folding import folded, folded_pattern
+from crm2_core.db.folding import fold_text, folded, folded_pattern
 from crm2_core.db.pagination import Shaped
 
 S = TypeVar("S", bound=Select[Any])
@@ -129,8 +129,8 @@ def _at_most(columns: tuple[Any, ...], right: Any) -> Any:
 
 
 def _lower_like(columns: tuple[Any, ...], right: Any) -> Any:
-    # folded(): lower() on PostgreSQL, Python's casefold on SQLite (whose lower() and
-    # LIKE fold ASCII only): "élise" finds "Élise" on both.
+    # folded(): one folding rule on both databases (SQLite's own lower() and LIKE fold
+    # ASCII only): "élise" finds "Élise", "κοσμος" finds "ΚΟΣΜΟΣ" on both.
     pattern = folded_pattern(type_coerce(right, _TEXT))  # a str bind, as LIKE would make it
     return or_(*(folded(c).like(pattern, escape="\\") for c in columns))
 
@@ -154,7 +154,7 @@ def one_of(column_: Any, values: Sequence[Any] | None) -> Any:
 
 def like_pattern(text: str) -> str:
     """``%text%`` with LIKE's wildcards escaped (used with ``escape="\\\\"``)."""
-    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = fold_text(text.strip()).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
