@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from crm2_core.auth import CurrentPrincipal, has_permission
 from crm2_core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
@@ -56,15 +56,37 @@ def _check_permission(request: Request, principal: Principal, channel: Registere
         raise Forbidden(f"stream {channel.name} needs the {channel.permission} permission")
 
 
+def event_position(text: str) -> int | None:
+    """``text`` as a log position if it is written as this server writes ids (``id: 1042``):
+    ASCII digits only. ``int()`` also takes ``1_0``, ``+5``, ``-0``, other scripts' digits
+    and surrounding Unicode spaces. Past ``INT64_MAX`` it is still a number (beyond the
+    log's end); past 100 digits ``None``, before ``int()`` spends time on it."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 100:
+        return None
+    return int(text)
+
+
+def _query_position(value: object) -> object:
+    if isinstance(value, str) and event_position(value) is None:
+        raise ValueError("must be an event id this server sent: ASCII digits only")
+    return value
+
+
 def _last_event_id(header: str | None, query: int | None) -> int | None:
-    if header is None or not header.strip():
+    """The header wins over the query; an empty header is no header (the SSE spec's
+    client sends none when its last event id is empty). HTTP's optional whitespace
+    around the value is no part of it (RFC 9110 section 5.5); anything else is a 400."""
+    if header is None:
         return query
-    try:
-        value = int(header.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an event id this server sent") from None
-    if value < 0:
-        raise BadRequest("Last-Event-ID must not be negative")
+    text = header.strip(" \t")
+    if not text:
+        return query
+    value = event_position(text)
+    if value is None:
+        raise BadRequest(
+            f"Last-Event-ID {text[:40]!r} is not an event id this server sent: "
+            "send the id: of the last event received, ASCII digits only"
+        )
     return value
 
 
@@ -128,6 +150,7 @@ async def stream(
     ] = None,
     last_event_id: Annotated[
         int | None,
+        BeforeValidator(_query_position),
         Query(ge=0, le=INT64_MAX, description="resume after this id (when the header is unset)"),
     ] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

@@ -39,3 +39,26 @@ async def test_last_event_id_beyond_the_log_is_400(
     huge_query = await app.client.get(f"{URL}?last_event_id={2**70}", headers=headers)
     assert huge_query.status_code == 422, huge_query.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_last_event_id_takes_plain_ascii_digits_only(
+    probe_app: Callable[..., Awaitable[Crm2TestApp]],
+) -> None:
+    """``int()`` took ``1_0``, ``+1``, Unicode digits and spaces: none is an id this server
+    sends. The header is a 400 naming it, the query parameter a 422 (as any query value);
+    HTTP's own whitespace around a header value is no part of it (RFC 9110 5.5)."""
+    app = await probe_app()
+    headers = await app.login("admin")
+    await post_item(app, headers, 1)
+    await app.settle_events()
+    assert await app.context.streams.source.top() >= 1
+    for bad in ("1_0", "+1", "-0", "1.0", "0x1", "\u0661", "1\u00a0", "\u20031", "1 1", "9" * 101):
+        raw = bad.encode()  # as sent: UTF-8 bytes
+        response = await app.client.get(URL, headers={**headers, "Last-Event-ID": raw})
+        assert response.status_code == 400, (bad, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "ASCII digits only" in response.json()["detail"], bad
+        assert response.json()["type"] == "urn:crm2:problem:bad-request"
+        by_query = await app.client.get(URL, params={"last_event_id": bad}, headers=headers)
+        assert by_query.status_code == 422, (bad, by_query.text)
+        assert by_query.json()["errors"][0]["loc"] == ["query", "last_event_id"]
