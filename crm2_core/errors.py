@@ -89,12 +89,20 @@ class UnsupportedMediaType(Crm2Error):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class UnsupportedCharset(UnsupportedMediaType):
+    slug, title = "unsupported-charset", "JSON is read as UTF-8 only"
+
+
 class Unprocessable(Crm2Error):
     status, slug, title = 422, "unprocessable", "The request cannot be processed"
 
 
 class ValidationFailed(Unprocessable):
     slug, title = "validation-error", "The request is invalid"
+
+
+class NotUtf8(BadRequest):
+    slug, title = "not-utf8", "The body is not UTF-8"
 
 
 class DuplicateJsonKey(Unprocessable):

@@ -11,7 +11,9 @@ from typing import Any
 from crm2_core.errors import (
     PROBLEM_TYPE_BASE,
     DuplicateJsonKey,
+    NotUtf8,
     PayloadTooLarge,
+    UnsupportedCharset,
     UnsupportedMediaType,
 )
 from crm2_core.http.json_keys import duplicate_key
@@ -189,12 +191,39 @@ def _is_json(media_type: str) -> bool:
     )
 
 
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of ``content_type``, lower-cased and unquoted."""
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip().lower()
+    return None
+
+
+def _not_utf8(body: bytes) -> str | None:
+    """Why ``body`` is not UTF-8 JSON text (RFC 8259 section 8.1), or ``None`` when it is.
+
+    Python's ``json`` guesses UTF-16 and UTF-32 from NUL bytes, and a request in
+    another encoding would otherwise fail with FastAPI's "error parsing the body".
+    A raw NUL is never part of JSON text (inside a string it must be ``\\u0000``).
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte 0x{body[exc.start]:02X} at offset {exc.start} is not UTF-8"
+    at = body.find(b"\x00")
+    if at >= 0:
+        return f"a NUL byte at offset {at} (UTF-16 or UTF-32?)"
+    return None
+
+
 def _accepted(media_type: str) -> bool:
     return media_type in ACCEPTED_MEDIA_TYPES or _is_json(media_type)
 
 
 class BodyMiddleware:
     """Reads the body once, refusing it past the limit (413), in a type no route takes (415),
+    as JSON in a charset other than UTF-8 (415) or in bytes that are not UTF-8 (400),
     or as JSON naming a key twice in one object (422: ``json_keys.py``).
 
     Starlette has no body limit of its own; reading here, bounded, also lets
@@ -261,6 +290,32 @@ class BodyMiddleware:
                 )
                 return
             if _is_json(media_type):
+                charset = _charset(header(scope, b"content-type"))
+                if charset is not None and charset not in ("utf-8", "utf8"):
+                    await send_problem(
+                        send,
+                        415,
+                        UnsupportedCharset.slug,
+                        UnsupportedCharset.title,
+                        f"charset {charset} is not accepted: JSON is read as UTF-8 only; "
+                        "send the body in UTF-8, with no charset or charset=utf-8",
+                        request_id,
+                        instance=scope.get("path"),
+                        members={"charset": charset},
+                    )
+                    return
+                why = _not_utf8(body)
+                if why is not None:
+                    await send_problem(
+                        send,
+                        400,
+                        NotUtf8.slug,
+                        NotUtf8.title,
+                        f"the JSON body is not UTF-8 text: {why}; send it in UTF-8",
+                        request_id,
+                        instance=scope.get("path"),
+                    )
+                    return
                 repeated = duplicate_key(body)
                 if repeated is not None:
                     await send_problem(

@@ -42,14 +42,14 @@ _STATUS_SLUGS = {
 
 
 WHY = {
-    400: "Bad request: an unknown query parameter, malformed JSON, a bad cursor or header",
+    400: "Bad request: unknown query parameter, malformed or non-UTF-8 JSON, bad cursor or header",
     401: "Authentication required or failed",
     403: "Permission denied",
     404: "Not found",
     409: "Conflict with the current state",
     412: "If-Match names an old version",
     413: "Request body too large",
-    415: "Unsupported media type",
+    415: "Unsupported media type, or JSON in a charset other than UTF-8",
     422: "The request is invalid (see errors) or cannot be processed",
     428: "If-Match required",
     429: "Too many requests (Retry-After)",

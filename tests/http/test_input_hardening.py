@@ -5,6 +5,7 @@ Runs on both databases; on PostgreSQL a NUL once reached the driver (500).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -98,3 +99,46 @@ def test_a_content_length_only_counts_when_it_is_ascii_digits() -> None:
     assert _declared_above("2049", 2048) and not _declared_above("2048", 2048)
     assert _declared_above("9" * 5000, 2048)
     assert not _declared_above("\u00b2", 2048) and not _declared_above(None, 2048)
+
+
+async def test_json_in_another_charset_is_415_and_changes_nothing(crm2: Crm2TestApp) -> None:
+    """RFC 8259: JSON is UTF-8. A body declared latin-1 was read as UTF-8 anyway, and its
+    bytes met FastAPI's generic 400 "There was an error parsing the body"."""
+    admin = await crm2.login("admin")
+    user = {"email": "élise@example.com", "password": "long enough pw", "roles": ["viewer"]}
+    for charset in ("latin-1", "ISO-8859-1", '"utf-16"'):
+        headers = {**admin, "Content-Type": f"application/json; charset={charset}"}
+        encoded = json.dumps(user, ensure_ascii=False).encode("latin-1")
+        body = problem(
+            await crm2.client.post(USERS, content=encoded, headers=headers),
+            415,
+            "unsupported-charset",
+        )
+        assert body["charset"] == charset.strip('"').lower()
+        assert "UTF-8" in body["detail"]
+    for charset in ("utf-8", "UTF8", '"UTF-8"'):
+        headers = {**admin, "Content-Type": f"application/json;charset={charset}"}
+        made = await crm2.client.post(
+            USERS, content=json.dumps({**user, "email": f"u{len(charset)}@x.org"}), headers=headers
+        )
+        assert made.status_code == 201, made.text
+    listed = (await crm2.client.get(USERS, params={"limit": 100}, headers=admin)).json()
+    assert not [u for u in listed["items"] if u["email"].startswith("élise")]
+
+
+async def test_json_bytes_that_are_not_utf8_are_a_400_naming_the_byte(crm2: Crm2TestApp) -> None:
+    admin = await crm2.login("admin")
+    headers = {**admin, "Content-Type": "application/json"}
+    user = {"email": "élise@example.com", "password": "long enough pw", "roles": ["viewer"]}
+    text = json.dumps(user, ensure_ascii=False)
+    latin = problem(
+        await crm2.client.post(USERS, content=text.encode("latin-1"), headers=headers),
+        400,
+        "not-utf8",
+    )
+    assert "0xE9 at offset 11" in latin["detail"]
+    for encoding in ("utf-16", "utf-16-le", "utf-32"):
+        response = await crm2.client.post(USERS, content=text.encode(encoding), headers=headers)
+        problem(response, 400, "not-utf8")
+    bom = await crm2.client.post(USERS, content=text.encode("utf-8-sig"), headers=headers)
+    assert bom.status_code == 201, bom.text  # RFC 8259: a parser may ignore a UTF-8 BOM
