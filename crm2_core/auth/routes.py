@@ -38,7 +38,7 @@ from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep, context_of, read_connection
 from crm2_core.http.etag import IfMatchDep, etag_for
 from crm2_core.http.pagination import Page, PageDep, page_response
-from crm2_core.http.problems import problem_responses
+from crm2_core.http.problems import never_answers, problem_responses
 from crm2_core.http.routing import APIRouter
 from crm2_core.http.security import NO_STORE
 from crm2_hookspecs import Principal
@@ -152,7 +152,12 @@ async def refresh(
         return pair
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    # 204 whatever the token: no record in the path to miss, no state to conflict with
+    openapi_extra=never_answers(404, 409),
+)
 async def logout(body: RefreshRequest, session: SessionDep, service: ServiceDep) -> Response:
     """Revoke a refresh token and every token rotated from the same login.
 

@@ -13,7 +13,8 @@ from what each route depends on:
   409, 412/428, 413/415, 422, 429), in place of FastAPI's ``application/json``
   422;
 - a route's own extra statuses come from its ``responses=`` (``problem_responses``
-  builds them).
+  builds them), and the generic ones it never gives from its ``openapi_extra=``
+  (``never_answers``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi.params import Form
 from fastapi.routing import APIRoute
 
 from crm2_core.http.etag import require_if_match
-from crm2_core.http.problems import problem_response
+from crm2_core.http.problems import NEVER_ANSWERS_KEY, problem_response
 from crm2_core.http.request_guard import authenticator_of
 
 BEARER = "bearer"
@@ -94,7 +95,7 @@ def _statuses(facts: _Facts, method: str, op: dict[str, Any]) -> set[int]:
         statuses.add(412)  # an optional If-Match is still checked when sent
     if facts.body:
         statuses |= {413, 415}
-    return statuses
+    return statuses - set(op.pop(NEVER_ANSWERS_KEY, ()))
 
 
 def _add_header(op: dict[str, Any], parameter: dict[str, Any]) -> None:

@@ -66,6 +66,17 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: problem_response(status) for status in statuses}
 
 
+NEVER_ANSWERS_KEY = "x-crm2-never-answers"
+
+
+def never_answers(*statuses: int) -> dict[str, Any]:
+    """``openapi_extra=`` of a route that never gives some of the statuses the core
+    declares for every route of its kind (``http/openapi.py``): ``never_answers(404, 409)``
+    for ``POST /auth/logout``, which answers 204 whatever the token. The key is read
+    when the document is written and is not part of it."""
+    return {NEVER_ANSWERS_KEY: sorted(statuses)}
+
+
 def problem_response(status: int) -> dict[str, Any]:
     return {
         "description": WHY.get(status, "Problem"),

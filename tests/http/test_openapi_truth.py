@@ -44,11 +44,22 @@ async def test_every_error_is_documented_as_problem_json(crm2: Crm2TestApp) -> N
     for path, item in document["paths"].items():
         for method, op in item.items():
             errors = {s: r for s, r in op["responses"].items() if s.startswith(("4", "5"))}
-            assert {"400", "404", "422", "429"} <= set(errors), (method, path)
+            never = {"/api/v1/auth/logout": {"404"}}.get(path, set())
+            assert {"400", "404", "422", "429"} - never <= set(errors), (method, path)
             for status, response in errors.items():
                 assert list(response["content"]) == [PROBLEM], (method, path, status)
     login = document["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert "401" in login and {"413", "415"} <= set(login)
+
+
+async def test_logout_declares_exactly_what_it_answers(crm2: Crm2TestApp) -> None:
+    """204 whatever the token: no record to miss (404), nothing to conflict with (409)."""
+    logout = (await _document(crm2))["paths"]["/api/v1/auth/logout"]["post"]
+    assert set(logout["responses"]) == {"204", "400", "413", "415", "422", "429"}
+    assert not [k for k in logout if k.startswith("x-crm2")]
+    for token in ("never issued", ""):
+        response = await crm2.client.post("/api/v1/auth/logout", json={"refresh_token": token})
+        assert response.status_code in (204, 422), response.text
 
 
 async def test_405_allow_lists_every_method_of_the_path(crm2: Crm2TestApp) -> None:
