@@ -494,3 +494,37 @@ async def test_a_role_given_on_authority_lost_meanwhile_is_refused(
     listed = (await crm2.client.get(USERS, headers=admin)).json()["items"]
     assert "late@example.com" not in [u["email"] for u in listed]
     assert [u["roles"] for u in listed if u["email"] == "plain@example.com"] == [["viewer"]]
+
+
+@pytest.mark.parametrize("how", ["permission removed", "role deleted"])
+async def test_a_role_change_reaches_another_process_as_soon_as_the_event_arrives(
+    crm2_app_factory: Any, crm2_redis_url: tuple[str, str], how: str
+) -> None:
+    """The role cache of the other process is good for 5 minutes here: only the event can
+    take the removed right from the tokens it serves; where the change was made, at once."""
+    url, prefix = crm2_redis_url
+    slow = {"auth": {"role_cache_seconds": 300, "credentials_cache_seconds": 3600}}
+    first = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    second = await crm2_app_factory(redis_url=url, redis_prefix=prefix, plugin_settings=slow)
+    admin = await first.login("admin")
+    body = {"name": "watcher", "permissions": ["core:plugins"]}
+    assert (await first.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    watcher = await first.login("watcher")
+    for app in (first, second):
+        assert (await app.client.get(PLUGINS, headers=watcher)).status_code == 200  # cached
+    etag = (await first.client.get(f"{ROLES}/watcher", headers=admin)).headers["etag"]
+    if how == "permission removed":
+        changed = await first.client.patch(
+            f"{ROLES}/watcher", json={"permissions": []}, headers={**admin, "If-Match": etag}
+        )
+        assert changed.status_code == 200, changed.text
+    else:
+        user_id = await user_id_of(first, watcher)
+        await patch_user(first, admin, user_id, {"roles": ["viewer"]})
+        gone = await first.client.delete(f"{ROLES}/watcher", headers={**admin, "If-Match": etag})
+        assert gone.status_code == 204, gone.text
+    assert (await first.client.get(PLUGINS, headers=watcher)).status_code in (401, 403)
+    started = time.monotonic()
+    while (await second.client.get(PLUGINS, headers=watcher)).status_code == 200:
+        assert time.monotonic() - started < 5, "the other process never heard of the change"
+        await asyncio.sleep(0.02)
