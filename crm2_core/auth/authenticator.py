@@ -91,6 +91,17 @@ class RoleCache:
 
 
 PRINCIPAL_SCOPE_KEY = "crm2.principal"
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+
+
+def _refuse_repeated_credentials(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """401 for a credential header sent twice: which one counts is a guess (this server
+    took the last, a proxy in front may check the first), so neither does."""
+    names = [name.lower() for name, _ in headers]
+    for wanted in CREDENTIAL_HEADERS:
+        if names.count(wanted) > 1:
+            shown = wanted.decode().title()
+            raise Unauthorized(f"{shown} was sent {names.count(wanted)} times; send it once")
 
 
 class Authenticator:
@@ -120,9 +131,10 @@ class Authenticator:
         cached = scope.get(PRINCIPAL_SCOPE_KEY)
         if cached is not None:
             return None if cached is _NO_PRINCIPAL else cached
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
+        raw = scope.get("headers", [])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+        if len(headers) != len(raw):
+            _refuse_repeated_credentials(raw)
         principal = await self.from_headers(headers)
         if isinstance(scope, dict):
             scope[PRINCIPAL_SCOPE_KEY] = _NO_PRINCIPAL if principal is None else principal
@@ -133,7 +145,9 @@ class Authenticator:
         if authorization:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()
-            if scheme.lower() == "bearer" and credential:
+            if scheme.lower() == "bearer" and not credential:
+                raise Unauthorized("Authorization: Bearer carries no token")
+            if scheme.lower() == "bearer":
                 if credential.startswith(API_KEY_PREFIX):
                     return await self.from_api_key(credential)
                 return await self.from_access_token(credential)

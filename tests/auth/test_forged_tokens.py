@@ -206,3 +206,30 @@ async def test_non_bearer_scheme_is_401(crm2: Crm2TestApp, agent_id: uuid.UUID) 
         ME, headers={"Authorization": f"Basic {sign(claims(agent_id))}"}
     )
     assert_401_problem(response)
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-API-Key"])
+async def test_a_credential_header_sent_twice_is_401(crm2: Crm2TestApp, name: str) -> None:
+    """The last one counted: a bad credential followed by a good one passed here, while a
+    proxy in front that checks the first one saw the bad one. Neither counts now."""
+    admin = await crm2.login("admin")
+    good = admin["Authorization"] if name == "Authorization" else "crm2_nope"
+    if name == "X-API-Key":
+        made = await crm2.client.post(
+            "/api/v1/auth/api-keys", json={"name": "k", "role": "viewer"}, headers=admin
+        )
+        good = made.json()["key"]
+    bad = "Bearer forged" if name == "Authorization" else "crm2_forged"
+    alone = await crm2.client.get(ME, headers={name: good})
+    assert alone.status_code in (200, 403), alone.text  # a key is no user: 403 on /me
+    for pair in ([bad, good], [good, good]):
+        response = await crm2.client.get(ME, headers=[(name, value) for value in pair])
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "sent 2 times; send it once" in response.json()["detail"]
+
+
+async def test_bearer_without_a_token_says_so(crm2: Crm2TestApp) -> None:
+    response = await crm2.client.get(ME, headers={"Authorization": "Bearer "})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Authorization: Bearer carries no token"
