@@ -105,6 +105,10 @@ class NotUtf8(BadRequest):
     slug, title = "not-utf8", "The body is not UTF-8"
 
 
+class JsonTooDeep(BadRequest):
+    slug, title = "json-too-deep", "The JSON body nests too deeply"
+
+
 class DuplicateJsonKey(Unprocessable):
     slug, title = "duplicate-json-key", "The JSON body names a key twice"
 

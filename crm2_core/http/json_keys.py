@@ -34,11 +34,16 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def duplicate_key(body: bytes) -> str | None:
-    """The first key an object of ``body`` repeats; ``None`` if none (or not JSON)."""
+    """The first key an object of ``body`` repeats; ``None`` if none (or not JSON).
+
+    Raises ``RecursionError`` for arrays or objects nested deeper than Python's ``json``
+    parses (about a thousand levels): FastAPI's own parse would fail alike, with a
+    generic "error parsing the body".
+    """
     try:
         json.loads(body, object_pairs_hook=_unique)
     except _Repeated as repeated:
         return repeated.key
-    except (ValueError, RecursionError):  # not JSON: FastAPI's own parse says where
+    except ValueError:  # not JSON: FastAPI's own parse says where
         return None
     return None

@@ -11,6 +11,7 @@ from typing import Any
 from crm2_core.errors import (
     PROBLEM_TYPE_BASE,
     DuplicateJsonKey,
+    JsonTooDeep,
     NotUtf8,
     PayloadTooLarge,
     UnsupportedCharset,
@@ -223,7 +224,8 @@ def _accepted(media_type: str) -> bool:
 
 class BodyMiddleware:
     """Reads the body once, refusing it past the limit (413), in a type no route takes (415),
-    as JSON in a charset other than UTF-8 (415) or in bytes that are not UTF-8 (400),
+    as JSON in a charset other than UTF-8 (415), in bytes that are not UTF-8 (400) or
+    nested too deeply to parse (400),
     or as JSON naming a key twice in one object (422: ``json_keys.py``).
 
     Starlette has no body limit of its own; reading here, bounded, also lets
@@ -316,7 +318,20 @@ class BodyMiddleware:
                         instance=scope.get("path"),
                     )
                     return
-                repeated = duplicate_key(body)
+                try:
+                    repeated = duplicate_key(body)
+                except RecursionError:
+                    await send_problem(
+                        send,
+                        400,
+                        JsonTooDeep.slug,
+                        JsonTooDeep.title,
+                        "the JSON body nests arrays or objects too deeply to be read "
+                        "(about a thousand levels); send a flatter document",
+                        request_id,
+                        instance=scope.get("path"),
+                    )
+                    return
                 if repeated is not None:
                     await send_problem(
                         send,

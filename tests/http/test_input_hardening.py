@@ -142,3 +142,22 @@ async def test_json_bytes_that_are_not_utf8_are_a_400_naming_the_byte(crm2: Crm2
         problem(response, 400, "not-utf8")
     bom = await crm2.client.post(USERS, content=text.encode("utf-8-sig"), headers=headers)
     assert bom.status_code == 201, bom.text  # RFC 8259: a parser may ignore a UTF-8 BOM
+
+
+async def test_json_nested_past_what_the_parser_reads_is_a_400_saying_so(
+    crm2: Crm2TestApp,
+) -> None:
+    """json.loads raised RecursionError: FastAPI's generic 400 "error parsing the body"."""
+    admin = await crm2.login("admin")
+    headers = {**admin, "Content-Type": "application/json"}
+    for body in (b"[" * 100_000, b'{"a":' * 50_000, b"[" * 5_000 + b"]" * 5_000):
+        response = await crm2.client.post(USERS, content=body, headers=headers)
+        assert (
+            "nests arrays or objects too deeply"
+            in problem(response, 400, "json-too-deep")["detail"]
+        )
+    response = await crm2.client.post(LOGIN, content=b"[" * 100_000, headers=headers)
+    problem(response, 400, "json-too-deep")
+    nested = json.dumps({"email": "a@b.org", "password": "x", "roles": [[[["viewer"]]]]})
+    flat = await crm2.client.post(USERS, content=nested, headers=headers)
+    assert flat.status_code == 422, flat.text  # deep enough to read: judged as usual
