@@ -530,13 +530,15 @@ class AuthService:
         if actor is not None:
             require_covered(actor.permissions, held, f"changing role {name!r}")
         values: dict[str, object] = {"updated_at": utcnow()}
-        if data.description is not None:
+        if data.description is not None and data.description != role.description:
             values["description"] = data.description
         permissions = (
             await self._check_permissions(session, data.permissions)
             if data.permissions is not None
             else None
         )
+        if permissions is not None and set(permissions) == held:
+            permissions = None  # as they are: no new version, no event, no key revoked
         if actor is not None:
             what = f"changing role {name!r}"
             if permissions is not None:
@@ -546,6 +548,8 @@ class AuthService:
         if name == "admin" and permissions is not None and EVERYTHING not in permissions:
             # else nobody could grant "*" again, nor manage users and roles
             raise AdminHoldsEverything("the admin role keeps '*'; give other roles less instead")
+        if permissions is None and len(values) == 1:  # a PATCH that changes nothing
+            return role
         await update_versioned(session, Role, col(Role.name) == name, version, values)
         if permissions is not None:
             await repo.set_role_permissions(session, name, permissions)

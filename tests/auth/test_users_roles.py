@@ -544,3 +544,32 @@ async def test_a_compatibility_look_alike_address_is_refused(
     assert response.json()["errors"][0]["loc"] == ["body", "email"]
     listed = (await crm2.client.get(USERS, headers=admin)).json()["items"]
     assert look_alike not in [u["email"] for u in listed]
+
+
+async def test_a_role_patch_that_changes_nothing_writes_nothing(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """``PATCH {}`` (or the role as it is) bumped the version, so every client's ETag went
+    stale, and published auth.role.changed, so every process dropped its role cache and
+    every open stream of the role's holders was checked again, for nothing."""
+    body = {"name": "watcher", "description": "reads", "permissions": ["core:plugins"]}
+    assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    await crm2.settle_events()
+    top = await crm2.context.streams.source.top()
+    etag = (await crm2.client.get(f"{ROLES}/watcher", headers=admin)).headers["etag"]
+    for same in ({}, {"description": "reads"}, {"permissions": ["core:plugins", "core:plugins"]}):
+        headers = {**admin, "If-Match": etag}
+        response = await crm2.client.patch(f"{ROLES}/watcher", json=same, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["version"] == 1, same
+        assert response.headers["etag"] == etag
+    await crm2.settle_events()
+    assert await crm2.context.streams.source.top() == top
+    stale = await crm2.client.patch(
+        f"{ROLES}/watcher", json={}, headers={**admin, "If-Match": '"v9"'}
+    )
+    assert_problem(stale, 412)  # an unchanged role still checks the ETag
+    changed = await crm2.client.patch(
+        f"{ROLES}/watcher", json={"description": "sees"}, headers={**admin, "If-Match": etag}
+    )
+    assert changed.json()["version"] == 2
