@@ -6,10 +6,11 @@ import json
 import random
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from crm2_core.errors import (
     PROBLEM_TYPE_BASE,
+    Crm2Error,
     DuplicateJsonKey,
     JsonTooDeep,
     NotUtf8,
@@ -222,6 +223,53 @@ def _accepted(media_type: str) -> bool:
     return media_type in ACCEPTED_MEDIA_TYPES or _is_json(media_type)
 
 
+class _Refusal(NamedTuple):
+    """Why a buffered body is refused before any route reads it."""
+
+    problem: type[Crm2Error]
+    detail: str
+    members: dict[str, Any] | None = None
+
+
+def _refusal(content_type: str | None, body: bytes) -> _Refusal | None:
+    """The problem a non-empty ``body`` of ``content_type`` gets, or ``None`` to pass it on."""
+    media_type = _media_type(content_type)
+    if not _accepted(media_type):
+        return _Refusal(
+            UnsupportedMediaType,
+            f"Content-Type {media_type or '(none)'} is not accepted; send application/json",
+        )
+    if not _is_json(media_type):
+        return None
+    charset = _charset(content_type)
+    if charset is not None and charset not in ("utf-8", "utf8"):
+        return _Refusal(
+            UnsupportedCharset,
+            f"charset {charset} is not accepted: JSON is read as UTF-8 only; "
+            "send the body in UTF-8, with no charset or charset=utf-8",
+            {"charset": charset},
+        )
+    why = _not_utf8(body)
+    if why is not None:
+        return _Refusal(NotUtf8, f"the JSON body is not UTF-8 text: {why}; send it in UTF-8")
+    try:
+        repeated = duplicate_key(body)
+    except RecursionError:
+        return _Refusal(
+            JsonTooDeep,
+            "the JSON body nests arrays or objects too deeply to be read "
+            "(about a thousand levels); send a flatter document",
+        )
+    if repeated is not None:
+        return _Refusal(
+            DuplicateJsonKey,
+            f"the JSON body names the key {json.dumps(repeated)} more than once "
+            "in one object; send each key once",
+            {"key": repeated},
+        )
+    return None
+
+
 class BodyMiddleware:
     """Reads the body once, refusing it past the limit (413), in a type no route takes (415),
     as JSON in a charset other than UTF-8 (415), in bytes that are not UTF-8 (400) or
@@ -278,73 +326,19 @@ class BodyMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body:
-            media_type = _media_type(header(scope, b"content-type"))
-            if not _accepted(media_type):
-                await send_problem(
-                    send,
-                    415,
-                    UnsupportedMediaType.slug,
-                    UnsupportedMediaType.title,
-                    f"Content-Type {media_type or '(none)'} is not accepted; send application/json",
-                    request_id,
-                    instance=scope.get("path"),
-                )
-                return
-            if _is_json(media_type):
-                charset = _charset(header(scope, b"content-type"))
-                if charset is not None and charset not in ("utf-8", "utf8"):
-                    await send_problem(
-                        send,
-                        415,
-                        UnsupportedCharset.slug,
-                        UnsupportedCharset.title,
-                        f"charset {charset} is not accepted: JSON is read as UTF-8 only; "
-                        "send the body in UTF-8, with no charset or charset=utf-8",
-                        request_id,
-                        instance=scope.get("path"),
-                        members={"charset": charset},
-                    )
-                    return
-                why = _not_utf8(body)
-                if why is not None:
-                    await send_problem(
-                        send,
-                        400,
-                        NotUtf8.slug,
-                        NotUtf8.title,
-                        f"the JSON body is not UTF-8 text: {why}; send it in UTF-8",
-                        request_id,
-                        instance=scope.get("path"),
-                    )
-                    return
-                try:
-                    repeated = duplicate_key(body)
-                except RecursionError:
-                    await send_problem(
-                        send,
-                        400,
-                        JsonTooDeep.slug,
-                        JsonTooDeep.title,
-                        "the JSON body nests arrays or objects too deeply to be read "
-                        "(about a thousand levels); send a flatter document",
-                        request_id,
-                        instance=scope.get("path"),
-                    )
-                    return
-                if repeated is not None:
-                    await send_problem(
-                        send,
-                        422,
-                        DuplicateJsonKey.slug,
-                        DuplicateJsonKey.title,
-                        f"the JSON body names the key {json.dumps(repeated)} more than once "
-                        "in one object; send each key once",
-                        request_id,
-                        instance=scope.get("path"),
-                        members={"key": repeated},
-                    )
-                    return
+        refused = _refusal(header(scope, b"content-type"), body) if body else None
+        if refused is not None:
+            await send_problem(
+                send,
+                refused.problem.status,
+                refused.problem.slug,
+                refused.problem.title,
+                refused.detail,
+                request_id,
+                instance=scope.get("path"),
+                members=refused.members,
+            )
+            return
         scope.setdefault("state", {})["body"] = body
         delivered = False
 

@@ -72,6 +72,11 @@ def _query_position(value: object) -> object:
     return value
 
 
+# The bounds before the validator: after it, pydantic writes them as ``ge``/``le`` beside
+# the ``anyOf`` in the OpenAPI document instead of ``minimum``/``maximum`` inside it.
+EventPosition = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_query_position)]
+
+
 def _last_event_id(header: str | None, query: int | None) -> int | None:
     """The header wins over the query; an empty header is no header (the SSE spec's
     client sends none when its last event id is empty). HTTP's optional whitespace
@@ -149,9 +154,8 @@ async def stream(
         str | None, Query(description="a stream token from POST /api/v1/streams/token")
     ] = None,
     last_event_id: Annotated[
-        int | None,
-        BeforeValidator(_query_position),
-        Query(ge=0, le=INT64_MAX, description="resume after this id (when the header is unset)"),
+        EventPosition | None,
+        Query(description="resume after this id (when the header is unset)"),
     ] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> SseResponse:

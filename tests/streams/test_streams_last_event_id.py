@@ -62,3 +62,18 @@ async def test_last_event_id_takes_plain_ascii_digits_only(
         by_query = await app.client.get(URL, params={"last_event_id": bad}, headers=headers)
         assert by_query.status_code == 422, (bad, by_query.text)
         assert by_query.json()["errors"][0]["loc"] == ["query", "last_event_id"]
+
+
+async def test_the_document_bounds_last_event_id_as_the_server_does(
+    probe_app: Callable[..., Awaitable[Crm2TestApp]],
+) -> None:
+    """The digits-only validator once pushed the bounds out of the parameter's schema
+    (``ge`` beside its ``anyOf``, no ``minimum``): schemathesis then sent ``-5`` as a
+    valid request and met a 422."""
+    app = await probe_app()
+    document = (await app.client.get("/openapi.json")).json()
+    parameters = document["paths"]["/api/v1/streams/{channel}"]["get"]["parameters"]
+    (schema,) = (p["schema"] for p in parameters if p["name"] == "last_event_id")
+    assert "ge" not in schema and "le" not in schema
+    (integer,) = (s for s in schema["anyOf"] if s.get("type") == "integer")
+    assert integer["minimum"] == 0 and integer["maximum"] == 2**63 - 1

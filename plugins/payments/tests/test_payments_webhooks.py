@@ -88,12 +88,14 @@ async def test_signed_webhooks_apply_once_and_bad_ones_change_nothing(hooks: Pay
         assert (await session.execute(count)).scalar_one() == 3
 
 
-async def test_a_deeply_nested_signed_body_is_422(hooks: Payments) -> None:
-    """json.loads raises RecursionError (not a ValueError) on deep nesting: it was a 500."""
+async def test_a_deeply_nested_signed_body_is_a_400_saying_so(hooks: Payments) -> None:
+    """json.loads raises RecursionError (not a ValueError) on deep nesting: it was a 500.
+    The core's body gate answers it for every route (``json-too-deep``)."""
     body = b"[" * 100_000 + b"]" * 100_000
     answer = await hooks.client.post(f"{API}/webhooks/acme", content=body, headers=signed(body))
-    assert answer.status_code == 422, answer.text[:300]
+    assert answer.status_code == 400, answer.text[:300]
     assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"] == "urn:crm2:problem:json-too-deep"
     async with hooks.app.context.session_factory() as session:
         count = select(func.count()).select_from(WebhookDelivery)
         assert (await session.execute(count)).scalar_one() == 0
