@@ -17,6 +17,19 @@ EMAIL = "throttled@example.com"
 MakeApp = Callable[..., Awaitable[Crm2TestApp]]
 
 
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delays' clock stands still: the first wait after the free failures is one
+    second, which a loaded machine's password hashing can use up before the next attempt
+    (the attempt then went ahead: a 200 where the test expects 429)."""
+    from datetime import UTC, datetime
+
+    import crm2_core.auth.delays
+
+    now = datetime.now(UTC)
+    monkeypatch.setattr(crm2_core.auth.delays, "utcnow", lambda: now)
+
+
 @pytest.fixture(params=["memory", "redis"])
 def make_app(
     request: pytest.FixtureRequest, crm2_app_factory: Any, crm2_redis_url: tuple[str, str]
@@ -57,6 +70,7 @@ async def attempt_from(app: Crm2TestApp, address: str, password: str, email: str
 # -- progressive delays per (account, address) ------------------------------------------
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_failures_make_the_next_attempt_wait_even_with_the_right_password(
     make_app: MakeApp,
 ) -> None:
@@ -76,6 +90,7 @@ async def test_the_wait_doubles_and_stops_at_the_cap(crm2_app_factory: Any) -> N
     assert waits == [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_an_attacker_cannot_lock_out_the_owner_signing_in_elsewhere(
     crm2_app_factory: Any,
 ) -> None:
@@ -89,6 +104,7 @@ async def test_an_attacker_cannot_lock_out_the_owner_signing_in_elsewhere(
     assert (await attempt_from(app, "203.0.113.10", PASSWORD)).status_code == 200
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_the_account_waits_are_counted_case_insensitively(make_app: MakeApp) -> None:
     app = await make_app(login_free_failures=3)
     await app.create_user("agent", email=EMAIL)
@@ -143,6 +159,7 @@ async def test_parallel_wrong_logins_queue_behind_the_delay(make_app: MakeApp) -
     assert statuses.count(429) >= 15, statuses
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_waits_are_shared_by_two_app_instances(crm2_app_factory: Any) -> None:
     settings = {"auth": {"login_free_failures": 3}}
     first = await crm2_app_factory(plugin_settings=settings)
@@ -222,6 +239,7 @@ async def test_redis_counter_lives_under_the_configured_prefix(
 # -- the operator's way out ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_unlock_lets_the_address_try_again_at_once(make_app: MakeApp) -> None:
     app = await make_app(login_free_failures=2)
     await app.create_user("agent", email=EMAIL)
