@@ -8,7 +8,7 @@ from typing import Any
 
 from crm2_notifications import quiet
 from crm2_notifications.clock import set_clock
-from crm2_notifications.models import Delivery
+from crm2_notifications.models import Delivery, UserSettings
 from crm2_notifications.service.delivery import send_due
 from crm2_notifications.service.digest import send_digests
 from notifications_kit import API, Notifications, SmtpServer, User, shipped_rule
@@ -127,6 +127,38 @@ async def test_preferences_are_validated_and_off_means_off(
     await notifications.ping(admin, owner_id=owner.id)
     await notifications.settle()
     assert await notifications.feed(owner) == []
+
+
+async def test_quiet_start_equal_to_quiet_end_is_refused(notifications: Notifications) -> None:
+    (owner,) = await notifications.users("agent")
+    response = await _prefs(notifications, owner, quiet_start="10:00", quiet_end="10:00")
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "omit both" in response.json()["detail"]
+    prefs = await notifications.client.get(f"{API}/preferences", headers=owner.headers)
+    assert (prefs.json()["quiet_start"], prefs.json()["quiet_end"]) == (None, None)
+    assert await notifications.rows(UserSettings) == []
+
+
+async def test_a_stored_equal_quiet_pair_still_means_none_and_round_trips(
+    notifications: Notifications,
+) -> None:
+    (owner,) = await notifications.users("agent")
+    # saved before equal pairs were refused: it meant (and still means) no quiet hours
+    async with notifications.context.session_factory() as session:
+        session.add(UserSettings(user_id=owner.id, quiet_start="10:00", quiet_end="10:00"))
+        await session.commit()
+    now = datetime(2026, 11, 10, 9, 30, tzinfo=UTC)
+    assert quiet.release_at(now, BERLIN, "10:00", "10:00") == now
+    shown = (await notifications.client.get(f"{API}/preferences", headers=owner.headers)).json()
+    assert (shown["quiet_start"], shown["quiet_end"]) == (None, None)
+    # a client sending back what it read, or only a new zone, is not refused for it
+    again = await _prefs(notifications, owner, quiet_start=None, quiet_end=None)
+    assert again.status_code == 200, again.text
+    zone = await _prefs(notifications, owner, timezone="Europe/Berlin")
+    assert zone.status_code == 200, zone.text
+    half = await _prefs(notifications, owner, quiet_start="22:00")  # the end is none, too
+    assert half.status_code == 422, half.text
 
 
 async def test_a_retry_that_falls_in_quiet_hours_waits_until_they_end(

@@ -27,6 +27,15 @@ async def _settings(session: AsyncSession, principal: Principal) -> UserSettings
     return row
 
 
+def _quiet_hours(row: UserSettings) -> tuple[str | None, str | None]:
+    """The stored quiet hours; a pair with start == end (accepted before it was refused)
+    meant none, and still does: shown as none, so a client sending back what it read
+    is not refused for it (``quiet.release_at`` ignores such a pair too)."""
+    if row.quiet_start is not None and row.quiet_start == row.quiet_end:
+        return None, None
+    return row.quiet_start, row.quiet_end
+
+
 async def read(session: AsyncSession, context: Any, principal: Principal) -> PreferencesPublic:
     # a GET writes nothing: a user who never saved preferences sees the defaults
     row = await session.get(UserSettings, acting_user(principal)) or UserSettings(
@@ -37,10 +46,11 @@ async def read(session: AsyncSession, context: Any, principal: Principal) -> Pre
         await session.execute(stmt.order_by(col(Preference.channel), col(Preference.event_type)))
     ).scalars()
     default = context.plugin_settings("notifications").default_timezone
+    quiet_start, quiet_end = _quiet_hours(row)
     return PreferencesPublic(
         timezone=row.timezone or default,
-        quiet_start=row.quiet_start,
-        quiet_end=row.quiet_end,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
         rules=[
             PreferenceIn(channel=p.channel, event_type=p.event_type, mode=p.mode) for p in prefs
         ],
@@ -62,10 +72,16 @@ async def update(
             raise InvalidPreference(str(exc)) from exc
         row.timezone = sent["timezone"]
     if "quiet_start" in sent or "quiet_end" in sent:
-        start = sent.get("quiet_start", row.quiet_start)
-        end = sent.get("quiet_end", row.quiet_end)
+        stored_start, stored_end = _quiet_hours(row)
+        start = sent.get("quiet_start", stored_start)
+        end = sent.get("quiet_end", stored_end)
         if (start is None) != (end is None):
             raise InvalidPreference("quiet_start and quiet_end go together (or both null)")
+        if start is not None and start == end:
+            raise InvalidPreference(
+                f"quiet_start and quiet_end are both {start}: that is no quiet hours at all; "
+                "omit both (or send both null) for none"
+            )
         row.quiet_start, row.quiet_end = start, end
     if data.rules is not None:
         known = set(registry(context).names()) | {"*"}
