@@ -19,14 +19,26 @@ class ConditionInvalid(ValueError):
     pass
 
 
-def check(raw: Mapping[str, Any]) -> None:
+ORDERED = ("gt", "gte", "lt", "lte")
+
+
+def check(raw: Mapping[str, Any], number: int = 1) -> None:
+    """Refuse a condition that could never hold; ``number`` (1-based) names it."""
     field, op = raw.get("field"), raw.get("op", "eq")
     if not isinstance(field, str) or not FIELD_PATTERN.match(field):
         raise ConditionInvalid(f"condition field {field!r} is not a path such as data.status")
     if op not in OPERATORS:
         raise ConditionInvalid(f"condition op {op!r} is not one of {', '.join(OPERATORS)}")
-    if op in ("in", "not_in") and not isinstance(raw.get("value"), list):
+    value = raw.get("value")
+    if op in ("in", "not_in") and not isinstance(value, list):
         raise ConditionInvalid(f"condition op {op!r} needs a list value")
+    # ``holds`` orders numbers, or texts; anything else (an object, a list, true, null)
+    # would be saved and never match: refused here instead
+    if op in ORDERED and (isinstance(value, bool) or not isinstance(value, int | float | str)):
+        kind = {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), "null")
+        raise ConditionInvalid(
+            f"condition {number} ({field} {op}) needs a number or a text value, not {kind}"
+        )
 
 
 def lookup(envelope: Mapping[str, Any], path: str) -> Any:

@@ -186,6 +186,38 @@ async def test_bad_rules_are_422_and_change_nothing(notifications: Notifications
     ]
 
 
+async def test_an_order_condition_with_an_object_or_list_value_is_refused_when_saved(
+    notifications: Notifications,
+) -> None:
+    admin = await notifications.user("admin")
+    base = {
+        "name": "big",
+        "event_type": "ping.thing.happened",
+        "template": {"title": "x"},
+        "recipients": {},
+    }
+    before = len(await notifications.rows(Rule))
+    for op, value in (("gt", {"a": 1}), ("lte", [1, 2]), ("gte", True), ("lt", None)):
+        when = [{"field": "data.status", "op": "eq", "value": "open"}]
+        when.append({"field": "data.value", "op": op, "value": value})
+        body = {**base, "conditions": when}
+        response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 422, (op, value, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert f"condition 2 (data.value {op})" in response.json()["detail"], response.text
+    assert len(await notifications.rows(Rule)) == before
+    rule = await notifications.rule(admin)  # and on a change of a stored rule
+    fresh = {**admin.headers, "If-Match": f'"v{rule["version"]}"'}
+    bad = {"conditions": [{"field": "data.value", "op": "gt", "value": [1000]}]}
+    patched = await notifications.client.patch(f"{API}/rules/{rule['id']}", json=bad, headers=fresh)
+    assert patched.status_code == 422, patched.text
+    for fine in (1000, "1000.5", "m"):  # a number, or text (compared as numbers or as text)
+        when = [{"field": "data.value", "op": "gt", "value": fine}]
+        body = {**base, "name": f"fine {fine}", "conditions": when}
+        response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 201, (fine, response.text)
+
+
 async def test_rules_are_admin_only_and_versioned(notifications: Notifications) -> None:
     admin, agent = await notifications.user("admin"), await notifications.user("agent")
     assert (

@@ -72,8 +72,8 @@ async def _check(context: Any, rule: Mapping[str, Any], *, shipped: bool = False
             f"unknown channel(s) {unknown}; this deployment has {registry(context).names()}"
         )
     try:
-        for raw in when:
-            conditions.check(raw)
+        for number, raw in enumerate(when, start=1):
+            conditions.check(raw, number)
         # a trial render may take its budget: beside the event loop, not on it
         await templates.check_all(_template_sources(rule))
     except (conditions.ConditionInvalid, templates.TemplateInvalid) as exc:
