@@ -3,14 +3,15 @@ contract, the secret token, ``update_id`` dedup, and linking a chat with ``/star
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from crm2_notifications.channels.telegram import TelegramChannel
+from crm2_notifications.channels.telegram import MAX_TEXT, TelegramChannel, render_text
 from crm2_notifications.clock import set_clock
-from crm2_notifications.hookspecs import NotificationChannel
+from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.service.telegram import BAD_CODE, LINKED
 from crm2_notifications.testing import ChannelContract
@@ -92,6 +93,21 @@ async def _code(n: Notifications, user: User) -> str:
     assert made.status_code == 201, made.text
     assert made.json()["url"] == f"https://t.me/crm2_test_bot?start={made.json()['code']}"
     return str(made.json()["code"])
+
+
+def test_the_text_limit_counts_characters_as_telegram_does_not_utf16_units() -> None:
+    """sendMessage takes "1-4096 characters after entities parsing"; the Bot API server
+    (TDLib) counts them with ``utf8_length``, Unicode characters, not the UTF-16 units
+    entity offsets use: 4,096 emoji (8,192 UTF-16 units) still make one whole message."""
+
+    def text(title: str, body: str) -> str:
+        return render_text(OutboundMessage(uuid.uuid4(), "telegram", title, body, "x.y"))
+
+    party = "\N{PARTY POPPER}"  # one character, two UTF-16 units
+    assert text("t", party * 3000) == "t\n\n" + party * 3000  # 6,000 units: not cut
+    cut = text(party, party * 5000)
+    assert len(cut) == MAX_TEXT == 4096
+    assert cut == party + "\n\n" + party * (MAX_TEXT - 3)
 
 
 async def test_the_webhook_needs_the_secret_token(with_bot: Notifications, bot: FakeBotApi) -> None:
