@@ -48,15 +48,21 @@ class TelegramNotLinked(Conflict):
 
 
 class TelegramPaused(ServiceUnavailable):
-    """Telegram's flood control holds the whole bot: a message now would lengthen the ban."""
+    """Telegram's flood control holds the whole bot: a message now would lengthen the ban.
+    With ``rate_limited``: the bot is at its own bot-wide rate limit, a step before that."""
 
     slug, title = "notifications-telegram-paused", "The Telegram bot is paused by flood control"
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, rate_limited: bool = False) -> None:
         wait = max(1, math.ceil(seconds))
+        why = (
+            f"the Telegram bot is at its rate limit for {wait} more seconds"
+            if rate_limited
+            else f"Telegram asked the bot to send nothing for {wait} more seconds (flood control)"
+        )
         super().__init__(
-            f"Telegram asked the bot to send nothing for {wait} more seconds (flood control), "
-            "so the sign-in cannot be sent to Telegram for confirmation now; try again then",
+            f"{why}, so the sign-in cannot be sent to Telegram for confirmation now; "
+            "try again then",
             headers={"Retry-After": str(wait)},
             retry_after=wait,
         )

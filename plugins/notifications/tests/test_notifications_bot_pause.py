@@ -13,6 +13,7 @@ from crm2_notifications.channels import registry
 from crm2_notifications.clock import set_clock
 from crm2_notifications.hookspecs import SendResult
 from crm2_notifications.models import Delivery
+from crm2_notifications.ratelimit import buckets_for
 from crm2_notifications.service.delivery import note_pause, paused_until, send_due
 from crm2_notifications.service.digest import send_digests
 from fake_telegram import FakeBotApi, fake_bot_api
@@ -135,6 +136,43 @@ async def test_the_webhooks_replies_honour_the_bot_pause(
     calls = len(bot.calls)
     assert (await _update(n, 96, f"/start {await _code(n, second)}", chat=888)).status_code == 204
     assert len(bot.calls) == calls  # linked, but not answered while the bot waits
+    shown = await n.client.get(f"{API}/telegram", headers=second.headers)
+    assert shown.json()["linked"] is True
+
+
+async def test_a_sign_in_question_takes_a_token_of_the_bots_limit_and_fails_fast_without(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    """The question is a message of the bot like a delivery: it takes a token of the
+    bot-wide bucket, and with none there the sign-in is refused at once (503 with
+    Retry-After), never made to wait for one nor sent over the limit."""
+    n = await _app(crm2_app_factory, bot, telegram_rate_per_second=0.01)  # 1 per 100 s
+    owner = await n.user("agent")
+    await _link(n, owner, chat=777)
+    await buckets_for(n.context).refund("telegram:*", 1)  # the bot's one token is there
+    body = {"email": owner.email, "password": TEST_PASSWORD}
+    first = await n.client.post(LOGIN, json=body)
+    assert first.status_code == 202, first.text
+    calls = len(bot.calls)
+    second = await n.client.post(LOGIN, json=body)  # the first question took the token
+    assert second.status_code == 503, second.text
+    assert second.headers["content-type"] == "application/problem+json"
+    assert second.json()["type"].endswith("notifications-telegram-paused")
+    assert "rate limit" in second.json()["detail"]
+    assert 1 <= int(second.headers["retry-after"]) <= 100
+    assert len(bot.calls) == calls  # Telegram was not asked
+
+
+async def test_the_webhooks_replies_take_tokens_of_the_bots_limit(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    n = await _app(crm2_app_factory, bot, telegram_rate_per_second=0.01)
+    first, second = await n.users("agent", "agent")
+    assert (await _update(n, 97, f"/start {await _code(n, first)}", chat=777)).status_code == 204
+    assert bot.to(777)  # answered: the bot's one token
+    calls = len(bot.calls)
+    assert (await _update(n, 98, f"/start {await _code(n, second)}", chat=888)).status_code == 204
+    assert len(bot.calls) == calls  # linked, but no token for the answer: not sent
     shown = await n.client.get(f"{API}/telegram", headers=second.headers)
     assert shown.json()["linked"] is True
 

@@ -155,12 +155,24 @@ async def rate_wait(context: Any, channel: NotificationChannel, key: str) -> tup
     if wait > 0:
         return wait, "user"
     if channel.rate_per_second:
-        rate = channel.rate_per_second
-        wait = await buckets.take(f"{channel.name}:*", rate, max(1, int(rate)))
+        wait = await channel_token(context, channel)
         if wait > 0:  # not sent now: the user's token was not used
             await buckets.refund(f"{channel.name}:{key}", settings.rate_burst)
         return wait, "channel"
     return 0.0, "user"
+
+
+async def channel_token(context: Any, channel: NotificationChannel) -> float:
+    """Take a token of the channel-wide bucket (a bot's ``rate_per_second``): 0.0 when
+    taken (or the channel has no such limit), else the seconds until one is there. Every
+    message of the channel takes one — deliveries, and the bot's sign-in questions and
+    webhook answers — since the service limits them all together."""
+    from crm2_notifications.ratelimit import buckets_for
+
+    rate = channel.rate_per_second
+    if not rate:
+        return 0.0
+    return await buckets_for(context).take(f"{channel.name}:*", rate, max(1, int(rate)))
 
 
 def _pause_key(channel: NotificationChannel) -> str:

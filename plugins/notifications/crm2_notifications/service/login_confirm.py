@@ -11,7 +11,9 @@ with the deliveries): it cannot wait for it — a sign-in is a person at a form,
 pause lasts seconds to minutes — and sending anyway lengthens the ban for every
 chat. So during a pause the sign-in fails at once with ``TelegramPaused`` (503, its
 ``Retry-After`` the pause's rest), never let through; a 429 to the question itself
-starts that pause, as a delivery's does.
+starts that pause, as a delivery's does. The question takes a token of the bot-wide
+bucket too (``telegram_rate_per_second``, shared with the deliveries); with none there
+it fails at once the same way, ``Retry-After`` the time until one is.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from crm2_notifications.channels.telegram import bot_call, result_of
 from crm2_notifications.errors import TelegramNotLinked, TelegramOff, TelegramPaused
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.repository import people
-from crm2_notifications.service.delivery import asked_delay, note_pause, paused_until
+from crm2_notifications.service.delivery import (
+    asked_delay,
+    channel_token,
+    note_pause,
+    paused_until,
+)
 
 PREFIX = "login"
 APPROVE, DENY = "y", "n"
@@ -83,6 +90,11 @@ async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> 
         resume = await paused_until(context, channel, now)
         if resume > now:
             raise TelegramPaused((resume - now).total_seconds())
+        # a message of the bot like any delivery: over the bot-wide limit it is refused at
+        # once, as during a pause (a person at a form, not a queue), never sent anyway
+        wait = await channel_token(context, channel)
+        if wait > 0:
+            raise TelegramPaused(wait, rate_limited=True)
     payload = {
         "chat_id": link.chat_id,
         "text": question(login),

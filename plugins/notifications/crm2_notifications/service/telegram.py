@@ -30,7 +30,7 @@ from crm2_notifications.channels.telegram import bot_call, result_of
 from crm2_notifications.errors import TelegramOff, TelegramSecretInvalid
 from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
 from crm2_notifications.service import login_confirm
-from crm2_notifications.service.delivery import note_pause, paused_until
+from crm2_notifications.service.delivery import channel_token, note_pause, paused_until
 from crm2_notifications.service.login_confirm import BotCall
 
 LINKED = "Linked: crm2 notifications will arrive in this chat."
@@ -153,7 +153,9 @@ async def reply(context: Any, calls: list[BotCall]) -> int:
     """Make the bot calls that answer an update (best effort: the update is applied
     already); returns how many were made. None while the bot is paused by flood control —
     an answer is a message too, and would lengthen the ban for every chat — and a 429
-    to one pauses the bot (its deliveries and questions too) and drops the rest."""
+    to one pauses the bot (its deliveries and questions too) and drops the rest. Each
+    takes a token of the bot-wide bucket, as a delivery does; with none there the rest
+    are dropped (Telegram waits for this webhook's answer: no waiting for a token)."""
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 
     channel = registry(context).get("telegram")
@@ -163,6 +165,8 @@ async def reply(context: Any, calls: list[BotCall]) -> int:
             now = utcnow()
             if await paused_until(context, channel, now) > now:
                 break
+            if await channel_token(context, channel) > 0:
+                break  # over the bot-wide limit: an answer must not push deliveries past it
         try:
             response = await bot_call(context, method, payload)
         except httpx.HTTPError:
