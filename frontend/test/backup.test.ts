@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backUpNow, type BackupSet } from "@/lib/backup";
+import { backUpNow, futureDated, type BackupSet } from "@/lib/backup";
 
 const ORIGIN = "http://crm2.test";
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -58,5 +58,19 @@ describe("backUpNow", () => {
     expect((await backUpNow(h.options)).status).toBe("completed");
     expect(h.requests.at(-1)).toBe(`GET ${ORIGIN}/api/v1/backup/sets/s1`);
     await expect(backUpNow(harness([json(503, { title: "down" })]).options)).rejects.toThrow("problem 503");
+  });
+});
+
+describe("futureDated", () => {
+  it("marks a set the server says is dated ahead of its clock, from the list's rows too", () => {
+    expect(futureDated({ ...set("completed"), future_dated: true })).toBe(true);
+    const row: Record<string, unknown> = { id: "s2", status: "completed", future_dated: true };
+    expect(futureDated(row)).toBe(true);
+  });
+
+  it("does not mark a set dated in the past, or one from an older server that does not say", () => {
+    expect(futureDated({ ...set("completed"), future_dated: false })).toBe(false);
+    expect(futureDated(set("completed"))).toBe(false);
+    expect(futureDated({ future_dated: "yes" })).toBe(false);
   });
 });

@@ -20,6 +20,20 @@ export interface BackupSet {
   state?: string;
   /** Nothing more will happen to the set on its own: stop polling (newer servers). */
   done?: boolean;
+  /**
+   * Dated more than 5 minutes ahead of the server's clock (a clock that ran ahead, a hand-made
+   * row): listed first, yet never the latest set nor counted by retention (newer servers).
+   */
+  future_dated?: boolean;
+}
+
+/**
+ * Whether the server flagged the set (or a row of the sets list) as dated in the future: it
+ * sits at the top of the newest-first list while the status calls an older set the latest,
+ * so the operator is shown why (and that its started_at needs fixing or the set deleting).
+ */
+export function futureDated(set: { future_dated?: unknown }): boolean {
+  return set.future_dated === true;
 }
 
 /** Statuses of a set still being written or checked; any other status is where it ends. */

@@ -111,6 +111,10 @@ const en = {
   "backup.rpo": "RPO (age of the newest verified set)",
   "backup.drill": "Last restore drill",
   "backup.schedule": "Schedule (backup / drill)",
+  "backup.flags": "Warnings",
+  "backup.futureDated": "Dated in the future",
+  "backup.futureDatedHint":
+    "Started more than 5 minutes ahead of the server's clock: never the latest set, not counted by retention. Fix its start time or delete it.",
   "section.unavailable": "This section is not available: its plugin is switched off in this deployment, or your role does not include it.",
   "section.home": "Back to your sections",
   "list.more": "Load more",
@@ -245,6 +249,10 @@ const ru: Record<MessageKey, string> = {
   "backup.rpo": "RPO (возраст последнего проверенного набора)",
   "backup.drill": "Последняя проверка восстановления",
   "backup.schedule": "Расписание (копия / проверка)",
+  "backup.flags": "Предупреждения",
+  "backup.futureDated": "Дата в будущем",
+  "backup.futureDatedHint":
+    "Дата начала более чем на 5 минут опережает часы сервера: не считается последним набором и не учитывается хранением. Исправьте время начала или удалите его.",
   "section.unavailable": "Этот раздел недоступен: его модуль отключён в этой установке или ваша роль его не включает.",
   "section.home": "К вашим разделам",
   "list.more": "Показать ещё",

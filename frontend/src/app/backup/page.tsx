@@ -7,7 +7,7 @@ import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { Pending } from "@/components/Pending";
-import { backUpNow, duration, type BackupSet } from "@/lib/backup";
+import { backUpNow, duration, futureDated, type BackupSet } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
@@ -27,6 +27,16 @@ interface BackupStatus {
   last_drill: { ok: boolean; rto_seconds: number; finished_at: string } | null;
   schedule: string;
   verify_schedule: string;
+}
+
+/** The marker of a set dated ahead of the server's clock: why it is listed first yet not the latest. */
+function FutureDated() {
+  const t = useT();
+  return (
+    <span className="error" data-testid="future-dated" title={t("backup.futureDatedHint")}>
+      {t("backup.futureDated")}
+    </span>
+  );
 }
 
 /** Backups: what an operator watches (latest set, RPO, last drill's RTO), back up now, the sets. */
@@ -94,6 +104,7 @@ function Backup() {
           <p role="status" data-testid="backup-result" data-status={made.state ?? made.status}>
             {t("backup.result", { when: formatDateTime(locale, made.started_at), status: made.state ?? made.status })}
             {made.error ? ` · ${made.error}` : ""}
+            {futureDated(made) && <> · <FutureDated /></>}
           </p>
         )}
         {error && (
@@ -121,7 +132,10 @@ function Backup() {
           </dl>
         )}
       </section>
-      <GenericView view={view} />
+      <GenericView
+        view={view}
+        extras={{ rowExtra: (item) => (futureDated(item) ? <FutureDated /> : null), rowExtraLabel: t("backup.flags") }}
+      />
     </div>
   );
 }
