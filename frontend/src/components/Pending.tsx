@@ -2,6 +2,7 @@
 
 import Link from "next/link";
 import { mayPassLater } from "@/api/client";
+import { unreadableRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
 
 /** The part of a query a screen waits on: its error, and a way to ask again. */
@@ -17,14 +18,18 @@ interface Awaited {
  * Screens that showed "Loading…" until data came stayed on it for good when the read failed
  * (the server down, a 500, the network gone).
  */
-export function Pending({ query }: { query: Awaited }) {
+export function Pending({ query, back }: { query: Awaited; back?: { href: string; label: string } }) {
   const t = useT();
   if (!query.isError) return <p>{t("loading")}</p>;
+  // a record's screen whose record is not there (404) or whose address names none (422):
+  // a sentence for the user and the way back, not the server's text about its parameters
+  const unreadable = back ? unreadableRecord(query.error) : null;
   return (
     <section className="stack" data-testid="pending-error">
       <p className="error" role="alert">
-        {query.error?.message || t("error.generic")}
+        {unreadable ? t(unreadable) : query.error?.message || t("error.generic")}
       </p>
+      {unreadable && back && <Link href={back.href}>← {back.label}</Link>}
       {mayPassLater(query.error) && (
         <div className="row">
           <button type="button" onClick={() => void query.refetch()}>

@@ -132,6 +132,8 @@ const en = {
   "loading": "Loading…",
   "retry": "Try again",
   "record.missing": "No record was named in this address: open it from its list.",
+  "record.notFound": "This record was not found: it may have been deleted. Open it from its list.",
+  "record.badLink": "This link is broken: it does not name a record. Open the record from its list.",
   "theme.toggle": "Switch theme",
   "language": "Language",
 } as const;
@@ -270,6 +272,8 @@ const ru: Record<MessageKey, string> = {
   "loading": "Загрузка…",
   "retry": "Повторить",
   "record.missing": "В адресе не указана запись: откройте её из списка.",
+  "record.notFound": "Запись не найдена: возможно, её удалили. Откройте её из списка.",
+  "record.badLink": "Ссылка повреждена: в ней нет записи. Откройте запись из списка.",
   "theme.toggle": "Сменить тему",
   "language": "Язык",
 };

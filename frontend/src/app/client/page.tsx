@@ -67,7 +67,7 @@ function ClientTimeline() {
   const dealTitle = new Map(dealRows.map((d) => [d.id, d.title]));
 
   if (!id) return <RecordMissing back="/clients/" label={t("client.back")} />;
-  if (!client.data) return <Pending query={client} />;
+  if (!client.data) return <Pending query={client} back={{ href: "/clients/", label: t("client.back") }} />;
   const c = client.data;
   const entries = timeline.data?.pages.flatMap((p) => p.items) ?? [];
   return (

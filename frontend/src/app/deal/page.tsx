@@ -58,7 +58,7 @@ function DealDetail() {
     pipeline.data?.stages.find((s) => s.id === stageId)?.name ?? "—";
 
   if (!id) return <RecordMissing back="/deals/" label={t("deal.back")} />;
-  if (!deal.data) return <Pending query={deal} />;
+  if (!deal.data) return <Pending query={deal} back={{ href: "/deals/", label: t("deal.back") }} />;
   const d = deal.data;
   return (
     <section className="stack">

@@ -106,7 +106,7 @@ function DocumentDetail() {
   }
 
   if (!id) return <RecordMissing back="/documents/" label={t("documents.back")} />;
-  if (!doc.data) return <Pending query={doc} />;
+  if (!doc.data) return <Pending query={doc} back={{ href: "/documents/", label: t("documents.back") }} />;
   const d = doc.data;
   const done = percent(progress);
   return (

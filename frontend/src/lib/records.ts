@@ -1,0 +1,16 @@
+import { ProblemError } from "@/api/client";
+import type { MessageKey } from "@/lib/i18n";
+
+/**
+ * What a record's screen says when the record cannot be read for good: a 404 (deleted, or
+ * never there) or a 422 about the address itself (`?id=nope`, not an id at all). The server's
+ * own text ("path.deal_id: Input should be a valid UUID…") speaks of its parameters, not of
+ * what the user did; null for any other failure, whose own message (and Try again) fits.
+ */
+export function unreadableRecord(error: unknown): MessageKey | null {
+  if (!(error instanceof ProblemError)) return null;
+  if (error.status === 404 || error.status === 410) return "record.notFound";
+  const aboutTheAddress = error.errors.length > 0 && error.errors.every((e) => e.loc[0] === "path");
+  if (error.status === 422 && aboutTheAddress) return "record.badLink";
+  return null;
+}
