@@ -80,6 +80,30 @@ test("a record that does not exist says so, without a Try again that could not h
   await context.close();
 });
 
+test("a bad or unknown id reads as a broken link or a missing record, and nothing more is asked", async () => {
+  const { context, page, problems } = await open("");
+  const asked = [];
+  page.on("request", (request) => asked.push(new URL(request.url()).pathname + new URL(request.url()).search));
+  for (const [path, said, back] of [
+    ["/deal/?id=nope", "This link is broken", "Back to the board"],
+    ["/deal/?id=00000000-0000-0000-0000-000000000000", "This record was not found", "Back to the board"],
+    ["/client/?id=nope", "This link is broken", "Back to clients"],
+    ["/client/?id=00000000-0000-0000-0000-000000000000", "This record was not found", "Back to clients"],
+  ]) {
+    asked.length = 0;
+    await page.goto(`${BASE}${path}`);
+    const failed = page.getByTestId("pending-error");
+    await failed.getByRole("alert").getByText(said).waitFor();
+    await failed.getByRole("link", { name: back }).waitFor();
+    assert.doesNotMatch(await failed.innerText(), /UUID|path\./, path);
+    await page.waitForTimeout(300);
+    const parts = asked.filter((p) => /\/(history|activities|contacts|timeline)|[?&](deal|client)=/.test(p));
+    assert.deepEqual(parts, [], path);
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("a section the role lacks (an agent on /backup/) sends no request the server refuses", async () => {
   const { context, page, problems } = await open("", AGENT_EMAIL, AGENT_PASSWORD);
   const refused = [];

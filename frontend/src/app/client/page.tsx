@@ -29,6 +29,8 @@ function ClientTimeline() {
       ok(await api.GET("/api/v1/deals/clients/{client_id}", { params: { path: { client_id: id } } })),
     enabled: id !== "",
   });
+  // the record's other parts are asked for once the record itself is read: a bad or unknown
+  // id answered each of them 422 or 404 too, for nothing
   // cursor-paginated, a page at a time: a client with more than a page of contacts or deals
   // gets "Load more" (one page alone hid every row past the hundredth)
   const contacts = useInfiniteQuery({
@@ -39,13 +41,13 @@ function ClientTimeline() {
         }),
       ),
     ),
-    enabled: id !== "",
+    enabled: client.isSuccess,
   });
   const deals = useInfiniteQuery({
     ...cursorPages(["deals", "client", id, "deals"], async (cursor) =>
       ok(await api.GET("/api/v1/deals/deals", { params: { query: { client: id, limit: 100, cursor } } })),
     ),
-    enabled: id !== "",
+    enabled: client.isSuccess,
   });
   const contactRows = pageRows(contacts.data);
   const dealRows = pageRows(deals.data);
@@ -62,7 +64,7 @@ function ClientTimeline() {
       ),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_cursor ?? undefined,
-    enabled: id !== "",
+    enabled: client.isSuccess,
   });
   const dealTitle = new Map(dealRows.map((d) => [d.id, d.title]));
 

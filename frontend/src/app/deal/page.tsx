@@ -24,6 +24,8 @@ function DealDetail() {
       ok(await api.GET("/api/v1/deals/deals/{deal_id}", { params: { path: { deal_id: id } } })),
     enabled: id !== "",
   });
+  // the record's other parts are asked for once the record itself is read: a bad or unknown
+  // id answered each of them 422 or 404 too, for nothing
   // cursor-paginated, a page at a time: a long-lived deal gets "Load more" (one page alone
   // hid every move and activity past the hundredth)
   const history = useInfiniteQuery({
@@ -34,13 +36,13 @@ function DealDetail() {
         }),
       ),
     ),
-    enabled: id !== "",
+    enabled: deal.isSuccess,
   });
   const activities = useInfiniteQuery({
     ...cursorPages(["deals", "deal", id, "activities"], async (cursor) =>
       ok(await api.GET("/api/v1/deals/activities", { params: { query: { deal: id, limit: 100, cursor } } })),
     ),
-    enabled: id !== "",
+    enabled: deal.isSuccess,
   });
   const moves = pageRows(history.data);
   const activityRows = pageRows(activities.data);

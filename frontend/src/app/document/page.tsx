@@ -46,6 +46,8 @@ function DocumentDetail() {
     queryFn: async () => ok(await api.GET("/api/v1/documents/documents/{document_id}", { params: { path } })),
     enabled: id !== "",
   });
+  // the record's other parts are asked for once the record itself is read: a bad or unknown
+  // id answered each of them 422 or 404 too, for nothing
   // a cursor-paginated list, newest first: further pages on demand
   const versions = useInfiniteQuery({
     queryKey: ["documents", "document", id, "versions"],
@@ -57,7 +59,7 @@ function DocumentDetail() {
       ),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_cursor ?? undefined,
-    enabled: id !== "",
+    enabled: doc.isSuccess,
   });
   const versionRows = versions.data?.pages.flatMap((p) => p.items) ?? [];
 
