@@ -104,6 +104,14 @@ test("a bad or unknown id reads as a broken link or a missing record, and nothin
   await context.close();
 });
 
+test("the sign-in page, opened while signed in, goes home instead of asking to sign in again", async () => {
+  const { context, page, problems } = await open("/login/");
+  await page.waitForURL(`${BASE}/`);
+  assert.equal(await page.getByRole("button", { name: "Sign in" }).count(), 0);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("a section the role lacks (an agent on /backup/) sends no request the server refuses", async () => {
   const { context, page, problems } = await open("", AGENT_EMAIL, AGENT_PASSWORD);
   const refused = [];

@@ -2,22 +2,14 @@
 
 import Link from "next/link";
 import { useRouter } from "next/navigation";
-import { useEffect, useMemo, useSyncExternalStore, type ReactNode } from "react";
+import { useEffect, useMemo, type ReactNode } from "react";
 import { session } from "@/api/client";
 import { Bell } from "@/components/Bell";
 import { useLiveStreams } from "@/lib/useLive";
+import { useSignedIn } from "@/lib/useSignedIn";
 import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
 import { useT } from "@/lib/useT";
-import { authStore } from "@/store/auth";
 import { useUi, type Locale } from "@/store/ui";
-
-function useSignedIn(): boolean | null {
-  return useSyncExternalStore(
-    authStore.subscribe,
-    () => authStore.getState().tokens !== null,
-    () => null,
-  );
-}
 
 /** The frame of every signed-in page: navigation from the enabled plugins' views, live status. */
 export function Shell({ children }: { children: ReactNode }) {

@@ -1,8 +1,9 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { session } from "@/api/client";
+import { useSignedIn } from "@/lib/useSignedIn";
 import { useT } from "@/lib/useT";
 
 export default function LoginPage() {
@@ -11,6 +12,11 @@ export default function LoginPage() {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const [pending, setPending] = useState(false);
+  // already signed in (a bookmark, the back button, a second tab): home, not a second sign-in
+  const signedIn = useSignedIn();
+  useEffect(() => {
+    if (signedIn) router.replace("/");
+  }, [signedIn, router]);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -42,6 +48,7 @@ export default function LoginPage() {
     }
   }
 
+  if (signedIn) return null;
   return (
     <main className="signin">
       <form onSubmit={submit} className="card stack" aria-labelledby="signin-title">
