@@ -1,5 +1,14 @@
+import { QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import { channelEventTypes, LiveStream, type EventSourceLike, type StreamStatus } from "@/lib/stream";
+import {
+  asyncApiQuery,
+  asyncApiRetryDelay,
+  channelEventTypes,
+  LiveStream,
+  type AsyncApiDoc,
+  type EventSourceLike,
+  type StreamStatus,
+} from "@/lib/stream";
 
 class FakeSource implements EventSourceLike {
   onopen: EventSourceLike["onopen"] = null;
@@ -165,5 +174,28 @@ describe("channelEventTypes", () => {
     };
     expect(channelEventTypes(doc, "tasks")).toEqual(["tasks.sla.breached", "tasks.task.created"]);
     expect(channelEventTypes(doc, "nope")).toEqual([]);
+  });
+});
+
+describe("reading /asyncapi.json", () => {
+  it("keeps asking while it fails, so live updates start once it answers (not one retry, then never)", async () => {
+    let failures = 0;
+    const read = async (): Promise<AsyncApiDoc> => {
+      if (failures < 5) {
+        failures += 1;
+        throw new Error("503 Service Unavailable");
+      }
+      return { channels: { "stream.deals": { messages: { "deals.deal_created.v1": {} } } } };
+    };
+    const client = new QueryClient();
+    const doc = await client.fetchQuery({ ...asyncApiQuery(read), retryDelay: 0 });
+    expect(failures).toBe(5);
+    expect(channelEventTypes(doc, "deals")).toEqual(["deals.deal_created"]);
+    client.clear();
+  });
+
+  it("backs off between reads: 1 s, 2 s, 4 s … never more than a minute apart", () => {
+    expect([0, 1, 2, 3].map(asyncApiRetryDelay)).toEqual([1000, 2000, 4000, 8000]);
+    expect(asyncApiRetryDelay(20)).toBe(60_000);
   });
 });

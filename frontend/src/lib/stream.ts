@@ -156,3 +156,23 @@ export function channelEventTypes(doc: AsyncApiDoc, channel: string): string[] {
   const messages = doc.channels?.[`stream.${channel}`]?.messages ?? {};
   return [...new Set(Object.keys(messages).map((name) => name.replace(/\.v\d+$/, "")))].sort();
 }
+
+/**
+ * How /asyncapi.json is read: live updates cannot start without it, so a failed read is asked
+ * again for as long as it fails, 1 s, 2 s, 4 s … apart, at most a minute (after the default
+ * single retry the error was cached for good, and the page never went live until a reload).
+ */
+export function asyncApiQuery(read: () => Promise<AsyncApiDoc>) {
+  return {
+    queryKey: ["asyncapi"],
+    queryFn: read,
+    staleTime: Infinity,
+    retry: true,
+    retryDelay: asyncApiRetryDelay,
+  };
+}
+
+/** Milliseconds before the next read of /asyncapi.json after `failures` failed ones. */
+export function asyncApiRetryDelay(failures: number): number {
+  return Math.min(1000 * 2 ** failures, 60_000);
+}

@@ -5,7 +5,7 @@ import { useEffect, useState } from "react";
 import { api, ok, origin, ProblemError } from "@/api/client";
 import { moveOnBoard, stageChangeOf, type BoardData } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
-import { channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
+import { asyncApiQuery, channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
 import { SharedStreams, type BusLike, type LocksLike } from "@/lib/tabs";
 import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
@@ -113,16 +113,14 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
 export function useLiveStreams(declared: string[]) {
   const queryClient = useQueryClient();
   const setLive = useUi((s) => s.setLive);
-  const asyncapi = useQuery({
-    queryKey: ["asyncapi"],
-    queryFn: async () => {
+  const asyncapi = useQuery(
+    asyncApiQuery(async () => {
       // a failed read is retried as an error, never a problem document taken for the channels
       const response = await fetch(new URL("/asyncapi.json", origin));
       if (!response.ok) throw await ProblemError.from(response);
       return (await response.json()) as AsyncApiDoc;
-    },
-    staleTime: Infinity,
-  });
+    }),
+  );
   const channels = useChannelsOnScreen(queryClient, declared);
   const doc = asyncapi.data;
 
