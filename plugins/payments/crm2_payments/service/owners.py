@@ -4,10 +4,16 @@ A payment's ledger (allocations) and commissions carry its owner too (they are s
 by the same people), so they move with it. Each moved payment publishes
 ``payments.payment.updated`` with ``changed: ["owner_id"]`` and ``previous_owner_id``,
 so the stream tells the previous owner as well.
+
+A payment follows its record only to an owner who may own payments (``payments:write``,
+as creating one and a user's reassignment require): handed to anyone else (a task
+assigned to a viewer, a policy to a custom role without payments' rights) the payments
+stay with their owner, and a warning says why (``refused_owner``).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -25,6 +31,34 @@ from crm2_payments.service.payments import identity
 from crm2_payments.service.records import OWNER_FIELDS, record_owner, take_record_turn
 
 OWNED = (Payment, Schedule, Allocation, Commission)
+log = logging.getLogger(__name__)
+
+
+async def may_own(session: AsyncSession, user: uuid.UUID) -> bool:
+    """Whether ``user`` is active and their roles grant ``payments:write`` now (less what a
+    ``crm2_check_permission`` hook denies them): the rule ``resolve_owner`` applies when a
+    payment is created."""
+    granted = await user_grants(session, user, (WRITE,), hooks=True)
+    return granted is not None and WRITE in granted
+
+
+async def refused_owner(
+    session: AsyncSession, owner: uuid.UUID, kind: str, record_id: str, count: int
+) -> bool:
+    """``True`` (and a warning) when ``owner``, who now holds ``kind``/``record_id``, may not
+    own its ``count`` payments: they stay where they are."""
+    if await may_own(session, owner):
+        return False
+    log.warning(
+        "%d payment(s) of %s %s stay with their owner: its new owner %s may not own "
+        "payments (their roles do not grant %s)",
+        count,
+        kind,
+        record_id,
+        owner,
+        WRITE,
+    )
+    return True
 
 
 async def _ledger_follows(session: AsyncSession, payment_ids: Any, owner_id: uuid.UUID) -> None:
@@ -58,7 +92,8 @@ async def follow_link(
 ) -> int:
     """Payments linked to ``kind``/``record_id`` take its owner of now (the README: the linked
     record's owner owns the payment), read from its plugin when the event is handled, so a
-    late or redelivered event moves nothing back; how many moved."""
+    late or redelivered event moves nothing back; how many moved. None moves to an owner
+    who may not own payments (``refused_owner``)."""
     changed = data.get("changed")
     if isinstance(changed, list) and not any(field in changed for field in OWNER_FIELDS):
         return 0
@@ -76,8 +111,11 @@ async def follow_link(
         )
         .order_by(col(Payment.id))
     )
+    payments = list((await session.execute(stmt)).scalars())
+    if not payments or await refused_owner(session, owner, kind, record_id, len(payments)):
+        return 0
     moved = 0
-    for payment in list((await session.execute(stmt)).scalars()):
+    for payment in payments:
         moved += await hand_over(session, payment, owner)
     return moved
 

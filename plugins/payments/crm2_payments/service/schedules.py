@@ -14,8 +14,10 @@
   is the owner of its record) — the instalments of its schedule, and the payments
   linked to it. The owner is read from deals when the
   event is handled, so a redelivered or late hand-over leaves them with the policy's
-  owner of now. Changes of the premium, number or product do not touch the schedule
-  (deals' event does not carry the new values; the README promises no re-split).
+  owner of now; an owner who may not own payments (no ``payments:write``) gets none
+  of them, they stay (and a warning says why). Changes of the premium, number or
+  product do not touch the schedule (deals' event does not carry the new values; the
+  README promises no re-split).
 - ``deals.policy.cancelled`` cancels the instalments due after today that have
   no money on them; what was paid stays (refund it by hand if owed).
 
@@ -237,7 +239,8 @@ async def follow_owner(
     session: AsyncSession, context: Any, policy_id: str, data: dict[str, Any]
 ) -> int:
     """The policy changed hands: its instalments and the payments linked to it go to its
-    owner of now; how many moved."""
+    owner of now; how many moved. Nothing moves to an owner who may not own payments
+    (``owners.refused_owner``): the schedule and its instalments stay together."""
     if "owner_id" not in (data.get("changed") or ()):
         return 0
     # the owner of now, not the event's: a late or redelivered hand-over moves nothing back
@@ -255,8 +258,16 @@ async def follow_owner(
         .where(or_(*followers), col(Payment.owner_id) != owner)
         .order_by(col(Payment.id))
     )
+    payments = list((await session.execute(stmt)).scalars())
+    schedule_moves = select(col(Schedule.id)).where(
+        col(Schedule.policy_id) == policy_id, col(Schedule.owner_id) != owner
+    )
+    if not payments and (await session.execute(schedule_moves)).first() is None:
+        return 0
+    if await owners.refused_owner(session, owner, POLICY, policy_id, len(payments)):
+        return 0  # the schedule stays with its instalments
     moved = 0
-    for payment in list((await session.execute(stmt)).scalars()):
+    for payment in payments:
         moved += await owners.hand_over(session, payment, owner)
     await session.execute(
         update(Schedule)

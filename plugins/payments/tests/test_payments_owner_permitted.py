@@ -1,0 +1,110 @@
+"""A payment follows its record only to an owner who may own payments.
+
+Creating a payment refuses an owner whose roles do not grant ``payments:write`` (422
+``owner-not-permitted``), and so does a user's reassignment. A record's hand-over used to
+move its payments to such an owner all the same: a task assigned to a viewer, or a policy
+handed to a user of a custom role with deals' rights but none of payments', took its
+payments along (an owner who cannot change them, or not even see them). They stay with
+their owner now, and the worker logs why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from payments_kit import API, Payments, User
+
+TASKS = "/api/v1/tasks"
+DEALS = "/api/v1/deals"
+
+
+@pytest.fixture
+async def with_tasks(crm2_app_factory: Any) -> Payments:
+    return Payments(await crm2_app_factory(plugins=["tasks", "payments"]))
+
+
+@pytest.fixture
+async def with_deals(crm2_app_factory: Any) -> Payments:
+    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
+
+
+async def test_a_task_assigned_to_a_viewer_keeps_its_payments_where_they_are(
+    with_tasks: Payments, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = with_tasks
+    manager, agent, viewer = [await p.user(r) for r in ("manager", "agent", "viewer")]
+    made_task = await p.client.post(
+        f"{TASKS}/tasks",
+        json={"title": "Collect the premium", "assignee_id": str(agent.id)},
+        headers=manager.headers,
+    )
+    assert made_task.status_code == 201, made_task.text
+    task_id = made_task.json()["id"]
+    made = await p.create(manager, link={"kind": "tasks.task", "id": task_id})
+    assert made["owner_id"] == str(agent.id)
+    await p.app.settle_events()
+    assigned = await p.client.post(
+        f"{TASKS}/tasks/{task_id}/assign",
+        json={"assignee_id": str(viewer.id)},
+        headers=manager.headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    with caplog.at_level(logging.WARNING, logger="crm2_payments"):
+        await p.app.settle_events()
+    kept = await p.get(agent, made["id"])
+    assert kept.status_code == 200 and kept.json()["owner_id"] == str(agent.id)
+    assert await p.events("payments.payment.updated") == []
+    assert any("payments:write" in r.getMessage() for r in caplog.records)
+
+
+async def _role_without_payments(p: Payments, admin: User) -> User:
+    role = {
+        "name": "underwriter",
+        "permissions": ["deals:read", "deals:write", "deals:all_records"],
+    }
+    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    return await p.user("underwriter")
+
+
+async def test_a_policy_handed_to_a_user_who_may_not_own_payments_keeps_its_payments(
+    with_deals: Payments,
+) -> None:
+    p = with_deals
+    admin, agent = await p.user("admin"), await p.user("agent")
+    underwriter = await _role_without_payments(p, admin)
+    client = await p.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Anna"}, headers=agent.headers
+    )
+    assert client.status_code == 201, client.text
+    body = {
+        "number": "P-1", "insurer": "Allianz", "client_id": client.json()["id"],
+        "product": "Motor", "premium": "120.00", "currency": "EUR",
+        "payment_frequency": "quarterly", "start_date": "2026-01-15",
+        "end_date": "2027-01-14",
+    }  # fmt: skip
+    policy = await p.client.post(f"{DEALS}/policies", json=body, headers=agent.headers)
+    assert policy.status_code == 201, policy.text
+    policy_id = policy.json()["id"]
+    activated = await p.client.post(f"{DEALS}/policies/{policy_id}/activate", headers=agent.headers)
+    assert activated.status_code == 200, activated.text
+    await p.app.settle_events()
+    linked = await p.create(agent, amount="5.00", link={"kind": "deals.policy", "id": policy_id})
+    url = f"{DEALS}/policies/{policy_id}"
+    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
+    moved = await p.client.patch(
+        url, json={"owner_id": str(underwriter.id)}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert moved.status_code == 200, moved.text
+    await p.app.settle_events()
+    listed = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id}, headers=agent.headers
+    )
+    owners = {i["owner_id"] for i in listed.json()["items"]}
+    assert len(listed.json()["items"]) == 5 and owners == {str(agent.id)}
+    assert (await p.get(agent, linked["id"])).json()["owner_id"] == str(agent.id)
+    schedule = await p.client.get(f"{API}/schedules", headers=agent.headers)
+    assert [s["owner_id"] for s in schedule.json()["items"]] == [str(agent.id)]
+    assert await p.events("payments.payment.updated") == []
