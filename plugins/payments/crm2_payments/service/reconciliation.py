@@ -44,7 +44,6 @@ from crm2_payments.errors import (
     LineNotFound,
     LineNotMatched,
     Overpayment,
-    PaymentNotFound,
 )
 from crm2_payments.events import ReconciliationCompleted
 from crm2_payments.models import OPEN_STATUSES, Allocation, Payment, Statement, StatementLine
@@ -278,9 +277,9 @@ async def manual_match(
     if line.status == "matched":
         raise LineAlreadyMatched("unmatch the line first")
     await _claim(session, line, LineAlreadyMatched("the line was matched meanwhile"))
-    payment = await session.get(Payment, payment_id, populate_existing=True)
-    if payment is None:
-        raise PaymentNotFound(f"no payment {payment_id}")
+    # with the visibility rule: a reconcile holder without payments:all_records books
+    # only on (and learns only of) the payments they can see
+    payment = await payments_service.get_payment(session, principal, payment_id)
     if payment.currency != line.currency:
         raise CurrencyMismatch(f"the line is in {line.currency}, the payment in {payment.currency}")
     if not await _book(session, principal, line, payment, "manual"):
