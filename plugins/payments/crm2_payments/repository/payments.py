@@ -177,6 +177,9 @@ def _status_after(new_paid: Any, new_refunded: Any) -> Any:
         ((net >= col(Payment.amount_minor)) & (col(Payment.amount_minor) > 0), literal("paid")),
         ((new_refunded > 0) & (net == 0), literal("refunded")),
         (new_refunded > 0, literal("partially_refunded")),
+        # still owed past its due date: a part payment (or a receipt taken back) on a
+        # payment the overdue job marked leaves it overdue (the job marks a payment once)
+        ((net > 0) & col(Payment.overdue_at).is_not(None), literal("overdue")),
         (net > 0, literal("partially_paid")),
         (
             # no money on it any more (a receipt taken back): owed again, and overdue when

@@ -252,7 +252,7 @@ async def update_payment(
         values["amount_minor"] = amount
         net = payment.paid_minor - payment.refunded_minor
         if net > 0:
-            values["status"] = "paid" if net >= amount else "partially_paid"
+            values["status"] = _status_of(payment, net, amount, values)
     if "due_date" in values and payment.status == "overdue":
         # a status the new amount decided (paid, partially paid) stands
         for key, value in _rescheduled(payment, values["due_date"]).items():
@@ -271,6 +271,21 @@ async def update_payment(
             actor=principal,
         )
     return payment
+
+
+def _status_of(payment: Payment, net: int, amount: int, values: dict[str, Any]) -> str:
+    """The status of a payment with ``net`` paid on it and a new ``amount``: paid, else
+    overdue while it is still owed past its due date (marked by the overdue job, and not
+    given a due date that is not past by this change), else partially paid."""
+    if net >= amount:
+        return "paid"
+    due = values.get("due_date", payment.due_date)
+    late = payment.overdue_at is not None and due is not None and due < utcnow().date()
+    if late:
+        return "overdue"
+    if payment.overdue_at is not None:
+        values["overdue_at"] = None  # owed again: the job marks it once the new date passed
+    return "partially_paid"
 
 
 def _rescheduled(payment: Payment, due: date | None) -> dict[str, Any]:
