@@ -44,7 +44,7 @@ from crm2_core.errors import (
 from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many, publish_row
 from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
-from crm2_core.http.etag import IfMatchDep, check_version, etag_for
+from crm2_core.http.etag import IfMatchDep, OptionalIfMatch, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.http.problems import problem_responses
 from crm2_core.http.routing import APIRouter
@@ -190,6 +190,7 @@ __all__ = [
     "ListQuery",
     "NewRow",
     "NotFound",
+    "OptionalIfMatch",
     "OrderKey",
     "OwnerForbidden",
     "OwnerNotActive",

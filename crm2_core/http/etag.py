@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from crm2_core.errors import PreconditionFailed, PreconditionRequired
 
@@ -43,6 +43,11 @@ async def require_if_match(request: Request) -> str:
 
 
 IfMatchDep = Annotated[str, Depends(require_if_match)]
+# A write where If-Match is optional (a DELETE): OpenAPI lists the header and the 412.
+OptionalIfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="optional; when sent, another version is 412"),
+]
 
 
 def check_version(if_match: str | None, current_version: int) -> int:

@@ -54,8 +54,9 @@ class Records(Generic[M]):
     async def delete(
         self, session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
     ) -> None:
-        row = await self.for_update(session, principal, id, if_match)
-        await self.repository.delete(session, getattr(row, "id"))  # noqa: B009
+        """Delete the visible record; a sent ``If-Match`` naming another version is 412."""
+        row = await self.get(session, principal, id)
+        await self.repository.delete_if_match(session, row, if_match)
 
     def lister(
         self, list_page: ListPage[R]

@@ -1,4 +1,4 @@
-"""One repository base: get-visible-or-404, insert, versioned update, delete, keyset lists.
+"""One repository base: get-visible-or-404, insert, versioned update and delete, keyset lists.
 
 A plugin's repository module makes one ``Repository`` per entity and adds only
 its domain queries::
@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.db.pagination import OrderKey, PageParams, Shaped, paginate
 from crm2_core.db.types import utcnow
 from crm2_core.db.versioned import update_versioned
-from crm2_core.errors import NotFound
+from crm2_core.errors import NotFound, PreconditionFailed
+from crm2_core.http.etag import check_version
 from crm2_core.kit.filters import Filtered, eq
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import Visibility
@@ -256,8 +257,38 @@ class Repository(Generic[M]):
         await session.refresh(row)
         return changed
 
-    async def delete(self, session: AsyncSession, id: uuid.UUID) -> None:
-        await session.execute(delete(self.model).where(self.id_column == id))
+    async def delete(
+        self, session: AsyncSession, id: uuid.UUID, version: int | None = None
+    ) -> bool:
+        """Delete row ``id`` (only while at ``version``, when one is given): whether it went.
+
+        The version is a condition of the ``DELETE`` itself, so a write committing between
+        the caller's read and this delete leaves the row in place on both databases.
+        """
+        stmt = delete(self.model).where(self.id_column == id)
+        if version is not None:
+            stmt = stmt.where(getattr(self.model, "version") == version)  # noqa: B009
+        deleted = await session.execute(stmt.returning(self.id_column))
+        return deleted.first() is not None
+
+    async def delete_if_match(self, session: AsyncSession, row: M, if_match: str | None) -> None:
+        """Delete ``row``, read just before; an ``If-Match`` (optional) must name its version.
+
+        Sent, another version is 412 and nothing is deleted, also when an edit commits after
+        the read (``DELETE … WHERE version = :v``). A concurrent delete that went first is
+        the entity's 404.
+        """
+        row_id = getattr(row, "id")  # noqa: B009
+        expected = None
+        if if_match is not None:
+            expected = check_version(if_match, getattr(row, "version"))  # noqa: B009
+        if await self.delete(session, row_id, expected):
+            return
+        if expected is not None and await self.get(session, Visibility.system(), row_id):
+            raise PreconditionFailed(
+                f"the {self.noun} changed while you were deleting it; read it again and retry"
+            )
+        raise self.not_found(f"no {self.noun} {row_id}")
 
     # -- crm2_resolve_entity -----------------------------------------------------------
 

@@ -25,13 +25,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.auth.deps import require
 from crm2_core.http.deps import get_session
-from crm2_core.http.etag import require_if_match
+from crm2_core.http.etag import OptionalIfMatch, require_if_match
 from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.kit.http import created, present
 from crm2_core.kit.query import ListQuery
@@ -146,13 +146,7 @@ def record_routes(
             await remove(session, principal, ids[id_name], if_match)
             return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-        if_match_p = _parameter(
-            "if_match",
-            Annotated[
-                str | None, Header(description="the ETag of your last read; checked when sent")
-            ],
-            None,
-        )
+        if_match_p = _parameter("if_match", OptionalIfMatch, None)
         router.add_api_route(
             path,
             _endpoint(

@@ -31,11 +31,13 @@ from sqlmodel import col
 from crm2_core.api import (
     OrderKey,
     PageParams,
+    Repository,
     Visibility,
     execute_in_session,
     folded,
     paginate,
 )
+from crm2_deals.errors import PipelineNotFound
 from crm2_deals.models import Deal, LostReason, Pipeline, Stage
 
 # The default pipeline first, then by name.
@@ -285,8 +287,13 @@ async def update_stage(session: AsyncSession, stage_id: uuid.UUID, values: dict[
     await session.execute(update(Stage).where(col(Stage.id) == stage_id).values(**values))
 
 
-async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
-    await session.execute(delete(Pipeline).where(col(Pipeline.id) == pipeline_id))
+PIPELINES = Repository(Pipeline, PipelineNotFound, noun="pipeline")
+
+
+async def delete_pipeline(session: AsyncSession, pipeline: Pipeline, if_match: str | None) -> None:
+    """Delete the pipeline; a sent ``If-Match`` naming another version is 412 (also when an
+    edit commits after the read: the version is a condition of the ``DELETE``)."""
+    await PIPELINES.delete_if_match(session, pipeline, if_match)
 
 
 # -- lost reasons ----------------------------------------------------------------------

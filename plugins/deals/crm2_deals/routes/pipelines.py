@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.api import (
     APIRouter,
     IfMatchDep,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -80,9 +81,11 @@ async def update_pipeline(
 
 
 @router.delete("/pipelines/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_pipeline(pipeline_id: uuid.UUID, _: DealsAdmin, session: SessionDep) -> Response:
-    """Delete a pipeline that holds no deals and is not the default."""
-    await service.delete_pipeline(session, pipeline_id)
+async def delete_pipeline(
+    pipeline_id: uuid.UUID, _: DealsAdmin, session: SessionDep, if_match: OptionalIfMatch = None
+) -> Response:
+    """Delete a pipeline that holds no deals and is not the default; If-Match optional."""
+    await service.delete_pipeline(session, pipeline_id, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -138,7 +138,7 @@ async def delete_activity(
     row = await ACTIVITIES.for_update(session, principal, activity_id, if_match)
     if row.kind == "system":
         raise SystemActivityReadOnly("system entries record what happened; they are not deleted")
-    await repo.activities.delete(session, activity_id)
+    await repo.activities.delete_if_match(session, row, if_match)
 
 
 async def list_activities(

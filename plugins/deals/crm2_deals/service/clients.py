@@ -187,7 +187,7 @@ async def delete_client(
     client = await CLIENTS.for_update(session, principal, client_id, if_match)
     if await repo.client_in_use(session, client.id):
         raise InUse("the client has deals or policies; archive it instead")
-    await repo.clients.delete(session, client.id)
+    await repo.clients.delete_if_match(session, client, if_match)
 
 
 # -- contacts --------------------------------------------------------------------------

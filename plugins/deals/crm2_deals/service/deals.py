@@ -99,7 +99,7 @@ async def delete_deal(
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
     # an activity's deal cascades: one also about a policy keeps the policy's history
     await activities_repo.unlink_deal_of_policy_entries(session, deal.id)
-    await repo.deals.delete(session, deal.id)
+    await repo.deals.delete_if_match(session, deal, if_match)
 
 
 list_deals = DEALS.lister(repo.list_deals)

@@ -154,13 +154,19 @@ async def _replace_stages(
             await session.refresh(row)
 
 
-async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
+async def delete_pipeline(
+    session: AsyncSession, pipeline_id: uuid.UUID, if_match: str | None = None
+) -> None:
+    """Delete a pipeline that holds no deals and is not the default; a sent ``If-Match``
+    must name its version."""
     pipeline = await get_pipeline(session, pipeline_id)
+    if if_match is not None:
+        check_version(if_match, pipeline.version)  # a stale one is 412 before any 409
     if pipeline.is_default:
         raise InUse("this is the default pipeline; make another one the default first")
     if await repo.pipeline_in_use(session, pipeline.id):
         raise InUse("the pipeline holds deals")
-    await repo.delete_pipeline(session, pipeline.id)
+    await repo.delete_pipeline(session, pipeline, if_match)
 
 
 async def create_lost_reason(session: AsyncSession, data: LostReasonCreate) -> LostReason:

@@ -121,8 +121,7 @@ async def update_rule(
 
 async def delete_rule(session: AsyncSession, rule_id: uuid.UUID, if_match: str | None) -> None:
     rule = await repo.RULES.get_or_404(session, repo.ADMIN, rule_id)
-    check_version(if_match, rule.version)
-    await repo.RULES.delete(session, rule.id)
+    await repo.RULES.delete_if_match(session, rule, if_match)
 
 
 def _shipped(plugin: str, raw: Mapping[str, Any]) -> Rule:

@@ -73,5 +73,4 @@ async def switch_off(session: AsyncSession, id: uuid.UUID, reason: str, now: dat
 
 async def delete(session: AsyncSession, id: uuid.UUID, if_match: str | None) -> None:
     row = await repo.WEBHOOKS.get_or_404(session, repo.ADMIN, id)
-    check_version(if_match, row.version)
-    await repo.WEBHOOKS.delete(session, row.id)
+    await repo.WEBHOOKS.delete_if_match(session, row, if_match)

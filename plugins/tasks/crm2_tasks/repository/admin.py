@@ -128,6 +128,12 @@ async def update(
         raise taken from exc
 
 
+async def delete(session: AsyncSession, row: M, if_match: str | None) -> None:
+    """Delete an admin row; a sent ``If-Match`` naming another version is 412 (also when an
+    edit commits after the read: the version is a condition of the ``DELETE``)."""
+    await _REPOSITORIES[type(row)].delete_if_match(session, row, if_match)
+
+
 async def calendar_in_use(session: AsyncSession, calendar_id: uuid.UUID) -> bool:
     stmt = select(exists().where(col(SlaPolicy.calendar_id) == calendar_id))
     return bool((await session.execute(stmt)).scalar())

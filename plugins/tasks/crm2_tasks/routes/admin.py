@@ -10,6 +10,7 @@ from crm2_core.api import (
     APIRouter,
     ContextDep,
     IfMatchDep,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -83,9 +84,11 @@ async def update_calendar(
 
 
 @router.delete("/calendars/{calendar_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_calendar(calendar_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
-    """Delete a calendar no SLA policy uses (409 otherwise)."""
-    await calendars.delete_calendar(session, calendar_id)
+async def delete_calendar(
+    calendar_id: uuid.UUID, _: TasksAdmin, session: SessionDep, if_match: OptionalIfMatch = None
+) -> Response:
+    """Delete a calendar no SLA policy uses (409 otherwise); If-Match optional."""
+    await calendars.delete_calendar(session, calendar_id, if_match)
     return _no_content()
 
 
@@ -129,9 +132,12 @@ async def update_policy(
 
 
 @router.delete("/sla-policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_policy(policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep) -> Response:
-    """Delete a policy and the timers it started (deactivate it to keep them)."""
-    await policies.delete_policy(session, policy_id)
+async def delete_policy(
+    policy_id: uuid.UUID, _: TasksAdmin, session: SessionDep, if_match: OptionalIfMatch = None
+) -> Response:
+    """Delete a policy and the timers it started (deactivate it to keep them); If-Match
+    optional."""
+    await policies.delete_policy(session, policy_id, if_match)
     return _no_content()
 
 
@@ -189,7 +195,9 @@ async def update_rule(
 
 
 @router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: uuid.UUID, admin: TasksAdmin, session: SessionDep) -> Response:
-    """Delete a rule; the tasks it created stay."""
-    await automations.delete_rule(session, rule_id, actor=admin)
+async def delete_rule(
+    rule_id: uuid.UUID, admin: TasksAdmin, session: SessionDep, if_match: OptionalIfMatch = None
+) -> Response:
+    """Delete a rule; the tasks it created stay. If-Match optional."""
+    await automations.delete_rule(session, rule_id, if_match, actor=admin)
     return _no_content()

@@ -176,11 +176,16 @@ async def update_rule(
 
 
 async def delete_rule(
-    session: AsyncSession, rule_id: uuid.UUID, *, actor: Principal | None = None
+    session: AsyncSession,
+    rule_id: uuid.UUID,
+    if_match: str | None = None,
+    *,
+    actor: Principal | None = None,
 ) -> None:
+    """Delete a rule; a sent ``If-Match`` must name its version (412 and no event if not)."""
     rule = await get_rule(session, rule_id)
+    await repo.delete(session, rule, if_match)
     _changed(session, rule, "deleted", actor)
-    await session.delete(rule)
 
 
 # -- applying rules to events -----------------------------------------------------------

@@ -106,8 +106,13 @@ async def update_calendar(
     return row
 
 
-async def delete_calendar(session: AsyncSession, calendar_id: uuid.UUID) -> None:
+async def delete_calendar(
+    session: AsyncSession, calendar_id: uuid.UUID, if_match: str | None = None
+) -> None:
+    """Delete a calendar no SLA policy uses; a sent ``If-Match`` must name its version."""
     row = await get_calendar(session, calendar_id)
+    if if_match is not None:
+        check_version(if_match, row.version)  # a stale one is 412 before the 409 below
     if await repo.calendar_in_use(session, row.id):
         raise CalendarInUse("an SLA policy uses this calendar: change the policy first")
-    await session.delete(row)
+    await repo.delete(session, row, if_match)

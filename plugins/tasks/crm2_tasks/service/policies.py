@@ -68,6 +68,9 @@ async def update_policy(
     return row
 
 
-async def delete_policy(session: AsyncSession, policy_id: uuid.UUID) -> None:
-    """Deleting a policy stops the timers it started (they go with it)."""
-    await session.delete(await get_policy(session, policy_id))
+async def delete_policy(
+    session: AsyncSession, policy_id: uuid.UUID, if_match: str | None = None
+) -> None:
+    """Deleting a policy stops the timers it started (they go with it); a sent ``If-Match``
+    must name its version."""
+    await repo.delete(session, await get_policy(session, policy_id), if_match)
