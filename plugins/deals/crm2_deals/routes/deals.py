@@ -11,6 +11,7 @@ from crm2_core.api import (
     APIRouter,
     ContextDep,
     IfMatchDep,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -28,7 +29,6 @@ from crm2_deals.routes.deps import (
     PERMISSIONS,
     DealsRead,
     DealsWrite,
-    OptionalIfMatch,
 )
 from crm2_deals.schemas.deals import (
     DealCreate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
 
 from crm2_core.api import Permissions, require
 from crm2_hookspecs import Principal
@@ -15,6 +15,3 @@ DealsWrite = Annotated[Principal, Depends(require("deals:write"))]
 DealsDelete = Annotated[Principal, Depends(require("deals:delete"))]
 DealsImport = Annotated[Principal, Depends(require("deals:import"))]
 DealsAdmin = Annotated[Principal, Depends(require("deals:admin"))]
-OptionalIfMatch = Annotated[
-    str | None, Header(description="the ETag of your last read; checked when sent")
-]

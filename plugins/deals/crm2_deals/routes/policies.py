@@ -8,6 +8,7 @@ from fastapi import Response, status
 
 from crm2_core.api import (
     APIRouter,
+    OptionalIfMatch,
     SessionDep,
     create_route,
     created,
@@ -17,7 +18,7 @@ from crm2_core.api import (
     record_routes,
 )
 from crm2_deals.repository import policies as repo
-from crm2_deals.routes.deps import PERMISSIONS, DealsWrite, OptionalIfMatch
+from crm2_deals.routes.deps import PERMISSIONS, DealsWrite
 from crm2_deals.schemas.policies import (
     PolicyCancel,
     PolicyCreate,

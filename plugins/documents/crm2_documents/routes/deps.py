@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
 
 from crm2_core.api import require
 from crm2_hookspecs import Principal
@@ -13,6 +13,3 @@ DocumentsRead = Annotated[Principal, Depends(require("documents:read"))]
 DocumentsWrite = Annotated[Principal, Depends(require("documents:write"))]
 DocumentsDelete = Annotated[Principal, Depends(require("documents:delete"))]
 DocumentsAdmin = Annotated[Principal, Depends(require("documents:admin"))]
-OptionalIfMatch = Annotated[
-    str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
-]

@@ -13,6 +13,7 @@ from crm2_core.api import (
     ContextDep,
     IfMatchDep,
     ListQuery,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -26,7 +27,6 @@ from crm2_documents.routes.deps import (
     DocumentsDelete,
     DocumentsRead,
     DocumentsWrite,
-    OptionalIfMatch,
 )
 from crm2_documents.schemas.documents import (
     DocumentCreate,

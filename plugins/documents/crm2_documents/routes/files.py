@@ -20,6 +20,7 @@ from crm2_core.api import (
     STREAMED_BODY,
     APIRouter,
     ContextDep,
+    OptionalIfMatch,
     SessionDep,
     acting_user,
     new_id,
@@ -29,7 +30,7 @@ from crm2_documents import signing
 from crm2_documents.content import content_disposition
 from crm2_documents.errors import BadSignature, RangeNotSatisfiable
 from crm2_documents.models import Version
-from crm2_documents.routes.deps import DocumentsRead, DocumentsWrite, OptionalIfMatch
+from crm2_documents.routes.deps import DocumentsRead, DocumentsWrite
 from crm2_documents.schemas.documents import SignedUrl, SignedUrlRequest, VersionPublic
 from crm2_documents.service import versions as service
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Response, status
+from fastapi import Depends, Response, status
 
 from crm2_core.api import (
     APIRouter,
@@ -14,6 +14,7 @@ from crm2_core.api import (
     Filter,
     IfMatchDep,
     ListQuery,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -38,10 +39,6 @@ from crm2_notifications.service import rules, webhooks
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications admin"])
 BASE = "/api/v1/notifications"
-IfMatchOptional = Annotated[
-    str | None,
-    Header(alias="If-Match", description="the ETag of your last read; checked when sent"),
-]
 
 
 # -- rules -------------------------------------------------------------------------------
@@ -102,7 +99,7 @@ async def update_rule(
 
 @router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_rule(
-    rule_id: uuid.UUID, _: NotificationsAdmin, session: SessionDep, if_match: IfMatchOptional = None
+    rule_id: uuid.UUID, _: NotificationsAdmin, session: SessionDep, if_match: OptionalIfMatch = None
 ) -> Response:
     """Delete a rule; the notifications it made stay. A shipped rule is not stored again."""
     await rules.delete_rule(session, rule_id, if_match)
@@ -161,7 +158,7 @@ async def delete_webhook(
     webhook_id: uuid.UUID,
     _: NotificationsAdmin,
     session: SessionDep,
-    if_match: IfMatchOptional = None,
+    if_match: OptionalIfMatch = None,
 ) -> Response:
     """Delete a subscription and its deliveries."""
     await webhooks.delete(session, webhook_id, if_match)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import File, Header, Query, Response, UploadFile, status
+from fastapi import File, Query, Response, UploadFile, status
 from sqlalchemy import select
 from sqlmodel import col
 
 from crm2_core.api import (
     APIRouter,
     ContextDep,
+    OptionalIfMatch,
     Page,
     PageDep,
     Repository,
@@ -50,9 +51,6 @@ lines = Repository(
     ),
     noun="statement line",
 )
-OptionalIfMatch = Annotated[
-    str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
-]
 
 
 def line_public(line: StatementLine) -> LinePublic:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Header, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from sqlalchemy import Row
 
 from crm2_core.api import (
@@ -16,6 +16,7 @@ from crm2_core.api import (
     ContextDep,
     IfMatchDep,
     ListQuery,
+    OptionalIfMatch,
     Page,
     PageDep,
     SessionDep,
@@ -43,9 +44,6 @@ from crm2_tasks.service import tasks as service
 from crm2_tasks.visibility import TaskVisibility
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-OptionalIfMatch = Annotated[
-    str | None, Header(alias="If-Match", description="optional; when sent, a stale ETag is 412")
-]
 
 
 def _overdue_at(filters: repo.TaskFilters, context: AppContext) -> repo.TaskFilters:
