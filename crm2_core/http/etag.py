@@ -12,6 +12,12 @@ from crm2_core.errors import PreconditionFailed, PreconditionRequired
 # ASCII digits only, and few of them: str.isdigit() also takes "²" (which int() refuses)
 # and int() refuses more than 4,300 digits; a version never needs 20.
 _ETAG = re.compile(r'"v([0-9]{1,19})"')
+# RFC 9110 entity-tag: [W/] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text.
+# Starlette decodes header bytes as latin-1, so obs-text is U+0080..U+00FF here.
+# A comma may sit inside one, so the list is read tag by tag, not split on commas; empty
+# list elements are allowed (RFC 9110 section 5.6.1).
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_TAG_LIST = re.compile(rf"[ \t,]*{_ENTITY_TAG}(?:[ \t]*,[ \t,]*{_ENTITY_TAG})*[ \t,]*")
 MAX_TAGS = 20
 
 
@@ -19,18 +25,31 @@ def etag_for(version: int) -> str:
     return f'"v{version}"'
 
 
+def _shown(if_match: str) -> str:
+    return repr(if_match if len(if_match) <= 40 else if_match[:40] + "…")
+
+
 def versions_from_if_match(if_match: str) -> frozenset[int] | None:
     """The versions an ``If-Match`` names (RFC 9110 allows a list of them); ``None`` for
-    ``*``. A weak ``W/`` tag counts as its version: some proxies weaken what they pass on."""
+    ``*``. A weak ``W/`` tag counts as its version: some proxies weaken what they pass on.
+
+    A well-formed entity tag this server never issued (``"x"``) names no version and is
+    skipped, so a list still matches by its other members; a malformed member, or a list
+    with no ETag of ours at all, is a 412.
+    """
     value = if_match.strip()
     if value == "*":
         return None
-    tags = value.split(",")
-    versions = [_ETAG.fullmatch(tag.strip().removeprefix("W/")) for tag in tags[:MAX_TAGS]]
-    if len(tags) <= MAX_TAGS and all(versions):
-        return frozenset(int(match[1]) for match in versions if match)
-    shown = if_match if len(if_match) <= 40 else if_match[:40] + "…"
-    raise PreconditionFailed(f"If-Match {shown!r} is not an ETag this server issued")
+    tags = re.findall(_ENTITY_TAG, value) if _TAG_LIST.fullmatch(value) else []
+    if not tags or len(tags) > MAX_TAGS:
+        raise PreconditionFailed(
+            f"If-Match {_shown(if_match)} is not a list of at most {MAX_TAGS} entity tags"
+        )
+    ours = [_ETAG.fullmatch(tag.removeprefix("W/")) for tag in tags]
+    versions = frozenset(int(match[1]) for match in ours if match)
+    if not versions:
+        raise PreconditionFailed(f"If-Match {_shown(if_match)} is not an ETag this server issued")
+    return versions
 
 
 async def require_if_match(request: Request) -> str:

@@ -172,6 +172,25 @@ async def test_an_if_match_list_holding_the_current_etag_passes(crm2: Crm2TestAp
     assert_problem(broken, 412, "precondition-failed")
 
 
+async def test_an_if_match_list_with_a_foreign_entity_tag_still_matches_by_the_current_one(
+    crm2: Crm2TestApp,
+) -> None:
+    """RFC 9110: a well-formed entity tag this server never issued just matches nothing."""
+    admin = await crm2.login("admin")
+    url = "/api/v1/auth/roles/viewer"
+    etag = (await crm2.client.get(url, headers=admin)).headers["etag"]
+
+    listed = await crm2.client.patch(
+        url, json={"description": "x"}, headers={**admin, "If-Match": f'{etag}, "x"'}
+    )
+    assert listed.status_code == 200, listed.text
+    foreign_only = await crm2.client.patch(
+        url, json={"description": "y"}, headers={**admin, "If-Match": '"x", "y"'}
+    )
+    body = assert_problem(foreign_only, 412, "precondition-failed")
+    assert "issued" in body["detail"]
+
+
 async def test_too_many_failed_logins_is_429_problem(crm2_app_factory: AppFactory) -> None:
     crm2 = await crm2_app_factory(plugin_settings={"auth": {"login_free_failures": 2}})
     await crm2.create_user("viewer", email="throttled@example.com")
