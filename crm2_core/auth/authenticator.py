@@ -142,6 +142,10 @@ class Authenticator:
 
     async def from_headers(self, headers: Mapping[str, str]) -> Principal | None:
         authorization = headers.get("authorization")
+        if authorization and headers.get("x-api-key"):
+            # Which one counts is a guess, as for a header sent twice: a proxy in front
+            # may check the other one, so neither does.
+            raise Unauthorized("Authorization and X-API-Key were both sent; send one credential")
         if authorization:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()

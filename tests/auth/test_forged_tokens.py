@@ -229,6 +229,23 @@ async def test_a_credential_header_sent_twice_is_401(crm2: Crm2TestApp, name: st
         assert "sent 2 times; send it once" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("order", ["authorization-first", "api-key-first"])
+async def test_authorization_and_an_api_key_together_are_401(crm2: Crm2TestApp, order: str) -> None:
+    """Authorization silently won: a proxy checking X-API-Key saw another caller than we did."""
+    admin = await crm2.login("admin")
+    made = await crm2.client.post(
+        "/api/v1/auth/api-keys", json={"name": "k", "role": "viewer"}, headers=admin
+    )
+    pair = [("Authorization", admin["Authorization"]), ("X-API-Key", made.json()["key"])]
+    if order == "api-key-first":
+        pair.reverse()
+
+    response = await crm2.client.get(ME, headers=pair)
+
+    assert_401_problem(response)
+    assert "send one credential" in response.json()["detail"]
+
+
 async def test_bearer_without_a_token_says_so(crm2: Crm2TestApp) -> None:
     response = await crm2.client.get(ME, headers={"Authorization": "Bearer "})
     assert response.status_code == 401
