@@ -89,18 +89,33 @@ class Me(UserPublic):
     permissions: list[str]
 
 
+PASSWORD_MIN_LENGTH = 10
+
+
+def visible_length(value: str) -> int:
+    """The characters of ``value`` that show: control, format (zero-width space, BOM),
+    private-use, surrogate and unassigned code points (Unicode category C) do not."""
+    return sum(not unicodedata.category(char).startswith("C") for char in value)
+
+
 class _Password(RequestModel):
     @field_validator("password", check_fields=False)
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        # ``min_length`` counts code points: ten zero-width spaces passed it.
+        if value is not None and visible_length(value) < PASSWORD_MIN_LENGTH:
+            raise ValueError(
+                f"must have at least {PASSWORD_MIN_LENGTH} visible characters (control and "
+                "format characters such as zero-width spaces do not count)"
+            )
         return value
 
 
 class UserCreate(_Password):
     email: EmailStr = Field(max_length=320)
-    password: Password = Field(min_length=10, max_length=1024)
+    password: Password = Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)
     full_name: str = Field("", max_length=200)
     roles: list[str] = Field(default_factory=lambda: ["viewer"], max_length=20)
     is_active: bool = True
@@ -113,7 +128,7 @@ class UserCreate(_Password):
 
 class UserUpdate(_Password):
     full_name: str | None = Field(None, max_length=200)
-    password: Password | None = Field(None, min_length=10, max_length=1024)
+    password: Password | None = Field(None, min_length=PASSWORD_MIN_LENGTH, max_length=1024)
     roles: list[str] | None = Field(None, max_length=20)
     is_active: bool | None = None
 

@@ -101,6 +101,34 @@ async def test_short_password_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -
     assert_problem(await create_user(crm2, admin, password="short"), 422)
 
 
+INVISIBLE_PASSWORDS = {
+    "zero-width-spaces": "\u200b" * 10,
+    "controls": "\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f",
+    "bom-padded": "abc" + "\ufeff" * 7,
+}
+
+
+@pytest.mark.parametrize("password", INVISIBLE_PASSWORDS.values(), ids=INVISIBLE_PASSWORDS.keys())
+async def test_password_without_ten_visible_characters_is_422_on_create_and_change(
+    crm2: Crm2TestApp, admin: dict[str, str], password: str
+) -> None:
+    """Ten zero-width spaces passed ``min_length=10`` and became a password nobody can see."""
+    refused = await create_user(crm2, admin, password=password)
+    assert_problem(refused, 422)
+    assert "visible characters" in refused.text
+    created = await create_user(crm2, admin)
+    url = f"{USERS}/{created.json()['id']}"
+
+    changed = await crm2.client.patch(
+        url, json={"password": password}, headers={**admin, "If-Match": created.headers["etag"]}
+    )
+
+    assert_problem(changed, 422)
+    assert "visible characters" in changed.text
+    assert (await crm2.client.get(url, headers=admin)).headers["etag"] == '"v1"'
+    assert (await login(crm2, "new@example.com")).status_code == 200
+
+
 @pytest.mark.parametrize("role", ["agent", "manager", "viewer"])
 async def test_non_admin_gets_403_on_users(crm2: Crm2TestApp, role: str) -> None:
     headers = await crm2.login(role)
