@@ -93,3 +93,7 @@ class PrivilegeEscalation(Forbidden):
 
 class UserOwnsRecords(Conflict):
     slug, title = "user-owns-records", "The user still owns records"
+
+
+class ExpiryPassed(Unprocessable):
+    slug, title = "expiry-passed", "The expiry is already past"

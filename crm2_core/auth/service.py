@@ -26,6 +26,7 @@ from crm2_core.auth.errors import (
     BuiltinRole,
     CredentialsChanged,
     EmailTaken,
+    ExpiryPassed,
     InvalidCredentials,
     InvalidRefreshToken,
     LastAdmin,
@@ -706,6 +707,7 @@ class AuthService:
         await self._check_roles(session, [data.role])
         await self._require_grantable(session, actor, [data.role])
         await self._require_creator_holds(session, actor, data.role)
+        _require_future_expiry(data.expires_at)
         _require_within_expiry(actor, data.expires_at)
         created_by, created_by_key = None, None
         if actor is not None and actor.kind == "user":
@@ -765,6 +767,15 @@ def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:
     if EVERYTHING in other:
         return one
     return one & other
+
+
+def _require_future_expiry(expires_at: datetime | None) -> None:
+    """422 for a key that would be born expired: it was made, shown once and never worked."""
+    if expires_at is not None and expires_at <= utcnow():
+        raise ExpiryPassed(
+            f"expires_at {expires_at.isoformat()} is already past; "
+            "set a later time, or leave it out for a key that does not expire"
+        )
 
 
 def _require_within_expiry(actor: Principal | None, expires_at: datetime | None) -> None:
