@@ -10,6 +10,9 @@ What every request body inherits, so no plugin has to remember it:
 - no integer lies outside the 64-bit range of the widest column (``Int32`` for
   an ``INTEGER`` column narrows it), and the OpenAPI document says so, so
   generated clients and fuzzers send what the server takes;
+- no aware date-time lies before the first instant a ``UtcDateTime`` column stores
+  (a 422 naming the field), and one past the last is that last instant, so a
+  response echoes what was stored;
 - in an ``UpdateModel`` (a PATCH body) an explicit ``null`` is refused unless the
   field is ``Clearable``: leaving a field out keeps it, ``null`` never silently
   means "keep" nor clears a required column.
@@ -23,7 +26,7 @@ import inspect
 import re
 import types
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
@@ -38,6 +41,11 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+# The first and last instants a ``UtcDateTime`` column stores: one microsecond inside
+# what Python can hold (asyncpg binds datetime.min/max as -/+infinity).
+FIRST_INSTANT = (datetime.min + timedelta(microseconds=1)).replace(tzinfo=UTC)
+LAST_INSTANT = (datetime.max - timedelta(microseconds=1)).replace(tzinfo=UTC)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -65,6 +73,28 @@ AwareIsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 """The same, with its timezone required."""
 IsoDate = Annotated[date, BeforeValidator(_iso_only)]
 """A date given as ISO 8601 (``2026-12-03``), never a number."""
+
+
+def storable_instant(value: Any) -> Any:
+    """``value``, unless it is an aware date-time a ``UtcDateTime`` column cannot keep as
+    given: one before ``FIRST_INSTANT`` in UTC (``0001-01-01T00:00:00+01:00``) is a
+    ``ValueError``; one past ``LAST_INSTANT`` is ``LAST_INSTANT``, the column's own
+    "never" (an expiry at the end of time)."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return value
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999 in another zone
+        if value.year > 1:
+            return LAST_INSTANT
+        utc = None
+    if utc is None or utc < FIRST_INSTANT:
+        raise ValueError(
+            f"must be at or after {FIRST_INSTANT.isoformat()}, the first instant stored "
+            "(times are kept in UTC)"
+        )
+    return LAST_INSTANT if utc > LAST_INSTANT else value
+
 
 # NUL (PostgreSQL text cannot hold it) and lone surrogates (not encodable as UTF-8;
 # JSON's "\ud800" escape produces one).
@@ -232,6 +262,11 @@ class RequestModel(BaseModel):
         if value is not None and info.field_name in _temporal_fields(cls):
             _iso_only(value)  # the document says an ISO 8601 string
         return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_instant(cls, value: Any) -> Any:
+        return storable_instant(value)
 
 
 class UpdateModel(RequestModel):

@@ -188,6 +188,32 @@ async def test_expiry_already_past_is_422_and_makes_no_key(
     assert (await crm2.client.get(KEYS, headers=admin)).json()["items"] == []
 
 
+async def test_expiry_before_the_first_storable_instant_is_422_naming_the_field(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """0001-01-01T00:00:00+01:00 is before datetime.min in UTC: it was clamped silently."""
+    body = {"name": "x", "role": "viewer", "expires_at": "0001-01-01T00:00:00+01:00"}
+
+    response = await crm2.client.post(KEYS, json=body, headers=admin)
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:crm2:problem:validation-error"
+    assert [e["loc"] for e in problem["errors"]] == [["body", "expires_at"]]
+    assert "first instant" in problem["detail"]
+
+
+async def test_expiry_past_the_last_instant_is_echoed_as_it_is_stored(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """The POST echoed the raw time while every later read showed the clamped one."""
+    created = await create_key(crm2, admin, expires_at="9999-12-31T12:00:00-14:00")
+
+    listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
+
+    assert created["expires_at"] == listed[0]["expires_at"] == "9999-12-31T23:59:59.999998Z"
+
+
 async def test_key_is_stored_only_hashed(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
     created = await create_key(crm2, admin)
     async with crm2.context.session_factory() as session:
