@@ -84,7 +84,7 @@ export function Board() {
         move: async (stageId, version) =>
           ok(
             await api.POST("/api/v1/deals/deals/{deal_id}/move", {
-              params: { path: { deal_id: vars.deal.id }, header: { "if-match": `"v${version}"` } },
+              params: { path: { deal_id: vars.deal.id }, header: { "If-Match": `"v${version}"` } },
               body: { stage_id: stageId, lost_reason: vars.lostReason ?? null },
             }),
           ),
