@@ -177,6 +177,12 @@ async def run_backup(
     ``backup.set.failed`` and raises. ``None`` when the queued set was taken already.
     """
     settings: BackupSettings = context.plugin_settings("backup")
+    if set_id is None:
+        # a new set (``crm2 backup run``): a misspelt target or destination is refused
+        # before a set, a failed run and an admin incident are recorded, as ``POST /sets``
+        # refuses it (422) before queueing anything
+        chosen_targets(context)
+        destinations.configured(context)
     row = await _start(context, set_id, trigger, actor_id)
     if row is None:
         return None
