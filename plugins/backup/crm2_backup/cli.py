@@ -161,7 +161,21 @@ def register(cli: click.Group) -> None:
 
         if out.exists():
             raise click.ClickException(f"{out} exists: never overwrite a backup key")
-        write_key_file(out, crypto.new_key())
+        # as ssh-keygen and openssl do: a misspelt folder is refused, not made (the key
+        # would sit where nobody looks for it, with a parent folder of the default mode)
+        folder = out.parent
+        if not folder.exists():
+            raise click.ClickException(
+                f"the folder {folder} does not exist: create it first (mkdir -m 700 {folder})"
+            )
+        if not folder.is_dir():
+            raise click.ClickException(f"{folder} is not a folder: choose another --out")
+        try:
+            write_key_file(out, crypto.new_key())
+        except FileExistsError:
+            raise click.ClickException(f"{out} exists: never overwrite a backup key") from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {out}; keep a copy apart from the backups")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,34 @@ async def test_an_unknown_target_is_refused_before_a_set_is_recorded(
     assert (await backup.client.get(f"{API}/runs", headers=admin)).json()["items"] == []
     assert await event_types(backup) == []
     assert not (tmp_path / "backups").exists() or not any((tmp_path / "backups").iterdir())
+
+
+def test_keygen_refuses_a_missing_folder_and_makes_none(tmp_path: Path) -> None:
+    out = tmp_path / "typo" / "crm2-backup.key"
+
+    result = CliRunner().invoke(build_cli(), ["backup", "keygen", "--out", str(out)])
+
+    assert result.exit_code != 0, (result.output, result.exception)
+    assert str(tmp_path / "typo") in _one_error_line(result)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_keygen_writes_a_0600_key_into_an_existing_folder(tmp_path: Path) -> None:
+    out = tmp_path / "crm2-backup.key"
+
+    result = CliRunner().invoke(build_cli(), ["backup", "keygen", "--out", str(out)])
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert len(crypto.decode_key(out.read_text(encoding="ascii"))) == 32
+
+
+def test_keygen_into_a_folder_it_cannot_write_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+
+    result = CliRunner().invoke(
+        build_cli(), ["backup", "keygen", "--out", str(tmp_path / "a-file" / "k.key")]
+    )
+
+    assert result.exit_code != 0, (result.output, result.exception)
+    assert "a-file" in _one_error_line(result)
