@@ -3,12 +3,27 @@
 ``payments:reconcile`` without ``payments:all_records`` (a custom role): ``manual_match``
 read the payment by id with no visibility rule, so a clerk booked money on, and learnt
 the existence of, another user's payment. It is 404 now, and nothing is booked.
+
+``unmatch`` read the line's payment with no rule either (a clerk took back a receipt on
+a payment they cannot see), and an upload's automatic matching booked the clerk's lines
+on anyone's payments (and the answer named them): both keep to the uploader's payments.
 """
 
 from __future__ import annotations
 
-from payments_kit import API, Payments, key
+from payments_kit import API, Payments, User, key
 from test_payments_reconciliation import statement, upload
+
+
+async def _clerk(p: Payments, admin: User) -> User:
+    """``payments:reconcile`` without ``payments:all_records``."""
+    role = {
+        "name": "clerk",
+        "permissions": ["payments:read", "payments:write", "payments:reconcile"],
+    }
+    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    return await p.user("clerk")
 
 
 async def test_a_clerk_matches_a_line_only_to_a_payment_they_can_see(
@@ -16,13 +31,7 @@ async def test_a_clerk_matches_a_line_only_to_a_payment_they_can_see(
 ) -> None:
     p = payments
     admin, agent = await p.user("admin"), await p.user("agent")
-    role = {
-        "name": "clerk",
-        "permissions": ["payments:read", "payments:write", "payments:reconcile"],
-    }
-    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
-    assert made.status_code == 201, made.text
-    clerk = await p.user("clerk")
+    clerk = await _clerk(p, admin)
     theirs = await p.create(agent, amount="7.00")
     own = await p.create(clerk, amount="7.00")
     result = await upload(p, clerk.headers, statement("2026-01-01;5,00;EUR;zz;Y"))
@@ -43,3 +52,58 @@ async def test_a_clerk_matches_a_line_only_to_a_payment_they_can_see(
     )
     assert matched.status_code == 200, matched.text
     assert (await p.get(clerk, own["id"])).json()["paid"] == "5.00"
+
+
+async def test_a_clerk_cannot_unmatch_a_line_matched_to_a_payment_they_cannot_see(
+    payments: Payments,
+) -> None:
+    p = payments
+    admin, agent = await p.user("admin"), await p.user("agent")
+    clerk = await _clerk(p, admin)
+    theirs = await p.create(agent, amount="7.00", reference="AGENT-1")
+    result = await upload(p, admin.headers, statement("2026-01-01;7,00;EUR;AGENT-1;Y"))
+    assert result["matched"] == 1
+    lines = await p.client.get(f"{API}/statements/{result['id']}/lines", headers=clerk.headers)
+    (line,) = lines.json()["items"]
+    refused = await p.client.post(
+        f"{API}/statement-lines/{line['id']}/unmatch", headers={**clerk.headers, **key()}
+    )
+    assert refused.status_code == 404, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["type"].endswith("payments-payment-not-found")
+    kept = (await p.get(agent, theirs["id"])).json()
+    assert (kept["paid"], kept["version"]) == ("7.00", theirs["version"] + 1)
+    again = await p.client.get(f"{API}/statements/{result['id']}/lines", headers=admin.headers)
+    (still,) = again.json()["items"]
+    assert (still["status"], still["version"]) == ("matched", line["version"])
+    ledger = await p.client.get(f"{API}/payments/{theirs['id']}/allocations", headers=agent.headers)
+    assert [a["kind"] for a in ledger.json()] == ["payment"]
+
+
+async def test_a_clerks_upload_matches_only_payments_they_can_see(payments: Payments) -> None:
+    p = payments
+    admin, agent = await p.user("admin"), await p.user("agent")
+    clerk = await _clerk(p, admin)
+    by_ext = await p.create(agent, amount="12.00", provider="bank", external_id="EXT-9")
+    by_ref = await p.create(agent, amount="8.00", reference="AGENT-2")
+    by_amount = await p.create(agent, amount="33.10", due_date="2026-11-30")
+    receipt = await p.create(agent, amount="50.00")
+    booked = await p.move(agent, receipt["id"], "payment", "50.00", external_id="RCPT-1")
+    assert booked.status_code == 201, booked.text
+    content = statement(
+        "2026-12-01;12,00;EUR;EXT-9;A",
+        "2026-12-01;8,00;EUR;AGENT-2;B",
+        "2026-12-01;33,10;EUR;;C",
+        "2026-12-01;50,00;EUR;RCPT-1;D",
+    )
+    result = await upload(p, clerk.headers, content)
+    assert (result["matched"], result["ambiguous"], result["unmatched"]) == (0, 0, 4), result
+    lines = await p.client.get(f"{API}/statements/{result['id']}/lines", headers=clerk.headers)
+    assert {line["payment_id"] for line in lines.json()["items"]} == {None}
+    for made in (by_ext, by_ref, by_amount):
+        assert (await p.get(agent, made["id"])).json()["paid"] == "0.00"
+    mine = await p.create(clerk, amount="33.10", due_date="2026-11-30")
+    second = await upload(p, clerk.headers, statement("2026-12-02;33,10;EUR;;E"))
+    assert second["matched"] == 1, second
+    assert (await p.get(clerk, mine["id"])).json()["paid"] == "33.10"
+    assert (await p.get(agent, by_amount["id"])).json()["paid"] == "0.00"

@@ -14,6 +14,10 @@ found the receipt booked already); several: ``ambiguous``; none, a negative
 amount or more than is outstanding: ``unmatched``. A person matches and
 unmatches by hand; unmatching takes back the receipt the match booked (a
 ``reversal`` entry in the ledger).
+
+Every step keeps to the payments the uploader can see (the visibility rule): a
+reconcile holder without ``payments:all_records`` books nothing on, and the answer
+names none of, another user's payments; matching and unmatching by hand likewise.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlmodel import col
 from crm2_core.api import (
     Conflict,
     Crm2Error,
+    Visibility,
     check_version,
     from_minor,
     publish,
@@ -51,6 +56,7 @@ from crm2_payments.schemas.payments import AllocationCreate
 from crm2_payments.service import payments as payments_service
 from crm2_payments.service.money import text
 from crm2_payments.service.statements import ParsedLine
+from crm2_payments.visibility import RULES
 
 OUTSTANDING = col(Payment.amount_minor) - col(Payment.paid_minor) + col(Payment.refunded_minor)
 
@@ -70,7 +76,7 @@ def _confirmed_by_a_line(*where: Any) -> Any:
 
 
 async def _candidates(
-    session: AsyncSession, line: StatementLine, window: int
+    session: AsyncSession, line: StatementLine, window: int, seen: Visibility
 ) -> tuple[str, list[Payment], Allocation | None]:
     ref = line.reference
     if ref:
@@ -81,6 +87,7 @@ async def _candidates(
                     .where(
                         col(Allocation.external_id) == ref,
                         col(Allocation.kind) == "payment",
+                        seen.where(col(Allocation.owner_id)),
                         ~_confirmed_by_a_line(col(StatementLine.allocation_id) == Allocation.id),
                     )
                     .limit(2)
@@ -101,7 +108,11 @@ async def _candidates(
             (
                 await session.execute(
                     select(Payment)
-                    .where(col(Payment.external_id) == ref, col(Payment.currency) == line.currency)
+                    .where(
+                        col(Payment.external_id) == ref,
+                        col(Payment.currency) == line.currency,
+                        seen.where(col(Payment.owner_id)),
+                    )
                     .limit(2)
                 )
             ).scalars()
@@ -116,6 +127,7 @@ async def _candidates(
                         col(Payment.reference) == ref,
                         col(Payment.currency) == line.currency,
                         col(Payment.status).in_(OPEN_STATUSES),
+                        seen.where(col(Payment.owner_id)),
                     )
                     .limit(2)
                 )
@@ -131,6 +143,7 @@ async def _candidates(
             col(Payment.status).in_(OPEN_STATUSES),
             OUTSTANDING == line.amount_minor,  # noqa: SIM300
             col(Payment.due_date).between(*_days_around(line.booked_on, window)),
+            seen.where(col(Payment.owner_id)),
         )
         .limit(2)
     )
@@ -171,8 +184,11 @@ async def _book(
     return True
 
 
-async def match_line(session: AsyncSession, line: StatementLine, window: int) -> str:
-    how, found, allocation = await _candidates(session, line, window)
+async def match_line(
+    session: AsyncSession, line: StatementLine, window: int, seen: Visibility
+) -> str:
+    """Match ``line`` automatically among the payments ``seen`` lets the uploader see."""
+    how, found, allocation = await _candidates(session, line, window, seen)
     if allocation is not None:
         line.status, line.payment_id, line.allocation_id, line.matched_by = (
             "matched", allocation.payment_id, allocation.id, how)  # fmt: skip
@@ -240,8 +256,9 @@ async def upload(
     except IntegrityError:
         raise Conflict("the same statement is being uploaded by another request; retry") from None
     counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
+    seen = RULES.visibility(principal)
     for line in rows:
-        counts[await match_line(session, line, window)] += 1
+        counts[await match_line(session, line, window, seen)] += 1
     event = ReconciliationCompleted(lines=len(fresh), duplicates=statement.duplicates, **counts)
     publish(session, event, subject=statement.id, actor=principal)
     return statement, counts
@@ -298,6 +315,8 @@ async def unmatch(
     check_version(if_match, line.version)
     if line.status != "matched" or line.payment_id is None:
         raise LineNotMatched("the line is not matched")
+    # the visibility rule, before anything is claimed: 404 on another user's payment
+    await payments_service.get_payment(session, principal, line.payment_id)
     await _claim(session, line, LineNotMatched("the line was unmatched meanwhile"))
     allocation = (
         await session.get(Allocation, line.allocation_id)
