@@ -6,15 +6,21 @@ move its payments to such an owner all the same: a task assigned to a viewer, or
 handed to a user of a custom role with deals' rights but none of payments', took its
 payments along (an owner who cannot change them, or not even see them). They stay with
 their owner now, and the worker logs why.
+
+A user's reassignment judged the heir by roles alone, not by a ``crm2_check_permission``
+hook as creating a payment does: it applies the owner rule with hooks now.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import pytest
 from payments_kit import API, Payments, User
+
+from crm2_hookspecs import PluginManifest, Principal, hookimpl
 
 TASKS = "/api/v1/tasks"
 DEALS = "/api/v1/deals"
@@ -108,3 +114,39 @@ async def test_a_policy_handed_to_a_user_who_may_not_own_payments_keeps_its_paym
     schedule = await p.client.get(f"{API}/schedules", headers=agent.headers)
     assert [s["owner_id"] for s in schedule.json()["items"]] == [str(agent.id)]
     assert await p.events("payments.payment.updated") == []
+
+
+class Suspends:
+    """A third-party rule: suspended users may not write payments (``crm2_check_permission``)."""
+
+    manifest = PluginManifest(name="suspends", title="Suspends (test only)", depends=("payments",))
+
+    def __init__(self) -> None:
+        self.suspended: set[uuid.UUID] = set()
+
+    @hookimpl
+    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
+        if permission == "payments:write" and principal.id in self.suspended:
+            return False
+        return None
+
+
+async def test_reassign_to_a_user_a_hook_denies_writing_payments_is_422(
+    crm2_app_factory: Any,
+) -> None:
+    """The owner rule with hooks, as creating a payment applies it: a user's roles grant
+    payments:write but a plugin's rule denies it to them."""
+    rule = Suspends()
+    p = Payments(await crm2_app_factory(plugins=["payments", "suspends"], extra_plugins=(rule,)))
+    admin, leaving, heir = [await p.user(r) for r in ("admin", "agent", "agent")]
+    made = await p.create(leaving)
+    rule.suspended.add(heir.id)
+    response = await p.client.post(
+        f"/api/v1/auth/users/{leaving.id}/reassign", json={"to": str(heir.id)},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:crm2:problem:owner-not-permitted"
+    still = await p.get(leaving, made["id"])
+    assert still.status_code == 200 and still.json()["version"] == made["version"]

@@ -132,15 +132,16 @@ async def reassign_user(
     session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
 ) -> dict[str, int]:
     """Everything ``from_user`` owns in payments goes to ``to_user`` (``crm2_reassign_user``):
-    moved rows by table. 422 ``owner-not-permitted`` when ``to_user``'s roles do not grant
-    payments:write and there is something to move (an owner who could not change their
-    payments); nothing moves then."""
+    moved rows by table. 422 ``owner-not-permitted`` when ``to_user`` may not own payments
+    (``may_own``: payments:write, less a hook's veto) and there is something to move (an
+    owner who could not change their payments); nothing moves then."""
     if not await _owns_any(session, from_user):
         return {}
-    granted = await user_grants(session, to_user, (WRITE,))
-    if granted is None or WRITE not in granted:
+    # the owner rule with hooks, as creating a payment applies it (``may_own``)
+    if not await may_own(session, to_user):
         raise OwnerNotPermitted(
-            f"user {to_user} cannot own payments: their roles do not grant {WRITE}"
+            f"user {to_user} cannot own payments: they may not {WRITE} (their roles do not "
+            "grant it, or a plugin's permission rule denies it)"
         )
     now = utcnow()
     moved: dict[str, int] = {}
