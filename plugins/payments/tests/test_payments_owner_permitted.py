@@ -7,8 +7,10 @@ handed to a user of a custom role with deals' rights but none of payments', took
 payments along (an owner who cannot change them, or not even see them). They stay with
 their owner now, and the worker logs why.
 
-A user's reassignment judged the heir by roles alone, not by a ``crm2_check_permission``
-hook as creating a payment does: it applies the owner rule with hooks now.
+A policy's activation gave its instalments to the policy's owner without that rule (a
+user of a custom role with deals' rights but none of payments' owned a schedule), and a
+user's reassignment judged the heir by roles alone, not by a ``crm2_check_permission``
+hook as creating a payment does: both apply the owner rule with hooks now.
 """
 
 from __future__ import annotations
@@ -129,6 +131,68 @@ class Suspends:
         if permission == "payments:write" and principal.id in self.suspended:
             return False
         return None
+
+
+async def _activated_policy(p: Payments, owner: User) -> str:
+    client = await p.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Anna"}, headers=owner.headers
+    )
+    assert client.status_code == 201, client.text
+    body = {
+        "number": "P-9", "insurer": "Allianz", "client_id": client.json()["id"],
+        "product": "Motor", "premium": "120.00", "currency": "EUR",
+        "payment_frequency": "quarterly", "start_date": "2026-01-15",
+        "end_date": "2027-01-14",
+    }  # fmt: skip
+    policy = await p.client.post(f"{DEALS}/policies", json=body, headers=owner.headers)
+    assert policy.status_code == 201, policy.text
+    policy_id: str = policy.json()["id"]
+    activated = await p.client.post(f"{DEALS}/policies/{policy_id}/activate", headers=owner.headers)
+    assert activated.status_code == 200, activated.text
+    return policy_id
+
+
+async def _no_schedule_for(p: Payments, policy_id: str, admin: User) -> None:
+    schedules = await p.client.get(
+        f"{API}/schedules", params={"policy_id": policy_id}, headers=admin.headers
+    )
+    assert schedules.status_code == 200 and schedules.json()["items"] == [], schedules.text
+    listed = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id}, headers=admin.headers
+    )
+    assert listed.json()["items"] == []
+    assert await p.events("payments.schedule.created") == []
+
+
+async def test_a_policy_activated_by_a_user_who_may_not_own_payments_makes_no_schedule(
+    with_deals: Payments, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The instalments would belong to an owner who cannot change them (payments:write, as
+    creating a payment requires): none is made, and the worker logs why."""
+    p = with_deals
+    admin = await p.user("admin")
+    underwriter = await _role_without_payments(p, admin)
+    policy_id = await _activated_policy(p, underwriter)
+    with caplog.at_level(logging.WARNING, logger="crm2_payments"):
+        await p.app.settle_events()
+    await _no_schedule_for(p, policy_id, admin)
+    assert any(
+        "payments:write" in r.getMessage() and policy_id in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_a_policy_of_an_agent_a_hook_denies_writing_payments_makes_no_schedule(
+    crm2_app_factory: Any,
+) -> None:
+    rule = Suspends()
+    p = Payments(
+        await crm2_app_factory(plugins=["deals", "payments", "suspends"], extra_plugins=(rule,))
+    )
+    admin, agent = await p.user("admin"), await p.user("agent")
+    rule.suspended.add(agent.id)
+    policy_id = await _activated_policy(p, agent)
+    await p.app.settle_events()
+    await _no_schedule_for(p, policy_id, admin)
 
 
 async def test_reassign_to_a_user_a_hook_denies_writing_payments_is_422(

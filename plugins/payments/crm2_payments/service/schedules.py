@@ -8,7 +8,9 @@
   0.00 (a premium smaller than the count, or none) is not made. One schedule per policy:
   a redelivered or repeated activation creates nothing. The instalments belong to the
   policy's owner as deals has it when the event is handled (a retry after a hand-over
-  must not give them to the previous owner).
+  must not give them to the previous owner). An owner who may not own payments
+  (``payments:write`` less a hook's veto, the rule of creating a payment) gets no
+  schedule: none is made, and a warning says why.
 - ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
   to another agent, and its payments follow it (the README's rule: a payment's owner
   is the owner of its record) — the instalments of its schedule, and the payments
@@ -27,6 +29,7 @@ Without deals these events never arrive and none of this runs.
 from __future__ import annotations
 
 import calendar
+import logging
 import uuid
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -53,6 +56,7 @@ POLICY_UPDATED = "deals.policy.updated"
 POLICY_CANCELLED = "deals.policy.cancelled"
 POLICY = "deals.policy"
 EVENT_TYPES = (POLICY_CREATED, POLICY_ACTIVATED, POLICY_UPDATED, POLICY_CANCELLED)
+log = logging.getLogger(__name__)
 
 
 def schedule_public(s: Schedule) -> SchedulePublic:
@@ -142,6 +146,18 @@ async def create_schedule(
         dues = due_dates(start, frequency)
     except (KeyError, ValueError, InvalidOperation, InvalidAmount):
         return None  # InvalidAmount: a premium past MAX_MINOR (deals takes 15 digits)
+    if not await owners.may_own(session, owner_id):
+        # the rule creating a payment and a hand-over apply: instalments owned by someone
+        # who cannot change them would be nobody's to collect
+        log.warning(
+            "no premium schedule for policy %s: its owner %s may not own payments (their "
+            "roles do not grant %s, or a plugin's permission rule denies it); record its "
+            "payments by hand once it has an owner who may",
+            policy_id,
+            owner_id,
+            payments_service.MAY_OWN,
+        )
+        return None
     ref = await session.get(PolicyRef, policy_id)
     client_id = str(data["client_id"]) if data.get("client_id") else None
     # a premium smaller than its number of instalments (0.00 for free cover) splits into
