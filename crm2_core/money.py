@@ -60,7 +60,9 @@ _EXPONENTS = {
 }
 AMOUNT_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
 MAX_MINOR_UNITS = 2**63 - 1  # a BIGINT column
-_AMOUNT = re.compile(AMOUNT_PATTERN)
+# ASCII: the document's JSON Schema ``\d`` is [0-9]; Python's takes full-width
+# and Arabic-Indic digits too (U+FF11, U+0661), which Decimal reads as numbers
+_AMOUNT = re.compile(AMOUNT_PATTERN, re.ASCII)
 
 
 def exponent(currency: str) -> int:

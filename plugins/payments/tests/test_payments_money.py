@@ -20,7 +20,7 @@ from typing import Any
 
 from crm2_payments.models import Allocation, Payment
 from crm2_payments.service.money import MAX_MINOR, basis_points_of, commission_due, split, text
-from payments_kit import API, Payments
+from payments_kit import API, Payments, key
 from sqlalchemy import func, insert, select
 
 from crm2_core.api import from_minor, new_id, to_minor, utcnow
@@ -230,3 +230,25 @@ async def test_balances_of_many_of_the_largest_payments_are_exact(payments: Paym
     paid = (count // 10) * (MAX_MINOR // 2)
     assert eur["paid"] == text(paid, "EUR")
     assert eur["due"] == text(count * MAX_MINOR - paid, "EUR")
+
+
+async def test_amounts_in_digits_other_than_ascii_are_422_and_change_nothing(
+    payments: Payments,
+) -> None:
+    """The document's pattern is ``[0-9]``; Python's ``\\d`` also took full-width and
+    Arabic-Indic digits (full-width "12" became a payment of 12.00, and a receipt of it)."""
+    agent = await payments.user("agent")
+    made = await payments.create(agent, amount="10.00")
+    for amount in ("\uff11\uff12", "\u0661\u0662.\u0665\u0660", "1.\u0665", "\u0967"):
+        created = await payments.client.post(
+            f"{API}/payments",
+            json={"amount": amount, "currency": "EUR"},
+            headers={**agent.headers, **key()},
+        )
+        assert created.status_code == 422, (amount, created.text)
+        assert created.headers["content-type"].startswith("application/problem+json")
+        moved = await payments.move(agent, made["id"], "payment", amount)
+        assert moved.status_code == 422, (amount, moved.text)
+    listed = await payments.client.get(f"{API}/payments", headers=agent.headers)
+    assert [p["id"] for p in listed.json()["items"]] == [made["id"]]
+    assert (await payments.get(agent, made["id"])).json()["paid"] == "0.00"
