@@ -1,5 +1,6 @@
 import { QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
+import { ProblemError } from "@/api/client";
 import {
   asyncApiQuery,
   asyncApiRetryDelay,
@@ -191,6 +192,33 @@ describe("reading /asyncapi.json", () => {
     const doc = await client.fetchQuery({ ...asyncApiQuery(read), retryDelay: 0 });
     expect(failures).toBe(5);
     expect(channelEventTypes(doc, "deals")).toEqual(["deals.deal_created"]);
+    client.clear();
+  });
+
+  it("stops asking after a 404, 401 or 403 (no events doc: no live updates), not for ever", async () => {
+    for (const status of [404, 401, 403]) {
+      let reads = 0;
+      const read = async (): Promise<AsyncApiDoc> => {
+        reads += 1;
+        throw new ProblemError(status, "Not Found", "");
+      };
+      const client = new QueryClient();
+      await expect(client.fetchQuery({ ...asyncApiQuery(read), retryDelay: 0 })).rejects.toBeInstanceOf(ProblemError);
+      expect(reads).toBe(1);
+      client.clear();
+    }
+  });
+
+  it("keeps backing off after a 5xx answer", async () => {
+    let reads = 0;
+    const read = async (): Promise<AsyncApiDoc> => {
+      reads += 1;
+      if (reads < 4) throw new ProblemError(502, "Bad Gateway", "");
+      return {};
+    };
+    const client = new QueryClient();
+    await client.fetchQuery({ ...asyncApiQuery(read), retryDelay: 0 });
+    expect(reads).toBe(4);
     client.clear();
   });
 

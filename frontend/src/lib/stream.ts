@@ -167,9 +167,19 @@ export function asyncApiQuery(read: () => Promise<AsyncApiDoc>) {
     queryKey: ["asyncapi"],
     queryFn: read,
     staleTime: Infinity,
-    retry: true,
+    retry: asyncApiRetry,
     retryDelay: asyncApiRetryDelay,
   };
+}
+
+/**
+ * Whether a failed read of /asyncapi.json is asked again: a 404 (the events doc is not served,
+ * so there are no live updates), a 401 or a 403 answers the same every time, and asking for
+ * ever only loaded the server; the network or a 5xx may pass, so those keep backing off.
+ */
+export function asyncApiRetry(_failures: number, error: unknown): boolean {
+  const status = (error as { status?: unknown } | null)?.status;
+  return !(status === 404 || status === 401 || status === 403);
 }
 
 /** Milliseconds before the next read of /asyncapi.json after `failures` failed ones. */
