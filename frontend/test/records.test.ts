@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
-import { unreadableRecord } from "@/lib/records";
+import { unsavedRecord, unreadableRecord } from "@/lib/records";
 import { messages } from "@/lib/i18n";
 
 const problem = (status: number, body: Record<string, unknown>) =>
@@ -28,5 +28,29 @@ describe("a record's screen that cannot read its record", () => {
     const body = await problem(422, { errors: [{ loc: ["body", "title"], msg: "required", type: "missing" }] });
     expect(unreadableRecord(body)).toBeNull();
     expect(unreadableRecord(new TypeError("Failed to fetch"))).toBeNull();
+  });
+});
+
+describe("a plugin section's edit form whose record is gone", () => {
+  it("says the record was deleted for a 404 on save, not the server's 'no thing <uuid>'", async () => {
+    const key = unsavedRecord(await problem(404, { title: "Not Found", detail: "no thing 7f1c0c9e-0000-4000-8000-000000000000" }));
+    expect(key).toBe("record.deleted");
+    expect(messages.en[key!]).not.toMatch(/[0-9a-f]{8}-/);
+    expect(unsavedRecord(await problem(410, { title: "Gone" }))).toBe("record.deleted");
+  });
+
+  it("says someone else changed it for a 412, and leaves a body's 422 to its fields", async () => {
+    expect(unsavedRecord(await problem(412, { title: "Precondition Failed", detail: "the resource changed" }))).toBe(
+      "error.conflict",
+    );
+    const body = await problem(422, { errors: [{ loc: ["body", "name"], msg: "too long", type: "string_too_long" }] });
+    expect(unsavedRecord(body)).toBeNull();
+    expect(unsavedRecord(new TypeError("Failed to fetch"))).toBeNull();
+  });
+
+  it("has the words in every language", () => {
+    for (const locale of Object.keys(messages) as (keyof typeof messages)[]) {
+      expect(messages[locale]["record.deleted"]).toBeTruthy();
+    }
   });
 });

@@ -9,6 +9,7 @@ import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, 
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
+import { unreadableRecord, unsavedRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -322,7 +323,22 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
   const shown = opened;
   // one save at a time: a double click's second PATCH carried the ETag the first had spent (412)
   const [busy, saving] = useSaving();
-  if (record.isError && !shown) return <p className="error">{record.error.message}</p>;
+  if (record.isError && !shown) {
+    // a record gone (404) says so in words, not the server's "no thing <uuid>"
+    const unreadable = unreadableRecord(record.error);
+    return (
+      <div className="card stack">
+        <p className="error" role="alert">
+          {unreadable ? t(unreadable) : record.error.message}
+        </p>
+        <div className="row">
+          <button type="button" className="ghost" onClick={onDone}>
+            {t("form.cancel")}
+          </button>
+        </div>
+      </div>
+    );
+  }
   if (!openapi.data) return <Pending query={openapi} />;
   if (!shown) return <p>{t("loading")}</p>;
   const fields = formFields(openapi.data, view.update_schema, view.edit);
@@ -345,7 +361,8 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
         await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
         onDone();
       } catch (err) {
-        if (err instanceof ProblemError && err.status === 412) setMessage(t("error.conflict"));
+        const gone = unsavedRecord(err);
+        if (gone) setMessage(t(gone));
         else if (err instanceof ProblemError) {
           setErrors(err.fieldErrors());
           setMessage(err.detail || err.title);
@@ -378,7 +395,12 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
           onClick={() => {
             setMessage("");
             void record.refetch().then((fresh) => {
-              if (fresh.data) setOpened(fresh.data);
+              // a failed read keeps the old data: the form must not look reloaded (a record
+              // deleted after a 412 reloaded silently into the same stale form)
+              if (fresh.isError) {
+                const unreadable = unreadableRecord(fresh.error);
+                setMessage(unreadable ? t(unreadable) : fresh.error.message);
+              } else if (fresh.data) setOpened(fresh.data);
             });
           }}
         >

@@ -134,6 +134,7 @@ const en = {
   "record.missing": "No record was named in this address: open it from its list.",
   "record.notFound": "This record was not found: it may have been deleted. Open it from its list.",
   "record.badLink": "This link is broken: it does not name a record. Open the record from its list.",
+  "record.deleted": "This record was deleted meanwhile: it can no longer be saved. Close the form.",
   "theme.toggle": "Switch theme",
   "language": "Language",
 } as const;
@@ -274,6 +275,7 @@ const ru: Record<MessageKey, string> = {
   "record.missing": "В адресе не указана запись: откройте её из списка.",
   "record.notFound": "Запись не найдена: возможно, её удалили. Откройте её из списка.",
   "record.badLink": "Ссылка повреждена: в ней нет записи. Откройте запись из списка.",
+  "record.deleted": "Эту запись тем временем удалили: сохранить её уже нельзя. Закройте форму.",
   "theme.toggle": "Сменить тему",
   "language": "Язык",
 };

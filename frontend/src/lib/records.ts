@@ -14,3 +14,15 @@ export function unreadableRecord(error: unknown): MessageKey | null {
   if (error.status === 422 && aboutTheAddress) return "record.badLink";
   return null;
 }
+
+/**
+ * What an edit form says when its save is refused because of the record itself: a 412 (someone
+ * else changed it since the form opened) or a 404/410 (it was deleted meanwhile, the server's
+ * text naming it by its id); null for any other failure, such as a body's 422 shown by its fields.
+ */
+export function unsavedRecord(error: unknown): MessageKey | null {
+  if (!(error instanceof ProblemError)) return null;
+  if (error.status === 412) return "error.conflict";
+  if (error.status === 404 || error.status === 410) return "record.deleted";
+  return null;
+}
