@@ -144,3 +144,27 @@ test("the CSV page says it is not available to a role with neither deals:import 
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("the sign-in form is not in the static /login/ page, so a signed-in user never sees it flash", async () => {
+  const { context, page, problems } = await open("");
+  // before hydration the page cannot know whether this browser is signed in
+  const html = await (await page.request.get(`${BASE}/login/`)).text();
+  assert.doesNotMatch(html, /type="password"/);
+  await page.addInitScript(() => {
+    window.__sawSignIn = false;
+    new MutationObserver(() => {
+      if (document.querySelector('input[type="password"]')) window.__sawSignIn = true;
+    }).observe(document, { childList: true, subtree: true });
+  });
+  await page.goto(`${BASE}/login/`);
+  await page.waitForURL(`${BASE}/`);
+  assert.equal(await page.evaluate(() => window.__sawSignIn), false);
+  // signed out, the form is there once the page knows
+  const out = await shared.browser.newContext();
+  const signedOut = await out.newPage();
+  await signedOut.goto(`${BASE}/login/`);
+  await signedOut.getByLabel("Password").waitFor();
+  await out.close();
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -48,7 +48,9 @@ export default function LoginPage() {
     }
   }
 
-  if (signedIn) return null;
+  // null while prerendering: the static HTML cannot know whether this browser is signed in,
+  // and a form in it flashed for a signed-in user until hydration sent them home
+  if (signedIn !== false) return <main className="signin" aria-busy="true" />;
   return (
     <main className="signin">
       <form onSubmit={submit} className="card stack" aria-labelledby="signin-title">
