@@ -168,3 +168,22 @@ test("the sign-in form is not in the static /login/ page, so a signed-in user ne
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("Escape cancels the lost-reason form, and no move is sent", async () => {
+  const { context, page, problems } = await open("/deals/");
+  const moves = [];
+  page.on("request", (request) => {
+    if (request.url().endsWith("/move")) moves.push(request.url());
+  });
+  const card = page.locator('[data-testid="board"] article.deal-card').first();
+  await card.waitFor();
+  const title = await card.locator(".deal-title").innerText();
+  await card.getByLabel(`Move to: ${title}`).selectOption({ label: "Lost" });
+  const why = page.getByRole("form", { name: "Why was it lost?" });
+  await why.getByLabel("Why was it lost?").fill("half typed");
+  await page.keyboard.press("Escape");
+  await why.waitFor({ state: "detached" });
+  assert.deepEqual(moves, []);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -206,7 +206,17 @@ export function Board() {
         </p>
       )}
       {pendingLost && (
-        <form className="card row" onSubmit={confirmLost} aria-label={t("board.lostReason")}>
+        <form
+          className="card row"
+          onSubmit={confirmLost}
+          aria-label={t("board.lostReason")}
+          onKeyDown={(e) => {
+            if (e.key === "Escape") {
+              e.preventDefault();
+              setPendingLost(null);
+            }
+          }}
+        >
           <label className="field grow">
             <span>{t("board.lostReason")}</span>
             <input name="reason" required maxLength={1000} autoFocus />
