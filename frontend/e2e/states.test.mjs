@@ -187,3 +187,17 @@ test("Escape cancels the lost-reason form, and no move is sent", async () => {
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("a deal with an empty stage history says there is nothing there", async () => {
+  const { context, page, problems } = await open("/deals/");
+  const card = page.locator('[data-testid="board"] article.deal-card').first();
+  await card.waitFor();
+  const dealId = await card.getAttribute("data-deal");
+  await context.route(`**/api/v1/deals/deals/${dealId}/history*`, (route) =>
+    route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ items: [], next_cursor: null }) }),
+  );
+  await page.goto(`${BASE}/deal/?id=${dealId}`);
+  await page.getByTestId("stage-history").getByText("Nothing here yet").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});

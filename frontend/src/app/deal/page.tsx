@@ -75,13 +75,14 @@ function DealDetail() {
         <dd>{d.status}</dd>
       </dl>
       <h2>{t("deal.history")}</h2>
-      <ol className="timeline">
+      <ol className="timeline" data-testid="stage-history">
         {moves.map((move) => (
           <li key={move.id}>
             <time>{formatDateTime(locale, move.moved_at)}</time> {stageName(move.from_stage_id)} →{" "}
             {stageName(move.to_stage_id)}
           </li>
         ))}
+        {history.isSuccess && moves.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
       {history.isError && <p className="error">{history.error.message}</p>}
       <LoadMore list={history} label={t("deal.history")} />
