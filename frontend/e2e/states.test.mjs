@@ -201,3 +201,36 @@ test("a deal with an empty stage history says there is nothing there", async () 
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("Upload with no file chosen says to choose one, instead of doing nothing", async () => {
+  const { context, page, problems } = await open("");
+  const id = "00000000-0000-4000-8000-0000000000d0";
+  await context.route(`**/api/v1/documents/documents/${id}`, (route) =>
+    route.fulfill({
+      status: 200,
+      contentType: "application/json",
+      body: JSON.stringify({
+        id,
+        title: "Contract",
+        kind: "contract",
+        tags: [],
+        updated_at: "2026-01-01T00:00:00Z",
+        created_at: "2026-01-01T00:00:00Z",
+        version: 1,
+      }),
+    }),
+  );
+  await context.route(`**/api/v1/documents/documents/${id}/versions*`, (route) =>
+    route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ items: [], next_cursor: null }) }),
+  );
+  const uploads = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST" && request.url().includes("/versions")) uploads.push(request.url());
+  });
+  await page.goto(`${BASE}/document/?id=${id}`);
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await page.getByRole("alert").getByText("Choose a file").waitFor();
+  assert.deepEqual(uploads, []);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -65,7 +65,12 @@ function DocumentDetail() {
 
   async function upload() {
     const chosen = file.current?.files?.[0];
-    if (!chosen) return;
+    if (!chosen) {
+      // a click with no file did nothing at all: say what is missing and go to the picker
+      setError(t("documents.chooseFile"));
+      file.current?.focus();
+      return;
+    }
     setError("");
     setUploading(true);
     setProgress({ loaded: 0, total: chosen.size });
