@@ -234,3 +234,25 @@ test("Upload with no file chosen says to choose one, instead of doing nothing", 
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("two submits of the sign-in form in one frame (Enter pressed twice) send one login", async () => {
+  const context = await shared.browser.newContext();
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const logins = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST" && new URL(request.url()).pathname === "/api/v1/auth/login") logins.push(request.url());
+  });
+  await page.goto(`${BASE}/login/`);
+  await page.getByLabel("E-mail").fill(EMAIL);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.evaluate(() => {
+    const form = document.querySelector("form");
+    form.requestSubmit();
+    form.requestSubmit();
+  });
+  await page.waitForURL(`${BASE}/`);
+  await page.waitForTimeout(300);
+  assert.equal(logins.length, 1);
+  await context.close();
+});

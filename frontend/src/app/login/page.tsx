@@ -1,7 +1,7 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { session } from "@/api/client";
 import { useSignedIn } from "@/lib/useSignedIn";
 import { useT } from "@/lib/useT";
@@ -12,6 +12,9 @@ export default function LoginPage() {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const [pending, setPending] = useState(false);
+  // `busy` disables the button only once React re-renders: Enter pressed twice in one frame
+  // submitted twice, two logins (two sessions, and with a second factor two confirmations)
+  const sending = useRef(false);
   // already signed in (a bookmark, the back button, a second tab): home, not a second sign-in
   const signedIn = useSignedIn();
   useEffect(() => {
@@ -20,6 +23,8 @@ export default function LoginPage() {
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
+    if (sending.current) return;
+    sending.current = true;
     const form = new FormData(event.currentTarget);
     setBusy(true);
     setError("");
@@ -43,6 +48,7 @@ export default function LoginPage() {
     } catch {
       setError(t("error.generic"));
     } finally {
+      sending.current = false;
       setBusy(false);
       setPending(false);
     }
