@@ -256,3 +256,16 @@ test("two submits of the sign-in form in one frame (Enter pressed twice) send on
   assert.equal(logins.length, 1);
   await context.close();
 });
+
+test("a double click on the payments' Export CSV downloads once", async () => {
+  const { context, page, problems } = await open("/payments/");
+  const exports = [];
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname.endsWith("/export.csv")) exports.push(request.url());
+  });
+  await page.getByRole("button", { name: "Export CSV" }).dblclick();
+  await page.waitForTimeout(1500);
+  assert.equal(exports.length, 1);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

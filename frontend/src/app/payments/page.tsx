@@ -1,7 +1,7 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
@@ -64,11 +64,18 @@ function Payments() {
   const canExport = useCan("payments:export");
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
+  // one export at a time: a double click downloaded the file twice (the ref catches a second
+  // click in the same frame, before `exporting` has disabled the button)
+  const [exporting, setExporting] = useState(false);
+  const sending = useRef(false);
   if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "payments.list");
   if (!view) return <SectionUnavailable />;
 
   async function exportCsv() {
+    if (sending.current) return;
+    sending.current = true;
+    setExporting(true);
     setError("");
     try {
       const transfer = { fetch: session.fetch, baseUrl: origin };
@@ -76,6 +83,9 @@ function Payments() {
       saveBlob(name, blob);
     } catch (err) {
       setError(err instanceof Error ? err.message : t("error.generic"));
+    } finally {
+      sending.current = false;
+      setExporting(false);
     }
   }
 
@@ -92,7 +102,7 @@ function Payments() {
         extras={{
           onFilters: setFilters,
           toolbar: canExport ? (
-            <button type="button" className="ghost" onClick={() => void exportCsv()}>
+            <button type="button" className="ghost" disabled={exporting} onClick={() => void exportCsv()}>
               {t("payments.export")}
             </button>
           ) : null,
