@@ -269,3 +269,16 @@ test("a double click on the payments' Export CSV downloads once", async () => {
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("the header's profile link is named by the user's name it shows, not only 'Profile'", async () => {
+  const { context, page, problems } = await open("/profile/");
+  const who = page.locator("header .who");
+  await page.waitForFunction(() => {
+    const shown = document.querySelector("header .who")?.firstChild?.textContent ?? "";
+    return shown !== "" && shown !== "Profile";
+  });
+  const shown = await who.evaluate((link) => link.firstChild.textContent);
+  await page.getByRole("banner").getByRole("link", { name: shown }).waitFor({ timeout: 2_000 });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
