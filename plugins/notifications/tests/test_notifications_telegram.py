@@ -110,6 +110,37 @@ def test_the_text_limit_counts_characters_as_telegram_does_not_utf16_units() -> 
     assert cut == party + "\n\n" + party * (MAX_TEXT - 3)
 
 
+def test_the_text_limit_never_cuts_a_joined_emoji_or_a_letters_marks() -> None:
+    """A cut at 4,096 code points that falls inside a grapheme cluster (a ZWJ family,
+    a flag, a skin tone, a keycap, a letter with its combining marks) moves back to the
+    cluster's start: Telegram would show half of it as another emoji or a lone mark."""
+
+    def text(body: str) -> str:
+        return render_text(OutboundMessage(uuid.uuid4(), "telegram", "t", body, "x.y"))
+
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 7 code points
+    flag = "\U0001f1fa\U0001f1e6"
+    thumbs = "\U0001f44d\U0001f3fd"
+    keycap = "1\ufe0f\u20e3"
+    accented = "e\u0301\u0323"
+    hangul = "\u1100\u1161\u11a8"  # one syllable of conjoining jamo
+    room = MAX_TEXT - len("t\n\n")
+    for cluster in (family, flag, thumbs, keycap, accented, hangul):
+        for offset in range(1, len(cluster)):  # the limit falls inside the cluster
+            body = "a" * (room - offset) + cluster + "tail"
+            cut = text(body)
+            assert len(cut) <= MAX_TEXT
+            assert cut == "t\n\n" + "a" * (room - offset), (cluster, offset)
+        whole = text("a" * (room - len(cluster)) + cluster + "tail")
+        assert whole.endswith(cluster) and len(whole) == MAX_TEXT
+    # a run of flags is cut between two flags, never inside one
+    flags = text("a" + flag * 3000)
+    assert (len(flags) - len("t\n\na")) % 2 == 0 and flags.endswith(flag)
+    # one "cluster" longer than the whole limit (stacked marks) is still cut, not emptied
+    zalgo = text("z" + "\u0301" * 5000)
+    assert len(zalgo) == MAX_TEXT
+
+
 async def test_the_webhook_needs_the_secret_token(with_bot: Notifications, bot: FakeBotApi) -> None:
     for secret in (None, "wrong"):
         response = await _update(with_bot, 1, "/start x", secret=secret)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crm2_hookspecs import Crm2Context
-from crm2_notifications import clock
+from crm2_notifications import clock, graphemes
 from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage, SendResult
 from crm2_notifications.repository import people
 
@@ -34,7 +34,8 @@ def render_text(message: OutboundMessage) -> str:
         parts.append(message.body)
     if message.link:
         parts.append(message.link)
-    return "\n\n".join(parts)[:MAX_TEXT]
+    # on a grapheme cluster's edge: a code point cut could split a joined emoji or a mark
+    return graphemes.cut("\n\n".join(parts), MAX_TEXT)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
