@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -71,39 +72,64 @@ class Buckets(Protocol):
     async def pause_left(self, key: str) -> float: ...
 
 
+MAX_MEMORY_KEYS = 10_000
+
+
 @dataclass
 class MemoryBuckets:
-    """One process's buckets (the embedded default without Redis)."""
+    """One process's buckets (the embedded default without Redis).
+
+    Bounded, as Redis's keys expire: a bucket refilled to its burst is the same as none
+    and is dropped, and beyond ``max_keys`` the least recently used go first (one that
+    is not full yet then starts full again: a little more than the limit for a user
+    idle longest, never unbounded memory per user and channel)."""
 
     clock: Any = time.monotonic
-    state: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # key → (tokens, at, full_at): at ``full_at`` the bucket holds its burst again
+    state: OrderedDict[str, tuple[float, float, float]] = field(default_factory=OrderedDict)
     # the pauses' clock: the deliveries' one (``clock.now``), which tests move
     pause_clock: Callable[[], float] = time.time
     pauses: dict[str, float] = field(default_factory=dict)  # key → until, on pause_clock
+    max_keys: int = MAX_MEMORY_KEYS
+
+    def _forget(self, now: float) -> None:
+        """Drop full buckets from the least recently used end, then any beyond the cap."""
+        while self.state:
+            oldest = next(iter(self.state))
+            if self.state[oldest][2] > now and len(self.state) <= self.max_keys:
+                break
+            del self.state[oldest]
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         now = float(self.clock())
-        tokens, at = self.state.get(key, (float(burst), now))
+        tokens, at, _ = self.state.pop(key, (float(burst), now, now))
         tokens = min(float(burst), tokens + max(0.0, now - at) * rate)
         wait = 0.0
         if tokens >= 1:
             tokens -= 1
         else:
             wait = (1 - tokens) / rate
-        self.state[key] = (tokens, now)
+        self.state[key] = (tokens, now, now + (burst - tokens) / rate)
+        self._forget(now)
         return wait
 
     async def refund(self, key: str, burst: int) -> None:
         if key in self.state:
-            tokens, at = self.state[key]
-            self.state[key] = (min(float(burst), tokens + 1), at)
+            tokens, at, full_at = self.state[key]
+            back = min(float(burst), tokens + 1)
+            # a token back brings "full" nearer by one token's refill time
+            rate_time = (full_at - at) / (burst - tokens) if burst > tokens else 0.0
+            self.state[key] = (back, at, full_at - rate_time * (back - tokens))
 
     async def pause(self, key: str, seconds: float) -> None:
         until = self.pause_clock() + seconds
         self.pauses[key] = max(until, self.pauses.get(key, until))
 
     async def pause_left(self, key: str) -> float:
-        return max(0.0, self.pauses.get(key, 0.0) - self.pause_clock())
+        left = self.pauses.get(key, 0.0) - self.pause_clock()
+        if left <= 0:
+            self.pauses.pop(key, None)  # over: nothing to keep
+        return max(0.0, left)
 
 
 class RedisBuckets:

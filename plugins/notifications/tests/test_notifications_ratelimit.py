@@ -27,6 +27,25 @@ async def test_in_process_bucket_is_exact_under_200_concurrent_takes() -> None:
     assert all(w > 0 for w in waits if w != 0)
 
 
+async def test_in_process_buckets_stay_bounded_however_many_users_and_channels() -> None:
+    """Without Redis every user+channel had a bucket kept for the process's life. A bucket
+    refilled to its burst is the same as none (dropped), and at most ``max_keys`` are kept
+    (the least recently used go first); pauses that ended are dropped too."""
+    now = [0.0]
+    buckets = MemoryBuckets(clock=lambda: now[0], pause_clock=lambda: now[0], max_keys=100)
+    for user in range(1000):  # a token each, refilled after 10 s (burst 1 at 0.1/s)
+        assert await buckets.take(f"email:{user}", 0.1, 1) == 0
+    assert len(buckets.state) <= 100
+    assert await buckets.take("email:999", 0.1, 1) > 0  # the recent ones still hold
+    now[0] = 1000.0  # everyone's bucket is full again: no state is needed for any
+    assert await buckets.take("email:new", 0.1, 1) == 0
+    assert len(buckets.state) == 1
+    await buckets.pause("pause:telegram", 5)
+    now[0] = 2000.0
+    assert await buckets.pause_left("pause:telegram") == 0.0
+    assert buckets.pauses == {}
+
+
 async def test_redis_bucket_is_exact_under_200_concurrent_takes(
     crm2_redis_url: tuple[str, str],
 ) -> None:
