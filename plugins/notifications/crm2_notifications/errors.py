@@ -48,21 +48,31 @@ class TelegramNotLinked(Conflict):
 
 
 class TelegramPaused(ServiceUnavailable):
-    """Telegram's flood control holds the whole bot: a message now would lengthen the ban.
-    With ``rate_limited``: the bot is at its own bot-wide rate limit, a step before that."""
+    """Telegram's flood control holds the whole bot: a message now would lengthen the ban."""
 
     slug, title = "notifications-telegram-paused", "The Telegram bot is paused by flood control"
 
-    def __init__(self, seconds: float, *, rate_limited: bool = False) -> None:
+    def __init__(self, seconds: float) -> None:
         wait = max(1, math.ceil(seconds))
-        why = (
-            f"the Telegram bot is at its rate limit for {wait} more seconds"
-            if rate_limited
-            else f"Telegram asked the bot to send nothing for {wait} more seconds (flood control)"
-        )
         super().__init__(
-            f"{why}, so the sign-in cannot be sent to Telegram for confirmation now; "
-            "try again then",
+            f"Telegram asked the bot to send nothing for {wait} more seconds (flood control), "
+            "so the sign-in cannot be sent to Telegram for confirmation now; try again then",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )
+
+
+class TelegramRateLimited(ServiceUnavailable):
+    """The bot is at its own bot-wide rate limit (``telegram_rate_per_second``), a step
+    before flood control: Telegram holds nothing, a token is there in ``seconds``."""
+
+    slug, title = "notifications-telegram-rate-limited", "The Telegram bot is at its rate limit"
+
+    def __init__(self, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        super().__init__(
+            f"the Telegram bot has sent as many messages as its rate limit allows; the "
+            f"sign-in question can be sent in {wait} seconds: try again then",
             headers={"Retry-After": str(wait)},
             retry_after=wait,
         )

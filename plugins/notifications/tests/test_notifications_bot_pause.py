@@ -157,8 +157,11 @@ async def test_a_sign_in_question_takes_a_token_of_the_bots_limit_and_fails_fast
     second = await n.client.post(LOGIN, json=body)  # the first question took the token
     assert second.status_code == 503, second.text
     assert second.headers["content-type"] == "application/problem+json"
-    assert second.json()["type"].endswith("notifications-telegram-paused")
-    assert "rate limit" in second.json()["detail"]
+    # its own problem type: no flood control holds the bot, it is only at its own limit
+    assert second.json()["type"].endswith("notifications-telegram-rate-limited")
+    assert "flood" not in second.json()["title"].lower()
+    assert "rate limit" in second.json()["title"]
+    assert "rate limit" in second.json()["detail"] and "flood" not in second.json()["detail"]
     assert 1 <= int(second.headers["retry-after"]) <= 100
     assert len(bot.calls) == calls  # Telegram was not asked
 

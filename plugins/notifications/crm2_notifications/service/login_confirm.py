@@ -13,7 +13,8 @@ chat. So during a pause the sign-in fails at once with ``TelegramPaused`` (503, 
 ``Retry-After`` the pause's rest), never let through; a 429 to the question itself
 starts that pause, as a delivery's does. The question takes a token of the bot-wide
 bucket too (``telegram_rate_per_second``, shared with the deliveries); with none there
-it fails at once the same way, ``Retry-After`` the time until one is.
+it fails at once with its own ``TelegramRateLimited`` (503, ``Retry-After`` the time
+until one is): no flood control holds the bot then.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from crm2_core.api import acting_user, decide_login, utcnow
 from crm2_hookspecs import LoginConfirmation, Principal
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.telegram import bot_call, result_of
-from crm2_notifications.errors import TelegramNotLinked, TelegramOff, TelegramPaused
+from crm2_notifications.errors import (
+    TelegramNotLinked,
+    TelegramOff,
+    TelegramPaused,
+    TelegramRateLimited,
+)
 from crm2_notifications.models import TelegramLink
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
@@ -78,6 +84,7 @@ async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> 
     """Send the question to the user's chat; ``None`` when they did not switch it on.
 
     :raises TelegramPaused: the bot is paused (or this question met flood control).
+    :raises TelegramRateLimited: no token of the bot-wide bucket is there now.
     """
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 
@@ -94,7 +101,7 @@ async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> 
         # once, as during a pause (a person at a form, not a queue), never sent anyway
         wait = await channel_token(context, channel)
         if wait > 0:
-            raise TelegramPaused(wait, rate_limited=True)
+            raise TelegramRateLimited(wait)
     payload = {
         "chat_id": link.chat_id,
         "text": question(login),
