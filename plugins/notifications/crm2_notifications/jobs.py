@@ -1,4 +1,5 @@
-"""Scheduled work through the core scheduler: due deliveries (retries, quiet hours) and digests.
+"""Scheduled work through the core scheduler: due deliveries (retries, quiet hours, the
+Telegram webhook's held-back answers) and digests.
 
 Both are safe to run twice or in two processes at once: deliveries are claimed
 by a conditional UPDATE, a digest day likewise.
@@ -9,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from crm2_hookspecs import ScheduledJob
-from crm2_notifications.service import delivery, digest
+from crm2_notifications.service import delivery, digest, telegram
 
 
 async def _deliveries(context: Any) -> None:
     await delivery.send_due(context)
+    await telegram.flush_replies(context)  # the bot's answers held back by a pause or limit
 
 
 async def _digests(context: Any) -> None:

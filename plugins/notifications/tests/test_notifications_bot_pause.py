@@ -12,10 +12,19 @@ import pytest
 from crm2_notifications.channels import registry
 from crm2_notifications.clock import set_clock
 from crm2_notifications.hookspecs import SendResult
+from crm2_notifications.jobs import scheduled_jobs
 from crm2_notifications.models import Delivery
 from crm2_notifications.ratelimit import buckets_for
 from crm2_notifications.service.delivery import note_pause, paused_until, send_due
 from crm2_notifications.service.digest import send_digests
+from crm2_notifications.service.telegram import (
+    LINKED,
+    REPLY_QUEUE,
+    REPLY_TTL,
+    flush_replies,
+    pending_replies,
+    reply,
+)
 from fake_telegram import FakeBotApi, fake_bot_api
 from notifications_kit import API, Notifications, shipped_rule
 from test_notifications_telegram import _code, _update, telegram_settings
@@ -138,6 +147,38 @@ async def test_the_webhooks_replies_honour_the_bot_pause(
     assert len(bot.calls) == calls  # linked, but not answered while the bot waits
     shown = await n.client.get(f"{API}/telegram", headers=second.headers)
     assert shown.json()["linked"] is True
+    await _deliveries_job(n)  # still paused: still waiting, not dropped
+    assert bot.to(888) == []
+    later = utcnow() + timedelta(seconds=601)
+    set_clock(n.context, lambda: later)  # the pause is over
+    await _deliveries_job(n)
+    assert bot.to(888) == [LINKED]  # the answer held back is sent after the pause, once
+    await _deliveries_job(n)
+    assert bot.to(888) == [LINKED]
+
+
+async def _deliveries_job(n: Notifications) -> None:
+    (job,) = [j for j in scheduled_jobs(n.context) if j.name == "deliveries"]
+    await job.run(n.context)
+
+
+async def test_held_back_webhook_answers_are_bounded_in_number_and_age(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    n = await _app(crm2_app_factory, bot)
+    channel = registry(n.context).get("telegram")
+    assert channel is not None
+    flood = SendResult.failed("429", status_code=429, retry_after=600, pause_channel=True)
+    await note_pause(n.context, channel, flood)
+    start = utcnow()
+    set_clock(n.context, lambda: start)
+    calls = [("sendMessage", {"chat_id": i, "text": "hi"}) for i in range(REPLY_QUEUE + 50)]
+    assert await reply(n.context, calls) == 0
+    assert len(pending_replies(n.context)) == REPLY_QUEUE  # the oldest gave way
+    later = start + REPLY_TTL + timedelta(seconds=1)
+    set_clock(n.context, lambda: later)  # the pause is over, but they are too old now
+    assert await flush_replies(n.context) == 0
+    assert bot.sent == [] and len(pending_replies(n.context)) == 0
 
 
 async def test_a_sign_in_question_takes_a_token_of_the_bots_limit_and_fails_fast_without(
@@ -175,9 +216,12 @@ async def test_the_webhooks_replies_take_tokens_of_the_bots_limit(
     assert bot.to(777)  # answered: the bot's one token
     calls = len(bot.calls)
     assert (await _update(n, 98, f"/start {await _code(n, second)}", chat=888)).status_code == 204
-    assert len(bot.calls) == calls  # linked, but no token for the answer: not sent
+    assert len(bot.calls) == calls  # linked, but no token for the answer: not sent now
     shown = await n.client.get(f"{API}/telegram", headers=second.headers)
     assert shown.json()["linked"] is True
+    await buckets_for(n.context).refund("telegram:*", 1)  # a token is there again
+    await _deliveries_job(n)
+    assert bot.to(888) == [LINKED]  # held back, not dropped
 
 
 async def test_workers_with_skewed_clocks_agree_on_the_pause_on_redis(

@@ -4,16 +4,20 @@
 stored as its SHA-256). The user sends ``/start <code>`` to the bot (the t.me
 deep link does it); the webhook links that chat to the user. The webhook checks
 ``X-Telegram-Bot-Api-Secret-Token`` (Telegram signs no body) and ignores an
-``update_id`` it has seen. The bot's answers honour its pause after a 429, as
-every message of the bot does.
+``update_id`` it has seen. The bot's answers honour its pause after a 429 and its
+bot-wide rate limit, as every message of the bot does: one that cannot go now is
+held back (bounded) and sent once it may.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
@@ -149,31 +153,92 @@ async def _message(session: AsyncSession, message: object, now: datetime) -> tup
     return chat_id, LINKED if linked else BAD_CODE
 
 
+REPLY_QUEUE = 500  # answers held back per process; beyond it the oldest give way
+REPLY_TTL = timedelta(hours=1)  # a "Linked" an hour late still tells the user something
+# Telegram takes a button press's answer only for a short while: later it is refused
+CALLBACK_TTL = timedelta(seconds=10)
+
+
+@dataclass
+class HeldReply:
+    method: str
+    payload: dict[str, Any]
+    queued_at: datetime
+
+
+@dataclass
+class PendingReplies:
+    """The webhook's answers the bot could not send yet (paused, or no token), oldest first."""
+
+    calls: deque[HeldReply] = field(default_factory=lambda: deque(maxlen=REPLY_QUEUE))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _pending(context: Any) -> PendingReplies:
+    found: PendingReplies | None = context.find(PendingReplies)
+    if found is None:
+        found = PendingReplies()
+        context.provide(PendingReplies, found)
+    return found
+
+
+def pending_replies(context: Any) -> deque[HeldReply]:
+    return _pending(context).calls
+
+
 async def reply(context: Any, calls: list[BotCall]) -> int:
-    """Make the bot calls that answer an update (best effort: the update is applied
-    already); returns how many were made. None while the bot is paused by flood control —
-    an answer is a message too, and would lengthen the ban for every chat — and a 429
-    to one pauses the bot (its deliveries and questions too) and drops the rest. Each
-    takes a token of the bot-wide bucket, as a delivery does; with none there the rest
-    are dropped (Telegram waits for this webhook's answer: no waiting for a token)."""
+    """Make the bot calls that answer an update (the update is applied already); returns
+    how many were made now. An answer is a message of the bot like a delivery: none is
+    sent while the bot is paused by flood control (it would lengthen the ban for every
+    chat), each takes a token of the bot-wide bucket, and a 429 to one pauses the bot.
+    Telegram waits for this webhook's answer, so nothing waits here: an answer that
+    cannot go now is held back (in this process, at most ``REPLY_QUEUE``, for
+    ``REPLY_TTL``) and sent by ``flush_replies`` — the next webhook call or the
+    ``deliveries`` job — once the pause is over and a token is there."""
+    now = clock.now(context)
+    held = _pending(context)
+    held.calls.extend(HeldReply(method, payload, now) for method, payload in calls)
+    return await flush_replies(context)
+
+
+def _expired(call: HeldReply, now: datetime) -> bool:
+    ttl = CALLBACK_TTL if call.method == "answerCallbackQuery" else REPLY_TTL
+    return now - call.queued_at > ttl
+
+
+async def flush_replies(context: Any) -> int:
+    """Send the held-back answers, oldest first, while the bot may; returns how many."""
+    held = context.find(PendingReplies)
+    if held is None or not held.calls or held.lock.locked():
+        return 0  # nothing held, or another flush is at it (and sends these too)
+    async with held.lock:
+        return await _flush(context, held.calls)
+
+
+async def _flush(context: Any, calls: deque[HeldReply]) -> int:
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 
     channel = registry(context).get("telegram")
     made = 0
-    for method, payload in calls:
+    while calls:
+        call = calls.popleft()
+        if _expired(call, clock.now(context)):
+            continue
         if channel is not None:
             now = utcnow()
-            if await paused_until(context, channel, now) > now:
+            if await paused_until(context, channel, now) > now or (
+                await channel_token(context, channel) > 0  # the deliveries' limit too
+            ):
+                calls.appendleft(call)
                 break
-            if await channel_token(context, channel) > 0:
-                break  # over the bot-wide limit: an answer must not push deliveries past it
         try:
-            response = await bot_call(context, method, payload)
+            response = await bot_call(context, call.method, call.payload)
         except httpx.HTTPError:
-            continue
-        made += 1
+            continue  # best effort: the update is applied, Telegram unreachable
         result = result_of(response)
         if channel is not None and result.pause_channel:
             await note_pause(context, channel, result)
+            calls.appendleft(call)  # met flood control: sent after the pause
             break
+        made += 1
     return made
