@@ -107,10 +107,11 @@ def crm2_console_views() -> Sequence[ConsoleView]:
 
 @hookimpl
 def crm2_startup(context: Crm2Context) -> Awaitable[None]:
-    from crm2_notifications.service.rules import sync_default_rules
+    from crm2_notifications.service.rules import sync_default_rules, warn_unusable_rules
 
     async def start() -> None:
         await sync_default_rules(context)
+        await warn_unusable_rules(context)  # rules stored before a check refused them
 
     return start()
 

@@ -9,6 +9,7 @@ import ping_plugin
 import pytest
 from crm2_notifications.models import Delivery, Notification, Rule, Webhook
 from crm2_notifications.service import engine
+from crm2_notifications.service.rules import warn_unusable_rules
 from notifications_kit import API, Notifications, shipped_rule
 from ping_plugin import ThingHappened
 from sqlalchemy import update
@@ -216,6 +217,46 @@ async def test_an_order_condition_with_an_object_or_list_value_is_refused_when_s
         body = {**base, "name": f"fine {fine}", "conditions": when}
         response = await notifications.client.post(f"{API}/rules", json=body, headers=admin.headers)
         assert response.status_code == 201, (fine, response.text)
+
+
+async def test_a_stored_order_condition_with_an_unorderable_value_is_flagged_and_logged(
+    notifications: Notifications, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rules stored before such values were refused stay as their admins left them (no
+    data migration guesses a number for them), but say why they can never fire: the rule
+    lists ``problems``, and each start-up logs a warning naming them."""
+    admin = await notifications.user("admin")
+    rule = await notifications.rule(admin, name="legacy")
+    fine = await notifications.rule(admin, name="fine")
+    assert rule["problems"] == [] and fine["problems"] == []
+    legacy = [
+        {"field": "data.status", "op": "eq", "value": "open"},
+        {"field": "data.value", "op": "gt", "value": {"a": 1}},
+    ]
+    async with notifications.context.session_factory() as session:  # saved by an older crm2
+        await session.execute(
+            update(Rule).where(Rule.id == uuid.UUID(rule["id"])).values(conditions=legacy)  # type: ignore[arg-type]
+        )
+        await session.commit()
+    shown = await notifications.client.get(f"{API}/rules/{rule['id']}", headers=admin.headers)
+    assert shown.status_code == 200, shown.text
+    (problem,) = shown.json()["problems"]
+    assert "condition 2 (data.value gt)" in problem and "an object" in problem
+    listed = await notifications.client.get(f"{API}/rules", headers=admin.headers)
+    by_name = {r["name"]: r["problems"] for r in listed.json()["items"]}
+    assert by_name["legacy"] == [problem] and by_name["fine"] == []
+    caplog.set_level("WARNING", logger="crm2_notifications")
+    assert await warn_unusable_rules(notifications.context) == 1
+    (logged,) = [r for r in caplog.records if "legacy" in r.getMessage()]
+    assert logged.levelname == "WARNING" and "condition 2 (data.value gt)" in logged.getMessage()
+    # fixing the conditions clears it
+    fresh = {**admin.headers, "If-Match": shown.headers["etag"]}
+    ok = [{"field": "data.value", "op": "gt", "value": 1000}]
+    fixed = await notifications.client.patch(
+        f"{API}/rules/{rule['id']}", json={"conditions": ok}, headers=fresh
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["problems"] == []
 
 
 async def test_rules_are_admin_only_and_versioned(notifications: Notifications) -> None:

@@ -94,6 +94,11 @@ async def builtin_keys(session: AsyncSession) -> set[str]:
     return {k for k in (await session.execute(stmt)).scalars() if k}
 
 
+async def enabled_rules(session: AsyncSession) -> Sequence[Rule]:
+    stmt = select(Rule).where(col(Rule.enabled).is_(True)).order_by(col(Rule.name))
+    return list((await session.execute(stmt)).scalars())
+
+
 async def active_webhooks(session: AsyncSession) -> Sequence[Webhook]:
     return list((await session.execute(_ACTIVE_WEBHOOKS)).scalars())
 

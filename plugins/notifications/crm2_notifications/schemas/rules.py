@@ -79,6 +79,11 @@ class NotificationRulePublic(ResponseModel):
     channels: list[str]
     enabled: bool
     active: bool = Field(description="enabled, its plugin enabled, and the event type declared")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the rule can never fire as stored (a condition saved before such "
+        "values were refused, e.g. gt with an object); empty when none: change its conditions",
+    )
     builtin_key: str | None
     plugin: str | None
     created_at: datetime

@@ -8,6 +8,7 @@ the admins (a changed or disabled shipped rule stays as they left it).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +29,8 @@ from crm2_notifications.schemas.rules import (
     NotificationRuleUpdate,
 )
 
+log = logging.getLogger(__name__)
+
 
 def declared_event_types(context: Any) -> set[str]:
     return {
@@ -46,7 +49,40 @@ def public(
         and rule.event_type in known
         and (rule.plugin is None or context.is_enabled(rule.plugin))
     )
-    return NotificationRulePublic.model_validate({**rule.model_dump(), "active": active})
+    return NotificationRulePublic.model_validate(
+        {**rule.model_dump(), "active": active, "problems": problems(rule.conditions)}
+    )
+
+
+def problems(when: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What makes stored conditions never hold: each condition as ``_check`` would refuse
+    it now. Rules saved before a check existed are kept as their admins left them (no
+    migration can guess the number meant by ``gt {...}``); they are flagged instead."""
+    found = []
+    for number, raw in enumerate(when, start=1):
+        try:
+            conditions.check(raw, number)
+        except conditions.ConditionInvalid as exc:
+            found.append(str(exc))
+    return found
+
+
+async def warn_unusable_rules(context: Any) -> int:
+    """Log a warning per enabled rule that can never fire (see ``problems``); how many."""
+    async with context.session_factory() as session:
+        stored = await repo.enabled_rules(session)
+    count = 0
+    for rule in stored:
+        found = problems(rule.conditions)
+        if found:
+            count += 1
+            log.warning(
+                "notification rule %r (%s) can never fire: %s; change its conditions",
+                rule.name,
+                rule.id,
+                "; ".join(found),
+            )
+    return count
 
 
 def _template_sources(rule: Mapping[str, Any]) -> list[str]:
