@@ -61,6 +61,8 @@ def problems(when: Iterable[Mapping[str, Any]]) -> list[str]:
     found = []
     for number, raw in enumerate(when, start=1):
         try:
+            if not isinstance(raw, Mapping):  # a listing must not fail on odd stored data
+                raise conditions.ConditionInvalid(f"condition {number} is not an object")
             conditions.check(raw, number)
         except conditions.ConditionInvalid as exc:
             found.append(str(exc))
