@@ -1,5 +1,6 @@
 """Scheduled work through the core scheduler: due deliveries (retries, quiet hours, the
-Telegram webhook's held-back answers) and digests.
+Telegram webhook's held-back answers) and digests (with the pruning of spent Telegram
+update ids and link codes).
 
 Both are safe to run twice or in two processes at once: deliveries are claimed
 by a conditional UPDATE, a digest day likewise.
@@ -20,6 +21,7 @@ async def _deliveries(context: Any) -> None:
 
 async def _digests(context: Any) -> None:
     await digest.send_digests(context)
+    await telegram.prune(context)  # every few minutes is plenty for day-old rows
 
 
 def scheduled_jobs(context: Any) -> list[ScheduledJob]:

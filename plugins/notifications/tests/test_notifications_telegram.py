@@ -452,3 +452,27 @@ async def test_a_chat_that_blocked_the_bot_is_disabled_until_linked_again(
     assert bot.to(777)[-1] == "back"
     shown = await n.client.get(f"{API}/telegram", headers=owner.headers)
     assert shown.json()["disabled_at"] is None and shown.json()["linked"] is True
+
+
+async def test_seen_update_ids_and_spent_link_codes_are_pruned(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    """Every update id the webhook saw, and every link code, stayed for good: the tables
+    grew with every message to the bot. Telegram gives up re-sending an update after a
+    day, so ids older than ``UPDATE_KEEP`` go; a code goes once used or expired."""
+    from crm2_notifications.jobs import scheduled_jobs
+    from crm2_notifications.models import TelegramCode, TelegramUpdate
+
+    owner, waiting = await with_bot.users("agent", "agent")
+    assert (await _update(with_bot, 1, f"/start {await _code(with_bot, owner)}")).status_code == 204
+    open_code = await _code(with_bot, waiting)
+    assert len(await with_bot.rows(TelegramCode)) == 2
+    later = utcnow() + timedelta(days=3)
+    set_clock(with_bot.context, lambda: later)
+    assert (await _update(with_bot, 2, "/start")).status_code == 204  # a fresh one stays
+    (job,) = [j for j in scheduled_jobs(with_bot.context) if j.name == "digests"]
+    await job.run(with_bot.context)
+    assert [u.update_id for u in await with_bot.rows(TelegramUpdate)] == [2]
+    assert await with_bot.rows(TelegramCode) == []  # one used, one expired
+    assert (await _update(with_bot, 3, f"/start {open_code}", chat=888)).status_code == 204
+    assert bot.to(888) == [BAD_CODE]

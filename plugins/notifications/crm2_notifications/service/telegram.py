@@ -72,6 +72,26 @@ async def new_code(
     return code, expires
 
 
+# Telegram re-sends an unanswered update for at most a day: an id older than this
+# cannot come again, so it need not be remembered
+UPDATE_KEEP = timedelta(days=2)
+
+
+async def prune(context: Any) -> None:
+    """Forget update ids too old to come again, and link codes used or expired."""
+    now = clock.now(context)
+    async with context.session_factory() as session:
+        await session.execute(
+            delete(TelegramUpdate).where(col(TelegramUpdate.received_at) < now - UPDATE_KEEP)
+        )
+        await session.execute(
+            delete(TelegramCode).where(
+                col(TelegramCode.used_at).is_not(None) | (col(TelegramCode.expires_at) <= now)
+            )
+        )
+        await session.commit()
+
+
 def check_secret(context: Any, sent: str | None) -> None:
     expected = context.plugin_settings("notifications").telegram_webhook_secret.get_secret_value()
     if not expected:
