@@ -231,3 +231,19 @@ def test_a_title_with_any_line_break_still_makes_a_one_line_subject(breaker: str
     mail = build(message_for(EmailChannel(), "anna@example.com", title=title), "crm2 <n@x>")
     assert mail["Subject"] == "Deal won"
     assert b"Subject: Deal won\n" in mail.as_bytes()
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r\n", "\u2028"])
+def test_a_recipients_name_with_a_line_break_still_makes_a_one_line_to(breaker: str) -> None:
+    """A user's full name may hold a line break (the account API keeps inner ones): in
+    the To header it made every e-mail to them fail until dead, never injected a header."""
+    import uuid
+
+    from crm2_notifications.channels.email import build
+    from crm2_notifications.hookspecs import Recipient
+    from crm2_notifications.testing import message_for
+
+    who = Recipient(user_id=uuid.uuid4(), email="anna@example.com", full_name=f"Anna{breaker}Berg")
+    mail = build(message_for(EmailChannel(), "anna@example.com", recipient=who), "crm2 <n@x>")
+    assert mail["To"] == "Anna Berg <anna@example.com>"
+    assert b"To: Anna Berg <anna@example.com>\n" in mail.as_bytes()

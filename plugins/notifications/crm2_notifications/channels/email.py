@@ -28,11 +28,11 @@ def build(message: OutboundMessage, sender: str) -> EmailMessage:
     assert message.recipient is not None
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = formataddr(
-        (message.recipient.full_name, message.address or message.recipient.email)
-    )
-    # one line: the title is event data, and any line break in a header (CR, VT, U+2028
-    # … as str.splitlines sees them) is refused by the email package, failing every attempt
+    # one line each: the name and the title are data users typed, and any line break in
+    # a header (CR, VT, U+2028 … as str.splitlines sees them) is refused by the email
+    # package, failing every attempt
+    name = " ".join(message.recipient.full_name.splitlines())
+    mail["To"] = formataddr((name, message.address or message.recipient.email))
     mail["Subject"] = " ".join(message.title.splitlines())[:250]
     mail["Message-ID"] = f"<{message.delivery_id}@crm2.notifications>"
     text, body_html = message.body, html.escape(message.body).replace("\n", "<br>\n")
