@@ -240,3 +240,41 @@ async def test_workers_with_skewed_clocks_agree_on_the_pause_on_redis(
         theirs = real + skew
         left = (await paused_until(two.context, channel, theirs) - theirs).total_seconds()
         assert 590 <= left <= 600, (skew, left)
+
+
+async def test_a_digest_takes_a_token_of_the_bots_limit_and_waits_without_one(
+    crm2_app_factory: Any, bot: FakeBotApi
+) -> None:
+    """Digests go out together at the digest hour: each is a message of the bot like a
+    delivery, so each takes a token of the bot-wide bucket; one without is held (its
+    deliveries stay ``digest``) and goes on a later run, not over Telegram's limit."""
+    n = await _app(crm2_app_factory, bot, digest_hour=8, telegram_rate_per_second=0.01)
+    admin, one, two = await n.users("admin", "agent", "agent")
+    for user, chat, update_id in ((one, 777, 80), (two, 888, 81)):
+        sent = await _update(n, update_id, f"/start {await _code(n, user)}", chat=chat)
+        assert sent.status_code == 204
+        prefs = await n.client.get(f"{API}/preferences", headers=user.headers)
+        digest = [{"channel": "telegram", "event_type": "*", "mode": "digest"}]
+        changed = await n.client.patch(
+            f"{API}/preferences",
+            json={"timezone": "UTC", "rules": digest},
+            headers={**user.headers, "If-Match": prefs.headers["etag"]},
+        )
+        assert changed.status_code == 200, changed.text
+    await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
+    now = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)
+    set_clock(n.context, lambda: now)
+    await n.ping(admin, title="for one", owner_id=one.id)
+    await n.ping(admin, title="for two", owner_id=two.id)
+    await n.settle()
+    pending_replies(n.context).clear()  # the second "Linked" waits for a token too
+    await buckets_for(n.context).refund("telegram:*", 1)  # the bot has one token
+    now = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
+    assert await send_digests(n.context, now=now) == 1
+    digests = [m for m in await bot.texts() if m.startswith("crm2: ")]
+    assert len(digests) == 1
+    waiting = [d.status for d in await n.rows(Delivery) if d.channel == "telegram"]
+    assert sorted(waiting) == ["delivered", "digest"]
+    await buckets_for(n.context).refund("telegram:*", 1)  # a token again
+    assert await send_digests(n.context, now=now) == 1
+    assert len([m for m in await bot.texts() if m.startswith("crm2: ")]) == 2

@@ -7,7 +7,9 @@ its deliveries back as ordinary ones, retried and dead-lettered as usual. One du
 while its channel is paused after a 429 (or answered 429 itself) is not a failure:
 its deliveries stay ``digest`` and the day's claim is given back, so a later run of
 the job sends them as one digest once the pause is over (the same day, or with the
-next day's digest if the pause outlasts it). The deliveries of a user no longer
+next day's digest if the pause outlasts it). So is one that finds no token of its
+channel's bot-wide bucket (``telegram_rate_per_second``): digests fall due together at
+the digest hour, and must not go past the limit. The deliveries of a user no longer
 active or holding ``notifications:read`` are skipped.
 """
 
@@ -29,6 +31,7 @@ from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
+    channel_token,
     may_receive,
     note_pause,
     paused_until,
@@ -141,6 +144,9 @@ async def _send_user(
             result = SendResult.failed("channel or recipient unavailable")
         elif await paused_until(context, channel, now) > now:  # one digest, after the pause
             held = True
+            continue
+        elif await channel_token(context, channel) > 0:  # digests come together: the
+            held = True  # bot-wide limit holds them like any message, for a later run
             continue
         else:
             try:
