@@ -36,7 +36,7 @@ from crm2_core.auth.schemas import (
 from crm2_core.auth.service import AuthService
 from crm2_core.errors import Forbidden
 from crm2_core.http.deps import ContextDep, SessionDep, context_of, read_connection
-from crm2_core.http.etag import IfMatchDep, etag_for
+from crm2_core.http.etag import IfMatchDep, OptionalIfMatch, etag_for
 from crm2_core.http.pagination import Page, PageDep, page_response
 from crm2_core.http.problems import never_answers, problem_responses
 from crm2_core.http.routing import APIRouter
@@ -270,12 +270,19 @@ async def reassign_user(
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_user(
-    user_id: uuid.UUID, principal: UsersAdmin, session: SessionDep, service: ServiceDep
+    user_id: uuid.UUID,
+    principal: UsersAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    if_match: OptionalIfMatch = None,
 ) -> Response:
-    """Delete a user and their sessions; 409 ``user-owns-records`` names what they still own."""
+    """Delete a user and their sessions; 409 ``user-owns-records`` names what they still own.
+
+    If-Match optional: when sent, another version of the user is 412 and nothing goes.
+    """
     if principal.kind == "user" and principal.id == user_id:
         raise Forbidden("you cannot delete yourself")
-    await service.delete_user(session, user_id, principal)
+    await service.delete_user(session, user_id, principal, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -330,10 +337,14 @@ async def update_role(
 
 @router.delete("/roles/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_role(
-    name: str, actor: RolesAdmin, session: SessionDep, service: ServiceDep
+    name: str,
+    actor: RolesAdmin,
+    session: SessionDep,
+    service: ServiceDep,
+    if_match: OptionalIfMatch = None,
 ) -> Response:
-    """Delete an unused, non-built-in role."""
-    await service.delete_role(session, name, actor)
+    """Delete an unused, non-built-in role; If-Match optional (another version is 412)."""
+    await service.delete_role(session, name, actor, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

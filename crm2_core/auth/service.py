@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -67,8 +68,8 @@ from crm2_core.auth.throttle import LoginThrottle
 from crm2_core.auth.tokens import TokenService
 from crm2_core.db import utcnow
 from crm2_core.db.pagination import PageParams
-from crm2_core.db.versioned import update_versioned
-from crm2_core.errors import TooManyRequests, Unauthorized
+from crm2_core.db.versioned import delete_versioned, update_versioned
+from crm2_core.errors import PreconditionFailed, TooManyRequests, Unauthorized
 from crm2_core.events.outbox import publish
 from crm2_core.http.etag import check_version, etag_for
 from crm2_hookspecs import BUILTIN_ROLES, Permission, Principal
@@ -380,10 +381,18 @@ class AuthService:
             raise LastAdmin("this is the last active admin; make another admin first")
 
     async def delete_user(
-        self, session: AsyncSession, user_id: uuid.UUID, actor: Principal | None = None
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        actor: Principal | None = None,
+        if_match: str | None = None,
     ) -> None:
-        """Delete a user who owns nothing (409 ``user-owns-records`` naming what, else)."""
+        """Delete a user who owns nothing (409 ``user-owns-records`` naming what, else).
+
+        An ``If-Match`` (optional) must name the user's version, also at the ``DELETE``.
+        """
         user = await self.get_user(session, user_id)
+        expected = None if if_match is None else check_version(if_match, user.version)
         await self._require_over(session, actor, user_id, "deleting this user")
         await self._keep_an_admin(session, user_id)
         if self.context is not None:
@@ -394,14 +403,24 @@ class AuthService:
             session, await repo.live_api_keys_created_by(session, user_id), "creator-deleted"
         )
         self._credentials_changed(session, user_id, None, "deleted", actor)
-        await session.delete(user)
+        await session.flush()
         try:
-            await session.flush()
+            deleted = await delete_versioned(session, User, col(User.id) == user_id, expected)
         except IntegrityError as exc:  # a table of a disabled plugin still points at the user
             raise UserOwnsRecords(
                 f"user {user_id} still owns records of a plugin that is not enabled; "
                 "enable it and hand them over (POST …/reassign), then delete"
             ) from exc
+        if not deleted:
+            await self._gone_or_changed(session, User, col(User.id) == user_id, f"user {user_id}")
+
+    @staticmethod
+    async def _gone_or_changed(session: AsyncSession, model: Any, where: Any, what: str) -> None:
+        """Why a conditional ``DELETE`` removed nothing: 412 if the row is still there
+        (another version), else the row's 404 (a concurrent delete went first)."""
+        if await session.scalar(select(func.count()).select_from(model).where(where)):
+            raise PreconditionFailed(f"the {what} changed while you were deleting it; read again")
+        raise (UserNotFound if model is User else RoleNotFound)(f"no {what}")
 
     async def reassign_user(
         self,
@@ -559,9 +578,14 @@ class AuthService:
         return await self.get_role(session, name)
 
     async def delete_role(
-        self, session: AsyncSession, name: str, actor: Principal | None = None
+        self,
+        session: AsyncSession,
+        name: str,
+        actor: Principal | None = None,
+        if_match: str | None = None,
     ) -> None:
         role = await self.get_role(session, name)
+        expected = None if if_match is None else check_version(if_match, role.version)
         if actor is not None:
             what = f"deleting role {name!r}"
             held = await self._permissions_of(session, [name])
@@ -575,11 +599,13 @@ class AuthService:
         # A revoked key never works again and its row must not keep the role alive:
         # it goes with the role (its revocation stays in the outbox's auth.api_key.revoked).
         await repo.delete_revoked_api_keys_of_role(session, name)
-        await session.delete(role)
+        await session.flush()
         try:
-            await session.flush()
+            deleted = await delete_versioned(session, Role, col(Role.name) == name, expected)
         except IntegrityError as exc:  # a concurrent request gave it to someone first
             raise RoleInUse(in_use) from exc
+        if not deleted:
+            await self._gone_or_changed(session, Role, col(Role.name) == name, f"role {name!r}")
         self._role_changed(session, name, actor, deleted=True)
 
     async def sync_permissions(

@@ -601,3 +601,47 @@ async def test_a_role_patch_that_changes_nothing_writes_nothing(
         f"{ROLES}/watcher", json={"description": "sees"}, headers={**admin, "If-Match": etag}
     )
     assert changed.json()["version"] == 2
+
+
+# -- optional If-Match on the admin DELETEs ------------------------------------------------
+
+
+async def test_deleting_a_user_with_a_stale_if_match_is_412_and_keeps_them(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    created = await create_user(crm2, admin)
+    url = f"{USERS}/{created.json()['id']}"
+    patched = await crm2.client.patch(
+        url, json={"full_name": "Ada"}, headers={**admin, "If-Match": created.headers["etag"]}
+    )
+    assert patched.status_code == 200, patched.text
+    stale = await crm2.client.delete(url, headers={**admin, "If-Match": created.headers["etag"]})
+    assert_problem(stale, 412)
+    assert (await crm2.client.get(url, headers=admin)).status_code == 200
+    current = {**admin, "If-Match": patched.headers["etag"]}
+    assert (await crm2.client.delete(url, headers=current)).status_code == 204
+
+
+async def test_deleting_a_role_with_a_stale_if_match_is_412_and_keeps_it(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    created = await crm2.client.post(ROLES, json={"name": "auditors"}, headers=admin)
+    url = f"{ROLES}/auditors"
+    patched = await crm2.client.patch(
+        url, json={"description": "x"}, headers={**admin, "If-Match": created.headers["etag"]}
+    )
+    assert patched.status_code == 200, patched.text
+    stale = await crm2.client.delete(url, headers={**admin, "If-Match": created.headers["etag"]})
+    assert_problem(stale, 412)
+    assert (await crm2.client.get(url, headers=admin)).status_code == 200
+    current = {**admin, "If-Match": patched.headers["etag"]}
+    assert (await crm2.client.delete(url, headers=current)).status_code == 204
+
+
+async def test_the_admin_deletes_declare_an_optional_if_match(crm2: Crm2TestApp) -> None:
+    paths = (await crm2.client.get("/openapi.json")).json()["paths"]
+    for path in (f"{USERS}/{{user_id}}", f"{ROLES}/{{name}}"):
+        operation = paths[path]["delete"]
+        headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+        assert headers["If-Match"]["required"] is False, path
+        assert "412" in operation["responses"], path
