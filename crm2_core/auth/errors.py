@@ -96,4 +96,4 @@ class UserOwnsRecords(Conflict):
 
 
 class ExpiryPassed(Unprocessable):
-    slug, title = "expiry-passed", "The expiry is already past"
+    slug, title = "expiry-passed", "The expiry is past or too near"

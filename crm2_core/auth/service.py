@@ -795,11 +795,17 @@ def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:
     return one & other
 
 
+# Long enough to copy the key shown once into its integration, short enough for a test key.
+MIN_KEY_LIFETIME = timedelta(seconds=60)
+
+
 def _require_future_expiry(expires_at: datetime | None) -> None:
-    """422 for a key that would be born expired: it was made, shown once and never worked."""
-    if expires_at is not None and expires_at <= utcnow():
+    """422 for a key that would be born expired, or expire before anyone could use it:
+    it was made, shown once and never worked."""
+    if expires_at is not None and expires_at < utcnow() + MIN_KEY_LIFETIME:
         raise ExpiryPassed(
-            f"expires_at {expires_at.isoformat()} is already past; "
+            f"expires_at {expires_at.isoformat()} is past or less than "
+            f"{MIN_KEY_LIFETIME.seconds} seconds away (a key lives at least that long); "
             "set a later time, or leave it out for a key that does not expire"
         )
 

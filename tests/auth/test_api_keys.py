@@ -329,3 +329,26 @@ async def test_the_key_list_shows_only_keys_the_caller_could_manage(
     )
     assert changed.status_code == 200, changed.text
     assert ids(await crm2.client.get(KEYS, headers=keyer)) == {own["id"]}
+
+
+@pytest.mark.parametrize("ahead", [timedelta(milliseconds=5), timedelta(seconds=59)])
+async def test_a_key_that_would_expire_within_a_minute_is_422_and_makes_no_key(
+    crm2: Crm2TestApp, admin: dict[str, str], ahead: timedelta
+) -> None:
+    """A key expiring milliseconds after it was made came back 201 and expired before use."""
+    body = {"name": "x", "role": "viewer", "expires_at": (datetime.now(UTC) + ahead).isoformat()}
+
+    response = await crm2.client.post(KEYS, json=body, headers=admin)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:crm2:problem:expiry-passed"
+    assert "60 seconds" in response.json()["detail"]
+    assert (await crm2.client.get(KEYS, headers=admin)).json()["items"] == []
+
+
+async def test_a_key_living_a_little_over_a_minute_is_made(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    expires = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
+    body = {"name": "x", "role": "viewer", "expires_at": expires}
+    assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 201
