@@ -96,6 +96,29 @@ def storable_instant(value: Any) -> Any:
     return LAST_INSTANT if utc > LAST_INSTANT else value
 
 
+def storable_instants(value: Any, path: str = "") -> Any:
+    """``storable_instant`` for ``value`` and every date-time in its lists, tuples and
+    dicts (a nested model checks its own fields); the ``ValueError`` names the path."""
+    if isinstance(value, datetime):
+        try:
+            return storable_instant(value)
+        except ValueError as exc:
+            raise ValueError((f"{path}: " if path else "") + str(exc)) from None
+    # a list of strings (tags, e-mails) is the common case: nothing in it to look at
+    if isinstance(value, list | tuple) and value and not isinstance(value[0], str):
+        items = [storable_instants(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and value:
+        kept = {
+            key: storable_instants(item, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
+        return value if all(kept[k] is v for k, v in value.items()) else kept
+    return value
+
+
 # NUL (PostgreSQL text cannot hold it) and lone surrogates (not encodable as UTF-8;
 # JSON's "\ud800" escape produces one).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -266,7 +289,7 @@ class RequestModel(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable_instant(cls, value: Any) -> Any:
-        return storable_instant(value)
+        return storable_instants(value)
 
 
 class UpdateModel(RequestModel):
