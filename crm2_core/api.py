@@ -46,7 +46,7 @@ from crm2_core.events.taps import hear_relayed_events
 from crm2_core.http.deps import ContextDep, SessionDep
 from crm2_core.http.etag import IfMatchDep, OptionalIfMatch, check_version, etag_for
 from crm2_core.http.pagination import Page, PageDep, page_response
-from crm2_core.http.problems import problem_responses
+from crm2_core.http.problems import never_answers, problem_responses
 from crm2_core.http.routing import APIRouter
 from crm2_core.http.streamed import STREAMED_BODY
 from crm2_core.jobs import JobRunner
@@ -256,6 +256,7 @@ __all__ = [
     "list_query",
     "list_route",
     "metadata",
+    "never_answers",
     "new_id",
     "new_row",
     "one_of",

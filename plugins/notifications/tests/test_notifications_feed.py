@@ -130,3 +130,11 @@ async def test_racing_read_alls_mark_each_notification_once(
     )
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert sum(a.json()["marked"] for a in answers) == 2
+
+
+async def test_the_bulk_read_marks_declare_no_404(notifications: Notifications) -> None:
+    """Ids that are not the caller's are ignored and no record is in the path: never a 404."""
+    paths = (await notifications.client.get("/openapi.json")).json()["paths"]
+    for path in (f"{API}/feed/read", f"{API}/feed/read-all"):
+        responses = paths[path]["post"]["responses"]
+        assert "404" not in responses and "422" in responses, path

@@ -18,6 +18,7 @@ from crm2_core.api import (
     SessionDep,
     has_permission,
     list_query,
+    never_answers,
     page_response,
     present,
 )
@@ -62,7 +63,8 @@ async def unread_count(principal: NotificationsRead, session: SessionDep) -> Unr
     return UnreadCount(unread=await feed.unread(session, principal))
 
 
-@router.post("/feed/read", response_model=ReadResult)
+# ids that are not the caller's are ignored, and no record is in the path: never a 404
+@router.post("/feed/read", response_model=ReadResult, openapi_extra=never_answers(404))
 async def mark_read(
     body: MarkRead, principal: NotificationsRead, session: SessionDep, context: ContextDep
 ) -> ReadResult:
@@ -71,7 +73,7 @@ async def mark_read(
     return ReadResult(marked=marked, unread=left)
 
 
-@router.post("/feed/read-all", response_model=ReadResult)
+@router.post("/feed/read-all", response_model=ReadResult, openapi_extra=never_answers(404))
 async def mark_all_read(
     principal: NotificationsRead, session: SessionDep, context: ContextDep
 ) -> ReadResult:
