@@ -451,23 +451,26 @@ class AuthService:
         """
         keys = await repo.live_api_keys(session)
         creators = {k.created_by for k in keys if k.created_by is not None}
-        if not creators:
+        if not creators and not any(k.created_by_key for k in keys):
             return []
         active = await repo.active_user_ids(session, creators)
         creator_roles = await repo.roles_of(session, creators)
         names = {r for rs in creator_roles.values() for r in rs} | {k.role_name for k in keys}
         grants = await repo.permissions_of_roles(session, names)
+        makers = {k.id: k for k in keys}
         doomed: list[ApiKey] = []
         for key in keys:
-            if key.created_by is None:
-                continue
-            held = frozenset(p for r in creator_roles.get(key.created_by, []) for p in grants[r])
-            may_create = EVERYTHING in held or "auth:api_keys" in held
-            if (
-                key.created_by not in active
-                or not may_create
-                or missing(held, grants[key.role_name])
-            ):
+            wanted = grants[key.role_name]
+            if key.created_by is not None:
+                held = frozenset(
+                    p for r in creator_roles.get(key.created_by, []) for p in grants[r]
+                )
+                if key.created_by not in active or not _may_make(held, wanted):
+                    doomed.append(key)
+                    continue
+            # A key made with a key holds no more than that key could give it today.
+            maker = makers.get(key.created_by_key) if key.created_by_key else None
+            if maker is not None and not _may_make(frozenset(grants[maker.role_name]), wanted):
                 doomed.append(key)
         return await self._revoke_keys(session, doomed, "creator-lost-the-right")
 
@@ -793,6 +796,11 @@ def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:
     if EVERYTHING in other:
         return one
     return one & other
+
+
+def _may_make(held: frozenset[str], wanted: Iterable[str]) -> bool:
+    """Whether one holding ``held`` could make a key whose role grants ``wanted``."""
+    return (EVERYTHING in held or "auth:api_keys" in held) and not missing(held, wanted)
 
 
 # Long enough to copy the key shown once into its integration, short enough for a test key.

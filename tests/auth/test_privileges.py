@@ -249,3 +249,33 @@ async def test_disabled_plugins_permissions_are_not_listed(crm2_app_factory: Any
     assert listed.status_code == 200
     names = [p["name"] for p in listed.json()]
     assert "auth:users" in names and not any(n.startswith("deals:") for n in names)
+
+
+async def test_a_key_made_by_a_key_stops_when_its_maker_loses_the_right(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """The admin's key of role "minter" made a users key; "minter" then lost auth:users.
+    The made key went on reading users on the admin's authority, more than its maker holds."""
+    for name, permissions in {
+        "minter": ["auth:api_keys", "auth:users"],
+        "reader": ["auth:users"],
+    }.items():
+        body = {"name": name, "permissions": permissions}
+        assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
+    maker = await crm2.client.post(KEYS, json={"name": "m", "role": "minter"}, headers=admin)
+    maker_headers = {"Authorization": f"Bearer {maker.json()['key']}"}
+    made = await crm2.client.post(KEYS, json={"name": "r", "role": "reader"}, headers=maker_headers)
+    assert made.status_code == 201, made.text
+    made_headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert (await crm2.client.get(USERS, headers=made_headers)).status_code == 200
+
+    etag = await etag_of(crm2, f"{ROLES}/minter", admin)
+    cut = await crm2.client.patch(
+        f"{ROLES}/minter",
+        json={"permissions": ["auth:api_keys"]},
+        headers={**admin, "If-Match": etag},
+    )
+    assert cut.status_code == 200, cut.text
+
+    assert (await crm2.client.get(USERS, headers=made_headers)).status_code == 401
+    assert (await crm2.client.get(KEYS, headers=maker_headers)).status_code == 200
