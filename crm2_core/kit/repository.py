@@ -16,12 +16,12 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Exists, Select, bindparam, delete, select
+from sqlalchemy import Exists, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.db.pagination import OrderKey, PageParams, Shaped, paginate
 from crm2_core.db.types import utcnow
-from crm2_core.db.versioned import update_versioned
+from crm2_core.db.versioned import delete_versioned, update_versioned
 from crm2_core.errors import NotFound, PreconditionFailed
 from crm2_core.http.etag import check_version
 from crm2_core.kit.filters import Filtered, eq
@@ -265,11 +265,7 @@ class Repository(Generic[M]):
         The version is a condition of the ``DELETE`` itself, so a write committing between
         the caller's read and this delete leaves the row in place on both databases.
         """
-        stmt = delete(self.model).where(self.id_column == id)
-        if version is not None:
-            stmt = stmt.where(getattr(self.model, "version") == version)  # noqa: B009
-        deleted = await session.execute(stmt.returning(self.id_column))
-        return deleted.first() is not None
+        return await delete_versioned(session, self.model, self.id_column == id, version)
 
     async def delete_if_match(self, session: AsyncSession, row: M, if_match: str | None) -> None:
         """Delete ``row``, read just before; an ``If-Match`` (optional) must name its version.
