@@ -22,7 +22,7 @@ from crm2_hookspecs import Principal
 from crm2_tasks import automation, clock
 from crm2_tasks.automation import Condition, DueIn, RuleError
 from crm2_tasks.calendar import CalendarError, wall_instant, zone
-from crm2_tasks.errors import InvalidRule, RuleNotFound
+from crm2_tasks.errors import InvalidRule, NameTaken, RuleNotFound
 from crm2_tasks.events import AutomationRuleChanged
 from crm2_tasks.models import AutomationRule
 from crm2_tasks.repository import admin as repo
@@ -127,7 +127,7 @@ async def create_rule(
     _check(context, data.on, when, action)
     await _check_targets(session, context, actor, action)
     if await repo.name_taken(session, AutomationRule, data.name):
-        raise InvalidRule(f"a rule is already called {data.name!r}")
+        raise NameTaken(f"a rule is already called {data.name!r}")
     rule = AutomationRule(
         name=data.name, on_event=data.on, conditions=when, action=action, enabled=data.enabled
     )
@@ -151,7 +151,7 @@ async def update_rule(
     values: dict[str, Any] = {}
     if "name" in sent:
         if await repo.name_taken(session, AutomationRule, sent["name"], rule.id):
-            raise InvalidRule(f"a rule is already called {sent['name']!r}")
+            raise NameTaken(f"a rule is already called {sent['name']!r}")
         values["name"] = sent["name"]
     if "on" in sent:
         values["on_event"] = sent["on"]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version, utcnow
 from crm2_tasks.calendar import BusinessCalendar, CalendarError
-from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar
+from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar, NameTaken
 from crm2_tasks.models import Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.schemas.admin import CalendarCreate, CalendarUpdate
@@ -71,9 +71,9 @@ async def get_calendar(session: AsyncSession, calendar_id: uuid.UUID) -> Calenda
 
 
 async def create_calendar(session: AsyncSession, data: CalendarCreate) -> Calendar:
-    if await repo.name_taken(session, Calendar, data.name):
-        raise InvalidCalendar(f"a calendar is already called {data.name!r}")
     spec = _checked(data.timezone, data.hours, data.holidays)
+    if await repo.name_taken(session, Calendar, data.name):
+        raise NameTaken(f"a calendar is already called {data.name!r}")
     row: Calendar = await repo.insert(session, Calendar(name=data.name, **spec))
     return row
 
@@ -85,7 +85,7 @@ async def update_calendar(
     version = check_version(if_match, row.version)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "name" in changes and await repo.name_taken(session, Calendar, changes["name"], row.id):
-        raise InvalidCalendar(f"a calendar is already called {changes['name']!r}")
+        raise NameTaken(f"a calendar is already called {changes['name']!r}")
     spec = _checked(
         changes.get("timezone", row.timezone),
         changes.get("hours", row.hours),

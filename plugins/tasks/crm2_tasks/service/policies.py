@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version
 from crm2_tasks.calendar import CalendarError
-from crm2_tasks.errors import InvalidPolicy, SlaPolicyNotFound
+from crm2_tasks.errors import InvalidPolicy, NameTaken, SlaPolicyNotFound
 from crm2_tasks.models import SlaPolicy
 from crm2_tasks.repository import admin as repo
 from crm2_tasks.schemas.admin import SlaPolicyCreate, SlaPolicyUpdate
@@ -47,7 +47,7 @@ async def create_policy(session: AsyncSession, data: SlaPolicyCreate) -> SlaPoli
     values = data.model_dump()
     await _check(session, values)
     if await repo.name_taken(session, SlaPolicy, data.name):
-        raise InvalidPolicy(f"a policy is already called {data.name!r}")
+        raise NameTaken(f"a policy is already called {data.name!r}")
     row: SlaPolicy = await repo.insert(session, SlaPolicy(**values))
     return row
 
@@ -61,7 +61,7 @@ async def update_policy(
     merged = {**row.model_dump(), **sent}
     await _check(session, merged)
     if "name" in sent and await repo.name_taken(session, SlaPolicy, sent["name"], row.id):
-        raise InvalidPolicy(f"a policy is already called {sent['name']!r}")
+        raise NameTaken(f"a policy is already called {sent['name']!r}")
     values = {k: v for k, v in sent.items() if getattr(row, k) != v}
     if values:
         await repo.update(session, row, values, version)
