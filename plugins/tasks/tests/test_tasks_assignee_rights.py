@@ -69,6 +69,38 @@ async def test_an_sla_policy_cannot_escalate_to_a_user_without_tasks_read(tasks:
     _names_the_permission(refused)
 
 
+async def test_an_sla_policy_cannot_escalate_to_a_role_that_does_not_exist(tasks: Tasks) -> None:
+    """A misspelt role would only show at the first breach, as a skipped escalation."""
+    admin = await tasks.user("admin")
+    h = admin.headers
+    body = {"name": "to a ghost", "response_minutes": 30, "escalate_to_role": "dispatchr"}
+    refused = await tasks.client.post(f"{API}/sla-policies", json=body, headers=h)
+    problem = refused.json()
+    assert refused.status_code == 422, problem
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert problem["type"].endswith("tasks-invalid-sla-policy")
+    assert "escalate_to_role" in problem["detail"] and "dispatchr" in problem["detail"]
+    assert (await tasks.client.get(f"{API}/sla-policies", headers=h)).json()["items"] == []
+    made = await tasks.client.post(
+        f"{API}/sla-policies", json={**body, "escalate_to_role": "agent"}, headers=h
+    )
+    assert made.status_code == 201, made.text
+    etag = made.headers["ETag"]
+    patched = await tasks.client.patch(
+        f"{API}/sla-policies/{made.json()['id']}",
+        json={"escalate_to_role": "AGENT"},  # role names are exact
+        headers={**h, "If-Match": etag},
+    )
+    assert patched.status_code == 422, patched.text
+    assert "AGENT" in patched.json()["detail"]
+    cleared = await tasks.client.patch(
+        f"{API}/sla-policies/{made.json()['id']}",
+        json={"escalate_to_role": None},
+        headers={**h, "If-Match": etag},
+    )
+    assert cleared.status_code == 200, cleared.text
+
+
 async def _dispatcher_role(tasks: Tasks, admin: User) -> str:
     """A role that reads and writes tasks; the returned ETag lets the test take reading away."""
     body = {"name": "dispatcher", "permissions": ["tasks:read", "tasks:write"]}

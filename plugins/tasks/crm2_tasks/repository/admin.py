@@ -23,6 +23,7 @@ M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
 _user = table("auth_user", column("id"), column("is_active"))
 _user_role = table("auth_user_role", column("user_id"), column("role_name"))
 _role_permission = table("auth_role_permission", column("role_name"), column("permission"))
+_role = table("auth_role", column("name"))
 
 
 def _by_name(model: Any) -> Sorts:
@@ -151,6 +152,11 @@ async def rules_for(session: AsyncSession, event_type: str) -> Sequence[Automati
 async def rule_by_key(session: AsyncSession, key: str) -> AutomationRule | None:
     stmt = select(AutomationRule).where(col(AutomationRule.builtin_key) == key)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def role_exists(session: AsyncSession, role: str) -> bool:
+    """Whether the core has a role of exactly this name (role names are case-sensitive)."""
+    return bool((await session.execute(select(exists().where(_role.c.name == role)))).scalar())
 
 
 async def least_busy_with_role(

@@ -24,6 +24,14 @@ async def get_policy(session: AsyncSession, policy_id: uuid.UUID) -> SlaPolicy:
     return row
 
 
+async def _check_role(session: AsyncSession, values: dict[str, Any]) -> None:
+    """A role that does not exist would only show at the first breach, as a skipped
+    escalation: refused when sent (one deleted later is skipped then, and reported)."""
+    role = values.get("escalate_to_role")
+    if role is not None and not await repo.role_exists(session, role):
+        raise InvalidPolicy(f"escalate_to_role {role!r} is no role")
+
+
 async def _check(session: AsyncSession, values: dict[str, Any]) -> None:
     if not values.get("response_minutes") and not values.get("resolution_minutes"):
         raise InvalidPolicy("give response_minutes, resolution_minutes or both")
@@ -46,6 +54,7 @@ async def _check(session: AsyncSession, values: dict[str, Any]) -> None:
 async def create_policy(session: AsyncSession, data: SlaPolicyCreate) -> SlaPolicy:
     values = data.model_dump()
     await _check(session, values)
+    await _check_role(session, values)
     if await repo.name_taken(session, SlaPolicy, data.name):
         raise NameTaken(f"a policy is already called {data.name!r}")
     row: SlaPolicy = await repo.insert(session, SlaPolicy(**values))
@@ -60,6 +69,7 @@ async def update_policy(
     sent = data.model_dump(exclude_unset=True)
     merged = {**row.model_dump(), **sent}
     await _check(session, merged)
+    await _check_role(session, sent)
     if "name" in sent and await repo.name_taken(session, SlaPolicy, sent["name"], row.id):
         raise NameTaken(f"a policy is already called {sent['name']!r}")
     values = {k: v for k, v in sent.items() if getattr(row, k) != v}
