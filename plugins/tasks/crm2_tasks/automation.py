@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists")
+ORDERED = ("gt", "gte", "lt", "lte")
 FIELD_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|[0-9]+)){0,5}$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DUE_IN = re.compile(
@@ -38,15 +39,24 @@ class Condition:
     value: Any = None
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Condition:
+    def parse(cls, raw: Mapping[str, Any], number: int = 1) -> Condition:
+        """``raw`` checked; ``number`` (1-based) names it in the error."""
         field, op = raw.get("field"), raw.get("op", "eq")
         if not isinstance(field, str) or not FIELD_PATTERN.match(field):
             raise RuleError(f"condition field {field!r} is not a path such as data.status")
         if op not in OPERATORS:
             raise RuleError(f"condition op {op!r} is not one of {', '.join(OPERATORS)}")
-        if op in ("in", "not_in") and not isinstance(raw.get("value"), list):
+        value = raw.get("value")
+        if op in ("in", "not_in") and not isinstance(value, list):
             raise RuleError(f"condition op {op!r} needs a list value")
-        return cls(field=field, op=op, value=raw.get("value"))
+        # ``_compare`` orders numbers, or texts; anything else (an object, a list, true,
+        # null) would be saved and never match: refused here, as notifications' conditions do
+        if op in ORDERED and (isinstance(value, bool) or not isinstance(value, int | float | str)):
+            kind = {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), "null")
+            raise RuleError(
+                f"condition {number} ({field} {op}) needs a number or a text value, not {kind}"
+            )
+        return cls(field=field, op=op, value=value)
 
 
 @dataclass(frozen=True)
@@ -95,13 +105,16 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
+    """Numbers (JSON numbers or numeric text, such as a money amount "12500.00") order as
+    numbers, texts that are no number as text (ISO dates and times); a number never orders
+    against a text that is none: "n/a" is not "at least 1000" by its characters."""
     left, right = _number(actual), _number(expected)
     a: Any
     b: Any
     if left is not None and right is not None:
         a, b = left, right
-    elif isinstance(actual, str) and isinstance(expected, str):
-        a, b = actual, expected  # ISO dates and times compare as text
+    elif left is None and right is None and isinstance(actual, str) and isinstance(expected, str):
+        a, b = actual, expected
     else:
         return False
     return bool({"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op])

@@ -17,7 +17,13 @@ EVENT = {
     "type": "deals.deal.created",
     "subject": "7f0e6a8e-2f55-4a43-8b0a-7b7c1b3b7d10",
     "actor": {"kind": "user", "id": "u-1"},
-    "data": {"title": "Fleet cover", "value": "12500.00", "currency": "EUR", "tags": ["fleet"]},
+    "data": {
+        "title": "Fleet cover",
+        "value": "12500.00",
+        "currency": "EUR",
+        "tags": ["fleet"],
+        "when": "2026-03-27T16:00:00Z",
+    },
 }
 
 
@@ -36,6 +42,13 @@ EVENT = {
         ({"field": "data.missing", "op": "exists", "value": False}, True),
         ({"field": "data.missing", "op": "eq", "value": None}, False),
         ({"field": "data.title", "op": "gt", "value": 5}, False),  # text vs number: no match
+        # a number as text orders only numbers, never text by its characters ("F" > "5")
+        ({"field": "data.title", "op": "gt", "value": "5"}, False),
+        ({"field": "data.title", "op": "lte", "value": "5"}, False),
+        ({"field": "data.value", "op": "lt", "value": "abc"}, False),
+        ({"field": "data.value", "op": "gte", "value": "abc"}, False),
+        ({"field": "data.when", "op": "gte", "value": "2026-03-01"}, True),  # ISO text
+        ({"field": "data.when", "op": "lt", "value": "2026-03-01"}, False),
     ],
 )
 def test_conditions(condition: dict[str, object], expected: bool) -> None:
@@ -49,6 +62,11 @@ def test_conditions(condition: dict[str, object], expected: bool) -> None:
         {"field": "data value", "op": "eq"},
         {"field": "data.value", "op": "regex"},
         {"field": "data.value", "op": "in", "value": "EUR"},
+        # gt/gte/lt/lte order numbers or texts: anything else could never hold
+        {"field": "data.value", "op": "gt"},
+        {"field": "data.value", "op": "gte", "value": True},
+        {"field": "data.value", "op": "lt", "value": [1000]},
+        {"field": "data.value", "op": "lte", "value": {"amount": 1000}},
     ],
 )
 def test_bad_conditions_are_refused(raw: dict[str, object]) -> None:

@@ -315,3 +315,49 @@ async def test_a_rule_with_a_fixed_assignee_who_could_never_get_its_tasks_is_422
         assert refused.json()["type"].endswith(problem), refused.text
     assert (await save("Agent", str(agent.id))).status_code == 201
     assert (await save("Owner", "{data.owner_id}")).status_code == 201
+
+
+async def test_an_ordering_condition_on_a_value_that_is_no_number_or_text_is_422(
+    crm2_app_factory: Any,
+) -> None:
+    """As notifications' conditions: gt/gte/lt/lte with null, true, a list or an object could
+    never hold, so the rule is refused when saved, naming the condition, and nothing is stored."""
+    tasks = await shop_app(crm2_app_factory)
+    admin = await tasks.user("admin")
+    h = admin.headers
+    before = (await tasks.client.get(f"{API}/rules", headers=h)).json()["items"]
+    when = [{"field": "data.customer", "op": "exists"}, {"field": "data.total", "op": "gt"}]
+    refused = await tasks.client.post(f"{API}/rules", json={**RULE, "when": when}, headers=h)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["type"].endswith("tasks-invalid-rule")
+    assert "condition 2" in problem["detail"] and "data.total" in problem["detail"]
+    assert (await tasks.client.get(f"{API}/rules", headers=h)).json()["items"] == before
+    made = await tasks.client.post(f"{API}/rules", json=RULE, headers=h)
+    assert made.status_code == 201, made.text
+    bad = [{"field": "data.total", "op": "lte", "value": [1000]}]
+    patched = await tasks.client.patch(
+        f"{API}/rules/{made.json()['id']}",
+        json={"when": bad},
+        headers={**h, "If-Match": made.headers["ETag"]},
+    )
+    assert patched.status_code == 422, patched.text
+    assert "a list" in patched.json()["detail"]
+
+
+async def test_a_total_that_is_no_number_never_meets_a_numeric_condition(
+    crm2_app_factory: Any,
+) -> None:
+    """A number compares only with a number: "n/a" is not "at least 1000" because "n" sorts
+    after "1" as text."""
+    tasks = await shop_app(crm2_app_factory)
+    admin, owner = await tasks.user("admin"), await tasks.user("agent")
+    rule = {**RULE, "when": [{"field": "data.total", "op": "gte", "value": "1000"}]}
+    rule["create_task"] = {**RULE["create_task"], "link": None}
+    made = await tasks.client.post(f"{API}/rules", json=rule, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    await place_order(tasks, owner, "n/a")
+    await place_order(tasks, owner, "1500.00")
+    mine = (await tasks.client.get(f"{API}/views/mine", headers=owner.headers)).json()["items"]
+    assert len(mine) == 1

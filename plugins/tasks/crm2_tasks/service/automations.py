@@ -65,8 +65,8 @@ def _check(context: Any, on: str, when: list[dict[str, Any]], action: dict[str, 
     if on.startswith("tasks."):
         raise InvalidRule("rules react to other plugins' events, not to tasks' own")
     try:
-        for raw in when:
-            Condition.parse(raw)
+        for number, raw in enumerate(when, 1):
+            Condition.parse(raw, number)
         for key in ("title", "description", "assignee"):
             if action.get(key):
                 automation.check_template(action[key])
