@@ -12,6 +12,7 @@ is there.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ class RuleError(ValueError):
     """A rule that cannot be stored or applied as written."""
 
 
+def _finite(value: Any) -> bool:
+    """Whether every number in ``value`` is finite. Python's JSON reads NaN, Infinity and an
+    overflowing 1e400 as floats; PostgreSQL's json type refuses them (a 500 on save)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 @dataclass(frozen=True)
 class Condition:
     field: str
@@ -47,6 +60,11 @@ class Condition:
         if op not in OPERATORS:
             raise RuleError(f"condition op {op!r} is not one of {', '.join(OPERATORS)}")
         value = raw.get("value")
+        if not _finite(value):
+            raise RuleError(
+                f"condition {number} ({field} {op}): a number in its value must be finite "
+                "(JSON has no NaN or Infinity)"
+            )
         if op in ("in", "not_in") and not isinstance(value, list):
             raise RuleError(f"condition op {op!r} needs a list value")
         # ``_compare`` orders numbers, or texts; anything else (an object, a list, true,

@@ -361,3 +361,26 @@ async def test_a_total_that_is_no_number_never_meets_a_numeric_condition(
     await place_order(tasks, owner, "1500.00")
     mine = (await tasks.client.get(f"{API}/views/mine", headers=owner.headers)).json()["items"]
     assert len(mine) == 1
+
+
+async def test_a_condition_value_that_is_no_finite_number_is_422(crm2_app_factory: Any) -> None:
+    """Python's JSON reads NaN, Infinity and 1e400 (a float overflow) although JSON has no
+    such number; PostgreSQL's json type refuses them, so storing one was a 500 there."""
+    tasks = await shop_app(crm2_app_factory)
+    admin = await tasks.user("admin")
+    h = {**admin.headers, "content-type": "application/json"}
+    before = (await tasks.client.get(f"{API}/rules", headers=h)).json()["items"]
+    for op, value in (
+        ("gt", "NaN"),
+        ("lte", "Infinity"),
+        ("eq", "-Infinity"),
+        ("in", "[1, 1e400]"),
+    ):
+        when = f'[{{"field": "data.total", "op": "{op}", "value": {value}}}]'
+        action = '{"title": "x"}'
+        body = f'{{"name": "odd", "on": "{RULE["on"]}", "when": {when}, "create_task": {action}}}'
+        refused = await tasks.client.post(f"{API}/rules", content=body, headers=h)
+        assert refused.status_code == 422, (value, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "finite" in refused.json()["detail"], refused.text
+    assert (await tasks.client.get(f"{API}/rules", headers=h)).json()["items"] == before
