@@ -62,6 +62,8 @@ class Series:
         over the occurrences whose resolved instant is not after it.
         """
         rule = self._rrule()
+        if rule._interval < 1:  # a row saved before validate refused it: dateutil would spin
+            return None
         moment = moment.astimezone(UTC)
         found = rule.after(moment - GAP_SLACK, inc=True)
         while found is not None:
@@ -126,6 +128,9 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
         raise RecurrenceError(f"FREQ must be one of {', '.join(ALLOWED_FREQUENCIES)}")
     if "COUNT" in fields and "UNTIL" in fields:
         raise RecurrenceError("give COUNT or UNTIL, not both (RFC 5545)")
+    for part in ("INTERVAL", "COUNT"):
+        if part in fields and not (fields[part].isdigit() and int(fields[part]) >= 1):
+            raise RecurrenceError(f"{part} must be at least 1")
     if "UNTIL" in fields and not fields["UNTIL"].endswith("Z"):
         raise RecurrenceError("UNTIL must be a UTC time such as 20271231T000000Z")
     if start.tzinfo is None:
@@ -138,7 +143,7 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
         raise RecurrenceError(str(exc)) from exc
     except (ValueError, TypeError, OverflowError) as exc:
         raise RecurrenceError(f"{rule!r}: {exc}") from exc
-    if first is None:
+    if first is None or series.first() is None:  # the second with its own COUNT / UNTIL
         raise RecurrenceError("the rule gives no occurrence within five years of the start")
     return series
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,10 @@ def test_rrule_prefix_and_lower_case_are_accepted() -> None:
         ("FREQ=DAILY\nRRULE:FREQ=WEEKLY", "is not an RRULE"),
         ("", "is not an RRULE"),
         ("FREQ=DAILY;" + "BYHOUR=1;" * 100, "is not an RRULE"),
+        # dateutil never steps past the start with INTERVAL=0: the next occurrence hung
+        ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be at least 1"),
+        ("FREQ=DAILY;COUNT=0", "COUNT must be at least 1"),
+        ("FREQ=DAILY;UNTIL=20260101T000000Z", "no occurrence"),  # ends before the start
     ],
 )
 def test_unusable_rules_are_refused(rule: str, message: str) -> None:
@@ -76,3 +81,18 @@ def test_unusable_rules_are_refused(rule: str, message: str) -> None:
 def test_an_unknown_zone_is_refused() -> None:
     with pytest.raises(RecurrenceError, match="unknown time zone"):
         validate("FREQ=DAILY", berlin(2026, 5, 4, 9), "Nowhere/City")
+
+
+def test_a_stored_rule_with_interval_0_ends_its_series_instead_of_hanging() -> None:
+    """A row saved before INTERVAL=0 was refused: completing its occurrence must not spin."""
+    signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(5)
+    try:
+        series = Series("FREQ=DAILY;INTERVAL=0", berlin(2026, 5, 4, 9), "Europe/Berlin")
+        assert series.next_after(berlin(2026, 5, 4, 9)) is None
+    finally:
+        signal.alarm(0)
+
+
+def _hung(*_args: object) -> None:
+    raise TimeoutError("the next occurrence did not come within 5 seconds")
