@@ -109,6 +109,10 @@ class JsonTooDeep(BadRequest):
     slug, title = "json-too-deep", "The JSON body nests too deeply"
 
 
+class NonFiniteNumber(BadRequest):
+    slug, title = "non-finite-number", "The JSON body holds a number that is not finite"
+
+
 class DuplicateJsonKey(Unprocessable):
     slug, title = "duplicate-json-key", "The JSON body names a key twice"
 

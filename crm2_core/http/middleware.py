@@ -13,12 +13,13 @@ from crm2_core.errors import (
     Crm2Error,
     DuplicateJsonKey,
     JsonTooDeep,
+    NonFiniteNumber,
     NotUtf8,
     PayloadTooLarge,
     UnsupportedCharset,
     UnsupportedMediaType,
 )
-from crm2_core.http.json_keys import duplicate_key
+from crm2_core.http.json_keys import json_defect
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -253,27 +254,35 @@ def _refusal(content_type: str | None, body: bytes) -> _Refusal | None:
     if why is not None:
         return _Refusal(NotUtf8, f"the JSON body is not UTF-8 text: {why}; send it in UTF-8")
     try:
-        repeated = duplicate_key(body)
+        defect = json_defect(body)
     except RecursionError:
         return _Refusal(
             JsonTooDeep,
             "the JSON body nests arrays or objects too deeply to be read "
             "(about a thousand levels); send a flatter document",
         )
-    if repeated is not None:
+    if defect is None:
+        return None
+    if defect.kind == "non-finite-number":
         return _Refusal(
-            DuplicateJsonKey,
-            f"the JSON body names the key {json.dumps(repeated)} more than once "
-            "in one object; send each key once",
-            {"key": repeated},
+            NonFiniteNumber,
+            f"the JSON body holds the number {defect.token}, which is not finite "
+            "(JSON has no NaN or Infinity, and no value stores a number that large); "
+            "send a finite number",
+            {"number": defect.token},
         )
-    return None
+    return _Refusal(
+        DuplicateJsonKey,
+        f"the JSON body names the key {json.dumps(defect.token)} more than once "
+        "in one object; send each key once",
+        {"key": defect.token},
+    )
 
 
 class BodyMiddleware:
     """Reads the body once, refusing it past the limit (413), in a type no route takes (415),
-    as JSON in a charset other than UTF-8 (415), in bytes that are not UTF-8 (400) or
-    nested too deeply to parse (400),
+    as JSON in a charset other than UTF-8 (415), in bytes that are not UTF-8 (400),
+    nested too deeply to parse (400), holding ``NaN``/``Infinity``/``1e400`` (400),
     or as JSON naming a key twice in one object (422: ``json_keys.py``).
 
     Starlette has no body limit of its own; reading here, bounded, also lets
