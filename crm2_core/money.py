@@ -58,11 +58,11 @@ _EXPONENTS = {
     "XOF": 0,
     "XPF": 0,
 }
-AMOUNT_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
+# [0-9], not \d: Python's and pydantic's \d also take full-width and Arabic-Indic digits
+# (U+FF11, U+0661), which Decimal reads as numbers; JSON Schema's \d is [0-9]
+AMOUNT_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"
 MAX_MINOR_UNITS = 2**63 - 1  # a BIGINT column
-# ASCII: the document's JSON Schema ``\d`` is [0-9]; Python's takes full-width
-# and Arabic-Indic digits too (U+FF11, U+0661), which Decimal reads as numbers
-_AMOUNT = re.compile(AMOUNT_PATTERN, re.ASCII)
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 def exponent(currency: str) -> int:

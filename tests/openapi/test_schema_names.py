@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import crm2_core.cli.openapi  # noqa: F401  (registers the command)
 from crm2_core.cli.main import cli
@@ -54,11 +54,9 @@ def test_the_check_sees_two_models_of_one_name() -> None:
     assert clashes["Thing"] == ["crm2_a__schemas__Thing", "crm2_b__schemas__Thing"]
 
 
-def test_every_component_name_of_every_installed_plugin_is_unique(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _all_plugins_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """``crm2 openapi --all-plugins`` (what the console's client is generated from): every
-    installed plugin, whatever CRM2_PLUGINS says, and no two schemas of one name."""
+    installed plugin, whatever CRM2_PLUGINS says."""
     monkeypatch.chdir(tmp_path)  # no stray .env is read
     runner = CliRunner(
         env={
@@ -70,7 +68,45 @@ def test_every_component_name_of_every_installed_plugin_is_unique(
     out = tmp_path / "openapi.json"
     result = runner.invoke(cli, ["openapi", "--all-plugins", "--output", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
-    document = json.loads(out.read_text())
+    document: dict[str, Any] = json.loads(out.read_text())
     wanted = {"/api/v1/console/views", "/api/v1/deals/deals", "/api/v1/auth/login"}
     assert wanted <= set(document["paths"])
-    assert shared_names(document) == {}
+    return document
+
+
+def test_every_component_name_of_every_installed_plugin_is_unique(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No two schemas of one name in the document the console's client is generated from."""
+    assert shared_names(_all_plugins_document(tmp_path, monkeypatch)) == {}
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return found + [p for value in node.values() for p in _patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _patterns(value)]
+    return []
+
+
+def test_unicode_digits_do_not_pass_a_digit_pattern() -> None:
+    """Why the check below: pydantic's (and Python's) ``\\d`` is any Unicode digit."""
+
+    class Hours(BaseModel):
+        at: Annotated[str, Field(pattern=r"^\d\d:\d\d$")]
+
+    assert Hours(at="\uff11\uff12:\uff13\uff10").at == "\uff11\uff12:\uff13\uff10"
+
+
+def test_no_pattern_of_any_installed_plugin_uses_a_unicode_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``\\d`` and ``\\w`` mean ASCII in the document (JSON Schema's ECMA-262 regexes)
+    but any Unicode digit or letter to the server's validation: full-width "12:30"
+    (U+FF11 U+FF12 ...) passed a ``^\\d\\d:\\d\\d$`` field as a time, full-width "12" an
+    amount. Spell them ``[0-9]`` and ``[A-Za-z0-9_]``: the server checks what the document
+    says."""
+    document = _all_plugins_document(tmp_path, monkeypatch)
+    unicode_classes = [p for p in _patterns(document) if "\\d" in p or "\\w" in p]
+    assert unicode_classes == []

@@ -47,7 +47,7 @@ deals = Repository(Deal, DealNotFound, owner=col(Deal.owner_id), sorts=DEAL_SORT
 
 # A decimal string compared in ``currency``'s minor units (the service converts it).
 Money = Annotated[
-    str | None, Filter("a decimal string; needs currency", pattern=r"^\d{1,15}(\.\d{1,6})?$")
+    str | None, Filter("a decimal string; needs currency", pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")
 ]
 
 

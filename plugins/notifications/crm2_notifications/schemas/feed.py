@@ -11,7 +11,7 @@ from pydantic import Field
 from crm2_core.api import RequestModel, ResponseModel
 
 Mode = Literal["immediate", "digest", "off"]
-HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class NotificationPublic(ResponseModel):

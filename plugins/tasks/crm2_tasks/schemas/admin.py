@@ -12,7 +12,7 @@ from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 from crm2_tasks.schemas.tasks import Priority, Tag, Zone
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-HHMM = Annotated[str, Field(pattern=r"^\d\d:\d\d$")]
+HHMM = Annotated[str, Field(pattern=r"^[0-9][0-9]:[0-9][0-9]$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Hours = Annotated[
     dict[Weekday, Annotated[list[tuple[HHMM, HHMM]], Field(max_length=8)]],
