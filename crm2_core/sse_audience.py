@@ -1,7 +1,7 @@
 """The contract of a channel rule that the streams may evaluate once per audience.
 
 A ``can_see`` method marked with :func:`audience_rule` promises that its owner has
-``stream_audience(principal)`` (a hashable key: principals with equal keys see the
+``stream_audience(principal, context)`` (a hashable key: principals with equal keys see the
 same events) and ``stream_sees(audience, event)`` (what ``can_see`` answers, without
 an await). ``crm2_core.kit.visibility.RecordRules`` is one; an override of ``can_see``
 that is not marked again is awaited per connection.

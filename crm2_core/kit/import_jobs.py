@@ -224,7 +224,7 @@ async def get_job(
     job = await session.get(ImportJob, job_id, populate_existing=True)
     if job is None or job.kind != spec.name:
         raise ImportJobNotFound(f"no import job {job_id}")
-    sees_all = spec.rules is not None and spec.rules.visibility(principal).unrestricted
+    sees_all = spec.rules is not None and spec.rules.in_session(session, principal).unrestricted
     if not (sees_all or job.owner_id == acting_user(principal)):
         raise ImportJobNotFound(f"no import job {job_id}")
     if job.is_stale():

@@ -82,7 +82,7 @@ class EntityResolver:
         except ValueError:
             return None
         if self.rules is not None:
-            visibility = self.rules.visibility(principal)
+            visibility = self.rules.visibility(principal, context)
         else:
             visibility = Visibility.system()
         if session is not None:

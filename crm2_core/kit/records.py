@@ -36,12 +36,19 @@ class Records(Generic[M]):
         self.repository = repository
         self.rules = rules
 
-    def visibility(self, principal: Principal | None) -> Visibility:
-        """No rules: every record is visible to whoever holds the route's permission."""
-        return Visibility.system() if self.rules is None else self.rules.visibility(principal)
+    def visibility(
+        self, principal: Principal | None, session: AsyncSession | None = None
+    ) -> Visibility:
+        """No rules: every record is visible to whoever holds the route's permission.
+        ``session``: its application's permission hooks may veto the rules' lift."""
+        if self.rules is None:
+            return Visibility.system()
+        if session is None:
+            return self.rules.visibility(principal)
+        return self.rules.in_session(session, principal)
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> M:
-        return await self.repository.get_or_404(session, self.visibility(principal), id)
+        return await self.repository.get_or_404(session, self.visibility(principal, session), id)
 
     async def for_update(
         self, session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
@@ -68,7 +75,9 @@ class Records(Generic[M]):
         async def list_records(
             session: AsyncSession, principal: Principal, filters: Any, sort: str, page: PageParams
         ) -> tuple[list[R], str | None]:
-            return await list_page(session, self.visibility(principal), filters, sort, page)
+            return await list_page(
+                session, self.visibility(principal, session), filters, sort, page
+            )
 
         list_records.__doc__ = list_page.__doc__
         return list_records

@@ -12,13 +12,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import true
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.auth.privileges import acting_user as acting_user  # re-exported: the kit's rule
+from crm2_core.http.principal import permitted
 from crm2_core.sse_audience import audience_rule
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.context import AppContext
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,36 @@ class RecordRules:
 
     all_records: str
 
-    def visibility(self, principal: Principal | None) -> Visibility:
-        """``None`` is the system (jobs, handlers): every record."""
-        if principal is None or principal.has_permission(self.all_records):
+    def visibility(
+        self, principal: Principal | None, context: AppContext | None = None
+    ) -> Visibility:
+        """``None`` is the system (jobs, handlers): every record.
+
+        ``context``: the application, whose ``crm2_check_permission`` hooks may veto
+        ``all_records`` as they veto it in a request's check (and as ``user_grants(...,
+        hooks=True)`` does for an owner). In process, no read; without a context, the
+        roles alone decide: pass one wherever the caller has it (``in_session``)."""
+        if principal is None:
+            return Visibility.system()
+        if principal.has_permission(self.all_records) and (
+            context is None or permitted(context, principal, self.all_records)
+        ):
             return Visibility.system()
         return Visibility(owner_id=acting_user(principal))
+
+    def in_session(
+        self,
+        session: AsyncSession | async_sessionmaker[AsyncSession],
+        principal: Principal | None,
+    ) -> Visibility:
+        """:meth:`visibility` with the hooks of the application whose session (or
+        session factory: an export's) it is."""
+        if isinstance(session, AsyncSession):
+            sessions: Any = session.sync_session
+        else:
+            sessions = session.kw.get("sync_session_class")
+        application: AppContext | None = getattr(sessions, "application", None)
+        return self.visibility(principal, application)
 
     @audience_rule
     async def can_see(self, principal: Principal, event: Any, context: Any = None) -> bool:
@@ -81,10 +111,10 @@ class RecordRules:
         The streams recognise it and evaluate it without awaiting, once per event and
         distinct ``visibility`` (``crm2_core.streams.channels``).
         """
-        return self.stream_sees(self.visibility(principal), event)
+        return self.stream_sees(self.visibility(principal, context), event)
 
-    def stream_audience(self, principal: Principal) -> Visibility:
-        return self.visibility(principal)
+    def stream_audience(self, principal: Principal, context: Any = None) -> Visibility:
+        return self.visibility(principal, context)
 
     def stream_sees(self, audience: Visibility, event: Any) -> bool:
         return audience.allows_event(event)

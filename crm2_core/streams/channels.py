@@ -44,7 +44,7 @@ class RegisteredChannel:
         """The exact type names among ``known`` this channel carries (to filter the log)."""
         return [t for t in known if self.channel.matches(t)]
 
-    def audience(self, principal: Principal) -> Hashable | None:
+    def audience(self, principal: Principal, context: AppContext | None = None) -> Hashable | None:
         """What decides which events ``principal`` sees, where the channel's rule needs no
         await: principals of equal audiences see the same events, so a live event is
         checked once per distinct audience (:meth:`sees`), not once per connection.
@@ -55,7 +55,7 @@ class RegisteredChannel:
         if rule is None:
             return EVERYONE
         if is_audience_rule(rule):
-            audience: Hashable = rule.__self__.stream_audience(principal)  # type: ignore[attr-defined]
+            audience: Hashable = rule.__self__.stream_audience(principal, context)  # type: ignore[attr-defined]
             return audience
         return None
 

@@ -97,7 +97,7 @@ class Connection:
         # Live events straight to the socket (``deliver``): the server's writer, and what
         # decides which events this principal sees when the channel's rule needs no await.
         self._write: Writer | None = None
-        self.audience: Hashable | None = channel.audience(principal)
+        self.audience: Hashable | None = channel.audience(principal, self.context)
 
     def use_writer(self, write: Writer) -> None:
         self._write = write
@@ -207,7 +207,7 @@ class Connection:
             subscription.close(FORBIDDEN)
             return
         self.principal = subscription.principal = principal
-        self.audience = self.channel.audience(principal)
+        self.audience = self.channel.audience(principal, self.context)
 
     async def _message(self, envelope: Envelope) -> bytes | None:
         position = envelope.position

@@ -96,7 +96,9 @@ async def _links(
 async def create_activity(
     session: AsyncSession, principal: Principal, data: ActivityCreate
 ) -> Activity:
-    client_id, owner_id, deal, policy = await _links(session, RULES.visibility(principal), data)
+    client_id, owner_id, deal, policy = await _links(
+        session, RULES.in_session(session, principal), data
+    )
     row = Activity(
         kind=data.kind,
         client_id=client_id,
@@ -144,7 +146,7 @@ async def delete_activity(
 async def list_activities(
     session: AsyncSession, principal: Principal, filters: ActivityFilters, page: PageParams
 ) -> tuple[list[Any], str | None]:
-    return await repo.list_activities(session, RULES.visibility(principal), filters, page)
+    return await repo.list_activities(session, RULES.in_session(session, principal), filters, page)
 
 
 async def client_timeline(
@@ -155,7 +157,7 @@ async def client_timeline(
     page: PageParams,
 ) -> tuple[list[Any], str | None]:
     """404 unless the client is visible; then its visible entries, newest first."""
-    vis = RULES.visibility(principal)
+    vis = RULES.in_session(session, principal)
     await clients_repo.clients.get_or_404(session, vis, client_id)
     return await repo.timeline(session, vis, client_id, kinds, page)
 

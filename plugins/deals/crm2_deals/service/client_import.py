@@ -225,7 +225,7 @@ async def _batch(
         {e for _, r in rows for e in r.data.emails},
         {r.data.tax_id for _, r in rows if r.data.tax_id},
     )
-    batch = _Batch(session, principal, context, RULES.visibility(principal),
+    batch = _Batch(session, principal, context, RULES.in_session(session, principal),
                    await user_ids_by_email(session, wanted), index, write)  # fmt: skip
     outcomes = [await batch.row(row) for _, row in rows]
     await batch.flush()

@@ -91,7 +91,7 @@ list_clients = CLIENTS.lister(repo.list_clients)
 async def create_client(
     session: AsyncSession, principal: Principal, data: ClientCreate, *, force: bool = False
 ) -> Client:
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session, principal)
     owner = await owner_for(session, principal, visibility, data.owner_id)
     if not force:
         await check_duplicates(session, visibility, data.emails, data.tax_id)
@@ -128,7 +128,7 @@ async def update_client(
 ) -> Client:
     """Change a client; a new owner takes along the previous owner's deals and policies
     on it unless the previous owner still sees it (``service.handover``)."""
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session, principal)
     client = await CLIENTS.for_update(session, principal, client_id, if_match)
     sent = data.model_dump(exclude_unset=True)
     values = {
@@ -242,7 +242,7 @@ def export_clients(
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time, each page in a short session."""
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session_factory, principal)
     return export_list(
         session_factory, CLIENT_EXPORT, repo.list_clients, visibility, filters, sort,
         _export_rows, EXPORT_PAGE_SIZE,

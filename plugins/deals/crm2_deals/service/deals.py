@@ -178,7 +178,7 @@ async def create_deal(
     ``_insert_at_start``); a caller that writes more must leave it ``False``, or its
     writes would not be atomic with the deal.
     """
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session, principal)
     if whole_transaction and _tries == START_TRIES:
         guessed = await _create_as_guessed(session, principal, data, context, visibility)
         if guessed is not None:
@@ -379,7 +379,7 @@ async def update_deal(
     context: AppContext,
 ) -> Deal:
     """Change a deal's fields; a change other plugins veto is 422, nothing written."""
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session, principal)
     deal = await DEALS.for_update(session, principal, deal_id, if_match)
     sent = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {k: sent[k] for k in ("title", "source") if sent.get(k) is not None}
@@ -611,7 +611,7 @@ def export_deals(
             for d in items
         ]  # fmt: skip
 
-    visibility = RULES.visibility(principal)
+    visibility = RULES.in_session(session_factory, principal)
     return export_list(
         session_factory, DEAL_EXPORT, repo.list_deals, visibility, filters, sort, rows,
         EXPORT_PAGE_SIZE,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 async def still_sees_client(session: AsyncSession, user: uuid.UUID) -> bool:
     """Does ``user`` see a client they no longer own (``deals:all_records``, active)?"""
-    granted = await user_grants(session, user, (ALL_RECORDS,))
+    granted = await user_grants(session, user, (ALL_RECORDS,), hooks=True)
     return granted is not None and ALL_RECORDS in granted
 
 

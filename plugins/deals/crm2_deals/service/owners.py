@@ -44,7 +44,7 @@ async def check_owner_sees_client(
     (the client was read with their visibility): no read then."""
     if owner == client_owner or owner == acting_user(principal):
         return
-    granted = await user_grants(session, owner, (ALL_RECORDS,))
+    granted = await user_grants(session, owner, (ALL_RECORDS,), hooks=True)
     if granted is None or ALL_RECORDS not in granted:
         raise OwnerCannotSeeClient(
             f"user {owner} cannot see this client (another owner's, and they do not hold "

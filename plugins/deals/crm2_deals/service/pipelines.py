@@ -203,7 +203,9 @@ async def summary(
     """Per stage: count, total and forecast per currency (and per owner) of the visible deals."""
     pipeline = await get_pipeline(session, pipeline_id)
     stages = (await repo.stages_of(session, [pipeline.id]))[pipeline.id]
-    rows = await repo.stage_totals(session, RULES.visibility(principal), pipeline.id, by_owner)
+    rows = await repo.stage_totals(
+        session, RULES.in_session(session, principal), pipeline.id, by_owner
+    )
     counts: dict[uuid.UUID, int] = defaultdict(int)
     sums: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     owners: dict[uuid.UUID, dict[uuid.UUID, tuple[list[int], dict[str, int]]]] = defaultdict(dict)

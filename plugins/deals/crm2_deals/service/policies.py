@@ -148,7 +148,7 @@ async def _check_renewable(session: AsyncSession, old: Policy) -> None:
 
 
 async def create_policy(session: AsyncSession, principal: Principal, data: PolicyCreate) -> Policy:
-    vis = RULES.visibility(principal)
+    vis = RULES.in_session(session, principal)
     client = await _client(session, vis, data.client_id)
     await _check_deal(session, vis, data.deal_id, client.id)
     if data.renewal_of is not None:
@@ -195,7 +195,7 @@ async def update_policy(
     if_match: str,
     data: PolicyUpdate,
 ) -> Policy:
-    vis = RULES.visibility(principal)
+    vis = RULES.in_session(session, principal)
     row = await POLICIES.for_update(session, principal, policy_id, if_match)
     version = row.version
     changes = data.model_dump(exclude_unset=True)
