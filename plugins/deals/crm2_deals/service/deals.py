@@ -168,6 +168,7 @@ async def create_deal(
     context: AppContext,
     whole_transaction: bool = False,
     _tries: int = START_TRIES,
+    _vetted: bool = False,
 ) -> Deal:
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
     ``context``: the REST route, a handler, a CLI command alike).
@@ -208,7 +209,9 @@ async def create_deal(
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
     row, deal = _new_deal(data, stage, owner, currency, value_minor, now, values)
-    if vetting(context):  # the deal's snapshot, only for plugins that look at it
+    # once per request: a create that begins again was vetted on its first try (a
+    # plugin counting or notifying on the hook would see one request as two)
+    if not _vetted and vetting(context):  # the snapshot, only for plugins that look at it
         to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
         change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
         await vet(context, session, principal, change)
@@ -224,7 +227,7 @@ async def create_deal(
             raise StartMoved("the pipeline's stages changed while the deal was created; retry")
         return await create_deal(
             session, principal, data, context=context, whole_transaction=whole_transaction,
-            _tries=_tries - 1,
+            _tries=_tries - 1, _vetted=True,
         )  # fmt: skip
     _publish_closed(session, principal, deal)
     return deal
