@@ -61,6 +61,10 @@ class InUse(Conflict):
     slug, title = "deals-in-use", "The record is still referenced"
 
 
+class PipelineGone(Conflict):
+    slug, title = "deals-pipeline-gone", "The deal's pipeline was deleted meanwhile"
+
+
 class StartMoved(Conflict):
     """A new deal's first stage changed kind (or went) while it was created, again and again."""
 

@@ -272,6 +272,14 @@ async def stages_in_use(session: AsyncSession, stage_ids: Iterable[uuid.UUID]) -
     return set((await session.execute(stmt)).scalars())
 
 
+async def stage_and_pipeline_exist(session: AsyncSession, stage_id: uuid.UUID) -> bool:
+    """Are the stage and its pipeline still there (a failed insert asking why)?"""
+    stmt = select(
+        exists().where(col(Stage.id) == stage_id, col(Pipeline.id) == col(Stage.pipeline_id))
+    )
+    return bool((await session.execute(stmt)).scalar())
+
+
 async def pipeline_in_use(session: AsyncSession, pipeline_id: uuid.UUID) -> bool:
     stmt = select(exists().where(col(Deal.pipeline_id) == pipeline_id))
     return bool((await session.execute(stmt)).scalar())

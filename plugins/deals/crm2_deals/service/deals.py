@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm2_core.api import (
@@ -36,6 +37,7 @@ from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
     InUse,
     LostReasonRequired,
+    PipelineGone,
     PipelineNotFound,
     StageNotFound,
     StageNotInPipeline,
@@ -218,7 +220,7 @@ async def create_deal(
     # the deal, its first stage move and its event: one statement (one round trip)
     rows = [row, *_written_with(session, principal, deal, now)]
     if start is None:  # a stage given: read and locked by ``_stage_for`` already
-        await insert_together(session, rows)
+        await _insert(session, rows, stage)
     elif not await _insert_at_start(session, data, start, rows, visibility, whole_transaction):
         # the stage stopped being where deals start (made won or lost, say) since it
         # was read: begin again from where they start now
@@ -256,8 +258,36 @@ async def _insert_at_start(
         # nothing written: the start moved, the client went, or the rows cannot go alone
     if not await pipelines_repo.start_still_open(session, stage):
         return False
-    await insert_together(session, rows)
+    await _insert(session, rows, stage)
     return True
+
+
+async def _insert(session: AsyncSession, rows: list[NewRow], stage: Stage | StageRef) -> None:
+    """``insert_together`` after the stage was read (and locked); its pipeline deleted
+    since (by a statement this transaction could not wait for, or by the transaction
+    itself: a validation hook) is a 409 naming the pipeline, not the foreign key's
+    generic "a concurrent change" one. The locked read began the transaction, so the
+    rows are sent here, not held to the commit (``insert_together``)."""
+    try:
+        await insert_together(session, rows)
+    except IntegrityError as exc:
+        if not await _start_gone(session, exc, stage):
+            raise
+        raise PipelineGone(
+            f"pipeline {stage.pipeline_id} (or its stage {stage.name!r}) was deleted while "
+            "the deal was created; nothing was written: choose another pipeline"
+        ) from exc
+
+
+async def _start_gone(session: AsyncSession, exc: IntegrityError, stage: Stage | StageRef) -> bool:
+    message = str(exc.orig)
+    if session.get_bind().dialect.name == "postgresql":
+        # the transaction is aborted, nothing can be read: the constraint's name tells
+        return '_deals_pipeline"' in message or '_deals_stage"' in message
+    # SQLite names no constraint; a failed statement undoes only itself, so ask
+    return "FOREIGN KEY" in message and not await pipelines_repo.stage_and_pipeline_exist(
+        session, stage.id
+    )
 
 
 def start_guesses(context: AppContext) -> StartGuesses:
