@@ -52,7 +52,7 @@ class Client(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     owner_id: uuid.UUID = Field(sa_column=_owner())
     archived: bool = False
-    # lower-cased name, e-mails and phones: what `q` searches
+    # name, e-mails and phones folded (fold_text): what `q` searches
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import AppContext, create_user
+from crm2_core.api import AppContext, create_user, fold_text
 from crm2_deals.models import Client, ClientEmail, Deal, LostReason, Stage
 from crm2_deals.seed_data import FIRST_NAMES, LAST_NAMES, PRODUCTS, SOURCES
 
@@ -68,7 +68,7 @@ def _client_rows(
             "id": uuid.uuid4(), "kind": "person", "name": name, "emails": [email],
             "phones": [phone], "tax_id": None, "address": "", "tags": ["load"],
             "owner_id": rng.choice(owners), "archived": False,
-            "search_text": f"{name} {email} {phone}".lower(),
+            "search_text": fold_text(f"{name} {email} {phone}"),
             "created_at": at, "updated_at": at, "version": 1,
         }  # fmt: skip
 

@@ -24,6 +24,7 @@ from crm2_core.api import (
     at_least,
     eq,
     execute_in_session,
+    fold_text,
     in_values,
     insert_rows,
     json_list_contains,
@@ -68,7 +69,7 @@ class ClientFilters:
 
 
 def client_select(session: AsyncSession, visibility: Visibility, f: ClientFilters) -> Filtered:
-    q = f.q.strip().lower() if f.q else None
+    q = fold_text(f.q.strip()) if f.q else None  # as the stored search_text is folded
     return clients.filtered(
         visibility,
         eq(col(Client.owner_id), f.owner),

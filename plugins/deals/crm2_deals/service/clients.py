@@ -15,6 +15,7 @@ from crm2_core.api import (
     Records,
     Visibility,
     export_list,
+    fold_text,
     insert_together,
     new_row,
     publish,
@@ -50,9 +51,10 @@ CLIENT_EXPORT = CsvColumns(csv_io.CLIENT_EXPORT_COLUMNS, version=1)
 
 
 def search_text_for(name: str, emails: Sequence[str], phones: Sequence[str]) -> str:
-    """What ``q`` searches: lower-cased name, e-mails and phones (also digits only)."""
+    """What ``q`` searches: name, e-mails and phones (also digits only), folded as the
+    core folds text (``fold_text``: a final sigma, a dotted capital I), as ``q`` is."""
     digits = [_NOT_DIGITS.sub("", p) for p in phones]
-    return " ".join([name, *emails, *phones, *[d for d in digits if d]]).lower()
+    return fold_text(" ".join([name, *emails, *phones, *[d for d in digits if d]]))
 
 
 async def check_duplicates(
