@@ -305,6 +305,28 @@ async def test_signed_urls(docs: Docs) -> None:
     assert (await docs.client.post(url, json={}, headers=other.headers)).status_code == 404
 
 
+async def test_a_signed_download_answers_304_to_its_etag(docs: Docs) -> None:
+    """If-None-Match holding the file's ETag is 304 with no body (RFC 9110 13.1.2),
+    through a signed URL as through the authenticated download."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    await docs.upload(agent, document["id"], PDF)
+    url = f"{API}/documents/{document['id']}/signed-url"
+    link = (await docs.client.post(url, json={}, headers=agent.headers)).json()["url"]
+    first = await docs.client.get(link)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    again = await docs.client.get(link, headers={"If-None-Match": f"W/{etag}"})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    other = await docs.client.get(link, headers={"If-None-Match": '"not-it"'})
+    assert other.status_code == 200 and other.content == PDF
+    # the signature is still checked first: a tampered URL is 403, never 304
+    flipped = link[:-1] + ("0" if link[-1] != "0" else "1")
+    tampered = await docs.client.get(flipped, headers={"If-None-Match": etag})
+    assert tampered.status_code == 403
+
+
 async def test_a_signed_url_dies_with_its_issuers_right_to_read(docs: Docs) -> None:
     """A signed URL carries who asked for it: it stops at once when that user is disabled
     or may no longer see the document, as their tokens would."""

@@ -217,6 +217,7 @@ async def signed_url(
     response_class=StreamingResponse,
     responses={
         206: {"description": "the requested byte range"},
+        304: {"description": "If-None-Match holds the file's ETag"},
         **problem_responses(403, 404, 416, 503),
     },
 )
@@ -230,6 +231,7 @@ async def signed_download(
     by: Annotated[uuid.UUID | None, Query(description="the user who asked for it")] = None,
     key: Annotated[uuid.UUID | None, Query(description="the API key it was asked with")] = None,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=500)] = None,
 ) -> Response:
     """Download through a signed URL (no credentials); tampered or expired is 403, and so is
     one whose issuer (user or API key) was disabled, revoked or lost documents:read; 404
@@ -245,4 +247,4 @@ async def signed_download(
         secret, "GET", document_id, version_id, expires, issuer, kind, signature, time.time()
     )
     found = await service.signed_version(session, context, document_id, version_id, issuer, kind)
-    return await file_response(context, found, range_header, None)
+    return await file_response(context, found, range_header, if_none_match)
