@@ -498,3 +498,23 @@ async def test_no_kind_may_accept_html_or_executables(docs: Docs) -> None:
     page = await docs.upload(admin, document["id"], html, "page", "text/html")
     assert page.status_code == 415, page.text
     assert docs.stored_files() == []
+
+
+async def test_json_routes_really_answer_the_413_and_415_they_declare(docs: Docs) -> None:
+    """signed-url and transfer read JSON through the core's body guard: a body past the
+    limit is 413 and another media type 415, so the document keeps declaring both."""
+    admin = await docs.user("admin")
+    document = await docs.create(admin)
+    await docs.upload(admin, document["id"], PDF)
+    paths = docs.app.app.openapi()["paths"]
+    for path in ("/signed-url", "/versions/1/transfer"):
+        template = "/api/v1/documents/documents/{document_id}" + path.replace("1", "{number}")
+        assert {"413", "415"} <= set(paths[template]["post"]["responses"])
+        url = f"{API}/documents/{document['id']}{path}"
+        json_headers = {**admin.headers, "content-type": "application/json"}
+        big = b'{"a": "' + b"x" * 3_000_000 + b'"}'
+        too_large = await docs.client.post(url, content=big, headers=json_headers)
+        assert too_large.status_code == 413, too_large.text
+        text = {**admin.headers, "content-type": "text/plain"}
+        refused = await docs.client.post(url, content=b"hello", headers=text)
+        assert refused.status_code == 415, refused.text
