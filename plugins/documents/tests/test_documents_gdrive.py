@@ -232,3 +232,19 @@ async def test_a_drive_that_answers_something_else_is_503_not_500(
         google.garbage = False
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"].endswith("documents-storage-unavailable")
+
+
+async def test_the_oauth_routes_declare_their_answers(docs: Docs) -> None:
+    """Each gdrive route's 200 is a named schema (generated clients get types, not ``any``)."""
+    paths = docs.app.app.openapi()["paths"]
+    for path, method, fields in (
+        ("/oauth/gdrive/start", "post", {"url", "state"}),
+        ("/oauth/gdrive/callback", "get", {"connected", "connected_at", "revoked_at"}),
+        ("/oauth/gdrive", "get", {"connected", "connected_at", "revoked_at"}),
+    ):
+        ok = paths[f"{API}{path}"][method]["responses"]["200"]["content"]["application/json"]
+        ref = ok["schema"].get("$ref", "")
+        assert ref.startswith("#/components/schemas/"), (path, ok)
+        schema = docs.app.app.openapi()["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert set(schema["properties"]) == fields
+        assert set(schema["required"]) >= fields & {"url", "state", "connected"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -28,3 +29,14 @@ class StorageStatus(ResponseModel):
         description="documents the purge cannot remove until these backends are configured"
         " again (their files cannot be deleted); empty when nothing waits"
     )
+
+
+class GdriveConsent(ResponseModel):
+    url: str = Field(description="Google's consent page: open it in a browser")
+    state: str = Field(description="the one-time state the callback must bring back")
+
+
+class GdriveStatus(ResponseModel):
+    connected: bool = Field(description="whether a refresh token is stored")
+    connected_at: datetime | None = Field(description="when an admin last connected Drive")
+    revoked_at: datetime | None = Field(description="when Google last refused the token")
