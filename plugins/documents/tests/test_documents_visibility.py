@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from documents_kit import API, PDF, Docs
 
 
@@ -121,3 +122,42 @@ async def test_an_owner_change_moves_updated_at_as_any_other_change(docs: Docs) 
         assert await follow_owner(session, "deals.client", "c1", third.id) == [document_id]
         await session.commit()
     assert await updated_at() > long_ago + timedelta(days=2)
+
+
+async def test_handing_over_a_users_documents_reads_them_in_bounded_pages(
+    docs: Docs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crm2_reassign_user`` moves every document of the user, one ``documents.document.updated``
+    event each, reading them a page at a time (a user with 100,000 documents must not
+    be loaded into memory at once)."""
+    from crm2_documents.repository import documents as repo
+    from crm2_documents.service.documents import reassign_user
+    from sqlalchemy import event
+
+    monkeypatch.setattr(repo, "REASSIGN_PAGE", 2, raising=False)
+    first, second = await docs.user("agent"), await docs.user("agent")
+    made = {(await docs.create(first))["id"] for _ in range(5)}
+    kept = await docs.create(second)
+    selects: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM documents_document" in statement and statement.lstrip().startswith("SELECT"):
+            selects.append(statement)
+
+    engine = docs.app.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        async with docs.app.context.session_factory() as session:
+            assert await reassign_user(session, first.id, second.id, None) == 5
+            await session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert selects and all("LIMIT" in s.upper() for s in selects), selects
+    assert len(selects) >= 3  # 5 documents in pages of 2
+    events = [e for e in await docs.events("documents.document.updated") if str(e.subject) in made]
+    assert sorted(str(e.subject) for e in events) == sorted(made)
+    assert all(e.data["changed"] == ["owner_id"] for e in events)
+    assert all(e.data["owner_id"] == str(second.id) for e in events)
+    for document_id in made | {kept["id"]}:
+        found = await docs.get(second, document_id)
+        assert found.json()["owner_id"] == str(second.id)

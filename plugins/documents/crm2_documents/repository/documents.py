@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, union, update
+from sqlalchemy import Row, Select, and_, delete, func, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -239,14 +239,33 @@ async def purge(session: AsyncSession, document_id: uuid.UUID, before: datetime)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def reassign_owner(
-    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID
-) -> list[Document]:
-    stmt = select(Document).where(col(Document.owner_id) == from_user)
-    rows = list((await session.execute(stmt)).scalars())
+REASSIGN_PAGE = 500  # documents handed over per statement: memory stays bounded
+
+
+async def reassign_owner_page(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, after: uuid.UUID | None
+) -> list[Row[Any]]:
+    """Hand the next ``REASSIGN_PAGE`` of ``from_user``'s documents (by id, after
+    ``after``) to ``to_user``; what each event needs of them, in id order."""
+    stmt = (
+        select(
+            col(Document.id),
+            col(Document.title),
+            col(Document.kind),
+            col(Document.link_kind),
+            col(Document.link_id),
+        )
+        .where(col(Document.owner_id) == from_user)
+        .order_by(col(Document.id))
+        .limit(REASSIGN_PAGE)
+    )
+    if after is not None:  # keyset: never loops, even if from_user is to_user
+        stmt = stmt.where(col(Document.id) > after)
+    rows = list((await session.execute(stmt)).all())
     if rows:
         await session.execute(
             update(Document)
+            .where(col(Document.id).in_([r.id for r in rows]))
             .where(col(Document.owner_id) == from_user)
             .values(owner_id=to_user, version=col(Document.version) + 1, updated_at=utcnow())
         )

@@ -269,16 +269,27 @@ async def current_versions(
 async def reassign_user(
     session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, actor: Principal | None
 ) -> int:
-    rows = await repo.reassign_owner(session, from_user, to_user)
-    for document in rows:
-        moved = {**identity(document), "owner_id": to_user}
-        publish(
-            session,
-            DocumentUpdated(changed=["owner_id"], **moved),
-            subject=document.id,
-            actor=actor,
-        )
-    return len(rows)
+    """Hand every document of ``from_user`` to ``to_user``, a page at a time, with one
+    ``documents.updated`` (``changed=["owner_id"]``) each."""
+    moved, after = 0, None
+    while rows := await repo.reassign_owner_page(session, from_user, to_user, after):
+        for row in rows:
+            publish(
+                session,
+                DocumentUpdated(
+                    changed=["owner_id"],
+                    title=row.title,
+                    kind=row.kind,
+                    owner_id=to_user,
+                    link_kind=row.link_kind,
+                    link_id=row.link_id,
+                ),
+                subject=row.id,
+                actor=actor,
+            )
+        await session.flush()  # the page's events leave the session's memory
+        moved, after = moved + len(rows), rows[-1].id
+    return moved
 
 
 def now() -> datetime:
