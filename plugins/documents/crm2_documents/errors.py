@@ -32,6 +32,14 @@ class InvalidUpload(Unprocessable):
     slug, title = "documents-invalid-upload", "The upload is not a usable multipart file"
 
 
+class PartHeadersTooLarge(Crm2Error):
+    status, slug, title = (
+        413,
+        "documents-part-headers-too-large",
+        "A multipart part has too many or too long headers",
+    )
+
+
 class KindInactive(Conflict):
     slug, title = "documents-kind-inactive", "The document's kind is inactive"
 

@@ -17,11 +17,26 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from crm2_documents.content import SNIFF_BYTES
-from crm2_documents.errors import InvalidUpload
+from crm2_documents.errors import InvalidUpload, PartHeadersTooLarge
 
 FIELD = "file"
 MAX_OTHER_PART_BYTES = 65_536  # the other parts' data, and the body after the file
 MAX_BOUNDARY = 70  # RFC 2046's limit on a multipart boundary
+# Each part's headers, bounded on their own: a browser sends two (Content-Disposition,
+# Content-Type). Below python-multipart's own limits (8 lines of 4,224 bytes in recent
+# versions, none in old ones), so these are the ones a client meets, with their message.
+MAX_PART_HEADERS = 6
+MAX_PART_HEADER_BYTES = 4096  # name and value of one header line
+
+
+def _too_many_headers() -> PartHeadersTooLarge:
+    return PartHeadersTooLarge(f"a multipart part may have at most {MAX_PART_HEADERS} headers")
+
+
+def _header_too_long() -> PartHeadersTooLarge:
+    return PartHeadersTooLarge(
+        f"a multipart part's header line may be at most {MAX_PART_HEADER_BYTES} bytes long"
+    )
 
 
 @dataclass
@@ -58,15 +73,24 @@ async def _events(
     state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}}
 
     def on_part_begin() -> None:
-        state["headers"] = {}
+        state["headers"], state["count"] = {}, 0
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["field"] += data[start:end]
+        _bounded()
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         state["value"] += data[start:end]
+        _bounded()
+
+    def _bounded() -> None:
+        if len(state["field"]) + len(state["value"]) > MAX_PART_HEADER_BYTES:
+            raise _header_too_long()
 
     def on_header_end() -> None:
+        state["count"] += 1
+        if state["count"] > MAX_PART_HEADERS:
+            raise _too_many_headers()
         state["headers"][bytes(state["field"]).lower()] = bytes(state["value"])
         state["field"], state["value"] = b"", b""
 
@@ -103,6 +127,8 @@ async def _events(
                 yield items.popleft()
         parser.finalize()
     except FormParserError as exc:
+        if "Maximum header" in str(exc):  # python-multipart's own bound, met first
+            raise (_too_many_headers() if "count" in str(exc) else _header_too_long()) from exc
         raise InvalidUpload(f"malformed multipart body: {exc}") from exc
     while items:
         yield items.popleft()
