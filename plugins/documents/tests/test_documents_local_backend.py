@@ -125,3 +125,46 @@ async def test_a_put_makes_its_rename_durable(
     folder = str((tmp_path / "root" / "documents" / "d").resolve())
     assert folder in synced, synced
     assert synced.index(folder) > 0  # after the file's own fsync
+
+
+async def _one(data: bytes) -> Any:
+    yield data
+
+
+async def test_a_delete_removes_the_folders_it_left_empty(tmp_path: Path) -> None:
+    """Deleting a file removes its parent folders that became empty, up to (never) the
+    root; a folder still holding something stays."""
+    root = tmp_path / "root"
+    backend = LocalBackend(root)
+    await backend.put("documents/aa/bb/one.bin", _one(b"1"))
+    await backend.put("documents/aa/two.bin", _one(b"2"))
+    assert await backend.delete("documents/aa/bb/one.bin")
+    assert not (root / "documents" / "aa" / "bb").exists()
+    assert (root / "documents" / "aa" / "two.bin").is_file()
+    assert await backend.delete("documents/aa/two.bin")
+    assert sorted(p.name for p in root.iterdir()) == [INCOMING]
+    assert not await backend.delete("documents/aa/two.bin")  # gone: still no error
+
+
+async def test_a_put_survives_its_folder_being_removed_by_a_concurrent_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete may remove the (empty) folder between a put's mkdir and its rename: the
+    put makes it again rather than failing."""
+    import crm2_documents.storage.local as local
+
+    backend = LocalBackend(tmp_path / "root")
+    real_replace = os.replace
+    raced: list[Path] = []
+
+    def replace_after_a_delete(src: Any, dst: Any) -> None:
+        folder = Path(dst).parent
+        if not raced and folder.is_dir() and not any(folder.iterdir()):
+            raced.append(folder)
+            folder.rmdir()  # what the concurrent delete's cleanup does
+        real_replace(src, dst)
+
+    monkeypatch.setattr(local.os, "replace", replace_after_a_delete)
+    assert await backend.put("documents/cc/dd/three.bin", _one(b"3")) == 1
+    assert raced
+    assert (tmp_path / "root" / "documents" / "cc" / "dd" / "three.bin").read_bytes() == b"3"

@@ -63,8 +63,7 @@ class LocalBackend(StorageBackend):
                     size += len(chunk)
                 out.flush()
                 await anyio.to_thread.run_sync(os.fsync, out.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, target)
+            _replace_into(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -97,7 +96,21 @@ class LocalBackend(StorageBackend):
             path.unlink()
         except FileNotFoundError:
             return False
+        self._prune(path.parent)
         return True
+
+    def _prune(self, folder: Path) -> None:
+        """Remove ``folder`` and its parents while they are empty, never the root.
+
+        Races are expected: another delete may have removed one already, and a put may
+        have just made one or put a file in it; either stops here (the put makes its
+        folder again if one is removed under it: ``_replace_into``)."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # ENOTEMPTY/EEXIST: in use; ENOENT: already gone
+                return
+            folder = folder.parent
 
     async def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
@@ -140,6 +153,19 @@ class LocalBackend(StorageBackend):
 
 
 LIST_BATCH = 256
+
+
+def _replace_into(temp: Path, target: Path, attempts: int = 5) -> None:
+    """Rename ``temp`` over ``target``, making its folders first; a concurrent delete
+    may remove an emptied folder between the mkdir and the rename, so try again."""
+    for attempt in range(attempts):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(temp, target)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1 or not temp.exists():
+                raise
 
 
 def _fsync_directory(folder: Path) -> None:
