@@ -108,8 +108,16 @@ Title = Annotated[
 
 def search_key(text: str) -> str:
     """Text as ``q`` compares it: NFC, trimmed and case-folded as tags are (``straße`` and
-    ``STRASSE`` are one search), the same in Python on both databases (``folded()`` in SQL
-    then changes nothing)."""
+    ``STRASSE`` are one search), the same in Python on both databases.
+
+    Python's ``casefold``, not the core's ``fold_text`` (which keeps ``ß``), on purpose:
+    the core avoids ``casefold`` because SQL folding it in SQLite only made the two
+    databases disagree. Here both the stored text and ``q`` are folded in Python before
+    the query, and ``contains_text`` then applies ``fold_text``/``folded()`` to both
+    sides alike, so SQLite and PostgreSQL give the same answer. ``q`` must agree with
+    tag identity and the tag filter (``tag_key``: ``Straße`` and ``STRASSE`` are one tag),
+    which the user sees in the same list; switching to ``fold_text`` would have to change
+    tag uniqueness too."""
     return normal_text(text).casefold()
 
 
