@@ -244,7 +244,7 @@ REASSIGN_PAGE = 500  # documents handed over per statement: memory stays bounded
 
 async def reassign_owner_page(
     session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID, after: uuid.UUID | None
-) -> list[Row[Any]]:
+) -> Sequence[Row[uuid.UUID, str, str, str | None, str | None]]:
     """Hand the next ``REASSIGN_PAGE`` of ``from_user``'s documents (by id, after
     ``after``) to ``to_user``; what each event needs of them, in id order."""
     stmt = (
