@@ -82,7 +82,7 @@ async def test_money_is_a_string_only_and_integers_are_bounded(
     def money_fields(schema: Any) -> list[Any]:
         found = []
         if isinstance(schema, dict):
-            if schema.get("pattern", "").startswith("^-?\\d{1,15}"):
+            if schema.get("pattern", "").startswith("^-?[0-9]{1,15}"):
                 found.append(schema)
             for value in schema.values():
                 found += money_fields(value)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from conftest import ProbeFactory, Serve
 from sse_helpers import EventStream, event_ids, post_item
 
@@ -279,10 +280,12 @@ async def test_stream_opened_with_an_access_token_ends_when_the_token_expires(
 
 
 async def test_a_stream_opened_with_an_expiring_api_key_ends_when_the_key_expires(
-    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Directly or through a stream token made with it: the stream ends at the key's expiry
     (its requests would be 401 from then on), not at the connection's lifetime."""
+    # a key lives at least a minute; this one must end within the test
+    monkeypatch.setattr("crm2_core.auth.service.MIN_KEY_LIFETIME", timedelta(0))
     app = await probe_app()
     server = await serve(app)
     admin = await app.login("admin")
