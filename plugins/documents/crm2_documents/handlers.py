@@ -12,11 +12,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from crm2_core.api import publish, take_turns
-from crm2_documents.events import DocumentUpdated
+from crm2_core.api import take_turns
 from crm2_documents.models import Document
 from crm2_documents.repository import documents as repo
-from crm2_documents.service.documents import record_turn
+from crm2_documents.service.documents import publish_owner_change, record_turn
 from crm2_hookspecs import EventHandler
 
 VERBS = ("updated", "assigned", "reassigned")
@@ -45,18 +44,7 @@ async def follow_owner(session: Any, event: Any, context: Any) -> None:
     for document_id in await repo.follow_owner(session, kind, str(subject), owner):
         document = await session.get(Document, document_id, populate_existing=True)
         if document is not None:
-            publish(
-                session,
-                DocumentUpdated(
-                    changed=["owner_id"],
-                    title=document.title,
-                    kind=document.kind,
-                    owner_id=owner,
-                    link_kind=document.link_kind,
-                    link_id=document.link_id,
-                ),
-                subject=document.id,
-            )
+            publish_owner_change(session, document, owner)
 
 
 def handlers(context: Any) -> list[EventHandler]:

@@ -56,6 +56,26 @@ def identity(document: Document) -> dict[str, Any]:
     }
 
 
+def publish_owner_change(
+    session: AsyncSession, document: Any, owner: uuid.UUID, actor: Principal | None = None
+) -> None:
+    """``documents.updated`` (``changed=["owner_id"]``) for ``document`` (a ``Document`` or
+    a row of its id, title, kind and link) now owned by ``owner``."""
+    publish(
+        session,
+        DocumentUpdated(
+            changed=["owner_id"],
+            title=document.title,
+            kind=document.kind,
+            owner_id=owner,
+            link_kind=document.link_kind,
+            link_id=document.link_id,
+        ),
+        subject=document.id,
+        actor=actor,
+    )
+
+
 def public(
     document: Any, current: Version | None = None, retention_days: int | None = None
 ) -> DocumentPublic:
@@ -274,19 +294,7 @@ async def reassign_user(
     moved, after = 0, None
     while rows := await repo.reassign_owner_page(session, from_user, to_user, after):
         for row in rows:
-            publish(
-                session,
-                DocumentUpdated(
-                    changed=["owner_id"],
-                    title=row.title,
-                    kind=row.kind,
-                    owner_id=to_user,
-                    link_kind=row.link_kind,
-                    link_id=row.link_id,
-                ),
-                subject=row.id,
-                actor=actor,
-            )
+            publish_owner_change(session, row, to_user, actor)
         await session.flush()  # the page's events leave the session's memory
         moved, after = moved + len(rows), rows[-1].id
     return moved
