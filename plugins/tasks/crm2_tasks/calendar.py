@@ -10,11 +10,12 @@ date is still 8 real hours, and an interval that a DST gap swallows
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # No calendar is all holidays for ten years; past that the arithmetic gives up
@@ -45,6 +46,25 @@ def parse_hhmm(value: str) -> time:
 
 def format_hhmm(value: time) -> str:
     return "24:00" if value == time.max else value.strftime("%H:%M")
+
+
+# Files of the tz database that name no place: "localtime" is whatever zone the host is
+# set to (so a series in it would move with the server), "posixrules" a template for
+# POSIX TZ strings and "Factory" a placeholder whose abbreviation is "-00".
+NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _place_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - NOT_PLACES
+
+
+def known_zone(name: str) -> str:
+    """``name`` if it is an IANA zone name of a place (``Europe/Berlin``, ``UTC``), else
+    ``CalendarError``: a folder, a host-dependent or placeholder name is refused."""
+    if name not in _place_zones():
+        raise CalendarError(f"unknown time zone {name!r}: give an IANA name such as Europe/Berlin")
+    return name
 
 
 def zone(name: str) -> ZoneInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from crm2_tasks.calendar import CalendarError, zone
+from crm2_tasks.calendar import CalendarError, known_zone
 
 
 class TasksSettings(BaseSettings):
@@ -37,7 +37,7 @@ class TasksSettings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         try:
-            zone(value)
+            known_zone(value)
         except CalendarError as exc:
             raise ValueError(str(exc)) from exc
         return value

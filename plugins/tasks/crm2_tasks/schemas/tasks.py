@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
 from crm2_core.api import Clearable, EntityLink, RequestModel, ResponseModel, UpdateModel
+from crm2_tasks.calendar import known_zone
 
 Priority = Literal["low", "normal", "high", "urgent"]
 OpenStatus = Literal["todo", "in_progress", "waiting"]
@@ -23,7 +24,11 @@ Reminders = Annotated[
     Field(max_length=10, json_schema_extra={"uniqueItems": True}),
 ]
 Rule = Annotated[str, Field(min_length=6, max_length=500, description="an RFC 5545 RRULE")]
-Zone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
+Zone = Annotated[
+    str,
+    Field(min_length=1, max_length=64, description="IANA time zone"),
+    AfterValidator(known_zone),
+]
 # Far from datetime's limits: a reminder before it or the calendar feed's event after it
 # must stay computable, and "no due time" sorts as 9999-12-31 (models.NO_DUE).
 EARLIEST_DUE = datetime(1900, 1, 1, tzinfo=UTC)
