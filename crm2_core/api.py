@@ -127,6 +127,7 @@ from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
 from crm2_core.kit.sorting import Sorts
 from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
+from crm2_core.kit.visible import HIDDEN_BMP, refuse_hidden
 from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
 from crm2_core.schemas import (
     AwareIsoDateTime,
@@ -143,6 +144,7 @@ from crm2_core.schemas import (
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "HIDDEN_BMP",
     "NAMING_CONVENTION",
     "STREAMED_BODY",
     "SYSTEM",
@@ -270,6 +272,7 @@ __all__ = [
     "query_filters",
     "read_csv",
     "record_routes",
+    "refuse_hidden",
     "render",
     "require",
     "require_entity",

@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
-from crm2_core.api import Clearable, EntityLink, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import (
+    HIDDEN_BMP,
+    Clearable,
+    EntityLink,
+    RequestModel,
+    ResponseModel,
+    UpdateModel,
+    refuse_hidden,
+)
 from crm2_tasks.calendar import known_zone
 
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -16,7 +24,26 @@ OpenStatus = Literal["todo", "in_progress", "waiting"]
 Status = Literal["todo", "in_progress", "waiting", "done", "cancelled"]
 Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,;][^,;]*$")]
+# The document states the server's rule (a fuzzer must not meet a 422 for a tag it was
+# told is valid): no hidden character, a joiner only before a visible one.
+_H, _Z = HIDDEN_BMP, "\\u200c\\u200d"
+_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]))*$"
+
+
+def _visible_tag(tag: str) -> str:
+    return refuse_hidden(tag, f"the tag {tag!r}")
+
+
+Tag = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\s,;][^,;]*$",
+        json_schema_extra={"pattern": _TAG_PATTERN_DOC},
+    ),
+    AfterValidator(_visible_tag),
+]
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"uniqueItems": True})]
 # minutes before the due time; up to a year
 Reminders = Annotated[
