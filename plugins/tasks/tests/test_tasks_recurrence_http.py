@@ -252,3 +252,21 @@ async def test_a_bad_delete_scope_is_422_and_deletes_nothing(tasks: Tasks) -> No
     assert bad.status_code == 422, bad.text
     assert bad.headers["content-type"] == "application/problem+json"
     assert (await tasks.get(manager, first["id"])).status_code == 200
+
+
+async def test_following_on_a_task_that_does_not_repeat_says_so(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    for fields in ({}, {"due_at": START}):  # without a due time too: repeating comes first
+        plain = await tasks.create(agent, **fields)
+        response = await tasks.patch(agent, plain, title="x", scope="following")
+        assert response.status_code == 422, response.text
+        assert "does not repeat" in response.json()["detail"], (fields, response.text)
+        assert (await tasks.get(agent, plain["id"])).json()["title"] == plain["title"]
+
+
+async def test_a_series_made_with_following_still_needs_a_due_time(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    plain = await tasks.create(agent)
+    response = await tasks.patch(agent, plain, recurrence="FREQ=DAILY", scope="following")
+    assert response.status_code == 422, response.text
+    assert "needs due_at" in response.json()["detail"]

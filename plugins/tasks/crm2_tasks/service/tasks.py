@@ -334,12 +334,13 @@ async def _change_series(
     timezone = context.plugin_settings("tasks").timezone
     series = await repo.get_series(session, task.series_id) if task.series_id else None
     occurrence = task.occurrence_at or task.due_at
+    if series is None and data.recurrence is None:
+        raise InvalidRecurrence("the task does not repeat: send recurrence to make it")
     start = values.get("due_at", occurrence)
     if start is None:
         raise InvalidRecurrence("a recurring task needs due_at")
     if series is None:
-        if data.recurrence is None:
-            raise InvalidRecurrence("the task does not repeat: send recurrence to make it")
+        assert data.recurrence is not None  # refused above
         rule = _series(data.recurrence, start, timezone).rule
     else:
         timezone = series.timezone
