@@ -84,7 +84,9 @@ async def create_task(
 ) -> TaskPublic:
     """Create a task (assigned to the caller unless given); honours Idempotency-Key."""
     task = await service.create_task(session, context, principal, body)
-    return created(response, f"/api/v1/tasks/tasks/{task.id}", service.public(task))
+    return created(
+        response, f"/api/v1/tasks/tasks/{task.id}", service.public(task, clock.now(context))
+    )
 
 
 View = Literal["mine", "overdue", "due-today"]
@@ -126,11 +128,15 @@ export_route(
 
 @router.get("/tasks/{task_id}", response_model=TaskPublic)
 async def get_task(
-    task_id: uuid.UUID, principal: TasksRead, session: SessionDep, response: Response
+    task_id: uuid.UUID,
+    principal: TasksRead,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
 ) -> TaskPublic:
     """One task; its ETag is what a PATCH sends as If-Match."""
     task = await service.get_task(session, TaskVisibility.of(principal), task_id)
-    return present(response, service.public(task))
+    return present(response, service.public(task, clock.now(context)))
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskPublic)
@@ -145,7 +151,7 @@ async def update_task(
 ) -> TaskPublic:
     """Change fields (If-Match required); on a recurring task scope=this|following."""
     task = await service.update_task(session, context, principal, task_id, if_match, body)
-    return present(response, service.public(task))
+    return present(response, service.public(task, clock.now(context)))
 
 
 DeleteScope = Annotated[
@@ -184,7 +190,7 @@ async def complete_task(
     task, next_id = await service.complete_task(session, context, principal, task_id, if_match)
     if next_id is not None:
         response.headers["Link"] = f'</api/v1/tasks/tasks/{next_id}>; rel="next"'
-    return present(response, service.public(task))
+    return present(response, service.public(task, clock.now(context)))
 
 
 @router.post("/tasks/{task_id}/reopen", response_model=TaskPublic)
@@ -198,7 +204,7 @@ async def reopen_task(
 ) -> TaskPublic:
     """A done or cancelled task back to todo; its SLA clock runs on."""
     task = await service.reopen_task(session, context, principal, task_id, if_match)
-    return present(response, service.public(task))
+    return present(response, service.public(task, clock.now(context)))
 
 
 @router.post("/tasks/{task_id}/assign", response_model=TaskPublic)
@@ -207,12 +213,13 @@ async def assign_task(
     body: TaskAssign,
     principal: TasksWrite,
     session: SessionDep,
+    context: ContextDep,
     response: Response,
     if_match: OptionalIfMatch = None,
 ) -> TaskPublic:
     """Give the task to another active user (null: unassigned)."""
     task = await service.assign_task(session, principal, task_id, if_match, body)
-    return present(response, service.public(task))
+    return present(response, service.public(task, clock.now(context)))
 
 
 @router.get("/tasks/{task_id}/sla", response_model=list[SlaTimerPublic])

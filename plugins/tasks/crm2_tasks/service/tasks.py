@@ -29,7 +29,6 @@ from crm2_core.api import (
     publish_row,
     require_entity,
     resolve_entity,
-    utcnow,
 )
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, recurrence
@@ -78,12 +77,13 @@ _NO_STATE: dict[str, Any] = {}
 logger = logging.getLogger(__name__)
 
 
-def public(task: Task | Row[Any], now: datetime | None = None) -> TaskPublic:
-    """The response body of a task (or of a list page's plain row), from its loaded values."""
+def public(task: Task | Row[Any], now: datetime) -> TaskPublic:
+    """The response body of a task (or of a list page's plain row), from its loaded values;
+    ``overdue`` as of ``now``, the tasks clock (``clock.now``), as the lists filter it."""
     return TaskPublic.model_validate(public_values(task, now))
 
 
-def public_values(task: Task | Row[Any], now: datetime | None = None) -> dict[str, Any]:
+def public_values(task: Task | Row[Any], now: datetime) -> dict[str, Any]:
     """``public``'s fields, unvalidated: a list page validates its fifty at once
     (``page_response``), without a model built per row and then read again.
 
@@ -91,7 +91,6 @@ def public_values(task: Task | Row[Any], now: datetime | None = None) -> dict[st
     cheaper (bench 10); a plain row (``Repository.page_rows``) has no ``__dict__``
     and is read by attribute.
     """
-    now = now or utcnow()
     state = getattr(task, "__dict__", _NO_STATE)
     fields = {name: state[name] if name in state else getattr(task, name) for name in ROW_FIELDS}
     kind = fields["link_kind"]
@@ -269,7 +268,7 @@ async def update_task(
     version = check_version(if_match, task.version)
     if not task.is_open:
         raise InvalidTransition(f"the task is {task.status}: reopen it first")
-    before = public(task).model_dump(mode="json")
+    before = public(task, clock.now(context)).model_dump(mode="json")
     sent = data.model_dump(mode="json", exclude_unset=True)
     change = TaskChange("update", task.id, before, {**before, **sent}, tuple(sent))
     await vet(context, session, principal, change)
