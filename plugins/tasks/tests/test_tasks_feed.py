@@ -99,3 +99,14 @@ def test_control_characters_never_reach_the_feed() -> None:
     assert not [c for c in content if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F]
     assert "SUMMARY:Call Anna[31m\ttoday" in body
     assert "DESCRIPTION:lineonelinetwo\\nthree" in body
+
+
+async def test_the_feed_routes_declare_only_the_statuses_they_answer(tasks: Tasks) -> None:
+    """POST names no record (no 404; 409: an Idempotency-Key in flight); DELETE answers 404
+    when there is no feed, and no write of it can conflict."""
+    spec = (await tasks.client.get("/openapi.json")).json()
+    feed = spec["paths"][f"{API}/feed"]
+    assert "404" not in feed["post"]["responses"]
+    assert "409" in feed["post"]["responses"]
+    assert "404" in feed["delete"]["responses"]
+    assert "409" not in feed["delete"]["responses"]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Path, Response, status
 
-from crm2_core.api import APIRouter, ContextDep, SessionDep
+from crm2_core.api import APIRouter, ContextDep, SessionDep, never_answers
 from crm2_tasks.routes.deps import TasksRead
 from crm2_tasks.schemas.tasks import FeedPublic
 from crm2_tasks.service import feed as service
@@ -14,13 +14,20 @@ from crm2_tasks.service import feed as service
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks feed"])
 
 
-@router.post("/feed", response_model=FeedPublic, status_code=status.HTTP_201_CREATED)
+# POST names no record; a second one for the same user at once is a 409 (the key's row)
+@router.post(
+    "/feed",
+    response_model=FeedPublic,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=never_answers(404),
+)
 async def create_feed(principal: TasksRead, session: SessionDep) -> FeedPublic:
     """A new secret feed address for the caller's tasks; the previous address stops working."""
     return FeedPublic(url=await service.new_feed(session, principal))
 
 
-@router.delete("/feed", status_code=status.HTTP_204_NO_CONTENT)
+# DELETE removes the caller's one row, if any: nothing it writes can conflict
+@router.delete("/feed", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=never_answers(409))
 async def revoke_feed(principal: TasksRead, session: SessionDep) -> Response:
     """Revoke the caller's feed address."""
     await service.revoke_feed(session, principal)
