@@ -10,7 +10,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
 
-from crm2_core.api import Clearable, EntityLink, Int64, RequestModel, ResponseModel, UpdateModel
+from crm2_core.api import (
+    HIDDEN_BMP,
+    Clearable,
+    EntityLink,
+    Int64,
+    RequestModel,
+    ResponseModel,
+    UpdateModel,
+    refuse_hidden,
+)
 
 TITLE_MAX = 300
 
@@ -22,26 +31,6 @@ def normal_text(value: str) -> str:
 
 
 KindKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
-# characters that hide or break a tag when it is shown: controls (Cc), format characters
-# such as the zero-width space or a bidi override (Cf), lone surrogates (Cs), line and
-# paragraph separators (Zl, Zp). The zero-width (non-)joiners, which some scripts and
-# emoji need, only between two characters.
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_JOINERS = frozenset({"\u200c", "\u200d"})
-
-
-def refuse_hidden(text: str, what: str) -> str:
-    """``text`` unless it holds a hidden or control character (a joiner only between two
-    characters): refused, not cleaned, since a search for what the user sees would never
-    find it, and a bidi override would show another text than the one stored. ``what``
-    names the field in the message (``a tag``, ``a title``)."""
-    for at, ch in enumerate(text):
-        inner = 0 < at < len(text) - 1
-        if unicodedata.category(ch) in _HIDDEN and not (ch in _JOINERS and inner):
-            raise ValueError(
-                f"{what} may not hold the invisible or control character U+{ord(ch):04X}"
-            )
-    return text
 
 
 def _clean_tag(value: str) -> str:
@@ -67,15 +56,6 @@ def visible_text(max_length: int, what: str) -> Callable[[str], str]:
     return clean
 
 
-# The Basic Multilingual Plane's hidden characters (joiners aside) as a regex class
-# body: what the document's pattern tells a client (and a fuzzer) a tag may not hold;
-# the few beyond it are refused all the same. Written out (a test derives it from
-# unicodedata) rather than computed at each start.
-HIDDEN_BMP = (
-    r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891"
-    r"\u08e2\u180e\u200b\u200e-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-    r"\ufff9-\ufffb"
-)
 _H = HIDDEN_BMP
 _Z = "\\u200c\\u200d"
 # The server's own check (pattern, then _clean_tag) gives the clearer message; the
