@@ -248,3 +248,22 @@ async def test_the_oauth_routes_declare_their_answers(docs: Docs) -> None:
         schema = docs.app.app.openapi()["components"]["schemas"][ref.rsplit("/", 1)[1]]
         assert set(schema["properties"]) == fields
         assert set(schema["required"]) >= fields & {"url", "state", "connected"}
+
+
+async def test_the_oauth_routes_declare_the_404_only_where_they_give_it(docs: Docs) -> None:
+    """Without a client id, start and callback answer 404 (the backend is as absent as its
+    settings) and declare it; start, a POST, may also be 409 (an Idempotency-Key in flight).
+    The status read and ``/backends`` name no record and never answer 404: not declared."""
+    admin = await docs.user("admin")
+    started = await docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+    assert started.status_code == 404, started.text
+    assert started.json()["type"].endswith("documents-gdrive-not-configured")
+    back = await docs.client.get(f"{API}/oauth/gdrive/callback", params={"state": "x"})
+    assert back.status_code == 404, back.text
+    for path in ("/oauth/gdrive", "/backends"):
+        assert (await docs.client.get(f"{API}{path}", headers=admin.headers)).status_code == 200
+    paths = docs.app.app.openapi()["paths"]
+    assert {"404", "409"} <= set(paths[f"{API}/oauth/gdrive/start"]["post"]["responses"])
+    assert "404" in paths[f"{API}/oauth/gdrive/callback"]["get"]["responses"]
+    assert "404" not in paths[f"{API}/oauth/gdrive"]["get"]["responses"]
+    assert "404" not in paths[f"{API}/backends"]["get"]["responses"]

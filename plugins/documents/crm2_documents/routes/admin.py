@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import Path as PathParam
 from fastapi import Response, status
 
-from crm2_core.api import APIRouter, ContextDep, IfMatchDep, SessionDep, created, present
+from crm2_core.api import (
+    APIRouter,
+    ContextDep,
+    IfMatchDep,
+    SessionDep,
+    created,
+    never_answers,
+    present,
+)
 from crm2_documents.routes.deps import DocumentsAdmin, DocumentsRead
 from crm2_documents.schemas.backends import PurgeBlocked, StorageBackendStatus, StorageStatus
 from crm2_documents.schemas.documents import KindKey, TransferRequest, VersionPublic
@@ -59,7 +67,7 @@ async def update_kind(
     return present(response, KindPublic.model_validate(kind))
 
 
-@router.get("/backends", response_model=StorageStatus)
+@router.get("/backends", response_model=StorageStatus, openapi_extra=never_answers(404))
 async def backends_status(
     principal: DocumentsAdmin, session: SessionDep, context: ContextDep
 ) -> StorageStatus:

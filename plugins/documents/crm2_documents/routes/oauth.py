@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from crm2_core.api import APIRouter, ContextDep, SessionDep, problem_responses
+from crm2_core.api import APIRouter, ContextDep, SessionDep, never_answers, problem_responses
 from crm2_documents.gdrive import oauth
 from crm2_documents.routes.deps import DocumentsAdmin
 from crm2_documents.schemas.backends import GdriveConsent, GdriveStatus
@@ -42,7 +42,8 @@ async def gdrive_callback(
     return GdriveStatus.model_validate(await oauth.status(context))
 
 
-@router.get("/oauth/gdrive", response_model=GdriveStatus)
+# names no record and reads no setting: never a 404, even without a client id
+@router.get("/oauth/gdrive", response_model=GdriveStatus, openapi_extra=never_answers(404))
 async def gdrive_status(principal: DocumentsAdmin, context: ContextDep) -> GdriveStatus:
     """Whether Drive is connected (admin)."""
     return GdriveStatus.model_validate(await oauth.status(context))
