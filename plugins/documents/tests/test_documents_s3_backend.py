@@ -184,3 +184,26 @@ async def test_an_s3_body_cut_before_its_first_bytes_is_503_not_500(
         got = await docs.client.get(url, headers=agent.headers)
     assert got.status_code == 503, got.text
     assert got.json()["type"].endswith("documents-storage-unavailable")
+
+
+async def test_a_transfer_answers_where_to_follow_it(crm2_app_factory: Any, tmp_path: Path) -> None:
+    """202 is no answer on its own: ``Location`` names the version, whose ``state`` says
+    transferring until the move is done (stored) or given up (failed); declared too."""
+    dead = f"http://127.0.0.1:{free_port()}"  # the move itself is not run here
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="local", **s3_settings(dead, "nowhere")
+    )
+    admin = await docs.user("admin")
+    document = await docs.create(admin)
+    assert (await docs.upload(admin, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/versions/1"
+    moved = await docs.client.post(f"{url}/transfer", json={"backend": "s3"}, headers=admin.headers)
+    assert moved.status_code == 202, moved.text
+    assert moved.headers["location"] == url
+    followed = await docs.client.get(moved.headers["location"], headers=admin.headers)
+    assert followed.status_code == 200, followed.text
+    assert (followed.json()["state"], followed.json()["target_backend"]) == ("transferring", "s3")
+    paths = docs.app.app.openapi()["paths"]
+    template = "/api/v1/documents/documents/{document_id}/versions/{number}"
+    accepted = paths[f"{template}/transfer"]["post"]["responses"]["202"]
+    assert "Location" in accepted["headers"], accepted

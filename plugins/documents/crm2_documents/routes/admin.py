@@ -95,6 +95,19 @@ async def backends_status(
     "/documents/{document_id}/versions/{number}/transfer",
     response_model=VersionPublic,
     status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        202: {
+            "description": "Accepted: the move is queued; follow Location until `state` "
+            "is no longer `transferring`",
+            "headers": {
+                "Location": {
+                    "description": "the version (GET …/versions/{number}): its `state` goes "
+                    "transferring → stored (moved) | failed (still where it was)",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
 async def transfer_version(
     document_id: uuid.UUID,
@@ -103,9 +116,13 @@ async def transfer_version(
     principal: DocumentsAdmin,
     session: SessionDep,
     context: ContextDep,
+    response: Response,
 ) -> VersionPublic:
-    """Queue a version's file for a move to another backend (admin); state: transferring."""
+    """Queue a version's file for a move to another backend (admin); state: transferring.
+
+    Follow ``Location`` (the version) until its ``state`` is ``stored`` or ``failed``."""
     version = await transfers.request(
         session, context, principal, document_id, number, body.backend
     )
+    response.headers["Location"] = f"/api/v1/documents/documents/{document_id}/versions/{number}"
     return VersionPublic.model_validate(version)
