@@ -107,3 +107,27 @@ async def test_a_clerks_upload_matches_only_payments_they_can_see(payments: Paym
     assert second["matched"] == 1, second
     assert (await p.get(clerk, mine["id"])).json()["paid"] == "33.10"
     assert (await p.get(agent, by_amount["id"])).json()["paid"] == "0.00"
+
+
+async def test_a_clerk_sees_the_lines_but_not_the_payments_of_others(payments: Payments) -> None:
+    """Statements are the firm's, shared by every ``payments:reconcile`` holder (a clerk
+    matches by hand the lines an admin's upload left over): the lines stay readable, but
+    the ids of a payment the caller cannot see (and of its receipt) are null."""
+    p = payments
+    admin, agent = await p.user("admin"), await p.user("agent")
+    clerk = await _clerk(p, admin)
+    await p.create(agent, amount="7.00", reference="AGENT-7")
+    mine = await p.create(clerk, amount="9.00", reference="CLERK-9")
+    content = statement("2026-01-01;7,00;EUR;AGENT-7;Y", "2026-01-02;9,00;EUR;CLERK-9;Z")
+    result = await upload(p, admin.headers, content)
+    assert result["matched"] == 2, result
+    url = f"{API}/statements/{result['id']}/lines"
+    seen = {
+        line["reference"]: line
+        for line in (await p.client.get(url, headers=clerk.headers)).json()["items"]
+    }
+    assert seen["AGENT-7"]["status"] == "matched"
+    assert (seen["AGENT-7"]["payment_id"], seen["AGENT-7"]["allocation_id"]) == (None, None)
+    assert seen["CLERK-9"]["payment_id"] == mine["id"] and seen["CLERK-9"]["allocation_id"]
+    by_admin = (await p.client.get(url, headers=admin.headers)).json()["items"]
+    assert all(line["payment_id"] and line["allocation_id"] for line in by_admin)

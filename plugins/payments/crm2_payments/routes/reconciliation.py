@@ -53,12 +53,14 @@ lines = Repository(
 )
 
 
-def line_public(line: StatementLine) -> LinePublic:
+def line_public(line: StatementLine, seen: set[uuid.UUID] | None = None) -> LinePublic:
+    """``seen``: the payments the caller may see; a line matched to another is shown
+    without its payment and receipt ids (``None``: the caller's own match, all shown)."""
+    values = line.model_dump(exclude={"amount_minor"})
+    if seen is not None and line.payment_id not in seen:
+        values["payment_id"] = values["allocation_id"] = None
     return LinePublic.model_validate(
-        {
-            **line.model_dump(exclude={"amount_minor"}),
-            "amount": from_minor(line.amount_minor, line.currency),
-        }
+        {**values, "amount": from_minor(line.amount_minor, line.currency)}
     )
 
 
@@ -116,13 +118,15 @@ async def list_lines(
     page: PageDep,
     status: Annotated[LineStatus | None, Query()] = None,
 ) -> Response:
-    """The statement's lines (``status`` filters: matched, unmatched, ambiguous)."""
+    """The statement's lines (``status`` filters: matched, unmatched, ambiguous); a line
+    matched to a payment the caller cannot see shows null ``payment_id``/``allocation_id``."""
     await statements.get_or_404(session, RULES.visibility(None), statement_id)
     stmt = select(StatementLine).where(col(StatementLine.statement_id) == statement_id)
     if status is not None:
         stmt = stmt.where(col(StatementLine.status) == status)
     rows, cursor = await lines.page(session, stmt, page)
-    return page_response(LinePublic, [line_public(r) for r in rows], cursor)
+    seen = await service.payments_seen(session, principal, rows)
+    return page_response(LinePublic, [line_public(r, seen) for r in rows], cursor)
 
 
 @router.post("/statement-lines/{line_id}/match", response_model=LinePublic)

@@ -275,6 +275,22 @@ async def counts_of(session: AsyncSession, statement_id: uuid.UUID) -> dict[str,
     return counts
 
 
+async def payments_seen(
+    session: AsyncSession, principal: Principal, lines: list[StatementLine]
+) -> set[uuid.UUID]:
+    """Which of the lines' payments the caller may see. Statements are shared by every
+    reconcile holder (a clerk matches by hand what an admin's upload left over), so the
+    lines stay readable; a line names only the payments (and receipts) the caller sees."""
+    ids = {line.payment_id for line in lines if line.payment_id is not None}
+    visibility = RULES.in_session(session, principal)
+    if not ids or visibility.unrestricted:
+        return ids
+    stmt = select(col(Payment.id)).where(
+        col(Payment.id).in_(ids), visibility.where(col(Payment.owner_id))
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
 async def get_line(session: AsyncSession, line_id: uuid.UUID) -> StatementLine:
     line = await session.get(StatementLine, line_id, populate_existing=True)
     if line is None:
