@@ -9,14 +9,17 @@ upgrading the others.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm2_core.errors import ConfigurationError
@@ -29,6 +32,8 @@ from crm2_core.plugins import PluginRegistry
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.sql.expression import ColumnClause
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,34 @@ async def _run(
             return await conn.run_sync(run)
     except CommandError as exc:
         raise ConfigurationError(f"{source.plugin} migrations: {exc}") from None
+    except DBAPIError as exc:
+        if exc.statement is None:  # connecting failed: the CLI says so in its own words
+            raise
+        log.debug("%s migrations failed", source.plugin, exc_info=exc)
+        raise RevisionFailed(_revision_failure(source, exc)) from None
+
+
+class RevisionFailed(Exception):
+    """A revision the database refused; the message names the plugin, the revision and
+    the database's reason. The branch's transaction is rolled back."""
+
+
+def _revision_failure(source: MigrationSource, exc: DBAPIError) -> str:
+    """``deals migrations: revision abc123 (file.py) failed: <the database's first line>``."""
+    reason = str(exc.orig if exc.orig is not None else exc).strip()
+    reason = _DRIVER_PREFIX.sub("", reason.splitlines()[0] if reason else type(exc).__name__)
+    where = ""
+    versions = source.versions_dir.resolve()
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename)
+        if path.suffix == ".py" and path.resolve().parent == versions:
+            where = f" revision {revision_ids(path)[0]} ({path.name})"
+            break
+    return f"{source.plugin} migrations:{where} failed, its changes rolled back: {reason}"
+
+
+# SQLAlchemy's asyncpg adapter prefixes the message with the exception's class.
+_DRIVER_PREFIX = re.compile(r"^<class '[\w.]+'>: ")
 
 
 async def upgrade(

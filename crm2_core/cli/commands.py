@@ -41,7 +41,7 @@ def migrate(ctx: click.Context, plugin: str | None) -> None:
         run_async(
             _with_context(context, migrations.upgrade(context.engine, context.plugins, plugin))
         )
-    except ConfigurationError as exc:
+    except (ConfigurationError, migrations.RevisionFailed) as exc:
         fail(str(exc))
     console().print(
         "migrations applied: "
@@ -67,7 +67,7 @@ def downgrade(plugin: str | None, revision: str) -> None:
                 context, migrations.downgrade(context.engine, context.plugins, plugin, revision)
             )
         )
-    except ConfigurationError as exc:
+    except (ConfigurationError, migrations.RevisionFailed) as exc:
         fail(str(exc))
     console().print(f"downgraded {plugin or 'every plugin'} to {revision}")
 
@@ -131,7 +131,7 @@ def makemigrations(plugin: str, message: str) -> None:
         path = run_async(
             _with_context(context, migrations.make_migration(context.plugins, plugin, message))
         )
-    except ConfigurationError as exc:
+    except (ConfigurationError, migrations.RevisionFailed) as exc:
         fail(str(exc))
     console().print(f"created {path}" if path else f"no changes in {plugin}'s models")
 

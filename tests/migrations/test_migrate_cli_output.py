@@ -1,0 +1,144 @@
+"""What ``crm2 migrate`` and ``crm2 makemigrations`` print for a plugin's revisions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlmodel import Field, SQLModel
+
+from crm2_core import bootstrap
+from crm2_core.cli import commands, output  # noqa: F401  (commands: registers them)
+from crm2_core.cli.main import cli
+from crm2_core.testing.databases import TestDatabase
+from crm2_hookspecs import PluginManifest, hookimpl
+
+PLUGIN = "cliout"
+
+
+class CliOutThing(SQLModel, table=True):
+    __tablename__ = "cliout_thing"
+    __table_args__ = {"info": {"plugin": PLUGIN}}
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class CliOutPlugin:
+    manifest = PluginManifest(name=PLUGIN, title="CLI output test plugin")
+
+    def __init__(self, versions: Path, models: Sequence[type]) -> None:
+        self.versions = versions
+        self.models = models
+
+    @hookimpl
+    def crm2_models(self) -> Sequence[type]:
+        return self.models
+
+    @hookimpl
+    def crm2_migrations(self) -> Path:
+        return self.versions
+
+
+FIRST = '''"""create thing"""
+from alembic import op
+import sqlalchemy as sa
+
+revision: str = "c11001"
+down_revision: str | None = None
+branch_labels = ("cliout",)
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("cliout_thing", sa.Column("id", sa.Integer(), primary_key=True))
+    op.execute("INSERT INTO cliout_thing (id) VALUES (1)")
+
+
+def downgrade() -> None:
+    op.drop_table("cliout_thing")
+'''
+
+# What `points: int = Field(default=0)` autogenerates: NOT NULL, no server default.
+SECOND = '''"""add points"""
+from alembic import op
+import sqlalchemy as sa
+
+revision: str = "c11002"
+down_revision: str | None = "c11001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("cliout_thing", sa.Column("points", sa.Integer(), nullable=False))
+
+
+def downgrade() -> None:
+    op.drop_column("cliout_thing", "points")
+'''
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    monkeypatch.setattr(output.console(), "width", 60)  # narrower than the path
+    return CliRunner(
+        env={
+            "CRM2_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+            "CRM2_PLUGINS": PLUGIN,
+            "CRM2_ENV": "development",
+            "COLUMNS": "60",
+        }
+    )
+
+
+def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: CliOutPlugin) -> None:
+    """The commands' context holds ``plugin`` as if it were installed."""
+    build = bootstrap.build_app_context
+
+    def build_with_plugin(settings: Any, **kwargs: Any) -> Any:
+        return build(settings, extra_plugins=(plugin,), **kwargs)
+
+    monkeypatch.setattr(bootstrap, "build_app_context", build_with_plugin)
+
+
+def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(cli, list(args), env=env)
+
+
+def test_a_revision_the_database_refuses_is_one_line_naming_it(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    crm2_fresh_database: TestDatabase,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "c11001_create_thing.py").write_text(FIRST)
+    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+    env = {"CRM2_DATABASE_URL": crm2_fresh_database.url}
+    first = run(runner, "migrate", env=env)
+    assert first.exit_code == 0, (first.output, first.exception)
+    (versions / "c11002_add_points.py").write_text(SECOND)
+
+    result = run(runner, "migrate", env=env)
+
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    line = lines[0]
+    assert line.startswith("Error: cliout migrations: revision c11002 "), line
+    assert "points" in line.lower() or "not null" in line.lower(), line
+    current = run(runner, "migrate", "current", env=env)
+    assert "pending" in current.output, current.output
+    # the traceback is logged at DEBUG (CRM2_LOG_LEVEL=DEBUG shows it)
+    with caplog.at_level(logging.DEBUG, logger="crm2_core.migrate"):
+        assert run(runner, "migrate", env=env).exit_code == 1
+    assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
+
