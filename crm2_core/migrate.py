@@ -85,9 +85,12 @@ def _pick(sources: list[MigrationSource], plugin: str | None) -> list[MigrationS
 
 
 def alembic_config(source: MigrationSource, connection: Connection | None = None) -> Config:
+    from argparse import Namespace
+
     from alembic.config import Config
 
-    cfg = Config()
+    # quiet: Alembic's own "Generating … done" would precede the command's one line
+    cfg = Config(cmd_opts=Namespace(quiet=True, x=None))
     cfg.set_main_option("script_location", str(environment_dir()))
     cfg.set_main_option("version_locations", str(source.versions_dir))
     cfg.set_main_option("path_separator", "os")

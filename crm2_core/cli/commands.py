@@ -133,7 +133,8 @@ def makemigrations(plugin: str, message: str) -> None:
         )
     except (ConfigurationError, migrations.RevisionFailed) as exc:
         fail(str(exc))
-    console().print(f"created {path}" if path else f"no changes in {plugin}'s models")
+    # click, not rich: a path is one line to copy, never wrapped at the terminal's width
+    click.echo(f"created {path}" if path else f"no changes in {plugin}'s models")
 
 
 # -- plugins --------------------------------------------------------------------------

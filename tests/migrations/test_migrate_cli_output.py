@@ -142,3 +142,17 @@ def test_a_revision_the_database_refuses_is_one_line_naming_it(
         assert run(runner, "migrate", env=env).exit_code == 1
     assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
 
+
+def test_makemigrations_prints_one_created_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    versions = tmp_path / "a-rather-long-folder-name-for-the-path" / "versions"
+    versions.mkdir(parents=True)
+    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+
+    result = run(runner, "makemigrations", PLUGIN, "-m", "create thing")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    created = list(versions.glob("*.py"))
+    assert len(created) == 1
+    assert result.output == f"created {created[0]}\n"
