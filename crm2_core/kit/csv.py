@@ -1,8 +1,9 @@
 """CSV for exports and imports: formula-safe cells, a versioned column set, streamed pages.
 
 A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
-at the start) gets a leading apostrophe, unless it is a number or a phone
-number; ``unguard`` undoes that so an export imports again. Each export names
+at the start) gets a leading apostrophe, unless it is a plain number (``-3``,
+``-0.05``): anything else a spreadsheet would calculate (``-1-1``, a phone
+``+39 06 1``); ``unguard`` undoes that so an export imports again. Each export names
 its column set and that set's version (``X-Columns-Version``): a client that
 reads columns by position sees the version change when the set does.
 
@@ -36,7 +37,8 @@ LIST_SEPARATOR = ";"
 EXPORT_PAGE_SIZE = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(_FORMULA_START)
-_NUMBERISH = re.compile(r"^[+-][\d\s().,/-]*$")
+# ASCII digits only: \d also matches other scripts' digits, which a spreadsheet reads as text
+_PLAIN_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ class CsvColumns:
 
 
 def safe_cell(value: str) -> str:
-    if value.startswith(_FORMULA_START) and not _NUMBERISH.match(value):
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 
@@ -69,7 +71,7 @@ def cell(value: Any) -> str:
     """One value as CSV text: lists joined by ``;``, dates ISO, money as its decimal string."""
     # The common cells first, by exact type (an export renders millions of them): a
     # string that cannot start a formula is itself; an int's text is digits with at most
-    # a leading "-" (numberish, never guarded); a UUID's starts with a hex digit. A str
+    # a leading "-" (a plain number, never guarded); a UUID's starts with a hex digit. A str
     # or int subclass (an enum) takes the general path, where str() decides its text.
     kind = type(value)
     if kind is str:

@@ -39,8 +39,15 @@ ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
         ("\tTab", "'\tTab"),
         ("\rx", "'\rx"),
         ("-3", "-3"),
-        ("+39 06 1", "+39 06 1"),
-        ("-", "-"),
+        ("-3.25", "-3.25"),
+        # only a plain number passes: a spreadsheet calculates anything else
+        ("-1-1", "'-1-1"),
+        ("+1", "'+1"),
+        ("-1/2", "'-1/2"),
+        ("-(1)", "'-(1)"),
+        ("-1.", "'-1."),
+        ("+39 06 1", "'+39 06 1"),
+        ("-", "'-"),
         (" =space", " =space"),
         ("'=already", "'=already"),
         ("Zürich ☂", "Zürich ☂"),
@@ -78,3 +85,10 @@ def test_the_fast_path_writes_what_the_general_path_writes() -> None:
 def test_render_quotes_what_csv_must_quote() -> None:
     rows = [["a,b", 'say "hi"', "line1\nline2", "\rx", None, -1, "=1"]]
     assert render(rows) == '"a,b","say ""hi""","line1\nline2","\'\rx",,-1,\'=1\r\n'
+
+
+@pytest.mark.parametrize("value", ["-1-1", "+39 06 1", "-", "=1+1", "-1,5"])
+def test_a_guarded_cell_imports_as_it_was(value: str) -> None:
+    from crm2_core.kit.csv import unguard
+
+    assert unguard(safe_cell(value)) == value

@@ -52,7 +52,7 @@ async def test_client_export_streams_pages_with_filters(deals: Deals, monkeypatc
         (await deals.client.get(f"{API}/clients/export", headers=admin.headers)).text
     )
     formula = next(r for r in everything if "HYPERLINK" in r["name"])
-    assert formula["name"] == "'=HYPERLINK(1)" and formula["phones"] == "+39 06 1"
+    assert formula["name"] == "'=HYPERLINK(1)" and formula["phones"] == "'+39 06 1"
 
 
 async def test_deal_export_with_filters(deals: Deals, monkeypatch: Any) -> None:
@@ -246,3 +246,4 @@ async def test_an_import_cannot_hand_a_client_to_a_deactivated_user(deals: Deals
     assert "not an active user" in error["reason"], error
     got = await deals.client.get(f"{API}/clients/{client['id']}", headers=agent.headers)
     assert got.json()["owner_id"] == str(agent.id)
+

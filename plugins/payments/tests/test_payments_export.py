@@ -37,7 +37,7 @@ def _at(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -
 
 
 ROWS: list[dict[str, Any]] = [
-    # cells a spreadsheet would run, and numberish ones it would not
+    # cells a spreadsheet would run or calculate (a phone), and a plain number it would not
     dict(id=_id(1), direction="incoming", status="due", amount_minor=1250, currency="EUR",
          due_date=date(2099, 4, 1), method="=1+1", payer="@x", payee="+cmd", reference="-3",
          policy_id="=HYPERLINK(1)", client_id="+39 06 1", insurer="-x", product="\tTab",
@@ -61,7 +61,7 @@ ROWS: list[dict[str, Any]] = [
     dict(id=_id(5), direction="incoming", status="overdue", amount_minor=1_234_567,
          paid_minor=9_223_372_036_854_775_807, refunded_minor=1, currency="KWD",
          created_at=_at(1, 8), updated_at=_at(1, 8)),
-    # exponent 4; a lone "-" is numberish (the kit leaves it)
+    # exponent 4; a lone "-" is not a plain number (guarded)
     dict(id=_id(6), direction="incoming", status="planned", amount_minor=10_001,
          currency="CLF", payer="-", created_at=_at(1, 7), updated_at=_at(1, 7)),
 ]  # fmt: skip
@@ -72,7 +72,7 @@ def expected(owner: uuid.UUID) -> str:
     o = str(owner)
     return HEADER + (
         f"{_id(1)},incoming,due,12.50,0.00,0.00,12.50,EUR,2099-04-01,,'=1+1,'@x,'+cmd,-3,"
-        f"'=HYPERLINK(1),+39 06 1,'-x,'\tTab,,,manual,'@sum,{o},2026-03-05T08:00:00+00:00,"
+        f"'=HYPERLINK(1),'+39 06 1,'-x,'\tTab,,,manual,'@sum,{o},2026-03-05T08:00:00+00:00,"
         "2026-03-05T09:00:00.500000+00:00\r\n"
         f"{_id(2)},outgoing,partially_paid,1000.00,375.00,25.00,625.00,EUR,2099-02-28,"
         '2026-03-01T12:30:45.123456+00:00,card,"say ""hi""","Rossi, Mario","line1\nline2",'
@@ -85,7 +85,7 @@ def expected(owner: uuid.UUID) -> str:
         f"{_id(5)},incoming,overdue,1234.567,9223372036854775.806,0.001,"
         f"-9223372036853541.239,KWD,,,,,,,,,,,,,manual,,{o},2026-03-01T08:00:00+00:00,"
         "2026-03-01T08:00:00+00:00\r\n"
-        f"{_id(6)},incoming,planned,1.0001,0.0000,0.0000,1.0001,CLF,,,,-,,,,,,,,,manual,,{o},"
+        f"{_id(6)},incoming,planned,1.0001,0.0000,0.0000,1.0001,CLF,,,,'-,,,,,,,,,manual,,{o},"
         "2026-03-01T07:00:00+00:00,2026-03-01T07:00:00+00:00\r\n"
     )
 
