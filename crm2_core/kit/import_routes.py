@@ -85,12 +85,14 @@ def import_routes(
         partial: bool,
         background: bool | None,
     ) -> Any:
+        ignored: list[str] = []
         rows = read_csv(
             await file.read(),
             required=spec.required,
             columns=spec.columns,
             max_rows=max_rows(context),
             error=spec.file_error,
+            ignored=ignored,
         )
         if background is None:
             background = len(rows) > background_rows(context)
@@ -98,6 +100,7 @@ def import_routes(
             report = await import_now(
                 session, principal, spec, rows, dry_run=dry_run, partial=partial, context=context
             )
+            report.ignored_columns = ignored
             if not report.applied and not report.dry_run:
                 raise refusal(report)
             return report

@@ -163,6 +163,11 @@ class ImportReport(BaseModel):
     updated: int = 0
     skipped: int = 0
     errors: list[ImportRowError] = Field(default_factory=list)
+    ignored_columns: list[str] = Field(
+        default_factory=list,
+        description="columns of the file's header the import does not know: their cells "
+        "were not read (a misspelt column name shows here)",
+    )
     dry_run: bool = False
     applied: bool = Field(False, description="whether the changes were written")
 
@@ -257,33 +262,43 @@ def read_csv(
     columns: Sequence[str],
     max_rows: int,
     error: type[Unprocessable] = CsvFileInvalid,
+    ignored: list[str] | None = None,
 ) -> list[tuple[int, dict[str, str]]]:
     """``(spreadsheet row, {column: text})`` for every non-empty data row (the header is row 1).
 
     Refuses, before anything else happens: a file that is not UTF-8, a header
     without the ``required`` columns, more than ``max_rows`` rows, a cell no
-    database can store, malformed CSV. Unknown columns are ignored (an export
-    imports as it is); cells lose the formula guard an export added.
+    database can store, malformed CSV (a quote never closed, naming its line), a
+    column named twice. Unknown columns are ignored (an export imports as it is)
+    and added to ``ignored``, for the report; cells lose the formula guard an
+    export added.
     """
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error("the file is not UTF-8 text") from exc
     # csv.reader, not DictReader: DictReader skips blank lines, and the row numbers a
-    # spreadsheet shows count them
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # spreadsheet shows count them. strict: a quote never closed is an error, not a cell
+    # that swallows the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1  # where the record being read starts (a quoted cell may span lines)
     try:
         header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as exc:
-        raise error(f"the file is not valid CSV: {exc}") from exc
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise error(
-            f"the first row must name the columns, at least {', '.join(map(repr, required))}; "
-            "known columns: " + ", ".join(columns)
-        )
-    rows: list[tuple[int, dict[str, str]]] = []
-    try:
+        repeated = sorted({h for h in header if h and header.count(h) > 1}, key=header.index)
+        if repeated:
+            raise error(
+                "the first row names column(s) more than once: " + ", ".join(map(repr, repeated))
+            )
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise error(
+                f"the first row must name the columns, at least "
+                f"{', '.join(map(repr, required))}; known columns: " + ", ".join(columns)
+            )
+        if ignored is not None:
+            ignored.extend(h for h in header if h and h not in columns)
+        rows: list[tuple[int, dict[str, str]]] = []
+        line = reader.line_num + 1
         for number, cells in enumerate(reader, start=2):
             if len(rows) >= max_rows:
                 raise error(f"the file has more than {max_rows} rows; split it")
@@ -296,8 +311,13 @@ def read_csv(
                 raise error(f"row {number}, column {bad[0]}: {bad[1]}")
             if any(values.values()):
                 rows.append((number, values))
+            line = reader.line_num + 1
     except csv.Error as exc:
-        raise error(f"the file is not valid CSV: {exc}") from exc
+        if "end of data" in str(exc):
+            raise error(
+                f"the file is not valid CSV: the quote opened on line {line} is never closed"
+            ) from exc
+        raise error(f"the file is not valid CSV: line {reader.line_num}: {exc}") from exc
     return rows
 
 

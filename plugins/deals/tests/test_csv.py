@@ -95,6 +95,7 @@ async def test_import_dry_run_writes_nothing(deals: Deals) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {
         "created": 2, "updated": 0, "skipped": 0, "errors": [], "dry_run": True, "applied": False,
+        "ignored_columns": [],
     }  # fmt: skip
     assert await _client_count(deals) == 0
     assert await deals.events() == []
@@ -247,3 +248,42 @@ async def test_an_import_cannot_hand_a_client_to_a_deactivated_user(deals: Deals
     got = await deals.client.get(f"{API}/clients/{client['id']}", headers=agent.headers)
     assert got.json()["owner_id"] == str(agent.id)
 
+
+async def test_import_refuses_an_unterminated_quote_naming_its_line(deals: Deals) -> None:
+    """A quote never closed swallowed the rest of the file into one cell: a client named
+    ``unterminated,q@example.com`` with no e-mail. The file is refused, in a job too."""
+    admin = await deals.user("admin")
+    for background in ("false", "true"):
+        answer = await _import(
+            deals, admin, 'name,emails\nAda,a@example.com\n"unterminated,q@example.com\n',
+            background=background,
+        )  # fmt: skip
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "line 3" in answer.json()["detail"] and "quote" in answer.json()["detail"]
+    assert await _client_count(deals) == 0
+
+
+async def test_import_refuses_a_repeated_column_naming_it(deals: Deals) -> None:
+    admin = await deals.user("admin")
+    for header in ("name,name,emails", "name,emails,Emails "):
+        answer = await _import(deals, admin, f"{header}\nAda,Bob,a@example.com\n")
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert "more than once" in detail
+        assert ("'name'" if header.startswith("name,name") else "'emails'") in detail
+    assert await _client_count(deals) == 0
+
+
+async def test_import_reports_the_columns_it_ignores(deals: Deals) -> None:
+    """Unknown columns are ignored (an export, with its id and dates, imports again), and
+    the report names them, so a misspelt column does not vanish unnoticed."""
+    admin = await deals.user("admin")
+    answer = await _import(deals, admin, "name,evil,emials\nAda,x,a@example.com\n")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["ignored_columns"] == ["evil", "emials"]
+    clean = await _import(deals, admin, "name,emails\nBob,b@example.com\n")
+    assert clean.json()["ignored_columns"] == []
+    refused = await _import(deals, admin, "name,evil,emails\n,x,not-an-email\n")
+    assert refused.status_code == 422
+    assert refused.json()["report"]["ignored_columns"] == ["evil"]
