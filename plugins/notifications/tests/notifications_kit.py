@@ -88,7 +88,8 @@ def _authenticator(mailbox: Mailbox) -> Callable[..., Any]:
         if isinstance(data, LoginPassword):
             login, password = data.login.decode(), data.password.decode()
             mailbox.logins.append((login, password))
-            return AuthResult(success=login == "crm2" and password == "s3cret")
+            # handled=False: the server answers a refusal with 535 (True: it says nothing)
+            return AuthResult(success=login == "crm2" and password == "s3cret", handled=False)
         return AuthResult(success=False, handled=False)
 
     return check

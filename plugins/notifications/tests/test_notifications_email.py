@@ -247,3 +247,36 @@ def test_a_recipients_name_with_a_line_break_still_makes_a_one_line_to(breaker: 
     mail = build(message_for(EmailChannel(), "anna@example.com", recipient=who), "crm2 <n@x>")
     assert mail["To"] == "Anna Berg <anna@example.com>"
     assert b"To: Anna Berg <anna@example.com>\n" in mail.as_bytes()
+
+
+async def test_a_refused_login_is_a_misconfigured_channel_retried_not_dead_lettered(
+    crm2_app_factory: Any, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """535 on AUTH is the setting's fault, not the message's: the channel answers a
+    retryable failure naming the misconfiguration, logged for an admin."""
+    from crm2_notifications.channels.email import MISCONFIGURED
+    from crm2_notifications.testing import message_for
+
+    app = await crm2_app_factory(
+        plugins=["notifications"],
+        plugin_settings={"notifications": smtp_server.settings(smtp_password="wrong")},
+    )
+    channel = EmailChannel()
+    with caplog.at_level("WARNING", logger="crm2_notifications.channels.email"):
+        sent = await channel.send(message_for(channel, "anna@example.com"), app.context)
+    assert not sent.ok and sent.retry, sent
+    assert sent.status_code == 535 and MISCONFIGURED in (sent.error or "")
+    assert any(MISCONFIGURED in r.getMessage() for r in caplog.records)
+    assert smtp_server.mailbox.messages == []
+
+
+def test_a_long_subject_is_cut_on_a_grapheme_edge() -> None:
+    """A family emoji (seven code points) straddling the 250th character is kept whole
+    or left out, never split into a broken glyph."""
+    from crm2_notifications.channels.email import build
+    from crm2_notifications.testing import message_for
+
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    title = "x" * 247 + family + " tail"
+    mail = build(message_for(EmailChannel(), "a@example.com", title=title), "crm2@x")
+    assert mail["Subject"] == "x" * 247

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import smtplib
 import ssl
 import uuid
@@ -17,11 +18,19 @@ from email.utils import formataddr
 from typing import Any
 
 from crm2_hookspecs import Crm2Context
+from crm2_notifications import graphemes
 from crm2_notifications.hookspecs import NotificationChannel, OutboundMessage, SendResult
 from crm2_notifications.repository import people
 
-# replies that will not change on a retry (mailbox unknown, message refused)
+log = logging.getLogger(__name__)
+
+# replies about this message that will not change on a retry (its data refused; a
+# mailbox unknown comes as SMTPRecipientsRefused). A 5xx anywhere else (login, HELO,
+# the sender address) says the settings are wrong: every message would fail alike,
+# so the delivery waits and retries while an admin fixes them
 PERMANENT = range(500, 600)
+MISCONFIGURED = "the e-mail channel is misconfigured"
+SUBJECT_MAX = 250
 
 
 def build(message: OutboundMessage, sender: str) -> EmailMessage:
@@ -33,7 +42,8 @@ def build(message: OutboundMessage, sender: str) -> EmailMessage:
     # package, failing every attempt
     name = " ".join(message.recipient.full_name.splitlines())
     mail["To"] = formataddr((name, message.address or message.recipient.email))
-    mail["Subject"] = " ".join(message.title.splitlines())[:250]
+    # cut on a grapheme edge: half a ZWJ emoji or flag shows as a broken glyph
+    mail["Subject"] = graphemes.cut(" ".join(message.title.splitlines()), SUBJECT_MAX)
     mail["Message-ID"] = f"<{message.delivery_id}@crm2.notifications>"
     text, body_html = message.body, html.escape(message.body).replace("\n", "<br>\n")
     if message.digest:
@@ -76,7 +86,7 @@ class EmailChannel(NotificationChannel):
         mail = build(message, settings.smtp_from)
         try:
             await asyncio.to_thread(_send, settings, mail)
-        except smtplib.SMTPResponseException as exc:
+        except smtplib.SMTPDataError as exc:
             return SendResult.failed(
                 f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
                 status_code=exc.smtp_code,
@@ -84,9 +94,27 @@ class EmailChannel(NotificationChannel):
             )
         except smtplib.SMTPRecipientsRefused as exc:
             return SendResult.failed(f"recipient refused: {exc.recipients}", retry=False)
+        except smtplib.SMTPResponseException as exc:
+            return _misconfigured(settings, exc)
         except (OSError, smtplib.SMTPException) as exc:
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
         return SendResult.delivered(250)
+
+
+def _misconfigured(settings: Any, exc: smtplib.SMTPResponseException) -> SendResult:
+    """A server's refusal of the connection, the login or the sender: the settings are at
+    fault, not the message, so the delivery is retried with backoff (never dead-lettered
+    at once) and the channel is flagged in the log for an admin."""
+    what = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+    log.warning(
+        "%s (%s on %s:%s as %r): check the CRM2_NOTIFICATIONS_SMTP_* settings",
+        MISCONFIGURED,
+        what,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_username,
+    )
+    return SendResult.failed(f"{MISCONFIGURED}: {what}", status_code=exc.smtp_code)
 
 
 def _send(settings: Any, mail: EmailMessage) -> None:
