@@ -79,7 +79,6 @@ class NotificationsSettings(BaseSettings):
     )
     # outbound webhooks
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="webhook timeout")
-    webhook_max_redirects: int = Field(3, ge=0, le=10, description="redirects a webhook follows")
     webhook_allow_private_targets: bool = Field(
         False,
         description="TESTS ONLY: let webhooks reach loopback/private addresses (SSRF guard off); "

@@ -31,12 +31,15 @@ class Receiver:
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_next: int = 0
     redirect_to: str | None = None
+    redirect_status: int = 307
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # status, headers
 
     async def handle(self, request: Request) -> Response:
-        if self.redirect_to:
-            return Response(status_code=307, headers={"location": self.redirect_to})
         self.calls.append((dict(request.headers), await request.body()))
+        if self.redirect_to:
+            return Response(
+                status_code=self.redirect_status, headers={"location": self.redirect_to}
+            )
         if self.answers:
             status, headers = self.answers.pop(0)
             return Response(status_code=status, headers=headers)
@@ -231,11 +234,11 @@ async def test_patch_null_is_refused(crm2_app_factory: Any) -> None:
         assert refused.status_code == 422, (body, refused.text)
 
 
-async def test_a_redirect_to_loopback_is_refused(
+async def test_a_redirect_to_loopback_is_never_followed(
     crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first hop is let through (127.0.0.2 stands in for a public host); its redirect
-    to 127.0.0.1 is checked again and refused before any connection."""
+    to 127.0.0.1 is not followed at all: no connection there."""
     public = ssrf.forbidden
     monkeypatch.setattr(ssrf, "forbidden", lambda a: str(a) != "127.0.0.2" and public(a))
     n = await _app(crm2_app_factory)
@@ -245,8 +248,26 @@ async def test_a_redirect_to_loopback_is_refused(
         sent = await channel.send(
             message_for(channel, hook.url, extra={"secrets": ["whsec_" + "A" * 32]}), n.context
         )
-        assert not sent.ok and "refused" in (sent.error or "")
+        assert not sent.ok and "not followed" in (sent.error or "")
         assert counted.accepted == 0
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_a_failed_attempt_naming_its_location(
+    crm2_app_factory: Any, status: int
+) -> None:
+    """A webhook URL must answer itself: a 3xx (a 303 would otherwise turn the signed POST
+    into a GET, or re-POST it) is one request, a retryable failure naming the Location."""
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    channel = WebhookChannel()
+    async with receiver() as hook, receiver() as elsewhere:
+        hook.redirect_to, hook.redirect_status = elsewhere.url, status
+        sent = await channel.send(
+            message_for(channel, hook.url, extra={"secrets": ["whsec_" + "A" * 32]}), n.context
+        )
+        assert not sent.ok and sent.retry and sent.status_code == status, sent
+        assert "not followed" in (sent.error or "") and elsewhere.url in (sent.error or "")
+        assert len(hook.calls) == 1 and elsewhere.calls == []
 
 
 async def test_retry_after_of_a_429_or_503_is_honoured_capped_and_a_429_is_not_counted(

@@ -3,7 +3,8 @@
 Headers ``webhook-id`` (the delivery id: the same on every retry), ``webhook-timestamp``
 and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, one
 per listed secret, space-separated, so a secret rotates without downtime). Every
-target, and every redirect, passes the SSRF guard (``ssrf.py``) first. A 429 or 503
+target passes the SSRF guard (``ssrf.py``) first; a redirect is a failed attempt
+naming its ``Location``, never followed. A 429 or 503
 answer's ``Retry-After`` (seconds or an HTTP date) sets the next attempt.
 """
 
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 from crm2_hookspecs import Crm2Context
 from crm2_notifications.channels import ssrf
@@ -55,40 +55,39 @@ def verify(secret: str, headers: Any, body: bytes) -> bool:
     return any(hmac.compare_digest(expected, sig) for sig in headers["webhook-signature"].split())
 
 
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
 async def post(
     url: str, headers: dict[str, str], body: bytes, settings: Any, allow: bool = False
 ) -> httpx.Response:
-    """POST through the guard; redirects followed by hand, each one checked. The answer
-    comes back with its status and headers only (its body is never read)."""
+    """POST through the guard, once: a redirect is never followed (the answer, a 3xx,
+    comes back as it is). A webhook URL must answer itself; following would re-check
+    every hop against SSRF and still send the signed body somewhere nobody registered
+    (and a 303 asks for a GET without it). The answer comes back with its status and
+    headers only (its body is never read)."""
     import httpx
 
+    target = await ssrf.resolve(url, allow_private=allow)
+    address = f"[{target.address}]" if ":" in target.address else target.address
+    direct = f"{target.scheme}://{address}:{target.port}{target.path}"
+    default_port = 443 if target.scheme == "https" else 80
+    host = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False
     ) as client:
-        for _hop in range(settings.webhook_max_redirects + 1):
-            target = await ssrf.resolve(url, allow_private=allow)
-            address = f"[{target.address}]" if ":" in target.address else target.address
-            direct = f"{target.scheme}://{address}:{target.port}{target.path}"
-            default_port = 443 if target.scheme == "https" else 80
-            host = target.host if target.port == default_port else f"{target.host}:{target.port}"
-            extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-            # streamed, and closed unread: only the status and headers matter, and a
-            # receiver's body (endless, trickled, gigabytes) must not hold this worker
-            async with client.stream(
-                "POST",
-                direct,
-                content=body,
-                headers={**headers, "Host": host},
-                extensions=extensions,
-            ) as response:
-                pass
-            if response.status_code not in (301, 302, 303, 307, 308):
-                return response
-            location = response.headers.get("location")
-            if not location:
-                return response
-            url = urljoin(url, location)
-        raise ssrf.TargetRefused("too many redirects")
+        # streamed, and closed unread: only the status and headers matter, and a
+        # receiver's body (endless, trickled, gigabytes) must not hold this worker
+        async with client.stream(
+            "POST",
+            direct,
+            content=body,
+            headers={**headers, "Host": host},
+            extensions=extensions,
+        ) as response:
+            pass
+    return response
 
 
 def retry_after(value: str | None) -> float | None:
@@ -142,8 +141,14 @@ class WebhookChannel(NotificationChannel):
         # not count toward max_attempts)
         asked = response.status_code in (429, 503)
         gone = response.status_code == 410
+        error = f"HTTP {response.status_code}"
+        if gone:
+            error = "HTTP 410 Gone: the receiver wants no more"
+        elif response.status_code in REDIRECTS:
+            where = response.headers.get("location") or "none given"
+            error += f": redirects are not followed; the URL must answer itself (Location: {where})"
         return SendResult.failed(
-            "HTTP 410 Gone: the receiver wants no more" if gone else f"HTTP {response.status_code}",
+            error,
             status_code=response.status_code,
             retry=not gone,
             retry_after=retry_after(response.headers.get("retry-after")) if asked else None,
