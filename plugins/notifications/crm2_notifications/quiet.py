@@ -53,12 +53,30 @@ def release_at(now: datetime, tz: ZoneInfo, start: str | None, end: str | None) 
     return now
 
 
-def digest_due(now: datetime, tz: ZoneInfo, hour: int, last_on: date | None) -> date | None:
-    """The local date whose digest is due at ``now`` (none sent yet today, hour reached)."""
-    local = now.astimezone(tz)
-    if local.hour < hour or last_on == local.date():
+def digest_due(
+    now: datetime,
+    tz: ZoneInfo,
+    hour: int,
+    last_on: date | None,
+    quiet_start: str | None = None,
+    quiet_end: str | None = None,
+) -> date | None:
+    """The local date whose digest is due at ``now`` (none sent yet that day, its hour
+    reached), or none. Never inside the user's quiet hours: a digest whose hour falls in
+    them goes when they end, on the next local day too (23:00 in 22:00-07:00 is sent at
+    07:00 as the day before's digest)."""
+    if release_at(now, tz, quiet_start, quiet_end) > now:
         return None
-    return local.date()
+    today = now.astimezone(tz).date()
+    at = time(hour, 0)
+    if (last_on is None or last_on < today) and now >= _local(today, at, tz):
+        return today
+    yesterday = today - timedelta(days=1)
+    due = _local(yesterday, at, tz)
+    held = release_at(due, tz, quiet_start, quiet_end)
+    if (last_on is None or last_on < yesterday) and held > due and now >= held:
+        return yesterday
+    return None
 
 
 def valid_hhmm(text: str) -> bool:

@@ -44,6 +44,23 @@ def test_digest_is_due_once_per_local_day_at_its_hour() -> None:
     assert quiet.digest_due(at, BERLIN, 8, date(2026, 10, 25)) is None
 
 
+def test_a_digest_due_in_quiet_hours_waits_until_they_end() -> None:
+    nov = lambda d, h, m=0: datetime(2026, 11, d, h - 1, m, tzinfo=UTC)  # noqa: E731 (CET)
+    # due at 08:00, quiet 07:00-09:00: not at 08:30, at 09:00
+    assert quiet.digest_due(nov(10, 8, 30), BERLIN, 8, None, "07:00", "09:00") is None
+    assert quiet.digest_due(nov(10, 9), BERLIN, 8, None, "07:00", "09:00") == date(2026, 11, 10)
+    # due at 23:00 in 22:00-07:00: held past midnight, sent at 07:00 as the 10th's digest
+    assert quiet.digest_due(nov(10, 23, 30), BERLIN, 23, None, "22:00", "07:00") is None
+    assert quiet.digest_due(nov(11, 6, 59), BERLIN, 23, None, "22:00", "07:00") is None
+    assert quiet.digest_due(nov(11, 7), BERLIN, 23, None, "22:00", "07:00") == date(2026, 11, 10)
+    sent_10th = date(2026, 11, 10)
+    assert quiet.digest_due(nov(11, 7), BERLIN, 23, sent_10th, "22:00", "07:00") is None
+    # today's was not sent at 08:00 (nothing to send then): not in the night's quiet hours
+    assert quiet.digest_due(nov(10, 22, 35), BERLIN, 8, date(2026, 11, 9), "22:00", "07:00") is None
+    # and without quiet hours nothing changes: a missed day is not sent before today's hour
+    assert quiet.digest_due(nov(11, 3), BERLIN, 23, None) is None
+
+
 async def _prefs(n: Notifications, user: User, **body: Any) -> Any:
     current = await n.client.get(f"{API}/preferences", headers=user.headers)
     assert current.status_code == 200
@@ -279,3 +296,51 @@ async def test_a_held_mail_to_someone_who_lost_the_right_to_it_is_skipped(
         f"{API}/deliveries", params={"status": "skipped"}, headers=admin.headers
     )
     assert log.status_code == 200 and len(log.json()["items"]) == 3
+
+
+async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
+    crm2_app_factory: Any, smtp_server: SmtpServer, monkeypatch: Any
+) -> None:
+    import smtplib
+
+    import ping_plugin
+    from crm2_notifications.channels import email
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["email"], recipients={"data_fields": ["owner_id"]})
+    digest_mode = [{"channel": "email", "event_type": "*", "mode": "digest"}]
+    changed = await _prefs(n, owner, timezone="Europe/Berlin", rules=digest_mode)
+    assert changed.status_code == 200, changed.text
+    set_clock(n.context, lambda: datetime(2026, 11, 10, 5, 0, tzinfo=UTC))
+    for title in ("one", "two"):
+        await n.ping(admin, title=title, owner_id=owner.id)
+    await n.settle()
+
+    real = email._send
+
+    def busy(settings: Any, mail: Any) -> None:
+        raise smtplib.SMTPDataError(451, b"try again later")
+
+    monkeypatch.setattr(email, "_send", busy)
+    due = datetime(2026, 11, 10, 7, 0, tzinfo=UTC)  # 08:00 CET
+    assert await send_digests(n.context, now=due) == 0
+    assert {d.status for d in await n.rows(Delivery)} == {"digest"}  # not two singles
+    await send_due(n.context, now=due)
+    assert smtp_server.mailbox.messages == []
+
+    monkeypatch.setattr(email, "_send", real)
+    later = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # past the backoff, the same day
+    assert await send_digests(n.context, now=later) == 1
+    (digest,) = smtp_server.mailbox.messages
+    assert digest["Subject"].startswith("crm2: 2 notification(s) of 2026-11-10")
+    rows = await n.rows(Delivery)
+    assert {d.status for d in rows} == {"delivered"} and {d.attempts for d in rows} == {2}

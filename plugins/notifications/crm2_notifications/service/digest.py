@@ -1,9 +1,11 @@
 """Daily digests: a user's ``digest`` deliveries folded into one message per channel.
 
 Due once the user's local ``digest_hour`` has come (their zone, DST included)
-and no digest went out that local day. The day is claimed with a conditional
-UPDATE, so two processes never send the same digest. A digest that fails puts
-its deliveries back as ordinary ones, retried and dead-lettered as usual. One due
+and no digest went out that local day, and never in the user's quiet hours: one
+due in them waits until they end. The day is claimed with a conditional
+UPDATE, so two processes never send the same digest. A digest that fails stays
+one digest: its deliveries stay ``digest``, wait the usual backoff and go again
+together (the day's claim given back), dead-lettered once their attempts are used up. One due
 while its channel is paused after a 429 (or answered 429 itself) is not a failure:
 its deliveries stay ``digest`` and the day's claim is given back, so a later run of
 the job sends them as one digest once the pause is over (the same day, or with the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -25,12 +27,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm2_core.api import SYSTEM, publish
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
+from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
+    asked_delay,
+    backoff,
     channel_token,
     may_receive,
     note_pause,
@@ -68,14 +74,25 @@ async def send_digests(context: Any, now: datetime | None = None) -> int:
     now = now or clock.now(context)
     settings = context.plugin_settings("notifications")
     async with context.session_factory() as session:
-        stmt = select(col(Delivery.user_id)).where(col(Delivery.status) == "digest").distinct()
+        stmt = (
+            select(col(Delivery.user_id))
+            .where(col(Delivery.status) == "digest", col(Delivery.next_attempt_at) <= now)
+            .distinct()
+        )
         users = [u for u in (await session.execute(stmt)).scalars() if u is not None]
         by_user = await people.user_settings(session, users)
     sent = 0
     for user_id in users:
         row = by_user.get(user_id)
         tz = quiet.zone(row.timezone if row else None, settings.default_timezone)
-        day = quiet.digest_due(now, tz, settings.digest_hour, row.last_digest_on if row else None)
+        day = quiet.digest_due(
+            now,
+            tz,
+            settings.digest_hour,
+            row.last_digest_on if row else None,
+            row.quiet_start if row else None,
+            row.quiet_end if row else None,
+        )
         if day is None:
             continue
         async with context.session_factory() as session:
@@ -109,7 +126,11 @@ async def _send_user(
         stmt = (
             select(Delivery, Notification)
             .join(Notification, col(Notification.id) == col(Delivery.notification_id))
-            .where(col(Delivery.user_id) == user_id, col(Delivery.status) == "digest")
+            .where(
+                col(Delivery.user_id) == user_id,
+                col(Delivery.status) == "digest",
+                col(Delivery.next_attempt_at) <= now,
+            )
             .order_by(col(Delivery.created_at))
         )
         groups: dict[str, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
@@ -158,22 +179,57 @@ async def _send_user(
                 held = True
                 continue
         ids = [i for i, _t, _b in items]
-        async with context.session_factory() as session:
-            values: dict[str, Any] = (
-                {"status": "delivered", "delivered_at": now, "attempts": Delivery.attempts + 1}
-                if result.ok
-                else {"status": "pending", "next_attempt_at": now}
-            )
-            await session.execute(
-                update(Delivery).where(col(Delivery.id).in_(ids)).values(**values, updated_at=now)
-            )
-            if result.ok:
-                session.add_all(
-                    DeliveryAttempt(
-                        delivery_id=i, attempt=1, ok=True, status_code=result.status_code, at=now
-                    )
-                    for i in ids
-                )
-            await session.commit()
+        if not await _record(context, ids, result, now):
+            held = True  # to be retried as one digest: the day is due again
         sent += int(result.ok)
     return sent, held
+
+
+async def _record(context: Any, ids: list[uuid.UUID], result: SendResult, now: datetime) -> bool:
+    """The digest's outcome on each of its deliveries: delivered, or — failed — kept as
+    ``digest`` to go again as one message after the backoff (single messages each would
+    be what the user chose not to get), dead-lettered once its attempts are used up.
+    Whether it is settled (``False``: it is to be retried)."""
+    max_attempts = context.plugin_settings("notifications").max_attempts
+    async with context.session_factory() as session:
+        rows = (await session.execute(select(Delivery).where(col(Delivery.id).in_(ids)))).scalars()
+        retrying = False
+        for delivery in rows:
+            delivery.attempts += 1
+            delivery.updated_at = now
+            delivery.last_status_code, delivery.last_error = result.status_code, result.error
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=delivery.id,
+                    attempt=delivery.attempts,
+                    ok=result.ok,
+                    status_code=result.status_code,
+                    error=result.error,
+                    at=now,
+                )
+            )
+            common: dict[str, Any] = {
+                "delivery_id": delivery.id,
+                "channel": delivery.channel,
+                "user_id": delivery.user_id,
+                "webhook_id": None,
+                "source_event_type": delivery.event_type,
+                "attempts": delivery.attempts,
+                "status_code": result.status_code,
+            }
+            error = result.error or "failed"
+            if result.ok:  # (no event per item, as before: the digest is one message)
+                delivery.status, delivery.delivered_at = "delivered", now
+            elif not result.retry or delivery.attempts >= max_attempts:
+                delivery.status = "dead"
+                event: Any = DeliveryDeadLettered(**common, error=error)
+                publish(session, event, subject=delivery.id, actor=SYSTEM)
+            else:
+                retrying = True
+                delay = max(asked_delay(result), backoff(context, delivery.attempts))
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+                at = delivery.next_attempt_at.isoformat()
+                event = DeliveryFailed(**common, error=error, next_attempt_at=at)
+                publish(session, event, subject=delivery.id, actor=SYSTEM)
+        await session.commit()
+    return not retrying
