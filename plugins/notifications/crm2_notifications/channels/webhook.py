@@ -74,19 +74,20 @@ async def post(
     default_port = 443 if target.scheme == "https" else 80
     host = target.host if target.port == default_port else f"{target.host}:{target.port}"
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    async with httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False
-    ) as client:
-        # streamed, and closed unread: only the status and headers matter, and a
-        # receiver's body (endless, trickled, gigabytes) must not hold this worker
-        async with client.stream(
+    timeout = settings.webhook_timeout_seconds
+    # streamed, and closed unread: only the status and headers matter, and a
+    # receiver's body (endless, trickled, gigabytes) must not hold this worker
+    async with (
+        httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        client.stream(
             "POST",
             direct,
             content=body,
             headers={**headers, "Host": host},
             extensions=extensions,
-        ) as response:
-            pass
+        ) as response,
+    ):
+        pass
     return response
 
 
