@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
-import { unsavedRecord, unreadableRecord } from "@/lib/records";
+import { unactedRecord, unsavedRecord, unreadableRecord } from "@/lib/records";
 import { messages } from "@/lib/i18n";
 
 const problem = (status: number, body: Record<string, unknown>) =>
@@ -52,5 +52,23 @@ describe("a plugin section's edit form whose record is gone", () => {
     for (const locale of Object.keys(messages) as (keyof typeof messages)[]) {
       expect(messages[locale]["record.deleted"]).toBeTruthy();
     }
+  });
+});
+
+describe("a plugin section's row action (Complete …) on a record deleted meanwhile", () => {
+  it("says the record is gone in words for a 404/410, not the server's 'no thing <uuid>'", async () => {
+    const key = unactedRecord(await problem(404, { title: "Not Found", detail: "no thing 7f1c0c9e-0000-4000-8000-000000000000" }));
+    expect(key).toBe("record.actionGone");
+    expect(unactedRecord(await problem(410, { title: "Gone" }))).toBe("record.actionGone");
+    for (const locale of Object.keys(messages) as (keyof typeof messages)[]) {
+      expect(messages[locale]["record.actionGone"]).toBeTruthy();
+      expect(messages[locale]["record.actionGone"]).not.toMatch(/[0-9a-f]{8}-/);
+    }
+  });
+
+  it("leaves other refusals (a 409 'already completed', a 403) their own message", async () => {
+    expect(unactedRecord(await problem(409, { title: "Conflict", detail: "already completed" }))).toBeNull();
+    expect(unactedRecord(await problem(403, { title: "Forbidden" }))).toBeNull();
+    expect(unactedRecord(new TypeError("Failed to fetch"))).toBeNull();
   });
 });

@@ -9,7 +9,7 @@ import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, 
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
-import { unreadableRecord, unsavedRecord } from "@/lib/records";
+import { unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
 
@@ -118,7 +118,13 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
         if (last?.error) setActionError(last.error);
       }
     } catch (err) {
-      setActionError(err instanceof Error ? err.message : t("error.generic"));
+      // a record deleted since the list was read: say so in words (the server's text names it
+      // by its id), and read the list again so the row goes away
+      const gone = unactedRecord(err);
+      if (gone) {
+        setActionError(t(gone));
+        await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin] });
+      } else setActionError(err instanceof Error ? err.message : t("error.generic"));
     }
   }
 

@@ -136,6 +136,7 @@ const en = {
   "record.notFound": "This record was not found: it may have been deleted. Open it from its list.",
   "record.badLink": "This link is broken: it does not name a record. Open the record from its list.",
   "record.deleted": "This record was deleted meanwhile: it can no longer be saved. Close the form.",
+  "record.actionGone": "This record was deleted meanwhile: nothing was done. The list now shows what is left.",
   "theme.toggle": "Switch theme",
   "language": "Language",
 } as const;
@@ -278,6 +279,7 @@ const ru: Record<MessageKey, string> = {
   "record.notFound": "Запись не найдена: возможно, её удалили. Откройте её из списка.",
   "record.badLink": "Ссылка повреждена: в ней нет записи. Откройте запись из списка.",
   "record.deleted": "Эту запись тем временем удалили: сохранить её уже нельзя. Закройте форму.",
+  "record.actionGone": "Эту запись тем временем удалили: ничего не сделано. Список показывает оставшиеся записи.",
   "theme.toggle": "Сменить тему",
   "language": "Язык",
 };

@@ -26,3 +26,14 @@ export function unsavedRecord(error: unknown): MessageKey | null {
   if (error.status === 404 || error.status === 410) return "record.deleted";
   return null;
 }
+
+/**
+ * What a list's row action (Complete …) says when its record was deleted since the list was read:
+ * a 404/410 whose server text names the record by its id. null for any other refusal (a 409
+ * "already completed", a 403), whose own message fits.
+ */
+export function unactedRecord(error: unknown): MessageKey | null {
+  if (!(error instanceof ProblemError)) return null;
+  if (error.status === 404 || error.status === 410) return "record.actionGone";
+  return null;
+}
