@@ -4,7 +4,7 @@ import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-quer
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
-import { Pending } from "@/components/Pending";
+import { ListError, Pending } from "@/components/Pending";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
 import { settleAccepted } from "@/lib/jobs";
@@ -166,7 +166,7 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
           <button type="submit">{t("list.filter")}</button>
         </form>
       )}
-      {list.isError && <p className="error">{list.error.message}</p>}
+      <ListError query={list} />
       {actionError && (
         <p className="error" role="alert">
           {actionError}

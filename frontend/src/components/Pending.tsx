@@ -56,3 +56,17 @@ export function RecordMissing({ back, label }: { back: string; label: string }) 
     </section>
   );
 }
+
+/**
+ * A part of a screen that failed to read (a list, a feed, a timeline) while the rest stands: its
+ * error, announced (role=alert) like every other error of the console, or nothing.
+ */
+export function ListError({ query }: { query: Awaited }) {
+  const t = useT();
+  if (!query.isError) return null;
+  return (
+    <p className="error" role="alert">
+      {query.error?.message || t("error.generic")}
+    </p>
+  );
+}

@@ -6,7 +6,7 @@ import { getJson, origin, ProblemError, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { Pending } from "@/components/Pending";
+import { ListError, Pending } from "@/components/Pending";
 import { backUpNow, duration, futureDated, type BackupSet } from "@/lib/backup";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
@@ -112,7 +112,7 @@ function Backup() {
             {error}
           </p>
         )}
-        {status.isError && <p className="error">{status.error.message}</p>}
+        <ListError query={status} />
         {s && (
           <dl className="props">
             <dt>{t("backup.latest")}</dt>

@@ -8,7 +8,7 @@ import { api, ok } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { Pending, RecordMissing } from "@/components/Pending";
+import { ListError, Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
@@ -99,7 +99,7 @@ function ClientTimeline() {
         ))}
         {contacts.isSuccess && contactRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
-      {contacts.isError && <p className="error">{contacts.error.message}</p>}
+      <ListError query={contacts} />
       <LoadMore list={contacts} label={t("client.contacts")} />
       <h2>{t("client.deals")}</h2>
       <ul>
@@ -112,7 +112,7 @@ function ClientTimeline() {
         ))}
         {deals.isSuccess && dealRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ul>
-      {deals.isError && <p className="error">{deals.error.message}</p>}
+      <ListError query={deals} />
       <LoadMore list={deals} label={t("client.deals")} />
       <div className="row">
         <h2>{t("client.timeline")}</h2>
@@ -129,7 +129,7 @@ function ClientTimeline() {
           </select>
         </label>
       </div>
-      {timeline.isError && <p className="error">{timeline.error.message}</p>}
+      <ListError query={timeline} />
       <ol className="timeline" data-testid="timeline">
         {entries.map((a) => (
           <li key={a.id}>

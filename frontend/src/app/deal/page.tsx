@@ -8,7 +8,7 @@ import { api, ok } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { Pending, RecordMissing } from "@/components/Pending";
+import { ListError, Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime, formatMoney } from "@/lib/i18n";
 import { cursorPages, pageRows } from "@/lib/pages";
 import { useT } from "@/lib/useT";
@@ -84,7 +84,7 @@ function DealDetail() {
         ))}
         {history.isSuccess && moves.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
-      {history.isError && <p className="error">{history.error.message}</p>}
+      <ListError query={history} />
       <LoadMore list={history} label={t("deal.history")} />
       <h2>{t("deal.activities")}</h2>
       <ol className="timeline">
@@ -96,7 +96,7 @@ function DealDetail() {
         ))}
         {activities.isSuccess && activityRows.length === 0 && <li className="muted">{t("list.empty")}</li>}
       </ol>
-      {activities.isError && <p className="error">{activities.error.message}</p>}
+      <ListError query={activities} />
       <LoadMore list={activities} label={t("deal.activities")} />
     </section>
   );

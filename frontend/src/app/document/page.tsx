@@ -8,7 +8,7 @@ import { api, ok, origin, session } from "@/api/client";
 import { RequireSection } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { LoadMore } from "@/components/LoadMore";
-import { Pending, RecordMissing } from "@/components/Pending";
+import { ListError, Pending, RecordMissing } from "@/components/Pending";
 import { formatDateTime } from "@/lib/i18n";
 import { useCan } from "@/lib/queries";
 import { percent, signedUpload, type UploadProgress } from "@/lib/upload";
@@ -190,7 +190,7 @@ function DocumentDetail() {
           </tbody>
         </table>
       </div>
-      {versions.isError && <p className="error">{versions.error.message}</p>}
+      <ListError query={versions} />
       <LoadMore list={versions} label={t("documents.versions")} />
       {versions.isSuccess && versionRows.length === 0 && <p className="muted">{t("documents.noFile")}</p>}
     </section>

@@ -8,7 +8,7 @@ import { UNREAD_KEY } from "@/components/Bell";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { LoadMore } from "@/components/LoadMore";
-import { Pending } from "@/components/Pending";
+import { ListError, Pending } from "@/components/Pending";
 import { formatDateTime } from "@/lib/i18n";
 import { markReadOptimistically, safeLink, type FeedPage } from "@/lib/notifications";
 import { useViews } from "@/lib/queries";
@@ -72,7 +72,7 @@ function Feed() {
           {error}
         </p>
       )}
-      {feed.isError && <p className="error">{feed.error.message}</p>}
+      <ListError query={feed} />
       <ol className="feed">
         {items.map((n) => {
           const link = safeLink(n.link);

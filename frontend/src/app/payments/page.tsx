@@ -6,7 +6,7 @@ import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { Pending } from "@/components/Pending";
+import { ListError, Pending } from "@/components/Pending";
 import { formatMoney } from "@/lib/i18n";
 import { useCan, useViews } from "@/lib/queries";
 import { downloadCsv, saveBlob } from "@/lib/transfer";
@@ -27,7 +27,7 @@ function Balances({ filters }: { filters: Record<string, string> }) {
   return (
     <section className="card stack" aria-labelledby="balances-title" data-testid="balances">
       <h2 id="balances-title">{t("payments.balances")}</h2>
-      {balances.isError && <p className="error">{balances.error.message}</p>}
+      <ListError query={balances} />
       <table>
         <thead>
           <tr>
