@@ -66,7 +66,8 @@ test("sign in shows the enabled plugins' sections, under a strict CSP, in Englis
   }
   await shot(page, "home");
   await page.getByLabel("Language").selectOption("ru");
-  await nav.getByRole("link", { name: "Сделки", exact: true }).waitFor();
+  const ruNav = page.getByRole("navigation", { name: "Разделы" });
+  await ruNav.getByRole("link", { name: "Сделки", exact: true }).waitFor();
   await page.getByRole("button", { name: "Выйти" }).waitFor();
   await page.getByLabel("Язык").selectOption("en");
   await nav.getByRole("link", { name: "Clients", exact: true }).click();

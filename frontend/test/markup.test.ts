@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { messages } from "@/lib/i18n";
 
 const SRC = fileURLToPath(new URL("../src", import.meta.url));
 
@@ -26,5 +27,30 @@ describe("error messages", () => {
       }
     }
     expect(silent).toEqual([]);
+  });
+});
+
+describe("the sidebar", () => {
+  it("names its navigation in the user's language, not always 'sections'", () => {
+    expect(read("components/Shell.tsx")).not.toMatch(/aria-label="sections"/);
+    expect(read("components/Shell.tsx")).toMatch(/aria-label=\{t\("nav\.sections"\)\}/);
+    expect(messages.en["nav.sections"]).toBe("Sections");
+    expect(messages.ru["nav.sections"]).toBe("Разделы");
+  });
+});
+
+describe("buttons that send", () => {
+  it("the clients/deals CSV export drops a second submit in the same frame (a ref, not only state)", () => {
+    const page = read("app/clients/csv/page.tsx");
+    const exporter = page.slice(page.indexOf("function Export("), page.indexOf("function Import"));
+    expect(exporter).toMatch(/useOneAtATime\(\)/);
+  });
+
+  it("Mark read and Mark all read are disabled while their request is out, and guard a double click", () => {
+    const page = read("app/notifications/page.tsx");
+    expect(page).toMatch(/useOneAtATime\(\)/);
+    const buttons = [...page.matchAll(/<button\b[^>]*onClick=\{\(\) => void read\([^>]*>/gs)].map((m) => m[0]);
+    expect(buttons).toHaveLength(2);
+    for (const button of buttons) expect(button).toMatch(/disabled=\{reading\}/);
   });
 });

@@ -5,8 +5,9 @@ import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "rea
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { ListError, Pending } from "@/components/Pending";
-import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, oneAtATime, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { formatDateTime } from "@/lib/i18n";
+import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
 import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
@@ -34,26 +35,6 @@ function useOpenApi() {
     },
     staleTime: Infinity,
   });
-}
-
-/**
- * A form's Save: one request at a time (oneAtATime guards clicks in the same frame, before
- * React has re-rendered) and `busy` to disable the button while it is out.
- */
-function useSaving(): [boolean, (save: () => Promise<void>) => Promise<void>] {
-  const [busy, setBusy] = useState(false);
-  const guard = useRef(oneAtATime()).current;
-  const run = async (save: () => Promise<void>) => {
-    await guard(async () => {
-      setBusy(true);
-      try {
-        await save();
-      } finally {
-        setBusy(false);
-      }
-    });
-  };
-  return [busy, run];
 }
 
 /** What a built-in screen adds around the generic list: links per row, tools above it. */
@@ -247,7 +228,7 @@ function CreateForm({ view, onDone }: { view: ConsoleViewPublic; onDone: () => v
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [message, setMessage] = useState("");
   // one create at a time, and one key per body: a double click on Save makes one record
-  const [busy, saving] = useSaving();
+  const [busy, saving] = useOneAtATime();
   const keyFor = useRef(idempotencyKeys()).current;
   if (!openapi.data) return <Pending query={openapi} />;
   const fields = formFields(openapi.data, view.create_schema, view.form);
@@ -328,7 +309,7 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
   }, [opened, fresh]);
   const shown = opened;
   // one save at a time: a double click's second PATCH carried the ETag the first had spent (412)
-  const [busy, saving] = useSaving();
+  const [busy, saving] = useOneAtATime();
   if (record.isError && !shown) {
     // a record gone (404) says so in words, not the server's "no thing <uuid>"
     const unreadable = unreadableRecord(record.error);

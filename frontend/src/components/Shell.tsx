@@ -80,7 +80,7 @@ function SignedInShell({ children }: { children: ReactNode }) {
           {t("signout")}
         </button>
       </header>
-      <nav className="sidebar" aria-label="sections">
+      <nav className="sidebar" aria-label={t("nav.sections")}>
         <Link href="/">{t("nav.home")}</Link>
         {views.data?.views.map((view) => (
           <Link key={view.key} href={viewHref(view)} data-view={view.key}>

@@ -11,6 +11,7 @@ import { LoadMore } from "@/components/LoadMore";
 import { ListError, Pending } from "@/components/Pending";
 import { formatDateTime } from "@/lib/i18n";
 import { markReadOptimistically, safeLink, type FeedPage } from "@/lib/notifications";
+import { useOneAtATime } from "@/lib/oneAtATime";
 import { useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -36,22 +37,27 @@ function Feed() {
   });
   const items = feed.data?.pages.flatMap((p) => p.items) ?? [];
 
+  // one mark at a time: a double click sent the same POST twice
+  const [reading, once] = useOneAtATime();
+
   async function read(ids: string[] | null) {
-    setError("");
-    const at = new Date().toISOString();
-    const undo = markReadOptimistically(queryClient, key, ids, at);
-    try {
-      const answer =
-        ids === null
-          ? await sendJson("POST", "/api/v1/notifications/feed/read-all", {})
-          : await sendJson("POST", "/api/v1/notifications/feed/read", { ids });
-      const { unread } = (await answer.json()) as { unread: number };
-      queryClient.setQueryData(UNREAD_KEY, { unread });
-    } catch (err) {
-      undo();
-      setError(err instanceof Error ? err.message : t("error.generic"));
-    }
-    await queryClient.invalidateQueries({ queryKey: ["notifications"] });
+    await once(async () => {
+      setError("");
+      const at = new Date().toISOString();
+      const undo = markReadOptimistically(queryClient, key, ids, at);
+      try {
+        const answer =
+          ids === null
+            ? await sendJson("POST", "/api/v1/notifications/feed/read-all", {})
+            : await sendJson("POST", "/api/v1/notifications/feed/read", { ids });
+        const { unread } = (await answer.json()) as { unread: number };
+        queryClient.setQueryData(UNREAD_KEY, { unread });
+      } catch (err) {
+        undo();
+        setError(err instanceof Error ? err.message : t("error.generic"));
+      }
+      await queryClient.invalidateQueries({ queryKey: ["notifications"] });
+    });
   }
 
   return (
@@ -63,7 +69,7 @@ function Feed() {
           <input type="checkbox" checked={unreadOnly} onChange={(e) => setUnreadOnly(e.target.checked)} />
           {t("notifications.unreadOnly")}
         </label>
-        <button type="button" className="ghost" onClick={() => void read(null)}>
+        <button type="button" className="ghost" disabled={reading} onClick={() => void read(null)}>
           {t("notifications.readAll")}
         </button>
       </div>
@@ -89,6 +95,7 @@ function Feed() {
                     type="button"
                     className="ghost"
                     aria-label={t("notifications.markRead", { title: n.title })}
+                    disabled={reading}
                     onClick={() => void read([n.id])}
                   >
                     {t("notifications.read")}

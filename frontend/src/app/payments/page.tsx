@@ -1,13 +1,14 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { useRef, useState } from "react";
+import { useState } from "react";
 import { api, ok, origin, session } from "@/api/client";
 import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { ListError, Pending } from "@/components/Pending";
 import { formatMoney } from "@/lib/i18n";
+import { useOneAtATime } from "@/lib/oneAtATime";
 import { useCan, useViews } from "@/lib/queries";
 import { downloadCsv, saveBlob } from "@/lib/transfer";
 import { useT } from "@/lib/useT";
@@ -64,29 +65,23 @@ function Payments() {
   const canExport = useCan("payments:export");
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
-  // one export at a time: a double click downloaded the file twice (the ref catches a second
-  // click in the same frame, before `exporting` has disabled the button)
-  const [exporting, setExporting] = useState(false);
-  const sending = useRef(false);
+  // one export at a time: a double click downloaded the file twice
+  const [exporting, once] = useOneAtATime();
   if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "payments.list");
   if (!view) return <SectionUnavailable />;
 
   async function exportCsv() {
-    if (sending.current) return;
-    sending.current = true;
-    setExporting(true);
-    setError("");
-    try {
-      const transfer = { fetch: session.fetch, baseUrl: origin };
-      const { name, blob } = await downloadCsv(transfer, "/api/v1/payments/payments/export.csv", filters, "payments.csv");
-      saveBlob(name, blob);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : t("error.generic"));
-    } finally {
-      sending.current = false;
-      setExporting(false);
-    }
+    await once(async () => {
+      setError("");
+      try {
+        const transfer = { fetch: session.fetch, baseUrl: origin };
+        const { name, blob } = await downloadCsv(transfer, "/api/v1/payments/payments/export.csv", filters, "payments.csv");
+        saveBlob(name, blob);
+      } catch (err) {
+        setError(err instanceof Error ? err.message : t("error.generic"));
+      }
+    });
   }
 
   return (

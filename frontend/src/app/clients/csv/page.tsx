@@ -8,6 +8,7 @@ import { origin, session } from "@/api/client";
 import { Pending } from "@/components/Pending";
 import { RequireSection, SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
+import { useOneAtATime } from "@/lib/oneAtATime";
 import { useCan, useMe } from "@/lib/queries";
 import { downloadCsv, saveBlob, uploadImport, type Transfer } from "@/lib/transfer";
 import { useT } from "@/lib/useT";
@@ -19,23 +20,23 @@ const COLUMNS = "kind, name, emails, phones, tax_id, address, tags, owner_email"
 
 function Export() {
   const t = useT();
-  const [busy, setBusy] = useState("");
+  // one export at a time: two submits in one frame downloaded the file twice
+  const [busy, once] = useOneAtATime();
   const [error, setError] = useState("");
 
   async function download(event: FormEvent<HTMLFormElement>, what: "clients" | "deals") {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
     const query = Object.fromEntries([...form.entries()].map(([k, v]) => [k, String(v)]));
-    setBusy(what);
-    setError("");
-    try {
-      const { name, blob } = await downloadCsv(transfer, `/api/v1/deals/${what}/export`, query, `${what}.csv`);
-      saveBlob(name, blob);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : t("error.generic"));
-    } finally {
-      setBusy("");
-    }
+    await once(async () => {
+      setError("");
+      try {
+        const { name, blob } = await downloadCsv(transfer, `/api/v1/deals/${what}/export`, query, `${what}.csv`);
+        saveBlob(name, blob);
+      } catch (err) {
+        setError(err instanceof Error ? err.message : t("error.generic"));
+      }
+    });
   }
 
   return (
@@ -51,7 +52,7 @@ function Export() {
           <span>{t("client.tags")}</span>
           <input name="tag" />
         </label>
-        <button type="submit" disabled={busy !== ""}>
+        <button type="submit" disabled={busy}>
           {t("csv.exportClients")}
         </button>
       </form>
@@ -69,7 +70,7 @@ function Export() {
             <option>lost</option>
           </select>
         </label>
-        <button type="submit" disabled={busy !== ""}>
+        <button type="submit" disabled={busy}>
           {t("csv.exportDeals")}
         </button>
       </form>
