@@ -54,6 +54,33 @@ UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ
 PAUSED = "waiting: the service asked the whole channel to pause (429 retry_after)"
 
 
+def record_attempt(
+    session: AsyncSession, delivery: Delivery, result: SendResult, now: datetime
+) -> dict[str, Any]:
+    """Count one more attempt of ``delivery`` (a ``DeliveryAttempt`` row): the fields every
+    delivery event of it carries."""
+    delivery.attempts += 1
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            attempt=delivery.attempts,
+            ok=result.ok,
+            status_code=result.status_code,
+            error=result.error,
+            at=now,
+        )
+    )
+    return {
+        "delivery_id": delivery.id,
+        "channel": delivery.channel,
+        "user_id": delivery.user_id,
+        "webhook_id": delivery.webhook_id,
+        "source_event_type": delivery.event_type,
+        "attempts": delivery.attempts,
+        "status_code": result.status_code,
+    }
+
+
 @asynccontextmanager
 async def unit(context: Any, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
     """The caller's session (an event handler's: it commits), or a short one of our own.
@@ -382,26 +409,7 @@ async def record(
             await channel.address_gone(delivery.user_id, address, reason, db, context)
         elif result.address_gone and delivery.webhook_id is not None:  # 410 Gone
             await webhooks.switch_off(db, delivery.webhook_id, reason, now)
-        delivery.attempts += 1
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                attempt=delivery.attempts,
-                ok=result.ok,
-                status_code=result.status_code,
-                error=result.error,
-                at=now,
-            )
-        )
-        common: dict[str, Any] = {
-            "delivery_id": delivery.id,
-            "channel": delivery.channel,
-            "user_id": delivery.user_id,
-            "webhook_id": delivery.webhook_id,
-            "source_event_type": delivery.event_type,
-            "attempts": delivery.attempts,
-            "status_code": result.status_code,
-        }
+        common = record_attempt(session, delivery, result, now)
         delivery.last_status_code = result.status_code
         delivery.last_error = result.error
         delivery.updated_at = now

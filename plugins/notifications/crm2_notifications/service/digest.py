@@ -32,7 +32,7 @@ from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
 from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
-from crm2_notifications.models import Delivery, DeliveryAttempt, Notification, UserSettings
+from crm2_notifications.models import Delivery, Notification, UserSettings
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
     asked_delay,
@@ -42,6 +42,7 @@ from crm2_notifications.service.delivery import (
     note_pause,
     paused_until,
     recipient,
+    record_attempt,
     skip,
 )
 
@@ -195,28 +196,9 @@ async def _record(context: Any, ids: list[uuid.UUID], result: SendResult, now: d
         rows = (await session.execute(select(Delivery).where(col(Delivery.id).in_(ids)))).scalars()
         retrying = False
         for delivery in rows:
-            delivery.attempts += 1
             delivery.updated_at = now
             delivery.last_status_code, delivery.last_error = result.status_code, result.error
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=delivery.id,
-                    attempt=delivery.attempts,
-                    ok=result.ok,
-                    status_code=result.status_code,
-                    error=result.error,
-                    at=now,
-                )
-            )
-            common: dict[str, Any] = {
-                "delivery_id": delivery.id,
-                "channel": delivery.channel,
-                "user_id": delivery.user_id,
-                "webhook_id": None,
-                "source_event_type": delivery.event_type,
-                "attempts": delivery.attempts,
-                "status_code": result.status_code,
-            }
+            common = record_attempt(session, delivery, result, now)
             error = result.error or "failed"
             if result.ok:  # (no event per item, as before: the digest is one message)
                 delivery.status, delivery.delivered_at = "delivered", now
