@@ -199,7 +199,7 @@ def test_the_documented_tag_pattern_says_what_the_server_takes() -> None:
     samples = [
         "motor", "café", "a b", "a\u200db", "a\u200d\u200db", "日本", "e\u0301",
         "a\u200d", "\u200da", "a\u200bb", "x\x9f", " a", "a,b", "a;b", "mo\u202etor",
-        "\ufeffa", "a\u2028b", "a\x00b",
+        "\ufeffa", "a\u2028b", "a\x00b", "a\u200d ", "a\u200d \u200db", "a\u200d\t",
     ]  # fmt: skip
     for sample in samples:
         try:

@@ -37,5 +37,16 @@ def test_the_documented_tag_pattern_refuses_what_the_server_refuses() -> None:
     pattern = re.compile(TaskCreate.model_json_schema()["properties"]["tags"]["items"]["pattern"])
     for tag in ["call", "café", "a b", "a\u200db", "日本"]:
         assert pattern.search(tag), tag
-    for tag in ["a\nb", "x\x9f", "mo\u202etor", "a\u200bb", "\u200da", " a", "a,b", "a;b"]:
+    # "a\u200d ": trimmed, the joiner ends the tag (the fuzzer found the pattern let it by)
+    for tag in [
+        "a\nb",
+        "x\x9f",
+        "mo\u202etor",
+        "a\u200bb",
+        "\u200da",
+        " a",
+        "a,b",
+        "a;b",
+        "a\u200d ",
+    ]:
         assert not pattern.search(tag), tag

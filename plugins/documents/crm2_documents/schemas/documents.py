@@ -60,7 +60,7 @@ _H = HIDDEN_BMP
 _Z = "\\u200c\\u200d"
 # The server's own check (pattern, then _clean_tag) gives the clearer message; the
 # document states the same rule: no hidden character, a joiner only before a visible one.
-_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]))*$"
+_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]*[^\s,;{_H}{_Z}]))*$"
 # A title may hold spaces (trimmed at both ends, where a control that is also a space,
 # such as a tab, goes with them); a joiner only with a visible character after it.
 _V = rf"[^\s{_H}{_Z}]"

@@ -27,7 +27,7 @@ Description = Annotated[str, Field(max_length=20_000)]
 # The document states the server's rule (a fuzzer must not meet a 422 for a tag it was
 # told is valid): no hidden character, a joiner only before a visible one.
 _H, _Z = HIDDEN_BMP, "\\u200c\\u200d"
-_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]))*$"
+_TAG_PATTERN_DOC = rf"^[^\s,;{_H}{_Z}](?:[^,;{_H}{_Z}]|[{_Z}](?=[^,;{_H}]*[^\s,;{_H}{_Z}]))*$"
 
 
 def _visible_tag(tag: str) -> str:
