@@ -149,6 +149,7 @@ async def test_successful_login_forgets_the_streak(make_app: MakeApp) -> None:
     assert (await attempt(app, PASSWORD)).status_code == 200
 
 
+@pytest.mark.usefixtures("still_clock")
 async def test_parallel_wrong_logins_queue_behind_the_delay(make_app: MakeApp) -> None:
     app = await make_app(login_free_failures=5)
     await app.create_user("agent", email=EMAIL)
