@@ -170,7 +170,8 @@ async def create_deal(
     context: AppContext,
     whole_transaction: bool = False,
     _tries: int = START_TRIES,
-    _vetted: bool = False,
+    _deal_id: uuid.UUID | None = None,
+    _vetted: DealChange | None = None,
 ) -> Deal:
     """Create a deal; ``crm2_deals_validate_change`` may veto it (every caller passes
     ``context``: the REST route, a handler, a CLI command alike).
@@ -210,13 +211,17 @@ async def create_deal(
     if stage.kind == "lost":
         reason_id, text = await _lost_reason(session, data.lost_reason_id, data.lost_reason)
         values.update(lost_reason_id=reason_id, lost_reason=text)
-    row, deal = _new_deal(data, stage, owner, currency, value_minor, now, values)
-    # once per request: a create that begins again was vetted on its first try (a
-    # plugin counting or notifying on the hook would see one request as two)
-    if not _vetted and vetting(context):  # the snapshot, only for plugins that look at it
+    # a create that begins again keeps its id: the one the hook saw is the one written
+    row, deal = _new_deal(data, stage, owner, currency, value_minor, now, values, _deal_id)
+    if vetting(context):  # the snapshot, only for plugins that look at it
         to_stage = {"id": str(stage.id), "name": stage.name, "kind": stage.kind}
         change = DealChange("create", deal.id, {}, snapshot(deal), to_stage)
-        await vet(context, session, principal, change)
+        # the hook sees what is written: a create that begins again is vetted again
+        # only if what it would write moved (its start, the pipeline); else once per
+        # request (a plugin counting or notifying on the hook would see one as two)
+        if _vetted is None or _differs(_vetted, change):
+            await vet(context, session, principal, change)
+        _vetted = change
     # the deal, its first stage move and its event: one statement (one round trip)
     rows = [row, *_written_with(session, principal, deal, now)]
     if start is None:  # a stage given: read and locked by ``_stage_for`` already
@@ -229,10 +234,23 @@ async def create_deal(
             raise StartMoved("the pipeline's stages changed while the deal was created; retry")
         return await create_deal(
             session, principal, data, context=context, whole_transaction=whole_transaction,
-            _tries=_tries - 1, _vetted=True,
+            _tries=_tries - 1, _deal_id=deal.id, _vetted=_vetted,
         )  # fmt: skip
     _publish_closed(session, principal, deal)
     return deal
+
+
+# What changes between two tries of one create without it being another deal.
+_EACH_TRY = frozenset({"created_at", "updated_at", "stage_entered_at", "closed_at"})
+
+
+def _differs(vetted: DealChange, change: DealChange) -> bool:
+    """Would ``change`` write something else than the ``vetted`` one did (stage, pipeline,
+    status, owner…)? Only the times each try takes anew do not count."""
+    if vetted.to_stage != change.to_stage:
+        return True
+    keys = (vetted.after.keys() | change.after.keys()) - _EACH_TRY
+    return any(vetted.after.get(k) != change.after.get(k) for k in keys)
 
 
 async def _insert_at_start(
@@ -347,9 +365,12 @@ def _new_deal(
     value_minor: int,
     now: datetime,
     values: dict[str, Any],
+    deal_id: uuid.UUID | None = None,
 ) -> tuple[NewRow, Deal]:
     """The new deal's row, and the deal as written (outside the session: an ORM object
     built by ``__init__`` costs more than the row's INSERT)."""
+    if deal_id is not None:
+        values = {**values, "id": deal_id}
     row = new_row(
         Deal,
         title=data.title,
