@@ -105,13 +105,31 @@ async def test_duplicate_tax_id_is_409(deals: Deals) -> None:
     assert response.status_code == 409
 
 
-async def test_duplicate_of_another_agents_client_does_not_name_it(deals: Deals) -> None:
+async def test_a_client_the_agent_cannot_see_is_no_duplicate_to_them(deals: Deals) -> None:
+    """Unique per what the caller sees: a 409 on another agent's client told the agent
+    that someone they cannot see has a client with that address (or tax id)."""
     one, two = await deals.user("agent"), await deals.user("agent")
-    await deals.create_client(one.headers, name="Secret", emails=["s@x.example"])
-    body = {"kind": "person", "name": "Mine", "emails": ["s@x.example"]}
+    await deals.create_client(one.headers, name="Secret", emails=["s@x.example"], tax_id="IT1")
+    body = {"kind": "person", "name": "Mine", "emails": ["s@x.example"], "tax_id": "IT1"}
     response = await deals.client.post(f"{API}/clients", json=body, headers=two.headers)
-    assert response.status_code == 409
-    assert "existing" not in response.json() and "Secret" not in response.text
+    assert response.status_code == 201, response.text
+    mine = response.json()
+    again = {"kind": "person", "name": "Again", "emails": ["s@x.example"]}
+    response = await deals.client.post(f"{API}/clients", json=again, headers=two.headers)
+    assert response.status_code == 409  # their own client is one
+    assert response.json()["existing"] == {"id": mine["id"], "name": "Mine"}
+    assert "Secret" not in response.text
+    # a PATCH that adds the other agent's address: no 409 either
+    other = await deals.create_client(two.headers, name="Other")
+    patched = await deals.client.patch(
+        f"{API}/clients/{other['id']}", json={"tax_id": "IT1"},
+        headers={**two.headers, "If-Match": f'"v{other["version"]}"'},
+    )  # fmt: skip
+    assert patched.status_code == 409 and "Secret" not in patched.text  # "Mine" has IT1
+    # who sees every client is still told of both
+    admin = await deals.user("admin")
+    seen = await deals.client.post(f"{API}/clients", json=again, headers=admin.headers)
+    assert seen.status_code == 409 and seen.json()["existing"]["name"] == "Secret"
 
 
 async def test_list_filters(deals: Deals) -> None:

@@ -145,17 +145,19 @@ class _Batch:
         owner = await self.owner_of(row)
         if isinstance(owner, RowError):
             return owner
-        matches = self.index.matching(row.data.emails, row.data.tax_id)
+        # a client the importer cannot see is no match to them (as the duplicate check
+        # of a create: ``check_duplicates``), nor told of
+        matches = [
+            c
+            for c in self.index.matching(row.data.emails, row.data.tax_id)
+            if self.visibility.allows(c.owner_id)
+        ]
         if len(matches) > 1:
-            # only the names the importer may see: the others' clients stay unnamed
-            seen = [c for c in matches if self.visibility.allows(c.owner_id)]
-            names = ": " + ", ".join(repr(c.name) for c in seen[:3]) if seen else ""
-            return RowError(f"the e-mails and tax id match several clients{names}")
+            names = ", ".join(repr(c.name) for c in matches[:3])
+            return RowError(f"the e-mails and tax id match several clients: {names}")
         if not matches:
             return await self.create(row, owner or acting_user(self.principal))
         match = matches[0]
-        if not self.visibility.allows(match.owner_id):
-            return RowError("the row matches a client of another owner")
         overflow = _overflow(match, row)
         if overflow is not None:
             return overflow

@@ -64,16 +64,16 @@ async def check_duplicates(
     tax_id: str | None,
     exclude: uuid.UUID | None = None,
 ) -> None:
-    """409 when another client holds one of the e-mails or the tax id; name it if visible."""
+    """409 naming the client when another client the caller sees holds one of the
+    e-mails or the tax id.
+
+    Unique per what the caller sees: a client they cannot see (another agent's) is not
+    a duplicate to them, as it is in none of their lists. Refusing on it would tell them
+    that someone they cannot see has a client with this address or tax id."""
     matches = await repo.clients_matching(session, emails, tax_id, exclude)
-    if not matches:
-        return
     visible = [c for c in matches if visibility.allows(c.owner_id)]
     if not visible:
-        raise DuplicateClient(
-            "a client of another owner already has this e-mail or tax id; "
-            "send ?force=true to create it anyway"
-        )
+        return
     first = visible[0]
     raise DuplicateClient(
         f"client {first.name!r} already has this e-mail or tax id; "
