@@ -280,3 +280,70 @@ def test_a_long_subject_is_cut_on_a_grapheme_edge() -> None:
     title = "x" * 247 + family + " tail"
     mail = build(message_for(EmailChannel(), "a@example.com", title=title), "crm2@x")
     assert mail["Subject"] == "x" * 247
+
+
+@pytest.fixture
+def picky_smtp_server() -> Any:
+    """An SMTP server that takes messages of at most 5,000 bytes (``SIZE 5000``) and greylists
+    ``later@example.com`` (451 to RCPT TO, as a greylisting server answers a first try)."""
+    from aiosmtpd.controller import Controller
+    from notifications_kit import Mailbox, free_port
+
+    class Picky(Mailbox):
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            if address == "later@example.com":
+                return "451 4.7.1 Greylisted, try again later"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    mailbox = Picky()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        data_size_limit=5000,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield SmtpServer(port=controller.port, mailbox=mailbox, controller=controller)
+    finally:
+        controller.stop()
+
+
+async def test_a_message_over_the_servers_size_is_dead_at_once_not_misconfigured(
+    crm2_app_factory: Any, picky_smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """552 to MAIL FROM (RFC 1870: the declared SIZE is over the server's limit) refuses
+    this message, not the settings: no retry, and no "misconfigured" warning."""
+    from crm2_notifications.channels.email import MISCONFIGURED
+    from crm2_notifications.testing import message_for
+
+    settings = picky_smtp_server.settings(smtp_username="")
+    app = await crm2_app_factory(
+        plugins=["notifications"], plugin_settings={"notifications": settings}
+    )
+    channel = EmailChannel()
+    with caplog.at_level("WARNING", logger="crm2_notifications.channels.email"):
+        big = message_for(channel, "anna@example.com", body="x" * 10_000)
+        sent = await channel.send(big, app.context)
+    assert not sent.ok and not sent.retry, sent
+    assert sent.status_code == 552 and MISCONFIGURED not in (sent.error or "")
+    assert not any(MISCONFIGURED in r.getMessage() for r in caplog.records)
+
+
+async def test_a_greylisted_recipient_is_retried_not_dead_lettered(
+    crm2_app_factory: Any, picky_smtp_server: SmtpServer
+) -> None:
+    """A 4xx to RCPT TO (greylisting's 451) means "try later" (RFC 5321 4.2.1): retried."""
+    from crm2_notifications.testing import message_for
+
+    settings = picky_smtp_server.settings(smtp_username="")
+    app = await crm2_app_factory(
+        plugins=["notifications"], plugin_settings={"notifications": settings}
+    )
+    channel = EmailChannel()
+    sent = await channel.send(message_for(channel, "later@example.com"), app.context)
+    assert not sent.ok and sent.retry and sent.status_code == 451, sent

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # the sender address) says the settings are wrong: every message would fail alike,
 # so the delivery waits and retries while an admin fixes them
 PERMANENT = range(500, 600)
+# RFC 5321 4.2.2 / RFC 1870: 552 to MAIL FROM refuses the SIZE this message declared
+# ("exceeded storage allocation"): the message's own refusal, not the sender address's
+MESSAGE_REFUSED_AT_MAIL = frozenset({552})
 MISCONFIGURED = "the e-mail channel is misconfigured"
 SUBJECT_MAX = 250
 
@@ -93,12 +96,31 @@ class EmailChannel(NotificationChannel):
                 retry=exc.smtp_code not in PERMANENT,
             )
         except smtplib.SMTPRecipientsRefused as exc:
-            return SendResult.failed(f"recipient refused: {exc.recipients}", retry=False)
+            return _refused(exc)
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code in MESSAGE_REFUSED_AT_MAIL:
+                return SendResult.failed(
+                    f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
+                    status_code=exc.smtp_code,
+                    retry=False,
+                )
+            return _misconfigured(settings, exc)
         except smtplib.SMTPResponseException as exc:
             return _misconfigured(settings, exc)
         except (OSError, smtplib.SMTPException) as exc:
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
         return SendResult.delivered(250)
+
+
+def _refused(exc: smtplib.SMTPRecipientsRefused) -> SendResult:
+    """The mailbox refused: for good on a 5xx (unknown, disabled), but a 4xx (greylisting's
+    450/451, a full mailbox's 452, a 421 closing) says "try later" (RFC 5321 4.2.1)."""
+    codes = [code for code, _text in exc.recipients.values()]
+    code = codes[0] if codes else None
+    transient = bool(codes) and all(c < 500 for c in codes)
+    return SendResult.failed(
+        f"recipient refused: {exc.recipients}", status_code=code, retry=transient
+    )
 
 
 def _misconfigured(settings: Any, exc: smtplib.SMTPResponseException) -> SendResult:
