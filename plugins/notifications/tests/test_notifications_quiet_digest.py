@@ -344,3 +344,37 @@ async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
     assert digest["Subject"].startswith("crm2: 2 notification(s) of 2026-11-10")
     rows = await n.rows(Delivery)
     assert {d.status for d in rows} == {"delivered"} and {d.attempts for d in rows} == {2}
+
+
+async def test_a_delivered_digest_publishes_delivery_succeeded_for_each_delivery(
+    crm2_app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    """A digest's deliveries tell subscribers they succeeded, as a single delivery does."""
+    import ping_plugin
+
+    from crm2_core.testing import EventRecord
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["email"], recipients={"data_fields": ["owner_id"]})
+    digest_mode = [{"channel": "email", "event_type": "*", "mode": "digest"}]
+    assert (await _prefs(n, owner, rules=digest_mode)).status_code == 200
+    set_clock(n.context, lambda: datetime(2026, 11, 10, 5, 0, tzinfo=UTC))
+    for title in ("one", "two"):
+        await n.ping(admin, title=title, owner_id=owner.id)
+    await n.settle()
+    assert await send_digests(n.context, now=datetime(2026, 11, 10, 8, 0, tzinfo=UTC)) == 1
+    rows = await n.rows(Delivery)
+    succeeded = [
+        e for e in await n.rows(EventRecord) if e.type == "notifications.delivery.succeeded"
+    ]
+    assert sorted(str(e.subject) for e in succeeded) == sorted(str(d.id) for d in rows)
+

@@ -30,7 +30,7 @@ from sqlmodel import col
 from crm2_core.api import SYSTEM, publish
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
-from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed
+from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, Notification, UserSettings
 from crm2_notifications.repository import people
@@ -200,8 +200,9 @@ async def _record(context: Any, ids: list[uuid.UUID], result: SendResult, now: d
             delivery.last_status_code, delivery.last_error = result.status_code, result.error
             common = record_attempt(session, delivery, result, now)
             error = result.error or "failed"
-            if result.ok:  # (no event per item, as before: the digest is one message)
+            if result.ok:  # each delivery's own event, as a single delivery's success has
                 delivery.status, delivery.delivered_at = "delivered", now
+                publish(session, DeliverySucceeded(**common), subject=delivery.id, actor=SYSTEM)
             elif not result.retry or delivery.attempts >= max_attempts:
                 delivery.status = "dead"
                 event: Any = DeliveryDeadLettered(**common, error=error)
