@@ -38,6 +38,13 @@ class NotificationsSettings(BaseSettings):
     digest_hour: int = Field(
         8, ge=0, le=23, description="local hour (user's zone) at which daily digests go out"
     )
+    retention_days: int = Field(
+        90,
+        ge=0,
+        le=36_500,
+        description="days feed entries (read or not), their deliveries and the delivery log "
+        "are kept; 0: forever",
+    )
     default_timezone: str = Field(
         "UTC", max_length=64, description="zone of users who set none (quiet hours, digests)"
     )

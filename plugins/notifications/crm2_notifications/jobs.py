@@ -1,6 +1,6 @@
 """Scheduled work through the core scheduler: due deliveries (retries, quiet hours, the
 Telegram webhook's held-back answers) and digests (with the pruning of spent Telegram
-update ids and link codes).
+update ids and link codes, and of feed entries and deliveries past their retention).
 
 Both are safe to run twice or in two processes at once: deliveries are claimed
 by a conditional UPDATE, a digest day likewise.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm2_hookspecs import ScheduledJob
-from crm2_notifications.service import delivery, digest, telegram
+from crm2_notifications.service import delivery, digest, retention, telegram
 
 
 async def _deliveries(context: Any) -> None:
@@ -22,6 +22,7 @@ async def _deliveries(context: Any) -> None:
 async def _digests(context: Any) -> None:
     await digest.send_digests(context)
     await telegram.prune(context)  # every few minutes is plenty for day-old rows
+    await retention.prune(context)  # CRM2_NOTIFICATIONS_RETENTION_DAYS
 
 
 def scheduled_jobs(context: Any) -> list[ScheduledJob]:

@@ -62,6 +62,7 @@ class Notification(SQLModel, table=True):
         # the feed, newest first, and the unread count: one index range each
         Index(None, "user_id", "created_at", "id"),
         Index(None, "user_id", "read_at"),
+        Index(None, "created_at", "id"),  # retention: the oldest entries first
         {"info": INFO},
     )
 
@@ -92,6 +93,8 @@ class Delivery(SQLModel, table=True):
         Index(None, "status", "next_attempt_at"),
         Index(None, "user_id", "channel", "status"),
         Index(None, "created_at", "id"),
+        # retention deletes an entry's deliveries (and PostgreSQL's cascade finds them)
+        Index(None, "notification_id"),
         {"info": INFO},
     )
 
