@@ -6,7 +6,9 @@ deep link does it); the webhook links that chat to the user. The webhook checks
 ``X-Telegram-Bot-Api-Secret-Token`` (Telegram signs no body) and ignores an
 ``update_id`` it has seen. The bot's answers honour its pause after a 429 and its
 bot-wide rate limit, as every message of the bot does: one that cannot go now is
-held back (bounded) and sent once it may.
+held back (bounded) and sent once it may. Held in process memory on purpose: an answer
+is a courtesy, the update's effect is committed before the webhook answers, and
+Telegram does not re-send an update answered 2xx — a restart loses only the chat line.
 """
 
 from __future__ import annotations
