@@ -378,3 +378,27 @@ async def test_a_delivered_digest_publishes_delivery_succeeded_for_each_delivery
     ]
     assert sorted(str(e.subject) for e in succeeded) == sorted(str(d.id) for d in rows)
 
+
+async def test_two_preference_changes_with_the_same_etag_do_not_both_win(
+    notifications: Notifications,
+) -> None:
+    """If-Match is checked in the UPDATE itself: of two PATCHes racing with the same ETag
+    one is applied and the other refused (412 / 409), never silently overwritten."""
+    import asyncio
+
+    (user,) = await notifications.users("agent")
+    assert (await _prefs(notifications, user, timezone="UTC")).status_code == 200  # stored
+    current = await notifications.client.get(f"{API}/preferences", headers=user.headers)
+    headers = {**user.headers, "If-Match": current.headers["ETag"]}
+
+    async def patch(zone: str) -> Any:
+        body = {"timezone": zone}
+        return await notifications.client.patch(f"{API}/preferences", json=body, headers=headers)
+
+    answers = await asyncio.gather(*(patch(z) for z in ("Europe/Berlin", "Asia/Tokyo")))
+    codes = sorted(a.status_code for a in answers)
+    assert codes[0] == 200 and codes[1] in (409, 412), [a.text for a in answers]
+    (won,) = [a for a in answers if a.status_code == 200]
+    final = await notifications.client.get(f"{API}/preferences", headers=user.headers)
+    assert final.json()["timezone"] == won.json()["timezone"]
+    assert final.json()["version"] == current.json()["version"] + 1

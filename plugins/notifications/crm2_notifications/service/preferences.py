@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm2_core.api import acting_user, check_version
+from crm2_core.api import acting_user, check_version, update_versioned
 from crm2_hookspecs import Principal
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
@@ -63,14 +63,15 @@ async def update(
     session: AsyncSession, context: Any, principal: Principal, if_match: str, data: PreferencesIn
 ) -> PreferencesPublic:
     row = await _settings(session, principal)
-    check_version(if_match, row.version)
+    version = check_version(if_match, row.version)
     sent = data.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {"updated_at": clock.now(context)}
     if sent.get("timezone") is not None:
         try:
             quiet.zone_strict(sent["timezone"])
         except ValueError as exc:
             raise InvalidPreference(str(exc)) from exc
-        row.timezone = sent["timezone"]
+        values["timezone"] = sent["timezone"]
     if "quiet_start" in sent or "quiet_end" in sent:
         stored_start, stored_end = _quiet_hours(row)
         start = sent.get("quiet_start", stored_start)
@@ -82,21 +83,31 @@ async def update(
                 f"quiet_start and quiet_end are both {start}: that is no quiet hours at all; "
                 "omit both (or send both null) for none"
             )
-        row.quiet_start, row.quiet_end = start, end
-    if data.rules is not None:
-        known = set(registry(context).names()) | {"*"}
-        unknown = sorted({p.channel for p in data.rules} - known)
-        if unknown:
-            raise InvalidPreference(f"unknown channel(s) {unknown}")
-        seen = {(p.channel, p.event_type) for p in data.rules}
-        if len(seen) != len(data.rules):
-            raise InvalidPreference("each channel/event_type pair may appear once")
+        values["quiet_start"], values["quiet_end"] = start, end
+    rules = _rules(context, data.rules) if data.rules is not None else None
+    # the version is a condition of the UPDATE itself: of two PATCHes with the same
+    # If-Match the second waits for the first, then finds no row at its version (412)
+    # instead of overwriting it (a lost update)
+    user = col(UserSettings.user_id) == row.user_id
+    await update_versioned(session, UserSettings, user, version, values)
+    await session.refresh(row)
+    if rules is not None:
         await session.execute(delete(Preference).where(col(Preference.user_id) == row.user_id))
         session.add_all(
             Preference(user_id=row.user_id, channel=p.channel, event_type=p.event_type, mode=p.mode)
-            for p in data.rules
+            for p in rules
         )
-    row.version += 1
-    row.updated_at = clock.now(context)
     await session.flush()
     return await read(session, context, principal)
+
+
+def _rules(context: Any, rules: list[PreferenceIn]) -> list[PreferenceIn]:
+    """The rules as sent, checked: known channels, each pair once."""
+    known = set(registry(context).names()) | {"*"}
+    unknown = sorted({p.channel for p in rules} - known)
+    if unknown:
+        raise InvalidPreference(f"unknown channel(s) {unknown}")
+    seen = {(p.channel, p.event_type) for p in rules}
+    if len(seen) != len(rules):
+        raise InvalidPreference("each channel/event_type pair may appear once")
+    return rules
