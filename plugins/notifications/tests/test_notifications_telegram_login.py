@@ -163,3 +163,28 @@ async def test_an_unreachable_bot_refuses_the_sign_in_and_unlinked_users_get_409
     assert response.json()["type"].endswith("login-confirmation-unavailable")
     bad = await n.client.post(f"{LOGIN}/confirm", json={"confirmation_token": "x" * 40})
     assert bad.status_code == 401
+
+
+async def test_in_a_linked_group_no_member_can_answer_a_sign_in(
+    n: Notifications, bot: FakeBotApi
+) -> None:
+    """A group linked with /start (its id is negative) has many members: a press there is
+    no proof of the user, so it counts for nothing, and confirming in a group is refused."""
+    owner = await n.user("agent")
+    await _link(n, owner, chat=777)
+    token = await _sign_in(n, owner)
+    question = [m for m in bot.sent if "reply_markup" in m][-1]
+    data = question["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    # someone else pressing in the linked chat (as in a group): not its person
+    stranger = {"id": "cb-x", "data": data, "from": {"id": 4242},
+                "message": {"message_id": 1, "chat": {"id": 777}}}  # fmt: skip
+    await _webhook(n, {"callback_query": stranger})
+    assert bot.to(777)[-1] == GONE
+    assert (await _poll(n, token)).status_code == 202  # still waiting for the owner
+
+    group_user = await n.user("agent")
+    await _link(n, group_user, chat=-100123, confirm=False)
+    put = await n.client.put(
+        f"{API}/telegram/login-confirmation", json={"enabled": True}, headers=group_user.headers
+    )
+    assert put.status_code == 409 and "private" in put.json()["detail"], put.text

@@ -4,7 +4,8 @@ A user who linked a chat and switched it on (``PUT /telegram/login-confirmation`
 gets, for each sign-in with the right password, a message with two buttons; the
 button's ``callback_data`` names the sign-in's challenge (no secret). Telegram
 posts the press to the webhook as a ``callback_query``; the press counts only from
-the chat linked to the user the sign-in is for (``decide_login`` checks the user).
+the chat linked to the user the sign-in is for (``decide_login`` checks the user), and
+only by that chat's own person (a private chat: a group's members cannot answer).
 
 The question honours the bot's pause after a 429 (Telegram's flood control, shared
 with the deliveries): it cannot wait for it — a sign-in is a person at a form, and a
@@ -127,6 +128,11 @@ async def answer(session: AsyncSession, callback: Mapping[str, Any]) -> list[Bot
     chat_id = chat.get("id") if isinstance(chat, Mapping) else None
     if not isinstance(query_id, str) or not isinstance(data, str) or not _bigint(chat_id):
         return []
+    presser = callback.get("from")
+    # the press counts only from the linked person themself: in a private chat the chat's
+    # id is its person's, while in a group (a group can be linked with /start) any
+    # member could press Yes to a stranger's sign-in
+    by_owner = isinstance(presser, Mapping) and presser.get("id") == chat_id
     prefix, _, rest = data.partition(":")
     choice, _, ident = rest.partition(":")
     if prefix != PREFIX or choice not in (APPROVE, DENY):
@@ -135,7 +141,7 @@ async def answer(session: AsyncSession, callback: Mapping[str, Any]) -> list[Bot
         challenge = uuid.UUID(hex=ident)
     except ValueError:
         return [("answerCallbackQuery", {"callback_query_id": query_id})]
-    user_id = await people.user_of_chat(session, chat_id)
+    user_id = await people.user_of_chat(session, chat_id) if by_owner else None
     decided = user_id is not None and await decide_login(
         session, challenge, user_id, choice == APPROVE
     )
@@ -154,6 +160,11 @@ async def set_enabled(
     link = await session.get(TelegramLink, acting_user(principal))
     if link is None:
         raise TelegramNotLinked("link a Telegram chat first (POST /telegram/link, then /start)")
+    if enabled and link.chat_id < 0:  # a group's or a channel's id: every member could answer
+        raise TelegramNotLinked(
+            "the linked Telegram chat is a group: sign-ins are confirmed only in a private "
+            "chat with the bot; link one (send /start <code> to the bot directly)"
+        )
     link.confirm_logins = enabled
     await session.flush()
     return link
