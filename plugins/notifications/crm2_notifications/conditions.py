@@ -57,9 +57,12 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    # "NaN" (text a user typed) parses, but ordering it raises InvalidOperation, which
+    # would fail the whole event's rules: no number, as "abc" is none
+    return None if number.is_nan() else number
 
 
 def _same(a: Any, b: Any) -> bool:

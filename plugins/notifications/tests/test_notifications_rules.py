@@ -658,3 +658,15 @@ async def test_a_slow_render_does_not_hold_up_a_delivery_sent_meanwhile(
     assert held and held[0], "the delivery waited for the render to end"
     (note,) = await n.rows(Notification)
     assert note.body.startswith("[template error: TemplateTooCostly]") or note.body == "3"
+
+
+@pytest.mark.parametrize("typed", ["NaN", "nan", "-NaN", "sNaN"])
+def test_a_nan_typed_into_event_data_fails_an_ordered_condition_not_the_event(typed: str) -> None:
+    """Decimal parses "NaN", and ordering it raises: one such value in an event's data
+    must make ``gt`` false, not fail every rule of the event."""
+    from crm2_notifications import conditions
+
+    rule = [{"field": "data.value", "op": "gt", "value": 1000}]
+    assert conditions.matches(rule, {"data": {"value": typed}}) is False
+    assert conditions.matches([{**rule[0], "value": typed}], {"data": {"value": 5}}) is False
+    assert conditions.matches(rule, {"data": {"value": "1001"}}) is True
