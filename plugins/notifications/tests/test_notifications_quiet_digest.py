@@ -132,6 +132,8 @@ async def test_preferences_are_validated_and_off_means_off(
         {"quiet_start": "25:00", "quiet_end": "07:00"},
         {"rules": [{"channel": "pigeon", "event_type": "*", "mode": "off"}]},
         {"rules": [{"channel": "inapp", "event_type": "*", "mode": "loud"}]},
+        {"timezone": None},  # null is refused, not silently "keep it"
+        {"rules": None},
     ):
         response = await _prefs(notifications, owner, **body)
         assert response.status_code == 422, (body, response.text)

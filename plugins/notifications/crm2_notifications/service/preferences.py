@@ -66,6 +66,10 @@ async def update(
     version = check_version(if_match, row.version)
     sent = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {"updated_at": clock.now(context)}
+    # a null is refused, never taken as "keep it" (quiet_start/quiet_end: null is "none")
+    for name, instead in (("timezone", "a zone such as Europe/Berlin"), ("rules", "[] for none")):
+        if name in sent and sent[name] is None:
+            raise InvalidPreference(f"{name} cannot be null: send {instead}, or leave it out")
     if sent.get("timezone") is not None:
         try:
             quiet.zone_strict(sent["timezone"])
