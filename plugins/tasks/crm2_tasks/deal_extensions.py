@@ -22,11 +22,11 @@ TIMELINE_LIMIT = 50
 READ = "tasks:read"
 
 
-def _linked(deal: Mapping[str, Any], principal: Principal) -> list[Any]:
+def _linked(deal: Mapping[str, Any], session: AsyncSession, principal: Principal) -> list[Any]:
     return [
         col(Task.link_kind) == "deals.deal",
         col(Task.link_id) == str(deal["id"]),
-        TaskVisibility.of(principal).where(Task),
+        TaskVisibility.in_session(session, principal).where(Task),
     ]
 
 
@@ -38,7 +38,7 @@ async def timeline(
         return []
     rows = await session.execute(
         select(Task)
-        .where(*_linked(deal, principal))
+        .where(*_linked(deal, session, principal))
         .order_by(col(Task.created_at).desc())
         .limit(TIMELINE_LIMIT)
     )
@@ -61,6 +61,8 @@ async def extra_fields(
     if not principal.has_permission(READ):
         return None
     open_tasks = await session.execute(
-        select(func.count()).select_from(Task).where(*_linked(deal, principal), col(Task.is_open))
+        select(func.count())
+        .select_from(Task)
+        .where(*_linked(deal, session, principal), col(Task.is_open))
     )
     return {"open_tasks": int(open_tasks.scalar_one())}

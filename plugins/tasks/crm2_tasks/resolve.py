@@ -23,10 +23,10 @@ async def resolve_task(
     except ValueError:
         return None
     if session is not None:
-        task = await get_task(session, TaskVisibility.of(principal), task_id)
+        task = await get_task(session, TaskVisibility.of(principal, context), task_id)
     else:
         async with context.session_factory() as own:
-            task = await get_task(own, TaskVisibility.of(principal), task_id)
+            task = await get_task(own, TaskVisibility.of(principal, context), task_id)
     if task is None:
         return None
     return {

@@ -1,9 +1,11 @@
 """Record-level rules: who sees which tasks.
 
 Holders of ``tasks:all_records`` (admin, manager, viewer by default) see every
-task; anyone else sees the tasks assigned to them or created by them. Every
-query takes a ``TaskVisibility`` and applies it in SQL, so get (404), lists,
-views, the export, the iCalendar feed and the ``tasks`` stream agree.
+task (unless a ``crm2_check_permission`` hook denies it them, as it would deny a
+route); anyone else sees the tasks assigned to them or created by them. Every
+query takes a ``TaskVisibility`` (``TaskVisibility.in_session(session, principal)``)
+and applies it in SQL, so get (404), lists, views, the export, the iCalendar feed
+and the ``tasks`` stream agree.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, true
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm2_core.api import acting_user
+from crm2_core.api import RecordRules, Visibility
 from crm2_hookspecs import Principal
+
+if TYPE_CHECKING:
+    from crm2_core.api import AppContext
 
 ALL_RECORDS = "tasks:all_records"
 
@@ -35,10 +41,19 @@ class TaskVisibility:
     user_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, principal: Principal | None) -> TaskVisibility:
-        if principal is None or principal.has_permission(ALL_RECORDS):
-            return cls(user_id=None)
-        return cls(user_id=acting_user(principal))
+    def of(cls, principal: Principal | None, context: AppContext | None = None) -> TaskVisibility:
+        """``context``: the application, whose ``crm2_check_permission`` hooks may deny
+        ``tasks:all_records`` (without one, the roles alone decide: pass it)."""
+        return cls(user_id=RULES.visibility(principal, context).owner_id)
+
+    @classmethod
+    def in_session(
+        cls,
+        session: AsyncSession | async_sessionmaker[AsyncSession],
+        principal: Principal | None,
+    ) -> TaskVisibility:
+        """:meth:`of` with the hooks of the application whose session (or factory) it is."""
+        return cls(user_id=RULES.in_session(session, principal).owner_id)
 
     @classmethod
     def system(cls) -> TaskVisibility:
@@ -60,7 +75,18 @@ def _data(event: Any) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
-async def can_see(principal: Principal, event: Any, context: Any = None) -> bool:
-    """The ``tasks`` stream's rule: every tasks event carries assignee and creator."""
-    data = _data(event)
-    return TaskVisibility.of(principal).allows(data.get("assignee_id"), data.get("creator_id"))
+@dataclass(frozen=True)
+class TaskRules(RecordRules):
+    """The kit's rule (``all_records`` as the hooks allow it) on a task's two people: the
+    ``tasks`` stream evaluates it once per audience, as it does the other plugins'."""
+
+    def stream_sees(self, audience: Visibility, event: Any) -> bool:
+        data = _data(event)
+        return TaskVisibility(audience.owner_id).allows(
+            data.get("assignee_id"), data.get("creator_id")
+        )
+
+
+RULES = TaskRules(ALL_RECORDS)
+# The ``tasks`` stream's rule: every tasks event carries assignee and creator.
+can_see = RULES.can_see

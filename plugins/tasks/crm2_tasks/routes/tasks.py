@@ -69,7 +69,7 @@ async def list_tasks(
     query: TaskListQuery,
 ) -> Response:
     """Tasks the caller may see (assigned to or created by them, or all with tasks:all_records)."""
-    visibility = TaskVisibility.of(principal)
+    visibility = TaskVisibility.in_session(session, principal)
     rows, cursor = await repo.list_tasks(session, visibility, query.filters, query.sort, query.page)
     return _page(rows, cursor, clock.now(context))
 
@@ -113,7 +113,7 @@ async def task_view(
         end = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         filters = repo.TaskFilters(is_open=True, due_to=end - timedelta(microseconds=1))
     rows, cursor = await repo.list_tasks(
-        session, TaskVisibility.of(principal), filters, "due", page
+        session, TaskVisibility.in_session(session, principal), filters, "due", page
     )
     return _page(rows, cursor, now)
 
@@ -135,7 +135,7 @@ async def get_task(
     response: Response,
 ) -> TaskPublic:
     """One task; its ETag is what a PATCH sends as If-Match."""
-    task = await service.get_task(session, TaskVisibility.of(principal), task_id)
+    task = await service.get_task(session, TaskVisibility.in_session(session, principal), task_id)
     return present(response, service.public(task, clock.now(context)))
 
 
@@ -227,6 +227,6 @@ async def task_sla(
     task_id: uuid.UUID, principal: TasksRead, session: SessionDep
 ) -> list[SlaTimerPublic]:
     """The task's SLA timers (response, resolution) with their deadlines."""
-    task = await service.get_task(session, TaskVisibility.of(principal), task_id)
+    task = await service.get_task(session, TaskVisibility.in_session(session, principal), task_id)
     timers = await timers_repo.timers_of(session, task.id)
     return [SlaTimerPublic.model_validate(t) for t in timers]

@@ -264,7 +264,7 @@ async def update_task(
     """Change fields; on a recurring task ``scope=following`` also changes the series."""
     if data.link is not None and not data.unlink:
         await check_link(session, context, principal, data.link)
-    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    task = await get_task(session, TaskVisibility.in_session(session, principal), task_id)
     version = check_version(if_match, task.version)
     if not task.is_open:
         raise InvalidTransition(f"the task is {task.status}: reopen it first")
@@ -467,7 +467,7 @@ async def _write_verb(
     "complete" a 409 ``tasks-invalid-transition``), and only a task that keeps changing
     under the request answers 409 ``tasks-edit-conflict``.
     """
-    visibility = TaskVisibility.of(principal)
+    visibility = TaskVisibility.in_session(session, principal)
     for _ in range(UNCONDITIONAL_ATTEMPTS):
         task = await get_task(session, visibility, task_id)
         version = check_version(if_match, task.version) if if_match else task.version
@@ -579,7 +579,7 @@ async def delete_task(
 
     With ``if_match`` the delete is conditional, as a PATCH is: another version is 412,
     also when an edit commits between this read and the delete."""
-    task = await get_task(session, TaskVisibility.of(principal), task_id)
+    task = await get_task(session, TaskVisibility.in_session(session, principal), task_id)
     expected = check_version(if_match, task.version) if if_match is not None else None
     deleted = await repo.delete_task(session, task.id, expected)
     if deleted is None:
@@ -652,7 +652,7 @@ def export_tasks(
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks (same filters and visibility), one keyset page at a time."""
-    visibility = TaskVisibility.of(principal)
+    visibility = TaskVisibility.in_session(session_factory, principal)
     return export_list(
         session_factory, EXPORT_COLUMNS, repo.list_tasks, visibility, filters, sort, _export_rows
     )
