@@ -109,7 +109,7 @@ async def list_commissions(
     payment_id: uuid.UUID | None = None,
 ) -> Response:
     """The commission ledger (earned +, reversed -) of the payments the caller may see."""
-    stmt = commissions.visible(RULES.visibility(principal))
+    stmt = commissions.visible(RULES.in_session(session, principal))
     if payment_id is not None:
         stmt = stmt.where(col(Commission.payment_id) == payment_id)
     rows, cursor = await commissions.page(session, stmt, page)

@@ -53,6 +53,7 @@ from crm2_payments.schemas.payments import (
 from crm2_payments.service import export as export_service
 from crm2_payments.service import payments as service
 from crm2_payments.service.schedules import schedule_public
+from crm2_payments.visibility import RULES
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 SortDep = Annotated[str, Depends(repo.PAYMENT_SORTS.dependency)]
@@ -69,7 +70,7 @@ async def list_payments(
     principal: PaymentsRead, session: SessionDep, query: PaymentListQuery
 ) -> Response:
     """Payments the caller may see (their own, or all with payments:all_records)."""
-    visibility = service.PAYMENTS.visibility(principal)
+    visibility = service.PAYMENTS.visibility(principal, session)
     rows, cursor = await repo.list_payments(
         session, visibility, query.filters, query.sort, query.page
     )
@@ -104,7 +105,7 @@ async def export_payments(
 ) -> StreamingResponse:
     """The payment list as CSV (same filters and visibility as the list), streamed; its column
     set is ``X-Export-Schema: payments/1`` (README)."""
-    visibility = service.PAYMENTS.visibility(principal)
+    visibility = RULES.visibility(principal, context)
 
     def guard(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
         return while_allowed(chunks, context, principal, "payments:export")
@@ -120,7 +121,7 @@ async def balances(
     policy_id: RecordId | None = None,
 ) -> Balances:
     """Incoming payments of a client or a policy (or all visible ones), per currency."""
-    visibility = service.PAYMENTS.visibility(principal)
+    visibility = service.PAYMENTS.visibility(principal, session)
     rows = await repo.balances(session, visibility, client_id=client_id, policy_id=policy_id)
     # Decimals, not text: a sum may have more digits than a request's Amount may carry
     lines = [
@@ -144,7 +145,7 @@ async def list_schedules(
     policy_id: RecordId | None = None,
 ) -> Response:
     """Premium schedules (built from deals' policy events) the caller may see."""
-    stmt = repo.schedules.visible(service.PAYMENTS.visibility(principal))
+    stmt = repo.schedules.visible(service.PAYMENTS.visibility(principal, session))
     if policy_id is not None:
         stmt = stmt.where(col(Schedule.policy_id) == policy_id)
     rows, cursor = await repo.schedules.page(session, stmt, page)
@@ -156,7 +157,7 @@ async def get_schedule(
     schedule_id: uuid.UUID, principal: PaymentsRead, session: SessionDep, response: Response
 ) -> SchedulePublic:
     """One schedule; its instalments are ``GET /payments?schedule_id=…``."""
-    visibility = service.PAYMENTS.visibility(principal)
+    visibility = service.PAYMENTS.visibility(principal, session)
     row = await repo.schedules.get_or_404(session, visibility, schedule_id)
     return present(response, schedule_public(row))
 

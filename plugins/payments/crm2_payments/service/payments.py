@@ -186,7 +186,7 @@ async def create_payment(
         await take_record_turn(session, body.link.kind, str(body.link.id))
         # read in this request's session (before its first write, as tasks does)
         link_owner = record_owner(await require_entity(context, body.link, principal, session))
-    visibility = PAYMENTS.visibility(principal)
+    visibility = PAYMENTS.visibility(principal, session)
     if body.external_id is not None:
         existing = await repo.by_external_id(session, body.provider, body.external_id)
         if existing is not None:

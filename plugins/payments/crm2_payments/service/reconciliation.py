@@ -256,7 +256,7 @@ async def upload(
     except IntegrityError:
         raise Conflict("the same statement is being uploaded by another request; retry") from None
     counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
-    seen = RULES.visibility(principal)
+    seen = RULES.in_session(session, principal)
     for line in rows:
         counts[await match_line(session, line, window, seen)] += 1
     event = ReconciliationCompleted(lines=len(fresh), duplicates=statement.duplicates, **counts)
