@@ -58,7 +58,7 @@ async def list_documents(
 ) -> Response:
     """Documents the caller may see: those of records they may see (all with all_records)."""
     rows, cursor = await repo.list_documents(
-        session, service.visibility(principal), query.filters, query.sort, query.page
+        session, service.visibility(session, principal), query.filters, query.sort, query.page
     )
     current = await service.current_versions(session, rows)
     days = _retention(context)

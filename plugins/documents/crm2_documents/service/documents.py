@@ -154,8 +154,10 @@ async def check_kind(session: AsyncSession, key: str) -> None:
         raise InvalidKind(f"no active document kind {key!r}")
 
 
-def visibility(principal: Principal | None) -> Visibility:
-    return RULES.visibility(principal)
+def visibility(session: AsyncSession, principal: Principal | None) -> Visibility:
+    """The caller's rule, ``documents:all_records`` as the session's application's
+    ``crm2_check_permission`` hooks allow it."""
+    return RULES.in_session(session, principal)
 
 
 async def get_document(
@@ -166,7 +168,7 @@ async def get_document(
     deleted: bool = False,
 ) -> Document:
     """The visible document (404 otherwise); a deleted one only when ``deleted``."""
-    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(session, principal), document_id)
     if (document.deleted_at is not None) != deleted:
         state = "is not deleted" if deleted else "is deleted"
         raise DocumentNotFound(f"document {document_id} {state}")
@@ -267,7 +269,7 @@ async def restore_document(
 ) -> Document:
     """Undo a delete until ``purge_after``. Past it the purge may be removing the files
     (files first, then the row): a restore then would keep a row without its files."""
-    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(session, principal), document_id)
     if document.deleted_at is None:
         raise NotRestorable(f"document {document_id} is not deleted")
     if document.deleted_at + timedelta(days=retention_days) <= utcnow():

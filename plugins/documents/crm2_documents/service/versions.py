@@ -384,7 +384,7 @@ async def signed_version(
     principal = await credential_permitted(context, session, issuer_kind, issuer, "documents:read")
     if principal is None:
         raise BadSignature("whoever asked for this signed URL may no longer read documents")
-    document = await repo.DOCUMENTS.get_or_404(session, visibility(principal), document_id)
+    document = await repo.DOCUMENTS.get_or_404(session, visibility(session, principal), document_id)
     if document.deleted_at is not None:
         raise DocumentNotFound(f"document {document_id} is deleted")
     found = await session.get(Version, version_id)
