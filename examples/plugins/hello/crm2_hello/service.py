@@ -43,7 +43,9 @@ async def create_greeting(
 ) -> Greeting:
     # The caller unless another owner is asked for: that needs all_records (403)
     # and an active user (422), the same rule in every plugin.
-    owner = await resolve_owner(session, principal, GREETINGS.visibility(principal), data.owner_id)
+    owner = await resolve_owner(
+        session, principal, GREETINGS.visibility(principal, session), data.owner_id
+    )
     greeting = Greeting(name=data.name, message=f"{word}, {data.name}!", owner_id=owner)
     return await repo.greetings.add(session, greeting)
 
@@ -61,7 +63,7 @@ async def update_greeting(
         values["owner_id"] = await resolve_owner(
             session,
             principal,
-            GREETINGS.visibility(principal),
+            GREETINGS.visibility(principal, session),
             values["owner_id"],
             current=current.owner_id,
         )
@@ -81,7 +83,7 @@ def export_greetings(
     sort: str,
 ) -> AsyncIterator[str]:
     """The list as CSV chunks, one keyset page at a time (formula-safe cells)."""
-    visibility = GREETINGS.visibility(principal)
+    visibility = RULES.in_session(session_factory, principal)  # its hooks, as a request's
     return export_list(
         session_factory, EXPORT, repo.list_greetings, visibility, filters, sort, _export_rows
     )
