@@ -67,6 +67,18 @@ def known_zone(name: str) -> str:
     return name
 
 
+def zone_problems(name: str) -> list[str]:
+    """Why a stored zone is one ``known_zone`` would refuse now (empty when it is fine).
+    Series and calendars saved before that check keep their zone, as no migration can know
+    the place meant; they are flagged (and logged at start-up) instead."""
+    if name in _place_zones():
+        return []
+    return [
+        f"time zone {name!r} names no place (stored before such zones were refused): "
+        "set an IANA name such as Europe/Berlin"
+    ]
+
+
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

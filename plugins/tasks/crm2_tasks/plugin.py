@@ -110,6 +110,16 @@ def crm2_sse_channels() -> Sequence[SseChannel]:
 
 
 @hookimpl
+def crm2_startup(context: Crm2Context) -> Awaitable[None]:
+    from crm2_tasks.service.zones import warn_unplaced_zones
+
+    async def start() -> None:
+        await warn_unplaced_zones(context)  # series and calendars stored before the check
+
+    return start()
+
+
+@hookimpl
 def crm2_resolve_entity(
     kind: str, id: str, principal: Principal | None, context: Crm2Context, session: Any
 ) -> Awaitable[Mapping[str, Any] | None] | None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from crm2_tasks.config import TasksSettings
+from crm2_tasks.models import Calendar, Series
+from crm2_tasks.service.zones import warn_unplaced_zones
 from pydantic import ValidationError
+from sqlalchemy import update
+from sqlmodel import col
 from tasks_kit import API, Tasks
 
 START = "2026-03-23T09:00:00+01:00"
@@ -45,3 +51,58 @@ async def test_places_and_utc_are_still_zones(tasks: Tasks) -> None:
         body = {"title": "x", "due_at": START, "recurrence": "FREQ=WEEKLY", "timezone": name}
         response = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
         assert response.status_code == 201, (name, response.text)
+
+
+async def test_series_and_calendars_stored_in_such_a_zone_are_flagged_and_logged(
+    tasks: Tasks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored by an older crm2, they keep their zone (no migration knows the place meant by
+    the host's ``localtime``): a calendar lists it in ``problems`` and refuses any other change
+    until its admin sets a zone, and each start-up logs a warning per calendar and per zone of
+    series."""
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    office = {"name": "office", "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}}
+    made = await tasks.client.post(f"{API}/calendars", json=office, headers=admin.headers)
+    fine = await tasks.client.post(
+        f"{API}/calendars", json={**office, "name": "fine"}, headers=admin.headers
+    )
+    assert made.json()["problems"] == [] and fine.json()["problems"] == []
+    body = {"title": "x", "due_at": START, "recurrence": "FREQ=WEEKLY", "timezone": "UTC"}
+    task = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
+    series_id = task.json()["series_id"]
+    async with tasks.app.context.session_factory() as session:  # saved by an older crm2
+        await session.execute(
+            update(Calendar)
+            .where(col(Calendar.id) == uuid.UUID(made.json()["id"]))
+            .values(timezone="localtime")
+        )
+        await session.execute(
+            update(Series).where(col(Series.id) == uuid.UUID(series_id)).values(timezone="Factory")
+        )
+        await session.commit()
+    url = f"{API}/calendars/{made.json()['id']}"
+    shown = await tasks.client.get(url, headers=admin.headers)
+    (problem,) = shown.json()["problems"]
+    assert "'localtime'" in problem and "Europe/Berlin" in problem
+    listed = await tasks.client.get(f"{API}/calendars", headers=admin.headers)
+    by_name = {c["name"]: c["problems"] for c in listed.json()["items"]}
+    assert by_name == {"office": [problem], "fine": []}
+    caplog.set_level("WARNING", logger="crm2_tasks")
+    assert await warn_unplaced_zones(tasks.app.context) == 2
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("'office'" in m and "'localtime'" in m for m in logged), logged
+    assert any(series_id in m and "'Factory'" in m for m in logged), logged
+    # another change is refused, naming the zone; setting a zone clears it
+    fresh = {**admin.headers, "If-Match": shown.headers["etag"]}
+    refused = await tasks.client.patch(url, json={"holidays": ["2026-12-24"]}, headers=fresh)
+    assert refused.status_code == 422 and "'localtime'" in refused.json()["detail"]
+    assert (await tasks.client.get(url, headers=admin.headers)).json()["holidays"] == []
+    fixed = await tasks.client.patch(url, json={"timezone": "Europe/Berlin"}, headers=fresh)
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["problems"] == []
+    # the series still makes its next occurrence, in the zone it was stored with
+    done = await tasks.client.post(
+        f"{API}/tasks/{task.json()['id']}/complete", headers=agent.headers
+    )
+    assert done.status_code == 200, done.text
+    assert "next" in done.headers.get("link", "")

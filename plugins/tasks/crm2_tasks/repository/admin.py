@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from crm2_core.api import PageParams, Repository, Sorts, Visibility, execute_in_session
 from crm2_tasks.errors import CalendarNotFound, NameTaken, RuleNotFound, SlaPolicyNotFound
-from crm2_tasks.models import AutomationRule, Calendar, SlaPolicy, Task, name_key
+from crm2_tasks.models import AutomationRule, Calendar, Series, SlaPolicy, Task, name_key
 
 M = TypeVar("M", Calendar, SlaPolicy, AutomationRule)
 
@@ -185,3 +185,22 @@ async def least_busy_with_role(
     )
     found = (await session.execute(stmt)).scalar()
     return found if isinstance(found, uuid.UUID) or found is None else uuid.UUID(str(found))
+
+
+async def calendars_by_zone(session: AsyncSession) -> list[tuple[str, uuid.UUID, str]]:
+    """Every calendar as ``(timezone, id, name)``: few rows, read at start-up."""
+    rows = await session.execute(select(Calendar.timezone, Calendar.id, Calendar.name))
+    return [(zone, calendar_id, name) for zone, calendar_id, name in rows.all()]
+
+
+async def series_zones(session: AsyncSession) -> list[tuple[str, int]]:
+    """How many series each stored time zone has (one row per zone, read at start-up)."""
+    rows = await session.execute(select(Series.timezone, func.count()).group_by(Series.timezone))
+    return [(zone, int(count)) for zone, count in rows.all()]
+
+
+async def series_in_zone(session: AsyncSession, zone: str, limit: int) -> list[uuid.UUID]:
+    rows = await session.execute(
+        select(Series.id).where(col(Series.timezone) == zone).order_by(Series.id).limit(limit)
+    )
+    return list(rows.scalars())

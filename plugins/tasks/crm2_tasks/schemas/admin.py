@@ -6,9 +6,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
+from crm2_tasks.calendar import zone_problems
 from crm2_tasks.schemas.tasks import Priority, Tag, Zone
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -49,6 +50,14 @@ class CalendarPublic(ResponseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="why the calendar's stored time zone would be refused now (one saved "
+        "before host-dependent and placeholder zones were): empty when none; set timezone"
+    )
+    @property
+    def problems(self) -> list[str]:
+        return zone_problems(self.timezone)
 
 
 class SlaPolicyCreate(RequestModel):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import check_version, utcnow
-from crm2_tasks.calendar import BusinessCalendar, CalendarError
+from crm2_tasks.calendar import BusinessCalendar, CalendarError, zone_problems
 from crm2_tasks.errors import CalendarInUse, CalendarNotFound, InvalidCalendar, NameTaken
 from crm2_tasks.models import Calendar, SlaPolicy
 from crm2_tasks.repository import admin as repo
@@ -56,6 +56,10 @@ def _checked(timezone: str, hours: Mapping[Any, Any], holidays: list[Any]) -> di
         "hours": {d: [list(p) for p in v] for d, v in hours.items()},
     }
     spec["holidays"] = sorted({str(d) for d in holidays})
+    # a calendar stored in a zone refused since keeps it until its admin sets one: any other
+    # change of it is refused meanwhile, naming the zone (as notifications does for its rules)
+    for problem in zone_problems(timezone):
+        raise InvalidCalendar(problem)
     try:
         BusinessCalendar.from_spec(spec["timezone"], spec["hours"], spec["holidays"])
     except CalendarError as exc:
