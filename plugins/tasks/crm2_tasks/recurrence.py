@@ -15,9 +15,10 @@ repeats every minute is a job, not a task.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
 
 from dateutil.rrule import rrule, rrulestr  # type: ignore[import-untyped]
 
@@ -27,6 +28,16 @@ ALLOWED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 # A rule must give its first occurrence within this window, else it is refused:
 # it bounds the work dateutil does for a rule that (almost) never matches.
 PROBE_WINDOW = timedelta(days=366 * 5)
+# dateutil steps through the periods of a rule that matches nothing until the year 9999
+# (UNTIL stops it only once it has a match): "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30" walked
+# 2.9 million days, half a minute of a request. The probe runs on the same calendar moved
+# to just before 9999, so it stops a few decades after its window.
+PROBE_YEARS = 7  # the window's years, from the start's own
+# A task at most every hour (a task that repeats every minute is a job, not a task).
+MAX_PER_DAY = 24
+# Parts dateutil reads beyond RFC 5545: BYEASTER (IndexError far from Easter, and no
+# calendar cycle for the probe), BYWEEKDAY (an alias of BYDAY).
+NOT_RFC_5545 = ("BYEASTER", "BYWEEKDAY")
 RULE_PATTERN = re.compile(r"^[A-Z]+=[A-Za-z0-9,+\-:]+(;[A-Z]+=[A-Za-z0-9,+\-:]+)*$")
 MAX_RULE_LENGTH = 500
 # A gap-resolved occurrence is at most this much earlier than its wall time (the longest
@@ -121,7 +132,20 @@ def normalise_rule(rule: str) -> str:
 def validate(rule: str, start: datetime, timezone: str) -> Series:
     """A usable series, or ``RecurrenceError`` saying why not."""
     text = normalise_rule(rule)
-    fields = dict(part.split("=", 1) for part in text.split(";"))
+    pairs = [part.split("=", 1) for part in text.split(";")]
+    fields = dict(pairs)
+    if len(fields) < len(pairs):
+        raise RecurrenceError("give each part of the rule once (RFC 5545)")
+    for name in NOT_RFC_5545:
+        if name in fields:
+            raise RecurrenceError(f"{name} is not part of RFC 5545")
+    per_day = 1
+    for part in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        per_day *= len(set(fields[part].split(","))) if part in fields else 1
+    if per_day > MAX_PER_DAY:
+        raise RecurrenceError(
+            f"the rule repeats {per_day} times a day: at most {MAX_PER_DAY} (once an hour)"
+        )
     if "DTSTART" in fields:
         raise RecurrenceError("leave DTSTART out: a series starts at the task's due time")
     if fields.get("FREQ") not in ALLOWED_FREQUENCIES:
@@ -137,12 +161,13 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
         raise RecurrenceError("a series starts at an aware time")
     try:
         series = Series(text, start, timezone)
-        probe = series._rrule().replace(count=None, until=start.astimezone(UTC) + PROBE_WINDOW)
-        first = next(iter(probe), None)
+        first = _probe(series)
     except CalendarError as exc:
         raise RecurrenceError(str(exc)) from exc
     except (ValueError, TypeError, OverflowError) as exc:
         raise RecurrenceError(f"{rule!r}: {exc}") from exc
+    except IndexError as exc:  # dateutil's own tables, e.g. BYDAY=+60MO in a month
+        raise RecurrenceError(f"{rule!r} names a day no month or year has") from exc
     if first is None or series.first() is None:  # the second with its own COUNT / UNTIL
         raise RecurrenceError("the rule gives no occurrence within five years of the start")
     return series
@@ -151,3 +176,33 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
 def _utc(moment: datetime) -> datetime:
     """An occurrence as a UTC instant; a wall time in a DST gap is the jump after it."""
     return wall_instant(moment)
+
+
+def _probe(series: Series) -> datetime | None:
+    """The rule's first occurrence within ``PROBE_WINDOW`` of the start, its own COUNT and
+    UNTIL left out, in bounded time (see ``PROBE_YEARS``)."""
+    local = series.start.astimezone(zone(series.timezone)).replace(tzinfo=None)
+    moved = local.replace(year=local.year + _calendar_shift(local.year))
+    text = ";".join(p for p in series.rule.split(";") if not p.startswith(("COUNT=", "UNTIL=")))
+    parsed = rrulestr(text, dtstart=moved)
+    if not isinstance(parsed, rrule):
+        raise RecurrenceError("give one RRULE")
+    found: datetime | None = parsed.after(moved, inc=True)
+    if found is None or found > moved + PROBE_WINDOW:
+        return None
+    return found
+
+
+def _year_shape(year: int) -> tuple[int, bool]:
+    return date(year, 1, 1).weekday(), calendar.isleap(year)
+
+
+def _calendar_shift(year: int) -> int:
+    """Years to add so that ``PROBE_YEARS`` years from ``year`` have the same calendar
+    (weekdays, leap days, week numbers) and end as close to 9999 as that allows; the
+    Gregorian calendar repeats every 400 years, so one is found at most 400 years back."""
+    shape = [_year_shape(year + i) for i in range(PROBE_YEARS)]
+    for target in range(MAXYEAR - PROBE_YEARS + 1, year, -1):
+        if [_year_shape(target + i) for i in range(PROBE_YEARS)] == shape:
+            return target - year
+    return 0

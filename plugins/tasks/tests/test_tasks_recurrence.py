@@ -71,6 +71,14 @@ def test_rrule_prefix_and_lower_case_are_accepted() -> None:
         ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be at least 1"),
         ("FREQ=DAILY;COUNT=0", "COUNT must be at least 1"),
         ("FREQ=DAILY;UNTIL=20260101T000000Z", "no occurrence"),  # ends before the start
+        # dateutil's Easter extension: an IndexError (a 500) far from Easter
+        ("FREQ=YEARLY;BYEASTER=99999", "BYEASTER is not part of RFC 5545"),
+        ("FREQ=DAILY;INTERVAL=1;INTERVAL=2", "each part of the rule once"),
+        ("FREQ=MONTHLY;BYDAY=+60MO", "names a day no month or year has"),  # an IndexError
+        ("FREQ=DAILY;UNTIL=20260601T000000Z;UNTIL=20270101T000000Z", "each part of the rule once"),
+        # every minute: a job, not a task
+        ("FREQ=DAILY;BYMINUTE=" + ",".join(map(str, range(60))), "60 times a day"),
+        ("FREQ=DAILY;BYHOUR=9,10,11,12,13;BYMINUTE=0,15,30,45,50", "25 times a day"),
     ],
 )
 def test_unusable_rules_are_refused(rule: str, message: str) -> None:
@@ -96,3 +104,41 @@ def test_a_stored_rule_with_interval_0_ends_its_series_instead_of_hanging() -> N
 
 def _hung(*_args: object) -> None:
     raise TimeoutError("the next occurrence did not come within 5 seconds")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",  # dateutil walked every day until 9999: ~30 s
+        "FREQ=DAILY;BYMONTHDAY=31;BYMONTH=2,4,6,9,11",
+        "FREQ=WEEKLY;BYYEARDAY=1;BYMONTH=6",
+        "FREQ=MONTHLY;BYDAY=+5MO;BYMONTHDAY=1",
+    ],
+)
+def test_a_rule_that_never_matches_is_refused_at_once(rule: str) -> None:
+    signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(3)
+    try:
+        with pytest.raises(RecurrenceError, match="no occurrence"):
+            validate(rule, berlin(2026, 5, 4, 9), "Europe/Berlin")
+    finally:
+        signal.alarm(0)
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "first"),
+    [
+        # the probe runs on the same calendar moved towards 9999: leap days, weekdays and
+        # week numbers must still fall as they do from the real start
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29", (2026, 5, 4, 9), (2028, 2, 29, 9)),
+        ("FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO", (2026, 5, 4, 9), (2026, 12, 28, 9)),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=TU", (2026, 5, 4, 9), (2028, 2, 29, 9)),
+        ("FREQ=MONTHLY;BYMONTHDAY=13;BYDAY=FR", (2099, 1, 1, 9), (2099, 2, 13, 9)),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", (2099, 3, 1, 9), (2104, 2, 29, 9)),  # 2100
+    ],
+)
+def test_a_rule_that_matches_late_in_the_window_is_kept(
+    rule: str, start: tuple[int, ...], first: tuple[int, ...]
+) -> None:
+    series = validate(rule, berlin(*start), "Europe/Berlin")
+    assert series.next_after(berlin(*start)) == berlin(*first)

@@ -270,3 +270,13 @@ async def test_a_series_made_with_following_still_needs_a_due_time(tasks: Tasks)
     response = await tasks.patch(agent, plain, recurrence="FREQ=DAILY", scope="following")
     assert response.status_code == 422, response.text
     assert "needs due_at" in response.json()["detail"]
+
+
+async def test_a_rule_dateutil_cannot_evaluate_is_a_422_not_a_500(tasks: Tasks) -> None:
+    agent = await tasks.user("agent")
+    for rule in ("FREQ=YEARLY;BYEASTER=99999", "FREQ=MONTHLY;BYDAY=+60MO"):
+        body = {"title": "x", "due_at": START, "recurrence": rule}
+        response = await tasks.client.post(f"{API}/tasks", json=body, headers=agent.headers)
+        assert response.status_code == 422, (rule, response.text)
+        assert response.json()["type"].endswith("tasks-invalid-recurrence")
+    assert (await tasks.client.get(f"{API}/tasks", headers=agent.headers)).json()["items"] == []
