@@ -32,6 +32,7 @@ from crm2_core.api import (
 )
 from crm2_hookspecs import Principal
 from crm2_tasks import clock, recurrence
+from crm2_tasks.calendar import zone_problems
 from crm2_tasks.errors import (
     EditConflict,
     InvalidLink,
@@ -342,6 +343,12 @@ async def _change_series(
         assert data.recurrence is not None  # refused above
         rule = _series(data.recurrence, start, timezone).rule
     else:
+        for problem in zone_problems(series.timezone):
+            # stored before such zones were refused: splitting it would store a new series in
+            # it, and no request can name the place meant (there is no timezone to PATCH)
+            raise InvalidRecurrence(
+                f"the series' {problem}; end it (DELETE …?scope=following) and create it again"
+            )
         timezone = series.timezone
         current = recurrence.Series(series.rule, series.start_at, series.timezone)
         rule = data.recurrence or current.remaining_rule(occurrence or start)
