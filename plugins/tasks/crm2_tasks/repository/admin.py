@@ -189,18 +189,25 @@ async def least_busy_with_role(
 
 async def calendars_by_zone(session: AsyncSession) -> list[tuple[str, uuid.UUID, str]]:
     """Every calendar as ``(timezone, id, name)``: few rows, read at start-up."""
-    rows = await session.execute(select(Calendar.timezone, Calendar.id, Calendar.name))
+    rows = await session.execute(
+        select(col(Calendar.timezone), col(Calendar.id), col(Calendar.name))
+    )
     return [(zone, calendar_id, name) for zone, calendar_id, name in rows.all()]
 
 
 async def series_zones(session: AsyncSession) -> list[tuple[str, int]]:
     """How many series each stored time zone has (one row per zone, read at start-up)."""
-    rows = await session.execute(select(Series.timezone, func.count()).group_by(Series.timezone))
+    rows = await session.execute(
+        select(col(Series.timezone), func.count()).group_by(col(Series.timezone))
+    )
     return [(zone, int(count)) for zone, count in rows.all()]
 
 
 async def series_in_zone(session: AsyncSession, zone: str, limit: int) -> list[uuid.UUID]:
     rows = await session.execute(
-        select(Series.id).where(col(Series.timezone) == zone).order_by(Series.id).limit(limit)
+        select(col(Series.id))
+        .where(col(Series.timezone) == zone)
+        .order_by(col(Series.id))
+        .limit(limit)
     )
     return list(rows.scalars())
