@@ -386,3 +386,26 @@ async def test_a_condition_value_that_is_no_finite_number_is_refused(crm2_app_fa
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["type"] == "urn:crm2:problem:non-finite-number", refused.text
     assert (await tasks.client.get(f"{API}/rules", headers=h)).json()["items"] == before
+
+
+async def test_a_condition_value_nested_too_deep_is_a_422_not_a_500(tasks: Tasks) -> None:
+    """600 nested lists made the core's check of the body recurse past Python's limit."""
+    admin = await tasks.user("admin")
+    deep: Any = []
+    for _ in range(600):
+        deep = [deep]
+    for value in (deep, {"a": deep}):
+        body = {**RULE, "when": [{"field": "data.x", "op": "contains", "value": value}]}
+        response = await tasks.client.post(f"{API}/rules", json=body, headers=admin.headers)
+        assert response.status_code == 422, response.text
+        assert "16 deep" in response.text
+    fine: Any = [[[1]]]
+    unlinked = {k: v for k, v in RULE["create_task"].items() if k != "link"}
+    when = [{"field": "data.x", "op": "contains", "value": fine}]
+    body = {**RULE, "when": when, "create_task": unlinked}
+    made = await tasks.client.post(f"{API}/rules", json=body, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    listed = await tasks.client.get(f"{API}/rules", headers=admin.headers)
+    assert [r["when"][0]["value"] for r in listed.json()["items"] if r["name"] == RULE["name"]] == [
+        fine
+    ]

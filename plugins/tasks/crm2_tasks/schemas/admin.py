@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import BeforeValidator, Field, computed_field
 
 from crm2_core.api import Clearable, RequestModel, ResponseModel, UpdateModel
 from crm2_tasks.calendar import zone_problems
@@ -111,10 +111,28 @@ class SlaPolicyPublic(ResponseModel):
     version: int
 
 
+# How deep a condition's value may nest lists and objects: far more than any event's data
+# needs, and far from the recursion limit that the core's checks of a body walk into (a
+# value nested 600 deep was a RecursionError, a 500).
+MAX_VALUE_DEPTH = 16
+
+
+def _shallow(value: Any) -> Any:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, list | dict):
+            if depth > MAX_VALUE_DEPTH:
+                raise ValueError(f"nests lists and objects more than {MAX_VALUE_DEPTH} deep")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return value
+
+
 class ConditionIn(RequestModel):
     field: Annotated[str, Field(max_length=100, description="a path: data.status, subject, …")]
     op: Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"] = "eq"
-    value: Any = None
+    value: Annotated[Any, BeforeValidator(_shallow)] = None
 
 
 class LinkTemplate(RequestModel):
