@@ -57,6 +57,10 @@ class ImportJob(SQLModel, table=True):
     errors: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+    # the header's columns the import does not know (as the synchronous report's)
+    ignored_columns: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     applied: bool = False
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(

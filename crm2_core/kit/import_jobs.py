@@ -63,14 +63,17 @@ def start_job(
     *,
     dry_run: bool,
     partial: bool,
+    ignored_columns: Sequence[str] = (),
 ) -> ImportJob:
-    """Add the job's row to the request's transaction; the work starts once it commits."""
+    """Add the job's row to the request's transaction; the work starts once it commits
+    (``ignored_columns``: the header's unknown columns, which its report names)."""
     job = ImportJob(
         kind=spec.name,
         owner_id=acting_user(principal),
         dry_run=dry_run,
         partial=partial,
         total=len(rows),
+        ignored_columns=list(ignored_columns),
     )
     session.add(job)
     runner = JobRunner.of(context)

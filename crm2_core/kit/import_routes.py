@@ -104,7 +104,8 @@ def import_routes(
             if not report.applied and not report.dry_run:
                 raise refusal(report)
             return report
-        job = start_job(context, session, principal, spec, rows, dry_run=dry_run, partial=partial)
+        job = start_job(context, session, principal, spec, rows, dry_run=dry_run, partial=partial,
+                        ignored_columns=ignored)  # fmt: skip
         body = ImportJobPublic.of(job).model_dump(mode="json")
         location = f"{router.prefix}{path}/{job.id}"
         return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED,

@@ -203,6 +203,10 @@ class ImportJobPublic(ResponseModel):
     skipped: int
     error_count: int = Field(description="rows refused (errors lists the first 1,000)")
     errors: list[ImportRowError]
+    ignored_columns: list[str] = Field(
+        default_factory=list,
+        description="columns of the file's header the import does not know (as in ImportReport)",
+    )
     applied: bool = Field(description="whether the changes were written")
     detail: str | None = Field(description="why a failed job failed")
     problem: ImportRefusedProblem | None = Field(
@@ -247,6 +251,7 @@ def _report_of(job: ImportJob) -> ImportReport:
         updated=job.updated,
         skipped=job.skipped,
         errors=[ImportRowError.model_validate(e) for e in job.errors],
+        ignored_columns=list(job.ignored_columns),
         dry_run=job.dry_run,
         applied=job.applied,
     )

@@ -220,3 +220,24 @@ async def test_job_batches_plan_per_execution_and_pause_the_collector(deals: Dea
         )
         assert "plan_cache_mode = force_custom_plan" in " ".join(texts[:first_insert])
     assert gc.isenabled()
+
+
+async def test_job_reports_the_columns_it_ignores_as_the_request_does(deals: Deals) -> None:
+    """A job's status (and a refused job's problem) names the header's unknown columns, as the
+    synchronous ImportReport does: a misspelt column must not vanish because a file is big."""
+    admin = await deals.user("admin")
+    _threshold(deals, 1)
+    good = _file(3).replace(b",tags\n", b",emials,evil\n", 1)
+    accepted = await _post(deals, admin, good)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["ignored_columns"] == ["emials", "evil"]
+    done = await _finished(deals, admin, accepted.headers["location"])
+    assert (done["status"], done["ignored_columns"]) == ("done", ["emials", "evil"])
+    bad = good + b"robot,R2,,,\n"
+    refused = await _finished(deals, admin, (await _post(deals, admin, bad)).headers["location"])
+    assert refused["status"] == "refused"
+    assert refused["problem"]["report"]["ignored_columns"] == ["emials", "evil"]
+    in_request = await _post(deals, admin, bad, background="false")
+    assert in_request.json()["report"]["ignored_columns"] == ["emials", "evil"]
+    clean = await _finished(deals, admin, (await _post(deals, admin, _file(3))).headers["location"])
+    assert clean["ignored_columns"] == []
