@@ -272,7 +272,8 @@ def read_csv(
     """``(spreadsheet row, {column: text})`` for every non-empty data row (the header is row 1).
 
     Refuses, before anything else happens: a file that is not UTF-8, a header
-    without the ``required`` columns, more than ``max_rows`` rows, a cell no
+    without the ``required`` columns, a header cell with no name, more than
+    ``max_rows`` rows, a cell no
     database can store, malformed CSV (a quote never closed, naming its line), a
     column named twice. Unknown columns are ignored (an export imports as it is)
     and added to ``ignored``, for the report; cells lose the formula guard an
@@ -289,6 +290,14 @@ def read_csv(
     line = 1  # where the record being read starts (a quoted cell may span lines)
     try:
         header = [h.strip().lower() for h in next(reader, [])]
+        # a column with no name would be dropped unseen, with every cell under it
+        unnamed = [str(i) for i, h in enumerate(header, start=1) if not h]
+        if unnamed and any(header):
+            raise error(
+                "the first row must name every column; column(s) "
+                + ", ".join(unnamed)
+                + " have no name (remove them, or name them)"
+            )
         repeated = sorted({h for h in header if h and header.count(h) > 1}, key=header.index)
         if repeated:
             raise error(

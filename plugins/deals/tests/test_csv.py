@@ -287,3 +287,25 @@ async def test_import_reports_the_columns_it_ignores(deals: Deals) -> None:
     refused = await _import(deals, admin, "name,evil,emails\n,x,not-an-email\n")
     assert refused.status_code == 422
     assert refused.json()["report"]["ignored_columns"] == ["evil"]
+
+
+async def test_import_refuses_a_header_cell_with_no_name_naming_its_position(
+    deals: Deals,
+) -> None:
+    """``name,,emails``: the cells under the unnamed column were dropped unseen. Refused, as
+    a repeated column is, in the request and as a job alike."""
+    admin = await deals.user("admin")
+    for header in ("name,,emails", "name,emails, ", "name,emails,,"):
+        for background in ("false", "true"):
+            answer = await _import(
+                deals, admin, f"{header}\nAda,x@example.com,a@example.com\n",
+                background=background,
+            )  # fmt: skip
+            assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            detail = answer.json()["detail"]
+            assert "no name" in detail
+            expected = {"name,,emails": "column(s) 2 ", "name,emails, ": "column(s) 3 "}
+            assert expected.get(header, "column(s) 3, 4 ") in detail, detail
+    assert await _client_count(deals) == 0
+
