@@ -272,12 +272,15 @@ def read_csv(
     """``(spreadsheet row, {column: text})`` for every non-empty data row (the header is row 1).
 
     Refuses, before anything else happens: a file that is not UTF-8, a header
-    without the ``required`` columns, a header cell with no name, more than
-    ``max_rows`` rows, a cell no
-    database can store, malformed CSV (a quote never closed, naming its line), a
-    column named twice. Unknown columns are ignored (an export imports as it is)
-    and added to ``ignored``, for the report; cells lose the formula guard an
+    without the ``required`` columns, a header cell with no name, a column named
+    twice, more than ``max_rows`` rows, a cell no database can store, malformed CSV
+    (a quote never closed). Unknown columns are ignored (an export imports as it
+    is) and added to ``ignored``, for the report; cells lose the formula guard an
     export added.
+
+    Every message counts rows as a spreadsheet shows them (the header is row 1, a
+    blank line is a row); a quoted cell may hold line breaks, so where the file's
+    own line differs a syntax error names that line too.
     """
     try:
         text = content.decode("utf-8-sig")
@@ -287,33 +290,15 @@ def read_csv(
     # spreadsheet shows count them. strict: a quote never closed is an error, not a cell
     # that swallows the rest of the file
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    line = 1  # where the record being read starts (a quoted cell may span lines)
+    number, line = 1, 1  # the row being read, and the file's line it starts on
     try:
         header = [h.strip().lower() for h in next(reader, [])]
-        # a column with no name would be dropped unseen, with every cell under it
-        unnamed = [str(i) for i, h in enumerate(header, start=1) if not h]
-        if unnamed and any(header):
-            raise error(
-                "the first row must name every column; column(s) "
-                + ", ".join(unnamed)
-                + " have no name (remove them, or name them)"
-            )
-        repeated = sorted({h for h in header if h and header.count(h) > 1}, key=header.index)
-        if repeated:
-            raise error(
-                "the first row names column(s) more than once: " + ", ".join(map(repr, repeated))
-            )
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise error(
-                f"the first row must name the columns, at least "
-                f"{', '.join(map(repr, required))}; known columns: " + ", ".join(columns)
-            )
+        _check_header(header, required, columns, error)
         if ignored is not None:
-            ignored.extend(h for h in header if h and h not in columns)
+            ignored.extend(h for h in header if h not in columns)
         rows: list[tuple[int, dict[str, str]]] = []
-        line = reader.line_num + 1
-        for number, cells in enumerate(reader, start=2):
+        number, line = 2, reader.line_num + 1
+        for cells in reader:
             if len(rows) >= max_rows:
                 raise error(f"the file has more than {max_rows} rows; split it")
             # cells past the header's are ignored, missing ones are absent (as DictReader)
@@ -325,14 +310,43 @@ def read_csv(
                 raise error(f"row {number}, column {bad[0]}: {bad[1]}")
             if any(values.values()):
                 rows.append((number, values))
-            line = reader.line_num + 1
+            number, line = number + 1, reader.line_num + 1
     except csv.Error as exc:
+        where = f"row {number}" if number == line else f"row {number} (line {line} of the file)"
         if "end of data" in str(exc):
             raise error(
-                f"the file is not valid CSV: the quote opened on line {line} is never closed"
+                f"the file is not valid CSV: the quote opened in {where} is never closed"
             ) from exc
-        raise error(f"the file is not valid CSV: line {reader.line_num}: {exc}") from exc
+        raise error(f"the file is not valid CSV: {where}: {exc}") from exc
     return rows
+
+
+def _check_header(
+    header: Sequence[str],
+    required: Sequence[str],
+    columns: Sequence[str],
+    error: type[Unprocessable],
+) -> None:
+    """The first row names every column once, and at least the ``required`` ones."""
+    # a column with no name would be dropped unseen, with every cell under it
+    unnamed = [str(i) for i, h in enumerate(header, start=1) if not h]
+    if unnamed and any(header):
+        raise error(
+            "the first row must name every column; column(s) "
+            + ", ".join(unnamed)
+            + " have no name (remove them, or name them)"
+        )
+    repeated = sorted({h for h in header if h and header.count(h) > 1}, key=header.index)
+    if repeated:
+        raise error(
+            "the first row names column(s) more than once: " + ", ".join(map(repr, repeated))
+        )
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise error(
+            f"the first row must name the columns, at least "
+            f"{', '.join(map(repr, required))}; known columns: " + ", ".join(columns)
+        )
 
 
 def validation_reason(exc: ValidationError) -> str:

@@ -249,7 +249,7 @@ async def test_an_import_cannot_hand_a_client_to_a_deactivated_user(deals: Deals
     assert got.json()["owner_id"] == str(agent.id)
 
 
-async def test_import_refuses_an_unterminated_quote_naming_its_line(deals: Deals) -> None:
+async def test_import_refuses_an_unterminated_quote_naming_its_row(deals: Deals) -> None:
     """A quote never closed swallowed the rest of the file into one cell: a client named
     ``unterminated,q@example.com`` with no e-mail. The file is refused, in a job too."""
     admin = await deals.user("admin")
@@ -260,7 +260,7 @@ async def test_import_refuses_an_unterminated_quote_naming_its_line(deals: Deals
         )  # fmt: skip
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
-        assert "line 3" in answer.json()["detail"] and "quote" in answer.json()["detail"]
+        assert "row 3" in answer.json()["detail"] and "quote" in answer.json()["detail"]
     assert await _client_count(deals) == 0
 
 
@@ -309,3 +309,26 @@ async def test_import_refuses_a_header_cell_with_no_name_naming_its_position(
             assert expected.get(header, "column(s) 3, 4 ") in detail, detail
     assert await _client_count(deals) == 0
 
+
+async def test_import_errors_name_the_spreadsheet_row_and_the_line_where_they_differ(
+    deals: Deals,
+) -> None:
+    """A quoted cell may hold a line break: row 2 below spans lines 2-3, so row 3 starts on
+    line 4. Every message counts rows (the header is row 1), and a syntax error names the
+    file's line too when it differs."""
+    admin = await deals.user("admin")
+    head = 'name,emails,address\nAda,a@example.com,"Via Roma 1\nMilano"\n'
+    for background in ("false", "true"):
+        quote = await _import(
+            deals, admin, head + '"Bob,b@example.com,x\n', background=background
+        )
+        assert quote.status_code == 422, quote.text
+        assert "quote opened in row 3 (line 4 of the file)" in quote.json()["detail"]
+        nul = await _import(deals, admin, head + "Bob\x00,b@example.com,x\n", background=background)
+        assert nul.status_code == 422, nul.text
+        assert "row 3, column name" in nul.json()["detail"]
+    plain = await _import(deals, admin, 'name,emails\nAda,a@example.com\n"Bob,b@example.com\n')
+    assert "quote opened in row 3 is never closed" in plain.json()["detail"]
+    refused = await _import(deals, admin, head + "Bob,not-an-email,x\n")
+    assert [e["row"] for e in refused.json()["report"]["errors"]] == [3]
+    assert await _client_count(deals) == 0

@@ -314,3 +314,40 @@ async def test_an_overdue_payment_whose_match_is_undone_is_overdue_again(
     await mark_overdue(payments.app.context, today=today)
     balance = (await payments.client.get(f"{API}/balances", headers=manager.headers)).json()
     assert balance["balances"][0]["overdue"] == "12.00"
+
+
+async def test_a_statement_quote_never_closed_is_422_not_a_swallowed_line(
+    payments: Payments,
+) -> None:
+    """A counterparty whose quote never closes took every line after it into itself: the
+    second payment line vanished and the first was stored with a garbled counterparty."""
+    manager = await payments.user("manager")
+    content = statement('2026-12-01;12,00;EUR;INV-1;"Bob', "2026-12-02;13,00;EUR;INV-2;Ann")
+    files = {"file": ("bank.csv", content, "text/csv")}
+    answer = await payments.client.post(
+        f"{API}/statements", files=files, headers={**manager.headers, **key()}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "quote opened in row 2 is never closed" in answer.json()["detail"]
+    listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
+    assert listed.json()["items"] == []
+
+
+async def test_statement_errors_name_the_spreadsheet_row(payments: Payments) -> None:
+    """Errors said ``line N`` but counted rows; a quoted counterparty with a line break makes
+    them differ. Rows, as the CSV imports count them (the header is row 1), and the file's
+    line where it differs; a column named twice is refused, not guessed."""
+    manager = await payments.user("manager")
+    two_lines = '2026-12-01;12,00;EUR;INV-1;"Bob\r\nRossi"'
+    cases = (
+        (statement(two_lines, "2026-12-01;abc;EUR;x;y"), "row 3: amount 'abc'"),
+        (statement(two_lines, '2026-12-01;1,00;EUR;x;"y'), "row 3 (line 4 of the file)"),
+        (b"date,amount,currency,reference,counterparty,amount\n", "amount more than once"),
+    )
+    for content, expected in cases:
+        files = {"file": ("bank.csv", content, "text/csv")}
+        answer = await payments.client.post(
+            f"{API}/statements", files=files, headers={**manager.headers, **key()}
+        )
+        assert answer.status_code == 422, answer.text
+        assert expected in answer.json()["detail"], answer.json()["detail"]

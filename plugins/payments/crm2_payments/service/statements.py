@@ -5,6 +5,11 @@ tolerated, amounts may use a decimal comma (``1.234,56``) or point
 (``1,234.56``), dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
 ``03/12/2026``). A line's fingerprint (its values plus how many identical lines
 came before it in the file) makes a re-uploaded statement add nothing.
+
+Errors name the spreadsheet row (the header is row 1), as the kit's CSV imports do;
+a quoted cell may hold a line break, so a syntax error names the file's line too
+where it differs. A quote never closed is refused, never a cell that swallows the
+lines after it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Context, Decimal, InvalidOperation, Rounded
+from typing import Any
 
 from crm2_core.api import check_currency, exponent
 from crm2_payments.errors import InvalidStatement
@@ -46,21 +51,21 @@ def _date(value: str, number: int) -> date:
             return datetime.strptime(value, pattern).date()
         except ValueError:
             continue
-    raise InvalidStatement(f"line {number}: date {value[:40]!r} is not YYYY-MM-DD or DD.MM.YYYY")
+    raise InvalidStatement(f"row {number}: date {value[:40]!r} is not YYYY-MM-DD or DD.MM.YYYY")
 
 
 def _amount(value: str, currency: str, number: int) -> int:
     raw = value.strip().replace(" ", "").replace("'", "")
     if not raw or not _AMOUNT.match(raw):
-        raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number")
+        raise InvalidStatement(f"row {number}: amount {value[:40]!r} is not a number")
     comma, point = raw.rfind(","), raw.rfind(".")
     # a decimal comma (1.234,56) when the comma comes last
     raw = raw.replace(".", "").replace(",", ".") if comma > point else raw.replace(",", "")
     try:
         amount = Decimal(raw)
     except InvalidOperation:
-        raise InvalidStatement(f"line {number}: amount {value[:40]!r} is not a number") from None
-    refused = InvalidStatement(f"line {number}: {value[:40]!r} is not an amount in {currency}")
+        raise InvalidStatement(f"row {number}: amount {value[:40]!r} is not a number") from None
+    refused = InvalidStatement(f"row {number}: {value[:40]!r} is not an amount in {currency}")
     try:
         scaled = amount.scaleb(exponent(currency), context=_EXACT)
     except Rounded:
@@ -82,38 +87,60 @@ def parse(content: bytes, max_rows: int) -> list[ParsedLine]:
         raise InvalidStatement("the file is empty: it needs a header line " + ",".join(COLUMNS))
     header = lines[0]
     delimiter = max((";", ",", "\t"), key=header.count)
-    # newline="": the csv module reads CR, LF and CRLF line ends itself
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # newline="": the csv module reads CR, LF and CRLF line ends itself. strict: a quote
+    # never closed is an error, not a counterparty that swallows the lines after it
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    where = _Where()
     try:
-        return _lines(reader, max_rows)
+        return _lines(reader, where, max_rows)
     except csv.Error as exc:
-        raise InvalidStatement(f"line {reader.line_num}: {exc}") from None
+        if "end of data" in str(exc):
+            raise InvalidStatement(f"the quote opened in {where} is never closed") from None
+        raise InvalidStatement(f"{where}: {exc}") from None
 
 
-def _lines(reader: Iterator[list[str]], max_rows: int) -> list[ParsedLine]:
+@dataclass
+class _Where:
+    """The row being read and the file's line it starts on (a quoted cell may span lines)."""
+
+    row: int = 1
+    line: int = 1
+
+    def __str__(self) -> str:
+        return f"row {self.row}" if self.row == self.line else f"row {self.row} (line {self.line} of the file)"
+
+
+def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
     names = [h.strip().lower() for h in next(reader)]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
         raise InvalidStatement(
             f"the header lacks {', '.join(missing)} (found {', '.join(names)[:200]})"
         )
+    # which of two "amount" columns is the amount? Refused rather than guessed
+    repeated = [c for c in COLUMNS if names.count(c) > 1]
+    if repeated:
+        raise InvalidStatement(f"the header names {', '.join(repeated)} more than once")
     at = {name: names.index(name) for name in COLUMNS}
     parsed: list[ParsedLine] = []
     seen: dict[tuple[object, ...], int] = {}
-    for number, cells in enumerate(reader, start=2):
+    where.row, where.line = 2, reader.line_num + 1
+    for cells in reader:
+        number = where.row
+        where.row, where.line = number + 1, reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue
         if len(parsed) >= max_rows:
             raise InvalidStatement(f"more than {max_rows} lines (CRM2_PAYMENTS_STATEMENT_MAX_ROWS)")
         if len(cells) < len(names):
             raise InvalidStatement(
-                f"line {number}: {len(cells)} cells, the header has {len(names)}"
+                f"row {number}: {len(cells)} cells, the header has {len(names)}"
             )
         try:
             currency = check_currency(cells[at["currency"]])
         except ValueError:
             raise InvalidStatement(
-                f"line {number}: {cells[at['currency']][:10]!r} is no ISO 4217 code"
+                f"row {number}: {cells[at['currency']][:10]!r} is no ISO 4217 code"
             ) from None
         booked = _date(cells[at["date"]], number)
         amount = _amount(cells[at["amount"]], currency, number)
