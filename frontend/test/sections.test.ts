@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { LIST_EXPORTS, exportQuery } from "@/lib/exports";
 import { viewHref } from "@/lib/queries";
 import { downloadCsv, type Transfer } from "@/lib/transfer";
 
@@ -39,6 +40,15 @@ describe("plugin sections", () => {
       ["q", "E2E payer"],
       ["client_id", "c1"],
     ]);
+  });
+});
+
+describe("list exports", () => {
+  it("the clients and deal lists export through their own filters, empty ones left out", () => {
+    expect(LIST_EXPORTS["deals.clients"]?.path).toBe("/api/v1/deals/clients/export");
+    expect(LIST_EXPORTS["deals.list"]?.path).toBe("/api/v1/deals/deals/export");
+    expect(LIST_EXPORTS["deals.clients"]?.permission).toBe("deals:export");
+    expect(exportQuery({ q: "Rossi", tag: "" })).toEqual({ q: "Rossi" });
   });
 });
 

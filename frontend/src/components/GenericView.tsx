@@ -6,10 +6,12 @@ import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { ListError, Pending } from "@/components/Pending";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
+import { LIST_EXPORTS, exportQuery } from "@/lib/exports";
 import { formatDateTime } from "@/lib/i18n";
 import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
-import { viewTitle, type ConsoleViewPublic } from "@/lib/queries";
+import { useCan, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
+import { downloadCsv, saveBlob } from "@/lib/transfer";
 import { unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
 import { useUi } from "@/store/ui";
@@ -72,6 +74,26 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
   // second met a 409), and on a restore drill started two drills.
   const acting = useRef(new Set<string>());
   const [busyIds, setBusyIds] = useState<ReadonlySet<string>>(() => new Set());
+  const listExport = LIST_EXPORTS[view.key];
+  const canExport = useCan(listExport?.permission ?? "");
+  // one export at a time: a double click downloaded the file twice
+  const [exporting, exportOnce] = useOneAtATime();
+
+  async function exportCsv() {
+    if (!listExport) return;
+    await exportOnce(async () => {
+      setActionError("");
+      try {
+        const transfer = { fetch: session.fetch, baseUrl: origin };
+        // the filters the list shows, as applied: the file is what the user sees
+        const query = exportQuery(filters);
+        const { name, blob } = await downloadCsv(transfer, listExport.path, query, listExport.fallbackName);
+        saveBlob(name, blob);
+      } catch (err) {
+        setActionError(err instanceof Error ? err.message : t("error.generic"));
+      }
+    });
+  }
 
   async function act(action: string, id: string) {
     if (acting.current.has(id)) return;
@@ -126,6 +148,11 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
         <h1>{viewTitle(view, locale)}</h1>
         <span className="spacer" />
         {extras.toolbar}
+        {listExport && canExport && (
+          <button type="button" className="ghost" disabled={exporting} onClick={() => void exportCsv()}>
+            {t("list.export")}
+          </button>
+        )}
         {view.form.length > 0 && (
           <button type="button" onClick={() => setCreating((c) => !c)}>
             {t("list.create")}
