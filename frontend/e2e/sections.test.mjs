@@ -68,7 +68,14 @@ test("payments: record a payment, find it, see the balances and export the list 
   await view.getByLabel("Q", { exact: true }).fill(payer);
   await view.getByRole("button", { name: "Filter" }).click();
   await page.waitForFunction(() => document.querySelectorAll('section[data-view="payments.payments"] tbody tr').length === 1);
-  await page.getByTestId("balances").locator('tr[data-currency="EUR"]').waitFor();
+  // the balances of what the list shows: the one payment, not every payment's (they took only
+  // the policy and client filters, and summed the whole list under a text search)
+  const eur = page.getByTestId("balances").locator('tr[data-currency="EUR"]');
+  await eur.waitFor();
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="balances"] tr[data-currency="EUR"] td')?.textContent?.includes("123.45"),
+  );
+  assert.equal(await page.getByTestId("balances").locator("tbody tr").count(), 1);
   const downloading = page.waitForEvent("download");
   await view.getByRole("button", { name: "Export CSV" }).click();
   const download = await downloading;

@@ -179,3 +179,41 @@ async def test_an_export_stops_when_its_caller_is_disabled_mid_way(
                 async for chunk in chunks:
                     received += chunk
     assert received.count(b"\r\n") == 3
+
+
+async def test_balances_sum_what_the_list_shows_with_the_same_filters(
+    payments: Payments,
+) -> None:
+    """The console shows the balances beside the filtered list: they took only client_id and
+    policy_id, so a list filtered by text or due dates showed the balances of everything."""
+    manager = await payments.user("manager")
+    await payments.create(manager, amount="10.00", reference="INV-A", due_date="2026-01-10")
+    await payments.create(manager, amount="20.00", reference="INV-B", due_date="2026-02-10")
+    await payments.create(manager, amount="40.00", reference="other", due_date="2026-03-10")
+
+    async def due(**params: str) -> list[str]:
+        answer = await payments.client.get(
+            f"{API}/balances", params=params, headers=manager.headers
+        )
+        assert answer.status_code == 200, answer.text
+        return [b["due"] for b in answer.json()["balances"]]
+
+    async def listed(**params: str) -> int:
+        answer = await payments.client.get(
+            f"{API}/payments", params=params, headers=manager.headers
+        )
+        return len(answer.json()["items"])
+
+    assert await due() == ["70.00"]
+    for params, expected, rows in (
+        ({"q": "INV"}, ["30.00"], 2),
+        ({"due_from": "2026-02-01"}, ["60.00"], 2),
+        ({"q": "INV", "due_to": "2026-01-31"}, ["10.00"], 1),
+        ({"currency": "USD"}, [], 0),
+    ):
+        assert await due(**params) == expected, params
+        assert await listed(**params) == rows, params
+    bad = await payments.client.get(
+        f"{API}/balances", params={"due_from": "soon"}, headers=manager.headers
+    )
+    assert bad.status_code == 422

@@ -7,6 +7,7 @@ import { GenericView } from "@/components/GenericView";
 import { SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
 import { ListError, Pending } from "@/components/Pending";
+import { exportQuery } from "@/lib/exports";
 import { formatMoney } from "@/lib/i18n";
 import { useOneAtATime } from "@/lib/oneAtATime";
 import { useCan, useViews } from "@/lib/queries";
@@ -16,11 +17,19 @@ import { useUi } from "@/store/ui";
 
 const MONEY = ["due", "paid", "overdue", "refunded"] as const;
 
-/** Balances per currency of what the list shows (one policy's or client's when filtered). */
+/** Balances per currency of what the list shows: every filter the list applied (a policy's, a
+ * client's, a period's, a text search's), not only the policy and client. */
 function Balances({ filters }: { filters: Record<string, string> }) {
   const t = useT();
   const locale = useUi((s) => s.locale);
-  const scope = { policy_id: filters.policy_id || undefined, client_id: filters.client_id || undefined };
+  const pick = (name: string) => filters[name] || undefined;
+  const scope = {
+    policy_id: pick("policy_id"),
+    client_id: pick("client_id"),
+    q: pick("q"),
+    due_from: pick("due_from"),
+    due_to: pick("due_to"),
+  };
   const balances = useQuery({
     queryKey: ["payments", "balances", scope],
     queryFn: async () => ok(await api.GET("/api/v1/payments/balances", { params: { query: scope } })),
@@ -76,7 +85,7 @@ function Payments() {
       setError("");
       try {
         const transfer = { fetch: session.fetch, baseUrl: origin };
-        const { name, blob } = await downloadCsv(transfer, "/api/v1/payments/payments/export.csv", filters, "payments.csv");
+        const { name, blob } = await downloadCsv(transfer, "/api/v1/payments/payments/export.csv", exportQuery(filters), "payments.csv");
         saveBlob(name, blob);
       } catch (err) {
         setError(err instanceof Error ? err.message : t("error.generic"));

@@ -82,10 +82,10 @@ class PaymentFilters:
     q: Annotated[str | None, Filter("in reference, payer, payee", max_length=200)] = None
 
 
-def payment_select(visibility: Visibility, f: PaymentFilters) -> Filtered:
-    """The payments ``visibility`` may see that pass ``f``, as the table's columns."""
-    return payments.filtered(
-        visibility,
+def payment_conditions(f: PaymentFilters) -> tuple[Any, ...]:
+    """``f`` as conditions (``None`` for a filter not given): the list's, the export's and
+    the balances', so each shows the same payments."""
+    return (
         one_of(col(Payment.status), f.statuses),
         eq(col(Payment.direction), f.direction),
         eq(col(Payment.currency), f.currency),
@@ -101,6 +101,11 @@ def payment_select(visibility: Visibility, f: PaymentFilters) -> Filtered:
         at_most(col(Payment.due_date), f.due_to),
         contains_text(f.q, col(Payment.reference), col(Payment.payer), col(Payment.payee)),
     )
+
+
+def payment_select(visibility: Visibility, f: PaymentFilters) -> Filtered:
+    """The payments ``visibility`` may see that pass ``f``, as the table's columns."""
+    return payments.filtered(visibility, *payment_conditions(f))
 
 
 async def list_payments(
@@ -280,11 +285,10 @@ def _split_sum(value: Any) -> tuple[Any, Any]:
 async def balances(
     session: AsyncSession,
     visibility: Visibility,
-    *,
-    client_id: str | None,
-    policy_id: str | None,
+    f: PaymentFilters,
 ) -> list[tuple[str, int, int, int, int]]:
-    """Per currency: (currency, due, paid net, overdue, refunded) of incoming payments."""
+    """Per currency: (currency, due, paid net, overdue, refunded) of the incoming payments
+    the list shows with the filters ``f``."""
     net = col(Payment.paid_minor) - col(Payment.refunded_minor)
     outstanding = col(Payment.amount_minor) - net
     is_open = col(Payment.status) != "cancelled"
@@ -299,8 +303,7 @@ async def balances(
             select(
                 col(Payment.currency), *(part for value in sums for part in _split_sum(value))
             ).where(visibility.where(col(Payment.owner_id)), col(Payment.direction) == "incoming"),
-            eq(col(Payment.client_id), client_id),
-            eq(col(Payment.policy_id), policy_id),
+            *payment_conditions(f),
         )
         .group_by(col(Payment.currency))
         .order_by(col(Payment.currency))

@@ -115,14 +115,12 @@ async def export_payments(
 
 @router.get("/balances", response_model=Balances)
 async def balances(
-    principal: PaymentsRead,
-    session: SessionDep,
-    client_id: RecordId | None = None,
-    policy_id: RecordId | None = None,
+    principal: PaymentsRead, session: SessionDep, filters: FiltersDep
 ) -> Balances:
-    """Incoming payments of a client or a policy (or all visible ones), per currency."""
+    """The incoming payments the list shows with the same filters (a client's, a policy's,
+    a period's, or all visible ones), summed per currency."""
     visibility = service.PAYMENTS.visibility(principal, session)
-    rows = await repo.balances(session, visibility, client_id=client_id, policy_id=policy_id)
+    rows = await repo.balances(session, visibility, filters)
     # Decimals, not text: a sum may have more digits than a request's Amount may carry
     lines = [
         Balance(
@@ -134,7 +132,7 @@ async def balances(
         )
         for c, d, p, o, r in rows
     ]
-    return Balances(client_id=client_id, policy_id=policy_id, balances=lines)
+    return Balances(client_id=filters.client_id, policy_id=filters.policy_id, balances=lines)
 
 
 @router.get("/schedules", response_model=Page[SchedulePublic])
