@@ -319,9 +319,7 @@ async def test_import_errors_name_the_spreadsheet_row_and_the_line_where_they_di
     admin = await deals.user("admin")
     head = 'name,emails,address\nAda,a@example.com,"Via Roma 1\nMilano"\n'
     for background in ("false", "true"):
-        quote = await _import(
-            deals, admin, head + '"Bob,b@example.com,x\n', background=background
-        )
+        quote = await _import(deals, admin, head + '"Bob,b@example.com,x\n', background=background)
         assert quote.status_code == 422, quote.text
         assert "quote opened in row 3 (line 4 of the file)" in quote.json()["detail"]
         nul = await _import(deals, admin, head + "Bob\x00,b@example.com,x\n", background=background)

@@ -114,9 +114,7 @@ async def export_payments(
 
 
 @router.get("/balances", response_model=Balances)
-async def balances(
-    principal: PaymentsRead, session: SessionDep, filters: FiltersDep
-) -> Balances:
+async def balances(principal: PaymentsRead, session: SessionDep, filters: FiltersDep) -> Balances:
     """The incoming payments the list shows with the same filters (a client's, a policy's,
     a period's, or all visible ones), summed per currency."""
     visibility = service.PAYMENTS.visibility(principal, session)

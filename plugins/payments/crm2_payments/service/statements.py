@@ -107,7 +107,9 @@ class _Where:
     line: int = 1
 
     def __str__(self) -> str:
-        return f"row {self.row}" if self.row == self.line else f"row {self.row} (line {self.line} of the file)"
+        if self.row == self.line:
+            return f"row {self.row}"
+        return f"row {self.row} (line {self.line} of the file)"
 
 
 def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
@@ -133,9 +135,7 @@ def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
         if len(parsed) >= max_rows:
             raise InvalidStatement(f"more than {max_rows} lines (CRM2_PAYMENTS_STATEMENT_MAX_ROWS)")
         if len(cells) < len(names):
-            raise InvalidStatement(
-                f"row {number}: {len(cells)} cells, the header has {len(names)}"
-            )
+            raise InvalidStatement(f"row {number}: {len(cells)} cells, the header has {len(names)}")
         try:
             currency = check_currency(cells[at["currency"]])
         except ValueError:
