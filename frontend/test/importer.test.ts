@@ -6,7 +6,10 @@ const CSV = "name,emails\nAda,ada@x.io\nBad,not-an-email\nCyd,cyd@x.io\n";
 
 function report(over: Partial<ImportReport> = {}): ImportReport {
   const errors = over.errors ?? [];
-  return { created: 2, updated: 0, skipped: 0, errors, error_count: errors.length, dry_run: true, applied: false, ...over };
+  return {
+    created: 2, updated: 0, skipped: 0, errors, error_count: errors.length, dry_run: true, applied: false,
+    ignored_columns: [], ...over,
+  };
 }
 
 describe("the import store", () => {
@@ -129,6 +132,20 @@ describe("uploadImport", () => {
     const options = { dryRun: false, partial: false };
     const answer = await uploadImport(transfer, "/api/v1/deals/clients/import", new Blob([CSV]), options);
     expect(answer).toMatchObject({ errors, error_count: 1500, applied: false, dry_run: false });
+  });
+
+  it("keeps the columns a background import ignored, as the synchronous report names them", async () => {
+    const transfer: Transfer = {
+      baseUrl: "http://crm2.test",
+      sleep: async () => undefined,
+      fetch: async (request) =>
+        request.method === "POST"
+          ? ok({ id: "j4", status: "queued" }, { status: 202, headers: { Location: "/j4" } })
+          : ok({ id: "j4", status: "done", phase: "done", created: 3, errors: [], error_count: 0,
+                 dry_run: true, applied: false, ignored_columns: ["emials"] }),
+    };
+    const answer = await uploadImport(transfer, "/import", new Blob([CSV]), { dryRun: true, partial: false });
+    expect(answer.ignored_columns).toEqual(["emials"]);
   });
 
   it("follows a background import (202 + Location) with its progress until it is done", async () => {

@@ -25,6 +25,8 @@ export interface ImportReport {
   error_count: number;
   dry_run: boolean;
   applied: boolean;
+  /** Header columns the import does not know: their cells were not read (a misspelt name). */
+  ignored_columns: string[];
 }
 
 /** Where a background import is: its phase and the rows handled of the file's total. */
@@ -76,6 +78,7 @@ function reportOf(body: Record<string, unknown>): ImportReport | null {
     error_count: Number(candidate.error_count ?? candidate.errors.length),
     dry_run: Boolean(candidate.dry_run),
     applied: Boolean(candidate.applied),
+    ignored_columns: Array.isArray(candidate.ignored_columns) ? candidate.ignored_columns.map(String) : [],
   };
 }
 

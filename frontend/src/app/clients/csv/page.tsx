@@ -169,6 +169,11 @@ function Import() {
               errors: String(check.error_count),
             })}
           </p>
+          {check.ignored_columns.length > 0 && (
+            <p className="muted" data-testid="ignored-columns">
+              {t("csv.ignored", { columns: check.ignored_columns.join(", ") })}
+            </p>
+          )}
           {check.error_count > 0 && (
             <>
               <table aria-label={t("csv.errors")}>
