@@ -3,7 +3,9 @@
 A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
 at the start) gets a leading apostrophe, unless it is a plain number (``-3``,
 ``-0.05``): anything else a spreadsheet would calculate (``-1-1``, a phone
-``+39 06 1``); ``unguard`` undoes that so an export imports again. Each export names
+``+39 06 1``); ``unguard`` undoes that so an export imports again. A value that
+starts with apostrophes before such a start (``'=x``) gets one more, so it
+imports as it was rather than losing its own. Each export names
 its column set and that set's version (``X-Columns-Version``): a client that
 reads columns by position sees the version change when the set does.
 
@@ -36,7 +38,8 @@ R = TypeVar("R")
 LIST_SEPARATOR = ";"
 EXPORT_PAGE_SIZE = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_FIRST = frozenset(_FORMULA_START)
+# what safe_cell may change: a formula start, or an apostrophe (a guard's look-alike)
+_GUARD_FIRST = frozenset((*_FORMULA_START, "'"))
 # ASCII digits only: \d also matches other scripts' digits, which a spreadsheet reads as text
 _PLAIN_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
 log = logging.getLogger(__name__)
@@ -54,15 +57,20 @@ class CsvColumns:
     version: int = 1
 
 
+def _needs_guard(value: str) -> bool:
+    # after any apostrophes already there: unguard takes one off a cell that starts with
+    # one, so a value that is itself "'=x" must leave as "''=x" to come back as it was
+    bare = value.lstrip("'")
+    return bare.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(bare)
+
+
 def safe_cell(value: str) -> str:
-    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    return "'" + value if _needs_guard(value) else value
 
 
 def unguard(value: str) -> str:
     """Undo :func:`safe_cell`, so an export can be imported again."""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+    if value.startswith("'") and _needs_guard(value[1:]):
         return value[1:]
     return value
 
@@ -75,7 +83,7 @@ def cell(value: Any) -> str:
     # or int subclass (an enum) takes the general path, where str() decides its text.
     kind = type(value)
     if kind is str:
-        return value if not value or value[0] not in _FORMULA_FIRST else safe_cell(value)
+        return value if not value or value[0] not in _GUARD_FIRST else safe_cell(value)
     if value is None:
         return ""
     if kind is int or kind is uuid.UUID:
