@@ -53,7 +53,8 @@ ROWS: list[dict[str, Any]] = [
     # NULLs and empty text; a cancelled payment owes nothing; exponent 0
     dict(id=_id(3), direction="refund", status="cancelled", amount_minor=7, currency="JPY",
          created_at=_at(3, 8), updated_at=_at(3, 8)),
-    # negative money, a CR, a guard already there, a leading space, a lone "="
+    # negative money, a CR, a guard look-alike (one more apostrophe, so the kit's unguard
+    # gives the value back), a leading space, a lone "="
     dict(id=_id(4), direction="incoming", status="paid", amount_minor=-5, paid_minor=250,
          currency="EUR", method="\rx", payer="'=already", payee=" =space", reference="=",
          created_at=_at(2, 8), updated_at=_at(2, 8)),
@@ -80,7 +81,7 @@ def expected(owner: uuid.UUID) -> str:
         "2026-03-04T08:00:00+00:00,2026-03-04T08:00:01+00:00\r\n"
         f"{_id(3)},refund,cancelled,7,0,0,0,JPY,,,,,,,,,,,,,manual,,{o},"
         "2026-03-03T08:00:00+00:00,2026-03-03T08:00:00+00:00\r\n"
-        f"{_id(4)},incoming,paid,-0.05,2.50,0.00,-2.55,EUR,,,\"'\rx\",'=already, =space,'=,"
+        f"{_id(4)},incoming,paid,-0.05,2.50,0.00,-2.55,EUR,,,\"'\rx\",''=already, =space,'=,"
         f",,,,,,manual,,{o},2026-03-02T08:00:00+00:00,2026-03-02T08:00:00+00:00\r\n"
         f"{_id(5)},incoming,overdue,1234.567,9223372036854775.806,0.001,"
         f"-9223372036853541.239,KWD,,,,,,,,,,,,,manual,,{o},2026-03-01T08:00:00+00:00,"
