@@ -54,7 +54,10 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   await list.getByLabel("Q", { exact: true }).fill(name);
   await list.getByRole("button", { name: "Filter" }).click();
   await page.waitForFunction(
-    (n) => [...document.querySelectorAll('section[data-view="deals.clients"] tbody tr')].every((r) => r.textContent?.includes(n)),
+    (n) => {
+      const rows = [...document.querySelectorAll('section[data-view="deals.clients"] tbody tr')];
+      return rows.length > 0 && rows.every((r) => r.textContent?.includes(n));
+    },
     name,
   );
   const shown = await list.locator("tbody tr").count();
