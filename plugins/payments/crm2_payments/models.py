@@ -19,7 +19,16 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from crm2_core.api import UtcDateTime, new_id, utcnow
@@ -281,6 +290,11 @@ class PolicyRef(SQLModel, table=True):
     insurer: str = Field(default="", max_length=200)
     product: str = Field(default="", max_length=200)
     number: str = Field(default="", max_length=100)
+    # the activation refused while the policy's owner could not own payments (its event's
+    # data and id): built when the policy passes to an owner who may (``service.schedules``)
+    held_activation: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 MODELS: list[type[SQLModel]] = [

@@ -20,8 +20,10 @@ import uuid
 from typing import Any
 
 import pytest
+from crm2_payments.service.schedules import on_policy_event
 from payments_kit import API, Payments, User
 
+from crm2_core.api import Envelope
 from crm2_hookspecs import PluginManifest, Principal, hookimpl
 
 TASKS = "/api/v1/tasks"
@@ -214,3 +216,88 @@ async def test_reassign_to_a_user_a_hook_denies_writing_payments_is_422(
     assert response.json()["type"] == "urn:crm2:problem:owner-not-permitted"
     still = await p.get(leaving, made["id"])
     assert still.status_code == 200 and still.json()["version"] == made["version"]
+
+
+async def _patch_owner(p: Payments, admin: User, url: str, to: User) -> None:
+    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
+    moved = await p.client.patch(
+        url, json={"owner_id": str(to.id)}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert moved.status_code == 200, moved.text
+
+
+async def _hand_policy(p: Payments, admin: User, policy_id: str, to: User) -> None:
+    """The policy's client first (a policy's owner must see its client), then the policy."""
+    url = f"{DEALS}/policies/{policy_id}"
+    policy = await p.client.get(url, headers=admin.headers)
+    await _patch_owner(p, admin, f"{DEALS}/clients/{policy.json()['client_id']}", to)
+    await _patch_owner(p, admin, url, to)
+    await p.app.settle_events()
+
+
+async def test_a_refused_schedule_is_built_when_the_policy_passes_to_an_owner_who_may(
+    with_deals: Payments,
+) -> None:
+    """The activation refused for its owner is held: the first hand-over to an owner who
+    may own payments builds the schedule for them, once (a redelivered hand-over, or the
+    next one, builds no second schedule)."""
+    p = with_deals
+    admin, agent, heir = await p.user("admin"), await p.user("agent"), await p.user("agent")
+    underwriter = await _role_without_payments(p, admin)
+    policy_id = await _activated_policy(p, underwriter)
+    await p.app.settle_events()
+    await _no_schedule_for(p, policy_id, admin)
+    await _hand_policy(p, admin, policy_id, agent)
+    schedules = await p.client.get(
+        f"{API}/schedules", params={"policy_id": policy_id}, headers=agent.headers
+    )
+    (schedule,) = schedules.json()["items"]
+    assert (schedule["owner_id"], schedule["instalments"]) == (str(agent.id), 4)
+    listed = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id}, headers=agent.headers
+    )
+    items = listed.json()["items"]
+    assert sorted(i["amount"] for i in items) == ["30.00"] * 4
+    assert {i["owner_id"] for i in items} == {str(agent.id)}
+    assert len(await p.events("payments.schedule.created")) == 1
+
+    redelivered = (await p.events("deals.policy.updated"))[-1]
+    async with p.app.context.session_factory() as session:
+        event = Envelope(
+            id=uuid.uuid4(), type=redelivered.type, version=1,
+            occurred_at="2026-01-01T00:00:00Z", actor={"kind": "system"},
+            subject=policy_id, data=dict(redelivered.data),
+        )  # fmt: skip
+        await on_policy_event(session, event, p.app.context)
+        await on_policy_event(session, event, p.app.context)
+        await session.commit()
+    await _hand_policy(p, admin, policy_id, heir)
+    again = await p.client.get(f"{API}/schedules", params={"policy_id": policy_id},
+                               headers=admin.headers)  # fmt: skip
+    assert [s["owner_id"] for s in again.json()["items"]] == [str(heir.id)]
+    every = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id}, headers=admin.headers
+    )
+    assert len(every.json()["items"]) == 4
+    assert {i["owner_id"] for i in every.json()["items"]} == {str(heir.id)}
+    assert len(await p.events("payments.schedule.created")) == 1
+
+
+async def test_a_refused_schedule_is_not_built_for_a_cancelled_policy_or_a_refused_heir(
+    with_deals: Payments,
+) -> None:
+    p = with_deals
+    admin, agent = await p.user("admin"), await p.user("agent")
+    underwriter = await _role_without_payments(p, admin)
+    other_underwriter = await p.user("underwriter")
+    policy_id = await _activated_policy(p, underwriter)
+    await p.app.settle_events()
+    await _hand_policy(p, admin, policy_id, other_underwriter)  # may not own payments either
+    await _no_schedule_for(p, policy_id, admin)
+    url = f"{DEALS}/policies/{policy_id}"
+    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
+    cancelled = await p.client.post(f"{url}/cancel", headers={**admin.headers, "If-Match": etag})
+    assert cancelled.status_code == 200, cancelled.text
+    await p.app.settle_events()
+    await _hand_policy(p, admin, policy_id, agent)
+    await _no_schedule_for(p, policy_id, admin)

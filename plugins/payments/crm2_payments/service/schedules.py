@@ -10,7 +10,9 @@
   policy's owner as deals has it when the event is handled (a retry after a hand-over
   must not give them to the previous owner). An owner who may not own payments
   (``payments:write`` less a hook's veto, the rule of creating a payment) gets no
-  schedule: none is made, and a warning says why.
+  schedule: none is made yet, and a warning says why; the activation is held
+  (``payments_policy_ref.held_activation``) and built by the first hand-over of the policy,
+  still active, to an owner who may (``build_held_schedule``).
 - ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
   to another agent, and its payments follow it (the README's rule: a payment's owner
   is the owner of its record) — the instalments of its schedule, and the payments
@@ -29,6 +31,7 @@ Without deals these events never arrive and none of this runs.
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import uuid
 from datetime import date
@@ -150,13 +153,14 @@ async def create_schedule(
         # the rule creating a payment and a hand-over apply: instalments owned by someone
         # who cannot change them would be nobody's to collect
         log.warning(
-            "no premium schedule for policy %s: its owner %s may not own payments (their "
-            "roles do not grant %s, or a plugin's permission rule denies it); record its "
-            "payments by hand once it has an owner who may",
+            "no premium schedule for policy %s yet: its owner %s may not own payments (their "
+            "roles do not grant %s, or a plugin's permission rule denies it); it is built "
+            "when the policy passes to an owner who may",
             policy_id,
             owner_id,
             payments_service.MAY_OWN,
         )
+        await _hold_activation(session, policy_id, data, event_id)
         return None
     ref = await session.get(PolicyRef, policy_id)
     client_id = str(data["client_id"]) if data.get("client_id") else None
@@ -223,9 +227,52 @@ async def create_schedule(
     return schedule
 
 
+async def _hold_activation(
+    session: AsyncSession, policy_id: str, data: dict[str, Any], event_id: uuid.UUID | None
+) -> None:
+    """Keep a refused activation (JSON-safe) for ``build_held_schedule``."""
+    held = json.loads(json.dumps({"data": data, "event_id": event_id}, default=str))
+    ref = await session.get(PolicyRef, policy_id)
+    if ref is None:
+        session.add(PolicyRef(policy_id=policy_id, held_activation=held))
+    else:
+        ref.held_activation = held
+    await session.flush()
+
+
+async def build_held_schedule(
+    session: AsyncSession, context: Any, policy_id: str
+) -> Schedule | None:
+    """The schedule an activation refused (its owner could not own payments), built now that
+    the policy has passed to another owner: for its owner of now, if they may own payments
+    and the policy is still active (in force; a cancelled or expired one gets none).
+    Idempotent: one schedule per policy, and the held activation is let go once built."""
+    ref = await session.get(PolicyRef, policy_id)
+    if context is None or ref is None or not ref.held_activation:
+        return None
+    policy = await resolve_entity(context, POLICY, policy_id, None, session)
+    if policy is None or policy.get("status") != "active":
+        return None
+    held = ref.held_activation
+    schedule = await create_schedule(
+        session, policy_id, dict(held["data"]), _uuid(held.get("event_id")), context
+    )
+    has_one = (
+        await session.execute(select(col(Schedule.id)).where(col(Schedule.policy_id) == policy_id))
+    ).first() is not None
+    if has_one:
+        ref.held_activation = None
+        await session.flush()
+    return schedule
+
+
 async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | None = None) -> int:
     """Cancel the policy's future instalments with no money on them; how many."""
     today = today or utcnow().date()
+    # a held activation is never built for a cancelled policy
+    ref = await session.get(PolicyRef, policy_id)
+    if ref is not None and ref.held_activation is not None:
+        ref.held_activation = None
     schedule = (
         await session.execute(select(Schedule).where(col(Schedule.policy_id) == policy_id))
     ).scalar_one_or_none()
@@ -306,6 +353,8 @@ async def on_policy_event(session: AsyncSession, event: Any, context: Any) -> No
     elif event.type == POLICY_ACTIVATED:
         await create_schedule(session, policy_id, data, event.id, context)
     elif event.type == POLICY_UPDATED:
+        if "owner_id" in (data.get("changed") or ()):
+            await build_held_schedule(session, context, policy_id)
         await follow_owner(session, context, policy_id, data)
     elif event.type == POLICY_CANCELLED:
         await cancel_schedule(session, policy_id)
