@@ -131,3 +131,32 @@ async def test_a_clerk_sees_the_lines_but_not_the_payments_of_others(payments: P
     assert seen["CLERK-9"]["payment_id"] == mine["id"] and seen["CLERK-9"]["allocation_id"]
     by_admin = (await p.client.get(url, headers=admin.headers)).json()["items"]
     assert all(line["payment_id"] and line["allocation_id"] for line in by_admin)
+
+
+async def test_statement_counts_are_shared_and_agree_with_the_lines_a_clerk_reads(
+    payments: Payments,
+) -> None:
+    """Decided: a statement's counts are the firm's, like its lines. Every reconcile holder
+    reads every line's ``status`` (a clerk works the lines left open, and matching a line
+    matched already is 409 whoever's payment it is), so a count tells nothing the lines do
+    not; what stays hidden is which payment (and receipt) a line was matched to."""
+    p = payments
+    admin, agent = await p.user("admin"), await p.user("agent")
+    clerk = await _clerk(p, admin)
+    await p.create(agent, amount="7.00", reference="AGENT-8")
+    await p.create(clerk, amount="9.00", reference="CLERK-8")
+    content = statement(
+        "2026-01-01;7,00;EUR;AGENT-8;Y", "2026-01-02;9,00;EUR;CLERK-8;Z", "2026-01-03;1,00;EUR;;Q"
+    )
+    result = await upload(p, admin.headers, content)
+    url = f"{API}/statements/{result['id']}"
+    lines = (await p.client.get(f"{url}/lines", headers=clerk.headers)).json()["items"]
+    by_status = {s: sum(line["status"] == s for line in lines) for s in result if s in
+                 ("matched", "unmatched", "ambiguous")}  # fmt: skip
+    assert by_status == {"matched": 2, "unmatched": 1, "ambiguous": 0}
+    for who in (clerk, admin):
+        one = (await p.client.get(url, headers=who.headers)).json()
+        listed = (await p.client.get(f"{API}/statements", headers=who.headers)).json()["items"]
+        for shown in (one, *[s for s in listed if s["id"] == result["id"]]):
+            assert {s: shown[s] for s in by_status} == by_status
+    assert [line["payment_id"] is None for line in lines].count(True) == 2

@@ -265,6 +265,9 @@ async def upload(
 
 
 async def counts_of(session: AsyncSession, statement_id: uuid.UUID) -> dict[str, int]:
+    """The statement's lines by status, the same for every reconcile holder: the lines (and
+    their statuses) are shared (``payments_seen``), so a count tells no more than they do;
+    counting only the caller's matches would contradict the lines they read."""
     stmt = (
         select(col(StatementLine.status), func.count())
         .where(col(StatementLine.statement_id) == statement_id)
