@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SIGNING_KEY_BYTES = 32  # as an HMAC key of the auth layer's tokens
+MIN_TOKEN_KEY_CHARACTERS = 32  # what the setting's documentation has always asked for
 
 
 class DocumentsSettings(BaseSettings):
@@ -93,6 +94,7 @@ class DocumentsSettings(BaseSettings):
         None,
         description="key that encrypts the Drive refresh token at rest (any 32+ random "
         "characters); required with CRM2_DOCUMENTS_GDRIVE_CLIENT_ID",
+        validate_default=True,  # unset with a client id set is the error to catch
     )
     gdrive_auth_url: str = Field(
         "https://accounts.google.com/o/oauth2/v2/auth", description="Google's consent page"
@@ -120,5 +122,22 @@ class DocumentsSettings(BaseSettings):
                 f"the signing key must be at least {MIN_SIGNING_KEY_BYTES} bytes "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
                 "or unset to derive it from CRM2_AUTH_JWT_SECRET"
+            )
+        return value
+
+    @field_validator("gdrive_token_key")
+    @classmethod
+    def _token_key_with_client_id(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        """Checked here, so that start-up refuses it: found at the first consent, it
+        would be an error no client can do anything about."""
+        if not info.data.get("gdrive_client_id"):
+            return value
+        if value is None or len(value.get_secret_value()) < MIN_TOKEN_KEY_CHARACTERS:
+            raise ValueError(
+                f"required with CRM2_DOCUMENTS_GDRIVE_CLIENT_ID: at least "
+                f"{MIN_TOKEN_KEY_CHARACTERS} random characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return value

@@ -23,6 +23,8 @@ from crm2_documents.testing import BackendContract
 from documents_kit import API, PDF, Docs, make_docs
 from fake_google import CLIENT_ID, CLIENT_SECRET, FakeGoogle, fake_google, gdrive_settings
 
+from crm2_core.api import ConfigurationError
+
 
 @pytest.fixture(scope="module")
 def google() -> Iterator[FakeGoogle]:
@@ -267,3 +269,44 @@ async def test_the_oauth_routes_declare_the_404_only_where_they_give_it(docs: Do
     assert "404" in paths[f"{API}/oauth/gdrive/callback"]["get"]["responses"]
     assert "404" not in paths[f"{API}/oauth/gdrive"]["get"]["responses"]
     assert "404" not in paths[f"{API}/backends"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("token_key", [None, "", "too-short-a-key"])
+async def test_a_client_id_without_a_usable_token_key_stops_start_up(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle, token_key: str | None
+) -> None:
+    """A client id with no token key (or an empty or short one) is refused at start-up in
+    one line naming the setting, not found at the first consent as a 500."""
+    values = {**gdrive_settings(google), "gdrive_token_key": token_key}
+    if token_key is None:
+        del values["gdrive_token_key"]
+    with pytest.raises(ConfigurationError) as refused:
+        await make_docs(crm2_app_factory, tmp_path / "files", **values)
+    message = str(refused.value)
+    assert "CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY" in message and "\n" not in message, message
+    assert "crm2-test" not in message  # a secret is never repeated
+
+
+async def test_a_token_key_without_a_client_id_is_no_error(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """No client id: no gdrive backend, and a token key set ahead of it is harmless."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", gdrive_token_key="short")
+    assert "gdrive" not in storage_of(docs.app.context).backends
+
+
+async def test_a_token_key_gone_at_run_time_is_a_503_naming_it(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """Where start-up cannot know (the settings changed since), the consent answers a 503
+    problem that names the setting, never a 500."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", **gdrive_settings(google))
+    admin = await docs.user("admin")
+    docs.app.context.plugin_settings("documents").gdrive_token_key = None
+    started = await docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+    assert started.status_code == 503, started.text
+    assert started.headers["content-type"].startswith("application/problem+json")
+    assert started.json()["type"].endswith("documents-gdrive-token-key-missing")
+    assert "CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY" in started.json()["detail"]
+    paths = docs.app.app.openapi()["paths"]
+    assert "503" in paths[f"{API}/oauth/gdrive/start"]["post"]["responses"]

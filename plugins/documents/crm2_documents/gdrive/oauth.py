@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
     BadRequest,
-    ConfigurationError,
     Forbidden,
     NotFound,
     ServiceUnavailable,
@@ -60,11 +59,19 @@ class TokenRevoked(ServiceUnavailable):
     slug, title = "documents-gdrive-revoked", "Google Drive access was revoked: connect again"
 
 
+class TokenKeyMissing(ServiceUnavailable):
+    """The settings refuse a client id without a token key at start-up; a request that
+    meets one anyway (settings changed at run time) is this deployment's fault: a 503
+    naming the setting, never a 500."""
+
+    slug, title = "documents-gdrive-token-key-missing", "The gdrive backend has no token key"
+
+
 def cipher(settings: Any) -> Fernet:
     if settings.gdrive_token_key is None:
-        raise ConfigurationError(
-            "documents: set CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY (32+ random characters) "
-            "to keep the Drive refresh token encrypted"
+        raise TokenKeyMissing(
+            "set CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY (32+ random characters) to keep the "
+            "Drive refresh token encrypted"
         )
     raw = settings.gdrive_token_key.get_secret_value().encode()
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest()))

@@ -14,7 +14,8 @@ from crm2_documents.schemas.backends import GdriveConsent, GdriveStatus
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
 
-@router.post("/oauth/gdrive/start", response_model=GdriveConsent)
+# 503: a token key missing at run time (start-up refuses it; settings can still change)
+@router.post("/oauth/gdrive/start", response_model=GdriveConsent, responses=problem_responses(503))
 async def gdrive_start(
     principal: DocumentsAdmin, session: SessionDep, context: ContextDep
 ) -> GdriveConsent:

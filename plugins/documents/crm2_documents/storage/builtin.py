@@ -16,9 +16,8 @@ def builtin_backends(context: Any) -> list[StorageBackend]:
 
         backends.append(S3Backend.from_settings(settings))
     if settings.gdrive_client_id:
-        from crm2_documents.gdrive.oauth import cipher
         from crm2_documents.storage.gdrive import GDriveBackend, StoredGrant
 
-        cipher(settings)  # no token key: stop at start-up, not at the first upload
+        # without CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY the settings refused to load (config.py)
         backends.append(GDriveBackend(StoredGrant(context), settings))
     return backends
