@@ -18,7 +18,7 @@ from crm2_documents.models import Version
 from crm2_documents.service.transfers import run_transfers
 from crm2_documents.storage.s3 import S3Backend
 from crm2_documents.testing import BackendContract
-from documents_kit import API, PDF, make_docs
+from documents_kit import API, PDF, Docs, make_docs
 from s3_server import free_port, make_bucket, s3_server
 from sqlalchemy import update
 
@@ -207,3 +207,25 @@ async def test_a_transfer_answers_where_to_follow_it(crm2_app_factory: Any, tmp_
     template = "/api/v1/documents/documents/{document_id}/versions/{number}"
     accepted = paths[f"{template}/transfer"]["post"]["responses"]["202"]
     assert "Location" in accepted["headers"], accepted
+
+
+async def test_a_transfer_to_where_the_file_is_is_200_and_queues_nothing(docs: Docs) -> None:
+    """Asking to move a version to the backend it is on is no 202 that does nothing: 200,
+    the version as it is (stored, no target), nothing queued; declared too."""
+    admin = await docs.user("admin")
+    document = await docs.create(admin)
+    assert (await docs.upload(admin, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/versions/1"
+    before = (await docs.client.get(url, headers=admin.headers)).json()
+    same = await docs.client.post(
+        f"{url}/transfer", json={"backend": "local"}, headers=admin.headers
+    )
+    assert same.status_code == 200, same.text
+    assert same.headers["location"] == url
+    assert same.json() == before
+    assert (same.json()["state"], same.json()["target_backend"]) == ("stored", None)
+    assert await docs.events("documents.document.transfer_done") == []
+    paths = docs.app.app.openapi()["paths"]
+    template = "/api/v1/documents/documents/{document_id}/versions/{number}"
+    answers = paths[f"{template}/transfer"]["post"]["responses"]
+    assert {"200", "202"} <= set(answers), answers

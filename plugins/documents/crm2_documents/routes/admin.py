@@ -96,6 +96,11 @@ async def backends_status(
     response_model=VersionPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
+        200: {
+            "description": "The version's file is on that backend already: nothing is "
+            "queued, the version as it is",
+            "model": VersionPublic,
+        },
         202: {
             "description": "Accepted: the move is queued; follow Location until `state` "
             "is no longer `transferring`",
@@ -106,7 +111,7 @@ async def backends_status(
                     "schema": {"type": "string"},
                 }
             },
-        }
+        },
     },
 )
 async def transfer_version(
@@ -120,9 +125,12 @@ async def transfer_version(
 ) -> VersionPublic:
     """Queue a version's file for a move to another backend (admin); state: transferring.
 
-    Follow ``Location`` (the version) until its ``state`` is ``stored`` or ``failed``."""
-    version = await transfers.request(
+    Follow ``Location`` (the version) until its ``state`` is ``stored`` or ``failed``.
+    A version already on that backend is 200 with nothing queued."""
+    version, queued = await transfers.request(
         session, context, principal, document_id, number, body.backend
     )
+    if not queued:
+        response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/api/v1/documents/documents/{document_id}/versions/{number}"
     return VersionPublic.model_validate(version)

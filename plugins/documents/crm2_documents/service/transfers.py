@@ -42,8 +42,9 @@ async def request(
     document_id: uuid.UUID,
     number: int,
     backend: str,
-) -> Version:
-    """Queue version ``number`` for a move to ``backend``."""
+) -> tuple[Version, bool]:
+    """Queue version ``number`` for a move to ``backend``; whether a move was queued
+    (``False``: the file is on ``backend`` already and nothing changes)."""
     storage = storage_of(context)
     if backend not in storage.backends:
         raise UnknownBackend(f"no storage backend {backend!r}; have {sorted(storage.backends)}")
@@ -51,7 +52,7 @@ async def request(
     if version.state == "transferring":
         raise FileNotReady(f"version {number} is already moving to {version.target_backend}")
     if version.backend == backend:
-        return version
+        return version, False
     await session.execute(
         update(Version)
         .where(col(Version.id) == version.id)
@@ -64,7 +65,7 @@ async def request(
         )
     )
     await session.refresh(version)
-    return version
+    return version, True
 
 
 def _backoff(attempts: int) -> timedelta:
