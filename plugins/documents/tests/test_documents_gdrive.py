@@ -7,6 +7,7 @@ refresh token; the backend contract; the app storing on Drive.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -310,3 +311,23 @@ async def test_a_token_key_gone_at_run_time_is_a_503_naming_it(
     assert "CRM2_DOCUMENTS_GDRIVE_TOKEN_KEY" in started.json()["detail"]
     paths = docs.app.app.openapi()["paths"]
     assert "503" in paths[f"{API}/oauth/gdrive/start"]["post"]["responses"]
+
+
+async def test_two_first_consents_at_once_are_no_500(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """Two admins start connecting Drive at the same moment on a deployment that never had
+    it: both make the credential row; the later start replaces the earlier (as a new start
+    does), never an integrity error as a 500."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", **gdrive_settings(google))
+    first, second = await docs.user("admin"), await docs.user("admin")
+    answers = await asyncio.gather(
+        *(
+            docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+            for admin in (first, second, first, second)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    urls = [a.json()["url"] for a in answers]
+    approved = [(await docs.client.get(google.approve(url))).status_code for url in urls]
+    assert approved.count(200) == 1 and approved.count(400) == 3, approved

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import (
@@ -94,10 +95,21 @@ def _settings(context: Any) -> Any:
 
 
 async def _row(session: AsyncSession) -> Credential:
+    """The one credential row, made on first use. Two first consents at once both try to
+    make it: the one that loses waits for the other's commit and takes its row (a
+    savepoint keeps the transaction usable), so the later start replaces the earlier,
+    as a new start does, rather than answering a conflict."""
     row = await session.get(Credential, PROVIDER, populate_existing=True)
-    if row is None:
-        row = Credential(provider=PROVIDER)
-        session.add(row)
+    if row is not None:
+        return row
+    try:
+        async with session.begin_nested():
+            row = Credential(provider=PROVIDER)
+            session.add(row)
+    except IntegrityError:
+        row = await session.get(Credential, PROVIDER, populate_existing=True)
+        if row is None:  # made and removed meanwhile: nothing removes it, but be exact
+            raise
     return row
 
 
