@@ -111,7 +111,13 @@ def refusal(sniffed: str, declared: str | None, filename: str, allowed: list[str
 
 
 def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback and the RFC 5987 UTF-8 name."""
-    ascii_name = filename.encode("ascii", "ignore").decode() or "file"
+    """``attachment`` with an ASCII fallback and the RFC 5987 UTF-8 name.
+
+    The fallback is what clients without RFC 5987 save under (``curl -OJ``): a name
+    written only in other scripts keeps its extension behind ``file``, never becoming
+    a bare ``.pdf``, a hidden file."""
+    ascii_name = filename.encode("ascii", "ignore").decode().strip(" ")
     ascii_name = re.sub(r'["\\;]', "_", ascii_name)
+    if not ascii_name or ascii_name.startswith("."):
+        ascii_name = "file" + ascii_name
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

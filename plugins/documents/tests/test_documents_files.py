@@ -553,3 +553,22 @@ async def test_a_parts_headers_are_bounded_in_count_and_size(docs: Docs) -> None
     )
     assert accepted.status_code == 201, accepted.text
     assert len(docs.stored_files()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "fallback"),
+    [("договор.pdf", "file.pdf"), ("契約 書.pdf", "file.pdf"), ("договор 2.pdf", "2.pdf")],
+)
+async def test_a_name_in_another_script_falls_back_to_no_hidden_file(
+    docs: Docs, name: str, fallback: str
+) -> None:
+    """A client that reads only ``filename=`` (curl -OJ) saved ``договор.pdf`` as ``.pdf``,
+    a hidden file: the ASCII fallback keeps a visible name; ``filename*`` is the real one."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF, filename=name)).status_code == 201
+    got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith(f'attachment; filename="{fallback}"; filename*=UTF-8'), (
+        disposition
+    )
