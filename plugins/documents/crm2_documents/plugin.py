@@ -69,8 +69,10 @@ def crm2_permissions() -> Sequence[Permission]:
 
 @hookimpl
 def crm2_configure(context: Crm2Context) -> None:
+    from crm2_documents.signing import configure_signing
     from crm2_documents.storage.registry import Storage, build_storage
 
+    configure_signing(context)
     context.provide(Storage, build_storage(context))
 
 

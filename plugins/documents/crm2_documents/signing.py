@@ -12,23 +12,66 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
 import uuid
 from typing import Any
 
+from crm2_core.api import ConfigurationError, ServiceUnavailable
 from crm2_documents.errors import BadSignature
 
+log = logging.getLogger(__name__)
 PURPOSE = b"crm2-documents-signed-url-v1"
+NO_KEY = (
+    "signed download URLs need a key: set CRM2_DOCUMENTS_SIGNING_KEY (32+ random bytes, "
+    "python -c 'import secrets; print(secrets.token_urlsafe(48))'); CRM2_AUTH_JWT_SECRET, "
+    "which it is otherwise derived from, is unset (auth signs with "
+    "CRM2_AUTH_JWT_PRIVATE_KEY_FILE)"
+)
 
 
-def signing_key(context: Any) -> bytes:
+class SigningKeyMissing(ServiceUnavailable):
+    """No key to sign or check URLs with: this deployment's fault, not the client's."""
+
+    slug, title = "documents-signing-key-missing", "Signed URLs have no key configured"
+
+
+class EphemeralSigningKey:
+    """The random key of a development process that has no configured one (as auth's own
+    random JWT secret there: URLs end with the process); ``None`` where one is configured."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
+
+
+def _configured(context: Any) -> bytes | None:
     settings = context.plugin_settings("documents")
     if settings.signing_key is not None:
         return bytes(settings.signing_key.get_secret_value().encode())
     jwt_secret = context.plugin_settings("auth").jwt_secret
-    if jwt_secret is None:  # auth refuses to start without one outside development
-        raise BadSignature("no signing key is configured")
+    if jwt_secret is None or not jwt_secret.get_secret_value():
+        return None  # auth signs with a private key, or (development) a random secret
     # derived, so that a signed URL is never a token the auth layer would accept
     return hmac.new(jwt_secret.get_secret_value().encode(), PURPOSE, hashlib.sha256).digest()
+
+
+def configure_signing(context: Any) -> None:
+    """At start-up: a key is configured or derivable; in development a random one stands in;
+    anywhere else start-up stops naming the setting (every signed URL would be refused)."""
+    ephemeral = None
+    if _configured(context) is None:
+        if context.settings.env != "development":
+            raise ConfigurationError(f"documents: {NO_KEY}")
+        log.warning("documents: %s; using a random per-process key (development only)", NO_KEY)
+        ephemeral = secrets.token_bytes(32)
+    context.provide(EphemeralSigningKey, EphemeralSigningKey(ephemeral))
+
+
+def signing_key(context: Any) -> bytes:
+    key = _configured(context) or context.get(EphemeralSigningKey).key
+    if key is None:  # the settings changed after start-up
+        raise SigningKeyMissing(NO_KEY)
+    return bytes(key)
 
 
 def _message(

@@ -7,15 +7,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from crm2_documents import signing
 from crm2_documents.models import Document, Kind
 from crm2_documents.stream import channels
-from documents_kit import API, PDF, PNG, Docs, make_docs
+from documents_kit import API, PDF, PNG, Docs, make_docs, seed_default_kinds
 from sqlalchemy import update
 from sqlmodel import col
 
+from crm2_core.api import ConfigurationError
 from crm2_hookspecs import Principal
 
 
@@ -572,3 +574,94 @@ async def test_a_name_in_another_script_falls_back_to_no_hidden_file(
     assert disposition.startswith(f'attachment; filename="{fallback}"; filename*=UTF-8'), (
         disposition
     )
+
+
+def _private_key_file(folder: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = folder / "jwt.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _asymmetric_auth(folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "jwt_algorithm": "ES256",
+        "jwt_secret": None,
+        "jwt_private_key_file": _private_key_file(folder),
+    }
+
+
+async def test_without_a_key_to_sign_urls_with_start_up_stops_naming_it(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """Auth signing with a private key leaves no JWT secret to derive the URL key from:
+    every signed URL was a 403 blaming the client. Start-up now says what to set."""
+    with pytest.raises(ConfigurationError) as refused:
+        await crm2_app_factory(
+            plugins=["documents"],
+            plugin_settings={
+                "auth": _asymmetric_auth(tmp_path / "keys"),
+                "documents": {"local_root": str(tmp_path / "files")},
+            },
+        )
+    assert "CRM2_DOCUMENTS_SIGNING_KEY" in str(refused.value), refused.value
+
+
+async def test_a_signing_key_makes_signed_urls_work_with_asymmetric_auth(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    app = await crm2_app_factory(
+        plugins=["documents"],
+        plugin_settings={
+            "auth": _asymmetric_auth(tmp_path / "keys"),
+            "documents": {"local_root": str(tmp_path / "files"), "signing_key": "s" * 40},
+        },
+    )
+    await seed_default_kinds(app)
+    docs = Docs(app, tmp_path / "files")
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/signed-url"
+    signed = await docs.client.post(url, json={}, headers=agent.headers)
+    assert signed.status_code == 200, signed.text
+    assert (await docs.client.get(signed.json()["url"])).content == PDF
+
+
+async def test_development_without_any_key_signs_with_a_random_one(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """As auth does there: a random per-process key, so signed URLs work; a key lost at run
+    time is a 503 naming the setting, never a 403 that blames the URL."""
+    app = await crm2_app_factory(
+        env="development",
+        plugins=["documents"],
+        plugin_settings={
+            "auth": {"jwt_secret": None},
+            "documents": {"local_root": str(tmp_path / "files")},
+        },
+    )
+    await seed_default_kinds(app)
+    docs = Docs(app, tmp_path / "files")
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/signed-url"
+    signed = await docs.client.post(url, json={}, headers=agent.headers)
+    assert signed.status_code == 200, signed.text
+    assert (await docs.client.get(signed.json()["url"])).content == PDF
+    app.context.get(signing.EphemeralSigningKey).key = None
+    lost = await docs.client.post(url, json={}, headers=agent.headers)
+    assert lost.status_code == 503, lost.text
+    assert lost.json()["type"].endswith("documents-signing-key-missing")
+    assert "CRM2_DOCUMENTS_SIGNING_KEY" in lost.json()["detail"]

@@ -185,7 +185,12 @@ async def download(
     return await file_response(context, found, range_header, if_none_match)
 
 
-@router.post("/documents/{document_id}/signed-url", response_model=SignedUrl)
+# 503: no signing key (start-up refuses that; settings can still change)
+@router.post(
+    "/documents/{document_id}/signed-url",
+    response_model=SignedUrl,
+    responses=problem_responses(503),
+)
 async def signed_url(
     document_id: uuid.UUID,
     body: SignedUrlRequest,
