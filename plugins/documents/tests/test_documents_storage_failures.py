@@ -442,3 +442,25 @@ async def test_files_stored_by_server_code_join_the_transfer_queue_as_uploads_do
         assert current["target_backend"] == "cut_short"
     assert (await run_transfers(docs.app.context))["stored"] == 2
     assert docs.stored_files() == []
+
+
+async def test_a_file_on_a_backend_no_longer_configured_downloads_as_503_not_422(
+    docs: Docs,
+) -> None:
+    """A version whose backend was taken out of the configuration is this deployment's
+    problem, not the client's: 503 storage-unavailable (declared), not the 422
+    unknown-backend a client gets for naming a backend that does not exist."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    async with docs.app.context.session_factory() as session:
+        await session.execute(update(Version).values(backend="retired"))
+        await session.commit()
+    url = f"{API}/documents/{document['id']}"
+    got = await docs.client.get(f"{url}/download", headers=agent.headers)
+    assert got.status_code == 503, got.text
+    assert got.json()["type"].endswith("documents-storage-unavailable")
+    assert "retired" in got.json()["detail"]
+    signed = await docs.client.post(f"{url}/signed-url", json={}, headers=agent.headers)
+    through = await docs.client.get(signed.json()["url"])
+    assert through.status_code == 503, through.text

@@ -181,7 +181,16 @@ async def open_file(
     file missing from its backend is 404 and a failing backend 503, as problems, never a
     download cut off after its headers."""
     readable(version)
-    chunks = storage_of(context).get(version.backend).open(version.storage_key, start, end)
+    storage = storage_of(context)
+    if version.backend not in storage.backends:  # taken out of the settings: not the client's
+        log.warning(
+            "documents: version %s is on %r, which is not configured", version.id, version.backend
+        )
+        raise StorageUnavailable(
+            f"version {version.number} is on the {version.backend!r} storage backend, "
+            "which this deployment no longer configures"
+        )
+    chunks = storage.get(version.backend).open(version.storage_key, start, end)
     with backend_failures(version.backend):
         try:
             first = await anext(chunks)
