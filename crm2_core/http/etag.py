@@ -53,10 +53,21 @@ def versions_from_if_match(if_match: str) -> frozenset[int] | None:
 
 
 async def require_if_match(request: Request) -> str:
+    """The ``If-Match`` of a write that needs one: an ETag list, never ``*``.
+
+    ``*`` matches any version, so it would skip the lost-update check this requirement
+    exists for: 428, like no header. (Where If-Match is optional, ``*`` keeps its
+    RFC 9110 meaning: "if the record exists".)
+    """
     value = request.headers.get("if-match")
     if not value:
         raise PreconditionRequired(
             "this update needs an If-Match header with the ETag of your last read"
+        )
+    if value.strip() == "*":
+        raise PreconditionRequired(
+            "If-Match: * is not taken here: this update needs the ETag of your last read "
+            '(e.g. If-Match: "v3"), so that it cannot overwrite a change you have not seen'
         )
     return value
 

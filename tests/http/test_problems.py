@@ -244,3 +244,31 @@ async def test_file_upload_has_its_own_larger_limit(crm2_app_factory: AppFactory
 
     assert within.status_code != 413  # the route refuses it for its own reasons
     assert_problem(beyond, 413, "payload-too-large")
+
+
+async def test_patch_with_if_match_star_is_428_problem(crm2: Crm2TestApp) -> None:
+    """``*`` matches every version: where If-Match is required it would skip the
+    lost-update check, so it is refused like a missing header, and nothing changes."""
+    admin = await crm2.login("admin")
+    user_id = await crm2.create_user("viewer")
+    url = f"/api/v1/auth/users/{user_id}"
+
+    for star in ("*", " * "):
+        response = await crm2.client.patch(
+            url, json={"full_name": "Ada"}, headers={**admin, "If-Match": star}
+        )
+        assert_problem(response, 428, "precondition-required")
+        assert "ETag" in response.json()["detail"]
+    assert (await crm2.client.get(url, headers=admin)).json()["full_name"] != "Ada"
+
+
+async def test_delete_with_if_match_star_keeps_its_rfc_meaning(crm2: Crm2TestApp) -> None:
+    """Where If-Match is optional, ``*`` means "if it exists" (RFC 9110)."""
+    admin = await crm2.login("admin")
+    user_id = await crm2.create_user("viewer")
+
+    response = await crm2.client.delete(
+        f"/api/v1/auth/users/{user_id}", headers={**admin, "If-Match": "*"}
+    )
+
+    assert response.status_code == 204, response.text

@@ -110,7 +110,7 @@ async def test_patch_with_if_match(deals: Deals) -> None:
     )
     assert r.status_code == 412
     r = await deals.client.patch(
-        url, json={"kind": "system"}, headers={**agent.headers, "If-Match": "*"}
+        url, json={"kind": "system"}, headers={**agent.headers, "If-Match": '"v2"'}
     )
     assert r.status_code == 422
 
@@ -131,7 +131,7 @@ async def test_system_entries_are_read_only(deals: Deals) -> None:
     entry = await make_activity(deals.app, await make_client(deals.app, admin.id), kind="system")
     url = f"{ACTIVITIES}/{entry.id}"
     r = await deals.client.patch(
-        url, json={"body": "x"}, headers={**admin.headers, "If-Match": "*"}
+        url, json={"body": "x"}, headers={**admin.headers, "If-Match": f'"v{entry.version}"'}
     )
     assert r.status_code == 409
     r = await deals.client.delete(url, headers=admin.headers)

@@ -71,10 +71,11 @@ async def test_a_new_end_date_earns_a_new_notice(deals: Deals) -> None:
     client = await make_client(deals.app, admin.id)
     policy = await make_policy(deals.app, client, end_date=TODAY + timedelta(days=10))
     await run_policy_maintenance(deals.app.context, today=TODAY)
+    read = await deals.client.get(f"{API}/policies/{policy.id}", headers=admin.headers)
     r = await deals.client.patch(
         f"{API}/policies/{policy.id}",
         json={"end_date": str(TODAY + timedelta(days=20))},
-        headers={**admin.headers, "If-Match": "*"},
+        headers={**admin.headers, "If-Match": read.headers["etag"]},
     )
     assert r.json()["renewal_notified_on"] is None
     await run_policy_maintenance(deals.app.context, today=TODAY)

@@ -237,7 +237,7 @@ async def test_patch_to_a_taken_number_is_409(deals: Deals) -> None:
     r = await deals.client.patch(
         f"{POLICIES}/{second['id']}",
         json={"number": "A-1"},
-        headers={**admin.headers, "If-Match": "*"},
+        headers={**admin.headers, "If-Match": f'"v{second["version"]}"'},
     )
     assert r.status_code == 409
 
