@@ -95,5 +95,13 @@ class UserOwnsRecords(Conflict):
     slug, title = "user-owns-records", "The user still owns records"
 
 
+class CurrentPasswordRequired(Unprocessable):
+    slug, title = "current-password-required", "Changing your own password needs the current one"
+
+
+class WrongCurrentPassword(Forbidden):
+    slug, title = "wrong-current-password", "The current password is wrong"
+
+
 class ExpiryPassed(Unprocessable):
     slug, title = "expiry-passed", "The expiry is past or too near"

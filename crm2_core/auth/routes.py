@@ -242,15 +242,18 @@ async def update_user(
     actor: UsersAdmin,
     session: SessionDep,
     service: ServiceDep,
+    request: Request,
     response: Response,
 ) -> UserPublic:
     """Change a user's name, password, roles or active flag (If-Match required).
 
     Only a user whose permissions you hold yourself; your own roles and an admin
-    need the admin role. Roles, active flag and password changes end the user's
-    tokens at once.
+    need the admin role; your own password needs ``current_password`` (403 if wrong,
+    counted like a failed sign-in). Roles, active flag and password changes end the
+    user's tokens at once.
     """
-    user = await service.update_user(session, user_id, if_match, body, actor)
+    ip = _client_ip(request)
+    user = await service.update_user(session, user_id, if_match, body, actor, ip=ip)
     response.headers["ETag"] = etag_for(user.version)
     return await _user_public(session, user)
 

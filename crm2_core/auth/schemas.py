@@ -129,6 +129,13 @@ class UserCreate(_Password):
 class UserUpdate(_Password):
     full_name: str | None = Field(None, max_length=200)
     password: Password | None = Field(None, min_length=PASSWORD_MIN_LENGTH, max_length=1024)
+    current_password: Password | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="your password as it is now: needed to change your own password "
+        "(not to reset another user's)",
+    )
     roles: list[str] | None = Field(None, max_length=20)
     is_active: bool | None = None
 

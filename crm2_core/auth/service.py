@@ -26,6 +26,7 @@ from crm2_core.auth.errors import (
     ApiKeyNotFound,
     BuiltinRole,
     CredentialsChanged,
+    CurrentPasswordRequired,
     EmailTaken,
     ExpiryPassed,
     InvalidCredentials,
@@ -41,6 +42,7 @@ from crm2_core.auth.errors import (
     UnknownUser,
     UserNotFound,
     UserOwnsRecords,
+    WrongCurrentPassword,
 )
 from crm2_core.auth.events import ApiKeysRevoked, RoleChanged, UserCredentialsChanged
 from crm2_core.auth.models import (
@@ -304,7 +306,12 @@ class AuthService:
         if_match: str,
         data: UserUpdate,
         actor: Principal | None = None,
+        ip: str = "unknown",
     ) -> User:
+        if data.password is not None and actor is not None and acting_user(actor) == user_id:
+            # before this session's first statement: on SQLite that begins IMMEDIATE,
+            # and the attempt is counted in a transaction of its own
+            await self._require_current_password(session, user_id, data.current_password, ip)
         user = await self.get_user(session, user_id)
         version = check_version(if_match, user.version)
         current = await self._require_over(session, actor, user_id, "changing this user")
@@ -349,6 +356,38 @@ class AuthService:
             if "roles" in reasons or "active" in reasons:
                 await self.revoke_ungrantable_keys(session, actor)
         return await self.get_user(session, user_id)
+
+    async def _require_current_password(
+        self, session: AsyncSession, user_id: uuid.UUID, password: str | None, ip: str
+    ) -> None:
+        """422 without, 403 with a wrong current password: a stolen token (or a key the
+        user made) must not turn into the account itself. Each try counts as a sign-in
+        attempt on the account from ``ip`` (the same delays and per-address limit as
+        ``/login``), so this is no side door for guessing the password."""
+        if password is None:
+            raise CurrentPasswordRequired(
+                "changing your own password needs current_password (your password as it is now)"
+            )
+        async with self.context.session_factory() as own:
+            user = await repo.user_by_id(own, user_id)
+        if user is None:
+            return  # gone: the update answers 404
+        s = self.settings
+        wait = await self.throttle.hit(
+            f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds
+        )
+        if wait:
+            raise TooManyRequests("too many failed logins from this address", retry_after=wait)
+        wait = await self.delays.take(user.email, ip)
+        if wait:
+            raise TooManyRequests(
+                f"too many wrong passwords on this account from this address; wait {wait} s",
+                retry_after=wait,
+            )
+        if not await self.passwords.verify(user.password_hash, password):
+            raise WrongCurrentPassword("current_password is not your password")
+        await self.delays.succeeded(session, user.email, ip)
+        await self.throttle.release(f"ip:{ip}")
 
     async def set_password(self, session: AsyncSession, email: str, data: UserUpdate) -> bool:
         """The operator's reset (``crm2 users set-password``); ``False``: no such user."""
