@@ -120,7 +120,12 @@ async def _run(
         async with engine.begin() as conn:
 
             def run(sync_conn: Connection) -> Any:
-                return action(alembic_config(source, sync_conn))
+                try:
+                    return action(alembic_config(source, sync_conn))
+                except (CommandError, DBAPIError):
+                    raise
+                except Exception as exc:  # only what ran on the connection, not connecting
+                    raise _PythonFailure from exc
 
             return await conn.run_sync(run)
     except CommandError as exc:
@@ -130,6 +135,10 @@ async def _run(
             raise
         log.debug("%s migrations failed", source.plugin, exc_info=exc)
         raise RevisionFailed(_revision_failure(source, exc)) from None
+    except _PythonFailure as failure:  # a revision's own bug: one line, like the database's
+        exc = failure.__cause__ or failure
+        log.debug("%s migrations failed", source.plugin, exc_info=exc)
+        raise RevisionFailed(_python_failure(source, exc)) from None
 
 
 class RevisionFailed(Exception):
@@ -137,18 +146,46 @@ class RevisionFailed(Exception):
     the database's reason. The branch's transaction is rolled back."""
 
 
+class _PythonFailure(Exception):
+    """Carries (as ``__cause__``) an error a revision raised in Python, out of ``run_sync``."""
+
+
 def _revision_failure(source: MigrationSource, exc: DBAPIError) -> str:
     """``deals migrations: revision abc123 (file.py) failed: <the database's first line>``."""
     reason = str(exc.orig if exc.orig is not None else exc).strip()
     reason = _DRIVER_PREFIX.sub("", reason.splitlines()[0] if reason else type(exc).__name__)
-    where = ""
-    versions = source.versions_dir.resolve()
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        path = Path(frame.filename)
-        if path.suffix == ".py" and path.resolve().parent == versions:
-            where = f" revision {revision_ids(path)[0]} ({path.name})"
-            break
+    return _failed(source, exc, reason)
+
+
+def _python_failure(source: MigrationSource, exc: BaseException) -> str:
+    """``deals migrations: revision abc123 (file.py) failed, …: NameError: name 'x' is …``."""
+    message = str(exc).strip()
+    first = message.splitlines()[0] if message else ""
+    if isinstance(exc, SyntaxError) and exc.lineno is not None:
+        first = f"{exc.msg} (line {exc.lineno})"
+    reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return _failed(source, exc, reason)
+
+
+def _failed(source: MigrationSource, exc: BaseException, reason: str) -> str:
+    where = _where(source, exc)
     return f"{source.plugin} migrations:{where} failed, its changes rolled back: {reason}"
+
+
+def _where(source: MigrationSource, exc: BaseException) -> str:
+    """`` revision abc123 (file.py)``: the innermost frame in one of the branch's revisions
+    (or, for a syntax error, the file that would not compile); empty when none is."""
+    versions = source.versions_dir.resolve()
+    paths = [Path(frame.filename) for frame in traceback.extract_tb(exc.__traceback__)]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        paths.append(Path(exc.filename))
+    for path in reversed(paths):
+        if path.suffix == ".py" and path.resolve().parent == versions:
+            try:
+                return f" revision {revision_ids(path)[0]} ({path.name})"
+            except (ConfigurationError, SyntaxError, ValueError, OSError):
+                return f" ({path.name})"
+    return ""
 
 
 # SQLAlchemy's asyncpg adapter prefixes the message with the exception's class.

@@ -143,6 +143,57 @@ def test_a_revision_the_database_refuses_is_one_line_naming_it(
     assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
 
 
+# A revision that breaks in Python, not in the database: after a statement that worked.
+BROKEN = {
+    "raises": (
+        'op.execute("INSERT INTO cliout_thing (id) VALUES (2)")\n'
+        '    raise RuntimeError("no such lookup table")',
+        "RuntimeError: no such lookup table",
+    ),
+    "misspelt": ("op.add_colum('cliout_thing', sa.Column('x', sa.Integer()))", "add_colum"),
+    "syntax": ("op.execute('INSERT INTO cliout_thing (id) VALUES (2)'", "SyntaxError"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN.keys())
+def test_a_revision_failing_in_python_is_one_line_naming_it(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    crm2_fresh_database: TestDatabase,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    """A NameError, a misspelt ``op`` call or a syntax error printed a traceback; a
+    database's refusal was already one line: both say the plugin, revision and reason."""
+    body, reason = BROKEN[case]
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "c11001_create_thing.py").write_text(FIRST)
+    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+    env = {"CRM2_DATABASE_URL": crm2_fresh_database.url}
+    assert run(runner, "migrate", env=env).exit_code == 0
+    broken = SECOND.replace(
+        'op.add_column("cliout_thing", sa.Column("points", sa.Integer(), nullable=False))', body
+    )
+    (versions / "c11002_broken.py").write_text(broken)
+
+    result = run(runner, "migrate", env=env)
+
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: cliout migrations: revision c11002 "), lines[0]
+    assert "c11002_broken.py" in lines[0] and reason in lines[0], lines[0]
+    assert "rolled back" in lines[0], lines[0]
+    current = run(runner, "migrate", "current", env=env)
+    assert "pending" in current.output, current.output
+    with caplog.at_level(logging.DEBUG, logger="crm2_core.migrate"):
+        assert run(runner, "migrate", env=env).exit_code == 1
+    assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
+
+
 def test_makemigrations_prints_one_created_line(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
