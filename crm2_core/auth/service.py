@@ -308,11 +308,15 @@ class AuthService:
         actor: Principal | None = None,
         ip: str = "unknown",
     ) -> User:
+        verified: str | None = None
         if data.password is not None and actor is not None and acting_user(actor) == user_id:
             # before this session's first statement: on SQLite that begins IMMEDIATE,
             # and the attempt is counted in a transaction of its own
-            await self._require_current_password(session, user_id, data.current_password, ip)
+            verified = await self._require_current_password(user_id, data.current_password, ip)
         user = await self.get_user(session, user_id)
+        if verified is not None and user.password_hash != verified:
+            # changed between the check and this read: what was checked is no longer it
+            raise WrongCurrentPassword("your password changed meanwhile; sign in again")
         version = check_version(if_match, user.version)
         current = await self._require_over(session, actor, user_id, "changing this user")
         values: dict[str, object] = {"updated_at": utcnow()}
@@ -358,8 +362,8 @@ class AuthService:
         return await self.get_user(session, user_id)
 
     async def _require_current_password(
-        self, session: AsyncSession, user_id: uuid.UUID, password: str | None, ip: str
-    ) -> None:
+        self, user_id: uuid.UUID, password: str | None, ip: str
+    ) -> str | None:
         """422 without, 403 with a wrong current password: a stolen token (or a key the
         user made) must not turn into the account itself. Each try counts as a sign-in
         attempt on the account from ``ip`` (the same delays and per-address limit as
@@ -371,7 +375,7 @@ class AuthService:
         async with self.context.session_factory() as own:
             user = await repo.user_by_id(own, user_id)
         if user is None:
-            return  # gone: the update answers 404
+            return None  # gone: the update answers 404
         s = self.settings
         wait = await self.throttle.hit(
             f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds
@@ -386,8 +390,11 @@ class AuthService:
             )
         if not await self.passwords.verify(user.password_hash, password):
             raise WrongCurrentPassword("current_password is not your password")
-        await self.delays.succeeded(session, user.email, ip)
+        async with self.context.session_factory() as own:  # the right password: as a sign-in
+            await self.delays.succeeded(own, user.email, ip)
+            await own.commit()
         await self.throttle.release(f"ip:{ip}")
+        return user.password_hash  # the update checks it is still the one (else 403)
 
     async def set_password(self, session: AsyncSession, email: str, data: UserUpdate) -> bool:
         """The operator's reset (``crm2 users set-password``); ``False``: no such user."""

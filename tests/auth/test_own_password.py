@@ -120,3 +120,42 @@ async def test_wrong_current_passwords_count_as_failed_sign_ins(
     # and the login from the same address waits as well: one streak, not two
     login = await crm2.client.post(LOGIN, json={"email": admin.email, "password": TEST_PASSWORD})
     assert_problem(login, 429, "too-many-requests")
+
+
+async def test_a_password_changed_between_the_check_and_the_update_is_403(
+    crm2: Crm2TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The current password is checked before the update's transaction: one changed in
+    between (by the user elsewhere, or an admin's reset) is no longer what was checked.
+    (An If-Match listing the next version too would not notice the change.)"""
+    from crm2_core.auth.schemas import UserUpdate
+
+    admin = await crm2.user("admin")
+    etag = await etag_of(crm2, admin.headers, admin.id)
+    passwords = crm2.auth.passwords
+    verify = passwords.verify
+
+    async def verify_then_reset(stored: str | None, password: str) -> bool:
+        ok = await verify(stored, password)
+        monkeypatch.setattr(passwords, "verify", verify)
+        assert await crm2.auth.set_password_of(admin.email, "reset by an admin meanwhile")
+        return ok
+
+    async def set_password_of(email: str, password: str) -> bool:
+        async with crm2.context.session_factory() as session:
+            done = await crm2.auth.set_password(session, email, UserUpdate(password=password))
+            await session.commit()
+        return done
+
+    monkeypatch.setattr(crm2.auth, "set_password_of", set_password_of, raising=False)
+    monkeypatch.setattr(passwords, "verify", verify_then_reset)
+
+    response = await crm2.client.patch(
+        f"{USERS}/{admin.id}",
+        json={"password": NEW, "current_password": TEST_PASSWORD},
+        headers={**admin.headers, "If-Match": f'{etag}, "v{int(etag[2:-1]) + 1}"'},
+    )
+
+    assert_problem(response, 403, "wrong-current-password")
+    assert await signs_in(crm2, admin.email, "reset by an admin meanwhile")
+    assert not await signs_in(crm2, admin.email, NEW)
