@@ -13,6 +13,7 @@ from crm2_core.auth import repository as repo
 from crm2_core.auth.deps import CurrentPrincipal, authenticator_of, require
 from crm2_core.auth.errors import InvalidCredentials, RefreshTokenReused, UserNotFound
 from crm2_core.auth.models import ApiKey, Role, User
+from crm2_core.auth.privileges import acting_user
 from crm2_core.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -283,7 +284,7 @@ async def delete_user(
 
     If-Match optional: when sent, another version of the user is 412 and nothing goes.
     """
-    if principal.kind == "user" and principal.id == user_id:
+    if acting_user(principal) == user_id:  # through one's own API key too: it acts for you
         raise Forbidden("you cannot delete yourself")
     await service.delete_user(session, user_id, principal, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,5 @@
-"""Changing one's own password needs the current one; an admin's reset of another does not."""
+"""One's own account: the password needs the current one (an admin resets another's
+without it), and nobody deletes themselves, through their own API key neither."""
 
 from __future__ import annotations
 
@@ -159,3 +160,19 @@ async def test_a_password_changed_between_the_check_and_the_update_is_403(
     assert_problem(response, 403, "wrong-current-password")
     assert await signs_in(crm2, admin.email, "reset by an admin meanwhile")
     assert not await signs_in(crm2, admin.email, NEW)
+
+
+async def test_nobody_deletes_themselves_through_their_own_api_key(crm2: Crm2TestApp) -> None:
+    """``DELETE /users/{own id}`` is 403 with a token; a key acts for its creator, so the
+    same holds through it (it deleted the account, and so revoked itself)."""
+    await crm2.login("admin")  # another admin: the last-admin rule is not what refuses
+    admin = await crm2.user("admin")
+    made = await crm2.client.post(
+        "/api/v1/auth/api-keys", json={"name": "k", "role": "admin"}, headers=admin.headers
+    )
+    key = {"X-API-Key": made.json()["key"]}
+
+    response = await crm2.client.delete(f"{USERS}/{admin.id}", headers=key)
+
+    assert response.status_code == 403, response.text
+    assert (await crm2.client.get(ME, headers=admin.headers)).status_code == 200
