@@ -136,9 +136,9 @@ async def _run(
         log.debug("%s migrations failed", source.plugin, exc_info=exc)
         raise RevisionFailed(_revision_failure(source, exc)) from None
     except _PythonFailure as failure:  # a revision's own bug: one line, like the database's
-        exc = failure.__cause__ or failure
-        log.debug("%s migrations failed", source.plugin, exc_info=exc)
-        raise RevisionFailed(_python_failure(source, exc)) from None
+        error = failure.__cause__ or failure
+        log.debug("%s migrations failed", source.plugin, exc_info=error)
+        raise RevisionFailed(_python_failure(source, error)) from None
 
 
 class RevisionFailed(Exception):
