@@ -76,3 +76,20 @@ class TelegramRateLimited(ServiceUnavailable):
             headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
+
+
+class RateLimiterUnavailable(ServiceUnavailable):
+    """The shared rate limiter (Redis) did not answer: nothing is sent without it, since
+    sending past a bot's pause or limit is what the service punishes with longer bans."""
+
+    slug, title = "notifications-rate-limiter-unavailable", "The notifications rate limiter is down"
+
+    def __init__(self, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        super().__init__(
+            f"the rate limiter of the notifications (Redis) is not answering, so nothing that "
+            f"it limits can be sent now; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )
+        self.seconds = seconds

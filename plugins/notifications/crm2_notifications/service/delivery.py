@@ -14,6 +14,9 @@ a token is there (``queue``, and always for webhooks and a bot-wide limit). Quie
 hours are checked again whenever a person's delivery is due: a retry that falls in
 them waits until they end. So are the person's rights: a delivery to someone who is
 no longer active or no longer holds ``notifications:read`` is ``skipped``, never sent.
+While the rate limiter (Redis) does not answer nothing it limits is sent: the claimed
+delivery is put back at once (``held``, no attempt counted: no fault of the message) for
+after the limiter's growing back-off, and the job leaves the rest of its batch for later.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +37,7 @@ from sqlmodel import col
 from crm2_core.api import SYSTEM, publish, user_permitted
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
+from crm2_notifications.errors import RateLimiterUnavailable
 from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded
 from crm2_notifications.hookspecs import (
     NotificationChannel,
@@ -52,6 +56,7 @@ TOO_MANY_REQUESTS = 429
 MAX_RETRY_AFTER = 7 * 24 * 3600.0  # the longest retry_max_seconds allows
 UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
 PAUSED = "waiting: the service asked the whole channel to pause (429 retry_after)"
+LIMITER_DOWN = "waiting: the rate limiter (Redis) is not answering"
 
 
 def record_attempt(
@@ -224,7 +229,9 @@ async def note_pause(context: Any, channel: NotificationChannel, result: SendRes
 
     delay = asked_delay(result)
     if result.pause_channel and not result.ok and delay > 0:
-        await buckets_for(context).pause(_pause_key(channel), delay)
+        # limiter down: logged by it; the message's own retry still waits retry_after
+        with suppress(RateLimiterUnavailable):
+            await buckets_for(context).pause(_pause_key(channel), delay)
 
 
 def asked_delay(result: SendResult) -> float:
@@ -270,7 +277,10 @@ async def send_due(
         ids = list((await db.execute(ordered)).scalars())
     outcomes: Counter[str] = Counter()
     for delivery_id in ids:
-        outcomes[await send_one(context, delivery_id, now, session)] += 1
+        outcome = await send_one(context, delivery_id, now, session)
+        outcomes[outcome] += 1
+        if outcome == "held":  # the limiter is down: the rest would only wait for it too
+            break
     return outcomes
 
 
@@ -296,7 +306,8 @@ async def send_one(
     context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None = None
 ) -> str:
     """``delivered`` | ``failed`` | ``dead`` | ``deferred`` / ``folded`` (rate limit: re-queued,
-    or moved to the digest) | ``skipped`` (claimed elsewhere, or its person lost the right)."""
+    or moved to the digest) | ``held`` (the rate limiter is down: re-queued for after its
+    back-off) | ``skipped`` (claimed elsewhere, or its person lost the right)."""
     if not await _claim(context, delivery_id, now, session):
         return "skipped"
     async with unit(context, session) as db:
@@ -318,12 +329,18 @@ async def send_one(
     if delivery.user_id is not None and message.recipient is None:
         result = SendResult.failed("the recipient is no longer an active user", retry=False)
     else:
-        resume = await paused_until(context, channel, now)
-        if resume > now:  # the service told the whole channel to wait: no token taken
+        try:
+            resume = await paused_until(context, channel, now)
+            key = str(delivery.user_id or delivery.webhook_id)
+            # no token taken while the service told the whole channel to wait
+            wait, bucket = (0.0, "user") if resume > now else await rate_wait(context, channel, key)
+        except RateLimiterUnavailable as down:  # given back now, not after STALE_CLAIM
+            later = now + timedelta(seconds=down.seconds * random.uniform(1.0, 1.5))
+            await _requeue(context, delivery_id, later, session, last_error=LIMITER_DOWN)
+            return "held"
+        if resume > now:
             await _requeue(context, delivery_id, resume, session, last_error=PAUSED)
             return "deferred"
-        key = str(delivery.user_id or delivery.webhook_id)
-        wait, bucket = await rate_wait(context, channel, key)
         if wait > 0 and bucket == "user" and folds(context, delivery):
             await _fold(context, delivery_id, now, session)
             return "folded"

@@ -11,7 +11,8 @@ its deliveries stay ``digest`` and the day's claim is given back, so a later run
 the job sends them as one digest once the pause is over (the same day, or with the
 next day's digest if the pause outlasts it). So is one that finds no token of its
 channel's bot-wide bucket (``telegram_rate_per_second``): digests fall due together at
-the digest hour, and must not go past the limit. The deliveries of a user no longer
+the digest hour, and must not go past the limit. And so is one while the rate limiter
+(Redis) does not answer. The deliveries of a user no longer
 active or holding ``notifications:read`` are skipped.
 """
 
@@ -30,6 +31,7 @@ from sqlmodel import col
 from crm2_core.api import SYSTEM, publish
 from crm2_notifications import clock, quiet
 from crm2_notifications.channels import registry
+from crm2_notifications.errors import RateLimiterUnavailable
 from crm2_notifications.events import DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded
 from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, Notification, UserSettings
@@ -164,11 +166,8 @@ async def _send_user(
         )
         if channel is None or who is None:
             result = SendResult.failed("channel or recipient unavailable")
-        elif await paused_until(context, channel, now) > now:  # one digest, after the pause
+        elif await _must_wait(context, channel, now):
             held = True
-            continue
-        elif await channel_token(context, channel) > 0:  # digests come together: the
-            held = True  # bot-wide limit holds them like any message, for a later run
             continue
         else:
             try:
@@ -184,6 +183,18 @@ async def _send_user(
             held = True  # to be retried as one digest: the day is due again
         sent += int(result.ok)
     return sent, held
+
+
+async def _must_wait(context: Any, channel: Any, now: datetime) -> bool:
+    """Whether the channel's digest waits for a later run: the channel is paused (one
+    digest, after the pause), or has no token of its bot-wide bucket (digests come
+    together at the digest hour and must not go past the limit), or the limiter is down."""
+    try:
+        return await paused_until(context, channel, now) > now or (
+            await channel_token(context, channel) > 0
+        )
+    except RateLimiterUnavailable:
+        return True
 
 
 async def _record(context: Any, ids: list[uuid.UUID], result: SendResult, now: datetime) -> bool:

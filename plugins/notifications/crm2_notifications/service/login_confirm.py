@@ -86,6 +86,7 @@ async def ask(login: LoginConfirmation, context: Any, session: AsyncSession) -> 
 
     :raises TelegramPaused: the bot is paused (or this question met flood control).
     :raises TelegramRateLimited: no token of the bot-wide bucket is there now.
+    :raises RateLimiterUnavailable: the limiter (Redis) does not answer (a 503 too).
     """
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 

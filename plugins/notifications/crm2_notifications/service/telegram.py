@@ -9,6 +9,10 @@ bot-wide rate limit, as every message of the bot does: one that cannot go now is
 held back (bounded) and sent once it may. Held in process memory on purpose: an answer
 is a courtesy, the update's effect is committed before the webhook answers, and
 Telegram does not re-send an update answered 2xx — a restart loses only the chat line.
+So once the update is committed the webhook answers 2xx whatever becomes of the answer:
+while the rate limiter (Redis) is down the answers are held back like during a pause,
+and any other failure to answer is logged (a 5xx would make Telegram re-send an update
+it would then ignore as seen, and the answer would be lost all the same).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from collections import deque
 from collections.abc import Mapping
@@ -33,7 +38,7 @@ from crm2_hookspecs import Principal
 from crm2_notifications import clock
 from crm2_notifications.channels import registry
 from crm2_notifications.channels.telegram import bot_call, result_of
-from crm2_notifications.errors import TelegramOff, TelegramSecretInvalid
+from crm2_notifications.errors import RateLimiterUnavailable, TelegramOff, TelegramSecretInvalid
 from crm2_notifications.models import TelegramCode, TelegramLink, TelegramUpdate
 from crm2_notifications.service import login_confirm
 from crm2_notifications.service.delivery import channel_token, note_pause, paused_until
@@ -41,6 +46,8 @@ from crm2_notifications.service.login_confirm import BotCall
 
 LINKED = "Linked: crm2 notifications will arrive in this chat."
 BAD_CODE = "This link code is unknown, used or expired. Get a new one in crm2."
+log = logging.getLogger(__name__)
+
 HELLO = "Open crm2 → Notifications → Link Telegram, and follow the link it gives you."
 
 
@@ -220,7 +227,11 @@ async def reply(context: Any, calls: list[BotCall]) -> int:
     now = clock.now(context)
     held = _pending(context)
     held.calls.extend(HeldReply(method, payload, now) for method, payload in calls)
-    return await flush_replies(context)
+    try:
+        return await flush_replies(context)
+    except Exception:  # the update is committed: its answer is a courtesy, never a 5xx
+        log.exception("notifications: the Telegram bot could not answer an update")
+        return 0
 
 
 def _expired(call: HeldReply, now: datetime) -> bool:
@@ -248,9 +259,13 @@ async def _flush(context: Any, calls: deque[HeldReply]) -> int:
             continue
         if channel is not None:
             now = utcnow()
-            if await paused_until(context, channel, now) > now or (
-                await channel_token(context, channel) > 0  # the deliveries' limit too
-            ):
+            try:
+                held = await paused_until(context, channel, now) > now or (
+                    await channel_token(context, channel) > 0  # the deliveries' limit too
+                )
+            except RateLimiterUnavailable:
+                held = True  # no sending past a pause the limiter cannot tell of
+            if held:
                 calls.appendleft(call)
                 break
         try:
