@@ -351,3 +351,33 @@ async def test_statement_errors_name_the_spreadsheet_row(payments: Payments) -> 
         )
         assert answer.status_code == 422, answer.text
         assert expected in answer.json()["detail"], answer.json()["detail"]
+
+
+async def test_zero_and_negative_lines_are_kept_unmatched_and_never_booked(
+    payments: Payments,
+) -> None:
+    """A line of 0 (or "-0") whose reference named a payment was stored `ambiguous`, as if a
+    person could book it; a debit (negative) likewise. They are `unmatched` now, and a match
+    by hand is 422: no money was received."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="40.00", reference="INV-0",
+                                 provider="bank", external_id="E-0")  # fmt: skip
+    result = await upload(payments, manager.headers, statement(
+        "2026-12-01;0,00;EUR;INV-0;A", "2026-12-01;-0;EUR;E-0;B",
+        "2026-12-02;-40,00;EUR;INV-0;C", "2026-12-02;-40,00;EUR;E-0;D"))  # fmt: skip
+    assert (result["matched"], result["ambiguous"], result["unmatched"]) == (0, 0, 4), result
+    lines = await payments.client.get(
+        f"{API}/statements/{result['id']}/lines", headers=manager.headers
+    )
+    items = lines.json()["items"]
+    assert {i["status"] for i in items} == {"unmatched"}
+    for line in items:
+        match = await payments.client.post(
+            f"{API}/statement-lines/{line['id']}/match", json={"payment_id": made["id"]},
+            headers={**manager.headers, **key()},
+        )  # fmt: skip
+        assert match.status_code == 422, match.text
+        assert match.json()["type"] == "urn:crm2:problem:payments-invalid-amount"
+    got = (await payments.get(manager, made["id"])).json()
+    assert (got["paid"], got["version"]) == ("0.00", made["version"])
+

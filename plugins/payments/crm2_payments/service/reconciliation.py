@@ -10,10 +10,13 @@ Each new line is matched in order by:
    outstanding amount equals the line's, due within CRM2_PAYMENTS_MATCH_WINDOW_DAYS.
 
 One candidate: ``matched`` (the amount is booked against it, unless step 1
-found the receipt booked already); several: ``ambiguous``; none, a negative
-amount or more than is outstanding: ``unmatched``. A person matches and
-unmatches by hand; unmatching takes back the receipt the match booked (a
-``reversal`` entry in the ledger).
+found the receipt booked already); several: ``ambiguous``; none: ``unmatched``.
+One candidate named by steps 1 or 2 that the line does not fit (more than is
+outstanding, a payment paid or cancelled) is ``ambiguous`` too: the line names it,
+a person decides. A line of no money received (zero, or negative: a debit, a fee)
+is ``unmatched`` and never matched, by hand neither (422): nothing is booked for it.
+A person matches and unmatches by hand; unmatching takes back the receipt the
+match booked (a ``reversal`` entry in the ledger).
 
 Every step keeps to the payments the uploader can see (the visibility rule): a
 reconcile holder without ``payments:all_records`` books nothing on, and the answer
@@ -44,6 +47,7 @@ from crm2_core.api import (
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
+    InvalidAmount,
     InvalidTransition,
     LineAlreadyMatched,
     LineNotFound,
@@ -188,6 +192,11 @@ async def match_line(
     session: AsyncSession, line: StatementLine, window: int, seen: Visibility
 ) -> str:
     """Match ``line`` automatically among the payments ``seen`` lets the uploader see."""
+    if line.amount_minor <= 0:
+        # a debit or a zero line: no money to book, whatever payment its reference names
+        line.status = "unmatched"
+        await session.flush()
+        return line.status
     how, found, allocation = await _candidates(session, line, window, seen)
     if allocation is not None:
         line.status, line.payment_id, line.allocation_id, line.matched_by = (
@@ -312,6 +321,11 @@ async def manual_match(
     check_version(if_match, line.version)
     if line.status == "matched":
         raise LineAlreadyMatched("unmatch the line first")
+    if line.amount_minor <= 0:
+        raise InvalidAmount(
+            f"the line's {text(line.amount_minor, line.currency)} is no money received: "
+            "a zero or negative line is never booked on a payment"
+        )
     await _claim(session, line, LineAlreadyMatched("the line was matched meanwhile"))
     # with the visibility rule: a reconcile holder without payments:all_records books
     # only on (and learns only of) the payments they can see
