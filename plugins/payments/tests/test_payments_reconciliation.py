@@ -381,3 +381,19 @@ async def test_zero_and_negative_lines_are_kept_unmatched_and_never_booked(
     got = (await payments.get(manager, made["id"])).json()
     assert (got["paid"], got["version"]) == ("0.00", made["version"])
 
+
+async def test_a_statement_without_lines_is_422_and_stores_nothing(payments: Payments) -> None:
+    """A header-only CSV made an empty statement (201) and a reconciliation event."""
+    manager = await payments.user("manager")
+    for content in (statement(), statement("", ";;;;"), b"date,amount,currency,reference,"
+                    b"counterparty\n\n"):  # fmt: skip
+        files = {"file": ("bank.csv", content, "text/csv")}
+        answer = await payments.client.post(
+            f"{API}/statements", files=files, headers={**manager.headers, **key()}
+        )
+        assert answer.status_code == 422, (content, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "no lines" in answer.json()["detail"]
+    listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
+    assert listed.json()["items"] == []
+    assert await payments.events("payments.reconciliation.completed") == []

@@ -9,7 +9,7 @@ came before it in the file) makes a re-uploaded statement add nothing.
 Errors name the spreadsheet row (the header is row 1), as the kit's CSV imports do;
 a quoted cell may hold a line break, so a syntax error names the file's line too
 where it differs. A quote never closed is refused, never a cell that swallows the
-lines after it.
+lines after it. A file without a line (a header only, or blank rows) is refused too.
 """
 
 from __future__ import annotations
@@ -92,11 +92,15 @@ def parse(content: bytes, max_rows: int) -> list[ParsedLine]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     where = _Where()
     try:
-        return _lines(reader, where, max_rows)
+        parsed = _lines(reader, where, max_rows)
     except csv.Error as exc:
         if "end of data" in str(exc):
             raise InvalidStatement(f"the quote opened in {where} is never closed") from None
         raise InvalidStatement(f"{where}: {exc}") from None
+    if not parsed:
+        # an empty statement would be stored (and announced) with nothing in it
+        raise InvalidStatement("the file has no lines: only a header, no row from row 2 on")
+    return parsed
 
 
 @dataclass
