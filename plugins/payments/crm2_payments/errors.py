@@ -55,6 +55,10 @@ class InvalidAmount(Unprocessable):
     slug, title = "payments-invalid-amount", "The amount is not usable"
 
 
+class InvalidReceivedAt(Unprocessable):
+    slug, title = "payments-invalid-received-at", "The money cannot have moved at that time"
+
+
 class InvalidRule(Unprocessable):
     slug, title = "payments-invalid-rule", "The commission rule is not usable"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -252,3 +253,31 @@ async def test_amounts_in_digits_other_than_ascii_are_422_and_change_nothing(
     listed = await payments.client.get(f"{API}/payments", headers=agent.headers)
     assert [p["id"] for p in listed.json()["items"]] == [made["id"]]
     assert (await payments.get(agent, made["id"])).json()["paid"] == "0.00"
+
+
+async def test_money_dated_far_in_the_future_is_422_naming_received_at(
+    payments: Payments,
+) -> None:
+    """A receipt dated 9999-12-31T23:59:59-10:00 was stored as 9999-12-31T23:59:59.999998Z
+    (the end of time): money never comes from the future. A day ahead of the payments clock
+    is the most a receipt or refund may be dated; an hour ahead (a clock a little fast) and
+    the past stay fine."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="40.00")
+    soon = utcnow() + timedelta(days=2)
+    for when in ("9999-12-31T23:59:59-10:00", soon.isoformat()):
+        for kind in ("payment", "refund"):
+            answer = await payments.move(manager, made["id"], kind, "5.00", received_at=when)
+            assert answer.status_code == 422, answer.text
+            problem = answer.json()
+            assert problem["type"] == "urn:crm2:problem:payments-invalid-received-at"
+            assert "received_at" in problem["detail"]
+            assert problem["errors"][0]["loc"] == ["body", "received_at"]
+    got = (await payments.get(manager, made["id"])).json()
+    assert (got["paid"], got["version"]) == ("0.00", made["version"])
+    for when in ((utcnow() + timedelta(hours=1)).isoformat(), "2020-01-01T00:00:00+14:00"):
+        ok = await payments.move(manager, made["id"], "payment", "5.00", received_at=when)
+        assert ok.status_code == 201, ok.text
+    back = await payments.move(manager, made["id"], "refund", "1.00",
+                               received_at="0001-01-02T00:00:00Z")  # fmt: skip
+    assert back.status_code == 201, back.text

@@ -120,7 +120,9 @@ class PaymentPublic(ResponseModel):
 class AllocationCreate(RequestModel):
     amount: Amount
     currency: Currency
-    received_at: AwareDatetime | None = Field(None, description="default: now")
+    received_at: AwareDatetime | None = Field(
+        None, description="default: now; at most a day after now"
+    )
     method: Method = ""
     reference: Reference = ""
     provider: Provider = "manual"

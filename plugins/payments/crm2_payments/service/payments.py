@@ -7,7 +7,7 @@ worker message does, with the events in the outbox).
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,7 @@ from crm2_payments.errors import (
     CurrencyMismatch,
     ExternalIdTaken,
     InvalidAmount,
+    InvalidReceivedAt,
     InvalidTransition,
     Overpayment,
     OverRefund,
@@ -326,6 +327,21 @@ async def cancel_payment(
     return payment
 
 
+# how far ahead of the payments clock a receipt or refund may be dated: a clock a little
+# fast or a day's time zone, never a date-time far ahead (once stored as the end of time)
+RECEIVED_AT_LEAD = timedelta(days=1)
+
+
+def _check_received_at(received_at: datetime | None, now: datetime) -> None:
+    if received_at is None or received_at <= now + RECEIVED_AT_LEAD:
+        return
+    msg = f"must not be more than a day after now ({now.isoformat(timespec='seconds')})"
+    raise InvalidReceivedAt(
+        f"received_at {received_at.isoformat()} {msg}",
+        errors=[{"loc": ["body", "received_at"], "msg": msg, "type": "value_error"}],
+    )
+
+
 async def move(
     session: AsyncSession,
     principal: Principal | None,
@@ -342,11 +358,12 @@ async def move(
     if body.currency != payment.currency:
         raise CurrencyMismatch(f"the payment is in {payment.currency}, not {body.currency}")
     amount = minor(body.amount, body.currency)
+    now = utcnow()
+    _check_received_at(body.received_at, now)
     if body.external_id is not None:
         seen = await repo.allocation_by_external_id(session, body.provider, body.external_id)
         if seen is not None:
             return seen, False
-    now = utcnow()
     at: datetime = body.received_at or now
     if not await repo.move_money(session, payment.id, kind, amount, at):
         await session.refresh(payment)
