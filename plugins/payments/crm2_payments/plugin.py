@@ -61,7 +61,9 @@ def crm2_permissions() -> Sequence[Permission]:
             "Upload bank statements and match their lines",
             ("admin", "manager"),
         ),
-        Permission("payments:admin", "Manage commission rules", ("admin",)),
+        Permission(
+            "payments:admin", "Manage commission rules and build held schedules", ("admin",)
+        ),
         Permission(
             "payments:all_records",
             "See every payment, not only those of one's own records",

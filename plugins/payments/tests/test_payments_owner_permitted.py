@@ -135,13 +135,13 @@ class Suspends:
         return None
 
 
-async def _activated_policy(p: Payments, owner: User) -> str:
+async def _activated_policy(p: Payments, owner: User, number: str = "P-9") -> str:
     client = await p.client.post(
         f"{DEALS}/clients", json={"kind": "person", "name": "Anna"}, headers=owner.headers
     )
     assert client.status_code == 201, client.text
     body = {
-        "number": "P-9", "insurer": "Allianz", "client_id": client.json()["id"],
+        "number": number, "insurer": "Allianz", "client_id": client.json()["id"],
         "product": "Motor", "premium": "120.00", "currency": "EUR",
         "payment_frequency": "quarterly", "start_date": "2026-01-15",
         "end_date": "2027-01-14",
@@ -301,3 +301,51 @@ async def test_a_refused_schedule_is_not_built_for_a_cancelled_policy_or_a_refus
     await p.app.settle_events()
     await _hand_policy(p, admin, policy_id, agent)
     await _no_schedule_for(p, policy_id, admin)
+
+
+async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payments(
+    with_deals: Payments,
+) -> None:
+    """A held activation was built only by a hand-over: when the owner's role gained
+    payments:write instead, the policy stayed without a schedule for good. An admin's
+    POST /schedules/held/build builds it for that owner, once; a policy whose owner still
+    may not stays held."""
+    p = with_deals
+    admin, agent = await p.user("admin"), await p.user("agent")
+    underwriter = await _role_without_payments(p, admin)
+    policy_id = await _activated_policy(p, underwriter)
+    role = {"name": "clerk", "permissions": ["deals:read", "deals:write", "deals:all_records"]}
+    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    clerk = await p.user("clerk")
+    other_policy = await _activated_policy(p, clerk, "P-10")
+    await p.app.settle_events()
+    await _no_schedule_for(p, policy_id, admin)
+    url = f"{API}/schedules/held/build"
+    assert (await p.client.post(url, headers=agent.headers)).status_code == 403
+    nothing = await p.client.post(url, headers=admin.headers)
+    assert nothing.status_code == 200, nothing.text
+    assert nothing.json() == {"built": [], "held": sorted([policy_id, other_policy])}
+
+    role_url = "/api/v1/auth/roles/underwriter"
+    etag = (await p.client.get(role_url, headers=admin.headers)).headers["ETag"]
+    granted = await p.client.patch(
+        role_url, headers={**admin.headers, "If-Match": etag},
+        json={"permissions": ["deals:read", "deals:write", "deals:all_records",
+                              "payments:read", "payments:write"]},
+    )  # fmt: skip
+    assert granted.status_code == 200, granted.text
+    built = await p.client.post(url, headers=admin.headers)
+    assert built.status_code == 200, built.text
+    (schedule,) = built.json()["built"]
+    assert built.json()["held"] == [other_policy]
+    assert (schedule["policy_id"], schedule["owner_id"]) == (policy_id, str(underwriter.id))
+    assert schedule["instalments"] == 4
+    listed = await p.client.get(
+        f"{API}/payments", params={"policy_id": policy_id}, headers=underwriter.headers
+    )
+    assert sorted(i["amount"] for i in listed.json()["items"]) == ["30.00"] * 4
+    assert {i["owner_id"] for i in listed.json()["items"]} == {str(underwriter.id)}
+    again = await p.client.post(url, headers=admin.headers)
+    assert again.json() == {"built": [], "held": [other_policy]}
+    assert len(await p.events("payments.schedule.created")) == 1

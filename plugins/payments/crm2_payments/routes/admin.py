@@ -1,4 +1,5 @@
-"""Commission rules (`payments:admin`) and the commission ledger (visible like payments)."""
+"""Commission rules and held schedules (`payments:admin`), and the commission ledger
+(visible like payments)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlmodel import col
 
 from crm2_core.api import (
     APIRouter,
+    ContextDep,
     IfMatchDep,
     Page,
     PageDep,
@@ -28,8 +30,10 @@ from crm2_payments.schemas.admin import (
     CommissionRuleCreate,
     CommissionRulePublic,
     CommissionRuleUpdate,
+    HeldSchedules,
 )
 from crm2_payments.service import rules as service
+from crm2_payments.service import schedules as schedules_service
 from crm2_payments.visibility import RULES
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments commissions"])
@@ -114,3 +118,14 @@ async def list_commissions(
         stmt = stmt.where(col(Commission.payment_id) == payment_id)
     rows, cursor = await commissions.page(session, stmt, page)
     return page_response(CommissionPublic, [commission_public(c) for c in rows], cursor)
+
+
+@router.post("/schedules/held/build", response_model=HeldSchedules)
+async def build_held_schedules(
+    principal: PaymentsAdmin, session: SessionDep, context: ContextDep
+) -> HeldSchedules:
+    """Build the schedules held because their policy's owner could not own payments, for
+    those whose owner may now (their role gained payments:write without a hand-over).
+    Idempotent: a second call builds nothing more."""
+    built, held = await schedules_service.build_held_schedules(session, context)
+    return HeldSchedules(built=[schedules_service.schedule_public(s) for s in built], held=held)

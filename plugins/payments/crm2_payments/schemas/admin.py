@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from crm2_core.api import Amount, Clearable, Currency, RequestModel, ResponseModel, UpdateModel
+from crm2_payments.schemas.payments import SchedulePublic
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="1 bp = 0.01 %")]
@@ -95,3 +96,15 @@ class WebhookAck(ResponseModel):
     webhook_id: str
     applied: bool = Field(description="false: this webhook id was applied before")
     result: str
+
+
+class HeldSchedules(ResponseModel):
+    """What ``POST /schedules/held/build`` did."""
+
+    built: list[SchedulePublic] = Field(
+        description="schedules built now for their policy's owner, who may own payments now"
+    )
+    held: list[str] = Field(
+        description="policy ids whose activation stays held: their owner still may not own "
+        "payments, or the policy is not active"
+    )

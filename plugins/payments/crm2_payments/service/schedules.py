@@ -12,7 +12,8 @@
   (``payments:write`` less a hook's veto, the rule of creating a payment) gets no
   schedule: none is made yet, and a warning says why; the activation is held
   (``payments_policy_ref.held_activation``) and built by the first hand-over of the policy,
-  still active, to an owner who may (``build_held_schedule``).
+  still active, to an owner who may (``build_held_schedule``), or by an admin's
+  ``POST /schedules/held/build`` once the owner may (their role gained ``payments:write``).
 - ``deals.policy.updated`` with ``owner_id`` among its ``changed``: the policy was handed
   to another agent, and its payments follow it (the README's rule: a payment's owner
   is the owner of its record) — the instalments of its schedule, and the payments
@@ -264,6 +265,31 @@ async def build_held_schedule(
         ref.held_activation = None
         await session.flush()
     return schedule
+
+
+async def build_held_schedules(
+    session: AsyncSession, context: Any
+) -> tuple[list[Schedule], list[str]]:
+    """The admin's action (``POST /schedules/held/build``): every held activation whose
+    policy's owner may own payments now — their role gained ``payments:write`` since, with
+    no hand-over to build it — is built, as a hand-over would (``build_held_schedule``, in
+    the policy's turn). ``(built, still held)``; idempotent: a built one is held no more."""
+    stmt = (
+        select(col(PolicyRef.policy_id))
+        .where(col(PolicyRef.held_activation).is_not(None))
+        .order_by(col(PolicyRef.policy_id))
+    )
+    built: list[Schedule] = []
+    held: list[str] = []
+    for policy_id in list((await session.execute(stmt)).scalars()):
+        await take_record_turn(session, POLICY, policy_id)
+        schedule = await build_held_schedule(session, context, policy_id)
+        if schedule is not None:
+            built.append(schedule)
+        ref = await session.get(PolicyRef, policy_id, populate_existing=True)
+        if ref is not None and ref.held_activation:
+            held.append(policy_id)
+    return built, held
 
 
 async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | None = None) -> int:
