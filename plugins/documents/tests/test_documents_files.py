@@ -188,6 +188,21 @@ async def test_malformed_uploads_are_422(docs: Docs) -> None:
     assert docs.stored_files() == []
 
 
+async def test_an_empty_file_is_422_and_stores_nothing(docs: Docs) -> None:
+    """Zero bytes are no document: not a text/plain version (whose every Range is 416),
+    nor a 415 naming text/plain for a kind without it, but a 422 that says so."""
+    agent = await docs.user("agent")
+    for kind, filename in (("other", "notes.txt"), ("policy", "scan.pdf"), ("other", "x")):
+        document = await docs.create(agent, kind=kind)
+        empty = await docs.upload(agent, document["id"], b"", filename=filename)
+        assert empty.status_code == 422, empty.text
+        assert empty.headers["content-type"].startswith("application/problem+json")
+        assert empty.json()["type"].endswith("documents-invalid-upload")
+        assert "empty" in empty.json()["detail"]
+        assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
+    assert docs.stored_files() == [] and await docs.events("documents.document.version_added") == []
+
+
 async def test_the_body_after_the_file_is_read_and_bounded(docs: Docs) -> None:
     """Parts after the file are read (the request ends before the upload is recorded)
     but bounded, as a part's header line is."""

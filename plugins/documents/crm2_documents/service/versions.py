@@ -45,6 +45,7 @@ from crm2_documents.errors import (
     FileMissing,
     FileNotReady,
     FileTooLarge,
+    InvalidUpload,
     KindInactive,
     StorageUnavailable,
     VersionNotFound,
@@ -136,6 +137,8 @@ async def receive(
         raise FileTooLarge(f"the file exceeds {limit} bytes")
     document, allowed = await _checked_document(context, principal, document_id)
     part = await read_file_part(_bounded(body, limit + MULTIPART_OVERHEAD), content_type)
+    if not part.head:  # the head is short only when the part ended: nothing at all
+        raise InvalidUpload("the file is empty: a version needs at least one byte")
     filename = safe_filename(part.filename)
     sniffed = sniff(part.head)
     why = refusal(sniffed, part.content_type, filename, allowed)
