@@ -7,6 +7,7 @@ with the ``q`` forms the backend sends, folder create, resumable upload, ranged
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -51,6 +52,8 @@ class FakeGoogle:
     token_requests: int = 0
     # Drive answers 200 with a page that is not its JSON (a proxy's or a portal's)
     garbage: bool = False
+    # seconds the token endpoint takes to answer (for callbacks that overlap)
+    token_delay: float = 0.0
 
     # -- the consent screen, as a test clicks it -------------------------------------------
     def approve(self, consent_url: str) -> str:
@@ -75,6 +78,8 @@ class FakeGoogle:
     # -- endpoints -------------------------------------------------------------------------
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
         form = await request.form()
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return JSONResponse({"error": "invalid_client"}, 401)

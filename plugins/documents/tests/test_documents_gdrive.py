@@ -331,3 +331,27 @@ async def test_two_first_consents_at_once_are_no_500(
     urls = [a.json()["url"] for a in answers]
     approved = [(await docs.client.get(google.approve(url))).status_code for url in urls]
     assert approved.count(200) == 1 and approved.count(400) == 3, approved
+
+
+async def test_two_callbacks_with_one_state_reach_google_once(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """The state is spent by one conditional UPDATE: of two callbacks with the same state
+    at once (a double-clicked redirect, a replay), one exchanges the code and the other is
+    a 400 without asking Google; a read then a write let both through."""
+    docs = await make_docs(crm2_app_factory, tmp_path / "files", **gdrive_settings(google))
+    admin = await docs.user("admin")
+    started = await docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+    back = google.approve(started.json()["url"])
+    before = google.token_requests
+    google.token_delay = 0.5  # the first exchange is still running when the others arrive
+    try:
+        answers = await asyncio.gather(*(docs.client.get(back) for _ in range(3)))
+    finally:
+        google.token_delay = 0.0
+    assert sorted(a.status_code for a in answers) == [200, 400, 400], [a.text for a in answers]
+    assert google.token_requests - before == 1
+    refused = [a for a in answers if a.status_code == 400]
+    assert all(a.json()["type"].endswith("documents-oauth-bad-state") for a in refused)
+    status = await docs.client.get(f"{API}/oauth/gdrive", headers=admin.headers)
+    assert status.json()["connected"] is True

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from crm2_core.api import (
     BadRequest,
@@ -141,20 +144,48 @@ async def start(session: AsyncSession, context: Any, principal: Principal) -> tu
     return f"{settings.gdrive_auth_url}?{query}", state
 
 
-async def callback(
-    session: AsyncSession, context: Any, state: str, code: str | None, error: str | None
-) -> None:
+@dataclass(frozen=True)
+class _Consent:
+    """What ``start`` kept for the consent a state names, taken from the row as it is spent."""
+
+    until: datetime | None
+    verifier: str | None  # encrypted
+    by: uuid.UUID | None
+
+
+async def _spend(context: Any, state: str) -> _Consent:
+    """Spend the one-time state: a conditional UPDATE (``WHERE pending_state = hash``),
+    committed before Google is asked. Of two callbacks with the same state, the second's
+    UPDATE waits for the first's and then matches no row: only one reaches Google. (A
+    read then a write would let both read the state before either cleared it.) The
+    commit also keeps the database's lock (on SQLite: the write lock) off the exchange."""
+    async with context.session_factory() as session:
+        won = await session.execute(
+            update(Credential)
+            .where(
+                col(Credential.provider) == PROVIDER,
+                col(Credential.pending_state) == _hash(state),
+            )
+            .values(pending_state=None, updated_at=utcnow())
+        )
+        if not won.rowcount:
+            raise BadState("this consent was not started here, or was finished already")
+        row = await session.get(Credential, PROVIDER, populate_existing=True)
+        if row is None:  # the UPDATE matched it in this transaction: it is there
+            raise BadState("this consent was not started here, or was finished already")
+        consent = _Consent(row.pending_until, row.pending_verifier, row.pending_by)
+        row.pending_verifier = row.pending_until = row.pending_by = None
+        await session.commit()
+    return consent
+
+
+async def callback(context: Any, state: str, code: str | None, error: str | None) -> None:
     """Check the state (once), exchange the code with the verifier, keep the refresh token."""
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
 
     settings = _settings(context)
-    row = await session.get(Credential, PROVIDER, populate_existing=True)
-    expected = row.pending_state if row is not None else None
-    if row is None or expected is None or not hmac.compare_digest(expected, _hash(state)):
-        raise BadState("this consent was not started here, or was finished already")
-    until, verifier_enc, by = row.pending_until, row.pending_verifier, row.pending_by
-    row.pending_state = row.pending_verifier = row.pending_until = row.pending_by = None
-    await session.flush()
+    consent = await _spend(context, state)  # spent even when what follows refuses
+    until, verifier_enc, by = consent.until, consent.verifier, consent.by
     if until is None or until < utcnow():
         raise BadState("the consent took longer than ten minutes: start again")
     if error is not None or not code:
@@ -186,10 +217,12 @@ async def callback(
     if not isinstance(body, dict) or not body.get("refresh_token"):
         raise ConsentRefused(f"Google refused the code ({answer.status_code})")
     token = str(body["refresh_token"])
-    row.refresh_token = cipher(settings).encrypt(token.encode()).decode()
-    row.connected_by, row.connected_at, row.revoked_at = by, utcnow(), None
-    row.updated_at = utcnow()
-    await session.flush()
+    async with context.session_factory() as session:
+        row = await _row(session)
+        row.refresh_token = cipher(settings).encrypt(token.encode()).decode()
+        row.connected_by, row.connected_at, row.revoked_at = by, utcnow(), None
+        row.updated_at = utcnow()
+        await session.commit()
 
 
 async def refresh_token(context: Any) -> str:

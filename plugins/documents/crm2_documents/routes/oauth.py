@@ -34,12 +34,8 @@ async def gdrive_callback(
     error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> GdriveStatus:
     """Where Google sends the browser back; the one-time state is the credential."""
-    # its own transaction: a GET's request session does not write (PostgreSQL)
-    async with context.session_factory() as session:
-        try:
-            await oauth.callback(session, context, state, code, error)
-        finally:
-            await session.commit()  # a used state stays used, even when refused
+    # its own transactions: a GET's request session does not write (PostgreSQL)
+    await oauth.callback(context, state, code, error)
     return GdriveStatus.model_validate(await oauth.status(context))
 
 
