@@ -160,6 +160,63 @@ async def test_a_transfer_that_reads_a_cut_short_file_moves_nothing(
     assert moved.read_bytes() == data
 
 
+class Gated(LocalBackend):
+    """A backend whose first read waits at a gate: a copy as slow as the test wants."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened = 0
+        self.reading, self.gate = asyncio.Event(), asyncio.Event()
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        self.opened += 1
+        if self.opened == 1:
+            self.reading.set()
+            await self.gate.wait()
+        async for chunk in super().open(key, start, end):
+            yield chunk
+
+
+async def test_a_slow_transfer_is_not_claimed_again_while_it_copies(
+    crm2_app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy that takes longer than the first backoff keeps its claim: its lease is pushed
+    on while it runs, so another run (another process) does not copy the file a second
+    time; the claim used to be the backoff alone, 5 s, and a whole batch's at once."""
+    from crm2_documents.service import transfers
+
+    monkeypatch.setattr(transfers, "BACKOFF_SECONDS", (0.2, 0.2, 0.2, 0.2, 0.2))
+    monkeypatch.setattr(transfers, "LEASE_SECONDS", 0.6, raising=False)
+    source = Gated(tmp_path / "source", name="cut_short")
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "cut_short"],
+        extra_plugins=(CutShortPlugin(source),),
+        upload_backend="cut_short",
+        backend="local",
+    )
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    data = PDF + b"x" * 100_000
+    assert (await docs.upload(agent, document["id"], data)).json()["state"] == "transferring"
+    first = asyncio.create_task(run_transfers(docs.app.context))
+    try:
+        await asyncio.wait_for(source.reading.wait(), 10)
+        await asyncio.sleep(1.5)  # past the backoff and the lease, were it not renewed
+        second = await asyncio.wait_for(run_transfers(docs.app.context), 10)
+        assert second == {"stored": 0, "retry": 0, "failed": 0, "gone": 0}, second
+        assert source.opened == 1
+    finally:
+        source.gate.set()
+    assert (await asyncio.wait_for(first, 10))["stored"] == 1
+    version = (await docs.get(agent, document["id"])).json()["current"]
+    assert version["backend"] == "local" and version["state"] == "stored"
+    [moved] = docs.stored_files()
+    assert moved.read_bytes() == data
+    assert len(await docs.events("documents.document.transfer_done")) == 1
+
+
 class RestoresFirst(LocalBackend):
     """A backend that lets a request in just before it deletes: a restore racing the purge."""
 

@@ -1,8 +1,11 @@
 """The transfer queue: moving a version's file from one backend to another, in the background.
 
 A version waiting to move has ``state = transferring``, a ``target_backend`` and a
-``next_attempt_at``. Each run of the ``transfers`` job claims due versions with a
-conditional UPDATE (one process wins each), copies the bytes (streamed, checked
+``next_attempt_at``. Each run of the ``transfers`` job claims a due version with a
+conditional UPDATE (one process wins each) just before it copies it, as a lease: its
+``next_attempt_at`` moves ``LEASE_SECONDS`` ahead and is pushed on while the copy runs,
+so no other run takes it up however long the copy takes (a run that dies lets its lease
+run out, and the version is tried again). It copies the bytes (streamed, checked
 against the version's size and SHA-256), then records the new place and removes
 the old copy. A failure waits with backoff;
 after ``CRM2_DOCUMENTS_TRANSFER_MAX_ATTEMPTS`` the version is ``failed`` (still
@@ -11,10 +14,12 @@ readable where it was) and ``documents.document.transfer_failed`` is published.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +38,8 @@ from crm2_hookspecs import Principal
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
+# How long a claimed version is kept from other runs, renewed while its copy runs.
+LEASE_SECONDS = 60.0
 
 
 async def request(
@@ -72,28 +79,71 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
 
 
-async def _claim(context: Any, now: datetime, batch: int) -> list[Version]:
-    """Due versions, each claimed by bumping ``attempts`` where it was unchanged."""
-    claimed: list[Version] = []
+async def _claim(context: Any, now: datetime, candidates: int) -> Version | None:
+    """A due version, claimed by bumping ``attempts`` where it was unchanged; its lease
+    (``next_attempt_at``) runs ``LEASE_SECONDS`` from ``now``. One at a time, just before
+    its copy: a batch claimed at once would see its later leases run out while the
+    earlier copies ran."""
     async with context.session_factory() as session:
         stmt = (
             select(Version)
             .where(col(Version.state) == "transferring", col(Version.next_attempt_at) <= now)
             .order_by(col(Version.next_attempt_at))
-            .limit(batch)
+            .limit(candidates)
         )
-        for version in list((await session.execute(stmt)).scalars()):
+        due: list[Version] = list((await session.execute(stmt)).scalars())
+        for version in due:
             attempts = version.attempts + 1
             won = await session.execute(
                 update(Version)
                 .where(col(Version.id) == version.id, col(Version.attempts) == version.attempts)
-                .values(attempts=attempts, next_attempt_at=now + _backoff(attempts))
+                .values(attempts=attempts, next_attempt_at=now + _lease())
             )
             if won.rowcount:
+                session.expunge(version)
                 version.attempts = attempts
-                claimed.append(version)
+                await session.commit()
+                return version
         await session.commit()
-    return claimed
+    return None
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=LEASE_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def _leased(
+    context: Any, version: Version, clock: Callable[[], datetime]
+) -> AsyncIterator[None]:
+    """Push the version's lease on while its copy runs (a third of the lease at a time),
+    for as long as this run's claim is the one that holds it."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                async with context.session_factory() as session:
+                    await session.execute(
+                        update(Version)
+                        .where(
+                            col(Version.id) == version.id,
+                            col(Version.attempts) == version.attempts,
+                            col(Version.state) == "transferring",
+                        )
+                        .values(next_attempt_at=clock() + _lease())
+                    )
+                    await session.commit()
+            except Exception as exc:  # the database away for a moment: try again next time
+                log.warning("documents: could not renew the lease of %s: %s", version.id, exc)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class CopyMismatch(Exception):
@@ -123,8 +173,12 @@ async def _move(context: Any, version: Version) -> None:
     await target.put(version.storage_key, checked())
 
 
-async def _record(context: Any, version: Version, error: str | None, max_attempts: int) -> str:
-    """Write the outcome of one attempt; returns ``stored`` | ``retry`` | ``failed``."""
+async def _record(
+    context: Any, version: Version, error: str | None, max_attempts: int, now: datetime
+) -> str:
+    """Write the outcome of one attempt; returns ``stored`` | ``retry`` | ``failed``, or
+    ``gone`` when the version no longer waits on this run's claim (purged, or claimed
+    again after this run's lease ran out)."""
     async with context.session_factory() as session:
         document = await session.get(Document, version.document_id)
         if error is None:
@@ -141,10 +195,15 @@ async def _record(context: Any, version: Version, error: str | None, max_attempt
             values = {"state": "failed", "next_attempt_at": None, "last_error": error[:500]}
         else:
             outcome = "retry"
-            values = {"last_error": error[:500]}
+            retry_at = now + _backoff(version.attempts)
+            values = {"last_error": error[:500], "next_attempt_at": retry_at}
         result = await session.execute(
             update(Version)
-            .where(col(Version.id) == version.id, col(Version.state) == "transferring")
+            .where(
+                col(Version.id) == version.id,
+                col(Version.state) == "transferring",
+                col(Version.attempts) == version.attempts,
+            )
             .values(**values)
         )
         if not result.rowcount:
@@ -186,14 +245,23 @@ async def run_transfers(context: Any, now: datetime | None = None) -> dict[str, 
     """One pass of the queue; safe to run in several processes at once."""
     settings = context.plugin_settings("documents")
     counts = {"stored": 0, "retry": 0, "failed": 0, "gone": 0}
-    for version in await _claim(context, now or utcnow(), settings.transfer_batch):
+    offset = (now or utcnow()) - utcnow()  # a test's ``now``: the run's clock starts there
+
+    def clock() -> datetime:
+        return utcnow() + offset
+
+    for _ in range(settings.transfer_batch):
+        version = await _claim(context, clock(), settings.transfer_batch)
+        if version is None:
+            break
         error: str | None = None
         try:
-            await _move(context, version)
+            async with _leased(context, version, clock):
+                await _move(context, version)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("documents transfer of version %s failed: %s", version.id, error)
-        outcome = await _record(context, version, error, settings.transfer_max_attempts)
+        outcome = await _record(context, version, error, settings.transfer_max_attempts, clock())
         counts[outcome] += 1
         if outcome == "gone" and error is None:
             await _drop_if_purged(context, version)
