@@ -1,10 +1,12 @@
 """What documents does when other plugins' events arrive: follow the linked record's owner.
 
-A document's visibility follows the record it is linked to. When another
-plugin reports a record's new owner (an ``*.updated`` / ``*.assigned`` /
-``*.reassigned`` event whose data carries ``owner_id`` or ``assignee_id``),
-the documents linked to that record take it. Idempotent: a redelivery finds
-nothing left to change.
+A document's visibility follows the record it is linked to. When a plugin
+reports a record's new owner (an ``*.updated`` / ``*.assigned`` / ``*.reassigned``
+event whose data carries ``owner_id`` or ``assignee_id``), the documents linked to
+that record take it. A record left without one (the field there, null: a task
+unassigned) hands its documents back to their creators, as unlinking does: nobody
+keeps seeing a record's files once the record stops naming them. Idempotent: a
+redelivery finds nothing left to change.
 """
 
 from __future__ import annotations
@@ -21,15 +23,23 @@ from crm2_hookspecs import EventHandler
 VERBS = ("updated", "assigned", "reassigned")
 
 
-def _owner(data: Any) -> uuid.UUID | None:
-    for field in ("owner_id", "assignee_id"):
-        raw = data.get(field) if isinstance(data, dict) else None
+FIELDS = ("owner_id", "assignee_id")
+UNOWNED = "unowned"
+
+
+def _owner(data: Any) -> uuid.UUID | str | None:
+    """The record's new owner, ``UNOWNED`` when the event says it has none, ``None`` when
+    it says nothing of it (or names no user)."""
+    if not isinstance(data, dict):
+        return None
+    for field in FIELDS:
+        raw = data.get(field)
         if raw:
             try:
                 return uuid.UUID(str(raw))
             except ValueError:
                 return None
-    return None
+    return UNOWNED if any(field in data for field in FIELDS) else None
 
 
 async def follow_owner(session: Any, event: Any, context: Any) -> None:
@@ -41,10 +51,14 @@ async def follow_owner(session: Any, event: Any, context: Any) -> None:
         return
     # after a link being made to this record commits: it may have read the old owner
     await take_turns(session, record_turn(kind, str(subject)))
-    for document_id in await repo.follow_owner(session, kind, str(subject), owner):
+    if isinstance(owner, uuid.UUID):
+        moved = [(i, owner) for i in await repo.follow_owner(session, kind, str(subject), owner)]
+    else:
+        moved = await repo.return_to_creators(session, kind, str(subject))
+    for document_id, new_owner in moved:
         document = await session.get(Document, document_id, populate_existing=True)
         if document is not None:
-            publish_owner_change(session, document, owner)
+            publish_owner_change(session, document, new_owner)
 
 
 def handlers(context: Any) -> list[EventHandler]:

@@ -183,3 +183,39 @@ async def test_a_link_made_while_the_records_owner_changes_ends_with_the_new_own
     assert await asyncio.wait_for(handled, 10) == "applied"
     assert (await docs.get(second, document["id"])).status_code == 200
     assert (await docs.get(first, document["id"])).status_code == 404
+
+
+async def test_a_record_left_without_an_owner_hands_its_documents_to_their_creators(
+    both: Docs,
+) -> None:
+    """An event whose ``owner_id`` / ``assignee_id`` is null (a task unassigned): the linked
+    documents go back to whoever filed them, as unlinking does, never kept by the owner
+    the record no longer names. An event without either field changes nothing."""
+    from crm2_documents.handlers import follow_owner
+
+    docs = both
+    owner, manager = await docs.user("agent"), await docs.user("manager")
+    client = await docs.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Ola Nord"}, headers=owner.headers
+    )
+    link = {"kind": "deals.client", "id": client.json()["id"]}
+    document = await docs.create(manager, title="ID", link=link)
+    assert document["owner_id"] == str(owner.id)
+    await docs.app.settle_events()
+
+    async def deliver(data: dict[str, Any]) -> None:
+        event = {"type": "deals.client.updated", "subject": link["id"], "data": data}
+        async with docs.app.context.session_factory() as session:
+            await follow_owner(session, event, docs.app.context)
+            await session.commit()
+
+    await deliver({"name": "Ola Nord"})  # says nothing of the owner
+    assert (await docs.get(owner, document["id"])).json()["owner_id"] == str(owner.id)
+    await deliver({"owner_id": None})
+    assert (await docs.get(owner, document["id"])).status_code == 404
+    assert (await docs.get(manager, document["id"])).json()["owner_id"] == str(manager.id)
+    changed = await docs.events("documents.document.updated")
+    assert changed[-1].data["owner_id"] == str(manager.id)
+    assert changed[-1].data["changed"] == ["owner_id"]
+    await deliver({"assignee_id": None})  # a redelivery: nothing left to change
+    assert len(await docs.events("documents.document.updated")) == len(changed)

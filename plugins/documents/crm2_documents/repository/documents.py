@@ -291,6 +291,32 @@ async def follow_owner(
     return ids
 
 
+async def return_to_creators(
+    session: AsyncSession, link_kind: str, link_id: str
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Documents linked to a record left without an owner go back to their creators (one
+    without a creator keeps its owner); each moved one with its new owner."""
+    stmt = select(col(Document.id), col(Document.creator_id)).where(
+        col(Document.link_kind) == link_kind,
+        col(Document.link_id) == link_id,
+        col(Document.creator_id).is_not(None),
+        col(Document.owner_id).is_distinct_from(col(Document.creator_id)),
+    )
+    rows = (await session.execute(stmt)).all()
+    moved = [(document_id, creator) for document_id, creator in rows if creator is not None]
+    if moved:
+        await session.execute(
+            update(Document)
+            .where(col(Document.id).in_([document_id for document_id, _ in moved]))
+            .values(
+                owner_id=col(Document.creator_id),
+                version=col(Document.version) + 1,
+                updated_at=utcnow(),
+            )
+        )
+    return moved
+
+
 async def keys_named(session: AsyncSession, backend: str, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` a version names on ``backend``: where its file is, or where it is
     being moved (the transfer's copy lands before the version says so)."""
