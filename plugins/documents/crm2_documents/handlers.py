@@ -5,8 +5,10 @@ reports a record's new owner (an ``*.updated`` / ``*.assigned`` / ``*.reassigned
 event whose data carries ``owner_id`` or ``assignee_id``), the documents linked to
 that record take it. A record left without one (the field there, null: a task
 unassigned) hands its documents back to their creators, as unlinking does: nobody
-keeps seeing a record's files once the record stops naming them. Idempotent: a
-redelivery finds nothing left to change.
+keeps seeing a record's files once the record stops naming them. Documents' own
+events count too (a document may be linked to another document, and follows its
+owner; the chain ends where nothing changes). Idempotent: a redelivery finds
+nothing left to change.
 """
 
 from __future__ import annotations
@@ -67,8 +69,7 @@ def handlers(context: Any) -> list[EventHandler]:
             cls.event_type
             for _plugin, classes in context.plugins.call("crm2_event_types")
             for cls in classes
-            if not cls.event_type.startswith("documents.")
-            and cls.event_type.rsplit(".", 1)[-1] in VERBS
+            if cls.event_type.rsplit(".", 1)[-1] in VERBS
         )
     )
     if not types:

@@ -185,6 +185,35 @@ async def test_a_link_made_while_the_records_owner_changes_ends_with_the_new_own
     assert (await docs.get(first, document["id"])).status_code == 404
 
 
+async def test_a_document_linked_to_a_document_follows_its_owner(both: Docs) -> None:
+    """``documents.document`` is a kind a document may link to: the linked document follows
+    the other's owner as it follows a client's (documents' own events carry owner_id)."""
+    docs = both
+    first, second, manager = (
+        await docs.user("agent"),
+        await docs.user("agent"),
+        await docs.user("manager"),
+    )
+    policy = await docs.create(first, title="Policy")
+    annex = await docs.create(
+        manager, title="Annex", link={"kind": "documents.document", "id": policy["id"]}
+    )
+    assert annex["owner_id"] == str(first.id)
+    client = await docs.client.post(
+        f"{DEALS}/clients", json={"kind": "person", "name": "Lea Sand"}, headers=second.headers
+    )
+    # the policy goes to the client's owner: the annex goes with it
+    moved = await docs.client.patch(
+        f"{API}/documents/{policy['id']}",
+        json={"link": {"kind": "deals.client", "id": client.json()["id"]}},
+        headers={**manager.headers, "If-Match": f'"v{policy["version"]}"'},
+    )
+    assert moved.status_code == 200 and moved.json()["owner_id"] == str(second.id), moved.text
+    await docs.app.settle_events()
+    assert (await docs.get(second, annex["id"])).json()["owner_id"] == str(second.id)
+    assert (await docs.get(first, annex["id"])).status_code == 404
+
+
 async def test_a_record_left_without_an_owner_hands_its_documents_to_their_creators(
     both: Docs,
 ) -> None:
