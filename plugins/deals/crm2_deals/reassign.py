@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm2_core.api import AppContext, OwnerNotPermitted, publish, user_grants, utcnow
 from crm2_deals.events import ClientUpdated, DealUpdated, PolicyUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
+from crm2_deals.repository import clients as clients_repo
 from crm2_deals.service.deals import vet_owner_handover
 from crm2_deals.service.owners import WRITE
 from crm2_hookspecs import Principal
@@ -56,6 +57,10 @@ async def reassign_owner(
     context: AppContext,
 ) -> dict[str, int]:
     await check_heir(session, from_user, to_user)
+    # as a client's hand-over (``service.handover``): a deal, policy or activity being
+    # written on one of the clients commits first and is then moved, or waits and
+    # then finds the new owner
+    await clients_repo.lock_owned_by(session, from_user)
     await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
     now = utcnow()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Table, delete, exists, insert, or_, select, update
+from sqlalchemy import Exists, Table, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -237,9 +237,76 @@ async def list_contacts(
     return await contacts.page_rows(session, stmt, page, keys=keys)
 
 
+# A client's owner is what a deal, policy or activity written on it checks (its owner
+# must see the client): such a write reads the client share-locked to its commit
+# (PostgreSQL ``FOR SHARE``; SQLite's writers take turns already), and a hand-over
+# locks the client (``lock_for_handover``) before it moves the previous owner's
+# records. Either the write commits first and the hand-over then finds (and moves)
+# what it wrote, or the write waits and then reads the new owner. Always the client
+# before the deal or policy: one order for every locker, no deadlock.
+
+
+async def shared_client(
+    session: AsyncSession, visibility: Visibility, client_id: uuid.UUID
+) -> Client | None:
+    """The visible client, share-locked to the commit (see above); ``None``: not visible."""
+    stmt = (
+        clients.visible(visibility)
+        .where(col(Client.id) == client_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    client: Client | None = (await session.execute(stmt)).scalar_one_or_none()
+    return client
+
+
+async def shared_client_or_404(
+    session: AsyncSession, visibility: Visibility, client_id: uuid.UUID
+) -> Client:
+    client = await shared_client(session, visibility, client_id)
+    if client is None:
+        raise clients.not_found(f"no client {client_id}")
+    return client
+
+
+_SHARED_EXISTS: dict[bool, Exists] = {}
+
+
+def visible_shared(visibility: Visibility, client_id: uuid.UUID) -> tuple[Exists, dict[str, Any]]:
+    """``clients.visible_exists`` with the client share-locked to the commit (see above),
+    for a create's one statement: the lock costs no round trip. Built once per kind of
+    visibility, with the same parameters, so statements embedding it are cached."""
+    _, params = clients.visible_exists(visibility, client_id)
+    restricted = len(params) > 1
+    clause = _SHARED_EXISTS.get(restricted)
+    if clause is None:
+        names = sorted(params, key=lambda name: name.endswith("_owner"))
+        stmt = select(col(Client.id)).where(col(Client.id) == bindparam(names[0]))
+        if restricted:
+            stmt = stmt.where(col(Client.owner_id) == bindparam(names[1]))
+        clause = _SHARED_EXISTS[restricted] = stmt.with_for_update(read=True).exists()
+    return clause, params
+
+
+async def lock_for_handover(session: AsyncSession, client_id: uuid.UUID) -> None:
+    """Lock the client about to change owner (PostgreSQL ``FOR NO KEY UPDATE``, as its
+    ``UPDATE`` will) before its records move: see above."""
+    stmt = select(col(Client.id)).where(col(Client.id) == client_id)
+    await session.execute(stmt.with_for_update(key_share=True))
+
+
+async def lock_owned_by(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Lock every client of ``owner_id`` (in id order) before a user's hand-over."""
+    stmt = select(col(Client.id)).where(col(Client.owner_id) == owner_id)
+    await session.execute(stmt.order_by(col(Client.id)).with_for_update(key_share=True))
+
+
 async def client_owner(session: AsyncSession, client_id: uuid.UUID) -> uuid.UUID:
-    """Who owns the client (a deal's or policy's, already found visible)."""
-    stmt = select(col(Client.owner_id)).where(col(Client.id) == client_id)
+    """Who owns the client (a deal's or policy's, already found visible), share-locked
+    to the commit (see above)."""
+    stmt = (
+        select(col(Client.owner_id)).where(col(Client.id) == client_id).with_for_update(read=True)
+    )
     owner: uuid.UUID = (await session.execute(stmt)).scalar_one()
     return owner
 

@@ -64,10 +64,10 @@ def add_system_activity(
     return row
 
 
-async def _links(
+async def _records(
     session: AsyncSession, vis: Visibility, data: ActivityCreate
-) -> tuple[uuid.UUID, uuid.UUID, Deal | None, Policy | None]:
-    """``(client id, owner id, deal, policy)``; 422 unless every link is visible and fits."""
+) -> tuple[Deal | None, Policy | None]:
+    """The activity's deal and policy, when given; 422 unless visible."""
     policy = deal = None
     if data.policy_id is not None:
         policy = await policies_repo.policies.get(session, vis, data.policy_id)
@@ -77,12 +77,27 @@ async def _links(
         deal = await deals_repo.deals.get(session, vis, data.deal_id)
         if deal is None:
             raise ActivityLinkInvalid(f"no deal {data.deal_id}")
+    return deal, policy
+
+
+async def _links(
+    session: AsyncSession, vis: Visibility, data: ActivityCreate
+) -> tuple[uuid.UUID, uuid.UUID, Deal | None, Policy | None]:
+    """``(client id, owner id, deal, policy)``; 422 unless every link is visible and fits.
+
+    The client is read share-locked to the commit (``clients_repo.shared_client``): a
+    hand-over of it waits for the activity, or the activity for the hand-over, and
+    then takes the new owner. Its deal or policy, read before the lock (to find the
+    client), is read again after it on PostgreSQL: the hand-over may have moved it."""
+    deal, policy = await _records(session, vis, data)
     client_id = data.client_id or (policy.client_id if policy else None)
     client_id = client_id or (deal.client_id if deal else None)
     assert client_id is not None  # the schema asks for at least one link
-    client = await clients_repo.clients.get(session, vis, client_id)
+    client = await clients_repo.shared_client(session, vis, client_id)
     if client is None:
         raise ActivityLinkInvalid(f"no client {client_id}")
+    if (deal or policy) and session.get_bind().dialect.name == "postgresql":
+        deal, policy = await _records(session, vis, data)
     if deal is not None and deal.client_id != client.id:
         raise ActivityLinkInvalid("the deal belongs to another client")
     if policy is not None and policy.client_id != client.id:

@@ -187,22 +187,21 @@ async def create_deal(
         guessed = await _create_as_guessed(session, principal, data, context, visibility)
         if guessed is not None:
             return guessed
-    clients = clients_repo.clients
     start: Start | None = None
     if data.stage_id is None:
         # the usual create: whether the client is visible, asked in the pipeline's query
-        seen = clients.visible_exists(visibility, data.client_id)
+        seen = clients_repo.clients.visible_exists(visibility, data.client_id)
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
         start_guesses(context).remember(data.pipeline_id, start)
     client_owner = None
     if start is None or not start.also:  # 404 first, as ever
-        client_owner = (await clients.get_or_404(session, visibility, data.client_id)).owner_id
+        client_owner = await _client_owner(session, visibility, data.client_id)
     owner = await owner_for(session, principal, visibility, data.owner_id)
     if owner != acting_user(principal):  # given to someone else: may they see the client?
         if client_owner is None:
-            client_owner = (await clients.get_or_404(session, visibility, data.client_id)).owner_id
+            client_owner = await _client_owner(session, visibility, data.client_id)
         await check_owner_sees_client(session, principal, owner, client_owner)
     currency, value_minor = _money(data, context)
     stage = await _stage_for(session, data.pipeline_id, data.stage_id, start)
@@ -226,7 +225,9 @@ async def create_deal(
     rows = [row, *_written_with(session, principal, deal, now)]
     if start is None:  # a stage given: read and locked by ``_stage_for`` already
         await _insert(session, rows, stage)
-    elif not await _insert_at_start(session, data, start, rows, visibility, whole_transaction):
+    elif not await _insert_at_start(
+        session, data, start, rows, visibility, whole_transaction, client_owner is not None
+    ):
         # the stage stopped being where deals start (made won or lost, say) since it
         # was read: begin again from where they start now
         start_guesses(context).remember(data.pipeline_id, None)
@@ -260,20 +261,29 @@ async def _insert_at_start(
     rows: list[NewRow],
     visibility: Visibility,
     whole_transaction: bool,
+    client_locked: bool,
 ) -> bool:
     """Write a new deal's rows if the stage ``start`` read (without a lock: outside
     the transaction on PostgreSQL) is still where the deal starts, checked under the
     stage's share lock as a given stage's (``stage_for_deal``); ``False``: nothing
     written. In the statement that writes them when it may go alone (as the guessed
-    create's: no round trip added); else a locked read of the stage first."""
+    create's: no round trip added); else a locked read of the stage first.
+
+    The client too is checked again under its share lock (``clients_repo.
+    visible_shared``; ``client_locked``: read so already): a hand-over of the client
+    waits for the deal, or the deal for the hand-over (then 404)."""
     stage = start.stage
     assert stage is not None  # ``_stage_for`` refused a pipeline without an open stage
     if whole_transaction and can_write_alone(session):
-        seen = clients_repo.clients.visible_exists(visibility, data.client_id)
+        seen = clients_repo.visible_shared(visibility, data.client_id)
         condition, params = pipelines_repo.start_still(data.pipeline_id, stage, seen)
         if await insert_together_if(session, rows, condition, params):
             return True
         # nothing written: the start moved, the client went, or the rows cannot go alone
+    if not client_locked and session.get_bind().dialect.name == "postgresql":
+        # the start's read saw the client outside any lock (SQLite: in the transaction,
+        # whose writers take turns)
+        await _client_owner(session, visibility, data.client_id)
     if not await pipelines_repo.start_still_open(session, stage):
         return False
     await _insert(session, rows, stage)
@@ -306,6 +316,14 @@ async def _start_gone(session: AsyncSession, exc: IntegrityError, stage: Stage |
     return "FOREIGN KEY" in message and not await pipelines_repo.stage_and_pipeline_exist(
         session, stage.id
     )
+
+
+async def _client_owner(
+    session: AsyncSession, visibility: Visibility, client_id: uuid.UUID
+) -> uuid.UUID:
+    """The owner of the client a deal is written on, share-locked to the commit
+    (``clients_repo.shared_client``); 404 unless visible."""
+    return (await clients_repo.shared_client_or_404(session, visibility, client_id)).owner_id
 
 
 def start_guesses(context: AppContext) -> StartGuesses:
@@ -343,7 +361,7 @@ async def _create_as_guessed(
         return None
     now = utcnow()
     row, deal = _new_deal(data, guess, owner, currency, value_minor, now, _closing("open", now))
-    seen = clients_repo.clients.visible_exists(visibility, data.client_id)
+    seen = clients_repo.visible_shared(visibility, data.client_id)
     condition, params = pipelines_repo.start_still(data.pipeline_id, guess, seen)
     rows = [row, *_written_with(session, principal, deal, now)]
     if await insert_together_if(session, rows, condition, params):
@@ -441,7 +459,7 @@ async def update_deal(
         values["expected_close_date"] = sent["expected_close_date"]
     client_owner = None
     if sent.get("client_id") is not None:
-        client = await clients_repo.clients.get_or_404(session, visibility, sent["client_id"])
+        client = await clients_repo.shared_client_or_404(session, visibility, sent["client_id"])
         if client.id != deal.client_id and await repo.has_policies(session, deal.id):
             # a policy is the client's contract: it cannot follow the deal, nor stay
             # linked to a deal of another client

@@ -71,7 +71,14 @@ async def carry_along(
 ) -> None:
     """Move ``from_user``'s deals and policies on the client to ``to_user`` (see the
     module), unless ``from_user`` still sees the client. Call before the client's own
-    update: a veto then leaves everything as it was."""
+    update: a veto then leaves everything as it was.
+
+    The client is locked first (``clients_repo.lock_for_handover``): a deal, policy or
+    activity being written on it as ``from_user``'s (share-locking it) commits before
+    the records are looked for and moved, or waits and then finds the new owner."""
+    if from_user == to_user:
+        return
+    await clients_repo.lock_for_handover(session, client_id)
     if not await vet_carry_along(session, context, principal, client_id, from_user, to_user):
         return
     hand_over = clients_repo.hand_over_on_client

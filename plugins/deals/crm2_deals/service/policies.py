@@ -67,7 +67,9 @@ async def _insert(session: AsyncSession, row: Policy) -> None:
 
 
 async def _client(session: AsyncSession, vis: Visibility, client_id: uuid.UUID) -> Client:
-    client = await clients_repo.clients.get(session, vis, client_id)
+    """The visible client a policy is written on, share-locked to the commit (a hand-over
+    of it waits for the policy, or the policy for it: ``clients_repo.shared_client``)."""
+    client = await clients_repo.shared_client(session, vis, client_id)
     if client is None:
         raise PolicyLinkInvalid(f"no client {client_id}")
     return client
