@@ -33,6 +33,10 @@ class ActivityNotFound(NotFound):
     slug, title = "deals-activity-not-found", "Activity not found"
 
 
+class ClientIsArchived(Conflict):
+    slug, title = "deals-client-archived", "The client is archived"
+
+
 class DuplicateClient(Conflict):
     slug, title = "deals-duplicate-client", "A client with this e-mail or tax id exists"
 

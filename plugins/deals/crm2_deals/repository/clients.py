@@ -269,22 +269,29 @@ async def shared_client_or_404(
     return client
 
 
-_SHARED_EXISTS: dict[bool, Exists] = {}
+_OPEN_EXISTS: dict[tuple[bool, bool], Exists] = {}
 
 
-def visible_shared(visibility: Visibility, client_id: uuid.UUID) -> tuple[Exists, dict[str, Any]]:
-    """``clients.visible_exists`` with the client share-locked to the commit (see above),
-    for a create's one statement: the lock costs no round trip. Built once per kind of
-    visibility, with the same parameters, so statements embedding it are cached."""
+def visible_open(
+    visibility: Visibility, client_id: uuid.UUID, *, shared: bool = False
+) -> tuple[Exists, dict[str, Any]]:
+    """``clients.visible_exists`` of a client not archived (one a new deal may go on),
+    with ``shared`` share-locked to the commit (see above): for a create's one
+    statement, the lock costs no round trip. Built once per kind of visibility, with
+    the same parameters, so statements embedding it are cached."""
     _, params = clients.visible_exists(visibility, client_id)
     restricted = len(params) > 1
-    clause = _SHARED_EXISTS.get(restricted)
+    clause = _OPEN_EXISTS.get((restricted, shared))
     if clause is None:
         names = sorted(params, key=lambda name: name.endswith("_owner"))
-        stmt = select(col(Client.id)).where(col(Client.id) == bindparam(names[0]))
+        stmt = select(col(Client.id)).where(
+            col(Client.id) == bindparam(names[0]), col(Client.archived).is_(False)
+        )
         if restricted:
             stmt = stmt.where(col(Client.owner_id) == bindparam(names[1]))
-        clause = _SHARED_EXISTS[restricted] = stmt.with_for_update(read=True).exists()
+        if shared:
+            stmt = stmt.with_for_update(read=True)
+        clause = _OPEN_EXISTS[(restricted, shared)] = stmt.exists()
     return clause, params
 
 

@@ -35,6 +35,7 @@ from crm2_core.api import (
 )
 from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
+    ClientIsArchived,
     InUse,
     LostReasonRequired,
     PipelineGone,
@@ -46,7 +47,7 @@ from crm2_deals.errors import (
 from crm2_deals.events import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from crm2_deals.extensions import vet, vetting
 from crm2_deals.hookspecs import DealChange
-from crm2_deals.models import Deal, Stage, StageMove
+from crm2_deals.models import Client, Deal, Stage, StageMove
 from crm2_deals.repository import activities as activities_repo
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.repository import deals as repo
@@ -189,14 +190,15 @@ async def create_deal(
             return guessed
     start: Start | None = None
     if data.stage_id is None:
-        # the usual create: whether the client is visible, asked in the pipeline's query
-        seen = clients_repo.clients.visible_exists(visibility, data.client_id)
+        # the usual create: whether the client is visible (and not archived), asked in
+        # the pipeline's query
+        seen = clients_repo.visible_open(visibility, data.client_id)
         start = await pipelines_repo.pipeline_with_first_open_stage(
             session, data.pipeline_id, also=seen
         )
         start_guesses(context).remember(data.pipeline_id, start)
     client_owner = None
-    if start is None or not start.also:  # 404 first, as ever
+    if start is None or not start.also:  # 404 (or 409 archived) first, as ever
         client_owner = await _client_owner(session, visibility, data.client_id)
     owner = await owner_for(session, principal, visibility, data.owner_id)
     if owner != acting_user(principal):  # given to someone else: may they see the client?
@@ -270,12 +272,12 @@ async def _insert_at_start(
     create's: no round trip added); else a locked read of the stage first.
 
     The client too is checked again under its share lock (``clients_repo.
-    visible_shared``; ``client_locked``: read so already): a hand-over of the client
+    visible_open``; ``client_locked``: read so already): a hand-over of the client
     waits for the deal, or the deal for the hand-over (then 404)."""
     stage = start.stage
     assert stage is not None  # ``_stage_for`` refused a pipeline without an open stage
     if whole_transaction and can_write_alone(session):
-        seen = clients_repo.visible_shared(visibility, data.client_id)
+        seen = clients_repo.visible_open(visibility, data.client_id, shared=True)
         condition, params = pipelines_repo.start_still(data.pipeline_id, stage, seen)
         if await insert_together_if(session, rows, condition, params):
             return True
@@ -322,8 +324,20 @@ async def _client_owner(
     session: AsyncSession, visibility: Visibility, client_id: uuid.UUID
 ) -> uuid.UUID:
     """The owner of the client a deal is written on, share-locked to the commit
-    (``clients_repo.shared_client``); 404 unless visible."""
-    return (await clients_repo.shared_client_or_404(session, visibility, client_id)).owner_id
+    (``clients_repo.shared_client``); 404 unless visible, 409 if archived."""
+    client = await clients_repo.shared_client_or_404(session, visibility, client_id)
+    _refuse_archived(client)
+    return client.owner_id
+
+
+def _refuse_archived(client: Client) -> None:
+    """An archived client takes no new deals (nor deals moved to it): 409 naming it."""
+    if client.archived:
+        raise ClientIsArchived(
+            f"client {client.name!r} is archived: unarchive it (PATCH archived=false) "
+            "to give it deals",
+            client={"id": str(client.id), "name": client.name},
+        )
 
 
 def start_guesses(context: AppContext) -> StartGuesses:
@@ -361,7 +375,7 @@ async def _create_as_guessed(
         return None
     now = utcnow()
     row, deal = _new_deal(data, guess, owner, currency, value_minor, now, _closing("open", now))
-    seen = clients_repo.visible_shared(visibility, data.client_id)
+    seen = clients_repo.visible_open(visibility, data.client_id, shared=True)
     condition, params = pipelines_repo.start_still(data.pipeline_id, guess, seen)
     rows = [row, *_written_with(session, principal, deal, now)]
     if await insert_together_if(session, rows, condition, params):
@@ -460,6 +474,8 @@ async def update_deal(
     client_owner = None
     if sent.get("client_id") is not None:
         client = await clients_repo.shared_client_or_404(session, visibility, sent["client_id"])
+        if client.id != deal.client_id:
+            _refuse_archived(client)
         if client.id != deal.client_id and await repo.has_policies(session, deal.id):
             # a policy is the client's contract: it cannot follow the deal, nor stay
             # linked to a deal of another client
