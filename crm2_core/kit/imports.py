@@ -71,6 +71,17 @@ class ImportJobNotFound(NotFound):
     slug, title = "import-job-not-found", "No such import job"
 
 
+class MisalignedRow(dict[str, str]):
+    """What :func:`read_csv` gives for a data row with more non-empty cells than the header
+    has columns (most often a comma in an unquoted cell, ``Via Roma 1, Milano``): no
+    cells, for its cells are shifted and the last would be lost unseen, and ``reason``,
+    which :func:`parse_rows` reports as that row's error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class RowError:
     """What ``apply`` returns for a row it refused (the batch goes on)."""
@@ -278,6 +289,11 @@ def read_csv(
     is) and added to ``ignored``, for the report; cells lose the formula guard an
     export added.
 
+    A row with more cells than the header, past its columns not all blank, comes as
+    a :class:`MisalignedRow` (a row error: its cells are shifted, a comma in an
+    unquoted cell). A row with fewer cells is read as it is, its missing columns absent:
+    spreadsheets leave trailing empty cells out.
+
     Every message counts rows as a spreadsheet shows them (the header is row 1, a
     blank line is a row); a quoted cell may hold line breaks, so where the file's
     own line differs a syntax error names that line too.
@@ -301,14 +317,17 @@ def read_csv(
         for cells in reader:
             if len(rows) >= max_rows:
                 raise error(f"the file has more than {max_rows} rows; split it")
-            # cells past the header's are ignored, missing ones are absent (as DictReader)
+            # missing cells are absent; blank ones past the header's are a spreadsheet's
+            # padding, but a filled one means the row's cells are shifted
             values = {
                 name: unguard(cell.strip()) for name, cell in zip(header, cells, strict=False)
             }
             bad = unstorable_cell(values)
             if bad is not None:
                 raise error(f"row {number}, column {bad[0]}: {bad[1]}")
-            if any(values.values()):
+            if any(c.strip() for c in cells[len(header) :]):
+                rows.append((number, _misaligned(len(cells), len(header))))
+            elif any(values.values()):
                 rows.append((number, values))
             number, line = number + 1, reader.line_num + 1
     except csv.Error as exc:
@@ -319,6 +338,13 @@ def read_csv(
             ) from exc
         raise error(f"the file is not valid CSV: {where}: {exc}") from exc
     return rows
+
+
+def _misaligned(cells: int, columns: int) -> MisalignedRow:
+    return MisalignedRow(
+        f"the row has {cells} cells but the header {columns} columns: is a cell with a "
+        'comma not quoted? (write "Via Roma 1, Milano" with its quotes)'
+    )
 
 
 def _check_header(
@@ -390,6 +416,9 @@ def parse_rows(
     parsed: list[tuple[int, R]] = []
     errors: list[ImportRowError] = []
     for number, values in rows:
+        if isinstance(values, MisalignedRow):
+            errors.append(ImportRowError(row=number, reason=values.reason))
+            continue
         try:
             parsed.append((number, spec.parse(values)))
         except ValidationError as exc:

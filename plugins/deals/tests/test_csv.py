@@ -330,3 +330,35 @@ async def test_import_errors_name_the_spreadsheet_row_and_the_line_where_they_di
     refused = await _import(deals, admin, head + "Bob,not-an-email,x\n")
     assert [e["row"] for e in refused.json()["report"]["errors"]] == [3]
     assert await _client_count(deals) == 0
+
+
+async def test_import_refuses_a_row_with_more_cells_than_the_header(deals: Deals) -> None:
+    """A comma in an unquoted cell shifts the row's cells: a row error naming the row and
+    its count, never the last cell dropped unseen; in the request and as a job alike."""
+    admin = await deals.user("admin")
+    content = "name,address\nBob,\nAda,Via Roma 1, Milano\n"
+    for background in ("false", "true"):
+        answer = await _import(deals, admin, content, background=background)
+        if background == "true":
+            assert answer.status_code == 202, answer.text
+            await deals.app.settle_jobs()
+            job = (await deals.client.get(answer.headers["location"], headers=admin.headers)).json()
+            assert job["status"] == "refused", job
+            report = job["problem"]["report"]
+        else:
+            assert answer.status_code == 422, answer.text
+            report = answer.json()["report"]
+        (error,) = report["errors"]
+        assert error["row"] == 3
+        assert "3 cells" in error["reason"] and "2 columns" in error["reason"]
+    assert await _client_count(deals) == 0
+    partial = (await _import(deals, admin, content, partial="true")).json()
+    assert partial["created"] == 1 and [e["row"] for e in partial["errors"]] == [3]
+
+
+async def test_import_reads_rows_with_fewer_cells_or_blank_padding(deals: Deals) -> None:
+    """Spreadsheets leave out trailing empty cells, or pad a row with them: both import."""
+    admin = await deals.user("admin")
+    answer = await _import(deals, admin, "name,address,tags\nBob\nAda,Via Roma 1,vip,,\n")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["created"] == 2 and answer.json()["errors"] == []
