@@ -397,3 +397,23 @@ async def test_a_statement_without_lines_is_422_and_stores_nothing(payments: Pay
     listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
     assert listed.json()["items"] == []
     assert await payments.events("payments.reconciliation.completed") == []
+
+
+async def test_a_statement_row_with_more_cells_than_the_header_is_422(
+    payments: Payments,
+) -> None:
+    """A delimiter in an unquoted reference shifted the cells: the reference lost its tail,
+    the counterparty became the tail, and the real counterparty was dropped unseen. Blank
+    cells past the header's (a spreadsheet's padding) are read as before."""
+    manager = await payments.user("manager")
+    content = statement("2026-12-01;12,00;EUR;INV-1; part 2;Acme")
+    files = {"file": ("bank.csv", content, "text/csv")}
+    answer = await payments.client.post(
+        f"{API}/statements", files=files, headers={**manager.headers, **key()}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "row 2: 6 cells, the header has 5" in answer.json()["detail"]
+    listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
+    assert listed.json()["items"] == []
+    padded = await upload(payments, manager.headers, statement("2026-12-01;12,00;EUR;INV-1;Acme;;"))
+    assert padded["lines"] == 1

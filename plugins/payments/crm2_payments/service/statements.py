@@ -9,7 +9,10 @@ came before it in the file) makes a re-uploaded statement add nothing.
 Errors name the spreadsheet row (the header is row 1), as the kit's CSV imports do;
 a quoted cell may hold a line break, so a syntax error names the file's line too
 where it differs. A quote never closed is refused, never a cell that swallows the
-lines after it. A file without a line (a header only, or blank rows) is refused too.
+lines after it. A row with fewer cells than the header, or more that are not blank
+(``2026-12-03,10.00,EUR,Invoice 5, part 2,Acme``: an unquoted delimiter shifts the
+cells), is refused, never read with its cells in the wrong columns. A file without a
+line (a header only, or blank rows) is refused too.
 """
 
 from __future__ import annotations
@@ -138,8 +141,15 @@ def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
             continue
         if len(parsed) >= max_rows:
             raise InvalidStatement(f"more than {max_rows} lines (CRM2_PAYMENTS_STATEMENT_MAX_ROWS)")
+        # blank cells past the header's are a spreadsheet's padding; a filled one means
+        # the row's cells are shifted (a delimiter in an unquoted cell) and one would be lost
         if len(cells) < len(names):
             raise InvalidStatement(f"row {number}: {len(cells)} cells, the header has {len(names)}")
+        if any(c.strip() for c in cells[len(names) :]):
+            raise InvalidStatement(
+                f"row {number}: {len(cells)} cells, the header has {len(names)} "
+                "(is a cell holding the delimiter not quoted?)"
+            )
         try:
             currency = check_currency(cells[at["currency"]])
         except ValueError:
