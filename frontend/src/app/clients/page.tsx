@@ -9,12 +9,11 @@ import { cellText } from "@/lib/forms";
 import { useCan, useViews } from "@/lib/queries";
 import { useT } from "@/lib/useT";
 
-/** Deals' clients: the generic list, plus each client's timeline and the CSV import/export. */
+/** Deals' clients: the generic list, plus each client's timeline and the CSV import (the list exports itself). */
 function Clients() {
   const t = useT();
   const views = useViews();
   const canImport = useCan("deals:import");
-  const canExport = useCan("deals:export");
   if (!views.data) return <Pending query={views} />;
   const view = views.data.views.find((v) => v.screen === "deals.clients");
   if (!view) return <SectionUnavailable />;
@@ -31,8 +30,7 @@ function Clients() {
             {t("client.timeline")}
           </Link>
         ),
-        toolbar:
-          canImport || canExport ? (
+        toolbar: canImport ? (
             <Link className="button ghost" href="/clients/csv/">
               {t("csv.open")}
             </Link>

@@ -1,87 +1,21 @@
 "use client";
 
 import Link from "next/link";
-import { useMemo, useState, type FormEvent } from "react";
+import { useMemo } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { useStore } from "zustand";
 import { origin, session } from "@/api/client";
 import { Pending } from "@/components/Pending";
 import { RequireSection, SectionUnavailable } from "@/components/SectionUnavailable";
 import { Shell } from "@/components/Shell";
-import { useOneAtATime } from "@/lib/oneAtATime";
 import { useCan, useMe } from "@/lib/queries";
-import { downloadCsv, saveBlob, uploadImport, type Transfer } from "@/lib/transfer";
+import { uploadImport, type Transfer } from "@/lib/transfer";
 import { useT } from "@/lib/useT";
 import { canCommit, createImportStore, errorsByRow } from "@/store/importer";
 
 const transfer: Transfer = { fetch: session.fetch, baseUrl: origin };
 const IMPORT_PATH = "/api/v1/deals/clients/import";
 const COLUMNS = "kind, name, emails, phones, tax_id, address, tags, owner_email";
-
-function Export() {
-  const t = useT();
-  // one export at a time: two submits in one frame downloaded the file twice
-  const [busy, once] = useOneAtATime();
-  const [error, setError] = useState("");
-
-  async function download(event: FormEvent<HTMLFormElement>, what: "clients" | "deals") {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    const query = Object.fromEntries([...form.entries()].map(([k, v]) => [k, String(v)]));
-    await once(async () => {
-      setError("");
-      try {
-        const { name, blob } = await downloadCsv(transfer, `/api/v1/deals/${what}/export`, query, `${what}.csv`);
-        saveBlob(name, blob);
-      } catch (err) {
-        setError(err instanceof Error ? err.message : t("error.generic"));
-      }
-    });
-  }
-
-  return (
-    <section className="card stack" aria-labelledby="export-title">
-      <h2 id="export-title">{t("csv.export")}</h2>
-      <p className="muted">{t("csv.exportHint")}</p>
-      <form className="row" onSubmit={(e) => void download(e, "clients")} aria-label={t("csv.exportClients")}>
-        <label className="field">
-          <span>q</span>
-          <input name="q" />
-        </label>
-        <label className="field">
-          <span>{t("client.tags")}</span>
-          <input name="tag" />
-        </label>
-        <button type="submit" disabled={busy}>
-          {t("csv.exportClients")}
-        </button>
-      </form>
-      <form className="row" onSubmit={(e) => void download(e, "deals")} aria-label={t("csv.exportDeals")}>
-        <label className="field">
-          <span>q</span>
-          <input name="q" />
-        </label>
-        <label className="field">
-          <span>{t("deal.status")}</span>
-          <select name="status" defaultValue="">
-            <option value="">—</option>
-            <option>open</option>
-            <option>won</option>
-            <option>lost</option>
-          </select>
-        </label>
-        <button type="submit" disabled={busy}>
-          {t("csv.exportDeals")}
-        </button>
-      </form>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
-    </section>
-  );
-}
 
 function Import() {
   const t = useT();
@@ -241,16 +175,16 @@ function ClientsCsv() {
   const t = useT();
   const me = useMe();
   const canImport = useCan("deals:import");
-  const canExport = useCan("deals:export");
   if (!me.data) return <Pending query={me} />;
-  // a role with neither permission got a titled page with nothing on it and no word why
-  if (!canImport && !canExport) return <SectionUnavailable />;
+  // a role without the permission got a titled page with nothing on it and no word why
+  if (!canImport) return <SectionUnavailable />;
+  // the export is the lists' own button: it takes the filters the list shows, where forms
+  // here started empty (and the deals one lacked currency and value)
   return (
     <section className="stack">
       <Link href="/clients/">← {t("client.back")}</Link>
       <h1>{t("csv.title")}</h1>
-      {canExport && <Export />}
-      {canImport && <Import />}
+      <Import />
     </section>
   );
 }
