@@ -67,6 +67,19 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   assert.equal(filtered.length, shown + 1, "the header and the clients the filtered list shows");
   assert.ok(filtered.slice(1).every((line) => line.includes(name)), filtered.join("\n"));
   assert.ok(exported.trim().split(/\r?\n/).length > filtered.length, "the unfiltered export has more");
+  // the applied filters are in the address: a reload (or back from another page) keeps them
+  assert.equal(new URL(page.url()).searchParams.get("q"), name);
+  await page.reload();
+  await list.locator("tbody tr").first().waitFor();
+  assert.equal(await list.getByLabel("Q", { exact: true }).inputValue(), name);
+  assert.equal(await list.locator("tbody tr").count(), shown);
+  await list.getByRole("link", { name: "Import CSV" }).click();
+  await page.getByTestId("import").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Download clients" }).count(), 0);
+  await page.goBack();
+  await list.locator("tbody tr").first().waitFor();
+  assert.equal(await list.getByLabel("Q", { exact: true }).inputValue(), name);
+  assert.equal(await list.locator("tbody tr").count(), shown);
   await list.getByRole("link", { name: "Import CSV" }).click();
 
   // import: row 3 is refused by the server's dry run and shown on its preview row. The test

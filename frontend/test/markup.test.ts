@@ -58,3 +58,13 @@ describe("buttons that send", () => {
     for (const button of buttons) expect(button).toMatch(/disabled=\{reading\}/);
   });
 });
+
+describe("list filters", () => {
+  it("GenericView keeps the applied filters in the address, not in component state", () => {
+    const view = read("components/GenericView.tsx");
+    expect(view).toMatch(/useSearchParams\(\)/);
+    expect(view).toMatch(/router\.replace\(/);
+    expect(view).not.toMatch(/useState<Record<string, string>>\(\{\}\);\n\s*const \[creating/);
+    expect(view).toMatch(/<Suspense>/);
+  });
+});

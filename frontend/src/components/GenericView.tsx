@@ -1,13 +1,15 @@
 "use client";
 
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
+import { usePathname, useRouter, useSearchParams } from "next/navigation";
+import { Suspense, useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { getJson, origin, ProblemError, sendJson, session } from "@/api/client";
 import { LoadMore } from "@/components/LoadMore";
 import { ListError, Pending } from "@/components/Pending";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { LIST_EXPORTS, exportQuery } from "@/lib/exports";
 import { formatDateTime } from "@/lib/i18n";
+import { filtersFrom, withFilters } from "@/lib/listFilters";
 import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
 import { useCan, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
@@ -46,15 +48,33 @@ export interface ViewExtras {
   rowExtraLabel?: string;
   /** Beside the Create button. */
   toolbar?: ReactNode;
-  /** Told whenever the filters are applied (e.g. so an export can use the same ones). */
+  /** Told the applied filters, from the address and whenever they change (e.g. so an
+   * export can use the same ones); a stable function (a state setter). */
   onFilters?: (filters: Record<string, string>) => void;
 }
 
 /** Any plugin's section, from its ConsoleView: filters, a cursor-paged list, a create form. */
-export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; extras?: ViewExtras }) {
+export function GenericView(props: { view: ConsoleViewPublic; extras?: ViewExtras }) {
+  // the filters are read from the address, which a statically exported page knows only in
+  // the browser: useSearchParams needs a Suspense boundary there
+  return (
+    <Suspense>
+      <ViewWithFilters {...props} />
+    </Suspense>
+  );
+}
+
+function ViewWithFilters({ view, extras = {} }: { view: ConsoleViewPublic; extras?: ViewExtras }) {
   const t = useT();
   const locale = useUi((s) => s.locale);
-  const [filters, setFilters] = useState<Record<string, string>>({});
+  // the applied filters are the address's (back, forward and a reload keep them)
+  const params = useSearchParams();
+  const router = useRouter();
+  const pathname = usePathname();
+  const applied = withFilters("", view.filters, filtersFrom(params, view.filters));
+  const filters = useMemo(() => filtersFrom(new URLSearchParams(applied), view.filters), [applied, view.filters]);
+  const { onFilters } = extras;
+  useEffect(() => onFilters?.(filters), [filters, onFilters]);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
   const queryKey = [view.stream || view.plugin, "view", view.key, filters];
@@ -135,8 +155,7 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
     event.preventDefault();
     const form = new FormData(event.currentTarget);
     const chosen = Object.fromEntries(view.filters.map((f) => [f, String(form.get(f) ?? "")]));
-    setFilters(chosen);
-    extras.onFilters?.(chosen);
+    router.replace(`${pathname}${withFilters(params.toString(), view.filters, chosen)}`, { scroll: false });
   }
 
   const show = (column: string, value: unknown) =>
@@ -164,7 +183,8 @@ export function GenericView({ view, extras = {} }: { view: ConsoleViewPublic; ex
         <EditForm key={editing} view={view} id={editing} onDone={() => setEditing(null)} />
       )}
       {view.filters.length > 0 && (
-        <form className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
+        // keyed by the applied filters: the inputs show the address's, when it changes too
+        <form key={applied} className="row filters" onSubmit={applyFilters} aria-label={t("list.filter")}>
           {view.filters.map((name) => (
             <label key={name} className="field">
               <span>{fieldLabel(name)}</span>
