@@ -25,7 +25,7 @@ import functools
 import inspect
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -96,27 +96,96 @@ def storable_instant(value: Any) -> Any:
     return LAST_INSTANT if utc > LAST_INSTANT else value
 
 
+def _at(place: Place, why: object) -> ValueError:
+    path = _spelled(place)
+    return ValueError((f"{path}: " if path else "") + str(why))
+
+
+def _walked(value: Any) -> bool:
+    """Whether ``storable_instants`` looks inside: a list of strings (tags, e-mails) is the
+    common case, with nothing in it to look at."""
+    if isinstance(value, list | tuple):
+        return bool(value) and not isinstance(value[0], str)
+    return isinstance(value, dict) and bool(value)
+
+
+def _entries(value: Any) -> Iterator[tuple[Any, Any]]:
+    return iter(value.items()) if isinstance(value, dict) else enumerate(value)
+
+
+# Where a nested value is: the root's path, or ``(parent's place, key, in a dict)``.
+# Spelled out only for an error: building each path as a string cost the square of
+# the depth (a 100,000-deep value took most of a minute).
+Place = str | tuple[Any, Any, bool]
+
+
+def _inner(place: Place, container: Any, key: Any) -> Place:
+    return (place, key, isinstance(container, dict))
+
+
+def _spelled(place: Place) -> str:
+    parts: list[tuple[Any, bool]] = []
+    while isinstance(place, tuple):
+        place, key, in_dict = place
+        parts.append((key, in_dict))
+    spelled = [place]
+    for key, in_dict in reversed(parts):
+        if not in_dict:
+            spelled.append(f"[{key}]")
+        elif spelled != [""]:
+            spelled.append(f".{key}")
+        else:
+            spelled = [str(key)]
+    return "".join(spelled)
+
+
+def _rebuilt(container: Any, changed: dict[Any, Any]) -> Any:
+    if not changed:
+        return container
+    if isinstance(container, dict):
+        kept = dict(container)
+        kept.update(changed)
+        return kept
+    items = list(container)
+    for index, item in changed.items():
+        items[index] = item
+    return items if isinstance(container, list) else tuple(items)
+
+
 def storable_instants(value: Any, path: str = "") -> Any:
     """``storable_instant`` for ``value`` and every date-time in its lists, tuples and
-    dicts (a nested model checks its own fields); the ``ValueError`` names the path."""
-    if isinstance(value, datetime):
+    dicts (a nested model checks its own fields); the ``ValueError`` names the path.
+
+    An explicit stack, not recursion: a client's JSON (an ``Any`` field) may nest
+    hundreds of levels, which recursion here turned into a ``RecursionError`` (a 500).
+    """
+    if not _walked(value):
         try:
             return storable_instant(value)
         except ValueError as exc:
-            raise ValueError((f"{path}: " if path else "") + str(exc)) from None
-    # a list of strings (tags, e-mails) is the common case: nothing in it to look at
-    if isinstance(value, list | tuple) and value and not isinstance(value[0], str):
-        items = [storable_instants(item, f"{path}[{i}]") for i, item in enumerate(value)]
-        if all(new is old for new, old in zip(items, value, strict=True)):
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, dict) and value:
-        kept = {
-            key: storable_instants(item, f"{path}.{key}" if path else str(key))
-            for key, item in value.items()
-        }
-        return value if all(kept[k] is v for k, v in value.items()) else kept
-    return value
+            raise _at(path, exc) from None
+    # a frame: [container, its place, its entries left, its changed items, its key in its parent]
+    stack: list[list[Any]] = [[value, path, _entries(value), {}, None]]
+    while True:
+        container, where, entries, changed, key_in_parent = stack[-1]
+        for key, item in entries:
+            inner = _inner(where, container, key)
+            if _walked(item):
+                stack.append([item, inner, _entries(item), {}, key])
+                break
+            try:
+                fresh = storable_instant(item)
+            except ValueError as exc:
+                raise _at(inner, exc) from None
+            if fresh is not item:
+                changed[key] = fresh
+        else:
+            stack.pop()
+            done = _rebuilt(container, changed)
+            if not stack:
+                return done
+            if done is not container:
+                stack[-1][3][key_in_parent] = done
 
 
 # NUL (PostgreSQL text cannot hold it) and lone surrogates (not encodable as UTF-8;
@@ -153,27 +222,33 @@ def check_storable(value: Any, path: str = "") -> None:
     """Raise ``ValueError`` for a string (or int) inside ``value`` no column can store."""
     # Runs for every field of every request body and CSV import row: the common cases
     # (a clean string, a list of clean strings) cost one regex search and build no path.
-    if isinstance(value, str):
-        if _UNSTORABLE.search(value) is None:
-            return
-        raise ValueError((f"{path}: " if path else "") + str(unstorable_text(value)))
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError((f"{path}: " if path else "") + "is outside the 64-bit integer range")
-    elif isinstance(value, list | tuple):
-        # one character class, so a clean join means clean items (Python never pairs
-        # two lone surrogates into one character when joining)
-        try:
-            if _UNSTORABLE.search("".join(value)) is None:
-                return
-        except TypeError:  # not all strings: item by item
-            pass
-        for i, item in enumerate(value):
-            check_storable(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_storable(key, path)
-            check_storable(item, f"{path}.{key}" if path else str(key))
+    # An explicit stack, not recursion: a client's JSON may nest hundreds of levels.
+    stack: list[tuple[Any, Place]] = [(value, path)]
+    while stack:
+        value, place = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value) is None:
+                continue
+            raise _at(place, unstorable_text(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise _at(place, "is outside the 64-bit integer range")
+        elif isinstance(value, list | tuple):
+            # one character class, so a clean join means clean items (Python never pairs
+            # two lone surrogates into one character when joining)
+            try:
+                if _UNSTORABLE.search("".join(value)) is None:
+                    continue
+            except TypeError:  # not all strings: item by item
+                pass
+            # reversed: the first item is checked first, as it was named first
+            stack.extend((value[i], (place, i, False)) for i in reversed(range(len(value))))
+        elif isinstance(value, dict):
+            inner: list[tuple[Any, Place]] = []
+            for key, item in value.items():
+                inner.append((key, place))
+                inner.append((item, (place, key, True)))
+            stack.extend(reversed(inner))
 
 
 class _ClearableMarker:

@@ -107,3 +107,53 @@ async def test_a_nested_time_before_the_first_instant_is_a_422_problem(
     assert response.headers["content-type"] == "application/problem+json"
     (error,) = response.json()["errors"]
     assert error["loc"] == ["body", "shifts"] and error["msg"].startswith("Value error, [1]:")
+
+
+class Loose(RequestModel):
+    value: Any = None
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for level in range(depth):  # lists and objects by turns
+        leaf = {"a": leaf} if level % 2 else [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize("depth", [1_000, 20_000])
+def test_a_deeply_nested_any_field_is_walked_without_recursion(depth: int) -> None:
+    """``storable_instants`` and ``check_storable`` recursed into an ``Any`` field: a
+    JSON value some 600 levels deep was a RecursionError (a 500)."""
+    value = _nested(depth, "leaf")
+    assert Loose.model_validate({"value": value}).value is value
+    with pytest.raises(ValidationError, match="NUL character"):
+        Loose.model_validate({"value": _nested(depth, "a\x00b")})
+    inner = _nested(depth, datetime.fromisoformat("9999-12-31T12:00:00-14:00"))
+    kept = Loose.model_validate({"value": inner}).value
+    for level in reversed(range(depth)):
+        kept = kept["a"] if level % 2 else kept[0]
+    assert kept == LAST_INSTANT
+
+
+class Loosely:
+    manifest = PluginManifest(name="loosely", title="An Any field (test only)")
+
+    @hookimpl
+    def crm2_routers(self) -> Sequence[APIRouter]:
+        router = APIRouter(prefix="/api/v1/loosely")
+
+        @router.post("")
+        async def create(body: Loose) -> dict[str, bool]:
+            return {"ok": body.value is not None}
+
+        return [router]
+
+
+async def test_an_any_field_nested_as_deep_as_json_reads_is_no_500(crm2_app_factory: Any) -> None:
+    crm2 = await crm2_app_factory(plugins=["loosely"], extra_plugins=(Loosely(),))
+    headers = {"Content-Type": "application/json"}
+    for depth in (600, 900, 990, 2_000, 100_000):
+        body = b'{"value": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+        response = await crm2.client.post("/api/v1/loosely", content=body, headers=headers)
+        assert response.status_code in (200, 400), (depth, response.text[:300])
+        if response.status_code == 400:
+            assert response.json()["type"].endswith("json-too-deep"), response.text[:300]

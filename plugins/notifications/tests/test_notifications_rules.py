@@ -670,3 +670,28 @@ def test_a_nan_typed_into_event_data_fails_an_ordered_condition_not_the_event(ty
     assert conditions.matches(rule, {"data": {"value": typed}}) is False
     assert conditions.matches([{**rule[0], "value": typed}], {"data": {"value": 5}}) is False
     assert conditions.matches(rule, {"data": {"value": "1001"}}) is True
+
+
+async def test_a_rule_condition_value_nested_deep_is_no_500(
+    notifications: Notifications,
+) -> None:
+    """A condition's ``value`` is ``Any``: one some 600 levels deep (JSON reads about a
+    thousand) was a RecursionError in the body's walk for date-times (a 500)."""
+    admin = (await notifications.users("admin"))[0]
+    for depth in (600, 990):
+        value = "[" * depth + "1" + "]" * depth
+        body = (
+            '{"name": "deep", "event_type": "ping.thing.happened",'
+            ' "template": {"title": "x"}, "recipients": {"record": {"kind": "ping.thing"}},'
+            f' "conditions": [{{"field": "data.value", "op": "eq", "value": {value}}}]}}'
+        )
+        response = await notifications.client.post(
+            f"{API}/rules",
+            content=body,
+            headers={**admin.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code < 500, (depth, response.text[:300])
+        assert response.headers["content-type"] in (
+            "application/json",
+            "application/problem+json",
+        ), response.text[:300]
