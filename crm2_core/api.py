@@ -127,7 +127,12 @@ from crm2_core.kit.records import Records
 from crm2_core.kit.repository import Repository
 from crm2_core.kit.routes import Permissions, create_route, list_route, record_routes
 from crm2_core.kit.sorting import Sorts
-from crm2_core.kit.visibility import RecordRules, Visibility, acting_user
+from crm2_core.kit.visibility import (
+    RecordRules,
+    Visibility,
+    acting_user,
+    permitted_in_session,
+)
 from crm2_core.kit.visible import HIDDEN_BMP, refuse_hidden
 from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
 from crm2_core.schemas import (
@@ -266,6 +271,7 @@ __all__ = [
     "one_of",
     "page_response",
     "paginate",
+    "permitted_in_session",
     "present",
     "problem_responses",
     "publish",

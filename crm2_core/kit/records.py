@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,15 +36,31 @@ class Records(Generic[M]):
         self.repository = repository
         self.rules = rules
 
+    @overload
+    def visibility(self, principal: Principal | None, session: AsyncSession) -> Visibility: ...
+    @overload
     def visibility(
-        self, principal: Principal | None, session: AsyncSession | None = None
+        self, principal: Principal | None, *, roles_only: Literal[True]
+    ) -> Visibility: ...
+    def visibility(
+        self,
+        principal: Principal | None,
+        session: AsyncSession | None = None,
+        *,
+        roles_only: bool = False,
     ) -> Visibility:
         """No rules: every record is visible to whoever holds the route's permission.
-        ``session``: its application's permission hooks may veto the rules' lift."""
+        ``session``: its application's permission hooks may veto the rules' lift; a
+        caller without one says ``roles_only=True`` (``RecordRules.visibility``)."""
+        if session is None and not roles_only:
+            raise TypeError(
+                "Records.visibility needs the session (its application's permission hooks "
+                "may deny the rules' lift): pass it, or say roles_only=True"
+            )
         if self.rules is None:
             return Visibility.system()
         if session is None:
-            return self.rules.visibility(principal)
+            return self.rules.visibility(principal, roles_only=True)
         return self.rules.in_session(session, principal)
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> M:

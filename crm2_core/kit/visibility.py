@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sqlalchemy import true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,23 +67,74 @@ def _event_data(event: Any) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
+def session_application(
+    session: AsyncSession | async_sessionmaker[AsyncSession],
+) -> AppContext:
+    """The application whose session (or session factory) this is: its hooks judge."""
+    if isinstance(session, AsyncSession):
+        sessions: Any = session.sync_session
+    else:
+        sessions = session.kw.get("sync_session_class")
+    application: AppContext | None = getattr(sessions, "application", None)
+    if application is None:
+        # a quiet "roles only" here would let a principal a hook denies past it
+        raise RuntimeError(
+            "this session belongs to no application (AppContext.session_factory's "
+            "sessions do): its permission hooks cannot be asked"
+        )
+    return application
+
+
+def permitted_in_session(
+    session: AsyncSession | async_sessionmaker[AsyncSession],
+    principal: Principal,
+    permission: str,
+    resource: object | None = None,
+) -> bool:
+    """Whether ``principal`` holds ``permission`` as a route's check judges it: granted by
+    their roles and denied by no ``crm2_check_permission`` hook of the session's
+    application. For code that runs with a session and no request (another plugin's
+    hook implementation, a service); in process, no read."""
+    return permitted(session_application(session), principal, permission, resource)
+
+
 @dataclass(frozen=True)
 class RecordRules:
     """A plugin's visibility rule: ``all_records`` is the permission that lifts it."""
 
     all_records: str
 
+    @overload
+    def visibility(self, principal: None) -> Visibility: ...
+    @overload
+    def visibility(self, principal: Principal | None, context: AppContext) -> Visibility: ...
+    @overload
     def visibility(
-        self, principal: Principal | None, context: AppContext | None = None
+        self, principal: Principal | None, *, roles_only: Literal[True]
+    ) -> Visibility: ...
+    def visibility(
+        self,
+        principal: Principal | None,
+        context: AppContext | None = None,
+        *,
+        roles_only: bool = False,
     ) -> Visibility:
         """``None`` is the system (jobs, handlers): every record.
 
         ``context``: the application, whose ``crm2_check_permission`` hooks may veto
         ``all_records`` as they veto it in a request's check (and as ``user_grants(...,
-        hooks=True)`` does for an owner). In process, no read; without a context, the
-        roles alone decide: pass one wherever the caller has it (``in_session``)."""
+        hooks=True)`` does for an owner). In process, no read. A caller without one
+        says so (``roles_only=True``: the roles alone decide), or a new call site would
+        quietly let a principal a hook denies see every record; with a session, use
+        :meth:`in_session`."""
         if principal is None:
             return Visibility.system()
+        if context is None and not roles_only:
+            raise TypeError(
+                f"RecordRules({self.all_records!r}).visibility needs the application "
+                "context (its permission hooks may deny the rule's lift): pass it, use "
+                "in_session(session, principal), or say roles_only=True"
+            )
         if principal.has_permission(self.all_records) and (
             context is None or permitted(context, principal, self.all_records)
         ):
@@ -97,12 +148,9 @@ class RecordRules:
     ) -> Visibility:
         """:meth:`visibility` with the hooks of the application whose session (or
         session factory: an export's) it is."""
-        if isinstance(session, AsyncSession):
-            sessions: Any = session.sync_session
-        else:
-            sessions = session.kw.get("sync_session_class")
-        application: AppContext | None = getattr(sessions, "application", None)
-        return self.visibility(principal, application)
+        if principal is None:
+            return Visibility.system()
+        return self.visibility(principal, session_application(session))
 
     @audience_rule
     async def can_see(self, principal: Principal, event: Any, context: Any = None) -> bool:
@@ -111,9 +159,13 @@ class RecordRules:
         The streams recognise it and evaluate it without awaiting, once per event and
         distinct ``visibility`` (``crm2_core.streams.channels``).
         """
-        return self.stream_sees(self.visibility(principal, context), event)
+        return self.stream_sees(self.stream_audience(principal, context), event)
 
     def stream_audience(self, principal: Principal, context: Any = None) -> Visibility:
+        """The streams pass their application; a direct call without one (a unit
+        test's) asks the roles alone."""
+        if context is None:
+            return self.visibility(principal, roles_only=True)
         return self.visibility(principal, context)
 
     def stream_sees(self, audience: Visibility, event: Any) -> bool:

@@ -41,9 +41,9 @@ class TaskVisibility:
     user_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, principal: Principal | None, context: AppContext | None = None) -> TaskVisibility:
+    def of(cls, principal: Principal | None, context: AppContext) -> TaskVisibility:
         """``context``: the application, whose ``crm2_check_permission`` hooks may deny
-        ``tasks:all_records`` (without one, the roles alone decide: pass it)."""
+        ``tasks:all_records``."""
         return cls(user_id=RULES.visibility(principal, context).owner_id)
 
     @classmethod
