@@ -2,7 +2,8 @@
 
 tasks does not depend on deals: the hooks are ``optionalhook`` implementations,
 never called while deals is off. Only tasks the asking user may see count, and none
-at all for a user without ``tasks:read`` (a right taken away stops here too).
+at all for a user without ``tasks:read`` (a right taken away stops here too, and so
+does a ``crm2_check_permission`` hook denying it, as it does on the task routes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm2_core.api import permitted_in_session
 from crm2_hookspecs import Principal
 from crm2_tasks.models import Task
 from crm2_tasks.visibility import TaskVisibility
@@ -34,7 +36,7 @@ async def timeline(
     deal: Mapping[str, Any], session: AsyncSession, principal: Principal
 ) -> list[dict[str, Any]]:
     """One entry per task linked to the deal: when it was created, its title and status."""
-    if not principal.has_permission(READ):
+    if not permitted_in_session(session, principal, READ):
         return []
     rows = await session.execute(
         select(Task)
@@ -58,7 +60,7 @@ async def extra_fields(
 ) -> dict[str, Any] | None:
     """How many of the deal's tasks are open (of those the user may see); nothing without
     ``tasks:read``."""
-    if not principal.has_permission(READ):
+    if not permitted_in_session(session, principal, READ):
         return None
     open_tasks = await session.execute(
         select(func.count())

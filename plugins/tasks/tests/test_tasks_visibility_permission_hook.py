@@ -152,3 +152,46 @@ async def test_a_deals_tasks_follow_the_hook(crm2_app_factory: Any) -> None:
     rule.votes.clear()
     extra = await tasks.client.get(f"{url}/extra", headers=manager.headers)
     assert extra.json()["fields"]["tasks"] == {"open_tasks": 1}
+
+
+class ReadBan:
+    """A third-party rule that takes ``tasks:read`` from some users (a suspension)."""
+
+    manifest = PluginManifest(name="readban", title="Read ban (test only)", depends=("tasks",))
+
+    def __init__(self) -> None:
+        self.banned: set[uuid.UUID] = set()
+
+    @hookimpl
+    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
+        return False if permission == "tasks:read" and principal.id in self.banned else None
+
+
+async def test_a_deal_shows_no_tasks_to_a_user_a_hook_denies_tasks_read(
+    crm2_app_factory: Any,
+) -> None:
+    """The timeline and extra fields asked the roles alone (``principal.has_permission``):
+    a user a hook denied ``tasks:read`` (403 on the task routes) still saw the deal's
+    tasks' titles and open count there."""
+    rule = ReadBan()
+    app: Crm2TestApp = await crm2_app_factory(
+        plugins=["deals", "tasks", "readban"], extra_plugins=(rule,), scheduler_enabled=False
+    )
+    await seed_shipped_rules(app)
+    tasks = Tasks(app)
+    admin, agent = await tasks.user("admin"), await tasks.user("agent")
+    deal = await a_deal(tasks, admin, agent)
+    await tasks.create(agent, title="Secret plan", link={"kind": "deals.deal", "id": deal["id"]})
+    url = f"/api/v1/deals/deals/{deal['id']}"
+    rule.banned.add(agent.id)
+    assert (await tasks.client.get(f"{API}/tasks", headers=agent.headers)).status_code == 403
+
+    extra = await tasks.client.get(f"{url}/extra", headers=agent.headers)
+    timeline = await tasks.client.get(f"{url}/timeline", headers=agent.headers)
+    assert extra.status_code == 200 and timeline.status_code == 200, timeline.text
+    assert "tasks" not in extra.json()["fields"]
+    assert [e for e in timeline.json()["items"] if e["source"] == "tasks"] == []
+
+    rule.banned.clear()  # the hook decides per request
+    extra = await tasks.client.get(f"{url}/extra", headers=agent.headers)
+    assert extra.json()["fields"]["tasks"] == {"open_tasks": 1}
