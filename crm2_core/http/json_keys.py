@@ -20,7 +20,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Literal, NamedTuple
+
+# The deepest a body's arrays and objects may nest. Python's ``json`` reads about a
+# thousand levels, but what a route does with the value reads less: pydantic's
+# serialiser stops at 255 (a rule condition's ``value`` 300 deep was stored, then
+# its echo was a 500), and any walk that recurses (a template, a comparison) pays
+# per level. No request the API takes nests more than a handful.
+MAX_JSON_DEPTH = 128
+# a string (skipped whole: brackets inside one are text) or a bracket
+_BRACKET_OR_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class JsonDefect(NamedTuple):
@@ -55,6 +65,24 @@ def _finite(token: str) -> float:
     if math.isinf(number):
         raise _Found(JsonDefect("non-finite-number", token))
     return number
+
+
+def json_too_deep(body: bytes) -> bool:
+    """Whether ``body`` nests arrays or objects deeper than ``MAX_JSON_DEPTH`` (read as
+    JSON text; a body that is not JSON is judged by the parse). Two byte counts when
+    there are too few brackets to nest that deep, the common case."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for token in _BRACKET_OR_STRING.finditer(body):
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def json_defect(body: bytes) -> JsonDefect | None:

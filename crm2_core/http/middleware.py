@@ -19,7 +19,7 @@ from crm2_core.errors import (
     UnsupportedCharset,
     UnsupportedMediaType,
 )
-from crm2_core.http.json_keys import json_defect
+from crm2_core.http.json_keys import MAX_JSON_DEPTH, json_defect, json_too_deep
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -253,14 +253,17 @@ def _refusal(content_type: str | None, body: bytes) -> _Refusal | None:
     why = _not_utf8(body)
     if why is not None:
         return _Refusal(NotUtf8, f"the JSON body is not UTF-8 text: {why}; send it in UTF-8")
+    too_deep = _Refusal(
+        JsonTooDeep,
+        f"the JSON body nests arrays or objects too deeply (more than {MAX_JSON_DEPTH} "
+        "levels); send a flatter document",
+    )
+    if json_too_deep(body):
+        return too_deep
     try:
         defect = json_defect(body)
     except RecursionError:
-        return _Refusal(
-            JsonTooDeep,
-            "the JSON body nests arrays or objects too deeply to be read "
-            "(about a thousand levels); send a flatter document",
-        )
+        return too_deep
     if defect is None:
         return None
     if defect.kind == "non-finite-number":
