@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from crm2_core.errors import (
     Conflict,
     Forbidden,
@@ -22,6 +24,23 @@ class LoginNotConfirmed(Unauthorized):
 
 class LoginConfirmationUnavailable(ServiceUnavailable):
     slug, title = "login-confirmation-unavailable", "The sign-in could not be sent for confirmation"
+
+
+class LoginThrottleUnavailable(ServiceUnavailable):
+    """The login throttle's Redis did not answer: the attempt cannot be counted, so it is
+    refused (fail closed) rather than let through past the per-address limit."""
+
+    slug, title = "login-throttle-unavailable", "Sign-ins cannot be counted right now"
+
+    def __init__(self, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        super().__init__(
+            f"the login throttle (Redis) is not answering, so sign-ins are refused for "
+            f"now; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )
+        self.seconds = seconds
 
 
 class InvalidRefreshToken(Unauthorized):

@@ -235,7 +235,11 @@ async def get_user(
     return await _user_public(session, user)
 
 
-@router.patch("/users/{user_id}", response_model=UserPublic)
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserPublic,
+    responses=problem_responses(503),  # one's own password: the login throttle is down
+)
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,

@@ -8,9 +8,13 @@ limit counts failures, not a busy office signing in).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from typing import TYPE_CHECKING, Protocol
+
+from crm2_core.auth.errors import LoginThrottleUnavailable
+from crm2_core.redis_guard import RedisGuard, RedisUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -71,23 +75,38 @@ class RedisThrottle:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix + "login:"
+        self.guard = RedisGuard("login throttle (sign-ins are refused with 503 meanwhile)")
 
     def _key(self, key: str) -> str:
         return self._prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> int:
         name = self._key(key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, window_seconds, nx=True)
-            pipe.ttl(name)
-            count, _, ttl = await pipe.execute()
-        if int(count) > limit:
+
+        async def count() -> list[int]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, window_seconds, nx=True)
+                pipe.ttl(name)
+                return await pipe.execute()
+
+        try:
+            hits, _, ttl = await self.guard.call(count)
+        except RedisUnavailable as exc:
+            raise LoginThrottleUnavailable(exc.retry_after) from exc
+        if int(hits) > limit:
             return max(int(ttl), 1)
         return 0
 
     async def reset(self, key: str) -> None:
-        await self._redis.delete(self._key(key))
+        try:
+            await self.guard.call(lambda: self._redis.delete(self._key(key)))
+        except RedisUnavailable as exc:
+            raise LoginThrottleUnavailable(exc.retry_after) from exc
 
     async def release(self, key: str) -> None:
-        await self._redis.eval(self._RELEASE, 1, self._key(key))
+        # Best effort: the attempt was counted and its password was right. A slot not
+        # given back only lasts until the window ends; refusing a good sign-in for it
+        # would not make guessing any harder.
+        with contextlib.suppress(RedisUnavailable):
+            await self.guard.call(lambda: self._redis.eval(self._RELEASE, 1, self._key(key)))
