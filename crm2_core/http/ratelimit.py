@@ -10,6 +10,11 @@ own clock, so every crm2 process shares one limit whatever its clock says).
 Refused requests get 429 problem+json with ``Retry-After``; every answer carries
 ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (draft IETF
 RateLimit header fields). Health probes are never limited.
+
+When Redis does not answer (down, or slower than ``REDIS_TIMEOUT``) the Redis limiter
+counts in this process instead, as it would without Redis, until its back-off ends and
+Redis is tried again: an outage of a shared counter neither stops the whole API (a 503
+on every request) nor lifts the limit. The outage is logged when it starts and ends.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from crm2_core.context import AUTHENTICATOR
 from crm2_core.errors import Crm2Error, TooManyRequests
 from crm2_core.http.middleware import send_problem
 from crm2_core.observability.metrics import record_rate_limited
+from crm2_core.redis_guard import RedisGuard, RedisUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -114,12 +120,19 @@ return {1, tostring(new_tat), tostring(now)}
         self._redis = redis
         self._prefix = prefix + "ratelimit:"
         self._script = redis.register_script(self._SCRIPT)
+        self.guard = RedisGuard("request rate limit (counted per process meanwhile)")
+        self.fallback = MemoryRateLimiter(per_minute, burst)
 
     async def hit(self, key: str) -> Decision:
+        if self.guard.backing_off():
+            return await self.fallback.hit(key)
         name = self._prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
-        allowed, tat_text, now_text = await self._script(
-            keys=[name], args=[self.gcra.interval, self.gcra.tolerance]
-        )
+        try:
+            allowed, tat_text, now_text = await self.guard.call(
+                lambda: self._script(keys=[name], args=[self.gcra.interval, self.gcra.tolerance])
+            )
+        except RedisUnavailable:
+            return await self.fallback.hit(key)
         tat, now = float(tat_text), float(now_text)
         if allowed:
             remaining = int((now + self.gcra.tolerance - tat) // self.gcra.interval)
