@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm2_core.events.envelope import Envelope
+from crm2_core.redis_guard import RedisGuard, RedisUnavailable
 from crm2_core.streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -30,17 +31,27 @@ def pubsub_channel(prefix: str) -> str:
 
 
 class RedisPublisher:
-    """The bus listener of a relaying process: one PUBLISH per (part of a) batch."""
+    """The bus listener of a relaying process: one PUBLISH per (part of a) batch.
+
+    Each PUBLISH is bounded in time and skipped while Redis is down (until the guard's
+    back-off ends): the relay awaits this listener, and a hung Redis must not hold the
+    event log up. What was not published the hubs read back from the log."""
 
     def __init__(self, redis: Any, prefix: str) -> None:
         self.redis = redis
         self.channel = pubsub_channel(prefix)
+        self.guard = RedisGuard("streams fan-out (live events wait for the log poll)")
 
     async def __call__(self, events: Sequence[Envelope]) -> None:
+        if self.guard.backing_off():
+            return
         for start in range(0, len(events), MESSAGE_EVENTS):
             part = events[start : start + MESSAGE_EVENTS]
             payload = json.dumps([e.model_dump(mode="json") for e in part])
-            await self.redis.publish(self.channel, payload)
+            try:
+                await self.guard.call(lambda p=payload: self.redis.publish(self.channel, p))  # type: ignore[misc]
+            except RedisUnavailable:
+                return
 
 
 class RedisSubscriber:
