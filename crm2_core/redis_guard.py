@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-REDIS_TIMEOUT = 1.0  # seconds for one call: a request must not wait on a hung Redis
+REDIS_TIMEOUT = 2.0  # seconds for one call: a request must not wait on a hung Redis (a
+# loaded host can hold a healthy reply past 1 s, and a false outage backs off 5 s)
 OUTAGE_RETRY_BASE = 5.0  # seconds until the first retry after Redis failed, doubling
 OUTAGE_RETRY_MAX = 60.0
 
