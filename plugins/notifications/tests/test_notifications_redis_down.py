@@ -12,7 +12,6 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from crm2_notifications.errors import RateLimiterUnavailable
@@ -30,72 +29,19 @@ from test_notifications_telegram_login import LOGIN, _link
 
 from crm2_core.api import utcnow
 from crm2_core.testing.app import TEST_PASSWORD
+from crm2_core.testing.redis_proxy import FlakyRedis
+from crm2_core.testing.redis_proxy import flaky_redis as core_flaky_redis
 
 DOWN = "the rate limiter (Redis) is not answering"
 
 
-class FlakyRedis:
-    """A TCP proxy to the test Redis: passes bytes while up, drops connections while down."""
-
-    def __init__(self, target: str) -> None:
-        parts = urlsplit(target)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
-        self.db = parts.path
-        self.up = False
-        self.server: asyncio.Server | None = None
-        self.open: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        port = self.server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}{self.db}"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-
-    def down(self) -> None:
-        """Drop every connection, and every new one until ``up`` again."""
-        self.up = False
-        for writer in list(self.open):
-            writer.close()
-
-    async def stop(self) -> None:
-        self.down()
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.open |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-                self.open.discard(dst)
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 @pytest.fixture
 async def flaky_redis(crm2_redis_url: tuple[str, str]) -> AsyncIterator[tuple[FlakyRedis, str]]:
+    """The core's proxy, down until a test brings it up."""
     url, prefix = crm2_redis_url
-    proxy = FlakyRedis(url)
-    await proxy.start()
-    try:
+    async with core_flaky_redis(url) as proxy:
+        proxy.set("down")
         yield proxy, prefix
-    finally:
-        await proxy.stop()
 
 
 def _limiter(n: Notifications, proxy: FlakyRedis, prefix: str) -> RedisBuckets:
@@ -175,7 +121,7 @@ async def test_a_delivery_is_given_back_at_once_while_redis_is_down_and_sent_onc
     assert {d.status for d in await n.rows(Delivery)} == {"pending"}  # no claim left behind
     assert len(_outage_logs(caplog)) == 1  # once for the outage, not per call
 
-    proxy.up = True
+    proxy.set("up")
     outcomes = await send_due(n.context, now=later + timedelta(hours=1))
     assert outcomes["delivered"] == 3
     assert len(smtp_server.mailbox.messages) == 3
@@ -209,7 +155,7 @@ async def test_the_webhook_answers_204_while_redis_is_down_and_the_answer_goes_l
     assert link.chat_id == 777  # committed, and Telegram told so
     assert bot.to(777) == []  # the answer waits: no sending past a pause nobody can tell of
 
-    proxy.up = True
+    proxy.set("up")
     assert await telegram.flush_replies(n.context) == 1  # the deliveries job's flush
     assert bot.to(777) == [LINKED]
 
@@ -222,11 +168,11 @@ async def test_a_sign_in_to_confirm_is_a_503_with_retry_after_while_redis_is_dow
         plugins=["notifications"], plugin_settings={"notifications": telegram_settings(bot)}
     )
     n = Notifications(app)
-    proxy.up = True  # linking answers through the limiter too
+    proxy.set("up")  # linking answers through the limiter too
     _limiter(n, proxy, prefix)
     owner = await n.user("agent")
     await _link(n, owner, chat=777)
-    proxy.down()
+    proxy.set("down")
 
     response = await n.client.post(LOGIN, json={"email": owner.email, "password": TEST_PASSWORD})
     assert response.status_code == 503, response.text
@@ -250,7 +196,7 @@ async def test_a_digest_keeps_its_day_while_redis_is_down(
     )
     await shipped_rule(app, enabled=False)
     n = Notifications(app)
-    proxy.up = True
+    proxy.set("up")
     _limiter(n, proxy, prefix)
     admin, owner = await n.users("admin", "agent")
     await n.rule(admin, channels=["email"])
@@ -259,10 +205,10 @@ async def test_a_digest_keeps_its_day_while_redis_is_down(
     await n.settle()
     assert sorted(d.status for d in await n.rows(Delivery)) == ["delivered"] + ["digest"] * 2
 
-    proxy.down()
+    proxy.set("down")
     tomorrow = (utcnow() + timedelta(days=1)).replace(hour=9)  # digest hour 8 UTC passed
     assert await send_digests(n.context, now=tomorrow) == 0
     assert {s.last_digest_on for s in await n.rows(UserSettings)} == {None}  # given back
-    proxy.up = True
+    proxy.set("up")
     assert await send_digests(n.context, now=tomorrow) == 1  # the same day, once back
     assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
