@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
         "migration_paths",
         "db",
         "sse_audience",  # the contract between the kit's visibility rules and the streams
+        "redis_guard",  # every core call to Redis, bounded in time (no crm2_core import)
     },
     {"plugins"},
     {"context"},
