@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from payments_kit import payments  # noqa: F401  (the fixture)
+from payments_kit import payments, with_deals, with_tasks  # noqa: F401  (the fixtures)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
 
 API = "/api/v1/payments"
+DEALS = "/api/v1/deals"
+TASKS = "/api/v1/tasks"
 User = SignedInUser
 
 
@@ -59,6 +61,45 @@ class Payments:
             headers={**user.headers, **key()},
         )
 
+    async def role_user(self, admin: User, name: str, permissions: list[str]) -> User:
+        """A user of a custom role ``name`` granting ``permissions``, made by ``admin``."""
+        role = {"name": name, "permissions": permissions}
+        made = await self.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
+        assert made.status_code == 201, made.text
+        return await self.user(name)
+
+    async def patch(self, user: User, url: str, body: dict[str, Any]) -> Any:
+        """PATCH ``url`` with the ETag it has now (200 asserted)."""
+        etag = (await self.client.get(url, headers=user.headers)).headers["ETag"]
+        changed = await self.client.patch(
+            url, json=body, headers={**user.headers, "If-Match": etag}
+        )
+        assert changed.status_code == 200, changed.text
+        return changed
+
+    async def update(self, user: User, payment_id: str, **fields: Any) -> dict[str, Any]:
+        """PATCH a payment with its ETag of now; the payment as answered."""
+        result: dict[str, Any] = (
+            await self.patch(user, f"{API}/payments/{payment_id}", fields)
+        ).json()
+        return result
+
+    async def hand_over(self, admin: User, url: str, to: User) -> None:
+        """Give the record at ``url`` (deals' PATCH) to ``to``."""
+        await self.patch(admin, url, {"owner_id": str(to.id)})
+
+    async def commission_rule(self, admin: User, **rule: Any) -> dict[str, Any]:
+        made = await self.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
+        assert made.status_code == 201, made.text
+        result: dict[str, Any] = made.json()
+        return result
+
+    async def activate(self, owner: User, policy_id: str) -> None:
+        activated = await self.client.post(
+            f"{DEALS}/policies/{policy_id}/activate", headers=owner.headers
+        )
+        assert activated.status_code == 200, activated.text
+
     async def events(self, type_: str | None = None) -> list[EventRecord]:
         async with self.app.context.session_factory() as session:
             stmt = select(EventRecord).order_by(EventRecord.sequence)
@@ -72,3 +113,15 @@ async def payments(crm2_app_factory: Any) -> Payments:
     """An app with only the core and this plugin."""
     app: Crm2TestApp = await crm2_app_factory(plugins=["payments"])
     return Payments(app)
+
+
+@pytest.fixture
+async def with_deals(crm2_app_factory: Any) -> Payments:
+    """An app with deals and this plugin."""
+    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
+
+
+@pytest.fixture
+async def with_tasks(crm2_app_factory: Any) -> Payments:
+    """An app with tasks and this plugin."""
+    return Payments(await crm2_app_factory(plugins=["tasks", "payments"]))

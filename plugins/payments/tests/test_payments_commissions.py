@@ -14,21 +14,7 @@ from payments_kit import API, Payments, User
 
 
 async def _fixed_rule(p: Payments, admin: User) -> None:
-    rule = {"insurer": "Allianz", "fixed_amount": "5.00", "currency": "EUR"}
-    made = await p.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
-    assert made.status_code == 201, made.text
-
-
-async def _amount(p: Payments, user: User, payment_id: str, amount: str) -> dict[str, Any]:
-    etag = (await p.get(user, payment_id)).headers["ETag"]
-    changed = await p.client.patch(
-        f"{API}/payments/{payment_id}",
-        json={"amount": amount},
-        headers={**user.headers, "If-Match": etag},
-    )
-    assert changed.status_code == 200, changed.text
-    result: dict[str, Any] = changed.json()
-    return result
+    await p.commission_rule(admin, insurer="Allianz", fixed_amount="5.00", currency="EUR")
 
 
 async def _commissions(p: Payments, user: User, payment_id: str) -> list[dict[str, Any]]:
@@ -49,7 +35,7 @@ async def test_an_amount_lowered_to_what_was_paid_earns_the_fixed_commission(
     made = await p.create(agent, amount="100.00", insurer="Allianz")
     assert (await p.move(agent, made["id"], "payment", "50.00")).status_code == 201
     assert await _commissions(p, agent, made["id"]) == []
-    assert (await _amount(p, agent, made["id"], "50.00"))["status"] == "paid"
+    assert (await p.update(agent, made["id"], amount="50.00"))["status"] == "paid"
     [entry] = await _commissions(p, agent, made["id"])
     assert (entry["amount"], entry["allocation_id"]) == ("5.00", None)
 
@@ -62,7 +48,7 @@ async def test_an_amount_raised_above_what_was_paid_takes_the_fixed_commission_b
     await _fixed_rule(p, admin)
     made = await p.create(agent, amount="100.00", insurer="Allianz")
     assert (await p.move(agent, made["id"], "payment", "100.00")).status_code == 201
-    assert (await _amount(p, agent, made["id"], "150.00"))["status"] == "partially_paid"
+    assert (await p.update(agent, made["id"], amount="150.00"))["status"] == "partially_paid"
     entries = await _commissions(p, agent, made["id"])
     assert sorted(e["amount"] for e in entries) == ["-5.00", "5.00"]
     # paid in full again: earned again, once

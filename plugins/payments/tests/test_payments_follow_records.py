@@ -9,23 +9,10 @@ listen to ``*.updated`` only, and read an ``owner_id`` that a task does not have
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
 from payments_kit import Payments, User
 
 TASKS = "/api/v1/tasks"
 DEALS = "/api/v1/deals"
-
-
-@pytest.fixture
-async def with_tasks(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["tasks", "payments"]))
-
-
-@pytest.fixture
-async def with_deals(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
 
 
 async def _task(p: Payments, creator: User, assignee: User) -> str:
@@ -90,12 +77,7 @@ async def test_a_payment_linked_to_a_deal_follows_its_clients_hand_over(
     )  # fmt: skip
     assert deal.status_code == 201, deal.text
     made = await p.create(first, link={"kind": "deals.deal", "id": deal.json()["id"]})
-    url = f"{DEALS}/clients/{client_id}"
-    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
-    moved = await p.client.patch(
-        url, json={"owner_id": str(second.id)}, headers={**admin.headers, "If-Match": etag}
-    )
-    assert moved.status_code == 200, moved.text
+    await p.hand_over(admin, f"{DEALS}/clients/{client_id}", second)
     await p.app.settle_events()
     theirs = await p.get(second, made["id"])
     assert theirs.status_code == 200 and theirs.json()["owner_id"] == str(second.id)

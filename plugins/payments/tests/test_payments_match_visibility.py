@@ -17,13 +17,8 @@ from test_payments_reconciliation import statement, upload
 
 async def _clerk(p: Payments, admin: User) -> User:
     """``payments:reconcile`` without ``payments:all_records``."""
-    role = {
-        "name": "clerk",
-        "permissions": ["payments:read", "payments:write", "payments:reconcile"],
-    }
-    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
-    assert made.status_code == 201, made.text
-    return await p.user("clerk")
+    grants = ["payments:read", "payments:write", "payments:reconcile"]
+    return await p.role_user(admin, "clerk", grants)
 
 
 async def test_a_clerk_matches_a_line_only_to_a_payment_they_can_see(

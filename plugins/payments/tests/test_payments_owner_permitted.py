@@ -10,7 +10,7 @@ their owner now, and the worker logs why.
 A policy's activation gave its instalments to the policy's owner without that rule (a
 user of a custom role with deals' rights but none of payments' owned a schedule), and a
 user's reassignment judged the heir by roles alone, not by a ``crm2_check_permission``
-hook as creating a payment does: both apply the owner rule with hooks now.
+hook as creating a payment does: with_deals apply the owner rule with hooks now.
 """
 
 from __future__ import annotations
@@ -21,23 +21,10 @@ from typing import Any
 
 import pytest
 from crm2_payments.service.schedules import on_policy_event
-from payments_kit import API, Payments, User
+from payments_kit import API, DEALS, TASKS, Payments, User
 
 from crm2_core.api import Envelope
 from crm2_hookspecs import PluginManifest, Principal, hookimpl
-
-TASKS = "/api/v1/tasks"
-DEALS = "/api/v1/deals"
-
-
-@pytest.fixture
-async def with_tasks(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["tasks", "payments"]))
-
-
-@pytest.fixture
-async def with_deals(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
 
 
 async def test_a_task_assigned_to_a_viewer_keeps_its_payments_where_they_are(
@@ -69,14 +56,11 @@ async def test_a_task_assigned_to_a_viewer_keeps_its_payments_where_they_are(
     assert any("payments:write" in r.getMessage() for r in caplog.records)
 
 
+DEALS_ONLY = ["deals:read", "deals:write", "deals:all_records"]
+
+
 async def _role_without_payments(p: Payments, admin: User) -> User:
-    role = {
-        "name": "underwriter",
-        "permissions": ["deals:read", "deals:write", "deals:all_records"],
-    }
-    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
-    assert made.status_code == 201, made.text
-    return await p.user("underwriter")
+    return await p.role_user(admin, "underwriter", DEALS_ONLY)
 
 
 async def test_a_policy_handed_to_a_user_who_may_not_own_payments_keeps_its_payments(
@@ -85,29 +69,10 @@ async def test_a_policy_handed_to_a_user_who_may_not_own_payments_keeps_its_paym
     p = with_deals
     admin, agent = await p.user("admin"), await p.user("agent")
     underwriter = await _role_without_payments(p, admin)
-    client = await p.client.post(
-        f"{DEALS}/clients", json={"kind": "person", "name": "Anna"}, headers=agent.headers
-    )
-    assert client.status_code == 201, client.text
-    body = {
-        "number": "P-1", "insurer": "Allianz", "client_id": client.json()["id"],
-        "product": "Motor", "premium": "120.00", "currency": "EUR",
-        "payment_frequency": "quarterly", "start_date": "2026-01-15",
-        "end_date": "2027-01-14",
-    }  # fmt: skip
-    policy = await p.client.post(f"{DEALS}/policies", json=body, headers=agent.headers)
-    assert policy.status_code == 201, policy.text
-    policy_id = policy.json()["id"]
-    activated = await p.client.post(f"{DEALS}/policies/{policy_id}/activate", headers=agent.headers)
-    assert activated.status_code == 200, activated.text
+    policy_id = await _activated_policy(p, agent, "P-1")
     await p.app.settle_events()
     linked = await p.create(agent, amount="5.00", link={"kind": "deals.policy", "id": policy_id})
-    url = f"{DEALS}/policies/{policy_id}"
-    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
-    moved = await p.client.patch(
-        url, json={"owner_id": str(underwriter.id)}, headers={**admin.headers, "If-Match": etag}
-    )
-    assert moved.status_code == 200, moved.text
+    await p.hand_over(admin, f"{DEALS}/policies/{policy_id}", underwriter)
     await p.app.settle_events()
     listed = await p.client.get(
         f"{API}/payments", params={"policy_id": policy_id}, headers=agent.headers
@@ -149,8 +114,7 @@ async def _activated_policy(p: Payments, owner: User, number: str = "P-9") -> st
     policy = await p.client.post(f"{DEALS}/policies", json=body, headers=owner.headers)
     assert policy.status_code == 201, policy.text
     policy_id: str = policy.json()["id"]
-    activated = await p.client.post(f"{DEALS}/policies/{policy_id}/activate", headers=owner.headers)
-    assert activated.status_code == 200, activated.text
+    await p.activate(owner, policy_id)
     return policy_id
 
 
@@ -218,20 +182,12 @@ async def test_reassign_to_a_user_a_hook_denies_writing_payments_is_422(
     assert still.status_code == 200 and still.json()["version"] == made["version"]
 
 
-async def _patch_owner(p: Payments, admin: User, url: str, to: User) -> None:
-    etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
-    moved = await p.client.patch(
-        url, json={"owner_id": str(to.id)}, headers={**admin.headers, "If-Match": etag}
-    )
-    assert moved.status_code == 200, moved.text
-
-
 async def _hand_policy(p: Payments, admin: User, policy_id: str, to: User) -> None:
     """The policy's client first (a policy's owner must see its client), then the policy."""
     url = f"{DEALS}/policies/{policy_id}"
     policy = await p.client.get(url, headers=admin.headers)
-    await _patch_owner(p, admin, f"{DEALS}/clients/{policy.json()['client_id']}", to)
-    await _patch_owner(p, admin, url, to)
+    await p.hand_over(admin, f"{DEALS}/clients/{policy.json()['client_id']}", to)
+    await p.hand_over(admin, url, to)
     await p.app.settle_events()
 
 
@@ -303,6 +259,11 @@ async def test_a_refused_schedule_is_not_built_for_a_cancelled_policy_or_a_refus
     await _no_schedule_for(p, policy_id, admin)
 
 
+async def _grant_payments(p: Payments, admin: User, role: str) -> None:
+    granted = [*DEALS_ONLY, "payments:read", "payments:write"]
+    await p.patch(admin, f"/api/v1/auth/roles/{role}", {"permissions": granted})
+
+
 async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payments(
     with_deals: Payments,
 ) -> None:
@@ -314,10 +275,7 @@ async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payme
     admin, agent = await p.user("admin"), await p.user("agent")
     underwriter = await _role_without_payments(p, admin)
     policy_id = await _activated_policy(p, underwriter)
-    role = {"name": "clerk", "permissions": ["deals:read", "deals:write", "deals:all_records"]}
-    made = await p.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
-    assert made.status_code == 201, made.text
-    clerk = await p.user("clerk")
+    clerk = await p.role_user(admin, "clerk", DEALS_ONLY)
     other_policy = await _activated_policy(p, clerk, "P-10")
     await p.app.settle_events()
     await _no_schedule_for(p, policy_id, admin)
@@ -327,14 +285,7 @@ async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payme
     assert nothing.status_code == 200, nothing.text
     assert nothing.json() == {"built": [], "held": sorted([policy_id, other_policy])}
 
-    role_url = "/api/v1/auth/roles/underwriter"
-    etag = (await p.client.get(role_url, headers=admin.headers)).headers["ETag"]
-    granted = await p.client.patch(
-        role_url, headers={**admin.headers, "If-Match": etag},
-        json={"permissions": ["deals:read", "deals:write", "deals:all_records",
-                              "payments:read", "payments:write"]},
-    )  # fmt: skip
-    assert granted.status_code == 200, granted.text
+    await _grant_payments(p, admin, "underwriter")
     built = await p.client.post(url, headers=admin.headers)
     assert built.status_code == 200, built.text
     (schedule,) = built.json()["built"]
@@ -349,3 +300,4 @@ async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payme
     again = await p.client.post(url, headers=admin.headers)
     assert again.json() == {"built": [], "held": [other_policy]}
     assert len(await p.events("payments.schedule.created")) == 1
+

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 from crm2_payments.schemas.payments import PaymentCreate
@@ -22,11 +21,6 @@ from crm2_core.api import EntityLink
 from crm2_hookspecs import Principal
 
 DEALS = "/api/v1/deals"
-
-
-@pytest.fixture
-async def both(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
 
 
 async def _client(p: Payments, owner: User) -> str:
@@ -83,33 +77,33 @@ async def _race(
     return payment_id
 
 
-async def test_a_payment_linked_during_a_clients_hand_over_follows_it(both: Payments) -> None:
-    if both.app.context.settings.is_sqlite:
+async def test_a_payment_linked_during_a_clients_hand_over_follows_it(with_deals: Payments) -> None:
+    if with_deals.app.context.settings.is_sqlite:
         pytest.skip("SQLite runs one writer at a time: the two cannot interleave")
-    first, second, manager = [await both.user(r) for r in ("agent", "agent", "manager")]
-    client_id = await _client(both, first)
+    first, second, manager = [await with_deals.user(r) for r in ("agent", "agent", "manager")]
+    client_id = await _client(with_deals, first)
     link = EntityLink(kind="deals.client", id=uuid.UUID(client_id))
     payment_id = await _race(
-        both, first, second, manager, link, client_id,
+        with_deals, first, second, manager, link, client_id,
         "payments.follow_owner", "deals.client.updated",
     )  # fmt: skip
-    theirs = await both.get(second, payment_id)
+    theirs = await with_deals.get(second, payment_id)
     assert theirs.status_code == 200 and theirs.json()["owner_id"] == str(second.id)
-    assert (await both.get(first, payment_id)).status_code == 404
+    assert (await with_deals.get(first, payment_id)).status_code == 404
 
 
-async def test_a_payment_linked_during_a_policys_hand_over_follows_it(both: Payments) -> None:
-    if both.app.context.settings.is_sqlite:
+async def test_a_payment_linked_during_a_policys_hand_over_follows_it(with_deals: Payments) -> None:
+    if with_deals.app.context.settings.is_sqlite:
         pytest.skip("SQLite runs one writer at a time: the two cannot interleave")
-    first, second, manager = [await both.user(r) for r in ("agent", "agent", "manager")]
-    client_id = await _client(both, first)
-    policy_id = await _policy(both, first, client_id)
+    first, second, manager = [await with_deals.user(r) for r in ("agent", "agent", "manager")]
+    client_id = await _client(with_deals, first)
+    policy_id = await _policy(with_deals, first, client_id)
     link = EntityLink(kind="deals.policy", id=uuid.UUID(policy_id))
     # the client's hand-over carries the previous owner's policy on it along
     payment_id = await _race(
-        both, first, second, manager, link, client_id,
+        with_deals, first, second, manager, link, client_id,
         "payments.schedules", "deals.policy.updated",
     )  # fmt: skip
-    theirs = await both.get(second, payment_id)
+    theirs = await with_deals.get(second, payment_id)
     assert theirs.status_code == 200 and theirs.json()["owner_id"] == str(second.id)
-    assert (await both.get(first, payment_id)).status_code == 404
+    assert (await with_deals.get(first, payment_id)).status_code == 404

@@ -10,21 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crm2_payments.service.overdue import mark_overdue
-from payments_kit import API, Payments, User
+from payments_kit import API, Payments
 
 from crm2_core.api import utcnow
-
-
-async def _reschedule(p: Payments, user: User, payment_id: str, due: str) -> dict[str, object]:
-    etag = (await p.get(user, payment_id)).headers["ETag"]
-    changed = await p.client.patch(
-        f"{API}/payments/{payment_id}",
-        json={"due_date": due},
-        headers={**user.headers, "If-Match": etag},
-    )
-    assert changed.status_code == 200, changed.text
-    result: dict[str, object] = changed.json()
-    return result
 
 
 async def test_an_overdue_payment_given_a_later_due_date_is_no_longer_overdue(
@@ -39,9 +27,9 @@ async def test_an_overdue_payment_given_a_later_due_date_is_no_longer_overdue(
     await mark_overdue(p.app.context, today=today)
     assert (await p.get(agent, late["id"])).json()["status"] == "overdue"
     later = today + timedelta(days=20)
-    moved = await _reschedule(p, agent, late["id"], str(later))
+    moved = await p.update(agent, late["id"], due_date=str(later))
     assert (moved["status"], moved["overdue_at"]) == ("planned", None)
-    assert (await _reschedule(p, agent, part["id"], str(later)))["status"] == "partially_paid"
+    assert (await p.update(agent, part["id"], due_date=str(later)))["status"] == "partially_paid"
     balance = (await p.client.get(f"{API}/balances", headers=agent.headers)).json()
     assert balance["balances"][0]["overdue"] == "0.00"
     # past the new date it is overdue again, with an event of its own
@@ -56,5 +44,5 @@ async def test_a_due_date_still_past_keeps_the_payment_overdue(payments: Payment
     agent = await p.user("agent")
     late = await p.create(agent, amount="10.00", due_date=str(today - timedelta(days=30)))
     await mark_overdue(p.app.context, today=today)
-    moved = await _reschedule(p, agent, late["id"], str(today - timedelta(days=10)))
+    moved = await p.update(agent, late["id"], due_date=str(today - timedelta(days=10)))
     assert moved["status"] == "overdue" and moved["overdue_at"] is not None

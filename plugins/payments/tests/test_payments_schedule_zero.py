@@ -12,17 +12,11 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-import pytest
 from crm2_payments.service.overdue import mark_overdue
 from payments_kit import API, Payments, User
 
 DEALS = "/api/v1/deals"
 START = date(2026, 1, 15)
-
-
-@pytest.fixture
-async def both(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
 
 
 async def _activated(p: Payments, owner: User, premium: str, frequency: str) -> str:
@@ -38,8 +32,7 @@ async def _activated(p: Payments, owner: User, premium: str, frequency: str) -> 
     made = await p.client.post(f"{DEALS}/policies", json=body, headers=owner.headers)
     assert made.status_code == 201, made.text
     policy_id = str(made.json()["id"])
-    activated = await p.client.post(f"{DEALS}/policies/{policy_id}/activate", headers=owner.headers)
-    assert activated.status_code == 200, activated.text
+    await p.activate(owner, policy_id)
     await p.app.settle_events()
     return policy_id
 
@@ -54,19 +47,19 @@ async def _instalments(p: Payments, user: User, policy_id: str) -> list[dict[str
 
 
 async def test_a_premium_smaller_than_its_instalments_makes_no_zero_instalment(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
-    agent = await both.user("agent")
-    tiny = await _activated(both, agent, "0.05", "monthly")
-    free = await _activated(both, agent, "0.00", "quarterly")
-    [instalment] = await _instalments(both, agent, tiny)
+    agent = await with_deals.user("agent")
+    tiny = await _activated(with_deals, agent, "0.05", "monthly")
+    free = await _activated(with_deals, agent, "0.00", "quarterly")
+    [instalment] = await _instalments(with_deals, agent, tiny)
     assert (instalment["amount"], instalment["instalment"]) == ("0.05", 1)
-    assert await _instalments(both, agent, free) == []
-    schedules = await both.client.get(
+    assert await _instalments(with_deals, agent, free) == []
+    schedules = await with_deals.client.get(
         f"{API}/schedules", params={"policy_id": free}, headers=agent.headers
     )
     [schedule] = schedules.json()["items"]  # one schedule per policy all the same
     assert (schedule["premium"], schedule["instalments"]) == ("0.00", 0)
-    assert (await mark_overdue(both.app.context, today=START + timedelta(days=400)))[
+    assert (await mark_overdue(with_deals.app.context, today=START + timedelta(days=400)))[
         "overdue"
     ] == 1  # the 0.05, not eleven payments of nothing

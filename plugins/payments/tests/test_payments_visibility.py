@@ -141,10 +141,7 @@ async def test_a_payment_is_owned_only_by_a_user_who_may_write_payments(
     at all (201): an owner who cannot change it, or not even see it. Deals refuses the same
     for its records (``owner-not-permitted``); nothing is written."""
     admin, manager, viewer = [await payments.user(r) for r in ("admin", "manager", "viewer")]
-    role = {"name": "hr", "permissions": ["auth:users"]}
-    made = await payments.client.post("/api/v1/auth/roles", json=role, headers=admin.headers)
-    assert made.status_code == 201, made.text
-    hr = await payments.user("hr")
+    hr = await payments.role_user(admin, "hr", ["auth:users"])
     for user in (viewer, hr):
         body = {"amount": "10.00", "currency": "EUR", "owner_id": str(user.id)}
         refused = await payments.client.post(

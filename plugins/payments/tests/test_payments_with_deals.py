@@ -11,15 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from crm2_payments.models import Schedule
 from crm2_payments.service.schedules import on_policy_event
-from payments_kit import API, Payments, User, key
+from payments_kit import API, DEALS, Payments, User, key
 from sqlalchemy import func, select
 
 from crm2_core.api import Envelope
-
-DEALS = "/api/v1/deals"
 
 
 def _the_15th(months_from_now: int) -> date:
@@ -32,11 +29,6 @@ def _the_15th(months_from_now: int) -> date:
 # the rest lie ahead, whatever day the suite runs
 START = _the_15th(-6)
 END = _the_15th(6) - timedelta(days=1)
-
-
-@pytest.fixture
-async def both(crm2_app_factory: Any) -> Payments:
-    return Payments(await crm2_app_factory(plugins=["deals", "payments"]))
 
 
 async def a_policy(p: Payments, owner: User, **fields: Any) -> dict[str, Any]:
@@ -58,22 +50,18 @@ async def a_policy(p: Payments, owner: User, **fields: Any) -> dict[str, Any]:
     return result
 
 
-async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> None:
+async def test_an_activated_policy_gets_its_schedule_once(with_deals: Payments) -> None:
     admin, agent, other = (
-        await both.user("admin"),
-        await both.user("agent"),
-        await both.user("agent"),
+        await with_deals.user("admin"),
+        await with_deals.user("agent"),
+        await with_deals.user("agent"),
     )
     rule = {"insurer": "Allianz", "basis_points": 1250}
-    assert (await both.client.post(f"{API}/commission-rules", json=rule,
-                                   headers=admin.headers)).status_code == 201  # fmt: skip
-    policy = await a_policy(both, agent, premium="100.00")
-    activated = await both.client.post(
-        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
-    )
-    assert activated.status_code == 200, activated.text
-    await both.app.settle_events()
-    listed = await both.client.get(
+    await with_deals.commission_rule(admin, **rule)
+    policy = await a_policy(with_deals, agent, premium="100.00")
+    await with_deals.activate(agent, policy["id"])
+    await with_deals.app.settle_events()
+    listed = await with_deals.client.get(
         f"{API}/payments",
         params={"policy_id": policy["id"], "sort": "due_date"},
         headers=agent.headers,
@@ -85,15 +73,15 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
     assert instalments[1]["due_date"] == _the_15th(-5).isoformat()
     assert {p["insurer"] for p in instalments} == {"Allianz"}
     assert {p["owner_id"] for p in instalments} == {str(agent.id)}
-    hidden = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+    hidden = await with_deals.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
                                    headers=other.headers)  # fmt: skip
     assert hidden.json()["items"] == []
     schedule_url = f"{API}/schedules/{instalments[0]['schedule_id']}"
-    assert (await both.client.get(schedule_url, headers=agent.headers)).status_code == 200
-    assert (await both.client.get(schedule_url, headers=other.headers)).status_code == 404
+    assert (await with_deals.client.get(schedule_url, headers=agent.headers)).status_code == 200
+    assert (await with_deals.client.get(schedule_url, headers=other.headers)).status_code == 404
 
     # a redelivered activation (same event, or deals announcing it again) creates nothing
-    async with both.app.context.session_factory() as session:
+    async with with_deals.app.context.session_factory() as session:
         event = Envelope(
             id=uuid.uuid4(), type="deals.policy.activated", version=1,
             occurred_at=f"{START}T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
@@ -101,36 +89,36 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
                   "payment_frequency": "monthly", "start_date": START.isoformat(),
                   "end_date": END.isoformat(), "owner_id": str(agent.id)},
         )  # fmt: skip
-        await on_policy_event(session, event, both.app.context)
-        await on_policy_event(session, event, both.app.context)
+        await on_policy_event(session, event, with_deals.app.context)
+        await on_policy_event(session, event, with_deals.app.context)
         await session.commit()
         count = select(func.count()).select_from(Schedule)
         assert (await session.execute(count)).scalar_one() == 1
-    again = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+    again = await with_deals.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
                                   headers=agent.headers)  # fmt: skip
     assert len(again.json()["items"]) == 12
-    assert len(await both.events("payments.schedule.created")) == 1
+    assert len(await with_deals.events("payments.schedule.created")) == 1
 
     # paying an instalment earns 12.5 % commission; a refund reverses it
     first = instalments[0]
-    paid = await both.move(agent, first["id"], "payment", "8.37")
+    paid = await with_deals.move(agent, first["id"], "payment", "8.37")
     assert paid.status_code == 201, paid.text
-    await both.move(agent, first["id"], "refund", "4.00")
-    ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
+    await with_deals.move(agent, first["id"], "refund", "4.00")
+    ledger = await with_deals.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
                                    headers=agent.headers)  # fmt: skip
     amounts = sorted(Decimal(c["amount"]) for c in ledger.json()["items"])
     assert amounts == [Decimal("-0.50"), Decimal("1.05")]  # 1.046 → 1.05; 4.37 → 0.55
-    assert (await both.client.get(f"{API}/commissions", headers=other.headers)).json()[
+    assert (await with_deals.client.get(f"{API}/commissions", headers=other.headers)).json()[
         "items"
     ] == []
 
     # cancelling the policy cancels the future instalments without money on them
-    cancelled = await both.client.post(
+    cancelled = await with_deals.client.post(
         f"{DEALS}/policies/{policy['id']}/cancel", headers=agent.headers
     )
     assert cancelled.status_code == 200, cancelled.text
-    await both.app.settle_events()
-    after = await both.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
+    await with_deals.app.settle_events()
+    after = await with_deals.client.get(f"{API}/payments", params={"policy_id": policy["id"]},
                                   headers=agent.headers)  # fmt: skip
     statuses = {p["instalment"]: p["status"] for p in after.json()["items"]}
     assert statuses[1] == "partially_refunded"
@@ -145,94 +133,91 @@ async def test_an_activated_policy_gets_its_schedule_once(both: Payments) -> Non
         else:
             assert p["status"] in {"planned", "due", "overdue"}, p
     assert "cancelled" in statuses.values()
-    balance = await both.client.get(f"{API}/balances", params={"policy_id": policy["id"]},
+    balance = await with_deals.client.get(f"{API}/balances", params={"policy_id": policy["id"]},
                                     headers=agent.headers)  # fmt: skip
     assert balance.json()["balances"][0]["paid"] == "4.37"
 
 
-async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(both: Payments) -> None:
-    manager, agent, stranger = (
-        await both.user("manager"), await both.user("agent"), await both.user("agent"))  # fmt: skip
-    client = await both.client.post(
+async def test_a_payment_linked_to_a_client_belongs_to_the_clients_owner(
+    with_deals: Payments,
+) -> None:
+    manager, agent, stranger = [await with_deals.user(r) for r in ("manager", "agent", "agent")]
+    client = await with_deals.client.post(
         f"{DEALS}/clients", json={"kind": "person", "name": "Ola"}, headers=agent.headers
     )
     link = {"kind": "deals.client", "id": client.json()["id"]}
     body = {"amount": "20.00", "currency": "EUR", "link": link}
-    made = await both.client.post(
+    made = await with_deals.client.post(
         f"{API}/payments", json=body, headers={**manager.headers, **key()}
     )
     assert made.status_code == 201, made.text
     assert made.json()["owner_id"] == str(agent.id) and made.json()["client_id"] == link["id"]
-    peek = await both.client.post(
+    peek = await with_deals.client.post(
         f"{API}/payments", json=body, headers={**stranger.headers, **key()}
     )
     assert peek.status_code == 422  # the same answer as for a client that does not exist
-    mine = await both.get(agent, made.json()["id"])
+    mine = await with_deals.get(agent, made.json()["id"])
     assert mine.status_code == 200
 
 
 async def test_a_payment_is_put_only_on_a_policy_or_client_the_caller_can_see(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
     """policy_id / client_id put a payment in that record's totals (GET /balances): a
     stranger cannot add to another agent's, while an id no plugin knows stays free text."""
-    agent, stranger = await both.user("agent"), await both.user("agent")
-    policy = await a_policy(both, agent)
+    agent, stranger = await with_deals.user("agent"), await with_deals.user("agent")
+    policy = await a_policy(with_deals, agent)
     client_id = policy["client_id"]
     for field, value in (("policy_id", policy["id"]), ("client_id", client_id)):
         body = {"amount": "999.00", "currency": "EUR", field: value}
-        refused = await both.client.post(
+        refused = await with_deals.client.post(
             f"{API}/payments", json=body, headers={**stranger.headers, **key()}
         )
         assert refused.status_code == 422, refused.text
         assert refused.json()["type"].endswith("link-invalid")
-        taken = await both.client.post(
+        taken = await with_deals.client.post(
             f"{API}/payments", json=body, headers={**agent.headers, **key()}
         )
         assert taken.status_code == 201, taken.text
     own_numbering = {"amount": "5.00", "currency": "EUR", "policy_id": "POL-2026-0001"}
-    free = await both.client.post(
+    free = await with_deals.client.post(
         f"{API}/payments", json=own_numbering, headers={**stranger.headers, **key()}
     )
     assert free.status_code == 201, free.text
 
 
 async def test_a_product_rule_earns_the_commission_on_scheduled_instalments(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
-    admin, agent = await both.user("admin"), await both.user("agent")
+    admin, agent = await with_deals.user("admin"), await with_deals.user("agent")
     for rule in (
         {"insurer": "Allianz", "basis_points": 1000},
         {"insurer": "Allianz", "product": "Motor", "basis_points": 2000},
     ):
-        made = await both.client.post(f"{API}/commission-rules", json=rule, headers=admin.headers)
-        assert made.status_code == 201, made.text
-    policy = await a_policy(both, agent, premium="120.00")
-    activated = await both.client.post(
-        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
-    )
-    assert activated.status_code == 200, activated.text
-    await both.app.settle_events()
-    listed = await both.client.get(
+        await with_deals.commission_rule(admin, **rule)
+    policy = await a_policy(with_deals, agent, premium="120.00")
+    await with_deals.activate(agent, policy["id"])
+    await with_deals.app.settle_events()
+    listed = await with_deals.client.get(
         f"{API}/payments", params={"policy_id": policy["id"], "sort": "due_date"},
         headers=agent.headers,
     )  # fmt: skip
     first = listed.json()["items"][0]
     assert first["product"] == "Motor" and first["insurer"] == "Allianz"
-    paid = await both.move(agent, first["id"], "payment", "10.00")
+    paid = await with_deals.move(agent, first["id"], "payment", "10.00")
     assert paid.status_code == 201, paid.text
-    ledger = await both.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
+    ledger = await with_deals.client.get(f"{API}/commissions", params={"payment_id": first["id"]},
                                    headers=agent.headers)  # fmt: skip
     assert [c["amount"] for c in ledger.json()["items"]] == ["2.00"]  # 20 %, not the 10 % rule
 
 
 async def test_a_policy_whose_instalments_pass_the_calendars_end_gets_no_schedule(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
     """deals takes a policy from 9999-06-01 to 9999-12-31; monthly instalments would be due
     in year 10000: the handler raised ValueError on every delivery (a poison message)."""
-    agent = await both.user("agent")
-    async with both.app.context.session_factory() as session:
+    agent = await with_deals.user("agent")
+    async with with_deals.app.context.session_factory() as session:
         event = Envelope(
             id=uuid.uuid4(), type="deals.policy.activated", version=1,
             occurred_at="2026-01-01T00:00:00Z", actor={"kind": "system"}, subject="p-9999",
@@ -240,24 +225,23 @@ async def test_a_policy_whose_instalments_pass_the_calendars_end_gets_no_schedul
                   "start_date": "9999-06-01", "end_date": "9999-12-31",
                   "owner_id": str(agent.id)},
         )  # fmt: skip
-        await on_policy_event(session, event, both.app.context)
+        await on_policy_event(session, event, with_deals.app.context)
         await session.commit()
         count = select(func.count()).select_from(Schedule)
         assert (await session.execute(count)).scalar_one() == 0
 
 
-async def test_a_premium_beyond_the_payment_limit_is_no_poison_message(both: Payments) -> None:
+async def test_a_premium_beyond_the_payment_limit_is_no_poison_message(
+    with_deals: Payments,
+) -> None:
     """deals takes a premium up to 15 integer digits; past payments' 10^15 minor units the
     handler raised InvalidAmount (not a ValueError) on every delivery. Through the API:
     the activation settles, and no schedule is built."""
-    agent = await both.user("agent")
-    policy = await a_policy(both, agent, premium="99999999999999.99")
-    activated = await both.client.post(
-        f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers
-    )
-    assert activated.status_code == 200, activated.text
-    await both.app.settle_events()
-    async with both.app.context.session_factory() as session:
+    agent = await with_deals.user("agent")
+    policy = await a_policy(with_deals, agent, premium="99999999999999.99")
+    await with_deals.activate(agent, policy["id"])
+    await with_deals.app.settle_events()
+    async with with_deals.app.context.session_factory() as session:
         count = select(func.count()).select_from(Schedule)
         assert (await session.execute(count)).scalar_one() == 0
 
@@ -273,11 +257,7 @@ async def _hand_over(p: Payments, admin: User, policy_id: str, to: User) -> None
     """The policy, and its client first (deals wants the new owner to see the client)."""
     policy = await p.client.get(f"{DEALS}/policies/{policy_id}", headers=admin.headers)
     for url in (f"{DEALS}/clients/{policy.json()['client_id']}", f"{DEALS}/policies/{policy_id}"):
-        etag = (await p.client.get(url, headers=admin.headers)).headers["ETag"]
-        moved = await p.client.patch(
-            url, json={"owner_id": str(to.id)}, headers={**admin.headers, "If-Match": etag}
-        )
-        assert moved.status_code == 200, moved.text
+        await p.hand_over(admin, url, to)
 
 
 async def _policy_payments(p: Payments, user: User, policy_id: str) -> list[dict[str, Any]]:
@@ -290,48 +270,45 @@ async def _policy_payments(p: Payments, user: User, policy_id: str) -> list[dict
 
 
 async def test_a_handed_over_policy_takes_its_instalments_and_linked_payments(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
-    admin, before, after = (
-        await both.user("admin"), await both.user("agent"), await both.user("agent"))  # fmt: skip
+    admin, before, after = [await with_deals.user(r) for r in ("admin", "agent", "agent")]
     rule = {"insurer": "Allianz", "basis_points": 1000}
-    assert (await both.client.post(f"{API}/commission-rules", json=rule,
-                                   headers=admin.headers)).status_code == 201  # fmt: skip
-    policy = await a_policy(both, before, premium="120.00")
-    activated = await both.client.post(
-        f"{DEALS}/policies/{policy['id']}/activate", headers=before.headers
-    )
-    assert activated.status_code == 200, activated.text
-    await both.app.settle_events()
+    await with_deals.commission_rule(admin, **rule)
+    policy = await a_policy(with_deals, before, premium="120.00")
+    await with_deals.activate(before, policy["id"])
+    await with_deals.app.settle_events()
     link = {"kind": "deals.policy", "id": policy["id"]}
-    linked = await both.create(before, amount="5.00", link=link)
-    instalments = await _policy_payments(both, before, policy["id"])
+    linked = await with_deals.create(before, amount="5.00", link=link)
+    instalments = await _policy_payments(with_deals, before, policy["id"])
     assert len(instalments) == 13
     first = next(i for i in instalments if i["instalment"] == 1)
-    assert (await both.move(before, first["id"], "payment", "10.00")).status_code == 201
+    assert (await with_deals.move(before, first["id"], "payment", "10.00")).status_code == 201
 
-    await _hand_over(both, admin, policy["id"], after)
-    await both.app.settle_events()
+    await _hand_over(with_deals, admin, policy["id"], after)
+    await with_deals.app.settle_events()
 
-    theirs = await _policy_payments(both, after, policy["id"])
+    theirs = await _policy_payments(with_deals, after, policy["id"])
     assert {i["id"] for i in theirs} == {i["id"] for i in instalments}
     assert {i["owner_id"] for i in theirs} == {str(after.id)}
-    assert await _policy_payments(both, before, policy["id"]) == []
-    assert (await both.get(before, linked["id"])).status_code == 404
+    assert await _policy_payments(with_deals, before, policy["id"]) == []
+    assert (await with_deals.get(before, linked["id"])).status_code == 404
     schedule_url = f"{API}/schedules/{first['schedule_id']}"
-    assert (await both.client.get(schedule_url, headers=after.headers)).status_code == 200
-    assert (await both.client.get(schedule_url, headers=before.headers)).status_code == 404
-    commissions = await both.client.get(
+    assert (await with_deals.client.get(schedule_url, headers=after.headers)).status_code == 200
+    assert (await with_deals.client.get(schedule_url, headers=before.headers)).status_code == 404
+    commissions = await with_deals.client.get(
         f"{API}/commissions", params={"payment_id": first["id"]}, headers=after.headers
     )
     assert [c["amount"] for c in commissions.json()["items"]] == ["1.00"]
-    balance = await both.client.get(
+    balance = await with_deals.client.get(
         f"{API}/balances", params={"policy_id": policy["id"]}, headers=after.headers
     )
     assert balance.json()["balances"][0]["paid"] == "10.00"
     # the stream tells the new owner, and the previous one that they lost the payment
     updated = [
-        e for e in await both.events("payments.payment.updated") if "owner_id" in e.data["changed"]
+        e
+        for e in await with_deals.events("payments.payment.updated")
+        if "owner_id" in e.data["changed"]
     ]
     assert len(updated) == 13
     assert {e.data["owner_id"] for e in updated} == {str(after.id)}
@@ -339,21 +316,21 @@ async def test_a_handed_over_policy_takes_its_instalments_and_linked_payments(
 
 
 async def test_a_redelivered_or_late_hand_over_changes_nothing(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
     """The same event twice moves nothing the second time; an older hand-over delivered after
     a newer one leaves the payments with the policy's owner of now."""
     admin, first, second, third = (
-        await both.user("admin"), await both.user("agent"),
-        await both.user("agent"), await both.user("agent"))  # fmt: skip
-    policy = await a_policy(both, first, premium="12.00", payment_frequency="annual")
-    await both.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=first.headers)
-    await both.app.settle_events()
-    await _hand_over(both, admin, policy["id"], second)
-    await _hand_over(both, admin, policy["id"], third)
-    await both.app.settle_events()
-    assert len(await _policy_payments(both, third, policy["id"])) == 1
-    moves = len(await both.events("payments.payment.updated"))
+        await with_deals.user("admin"), await with_deals.user("agent"),
+        await with_deals.user("agent"), await with_deals.user("agent"))  # fmt: skip
+    policy = await a_policy(with_deals, first, premium="12.00", payment_frequency="annual")
+    await with_deals.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=first.headers)
+    await with_deals.app.settle_events()
+    await _hand_over(with_deals, admin, policy["id"], second)
+    await _hand_over(with_deals, admin, policy["id"], third)
+    await with_deals.app.settle_events()
+    assert len(await _policy_payments(with_deals, third, policy["id"])) == 1
+    moves = len(await with_deals.events("payments.payment.updated"))
 
     def handover(frm: User, to: User) -> Envelope:
         return Envelope(
@@ -363,45 +340,40 @@ async def test_a_redelivered_or_late_hand_over_changes_nothing(
                   "previous_owner_id": str(frm.id)},
         )  # fmt: skip
 
-    async with both.app.context.session_factory() as session:
+    async with with_deals.app.context.session_factory() as session:
         late = handover(first, second)
-        await on_policy_event(session, late, both.app.context)
-        await on_policy_event(session, late, both.app.context)
-        await on_policy_event(session, handover(second, third), both.app.context)
+        await on_policy_event(session, late, with_deals.app.context)
+        await on_policy_event(session, late, with_deals.app.context)
+        await on_policy_event(session, handover(second, third), with_deals.app.context)
         await session.commit()
-    assert len(await _policy_payments(both, third, policy["id"])) == 1
-    assert await _policy_payments(both, second, policy["id"]) == []
-    assert len(await both.events("payments.payment.updated")) == moves
+    assert len(await _policy_payments(with_deals, third, policy["id"])) == 1
+    assert await _policy_payments(with_deals, second, policy["id"]) == []
+    assert len(await with_deals.events("payments.payment.updated")) == moves
 
 
 async def test_a_policy_change_other_than_its_owner_moves_nothing(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
-    admin, agent = await both.user("admin"), await both.user("agent")
-    policy = await a_policy(both, agent, premium="12.00", payment_frequency="annual")
-    await both.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers)
-    await both.app.settle_events()
-    url = f"{DEALS}/policies/{policy['id']}"
-    etag = (await both.client.get(url, headers=admin.headers)).headers["ETag"]
-    changed = await both.client.patch(
-        url, json={"product": "Home"}, headers={**admin.headers, "If-Match": etag}
-    )
-    assert changed.status_code == 200, changed.text
-    await both.app.settle_events()
-    assert len(await _policy_payments(both, agent, policy["id"])) == 1
-    assert await both.events("payments.payment.updated") == []
+    admin, agent = await with_deals.user("admin"), await with_deals.user("agent")
+    policy = await a_policy(with_deals, agent, premium="12.00", payment_frequency="annual")
+    await with_deals.client.post(f"{DEALS}/policies/{policy['id']}/activate", headers=agent.headers)
+    await with_deals.app.settle_events()
+    await with_deals.patch(admin, f"{DEALS}/policies/{policy['id']}", {"product": "Home"})
+    await with_deals.app.settle_events()
+    assert len(await _policy_payments(with_deals, agent, policy["id"])) == 1
+    assert await with_deals.events("payments.payment.updated") == []
 
 
 async def test_an_activation_handled_after_a_hand_over_gives_the_owner_of_now(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
     """An activation retried after the policy's hand-over was handled (the update found no
     schedule yet): the instalments went to the owner the activation named, for good."""
-    admin, first, second = [await both.user(r) for r in ("admin", "agent", "agent")]
-    policy = await a_policy(both, first, premium="12.00", payment_frequency="annual")
-    await _hand_over(both, admin, policy["id"], second)
-    await both.app.settle_events()
-    async with both.app.context.session_factory() as session:
+    admin, first, second = [await with_deals.user(r) for r in ("admin", "agent", "agent")]
+    policy = await a_policy(with_deals, first, premium="12.00", payment_frequency="annual")
+    await _hand_over(with_deals, admin, policy["id"], second)
+    await with_deals.app.settle_events()
+    async with with_deals.app.context.session_factory() as session:
         late = Envelope(
             id=uuid.uuid4(), type="deals.policy.activated", version=1,
             occurred_at=f"{START}T00:00:00Z", actor={"kind": "system"}, subject=policy["id"],
@@ -409,35 +381,30 @@ async def test_an_activation_handled_after_a_hand_over_gives_the_owner_of_now(
                   "payment_frequency": "annual", "start_date": START.isoformat(),
                   "end_date": END.isoformat(), "owner_id": str(first.id)},
         )  # fmt: skip
-        await on_policy_event(session, late, both.app.context)
+        await on_policy_event(session, late, with_deals.app.context)
         await session.commit()
-    (instalment,) = await _policy_payments(both, second, policy["id"])
+    (instalment,) = await _policy_payments(with_deals, second, policy["id"])
     assert instalment["owner_id"] == str(second.id)
-    assert await _policy_payments(both, first, policy["id"]) == []
-    schedule = await both.client.get(
+    assert await _policy_payments(with_deals, first, policy["id"]) == []
+    schedule = await with_deals.client.get(
         f"{API}/schedules/{instalment['schedule_id']}", headers=second.headers
     )
     assert schedule.status_code == 200, schedule.text
 
 
 async def test_a_payment_linked_to_a_client_follows_the_clients_hand_over(
-    both: Payments,
+    with_deals: Payments,
 ) -> None:
     """The linked record's owner owns the payment (README), after a hand-over too: the
     payment stayed with the client's previous owner."""
-    admin, first, second = [await both.user(r) for r in ("admin", "agent", "agent")]
-    client = await both.client.post(
+    admin, first, second = [await with_deals.user(r) for r in ("admin", "agent", "agent")]
+    client = await with_deals.client.post(
         f"{DEALS}/clients", json={"kind": "person", "name": "Ola"}, headers=first.headers
     )
     link = {"kind": "deals.client", "id": client.json()["id"]}
-    made = await both.create(first, amount="20.00", link=link)
-    url = f"{DEALS}/clients/{link['id']}"
-    etag = (await both.client.get(url, headers=admin.headers)).headers["ETag"]
-    moved = await both.client.patch(
-        url, json={"owner_id": str(second.id)}, headers={**admin.headers, "If-Match": etag}
-    )
-    assert moved.status_code == 200, moved.text
-    await both.app.settle_events()
-    theirs = await both.get(second, made["id"])
+    made = await with_deals.create(first, amount="20.00", link=link)
+    await with_deals.hand_over(admin, f"{DEALS}/clients/{link['id']}", second)
+    await with_deals.app.settle_events()
+    theirs = await with_deals.get(second, made["id"])
     assert theirs.status_code == 200 and theirs.json()["owner_id"] == str(second.id)
-    assert (await both.get(first, made["id"])).status_code == 404
+    assert (await with_deals.get(first, made["id"])).status_code == 404
