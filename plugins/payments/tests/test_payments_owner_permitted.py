@@ -283,7 +283,12 @@ async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payme
     assert (await p.client.post(url, headers=agent.headers)).status_code == 403
     nothing = await p.client.post(url, headers=admin.headers)
     assert nothing.status_code == 200, nothing.text
-    assert nothing.json() == {"built": [], "held": sorted([policy_id, other_policy])}
+    assert nothing.json() == {
+        "built": [],
+        "held": sorted([policy_id, other_policy]),
+        "remaining": 0,
+        "next_after": None,
+    }
 
     await _grant_payments(p, admin, "underwriter")
     built = await p.client.post(url, headers=admin.headers)
@@ -298,6 +303,37 @@ async def test_an_admin_builds_held_schedules_once_the_owners_role_may_own_payme
     assert sorted(i["amount"] for i in listed.json()["items"]) == ["30.00"] * 4
     assert {i["owner_id"] for i in listed.json()["items"]} == {str(underwriter.id)}
     again = await p.client.post(url, headers=admin.headers)
-    assert again.json() == {"built": [], "held": [other_policy]}
+    assert again.json() == {"built": [], "held": [other_policy], "remaining": 0, "next_after": None}
     assert len(await p.events("payments.schedule.created")) == 1
 
+
+async def test_held_schedules_are_built_in_batches_an_admin_walks_through(
+    with_deals: Payments,
+) -> None:
+    """One request built every held activation at once (thousands of policies: one
+    transaction holding a lock per policy for minutes). A batch takes ``limit`` policies
+    after ``after``; ``remaining`` and ``next_after`` lead to the next; one still held is
+    passed, not examined again, so the walk ends."""
+    p = with_deals
+    admin = await p.user("admin")
+    underwriter = await _role_without_payments(p, admin)
+    mine = [await _activated_policy(p, underwriter, f"P-{i}") for i in range(2)]
+    still = await _activated_policy(p, await p.role_user(admin, "clerk", DEALS_ONLY), "P-10")
+    await p.app.settle_events()
+    await _grant_payments(p, admin, "underwriter")
+    url = f"{API}/schedules/held/build"
+    assert (await p.client.post(url, params={"limit": 0}, headers=admin.headers)).status_code == 422
+    built: list[str] = []
+    held: list[str] = []
+    after: str | None = None
+    for left in (2, 1, 0):
+        params: dict[str, Any] = {"limit": 1, **({"after": after} if after else {})}
+        batch = await p.client.post(url, params=params, headers=admin.headers)
+        assert batch.status_code == 200, batch.text
+        built += [s["policy_id"] for s in batch.json()["built"]]
+        held += batch.json()["held"]
+        assert batch.json()["remaining"] == left
+        after = batch.json()["next_after"]
+        assert (after is None) == (left == 0)
+    assert sorted(built) == sorted(mine) and held == [still]
+    assert len(await p.events("payments.schedule.created")) == 2

@@ -122,10 +122,22 @@ async def list_commissions(
 
 @router.post("/schedules/held/build", response_model=HeldSchedules)
 async def build_held_schedules(
-    principal: PaymentsAdmin, session: SessionDep, context: ContextDep
+    principal: PaymentsAdmin,
+    session: SessionDep,
+    context: ContextDep,
+    after: Annotated[
+        str | None, Query(max_length=64, description="next_after of the previous batch")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="policies in this batch")] = 100,
 ) -> HeldSchedules:
     """Build the schedules held because their policy's owner could not own payments, for
-    those whose owner may now (their role gained payments:write without a hand-over).
-    Idempotent: a second call builds nothing more."""
-    built, held = await schedules_service.build_held_schedules(session, context)
-    return HeldSchedules(built=[schedules_service.schedule_public(s) for s in built], held=held)
+    those whose owner may now (their role gained payments:write without a hand-over), a
+    batch of `limit` policies at a time: call again with `after=next_after` until
+    `remaining` is 0. Idempotent: a second call builds nothing more."""
+    batch = await schedules_service.build_held_schedules(session, context, after=after, limit=limit)
+    return HeldSchedules(
+        built=[schedules_service.schedule_public(s) for s in batch.built],
+        held=batch.held,
+        remaining=batch.remaining,
+        next_after=batch.next_after,
+    )

@@ -105,6 +105,13 @@ class HeldSchedules(ResponseModel):
         description="schedules built now for their policy's owner, who may own payments now"
     )
     held: list[str] = Field(
-        description="policy ids whose activation stays held: their owner still may not own "
-        "payments, or the policy is not active"
+        description="policy ids of this batch whose activation stays held: their owner still "
+        "may not own payments, or the policy is not active"
+    )
+    remaining: int = Field(
+        description="held activations after this batch, not examined yet: call again with "
+        "after=next_after while it is not 0"
+    )
+    next_after: str | None = Field(
+        description="the last policy id of this batch, to send as after; null when none remain"
     )

@@ -35,11 +35,12 @@ import calendar
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -267,21 +268,40 @@ async def build_held_schedule(
     return schedule
 
 
+@dataclass
+class HeldBatch:
+    """One batch of ``build_held_schedules``: what was built, what stays held, and where the
+    next batch starts (``next_after``, ``None`` once no held activation is left after it)."""
+
+    built: list[Schedule]
+    held: list[str]
+    remaining: int
+    next_after: str | None
+
+
 async def build_held_schedules(
-    session: AsyncSession, context: Any
-) -> tuple[list[Schedule], list[str]]:
-    """The admin's action (``POST /schedules/held/build``): every held activation whose
+    session: AsyncSession, context: Any, *, after: str | None = None, limit: int = 100
+) -> HeldBatch:
+    """The admin's action (``POST /schedules/held/build``): the held activations whose
     policy's owner may own payments now — their role gained ``payments:write`` since, with
-    no hand-over to build it — is built, as a hand-over would (``build_held_schedule``, in
-    the policy's turn). ``(built, still held)``; idempotent: a built one is held no more."""
+    no hand-over to build it — are built, as a hand-over would (``build_held_schedule``, in
+    the policy's turn), ``limit`` policies at a time in policy id order after ``after``: one
+    request of thousands would hold its transaction (and a lock per policy) for minutes.
+    Idempotent: a built one is held no more, and one still held is passed by the next batch
+    (``after``) rather than examined again."""
+    held_after = [col(PolicyRef.held_activation).is_not(None)]
+    if after is not None:
+        held_after.append(col(PolicyRef.policy_id) > after)
     stmt = (
         select(col(PolicyRef.policy_id))
-        .where(col(PolicyRef.held_activation).is_not(None))
+        .where(*held_after)
         .order_by(col(PolicyRef.policy_id))
+        .limit(limit)
     )
     built: list[Schedule] = []
     held: list[str] = []
-    for policy_id in list((await session.execute(stmt)).scalars()):
+    batch = list((await session.execute(stmt)).scalars())
+    for policy_id in batch:
         await take_record_turn(session, POLICY, policy_id)
         schedule = await build_held_schedule(session, context, policy_id)
         if schedule is not None:
@@ -289,7 +309,13 @@ async def build_held_schedules(
         ref = await session.get(PolicyRef, policy_id, populate_existing=True)
         if ref is not None and ref.held_activation:
             held.append(policy_id)
-    return built, held
+    remaining = 0
+    if len(batch) == limit:
+        left = select(func.count()).where(
+            col(PolicyRef.held_activation).is_not(None), col(PolicyRef.policy_id) > batch[-1]
+        )
+        remaining = int(await session.scalar(left) or 0)
+    return HeldBatch(built, held, remaining, batch[-1] if remaining else None)
 
 
 async def cancel_schedule(session: AsyncSession, policy_id: str, today: date | None = None) -> int:
