@@ -67,6 +67,11 @@ class InvalidStatement(Unprocessable):
     slug, title = "payments-invalid-statement", "The bank statement cannot be read"
 
 
+class StatementDuplicate(Conflict):
+    slug = "payments-statement-duplicate"
+    title = "Every line of the statement was uploaded before"
+
+
 class LineAlreadyMatched(Conflict):
     slug, title = "payments-line-matched", "The statement line is matched already"
 

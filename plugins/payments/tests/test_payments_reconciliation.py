@@ -28,7 +28,7 @@ async def upload(p: Payments, headers: dict[str, str], content: bytes) -> dict[s
     return result
 
 
-async def test_a_statement_is_matched_and_a_reupload_adds_nothing(payments: Payments) -> None:
+async def test_a_statement_is_matched_and_a_reupload_is_409_naming_it(payments: Payments) -> None:
     manager = await payments.user("manager")
     by_ext = await payments.create(manager, amount="1250.00", provider="bank", external_id="E-77")
     by_ref = await payments.create(manager, amount="80.00", reference="INV-2026-1")
@@ -48,8 +48,19 @@ async def test_a_statement_is_matched_and_a_reupload_adds_nothing(payments: Paym
     for made, paid in ((by_ext, "1250.00"), (by_ref, "80.00"), (by_amount, "33.10")):
         got = (await payments.get(manager, made["id"])).json()
         assert got["paid"] == paid and got["status"] == "paid"
-    again = await upload(payments, manager.headers, content)
-    assert (again["lines"], again["duplicates"]) == (0, 5)
+    files = {"file": ("bank.csv", content, "text/csv")}
+    again = await payments.client.post(
+        f"{API}/statements", files=files, headers={**manager.headers, **key()}
+    )
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["type"] == "urn:crm2:problem:payments-statement-duplicate"
+    assert again.json()["statement_id"] == first["id"]
+    listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
+    assert [s["id"] for s in listed.json()["items"]] == [first["id"]]
+    # a file with one new line beside the known ones adds that line only
+    grown = await upload(payments, manager.headers, content + b"\r\n2026-12-03;7,00;EUR;;Eve")
+    assert (grown["lines"], grown["duplicates"]) == (1, 5)
 
     lines = await payments.client.get(
         f"{API}/statements/{first['id']}/lines", params={"status": "ambiguous"},
@@ -78,7 +89,7 @@ async def test_a_statement_is_matched_and_a_reupload_adds_nothing(payments: Paym
         f"{API}/payments/{twin_a['id']}/allocations", headers=manager.headers
     )
     assert [a["kind"] for a in ledger.json()] == ["payment", "reversal"]
-    assert len(await payments.events("payments.reconciliation.completed")) == 2
+    assert len(await payments.events("payments.reconciliation.completed")) == 2  # 1st, grown
 
     agent = await payments.user("agent")
     assert (
@@ -417,3 +428,4 @@ async def test_a_statement_row_with_more_cells_than_the_header_is_422(
     assert listed.json()["items"] == []
     padded = await upload(payments, manager.headers, statement("2026-12-01;12,00;EUR;INV-1;Acme;;"))
     assert padded["lines"] == 1
+

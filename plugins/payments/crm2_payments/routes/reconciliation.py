@@ -78,7 +78,8 @@ async def upload_statement(
     file: Annotated[UploadFile, File(description="CSV with " + ", ".join(COLUMNS))],
 ) -> StatementPublic:
     """Upload a bank statement CSV (Idempotency-Key required): new lines are matched and their
-    money booked; lines known from an earlier upload are counted as duplicates, not added."""
+    money booked; lines known from an earlier upload are counted as duplicates, not added,
+    and a file of known lines only is 409 payments-statement-duplicate (statement_id)."""
     max_rows: int = context.plugin_settings("payments").statement_max_rows
     content = await file.read()
     if not content:

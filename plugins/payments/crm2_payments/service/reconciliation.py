@@ -53,6 +53,7 @@ from crm2_payments.errors import (
     LineNotFound,
     LineNotMatched,
     Overpayment,
+    StatementDuplicate,
 )
 from crm2_payments.events import ReconciliationCompleted
 from crm2_payments.models import OPEN_STATUSES, Allocation, Payment, Statement, StatementLine
@@ -231,14 +232,22 @@ async def upload(
 ) -> tuple[Statement, dict[str, int]]:
     window: int = context.plugin_settings("payments").match_window_days
     prints = [p.fingerprint for p in parsed]
-    known: set[str] = set()
+    known: dict[str, uuid.UUID] = {}  # a known line's fingerprint: its statement
     for start in range(0, len(prints), 500):
         chunk = prints[start : start + 500]
-        stmt = select(col(StatementLine.fingerprint)).where(
+        stmt = select(col(StatementLine.fingerprint), col(StatementLine.statement_id)).where(
             col(StatementLine.fingerprint).in_(chunk)
         )
-        known.update((await session.execute(stmt)).scalars())
+        known.update({f: s for f, s in await session.execute(stmt)})
     fresh = [p for p in parsed if p.fingerprint not in known]
+    if not fresh:
+        # the file again: an empty statement would be stored and announced, and the user
+        # would look for lines that are all in the earlier one
+        earlier = known[parsed[0].fingerprint]
+        raise StatementDuplicate(
+            f"every line of this file is in statement {earlier} already: nothing to add",
+            statement_id=str(earlier),
+        )
     statement = Statement(
         filename=safe_filename(filename, fallback=""),
         lines=len(fresh),
