@@ -429,3 +429,42 @@ async def test_a_statement_row_with_more_cells_than_the_header_is_422(
     padded = await upload(payments, manager.headers, statement("2026-12-01;12,00;EUR;INV-1;Acme;;"))
     assert padded["lines"] == 1
 
+
+async def test_a_receipt_booked_by_a_statement_is_dated_at_the_lines_booked_on(
+    payments: Payments,
+) -> None:
+    """A matched line's receipt was dated at the upload: the money arrived on the line's
+    ``booked_on``, automatic match or by hand. A line dated after now is held at now."""
+    manager = await payments.user("manager")
+    by_ref = await payments.create(manager, amount="80.00", reference="INV-9")
+    by_hand = await payments.create(manager, amount="12.00")
+    ahead = (utcnow() + timedelta(days=30)).date()
+    later = await payments.create(manager, amount="5.00", reference="INV-10")
+    content = statement(
+        "03.11.2026;80,00;EUR;INV-9;Bob",
+        "04.11.2026;12,00;EUR;nothing;Carla",
+        f"{ahead:%d.%m.%Y};5,00;EUR;INV-10;Dan",
+    )
+    first = await upload(payments, manager.headers, content)
+    assert (first["matched"], first["unmatched"]) == (2, 1)
+    lines = await payments.client.get(
+        f"{API}/statements/{first['id']}/lines", params={"status": "unmatched"},
+        headers=manager.headers,
+    )  # fmt: skip
+    (line,) = lines.json()["items"]
+    match = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/match", json={"payment_id": by_hand["id"]},
+        headers={**manager.headers, **key()},
+    )  # fmt: skip
+    assert match.status_code == 200, match.text
+    for made, day in ((by_ref, "2026-11-03"), (by_hand, "2026-11-04")):
+        ledger = await payments.client.get(
+            f"{API}/payments/{made['id']}/allocations", headers=manager.headers
+        )
+        (receipt,) = ledger.json()
+        assert receipt["received_at"].startswith(f"{day}T00:00:00"), receipt
+        assert (await payments.get(manager, made["id"])).json()["paid_at"].startswith(day)
+    ledger = await payments.client.get(
+        f"{API}/payments/{later['id']}/allocations", headers=manager.headers
+    )
+    assert ledger.json()[0]["received_at"][:10] <= utcnow().date().isoformat()

@@ -26,7 +26,7 @@ names none of, another user's payments; matching and unmatching by hand likewise
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
@@ -155,6 +155,12 @@ async def _candidates(
     return "amount_date", list((await session.execute(stmt)).scalars()), None
 
 
+def received_at(line: StatementLine) -> datetime:
+    """When the line's money arrived: its ``booked_on`` (the start of that day, UTC), not
+    the upload's time; a line dated after now (a bank's value date ahead) is held at now."""
+    return min(datetime.combine(line.booked_on, time.min, tzinfo=UTC), utcnow())
+
+
 async def _book(
     session: AsyncSession,
     principal: Principal | None,
@@ -169,7 +175,7 @@ async def _book(
     body = AllocationCreate(
         amount=from_minor(line.amount_minor, line.currency),
         currency=line.currency,
-        received_at=None,
+        received_at=received_at(line),
         method="bank_transfer",
         reference=line.reference[:140],
     )
