@@ -122,3 +122,43 @@ async def test_other_event_types_and_extra_fields_are_taken(hooks: Payments) -> 
     broken = json.dumps({"type": "payment.succeeded", "data": {"transaction_id": "tx_2"}})
     answer = await hooks.client.post(url, content=broken.encode(), headers=signed(broken.encode()))
     assert answer.status_code == 422, answer.text
+
+
+async def _paid(hooks: Payments, **data: str) -> dict[str, Any]:
+    paid = {"transaction_id": f"tx_{uuid.uuid4().hex}", "amount": "10.00", **data}
+    body = json.dumps({"type": "payment.succeeded", "data": paid}).encode()
+    answer = await hooks.client.post(f"{API}/webhooks/acme", content=body, headers=signed(body))
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def test_a_webhook_finds_its_payment_by_reference_currency_and_provider(
+    hooks: Payments,
+) -> None:
+    """By reference the first open payment of that reference was taken whatever its currency
+    and provider: one reference on payments in two currencies (or of two providers) found
+    none, and a payment of another provider was booked on by this one."""
+    agent = await hooks.user("agent")
+    eur = await hooks.create(agent, amount="40.00", reference="INV-1")
+    usd = await hooks.create(agent, amount="40.00", currency="USD", reference="INV-1")
+    assert (await _paid(hooks, currency="USD", reference="INV-1"))["result"].startswith("payment ")
+    assert (await hooks.get(agent, usd["id"])).json()["paid"] == "10.00"
+    assert (await hooks.get(agent, eur["id"])).json()["paid"] == "0.00"
+
+    mine = await hooks.create(agent, amount="40.00", reference="INV-2", provider="acme")
+    theirs = await hooks.create(agent, amount="40.00", reference="INV-2", provider="other")
+    assert (await _paid(hooks, currency="EUR", reference="INV-2"))["result"].startswith("payment ")
+    assert (await hooks.get(agent, mine["id"])).json()["paid"] == "10.00"
+
+    only_theirs = await hooks.create(agent, amount="40.00", reference="INV-3", provider="other")
+    for data, reason in (
+        ({"currency": "EUR", "reference": "INV-3"}, "provider other"),
+        ({"currency": "GBP", "reference": "INV-1"}, "in EUR, USD, not GBP"),
+        ({"currency": "EUR", "payment_id": theirs["id"]}, "of provider 'other'"),
+    ):
+        result = (await _paid(hooks, **data))["result"]
+        assert result.startswith("rejected: ") and reason in result, result
+    for made in (theirs, only_theirs):
+        assert (await hooks.get(agent, made["id"])).json()["paid"] == "0.00"
+

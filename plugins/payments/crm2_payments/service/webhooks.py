@@ -40,6 +40,7 @@ from crm2_payments.service import payments as payments_service
 # Unix seconds in ASCII digits (str.isdigit() takes "²", int() a 5,000-digit number)
 _SECONDS = re.compile(r"[0-9]{1,12}")
 KINDS = {"payment.succeeded": "payment", "payment.refunded": "refund"}
+MANUAL = "manual"  # a payment's provider when none is known (``PaymentCreate``'s default)
 
 
 class WebhookData(RequestModel):
@@ -117,26 +118,60 @@ def verify(
     raise BadSignature("no signature matches a secret of this provider")
 
 
-async def _target(session: AsyncSession, provider: str, data: WebhookData) -> Payment | None:
+async def _target(
+    session: AsyncSession, provider: str, data: WebhookData
+) -> tuple[Payment | None, str]:
+    """The payment the event names, else ``None`` and why (the delivery's result).
+
+    A payment of another provider (``provider`` set to one not ``manual``) is never this
+    provider's to book on. By reference, only open payments in the event's currency are
+    candidates, this provider's before those without one (``manual``): a reference shared by
+    payments in two currencies, or of two providers, finds the one meant; one that names
+    only payments the event cannot be for is a rejection that says why.
+    """
     if data.payment_id is not None:
-        return await session.get(Payment, data.payment_id, populate_existing=True)
+        payment = await session.get(Payment, data.payment_id, populate_existing=True)
+        if payment is None:
+            return None, f"ignored: no payment {data.payment_id}"
+        if payment.provider not in (provider, MANUAL):
+            return None, f"rejected: payment {payment.id} is of provider {payment.provider!r}"
+        return payment, ""
     if data.payment_external_id:
-        stmt: Any = select(Payment).where(
+        stmt = select(Payment).where(
             col(Payment.provider) == provider, col(Payment.external_id) == data.payment_external_id
         )
-    elif data.reference:
+        found = (await session.execute(stmt)).scalar_one_or_none()
+        if found is None:
+            return None, f"ignored: no payment with external id {data.payment_external_id!r}"
+        return found, ""
+    if not data.reference:
+        return None, "ignored: the event names no payment_id, payment_external_id or reference"
+    named = (col(Payment.reference) == data.reference, col(Payment.status).in_(OPEN_STATUSES))
+    what = "open payment"
+    ref = data.reference[:60]
+    for owner in (provider, MANUAL):
         stmt = (
             select(Payment)
-            .where(
-                col(Payment.reference) == data.reference,
-                col(Payment.status).in_(OPEN_STATUSES),
-            )
+            .where(*named, col(Payment.currency) == data.currency, col(Payment.provider) == owner)
             .limit(2)
         )
-    else:
-        return None
-    found = list((await session.execute(stmt)).scalars())
-    return found[0] if len(found) == 1 else None
+        candidates = list((await session.execute(stmt)).scalars())
+        if len(candidates) == 1:
+            return candidates[0], ""
+        if candidates:
+            return None, f"ignored: reference {ref!r} names more than one {what}"
+    others = select(col(Payment.currency), col(Payment.provider)).where(*named).distinct().limit(5)
+    seen = list(await session.execute(others))
+    if not seen:
+        return None, f"ignored: no {what} with reference {ref!r}"
+    if all(currency != data.currency for currency, _ in seen):
+        currencies = ", ".join(sorted({c for c, _ in seen}))
+        return (
+            None,
+            f"rejected: reference {ref!r} is of payments in {currencies}, not {data.currency}",
+        )
+    providers = ", ".join(sorted({p for c, p in seen if c == data.currency}))
+    return None, f"rejected: reference {ref!r} is of payments of provider {providers}"
 
 
 async def receive(
@@ -160,9 +195,9 @@ async def receive(
     if kind is None or data is None:
         delivery.result = f"ignored: type {event_type}"[:200]
         return webhook_id, True, delivery.result
-    payment = await _target(session, provider, data)
+    payment, why = await _target(session, provider, data)
     if payment is None:
-        delivery.result = "ignored: no matching payment"
+        delivery.result = why[:200]
         return webhook_id, True, delivery.result
     move = AllocationCreate(
         amount=data.amount,
