@@ -162,3 +162,17 @@ async def test_a_webhook_finds_its_payment_by_reference_currency_and_provider(
     for made in (theirs, only_theirs):
         assert (await hooks.get(agent, made["id"])).json()["paid"] == "0.00"
 
+
+async def test_a_refund_by_reference_finds_the_paid_payment(hooks: Payments) -> None:
+    """By reference only open payments were looked for: a payment paid in full is not open,
+    so its provider's refund was recorded as ignored and never booked."""
+    agent = await hooks.user("agent")
+    made = await hooks.create(agent, amount="10.00", reference="INV-7", provider="acme")
+    assert (await _paid(hooks, currency="EUR", reference="INV-7"))["result"].startswith("payment ")
+    assert (await hooks.get(agent, made["id"])).json()["status"] == "paid"
+    refund = {"transaction_id": "rf_7", "amount": "4.00", "currency": "EUR", "reference": "INV-7"}
+    body = json.dumps({"type": "payment.refunded", "data": refund}).encode()
+    answer = await hooks.client.post(f"{API}/webhooks/acme", content=body, headers=signed(body))
+    assert answer.status_code == 200 and answer.json()["result"].startswith("refund "), answer.text
+    got = (await hooks.get(agent, made["id"])).json()
+    assert (got["refunded"], got["status"]) == ("4.00", "partially_refunded")

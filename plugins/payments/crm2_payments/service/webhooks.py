@@ -119,7 +119,7 @@ def verify(
 
 
 async def _target(
-    session: AsyncSession, provider: str, data: WebhookData
+    session: AsyncSession, provider: str, kind: str, data: WebhookData
 ) -> tuple[Payment | None, str]:
     """The payment the event names, else ``None`` and why (the delivery's result).
 
@@ -146,8 +146,14 @@ async def _target(
         return found, ""
     if not data.reference:
         return None, "ignored: the event names no payment_id, payment_external_id or reference"
-    named = (col(Payment.reference) == data.reference, col(Payment.status).in_(OPEN_STATUSES))
-    what = "open payment"
+    # a receipt is for a payment still owed; a refund for one with money on it (a paid one
+    # is not open, and was never found for its refund)
+    if kind == "refund":
+        takes: Any = col(Payment.paid_minor) > col(Payment.refunded_minor)
+    else:
+        takes = col(Payment.status).in_(OPEN_STATUSES)
+    named = (col(Payment.reference) == data.reference, takes)
+    what = "open payment" if kind == "payment" else "payment with money on it"
     ref = data.reference[:60]
     for owner in (provider, MANUAL):
         stmt = (
@@ -195,7 +201,7 @@ async def receive(
     if kind is None or data is None:
         delivery.result = f"ignored: type {event_type}"[:200]
         return webhook_id, True, delivery.result
-    payment, why = await _target(session, provider, data)
+    payment, why = await _target(session, provider, kind, data)
     if payment is None:
         delivery.result = why[:200]
         return webhook_id, True, delivery.result
