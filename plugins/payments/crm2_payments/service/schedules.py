@@ -289,7 +289,7 @@ async def build_held_schedules(
     request of thousands would hold its transaction (and a lock per policy) for minutes.
     Idempotent: a built one is held no more, and one still held is passed by the next batch
     (``after``) rather than examined again."""
-    held_after = [col(PolicyRef.held_activation).is_not(None)]
+    held_after: list[Any] = [col(PolicyRef.held_activation).is_not(None)]
     if after is not None:
         held_after.append(col(PolicyRef.policy_id) > after)
     stmt = (
