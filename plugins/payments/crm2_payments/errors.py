@@ -51,6 +51,11 @@ class CurrencyMismatch(Unprocessable):
     slug, title = "payments-currency-mismatch", "The currency differs from the payment's"
 
 
+class DirectionMismatch(Unprocessable):
+    slug = "payments-direction-mismatch"
+    title = "Money received cannot be booked on a payment paid out"
+
+
 class InvalidAmount(Unprocessable):
     slug, title = "payments-invalid-amount", "The amount is not usable"
 

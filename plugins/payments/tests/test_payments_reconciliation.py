@@ -468,3 +468,34 @@ async def test_a_receipt_booked_by_a_statement_is_dated_at_the_lines_booked_on(
         f"{API}/payments/{later['id']}/allocations", headers=manager.headers
     )
     assert ledger.json()[0]["received_at"][:10] <= utcnow().date().isoformat()
+
+
+async def test_a_statement_credit_never_pays_an_outgoing_payment(payments: Payments) -> None:
+    """A bank credit naming an outgoing payment (a commission paid out) or a refund by its
+    reference or external id was booked on it as money received: the ledger said we had
+    paid it. Only incoming payments are candidates; by hand it is 422."""
+    manager = await payments.user("manager")
+    commission = await payments.create(
+        manager, direction="outgoing", amount="30.00", reference="COM-1"
+    )
+    refund = await payments.create(
+        manager, direction="refund", amount="20.00", provider="bank", external_id="RF-1"
+    )
+    first = await upload(
+        payments,
+        manager.headers,
+        statement("2026-11-03;30,00;EUR;COM-1;Broker", "2026-11-03;20,00;EUR;RF-1;Bank"),
+    )
+    assert (first["matched"], first["unmatched"]) == (0, 2)
+    lines = await payments.client.get(
+        f"{API}/statements/{first['id']}/lines", headers=manager.headers
+    )
+    line = next(i for i in lines.json()["items"] if i["reference"] == "COM-1")
+    refused = await payments.client.post(
+        f"{API}/statement-lines/{line['id']}/match", json={"payment_id": commission["id"]},
+        headers={**manager.headers, **key()},
+    )  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"] == "urn:crm2:problem:payments-direction-mismatch"
+    for made in (commission, refund):
+        assert (await payments.get(manager, made["id"])).json()["paid"] == "0.00"

@@ -47,6 +47,7 @@ from crm2_core.api import (
 from crm2_hookspecs import Principal
 from crm2_payments.errors import (
     CurrencyMismatch,
+    DirectionMismatch,
     InvalidAmount,
     InvalidTransition,
     LineAlreadyMatched,
@@ -63,6 +64,9 @@ from crm2_payments.service.money import text
 from crm2_payments.service.statements import ParsedLine
 from crm2_payments.visibility import RULES
 
+# a statement's credit is money received: it pays an incoming payment (a premium), never
+# one we pay out (a commission, a refund), whatever reference it carries
+INCOMING = col(Payment.direction) == "incoming"
 OUTSTANDING = col(Payment.amount_minor) - col(Payment.paid_minor) + col(Payment.refunded_minor)
 
 
@@ -92,6 +96,7 @@ async def _candidates(
                     .where(
                         col(Allocation.external_id) == ref,
                         col(Allocation.kind) == "payment",
+                        col(Allocation.payment_id).in_(select(col(Payment.id)).where(INCOMING)),
                         seen.where(col(Allocation.owner_id)),
                         ~_confirmed_by_a_line(col(StatementLine.allocation_id) == Allocation.id),
                     )
@@ -115,6 +120,7 @@ async def _candidates(
                     select(Payment)
                     .where(
                         col(Payment.external_id) == ref,
+                        INCOMING,
                         col(Payment.currency) == line.currency,
                         seen.where(col(Payment.owner_id)),
                     )
@@ -130,6 +136,7 @@ async def _candidates(
                     select(Payment)
                     .where(
                         col(Payment.reference) == ref,
+                        INCOMING,
                         col(Payment.currency) == line.currency,
                         col(Payment.status).in_(OPEN_STATUSES),
                         seen.where(col(Payment.owner_id)),
@@ -143,7 +150,7 @@ async def _candidates(
     stmt = (
         select(Payment)
         .where(
-            col(Payment.direction) == "incoming",
+            INCOMING,
             col(Payment.currency) == line.currency,
             col(Payment.status).in_(OPEN_STATUSES),
             OUTSTANDING == line.amount_minor,  # noqa: SIM300
@@ -347,6 +354,10 @@ async def manual_match(
     payment = await payments_service.get_payment(session, principal, payment_id)
     if payment.currency != line.currency:
         raise CurrencyMismatch(f"the line is in {line.currency}, the payment in {payment.currency}")
+    if payment.direction != "incoming":
+        raise DirectionMismatch(
+            f"the line is money received; payment {payment.id} is {payment.direction} money"
+        )
     if not await _book(session, principal, line, payment, "manual"):
         raise Overpayment(
             f"the line's {text(line.amount_minor, line.currency)} does not fit "
