@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import base64
+import binascii
+import re
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# the webhook route's provider (``schemas.payments.Provider``): a name it cannot take is a
+# provider no webhook could ever reach
+PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class PaymentsSettings(BaseSettings):
@@ -33,3 +41,27 @@ class PaymentsSettings(BaseSettings):
     statement_max_rows: int = Field(
         20_000, ge=1, le=1_000_000, description="the most lines one uploaded statement may have"
     )
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secrets_usable(cls, value: SecretStr) -> SecretStr:
+        """A malformed entry was skipped: its provider answered 404 (or 401 for a rotation's
+        new secret) with nothing saying why. Refused at start-up, naming the entry but never
+        the secret."""
+        for number, item in enumerate(value.get_secret_value().split(","), 1):
+            if not item.strip():
+                continue
+            provider, colon, secret = item.strip().partition(":")
+            provider = provider.strip()
+            if not colon or not PROVIDER.fullmatch(provider):
+                raise ValueError(
+                    f"entry {number}: 'provider:whsec_…' with a provider of a-z, 0-9, _ and - "
+                    "(at most 64)"
+                )
+            try:
+                key = base64.b64decode(secret.strip().removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                key = b""
+            if not key:
+                raise ValueError(f"entry {number} ({provider}): the secret is not whsec_<base64>")
+        return value

@@ -16,6 +16,8 @@ from crm2_payments.service.webhooks import sign
 from payments_kit import API, Payments
 from sqlalchemy import func, select
 
+from crm2_core.api import ConfigurationError
+
 OLD_KEY, NEW_KEY = b"old-secret-key-0123456789abcdef!", b"new-secret-key-0123456789abcdef!"
 SECRETS = ",".join(f"acme:whsec_{base64.b64encode(k).decode()}" for k in (NEW_KEY, OLD_KEY))
 
@@ -176,3 +178,24 @@ async def test_a_refund_by_reference_finds_the_paid_payment(hooks: Payments) -> 
     assert answer.status_code == 200 and answer.json()["result"].startswith("refund "), answer.text
     got = (await hooks.get(agent, made["id"])).json()
     assert (got["refunded"], got["status"]) == ("4.00", "partially_refunded")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["Acme:whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3Qtc2hvdw==", "acme:c2VjcmV0 LXRoYXQ", "acme"],
+)
+async def test_a_webhook_secret_no_webhook_could_use_stops_start_up(
+    crm2_app_factory: Any, entry: str
+) -> None:
+    """A provider name the route cannot take (``Acme``) or a secret that is not base64 was
+    skipped without a word: the provider's webhooks answered 404 (or 401) for good. Start-up
+    stops naming the setting and the entry, never the secret."""
+    good = f"bank:whsec_{base64.b64encode(NEW_KEY).decode()}"
+    with pytest.raises(ConfigurationError) as refused:
+        await crm2_app_factory(
+            plugins=["payments"],
+            plugin_settings={"payments": {"webhook_secrets": f"{good},{entry}"}},
+        )
+    message = str(refused.value)
+    assert "CRM2_PAYMENTS_WEBHOOK_SECRETS" in message and "entry 2" in message, message
+    assert "c2VjcmV0" not in message and base64.b64encode(NEW_KEY).decode() not in message
