@@ -462,7 +462,7 @@ async def test_a_receipt_booked_by_a_statement_is_dated_at_the_lines_booked_on(
             f"{API}/payments/{made['id']}/allocations", headers=manager.headers
         )
         (receipt,) = ledger.json()
-        assert receipt["received_at"].startswith(f"{day}T00:00:00"), receipt
+        assert receipt["received_at"].startswith(f"{day}T12:00:00"), receipt
         assert (await payments.get(manager, made["id"])).json()["paid_at"].startswith(day)
     ledger = await payments.client.get(
         f"{API}/payments/{later['id']}/allocations", headers=manager.headers
@@ -499,3 +499,18 @@ async def test_a_statement_credit_never_pays_an_outgoing_payment(payments: Payme
     assert refused.json()["type"] == "urn:crm2:problem:payments-direction-mismatch"
     for made in (commission, refund):
         assert (await payments.get(manager, made["id"])).json()["paid"] == "0.00"
+
+
+async def test_a_line_of_the_first_day_of_the_calendar_books_its_receipt(
+    payments: Payments,
+) -> None:
+    """Dated at its booked_on, a line of 0001-01-01 made a receipt before the first instant
+    a receipt may have: the upload was a 500."""
+    manager = await payments.user("manager")
+    made = await payments.create(manager, amount="5.00", reference="OLD-1")
+    first = await upload(payments, manager.headers, statement("0001-01-01;5,00;EUR;OLD-1;X"))
+    assert first["matched"] == 1
+    ledger = await payments.client.get(
+        f"{API}/payments/{made['id']}/allocations", headers=manager.headers
+    )
+    assert ledger.json()[0]["received_at"].startswith("0001-01-01T12:00:00")

@@ -163,9 +163,11 @@ async def _candidates(
 
 
 def received_at(line: StatementLine) -> datetime:
-    """When the line's money arrived: its ``booked_on`` (the start of that day, UTC), not
-    the upload's time; a line dated after now (a bank's value date ahead) is held at now."""
-    return min(datetime.combine(line.booked_on, time.min, tzinfo=UTC), utcnow())
+    """When the line's money arrived: its ``booked_on``, not the upload's time; a line dated
+    after now (a bank's value date ahead) is held at now. Midday UTC: the same calendar day
+    read in any zone from UTC-11 to UTC+11 (midnight showed the day before west of UTC), and
+    a line of 0001-01-01 stays after the first instant a receipt may have (a 500 otherwise)."""
+    return min(datetime.combine(line.booked_on, time(12), tzinfo=UTC), utcnow())
 
 
 async def _book(
