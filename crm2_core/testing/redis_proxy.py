@@ -1,7 +1,10 @@
 """A TCP proxy to the test Redis on 127.0.0.1, to play a Redis outage without stopping it.
 
 ``state`` is ``"up"`` (bytes pass), ``"down"`` (every connection dropped, new ones
-closed at once) or ``"hung"`` (connections accepted, nothing ever answered)::
+closed at once), ``"hung"`` (connections dropped, new ones accepted and nothing ever
+answered) or ``"stalled"`` (as ``"hung"``, but the open connections stay open and
+nothing more passes on them either way: a Redis paused, or a network that drops
+packets without a reset)::
 
     async with flaky_redis(url) as proxy:
         app = await crm2_app_factory(redis_url=proxy.url, redis_prefix=prefix)
@@ -20,7 +23,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["FlakyRedis", "flaky_redis"]
 
-State = Literal["up", "down", "hung"]
+State = Literal["up", "down", "hung", "stalled"]
 
 
 class FlakyRedis:
@@ -39,9 +42,11 @@ class FlakyRedis:
         return f"redis://127.0.0.1:{port}{self.db}"
 
     def set(self, state: State) -> None:
-        """Switch state; leaving ``up`` drops every connection open through the proxy."""
+        """Switch state. Entering ``down`` or ``hung`` drops every connection open through
+        the proxy; so does leaving ``stalled`` (what it swallowed broke their protocol)."""
+        drop = state in ("down", "hung") or (self.state == "stalled" and state != "stalled")
         self.state = state
-        if state != "up":
+        if drop:
             for writer in list(self.open):
                 writer.close()
             self.open.clear()
@@ -59,7 +64,7 @@ class FlakyRedis:
         if self.state == "down":
             writer.close()
             return
-        if self.state == "hung":
+        if self.state in ("hung", "stalled"):
             self.open.add(writer)
             with contextlib.suppress(OSError):
                 while await reader.read(65536):
@@ -71,6 +76,8 @@ class FlakyRedis:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if self.state == "stalled":
+                        continue  # swallowed, the connection kept open
                     dst.write(data)
                     await dst.drain()
             except OSError:
