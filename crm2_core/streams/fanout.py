@@ -89,12 +89,10 @@ class RedisSubscriber:
         # closings of dead connections left to finish on their own (see ``_discard``)
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def start(self, wait_seconds: float = 5.0) -> None:
+    def start(self) -> None:
+        """Subscribe in the background: start-up never waits on Redis (until the
+        subscription is up, live events come from the hub's log poll)."""
         self._task = asyncio.create_task(self._run(), name="crm2-streams-redis")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.subscribed.wait(), wait_seconds)
-        if not self.subscribed.is_set():
-            log.warning("streams: not subscribed to Redis yet; live events wait for the log poll")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -122,7 +122,7 @@ class Streams:
         if redis is not None:
             self._listener = RedisPublisher(redis, self.context.settings.redis_prefix)
             self._subscriber = RedisSubscriber(redis, self.context.settings.redis_prefix, self.hub)
-            await self._subscriber.start()
+            self._subscriber.start()
         else:
             self._listener = self._feed_local_hub
         bus.listeners.append(self._listener)

@@ -13,8 +13,11 @@ import json
 import logging
 import time
 
+import httpx
 import pytest
+from conftest import ProbeFactory, Serve
 from redis.asyncio import Redis
+from sse_helpers import EventStream, event_ids, post_item
 from test_streams_hub import CHANNEL, FakeLog, drain, envelope
 
 from crm2_core.events.envelope import Envelope
@@ -63,7 +66,7 @@ async def test_a_stalled_subscription_is_noticed_logged_once_and_resubscribed(
         subscriber = RedisSubscriber(through_proxy, prefix, hub)
         try:
             async with asyncio.timeout(60):  # a hang fails the test, never holds it
-                await subscriber.start()
+                subscriber.start()
                 await asyncio.wait_for(subscriber.subscribed.wait(), 5)
                 log.events.append(envelope(1))
                 await _publish(direct, prefix, log.events[0:1])
@@ -90,3 +93,31 @@ async def test_a_stalled_subscription_is_noticed_logged_once_and_resubscribed(
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "no Redis subscription" in m]) == 1, messages
     assert len([m for m in messages if "subscribed to Redis again" in m]) == 1, messages
+
+
+async def test_the_app_serves_at_once_while_redis_hangs(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient, crm2_redis_url: tuple[str, str]
+) -> None:
+    """Start-up does not wait for the subscription; events come from the log poll meanwhile."""
+    url, prefix = crm2_redis_url
+    async with flaky_redis(url) as proxy:
+        app = await probe_app(redis_url=proxy.url, redis_prefix=prefix, relay_interval_seconds=0.2)
+        headers = await app.login("admin")  # sign-ins need Redis (the login throttle)
+        proxy.set("hung")  # accepted, never answered: the subscription cannot start
+        streams = app.context.streams
+        await streams.close()
+        started = time.monotonic()
+        await streams.start()  # what the application's start-up awaits
+        took = time.monotonic() - started
+        assert took < 1.0, f"the streams' start-up waited {took:.1f}s on a hung Redis"
+        server = await serve(app)
+        async with asyncio.timeout(30):
+            async with sse.stream(
+                "GET", f"{server.url}/api/v1/streams/probe", headers=headers
+            ) as response:
+                assert response.status_code == 200
+                stream = EventStream(response)
+                assert (await stream.next()).event == "connected"
+                sent = await post_item(app, headers, 1)
+                got = await stream.collect(lambda got: len(got) >= 1, within=10)
+        assert event_ids(got) == [sent]
