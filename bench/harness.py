@@ -377,6 +377,7 @@ class Crm2Env:
             CRM2_BROKER_QUEUE_PREFIX=f"crm2bench_{RUN_ID}_{name}",
             # the SSE scenarios open thousands of streams with one admin's token
             CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL="0",
+            CRM2_SSE_MAX_CONNECTIONS="0",
         )
         env.update(settings)
         self.env = env

@@ -77,6 +77,7 @@ class Stack:
             "CRM2_SCHEDULER_ENABLED": "false",
             # every follower streams with the one admin's token
             "CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL": "0",
+            "CRM2_SSE_MAX_CONNECTIONS": "0",
         }
         self.apis: dict[int, subprocess.Popen[bytes]] = {}
         self.workers: list[subprocess.Popen[bytes]] = []

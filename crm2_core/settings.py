@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         description="SSE streams one user or API key may hold open in one process; one more "
         "is 429 (0 = no limit)",
     )
+    sse_max_connections: int = Field(
+        5000,
+        ge=0,
+        description="SSE streams one server process holds open at most, for all principals "
+        "together; one more is 503 with Retry-After (0 = no limit). Keep it under the "
+        "process's open-file limit (ulimit -n)",
+    )
     scheduler_enabled: bool = Field(
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import func, select
 
 from crm2_core.context import EVENTS, SERVER_STOPPING
-from crm2_core.errors import TooManyRequests
+from crm2_core.errors import ServiceUnavailable, TooManyRequests
 from crm2_core.events.envelope import Envelope
 from crm2_core.events.models import EventRecord
 from crm2_core.events.relay import read_log
@@ -34,6 +34,15 @@ T = TypeVar("T")
 
 class TooManyStreams(TooManyRequests):
     slug, title = "too-many-streams", "Too many open streams"
+
+
+class StreamsFull(ServiceUnavailable):
+    """This process holds ``CRM2_SSE_MAX_CONNECTIONS`` streams: another may have room."""
+
+    slug, title = "streams-full", "This server holds all the streams it can"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
@@ -78,6 +87,7 @@ class Streams:
         self._listener: Any = None
         # open streams per (kind, id) of principal, in this process
         self._open: Counter[tuple[str, uuid.UUID]] = Counter()
+        self._total = 0  # open streams in this process, all principals
         self._subscriber: RedisSubscriber | None = None
         # uvicorn waits for open connections before the lifespan shutdown: the
         # streams must end as soon as it starts stopping, not after.
@@ -89,24 +99,36 @@ class Streams:
 
     def claim(self, principal: Principal) -> Callable[[], None]:
         """Count one more open stream of ``principal``: 429 past
-        ``CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL``. Returns its release, which gives the
-        place back once (call it when the stream ends, however it ends)."""
+        ``CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL``, 503 past ``CRM2_SSE_MAX_CONNECTIONS``
+        in all. Returns its release, which gives the place back once (call it when the
+        stream ends, however it ends)."""
+        settings = self.context.settings
         key = (principal.kind, principal.id)
-        limit = self.context.settings.sse_max_connections_per_principal
+        # a client gone without a word is noticed by its next heartbeat at worst
+        retry_after = math.ceil(settings.sse_heartbeat_seconds)
+        limit = settings.sse_max_connections_per_principal
         if limit and self._open[key] >= limit:
             raise TooManyStreams(
                 f"{limit} streams are open with these credentials already; close one "
                 "(one set of streams per browser, shared by its tabs: docs/streams.md)",
-                # a client gone without a word is noticed by its next heartbeat at worst
-                retry_after=math.ceil(self.context.settings.sse_heartbeat_seconds),
+                retry_after=retry_after,
+            )
+        total = settings.sse_max_connections
+        if total and self._total >= total:
+            raise StreamsFull(
+                f"this server process holds its {total} streams already; retry (another "
+                "process behind the load balancer may have room)",
+                retry_after=retry_after,
             )
         self._open[key] += 1
+        self._total += 1
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                self._total -= 1
                 self._open[key] -= 1
                 if self._open[key] <= 0:
                     del self._open[key]

@@ -89,3 +89,38 @@ async def test_refused_and_closed_streams_take_no_place(
     assert bad.status_code == 400
     for _ in range(3):
         assert await _opens(sse, url, headers=reader)
+
+
+async def test_a_process_past_its_streams_answers_503_with_retry_after(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    """Many principals, each within its share, used to pile up streams until the process
+    ran out of file descriptors: then connections were not even accepted, and a client
+    waited instead of being told. ``CRM2_SSE_MAX_CONNECTIONS`` bounds them all together."""
+    app = await probe_app(sse_max_connections=2)
+    server = await serve(app)
+    url = f"{server.url}/api/v1/streams/probe"
+    admin, manager = await app.login("admin"), await app.login("manager")
+    first = sse.stream("GET", url, headers=admin)
+    second = sse.stream("GET", url, headers=manager)
+    opened = [await first.__aenter__(), await second.__aenter__()]
+    try:
+        held = [EventStream(response) for response in opened]  # kept: they hold the streams
+        for stream in held:
+            assert (await stream.next()).event == "connected"
+        key = await app.client.post(KEYS, json={"name": "feed", "role": "admin"}, headers=admin)
+        refused = await _refusal(sse, url, headers={"Authorization": f"Bearer {key.json()['key']}"})
+        assert refused is not None and refused.status_code == 503, refused
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "urn:crm2:problem:streams-full"
+        assert int(refused.headers["retry-after"]) >= 1
+    finally:
+        await second.__aexit__(None, None, None)
+    # a closed stream gives its place back, to anyone
+    for _ in range(100):
+        if await _opens(sse, url, headers=manager):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the closed stream's place was never given back")
+    await first.__aexit__(None, None, None)
