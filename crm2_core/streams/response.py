@@ -82,8 +82,14 @@ class _TransportWriter:
         cycle.transport.write(data)
         return True
 
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all: the server then takes the
+        response as ended by the client (nothing more to send, nothing to log)."""
+        self.cycle.transport.abort()
+        self.cycle.disconnected = True
 
-def transport_writer(send: Send) -> Writer | None:
+
+def transport_writer(send: Send) -> _TransportWriter | None:
     """A direct writer for the server behind ``send`` (after the response start), if any.
 
     ASGI has no way to write to the socket; uvicorn's httptools protocol has one
@@ -156,13 +162,28 @@ class SseResponse(Response):
             # act on the start message only (see ``RAW_SEND_KEY``), and a busy stream
             # would otherwise pay every layer's wrapper on every event.
             write = scope.get(RAW_SEND_KEY, send)
-            if self.on_writer is not None and RAW_SEND_KEY in scope:
-                writer = transport_writer(write)
-                if writer is not None:
-                    self.on_writer(writer)
-            async for chunk in self.body_iterator:
-                async with asyncio.timeout(self.send_timeout):
-                    await write({"type": "http.response.body", "body": chunk, "more_body": True})
+            writer = transport_writer(write) if RAW_SEND_KEY in scope else None
+            if self.on_writer is not None and writer is not None:
+                self.on_writer(writer)
+            try:
+                async for chunk in self.body_iterator:
+                    async with asyncio.timeout(self.send_timeout):
+                        await write(
+                            {"type": "http.response.body", "body": chunk, "more_body": True}
+                        )
+            except TimeoutError:
+                # A client that takes no bytes (stopped reading, but keeps its socket
+                # open) is an expected end of a stream, not a server failure to log
+                # with a traceback: drop its connection where the server lets us.
+                if writer is None:
+                    raise
+                log.info(
+                    "stream %s dropped: the client took no bytes for %gs",
+                    scope.get("path"),
+                    self.send_timeout,
+                )
+                writer.abort()
+                return
             await send({"type": "http.response.body", "body": b""})
         finally:
             listener.cancel()
