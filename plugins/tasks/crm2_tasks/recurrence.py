@@ -6,7 +6,12 @@ occurrences keep their local wall time across DST changes ("every Monday at
 because dateutil builds each occurrence from the zone-aware start's fields. An
 occurrence whose wall time a spring-forward gap skips ("daily at 02:30" on the night
 Berlin jumps from 02:00 to 03:00) is due at the first valid instant after the gap,
-03:00 (``calendar.wall_instant``); two occurrences inside one gap are one.
+03:00 (``calendar.wall_instant``); two occurrences inside one gap are one. A wall time
+a fall-back night shows twice (02:30 on the night Berlin goes from 03:00 back to 02:00) is
+the one the start is at: a series that starts at the second 02:30 (``fold=1``) has its
+first occurrence there, and its occurrences on later fall-back nights are the second
+02:30 too; otherwise they are the first (dateutil builds occurrences without ``fold``,
+so the series carries it).
 
 Only the rule part is accepted from clients (``FREQ=WEEKLY;BYDAY=MO,TH``); the
 start comes from the task. Frequencies below a day are refused: a task that
@@ -65,6 +70,10 @@ class Series:
             raise RecurrenceError("give one RRULE")
         return parsed
 
+    def _utc(self, occurrence: datetime) -> datetime:
+        """An occurrence dateutil made (``fold=0``) as a UTC instant, with the start's fold."""
+        return _utc(occurrence, self.start.astimezone(zone(self.timezone)).fold)
+
     def _from(self, moment: datetime, *, inc: bool) -> datetime | None:
         """The first occurrence after ``moment`` (at it too with ``inc``), gap-resolved.
 
@@ -78,7 +87,7 @@ class Series:
         moment = moment.astimezone(UTC)
         found = rule.after(moment - GAP_SLACK, inc=True)
         while found is not None:
-            resolved = _utc(found)
+            resolved = self._utc(found)
             if resolved > moment or (inc and resolved == moment):
                 return resolved
             found = rule.after(found, inc=False)
@@ -97,7 +106,7 @@ class Series:
         until = moment.astimezone(UTC) + GAP_SLACK
         bounded = self._rrule().replace(count=None, until=until)
         # dateutil's count (COUNT counts occurrences as the rule makes them)
-        return sum(1 for occurrence in bounded if _utc(occurrence) < moment)
+        return sum(1 for occurrence in bounded if self._utc(occurrence) < moment)
 
     def ended_before(self, moment: datetime) -> str:
         """This rule ended just before ``moment``: UNTIL set, COUNT dropped (RFC 5545 split)."""
@@ -173,9 +182,13 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
     return series
 
 
-def _utc(moment: datetime) -> datetime:
-    """An occurrence as a UTC instant; a wall time in a DST gap is the jump after it."""
-    return wall_instant(moment)
+def _utc(moment: datetime, fold: int = 0) -> datetime:
+    """An occurrence as a UTC instant; a wall time in a DST gap is the jump after it, and
+    one a fall-back night repeats is the first of the two, or the second with ``fold=1``."""
+    later = moment.replace(fold=1)
+    if fold and (later.utcoffset() or timedelta(0)) < (moment.utcoffset() or timedelta(0)):
+        return later.astimezone(UTC)  # repeated: the offset after the change is smaller
+    return wall_instant(moment.replace(fold=0))
 
 
 def _probe(series: Series) -> datetime | None:
