@@ -70,6 +70,22 @@ async def test_an_agent_cannot_link_to_a_task_they_cannot_see(tasks: Tasks) -> N
     assert allowed["link"] == link
 
 
+async def test_a_patch_with_a_bad_link_on_an_invisible_task_is_404_not_422(tasks: Tasks) -> None:
+    """Visibility first: a 422 about the link would tell a stranger the task exists."""
+    owner, stranger = await tasks.user("agent"), await tasks.user("agent")
+    task = await tasks.create(owner)
+    absent = str(uuid.uuid4())
+    for link in ({"kind": "tasks.task", "id": absent}, {"kind": "nothing.x", "id": absent}):
+        response = await tasks.patch(stranger, task, link=link)
+        assert response.status_code == 404, (link, response.text)
+        assert response.json()["type"].endswith("tasks-task-not-found")
+    missing = {**task, "id": str(uuid.uuid4())}
+    assert (await tasks.patch(stranger, missing, link=link)).status_code == 404
+    # the owner still hears about the bad link
+    refused = await tasks.patch(owner, task, link=link)
+    assert refused.status_code == 422, refused.text
+
+
 def _principal(user_id: uuid.UUID, *permissions: str) -> Principal:
     return Principal(
         id=user_id, kind="user", roles=frozenset({"agent"}), permissions=frozenset(permissions)

@@ -263,9 +263,10 @@ async def update_task(
     data: TaskUpdate,
 ) -> Task:
     """Change fields; on a recurring task ``scope=following`` also changes the series."""
+    # the task's visibility first: a 422 about the link would tell a stranger it exists
+    task = await get_task(session, TaskVisibility.in_session(session, principal), task_id)
     if data.link is not None and not data.unlink:
         await check_link(session, context, principal, data.link)
-    task = await get_task(session, TaskVisibility.in_session(session, principal), task_id)
     version = check_version(if_match, task.version)
     if not task.is_open:
         raise InvalidTransition(f"the task is {task.status}: reopen it first")
