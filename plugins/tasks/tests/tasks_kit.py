@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from crm2_tasks.models import AutomationRule
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
 
@@ -87,3 +88,44 @@ async def tasks(crm2_app_factory: Any) -> Tasks:
     app: Crm2TestApp = await crm2_app_factory(plugins=["tasks"], scheduler_enabled=False)
     await seed_shipped_rules(app)
     return Tasks(app)
+
+
+# -- conditional DELETE (If-Match as an option), one check for every tasks resource --------
+
+
+async def check_stale_delete_is_412(
+    tasks: Tasks, url: str, headers: dict[str, str], edit: dict[str, Any]
+) -> None:
+    """Edit the resource at ``url`` (v1, PATCH ``edit``), then: a DELETE with the stale
+    If-Match is a 412 problem and deletes nothing; one with the fresh ETag deletes it."""
+    edited = await tasks.client.patch(url, json=edit, headers={**headers, "If-Match": '"v1"'})
+    assert edited.status_code == 200, edited.text
+    stale = await tasks.client.delete(url, headers={**headers, "If-Match": '"v1"'})
+    assert stale.status_code == 412, stale.text
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert (await tasks.client.get(url, headers=headers)).status_code == 200
+    fresh = await tasks.client.delete(url, headers={**headers, "If-Match": edited.headers["ETag"]})
+    assert fresh.status_code == 204, fresh.text
+    assert (await tasks.client.get(url, headers=headers)).status_code == 404
+
+
+async def check_if_match_is_optional_in_openapi(tasks: Tasks, path: str) -> None:
+    """The DELETE of ``path`` (as the spec spells it) declares an optional If-Match and 412."""
+    spec = (await tasks.client.get("/openapi.json")).json()
+    operation = spec["paths"][path]["delete"]
+    (header,) = [p for p in operation["parameters"] if p["name"] == "If-Match"]
+    assert header["in"] == "header" and header["required"] is False, path
+    assert "412" in operation["responses"], path
+
+
+def edited_after_read(read: Callable[..., Awaitable[Any]], model: Any) -> Callable[..., Any]:
+    """``read`` (``read(session, …, the_id)``) that lets another request's edit land right
+    after it: the row's version is bumped in the same session before the caller writes."""
+
+    async def read_then_edited(session: Any, *args: Any) -> Any:
+        found = await read(session, *args)
+        bump = update(model).where(model.id == args[-1]).values(version=model.version + 1)
+        await session.execute(bump.execution_options(synchronize_session=False))
+        return found
+
+    return read_then_edited

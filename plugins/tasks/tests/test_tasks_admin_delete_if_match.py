@@ -8,8 +8,13 @@ from typing import Any
 import pytest
 from crm2_tasks.models import Calendar
 from crm2_tasks.service import calendars
-from sqlalchemy import update
-from tasks_kit import API, Tasks
+from tasks_kit import (
+    API,
+    Tasks,
+    check_if_match_is_optional_in_openapi,
+    check_stale_delete_is_412,
+    edited_after_read,
+)
 from test_tasks_automations import RULE, shop_app
 
 BODIES: dict[str, dict[str, Any]] = {
@@ -37,19 +42,7 @@ async def test_a_stale_if_match_is_412_and_deletes_nothing(
     tasks = await shop_app(crm2_app_factory)
     admin = await tasks.user("admin")
     url = await _made(tasks, admin.headers, kind)
-    edited = await tasks.client.patch(
-        url, json={"name": "Renamed"}, headers={**admin.headers, "If-Match": '"v1"'}
-    )
-    assert edited.status_code == 200, edited.text
-    stale = await tasks.client.delete(url, headers={**admin.headers, "If-Match": '"v1"'})
-    assert stale.status_code == 412, stale.text
-    assert stale.headers["content-type"] == "application/problem+json"
-    assert (await tasks.client.get(url, headers=admin.headers)).status_code == 200
-    fresh = await tasks.client.delete(
-        url, headers={**admin.headers, "If-Match": edited.headers["ETag"]}
-    )
-    assert fresh.status_code == 204, fresh.text
-    assert (await tasks.client.get(url, headers=admin.headers)).status_code == 404
+    await check_stale_delete_is_412(tasks, url, admin.headers, {"name": "Renamed"})
 
 
 @pytest.mark.parametrize("kind", list(BODIES))
@@ -61,12 +54,8 @@ async def test_without_if_match_the_delete_still_goes(crm2_app_factory: Any, kin
 
 
 async def test_the_admin_deletes_declare_their_optional_if_match_and_412(tasks: Tasks) -> None:
-    spec = (await tasks.client.get("/openapi.json")).json()
     for kind, id_name in PATH_IDS.items():
-        operation = spec["paths"][f"{API}/{kind}/{{{id_name}}}"]["delete"]
-        (header,) = [p for p in operation["parameters"] if p["name"] == "If-Match"]
-        assert header["in"] == "header" and header["required"] is False, kind
-        assert "412" in operation["responses"], kind
+        await check_if_match_is_optional_in_openapi(tasks, f"{API}/{kind}/{{{id_name}}}")
 
 
 async def test_an_edit_committed_after_the_read_makes_a_conditional_delete_412(
@@ -74,16 +63,8 @@ async def test_an_edit_committed_after_the_read_makes_a_conditional_delete_412(
 ) -> None:
     admin = await tasks.user("admin")
     url = await _made(tasks, admin.headers, "calendars")
-    read = calendars.get_calendar
-
-    async def read_then_edited(session: Any, calendar_id: Any) -> Calendar:
-        found = await read(session, calendar_id)
-        # another request's edit lands between the DELETE's read and its write
-        bump = update(Calendar).where(Calendar.id == calendar_id).values(version=2)
-        await session.execute(bump.execution_options(synchronize_session=False))
-        return found
-
-    monkeypatch.setattr(calendars, "get_calendar", read_then_edited)
+    read = edited_after_read(calendars.get_calendar, Calendar)
+    monkeypatch.setattr(calendars, "get_calendar", read)
     raced = await tasks.client.delete(url, headers={**admin.headers, "If-Match": '"v1"'})
     assert raced.status_code == 412, raced.text
     monkeypatch.undo()
