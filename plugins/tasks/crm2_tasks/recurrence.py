@@ -23,9 +23,18 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import MAXYEAR, UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
+from typing import Any
 
-from dateutil.rrule import rrule, rrulestr  # type: ignore[import-untyped]
+from dateutil.rrule import (  # type: ignore[import-untyped]
+    DAILY,
+    MONTHLY,
+    WEEKLY,
+    YEARLY,
+    rrule,
+    rrulestr,
+    weekday,
+)
 
 from crm2_tasks.calendar import CalendarError, wall_instant, zone
 
@@ -85,6 +94,9 @@ class Series:
         if rule._interval < 1:  # a row saved before validate refused it: dateutil would spin
             return None
         moment = moment.astimezone(UTC)
+        if rule._until is not None and moment - GAP_SLACK > rule._until:
+            return None  # ended: dateutil would walk on to its next match to find that out
+        rule = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo))
         found = rule.after(moment - GAP_SLACK, inc=True)
         while found is not None:
             resolved = self._utc(found)
@@ -204,6 +216,79 @@ def _probe(series: Series) -> datetime | None:
     if found is None or found > moved + PROBE_WINDOW:
         return None
     return found
+
+
+# dateutil walks a rule period by period from its start, and after its last match (COUNT,
+# UNTIL) on to the next day that would match: "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"
+# walked 10,000 days to complete an occurrence, and a plain daily series a year of days
+# per year of its age. ``_searcher`` gives the same occurrences with far fewer periods.
+DATE_PARTS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byweekday")
+
+
+def _parts(rule: rrule) -> dict[str, Any]:
+    """The rule's parts as dateutil resolved them (the defaults it took from the start
+    written out), to build the same rule from another start or with another frequency."""
+    weekdays = [weekday(d) for d in rule._byweekday or ()]
+    weekdays += [weekday(d, n) for d, n in rule._bynweekday or ()]
+    return {
+        "freq": rule._freq,
+        "interval": rule._interval,
+        "wkst": rule._wkst,
+        "count": rule._count,
+        "until": rule._until,
+        "bysetpos": rule._bysetpos,
+        "bymonth": rule._bymonth,
+        "bymonthday": (*rule._bymonthday, *rule._bynmonthday) or None,
+        "byyearday": rule._byyearday,
+        "byweekno": rule._byweekno,
+        "byweekday": weekdays or None,
+        "byhour": rule._byhour,
+        "byminute": rule._byminute,
+        "bysecond": rule._bysecond,
+    }
+
+
+def _searcher(rule: rrule, target: datetime) -> rrule:
+    """A rule with ``rule``'s occurrences from ``target`` (local, aware) on, cheap to walk.
+
+    Without COUNT it starts at the period that holds ``target`` (one of the INTERVAL's, so
+    the phase is kept) instead of the series' start. A daily or weekly rule with INTERVAL=1,
+    no BYSETPOS and some date part matches exactly the days the yearly rule with the same
+    parts matches (dateutil filters each day of a period by the same masks), and walks a
+    year a period instead of a day.
+    """
+    parts = _parts(rule)
+    start = rule._dtstart
+    if parts["count"] is None:
+        begin = _period_start(rule, start.replace(tzinfo=None), target.replace(tzinfo=None))
+        if begin is not None:
+            start = begin.replace(tzinfo=start.tzinfo)
+    if (
+        parts["freq"] in (DAILY, WEEKLY)
+        and parts["interval"] == 1
+        and not parts["bysetpos"]
+        and any(parts[name] for name in DATE_PARTS)
+    ):
+        parts["freq"] = YEARLY
+    return rrule(dtstart=start, **parts)
+
+
+def _period_start(rule: rrule, start: datetime, target: datetime) -> datetime | None:
+    """The midnight starting the rule's period that holds ``target`` (naive local times),
+    counted in INTERVALs from the start's period; ``None`` while that is the start's own."""
+    first, day, every = start.date(), target.date(), rule._interval
+    if rule._freq == DAILY:
+        begin = first + timedelta(days=(day - first).days // every * every)
+    elif rule._freq == WEEKLY:
+        week = first - timedelta(days=(first.weekday() - rule._wkst) % 7)
+        begin = week + timedelta(weeks=(day - week).days // 7 // every * every)
+    elif rule._freq == MONTHLY:
+        months = (day.year - first.year) * 12 + day.month - first.month
+        years, month = divmod(first.month - 1 + months // every * every, 12)
+        begin = date(first.year + years, month + 1, 1)
+    else:
+        begin = date(first.year + (day.year - first.year) // every * every, 1, 1)
+    return datetime.combine(begin, time()) if begin > first else None
 
 
 def _year_shape(year: int) -> tuple[int, bool]:

@@ -1,0 +1,115 @@
+"""The next occurrence is found in bounded work: dateutil's walk starts at the period that
+holds the moment (not the series' start), a rare daily or weekly rule is walked a year a
+period, and a series past its UNTIL is not walked at all. Same occurrences as the plain
+walk from the start, which the first test compares against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from crm2_tasks.calendar import zone
+from crm2_tasks.recurrence import Series, validate
+from dateutil import rrule as dateutil_rrule  # type: ignore[import-untyped]
+
+RULES = [
+    "FREQ=DAILY",
+    "FREQ=DAILY;INTERVAL=3",
+    "FREQ=DAILY;BYHOUR=8,17;BYMINUTE=0,30",
+    "FREQ=DAILY;BYMONTH=3,10;BYDAY=SU",
+    "FREQ=WEEKLY;BYDAY=MO,TH",
+    "FREQ=WEEKLY;INTERVAL=2",
+    "FREQ=WEEKLY;INTERVAL=3;BYDAY=TU,SU;WKST=SU",
+    "FREQ=WEEKLY;BYDAY=SU;COUNT=10",
+    "FREQ=WEEKLY;BYWEEKNO=53;BYDAY=TH",
+    "FREQ=MONTHLY;BYMONTHDAY=31",
+    "FREQ=MONTHLY;INTERVAL=5;BYDAY=-1FR",
+    "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+    "FREQ=MONTHLY;INTERVAL=2;BYMONTHDAY=1,-1;UNTIL=20290101T000000Z",
+    "FREQ=YEARLY",
+    "FREQ=YEARLY;INTERVAL=2;BYMONTH=2;BYMONTHDAY=29",
+    "FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO",
+    "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;BYSETPOS=1",
+    "FREQ=DAILY;BYYEARDAY=-1,100",
+    "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;COUNT=3",
+]
+STARTS = [
+    datetime(2026, 1, 31, 8, 30, tzinfo=UTC),  # 09:30 in Berlin, a Saturday
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # 03:00 CEST, the jump
+    datetime(2026, 10, 25, 1, 30, tzinfo=UTC),  # the second 02:30 of the fall-back night
+]
+LATER = [timedelta(0), timedelta(hours=5), timedelta(days=1), timedelta(days=40),
+         timedelta(days=400), timedelta(days=3 * 365 + 17)]  # fmt: skip
+
+
+def plain_walk(series: Series, moment: datetime) -> datetime | None:
+    """The next occurrence as the plain dateutil walk from the series' start gives it."""
+    local = series.start.astimezone(zone(series.timezone))
+    for found in dateutil_rrule.rrulestr(series.rule, dtstart=local):
+        resolved = series._utc(found)
+        if resolved > moment:
+            return resolved
+    return None
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_bounded_search_finds_what_the_walk_from_the_start_finds(rule: str) -> None:
+    for start in STARTS:
+        series = validate(rule, start, "Europe/Berlin")
+        for later in LATER:
+            moment = start + later
+            assert series.next_after(moment) == plain_walk(series, moment), (start, later)
+        assert series.first() == plain_walk(series, start - timedelta(microseconds=1))
+
+
+@pytest.fixture
+def periods(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many periods dateutil builds (each one a day, week, month or year it filters)."""
+    counted = [0]
+    for name in ("ydayset", "mdayset", "wdayset", "ddayset"):
+        original = getattr(dateutil_rrule._iterinfo, name)
+
+        def counting(self: Any, *args: Any, _original: Any = original) -> Any:
+            counted[0] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(dateutil_rrule._iterinfo, name, counting)
+    yield counted
+
+
+FEB_29_MONDAYS = "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"  # 2044, 2072, 2112 …
+START_2044 = datetime(2044, 2, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "moment", "expected"),
+    [
+        # after the last match dateutil walked on to the next day that matches: 28 years
+        (f"{FEB_29_MONDAYS};COUNT=1", START_2044, START_2044, None),
+        (f"{FEB_29_MONDAYS};UNTIL=20440301T000000Z", START_2044, START_2044, None),
+        (FEB_29_MONDAYS, START_2044, START_2044, datetime(2072, 2, 29, 8, 0, tzinfo=UTC)),
+        # long after the last match: the walk went from the start to the moment first
+        (
+            f"{FEB_29_MONDAYS};UNTIL=20440301T000000Z",
+            START_2044,
+            datetime(2400, 1, 1, tzinfo=UTC),
+            None,
+        ),
+        # a daily series ten years on walked its 3,650 days from the start
+        (
+            "FREQ=DAILY",
+            datetime(2026, 1, 5, 8, tzinfo=UTC),
+            datetime(2036, 1, 5, 8, tzinfo=UTC),
+            datetime(2036, 1, 6, 8, tzinfo=UTC),
+        ),
+    ],
+)
+def test_the_next_occurrence_takes_a_few_periods_however_rare_or_old_the_rule(
+    periods: list[int], rule: str, start: datetime, moment: datetime, expected: datetime | None
+) -> None:
+    series = validate(rule, start, "Europe/Berlin")
+    periods[0] = 0
+    assert series.next_after(moment) == expected
+    assert periods[0] <= 60, periods[0]
