@@ -212,7 +212,9 @@ def _probe(series: Series) -> datetime | None:
     parsed = rrulestr(text, dtstart=moved)
     if not isinstance(parsed, rrule):
         raise RecurrenceError("give one RRULE")
-    found: datetime | None = parsed.after(moved, inc=True)
+    # a daily rule that never matches walked every day to 9999: up to 300 years of them
+    # from a start near a century year (2100 is no leap year, nor is 9700 where it moves)
+    found: datetime | None = _by_year(parsed, moved).after(moved, inc=True)
     if found is None or found > moved + PROBE_WINDOW:
         return None
     return found
@@ -257,12 +259,17 @@ def _searcher(rule: rrule, target: datetime) -> rrule:
     parts matches (dateutil filters each day of a period by the same masks), and walks a
     year a period instead of a day.
     """
-    parts = _parts(rule)
     start = rule._dtstart
-    if parts["count"] is None:
+    if rule._count is None:
         begin = _period_start(rule, start.replace(tzinfo=None), target.replace(tzinfo=None))
         if begin is not None:
             start = begin.replace(tzinfo=start.tzinfo)
+    return _by_year(rule, start)
+
+
+def _by_year(rule: rrule, start: datetime) -> rrule:
+    """``rule`` from ``start``; yearly when that matches the same days (see ``_searcher``)."""
+    parts = _parts(rule)
     if (
         parts["freq"] in (DAILY, WEEKLY)
         and parts["interval"] == 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from crm2_tasks.calendar import zone
-from crm2_tasks.recurrence import Series, validate
+from crm2_tasks.recurrence import RecurrenceError, Series, validate
 from dateutil import rrule as dateutil_rrule  # type: ignore[import-untyped]
 
 RULES = [
@@ -113,3 +113,14 @@ def test_the_next_occurrence_takes_a_few_periods_however_rare_or_old_the_rule(
     periods[0] = 0
     assert series.next_after(moment) == expected
     assert periods[0] <= 60, periods[0]
+
+
+@pytest.mark.parametrize("year", [2026, 2097])
+def test_a_rule_that_never_matches_is_refused_after_a_few_hundred_periods(
+    periods: list[int], year: int
+) -> None:
+    """The probe moves the start towards 9999; near a century year that is no leap year
+    (2100) the same calendar is 300 years before it (9700), 110,000 days to walk."""
+    with pytest.raises(RecurrenceError, match="no occurrence within five years"):
+        validate("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", datetime(year, 1, 5, tzinfo=UTC), "UTC")
+    assert periods[0] <= 400, periods[0]
