@@ -116,7 +116,8 @@ class Series:
     def count_before(self, moment: datetime) -> int:
         """How many occurrences fall before ``moment`` (to carry a COUNT across a split)."""
         until = moment.astimezone(UTC) + GAP_SLACK
-        bounded = self._rrule().replace(count=None, until=until)
+        rule = self._rrule().replace(count=None, until=until)
+        bounded = _by_year(rule, rule._dtstart)  # past UNTIL it walks on to a match
         # dateutil's count (COUNT counts occurrences as the rule makes them)
         return sum(1 for occurrence in bounded if self._utc(occurrence) < moment)
 

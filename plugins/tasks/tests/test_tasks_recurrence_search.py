@@ -124,3 +124,11 @@ def test_a_rule_that_never_matches_is_refused_after_a_few_hundred_periods(
     with pytest.raises(RecurrenceError, match="no occurrence within five years"):
         validate("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", datetime(year, 1, 5, tzinfo=UTC), "UTC")
     assert periods[0] <= 400, periods[0]
+
+
+def test_splitting_a_rare_counted_series_counts_in_a_few_periods(periods: list[int]) -> None:
+    series = validate(f"{FEB_29_MONDAYS};COUNT=3", START_2044, "Europe/Berlin")
+    periods[0] = 0
+    second = datetime(2072, 2, 29, 8, 0, tzinfo=UTC)
+    assert series.remaining_rule(second) == f"{FEB_29_MONDAYS};COUNT=2"
+    assert periods[0] <= 120, periods[0]
