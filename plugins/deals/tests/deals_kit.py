@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from crm2_deals.models import LostReason, Pipeline, Stage
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
 
@@ -91,6 +91,16 @@ class Deals:
         assert response.status_code == 201, response.text
         return response.json()
 
+    async def retype_start(self, headers: dict[str, str], pipeline: dict[str, Any]) -> Any:
+        """PATCH ``pipeline`` (as read) with its first stage, where deals start, made won."""
+        first = pipeline["stages"][0]
+        assert first["kind"] == "open"
+        stages = [{**s, "kind": "won"} if s["id"] == first["id"] else s for s in pipeline["stages"]]
+        return await self.client.patch(
+            f"{API}/pipelines/{pipeline['id']}", json={"stages": stages},
+            headers={**headers, "If-Match": f'"v{pipeline["version"]}"'},
+        )  # fmt: skip
+
     async def events(self, type_: str | None = None) -> list[EventRecord]:
         """Committed ``core_event`` rows, oldest first (optionally of one type)."""
         async with self.app.context.session_factory() as session:
@@ -98,6 +108,33 @@ class Deals:
             if type_ is not None:
                 stmt = stmt.where(EventRecord.type == type_)
             return list((await session.execute(stmt)).scalars())
+
+
+async def deals_with(crm2_app_factory: Any, *extra: Any) -> tuple[Deals, User, Any]:
+    """An app with this plugin and the test plugins ``extra`` (hook implementations,
+    enabled by their manifests' names), default pipelines in place; an admin, and a
+    client of theirs (as the API answered it)."""
+    names = ["deals", *(plugin.manifest.name for plugin in extra)]
+    app: Crm2TestApp = await crm2_app_factory(plugins=names, extra_plugins=extra)
+    await seed_defaults(app)
+    deals = Deals(app)
+    admin = await deals.user("admin")
+    return deals, admin, await deals.create_client(admin.headers)
+
+
+def edited_after_read(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, model: Any) -> None:
+    """Make ``owner.name``, the read of the row a write is about (a DELETE's), bump the
+    row's version right after it read it: another request's edit landing between the
+    read and the write, which must then be conditional in SQL too (412)."""
+    read = getattr(owner, name)
+
+    async def read_then_edited(session: Any, *args: Any, **kwargs: Any) -> Any:
+        found = await read(session, *args, **kwargs)
+        bump = update(model).where(model.id == found.id).values(version=found.version + 1)
+        await session.execute(bump.execution_options(synchronize_session=False))
+        return found
+
+    monkeypatch.setattr(owner, name, read_then_edited)
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import uuid
 from typing import Any
 
 from crm2_deals.models import Deal, Pipeline, Stage
-from deals_kit import API, Deals, seed_defaults
+from deals_kit import API, Deals, deals_with
 from factories import rows
 from sqlalchemy import delete
 from sqlmodel import col
 
-from crm2_core.testing import Crm2TestApp
 from crm2_hookspecs import PluginManifest, hookimpl
 
 GONE = "urn:crm2:problem:deals-pipeline-gone"
@@ -39,13 +38,7 @@ class DeletesPipeline:
 
 async def _setup(crm2_app_factory: Any) -> tuple[Deals, DeletesPipeline, Any, Any, Any]:
     rule = DeletesPipeline()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "deletespipe"], extra_plugins=(rule,)
-    )
-    await seed_defaults(app)
-    deals = Deals(app)
-    admin = await deals.user("admin")
-    client = await deals.create_client(admin.headers)
+    deals, admin, client = await deals_with(crm2_app_factory, rule)
     body = {"name": "Doomed", "stages": [{"name": "Open", "probability": 10, "kind": "open"}]}
     made = await deals.client.post(f"{API}/pipelines", json=body, headers=admin.headers)
     assert made.status_code == 201, made.text

@@ -12,9 +12,8 @@ import pytest
 from crm2_deals.repository import pipelines as pipelines_repo
 from crm2_deals.repository.pipelines import StageRef, Start
 from crm2_deals.service import deals as service
-from deals_kit import API, Deals, seed_defaults
+from deals_kit import API, deals_with
 
-from crm2_core.testing import Crm2TestApp
 from crm2_hookspecs import PluginManifest, hookimpl
 
 
@@ -37,13 +36,7 @@ async def test_a_create_that_begins_again_is_validated_once(
     crm2_app_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     counter = CountsCreates()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "countscreates"], extra_plugins=(counter,)
-    )
-    await seed_defaults(app)
-    deals = Deals(app)
-    admin = await deals.user("admin")
-    client = await deals.create_client(admin.headers)
+    deals, admin, client = await deals_with(crm2_app_factory, counter)
 
     real = service._insert_at_start
     calls = []
@@ -70,23 +63,12 @@ async def test_a_create_that_begins_again_elsewhere_is_validated_there(
     create begins again in the next open stage, and the hook sees that stage, the one
     stored (a plugin refusing deals there was never asked)."""
     counter = CountsCreates()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "countscreates"], extra_plugins=(counter,)
-    )
-    if app.context.engine.dialect.name != "postgresql":
+    deals, admin, client = await deals_with(crm2_app_factory, counter)
+    if deals.app.context.engine.dialect.name != "postgresql":
         return  # SQLite's writers take turns: the start is read under the write lock
-    await seed_defaults(app)
-    deals = Deals(app)
-    admin = await deals.user("admin")
-    client = await deals.create_client(admin.headers)
     pipeline = await deals.pipeline(admin.headers)
     first = pipeline["stages"][0]
-    assert first["kind"] == "open"
-    stages = [{**s, "kind": "won"} if s["id"] == first["id"] else s for s in pipeline["stages"]]
-    retyped = await deals.client.patch(
-        f"{API}/pipelines/{pipeline['id']}", json={"stages": stages},
-        headers={**admin.headers, "If-Match": f'"v{pipeline["version"]}"'},
-    )  # fmt: skip
+    retyped = await deals.retype_start(admin.headers, pipeline)
     assert retyped.status_code == 200, retyped.text
 
     real = pipelines_repo.pipeline_with_first_open_stage

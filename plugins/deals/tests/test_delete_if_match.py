@@ -3,14 +3,11 @@ another version is 412 and nothing is deleted."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from crm2_deals.models import Client, Pipeline
 from crm2_deals.service import clients as clients_service
 from crm2_deals.service import pipelines as service
-from deals_kit import API, Deals
-from sqlalchemy import update
+from deals_kit import API, Deals, edited_after_read
 
 STAGES = [
     {"name": "Call", "probability": 20},
@@ -56,16 +53,7 @@ async def test_an_edit_committed_after_the_read_makes_a_conditional_delete_412(
 ) -> None:
     admin = await deals.user("admin")
     url = await _made(deals, admin.headers)
-    read = service.get_pipeline
-
-    async def read_then_edited(session: Any, pipeline_id: Any) -> Pipeline:
-        found = await read(session, pipeline_id)
-        # another request's edit lands between the DELETE's read and its write
-        bump = update(Pipeline).where(Pipeline.id == pipeline_id).values(version=2)
-        await session.execute(bump.execution_options(synchronize_session=False))
-        return found
-
-    monkeypatch.setattr(service, "get_pipeline", read_then_edited)
+    edited_after_read(monkeypatch, service, "get_pipeline", Pipeline)
     raced = await deals.client.delete(url, headers={**admin.headers, "If-Match": '"v1"'})
     assert raced.status_code == 412, raced.text
     monkeypatch.undo()
@@ -79,15 +67,7 @@ async def test_a_client_edited_after_the_delete_read_it_is_412_and_stays(
     checked against the row it read."""
     admin = await deals.user("admin")
     client = await deals.create_client(admin.headers)
-    read = clients_service.CLIENTS.for_update
-
-    async def read_then_edited(session: Any, principal: Any, id: Any, if_match: Any) -> Client:
-        found = await read(session, principal, id, if_match)
-        bump = update(Client).where(Client.id == id).values(version=2)
-        await session.execute(bump.execution_options(synchronize_session=False))
-        return found
-
-    monkeypatch.setattr(clients_service.CLIENTS, "for_update", read_then_edited)
+    edited_after_read(monkeypatch, clients_service.CLIENTS, "for_update", Client)
     url = f"{API}/clients/{client['id']}"
     raced = await deals.client.delete(url, headers={**admin.headers, "If-Match": '"v1"'})
     assert raced.status_code == 412, raced.text

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from crm2_deals.models import Deal, Stage
-from deals_kit import API, Deals, seed_defaults
+from deals_kit import API, deals_with
 from factories import first_stage, get_row
 from sqlalchemy import text
 
@@ -56,29 +56,17 @@ async def test_a_retype_racing_a_create_leaves_status_and_stage_agreeing(
     crm2_app_factory: Any,
 ) -> None:
     pauser = PausesCreates()
-    app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "pausescreates"], extra_plugins=(pauser,)
-    )
-    await seed_defaults(app)
-    deals = Deals(app)
-    admin = await deals.user("admin")
-    client = await deals.create_client(admin.headers)
+    deals, admin, client = await deals_with(crm2_app_factory, pauser)
+    app = deals.app
     pipeline = await deals.pipeline(admin.headers)
     first = pipeline["stages"][0]
-    assert first["kind"] == "open"
-    stages = [{**s, "kind": "won"} if s["id"] == first["id"] else s for s in pipeline["stages"]]
 
     body = {"title": "Racing", "client_id": client["id"], "value": "1.00", "currency": "EUR"}
     create = asyncio.create_task(
         deals.client.post(f"{API}/deals", json=body, headers=admin.headers)
     )
     await asyncio.wait_for(pauser.reached.wait(), 10.0)
-    retype = asyncio.create_task(
-        deals.client.patch(
-            f"{API}/pipelines/{pipeline['id']}", json={"stages": stages},
-            headers={**admin.headers, "If-Match": f'"v{pipeline["version"]}"'},
-        )
-    )  # fmt: skip
+    retype = asyncio.create_task(deals.retype_start(admin.headers, pipeline))
     # the retype runs while the create is held: to its end, or until it waits for it
     await asyncio.wait({retype}, timeout=1.0)
     pauser.go_on.set()
@@ -97,13 +85,10 @@ async def test_a_retype_in_flight_during_a_guessed_create_leaves_them_agreeing(
     """PostgreSQL: the application's guess (the stage it read last) is checked by the
     create's one statement; a retype that has locked and changed the stage but not yet
     committed must not let that check pass on what it saw before."""
-    app: Crm2TestApp = await crm2_app_factory(plugins=["deals"])
+    deals, admin, client = await deals_with(crm2_app_factory)
+    app = deals.app
     if app.context.engine.dialect.name != "postgresql":
         return  # SQLite's writers take turns: the start is read under the write lock
-    await seed_defaults(app)
-    deals = Deals(app)
-    admin = await deals.user("admin")
-    client = await deals.create_client(admin.headers)
     warm = await deals.create_deal(admin.headers, client["id"])  # the guess: the first stage
     gone = await deals.client.delete(
         f"{API}/deals/{warm['id']}", headers={**admin.headers, "If-Match": f'"v{warm["version"]}"'}
