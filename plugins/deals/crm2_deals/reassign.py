@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from crm2_core.api import AppContext, OwnerNotPermitted, publish, user_grants, utcnow
+from crm2_core.api import AppContext, OwnerNotPermitted, User, publish, user_grants, utcnow
 from crm2_deals.events import ClientUpdated, DealUpdated, PolicyUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
 from crm2_deals.repository import clients as clients_repo
@@ -49,6 +50,13 @@ async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.
             )
 
 
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Lock the user's row (PostgreSQL ``FOR UPDATE``) to the commit: a record being
+    given to them waits for the commit, or the lock for the record's."""
+    stmt = select(col(User.id)).where(col(User.id) == user_id).with_for_update()
+    await session.execute(stmt)
+
+
 async def reassign_owner(
     session: AsyncSession,
     from_user: uuid.UUID,
@@ -61,6 +69,11 @@ async def reassign_owner(
     # written on one of the clients commits first and is then moved, or waits and
     # then finds the new owner
     await clients_repo.lock_owned_by(session, from_user)
+    # one being written as ``from_user``'s on a client of another owner's locked none
+    # of these; it holds the user's row (``FOR KEY SHARE``, its owner key's check) to
+    # its commit: locking the row waits for it. After the clients, as every writer
+    # locks its client before it writes the key: no deadlock.
+    await lock_user(session, from_user)
     await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
     now = utcnow()

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 from crm2_deals.models import Activity, Client, Deal, Policy
-from crm2_deals.schemas.deals import DealCreate
-from crm2_deals.service.deals import create_deal
+from crm2_deals.schemas.deals import DealCreate, DealUpdate
+from crm2_deals.service.deals import create_deal, update_deal
 from deals_kit import API, Deals, User
 from factories import get_row, make_client, make_deal
 from sqlalchemy import select, text
@@ -150,6 +150,60 @@ async def test_a_hand_over_during_a_create_takes_the_new_deal_along(deals: Deals
     assert waited, "the hand-over did not wait for the create"
     assert (await get_row(deals.app, Deal, deal.id)).owner_id == heir.id
     await _only_the_heirs(deals, client.id, heir.id)
+
+
+MANAGER = frozenset({"deals:read", "deals:write", "deals:all_records"})
+
+
+async def _create_on(session: Any, deals: Deals, leaving: User, client: Client) -> Deal:
+    """``leaving`` creates their own deal on a client of someone else's."""
+    principal = Principal(id=leaving.id, kind="user", roles=frozenset({"manager"}),
+                          permissions=MANAGER)  # fmt: skip
+    data = DealCreate(title="In flight", client_id=client.id)
+    return await create_deal(session, principal, data, context=deals.app.context)
+
+
+async def _give_to(session: Any, deals: Deals, leaving: User, client: Client) -> Deal:
+    """Another manager gives ``leaving`` a deal on a client of someone else's."""
+    deal = await make_deal(deals.app, client)
+    principal = Principal(id=uuid.uuid4(), kind="user", roles=frozenset({"manager"}),
+                          permissions=MANAGER)  # fmt: skip
+    data = DealUpdate(owner_id=leaving.id)
+    return await update_deal(
+        session, principal, deal.id, f'"v{deal.version}"', data, context=deals.app.context
+    )
+
+
+@pytest.mark.parametrize("write", [_create_on, _give_to], ids=["created", "given"])
+async def test_a_user_reassign_takes_along_a_deal_written_on_another_owners_client(
+    deals: Deals, write: Callable[[Any, Deals, User, Client], Awaitable[Deal]]
+) -> None:
+    """The leaving user (a manager: ``deals:all_records``) is being given a deal on a
+    client they do not own, not committed: the reassign, which locks only the leaving
+    user's own clients, waits for it all the same (the user's row: the deal's owner
+    key takes it), then moves it with the others; no deadlock with the client's lock."""
+    _postgresql_only(deals)
+    admin = await deals.user("admin")
+    leaving, heir = await deals.user("manager"), await deals.user("manager")
+    third = await deals.user("agent")
+    own = await make_client(deals.app, leaving.id)  # the reassign locks this one
+    client = await make_client(deals.app, third.id)
+    await deals.create_deal(third.headers, str(client.id))  # the start is known
+    context = deals.app.context
+    async with context.session_factory() as session:
+        deal = await write(session, deals, leaving, client)
+        await session.flush()
+        url, body = f"{USERS}/{leaving.id}/reassign", {"to": str(heir.id)}
+        task = asyncio.create_task(deals.client.post(url, json=body, headers=admin.headers))
+        waited = await _waits_for_a_lock(deals, task)
+        await session.commit()
+    answer = await asyncio.wait_for(task, BOUND)
+    assert answer.status_code == 200, answer.text
+    assert waited, "the reassign did not wait for the deal being written"
+    assert (await get_row(deals.app, Deal, deal.id)).owner_id == heir.id
+    assert (await get_row(deals.app, Client, own.id)).owner_id == heir.id
+    gone = await deals.client.delete(f"{USERS}/{leaving.id}", headers=admin.headers)
+    assert gone.status_code == 204, gone.text
 
 
 async def test_creates_and_hand_overs_racing_both_ways_all_finish_agreeing(
