@@ -69,6 +69,10 @@ class PipelineGone(Conflict):
     slug, title = "deals-pipeline-gone", "The deal's pipeline was deleted meanwhile"
 
 
+class ClientGone(Conflict):
+    slug, title = "deals-client-gone", "The deal's client was deleted meanwhile"
+
+
 class StartMoved(Conflict):
     """A new deal's first stage changed kind (or went) while it was created, again and again."""
 

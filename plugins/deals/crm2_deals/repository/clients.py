@@ -222,6 +222,12 @@ async def set_emails(session: AsyncSession, client_id: uuid.UUID, emails: Sequen
         )
 
 
+async def client_exists(session: AsyncSession, client_id: uuid.UUID) -> bool:
+    """Is the client still there (a failed insert asking why)?"""
+    stmt = select(exists().where(col(Client.id) == client_id))
+    return bool((await session.execute(stmt)).scalar())
+
+
 async def client_in_use(session: AsyncSession, client_id: uuid.UUID) -> bool:
     deals = exists().where(col(Deal.client_id) == client_id)
     policies = exists().where(col(Policy.client_id) == client_id)

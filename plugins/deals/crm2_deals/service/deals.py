@@ -35,6 +35,7 @@ from crm2_core.api import (
 )
 from crm2_deals import csv_io, extensions
 from crm2_deals.errors import (
+    ClientGone,
     ClientIsArchived,
     InUse,
     LostReasonRequired,
@@ -226,7 +227,7 @@ async def create_deal(
     # the deal, its first stage move and its event: one statement (one round trip)
     rows = [row, *_written_with(session, principal, deal, now)]
     if start is None:  # a stage given: read and locked by ``_stage_for`` already
-        await _insert(session, rows, stage)
+        await _insert(session, rows, stage, data.client_id)
     elif not await _insert_at_start(
         session, data, start, rows, visibility, whole_transaction, client_owner is not None
     ):
@@ -288,35 +289,56 @@ async def _insert_at_start(
         await _client_owner(session, visibility, data.client_id)
     if not await pipelines_repo.start_still_open(session, stage):
         return False
-    await _insert(session, rows, stage)
+    await _insert(session, rows, stage, data.client_id)
     return True
 
 
-async def _insert(session: AsyncSession, rows: list[NewRow], stage: Stage | StageRef) -> None:
-    """``insert_together`` after the stage was read (and locked); its pipeline deleted
-    since (by a statement this transaction could not wait for, or by the transaction
-    itself: a validation hook) is a 409 naming the pipeline, not the foreign key's
-    generic "a concurrent change" one. The locked read began the transaction, so the
-    rows are sent here, not held to the commit (``insert_together``)."""
+async def _insert(
+    session: AsyncSession, rows: list[NewRow], stage: Stage | StageRef, client_id: uuid.UUID
+) -> None:
+    """``insert_together`` after the stage was read (and locked); its pipeline or the
+    client deleted since (by a statement this transaction could not wait for, or by
+    the transaction itself: a validation hook) is a 409 naming the pipeline or the
+    client, not the foreign key's generic "a concurrent change" one. The locked read
+    began the transaction, so the rows are sent here, not held to the commit
+    (``insert_together``)."""
     try:
         await insert_together(session, rows)
     except IntegrityError as exc:
-        if not await _start_gone(session, exc, stage):
-            raise
-        raise PipelineGone(
-            f"pipeline {stage.pipeline_id} (or its stage {stage.name!r}) was deleted while "
-            "the deal was created; nothing was written: choose another pipeline"
-        ) from exc
+        if await _start_gone(session, exc, stage):
+            raise PipelineGone(
+                f"pipeline {stage.pipeline_id} (or its stage {stage.name!r}) was deleted "
+                "while the deal was created; nothing was written: choose another pipeline"
+            ) from exc
+        if await _client_gone(session, exc, client_id):
+            raise ClientGone(
+                f"client {client_id} was deleted while the deal was created; nothing was "
+                "written: choose another client",
+                client={"id": str(client_id)},
+            ) from exc
+        raise
+
+
+def _names(exc: IntegrityError, *constraints: str) -> bool:
+    """On PostgreSQL the transaction is aborted, nothing can be read: the failed
+    constraint's name tells."""
+    return any(f'{name}"' in str(exc.orig) for name in constraints)
 
 
 async def _start_gone(session: AsyncSession, exc: IntegrityError, stage: Stage | StageRef) -> bool:
-    message = str(exc.orig)
     if session.get_bind().dialect.name == "postgresql":
-        # the transaction is aborted, nothing can be read: the constraint's name tells
-        return '_deals_pipeline"' in message or '_deals_stage"' in message
+        return _names(exc, "_deals_pipeline", "_deals_stage")
     # SQLite names no constraint; a failed statement undoes only itself, so ask
-    return "FOREIGN KEY" in message and not await pipelines_repo.stage_and_pipeline_exist(
+    return "FOREIGN KEY" in str(exc.orig) and not await pipelines_repo.stage_and_pipeline_exist(
         session, stage.id
+    )
+
+
+async def _client_gone(session: AsyncSession, exc: IntegrityError, client_id: uuid.UUID) -> bool:
+    if session.get_bind().dialect.name == "postgresql":
+        return _names(exc, "fk_deals_deal_client_id_deals_client")
+    return "FOREIGN KEY" in str(exc.orig) and not await clients_repo.client_exists(
+        session, client_id
     )
 
 
