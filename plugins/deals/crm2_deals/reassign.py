@@ -21,11 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import AppContext, OwnerNotPermitted, User, publish, user_grants, utcnow
+from crm2_deals.errors import OwnerCannotSeeClient
 from crm2_deals.events import ClientUpdated, DealUpdated, PolicyUpdated
 from crm2_deals.models import Activity, Client, Deal, Policy
 from crm2_deals.repository import clients as clients_repo
 from crm2_deals.service.deals import vet_owner_handover
+from crm2_deals.service.handover import still_sees_client
 from crm2_deals.service.owners import WRITE
+from crm2_deals.visibility import ALL_RECORDS
 from crm2_hookspecs import Principal
 
 UPDATED_EVENTS: dict[type[Any], type[Any]] = {
@@ -47,6 +50,34 @@ async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.
         if (await session.execute(owned)).first() is not None:
             raise OwnerNotPermitted(
                 f"user {to_user} cannot own deals records: they may not {WRITE}"
+            )
+
+
+async def check_heir_sees_clients(
+    session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID
+) -> None:
+    """422 when ``from_user`` (one holding ``deals:all_records``) has a deal or policy on
+    a client of a third owner's and ``to_user`` could not see it: a deal's or policy's
+    owner must see its client (``service.owners``), or their card's client answers
+    them 404. Nothing is moved then; hand over to a user who holds it."""
+    for model in (Deal, Policy):
+        table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
+        stmt = (
+            select(table.c.id, col(Client.id), col(Client.name))
+            .join(Client, col(Client.id) == table.c.client_id)
+            .where(
+                table.c.owner_id == from_user,
+                col(Client.owner_id).not_in((from_user, to_user)),
+            )
+            .limit(1)
+        )
+        found = (await session.execute(stmt)).first()
+        if found is not None and not await still_sees_client(session, to_user):
+            kind = "deal" if model is Deal else "policy"
+            raise OwnerCannotSeeClient(
+                f"user {to_user} cannot see client {found[2]!r} ({found[1]}), another "
+                f"owner's, where {from_user}'s {kind} {found[0]} is, and they do not hold "
+                f"{ALL_RECORDS}: hand the records to a user who does"
             )
 
 
@@ -74,6 +105,7 @@ async def reassign_owner(
     # its commit: locking the row waits for it. After the clients, as every writer
     # locks its client before it writes the key: no deadlock.
     await lock_user(session, from_user)
+    await check_heir_sees_clients(session, from_user, to_user)
     await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
     now = utcnow()

@@ -86,3 +86,31 @@ async def test_reassign_needs_holding_what_the_owner_holds(deals: Deals) -> None
         f"{USERS}/{leaving.id}/reassign", json={"to": str(hr.id)}, headers=hr.headers
     )
     assert response.status_code == 403, response.text
+
+
+async def test_reassign_refuses_an_heir_who_could_not_see_a_client_of_a_third_owner(
+    deals: Deals,
+) -> None:
+    """A manager (``deals:all_records``) owns a deal and a policy on an agent's client:
+    handed to another agent, they would be that agent's cards whose client answers them
+    404 (a deal's owner must see its client). 422 naming the client, nothing moved; an
+    heir who sees every client takes them."""
+    admin = await deals.user("admin")
+    leaving, agent, manager = (
+        await deals.user("manager"), await deals.user("agent"), await deals.user("manager")
+    )  # fmt: skip
+    third = await deals.user("agent")
+    client = await make_client(deals.app, third.id, name="Third's client")
+    deal = await make_deal(deals.app, client, owner_id=leaving.id)
+    url = f"{USERS}/{leaving.id}/reassign"
+    refused = await deals.client.post(url, json={"to": str(agent.id)}, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:crm2:problem:deals-owner-cannot-see-client", problem
+    assert "Third's client" in problem["detail"] and str(client.id) in problem["detail"]
+    assert (await get_row(deals.app, Deal, deal.id)).owner_id == leaving.id
+    # an heir who sees every client takes them
+    await make_policy(deals.app, client, owner_id=leaving.id)
+    taken = await deals.client.post(url, json={"to": str(manager.id)}, headers=admin.headers)
+    assert taken.status_code == 200, taken.text
+    assert (await get_row(deals.app, Deal, deal.id)).owner_id == manager.id
