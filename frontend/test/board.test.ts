@@ -1,7 +1,8 @@
 import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
-import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, moveOnBoard, optimisticMove, stageChangeOf, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
+import { messages } from "@/lib/i18n";
+import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, moveOnBoard, optimisticMove, shownCount, stageChangeOf, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -223,5 +224,13 @@ describe("a live stage change carrying the deal's version", () => {
     // our own move already brought version 3 in s3; the event of the earlier move arrives late
     const after = applyStageChange([card("s3", 3)], "d1", "s2", 2);
     expect(after[0]).toMatchObject({ stage_id: "s3", version: 3 });
+  });
+
+  it("marks a cut-off board's column counts as partial, and its notice says the figures cover the cards shown", () => {
+    expect(shownCount(200, false)).toBe("200");
+    expect(shownCount(200, true)).toBe("200+");
+    expect(shownCount(1200, true, (n) => n.toLocaleString("en-US"))).toBe("1,200+");
+    expect(messages.en["board.truncated"]).toMatch(/counts and totals cover only the deals shown/);
+    expect(messages.ru["board.truncated"]).toMatch(/учитывают только показанные/);
   });
 });

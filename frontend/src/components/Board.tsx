@@ -5,7 +5,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
 import { Pending } from "@/components/Pending";
-import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, type BoardData } from "@/lib/board";
+import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, shownCount, type BoardData } from "@/lib/board";
 import { formatCount, formatMoney } from "@/lib/i18n";
 import { loadPages } from "@/lib/pages";
 import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
@@ -239,7 +239,9 @@ export function Board() {
           >
             <header className="column-head">
               <h2>{column.stage.name}</h2>
-              <span className="count">{column.deals.length}</span>
+              <span className="count">
+                {shownCount(column.deals.length, board.data?.more ?? false, (n) => formatCount(locale, n))}
+              </span>
               <div className="totals">
                 {Object.entries(column.totals).map(([currency, total]) => (
                   <span key={currency}>{formatMoney(locale, total, currency)}</span>

@@ -131,6 +131,15 @@ export async function loadBoard<D extends BoardDeal>(
   return { deals, more: true };
 }
 
+/**
+ * A column's count as the board shows it: with more deals on the server than the board loaded
+ * (`more`), "N+", since it counts the loaded cards only (the notice says so, and that the totals
+ * are those of the loaded cards too); a full board shows the plain count.
+ */
+export function shownCount(count: number, more: boolean, format: (n: number) => string = String): string {
+  return more ? `${format(count)}+` : format(count);
+}
+
 /** The cached board after a deal moved (a live event, an optimistic move, or its undo). */
 export function moveOnBoard<D extends BoardDeal>(
   board: BoardData<D> | undefined,
