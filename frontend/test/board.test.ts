@@ -2,7 +2,7 @@ import { MutationObserver, QueryClient, QueryObserver } from "@tanstack/react-qu
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
 import { messages } from "@/lib/i18n";
-import { addDecimal, applyStageChange, buildColumns, loadBoard, moveDeal, moveOnBoard, optimisticMove, shownCount, stageChangeOf, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
+import { addDecimal, applyStageChange, buildColumns, columnFigures, loadBoard, moveDeal, moveOnBoard, optimisticMove, stageChangeOf, type BoardData, type BoardDeal, type MoveVars } from "@/lib/board";
 
 const deal = (id: string, stage: string, value: string, currency = "EUR"): BoardDeal => ({
   id,
@@ -226,11 +226,41 @@ describe("a live stage change carrying the deal's version", () => {
     expect(after[0]).toMatchObject({ stage_id: "s3", version: 3 });
   });
 
-  it("marks a cut-off board's column counts as partial, and its notice says the figures cover the cards shown", () => {
-    expect(shownCount(200, false)).toBe("200");
-    expect(shownCount(200, true)).toBe("200+");
-    expect(shownCount(1200, true, (n) => n.toLocaleString("en-US"))).toBe("1,200+");
-    expect(messages.en["board.truncated"]).toMatch(/counts and totals cover only the deals shown/);
-    expect(messages.ru["board.truncated"]).toMatch(/учитывают только показанные/);
+  it("gives a cut-off board's columns the summary's true figures, or marks them partial where it cannot", () => {
+    const stages = [
+      { id: "s1", name: "Lead", position: 1, kind: "open" },
+      { id: "s2", name: "Won", position: 2, kind: "won" },
+    ];
+    const [lead, won] = buildColumns(stages, [deal("a", "s1", "10.00"), deal("b", "s2", "5.00")]);
+    const summary = [
+      { stage_id: "s1", count: 2400, totals: [{ currency: "EUR", value: "99000.00" }] },
+      { stage_id: "s2", count: 7, totals: [{ currency: "EUR", value: "70.00" }] },
+    ];
+    const none = { q: "", status: "" };
+    // every deal loaded: the cards' own figures
+    expect(columnFigures(lead!, false, none, summary)).toEqual({ count: "1", totals: { EUR: "10.00" }, partial: false });
+    // cut off: the server's figures, not the loaded cards'
+    expect(columnFigures(lead!, true, none, summary, (n) => n.toLocaleString("en-US"))).toEqual({
+      count: "2,400",
+      totals: { EUR: "99000.00" },
+      partial: false,
+    });
+    // the summary knows no title search, nor is it there yet: the loaded figures, marked partial
+    expect(columnFigures(lead!, true, { q: "acme", status: "" }, summary)).toEqual({
+      count: "1+",
+      totals: { EUR: "10.00" },
+      partial: true,
+    });
+    expect(columnFigures(lead!, true, none, undefined).partial).toBe(true);
+    // a status filter: a stage of that kind takes the summary, another holds none of the filtered deals
+    expect(columnFigures(won!, true, { q: "", status: "won" }, summary).count).toBe("7");
+    expect(columnFigures(lead!, true, { q: "", status: "won" }, summary)).toEqual({
+      count: "1",
+      totals: { EUR: "10.00" },
+      partial: false,
+    });
+    expect(messages.en["board.truncatedPartial"]).toMatch(/marked \+ cover only the deals shown/);
+    expect(messages.en["board.truncated"]).toMatch(/this pipeline holds more \(the column counts and totals include them\)/);
+    expect(messages.ru["board.truncatedPartial"]).toMatch(/учитывают только показанные/);
   });
 });

@@ -5,7 +5,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type DragEvent, type FormEvent } from "react";
 import { api, ok, ProblemError } from "@/api/client";
 import { Pending } from "@/components/Pending";
-import { BOARD_PAGE_SIZE, buildColumns, loadBoard, moveDeal, optimisticMove, shownCount, type BoardData } from "@/lib/board";
+import { BOARD_PAGE_SIZE, buildColumns, columnFigures, loadBoard, moveDeal, optimisticMove, type BoardData } from "@/lib/board";
 import { formatCount, formatMoney } from "@/lib/i18n";
 import { loadPages } from "@/lib/pages";
 import { useCan, type DealPublic, type PipelinePublic } from "@/lib/queries";
@@ -74,6 +74,19 @@ export function Board() {
     enabled: pipeline !== undefined,
   });
   const deals = board.data?.deals;
+  const more = board.data?.more ?? false;
+  // a board cut off at its cap counts only its cards: the summary (one aggregate query) has the
+  // true figures per stage; it knows no title search (lib/board.ts, columnFigures)
+  const summary = useQuery({
+    queryKey: ["deals", "board-summary", pipeline?.id ?? ""],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/v1/deals/pipelines/{pipeline_id}/summary", {
+          params: { path: { pipeline_id: pipeline!.id } },
+        }),
+      ),
+    enabled: pipeline !== undefined && more && !filters.q,
+  });
 
   const optimistic = optimisticMove(queryClient, boardKey);
   const move = useMutation({
@@ -113,7 +126,11 @@ export function Board() {
   });
 
   const stages = pipeline?.stages ?? [];
-  const columns = buildColumns(stages, deals ?? []);
+  const columns = buildColumns(stages, deals ?? []).map((column) => ({
+    ...column,
+    figures: columnFigures(column, more, filters, summary.data?.stages, (n) => formatCount(locale, n)),
+  }));
+  const partial = columns.some((column) => column.figures.partial);
 
   function requestMove(deal: DealPublic, stageId: string) {
     if (stageId === deal.stage_id) return;
@@ -192,7 +209,9 @@ export function Board() {
       </form>
       {board.data?.more && (
         <p className="notice" role="status" data-testid="board-truncated">
-          {t("board.truncated", { count: formatCount(locale, board.data.deals.length) })}
+          {t(partial ? "board.truncatedPartial" : "board.truncated", {
+            count: formatCount(locale, board.data.deals.length),
+          })}
         </p>
       )}
       {board.isError && (
@@ -239,11 +258,9 @@ export function Board() {
           >
             <header className="column-head">
               <h2>{column.stage.name}</h2>
-              <span className="count">
-                {shownCount(column.deals.length, board.data?.more ?? false, (n) => formatCount(locale, n))}
-              </span>
+              <span className="count">{column.figures.count}</span>
               <div className="totals">
-                {Object.entries(column.totals).map(([currency, total]) => (
+                {Object.entries(column.figures.totals).map(([currency, total]) => (
                   <span key={currency}>{formatMoney(locale, total, currency)}</span>
                 ))}
               </div>

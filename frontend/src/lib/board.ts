@@ -18,6 +18,8 @@ export interface StageLike {
   id: string;
   name: string;
   position: number;
+  /** open, won or lost: a deal's status is its stage's kind */
+  kind?: string;
 }
 
 export interface Column<D extends BoardDeal> {
@@ -131,13 +133,43 @@ export async function loadBoard<D extends BoardDeal>(
   return { deals, more: true };
 }
 
+/** A stage's figures from GET …/pipelines/{id}/summary: every deal the user sees, not only the loaded cards. */
+export interface StageFigures {
+  stage_id: string;
+  count: number;
+  totals: { currency: string; value: string }[];
+}
+
+/** What a column's header shows; `partial`: the figures cover only the loaded cards ("N+"). */
+export interface ColumnFigures {
+  count: string;
+  totals: Record<string, string>;
+  partial: boolean;
+}
+
 /**
- * A column's count as the board shows it: with more deals on the server than the board loaded
- * (`more`), "N+", since it counts the loaded cards only (the notice says so, and that the totals
- * are those of the loaded cards too); a full board shows the plain count.
+ * A column's count and totals. A board holding every deal (`more` false) counts and sums its
+ * cards. One cut off at its cap holds only the most recent cards: the server's summary (one
+ * aggregate query) then gives the true figures where it applies — without a title search (the
+ * summary knows no `q`), and with a status filter only in stages of that kind (a deal's status
+ * is its stage's kind: the other columns are empty, their loaded figures exact). Anywhere else,
+ * and while the summary is not there, the loaded cards' figures, marked partial ("N+").
  */
-export function shownCount(count: number, more: boolean, format: (n: number) => string = String): string {
-  return more ? `${format(count)}+` : format(count);
+export function columnFigures<D extends BoardDeal>(
+  column: Column<D>,
+  more: boolean,
+  filters: { q: string; status: string },
+  summary: StageFigures[] | undefined,
+  format: (n: number) => string = String,
+): ColumnFigures {
+  const loaded = { count: format(column.deals.length), totals: column.totals, partial: false };
+  if (!more) return loaded;
+  if (filters.status && column.stage.kind !== undefined && column.stage.kind !== filters.status) return loaded;
+  const figures = filters.q ? undefined : summary?.find((s) => s.stage_id === column.stage.id);
+  if (!figures) return { ...loaded, count: `${loaded.count}+`, partial: true };
+  const totals: Record<string, string> = {};
+  for (const total of figures.totals) totals[total.currency] = total.value;
+  return { count: format(figures.count), totals, partial: false };
 }
 
 /** The cached board after a deal moved (a live event, an optimistic move, or its undo). */

@@ -31,7 +31,9 @@ const en = {
   "board.search": "Title contains",
   "board.anyStatus": "Any",
   "board.truncated":
-    "Showing the {count} most recently updated deals: this pipeline holds more, and the column counts and totals cover only the deals shown. Narrow the board with the filters to see the others.",
+    "Showing the {count} most recently updated deals: this pipeline holds more (the column counts and totals include them). Narrow the board with the filters to see the others.",
+  "board.truncatedPartial":
+    "Showing the {count} most recently updated deals: this pipeline holds more, and the column counts and totals marked + cover only the deals shown. Narrow the board with the filters to see the others.",
   "deal.client": "Client",
   "deal.value": "Value",
   "deal.stage": "Stage",
@@ -173,7 +175,9 @@ const ru: Record<MessageKey, string> = {
   "board.search": "Название содержит",
   "board.anyStatus": "Любой",
   "board.truncated":
-    "Показаны {count} сделок, изменённых последними: в воронке их больше, и числа и суммы в колонках учитывают только показанные. Сузьте доску фильтрами, чтобы увидеть остальные.",
+    "Показаны {count} сделок, изменённых последними: в воронке их больше (числа и суммы в колонках учитывают все). Сузьте доску фильтрами, чтобы увидеть остальные.",
+  "board.truncatedPartial":
+    "Показаны {count} сделок, изменённых последними: в воронке их больше, и числа и суммы в колонках, отмеченных +, учитывают только показанные. Сузьте доску фильтрами, чтобы увидеть остальные.",
   "deal.client": "Клиент",
   "deal.value": "Сумма",
   "deal.stage": "Этап",
