@@ -135,6 +135,7 @@ from crm2_core.kit.visibility import (
 )
 from crm2_core.kit.visible import HIDDEN_BMP, refuse_hidden
 from crm2_core.money import Amount, Currency, check_currency, exponent, from_minor, to_minor
+from crm2_core.redis_guard import RedisGuard, RedisUnavailable
 from crm2_core.schemas import (
     AwareIsoDateTime,
     Clearable,
@@ -212,6 +213,8 @@ __all__ = [
     "PreconditionRequired",
     "RecordRules",
     "Records",
+    "RedisGuard",
+    "RedisUnavailable",
     "Repository",
     "RequestModel",
     "ResponseModel",

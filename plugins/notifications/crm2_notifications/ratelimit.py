@@ -11,16 +11,17 @@ down by Redis's own clock, so workers on machines whose clocks disagree still ag
 on when it ends (a date written by one machine and compared by another would end it
 early or late by their difference). In process, the deliveries' clock (``clock.now``).
 
-When Redis does not answer (down, or slower than ``LIMITER_TIMEOUT``) every call raises
-``RateLimiterUnavailable``: nothing the limiter holds is sent without it (sending past a
-bot's pause is what Telegram punishes with longer bans). Its ``seconds`` grow with the
-outage (``OUTAGE_RETRY_BASE`` doubling up to ``OUTAGE_RETRY_MAX``), and the outage is
-logged once when it starts and once when Redis answers again, not once per call.
+Every call goes through the core's ``RedisGuard``: when Redis does not answer (down, or
+slower than the guard's timeout) it raises ``RateLimiterUnavailable``, and nothing the
+limiter holds is sent without it (sending past a bot's pause is what Telegram punishes
+with longer bans). Its ``seconds`` grow with the outage (the guard's back-off, up to
+``OUTAGE_RETRY_MAX`` here: a longer ceiling than the core's, as a held delivery loses
+nothing by waiting), and the outage is logged once when it starts and once when Redis
+answers again, not once per call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -29,16 +30,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from redis.exceptions import RedisError
-
+from crm2_core.api import RedisGuard, RedisUnavailable
 from crm2_notifications.errors import RateLimiterUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LIMITER_TIMEOUT = 2.0  # seconds for one call: a hung Redis must not hang the jobs or a request
-OUTAGE_RETRY_BASE = 5.0  # seconds until the first retry after Redis failed, doubling
-OUTAGE_RETRY_MAX = 300.0
+OUTAGE_RETRY_MAX = 300.0  # seconds: the back-off's ceiling while Redis stays down
 
 # KEYS[1] the bucket; ARGV rate (tokens/s), burst. The server's clock, so every process
 # agrees; one script run is atomic, so concurrent takers never share a token.
@@ -160,49 +158,33 @@ class RedisBuckets:
         self._script = redis.register_script(TAKE_LUA)
         self._refund = redis.register_script(REFUND_LUA)
         self._pause = redis.register_script(PAUSE_LUA)
-        self.failures = 0  # calls in a row Redis did not answer: the outage's length
+        self.guard = RedisGuard(
+            "notifications rate limiter (nothing it limits is sent meanwhile)",
+            retry_max=OUTAGE_RETRY_MAX,
+            logger=log,
+        )
 
-    def retry_after(self) -> float:
-        """Seconds to wait before trying again, growing while the outage lasts."""
-        return float(min(OUTAGE_RETRY_MAX, OUTAGE_RETRY_BASE * 2.0 ** max(0, self.failures - 1)))
-
-    async def _call(self, call: Awaitable[T]) -> T:
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
-            async with asyncio.timeout(LIMITER_TIMEOUT):
-                answer = await call
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.failures += 1
-            if self.failures == 1:
-                log.warning(
-                    "notifications: the rate limiter (Redis) is not answering (%s: %s); "
-                    "nothing it limits is sent until it is back",
-                    type(exc).__name__,
-                    exc,
-                )
-            raise RateLimiterUnavailable(self.retry_after()) from exc
-        if self.failures:
-            log.warning(
-                "notifications: the rate limiter (Redis) answers again after %d failed calls",
-                self.failures,
-            )
-            self.failures = 0
-        return answer
+            return await self.guard.call(call)
+        except RedisUnavailable as exc:
+            raise RateLimiterUnavailable(exc.retry_after) from exc
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         answer: Any = await self._call(
-            self._script(keys=[f"{self.prefix}{key}"], args=[rate, burst])
+            lambda: self._script(keys=[f"{self.prefix}{key}"], args=[rate, burst])
         )
         return float(answer.decode() if isinstance(answer, bytes) else answer)
 
     async def refund(self, key: str, burst: int) -> None:
-        await self._call(self._refund(keys=[f"{self.prefix}{key}"], args=[burst]))
+        await self._call(lambda: self._refund(keys=[f"{self.prefix}{key}"], args=[burst]))
 
     async def pause(self, key: str, seconds: float) -> None:
         lifetime = max(1, math.ceil(seconds * 1000))
-        await self._call(self._pause(keys=[f"{self.prefix}{key}"], args=[lifetime]))
+        await self._call(lambda: self._pause(keys=[f"{self.prefix}{key}"], args=[lifetime]))
 
     async def pause_left(self, key: str) -> float:
-        left = int(await self._call(self.redis.pttl(f"{self.prefix}{key}")))
+        left = int(await self._call(lambda: self.redis.pttl(f"{self.prefix}{key}")))
         return left / 1000.0 if left > 0 else 0.0
 
 
