@@ -40,6 +40,7 @@ from crm2_core.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
+    whole_seconds,
 )
 from crm2_core.events import SYSTEM, Actor, Envelope, EventData, publish, publish_many, publish_row
 from crm2_core.events.taps import hear_relayed_events
@@ -308,4 +309,5 @@ __all__ = [
     "validation_reason",
     "where_all",
     "while_allowed",
+    "whole_seconds",
 ]

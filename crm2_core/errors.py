@@ -6,6 +6,7 @@ call them too. A plugin subclasses them: ``class DealClosed(Conflict)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 PROBLEM_TYPE_BASE = "urn:crm2:problem:"
@@ -125,16 +126,41 @@ class PreconditionRequired(Crm2Error):
     status, slug, title = 428, "precondition-required", "If-Match header required"
 
 
+def whole_seconds(seconds: float) -> int:
+    """A wait as ``Retry-After`` gives it: whole seconds, rounded up, at least 1 (a 0
+    would ask the client to retry at once, into the same refusal)."""
+    return max(1, math.ceil(seconds))
+
+
 class TooManyRequests(Crm2Error):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int, **extensions: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, **extensions)
-        self.retry_after = retry_after
+    def __init__(self, detail: str | None = None, *, retry_after: float, **extensions: Any) -> None:
+        wait = whole_seconds(retry_after)
+        super().__init__(detail, headers={"Retry-After": str(wait)}, **extensions)
+        self.retry_after = wait
 
 
 class ServiceUnavailable(Crm2Error):
+    """A dependency is down. ``retry_after``, when known, is the seconds until a retry may
+    succeed: sent as the ``Retry-After`` header and the body's ``retry_after``, both in
+    whole seconds (``whole_seconds``)."""
+
     status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        self.retry_after = None if retry_after is None else whole_seconds(retry_after)
+        if self.retry_after is not None:
+            headers = {**(headers or {}), "Retry-After": str(self.retry_after)}
+            extensions["retry_after"] = self.retry_after
+        super().__init__(detail, headers=headers, **extensions)
 
 
 class ConfigurationError(Exception):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from crm2_core.errors import (
     Conflict,
     Forbidden,
@@ -11,6 +9,7 @@ from crm2_core.errors import (
     ServiceUnavailable,
     Unauthorized,
     Unprocessable,
+    whole_seconds,
 )
 
 
@@ -33,11 +32,10 @@ class LoginThrottleUnavailable(ServiceUnavailable):
     slug, title = "login-throttle-unavailable", "Sign-ins cannot be counted right now"
 
     def __init__(self, seconds: float) -> None:
-        wait = max(1, math.ceil(seconds))
+        wait = whole_seconds(seconds)
         super().__init__(
             f"the login throttle (Redis) is not answering, so sign-ins are refused for "
             f"now; try again in {wait} seconds",
-            headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
         self.seconds = seconds

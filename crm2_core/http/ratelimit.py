@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm2_core.context import AUTHENTICATOR
-from crm2_core.errors import Crm2Error, TooManyRequests
+from crm2_core.errors import Crm2Error, TooManyRequests, whole_seconds
 from crm2_core.http.middleware import send_problem
 from crm2_core.observability.metrics import record_rate_limited
 from crm2_core.redis_guard import RedisGuard, RedisUnavailable
@@ -184,7 +184,7 @@ class RateLimitMiddleware:
         ]
         if not decision.allowed:
             record_rate_limited(self.context)
-            retry_after = max(1, math.ceil(decision.retry_after_ms / 1000))
+            retry_after = whole_seconds(decision.retry_after_ms / 1000)
             await send_problem(
                 send,
                 429,

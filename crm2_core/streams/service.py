@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
@@ -40,9 +39,6 @@ class StreamsFull(ServiceUnavailable):
     """This process holds ``CRM2_SSE_MAX_CONNECTIONS`` streams: another may have room."""
 
     slug, title = "streams-full", "This server holds all the streams it can"
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 async def _uncancelled(coro: Coroutine[Any, Any, T]) -> T:
@@ -105,7 +101,7 @@ class Streams:
         settings = self.context.settings
         key = (principal.kind, principal.id)
         # a client gone without a word is noticed by its next heartbeat at worst
-        retry_after = math.ceil(settings.sse_heartbeat_seconds)
+        retry_after = settings.sse_heartbeat_seconds
         limit = settings.sse_max_connections_per_principal
         if limit and self._open[key] >= limit:
             raise TooManyStreams(

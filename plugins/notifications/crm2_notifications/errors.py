@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
-from crm2_core.api import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from crm2_core.api import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    whole_seconds,
+)
 
 
 class NotificationNotFound(NotFound):
@@ -53,11 +58,10 @@ class TelegramPaused(ServiceUnavailable):
     slug, title = "notifications-telegram-paused", "The Telegram bot is paused by flood control"
 
     def __init__(self, seconds: float) -> None:
-        wait = max(1, math.ceil(seconds))
+        wait = whole_seconds(seconds)
         super().__init__(
             f"Telegram asked the bot to send nothing for {wait} more seconds (flood control), "
             "so the sign-in cannot be sent to Telegram for confirmation now; try again then",
-            headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
 
@@ -69,11 +73,10 @@ class TelegramRateLimited(ServiceUnavailable):
     slug, title = "notifications-telegram-rate-limited", "The Telegram bot is at its rate limit"
 
     def __init__(self, seconds: float) -> None:
-        wait = max(1, math.ceil(seconds))
+        wait = whole_seconds(seconds)
         super().__init__(
             f"the Telegram bot has sent as many messages as its rate limit allows; the "
             f"sign-in question can be sent in {wait} seconds: try again then",
-            headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
 
@@ -85,11 +88,10 @@ class RateLimiterUnavailable(ServiceUnavailable):
     slug, title = "notifications-rate-limiter-unavailable", "The notifications rate limiter is down"
 
     def __init__(self, seconds: float) -> None:
-        wait = max(1, math.ceil(seconds))
+        wait = whole_seconds(seconds)
         super().__init__(
             f"the rate limiter of the notifications (Redis) is not answering, so nothing that "
             f"it limits can be sent now; try again in {wait} seconds",
-            headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
         self.seconds = seconds
