@@ -20,6 +20,7 @@ from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
 from crm2_core.testing.migrations import PluginMigrations
+from crm2_core.testing.permissions import PermissionVotes
 from crm2_core.testing.processes import stop_process
 from crm2_core.testing.statements import recorded_statements, sent_to_postgresql
 
@@ -27,6 +28,7 @@ __all__ = [
     "TEST_JWT_SECRET",
     "Crm2TestApp",
     "EventRecord",
+    "PermissionVotes",
     "PluginMigrations",
     "SignedInUser",
     "TestDatabase",

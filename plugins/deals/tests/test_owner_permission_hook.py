@@ -16,30 +16,14 @@ from crm2_deals.models import Client
 from deals_kit import API, Deals, seed_defaults
 from factories import get_row, make_client
 
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import Crm2TestApp, PermissionVotes
 
 NOT_PERMITTED = "urn:crm2:problem:owner-not-permitted"
 
 
-class Suspends:
-    """A third-party rule: suspended users may not write deals records."""
-
-    manifest = PluginManifest(name="suspends", title="Suspends (test only)", depends=("deals",))
-
-    def __init__(self) -> None:
-        self.suspended: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        if permission == "deals:write" and principal.id in self.suspended:
-            return False
-        return None
-
-
-async def _app(crm2_app_factory: Any) -> tuple[Deals, Suspends]:
-    rule = Suspends()
-    app: Crm2TestApp = await crm2_app_factory(plugins=["deals", "suspends"], extra_plugins=(rule,))
+async def _app(crm2_app_factory: Any) -> tuple[Deals, PermissionVotes]:
+    rule = PermissionVotes("deals:write", depends=("deals",))  # suspended users may not write
+    app: Crm2TestApp = await crm2_app_factory(plugins=["deals", rule.name], extra_plugins=(rule,))
     await seed_defaults(app)
     return Deals(app), rule
 
@@ -53,7 +37,7 @@ def _refused(response: Any) -> None:
 async def test_a_user_a_hook_denies_writing_owns_no_new_record(crm2_app_factory: Any) -> None:
     deals, rule = await _app(crm2_app_factory)
     manager, suspended = await deals.user("manager"), await deals.user("agent")
-    rule.suspended.add(suspended.id)
+    rule.deny(suspended.id)
     own = await deals.client.post(
         f"{API}/clients", json={"kind": "person", "name": "Mine"}, headers=suspended.headers
     )
@@ -79,7 +63,7 @@ async def test_a_hand_over_to_a_user_a_hook_denies_writing_is_refused(
         await deals.user("agent"),
         await deals.user("agent"),
     )
-    rule.suspended.add(suspended.id)
+    rule.deny(suspended.id)
     client = await make_client(deals.app, agent.id, emails=[])
     etag = (await deals.client.get(f"{API}/clients/{client.id}", headers=manager.headers)).headers[
         "etag"

@@ -8,36 +8,19 @@ hook denied it although its client was someone else's.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from deals_kit import API, Deals, seed_defaults
 from factories import make_client, make_deal
 
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import Crm2TestApp, PermissionVotes
 
 ALL_RECORDS = "deals:all_records"
 
 
-class Branches:
-    """A third-party rule: users confined to their own records see no one else's."""
-
-    manifest = PluginManifest(name="branches", title="Branches (test only)", depends=("deals",))
-
-    def __init__(self) -> None:
-        self.confined: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        if permission == ALL_RECORDS and principal.id in self.confined:
-            return False
-        return None
-
-
-async def _app(crm2_app_factory: Any) -> tuple[Deals, Branches]:
-    rule = Branches()
-    app: Crm2TestApp = await crm2_app_factory(plugins=["deals", "branches"], extra_plugins=(rule,))
+async def _app(crm2_app_factory: Any) -> tuple[Deals, PermissionVotes]:
+    rule = PermissionVotes(ALL_RECORDS, depends=("deals",))  # a branch rule: confined users
+    app: Crm2TestApp = await crm2_app_factory(plugins=["deals", rule.name], extra_plugins=(rule,))
     await seed_defaults(app)
     return Deals(app), rule
 
@@ -47,7 +30,7 @@ async def test_a_manager_a_hook_denies_all_records_sees_only_their_own(
 ) -> None:
     deals, rule = await _app(crm2_app_factory)
     manager, agent = await deals.user("manager"), await deals.user("agent")
-    rule.confined.add(manager.id)
+    rule.deny(manager.id)
     theirs = await make_client(deals.app, agent.id, emails=[])
     deal = await make_deal(deals.app, theirs)
     mine = await deals.create_client(manager.headers)
@@ -65,7 +48,7 @@ async def test_a_manager_a_hook_denies_all_records_sees_only_their_own(
     assert exported.status_code == 200, exported.text
     assert mine["id"] in exported.text and str(theirs.id) not in exported.text
 
-    rule.confined.clear()  # the hook decides, per request: the roles' grant is back
+    rule.votes.clear()  # the hook decides, per request: the roles' grant is back
     got = await deals.client.get(f"{API}/clients/{theirs.id}", headers=manager.headers)
     assert got.status_code == 200, got.text
 
@@ -79,7 +62,7 @@ async def test_a_deal_goes_to_an_owner_a_hook_denies_all_records_only_on_their_c
         await deals.user("agent"),
         await deals.user("manager"),
     )
-    rule.confined.add(other.id)
+    rule.deny(other.id)
     client = await make_client(deals.app, agent.id, emails=[])
     body = {"title": "Given", "client_id": str(client.id), "owner_id": str(other.id)}
     given = await deals.client.post(f"{API}/deals", json=body, headers=admin.headers)

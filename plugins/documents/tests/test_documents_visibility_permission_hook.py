@@ -16,28 +16,16 @@ from crm2_documents.visibility import RULES
 from documents_kit import API, PDF, Docs, make_docs
 
 from crm2_core.api import resolve_entity
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import PermissionVotes
+from crm2_hookspecs import Principal
 
 ALL_RECORDS = "documents:all_records"
 
 
-class Branches:
-    """A third-party rule: its vote on ``documents:all_records`` per user (none: no vote)."""
-
-    manifest = PluginManifest(name="branches", title="Branches (test only)", depends=("documents",))
-
-    def __init__(self) -> None:
-        self.votes: dict[uuid.UUID, bool] = {}
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return self.votes.get(principal.id) if permission == ALL_RECORDS else None
-
-
-async def _app(crm2_app_factory: Any, root: Path) -> tuple[Docs, Branches]:
-    rule = Branches()
+async def _app(crm2_app_factory: Any, root: Path) -> tuple[Docs, PermissionVotes]:
+    rule = PermissionVotes(ALL_RECORDS, depends=("documents",))  # a branch rule
     docs = await make_docs(
-        crm2_app_factory, root, plugins=["documents", "branches"], extra_plugins=(rule,)
+        crm2_app_factory, root, plugins=["documents", rule.name], extra_plugins=(rule,)
     )
     return docs, rule
 

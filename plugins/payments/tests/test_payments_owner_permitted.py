@@ -24,7 +24,7 @@ from crm2_payments.service.schedules import on_policy_event
 from payments_kit import API, DEALS, TASKS, Payments, User
 
 from crm2_core.api import Envelope
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import PermissionVotes
 
 
 async def test_a_task_assigned_to_a_viewer_keeps_its_payments_where_they_are(
@@ -85,19 +85,9 @@ async def test_a_policy_handed_to_a_user_who_may_not_own_payments_keeps_its_paym
     assert await p.events("payments.payment.updated") == []
 
 
-class Suspends:
+def _suspends() -> PermissionVotes:
     """A third-party rule: suspended users may not write payments (``crm2_check_permission``)."""
-
-    manifest = PluginManifest(name="suspends", title="Suspends (test only)", depends=("payments",))
-
-    def __init__(self) -> None:
-        self.suspended: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        if permission == "payments:write" and principal.id in self.suspended:
-            return False
-        return None
+    return PermissionVotes("payments:write", depends=("payments",))
 
 
 async def _activated_policy(p: Payments, owner: User, number: str = "P-9") -> str:
@@ -150,12 +140,12 @@ async def test_a_policy_activated_by_a_user_who_may_not_own_payments_makes_no_sc
 async def test_a_policy_of_an_agent_a_hook_denies_writing_payments_makes_no_schedule(
     crm2_app_factory: Any,
 ) -> None:
-    rule = Suspends()
+    rule = _suspends()
     p = Payments(
-        await crm2_app_factory(plugins=["deals", "payments", "suspends"], extra_plugins=(rule,))
+        await crm2_app_factory(plugins=["deals", "payments", rule.name], extra_plugins=(rule,))
     )
     admin, agent = await p.user("admin"), await p.user("agent")
-    rule.suspended.add(agent.id)
+    rule.deny(agent.id)
     policy_id = await _activated_policy(p, agent)
     await p.app.settle_events()
     await _no_schedule_for(p, policy_id, admin)
@@ -166,11 +156,11 @@ async def test_reassign_to_a_user_a_hook_denies_writing_payments_is_422(
 ) -> None:
     """The owner rule with hooks, as creating a payment applies it: a user's roles grant
     payments:write but a plugin's rule denies it to them."""
-    rule = Suspends()
-    p = Payments(await crm2_app_factory(plugins=["payments", "suspends"], extra_plugins=(rule,)))
+    rule = _suspends()
+    p = Payments(await crm2_app_factory(plugins=["payments", rule.name], extra_plugins=(rule,)))
     admin, leaving, heir = [await p.user(r) for r in ("admin", "agent", "agent")]
     made = await p.create(leaving)
-    rule.suspended.add(heir.id)
+    rule.deny(heir.id)
     response = await p.client.post(
         f"/api/v1/auth/users/{leaving.id}/reassign", json={"to": str(heir.id)},
         headers=admin.headers,

@@ -18,29 +18,16 @@ from crm2_payments.visibility import RULES
 from payments_kit import API, Payments, key
 from test_payments_reconciliation import statement, upload
 
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import Crm2TestApp, PermissionVotes
+from crm2_hookspecs import Principal
 
 ALL_RECORDS = "payments:all_records"
 
 
-class Branches:
-    """A third-party rule: its vote on ``payments:all_records`` per user (none: no vote)."""
-
-    manifest = PluginManifest(name="branches", title="Branches (test only)", depends=("payments",))
-
-    def __init__(self) -> None:
-        self.votes: dict[uuid.UUID, bool] = {}
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return self.votes.get(principal.id) if permission == ALL_RECORDS else None
-
-
-async def _app(crm2_app_factory: Any) -> tuple[Payments, Branches]:
-    rule = Branches()
+async def _app(crm2_app_factory: Any) -> tuple[Payments, PermissionVotes]:
+    rule = PermissionVotes(ALL_RECORDS, depends=("payments",))  # a branch rule
     app: Crm2TestApp = await crm2_app_factory(
-        plugins=["payments", "branches"], extra_plugins=(rule,)
+        plugins=["payments", rule.name], extra_plugins=(rule,)
     )
     return Payments(app), rule
 

@@ -17,29 +17,16 @@ from tasks_kit import API, Tasks, seed_shipped_rules
 from test_tasks_with_deals import a_deal
 
 from crm2_core.api import Envelope, resolve_entity
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import Crm2TestApp, PermissionVotes
+from crm2_hookspecs import Principal
 
 ALL_RECORDS = "tasks:all_records"
 
 
-class Branches:
-    """A third-party rule: its vote on ``tasks:all_records`` per user (none: no vote)."""
-
-    manifest = PluginManifest(name="branches", title="Branches (test only)", depends=("tasks",))
-
-    def __init__(self) -> None:
-        self.votes: dict[uuid.UUID, bool] = {}
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return self.votes.get(principal.id) if permission == ALL_RECORDS else None
-
-
-async def _app(crm2_app_factory: Any) -> tuple[Tasks, Branches]:
-    rule = Branches()
+async def _app(crm2_app_factory: Any) -> tuple[Tasks, PermissionVotes]:
+    rule = PermissionVotes(ALL_RECORDS, depends=("tasks",))  # a branch rule
     app: Crm2TestApp = await crm2_app_factory(
-        plugins=["tasks", "branches"], extra_plugins=(rule,), scheduler_enabled=False
+        plugins=["tasks", rule.name], extra_plugins=(rule,), scheduler_enabled=False
     )
     await seed_shipped_rules(app)
     return Tasks(app), rule
@@ -128,9 +115,9 @@ async def test_the_stream_follows_the_hook(crm2_app_factory: Any) -> None:
 
 async def test_a_deals_tasks_follow_the_hook(crm2_app_factory: Any) -> None:
     """deals' timeline and extra fields count only the tasks the hook lets the caller see."""
-    rule = Branches()
+    rule = PermissionVotes(ALL_RECORDS, depends=("tasks",))
     app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "tasks", "branches"], extra_plugins=(rule,), scheduler_enabled=False
+        plugins=["deals", "tasks", rule.name], extra_plugins=(rule,), scheduler_enabled=False
     )
     await seed_shipped_rules(app)
     tasks = Tasks(app)
@@ -154,28 +141,15 @@ async def test_a_deals_tasks_follow_the_hook(crm2_app_factory: Any) -> None:
     assert extra.json()["fields"]["tasks"] == {"open_tasks": 1}
 
 
-class ReadBan:
-    """A third-party rule that takes ``tasks:read`` from some users (a suspension)."""
-
-    manifest = PluginManifest(name="readban", title="Read ban (test only)", depends=("tasks",))
-
-    def __init__(self) -> None:
-        self.banned: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return False if permission == "tasks:read" and principal.id in self.banned else None
-
-
 async def test_a_deal_shows_no_tasks_to_a_user_a_hook_denies_tasks_read(
     crm2_app_factory: Any,
 ) -> None:
     """The timeline and extra fields asked the roles alone (``principal.has_permission``):
     a user a hook denied ``tasks:read`` (403 on the task routes) still saw the deal's
     tasks' titles and open count there."""
-    rule = ReadBan()
+    rule = PermissionVotes("tasks:read", depends=("tasks",))  # a suspension
     app: Crm2TestApp = await crm2_app_factory(
-        plugins=["deals", "tasks", "readban"], extra_plugins=(rule,), scheduler_enabled=False
+        plugins=["deals", "tasks", rule.name], extra_plugins=(rule,), scheduler_enabled=False
     )
     await seed_shipped_rules(app)
     tasks = Tasks(app)
@@ -183,7 +157,7 @@ async def test_a_deal_shows_no_tasks_to_a_user_a_hook_denies_tasks_read(
     deal = await a_deal(tasks, admin, agent)
     await tasks.create(agent, title="Secret plan", link={"kind": "deals.deal", "id": deal["id"]})
     url = f"/api/v1/deals/deals/{deal['id']}"
-    rule.banned.add(agent.id)
+    rule.deny(agent.id)
     assert (await tasks.client.get(f"{API}/tasks", headers=agent.headers)).status_code == 403
 
     extra = await tasks.client.get(f"{url}/extra", headers=agent.headers)
@@ -192,6 +166,6 @@ async def test_a_deal_shows_no_tasks_to_a_user_a_hook_denies_tasks_read(
     assert "tasks" not in extra.json()["fields"]
     assert [e for e in timeline.json()["items"] if e["source"] == "tasks"] == []
 
-    rule.banned.clear()  # the hook decides per request
+    rule.votes.clear()  # the hook decides per request
     extra = await tasks.client.get(f"{url}/extra", headers=agent.headers)
     assert extra.json()["fields"]["tasks"] == {"open_tasks": 1}
