@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
+from branch_plugin import BranchPlugin
 from sqlalchemy import inspect
 from sqlmodel import Field, SQLModel
 
@@ -13,7 +13,6 @@ from crm2_core import migrate
 from crm2_core.db.engine import create_engine
 from crm2_core.plugins import PluginRegistry, build_plugin_manager
 from crm2_core.settings import Settings
-from crm2_hookspecs import PluginManifest, hookimpl
 
 PLUGIN = "migchain"
 
@@ -25,23 +24,7 @@ class MigchainFirst(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
 
 
-class MigchainPlugin:
-    manifest = PluginManifest(name=PLUGIN, title="Migration chain test plugin")
-
-    def __init__(self, versions: Path, models: Sequence[type]) -> None:
-        self.versions = versions
-        self.models = models
-
-    @hookimpl
-    def crm2_models(self) -> Sequence[type]:
-        return self.models
-
-    @hookimpl
-    def crm2_migrations(self) -> Path:
-        return self.versions
-
-
-def registry_for(plugin: MigchainPlugin) -> PluginRegistry:
+def registry_for(plugin: BranchPlugin) -> PluginRegistry:
     settings = Settings(_env_file=None, plugins=PLUGIN)  # type: ignore[call-arg]
     return build_plugin_manager(settings, extra_plugins=(plugin,))
 
@@ -56,7 +39,7 @@ async def test_a_model_change_becomes_the_next_revision_of_the_branch(tmp_path: 
     versions = tmp_path / "versions"
     versions.mkdir()
     first = await migrate.make_migration(
-        registry_for(MigchainPlugin(versions, [MigchainFirst])), PLUGIN, "first"
+        registry_for(BranchPlugin(PLUGIN, versions, [MigchainFirst])), PLUGIN, "first"
     )
     assert first is not None
 
@@ -67,7 +50,7 @@ async def test_a_model_change_becomes_the_next_revision_of_the_branch(tmp_path: 
 
         id: int | None = Field(default=None, primary_key=True)
 
-    plugin = MigchainPlugin(versions, [MigchainFirst, MigchainSecond])
+    plugin = BranchPlugin(PLUGIN, versions, [MigchainFirst, MigchainSecond])
     second = await migrate.make_migration(registry_for(plugin), PLUGIN, "second")
 
     assert second is not None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from branch_plugin import BranchPlugin
 from click.testing import CliRunner, Result
 from sqlmodel import Field, SQLModel
 
@@ -15,7 +15,6 @@ from crm2_core import bootstrap
 from crm2_core.cli import commands, output  # noqa: F401  (commands: registers them)
 from crm2_core.cli.main import cli
 from crm2_core.testing.databases import TestDatabase
-from crm2_hookspecs import PluginManifest, hookimpl
 
 PLUGIN = "cliout"
 
@@ -25,22 +24,6 @@ class CliOutThing(SQLModel, table=True):
     __table_args__ = {"info": {"plugin": PLUGIN}}
 
     id: int | None = Field(default=None, primary_key=True)
-
-
-class CliOutPlugin:
-    manifest = PluginManifest(name=PLUGIN, title="CLI output test plugin")
-
-    def __init__(self, versions: Path, models: Sequence[type]) -> None:
-        self.versions = versions
-        self.models = models
-
-    @hookimpl
-    def crm2_models(self) -> Sequence[type]:
-        return self.models
-
-    @hookimpl
-    def crm2_migrations(self) -> Path:
-        return self.versions
 
 
 FIRST = '''"""create thing"""
@@ -96,7 +79,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     )
 
 
-def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: CliOutPlugin) -> None:
+def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: BranchPlugin) -> None:
     """The commands' context holds ``plugin`` as if it were installed."""
     build = bootstrap.build_app_context
 
@@ -110,6 +93,27 @@ def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Res
     return runner.invoke(cli, list(args), env=env)
 
 
+def one_error_line(result: Result) -> str:
+    """A failed ``crm2 migrate``: exit 1 and one line, no traceback."""
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def assert_pending_and_traceback_at_debug(
+    runner: CliRunner, env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failed revision is still pending; its traceback is logged at DEBUG only
+    (CRM2_LOG_LEVEL=DEBUG shows it)."""
+    current = run(runner, "migrate", "current", env=env)
+    assert "pending" in current.output, current.output
+    with caplog.at_level(logging.DEBUG, logger="crm2_core.migrate"):
+        assert run(runner, "migrate", env=env).exit_code == 1
+    assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
+
+
 def test_a_revision_the_database_refuses_is_one_line_naming_it(
     runner: CliRunner,
     monkeypatch: pytest.MonkeyPatch,
@@ -120,27 +124,17 @@ def test_a_revision_the_database_refuses_is_one_line_naming_it(
     versions = tmp_path / "versions"
     versions.mkdir()
     (versions / "c11001_create_thing.py").write_text(FIRST)
-    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+    with_plugin(monkeypatch, BranchPlugin(PLUGIN, versions, [CliOutThing]))
     env = {"CRM2_DATABASE_URL": crm2_fresh_database.url}
     first = run(runner, "migrate", env=env)
     assert first.exit_code == 0, (first.output, first.exception)
     (versions / "c11002_add_points.py").write_text(SECOND)
 
-    result = run(runner, "migrate", env=env)
+    line = one_error_line(run(runner, "migrate", env=env))
 
-    assert result.exit_code == 1, (result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    line = lines[0]
     assert line.startswith("Error: cliout migrations: revision c11002 "), line
     assert "points" in line.lower() or "not null" in line.lower(), line
-    current = run(runner, "migrate", "current", env=env)
-    assert "pending" in current.output, current.output
-    # the traceback is logged at DEBUG (CRM2_LOG_LEVEL=DEBUG shows it)
-    with caplog.at_level(logging.DEBUG, logger="crm2_core.migrate"):
-        assert run(runner, "migrate", env=env).exit_code == 1
-    assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
+    assert_pending_and_traceback_at_debug(runner, env, caplog)
 
 
 # A revision that breaks in Python, not in the database: after a statement that worked.
@@ -170,7 +164,7 @@ def test_a_revision_failing_in_python_is_one_line_naming_it(
     versions = tmp_path / "versions"
     versions.mkdir()
     (versions / "c11001_create_thing.py").write_text(FIRST)
-    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+    with_plugin(monkeypatch, BranchPlugin(PLUGIN, versions, [CliOutThing]))
     env = {"CRM2_DATABASE_URL": crm2_fresh_database.url}
     assert run(runner, "migrate", env=env).exit_code == 0
     broken = SECOND.replace(
@@ -178,20 +172,12 @@ def test_a_revision_failing_in_python_is_one_line_naming_it(
     )
     (versions / "c11002_broken.py").write_text(broken)
 
-    result = run(runner, "migrate", env=env)
+    line = one_error_line(run(runner, "migrate", env=env))
 
-    assert result.exit_code == 1, (result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: cliout migrations: revision c11002 "), lines[0]
-    assert "c11002_broken.py" in lines[0] and reason in lines[0], lines[0]
-    assert "rolled back" in lines[0], lines[0]
-    current = run(runner, "migrate", "current", env=env)
-    assert "pending" in current.output, current.output
-    with caplog.at_level(logging.DEBUG, logger="crm2_core.migrate"):
-        assert run(runner, "migrate", env=env).exit_code == 1
-    assert [r.exc_info is not None for r in caplog.records if r.levelno == logging.DEBUG] == [True]
+    assert line.startswith("Error: cliout migrations: revision c11002 "), line
+    assert "c11002_broken.py" in line and reason in line, line
+    assert "rolled back" in line, line
+    assert_pending_and_traceback_at_debug(runner, env, caplog)
 
 
 def test_makemigrations_prints_one_created_line(
@@ -199,7 +185,7 @@ def test_makemigrations_prints_one_created_line(
 ) -> None:
     versions = tmp_path / "a-rather-long-folder-name-for-the-path" / "versions"
     versions.mkdir(parents=True)
-    with_plugin(monkeypatch, CliOutPlugin(versions, [CliOutThing]))
+    with_plugin(monkeypatch, BranchPlugin(PLUGIN, versions, [CliOutThing]))
 
     result = run(runner, "makemigrations", PLUGIN, "-m", "create thing")
 
