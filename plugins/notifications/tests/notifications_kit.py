@@ -40,8 +40,11 @@ class Mailbox:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    refuse: str | None = None  # an SMTP reply (e.g. "451 ..."): the server refuses DATA
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return self.refuse
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.arrived.set()

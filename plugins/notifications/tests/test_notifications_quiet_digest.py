@@ -3,9 +3,12 @@ across both DST changes of Europe/Berlin in 2026 (29 March, 25 October)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from crm2_notifications import quiet
 from crm2_notifications.clock import set_clock
 from crm2_notifications.models import Delivery, UserSettings
@@ -300,13 +303,13 @@ async def test_a_held_mail_to_someone_who_lost_the_right_to_it_is_skipped(
     assert log.status_code == 200 and len(log.json()["items"]) == 3
 
 
-async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
-    crm2_app_factory: Any, smtp_server: SmtpServer, monkeypatch: Any
-) -> None:
-    import smtplib
-
+@pytest.fixture
+async def email_digest(
+    crm2_app_factory: Any, smtp_server: SmtpServer
+) -> tuple[Notifications, User]:
+    """A user (Berlin) with e-mail in digest mode and two notifications waiting for
+    their 08:00 digest of 10 November 2026."""
     import ping_plugin
-    from crm2_notifications.channels import email
 
     ping_plugin.THINGS.clear()
     app = await crm2_app_factory(
@@ -326,20 +329,23 @@ async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
     for title in ("one", "two"):
         await n.ping(admin, title=title, owner_id=owner.id)
     await n.settle()
+    return n, owner
 
-    real = email._send
 
-    def busy(settings: Any, mail: Any) -> None:
-        raise smtplib.SMTPDataError(451, b"try again later")
+DIGEST_DUE = datetime(2026, 11, 10, 7, 0, tzinfo=UTC)  # 08:00 CET
 
-    monkeypatch.setattr(email, "_send", busy)
-    due = datetime(2026, 11, 10, 7, 0, tzinfo=UTC)  # 08:00 CET
-    assert await send_digests(n.context, now=due) == 0
+
+async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
+    email_digest: tuple[Notifications, User], smtp_server: SmtpServer
+) -> None:
+    n, _owner = email_digest
+    smtp_server.mailbox.refuse = "451 4.3.0 try again later"
+    assert await send_digests(n.context, now=DIGEST_DUE) == 0
     assert {d.status for d in await n.rows(Delivery)} == {"digest"}  # not two singles
-    await send_due(n.context, now=due)
+    await send_due(n.context, now=DIGEST_DUE)
     assert smtp_server.mailbox.messages == []
 
-    monkeypatch.setattr(email, "_send", real)
+    smtp_server.mailbox.refuse = None
     later = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # past the backoff, the same day
     assert await send_digests(n.context, now=later) == 1
     (digest,) = smtp_server.mailbox.messages
@@ -349,36 +355,93 @@ async def test_a_failed_digest_is_retried_as_one_digest_not_as_single_messages(
 
 
 async def test_a_delivered_digest_publishes_delivery_succeeded_for_each_delivery(
-    crm2_app_factory: Any, smtp_server: SmtpServer
+    email_digest: tuple[Notifications, User],
 ) -> None:
     """A digest's deliveries tell subscribers they succeeded, as a single delivery does."""
-    import ping_plugin
-
     from crm2_core.testing import EventRecord
 
-    ping_plugin.THINGS.clear()
-    app = await crm2_app_factory(
-        plugins=["notifications", "ping"],
-        extra_plugins=(ping_plugin,),
-        plugin_settings={"notifications": smtp_server.settings(digest_hour=8)},
-        scheduler_enabled=False,
-    )
-    await shipped_rule(app, enabled=False)
-    n = Notifications(app)
-    admin, owner = await n.users("admin", "agent")
-    await n.rule(admin, channels=["email"], recipients={"data_fields": ["owner_id"]})
-    digest_mode = [{"channel": "email", "event_type": "*", "mode": "digest"}]
-    assert (await _prefs(n, owner, rules=digest_mode)).status_code == 200
-    set_clock(n.context, lambda: datetime(2026, 11, 10, 5, 0, tzinfo=UTC))
-    for title in ("one", "two"):
-        await n.ping(admin, title=title, owner_id=owner.id)
-    await n.settle()
-    assert await send_digests(n.context, now=datetime(2026, 11, 10, 8, 0, tzinfo=UTC)) == 1
+    n, _owner = email_digest
+    assert await send_digests(n.context, now=DIGEST_DUE) == 1
     rows = await n.rows(Delivery)
     succeeded = [
         e for e in await n.rows(EventRecord) if e.type == "notifications.delivery.succeeded"
     ]
     assert sorted(str(e.subject) for e in succeeded) == sorted(str(d.id) for d in rows)
+
+
+@contextlib.asynccontextmanager
+async def attempt_rows_refused(n: Notifications) -> AsyncIterator[None]:
+    """While inside, a trigger makes the database refuse every delivery attempt row."""
+    from sqlalchemy import text
+
+    table = "notifications_delivery_attempt"
+    async with n.context.session_factory() as session:
+        sqlite = session.bind.dialect.name == "sqlite"
+        if sqlite:
+            create = [
+                f"CREATE TRIGGER refuse_attempts BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'attempts refused'); END"
+            ]
+            drop = ["DROP TRIGGER IF EXISTS refuse_attempts"]
+        else:
+            create = [
+                "CREATE OR REPLACE FUNCTION refuse_attempts() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'attempts refused'; END $$",
+                f"CREATE TRIGGER refuse_attempts BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_attempts()",
+            ]
+            drop = [
+                f"DROP TRIGGER IF EXISTS refuse_attempts ON {table}",
+                "DROP FUNCTION IF EXISTS refuse_attempts()",
+            ]
+        for statement in create:
+            await session.execute(text(statement))
+        await session.commit()
+    try:
+        yield
+    finally:
+        async with n.context.session_factory() as session:
+            for statement in drop:
+                await session.execute(text(statement))
+            await session.commit()
+
+
+async def test_a_digest_whose_outcome_the_database_refuses_gives_the_day_back(
+    email_digest: tuple[Notifications, User], smtp_server: SmtpServer
+) -> None:
+    """The SMTP server says "later" and the database refuses the attempt's row: the
+    digest is retried on a later run of the same day, not a day late."""
+    n, _owner = email_digest
+    smtp_server.mailbox.refuse = "451 4.3.0 try again later"
+    async with attempt_rows_refused(n):
+        with pytest.raises(RuntimeError, match="1 digest"):
+            await send_digests(n.context, now=DIGEST_DUE)
+    rows = await n.rows(Delivery)
+    assert {(d.status, d.attempts) for d in rows} == {("digest", 0)}
+    (settings,) = await n.rows(UserSettings)
+    assert settings.last_digest_on is None  # the day is due again
+
+    smtp_server.mailbox.refuse = None
+    later = DIGEST_DUE + timedelta(minutes=5)  # the job's next run
+    assert await send_digests(n.context, now=later) == 1
+    (digest,) = smtp_server.mailbox.messages
+    assert digest["Subject"].startswith("crm2: 2 notification(s) of 2026-11-10")
+    assert {d.status for d in await n.rows(Delivery)} == {"delivered"}
+
+
+async def test_a_sent_digest_whose_outcome_the_database_refuses_is_not_sent_again(
+    email_digest: tuple[Notifications, User], smtp_server: SmtpServer
+) -> None:
+    n, _owner = email_digest
+    async with attempt_rows_refused(n):
+        with pytest.raises(RuntimeError, match="1 digest"):
+            await send_digests(n.context, now=DIGEST_DUE)
+    assert len(smtp_server.mailbox.messages) == 1
+    assert {d.status for d in await n.rows(Delivery)} == {"delivered"}  # it went out
+
+    for later in (DIGEST_DUE + timedelta(minutes=5), DIGEST_DUE + timedelta(days=1)):
+        assert await send_digests(n.context, now=later) == 0
+    assert len(smtp_server.mailbox.messages) == 1
 
 
 async def test_two_preference_changes_with_the_same_etag_do_not_both_win(

@@ -14,10 +14,18 @@ channel's bot-wide bucket (``telegram_rate_per_second``): digests fall due toget
 the digest hour, and must not go past the limit. And so is one while the rate limiter
 (Redis) does not answer. The deliveries of a user no longer
 active or holding ``notifications:read`` are skipped.
+
+Any other failure of a user's digest (the database refusing a read or the outcome's
+write) gives the day back too, so the digest goes on a later run, not a day late; the
+other users' digests still go, and the run is reported failed (logged) at its end. A
+digest that went out but whose outcome could not be written is still marked
+``delivered`` (a bare update, no attempt row nor event): giving the day back must not
+send it twice. Only when even that fails is the day kept, so it is not sent again today.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -48,6 +56,7 @@ from crm2_notifications.service.delivery import (
     skip,
 )
 
+log = logging.getLogger(__name__)
 DIGEST_NS = uuid.UUID("8b0e7c36-55a4-4c1e-9d61-0c7f1b2a9e10")
 
 
@@ -84,7 +93,7 @@ async def send_digests(context: Any, now: datetime | None = None) -> int:
         )
         users = [u for u in (await session.execute(stmt)).scalars() if u is not None]
         by_user = await people.user_settings(session, users)
-    sent = 0
+    sent, failed = 0, 0
     for user_id in users:
         row = by_user.get(user_id)
         tz = quiet.zone(row.timezone if row else None, settings.default_timezone)
@@ -102,11 +111,26 @@ async def send_digests(context: Any, now: datetime | None = None) -> int:
             if not await _claim_day(session, user_id, day):
                 continue
             await session.commit()
-        done, held = await _send_user(context, user_id, day, now)
+        try:
+            done, held, broke = await _send_user(context, user_id, day, now)
+        except _SentUnrecorded:  # keeping the day is what keeps it from going twice today
+            log.exception("notifications: a digest to %s went out unrecorded", user_id)
+            failed += 1
+            continue
+        except Exception:  # nothing of it went out: the day is due again
+            log.exception("notifications: the digest to %s failed", user_id)
+            done, held, broke = 0, True, True
         sent += done
-        if held:  # a channel was paused: that part of the digest goes on a later run
+        failed += int(broke)
+        if held:  # a channel was paused, or it failed: that part goes on a later run
             await _release_day(context, user_id, day, row.last_digest_on if row else None)
+    if failed:  # the scheduler logs the job as failed
+        raise RuntimeError(f"{failed} digest(s) failed, {sent} sent (logged above)")
     return sent
+
+
+class _SentUnrecorded(Exception):
+    """A digest went out, but neither its outcome nor its being sent could be written."""
 
 
 async def _release_day(context: Any, user_id: uuid.UUID, day: date, previous: date | None) -> None:
@@ -122,9 +146,10 @@ async def _release_day(context: Any, user_id: uuid.UUID, day: date, previous: da
 
 async def _send_user(
     context: Any, user_id: uuid.UUID, day: date, now: datetime
-) -> tuple[int, bool]:
-    """The digests sent to the user (one per channel), and whether one was held back
-    because its channel is paused (its deliveries stay ``digest``)."""
+) -> tuple[int, bool, bool]:
+    """The digests sent to the user (one per channel), whether one was held back (its
+    channel is paused, or it is to be retried: its deliveries stay ``digest``), and
+    whether one failed beyond its channel (its outcome could not be written)."""
     async with context.session_factory() as session:
         stmt = (
             select(Delivery, Notification)
@@ -142,7 +167,7 @@ async def _send_user(
         if not await may_receive(session, context, user_id):
             await skip(session, [i for items in groups.values() for i, _t, _b in items], now)
             await session.commit()
-            return 0, False
+            return 0, False, False
         who = await recipient(session, context, user_id)
         addresses: dict[str, str | None] = {}
         for name in groups:
@@ -151,7 +176,7 @@ async def _send_user(
                 addresses[name] = (await channel.addresses([user_id], session, context)).get(
                     user_id
                 )
-    sent, held = 0, False
+    sent, held, broke = 0, False, False
     for name, items in groups.items():
         channel = registry(context).get(name)
         message = OutboundMessage(
@@ -179,10 +204,30 @@ async def _send_user(
                 held = True
                 continue
         ids = [i for i, _t, _b in items]
-        if not await _record(context, ids, result, now):
-            held = True  # to be retried as one digest: the day is due again
+        try:
+            if not await _record(context, ids, result, now):
+                held = True  # to be retried as one digest: the day is due again
+        except Exception:
+            log.exception("notifications: %s digest to %s: outcome not written", name, user_id)
+            held = broke = True
+            if result.ok:
+                await _mark_sent(context, ids, now)
         sent += int(result.ok)
-    return sent, held
+    return sent, held, broke
+
+
+async def _mark_sent(context: Any, ids: list[uuid.UUID], now: datetime) -> None:
+    """A sent digest whose outcome could not be written: at least never sent again."""
+    try:
+        async with context.session_factory() as session:
+            await session.execute(
+                update(Delivery)
+                .where(col(Delivery.id).in_(ids), col(Delivery.status) == "digest")
+                .values(status="delivered", delivered_at=now, updated_at=now)
+            )
+            await session.commit()
+    except Exception as exc:
+        raise _SentUnrecorded from exc
 
 
 async def _must_wait(context: Any, channel: Any, now: datetime) -> bool:
