@@ -26,7 +26,7 @@ from crm2_notifications.service.telegram import (
     reply,
 )
 from fake_telegram import FakeBotApi, fake_bot_api
-from notifications_kit import API, Notifications, shipped_rule
+from notifications_kit import API, Notifications, User, shipped_rule
 from test_notifications_telegram import _code, _update, telegram_settings
 from test_notifications_telegram_login import _link
 
@@ -59,21 +59,27 @@ async def _app(
     return Notifications(app)
 
 
+async def _telegram_digest(n: Notifications, user: User, *, chat: int, update_id: int) -> None:
+    """Link the user's Telegram chat and have its deliveries as a daily digest (UTC)."""
+    linked = await _update(n, update_id, f"/start {await _code(n, user)}", chat=chat)
+    assert linked.status_code == 204
+    prefs = await n.client.get(f"{API}/preferences", headers=user.headers)
+    digest = [{"channel": "telegram", "event_type": "*", "mode": "digest"}]
+    changed = await n.client.patch(
+        f"{API}/preferences",
+        json={"timezone": "UTC", "rules": digest},
+        headers={**user.headers, "If-Match": prefs.headers["etag"]},
+    )
+    assert changed.status_code == 200, changed.text
+
+
 async def test_a_digest_due_during_a_bot_pause_stays_one_digest_sent_after_it(
     crm2_app_factory: Any, bot: FakeBotApi
 ) -> None:
     n = await _app(crm2_app_factory, bot, digest_hour=8)
     admin, reader, other = await n.users("admin", "agent", "agent")
-    assert (await _update(n, 90, f"/start {await _code(n, reader)}", chat=777)).status_code == 204
+    await _telegram_digest(n, reader, chat=777, update_id=90)
     assert (await _update(n, 91, f"/start {await _code(n, other)}", chat=888)).status_code == 204
-    prefs = await n.client.get(f"{API}/preferences", headers=reader.headers)
-    digest = [{"channel": "telegram", "event_type": "*", "mode": "digest"}]
-    changed = await n.client.patch(
-        f"{API}/preferences",
-        json={"timezone": "UTC", "rules": digest},
-        headers={**reader.headers, "If-Match": prefs.headers["etag"]},
-    )
-    assert changed.status_code == 200, changed.text
     await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
     now = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)
     set_clock(n.context, lambda: now)
@@ -250,17 +256,8 @@ async def test_a_digest_takes_a_token_of_the_bots_limit_and_waits_without_one(
     deliveries stay ``digest``) and goes on a later run, not over Telegram's limit."""
     n = await _app(crm2_app_factory, bot, digest_hour=8, telegram_rate_per_second=0.01)
     admin, one, two = await n.users("admin", "agent", "agent")
-    for user, chat, update_id in ((one, 777, 80), (two, 888, 81)):
-        sent = await _update(n, update_id, f"/start {await _code(n, user)}", chat=chat)
-        assert sent.status_code == 204
-        prefs = await n.client.get(f"{API}/preferences", headers=user.headers)
-        digest = [{"channel": "telegram", "event_type": "*", "mode": "digest"}]
-        changed = await n.client.patch(
-            f"{API}/preferences",
-            json={"timezone": "UTC", "rules": digest},
-            headers={**user.headers, "If-Match": prefs.headers["etag"]},
-        )
-        assert changed.status_code == 200, changed.text
+    await _telegram_digest(n, one, chat=777, update_id=80)
+    await _telegram_digest(n, two, chat=888, update_id=81)
     await n.rule(admin, template={"title": "{{ data.title }}"}, channels=["telegram"])
     now = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)
     set_clock(n.context, lambda: now)
