@@ -123,3 +123,35 @@ async def test_a_backlog_is_pruned_in_bounded_batches(
     assert await retention.prune(notifications.context, now=NOW) == 6  # two batches of three
     assert len(await notifications.rows(Notification)) == 2
     assert await retention.prune(notifications.context, now=NOW) == 2
+
+
+async def test_a_delivery_waiting_for_a_channel_never_configured_goes_after_retention(
+    notifications: Notifications,
+) -> None:
+    """E-mail is not configured: its delivery waits, but not forever — past the
+    retention it is dead-lettered and pruned with its entry."""
+    from crm2_notifications.service.delivery import send_due
+
+    from crm2_core.api import utcnow
+
+    n = notifications
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["email"], recipients={"data_fields": ["owner_id"]})
+    await n.ping(admin, owner_id=owner.id)
+    await n.settle()
+    (waiting,) = await n.rows(Delivery)
+    assert waiting.status == "pending" and "not available" in (waiting.last_error or "")
+    start = utcnow()
+
+    month = start + timedelta(days=30)  # within the retention: it still waits
+    assert (await send_due(n.context, now=month))["deferred"] == 1
+    assert await retention.prune(n.context, now=month) == 0
+    ((status, attempts),) = [(d.status, d.attempts) for d in await n.rows(Delivery)]
+    assert (status, attempts) == ("pending", 0)
+
+    later = start + timedelta(days=91)
+    assert (await send_due(n.context, now=later))["dead"] == 1
+    (dead,) = await n.rows(Delivery)
+    assert dead.status == "dead" and "longer than the retention" in (dead.last_error or "")
+    assert await retention.prune(n.context, now=later) == 1
+    assert await n.rows(Notification) == [] and await n.rows(Delivery) == []

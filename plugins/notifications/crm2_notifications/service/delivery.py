@@ -14,6 +14,9 @@ a token is there (``queue``, and always for webhooks and a bot-wide limit). Quie
 hours are checked again whenever a person's delivery is due: a retry that falls in
 them waits until they end. So are the person's rights: a delivery to someone who is
 no longer active or no longer holds ``notifications:read`` is ``skipped``, never sent.
+A delivery whose channel is not available here (not configured, its plugin gone) waits
+``retry_max_seconds`` at a time, until it is older than ``retention_days``: then it is
+dead-lettered (its one attempt logs why), and retention then prunes it with its entry.
 While the rate limiter (Redis) does not answer nothing it limits is sent: the claimed
 delivery is put back at once (``held``, no attempt counted: no fault of the message) for
 after the limiter's growing back-off, and the job leaves the rest of its batch for later.
@@ -27,7 +30,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -322,8 +325,11 @@ async def send_one(
         await _requeue(context, delivery_id, release, session)
         return "deferred"
     if channel is None or not channel.enabled(context):  # not configured: wait, as documented
-        later = now + timedelta(seconds=context.plugin_settings("notifications").retry_max_seconds)
         reason = f"channel {delivery.channel!r} is not available here"
+        if _waited_out(context, delivery, now):
+            gone = SendResult.failed(f"{reason} for longer than the retention", retry=False)
+            return await record(context, delivery_id, gone, now, session)
+        later = now + timedelta(seconds=context.plugin_settings("notifications").retry_max_seconds)
         await _requeue(context, delivery_id, later, session, last_error=reason)
         return "deferred"
     if delivery.user_id is not None and message.recipient is None:
@@ -353,6 +359,16 @@ async def send_one(
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
         await note_pause(context, channel, result)
     return await record(context, delivery_id, result, now, session, address=message.address)
+
+
+def _waited_out(context: Any, delivery: Delivery, now: datetime) -> bool:
+    """Whether a delivery waiting for its channel is older than the retention: it is
+    dead-lettered then (and pruned with its entry), not kept waiting forever."""
+    days = context.plugin_settings("notifications").retention_days
+    created = delivery.created_at
+    if created.tzinfo is None:  # SQLite gives back naive UTC
+        created = created.replace(tzinfo=UTC)
+    return days > 0 and created < now - timedelta(days=days)
 
 
 async def skip(db: AsyncSession, ids: list[uuid.UUID], now: datetime) -> None:
