@@ -375,3 +375,40 @@ async def test_a_receiver_dripping_an_endless_answer_does_not_hold_the_worker(
         async with asyncio.timeout(3):
             result = await channel.send(message, n.context)
     assert result.ok and result.status_code == 200, result
+
+
+async def test_a_receiver_trickling_its_headers_is_cut_off_at_the_timeout(
+    crm2_app_factory: Any,
+) -> None:
+    """httpx's timeout bounds each read: a receiver sending its status line and headers
+    a line every 0.2 s never trips it, and held the delivery job for as long as it
+    liked. The whole answer has ``webhook_timeout_seconds``."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for i in range(40):  # 8 seconds of headers
+                writer.write(f"X-Slow-{i}: yes\r\n".encode())
+                await writer.drain()
+                await asyncio.sleep(0.2)
+            writer.write(b"Content-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        n = await _app(
+            crm2_app_factory, webhook_allow_private_targets=True, webhook_timeout_seconds=1
+        )
+        channel = WebhookChannel()
+        url = f"http://127.0.0.1:{port}/hook"
+        message = message_for(channel, url, extra={"secrets": ["whsec_" + "A" * 32]})
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            result = await channel.send(message, n.context)
+        assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        server.close()
+    assert not result.ok and result.retry and "within 1" in (result.error or ""), result

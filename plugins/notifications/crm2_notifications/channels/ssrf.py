@@ -6,7 +6,7 @@ to must be public: no loopback, private, link-local (169.254.169.254, the cloud
 metadata service), multicast, reserved or unspecified address, IPv4-mapped IPv6
 included. The request then goes to that very address (the Host header and TLS
 SNI keep the name), so a second DNS answer cannot swap in another target.
-Redirects are followed by hand and checked the same way.
+Redirects are never followed (``webhook.post``).
 """
 
 from __future__ import annotations

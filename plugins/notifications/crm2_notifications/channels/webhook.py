@@ -10,6 +10,7 @@ answer's ``Retry-After`` (seconds or an HTTP date) sets the next attempt.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -76,8 +77,11 @@ async def post(
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     timeout = settings.webhook_timeout_seconds
     # streamed, and closed unread: only the status and headers matter, and a
-    # receiver's body (endless, trickled, gigabytes) must not hold this worker
+    # receiver's body (endless, trickled, gigabytes) must not hold this worker. httpx's
+    # timeout is per read: the whole exchange has the same bound too, or a receiver
+    # trickling its status line and headers a byte at a time holds the job for hours
     async with (
+        asyncio.timeout(timeout),
         httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
         client.stream(
             "POST",
@@ -135,6 +139,10 @@ class WebhookChannel(NotificationChannel):
             return SendResult.failed(f"refused: {exc}", retry=False)
         except httpx.HTTPError as exc:
             return SendResult.failed(f"{type(exc).__name__}: {exc}")
+        except TimeoutError:
+            return SendResult.failed(
+                f"no complete answer within {settings.webhook_timeout_seconds} s"
+            )
         if 200 <= response.status_code < 300:
             return SendResult.delivered(response.status_code)
         # 410 Gone: the subscriber wants no more (the subscription is switched off);
