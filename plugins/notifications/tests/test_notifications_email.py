@@ -347,3 +347,47 @@ async def test_a_greylisted_recipient_is_retried_not_dead_lettered(
     channel = EmailChannel()
     sent = await channel.send(message_for(channel, "later@example.com"), app.context)
     assert not sent.ok and sent.retry and sent.status_code == 451, sent
+
+
+async def test_a_server_trickling_its_replies_is_cut_off(crm2_app_factory: Any) -> None:
+    """smtplib's timeout bounds each read: a server answering EHLO with a line every
+    0.2 s never trips it, and held the thread (and the delivery job awaiting it) for as
+    long as it liked. The whole conversation has a deadline; the attempt is retried."""
+    import asyncio
+    import contextlib
+
+    from crm2_notifications.testing import message_for
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"220 slow.example ESMTP\r\n")
+            await reader.readline()  # EHLO
+            for i in range(50):  # 10 seconds of "250-" lines
+                writer.write(f"250-EXT{i}\r\n".encode())
+                await writer.drain()
+                await asyncio.sleep(0.2)
+            writer.write(b"250 OK\r\n")
+            await writer.drain()
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_starttls": False,
+            "smtp_timeout_seconds": 0.5,
+        }
+        app = await crm2_app_factory(
+            plugins=["notifications"], plugin_settings={"notifications": settings}
+        )
+        channel = EmailChannel()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(6):
+            result = await channel.send(message_for(channel, "anna@example.com"), app.context)
+        assert asyncio.get_running_loop().time() - started < 4
+    finally:
+        server.close()
+    assert not result.ok and result.retry, result

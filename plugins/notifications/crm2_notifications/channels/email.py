@@ -7,10 +7,13 @@ the delivery id, so a retried delivery is recognisably the same message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import smtplib
+import socket
 import ssl
+import threading
 import uuid
 from collections.abc import Collection, Mapping
 from email.message import EmailMessage
@@ -34,6 +37,7 @@ PERMANENT = range(500, 600)
 MESSAGE_REFUSED_AT_MAIL = frozenset({552})
 MISCONFIGURED = "the e-mail channel is misconfigured"
 SUBJECT_MAX = 250
+CONVERSATION_TIMEOUTS = 3  # a whole SMTP conversation: this many smtp_timeout_seconds
 
 
 def build(message: OutboundMessage, sender: str) -> EmailMessage:
@@ -139,13 +143,37 @@ def _misconfigured(settings: Any, exc: smtplib.SMTPResponseException) -> SendRes
     return SendResult.failed(f"{MISCONFIGURED}: {what}", status_code=exc.smtp_code)
 
 
+def _cut(smtp: smtplib.SMTP) -> None:
+    """End a conversation past its deadline: a read blocked in the thread returns."""
+    with contextlib.suppress(OSError, AttributeError):
+        smtp.sock.shutdown(socket.SHUT_RDWR)
+
+
 def _send(settings: Any, mail: EmailMessage) -> None:
     timeout = settings.smtp_timeout_seconds
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+    smtp = smtplib.SMTP(timeout=timeout)
+    # smtplib's timeout bounds each read: a server trickling a reply of many lines (or
+    # one byte at a time) within it would hold the thread, and the job awaiting it,
+    # for as long as it liked. The whole conversation gets CONVERSATION_TIMEOUTS of it.
+    deadline = threading.Timer(timeout * CONVERSATION_TIMEOUTS, _cut, (smtp,))
+    deadline.start()
+    try:
+        _converse(smtp, settings, mail)
+    finally:
+        deadline.cancel()
+        smtp.close()
+
+
+def _converse(smtp: smtplib.SMTP, settings: Any, mail: EmailMessage) -> None:
+    code, banner = smtp.connect(settings.smtp_host, settings.smtp_port)
+    if code != 220:  # as smtplib.SMTP(host) does
+        raise smtplib.SMTPConnectError(code, banner)
+    smtp.ehlo()
+    if settings.smtp_starttls:
+        smtp.starttls(context=ssl.create_default_context(cafile=settings.smtp_ca_file or None))
         smtp.ehlo()
-        if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context(cafile=settings.smtp_ca_file or None))
-            smtp.ehlo()
-        if settings.smtp_username:
-            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-        smtp.send_message(mail)
+    if settings.smtp_username:
+        smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+    smtp.send_message(mail)
+    with contextlib.suppress(smtplib.SMTPException, OSError):  # sent: a lost QUIT is no fault
+        smtp.quit()
