@@ -62,7 +62,12 @@ class NotificationsSettings(BaseSettings):
     smtp_from: str = Field(
         "crm2 <noreply@localhost>", max_length=320, description="From: of notification e-mails"
     )
-    smtp_timeout_seconds: float = Field(10.0, gt=0, le=300, description="SMTP timeout")
+    smtp_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="SMTP timeout of each reply; a whole conversation gets three times it",
+    )
     public_url: str = Field(
         "", max_length=500, description="base URL of the web app, for links in e-mail / Telegram"
     )
@@ -85,7 +90,9 @@ class NotificationsSettings(BaseSettings):
         600, ge=60, le=86_400, description="lifetime of a one-time Telegram link code"
     )
     # outbound webhooks
-    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="webhook timeout")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="webhook timeout: the whole request and its answer"
+    )
     webhook_allow_private_targets: bool = Field(
         False,
         description="TESTS ONLY: let webhooks reach loopback/private addresses (SSRF guard off); "
