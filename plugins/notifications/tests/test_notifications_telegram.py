@@ -476,3 +476,47 @@ async def test_seen_update_ids_and_spent_link_codes_are_pruned(
     assert await with_bot.rows(TelegramCode) == []  # one used, one expired
     assert (await _update(with_bot, 3, f"/start {open_code}", chat=888)).status_code == 204
     assert bot.to(888) == [BAD_CODE]
+
+
+async def test_a_bot_api_trickling_its_answer_is_cut_off(
+    crm2_app_factory: Any, monkeypatch: Any
+) -> None:
+    """httpx's timeout bounds each read: an API (or a proxy in front of it) sending a
+    header line every 0.2 s held the send — a sign-in's question, the deliveries job —
+    for as long as it liked. The whole call has ``BOT_TIMEOUT``; the attempt is retried."""
+    import asyncio
+    import contextlib
+
+    from crm2_notifications.channels import telegram as telegram_channel
+    from crm2_notifications.channels.telegram import TelegramChannel
+    from crm2_notifications.testing import message_for
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for i in range(40):  # 8 seconds of headers
+                writer.write(f"X-Slow-{i}: yes\r\n".encode())
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        writer.close()
+
+    monkeypatch.setattr(telegram_channel, "BOT_TIMEOUT", 1.0)
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = {
+            "telegram_bot_token": TOKEN,
+            "telegram_api_base_url": f"http://127.0.0.1:{port}",
+        }
+        app = await crm2_app_factory(
+            plugins=["notifications"], plugin_settings={"notifications": settings}
+        )
+        channel = TelegramChannel()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            result = await channel.send(message_for(channel, "777"), app.context)
+        assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        server.close()
+    assert not result.ok and result.retry and "within 1.0" in (result.error or ""), result

@@ -9,6 +9,7 @@ reason kept, until the user links a chat again.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import httpx
 
 MAX_TEXT = 4096
+BOT_TIMEOUT = 10.0  # seconds for a whole Bot API call
 
 
 def render_text(message: OutboundMessage) -> str:
@@ -74,13 +76,22 @@ def result_of(response: httpx.Response) -> SendResult:
 
 
 async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.Response:
+    """One Bot API call, answer included within ``BOT_TIMEOUT`` (an ``httpx.TimeoutException``
+    past it): httpx's timeout bounds each read, and an API (or proxy) trickling its answer
+    would hold a sign-in's request or the deliveries job for as long as it liked."""
     import httpx
 
     settings = context.plugin_settings("notifications")
     token = settings.telegram_bot_token.get_secret_value()
     url = f"{settings.telegram_api_base_url.rstrip('/')}/bot{token}/{method}"
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
-        return await client.post(url, json=payload)
+    try:
+        async with (
+            asyncio.timeout(BOT_TIMEOUT),
+            httpx.AsyncClient(timeout=BOT_TIMEOUT, follow_redirects=False) as client,
+        ):
+            return await client.post(url, json=payload)
+    except TimeoutError as exc:
+        raise httpx.TimeoutException(f"no complete answer within {BOT_TIMEOUT} s") from exc
 
 
 class TelegramChannel(NotificationChannel):
