@@ -694,3 +694,43 @@ async def test_a_rule_condition_value_nested_deep_is_no_500(
         assert response.status_code == (201 if depth == 100 else 400), response.text[:300]
         if depth > 100:
             assert response.json()["type"].endswith("json-too-deep"), response.text[:300]
+
+
+def test_lipsum_is_not_there_to_burn_the_cpu_in_one_call() -> None:
+    """``lipsum(n)`` made n paragraphs in a single call, which no step budget sees: a
+    ``lipsum(99999)`` title was half a minute of CPU at every event."""
+    import time
+
+    from crm2_notifications import templates
+
+    started = time.perf_counter()
+    text = templates.render("{{ lipsum(99999)|length }}", {})
+    assert time.perf_counter() - started < 1
+    assert text.startswith("[template error: "), text[:80]
+
+
+async def test_a_template_raising_on_the_events_data_fails_only_its_own_text(
+    notifications: Notifications,
+) -> None:
+    """A filter given data it cannot take raises whatever it likes (``dictsort`` of a
+    text: AttributeError), which failed the whole event's handler, every rule's
+    notification with it. Now that text shows as a template error, the rest as usual."""
+    admin, owner = await notifications.users("admin", "agent")
+    await notifications.rule(
+        admin,
+        template={"title": "{{ data.title }}", "body": "{{ data.title|dictsort }}"},
+        recipients={"data_fields": ["owner_id"]},
+    )
+    await notifications.rule(
+        admin,
+        template={"title": "{{ data.title }} again", "body": "{{ data.title }}!"},
+        recipients={"data_fields": ["owner_id"]},
+    )
+    await notifications.ping(admin, title="Still here", owner_id=owner.id)
+    await notifications.settle()
+    items = sorted(await notifications.feed(owner), key=lambda item: item["title"])
+    assert [item["title"] for item in items] == ["Still here", "Still here again"]
+    assert [item["body"] for item in items] == [
+        "[template error: AttributeError]",
+        "Still here!",
+    ]
