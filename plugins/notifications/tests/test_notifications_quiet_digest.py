@@ -467,3 +467,39 @@ async def test_two_preference_changes_with_the_same_etag_do_not_both_win(
     final = await notifications.client.get(f"{API}/preferences", headers=user.headers)
     assert final.json()["timezone"] == won.json()["timezone"]
     assert final.json()["version"] == current.json()["version"] + 1
+
+
+async def test_a_digest_for_a_channel_not_configured_waits_like_a_single_delivery(
+    crm2_app_factory: Any,
+) -> None:
+    """E-mail is off (no SMTP host): a single delivery waits for it, no attempt counted.
+    A digest tried to send anyway (smtplib took the empty host for this machine) and,
+    refused, counted attempts until dead-lettered. It waits as well — until the
+    retention, past which it is dead-lettered like a single one."""
+    import ping_plugin
+
+    from crm2_core.api import utcnow
+
+    ping_plugin.THINGS.clear()
+    app = await crm2_app_factory(
+        plugins=["notifications", "ping"],
+        extra_plugins=(ping_plugin,),
+        plugin_settings={"notifications": {"digest_hour": 0}},
+        scheduler_enabled=False,
+    )
+    await shipped_rule(app, enabled=False)
+    n = Notifications(app)
+    admin, owner = await n.users("admin", "agent")
+    await n.rule(admin, channels=["email"], recipients={"data_fields": ["owner_id"]})
+    digest_mode = [{"channel": "email", "event_type": "*", "mode": "digest"}]
+    assert (await _prefs(n, owner, rules=digest_mode)).status_code == 200
+    await n.ping(admin, title="one", owner_id=owner.id)
+    await n.settle()
+    start = utcnow()
+    for days in (1, 2):
+        assert await send_digests(n.context, now=start + timedelta(days=days)) == 0
+        (row,) = await n.rows(Delivery)
+        assert (row.status, row.attempts) == ("digest", 0), (row.status, row.last_error)
+    assert await send_digests(n.context, now=start + timedelta(days=91)) == 0
+    (row,) = await n.rows(Delivery)
+    assert row.status == "dead" and "longer than the retention" in (row.last_error or "")

@@ -326,7 +326,7 @@ async def send_one(
         return "deferred"
     if channel is None or not channel.enabled(context):  # not configured: wait, as documented
         reason = f"channel {delivery.channel!r} is not available here"
-        if _waited_out(context, delivery, now):
+        if waited_long(context, delivery, now):
             gone = SendResult.failed(f"{reason} for longer than the retention", retry=False)
             return await record(context, delivery_id, gone, now, session)
         later = now + timedelta(seconds=context.plugin_settings("notifications").retry_max_seconds)
@@ -361,7 +361,7 @@ async def send_one(
     return await record(context, delivery_id, result, now, session, address=message.address)
 
 
-def _waited_out(context: Any, delivery: Delivery, now: datetime) -> bool:
+def waited_long(context: Any, delivery: Delivery, now: datetime) -> bool:
     """Whether a delivery waiting for its channel is older than the retention: it is
     dead-lettered then (and pruned with its entry), not kept waiting forever."""
     days = context.plugin_settings("notifications").retention_days

@@ -15,6 +15,9 @@ the digest hour, and must not go past the limit. And so is one while the rate li
 (Redis) does not answer. The deliveries of a user no longer
 active or holding ``notifications:read`` are skipped.
 
+One whose channel is not configured here waits like a single delivery (no attempt
+counted), dead-lettered once older than ``retention_days``.
+
 Any other failure of a user's digest (the database refusing a read or the outcome's
 write) gives the day back too, so the digest goes on a later run, not a day late; the
 other users' digests still go, and the run is reported failed (logged) at its end. A
@@ -54,6 +57,7 @@ from crm2_notifications.service.delivery import (
     recipient,
     record_attempt,
     skip,
+    waited_long,
 )
 
 log = logging.getLogger(__name__)
@@ -162,8 +166,11 @@ async def _send_user(
             .order_by(col(Delivery.created_at))
         )
         groups: dict[str, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
+        waited_out: set[uuid.UUID] = set()
         for delivery, note in (await session.execute(stmt)).all():
             groups[delivery.channel].append((delivery.id, note.title, note.body))
+            if waited_long(context, delivery, now):
+                waited_out.add(delivery.id)
         if not await may_receive(session, context, user_id):
             await skip(session, [i for items in groups.values() for i, _t, _b in items], now)
             await session.commit()
@@ -189,8 +196,12 @@ async def _send_user(
             recipient=who,
             digest=tuple((title, body) for _id, title, body in items),
         )
-        if channel is None or who is None:
-            result = SendResult.failed("channel or recipient unavailable")
+        if channel is None or not channel.enabled(context):  # not configured: it waits
+            await _give_up_waiting(context, name, items, waited_out, now)
+            held = True
+            continue
+        if who is None:
+            result = SendResult.failed("the recipient is unavailable")
         elif await _must_wait(context, channel, now):
             held = True
             continue
@@ -228,6 +239,21 @@ async def _mark_sent(context: Any, ids: list[uuid.UUID], now: datetime) -> None:
             await session.commit()
     except Exception as exc:
         raise _SentUnrecorded from exc
+
+
+async def _give_up_waiting(
+    context: Any,
+    name: str,
+    items: list[tuple[uuid.UUID, str, str]],
+    waited_out: set[uuid.UUID],
+    now: datetime,
+) -> None:
+    """Dead-letter the deliveries that waited for their channel past the retention, as
+    a single delivery's wait ends (the rest keep waiting, no attempt counted)."""
+    old = [i for i, _t, _b in items if i in waited_out]
+    if old:
+        reason = f"channel {name!r} is not available here for longer than the retention"
+        await _record(context, old, SendResult.failed(reason, retry=False), now)
 
 
 async def _must_wait(context: Any, channel: Any, now: datetime) -> bool:
