@@ -145,13 +145,18 @@ def _misconfigured(settings: Any, exc: smtplib.SMTPResponseException) -> SendRes
 
 def _cut(smtp: smtplib.SMTP) -> None:
     """End a conversation past its deadline: a read blocked in the thread returns."""
-    with contextlib.suppress(OSError, AttributeError):
-        smtp.sock.shutdown(socket.SHUT_RDWR)
+    sock = smtp.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _send(settings: Any, mail: EmailMessage) -> None:
     timeout = settings.smtp_timeout_seconds
-    smtp = smtplib.SMTP(timeout=timeout)
+    smtp = smtplib.SMTP(timeout=timeout)  # connected below, under the deadline
+    # what SMTP(host) would set, and connect() does not: STARTTLS checks the server's
+    # certificate against it
+    smtp._host = settings.smtp_host  # type: ignore[attr-defined]
     # smtplib's timeout bounds each read: a server trickling a reply of many lines (or
     # one byte at a time) within it would hold the thread, and the job awaiting it,
     # for as long as it liked. The whole conversation gets CONVERSATION_TIMEOUTS of it.
