@@ -17,7 +17,7 @@ from crm2_documents.service.documents import update_document
 from documents_kit import API, PDF, Docs, make_docs
 
 from crm2_core.api import EntityLink, resolve_entity
-from crm2_hookspecs import Principal
+from crm2_hookspecs import PluginManifest, Principal, hookimpl
 
 DEALS = "/api/v1/deals"
 
@@ -248,3 +248,48 @@ async def test_a_record_left_without_an_owner_hands_its_documents_to_their_creat
     assert changed[-1].data["changed"] == ["owner_id"]
     await deliver({"assignee_id": None})  # a redelivery: nothing left to change
     assert len(await docs.events("documents.document.updated")) == len(changed)
+
+
+class Unowned:
+    """A plugin whose records (``unowned.thing``) name no owner, as an unassigned task."""
+
+    manifest = PluginManifest(name="unowned", title="Unowned (test only)")
+
+    @hookimpl
+    def crm2_resolve_entity(
+        self, kind: str, id: str, principal: Principal | None, context: Any, session: Any
+    ) -> Any:
+        if kind != "unowned.thing":
+            return None
+
+        async def found() -> dict[str, Any]:
+            return {"kind": kind, "id": id, "name": "Nobody's", "owner_id": None}
+
+        return found()
+
+
+async def test_linking_to_a_record_without_an_owner_gives_the_document_to_its_creator(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """The document goes to its creator, as a record losing its owner hands it back (the
+    ``follow_owner`` rule) and as unlinking does: it used to go to whoever linked it,
+    and its creator lost sight of it."""
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "unowned"],
+        extra_plugins=(Unowned(),),
+    )
+    creator, manager = await docs.user("agent"), await docs.user("manager")
+    document = await docs.create(creator)
+    nobodys = {"kind": "unowned.thing", "id": str(uuid.uuid4())}
+    linked = await docs.client.patch(
+        f"{API}/documents/{document['id']}",
+        json={"link": nobodys},
+        headers={**manager.headers, "If-Match": f'"v{document["version"]}"'},
+    )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["owner_id"] == str(creator.id), linked.text
+    assert (await docs.get(creator, document["id"])).status_code == 200
+    made = await docs.create(manager, link=nobodys)  # a new one: its creator is the caller
+    assert made["owner_id"] == str(manager.id)

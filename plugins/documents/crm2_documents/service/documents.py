@@ -106,8 +106,8 @@ def search_text(title: str, tags: list[str]) -> str:
     return search_key("\n".join([title, *tags]))
 
 
-def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UUID:
-    """The linked record's owner (``owner_id``, else ``assignee_id``), else ``fallback``."""
+def _owner_from(found: Mapping[str, Any] | None) -> uuid.UUID | None:
+    """The linked record's owner (``owner_id``, else ``assignee_id``), if it names one."""
     for field in ("owner_id", "assignee_id"):
         raw = (found or {}).get(field)
         if raw:
@@ -115,7 +115,7 @@ def _owner_from(found: Mapping[str, Any] | None, fallback: uuid.UUID) -> uuid.UU
                 return uuid.UUID(str(raw))
             except ValueError:
                 continue
-    return fallback
+    return None
 
 
 async def link_owner(
@@ -123,19 +123,26 @@ async def link_owner(
     principal: Principal,
     link: EntityLink | None,
     session: AsyncSession | None = None,
-) -> uuid.UUID:
-    """Who owns a document linked to ``link``, checking the caller may see that record.
+) -> uuid.UUID | None:
+    """The owner of the record ``link`` names, checking the caller may see that record;
+    ``None`` when there is no link or the record has no owner (see ``creators_own``).
 
     The owning plugin answers in ``session`` (the request's): on SQLite every
     transaction is ``BEGIN IMMEDIATE``, so a second session would wait for ours to
     end. Still called before the first write.
     """
-    me = acting_user(principal)
     if link is None:
-        return me
+        return None
     if session is not None:  # read the owner in the record's turn: see record_turn
         await take_turns(session, record_turn(link.kind, str(link.id)))
-    return _owner_from(await require_entity(context, link, principal, session), me)
+    return _owner_from(await require_entity(context, link, principal, session))
+
+
+def creators_own(document: Document, principal: Principal) -> uuid.UUID:
+    """Who owns a document that no record's owner does (unlinked, or linked to a record
+    without one): its creator, as the ``follow_owner`` handler hands such documents back
+    (the caller, as at creation, when its creator's account is gone)."""
+    return document.creator_id or acting_user(principal)
 
 
 def record_turn(link_kind: str, link_id: str) -> int:
@@ -178,7 +185,8 @@ async def get_document(
 async def create_document(
     session: AsyncSession, context: Any, principal: Principal, data: DocumentCreate
 ) -> Document:
-    owner = await link_owner(context, principal, data.link, session)  # before writing
+    # before writing; the creator owns it where no record's owner does
+    owner = await link_owner(context, principal, data.link, session) or acting_user(principal)
     await check_kind(session, data.kind)
     document = Document(
         title=data.title,
@@ -218,8 +226,8 @@ async def update_document(
     if "kind" in values:
         await check_kind(session, values["kind"])
     if "link" in sent:
-        if data.link is None:  # unlinked: the document is its creator's again
-            owner = document.creator_id or acting_user(principal)
+        owner = owner or creators_own(document, principal)  # unlinked, or the record has none
+        if data.link is None:
             link: dict[str, Any] = {"link_kind": None, "link_id": None, "owner_id": owner}
         else:
             link = {"link_kind": data.link.kind, "link_id": str(data.link.id), "owner_id": owner}
