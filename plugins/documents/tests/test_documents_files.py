@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from crm2_documents import signing
+from crm2_documents.errors import InvalidUpload
 from crm2_documents.models import Document, Kind
+from crm2_documents.service.versions import store_bytes
 from crm2_documents.stream import channels
 from documents_kit import API, PDF, PNG, Docs, make_docs, seed_default_kinds
 from sqlalchemy import update
@@ -200,6 +202,21 @@ async def test_an_empty_file_is_422_and_stores_nothing(docs: Docs) -> None:
         assert empty.json()["type"].endswith("documents-invalid-upload")
         assert "empty" in empty.json()["detail"]
         assert (await docs.get(agent, document["id"])).json()["current_version"] == 0
+    assert docs.stored_files() == [] and await docs.events("documents.document.version_added") == []
+
+
+async def test_server_code_cannot_attach_an_empty_file_either(docs: Docs) -> None:
+    """``store_bytes`` (seeds, jobs) follows the upload's rule: zero bytes are a 422
+    ``documents-invalid-upload`` with nothing stored or recorded, not a 0-byte version."""
+    agent = await docs.user("agent")
+    created = await docs.create(agent)
+    async with docs.app.context.session_factory() as session:
+        document = await session.get(Document, uuid.UUID(created["id"]))
+        assert document is not None
+        with pytest.raises(InvalidUpload, match="empty"):
+            await store_bytes(session, docs.app.context, document, "empty.pdf", b"")
+        await session.commit()
+    assert (await docs.get(agent, created["id"])).json()["current_version"] == 0
     assert docs.stored_files() == [] and await docs.events("documents.document.version_added") == []
 
 

@@ -137,8 +137,7 @@ async def receive(
         raise FileTooLarge(f"the file exceeds {limit} bytes")
     document, allowed = await _checked_document(context, principal, document_id)
     part = await read_file_part(_bounded(body, limit + MULTIPART_OVERHEAD), content_type)
-    if not part.head:  # the head is short only when the part ended: nothing at all
-        raise InvalidUpload("the file is empty: a version needs at least one byte")
+    not_empty(part.head)  # the head is short only when the part ended: nothing at all
     filename = safe_filename(part.filename)
     sniffed = sniff(part.head)
     why = refusal(sniffed, part.content_type, filename, allowed)
@@ -161,6 +160,13 @@ async def receive(
     with backend_failures(storage.upload):
         await storage.get(storage.upload).put(key, checked())
     return Received(key, storage.upload, size, digest.hexdigest(), sniffed, filename)
+
+
+def not_empty(head: bytes) -> None:
+    """A version needs at least one byte: an empty file is refused (422), uploaded or
+    attached by server code alike."""
+    if not head:
+        raise InvalidUpload("the file is empty: a version needs at least one byte")
 
 
 @contextlib.contextmanager
@@ -425,8 +431,9 @@ async def store_bytes(
 ) -> Version:
     """Attach ``data`` as the document's next version from server code (seeds, jobs).
 
-    The same checks as an upload: sniffed type, hash, generated key.
+    The same checks as an upload: not empty, sniffed type, hash, generated key.
     """
+    not_empty(data)
     version_id = new_id()
     storage = storage_of(context)
     key = key_of(document, version_id)
