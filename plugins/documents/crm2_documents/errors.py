@@ -60,6 +60,10 @@ class FileNotReady(Conflict):
     slug, title = "documents-file-not-ready", "The version's file is not stored (yet)"
 
 
+class TransferFailedState(Conflict):
+    slug, title = "documents-transfer-failed", "The version's move to another backend failed"
+
+
 class FileMissing(NotFound):
     slug, title = "documents-file-missing", "The version's file is missing from its storage backend"
 

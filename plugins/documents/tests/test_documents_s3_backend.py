@@ -119,6 +119,21 @@ async def test_a_transfer_that_keeps_failing_is_marked_failed(
     assert failed.data["target_backend"] == "s3" and failed.data["error"]
     got = await docs.client.get(f"{API}/documents/{document['id']}/download", headers=agent.headers)
     assert got.content == PDF  # still served from where it was
+    # asked onto the backend it is still on: a 409 naming the state, not a 200 that keeps it
+    admin = await docs.user("admin")
+    url = f"{API}/documents/{document['id']}/versions/1"
+    here = await docs.client.post(
+        f"{url}/transfer", json={"backend": "local"}, headers=admin.headers
+    )
+    assert here.status_code == 409, here.text
+    assert here.headers["content-type"].startswith("application/problem+json")
+    assert here.json()["type"].endswith("documents-transfer-failed")
+    assert "failed" in here.json()["detail"] and "'s3'" in here.json()["detail"]
+    assert (await docs.client.get(url, headers=admin.headers)).json()["state"] == "failed"
+    # asked onto its target again: the move is retried
+    again = await docs.client.post(f"{url}/transfer", json={"backend": "s3"}, headers=admin.headers)
+    assert again.status_code == 202, again.text
+    assert (again.json()["state"], again.json()["target_backend"]) == ("transferring", "s3")
 
 
 async def test_an_unreachable_s3_is_503_not_500(crm2_app_factory: Any, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm2_core.api import publish, utcnow
-from crm2_documents.errors import FileNotReady, UnknownBackend
+from crm2_documents.errors import FileNotReady, TransferFailedState, UnknownBackend
 from crm2_documents.events import TransferDone, TransferFailed
 from crm2_documents.models import Document, Version
 from crm2_documents.service.documents import identity
@@ -51,13 +51,21 @@ async def request(
     backend: str,
 ) -> tuple[Version, bool]:
     """Queue version ``number`` for a move to ``backend``; whether a move was queued
-    (``False``: the file is on ``backend`` already and nothing changes)."""
+    (``False``: the file is on ``backend`` already and nothing changes). A ``failed``
+    version asked onto the backend it is still on is a 409: a 200 there would answer
+    "done" and keep ``failed``; asking for its target again retries the move."""
     storage = storage_of(context)
     if backend not in storage.backends:
         raise UnknownBackend(f"no storage backend {backend!r}; have {sorted(storage.backends)}")
     _, version = await get_version(session, principal, document_id, number)
     if version.state == "transferring":
         raise FileNotReady(f"version {number} is already moving to {version.target_backend}")
+    if version.backend == backend and version.state == "failed":
+        raise TransferFailedState(
+            f"version {number} is failed: its move to {version.target_backend!r} failed and "
+            f"its file is still on {backend!r}; ask for {version.target_backend!r} to retry "
+            "the move"
+        )
     if version.backend == backend:
         return version, False
     await session.execute(
