@@ -52,7 +52,8 @@ class DocumentsSettings(BaseSettings):
     signing_key: SecretStr | None = Field(
         None,
         description="HMAC key of signed download URLs (32+ bytes); unset = derived from "
-        "CRM2_AUTH_JWT_SECRET (required when auth signs with a private key)",
+        "CRM2_AUTH_JWT_SECRET (required when auth signs with a private key; in development "
+        "derived from CRM2_AUTH_JWT_PRIVATE_KEY_FILE then)",
     )
     signed_url_max_seconds: int = Field(
         3600, ge=10, le=86_400, description="longest lifetime a signed URL may ask for"

@@ -15,13 +15,18 @@ import hmac
 import logging
 import secrets
 import uuid
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from crm2_core.api import ConfigurationError, ServiceUnavailable
 from crm2_documents.errors import BadSignature
 
 log = logging.getLogger(__name__)
 PURPOSE = b"crm2-documents-signed-url-v1"
+DEVELOPMENT_LABEL = b"crm2-documents-signed-url-development-v1"
 NO_KEY = (
     "signed download URLs need a key: set CRM2_DOCUMENTS_SIGNING_KEY (32+ random bytes, "
     "python -c 'import secrets; print(secrets.token_urlsafe(48))'); CRM2_AUTH_JWT_SECRET, "
@@ -37,8 +42,10 @@ class SigningKeyMissing(ServiceUnavailable):
 
 
 class EphemeralSigningKey:
-    """The random key of a development process that has no configured one (as auth's own
-    random JWT secret there: URLs end with the process); ``None`` where one is configured."""
+    """The key of a development process that has no configured one; ``None`` where one
+    is configured. Derived from auth's private key file where auth signs with one (every
+    worker reads the same file: a URL made by one opens on another); random otherwise,
+    as auth's own secret is there (its tokens end with the process too)."""
 
     def __init__(self, key: bytes | None) -> None:
         self.key = key
@@ -55,16 +62,34 @@ def _configured(context: Any) -> bytes | None:
     return hmac.new(jwt_secret.get_secret_value().encode(), PURPOSE, hashlib.sha256).digest()
 
 
+def _development_key(context: Any) -> bytes:
+    """HKDF of auth's private key file under a label of its own (a URL's key is never the
+    key, nor anything that signs a token); random when auth has no such file."""
+    key_file = context.plugin_settings("auth").jwt_private_key_file
+    try:
+        material = Path(key_file).read_bytes() if key_file is not None else b""
+    except OSError:
+        material = b""  # auth refuses to start on it and says why
+    if not material:
+        log.warning("documents: %s; using a random per-process key (development only)", NO_KEY)
+        return secrets.token_bytes(32)
+    log.warning(
+        "documents: %s; using a key derived from CRM2_AUTH_JWT_PRIVATE_KEY_FILE (development only)",
+        NO_KEY,
+    )
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=DEVELOPMENT_LABEL).derive(material)
+
+
 def configure_signing(context: Any) -> None:
-    """At start-up: a key is configured or derivable; in development a random one stands in;
-    anywhere else start-up stops naming the setting (every signed URL would be refused)."""
-    ephemeral = None
+    """At start-up: a key is configured or derivable; in development one is derived (see
+    ``EphemeralSigningKey``); anywhere else start-up stops naming the setting (every
+    signed URL would be refused)."""
+    development = None
     if _configured(context) is None:
         if context.settings.env != "development":
             raise ConfigurationError(f"documents: {NO_KEY}")
-        log.warning("documents: %s; using a random per-process key (development only)", NO_KEY)
-        ephemeral = secrets.token_bytes(32)
-    context.provide(EphemeralSigningKey, EphemeralSigningKey(ephemeral))
+        development = _development_key(context)
+    context.provide(EphemeralSigningKey, EphemeralSigningKey(development))
 
 
 def signing_key(context: Any) -> bytes:

@@ -697,3 +697,33 @@ async def test_development_without_any_key_signs_with_a_random_one(
     assert lost.status_code == 503, lost.text
     assert lost.json()["type"].endswith("documents-signing-key-missing")
     assert "CRM2_DOCUMENTS_SIGNING_KEY" in lost.json()["detail"]
+
+
+async def test_development_workers_sharing_auths_key_file_open_each_others_urls(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """Two development processes (workers) whose auth signs with the same private key file:
+    a URL one signs opens on the other (each drew a random key, and it was a 403); the key
+    is derived under a label of its own, never the auth key file's bytes themselves."""
+    settings = {
+        "auth": _asymmetric_auth(tmp_path / "keys"),
+        "documents": {"local_root": str(tmp_path / "files")},
+    }
+    first, second = [
+        await crm2_app_factory(env="development", plugins=["documents"], plugin_settings=settings)
+        for _ in range(2)
+    ]
+    await seed_default_kinds(first)
+    docs = Docs(first, tmp_path / "files")
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/signed-url"
+    signed = await docs.client.post(url, json={}, headers=agent.headers)
+    assert signed.status_code == 200, signed.text
+    elsewhere = await second.client.get(signed.json()["url"])
+    assert elsewhere.status_code == 200, elsewhere.text
+    assert elsewhere.content == PDF
+    key = first.context.get(signing.EphemeralSigningKey).key
+    assert key is not None and len(key) == 32
+    assert key not in settings["auth"]["jwt_private_key_file"].read_bytes()
