@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from crm2_documents.service.transfers import run_transfers
 from crm2_documents.storage.base import StorageBackend, StorageError
 from crm2_documents.storage.local import LocalBackend
 from crm2_documents.storage.registry import storage_of
-from documents_kit import API, PDF, Docs, make_docs
+from documents_kit import API, PDF, Docs, User, make_docs
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -68,23 +68,39 @@ class Broken(StorageBackend):
         raise StorageError("the store is unreachable")
 
 
-class BrokenPlugin:
-    manifest = PluginManifest(name="broken_store", title="Broken store", depends=("documents",))
+class ExtraBackend:
+    """A plugin adding one storage backend, the test's own."""
+
+    manifest = PluginManifest(name="extra_store", title="Extra store", depends=("documents",))
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
 
     @hookimpl
     def crm2_documents_storage_backends(self, context: Any) -> Sequence[StorageBackend]:
-        return [Broken()]
+        return [self.backend]
 
 
-async def test_a_failing_backend_is_503_and_keeps_nothing(
-    crm2_app_factory: Any, tmp_path: Path
-) -> None:
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "broken_store"],
-        extra_plugins=(BrokenPlugin(),),
-    )
+MakeDocs = Callable[..., Awaitable[Docs]]
+
+
+@pytest.fixture
+def docs_with(crm2_app_factory: Any, tmp_path: Path) -> MakeDocs:
+    """``await docs_with(store, **settings)``: an app with documents (files under a temporary
+    root, ``settings`` its own) and, when given, ``store`` as one more storage backend."""
+
+    async def make(store: StorageBackend | None = None, **settings: Any) -> Docs:
+        plugins = ["documents", "extra_store"] if store is not None else ["documents"]
+        extra = (ExtraBackend(store),) if store is not None else ()
+        return await make_docs(
+            crm2_app_factory, tmp_path / "files", plugins, extra_plugins=extra, **settings
+        )
+
+    return make
+
+
+async def test_a_failing_backend_is_503_and_keeps_nothing(docs_with: MakeDocs) -> None:
+    docs = await docs_with(Broken())
     agent = await docs.user("agent")
     document = await docs.create(agent)
     assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
@@ -115,31 +131,13 @@ class CutShort(LocalBackend):
                 return
 
 
-class CutShortPlugin:
-    manifest = PluginManifest(name="cut_short", title="Cut short", depends=("documents",))
-
-    def __init__(self, backend: CutShort) -> None:
-        self.backend = backend
-
-    @hookimpl
-    def crm2_documents_storage_backends(self, context: Any) -> Sequence[StorageBackend]:
-        return [self.backend]
-
-
 async def test_a_transfer_that_reads_a_cut_short_file_moves_nothing(
-    crm2_app_factory: Any, tmp_path: Path
+    docs_with: MakeDocs, tmp_path: Path
 ) -> None:
     """The copy is checked against the version's size and SHA-256 before the version moves
     and the original goes: a short read stores nothing on the target and keeps the file."""
     source = CutShort(tmp_path / "source", name="cut_short")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(source),),
-        upload_backend="cut_short",
-        backend="local",
-    )
+    docs = await docs_with(source, upload_backend="cut_short", backend="local")
     agent = await docs.user("agent")
     document = await docs.create(agent)
     data = PDF + b"x" * 200_000  # several chunks
@@ -178,7 +176,7 @@ class Gated(LocalBackend):
 
 
 async def test_a_slow_transfer_is_not_claimed_again_while_it_copies(
-    crm2_app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    docs_with: MakeDocs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A copy that takes longer than the first backoff keeps its claim: its lease is pushed
     on while it runs, so another run (another process) does not copy the file a second
@@ -188,14 +186,7 @@ async def test_a_slow_transfer_is_not_claimed_again_while_it_copies(
     monkeypatch.setattr(transfers, "BACKOFF_SECONDS", (0.2, 0.2, 0.2, 0.2, 0.2))
     monkeypatch.setattr(transfers, "LEASE_SECONDS", 0.6, raising=False)
     source = Gated(tmp_path / "source", name="cut_short")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(source),),
-        upload_backend="cut_short",
-        backend="local",
-    )
+    docs = await docs_with(source, upload_backend="cut_short", backend="local")
     agent = await docs.user("agent")
     document = await docs.create(agent)
     data = PDF + b"x" * 100_000
@@ -235,37 +226,37 @@ async def deleted_days_ago(docs: Docs, days: int) -> None:
         await session.commit()
 
 
-async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
-    crm2_app_factory: Any, tmp_path: Path
-) -> None:
-    """The purge removes the files, then the row: a restore in between kept the row and lost
-    the files. Past its purge_after a document is no longer restorable."""
-    backend = RestoresFirst(tmp_path / "racing", name="racing")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(backend),),
-        backend="racing",
-        retention_days=1,
-    )
+async def past_retention(docs: Docs) -> tuple[User, str]:
+    """A manager's document with a file, deleted two days ago (past a day's retention):
+    the manager and the document's URL."""
     manager = await docs.user("manager")
     document = await docs.create(manager)
     assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
     url = f"{API}/documents/{document['id']}"
     assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
+    await deleted_days_ago(docs, 2)
+    return manager, url
+
+
+async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
+    docs_with: MakeDocs, tmp_path: Path
+) -> None:
+    """The purge removes the files, then the row: a restore in between kept the row and lost
+    the files. Past its purge_after a document is no longer restorable."""
+    backend = RestoresFirst(tmp_path / "racing", name="racing")
+    docs = await docs_with(backend, backend="racing", retention_days=1)
+    manager, url = await past_retention(docs)
     restores: list[int] = []
 
     async def restore() -> None:
         answer = await docs.client.post(f"{url}/restore", headers=manager.headers)
         restores.append(answer.status_code)
 
-    await deleted_days_ago(docs, 2)
     backend.before_delete = restore
     purged = await purge_deleted(docs.app.context)
     assert restores == [409]  # past purge_after: refused, not restored without its files
     assert purged == 1
-    assert (await docs.get(manager, document["id"])).status_code == 404
+    assert (await docs.client.get(url, headers=manager.headers)).status_code == 404
 
 
 class PurgedWhileRead(LocalBackend):
@@ -282,26 +273,13 @@ class PurgedWhileRead(LocalBackend):
 
 
 async def test_a_copy_that_lands_after_the_purge_is_removed(
-    crm2_app_factory: Any, tmp_path: Path
+    docs_with: MakeDocs, tmp_path: Path
 ) -> None:
     """A transfer that finishes its copy after the purge removed the version leaves no file
     of the purged document on the target."""
     source = PurgedWhileRead(tmp_path / "source", name="cut_short")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(source),),
-        upload_backend="cut_short",
-        backend="local",
-        retention_days=1,
-    )
-    manager = await docs.user("manager")
-    document = await docs.create(manager)
-    assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
-    url = f"{API}/documents/{document['id']}"
-    assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
-    await deleted_days_ago(docs, 2)
+    docs = await docs_with(source, upload_backend="cut_short", backend="local", retention_days=1)
+    await past_retention(docs)
 
     async def purge() -> None:
         assert await purge_deleted(docs.app.context) == 1
@@ -319,17 +297,11 @@ class KeepsEverything(LocalBackend):
 
 
 async def test_a_refused_upload_stays_its_own_error_when_the_cleanup_fails(
-    crm2_app_factory: Any, tmp_path: Path
+    docs_with: MakeDocs, tmp_path: Path
 ) -> None:
     """The duplicate is 409 even when removing its stored copy fails (that is logged)."""
     backend = KeepsEverything(tmp_path / "keeps", name="keeps")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(backend),),
-        backend="keeps",
-    )
+    docs = await docs_with(backend, backend="keeps")
     agent = await docs.user("agent")
     document = await docs.create(agent)
     assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
@@ -381,12 +353,12 @@ async def test_an_upload_whose_commit_fails_leaves_no_file(docs: Docs, idempoten
 
 
 async def test_a_purge_blocked_by_a_removed_backend_is_reported_and_holds_up_nothing(
-    crm2_app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    docs_with: MakeDocs, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A deleted document whose file is on a backend no longer configured cannot be purged
     (its file cannot be removed): it is reported, and the other documents past retention
     are purged all the same, run after run; configured again, it is purged."""
-    docs = await make_docs(crm2_app_factory, tmp_path / "files", retention_days=1, purge_batch=1)
+    docs = await docs_with(None, retention_days=1, purge_batch=1)
     manager = await docs.user("manager")
     blocked, free = await docs.create(manager), await docs.create(manager)
     for document in (blocked, free):
@@ -428,12 +400,12 @@ async def test_a_purge_blocked_by_a_removed_backend_is_reported_and_holds_up_not
 
 
 async def test_a_purge_blocked_by_a_removed_backend_shows_in_the_backends_status(
-    crm2_app_factory: Any, tmp_path: Path
+    docs_with: MakeDocs,
 ) -> None:
     """An operator sees, in ``GET /backends``, how many deleted documents wait on each backend
     that is no longer configured (not only in the purge's log); a document still within its
     retention, or with a file on a configured backend, is not counted."""
-    docs = await make_docs(crm2_app_factory, tmp_path / "files", retention_days=1)
+    docs = await docs_with(None, retention_days=1)
     admin = await docs.user("admin")
     waiting = [await docs.create(admin) for _ in range(3)]
     recent = await docs.create(admin)
@@ -471,20 +443,13 @@ async def test_a_purge_blocked_by_a_removed_backend_shows_in_the_backends_status
 
 
 async def test_files_stored_by_server_code_join_the_transfer_queue_as_uploads_do(
-    crm2_app_factory: Any, tmp_path: Path
+    docs_with: MakeDocs, tmp_path: Path
 ) -> None:
     """Demo documents (``store_bytes``) land on the upload backend like an upload: when the
     files belong elsewhere they are queued (``transferring``) and moved, not left behind
     as ``stored`` where they landed."""
     target = CutShort(tmp_path / "target", name="cut_short")
-    docs = await make_docs(
-        crm2_app_factory,
-        tmp_path / "files",
-        plugins=["documents", "cut_short"],
-        extra_plugins=(CutShortPlugin(target),),
-        upload_backend="local",
-        backend="cut_short",
-    )
+    docs = await docs_with(target, upload_backend="local", backend="cut_short")
     admin = await docs.user("admin")
     for _plugin, result in docs.app.context.plugins.call(
         "crm2_seed", name="demo", context=docs.app.context
