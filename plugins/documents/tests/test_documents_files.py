@@ -15,7 +15,7 @@ from crm2_documents.errors import InvalidUpload
 from crm2_documents.models import Document, Kind
 from crm2_documents.service.versions import store_bytes
 from crm2_documents.stream import channels
-from documents_kit import API, PDF, PNG, Docs, make_docs, seed_default_kinds
+from documents_kit import API, PDF, PNG, Docs, User, make_docs, seed_default_kinds
 from sqlalchemy import update
 from sqlmodel import col
 
@@ -649,6 +649,20 @@ async def test_without_a_key_to_sign_urls_with_start_up_stops_naming_it(
     assert "CRM2_DOCUMENTS_SIGNING_KEY" in str(refused.value), refused.value
 
 
+async def signed_url_of(app: Any, root: Path) -> tuple[Docs, User, str, str]:
+    """An agent's document with a file in ``app``: the docs, the agent, the URL that asks
+    for signed URLs, and one it answered."""
+    await seed_default_kinds(app)
+    docs = Docs(app, root)
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/signed-url"
+    signed = await docs.client.post(url, json={}, headers=agent.headers)
+    assert signed.status_code == 200, signed.text
+    return docs, agent, url, str(signed.json()["url"])
+
+
 async def test_a_signing_key_makes_signed_urls_work_with_asymmetric_auth(
     crm2_app_factory: Any, tmp_path: Path
 ) -> None:
@@ -659,15 +673,8 @@ async def test_a_signing_key_makes_signed_urls_work_with_asymmetric_auth(
             "documents": {"local_root": str(tmp_path / "files"), "signing_key": "s" * 40},
         },
     )
-    await seed_default_kinds(app)
-    docs = Docs(app, tmp_path / "files")
-    agent = await docs.user("agent")
-    document = await docs.create(agent)
-    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
-    url = f"{API}/documents/{document['id']}/signed-url"
-    signed = await docs.client.post(url, json={}, headers=agent.headers)
-    assert signed.status_code == 200, signed.text
-    assert (await docs.client.get(signed.json()["url"])).content == PDF
+    docs, _, _, signed = await signed_url_of(app, tmp_path / "files")
+    assert (await docs.client.get(signed)).content == PDF
 
 
 async def test_development_without_any_key_signs_with_a_random_one(
@@ -683,15 +690,8 @@ async def test_development_without_any_key_signs_with_a_random_one(
             "documents": {"local_root": str(tmp_path / "files")},
         },
     )
-    await seed_default_kinds(app)
-    docs = Docs(app, tmp_path / "files")
-    agent = await docs.user("agent")
-    document = await docs.create(agent)
-    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
-    url = f"{API}/documents/{document['id']}/signed-url"
-    signed = await docs.client.post(url, json={}, headers=agent.headers)
-    assert signed.status_code == 200, signed.text
-    assert (await docs.client.get(signed.json()["url"])).content == PDF
+    docs, agent, url, signed = await signed_url_of(app, tmp_path / "files")
+    assert (await docs.client.get(signed)).content == PDF
     app.context.get(signing.EphemeralSigningKey).key = None
     lost = await docs.client.post(url, json={}, headers=agent.headers)
     assert lost.status_code == 503, lost.text
@@ -713,15 +713,8 @@ async def test_development_workers_sharing_auths_key_file_open_each_others_urls(
         await crm2_app_factory(env="development", plugins=["documents"], plugin_settings=settings)
         for _ in range(2)
     ]
-    await seed_default_kinds(first)
-    docs = Docs(first, tmp_path / "files")
-    agent = await docs.user("agent")
-    document = await docs.create(agent)
-    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
-    url = f"{API}/documents/{document['id']}/signed-url"
-    signed = await docs.client.post(url, json={}, headers=agent.headers)
-    assert signed.status_code == 200, signed.text
-    elsewhere = await second.client.get(signed.json()["url"])
+    _, _, _, signed = await signed_url_of(first, tmp_path / "files")
+    elsewhere = await second.client.get(signed)
     assert elsewhere.status_code == 200, elsewhere.text
     assert elsewhere.content == PDF
     key = first.context.get(signing.EphemeralSigningKey).key
