@@ -293,3 +293,30 @@ async def test_linking_to_a_record_without_an_owner_gives_the_document_to_its_cr
     assert (await docs.get(creator, document["id"])).status_code == 200
     made = await docs.create(manager, link=nobodys)  # a new one: its creator is the caller
     assert made["owner_id"] == str(manager.id)
+
+
+async def test_a_duplicate_the_uploader_cannot_see_is_neither_named_nor_refused(
+    crm2_app_factory: Any, tmp_path: Path
+) -> None:
+    """Two agents' documents under one record without an owner are each their creator's:
+    the second upload of the same file was a 409 naming the first agent's document, which
+    the second cannot see, and confirming that it holds that very file (an oracle for any
+    file's presence). A duplicate only counts among the documents the uploader sees."""
+    docs = await make_docs(
+        crm2_app_factory,
+        tmp_path / "files",
+        plugins=["documents", "unowned"],
+        extra_plugins=(Unowned(),),
+    )
+    first, second, manager = [await docs.user(role) for role in ("agent", "agent", "manager")]
+    nobodys = {"kind": "unowned.thing", "id": str(uuid.uuid4())}
+    hers, his = await docs.create(first, link=nobodys), await docs.create(second, link=nobodys)
+    assert (await docs.upload(first, hers["id"], PDF)).status_code == 201
+    again = await docs.upload(second, his["id"], PDF)
+    assert again.status_code == 201, again.text
+    assert hers["id"] not in again.text
+    # whoever sees both is told, as before
+    theirs = await docs.create(manager, link=nobodys)
+    duplicate = await docs.upload(manager, theirs["id"], PDF)
+    assert duplicate.status_code == 409, duplicate.text
+    assert duplicate.json()["type"].endswith("documents-duplicate-content")

@@ -144,8 +144,12 @@ async def versions_by_numbers(
     return {v.document_id: v for v in (await session.execute(stmt)).scalars()}
 
 
-async def duplicate_of(session: AsyncSession, document: Document, sha256: str) -> uuid.UUID | None:
-    """A live document under the same record (or this document) holding a file with ``sha256``."""
+async def duplicate_of(
+    session: AsyncSession, visibility: Visibility, document: Document, sha256: str
+) -> uuid.UUID | None:
+    """A live document under the same record (or this document) holding a file with
+    ``sha256``, among those ``visibility`` sees: one the uploader cannot see is never named
+    (nor its content confirmed)."""
     if document.link_kind is not None:
         scope = and_(
             col(Document.link_kind) == document.link_kind, col(Document.link_id) == document.link_id
@@ -156,6 +160,7 @@ async def duplicate_of(session: AsyncSession, document: Document, sha256: str) -
         select(col(Document.id))
         .join(Version, col(Version.document_id) == col(Document.id))
         .where(scope, col(Document.deleted_at).is_(None), col(Version.sha256) == sha256)
+        .where(visibility.where(col(Document.owner_id)))
         .limit(1)
     )
     found: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()

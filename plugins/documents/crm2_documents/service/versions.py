@@ -249,7 +249,8 @@ async def add_version(
     await take_turns(session, _upload_turn(document))
     await session.refresh(document)
     expected = check_version(if_match, document.version) if if_match else document.version
-    duplicate = await repo.duplicate_of(session, document, received.sha256)
+    seen = visibility(session, principal)
+    duplicate = await repo.duplicate_of(session, seen, document, received.sha256)
     if duplicate is not None:
         raise DuplicateContent(
             f"document {duplicate} already holds this file", document_id=str(duplicate)
