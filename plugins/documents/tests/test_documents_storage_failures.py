@@ -289,6 +289,53 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
     assert docs.stored_files() == []  # no copy of the purged file on the target
 
 
+class PausedAfterItsFirstDelete(LocalBackend):
+    """A target whose first delete (the purge's) waits, once done, until the test lets it
+    go on: the purge has removed the target's key and not yet the rows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deleted, self.release = asyncio.Event(), asyncio.Event()
+
+    async def delete(self, key: str) -> bool:
+        removed = await super().delete(key)
+        if not self.deleted.is_set():
+            self.deleted.set()
+            await self.release.wait()
+        return removed
+
+
+async def test_a_copy_that_lands_while_the_purge_removes_the_files_is_removed(
+    docs_with: MakeDocs, tmp_path: Path
+) -> None:
+    """The purge removes a document's files from every backend, then its rows: a transfer
+    that landed its copy on the target in between found the version still there and
+    recorded it, and the purged document's file lived on, on the target. A document past
+    retention is the purge's: its copy is removed, never recorded."""
+    source = PurgedWhileRead(tmp_path / "source", name="cut_short")
+    target = PausedAfterItsFirstDelete(tmp_path / "target", name="racing")
+    docs = await docs_with(source, upload_backend="cut_short", backend="local", retention_days=1)
+    storage_of(docs.app.context).backends["racing"] = target
+    await past_retention(docs)
+    async with docs.app.context.session_factory() as session:
+        await session.execute(update(Version).values(target_backend="racing"))
+        await session.commit()
+    purging: list[asyncio.Task[int]] = []
+
+    async def purge_until_the_rows() -> None:  # the copy is open: it reads on
+        purging.append(asyncio.create_task(purge_deleted(docs.app.context)))
+        await asyncio.wait_for(target.deleted.wait(), 10)
+
+    source.while_read = purge_until_the_rows
+    try:
+        moved = await asyncio.wait_for(run_transfers(docs.app.context), 10)
+    finally:
+        target.release.set()
+    assert await asyncio.wait_for(purging[0], 10) == 1
+    assert [p for p in (tmp_path / "target").rglob("*") if p.is_file()] == []
+    assert moved == {"stored": 0, "retry": 0, "failed": 0, "gone": 1}, moved
+
+
 class KeepsEverything(LocalBackend):
     """A backend whose deletes fail (the store refuses them for a while)."""
 

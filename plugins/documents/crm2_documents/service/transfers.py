@@ -186,9 +186,11 @@ async def _record(
 ) -> str:
     """Write the outcome of one attempt; returns ``stored`` | ``retry`` | ``failed``, or
     ``gone`` when the version no longer waits on this run's claim (purged, or claimed
-    again after this run's lease ran out)."""
+    again after this run's lease ran out) or its document is the purge's to remove."""
     async with context.session_factory() as session:
         document = await session.get(Document, version.document_id)
+        if _being_purged(context, document, now):
+            return "gone"
         if error is None:
             outcome = "stored"
             values: dict[str, Any] = {
@@ -234,12 +236,23 @@ async def _record(
     return outcome
 
 
-async def _drop_if_purged(context: Any, version: Version) -> None:
-    """The copy landed after the purge removed the version (it deletes files, then rows):
-    remove it, or the purged file lives on. A version still there was recorded by another
-    run, and the copy is the one in use."""
+def _being_purged(context: Any, document: Document | None, now: datetime) -> bool:
+    """Deleted past retention: no restore brings it back, and the purge (files first, then
+    rows) may have removed its files already, the target's copy too."""
+    if document is None or document.deleted_at is None:
+        return False
+    days = context.plugin_settings("documents").retention_days
+    return document.deleted_at < now - timedelta(days=days)
+
+
+async def _drop_if_purged(context: Any, version: Version, now: datetime) -> None:
+    """The copy landed after the purge removed the version or while it removes its files
+    (it deletes files, then rows): remove it, or the purged file lives on. A version
+    still there of a live document was recorded by another run: its copy is in use."""
     async with context.session_factory() as session:
-        if await session.get(Version, version.id) is not None:
+        found = await session.get(Version, version.id)
+        document = await session.get(Document, version.document_id)
+        if found is not None and not _being_purged(context, document, now):
             return
     try:
         await storage_of(context).get(version.target_backend or "").delete(version.storage_key)
@@ -272,7 +285,7 @@ async def run_transfers(context: Any, now: datetime | None = None) -> dict[str, 
         outcome = await _record(context, version, error, settings.transfer_max_attempts, clock())
         counts[outcome] += 1
         if outcome == "gone" and error is None:
-            await _drop_if_purged(context, version)
+            await _drop_if_purged(context, version, clock())
         if outcome == "stored":
             try:  # the old copy: a leftover is harmless, the row no longer points at it
                 await storage_of(context).get(version.backend).delete(version.storage_key)
