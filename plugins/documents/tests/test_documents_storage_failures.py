@@ -226,15 +226,15 @@ async def deleted_days_ago(docs: Docs, days: int) -> None:
         await session.commit()
 
 
-async def past_retention(docs: Docs) -> tuple[User, str]:
-    """A manager's document with a file, deleted two days ago (past a day's retention):
-    the manager and the document's URL."""
+async def deleted_with_a_file(docs: Docs, days_ago: int = 2) -> tuple[User, str]:
+    """A manager's document with a file, deleted ``days_ago`` (two: past a day's
+    retention): the manager and the document's URL."""
     manager = await docs.user("manager")
     document = await docs.create(manager)
     assert (await docs.upload(manager, document["id"], PDF)).status_code == 201
     url = f"{API}/documents/{document['id']}"
     assert (await docs.client.delete(url, headers=manager.headers)).status_code == 204
-    await deleted_days_ago(docs, 2)
+    await deleted_days_ago(docs, days_ago)
     return manager, url
 
 
@@ -245,7 +245,7 @@ async def test_a_document_past_retention_cannot_be_restored_while_it_is_purged(
     the files. Past its purge_after a document is no longer restorable."""
     backend = RestoresFirst(tmp_path / "racing", name="racing")
     docs = await docs_with(backend, backend="racing", retention_days=1)
-    manager, url = await past_retention(docs)
+    manager, url = await deleted_with_a_file(docs)
     restores: list[int] = []
 
     async def restore() -> None:
@@ -279,9 +279,10 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
     of the purged document on the target."""
     source = PurgedWhileRead(tmp_path / "source", name="cut_short")
     docs = await docs_with(source, upload_backend="cut_short", backend="local", retention_days=1)
-    await past_retention(docs)
+    await deleted_with_a_file(docs, days_ago=0)
 
-    async def purge() -> None:
+    async def purge() -> None:  # retention passes while the copy runs
+        await deleted_days_ago(docs, 2)
         assert await purge_deleted(docs.app.context) == 1
 
     source.while_read = purge
@@ -316,13 +317,17 @@ async def test_a_copy_that_lands_while_the_purge_removes_the_files_is_removed(
     target = PausedAfterItsFirstDelete(tmp_path / "target", name="racing")
     docs = await docs_with(source, upload_backend="cut_short", backend="local", retention_days=1)
     storage_of(docs.app.context).backends["racing"] = target
-    await past_retention(docs)
+    await deleted_with_a_file(docs)
     async with docs.app.context.session_factory() as session:
         await session.execute(update(Version).values(target_backend="racing"))
         await session.commit()
+    idle = {"stored": 0, "retry": 0, "failed": 0, "gone": 0}
+    assert await run_transfers(docs.app.context) == idle  # past retention: not copied at all
+    await deleted_days_ago(docs, 0)  # within retention when the copy starts
     purging: list[asyncio.Task[int]] = []
 
     async def purge_until_the_rows() -> None:  # the copy is open: it reads on
+        await deleted_days_ago(docs, 2)
         purging.append(asyncio.create_task(purge_deleted(docs.app.context)))
         await asyncio.wait_for(target.deleted.wait(), 10)
 
@@ -333,7 +338,7 @@ async def test_a_copy_that_lands_while_the_purge_removes_the_files_is_removed(
         target.release.set()
     assert await asyncio.wait_for(purging[0], 10) == 1
     assert [p for p in (tmp_path / "target").rglob("*") if p.is_file()] == []
-    assert moved == {"stored": 0, "retry": 0, "failed": 0, "gone": 1}, moved
+    assert moved == {**idle, "gone": 1}, moved
 
 
 class KeepsEverything(LocalBackend):

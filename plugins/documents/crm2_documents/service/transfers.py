@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -92,10 +92,18 @@ async def _claim(context: Any, now: datetime, candidates: int) -> Version | None
     (``next_attempt_at``) runs ``LEASE_SECONDS`` from ``now``. One at a time, just before
     its copy: a batch claimed at once would see its later leases run out while the
     earlier copies ran."""
+    days = context.plugin_settings("documents").retention_days
     async with context.session_factory() as session:
         stmt = (
             select(Version)
+            .join(Document, col(Document.id) == col(Version.document_id))
             .where(col(Version.state) == "transferring", col(Version.next_attempt_at) <= now)
+            .where(  # a document past retention is the purge's: no copy made of it
+                or_(
+                    col(Document.deleted_at).is_(None),
+                    col(Document.deleted_at) >= now - timedelta(days=days),
+                )
+            )
             .order_by(col(Version.next_attempt_at))
             .limit(candidates)
         )
