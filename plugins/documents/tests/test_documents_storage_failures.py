@@ -291,18 +291,19 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
 
 
 class PausedAfterItsFirstDelete(LocalBackend):
-    """A target whose first delete (the purge's) waits, once done, until the test lets it
-    go on: the purge has removed the target's key and not yet the rows."""
+    """A target whose first delete once ``armed`` (the purge's) waits, once done, until the
+    test lets it go on: the purge has removed the target's key and not yet the rows."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.armed = False
         self.deleted, self.release = asyncio.Event(), asyncio.Event()
 
     async def delete(self, key: str) -> bool:
         removed = await super().delete(key)
-        if not self.deleted.is_set():
+        if self.armed and not self.deleted.is_set():
             self.deleted.set()
-            await self.release.wait()
+            await asyncio.wait_for(self.release.wait(), 10)
         return removed
 
 
@@ -322,7 +323,9 @@ async def test_a_copy_that_lands_while_the_purge_removes_the_files_is_removed(
         await session.execute(update(Version).values(target_backend="racing"))
         await session.commit()
     idle = {"stored": 0, "retry": 0, "failed": 0, "gone": 0}
-    assert await run_transfers(docs.app.context) == idle  # past retention: not copied at all
+    # past retention: not copied at all
+    assert await asyncio.wait_for(run_transfers(docs.app.context), 10) == idle
+    target.armed = True
     await deleted_days_ago(docs, 0)  # within retention when the copy starts
     purging: list[asyncio.Task[int]] = []
 
