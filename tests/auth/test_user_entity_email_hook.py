@@ -1,0 +1,57 @@
+"""The ``auth.user`` entity shows a user's e-mail to holders of ``auth:users`` as their
+requests are judged: a ``crm2_check_permission`` hook that denies them ``auth:users``
+hides it, as it refuses them the users' admin routes.
+
+Before: the roles alone decided (``principal.has_permission``), so a principal every
+``/auth/users`` route refused (403) still read any user's e-mail through a link.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from crm2_core.kit.links import resolve_entity
+from crm2_core.testing import Crm2TestApp
+from crm2_hookspecs import PluginManifest, Principal, hookimpl
+
+
+class Suspends:
+    manifest = PluginManifest(name="suspends", title="Suspends (test only)")
+
+    def __init__(self) -> None:
+        self.suspended: set[uuid.UUID] = set()
+
+    @hookimpl
+    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
+        return False if principal.id in self.suspended else None
+
+
+async def test_a_hook_that_denies_auth_users_hides_the_email(crm2_app_factory: Any) -> None:
+    rule = Suspends()
+    crm2: Crm2TestApp = await crm2_app_factory(plugins=["suspends"], extra_plugins=(rule,))
+    admin = await crm2.user("admin")
+    other = await crm2.user("agent")
+    principal = Principal(
+        id=admin.id, kind="user", roles=frozenset({"admin"}), permissions=frozenset({"*"})
+    )
+
+    async with crm2.context.session_factory() as session:
+        shown = await resolve_entity(crm2.context, "auth.user", other.id, principal, session)
+        assert shown is not None and shown["email"] == other.email
+        rule.suspended.add(admin.id)
+        hidden = await resolve_entity(crm2.context, "auth.user", other.id, principal, session)
+        assert hidden is not None and "email" not in hidden
+        # the user themselves and the system still see it
+        themselves = Principal(id=other.id, kind="user", roles=frozenset({"agent"}))
+        own = await resolve_entity(crm2.context, "auth.user", other.id, themselves, session)
+        assert own is not None and own["email"] == other.email
+        system = await resolve_entity(crm2.context, "auth.user", other.id, None, session)
+        assert system is not None and system["email"] == other.email
+
+    # in a session of its own (none given) as well
+    without = await resolve_entity(crm2.context, "auth.user", other.id, principal)
+    assert without is not None and "email" not in without
+    # and the routes agree: the same principal is refused the user itself
+    response = await crm2.client.get(f"/api/v1/auth/users/{other.id}", headers=admin.headers)
+    assert response.status_code == 403, response.text
