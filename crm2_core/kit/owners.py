@@ -22,7 +22,12 @@ from crm2_core.auth.repository import permissions_of_roles, roles_of
 from crm2_core.db.direct import execute_in_session
 from crm2_core.errors import Forbidden, Unauthorized, Unprocessable
 from crm2_core.http.principal import permitted
-from crm2_core.kit.visibility import Visibility, acting_user
+from crm2_core.kit.visibility import (
+    Visibility,
+    acting_user,
+    permitted_in_session,
+    session_application,
+)
 from crm2_hookspecs import Principal
 
 if TYPE_CHECKING:
@@ -48,15 +53,7 @@ async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
     return bool(rows[0][0])
 
 
-def application_of(session: AsyncSession) -> AppContext | None:
-    """The application whose session this is (``AppSession.application``), if any."""
-    application: AppContext | None = getattr(session.sync_session, "application", None)
-    return application
-
-
-def _hooks_may_veto(context: AppContext | None) -> bool:
-    if context is None:
-        return False
+def _hooks_may_veto(context: AppContext) -> bool:
     caller = getattr(context.plugins.pm.hook, "crm2_check_permission", None)
     return caller is not None and bool(caller.get_hookimpls())
 
@@ -67,8 +64,9 @@ async def _not_vetoed(
     """``granted`` less what a ``crm2_check_permission`` hook denies the user: two more
     reads (their roles and those roles' permissions, the principal a hook judges),
     only when a plugin implements the hook."""
-    context = application_of(session)
-    if not granted or context is None or not _hooks_may_veto(context):
+    # a session of no application raises: hooks asked for must not quietly go unasked
+    context = session_application(session)
+    if not granted or not _hooks_may_veto(context):
         return granted
     roles = frozenset((await roles_of(session, [user_id]))[user_id])
     grants = await permissions_of_roles(session, roles)
@@ -95,7 +93,8 @@ async def user_grants(
     ``hooks``: less what a ``crm2_check_permission`` hook of the session's application
     denies them, as a request of theirs would be denied: the owner rule
     (:func:`resolve_owner`'s ``may_own``). Costs reads only when a plugin implements
-    the hook."""
+    the hook; a session of no application (whose hooks cannot be asked) raises
+    ``RuntimeError`` rather than answer by the roles alone."""
     wanted = sorted(set(permissions))
 
     def grants(permission: str) -> Any:
@@ -260,11 +259,11 @@ async def resolve_owner(
 
 
 def _holds(session: AsyncSession, principal: Principal, permission: str) -> bool:
-    """The signed-in caller's own standing, judged as their request was (no read)."""
-    context = application_of(session)
-    if context is None:
-        return principal.has_permission(permission)
-    return permitted(context, principal, permission)
+    """The signed-in caller's own standing, judged as their request was (no read).
+
+    A session of no application raises (``permitted_in_session``): the roles alone
+    would let a caller a ``crm2_check_permission`` hook denies ``permission`` own it."""
+    return permitted_in_session(session, principal, permission)
 
 
 async def user_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> dict[str, uuid.UUID]:
