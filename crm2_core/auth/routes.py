@@ -253,9 +253,10 @@ async def update_user(
     """Change a user's name, password, roles or active flag (If-Match required).
 
     Only a user whose permissions you hold yourself; your own roles and an admin
-    need the admin role; your own password needs ``current_password`` (403 if wrong,
-    counted like a failed sign-in). Roles, active flag and password changes end the
-    user's tokens at once.
+    need the admin role; your own password, and another administrator's (a user with
+    ``auth:users`` or ``*``), needs your ``current_password`` (403 if wrong, counted
+    like a failed sign-in). Roles, active flag and password changes end the user's
+    tokens at once; ``revoke_api_keys`` also revokes every API key the user made.
     """
     ip = _client_ip(request)
     user = await service.update_user(session, user_id, if_match, body, actor, ip=ip)

@@ -133,11 +133,17 @@ class UserUpdate(_Password):
         None,
         min_length=1,
         max_length=1024,
-        description="your password as it is now: needed to change your own password "
-        "(not to reset another user's)",
+        description="your password as it is now: needed to change your own password, "
+        "and to reset another administrator's (a user holding auth:users or *); not to "
+        "reset another user's",
     )
     roles: list[str] | None = Field(None, max_length=20)
     is_active: bool | None = None
+    revoke_api_keys: bool = Field(
+        False,
+        description="also revoke, at once, every API key the user made (and the keys "
+        "made with those): after a suspected compromise, with a new password",
+    )
 
 
 class RolePublic(ResponseModel):

@@ -309,16 +309,33 @@ class AuthService:
         ip: str = "unknown",
     ) -> User:
         verified: str | None = None
-        if data.password is not None and actor is not None and acting_user(actor) == user_id:
+        confirmer = None  # whose current password this change needs: none, or the actor's
+        if data.password is not None and actor is not None:
+            confirmer = await self._confirmer(user_id, actor)
+        if confirmer is not None:
             # before this session's first statement: on SQLite that begins IMMEDIATE,
             # and the attempt is counted in a transaction of its own
-            verified = await self._require_current_password(user_id, data.current_password, ip)
+            verified = await self._require_current_password(
+                confirmer, data.current_password, ip, own=confirmer == user_id
+            )
         user = await self.get_user(session, user_id)
-        if verified is not None and user.password_hash != verified:
-            # changed between the check and this read: what was checked is no longer it
-            raise WrongCurrentPassword("your password changed meanwhile; sign in again")
+        if verified is not None:
+            checked = user if confirmer == user_id else await repo.user_by_id(session, confirmer)
+            if checked is None or checked.password_hash != verified:
+                # changed between the check and this read: what was checked is no longer it
+                raise WrongCurrentPassword("your password changed meanwhile; sign in again")
         version = check_version(if_match, user.version)
         current = await self._require_over(session, actor, user_id, "changing this user")
+        if (
+            data.password is not None
+            and actor is not None
+            and confirmer is None
+            and _administers(await self._permissions_of(session, current))
+        ):  # made an administrator since the check above: theirs is no plain reset now
+            raise CurrentPasswordRequired(
+                "this user became an administrator meanwhile: resetting their password "
+                "needs current_password (your own password as it is now)"
+            )
         values: dict[str, object] = {"updated_at": utcnow()}
         reasons: list[str] = []
         if data.full_name is not None:
@@ -359,23 +376,51 @@ class AuthService:
             )
             if "roles" in reasons or "active" in reasons:
                 await self.revoke_ungrantable_keys(session, actor)
+        if data.revoke_api_keys:
+            keys = await repo.live_api_keys_created_by(session, user_id)
+            await self._revoke_keys(session, keys, "creator-keys-revoked")
         return await self.get_user(session, user_id)
 
+    async def _confirmer(self, user_id: uuid.UUID, actor: Principal) -> uuid.UUID | None:
+        """Whose current password a new password for ``user_id`` by ``actor`` needs: the
+        actor's (the user they act for) when it is their own, or when the user is an
+        administrator (holds ``auth:users`` or ``*``): else a stolen admin token would
+        reset another admin's password, and through that account the first's. ``None``
+        for a plain reset. Read in a session of its own, before the update's: a caller
+        who may not change the user at all learns so (403) before any password is asked."""
+        acting = acting_user(actor)
+        if acting == user_id:
+            return acting
+        async with self.context.session_factory() as own:
+            roles = (await repo.roles_of(own, [user_id]))[user_id]
+            held = await self._permissions_of(own, roles)
+        require_covered(actor.permissions, held, "changing this user")
+        return acting if _administers(held) else None
+
     async def _require_current_password(
-        self, user_id: uuid.UUID, password: str | None, ip: str
+        self, user_id: uuid.UUID, password: str | None, ip: str, *, own: bool = True
     ) -> str | None:
-        """422 without, 403 with a wrong current password: a stolen token (or a key the
-        user made) must not turn into the account itself. Each try counts as a sign-in
-        attempt on the account from ``ip`` (the same delays and per-address limit as
-        ``/login``), so this is no side door for guessing the password."""
+        """422 without, 403 with a wrong current password of ``user_id`` (the acting user):
+        a stolen token (or a key the user made) must not turn into the account itself, nor
+        (``own`` false) into another administrator's. Each try counts as a sign-in attempt
+        on the account from ``ip`` (the same delays and per-address limit as ``/login``, and
+        a wrong one publishes ``auth.login.failed`` as a refused sign-in does), so this is
+        no side door for guessing the password."""
+        whose = "your own password" if own else "another administrator's password"
         if password is None:
             raise CurrentPasswordRequired(
-                "changing your own password needs current_password (your password as it is now)"
+                f"changing {whose} needs current_password (your password as it is now)"
             )
-        async with self.context.session_factory() as own:
-            user = await repo.user_by_id(own, user_id)
+        async with self.context.session_factory() as own_session:
+            user = await repo.user_by_id(own_session, user_id)
         if user is None:
-            return None  # gone: the update answers 404
+            if own:
+                return None  # gone: the update answers 404
+            # signed in by a crm2_authenticate backend: no password here to confirm with
+            raise WrongCurrentPassword(
+                "your account has no password here to confirm with; an operator resets "
+                "an administrator's password (crm2 users set-password)"
+            )
         s = self.settings
         wait = await self.throttle.hit(
             f"ip:{ip}", s.login_max_failures_per_ip, s.login_window_seconds
@@ -389,10 +434,14 @@ class AuthService:
                 retry_after=wait,
             )
         if not await self.passwords.verify(user.password_hash, password):
+            # in a transaction of its own: the refused request's rolls back
+            async with self.context.session_factory() as own_session:
+                await self.delays.failed(own_session, user.email, ip, user.id, "wrong_password")
+                await own_session.commit()
             raise WrongCurrentPassword("current_password is not your password")
-        async with self.context.session_factory() as own:  # the right password: as a sign-in
-            await self.delays.succeeded(own, user.email, ip)
-            await own.commit()
+        async with self.context.session_factory() as own_session:  # right: as a sign-in
+            await self.delays.succeeded(own_session, user.email, ip)
+            await own_session.commit()
         await self.throttle.release(f"ip:{ip}")
         return user.password_hash  # the update checks it is still the one (else 403)
 
@@ -833,6 +882,11 @@ class AuthService:
         what = f"revoking a key of role {row.role_name!r}"
         await self._require_holds_as_stored(session, actor, wanted, what)
         await self._revoke_keys(session, [row], "revoked")
+
+
+def _administers(held: Iterable[str]) -> bool:
+    """Whether permissions ``held`` make an administrator: one who manages users."""
+    return any(p in (EVERYTHING, "auth:users") for p in held)
 
 
 def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:

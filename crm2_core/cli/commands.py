@@ -289,7 +289,12 @@ def users_unlock(email: str) -> None:
 @users.command("set-password")
 @click.argument("email")
 @click.option("--password", default=None, help="prompted for when not given")
-def users_set_password(email: str, password: str | None) -> None:
+@click.option(
+    "--revoke-api-keys",
+    is_flag=True,
+    help="also revoke every API key EMAIL made (after a suspected compromise)",
+)
+def users_set_password(email: str, password: str | None, revoke_api_keys: bool) -> None:
     """Set EMAIL's password; their sessions and access tokens end at once."""
     from pydantic import ValidationError
 
@@ -298,7 +303,7 @@ def users_set_password(email: str, password: str | None) -> None:
     if password is None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     try:
-        data = UserUpdate(password=password)
+        data = UserUpdate(password=password, revoke_api_keys=revoke_api_keys)
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     context = load_context()
@@ -319,7 +324,8 @@ def users_set_password(email: str, password: str | None) -> None:
         fail(exc.detail)
     if not found:
         fail(f"no user {account}")
-    console().print(f"password of {account} set; their sessions were ended")
+    ended = "sessions and API keys" if revoke_api_keys else "sessions"
+    console().print(f"password of {account} set; their {ended} were ended")
 
 
 # -- seed -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,41 @@ def test_users_create_refuses_a_full_width_look_alike(database: Path) -> None:
     assert "admin@example.com" in result.output  # the form to write instead
     assert "Traceback" not in result.output
     assert user_row(database, look_alike) is None
+
+
+def _live_keys(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT name FROM auth_api_key WHERE revoked_at IS NULL ORDER BY name")
+        return [r[0] for r in rows.fetchall()]
+
+
+def test_set_password_revokes_the_users_api_keys_only_when_asked(database: Path) -> None:
+    for email in ("keys@example.com", "other@example.com"):
+        made = crm2(database, "users", "create", "--email", email, "--password", PASSWORD)
+        assert made.exit_code == 0, made.output
+    with sqlite3.connect(database) as db:
+        for name, email in (("mine", "keys@example.com"), ("theirs", "other@example.com")):
+            db.execute(
+                "INSERT INTO auth_api_key (id, name, prefix, key_hash, role_name, created_by, "
+                "created_at) SELECT ?, ?, ?, ?, 'viewer', id, '2026-01-01 00:00:00.000000' "
+                "FROM auth_user WHERE email = ?",
+                (uuid.uuid4().hex, name, name, "0" * 64, email),
+            )
+    new = "a brand new password"
+    kept = crm2(database, "users", "set-password", "keys@example.com", "--password", new)
+    assert kept.exit_code == 0, kept.output
+    assert _live_keys(database) == ["mine", "theirs"]
+
+    result = crm2(
+        database,
+        "users",
+        "set-password",
+        "keys@example.com",
+        "--password",
+        new,
+        "--revoke-api-keys",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "API keys" in result.output
+    assert _live_keys(database) == ["theirs"]
