@@ -113,7 +113,7 @@ class UserOwnsRecords(Conflict):
 
 
 class CurrentPasswordRequired(Unprocessable):
-    slug, title = "current-password-required", "This password change needs your current password"
+    slug, title = "current-password-required", "This change needs your current password"
 
 
 class WrongCurrentPassword(Forbidden):

@@ -216,10 +216,11 @@ async def create_user(
     actor: UsersAdmin,
     session: SessionDep,
     service: ServiceDep,
+    request: Request,
     response: Response,
 ) -> UserPublic:
     """Create a user with roles (default: viewer) whose permissions you hold yourself."""
-    user = await service.create_user(session, body, actor)
+    user = await service.create_user(session, body, actor, ip=_client_ip(request))
     response.headers["ETag"] = etag_for(user.version)
     response.headers["Location"] = f"/api/v1/auth/users/{user.id}"
     return await _user_public(session, user)
@@ -336,10 +337,11 @@ async def update_role(
     actor: RolesAdmin,
     session: SessionDep,
     service: ServiceDep,
+    request: Request,
     response: Response,
 ) -> RolePublic:
     """Change a role's description or permission set (If-Match required; only within yours)."""
-    role = await service.update_role(session, name, if_match, body, actor)
+    role = await service.update_role(session, name, if_match, body, actor, ip=_client_ip(request))
     response.headers["ETag"] = etag_for(role.version)
     return await _role_public(session, role)
 

@@ -113,12 +113,20 @@ class _Password(RequestModel):
         return value
 
 
+CONFIRMING_ADMINISTRATION = (
+    "your password as it is now: needed to grant auth:users or * (to make an administrator)"
+)
+
+
 class UserCreate(_Password):
     email: EmailStr = Field(max_length=320)
     password: Password = Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)
     full_name: str = Field("", max_length=200)
     roles: list[str] = Field(default_factory=lambda: ["viewer"], max_length=20)
     is_active: bool = True
+    current_password: Password | None = Field(
+        None, min_length=1, max_length=1024, description=CONFIRMING_ADMINISTRATION
+    )
 
     @field_validator("email")
     @classmethod
@@ -134,8 +142,8 @@ class UserUpdate(_Password):
         min_length=1,
         max_length=1024,
         description="your password as it is now: needed to change your own password, "
-        "and to reset another administrator's (a user holding auth:users or *); not to "
-        "reset another user's",
+        "to reset another administrator's (a user holding auth:users or *) and to grant "
+        "auth:users or *; not to reset another user's",
     )
     roles: list[str] | None = Field(None, max_length=20)
     is_active: bool | None = None
@@ -163,6 +171,9 @@ class RoleCreate(RequestModel):
 class RoleUpdate(RequestModel):
     description: str | None = Field(None, max_length=500)
     permissions: list[str] | None = Field(None, max_length=500)
+    current_password: Password | None = Field(
+        None, min_length=1, max_length=1024, description=CONFIRMING_ADMINISTRATION
+    )
 
 
 class PermissionPublic(ResponseModel):

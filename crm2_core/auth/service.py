@@ -259,8 +259,14 @@ class AuthService:
             require_covered(actor.permissions, wanted, f"granting role {role!r}")
 
     async def create_user(
-        self, session: AsyncSession, data: UserCreate, actor: Principal | None = None
+        self,
+        session: AsyncSession,
+        data: UserCreate,
+        actor: Principal | None = None,
+        ip: str = "unknown",
     ) -> User:
+        if actor is not None:  # before this session's first statement (SQLite: IMMEDIATE)
+            await self._confirm_granting(actor, set(data.roles), data.current_password, ip)
         email = normal_email(str(data.email))
         if await repo.user_by_email(session, email) is not None:
             raise EmailTaken(f"a user with e-mail {email} exists")
@@ -309,17 +315,17 @@ class AuthService:
         ip: str = "unknown",
     ) -> User:
         verified: str | None = None
-        confirmer = None  # whose current password this change needs: none, or the actor's
-        if data.password is not None and actor is not None:
-            confirmer = await self._confirmer(user_id, actor)
+        confirmer, what = None, ""  # whose current password this change needs, and why
+        if (data.password is not None or data.roles is not None) and actor is not None:
+            confirmer, what = await self._confirmer(user_id, actor, data)
         if confirmer is not None:
             # before this session's first statement: on SQLite that begins IMMEDIATE,
             # and the attempt is counted in a transaction of its own
             verified = await self._require_current_password(
-                confirmer, data.current_password, ip, own=confirmer == user_id
+                confirmer, data.current_password, ip, own=confirmer == user_id, what=what
             )
         user = await self.get_user(session, user_id)
-        if verified is not None:
+        if verified is not None and confirmer is not None:
             checked = user if confirmer == user_id else await repo.user_by_id(session, confirmer)
             if checked is None or checked.password_hash != verified:
                 # changed between the check and this read: what was checked is no longer it
@@ -381,24 +387,53 @@ class AuthService:
             await self._revoke_keys(session, keys, "creator-keys-revoked")
         return await self.get_user(session, user_id)
 
-    async def _confirmer(self, user_id: uuid.UUID, actor: Principal) -> uuid.UUID | None:
-        """Whose current password a new password for ``user_id`` by ``actor`` needs: the
-        actor's (the user they act for) when it is their own, or when the user is an
-        administrator (holds ``auth:users`` or ``*``): else a stolen admin token would
-        reset another admin's password, and through that account the first's. ``None``
-        for a plain reset. Read in a session of its own, before the update's: a caller
-        who may not change the user at all learns so (403) before any password is asked."""
+    async def _confirmer(
+        self, user_id: uuid.UUID, actor: Principal, data: UserUpdate
+    ) -> tuple[uuid.UUID | None, str]:
+        """Whose current password ``data`` for ``user_id`` by ``actor`` needs, and why: the
+        actor's (the user they act for) for their own new password, for another
+        administrator's (a user holding ``auth:users`` or ``*``), and for making someone an
+        administrator: else a stolen admin token would reset another admin's password (or
+        demote, reset and promote them, or make one), sign in as them, and through that
+        account take the first's. ``None`` for a plain change. Read in a session of its
+        own, before the update's: a caller who may not change the user at all learns so
+        (403) before any password is asked."""
         acting = acting_user(actor)
-        if acting == user_id:
-            return acting
+        if acting == user_id:  # one's own roles need "*" already: nothing more to confirm
+            return (acting, "changing your own password") if data.password else (None, "")
         async with self.context.session_factory() as own:
             roles = (await repo.roles_of(own, [user_id]))[user_id]
             held = await self._permissions_of(own, roles)
+            granted = await self._permissions_of(own, set(data.roles or ()) - set(roles))
         require_covered(actor.permissions, held, "changing this user")
-        return acting if _administers(held) else None
+        if data.password is not None and _administers(held):
+            return acting, "resetting another administrator's password"
+        if _administers(granted):
+            require_covered(actor.permissions, granted, "granting these roles")
+            return acting, _GRANTING
+        return None, ""
+
+    async def _confirm_granting(
+        self, actor: Principal, roles: Iterable[str], password: str | None, ip: str
+    ) -> None:
+        """403 for roles ``actor`` may not grant, else the actor's current password when
+        the roles make an administrator (``auth:users`` or ``*``): as for resetting one."""
+        async with self.context.session_factory() as own:
+            granted = await self._permissions_of(own, roles)
+        if _administers(granted):
+            require_covered(actor.permissions, granted, "granting these roles")
+            await self._require_current_password(
+                acting_user(actor), password, ip, own=False, what=_GRANTING
+            )
 
     async def _require_current_password(
-        self, user_id: uuid.UUID, password: str | None, ip: str, *, own: bool = True
+        self,
+        user_id: uuid.UUID,
+        password: str | None,
+        ip: str,
+        *,
+        own: bool = True,
+        what: str = "changing your own password",
     ) -> str | None:
         """422 without, 403 with a wrong current password of ``user_id`` (the acting user):
         a stolen token (or a key the user made) must not turn into the account itself, nor
@@ -406,10 +441,9 @@ class AuthService:
         on the account from ``ip`` (the same delays and per-address limit as ``/login``, and
         a wrong one publishes ``auth.login.failed`` as a refused sign-in does), so this is
         no side door for guessing the password."""
-        whose = "your own password" if own else "another administrator's password"
         if password is None:
             raise CurrentPasswordRequired(
-                f"changing {whose} needs current_password (your password as it is now)"
+                f"{what} needs current_password (your password as it is now)"
             )
         async with self.context.session_factory() as own_session:
             user = await repo.user_by_id(own_session, user_id)
@@ -418,8 +452,8 @@ class AuthService:
                 return None  # gone: the update answers 404
             # signed in by a crm2_authenticate backend: no password here to confirm with
             raise WrongCurrentPassword(
-                "your account has no password here to confirm with; an operator resets "
-                "an administrator's password (crm2 users set-password)"
+                f"{what} needs your current password, and your account has none here; "
+                "ask an operator (crm2 users set-password, crm2 users create)"
             )
         s = self.settings
         wait = await self.throttle.hit(
@@ -641,7 +675,17 @@ class AuthService:
         if_match: str,
         data: RoleUpdate,
         actor: Principal | None = None,
+        ip: str = "unknown",
     ) -> Role:
+        if actor is not None and data.permissions is not None and _administers(data.permissions):
+            # before this session's first statement (SQLite: IMMEDIATE)
+            async with self.context.session_factory() as own:
+                before = await self._permissions_of(own, [name])
+            if _administers(set(data.permissions) - before):  # makes its holders administrators
+                require_covered(actor.permissions, data.permissions, f"changing role {name!r}")
+                await self._require_current_password(
+                    acting_user(actor), data.current_password, ip, own=False, what=_GRANTING
+                )
         role = await self.get_role(session, name)
         version = check_version(if_match, role.version)
         held = await self._permissions_of(session, [name])
@@ -882,6 +926,9 @@ class AuthService:
         what = f"revoking a key of role {row.role_name!r}"
         await self._require_holds_as_stored(session, actor, wanted, what)
         await self._revoke_keys(session, [row], "revoked")
+
+
+_GRANTING = "granting auth:users or * (making an administrator)"
 
 
 def _administers(held: Iterable[str]) -> bool:

@@ -201,3 +201,70 @@ async def test_a_wrong_current_password_publishes_login_failed(crm2: Crm2TestApp
         (str(acting.id), "wrong_password", 2),
     ]
     assert all(e.data["address"] == "127.0.0.1" for e in failed)
+
+
+async def test_a_stolen_token_cannot_demote_reset_and_promote_another_admin(
+    crm2: Crm2TestApp,
+) -> None:
+    """The reset alone asked for a password: demoting the admin first made it a plain one."""
+    stolen = await crm2.user("admin")
+    other = await crm2.user("admin")
+    assert (
+        await patch_user(crm2, stolen.headers, other.id, {"roles": ["viewer"]})
+    ).status_code == 200
+    assert (
+        await patch_user(crm2, stolen.headers, other.id, {"password": STOLEN})
+    ).status_code == 200
+
+    back = await patch_user(crm2, stolen.headers, other.id, {"roles": ["admin"]})
+
+    assert_problem(back, 422, "current-password-required")
+    got = await crm2.client.get(f"{USERS}/{other.id}", headers=stolen.headers)
+    assert got.json()["roles"] == ["viewer"]
+    confirmed = {"roles": ["admin"], "current_password": TEST_PASSWORD}
+    assert (await patch_user(crm2, stolen.headers, other.id, confirmed)).status_code == 200
+
+
+async def test_a_stolen_token_cannot_make_a_new_admin(crm2: Crm2TestApp) -> None:
+    stolen = await crm2.user("admin")
+    body = {"email": "sleeper@example.com", "password": STOLEN, "roles": ["admin"]}
+
+    assert_problem(
+        await crm2.client.post(USERS, json=body, headers=stolen.headers),
+        422,
+        "current-password-required",
+    )
+    wrong = {**body, "current_password": "a guess at it"}
+    assert_problem(
+        await crm2.client.post(USERS, json=wrong, headers=stolen.headers),
+        403,
+        "wrong-current-password",
+    )
+    assert not await signs_in(crm2, "sleeper@example.com", STOLEN)
+
+    plain = {**body, "email": "plain@example.com", "roles": ["agent"]}
+    assert (await crm2.client.post(USERS, json=plain, headers=stolen.headers)).status_code == 201
+    confirmed = {**body, "current_password": TEST_PASSWORD}
+    assert (
+        await crm2.client.post(USERS, json=confirmed, headers=stolen.headers)
+    ).status_code == 201
+
+
+async def test_a_stolen_token_cannot_give_a_role_auth_users(crm2: Crm2TestApp) -> None:
+    """Else: reset a manager's password (a plain one), then make managers administrators."""
+    stolen = await crm2.user("admin")
+    url = "/api/v1/auth/roles/manager"
+    got = await crm2.client.get(url, headers=stolen.headers)
+    etag, permissions = got.headers["etag"], got.json()["permissions"]
+    headers = {**stolen.headers, "If-Match": etag}
+    body = {"permissions": [*permissions, "auth:users"]}
+
+    assert_problem(
+        await crm2.client.patch(url, json=body, headers=headers), 422, "current-password-required"
+    )
+    assert (
+        "auth:users"
+        not in (await crm2.client.get(url, headers=stolen.headers)).json()["permissions"]
+    )
+    confirmed = {**body, "current_password": TEST_PASSWORD}
+    assert (await crm2.client.patch(url, json=confirmed, headers=headers)).status_code == 200

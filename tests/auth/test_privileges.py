@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.app import TEST_PASSWORD
 
 USERS, ROLES, KEYS, ME = (
     "/api/v1/auth/users",
@@ -176,13 +177,20 @@ async def test_users_holder_manages_users_within_their_own_rights(
     users_only = await holder_of(crm2, admin, "auth:users")
     role = (await me_of(crm2, users_only))["roles"][0]
     body = {"email": "peer@example.com", "password": PASSWORD, "roles": [role]}
+    # the role grants auth:users: making such a peer needs one's own password
+    refused = await crm2.client.post(USERS, json=body, headers=users_only)
+    assert refused.status_code == 422, refused.text
+    body["current_password"] = TEST_PASSWORD
     created = await crm2.client.post(USERS, json=body, headers=users_only)
     assert created.status_code == 201, created.text
     url = f"{USERS}/{created.json()['id']}"
     headers = {**users_only, "If-Match": created.headers["etag"]}
-    changed = await crm2.client.patch(
-        url, json={"password": "a new long password"}, headers=headers
-    )
+    new = {"password": "a new long password"}
+    # the peer holds auth:users too, an administrator: the reset needs one's own password
+    refused = await crm2.client.patch(url, json=new, headers=headers)
+    assert refused.status_code == 422, refused.text
+    confirmed = {**new, "current_password": TEST_PASSWORD}
+    changed = await crm2.client.patch(url, json=confirmed, headers=headers)
     assert changed.status_code == 200, changed.text
 
 

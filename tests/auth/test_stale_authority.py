@@ -75,12 +75,12 @@ async def test_a_user_changed_or_deleted_on_authority_lost_meanwhile_is_refused(
         UserUpdate(password="a brand new secret"),
         UserUpdate(roles=[]),
     ]
+    async with crm2.context.session_factory() as session:
+        version = (await crm2.auth.get_user(session, target)).version
     for change in changes:
+        # a fresh session, as a request's: update_user reads in sessions of its own first
         async with crm2.context.session_factory() as session:
-            user = await crm2.auth.get_user(session, target)
-            await refused(
-                crm2.auth.update_user(session, target, etag_for(user.version), change, actor)
-            )
+            await refused(crm2.auth.update_user(session, target, etag_for(version), change, actor))
             await session.rollback()
     async with crm2.context.session_factory() as session:
         await refused(crm2.auth.delete_user(session, target, actor))
