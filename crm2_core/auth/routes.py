@@ -210,7 +210,12 @@ async def list_users(_: UsersAdmin, session: SessionDep, page: PageDep) -> Respo
     return page_response(UserPublic, items, cursor)
 
 
-@router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/users",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(503),  # making an administrator: the login throttle is down
+)
 async def create_user(
     body: UserCreate,
     actor: UsersAdmin,
@@ -219,7 +224,11 @@ async def create_user(
     request: Request,
     response: Response,
 ) -> UserPublic:
-    """Create a user with roles (default: viewer) whose permissions you hold yourself."""
+    """Create a user with roles (default: viewer) whose permissions you hold yourself.
+
+    A role granting ``auth:users`` or ``*`` (an administrator) needs your
+    ``current_password`` (422 without, 403 if wrong, counted like a failed sign-in).
+    """
     user = await service.create_user(session, body, actor, ip=_client_ip(request))
     response.headers["ETag"] = etag_for(user.version)
     response.headers["Location"] = f"/api/v1/auth/users/{user.id}"
@@ -239,7 +248,7 @@ async def get_user(
 @router.patch(
     "/users/{user_id}",
     response_model=UserPublic,
-    responses=problem_responses(503),  # one's own password: the login throttle is down
+    responses=problem_responses(503),  # a confirmed change: the login throttle is down
 )
 async def update_user(
     user_id: uuid.UUID,
@@ -329,7 +338,11 @@ async def get_role(
     return await _role_public(session, role)
 
 
-@router.patch("/roles/{name}", response_model=RolePublic)
+@router.patch(
+    "/roles/{name}",
+    response_model=RolePublic,
+    responses=problem_responses(503),  # granting auth:users or *: the login throttle is down
+)
 async def update_role(
     name: str,
     body: RoleUpdate,
@@ -340,7 +353,11 @@ async def update_role(
     request: Request,
     response: Response,
 ) -> RolePublic:
-    """Change a role's description or permission set (If-Match required; only within yours)."""
+    """Change a role's description or permission set (If-Match required; only within yours).
+
+    Adding ``auth:users`` or ``*`` needs your ``current_password``, as making an
+    administrator does.
+    """
     role = await service.update_role(session, name, if_match, body, actor, ip=_client_ip(request))
     response.headers["ETag"] = etag_for(role.version)
     return await _role_public(session, role)
