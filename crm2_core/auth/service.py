@@ -408,7 +408,7 @@ class AuthService:
         require_covered(actor.permissions, held, "changing this user")
         if data.password is not None and _administers(held):
             return acting, "resetting another administrator's password"
-        if _administers(granted):
+        if _grants_administration(held, granted):
             require_covered(actor.permissions, granted, "granting these roles")
             return acting, _GRANTING
         return None, ""
@@ -681,7 +681,7 @@ class AuthService:
             # before this session's first statement (SQLite: IMMEDIATE)
             async with self.context.session_factory() as own:
                 before = await self._permissions_of(own, [name])
-            if _administers(set(data.permissions) - before):  # makes its holders administrators
+            if _grants_administration(before, data.permissions):  # makes administrators
                 require_covered(actor.permissions, data.permissions, f"changing role {name!r}")
                 await self._require_current_password(
                     acting_user(actor), data.current_password, ip, own=False, what=_GRANTING
@@ -934,6 +934,13 @@ _GRANTING = "granting auth:users or * (making an administrator)"
 def _administers(held: Iterable[str]) -> bool:
     """Whether permissions ``held`` make an administrator: one who manages users."""
     return any(p in (EVERYTHING, "auth:users") for p in held)
+
+
+def _grants_administration(before: Iterable[str], after: Iterable[str]) -> bool:
+    """Whether going from ``before`` to ``after`` adds ``auth:users`` or ``*`` that
+    ``before`` did not already cover (``*`` covers everything)."""
+    held = set(before)
+    return EVERYTHING not in held and _administers(set(after) - held)
 
 
 def _both(one: frozenset[str], other: frozenset[str]) -> frozenset[str]:
