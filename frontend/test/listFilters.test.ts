@@ -21,4 +21,24 @@ describe("a list's filters in the address", () => {
     const query = withFilters("", names, chosen);
     expect(filtersFrom(new URLSearchParams(query), names)).toEqual({ q: "a&b=c ?#", status: "open" });
   });
+
+  it("keeps a filter named like a page parameter apart from it (the view's key, a record's id)", () => {
+    const names = ["key", "id", "q"];
+    // a view with a filter named "key" on /view/?key=…: the view's key must survive applying it
+    const query = withFilters("key=deals.list", names, { key: "K-7", id: "42", q: "ada" });
+    const params = new URLSearchParams(query);
+    expect(params.get("key")).toBe("deals.list");
+    expect(params.get("id")).toBeNull();
+    expect(filtersFrom(params, names)).toEqual({ key: "K-7", id: "42", q: "ada" });
+    // clearing the filter leaves the page's own parameter in place
+    expect(withFilters(query.slice(1), names, {})).toBe("?key=deals.list");
+    // and the page's parameter is never read as the filter
+    expect(filtersFrom(new URLSearchParams("key=deals.list"), names)).toEqual({});
+  });
+
+  it("gives every filter name its own parameter, even one that looks namespaced", () => {
+    const names = ["key", "filter.key"];
+    const query = withFilters("", names, { key: "a", "filter.key": "b" });
+    expect(filtersFrom(new URLSearchParams(query), names)).toEqual({ key: "a", "filter.key": "b" });
+  });
 });

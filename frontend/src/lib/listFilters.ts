@@ -3,11 +3,23 @@
  * lost on every return. Only the view's own filter names are read and written: the page's
  * other parameters (`/view/?key=…`) stay as they are. */
 
+/** The parameters the console's pages read themselves (`/view/?key=…`, `/client/?id=…`). */
+export const PAGE_PARAMS: ReadonlySet<string> = new Set(["key", "id"]);
+const NAMESPACE = "filter.";
+
+/** Where filter `name` is written in the address: under its own name, but a filter named like
+ * a page parameter goes under `filter.<name>`. A view's filter `key` written as `key` replaced
+ * the view's own key (`/view/?key=…`), so the page opened another view or none. Names already
+ * starting with `filter.` are prefixed too, so no two filters share a parameter. */
+export function filterParam(name: string): string {
+  return PAGE_PARAMS.has(name) || name.startsWith(NAMESPACE) ? `${NAMESPACE}${name}` : name;
+}
+
 /** The applied filters of a view: its filter names that the address gives a value. */
 export function filtersFrom(params: Pick<URLSearchParams, "get">, names: readonly string[]): Record<string, string> {
   const filters: Record<string, string> = {};
   for (const name of names) {
-    const value = params.get(name);
+    const value = params.get(filterParam(name));
     if (value) filters[name] = value;
   }
   return filters;
@@ -18,8 +30,8 @@ export function withFilters(current: string, names: readonly string[], chosen: R
   const params = new URLSearchParams(current);
   for (const name of names) {
     const value = chosen[name] ?? "";
-    if (value) params.set(name, value);
-    else params.delete(name);
+    if (value) params.set(filterParam(name), value);
+    else params.delete(filterParam(name));
   }
   const query = params.toString();
   return query ? `?${query}` : "";
