@@ -2,6 +2,7 @@ import { QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
 import { clearCacheOnUserChange } from "@/lib/userCache";
 import { createAuthStore, type Tokens } from "@/store/auth";
+import { createListsStore } from "@/store/lists";
 
 function memoryStorage() {
   const data = new Map<string, string>();
@@ -46,6 +47,18 @@ describe("the query cache belongs to the signed-in user", () => {
     const { store, client } = signedInAs("ada");
     store.getState().setTokens(tokensOf("bob"));
     expect(client.getQueryData(["auth", "me"])).toBeUndefined();
+  });
+
+  it("takes the lists' last filters with it: the next user's navigation opens lists unfiltered", () => {
+    const store = createAuthStore(memoryStorage());
+    store.getState().setTokens(tokensOf("ada"));
+    const lists = createListsStore(memoryStorage());
+    lists.getState().remember("/clients/", "?q=ada's client");
+    clearCacheOnUserChange(new QueryClient(), store, () => lists.getState().forgetAll());
+    store.getState().setTokens(tokensOf("ada", 2)); // a refresh keeps them
+    expect(lists.getState().queries).toEqual({ "/clients/": "?q=ada's client" });
+    store.getState().setTokens(null);
+    expect(lists.getState().queries).toEqual({});
   });
 
   it("is kept across a token refresh of the same user", () => {

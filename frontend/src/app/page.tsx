@@ -3,8 +3,10 @@
 import Link from "next/link";
 import { Pending } from "@/components/Pending";
 import { Shell } from "@/components/Shell";
+import { listHref } from "@/lib/listFilters";
 import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
 import { useT } from "@/lib/useT";
+import { useLists } from "@/store/lists";
 import { useUi } from "@/store/ui";
 
 function Home() {
@@ -12,6 +14,7 @@ function Home() {
   const locale = useUi((s) => s.locale);
   const me = useMe();
   const views = useViews();
+  const lastQueries = useLists((s) => s.queries);
   return (
     <section className="stack">
       <h1>{t("home.welcome", { name: me.data?.full_name || me.data?.email || "" })}</h1>
@@ -20,7 +23,7 @@ function Home() {
       <ul className="tiles">
         {views.data?.views.map((view) => (
           <li key={view.key}>
-            <Link className="card tile" href={viewHref(view)}>
+            <Link className="card tile" href={listHref(viewHref(view), lastQueries[viewHref(view)] ?? "")}>
               <strong>{viewTitle(view, locale)}</strong>
               <small>{view.plugin}</small>
             </Link>

@@ -12,10 +12,11 @@ import { formatDateTime } from "@/lib/i18n";
 import { filtersFrom, withFilters } from "@/lib/listFilters";
 import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
-import { useCan, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
+import { useCan, viewHref, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { downloadCsv, saveBlob } from "@/lib/transfer";
 import { unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
+import { useLists } from "@/store/lists";
 import { useUi } from "@/store/ui";
 
 interface PageBody {
@@ -75,6 +76,10 @@ function ViewWithFilters({ view, extras = {} }: { view: ConsoleViewPublic; extra
   const filters = useMemo(() => filtersFrom(new URLSearchParams(applied), view.filters), [applied, view.filters]);
   const { onFilters } = extras;
   useEffect(() => onFilters?.(filters), [filters, onFilters]);
+  // what the navigation's link to this list opens with, in this tab
+  const remember = useLists((s) => s.remember);
+  const address = viewHref(view);
+  useEffect(() => remember(address, applied), [remember, address, applied]);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
   const queryKey = [view.stream || view.plugin, "view", view.key, filters];
@@ -158,6 +163,10 @@ function ViewWithFilters({ view, extras = {} }: { view: ConsoleViewPublic; extra
     router.replace(`${pathname}${withFilters(params.toString(), view.filters, chosen)}`, { scroll: false });
   }
 
+  function clearFilters() {
+    router.replace(`${pathname}${withFilters(params.toString(), view.filters, {})}`, { scroll: false });
+  }
+
   const show = (column: string, value: unknown) =>
     typeof value === "string" && /_at$/.test(column) && value ? formatDateTime(locale, value) : cellText(value);
 
@@ -192,6 +201,11 @@ function ViewWithFilters({ view, extras = {} }: { view: ConsoleViewPublic; extra
             </label>
           ))}
           <button type="submit">{t("list.filter")}</button>
+          {applied && (
+            <button type="button" className="ghost" onClick={clearFilters}>
+              {t("list.clearFilters")}
+            </button>
+          )}
         </form>
       )}
       <ListError query={list} />

@@ -5,6 +5,7 @@ import { useEffect, useState, type ReactNode } from "react";
 import { retryDelay, shouldRetry } from "@/api/client";
 import { clearCacheOnUserChange, keepPermissionsFresh } from "@/lib/userCache";
 import { authStore } from "@/store/auth";
+import { listsStore } from "@/store/lists";
 import { useUi } from "@/store/ui";
 
 export function Providers({ children }: { children: ReactNode }) {
@@ -17,7 +18,10 @@ export function Providers({ children }: { children: ReactNode }) {
       }),
   );
   // one user's cached records are never shown to the next user signing in on this page
-  useEffect(() => clearCacheOnUserChange(client, authStore), [client]);
+  useEffect(
+    () => clearCacheOnUserChange(client, authStore, () => listsStore.getState().forgetAll()),
+    [client],
+  );
   // an admin's change of this user's roles shows without a reload (on focus, a 403, a renewal)
   useEffect(() => keepPermissionsFresh(client, authStore), [client]);
   const theme = useUi((s) => s.theme);

@@ -5,10 +5,12 @@ import { useRouter } from "next/navigation";
 import { useEffect, useMemo, type ReactNode } from "react";
 import { session } from "@/api/client";
 import { Bell } from "@/components/Bell";
+import { listHref } from "@/lib/listFilters";
 import { useLiveStreams } from "@/lib/useLive";
 import { useSignedIn } from "@/lib/useSignedIn";
 import { useMe, useViews, viewHref, viewTitle } from "@/lib/queries";
 import { useT } from "@/lib/useT";
+import { useLists } from "@/store/lists";
 import { useUi, type Locale } from "@/store/ui";
 
 /** The frame of every signed-in page: navigation from the enabled plugins' views, live status. */
@@ -27,6 +29,8 @@ function SignedInShell({ children }: { children: ReactNode }) {
   const me = useMe();
   const views = useViews();
   const { locale, live, setLocale, toggleTheme } = useUi();
+  // a list opens with the filters it last had in this tab (its own page has "Clear filters")
+  const lastQueries = useLists((s) => s.queries);
   const channels = useMemo(
     () => [...new Set((views.data?.views ?? []).map((v) => v.stream).filter(Boolean))].sort(),
     [views.data],
@@ -83,7 +87,7 @@ function SignedInShell({ children }: { children: ReactNode }) {
       <nav className="sidebar" aria-label={t("nav.sections")}>
         <Link href="/">{t("nav.home")}</Link>
         {views.data?.views.map((view) => (
-          <Link key={view.key} href={viewHref(view)} data-view={view.key}>
+          <Link key={view.key} href={listHref(viewHref(view), lastQueries[viewHref(view)] ?? "")} data-view={view.key}>
             {viewTitle(view, locale)}
           </Link>
         ))}

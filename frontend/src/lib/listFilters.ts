@@ -36,3 +36,15 @@ export function withFilters(current: string, names: readonly string[], chosen: R
   const query = params.toString();
   return query ? `?${query}` : "";
 }
+
+/** A list's address (`/view/?key=deals.list`) with a query of filters added (`?q=ada`): where a
+ * link to the list opens it filtered. The address's own parameters win over the query's. */
+export function listHref(list: string, query: string): string {
+  if (!query) return list;
+  const cut = list.indexOf("?");
+  const path = cut < 0 ? list : list.slice(0, cut);
+  const params = new URLSearchParams(cut < 0 ? "" : list.slice(cut + 1));
+  for (const [name, value] of new URLSearchParams(query)) if (!params.has(name)) params.set(name, value);
+  const merged = params.toString();
+  return merged ? `${path}?${merged}` : path;
+}

@@ -23,15 +23,17 @@ export function tokenSubject(tokens: Tokens | null): string | null {
  * tab), a failed refresh, or another user's sign-in. The console is one page for its whole
  * life, so without this the next user to sign in was shown the previous user's name,
  * sections, permissions and records from the cache (for 30 s without even a refetch).
- * A refresh of the same user's tokens keeps the cache. Returns the unsubscribe.
+ * A refresh of the same user's tokens keeps the cache. `also` runs then too (what else the
+ * previous user left: the lists' last filters). Returns the unsubscribe.
  */
-export function clearCacheOnUserChange(queryClient: QueryClient, store: AuthStore): () => void {
+export function clearCacheOnUserChange(queryClient: QueryClient, store: AuthStore, also?: () => void): () => void {
   let user = tokenSubject(store.getState().tokens);
   return store.subscribe((state) => {
     const next = tokenSubject(state.tokens);
     if (next === user) return;
     user = next;
     queryClient.clear();
+    also?.();
   });
 }
 
