@@ -89,6 +89,8 @@ test("a third-party plugin's section lists, creates and edits its records; a sta
   await edit.locator("#field-message").fill("mine");
   await edit.getByRole("button", { name: "Save" }).click();
   await edit.getByRole("alert").filter({ hasText: "Someone else changed this record" }).waitFor();
+  // the list behind the form shows the record as it now is (it kept the old message)
+  await row.filter({ hasText: "changed elsewhere" }).waitFor({ timeout: 5_000 });
   await edit.getByRole("button", { name: "Reload" }).click();
   // the input shows the record as it now is, not what was typed before the 412
   await page.waitForFunction(() => document.querySelector("#field-message")?.value === "changed elsewhere");

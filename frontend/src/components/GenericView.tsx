@@ -410,8 +410,12 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
         onDone();
       } catch (err) {
         const gone = unsavedRecord(err);
-        if (gone) setMessage(t(gone));
-        else if (err instanceof ProblemError) {
+        if (gone) {
+          setMessage(t(gone));
+          // changed or deleted by someone else: the list behind the form read it before, and a
+          // view without a stream (or with its stream reconnecting) kept showing it as it was
+          await queryClient.invalidateQueries({ queryKey: [view.stream || view.plugin, "view", view.key] });
+        } else if (err instanceof ProblemError) {
           setErrors(err.fieldErrors());
           setMessage(err.detail || err.title);
         } else setMessage(t("error.generic"));
