@@ -80,6 +80,23 @@ test("a client's timeline; clients exported as CSV; an import with a bad row pre
   await list.locator("tbody tr").first().waitFor();
   assert.equal(await list.getByLabel("Q", { exact: true }).inputValue(), name);
   assert.equal(await list.locator("tbody tr").count(), shown);
+  // the navigation's link opens the list with the filters it last had in this tab (it opened
+  // it unfiltered), and Clear filters shows the whole list again
+  const sidebar = page.locator("nav.sidebar");
+  await sidebar.getByRole("link", { name: "Home", exact: true }).click();
+  await page.waitForURL((url) => url.pathname === "/");
+  await sidebar.locator('a[data-view="deals.clients"]').click();
+  await page.waitForURL((url) => url.pathname === "/clients/" && url.searchParams.get("q") === name);
+  await list.locator("tbody tr").first().waitFor();
+  assert.equal(await list.getByLabel("Q", { exact: true }).inputValue(), name);
+  await list.getByRole("button", { name: "Clear filters" }).click();
+  await page.waitForURL((url) => url.pathname === "/clients/" && !url.searchParams.has("q"));
+  assert.equal(await list.getByLabel("Q", { exact: true }).inputValue(), "");
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('section[data-view="deals.clients"] tbody tr').length > n,
+    shown,
+  );
+  assert.equal(await list.getByRole("button", { name: "Clear filters" }).count(), 0);
   await list.getByRole("link", { name: "Import CSV" }).click();
 
   // import: row 3 is refused by the server's dry run and shown on its preview row. The test
