@@ -56,11 +56,11 @@ async def check_heir(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.
 async def check_heir_sees_clients(
     session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID
 ) -> None:
-    """422 when ``from_user`` (one holding ``deals:all_records``) has a deal or policy on
-    a client of a third owner's and ``to_user`` could not see it: a deal's or policy's
-    owner must see its client (``service.owners``), or their card's client answers
-    them 404. Nothing is moved then; hand over to a user who holds it."""
-    for model in (Deal, Policy):
+    """422 when ``from_user`` (one holding ``deals:all_records``) has a deal, policy or
+    activity on a client of a third owner's and ``to_user`` could not see it: a
+    record's owner must see its client (``service.owners``), or their card's client
+    answers them 404. Nothing is moved then; hand over to a user who holds it."""
+    for model in (Deal, Policy, Activity):
         table: Any = getattr(model, "__table__")  # noqa: B009 - a union of table classes
         stmt = (
             select(table.c.id, col(Client.id), col(Client.name))
@@ -73,7 +73,7 @@ async def check_heir_sees_clients(
         )
         found = (await session.execute(stmt)).first()
         if found is not None and not await still_sees_client(session, to_user):
-            kind = "deal" if model is Deal else "policy"
+            kind = {Deal: "deal", Policy: "policy"}.get(model, "activity")
             raise OwnerCannotSeeClient(
                 f"user {to_user} cannot see client {found[2]!r} ({found[1]}), another "
                 f"owner's, where {from_user}'s {kind} {found[0]} is, and they do not hold "

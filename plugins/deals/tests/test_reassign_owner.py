@@ -114,3 +114,22 @@ async def test_reassign_refuses_an_heir_who_could_not_see_a_client_of_a_third_ow
     taken = await deals.client.post(url, json={"to": str(manager.id)}, headers=admin.headers)
     assert taken.status_code == 200, taken.text
     assert (await get_row(deals.app, Deal, deal.id)).owner_id == manager.id
+
+
+async def test_reassign_refuses_an_heir_who_could_not_see_a_client_of_an_activity(
+    deals: Deals,
+) -> None:
+    """The same rule for a manager's note on a third owner's client, with no deal or
+    policy of theirs there: 422 naming the client, the note not moved."""
+    admin = await deals.user("admin")
+    leaving, agent = await deals.user("manager"), await deals.user("agent")
+    third = await deals.user("agent")
+    client = await make_client(deals.app, third.id, name="Third's client")
+    note = await make_activity(deals.app, client, owner_id=leaving.id)
+    url = f"{USERS}/{leaving.id}/reassign"
+    refused = await deals.client.post(url, json={"to": str(agent.id)}, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:crm2:problem:deals-owner-cannot-see-client", problem
+    assert str(client.id) in problem["detail"] and "activity" in problem["detail"], problem
+    assert (await get_row(deals.app, Activity, note.id)).owner_id == leaving.id
