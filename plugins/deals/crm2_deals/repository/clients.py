@@ -196,6 +196,17 @@ class ClientIndex:
         if client.tax_id:
             self.by_tax_id.setdefault(client.tax_id, {})[client.id] = client
 
+    def visible(self, visibility: Visibility) -> list[uuid.UUID]:
+        """The stored clients read (not those a batch creates) the visibility allows."""
+        found = {
+            c.id
+            for by in (self.by_email, self.by_tax_id)
+            for clients in by.values()
+            for c in clients.values()
+            if isinstance(c, Client) and visibility.allows(c.owner_id)
+        }
+        return sorted(found)
+
     def matching(self, emails: Iterable[str], tax_id: str | None) -> list[Client | NewClient]:
         """Every client holding one of ``emails`` or ``tax_id``, oldest first."""
         found: dict[uuid.UUID, Client | NewClient] = {}
@@ -306,6 +317,22 @@ async def lock_for_handover(session: AsyncSession, client_id: uuid.UUID) -> None
     ``UPDATE`` will) before its records move: see above."""
     stmt = select(col(Client.id)).where(col(Client.id) == client_id)
     await session.execute(stmt.with_for_update(key_share=True))
+
+
+async def lock_for_import(session: AsyncSession, client_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the clients an import batch may write (in id order, ``FOR NO KEY UPDATE``)
+    before it writes anything: see above. Read again under the lock, as the batch
+    writes what it read."""
+    if not client_ids:
+        return
+    stmt = (
+        select(Client)
+        .where(in_values(col(Client.id), client_ids, session.get_bind().dialect.name))
+        .order_by(col(Client.id))
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    await session.execute(stmt)
 
 
 async def lock_owned_by(session: AsyncSession, owner_id: uuid.UUID) -> None:

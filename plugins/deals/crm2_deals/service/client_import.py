@@ -227,7 +227,14 @@ async def _batch(
         {e for _, r in rows for e in r.data.emails},
         {r.data.tax_id for _, r in rows if r.data.tax_id},
     )
-    batch = _Batch(session, principal, context, RULES.in_session(session, principal),
+    visibility = RULES.in_session(session, principal)
+    if write:
+        # every client the batch may write, locked up front in id order, as a user's
+        # hand-over (``reassign``) locks theirs before their user row: a row giving a
+        # client to a user (their row share-locked by its key) and a later row handing
+        # over one of that user's clients would otherwise deadlock with it
+        await repo.lock_for_import(session, index.visible(visibility))
+    batch = _Batch(session, principal, context, visibility,
                    await user_ids_by_email(session, wanted), index, write)  # fmt: skip
     outcomes = [await batch.row(row) for _, row in rows]
     await batch.flush()
