@@ -15,9 +15,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -42,6 +44,23 @@ if TYPE_CHECKING:
     from crm2_core.context import AppContext
 
 log = logging.getLogger(__name__)
+# how often a batch is written before a deadlock or serialization failure stops the job
+BATCH_ATTEMPTS = 3
+# PostgreSQL's "try again" errors: a serialization failure, a deadlock
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    return (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) in (
+        _RETRYABLE_SQLSTATES
+    )
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+
+
 # ``(rows read, their good rows)``: one batch as parsed
 Parsed = tuple[int, list[tuple[int, R]]]
 
@@ -127,7 +146,11 @@ class _JobWork(Generic[R]):
             log.exception("import job %s (%s) failed", self.job_id, self.spec.name)
             async with self.context.session_factory() as session:
                 detail = (
-                    f"the import stopped with an internal error ({type(exc).__name__}); "
+                    "concurrent changes to the same records aborted a batch "
+                    f"{BATCH_ATTEMPTS} times ({_first_line(exc)}); the batches before it "
+                    "were written: import the rest again"
+                    if isinstance(exc, DBAPIError) and _retryable(exc)
+                    else f"the import stopped with an internal error ({type(exc).__name__}); "
                     "the batches before it were written"
                 )
                 await self._save(session, status="failed", finished_at=utcnow(), detail=detail)
@@ -175,7 +198,25 @@ class _JobWork(Generic[R]):
             log.warning("import job %s could not refresh table statistics (%s)", self.job_id, exc)
 
     async def _write(self, batch: list[tuple[int, R]], done: int, tally: _Tally) -> None:
-        """One batch written, with the job's progress, in one transaction."""
+        """One batch written, with the job's progress, in one transaction; again when a
+        concurrent writer made PostgreSQL abort it (a deadlock, a serialization
+        failure): it was rolled back whole, so it is written afresh."""
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            kept = replace(tally, errors=list(tally.errors))
+            try:
+                await self._write_once(batch, done, tally)
+                return
+            except DBAPIError as exc:
+                if not _retryable(exc) or attempt == BATCH_ATTEMPTS:
+                    raise
+                log.warning("import job %s: batch aborted by a concurrent change (%s), "
+                            "writing it again", self.job_id, _first_line(exc))  # fmt: skip
+                tally.created, tally.updated, tally.skipped = (
+                    kept.created, kept.updated, kept.skipped
+                )  # fmt: skip
+                tally.errors[:] = kept.errors
+
+    async def _write_once(self, batch: list[tuple[int, R]], done: int, tally: _Tally) -> None:
         with gc_paused():
             async with self.context.session_factory() as session:
                 await plan_for_growing_tables(session)

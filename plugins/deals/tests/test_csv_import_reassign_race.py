@@ -23,7 +23,7 @@ from deals_kit import Deals, deals_with
 from factories import get_row, make_client, make_deal
 from sqlalchemy import text
 
-from crm2_hookspecs import Principal, PluginManifest, hookimpl
+from crm2_hookspecs import PluginManifest, Principal, hookimpl
 
 BOUND = 30.0  # the most the test waits for anything
 USERS = "/api/v1/auth/users"
