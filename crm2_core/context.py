@@ -33,6 +33,14 @@ if TYPE_CHECKING:  # redis is imported only when CRM2_REDIS_URL is set
 
 T = TypeVar("T")
 
+# Every read, connect and close of the shared Redis client ends within this many seconds
+# (redis-py waits forever by default): a connection to a hung Redis must not leave a
+# close pending for ever (redis-py shields it from cancellation) nor a read stuck. Above
+# the guard's REDIS_TIMEOUT, which bounds each call first. Pub/sub's blocking reads are
+# not cut by it (redis-py reads them without a deadline). The URL's own
+# ``?socket_timeout=`` or ``?socket_connect_timeout=`` wins.
+REDIS_SOCKET_TIMEOUT = 5.0
+
 
 class ServiceKey(Generic[T]):
     """A typed name for a service kept on the context, when its class is not the key.
@@ -154,13 +162,20 @@ class AppContext:
         await self.engine.dispose()
 
 
+def redis_client(url: str) -> Redis:
+    """The application's Redis client: every socket operation bounded in time."""
+    from redis.asyncio import Redis
+
+    return Redis.from_url(
+        url, socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_SOCKET_TIMEOUT
+    )
+
+
 def build_context(settings: Settings, plugins: PluginRegistry) -> AppContext:
     engine = create_engine(settings)
     redis: Redis | None = None
     if settings.redis_url:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client(settings.redis_url)
     session_class = app_session_class()
     return AppContext(
         settings=settings,
