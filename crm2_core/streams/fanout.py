@@ -191,6 +191,7 @@ class RedisSubscriber:
             log.warning("streams: ignoring a malformed pub/sub message (%s)", exc)
             return
         try:
-            await self.hub.publish(events)
+            # a message anyone with access to Redis may have written: checked against the log
+            await self.hub.publish(events, verify=True)
         except Exception:  # the hub reads the hole back from the log on its next message
             log.exception("streams: could not dispatch a pub/sub message")

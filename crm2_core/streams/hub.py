@@ -164,6 +164,7 @@ class Hub:
         self.source = source
         self.poll_seconds = poll_seconds
         self.last_position: int | None = None
+        self._log_top = 0  # the highest top of the log read so far (see ``_in_log``)
         self.closed = False
         self._subscriptions: set[Subscription] = set()
         self._lock = asyncio.Lock()
@@ -219,8 +220,15 @@ class Hub:
                 marked += 1
         return marked
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
-        """Dispatch a batch in log order, reading back any hole before it."""
+    async def publish(self, events: Sequence[Envelope], *, verify: bool = False) -> None:
+        """Dispatch a batch in log order, reading back any hole before it.
+
+        ``verify`` for a batch from outside this process (Redis pub/sub): the log is the
+        truth, and a message claiming positions the log does not hold (a forged or
+        corrupt one) must not move the hub past events still to come, which would then
+        be dropped as already seen. Such a batch is ignored; the log poll brings the real
+        events. The log is read only when the batch ends past its top as last read.
+        """
         async with self._lock:
             fresh = [
                 e
@@ -232,15 +240,39 @@ class Hub:
                 return
             first = fresh[0].position
             assert first is not None
+            if verify and not await self._in_log(fresh):
+                return
             hole = self.last_position is not None and first > self.last_position + 1
             if hole and not await self._backfill(self.last_position or 0, first - 1):
                 return
             self._dispatch(fresh)
 
+    async def _in_log(self, fresh: Sequence[Envelope]) -> bool:
+        """Whether ``fresh`` (positions increasing) is a run of consecutive positions the
+        committed log reaches (the relay hands batches on only once they are committed)."""
+        positions = [e.position for e in fresh]
+        first, last = positions[0], positions[-1]
+        assert first is not None and last is not None
+        if positions != list(range(first, last + 1)):
+            log.warning("streams: ignoring a pub/sub message whose positions are not consecutive")
+            return False
+        if last > self._log_top:
+            self._log_top = max(self._log_top, await self.source.top())
+            if last > self._log_top:
+                log.warning(
+                    "streams: ignoring a pub/sub message beyond the end of the event log "
+                    "(position %d, log ends at %d)",
+                    last,
+                    self._log_top,
+                )
+                return False
+        return True
+
     async def catch_up(self) -> None:
         """Dispatch committed events this hub has not seen (relayed elsewhere or lost)."""
         async with self._lock:
             top = await self.source.top()
+            self._log_top = max(self._log_top, top)
             if self.last_position is None:
                 self.last_position = top
             elif top > self.last_position:
