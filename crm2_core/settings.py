@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "together; one more is 503 with Retry-After (0 = no limit). Keep it under the "
         "process's open-file limit (ulimit -n)",
     )
+    sse_max_replay_events: int = Field(
+        10_000,
+        ge=0,
+        description="a stream resumed from a Last-Event-ID more than this many log positions "
+        "behind is not replayed: it gets a reset event (reload your data) and goes on live "
+        "(0 = replay everything)",
+    )
     scheduler_enabled: bool = Field(
         True, description="run the plugins' scheduled jobs in this process (one run per due job)"
     )

@@ -43,6 +43,7 @@ ERROR = "error"
 REVOKED = "credentials-revoked"
 FORBIDDEN = "forbidden"
 DISCONNECTED = "disconnected"  # the client went away: nothing more is sent
+REPLAY_TOO_LONG = "replay-too-long"
 
 
 def opening_message(position: int) -> bytes:
@@ -52,6 +53,16 @@ def opening_message(position: int) -> bytes:
         event="connected",
         id=str(position),
         retry=RETRY_MILLISECONDS,
+    )
+
+
+def reset_message(position: int, behind: int) -> bytes:
+    """Instead of a replay too long to be worth it: reload your data, the stream goes on
+    live from ``position`` (its ``id:``, so that a reconnect resumes from there)."""
+    return encode_message(
+        data=json.dumps({"reason": REPLAY_TOO_LONG, "position": position, "behind": behind}),
+        event="reset",
+        id=str(position),
     )
 
 
@@ -133,6 +144,12 @@ class Connection:
         top = await self.streams.source.top()
         self.last = top if self.resume_from is None else self.resume_from
         yield opening_message(self.last)
+        # A replay of the whole retained log, by many streams at once, costs more than
+        # the client reloading its data: past the limit it is told to, and goes on live.
+        limit = self.context.settings.sse_max_replay_events
+        if limit and top - self.last > limit:
+            behind, self.last = top - self.last, top
+            yield reset_message(top, behind)
         async for message in self._replay(subscription, top, mark):
             yield message
         async for message in self._live(subscription):
