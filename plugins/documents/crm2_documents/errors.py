@@ -32,6 +32,10 @@ class InvalidUpload(Unprocessable):
     slug, title = "documents-invalid-upload", "The upload is not a usable multipart file"
 
 
+class LinkCycle(Unprocessable):
+    slug, title = "documents-link-cycle", "The link would make a cycle of documents"
+
+
 class PartHeadersTooLarge(Crm2Error):
     status, slug, title = (
         413,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from crm2_documents.schemas.documents import DocumentCreate, Tag, Title
 from documents_kit import API, PDF, Docs
@@ -380,3 +381,32 @@ async def test_a_documents_versions_are_a_cursor_paginated_list(docs: Docs) -> N
     schema = docs.app.app.openapi()["paths"]["/api/v1/documents/documents/{document_id}/versions"]
     names = {p["name"] for p in schema["get"]["parameters"]}
     assert {"limit", "cursor"} <= names
+
+
+async def test_a_document_linked_to_itself_or_into_a_cycle_is_422(docs: Docs) -> None:
+    """Owner-following stops in a cycle, but A → A or A → B → C → A is no record's file:
+    a 422 naming the cycle, nothing changed. A chain without a cycle is fine."""
+    manager = await docs.user("manager")
+    a, b, c = [await docs.create(manager, title=t) for t in "ABC"]
+
+    async def link(document: dict[str, Any], to: dict[str, Any]) -> Any:
+        current = (await docs.get(manager, document["id"])).json()
+        return await docs.client.patch(
+            f"{API}/documents/{document['id']}",
+            json={"link": {"kind": "documents.document", "id": to["id"]}},
+            headers={**manager.headers, "If-Match": f'"v{current["version"]}"'},
+        )
+
+    itself = await link(a, a)
+    assert itself.status_code == 422, itself.text
+    assert itself.headers["content-type"].startswith("application/problem+json")
+    assert itself.json()["type"].endswith("documents-link-cycle")
+    assert "itself" in itself.json()["detail"]
+    assert (await link(b, a)).status_code == 200  # B → A
+    back = await link(a, b)  # A → B → A
+    assert back.status_code == 422 and a["id"] in back.json()["detail"], back.text
+    assert (await link(c, b)).status_code == 200  # C → B → A
+    around = await link(a, c)  # A → C → B → A
+    assert around.status_code == 422 and "through 1 more" in around.json()["detail"], around.text
+    unchanged = (await docs.get(manager, a["id"])).json()
+    assert (unchanged["link"], unchanged["version"]) == (None, 1)

@@ -91,6 +91,18 @@ async def list_documents(
     return await DOCUMENTS.page_rows(session, stmt, page, sort=sort)
 
 
+async def linked_document(session: AsyncSession, document_id: uuid.UUID) -> uuid.UUID | None:
+    """The document ``document_id`` is linked to, if it is linked to one (any state)."""
+    stmt = select(col(Document.link_id)).where(
+        col(Document.id) == document_id, col(Document.link_kind) == "documents.document"
+    )
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    try:
+        return uuid.UUID(found) if found else None
+    except ValueError:  # a link written before link ids were checked: the chain ends
+        return None
+
+
 async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:
     """Every version of a document (the purge removes all their files)."""
     stmt = (

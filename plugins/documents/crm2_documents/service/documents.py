@@ -24,7 +24,7 @@ from crm2_core.api import (
     take_turns,
     utcnow,
 )
-from crm2_documents.errors import DocumentNotFound, InvalidKind, NotRestorable
+from crm2_documents.errors import DocumentNotFound, InvalidKind, LinkCycle, NotRestorable
 from crm2_documents.events import (
     DocumentCreated,
     DocumentDeleted,
@@ -155,6 +155,30 @@ def record_turn(link_kind: str, link_id: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+DOCUMENT_KIND = "documents.document"
+
+
+async def refuse_cycle(session: AsyncSession, document_id: uuid.UUID, target: uuid.UUID) -> None:
+    """422 when linking ``document_id`` to document ``target`` closes a cycle: ``target``
+    is the document itself, or its chain of document links leads back to it. Links to
+    documents are made one at a time (``update_document`` takes one turn for them all),
+    so two links made at once cannot close a cycle neither saw."""
+    chain, seen = [target], {target}
+    while chain[-1] != document_id:
+        following = await repo.linked_document(session, chain[-1])
+        if following is None or following in seen:  # the chain ends (or loops elsewhere)
+            return
+        chain.append(following)
+        seen.add(following)
+    if len(chain) == 1:
+        raise LinkCycle(f"document {document_id} cannot be linked to itself")
+    between = "" if len(chain) == 2 else f" through {len(chain) - 2} more document(s)"
+    raise LinkCycle(
+        f"linking document {document_id} to document {target} makes a cycle: "
+        f"{target} is linked back to {document_id}{between}"
+    )
+
+
 async def check_kind(session: AsyncSession, key: str) -> None:
     kind = await kinds_repo.get_kind(session, key)
     if kind is None or not kind.active:
@@ -216,8 +240,12 @@ async def update_document(
     sent = data.model_dump(exclude_unset=True)
     owner: uuid.UUID | None = None
     if "link" in sent and data.link is not None:  # before the first statement: see link_owner
+        if data.link.kind == DOCUMENT_KIND:  # one such link at a time: see refuse_cycle
+            await take_turns(session, record_turn(DOCUMENT_KIND, "*"))
         owner = await link_owner(context, principal, data.link, session)
     document = await get_document(session, principal, document_id)
+    if "link" in sent and data.link is not None and data.link.kind == DOCUMENT_KIND:
+        await refuse_cycle(session, document_id, data.link.id)
     version = check_version(if_match, document.version)
     values: dict[str, Any] = {}
     for field in ("title", "kind", "tags"):
