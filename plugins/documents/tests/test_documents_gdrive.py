@@ -355,3 +355,26 @@ async def test_two_callbacks_with_one_state_reach_google_once(
     assert all(a.json()["type"].endswith("documents-oauth-bad-state") for a in refused)
     status = await docs.client.get(f"{API}/oauth/gdrive", headers=admin.headers)
     assert status.json()["connected"] is True
+
+
+async def test_a_refused_consent_names_only_a_registered_error_code(
+    crm2_app_factory: Any, tmp_path: Path, google: FakeGoogle
+) -> None:
+    """The callback's ``error`` is whatever the browser's URL says: the 403 repeats none of
+    its text, only one of OAuth's registered codes (RFC 6749 §4.1.2.1)."""
+    docs = await make_docs(
+        crm2_app_factory, tmp_path / "files", backend="gdrive", **gdrive_settings(google)
+    )
+    admin = await docs.user("admin")
+    planted = "Your account is locked: call +1 555 0100 at once"
+    details = []
+    for error in (planted, "access_denied"):
+        started = await docs.client.post(f"{API}/oauth/gdrive/start", headers=admin.headers)
+        state = started.json()["state"]
+        back = await docs.client.get(
+            f"{API}/oauth/gdrive/callback", params={"state": state, "error": error}
+        )
+        assert back.status_code == 403, back.text
+        details.append(back.json()["detail"])
+    assert "555" not in details[0] and "locked" not in details[0], details
+    assert "access_denied" in details[1], details

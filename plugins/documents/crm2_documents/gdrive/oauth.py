@@ -179,6 +179,28 @@ async def _spend(context: Any, state: str) -> _Consent:
     return consent
 
 
+# RFC 6749 §4.1.2.1: the error codes an authorization response may carry
+OAUTH_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
+
+
+def _refusal(error: str | None) -> str:
+    """The 403's detail: fixed text, naming the error only when it is a registered code
+    (the query string is the caller's: no text of theirs is repeated in our problem)."""
+    if error in OAUTH_ERRORS:
+        return f"Google did not grant access ({error}): nothing was stored"
+    return "Google did not grant access: nothing was stored"
+
+
 async def callback(context: Any, state: str, code: str | None, error: str | None) -> None:
     """Check the state (once), exchange the code with the verifier, keep the refresh token."""
     import httpx  # here: imported at the top, it would be on every `crm2 serve`'s start-up
@@ -189,7 +211,7 @@ async def callback(context: Any, state: str, code: str | None, error: str | None
     if until is None or until < utcnow():
         raise BadState("the consent took longer than ten minutes: start again")
     if error is not None or not code:
-        raise ConsentRefused(f"Google answered {error or 'without a code'}: nothing was stored")
+        raise ConsentRefused(_refusal(error))
     try:
         verifier = cipher(settings).decrypt((verifier_enc or "").encode()).decode()
     except InvalidToken as exc:
