@@ -4,8 +4,16 @@ an If-Match it did not send (PostgreSQL runs them at once; SQLite one after the 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
+from crm2_documents.storage.local import LocalBackend
+from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs
+from sqlalchemy import text
+
+# The most the race tests wait for anything.
+BOUND = 30.0
 
 
 async def test_concurrent_uploads_to_one_record_take_turns(docs: Docs) -> None:
@@ -29,3 +37,60 @@ async def test_concurrent_creates_of_one_kind_are_one_201_and_409s(docs: Docs) -
         *[docs.client.post(f"{API}/kinds", json=body, headers=admin.headers) for _ in range(3)]
     )
     assert sorted(a.status_code for a in answers) == [201, 409, 409], [a.text for a in answers]
+
+
+async def _both_wait_for_the_lock(docs: Docs, tasks: list[asyncio.Task[Any]]) -> bool:
+    """Whether two sessions of this test's database came to wait on a lock; bounded."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with docs.app.context.engine.connect() as probe:
+        for _ in range(int(BOUND / 0.05)):
+            if any(t.done() for t in tasks):
+                return False
+            if (await probe.execute(waiting)).scalar() == 2:
+                return True
+            await probe.rollback()  # a new snapshot of the activity for the next look
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def test_two_transfers_of_one_version_at_once_are_one_202_and_a_409(
+    docs: Docs, tmp_path: Path
+) -> None:
+    """Both requests read the version stored, then write: the move is conditional on the
+    version as read, so the second is a 409 naming the move queued, not a second 202
+    that silently replaced the first's target. On PostgreSQL a row lock held here lets
+    both read before either writes; SQLite's writers take turns."""
+    backends = storage_of(docs.app.context).backends
+    for name in ("east", "west"):
+        backends[name] = LocalBackend(tmp_path / name, name=name)
+    agent, admin = await docs.user("agent"), await docs.user("admin")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"], PDF)).status_code == 201
+    url = f"{API}/documents/{document['id']}/versions/1"
+
+    def move(to: str) -> asyncio.Task[Any]:
+        send = docs.client.post(f"{url}/transfer", json={"backend": to}, headers=admin.headers)
+        return asyncio.create_task(send)
+
+    if docs.app.context.engine.dialect.name == "postgresql":
+        async with docs.app.context.engine.connect() as holder:
+            await holder.execute(
+                text("SELECT id FROM documents_version FOR UPDATE")  # the one version
+            )
+            tasks = [move("east"), move("west")]
+            waited = await _both_wait_for_the_lock(docs, tasks)
+            await holder.rollback()
+        assert waited, "the two requests did not both come to write"
+    else:
+        tasks = [move("east"), move("west")]
+    answers = [await asyncio.wait_for(t, BOUND) for t in tasks]
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202, 409], [a.text for a in answers]
+    [won] = [a.json() for a in answers if a.status_code == 202]
+    [lost] = [a.json() for a in answers if a.status_code == 409]
+    assert won["target_backend"] in lost["detail"], lost
+    current = (await docs.client.get(url, headers=admin.headers)).json()
+    assert (current["state"], current["target_backend"]) == ("transferring", won["target_backend"])

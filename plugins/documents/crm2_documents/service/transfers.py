@@ -68,9 +68,15 @@ async def request(
         )
     if version.backend == backend:
         return version, False
-    await session.execute(
+    # conditional on the version as read: of two requests at once, one queues its move
+    queued = await session.execute(
         update(Version)
-        .where(col(Version.id) == version.id)
+        .where(
+            col(Version.id) == version.id,
+            col(Version.state) == version.state,
+            col(Version.backend) == version.backend,
+            col(Version.target_backend).is_not_distinct_from(version.target_backend),
+        )
         .values(
             state="transferring",
             target_backend=backend,
@@ -80,6 +86,11 @@ async def request(
         )
     )
     await session.refresh(version)
+    if not queued.rowcount:
+        raise FileNotReady(
+            f"version {number} changed while this request ran: it is {version.state}"
+            + (f", moving to {version.target_backend!r}" if version.state == "transferring" else "")
+        )
     return version, True
 
 
