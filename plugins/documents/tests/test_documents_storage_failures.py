@@ -290,6 +290,29 @@ async def test_a_copy_that_lands_after_the_purge_is_removed(
     assert docs.stored_files() == []  # no copy of the purged file on the target
 
 
+async def test_a_transfer_that_fails_past_retention_is_settled_not_left_transferring(
+    docs_with: MakeDocs, tmp_path: Path
+) -> None:
+    """Retention passes while a copy runs and the copy fails: the version was answered
+    ``gone`` and left ``transferring`` (due again the moment the document was no longer
+    past retention, never ``failed``). It is settled: failed, due never."""
+    source = PurgedWhileRead(tmp_path / "source", name="cut_short")
+    docs = await docs_with(source, upload_backend="cut_short", backend="local", retention_days=1)
+    await deleted_with_a_file(docs, days_ago=0)
+
+    async def retention_passes_and_the_read_fails() -> None:
+        await deleted_days_ago(docs, 2)
+        raise OSError("the source went away")
+
+    source.while_read = retention_passes_and_the_read_fails
+    assert (await run_transfers(docs.app.context))["gone"] == 1
+    async with docs.app.context.session_factory() as session:
+        [version] = (await session.execute(select(Version))).scalars()
+    assert (version.state, version.next_attempt_at) == ("failed", None), version
+    assert version.last_error and "retention" in version.last_error
+    assert docs.stored_files() == []  # nothing landed on the target
+
+
 class PausedAfterItsFirstDelete(LocalBackend):
     """A target whose first delete once ``armed`` (the purge's) waits, once done, until the
     test lets it go on: the purge has removed the target's key and not yet the rows."""

@@ -209,6 +209,22 @@ async def _record(
     async with context.session_factory() as session:
         document = await session.get(Document, version.document_id)
         if _being_purged(context, document, now):
+            # settled, not left transferring: the move is over, whatever came of the copy
+            # (which _drop_if_purged removes); the purge takes the version with its document
+            await session.execute(
+                update(Version)
+                .where(
+                    col(Version.id) == version.id,
+                    col(Version.state) == "transferring",
+                    col(Version.attempts) == version.attempts,
+                )
+                .values(
+                    state="failed",
+                    next_attempt_at=None,
+                    last_error=f"the document is past retention: {error or 'copy dropped'}"[:500],
+                )
+            )
+            await session.commit()
             return "gone"
         if error is None:
             outcome = "stored"
