@@ -7,6 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+from crm2_documents.service.documents import record_turn
 from crm2_documents.storage.local import LocalBackend
 from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs
@@ -94,3 +96,36 @@ async def test_two_transfers_of_one_version_at_once_are_one_202_and_a_409(
     assert won["target_backend"] in lost["detail"], lost
     current = (await docs.client.get(url, headers=admin.headers)).json()
     assert (current["state"], current["target_backend"]) == ("transferring", won["target_backend"])
+
+
+async def test_two_links_that_close_a_cycle_together_are_a_200_and_a_422(docs: Docs) -> None:
+    """A → B and B → A asked at once: each alone sees no cycle. Links to documents take
+    one turn, so the second sees the first's and is refused. PostgreSQL only (SQLite's
+    writers take turns); both requests are held here at their record's lock, then let go
+    together."""
+    if docs.app.context.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns: no link runs beside another")
+    manager = await docs.user("manager")
+    a, b = await docs.create(manager, title="A"), await docs.create(manager, title="B")
+
+    def link(document: dict[str, Any], to: dict[str, Any]) -> asyncio.Task[Any]:
+        send = docs.client.patch(
+            f"{API}/documents/{document['id']}",
+            json={"link": {"kind": "documents.document", "id": to["id"]}},
+            headers={**manager.headers, "If-Match": '"v1"'},
+        )
+        return asyncio.create_task(send)
+
+    async with docs.app.context.engine.connect() as holder:
+        for target in (a, b):
+            key = record_turn("documents.document", target["id"])
+            await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            tasks = [link(a, b), link(b, a)]
+            waited = await _both_wait_for_the_lock(docs, tasks)
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock_all()"))
+            await holder.commit()
+    assert waited, "the two links did not both come to wait"
+    answers = [await asyncio.wait_for(t, BOUND) for t in tasks]
+    assert sorted(a.status_code for a in answers) == [200, 422], [a.text for a in answers]
