@@ -86,7 +86,7 @@ async def request(
         )
     )
     await session.refresh(version)
-    if not queued.rowcount:
+    if not queued.rowcount:  # type: ignore[attr-defined]
         raise FileNotReady(
             f"version {number} changed while this request ran: it is {version.state}"
             + (f", moving to {version.target_backend!r}" if version.state == "transferring" else "")
