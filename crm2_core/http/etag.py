@@ -31,11 +31,12 @@ def _shown(if_match: str) -> str:
 
 def versions_from_if_match(if_match: str) -> frozenset[int] | None:
     """The versions an ``If-Match`` names (RFC 9110 allows a list of them); ``None`` for
-    ``*``. A weak ``W/`` tag counts as its version: some proxies weaken what they pass on.
+    ``*``.
 
-    A well-formed entity tag this server never issued (``"x"``) names no version and is
-    skipped, so a list still matches by its other members; a malformed member, or a list
-    with no ETag of ours at all, is a 412.
+    If-Match compares strongly (RFC 9110 section 13.1.1): a weak ``W/`` tag never matches,
+    so it names no version, like a well-formed tag this server never issued (``"x"``).
+    Such tags are skipped, so a list still matches by its other members; a malformed
+    member, or a list with no strong ETag of ours at all, is a 412.
     """
     value = if_match.strip()
     if value == "*":
@@ -45,9 +46,15 @@ def versions_from_if_match(if_match: str) -> frozenset[int] | None:
         raise PreconditionFailed(
             f"If-Match {_shown(if_match)} is not a list of at most {MAX_TAGS} entity tags"
         )
-    ours = [_ETAG.fullmatch(tag.removeprefix("W/")) for tag in tags]
+    ours = [_ETAG.fullmatch(tag) for tag in tags]
     versions = frozenset(int(match[1]) for match in ours if match)
     if not versions:
+        if any(tag.startswith("W/") for tag in tags):
+            raise PreconditionFailed(
+                f"If-Match {_shown(if_match)} names no strong ETag of this server; a weak one "
+                "(W/) never matches, If-Match compares strongly (RFC 9110): send the ETag "
+                'as read (e.g. "v3")'
+            )
         raise PreconditionFailed(f"If-Match {_shown(if_match)} is not an ETag this server issued")
     return versions
 

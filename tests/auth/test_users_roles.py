@@ -184,6 +184,27 @@ async def test_patch_with_stale_if_match_is_412(crm2: Crm2TestApp, admin: dict[s
     assert_problem(stale, 412)
 
 
+async def test_patch_with_weak_if_match_is_412_and_changes_nothing(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """If-Match compares strongly (RFC 9110 section 13.1.1): W/"v1" never matches "v1"."""
+    user_id = (await create_user(crm2, admin)).json()["id"]
+    url = f"{USERS}/{user_id}"
+    for sent in ('W/"v1"', 'W/"v1", "x"'):
+        weak = await crm2.client.patch(
+            url, json={"full_name": "Ada"}, headers={**admin, "If-Match": sent}
+        )
+        assert_problem(weak, 412)
+        assert "weak" in weak.json()["detail"]
+    unchanged = await crm2.client.get(url, headers=admin)
+    assert unchanged.headers["etag"] == '"v1"'
+    assert unchanged.json()["full_name"] != "Ada"
+    strong_in_list = await crm2.client.patch(
+        url, json={"full_name": "Ada"}, headers={**admin, "If-Match": 'W/"v1", "v1"'}
+    )
+    assert strong_in_list.status_code == 200, strong_in_list.text
+
+
 async def test_patch_with_current_if_match_is_200_with_new_etag(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
