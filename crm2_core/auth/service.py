@@ -272,7 +272,7 @@ class AuthService:
             raise EmailTaken(f"a user with e-mail {email} exists")
         roles = await self._check_roles(session, data.roles)
         await self._require_grantable(session, actor, roles)
-        await self._require_granter_holds(session, actor, roles)
+        await self._require_granter_holds(session, actor, roles, lock=True)
         user = User(
             email=email,
             full_name=data.full_name,
@@ -817,14 +817,45 @@ class AuthService:
             raise Unauthorized("your credentials changed meanwhile; sign in again")
 
     async def _require_granter_holds(
-        self, session: AsyncSession, actor: Principal | None, roles: Iterable[str]
+        self,
+        session: AsyncSession,
+        actor: Principal | None,
+        roles: Iterable[str],
+        *,
+        lock: bool = False,
     ) -> None:
         """401/403 unless ``actor`` still stands and holds ``roles`` by their roles as
         stored: a user made or changed now keeps what they were given, so a grant decided
-        on the request's cached rights must not outlive a demotion committed meanwhile."""
+        on the request's cached rights must not outlive a demotion committed meanwhile.
+
+        ``lock``: the granter's row and roles are kept as read until commit (see
+        ``_hold_granter``), so a demotion cannot commit between this check and the grant.
+        """
+        if lock:
+            await self._hold_granter(session, actor)
         for role in sorted(set(roles)):
             wanted = await self._permissions_of(session, [role])
             await self._require_holds_as_stored(session, actor, wanted, f"granting role {role!r}")
+
+    async def _hold_granter(self, session: AsyncSession, actor: Principal | None) -> None:
+        """Lock the granter's user row and role rows (``FOR SHARE`` on PostgreSQL; SQLite
+        writes one at a time) until commit, then check their standing.
+
+        Read unlocked, a demotion (or a cut of their role) committed between the check and
+        the grant's commit: the new user kept a role its maker no longer held. Locked, the
+        demotion waits for the grant, or committed first and is read by the check. Only
+        for creating a user, which locks no other user: changing one locks that user's
+        row too, and two admins changing each other would deadlock.
+        """
+        if actor is None or actor.kind not in ("user", "api_key"):
+            return
+        if actor.kind != "api_key" and "credentials_version" not in actor.attributes:
+            return  # a crm2_authenticate backend's user: its roles are not stored here
+        await self._require_standing(session, actor, lock=True)
+        granter = acting_user(actor)
+        held_roles = (await repo.roles_of(session, [granter]))[granter]
+        key_roles = actor.roles if actor.kind == "api_key" else ()
+        await repo.existing_roles(session, {*held_roles, *key_roles}, lock=True)
 
     async def _require_holds_as_stored(
         self, session: AsyncSession, actor: Principal | None, wanted: Iterable[str], what: str

@@ -7,15 +7,17 @@ standing and roles as stored decide, for every change of a user or a role.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from crm2_core.auth.schemas import RoleCreate, RoleUpdate, UserUpdate
+from crm2_core.auth.schemas import RoleCreate, RoleUpdate, UserCreate, UserUpdate
 from crm2_core.errors import Crm2Error
 from crm2_core.http.etag import etag_for
-from crm2_core.testing import Crm2TestApp
+from crm2_core.testing import Crm2TestApp, TestDatabase
 from crm2_hookspecs import Principal
 
 USERS, ROLES, ME = "/api/v1/auth/users", "/api/v1/auth/roles", "/api/v1/auth/me"
@@ -136,3 +138,50 @@ async def test_a_key_revoked_on_authority_lost_meanwhile_stays(
         await session.rollback()
     listed = (await crm2.client.get("/api/v1/auth/api-keys", headers=admin)).json()["items"]
     assert [k["revoked_at"] for k in listed if k["id"] == str(key_id)] == [None]
+
+
+async def lock_waiters(crm2: Crm2TestApp) -> int:
+    async with crm2.context.session_factory() as probe:
+        waiting = await probe.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_demotion_racing_a_user_creation_waits_for_the_grant_to_commit(
+    crm2: Crm2TestApp, crm2_database: TestDatabase, admin: dict[str, str], lost: str
+) -> None:
+    """The creator's rights are checked as stored and kept so until the new user commits:
+    a demotion committed in between let a user be made with a role its maker had lost."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("SQLite writes one at a time: a demotion cannot commit in between")
+    await put_roles(crm2, admin, hirer=["auth:users", "core:plugins"], reader=["core:plugins"])
+    signed_in = await crm2.user("hirer")
+    actor = await crm2.context.authenticator.from_headers(
+        {k.lower(): v for k, v in signed_in.headers.items()}
+    )
+
+    async def lose() -> None:
+        if lost == "demoted":
+            await patch(crm2, admin, f"{USERS}/{signed_in.id}", {"roles": ["viewer"]})
+        else:
+            await patch(crm2, admin, f"{ROLES}/hirer", {"permissions": ["auth:users"]})
+
+    async with crm2.context.session_factory() as creating:
+        made = UserCreate(
+            email="hired@example.com", password="a long enough secret", roles=["reader"]
+        )
+        await crm2.auth.create_user(creating, made, actor)
+        losing = asyncio.create_task(lose())
+        for _ in range(200):  # until the demotion waits on a lock, or has gone through
+            if losing.done() or await lock_waiters(crm2):
+                break
+            await asyncio.sleep(0.05)
+        demoted_first = losing.done()
+        await creating.commit()
+    await losing
+    assert not demoted_first, "the demotion committed while the grant was still being made"
