@@ -140,13 +140,13 @@ async def _close(context: AppContext) -> None:
 def _child(threads: int, index: int, plugins: Sequence[str]) -> None:
     from crm2_core.bootstrap import build_app_context
     from crm2_core.observability.logs import configure_from_environment
-    from crm2_core.settings import Settings
+    from crm2_core.settings import load_settings
 
     configure_from_environment()
     base_port = int(os.environ.get(METRICS_PORT_VARIABLE) or 0)
     if base_port:  # each child its own metrics port: the base port, the next one, …
         os.environ[METRICS_PORT_VARIABLE] = str(base_port + index)
-    run_worker(build_app_context(Settings()), threads, plugins=plugins)
+    run_worker(build_app_context(load_settings()), threads, plugins=plugins)
 
 
 def run_processes(processes: int, threads: int, plugins: Sequence[str] = ()) -> None:

@@ -34,7 +34,7 @@ from crm2_core.networks import parse_networks
 from crm2_core.observability.middleware import ObservabilityMiddleware
 from crm2_core.plugins import PluginRegistry
 from crm2_core.plugins.manager import plugin_errors_reported
-from crm2_core.settings import Settings
+from crm2_core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 _PATH_PARAMETER = re.compile(r"\{[^}]*\}")
@@ -114,7 +114,9 @@ def create_app(
     """Build the application; raises ``ConfigurationError`` naming the fix when it cannot."""
     if context is None:
         context = build_app_context(
-            settings or Settings(), extra_plugins=extra_plugins, plugin_settings=plugin_settings
+            settings or load_settings(),
+            extra_plugins=extra_plugins,
+            plugin_settings=plugin_settings,
         )
     registry = context.plugins
     dependency_facts.install()

@@ -193,10 +193,12 @@ def _validate_settings(plugin: InstalledPlugin, overrides: Mapping[str, Any] | N
     try:
         return settings_cls(**dict(overrides or {}))
     except ValidationError as exc:
+        # ``from None``: pydantic's error holds the raw input, and a printed traceback would
+        # show it (a token, a password); the message names each variable and what is wrong.
         raise ConfigurationError(
             f"{plugin.name} settings are invalid: {settings_problems(exc, expected)}: fix these "
             "environment variables (see env.example)"
-        ) from exc
+        ) from None
 
 
 def build_plugin_manager(

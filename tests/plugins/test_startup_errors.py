@@ -551,3 +551,62 @@ def test_plugins_list_shows_a_plugin_whose_routes_cannot_be_mounted(
         "broken: plugins serves GET /api/v1/plugins, which core serves already"
     )
     assert "Error: plugins serves GET /api/v1/plugins" in result.output
+
+
+# -- a bad secret-bearing setting is named, never shown -------------------------------------
+
+VAULT = """
+    from pydantic import SecretStr, field_validator
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+    from crm2_hookspecs import PluginManifest
+
+    class VaultSettings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="CRM2_VAULT_")
+        token: SecretStr | None = None
+
+        @field_validator("token")
+        @classmethod
+        def _long_enough(cls, value):
+            if value is not None and len(value.get_secret_value()) < 64:
+                raise ValueError("the token must be at least 64 characters")
+            return value
+
+    manifest = PluginManifest(name="vault", title="Vault", settings=VaultSettings)
+"""
+VAULT_TOKEN = "hunter2-vault-token-do-not-print"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CRM2_VAULT_TOKEN", VAULT_TOKEN, "the token must be at least 64"),
+        ("CRM2_BROKER_URL", "amqp:/u:hunter2-broker@h", "must start with memory://"),
+    ],
+)
+def test_a_bad_secret_setting_is_named_but_its_value_appears_nowhere_at_start_up(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    """pydantic's ValidationError holds the raw input: chained to the ConfigurationError (a
+    plugin's settings) or raised bare (the core's, by ``create_app()`` without settings), an
+    uncaught start-up error (an app factory under uvicorn) printed it in its traceback."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugins(site, {"vault": VAULT})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2_")}
+    env.update(
+        CRM2_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'crm2.db'}",
+        CRM2_ENV="development",
+        CRM2_PLUGINS="vault",
+        PYTHONPATH=str(site),
+    )
+    env[variable] = value
+    crm2 = str(Path(sys.executable).with_name("crm2"))
+    factory = "from crm2_core.http.app import create_app; create_app()"
+    for command in ([crm2, "serve", "--port", "1"], [sys.executable, "-c", factory]):
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert f"{variable}: Value error, {says}" in output, output
+        assert value not in output, output
