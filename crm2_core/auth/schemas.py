@@ -35,14 +35,63 @@ def plain_email(value: str) -> str:
     (or are folded by other systems into) a plain address, so an account under one
     would pass for the plain one. Refused where accounts are made, rather than folded,
     because the stored address is also where mail goes: rewriting it would change it.
-    (The domain needs nothing: IDNA already maps its full-width forms to ASCII.)"""
+    (The domain needs nothing: IDNA already maps its full-width forms to ASCII.)
+
+    Likewise a part (the local part, or one label of the domain) mixing Latin, Cyrillic
+    and Greek letters: "аdmin" with a Cyrillic "а" is another address that reads as
+    "admin". Each script alone stays welcome ("иван@пример.рф")."""
     folded = unicodedata.normalize("NFKC", value)
     if folded != value:
         raise ValueError(
             "full-width letters, ligatures and other compatibility characters are not "
             f"taken in an address; write it as {folded}"
         )
+    local, _, domain = value.rpartition("@")
+    for label in (local, *domain.split(".")):
+        scripts = _scripts(label)
+        if len(scripts) > 1:
+            raise ValueError(
+                f"{label!r} mixes {' and '.join(sorted(scripts))} letters, as a look-alike of "
+                "another address would (a Cyrillic 'а' in 'admin'); write each part of the "
+                "address in one script"
+            )
     return value
+
+
+# Letters of the scripts whose look-alikes pass for one another (UTS #39's "mixed script"
+# check, narrowed to them): (first, last, script). unicodedata knows no scripts.
+_SCRIPT_RANGES = (
+    (0x0041, 0x005A, "Latin"),
+    (0x0061, 0x007A, "Latin"),
+    (0x00C0, 0x024F, "Latin"),  # Latin-1 letters and Latin Extended-A/B (× ÷ are not letters)
+    (0x0250, 0x02AF, "Latin"),  # IPA extensions
+    (0x0370, 0x03FF, "Greek"),
+    (0x0400, 0x052F, "Cyrillic"),  # Cyrillic and its supplement
+    (0x1C80, 0x1C8F, "Cyrillic"),
+    (0x1D00, 0x1D7F, "Latin"),  # phonetic extensions
+    (0x1E00, 0x1EFF, "Latin"),
+    (0x1F00, 0x1FFF, "Greek"),
+    (0x2C60, 0x2C7F, "Latin"),
+    (0x2DE0, 0x2DFF, "Cyrillic"),
+    (0xA640, 0xA69F, "Cyrillic"),
+    (0xA720, 0xA7FF, "Latin"),
+    (0xAB30, 0xAB6F, "Latin"),
+)
+
+
+def _scripts(label: str) -> set[str]:
+    """Which of Latin, Cyrillic and Greek the letters of ``label`` are written in (digits,
+    marks and punctuation belong to every script)."""
+    found = set()
+    for char in label:
+        if not unicodedata.category(char).startswith("L"):
+            continue
+        point = ord(char)
+        for first, last, script in _SCRIPT_RANGES:
+            if first <= point <= last:
+                found.add(script)
+                break
+    return found
 
 
 class LoginRequest(RequestModel):

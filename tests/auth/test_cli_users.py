@@ -299,3 +299,14 @@ def test_set_password_revokes_the_users_api_keys_only_when_asked(database: Path)
     assert result.exit_code == 0, result.output
     assert "API keys" in result.output
     assert _live_keys(database) == ["theirs"]
+
+
+def test_users_create_refuses_a_mixed_script_look_alike(database: Path) -> None:
+    """ "аdmin@…" with a Cyrillic "а" (U+0430) reads as "admin" but is another address."""
+    look_alike = "\u0430dmin@example.com"
+    args = ("users", "create", "--email", look_alike, "--password", PASSWORD)
+    result = crm2(database, *args)
+    assert result.exit_code != 0
+    assert "mixes Cyrillic and Latin letters" in result.output
+    assert "Traceback" not in result.output
+    assert user_row(database, look_alike) is None

@@ -578,6 +578,9 @@ async def test_password_is_taken_exactly_as_typed(crm2: Crm2TestApp) -> None:
         "\uff41\uff44\uff4d\uff49\uff4e@example.com",  # full-width "admin"
         "\uff41dmin@example.com",
         "ad\ufb01n@example.com",  # the "fi" ligature
+        "\u0430dmin@example.com",  # a Cyrillic "а" in a Latin local part
+        "admin@ex\u0430mple.com",  # and in a domain label
+        "p\u03b1ypal@example.com",  # a Greek alpha
     ],
 )
 async def test_a_compatibility_look_alike_address_is_refused(
@@ -593,6 +596,35 @@ async def test_a_compatibility_look_alike_address_is_refused(
     assert response.json()["errors"][0]["loc"] == ["body", "email"]
     listed = (await crm2.client.get(USERS, headers=admin)).json()["items"]
     assert look_alike not in [u["email"] for u in listed]
+
+
+async def test_an_address_in_one_script_per_part_is_taken(
+    crm2: Crm2TestApp, admin: dict[str, str]
+) -> None:
+    """The mixed-script rule refuses a part mixing Latin with Cyrillic or Greek, not an
+    address in Cyrillic, or a Cyrillic domain under a Latin local part."""
+    for email in (
+        "\u0438\u0432\u0430\u043d@example.com",
+        "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.ru",
+    ):
+        response = await create_user(crm2, admin, email=email)
+        assert response.status_code == 201, (email, response.text)
+
+
+async def test_an_account_made_with_a_mixed_script_address_before_the_rule_still_signs_in(
+    crm2: Crm2TestApp,
+) -> None:
+    """The rule is for new addresses: one stored before it keeps signing in."""
+    from crm2_core.auth.schemas import UserCreate
+
+    old = "\u0430dmin-old@example.com"
+    data = UserCreate.model_construct(
+        email=old, password=PASSWORD, full_name="", roles=["agent"], is_active=True
+    )
+    async with crm2.context.session_factory() as session:
+        await crm2.auth.create_user(session, data)
+        await session.commit()
+    assert (await login(crm2, old)).status_code == 200
 
 
 async def test_a_role_patch_that_changes_nothing_writes_nothing(
