@@ -334,24 +334,14 @@ def users_set_password(email: str, password: str | None, revoke_api_keys: bool) 
 @cli.command()
 @click.argument("name")
 def seed(name: str) -> None:
-    """Load the data set NAME (demo, load, …) through every plugin that provides it."""
-    import inspect
+    """Load the data set NAME (demo, load, …) through every plugin that provides it.
+
+    All of it in one transaction: when a part fails, nothing of the set is kept."""
+    from crm2_core.cli.seeding import load_seed
 
     context = load_context()
-
-    async def load() -> list[str]:
-        from crm2_core.auth.plugin import sync_permissions
-
-        await sync_permissions(context)
-        loaded = []
-        for plugin, result in context.plugins.call("crm2_seed", name=name, context=context):
-            if inspect.isawaitable(result):
-                await result
-            loaded.append(plugin)
-        return loaded
-
     try:
-        loaded = run_async(_with_context(context, load()))
+        loaded = run_async(_with_context(context, load_seed(context, name)))
     except ConfigurationError as exc:
         fail(str(exc))
     if not loaded:
