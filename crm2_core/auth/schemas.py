@@ -38,7 +38,7 @@ def plain_email(value: str) -> str:
     (The domain needs nothing: IDNA already maps its full-width forms to ASCII.)
 
     Likewise a part (the local part, or one label of the domain) mixing Latin, Cyrillic
-    and Greek letters: "аdmin" with a Cyrillic "а" is another address that reads as
+    and Greek letters: "admin" written with a Cyrillic a (U+0430) is another address that reads as
     "admin". Each script alone stays welcome ("иван@пример.рф")."""
     folded = unicodedata.normalize("NFKC", value)
     if folded != value:
@@ -52,7 +52,7 @@ def plain_email(value: str) -> str:
         if len(scripts) > 1:
             raise ValueError(
                 f"{label!r} mixes {' and '.join(sorted(scripts))} letters, as a look-alike of "
-                "another address would (a Cyrillic 'а' in 'admin'); write each part of the "
+                "another address would (a Cyrillic a, U+0430, in 'admin'); write each part of the "
                 "address in one script"
             )
     return value
@@ -63,7 +63,7 @@ def plain_email(value: str) -> str:
 _SCRIPT_RANGES = (
     (0x0041, 0x005A, "Latin"),
     (0x0061, 0x007A, "Latin"),
-    (0x00C0, 0x024F, "Latin"),  # Latin-1 letters and Latin Extended-A/B (× ÷ are not letters)
+    (0x00C0, 0x024F, "Latin"),  # Latin-1 letters, Latin Extended-A/B (U+00D7, U+00F7: no letters)
     (0x0250, 0x02AF, "Latin"),  # IPA extensions
     (0x0370, 0x03FF, "Greek"),
     (0x0400, 0x052F, "Cyrillic"),  # Cyrillic and its supplement

@@ -302,7 +302,7 @@ def test_set_password_revokes_the_users_api_keys_only_when_asked(database: Path)
 
 
 def test_users_create_refuses_a_mixed_script_look_alike(database: Path) -> None:
-    """ "аdmin@…" with a Cyrillic "а" (U+0430) reads as "admin" but is another address."""
+    """ "admin@…" written with a Cyrillic a (U+0430) reads as "admin" but is another address."""
     look_alike = "\u0430dmin@example.com"
     args = ("users", "create", "--email", look_alike, "--password", PASSWORD)
     result = crm2(database, *args)

@@ -578,7 +578,7 @@ async def test_password_is_taken_exactly_as_typed(crm2: Crm2TestApp) -> None:
         "\uff41\uff44\uff4d\uff49\uff4e@example.com",  # full-width "admin"
         "\uff41dmin@example.com",
         "ad\ufb01n@example.com",  # the "fi" ligature
-        "\u0430dmin@example.com",  # a Cyrillic "а" in a Latin local part
+        "\u0430dmin@example.com",  # a Cyrillic a in a Latin local part
         "admin@ex\u0430mple.com",  # and in a domain label
         "p\u03b1ypal@example.com",  # a Greek alpha
     ],
