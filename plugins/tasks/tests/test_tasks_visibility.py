@@ -121,3 +121,39 @@ async def test_the_stream_channel_is_declared(tasks: Tasks) -> None:
     ]
     assert [(c.name, c.permission) for c in channels] == [("tasks", "tasks:read")]
     assert channels[0].matches("tasks.sla.breached") and not channels[0].matches("deals.deal.won")
+
+
+async def test_a_patch_sending_back_an_unchanged_link_the_editor_no_longer_sees_is_accepted(
+    tasks: Tasks,
+) -> None:
+    """A client sends the task back as it read it: the link it already has is not checked
+    again (the editor may have lost sight of the record since); a changed one still is."""
+    manager, agent, other = (
+        await tasks.user("manager"),
+        await tasks.user("agent"),
+        await tasks.user("agent"),
+    )
+    record = await tasks.create(manager, assignee_id=str(agent.id))
+    link = {"kind": "tasks.task", "id": record["id"]}
+    task = await tasks.create(agent, title="follow-up", link=link)
+    moved = await tasks.client.post(
+        f"{API}/tasks/{record['id']}/assign",
+        json={"assignee_id": str(other.id)},
+        headers=manager.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await tasks.get(agent, record["id"])).status_code == 404
+    # the unchanged link, in another case and as the client read it
+    for sent in (link, {"kind": "tasks.task", "id": record["id"].upper()}):
+        edited = await tasks.patch(agent, task, title=f"renamed {task['version']}", link=sent)
+        assert edited.status_code == 200, edited.text
+        task = edited.json()
+        assert task["link"] == link
+    # another record the agent cannot see: refused, nothing changed
+    hidden = await tasks.create(manager, assignee_id=str(other.id))
+    refused = await tasks.patch(
+        agent, task, title="again", link={"kind": "tasks.task", "id": hidden["id"]}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("link-invalid")
+    assert (await tasks.get(agent, task["id"])).json() == task

@@ -234,6 +234,10 @@ def _series(rule: str, start: datetime, timezone: str) -> Any:
 # -- edits ----------------------------------------------------------------------------
 
 
+def _same_link(task: Task, link: EntityLink) -> bool:
+    return (link.kind, str(link.id)) == (task.link_kind, task.link_id)
+
+
 def _changes(task: Task, data: TaskUpdate) -> dict[str, Any]:
     sent = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
@@ -246,10 +250,7 @@ def _changes(task: Task, data: TaskUpdate) -> dict[str, Any]:
             values["checklist"] = checklist
     if data.unlink and task.link_kind is not None:
         values.update(link_kind=None, link_id=None)
-    elif data.link is not None and (data.link.kind, str(data.link.id)) != (
-        task.link_kind,
-        task.link_id,
-    ):
+    elif data.link is not None and not _same_link(task, data.link):
         values.update(link_kind=data.link.kind, link_id=str(data.link.id))
     return values
 
@@ -265,7 +266,9 @@ async def update_task(
     """Change fields; on a recurring task ``scope=following`` also changes the series."""
     # the task's visibility first: a 422 about the link would tell a stranger it exists
     task = await get_task(session, TaskVisibility.in_session(session, principal), task_id)
-    if data.link is not None and not data.unlink:
+    if data.link is not None and not data.unlink and not _same_link(task, data.link):
+        # the link the task has is not checked again: the editor may have lost sight of
+        # the record since, and a client sends back the task as it read it
         await check_link(session, context, principal, data.link)
     version = check_version(if_match, task.version)
     if not task.is_open:
