@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
+from itertools import takewhile
 from typing import Any
 
 from dateutil.rrule import (  # type: ignore[import-untyped]
@@ -96,13 +98,13 @@ class Series:
         moment = moment.astimezone(UTC)
         if rule._until is not None and moment - GAP_SLACK > rule._until:
             return None  # ended: dateutil would walk on to its next match to find that out
-        rule = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo))
-        found = rule.after(moment - GAP_SLACK, inc=True)
+        walk = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo))
+        found = walk.after(moment - GAP_SLACK, inc=True)
         while found is not None:
             resolved = self._utc(found)
             if resolved > moment or (inc and resolved == moment):
                 return resolved
-            found = rule.after(found, inc=False)
+            found = walk.after(found, inc=False)
         return None
 
     def next_after(self, moment: datetime) -> datetime | None:
@@ -117,9 +119,15 @@ class Series:
         """How many occurrences fall before ``moment`` (to carry a COUNT across a split)."""
         until = moment.astimezone(UTC) + GAP_SLACK
         rule = self._rrule().replace(count=None, until=until)
-        bounded = _by_year(rule, rule._dtstart)  # past UNTIL it walks on to a match
+        start = rule._dtstart
+        target = (moment - GAP_SLACK).astimezone(rule._tzinfo).replace(tzinfo=None)
+        begin = _period_start(rule, start.replace(tzinfo=None), target)
+        made = None if begin is None else _made_before(rule, begin.replace(tzinfo=start.tzinfo))
+        if begin is None or made is None:
+            made, begin = 0, start
+        bounded = _by_year(rule, begin.replace(tzinfo=start.tzinfo))  # past UNTIL it walks on
         # dateutil's count (COUNT counts occurrences as the rule makes them)
-        return sum(1 for occurrence in bounded if self._utc(occurrence) < moment)
+        return made + sum(1 for occurrence in bounded if self._utc(occurrence) < moment)
 
     def ended_before(self, moment: datetime) -> str:
         """This rule ended just before ``moment``: UNTIL set, COUNT dropped (RFC 5545 split)."""
@@ -225,7 +233,8 @@ def _probe(series: Series) -> datetime | None:
 # UNTIL) on to the next day that would match: "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"
 # walked 10,000 days to complete an occurrence, and a plain daily series a year of days
 # per year of its age. ``_searcher`` gives the same occurrences with far fewer periods.
-DATE_PARTS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byweekday")
+DAY_PARTS = ("bymonthday", "byyearday", "byweekno", "byweekday")
+DATE_PARTS = ("bymonth", *DAY_PARTS)
 
 
 def _parts(rule: rrule) -> dict[str, Any]:
@@ -251,34 +260,112 @@ def _parts(rule: rrule) -> dict[str, Any]:
     }
 
 
-def _searcher(rule: rrule, target: datetime) -> rrule:
-    """A rule with ``rule``'s occurrences from ``target`` (local, aware) on, cheap to walk.
+# A daily or weekly rule with a larger INTERVAL is walked as dateutil walks it: its periods
+# are then fewer than the yearly rule's candidate days (a year a period costs as much as
+# ~36 daily or ~9 weekly periods of a rare rule, measured)
+YEARLY_UP_TO = {DAILY: 31, WEEKLY: 8}
 
-    Without COUNT it starts at the period that holds ``target`` (one of the INTERVAL's, so
-    the phase is kept) instead of the series' start. A daily or weekly rule with INTERVAL=1,
-    no BYSETPOS and some date part matches exactly the days the yearly rule with the same
-    parts matches (dateutil filters each day of a period by the same masks), and walks a
-    year a period instead of a day.
+
+@dataclass(frozen=True)
+class _Walk:
+    """Occurrences as ``rule`` makes them, those on a day ``keep`` refuses left out, and at
+    most ``count`` of them (``None``: all)."""
+
+    rule: rrule
+    keep: Callable[[date], bool] | None = None
+    count: int | None = None
+
+    def __iter__(self) -> Iterator[datetime]:
+        made = 0
+        if self.count is not None and self.count < 1:
+            return
+        for occurrence in self.rule:
+            if self.keep is None or self.keep(occurrence.date()):
+                yield occurrence
+                made += 1
+                if made == self.count:
+                    return
+
+    def after(self, moment: datetime, inc: bool = False) -> datetime | None:
+        """The first occurrence after ``moment`` (at it too with ``inc``), as dateutil's."""
+        for occurrence in self:
+            if occurrence > moment or (inc and occurrence == moment):
+                return occurrence
+        return None
+
+
+def _searcher(rule: rrule, target: datetime) -> _Walk:
+    """``rule``'s occurrences from ``target`` (local, aware) on, cheap to walk.
+
+    The walk starts at the period that holds ``target`` (one of the INTERVAL's, so the phase
+    is kept) instead of the series' start; with COUNT only when the occurrences before that
+    period can be counted without walking them (``_made_before``). A daily or weekly rule
+    with no BYSETPOS and some date part matches exactly the days the yearly rule with the
+    same parts matches (dateutil filters each day of a period by the same masks) that lie
+    in one of its periods, and walks a year a period instead of a day.
     """
     start = rule._dtstart
+    begin = _period_start(rule, start.replace(tzinfo=None), target.replace(tzinfo=None))
+    if begin is None:
+        return _by_year(rule, start)
+    begin = begin.replace(tzinfo=start.tzinfo)
     if rule._count is None:
-        begin = _period_start(rule, start.replace(tzinfo=None), target.replace(tzinfo=None))
-        if begin is not None:
-            start = begin.replace(tzinfo=start.tzinfo)
-    return _by_year(rule, start)
+        return _by_year(rule, begin)
+    made = _made_before(rule, begin)
+    if made is None:
+        return _by_year(rule, start)
+    return _by_year(rule, begin, made=made)
 
 
-def _by_year(rule: rrule, start: datetime) -> rrule:
-    """``rule`` from ``start``; yearly when that matches the same days (see ``_searcher``)."""
+def _by_year(rule: rrule, start: datetime, made: int = 0) -> _Walk:
+    """``rule`` from ``start``, ``made`` of its COUNT used before; yearly when that matches
+    the same days (see ``_searcher``)."""
     parts = _parts(rule)
+    count = None if parts["count"] is None else parts["count"] - made
+    every = parts["interval"]
     if (
-        parts["freq"] in (DAILY, WEEKLY)
-        and parts["interval"] == 1
+        every <= YEARLY_UP_TO.get(parts["freq"], 0)
         and not parts["bysetpos"]
         and any(parts[name] for name in DATE_PARTS)
     ):
-        parts["freq"] = YEARLY
-    return rrule(dtstart=start, **parts)
+        keep = None if every == 1 else _in_a_period(rule)
+        if not any(parts[name] for name in DAY_PARTS):
+            # a yearly rule with BYMONTH alone takes the start's day of the month
+            # (dateutil, after RFC 5545): every day of the month is every weekday
+            parts["byweekday"] = tuple(range(7))
+        parts.update(freq=YEARLY, interval=1, count=None)
+        return _Walk(rrule(dtstart=start, **parts), keep, count)
+    parts["count"] = None
+    return _Walk(rrule(dtstart=start, **parts), None, count)
+
+
+def _in_a_period(rule: rrule) -> Callable[[date], bool]:
+    """Whether a day lies in one of a daily or weekly rule's periods (every INTERVAL-th day
+    or week from the start's)."""
+    first, every = rule._dtstart.date(), rule._interval
+    if rule._freq == DAILY:
+        return lambda day: (day - first).days % every == 0
+    week = first - timedelta(days=(first.weekday() - rule._wkst) % 7)
+    return lambda day: (day - week).days // 7 % every == 0
+
+
+def _made_before(rule: rrule, begin: datetime) -> int | None:
+    """How many occurrences a daily rule without date parts made before ``begin`` (the
+    midnight starting one of its periods), by arithmetic: each period has the same times of
+    day, but the start's own lacks those before the start. ``None`` for other rules."""
+    parts = _parts(rule)
+    if parts["freq"] != DAILY or any(parts[name] for name in DATE_PARTS):
+        return None
+    parts.update(count=None, until=None)
+    start, every = rule._dtstart, rule._interval
+    second = datetime.combine(start.date() + timedelta(days=every), time(), start.tzinfo)
+
+    def on_first_day(moment: datetime) -> int:
+        made = rrule(dtstart=moment, **parts)
+        return sum(1 for _ in takewhile(lambda o: o.date() == moment.date(), made))
+
+    periods = (begin.date() - start.date()).days // every
+    return on_first_day(start) + (periods - 1) * on_first_day(second)
 
 
 def _period_start(rule: rrule, start: datetime, target: datetime) -> datetime | None:

@@ -5,6 +5,7 @@ walk from the start, which the first test compares against."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,19 @@ RULES = [
     "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;BYSETPOS=1",
     "FREQ=DAILY;BYYEARDAY=-1,100",
     "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;COUNT=3",
+    # BYMONTH alone: every day of those months (a yearly rule would take the start's day)
+    "FREQ=DAILY;BYMONTH=2,4",
+    "FREQ=DAILY;BYMONTH=1,2;COUNT=40",
+    # a daily or weekly INTERVAL > 1 with a date part: the yearly rule's days in a period
+    "FREQ=DAILY;INTERVAL=2;BYMONTH=2,3;BYDAY=TU",
+    "FREQ=DAILY;INTERVAL=5;BYDAY=MO,SA;COUNT=12",
+    "FREQ=DAILY;INTERVAL=3;BYMONTH=2;BYMONTHDAY=29,1;COUNT=4",
+    "FREQ=WEEKLY;INTERVAL=3;BYMONTH=1,7;BYDAY=MO,SA;WKST=SU",
+    "FREQ=WEEKLY;INTERVAL=2;BYMONTHDAY=1,15;COUNT=6",
+    "FREQ=DAILY;INTERVAL=40;BYDAY=MO",
+    # COUNT on a daily rule without date parts: counted by arithmetic
+    "FREQ=DAILY;INTERVAL=2;BYHOUR=8,20;COUNT=900",
+    "FREQ=DAILY;BYHOUR=7,9,11;BYSETPOS=2,-1;COUNT=800",
 ]
 STARTS = [
     datetime(2026, 1, 31, 8, 30, tzinfo=UTC),  # 09:30 in Berlin, a Saturday
@@ -132,3 +146,81 @@ def test_splitting_a_rare_counted_series_counts_in_a_few_periods(periods: list[i
     second = datetime(2072, 2, 29, 8, 0, tzinfo=UTC)
     assert series.remaining_rule(second) == f"{FEB_29_MONDAYS};COUNT=2"
     assert periods[0] <= 120, periods[0]
+
+
+RARE_EVERY_OTHER_DAY = "FREQ=DAILY;INTERVAL=2;BYMONTH=2;BYMONTHDAY=29;BYDAY=TU"  # 2028, 2084 …
+START_2028 = datetime(2028, 2, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        # after its last match dateutil walked every other day to the next leap-day Tuesday
+        # in phase (2084: 10,000 periods)
+        (f"{RARE_EVERY_OTHER_DAY};COUNT=1", None),
+        (RARE_EVERY_OTHER_DAY, datetime(2084, 2, 29, 8, 0, tzinfo=UTC)),
+        ("FREQ=WEEKLY;INTERVAL=2;BYMONTH=2;BYMONTHDAY=29;BYDAY=TU", None),
+    ],
+)
+def test_a_rare_rule_with_an_interval_takes_a_few_periods(
+    periods: list[int], rule: str, expected: datetime | None
+) -> None:
+    series = validate(rule, START_2028, "Europe/Berlin")
+    periods[0] = 0
+    found = series.next_after(START_2028)
+    assert periods[0] <= 120, periods[0]
+    assert found == plain_walk(series, START_2028)
+    if expected is not None:
+        assert found == expected
+
+
+def test_a_rule_with_an_interval_that_never_matches_is_refused_after_a_few_hundred_periods(
+    periods: list[int],
+) -> None:
+    """Every other day near 2100 walked 55,000 periods (0.5 s) before it was refused."""
+    with pytest.raises(RecurrenceError, match="no occurrence within five years"):
+        validate(
+            "FREQ=DAILY;INTERVAL=2;BYMONTH=2;BYMONTHDAY=30", datetime(2097, 1, 5, tzinfo=UTC), "UTC"
+        )
+    assert periods[0] <= 400, periods[0]
+
+
+COUNTED = [
+    ("FREQ=DAILY;COUNT=3650", datetime(2026, 1, 5, 8, tzinfo=UTC)),
+    # 09:30 in Berlin: the first day has only its 17:30
+    ("FREQ=DAILY;INTERVAL=3;BYHOUR=8,17;COUNT=2400", datetime(2026, 1, 31, 8, 30, tzinfo=UTC)),
+    # the jump night: 02:30 is 03:00, and counts as an occurrence
+    ("FREQ=DAILY;BYHOUR=2,14;BYMINUTE=30;COUNT=7000", datetime(2026, 3, 28, 13, 30, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("rule", "start"), COUNTED)
+def test_a_counted_daily_series_late_in_life_is_not_walked_from_its_start(
+    periods: list[int], rule: str, start: datetime
+) -> None:
+    """Completing day 3,649 of a daily COUNT=3650 walked its 3,649 days (~50-200 ms)."""
+    series = validate(rule, start, "Europe/Berlin")
+    walked = [series._utc(o) for o in dateutil_rrule.rrulestr(rule, dtstart=start.astimezone(
+        zone("Europe/Berlin")))]  # fmt: skip
+    for index in (len(walked) - 2, len(walked) - 1):
+        periods[0] = 0
+        expected = walked[index + 1] if index + 1 < len(walked) else None
+        assert series.next_after(walked[index]) == expected, index
+        assert periods[0] <= 60, periods[0]
+        periods[0] = 0
+        assert series.count_before(walked[index]) == index
+        assert periods[0] <= 60, periods[0]
+
+
+@pytest.mark.parametrize(("rule", "start"), COUNTED)
+def test_the_counted_arithmetic_gives_what_the_walk_from_the_start_gives(
+    rule: str, start: datetime
+) -> None:
+    series = validate(rule, start, "Europe/Berlin")
+    local = start.astimezone(zone("Europe/Berlin"))
+    walked = [series._utc(o) for o in dateutil_rrule.rrulestr(rule, dtstart=local)]
+    for index in range(0, len(walked), 97):
+        for moment in (walked[index], walked[index] + timedelta(hours=1)):
+            after = bisect.bisect_right(walked, moment)
+            assert series.next_after(moment) == (walked[after] if after < len(walked) else None)
+            assert series.count_before(moment) == bisect.bisect_left(walked, moment), moment
