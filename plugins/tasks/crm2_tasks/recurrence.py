@@ -85,7 +85,9 @@ class Series:
         """An occurrence dateutil made (``fold=0``) as a UTC instant, with the start's fold."""
         return _utc(occurrence, self.start.astimezone(zone(self.timezone)).fold)
 
-    def _from(self, moment: datetime, *, inc: bool) -> datetime | None:
+    def _from(
+        self, moment: datetime, *, inc: bool, before: datetime | None = None
+    ) -> datetime | None:
         """The first occurrence after ``moment`` (at it too with ``inc``), gap-resolved.
 
         A resolved occurrence is never later than the wall time dateutil computes, and at
@@ -98,18 +100,23 @@ class Series:
         moment = moment.astimezone(UTC)
         if rule._until is not None and moment - GAP_SLACK > rule._until:
             return None  # ended: dateutil would walk on to its next match to find that out
-        walk = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo))
+        stop = None if before is None else before + GAP_SLACK
+        walk = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo), stop)
         found = walk.after(moment - GAP_SLACK, inc=True)
         while found is not None:
             resolved = self._utc(found)
+            if before is not None and resolved >= before:
+                return None
             if resolved > moment or (inc and resolved == moment):
                 return resolved
             found = walk.after(found, inc=False)
         return None
 
-    def next_after(self, moment: datetime) -> datetime | None:
-        """The first occurrence strictly after ``moment`` (UTC); ``None`` once the series ended."""
-        return self._from(moment, inc=False)
+    def next_after(self, moment: datetime, before: datetime | None = None) -> datetime | None:
+        """The first occurrence strictly after ``moment`` (UTC); ``None`` once the series ended,
+        or when it is not before ``before``: the walk stops there (a rare rule's next match
+        in phase can be thousands of years on, each of them a period to walk)."""
+        return self._from(moment, inc=False, before=before)
 
     def first(self) -> datetime | None:
         """The first occurrence at or after the start (the start itself when it matches)."""
@@ -294,7 +301,7 @@ class _Walk:
         return None
 
 
-def _searcher(rule: rrule, target: datetime) -> _Walk:
+def _searcher(rule: rrule, target: datetime, stop: datetime | None = None) -> _Walk:
     """``rule``'s occurrences from ``target`` (local, aware) on, cheap to walk.
 
     The walk starts at the period that holds ``target`` (one of the INTERVAL's, so the phase
@@ -307,20 +314,23 @@ def _searcher(rule: rrule, target: datetime) -> _Walk:
     start = rule._dtstart
     begin = _period_start(rule, start.replace(tzinfo=None), target.replace(tzinfo=None))
     if begin is None:
-        return _by_year(rule, start)
+        return _by_year(rule, start, stop=stop)
     begin = begin.replace(tzinfo=start.tzinfo)
     if rule._count is None:
-        return _by_year(rule, begin)
+        return _by_year(rule, begin, stop=stop)
     made = _made_before(rule, begin)
     if made is None:
-        return _by_year(rule, start)
-    return _by_year(rule, begin, made=made)
+        return _by_year(rule, start, stop=stop)
+    return _by_year(rule, begin, made=made, stop=stop)
 
 
-def _by_year(rule: rrule, start: datetime, made: int = 0) -> _Walk:
-    """``rule`` from ``start``, ``made`` of its COUNT used before; yearly when that matches
-    the same days (see ``_searcher``)."""
+def _by_year(rule: rrule, start: datetime, made: int = 0, stop: datetime | None = None) -> _Walk:
+    """``rule`` from ``start``, ``made`` of its COUNT used before, not past ``stop``; yearly
+    when that matches the same days (see ``_searcher``). COUNT is the walk's, not dateutil's
+    (which would count the days left out, and warns of a COUNT with an UNTIL)."""
     parts = _parts(rule)
+    if stop is not None:
+        parts["until"] = stop if parts["until"] is None else min(parts["until"], stop)
     count = None if parts["count"] is None else parts["count"] - made
     every = parts["interval"]
     if (

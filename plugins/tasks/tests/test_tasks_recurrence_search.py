@@ -224,3 +224,19 @@ def test_the_counted_arithmetic_gives_what_the_walk_from_the_start_gives(
             after = bisect.bisect_right(walked, moment)
             assert series.next_after(moment) == (walked[after] if after < len(walked) else None)
             assert series.count_before(moment) == bisect.bisect_left(walked, moment), moment
+
+
+def test_the_search_stops_at_the_year_no_occurrence_may_reach(periods: list[int]) -> None:
+    """Leap-day Tuesdays every 22nd day from 2028 next match in 4000: completing one walked
+    2,000 years (a year a period) for an occurrence the series may not make (2999 is
+    due_at's last year); the walk stops there now."""
+    series = validate("FREQ=DAILY;INTERVAL=22;BYMONTH=2;BYMONTHDAY=29;BYDAY=TU", START_2028, "UTC")
+    assert series.next_after(START_2028) == datetime(4000, 2, 29, 8, 0, tzinfo=UTC)
+    periods[0] = 0
+    assert series.next_after(START_2028, before=datetime(3000, 1, 1, tzinfo=UTC)) is None
+    assert periods[0] <= 1000, periods[0]
+    # just before the bound, the occurrence is found
+    assert series.next_after(START_2028, before=datetime(4000, 3, 1, tzinfo=UTC)) == datetime(
+        4000, 2, 29, 8, 0, tzinfo=UTC
+    )
+    assert series.next_after(START_2028, before=datetime(4000, 2, 29, 8, tzinfo=UTC)) is None

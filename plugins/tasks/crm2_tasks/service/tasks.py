@@ -388,9 +388,9 @@ async def _advance_series(session: AsyncSession, context: Any, task: Task) -> uu
     if series is None:
         return None
     upcoming = recurrence.Series(series.rule, series.start_at, series.timezone).next_after(
-        task.occurrence_at
+        task.occurrence_at, before=LATEST_DUE
     )
-    if upcoming is None or upcoming >= LATEST_DUE:
+    if upcoming is None:
         return None  # the series ended, or ends with due_at's last year (2999)
     if await repo.later_occurrence_exists(session, series.id, task.occurrence_at):
         # the series went on from here before (this one was done, and reopened), or from a
