@@ -367,7 +367,8 @@ def _made_before(rule: rrule, begin: datetime) -> int | None:
     if parts["freq"] != DAILY or any(parts[name] for name in DATE_PARTS):
         return None
     parts.update(count=None, until=None)
-    start, every = rule._dtstart, rule._interval
+    start: datetime = rule._dtstart
+    every: int = rule._interval
     second = datetime.combine(start.date() + timedelta(days=every), time(), start.tzinfo)
 
     def on_first_day(moment: datetime) -> int:
