@@ -383,6 +383,8 @@ def _period_start(rule: rrule, start: datetime, target: datetime) -> datetime | 
     """The midnight starting the rule's period that holds ``target`` (naive local times),
     counted in INTERVALs from the start's period; ``None`` while that is the start's own."""
     first, day, every = start.date(), target.date(), rule._interval
+    if day <= first:  # a period before the start's, as many days back as INTERVAL is large
+        return None
     if rule._freq == DAILY:
         begin = first + timedelta(days=(day - first).days // every * every)
     elif rule._freq == WEEKLY:

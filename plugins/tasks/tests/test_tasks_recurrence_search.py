@@ -240,3 +240,23 @@ def test_the_search_stops_at_the_year_no_occurrence_may_reach(periods: list[int]
         4000, 2, 29, 8, 0, tzinfo=UTC
     )
     assert series.next_after(START_2028, before=datetime(4000, 2, 29, 8, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;INTERVAL=9999999999;BYDAY=MO",
+        "FREQ=WEEKLY;INTERVAL=999999999999",
+        "FREQ=MONTHLY;INTERVAL=30000",
+        "FREQ=YEARLY;INTERVAL=5000",
+    ],
+)
+def test_a_huge_interval_is_one_occurrence_not_a_crash(rule: str) -> None:
+    """The search went back one INTERVAL from the start: an OverflowError (a 500 on
+    POST /tasks) or a year before 1."""
+    start = datetime(2026, 1, 5, 8, tzinfo=UTC)  # a Monday
+    series = validate(rule, start, "Europe/Berlin")
+    assert series.first() == start
+    assert series.next_after(start) == plain_walk(series, start)
+    assert series.next_after(start, before=datetime(3000, 1, 1, tzinfo=UTC)) is None
+    assert series.remaining_rule(start + timedelta(days=1)) == rule
