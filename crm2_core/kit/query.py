@@ -19,6 +19,7 @@ FastAPI dependency that reads the query string into it, with the OpenAPI
   except those marked ``Derived``, which ``finish`` fills in;
 - a ``tuple[X, ...]`` field is a repeatable parameter (``?status=a&status=b``);
 - a ``datetime`` field given without a zone is read as UTC;
+- a ``<x>_from`` field given later than its ``<x>_to`` field is a 422 naming both;
 - a ``Depends(…)`` in a field's ``Annotated`` makes it a dependency instead;
 - ``params`` are more inputs for ``finish`` (dependencies such as the context, or
   query parameters that are not fields), ``finish(filters, **params)`` returns the
@@ -147,6 +148,7 @@ class _Field:
     parameter: inspect.Parameter
     repeated: bool
     utc: bool
+    alias: str = ""  # the query parameter's name (the field's, unless ``Filter(name=…)``)
 
 
 def _field(field: dataclasses.Field[Any], hint: Any) -> _Field | None:
@@ -164,7 +166,7 @@ def _field(field: dataclasses.Field[Any], hint: Any) -> _Field | None:
         parameter = inspect.Parameter(
             field.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[annotation, depends]
         )
-        return _Field(field.name, parameter, repeated=False, utc=False)
+        return _Field(field.name, parameter, repeated=False, utc=False, alias=field.name)
     item = _repeated(annotation)
     if item is not None:
         annotation, default = list[item] | None, None  # type: ignore[valid-type]
@@ -180,7 +182,13 @@ def _field(field: dataclasses.Field[Any], hint: Any) -> _Field | None:
         annotation=Annotated[(annotation, *others, query)],
         default=default,
     )
-    return _Field(field.name, parameter, repeated=item is not None, utc=_is_datetime(annotation))
+    return _Field(
+        field.name,
+        parameter,
+        repeated=item is not None,
+        utc=_is_datetime(annotation),
+        alias=marker.name or field.name,
+    )
 
 
 def _extra(params: Mapping[str, Any] | None) -> list[inspect.Parameter]:
@@ -259,7 +267,31 @@ def _build(cls: type[F], declared: list[_Field], values: Mapping[str, Any]) -> F
         elif f.utc:
             value = as_utc(value)
         built[f.name] = value
+    _check_ranges(declared, built)
     return cls(**built)
+
+
+def _check_ranges(declared: list[_Field], values: Mapping[str, Any]) -> None:
+    """A ``<x>_from`` later than its ``<x>_to`` is a 422 naming both: the range is
+    given backwards, which is a client's mistake, not a query for nothing."""
+    aliases = {f.name: f.alias for f in declared}
+    errors: list[dict[str, Any]] = []
+    for name, alias in aliases.items():
+        if not name.endswith("_from") or (end := name.removesuffix("_from") + "_to") not in aliases:
+            continue
+        low, high = values[name], values[end]
+        if low is None or high is None:
+            continue
+        try:
+            backwards = low > high
+        except TypeError:  # values that do not compare: no range to check
+            continue
+        if backwards:
+            to = aliases[end]
+            msg = f"{alias} ({low}) is later than {to} ({high}): give {alias} <= {to}"
+            errors.append({"type": "value_error", "loc": ("query", alias), "msg": msg})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def _finished(

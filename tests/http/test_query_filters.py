@@ -404,3 +404,59 @@ def test_list_query_declaration_mistakes_fail_at_import_time() -> None:
         list_query(Dependent)
     with pytest.raises(TypeError, match="finish"):
         list_query(None, params={"other": str})
+
+
+@dataclass(frozen=True)
+class StayFilters:
+    stay_from: IsoDate | None = None
+    stay_to: Annotated[IsoDate | None, Filter(name="stay_until")] = None  # its pair, renamed
+    seen_from: IsoDateTime | None = None
+    seen_to: IsoDateTime | None = None
+
+
+stay_filters = query_filters(StayFilters)
+stay_query = list_query(StayFilters)
+
+
+def _stays_app() -> FastAPI:
+    app = FastAPI()
+    app.state.context = SimpleNamespace(settings=SimpleNamespace(page_max_limit=PAGE_MAX_LIMIT))
+    install_problem_handlers(app)
+
+    @app.get("/query_filters")
+    async def by_filters(filters: Annotated[StayFilters, Depends(stay_filters)]) -> None:
+        return None
+
+    @app.get("/list_query")
+    async def by_list(query: Annotated[ListQuery[StayFilters], Depends(stay_query)]) -> None:
+        return None
+
+    return app
+
+
+@pytest.mark.parametrize("reader", ["query_filters", "list_query"])
+async def test_a_from_later_than_its_to_is_a_422_naming_both(reader: str) -> None:
+    """``due_from`` later than ``due_to`` answered 200 and an empty list: a range given
+    backwards is the client's mistake (swapped parameters), not a query for nothing. Every
+    ``<x>_from``/``<x>_to`` pair of every plugin's filters is checked, by both readers."""
+    app = _stays_app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as stays_client:
+        for fine in (
+            {"stay_from": "2026-05-01", "stay_until": "2026-05-01"},  # one day: a range
+            {"stay_from": "2026-05-02"},
+            {"seen_from": "2026-05-01T10:00:00+02:00", "seen_to": "2026-05-01T09:00:00"},
+        ):
+            ok = await stays_client.get(f"/{reader}", params=fine)
+            assert ok.status_code == 200, (fine, ok.text)
+        for backwards, named in (
+            ({"stay_from": "2026-05-02", "stay_until": "2026-05-01"}, ("stay_from", "stay_until")),
+            ({"seen_from": "2026-05-01T10:00:00Z", "seen_to": "2026-05-01T09:00:00"},
+             ("seen_from", "seen_to")),
+        ):  # fmt: skip
+            answer = await stays_client.get(f"/{reader}", params=backwards)
+            assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            detail = answer.json()["detail"]
+            assert all(name in detail for name in named) and "later than" in detail, detail
+            assert answer.json()["errors"][0]["loc"] == ["query", named[0]]

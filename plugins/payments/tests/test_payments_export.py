@@ -218,3 +218,22 @@ async def test_balances_sum_what_the_list_shows_with_the_same_filters(
         f"{API}/balances", params={"due_from": "soon"}, headers=manager.headers
     )
     assert bad.status_code == 422
+
+
+async def test_due_from_later_than_due_to_is_a_422_naming_both(payments: Payments) -> None:
+    """The list, the export and the balances answered 200 and nothing for a due range given
+    backwards (the client swapped the dates): now a 422 problem naming both parameters."""
+    manager = await payments.user("manager")
+    await payments.create(manager, amount="10.00", due_date="2026-01-10")
+    backwards = {"due_from": "2026-02-01", "due_to": "2026-01-01"}
+    for path in ("/payments", "/payments/export.csv", "/balances"):
+        answer = await payments.client.get(
+            f"{API}{path}", params=backwards, headers=manager.headers
+        )
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        detail = answer.json()["detail"]
+        assert "due_from (2026-02-01) is later than due_to (2026-01-01)" in detail, detail
+    same_day = {"due_from": "2026-01-10", "due_to": "2026-01-10"}
+    listed = await payments.client.get(f"{API}/payments", params=same_day, headers=manager.headers)
+    assert len(listed.json()["items"]) == 1, listed.text
