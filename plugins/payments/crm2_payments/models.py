@@ -148,11 +148,14 @@ class Payment(SQLModel, table=True):
 class Allocation(SQLModel, table=True):
     """One movement of money against a payment: received (``payment``), paid back
     (``refund``), or a receipt taken back because its statement line was unmatched
-    (``reversal``). ``paid = Σ payment - Σ reversal``, ``refunded = Σ refund``."""
+    (``reversal``). ``paid = Σ payment - Σ reversal``, ``refunded = Σ refund``.
+
+    A provider's transaction id names one movement of each kind: providers refund under
+    the id of the charge they pay back, so the refund is not that charge's receipt."""
 
     __tablename__ = "payments_allocation"
     __table_args__ = (
-        UniqueConstraint("provider", "external_id"),
+        UniqueConstraint("provider", "kind", "external_id"),
         Index(None, "payment_id", "created_at"),
         {"info": INFO},
     )

@@ -192,9 +192,10 @@ async def test_balances_add_up_past_the_largest_single_amount(payments: Payments
     assert (jpy["currency"], jpy["due"], jpy["paid"]) == ("JPY", "1999999999999998", "0")
 
 
-async def test_a_receipts_external_id_is_no_refund(payments: Payments) -> None:
-    """A refund with the external_id of a receipt answered 200 with that receipt: the caller
-    was told their refund was known while nothing was refunded. Now 409, nothing moves."""
+async def test_a_refund_may_carry_its_receipts_external_id(payments: Payments) -> None:
+    """A provider refunds under the id of the charge it pays back: a refund with a receipt's
+    external_id was refused (409, or "known" with the receipt) and never booked. Identity is
+    (provider, kind, external_id): the refund books once, a replay of either moves nothing."""
     agent = await payments.user("agent")
     made = await payments.create(agent, amount="100.00")
     paid = await payments.move(agent, made["id"], "payment", "50.00", provider="acme",
@@ -202,13 +203,13 @@ async def test_a_receipts_external_id_is_no_refund(payments: Payments) -> None:
     assert paid.status_code == 201, paid.text
     refund = await payments.move(agent, made["id"], "refund", "20.00", provider="acme",
                                  external_id="tx-1")  # fmt: skip
-    assert refund.status_code == 409, refund.text
-    assert refund.json()["type"].endswith("payments-external-id-taken")
+    assert refund.status_code == 201, refund.text
+    for kind, amount in (("payment", "50.00"), ("refund", "20.00")):
+        replay = await payments.move(agent, made["id"], kind, amount, provider="acme",
+                                     external_id="tx-1")  # fmt: skip
+        assert replay.status_code == 200, replay.text
     after = (await payments.get(agent, made["id"])).json()
-    assert (after["paid"], after["refunded"]) == ("50.00", "0.00")
-    replay = await payments.move(agent, made["id"], "payment", "50.00", provider="acme",
-                                 external_id="tx-1")  # fmt: skip
-    assert replay.status_code == 200, replay.text
+    assert (after["paid"], after["refunded"]) == ("30.00", "20.00")  # paid: net of refunds
 
 
 async def test_balances_of_many_of_the_largest_payments_are_exact(payments: Payments) -> None:

@@ -180,6 +180,25 @@ async def test_a_refund_by_reference_finds_the_paid_payment(hooks: Payments) -> 
     assert (got["refunded"], got["status"]) == ("4.00", "partially_refunded")
 
 
+async def test_a_refund_under_its_receipts_transaction_id_is_booked(hooks: Payments) -> None:
+    """Providers refund under the id of the charge paid back: the refund was taken for that
+    receipt ("transaction known") and never booked. A replay of either still moves nothing."""
+    agent = await hooks.user("agent")
+    made = await hooks.create(agent, amount="30.00", provider="acme", external_id="inv_5")
+    data = {"transaction_id": "ch_5", "currency": "EUR", "payment_external_id": "inv_5"}
+    paid = json.dumps({"type": "payment.succeeded", "data": {**data, "amount": "30.00"}}).encode()
+    refund = json.dumps({"type": "payment.refunded", "data": {**data, "amount": "12.00"}}).encode()
+    url = f"{API}/webhooks/acme"
+    for body, kind in ((paid, "payment "), (refund, "refund ")):
+        answer = await hooks.client.post(url, content=body, headers=signed(body))
+        assert answer.status_code == 200 and answer.json()["result"].startswith(kind), answer.text
+    for body in (paid, refund):
+        again = await hooks.client.post(url, content=body, headers=signed(body))
+        assert again.json()["result"] == "transaction known", again.text
+    got = (await hooks.get(agent, made["id"])).json()
+    assert (got["paid"], got["refunded"]) == ("18.00", "12.00"), got  # paid: net
+
+
 @pytest.mark.parametrize(
     "entry",
     ["Acme:whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3Qtc2hvdw==", "acme:c2VjcmV0 LXRoYXQ", "acme"],

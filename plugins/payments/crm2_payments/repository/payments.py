@@ -165,10 +165,14 @@ async def by_external_id(session: AsyncSession, provider: str, external_id: str)
 
 
 async def allocation_by_external_id(
-    session: AsyncSession, provider: str, external_id: str
+    session: AsyncSession, provider: str, kind: str, external_id: str
 ) -> Allocation | None:
+    """The ``kind`` of movement the provider booked under ``external_id`` (a refund and
+    the receipt it pays back may share the id)."""
     stmt = select(Allocation).where(
-        col(Allocation.provider) == provider, col(Allocation.external_id) == external_id
+        col(Allocation.provider) == provider,
+        col(Allocation.kind) == kind,
+        col(Allocation.external_id) == external_id,
     )
     row: Allocation | None = (await session.execute(stmt)).scalar_one_or_none()
     return row

@@ -353,7 +353,8 @@ async def move(
 ) -> tuple[Allocation, bool]:
     """Receive (``payment``) or pay back (``refund``) money; ``(allocation, created)``.
 
-    An ``external_id`` seen before answers its allocation and moves nothing.
+    An ``external_id`` seen before for this ``kind`` answers its allocation and moves
+    nothing (a refund may carry the id of the receipt it pays back).
     """
     if body.currency != payment.currency:
         raise CurrencyMismatch(f"the payment is in {payment.currency}, not {body.currency}")
@@ -361,7 +362,7 @@ async def move(
     now = utcnow()
     _check_received_at(body.received_at, now)
     if body.external_id is not None:
-        seen = await repo.allocation_by_external_id(session, body.provider, body.external_id)
+        seen = await repo.allocation_by_external_id(session, body.provider, kind, body.external_id)
         if seen is not None:
             return seen, False
     at: datetime = body.received_at or now
@@ -432,7 +433,9 @@ async def record(
             async with session.begin_nested():
                 allocation, created = await move(session, principal, payment, kind, body)
         except IntegrityError:
-            seen = await repo.allocation_by_external_id(session, body.provider, body.external_id)
+            seen = await repo.allocation_by_external_id(
+                session, body.provider, kind, body.external_id
+            )
             if seen is None:
                 raise
             allocation, created = seen, False
@@ -441,9 +444,5 @@ async def record(
     if not created:
         if allocation.payment_id != payment.id:
             raise ExternalIdTaken("this provider's external_id is booked on another payment")
-        if allocation.kind != kind:
-            # a refund answered with the receipt of that id (or the reverse) would tell the
-            # caller their money moved when nothing did
-            raise ExternalIdTaken(f"this provider's external_id is booked as a {allocation.kind}")
         payment = await PAYMENTS.get(session, principal, payment.id)
     return allocation, payment, created
