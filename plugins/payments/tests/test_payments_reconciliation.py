@@ -210,6 +210,37 @@ async def test_racing_matches_and_unmatches_of_one_line_book_it_once(payments: P
     assert (await payments.get(manager, made["id"])).json()["paid"] == "50.00"
 
 
+async def test_a_thousands_separator_alone_is_422_saying_it_is_ambiguous(
+    payments: Payments,
+) -> None:
+    """1,234 (one thousand two hundred thirty-four, as many banks export it) was read as a
+    decimal comma and refused as "not an amount in EUR": the 422 did not say why or what
+    to write. It names the ambiguity and the unambiguous spellings; nothing is stored."""
+    manager = await payments.user("manager")
+    for amount, currency, says in (
+        ("1,234", "EUR", "write 1234.00 (or 1,234.00, with both separators)"),
+        ("-12.500", "USD", "write -12500.00 (or -12.500,00, with both separators)"),
+        ("1,234", "JPY", "write 1234"),
+    ):
+        files = {"file": ("bank.csv", statement(f"2026-12-01;{amount};{currency};R;Y"), "text/csv")}
+        answer = await payments.client.post(
+            f"{API}/statements", files=files, headers={**manager.headers, **key()}
+        )
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert f"row 2: amount {amount!r} is ambiguous" in detail, detail
+        assert says in detail, detail
+    listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
+    assert listed.json()["items"] == [], listed.text
+    # both separators, or three decimals where the currency has them, are read as before
+    both = statement("2026-12-01;1,234.00;EUR;R;Y", "2026-12-01;1,234;KWD;R;Y")
+    made = await upload(payments, manager.headers, both)
+    lines = await payments.client.get(
+        f"{API}/statements/{made['id']}/lines", headers=manager.headers
+    )
+    assert sorted(x["amount"] for x in lines.json()["items"]) == ["1.234", "1234.00"], lines.text
+
+
 async def test_a_statement_amount_with_more_digits_than_decimal_precision_is_422(
     payments: Payments,
 ) -> None:

@@ -2,7 +2,8 @@
 
 The delimiter (``,`` ``;`` tab) is detected from the header line, a UTF-8 BOM is
 tolerated, amounts may use a decimal comma (``1.234,56``) or point
-(``1,234.56``), dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
+(``1,234.56``); ``1,234`` or ``1.234`` alone in a currency of fewer than 3 decimals
+is refused as ambiguous (thousands?); dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
 ``03/12/2026``). A line's fingerprint (its values plus how many identical lines
 came before it in the file) makes a re-uploaded statement add nothing.
 
@@ -57,10 +58,27 @@ def _date(value: str, number: int) -> date:
     raise InvalidStatement(f"row {number}: date {value[:40]!r} is not YYYY-MM-DD or DD.MM.YYYY")
 
 
+# one separator once, three digits after it, a first group that could be thousands:
+# 1,234 is 1234 in one bank's export and 1.234 in another's (refused where the currency
+# has fewer than 3 decimals, so the decimal reading is no amount in it anyway)
+_AMBIGUOUS = re.compile(r"^[+-]?[1-9]\d{0,2}[.,]\d{3}$")
+
+
 def _amount(value: str, currency: str, number: int) -> int:
     raw = value.strip().replace(" ", "").replace("'", "")
     if not raw or not _AMOUNT.match(raw):
         raise InvalidStatement(f"row {number}: amount {value[:40]!r} is not a number")
+    digits = exponent(currency)
+    if digits < 3 and _AMBIGUOUS.match(raw):  # not decimals in this currency: thousands?
+        sep = raw[-4]
+        whole, part = raw.split(sep)
+        cents = "." + "0" * digits if digits else ""
+        both = f"{whole}{sep}{part}{'.' if sep == ',' else ','}{'0' * digits}" if digits else ""
+        raise InvalidStatement(
+            f"row {number}: amount {value[:40]!r} is ambiguous: {sep!r} may separate thousands "
+            f"or decimals, and {currency} has {digits} decimals; write {whole}{part}{cents}"
+            + (f" (or {both}, with both separators)" if both else "")
+        )
     comma, point = raw.rfind(","), raw.rfind(".")
     # a decimal comma (1.234,56) when the comma comes last
     raw = raw.replace(".", "").replace(",", ".") if comma > point else raw.replace(",", "")
