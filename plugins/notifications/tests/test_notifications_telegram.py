@@ -520,3 +520,47 @@ async def test_a_bot_api_trickling_its_answer_is_cut_off(
     finally:
         server.close()
     assert not result.ok and result.retry and "within 1.0" in (result.error or ""), result
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_a_bot_api_answer_over_a_mebibyte_is_a_failed_call(
+    crm2_app_factory: Any, gzipped: bool
+) -> None:
+    """The Bot API's answer was read whole: a proxy's page or a hostile endpoint could send
+    any amount (or a small gzip of a huge one) to be held in memory, and a 200 of it was
+    "delivered". Past ``MAX_ANSWER`` decoded bytes the call fails (retried), read no further."""
+    import asyncio
+    import contextlib
+    import gzip
+
+    from crm2_notifications.channels.telegram import MAX_ANSWER
+    from crm2_notifications.testing import message_for
+
+    big = b'{"ok": true, "result": {"text": "' + b"x" * (MAX_ANSWER + 10) + b'"}}'
+    body = gzip.compress(big) if gzipped else big
+    encoding = b"Content-Encoding: gzip\r\n" if gzipped else b""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + encoding
+            writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = {
+            "telegram_bot_token": TOKEN,
+            "telegram_api_base_url": f"http://127.0.0.1:{port}",
+        }
+        app = await crm2_app_factory(
+            plugins=["notifications"], plugin_settings={"notifications": settings}
+        )
+        channel = TelegramChannel()
+        result = await channel.send(message_for(channel, "777"), app.context)
+    finally:
+        server.close()
+    assert not result.ok and result.retry, result
+    assert f"over {MAX_ANSWER} bytes" in (result.error or ""), result

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4096
 BOT_TIMEOUT = 10.0  # seconds for a whole Bot API call
+# bytes of a Bot API answer (decoded) we read: its answers are a few KiB; a bigger one
+# (a proxy's page, a broken or hostile endpoint) is a failed call, never held in memory
+MAX_ANSWER = 1024 * 1024
+# what describes the body as sent, not as read (the answer we hand on is decoded)
+_AS_SENT = ("content-encoding", "content-length", "transfer-encoding")
 
 
 def render_text(message: OutboundMessage) -> str:
@@ -78,7 +83,9 @@ def result_of(response: httpx.Response) -> SendResult:
 async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.Response:
     """One Bot API call, answer included within ``BOT_TIMEOUT`` (an ``httpx.TimeoutException``
     past it): httpx's timeout bounds each read, and an API (or proxy) trickling its answer
-    would hold a sign-in's request or the deliveries job for as long as it liked."""
+    would hold a sign-in's request or the deliveries job for as long as it liked. The
+    answer is streamed and read to ``MAX_ANSWER`` bytes: past it, the call failed (an
+    ``httpx.RemoteProtocolError``)."""
     import httpx
 
     settings = context.plugin_settings("notifications")
@@ -88,10 +95,21 @@ async def bot_call(context: Any, method: str, payload: dict[str, Any]) -> httpx.
         async with (
             asyncio.timeout(BOT_TIMEOUT),
             httpx.AsyncClient(timeout=BOT_TIMEOUT, follow_redirects=False) as client,
+            client.stream("POST", url, json=payload) as response,
         ):
-            return await client.post(url, json=payload)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER:
+                    raise httpx.RemoteProtocolError(
+                        f"the Bot API answer is over {MAX_ANSWER} bytes", request=response.request
+                    )
     except TimeoutError as exc:
         raise httpx.TimeoutException(f"no complete answer within {BOT_TIMEOUT} s") from exc
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _AS_SENT]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
 
 
 class TelegramChannel(NotificationChannel):
