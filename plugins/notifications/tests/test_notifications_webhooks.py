@@ -196,6 +196,46 @@ async def test_a_malformed_url_is_a_422_not_a_500(crm2_app_factory: Any) -> None
     assert listed.json()["items"] == []
 
 
+async def test_a_host_resolving_slowly_is_a_422_in_time_and_a_retried_send(
+    crm2_app_factory: Any, monkeypatch: Any
+) -> None:
+    """The URL's host was resolved with no bound of ours: a dead name server held the save
+    request for the system resolver's own retries (tens of seconds). Past RESOLVE_TIMEOUT
+    the save is a 422 saying so, and a delivery's attempt fails to be retried (not "refused")."""
+    import socket
+    import time
+
+    system = socket.getaddrinfo
+
+    def slow_name_server(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.example":  # a name server answering after 2 s
+            time.sleep(2)
+            return system("93.184.216.34", *args, **kwargs)
+        return system(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_name_server)
+    monkeypatch.setattr(ssrf, "RESOLVE_TIMEOUT", 0.5, raising=False)
+    n = await _app(crm2_app_factory)
+    admin = await n.user("admin")
+    url = "https://slow.example/hook"
+    started = time.monotonic()
+    made = await n.client.post(
+        f"{API}/webhooks",
+        json={"name": "slow", "url": url, "event_types": ["ping.*"]},
+        headers=admin.headers,
+    )
+    assert made.status_code == 422, made.text
+    assert "'slow.example' did not resolve within 0.5 s" in made.json()["detail"], made.text
+    assert time.monotonic() - started < 1.8
+    listed = await n.client.get(f"{API}/webhooks", headers=admin.headers)
+    assert listed.json()["items"] == []
+    channel = WebhookChannel()
+    sent = await channel.send(
+        message_for(channel, url, extra={"secrets": ["whsec_" + "A" * 32]}), n.context
+    )
+    assert not sent.ok and sent.retry and "did not resolve" in (sent.error or ""), sent
+
+
 async def test_a_webhook_name_differing_only_in_an_accents_case_is_taken(
     crm2_app_factory: Any,
 ) -> None:

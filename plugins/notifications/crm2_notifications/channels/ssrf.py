@@ -4,7 +4,10 @@ A host is resolved with ``getaddrinfo`` (which also reads ``0x7f000001``,
 ``2130706433`` and ``0177.0.0.1`` as 127.0.0.1), and every address it resolves
 to must be public: no loopback, private, link-local (169.254.169.254, the cloud
 metadata service), multicast, reserved or unspecified address, IPv4-mapped IPv6
-included. The request then goes to that very address (the Host header and TLS
+included. Resolution has ``RESOLVE_TIMEOUT`` (the system resolver has none of ours:
+a dead name server held a save request for its own retries), in threads of its own, so
+resolutions stuck past it cannot take the threads other work runs in.
+The request then goes to that very address (the Host header and TLS
 SNI keep the name), so a second DNS answer cannot swap in another target.
 Redirects are never followed (``webhook.post``).
 """
@@ -14,15 +17,24 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+RESOLVE_TIMEOUT = 5.0  # seconds for a host's addresses
+# getaddrinfo cannot be cancelled: one past its time goes on in its thread, so these
+# threads are not the loop's default ones (past 8 stuck, a resolution waits, then times out)
+_RESOLVERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="crm2-resolve")
 
 
 class TargetRefused(ValueError):
     """The URL may not be reached from this server."""
+
+
+class ResolveTimedOut(TargetRefused):
+    """The host did not resolve within ``RESOLVE_TIMEOUT``: maybe later, not "never"."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,21 @@ def allow_private(context: Any) -> bool:
     return setting and context.settings.env != "production"
 
 
+def _resolve_host(host: str, port: int) -> list[Any]:
+    return list(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+
 async def resolve(url: str, *, allow_private: bool = False) -> Target:
     scheme, host, port, path = parse(url)
+    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await loop.run_in_executor(_RESOLVERS, _resolve_host, host, port)
+    except TimeoutError as exc:
+        raise ResolveTimedOut(
+            f"{host!r} did not resolve within {RESOLVE_TIMEOUT:g} s (its name servers did "
+            "not answer in time): try again, or check the host name"
+        ) from exc
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"{host!r} does not resolve") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]

@@ -135,6 +135,8 @@ class WebhookChannel(NotificationChannel):
             response = await post(
                 message.address, headers, body, settings, ssrf.allow_private(context)
             )
+        except ssrf.ResolveTimedOut as exc:  # a name server slow now may answer later
+            return SendResult.failed(str(exc))
         except ssrf.TargetRefused as exc:
             return SendResult.failed(f"refused: {exc}", retry=False)
         except httpx.HTTPError as exc:
