@@ -178,6 +178,30 @@ async def test_link_flow_single_use_codes_and_update_dedup(
     assert bot.to(777)[-1] == "Hi Fleet"
 
 
+async def test_linking_another_users_chat_says_so_in_the_chat(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    """A group chat is one user's: a second user's /start in it unlinked the first silently
+    (the answer was a plain "Linked"), so the first user never learned their notifications
+    stopped coming. The answer now says the chat was another user's; relinking one's own
+    chat, or a first link, still answers the plain "Linked"."""
+    first, second = await with_bot.users("agent", "manager")
+    assert (
+        await _update(with_bot, 20, f"/start {await _code(with_bot, first)}", chat=-100)
+    ).status_code == 204
+    assert (
+        await _update(with_bot, 21, f"/start {await _code(with_bot, first)}", chat=-100)
+    ).status_code == 204
+    assert bot.to(-100) == [LINKED, LINKED]  # the same user again: nothing replaced
+    assert (
+        await _update(with_bot, 22, f"/start {await _code(with_bot, second)}", chat=-100)
+    ).status_code == 204
+    said = bot.to(-100)[-1]
+    assert said != LINKED and "linked to another crm2 user before" in said, said
+    (link,) = await with_bot.rows(TelegramLink)
+    assert (link.user_id, link.chat_id) == (second.id, -100)
+
+
 async def test_a_user_without_a_linked_chat_gets_no_telegram_delivery(
     with_bot: Notifications, bot: FakeBotApi
 ) -> None:

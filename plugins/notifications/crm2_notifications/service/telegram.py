@@ -45,6 +45,12 @@ from crm2_notifications.service.delivery import channel_token, note_pause, pause
 from crm2_notifications.service.login_confirm import BotCall
 
 LINKED = "Linked: crm2 notifications will arrive in this chat."
+# a chat has one user: said in the chat (where the user it was linked to, and anyone
+# else there, reads it), so that user learns their notifications stopped coming here
+REPLACED = (
+    "Linked: crm2 notifications will arrive in this chat. It was linked to another crm2 "
+    "user before: their notifications no longer come here (they can link a chat again)."
+)
 BAD_CODE = "This link code is unknown, used or expired. Get a new one in crm2."
 log = logging.getLogger(__name__)
 
@@ -122,7 +128,9 @@ async def _first_time(session: AsyncSession, update_id: int, now: datetime) -> b
     return True
 
 
-async def _link(session: AsyncSession, code: str, chat_id: int, now: datetime) -> bool:
+async def _link(session: AsyncSession, code: str, chat_id: int, now: datetime) -> str | None:
+    """The chat's answer (``LINKED``, or ``REPLACED`` when the chat was another user's),
+    ``None`` for a code unknown, used or expired."""
     claimed = await session.execute(
         update(TelegramCode)
         .where(
@@ -135,16 +143,17 @@ async def _link(session: AsyncSession, code: str, chat_id: int, now: datetime) -
     )
     user_id = claimed.scalar_one_or_none()
     if user_id is None:
-        return False
-    # a chat belongs to one user, a user has one chat: the newest link wins
-    await session.execute(
-        delete(TelegramLink).where(
-            (col(TelegramLink.chat_id) == chat_id) | (col(TelegramLink.user_id) == user_id)
-        )
+        return None
+    # a chat belongs to one user, a user has one chat: the newest link wins (and says so)
+    dropped = await session.execute(
+        delete(TelegramLink)
+        .where((col(TelegramLink.chat_id) == chat_id) | (col(TelegramLink.user_id) == user_id))
+        .returning(col(TelegramLink.user_id), col(TelegramLink.chat_id))
     )
+    replaced = any(chat == chat_id and user != user_id for user, chat in dropped.all())
     session.add(TelegramLink(user_id=user_id, chat_id=chat_id, linked_at=now))
     await session.flush()
-    return True
+    return REPLACED if replaced else LINKED
 
 
 async def handle_update(
@@ -178,8 +187,8 @@ async def _message(session: AsyncSession, message: object, now: datetime) -> tup
         return None
     if not argument.strip():
         return chat_id, HELLO
-    linked = await _link(session, argument.strip()[:200], chat_id, now)
-    return chat_id, LINKED if linked else BAD_CODE
+    answer = await _link(session, argument.strip()[:200], chat_id, now)
+    return chat_id, answer or BAD_CODE
 
 
 REPLY_QUEUE = 500  # answers held back per process; beyond it the oldest give way
