@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm2_core.api import Visibility, resolve_owner, user_grants
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
+from crm2_core.testing import Crm2TestApp, PermissionVotes
+from crm2_hookspecs import Principal
 
 
 def caller(user_id: uuid.UUID) -> Principal:
@@ -43,20 +43,9 @@ async def test_a_session_of_no_application_is_refused_not_read_by_roles(
         assert await user_grants(session, admin.id, ("auth:users",)) == {"auth:users"}
 
 
-class Suspends:
-    manifest = PluginManifest(name="suspends", title="Suspends (test only)")
-
-    def __init__(self) -> None:
-        self.suspended: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return False if principal.id in self.suspended else None
-
-
 async def test_the_applications_session_asks_its_hooks(crm2_app_factory: Any) -> None:
-    rule = Suspends()
-    crm2: Crm2TestApp = await crm2_app_factory(plugins=["suspends"], extra_plugins=(rule,))
+    rule = PermissionVotes("auth:users")
+    crm2: Crm2TestApp = await crm2_app_factory(plugins=[rule.name], extra_plugins=(rule,))
     admin = await crm2.user("admin")
     principal = caller(admin.id)
     async with crm2.context.session_factory() as session:
@@ -64,7 +53,7 @@ async def test_the_applications_session_asks_its_hooks(crm2_app_factory: Any) ->
             session, principal, Visibility.system(), None, may_own="auth:users"
         )
         assert owner == admin.id
-        rule.suspended.add(admin.id)
+        rule.deny(admin.id)
         from crm2_core.kit.owners import OwnerNotPermitted
 
         with pytest.raises(OwnerNotPermitted):

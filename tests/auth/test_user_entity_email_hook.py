@@ -8,28 +8,16 @@ Before: the roles alone decided (``principal.has_permission``), so a principal e
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from crm2_core.kit.links import resolve_entity
-from crm2_core.testing import Crm2TestApp
-from crm2_hookspecs import PluginManifest, Principal, hookimpl
-
-
-class Suspends:
-    manifest = PluginManifest(name="suspends", title="Suspends (test only)")
-
-    def __init__(self) -> None:
-        self.suspended: set[uuid.UUID] = set()
-
-    @hookimpl
-    def crm2_check_permission(self, principal: Principal, permission: str) -> bool | None:
-        return False if principal.id in self.suspended else None
+from crm2_core.testing import Crm2TestApp, PermissionVotes
+from crm2_hookspecs import Principal
 
 
 async def test_a_hook_that_denies_auth_users_hides_the_email(crm2_app_factory: Any) -> None:
-    rule = Suspends()
-    crm2: Crm2TestApp = await crm2_app_factory(plugins=["suspends"], extra_plugins=(rule,))
+    rule = PermissionVotes("auth:users")
+    crm2: Crm2TestApp = await crm2_app_factory(plugins=[rule.name], extra_plugins=(rule,))
     admin = await crm2.user("admin")
     other = await crm2.user("agent")
     principal = Principal(
@@ -39,7 +27,7 @@ async def test_a_hook_that_denies_auth_users_hides_the_email(crm2_app_factory: A
     async with crm2.context.session_factory() as session:
         shown = await resolve_entity(crm2.context, "auth.user", other.id, principal, session)
         assert shown is not None and shown["email"] == other.email
-        rule.suspended.add(admin.id)
+        rule.deny(admin.id)
         hidden = await resolve_entity(crm2.context, "auth.user", other.id, principal, session)
         assert hidden is not None and "email" not in hidden
         # the user themselves and the system still see it
