@@ -39,12 +39,16 @@ function harness() {
   const clock = { now: 1_000_000 };
   const statuses: StreamStatus[] = [];
   const events: string[] = [];
+  const positions: string[] = [];
+  let resets = 0;
   let tokens = 0;
   const stream = new LiveStream({
     channel: "deals",
     types: ["deals.deal.stage_changed"],
     onEvent: (e) => events.push(`${e.position}:${e.subject}`),
     onStatus: (s) => statuses.push(s),
+    onPosition: (id) => positions.push(id),
+    onReset: () => void (resets += 1),
     streamToken: async () => `t${++tokens}`,
     origin: "http://crm2.test",
     openSource: (url) => {
@@ -60,7 +64,7 @@ function harness() {
     now: () => clock.now,
   });
   const flush = () => new Promise((r) => setTimeout(r, 0));
-  return { stream, sources, timers, delays, clock, statuses, events, flush };
+  return { stream, sources, timers, delays, clock, statuses, events, positions, resets: () => resets, flush };
 }
 
 describe("LiveStream", () => {
@@ -101,6 +105,21 @@ describe("LiveStream", () => {
     h.timers.shift()!();
     await h.flush();
     expect(h.sources[1]!.url).toContain("last_event_id=7");
+  });
+
+  it("on a reset (a resume from too far back) asks for a reload and resumes from the reset's position", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    h.sources[0]!.emit("connected", "1000", { position: 1000 });
+    h.sources[0]!.emit("reset", "25042", { reason: "replay-too-long", position: 25042, behind: 24042 });
+    expect(h.resets()).toBe(1);
+    expect(h.positions).toEqual(["1000", "25042"]);
+    expect(h.stream.lastEventId).toBe("25042");
+    h.sources[0]!.fail();
+    h.timers.shift()!();
+    await h.flush();
+    expect(h.sources[1]!.url).toContain("last_event_id=25042");
   });
 
   it("backs off when the server ends every stream right after opening it, instead of reconnecting in a loop", async () => {

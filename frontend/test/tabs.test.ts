@@ -242,6 +242,35 @@ describe("SharedStreams", () => {
     expect(wb.events).toEqual([42]);
   });
 
+  it("relays a reset to every tab showing the channel, which then resumes from the reset's position", async () => {
+    const origin = new Origin();
+    const tabA = origin.tab("a");
+    const a = tabA.hub.start();
+    const b = origin.tab("b").hub.start();
+    const c = origin.tab("c").hub.start();
+    await settle();
+    const resets: string[] = [];
+    const subscriber = (tab: string) => ({ ...watcher().subscriber, onReset: () => resets.push(tab) });
+    a.subscribe("deals", subscriber("a")).start();
+    b.subscribe("deals", subscriber("b")).start();
+    c.subscribe("notifications", subscriber("c")).start();
+    await settle();
+    const deals = origin.open("deals")[0]!;
+    deals.handlers.onPosition("40");
+    deals.handlers.onStatus("live");
+    // the server skipped 40..25042: every tab showing deals reads it again
+    deals.handlers.onPosition("25042");
+    deals.handlers.onReset();
+    await settle();
+    expect(resets.sort()).toEqual(["a", "b"]);
+
+    tabA.bus.close();
+    tabA.locks.crash();
+    await settle();
+    expect(b.isLeader).toBe(true);
+    expect(origin.open("deals").find((s) => s.tab === "b")!.from).toBe("25042");
+  });
+
   it("a tab that left and joined again leads once, on its new turn only", async () => {
     const origin = new Origin();
     const tabA = origin.tab("a");

@@ -27,8 +27,13 @@ export interface StreamOptions {
   types: string[];
   onEvent: (event: Envelope) => void;
   onStatus?: (status: StreamStatus) => void;
-  /** Every position the stream reaches (its `connected` message and each event's id). */
+  /** Every position the stream reaches (its `connected` and `reset` messages and each event's id). */
   onPosition?: (id: string) => void;
+  /**
+   * The server skipped the events since our last id (a resume from further back than it
+   * replays, docs/streams.md): the channel's data must be read again over the REST API.
+   */
+  onReset?: () => void;
   /** Resume from here on the first connection (a tab taking over another tab's streams). */
   lastEventId?: string | null;
   /** POST /api/v1/streams/token for this channel; resolves to the token. */
@@ -102,6 +107,13 @@ export class LiveStream {
       this.lastEventId = message.lastEventId;
       this.options.onPosition?.(message.lastEventId);
       this.setStatus("live");
+    });
+    // sent right after `connected` instead of a too long replay: the stream goes on live from
+    // the log's end, so whatever the screen shows may lack the events in between
+    source.addEventListener("reset", (message) => {
+      this.lastEventId = message.lastEventId;
+      this.options.onPosition?.(message.lastEventId);
+      this.options.onReset?.();
     });
     for (const type of this.options.types) {
       source.addEventListener(type, (message) => {

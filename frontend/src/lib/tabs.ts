@@ -41,6 +41,7 @@ export interface RealStreamHandlers {
   onEvent: (event: Envelope) => void;
   onStatus: (status: StreamStatus) => void;
   onPosition: (id: string) => void;
+  onReset: () => void;
 }
 
 export interface SharedStreamsOptions {
@@ -61,6 +62,8 @@ export interface SharedStreamsOptions {
 export interface Subscriber {
   onEvent: (event: Envelope) => void;
   onStatus: (status: StreamStatus) => void;
+  /** The channel's stream skipped events (a `reset`): its data must be read again. */
+  onReset?: () => void;
 }
 
 /** What tabs say to each other on the bus. */
@@ -69,6 +72,7 @@ export type TabMessage =
   | { kind: "bye"; tab: string }
   | { kind: "leader"; tab: string }
   | { kind: "event"; channel: string; position: string; event: Envelope }
+  | { kind: "reset"; channel: string; position: string }
   | { kind: "status"; statuses: Record<string, StreamStatus>; positions: Record<string, string> };
 
 const LEADER_LOCK = "crm2.streams.leader";
@@ -212,6 +216,10 @@ export class SharedStreams {
         this.positions[message.channel] = later(this.positions[message.channel], message.position)!;
         this.deliver(message.channel, message.event);
         return;
+      case "reset":
+        this.positions[message.channel] = later(this.positions[message.channel], message.position)!;
+        this.deliverReset(message.channel);
+        return;
       case "status":
         this.hear(message.statuses, message.positions);
         return;
@@ -250,6 +258,10 @@ export class SharedStreams {
     for (const subscriber of [...(this.subscribers.get(channel) ?? [])]) subscriber.onEvent(event);
   }
 
+  private deliverReset(channel: string): void {
+    for (const subscriber of [...(this.subscribers.get(channel) ?? [])]) subscriber.onReset?.();
+  }
+
   private lead(): void {
     this.leading = true;
     this.statuses = {}; // the previous leader's; this tab's own streams report afresh
@@ -274,6 +286,12 @@ export class SharedStreams {
         const position = String(event.position);
         this.post({ kind: "event", channel, position, event });
         this.deliver(channel, event);
+      },
+      onReset: () => {
+        // every tab showing the channel reads it again, not only the leader
+        const position = this.positions[channel];
+        if (position !== undefined) this.post({ kind: "reset", channel, position });
+        this.deliverReset(channel);
       },
       onStatus: (status) => {
         this.statuses = { ...this.statuses, [channel]: status };

@@ -93,7 +93,9 @@ function managerFor(queryClient: QueryClient, doc: AsyncApiDoc, setLive: (s: Str
         }
         void queryClient.invalidateQueries({ queryKey: [channel] });
       };
-      return hub.subscribe(channel, { onEvent, onStatus });
+      // the stream skipped events (a resume from too far back): the channel's data is read again
+      const onReset = () => void queryClient.invalidateQueries({ queryKey: [channel] });
+      return hub.subscribe(channel, { onEvent, onStatus, onReset });
     },
     onStatus: setLive,
     // events missed while the channel was closed: its cached queries refetch
