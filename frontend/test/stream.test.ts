@@ -8,6 +8,7 @@ import {
   LiveStream,
   type AsyncApiDoc,
   type EventSourceLike,
+  type Refusal,
   type StreamStatus,
 } from "@/lib/stream";
 
@@ -32,7 +33,7 @@ class FakeSource implements EventSourceLike {
   }
 }
 
-function harness() {
+function harness(options: { refusal?: (url: string) => Promise<Refusal | null>; random?: () => number } = {}) {
   const sources: FakeSource[] = [];
   const timers: (() => void)[] = [];
   const delays: number[] = [];
@@ -60,7 +61,8 @@ function harness() {
       delays.push(ms);
       timers.push(run);
     },
-    random: () => 0,
+    refusal: options.refusal ?? (async () => null),
+    random: options.random ?? (() => 0),
     now: () => clock.now,
   });
   const flush = () => new Promise((r) => setTimeout(r, 0));
@@ -156,6 +158,7 @@ describe("LiveStream", () => {
     h.stream.start();
     await h.flush();
     h.sources[0]!.fail(); // refused (401/429): the next wait doubles
+    await h.flush();
     h.timers.shift()!();
     await h.flush();
     const source = h.sources[1]!;
@@ -169,6 +172,69 @@ describe("LiveStream", () => {
     h.clock.now += 600_000;
     h.sources[2]!.fail(); // a network drop after ten healthy minutes
     expect(h.delays).toEqual([1000, 0, 1000]);
+  });
+
+  for (const [status, type] of [
+    [503, "streams-full"],
+    [429, "too-many-streams"],
+  ] as const) {
+    it(`waits the Retry-After of a ${status} ${type} refusal (with jitter) before trying again, not 1 s, 2 s …`, async () => {
+      const asked: string[] = [];
+      let random = 0;
+      const h = harness({
+        refusal: async (url) => {
+          asked.push(url);
+          return { status, retryAfter: 15 };
+        },
+        random: () => random,
+      });
+      h.stream.start();
+      for (let i = 0; i < 3; i++) {
+        await h.flush();
+        random = i === 0 ? 0 : 1;
+        h.sources.at(-1)!.fail(); // EventSource hides the 503/429: the client asks why
+        await h.flush();
+        expect(h.statuses.at(-1)).toBe("reconnecting");
+        h.timers.shift()!();
+      }
+      await h.flush();
+      expect(asked).toEqual(h.sources.slice(0, 3).map((s) => s.url));
+      expect(h.delays).toEqual([15_000, 22_500, 22_500]);
+      expect(h.sources).toHaveLength(4); // it does not give up either
+    });
+  }
+
+  it("backs off as before when a refusal gives no Retry-After or cannot be asked about", async () => {
+    const answers: (Refusal | null)[] = [{ status: 503, retryAfter: null }, null, { status: 401, retryAfter: 15 }];
+    const h = harness({ refusal: async () => answers.shift() ?? null });
+    h.stream.start();
+    for (let i = 0; i < 3; i++) {
+      await h.flush();
+      h.sources.at(-1)!.fail();
+      await h.flush();
+      h.timers.shift()!();
+    }
+    expect(h.delays).toEqual([1000, 2000, 4000]);
+  });
+
+  it("a refusal's Retry-After waits at most a minute (a wrong header does not stop live updates for long)", async () => {
+    const h = harness({ refusal: async () => ({ status: 503, retryAfter: 86_400 }) });
+    h.stream.start();
+    await h.flush();
+    h.sources[0]!.fail();
+    await h.flush();
+    expect(h.delays).toEqual([60_000]);
+  });
+
+  it("a stream that dropped after it was connected is not asked about: it resumes after the usual back-off", async () => {
+    const asked: string[] = [];
+    const h = harness({ refusal: async (url) => (asked.push(url), { status: 503, retryAfter: 15 }) });
+    h.stream.start();
+    await h.flush();
+    h.sources[0]!.emit("connected", "7", { position: 7 });
+    h.sources[0]!.fail();
+    expect(asked).toEqual([]);
+    expect(h.delays).toEqual([1000]);
   });
 
   it("stops for good on close: no reconnect after a late error", async () => {

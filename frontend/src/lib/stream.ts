@@ -40,12 +40,44 @@ export interface StreamOptions {
   streamToken: (channel: string) => Promise<string>;
   origin: string;
   openSource?: (url: string) => EventSourceLike;
+  /**
+   * Why a stream that failed before it opened was refused: EventSource hides the response, so
+   * the URL is asked again with fetch (cut off at the headers). Null: no answer (the network).
+   */
+  refusal?: (url: string) => Promise<Refusal | null>;
   schedule?: (run: () => void, ms: number) => unknown;
   random?: () => number;
   now?: () => number;
 }
 
+/** A refused stream's answer: its status and `Retry-After` in seconds (null: none given). */
+export interface Refusal {
+  status: number;
+  retryAfter: number | null;
+}
+
+/** The status and `Retry-After` of a GET of the stream URL; the body (a stream, when it opens) is never read. */
+export async function askWhyRefused(url: string): Promise<Refusal | null> {
+  const controller = new AbortController();
+  try {
+    const response = await fetch(url, {
+      headers: { Accept: "text/event-stream" },
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    const header = response.headers.get("Retry-After");
+    const seconds = Number(header ?? "");
+    return { status: response.status, retryAfter: header !== null && Number.isFinite(seconds) && seconds >= 0 ? seconds : null };
+  } catch {
+    return null;
+  } finally {
+    controller.abort();
+  }
+}
+
 const MAX_DELAY_MS = 30_000;
+/** The longest wait a refusal's `Retry-After` gets (a wrong header must not stop live updates for long). */
+const MAX_RETRY_AFTER_MS = 60_000;
 /**
  * A connection that lived this long was healthy: the back-off starts afresh after it, and the
  * server's `reconnect` at its end is followed at once. A shorter one (the server refusing or
@@ -61,6 +93,9 @@ export class LiveStream {
   private stopped = false;
   /** when the current connection opened (null: not open yet) */
   private openedAt: number | null = null;
+  /** the current connection's URL, and whether it said `connected` */
+  private openedUrl = "";
+  private connected = false;
 
   constructor(private readonly options: StreamOptions) {
     this.lastEventId = options.lastEventId ?? null;
@@ -97,13 +132,16 @@ export class LiveStream {
     }
     if (this.stopped) return;
     const open = this.options.openSource ?? ((url: string) => new EventSource(url) as EventSourceLike);
-    const source = open(this.url(token));
+    this.openedUrl = this.url(token);
+    const source = open(this.openedUrl);
     this.source = source;
     this.openedAt = null;
+    this.connected = false;
     source.onopen = () => {
       this.openedAt = this.now();
     };
     source.addEventListener("connected", (message) => {
+      this.connected = true;
       this.lastEventId = message.lastEventId;
       this.options.onPosition?.(message.lastEventId);
       this.setStatus("live");
@@ -133,19 +171,41 @@ export class LiveStream {
     this.source = null;
     const healthy = this.openedAt !== null && this.now() - this.openedAt >= HEALTHY_MS;
     if (healthy) this.delay = 1000;
+    if (!asked && this.openedAt === null && !this.connected) {
+      this.retryRefused(this.openedUrl);
+      return;
+    }
     this.retry(healthy && asked ? 0 : this.delay);
+  }
+
+  /**
+   * A stream that never opened: a 429 `too-many-streams` or a 503 `streams-full` (the server
+   * at its stream limit) says when to come back, and every refused client retrying after
+   * 1 s, 2 s … only loaded it further; the others (or no answer) back off as usual.
+   */
+  private retryRefused(url: string): void {
+    this.setStatus("reconnecting");
+    void (this.options.refusal ?? askWhyRefused)(url).then((refusal) => {
+      if (this.stopped) return;
+      const busy = refusal !== null && (refusal.status === 429 || refusal.status === 503);
+      if (busy && refusal.retryAfter !== null) {
+        const wait = Math.min(refusal.retryAfter * 1000, MAX_RETRY_AFTER_MS);
+        // spread over half the wait again, so that the clients refused together do not all come back at once
+        this.retry(wait, wait / 2);
+      } else this.retry(this.delay);
+    });
   }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
   }
 
-  private retry(delay: number): void {
+  private retry(delay: number, spread = 500): void {
     if (this.stopped) return;
     this.setStatus("reconnecting");
     this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
     const schedule = this.options.schedule ?? ((run, ms) => setTimeout(run, ms));
-    const jitter = (this.options.random ?? Math.random)() * 500;
+    const jitter = (this.options.random ?? Math.random)() * spread;
     schedule(() => void this.open(), delay + jitter);
   }
 
