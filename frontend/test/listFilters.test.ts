@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { filtersFrom, withFilters } from "@/lib/listFilters";
+import { filtersFrom, listPageQuery, withFilters } from "@/lib/listFilters";
 
 describe("a list's filters in the address", () => {
   const names = ["q", "status", "currency"];
@@ -40,5 +40,27 @@ describe("a list's filters in the address", () => {
     const names = ["key", "filter.key"];
     const query = withFilters("", names, { key: "a", "filter.key": "b" });
     expect(filtersFrom(new URLSearchParams(query), names)).toEqual({ key: "a", "filter.key": "b" });
+  });
+});
+
+describe("the query of a page of a view's list", () => {
+  it("sends the applied filters with the page size, and the cursor after the first page", () => {
+    expect(listPageQuery(["q", "status"], { q: "ada" }, "")).toEqual({ q: "ada", limit: "50" });
+    expect(listPageQuery(["q", "status"], { q: "ada", status: "open" }, "c2")).toEqual({
+      q: "ada",
+      status: "open",
+      limit: "50",
+      cursor: "c2",
+    });
+  });
+
+  it("refuses a view filter named limit or cursor instead of silently replacing its value", () => {
+    for (const name of ["limit", "cursor"]) {
+      expect(() => listPageQuery(["q", name], { [name]: "5" }, "c2")).toThrow(
+        new RegExp(`filter "${name}" has the name of the list's paging parameter`),
+      );
+      // even while the filter is empty: the view itself is wrong, not this page
+      expect(() => listPageQuery([name], {}, "")).toThrow(/paging parameter/);
+    }
   });
 });

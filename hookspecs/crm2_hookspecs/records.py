@@ -275,6 +275,15 @@ class ConsoleView:
             raise ValueError(f"console view {self.key!r}: actions need an item_path")
         if self.create_path and not self.create_path.startswith("/api/v1/"):
             raise ValueError(f"console view {self.key!r}: create_path must start with /api/v1/")
+        for name in self.filters:
+            if name in LIST_PAGING_PARAMS:
+                # the console sends the page's own limit and cursor next to the filters (as
+                # every list endpoint takes them): this filter's value would never reach it
+                raise ValueError(
+                    f"console view {self.key!r}: filter {name!r} is a paging parameter of "
+                    "every list (limit, cursor), which the console sets itself; a list "
+                    "endpoint's filter needs another name"
+                )
         if not PERMISSION_PATTERN.match(self.permission):
             raise ValueError(f"console view {self.key!r}: permission {self.permission!r}")
         if self.write_permission and not PERMISSION_PATTERN.match(self.write_permission):
@@ -283,6 +292,7 @@ class ConsoleView:
             )
 
 
+LIST_PAGING_PARAMS = frozenset({"limit", "cursor"})
 CONSOLE_VIEW_KEY = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.-]*$")
 
 

@@ -9,7 +9,7 @@ import { ListError, Pending } from "@/components/Pending";
 import { cellText, coerce, fieldLabel, formFields, idempotencyKeys, type FormField, type OpenApiDoc } from "@/lib/forms";
 import { LIST_EXPORTS, exportQuery } from "@/lib/exports";
 import { formatDateTime } from "@/lib/i18n";
-import { filtersFrom, withFilters } from "@/lib/listFilters";
+import { filtersFrom, listPageQuery, withFilters } from "@/lib/listFilters";
 import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
 import { useCan, viewHref, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
@@ -86,7 +86,7 @@ function ViewWithFilters({ view, extras = {} }: { view: ConsoleViewPublic; extra
   const list = useInfiniteQuery({
     queryKey,
     queryFn: async ({ pageParam }) =>
-      asPage(await getJson(view.list_path, { ...filters, limit: "50", ...(pageParam ? { cursor: pageParam } : {}) })),
+      asPage(await getJson(view.list_path, listPageQuery(view.filters, filters, pageParam))),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_cursor ?? undefined,
   });

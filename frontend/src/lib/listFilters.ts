@@ -6,6 +6,26 @@
 /** The parameters the console's pages read themselves (`/view/?key=…`, `/client/?id=…`). */
 export const PAGE_PARAMS: ReadonlySet<string> = new Set(["key", "id"]);
 const NAMESPACE = "filter.";
+/** The paging parameters every list endpoint takes next to its filters (docs/plugins/authoring.md). */
+export const PAGING_PARAMS: ReadonlySet<string> = new Set(["limit", "cursor"]);
+export const PAGE_SIZE = 50;
+
+/** The query of one page of a view's list: its applied filters, the page size and the cursor.
+ * The API takes the filters and the paging side by side, so they cannot be namespaced: a view
+ * filter named `limit` or `cursor` was silently replaced by the console's own value. The server
+ * refuses such a view (ConsoleView); a console fed one anyway fails the list with this error
+ * rather than show a list that ignores the filter. */
+export function listPageQuery(
+  names: readonly string[],
+  filters: Record<string, string>,
+  cursor: string,
+): Record<string, string> {
+  const clash = names.find((name) => PAGING_PARAMS.has(name));
+  if (clash !== undefined) {
+    throw new Error(`This view's filter "${clash}" has the name of the list's paging parameter; the view must name it otherwise`);
+  }
+  return { ...filters, limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) };
+}
 
 /** Where filter `name` is written in the address: under its own name, but a filter named like
  * a page parameter goes under `filter.<name>`. A view's filter `key` written as `key` replaced

@@ -193,6 +193,26 @@ def test_a_view_key_must_name_its_plugin_and_paths_the_api() -> None:
         ConsoleView(key="notes.all", title="x", list_path="/notes", permission="notes:read")
 
 
+@pytest.mark.parametrize("name", ["limit", "cursor"])
+def test_a_view_filter_named_like_a_paging_parameter_is_refused(name: str) -> None:
+    """The console sends limit and cursor itself: such a filter's value never reached the list."""
+    with pytest.raises(ValueError, match=rf"notes\.all.*filter '{name}' is a paging parameter"):
+        ConsoleView(
+            key="notes.all",
+            title="x",
+            list_path="/api/v1/notes",
+            permission="notes:read",
+            filters=("q", name),
+        )
+    assert ConsoleView(
+        key="notes.all",
+        title="x",
+        list_path="/api/v1/notes",
+        permission="notes:read",
+        filters=("q", "sort"),
+    ).filters == ("q", "sort")
+
+
 def _methods(paths: dict[str, dict[str, object]], path: str) -> set[str]:
     """The methods /openapi.json has for ``path``; its ``{…}`` and the route's match any segment."""
     wanted = re.sub(r"\{[^}]+\}", "{}", path)
