@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { before, test } from "node:test";
 import { BASE, EMAIL, PASSWORD, sharedBrowser } from "./browser.mjs";
 import { startProxy } from "./proxy.mjs";
+import { apiLogin } from "./session.mjs";
 
 const SHOTS = process.env.CRM2_E2E_SHOTS ?? "";
 const TIMEOUT = 15_000;
@@ -184,6 +185,59 @@ test("after a network drop the board says reconnecting, then resumes without mis
     await status.filter({ hasText: "Live" }).waitFor({ timeout: 40_000 });
     await stale.waitFor({ timeout: 5_000 });
     assert.deepEqual(a.problems, []);
+  } finally {
+    await a.context.close();
+    await b.context.close();
+    await proxy.close();
+  }
+});
+
+test("back from further than the server replays, the board reloads on the reset and shows the move it skipped", async () => {
+  // test_browser.py serves with CRM2_SSE_MAX_REPLAY_EVENTS=40: B's resume after 50 more events
+  // gets `reset` instead of the replay, so only a reload can show the move made meanwhile
+  const proxy = await startProxy(BASE);
+  const a = await openPage();
+  const b = await openPage();
+  try {
+    await signIn(a.page);
+    await signIn(b.page, proxy.url);
+    await a.page.goto(`${BASE}/deals/`);
+    await b.page.goto(`${proxy.url}/deals/`);
+    const status = b.page.getByTestId("live-status");
+    await status.filter({ hasText: "Live" }).waitFor();
+
+    const columns = a.page.locator('[data-testid="board"] section.column');
+    const card = columns.first().locator("article.deal-card").first();
+    await card.waitFor();
+    const dealId = await card.getAttribute("data-deal");
+    const title = await card.locator(".deal-title").innerText();
+    const target = await columns.nth(1).getAttribute("data-stage");
+    assert.ok(dealId && target);
+    await b.page.locator(`article[data-deal="${dealId}"]`).waitFor();
+
+    proxy.cut();
+    await status.filter({ hasText: "Reconnecting" }).waitFor({ timeout: 5_000 });
+    const moved = a.page.waitForResponse((r) => r.url().endsWith(`/deals/${dealId}/move`));
+    await card.getByLabel(`Move to: ${title}`).selectOption({ label: target });
+    assert.equal((await moved).status(), 200);
+    const { access_token: token } = await apiLogin(BASE, EMAIL, PASSWORD);
+    const stamp = Date.now();
+    for (let i = 0; i < 50; i++) {
+      const response = await fetch(`${BASE}/api/v1/deals/clients`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ kind: "company", name: `Reset ${i} ${stamp}` }),
+      });
+      assert.ok(response.ok, `POST clients: ${response.status}`);
+    }
+    const shown = b.page.locator(`section.column[data-stage="${target}"] article[data-deal="${dealId}"]`);
+    assert.equal(await shown.count(), 0, "B cannot know of the move while cut off");
+
+    proxy.restore();
+    await status.filter({ hasText: "Live" }).waitFor({ timeout: 40_000 });
+    await shown.waitFor({ timeout: 10_000 });
+    assert.deepEqual(a.problems, []);
+    assert.deepEqual(b.problems, []);
   } finally {
     await a.context.close();
     await b.context.close();
