@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProblemError } from "@/api/client";
-import { unactedRecord, unsavedRecord, unreadableRecord } from "@/lib/records";
+import { ifMatchFor, unactedRecord, unsavedRecord, unreadableRecord } from "@/lib/records";
 import { messages } from "@/lib/i18n";
 
 const problem = (status: number, body: Record<string, unknown>) =>
@@ -70,5 +70,18 @@ describe("a plugin section's row action (Complete …) on a record deleted meanw
     expect(unactedRecord(await problem(409, { title: "Conflict", detail: "already completed" }))).toBeNull();
     expect(unactedRecord(await problem(403, { title: "Forbidden" }))).toBeNull();
     expect(unactedRecord(new TypeError("Failed to fetch"))).toBeNull();
+  });
+});
+
+describe("the If-Match an edit form sends back", () => {
+  it("is built from the record's version, so a proxy's weakened ETag (W/) does not make every save a 412", () => {
+    expect(ifMatchFor('W/"v3"', { id: "x", version: 3 })).toBe('"v3"');
+    expect(ifMatchFor('"v3"', { id: "x", version: 3 })).toBe('"v3"');
+  });
+
+  it("falls back to the header's own tag, never weak, for a body without a version", () => {
+    expect(ifMatchFor('W/"v7"', { id: "x" })).toBe('"v7"');
+    expect(ifMatchFor('"v7"', { id: "x", version: "7" })).toBe('"v7"');
+    expect(ifMatchFor(null, {})).toBe("");
   });
 });

@@ -14,7 +14,7 @@ import { useOneAtATime } from "@/lib/oneAtATime";
 import { settleAccepted } from "@/lib/jobs";
 import { useCan, viewHref, viewTitle, type ConsoleViewPublic } from "@/lib/queries";
 import { downloadCsv, saveBlob } from "@/lib/transfer";
-import { unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
+import { ifMatchFor, unactedRecord, unreadableRecord, unsavedRecord } from "@/lib/records";
 import { useT } from "@/lib/useT";
 import { useLists } from "@/store/lists";
 import { useUi } from "@/store/ui";
@@ -350,7 +350,8 @@ function EditForm({ view, id, onDone }: { view: ConsoleViewPublic; id: string; o
     queryFn: async () => {
       const response = await session.fetch(new Request(new URL(path, origin)));
       if (!response.ok) throw await ProblemError.from(response);
-      return { etag: response.headers.get("ETag") ?? "", body: (await response.json()) as Record<string, unknown> };
+      const body = (await response.json()) as Record<string, unknown>;
+      return { etag: ifMatchFor(response.headers.get("ETag"), body), body };
     },
     staleTime: Infinity,
     // opened again, the form asks for the record as it is now: the cache holds it as it was

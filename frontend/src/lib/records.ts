@@ -37,3 +37,15 @@ export function unactedRecord(error: unknown): MessageKey | null {
   if (error.status === 404 || error.status === 410) return "record.actionGone";
   return null;
 }
+
+/**
+ * The If-Match to send back for a record read with `etag`. The server's ETag is the record's
+ * `version` (`"v3"`); a proxy that compresses the answer weakens it to `W/"v3"`, and If-Match
+ * compares strongly (a weak tag never matches: every save would be a 412). So it is built
+ * from the version the body carries, as the board does; without one, the header's own tag.
+ */
+export function ifMatchFor(etag: string | null, body: Record<string, unknown>): string {
+  const version = body.version;
+  if (typeof version === "number" && Number.isSafeInteger(version) && version >= 0) return `"v${version}"`;
+  return (etag ?? "").replace(/^W\//, "");
+}
