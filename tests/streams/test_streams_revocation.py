@@ -18,6 +18,7 @@ from conftest import ProbeFactory, Serve
 from sse_helpers import EventStream, Message, post_item
 
 from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.app import TEST_PASSWORD
 
 USERS, ROLES, KEYS = "/api/v1/auth/users", "/api/v1/auth/roles", "/api/v1/auth/api-keys"
 CLOSE_WITHIN = 5.0  # seconds: the event's relay and one check, with a loaded machine's margin
@@ -114,10 +115,13 @@ async def test_a_role_losing_the_channels_permission_ends_its_streams_only(
         sse, f"{server.url}/api/v1/streams/probe", headers=auditor
     )
     try:
-        # a change that keeps the permission ends nothing
-        await patch(
-            app, admin, f"{ROLES}/auditor", {"permissions": ["probe:audit", "probe:read", "*"]}
-        )
+        # a change that keeps the permission ends nothing (making the role an administrator
+        # takes the admin's own password)
+        wider = {
+            "permissions": ["probe:audit", "probe:read", "*"],
+            "current_password": TEST_PASSWORD,
+        }
+        await patch(app, admin, f"{ROLES}/auditor", wider)
         await post_item(app, admin, 2)
         assert (await audit_stream.next()).json()["data"] == {"n": 2}
         await patch(app, admin, f"{ROLES}/auditor", {"permissions": ["probe:read"]})
