@@ -20,13 +20,16 @@ _SPECIAL_USE_DOMAIN = "special-use or reserved name"
 # Nor can it say that a password's characters must show (Unicode category C does not
 # count), nor that a date-time must fall on or after year 1 in UTC (or within tasks' due
 # range: JSON Schema has no bounds for a date-time), nor which names the IANA time zone
-# database holds (an enum of ~600 names that changes with tzdata).
+# database holds (an enum of ~600 names that changes with tzdata). Nor can it relate two
+# parameters: a range given backwards (``expected_close_from`` later than
+# ``expected_close_to``) is refused naming both, each a valid value on its own.
 _UNEXPRESSIBLE = (
     _SPECIAL_USE_DOMAIN,
     "visible characters",
     "the first instant stored",
     "must be between 1900-01-01 and 2999-12-31",
     "unknown time zone",
+    "is later than",
 )
 
 
