@@ -30,6 +30,25 @@ describe("retrying a failed query", () => {
     expect(shouldRetry(0, new TypeError("Failed to fetch"))).toBe(true);
     expect(retryDelay(0, new TypeError("Failed to fetch"))).toBe(1000);
   });
+
+  it("retries what each browser's fetch throws when the network fails", () => {
+    for (const message of ["Failed to fetch", "NetworkError when attempting to fetch resource.", "Load failed", "fetch failed"]) {
+      expect(shouldRetry(0, new TypeError(message))).toBe(true);
+    }
+  });
+
+  it("never retries an error of the console itself: it would be computed again, the same, before it shows", () => {
+    // a view that names its filter like the paging parameter (lib/listFilters.ts), a bad
+    // response body read as a page, a JSON parse error: asking again gives the same error
+    const errors = [
+      new Error('This view\'s filter "cursor" has the name of the list\'s paging parameter'),
+      new TypeError("Cannot read properties of undefined (reading 'items')"),
+      new SyntaxError("Unexpected token < in JSON at position 0"),
+      "a thrown string",
+      undefined,
+    ];
+    for (const error of errors) expect(shouldRetry(0, error)).toBe(false);
+  });
 });
 
 describe("offering Try again on a failed screen", () => {

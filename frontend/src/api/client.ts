@@ -103,10 +103,30 @@ export function retryAfterSeconds(response: Response): number | null {
   return response.headers.has("Retry-After") && Number.isFinite(value) && value >= 0 ? value : null;
 }
 
+/**
+ * What `fetch` rejects with when the request never got an answer (the network, DNS, CORS, a
+ * reset connection), as each engine words it; a `TypeError` of the console's own code
+ * ("Cannot read properties of undefined") is no such error.
+ */
+const NETWORK_MESSAGES = new Set([
+  "Failed to fetch", // Chromium
+  "NetworkError when attempting to fetch resource.", // Firefox
+  "Load failed", // WebKit
+  "fetch failed", // Node.js (undici)
+  "Network request failed",
+]);
+
+/** Whether `error` is a request that got no answer (so a new one may get one). */
+export function isNetworkError(error: unknown): boolean {
+  return error instanceof TypeError && NETWORK_MESSAGES.has(error.message);
+}
+
 /** Retries of a failed query: one for a network error or a 5xx; a 429 (or a 503 that says when)
- * waits its Retry-After, up to twice; no other 4xx is retried: it answers the same again. */
+ * waits its Retry-After, up to twice; no other 4xx is retried: it answers the same again. Nor
+ * is an error of the console itself (a view it cannot show, a body it cannot read): computed
+ * again, the same, it only showed a second later. */
 export function shouldRetry(failures: number, error: unknown): boolean {
-  if (!(error instanceof ProblemError)) return failures < 1;
+  if (!(error instanceof ProblemError)) return isNetworkError(error) && failures < 1;
   if (error.status === 429 || (error.status === 503 && error.retryAfter !== null)) return failures < 2;
   return error.status >= 500 && failures < 1;
 }
