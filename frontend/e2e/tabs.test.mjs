@@ -1,7 +1,7 @@
 // Four tabs of one signed-in browser (one profile: one pool of six HTTP/1.1 connections to the
 // host). Each tab streaming on its own held eight connections and every REST call hung; the
 // tabs now share one leader's streams (src/lib/tabs.ts). Checked here: one tab holds the
-// EventSources, REST answers in every tab, a move reaches every tab, and when the leader's
+// streams, REST answers in every tab, a move reaches every tab, and when the leader's
 // tab closes another takes over and the next move still reaches every remaining tab; a
 // sign-out in one tab signs them all out and closes the streams.
 import assert from "node:assert/strict";
@@ -13,21 +13,28 @@ const TIMEOUT = 10_000;
 
 const shared = sharedBrowser();
 
-/** Counts the page's open EventSources (window.__sseOpen), so the test sees who holds them. */
-function countEventSources() {
-  const Native = window.EventSource;
+/**
+ * Counts the page's open SSE streams (window.__sseOpen), so the test sees who holds them: the
+ * console reads each with fetch, open from its 200 answer until it is aborted or ends.
+ */
+function countStreams() {
+  const native = window.fetch.bind(window);
   window.__sseOpen = 0;
-  window.EventSource = class extends Native {
-    constructor(...args) {
-      super(...args);
-      this.__counted = true;
-      window.__sseOpen += 1;
-    }
-    close() {
-      if (this.__counted) window.__sseOpen -= 1;
-      this.__counted = false;
-      super.close();
-    }
+  window.fetch = async (input, init) => {
+    const request = new Request(input, init);
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" || !/^\/api\/v1\/streams\/[^/]+$/.test(path)) return native(input, init);
+    const response = await native(request);
+    if (!response.ok || !response.body) return response;
+    window.__sseOpen += 1;
+    let open = true;
+    const closed = () => {
+      if (open) window.__sseOpen -= 1;
+      open = false;
+    };
+    request.signal.addEventListener("abort", closed);
+    const body = response.body.pipeThrough(new TransformStream({ flush: closed }));
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 }
 
@@ -60,7 +67,7 @@ test("four tabs share one set of streams: REST answers and events arrive in each
   const { storageState, token } = await signedInState(BASE, EMAIL, PASSWORD);
   const context = await shared.browser.newContext({ viewport: { width: 1200, height: 800 }, storageState });
   context.setDefaultTimeout(TIMEOUT);
-  await context.addInitScript(countEventSources);
+  await context.addInitScript(countStreams);
   const problems = [];
   const pages = [];
   try {

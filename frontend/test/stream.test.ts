@@ -6,35 +6,134 @@ import {
   asyncApiRetryDelay,
   channelEventTypes,
   LiveStream,
+  SseParser,
   type AsyncApiDoc,
-  type EventSourceLike,
-  type Refusal,
+  type SseMessage,
   type StreamStatus,
 } from "@/lib/stream";
 
-class FakeSource implements EventSourceLike {
-  onopen: EventSourceLike["onopen"] = null;
-  onerror: EventSourceLike["onerror"] = null;
-  listeners = new Map<string, ((m: MessageEvent) => void)[]>();
-  closed = false;
-  constructor(readonly url: string) {}
-  addEventListener(type: string, listener: (m: MessageEvent) => void) {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+function parse(chunks: string[]): { messages: SseMessage[]; parser: SseParser } {
+  const messages: SseMessage[] = [];
+  const parser = new SseParser((m) => messages.push(m));
+  for (const chunk of chunks) parser.push(chunk);
+  return { messages, parser };
+}
+
+/** Every way of cutting `text` in two (and in single characters). */
+function splits(text: string): string[][] {
+  const out: string[][] = [[...text]];
+  for (let i = 0; i <= text.length; i++) out.push([text.slice(0, i), text.slice(i)]);
+  return out;
+}
+
+describe("SseParser (text/event-stream)", () => {
+  const stream = 'id: 42\nevent: deals.deal.stage_changed\ndata: {"a":1}\n\n: heartbeat\n\nid: 43\nevent: x\ndata: two\n\n';
+
+  it("reads a message whichever way the chunks cut its lines", () => {
+    for (const chunks of splits(stream)) {
+      expect(parse(chunks).messages).toEqual([
+        { event: "deals.deal.stage_changed", data: '{"a":1}', lastEventId: "42" },
+        { event: "x", data: "two", lastEventId: "43" },
+      ]);
+    }
+  });
+
+  it("takes CRLF, CR and LF line ends, also a CRLF split between two chunks (one line end, not two)", () => {
+    const crlf = "id: 1\r\nevent: a\r\ndata: x\r\ndata: y\r\n\r\nevent: b\rdata: z\r\r";
+    for (const chunks of splits(crlf)) {
+      expect(parse(chunks).messages).toEqual([
+        { event: "a", data: "x\ny", lastEventId: "1" },
+        { event: "b", data: "z", lastEventId: "1" },
+      ]);
+    }
+    // the LF after a chunk's closing CR ends nothing more, then LFs count again
+    expect(parse(["data: a\r", "\n", "\n"]).messages).toEqual([{ event: "message", data: "a", lastEventId: "" }]);
+  });
+
+  it("ignores comments (the server's heartbeats) and unknown fields, and sends no message without data", () => {
+    const { messages } = parse([": ping\n\n:\n\nevent: lonely\n\nfoo: bar\ndata: d\n\n"]);
+    expect(messages).toEqual([{ event: "message", data: "d", lastEventId: "" }]);
+  });
+
+  it("joins multi-line data with LF, keeps empty data lines, and strips only one space after the colon", () => {
+    const { messages } = parse(["data:  two spaces\ndata\ndata:x\ndata: \n\n"]);
+    expect(messages).toEqual([{ event: "message", data: " two spaces\n\nx\n", lastEventId: "" }]);
+  });
+
+  it("keeps the last id for later messages, takes an id of a message without data, and ignores one with a NUL", () => {
+    const { messages, parser } = parse(["id: 7\ndata: a\n\ndata: b\n\nid: 9\n\nid: 1\0\ndata: c\n\nid\ndata: d\n\n"]);
+    expect(messages.map((m) => m.lastEventId)).toEqual(["7", "7", "9", ""]);
+    expect(parser.lastEventId).toBe("");
+  });
+
+  it("reads retry: when it is ASCII digits only", () => {
+    expect(parse(["retry: 3000\n\n"]).parser.retry).toBe(3000);
+    expect(parse(["retry: 3000\nretry: 3s\nretry: -1\nretry: 1.5\n\n"]).parser.retry).toBe(3000);
+  });
+
+  it("drops a message the stream ended in (no blank line after it)", () => {
+    expect(parse(["data: cut off"]).messages).toEqual([]);
+  });
+});
+
+const encoder = new TextEncoder();
+
+/** One GET of the stream, answered by the test. */
+class FakeConnection {
+  aborted = false;
+  private body: ReadableStreamDefaultController<Uint8Array> | null = null;
+  private answer!: (response: Response) => void;
+  private reject!: (error: unknown) => void;
+  readonly response = new Promise<Response>((resolve, reject) => {
+    this.answer = resolve;
+    this.reject = reject;
+  });
+
+  constructor(
+    readonly url: string,
+    readonly headers: Record<string, string>,
+    signal: AbortSignal,
+  ) {
+    signal.addEventListener("abort", () => {
+      this.aborted = true;
+      this.reject(new DOMException("aborted", "AbortError"));
+      try {
+        this.body?.error(new DOMException("aborted", "AbortError"));
+      } catch {
+        // already closed
+      }
+    });
+  }
+
+  /** The stream opens (200 text/event-stream). */
+  open() {
+    const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (this.body = controller) });
+    this.answer(new Response(stream, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
+  }
+  refuse(status: number, headers: Record<string, string> = {}) {
+    this.answer(new Response(JSON.stringify({ status }), { status, headers: { "Content-Type": "application/problem+json", ...headers } }));
+  }
+  unreachable() {
+    this.reject(new TypeError("Failed to fetch"));
+  }
+  send(text: string) {
+    this.body!.enqueue(encoder.encode(text));
   }
   emit(type: string, id: string, data: unknown) {
-    const message = new MessageEvent(type, { data: JSON.stringify(data), lastEventId: id });
-    for (const l of this.listeners.get(type) ?? []) l(message);
+    this.send(`id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
   }
+  /** The server ends the response. */
+  end() {
+    this.body!.close();
+  }
+  /** The network drops it. */
   fail() {
-    this.onerror?.call(this, new Event("error"));
-  }
-  close() {
-    this.closed = true;
+    this.body!.error(new TypeError("network error"));
   }
 }
 
-function harness(options: { refusal?: (url: string) => Promise<Refusal | null>; random?: () => number } = {}) {
-  const sources: FakeSource[] = [];
+function harness(options: { random?: () => number } = {}) {
+  const connections: FakeConnection[] = [];
   const timers: (() => void)[] = [];
   const delays: number[] = [];
   const clock = { now: 1_000_000 };
@@ -42,7 +141,6 @@ function harness(options: { refusal?: (url: string) => Promise<Refusal | null>; 
   const events: string[] = [];
   const positions: string[] = [];
   let resets = 0;
-  let tokens = 0;
   const stream = new LiveStream({
     channel: "deals",
     types: ["deals.deal.stage_changed"],
@@ -50,50 +148,63 @@ function harness(options: { refusal?: (url: string) => Promise<Refusal | null>; 
     onStatus: (s) => statuses.push(s),
     onPosition: (id) => positions.push(id),
     onReset: () => void (resets += 1),
-    streamToken: async () => `t${++tokens}`,
-    origin: "http://crm2.test",
-    openSource: (url) => {
-      const source = new FakeSource(url);
-      sources.push(source);
-      return source;
+    request: (url, init) => {
+      const connection = new FakeConnection(url, init.headers, init.signal);
+      connections.push(connection);
+      return connection.response;
     },
+    origin: "http://crm2.test",
     schedule: (run, ms) => {
       delays.push(ms);
       timers.push(run);
     },
-    refusal: options.refusal ?? (async () => null),
     random: options.random ?? (() => 0),
     now: () => clock.now,
   });
-  const flush = () => new Promise((r) => setTimeout(r, 0));
-  return { stream, sources, timers, delays, clock, statuses, events, positions, resets: () => resets, flush };
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  };
+  /** The connection opened last, answered 200. */
+  const opened = async () => {
+    await flush();
+    const connection = connections.at(-1)!;
+    connection.open();
+    await flush();
+    return connection;
+  };
+  return { stream, connections, timers, delays, clock, statuses, events, positions, resets: () => resets, flush, opened };
 }
 
 describe("LiveStream", () => {
-  it("opens with a fresh stream token and reports live on the connected message", async () => {
+  it("GETs the channel with no token in the URL (the request is signed) and reports live on the connected message", async () => {
     const h = harness();
     h.stream.start();
+    const first = await h.opened();
+    expect(first.url).toBe("http://crm2.test/api/v1/streams/deals");
+    expect(first.headers).toEqual({ Accept: "text/event-stream" });
+    first.emit("connected", "41", { position: 41 });
     await h.flush();
-    expect(h.sources).toHaveLength(1);
-    expect(h.sources[0]!.url).toBe("http://crm2.test/api/v1/streams/deals?token=t1");
-    h.sources[0]!.emit("connected", "41", { position: 41 });
     expect(h.statuses).toEqual(["live"]);
   });
 
-  it("delivers named events and resumes after a drop from the last id with a new token", async () => {
+  it("delivers the channel's events and resumes after a drop from the last id (Last-Event-ID)", async () => {
     const h = harness();
     h.stream.start();
-    await h.flush();
-    const first = h.sources[0]!;
+    const first = await h.opened();
     first.emit("connected", "41", { position: 41 });
     first.emit("deals.deal.stage_changed", "42", { position: 42, subject: "d1", data: {} });
+    first.emit("other.type", "43", { position: 43, subject: "d2", data: {} });
+    await h.flush();
     first.fail();
-    expect(first.closed).toBe(true);
+    await h.flush();
+    expect(first.aborted).toBe(true);
     expect(h.statuses.at(-1)).toBe("reconnecting");
     h.timers.shift()!();
+    const second = await h.opened();
+    expect(second.url).toBe("http://crm2.test/api/v1/streams/deals");
+    expect(second.headers["Last-Event-ID"]).toBe("42");
+    second.emit("connected", "42", { position: 42 });
     await h.flush();
-    expect(h.sources[1]!.url).toBe("http://crm2.test/api/v1/streams/deals?token=t2&last_event_id=42");
-    h.sources[1]!.emit("connected", "42", { position: 42 });
     expect(h.statuses.at(-1)).toBe("live");
     expect(h.events).toEqual(["42:d1"]);
   });
@@ -101,53 +212,82 @@ describe("LiveStream", () => {
   it("reconnects at once when the server says reconnect, resuming from the connected position", async () => {
     const h = harness();
     h.stream.start();
+    const first = await h.opened();
+    first.emit("connected", "7", { position: 7 });
+    first.send('event: reconnect\ndata: {"reason": "lifetime"}\nretry: 3000\n\n');
+    first.emit("deals.deal.stage_changed", "8", { position: 8, subject: "late", data: {} });
     await h.flush();
-    h.sources[0]!.emit("connected", "7", { position: 7 });
-    h.sources[0]!.emit("reconnect", "", { reason: "lifetime" });
+    expect(first.aborted).toBe(true);
+    expect(h.events).toEqual([]);
+    expect(h.timers).toHaveLength(1);
     h.timers.shift()!();
-    await h.flush();
-    expect(h.sources[1]!.url).toContain("last_event_id=7");
+    const second = await h.opened();
+    expect(second.headers["Last-Event-ID"]).toBe("7");
   });
 
   it("on a reset (a resume from too far back) asks for a reload and resumes from the reset's position", async () => {
     const h = harness();
     h.stream.start();
+    const first = await h.opened();
+    first.emit("connected", "1000", { position: 1000 });
+    first.emit("reset", "25042", { reason: "replay-too-long", position: 25042, behind: 24042 });
     await h.flush();
-    h.sources[0]!.emit("connected", "1000", { position: 1000 });
-    h.sources[0]!.emit("reset", "25042", { reason: "replay-too-long", position: 25042, behind: 24042 });
     expect(h.resets()).toBe(1);
     expect(h.positions).toEqual(["1000", "25042"]);
     expect(h.stream.lastEventId).toBe("25042");
-    h.sources[0]!.fail();
+    first.end();
+    await h.flush();
+    h.timers.shift()!();
+    const second = await h.opened();
+    expect(second.headers["Last-Event-ID"]).toBe("25042");
+  });
+
+  it("a resume position the server never sent (400: its log was restored) starts afresh and reloads, not refused for ever", async () => {
+    const h = harness();
+    h.stream.start();
+    const first = await h.opened();
+    first.emit("connected", "900", { position: 900 });
+    await h.flush();
+    first.fail();
+    await h.flush();
     h.timers.shift()!();
     await h.flush();
-    expect(h.sources[1]!.url).toContain("last_event_id=25042");
+    h.connections[1]!.refuse(400);
+    await h.flush();
+    expect(h.resets()).toBe(1);
+    h.timers.shift()!();
+    const third = await h.opened();
+    expect(third.headers["Last-Event-ID"]).toBeUndefined();
   });
 
   it("backs off when the server ends every stream right after opening it, instead of reconnecting in a loop", async () => {
     const h = harness();
     h.stream.start();
     for (let i = 0; i < 5; i++) {
-      await h.flush();
-      const source = h.sources.at(-1)!;
-      source.onopen?.call(source, new Event("open"));
-      source.emit("connected", "7", { position: 7 });
+      const connection = await h.opened();
+      connection.emit("connected", "7", { position: 7 });
       h.clock.now += 50;
-      source.emit("reconnect", "", { reason: "error" });
+      connection.send('event: reconnect\ndata: {"reason": "error"}\n\n');
+      await h.flush();
       h.timers.shift()!();
     }
     expect(h.delays).toEqual([1000, 2000, 4000, 8000, 16000]);
   });
 
-  it("backs off when every connection opens and drops at once", async () => {
+  it("backs off when every connection opens and drops at once, or cannot be made", async () => {
     const h = harness();
     h.stream.start();
-    for (let i = 0; i < 4; i++) {
-      await h.flush();
-      const source = h.sources.at(-1)!;
-      source.onopen?.call(source, new Event("open"));
+    for (let i = 0; i < 2; i++) {
+      const connection = await h.opened();
       h.clock.now += 50;
-      source.fail();
+      connection.end();
+      await h.flush();
+      h.timers.shift()!();
+    }
+    for (let i = 0; i < 2; i++) {
+      await h.flush();
+      h.connections.at(-1)!.unreachable();
+      await h.flush();
       h.timers.shift()!();
     }
     expect(h.delays).toEqual([1000, 2000, 4000, 8000]);
@@ -157,20 +297,19 @@ describe("LiveStream", () => {
     const h = harness();
     h.stream.start();
     await h.flush();
-    h.sources[0]!.fail(); // refused (401/429): the next wait doubles
+    h.connections[0]!.refuse(401); // refused: the next wait doubles
     await h.flush();
     h.timers.shift()!();
-    await h.flush();
-    const source = h.sources[1]!;
-    source.onopen?.call(source, new Event("open"));
-    source.emit("connected", "7", { position: 7 });
+    const second = await h.opened();
+    second.emit("connected", "7", { position: 7 });
     h.clock.now += 3_600_000;
-    source.emit("reconnect", "", { reason: "lifetime" });
-    h.timers.shift()!();
+    second.send('event: reconnect\ndata: {"reason": "lifetime"}\n\n');
     await h.flush();
-    h.sources[2]!.onopen?.call(h.sources[2]!, new Event("open"));
+    h.timers.shift()!();
+    const third = await h.opened();
     h.clock.now += 600_000;
-    h.sources[2]!.fail(); // a network drop after ten healthy minutes
+    third.fail(); // a network drop after ten healthy minutes
+    await h.flush();
     expect(h.delays).toEqual([1000, 0, 1000]);
   });
 
@@ -178,74 +317,75 @@ describe("LiveStream", () => {
     [503, "streams-full"],
     [429, "too-many-streams"],
   ] as const) {
-    it(`waits the Retry-After of a ${status} ${type} refusal (with jitter) before trying again, not 1 s, 2 s …`, async () => {
-      const asked: string[] = [];
+    it(`waits the Retry-After of a ${status} ${type} refusal (with jitter), read from the answer itself (no second GET)`, async () => {
       let random = 0;
-      const h = harness({
-        refusal: async (url) => {
-          asked.push(url);
-          return { status, retryAfter: 15 };
-        },
-        random: () => random,
-      });
+      const h = harness({ random: () => random });
       h.stream.start();
       for (let i = 0; i < 3; i++) {
         await h.flush();
         random = i === 0 ? 0 : 1;
-        h.sources.at(-1)!.fail(); // EventSource hides the 503/429: the client asks why
+        h.connections.at(-1)!.refuse(status, { "Retry-After": "15" });
         await h.flush();
         expect(h.statuses.at(-1)).toBe("reconnecting");
         h.timers.shift()!();
       }
       await h.flush();
-      expect(asked).toEqual(h.sources.slice(0, 3).map((s) => s.url));
       expect(h.delays).toEqual([15_000, 22_500, 22_500]);
-      expect(h.sources).toHaveLength(4); // it does not give up either
+      expect(h.connections).toHaveLength(4); // one GET per try, and it does not give up either
     });
   }
 
-  it("backs off as before when a refusal gives no Retry-After or cannot be asked about", async () => {
-    const answers: (Refusal | null)[] = [{ status: 503, retryAfter: null }, null, { status: 401, retryAfter: 15 }];
-    const h = harness({ refusal: async () => answers.shift() ?? null });
+  it("backs off as before when a refusal gives no Retry-After, or is not a 429/503", async () => {
+    const h = harness();
     h.stream.start();
-    for (let i = 0; i < 3; i++) {
+    const answers: [number, Record<string, string>][] = [[503, {}], [401, { "Retry-After": "15" }], [403, {}]];
+    for (const [status, headers] of answers) {
       await h.flush();
-      h.sources.at(-1)!.fail();
+      h.connections.at(-1)!.refuse(status, headers);
       await h.flush();
       h.timers.shift()!();
     }
     expect(h.delays).toEqual([1000, 2000, 4000]);
   });
 
-  it("a refusal's Retry-After waits at most a minute (a wrong header does not stop live updates for long)", async () => {
-    const h = harness({ refusal: async () => ({ status: 503, retryAfter: 86_400 }) });
+  it("takes a 200 that is no event stream (a proxy's page) for a refusal", async () => {
+    const h = harness();
     h.stream.start();
     await h.flush();
-    h.sources[0]!.fail();
+    h.connections[0]!.refuse(200);
+    await h.flush();
+    expect(h.statuses).toEqual(["reconnecting"]);
+    expect(h.delays).toEqual([1000]);
+  });
+
+  it("a refusal's Retry-After waits at most a minute (a wrong header does not stop live updates for long)", async () => {
+    const h = harness();
+    h.stream.start();
+    await h.flush();
+    h.connections[0]!.refuse(503, { "Retry-After": "86400" });
     await h.flush();
     expect(h.delays).toEqual([60_000]);
   });
 
-  it("a stream that dropped after it was connected is not asked about: it resumes after the usual back-off", async () => {
-    const asked: string[] = [];
-    const h = harness({ refusal: async (url) => (asked.push(url), { status: 503, retryAfter: 15 }) });
+  it("stops for good on close: the request is aborted, and no reconnect follows", async () => {
+    const h = harness();
     h.stream.start();
+    const first = await h.opened();
+    h.stream.close();
     await h.flush();
-    h.sources[0]!.emit("connected", "7", { position: 7 });
-    h.sources[0]!.fail();
-    expect(asked).toEqual([]);
-    expect(h.delays).toEqual([1000]);
+    expect(first.aborted).toBe(true);
+    expect(h.timers).toHaveLength(0);
+    expect(h.statuses.at(-1)).toBe("closed");
   });
 
-  it("stops for good on close: no reconnect after a late error", async () => {
+  it("a close while the GET is under way aborts it and opens nothing", async () => {
     const h = harness();
     h.stream.start();
     await h.flush();
-    const source = h.sources[0]!;
     h.stream.close();
-    source.fail();
+    await h.flush();
+    expect(h.connections[0]!.aborted).toBe(true);
     expect(h.timers).toHaveLength(0);
-    expect(h.statuses.at(-1)).toBe("closed");
   });
 });
 

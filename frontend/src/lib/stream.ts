@@ -1,6 +1,6 @@
 /**
- * One crm2 SSE channel (docs/streams.md): a fresh stream token per connection,
- * resume from the last event id after any drop, and a status the UI shows.
+ * One crm2 SSE channel (docs/streams.md): read with `fetch` and the user's access token,
+ * resumed from the last event id after any drop, and a status the UI shows.
  */
 export type StreamStatus = "connecting" | "live" | "reconnecting" | "closed";
 
@@ -14,16 +14,91 @@ export interface Envelope {
   position: number;
 }
 
-export interface EventSourceLike {
-  onopen: ((this: EventSourceLike, ev: Event) => unknown) | null;
-  onerror: ((this: EventSourceLike, ev: Event) => unknown) | null;
-  addEventListener(type: string, listener: (message: MessageEvent) => void): void;
-  close(): void;
+/** One message of a `text/event-stream`, as an `EventSource` would deliver it. */
+export interface SseMessage {
+  /** the `event:` field; "message" when the message named none */
+  event: string;
+  /** the `data:` lines, joined with "\n" */
+  data: string;
+  /** the stream's last `id:` so far (it carries over to the messages without one) */
+  lastEventId: string;
 }
+
+/**
+ * The `text/event-stream` format (WHATWG HTML, "Server-sent events", interpreting an event
+ * stream), read from decoded text in chunks of any size: a line, a CRLF or a message may be
+ * split between two chunks. Lines end with CRLF, LF or CR; a line starting with `:` is a
+ * comment (the server's heartbeats); `data:` lines add up; `id:` (unless it holds a NUL)
+ * sets the last event id, which later messages keep; `retry:` takes ASCII digits only; one
+ * space after the colon is no part of the value; unknown fields are ignored; a message is
+ * dispatched at a blank line, and none without data. A byte order mark is the decoder's to
+ * drop (`TextDecoder` does).
+ */
+export class SseParser {
+  /** the current line's text from earlier chunks (never a line break) */
+  private partial = "";
+  /** the last chunk ended in CR: an LF opening the next one ends no other line */
+  private afterCR = false;
+  private data: string[] = [];
+  private event = "";
+  private idBuffer = "";
+  /** the last event id dispatched (as `EventSource.lastEventId`) */
+  lastEventId = "";
+  /** the server's last `retry:` in milliseconds (null: none sent) */
+  retry: number | null = null;
+
+  constructor(private readonly onMessage: (message: SseMessage) => void) {}
+
+  push(chunk: string): void {
+    if (chunk === "") return;
+    const text = this.afterCR && chunk.startsWith("\n") ? chunk.slice(1) : chunk;
+    this.afterCR = false;
+    const breaks = /\r\n|\r|\n/g;
+    let from = 0;
+    for (let found = breaks.exec(text); found !== null; found = breaks.exec(text)) {
+      const line = this.partial + text.slice(from, found.index);
+      this.partial = "";
+      from = found.index + found[0].length;
+      if (found[0] === "\r" && from === text.length) this.afterCR = true;
+      this.line(line);
+    }
+    this.partial += text.slice(from);
+  }
+
+  private line(line: string): void {
+    if (line === "") return this.dispatch();
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.event = value;
+    else if (field === "data") this.data.push(value);
+    else if (field === "id") {
+      if (!value.includes("\0")) this.idBuffer = value;
+    } else if (field === "retry" && /^[0-9]+$/.test(value)) this.retry = Number(value);
+  }
+
+  private dispatch(): void {
+    this.lastEventId = this.idBuffer;
+    const data = this.data;
+    const event = this.event;
+    this.data = [];
+    this.event = "";
+    if (data.length === 0) return;
+    this.onMessage({ event: event || "message", data: data.join("\n"), lastEventId: this.lastEventId });
+  }
+}
+
+/**
+ * GET the stream: `fetch`, signed with the user's access token (`Authorization: Bearer`, and
+ * refreshed on a 401). Never a token in the URL: URLs end up in access logs.
+ */
+export type StreamRequest = (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
 
 export interface StreamOptions {
   channel: string;
-  /** Types to listen to (`onmessage` never fires for named SSE events). */
+  /** The event types delivered to `onEvent` (those /asyncapi.json lists for the channel). */
   types: string[];
   onEvent: (event: Envelope) => void;
   onStatus?: (status: StreamStatus) => void;
@@ -31,48 +106,24 @@ export interface StreamOptions {
   onPosition?: (id: string) => void;
   /**
    * The server skipped the events since our last id (a resume from further back than it
-   * replays, docs/streams.md): the channel's data must be read again over the REST API.
+   * replays, docs/streams.md), or the id is one it never sent (the event log was restored
+   * from a backup): the channel's data must be read again over the REST API.
    */
   onReset?: () => void;
   /** Resume from here on the first connection (a tab taking over another tab's streams). */
   lastEventId?: string | null;
-  /** POST /api/v1/streams/token for this channel; resolves to the token. */
-  streamToken: (channel: string) => Promise<string>;
+  request: StreamRequest;
   origin: string;
-  openSource?: (url: string) => EventSourceLike;
-  /**
-   * Why a stream that failed before it opened was refused: EventSource hides the response, so
-   * the URL is asked again with fetch (cut off at the headers). Null: no answer (the network).
-   */
-  refusal?: (url: string) => Promise<Refusal | null>;
   schedule?: (run: () => void, ms: number) => unknown;
   random?: () => number;
   now?: () => number;
 }
 
-/** A refused stream's answer: its status and `Retry-After` in seconds (null: none given). */
-export interface Refusal {
-  status: number;
-  retryAfter: number | null;
-}
-
-/** The status and `Retry-After` of a GET of the stream URL; the body (a stream, when it opens) is never read. */
-export async function askWhyRefused(url: string): Promise<Refusal | null> {
-  const controller = new AbortController();
-  try {
-    const response = await fetch(url, {
-      headers: { Accept: "text/event-stream" },
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    const header = response.headers.get("Retry-After");
-    const seconds = Number(header ?? "");
-    return { status: response.status, retryAfter: header !== null && Number.isFinite(seconds) && seconds >= 0 ? seconds : null };
-  } catch {
-    return null;
-  } finally {
-    controller.abort();
-  }
+/** `Retry-After` in seconds (crm2 sends delta-seconds); null when absent or unreadable. */
+function retryAfter(response: Response): number | null {
+  const header = response.headers.get("Retry-After");
+  const seconds = Number(header ?? "");
+  return header !== null && header.trim() !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
 }
 
 const MAX_DELAY_MS = 30_000;
@@ -85,17 +136,20 @@ const MAX_RETRY_AFTER_MS = 60_000;
  */
 const HEALTHY_MS = 10_000;
 
+/**
+ * The stream read with `fetch`, not `EventSource`: an `EventSource` cannot send headers (so
+ * its credential went in the URL, where access logs keep it) and hides a refused stream's
+ * status (so a 429 or 503 cost one more GET to learn when to come back).
+ */
 export class LiveStream {
   lastEventId: string | null = null;
   status: StreamStatus = "connecting";
-  private source: EventSourceLike | null = null;
+  /** the current connection's (null: none open or opening) */
+  private controller: AbortController | null = null;
   private delay = 1000;
   private stopped = false;
-  /** when the current connection opened (null: not open yet) */
+  /** when the current connection's answer came (null: not yet) */
   private openedAt: number | null = null;
-  /** the current connection's URL, and whether it said `connected` */
-  private openedUrl = "";
-  private connected = false;
 
   constructor(private readonly options: StreamOptions) {
     this.lastEventId = options.lastEventId ?? null;
@@ -108,92 +162,119 @@ export class LiveStream {
 
   close(): void {
     this.stopped = true;
-    this.source?.close();
-    this.source = null;
+    const controller = this.controller;
+    this.controller = null;
+    controller?.abort();
     this.setStatus("closed");
   }
 
-  /** The URL of the next connection: the channel, the token, and where to resume. */
-  url(token: string): string {
-    const url = new URL(`/api/v1/streams/${this.options.channel}`, this.options.origin);
-    url.searchParams.set("token", token);
-    if (this.lastEventId !== null) url.searchParams.set("last_event_id", this.lastEventId);
-    return url.toString();
+  /** The stream's URL: the channel alone (the credential and the resume position are headers). */
+  url(): string {
+    return new URL(`/api/v1/streams/${encodeURIComponent(this.options.channel)}`, this.options.origin).toString();
   }
 
   private async open(): Promise<void> {
     if (this.stopped) return;
-    let token: string;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.openedAt = null;
+    const headers: Record<string, string> = { Accept: "text/event-stream" };
+    if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
+    let response: Response;
     try {
-      token = await this.options.streamToken(this.options.channel);
+      response = await this.options.request(this.url(), { headers, signal: controller.signal });
     } catch {
-      this.retry(this.delay);
+      this.ended(controller, false); // the network (or our own abort, then a no-op)
       return;
     }
-    if (this.stopped) return;
-    const open = this.options.openSource ?? ((url: string) => new EventSource(url) as EventSourceLike);
-    this.openedUrl = this.url(token);
-    const source = open(this.openedUrl);
-    this.source = source;
-    this.openedAt = null;
-    this.connected = false;
-    source.onopen = () => {
-      this.openedAt = this.now();
-    };
-    source.addEventListener("connected", (message) => {
-      this.connected = true;
-      this.lastEventId = message.lastEventId;
-      this.options.onPosition?.(message.lastEventId);
-      this.setStatus("live");
-    });
-    // sent right after `connected` instead of a too long replay: the stream goes on live from
-    // the log's end, so whatever the screen shows may lack the events in between
-    source.addEventListener("reset", (message) => {
-      this.lastEventId = message.lastEventId;
-      this.options.onPosition?.(message.lastEventId);
-      this.options.onReset?.();
-    });
-    for (const type of this.options.types) {
-      source.addEventListener(type, (message) => {
-        this.lastEventId = message.lastEventId;
-        this.options.onPosition?.(message.lastEventId);
-        this.options.onEvent(JSON.parse(String(message.data)) as Envelope);
-      });
+    const body = response.body;
+    const type = response.headers.get("Content-Type") ?? "";
+    if (this.controller !== controller || !response.ok || body === null || !type.startsWith("text/event-stream")) {
+      void body?.cancel().catch(() => undefined);
+      this.refused(controller, response);
+      return;
     }
-    source.addEventListener("reconnect", () => this.reopen(source, true));
-    source.onerror = () => this.reopen(source, false);
+    this.openedAt = this.now();
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const parser = new SseParser((message) => this.dispatch(controller, message));
+    try {
+      while (this.controller === controller) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parser.push(decoder.decode(value, { stream: true }));
+      }
+    } catch {
+      // the network dropped the stream, or it was aborted (a reconnect message, a close)
+    }
+    void reader.cancel().catch(() => undefined);
+    this.ended(controller, false);
+  }
+
+  private dispatch(controller: AbortController, message: SseMessage): void {
+    if (this.controller !== controller) return; // after this connection's `reconnect`
+    const { event, lastEventId } = message;
+    if (event === "connected") {
+      this.lastEventId = lastEventId;
+      this.options.onPosition?.(lastEventId);
+      this.setStatus("live");
+    } else if (event === "reset") {
+      // sent right after `connected` instead of a too long replay: the stream goes on live from
+      // the log's end, so whatever the screen shows may lack the events in between
+      this.lastEventId = lastEventId;
+      this.options.onPosition?.(lastEventId);
+      this.options.onReset?.();
+    } else if (event === "reconnect") {
+      this.ended(controller, true);
+    } else if (this.options.types.includes(event)) {
+      this.lastEventId = lastEventId;
+      this.options.onPosition?.(lastEventId);
+      try {
+        this.options.onEvent(JSON.parse(message.data) as Envelope);
+      } catch (error) {
+        // a handler's bug shows as an uncaught error (as in an EventSource listener), and the
+        // stream goes on: ending it would only replay the event into the same bug
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   /** The connection ended: reopen at once after a healthy one the server ended, else back off. */
-  private reopen(source: EventSourceLike, asked: boolean): void {
-    source.close();
-    if (this.source !== source) return;
-    this.source = null;
+  private ended(controller: AbortController, asked: boolean): void {
+    if (this.controller !== controller) return;
+    this.controller = null;
+    controller.abort();
     const healthy = this.openedAt !== null && this.now() - this.openedAt >= HEALTHY_MS;
     if (healthy) this.delay = 1000;
-    if (!asked && this.openedAt === null && !this.connected) {
-      this.retryRefused(this.openedUrl);
-      return;
-    }
     this.retry(healthy && asked ? 0 : this.delay);
   }
 
   /**
-   * A stream that never opened: a 429 `too-many-streams` or a 503 `streams-full` (the server
-   * at its stream limit) says when to come back, and every refused client retrying after
-   * 1 s, 2 s … only loaded it further; the others (or no answer) back off as usual.
+   * A stream the server did not open. A 429 `too-many-streams` or a 503 `streams-full` (the
+   * server at its stream limit) says when to come back, and every refused client retrying
+   * after 1 s, 2 s … only loaded it further. A 400 refuses the resume position: an id this
+   * server never sent (its event log was restored from a backup, or another server's),
+   * which a retry with it would meet for ever; the stream starts afresh from the log's end
+   * and the channel's data is read again. Anything else backs off as usual.
    */
-  private retryRefused(url: string): void {
-    this.setStatus("reconnecting");
-    void (this.options.refusal ?? askWhyRefused)(url).then((refusal) => {
-      if (this.stopped) return;
-      const busy = refusal !== null && (refusal.status === 429 || refusal.status === 503);
-      if (busy && refusal.retryAfter !== null) {
-        const wait = Math.min(refusal.retryAfter * 1000, MAX_RETRY_AFTER_MS);
-        // spread over half the wait again, so that the clients refused together do not all come back at once
-        this.retry(wait, wait / 2);
-      } else this.retry(this.delay);
-    });
+  private refused(controller: AbortController, response: Response): void {
+    if (this.controller !== controller) return;
+    this.controller = null;
+    controller.abort();
+    const seconds = retryAfter(response);
+    if ((response.status === 429 || response.status === 503) && seconds !== null) {
+      const wait = Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
+      // spread over half the wait again, so that the clients refused together do not all come back at once
+      this.retry(wait, wait / 2);
+      return;
+    }
+    if (response.status === 400 && this.lastEventId !== null) {
+      this.lastEventId = null;
+      this.options.onReset?.();
+    }
+    this.retry(this.delay);
   }
 
   private now(): number {
@@ -222,7 +303,7 @@ export interface AsyncApiDoc {
 
 /**
  * The event types a channel carries, from /asyncapi.json (`stream.<channel>` lists its
- * messages as `<type>.v<version>`): EventSource only delivers named events it listens to.
+ * messages as `<type>.v<version>`): the stream delivers those, and ignores any other.
  */
 export function channelEventTypes(doc: AsyncApiDoc, channel: string): string[] {
   const messages = doc.channels?.[`stream.${channel}`]?.messages ?? {};

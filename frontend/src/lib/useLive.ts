@@ -2,7 +2,7 @@
 
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { api, ok, origin, ProblemError } from "@/api/client";
+import { origin, ProblemError, session } from "@/api/client";
 import { moveOnBoard, stageChangeOf, type BoardData } from "@/lib/board";
 import { LiveChannels, observedChannels } from "@/lib/channels";
 import { asyncApiQuery, channelEventTypes, LiveStream, type AsyncApiDoc, type Envelope, type StreamStatus } from "@/lib/stream";
@@ -10,9 +10,13 @@ import { SharedStreams, type BusLike, type LocksLike } from "@/lib/tabs";
 import { authStore } from "@/store/auth";
 import { useUi } from "@/store/ui";
 
-async function streamToken(channel: string): Promise<string> {
-  const body = await ok(await api.POST("/api/v1/streams/token", { body: { channel } }));
-  return body.token;
+/**
+ * A stream's GET, signed like every other request (the access token in `Authorization`,
+ * refreshed and asked again on a 401). Not a stream token in `?token=`: URLs end up in
+ * access logs, and the token cost a POST before every connection.
+ */
+function streamRequest(url: string, init: { headers: Record<string, string>; signal: AbortSignal }): Promise<Response> {
+  return session.fetch(new Request(url, { ...init, cache: "no-store" }));
 }
 
 /** The declared channels that name a query on screen, as "a,b" (re-read on every observer change). */
@@ -53,7 +57,7 @@ function sharedStreams(doc: AsyncApiDoc): SharedStreams {
     bus,
     locks,
     openStream: (channel, lastEventId, handlers) =>
-      new LiveStream({ channel, types: channelEventTypes(doc, channel), streamToken, origin, lastEventId, ...handlers }),
+      new LiveStream({ channel, types: channelEventTypes(doc, channel), request: streamRequest, origin, lastEventId, ...handlers }),
   });
   hub.setSignedIn(authStore.getState().tokens !== null);
   authStore.subscribe((state) => hub.setSignedIn(state.tokens !== null));
