@@ -260,6 +260,19 @@ describe("LiveStream", () => {
     expect(third.headers["Last-Event-ID"]).toBeUndefined();
   });
 
+  it("has the data read again when the server ends the stream because the reader lost access (its answer shows at once)", async () => {
+    const h = harness();
+    h.stream.start();
+    for (const reason of ["lifetime", "forbidden", "token-expired", "credentials-revoked", "shutdown"]) {
+      const connection = await h.opened();
+      connection.emit("connected", "7", { position: 7 });
+      connection.send(`event: reconnect\ndata: {"reason": "${reason}"}\n\n`);
+      await h.flush();
+      h.timers.shift()!();
+    }
+    expect(h.resets()).toBe(2);
+  });
+
   it("backs off when the server ends every stream right after opening it, instead of reconnecting in a loop", async () => {
     const h = harness();
     h.stream.start();

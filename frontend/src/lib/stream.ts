@@ -106,8 +106,9 @@ export interface StreamOptions {
   onPosition?: (id: string) => void;
   /**
    * The server skipped the events since our last id (a resume from further back than it
-   * replays, docs/streams.md), or the id is one it never sent (the event log was restored
-   * from a backup): the channel's data must be read again over the REST API.
+   * replays, docs/streams.md), the id is one it never sent (the event log was restored
+   * from a backup), or the reader lost access to the channel: the channel's data must be
+   * read again over the REST API.
    */
   onReset?: () => void;
   /** Resume from here on the first connection (a tab taking over another tab's streams). */
@@ -124,6 +125,18 @@ function retryAfter(response: Response): number | null {
   const header = response.headers.get("Retry-After");
   const seconds = Number(header ?? "");
   return header !== null && header.trim() !== "" && Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+/** The `reconnect` reasons after which reconnecting is refused (docs/streams.md). */
+const LOST_ACCESS = new Set(["forbidden", "credentials-revoked"]);
+
+function reasonOf(data: string): string {
+  try {
+    const reason = (JSON.parse(data) as { reason?: unknown } | null)?.reason;
+    return typeof reason === "string" ? reason : "";
+  } catch {
+    return "";
+  }
 }
 
 const MAX_DELAY_MS = 30_000;
@@ -226,6 +239,10 @@ export class LiveStream {
       this.options.onReset?.();
     } else if (event === "reconnect") {
       this.ended(controller, true);
+      // the reader lost the channel's permission or their credentials: the screen's data is
+      // read again, and its answer (a 403, or a 401 that signs out) shows now, not when the
+      // data next goes stale; the streams back off meanwhile
+      if (LOST_ACCESS.has(reasonOf(message.data))) this.options.onReset?.();
     } else if (this.options.types.includes(event)) {
       this.lastEventId = lastEventId;
       this.options.onPosition?.(lastEventId);
