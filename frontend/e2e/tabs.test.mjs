@@ -21,10 +21,13 @@ function countStreams() {
   const native = window.fetch.bind(window);
   window.__sseOpen = 0;
   window.fetch = async (input, init) => {
-    const request = new Request(input, init);
-    const path = new URL(request.url).pathname;
-    if (request.method !== "GET" || !/^\/api\/v1\/streams\/[^/]+$/.test(path)) return native(input, init);
-    const response = await native(request);
+    // read without making a Request of it: that would use up the body of a POST's
+    const given = input instanceof Request ? input : null;
+    const method = (init?.method ?? given?.method ?? "GET").toUpperCase();
+    const path = new URL(given ? given.url : String(input), window.location.href).pathname;
+    if (method !== "GET" || !/^\/api\/v1\/streams\/[^/]+$/.test(path)) return native(input, init);
+    const signal = init?.signal ?? given?.signal ?? null;
+    const response = await native(input, init);
     if (!response.ok || !response.body) return response;
     window.__sseOpen += 1;
     let open = true;
@@ -32,7 +35,7 @@ function countStreams() {
       if (open) window.__sseOpen -= 1;
       open = false;
     };
-    request.signal.addEventListener("abort", closed);
+    signal?.addEventListener("abort", closed);
     const body = response.body.pipeThrough(new TransformStream({ flush: closed }));
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
