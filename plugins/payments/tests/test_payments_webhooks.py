@@ -218,3 +218,40 @@ async def test_a_webhook_secret_no_webhook_could_use_stops_start_up(
     message = str(refused.value)
     assert "CRM2_PAYMENTS_WEBHOOK_SECRETS" in message and "entry 2" in message, message
     assert "c2VjcmV0" not in message and base64.b64encode(NEW_KEY).decode() not in message
+
+
+async def test_partial_refunds_of_one_transaction_are_told_apart_by_their_refund_id(
+    hooks: Payments,
+) -> None:
+    """Providers refund a charge in parts, each event under the charge's transaction id and a
+    refund id of its own: the second partial refund was answered "transaction known" and never
+    booked. A replay of either (another webhook id) still books nothing; without a refund id
+    one transaction is one refund, and another amount under it is rejected, saying why."""
+    agent = await hooks.user("agent")
+    made = await hooks.create(agent, amount="30.00", provider="acme", external_id="inv_p")
+    data = {"transaction_id": "ch_p", "currency": "EUR", "payment_external_id": "inv_p"}
+    url = f"{API}/webhooks/acme"
+
+    async def send(type_: str, **extra: str) -> str:
+        body = json.dumps({"type": type_, "data": {**data, **extra}}).encode()
+        answer = await hooks.client.post(url, content=body, headers=signed(body))
+        assert answer.status_code == 200, answer.text
+        result: str = answer.json()["result"]
+        return result
+
+    assert (await send("payment.succeeded", amount="30.00")).startswith("payment ")
+    assert (await send("payment.refunded", amount="5.00", refund_id="re_1")).startswith("refund ")
+    assert (await send("payment.refunded", amount="7.00", refund_id="re_2")).startswith("refund ")
+    for refund_id, amount in (("re_1", "5.00"), ("re_2", "7.00")):
+        again = await send("payment.refunded", amount=amount, refund_id=refund_id)
+        assert again == "transaction known", again
+    got = (await hooks.get(agent, made["id"])).json()
+    assert (got["paid"], got["refunded"], got["status"]) == ("18.00", "12.00",
+        "partially_refunded"), got  # fmt: skip
+
+    # no refund id: the transaction is the refund; another amount under it is no replay
+    assert (await send("payment.refunded", amount="2.00")).startswith("refund ")
+    other = await send("payment.refunded", amount="3.00")
+    assert other.startswith("rejected: ") and "refund_id" in other, other
+    assert await send("payment.refunded", amount="2.00") == "transaction known"
+    assert (await hooks.get(agent, made["id"])).json()["refunded"] == "14.00"

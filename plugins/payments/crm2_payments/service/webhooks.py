@@ -10,7 +10,10 @@ signature is 401 and changes nothing; a webhook id is applied once per provider
 
 Body: ``{"type": "payment.succeeded" | "payment.refunded", "data": {"transaction_id",
 "amount", "currency", and one of "payment_id", "payment_external_id", "reference"}}``.
-The transaction id becomes the receipt's ``external_id`` for the provider.
+The transaction id becomes the receipt's ``external_id`` for the provider. A refund is
+identified by its ``refund_id`` when the payload has one (providers refund a charge in
+parts, each under the charge's transaction id and a refund id of its own), else by the
+transaction id: one refund per transaction unless the provider says which.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from sqlmodel import col
 
 from crm2_core.api import Amount, Crm2Error, Currency, RequestModel, Unprocessable
 from crm2_payments.errors import BadSignature, UnknownProvider
-from crm2_payments.models import OPEN_STATUSES, Payment, WebhookDelivery
+from crm2_payments.models import OPEN_STATUSES, Allocation, Payment, WebhookDelivery
 from crm2_payments.schemas.payments import AllocationCreate
 from crm2_payments.service import payments as payments_service
+from crm2_payments.service.money import minor, text
 
 # Unix seconds in ASCII digits (str.isdigit() takes "²", int() a 5,000-digit number)
 _SECONDS = re.compile(r"[0-9]{1,12}")
@@ -53,6 +57,14 @@ class WebhookData(RequestModel):
     payment_id: uuid.UUID | None = None
     payment_external_id: str | None = Field(None, max_length=200)
     reference: str | None = Field(None, max_length=140)
+    # a refund's own id: the partial refunds of one transaction are told apart by it
+    refund_id: str | None = Field(None, min_length=1, max_length=200)
+
+    def external_id(self, kind: str) -> str:
+        """The id the movement is booked under, once per provider and kind."""
+        if kind == "refund" and self.refund_id is not None:
+            return self.refund_id
+        return self.transaction_id
 
 
 class WebhookBody(RequestModel):
@@ -180,6 +192,23 @@ async def _target(
     return None, f"rejected: reference {ref!r} is of payments of provider {providers}"
 
 
+def _known(allocation: Allocation, payment: Payment, move: AllocationCreate) -> str:
+    """The result of an event whose movement was booked before: a replay says so; one of
+    another amount (or payment) under the same id is no replay and is not booked either
+    (a second partial refund needs its ``refund_id``): rejected, saying why."""
+    amount = minor(move.amount, payment.currency)
+    if allocation.payment_id == payment.id and allocation.amount_minor == amount:
+        return "transaction known"
+    booked = text(allocation.amount_minor, allocation.currency)
+    where = "" if allocation.payment_id == payment.id else " on another payment"
+    what = "refund_id" if allocation.kind == "refund" else "transaction_id"
+    return (
+        f"rejected: {move.external_id!r} was booked as a {allocation.kind} of {booked} "
+        f"{allocation.currency}{where}"
+        f", not {move.amount} {move.currency}: another {allocation.kind} needs its own {what}"
+    )
+
+
 async def receive(
     session: AsyncSession, context: Any, provider: str, headers: dict[str, str], body: bytes
 ) -> tuple[str, bool, str]:
@@ -211,12 +240,13 @@ async def receive(
         method=provider[:32],
         reference=(data.reference or "")[:140],
         provider=provider,
-        external_id=data.transaction_id,
+        external_id=data.external_id(kind),
     )
     try:
         async with session.begin_nested():
             allocation, created = await payments_service.move(session, None, payment, kind, move)
-        delivery.result = (f"{kind} {allocation.id}" if created else "transaction known")[:200]
+        result = f"{kind} {allocation.id}" if created else _known(allocation, payment, move)
+        delivery.result = result[:200]
     except IntegrityError:
         delivery.result = "transaction known"
     except Crm2Error as exc:  # over-payment, over-refund, another currency: kept, not retried
