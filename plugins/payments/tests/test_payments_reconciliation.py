@@ -220,7 +220,7 @@ async def test_a_thousands_separator_alone_is_422_saying_it_is_ambiguous(
     for amount, currency, says in (
         ("1,234", "EUR", "write 1234.00 (or 1,234.00, with both separators)"),
         ("-12.500", "USD", "write -12500.00 (or -12.500,00, with both separators)"),
-        ("1,234", "JPY", "write 1234"),
+        ("1,234", "KWD", "write 1234.000 (or 1,234.000, with both separators) for thousands"),
     ):
         files = {"file": ("bank.csv", statement(f"2026-12-01;{amount};{currency};R;Y"), "text/csv")}
         answer = await payments.client.post(
@@ -232,13 +232,17 @@ async def test_a_thousands_separator_alone_is_422_saying_it_is_ambiguous(
         assert says in detail, detail
     listed = await payments.client.get(f"{API}/statements", headers=manager.headers)
     assert listed.json()["items"] == [], listed.text
-    # both separators, or three decimals where the currency has them, are read as before
-    both = statement("2026-12-01;1,234.00;EUR;R;Y", "2026-12-01;1,234;KWD;R;Y")
+    # both separators are read as before; they show the file's decimal separator, which
+    # reads 1,234 (thousands, here) in a currency of 3 decimals too; JPY has no decimals
+    both = statement(
+        "2026-12-01;1,234.00;EUR;R;Y", "2026-12-01;1,234;KWD;R;Y", "2026-12-01;1,234;JPY;R;Y"
+    )
     made = await upload(payments, manager.headers, both)
     lines = await payments.client.get(
         f"{API}/statements/{made['id']}/lines", headers=manager.headers
     )
-    assert sorted(x["amount"] for x in lines.json()["items"]) == ["1.234", "1234.00"], lines.text
+    amounts = sorted(x["amount"] for x in lines.json()["items"])
+    assert amounts == ["1234", "1234.00", "1234.000"], lines.text
 
 
 async def test_a_statement_amount_with_more_digits_than_decimal_precision_is_422(

@@ -2,8 +2,10 @@
 
 The delimiter (``,`` ``;`` tab) is detected from the header line, a UTF-8 BOM is
 tolerated, amounts may use a decimal comma (``1.234,56``) or point
-(``1,234.56``); ``1,234`` or ``1.234`` alone in a currency of fewer than 3 decimals
-is refused as ambiguous (thousands?); dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
+(``1,234.56``); a separator used twice groups digits (``1,234,567``); ``1,234`` or
+``1.234`` alone is read by the decimal separator the file's other amounts show, else is
+thousands in a currency without decimals (JPY) and refused as ambiguous in any other
+(``_amount``); dates are ISO (``2026-12-03``) or day first (``03.12.2026``,
 ``03/12/2026``). A line's fingerprint (its values plus how many identical lines
 came before it in the file) makes a re-uploaded statement add nothing.
 
@@ -59,41 +61,101 @@ def _date(value: str, number: int) -> date:
 
 
 # one separator once, three digits after it, a first group that could be thousands:
-# 1,234 is 1234 in one bank's export and 1.234 in another's (refused where the currency
-# has fewer than 3 decimals, so the decimal reading is no amount in it anyway)
-_AMBIGUOUS = re.compile(r"^[+-]?[1-9]\d{0,2}[.,]\d{3}$")
+# 1,234 is 1234 in one bank's export and 1.234 in another's
+_AMBIGUOUS = re.compile(r"^[1-9]\d{0,2}[.,]\d{3}$")
+# digits grouped by thousands (1,234,567) or the Indian way (12,34,567); {s}: the separator
+_GROUPED = (r"^\d{{1,3}}(?:{s}\d{{3}})*$", r"^\d{{1,2}}(?:{s}\d{{2}})*{s}\d{{3}}$")
 
 
-def _amount(value: str, currency: str, number: int) -> int:
-    raw = value.strip().replace(" ", "").replace("'", "")
+def decimal_mark(value: str) -> str | None:
+    """The decimal separator an amount shows unambiguously, if it shows one: the last of
+    two kinds (``1.234,56``: ``,``), the other of one used twice (``1.234.567``: ``,``), one
+    used once with other than three digits after it or a first group no thousands could be
+    (``12.5``, ``0.125``, ``1234.500``: ``.``). ``1,234`` shows none."""
+    raw = _clean(value).lstrip("+-")
+    marks = [c for c in raw if c in ",."]
+    if not marks:
+        return None
+    if len(set(marks)) == 2:
+        return marks[-1]
+    if len(marks) > 1:
+        return "," if marks[0] == "." else "."
+    if _AMBIGUOUS.match(raw):
+        return None
+    return marks[0]
+
+
+def file_mark(values: list[str]) -> str | None:
+    """The decimal separator a statement's amounts agree on (one bank, one format); ``None``
+    when none shows one, or they disagree."""
+    found = {mark for v in values if (mark := decimal_mark(v)) is not None}
+    return found.pop() if len(found) == 1 else None
+
+
+def _clean(value: str) -> str:
+    return value.strip().replace(" ", "").replace("'", "")
+
+
+def _amount(value: str, currency: str, number: int, mark: str | None = None) -> int:
+    """An amount in minor units. ``mark``: the decimal separator the file's other amounts
+    show, which reads an ambiguous one (``1,234``); without it such an amount is 422 where
+    both readings could be an amount (3 decimals) or where its currency has cents (2: an
+    amount without its cents suggests a misread column), and thousands in a currency
+    without decimals (JPY ``1,234`` is 1234: no decimal reading is a yen amount)."""
+    raw = _clean(value)
     if not raw or not _AMOUNT.match(raw):
         raise InvalidStatement(f"row {number}: amount {value[:40]!r} is not a number")
     digits = exponent(currency)
-    if digits < 3 and _AMBIGUOUS.match(raw):  # not decimals in this currency: thousands?
-        sep = raw[-4]
-        whole, part = raw.split(sep)
-        cents = "." + "0" * digits if digits else ""
-        both = f"{whole}{sep}{part}{'.' if sep == ',' else ','}{'0' * digits}" if digits else ""
+    sign, body = ("-", raw[1:]) if raw[0] == "-" else ("", raw.lstrip("+"))
+    decimal = decimal_mark(body)
+    if decimal is None and any(c in body for c in ",."):  # 1,234: ambiguous alone
+        decimal = mark if mark is not None else ("" if digits == 0 else None)
+        if decimal is None:
+            raise _ambiguous(value, body, sign, currency, digits, number)
+        if decimal == "":  # no decimals: the separator groups thousands
+            decimal = "," if body[-4] == "." else "."
+    whole, _, fraction = body.rpartition(decimal) if decimal and decimal in body else (body, "", "")
+    if not whole and fraction:  # ",5": no digit before the separator
+        whole = "0"
+    group = "," if decimal == "." else "."
+    if group in whole and not any(re.match(g.format(s=re.escape(group)), whole) for g in _GROUPED):
         raise InvalidStatement(
-            f"row {number}: amount {value[:40]!r} is ambiguous: {sep!r} may separate thousands "
-            f"or decimals, and {currency} has {digits} decimals; write {whole}{part}{cents}"
-            + (f" (or {both}, with both separators)" if both else "")
+            f"row {number}: amount {value[:40]!r} is not a number: {group!r} groups its digits "
+            "in threes (1,234,567)"
         )
-    comma, point = raw.rfind(","), raw.rfind(".")
-    # a decimal comma (1.234,56) when the comma comes last
-    raw = raw.replace(".", "").replace(",", ".") if comma > point else raw.replace(",", "")
+    whole = whole.replace(group, "")
     try:
-        amount = Decimal(raw)
+        amount = Decimal(f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}")
     except InvalidOperation:
         raise InvalidStatement(f"row {number}: amount {value[:40]!r} is not a number") from None
     refused = InvalidStatement(f"row {number}: {value[:40]!r} is not an amount in {currency}")
     try:
-        scaled = amount.scaleb(exponent(currency), context=_EXACT)
+        scaled = amount.scaleb(digits, context=_EXACT)
     except Rounded:
         raise refused from None
     if scaled != scaled.to_integral_value() or abs(scaled) > MAX_MINOR:
         raise refused
     return int(scaled)
+
+
+def _ambiguous(
+    value: str, body: str, sign: str, currency: str, digits: int, number: int
+) -> InvalidStatement:
+    sep = body[-4]
+    whole, part = body.split(sep)
+    other = "." if sep == "," else ","
+    cents = "." + "0" * digits
+    both = f"{sign}{whole}{sep}{part}{other}{'0' * digits}"
+    says = f"{sign}{whole}{part}{cents} (or {both}, with both separators)"
+    if digits >= 3:  # 1.234 is an amount too: one way each
+        says = (
+            f"{says} for thousands, {sign}{whole}{sep}{part}0 for {sign}{whole}.{part} "
+            f"{currency}, or give the file one amount that shows the decimal separator"
+        )
+    return InvalidStatement(
+        f"row {number}: amount {value[:40]!r} is ambiguous: {sep!r} may separate thousands "
+        f"or decimals, and {currency} has {digits} decimals; write {says}"
+    )
 
 
 def parse(content: bytes, max_rows: int) -> list[ParsedLine]:
@@ -149,15 +211,14 @@ def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
     if repeated:
         raise InvalidStatement(f"the header names {', '.join(repeated)} more than once")
     at = {name: names.index(name) for name in COLUMNS}
-    parsed: list[ParsedLine] = []
-    seen: dict[tuple[object, ...], int] = {}
+    rows: list[tuple[int, list[str]]] = []
     where.row, where.line = 2, reader.line_num + 1
     for cells in reader:
         number = where.row
         where.row, where.line = number + 1, reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue
-        if len(parsed) >= max_rows:
+        if len(rows) >= max_rows:
             raise InvalidStatement(f"more than {max_rows} lines (CRM2_PAYMENTS_STATEMENT_MAX_ROWS)")
         # blank cells past the header's are a spreadsheet's padding; a filled one means
         # the row's cells are shifted (a delimiter in an unquoted cell) and one would be lost
@@ -168,6 +229,12 @@ def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
                 f"row {number}: {len(cells)} cells, the header has {len(names)} "
                 "(is a cell holding the delimiter not quoted?)"
             )
+        rows.append((number, cells))
+    # one bank, one format: an amount that shows the decimal separator reads the ambiguous
+    mark = file_mark([cells[at["amount"]] for _, cells in rows])
+    parsed: list[ParsedLine] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for number, cells in rows:
         try:
             currency = check_currency(cells[at["currency"]])
         except ValueError:
@@ -175,7 +242,7 @@ def _lines(reader: Any, where: _Where, max_rows: int) -> list[ParsedLine]:
                 f"row {number}: {cells[at['currency']][:10]!r} is no ISO 4217 code"
             ) from None
         booked = _date(cells[at["date"]], number)
-        amount = _amount(cells[at["amount"]], currency, number)
+        amount = _amount(cells[at["amount"]], currency, number, mark)
         reference = cells[at["reference"]].strip()[:200]
         counterparty = cells[at["counterparty"]].strip()[:200]
         key = (booked, amount, currency, reference, counterparty)
