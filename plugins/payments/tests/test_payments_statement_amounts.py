@@ -40,6 +40,11 @@ def read(*amounts: tuple[str, str]) -> list[int]:
         ("1.234,5", "KWD", 1_234_500),
         ("1'234.50", "CHF", 123_450),
         ("1 234,50", "EUR", 123_450),
+        # a no-break space, a narrow one (French exports), a typographic apostrophe (Swiss)
+        ("1\u00a0234,50", "EUR", 123_450),
+        ("1\u202f234\u202f567,50", "EUR", 123_456_750),
+        ("-1\u2009234,50", "EUR", -123_450),
+        ("1\u2019234.50", "CHF", 123_450),
         # one separator, not three digits after it (or a first group no thousands has)
         ("12.50", "EUR", 1_250),
         ("12,5", "EUR", 1_250),

@@ -92,8 +92,13 @@ def file_mark(values: list[str]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+# what banks put between groups of digits besides , and .: spaces (a no-break space, and
+# the narrow one, in French exports) and apostrophes (Swiss: ' or U+2019)
+_GROUP_MARKS = str.maketrans("", "", " \u00a0\u202f\u2009'\u2019")
+
+
 def _clean(value: str) -> str:
-    return value.strip().replace(" ", "").replace("'", "")
+    return value.strip().translate(_GROUP_MARKS)
 
 
 def _amount(value: str, currency: str, number: int, mark: str | None = None) -> int:
