@@ -57,12 +57,13 @@ class WebhookData(RequestModel):
     payment_id: uuid.UUID | None = None
     payment_external_id: str | None = Field(None, max_length=200)
     reference: str | None = Field(None, max_length=140)
-    # a refund's own id: the partial refunds of one transaction are told apart by it
-    refund_id: str | None = Field(None, min_length=1, max_length=200)
+    # a refund's own id: the partial refunds of one transaction are told apart by it ("" as
+    # none: a provider's empty field is no reason to refuse, and retry, the whole event)
+    refund_id: str | None = Field(None, max_length=200)
 
     def external_id(self, kind: str) -> str:
         """The id the movement is booked under, once per provider and kind."""
-        if kind == "refund" and self.refund_id is not None:
+        if kind == "refund" and self.refund_id:
             return self.refund_id
         return self.transaction_id
 
