@@ -18,7 +18,7 @@ from typing import Any
 
 from crm2_core.events.envelope import Envelope
 from crm2_core.redis_guard import REDIS_TIMEOUT, RedisGuard, RedisUnavailable
-from crm2_core.streams.hub import Hub
+from crm2_core.streams.hub import Hub, LogUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -193,5 +193,7 @@ class RedisSubscriber:
         try:
             # a message anyone with access to Redis may have written: checked against the log
             await self.hub.publish(events, verify=True)
+        except LogUnreadable:  # the database is down: the hub logs the outage once
+            pass
         except Exception:  # the hub reads the hole back from the log on its next message
             log.exception("streams: could not dispatch a pub/sub message")

@@ -22,12 +22,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from crm2_core.events.envelope import Envelope
 from crm2_hookspecs import Principal, SseChannel
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A hole larger than this is not read back: every subscription is closed instead
 # and each connection resumes from the log on its own.
@@ -45,6 +46,11 @@ class LogSource:
     top: Callable[[], Awaitable[int]]
     # read(after, limit, types=None): events after a position, in order
     read: Callable[..., Awaitable[list[Envelope]]]
+
+
+class LogUnreadable(Exception):
+    """The hub could not read the event log (the database is down): already logged, once
+    per outage (see :meth:`Hub.read_log`); callers need not log it again."""
 
 
 class DirectSink(Protocol):
@@ -170,6 +176,7 @@ class Hub:
         self._lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._unreadable = False  # an outage of the log is logged as started, not as over
         # Called with every batch this process dispatches, subscribers or not: how
         # other core services (auth's caches) hear of events relayed anywhere.
         self.taps: list[Callable[[Sequence[Envelope]], None]] = []
@@ -257,7 +264,7 @@ class Hub:
             log.warning("streams: ignoring a pub/sub message whose positions are not consecutive")
             return False
         if last > self._log_top:
-            self._log_top = max(self._log_top, await self.source.top())
+            self._log_top = max(self._log_top, await self.read_log(self.source.top))
             if last > self._log_top:
                 log.warning(
                     "streams: ignoring a pub/sub message beyond the end of the event log "
@@ -271,12 +278,34 @@ class Hub:
     async def catch_up(self) -> None:
         """Dispatch committed events this hub has not seen (relayed elsewhere or lost)."""
         async with self._lock:
-            top = await self.source.top()
+            top = await self.read_log(self.source.top)
             self._log_top = max(self._log_top, top)
             if self.last_position is None:
                 self.last_position = top
             elif top > self.last_position:
                 await self._backfill(self.last_position, top)
+
+    async def read_log(self, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``read(*args)`` on the log; its failure raises :class:`LogUnreadable`. An outage
+        (the database down) is logged once when it starts, with its traceback, and once
+        when the log is read again: not once per pub/sub message and per poll."""
+        try:
+            result = await read(*args)
+        except Exception as exc:
+            if not self._unreadable:
+                self._unreadable = True
+                log.warning(
+                    "streams: cannot read the event log (%s: %s); live events wait until it "
+                    "can be read again (logged once it can)",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+            raise LogUnreadable(f"cannot read the event log ({type(exc).__name__})") from exc
+        if self._unreadable:
+            self._unreadable = False
+            log.warning("streams: the event log can be read again; live events flow again")
+        return result
 
     async def _backfill(self, after: int, until: int) -> bool:
         """Dispatch the committed events in ``(after, until]``; ``False`` if it resynced instead."""
@@ -300,7 +329,7 @@ class Hub:
             return False
         missing = [
             e
-            for e in await self.source.read(after, until - after)
+            for e in await self.read_log(self.source.read, after, until - after)
             if e.position is not None and e.position <= until
         ]
         if missing:
@@ -352,9 +381,11 @@ class Hub:
     async def start(self) -> None:
         self.closed = False
         self._stop = asyncio.Event()
-        try:
+        try:  # the first connection retries; start-up must not fail on it
             await self.ready()
-        except Exception as exc:  # the first connection retries; start-up must not fail on it
+        except LogUnreadable:
+            pass  # logged by ``read_log``
+        except Exception as exc:
             log.warning("streams could not read the event log at start (%s)", exc)
         self._poll_task = asyncio.create_task(self._poll_forever(), name="crm2-streams-catch-up")
 
@@ -379,7 +410,9 @@ class Hub:
         while not self.closed:
             try:
                 await self.catch_up()
-            except Exception as exc:
-                log.warning("streams could not read the event log (%s)", exc)
+            except LogUnreadable:
+                pass  # logged by ``read_log``, once per outage
+            except Exception:
+                log.exception("streams: the log poll failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.poll_seconds)
