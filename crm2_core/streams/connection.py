@@ -44,6 +44,7 @@ REVOKED = "credentials-revoked"
 FORBIDDEN = "forbidden"
 DISCONNECTED = "disconnected"  # the client went away: nothing more is sent
 REPLAY_TOO_LONG = "replay-too-long"
+LOG_REWOUND = "log-rewound"  # the log went back (a database restored to an earlier point)
 
 
 def opening_message(position: int) -> bytes:
@@ -61,6 +62,16 @@ def reset_message(position: int, behind: int) -> bytes:
     live from ``position`` (its ``id:``, so that a reconnect resumes from there)."""
     return encode_message(
         data=json.dumps({"reason": REPLAY_TOO_LONG, "position": position, "behind": behind}),
+        event="reset",
+        id=str(position),
+    )
+
+
+def rewound_message(position: int) -> bytes:
+    """The log now ends before what the stream has sent (a database restored to an earlier
+    point): reload your data, the stream goes on live from ``position`` (its ``id:``)."""
+    return encode_message(
+        data=json.dumps({"reason": LOG_REWOUND, "position": position}),
         event="reset",
         id=str(position),
     )
@@ -176,8 +187,8 @@ class Connection:
                 page_full = len(page) == REPLAY_PAGE
                 if subscription.closed is not None or self._time() > self.deadline:
                     return  # the live phase sends the closing message
-            if mark is None or top >= mark:
-                return
+            if mark is None or top >= mark or subscription.rewound is not None:
+                return  # (a log gone back never reaches ``mark``: the live phase resets)
             if self._time() > give_up:
                 subscription.close(ERROR)
                 return
@@ -191,6 +202,12 @@ class Connection:
         while True:
             if subscription.stale:
                 await self._recheck(subscription)
+            rewound = subscription.rewound
+            if rewound is not None and subscription.closed is None:
+                subscription.rewound = None
+                self.last = rewound
+                yield rewound_message(rewound)
+                continue
             now = self._time()
             remaining = self.deadline - now
             if remaining <= 0:

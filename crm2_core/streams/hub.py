@@ -96,6 +96,9 @@ class Subscription:
         # set by the connection once it only waits for live events (see ``parked``)
         self.direct: DirectSink | None = None
         self.closed: str | None = None
+        # the log's end after it went back (a database restored to an earlier point): the
+        # connection sends ``event: reset`` and goes on from there (see :meth:`Hub.catch_up`)
+        self.rewound: int | None = None
         self._items: deque[Envelope] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
@@ -113,6 +116,7 @@ class Subscription:
             and not waiter.done()
             and not self._items
             and not self.stale
+            and self.rewound is None
             and self.closed is None
         )
 
@@ -139,6 +143,14 @@ class Subscription:
             self.stale = True
             self._wake()
 
+    def rewind(self, position: int) -> None:
+        """The log now ends at ``position``, before events this subscription may hold or
+        have passed: drop them and have the connection start again from there."""
+        if self.closed is None:
+            self._items = None  # events of a history the log no longer holds
+            self.rewound = position
+            self._wake()
+
     def close(self, reason: str) -> None:
         if self.closed is None:
             self.closed = reason
@@ -151,7 +163,7 @@ class Subscription:
 
     async def next(self, *, wait_seconds: float) -> Envelope | None:
         """The next buffered event; ``None`` when closed or after ``wait_seconds``."""
-        if not self._items and self.closed is None and wait_seconds > 0:
+        if not self._items and self.closed is None and self.rewound is None and wait_seconds > 0:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
             timer = loop.call_later(wait_seconds, _release, waiter)
@@ -180,8 +192,9 @@ class Hub:
         # Called with every batch this process dispatches, subscribers or not: how
         # other core services (auth's caches) hear of events relayed anywhere.
         self.taps: list[Callable[[Sequence[Envelope]], None]] = []
-        # Called when events are skipped unseen (a hole too large to read back): the
-        # taps' owners forget whatever those events might have changed.
+        # Called when events are skipped unseen (a hole too large to read back) or the log
+        # went back (a restored database): the taps' owners forget whatever those events
+        # might have changed, and encoded messages are keyed by a position now reused.
         self.lost: list[Callable[[], None]] = []
 
     @property
@@ -276,7 +289,11 @@ class Hub:
         return True
 
     async def catch_up(self) -> None:
-        """Dispatch committed events this hub has not seen (relayed elsewhere or lost)."""
+        """Dispatch committed events this hub has not seen (relayed elsewhere or lost).
+
+        A log that ends before what this hub has dispatched went back (a database restored
+        to an earlier point): events from there on would be dropped as already seen, so
+        every subscription is rewound to the log's end (its client is told to reload)."""
         async with self._lock:
             top = await self.read_log(self.source.top)
             self._log_top = max(self._log_top, top)
@@ -284,6 +301,8 @@ class Hub:
                 self.last_position = top
             elif top > self.last_position:
                 await self._backfill(self.last_position, top)
+            elif top < self.last_position:
+                self._rewind(top)
 
     async def read_log(self, read: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``read(*args)`` on the log; its failure raises :class:`LogUnreadable`. An outage
@@ -307,17 +326,37 @@ class Hub:
             log.warning("streams: the event log can be read again; live events flow again")
         return result
 
+    def _rewind(self, top: int) -> None:
+        log.warning(
+            "streams: the event log ends at position %d, before %d, which this process "
+            "has dispatched (a database restored to an earlier point?); %d streams are "
+            "reset to %d",
+            top,
+            self.last_position,
+            len(self._subscriptions),
+            top,
+        )
+        self._forget()
+        for subscription in list(self._subscriptions):
+            subscription.rewind(top)
+        # positions past ``top`` are no longer in the log: a message claiming them is not
+        # to be believed until the log reaches them again
+        self.last_position = self._log_top = top
+
+    def _forget(self) -> None:
+        for lost in self.lost:
+            try:
+                lost()
+            except Exception:
+                log.exception("streams: a lost-events callback failed")
+
     async def _backfill(self, after: int, until: int) -> bool:
         """Dispatch the committed events in ``(after, until]``; ``False`` if it resynced instead."""
         if not self._subscriptions and not self.taps:
             self.last_position = max(self.last_position or 0, until)
             return True
         if until - after > MAX_BACKFILL:
-            for lost in self.lost:  # the taps will never see these events
-                try:
-                    lost()
-                except Exception:
-                    log.exception("streams: a lost-events callback failed")
+            self._forget()  # the taps will never see these events
             if self._subscriptions:
                 log.warning(
                     "streams missed %d events; closing %d connections to resume from the log",

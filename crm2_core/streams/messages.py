@@ -40,3 +40,7 @@ class EncodedMessages:
         if len(self._cache) > self.keep:
             self._cache.popitem(last=False)
         return message
+
+    def clear(self) -> None:
+        """Forget every encoding: the log went back, and its positions will be reused."""
+        self._cache.clear()

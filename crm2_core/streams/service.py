@@ -79,6 +79,7 @@ class Streams:
         self.source = log_source(context)
         self.hub = Hub(self.source, context.settings.relay_interval_seconds)
         self.messages = EncodedMessages()
+        self.hub.lost.append(self.messages.clear)  # a log gone back reuses positions
         self.channels: dict[str, RegisteredChannel] = {}
         self._listener: Any = None
         # open streams per (kind, id) of principal, in this process
