@@ -248,6 +248,9 @@ class Hub:
         corrupt one) must not move the hub past events still to come, which would then
         be dropped as already seen. Such a batch is ignored; the log poll brings the real
         events. The log is read only when the batch ends past its top as last read.
+        (The content of a position the log holds is taken as the message says: reading
+        the rows instead costs a range read per message, measured at +10 to +35 % of the
+        dispatch path; docs/streams.md, "Several server processes".)
         """
         async with self._lock:
             fresh = [
