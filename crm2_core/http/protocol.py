@@ -18,6 +18,7 @@ through.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -70,10 +71,59 @@ class HeadWithBody:
         return getattr(self._transport, name)
 
 
+# A request's line and headers past this many bytes are refused with 431: httptools
+# sets no bound of its own, and a stream holds its request's headers for its whole life
+# (up to CRM2_SSE_MAX_CONNECTION_SECONDS), CRM2_SSE_MAX_CONNECTIONS_PER_PRINCIPAL at once.
+MAX_HEAD_BYTES = 64 * 1024
+REFUSED_CLOSE_SECONDS = 1.0
+
+HEAD_TOO_LARGE = json.dumps(
+    {
+        "type": "urn:crm2:problem:request-header-fields-too-large",
+        "title": "Request header fields too large",
+        "status": 431,
+        "detail": f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
+    }
+).encode()
+
+
 class JoinedWritesProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; each request's response writes through ``HeadWithBody``."""
+    """uvicorn's httptools protocol; each request's response writes through ``HeadWithBody``;
+    a request head over ``MAX_HEAD_BYTES`` is answered 431 and its connection closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._in_head = True  # a request's head is being read (not its body)
+        self._head_bytes = 0
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused head, read and dropped until the close
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        # still in a head after this chunk: the chunk was head (but for a pipelined
+        # request's end before it, counted too: the bound is loose by one chunk at most)
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/problem+json\r\n"
+                b"content-length: " + str(len(HEAD_TOO_LARGE)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + HEAD_TOO_LARGE
+            )
+            # closed a moment later, not now: a close with the client's bytes unread
+            # resets the connection, and the reset may destroy the answer before it is read
+            self._refused = True
+            self.loop.call_later(REFUSED_CLOSE_SECONDS, self.transport.close)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
 
     def on_headers_complete(self) -> None:
+        self._in_head, self._head_bytes = False, 0
         super().on_headers_complete()
         cycle = self.cycle
         # None or an earlier cycle when the request was an upgrade (a WebSocket)

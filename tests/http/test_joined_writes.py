@@ -130,3 +130,44 @@ async def test_the_protocol_serves_plain_and_streamed_answers() -> None:
             assert await asyncio.wait_for(anext(chunks), 5) == b"first;"
             release.set()
             assert b"".join([c async for c in chunks]) == b"second"
+
+
+async def _raw_get(url: str, head: bytes) -> bytes:
+    """Send ``head`` while reading the answer (a refusal may come before the head is sent)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+
+    async def send() -> None:
+        writer.write(head)
+        await writer.drain()
+
+    sending = asyncio.create_task(send())
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        sending.cancel()
+        writer.close()
+
+
+async def test_a_request_head_past_the_limit_is_refused_with_431() -> None:
+    """httptools bounds no header: 20 MB of them were read and kept for a stream's life."""
+
+    async def ok(request: Request) -> Response:
+        return JSONResponse({"body": len(await request.body())})
+
+    app = Starlette(routes=[Route("/ok", ok, methods=["GET", "POST"])])
+    big = b"".join(b"x-big-%d: %s\r\n" % (i, b"a" * 60_000) for i in range(40))
+    async with local_server(app, http=JoinedWritesProtocol) as url:
+        refused = await _raw_get(url, b"GET /ok HTTP/1.1\r\nhost: x\r\n" + big + b"\r\n")
+        assert refused.startswith(b"HTTP/1.1 431 "), refused[:100]
+        assert b"application/problem+json" in refused
+        # a head under the limit (a large cookie) still goes through, twice on one connection
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(2):
+                answer = await client.get("/ok", headers={"cookie": "c" * 30_000})
+                assert answer.status_code == 200
+            # a large body is no head: it may arrive in the head's chunk, and goes through
+            answer = await client.post("/ok", content=b"b" * 3_000_000)
+            assert (answer.status_code, answer.json()) == (200, {"body": 3_000_000})
+        alone = b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n" + b"x-a: b\r\n" * 2000
+        assert (await _raw_get(url, alone + b"\r\n")).startswith(b"HTTP/1.1 200 ")
