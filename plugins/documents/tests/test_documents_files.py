@@ -88,6 +88,32 @@ async def test_upload_then_download_with_safe_headers_and_range(docs: Docs) -> N
     assert item == shown  # the list's page (plain rows) shows what the document's GET does
 
 
+async def test_a_range_outside_the_file_is_416_saying_what_exists_not_what_was_sent(
+    docs: Docs,
+) -> None:
+    """The 416's detail never repeats the caller's Range header (caller input, up to 200
+    characters): it says which bytes the file has, and Content-Range gives its size
+    (``bytes */<size>``, RFC 9110), on the signed URL as on the download."""
+    agent = await docs.user("agent")
+    document = await docs.create(agent)
+    assert (await docs.upload(agent, document["id"])).status_code == 201
+    sent = "bytes=" + "9" * 150 + "-"
+    url = f"{API}/documents/{document['id']}/download"
+    outside = await docs.client.get(url, headers={**agent.headers, "Range": sent})
+    assert outside.status_code == 416, outside.text
+    assert outside.headers["content-type"].startswith("application/problem+json")
+    assert outside.headers["content-range"] == f"bytes */{len(PDF)}"
+    detail = outside.json()["detail"]
+    assert "9" * 10 not in detail and "bytes=" not in detail, detail
+    assert f"0-{len(PDF) - 1}" in detail and str(len(PDF)) in detail, detail
+    signed = await docs.client.post(
+        f"{API}/documents/{document['id']}/signed-url", json={"version": 1}, headers=agent.headers
+    )
+    by_url = await docs.client.get(signed.json()["url"], headers={"Range": "bytes=-0"})
+    assert by_url.status_code == 416 and "bytes=" not in by_url.json()["detail"], by_url.text
+    assert by_url.headers["content-range"] == f"bytes */{len(PDF)}"
+
+
 async def test_too_large_is_413_and_leaves_nothing(
     crm2_app_factory: object, tmp_path: Path
 ) -> None:

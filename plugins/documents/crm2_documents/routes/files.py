@@ -121,8 +121,9 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         start = int(first)
         end = min(int(last) + 1, size) if last else size
     if start >= size or start >= end:
+        # never the caller's header back: what is available (RFC 9110 15.5.17)
         raise RangeNotSatisfiable(
-            f"range {header!r} is outside the file of {size} bytes",
+            f"the range asked for is outside the file: bytes 0-{size - 1} of {size} exist",
             headers={"Content-Range": f"bytes */{size}"},
         )
     return start, end
