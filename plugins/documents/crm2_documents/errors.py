@@ -36,6 +36,10 @@ class LinkCycle(Unprocessable):
     slug, title = "documents-link-cycle", "The link would make a cycle of documents"
 
 
+class LinkChainTooLong(Unprocessable):
+    slug, title = "documents-link-chain-too-long", "The chain of linked documents is too long"
+
+
 class PartHeadersTooLarge(Crm2Error):
     status, slug, title = (
         413,

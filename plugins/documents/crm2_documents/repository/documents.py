@@ -8,8 +8,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import Row, Select, and_, delete, func, or_, select, union, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    String,
+    Uuid,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from crm2_core.api import (
@@ -91,16 +108,46 @@ async def list_documents(
     return await DOCUMENTS.page_rows(session, stmt, page, sort=sort)
 
 
-async def linked_document(session: AsyncSession, document_id: uuid.UUID) -> uuid.UUID | None:
-    """The document ``document_id`` is linked to, if it is linked to one (any state)."""
-    stmt = select(col(Document.link_id)).where(
-        col(Document.id) == document_id, col(Document.link_kind) == "documents.document"
+DOCUMENT_LINK = "documents.document"
+# the 8-4-4-4-12 form (or without dashes) PostgreSQL's uuid input takes: a link id that is
+# not one (written before link ids were checked) ends the chain instead of failing the cast
+_UUID_TEXT = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+
+
+def _id_is(session: AsyncSession, id_column: Any, link_id: Any) -> Any:
+    """The condition "``id_column`` is the document ``link_id`` (text) names", written so
+    that the primary key's index answers it: on PostgreSQL the text cast to uuid (when it
+    is one), on SQLite (ids kept as 32 lowercase hex digits) the text without its dashes."""
+    if session.get_bind().dialect.name == "postgresql":
+        as_id = case((link_id.regexp_match(_UUID_TEXT), cast(link_id, Uuid)), else_=None)
+        return id_column == as_id
+    return id_column == func.lower(func.replace(link_id, "-", ""))
+
+
+async def document_chain(
+    session: AsyncSession, start: uuid.UUID, stop: uuid.UUID, limit: int
+) -> list[str]:
+    """``start``, then the document it is linked to, that one's, … (ids as text, any
+    state), ending at ``stop`` when the chain reaches it, at a document linked to none,
+    or after ``limit`` links: one query (a recursive CTE) however long the chain, and
+    bounded even where links written before the cycle rule loop."""
+    first = select(
+        literal(str(start), String).label("node"), literal(0, Integer).label("depth")
+    ).cte("documents_chain", recursive=True)
+    linked = aliased(Document, name="documents_linked")
+    following = (
+        select(col(linked.link_id).label("node"), (first.c.depth + 1).label("depth"))
+        .join_from(first, linked, _id_is(session, col(linked.id), first.c.node))
+        .where(
+            col(linked.link_kind) == DOCUMENT_LINK,
+            col(linked.link_id).is_not(None),
+            first.c.node != str(stop),
+            first.c.depth < limit,
+        )
     )
-    found = (await session.execute(stmt)).scalar_one_or_none()
-    try:
-        return uuid.UUID(found) if found else None
-    except ValueError:  # a link written before link ids were checked: the chain ends
-        return None
+    chain = first.union_all(following)
+    stmt = select(chain.c.node).order_by(chain.c.depth)
+    return [str(node) for node in (await session.execute(stmt)).scalars()]
 
 
 async def versions_of(session: AsyncSession, document_id: uuid.UUID) -> list[Version]:

@@ -24,7 +24,13 @@ from crm2_core.api import (
     take_turns,
     utcnow,
 )
-from crm2_documents.errors import DocumentNotFound, InvalidKind, LinkCycle, NotRestorable
+from crm2_documents.errors import (
+    DocumentNotFound,
+    InvalidKind,
+    LinkChainTooLong,
+    LinkCycle,
+    NotRestorable,
+)
 from crm2_documents.events import (
     DocumentCreated,
     DocumentDeleted,
@@ -158,21 +164,45 @@ def record_turn(link_kind: str, link_id: str) -> int:
 DOCUMENT_KIND = "documents.document"
 
 
+LINK_DEPTH_LIMIT = 100
+"""The longest chain of document links a new link to a document is checked along: past it
+the link is a ``422 documents-link-chain-too-long`` (the check is one query, bounded)."""
+
+
+def _as_id(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:  # a link written before link ids were checked: the chain ends
+        return None
+
+
 async def refuse_cycle(session: AsyncSession, document_id: uuid.UUID, target: uuid.UUID) -> None:
     """422 when linking ``document_id`` to document ``target`` closes a cycle: ``target``
-    is the document itself, or its chain of document links leads back to it. Links to
-    documents are made one at a time (``update_document`` takes one turn for them all),
-    so two links made at once cannot close a cycle neither saw."""
-    chain, seen = [target], {target}
-    while chain[-1] != document_id:
-        following = await repo.linked_document(session, chain[-1])
-        if following is None or following in seen:  # the chain ends (or loops elsewhere)
+    is the document itself, or its chain of document links leads back to it; 422 too when
+    that chain is ``LINK_DEPTH_LIMIT`` links or longer. Links to documents are made one at
+    a time (``update_document`` takes one turn for them all), so two links made at once
+    cannot close a cycle neither saw. A chain that loops elsewhere (links made before this
+    rule) ends there: this link closes no cycle of its own."""
+    seen: set[uuid.UUID] = set()
+    for depth, text in enumerate(
+        await repo.document_chain(session, target, document_id, LINK_DEPTH_LIMIT)
+    ):
+        node = _as_id(text)
+        if node is None or node in seen:
             return
-        chain.append(following)
-        seen.add(following)
-    if len(chain) == 1:
+        if node == document_id:
+            break
+        seen.add(node)
+        if depth >= LINK_DEPTH_LIMIT:
+            raise LinkChainTooLong(
+                f"document {target} is at the head of a chain of {LINK_DEPTH_LIMIT} or more "
+                "linked documents: link to a document nearer its end"
+            )
+    else:
+        return
+    if depth == 0:
         raise LinkCycle(f"document {document_id} cannot be linked to itself")
-    between = "" if len(chain) == 2 else f" through {len(chain) - 2} more document(s)"
+    between = "" if depth == 1 else f" through {depth - 1} more document(s)"
     raise LinkCycle(
         f"linking document {document_id} to document {target} makes a cycle: "
         f"{target} is linked back to {document_id}{between}"
