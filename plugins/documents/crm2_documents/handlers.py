@@ -7,8 +7,9 @@ that record take it. A record left without one (the field there, null: a task
 unassigned) hands its documents back to their creators, as unlinking does: nobody
 keeps seeing a record's files once the record stops naming them. Documents' own
 events count too (a document may be linked to another document, and follows its
-owner; the chain ends where nothing changes). Idempotent: a redelivery finds
-nothing left to change.
+owner as it is when the event is handled, not as the event said: the chain ends where
+nothing changes, even round a cycle of links made before the cycle rule). Idempotent: a
+redelivery finds nothing left to change.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from crm2_core.api import take_turns
 from crm2_documents.models import Document
 from crm2_documents.repository import documents as repo
-from crm2_documents.service.documents import publish_owner_change, record_turn
+from crm2_documents.service.documents import DOCUMENT_KIND, publish_owner_change, record_turn
 from crm2_hookspecs import EventHandler
 
 VERBS = ("updated", "assigned", "reassigned")
@@ -44,6 +45,22 @@ def _owner(data: Any) -> uuid.UUID | str | None:
     return UNOWNED if any(field in data for field in FIELDS) else None
 
 
+async def _document_owner_now(session: Any, subject: str) -> uuid.UUID | str | None:
+    """A document's owner as it is now, not as its event said (``UNOWNED`` when it has
+    none; ``None``: no such document). Documents may be linked into a cycle (links made
+    before the cycle rule): two events with different owners, each handing the next
+    document the owner it carried, would chase each other round it for ever. Read now,
+    the first settles the cycle on one owner and the second finds nothing to change."""
+    try:
+        document_id = uuid.UUID(subject)
+    except ValueError:
+        return None
+    document = await session.get(Document, document_id, populate_existing=True)
+    if document is None:
+        return None
+    return document.owner_id or UNOWNED
+
+
 async def follow_owner(session: Any, event: Any, context: Any) -> None:
     envelope = event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event)
     owner = _owner(envelope.get("data"))
@@ -53,6 +70,10 @@ async def follow_owner(session: Any, event: Any, context: Any) -> None:
         return
     # after a link being made to this record commits: it may have read the old owner
     await take_turns(session, record_turn(kind, str(subject)))
+    if kind == DOCUMENT_KIND:
+        owner = await _document_owner_now(session, str(subject))
+        if owner is None:
+            return
     if isinstance(owner, uuid.UUID):
         moved = [(i, owner) for i in await repo.follow_owner(session, kind, str(subject), owner)]
     else:

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from crm2_documents.models import Document
-from crm2_documents.service.documents import LINK_DEPTH_LIMIT
+from crm2_documents.service.documents import LINK_DEPTH_LIMIT, publish_owner_change
 from documents_kit import API, Docs, User
 from sqlalchemy import event
 
@@ -117,3 +117,23 @@ async def test_a_cycle_made_before_the_rule_ends_every_walk(docs: Docs) -> None:
     gone = await docs.client.delete(f"{API}/documents/{b}", headers=manager.headers)
     assert gone.status_code == 204, gone.text
     await docs.app.settle_events()
+
+
+async def test_owner_following_ends_on_a_cycle_made_before_the_rule(docs: Docs) -> None:
+    """A ↔ B already in the table with different owners, then an event of each
+    published before any handler ran, carrying its document's owner of the time.
+    Following those owners blindly, each event would hand the other document an owner that sends
+    the next event back: two owners chasing each other round the cycle for ever. The
+    handler follows what the document's owner is now, so the chain settles on one."""
+    first, second = await docs.user("agent"), await docs.user("agent")
+    manager = await docs.user("manager")
+    a, b = await insert_chain(docs, [first, second], [1, 0])
+    async with docs.app.context.session_factory() as session:
+        for document_id, owner in ((a, first), (b, second)):  # both before any handler runs
+            document = await session.get(Document, document_id)
+            assert document is not None
+            publish_owner_change(session, document, owner.id)
+        await session.commit()
+    await docs.app.settle_events(within=10)
+    owners = {(await docs.get(manager, str(d))).json()["owner_id"] for d in (a, b)}
+    assert len(owners) == 1, owners
