@@ -36,6 +36,17 @@ from crm2_documents.service import versions as service
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A single range of this server's files is far shorter; a longer Range (a list of many
+# ranges) is ignored like any other it does not serve, never a 422 for the download.
+MAX_RANGE_HEADER = 200
+RangeHeader = Annotated[
+    str | None,
+    Header(
+        alias="Range",
+        description=f"one range, bytes=first-last; others (or over {MAX_RANGE_HEADER} "
+        "characters) are ignored: the whole file",
+    ),
+]
 UPLOAD_DOC = {
     **STREAMED_BODY,
     "requestBody": {
@@ -104,10 +115,13 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` of a single ``bytes=`` range; ``None`` for the whole file.
 
     A Range this server does not understand (several ranges, another unit, bad
-    syntax) is ignored, as RFC 9110 allows: the whole file. One that lies outside
+    syntax, longer than ``MAX_RANGE_HEADER``) is ignored, as RFC 9110 allows: the whole
+    file. One that lies outside
     the file is 416.
     """
-    match = _RANGE.match(header.strip()) if header else None
+    if not header or len(header) > MAX_RANGE_HEADER:
+        return None
+    match = _RANGE.match(header.strip())
     if match is None:
         return None
     first, last = match.groups()
@@ -178,7 +192,7 @@ async def download(
     session: SessionDep,
     context: ContextDep,
     version: Annotated[int | None, Query(ge=1, le=1_000_000, description="default: newest")] = None,
-    range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
+    range_header: RangeHeader = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=500)] = None,
 ) -> Response:
     """The file of a version (default: the newest), streamed as an attachment; Range works."""
@@ -236,7 +250,7 @@ async def signed_download(
     signature: Annotated[str, Query(min_length=64, max_length=64, pattern=r"^[0-9a-fA-F]+$")],
     by: Annotated[uuid.UUID | None, Query(description="the user who asked for it")] = None,
     key: Annotated[uuid.UUID | None, Query(description="the API key it was asked with")] = None,
-    range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
+    range_header: RangeHeader = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=500)] = None,
 ) -> Response:
     """Download through a signed URL (no credentials); tampered or expired is 403, and so is
