@@ -137,3 +137,24 @@ async def test_owner_following_ends_on_a_cycle_made_before_the_rule(docs: Docs) 
     await docs.app.settle_events(within=10)
     owners = {(await docs.get(manager, str(d))).json()["owner_id"] for d in (a, b)}
     assert len(owners) == 1, owners
+
+
+async def test_a_link_id_that_is_no_uuid_ends_the_chain(docs: Docs) -> None:
+    """A document link written before link ids were checked (``legacy-7``, an id in
+    capitals) ends the walk or is followed as the id it names: never a failed cast (a 500
+    on PostgreSQL)."""
+    manager = await docs.user("manager")
+    [old, upper] = await insert_chain(docs, [manager], [None, 0])
+    async with docs.app.context.session_factory() as session:
+        row = await session.get(Document, old)
+        assert row is not None
+        row.link_kind, row.link_id = DOCUMENT, "legacy-7"
+        row_upper = await session.get(Document, upper)
+        assert row_upper is not None
+        row_upper.link_id = str(old).upper()
+        await session.commit()
+    fresh = await docs.create(manager, title="Fresh")
+    linked = await link(docs, manager, fresh["id"], upper)  # fresh → upper → old → (legacy-7)
+    assert linked.status_code == 200, linked.text
+    back = await link(docs, manager, old, fresh["id"])  # old → fresh → upper → OLD
+    assert back.status_code == 422 and "through 1 more" in back.json()["detail"], back.text
