@@ -129,3 +129,52 @@ async def test_two_links_that_close_a_cycle_together_are_a_200_and_a_422(docs: D
     assert waited, "the two links did not both come to wait"
     answers = [await asyncio.wait_for(t, BOUND) for t in tasks]
     assert sorted(a.status_code for a in answers) == [200, 422], [a.text for a in answers]
+
+
+async def test_an_upload_waiting_its_turn_while_its_document_is_deleted_is_a_404(
+    docs: Docs,
+) -> None:
+    """An upload waits for the one before it under the same record (its turn); a delete
+    that commits meanwhile wins: the upload is a 404 and keeps nothing, never a version
+    added to a deleted document. PostgreSQL only (SQLite's writers take turns)."""
+    from crm2_documents.service.versions import _upload_turn
+
+    if docs.app.context.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns: no delete runs beside an upload")
+    agent, manager = await docs.user("agent"), await docs.user("manager")
+    document = await docs.create(agent)
+    turn = _upload_turn(type("Unlinked", (), {"link_kind": None, "id": document["id"]})())
+    async with docs.app.context.engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": turn})
+        try:
+            upload = asyncio.create_task(docs.upload(agent, document["id"]))
+            waited = await _one_waits_for_the_lock(docs, upload)
+            gone = await docs.client.delete(
+                f"{API}/documents/{document['id']}", headers=manager.headers
+            )
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock_all()"))
+            await holder.commit()
+    assert waited, "the upload did not come to wait for its turn"
+    assert gone.status_code == 204, gone.text
+    answer = await asyncio.wait_for(upload, BOUND)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["type"].endswith("documents-document-not-found")
+    await asyncio.sleep(0.2)  # the stored file's removal runs once the transaction ended
+    assert docs.stored_files() == []
+
+
+async def _one_waits_for_the_lock(docs: Docs, task: asyncio.Task[Any]) -> bool:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with docs.app.context.engine.connect() as probe:
+        for _ in range(int(BOUND / 0.05)):
+            if task.done():
+                return False
+            if (await probe.execute(waiting)).scalar() == 1:
+                return True
+            await probe.rollback()
+            await asyncio.sleep(0.05)
+    return False
