@@ -247,9 +247,9 @@ async def add_version(
     is no stale precondition)."""
     document = await get_document(session, principal, document_id)
     await take_turns(session, _upload_turn(document))
-    await session.refresh(document)
-    if document.deleted_at is not None:  # deleted while this upload waited for its turn
-        raise DocumentNotFound(f"document {document_id} is deleted")
+    # read again in its turn: deleted or handed to another owner while this upload waited
+    # for it, the document is a 404 as it would have been before
+    document = await get_document(session, principal, document_id)
     expected = check_version(if_match, document.version) if if_match else document.version
     seen = visibility(session, principal)
     duplicate = await repo.duplicate_of(session, seen, document, received.sha256)
