@@ -11,7 +11,7 @@ import contextlib
 import json
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
@@ -264,3 +264,42 @@ async def shipped_rule(app: Crm2TestApp, *, enabled: bool) -> None:
 
 def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+@contextlib.asynccontextmanager
+async def delivered_updates_refused(n: Notifications) -> AsyncIterator[None]:
+    """While inside, the database refuses to mark any delivery ``delivered`` (as one gone
+    down just after a message went out would)."""
+    from sqlalchemy import text
+
+    table = "notifications_delivery"
+    async with n.context.session_factory() as session:
+        if session.bind.dialect.name == "sqlite":
+            create = [
+                f"CREATE TRIGGER refuse_delivered BEFORE UPDATE ON {table} "
+                "WHEN NEW.status = 'delivered' "
+                "BEGIN SELECT RAISE(ABORT, 'delivered refused'); END"
+            ]
+            drop = ["DROP TRIGGER IF EXISTS refuse_delivered"]
+        else:
+            create = [
+                "CREATE OR REPLACE FUNCTION refuse_delivered() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'delivered refused'; END $$",
+                f"CREATE TRIGGER refuse_delivered BEFORE UPDATE ON {table} "
+                "FOR EACH ROW WHEN (NEW.status = 'delivered') "
+                "EXECUTE FUNCTION refuse_delivered()",
+            ]
+            drop = [
+                f"DROP TRIGGER IF EXISTS refuse_delivered ON {table}",
+                "DROP FUNCTION IF EXISTS refuse_delivered()",
+            ]
+        for statement in create:
+            await session.execute(text(statement))
+        await session.commit()
+    try:
+        yield
+    finally:
+        async with n.context.session_factory() as session:
+            for statement in drop:
+                await session.execute(text(statement))
+            await session.commit()

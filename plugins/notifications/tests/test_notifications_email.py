@@ -10,7 +10,7 @@ from crm2_notifications.channels.email import EmailChannel
 from crm2_notifications.hookspecs import NotificationChannel
 from crm2_notifications.models import Delivery
 from crm2_notifications.testing import ChannelContract
-from notifications_kit import Notifications, SmtpServer, shipped_rule
+from notifications_kit import Notifications, SmtpServer, delivered_updates_refused, shipped_rule
 
 
 class TestEmailChannel(ChannelContract):
@@ -391,3 +391,36 @@ async def test_a_server_trickling_its_replies_is_cut_off(crm2_app_factory: Any) 
     finally:
         server.close()
     assert not result.ok and result.retry, result
+
+
+async def test_a_sent_mail_whose_delivered_update_fails_is_never_sent_again(
+    with_smtp: Notifications, smtp_server: SmtpServer
+) -> None:
+    """At most once: the deliveries job writes (its own transaction) that the mail is in
+    flight before handing it to SMTP; the mail went out but the database refused its
+    "delivered". The stale claim is not sent again: it is dead-lettered as unknown."""
+    from datetime import timedelta
+
+    from crm2_notifications.service.delivery import UNKNOWN, send_due
+
+    from crm2_core.api import utcnow
+
+    admin, owner = await with_smtp.users("admin", "agent")
+    await with_smtp.rule(admin, channels=["email"])
+    smtp_server.mailbox.refuse = "451 4.3.0 try again later"  # the handler's try fails
+    await with_smtp.ping(admin, owner_id=owner.id)
+    await with_smtp.settle()
+    smtp_server.mailbox.refuse = None
+    later = utcnow() + timedelta(hours=1)
+    async with delivered_updates_refused(with_smtp):
+        with pytest.raises(Exception, match="delivered refused"):
+            await send_due(with_smtp.context, now=later)
+    assert len(smtp_server.mailbox.messages) == 1
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert delivery.status == "sending"
+
+    for hours in (2, 24, 48):
+        await send_due(with_smtp.context, now=later + timedelta(hours=hours))
+    assert len(smtp_server.mailbox.messages) == 1
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert (delivery.status, delivery.last_error) == ("dead", UNKNOWN)

@@ -14,7 +14,14 @@ from crm2_notifications.clock import set_clock
 from crm2_notifications.models import Delivery, UserSettings
 from crm2_notifications.service.delivery import send_due
 from crm2_notifications.service.digest import send_digests
-from notifications_kit import API, Notifications, SmtpServer, User, shipped_rule
+from notifications_kit import (
+    API,
+    Notifications,
+    SmtpServer,
+    User,
+    delivered_updates_refused,
+    shipped_rule,
+)
 
 BERLIN = quiet.zone("Europe/Berlin")
 
@@ -503,3 +510,29 @@ async def test_a_digest_for_a_channel_not_configured_waits_like_a_single_deliver
     assert await send_digests(n.context, now=start + timedelta(days=91)) == 0
     (row,) = await n.rows(Delivery)
     assert row.status == "dead" and "longer than the retention" in (row.last_error or "")
+
+
+async def test_a_sent_digest_whose_delivered_update_fails_is_never_sent_again(
+    email_digest: tuple[Notifications, User], smtp_server: SmtpServer
+) -> None:
+    """The digest went out, then neither its outcome nor the bare "delivered" could be
+    written: it was taken out of ``digest`` before it was sent (a transaction of its own),
+    so neither a later run that day, nor the next day's digest, nor the deliveries job
+    sends it again; once its claim is stale it is dead-lettered as an unknown outcome."""
+    from crm2_notifications.service.delivery import UNKNOWN
+
+    n, _owner = email_digest
+    async with delivered_updates_refused(n):
+        with pytest.raises(RuntimeError, match="1 digest"):
+            await send_digests(n.context, now=DIGEST_DUE)
+    assert len(smtp_server.mailbox.messages) == 1
+
+    for later in (
+        DIGEST_DUE + timedelta(minutes=5),
+        DIGEST_DUE + timedelta(days=1),
+        DIGEST_DUE + timedelta(days=2),
+    ):
+        assert await send_digests(n.context, now=later) == 0
+        await send_due(n.context, now=later)
+    assert len(smtp_server.mailbox.messages) == 1
+    assert {(d.status, d.last_error) for d in await n.rows(Delivery)} == {("dead", UNKNOWN)}

@@ -16,7 +16,7 @@ from crm2_notifications.channels.webhook import WebhookChannel, verify
 from crm2_notifications.models import Delivery, DeliveryAttempt
 from crm2_notifications.service.delivery import send_due
 from crm2_notifications.testing import message_for
-from notifications_kit import API, Notifications, shipped_rule
+from notifications_kit import API, Notifications, delivered_updates_refused, shipped_rule
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -452,3 +452,41 @@ async def test_a_receiver_trickling_its_headers_is_cut_off_at_the_timeout(
     finally:
         server.close()
     assert not result.ok and result.retry and "within 1" in (result.error or ""), result
+
+
+async def test_a_sent_webhook_whose_delivered_update_fails_goes_again_with_its_id(
+    crm2_app_factory: Any,
+) -> None:
+    """At least once, for webhooks: a POST that went out but whose "delivered" the database
+    refused is sent again once its claim is stale, under the same ``webhook-id`` — the
+    receiver's key to drop the duplicate (Standard Webhooks)."""
+    from crm2_notifications.service.delivery import RESENT, recover_stale
+
+    n = await _app(crm2_app_factory, webhook_allow_private_targets=True)
+    admin = await n.user("admin")
+    async with receiver() as hook:
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "erp", "url": hook.url, "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 201, made.text
+        hook.fail_next = 1  # the handler's try fails: the job sends it
+        await n.ping(admin, title="One")
+        await n.settle()
+        later = utcnow() + timedelta(hours=2)
+        async with delivered_updates_refused(n):
+            with pytest.raises(Exception, match="delivered refused"):
+                await send_due(n.context, now=later)
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "sending" and len(hook.calls) == 2
+
+        async with n.context.session_factory() as session:
+            await recover_stale(session, later + timedelta(minutes=30))  # the claim is stale
+            await session.commit()
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "pending" and delivery.last_error == RESENT
+        await send_due(n.context, now=later + timedelta(minutes=30))
+        (delivery,) = await n.rows(Delivery)
+        assert delivery.status == "delivered"
+        assert [h["webhook-id"] for h, _b in hook.calls] == [str(delivery.id)] * 3

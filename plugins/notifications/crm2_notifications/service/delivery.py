@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -60,6 +60,17 @@ MAX_RETRY_AFTER = 7 * 24 * 3600.0  # the longest retry_max_seconds allows
 UNPERMITTED = f"skipped: the recipient is no longer an active user holding {READ}"
 PAUSED = "waiting: the service asked the whole channel to pause (429 retry_after)"
 LIMITER_DOWN = "waiting: the rate limiter (Redis) is not answering"
+# committed (own transaction) just before a message is handed to its channel: a claim
+# left behind with it may have gone out, so it is never simply sent again
+IN_FLIGHT = "in flight: handed to its channel, the outcome not written yet"
+UNKNOWN = (
+    "outcome unknown: handed to its channel, but the outcome was never written "
+    "(the worker or its database failed); not sent again (at most once)"
+)
+RESENT = (
+    "sent again: handed to the receiver before, but the outcome was never written; "
+    "the same webhook-id lets the receiver drop a duplicate (at least once)"
+)
 
 
 def record_attempt(
@@ -266,11 +277,7 @@ async def send_due(
     now = now or clock.now(context)
     batch = limit or context.plugin_settings("notifications").delivery_batch
     async with unit(context, session) as db:
-        await db.execute(  # claims of a dead worker
-            update(Delivery)
-            .where(col(Delivery.status) == "sending", col(Delivery.updated_at) < now - STALE_CLAIM)
-            .values(status="pending")
-        )
+        await recover_stale(db, now)
         stmt = select(col(Delivery.id)).where(
             col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now
         )
@@ -285,6 +292,30 @@ async def send_due(
         if outcome == "held":  # the limiter is down: the rest would only wait for it too
             break
     return outcomes
+
+
+async def recover_stale(db: AsyncSession, now: datetime) -> None:
+    """Claims of a dead worker (or one whose database failed): never handed to the channel
+    — due again; handed to it (``IN_FLIGHT``) — a person's message (a digest's too) is
+    dead-lettered as ``UNKNOWN`` rather than maybe sent twice (at most once), a webhook's
+    is sent again under the same ``webhook-id`` (at least once: the receiver dedups)."""
+    stale = (col(Delivery.status) == "sending", col(Delivery.updated_at) < now - STALE_CLAIM)
+    in_flight = col(Delivery.last_error) == IN_FLIGHT
+    await db.execute(
+        update(Delivery)
+        .where(*stale, or_(col(Delivery.last_error).is_(None), ~in_flight))
+        .values(status="pending")
+    )
+    await db.execute(
+        update(Delivery)
+        .where(*stale, in_flight, col(Delivery.webhook_id).is_not(None))
+        .values(status="pending", last_error=RESENT)
+    )
+    await db.execute(
+        update(Delivery)
+        .where(*stale, in_flight, col(Delivery.webhook_id).is_(None))
+        .values(status="dead", last_error=UNKNOWN)
+    )
 
 
 async def _claim(
@@ -353,12 +384,44 @@ async def send_one(
         if wait > 0:
             await _requeue(context, delivery_id, now + timedelta(seconds=wait), session)
             return "deferred"
+        await _in_flight(context, delivery_id, now, session)
         try:
             result = await channel.send(message, context)
         except Exception as exc:  # a channel must not raise; a bug in one must not stop the rest
             result = SendResult.failed(f"{type(exc).__name__}: {exc}")
         await note_pause(context, channel, result)
-    return await record(context, delivery_id, result, now, session, address=message.address)
+    try:
+        return await record(context, delivery_id, result, now, session, address=message.address)
+    except Exception:
+        if result.ok and session is None:  # at least never sent again (nor dead-lettered)
+            with suppress(Exception):
+                await _mark_sent(context, delivery_id, now)
+        raise
+
+
+async def _in_flight(
+    context: Any, delivery_id: uuid.UUID, now: datetime, session: AsyncSession | None
+) -> None:
+    """Write, before the message is handed to its channel, that it is (its own transaction,
+    unless a handler's is given): a claim that outlives its worker is then never sent again."""
+    async with unit(context, session) as db:
+        await db.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id, col(Delivery.status) == "sending")
+            .values(last_error=IN_FLIGHT, updated_at=now)
+        )
+
+
+async def _mark_sent(context: Any, delivery_id: uuid.UUID, now: datetime) -> None:
+    """A sent delivery whose outcome (attempt row, event) could not be written: a bare
+    ``delivered``, so it is neither sent again nor dead-lettered as unknown."""
+    async with context.session_factory() as db:
+        await db.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id, col(Delivery.status) == "sending")
+            .values(status="delivered", delivered_at=now, updated_at=now, last_error=None)
+        )
+        await db.commit()
 
 
 def waited_long(context: Any, delivery: Delivery, now: datetime) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from contextlib import suppress
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ from crm2_notifications.hookspecs import OutboundMessage, SendResult
 from crm2_notifications.models import Delivery, Notification, UserSettings
 from crm2_notifications.repository import people
 from crm2_notifications.service.delivery import (
+    IN_FLIGHT,
     asked_delay,
     backoff,
     channel_token,
@@ -62,6 +64,7 @@ from crm2_notifications.service.delivery import (
 
 log = logging.getLogger(__name__)
 DIGEST_NS = uuid.UUID("8b0e7c36-55a4-4c1e-9d61-0c7f1b2a9e10")
+IN_HAND = ("digest", "sending")
 
 
 async def _claim_day(session: AsyncSession, user_id: uuid.UUID, day: date) -> bool:
@@ -134,7 +137,8 @@ async def send_digests(context: Any, now: datetime | None = None) -> int:
 
 
 class _SentUnrecorded(Exception):
-    """A digest went out, but neither its outcome nor its being sent could be written."""
+    """A digest went out, but neither its outcome nor its "delivered" could be written (its
+    deliveries stay ``sending`` in flight: never sent again, dead-lettered as unknown)."""
 
 
 async def _release_day(context: Any, user_id: uuid.UUID, day: date, previous: date | None) -> None:
@@ -206,12 +210,16 @@ async def _send_user(
             held = True
             continue
         else:
+            # committed first: should neither its outcome nor its "delivered" be written,
+            # the deliveries are no longer ``digest`` and never go out again
+            await _in_flight(context, [i for i, _t, _b in items], now)
             try:
                 result = await channel.send(message, context)
             except Exception as exc:
                 result = SendResult.failed(f"{type(exc).__name__}: {exc}")
             await note_pause(context, channel, result)
             if result.pause_channel and not result.ok:  # flood control: the same, later
+                await _back_to_digest(context, [i for i, _t, _b in items])
                 held = True
                 continue
         ids = [i for i, _t, _b in items]
@@ -223,8 +231,35 @@ async def _send_user(
             held = broke = True
             if result.ok:
                 await _mark_sent(context, ids, now)
+            else:  # nothing went out: it goes again as one digest
+                with suppress(Exception):
+                    await _back_to_digest(context, ids)
         sent += int(result.ok)
     return sent, held, broke
+
+
+async def _in_flight(context: Any, ids: list[uuid.UUID], now: datetime) -> None:
+    """Take the digest's deliveries out of ``digest`` (``sending``, ``IN_FLIGHT``) in a
+    transaction of their own, before the digest is handed to its channel."""
+    async with context.session_factory() as session:
+        await session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(ids), col(Delivery.status) == "digest")
+            .values(status="sending", last_error=IN_FLIGHT, updated_at=now)
+        )
+        await session.commit()
+
+
+async def _back_to_digest(context: Any, ids: list[uuid.UUID]) -> None:
+    """The digest did not go out (flood control, or a failure whose outcome could not be
+    written): its deliveries wait for the next digest again."""
+    async with context.session_factory() as session:
+        await session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(ids), col(Delivery.status) == "sending")
+            .values(status="digest", last_error=None)
+        )
+        await session.commit()
 
 
 async def _mark_sent(context: Any, ids: list[uuid.UUID], now: datetime) -> None:
@@ -233,8 +268,8 @@ async def _mark_sent(context: Any, ids: list[uuid.UUID], now: datetime) -> None:
         async with context.session_factory() as session:
             await session.execute(
                 update(Delivery)
-                .where(col(Delivery.id).in_(ids), col(Delivery.status) == "digest")
-                .values(status="delivered", delivered_at=now, updated_at=now)
+                .where(col(Delivery.id).in_(ids), col(Delivery.status).in_(IN_HAND))
+                .values(status="delivered", delivered_at=now, updated_at=now, last_error=None)
             )
             await session.commit()
     except Exception as exc:
@@ -289,8 +324,9 @@ async def _record(context: Any, ids: list[uuid.UUID], result: SendResult, now: d
                 delivery.status = "dead"
                 event: Any = DeliveryDeadLettered(**common, error=error)
                 publish(session, event, subject=delivery.id, actor=SYSTEM)
-            else:
+            else:  # one digest again, after the backoff
                 retrying = True
+                delivery.status = "digest"
                 delay = max(asked_delay(result), backoff(context, delivery.attempts))
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
                 at = delivery.next_attempt_at.isoformat()
