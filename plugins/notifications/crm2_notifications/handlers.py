@@ -37,9 +37,15 @@ async def _nothing_for(session: Any, event: Any, context: Any) -> bool:
 
 async def _send(session: Any, event: Any, context: Any) -> None:
     source = uuid.UUID(str(_envelope(event)["data"]["source_event_id"]))
-    # a few at once, in the handler's transaction (within its time limit); a large
-    # fan-out's rest goes out with the deliveries job, one transaction per send
-    await delivery.send_due(context, event_id=source, session=session, limit=SEND_AT_ONCE)
+    # a few at once (within the handler's time limit); a large fan-out's rest goes out
+    # with the deliveries job. On PostgreSQL each send takes transactions of its own, so
+    # its "in flight" is committed before its channel is called and a failure after the
+    # send (the handler retried) never sends it again. SQLite has one writer, held by the
+    # handler's claim: there the sends share the handler's transaction.
+    own = session.get_bind().dialect.name == "postgresql"
+    await delivery.send_due(
+        context, event_id=source, session=None if own else session, limit=SEND_AT_ONCE
+    )
 
 
 def handlers(context: Any) -> list[EventHandler]:

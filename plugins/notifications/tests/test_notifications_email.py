@@ -424,3 +424,33 @@ async def test_a_sent_mail_whose_delivered_update_fails_is_never_sent_again(
     assert len(smtp_server.mailbox.messages) == 1
     (delivery,) = await with_smtp.rows(Delivery)
     assert (delivery.status, delivery.last_error) == ("dead", UNKNOWN)
+
+
+async def test_a_mail_the_send_handler_sent_unrecorded_is_not_sent_again(
+    with_smtp: Notifications, smtp_server: SmtpServer
+) -> None:
+    """The ``send`` handler (PostgreSQL) sends in transactions of its own: the mail went out,
+    its "delivered" was refused and the handler failed — its retries, and the job, do not
+    send it again (at most once). On SQLite the sends share the handler's transaction
+    (one writer), so a retried handler may send again: documented."""
+    from datetime import timedelta
+
+    from crm2_notifications.service.delivery import UNKNOWN, send_due
+
+    from crm2_core.api import utcnow
+
+    async with with_smtp.context.session_factory() as session:
+        if session.bind.dialect.name != "postgresql":
+            pytest.skip("SQLite: the send handler's sends share its transaction")
+    admin, owner = await with_smtp.users("admin", "agent")
+    await with_smtp.rule(admin, channels=["email"])
+    async with delivered_updates_refused(with_smtp):
+        await with_smtp.ping(admin, owner_id=owner.id)
+        for _ in range(3):
+            await with_smtp.settle()
+    await with_smtp.settle()
+    for hours in (1, 24):
+        await send_due(with_smtp.context, now=utcnow() + timedelta(hours=hours))
+    assert len(smtp_server.mailbox.messages) == 1
+    (delivery,) = await with_smtp.rows(Delivery)
+    assert (delivery.status, delivery.last_error) == ("dead", UNKNOWN)
