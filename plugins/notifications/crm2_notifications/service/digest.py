@@ -23,7 +23,9 @@ write) gives the day back too, so the digest goes on a later run, not a day late
 other users' digests still go, and the run is reported failed (logged) at its end. A
 digest that went out but whose outcome could not be written is still marked
 ``delivered`` (a bare update, no attempt row nor event): giving the day back must not
-send it twice. Only when even that fails is the day kept, so it is not sent again today.
+send it twice. Even when that fails it is not sent again, today or later: its deliveries
+left ``digest`` (``sending``, ``IN_FLIGHT``, committed) before it was handed to its
+channel, and a stale claim of them is dead-lettered as an unknown outcome.
 """
 
 from __future__ import annotations
