@@ -4,6 +4,7 @@ log, and the SSRF guard (0 connections reach loopback / private / metadata targe
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -490,3 +491,19 @@ async def test_a_sent_webhook_whose_delivered_update_fails_goes_again_with_its_i
         (delivery,) = await n.rows(Delivery)
         assert delivery.status == "delivered"
         assert [h["webhook-id"] for h, _b in hook.calls] == [str(delivery.id)] * 3
+
+
+async def test_a_6to4_address_wrapping_an_internal_one_is_refused(crm2_app_factory: Any) -> None:
+    """2002::/16 is "global", but its next 32 bits are an IPv4 address a 6to4 relay (or a
+    host's own 6to4 tunnel) delivers to: loopback, private or metadata ones are refused."""
+    n = await _app(crm2_app_factory)  # the guard on: the default
+    admin = await n.user("admin")
+    wrapped = ("2002:7f00:1::1", "2002:a00:1::", "2002:c0a8:101::", "2002:a9fe:a9fe::")
+    for address in wrapped:
+        made = await n.client.post(
+            f"{API}/webhooks",
+            json={"name": "x", "url": f"http://[{address}]/hook", "event_types": ["ping.*"]},
+            headers=admin.headers,
+        )
+        assert made.status_code == 422, (address, made.text)
+    assert not ssrf.forbidden(ipaddress.ip_address("2002:5db8:d822::1"))  # 93.184.216.34

@@ -4,7 +4,8 @@ A host is resolved with ``getaddrinfo`` (which also reads ``0x7f000001``,
 ``2130706433`` and ``0177.0.0.1`` as 127.0.0.1), and every address it resolves
 to must be public: no loopback, private, link-local (169.254.169.254, the cloud
 metadata service), multicast, reserved or unspecified address, IPv4-mapped IPv6
-included. Resolution has ``RESOLVE_TIMEOUT`` (the system resolver has none of ours:
+included, nor a 6to4 address (2002::/16) wrapping one (NAT64's 64:ff9b::/96 and
+Teredo's 2001::/32 are not global: refused as such). Resolution has ``RESOLVE_TIMEOUT`` (the system resolver has none of ours:
 a dead name server held a save request for its own retries), in threads of its own, so
 resolutions stuck past it cannot take the threads other work runs in.
 The request then goes to that very address (the Host header and TLS
@@ -49,6 +50,11 @@ class Target:
 def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    # 6to4 (2002::/16) counts as global, but carries the IPv4 address a relay (or the
+    # host's own 6to4 tunnel) delivers to: that one must be public too
+    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
+        if forbidden(address.sixtofour):
+            return True
     return bool(
         address in METADATA
         or address.is_loopback
