@@ -4,8 +4,8 @@ log, and the SSRF guard (0 connections reach loopback / private / metadata targe
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import contextlib
+import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta

@@ -5,7 +5,8 @@ A host is resolved with ``getaddrinfo`` (which also reads ``0x7f000001``,
 to must be public: no loopback, private, link-local (169.254.169.254, the cloud
 metadata service), multicast, reserved or unspecified address, IPv4-mapped IPv6
 included, nor a 6to4 address (2002::/16) wrapping one (NAT64's 64:ff9b::/96 and
-Teredo's 2001::/32 are not global: refused as such). Resolution has ``RESOLVE_TIMEOUT`` (the system resolver has none of ours:
+Teredo's 2001::/32 are not global: refused as such).
+Resolution has ``RESOLVE_TIMEOUT`` (the system resolver has none of ours:
 a dead name server held a save request for its own retries), in threads of its own, so
 resolutions stuck past it cannot take the threads other work runs in.
 The request then goes to that very address (the Host header and TLS
@@ -52,9 +53,9 @@ def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         address = address.ipv4_mapped
     # 6to4 (2002::/16) counts as global, but carries the IPv4 address a relay (or the
     # host's own 6to4 tunnel) delivers to: that one must be public too
-    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
-        if forbidden(address.sixtofour):
-            return True
+    wrapped = address.sixtofour if isinstance(address, ipaddress.IPv6Address) else None
+    if wrapped is not None and forbidden(wrapped):
+        return True
     return bool(
         address in METADATA
         or address.is_loopback

@@ -4,7 +4,8 @@ A delivery is claimed with a conditional UPDATE (``pending`` → ``sending``), s
 workers never send it twice; a claim left behind by a dead worker returns to
 ``pending`` after ``STALE_CLAIM`` — unless it was written ``IN_FLIGHT`` (committed just
 before the channel is called): then a person's delivery is dead-lettered as ``UNKNOWN``
-(at most once) and a webhook's is sent again under the same ``webhook-id`` (at least once). A failed attempt is retried with exponential
+(at most once) and a webhook's is sent again under the same ``webhook-id`` (at least
+once). A failed attempt is retried with exponential
 backoff and jitter, up to ``max_attempts`` (a 429 waits its ``retry_after`` and does
 not count: the service's own rate limit is no fault of the message; a 429 the channel
 marks ``pause_channel`` holds the whole channel, in every worker, that long), then
