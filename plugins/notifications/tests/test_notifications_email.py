@@ -424,6 +424,15 @@ async def test_a_sent_mail_whose_delivered_update_fails_is_never_sent_again(
     assert len(smtp_server.mailbox.messages) == 1
     (delivery,) = await with_smtp.rows(Delivery)
     assert (delivery.status, delivery.last_error) == ("dead", UNKNOWN)
+    # in the delivery log and told like any dead letter (the first attempt was the 451)
+    assert delivery.attempts == 2
+    await with_smtp.settle()
+    dead = [
+        e
+        for e in await with_smtp.rows(_event_record())
+        if e.type == "notifications.delivery.dead_lettered"
+    ]
+    assert [str(e.subject) for e in dead] == [str(delivery.id)]
 
 
 async def test_a_mail_the_send_handler_sent_unrecorded_is_not_sent_again(

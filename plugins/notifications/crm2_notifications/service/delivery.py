@@ -300,7 +300,8 @@ async def send_due(
 async def recover_stale(db: AsyncSession, now: datetime) -> None:
     """Claims of a dead worker (or one whose database failed): never handed to the channel
     — due again; handed to it (``IN_FLIGHT``) — a person's message (a digest's too) is
-    dead-lettered as ``UNKNOWN`` rather than maybe sent twice (at most once), a webhook's
+    dead-lettered as ``UNKNOWN`` (an attempt in the log, ``delivery.dead_lettered``)
+    rather than maybe sent twice (at most once), a webhook's
     is sent again under the same ``webhook-id`` (at least once: the receiver dedups)."""
     stale = (col(Delivery.status) == "sending", col(Delivery.updated_at) < now - STALE_CLAIM)
     in_flight = col(Delivery.last_error) == IN_FLIGHT
@@ -314,11 +315,19 @@ async def recover_stale(db: AsyncSession, now: datetime) -> None:
         .where(*stale, in_flight, col(Delivery.webhook_id).is_not(None))
         .values(status="pending", last_error=RESENT)
     )
-    await db.execute(
+    gone = await db.execute(
         update(Delivery)
         .where(*stale, in_flight, col(Delivery.webhook_id).is_(None))
-        .values(status="dead", last_error=UNKNOWN)
+        .values(status="dead", last_error=UNKNOWN, updated_at=now)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
     )
+    for delivery_id in list(gone.scalars()):  # in the log, and told, as any dead letter
+        delivery = await _load(db, delivery_id)
+        common = record_attempt(db, delivery, SendResult.failed(UNKNOWN, retry=False), now)
+        publish(
+            db, DeliveryDeadLettered(**common, error=UNKNOWN), subject=delivery.id, actor=SYSTEM
+        )
 
 
 async def _claim(
