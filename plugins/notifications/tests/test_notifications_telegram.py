@@ -588,3 +588,20 @@ async def test_a_bot_api_answer_over_a_mebibyte_is_a_failed_call(
         server.close()
     assert not result.ok and result.retry, result
     assert f"over {MAX_ANSWER} bytes" in (result.error or ""), result
+
+
+async def test_a_chat_repeating_start_cannot_use_up_the_bots_rate(
+    with_bot: Notifications, bot: FakeBotApi
+) -> None:
+    """Anyone may write to the bot: a stranger's "/start" or wrong codes get a few answers,
+    then none, so they cannot spend the bot-wide bucket deliveries and sign-in questions
+    need. A right code from the same chat is still answered."""
+    for update_id in range(100, 110):
+        assert (await _update(with_bot, update_id, "/start")).status_code == 204
+    for update_id in range(110, 115):
+        assert (await _update(with_bot, update_id, "/start wrong", chat=555)).status_code == 204
+    assert len(bot.to(777)) == 3 and len(bot.to(555)) == 3
+    owner = await with_bot.user("agent")
+    code = await _code(with_bot, owner)
+    assert (await _update(with_bot, 120, f"/start {code}")).status_code == 204
+    assert bot.to(777)[-1] == LINKED

@@ -171,7 +171,30 @@ async def handle_update(
     if reply is None:
         return []
     chat_id, text = reply
+    if text in (HELLO, BAD_CODE) and not await _may_answer(context, chat_id):
+        return []
     return [("sendMessage", {"chat_id": chat_id, "text": text})]
+
+
+# Anyone on Telegram may write to the bot. Each answer takes a token of the bot-wide
+# bucket that deliveries and sign-in questions take too, so a chat repeating "/start"
+# (or wrong codes) could starve them — and refuse sign-ins waiting for a question. A
+# chat gets ``STRANGER_BURST`` such answers, then one per ``STRANGER_EVERY`` seconds;
+# the rest go unanswered (a link itself, with a right code, is always answered).
+STRANGER_BURST = 3
+STRANGER_EVERY = 60.0
+
+
+async def _may_answer(context: Any, chat_id: int) -> bool:
+    from crm2_notifications.ratelimit import buckets_for
+
+    try:
+        wait = await buckets_for(context).take(
+            f"telegram:answers:{chat_id}", 1 / STRANGER_EVERY, STRANGER_BURST
+        )
+    except RateLimiterUnavailable:  # held back by ``reply`` meanwhile, as every answer
+        return True
+    return wait <= 0
 
 
 async def _message(session: AsyncSession, message: object, now: datetime) -> tuple[int, str] | None:
