@@ -161,7 +161,8 @@ class ClientIndex:
     """The clients holding some e-mails or tax ids, read once for a batch of import rows.
 
     Rows add the clients they create or change, so a later row of the same batch
-    finds them as the per-row query did.
+    finds them as the per-row query did. Read as committed now (``populate_existing``):
+    a batch reads it again once it holds its clients' locks.
     """
 
     def __init__(self) -> None:
@@ -180,11 +181,16 @@ class ClientIndex:
                 select(col(ClientEmail.email), Client)
                 .join(Client, col(Client.id) == col(ClientEmail.client_id))
                 .where(in_values(col(ClientEmail.email), wanted, dialect))
+                .execution_options(populate_existing=True)
             )
             for email, client in (await session.execute(stmt)).all():
                 index.by_email.setdefault(email, {})[client.id] = client
         if taxes:
-            stmt_tax = select(Client).where(in_values(col(Client.tax_id), taxes, dialect))
+            stmt_tax = (
+                select(Client)
+                .where(in_values(col(Client.tax_id), taxes, dialect))
+                .execution_options(populate_existing=True)
+            )
             for client in (await session.execute(stmt_tax)).scalars():
                 index.add(client, emails=False)
         return index

@@ -214,6 +214,33 @@ class _Batch:
         self.pending.clear()
 
 
+async def _locked_index(
+    session: AsyncSession,
+    visibility: Visibility,
+    index: ClientIndex,
+    emails: set[str],
+    taxes: set[str],
+) -> ClientIndex:
+    """Lock every client the batch may write, then read again which clients match.
+
+    Locked up front in id order, as a user's hand-over (``reassign``) locks theirs
+    before their user row: a row giving a client to a user (their row share-locked by
+    its key) and a later row handing over one of that user's clients would otherwise
+    deadlock with it. Read again under the lock: a client whose e-mails or tax id were
+    being changed as the batch first read them (their change holding the lock the
+    batch waited for) matches by what it holds now, not by what it held, and a client
+    that came to match meanwhile is locked too before the batch writes.
+    """
+    locked: set[uuid.UUID] = set()
+    while True:
+        more = [c for c in index.visible(visibility) if c not in locked]
+        if not more:
+            return index
+        await repo.lock_for_import(session, more)
+        locked.update(more)
+        index = await ClientIndex.load(session, emails, taxes)
+
+
 async def _batch(
     session: AsyncSession,
     principal: Principal,
@@ -222,18 +249,12 @@ async def _batch(
     write: bool,
 ) -> list[Outcome]:
     wanted = {r.owner_email for _, r in rows if r.owner_email}
-    index = await ClientIndex.load(
-        session,
-        {e for _, r in rows for e in r.data.emails},
-        {r.data.tax_id for _, r in rows if r.data.tax_id},
-    )
+    emails = {e for _, r in rows for e in r.data.emails}
+    taxes = {r.data.tax_id for _, r in rows if r.data.tax_id}
+    index = await ClientIndex.load(session, emails, taxes)
     visibility = RULES.in_session(session, principal)
     if write:
-        # every client the batch may write, locked up front in id order, as a user's
-        # hand-over (``reassign``) locks theirs before their user row: a row giving a
-        # client to a user (their row share-locked by its key) and a later row handing
-        # over one of that user's clients would otherwise deadlock with it
-        await repo.lock_for_import(session, index.visible(visibility))
+        index = await _locked_index(session, visibility, index, emails, taxes)
     batch = _Batch(session, principal, context, visibility,
                    await user_ids_by_email(session, wanted), index, write)  # fmt: skip
     outcomes = [await batch.row(row) for _, row in rows]
