@@ -566,7 +566,17 @@ class AuthService:
             raise UnknownUser(f"{to_user} is not an active user")
         if to_user == from_user:
             raise UnknownUser("hand the records to another user")
-        return await reassign(self.context, session, from_user, to_user, actor)
+        moved = await reassign(self.context, session, from_user, to_user, actor)
+        # Read above unlocked: a deactivation committed since would leave the records
+        # with an inactive user. Read again, share-locked to the commit: a deactivation
+        # in flight is waited for (and seen), a later one waits for the hand-over. A
+        # plugin that locks the leaving user's row took this lock already, in id order
+        # with that one (deals' ``reassign``): two hand-overs between the same two
+        # users then take the rows in one order, no deadlock.
+        target = await repo.user_for_share(session, to_user)
+        if target is None or not target.is_active:
+            raise UnknownUser(f"{to_user} is not an active user (deactivated meanwhile)")
+        return moved
 
     # -- keys that outlived their creator's rights --------------------------------
 

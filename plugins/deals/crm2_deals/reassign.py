@@ -81,11 +81,17 @@ async def check_heir_sees_clients(
             )
 
 
-async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Lock the user's row (PostgreSQL ``FOR UPDATE``) to the commit: a record being
-    given to them waits for the commit, or the lock for the record's."""
-    stmt = select(col(User.id)).where(col(User.id) == user_id).with_for_update()
-    await session.execute(stmt)
+async def lock_users(session: AsyncSession, from_user: uuid.UUID, to_user: uuid.UUID) -> None:
+    """Lock the leaving user's row (PostgreSQL ``FOR UPDATE``) and the heir's (``FOR
+    SHARE``) to the commit, in id order. The leaving user's: a record being given to
+    them waits for the commit, or the lock for the record's. The heir's: a deactivation
+    of theirs in flight is waited for, and the core reads them again under this lock
+    (``reassign_user``), a 422 then; a later one waits for the hand-over. In id order:
+    two hand-overs between the same two users (each one's heir the other's leaving
+    user) would otherwise each hold the row the other waits for."""
+    for user_id in sorted((from_user, to_user)):
+        stmt = select(col(User.id)).where(col(User.id) == user_id)
+        await session.execute(stmt.with_for_update(read=user_id != from_user))
 
 
 async def reassign_owner(
@@ -103,8 +109,8 @@ async def reassign_owner(
     # one being written as ``from_user``'s on a client of another owner's locked none
     # of these; it holds the user's row (``FOR KEY SHARE``, its owner key's check) to
     # its commit: locking the row waits for it. After the clients, as every writer
-    # locks its client before it writes the key: no deadlock.
-    await lock_user(session, from_user)
+    # locks its client before it writes the key: no deadlock. The heir's row with it.
+    await lock_users(session, from_user, to_user)
     await check_heir_sees_clients(session, from_user, to_user)
     await vet_owner_handover(session, context, actor, from_user, to_user)
     moved: dict[str, int] = {}
