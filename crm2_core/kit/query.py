@@ -19,7 +19,9 @@ FastAPI dependency that reads the query string into it, with the OpenAPI
   except those marked ``Derived``, which ``finish`` fills in;
 - a ``tuple[X, ...]`` field is a repeatable parameter (``?status=a&status=b``);
 - a ``datetime`` field given without a zone is read as UTC;
-- a ``<x>_from`` field given later than its ``<x>_to`` field is a 422 naming both;
+- a ``<x>_from`` field given later than its ``<x>_to`` field is a 422 naming both, as
+  are an ``<x>_after`` later than its ``<x>_before`` and an ``<x>_min`` more than its
+  ``<x>_max`` (decimal strings compare as numbers);
 - a ``Depends(…)`` in a field's ``Annotated`` makes it a dependency instead;
 - ``params`` are more inputs for ``finish`` (dependencies such as the context, or
   query parameters that are not fields), ``finish(filters, **params)`` returns the
@@ -49,6 +51,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 from fastapi import Query, Request
@@ -271,25 +274,53 @@ def _build(cls: type[F], declared: list[_Field], values: Mapping[str, Any]) -> F
     return cls(**built)
 
 
+# a range's two ends by the suffixes of their names (low, high), and what its low end
+# given past its high end is called
+_RANGES = (
+    ("_from", "_to", "later than"),
+    ("_after", "_before", "later than"),
+    ("_min", "_max", "more than"),
+)
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` as its range compares it: a string as the decimal number it spells
+    (deals' ``value_min`` is one: ``"9" > "10"`` as text), ``None`` for other text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
+
+
 def _check_ranges(declared: list[_Field], values: Mapping[str, Any]) -> None:
-    """A ``<x>_from`` later than its ``<x>_to`` is a 422 naming both: the range is
-    given backwards, which is a client's mistake, not a query for nothing."""
+    """A ``<x>_from`` later than its ``<x>_to`` (an ``<x>_after`` later than its
+    ``<x>_before``, an ``<x>_min`` more than its ``<x>_max``) is a 422 naming both: the
+    range is given backwards, which is a client's mistake, not a query for nothing."""
     aliases = {f.name: f.alias for f in declared}
     errors: list[dict[str, Any]] = []
     for name, alias in aliases.items():
-        if not name.endswith("_from") or (end := name.removesuffix("_from") + "_to") not in aliases:
-            continue
-        low, high = values[name], values[end]
-        if low is None or high is None:
-            continue
-        try:
-            backwards = low > high
-        except TypeError:  # values that do not compare: no range to check
-            continue
-        if backwards:
-            to = aliases[end]
-            msg = f"{alias} ({low}) is later than {to} ({high}): give {alias} <= {to}"
-            errors.append({"type": "value_error", "loc": ("query", alias), "msg": msg})
+        for low_suffix, high_suffix, past in _RANGES:
+            if not name.endswith(low_suffix):
+                continue
+            end = name.removesuffix(low_suffix) + high_suffix
+            if end not in aliases:
+                continue
+            low, high = _comparable(values[name]), _comparable(values[end])
+            if low is None or high is None:
+                continue
+            try:
+                backwards = low > high
+            except TypeError:  # values that do not compare: no range to check
+                continue
+            if backwards:
+                to = aliases[end]
+                msg = (
+                    f"{alias} ({values[name]}) is {past} {to} ({values[end]}): give {alias} <= {to}"
+                )
+                errors.append({"type": "value_error", "loc": ("query", alias), "msg": msg})
     if errors:
         raise RequestValidationError(errors)
 

@@ -460,3 +460,62 @@ async def test_a_from_later_than_its_to_is_a_422_naming_both(reader: str) -> Non
             detail = answer.json()["detail"]
             assert all(name in detail for name in named) and "later than" in detail, detail
             assert answer.json()["errors"][0]["loc"] == ["query", named[0]]
+
+
+@dataclass(frozen=True)
+class BoundFilters:
+    end_after: IsoDate | None = None
+    end_before: IsoDate | None = None
+    size_min: int | None = None
+    size_max: Annotated[int | None, Filter(name="size_at_most")] = None  # its pair, renamed
+    price_min: Annotated[str | None, Filter(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")] = None
+    price_max: Annotated[str | None, Filter(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")] = None
+
+
+bound_filters = query_filters(BoundFilters)
+bound_query = list_query(BoundFilters)
+
+
+@pytest.mark.parametrize("reader", ["query_filters", "list_query"])
+async def test_an_after_later_than_its_before_and_a_min_over_its_max_are_422s_naming_both(
+    reader: str,
+) -> None:
+    """Only ``<x>_from``/``<x>_to`` pairs were checked: deals' policies list answered
+    ``end_after`` later than ``end_before``, and its deals list ``value_min`` over
+    ``value_max``, with 200 and an empty list. Every ``<x>_after``/``<x>_before`` and
+    ``<x>_min``/``<x>_max`` pair is a range too; decimal strings compare as numbers."""
+    app = FastAPI()
+    app.state.context = SimpleNamespace(settings=SimpleNamespace(page_max_limit=PAGE_MAX_LIMIT))
+    install_problem_handlers(app)
+
+    @app.get("/query_filters")
+    async def by_filters(filters: Annotated[BoundFilters, Depends(bound_filters)]) -> None:
+        return None
+
+    @app.get("/list_query")
+    async def by_list(query: Annotated[ListQuery[BoundFilters], Depends(bound_query)]) -> None:
+        return None
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as bounds_client:
+        for fine in (
+            {"end_after": "2026-05-01", "end_before": "2026-05-01"},  # one day: a range
+            {"end_after": "2026-05-02"},
+            {"size_min": "3", "size_at_most": "3"},
+            {"price_min": "9", "price_max": "10"},  # "9" > "10" as text, not as a number
+            {"price_min": "10.5", "price_max": "10.50"},
+        ):
+            ok = await bounds_client.get(f"/{reader}", params=fine)
+            assert ok.status_code == 200, (fine, ok.text)
+        for backwards, named, past in (
+            ({"end_after": "2026-05-02", "end_before": "2026-05-01"},
+             ("end_after", "end_before"), "later than"),
+            ({"size_min": "4", "size_at_most": "3"}, ("size_min", "size_at_most"), "more than"),
+            ({"price_min": "10", "price_max": "9.99"}, ("price_min", "price_max"), "more than"),
+        ):  # fmt: skip
+            answer = await bounds_client.get(f"/{reader}", params=backwards)
+            assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            detail = answer.json()["detail"]
+            assert all(name in detail for name in named) and past in detail, detail
+            assert answer.json()["errors"][0]["loc"] == ["query", named[0]]

@@ -127,3 +127,29 @@ async def test_the_openapi_document_shows_null_only_where_it_is_taken(deals: Dea
     position = schemas["StageIn"]["properties"]["position"]
     (integer,) = [b for b in position["anyOf"] if b.get("type") == "integer"]
     assert (integer["minimum"], integer["maximum"]) == (0, 2**31 - 1)
+
+
+async def test_a_range_given_backwards_is_422_naming_both_ends(deals: Deals) -> None:
+    """``end_after`` later than ``end_before`` (policies) and ``value_min`` over
+    ``value_max`` (deals) answered 200 and an empty list, unlike ``expected_close_from``
+    later than ``expected_close_to``: the swapped pair is the client's mistake."""
+    admin = await deals.user("admin")
+    for path, backwards in (
+        ("policies", {"end_after": "2026-02-01", "end_before": "2026-01-01"}),
+        ("deals", {"value_min": "10", "value_max": "9.5", "currency": "EUR"}),
+        ("deals", {"expected_close_from": "2026-02-01", "expected_close_to": "2026-01-01"}),
+    ):
+        for listed in (path, f"{path}/export") if path == "deals" else (path,):
+            answer = await deals.client.get(
+                f"{API}/{listed}", params=backwards, headers=admin.headers
+            )
+            low = next(iter(backwards))
+            assert _loc(answer) == ["query", low], (listed, answer.text)
+            detail = answer.json()["detail"]
+            assert all(name in detail for name in list(backwards)[:2]), detail
+    for path, fine in (
+        ("policies", {"end_after": "2026-01-01", "end_before": "2026-01-01"}),
+        ("deals", {"value_min": "9", "value_max": "10", "currency": "EUR"}),
+    ):
+        ok = await deals.client.get(f"{API}/{path}", params=fine, headers=admin.headers)
+        assert ok.status_code == 200, ok.text
