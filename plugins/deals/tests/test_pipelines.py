@@ -66,6 +66,34 @@ async def test_invalid_stage_lists_are_422(deals: Deals) -> None:
         assert response.status_code == 422, stages
 
 
+async def test_two_stages_of_one_name_in_a_pipeline_are_422(deals: Deals) -> None:
+    """A pipeline took two stages named alike ("Offer" and "OFFER"): its board showed
+    two columns no one could tell apart, as did a deal's stage in its history and export."""
+    admin = await deals.user("admin")
+    twins = [*STAGES, {"name": "OFFER", "probability": 70}]
+    made = await deals.client.post(
+        f"{API}/pipelines", json={"name": "Twins", "stages": twins}, headers=admin.headers
+    )
+    assert made.status_code == 422, made.text
+    assert made.headers["content-type"].startswith("application/problem+json")
+    assert "'OFFER'" in made.json()["detail"], made.text
+    pipeline = await _create(deals, admin.headers)
+    renamed = [*pipeline["stages"][:-1], {**pipeline["stages"][-1], "name": "CALL"}]
+    changed = await deals.client.patch(
+        f"{API}/pipelines/{pipeline['id']}", json={"stages": renamed},
+        headers={**admin.headers, "If-Match": f'"v{pipeline["version"]}"'},
+    )  # fmt: skip
+    assert changed.status_code == 422, changed.text
+    # one stage renamed to another's old name, that one renamed too: fine
+    call, offer = pipeline["stages"][:2]
+    swapped = [{**call, "name": "Offer"}, {**offer, "name": "Call"}, *pipeline["stages"][2:]]
+    fine = await deals.client.patch(
+        f"{API}/pipelines/{pipeline['id']}", json={"stages": swapped},
+        headers={**admin.headers, "If-Match": f'"v{pipeline["version"]}"'},
+    )  # fmt: skip
+    assert fine.status_code == 200, fine.text
+
+
 async def test_update_reorders_adds_and_removes_stages(deals: Deals) -> None:
     admin = await deals.user("admin")
     pipeline = await _create(deals, admin.headers)

@@ -24,7 +24,8 @@ class StageIn(RequestModel):
 
 
 def _ordered(stages: list[StageIn]) -> list[StageIn]:
-    """Positions filled in from the list order, checked unique; at least one open stage."""
+    """Positions filled in from the list order, checked unique, as are names (in any
+    case); at least one open stage."""
     filled = [
         s if s.position is not None else s.model_copy(update={"position": i})
         for i, s in enumerate(stages)
@@ -35,6 +36,14 @@ def _ordered(stages: list[StageIn]) -> list[StageIn]:
     ids = [s.id for s in filled if s.id is not None]
     if len(set(ids)) != len(ids):
         raise ValueError("a stage id appears twice")
+    # a board's columns and a deal's stage (history, export, timeline) go by name:
+    # two stages of one name could not be told apart
+    seen: set[str] = set()
+    for stage in filled:
+        key = stage.name.strip().casefold()
+        if key in seen:
+            raise ValueError(f"stage names must be unique in a pipeline: {stage.name!r} is twice")
+        seen.add(key)
     if not any(s.kind == "open" for s in filled):
         raise ValueError("a pipeline needs at least one open stage")
     return sorted(filled, key=lambda s: s.position or 0)
