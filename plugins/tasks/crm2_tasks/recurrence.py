@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
-from itertools import takewhile
+from itertools import dropwhile, islice, takewhile
 from typing import Any
 
 from dateutil.rrule import (  # type: ignore[import-untyped]
@@ -49,6 +49,17 @@ PROBE_WINDOW = timedelta(days=366 * 5)
 # 2.9 million days, half a minute of a request. The probe runs on the same calendar moved
 # to just before 9999, so it stops a few decades after its window.
 PROBE_YEARS = 7  # the window's years, from the start's own
+# No real schedule needs more: a larger INTERVAL is refused (422 naming it), per FREQ
+# about a decade (DAILY ~2.7 years, WEEKLY 10, MONTHLY 10, YEARLY a century).
+MAX_INTERVAL = {"DAILY": 1000, "WEEKLY": 520, "MONTHLY": 120, "YEARLY": 100}
+# A COUNT rule other than a plain daily one is walked from the series' start: with at most
+# this many occurrences the walk stays in tens of milliseconds (measured in the tests).
+MAX_COUNT = 10_000
+# The next occurrence is searched this far after the current one, and the series ends
+# when none is found: a rare rule's next match in phase can be centuries on (leap-day
+# Tuesdays every 22nd day: 2028, then 4000), each year of it a period to walk. A hundred
+# years (and a day: YEARLY;INTERVAL=100 is allowed) hold any real schedule's gap.
+NEXT_WITHIN = timedelta(days=366 * 100)
 # A task at most every hour (a task that repeats every minute is a job, not a task).
 MAX_PER_DAY = 24
 # Parts dateutil reads beyond RFC 5545: BYEASTER (IndexError far from Easter, and no
@@ -102,21 +113,23 @@ class Series:
             return None  # ended: dateutil would walk on to its next match to find that out
         stop = None if before is None else before + GAP_SLACK
         walk = _searcher(rule, (moment - GAP_SLACK).astimezone(rule._tzinfo), stop)
-        found = walk.after(moment - GAP_SLACK, inc=True)
-        while found is not None:
+        # one pass: each occurrence up to ``moment`` is stepped over without walking the
+        # series again from where the walk began (with COUNT, the series' start)
+        for found in walk.since(moment - GAP_SLACK):
             resolved = self._utc(found)
             if before is not None and resolved >= before:
                 return None
             if resolved > moment or (inc and resolved == moment):
                 return resolved
-            found = walk.after(found, inc=False)
         return None
 
     def next_after(self, moment: datetime, before: datetime | None = None) -> datetime | None:
         """The first occurrence strictly after ``moment`` (UTC); ``None`` once the series ended,
-        or when it is not before ``before``: the walk stops there (a rare rule's next match
-        in phase can be thousands of years on, each of them a period to walk)."""
-        return self._from(moment, inc=False, before=before)
+        or when it is not before ``before`` nor within ``NEXT_WITHIN`` of ``moment``: the walk
+        stops there (a rare rule's next match in phase can be thousands of years on, each of
+        them a period to walk)."""
+        horizon = moment.astimezone(UTC) + NEXT_WITHIN
+        return self._from(moment, inc=False, before=min(before or horizon, horizon))
 
     def first(self) -> datetime | None:
         """The first occurrence at or after the start (the start itself when it matches)."""
@@ -125,7 +138,8 @@ class Series:
     def count_before(self, moment: datetime) -> int:
         """How many occurrences fall before ``moment`` (to carry a COUNT across a split)."""
         until = moment.astimezone(UTC) + GAP_SLACK
-        rule = self._rrule().replace(count=None, until=until)
+        own = self._rrule()
+        rule = own.replace(count=None, until=until)
         start = rule._dtstart
         target = (moment - GAP_SLACK).astimezone(rule._tzinfo).replace(tzinfo=None)
         begin = _period_start(rule, start.replace(tzinfo=None), target)
@@ -133,8 +147,13 @@ class Series:
         if begin is None or made is None:
             made, begin = 0, start
         bounded = _by_year(rule, begin.replace(tzinfo=start.tzinfo))  # past UNTIL it walks on
-        # dateutil's count (COUNT counts occurrences as the rule makes them)
-        return made + sum(1 for occurrence in bounded if self._utc(occurrence) < moment)
+        # dateutil's count (COUNT counts occurrences as the rule makes them); one well before
+        # ``moment`` is before it however a DST change resolves it
+        early = moment - GAP_SLACK
+        before = (1 for o in bounded if o < early or self._utc(o) < moment)
+        # never more than the rule's COUNT: a moment long after its end is not walked to
+        left = None if own._count is None else max(own._count - made, 0)
+        return made + sum(islice(before, left))
 
     def ended_before(self, moment: datetime) -> str:
         """This rule ended just before ``moment``: UNTIL set, COUNT dropped (RFC 5545 split)."""
@@ -192,6 +211,11 @@ def validate(rule: str, start: datetime, timezone: str) -> Series:
     for part in ("INTERVAL", "COUNT"):
         if part in fields and not (fields[part].isdigit() and int(fields[part]) >= 1):
             raise RecurrenceError(f"{part} must be at least 1")
+    most = MAX_INTERVAL[fields["FREQ"]]
+    if int(fields.get("INTERVAL", "1")) > most:
+        raise RecurrenceError(f"INTERVAL must be at most {most} with FREQ={fields['FREQ']}")
+    if int(fields.get("COUNT", "1")) > MAX_COUNT:
+        raise RecurrenceError(f"COUNT must be at most {MAX_COUNT}")
     if "UNTIL" in fields and not fields["UNTIL"].endswith("Z"):
         raise RecurrenceError("UNTIL must be a UTC time such as 20271231T000000Z")
     if start.tzinfo is None:
@@ -269,8 +293,13 @@ def _parts(rule: rrule) -> dict[str, Any]:
 
 # A daily or weekly rule with a larger INTERVAL is walked as dateutil walks it: its periods
 # are then fewer than the yearly rule's candidate days (a year a period costs as much as
-# ~36 daily or ~9 weekly periods of a rare rule, measured)
-YEARLY_UP_TO = {DAILY: 31, WEEKLY: 8}
+# ~36 daily or ~9 weekly periods of a rare rule, measured). dateutil checks UNTIL only on an
+# occurrence it makes: a rare rule walked as dateutil walks it goes on past the search's
+# stop to its next match in phase (or 9999), up to 91,000 periods for DAILY;INTERVAL=32
+# (0.2 s), while the yearly walk stops within a match of the stop (a dense rule with
+# INTERVAL=366 walks ~9,000 candidates a year to its next period, 7 ms). Beyond these, a
+# rare rule walks at most ~8,000 periods to 9999.
+YEARLY_UP_TO = {DAILY: 366, WEEKLY: 52}
 
 
 @dataclass(frozen=True)
@@ -293,10 +322,14 @@ class _Walk:
                 if made == self.count:
                     return
 
+    def since(self, moment: datetime) -> Iterator[datetime]:
+        """The occurrences at or after ``moment``, in one pass."""
+        return dropwhile(lambda occurrence: occurrence < moment, self)
+
     def after(self, moment: datetime, inc: bool = False) -> datetime | None:
         """The first occurrence after ``moment`` (at it too with ``inc``), as dateutil's."""
-        for occurrence in self:
-            if occurrence > moment or (inc and occurrence == moment):
+        for occurrence in self.since(moment):
+            if occurrence > moment or inc:
                 return occurrence
         return None
 
