@@ -22,7 +22,8 @@ _SPECIAL_USE_DOMAIN = "special-use or reserved name"
 # range: JSON Schema has no bounds for a date-time), nor which names the IANA time zone
 # database holds (an enum of ~600 names that changes with tzdata). Nor can it relate two
 # parameters: a range given backwards (``expected_close_from`` later than
-# ``expected_close_to``) is refused naming both, each a valid value on its own.
+# ``expected_close_to``, ``value_min`` more than ``value_max``) is refused naming both,
+# each a valid value on its own (crm2_core.kit.query's range check).
 _UNEXPRESSIBLE = (
     _SPECIAL_USE_DOMAIN,
     "visible characters",
@@ -30,6 +31,7 @@ _UNEXPRESSIBLE = (
     "must be between 1900-01-01 and 2999-12-31",
     "unknown time zone",
     "is later than",
+    "is more than",
 )
 
 
