@@ -47,10 +47,13 @@ REPLAY_TOO_LONG = "replay-too-long"
 LOG_REWOUND = "log-rewound"  # the log went back (a database restored to an earlier point)
 
 
-def opening_message(position: int) -> bytes:
-    """The first message: where the stream starts, so a client can resume before any event."""
+def opening_message(position: int, heartbeat_seconds: float) -> bytes:
+    """The first message: where the stream starts, so a client can resume before any event,
+    and how often it hears a heartbeat, so a client can tell a silently dead connection
+    (no reset, nothing more read) from a quiet channel and reconnect."""
+    seconds = int(heartbeat_seconds) if float(heartbeat_seconds).is_integer() else heartbeat_seconds
     return encode_message(
-        data=json.dumps({"position": position}),
+        data=json.dumps({"position": position, "heartbeat_seconds": seconds}),
         event="connected",
         id=str(position),
         retry=RETRY_MILLISECONDS,
@@ -154,7 +157,7 @@ class Connection:
     async def _run(self, subscription: Subscription, mark: int | None) -> AsyncIterator[bytes]:
         top = await self.streams.source.top()
         self.last = top if self.resume_from is None else self.resume_from
-        yield opening_message(self.last)
+        yield opening_message(self.last, self.heartbeat)
         # A replay of the whole retained log, by many streams at once, costs more than
         # the client reloading its data: past the limit it is told to, and goes on live.
         limit = self.context.settings.sse_max_replay_events

@@ -1,5 +1,5 @@
 import { QueryClient } from "@tanstack/react-query";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ProblemError } from "@/api/client";
 import {
   asyncApiQuery,
@@ -399,6 +399,59 @@ describe("LiveStream", () => {
     await h.flush();
     expect(h.connections[0]!.aborted).toBe(true);
     expect(h.timers).toHaveLength(0);
+  });
+});
+
+describe("LiveStream idle watchdog", () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it("aborts and reconnects a stream that read nothing, heartbeats included, for 2.5 heartbeat intervals", async () => {
+    vi.useFakeTimers();
+    const h = harness();
+    const flush = () => vi.advanceTimersByTimeAsync(0);
+    h.stream.start();
+    await flush();
+    const first = h.connections[0]!;
+    first.open();
+    await flush();
+    first.emit("connected", "7", { position: 7, heartbeat_seconds: 2 });
+    await flush();
+    expect(h.statuses).toEqual(["live"]);
+    for (let i = 0; i < 10; i++) {
+      await vi.advanceTimersByTimeAsync(2000);
+      first.send(": ping - now\r\n\r\n"); // the heartbeats keep it alive
+      await flush();
+    }
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(first.aborted).toBe(false);
+    expect(h.statuses).toEqual(["live"]);
+    // the network is gone without a reset: nothing more comes, and no error either
+    await vi.advanceTimersByTimeAsync(1);
+    expect(first.aborted).toBe(true);
+    expect(h.statuses.at(-1)).toBe("reconnecting");
+    expect(h.timers).toHaveLength(1);
+    h.timers.shift()!();
+    await flush();
+    const second = h.connections[1]!;
+    expect(second.headers["Last-Event-ID"]).toBe("7");
+    second.open();
+    await flush();
+    h.stream.close();
+    await vi.advanceTimersByTimeAsync(120_000); // a closed stream's watchdog reopens nothing
+    expect(h.timers).toHaveLength(0);
+    expect(h.connections).toHaveLength(2);
+  });
+
+  it("waits 2.5 times the default 15 s heartbeat until the server says its interval", async () => {
+    vi.useFakeTimers();
+    const h = harness();
+    h.stream.start();
+    await vi.advanceTimersByTimeAsync(0);
+    h.connections[0]!.open();
+    await vi.advanceTimersByTimeAsync(37_499);
+    expect(h.connections[0]!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.connections[0]!.aborted).toBe(true);
   });
 });
 

@@ -37,7 +37,7 @@ async def test_stream_sends_position_type_and_envelope(
         stream = EventStream(response)
         hello = await stream.next()
         assert hello.event == "connected" and hello.retry == 3000
-        assert hello.json() == {"position": int(hello.id or -1)}
+        assert hello.json() == {"position": int(hello.id or -1), "heartbeat_seconds": 15}
         event_id = await post_item(app, headers, 7)
         message = await stream.next()
     envelope = message.json()
@@ -212,6 +212,20 @@ async def test_heartbeat_comments_keep_the_stream_alive(
             message = await stream.next(within=2)
             pings += sum(c.startswith("ping") for c in message.comments)
     assert pings == 3
+
+
+async def test_connected_message_tells_the_heartbeat_interval(
+    probe_app: ProbeFactory, serve: Serve, sse: httpx.AsyncClient
+) -> None:
+    """A client that hears nothing for a few intervals knows its connection is dead
+    (a network gone without a reset) and reconnects: it needs the interval to tell."""
+    app = await probe_app(sse_heartbeat_seconds=0.2)
+    server = await serve(app)
+    headers = await app.login("viewer")
+    async with sse.stream("GET", f"{server.url}/api/v1/streams/probe", headers=headers) as r:
+        hello = await EventStream(r).next()
+    assert hello.event == "connected"
+    assert hello.json()["heartbeat_seconds"] == 0.2
 
 
 async def test_connection_lifetime_is_capped_with_a_retry_hint(

@@ -140,6 +140,27 @@ function reasonOf(data: string): string {
 }
 
 const MAX_DELAY_MS = 30_000;
+/**
+ * The server's heartbeat interval until its `connected` message says (`heartbeat_seconds`):
+ * the default of `CRM2_SSE_HEARTBEAT_SECONDS`.
+ */
+const DEFAULT_HEARTBEAT_SECONDS = 15;
+/**
+ * A connection that read nothing, heartbeats included, for this many heartbeat intervals is
+ * dead without having been closed (the network gone silently: no reset, no error, no more
+ * bytes), and the status would say "live" for ever: it is aborted and reconnected.
+ */
+const IDLE_HEARTBEATS = 2.5;
+
+/** `heartbeat_seconds` of a `connected` message, when it is a positive number. */
+function heartbeatOf(data: string): number | null {
+  try {
+    const seconds = (JSON.parse(data) as { heartbeat_seconds?: unknown } | null)?.heartbeat_seconds;
+    return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? seconds : null;
+  } catch {
+    return null;
+  }
+}
 /** The longest wait a refusal's `Retry-After` gets (a wrong header must not stop live updates for long). */
 const MAX_RETRY_AFTER_MS = 60_000;
 /**
@@ -163,6 +184,11 @@ export class LiveStream {
   private stopped = false;
   /** when the current connection's answer came (null: not yet) */
   private openedAt: number | null = null;
+  /** the server's heartbeat interval in seconds, as its last `connected` message said */
+  private heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS;
+  /** the current connection's idle watchdog */
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private watching: { controller: AbortController; reader: ReadableStreamDefaultReader<Uint8Array> } | null = null;
 
   constructor(private readonly options: StreamOptions) {
     this.lastEventId = options.lastEventId ?? null;
@@ -177,6 +203,7 @@ export class LiveStream {
     this.stopped = true;
     const controller = this.controller;
     this.controller = null;
+    this.unwatch();
     controller?.abort();
     this.setStatus("closed");
   }
@@ -211,10 +238,12 @@ export class LiveStream {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     const parser = new SseParser((message) => this.dispatch(controller, message));
+    this.watch(controller, reader);
     try {
       while (this.controller === controller) {
         const { done, value } = await reader.read();
         if (done) break;
+        this.watch(controller, reader); // anything read, a heartbeat too, shows the connection alive
         parser.push(decoder.decode(value, { stream: true }));
       }
     } catch {
@@ -224,10 +253,35 @@ export class LiveStream {
     this.ended(controller, false);
   }
 
+  /** (Re)arm the idle watchdog of `controller`'s connection: see IDLE_HEARTBEATS. */
+  private watch(controller: AbortController, reader: ReadableStreamDefaultReader<Uint8Array>): void {
+    this.unwatch();
+    this.watching = { controller, reader };
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.controller !== controller) return;
+      // a read that never returns ends here: the cancel settles it, the abort drops the request
+      void reader.cancel().catch(() => undefined);
+      this.ended(controller, false);
+    }, this.heartbeatSeconds * IDLE_HEARTBEATS * 1000);
+  }
+
+  private unwatch(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.watching = null;
+  }
+
   private dispatch(controller: AbortController, message: SseMessage): void {
     if (this.controller !== controller) return; // after this connection's `reconnect`
     const { event, lastEventId } = message;
     if (event === "connected") {
+      const heartbeat = heartbeatOf(message.data);
+      const watching = this.watching;
+      if (heartbeat !== null && heartbeat !== this.heartbeatSeconds) {
+        this.heartbeatSeconds = heartbeat;
+        if (watching?.controller === controller) this.watch(controller, watching.reader);
+      }
       this.lastEventId = lastEventId;
       this.options.onPosition?.(lastEventId);
       this.setStatus("live");
@@ -262,6 +316,7 @@ export class LiveStream {
   private ended(controller: AbortController, asked: boolean): void {
     if (this.controller !== controller) return;
     this.controller = null;
+    this.unwatch();
     controller.abort();
     const healthy = this.openedAt !== null && this.now() - this.openedAt >= HEALTHY_MS;
     if (healthy) this.delay = 1000;
