@@ -25,11 +25,12 @@ function harness() {
   const timers = new Map<number, () => void>();
   const statuses: StreamStatus[] = [];
   const resumed: string[] = [];
+  const retried: string[] = [];
   let next = 0;
   const live = new LiveChannels({
     open: (channel, onStatus) => {
       report[channel] = onStatus;
-      return { start: () => opened.push(channel), close: () => closed.push(channel) };
+      return { start: () => opened.push(channel), close: () => closed.push(channel), resume: () => retried.push(channel) };
     },
     onStatus: (s) => statuses.push(s),
     onResumed: (c) => resumed.push(c),
@@ -44,8 +45,25 @@ function harness() {
     timers.clear();
     for (const run of due) run();
   };
-  return { live, opened, closed, report, statuses, resumed, elapse };
+  return { live, opened, closed, report, statuses, resumed, retried, elapse };
 }
+
+describe("LiveChannels and a channel refused for good (403, 404)", () => {
+  it("shows it, and asks again on a navigation (want) or a session change, not otherwise", () => {
+    const h = harness();
+    h.live.want(["deals", "notifications"]);
+    h.report.deals!("unavailable");
+    h.report.notifications!("live");
+    expect(h.statuses.at(-1)).toBe("unavailable");
+    expect(h.retried).toEqual([]);
+    h.live.want([]); // the page unmounts ...
+    h.live.want(["deals", "notifications"]); // ... and the next one shows the channel again
+    expect(h.retried).toEqual(["deals"]);
+    h.live.resumeUnavailable();
+    expect(h.retried).toEqual(["deals", "deals"]);
+    expect(h.opened).toEqual(["deals", "notifications"]);
+  });
+});
 
 describe("LiveChannels", () => {
   it("opens each wanted channel once and closes one no longer wanted only after the linger", () => {

@@ -351,7 +351,7 @@ describe("LiveStream", () => {
   it("backs off as before when a refusal gives no Retry-After, or is not a 429/503", async () => {
     const h = harness();
     h.stream.start();
-    const answers: [number, Record<string, string>][] = [[503, {}], [401, { "Retry-After": "15" }], [403, {}]];
+    const answers: [number, Record<string, string>][] = [[503, {}], [401, { "Retry-After": "15" }], [500, {}]];
     for (const [status, headers] of answers) {
       await h.flush();
       h.connections.at(-1)!.refuse(status, headers);
@@ -389,6 +389,42 @@ describe("LiveStream", () => {
     expect(first.aborted).toBe(true);
     expect(h.timers).toHaveLength(0);
     expect(h.statuses.at(-1)).toBe("closed");
+  });
+
+  for (const status of [403, 404]) {
+    it(`stops retrying after a ${status} (a retry meets it every time), shows unavailable, and resume() opens it again`, async () => {
+      const h = harness();
+      h.stream.start();
+      await h.flush();
+      h.connections[0]!.refuse(status);
+      await h.flush();
+      expect(h.statuses).toEqual(["unavailable"]);
+      expect(h.timers).toHaveLength(0);
+      expect(h.connections).toHaveLength(1);
+      h.stream.resume();
+      const second = await h.opened();
+      second.emit("connected", "7", { position: 7 });
+      await h.flush();
+      expect(h.statuses).toEqual(["unavailable", "connecting", "live"]);
+      h.stream.resume(); // a live stream is left alone
+      await h.flush();
+      expect(h.connections).toHaveLength(2);
+    });
+  }
+
+  it("a stream ended because the reader lost the channel's permission stops at the reconnect's 403", async () => {
+    const h = harness();
+    h.stream.start();
+    const first = await h.opened();
+    first.emit("connected", "7", { position: 7 });
+    first.send('event: reconnect\ndata: {"reason": "forbidden"}\n\n');
+    await h.flush();
+    h.timers.shift()!();
+    await h.flush();
+    h.connections[1]!.refuse(403);
+    await h.flush();
+    expect(h.statuses.at(-1)).toBe("unavailable");
+    expect(h.timers).toHaveLength(0);
   });
 
   it("a close while the GET is under way aborts it and opens nothing", async () => {

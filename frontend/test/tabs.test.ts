@@ -8,7 +8,14 @@ class Origin {
   private readonly holders = new Map<string, boolean>();
   private readonly queues = new Map<string, (() => void)[]>();
   /** every real stream any leader opened: channel, resume position, handlers, closed */
-  readonly streams: { channel: string; from: string | null; handlers: RealStreamHandlers; closed: boolean; tab: string }[] = [];
+  readonly streams: {
+    channel: string;
+    from: string | null;
+    handlers: RealStreamHandlers;
+    closed: boolean;
+    tab: string;
+    resumed: number;
+  }[] = [];
   readonly timers: (() => void)[] = [];
 
   bus(): Bus {
@@ -61,9 +68,13 @@ class Origin {
       bus,
       locks,
       openStream: (channel, from, handlers) => {
-        const stream = { channel, from, handlers, closed: false, tab: id };
+        const stream = { channel, from, handlers, closed: false, tab: id, resumed: 0 };
         this.streams.push(stream);
-        return { start: () => handlers.onStatus("connecting"), close: () => void (stream.closed = true) };
+        return {
+          start: () => handlers.onStatus("connecting"),
+          close: () => void (stream.closed = true),
+          resume: () => void (stream.resumed += 1),
+        };
       },
       schedule: (run) => this.timers.push(run),
       cancel: () => undefined,
@@ -122,6 +133,30 @@ function watcher() {
 }
 
 describe("SharedStreams", () => {
+  it("a channel refused for good (403, 404) shows in every tab, and opens again on a follower's navigation or new tokens", async () => {
+    const origin = new Origin();
+    const a = origin.tab("a").hub.start();
+    const b = origin.tab("b").hub.start();
+    await settle();
+    const wb = watcher();
+    const subscription = b.subscribe("deals", wb.subscriber);
+    subscription.start();
+    await settle();
+    const deals = origin.open("deals")[0]!;
+    deals.handlers.onStatus("unavailable");
+    await settle();
+    expect(wb.statuses.at(-1)).toBe("unavailable");
+    expect(deals.resumed).toBe(0);
+    subscription.resume?.(); // b's page showing deals mounted again (its LiveChannels asks)
+    await settle();
+    expect(deals.resumed).toBe(1);
+    b.resumeUnavailable(); // a follower holds no stream: the leader does it
+    a.resumeUnavailable();
+    await settle();
+    expect(deals.resumed).toBe(2);
+    expect(origin.open("deals")).toHaveLength(1);
+  });
+
   it("opens each channel once for all tabs: the leader holds the union and relays every event", async () => {
     const origin = new Origin();
     const a = origin.tab("a").hub.start();

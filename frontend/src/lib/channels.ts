@@ -26,6 +26,8 @@ export function observedChannels(
 export interface ChannelStream {
   start(): unknown;
   close(): void;
+  /** Open again after a refusal a retry would meet every time (status "unavailable"). */
+  resume?(): void;
 }
 
 export interface LiveChannelsOptions {
@@ -41,7 +43,7 @@ export interface LiveChannelsOptions {
   cancel?: (handle: unknown) => void;
 }
 
-const RANK: Record<StreamStatus, number> = { closed: 0, live: 1, connecting: 2, reconnecting: 3 };
+const RANK: Record<StreamStatus, number> = { closed: 0, live: 1, unavailable: 2, connecting: 3, reconnecting: 4 };
 
 interface Entry {
   stream: ChannelStream;
@@ -68,6 +70,8 @@ export class LiveChannels {
       if (entry) {
         if (entry.closing !== undefined) this.cancel(entry.closing);
         entry.closing = undefined;
+        // refused for good (403, 404): a navigation asks again, once
+        if (entry.status === "unavailable") entry.stream.resume?.();
         continue;
       }
       this.add(channel);
@@ -77,6 +81,11 @@ export class LiveChannels {
       entry.closing = this.schedule(() => this.remove(channel), this.options.lingerMs ?? 3_000);
     }
     this.report();
+  }
+
+  /** Open again every channel refused for good (403, 404): the session changed. */
+  resumeUnavailable(): void {
+    for (const entry of this.entries.values()) if (entry.status === "unavailable") entry.stream.resume?.();
   }
 
   closeAll(): void {

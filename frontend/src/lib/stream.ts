@@ -2,7 +2,7 @@
  * One crm2 SSE channel (docs/streams.md): read with `fetch` and the user's access token,
  * resumed from the last event id after any drop, and a status the UI shows.
  */
-export type StreamStatus = "connecting" | "live" | "reconnecting" | "closed";
+export type StreamStatus = "connecting" | "live" | "reconnecting" | "unavailable" | "closed";
 
 export interface Envelope {
   id: string;
@@ -151,6 +151,12 @@ const DEFAULT_HEARTBEAT_SECONDS = 15;
  * bytes), and the status would say "live" for ever: it is aborted and reconnected.
  */
 const IDLE_HEARTBEATS = 2.5;
+/**
+ * The refusals a retry would meet every time: a 403 (the reader lacks the channel's
+ * permission) or a 404 (no enabled plugin declares the channel). The stream stops, shows
+ * "unavailable", and opens again on `resume()`: a navigation, or new session tokens.
+ */
+const GIVE_UP = new Set([403, 404]);
 
 /** `heartbeat_seconds` of a `connected` message, when it is a positive number. */
 function heartbeatOf(data: string): number | null {
@@ -206,6 +212,17 @@ export class LiveStream {
     this.unwatch();
     controller?.abort();
     this.setStatus("closed");
+  }
+
+  /**
+   * Open again a stream stopped by a refusal that a retry would meet every time (a 403 or a
+   * 404, status "unavailable"): the reader navigated, or their session changed. No-op otherwise.
+   */
+  resume(): void {
+    if (this.stopped || this.status !== "unavailable" || this.controller !== null) return;
+    this.delay = 1000;
+    this.setStatus("connecting");
+    void this.open();
   }
 
   /** The stream's URL: the channel alone (the credential and the resume position are headers). */
@@ -329,7 +346,9 @@ export class LiveStream {
    * after 1 s, 2 s … only loaded it further. A 400 refuses the resume position: an id this
    * server never sent (its event log was restored from a backup, or another server's),
    * which a retry with it would meet for ever; the stream starts afresh from the log's end
-   * and the channel's data is read again. Anything else backs off as usual.
+   * and the channel's data is read again. A 403 or a 404 stops the stream (GIVE_UP): retrying
+   * it every 30 s while the channel is on screen met the same answer every time. Anything
+   * else backs off as usual.
    */
   private refused(controller: AbortController, response: Response): void {
     if (this.controller !== controller) return;
@@ -340,6 +359,10 @@ export class LiveStream {
       const wait = Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
       // spread over half the wait again, so that the clients refused together do not all come back at once
       this.retry(wait, wait / 2);
+      return;
+    }
+    if (GIVE_UP.has(response.status)) {
+      this.setStatus("unavailable");
       return;
     }
     if (response.status === 400 && this.lastEventId !== null) {

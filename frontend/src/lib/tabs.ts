@@ -190,7 +190,14 @@ export class SharedStreams {
         if (set && set.size === 0) this.subscribers.delete(channel);
         this.announce();
       },
+      // the leader's LiveChannels resumes the wanted channels refused for good
+      resume: () => this.announce(),
     };
+  }
+
+  /** The session changed (new tokens): the leader opens again the channels refused for good (403, 404). */
+  resumeUnavailable(): void {
+    this.channels?.resumeUnavailable();
   }
 
   private get mine(): string[] {

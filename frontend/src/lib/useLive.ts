@@ -60,7 +60,11 @@ function sharedStreams(doc: AsyncApiDoc): SharedStreams {
       new LiveStream({ channel, types: channelEventTypes(doc, channel), request: streamRequest, origin, lastEventId, ...handlers }),
   });
   hub.setSignedIn(authStore.getState().tokens !== null);
-  authStore.subscribe((state) => hub.setSignedIn(state.tokens !== null));
+  authStore.subscribe((state, previous) => {
+    hub.setSignedIn(state.tokens !== null);
+    // new tokens carry the session's current permissions: a channel refused with 403 may open now
+    if (state.tokens !== null && state.tokens !== previous.tokens) hub.resumeUnavailable();
+  });
   // leaving the page hands the streams over at once; a page restored from the back/forward
   // cache joins again
   window.addEventListener("pagehide", () => hub.stop());
