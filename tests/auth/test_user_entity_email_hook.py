@@ -8,6 +8,7 @@ Before: the roles alone decided (``principal.has_permission``), so a principal e
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from crm2_core.kit.links import resolve_entity
@@ -43,3 +44,22 @@ async def test_a_hook_that_denies_auth_users_hides_the_email(crm2_app_factory: A
     # and the routes agree: the same principal is refused the user itself
     response = await crm2.client.get(f"/api/v1/auth/users/{other.id}", headers=admin.headers)
     assert response.status_code == 403, response.text
+
+
+async def test_an_api_key_sees_its_creators_email(crm2: Crm2TestApp) -> None:
+    """A key acts for the user who made it (as ``acting_user`` says everywhere else):
+    its creator's own e-mail is no secret to it, without ``auth:users``. Before: the key's
+    own id was compared with the user's, so a key never matched anyone."""
+    creator = await crm2.user("agent")
+    other = await crm2.user("agent")
+    key = Principal(
+        id=uuid.uuid4(),
+        kind="api_key",
+        roles=frozenset({"agent"}),
+        attributes={"created_by": creator.id},
+    )
+    async with crm2.context.session_factory() as session:
+        own = await resolve_entity(crm2.context, "auth.user", creator.id, key, session)
+        assert own is not None and own["email"] == creator.email
+        theirs = await resolve_entity(crm2.context, "auth.user", other.id, key, session)
+        assert theirs is not None and "email" not in theirs
