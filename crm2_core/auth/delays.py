@@ -54,37 +54,46 @@ class LoginDelays:
         self._session_factory = session_factory
         self._settings = settings
 
-    async def take(self, account: str, address: str) -> int:
-        """Count this attempt as a failure; return 0 when it may go ahead, else seconds to wait."""
+    async def take(self, account: str, address: str, session: AsyncSession | None = None) -> int:
+        """Count this attempt as a failure; return 0 when it may go ahead, else seconds to wait.
+
+        Committed in a transaction of its own; in ``session`` when given (a caller whose
+        transaction has begun: on SQLite it holds the one writer lock), and kept then only
+        if that transaction commits."""
         address = address[:MAX_ADDRESS_LENGTH]
         for _ in range(3):  # a concurrent first attempt may insert the row before us
             try:
-                return await self._take(account, address)
+                if session is not None:
+                    async with session.begin_nested():  # a lost insert race undoes only this
+                        return await self._take(session, account, address)
+                async with self._session_factory() as own:
+                    wait = await self._take(own, account, address)
+                    await own.commit()
+                return wait
             except IntegrityError:
                 continue
         return 1
 
-    async def _take(self, account: str, address: str) -> int:
+    async def _take(self, session: AsyncSession, account: str, address: str) -> int:
         now = utcnow()
-        async with self._session_factory() as session:
-            stmt = select(LoginFailure).where(
-                col(LoginFailure.account) == account, col(LoginFailure.address) == address
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                stmt = stmt.with_for_update()
-            row = (await session.execute(stmt)).scalar()
-            if row is not None and row.blocked_until > now:
-                return max(1, math.ceil((row.blocked_until - now).total_seconds()))
-            window = timedelta(seconds=self._settings.login_window_seconds)
-            if row is None:
-                row = LoginFailure(account=account, address=address, failures=0)
-                session.add(row)
-            elif row.last_failure_at < now - window:
-                row.failures = 0  # an old streak is forgotten
-            row.failures += 1
-            row.last_failure_at = now
-            row.blocked_until = now + timedelta(seconds=delay_after(row.failures, self._settings))
-            await session.commit()
+        stmt = select(LoginFailure).where(
+            col(LoginFailure.account) == account, col(LoginFailure.address) == address
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = (await session.execute(stmt)).scalar()
+        if row is not None and row.blocked_until > now:
+            return max(1, math.ceil((row.blocked_until - now).total_seconds()))
+        window = timedelta(seconds=self._settings.login_window_seconds)
+        if row is None:
+            row = LoginFailure(account=account, address=address, failures=0)
+            session.add(row)
+        elif row.last_failure_at < now - window:
+            row.failures = 0  # an old streak is forgotten
+        row.failures += 1
+        row.last_failure_at = now
+        row.blocked_until = now + timedelta(seconds=delay_after(row.failures, self._settings))
+        await session.flush()
         return 0
 
     async def failed(

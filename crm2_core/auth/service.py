@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,7 +267,7 @@ class AuthService:
         ip: str = "unknown",
     ) -> User:
         if actor is not None:  # before this session's first statement (SQLite: IMMEDIATE)
-            await self._confirm_granting(actor, set(data.roles), data.current_password, ip)
+            await self._confirm_granting(session, actor, set(data.roles), data.current_password, ip)
         email = normal_email(str(data.email))
         if await repo.user_by_email(session, email) is not None:
             raise EmailTaken(f"a user with e-mail {email} exists")
@@ -317,12 +318,12 @@ class AuthService:
         verified: str | None = None
         confirmer, what = None, ""  # whose current password this change needs, and why
         if (data.password is not None or data.roles is not None) and actor is not None:
-            confirmer, what = await self._confirmer(user_id, actor, data)
+            confirmer, what = await self._confirmer(session, user_id, actor, data)
         if confirmer is not None:
             # before this session's first statement: on SQLite that begins IMMEDIATE,
-            # and the attempt is counted in a transaction of its own
+            # and the attempt is counted in a transaction of its own (``_before``)
             verified = await self._require_current_password(
-                confirmer, data.current_password, ip, own=confirmer == user_id, what=what
+                session, confirmer, data.current_password, ip, own=confirmer == user_id, what=what
             )
         user = await self.get_user(session, user_id)
         if verified is not None and confirmer is not None:
@@ -387,8 +388,23 @@ class AuthService:
             await self._revoke_keys(session, keys, "creator-keys-revoked")
         return await self.get_user(session, user_id)
 
+    @asynccontextmanager
+    async def _before(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+        """Where the checks made before a change read (and count a password attempt): a
+        session of their own while the caller's has sent nothing yet, so the password is
+        checked before its first statement (SQLite begins IMMEDIATE: nobody waits for the
+        writer lock through a password hash), and the attempt is kept whatever the change
+        does. The caller's own once its transaction has begun (a plugin or the CLI that
+        read or wrote first): on SQLite it holds the writer lock, and a session of ours
+        would wait for it until "database is locked"."""
+        if session.in_transaction():
+            yield session
+            return
+        async with self.context.session_factory() as own:
+            yield own
+
     async def _confirmer(
-        self, user_id: uuid.UUID, actor: Principal, data: UserUpdate
+        self, session: AsyncSession, user_id: uuid.UUID, actor: Principal, data: UserUpdate
     ) -> tuple[uuid.UUID | None, str]:
         """Whose current password ``data`` for ``user_id`` by ``actor`` needs, and why: the
         actor's (the user they act for) for their own new password, for another
@@ -396,12 +412,12 @@ class AuthService:
         administrator: else a stolen admin token would reset another admin's password (or
         demote, reset and promote them, or make one), sign in as them, and through that
         account take the first's. ``None`` for a plain change. Read in a session of its
-        own, before the update's: a caller who may not change the user at all learns so
-        (403) before any password is asked."""
+        own, before the update's (``_before``): a caller who may not change the user at
+        all learns so (403) before any password is asked."""
         acting = acting_user(actor)
         if acting == user_id:  # one's own roles need "*" already: nothing more to confirm
             return (acting, "changing your own password") if data.password else (None, "")
-        async with self.context.session_factory() as own:
+        async with self._before(session) as own:
             roles = (await repo.roles_of(own, [user_id]))[user_id]
             held = await self._permissions_of(own, roles)
             granted = await self._permissions_of(own, set(data.roles or ()) - set(roles))
@@ -414,20 +430,26 @@ class AuthService:
         return None, ""
 
     async def _confirm_granting(
-        self, actor: Principal, roles: Iterable[str], password: str | None, ip: str
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        roles: Iterable[str],
+        password: str | None,
+        ip: str,
     ) -> None:
         """403 for roles ``actor`` may not grant, else the actor's current password when
         the roles make an administrator (``auth:users`` or ``*``): as for resetting one."""
-        async with self.context.session_factory() as own:
+        async with self._before(session) as own:
             granted = await self._permissions_of(own, roles)
         if _administers(granted):
             require_covered(actor.permissions, granted, "granting these roles")
             await self._require_current_password(
-                acting_user(actor), password, ip, own=False, what=_GRANTING
+                session, acting_user(actor), password, ip, own=False, what=_GRANTING
             )
 
     async def _require_current_password(
         self,
+        session: AsyncSession,
         user_id: uuid.UUID,
         password: str | None,
         ip: str,
@@ -440,12 +462,18 @@ class AuthService:
         (``own`` false) into another administrator's. Each try counts as a sign-in attempt
         on the account from ``ip`` (the same delays and per-address limit as ``/login``, and
         a wrong one publishes ``auth.login.failed`` as a refused sign-in does), so this is
-        no side door for guessing the password."""
+        no side door for guessing the password.
+
+        Read and counted as ``_before`` says: in the caller's ``session`` once it has begun,
+        where a wrong password's count and ``auth.login.failed`` are kept only if the caller
+        commits after ``WrongCurrentPassword`` (as ``/login``'s route does after
+        ``InvalidCredentials``); the per-address throttle counts it either way."""
         if password is None:
             raise CurrentPasswordRequired(
                 f"{what} needs current_password (your password as it is now)"
             )
-        async with self.context.session_factory() as own_session:
+        joined = session if session.in_transaction() else None
+        async with self._before(session) as own_session:
             user = await repo.user_by_id(own_session, user_id)
         if user is None:
             if own:
@@ -461,21 +489,23 @@ class AuthService:
         )
         if wait:
             raise TooManyRequests("too many failed logins from this address", retry_after=wait)
-        wait = await self.delays.take(user.email, ip)
+        wait = await self.delays.take(user.email, ip, joined)
         if wait:
             raise TooManyRequests(
                 f"too many wrong passwords on this account from this address; wait {wait} s",
                 retry_after=wait,
             )
         if not await self.passwords.verify(user.password_hash, password):
-            # in a transaction of its own: the refused request's rolls back
-            async with self.context.session_factory() as own_session:
+            # in a transaction of its own (unless joined): the refused request's rolls back
+            async with self._before(session) as own_session:
                 await self.delays.failed(own_session, user.email, ip, user.id, "wrong_password")
-                await own_session.commit()
+                if joined is None:
+                    await own_session.commit()
             raise WrongCurrentPassword("current_password is not your password")
-        async with self.context.session_factory() as own_session:  # right: as a sign-in
+        async with self._before(session) as own_session:  # right: as a sign-in
             await self.delays.succeeded(own_session, user.email, ip)
-            await own_session.commit()
+            if joined is None:
+                await own_session.commit()
         await self.throttle.release(f"ip:{ip}")
         return user.password_hash  # the update checks it is still the one (else 403)
 
@@ -688,13 +718,18 @@ class AuthService:
         ip: str = "unknown",
     ) -> Role:
         if actor is not None and data.permissions is not None and _administers(data.permissions):
-            # before this session's first statement (SQLite: IMMEDIATE)
-            async with self.context.session_factory() as own:
+            # before this session's first statement (SQLite: IMMEDIATE), or in it (``_before``)
+            async with self._before(session) as own:
                 before = await self._permissions_of(own, [name])
             if _grants_administration(before, data.permissions):  # makes administrators
                 require_covered(actor.permissions, data.permissions, f"changing role {name!r}")
                 await self._require_current_password(
-                    acting_user(actor), data.current_password, ip, own=False, what=_GRANTING
+                    session,
+                    acting_user(actor),
+                    data.current_password,
+                    ip,
+                    own=False,
+                    what=_GRANTING,
                 )
         role = await self.get_role(session, name)
         version = check_version(if_match, role.version)
