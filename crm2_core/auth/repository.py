@@ -47,6 +47,36 @@ async def user_for_share(session: AsyncSession, user_id: uuid.UUID) -> User | No
     return (await session.execute(stmt)).scalar()
 
 
+async def lock_users(
+    session: AsyncSession, read: Iterable[uuid.UUID], written: Iterable[uuid.UUID]
+) -> None:
+    """Lock users' rows until the transaction ends, in id order (so two transactions
+    locking the same two never wait for each other in a circle): ``read`` ones ``FOR
+    SHARE`` (whose authority a change stands on), ``written`` ones ``FOR NO KEY UPDATE``
+    (as the change's own UPDATE would; a row in both is written). SQLite writes one
+    transaction at a time already."""
+    written = set(written)
+    for user_id in sorted({*read, *written}, key=str):
+        stmt = select(col(User.id)).where(col(User.id) == user_id)
+        if user_id in written:
+            stmt = stmt.with_for_update(key_share=True)
+        else:
+            stmt = stmt.with_for_update(read=True)
+        await session.execute(stmt)
+
+
+async def lock_roles(session: AsyncSession, read: Iterable[str], written: Iterable[str]) -> None:
+    """As ``lock_users``, for roles, in name order."""
+    written = set(written)
+    for name in sorted({*read, *written}):
+        stmt = select(col(Role.name)).where(col(Role.name) == name)
+        if name in written:
+            stmt = stmt.with_for_update(key_share=True)
+        else:
+            stmt = stmt.with_for_update(read=True)
+        await session.execute(stmt)
+
+
 _PUBLIC_USER_COLUMNS = (
     col(User.id),
     col(User.email),

@@ -325,6 +325,7 @@ class AuthService:
             verified = await self._require_current_password(
                 session, confirmer, data.current_password, ip, own=confirmer == user_id, what=what
             )
+        await self._lock_for_change(session, actor, user_id)
         user = await self.get_user(session, user_id)
         if verified is not None and confirmer is not None:
             checked = user if confirmer == user_id else await repo.user_by_id(session, confirmer)
@@ -362,7 +363,9 @@ class AuthService:
             ):
                 raise PrivilegeEscalation("changing your own roles needs the admin role")
             await self._require_grantable(session, actor, set(roles) - set(current))
-            await self._require_granter_holds(session, actor, set(roles) - set(current))
+            # locked (the rows by _lock_for_change, and the granter's roles): a demotion
+            # of the granter waits for the grant, or committed first and is read here
+            await self._require_granter_holds(session, actor, set(roles) - set(current), lock=True)
             reasons.append("roles")
         else:
             roles = None
@@ -387,6 +390,19 @@ class AuthService:
             keys = await repo.live_api_keys_created_by(session, user_id)
             await self._revoke_keys(session, keys, "creator-keys-revoked")
         return await self.get_user(session, user_id)
+
+    async def _lock_for_change(
+        self, session: AsyncSession, actor: Principal | None, user_id: uuid.UUID
+    ) -> None:
+        """Lock the rows of the acting user (``FOR SHARE``: their authority is what the
+        change stands on) and of the changed user (as its UPDATE would), in id order.
+
+        The acting user's rights are then read as stored and stay so until commit: a
+        demotion of theirs (itself a change of a user, which locks the same way) waits
+        for this one, or committed first and is read. In one order, two admins changing
+        each other at once take turns rather than deadlock."""
+        acting = {acting_user(actor)} if actor is not None else set()
+        await repo.lock_users(session, acting - {user_id}, {user_id})
 
     @asynccontextmanager
     async def _before(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
@@ -697,6 +713,7 @@ class AuthService:
         if actor is not None:
             what = f"creating role {data.name!r}"
             require_covered(actor.permissions, permissions, what)
+            await self._hold_granter(session, actor)  # locked as read, until commit
             await self._require_holds_as_stored(session, actor, {*permissions, "auth:roles"}, what)
         role = Role(name=data.name, description=data.description)
         session.add(role)
@@ -731,6 +748,7 @@ class AuthService:
                     own=False,
                     what=_GRANTING,
                 )
+        await self._lock_for_role_change(session, actor, name)
         role = await self.get_role(session, name)
         version = check_version(if_match, role.version)
         held = await self._permissions_of(session, [name])
@@ -763,6 +781,21 @@ class AuthService:
             self._role_changed(session, name, actor)
             await self.revoke_ungrantable_keys(session, actor)
         return await self.get_role(session, name)
+
+    async def _lock_for_role_change(
+        self, session: AsyncSession, actor: Principal | None, name: str
+    ) -> None:
+        """Lock the acting user's row and roles (``FOR SHARE``, users before roles and
+        roles in name order, as a change of a user does) and role ``name`` (as its UPDATE
+        would): the actor's rights as stored, read next, stay so until commit, so a
+        demotion or a cut of their role waits for this change or is read by it."""
+        if actor is None or actor.kind not in ("user", "api_key"):
+            return
+        acting = acting_user(actor)
+        await repo.lock_users(session, {acting}, ())
+        held = (await repo.roles_of(session, [acting]))[acting]
+        key_roles = actor.roles if actor.kind == "api_key" else ()
+        await repo.lock_roles(session, {*held, *key_roles} - {name}, {name})
 
     async def delete_role(
         self,
@@ -875,6 +908,7 @@ class AuthService:
 
         ``lock``: the granter's row and roles are kept as read until commit (see
         ``_hold_granter``), so a demotion cannot commit between this check and the grant.
+        A change of a user locks both users' rows first (``_lock_for_change``).
         """
         if lock:
             await self._hold_granter(session, actor)
@@ -888,9 +922,9 @@ class AuthService:
 
         Read unlocked, a demotion (or a cut of their role) committed between the check and
         the grant's commit: the new user kept a role its maker no longer held. Locked, the
-        demotion waits for the grant, or committed first and is read by the check. Only
-        for creating a user, which locks no other user: changing one locks that user's
-        row too, and two admins changing each other would deadlock.
+        demotion waits for the grant, or committed first and is read by the check. A
+        change of a user has locked both users' rows already, in id order (two admins
+        changing each other would deadlock otherwise); roles are locked after users.
         """
         if actor is None or actor.kind not in ("user", "api_key"):
             return

@@ -185,3 +185,107 @@ async def test_a_demotion_racing_a_user_creation_waits_for_the_grant_to_commit(
         await creating.commit()
     await losing
     assert not demoted_first, "the demotion committed while the grant was still being made"
+
+
+async def wait_for_lock_or(crm2: Crm2TestApp, task: asyncio.Task[None]) -> bool:
+    """Whether ``task`` went through before waiting on a lock (or 10 s passed)."""
+    for _ in range(200):
+        if task.done() or await lock_waiters(crm2):
+            break
+        await asyncio.sleep(0.05)
+    return task.done()
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_demotion_racing_a_grant_of_roles_waits_for_the_grant_to_commit(
+    crm2: Crm2TestApp, crm2_database: TestDatabase, admin: dict[str, str], lost: str
+) -> None:
+    """Changing a user's roles keeps the granter's row and roles as read until commit, as
+    creating a user does: before, a demotion committed in between let the grant through."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("SQLite writes one at a time: a demotion cannot commit in between")
+    await put_roles(crm2, admin, hirer=["auth:users", "core:plugins"], reader=["core:plugins"])
+    target = await crm2.create_user("viewer", email="target@example.com")
+    signed_in = await crm2.user("hirer")
+    actor = await crm2.context.authenticator.from_headers(
+        {k.lower(): v for k, v in signed_in.headers.items()}
+    )
+
+    async def lose() -> None:
+        if lost == "demoted":
+            await patch(crm2, admin, f"{USERS}/{signed_in.id}", {"roles": ["viewer"]})
+        else:
+            await patch(crm2, admin, f"{ROLES}/hirer", {"permissions": ["auth:users"]})
+
+    async with crm2.context.session_factory() as granting:
+        version = (await crm2.auth.get_user(granting, target)).version
+        await granting.rollback()
+        change = UserUpdate(roles=["reader", "viewer"])
+        await crm2.auth.update_user(granting, target, etag_for(version), change, actor)
+        losing = asyncio.create_task(lose())
+        demoted_first = await wait_for_lock_or(crm2, losing)
+        await granting.commit()
+    await losing
+    assert not demoted_first, "the demotion committed while the grant was still being made"
+
+
+@pytest.mark.parametrize("lost", LOST)
+async def test_a_demotion_racing_a_role_change_waits_for_the_change_to_commit(
+    crm2: Crm2TestApp, crm2_database: TestDatabase, admin: dict[str, str], lost: str
+) -> None:
+    """A role given a permission by one who is losing it: their row and roles are kept
+    as read until the change commits."""
+    if crm2_database.backend != "postgresql":
+        pytest.skip("SQLite writes one at a time: a demotion cannot commit in between")
+    await put_roles(crm2, admin, roler=["auth:roles", "core:plugins"], reader=[])
+    signed_in = await crm2.user("roler")
+    actor = await crm2.context.authenticator.from_headers(
+        {k.lower(): v for k, v in signed_in.headers.items()}
+    )
+
+    async def lose() -> None:
+        if lost == "demoted":
+            await patch(crm2, admin, f"{USERS}/{signed_in.id}", {"roles": ["viewer"]})
+        else:
+            await patch(crm2, admin, f"{ROLES}/roler", {"permissions": ["auth:roles"]})
+
+    async with crm2.context.session_factory() as changing:
+        version = (await crm2.auth.get_role(changing, "reader")).version
+        await changing.rollback()
+        change = RoleUpdate(permissions=["core:plugins"])
+        await crm2.auth.update_role(changing, "reader", etag_for(version), change, actor)
+        losing = asyncio.create_task(lose())
+        demoted_first = await wait_for_lock_or(crm2, losing)
+        await changing.commit()
+    await losing
+    assert not demoted_first, "the demotion committed while the role was still being changed"
+
+
+async def test_two_admins_changing_each_other_at_once_do_not_deadlock(
+    crm2: Crm2TestApp, crm2_database: TestDatabase, admin: dict[str, str]
+) -> None:
+    """Both users' rows are locked in one order: one change waits for the other (each
+    holding its own row and waiting for the other's would deadlock)."""
+    first, second = await crm2.user("admin"), await crm2.user("admin")
+    actors = [
+        await crm2.context.authenticator.from_headers(
+            {k.lower(): v for k, v in who.headers.items()}
+        )
+        for who in (first, second)
+    ]
+
+    async def change(actor: Principal, target: uuid.UUID) -> None:
+        async with crm2.context.session_factory() as session:
+            version = (await crm2.auth.get_user(session, target)).version
+            await session.rollback()
+            renamed = UserUpdate(full_name="renamed")
+            await crm2.auth.update_user(session, target, etag_for(version), renamed, actor)
+            await asyncio.sleep(0.2)  # both hold what they locked first
+            await session.commit()
+
+    await asyncio.wait_for(
+        asyncio.gather(change(actors[0], second.id), change(actors[1], first.id)), 30
+    )
+    for who in (first, second):
+        shown = (await crm2.client.get(f"{USERS}/{who.id}", headers=admin)).json()
+        assert (shown["full_name"], shown["roles"]) == ("renamed", ["admin"])
