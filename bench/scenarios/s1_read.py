@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from harness import (
     JWT_SECRET,
+    USER_PASSWORD,
     Crm2Env,
     Envs,
     Metric,
@@ -176,7 +177,8 @@ def scenario_1c(envs: Envs, profile: Profile) -> list[Metric]:
     with running(*apps.values()):
         first = next(iter(apps.values()))
         made = httpx.post(f"{first.url}/api/v1/auth/api-keys", headers=crm2.bearer(first.url),
-                          json={"name": "bench", "role": "admin"}, timeout=30)  # fmt: skip
+                          json={"name": "bench", "role": "admin",
+                                "current_password": USER_PASSWORD}, timeout=30)  # fmt: skip
         made.raise_for_status()
         headers = {"Authorization": f"Bearer {made.json()['key']}"}
         bodies = set()

@@ -404,20 +404,28 @@ async def list_api_keys(
     return page_response(ApiKeyPublic, [_api_key_values(r) for r in rows], cursor)
 
 
-@router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api-keys",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(503),  # current_password meets the login throttle: it is down
+)
 async def create_api_key(
     body: ApiKeyCreate,
     principal: ApiKeysAdmin,
     session: SessionDep,
     service: ServiceDep,
+    request: Request,
     response: Response,
 ) -> ApiKeyCreated:
     """Create an API key scoped to one role whose permissions you hold; the key is shown once.
 
-    The key is revoked when its creator is deleted, deactivated or loses the right to create it.
+    With an access token it needs your ``current_password`` (422 without, 403 if wrong,
+    counted like a failed sign-in): a key outlives the token. The key is revoked when
+    its creator is deleted, deactivated or loses the right to create it.
     """
     response.headers.update(NO_STORE)
-    row, key = await service.create_api_key(session, body, principal)
+    row, key = await service.create_api_key(session, body, principal, ip=_client_ip(request))
     return ApiKeyCreated.model_validate({**_api_key_public(row).model_dump(), "key": key})
 
 

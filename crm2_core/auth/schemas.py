@@ -235,6 +235,13 @@ class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern=ROLE_NAME)
     expires_at: datetime | None = None
+    current_password: Password | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="your password as it is now: needed to create a key with your access "
+        "token (a key outlives the token); not with an API key",
+    )
 
     @field_validator("expires_at")
     @classmethod

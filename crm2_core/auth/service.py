@@ -979,8 +979,22 @@ class AuthService:
         require_covered(held, wanted, f"granting role {role!r}")
 
     async def create_api_key(
-        self, session: AsyncSession, data: ApiKeyCreate, actor: Principal | None = None
+        self,
+        session: AsyncSession,
+        data: ApiKeyCreate,
+        actor: Principal | None = None,
+        ip: str = "unknown",
     ) -> tuple[ApiKey, str]:
+        """A new key of ``data.role``; made with a user's token, it needs their
+        ``current_password``: a key outlives the token (a stolen one would leave a key
+        behind that no sign-out, password change or token expiry ends). A key made with a
+        key needs none: it ends with the key that made it (and expires no later)."""
+        if actor is not None and actor.kind == "user" and "credentials_version" in actor.attributes:
+            async with self._before(session) as own:  # 403 before any password is asked
+                await self._require_grantable(own, actor, [data.role])
+            await self._require_current_password(
+                session, actor.id, data.current_password, ip, what="creating an API key"
+            )
         await self._require_standing(session, actor)
         await self._check_roles(session, [data.role])
         await self._require_grantable(session, actor, [data.role])

@@ -42,8 +42,11 @@ async def signs_in(crm2: Crm2TestApp, email: str, password: str) -> bool:
     return response.status_code == 200
 
 
-async def make_key(crm2: Crm2TestApp, headers: dict[str, str], role: str) -> dict[str, str]:
-    made = await crm2.client.post(KEYS, json={"name": "k", "role": role}, headers=headers)
+async def make_key(
+    crm2: Crm2TestApp, headers: dict[str, str], role: str, password: str = TEST_PASSWORD
+) -> dict[str, str]:
+    body = {"name": "k", "role": role, "current_password": password}
+    made = await crm2.client.post(KEYS, json=body, headers=headers)
     assert made.status_code == 201, made.text
     return {"X-API-Key": made.json()["key"]}
 
@@ -142,7 +145,7 @@ async def test_a_reset_keeps_the_users_api_keys_unless_asked_to_revoke_them(
     assert await works(crm2, first) and await works(crm2, made_with)  # the default: kept
     pair = await crm2.client.post(LOGIN, json={"email": victim.email, "password": STOLEN})
     second = await make_key(
-        crm2, {"Authorization": f"Bearer {pair.json()['access_token']}"}, "admin"
+        crm2, {"Authorization": f"Bearer {pair.json()['access_token']}"}, "admin", STOLEN
     )
     others = await make_key(crm2, admin.headers, "admin")
 

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from crm2_core.auth.models import ApiKey
 from crm2_core.testing import Crm2TestApp, TestDatabase, sent_to_postgresql
+from crm2_core.testing.app import TEST_PASSWORD
 
 KEYS, USERS, ROLES = "/api/v1/auth/api-keys", "/api/v1/auth/users", "/api/v1/auth/roles"
 
@@ -22,7 +23,7 @@ async def admin(crm2: Crm2TestApp) -> dict[str, str]:
 async def create_key(
     crm2: Crm2TestApp, admin: dict[str, str], role: str = "viewer", **extra: Any
 ) -> Any:
-    body = {"name": "warehouse sync", "role": role, **extra}
+    body = {"name": "warehouse sync", "role": role, **extra, "current_password": TEST_PASSWORD}
     response = await crm2.client.post(KEYS, json=body, headers=admin)
     assert response.status_code == 201, response.text
     return response.json()
@@ -178,7 +179,12 @@ async def test_expiry_already_past_is_422_and_makes_no_key(
     crm2: Crm2TestApp, admin: dict[str, str], expires_at: str
 ) -> None:
     """A key that expired before it was made came back 201 and never worked."""
-    body = {"name": "x", "role": "viewer", "expires_at": expires_at}
+    body = {
+        "name": "x",
+        "role": "viewer",
+        "expires_at": expires_at,
+        "current_password": TEST_PASSWORD,
+    }
 
     response = await crm2.client.post(KEYS, json=body, headers=admin)
 
@@ -192,7 +198,12 @@ async def test_expiry_before_the_first_storable_instant_is_422_naming_the_field(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
     """0001-01-01T00:00:00+01:00 is before datetime.min in UTC: it was clamped silently."""
-    body = {"name": "x", "role": "viewer", "expires_at": "0001-01-01T00:00:00+01:00"}
+    body = {
+        "name": "x",
+        "role": "viewer",
+        "expires_at": "0001-01-01T00:00:00+01:00",
+        "current_password": TEST_PASSWORD,
+    }
 
     response = await crm2.client.post(KEYS, json=body, headers=admin)
 
@@ -239,14 +250,20 @@ async def test_wrong_key_is_401(crm2: Crm2TestApp, admin: dict[str, str], mangle
 
 
 async def test_unknown_role_for_key_is_422(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
-    response = await crm2.client.post(KEYS, json={"name": "x", "role": "wizard"}, headers=admin)
+    response = await crm2.client.post(
+        KEYS, json={"name": "x", "role": "wizard", "current_password": TEST_PASSWORD}, headers=admin
+    )
     assert response.status_code == 422
 
 
 async def test_non_admin_gets_403_on_api_keys(crm2: Crm2TestApp) -> None:
     headers = await crm2.login("manager")
     assert (await crm2.client.get(KEYS, headers=headers)).status_code == 403
-    response = await crm2.client.post(KEYS, json={"name": "x", "role": "admin"}, headers=headers)
+    response = await crm2.client.post(
+        KEYS,
+        json={"name": "x", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=headers,
+    )
     assert response.status_code == 403
 
 
@@ -282,18 +299,33 @@ async def test_a_key_made_with_an_expiring_key_does_not_outlive_it(
     made = await create_key(crm2, admin, role="admin", expires_at=ends.isoformat())
     parent = bearer(made["key"])
     for later in (None, (ends + timedelta(hours=1)).isoformat()):
-        body = {"name": "forever", "role": "viewer", "expires_at": later}
+        body = {
+            "name": "forever",
+            "role": "viewer",
+            "expires_at": later,
+            "current_password": TEST_PASSWORD,
+        }
         response = await crm2.client.post(KEYS, json=body, headers=parent)
         assert response.status_code == 403, response.text
         assert response.json()["type"].endswith("privilege-escalation")
         assert "expires" in response.json()["detail"]
     sooner = (ends - timedelta(minutes=30)).isoformat()
-    body = {"name": "shorter", "role": "viewer", "expires_at": sooner}
+    body = {
+        "name": "shorter",
+        "role": "viewer",
+        "expires_at": sooner,
+        "current_password": TEST_PASSWORD,
+    }
     assert (await crm2.client.post(KEYS, json=body, headers=parent)).status_code == 201
-    at_most = {"name": "as long", "role": "viewer", "expires_at": ends.isoformat()}
+    at_most = {
+        "name": "as long",
+        "role": "viewer",
+        "expires_at": ends.isoformat(),
+        "current_password": TEST_PASSWORD,
+    }
     assert (await crm2.client.post(KEYS, json=at_most, headers=parent)).status_code == 201
     forever = bearer((await create_key(crm2, admin, role="admin"))["key"])
-    body = {"name": "forever too", "role": "viewer"}
+    body = {"name": "forever too", "role": "viewer", "current_password": TEST_PASSWORD}
     assert (await crm2.client.post(KEYS, json=body, headers=forever)).status_code == 201
 
 
@@ -336,7 +368,12 @@ async def test_a_key_that_would_expire_within_a_minute_is_422_and_makes_no_key(
     crm2: Crm2TestApp, admin: dict[str, str], ahead: timedelta
 ) -> None:
     """A key expiring milliseconds after it was made came back 201 and expired before use."""
-    body = {"name": "x", "role": "viewer", "expires_at": (datetime.now(UTC) + ahead).isoformat()}
+    body = {
+        "name": "x",
+        "role": "viewer",
+        "expires_at": (datetime.now(UTC) + ahead).isoformat(),
+        "current_password": TEST_PASSWORD,
+    }
 
     response = await crm2.client.post(KEYS, json=body, headers=admin)
 
@@ -350,5 +387,5 @@ async def test_a_key_living_a_little_over_a_minute_is_made(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
     expires = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
-    body = {"name": "x", "role": "viewer", "expires_at": expires}
+    body = {"name": "x", "role": "viewer", "expires_at": expires, "current_password": TEST_PASSWORD}
     assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 201

@@ -47,7 +47,9 @@ async def patch_user(
 async def make_key(
     crm2: Crm2TestApp, headers: dict[str, str], role: str = "admin"
 ) -> dict[str, str]:
-    response = await crm2.client.post(KEYS, json={"name": "k", "role": role}, headers=headers)
+    response = await crm2.client.post(
+        KEYS, json={"name": "k", "role": role, "current_password": TEST_PASSWORD}, headers=headers
+    )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['key']}"}
 
@@ -251,7 +253,11 @@ async def test_a_key_made_on_authority_lost_meanwhile_is_refused(
 
     async with crm2.context.session_factory() as session:
         with pytest.raises(Unauthorized):
-            await crm2.auth.create_api_key(session, ApiKeyCreate(name="late", role="keyer"), actor)
+            await crm2.auth.create_api_key(
+                session,
+                ApiKeyCreate(name="late", role="keyer", current_password=TEST_PASSWORD),
+                actor,
+            )
         await session.rollback()
     listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
     assert [k["name"] for k in listed if k["revoked_at"] is None] == []
@@ -293,7 +299,11 @@ async def test_a_key_made_on_a_permission_the_creators_role_lost_meanwhile_is_re
 
     async with crm2.context.session_factory() as session:
         with pytest.raises(Forbidden):
-            await crm2.auth.create_api_key(session, ApiKeyCreate(name="late", role="reader"), actor)
+            await crm2.auth.create_api_key(
+                session,
+                ApiKeyCreate(name="late", role="reader", current_password=TEST_PASSWORD),
+                actor,
+            )
         await session.rollback()
     listed = (await crm2.client.get(KEYS, headers=admin)).json()["items"]
     assert [k["name"] for k in listed if k["revoked_at"] is None] == []
@@ -310,7 +320,11 @@ async def test_a_role_losing_a_permission_waits_for_a_key_being_made_on_it(
     keyer = await keyer_and_reader(crm2, admin)
     actor = await crm2.context.authenticator.from_headers({k.lower(): v for k, v in keyer.items()})
     async with crm2.context.session_factory() as session:
-        await crm2.auth.create_api_key(session, ApiKeyCreate(name="racing", role="reader"), actor)
+        await crm2.auth.create_api_key(
+            session,
+            ApiKeyCreate(name="racing", role="reader", current_password=TEST_PASSWORD),
+            actor,
+        )
         change = asyncio.create_task(patch_role(crm2, admin, "keyer", ["auth:api_keys"]))
         await asyncio.sleep(0.5)
         assert not change.done()  # it waits for the key's transaction

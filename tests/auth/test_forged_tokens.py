@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crm2_core.testing import TEST_JWT_SECRET, Crm2TestApp
+from crm2_core.testing.app import TEST_PASSWORD
 
 ME = "/api/v1/auth/me"
 ISSUER, AUDIENCE, KID = "crm2", "crm2-api", "k1"
@@ -216,7 +217,9 @@ async def test_a_credential_header_sent_twice_is_401(crm2: Crm2TestApp, name: st
     good = admin["Authorization"] if name == "Authorization" else "crm2_nope"
     if name == "X-API-Key":
         made = await crm2.client.post(
-            "/api/v1/auth/api-keys", json={"name": "k", "role": "viewer"}, headers=admin
+            "/api/v1/auth/api-keys",
+            json={"name": "k", "role": "viewer", "current_password": TEST_PASSWORD},
+            headers=admin,
         )
         good = made.json()["key"]
     bad = "Bearer forged" if name == "Authorization" else "crm2_forged"
@@ -234,7 +237,9 @@ async def test_authorization_and_an_api_key_together_are_401(crm2: Crm2TestApp, 
     """Authorization silently won: a proxy checking X-API-Key saw another caller than we did."""
     admin = await crm2.login("admin")
     made = await crm2.client.post(
-        "/api/v1/auth/api-keys", json={"name": "k", "role": "viewer"}, headers=admin
+        "/api/v1/auth/api-keys",
+        json={"name": "k", "role": "viewer", "current_password": TEST_PASSWORD},
+        headers=admin,
     )
     pair = [("Authorization", admin["Authorization"]), ("X-API-Key", made.json()["key"])]
     if order == "api-key-first":

@@ -77,7 +77,9 @@ async def test_own_password_through_ones_own_api_key_needs_the_current_one(
     """A key acts for the user who made it: it must not become their password either."""
     admin = await crm2.user("admin")
     made = await crm2.client.post(
-        "/api/v1/auth/api-keys", json={"name": "k", "role": "admin"}, headers=admin.headers
+        "/api/v1/auth/api-keys",
+        json={"name": "k", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin.headers,
     )
     assert made.status_code == 201, made.text
     key = {"X-API-Key": made.json()["key"]}
@@ -168,7 +170,9 @@ async def test_nobody_deletes_themselves_through_their_own_api_key(crm2: Crm2Tes
     await crm2.login("admin")  # another admin: the last-admin rule is not what refuses
     admin = await crm2.user("admin")
     made = await crm2.client.post(
-        "/api/v1/auth/api-keys", json={"name": "k", "role": "admin"}, headers=admin.headers
+        "/api/v1/auth/api-keys",
+        json={"name": "k", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin.headers,
     )
     key = {"X-API-Key": made.json()["key"]}
 

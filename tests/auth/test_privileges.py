@@ -74,14 +74,20 @@ async def test_api_keys_holder_may_mint_a_key_of_their_own_role(
 ) -> None:
     keys_only = await holder_of(crm2, admin, "auth:api_keys")
     role = (await me_of(crm2, keys_only))["roles"][0]
-    response = await crm2.client.post(KEYS, json={"name": "same", "role": role}, headers=keys_only)
+    response = await crm2.client.post(
+        KEYS,
+        json={"name": "same", "role": role, "current_password": TEST_PASSWORD},
+        headers=keys_only,
+    )
     assert response.status_code == 201, response.text
 
 
 async def test_a_key_cannot_mint_a_stronger_key(crm2: Crm2TestApp, admin: dict[str, str]) -> None:
     keys_only = await holder_of(crm2, admin, "auth:api_keys")
     role = (await me_of(crm2, keys_only))["roles"][0]
-    created = await crm2.client.post(KEYS, json={"name": "k", "role": role}, headers=keys_only)
+    created = await crm2.client.post(
+        KEYS, json={"name": "k", "role": role, "current_password": TEST_PASSWORD}, headers=keys_only
+    )
     key_headers = {"Authorization": f"Bearer {created.json()['key']}"}
     body = {"name": "escalate", "role": "admin"}
     assert_escalation(await crm2.client.post(KEYS, json=body, headers=key_headers))
@@ -92,11 +98,19 @@ async def test_api_keys_holder_cannot_revoke_a_stronger_key(
 ) -> None:
     """Revoking is touching: an integrator with auth:api_keys cannot switch off the
     admin's deployment key, only keys whose role they hold themselves."""
-    made = await crm2.client.post(KEYS, json={"name": "deploy", "role": "admin"}, headers=admin)
+    made = await crm2.client.post(
+        KEYS,
+        json={"name": "deploy", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin,
+    )
     assert made.status_code == 201, made.text
     keys_only = await holder_of(crm2, admin, "auth:api_keys")
     role = (await me_of(crm2, keys_only))["roles"][0]
-    own = await crm2.client.post(KEYS, json={"name": "own", "role": role}, headers=keys_only)
+    own = await crm2.client.post(
+        KEYS,
+        json={"name": "own", "role": role, "current_password": TEST_PASSWORD},
+        headers=keys_only,
+    )
     assert own.status_code == 201, own.text
 
     assert_escalation(await crm2.client.delete(f"{KEYS}/{made.json()['id']}", headers=keys_only))
@@ -133,7 +147,9 @@ async def test_users_holder_cannot_change_their_own_roles_through_their_own_key(
     helper = {"name": "helper", "permissions": ["auth:users"]}
     assert (await crm2.client.post(ROLES, json=helper, headers=admin)).status_code == 201
     created = await crm2.client.post(
-        KEYS, json={"name": "me", "role": me["roles"][0]}, headers=deputy
+        KEYS,
+        json={"name": "me", "role": me["roles"][0], "current_password": TEST_PASSWORD},
+        headers=deputy,
     )
     assert created.status_code == 201, created.text
     key = {"X-API-Key": created.json()["key"]}
@@ -231,7 +247,7 @@ async def test_admin_grants_anything_and_changes_own_roles(
     crm2: Crm2TestApp, admin: dict[str, str]
 ) -> None:
     await crm2.create_user("admin")  # another admin, so that this one may step down
-    body = {"name": "root", "role": "admin"}
+    body = {"name": "root", "role": "admin", "current_password": TEST_PASSWORD}
     assert (await crm2.client.post(KEYS, json=body, headers=admin)).status_code == 201
     me = await me_of(crm2, admin)
     url = f"{USERS}/{me['id']}"
@@ -270,9 +286,15 @@ async def test_a_key_made_by_a_key_stops_when_its_maker_loses_the_right(
     }.items():
         body = {"name": name, "permissions": permissions}
         assert (await crm2.client.post(ROLES, json=body, headers=admin)).status_code == 201
-    maker = await crm2.client.post(KEYS, json={"name": "m", "role": "minter"}, headers=admin)
+    maker = await crm2.client.post(
+        KEYS, json={"name": "m", "role": "minter", "current_password": TEST_PASSWORD}, headers=admin
+    )
     maker_headers = {"Authorization": f"Bearer {maker.json()['key']}"}
-    made = await crm2.client.post(KEYS, json={"name": "r", "role": "reader"}, headers=maker_headers)
+    made = await crm2.client.post(
+        KEYS,
+        json={"name": "r", "role": "reader", "current_password": TEST_PASSWORD},
+        headers=maker_headers,
+    )
     assert made.status_code == 201, made.text
     made_headers = {"Authorization": f"Bearer {made.json()['key']}"}
     assert (await crm2.client.get(USERS, headers=made_headers)).status_code == 200

@@ -18,6 +18,7 @@ from crm2_core.auth.schemas import RoleCreate, RoleUpdate, UserCreate, UserUpdat
 from crm2_core.errors import Crm2Error
 from crm2_core.http.etag import etag_for
 from crm2_core.testing import Crm2TestApp, TestDatabase
+from crm2_core.testing.app import TEST_PASSWORD
 from crm2_hookspecs import Principal
 
 USERS, ROLES, ME = "/api/v1/auth/users", "/api/v1/auth/roles", "/api/v1/auth/me"
@@ -127,7 +128,9 @@ async def test_a_key_revoked_on_authority_lost_meanwhile_stays(
     """Revoking a key needs its role, as making it does: held as stored."""
     await put_roles(crm2, admin, keyer=["auth:api_keys", "core:plugins"], reader=["core:plugins"])
     made = await crm2.client.post(
-        "/api/v1/auth/api-keys", json={"name": "sync", "role": "reader"}, headers=admin
+        "/api/v1/auth/api-keys",
+        json={"name": "sync", "role": "reader", "current_password": TEST_PASSWORD},
+        headers=admin,
     )
     assert made.status_code == 201, made.text
     key_id = uuid.UUID(made.json()["id"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.app import TEST_PASSWORD
 from crm2_hookspecs import Permission, PluginManifest, hookimpl
 
 PASSWORD = "correct horse battery staple"
@@ -495,7 +496,7 @@ async def test_a_default_grant_at_start_up_revokes_keys_beyond_their_creator(
     body = {"name": "keyer", "permissions": sorted({*manager, "auth:api_keys"})}
     assert (await first.client.post(ROLES, json=body, headers=admin)).status_code == 201
     keyer = await first.login("keyer")
-    body = {"name": "k", "role": "manager"}
+    body = {"name": "k", "role": "manager", "current_password": TEST_PASSWORD}
     created = await first.client.post("/api/v1/auth/api-keys", json=body, headers=keyer)
     assert created.status_code == 201, created.text
 

@@ -107,7 +107,7 @@ async def test_a_no_store_response_is_not_kept_and_its_repeat_does_not_show_it(
 
     admin = await crm2.login("admin")
     headers = {**admin, "Idempotency-Key": "feed-key-1"}
-    body = {"name": "feed", "role": "viewer"}
+    body = {"name": "feed", "role": "viewer", "current_password": TEST_PASSWORD}
 
     first = await crm2.client.post("/api/v1/auth/api-keys", json=body, headers=headers)
     second = await crm2.client.post("/api/v1/auth/api-keys", json=body, headers=headers)

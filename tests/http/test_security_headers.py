@@ -99,7 +99,9 @@ async def test_token_responses_are_not_stored(crm2: Crm2TestApp) -> None:
     assert refresh.headers["cache-control"] == "no-store"
     admin = await crm2.login("admin")
     key = await crm2.client.post(
-        "/api/v1/auth/api-keys", json={"name": "k", "role": "viewer"}, headers=admin
+        "/api/v1/auth/api-keys",
+        json={"name": "k", "role": "viewer", "current_password": TEST_PASSWORD},
+        headers=admin,
     )
     assert key.status_code == 201
     assert key.headers["cache-control"] == "no-store"

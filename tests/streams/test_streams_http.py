@@ -135,7 +135,9 @@ async def test_stream_token_of_a_revoked_api_key_is_401(
     server = await serve(app)
     admin = await app.login("admin")
     created = await app.client.post(
-        "/api/v1/auth/api-keys", json={"name": "feed", "role": "admin"}, headers=admin
+        "/api/v1/auth/api-keys",
+        json={"name": "feed", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin,
     )
     assert created.status_code == 201, created.text
     key = {"Authorization": f"Bearer {created.json()['key']}"}
@@ -306,7 +308,12 @@ async def test_a_stream_opened_with_an_expiring_api_key_ends_when_the_key_expire
     expires = datetime.now(UTC) + timedelta(seconds=3)
     created = await app.client.post(
         "/api/v1/auth/api-keys",
-        json={"name": "feed", "role": "viewer", "expires_at": expires.isoformat()},
+        json={
+            "name": "feed",
+            "role": "viewer",
+            "expires_at": expires.isoformat(),
+            "current_password": TEST_PASSWORD,
+        },
         headers=admin,
     )
     assert created.status_code == 201, created.text

@@ -12,6 +12,7 @@ from conftest import ProbeFactory, Serve
 from sse_helpers import EventStream
 
 from crm2_core.testing import Crm2TestApp
+from crm2_core.testing.app import TEST_PASSWORD
 
 KEYS = "/api/v1/auth/api-keys"
 
@@ -64,7 +65,11 @@ async def test_a_principal_past_its_share_of_streams_gets_429(
         assert by_token is not None and by_token.status_code == 429, by_token
         assert await _opens(sse, url, headers=await app.login("manager"))
         admin = await app.login("admin")
-        key = await app.client.post(KEYS, json={"name": "feed", "role": "admin"}, headers=admin)
+        key = await app.client.post(
+            KEYS,
+            json={"name": "feed", "role": "admin", "current_password": TEST_PASSWORD},
+            headers=admin,
+        )
         assert await _opens(sse, url, headers={"Authorization": f"Bearer {key.json()['key']}"})
     finally:
         await second.__aexit__(None, None, None)
@@ -108,7 +113,11 @@ async def test_a_process_past_its_streams_answers_503_with_retry_after(
         held = [EventStream(response) for response in opened]  # kept: they hold the streams
         for stream in held:
             assert (await stream.next()).event == "connected"
-        key = await app.client.post(KEYS, json={"name": "feed", "role": "admin"}, headers=admin)
+        key = await app.client.post(
+            KEYS,
+            json={"name": "feed", "role": "admin", "current_password": TEST_PASSWORD},
+            headers=admin,
+        )
         refused = await _refusal(sse, url, headers={"Authorization": f"Bearer {key.json()['key']}"})
         assert refused is not None and refused.status_code == 503, refused
         assert refused.headers["content-type"] == "application/problem+json"

@@ -145,10 +145,18 @@ async def test_a_revoked_api_keys_stream_ends(
     app = await probe_app()
     server = await serve(app)
     admin = await app.login("admin")
-    created = await app.client.post(KEYS, json={"name": "feed", "role": "admin"}, headers=admin)
+    created = await app.client.post(
+        KEYS,
+        json={"name": "feed", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin,
+    )
     assert created.status_code == 201, created.text
     key = {"Authorization": f"Bearer {created.json()['key']}"}
-    other = await app.client.post(KEYS, json={"name": "other", "role": "admin"}, headers=admin)
+    other = await app.client.post(
+        KEYS,
+        json={"name": "other", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin,
+    )
     other_key = {"Authorization": f"Bearer {other.json()['key']}"}
     url = f"{server.url}/api/v1/streams/probe_audit"
     revoked, revoked_stream = await open_stream(sse, url, headers=key)
@@ -180,7 +188,9 @@ async def test_a_change_made_in_another_process_ends_the_stream(
     server = await serve(second)
     admin = await first.login("admin")
     reader = await first.user("admin")
-    created = await first.client.post(KEYS, json={"name": "k", "role": "admin"}, headers=admin)
+    created = await first.client.post(
+        KEYS, json={"name": "k", "role": "admin", "current_password": TEST_PASSWORD}, headers=admin
+    )
     key = {"Authorization": f"Bearer {created.json()['key']}"}
     stream_url = f"{server.url}/api/v1/streams/probe_audit"
     user_ctx, user_stream = await open_stream(sse, stream_url, headers=reader.headers)

@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from crm2_core.api import ConfigurationError
+from crm2_core.testing.app import TEST_PASSWORD
 from crm2_hookspecs import Principal
 
 
@@ -440,7 +441,9 @@ async def test_a_signed_url_made_with_an_api_key_dies_with_the_key(docs: Docs) -
     rights on its creator's documents), never the creator's wider rights."""
     admin, other = await docs.user("admin"), await docs.user("agent")
     made = await docs.client.post(
-        "/api/v1/auth/api-keys", json={"name": "portal", "role": "agent"}, headers=admin.headers
+        "/api/v1/auth/api-keys",
+        json={"name": "portal", "role": "agent", "current_password": TEST_PASSWORD},
+        headers=admin.headers,
     )
     assert made.status_code == 201, made.text
     key_id, key = made.json()["id"], {"Authorization": f"Bearer {made.json()['key']}"}

@@ -25,6 +25,7 @@ from documents_kit import API, PDF, Docs, make_docs
 from fake_google import CLIENT_ID, CLIENT_SECRET, FakeGoogle, fake_google, gdrive_settings
 
 from crm2_core.api import ConfigurationError
+from crm2_core.testing.app import TEST_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,9 @@ async def test_an_admin_api_key_can_connect_drive(
     )
     admin = await docs.user("admin")
     made = await docs.client.post(
-        "/api/v1/auth/api-keys", json={"name": "ops", "role": "admin"}, headers=admin.headers
+        "/api/v1/auth/api-keys",
+        json={"name": "ops", "role": "admin", "current_password": TEST_PASSWORD},
+        headers=admin.headers,
     )
     assert made.status_code == 201, made.text
     key = SimpleNamespace(headers={"Authorization": f"Bearer {made.json()['key']}"})
