@@ -72,6 +72,10 @@ class EmailTaken(Conflict):
     slug, title = "email-taken", "A user with this e-mail exists"
 
 
+class EmailLookAlike(Conflict):
+    slug, title = "email-look-alike", "A user's e-mail reads the same as this one"
+
+
 class RoleExists(Conflict):
     slug, title = "role-exists", "A role with this name exists"
 

@@ -31,6 +31,11 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return (await session.execute(select(User).where(col(User.email) == email.lower()))).scalar()
 
 
+async def all_emails(session: AsyncSession) -> list[str]:
+    """Every user's address (users are people: a few thousand at most)."""
+    return list((await session.execute(select(col(User.email)))).scalars())
+
+
 async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
 

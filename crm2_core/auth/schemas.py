@@ -58,6 +58,32 @@ def plain_email(value: str) -> str:
     return value
 
 
+# Cyrillic and Greek small letters drawn as a Latin one (UTS #39's confusables, narrowed
+# to lowercase letters that look the same in common fonts): one script's address can
+# pass for the other's ("ace" in Cyrillic letters, U+0430 U+0441 U+0435, for Latin
+# "ace") although neither mixes scripts.
+_LOOK_ALIKES = str.maketrans(
+    {
+        # Cyrillic (U+0430 a, U+0441 c, U+0435 e, U+043E o, U+0440 p, ...)
+        "\u0430": "a", "\u0441": "c", "\u0501": "d", "\u0435": "e", "\u0451": "\u00eb",
+        "\u0433": "r", "\u04bb": "h", "\u0456": "i", "\u0457": "\u00ef", "\u0458": "j",
+        "\u04cf": "l", "\u043e": "o", "\u043f": "n", "\u0440": "p", "\u051b": "q",
+        "\u0455": "s", "\u0443": "y", "\u04af": "y", "\u0475": "v", "\u051d": "w",
+        "\u0445": "x",
+        # Greek (U+03B1 a, U+03BF o, U+03C1 p, ...)
+        "\u03b1": "a", "\u03b3": "y", "\u03b7": "n", "\u03b9": "i", "\u03bd": "v",
+        "\u03bf": "o", "\u03c1": "p", "\u03f2": "c", "\u03c5": "u", "\u03c7": "x",
+        "\u03f3": "j",
+    }
+)  # fmt: skip
+
+
+def skeleton(address: str) -> str:
+    """``address`` (as stored: lowercased, NFC) with every Cyrillic or Greek look-alike
+    of a Latin letter read as that letter: two addresses with one skeleton read alike."""
+    return address.translate(_LOOK_ALIKES)
+
+
 # Letters of the scripts whose look-alikes pass for one another (UTS #39's "mixed script"
 # check, narrowed to them): (first, last, script). unicodedata knows no scripts.
 _SCRIPT_RANGES = (
