@@ -367,6 +367,24 @@ async def test_a_consul_restore_to_something_not_a_url_is_refused_not_sent_to_th
     assert FakeConsul.restored == []
 
 
+async def test_a_refused_consul_address_never_repeats_its_password(
+    consul: str, tmp_path: Path
+) -> None:
+    """A mistyped ``--to`` that carries ``user:password@`` is refused without repeating the
+    password: the error becomes the restore run's ``error`` (``GET /runs``) and a log line."""
+    FakeConsul.snapshot = _snapshot(b"kv:config/crm2=x")
+    target = ConsulTarget(consul, token="t0ken")
+    await target.dump(tmp_path / "c.snap")
+
+    for to in ("consul://ops:s3cret@staging:8500", "http://ops:s3cret@", "ops:s3cret@staging:8500"):
+        with pytest.raises(errors.BadTargetAddress, match="Consul URL") as refused:
+            await target.restore(tmp_path / "c.snap", to, False)
+        assert "s3cret" not in str(refused.value.detail), refused.value.detail
+        assert "staging" in str(refused.value.detail) or to == "http://ops:s3cret@"
+
+    assert FakeConsul.restored == []
+
+
 async def test_a_consul_restore_into_another_consul_never_gets_the_configured_credentials(
     consul: str, tmp_path: Path
 ) -> None:

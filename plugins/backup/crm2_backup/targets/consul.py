@@ -77,6 +77,16 @@ def _same_server(a: str, b: str) -> bool:
     )
 
 
+def _shown(to: str) -> str:
+    """``to`` as an error may repeat it: a ``user:password@`` in it hidden (the error is the
+    restore run's ``error`` and a log line)."""
+    if "@" not in to:
+        return to
+    head, _, tail = to.rpartition("@")
+    scheme = head.split("://", 1)[0] + "://" if "://" in head else ""
+    return f"{scheme}***@{tail}"
+
+
 class ConsulTarget:
     """The configured Consul's snapshots.
 
@@ -131,7 +141,7 @@ class ConsulTarget:
         except (TargetFailed, ValueError):
             pass
         raise BadTargetAddress(
-            f"{to!r} is not a Consul URL: give http(s)://host:8500, or an empty --to for "
+            f"{_shown(to)!r} is not a Consul URL: give http(s)://host:8500, or an empty --to for "
             "the configured Consul"
         )
 
