@@ -6,13 +6,15 @@ Test modules import from ``backup_kit`` (never from ``conftest``).
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crm2_backup import crypto
+from crm2_backup.targets.postgres import PgAddress
 from sqlalchemy import select
 
 from crm2_core.api import JobRunner
@@ -94,6 +96,49 @@ async def run_drill(app: Crm2TestApp, headers: dict[str, str], set_id: str) -> d
     body: dict[str, Any] = drill.json()
     assert run["status"] == ("ok" if body["ok"] else "failed")
     return body
+
+
+_DROPS: list[tuple[str, threading.Thread, list[BaseException]]] = []
+
+
+def drop_database_later(server: PgAddress, name: str) -> None:
+    """``DROP DATABASE name`` on ``server``, in a thread of its own: the test goes on at once.
+
+    PostgreSQL's DROP DATABASE forces an immediate checkpoint of the whole cluster, which
+    on a busy test server takes seconds (most of a restore test's time) and proves nothing
+    the test asks; ``dropped_databases`` waits for every drop at the end of the session
+    and fails it when one did not happen.
+    """
+    failures: list[BaseException] = []
+
+    async def drop() -> None:
+        conn = await server.connect()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(drop())
+        except BaseException as exc:  # reported by dropped_databases
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name=f"drop {name}", daemon=True)
+    thread.start()
+    _DROPS.append((name, thread, failures))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dropped_databases() -> Iterator[None]:
+    """Every :func:`drop_database_later` done before the session ends."""
+    yield
+    left = []
+    for name, thread, failures in _DROPS:
+        thread.join(120)
+        if thread.is_alive() or failures:
+            left.append(f"{name}: {failures or 'still dropping after 120 s'}")
+    assert not left, f"databases not dropped: {left}"
 
 
 def sentinel() -> str:

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from backup_kit import backup  # noqa: F401  (the fixture)
+from backup_kit import backup, dropped_databases  # noqa: F401  (the fixtures)

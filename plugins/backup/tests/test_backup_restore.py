@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_kit import API, app_with_target, event_types, run_set
+from backup_kit import API, app_with_target, drop_database_later, event_types, run_set
 from crm2_backup import errors
 from crm2_backup.models import BackupRun
 from crm2_backup.service.restore import restore
@@ -186,11 +186,7 @@ async def test_two_restores_into_one_new_postgres_database_one_wins_the_other_is
         runs = await _restore_runs(backup, admin)
         assert sorted(r["status"] for r in runs) == ["failed", "ok"]
     finally:
-        conn = await source.connect()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        drop_database_later(source, name)
 
 
 async def test_a_failed_restore_run_records_what_its_target_wrote_before_failing(

@@ -10,7 +10,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from backup_kit import API, event_types, run_drill, run_set, sentinel, settle
+from backup_kit import (
+    API,
+    drop_database_later,
+    event_types,
+    run_drill,
+    run_set,
+    sentinel,
+    settle,
+)
 from crm2_backup import errors
 from crm2_backup.models import BackupArtifact, BackupSet
 from crm2_backup.service.restore import restore
@@ -121,11 +129,7 @@ async def test_restore_into_a_named_target_brings_the_rows_back(
         with pytest.raises(errors.BadTargetAddress, match="crm2's own"):
             await restore(backup.context, set_id, name, source.database)
     finally:
-        admin_conn = await source.connect()
-        try:
-            await admin_conn.execute(f'DROP DATABASE IF EXISTS "{to}" WITH (FORCE)')
-        finally:
-            await admin_conn.close()
+        drop_database_later(source, to)
 
 
 async def test_a_set_newer_than_the_code_is_refused(backup: Crm2TestApp, tmp_path: Path) -> None:
