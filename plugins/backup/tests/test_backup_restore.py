@@ -130,6 +130,28 @@ async def test_a_postgres_restore_aimed_at_another_port_creates_nothing_on_crm2s
         await conn.close()
 
 
+@pytest.mark.parametrize("to", ["template1", "postgres", "{url}/template1"])
+async def test_a_postgres_restore_into_a_template_or_the_maintenance_database_is_refused(
+    backup: Crm2TestApp, to: str
+) -> None:
+    """template1 is empty of tables, so it passed the "must be empty" check: crm2's tables
+    restored there would be copied into every database created afterwards (and every
+    later restore and drill, whose new database would then "have tables", would fail)."""
+    if backup.context.settings.is_sqlite:
+        pytest.skip("a PostgreSQL restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    source = PgAddress.parse(backup.context.settings.database_url)
+    to = to.format(url=f"postgresql://{source.user}@{source.host}:{source.port}")
+
+    with pytest.raises(errors.BadTargetAddress, match=r"template|maintenance"):
+        # a dry run only: the test never writes into the shared server's template1
+        await restore(backup.context, uuid.UUID(made["id"]), "postgres", to, dry_run=True)
+
+    [run] = await _restore_runs(backup, admin)
+    assert run["status"] == "failed"
+
+
 async def test_an_unforeseen_target_failure_is_a_target_failed_and_a_failed_run(
     slow: tuple[Crm2TestApp, SlowRestoreTarget],
 ) -> None:

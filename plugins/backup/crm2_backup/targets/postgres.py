@@ -64,6 +64,11 @@ class PgAddress:
             raise TargetFailed(f"cannot connect to database {self.database!r}: {exc}") from exc
 
 
+# never a restore target: the templates every new database is copied from, and the
+# maintenance database tools connect to (all empty of tables, so "must be empty" passes)
+RESERVED = frozenset({"template0", "template1", "postgres"})
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -152,10 +157,22 @@ class PostgresTarget:
             self.source.database,
         ):
             raise BadTargetAddress("refusing to restore over crm2's own database: name another")
+        if target.database in RESERVED:
+            raise BadTargetAddress(
+                f"refusing to restore into {target.database!r}, a template or the maintenance "
+                "database (a template's tables go into every database made after): name a new one"
+            )
         same_server = (target.host, target.port) == (self.source.host, self.source.port)
         admin = await self.source.connect() if same_server else None
         try:
             if admin is not None:
+                if await admin.fetchval(
+                    "SELECT datistemplate FROM pg_database WHERE datname = $1", target.database
+                ):
+                    raise BadTargetAddress(
+                        f"refusing to restore into {target.database!r}, a template database "
+                        "(its tables would go into every database made from it): name a new one"
+                    )
                 exists = await admin.fetchval(
                     "SELECT 1 FROM pg_database WHERE datname = $1", target.database
                 )
