@@ -72,6 +72,57 @@ async def test_redis_round_trip_keeps_values_and_ttls(
         await client.aclose()
 
 
+class _ExpiresBetweenDumpAndPttl:
+    """A Redis client on which every key expires just after its DUMP, before its PTTL (the
+    dump's pipeline is no transaction): PTTL answers -2, "no such key"."""
+
+    def __init__(self, real: Redis) -> None:
+        self.real = real
+
+    def scan_iter(self, **kwargs: Any) -> Any:
+        return self.real.scan_iter(**kwargs)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        real = self.real.pipeline(transaction=transaction)
+
+        class Pipe:
+            def dump(self, key: bytes) -> None:
+                real.dump(key)
+
+            def pttl(self, key: bytes) -> None:
+                real.pttl(key)
+
+            async def execute(self) -> list[Any]:
+                replies = await real.execute()
+                return [-2 if i % 2 else r for i, r in enumerate(replies)]
+
+        return Pipe()
+
+
+async def test_a_key_that_expires_during_the_dump_is_not_restored_for_ever(
+    crm2_redis_url: tuple[str, str], tmp_path: Path
+) -> None:
+    """A key gone by its PTTL was dumped with TTL 0, which RESTORE reads as "never
+    expires": a lock or a session restored from that set would never go away."""
+    url, prefix = crm2_redis_url
+    client = Redis.from_url(url)
+    try:
+        await client.set(f"{prefix}lock:report", "held", px=60_000)
+        target = RedisTarget(url, prefix, mode="logical")
+
+        facts = await target._dump_into(
+            _ExpiresBetweenDumpAndPttl(client),  # type: ignore[arg-type]
+            tmp_path / "r.jsonl",
+            prefix,
+        )
+
+        assert facts["keys"] == 0, "an expired key was dumped"
+        report = await target.restore(tmp_path / "r.jsonl", f"{prefix}copy:", False)
+        assert report["restored"] == 0 and await client.exists(f"{prefix}copy:lock:report") == 0
+    finally:
+        await client.aclose()
+
+
 async def test_a_redis_drill_that_differs_fails(
     crm2_redis_url: tuple[str, str], tmp_path: Path
 ) -> None:

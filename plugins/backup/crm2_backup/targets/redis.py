@@ -109,8 +109,10 @@ class RedisTarget:
                 replies = await pipe.execute()
                 for i, key in enumerate(keys):
                     payload, ttl = replies[2 * i], replies[2 * i + 1]
-                    if payload is None:
-                        continue  # expired or deleted meanwhile
+                    if payload is None or ttl == -2:
+                        # expired or deleted meanwhile (after its DUMP too: PTTL -2, which
+                        # dumped as TTL 0 would restore as a key that never expires)
+                        continue
                     suffix = key[len(prefix.encode()) :]
                     one = hashlib.sha256(suffix + b"\0" + payload).digest()
                     total = (total + int.from_bytes(one, "big")) % (1 << 256)
