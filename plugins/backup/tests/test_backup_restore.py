@@ -254,6 +254,22 @@ async def test_two_restores_into_one_new_sqlite_file_one_wins_the_other_is_refus
     assert sorted(r["status"] for r in runs) == ["failed", "ok"]
 
 
+async def test_a_restored_sqlite_file_is_readable_by_its_owner_only(
+    backup: Crm2TestApp, tmp_path: Path
+) -> None:
+    """The restored file holds every row (password hashes, customers' data): it appears
+    mode 0600 whatever the umask, as the key file does, not 0644 for every local user."""
+    if not backup.context.settings.is_sqlite:
+        pytest.skip("a SQLite restore")
+    admin = await backup.login("admin")
+    made = await run_set(backup, admin)
+    to = tmp_path / "restored.db"
+
+    await restore(backup.context, uuid.UUID(made["id"]), "sqlite", str(to))
+
+    assert to.stat().st_mode & 0o777 == 0o600, oct(to.stat().st_mode)
+
+
 class ProgramRestoreTarget(SlowRestoreTarget):
     """A restore that runs a program through the built-in targets' ``run_program`` (as
     pg_restore, rabbitmqctl do), writing its pid first and running until stopped."""

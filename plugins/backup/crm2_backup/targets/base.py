@@ -97,10 +97,13 @@ def write_new_file(target: Path, write: Callable[[Path], None]) -> None:
 
     ``write`` fills a file beside it, which is then linked in: a file that appeared
     meanwhile (another restore into the same name) is never overwritten, and a write
-    that fails half-way leaves nothing. An empty file already there is replaced.
+    that fails half-way leaves nothing. An empty file already there is replaced. The
+    file is mode 0600 (it holds every row, every key): ``write`` fills the empty file
+    made so, whatever the umask.
     """
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         write(partial)
         try:
             os.link(partial, target)
