@@ -21,7 +21,15 @@ from crm2_core.testing import Crm2TestApp
 
 async def test_concurrent_prunes_prune_and_announce_each_set_once(backup: Crm2TestApp) -> None:
     admin = await backup.login("admin")
-    made = [await run_set(backup, admin) for _ in range(3)]  # today: only the newest is kept
+    # three completed sets of today (rows: what retention reads), only the newest is kept
+    now = utcnow()
+    rows = [new_set("manual", None, None, "completed") for _ in range(3)]
+    for age, row in zip((3, 2, 1), rows, strict=True):
+        row.started_at = row.finished_at = now - timedelta(milliseconds=age)
+    async with backup.context.session_factory() as session:
+        session.add_all(rows)
+        await session.commit()
+    made = [{"id": str(row.id)} for row in rows]
 
     answers = await asyncio.gather(
         *(backup.client.post(f"{API}/prune", headers=admin) for _ in range(4))
