@@ -135,3 +135,23 @@ def test_the_ambiguous_422_says_how_to_write_either_reading(amount: str, says: s
     thousands, decimals = says.removeprefix("write ").split(" (or ")[0], says.split(", ")[-1]
     assert read((thousands, "KWD")) == [1_234_000 * (-1 if amount[0] == "-" else 1)]
     assert read((decimals.split(" for ")[0], "KWD")) == [1_234 * (-1 if amount[0] == "-" else 1)]
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "\u0661\u0662,\u0665\u0660",  # Arabic-Indic: was read as 12.50
+        "\u06f1\u06f2.\u06f5\u06f0",  # Extended Arabic-Indic (Persian)
+        "\u0967\u0968.\u096b\u0966",  # Devanagari
+        "\uff11\uff12.\uff15\uff10",  # fullwidth
+        "12.5\u0660",  # one foreign digit among ASCII ones
+        "1,2\u06634.00",
+    ],
+)
+def test_an_amount_of_other_than_ascii_digits_is_refused_naming_its_row(amount: str) -> None:
+    """``\\d`` and Decimal accept any script's digits: a statement's amounts are ASCII."""
+    content = "\r\n".join([HEADER, "2026-12-01;1,00;EUR;R;Y", f"2026-12-01;{amount};EUR;R;Y"])
+    with pytest.raises(InvalidStatement) as refused:
+        parse(content.encode(), max_rows=100)
+    assert str(refused.value).startswith("row 3: amount "), str(refused.value)
+    assert "not a number" in str(refused.value), str(refused.value)

@@ -34,7 +34,9 @@ from crm2_payments.errors import InvalidStatement
 from crm2_payments.service.money import MAX_MINOR
 
 COLUMNS = ("date", "amount", "currency", "reference", "counterparty")
-_AMOUNT = re.compile(r"^[+-]?[\d.,' ]+$")
+# ASCII digits only: ``\d`` (and Decimal) read Arabic-Indic digits (U+0660-U+0669) and
+# other scripts' as 0-9, an amount no bank export writes and no person checks at a glance
+_AMOUNT = re.compile(r"^[+-]?[0-9.,' ]+$")
 # scaling to minor units must be exact: the default context (28 digits) rounds a longer
 # amount (1.0000000000000000000000000001 EUR became 1.00); past 40 digits it is refused
 _EXACT = Context(prec=40, traps=[Rounded, InvalidOperation])
@@ -62,9 +64,9 @@ def _date(value: str, number: int) -> date:
 
 # one separator once, three digits after it, a first group that could be thousands:
 # 1,234 is 1234 in one bank's export and 1.234 in another's
-_AMBIGUOUS = re.compile(r"^[1-9]\d{0,2}[.,]\d{3}$")
+_AMBIGUOUS = re.compile(r"^[1-9][0-9]{0,2}[.,][0-9]{3}$")
 # digits grouped by thousands (1,234,567) or the Indian way (12,34,567); {s}: the separator
-_GROUPED = (r"^\d{{1,3}}(?:{s}\d{{3}})*$", r"^\d{{1,2}}(?:{s}\d{{2}})*{s}\d{{3}}$")
+_GROUPED = (r"^[0-9]{{1,3}}(?:{s}[0-9]{{3}})*$", r"^[0-9]{{1,2}}(?:{s}[0-9]{{2}})*{s}[0-9]{{3}}$")
 
 
 def decimal_mark(value: str) -> str | None:
