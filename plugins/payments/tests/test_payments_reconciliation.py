@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from crm2_payments.service.overdue import mark_overdue
 from payments_kit import API, Payments, key
@@ -549,3 +550,43 @@ async def test_a_line_of_the_first_day_of_the_calendar_books_its_receipt(
         f"{API}/payments/{made['id']}/allocations", headers=manager.headers
     )
     assert ledger.json()[0]["received_at"].startswith("0001-01-01T12:00:00")
+
+
+async def lines_of(p: Payments, headers: dict[str, str], result: dict[str, object]) -> list[Any]:
+    answer = await p.client.get(f"{API}/statements/{result['id']}/lines", headers=headers)
+    assert answer.status_code == 200, answer.text
+    items: list[Any] = answer.json()["items"]
+    return items
+
+
+async def test_a_statements_lines_see_what_the_lines_before_them_booked(
+    payments: Payments,
+) -> None:
+    """Lines are looked up together, yet each is matched on the payments as the lines before
+    it left them: a part paid by reference is found by its new outstanding amount, a
+    payment paid by one line is not booked twice, a receipt is confirmed once."""
+    manager = await payments.user("manager")
+    part = await payments.create(manager, amount="100.00", reference="R-1", due_date="2026-12-01")
+    twin = await payments.create(manager, amount="7.00", due_date="2026-12-02")
+    receipt_of = await payments.create(manager, amount="50.00")
+    booked = await payments.move(manager, receipt_of["id"], "payment", "15.00", provider="acme",
+                                 external_id="tx_9")  # fmt: skip
+    assert booked.status_code == 201, booked.text
+    result = await upload(payments, manager.headers, statement(
+        "2026-12-01;40,00;EUR;R-1;A",  # by reference: 60.00 left
+        "2026-12-02;60,00;EUR;;B",  # by amount and date: the 60.00 left
+        "2026-12-02;60,00;EUR;R-1;C",  # the reference's payment is paid now
+        "2026-12-02;7,00;EUR;;D", "2026-12-03;7,00;EUR;;E",  # one payment of 7.00
+        "2026-12-04;15,00;EUR;tx_9;F", "2026-12-05;15,00;EUR;tx_9;G"))  # fmt: skip
+    by = {line["counterparty"]: line for line in await lines_of(payments, manager.headers, result)}
+    assert {k: v["status"] for k, v in by.items()} == {
+        "A": "matched", "B": "matched", "C": "unmatched", "D": "matched", "E": "unmatched",
+        "F": "matched", "G": "unmatched"}  # fmt: skip
+    assert (by["A"]["matched_by"], by["B"]["matched_by"]) == ("reference", "amount_date")
+    assert by["A"]["payment_id"] == by["B"]["payment_id"] == part["id"]
+    assert by["D"]["payment_id"] == twin["id"]
+    assert by["F"]["allocation_id"] == booked.json()["allocation"]["id"]
+    assert (await payments.get(manager, part["id"])).json()["paid"] == "100.00"
+    assert (await payments.get(manager, twin["id"])).json()["paid"] == "7.00"
+    assert (await payments.get(manager, receipt_of["id"])).json()["paid"] == "15.00"
+    assert result["matched"] == 4

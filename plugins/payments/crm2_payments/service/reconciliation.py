@@ -18,6 +18,9 @@ is ``unmatched`` and never matched, by hand neither (422): nothing is booked for
 A person matches and unmatches by hand; unmatching takes back the receipt the
 match booked (a ``reversal`` entry in the ledger).
 
+The lines of an upload are looked up together (``_Matcher``): a few queries per 500
+lines, the payments found locked in id order, then each line matched in file order.
+
 Every step keeps to the payments the uploader can see (the visibility rule): a
 reconcile holder without ``payments:all_records`` books nothing on, and the answer
 names none of, another user's payments; matching and unmatching by hand likewise.
@@ -26,12 +29,14 @@ names none of, another user's payments; matching and unmatching by hand likewise
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from crm2_core.api import (
@@ -84,84 +89,6 @@ def _confirmed_by_a_line(*where: Any) -> Any:
     return exists().where(col(StatementLine.status) == "matched", *where)
 
 
-async def _candidates(
-    session: AsyncSession, line: StatementLine, window: int, seen: Visibility
-) -> tuple[str, list[Payment], Allocation | None]:
-    ref = line.reference
-    if ref:
-        allocation = (
-            (
-                await session.execute(
-                    select(Allocation)
-                    .where(
-                        col(Allocation.external_id) == ref,
-                        col(Allocation.kind) == "payment",
-                        col(Allocation.payment_id).in_(select(col(Payment.id)).where(INCOMING)),
-                        seen.where(col(Allocation.owner_id)),
-                        ~_confirmed_by_a_line(col(StatementLine.allocation_id) == Allocation.id),
-                    )
-                    .limit(2)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        # the receipt itself: the same money; another amount is not this receipt
-        receipt = allocation[0] if len(allocation) == 1 else None
-        if (
-            receipt is not None
-            and receipt.currency == line.currency
-            and receipt.amount_minor == line.amount_minor
-        ):
-            return "external_id", [], receipt
-        by_external = list(
-            (
-                await session.execute(
-                    select(Payment)
-                    .where(
-                        col(Payment.external_id) == ref,
-                        INCOMING,
-                        col(Payment.currency) == line.currency,
-                        seen.where(col(Payment.owner_id)),
-                    )
-                    .limit(2)
-                )
-            ).scalars()
-        )
-        if by_external:
-            return "external_id", by_external, None
-        by_reference = list(
-            (
-                await session.execute(
-                    select(Payment)
-                    .where(
-                        col(Payment.reference) == ref,
-                        INCOMING,
-                        col(Payment.currency) == line.currency,
-                        col(Payment.status).in_(OPEN_STATUSES),
-                        seen.where(col(Payment.owner_id)),
-                    )
-                    .limit(2)
-                )
-            ).scalars()
-        )
-        if by_reference:
-            return "reference", by_reference, None
-    stmt = (
-        select(Payment)
-        .where(
-            INCOMING,
-            col(Payment.currency) == line.currency,
-            col(Payment.status).in_(OPEN_STATUSES),
-            OUTSTANDING == line.amount_minor,  # noqa: SIM300
-            col(Payment.due_date).between(*_days_around(line.booked_on, window)),
-            seen.where(col(Payment.owner_id)),
-        )
-        .limit(2)
-    )
-    return "amount_date", list((await session.execute(stmt)).scalars()), None
-
-
 def received_at(line: StatementLine) -> datetime:
     """When the line's money arrived: its ``booked_on``, not the upload's time; a line dated
     after now (a bank's value date ahead) is held at now. Midday UTC: the same calendar day
@@ -181,17 +108,10 @@ async def _book(
     outstanding = payment.amount_minor - payment.paid_minor + payment.refunded_minor
     if line.amount_minor <= 0 or line.amount_minor > outstanding or payment.status == "cancelled":
         return False
-    body = AllocationCreate(
-        amount=from_minor(line.amount_minor, line.currency),
-        currency=line.currency,
-        received_at=received_at(line),
-        method="bank_transfer",
-        reference=line.reference[:140],
-    )
     try:
         async with session.begin_nested():
             allocation, _ = await payments_service.move(
-                session, principal, payment, "payment", body, statement_line_id=line.id
+                session, principal, payment, "payment", _receipt(line), statement_line_id=line.id
             )
     except (Overpayment, InvalidTransition):
         return False  # another request took the money first (or cancelled the payment)
@@ -204,38 +124,206 @@ async def _book(
     return True
 
 
-async def match_line(
-    session: AsyncSession, line: StatementLine, window: int, seen: Visibility
-) -> str:
-    """Match ``line`` automatically among the payments ``seen`` lets the uploader see."""
-    if line.amount_minor <= 0:
-        # a debit or a zero line: no money to book, whatever payment its reference names
-        line.status = "unmatched"
-        await session.flush()
-        return line.status
-    how, found, allocation = await _candidates(session, line, window, seen)
-    if allocation is not None:
-        line.status, line.payment_id, line.allocation_id, line.matched_by = (
-            "matched", allocation.payment_id, allocation.id, how)  # fmt: skip
-    elif len(found) > 1:
-        line.status = "ambiguous"
-    elif len(found) == 1:
+CHUNK = 500  # lines looked up at once; values in one IN list
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def _outstanding(payment: Payment) -> int:
+    return payment.amount_minor - payment.paid_minor + payment.refunded_minor
+
+
+class _Matcher:
+    """The lines of one upload matched together: the candidates of every line are looked up
+    at once (a query per chunk of lines and per step, not four per line), the payments among
+    them locked in id order (two uploads lock in the same order: no deadlock; another
+    request's change waits for this upload), then each line is matched in file order on
+    those rows as they are then. What a line books changes the rows (and what the next
+    line finds) exactly as the line-by-line queries did."""
+
+    def __init__(self, session: AsyncSession, window: int, seen: Visibility) -> None:
+        self.session, self.window, self.seen = session, window, seen
+        self.receipts: dict[str, list[Allocation]] = {}  # external id: unconfirmed receipts
+        self.by_external: dict[str, list[Payment]] = {}
+        self.by_reference: dict[str, list[Payment]] = {}
+        # (currency, outstanding): the open payments of that outstanding amount
+        self.by_amount: dict[tuple[str, int], dict[uuid.UUID, Payment]] = {}
+        self.pool: list[Payment] = []  # what the amount and date step found
+        self.confirmed: set[uuid.UUID] = set()  # receipts a matched line confirms
+        self.with_line: set[uuid.UUID] = set()  # payments a matched line names
+        self.payments: dict[uuid.UUID, Payment] = {}
+
+    async def look_up(self, lines: list[StatementLine]) -> None:
+        credits = [line for line in lines if line.amount_minor > 0]
+        refs = sorted({line.reference for line in credits if line.reference})
+        for chunk in _chunks(refs):
+            await self._by_reference(chunk)
+        for part in _chunks(credits):
+            await self._by_amount(part)
+        # a paid payment named by its external id is confirmed by one line only
+        named = sorted(p.id for ps in self.by_external.values() for p in ps)
+        for ids in _chunks(named):
+            lined = select(col(StatementLine.payment_id)).where(
+                col(StatementLine.status) == "matched", col(StatementLine.payment_id).in_(ids)
+            )
+            self.with_line.update(x for x in (await self.session.execute(lined)).scalars() if x)
+        # the rows locked in one order (SQLite: the upload holds the database's write lock
+        # since its lines were written) and read as they are once locked
+        ids = sorted(self.payments)
+        for part in _chunks(ids):
+            stmt = (
+                select(Payment)
+                .where(col(Payment.id).in_(part))
+                .order_by(col(Payment.id))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            await self.session.execute(stmt)
+        for payment in self.pool:  # by their amounts once locked
+            self.booked(payment)
+
+    def _keep(self, payments: Any) -> list[Payment]:
+        return [self.payments.setdefault(p.id, p) for p in payments]
+
+    async def _by_reference(self, refs: list[str]) -> None:
+        session, seen = self.session, self.seen
+        receipts = select(Allocation).where(
+            col(Allocation.external_id).in_(refs),
+            col(Allocation.kind) == "payment",
+            col(Allocation.payment_id).in_(select(col(Payment.id)).where(INCOMING)),
+            seen.where(col(Allocation.owner_id)),
+            ~_confirmed_by_a_line(col(StatementLine.allocation_id) == Allocation.id),
+        )
+        for receipt in (await session.execute(receipts)).scalars():
+            assert receipt.external_id is not None
+            self.receipts.setdefault(receipt.external_id, []).append(receipt)
+        stmt = select(Payment).where(
+            col(Payment.external_id).in_(refs), INCOMING, seen.where(col(Payment.owner_id))
+        )
+        for payment in self._keep((await session.execute(stmt)).scalars()):
+            assert payment.external_id is not None
+            self.by_external.setdefault(payment.external_id, []).append(payment)
+        # every status: the open ones are told apart once the rows are locked
+        stmt = select(Payment).where(
+            col(Payment.reference).in_(refs), INCOMING, seen.where(col(Payment.owner_id))
+        )
+        for payment in self._keep((await session.execute(stmt)).scalars()):
+            self.by_reference.setdefault(payment.reference, []).append(payment)
+
+    async def _by_amount(self, lines: list[StatementLine]) -> None:
+        spans = [_days_around(line.booked_on, self.window) for line in lines]
+        stmt = select(Payment).where(
+            INCOMING,
+            col(Payment.currency).in_(sorted({line.currency for line in lines})),
+            col(Payment.status).in_(OPEN_STATUSES),
+            OUTSTANDING.in_(sorted({line.amount_minor for line in lines})),
+            col(Payment.due_date).between(min(s[0] for s in spans), max(s[1] for s in spans)),
+            self.seen.where(col(Payment.owner_id)),
+        )
+        self.pool.extend(self._keep((await self.session.execute(stmt)).scalars()))
+
+    def candidates(self, line: StatementLine) -> tuple[str, list[Payment], Allocation | None]:
+        """A line's candidates by the payments' rows as they are now: the three steps."""
+        ref = line.reference
+        if ref:
+            receipts = [a for a in self.receipts.get(ref, []) if a.id not in self.confirmed]
+            # the receipt itself: the same money; another amount is not this receipt
+            receipt = receipts[0] if len(receipts) == 1 else None
+            if (
+                receipt is not None
+                and receipt.currency == line.currency
+                and receipt.amount_minor == line.amount_minor
+            ):
+                return "external_id", [], receipt
+            named = [p for p in self.by_external.get(ref, []) if p.currency == line.currency]
+            if named:
+                return "external_id", named[:2], None
+            named = [p for p in self.by_reference.get(ref, []) if p.currency == line.currency]
+            open_ = [p for p in named if p.status in OPEN_STATUSES]
+            if open_:
+                return "reference", open_[:2], None
+        low, high = _days_around(line.booked_on, self.window)
+        pool = self.by_amount.get((line.currency, line.amount_minor), {})
+        found = [
+            p
+            for p in pool.values()
+            if p.status in OPEN_STATUSES
+            and _outstanding(p) == line.amount_minor
+            and p.due_date is not None
+            and low <= p.due_date <= high
+        ]
+        return "amount_date", found[:2], None
+
+    def booked(self, payment: Payment) -> None:
+        """``payment``'s outstanding amount changed: it is found by its new amount."""
+        key = (payment.currency, _outstanding(payment))
+        self.by_amount.setdefault(key, {})[payment.id] = payment
+
+    async def match(self, line: StatementLine) -> _Match:
+        """Match ``line`` automatically among the payments the uploader can see."""
+        if line.amount_minor <= 0:
+            # a debit or a zero line: no money to book, whatever payment its reference names
+            return _Match("unmatched")
+        how, found, allocation = self.candidates(line)
+        if allocation is not None:
+            self.confirmed.add(allocation.id)
+            self.with_line.add(allocation.payment_id)
+            return _Match("matched", allocation.payment_id, allocation.id, how)
+        if len(found) > 1:
+            return _Match("ambiguous")
+        if not found:
+            return _Match("unmatched")
         payment = found[0]
         if (
             payment.status == "paid"
             and how == "external_id"
             and line.amount_minor == payment.amount_minor
-            and not await session.scalar(
-                select(_confirmed_by_a_line(col(StatementLine.payment_id) == payment.id))
-            )
+            and payment.id not in self.with_line
         ):
-            line.status, line.payment_id, line.matched_by = "matched", payment.id, how
-        elif not await _book(session, None, line, payment, how):
-            line.status = "ambiguous" if how != "amount_date" else "unmatched"
-    else:
-        line.status = "unmatched"
-    await session.flush()
-    return line.status
+            self.with_line.add(payment.id)
+            return _Match("matched", payment.id, None, how)
+        allocation = await _book_locked(self.session, line, payment)
+        if allocation is None:
+            return _Match("ambiguous" if how != "amount_date" else "unmatched")
+        self.with_line.add(payment.id)
+        self.booked(payment)
+        return _Match("matched", payment.id, allocation.id, how)
+
+
+@dataclass(frozen=True)
+class _Match:
+    status: str
+    payment_id: uuid.UUID | None = None
+    allocation_id: uuid.UUID | None = None
+    matched_by: str | None = None
+
+
+async def _book_locked(
+    session: AsyncSession, line: StatementLine, payment: Payment
+) -> Allocation | None:
+    """Book the line's amount on ``payment``, locked by this upload; ``None`` when it does
+    not fit. No savepoint: the guarded UPDATE that could refuse is the first write."""
+    if line.amount_minor > _outstanding(payment) or payment.status == "cancelled":
+        return None
+    try:
+        allocation, _ = await payments_service.move(
+            session, None, payment, "payment", _receipt(line), statement_line_id=line.id
+        )
+    except (Overpayment, InvalidTransition):
+        return None  # not locked after all (a payment read twice?): the guard held
+    return allocation
+
+
+def _receipt(line: StatementLine) -> AllocationCreate:
+    return AllocationCreate(
+        amount=from_minor(line.amount_minor, line.currency),
+        currency=line.currency,
+        received_at=received_at(line),
+        method="bank_transfer",
+        reference=line.reference[:140],
+    )
 
 
 async def upload(
@@ -289,9 +377,23 @@ async def upload(
     except IntegrityError:
         raise Conflict("the same statement is being uploaded by another request; retry") from None
     counts = {"matched": 0, "unmatched": 0, "ambiguous": 0}
-    seen = RULES.in_session(session, principal)
-    for line in rows:
-        counts[await match_line(session, line, window, seen)] += 1
+    matcher = _Matcher(session, window, RULES.in_session(session, principal))
+    await matcher.look_up(rows)
+    matches = [await matcher.match(line) for line in rows]
+    # the lines written at once (one executemany), not one UPDATE per line
+    changed = [
+        {"id": line.id, "status": m.status, "payment_id": m.payment_id,
+         "allocation_id": m.allocation_id, "matched_by": m.matched_by}
+        for line, m in zip(rows, matches, strict=True)
+        if m.status != "unmatched"
+    ]  # fmt: skip
+    for part in _chunks(changed):
+        await session.execute(update(StatementLine), part)
+    for line, m in zip(rows, matches, strict=True):
+        counts[m.status] += 1
+        set_committed_value(line, "status", m.status)
+        for name in ("payment_id", "allocation_id", "matched_by"):
+            set_committed_value(line, name, getattr(m, name))
     event = ReconciliationCompleted(lines=len(fresh), duplicates=statement.duplicates, **counts)
     publish(session, event, subject=statement.id, actor=principal)
     return statement, counts
