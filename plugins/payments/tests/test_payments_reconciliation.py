@@ -559,6 +559,36 @@ async def lines_of(p: Payments, headers: dict[str, str], result: dict[str, objec
     return items
 
 
+async def test_a_line_naming_a_paid_payment_by_reference_is_ambiguous(payments: Payments) -> None:
+    """The reference step looked at open payments only: a second credit naming a payment paid
+    already fell through to amount and date and was booked on another client's payment of
+    that amount (or left unmatched), while the README said ambiguous, as a race made it."""
+    manager = await payments.user("manager")
+    paid = await payments.create(manager, amount="80.00", reference="INV-9")
+    assert (await payments.move(manager, paid["id"], "payment", "80.00")).status_code == 201
+    other = await payments.create(manager, amount="80.00", due_date="2026-12-01")
+    cancelled = await payments.create(manager, amount="12.00", reference="INV-10")
+    etag = (await payments.get(manager, cancelled["id"])).headers["ETag"]
+    gone = await payments.client.post(
+        f"{API}/payments/{cancelled['id']}/cancel", headers={**manager.headers, "If-Match": etag}
+    )
+    assert gone.status_code == 200, gone.text
+    # a reference an open payment has too: the open one is paid, as before
+    shared = await payments.create(manager, amount="20.00", reference="POL-1")
+    assert (await payments.move(manager, shared["id"], "payment", "20.00")).status_code == 201
+    open_ = await payments.create(manager, amount="20.00", reference="POL-1")
+    result = await upload(payments, manager.headers, statement(
+        "2026-12-01;80,00;EUR;INV-9;Bob", "2026-12-01;12,00;EUR;INV-10;Carl",
+        "2026-12-01;20,00;EUR;POL-1;Dan"))  # fmt: skip
+    assert (result["matched"], result["ambiguous"], result["unmatched"]) == (1, 2, 0)
+    status = {line["reference"]: line for line in await lines_of(payments, manager.headers, result)}
+    assert status["INV-9"]["status"] == status["INV-10"]["status"] == "ambiguous"
+    assert status["INV-9"]["payment_id"] is None
+    assert (status["POL-1"]["status"], status["POL-1"]["payment_id"]) == ("matched", open_["id"])
+    assert (await payments.get(manager, other["id"])).json()["paid"] == "0.00"
+    assert (await payments.get(manager, paid["id"])).json()["paid"] == "80.00"
+
+
 async def test_a_statements_lines_see_what_the_lines_before_them_booked(
     payments: Payments,
 ) -> None:
@@ -575,12 +605,12 @@ async def test_a_statements_lines_see_what_the_lines_before_them_booked(
     result = await upload(payments, manager.headers, statement(
         "2026-12-01;40,00;EUR;R-1;A",  # by reference: 60.00 left
         "2026-12-02;60,00;EUR;;B",  # by amount and date: the 60.00 left
-        "2026-12-02;60,00;EUR;R-1;C",  # the reference's payment is paid now
+        "2026-12-02;60,00;EUR;R-1;C",  # the reference's payment is paid now: ambiguous
         "2026-12-02;7,00;EUR;;D", "2026-12-03;7,00;EUR;;E",  # one payment of 7.00
         "2026-12-04;15,00;EUR;tx_9;F", "2026-12-05;15,00;EUR;tx_9;G"))  # fmt: skip
     by = {line["counterparty"]: line for line in await lines_of(payments, manager.headers, result)}
     assert {k: v["status"] for k, v in by.items()} == {
-        "A": "matched", "B": "matched", "C": "unmatched", "D": "matched", "E": "unmatched",
+        "A": "matched", "B": "matched", "C": "ambiguous", "D": "matched", "E": "unmatched",
         "F": "matched", "G": "unmatched"}  # fmt: skip
     assert (by["A"]["matched_by"], by["B"]["matched_by"]) == ("reference", "amount_date")
     assert by["A"]["payment_id"] == by["B"]["payment_id"] == part["id"]

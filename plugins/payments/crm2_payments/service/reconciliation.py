@@ -5,7 +5,9 @@ Each new line is matched in order by:
 1. external id: the line's reference is the ``external_id`` of a receipt
    (allocation) or of a payment — a receipt already booked for the line's amount (or a
    payment paid already of that amount) is only confirmed, and by one line only;
-2. reference: the line's reference is the ``reference`` of open payments;
+2. reference: the line's reference is the ``reference`` of open payments; of none open,
+   of payments paid (refunded, cancelled) already: ``ambiguous``, a second payment of
+   it? (the same as when another request pays the one open payment first);
 3. amount and date: open incoming payments in the line's currency whose
    outstanding amount equals the line's, due within CRM2_PAYMENTS_MATCH_WINDOW_DAYS.
 
@@ -205,7 +207,7 @@ class _Matcher:
         for payment in self._keep((await session.execute(stmt)).scalars()):
             assert payment.external_id is not None
             self.by_external.setdefault(payment.external_id, []).append(payment)
-        # every status: the open ones are told apart once the rows are locked
+        # every status: a paid (or cancelled) payment the line names is for a person to see
         stmt = select(Payment).where(
             col(Payment.reference).in_(refs), INCOMING, seen.where(col(Payment.owner_id))
         )
@@ -244,6 +246,8 @@ class _Matcher:
             open_ = [p for p in named if p.status in OPEN_STATUSES]
             if open_:
                 return "reference", open_[:2], None
+            if named:  # paid or cancelled already: a second payment? a person decides
+                return "reference", named[:2], None
         low, high = _days_around(line.booked_on, self.window)
         pool = self.by_amount.get((line.currency, line.amount_minor), {})
         found = [
@@ -276,6 +280,10 @@ class _Matcher:
         if not found:
             return _Match("unmatched")
         payment = found[0]
+        if how == "reference" and payment.status not in OPEN_STATUSES:
+            # no open payment has the reference, a paid (refunded, cancelled) one does: a
+            # second payment of it? A person decides, as when another took the money first
+            return _Match("ambiguous")
         if (
             payment.status == "paid"
             and how == "external_id"
