@@ -620,3 +620,31 @@ async def test_a_statements_lines_see_what_the_lines_before_them_booked(
     assert (await payments.get(manager, twin["id"])).json()["paid"] == "7.00"
     assert (await payments.get(manager, receipt_of["id"])).json()["paid"] == "15.00"
     assert result["matched"] == 4
+
+
+async def test_racing_uploads_booking_payments_in_opposite_orders_all_succeed(
+    payments: Payments,
+) -> None:
+    """Two statements whose lines fit the same payments in opposite orders, uploaded at once:
+    each locks the payments it may book in one order (by id), so neither waits on the other
+    in a cycle (PostgreSQL would abort one as a deadlock); every payment is booked once."""
+    manager = await payments.user("manager")
+    made = [
+        await payments.create(manager, amount=f"{10 + i}.00", due_date="2026-12-01")
+        for i in range(6)
+    ]
+    rows = [f"2026-12-01;{10 + i},00;EUR;;" for i in range(6)]
+    contents = [
+        statement(*(f"{row}{who}" for row in (rows if who % 2 else rows[::-1]))) for who in range(4)
+    ]
+    answers = await asyncio.gather(*(
+        payments.client.post(
+            f"{API}/statements", headers={**manager.headers, **key()},
+            files={"file": ("b.csv", content, "text/csv")},
+        )
+        for content in contents
+    ))  # fmt: skip
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert sum(a.json()["matched"] for a in answers) == 6
+    for i, payment in enumerate(made):
+        assert (await payments.get(manager, payment["id"])).json()["paid"] == f"{10 + i}.00"
