@@ -162,7 +162,8 @@ class _Matcher:
         refs = sorted({line.reference for line in credits if line.reference})
         for chunk in _chunks(refs):
             await self._by_reference(chunk)
-        for part in _chunks(credits):
+        # by date: a chunk's lines span few days, its query (and the rows it locks) no more
+        for part in _chunks(sorted(credits, key=lambda line: line.booked_on)):
             await self._by_amount(part)
         # a paid payment named by its external id is confirmed by one line only
         named = sorted(p.id for ps in self.by_external.values() for p in ps)
