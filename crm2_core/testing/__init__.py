@@ -19,6 +19,7 @@ from crm2_core.events.models import EventRecord
 from crm2_core.testing.app import TEST_JWT_SECRET, Crm2TestApp, SignedInUser
 from crm2_core.testing.contract import assert_plugin_contract
 from crm2_core.testing.databases import TestDatabase
+from crm2_core.testing.locks import waits_for_lock
 from crm2_core.testing.migrations import PluginMigrations
 from crm2_core.testing.permissions import PermissionVotes
 from crm2_core.testing.processes import stop_process
@@ -37,6 +38,7 @@ __all__ = [
     "recorded_statements",
     "sent_to_postgresql",
     "stop_process",
+    "waits_for_lock",
 ]
 
 

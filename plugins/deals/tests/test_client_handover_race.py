@@ -27,6 +27,7 @@ from deals_kit import API, Deals, User
 from factories import get_row, make_client, make_deal
 from sqlalchemy import select, text
 
+from crm2_core.testing import waits_for_lock
 from crm2_hookspecs import Principal
 
 # The most any of these tests waits for anything.
@@ -110,7 +111,7 @@ async def test_a_write_during_a_hand_over_waits_and_then_sees_the_new_owner(
             {"to": heir.id, "id": client.id},
         )
         task = asyncio.create_task(write(deals, leaving, client))
-        waited = await _waits_for_a_lock(deals, task)
+        waited = await waits_for_lock(deals.app.context.engine, task, bound=BOUND)
         await hand_over.commit()
     answer = await asyncio.wait_for(task, BOUND)
     assert waited, f"the {kind} did not wait for the hand-over: {answer.status_code}"
@@ -143,7 +144,7 @@ async def test_a_hand_over_during_a_create_takes_the_new_deal_along(deals: Deals
         else:
             handing = _hand_over(deals, manager, client.id, heir.id)
         task = asyncio.create_task(handing)
-        waited = await _waits_for_a_lock(deals, task)
+        waited = await waits_for_lock(deals.app.context.engine, task, bound=BOUND)
         await session.commit()
     answer = await asyncio.wait_for(task, BOUND)
     assert answer.status_code == 200, answer.text
@@ -195,7 +196,7 @@ async def test_a_user_reassign_takes_along_a_deal_written_on_another_owners_clie
         await session.flush()
         url, body = f"{USERS}/{leaving.id}/reassign", {"to": str(heir.id)}
         task = asyncio.create_task(deals.client.post(url, json=body, headers=admin.headers))
-        waited = await _waits_for_a_lock(deals, task)
+        waited = await waits_for_lock(deals.app.context.engine, task, bound=BOUND)
         await session.commit()
     answer = await asyncio.wait_for(task, BOUND)
     assert answer.status_code == 200, answer.text
@@ -230,24 +231,6 @@ async def test_creates_and_hand_overs_racing_both_ways_all_finish_agreeing(
         assert set(answers) <= {200, 201, 404, 412}, answers
     owner = (await get_row(deals.app, Client, client.id)).owner_id
     await _only_the_heirs(deals, client.id, owner)
-
-
-async def _waits_for_a_lock(deals: Deals, task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` came to wait for a lock (a session of this test's database
-    waiting on one) rather than finishing; bounded."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with deals.app.context.engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if task.done():
-                return False
-            if (await probe.execute(waiting)).scalar():
-                return True
-            await probe.rollback()  # a new snapshot of the activity for the next look
-            await asyncio.sleep(0.05)
-    return False
 
 
 async def _hand_over(deals: Deals, manager: User, client_id: uuid.UUID, to: uuid.UUID) -> Any:

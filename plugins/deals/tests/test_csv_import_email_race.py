@@ -21,27 +21,11 @@ from crm2_deals.service.client_import import import_batch, parse_row
 from crm2_deals.service.clients import write_update
 from deals_kit import deals_with
 from factories import get_row, rows
-from sqlalchemy import text
 
+from crm2_core.testing import waits_for_lock
 from crm2_hookspecs import Principal
 
 BOUND = 30.0  # the most the test waits for anything
-
-
-async def _waits_for_a_lock(engine: Any, task: asyncio.Task[Any]) -> bool:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if task.done():
-                return False
-            if (await probe.execute(waiting)).scalar():
-                return True
-            await probe.rollback()  # a new snapshot of the activity for the next look
-            await asyncio.sleep(0.05)
-    return False
 
 
 async def test_a_batch_does_not_match_a_client_by_an_email_changed_while_it_waited(
@@ -69,7 +53,7 @@ async def test_a_batch_does_not_match_a_client_by_an_email_changed_while_it_wait
         # the change's UPDATE holds the client's row until it commits
         await write_update(change, principal, client, {"emails": ["new@example.com"]})
         importing = asyncio.create_task(batch())
-        waited = await _waits_for_a_lock(deals.app.context.engine, importing)
+        waited = await waits_for_lock(deals.app.context.engine, importing, bound=BOUND)
         await change.commit()
     outcomes = await asyncio.wait_for(importing, BOUND)
     assert waited, "the batch did not wait for the change"

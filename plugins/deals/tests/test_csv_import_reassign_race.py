@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from crm2_deals.models import Client, Deal
 from crm2_deals.service.client_import import import_batch, parse_row
-from deals_kit import Deals, deals_with
+from deals_kit import deals_with
 from factories import get_row, make_client, make_deal
-from sqlalchemy import text
 
+from crm2_core.testing import waits_for_lock
 from crm2_hookspecs import PluginManifest, Principal, hookimpl
 
 BOUND = 30.0  # the most the test waits for anything
@@ -45,22 +45,6 @@ class PausesOnDeal:
             self.reached.set()
             await asyncio.wait_for(self.go_on.wait(), BOUND)
         return None
-
-
-async def _waits_for_a_lock(deals: Deals, task: asyncio.Task[Any]) -> bool:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with deals.app.context.engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if task.done():
-                return False
-            if (await probe.execute(waiting)).scalar():
-                return True
-            await probe.rollback()  # a new snapshot of the activity for the next look
-            await asyncio.sleep(0.05)
-    return False
 
 
 async def test_a_batch_giving_and_taking_a_users_clients_does_not_deadlock_their_reassign(
@@ -101,7 +85,7 @@ async def test_a_batch_giving_and_taking_a_users_clients_does_not_deadlock_their
     reassign = asyncio.create_task(
         deals.client.post(url, json={"to": str(heir.id)}, headers=admin.headers)
     )
-    waited = await _waits_for_a_lock(deals, reassign)
+    waited = await waits_for_lock(deals.app.context.engine, reassign, bound=BOUND)
     pause.go_on.set()
     outcomes = await asyncio.wait_for(importing, BOUND)
     answer = await asyncio.wait_for(reassign, BOUND)

@@ -22,24 +22,10 @@ from deals_kit import deals_with
 from factories import get_row, make_client
 from sqlalchemy import text
 
+from crm2_core.testing import waits_for_lock
+
 BOUND = 30.0  # the most the test waits for anything
 USERS = "/api/v1/auth/users"
-
-
-async def _waits_for_a_lock(engine: Any, task: asyncio.Task[Any]) -> bool:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if task.done():
-                return False
-            if (await probe.execute(waiting)).scalar():
-                return True
-            await probe.rollback()  # a new snapshot of the activity for the next look
-            await asyncio.sleep(0.05)
-    return False
 
 
 async def test_a_heir_deactivated_during_the_hand_over_gets_nothing(
@@ -61,7 +47,7 @@ async def test_a_heir_deactivated_during_the_hand_over_gets_nothing(
                 f"{USERS}/{leaving.id}/reassign", json={"to": str(heir.id)}, headers=admin.headers
             )
         )
-        waited = await _waits_for_a_lock(engine, reassign)
+        waited = await waits_for_lock(engine, reassign, bound=BOUND)
         await deactivation.commit()
     answer = await asyncio.wait_for(reassign, BOUND)
     assert answer.status_code == 422, answer.text

@@ -14,6 +14,8 @@ from crm2_documents.storage.registry import storage_of
 from documents_kit import API, PDF, Docs
 from sqlalchemy import text
 
+from crm2_core.testing import waits_for_lock
+
 # The most the race tests wait for anything.
 BOUND = 30.0
 
@@ -41,23 +43,6 @@ async def test_concurrent_creates_of_one_kind_are_one_201_and_409s(docs: Docs) -
     assert sorted(a.status_code for a in answers) == [201, 409, 409], [a.text for a in answers]
 
 
-async def _both_wait_for_the_lock(docs: Docs, tasks: list[asyncio.Task[Any]]) -> bool:
-    """Whether two sessions of this test's database came to wait on a lock; bounded."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with docs.app.context.engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if any(t.done() for t in tasks):
-                return False
-            if (await probe.execute(waiting)).scalar() == 2:
-                return True
-            await probe.rollback()  # a new snapshot of the activity for the next look
-            await asyncio.sleep(0.05)
-    return False
-
-
 async def test_two_transfers_of_one_version_at_once_are_one_202_and_a_409(
     docs: Docs, tmp_path: Path
 ) -> None:
@@ -83,7 +68,7 @@ async def test_two_transfers_of_one_version_at_once_are_one_202_and_a_409(
                 text("SELECT id FROM documents_version FOR UPDATE")  # the one version
             )
             tasks = [move("east"), move("west")]
-            waited = await _both_wait_for_the_lock(docs, tasks)
+            waited = await waits_for_lock(docs.app.context.engine, tasks, waiters=2, bound=BOUND)
             await holder.rollback()
         assert waited, "the two requests did not both come to write"
     else:
@@ -122,7 +107,7 @@ async def test_two_links_that_close_a_cycle_together_are_a_200_and_a_422(docs: D
             await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
         try:
             tasks = [link(a, b), link(b, a)]
-            waited = await _both_wait_for_the_lock(docs, tasks)
+            waited = await waits_for_lock(docs.app.context.engine, tasks, waiters=2, bound=BOUND)
         finally:
             await holder.execute(text("SELECT pg_advisory_unlock_all()"))
             await holder.commit()
@@ -151,7 +136,7 @@ async def test_an_upload_waiting_its_turn_while_its_document_goes_is_a_404(
         await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": turn})
         try:
             upload = asyncio.create_task(docs.upload(agent, document["id"]))
-            waited = await _one_waits_for_the_lock(docs, upload)
+            waited = await waits_for_lock(docs.app.context.engine, upload, bound=BOUND)
             url = f"{API}/documents/{document['id']}"
             if meanwhile == "deleted":
                 gone = await docs.client.delete(url, headers=manager.headers)
@@ -170,19 +155,3 @@ async def test_an_upload_waiting_its_turn_while_its_document_goes_is_a_404(
     assert answer.json()["type"].endswith("documents-document-not-found")
     await asyncio.sleep(0.2)  # the stored file's removal runs once the transaction ended
     assert docs.stored_files() == []
-
-
-async def _one_waits_for_the_lock(docs: Docs, task: asyncio.Task[Any]) -> bool:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with docs.app.context.engine.connect() as probe:
-        for _ in range(int(BOUND / 0.05)):
-            if task.done():
-                return False
-            if (await probe.execute(waiting)).scalar() == 1:
-                return True
-            await probe.rollback()
-            await asyncio.sleep(0.05)
-    return False
