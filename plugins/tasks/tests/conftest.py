@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tasks_kit import tasks  # noqa: F401  (the fixture)
+from tasks_kit import periods, tasks  # noqa: F401  (the fixtures)

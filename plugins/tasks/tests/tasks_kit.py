@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from crm2_tasks.models import AutomationRule
+from dateutil import rrule as dateutil_rrule  # type: ignore[import-untyped]
 from sqlalchemy import select, update
 
 from crm2_core.testing import Crm2TestApp, EventRecord, SignedInUser
@@ -129,3 +130,18 @@ def edited_after_read(read: Callable[..., Awaitable[Any]], model: Any) -> Callab
         return found
 
     return read_then_edited
+
+
+@pytest.fixture
+def periods(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many periods dateutil builds (each one a day, week, month or year it filters)."""
+    counted = [0]
+    for name in ("ydayset", "mdayset", "wdayset", "ddayset"):
+        original = getattr(dateutil_rrule._iterinfo, name)
+
+        def counting(self: Any, *args: Any, _original: Any = original) -> Any:
+            counted[0] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(dateutil_rrule._iterinfo, name, counting)
+    yield counted

@@ -7,7 +7,6 @@ periods dateutil builds and on the answers."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,21 +18,6 @@ from tasks_kit import API, Tasks
 
 LATEST_DUE = datetime(3000, 1, 1, tzinfo=UTC)
 HOURS = ",".join(str(hour) for hour in range(24))
-
-
-@pytest.fixture
-def periods(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """How many periods dateutil builds (each one a day, week, month or year it filters)."""
-    counted = [0]
-    for name in ("ydayset", "mdayset", "wdayset", "ddayset"):
-        original = getattr(dateutil_rrule._iterinfo, name)
-
-        def counting(self: Any, *args: Any, _original: Any = original) -> Any:
-            counted[0] += 1
-            return _original(self, *args)
-
-        monkeypatch.setattr(dateutil_rrule._iterinfo, name, counting)
-    yield counted
 
 
 def timed(label: str, call: Any) -> Any:

@@ -6,9 +6,7 @@ walk from the start, which the first test compares against."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from crm2_tasks.calendar import zone
@@ -76,21 +74,6 @@ def test_the_bounded_search_finds_what_the_walk_from_the_start_finds(rule: str) 
             moment = start + later
             assert series.next_after(moment) == plain_walk(series, moment), (start, later)
         assert series.first() == plain_walk(series, start - timedelta(microseconds=1))
-
-
-@pytest.fixture
-def periods(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """How many periods dateutil builds (each one a day, week, month or year it filters)."""
-    counted = [0]
-    for name in ("ydayset", "mdayset", "wdayset", "ddayset"):
-        original = getattr(dateutil_rrule._iterinfo, name)
-
-        def counting(self: Any, *args: Any, _original: Any = original) -> Any:
-            counted[0] += 1
-            return _original(self, *args)
-
-        monkeypatch.setattr(dateutil_rrule._iterinfo, name, counting)
-    yield counted
 
 
 FEB_29_MONDAYS = "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"  # 2044, 2072, 2112 …
